@@ -1,0 +1,115 @@
+//! The TOML schema exactly as written by the operator: every table rejects unknown
+//! keys, and nothing here is checked beyond its type. `validate.rs` turns it into the model.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// A duration written as a string with a unit (`"5s"`) or as milliseconds (`5000`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawDuration {
+    Millis(u64),
+    Text(String),
+}
+
+/// One address or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    #[serde(default)]
+    pub timeout: RawTimeouts,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub pool: RawPool,
+    #[serde(default)]
+    pub frontend: IndexMap<String, RawFrontend>,
+    #[serde(default)]
+    pub backend: IndexMap<String, RawBackend>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    pub shards: Option<i64>,
+    pub driver: Option<String>,
+    pub cpus: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<RawDuration>,
+    pub client: Option<RawDuration>,
+    pub server: Option<RawDuration>,
+    pub http_request: Option<RawDuration>,
+    pub http_keep_alive: Option<RawDuration>,
+    pub shutdown: Option<RawDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_header_bytes: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub max_idle_per_server: Option<i64>,
+    pub idle_timeout: Option<RawDuration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFrontend {
+    pub bind: Option<OneOrMany>,
+    pub mode: Option<String>,
+    pub default_backend: Option<String>,
+    #[serde(default)]
+    pub forward_for: bool,
+    #[serde(default)]
+    pub route: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub backend: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    pub balance: Option<String>,
+    #[serde(default)]
+    pub server: Vec<RawServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub name: Option<String>,
+    pub addr: String,
+    pub weight: Option<i64>,
+}

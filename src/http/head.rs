@@ -1,0 +1,439 @@
+//! Request and response heads: parse with httparse from the connection's buffer, decide
+//! framing and persistence, and write the rewritten head (hop-by-hop headers removed,
+//! X-Forwarded-For appended) into the outgoing buffer.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use super::framing::Framing;
+use super::reply::Reply;
+
+/// Most headers one message may carry.
+pub const MAX_HEADERS: usize = 128;
+/// Most extra hop-by-hop names a Connection header may list.
+const MAX_CONNECTION_TOKENS: usize = 16;
+
+/// What the connection loop needs to know about a parsed request.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub head_len: usize,
+    pub method: &'a str,
+    /// The path, or the whole target when it is not origin-form.
+    pub path: &'a str,
+    /// Host without port, as sent (compare case-insensitively).
+    pub host: Option<&'a str>,
+    pub minor_version: u8,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+}
+
+pub enum Parsed<T> {
+    Partial,
+    Done(T),
+    Reject(Reply),
+}
+
+/// Hop-by-hop header fields that never cross the proxy (RFC 9110 §7.6.1).
+fn is_hop_by_hop(name: &str) -> bool {
+    const NAMES: [&str; 6] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "http2-settings",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// The Connection header's tokens: close / keep-alive flags and other names to strip.
+#[derive(Default)]
+struct ConnectionTokens<'a> {
+    close: bool,
+    keep_alive: bool,
+    others: [&'a str; MAX_CONNECTION_TOKENS],
+    count: usize,
+}
+
+impl<'a> ConnectionTokens<'a> {
+    fn collect(headers: &[httparse::Header<'a>]) -> Result<Self, ()> {
+        let mut t = ConnectionTokens::default();
+        for h in headers {
+            if !h.name.eq_ignore_ascii_case("connection") {
+                continue;
+            }
+            let v = std::str::from_utf8(h.value).map_err(|_| ())?;
+            for tok in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if tok.eq_ignore_ascii_case("close") {
+                    t.close = true;
+                } else if tok.eq_ignore_ascii_case("keep-alive") {
+                    t.keep_alive = true;
+                } else if t.count < MAX_CONNECTION_TOKENS {
+                    t.others[t.count] = tok;
+                    t.count += 1;
+                } else {
+                    return Err(());
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn lists(&self, name: &str) -> bool {
+        self.others[..self.count]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Content-Length and Transfer-Encoding of one message.
+struct Lengths {
+    content_length: Option<u64>,
+    chunked: bool,
+    transfer_encoding: bool,
+}
+
+fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
+    let mut l = Lengths {
+        content_length: None,
+        chunked: false,
+        transfer_encoding: false,
+    };
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            for part in h.value.split(|&b| b == b',') {
+                let part = trim(part);
+                if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+                    return Err(());
+                }
+                let n: u64 = std::str::from_utf8(part)
+                    .map_err(|_| ())?
+                    .parse()
+                    .map_err(|_| ())?;
+                match l.content_length {
+                    Some(prev) if prev != n => return Err(()),
+                    _ => l.content_length = Some(n),
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            l.transfer_encoding = true;
+            // Only the last coding decides; a later header overrides an earlier one.
+            let v = std::str::from_utf8(h.value).map_err(|_| ())?;
+            if let Some(last) = v.split(',').map(str::trim).rfind(|s| !s.is_empty()) {
+                l.chunked = last.eq_ignore_ascii_case("chunked");
+            }
+        }
+    }
+    Ok(l)
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Parses a request head at the start of `buf`; on success writes the head to send
+/// upstream into `out` (cleared first).
+pub fn parse_request<'a>(
+    buf: &'a [u8],
+    headers: &'a mut [httparse::Header<'a>; MAX_HEADERS],
+    forward_for: Option<IpAddr>,
+    out: &mut Vec<u8>,
+) -> Parsed<Request<'a>> {
+    let mut req = httparse::Request::new(headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Reject(Reply::HeaderTooLarge),
+        Err(_) => return Parsed::Reject(Reply::BadRequest),
+    };
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Parsed::Reject(Reply::BadRequest);
+    };
+    let headers: &'a [httparse::Header<'a>] = req.headers;
+    let Ok(conn) = ConnectionTokens::collect(headers) else {
+        return Parsed::Reject(Reply::BadRequest);
+    };
+    let Ok(len) = lengths(headers) else {
+        return Parsed::Reject(Reply::BadRequest);
+    };
+    // Both framings at once is the classic smuggling vector: refuse it (RFC 9112 §6.1
+    // allows it), as we do a coding we cannot delimit and TE on HTTP/1.0.
+    if len.transfer_encoding && (len.content_length.is_some() || !len.chunked || minor == 0) {
+        return Parsed::Reject(Reply::BadRequest);
+    }
+    let framing = if len.chunked {
+        Framing::Chunked
+    } else {
+        match len.content_length {
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    let mut host_header = None;
+    let mut hosts = 0;
+    let mut expect_continue = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            host_header = std::str::from_utf8(h.value).ok();
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    if (minor == 1 && hosts != 1) || hosts > 1 || (hosts == 1 && host_header.is_none()) {
+        return Parsed::Reject(Reply::BadRequest);
+    }
+    let (path, target_host) = split_target(target);
+    let host = target_host.or(host_header).map(strip_port);
+
+    let keep_alive = if minor == 1 {
+        !conn.close
+    } else {
+        conn.keep_alive && !conn.close
+    };
+    // We answer `100 Continue` ourselves, so the server never waits for a go-ahead.
+    let expect_continue = expect_continue && framing != Framing::None;
+
+    out.clear();
+    let _ = write!(out, "{method} {target} HTTP/1.{minor}\r\n");
+    for h in headers {
+        if is_hop_by_hop(h.name)
+            || conn.lists(h.name)
+            || (expect_continue && h.name.eq_ignore_ascii_case("expect"))
+        {
+            continue;
+        }
+        push_header(out, h.name, h.value);
+    }
+    if let Some(ip) = forward_for {
+        let _ = write!(out, "X-Forwarded-For: {ip}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Parsed::Done(Request {
+        head_len,
+        method,
+        path,
+        host,
+        minor_version: minor,
+        framing,
+        keep_alive,
+        expect_continue,
+    })
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Splits an absolute-form target into (path, host); origin-form passes through.
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    let rest = if target.len() > 8 && target[..7].eq_ignore_ascii_case("http://") {
+        &target[7..]
+    } else if target.len() > 9 && target[..8].eq_ignore_ascii_case("https://") {
+        &target[8..]
+    } else {
+        return (target, None);
+    };
+    match rest.find('/') {
+        Some(i) => (&rest[i..], Some(&rest[..i])),
+        None => ("/", Some(rest)),
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// What the connection loop needs to know about a parsed response.
+#[derive(Debug)]
+pub struct Response {
+    pub head_len: usize,
+    pub status: u16,
+    pub framing: Framing,
+    /// The server lets us reuse its connection after this response.
+    pub reusable: bool,
+}
+
+/// Parses a response head; on success writes the head for the client into `out`.
+/// `client_keep_alive` is lowered when the body is delimited by close.
+pub fn parse_response(
+    buf: &[u8],
+    request_is_head: bool,
+    client_minor: u8,
+    client_keep_alive: &mut bool,
+    out: &mut Vec<u8>,
+) -> Parsed<Response> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut headers);
+    let head_len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Reject(Reply::BadGateway),
+    };
+    let (Some(status), Some(minor)) = (res.code, res.version) else {
+        return Parsed::Reject(Reply::BadGateway);
+    };
+    let headers = &*res.headers;
+    let Ok(conn) = ConnectionTokens::collect(headers) else {
+        return Parsed::Reject(Reply::BadGateway);
+    };
+    let Ok(len) = lengths(headers) else {
+        return Parsed::Reject(Reply::BadGateway);
+    };
+    let interim = (100..200).contains(&status);
+    let framing = if interim || request_is_head || status == 204 || status == 304 {
+        Framing::None
+    } else if len.transfer_encoding {
+        if len.chunked && minor == 1 {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else {
+        match len.content_length {
+            Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    let server_keep_alive = if minor == 1 {
+        !conn.close
+    } else {
+        conn.keep_alive && !conn.close
+    };
+    let reusable = server_keep_alive && framing != Framing::UntilClose;
+    if framing == Framing::UntilClose {
+        *client_keep_alive = false;
+    }
+
+    out.clear();
+    let reason = res.reason.unwrap_or("");
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    for h in headers {
+        if is_hop_by_hop(h.name) || conn.lists(h.name) {
+            continue;
+        }
+        // A chunked body to an HTTP/1.0 client cannot be delimited: close instead.
+        if client_minor == 0 && h.name.eq_ignore_ascii_case("transfer-encoding") {
+            *client_keep_alive = false;
+        }
+        push_header(out, h.name, h.value);
+    }
+    if !interim {
+        if !*client_keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if client_minor == 0 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    Parsed::Done(Response {
+        head_len,
+        status,
+        framing,
+        reusable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(raw: &str, xff: Option<IpAddr>) -> Result<(String, Framing, bool), Reply> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut out = Vec::new();
+        match parse_request(raw.as_bytes(), &mut headers, xff, &mut out) {
+            Parsed::Done(r) => Ok((String::from_utf8(out).unwrap(), r.framing, r.keep_alive)),
+            Parsed::Reject(r) => Err(r),
+            Parsed::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_appends_xff() {
+        let (out, framing, ka) = req(
+            "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Keep: 2\r\n\r\n",
+            Some("10.0.0.1".parse().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "GET /a HTTP/1.1\r\nHost: x\r\nX-Keep: 2\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
+        );
+        assert_eq!(framing, Framing::None);
+        assert!(!ka);
+    }
+
+    #[test]
+    fn framing_rules() {
+        let cases: &[(&str, Result<Framing, Reply>)] = &[
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", Ok(Framing::Length(5))),
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n", Ok(Framing::Length(5))),
+            ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", Ok(Framing::Chunked)),
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", Err(Reply::BadRequest)),
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n", Err(Reply::BadRequest)),
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Err(Reply::BadRequest)),
+            ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Err(Reply::BadRequest)),
+            ("GET / HTTP/1.1\r\n\r\n", Err(Reply::BadRequest)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(Reply::BadRequest)),
+            ("GET / HTTP/1.0\r\n\r\n", Ok(Framing::None)),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(req(raw, None).map(|r| r.1), *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn response_framing_and_persistence() {
+        let mut out = Vec::new();
+        let mut ka = true;
+        let r = match parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            false,
+            1,
+            &mut ka,
+            &mut out,
+        ) {
+            Parsed::Done(r) => r,
+            _ => panic!(),
+        };
+        assert_eq!(
+            (r.status, r.framing, r.reusable, ka),
+            (200, Framing::Length(3), true, true)
+        );
+        let r = match parse_response(b"HTTP/1.1 200 OK\r\n\r\nabc", false, 1, &mut ka, &mut out) {
+            Parsed::Done(r) => r,
+            _ => panic!(),
+        };
+        assert_eq!(
+            (r.framing, r.reusable, ka),
+            (Framing::UntilClose, false, false)
+        );
+        assert!(String::from_utf8_lossy(&out).contains("Connection: close"));
+        let mut ka = true;
+        let r = match parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+            true,
+            1,
+            &mut ka,
+            &mut out,
+        ) {
+            Parsed::Done(r) => r,
+            _ => panic!(),
+        };
+        assert_eq!(r.framing, Framing::None);
+    }
+}

@@ -1,0 +1,101 @@
+//! Reads and writes with a deadline over rent-model buffers. A timed-out operation is
+//! dropped with its buffer: the caller closes the connection, so no byte is lost.
+
+use std::io;
+use std::ops::Range;
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use monoio::time::{timeout_at, Instant};
+
+pub enum ReadOutcome {
+    Data(usize),
+    Eof,
+    Timeout,
+    /// Reset or another socket error: the connection is unusable.
+    Error,
+}
+
+/// Reads into the spare capacity of `buf` (after its `len`).
+pub async fn read_into(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> ReadOutcome {
+    let b = std::mem::take(buf);
+    let (len, cap) = (b.len(), b.capacity());
+    debug_assert!(len < cap);
+    match timeout_at(deadline, stream.read(b.slice_mut(len..cap))).await {
+        Ok((res, slice)) => {
+            *buf = slice.into_inner();
+            match res {
+                Ok(0) => ReadOutcome::Eof,
+                Ok(n) => ReadOutcome::Data(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Data(0),
+                Err(_) => ReadOutcome::Error,
+            }
+        }
+        Err(_) => ReadOutcome::Timeout,
+    }
+}
+
+#[derive(Debug)]
+pub enum WriteError {
+    Timeout,
+    Io,
+}
+
+/// Writes `buf[range]` completely.
+pub async fn write_range(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    range: Range<usize>,
+    deadline: Instant,
+) -> Result<(), WriteError> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let b = std::mem::take(buf);
+    match timeout_at(deadline, stream.write_all(b.slice(range))).await {
+        Ok((res, slice)) => {
+            *buf = slice.into_inner();
+            res.map(drop).map_err(|_| WriteError::Io)
+        }
+        Err(_) => Err(WriteError::Timeout),
+    }
+}
+
+/// Writes a static reply.
+pub async fn write_static(
+    stream: &mut TcpStream,
+    bytes: &'static [u8],
+    deadline: Instant,
+) -> Result<(), WriteError> {
+    match timeout_at(deadline, stream.write_all(bytes)).await {
+        Ok((res, _)) => res.map(drop).map_err(|_| WriteError::Io),
+        Err(_) => Err(WriteError::Timeout),
+    }
+}
+
+/// Ends a connection after a local reply: stop writing, then read and discard what
+/// the client still sends for a moment, so the kernel does not answer it with a reset
+/// that could destroy the reply before the client reads it.
+pub async fn linger_close(mut stream: TcpStream, scratch: Vec<u8>) {
+    use monoio::io::AsyncWriteRent;
+    let _ = stream.shutdown().await;
+    let mut buf = if scratch.capacity() >= 4096 {
+        scratch
+    } else {
+        Vec::with_capacity(4096)
+    };
+    let deadline = Instant::now() + std::time::Duration::from_millis(500);
+    let mut drained = 0usize;
+    while drained < (1 << 20) {
+        buf.clear();
+        match read_into(&mut stream, &mut buf, deadline).await {
+            ReadOutcome::Data(n) => drained += n,
+            _ => break,
+        }
+    }
+}

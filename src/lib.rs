@@ -1,0 +1,201 @@
+//! ringlb: an io_uring, thread-per-core L4/L7 load balancer.
+//!
+//! The data path, stage by stage: `listen` (SO_REUSEPORT sockets) → `shard` (one pinned
+//! monoio runtime per core, accept) → `http` (parse, route, forward) or `l4` (passthrough)
+//! → `upstream` (balancing and the connection pool). `config` is the validated model both
+//! config syntaxes produce; `control` holds the messages that cross threads.
+
+pub mod config;
+pub mod control;
+pub mod demo;
+pub mod http;
+pub mod l4;
+pub mod listen;
+pub mod shard;
+pub mod upstream;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use config::{Config, ConfigErrors};
+use control::{FromShard, ToShard};
+use listen::BindError;
+
+#[derive(Debug)]
+pub enum Error {
+    Config(ConfigErrors),
+    Bind(BindError),
+    Shard(String),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "{e}"),
+            Error::Bind(e) => write!(f, "{e}"),
+            Error::Shard(e) => write!(f, "shard failed to start: {e}"),
+            Error::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A started balancer: its shards, and the addresses each frontend listens on.
+pub struct Running {
+    shards: Vec<(Sender<ToShard>, JoinHandle<()>)>,
+    events: Receiver<FromShard>,
+    /// (frontend name, bound address), in config order.
+    pub listening: Vec<(String, SocketAddr)>,
+    shutdown_grace: Duration,
+}
+
+/// Binds every frontend and starts the shards; returns once all of them run.
+pub fn start(cfg: Config) -> Result<Running, Error> {
+    let cfg = Arc::new(cfg);
+    let shards = cfg.runtime.shards;
+    let bound = listen::bind_all(&cfg, shards).map_err(Error::Bind)?;
+    let listening = bound
+        .iter()
+        .map(|b| (cfg.frontends[b.frontend].name.clone(), b.addr))
+        .collect();
+
+    let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> =
+        (0..shards).map(|_| Vec::new()).collect();
+    for b in bound {
+        for (i, l) in b.per_shard.into_iter().enumerate() {
+            per_shard[i].push((b.frontend, l));
+        }
+    }
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    let mut handles = Vec::with_capacity(shards);
+    for (id, listeners) in per_shard.into_iter().enumerate() {
+        let core = match &cfg.runtime.cpus {
+            Some(list) => Some(core_affinity::CoreId {
+                id: list[id % list.len()],
+            }),
+            None if cores.is_empty() => None,
+            None => Some(cores[id % cores.len()]),
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let spec = shard::ShardSpec {
+            id,
+            core,
+            config: cfg.clone(),
+            listeners,
+            control: rx,
+            events: events_tx.clone(),
+        };
+        let handle = shard::spawn(spec).map_err(Error::Io)?;
+        handles.push((tx, handle));
+    }
+    let running = Running {
+        shards: handles,
+        events,
+        listening,
+        shutdown_grace: cfg.timeouts.shutdown,
+    };
+    let mut started = 0;
+    let mut summary = Vec::new();
+    while started < shards {
+        match running.events.recv_timeout(Duration::from_secs(10)) {
+            Ok(FromShard::Started {
+                shard,
+                driver,
+                core,
+            }) => {
+                tracing::info!(shard, driver, core = ?core, "shard started");
+                summary.push((shard, driver, core));
+                started += 1;
+            }
+            Ok(FromShard::Failed { shard, error }) => {
+                running.stop();
+                return Err(Error::Shard(format!("shard {shard}: {error}")));
+            }
+            Ok(FromShard::Stopped { .. }) => {}
+            Err(_) => {
+                running.stop();
+                return Err(Error::Shard("timed out waiting for shards to start".into()));
+            }
+        }
+    }
+    summary.sort();
+    let drivers: Vec<_> = summary.iter().map(|s| s.1).collect();
+    let cores: Vec<_> = summary.iter().map(|s| s.2).collect();
+    tracing::info!(shards, ?drivers, ?cores, "ringlb started");
+    Ok(running)
+}
+
+impl Running {
+    /// Prints the `listening frontend=NAME addr=IP:PORT` lines, then `ready shards=N`.
+    pub fn announce(&self) {
+        let mut out = std::io::stdout().lock();
+        for (name, addr) in &self.listening {
+            let _ = writeln!(out, "listening frontend={name} addr={addr}");
+        }
+        let _ = writeln!(out, "ready shards={}", self.shards.len());
+        let _ = out.flush();
+    }
+
+    /// Closes the listeners at once, lets in-flight requests finish within the
+    /// shutdown grace period, and joins every shard.
+    pub fn stop(self) {
+        for (tx, _) in &self.shards {
+            let _ = tx.send(ToShard::Shutdown);
+        }
+        let deadline = std::time::Instant::now() + self.shutdown_grace + Duration::from_secs(2);
+        let mut abandoned = 0;
+        let mut stopped = 0;
+        while stopped < self.shards.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(FromShard::Stopped { abandoned: n, .. }) => {
+                    abandoned += n;
+                    stopped += 1;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "grace period over: closed requests still in flight"
+            );
+        }
+        for (_, h) in self.shards {
+            let _ = h.join();
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Runs `cfg` until SIGTERM or SIGINT, then stops gracefully.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    run_with(cfg, |_| {})
+}
+
+/// Like `run`, calling `ready` once every frontend listens.
+pub fn run_with(cfg: Config, ready: impl FnOnce(&Running)) -> Result<(), Error> {
+    // Registered before anything starts, so an early SIGTERM still stops cleanly.
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]).map_err(Error::Io)?;
+    let running = start(cfg)?;
+    running.announce();
+    ready(&running);
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(
+            signal = sig,
+            "stopping: listeners closed, finishing in-flight requests"
+        );
+    }
+    running.stop();
+    Ok(())
+}

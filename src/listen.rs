@@ -1,0 +1,97 @@
+//! Listening sockets: one SO_REUSEPORT socket per shard per bind address.
+//!
+//! The port is resolved once (so `:0` works) and every shard binds that same port.
+//! Because SO_REUSEPORT would let us silently join another process's listener and split
+//! its traffic, each address is first probed with a plain (non-reuseport) bind, which
+//! fails when anybody already listens there.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+
+/// The sockets of one bind address: `per_shard[i]` belongs to shard `i`.
+pub struct BoundAddr {
+    pub frontend: usize,
+    pub addr: SocketAddr,
+    pub per_shard: Vec<TcpListener>,
+}
+
+#[derive(Debug)]
+pub struct BindError {
+    pub frontend: String,
+    pub addr: SocketAddr,
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.source.kind() == io::ErrorKind::AddrInUse {
+            write!(
+                f,
+                "frontend {}: cannot bind {}: address already in use by another process",
+                self.frontend, self.addr
+            )
+        } else {
+            write!(
+                f,
+                "frontend {}: cannot bind {}: {}",
+                self.frontend, self.addr, self.source
+            )
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+/// Binds every frontend address for `shards` shards.
+pub fn bind_all(cfg: &Config, shards: usize) -> Result<Vec<BoundAddr>, BindError> {
+    let mut out = Vec::new();
+    for (fi, fe) in cfg.frontends.iter().enumerate() {
+        for &want in &fe.binds {
+            let fail = |source| BindError {
+                frontend: fe.name.clone(),
+                addr: want,
+                source,
+            };
+            let addr = probe(want).map_err(fail)?;
+            let mut per_shard = Vec::with_capacity(shards);
+            for _ in 0..shards {
+                per_shard.push(reuseport_listener(addr).map_err(fail)?);
+            }
+            out.push(BoundAddr {
+                frontend: fi,
+                addr,
+                per_shard,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Binds without SO_REUSEPORT to learn the real port and to fail if it is taken.
+fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    let local = s
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("bound address is not an IP socket"))?;
+    Ok(local)
+}
+
+fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(s.into())
+}

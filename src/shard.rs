@@ -1,0 +1,211 @@
+//! One core: pin the thread, start its monoio runtime (io_uring or epoll), take over its
+//! listeners, accept, and run the control tick that drains messages from other threads.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use monoio::net::{TcpListener, TcpStream};
+
+use crate::config::{Config, DriverChoice, Mode};
+use crate::control::{FromShard, ToShard};
+use crate::upstream::Upstreams;
+
+/// How often a shard looks at its control channel and cleans its pools.
+pub const CONTROL_TICK: Duration = Duration::from_millis(20);
+const POOL_PURGE_EVERY: u32 = 50;
+
+/// Everything one shard needs to start.
+pub struct ShardSpec {
+    pub id: usize,
+    pub core: Option<core_affinity::CoreId>,
+    pub config: Arc<Config>,
+    /// (frontend index, listening socket) pairs owned by this shard.
+    pub listeners: Vec<(usize, std::net::TcpListener)>,
+    pub control: Receiver<ToShard>,
+    pub events: Sender<FromShard>,
+}
+
+/// The state a shard's connections share. Only this shard's thread touches it.
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<Config>,
+    pub upstreams: Upstreams,
+    /// Set on shutdown: keep-alive connections close at their next request boundary.
+    pub draining: Cell<bool>,
+    inflight: Cell<usize>,
+}
+
+impl Shard {
+    /// Counts one request (or L4 connection) in flight until the guard drops.
+    pub fn begin_request(self: &Rc<Self>) -> InflightGuard {
+        self.inflight.set(self.inflight.get() + 1);
+        InflightGuard(self.clone())
+    }
+}
+
+pub struct InflightGuard(Rc<Shard>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.inflight.set(self.0.inflight.get() - 1);
+    }
+}
+
+pub fn spawn(spec: ShardSpec) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("ringlb-shard-{}", spec.id))
+        .spawn(move || run(spec))
+}
+
+fn run(spec: ShardSpec) {
+    let id = spec.id;
+    let events = spec.events.clone();
+    let core = spec.core.and_then(|c| {
+        if core_affinity::set_for_current(c) {
+            Some(c.id)
+        } else {
+            tracing::warn!(
+                shard = id,
+                core = c.id,
+                "could not pin shard to its core; running unpinned"
+            );
+            None
+        }
+    });
+    let fail = |error: String| {
+        let _ = events.send(FromShard::Failed { shard: id, error });
+    };
+    let force_legacy = std::env::var("MONOIO_FORCE_LEGACY_DRIVER")
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+        .unwrap_or(false);
+    let want_uring = match spec.config.runtime.driver {
+        DriverChoice::Legacy => false,
+        DriverChoice::IoUring => true,
+        DriverChoice::Auto => !force_legacy && monoio::utils::detect_uring(),
+    };
+    if want_uring {
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(4096)
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => return rt.block_on(shard_main(spec, "io_uring", core)),
+            Err(e) if spec.config.runtime.driver == DriverChoice::Auto => {
+                tracing::warn!(shard = id, error = %e, "io_uring refused, falling back to the legacy epoll driver");
+            }
+            Err(e) => return fail(format!("io_uring runtime: {e}")),
+        }
+    }
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+    {
+        Ok(mut rt) => rt.block_on(shard_main(spec, "legacy", core)),
+        Err(e) => fail(format!("legacy runtime: {e}")),
+    }
+}
+
+async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) {
+    let shard = Rc::new(Shard {
+        id: spec.id,
+        upstreams: Upstreams::new(&spec.config, spec.id),
+        config: spec.config,
+        draining: Cell::new(false),
+        inflight: Cell::new(0),
+    });
+    // Dropping a stopper ends its accept loop, which closes the listener.
+    let mut stoppers = Vec::new();
+    for (frontend, std_listener) in spec.listeners {
+        let listener = match TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = spec.events.send(FromShard::Failed {
+                    shard: shard.id,
+                    error: format!("listener: {e}"),
+                });
+                return;
+            }
+        };
+        let (stop_tx, stop_rx) = local_sync::oneshot::channel::<()>();
+        stoppers.push(stop_tx);
+        monoio::spawn(accept_loop(shard.clone(), frontend, listener, stop_rx));
+    }
+    let _ = spec.events.send(FromShard::Started {
+        shard: shard.id,
+        driver,
+        core,
+    });
+
+    let mut deadline: Option<Instant> = None;
+    let mut ticks = 0u32;
+    loop {
+        monoio::time::sleep(CONTROL_TICK).await;
+        ticks = ticks.wrapping_add(1);
+        loop {
+            match spec.control.try_recv() {
+                Ok(ToShard::Shutdown) | Err(TryRecvError::Disconnected) => {
+                    if deadline.is_none() {
+                        stoppers.clear();
+                        shard.draining.set(true);
+                        shard.upstreams.clear_pools();
+                        deadline = Some(Instant::now() + shard.config.timeouts.shutdown);
+                    }
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if ticks % POOL_PURGE_EVERY == 0 {
+            shard.upstreams.purge_idle();
+        }
+        if let Some(d) = deadline {
+            let inflight = shard.inflight.get();
+            if inflight == 0 || Instant::now() >= d {
+                let _ = spec.events.send(FromShard::Stopped {
+                    shard: shard.id,
+                    abandoned: inflight,
+                });
+                return;
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    shard: Rc<Shard>,
+    frontend: usize,
+    listener: TcpListener,
+    mut stop: local_sync::oneshot::Receiver<()>,
+) {
+    let mode = shard.config.frontends[frontend].mode;
+    loop {
+        monoio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // The task owns the connection from here on: accept never waits
+                    // for a server.
+                    monoio::spawn(serve(shard.clone(), frontend, mode, stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(shard = shard.id, error = %e, "accept failed");
+                    // Out of fds or memory: back off instead of spinning.
+                    monoio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn serve(shard: Rc<Shard>, frontend: usize, mode: Mode, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    match mode {
+        Mode::Http => crate::http::serve(shard, frontend, stream, peer).await,
+        Mode::Tcp => crate::l4::serve(shard, frontend, stream, peer).await,
+    }
+}

@@ -1,0 +1,381 @@
+//! `TestBackend`: a real HTTP/1.1 server on `127.0.0.1:0`, one std thread per
+//! connection, keep-alive, Content-Length and chunked request bodies. Its endpoints
+//! (by path) let each test choose what the balancer faces; its counters let tests see
+//! what the balancer did upstream.
+
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::wire::{
+    self, has_token, header, parse_request_head, request_framing, write_pattern_pieces, Headers,
+    RequestHead, Wire,
+};
+
+/// How long a backend connection may sit with nothing to read before the backend
+/// gives up on it (when no idle close was asked for).
+const BACKEND_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Sizes of the pieces of a chunked response: odd ones on purpose.
+const CHUNK_PIECES: &[usize] = &[65536, 1, 7777, 32768, 3];
+
+#[derive(Default)]
+struct Stats {
+    accepts: AtomicUsize,
+    requests: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    idle_closes: AtomicUsize,
+    last: Mutex<Option<RequestHead>>,
+}
+
+struct Shared {
+    name: String,
+    idle_close: Option<Duration>,
+    stats: Stats,
+    stop: AtomicBool,
+    conns: Mutex<Vec<TcpStream>>,
+}
+
+pub struct TestBackend {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl TestBackend {
+    /// A backend named `name` (it answers `/` with `backend=NAME`).
+    pub fn start(name: &str) -> TestBackend {
+        Self::spawn(name, None)
+    }
+
+    /// A backend that closes a keep-alive connection after `idle` without a request.
+    pub fn start_with_idle_close(name: &str, idle: Duration) -> TestBackend {
+        Self::spawn(name, Some(idle))
+    }
+
+    fn spawn(name: &str, idle_close: Option<Duration>) -> TestBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind test backend");
+        let addr = listener.local_addr().expect("backend local addr");
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            idle_close,
+            stats: Stats::default(),
+            stop: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+        });
+        let sh = shared.clone();
+        let acceptor = thread::Builder::new()
+            .name(format!("backend-{name}"))
+            .spawn(move || accept_loop(listener, sh))
+            .expect("spawn backend acceptor");
+        TestBackend {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Connections accepted so far.
+    pub fn accepts(&self) -> usize {
+        self.shared.stats.accepts.load(Ordering::SeqCst)
+    }
+
+    /// Request heads received so far.
+    pub fn requests(&self) -> usize {
+        self.shared.stats.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests being handled right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.stats.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests ever handled at the same time.
+    pub fn max_concurrent(&self) -> usize {
+        self.shared.stats.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Keep-alive connections this backend closed for being idle.
+    pub fn idle_closes(&self) -> usize {
+        self.shared.stats.idle_closes.load(Ordering::SeqCst)
+    }
+
+    /// The head of the last request received.
+    pub fn last_request(&self) -> Option<RequestHead> {
+        self.shared.stats.last.lock().unwrap().clone()
+    }
+
+    /// The headers of the last request received.
+    pub fn last_headers(&self) -> Headers {
+        self.last_request().map(|r| r.headers).unwrap_or_default()
+    }
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the acceptor so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+        for c in self.shared.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for conn in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = conn else { continue };
+        shared.stats.accepts.fetch_add(1, Ordering::SeqCst);
+        let _ = stream.set_nodelay(true);
+        if let Ok(clone) = stream.try_clone() {
+            shared.conns.lock().unwrap().push(clone);
+        }
+        let sh = shared.clone();
+        let _ = thread::Builder::new()
+            .name(format!("backend-{}-conn", shared.name))
+            .spawn(move || serve(stream, sh));
+    }
+}
+
+fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_write_timeout(Some(BACKEND_READ_TIMEOUT));
+    let mut w = Wire::new(stream);
+    loop {
+        // Wait for the first byte of the next request: that wait is the idle time.
+        if w.buffered().is_empty() {
+            let _ = w
+                .stream
+                .set_read_timeout(Some(shared.idle_close.unwrap_or(BACKEND_READ_TIMEOUT)));
+            match w.fill() {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) && shared.idle_close.is_some() => {
+                    shared.stats.idle_closes.fetch_add(1, Ordering::SeqCst);
+                    let _ = w.stream.shutdown(Shutdown::Both);
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = w.stream.set_read_timeout(Some(BACKEND_READ_TIMEOUT));
+        let head = match w.read_head(1 << 20) {
+            Ok(Some(h)) => h,
+            _ => return,
+        };
+        let req = match parse_request_head(&head) {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = w.stream.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                return;
+            }
+        };
+        let st = &shared.stats;
+        st.requests.fetch_add(1, Ordering::SeqCst);
+        let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        st.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        *st.last.lock().unwrap() = Some(req.clone());
+        let keep = handle(&mut w, &req, &shared);
+        st.in_flight.fetch_sub(1, Ordering::SeqCst);
+        match keep {
+            Ok(true) => {}
+            _ => {
+                let _ = w.stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// What to send back.
+enum Body {
+    /// No body and no framing header (204, 304).
+    None,
+    Fixed(Vec<u8>),
+    Chunked(Vec<u8>),
+    Pattern(u64),
+    PatternChunked(u64),
+    /// No length: the body ends when the connection closes.
+    PatternClose(u64),
+}
+
+/// Handles one request; `Ok(true)` to keep the connection.
+fn handle(w: &mut Wire, req: &RequestHead, shared: &Shared) -> io::Result<bool> {
+    let path = req.target.split('?').next().unwrap_or("").to_string();
+    let framing = request_framing(&req.headers)?;
+    if framing != wire::Framing::Empty && has_token(&req.headers, "expect", "100-continue") {
+        w.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
+
+    // Endpoints that consume the body themselves.
+    let mut sha = Sha256::new();
+    let mut body = Vec::new();
+    match path.as_str() {
+        "/sha256" => {
+            w.read_body(framing, &mut |b| sha.update(b))?;
+        }
+        "/echo" | "/echo-chunked" => {
+            w.read_body(framing, &mut |b| body.extend_from_slice(b))?;
+        }
+        _ => {
+            w.read_body(framing, &mut |_| {})?;
+        }
+    }
+
+    let mut keep = req.version >= 1 && !has_token(&req.headers, "connection", "close");
+    if req.version == 0 && has_token(&req.headers, "connection", "keep-alive") {
+        keep = true;
+    }
+    let mut status = 200;
+    let mut extra: Vec<(String, String)> = Vec::new();
+    let seg = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+
+    let out = if path == "/sha256" {
+        Body::Fixed(wire::hex(&sha.finalize()).into_bytes())
+    } else if path == "/echo" {
+        Body::Fixed(body)
+    } else if path == "/echo-chunked" {
+        Body::Chunked(body)
+    } else if path == "/id" {
+        let id = header(&req.headers, "x-id").unwrap_or("").to_string();
+        extra.push(("x-id".into(), id.clone()));
+        Body::Fixed(id.into_bytes())
+    } else if path == "/headers" {
+        let mut text = String::new();
+        for (k, v) in &req.headers {
+            text.push_str(&format!("{k}: {v}\n"));
+        }
+        Body::Fixed(text.into_bytes())
+    } else if path == "/garbage" {
+        w.stream
+            .write_all(b"this is not http at all\r\n\r\nreally not\r\n")?;
+        return Ok(false);
+    } else if path == "/close" {
+        return Ok(false);
+    } else if let Some(n) = seg("/bytes/") {
+        Body::Pattern(n)
+    } else if let Some(n) = seg("/bytes-chunked/") {
+        Body::PatternChunked(n)
+    } else if let Some(n) = seg("/bytes-close/") {
+        keep = false;
+        Body::PatternClose(n)
+    } else if let Some(ms) = seg("/sleep/") {
+        thread::sleep(Duration::from_millis(ms));
+        Body::Fixed(format!("slept {ms}").into_bytes())
+    } else if let Some(code) = seg("/status/") {
+        status = code as u16;
+        if status == 204 || status == 304 {
+            extra.push(("etag".into(), "\"v1\"".into()));
+            Body::None
+        } else {
+            Body::Fixed(format!("status {status}").into_bytes())
+        }
+    } else {
+        Body::Fixed(format!("backend={}", shared.name).into_bytes())
+    };
+
+    let is_head = req.method.eq_ignore_ascii_case("HEAD");
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nx-backend: {}\r\n",
+        reason(status),
+        shared.name
+    );
+    match &out {
+        Body::None => {}
+        Body::Fixed(b) => head.push_str(&format!("content-length: {}\r\n", b.len())),
+        Body::Pattern(n) => head.push_str(&format!("content-length: {n}\r\n")),
+        Body::Chunked(_) | Body::PatternChunked(_) => {
+            head.push_str("transfer-encoding: chunked\r\n")
+        }
+        Body::PatternClose(_) => {}
+    }
+    for (k, v) in &extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !keep {
+        head.push_str("connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let s = &mut w.stream;
+    if is_head {
+        s.write_all(head.as_bytes())?;
+        return Ok(keep);
+    }
+    match out {
+        Body::None => s.write_all(head.as_bytes())?,
+        Body::Fixed(b) => {
+            let mut all = head.into_bytes();
+            all.extend_from_slice(&b);
+            s.write_all(&all)?;
+        }
+        Body::Chunked(b) => {
+            s.write_all(head.as_bytes())?;
+            let mut framed = Vec::new();
+            for piece in b.chunks(1000) {
+                framed.extend_from_slice(&wire::chunk(piece));
+            }
+            framed.extend_from_slice(b"0\r\n\r\n");
+            s.write_all(&framed)?;
+        }
+        Body::Pattern(n) | Body::PatternClose(n) => {
+            s.write_all(head.as_bytes())?;
+            wire::write_pattern(s, n)?;
+        }
+        Body::PatternChunked(n) => {
+            s.write_all(head.as_bytes())?;
+            write_pattern_pieces(n, CHUNK_PIECES, |p| {
+                s.write_all(format!("{:x}\r\n", p.len()).as_bytes())?;
+                s.write_all(p)?;
+                s.write_all(b"\r\n")
+            })?;
+            s.write_all(b"0\r\n\r\n")?;
+        }
+    }
+    s.flush()?;
+    Ok(keep)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Whatever",
+    }
+}

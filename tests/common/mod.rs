@@ -1,0 +1,59 @@
+//! The integration-test harness, shared by every file under `tests/` through
+//! `mod common;`: the real `ringlb` binary as a child process, real HTTP and TCP
+//! backends on `127.0.0.1:0`, and a small blocking HTTP client. Everything waits with a
+//! deadline; nothing sleeps for readiness.
+
+// Each test binary uses only part of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod backend;
+pub mod client;
+pub mod proc;
+pub mod tcp;
+pub mod wire;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use backend::TestBackend;
+pub use client::{
+    get_request, http_get, http_get_host, id_request, post_chunked_request, post_request,
+    HttpClient, Response,
+};
+pub use proc::{check_config, check_config_file, run, Output, RingLb};
+pub use tcp::{dead_addr, free_port, EchoServer};
+pub use wire::{pattern, pattern_mismatch, pattern_sha256};
+
+/// Polls `cond` every few milliseconds until it holds; panics after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A TOML server list: `[[backend.NAME.server]]` tables for `addrs`.
+pub fn servers_toml(backend: &str, addrs: &[std::net::SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| format!("[[backend.{backend}.server]]\naddr = \"{a}\"\n"))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// The usual test config: frontend `web` (http, on 127.0.0.1:0, 2 shards) whose default
+/// backend `app` holds `addrs`; `extra` is appended (more tables, such as `[timeout]`).
+pub fn http_config(addrs: &[std::net::SocketAddr], extra: &str) -> String {
+    http_config_shards(2, addrs, extra)
+}
+
+/// `http_config` with `runtime.shards = shards`.
+pub fn http_config_shards(shards: usize, addrs: &[std::net::SocketAddr], extra: &str) -> String {
+    format!(
+        "[runtime]\nshards = {shards}\n\n[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"app\"\n\n[backend.app]\n{}\n{extra}\n",
+        servers_toml("app", addrs)
+    )
+}

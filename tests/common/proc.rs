@@ -1,0 +1,333 @@
+//! The real `ringlb` binary as a child process: started from a TOML string, ready when
+//! it prints `ready`, killed by its PID in `Drop`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tempfile::NamedTempFile;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringlb");
+/// How long the binary may take to print `ready`.
+pub const READY_DEADLINE: Duration = Duration::from_secs(15);
+
+pub struct RingLb {
+    child: Child,
+    pid: libc::pid_t,
+    frontends: Vec<(String, SocketAddr)>,
+    shards: Option<usize>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<JoinHandle<()>>,
+    exit: Option<ExitStatus>,
+    _config: Option<NamedTempFile>,
+}
+
+/// Writes `toml` to a fresh temporary file.
+pub fn write_config(toml: &str) -> NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .prefix("ringlb-test-")
+        .suffix(".toml")
+        .tempfile()
+        .expect("create temp config");
+    f.write_all(toml.as_bytes()).expect("write temp config");
+    f.flush().unwrap();
+    f
+}
+
+impl RingLb {
+    /// Runs `ringlb -f CONFIG` and waits for its `ready` line.
+    pub fn start(toml: &str) -> RingLb {
+        let cfg = write_config(toml);
+        let path = cfg.path().to_str().expect("utf-8 temp path").to_string();
+        Self::launch(&["-f", &path], Some(cfg), |line| line.starts_with("ready"))
+    }
+
+    /// Runs `ringlb demo --port PORT` and waits for its `listening` line.
+    pub fn demo(port: u16) -> RingLb {
+        let port = port.to_string();
+        Self::launch(&["demo", "--port", &port], None, |line| {
+            line.starts_with("listening ")
+        })
+    }
+
+    /// Spawns the binary with `args` and reads its stdout until `done(line)`.
+    pub fn launch(
+        args: &[&str],
+        config: Option<NamedTempFile>,
+        done: impl Fn(&str) -> bool,
+    ) -> RingLb {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        let pid = child.id() as libc::pid_t;
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        let stderr_reader = thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let out_pipe = child.stdout.take().unwrap();
+        let lines = stdout.clone();
+        let (tx, rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            for line in BufReader::new(out_pipe).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+
+        let mut lb = RingLb {
+            child,
+            pid,
+            frontends: Vec::new(),
+            shards: None,
+            stdout,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+            exit: None,
+            _config: config,
+        };
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    lb.note_line(&line);
+                    if done(&line) {
+                        return lb;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    lb.kill();
+                    panic!(
+                        "ringlb {args:?} not ready within {READY_DEADLINE:?}\nstdout:\n{}\nstderr:\n{}",
+                        lb.stdout_lines().join("\n"),
+                        lb.stderr()
+                    );
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = lb.wait_exit(Duration::from_secs(5));
+                    if status.is_none() {
+                        lb.kill();
+                    }
+                    lb.join_stderr();
+                    panic!(
+                        "ringlb {args:?} closed stdout before ready (exit {status:?})\nstdout:\n{}\nstderr:\n{}",
+                        lb.stdout_lines().join("\n"),
+                        lb.stderr()
+                    );
+                }
+            }
+        }
+    }
+
+    fn note_line(&mut self, line: &str) {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("listening") => {
+                let mut name = None;
+                let mut addr = None;
+                for w in words {
+                    if let Some(v) = w.strip_prefix("frontend=") {
+                        name = Some(v.to_string());
+                    } else if let Some(v) = w.strip_prefix("addr=") {
+                        addr = v.parse::<SocketAddr>().ok();
+                    }
+                }
+                match (name, addr) {
+                    (Some(n), Some(a)) => self.frontends.push((n, a)),
+                    _ => panic!("malformed listening line {line:?}"),
+                }
+            }
+            Some("ready") => {
+                self.shards = words
+                    .find_map(|w| w.strip_prefix("shards="))
+                    .and_then(|n| n.parse().ok());
+            }
+            _ => {}
+        }
+    }
+
+    /// The (first) address frontend `name` listens on.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs(name).first().copied().unwrap_or_else(|| {
+            panic!(
+                "no listening line for frontend {name:?}; stdout: {:?}",
+                self.stdout_lines()
+            )
+        })
+    }
+
+    /// Every address frontend `name` listens on, in the order printed.
+    pub fn addrs(&self, name: &str) -> Vec<SocketAddr> {
+        self.frontends
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .collect()
+    }
+
+    /// `N` of the `ready shards=N` line.
+    pub fn shards(&self) -> Option<usize> {
+        self.shards
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Everything the binary wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Every line the binary wrote to stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Sends `sig` to the child (by its PID).
+    pub fn signal(&self, sig: libc::c_int) {
+        if self.exit.is_some() {
+            return;
+        }
+        // SAFETY: kill(2) on the PID of our own child, which has not been reaped yet.
+        let rc = unsafe { libc::kill(self.pid, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({}, {sig}) failed: {}",
+            self.pid,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Waits up to `timeout` for the child to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if let Some(s) = self.exit {
+            return Some(s);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                self.exit = Some(s);
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn kill(&mut self) {
+        if self.exit.is_none() {
+            self.signal(libc::SIGKILL);
+            self.exit = self.child.wait().ok();
+        }
+    }
+
+    fn join_stderr(&mut self) {
+        if let Some(h) = self.stderr_reader.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for RingLb {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            eprintln!(
+                "---- ringlb (pid {}) stderr ----\n{}",
+                self.pid,
+                self.stderr()
+            );
+        }
+    }
+}
+
+/// What a short run of the binary printed.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Runs the binary with `args` to completion, killing it after `timeout`.
+pub fn run(args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let read_all = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            String::from_utf8_lossy(&v).into_owned()
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().unwrap()));
+    let err = read_all(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: kill(2) on the PID of our own child, not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = child.wait();
+            panic!("ringlb {args:?} did not finish within {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// `ringlb -c -f FILE` on `toml`.
+pub fn check_config(toml: &str) -> Output {
+    let cfg = write_config(toml);
+    check_config_file(cfg.path().to_str().unwrap())
+}
+
+/// `ringlb -c -f PATH`.
+pub fn check_config_file(path: &str) -> Output {
+    run(&["-c", "-f", path], Duration::from_secs(15))
+}

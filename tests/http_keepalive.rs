@@ -1,0 +1,99 @@
+//! Keep-alive on both sides: many requests on one client connection ride a handful of
+//! upstream connections; `Connection: close`, HTTP/1.0 and the client idle timeout end
+//! a client connection.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn sequential_requests_reuse_upstream_connections() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config_shards(1, &[b.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    for i in 0..200 {
+        let id = format!("req-{i}");
+        let r = c.request(id_request(&id));
+        assert_eq!(r.status, 200, "request {i}");
+        assert_eq!(r.body_str(), id, "request {i}");
+    }
+    assert_eq!(b.requests(), 200);
+    assert!(
+        b.accepts() <= 4,
+        "200 sequential requests used {} upstream connections (want <= 4)",
+        b.accepts()
+    );
+}
+
+#[test]
+fn client_connection_close_is_honoured() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config(&[b.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let r = c.request("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_str(), "backend=a");
+    assert!(
+        c.closed_by_peer(Duration::from_secs(5)),
+        "balancer kept the connection open after Connection: close"
+    );
+}
+
+#[test]
+fn http10_without_keep_alive_is_closed() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config(&[b.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let r = c.request("GET / HTTP/1.0\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(
+        c.closed_by_peer(Duration::from_secs(5)),
+        "balancer kept an HTTP/1.0 connection without keep-alive open"
+    );
+}
+
+#[test]
+fn idle_client_connection_is_closed() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config(
+        &[b.addr()],
+        "[timeout]\nclient = \"300ms\"\nhttp_request = \"300ms\"\n",
+    ));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    assert_eq!(c.get("/").status, 200);
+    let t = Instant::now();
+    assert!(
+        c.closed_by_peer(Duration::from_secs(5)),
+        "idle keep-alive connection still open after 5 s with a 300 ms timeout"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "closed too early: {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn keep_alive_survives_many_connections_in_parallel() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config(&[b.addr()], ""));
+    let addr = lb.addr("web");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = HttpClient::connect(addr);
+                for i in 0..50 {
+                    let id = format!("t{t}-r{i}");
+                    let r = c.request(id_request(&id));
+                    assert_eq!(r.body_str(), id);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    assert_eq!(b.requests(), 400);
+}
