@@ -120,6 +120,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
     });
     // Dropping a stopper ends its accept loop, which closes the listener.
     let mut stoppers = Vec::new();
+    let mut accept_loops = Vec::new();
     for (frontend, std_listener) in spec.listeners {
         let listener = match TcpListener::from_std(std_listener) {
             Ok(l) => l,
@@ -133,7 +134,12 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         };
         let (stop_tx, stop_rx) = local_sync::oneshot::channel::<()>();
         stoppers.push(stop_tx);
-        monoio::spawn(accept_loop(shard.clone(), frontend, listener, stop_rx));
+        accept_loops.push(monoio::spawn(accept_loop(
+            shard.clone(),
+            frontend,
+            listener,
+            stop_rx,
+        )));
     }
     let _ = spec.events.send(FromShard::Started {
         shard: shard.id,
@@ -146,21 +152,35 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
     loop {
         monoio::time::sleep(CONTROL_TICK).await;
         ticks = ticks.wrapping_add(1);
+        // Drain every pending message; a closed channel means the process is going away.
+        let mut shutdown = false;
         loop {
             match spec.control.try_recv() {
-                Ok(ToShard::Shutdown) | Err(TryRecvError::Disconnected) => {
-                    if deadline.is_none() {
-                        stoppers.clear();
-                        shard.draining.set(true);
-                        shard.upstreams.clear_pools();
-                        deadline = Some(Instant::now() + shard.config.timeouts.shutdown);
-                    }
+                Ok(ToShard::Shutdown) => shutdown = true,
+                Err(TryRecvError::Disconnected) => {
+                    shutdown = true;
                     break;
                 }
                 Err(TryRecvError::Empty) => break,
             }
         }
-        if ticks % POOL_PURGE_EVERY == 0 {
+        if shutdown && deadline.is_none() {
+            tracing::debug!(
+                shard = shard.id,
+                inflight = shard.inflight.get(),
+                "shutdown received"
+            );
+            stoppers.clear();
+            // Tasks left behind when the runtime ends are never dropped, so wait until
+            // every accept loop has ended and its listener is really closed.
+            for accept in accept_loops.drain(..) {
+                accept.await;
+            }
+            shard.draining.set(true);
+            shard.upstreams.clear_pools();
+            deadline = Some(Instant::now() + shard.config.timeouts.shutdown);
+        }
+        if ticks.is_multiple_of(POOL_PURGE_EVERY) {
             shard.upstreams.purge_idle();
         }
         if let Some(d) = deadline {
@@ -185,7 +205,10 @@ async fn accept_loop(
     let mode = shard.config.frontends[frontend].mode;
     loop {
         monoio::select! {
-            _ = &mut stop => break,
+            _ = &mut stop => {
+                tracing::debug!(shard = shard.id, frontend, "listener closed");
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     // The task owns the connection from here on: accept never waits

@@ -49,7 +49,7 @@ impl Wire {
     /// Reads a complete head (through the empty line). `Ok(None)` when the peer closed
     /// cleanly before sending anything.
     pub fn read_head(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
-        let mut searched = 0;
+        let mut searched: usize = 0;
         loop {
             if let Some(pos) = find(&self.buf[searched.saturating_sub(3)..], b"\r\n\r\n") {
                 let end = searched.saturating_sub(3) + pos + 4;
