@@ -1,5 +1,6 @@
-//! TCP passthrough: connect (another server on failure), then copy both ways, passing a
-//! half-close on, until both directions ended or nothing moved for `timeout.client`.
+//! TCP passthrough: take a server slot, connect (another server on failure), then copy
+//! both ways, passing a half-close on, until both directions ended or nothing moved
+//! for `timeout.client`.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -12,7 +13,8 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use crate::shard::Shard;
+use crate::shard::{Shard, Slot};
+use crate::upstream::Tried;
 
 const COPY_BUF: usize = 32 * 1024;
 
@@ -21,17 +23,13 @@ pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: S
     let Some(backend) = shard.config.frontends[frontend].default_backend else {
         return;
     };
-    let up = match shard.upstreams.connect(backend, false).await {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::warn!(shard = shard.id, %peer, backend = %shard.upstreams.backends[backend].name, ?e, "tcp: no server could be reached");
-            return;
-        }
+    let Some((server, _slot)) = connect(&shard, backend, peer).await else {
+        return;
     };
     let idle = shard.config.timeouts.client;
     let last_activity = Cell::new(Instant::now());
     let (cr, cw) = client.into_split();
-    let (sr, sw) = up.stream.into_split();
+    let (sr, sw) = server.into_split();
     let both = async {
         monoio::join!(
             copy_half(cr, sw, &last_activity),
@@ -42,6 +40,51 @@ pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: S
         _ = both => {}
         _ = idle_watch(&last_activity, idle) => {
             tracing::debug!(shard = shard.id, %peer, "tcp: idle timeout");
+        }
+    }
+}
+
+/// A server slot and a connection, with the backend's retries and redispatch.
+async fn connect(shard: &Rc<Shard>, backend: usize, peer: SocketAddr) -> Option<(TcpStream, Slot)> {
+    let conf = &shard.config.backends[backend];
+    let be = &shard.upstreams.backends[backend];
+    let key =
+        matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. }).then(|| match peer.ip() {
+            std::net::IpAddr::V4(v4) => crate::upstream::balance::hash_key(&v4.octets()),
+            std::net::IpAddr::V6(v6) => crate::upstream::balance::hash_key(&v6.octets()),
+        });
+    let mut tried = Tried::default();
+    let mut failures = 0;
+    loop {
+        let deadline = std::time::Instant::now() + shard.config.timeouts.queue;
+        let server = match be.acquire(key, &tried, deadline).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(shard = shard.id, %peer, backend = %be.name, error = ?e, "tcp: no server available");
+                return None;
+            }
+        };
+        let slot = Slot {
+            shard: shard.clone(),
+            backend,
+            server,
+        };
+        match shard.upstreams.connect(backend, server).await {
+            Ok(stream) => {
+                shard.upstreams.report_success(backend, server);
+                return Some((stream, slot));
+            }
+            Err(_) => {
+                shard.upstreams.report_failure(backend, server);
+                failures += 1;
+                if failures > conf.retries {
+                    tracing::warn!(shard = shard.id, %peer, backend = %be.name, "tcp: every connect attempt failed");
+                    return None;
+                }
+                if conf.redispatch {
+                    tried.add(server);
+                }
+            }
         }
     }
 }

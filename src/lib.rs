@@ -8,6 +8,7 @@
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod health;
 pub mod http;
 pub mod l4;
 pub mod listen;
@@ -54,6 +55,7 @@ pub struct Running {
     /// (frontend name, bound address), in config order.
     pub listening: Vec<(String, SocketAddr)>,
     shutdown_grace: Duration,
+    health: Option<health::Health>,
 }
 
 /// Binds every frontend and starts the shards; returns once all of them run.
@@ -75,8 +77,18 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
     }
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (events_tx, events) = crossbeam_channel::unbounded();
+    let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
+    let controls: Vec<_> = (0..shards)
+        .map(|_| crossbeam_channel::unbounded::<ToShard>())
+        .collect();
+    let health = health::Health::spawn(
+        cfg.clone(),
+        controls.iter().map(|(tx, _)| tx.clone()).collect(),
+        reports_rx,
+    )
+    .map_err(Error::Io)?;
     let mut handles = Vec::with_capacity(shards);
-    for (id, listeners) in per_shard.into_iter().enumerate() {
+    for ((id, listeners), (tx, rx)) in per_shard.into_iter().enumerate().zip(controls) {
         let core = match &cfg.runtime.cpus {
             Some(list) => Some(core_affinity::CoreId {
                 id: list[id % list.len()],
@@ -84,7 +96,6 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
             None if cores.is_empty() => None,
             None => Some(cores[id % cores.len()]),
         };
-        let (tx, rx) = crossbeam_channel::unbounded();
         let spec = shard::ShardSpec {
             id,
             core,
@@ -92,6 +103,7 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
             listeners,
             control: rx,
             events: events_tx.clone(),
+            reports: reports_tx.clone(),
         };
         let handle = shard::spawn(spec).map_err(Error::Io)?;
         handles.push((tx, handle));
@@ -101,6 +113,7 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
         events,
         listening,
         shutdown_grace: cfg.timeouts.shutdown,
+        health: Some(health),
     };
     let mut started = 0;
     let mut summary = Vec::new();
@@ -146,7 +159,7 @@ impl Running {
 
     /// Closes the listeners at once, lets in-flight requests finish within the
     /// shutdown grace period, and joins every shard.
-    pub fn stop(self) {
+    pub fn stop(mut self) {
         for (tx, _) in &self.shards {
             let _ = tx.send(ToShard::Shutdown);
         }
@@ -172,6 +185,9 @@ impl Running {
         }
         for (_, h) in self.shards {
             let _ = h.join();
+        }
+        if let Some(h) = self.health.take() {
+            h.stop();
         }
         tracing::info!("stopped");
     }

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::config::{Config, DriverChoice, Mode};
-use crate::control::{FromShard, ToShard};
+use crate::control::{FromShard, HealthReport, ToShard};
 use crate::upstream::Upstreams;
 
 /// How often a shard looks at its control channel and cleans its pools.
@@ -28,6 +28,8 @@ pub struct ShardSpec {
     pub listeners: Vec<(usize, std::net::TcpListener)>,
     pub control: Receiver<ToShard>,
     pub events: Sender<FromShard>,
+    /// Passive failure reports to the health thread.
+    pub reports: Sender<HealthReport>,
 }
 
 /// The state a shard's connections share. Only this shard's thread touches it.
@@ -53,6 +55,19 @@ pub struct InflightGuard(Rc<Shard>);
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.0.inflight.set(self.0.inflight.get() - 1);
+    }
+}
+
+/// A request's slot on a server; dropping it frees the slot for the next waiter.
+pub struct Slot {
+    pub shard: Rc<Shard>,
+    pub backend: usize,
+    pub server: u32,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shard.upstreams.backends[self.backend].release(self.server);
     }
 }
 
@@ -113,7 +128,7 @@ fn run(spec: ShardSpec) {
 async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) {
     let shard = Rc::new(Shard {
         id: spec.id,
-        upstreams: Upstreams::new(&spec.config, spec.id),
+        upstreams: Upstreams::new(&spec.config, spec.id, Some(spec.reports.clone())),
         config: spec.config,
         draining: Cell::new(false),
         inflight: Cell::new(0),
@@ -157,6 +172,13 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         loop {
             match spec.control.try_recv() {
                 Ok(ToShard::Shutdown) => shutdown = true,
+                Ok(ToShard::ServerUp {
+                    backend,
+                    server,
+                    up,
+                }) => {
+                    shard.upstreams.set_up(backend, server, up);
+                }
                 Err(TryRecvError::Disconnected) => {
                     shutdown = true;
                     break;
@@ -180,6 +202,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
             shard.upstreams.clear_pools();
             deadline = Some(Instant::now() + shard.config.timeouts.shutdown);
         }
+        shard.upstreams.tick_slowstart(std::time::Instant::now());
         if ticks.is_multiple_of(POOL_PURGE_EVERY) {
             shard.upstreams.purge_idle();
         }

@@ -161,3 +161,43 @@ fn http10_client_gets_an_answer() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body_str(), "backend=a");
 }
+
+#[test]
+fn content_length_with_chunked_is_not_ambiguous() {
+    // Both framings at once (a request-smuggling classic): reject it, or use chunked
+    // only. Using Content-Length would leave "hello..." to be read as a second request.
+    let (b, lb) = setup();
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let mut raw =
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            .to_vec();
+    raw.extend_from_slice(&id_request("after"));
+    c.send(&raw);
+    let r = c.read_response();
+    match r.status {
+        400 => {}
+        200 => {
+            assert_eq!(r.body_str(), "hello", "the chunked body should win");
+            let r2 = c.read_response();
+            assert_eq!(r2.body_str(), "after");
+            assert_eq!(b.requests(), 2, "the backend saw a smuggled request");
+        }
+        s => panic!("unexpected status {s}: {r:?}"),
+    }
+}
+
+#[test]
+fn frontend_with_two_binds() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&format!(
+        "[runtime]\nshards = 2\n\n[frontend.web]\nbind = [\"127.0.0.1:0\", \"127.0.0.2:0\"]\ndefault_backend = \"app\"\n\n[backend.app]\n{}",
+        servers_toml("app", &[b.addr()])
+    ));
+    let addrs = lb.addrs("web");
+    assert_eq!(addrs.len(), 2, "listening lines: {:?}", lb.stdout_lines());
+    for a in addrs {
+        let r = http_get(a, "/");
+        assert_eq!(r.status, 200, "via {a}");
+        assert_eq!(r.body_str(), "backend=a", "via {a}");
+    }
+}

@@ -16,6 +16,8 @@ fn malformed_requests_get_400() {
         "THIS IS NOT HTTP\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
         "GET / HTTP/1.1\r\nHost t\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
     ];
     for raw in bad {
         let mut c = HttpClient::connect(lb.addr("web"));

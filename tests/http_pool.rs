@@ -72,3 +72,99 @@ fn server_closed_idle_connection_on_fresh_client_connections() {
         );
     }
 }
+
+/// Five `/id` requests on fresh client connections, each answered with its own id:
+/// a pooled connection carrying a stale response would answer with the wrong body.
+fn assert_pool_clean(lb: &RingLb, what: &str) {
+    for i in 0..5 {
+        let id = format!("{what}-{i}");
+        let r = HttpClient::connect(lb.addr("web")).request(id_request(&id));
+        assert_eq!(r.status, 200, "after {what}, request {i}: {r:?}");
+        assert_eq!(
+            r.body_str(),
+            id,
+            "after {what}, request {i} got another response's body"
+        );
+    }
+}
+
+#[test]
+fn server_connection_close_is_not_pooled() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config_shards(1, &[b.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    for i in 0..10 {
+        let r = c.get("/close-after");
+        assert_eq!(r.status, 200, "request {i}: {r:?}");
+        assert_eq!(r.body_str(), "backend=a");
+        if r.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            c = HttpClient::connect(lb.addr("web"));
+        }
+    }
+    assert_eq!(
+        b.accepts(),
+        10,
+        "each `connection: close` response needs a new upstream connection"
+    );
+    assert_pool_clean(&lb, "close-after");
+}
+
+#[test]
+fn timed_out_upstream_connection_is_not_reused() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config_shards(
+        1,
+        &[b.addr()],
+        "[timeout]\nserver = \"300ms\"\n",
+    ));
+    let r = http_get(lb.addr("web"), "/sleep/800");
+    assert_eq!(r.status, 504, "{r:?}");
+    // The late response is written (or refused) by now.
+    wait_for(
+        "the backend to finish the late response",
+        Duration::from_secs(5),
+        || b.in_flight() == 0,
+    );
+    assert_pool_clean(&lb, "504");
+}
+
+#[test]
+fn client_abort_mid_response_does_not_poison_the_pool() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config_shards(1, &[b.addr()], ""));
+    {
+        let mut c = HttpClient::connect(lb.addr("web"));
+        c.send(get_request("/bytes/8388608"));
+        let mut first = [0u8; 65536];
+        std::io::Read::read_exact(c.stream(), &mut first).expect("the start of the response");
+    } // dropped with most of the body unread
+    wait_for(
+        "the backend to finish or abort the abandoned response (the balancer neither read nor closed it)",
+        Duration::from_secs(10),
+        || b.in_flight() == 0,
+    );
+    assert_pool_clean(&lb, "client abort mid-response");
+}
+
+#[test]
+fn client_abort_while_waiting_does_not_poison_the_pool() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config_shards(1, &[b.addr()], ""));
+    {
+        let mut c = HttpClient::connect(lb.addr("web"));
+        c.send(get_request("/sleep/300"));
+        wait_for(
+            "the request to reach the backend",
+            Duration::from_secs(5),
+            || b.in_flight() == 1,
+        );
+    } // gone before the response
+    wait_for(
+        "the backend to finish the abandoned request",
+        Duration::from_secs(5),
+        || b.in_flight() == 0,
+    );
+    assert_pool_clean(&lb, "client abort while waiting");
+}

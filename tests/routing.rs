@@ -133,3 +133,14 @@ fn routes_apply_per_request_on_one_connection() {
         assert_eq!(r.header("x-backend"), Some(want), "Host {host} {path}");
     }
 }
+
+#[test]
+fn request_without_host_uses_path_rules_and_default() {
+    let s = setup();
+    for (path, want) in [("/static/x", "static"), ("/", "fallback")] {
+        let r =
+            HttpClient::connect(s.lb.addr("web")).request(format!("GET {path} HTTP/1.0\r\n\r\n"));
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert_eq!(r.header("x-backend"), Some(want), "{path} without Host");
+    }
+}

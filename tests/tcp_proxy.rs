@@ -176,3 +176,27 @@ fn many_parallel_tcp_connections() {
         t.join().expect("client thread");
     }
 }
+
+#[test]
+fn server_close_reaches_the_client() {
+    // The server answers and closes on its own: the client gets every byte, then EOF.
+    let b = TestBackend::start("l4");
+    let lb = RingLb::start(&tcp_config(&[b.addr()], ""));
+    let mut s = connect(lb.addr("tcp"));
+    s.write_all(b"GET /bytes-close/300000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let all = read_to_eof(&mut s);
+    let head_end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head through the tcp frontend")
+        + 4;
+    assert!(
+        all.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&all[..head_end])
+    );
+    let body = &all[head_end..];
+    assert_eq!(body.len(), 300_000);
+    assert_eq!(pattern_mismatch(body, 0), None);
+}

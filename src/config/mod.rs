@@ -27,9 +27,88 @@ pub enum Mode {
     Tcp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BalanceAlgo {
+    /// Smooth weighted round robin; weights may change at runtime.
     RoundRobin,
+    /// Weighted round robin with the weights fixed at load.
+    StaticRr,
+    /// Fewest active requests on this shard (relative to weight), ties round robin.
+    LeastConn,
+    /// Weighted random, best of `draws` choices by active requests.
+    Random {
+        draws: u32,
+    },
+    /// The first server, by id, with a free slot.
+    First,
+    Hash {
+        key: HashKey,
+        consistent: bool,
+    },
+}
+
+/// What a `hash` balancer hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client's IP address.
+    Source,
+    /// The whole request target (path and query).
+    Uri,
+    /// The path without the query.
+    Path,
+    /// A request header's value (name lower-cased).
+    Header(String),
+    /// A query-string parameter's value.
+    UrlParam(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// A TCP connect.
+    Tcp,
+    /// An HTTP request whose status must match.
+    Http {
+        method: String,
+        path: String,
+        host: Option<String>,
+        expect: StatusMatch,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusMatch {
+    /// 2xx and 3xx pass (HAProxy's default).
+    Default,
+    List(Vec<u16>),
+    Range(u16, u16),
+}
+
+impl StatusMatch {
+    pub fn matches(&self, status: u16) -> bool {
+        match self {
+            StatusMatch::Default => (200..400).contains(&status),
+            StatusMatch::List(l) => l.contains(&status),
+            StatusMatch::Range(lo, hi) => (*lo..=*hi).contains(&status),
+        }
+    }
+}
+
+/// Active health checking of a backend's servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    /// Between checks of a server in a stable state (HAProxy's `inter`).
+    pub interval: Duration,
+    /// While a server is changing state (`fastinter`).
+    pub fast_interval: Duration,
+    /// While a server is down (`downinter`).
+    pub down_interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    /// Check another port / address than the server's.
+    pub port: Option<u16>,
+    pub addr: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +136,8 @@ pub struct Timeouts {
     pub server: Duration,
     pub http_request: Duration,
     pub http_keep_alive: Duration,
+    /// Waiting in a backend's queue for a free server slot (503 after).
+    pub queue: Duration,
     pub shutdown: Duration,
 }
 
@@ -95,6 +176,17 @@ pub struct Backend {
     pub name: String,
     pub balance: BalanceAlgo,
     pub servers: Vec<Server>,
+    /// Use every available backup server when no primary is, not only the first.
+    pub all_backups: bool,
+    /// Further attempts after a failed connect (or a failed idempotent request).
+    pub retries: u32,
+    /// Retries go to another server.
+    pub redispatch: bool,
+    /// Most requests waiting for a slot, per shard; `None` = unbounded.
+    pub maxqueue: Option<usize>,
+    /// Consecutive passive failures that mark a server down; 0 = off.
+    pub error_limit: u32,
+    pub health: Option<HealthCheck>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +194,27 @@ pub struct Server {
     pub name: String,
     pub addr: SocketAddr,
     pub weight: u32,
+    pub backup: bool,
+    /// Concurrent requests (connections in tcp mode) to this server, all shards together.
+    pub maxconn: Option<u32>,
+    /// Ramp-up of the effective weight after the server comes back up.
+    pub slowstart: Duration,
+    /// Take part in the backend's active health checks.
+    pub check: bool,
+}
+
+impl Server {
+    /// This shard's share of `maxconn`: the limit split so that the shares add up to
+    /// exactly `maxconn` (the first `maxconn % shards` shards get one more).
+    pub fn maxconn_share(&self, shard: usize, shards: usize) -> u32 {
+        match self.maxconn {
+            None => u32::MAX,
+            Some(m) => {
+                let shards = shards.max(1) as u32;
+                m / shards + u32::from((shard as u32) < m % shards)
+            }
+        }
+    }
 }
 
 /// Every problem found in a config file, each with its path or line.

@@ -62,6 +62,7 @@ pub struct RawTimeouts {
     pub server: Option<RawDuration>,
     pub http_request: Option<RawDuration>,
     pub http_keep_alive: Option<RawDuration>,
+    pub queue: Option<RawDuration>,
     pub shutdown: Option<RawDuration>,
 }
 
@@ -102,8 +103,44 @@ pub struct RawRoute {
 #[serde(deny_unknown_fields)]
 pub struct RawBackend {
     pub balance: Option<String>,
+    pub hash_key: Option<String>,
+    pub hash_type: Option<String>,
+    pub random_draws: Option<i64>,
+    pub all_backups: Option<bool>,
+    pub retries: Option<i64>,
+    pub redispatch: Option<bool>,
+    pub maxqueue: Option<i64>,
+    pub error_limit: Option<i64>,
+    pub health: Option<RawHealth>,
     #[serde(default)]
     pub server: Vec<RawServer>,
+}
+
+/// An expected status: a list of codes, or a range written `"200-399"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawStatusMatch {
+    List(Vec<i64>),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub interval: Option<RawDuration>,
+    pub fast_interval: Option<RawDuration>,
+    pub down_interval: Option<RawDuration>,
+    pub timeout: Option<RawDuration>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub expect_status: Option<RawStatusMatch>,
+    pub port: Option<i64>,
+    pub addr: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,4 +149,8 @@ pub struct RawServer {
     pub name: Option<String>,
     pub addr: String,
     pub weight: Option<i64>,
+    pub backup: Option<bool>,
+    pub maxconn: Option<i64>,
+    pub slowstart: Option<RawDuration>,
+    pub check: Option<bool>,
 }

@@ -15,9 +15,10 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed, MAX_HEADERS};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome};
 use super::reply::{Reply, CONTINUE};
-use super::route::route;
-use crate::shard::Shard;
-use crate::upstream::{ConnectError, Upstream};
+use super::route::{is_idempotent, request_hash, route};
+use crate::config::BalanceAlgo;
+use crate::shard::{Shard, Slot};
+use crate::upstream::Tried;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
 const SERVER_BUF: usize = 16 * 1024;
@@ -38,8 +39,11 @@ struct RequestMeta {
     keep_alive: bool,
     expect_continue: bool,
     is_head: bool,
+    idempotent: bool,
     minor: u8,
     backend: Option<usize>,
+    /// The balancing hash of a `hash` backend.
+    hash: Option<u64>,
 }
 
 struct Conn {
@@ -103,22 +107,14 @@ impl Conn {
     /// One request and its response. `Ok(true)` = keep the client connection open.
     async fn exchange(&mut self, first: bool) -> Result<bool, Stop> {
         let req = self.read_head(first).await?;
-        let _inflight = self.shard.begin_request();
-        let keep_alive = req.keep_alive && !self.shard.draining.get();
+        let shard = self.shard.clone();
+        let _inflight = shard.begin_request();
+        let keep_alive = req.keep_alive && !shard.draining.get();
         let Some(backend) = req.backend else {
             return Err(Stop::Reply(Reply::ServiceUnavailable));
         };
-        let mut up = match self.shard.upstreams.connect(backend, true).await {
-            Ok(u) => u,
-            Err(ConnectError::NoServer) => return Err(Stop::Reply(Reply::ServiceUnavailable)),
-            Err(ConnectError::AllFailed) => return Err(Stop::Reply(Reply::BadGateway)),
-        };
-        if req.expect_continue {
-            let deadline = Self::deadline(self.timeouts().client);
-            write_static(&mut self.client, CONTINUE, deadline)
-                .await
-                .map_err(|_| Stop::Close)?;
-        }
+        let conf = &shard.config.backends[backend];
+        let be = &shard.upstreams.backends[backend];
 
         // The head and whatever body bytes are already buffered leave in one write.
         self.cpos += req.head_len;
@@ -129,49 +125,106 @@ impl Conn {
         self.out
             .extend_from_slice(&self.cbuf[self.cpos..self.cpos + used]);
         self.cpos += used;
-        // A request wholly in `out` can be resent if a pooled connection turns out stale.
+        // A request wholly in `out` can be sent again; a streamed body cannot.
         let replayable = body.is_done();
 
-        let mut retried = false;
-        let response = loop {
-            match self.send_request(&mut up, &mut body).await {
-                Ok(()) => {}
-                Err(SendError::Client) => return Err(Stop::Close),
-                Err(SendError::Server) if up.reused && replayable && !retried => {
-                    retried = true;
-                    up = self.fresh(backend, up.server).await?;
-                    continue;
-                }
-                Err(SendError::Server) => return Err(Stop::Reply(Reply::BadGateway)),
+        let mut tried = Tried::default();
+        let mut failures = 0u32;
+        let mut continue_sent = false;
+        let mut stale_retry = false;
+        let (response, mut up, _slot) = loop {
+            let deadline = std::time::Instant::now() + shard.config.timeouts.queue;
+            let server = match be.acquire(req.hash, &tried, deadline).await {
+                Ok(s) => s,
+                Err(_) => return Err(Stop::Reply(Reply::ServiceUnavailable)),
+            };
+            let slot = Slot {
+                shard: shard.clone(),
+                backend,
+                server,
+            };
+            let pooled = if stale_retry {
+                None
+            } else {
+                shard.upstreams.pooled(backend, server)
+            };
+            let mut up = match pooled {
+                Some(stream) => Upstream {
+                    server,
+                    stream,
+                    reused: true,
+                },
+                None => match shard.upstreams.connect(backend, server).await {
+                    Ok(stream) => Upstream {
+                        server,
+                        stream,
+                        reused: false,
+                    },
+                    Err(_) => {
+                        // Nothing was sent: always safe to try again, elsewhere if allowed.
+                        shard.upstreams.report_failure(backend, server);
+                        failures += 1;
+                        if failures > conf.retries {
+                            return Err(Stop::Reply(Reply::BadGateway));
+                        }
+                        if conf.redispatch {
+                            tried.add(server);
+                        }
+                        continue;
+                    }
+                },
+            };
+            if req.expect_continue && !continue_sent {
+                let deadline = Self::deadline(self.timeouts().client);
+                write_static(&mut self.client, CONTINUE, deadline)
+                    .await
+                    .map_err(|_| Stop::Close)?;
+                continue_sent = true;
             }
-            match self.read_response_head(&mut up, &req, keep_alive).await {
-                Ok(r) => break r,
-                Err(HeadError::NothingReceived) if up.reused && replayable && !retried => {
-                    retried = true;
-                    up = self.fresh(backend, up.server).await?;
+            let failed = match self.send_request(&mut up, &mut body).await {
+                Err(SendError::Client) => return Err(Stop::Close),
+                Err(SendError::Server) => HeadError::NothingReceived,
+                Ok(()) => match self.read_response_head(&mut up, &req, keep_alive).await {
+                    Ok(r) => {
+                        shard.upstreams.report_success(backend, server);
+                        break (r, up, slot);
+                    }
+                    Err(e) => e,
+                },
+            };
+            // Bytes were sent. Only a request that is idempotent and still whole in
+            // memory may go out again; a non-idempotent one is never sent twice.
+            let may_resend = replayable && req.idempotent;
+            match failed {
+                HeadError::NothingReceived if up.reused && !stale_retry && may_resend => {
+                    // The server closed the pooled connection: same server, new connection.
+                    stale_retry = true;
                 }
-                Err(HeadError::NothingReceived) | Err(HeadError::Invalid) => {
-                    return Err(Stop::Reply(Reply::BadGateway))
+                HeadError::NothingReceived => {
+                    shard.upstreams.report_failure(backend, server);
+                    failures += 1;
+                    if !may_resend || failures > conf.retries {
+                        return Err(Stop::Reply(Reply::BadGateway));
+                    }
+                    if conf.redispatch {
+                        tried.add(server);
+                    }
                 }
-                Err(HeadError::Timeout) => return Err(Stop::Reply(Reply::GatewayTimeout)),
+                HeadError::Invalid => {
+                    shard.upstreams.report_failure(backend, server);
+                    return Err(Stop::Reply(Reply::BadGateway));
+                }
+                HeadError::Timeout => {
+                    shard.upstreams.report_failure(backend, server);
+                    return Err(Stop::Reply(Reply::GatewayTimeout));
+                }
             }
         };
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
         if reusable {
-            self.shard.upstreams.release(backend, up.server, up.stream);
+            shard.upstreams.release_conn(backend, up.server, up.stream);
         }
         Ok(keep_alive && client_keep_alive)
-    }
-
-    async fn fresh(&self, backend: usize, server: usize) -> Result<Upstream, Stop> {
-        match self.shard.upstreams.connect_fresh(backend, server).await {
-            Ok(stream) => Ok(Upstream {
-                server,
-                stream,
-                reused: false,
-            }),
-            Err(_) => Err(Stop::Reply(Reply::BadGateway)),
-        }
     }
 
     /// Reads until a complete request head is buffered, then parses and routes it.
@@ -193,14 +246,24 @@ impl Conn {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 match head::parse_request(data, &mut headers, xff, &mut self.out) {
                     Parsed::Done(r) => {
+                        let backend = route(fe, r.host, r.path);
+                        let hash =
+                            backend.and_then(|b| match &self.shard.config.backends[b].balance {
+                                BalanceAlgo::Hash { key, .. } => {
+                                    request_hash(key, &r, self.peer.ip())
+                                }
+                                _ => None,
+                            });
                         return Ok(RequestMeta {
                             head_len: r.head_len,
                             framing: r.framing,
                             keep_alive: r.keep_alive,
                             expect_continue: r.expect_continue,
                             is_head: r.method == "HEAD",
+                            idempotent: is_idempotent(r.method),
                             minor: r.minor_version,
-                            backend: route(fe, r.host, r.path),
+                            backend,
+                            hash,
                         });
                     }
                     Parsed::Reject(reply) => return Err(Stop::Reply(reply)),
@@ -396,4 +459,12 @@ struct ResponseMeta {
     framing: Framing,
     reusable: bool,
     client_keep_alive: bool,
+}
+
+/// A connection to one server of the current backend.
+struct Upstream {
+    server: u32,
+    stream: TcpStream,
+    /// Came from the pool: the server may have closed it meanwhile.
+    reused: bool,
 }

@@ -18,8 +18,11 @@ const MAX_CONNECTION_TOKENS: usize = 16;
 pub struct Request<'a> {
     pub head_len: usize,
     pub method: &'a str,
-    /// The path, or the whole target when it is not origin-form.
+    /// The request target as sent.
+    pub target: &'a str,
+    /// The path (from an absolute-form target too), query included.
     pub path: &'a str,
+    pub headers: &'a [httparse::Header<'a>],
     /// Host without port, as sent (compare case-insensitively).
     pub host: Option<&'a str>,
     pub minor_version: u8,
@@ -219,7 +222,9 @@ pub fn parse_request<'a>(
     Parsed::Done(Request {
         head_len,
         method,
+        target,
         path,
+        headers,
         host,
         minor_version: minor,
         framing,

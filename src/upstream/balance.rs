@@ -1,58 +1,521 @@
-//! Choosing a server within one backend, per shard. One enum, one variant per
-//! algorithm; picks never allocate and never loop more than once around the list.
+//! Choosing a server within one group (primaries or backups) of one backend, on one
+//! shard. One enum, one variant per algorithm. Everything that depends on weights and
+//! server states is precomputed by `rebuild` (run on a flip, a weight change or a
+//! slow-start step), so a pick never allocates and looks at as few servers as it can.
+//!
+//! Consistent hashing uses a ring with virtual nodes (`VNODES_PER_WEIGHT` per unit of
+//! weight), each placed at xxh3(server name, replica): the same names and weights give
+//! the same ring on every shard and every node, and removing one of N servers only
+//! moves the keys that were on its points (about 1/N). A ring was chosen over Maglev
+//! (needs a full table rebuild with more movement on change) and rendezvous hashing
+//! (O(N) hashes per pick, too slow for 1,024 servers).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::config::BalanceAlgo;
 
+/// Virtual nodes on the consistent-hash ring per unit of weight.
+pub const VNODES_PER_WEIGHT: u32 = 100;
+/// Longest weighted round-robin schedule; larger weight sums are scaled down.
+const MAX_SCHEDULE: u64 = 1 << 16;
+
+/// A member of the group: a server index and its effective weight (> 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Member<'a> {
+    pub server: u32,
+    pub weight: u32,
+    pub name: &'a str,
+}
+
 #[derive(Debug)]
-pub enum Balancer {
-    RoundRobin { next: Cell<usize> },
+enum Algo {
+    /// Smooth weighted round robin, precomputed as an earliest-deadline schedule.
+    Wrr {
+        schedule: Vec<u32>,
+        pos: Cell<usize>,
+    },
+    LeastConn {
+        next: Cell<usize>,
+    },
+    Random {
+        draws: u32,
+        rng: RefCell<fastrand::Rng>,
+        cumulative: Vec<u64>,
+    },
+    First,
+    HashMap {
+        cumulative: Vec<u64>,
+        fallback: Cell<usize>,
+    },
+    HashRing {
+        ring: Vec<(u64, u32)>,
+        fallback: Cell<usize>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Balancer {
+    algo: Algo,
+    /// Server index of each member, in server id order.
+    servers: Vec<u32>,
+    /// Effective weight of each member.
+    weights: Vec<u32>,
 }
 
 impl Balancer {
-    /// `shard` staggers the starting point so shards do not all hit server 0 first.
-    pub fn new(algo: BalanceAlgo, shard: usize) -> Self {
-        match algo {
-            BalanceAlgo::RoundRobin => Balancer::RoundRobin {
-                next: Cell::new(shard),
+    /// An empty group; `seed` spreads shards' starting points and random streams.
+    pub fn new(algo: &BalanceAlgo, seed: u64) -> Self {
+        let algo = match algo {
+            BalanceAlgo::RoundRobin | BalanceAlgo::StaticRr => Algo::Wrr {
+                schedule: Vec::new(),
+                pos: Cell::new(seed as usize),
             },
+            BalanceAlgo::LeastConn => Algo::LeastConn {
+                next: Cell::new(seed as usize),
+            },
+            BalanceAlgo::Random { draws } => Algo::Random {
+                draws: *draws,
+                rng: RefCell::new(fastrand::Rng::with_seed(0x5eed_0000 ^ seed)),
+                cumulative: Vec::new(),
+            },
+            BalanceAlgo::First => Algo::First,
+            BalanceAlgo::Hash {
+                consistent: false, ..
+            } => Algo::HashMap {
+                cumulative: Vec::new(),
+                fallback: Cell::new(seed as usize),
+            },
+            BalanceAlgo::Hash {
+                consistent: true, ..
+            } => Algo::HashRing {
+                ring: Vec::new(),
+                fallback: Cell::new(seed as usize),
+            },
+        };
+        Balancer {
+            algo,
+            servers: Vec::new(),
+            weights: Vec::new(),
         }
     }
 
-    /// Picks one of `count` servers for which `usable` holds, or `None`.
-    pub fn pick(&self, count: usize, usable: impl Fn(usize) -> bool) -> Option<usize> {
-        if count == 0 {
+    /// Replaces the members (servers that can take traffic, in id order).
+    pub fn rebuild<'a>(&mut self, members: impl Iterator<Item = Member<'a>>) {
+        self.servers.clear();
+        self.weights.clear();
+        let mut names = Vec::new();
+        for m in members.filter(|m| m.weight > 0) {
+            self.servers.push(m.server);
+            self.weights.push(m.weight);
+            names.push(m.name);
+        }
+        let n = self.servers.len();
+        match &mut self.algo {
+            Algo::Wrr { schedule, pos } => {
+                // Keep the position: a change does not restart the rotation.
+                let old_len = schedule.len().max(1);
+                let progress = pos.get() % old_len;
+                *schedule = wrr_schedule(&self.weights);
+                pos.set(if schedule.is_empty() {
+                    0
+                } else {
+                    progress * schedule.len() / old_len
+                });
+            }
+            Algo::LeastConn { .. } | Algo::First => {}
+            Algo::Random { cumulative, .. } | Algo::HashMap { cumulative, .. } => {
+                cumulative.clear();
+                let mut sum = 0u64;
+                for &w in &self.weights {
+                    sum += u64::from(w);
+                    cumulative.push(sum);
+                }
+            }
+            Algo::HashRing { ring, .. } => {
+                ring.clear();
+                let mut label = Vec::with_capacity(64);
+                for (i, (name, &weight)) in names.iter().zip(&self.weights).enumerate() {
+                    for r in 0..weight * VNODES_PER_WEIGHT {
+                        label.clear();
+                        label.extend_from_slice(name.as_bytes());
+                        label.push(b'#');
+                        label.extend_from_slice(&r.to_le_bytes());
+                        ring.push((xxh3_64(&label), i as u32));
+                    }
+                }
+                ring.sort_unstable();
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+
+    /// Server indices of the members, in id order.
+    pub fn members(&self) -> &[u32] {
+        &self.servers
+    }
+
+    /// Picks a member for which `ok` holds (it has a free slot and is not excluded).
+    /// `active` is indexed by server; `key` is the request's hash for `hash`.
+    pub fn pick(
+        &self,
+        active: &[Cell<u32>],
+        key: Option<u64>,
+        ok: impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        let n = self.servers.len();
+        if n == 0 {
             return None;
         }
-        match self {
-            Balancer::RoundRobin { next } => {
-                let start = next.get() % count;
-                for step in 0..count {
-                    let i = (start + step) % count;
-                    if usable(i) {
-                        next.set(i + 1);
-                        return Some(i);
+        match &self.algo {
+            Algo::Wrr { schedule, pos } => {
+                let len = schedule.len();
+                let mut i = pos.get() % len;
+                for _ in 0..len {
+                    let s = self.servers[schedule[i] as usize];
+                    i += 1;
+                    if i == len {
+                        i = 0;
+                    }
+                    if ok(s) {
+                        pos.set(i);
+                        return Some(s);
                     }
                 }
                 None
             }
+            Algo::LeastConn { next } => {
+                let start = next.get() % n;
+                next.set(start + 1);
+                let mut best: Option<(usize, u64)> = None;
+                let mut i = start;
+                for _ in 0..n {
+                    let s = self.servers[i];
+                    if ok(s) {
+                        let load = u64::from(active[s as usize].get());
+                        let better = match best {
+                            None => true,
+                            // load/weight < best_load/best_weight, without dividing.
+                            Some((b, b_load)) => {
+                                load * u64::from(self.weights[b])
+                                    < b_load * u64::from(self.weights[i])
+                            }
+                        };
+                        if better {
+                            best = Some((i, load));
+                        }
+                    }
+                    i += 1;
+                    if i == n {
+                        i = 0;
+                    }
+                }
+                best.map(|(i, _)| self.servers[i])
+            }
+            Algo::Random {
+                draws,
+                rng,
+                cumulative,
+            } => {
+                let total = cumulative[n - 1];
+                let mut rng = rng.borrow_mut();
+                let mut best: Option<(usize, u64)> = None;
+                for _ in 0..*draws {
+                    let i = weighted_index(cumulative, rng.u64(0..total));
+                    let s = self.servers[i];
+                    if !ok(s) {
+                        continue;
+                    }
+                    let load = u64::from(active[s as usize].get());
+                    let better = match best {
+                        None => true,
+                        Some((b, b_load)) => {
+                            load * u64::from(self.weights[b]) < b_load * u64::from(self.weights[i])
+                        }
+                    };
+                    if better {
+                        best = Some((i, load));
+                    }
+                }
+                if let Some((i, _)) = best {
+                    return Some(self.servers[i]);
+                }
+                // Every draw was full or excluded: scan from a random point.
+                let start = rng.usize(0..n);
+                (0..n)
+                    .map(|k| self.servers[(start + k) % n])
+                    .find(|&s| ok(s))
+            }
+            Algo::First => self.servers.iter().copied().find(|&s| ok(s)),
+            Algo::HashMap {
+                cumulative,
+                fallback,
+            } => {
+                let start = match key {
+                    Some(k) => weighted_index(cumulative, k % cumulative[n - 1]),
+                    None => next_rr(fallback, n),
+                };
+                (0..n)
+                    .map(|k| self.servers[(start + k) % n])
+                    .find(|&s| ok(s))
+            }
+            Algo::HashRing { ring, fallback } => match key {
+                Some(k) => {
+                    let len = ring.len();
+                    let start = ring.partition_point(|p| p.0 < k);
+                    (0..len)
+                        .map(|j| self.servers[ring[(start + j) % len].1 as usize])
+                        .find(|&s| ok(s))
+                }
+                None => {
+                    let start = next_rr(fallback, n);
+                    (0..n)
+                        .map(|k| self.servers[(start + k) % n])
+                        .find(|&s| ok(s))
+                }
+            },
         }
+    }
+}
+
+fn next_rr(c: &Cell<usize>, n: usize) -> usize {
+    let i = c.get() % n;
+    c.set(i + 1);
+    i
+}
+
+/// The member whose cumulative weight range holds `r` (0 <= r < total).
+fn weighted_index(cumulative: &[u64], r: u64) -> usize {
+    cumulative.partition_point(|&c| c <= r)
+}
+
+/// The hash of a request key, the same on every shard and node.
+pub fn hash_key(bytes: &[u8]) -> u64 {
+    xxh3_64(bytes)
+}
+
+/// A smooth weighted round-robin order of member positions: each member's k-th turn
+/// is due at (k + 1/2) / weight, and turns are taken in order of due time (ties by
+/// position). Weights are first divided by their gcd, and scaled down if their sum
+/// would make the schedule longer than `MAX_SCHEDULE`.
+fn wrr_schedule(weights: &[u32]) -> Vec<u32> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    let g = weights.iter().fold(0u32, |a, &b| gcd(a, b)).max(1);
+    let mut w: Vec<u64> = weights.iter().map(|&x| u64::from(x / g)).collect();
+    let total: u64 = w.iter().sum();
+    if total > MAX_SCHEDULE {
+        let scale = total.div_ceil(MAX_SCHEDULE);
+        for x in &mut w {
+            *x = (*x / scale).max(1);
+        }
+    }
+    let total: u64 = w.iter().sum();
+
+    /// Due time (2k+1)/(2w), compared exactly by cross-multiplication.
+    #[derive(PartialEq, Eq)]
+    struct Due {
+        num: u64,
+        den: u64,
+        pos: u32,
+    }
+    impl Ord for Due {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            (self.num * o.den)
+                .cmp(&(o.num * self.den))
+                .then(self.pos.cmp(&o.pos))
+        }
+    }
+    impl PartialOrd for Due {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+
+    let mut heap: BinaryHeap<Reverse<Due>> = w
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            Reverse(Due {
+                num: 1,
+                den: 2 * x,
+                pos: i as u32,
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(total as usize);
+    while (out.len() as u64) < total {
+        let Some(Reverse(mut d)) = heap.pop() else {
+            break;
+        };
+        out.push(d.pos);
+        d.num += 2;
+        heap.push(Reverse(d));
+    }
+    out
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HashKey;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("s{}", i + 1)).collect()
+    }
+
+    fn build(algo: &BalanceAlgo, weights: &[u32], names: &[String]) -> Balancer {
+        let mut b = Balancer::new(algo, 0);
+        b.rebuild(weights.iter().enumerate().map(|(i, &w)| Member {
+            server: i as u32,
+            weight: w,
+            name: &names[i],
+        }));
+        b
+    }
+
+    fn counts(b: &Balancer, n: usize, picks: usize) -> Vec<usize> {
+        let active: Vec<Cell<u32>> = (0..n).map(|_| Cell::new(0)).collect();
+        let mut c = vec![0; n];
+        for _ in 0..picks {
+            c[b.pick(&active, None, |_| true).unwrap() as usize] += 1;
+        }
+        c
+    }
 
     #[test]
-    fn round_robin_cycles_and_skips() {
-        let b = Balancer::new(BalanceAlgo::RoundRobin, 0);
-        let picks: Vec<_> = (0..6).map(|_| b.pick(3, |_| true).unwrap()).collect();
-        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
-        let picks: Vec<_> = (0..4).map(|_| b.pick(3, |i| i != 1).unwrap()).collect();
-        assert_eq!(picks, [0, 2, 0, 2]);
-        assert_eq!(b.pick(3, |_| false), None);
-        assert_eq!(b.pick(0, |_| true), None);
+    fn weighted_round_robin_is_exact_and_smooth() {
+        let n = names(3);
+        let b = build(&BalanceAlgo::RoundRobin, &[5, 1, 1], &n);
+        assert_eq!(counts(&b, 3, 700), [500, 100, 100]);
+        // Smooth: the light servers are spread out instead of bunched at one end of
+        // the cycle, and every window of one cycle holds exactly the weights.
+        let active: Vec<Cell<u32>> = (0..3).map(|_| Cell::new(0)).collect();
+        let seq: Vec<u32> = (0..21)
+            .map(|_| b.pick(&active, None, |_| true).unwrap())
+            .collect();
+        for w in seq.windows(7) {
+            assert_eq!(w.iter().filter(|&&s| s == 0).count(), 5, "{seq:?}");
+        }
+        assert!(
+            !seq.windows(6).any(|w| w.iter().all(|&s| s == 0)),
+            "{seq:?}"
+        );
+    }
+
+    #[test]
+    fn round_robin_skips_and_never_loops_forever() {
+        let n = names(3);
+        let b = build(&BalanceAlgo::RoundRobin, &[1, 1, 1], &n);
+        let active: Vec<Cell<u32>> = (0..3).map(|_| Cell::new(0)).collect();
+        let picks: Vec<_> = (0..4)
+            .map(|_| b.pick(&active, None, |s| s != 1).unwrap())
+            .collect();
+        assert!(picks.iter().all(|&s| s != 1));
+        assert_eq!(b.pick(&active, None, |_| false), None);
+    }
+
+    #[test]
+    fn weight_change_keeps_the_rotation_going() {
+        let n = names(2);
+        let mut b = build(&BalanceAlgo::RoundRobin, &[1, 1], &n);
+        let active: Vec<Cell<u32>> = (0..2).map(|_| Cell::new(0)).collect();
+        b.pick(&active, None, |_| true);
+        b.rebuild([(0u32, 3u32), (1, 1)].iter().map(|&(s, w)| Member {
+            server: s,
+            weight: w,
+            name: &n[s as usize],
+        }));
+        let mut c = [0; 2];
+        for _ in 0..400 {
+            c[b.pick(&active, None, |_| true).unwrap() as usize] += 1;
+        }
+        assert_eq!(c, [300, 100]);
+    }
+
+    #[test]
+    fn least_conn_prefers_the_idle_server_and_rotates_ties() {
+        let n = names(3);
+        let b = build(&BalanceAlgo::LeastConn, &[1, 1, 1], &n);
+        let active: Vec<Cell<u32>> = [5, 0, 5].iter().map(|&a| Cell::new(a)).collect();
+        for _ in 0..5 {
+            assert_eq!(b.pick(&active, None, |_| true), Some(1));
+        }
+        let idle: Vec<Cell<u32>> = (0..3).map(|_| Cell::new(0)).collect();
+        let picks: std::collections::HashSet<_> = (0..3)
+            .map(|_| b.pick(&idle, None, |_| true).unwrap())
+            .collect();
+        assert_eq!(picks.len(), 3);
+    }
+
+    #[test]
+    fn random_two_choices_spreads() {
+        let n = names(4);
+        let b = build(&BalanceAlgo::Random { draws: 2 }, &[1, 1, 1, 1], &n);
+        let c = counts(&b, 4, 4000);
+        assert!(c.iter().all(|&x| x > 700), "{c:?}");
+    }
+
+    #[test]
+    fn first_fills_in_id_order() {
+        let n = names(3);
+        let b = build(&BalanceAlgo::First, &[1, 1, 1], &n);
+        let active: Vec<Cell<u32>> = (0..3).map(|_| Cell::new(0)).collect();
+        assert_eq!(b.pick(&active, None, |s| s != 0), Some(1));
+        assert_eq!(b.pick(&active, None, |_| true), Some(0));
+    }
+
+    #[test]
+    fn consistent_hash_moves_about_one_nth_of_keys() {
+        let algo = BalanceAlgo::Hash {
+            key: HashKey::Source,
+            consistent: true,
+        };
+        let n = names(5);
+        let all = build(&algo, &[1; 5], &n);
+        let again = build(&algo, &[1; 5], &n);
+        // s3 leaves.
+        let mut fewer = Balancer::new(&algo, 7);
+        fewer.rebuild((0..5u32).filter(|&s| s != 2).map(|s| Member {
+            server: s,
+            weight: 1,
+            name: &n[s as usize],
+        }));
+        let active: Vec<Cell<u32>> = (0..5).map(|_| Cell::new(0)).collect();
+        let mut moved = 0;
+        for k in 0..1000u32 {
+            let key = hash_key(format!("client-{k}").as_bytes());
+            let a = all.pick(&active, Some(key), |_| true).unwrap();
+            assert_eq!(
+                a,
+                again.pick(&active, Some(key), |_| true).unwrap(),
+                "deterministic"
+            );
+            let b = fewer.pick(&active, Some(key), |_| true).unwrap();
+            if a != b {
+                assert_eq!(a, 2, "only keys of the server that left move");
+                moved += 1;
+            }
+        }
+        assert!(
+            (120..=300).contains(&moved),
+            "moved {moved} of 1000 keys (1/5 = 200)"
+        );
     }
 }

@@ -1,136 +1,310 @@
-//! A shard's view of its backends: per server state, the balancer and the idle
-//! connection pool, and getting a connection to a server (pooled or new).
+//! A shard's copy of its backends: every server's state (probe result from the health
+//! thread, operator state, weight, this shard's active requests and slot share), the
+//! balancers of the primary and backup groups, the queue of requests waiting for a
+//! slot, and the idle connection pools.
 
-mod balance;
+pub mod balance;
 mod pool;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Sender;
 use monoio::net::TcpStream;
 
-pub use balance::Balancer;
+pub use balance::{Balancer, Member};
 pub use pool::Pool;
 
-use crate::config::Config;
+use crate::config::{Backend, Config};
+use crate::control::HealthReport;
+
+/// The operator's say on a server (HAProxy's READY / DRAIN / MAINT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    Ready,
+    /// No new requests; in-flight ones finish.
+    Drain,
+    /// Out of service.
+    Maint,
+}
 
 pub struct ServerState {
     pub name: String,
     pub addr: SocketAddr,
-    pub weight: u32,
+    pub backup: bool,
+    /// Weight set by config or operator (0–256).
+    pub weight: Cell<u32>,
+    /// Weight the balancer uses (lower during slow start).
+    pub effective_weight: Cell<u32>,
+    /// The health thread's verdict.
+    pub up: Cell<bool>,
+    pub admin: Cell<AdminState>,
+    /// When the server last came up, while its slow start runs.
+    pub ramp_since: Cell<Option<Instant>>,
+    pub slowstart: Duration,
+    /// This shard's share of the server's maxconn.
+    pub limit: u32,
+    /// Consecutive passive failures seen by this shard.
+    pub fail_streak: Cell<u32>,
     pub pool: RefCell<Pool>,
+}
+
+impl ServerState {
+    /// Probe up, operator ready, weight above zero.
+    pub fn usable(&self) -> bool {
+        self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
+    }
 }
 
 pub struct BackendState {
     pub name: String,
-    pub balancer: Balancer,
     pub servers: Vec<ServerState>,
+    /// Active requests (connections in tcp mode) per server, on this shard.
+    pub active: Vec<Cell<u32>>,
+    primary: RefCell<Balancer>,
+    backup: RefCell<Balancer>,
+    all_backups: bool,
+    maxqueue: Option<usize>,
+    /// Requests waiting for a slot, in arrival order.
+    queue: RefCell<VecDeque<local_sync::oneshot::Sender<()>>>,
 }
 
-/// A connection to one server of a backend.
-pub struct Upstream {
-    pub server: usize,
-    pub stream: TcpStream,
-    /// Came from the pool: it may have been closed by the server in the meantime.
-    pub reused: bool,
-}
-
+/// The outcome of asking a backend for a server slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectError {
-    /// Every server was tried and refused, timed out or failed.
-    AllFailed,
-    /// No server is usable at all.
+pub enum AcquireError {
+    /// No server is up, ready and weighted (primaries nor backups).
     NoServer,
+    /// The queue is at `maxqueue`.
+    QueueFull,
+    /// No slot freed within `timeout.queue`.
+    QueueTimeout,
+}
+
+/// Servers a request already failed on, so a retry goes elsewhere.
+#[derive(Default, Clone, Copy)]
+pub struct Tried {
+    servers: [u32; 8],
+    len: usize,
+}
+
+impl Tried {
+    pub fn add(&mut self, s: u32) {
+        self.servers[self.len % 8] = s;
+        self.len += 1;
+    }
+    pub fn contains(&self, s: u32) -> bool {
+        self.servers[..self.len.min(8)].contains(&s)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+enum Pick {
+    Server(u32),
+    /// Servers are usable but none has a free slot.
+    Full,
+    NoServer,
+}
+
+impl BackendState {
+    fn new(b: &Backend, shard: usize, shards: usize) -> Self {
+        let servers: Vec<ServerState> = b
+            .servers
+            .iter()
+            .map(|s| ServerState {
+                name: s.name.clone(),
+                addr: s.addr,
+                backup: s.backup,
+                weight: Cell::new(s.weight),
+                effective_weight: Cell::new(s.weight),
+                up: Cell::new(true),
+                admin: Cell::new(AdminState::Ready),
+                ramp_since: Cell::new(None),
+                slowstart: s.slowstart,
+                limit: s.maxconn_share(shard, shards),
+                fail_streak: Cell::new(0),
+                pool: RefCell::new(Pool::default()),
+            })
+            .collect();
+        let be = BackendState {
+            name: b.name.clone(),
+            active: servers.iter().map(|_| Cell::new(0)).collect(),
+            servers,
+            primary: RefCell::new(Balancer::new(&b.balance, shard as u64)),
+            backup: RefCell::new(Balancer::new(&b.balance, shard as u64)),
+            all_backups: b.all_backups,
+            maxqueue: b.maxqueue,
+            queue: RefCell::new(VecDeque::new()),
+        };
+        be.rebuild();
+        be
+    }
+
+    /// Recomputes both groups after any change of state or weight.
+    pub fn rebuild(&self) {
+        let members = |backup: bool| {
+            self.servers
+                .iter()
+                .enumerate()
+                .filter(move |(_, s)| s.backup == backup && s.usable())
+                .map(|(i, s)| Member {
+                    server: i as u32,
+                    weight: s.effective_weight.get(),
+                    name: &s.name,
+                })
+        };
+        self.primary.borrow_mut().rebuild(members(false));
+        if self.all_backups {
+            self.backup.borrow_mut().rebuild(members(true));
+        } else {
+            self.backup.borrow_mut().rebuild(members(true).take(1));
+        }
+        // Capacity may have appeared (or vanished): let every waiter look again.
+        self.wake_all();
+    }
+
+    /// Usable primaries and backups.
+    pub fn usable_counts(&self) -> (usize, usize) {
+        (
+            self.primary.borrow().members().len(),
+            self.backup.borrow().members().len(),
+        )
+    }
+
+    fn pick(&self, key: Option<u64>, tried: &Tried) -> Pick {
+        let primary = self.primary.borrow();
+        let group = if primary.is_empty() {
+            self.backup.borrow()
+        } else {
+            primary
+        };
+        if group.is_empty() {
+            return Pick::NoServer;
+        }
+        let free = |s: u32| self.active[s as usize].get() < self.servers[s as usize].limit;
+        if !tried.is_empty() {
+            if let Some(s) = group.pick(&self.active, key, |s| free(s) && !tried.contains(s)) {
+                return Pick::Server(s);
+            }
+        }
+        match group.pick(&self.active, key, free) {
+            Some(s) => Pick::Server(s),
+            None => Pick::Full,
+        }
+    }
+
+    /// Takes a slot on a server: at once when one is free and nobody waits, else in
+    /// arrival order from the queue until `deadline`.
+    pub async fn acquire(
+        &self,
+        key: Option<u64>,
+        tried: &Tried,
+        deadline: Instant,
+    ) -> Result<u32, AcquireError> {
+        let mut woken = false;
+        loop {
+            if woken || self.queue.borrow().is_empty() {
+                match self.pick(key, tried) {
+                    Pick::Server(s) => {
+                        let a = &self.active[s as usize];
+                        a.set(a.get() + 1);
+                        return Ok(s);
+                    }
+                    Pick::NoServer => return Err(AcquireError::NoServer),
+                    Pick::Full => {}
+                }
+            } else if self.primary.borrow().is_empty() && self.backup.borrow().is_empty() {
+                return Err(AcquireError::NoServer);
+            }
+            let (tx, rx) = local_sync::oneshot::channel();
+            {
+                let mut q = self.queue.borrow_mut();
+                if !woken && self.maxqueue.is_some_and(|m| q.len() >= m) {
+                    return Err(AcquireError::QueueFull);
+                }
+                // A waiter that lost its slot to a newcomer keeps its place.
+                if woken {
+                    q.push_front(tx);
+                } else {
+                    q.push_back(tx);
+                }
+            }
+            match monoio::time::timeout_at(monoio::time::Instant::from_std(deadline), rx).await {
+                Ok(_) => woken = true,
+                Err(_) => return Err(AcquireError::QueueTimeout),
+            }
+        }
+    }
+
+    /// Gives a slot back and lets the first waiter try for it.
+    pub fn release(&self, server: u32) {
+        let a = &self.active[server as usize];
+        a.set(a.get().saturating_sub(1));
+        let mut q = self.queue.borrow_mut();
+        while let Some(tx) = q.pop_front() {
+            // A waiter that timed out has dropped its receiver: try the next one.
+            if tx.send(()).is_ok() {
+                break;
+            }
+        }
+    }
+
+    fn wake_all(&self) {
+        let waiters: Vec<_> = self.queue.borrow_mut().drain(..).collect();
+        for tx in waiters {
+            let _ = tx.send(());
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.borrow().len()
+    }
 }
 
 pub struct Upstreams {
     pub backends: Vec<BackendState>,
+    shard: usize,
     connect_timeout: Duration,
     pool_max_idle: usize,
     pool_idle_timeout: Duration,
+    /// Passive failure reports to the health thread.
+    reports: Option<Sender<HealthReport>>,
 }
 
 impl Upstreams {
-    pub fn new(cfg: &Config, shard: usize) -> Self {
+    pub fn new(cfg: &Config, shard: usize, reports: Option<Sender<HealthReport>>) -> Self {
+        let shards = cfg.runtime.shards;
         Upstreams {
             backends: cfg
                 .backends
                 .iter()
-                .map(|b| BackendState {
-                    name: b.name.clone(),
-                    balancer: Balancer::new(b.balance, shard),
-                    servers: b
-                        .servers
-                        .iter()
-                        .map(|s| ServerState {
-                            name: s.name.clone(),
-                            addr: s.addr,
-                            weight: s.weight,
-                            pool: RefCell::new(Pool::default()),
-                        })
-                        .collect(),
-                })
+                .map(|b| BackendState::new(b, shard, shards))
                 .collect(),
+            shard,
             connect_timeout: cfg.timeouts.connect,
             pool_max_idle: cfg.pool.max_idle_per_server,
             pool_idle_timeout: cfg.pool.idle_timeout,
+            reports,
         }
     }
 
-    /// Picks a server and returns a connection to it, trying each server at most once.
-    /// With `pooled`, an idle connection to the chosen server is preferred.
-    pub async fn connect(&self, backend: usize, pooled: bool) -> Result<Upstream, ConnectError> {
-        let b = &self.backends[backend];
-        let usable = |i: usize| b.servers[i].weight > 0;
-        let mut tried = 0;
-        while tried < b.servers.len() {
-            let Some(server) = b.balancer.pick(b.servers.len(), usable) else {
-                break;
-            };
-            tried += 1;
-            let s = &b.servers[server];
-            if pooled {
-                let idle = s
-                    .pool
-                    .borrow_mut()
-                    .take(Instant::now(), self.pool_idle_timeout);
-                if let Some(stream) = idle {
-                    return Ok(Upstream {
-                        server,
-                        stream,
-                        reused: true,
-                    });
-                }
-            }
-            match self.connect_to(s).await {
-                Ok(stream) => {
-                    return Ok(Upstream {
-                        server,
-                        stream,
-                        reused: false,
-                    })
-                }
-                Err(e) => {
-                    tracing::warn!(backend = %b.name, server = %s.name, addr = %s.addr, error = %e, "connect failed");
-                }
-            }
-        }
-        if tried == 0 {
-            Err(ConnectError::NoServer)
-        } else {
-            Err(ConnectError::AllFailed)
-        }
+    /// An idle pooled connection to `server`, if one is alive.
+    pub fn pooled(&self, backend: usize, server: u32) -> Option<TcpStream> {
+        self.backends[backend].servers[server as usize]
+            .pool
+            .borrow_mut()
+            .take(Instant::now(), self.pool_idle_timeout)
     }
 
-    /// A fresh connection to one server (for a retry after a stale pooled one).
-    pub async fn connect_fresh(&self, backend: usize, server: usize) -> std::io::Result<TcpStream> {
-        self.connect_to(&self.backends[backend].servers[server])
+    /// A new connection to `server`, within `timeout.connect`.
+    pub async fn connect(&self, backend: usize, server: u32) -> std::io::Result<TcpStream> {
+        let s = &self.backends[backend].servers[server as usize];
+        let res = match monoio::time::timeout(self.connect_timeout, TcpStream::connect_addr(s.addr))
             .await
-    }
-
-    async fn connect_to(&self, s: &ServerState) -> std::io::Result<TcpStream> {
-        match monoio::time::timeout(self.connect_timeout, TcpStream::connect_addr(s.addr)).await {
+        {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 Ok(stream)
@@ -140,15 +314,117 @@ impl Upstreams {
                 std::io::ErrorKind::TimedOut,
                 "connect timeout",
             )),
+        };
+        if let Err(e) = &res {
+            tracing::warn!(backend = %self.backends[backend].name, server = %s.name, addr = %s.addr, error = %e, "connect failed");
         }
+        res
     }
 
     /// Returns a connection whose last exchange completed cleanly.
-    pub fn release(&self, backend: usize, server: usize, stream: TcpStream) {
-        self.backends[backend].servers[server]
+    pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
+        self.backends[backend].servers[server as usize]
             .pool
             .borrow_mut()
             .put(stream, Instant::now(), self.pool_max_idle);
+    }
+
+    /// A connection or request to the server failed: tell the health thread.
+    pub fn report_failure(&self, backend: usize, server: u32) {
+        let s = &self.backends[backend].servers[server as usize];
+        s.fail_streak.set(s.fail_streak.get() + 1);
+        self.send_report(backend, server, s.fail_streak.get());
+    }
+
+    /// The server answered: end a failure streak (one message, only after failures).
+    pub fn report_success(&self, backend: usize, server: u32) {
+        let s = &self.backends[backend].servers[server as usize];
+        if s.fail_streak.get() > 0 {
+            s.fail_streak.set(0);
+            self.send_report(backend, server, 0);
+        }
+    }
+
+    fn send_report(&self, backend: usize, server: u32, streak: u32) {
+        if let Some(tx) = &self.reports {
+            let _ = tx.send(HealthReport {
+                shard: self.shard,
+                backend,
+                server: server as usize,
+                streak,
+            });
+        }
+    }
+
+    /// Applies the health thread's verdict on a server.
+    pub fn set_up(&self, backend: usize, server: usize, up: bool) {
+        let be = &self.backends[backend];
+        let s = &be.servers[server];
+        if s.up.get() == up {
+            return;
+        }
+        s.up.set(up);
+        if up {
+            s.fail_streak.set(0);
+            if !s.slowstart.is_zero() {
+                s.ramp_since.set(Some(Instant::now()));
+                s.effective_weight
+                    .set(ramp_weight(s.weight.get(), Duration::ZERO, s.slowstart));
+            }
+        } else {
+            s.pool.borrow_mut().clear();
+        }
+        be.rebuild();
+    }
+
+    /// Applies an operator's weight change.
+    pub fn set_weight(&self, backend: usize, server: usize, weight: u32) {
+        let be = &self.backends[backend];
+        let s = &be.servers[server];
+        s.weight.set(weight);
+        if s.ramp_since.get().is_none() {
+            s.effective_weight.set(weight);
+        }
+        be.rebuild();
+    }
+
+    /// Applies an operator's state change.
+    pub fn set_admin(&self, backend: usize, server: usize, state: AdminState) {
+        let be = &self.backends[backend];
+        let s = &be.servers[server];
+        if s.admin.get() != state {
+            s.admin.set(state);
+            if state != AdminState::Ready {
+                s.pool.borrow_mut().clear();
+            }
+            be.rebuild();
+        }
+    }
+
+    /// Advances slow starts; called from the control tick.
+    pub fn tick_slowstart(&self, now: Instant) {
+        for be in &self.backends {
+            let mut changed = false;
+            for s in &be.servers {
+                let Some(since) = s.ramp_since.get() else {
+                    continue;
+                };
+                let elapsed = now.saturating_duration_since(since);
+                let w = if elapsed >= s.slowstart {
+                    s.ramp_since.set(None);
+                    s.weight.get()
+                } else {
+                    ramp_weight(s.weight.get(), elapsed, s.slowstart)
+                };
+                if w != s.effective_weight.get() {
+                    s.effective_weight.set(w);
+                    changed = true;
+                }
+            }
+            if changed {
+                be.rebuild();
+            }
+        }
     }
 
     /// Periodic clean-up from the shard's control tick.
@@ -168,4 +444,13 @@ impl Upstreams {
             }
         }
     }
+}
+
+/// Effective weight `elapsed` into a slow start of `period`: linear, at least 1.
+fn ramp_weight(weight: u32, elapsed: Duration, period: Duration) -> u32 {
+    if weight == 0 {
+        return 0;
+    }
+    let frac = elapsed.as_secs_f64() / period.as_secs_f64().max(1e-9);
+    ((f64::from(weight) * frac).ceil() as u32).clamp(1, weight)
 }

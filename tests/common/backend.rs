@@ -2,6 +2,23 @@
 //! connection, keep-alive, Content-Length and chunked request bodies. Its endpoints
 //! (by path) let each test choose what the balancer faces; its counters let tests see
 //! what the balancer did upstream.
+//!
+//! | path | answer |
+//! | --- | --- |
+//! | `/` (and any unknown path) | `backend=NAME` |
+//! | `/id` | the request's `x-id` header, as body and as `x-id` header |
+//! | `/echo`, `/echo-chunked` | the request body, with Content-Length / chunked |
+//! | `/sha256` | hex sha256 of the request body (streamed, never buffered) |
+//! | `/bytes/N`, `/bytes-chunked/N`, `/bytes-close/N` | N pattern bytes (`wire::pattern`): length, chunked, close-delimited |
+//! | `/status/NNN` | status NNN (204 and 304 without a body) |
+//! | `/sleep/MS` | `slept MS` after MS milliseconds |
+//! | `/headers` | the request headers, one `name: value` line each |
+//! | `/garbage` | bytes that are not HTTP, then a close |
+//! | `/close` | a close, no answer |
+//! | `/close-after` | `backend=NAME` with `connection: close`, then a close |
+//!
+//! Every response carries `x-backend: NAME`; HEAD gets the head only; a request with
+//! `Expect: 100-continue` and a body gets `100 Continue` first.
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -282,6 +299,10 @@ fn handle(w: &mut Wire, req: &RequestHead, shared: &Shared) -> io::Result<bool> 
         return Ok(false);
     } else if path == "/close" {
         return Ok(false);
+    } else if path == "/close-after" {
+        // A complete response, then `connection: close` and a real close.
+        keep = false;
+        Body::Fixed(format!("backend={}", shared.name).into_bytes())
     } else if let Some(n) = seg("/bytes/") {
         Body::Pattern(n)
     } else if let Some(n) = seg("/bytes-chunked/") {
@@ -324,6 +345,8 @@ fn handle(w: &mut Wire, req: &RequestHead, shared: &Shared) -> io::Result<bool> 
     }
     if !keep {
         head.push_str("connection: close\r\n");
+    } else if req.version == 0 {
+        head.push_str("connection: keep-alive\r\n");
     }
     head.push_str("\r\n");
     let s = &mut w.stream;

@@ -95,6 +95,9 @@ impl Wire {
             self.consume(take);
             n -= take as u64;
         }
+        if n == 0 {
+            return Ok(());
+        }
         let mut chunk = vec![0u8; READ_CHUNK];
         while n > 0 {
             let want = (chunk.len() as u64).min(n) as usize;

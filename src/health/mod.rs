@@ -1,0 +1,297 @@
+//! The health thread: the one truth about whether a server is up. It runs active checks
+//! (rise/fall, fast interval while a server changes state, down interval while it is
+//! down), counts the passive failures shards report (`error_limit`), logs each flip
+//! once the way HAProxy does, and broadcasts flips, and only flips, to every shard.
+
+mod probe;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use crate::config::{Config, HealthCheck};
+use crate::control::{HealthReport, ToShard};
+
+/// How often the health thread drains shard reports and ends passive cool-downs.
+const REPORT_TICK: Duration = Duration::from_millis(10);
+/// Without active checks, a server marked down by passive failures is tried again
+/// after this long.
+pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(2);
+
+pub struct Health {
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Health {
+    /// Starts the thread. `reports` receives the shards' passive failure reports.
+    pub fn spawn(
+        cfg: Arc<Config>,
+        shards: Vec<Sender<ToShard>>,
+        reports: Receiver<HealthReport>,
+    ) -> std::io::Result<Health> {
+        let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
+            let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
+            match rt {
+                Ok(mut rt) => rt.block_on(run(cfg, shards, reports, stop_rx)),
+                Err(e) => tracing::error!(error = %e, "health thread: cannot start its runtime; no health checks"),
+            }
+        })?;
+        Ok(Health { stop, thread })
+    }
+
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+struct ServerHealth {
+    up: bool,
+    /// Consecutive check results against the current state.
+    oks: u32,
+    fails: u32,
+    /// Each shard's current streak of passive failures.
+    streaks: Vec<u32>,
+    /// Marked down by passive failures with no active check to bring it back.
+    cooldown_until: Option<Instant>,
+    checked: bool,
+}
+
+struct State {
+    cfg: Arc<Config>,
+    servers: Vec<Vec<ServerHealth>>,
+    shards: Vec<Sender<ToShard>>,
+}
+
+impl State {
+    fn flip(
+        &mut self,
+        backend: usize,
+        server: usize,
+        up: bool,
+        reason: &str,
+        took: Option<Duration>,
+    ) {
+        self.servers[backend][server].up = up;
+        self.servers[backend][server].oks = 0;
+        self.servers[backend][server].fails = 0;
+        for tx in &self.shards {
+            let _ = tx.send(ToShard::ServerUp {
+                backend,
+                server,
+                up,
+            });
+        }
+        let b = &self.cfg.backends[backend];
+        let (mut active, mut backup) = (0, 0);
+        for (i, s) in b.servers.iter().enumerate() {
+            if self.servers[backend][i].up && s.weight > 0 {
+                if s.backup {
+                    backup += 1;
+                } else {
+                    active += 1;
+                }
+            }
+        }
+        let took = took
+            .map(|d| format!(", check duration: {}ms", probe::millis(d)))
+            .unwrap_or_default();
+        let kind = if b.servers[server].backup {
+            "Backup server"
+        } else {
+            "Server"
+        };
+        let name = format!("{}/{}", b.name, b.servers[server].name);
+        if up {
+            tracing::warn!(
+                "{kind} {name} is UP, reason: {reason}{took}. {active} active and {backup} backup servers online."
+            );
+        } else {
+            tracing::warn!(
+                "{kind} {name} is DOWN, reason: {reason}{took}. {active} active and {backup} backup servers left."
+            );
+            if active == 0 && backup == 0 {
+                tracing::error!("backend {} has no server available!", b.name);
+            }
+        }
+    }
+
+    fn on_check(
+        &mut self,
+        backend: usize,
+        server: usize,
+        check: &HealthCheck,
+        passed: bool,
+        reason: &str,
+        took: Duration,
+    ) {
+        let h = &mut self.servers[backend][server];
+        if passed {
+            h.fails = 0;
+            if !h.up {
+                h.oks += 1;
+                if h.oks >= check.rise {
+                    h.streaks.iter_mut().for_each(|s| *s = 0);
+                    self.flip(backend, server, true, reason, Some(took));
+                }
+            }
+        } else {
+            h.oks = 0;
+            if h.up {
+                h.fails += 1;
+                if h.fails >= check.fall {
+                    self.flip(backend, server, false, reason, Some(took));
+                }
+            }
+        }
+    }
+
+    fn on_report(&mut self, r: HealthReport) {
+        let limit = self.cfg.backends[r.backend].error_limit;
+        let h = &mut self.servers[r.backend][r.server];
+        if let Some(s) = h.streaks.get_mut(r.shard) {
+            *s = r.streak;
+        }
+        let total: u32 = h.streaks.iter().sum();
+        if limit > 0 && h.up && total >= limit {
+            h.streaks.iter_mut().for_each(|s| *s = 0);
+            if !h.checked {
+                h.cooldown_until = Some(Instant::now() + PASSIVE_COOLDOWN);
+            }
+            self.flip(
+                r.backend,
+                r.server,
+                false,
+                &format!("Passive check: {total} consecutive errors"),
+                None,
+            );
+        }
+    }
+
+    fn end_cooldowns(&mut self, now: Instant) {
+        for b in 0..self.servers.len() {
+            for s in 0..self.servers[b].len() {
+                let h = &mut self.servers[b][s];
+                if h.cooldown_until.is_some_and(|t| now >= t) {
+                    h.cooldown_until = None;
+                    self.flip(
+                        b,
+                        s,
+                        true,
+                        "Passive check: cool-down over, trying again",
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    fn next_interval(&self, backend: usize, server: usize, check: &HealthCheck) -> Duration {
+        let h = &self.servers[backend][server];
+        if (h.up && h.fails > 0) || (!h.up && h.oks > 0) {
+            check.fast_interval
+        } else if !h.up {
+            check.down_interval
+        } else {
+            check.interval
+        }
+    }
+}
+
+async fn run(
+    cfg: Arc<Config>,
+    shards: Vec<Sender<ToShard>>,
+    reports: Receiver<HealthReport>,
+    stop: Receiver<()>,
+) {
+    let shard_count = shards.len();
+    let servers = cfg
+        .backends
+        .iter()
+        .map(|b| {
+            b.servers
+                .iter()
+                .map(|s| ServerHealth {
+                    up: true,
+                    oks: 0,
+                    fails: 0,
+                    streaks: vec![0; shard_count],
+                    cooldown_until: None,
+                    checked: b.health.is_some() && s.check,
+                })
+                .collect()
+        })
+        .collect();
+    let state = Rc::new(RefCell::new(State {
+        cfg: cfg.clone(),
+        servers,
+        shards,
+    }));
+    for (bi, b) in cfg.backends.iter().enumerate() {
+        let Some(check) = &b.health else { continue };
+        let count = b.servers.len().max(1) as u32;
+        for (si, s) in b.servers.iter().enumerate() {
+            if s.check {
+                // Spread the first checks over one interval.
+                let first = check.interval / count * si as u32;
+                monoio::spawn(check_loop(
+                    state.clone(),
+                    bi,
+                    si,
+                    check.clone(),
+                    probe::check_addr(s.addr, check),
+                    first,
+                ));
+            }
+        }
+    }
+    loop {
+        monoio::time::sleep(REPORT_TICK).await;
+        match stop.try_recv() {
+            Ok(()) | Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {}
+        }
+        let mut st = state.borrow_mut();
+        while let Ok(r) = reports.try_recv() {
+            if r.backend < st.servers.len() && r.server < st.servers[r.backend].len() {
+                st.on_report(r);
+            }
+        }
+        st.end_cooldowns(Instant::now());
+    }
+}
+
+async fn check_loop(
+    state: Rc<RefCell<State>>,
+    backend: usize,
+    server: usize,
+    check: HealthCheck,
+    addr: std::net::SocketAddr,
+    first: Duration,
+) {
+    monoio::time::sleep(first).await;
+    loop {
+        let start = Instant::now();
+        let outcome = probe::probe(addr, &check).await;
+        let took = start.elapsed();
+        let wait = {
+            let mut st = state.borrow_mut();
+            st.on_check(
+                backend,
+                server,
+                &check,
+                outcome.passed,
+                &outcome.reason,
+                took,
+            );
+            st.next_interval(backend, server, &check)
+        };
+        monoio::time::sleep(wait.saturating_sub(took)).await;
+    }
+}

@@ -1,0 +1,136 @@
+//! One active check on a fresh connection: a TCP connect, or an HTTP request whose
+//! status line must match. Results carry HAProxy-style reasons for the flip log.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::config::{CheckKind, HealthCheck};
+
+pub struct Outcome {
+    pub passed: bool,
+    pub reason: String,
+}
+
+impl Outcome {
+    fn pass(reason: String) -> Self {
+        Outcome {
+            passed: true,
+            reason,
+        }
+    }
+    fn fail(reason: String) -> Self {
+        Outcome {
+            passed: false,
+            reason,
+        }
+    }
+}
+
+/// Runs one check against `addr` (already adjusted for a separate check port/address).
+pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Outcome {
+    let connect = monoio::time::timeout(check.timeout, TcpStream::connect_addr(addr)).await;
+    let stream = match connect {
+        Err(_) => return Outcome::fail("Layer4 timeout".into()),
+        Ok(Err(e)) => return Outcome::fail(format!("Layer4 connection problem, info: \"{e}\"")),
+        Ok(Ok(s)) => s,
+    };
+    match &check.kind {
+        CheckKind::Tcp => Outcome::pass("Layer4 check passed".into()),
+        CheckKind::Http {
+            method,
+            path,
+            host,
+            expect,
+        } => {
+            let host = host.clone().unwrap_or_else(|| addr.to_string());
+            let request = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ringlb-health-check\r\nConnection: close\r\n\r\n"
+            );
+            match monoio::time::timeout(check.timeout, status_line(stream, request)).await {
+                Err(_) => Outcome::fail("Layer7 timeout".into()),
+                Ok(Err(e)) => Outcome::fail(format!("Layer7 invalid response, info: \"{e}\"")),
+                Ok(Ok((code, text))) if expect.matches(code) => Outcome::pass(format!(
+                    "Layer7 check passed, code: {code}, info: \"{text}\""
+                )),
+                Ok(Ok((code, text))) => Outcome::fail(format!(
+                    "Layer7 wrong status, code: {code}, info: \"{text}\""
+                )),
+            }
+        }
+    }
+}
+
+/// Sends the request and reads the status line: (code, reason phrase).
+async fn status_line(mut stream: TcpStream, request: String) -> Result<(u16, String), String> {
+    let (res, _) = stream.write_all(request.into_bytes()).await;
+    res.map_err(|e| e.to_string())?;
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            return parse_status_line(&buf[..end]);
+        }
+        if buf.len() >= 1024 {
+            return Err("status line too long".into());
+        }
+        let len = buf.len();
+        let (res, b) = stream.read(buf.slice_mut(len..1024)).await;
+        buf = b.into_inner();
+        match res {
+            Ok(0) => return Err("connection closed before the status line".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+fn parse_status_line(line: &[u8]) -> Result<(u16, String), String> {
+    let text = std::str::from_utf8(line).map_err(|_| "status line is not text".to_string())?;
+    let mut parts = text.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let code = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") || code.len() != 3 {
+        return Err(format!("not an HTTP status line: {text:?}"));
+    }
+    let code: u16 = code
+        .parse()
+        .map_err(|_| format!("bad status code in {text:?}"))?;
+    Ok((code, parts.next().unwrap_or("").to_string()))
+}
+
+/// The address a server is checked on.
+pub fn check_addr(server: SocketAddr, check: &HealthCheck) -> SocketAddr {
+    SocketAddr::new(
+        check.addr.unwrap_or(server.ip()),
+        check.port.unwrap_or(server.port()),
+    )
+}
+
+/// Duration of a check for the log, in whole milliseconds.
+pub fn millis(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            parse_status_line(b"HTTP/1.1 200 OK").unwrap(),
+            (200, "OK".into())
+        );
+        assert_eq!(
+            parse_status_line(b"HTTP/1.0 503 Service Unavailable")
+                .unwrap()
+                .0,
+            503
+        );
+        assert!(parse_status_line(b"SSH-2.0-OpenSSH").is_err());
+        assert!(parse_status_line(b"HTTP/1.1 2000 X").is_err());
+    }
+}
