@@ -111,7 +111,6 @@ impl Balancer {
             self.weights.push(m.weight);
             names.push(m.name);
         }
-        let n = self.servers.len();
         match &mut self.algo {
             Algo::Wrr { schedule, pos } => {
                 // Keep the position: a change does not restart the rotation.
