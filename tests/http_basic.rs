@@ -18,6 +18,7 @@ fn get_root() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body_str(), "backend=a");
     assert_eq!(r.header("x-backend"), Some("a"));
+    assert_eq!(lb.shards(), Some(2), "ready line: {:?}", lb.stdout_lines());
 }
 
 #[test]

@@ -16,16 +16,22 @@
 //! | `/garbage` | bytes that are not HTTP, then a close |
 //! | `/close` | a close, no answer |
 //! | `/close-after` | `backend=NAME` with `connection: close`, then a close |
+//! | `/health` | `health NNN` with the status set by `set_health_status` (200 at first) |
 //!
 //! Every response carries `x-backend: NAME`; HEAD gets the head only; a request with
 //! `Expect: 100-continue` and a body gets `100 Continue` first.
+//!
+//! `stop` closes the listener and every open connection (connects are then refused)
+//! and waits for the server threads to end; requests are also counted per method and
+//! per path, and `/health` answers are logged, for the balancing and health tests.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -48,6 +54,12 @@ struct Stats {
     max_in_flight: AtomicUsize,
     idle_closes: AtomicUsize,
     last: Mutex<Option<RequestHead>>,
+    /// Requests per method.
+    methods: Mutex<HashMap<String, usize>>,
+    /// Requests per path (without the query).
+    paths: Mutex<HashMap<String, usize>>,
+    /// The status of every `/health` answer, in order.
+    health_log: Mutex<Vec<u16>>,
 }
 
 struct Shared {
@@ -56,6 +68,12 @@ struct Shared {
     stats: Stats,
     stop: AtomicBool,
     conns: Mutex<Vec<TcpStream>>,
+    /// What `/health` answers.
+    health_status: AtomicU16,
+    /// Set once the acceptor has returned and dropped the listener.
+    acceptor_done: AtomicBool,
+    /// Connection threads that may still run.
+    conn_threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 pub struct TestBackend {
@@ -84,11 +102,18 @@ impl TestBackend {
             stats: Stats::default(),
             stop: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
+            health_status: AtomicU16::new(200),
+            acceptor_done: AtomicBool::new(false),
+            conn_threads: Mutex::new(Vec::new()),
         });
         let sh = shared.clone();
         let acceptor = thread::Builder::new()
             .name(format!("backend-{name}"))
-            .spawn(move || accept_loop(listener, sh))
+            .spawn(move || {
+                // `accept_loop` owns the listener: it is closed when the loop returns.
+                accept_loop(listener, sh.clone());
+                sh.acceptor_done.store(true, Ordering::SeqCst);
+            })
             .expect("spawn backend acceptor");
         TestBackend {
             addr,
@@ -139,6 +164,68 @@ impl TestBackend {
     pub fn last_headers(&self) -> Headers {
         self.last_request().map(|r| r.headers).unwrap_or_default()
     }
+
+    /// Makes `/health` answer `status` from now on.
+    pub fn set_health_status(&self, status: u16) {
+        self.shared.health_status.store(status, Ordering::SeqCst);
+    }
+
+    /// The status of every `/health` answer so far, in order.
+    pub fn health_answers(&self) -> Vec<u16> {
+        self.shared.stats.health_log.lock().unwrap().clone()
+    }
+
+    /// Requests to `/health` so far.
+    pub fn health_checks(&self) -> usize {
+        self.requests_to("/health")
+    }
+
+    /// Requests with `method` (exact, e.g. `"POST"`) so far.
+    pub fn requests_with_method(&self, method: &str) -> usize {
+        let m = self.shared.stats.methods.lock().unwrap();
+        m.get(method).copied().unwrap_or(0)
+    }
+
+    /// Requests to `path` (the target without its query) so far.
+    pub fn requests_to(&self, path: &str) -> usize {
+        let p = self.shared.stats.paths.lock().unwrap();
+        p.get(path).copied().unwrap_or(0)
+    }
+
+    /// Closes the listener (connects are refused from now on) and every open
+    /// connection, then waits for the server threads to end. A request being handled
+    /// loses its connection. Panics if a thread is still running after 10 s.
+    pub fn stop(&self) {
+        const STOP_DEADLINE: Duration = Duration::from_secs(10);
+        let deadline = Instant::now() + STOP_DEADLINE;
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the acceptor until it has seen the flag and dropped the listener.
+        while !self.shared.acceptor_done.load(Ordering::SeqCst) {
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+            assert!(
+                Instant::now() < deadline,
+                "backend {}: acceptor still running {STOP_DEADLINE:?} after stop",
+                self.shared.name
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+        // No connection is accepted any more: close those that were.
+        for c in self.shared.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        let threads: Vec<_> = self.shared.conn_threads.lock().unwrap().drain(..).collect();
+        for t in threads {
+            while !t.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "backend {}: a connection thread still running {STOP_DEADLINE:?} after stop",
+                    self.shared.name
+                );
+                thread::sleep(Duration::from_millis(2));
+            }
+            let _ = t.join();
+        }
+    }
 }
 
 impl Drop for TestBackend {
@@ -167,9 +254,14 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             shared.conns.lock().unwrap().push(clone);
         }
         let sh = shared.clone();
-        let _ = thread::Builder::new()
+        let spawned = thread::Builder::new()
             .name(format!("backend-{}-conn", shared.name))
             .spawn(move || serve(stream, sh));
+        if let Ok(t) = spawned {
+            let mut threads = shared.conn_threads.lock().unwrap();
+            threads.retain(|t| !t.is_finished());
+            threads.push(t);
+        }
     }
 }
 
@@ -212,6 +304,13 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
         let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         st.max_in_flight.fetch_max(now, Ordering::SeqCst);
         *st.last.lock().unwrap() = Some(req.clone());
+        *st.methods
+            .lock()
+            .unwrap()
+            .entry(req.method.clone())
+            .or_default() += 1;
+        let path = req.target.split('?').next().unwrap_or("").to_string();
+        *st.paths.lock().unwrap().entry(path).or_default() += 1;
         let keep = handle(&mut w, &req, &shared);
         st.in_flight.fetch_sub(1, Ordering::SeqCst);
         match keep {
@@ -299,6 +398,14 @@ fn handle(w: &mut Wire, req: &RequestHead, shared: &Shared) -> io::Result<bool> 
         return Ok(false);
     } else if path == "/close" {
         return Ok(false);
+    } else if path == "/health" {
+        status = shared.health_status.load(Ordering::SeqCst);
+        shared.stats.health_log.lock().unwrap().push(status);
+        if status == 204 || status == 304 {
+            Body::None
+        } else {
+            Body::Fixed(format!("health {status}").into_bytes())
+        }
     } else if path == "/close-after" {
         // A complete response, then `connection: close` and a real close.
         keep = false;

@@ -62,6 +62,30 @@ impl HttpClient {
         })
     }
 
+    /// Connects from `local` (any port), e.g. another loopback address such as
+    /// 127.0.0.7, so the balancer sees a different client IP.
+    pub fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> HttpClient {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let setup = || -> io::Result<HttpClient> {
+            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            sock.bind(&SocketAddr::new(local, 0).into())?;
+            sock.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+            Self::from_stream(sock.into(), addr)
+        };
+        setup().unwrap_or_else(|e| panic!("connect to {addr} from {local}: {e}"))
+    }
+
+    /// A client over a connected `stream` to `peer`, with the default timeouts.
+    pub fn from_stream(stream: TcpStream, peer: SocketAddr) -> io::Result<HttpClient> {
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+        stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(HttpClient {
+            wire: Wire::new(stream),
+            peer,
+        })
+    }
+
     pub fn set_timeout(&mut self, d: Duration) {
         self.wire.stream.set_read_timeout(Some(d)).unwrap();
         self.wire.stream.set_write_timeout(Some(d)).unwrap();

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod client;
 pub mod proc;
 pub mod tcp;
+pub mod traffic;
 pub mod wire;
 
 use std::thread;

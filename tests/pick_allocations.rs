@@ -1,0 +1,67 @@
+//! Balancer picks never allocate: a counting global allocator watches 10,000 picks of
+//! every algorithm.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ringlb::config::{BalanceAlgo, HashKey};
+use ringlb::upstream::balance::{hash_key, Balancer, Member};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn picks_do_not_allocate() {
+    let algos = [
+        BalanceAlgo::RoundRobin,
+        BalanceAlgo::StaticRr,
+        BalanceAlgo::LeastConn,
+        BalanceAlgo::Random { draws: 2 },
+        BalanceAlgo::First,
+        BalanceAlgo::Hash {
+            key: HashKey::Uri,
+            consistent: false,
+        },
+        BalanceAlgo::Hash {
+            key: HashKey::Uri,
+            consistent: true,
+        },
+    ];
+    let names: Vec<String> = (0..64).map(|i| format!("s{i}")).collect();
+    let active: Vec<Cell<u32>> = (0..64).map(|i| Cell::new(i % 3)).collect();
+    let keys: Vec<u64> = (0..64u32).map(|k| hash_key(&k.to_le_bytes())).collect();
+    for algo in algos {
+        let mut b = Balancer::new(&algo, 1);
+        b.rebuild((0..64).map(|i| Member {
+            server: i as u32,
+            weight: 1 + i % 3,
+            name: &names[i as usize],
+        }));
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let mut picked = 0u64;
+        for i in 0..10_000usize {
+            // Every third server is full, to exercise the skip paths too.
+            if let Some(s) = b.pick(&active, Some(keys[i % 64]), |s| s % 3 != 0) {
+                picked += u64::from(s);
+            }
+        }
+        let after = ALLOCATIONS.load(Ordering::Relaxed);
+        assert!(picked > 0);
+        assert_eq!(after - before, 0, "{algo:?} allocated during picks");
+    }
+}
