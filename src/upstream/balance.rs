@@ -16,6 +16,15 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::config::BalanceAlgo;
 
+/// least_conn tree keys: load (26 bits) | change sequence (22 bits) | position (16 bits).
+const POS_BITS: u32 = 16;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+const SEQ_MASK: u64 = (1 << 22) - 1;
+const LOAD_SHIFT: u32 = 38;
+const LOAD_MAX: u64 = (1 << 26) - 1;
+/// The key of a member with no free slot (and of empty leaves).
+const FULL: u64 = u64::MAX;
+
 /// Virtual nodes on the consistent-hash ring per unit of weight.
 pub const VNODES_PER_WEIGHT: u32 = 100;
 /// Longest weighted round-robin schedule; larger weight sums are scaled down.
@@ -36,8 +45,17 @@ enum Algo {
         schedule: Vec<u32>,
         pos: Cell<usize>,
     },
+    /// A min-tree over the members keyed by (load, last change): the root is the
+    /// least loaded member with a free slot, so a pick reads one value; each change
+    /// of a member's active count costs O(log n).
     LeastConn {
         next: Cell<usize>,
+        tree: Vec<Cell<u64>>,
+        /// Leaves in the tree (a power of two).
+        leaves: usize,
+        /// Member position of each server index (`u32::MAX` = not a member).
+        position: Vec<u32>,
+        seq: Cell<u64>,
     },
     Random {
         draws: u32,
@@ -74,6 +92,10 @@ impl Balancer {
             },
             BalanceAlgo::LeastConn => Algo::LeastConn {
                 next: Cell::new(seed as usize),
+                tree: Vec::new(),
+                leaves: 0,
+                position: Vec::new(),
+                seq: Cell::new(0),
             },
             BalanceAlgo::Random { draws } => Algo::Random {
                 draws: *draws,
@@ -123,7 +145,24 @@ impl Balancer {
                     progress * schedule.len() / old_len
                 });
             }
-            Algo::LeastConn { .. } | Algo::First => {}
+            Algo::LeastConn {
+                tree,
+                leaves,
+                position,
+                ..
+            } => {
+                *leaves = self.servers.len().next_power_of_two().max(1);
+                *tree = (0..2 * *leaves).map(|_| Cell::new(FULL)).collect();
+                position.clear();
+                if let Some(max) = self.servers.iter().max() {
+                    position.resize(*max as usize + 1, u32::MAX);
+                }
+                for (p, &s) in self.servers.iter().enumerate() {
+                    position[s as usize] = p as u32;
+                }
+                // Loads are filled in by the caller through `load_changed`.
+            }
+            Algo::First => {}
             Algo::Random { cumulative, .. } | Algo::HashMap { cumulative, .. } => {
                 cumulative.clear();
                 let mut sum = 0u64;
@@ -151,6 +190,52 @@ impl Balancer {
 
     pub fn is_empty(&self) -> bool {
         self.servers.is_empty()
+    }
+
+    /// A server's active count changed (or its slot limit): keeps `least_conn`'s tree
+    /// current; nothing to do for the other algorithms.
+    pub fn load_changed(&self, server: u32, active: u32, limit: u32) {
+        let Algo::LeastConn {
+            tree,
+            leaves,
+            position,
+            seq,
+            ..
+        } = &self.algo
+        else {
+            return;
+        };
+        let Some(&p) = position.get(server as usize) else {
+            return;
+        };
+        if p == u32::MAX {
+            return;
+        }
+        let key = if active >= limit {
+            FULL
+        } else {
+            // (active + 1) / weight, as HAProxy weighs it, then the change order so
+            // that equally loaded servers take turns.
+            let load = (u64::from(active) + 1) * 4096 / u64::from(self.weights[p as usize]);
+            let n = seq.get().wrapping_add(1);
+            seq.set(n);
+            (load.min(LOAD_MAX) << LOAD_SHIFT) | ((n & SEQ_MASK) << POS_BITS) | u64::from(p)
+        };
+        let mut i = *leaves + p as usize;
+        tree[i].set(key);
+        while i > 1 {
+            i /= 2;
+            tree[i].set(tree[2 * i].get().min(tree[2 * i + 1].get()));
+        }
+    }
+
+    /// Feeds every member's current load (after `rebuild`).
+    pub fn init_loads(&self, active: &[Cell<u32>], limit: impl Fn(u32) -> u32) {
+        if matches!(self.algo, Algo::LeastConn { .. }) {
+            for &s in &self.servers {
+                self.load_changed(s, active[s as usize].get(), limit(s));
+            }
+        }
     }
 
     /// Server indices of the members, in id order.
@@ -187,7 +272,15 @@ impl Balancer {
                 }
                 None
             }
-            Algo::LeastConn { next } => {
+            Algo::LeastConn { next, tree, .. } => {
+                let root = tree[1].get();
+                if root != FULL {
+                    let s = self.servers[(root & POS_MASK) as usize];
+                    if ok(s) {
+                        return Some(s);
+                    }
+                }
+                // The least loaded one is excluded (a retry): scan, ties round robin.
                 let start = next.get() % n;
                 next.set(start + 1);
                 let mut best: Option<(usize, u64)> = None;
@@ -386,6 +479,8 @@ mod tests {
             weight: w,
             name: &names[i],
         }));
+        let idle: Vec<Cell<u32>> = weights.iter().map(|_| Cell::new(0)).collect();
+        b.init_loads(&idle, |_| u32::MAX);
         b
     }
 
@@ -453,14 +548,29 @@ mod tests {
         let n = names(3);
         let b = build(&BalanceAlgo::LeastConn, &[1, 1, 1], &n);
         let active: Vec<Cell<u32>> = [5, 0, 5].iter().map(|&a| Cell::new(a)).collect();
+        b.init_loads(&active, |_| u32::MAX);
         for _ in 0..5 {
             assert_eq!(b.pick(&active, None, |_| true), Some(1));
         }
+        // Taking slots moves the choice: after 5 more on server 1, 0 and 2 tie with it.
+        active[1].set(6);
+        b.load_changed(1, 6, u32::MAX);
+        assert_ne!(b.pick(&active, None, |_| true), Some(1));
+        // A full server is never chosen.
+        b.load_changed(0, 5, 5);
+        b.load_changed(2, 5, 5);
+        assert_eq!(b.pick(&active, None, |_| true), Some(1));
+        // Equal loads take turns: pick, take the slot, give it back.
+        let b = build(&BalanceAlgo::LeastConn, &[1, 1, 1], &n);
         let idle: Vec<Cell<u32>> = (0..3).map(|_| Cell::new(0)).collect();
-        let picks: std::collections::HashSet<_> = (0..3)
-            .map(|_| b.pick(&idle, None, |_| true).unwrap())
-            .collect();
-        assert_eq!(picks.len(), 3);
+        let mut picks = Vec::new();
+        for _ in 0..6 {
+            let s = b.pick(&idle, None, |_| true).unwrap();
+            b.load_changed(s, 1, u32::MAX);
+            b.load_changed(s, 0, u32::MAX);
+            picks.push(s);
+        }
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
     }
 
     #[test]

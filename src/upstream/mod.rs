@@ -162,6 +162,9 @@ impl BackendState {
         } else {
             self.backup.borrow_mut().rebuild(members(true).take(1));
         }
+        let limit = |s: u32| self.servers[s as usize].limit;
+        self.primary.borrow().init_loads(&self.active, limit);
+        self.backup.borrow().init_loads(&self.active, limit);
         // Capacity may have appeared (or vanished): let every waiter look again.
         self.wake_all();
     }
@@ -211,6 +214,7 @@ impl BackendState {
                     Pick::Server(s) => {
                         let a = &self.active[s as usize];
                         a.set(a.get() + 1);
+                        self.load_changed(s);
                         return Ok(s);
                     }
                     Pick::NoServer => return Err(AcquireError::NoServer),
@@ -243,6 +247,7 @@ impl BackendState {
     pub fn release(&self, server: u32) {
         let a = &self.active[server as usize];
         a.set(a.get().saturating_sub(1));
+        self.load_changed(server);
         let mut q = self.queue.borrow_mut();
         while let Some(tx) = q.pop_front() {
             // A waiter that timed out has dropped its receiver: try the next one.
@@ -250,6 +255,15 @@ impl BackendState {
                 break;
             }
         }
+    }
+
+    fn load_changed(&self, server: u32) {
+        let (active, limit) = (
+            self.active[server as usize].get(),
+            self.servers[server as usize].limit,
+        );
+        self.primary.borrow().load_changed(server, active, limit);
+        self.backup.borrow().load_changed(server, active, limit);
     }
 
     fn wake_all(&self) {

@@ -41,7 +41,13 @@ pub fn app_config_mode(
 /// The server that answered `r` (its `x-backend` header).
 pub fn backend_of(r: &Response) -> String {
     r.header("x-backend")
-        .unwrap_or_else(|| panic!("response without x-backend: {} {:?}", r.status, r.body_str()))
+        .unwrap_or_else(|| {
+            panic!(
+                "response without x-backend: {} {:?}",
+                r.status,
+                r.body_str()
+            )
+        })
         .to_string()
 }
 
@@ -92,7 +98,12 @@ pub fn tally_keepalive(addr: SocketAddr, path: &str, n: usize) -> Tally {
     let mut t = Tally::default();
     for i in 0..n {
         let r = c.get(path);
-        assert_eq!(r.status, 200, "request {i} of {n} to {path}: {:?}", r.body_str());
+        assert_eq!(
+            r.status,
+            200,
+            "request {i} of {n} to {path}: {:?}",
+            r.body_str()
+        );
         t.add(&backend_of(&r));
     }
     t
