@@ -64,11 +64,7 @@ async fn connect(shard: &Rc<Shard>, backend: usize, peer: SocketAddr) -> Option<
                 return None;
             }
         };
-        let slot = Slot {
-            shard: shard.clone(),
-            backend,
-            server,
-        };
+        let slot = Slot::new(shard, backend, server);
         match shard.upstreams.connect(backend, server).await {
             Ok(stream) => {
                 shard.upstreams.report_success(backend, server);

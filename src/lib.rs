@@ -13,6 +13,7 @@ pub mod http;
 pub mod l4;
 pub mod listen;
 pub mod shard;
+pub mod stats;
 pub mod upstream;
 
 use std::io::Write;

@@ -13,6 +13,7 @@ use monoio::net::{TcpListener, TcpStream};
 
 use crate::config::{Config, DriverChoice, Mode};
 use crate::control::{FromShard, HealthReport, ToShard};
+use crate::stats::{Counters, ShardStats};
 use crate::upstream::Upstreams;
 
 /// How often a shard looks at its control channel and cleans its pools.
@@ -40,6 +41,7 @@ pub struct Shard {
     /// Set on shutdown: keep-alive connections close at their next request boundary.
     pub draining: Cell<bool>,
     inflight: Cell<usize>,
+    pub stats: ShardStats,
 }
 
 impl Shard {
@@ -60,13 +62,38 @@ impl Drop for InflightGuard {
 
 /// A request's slot on a server; dropping it frees the slot for the next waiter.
 pub struct Slot {
-    pub shard: Rc<Shard>,
-    pub backend: usize,
-    pub server: u32,
+    shard: Rc<Shard>,
+    backend: usize,
+    server: u32,
+}
+
+impl Slot {
+    /// Wraps a slot `BackendState::acquire` handed out, and counts the session.
+    pub fn new(shard: &Rc<Shard>, backend: usize, server: u32) -> Slot {
+        let be = &shard.stats.backends[backend];
+        let sv = &shard.stats.servers[backend][server as usize];
+        for c in [be, sv] {
+            c.up(&c.scur, &c.smax);
+            Counters::inc(&c.stot);
+        }
+        Counters::inc(&sv.lbtot);
+        Slot {
+            shard: shard.clone(),
+            backend,
+            server,
+        }
+    }
+
+    pub fn server(&self) -> u32 {
+        self.server
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        let st = &self.shard.stats;
+        Counters::down(&st.backends[self.backend].scur);
+        Counters::down(&st.servers[self.backend][self.server as usize].scur);
         self.shard.upstreams.backends[self.backend].release(self.server);
     }
 }
@@ -126,12 +153,14 @@ fn run(spec: ShardSpec) {
 }
 
 async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) {
+    let stats = ShardStats::new(&spec.config);
     let shard = Rc::new(Shard {
         id: spec.id,
         upstreams: Upstreams::new(&spec.config, spec.id, Some(spec.reports.clone())),
         config: spec.config,
         draining: Cell::new(false),
         inflight: Cell::new(0),
+        stats,
     });
     // Dropping a stopper ends its accept loop, which closes the listener.
     let mut stoppers = Vec::new();
@@ -250,8 +279,12 @@ async fn accept_loop(
 
 async fn serve(shard: Rc<Shard>, frontend: usize, mode: Mode, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let fe = &shard.stats.frontends[frontend];
+    fe.up(&fe.scur, &fe.smax);
+    Counters::inc(&fe.stot);
     match mode {
-        Mode::Http => crate::http::serve(shard, frontend, stream, peer).await,
-        Mode::Tcp => crate::l4::serve(shard, frontend, stream, peer).await,
+        Mode::Http => crate::http::serve(shard.clone(), frontend, stream, peer).await,
+        Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer).await,
     }
+    Counters::down(&shard.stats.frontends[frontend].scur);
 }

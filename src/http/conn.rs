@@ -18,6 +18,7 @@ use super::reply::{Reply, CONTINUE};
 use super::route::{is_idempotent, request_hash, route};
 use crate::config::BalanceAlgo;
 use crate::shard::{Shard, Slot};
+use crate::stats::Counters;
 use crate::upstream::Tried;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
@@ -58,6 +59,22 @@ struct Conn {
     sbuf: Vec<u8>,
     /// The rewritten head (and the first body bytes) going out.
     out: Vec<u8>,
+    /// What the current request did, for the statistics.
+    rec: Record,
+}
+
+/// The figures of one request, accounted once it ended (however it ended).
+#[derive(Default)]
+struct Record {
+    /// A request head was parsed.
+    started: bool,
+    backend: Option<usize>,
+    server: Option<u32>,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+    start: Option<Instant>,
+    first_byte: Option<Instant>,
 }
 
 pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: SocketAddr) {
@@ -71,10 +88,22 @@ pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: S
         cpos: 0,
         sbuf: Vec::with_capacity(SERVER_BUF.max(cap)),
         out: Vec::with_capacity(1024),
+        rec: Record::default(),
     };
     let mut first = true;
     loop {
-        match conn.exchange(first).await {
+        conn.rec = Record::default();
+        let result = conn.exchange(first).await;
+        if let Err(Stop::Reply(r)) = &result {
+            conn.rec.status = r.status();
+            conn.rec.bytes_out += r.bytes().len() as u64;
+            if matches!(r, Reply::BadRequest | Reply::RequestTimeout | Reply::HeaderTooLarge) {
+                conn.rec.started = true;
+                Counters::inc(&conn.shard.stats.frontends[frontend].ereq);
+            }
+        }
+        conn.account();
+        match result {
             Ok(true) => first = false,
             Ok(false) => {
                 let _ = conn.client.shutdown().await;
@@ -96,6 +125,45 @@ pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: S
 }
 
 impl Conn {
+    /// Adds the finished request to this shard's counters and histograms.
+    fn account(&self) {
+        let r = &self.rec;
+        if !r.started {
+            return;
+        }
+        let st = &self.shard.stats;
+        let fe = &st.frontends[self.frontend];
+        Counters::inc(&fe.req_tot);
+        Counters::add(&fe.bin, r.bytes_in);
+        Counters::add(&fe.bout, r.bytes_out);
+        if r.status != 0 {
+            fe.response(r.status);
+        }
+        let Some(b) = r.backend else { return };
+        let be = &st.backends[b];
+        Counters::add(&be.bin, r.bytes_in);
+        Counters::add(&be.bout, r.bytes_out);
+        if r.status != 0 {
+            be.response(r.status);
+        }
+        if let Some(s) = r.server {
+            let sv = &st.servers[b][s as usize];
+            Counters::add(&sv.bin, r.bytes_in);
+            Counters::add(&sv.bout, r.bytes_out);
+            if r.status != 0 {
+                sv.response(r.status);
+            }
+        }
+        if let (Some(start), Some(first)) = (r.start, r.first_byte) {
+            let now = Instant::now();
+            st.record_latency(
+                b,
+                first.saturating_duration_since(start).as_micros() as u64,
+                now.saturating_duration_since(start).as_micros() as u64,
+            );
+        }
+    }
+
     fn timeouts(&self) -> &crate::config::Timeouts {
         &self.shard.config.timeouts
     }
@@ -107,12 +175,17 @@ impl Conn {
     /// One request and its response. `Ok(true)` = keep the client connection open.
     async fn exchange(&mut self, first: bool) -> Result<bool, Stop> {
         let req = self.read_head(first).await?;
+        self.rec.started = true;
+        self.rec.start = Some(Instant::now());
+        self.rec.bytes_in = req.head_len as u64;
         let shard = self.shard.clone();
         let _inflight = shard.begin_request();
         let keep_alive = req.keep_alive && !shard.draining.get();
         let Some(backend) = req.backend else {
             return Err(Stop::Reply(Reply::ServiceUnavailable));
         };
+        self.rec.backend = Some(backend);
+        let stats_be = &shard.stats.backends[backend];
         let conf = &shard.config.backends[backend];
         let be = &shard.upstreams.backends[backend];
 
@@ -125,6 +198,7 @@ impl Conn {
         self.out
             .extend_from_slice(&self.cbuf[self.cpos..self.cpos + used]);
         self.cpos += used;
+        self.rec.bytes_in += used as u64;
         // A request wholly in `out` can be sent again; a streamed body cannot.
         let replayable = body.is_done();
 
@@ -136,17 +210,30 @@ impl Conn {
             let deadline = std::time::Instant::now() + shard.config.timeouts.queue;
             let server = match be.acquire(req.hash, &tried, deadline).await {
                 Ok(s) => s,
-                Err(_) => return Err(Stop::Reply(Reply::ServiceUnavailable)),
+                Err(_) => {
+                    Counters::inc(&stats_be.dreq);
+                    return Err(Stop::Reply(Reply::ServiceUnavailable));
+                }
             };
-            let slot = Slot {
-                shard: shard.clone(),
-                backend,
-                server,
-            };
+            let slot = Slot::new(&shard, backend, server);
+            self.rec.server = Some(server);
+            if failures > 0 {
+                let sv = &shard.stats.servers[backend][server as usize];
+                Counters::inc(&stats_be.wretr);
+                Counters::inc(&sv.wretr);
+                if !tried.is_empty() {
+                    Counters::inc(&stats_be.wredis);
+                    Counters::inc(&sv.wredis);
+                }
+            }
+            // A request that can be resent skips the liveness peek: if the pooled
+            // connection turns out closed, it goes again on a fresh one.
             let pooled = if stale_retry {
                 None
             } else {
-                shard.upstreams.pooled(backend, server)
+                shard
+                    .upstreams
+                    .pooled(backend, server, !(replayable && req.idempotent))
             };
             let mut up = match pooled {
                 Some(stream) => Upstream {
@@ -162,6 +249,8 @@ impl Conn {
                     },
                     Err(_) => {
                         // Nothing was sent: always safe to try again, elsewhere if allowed.
+                        Counters::inc(&stats_be.econ);
+                        Counters::inc(&shard.stats.servers[backend][server as usize].econ);
                         shard.upstreams.report_failure(backend, server);
                         failures += 1;
                         if failures > conf.retries {
@@ -187,6 +276,8 @@ impl Conn {
                 Ok(()) => match self.read_response_head(&mut up, &req, keep_alive).await {
                     Ok(r) => {
                         shard.upstreams.report_success(backend, server);
+                        self.rec.first_byte = Some(Instant::now());
+                        self.rec.status = r.status;
                         break (r, up, slot);
                     }
                     Err(e) => e,
@@ -201,6 +292,8 @@ impl Conn {
                     stale_retry = true;
                 }
                 HeadError::NothingReceived => {
+                    Counters::inc(&stats_be.eresp);
+                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
                     shard.upstreams.report_failure(backend, server);
                     failures += 1;
                     if !may_resend || failures > conf.retries {
@@ -211,10 +304,14 @@ impl Conn {
                     }
                 }
                 HeadError::Invalid => {
+                    Counters::inc(&stats_be.eresp);
+                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
                     shard.upstreams.report_failure(backend, server);
                     return Err(Stop::Reply(Reply::BadGateway));
                 }
                 HeadError::Timeout => {
+                    Counters::inc(&stats_be.eresp);
+                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
                     shard.upstreams.report_failure(backend, server);
                     return Err(Stop::Reply(Reply::GatewayTimeout));
                 }
@@ -321,6 +418,7 @@ impl Conn {
                 _ => return Err(SendError::Client),
             }
             let used = body.feed(&self.cbuf).map_err(|_| SendError::Client)?;
+            self.rec.bytes_in += used as u64;
             write_range(
                 &mut up.stream,
                 &mut self.cbuf,
@@ -362,6 +460,7 @@ impl Conn {
                     }
                     Parsed::Done(r) => {
                         return Ok(ResponseMeta {
+                            status: r.status,
                             head_len: r.head_len,
                             framing: r.framing,
                             reusable: r.reusable,
@@ -402,6 +501,7 @@ impl Conn {
         let mut reusable = res.reusable && used == rest.len();
         self.out.extend_from_slice(&rest[..used]);
         let len = self.out.len();
+        self.rec.bytes_out += len as u64;
         write_range(
             &mut self.client,
             &mut self.out,
@@ -428,6 +528,7 @@ impl Conn {
                 ReadOutcome::Timeout | ReadOutcome::Error => return Err(Stop::Close),
             }
             let used = body.feed(&self.sbuf).map_err(|_| Stop::Close)?;
+            self.rec.bytes_out += used as u64;
             reusable &= used == self.sbuf.len();
             write_range(
                 &mut self.client,
@@ -455,6 +556,7 @@ enum HeadError {
 }
 
 struct ResponseMeta {
+    status: u16,
     head_len: usize,
     framing: Framing,
     reusable: bool,

@@ -69,6 +69,8 @@ pub struct BackendState {
     maxqueue: Option<usize>,
     /// Requests waiting for a slot, in arrival order.
     queue: RefCell<VecDeque<local_sync::oneshot::Sender<()>>>,
+    /// Longest the queue has been.
+    pub queue_max: Cell<u64>,
 }
 
 /// The outcome of asking a backend for a server slot.
@@ -138,6 +140,7 @@ impl BackendState {
             all_backups: b.all_backups,
             maxqueue: b.maxqueue,
             queue: RefCell::new(VecDeque::new()),
+            queue_max: Cell::new(0),
         };
         be.rebuild();
         be
@@ -235,6 +238,9 @@ impl BackendState {
                 } else {
                     q.push_back(tx);
                 }
+                if q.len() as u64 > self.queue_max.get() {
+                    self.queue_max.set(q.len() as u64);
+                }
             }
             match monoio::time::timeout_at(monoio::time::Instant::from_std(deadline), rx).await {
                 Ok(_) => woken = true,
@@ -305,12 +311,13 @@ impl Upstreams {
         }
     }
 
-    /// An idle pooled connection to `server`, if one is alive.
-    pub fn pooled(&self, backend: usize, server: u32) -> Option<TcpStream> {
+    /// An idle pooled connection to `server`. `check` makes sure the server has not
+    /// closed it; skip it only when the request can be resent if it has.
+    pub fn pooled(&self, backend: usize, server: u32, check: bool) -> Option<TcpStream> {
         self.backends[backend].servers[server as usize]
             .pool
             .borrow_mut()
-            .take(Instant::now(), self.pool_idle_timeout)
+            .take(Instant::now(), self.pool_idle_timeout, check)
     }
 
     /// A new connection to `server`, within `timeout.connect`.

@@ -21,10 +21,12 @@ impl Pool {
         self.idle.is_empty()
     }
 
-    /// The most recently returned live connection younger than `max_idle`.
-    pub fn take(&mut self, now: Instant, max_idle: Duration) -> Option<TcpStream> {
+    /// The most recently returned connection younger than `max_idle`. With `check`,
+    /// one the server closed meanwhile is skipped (a peek: one syscall); without, the
+    /// caller must be able to resend the request on a fresh connection.
+    pub fn take(&mut self, now: Instant, max_idle: Duration, check: bool) -> Option<TcpStream> {
         while let Some((conn, since)) = self.idle.pop() {
-            if now.saturating_duration_since(since) < max_idle && is_alive(&conn) {
+            if now.saturating_duration_since(since) < max_idle && (!check || is_alive(&conn)) {
                 return Some(conn);
             }
         }

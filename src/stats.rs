@@ -1,0 +1,227 @@
+//! Per-shard statistics: plain `Cell` counters and `hdrhistogram` latency histograms,
+//! touched only by their shard. The admin thread asks every shard for a snapshot (an
+//! owned copy sent over a channel) and merges them; nothing on the request path is
+//! shared between threads.
+
+use std::cell::{Cell, RefCell};
+
+use hdrhistogram::Histogram;
+
+use crate::config::Config;
+
+macro_rules! counters {
+    ($(#[$doc:meta] $name:ident),* $(,)?) => {
+        /// Live counters of one proxy or server on one shard.
+        #[derive(Default)]
+        pub struct Counters {
+            $(#[$doc] pub $name: Cell<u64>,)*
+            /// Responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
+            pub hrsp: [Cell<u64>; 6],
+        }
+
+        /// A snapshot of `Counters`, summable across shards.
+        #[derive(Debug, Default, Clone, PartialEq, Eq)]
+        pub struct Totals {
+            $(#[$doc] pub $name: u64,)*
+            pub hrsp: [u64; 6],
+        }
+
+        impl Counters {
+            pub fn snapshot(&self) -> Totals {
+                Totals {
+                    $($name: self.$name.get(),)*
+                    hrsp: std::array::from_fn(|i| self.hrsp[i].get()),
+                }
+            }
+        }
+
+        impl Totals {
+            /// Adds another shard's figures; maxima of gauges are summed too, which
+            /// bounds the true maximum from above (shards peak at different times).
+            pub fn add(&mut self, o: &Totals) {
+                $(self.$name += o.$name;)*
+                for i in 0..6 {
+                    self.hrsp[i] += o.hrsp[i];
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Current sessions (frontend: connections; backend/server: active requests).
+    scur,
+    /// Highest `scur` seen.
+    smax,
+    /// Total sessions.
+    stot,
+    /// Bytes received from clients.
+    bin,
+    /// Bytes sent to clients.
+    bout,
+    /// HTTP requests.
+    req_tot,
+    /// Request errors (400, 408, 431).
+    ereq,
+    /// Connection errors to servers.
+    econ,
+    /// Response errors (invalid response, reset, timeout).
+    eresp,
+    /// Retries.
+    wretr,
+    /// Redispatches to another server.
+    wredis,
+    /// Times a server was chosen.
+    lbtot,
+    /// Requests waiting in the queue now.
+    qcur,
+    /// Highest `qcur` seen.
+    qmax,
+    /// Requests refused by a local 503 (no server, queue full or timed out).
+    dreq,
+}
+
+impl Counters {
+    pub fn inc(c: &Cell<u64>) {
+        c.set(c.get() + 1);
+    }
+
+    pub fn add(c: &Cell<u64>, n: u64) {
+        c.set(c.get() + n);
+    }
+
+    /// Raises a gauge and its maximum.
+    pub fn up(&self, cur: &Cell<u64>, max: &Cell<u64>) {
+        cur.set(cur.get() + 1);
+        if cur.get() > max.get() {
+            max.set(cur.get());
+        }
+    }
+
+    pub fn down(cur: &Cell<u64>) {
+        cur.set(cur.get().saturating_sub(1));
+    }
+
+    pub fn response(&self, status: u16) {
+        let class = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        };
+        Self::inc(&self.hrsp[class]);
+    }
+}
+
+/// Latency of one backend's requests on one shard, in microseconds.
+pub struct Latency {
+    /// Request sent → first response byte.
+    pub first_byte: Histogram<u64>,
+    /// Request head received → response complete.
+    pub total: Histogram<u64>,
+}
+
+/// Up to an hour, 2 significant digits (1%): fixed size, so recording never allocates.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds")
+}
+
+impl Latency {
+    fn new() -> Self {
+        Latency {
+            first_byte: histogram(),
+            total: histogram(),
+        }
+    }
+
+    pub fn empty() -> Self {
+        Self::new()
+    }
+
+    pub fn merge(&mut self, o: &Latency) {
+        let _ = self.first_byte.add(&o.first_byte);
+        let _ = self.total.add(&o.total);
+    }
+}
+
+/// One shard's statistics.
+pub struct ShardStats {
+    pub frontends: Vec<Counters>,
+    pub backends: Vec<Counters>,
+    pub servers: Vec<Vec<Counters>>,
+    pub latency: Vec<RefCell<Latency>>,
+}
+
+impl ShardStats {
+    pub fn new(cfg: &Config) -> Self {
+        ShardStats {
+            frontends: cfg.frontends.iter().map(|_| Counters::default()).collect(),
+            backends: cfg.backends.iter().map(|_| Counters::default()).collect(),
+            servers: cfg
+                .backends
+                .iter()
+                .map(|b| b.servers.iter().map(|_| Counters::default()).collect())
+                .collect(),
+            latency: cfg.backends.iter().map(|_| RefCell::new(Latency::new())).collect(),
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            frontends: self.frontends.iter().map(Counters::snapshot).collect(),
+            backends: self.backends.iter().map(Counters::snapshot).collect(),
+            servers: self
+                .servers
+                .iter()
+                .map(|s| s.iter().map(Counters::snapshot).collect())
+                .collect(),
+            latency: self
+                .latency
+                .iter()
+                .map(|l| {
+                    let l = l.borrow();
+                    Latency {
+                        first_byte: l.first_byte.clone(),
+                        total: l.total.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Records a finished request's latencies for its backend.
+    pub fn record_latency(&self, backend: usize, first_byte_us: u64, total_us: u64) {
+        let mut l = self.latency[backend].borrow_mut();
+        let _ = l.first_byte.record(first_byte_us.max(1));
+        let _ = l.total.record(total_us.max(1));
+    }
+}
+
+/// Owned figures of one shard, or of all shards merged.
+pub struct Snapshot {
+    pub frontends: Vec<Totals>,
+    pub backends: Vec<Totals>,
+    pub servers: Vec<Vec<Totals>>,
+    pub latency: Vec<Latency>,
+}
+
+impl Snapshot {
+    pub fn merge(&mut self, o: &Snapshot) {
+        for (a, b) in self.frontends.iter_mut().zip(&o.frontends) {
+            a.add(b);
+        }
+        for (a, b) in self.backends.iter_mut().zip(&o.backends) {
+            a.add(b);
+        }
+        for (a, b) in self.servers.iter_mut().zip(&o.servers) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.add(y);
+            }
+        }
+        for (a, b) in self.latency.iter_mut().zip(&o.latency) {
+            a.merge(b);
+        }
+    }
+}
