@@ -1,5 +1,8 @@
 //! The only values that cross threads: messages to and from shards.
 
+use crate::stats::Snapshot;
+use crate::upstream::AdminState;
+
 /// From the main, health or admin thread to one shard.
 #[derive(Debug)]
 pub enum ToShard {
@@ -11,6 +14,40 @@ pub enum ToShard {
         server: usize,
         up: bool,
     },
+    /// The operator set a server's state (runtime API).
+    SetAdmin {
+        backend: usize,
+        server: usize,
+        state: AdminState,
+    },
+    /// The operator set a server's weight (runtime API).
+    SetWeight {
+        backend: usize,
+        server: usize,
+        weight: u32,
+    },
+    /// The operator set a server's maxconn (`None` = unlimited).
+    SetMaxconn {
+        backend: usize,
+        server: usize,
+        maxconn: Option<u32>,
+    },
+    /// Send a copy of this shard's statistics.
+    Snapshot(crossbeam_channel::Sender<ShardReport>),
+}
+
+/// One shard's figures, for the admin thread to merge.
+pub struct ShardReport {
+    pub shard: usize,
+    pub stats: Snapshot,
+    /// Requests waiting per backend, now and at most.
+    pub queued: Vec<(u64, u64)>,
+}
+
+impl std::fmt::Debug for ShardReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ShardReport {{ shard: {} }}", self.shard)
+    }
 }
 
 /// From a shard to the main thread.

@@ -5,6 +5,7 @@
 //! → `upstream` (balancing and the connection pool). `config` is the validated model both
 //! config syntaxes produce; `control` holds the messages that cross threads.
 
+pub mod admin;
 pub mod config;
 pub mod control;
 pub mod demo;
@@ -57,6 +58,7 @@ pub struct Running {
     pub listening: Vec<(String, SocketAddr)>,
     shutdown_grace: Duration,
     health: Option<health::Health>,
+    admin: Option<admin::Admin>,
 }
 
 /// Binds every frontend and starts the shards; returns once all of them run.
@@ -88,6 +90,12 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
         reports_rx,
     )
     .map_err(Error::Io)?;
+    let admin = admin::Admin::start(
+        cfg.clone(),
+        controls.iter().map(|(tx, _)| tx.clone()).collect(),
+        health.view.clone(),
+    )
+    .map_err(Error::Io)?;
     let mut handles = Vec::with_capacity(shards);
     for ((id, listeners), (tx, rx)) in per_shard.into_iter().enumerate().zip(controls) {
         let core = match &cfg.runtime.cpus {
@@ -115,6 +123,7 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
         listening,
         shutdown_grace: cfg.timeouts.shutdown,
         health: Some(health),
+        admin: Some(admin),
     };
     let mut started = 0;
     let mut summary = Vec::new();
@@ -161,6 +170,9 @@ impl Running {
     /// Closes the listeners at once, lets in-flight requests finish within the
     /// shutdown grace period, and joins every shard.
     pub fn stop(mut self) {
+        if let Some(a) = &self.admin {
+            a.set_stopping();
+        }
         for (tx, _) in &self.shards {
             let _ = tx.send(ToShard::Shutdown);
         }

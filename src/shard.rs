@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::config::{Config, DriverChoice, Mode};
-use crate::control::{FromShard, HealthReport, ToShard};
+use crate::control::{FromShard, HealthReport, ShardReport, ToShard};
 use crate::stats::{Counters, ShardStats};
 use crate::upstream::Upstreams;
 
@@ -201,13 +201,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         loop {
             match spec.control.try_recv() {
                 Ok(ToShard::Shutdown) => shutdown = true,
-                Ok(ToShard::ServerUp {
-                    backend,
-                    server,
-                    up,
-                }) => {
-                    shard.upstreams.set_up(backend, server, up);
-                }
+                Ok(msg) => apply(&shard, msg),
                 Err(TryRecvError::Disconnected) => {
                     shutdown = true;
                     break;
@@ -244,6 +238,45 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
                 });
                 return;
             }
+        }
+    }
+}
+
+/// Applies a message from the health or admin thread.
+fn apply(shard: &Shard, msg: ToShard) {
+    let up = &shard.upstreams;
+    match msg {
+        ToShard::Shutdown => {}
+        ToShard::ServerUp {
+            backend,
+            server,
+            up: is_up,
+        } => up.set_up(backend, server, is_up),
+        ToShard::SetAdmin {
+            backend,
+            server,
+            state,
+        } => up.set_admin(backend, server, state),
+        ToShard::SetWeight {
+            backend,
+            server,
+            weight,
+        } => up.set_weight(backend, server, weight),
+        ToShard::SetMaxconn {
+            backend,
+            server,
+            maxconn,
+        } => up.set_maxconn(backend, server, maxconn, shard.config.runtime.shards),
+        ToShard::Snapshot(reply) => {
+            let _ = reply.send(ShardReport {
+                shard: shard.id,
+                stats: shard.stats.snapshot(),
+                queued: up
+                    .backends
+                    .iter()
+                    .map(|b| (b.queued() as u64, b.queue_max.get()))
+                    .collect(),
+            });
         }
     }
 }

@@ -164,7 +164,11 @@ impl ShardStats {
                 .iter()
                 .map(|b| b.servers.iter().map(|_| Counters::default()).collect())
                 .collect(),
-            latency: cfg.backends.iter().map(|_| RefCell::new(Latency::new())).collect(),
+            latency: cfg
+                .backends
+                .iter()
+                .map(|_| RefCell::new(Latency::new()))
+                .collect(),
         }
     }
 

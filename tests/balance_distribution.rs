@@ -122,25 +122,29 @@ fn random_two_draws_spreads_over_every_server() {
     }
 }
 
-/// Sends `GET /sleep/MS` on its own connection from a thread; the thread returns the
-/// server that answered.
-fn slow_request(lb: &RingLb, ms: u64) -> thread::JoinHandle<String> {
+/// Sends `GET /sleep/MS` on its own connection from a thread and waits until one of
+/// `backends` is handling it (each slow request needs its own MS, so that it can be
+/// told by its path). Returns the server handling it and the thread, which returns
+/// the server that answered.
+fn slow_request(
+    lb: &RingLb,
+    backends: &[TestBackend],
+    ms: u64,
+) -> (String, thread::JoinHandle<String>) {
     let addr = lb.addr("web");
-    thread::spawn(move || served_by(addr, &format!("/sleep/{ms}")))
-}
-
-/// Waits until exactly `n` of `backends` are handling a request; returns their names.
-fn busy(backends: &[TestBackend], n: usize) -> Vec<String> {
+    let path = format!("/sleep/{ms}");
+    let p = path.clone();
+    let h = thread::spawn(move || served_by(addr, &p));
+    let mut on = None;
     wait_for(
-        &format!("{n} busy server(s)"),
+        &format!("{path} on a server"),
         Duration::from_secs(5),
-        || backends.iter().filter(|b| b.in_flight() > 0).count() == n,
+        || {
+            on = backends.iter().find(|b| b.requests_to(&path) > 0);
+            on.is_some()
+        },
     );
-    backends
-        .iter()
-        .filter(|b| b.in_flight() > 0)
-        .map(|b| b.name().to_string())
-        .collect()
+    (on.unwrap().name().to_string(), h)
 }
 
 #[test]
@@ -149,29 +153,24 @@ fn least_conn_sends_new_requests_to_the_idle_server() {
     let servers: Vec<String> = b.iter().map(|b| server(b.name(), b.addr(), "")).collect();
     let lb = RingLb::start(&app_config(1, "", "balance = \"least_conn\"", &servers));
     // Two long requests: least_conn puts the second on another server than the first.
-    let first = slow_request(&lb, 2000);
-    busy(&b, 1);
-    let second = slow_request(&lb, 2000);
-    let busy_names = busy(&b, 2);
+    let (busy1, first) = slow_request(&lb, &b, 2000);
+    let (busy2, second) = slow_request(&lb, &b, 2001);
+    assert_ne!(busy1, busy2, "both slow requests went to one server");
     let idle = b
         .iter()
-        .find(|s| !busy_names.iter().any(|n| n == s.name()))
-        .unwrap()
-        .name()
-        .to_string();
+        .map(|s| s.name())
+        .find(|&n| n != busy1 && n != busy2)
+        .unwrap();
     // Every short request while both are busy goes to the idle one (round robin would
     // send two in three elsewhere).
     let t = tally_keepalive(lb.addr("web"), "/", 60);
     assert_eq!(
-        t.get(&idle),
+        t.get(idle),
         60,
-        "least_conn sent short requests to busy servers {busy_names:?}: {t:?}"
+        "least_conn sent short requests to busy servers {busy1} and {busy2}: {t:?}"
     );
-    let slow: Vec<String> = [first, second]
-        .into_iter()
-        .map(|h| h.join().expect("slow request"))
-        .collect();
-    assert_ne!(slow[0], slow[1], "both slow requests went to one server");
+    assert_eq!(first.join().expect("slow request"), busy1);
+    assert_eq!(second.join().expect("slow request"), busy2);
     // Idle again: the load evens out.
     let t = tally_keepalive(lb.addr("web"), "/", 60);
     assert_eq!(t.names().len(), 3, "least_conn with equal loads: {t:?}");
@@ -195,14 +194,14 @@ fn first_fills_server_one_then_moves_on_at_maxconn() {
     assert_eq!(t.get("s1"), 50, "sequential requests with `first`: {t:?}");
 
     // s1 at its maxconn: the next server in id order takes new requests.
-    let hold1 = slow_request(&lb, 1500);
-    assert_eq!(busy(&b, 1), ["s1"]);
+    let (on, hold1) = slow_request(&lb, &b, 1500);
+    assert_eq!(on, "s1");
     let t = tally_keepalive(addr, "/", 20);
     assert_eq!(t.get("s2"), 20, "s1 full: {t:?}");
 
     // s1 and s2 full: s3.
-    let hold2 = slow_request(&lb, 1500);
-    assert_eq!(busy(&b, 2), ["s1", "s2"]);
+    let (on, hold2) = slow_request(&lb, &b, 1501);
+    assert_eq!(on, "s2");
     let t = tally_keepalive(addr, "/", 20);
     assert_eq!(t.get("s3"), 20, "s1 and s2 full: {t:?}");
 

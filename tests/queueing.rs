@@ -71,15 +71,17 @@ fn maxconn_is_split_over_the_shards() {
 /// The thread returns the status and when it arrived.
 fn hold(lb: &RingLb, b: &TestBackend, ms: u64) -> thread::JoinHandle<(u16, Instant)> {
     let addr = lb.addr("web");
-    let busy = b.in_flight();
+    let path = format!("/sleep/{ms}");
+    let before = b.requests_to(&path);
+    let p = path.clone();
     let h = thread::spawn(move || {
-        let r = HttpClient::connect(addr).request(get_request(&format!("/sleep/{ms}")));
+        let r = HttpClient::connect(addr).request(get_request(&p));
         (r.status, Instant::now())
     });
     wait_for(
-        "the slow request on the server",
+        &format!("{path} on the server"),
         Duration::from_secs(5),
-        || b.in_flight() > busy,
+        || b.requests_to(&path) > before,
     );
     h
 }

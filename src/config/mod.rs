@@ -117,6 +117,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub pool: PoolSettings,
+    pub admin: Admin,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
 }
@@ -150,6 +151,15 @@ pub struct Limits {
 pub struct PoolSettings {
     pub max_idle_per_server: usize,
     pub idle_timeout: Duration,
+}
+
+/// Where operators reach a running instance.
+#[derive(Debug, Clone, Default)]
+pub struct Admin {
+    /// HAProxy's runtime API on a unix socket (`stats socket`).
+    pub stats_socket: Option<std::path::PathBuf>,
+    /// HTTP listener for `/metrics`, `/stats` and `/ready`.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -207,12 +217,17 @@ impl Server {
     /// This shard's share of `maxconn`: the limit split so that the shares add up to
     /// exactly `maxconn` (the first `maxconn % shards` shards get one more).
     pub fn maxconn_share(&self, shard: usize, shards: usize) -> u32 {
-        match self.maxconn {
-            None => u32::MAX,
-            Some(m) => {
-                let shards = shards.max(1) as u32;
-                m / shards + u32::from((shard as u32) < m % shards)
-            }
+        maxconn_share(self.maxconn, shard, shards)
+    }
+}
+
+/// Shard `shard`'s share of a server's `maxconn` (`u32::MAX` = unlimited).
+pub fn maxconn_share(maxconn: Option<u32>, shard: usize, shards: usize) -> u32 {
+    match maxconn {
+        None => u32::MAX,
+        Some(m) => {
+            let shards = shards.max(1) as u32;
+            m / shards + u32::from((shard as u32) < m % shards)
         }
     }
 }

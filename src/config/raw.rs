@@ -41,6 +41,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub pool: RawPool,
     #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
     pub frontend: IndexMap<String, RawFrontend>,
     #[serde(default)]
     pub backend: IndexMap<String, RawBackend>,
@@ -70,6 +72,13 @@ pub struct RawTimeouts {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_header_bytes: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub stats_socket: Option<String>,
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

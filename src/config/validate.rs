@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawDuration, RawStatusMatch};
 use super::{
-    parse_duration, usable_cores, Backend, BalanceAlgo, CheckKind, Config, ConfigErrors,
+    parse_duration, usable_cores, Admin, Backend, BalanceAlgo, CheckKind, Config, ConfigErrors,
     DriverChoice, Frontend, HashKey, HealthCheck, Limits, Mode, PoolSettings, Route, Runtime,
     Server, StatusMatch, Timeouts,
 };
@@ -164,6 +164,23 @@ impl Validator {
             ),
         };
 
+        let admin = Admin {
+            stats_socket: raw
+                .admin
+                .stats_socket
+                .as_ref()
+                .map(std::path::PathBuf::from),
+            listen: raw.admin.listen.as_ref().and_then(|l| match parse_bind(l) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    self.err("admin.listen", e);
+                    None
+                }
+            }),
+        };
+        if raw.admin.stats_socket.as_deref() == Some("") {
+            self.err("admin.stats_socket", "must be a path");
+        }
         let backends = self.backends(&raw, shards);
         let frontends = self.frontends(&raw, &backends);
         Config {
@@ -175,6 +192,7 @@ impl Validator {
             timeouts,
             limits,
             pool,
+            admin,
             frontends,
             backends,
         }

@@ -7,7 +7,7 @@ mod probe;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,35 @@ pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(2);
 pub struct Health {
     stop: Sender<()>,
     thread: JoinHandle<()>,
+    /// What the checks say, for `show stat` and the metrics.
+    pub view: HealthView,
+}
+
+/// The health thread's view of every server, shared with the admin thread (never
+/// touched on the request path).
+pub type HealthView = Arc<Mutex<Vec<Vec<CheckView>>>>;
+
+#[derive(Debug, Clone)]
+pub struct CheckView {
+    /// Active checks run for this server.
+    pub checked: bool,
+    pub up: bool,
+    /// Last check: HAProxy status (L4OK, L7STS, ...), HTTP code, duration, description.
+    pub status: &'static str,
+    pub code: Option<u16>,
+    pub duration: Option<Duration>,
+    pub desc: String,
+    /// Failed checks, and up→down transitions.
+    pub chkfail: u64,
+    pub chkdown: u64,
+    pub last_change: Instant,
+    /// Time spent down before the current down period.
+    pub downtime: Duration,
+    pub down_since: Option<Instant>,
+    /// HAProxy's check_health: 0 .. rise+fall-1, up from `rise`.
+    pub health: u32,
+    pub rise: u32,
+    pub fall: u32,
 }
 
 impl Health {
@@ -35,14 +64,43 @@ impl Health {
         reports: Receiver<HealthReport>,
     ) -> std::io::Result<Health> {
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let now = Instant::now();
+        let view: HealthView = Arc::new(Mutex::new(
+            cfg.backends
+                .iter()
+                .map(|b| {
+                    let (rise, fall) = b.health.as_ref().map_or((2, 3), |h| (h.rise, h.fall));
+                    b.servers
+                        .iter()
+                        .map(|s| CheckView {
+                            checked: b.health.is_some() && s.check,
+                            up: true,
+                            status: "",
+                            code: None,
+                            duration: None,
+                            desc: String::new(),
+                            chkfail: 0,
+                            chkdown: 0,
+                            last_change: now,
+                            downtime: Duration::ZERO,
+                            down_since: None,
+                            health: rise + fall - 1,
+                            rise,
+                            fall,
+                        })
+                        .collect()
+                })
+                .collect(),
+        ));
+        let shared = view.clone();
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
             match rt {
-                Ok(mut rt) => rt.block_on(run(cfg, shards, reports, stop_rx)),
+                Ok(mut rt) => rt.block_on(run(cfg, shards, reports, stop_rx, shared)),
                 Err(e) => tracing::error!(error = %e, "health thread: cannot start its runtime; no health checks"),
             }
         })?;
-        Ok(Health { stop, thread })
+        Ok(Health { stop, thread, view })
     }
 
     pub fn stop(self) {
@@ -67,6 +125,7 @@ struct State {
     cfg: Arc<Config>,
     servers: Vec<Vec<ServerHealth>>,
     shards: Vec<Sender<ToShard>>,
+    view: HealthView,
 }
 
 impl State {
@@ -78,6 +137,22 @@ impl State {
         reason: &str,
         took: Option<Duration>,
     ) {
+        if let Ok(mut v) = self.view.lock() {
+            let c = &mut v[backend][server];
+            let now = Instant::now();
+            c.up = up;
+            c.last_change = now;
+            if up {
+                if let Some(since) = c.down_since.take() {
+                    c.downtime += now.saturating_duration_since(since);
+                }
+                c.health = c.rise + c.fall - 1;
+            } else {
+                c.chkdown += 1;
+                c.down_since = Some(now);
+                c.health = 0;
+            }
+        }
         self.servers[backend][server].up = up;
         self.servers[backend][server].oks = 0;
         self.servers[backend][server].fails = 0;
@@ -127,10 +202,28 @@ impl State {
         backend: usize,
         server: usize,
         check: &HealthCheck,
-        passed: bool,
-        reason: &str,
+        outcome: &probe::Outcome,
         took: Duration,
     ) {
+        let (passed, reason) = (outcome.passed, outcome.reason.as_str());
+        let h = &self.servers[backend][server];
+        if let Ok(mut v) = self.view.lock() {
+            let c = &mut v[backend][server];
+            c.status = outcome.status;
+            c.code = outcome.code;
+            c.duration = Some(took);
+            c.desc = outcome.reason.split(',').next().unwrap_or("").to_string();
+            if !passed {
+                c.chkfail += 1;
+            }
+            // HAProxy's counter: falls from rise+fall-1 while up, rises from 0 while down.
+            c.health = match (h.up, passed) {
+                (true, true) => check.rise + check.fall - 1,
+                (true, false) => (check.rise + check.fall - 1).saturating_sub(h.fails + 1),
+                (false, true) => h.oks + 1,
+                (false, false) => 0,
+            };
+        }
         let h = &mut self.servers[backend][server];
         if passed {
             h.fails = 0;
@@ -209,6 +302,7 @@ async fn run(
     shards: Vec<Sender<ToShard>>,
     reports: Receiver<HealthReport>,
     stop: Receiver<()>,
+    view: HealthView,
 ) {
     let shard_count = shards.len();
     let servers = cfg
@@ -232,6 +326,7 @@ async fn run(
         cfg: cfg.clone(),
         servers,
         shards,
+        view,
     }));
     for (bi, b) in cfg.backends.iter().enumerate() {
         let Some(check) = &b.health else { continue };
@@ -282,14 +377,7 @@ async fn check_loop(
         let took = start.elapsed();
         let wait = {
             let mut st = state.borrow_mut();
-            st.on_check(
-                backend,
-                server,
-                &check,
-                outcome.passed,
-                &outcome.reason,
-                took,
-            );
+            st.on_check(backend, server, &check, &outcome, took);
             st.next_interval(backend, server, &check)
         };
         monoio::time::sleep(wait.saturating_sub(took)).await;

@@ -12,19 +12,26 @@ use crate::config::{CheckKind, HealthCheck};
 
 pub struct Outcome {
     pub passed: bool,
+    /// HAProxy's check status: L4OK, L4CON, L4TOUT, L7OK, L7STS, L7TOUT, L7RSP.
+    pub status: &'static str,
+    pub code: Option<u16>,
     pub reason: String,
 }
 
 impl Outcome {
-    fn pass(reason: String) -> Self {
+    fn pass(status: &'static str, code: Option<u16>, reason: String) -> Self {
         Outcome {
             passed: true,
+            status,
+            code,
             reason,
         }
     }
-    fn fail(reason: String) -> Self {
+    fn fail(status: &'static str, code: Option<u16>, reason: String) -> Self {
         Outcome {
             passed: false,
+            status,
+            code,
             reason,
         }
     }
@@ -34,12 +41,18 @@ impl Outcome {
 pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Outcome {
     let connect = monoio::time::timeout(check.timeout, TcpStream::connect_addr(addr)).await;
     let stream = match connect {
-        Err(_) => return Outcome::fail("Layer4 timeout".into()),
-        Ok(Err(e)) => return Outcome::fail(format!("Layer4 connection problem, info: \"{e}\"")),
+        Err(_) => return Outcome::fail("L4TOUT", None, "Layer4 timeout".into()),
+        Ok(Err(e)) => {
+            return Outcome::fail(
+                "L4CON",
+                None,
+                format!("Layer4 connection problem, info: \"{e}\""),
+            )
+        }
         Ok(Ok(s)) => s,
     };
     match &check.kind {
-        CheckKind::Tcp => Outcome::pass("Layer4 check passed".into()),
+        CheckKind::Tcp => Outcome::pass("L4OK", None, "Layer4 check passed".into()),
         CheckKind::Http {
             method,
             path,
@@ -51,14 +64,22 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Outcome {
                 "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ringlb-health-check\r\nConnection: close\r\n\r\n"
             );
             match monoio::time::timeout(check.timeout, status_line(stream, request)).await {
-                Err(_) => Outcome::fail("Layer7 timeout".into()),
-                Ok(Err(e)) => Outcome::fail(format!("Layer7 invalid response, info: \"{e}\"")),
-                Ok(Ok((code, text))) if expect.matches(code) => Outcome::pass(format!(
-                    "Layer7 check passed, code: {code}, info: \"{text}\""
-                )),
-                Ok(Ok((code, text))) => Outcome::fail(format!(
-                    "Layer7 wrong status, code: {code}, info: \"{text}\""
-                )),
+                Err(_) => Outcome::fail("L7TOUT", None, "Layer7 timeout".into()),
+                Ok(Err(e)) => Outcome::fail(
+                    "L7RSP",
+                    None,
+                    format!("Layer7 invalid response, info: \"{e}\""),
+                ),
+                Ok(Ok((code, text))) if expect.matches(code) => Outcome::pass(
+                    "L7OK",
+                    Some(code),
+                    format!("Layer7 check passed, code: {code}, info: \"{text}\""),
+                ),
+                Ok(Ok((code, text))) => Outcome::fail(
+                    "L7STS",
+                    Some(code),
+                    format!("Layer7 wrong status, code: {code}, info: \"{text}\""),
+                ),
             }
         }
     }

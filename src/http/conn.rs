@@ -97,7 +97,10 @@ pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: S
         if let Err(Stop::Reply(r)) = &result {
             conn.rec.status = r.status();
             conn.rec.bytes_out += r.bytes().len() as u64;
-            if matches!(r, Reply::BadRequest | Reply::RequestTimeout | Reply::HeaderTooLarge) {
+            if matches!(
+                r,
+                Reply::BadRequest | Reply::RequestTimeout | Reply::HeaderTooLarge
+            ) {
                 conn.rec.started = true;
                 Counters::inc(&conn.shard.stats.frontends[frontend].ereq);
             }

@@ -45,7 +45,7 @@ pub struct ServerState {
     pub ramp_since: Cell<Option<Instant>>,
     pub slowstart: Duration,
     /// This shard's share of the server's maxconn.
-    pub limit: u32,
+    pub limit: Cell<u32>,
     /// Consecutive passive failures seen by this shard.
     pub fail_streak: Cell<u32>,
     pub pool: RefCell<Pool>,
@@ -126,7 +126,7 @@ impl BackendState {
                 admin: Cell::new(AdminState::Ready),
                 ramp_since: Cell::new(None),
                 slowstart: s.slowstart,
-                limit: s.maxconn_share(shard, shards),
+                limit: Cell::new(s.maxconn_share(shard, shards)),
                 fail_streak: Cell::new(0),
                 pool: RefCell::new(Pool::default()),
             })
@@ -165,7 +165,7 @@ impl BackendState {
         } else {
             self.backup.borrow_mut().rebuild(members(true).take(1));
         }
-        let limit = |s: u32| self.servers[s as usize].limit;
+        let limit = |s: u32| self.servers[s as usize].limit.get();
         self.primary.borrow().init_loads(&self.active, limit);
         self.backup.borrow().init_loads(&self.active, limit);
         // Capacity may have appeared (or vanished): let every waiter look again.
@@ -190,7 +190,7 @@ impl BackendState {
         if group.is_empty() {
             return Pick::NoServer;
         }
-        let free = |s: u32| self.active[s as usize].get() < self.servers[s as usize].limit;
+        let free = |s: u32| self.active[s as usize].get() < self.servers[s as usize].limit.get();
         if !tried.is_empty() {
             if let Some(s) = group.pick(&self.active, key, |s| free(s) && !tried.contains(s)) {
                 return Pick::Server(s);
@@ -266,7 +266,7 @@ impl BackendState {
     fn load_changed(&self, server: u32) {
         let (active, limit) = (
             self.active[server as usize].get(),
-            self.servers[server as usize].limit,
+            self.servers[server as usize].limit.get(),
         );
         self.primary.borrow().load_changed(server, active, limit);
         self.backup.borrow().load_changed(server, active, limit);
@@ -420,6 +420,14 @@ impl Upstreams {
             }
             be.rebuild();
         }
+    }
+
+    /// Applies an operator's maxconn change; this shard takes its share.
+    pub fn set_maxconn(&self, backend: usize, server: usize, maxconn: Option<u32>, shards: usize) {
+        let be = &self.backends[backend];
+        let share = crate::config::maxconn_share(maxconn, self.shard, shards);
+        be.servers[server].limit.set(share);
+        be.rebuild();
     }
 
     /// Advances slow starts; called from the control tick.

@@ -1,0 +1,185 @@
+//! The admin side: HAProxy's runtime API on a unix socket (`cli`), `show stat` CSV
+//! (`csv`), and an HTTP listener with Prometheus `/metrics`, `/stats` JSON and `/ready`
+//! (`http`). It runs on its own threads, asks shards for snapshots over channels and
+//! merges them; a shard never waits for it.
+
+mod cli;
+mod csv;
+mod http;
+
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::config::Config;
+use crate::control::{ShardReport, ToShard};
+use crate::health::HealthView;
+use crate::stats::Snapshot;
+use crate::upstream::AdminState;
+
+/// The operator's settings for a server: the truth that `show servers state` reports
+/// and that shards are told about.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator {
+    pub admin: AdminState,
+    pub weight: u32,
+    pub maxconn: Option<u32>,
+}
+
+/// What the admin threads share.
+pub struct Core {
+    pub cfg: Arc<Config>,
+    shards: Vec<Sender<ToShard>>,
+    pub health: HealthView,
+    pub operator: Mutex<Vec<Vec<Operator>>>,
+    pub started: Instant,
+    /// Soft stop in progress: `/ready` fails.
+    pub stopping: AtomicBool,
+}
+
+/// Merged figures of every shard.
+pub struct Gathered {
+    pub stats: Snapshot,
+    /// Per backend: requests queued now, and the sum of shards' maxima.
+    pub queued: Vec<(u64, u64)>,
+    pub shards_answered: usize,
+}
+
+impl Core {
+    /// Asks every shard for its figures and merges the answers (each shard answers
+    /// within one control tick; a shard that does not within a second is left out).
+    pub fn gather(&self) -> Gathered {
+        let (tx, rx) = crossbeam_channel::unbounded::<ShardReport>();
+        let mut asked = 0;
+        for s in &self.shards {
+            if s.send(ToShard::Snapshot(tx.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut merged: Option<Gathered> = None;
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(r) = rx.recv_timeout(left) else { break };
+            match &mut merged {
+                None => {
+                    merged = Some(Gathered {
+                        stats: r.stats,
+                        queued: r.queued,
+                        shards_answered: 1,
+                    })
+                }
+                Some(m) => {
+                    m.stats.merge(&r.stats);
+                    for (a, b) in m.queued.iter_mut().zip(&r.queued) {
+                        a.0 += b.0;
+                        a.1 += b.1;
+                    }
+                    m.shards_answered += 1;
+                }
+            }
+        }
+        merged.unwrap_or_else(|| Gathered {
+            stats: crate::stats::ShardStats::new(&self.cfg).snapshot(),
+            queued: vec![(0, 0); self.cfg.backends.len()],
+            shards_answered: 0,
+        })
+    }
+
+    /// Tells every shard.
+    pub fn broadcast(&self, make: impl Fn() -> ToShard) {
+        for s in &self.shards {
+            let _ = s.send(make());
+        }
+    }
+
+    pub fn find_server(&self, spec: &str) -> Option<(usize, usize)> {
+        let (b, s) = spec.split_once('/')?;
+        let bi = self.cfg.backends.iter().position(|x| x.name == b)?;
+        let si = self.cfg.backends[bi]
+            .servers
+            .iter()
+            .position(|x| x.name == s)?;
+        Some((bi, si))
+    }
+}
+
+pub struct Admin {
+    pub core: Arc<Core>,
+    socket: Option<PathBuf>,
+}
+
+impl Admin {
+    /// Starts the runtime API and the HTTP listener that `cfg.admin` asks for.
+    pub fn start(
+        cfg: Arc<Config>,
+        shards: Vec<Sender<ToShard>>,
+        health: HealthView,
+    ) -> std::io::Result<Admin> {
+        let operator = cfg
+            .backends
+            .iter()
+            .map(|b| {
+                b.servers
+                    .iter()
+                    .map(|s| Operator {
+                        admin: AdminState::Ready,
+                        weight: s.weight,
+                        maxconn: s.maxconn,
+                    })
+                    .collect()
+            })
+            .collect();
+        let core = Arc::new(Core {
+            cfg: cfg.clone(),
+            shards,
+            health,
+            operator: Mutex::new(operator),
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+        });
+        if let Some(path) = &cfg.admin.stats_socket {
+            // A socket file left by a previous run would make bind fail.
+            if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
+                let _ = std::fs::remove_file(path);
+            }
+            let listener = UnixListener::bind(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("stats socket {}: {e}", path.display()))
+            })?;
+            let core = core.clone();
+            std::thread::Builder::new()
+                .name("ringlb-cli".into())
+                .spawn(move || cli::serve(core, listener))?;
+        }
+        if let Some(addr) = cfg.admin.listen {
+            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("admin listener {addr}: {e}"))
+            })?;
+            let core = core.clone();
+            std::thread::Builder::new()
+                .name("ringlb-admin-http".into())
+                .spawn(move || http::serve(core, listener))?;
+        }
+        Ok(Admin {
+            core,
+            socket: cfg.admin.stats_socket.clone(),
+        })
+    }
+
+    pub fn set_stopping(&self) {
+        self.core.stopping.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        if let Some(p) = &self.socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
