@@ -258,9 +258,16 @@ fn every_server_down_is_an_immediate_503() {
     wait_for_log(&lb, "Server app/s1 is DOWN", Duration::from_secs(3));
     wait_for_log(&lb, "Server app/s2 is DOWN", Duration::from_secs(3));
     wait_for_log(&lb, "backend app has no server available!", QUICK);
-    // The shards apply the flip on their next tick: wait for the first 503.
-    wait_for("a 503", Duration::from_secs(2), || {
-        status_of(addr, get_request("/").as_bytes()) == 503
+    // Each shard applies the flips on its own next tick: wait for 30 503s in a row
+    // (new connections land on either shard).
+    let mut in_a_row = 0;
+    wait_for("30 503s in a row", Duration::from_secs(2), || {
+        match status_of(addr, get_request("/").as_bytes()) {
+            503 => in_a_row += 1,
+            200 => in_a_row = 0,
+            other => panic!("{other} while the servers go down"),
+        }
+        in_a_row >= 30
     });
     let served = b1.requests_to("/") + b2.requests_to("/");
     for i in 0..20 {

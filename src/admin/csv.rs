@@ -184,7 +184,8 @@ pub fn show_stat(core: &Core) -> String {
             r.set("qcur", 0);
             r.set("qmax", 0);
             r.counters(t);
-            r.set("slim", s.maxconn.map(|m| m.to_string()).unwrap_or_default());
+            let maxconn = o.map_or(s.maxconn, |o| o.maxconn);
+            r.set("slim", maxconn.map(|m| m.to_string()).unwrap_or_default());
             r.set("dresp", 0);
             r.set("econ", t.econ);
             r.set("eresp", t.eresp);
