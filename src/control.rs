@@ -6,8 +6,9 @@ use crate::upstream::AdminState;
 /// From the main, health or admin thread to one shard.
 #[derive(Debug)]
 pub enum ToShard {
-    /// Close listeners now, let in-flight requests finish, then exit.
-    Shutdown,
+    /// Close listeners now, let in-flight requests finish within `grace` (`None`:
+    /// as long as they take), then exit. A second one can only shorten the grace.
+    Shutdown { grace: Option<std::time::Duration> },
     /// The health thread's verdict on a server changed.
     ServerUp {
         backend: usize,

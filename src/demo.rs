@@ -46,7 +46,7 @@ pub fn run(port: u16) -> Result<(), Error> {
         counters.push(served);
     }
     let cfg = from_toml_str(&text).map_err(Error::Config)?;
-    crate::run_with(cfg, |running| {
+    crate::run_with(cfg, None, |running| {
         if let Some((_, addr)) = running.listening.first() {
             println!("demo: three backends behind http://{addr}/ — try: curl http://{addr}/");
         }

@@ -169,25 +169,40 @@ impl Running {
 
     /// Closes the listeners at once, lets in-flight requests finish within the
     /// shutdown grace period, and joins every shard.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
+        let grace = self.shutdown_grace;
+        self.begin_stop(Some(grace));
+        self.wait_stopped(|| None);
+    }
+
+    /// Closes every listener now; in-flight requests get `grace` (`None`: no limit).
+    pub fn begin_stop(&self, grace: Option<Duration>) {
         if let Some(a) = &self.admin {
             a.set_stopping();
         }
         for (tx, _) in &self.shards {
-            let _ = tx.send(ToShard::Shutdown);
+            let _ = tx.send(ToShard::Shutdown { grace });
         }
-        let deadline = std::time::Instant::now() + self.shutdown_grace + Duration::from_secs(2);
+    }
+
+    /// Waits for every shard to finish; `shorten` is polled and may cut the grace.
+    pub fn wait_stopped(mut self, mut shorten: impl FnMut() -> Option<Duration>) {
         let mut abandoned = 0;
         let mut stopped = 0;
         while stopped < self.shards.len() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.events.recv_timeout(left) {
+            if let Some(g) = shorten() {
+                for (tx, _) in &self.shards {
+                    let _ = tx.send(ToShard::Shutdown { grace: Some(g) });
+                }
+            }
+            match self.events.recv_timeout(Duration::from_millis(100)) {
                 Ok(FromShard::Stopped { abandoned: n, .. }) => {
                     abandoned += n;
                     stopped += 1;
                 }
                 Ok(_) => {}
-                Err(_) => break,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
         }
         if abandoned > 0 {
@@ -196,7 +211,7 @@ impl Running {
                 "grace period over: closed requests still in flight"
             );
         }
-        for (_, h) in self.shards {
+        for (_, h) in std::mem::take(&mut self.shards) {
             let _ = h.join();
         }
         if let Some(h) = self.health.take() {
@@ -208,23 +223,78 @@ impl Running {
 
 /// Runs `cfg` until SIGTERM or SIGINT, then stops gracefully.
 pub fn run(cfg: Config) -> Result<(), Error> {
-    run_with(cfg, |_| {})
+    run_with(cfg, None, |_| {})
 }
 
-/// Like `run`, calling `ready` once every frontend listens.
-pub fn run_with(cfg: Config, ready: impl FnOnce(&Running)) -> Result<(), Error> {
-    // Registered before anything starts, so an early SIGTERM still stops cleanly.
+/// Like `run`, calling `ready` once every frontend listens. `source` is the config
+/// file, re-read on SIGHUP / SIGUSR2.
+///
+/// Signals: SIGTERM / SIGINT stop (in-flight requests get `timeout.shutdown`);
+/// SIGUSR1 is a soft stop (they get `timeout.hard_stop_after`, unlimited by default;
+/// a SIGTERM during it cuts that to `timeout.shutdown`).
+pub fn run_with(
+    cfg: Config,
+    source: Option<std::path::PathBuf>,
+    ready: impl FnOnce(&Running),
+) -> Result<(), Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+    // Registered before anything starts, so an early signal still stops cleanly.
     let mut signals =
-        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]).map_err(Error::Io)?;
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP, SIGUSR2])
+            .map_err(Error::Io)?;
+    let hard_stop_after = cfg.timeouts.hard_stop_after;
+    let grace = cfg.timeouts.shutdown;
     let running = start(cfg)?;
     running.announce();
     ready(&running);
-    if let Some(sig) = signals.forever().next() {
-        tracing::info!(
-            signal = sig,
-            "stopping: listeners closed, finishing in-flight requests"
-        );
+    for sig in signals.forever() {
+        match sig {
+            SIGTERM | SIGINT => {
+                tracing::info!(
+                    signal = sig,
+                    "stopping: listeners closed, finishing in-flight requests"
+                );
+                running.begin_stop(Some(grace));
+                break;
+            }
+            SIGUSR1 => {
+                tracing::info!("soft stop: listeners closed, in-flight requests finish, then exit");
+                running.begin_stop(hard_stop_after);
+                break;
+            }
+            _ => reload_check(source.as_deref()),
+        }
     }
-    running.stop();
+    running.wait_stopped(|| {
+        signals
+            .pending()
+            .any(|s| s == SIGTERM || s == SIGINT)
+            .then_some(grace)
+    });
     Ok(())
+}
+
+/// SIGHUP / SIGUSR2: the new file is parsed and validated off the request path; a bad
+/// one is refused with its errors and the running config stays.
+fn reload_check(source: Option<&std::path::Path>) {
+    let Some(path) = source else {
+        tracing::warn!("reload requested, but this instance has no config file to re-read");
+        return;
+    };
+    match Config::load(path) {
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!("reload refused: {e}");
+            }
+            tracing::error!(
+                "reload refused: {} error(s) in {}; the running configuration is unchanged",
+                errors.0.len(),
+                path.display()
+            );
+        }
+        Ok(_) => tracing::warn!(
+            "reload: {} is valid, but applying a new configuration in place is not implemented yet; the running configuration is unchanged",
+            path.display()
+        ),
+    }
 }

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    finish(ringlb::run(cfg))
+    finish(ringlb::run_with(cfg, Some(file), |_| {}))
 }
 
 fn finish(result: Result<(), ringlb::Error>) -> ExitCode {

@@ -3,12 +3,14 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use futures_util::FutureExt;
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::config::{Config, DriverChoice, Mode};
@@ -42,6 +44,9 @@ pub struct Shard {
     pub draining: Cell<bool>,
     inflight: Cell<usize>,
     pub stats: ShardStats,
+    /// Test hook (`RINGLB_FAULT_PANIC_PATH`): a request for this path panics, to prove
+    /// that a panic costs one connection and nothing else.
+    pub fault_panic_path: Option<String>,
 }
 
 impl Shard {
@@ -161,6 +166,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         draining: Cell::new(false),
         inflight: Cell::new(0),
         stats,
+        fault_panic_path: std::env::var("RINGLB_FAULT_PANIC_PATH").ok(),
     });
     // Dropping a stopper ends its accept loop, which closes the listener.
     let mut stoppers = Vec::new();
@@ -197,19 +203,31 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         monoio::time::sleep(CONTROL_TICK).await;
         ticks = ticks.wrapping_add(1);
         // Drain every pending message; a closed channel means the process is going away.
-        let mut shutdown = false;
+        let mut shutdown: Option<Option<Duration>> = None;
         loop {
             match spec.control.try_recv() {
-                Ok(ToShard::Shutdown) => shutdown = true,
+                Ok(ToShard::Shutdown { grace }) => {
+                    shutdown = Some(match shutdown {
+                        Some(Some(a)) => Some(grace.map_or(a, |g| g.min(a))),
+                        _ => grace,
+                    })
+                }
                 Ok(msg) => apply(&shard, msg),
                 Err(TryRecvError::Disconnected) => {
-                    shutdown = true;
+                    shutdown = Some(Some(shard.config.timeouts.shutdown));
                     break;
                 }
                 Err(TryRecvError::Empty) => break,
             }
         }
-        if shutdown && deadline.is_none() {
+        if let Some(grace) = shutdown {
+            // Without a grace period, requests may take as long as they take.
+            let until = Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400));
+            if let Some(d) = deadline {
+                deadline = Some(d.min(until));
+            }
+        }
+        if let (Some(grace), None) = (shutdown, deadline) {
             tracing::debug!(
                 shard = shard.id,
                 inflight = shard.inflight.get(),
@@ -223,7 +241,8 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
             }
             shard.draining.set(true);
             shard.upstreams.clear_pools();
-            deadline = Some(Instant::now() + shard.config.timeouts.shutdown);
+            deadline =
+                Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
         shard.upstreams.tick_slowstart(std::time::Instant::now());
         if ticks.is_multiple_of(POOL_PURGE_EVERY) {
@@ -246,7 +265,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
 fn apply(shard: &Shard, msg: ToShard) {
     let up = &shard.upstreams;
     match msg {
-        ToShard::Shutdown => {}
+        ToShard::Shutdown { .. } => {}
         ToShard::ServerUp {
             backend,
             server,
@@ -315,9 +334,28 @@ async fn serve(shard: Rc<Shard>, frontend: usize, mode: Mode, stream: TcpStream,
     let fe = &shard.stats.frontends[frontend];
     fe.up(&fe.scur, &fe.smax);
     Counters::inc(&fe.stot);
-    match mode {
-        Mode::Http => crate::http::serve(shard.clone(), frontend, stream, peer).await,
-        Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer).await,
+    let handler = async {
+        match mode {
+            Mode::Http => crate::http::serve(shard.clone(), frontend, stream, peer).await,
+            Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer).await,
+        }
+    };
+    // A bug that panics while serving one connection closes that connection only;
+    // its guards (slots, in-flight count) are released as the stack unwinds.
+    if let Err(panic) = AssertUnwindSafe(handler).catch_unwind().await {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(
+            shard = shard.id,
+            frontend = %shard.config.frontends[frontend].name,
+            %peer,
+            panic = %what,
+            "connection handler panicked; that connection was closed"
+        );
+        Counters::inc(&shard.stats.frontends[frontend].panics);
     }
     Counters::down(&shard.stats.frontends[frontend].scur);
 }

@@ -79,6 +79,8 @@ counters! {
     qmax,
     /// Requests refused by a local 503 (no server, queue full or timed out).
     dreq,
+    /// Connection handlers that panicked (the connection was closed).
+    panics,
 }
 
 impl Counters {

@@ -176,6 +176,12 @@ fn metrics(core: &Core) -> String {
         "Total number of HTTP requests received.",
         fe(|t| t.req_tot),
     );
+    f.family(
+        "ringlb_frontend_handler_panics_total",
+        "counter",
+        "Connections closed because their handler panicked.",
+        fe(|t| t.panics),
+    );
     let mut codes = Vec::new();
     for (fr, t) in cfg.frontends.iter().zip(&g.stats.frontends) {
         for (i, c) in CODES.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! The validated configuration model. Both front doors (TOML today, haproxy.cfg later)
 //! end here; the data path only ever sees these types.
 
+pub mod haproxy;
 mod duration;
 mod raw;
 mod validate;
@@ -140,6 +141,8 @@ pub struct Timeouts {
     /// Waiting in a backend's queue for a free server slot (503 after).
     pub queue: Duration,
     pub shutdown: Duration,
+    /// Longest a soft stop (SIGUSR1) waits for in-flight requests; `None` = no limit.
+    pub hard_stop_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

@@ -66,6 +66,7 @@ pub struct RawTimeouts {
     pub http_keep_alive: Option<RawDuration>,
     pub queue: Option<RawDuration>,
     pub shutdown: Option<RawDuration>,
+    pub hard_stop_after: Option<RawDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

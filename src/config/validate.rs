@@ -121,6 +121,13 @@ impl Validator {
                 http_request,
             ),
             shutdown: self.duration("timeout.shutdown", &t.shutdown, Duration::from_secs(5)),
+            hard_stop_after: t.hard_stop_after.as_ref().map(|_| {
+                self.duration(
+                    "timeout.hard_stop_after",
+                    &t.hard_stop_after,
+                    Duration::ZERO,
+                )
+            }),
         };
         for (name, d) in [
             ("connect", timeouts.connect),

@@ -346,6 +346,9 @@ impl Conn {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 match head::parse_request(data, &mut headers, xff, &mut self.out) {
                     Parsed::Done(r) => {
+                        if self.shard.fault_panic_path.as_deref() == Some(r.path) {
+                            panic!("fault injection: request for {}", r.path);
+                        }
                         let backend = route(fe, r.host, r.path);
                         let hash =
                             backend.and_then(|b| match &self.shard.config.backends[b].balance {
