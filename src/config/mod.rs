@@ -1,8 +1,8 @@
 //! The validated configuration model. Both front doors (TOML today, haproxy.cfg later)
 //! end here; the data path only ever sees these types.
 
-pub mod haproxy;
 mod duration;
+pub mod haproxy;
 mod raw;
 mod validate;
 

@@ -16,7 +16,10 @@ const MAX_NESTED_CONDS: usize = 100;
 /// `${.FILE}` pseudo-variable expands to (empty if it answers `None`).
 ///
 /// Returns every error found, in line order, or the document.
-pub fn parse_document(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Document, Vec<CfgError>> {
+pub fn parse_document(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Document, Vec<CfgError>> {
     let mut p = Parser {
         env,
         doc: Document::default(),
@@ -37,7 +40,10 @@ pub fn parse_document(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Resul
         let len = last.find('\0').unwrap_or(last.len());
         p.error(
             n,
-            format!("missing LF on last line, file might have been truncated at position {}", column(last, len)),
+            format!(
+                "missing LF on last line, file might have been truncated at position {}",
+                column(last, len)
+            ),
         );
     }
     for (_, line) in std::mem::take(&mut p.conds) {
@@ -74,7 +80,10 @@ impl Cond {
 
     /// A branch of this level was taken or the level is skipped, so no later branch is.
     fn done(self) -> bool {
-        matches!(self, Cond::IfTake | Cond::IfSkip | Cond::ElifTake | Cond::ElifSkip)
+        matches!(
+            self,
+            Cond::IfTake | Cond::IfSkip | Cond::ElifTake | Cond::ElifSkip
+        )
     }
 
     fn is_else(self) -> bool {
@@ -103,7 +112,8 @@ fn column(line: &str, at: usize) -> usize {
 /// HAProxy's `invalid_char()`: the first character not allowed in a name (letters,
 /// digits, `-`, `_`, `.`, `:`).
 fn invalid_char(name: &str) -> Option<char> {
-    name.chars().find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    name.chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
 }
 
 /// How HAProxy names a proxy of this kind in messages.
@@ -128,27 +138,42 @@ impl Parser<'_> {
         // HAProxy reads lines as C strings: a NUL ends the line.
         let raw = match raw.find('\0') {
             Some(at) => {
-                self.error(n, format!("stray NUL character at position {}", column(raw, at)));
+                self.error(
+                    n,
+                    format!("stray NUL character at position {}", column(raw, at)),
+                );
                 &raw[..at]
             }
             None => raw,
         };
-        let start = raw.bytes().position(|b| !is_c_space(b)).unwrap_or(raw.len());
+        let start = raw
+            .bytes()
+            .position(|b| !is_c_space(b))
+            .unwrap_or(raw.len());
         if raw[start..].starts_with('[') {
             self.scope(n, raw, start);
             return;
         }
-        let lx = LexEnv { env: self.env, line: n, section: &self.section_label };
+        let lx = LexEnv {
+            env: self.env,
+            line: n,
+            section: &self.section_label,
+        };
         let words = match split_words(raw, start, &lx) {
             Ok(words) => words,
             Err(e) => {
                 let msg = match e.kind {
-                    LexErrorKind::TooMany => format!("too many words (at most {})", super::lexer::MAX_WORDS),
+                    LexErrorKind::TooMany => {
+                        format!("too many words (at most {})", super::lexer::MAX_WORDS)
+                    }
                     kind => format!("{} at position {}", kind.message(), column(raw, e.at)),
                 };
                 self.error(n, msg);
                 // Keep `.if` levels balanced so that one bad line is one error.
-                let first = raw[start..].split(|c: char| c.is_ascii_whitespace()).next().unwrap_or("");
+                let first = raw[start..]
+                    .split(|c: char| c.is_ascii_whitespace())
+                    .next()
+                    .unwrap_or("");
                 if matches!(first, ".if" | ".elif" | ".else" | ".endif") {
                     self.cond_directive(n, first, None);
                 }
@@ -175,7 +200,10 @@ impl Parser<'_> {
             match String::from_utf8(w) {
                 Ok(s) => strings.push(s),
                 Err(_) => {
-                    self.error(n, format!("word {} is not valid UTF-8 (check its \\x escapes)", i + 1));
+                    self.error(
+                        n,
+                        format!("word {} is not valid UTF-8 (check its \\x escapes)", i + 1),
+                    );
                     return;
                 }
             }
@@ -200,12 +228,19 @@ impl Parser<'_> {
             return;
         };
         if let Some(c) = invalid_char(&rest[..end]) {
-            self.error(n, format!("character '{c}' is not permitted in a scope name"));
+            self.error(
+                n,
+                format!("character '{c}' is not permitted in a scope name"),
+            );
             return;
         }
-        let after = rest[end + 1..].trim_start_matches(|c: char| c.is_ascii() && is_c_space(c as u8));
+        let after =
+            rest[end + 1..].trim_start_matches(|c: char| c.is_ascii() && is_c_space(c as u8));
         if let Some(c) = after.chars().next().filter(|&c| c != '#') {
-            self.error(n, format!("character '{c}' is not permitted after scope declaration"));
+            self.error(
+                n,
+                format!("character '{c}' is not permitted after scope declaration"),
+            );
         }
     }
 
@@ -229,7 +264,10 @@ impl Parser<'_> {
             match eval_condition(&condition(), p.env) {
                 Ok(v) => v,
                 Err(e) => {
-                    p.error(n, format!("{} in '{name}' at position {}", e.message, e.position));
+                    p.error(
+                        n,
+                        format!("{} in '{name}' at position {}", e.message, e.position),
+                    );
                     false
                 }
             }
@@ -238,13 +276,20 @@ impl Parser<'_> {
             ".if" => {
                 if self.conds.len() + 1 >= MAX_NESTED_CONDS {
                     if !recovering {
-                        self.error(n, format!("too many nested '.if', max is {MAX_NESTED_CONDS}"));
+                        self.error(
+                            n,
+                            format!("too many nested '.if', max is {MAX_NESTED_CONDS}"),
+                        );
                     }
                     self.conds.push((Cond::IfSkip, n));
                 } else if self.dropped() {
                     self.conds.push((Cond::IfSkip, n));
                 } else {
-                    let state = if eval(self) { Cond::IfTake } else { Cond::IfDrop };
+                    let state = if eval(self) {
+                        Cond::IfTake
+                    } else {
+                        Cond::IfDrop
+                    };
                     self.conds.push((state, n));
                 }
             }
@@ -289,7 +334,11 @@ impl Parser<'_> {
                         self.error(n, "'.else' after '.else' is not permitted".into());
                     }
                 } else {
-                    self.set_top(if top.done() { Cond::ElseDrop } else { Cond::ElseTake });
+                    self.set_top(if top.done() {
+                        Cond::ElseDrop
+                    } else {
+                        Cond::ElseTake
+                    });
                 }
             }
         }
@@ -340,7 +389,10 @@ impl Parser<'_> {
         let (name, from) = match &kind {
             SectionKind::Global => {
                 if !w(1).is_empty() {
-                    self.error(n, format!("'global' cannot handle unexpected argument '{}'", w(1)));
+                    self.error(
+                        n,
+                        format!("'global' cannot handle unexpected argument '{}'", w(1)),
+                    );
                 }
                 (None, None)
             }
@@ -348,7 +400,13 @@ impl Parser<'_> {
             SectionKind::Defaults => self.defaults_header(n, words),
             _ => self.proxy_header(n, &kind, words),
         };
-        self.doc.sections.push(Section { kind, name, from, line: n, lines: Vec::new() });
+        self.doc.sections.push(Section {
+            kind,
+            name,
+            from,
+            line: n,
+            lines: Vec::new(),
+        });
         self.refs.push([false, false]);
     }
 
@@ -366,14 +424,24 @@ impl Parser<'_> {
             }
         };
         if let Some(extra) = words.iter().skip(used).find(|w| !w.is_empty()) {
-            self.warning(n, format!("unexpected argument '{extra}' in 'defaults' header ignored"));
+            self.warning(
+                n,
+                format!("unexpected argument '{extra}' in 'defaults' header ignored"),
+            );
         }
-        let from = from.filter(|target| self.resolve_from(n, &SectionKind::Defaults, name.unwrap_or(""), target));
+        let from = from.filter(|target| {
+            self.resolve_from(n, &SectionKind::Defaults, name.unwrap_or(""), target)
+        });
         (name.map(str::to_string), from.map(str::to_string))
     }
 
     /// `frontend|backend|listen NAME [from NAME]`.
-    fn proxy_header(&mut self, n: usize, kind: &SectionKind, words: &[String]) -> (Option<String>, Option<String>) {
+    fn proxy_header(
+        &mut self,
+        n: usize,
+        kind: &SectionKind,
+        words: &[String],
+    ) -> (Option<String>, Option<String>) {
         let w = |i: usize| words.get(i).map_or("", String::as_str);
         let kw = kind.keyword();
         let name = w(1);
@@ -382,14 +450,18 @@ impl Parser<'_> {
             return (None, None);
         }
         if let Some(c) = invalid_char(name) {
-            self.error(n, format!("character '{c}' is not permitted in '{kw}' name '{name}'"));
+            self.error(
+                n,
+                format!("character '{c}' is not permitted in '{kw}' name '{name}'"),
+            );
         }
         // A frontend and a backend may share a name; two of a kind may not, and a
         // listen section is both kinds.
         let fe = |k: &SectionKind| matches!(k, SectionKind::Frontend | SectionKind::Listen);
         let be = |k: &SectionKind| matches!(k, SectionKind::Backend | SectionKind::Listen);
         let clash = self.doc.sections.iter().find(|s| {
-            s.name.as_deref() == Some(name) && ((fe(kind) && fe(&s.kind)) || (be(kind) && be(&s.kind)))
+            s.name.as_deref() == Some(name)
+                && ((fe(kind) && fe(&s.kind)) || (be(kind) && be(&s.kind)))
         });
         if let Some(other) = clash {
             let msg = format!(
@@ -400,10 +472,21 @@ impl Parser<'_> {
             );
             self.error(n, msg);
         }
-        let (from, used) = if w(2) == "from" && !w(3).is_empty() { (Some(w(3)), 4) } else { (None, 2) };
+        let (from, used) = if w(2) == "from" && !w(3).is_empty() {
+            (Some(w(3)), 4)
+        } else {
+            (None, 2)
+        };
         if let Some(extra) = words.iter().skip(used).find(|w| !w.is_empty()) {
-            let hint = if fe(kind) { "; please use the 'bind' keyword for listening addresses" } else { "" };
-            self.error(n, format!("'{kw}' cannot handle unexpected argument '{extra}'{hint}"));
+            let hint = if fe(kind) {
+                "; please use the 'bind' keyword for listening addresses"
+            } else {
+                ""
+            };
+            self.error(
+                n,
+                format!("'{kw}' cannot handle unexpected argument '{extra}'{hint}"),
+            );
         }
         match from {
             Some(target) => {
@@ -412,7 +495,12 @@ impl Parser<'_> {
             }
             None => {
                 // Without `from`, a proxy starts from the last defaults section.
-                if let Some(last) = self.doc.sections.iter().rposition(|s| s.kind == SectionKind::Defaults) {
+                if let Some(last) = self
+                    .doc
+                    .sections
+                    .iter()
+                    .rposition(|s| s.kind == SectionKind::Defaults)
+                {
                     self.mark_ref(n, last, 1);
                 }
                 (Some(name.to_string()), None)
@@ -431,7 +519,10 @@ impl Parser<'_> {
             .collect();
         let cap = cap_str(kind);
         let Some(&idx) = found.last() else {
-            self.error(n, format!("defaults section '{target}' not found for {cap} '{name}'"));
+            self.error(
+                n,
+                format!("defaults section '{target}' not found for {cap} '{name}'"),
+            );
             return false;
         };
         let line = self.doc.sections[idx].line;
@@ -501,14 +592,25 @@ mod tests {
     fn flat(d: &Document) -> Vec<(usize, Vec<&str>)> {
         d.sections
             .iter()
-            .flat_map(|s| s.lines.iter().map(|l| (l.line, l.words.iter().map(String::as_str).collect())))
+            .flat_map(|s| {
+                s.lines
+                    .iter()
+                    .map(|l| (l.line, l.words.iter().map(String::as_str).collect()))
+            })
             .collect()
     }
 
     fn headers(d: &Document) -> Vec<(String, Option<&str>, Option<&str>, usize)> {
         d.sections
             .iter()
-            .map(|s| (s.kind.keyword().to_string(), s.name.as_deref(), s.from.as_deref(), s.line))
+            .map(|s| {
+                (
+                    s.kind.keyword().to_string(),
+                    s.name.as_deref(),
+                    s.from.as_deref(),
+                    s.line,
+                )
+            })
             .collect()
     }
 
@@ -548,12 +650,21 @@ mod tests {
         assert_eq!(
             d.sections[1].lines,
             vec![
-                Line { line: 6, words: vec!["mode".into(), "http".into()] },
-                Line { line: 7, words: vec!["timeout".into(), "connect".into(), "5s".into()] },
+                Line {
+                    line: 6,
+                    words: vec!["mode".into(), "http".into()]
+                },
+                Line {
+                    line: 7,
+                    words: vec!["timeout".into(), "connect".into(), "5s".into()]
+                },
             ]
         );
         assert_eq!(d.sections[3].lines[0].keyword(), "server");
-        assert_eq!(d.sections[3].lines[0].args(), ["s1", "127.0.0.1:8000", "check"]);
+        assert_eq!(
+            d.sections[3].lines[0].args(),
+            ["s1", "127.0.0.1:8000", "check"]
+        );
         assert!(d.warnings.is_empty());
     }
 
@@ -564,8 +675,17 @@ mod tests {
                      daemon#daemonize\n\
                      \x20   frontend         foo\n\
                      mode             http   # or tcp\n");
-        assert_eq!(headers(&d), vec![("global".into(), None, None, 1), ("frontend".into(), Some("foo"), None, 3)]);
-        assert_eq!(flat(&d), vec![(2, vec!["daemon"]), (4, vec!["mode", "http"])]);
+        assert_eq!(
+            headers(&d),
+            vec![
+                ("global".into(), None, None, 1),
+                ("frontend".into(), Some("foo"), None, 3)
+            ]
+        );
+        assert_eq!(
+            flat(&d),
+            vec![(2, vec!["daemon"]), (4, vec!["mode", "http"])]
+        );
     }
 
     #[test]
@@ -580,8 +700,17 @@ mod tests {
     #[test]
     fn other_sections() {
         let kws = [
-            "resolvers", "peers", "userlist", "mailers", "program", "http-errors", "ring", "cache", "fcgi-app",
-            "log-forward", "namespace_list",
+            "resolvers",
+            "peers",
+            "userlist",
+            "mailers",
+            "program",
+            "http-errors",
+            "ring",
+            "cache",
+            "fcgi-app",
+            "log-forward",
+            "namespace_list",
         ];
         for kw in kws {
             let d = doc(&format!("{kw} foo\n  some-keyword 1 2\nbackend b\n"));
@@ -591,7 +720,10 @@ mod tests {
             assert_eq!(d.sections[1].kind, SectionKind::Backend);
         }
         for kw in ["traces", "crt-store", "acme", "Global", "FRONTEND"] {
-            assert_eq!(errors(&format!("{kw} x\n")), [(1, format!("unknown keyword '{kw}' out of section"))]);
+            assert_eq!(
+                errors(&format!("{kw} x\n")),
+                [(1, format!("unknown keyword '{kw}' out of section"))]
+            );
         }
     }
 
@@ -602,14 +734,29 @@ mod tests {
         let cases: &[(&str, &str, Option<&str>, Option<&str>)] = &[
             ("defaults", "defaults", None, None),
             ("defaults d2", "defaults", Some("d2"), None),
-            ("defaults d2 from base", "defaults", Some("d2"), Some("base")),
+            (
+                "defaults d2 from base",
+                "defaults",
+                Some("d2"),
+                Some("base"),
+            ),
             ("defaults from base", "defaults", None, Some("base")),
             // with nothing after it, "from" is the name (hx)
             ("defaults from", "defaults", Some("from"), None),
             ("defaults \"\" from base", "defaults", None, Some("base")),
             ("frontend fe", "frontend", Some("fe"), None),
-            ("frontend fe from base", "frontend", Some("fe"), Some("base")),
-            ("backend be.1:x-y_z from base", "backend", Some("be.1:x-y_z"), Some("base")),
+            (
+                "frontend fe from base",
+                "frontend",
+                Some("fe"),
+                Some("base"),
+            ),
+            (
+                "backend be.1:x-y_z from base",
+                "backend",
+                Some("be.1:x-y_z"),
+                Some("base"),
+            ),
             ("listen li from base", "listen", Some("li"), Some("base")),
             ("frontend \"${HOST}\"", "frontend", Some("10.0.0.1"), None),
             ("global", "global", None, None),
@@ -618,7 +765,12 @@ mod tests {
             let d = doc(&format!("defaults base\n{header}\n"));
             let s = &d.sections[1];
             assert_eq!(
-                (s.kind.keyword(), s.name.as_deref(), s.from.as_deref(), s.line),
+                (
+                    s.kind.keyword(),
+                    s.name.as_deref(),
+                    s.from.as_deref(),
+                    s.line
+                ),
                 (*kind, *name, *from, 2),
                 "header {header:?}"
             );
@@ -692,7 +844,8 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let want: Vec<(usize, String)> = want.iter().map(|(l, m)| (*l, m.to_string())).collect();
+            let want: Vec<(usize, String)> =
+                want.iter().map(|(l, m)| (*l, m.to_string())).collect();
             assert_eq!(errors(text), want, "config {text:?}");
         }
     }
@@ -710,7 +863,11 @@ mod tests {
         doc("defaults a/b\n");
         // extra words on a defaults header: ignored by HAProxy, a warning here
         let d = doc("defaults a b c\ndefaults d from\n");
-        let w: Vec<_> = d.warnings.iter().map(|w| (w.line, w.message.as_str())).collect();
+        let w: Vec<_> = d
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.message.as_str()))
+            .collect();
         assert_eq!(
             w,
             [
@@ -727,7 +884,9 @@ mod tests {
         let d = doc("defaults d\nbackend b from d\nbackend c\nbackend e\n");
         let w: Vec<_> = d.warnings.iter().map(|w| w.line).collect();
         assert_eq!(w, [3, 4]);
-        assert!(d.warnings[0].message.starts_with("defaults section 'd' (declared at line 1) is explicitly referenced"));
+        assert!(d.warnings[0]
+            .message
+            .starts_with("defaults section 'd' (declared at line 1) is explicitly referenced"));
         let d = doc("defaults d\nbackend c\nbackend b from d\n");
         assert_eq!(d.warnings.len(), 1);
         assert_eq!(d.warnings[0].line, 3);
@@ -738,35 +897,80 @@ mod tests {
     #[test]
     fn words_through_the_parser() {
         let cases: &[(&str, &[&str])] = &[
-            (r#"log-format "%{+Q}o %t %s %{-Q}r""#, &["log-format", "%{+Q}o %t %s %{-Q}r"]),
-            (r"log-format %{+Q}o\ %t\ %s\ %{-Q}r", &["log-format", "%{+Q}o %t %s %{-Q}r"]),
-            ("log-format '%{+Q}o %t %s %{-Q}r'", &["log-format", "%{+Q}o %t %s %{-Q}r"]),
-            (r#"log-format "%{+Q}o %t"' %s %{-Q}r'"#, &["log-format", "%{+Q}o %t %s %{-Q}r"]),
-            (r#"log-format "%{+Q}o %t"' %s'\ %{-Q}r"#, &["log-format", "%{+Q}o %t %s %{-Q}r"]),
+            (
+                r#"log-format "%{+Q}o %t %s %{-Q}r""#,
+                &["log-format", "%{+Q}o %t %s %{-Q}r"],
+            ),
+            (
+                r"log-format %{+Q}o\ %t\ %s\ %{-Q}r",
+                &["log-format", "%{+Q}o %t %s %{-Q}r"],
+            ),
+            (
+                "log-format '%{+Q}o %t %s %{-Q}r'",
+                &["log-format", "%{+Q}o %t %s %{-Q}r"],
+            ),
+            (
+                r#"log-format "%{+Q}o %t"' %s %{-Q}r'"#,
+                &["log-format", "%{+Q}o %t %s %{-Q}r"],
+            ),
+            (
+                r#"log-format "%{+Q}o %t"' %s'\ %{-Q}r"#,
+                &["log-format", "%{+Q}o %t %s %{-Q}r"],
+            ),
             (
                 r#"http-request set-path %[path,regsub(\"(foo|bar)\",blah,g)]"#,
-                &["http-request", "set-path", r#"%[path,regsub("(foo|bar)",blah,g)]"#],
+                &[
+                    "http-request",
+                    "set-path",
+                    r#"%[path,regsub("(foo|bar)",blah,g)]"#,
+                ],
             ),
             (
                 r#"http-request set-path '%[path,regsub("^/(here)(/|$)","my/\1",g)]'"#,
-                &["http-request", "set-path", r#"%[path,regsub("^/(here)(/|$)","my/\1",g)]"#],
+                &[
+                    "http-request",
+                    "set-path",
+                    r#"%[path,regsub("^/(here)(/|$)","my/\1",g)]"#,
+                ],
             ),
-            (r#"server s1 "${HOST}:${PORT}" check"#, &["server", "s1", "10.0.0.1:8080", "check"]),
-            (r#"server s1 '${HOST}:${PORT}'"#, &["server", "s1", "${HOST}:${PORT}"]),
-            (r#"server s1 ${HOST}:$PORT"#, &["server", "s1", "${HOST}:$PORT"]),
-            (r#"bind "${NOPE-127.0.0.1}:${PORT-80}""#, &["bind", "127.0.0.1:8080"]),
+            (
+                r#"server s1 "${HOST}:${PORT}" check"#,
+                &["server", "s1", "10.0.0.1:8080", "check"],
+            ),
+            (
+                r#"server s1 '${HOST}:${PORT}'"#,
+                &["server", "s1", "${HOST}:${PORT}"],
+            ),
+            (
+                r#"server s1 ${HOST}:$PORT"#,
+                &["server", "s1", "${HOST}:$PORT"],
+            ),
+            (
+                r#"bind "${NOPE-127.0.0.1}:${PORT-80}""#,
+                &["bind", "127.0.0.1:8080"],
+            ),
             (r#"bind "${NOPE}:80""#, &["bind", ":80"]),
             (r#"x "${EMPTY-def}" y"#, &["x", "", "y"]),
             (r#"x "${SERVERS[*]}""#, &["x", "s1", "s2"]),
             // `.LINE` is 2: the backend header is line 1
-            (r#"x "${.LINE}" "${.SECTION}" "${.FILE}""#, &["x", "2", "app", "/etc/haproxy/haproxy.cfg"]),
-            (r#"acl a path_beg /x\#y # comment"#, &["acl", "a", "path_beg", "/x#y"]),
+            (
+                r#"x "${.LINE}" "${.SECTION}" "${.FILE}""#,
+                &["x", "2", "app", "/etc/haproxy/haproxy.cfg"],
+            ),
+            (
+                r#"acl a path_beg /x\#y # comment"#,
+                &["acl", "a", "path_beg", "/x#y"],
+            ),
             (r#"x "" "#, &["x", ""]),
         ];
         for (line, want) in cases {
             let text = format!("{line}\n");
             let d = doc(&format!("backend app\n{text}"));
-            let got: Vec<&str> = d.sections[0].lines[0].words.iter().map(String::as_str).collect();
+            let got: Vec<&str> = d.sections[0].lines[0]
+                .words
+                .iter()
+                .map(String::as_str)
+                .collect();
             assert_eq!(got, *want, "line {line:?}");
         }
     }
@@ -831,7 +1035,11 @@ mod tests {
         for (body, want) in cases {
             let text = format!("backend app\n{body}");
             let d = doc(&text);
-            let got: Vec<&str> = d.sections[0].lines.iter().map(|l| l.words[0].as_str()).collect();
+            let got: Vec<&str> = d.sections[0]
+                .lines
+                .iter()
+                .map(|l| l.words[0].as_str())
+                .collect();
             assert_eq!(got, *want, "config {body:?}");
         }
     }
@@ -841,7 +1049,11 @@ mod tests {
     #[test]
     fn sections_in_blocks() {
         let d = doc("backend a\n.if 0\nbackend b\nx\n.endif\ny\n.if 1\nbackend c\nz\n.endif\nw\n");
-        let names: Vec<_> = d.sections.iter().map(|s| (s.name.as_deref().unwrap(), flat_words(s))).collect();
+        let names: Vec<_> = d
+            .sections
+            .iter()
+            .map(|s| (s.name.as_deref().unwrap(), flat_words(s)))
+            .collect();
         assert_eq!(names, [("a", vec!["y"]), ("c", vec!["z", "w"])]);
     }
 
@@ -860,7 +1072,11 @@ mod tests {
                      .if 0\n\
                      .warning skipped\n\
                      .endif\n");
-        let w: Vec<_> = d.warnings.iter().map(|w| (w.line, w.message.as_str())).collect();
+        let w: Vec<_> = d
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.message.as_str()))
+            .collect();
         assert_eq!(
             w,
             [
@@ -929,7 +1145,8 @@ mod tests {
             ("global\n  maxconn 10", &[(2, "missing LF on last line, file might have been truncated at position 13")]),
         ];
         for (text, want) in cases {
-            let want: Vec<(usize, String)> = want.iter().map(|(l, m)| (*l, m.to_string())).collect();
+            let want: Vec<(usize, String)> =
+                want.iter().map(|(l, m)| (*l, m.to_string())).collect();
             assert_eq!(errors(text), want, "config {text:?}");
         }
     }
@@ -943,17 +1160,39 @@ mod tests {
     #[test]
     fn nesting_limit() {
         // hx: the 100th nested `.if` is refused ("max is 100")
-        let ok = format!("global\n{}x\n{}", ".if 1\n".repeat(99), ".endif\n".repeat(99));
+        let ok = format!(
+            "global\n{}x\n{}",
+            ".if 1\n".repeat(99),
+            ".endif\n".repeat(99)
+        );
         assert_eq!(flat(&doc(&ok)), [(101, vec!["x"])]);
-        let deep = format!("global\n{}x\n{}", ".if 1\n".repeat(100), ".endif\n".repeat(100));
-        assert_eq!(errors(&deep), [(101, "too many nested '.if', max is 100".to_string())]);
+        let deep = format!(
+            "global\n{}x\n{}",
+            ".if 1\n".repeat(100),
+            ".endif\n".repeat(100)
+        );
+        assert_eq!(
+            errors(&deep),
+            [(101, "too many nested '.if', max is 100".to_string())]
+        );
     }
 
     #[test]
     fn word_limit() {
-        let line = (1..=64).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
-        assert_eq!(doc(&format!("global\n{line}\n")).sections[0].lines[0].words.len(), 64);
-        assert_eq!(errors(&format!("global\n{line} w65\n")), [(2, "too many words (at most 64)".to_string())]);
+        let line = (1..=64)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            doc(&format!("global\n{line}\n")).sections[0].lines[0]
+                .words
+                .len(),
+            64
+        );
+        assert_eq!(
+            errors(&format!("global\n{line} w65\n")),
+            [(2, "too many words (at most 64)".to_string())]
+        );
     }
 
     #[test]
@@ -983,7 +1222,10 @@ mod tests {
         let want = [
             (1, "unknown keyword 'maxconn' out of section"),
             (3, "unmatched quote at position 5"),
-            (4, "unparsable conditional expression 'bogus' in '.if' at position 1"),
+            (
+                4,
+                "unparsable conditional expression 'bogus' in '.if' at position 1",
+            ),
             (7, "'frontend' expects an <id> argument"),
             (9, "defaults section 'nowhere' not found for backend 'b1'"),
             (10, "alert: stop"),

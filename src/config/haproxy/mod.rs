@@ -144,7 +144,10 @@ impl SectionKind {
 
     /// Frontend, backend or listen: a proxy that handles traffic.
     pub fn is_proxy(&self) -> bool {
-        matches!(self, SectionKind::Frontend | SectionKind::Backend | SectionKind::Listen)
+        matches!(
+            self,
+            SectionKind::Frontend | SectionKind::Backend | SectionKind::Listen
+        )
     }
 }
 
@@ -184,10 +187,12 @@ impl Document {
         }
         let earlier = &self.sections[..index];
         match &section.from {
-            Some(name) => earlier
+            Some(name) => earlier.iter().rposition(|s| {
+                s.kind == SectionKind::Defaults && s.name.as_deref() == Some(name.as_str())
+            }),
+            None if section.kind.is_proxy() => earlier
                 .iter()
-                .rposition(|s| s.kind == SectionKind::Defaults && s.name.as_deref() == Some(name.as_str())),
-            None if section.kind.is_proxy() => earlier.iter().rposition(|s| s.kind == SectionKind::Defaults),
+                .rposition(|s| s.kind == SectionKind::Defaults),
             None => None,
         }
     }

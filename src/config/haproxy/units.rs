@@ -20,13 +20,19 @@ pub fn parse_time(word: &str) -> Result<Duration, String> {
     const UNITS: &str = "us=microseconds, ms=milliseconds, s=seconds, m=minutes, h=hours, d=days";
     let b = word.as_bytes();
     if b.is_empty() {
-        return Err("expects an integer time value (in milliseconds unless a unit is given)".into());
+        return Err(
+            "expects an integer time value (in milliseconds unless a unit is given)".into(),
+        );
     }
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     if digits == 0 {
-        return Err(format!("unexpected character '{}' in time value '{word}'", first_char(word, 0)));
+        return Err(format!(
+            "unexpected character '{}' in time value '{word}'",
+            first_char(word, 0)
+        ));
     }
-    let overflow = || format!("timer overflow in '{word}' (maximum value is 2147483647 ms or ~24.8 days)");
+    let overflow =
+        || format!("timer overflow in '{word}' (maximum value is 2147483647 ms or ~24.8 days)");
     // Beyond 39 digits not even u128 holds it; it overflows the timer anyway.
     let value: u128 = word[..digits].parse().map_err(|_| overflow())?;
     // (multiplier, divisor) to milliseconds, and the unit's length.
@@ -70,7 +76,10 @@ pub fn parse_size(word: &str) -> Result<u64, String> {
     }
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     if digits == 0 {
-        return Err(format!("unexpected character '{}' in size value '{word}'", first_char(word, 0)));
+        return Err(format!(
+            "unexpected character '{}' in size value '{word}'",
+            first_char(word, 0)
+        ));
     }
     let too_large = || format!("size '{word}' is too large (maximum value is 4294967295 bytes)");
     let value: u64 = word[..digits].parse().map_err(|_| too_large())?;
@@ -154,20 +163,38 @@ mod tests {
             ("5u", "unexpected character 'u'"),
             ("0x10", "unexpected character 'x'"),
             ("10 s", "unexpected character ' '"),
-            ("10sec", "unexpected character 'e' after the timer value '10sec'"),
-            ("10mss", "unexpected character 's' after the timer value '10mss'"),
-            ("10usx", "unexpected character 'x' after the timer value '10usx'"),
-            ("1min", "unexpected character 'i' after the timer value '1min'"),
+            (
+                "10sec",
+                "unexpected character 'e' after the timer value '10sec'",
+            ),
+            (
+                "10mss",
+                "unexpected character 's' after the timer value '10mss'",
+            ),
+            (
+                "10usx",
+                "unexpected character 'x' after the timer value '10usx'",
+            ),
+            (
+                "1min",
+                "unexpected character 'i' after the timer value '1min'",
+            ),
             ("2147483648", "timer overflow in '2147483648'"),
             ("25d", "timer overflow in '25d'"),
             ("597h", "timer overflow in '597h'"),
             ("4294967296", "timer overflow"),
             ("99999999999999999999", "timer overflow"),
-            ("9999999999999999999999999999999999999999999", "timer overflow"),
+            (
+                "9999999999999999999999999999999999999999999",
+                "timer overflow",
+            ),
         ];
         for (word, want) in cases {
             let err = parse_time(word).expect_err(word);
-            assert!(err.starts_with(want), "time {word:?}: got {err:?}, want {want:?}...");
+            assert!(
+                err.starts_with(want),
+                "time {word:?}: got {err:?}, want {want:?}..."
+            );
         }
     }
 
@@ -207,16 +234,25 @@ mod tests {
             ("1x", "unexpected character 'x'"),
             ("10B", "unexpected character 'B'"),
             ("1.5k", "unexpected character '.'"),
-            ("1kb", "unexpected character 'b' after the unit in size value '1kb'"),
+            (
+                "1kb",
+                "unexpected character 'b' after the unit in size value '1kb'",
+            ),
             ("4294967296", "size '4294967296' is too large"),
             ("4194304k", "size '4194304k' is too large"),
             ("4096m", "size '4096m' is too large"),
             ("4g", "size '4g' is too large"),
-            ("99999999999999999999999", "size '99999999999999999999999' is too large"),
+            (
+                "99999999999999999999999",
+                "size '99999999999999999999999' is too large",
+            ),
         ];
         for (word, want) in cases {
             let err = parse_size(word).expect_err(word);
-            assert!(err.starts_with(want), "size {word:?}: got {err:?}, want {want:?}...");
+            assert!(
+                err.starts_with(want),
+                "size {word:?}: got {err:?}, want {want:?}..."
+            );
         }
     }
 }
