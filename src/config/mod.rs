@@ -1,6 +1,7 @@
 //! The validated configuration model. Both front doors (TOML today, haproxy.cfg later)
 //! end here; the data path only ever sees these types.
 
+pub mod acl;
 mod duration;
 pub mod haproxy;
 mod raw;
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use acl::{Acl, AclTest, Condition, Fetch, MatchMethod};
 pub use duration::parse_duration;
 pub use validate::from_toml_str;
 
@@ -176,11 +178,10 @@ pub struct Frontend {
     pub forward_for: bool,
 }
 
+/// `use_backend BACKEND if CONDITION`: the first route whose condition holds wins.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Lower-cased, compared without the port.
-    pub host: Option<String>,
-    pub path_prefix: Option<String>,
+    pub cond: Condition,
     pub backend: usize,
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::raw::{RawConfig, RawDuration, RawStatusMatch};
 use super::{
-    parse_duration, usable_cores, Admin, Backend, BalanceAlgo, CheckKind, Config, ConfigErrors,
-    DriverChoice, Frontend, HashKey, HealthCheck, Limits, Mode, PoolSettings, Route, Runtime,
-    Server, StatusMatch, Timeouts,
+    parse_duration, usable_cores, Acl, AclTest, Admin, Backend, BalanceAlgo, CheckKind, Condition,
+    Config, ConfigErrors, DriverChoice, Fetch, Frontend, HashKey, HealthCheck, Limits, MatchMethod,
+    Mode, PoolSettings, Route, Runtime, Server, StatusMatch, Timeouts,
 };
 
 /// Parses and validates a native TOML config.
@@ -609,11 +609,26 @@ impl Validator {
                         );
                     }
                 }
-                routes.push(Route {
-                    host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
-                    path_prefix: r.path_prefix.clone(),
-                    backend,
-                });
+                let mut tests = Vec::new();
+                if let Some(h) = &r.host {
+                    tests.push(acl_test(Fetch::HostName, MatchMethod::Str, true, h));
+                }
+                if let Some(p) = &r.path_prefix {
+                    tests.push(acl_test(Fetch::Path, MatchMethod::Beg, false, p));
+                }
+                // Host and path prefix must both hold: one single-test ACL each, ANDed.
+                let cond = Condition::All(
+                    tests
+                        .into_iter()
+                        .map(|t| {
+                            Condition::Acl(std::sync::Arc::new(Acl {
+                                name: format!("{rpath}"),
+                                tests: vec![t],
+                            }))
+                        })
+                        .collect(),
+                );
+                routes.push(Route { cond, backend });
             }
             out.push(Frontend {
                 name: name.clone(),
@@ -714,4 +729,8 @@ fn parse_status_match(m: &RawStatusMatch) -> Result<StatusMatch, String> {
             }
         }
     }
+}
+
+fn acl_test(fetch: Fetch, method: MatchMethod, ignore_case: bool, pattern: &str) -> AclTest {
+    AclTest::new(fetch, method, ignore_case, &[pattern]).expect("string patterns always compile")
 }

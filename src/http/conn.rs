@@ -15,7 +15,7 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed, MAX_HEADERS};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome};
 use super::reply::{Reply, CONTINUE};
-use super::route::{is_idempotent, request_hash, route};
+use super::route::{is_idempotent, request_hash, route, View};
 use crate::config::BalanceAlgo;
 use crate::shard::{Shard, Slot};
 use crate::stats::Counters;
@@ -349,7 +349,13 @@ impl Conn {
                         if self.shard.fault_panic_path.as_deref() == Some(r.path) {
                             panic!("fault injection: request for {}", r.path);
                         }
-                        let backend = route(fe, r.host, r.path);
+                        let backend = route(
+                            fe,
+                            &View {
+                                req: &r,
+                                src: self.peer.ip(),
+                            },
+                        );
                         let hash =
                             backend.and_then(|b| match &self.shard.config.backends[b].balance {
                                 BalanceAlgo::Hash { key, .. } => {

@@ -1,28 +1,111 @@
-//! Choosing a backend for a request: the frontend's ordered rules, then its default.
+//! Choosing a backend for a request: the frontend's ordered rules (conditions over
+//! ACLs), then its default; and the request hash for `hash` backends.
 
 use std::net::IpAddr;
 
 use super::head::Request;
-use crate::config::{Frontend, HashKey};
+use crate::config::acl::net_contains;
+use crate::config::{AclTest, Condition, Fetch, Frontend, HashKey, MatchMethod};
 use crate::upstream::balance::hash_key;
 
-/// First rule whose host (exact, case-insensitive) and path prefix both match.
-pub fn route(fe: &Frontend, host: Option<&str>, path: &str) -> Option<usize> {
-    for r in &fe.routes {
-        if let Some(want) = &r.host {
-            match host {
-                Some(h) if h.eq_ignore_ascii_case(want) => {}
-                _ => continue,
-            }
-        }
-        if let Some(prefix) = &r.path_prefix {
-            if !path.starts_with(prefix.as_str()) {
-                continue;
-            }
-        }
-        return Some(r.backend);
+/// What conditions can look at; borrowed from the parsed head, nothing copied.
+pub struct View<'r, 'a> {
+    pub req: &'r Request<'a>,
+    pub src: IpAddr,
+}
+
+/// The first rule whose condition holds, else the default backend.
+pub fn route(fe: &Frontend, v: &View<'_, '_>) -> Option<usize> {
+    fe.routes
+        .iter()
+        .find(|r| eval(&r.cond, v))
+        .map(|r| r.backend)
+        .or(fe.default_backend)
+}
+
+pub fn eval(c: &Condition, v: &View<'_, '_>) -> bool {
+    match c {
+        Condition::Always => true,
+        Condition::All(cs) => cs.iter().all(|c| eval(c, v)),
+        Condition::Any(cs) => cs.iter().any(|c| eval(c, v)),
+        Condition::Not(c) => !eval(c, v),
+        Condition::Acl(acl) => acl.tests.iter().any(|t| test(t, v)),
     }
-    fe.default_backend
+}
+
+fn test(t: &AclTest, v: &View<'_, '_>) -> bool {
+    let req = v.req;
+    match &t.fetch {
+        Fetch::Src => match t.method {
+            MatchMethod::Found => true,
+            _ => t.nets.iter().any(|&n| net_contains(n, v.src)),
+        },
+        Fetch::Path => matches(t, req.path.split('?').next().unwrap_or("")),
+        Fetch::Url => matches(t, req.target),
+        Fetch::Method => matches(t, req.method),
+        Fetch::HostName => req.host.is_some_and(|h| matches(t, h)),
+        Fetch::Header(name) => req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .flat_map(|v| v.split(','))
+            .any(|value| matches(t, value.trim())),
+    }
+}
+
+/// Whether one fetched value matches any pattern of the test.
+fn matches(t: &AclTest, s: &str) -> bool {
+    let ic = t.ignore_case;
+    match t.method {
+        MatchMethod::Found => true,
+        MatchMethod::Reg => t.regexes.iter().any(|r| r.is_match(s)),
+        MatchMethod::Ip => s
+            .parse()
+            .is_ok_and(|ip| t.nets.iter().any(|&n| net_contains(n, ip))),
+        MatchMethod::Str => t.patterns.iter().any(|p| eq(s, p, ic)),
+        MatchMethod::Beg => t
+            .patterns
+            .iter()
+            .any(|p| s.len() >= p.len() && eq(&s[..p.len()], p, ic)),
+        MatchMethod::End => t.patterns.iter().any(|p| {
+            s.len() >= p.len()
+                && s.is_char_boundary(s.len() - p.len())
+                && eq(&s[s.len() - p.len()..], p, ic)
+        }),
+        MatchMethod::Sub => t.patterns.iter().any(|p| find(s, p, ic, |_, _| true)),
+        MatchMethod::Dom => t.patterns.iter().any(|p| {
+            find(s, p, ic, |before, after| {
+                before.is_none_or(|c| c == b'.' || c == b'/')
+                    && after.is_none_or(|c| c == b'.' || c == b'/')
+            })
+        }),
+    }
+}
+
+fn eq(a: &str, b: &str, ignore_case: bool) -> bool {
+    if ignore_case {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+/// Finds `p` in `s` (without allocating) at a place where `ok(byte before, byte after)`.
+fn find(s: &str, p: &str, ic: bool, ok: impl Fn(Option<u8>, Option<u8>) -> bool) -> bool {
+    let (s, p) = (s.as_bytes(), p.as_bytes());
+    if p.len() > s.len() {
+        return false;
+    }
+    (0..=s.len() - p.len()).any(|i| {
+        let w = &s[i..i + p.len()];
+        let same = if ic {
+            w.eq_ignore_ascii_case(p)
+        } else {
+            w == p
+        };
+        same && ok(i.checked_sub(1).map(|j| s[j]), s.get(i + p.len()).copied())
+    })
 }
 
 /// The hash a `hash` balancer uses for this request; `None` when the key is absent
@@ -67,37 +150,158 @@ pub fn is_idempotent(method: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Mode, Route};
+    use crate::config::acl::Acl;
+    use crate::http::head::{parse_request, Parsed, MAX_HEADERS};
+    use std::sync::Arc;
+
+    fn acl(fetch: Fetch, method: MatchMethod, ic: bool, p: &[&str]) -> Condition {
+        Condition::Acl(Arc::new(Acl {
+            name: "t".into(),
+            tests: vec![AclTest::new(fetch, method, ic, p).unwrap()],
+        }))
+    }
+
+    fn check(raw: &str, src: &str, c: &Condition) -> bool {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut out = Vec::new();
+        let Parsed::Done(req) = parse_request(raw.as_bytes(), &mut headers, None, &mut out) else {
+            panic!("bad request {raw:?}")
+        };
+        eval(
+            c,
+            &View {
+                req: &req,
+                src: src.parse().unwrap(),
+            },
+        )
+    }
 
     #[test]
-    fn first_match_then_default() {
-        let fe = Frontend {
-            name: "web".into(),
-            binds: vec![],
-            mode: Mode::Http,
-            routes: vec![
-                Route {
-                    host: Some("api.example.com".into()),
-                    path_prefix: Some("/v1/".into()),
-                    backend: 1,
-                },
-                Route {
-                    host: Some("api.example.com".into()),
-                    path_prefix: None,
-                    backend: 2,
-                },
-                Route {
-                    host: None,
-                    path_prefix: Some("/static/".into()),
-                    backend: 3,
-                },
-            ],
-            default_backend: Some(0),
-            forward_for: false,
-        };
-        assert_eq!(route(&fe, Some("API.example.com"), "/v1/x"), Some(1));
-        assert_eq!(route(&fe, Some("api.example.com"), "/v2/x"), Some(2));
-        assert_eq!(route(&fe, Some("other"), "/static/a.css"), Some(3));
-        assert_eq!(route(&fe, None, "/"), Some(0));
+    fn matchers() {
+        let r = "GET /api/v1/users?id=3 HTTP/1.1\r\nHost: API.example.com:8080\r\nX-Tags: a, beta\r\n\r\n";
+        let ip = "10.1.2.3";
+        let cases: &[(Condition, bool)] = &[
+            (
+                acl(Fetch::Path, MatchMethod::Str, false, &["/api/v1/users"]),
+                true,
+            ),
+            (acl(Fetch::Path, MatchMethod::Beg, false, &["/api/"]), true),
+            (acl(Fetch::Path, MatchMethod::Beg, false, &["/API/"]), false),
+            (acl(Fetch::Path, MatchMethod::Beg, true, &["/API/"]), true),
+            (
+                acl(Fetch::Path, MatchMethod::End, false, &["/users", "/x"]),
+                true,
+            ),
+            (acl(Fetch::Path, MatchMethod::Sub, false, &["v1"]), true),
+            (
+                acl(Fetch::Path, MatchMethod::Reg, false, &["^/api/v[0-9]+/"]),
+                true,
+            ),
+            (acl(Fetch::Url, MatchMethod::End, false, &["id=3"]), true),
+            (
+                acl(
+                    Fetch::HostName,
+                    MatchMethod::Str,
+                    true,
+                    &["api.example.com"],
+                ),
+                true,
+            ),
+            (
+                acl(
+                    Fetch::Header("host".into()),
+                    MatchMethod::Dom,
+                    true,
+                    &["example.com"],
+                ),
+                false,
+            ),
+            (
+                acl(
+                    Fetch::Header("host".into()),
+                    MatchMethod::Beg,
+                    true,
+                    &["api."],
+                ),
+                true,
+            ),
+            (
+                acl(
+                    Fetch::Header("x-tags".into()),
+                    MatchMethod::Str,
+                    false,
+                    &["beta"],
+                ),
+                true,
+            ),
+            (
+                acl(
+                    Fetch::Header("x-none".into()),
+                    MatchMethod::Found,
+                    false,
+                    &[],
+                ),
+                false,
+            ),
+            (
+                acl(Fetch::Method, MatchMethod::Str, false, &["GET", "HEAD"]),
+                true,
+            ),
+            (
+                acl(Fetch::Src, MatchMethod::Ip, false, &["10.0.0.0/8"]),
+                true,
+            ),
+            (
+                acl(Fetch::Src, MatchMethod::Ip, false, &["192.168.0.0/16"]),
+                false,
+            ),
+            (
+                Condition::Not(Box::new(acl(
+                    Fetch::Method,
+                    MatchMethod::Str,
+                    false,
+                    &["GET"],
+                ))),
+                false,
+            ),
+            (
+                Condition::Any(vec![
+                    acl(Fetch::Method, MatchMethod::Str, false, &["POST"]),
+                    acl(Fetch::Path, MatchMethod::Beg, false, &["/api"]),
+                ]),
+                true,
+            ),
+            (
+                Condition::All(vec![
+                    acl(Fetch::Method, MatchMethod::Str, false, &["POST"]),
+                    acl(Fetch::Path, MatchMethod::Beg, false, &["/api"]),
+                ]),
+                false,
+            ),
+        ];
+        for (i, (c, want)) in cases.iter().enumerate() {
+            assert_eq!(check(r, ip, c), *want, "case {i}: {c:?}");
+        }
+        let dom = "GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n";
+        assert!(check(
+            dom,
+            ip,
+            &acl(
+                Fetch::Header("host".into()),
+                MatchMethod::Dom,
+                true,
+                &["example.com"]
+            )
+        ));
+        assert!(!check(
+            dom,
+            ip,
+            &acl(
+                Fetch::Header("host".into()),
+                MatchMethod::Dom,
+                true,
+                &["ample.com"]
+            )
+        ));
     }
 }
