@@ -622,7 +622,7 @@ impl Validator {
                         .into_iter()
                         .map(|t| {
                             Condition::Acl(std::sync::Arc::new(Acl {
-                                name: format!("{rpath}"),
+                                name: rpath.clone(),
                                 tests: vec![t],
                             }))
                         })
