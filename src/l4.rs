@@ -26,7 +26,7 @@ pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: S
     let Some((server, _slot)) = connect(&shard, backend, peer).await else {
         return;
     };
-    let idle = shard.config.timeouts.client;
+    let idle = shard.config.frontends[frontend].timeouts.client;
     let last_activity = Cell::new(Instant::now());
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
@@ -56,7 +56,7 @@ async fn connect(shard: &Rc<Shard>, backend: usize, peer: SocketAddr) -> Option<
     let mut tried = Tried::default();
     let mut failures = 0;
     loop {
-        let deadline = std::time::Instant::now() + shard.config.timeouts.queue;
+        let deadline = std::time::Instant::now() + conf.timeouts.queue;
         let server = match be.acquire(key, &tried, deadline).await {
             Ok(s) => s,
             Err(e) => {

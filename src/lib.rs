@@ -244,7 +244,13 @@ pub fn run_with(
             .map_err(Error::Io)?;
     let hard_stop_after = cfg.timeouts.hard_stop_after;
     let grace = cfg.timeouts.shutdown;
+    let pidfile = cfg.runtime.pidfile.clone();
     let running = start(cfg)?;
+    if let Some(p) = &pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot write the pid file");
+        }
+    }
     running.announce();
     ready(&running);
     for sig in signals.forever() {
@@ -271,6 +277,9 @@ pub fn run_with(
             .any(|s| s == SIGTERM || s == SIGINT)
             .then_some(grace)
     });
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
 }
 

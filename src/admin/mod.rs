@@ -128,7 +128,11 @@ impl Admin {
                 b.servers
                     .iter()
                     .map(|s| Operator {
-                        admin: AdminState::Ready,
+                        admin: if s.disabled {
+                            AdminState::Maint
+                        } else {
+                            AdminState::Ready
+                        },
                         weight: s.weight,
                         maxconn: s.maxconn,
                     })

@@ -131,9 +131,11 @@ pub struct Runtime {
     pub driver: DriverChoice,
     /// Core for each shard, by shard index; `None` = the usable cores in order.
     pub cpus: Option<Vec<usize>>,
+    /// Where to write the process id.
+    pub pidfile: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Timeouts {
     pub connect: Duration,
     pub client: Duration,
@@ -176,6 +178,8 @@ pub struct Frontend {
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
     pub forward_for: bool,
+    /// Client-side timeouts (`client`, `http_request`, `http_keep_alive`) apply here.
+    pub timeouts: Timeouts,
 }
 
 /// `use_backend BACKEND if CONDITION`: the first route whose condition holds wins.
@@ -201,6 +205,8 @@ pub struct Backend {
     /// Consecutive passive failures that mark a server down; 0 = off.
     pub error_limit: u32,
     pub health: Option<HealthCheck>,
+    /// Server-side timeouts (`connect`, `server`, `queue`) apply here.
+    pub timeouts: Timeouts,
 }
 
 #[derive(Debug, Clone)]
@@ -215,6 +221,8 @@ pub struct Server {
     pub slowstart: Duration,
     /// Take part in the backend's active health checks.
     pub check: bool,
+    /// Starts in maintenance (HAProxy's `disabled`); the runtime API enables it.
+    pub disabled: bool,
 }
 
 impl Server {
@@ -277,6 +285,20 @@ impl Config {
 
     pub fn backend_index(&self, name: &str) -> Option<usize> {
         self.backends.iter().position(|b| b.name == name)
+    }
+}
+
+/// HAProxy's defaults where it has them, ringlb's where it does not.
+pub fn default_timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(5),
+        client: Duration::from_secs(30),
+        server: Duration::from_secs(30),
+        http_request: Duration::from_secs(10),
+        http_keep_alive: Duration::from_secs(10),
+        queue: Duration::from_secs(5),
+        shutdown: Duration::from_secs(5),
+        hard_stop_after: None,
     }
 }
 

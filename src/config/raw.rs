@@ -54,6 +54,7 @@ pub struct RawRuntime {
     pub shards: Option<i64>,
     pub driver: Option<String>,
     pub cpus: Option<Vec<i64>>,
+    pub pidfile: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,4 +164,5 @@ pub struct RawServer {
     pub maxconn: Option<i64>,
     pub slowstart: Option<RawDuration>,
     pub check: Option<bool>,
+    pub disabled: Option<bool>,
 }

@@ -188,13 +188,21 @@ impl Validator {
         if raw.admin.stats_socket.as_deref() == Some("") {
             self.err("admin.stats_socket", "must be a path");
         }
-        let backends = self.backends(&raw, shards);
-        let frontends = self.frontends(&raw, &backends);
+        let mut backends = self.backends(&raw, shards);
+        let mut frontends = self.frontends(&raw, &backends);
+        // The native config sets timeouts once for everything.
+        for b in &mut backends {
+            b.timeouts = timeouts.clone();
+        }
+        for f in &mut frontends {
+            f.timeouts = timeouts.clone();
+        }
         Config {
             runtime: Runtime {
                 shards,
                 driver,
                 cpus,
+                pidfile: raw.runtime.pidfile.as_ref().map(std::path::PathBuf::from),
             },
             timeouts,
             limits,
@@ -278,6 +286,7 @@ impl Validator {
                         Duration::ZERO,
                     ),
                     check: s.check.unwrap_or(true),
+                    disabled: s.disabled.unwrap_or(false),
                 });
             }
             let retries = match b.retries {
@@ -320,6 +329,7 @@ impl Validator {
                 maxqueue,
                 error_limit,
                 health,
+                timeouts: super::default_timeouts(),
             });
         }
         out
@@ -637,6 +647,7 @@ impl Validator {
                 routes,
                 default_backend,
                 forward_for: f.forward_for,
+                timeouts: super::default_timeouts(),
             });
         }
         out

@@ -61,6 +61,8 @@ struct Conn {
     out: Vec<u8>,
     /// What the current request did, for the statistics.
     rec: Record,
+    /// `timeout.server` of the current request's backend.
+    server_timeout: Duration,
 }
 
 /// The figures of one request, accounted once it ended (however it ended).
@@ -89,6 +91,7 @@ pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: S
         sbuf: Vec::with_capacity(SERVER_BUF.max(cap)),
         out: Vec::with_capacity(1024),
         rec: Record::default(),
+        server_timeout: Duration::from_secs(30),
     };
     let mut first = true;
     loop {
@@ -114,7 +117,7 @@ pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: S
             }
             Err(Stop::Close) => return,
             Err(Stop::Reply(r)) => {
-                let deadline = Instant::now() + conn.shard.config.timeouts.client;
+                let deadline = Instant::now() + conn.timeouts().client;
                 if write_static(&mut conn.client, r.bytes(), deadline)
                     .await
                     .is_ok()
@@ -167,8 +170,9 @@ impl Conn {
         }
     }
 
+    /// Client-side timeouts: the frontend's.
     fn timeouts(&self) -> &crate::config::Timeouts {
-        &self.shard.config.timeouts
+        &self.shard.config.frontends[self.frontend].timeouts
     }
 
     fn deadline(d: Duration) -> Instant {
@@ -188,6 +192,7 @@ impl Conn {
             return Err(Stop::Reply(Reply::ServiceUnavailable));
         };
         self.rec.backend = Some(backend);
+        self.server_timeout = shard.config.backends[backend].timeouts.server;
         let stats_be = &shard.stats.backends[backend];
         let conf = &shard.config.backends[backend];
         let be = &shard.upstreams.backends[backend];
@@ -210,7 +215,7 @@ impl Conn {
         let mut continue_sent = false;
         let mut stale_retry = false;
         let (response, mut up, _slot) = loop {
-            let deadline = std::time::Instant::now() + shard.config.timeouts.queue;
+            let deadline = std::time::Instant::now() + conf.timeouts.queue;
             let server = match be.acquire(req.hash, &tried, deadline).await {
                 Ok(s) => s,
                 Err(_) => {
@@ -408,13 +413,13 @@ impl Conn {
         up: &mut Upstream,
         body: &mut BodyProgress,
     ) -> Result<(), SendError> {
-        let server_deadline = Self::deadline(self.timeouts().server);
+        let server_deadline = Self::deadline(self.server_timeout);
         let len = self.out.len();
         write_range(&mut up.stream, &mut self.out, 0..len, server_deadline)
             .await
             .map_err(|_| SendError::Server)?;
         let client_timeout = self.timeouts().client;
-        let server_timeout = self.timeouts().server;
+        let server_timeout = self.server_timeout;
         while !body.is_done() {
             // Everything buffered was consumed by the body so far: reuse from the start.
             self.cbuf.clear();
@@ -453,7 +458,7 @@ impl Conn {
         keep_alive: bool,
     ) -> Result<ResponseMeta, HeadError> {
         self.sbuf.clear();
-        let deadline = Self::deadline(self.timeouts().server);
+        let deadline = Self::deadline(self.server_timeout);
         let mut received_any = false;
         loop {
             if !self.sbuf.is_empty() {
@@ -505,7 +510,7 @@ impl Conn {
         res: ResponseMeta,
     ) -> Result<(bool, bool), Stop> {
         let client_timeout = self.timeouts().client;
-        let server_timeout = self.timeouts().server;
+        let server_timeout = self.server_timeout;
         let mut body = BodyProgress::new(res.framing);
         let rest = &self.sbuf[res.head_len..];
         let used = body.feed(rest).map_err(|_| Stop::Close)?;

@@ -67,6 +67,7 @@ pub struct BackendState {
     backup: RefCell<Balancer>,
     all_backups: bool,
     maxqueue: Option<usize>,
+    connect_timeout: Duration,
     /// Requests waiting for a slot, in arrival order.
     queue: RefCell<VecDeque<local_sync::oneshot::Sender<()>>>,
     /// Longest the queue has been.
@@ -123,7 +124,11 @@ impl BackendState {
                 weight: Cell::new(s.weight),
                 effective_weight: Cell::new(s.weight),
                 up: Cell::new(true),
-                admin: Cell::new(AdminState::Ready),
+                admin: Cell::new(if s.disabled {
+                    AdminState::Maint
+                } else {
+                    AdminState::Ready
+                }),
                 ramp_since: Cell::new(None),
                 slowstart: s.slowstart,
                 limit: Cell::new(s.maxconn_share(shard, shards)),
@@ -139,6 +144,7 @@ impl BackendState {
             backup: RefCell::new(Balancer::new(&b.balance, shard as u64)),
             all_backups: b.all_backups,
             maxqueue: b.maxqueue,
+            connect_timeout: b.timeouts.connect,
             queue: RefCell::new(VecDeque::new()),
             queue_max: Cell::new(0),
         };
@@ -287,7 +293,6 @@ impl BackendState {
 pub struct Upstreams {
     pub backends: Vec<BackendState>,
     shard: usize,
-    connect_timeout: Duration,
     pool_max_idle: usize,
     pool_idle_timeout: Duration,
     /// Passive failure reports to the health thread.
@@ -304,7 +309,6 @@ impl Upstreams {
                 .map(|b| BackendState::new(b, shard, shards))
                 .collect(),
             shard,
-            connect_timeout: cfg.timeouts.connect,
             pool_max_idle: cfg.pool.max_idle_per_server,
             pool_idle_timeout: cfg.pool.idle_timeout,
             reports,
@@ -323,8 +327,11 @@ impl Upstreams {
     /// A new connection to `server`, within `timeout.connect`.
     pub async fn connect(&self, backend: usize, server: u32) -> std::io::Result<TcpStream> {
         let s = &self.backends[backend].servers[server as usize];
-        let res = match monoio::time::timeout(self.connect_timeout, TcpStream::connect_addr(s.addr))
-            .await
+        let res = match monoio::time::timeout(
+            self.backends[backend].connect_timeout,
+            TcpStream::connect_addr(s.addr),
+        )
+        .await
         {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);

@@ -159,8 +159,8 @@ impl Parser<'_> {
             line: n,
             section: &self.section_label,
         };
-        let words = match split_words(raw, start, &lx) {
-            Ok(words) => words,
+        let (words, trailing_separator) = match split_words(raw, start, &lx) {
+            Ok(w) => (w.words, w.trailing_separator),
             Err(e) => {
                 let msg = match e.kind {
                     LexErrorKind::TooMany => {
@@ -185,7 +185,7 @@ impl Parser<'_> {
             return;
         }
         if let Ok(name @ (".if" | ".elif" | ".else" | ".endif")) = std::str::from_utf8(&words[0]) {
-            self.cond_directive(n, name, Some(&words));
+            self.cond_directive(n, name, Some((&words, trailing_separator)));
             return;
         }
         if self.dropped() {
@@ -247,13 +247,17 @@ impl Parser<'_> {
     /// `.if`, `.elif`, `.else`, `.endif`. `words` is `None` when the line failed to
     /// tokenize: the directive then only keeps the levels balanced (conditions count as
     /// false) and reports nothing more.
-    fn cond_directive(&mut self, n: usize, name: &str, words: Option<&[Vec<u8>]>) {
+    fn cond_directive(&mut self, n: usize, name: &str, words: Option<(&[Vec<u8>], bool)>) {
         let recovering = words.is_none();
-        let words = words.unwrap_or(&[]);
-        // The condition: the words after the directive joined with single spaces (and
-        // any NUL from `\x00` made a space), as HAProxy re-merges them.
+        let (words, trailing_separator) = words.unwrap_or((&[], false));
+        // The condition: the words after the directive joined with single spaces, any
+        // NUL from `\x00` made a space and a trailing separator kept as a space, as
+        // HAProxy re-merges them in its line buffer.
         let condition = || {
             let mut text = words.get(1..).unwrap_or(&[]).join(&b' ');
+            if trailing_separator && words.len() > 1 {
+                text.push(b' ');
+            }
             text.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b' ');
             text
         };

@@ -48,6 +48,17 @@ impl LexErrorKind {
     }
 }
 
+/// The words of a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Words {
+    pub words: Vec<Vec<u8>>,
+    /// The line ended with a separator and nothing after it (trailing blanks, or a
+    /// last word that came out empty). HAProxy drops that empty last word but its
+    /// `.if` re-merging still turns the separator into a trailing space, which shows
+    /// in condition error messages.
+    pub trailing_separator: bool,
+}
+
 /// C's `isspace()` in the "C" locale.
 pub(crate) fn is_c_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
@@ -59,7 +70,7 @@ pub(crate) fn is_c_space(b: u8) -> bool {
 /// Words are raw bytes: `\xNN` may produce any byte, including NUL. A trailing empty
 /// word is dropped (`kw ""` has one word, as in HAProxy) but empty words before a
 /// separator are kept (`kw "" x` has three).
-pub(crate) fn split_words(line: &str, start: usize, lx: &LexEnv) -> Result<Vec<Vec<u8>>, LexError> {
+pub(crate) fn split_words(line: &str, start: usize, lx: &LexEnv) -> Result<Words, LexError> {
     let b = line.as_bytes();
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
     let mut words: Vec<Vec<u8>> = Vec::new();
@@ -251,6 +262,8 @@ pub(crate) fn split_words(line: &str, start: usize, lx: &LexEnv) -> Result<Vec<V
         cur.push(c);
         i += 1;
     }
+    // HAProxy does not count an empty last word, but its slot stays in the buffer.
+    let trailing_separator = cur.is_empty() && !words.is_empty();
     if !cur.is_empty() {
         words.push(cur);
     }
@@ -266,7 +279,10 @@ pub(crate) fn split_words(line: &str, start: usize, lx: &LexEnv) -> Result<Vec<V
             kind: LexErrorKind::TooMany,
         });
     }
-    Ok(words)
+    Ok(Words {
+        words,
+        trailing_separator,
+    })
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -299,7 +315,8 @@ mod tests {
                 .trim_start_matches(|c: char| c.is_ascii_whitespace())
                 .len();
         split_words(line, start, &lx).map(|ws| {
-            ws.into_iter()
+            ws.words
+                .into_iter()
                 .map(|w| String::from_utf8(w).unwrap())
                 .collect()
         })
@@ -456,6 +473,33 @@ mod tests {
             section: "",
         };
         let got = split_words("x a\\x00b \\xff", 0, &lx).unwrap();
-        assert_eq!(got, vec![b"x".to_vec(), b"a\0b".to_vec(), vec![0xff]]);
+        assert_eq!(got.words, vec![b"x".to_vec(), b"a\0b".to_vec(), vec![0xff]]);
+        assert!(!got.trailing_separator);
+    }
+
+    #[test]
+    fn trailing_separator() {
+        let lx = LexEnv {
+            env: &env,
+            line: 1,
+            section: "",
+        };
+        let cases: &[(&str, usize, bool)] = &[
+            ("x", 1, false),
+            ("x ", 1, true),
+            ("x y  # c", 2, true),
+            ("x \"\"", 1, true),
+            ("x \"${NOPE}\"", 1, true),
+            ("\"\"", 0, false),
+            ("", 0, false),
+        ];
+        for (line, n, trailing) in cases {
+            let got = split_words(line, 0, &lx).unwrap();
+            assert_eq!(
+                (got.words.len(), got.trailing_separator),
+                (*n, *trailing),
+                "{line:?}"
+            );
+        }
     }
 }
