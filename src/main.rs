@@ -50,8 +50,13 @@ fn main() -> ExitCode {
         eprintln!("ringlb: no configuration file given (use -f FILE, or `ringlb demo`)");
         return ExitCode::from(2);
     };
-    let cfg = match ringlb::config::Config::load(&file) {
-        Ok(c) => c,
+    let cfg = match ringlb::config::Config::load_with_warnings(&file) {
+        Ok((c, warnings)) => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            c
+        }
         Err(errors) => {
             for e in &errors.0 {
                 eprintln!("{e}");

@@ -3,6 +3,7 @@
 
 pub mod acl;
 mod duration;
+mod from_haproxy;
 pub mod haproxy;
 mod raw;
 mod validate;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub use acl::{Acl, AclTest, Condition, Fetch, MatchMethod};
 pub use duration::parse_duration;
+pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
 pub use validate::from_toml_str;
 
 /// Which io driver a shard runs on.
@@ -265,22 +267,36 @@ impl std::error::Error for ConfigErrors {}
 impl Config {
     /// Reads a config file; the syntax is chosen by its name (`.toml` = native).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with_warnings(path).map(|(c, _)| c)
+    }
+
+    /// Like `load`, with the warnings (ignored haproxy.cfg keywords), each naming the
+    /// file and line: `FILE:LINE: message`.
+    pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<String>), ConfigErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
         let is_toml = path.extension().is_some_and(|e| e == "toml");
-        if !is_toml {
-            return Err(ConfigErrors(vec![format!(
-                "{}: haproxy.cfg syntax is not supported yet; use a .toml file",
-                path.display()
-            )]));
+        let located = |msgs: Vec<String>| -> Vec<String> {
+            msgs.into_iter()
+                .map(
+                    |m| match m.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+                        Some((n, rest)) if n.parse::<usize>().is_ok() => {
+                            format!("{}:{n}: {rest}", path.display())
+                        }
+                        _ => format!("{}: {m}", path.display()),
+                    },
+                )
+                .collect()
+        };
+        let result = if is_toml {
+            from_toml_str(&text).map(|c| (c, Vec::new()))
+        } else {
+            from_haproxy_str(&text, &|name| std::env::var(name).ok())
+        };
+        match result {
+            Ok((c, warnings)) => Ok((c, located(warnings))),
+            Err(ConfigErrors(errs)) => Err(ConfigErrors(located(errs))),
         }
-        from_toml_str(&text).map_err(|ConfigErrors(errs)| {
-            ConfigErrors(
-                errs.into_iter()
-                    .map(|e| format!("{}: {e}", path.display()))
-                    .collect(),
-            )
-        })
     }
 
     pub fn backend_index(&self, name: &str) -> Option<usize> {

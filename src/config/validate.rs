@@ -655,7 +655,7 @@ impl Validator {
 }
 
 /// `IP:PORT`, `[IPv6]:PORT`, `:PORT` or `*:PORT` (all IPv4 addresses).
-fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+pub(super) fn parse_bind(text: &str) -> Result<SocketAddr, String> {
     let t = text.trim();
     let t = if let Some(port) = t.strip_prefix("*:").or_else(|| t.strip_prefix(':')) {
         format!("0.0.0.0:{port}")
@@ -668,7 +668,7 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// A server address: `IP:PORT` or `host:PORT`, resolved once at load.
-fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
+pub(super) fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = text.parse::<SocketAddr>() {
         return Ok(a);
     }

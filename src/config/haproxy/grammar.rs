@@ -15,7 +15,9 @@ const MAX_NESTED_CONDS: usize = 100;
 /// `|name| std::env::var(name).ok()`); it is also asked for `.FILE`, the file name the
 /// `${.FILE}` pseudo-variable expands to (empty if it answers `None`).
 ///
-/// Returns every error found, in line order, or the document.
+/// Returns every error found, in line order, or the document (with its warnings). As in
+/// HAProxy, text whose last line lacks its `\n` is an error: the file may have been
+/// truncated.
 pub fn parse_document(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -1205,6 +1207,69 @@ mod tests {
         let d = doc("global\r\n  maxconn 10\r\n\r\nbackend b\r\n  x a\rb c\n");
         assert_eq!(flat(&d), [(2, vec!["maxconn", "10"]), (5, vec!["x", "a"])]);
         assert_eq!(d.sections[1].name.as_deref(), Some("b"));
+    }
+
+    /// Arbitrary input never panics (slicing, recursion, arithmetic): random lines
+    /// built from the characters the grammar cares about, multi-byte ones included.
+    #[test]
+    fn arbitrary_input_does_not_panic() {
+        let pieces = [
+            "global",
+            "backend",
+            "defaults",
+            "frontend",
+            "from",
+            ".if",
+            ".elif",
+            ".else",
+            ".endif",
+            ".notice",
+            ".alert",
+            "[",
+            "]",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "\0",
+            "\"",
+            "'",
+            "\\",
+            "\\x",
+            "\\x4",
+            "$",
+            "${",
+            "}",
+            "{",
+            "-",
+            "[*]",
+            "#",
+            "(",
+            ")",
+            "!",
+            "&&",
+            "||",
+            ",",
+            "1",
+            "0",
+            "a",
+            "HOST",
+            ".LINE",
+            "streq(",
+            "defined(",
+            "version_atleast(",
+            "feature(",
+            "\u{e9}",
+            "\u{1f600}",
+            "x",
+        ];
+        let mut rng = fastrand::Rng::with_seed(0x4a50);
+        for _ in 0..3000 {
+            let text: String = (0..rng.usize(0..40))
+                .map(|_| pieces[rng.usize(..pieces.len())])
+                .collect();
+            let _ = parse(&text);
+        }
     }
 
     /// Several errors at once, in line order, each on its line, and lines after an

@@ -12,7 +12,10 @@
 //!   environment variables `$NAME`, `${NAME}`, `${NAME-default}`, `${NAME[*]}` (split
 //!   into words) and the pseudo-variables `.LINE`, `.FILE`, `.SECTION`. As in HAProxy,
 //!   variables are expanded **only inside double quotes**: an unquoted `$HOME` stays
-//!   `$HOME`. An unset variable expands to nothing.
+//!   `$HOME`. An unset variable expands to nothing. Where the manual and the 2.6 code
+//!   disagree, this follows the code: `\<TAB>` is not an escape (the backslash stays
+//!   and the TAB separates words), and an unknown escape such as `\1` keeps its
+//!   backslash.
 //! * **Conditional blocks** (`cond`, `grammar`): `.if`, `.elif`, `.else`, `.endif`,
 //!   nested up to 100 levels, with `defined()`, `feature()`, `streq()`, `strneq()`,
 //!   `version_atleast()`, `version_before()`, integers, `!`, `&&`, `||` and
