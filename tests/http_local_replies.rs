@@ -1,5 +1,6 @@
 //! Replies the balancer makes itself: 400 malformed request, 408 slow head, 431 head
-//! too large, 502 bad upstream, 503 nothing to route to, 504 upstream too slow.
+//! too large, 502 bad upstream response, 503 no server reachable or nothing to route
+//! to, 504 upstream too slow.
 
 mod common;
 
@@ -112,14 +113,14 @@ fn oversized_head_gets_431() {
 }
 
 #[test]
-fn dead_servers_get_502() {
+fn dead_servers_get_503_as_with_haproxy() {
     let lb = RingLb::start(&http_config(
         &[dead_addr(), dead_addr()],
         "[timeout]\nconnect = \"1s\"\n",
     ));
     for _ in 0..4 {
         let r = http_get(lb.addr("web"), "/");
-        assert_eq!(r.status, 502, "{r:?}");
+        assert_eq!(r.status, 503, "{r:?}");
     }
 }
 

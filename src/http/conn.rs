@@ -261,8 +261,10 @@ impl Conn {
                         Counters::inc(&shard.stats.servers[backend][server as usize].econ);
                         shard.upstreams.report_failure(backend, server);
                         failures += 1;
+                        // As HAProxy: no server could be reached is a 503 (not a 502,
+                        // which says a server answered badly).
                         if failures > conf.retries {
-                            return Err(Stop::Reply(Reply::BadGateway));
+                            return Err(Stop::Reply(Reply::ServiceUnavailable));
                         }
                         if conf.redispatch {
                             tried.add(server);
