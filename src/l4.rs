@@ -18,14 +18,35 @@ use crate::upstream::Tried;
 
 const COPY_BUF: usize = 32 * 1024;
 
-pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: SocketAddr) {
+/// Proxies one TCP connection; `early` holds bytes that followed a PROXY header.
+pub async fn serve(
+    shard: Rc<Shard>,
+    frontend: usize,
+    client: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    early: Vec<u8>,
+) {
     let _inflight = shard.begin_request();
     let Some(backend) = shard.config.frontends[frontend].default_backend else {
         return;
     };
-    let Some((server, _slot)) = connect(&shard, backend, peer).await else {
+    let Some((mut server, slot)) = connect(&shard, backend, peer).await else {
         return;
     };
+    // A PROXY header for the server, then what the client already sent, in one write.
+    let mut first = Vec::new();
+    if let Some(v) = shard.config.backends[backend].servers[slot.server() as usize].send_proxy {
+        crate::proxy_protocol::write(v, peer, local, &mut first);
+    }
+    first.extend_from_slice(&early);
+    if !first.is_empty() {
+        let (res, _) = server.write_all(first).await;
+        if res.is_err() {
+            return;
+        }
+    }
+    let _slot = slot;
     let idle = shard.config.frontends[frontend].timeouts.client;
     let last_activity = Cell::new(Instant::now());
     let (cr, cw) = client.into_split();

@@ -13,6 +13,7 @@ pub mod health;
 pub mod http;
 pub mod l4;
 pub mod listen;
+pub mod proxy_protocol;
 pub mod shard;
 pub mod stats;
 pub mod upstream;

@@ -335,9 +335,31 @@ async fn serve(shard: Rc<Shard>, frontend: usize, mode: Mode, stream: TcpStream,
     fe.up(&fe.scur, &fe.smax);
     Counters::inc(&fe.stot);
     let handler = async {
+        let mut stream = stream;
+        let local = stream.local_addr().unwrap_or(peer);
+        let conf = &shard.config.frontends[frontend];
+        let buf = Vec::with_capacity(shard.config.limits.max_header_bytes);
+        // On accept-proxy binds the client is whoever the PROXY header names.
+        let (peer, local, buf) = if conf.accept_proxy {
+            let deadline = monoio::time::Instant::now() + conf.timeouts.http_request;
+            match crate::proxy_protocol::receive(&mut stream, buf, deadline).await {
+                Some((h, rest)) => {
+                    let (p, l) = h.addrs.unwrap_or((peer, local));
+                    (p, l, rest)
+                }
+                None => {
+                    tracing::debug!(shard = shard.id, %peer, "missing or malformed PROXY header: closed");
+                    return;
+                }
+            }
+        } else {
+            (peer, local, buf)
+        };
         match mode {
-            Mode::Http => crate::http::serve(shard.clone(), frontend, stream, peer).await,
-            Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer).await,
+            Mode::Http => {
+                crate::http::serve(shard.clone(), frontend, stream, peer, local, buf).await
+            }
+            Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf).await,
         }
     };
     // A bug that panics while serving one connection closes that connection only;

@@ -100,6 +100,8 @@ struct ServerParams {
     addr: Option<IpAddr>,
     disabled: bool,
     error_limit: Option<u32>,
+    send_proxy: Option<crate::proxy_protocol::Version>,
+    check_send_proxy: bool,
 }
 
 /// A proxy being built (a `listen` is both halves).
@@ -116,6 +118,8 @@ struct Proxy {
     maxqueue: Option<usize>,
     /// A `bind` line was seen (even one with errors).
     has_bind_line: bool,
+    bind_lines: usize,
+    accept_proxy_binds: usize,
 }
 
 impl Mapper {
@@ -590,6 +594,7 @@ impl Mapper {
 
     fn bind(&mut self, l: &Line, p: &mut Proxy) {
         p.has_bind_line = true;
+        p.bind_lines += 1;
         let a = l.args();
         let Some(addrs) = a.first() else {
             return self.err(l.line, "'bind' expects an address");
@@ -604,12 +609,7 @@ impl Mapper {
                         "TLS termination is not yet supported by ringlb ('ssl'/'crt' on a bind)",
                     );
                 }
-                "accept-proxy" => {
-                    return self.err(
-                        l.line,
-                        "'accept-proxy' (PROXY protocol) is not supported yet",
-                    );
-                }
+                "accept-proxy" => p.accept_proxy_binds += 1,
                 "name" | "id" | "process" | "thread" | "maxconn" | "backlog" | "nice" | "mode"
                 | "user" | "group" | "uid" | "gid" | "interface" | "mss" | "tcp-ut" => {
                     if !matches!(opt.as_str(), "name" | "id") {
@@ -933,6 +933,8 @@ impl Mapper {
             slowstart: params.slowstart.unwrap_or(Duration::ZERO),
             check: params.check,
             disabled: params.disabled,
+            send_proxy: params.send_proxy,
+            check_send_proxy: params.check_send_proxy,
         };
         p.servers.push((l.line, server, params));
     }
@@ -1032,10 +1034,26 @@ impl Mapper {
                     self.err(l.line, "TLS to servers is not yet supported by ringlb");
                     return;
                 }
-                "send-proxy" | "send-proxy-v2" | "send-proxy-v2-ssl" | "check-send-proxy" => {
+                "send-proxy" => {
+                    s.send_proxy = Some(crate::proxy_protocol::Version::V1);
+                    takes_value = false;
+                }
+                "send-proxy-v2" => {
+                    s.send_proxy = Some(crate::proxy_protocol::Version::V2);
+                    takes_value = false;
+                }
+                "no-send-proxy" | "no-send-proxy-v2" => {
+                    s.send_proxy = None;
+                    takes_value = false;
+                }
+                "check-send-proxy" => {
+                    s.check_send_proxy = true;
+                    takes_value = false;
+                }
+                "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
                     self.err(
                         l.line,
-                        format!("'{}' (PROXY protocol) is not supported yet", w[i]),
+                        format!("'{}' needs TLS, which is not supported yet", w[i]),
                     );
                     takes_value = false;
                 }
@@ -1165,6 +1183,12 @@ impl Mapper {
         let mut frontends = Vec::new();
         let mut bound: HashMap<SocketAddr, usize> = HashMap::new();
         for p in proxies.iter().filter(|p| p.kind != SectionKind::Backend) {
+            if p.accept_proxy_binds > 0 && p.accept_proxy_binds < p.bind_lines {
+                self.err(
+                    p.line,
+                    format!("proxy '{}': 'accept-proxy' must be on every bind line of a frontend in ringlb", p.name),
+                );
+            }
             if p.binds.is_empty() && !p.has_bind_line {
                 self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
             }
@@ -1246,6 +1270,7 @@ impl Mapper {
                 },
                 default_backend,
                 forward_for: p.settings.forward_for && mode == Mode::Http,
+                accept_proxy: p.accept_proxy_binds > 0,
                 timeouts: p.settings.timeouts.clone(),
             });
         }
@@ -1287,6 +1312,8 @@ impl Proxy {
             servers: Vec::new(),
             maxqueue: None,
             has_bind_line: false,
+            bind_lines: 0,
+            accept_proxy_binds: 0,
         }
     }
 }

@@ -180,6 +180,8 @@ pub struct Frontend {
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
     pub forward_for: bool,
+    /// Clients first send a PROXY protocol header (v1 or v2) carrying the real client.
+    pub accept_proxy: bool,
     /// Client-side timeouts (`client`, `http_request`, `http_keep_alive`) apply here.
     pub timeouts: Timeouts,
 }
@@ -225,6 +227,11 @@ pub struct Server {
     pub check: bool,
     /// Starts in maintenance (HAProxy's `disabled`); the runtime API enables it.
     pub disabled: bool,
+    /// Send a PROXY protocol header on every new connection to this server.
+    pub send_proxy: Option<crate::proxy_protocol::Version>,
+    /// Send one on health checks too (by default: when `send_proxy` is set and the
+    /// check uses the server's own address and port, as HAProxy does).
+    pub check_send_proxy: bool,
 }
 
 impl Server {
@@ -280,7 +287,7 @@ impl Config {
             msgs.into_iter()
                 .map(
                     |m| match m.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
-                        Some((n, rest)) if n.parse::<usize>().is_ok() => {
+                        Some((n, rest)) if !is_toml && n.parse::<usize>().is_ok() => {
                             format!("{}:{n}: {rest}", path.display())
                         }
                         _ => format!("{}: {m}", path.display()),

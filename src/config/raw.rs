@@ -99,6 +99,8 @@ pub struct RawFrontend {
     #[serde(default)]
     pub forward_for: bool,
     #[serde(default)]
+    pub accept_proxy: bool,
+    #[serde(default)]
     pub route: Vec<RawRoute>,
 }
 
@@ -165,4 +167,6 @@ pub struct RawServer {
     pub slowstart: Option<RawDuration>,
     pub check: Option<bool>,
     pub disabled: Option<bool>,
+    pub send_proxy: Option<String>,
+    pub check_send_proxy: Option<bool>,
 }

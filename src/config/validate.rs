@@ -287,6 +287,19 @@ impl Validator {
                     ),
                     check: s.check.unwrap_or(true),
                     disabled: s.disabled.unwrap_or(false),
+                    send_proxy: match s.send_proxy.as_deref() {
+                        None => None,
+                        Some("v1") => Some(crate::proxy_protocol::Version::V1),
+                        Some("v2") => Some(crate::proxy_protocol::Version::V2),
+                        Some(other) => {
+                            self.err(
+                                format!("{spath}.send_proxy"),
+                                format!("expected \"v1\" or \"v2\", got {other:?}"),
+                            );
+                            None
+                        }
+                    },
+                    check_send_proxy: s.check_send_proxy.unwrap_or(false),
                 });
             }
             let retries = match b.retries {
@@ -647,6 +660,7 @@ impl Validator {
                 routes,
                 default_backend,
                 forward_for: f.forward_for,
+                accept_proxy: f.accept_proxy,
                 timeouts: super::default_timeouts(),
             });
         }

@@ -333,6 +333,15 @@ async fn run(
         let count = b.servers.len().max(1) as u32;
         for (si, s) in b.servers.iter().enumerate() {
             if s.check {
+                // As HAProxy: checks speak PROXY when asked to, or when the server
+                // does and the check goes to the server's own address and port.
+                let proxy = if s.check_send_proxy {
+                    Some(s.send_proxy.unwrap_or(crate::proxy_protocol::Version::V1))
+                } else if check.port.is_none() && check.addr.is_none() {
+                    s.send_proxy
+                } else {
+                    None
+                };
                 // Spread the first checks over one interval.
                 let first = check.interval / count * si as u32;
                 monoio::spawn(check_loop(
@@ -342,6 +351,7 @@ async fn run(
                     check.clone(),
                     probe::check_addr(s.addr, check),
                     first,
+                    proxy,
                 ));
             }
         }
@@ -369,11 +379,12 @@ async fn check_loop(
     check: HealthCheck,
     addr: std::net::SocketAddr,
     first: Duration,
+    proxy: Option<crate::proxy_protocol::Version>,
 ) {
     monoio::time::sleep(first).await;
     loop {
         let start = Instant::now();
-        let outcome = probe::probe(addr, &check).await;
+        let outcome = probe::probe(addr, &check, proxy).await;
         let took = start.elapsed();
         let wait = {
             let mut st = state.borrow_mut();

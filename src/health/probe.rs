@@ -9,6 +9,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::config::{CheckKind, HealthCheck};
+use crate::proxy_protocol::Version;
 
 pub struct Outcome {
     pub passed: bool,
@@ -38,7 +39,7 @@ impl Outcome {
 }
 
 /// Runs one check against `addr` (already adjusted for a separate check port/address).
-pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Outcome {
+pub async fn probe(addr: SocketAddr, check: &HealthCheck, proxy: Option<Version>) -> Outcome {
     let connect = monoio::time::timeout(check.timeout, TcpStream::connect_addr(addr)).await;
     let stream = match connect {
         Err(_) => return Outcome::fail("L4TOUT", None, "Layer4 timeout".into()),
@@ -51,6 +52,21 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Outcome {
         }
         Ok(Ok(s)) => s,
     };
+    let mut stream = stream;
+    if let Some(v) = proxy {
+        // Our own connection: v2 LOCAL, or v1 with the connection's addresses.
+        let mut hdr = Vec::with_capacity(64);
+        let local = stream.local_addr().unwrap_or(addr);
+        crate::proxy_protocol::write_local(v, local, addr, &mut hdr);
+        let (res, _) = stream.write_all(hdr).await;
+        if let Err(e) = res {
+            return Outcome::fail(
+                "L4CON",
+                None,
+                format!("Layer4 connection problem, info: \"{e}\""),
+            );
+        }
+    }
     match &check.kind {
         CheckKind::Tcp => Outcome::pass("L4OK", None, "Layer4 check passed".into()),
         CheckKind::Http {

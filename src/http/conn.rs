@@ -51,6 +51,8 @@ struct Conn {
     shard: Rc<Shard>,
     frontend: usize,
     peer: SocketAddr,
+    /// The address the client connected to (for a PROXY header to servers).
+    local: SocketAddr,
     client: TcpStream,
     /// Client bytes: `[cpos..len]` not yet consumed (pipelined requests wait here).
     cbuf: Vec<u8>,
@@ -79,14 +81,29 @@ struct Record {
     first_byte: Option<Instant>,
 }
 
-pub async fn serve(shard: Rc<Shard>, frontend: usize, client: TcpStream, peer: SocketAddr) {
+/// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
+/// header, and `local` is the address the client connected to.
+pub async fn serve(
+    shard: Rc<Shard>,
+    frontend: usize,
+    client: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    cbuf: Vec<u8>,
+) {
     let cap = shard.config.limits.max_header_bytes;
+    let cbuf = if cbuf.capacity() >= cap {
+        cbuf
+    } else {
+        Vec::with_capacity(cap)
+    };
     let mut conn = Conn {
         shard,
         frontend,
         peer,
+        local,
         client,
-        cbuf: Vec::with_capacity(cap),
+        cbuf,
         cpos: 0,
         sbuf: Vec::with_capacity(SERVER_BUF.max(cap)),
         out: Vec::with_capacity(1024),
@@ -250,11 +267,28 @@ impl Conn {
                     reused: true,
                 },
                 None => match shard.upstreams.connect(backend, server).await {
-                    Ok(stream) => Upstream {
-                        server,
-                        stream,
-                        reused: false,
-                    },
+                    Ok(stream) => {
+                        let mut up = Upstream {
+                            server,
+                            stream,
+                            reused: false,
+                        };
+                        if let Some(v) = conf.servers[server as usize].send_proxy {
+                            // The server learns who the client is before anything else.
+                            let mut hdr = Vec::with_capacity(64);
+                            crate::proxy_protocol::write(v, self.peer, self.local, &mut hdr);
+                            let deadline = Self::deadline(self.server_timeout);
+                            let len = hdr.len();
+                            if write_range(&mut up.stream, &mut hdr, 0..len, deadline)
+                                .await
+                                .is_err()
+                            {
+                                shard.upstreams.report_failure(backend, server);
+                                return Err(Stop::Reply(Reply::ServiceUnavailable));
+                            }
+                        }
+                        up
+                    }
                     Err(_) => {
                         // Nothing was sent: always safe to try again, elsewhere if allowed.
                         Counters::inc(&stats_be.econ);
@@ -328,7 +362,8 @@ impl Conn {
             }
         };
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
-        if reusable {
+        // A connection that announced this client's address must not carry another's.
+        if reusable && conf.servers[up.server as usize].send_proxy.is_none() {
             shard.upstreams.release_conn(backend, up.server, up.stream);
         }
         Ok(keep_alive && client_keep_alive)

@@ -1,0 +1,494 @@
+//! Running an existing haproxy.cfg unchanged: the fixtures under
+//! `tests/fixtures/haproxy/` (modelled on the HAProxy 2.6 configuration manual's
+//! examples) pass `ringlb -c` and Debian's `haproxy -c` alike, so they are real HAProxy
+//! configs; `errors.cfg` fails both, and ringlb names the line of every mistake; the
+//! keywords ringlb ignores are warned about with their line; and the fixtures run: the
+//! edge config routes by Host and path as its ACLs say.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use common::haproxy::{
+    cli, fixture, fixture_path, haproxy_check, render, ringlb_cfg, ringlb_check,
+};
+use common::traffic::backend_of;
+use common::*;
+
+/// A placeholder value for `-c` runs: nothing needs to listen there.
+fn addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// The environment each valid fixture reads (manual, section 2.3).
+fn check_env(name: &str) -> Vec<(&'static str, String)> {
+    match name {
+        "edge-acl-routing.cfg" => vec![
+            ("EDGE_PORT", "18081".into()),
+            ("APP1_ADDR", addr(19001)),
+            ("APP2_ADDR", addr(19002)),
+            ("STATIC_ADDR", addr(19003)),
+            ("API_ADDR", addr(19004)),
+        ],
+        "tcp-service.cfg" => vec![
+            ("DB_PORT", "18082".into()),
+            ("GW_PORT", "18083".into()),
+            ("DB1_ADDR", addr(19001)),
+            ("DB2_ADDR", addr(19002)),
+            ("GW1_ADDR", addr(19003)),
+            ("GW2_ADDR", addr(19004)),
+        ],
+        "listen-stats.cfg" => vec![
+            ("STATS_SOCK", "/tmp/ringlb-fixture-check.sock".into()),
+            ("STATS_PORT", "18084".into()),
+            ("WEB_PORT", "18085".into()),
+            ("WEB1_ADDR", addr(19001)),
+            ("WEB2_ADDR", addr(19002)),
+        ],
+        "defaults-inheritance.cfg" => vec![
+            ("PUBLIC_PORT", "18086".into()),
+            ("WEB1_ADDR", addr(19001)),
+            ("API1_ADDR", addr(19002)),
+            ("API2_ADDR", addr(19003)),
+        ],
+        other => panic!("no environment for {other}"),
+    }
+}
+
+/// The 1-based number of the one line of `text` whose trimmed form starts with `start`.
+fn line_of(text: &str, start: &str) -> usize {
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with(start))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "lines starting with {start:?}: {hits:?}");
+    hits[0]
+}
+
+/// `haproxy -c` and `ringlb -c` both accept fixture `name` as it is, reading its
+/// addresses from the environment; returns ringlb's stderr (its warnings).
+fn assert_valid_for_both(name: &str) -> String {
+    let path = fixture_path(name);
+    let env = check_env(name);
+    let hx = haproxy_check(&path, &env);
+    assert_eq!(
+        hx.code(),
+        Some(0),
+        "haproxy -c refuses {name}: not a real HAProxy config\n{}{}",
+        hx.stdout,
+        hx.stderr
+    );
+    let rl = ringlb_check(&path, &env);
+    assert_eq!(
+        rl.code(),
+        Some(0),
+        "ringlb -c refuses {name}\n--- stderr ---\n{}",
+        rl.stderr
+    );
+    assert!(
+        rl.stdout.contains("configuration is valid"),
+        "{:?}",
+        rl.stdout
+    );
+    // Every line of stderr is a warning naming the file and line.
+    let shown = path.display().to_string();
+    for l in rl.stderr.lines() {
+        let rest = l
+            .strip_prefix("warning: ")
+            .and_then(|r| r.strip_prefix(shown.as_str()))
+            .and_then(|r| r.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("not a `warning: FILE:LINE: message` line: {l:?}"));
+        let (n, _) = rest.split_once(": ").expect("LINE: message");
+        assert!(n.parse::<usize>().is_ok(), "{l:?}");
+    }
+    rl.stderr
+}
+
+/// Asserts a `warning: FILE:LINE: ...` for the line starting with `start`, mentioning
+/// `word`.
+fn assert_warns(stderr: &str, name: &str, start: &str, word: &str) {
+    let n = line_of(&fixture(name), start);
+    let prefix = format!("warning: {}:{n}: ", fixture_path(name).display());
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(word)),
+        "no warning at {name}:{n} ({start:?}) mentioning {word:?}\n--- stderr ---\n{stderr}"
+    );
+}
+
+#[test]
+fn edge_acl_routing_is_valid_for_both_and_warns_on_ignored_keywords() {
+    let name = "edge-acl-routing.cfg";
+    let err = assert_valid_for_both(name);
+    for (start, word) in [
+        ("log stdout", "log"),
+        ("maxconn 4096", "maxconn"),
+        ("daemon", "daemon"),
+        ("tune.bufsize", "tune.bufsize"),
+        ("ssl-default-bind-options", "ssl-default-bind-options"),
+        ("log global", "log"),
+        ("option httplog", "httplog"),
+        ("option dontlognull", "dontlognull"),
+        ("maxconn 2000", "maxconn"),
+    ] {
+        assert_warns(&err, name, start, word);
+    }
+    assert_eq!(err.lines().count(), 9, "unexpected warnings:\n{err}");
+}
+
+#[test]
+fn tcp_service_is_valid_for_both_and_warns_on_ignored_timeouts() {
+    let name = "tcp-service.cfg";
+    let err = assert_valid_for_both(name);
+    for (start, word) in [
+        ("maxconn 2000", "maxconn"),
+        ("option tcplog", "tcplog"),
+        ("timeout tunnel", "tunnel"),
+        ("timeout client-fin", "client-fin"),
+    ] {
+        assert_warns(&err, name, start, word);
+    }
+}
+
+#[test]
+fn listen_stats_is_valid_for_both_and_warns_on_every_stats_line() {
+    let name = "listen-stats.cfg";
+    let err = assert_valid_for_both(name);
+    assert_warns(&err, name, "stats timeout", "stats timeout");
+    for start in [
+        "stats enable",
+        "stats uri",
+        "stats refresh",
+        "stats show-legends",
+        "stats admin",
+    ] {
+        assert_warns(&err, name, start, "stats");
+    }
+    // The stats listener has no server: ringlb says what its requests get.
+    assert_warns(&err, name, "listen stats", "503");
+}
+
+#[test]
+fn defaults_inheritance_is_valid_for_both() {
+    let err = assert_valid_for_both("defaults-inheritance.cfg");
+    assert!(err.is_empty(), "no keyword here is ignored:\n{err}");
+}
+
+/// The mistakes `errors.cfg` holds: (line, a word the message must contain).
+const ERRORS: &[(usize, &str)] = &[
+    (7, "nbproc"),      // removed in 2.5
+    (12, "30x"),        // bad time unit
+    (14, "contimeout"), // removed in 2.1
+    (18, "TLS"),        // bind ... ssl crt
+    (19, "frobnicate"), // unknown keyword
+    (20, "reqadd"),     // removed in 2.1
+    (21, "nosuch"),     // unknown backend
+    (25, "fastest"),    // bad balance algorithm
+];
+
+#[test]
+fn errors_fixture_fails_both_with_every_line() {
+    let name = "errors.cfg";
+    let path = fixture_path(name);
+    let text = fixture(name);
+    let hx = haproxy_check(&path, &[]);
+    assert_ne!(
+        hx.code(),
+        Some(0),
+        "haproxy -c accepts {name}:\n{}",
+        hx.stderr
+    );
+    let rl = ringlb_check(&path, &[]);
+    assert_eq!(rl.code(), Some(1), "stderr:\n{}", rl.stderr);
+    assert!(!rl.stdout.contains("configuration is valid"));
+
+    let shown = path.display().to_string();
+    let errors: Vec<(usize, &str)> = rl
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning: ") && !l.starts_with("configuration is"))
+        .map(|l| {
+            let rest = l
+                .strip_prefix(shown.as_str())
+                .and_then(|r| r.strip_prefix(':'))
+                .unwrap_or_else(|| panic!("not a `FILE:LINE: message` line: {l:?}"));
+            let (n, msg) = rest.split_once(": ").expect("LINE: message");
+            (n.parse().expect("a line number"), msg)
+        })
+        .collect();
+    for &(line, word) in ERRORS {
+        let source = text.lines().nth(line - 1).unwrap_or("");
+        assert!(
+            errors.iter().any(|&(n, m)| n == line && m.contains(word)),
+            "no error at {name}:{line} mentioning {word:?} (the line reads {source:?})\n--- stderr ---\n{}",
+            rl.stderr
+        );
+    }
+    assert_eq!(
+        errors.len(),
+        ERRORS.len(),
+        "unexpected errors:\n{}",
+        rl.stderr
+    );
+    assert!(
+        rl.stderr.contains(&format!(
+            "configuration is invalid: {} error(s)",
+            ERRORS.len()
+        )),
+        "{}",
+        rl.stderr
+    );
+
+    // HAProxy stops before its cross-proxy checks, so it does not name line 21, but
+    // every line it names, ringlb names too.
+    let hx_lines: Vec<usize> = hx
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once(&format!("[{shown}:")))
+        .filter_map(|(_, r)| r.split_once(']'))
+        .filter_map(|(n, _)| n.parse().ok())
+        .collect();
+    assert!(!hx_lines.is_empty(), "haproxy output:\n{}", hx.stderr);
+    for n in hx_lines {
+        assert!(
+            errors.iter().any(|&(m, _)| m == n),
+            "haproxy reports line {n}, ringlb does not\n--- haproxy ---\n{}\n--- ringlb ---\n{}",
+            hx.stderr,
+            rl.stderr
+        );
+    }
+}
+
+/// The unknown backend alone: HAProxy reports it too once nothing stops it earlier.
+#[test]
+fn unknown_backend_alone_fails_both_on_its_line() {
+    let text = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\nfrontend www\n    bind 127.0.0.1:18480\n    use_backend nosuch if { path_beg /old/ }\n    default_backend app\n\nbackend app\n    server app1 127.0.0.1:18490\n";
+    let cfg = common::haproxy::write_cfg(text);
+    let hx = haproxy_check(cfg.path(), &[]);
+    assert_ne!(hx.code(), Some(0), "{}", hx.stderr);
+    assert!(hx.stderr.contains("nosuch"), "{}", hx.stderr);
+    let rl = ringlb_check(cfg.path(), &[]);
+    assert_eq!(rl.code(), Some(1), "{}", rl.stderr);
+    let want = format!("{}:9: ", cfg.path().display());
+    assert!(
+        rl.stderr
+            .lines()
+            .any(|l| l.starts_with(&want) && l.contains("nosuch")),
+        "{}",
+        rl.stderr
+    );
+}
+
+#[test]
+fn edge_acl_routing_routes_by_host_and_path() {
+    let app1 = TestBackend::start("app1");
+    let app2 = TestBackend::start("app2");
+    let static1 = TestBackend::start("static1");
+    let api1 = TestBackend::start("api1");
+    let text = render(
+        &fixture("edge-acl-routing.cfg"),
+        &[
+            ("EDGE_PORT", "0".into()),
+            ("APP1_ADDR", app1.addr().to_string()),
+            ("APP2_ADDR", app2.addr().to_string()),
+            ("STATIC_ADDR", static1.addr().to_string()),
+            ("API_ADDR", api1.addr().to_string()),
+        ],
+    );
+    let lb = ringlb_cfg(&text);
+    let www = lb.addr("www");
+
+    let send = |method: &str, host: &str, path: &str| -> String {
+        let r = HttpClient::connect(www).request(format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert_eq!(r.status, 200, "{method} {host}{path}: {r:?}");
+        backend_of(&r)
+    };
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        ("GET", "www.example.com", "/", &["app1", "app2"]),
+        ("GET", "static.example.com", "/", &["static1"]),
+        ("GET", "STATIC.Example.COM", "/index.html", &["static1"]),
+        ("GET", "www.example.com", "/static/site.js", &["static1"]),
+        ("GET", "www.example.com", "/images/a.svg", &["static1"]),
+        ("GET", "www.example.com", "/logo.PNG", &["static1"]),
+        ("GET", "www.example.com", "/staticx", &["app1", "app2"]),
+        ("GET", "api.example.com", "/", &["api1"]),
+        ("GET", "Api.Example.com", "/v2/x", &["api1"]),
+        ("GET", "www.example.com", "/api/v1/users", &["api1"]),
+        // From 127.0.0.1 (LOCALHOST): the admin rule does not apply, /api/ does.
+        ("GET", "www.example.com", "/api/v1/admin/x", &["api1"]),
+        ("POST", "www.example.com", "/rpc/call", &["api1"]),
+        ("GET", "www.example.com", "/rpc/call", &["app1", "app2"]),
+        ("GET", "www.example.com", "/API/v1", &["app1", "app2"]),
+    ];
+    for &(method, host, path, want) in cases {
+        let got = send(method, host, path);
+        assert!(
+            want.contains(&got.as_str()),
+            "{method} {host}{path}: served by {got}, expected one of {want:?}"
+        );
+    }
+    // Round robin over the two application servers.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        seen.insert(send("GET", "www.example.com", "/"));
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // option forwardfor, inherited from defaults.
+    let r = http_get_host(www, "www.example.com", "/headers");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body_str().contains("x-forwarded-for: 127.0.0.1\n")
+            || r.body_str().contains("X-Forwarded-For: 127.0.0.1\n"),
+        "{}",
+        r.body_str()
+    );
+    // option httpchk: every server is checked at /health.
+    for b in [&app1, &app2, &static1, &api1] {
+        wait_for(
+            &format!("a health check on {}", b.name()),
+            Duration::from_secs(10),
+            || b.health_checks() > 0,
+        );
+    }
+}
+
+#[test]
+fn tcp_service_runs_source_affinity_and_round_robin() {
+    let db1 = EchoServer::start();
+    let db2 = EchoServer::start();
+    let gw1 = EchoServer::start();
+    let gw2 = EchoServer::start();
+    let text = render(
+        &fixture("tcp-service.cfg"),
+        &[
+            ("DB_PORT", "0".into()),
+            ("GW_PORT", "0".into()),
+            ("DB1_ADDR", db1.addr().to_string()),
+            ("DB2_ADDR", db2.addr().to_string()),
+            ("GW1_ADDR", gw1.addr().to_string()),
+            ("GW2_ADDR", gw2.addr().to_string()),
+        ],
+    );
+    let lb = ringlb_cfg(&text);
+    let echo = |a: SocketAddr, msg: &[u8]| {
+        let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(msg).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).unwrap();
+        assert_eq!(back, msg);
+    };
+    let (db1_before, db2_before) = (db1.accepts(), db2.accepts());
+    for i in 0..6 {
+        echo(lb.addr("db_in"), format!("query {i}").as_bytes());
+    }
+    // balance source: one client address, one server.
+    let (d1, d2) = (db1.accepts() - db1_before, db2.accepts() - db2_before);
+    assert!(
+        d1 == 6 && d2 == 0 || d1 == 0 && d2 == 6,
+        "db1 {d1}, db2 {d2}"
+    );
+
+    let (g1_before, g2_before) = (gw1.accepts(), gw2.accepts());
+    for i in 0..6 {
+        echo(lb.addr("gateway"), format!("hop {i}").as_bytes());
+    }
+    let (g1, g2) = (gw1.accepts() - g1_before, gw2.accepts() - g2_before);
+    assert_eq!(g1 + g2, 6);
+    assert!(g1 >= 1 && g2 >= 1, "round robin: gw1 {g1}, gw2 {g2}");
+}
+
+#[test]
+fn listen_stats_runs_the_web_service_and_the_runtime_api() {
+    let web1 = TestBackend::start("web1");
+    let web2 = TestBackend::start("web2");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let text = render(
+        &fixture("listen-stats.cfg"),
+        &[
+            ("STATS_SOCK", sock.display().to_string()),
+            ("STATS_PORT", "0".into()),
+            ("WEB_PORT", "0".into()),
+            ("WEB1_ADDR", web1.addr().to_string()),
+            ("WEB2_ADDR", web2.addr().to_string()),
+        ],
+    );
+    let lb = ringlb_cfg(&text);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let r = http_get(lb.addr("web"), "/");
+        assert_eq!(r.status, 200, "{r:?}");
+        seen.insert(backend_of(&r));
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    // HAProxy would serve its stats page here; ringlb warned at load that it does not,
+    // and the listener's empty backend answers 503.
+    assert_eq!(http_get(lb.addr("stats"), "/").status, 503);
+    let stat = cli(Path::new(&sock), "show stat");
+    for row in ["web,web1,", "web,web2,", "web,BACKEND,", "stats,FRONTEND,"] {
+        assert!(
+            stat.lines().any(|l| l.starts_with(row)),
+            "no {row} row:\n{stat}"
+        );
+    }
+}
+
+#[test]
+fn defaults_inheritance_runs_with_each_profile() {
+    let web1 = TestBackend::start("web1");
+    let api1 = TestBackend::start("api1");
+    let api2 = TestBackend::start("api2");
+    let text = render(
+        &fixture("defaults-inheritance.cfg"),
+        &[
+            ("PUBLIC_PORT", "0".into()),
+            ("WEB1_ADDR", web1.addr().to_string()),
+            ("API1_ADDR", api1.addr().to_string()),
+            ("API2_ADDR", api2.addr().to_string()),
+        ],
+    );
+    let lb = ringlb_cfg(&text);
+    assert_eq!(lb.shards(), Some(2), "nbthread 2");
+    let public = lb.addr("public");
+    let r = http_get(public, "/headers");
+    assert_eq!(backend_of(&r), "web1");
+    // option forwardfor, from the frontend's profile "base".
+    assert!(
+        r.body_str()
+            .to_ascii_lowercase()
+            .contains("x-forwarded-for: 127.0.0.1\n"),
+        "{}",
+        r.body_str()
+    );
+    let mut tally = common::traffic::Tally::default();
+    for _ in 0..30 {
+        let r = http_get(public, "/api/items");
+        assert_eq!(r.status, 200, "{r:?}");
+        tally.add(&backend_of(&r));
+    }
+    // default-server weight 10 from "api", overridden to 20 on api2.
+    assert_eq!(tally.total(), 30);
+    assert!(
+        tally.get("api2") > tally.get("api1") && tally.get("api1") > 0,
+        "{tally:?}"
+    );
+    // option httpchk comes with the "api" profile only: web1 gets TCP checks.
+    for b in [&api1, &api2] {
+        wait_for(
+            &format!("an HTTP check on {}", b.name()),
+            Duration::from_secs(10),
+            || b.health_checks() > 0,
+        );
+    }
+    assert_eq!(web1.health_checks(), 0);
+}
