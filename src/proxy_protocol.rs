@@ -217,6 +217,37 @@ fn same_family(src: SocketAddr, dst: SocketAddr) -> (SocketAddr, SocketAddr) {
     }
 }
 
+/// Reads the header a client must send first on an `accept-proxy` bind. Returns it
+/// and the buffer holding whatever followed it; `None` when it is missing, malformed
+/// or late (the caller closes the connection).
+pub async fn receive(
+    stream: &mut monoio::net::TcpStream,
+    mut buf: Vec<u8>,
+    deadline: monoio::time::Instant,
+) -> Option<(Header, Vec<u8>)> {
+    use monoio::buf::IoBufMut;
+    use monoio::io::AsyncReadRent;
+    loop {
+        match parse(&buf) {
+            Ok(Some((h, n))) => {
+                buf.drain(..n);
+                return Some((h, buf));
+            }
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let (len, cap) = (buf.len(), buf.capacity());
+        if len == cap {
+            return None;
+        }
+        let read = monoio::time::timeout_at(deadline, stream.read(buf.slice_mut(len..cap))).await;
+        match read {
+            Ok((Ok(n), b)) if n > 0 => buf = b.into_inner(),
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,36 +351,5 @@ mod tests {
         let mut bad = out.clone();
         bad[12] = 0x31;
         assert_eq!(parse(&bad), Err(ParseError::Malformed));
-    }
-}
-
-/// Reads the header a client must send first on an `accept-proxy` bind. Returns it
-/// and the buffer holding whatever followed it; `None` when it is missing, malformed
-/// or late (the caller closes the connection).
-pub async fn receive(
-    stream: &mut monoio::net::TcpStream,
-    mut buf: Vec<u8>,
-    deadline: monoio::time::Instant,
-) -> Option<(Header, Vec<u8>)> {
-    use monoio::buf::IoBufMut;
-    use monoio::io::AsyncReadRent;
-    loop {
-        match parse(&buf) {
-            Ok(Some((h, n))) => {
-                buf.drain(..n);
-                return Some((h, buf));
-            }
-            Ok(None) => {}
-            Err(_) => return None,
-        }
-        let (len, cap) = (buf.len(), buf.capacity());
-        if len == cap {
-            return None;
-        }
-        let read = monoio::time::timeout_at(deadline, stream.read(buf.slice_mut(len..cap))).await;
-        match read {
-            Ok((Ok(n), b)) if n > 0 => buf = b.into_inner(),
-            _ => return None,
-        }
     }
 }
