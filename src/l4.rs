@@ -13,6 +13,7 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
+use crate::accesslog::{ms, TcpEntry};
 use crate::shard::{Shard, Slot};
 use crate::upstream::Tried;
 
@@ -31,7 +32,20 @@ pub async fn serve(
     let Some(backend) = shard.config.frontends[frontend].default_backend else {
         return;
     };
-    let Some((mut server, slot)) = connect(&shard, backend, peer).await else {
+    let date = std::time::SystemTime::now();
+    let began = Instant::now();
+    let Some((mut server, slot, timers)) = connect(&shard, backend, peer).await else {
+        log_tcp(
+            &shard,
+            frontend,
+            backend,
+            peer,
+            date,
+            None,
+            [-1, -1, ms(began.elapsed())],
+            0,
+            "SC--",
+        );
         return;
     };
     // A PROXY header for the server, then what the client already sent, in one write.
@@ -51,22 +65,87 @@ pub async fn serve(
     let last_activity = Cell::new(Instant::now());
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
+    let to_client = Cell::new(0u64);
+    let to_server = Cell::new(0u64);
     let both = async {
         monoio::join!(
-            copy_half(cr, sw, &last_activity),
-            copy_half(sr, cw, &last_activity)
+            copy_half(cr, sw, &last_activity, &to_server),
+            copy_half(sr, cw, &last_activity, &to_client)
         );
     };
-    monoio::select! {
-        _ = both => {}
+    let term = monoio::select! {
+        _ = both => "--",
         _ = idle_watch(&last_activity, idle) => {
             tracing::debug!(shard = shard.id, %peer, "tcp: idle timeout");
+            "cD"
         }
+    };
+    let server = Some(_slot.server());
+    let [tw, tc] = timers;
+    log_tcp(
+        &shard,
+        frontend,
+        backend,
+        peer,
+        date,
+        server,
+        [tw, tc, ms(began.elapsed())],
+        to_client.get(),
+        term,
+    );
+}
+
+/// Appends the `option tcplog` line of a finished connection.
+#[allow(clippy::too_many_arguments)]
+fn log_tcp(
+    shard: &Shard,
+    frontend: usize,
+    backend: usize,
+    peer: SocketAddr,
+    date: std::time::SystemTime,
+    server: Option<u32>,
+    timers: [i64; 3],
+    bytes: u64,
+    term: &str,
+) {
+    let (Some(log), Some(_)) = (&shard.log, shard.config.frontends[frontend].log) else {
+        return;
+    };
+    let fe = &shard.config.frontends[frontend];
+    let b = &shard.config.backends[backend];
+    let st = &shard.stats;
+    if fe.dont_log_null && bytes == 0 {
+        return;
     }
+    log.tcp(&TcpEntry {
+        client: peer,
+        accepted: date,
+        frontend: &fe.name,
+        backend: &b.name,
+        server: server
+            .map(|s| b.servers[s as usize].name.as_str())
+            .unwrap_or("<NOSRV>"),
+        timers,
+        bytes,
+        termination: term,
+        conns: [
+            st.frontends.iter().map(|f| f.scur.get()).sum(),
+            st.frontends[frontend].scur.get(),
+            st.backends[backend].scur.get(),
+            server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
+            0,
+        ],
+        queues: [0, shard.upstreams.backends[backend].queued() as u64],
+    });
 }
 
 /// A server slot and a connection, with the backend's retries and redispatch.
-async fn connect(shard: &Rc<Shard>, backend: usize, peer: SocketAddr) -> Option<(TcpStream, Slot)> {
+/// Returns the connection, its slot, and the queue and connect times (ms).
+async fn connect(
+    shard: &Rc<Shard>,
+    backend: usize,
+    peer: SocketAddr,
+) -> Option<(TcpStream, Slot, [i64; 2])> {
     let conf = &shard.config.backends[backend];
     let be = &shard.upstreams.backends[backend];
     let key =
@@ -78,6 +157,7 @@ async fn connect(shard: &Rc<Shard>, backend: usize, peer: SocketAddr) -> Option<
     let mut failures = 0;
     loop {
         let deadline = std::time::Instant::now() + conf.timeouts.queue;
+        let asked = Instant::now();
         let server = match be.acquire(key, &tried, deadline).await {
             Ok(s) => s,
             Err(e) => {
@@ -86,10 +166,12 @@ async fn connect(shard: &Rc<Shard>, backend: usize, peer: SocketAddr) -> Option<
             }
         };
         let slot = Slot::new(shard, backend, server);
+        let queued = ms(asked.elapsed());
+        let connecting = Instant::now();
         match shard.upstreams.connect(backend, server).await {
             Ok(stream) => {
                 shard.upstreams.report_success(backend, server);
-                return Some((stream, slot));
+                return Some((stream, slot, [queued, ms(connecting.elapsed())]));
             }
             Err(_) => {
                 shard.upstreams.report_failure(backend, server);
@@ -111,6 +193,7 @@ async fn copy_half(
     mut from: OwnedReadHalf<TcpStream>,
     mut to: OwnedWriteHalf<TcpStream>,
     last_activity: &Cell<Instant>,
+    copied: &Cell<u64>,
 ) {
     let mut buf = Vec::with_capacity(COPY_BUF);
     loop {
@@ -119,7 +202,7 @@ async fn copy_half(
         buf = b;
         match res {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Ok(n) => copied.set(copied.get() + n as u64),
         }
         last_activity.set(Instant::now());
         let (res, b) = to.write_all(buf).await;

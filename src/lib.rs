@@ -5,6 +5,7 @@
 //! → `upstream` (balancing and the connection pool). `config` is the validated model both
 //! config syntaxes produce; `control` holds the messages that cross threads.
 
+pub mod accesslog;
 pub mod admin;
 pub mod config;
 pub mod control;
@@ -97,6 +98,10 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
         health.view.clone(),
     )
     .map_err(Error::Io)?;
+    let log = match &cfg.log {
+        Some(target) => Some(accesslog::spawn(target.clone()).map_err(Error::Io)?),
+        None => None,
+    };
     let mut handles = Vec::with_capacity(shards);
     for ((id, listeners), (tx, rx)) in per_shard.into_iter().enumerate().zip(controls) {
         let core = match &cfg.runtime.cpus {
@@ -114,6 +119,7 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
             control: rx,
             events: events_tx.clone(),
             reports: reports_tx.clone(),
+            log: log.clone(),
         };
         let handle = shard::spawn(spec).map_err(Error::Io)?;
         handles.push((tx, handle));

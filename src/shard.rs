@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use futures_util::FutureExt;
 use monoio::net::{TcpListener, TcpStream};
 
+use crate::accesslog::ShardLog;
 use crate::config::{Config, DriverChoice, Mode};
 use crate::control::{FromShard, HealthReport, ShardReport, ToShard};
 use crate::stats::{Counters, ShardStats};
@@ -33,6 +34,8 @@ pub struct ShardSpec {
     pub events: Sender<FromShard>,
     /// Passive failure reports to the health thread.
     pub reports: Sender<HealthReport>,
+    /// The access log thread, when logs are configured.
+    pub log: Option<Sender<Vec<u8>>>,
 }
 
 /// The state a shard's connections share. Only this shard's thread touches it.
@@ -47,6 +50,8 @@ pub struct Shard {
     /// Test hook (`RINGLB_FAULT_PANIC_PATH`): a request for this path panics, to prove
     /// that a panic costs one connection and nothing else.
     pub fault_panic_path: Option<String>,
+    /// Access log lines waiting for the next tick.
+    pub log: Option<ShardLog>,
 }
 
 impl Shard {
@@ -167,6 +172,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         inflight: Cell::new(0),
         stats,
         fault_panic_path: std::env::var("RINGLB_FAULT_PANIC_PATH").ok(),
+        log: spec.log.clone().map(ShardLog::new),
     });
     // Dropping a stopper ends its accept loop, which closes the listener.
     let mut stoppers = Vec::new();
@@ -245,12 +251,18 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
         shard.upstreams.tick_slowstart(std::time::Instant::now());
+        if let Some(log) = &shard.log {
+            log.flush();
+        }
         if ticks.is_multiple_of(POOL_PURGE_EVERY) {
             shard.upstreams.purge_idle();
         }
         if let Some(d) = deadline {
             let inflight = shard.inflight.get();
             if inflight == 0 || Instant::now() >= d {
+                if let Some(log) = &shard.log {
+                    log.flush();
+                }
                 let _ = spec.events.send(FromShard::Stopped {
                     shard: shard.id,
                     abandoned: inflight,

@@ -2,7 +2,8 @@
 //! parameter) the same key always reaches the same server, across connections and
 //! shards, with map-based and consistent hashing alike; a request without the key is
 //! balanced round robin; with consistent hashing, removing one server of five moves
-//! only the keys it held.
+//! only the keys it held; weights shape the share of keys; a tcp and an http frontend
+//! send a client IP to the same server.
 
 mod common;
 
@@ -269,4 +270,46 @@ fn map_based_spreads_keys_over_every_server() {
             s.name()
         );
     }
+}
+
+#[test]
+fn weights_shape_the_key_share() {
+    let heavy = TestBackend::start("heavy");
+    let light = TestBackend::start("light");
+    for ht in HASH_TYPES {
+        let lb = RingLb::start(&app_config(
+            1,
+            "",
+            &format!("balance = \"hash\"\nhash_key = \"header:X-User\"\nhash_type = \"{ht}\""),
+            &[
+                server("heavy", heavy.addr(), "weight = 3"),
+                server("light", light.addr(), "weight = 1"),
+            ],
+        ));
+        let t = tally_of(&lb, 800, |k| get("/", &format!("X-User: client-{k}\r\n")));
+        t.assert_share("heavy", 0.75, 0.15);
+        t.assert_share("light", 0.25, 0.15);
+    }
+}
+
+#[test]
+fn tcp_and_http_frontends_agree_on_the_source_hash() {
+    // One backend behind an http and a tcp frontend: a client IP lands on the same
+    // server through either (the tcp frontend passes the HTTP bytes through).
+    let b = backends(3);
+    let servers: Vec<String> = b.iter().map(|b| server(b.name(), b.addr(), "")).collect();
+    let cfg = format!(
+        "[runtime]\nshards = 2\n\n[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"app\"\n\n[frontend.raw]\nbind = \"127.0.0.1:0\"\nmode = \"tcp\"\ndefault_backend = \"app\"\n\n[backend.app]\nbalance = \"hash\"\nhash_key = \"source\"\nhash_type = \"consistent\"\n\n{}",
+        servers.join("\n")
+    );
+    let lb = RingLb::start(&cfg);
+    let mut used = BTreeSet::new();
+    for host in 2..2 + KEYS as u8 {
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, host));
+        let via_http = backend_of(&HttpClient::connect_from(lb.addr("web"), ip).get("/"));
+        let via_tcp = backend_of(&HttpClient::connect_from(lb.addr("raw"), ip).get("/"));
+        assert_eq!(via_http, via_tcp, "client 127.0.0.{host}");
+        used.insert(via_http);
+    }
+    assert!(used.len() >= 2, "{used:?}");
 }

@@ -1,8 +1,9 @@
 //! `maxconn` and the queue in front of it: a server never sees more concurrent
 //! requests than its maxconn (split over the shards), the extra requests wait their
 //! turn and all succeed; a request that waits longer than `timeout.queue` gets a 503;
-//! a full queue (`maxqueue`) answers 503 at once; maxconn below the shard count is a
-//! config error.
+//! a full queue (`maxqueue`) answers 503 at once, and so does the queue when every
+//! server goes down; failed or abandoned requests give their slot back; maxconn below
+//! the shard count is a config error.
 
 mod common;
 
@@ -90,7 +91,7 @@ fn hold(lb: &RingLb, b: &TestBackend, ms: u64) -> thread::JoinHandle<(u16, Insta
 fn queue_timeout_is_503() {
     let b = TestBackend::start("s1");
     let lb = one_server(1, "[timeout]\nqueue = \"300ms\"", "", &b, "maxconn = 1");
-    let holder = hold(&lb, &b, 2500);
+    let holder = hold(&lb, &b, 1500);
     let t = Instant::now();
     let r = HttpClient::connect(lb.addr("web")).request(get_request("/"));
     let waited = t.elapsed();
@@ -121,7 +122,7 @@ fn full_queue_is_503_at_once() {
         &b,
         "maxconn = 1",
     );
-    let holder = hold(&lb, &b, 2500);
+    let holder = hold(&lb, &b, 1500);
     // Two more: one takes the only place in the queue, the other finds it full.
     let addr = lb.addr("web");
     let waiters: Vec<_> = (0..2)
@@ -141,13 +142,102 @@ fn full_queue_is_503_at_once() {
     );
     let (status, holder_done) = holder.join().unwrap();
     assert_eq!(status, 200);
-    // The 503 came before the slow request ended (2.5 s), far ahead of timeout.queue
+    // The 503 came before the slow request ended (1.5 s), far ahead of timeout.queue
     // (10 s): it waited for neither.
     assert!(
         results[1].1 < holder_done,
         "the 503 came only after the slot freed"
     );
     assert_eq!(b.requests_to("/"), 1, "only the queued request was served");
+}
+
+#[test]
+fn uneven_maxconn_split_never_exceeds_the_total() {
+    // maxconn 3 over 2 shards: 2 on the first, 1 on the second.
+    let b = TestBackend::start("s1");
+    let lb = one_server(2, "[timeout]\nqueue = \"10s\"", "", &b, "maxconn = 3");
+    let statuses = concurrent(lb.addr("web"), "/sleep/200", 12);
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert!(
+        (1..=3).contains(&b.max_concurrent()),
+        "max concurrent {} with maxconn = 3",
+        b.max_concurrent()
+    );
+}
+
+#[test]
+fn queued_request_gets_503_when_every_server_goes_down() {
+    // A request waiting for the only slot must not wait for the slot nor for
+    // timeout.queue once no server is up: 503 at the flip.
+    let b = TestBackend::start("s1");
+    let lb = one_server(
+        1,
+        "[timeout]\nqueue = \"10s\"",
+        "[backend.app.health]\ntype = \"http\"\ninterval = \"100ms\"\ntimeout = \"1s\"\nfall = 2\nrise = 2\npath = \"/health\"",
+        &b,
+        "maxconn = 1",
+    );
+    let holder = hold(&lb, &b, 2000);
+    let addr = lb.addr("web");
+    let queued = thread::spawn(move || {
+        let r = HttpClient::connect(addr).request(get_request("/"));
+        (r.status, Instant::now())
+    });
+    b.set_health_status(500);
+    wait_for_log(&lb, "Server app/s1 is DOWN", Duration::from_secs(3));
+    let (status, at) = queued.join().unwrap();
+    let (held, holder_done) = holder.join().unwrap();
+    assert_eq!(status, 503, "queued request with every server down");
+    assert!(
+        at < holder_done,
+        "the queued request was answered only after the slot freed"
+    );
+    // The request already on the server finishes normally.
+    assert_eq!(held, 200);
+    assert_eq!(b.requests_to("/"), 0);
+}
+
+#[test]
+fn failed_and_abandoned_requests_give_their_slot_back() {
+    // One slot in all: if any of these kept it, the last request would time out in
+    // the queue (503).
+    let b = TestBackend::start("s1");
+    let lb = one_server(
+        1,
+        "[timeout]\nqueue = \"3s\"\nserver = \"500ms\"",
+        "retries = 1\nerror_limit = 0",
+        &b,
+        "maxconn = 1",
+    );
+    let addr = lb.addr("web");
+    let status = |raw: &[u8]| {
+        HttpClient::connect(addr)
+            .try_request(raw)
+            .map(|r| r.status)
+            .unwrap_or_else(|e| panic!("no response: {e}"))
+    };
+    // Closed without an answer (GET retried, POST not), garbage, too slow (504).
+    assert_eq!(status(get_request("/close").as_bytes()), 502);
+    assert_eq!(status(&post_request("/close", b"x")), 502);
+    assert_eq!(status(get_request("/garbage").as_bytes()), 502);
+    assert_eq!(status(get_request("/sleep/1000").as_bytes()), 504);
+    // A client that leaves before its answer.
+    let mut c = HttpClient::connect(addr);
+    c.send(get_request("/sleep/200"));
+    drop(c);
+    // A response cut short by the server.
+    let mut c = HttpClient::connect(addr);
+    c.send(get_request("/bytes-close/100000"));
+    drop(c);
+    for i in 0..5 {
+        let r = HttpClient::connect(addr).request(get_request("/"));
+        assert_eq!(
+            r.status,
+            200,
+            "request {i} after the failures: {:?}",
+            r.body_str()
+        );
+    }
 }
 
 #[test]

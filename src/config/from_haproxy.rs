@@ -16,6 +16,7 @@ use super::{
     Condition, Config, ConfigErrors, DriverChoice, Fetch, Frontend, HashKey, HealthCheck, Limits,
     MatchMethod, Mode, PoolSettings, Route, Runtime, Server, StatusMatch, Timeouts,
 };
+use super::{syslog_facility, LogFormat, LogSink, LogTarget};
 
 /// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
 /// ringlb emulates 2.6, so `roundrobin`.
@@ -61,6 +62,10 @@ struct Settings {
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
     server: ServerParams,
+    /// `log global` (or a log target) seen: this proxy's traffic is logged.
+    log: bool,
+    log_format: Option<LogFormat>,
+    dont_log_null: bool,
 }
 
 impl Default for Settings {
@@ -78,6 +83,9 @@ impl Default for Settings {
             httpchk: None,
             expect: StatusMatch::Default,
             server: ServerParams::default(),
+            log: false,
+            log_format: None,
+            dont_log_null: false,
         }
     }
 }
@@ -139,6 +147,7 @@ impl Mapper {
             pidfile: None,
         };
         let mut admin = Admin::default();
+        let mut log: Option<LogTarget> = None;
         let mut cpu_map: Vec<(usize, usize)> = Vec::new();
         // Settings of each defaults section, by section index.
         let mut defaults: HashMap<usize, Settings> = HashMap::new();
@@ -147,7 +156,7 @@ impl Mapper {
             match &sec.kind {
                 SectionKind::Global => {
                     for l in &sec.lines {
-                        self.global(l, &mut runtime, &mut admin, &mut cpu_map);
+                        self.global(l, &mut runtime, &mut admin, &mut cpu_map, &mut log);
                     }
                 }
                 SectionKind::Defaults => {
@@ -194,7 +203,72 @@ impl Mapper {
             let first = cpus.iter().flatten().next().copied().unwrap_or(0);
             runtime.cpus = Some(cpus.into_iter().map(|c| c.unwrap_or(first)).collect());
         }
-        self.assemble(runtime, admin, proxies)
+        self.assemble(runtime, admin, log, proxies)
+    }
+
+    /// `log TARGET [len N] [format F] FACILITY [LEVEL [MINLEVEL]]`.
+    fn global_log(&mut self, l: &Line, log: &mut Option<LogTarget>) {
+        let a = l.args();
+        let Some(target) = a.first() else {
+            return self.err(l.line, "'log' expects a target");
+        };
+        let sink = match target.as_str() {
+            "stdout" => LogSink::Stdout,
+            "stderr" => LogSink::Stderr,
+            t => {
+                let t = t
+                    .strip_prefix("udp@")
+                    .or_else(|| t.strip_prefix("udp4@"))
+                    .unwrap_or(t);
+                let with_port = if t.contains(':') {
+                    t.to_string()
+                } else {
+                    format!("{t}:514")
+                };
+                match with_port.parse::<SocketAddr>() {
+                    Ok(addr) => LogSink::Udp(addr),
+                    Err(_) => {
+                        return self.err(
+                            l.line,
+                            format!("log target '{target}' is not supported (stdout, stderr or an IP[:PORT] for UDP syslog)"),
+                        )
+                    }
+                }
+            }
+        };
+        let mut raw = !matches!(sink, LogSink::Udp(_));
+        let mut facility = None;
+        let mut i = 1;
+        while i < a.len() {
+            match a[i].as_str() {
+                "len" | "sample" => i += 1,
+                "format" => {
+                    raw = a.get(i + 1).map(String::as_str) == Some("raw");
+                    i += 1;
+                }
+                f if facility.is_none() => match syslog_facility(f) {
+                    Some(n) => facility = Some(n),
+                    None => return self.err(l.line, format!("unknown log facility '{f}'")),
+                },
+                _ => {}
+            }
+            i += 1;
+        }
+        let Some(facility) = facility else {
+            return self.err(l.line, "'log' expects a facility (local0, daemon, ...)");
+        };
+        if log.is_some() {
+            self.warn(
+                l.line,
+                "several global log targets: ringlb uses the first one",
+            );
+            return;
+        }
+        *log = Some(LogTarget {
+            sink,
+            facility,
+            raw,
+        });
     }
 
     fn global(
@@ -203,6 +277,7 @@ impl Mapper {
         runtime: &mut Runtime,
         admin: &mut Admin,
         cpu_map: &mut Vec<(usize, usize)>,
+        log: &mut Option<LogTarget>,
     ) {
         let a = l.args();
         match l.keyword() {
@@ -241,7 +316,8 @@ impl Mapper {
                 None => self.err(l.line, "'pidfile' expects a file name"),
             },
             "maxconn" => self.warn(l.line, "global 'maxconn' is not enforced yet (the kernel backlog and open-file limit apply)"),
-            "log" | "log-send-hostname" | "log-tag" => self.warn(l.line, format!("'{}' ignored: access logs are not supported yet", l.keyword())),
+            "log" => self.global_log(l, log),
+            "log-send-hostname" | "log-tag" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
             "daemon" => self.warn(l.line, "'daemon' ignored: ringlb runs in the foreground (use systemd)"),
             "user" | "group" | "uid" | "gid" | "chroot" | "node" | "description" | "master-worker" | "hard-stop-after"
             | "ca-base" | "crt-base" | "spread-checks" | "localpeer" | "h1-case-adjust" | "set-dumpable" | "strict-limits"
@@ -319,6 +395,7 @@ impl Mapper {
                 Ok(n) if n <= 100 => p.settings.retries = n,
                 _ => self.err(l.line, "'retries' expects a number between 0 and 100"),
             },
+            "no" if a.first().map(String::as_str) == Some("log") => p.settings.log = false,
             "option" | "no" => self.option(l, p),
             "balance" if be => self.balance(l, &mut p.settings),
             "hash-type" if be => match arg(0) {
@@ -337,7 +414,14 @@ impl Mapper {
                 "never" => self.warn(l.line, "'http-reuse never' ignored: ringlb pools idle server connections per shard"),
                 other => self.err(l.line, format!("'http-reuse' expects never|safe|aggressive|always, got '{other}'")),
             },
-            "log" => self.warn(l.line, "'log' ignored: access logs are not supported yet"),
+            "log" => match a.first().map(String::as_str) {
+                Some("global") => p.settings.log = true,
+                Some(_) => {
+                    p.settings.log = true;
+                    self.warn(l.line, "per-proxy log targets are not supported: this proxy logs to the global target");
+                }
+                None => self.err(l.line, "'log' expects 'global' or a target"),
+            },
             "maxconn" | "fullconn" | "backlog" => {
                 self.warn(l.line, format!("'{kw}' is not enforced yet"))
             }
@@ -439,8 +523,11 @@ impl Mapper {
                 l.line,
                 format!("'option {opt}' ignored: ringlb keeps client and server connections alive independently"),
             ),
-            "httplog" | "tcplog" | "dontlognull" | "log-health-checks" | "log-separate-errors" | "httpslog" | "dontlog-normal" => {
-                self.warn(l.line, format!("'option {opt}' ignored: access logs are not supported yet"))
+            "httplog" => s.log_format = (!negate).then_some(LogFormat::Http),
+            "tcplog" => s.log_format = (!negate).then_some(LogFormat::Tcp),
+            "dontlognull" => s.dont_log_null = !negate,
+            "log-health-checks" | "log-separate-errors" | "httpslog" | "dontlog-normal" => {
+                self.warn(l.line, format!("'option {opt}' ignored"))
             }
             "tcpka" | "clitcpka" | "srvtcpka" | "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
             | "http-buffer-request" | "contstats" | "socket-stats" | "prefer-last-server" | "http-no-delay" => {
@@ -1073,7 +1160,13 @@ impl Mapper {
         }
     }
 
-    fn assemble(&mut self, runtime: Runtime, admin: Admin, proxies: Vec<Proxy>) -> Config {
+    fn assemble(
+        &mut self,
+        runtime: Runtime,
+        admin: Admin,
+        log: Option<LogTarget>,
+        proxies: Vec<Proxy>,
+    ) -> Config {
         let shards = runtime.shards;
         let backend_names: Vec<&Proxy> = proxies
             .iter()
@@ -1271,6 +1364,14 @@ impl Mapper {
                 default_backend,
                 forward_for: p.settings.forward_for && mode == Mode::Http,
                 accept_proxy: p.accept_proxy_binds > 0,
+                log: p.settings.log.then(|| {
+                    p.settings.log_format.unwrap_or(if mode == Mode::Http {
+                        LogFormat::Http
+                    } else {
+                        LogFormat::Tcp
+                    })
+                }),
+                dont_log_null: p.settings.dont_log_null,
                 timeouts: p.settings.timeouts.clone(),
             });
         }
@@ -1292,6 +1393,7 @@ impl Mapper {
                 idle_timeout: Duration::from_secs(30),
             },
             admin,
+            log,
             frontends,
             backends,
         }

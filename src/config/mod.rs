@@ -123,6 +123,8 @@ pub struct Config {
     pub limits: Limits,
     pub pool: PoolSettings,
     pub admin: Admin,
+    /// Where access logs go; `None` = no access logs.
+    pub log: Option<LogTarget>,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
 }
@@ -162,6 +164,43 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
 }
 
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSink {
+    Stdout,
+    Stderr,
+    /// Syslog over UDP (RFC 3164 framing, one line per datagram).
+    Udp(SocketAddr),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    pub sink: LogSink,
+    /// Syslog facility number (local0 = 16).
+    pub facility: u8,
+    /// Lines without a syslog header (`format raw`), the default on stdout/stderr.
+    pub raw: bool,
+}
+
+/// HAProxy's access log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `option httplog`.
+    Http,
+    /// `option tcplog`.
+    Tcp,
+}
+
+/// `local0`..`local7`, `daemon`, `user`, ... → syslog facility number.
+pub fn syslog_facility(name: &str) -> Option<u8> {
+    const NAMES: [&str; 24] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+        "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+        "local5", "local6", "local7",
+    ];
+    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
+}
+
 /// Where operators reach a running instance.
 #[derive(Debug, Clone, Default)]
 pub struct Admin {
@@ -182,6 +221,10 @@ pub struct Frontend {
     pub forward_for: bool,
     /// Clients first send a PROXY protocol header (v1 or v2) carrying the real client.
     pub accept_proxy: bool,
+    /// Access log format of this frontend's traffic (`None` = not logged).
+    pub log: Option<LogFormat>,
+    /// Do not log connections that carried no data (`option dontlognull`).
+    pub dont_log_null: bool,
     /// Client-side timeouts (`client`, `http_request`, `http_keep_alive`) apply here.
     pub timeouts: Timeouts,
 }

@@ -42,6 +42,7 @@ pub struct RawConfig {
     pub pool: RawPool,
     #[serde(default)]
     pub admin: RawAdmin,
+    pub log: Option<RawLog>,
     #[serde(default)]
     pub frontend: IndexMap<String, RawFrontend>,
     #[serde(default)]
@@ -78,6 +79,14 @@ pub struct RawLimits {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub target: String,
+    pub facility: Option<String>,
+    pub raw: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub stats_socket: Option<String>,
     pub listen: Option<String>,
@@ -100,6 +109,9 @@ pub struct RawFrontend {
     pub forward_for: bool,
     #[serde(default)]
     pub accept_proxy: bool,
+    pub log: Option<String>,
+    #[serde(default)]
+    pub dont_log_null: bool,
     #[serde(default)]
     pub route: Vec<RawRoute>,
 }

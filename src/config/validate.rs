@@ -11,6 +11,7 @@ use super::{
     Config, ConfigErrors, DriverChoice, Fetch, Frontend, HashKey, HealthCheck, Limits, MatchMethod,
     Mode, PoolSettings, Route, Runtime, Server, StatusMatch, Timeouts,
 };
+use super::{syslog_facility, LogFormat, LogSink, LogTarget};
 
 /// Parses and validates a native TOML config.
 pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
@@ -188,6 +189,31 @@ impl Validator {
         if raw.admin.stats_socket.as_deref() == Some("") {
             self.err("admin.stats_socket", "must be a path");
         }
+        let log = raw.log.as_ref().and_then(|l| {
+            let facility = match l.facility.as_deref() {
+                None => 16,
+                Some(f) => match syslog_facility(f) {
+                    Some(n) => n,
+                    None => {
+                        self.err("log.facility", format!("unknown syslog facility {f:?}"));
+                        16
+                    }
+                },
+            };
+            let sink = match l.target.as_str() {
+                "stdout" => LogSink::Stdout,
+                "stderr" => LogSink::Stderr,
+                t => match t.strip_prefix("udp://").map(|a| a.parse::<SocketAddr>()) {
+                    Some(Ok(a)) => LogSink::Udp(a),
+                    _ => {
+                        self.err("log.target", format!("expected \"stdout\", \"stderr\" or \"udp://IP:PORT\", got {t:?}"));
+                        return None;
+                    }
+                },
+            };
+            let raw = l.raw.unwrap_or(!matches!(sink, LogSink::Udp(_)));
+            Some(LogTarget { sink, facility, raw })
+        });
         let mut backends = self.backends(&raw, shards);
         let mut frontends = self.frontends(&raw, &backends);
         // The native config sets timeouts once for everything.
@@ -208,6 +234,7 @@ impl Validator {
             limits,
             pool,
             admin,
+            log,
             frontends,
             backends,
         }
@@ -661,6 +688,19 @@ impl Validator {
                 default_backend,
                 forward_for: f.forward_for,
                 accept_proxy: f.accept_proxy,
+                log: match f.log.as_deref() {
+                    None | Some("none") => None,
+                    Some("http") => Some(LogFormat::Http),
+                    Some("tcp") => Some(LogFormat::Tcp),
+                    Some(other) => {
+                        self.err(
+                            format!("{path}.log"),
+                            format!("expected \"http\", \"tcp\" or \"none\", got {other:?}"),
+                        );
+                        None
+                    }
+                },
+                dont_log_null: f.dont_log_null,
                 timeouts: super::default_timeouts(),
             });
         }

@@ -16,6 +16,7 @@ use super::head::{self, Parsed, MAX_HEADERS};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome};
 use super::reply::{Reply, CONTINUE};
 use super::route::{is_idempotent, request_hash, route, View};
+use crate::accesslog::{ms, HttpEntry};
 use crate::config::BalanceAlgo;
 use crate::shard::{Shard, Slot};
 use crate::stats::Counters;
@@ -65,6 +66,8 @@ struct Conn {
     rec: Record,
     /// `timeout.server` of the current request's backend.
     server_timeout: Duration,
+    /// The current request line, kept for the access log.
+    reqline: Vec<u8>,
 }
 
 /// The figures of one request, accounted once it ended (however it ended).
@@ -79,6 +82,15 @@ struct Record {
     bytes_out: u64,
     start: Option<Instant>,
     first_byte: Option<Instant>,
+    /// When the request head began to be read, and its wall-clock date for the log.
+    head_start: Option<Instant>,
+    date: Option<std::time::SystemTime>,
+    /// Queue and connect durations of the attempt that answered.
+    queued: Option<Duration>,
+    connected: Option<Duration>,
+    retries: u32,
+    /// HAProxy's termination state (`----`, `CD--`, `SC--`, ...).
+    term: &'static str,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -109,11 +121,30 @@ pub async fn serve(
         out: Vec::with_capacity(1024),
         rec: Record::default(),
         server_timeout: Duration::from_secs(30),
+        reqline: Vec::with_capacity(256),
     };
     let mut first = true;
     loop {
         conn.rec = Record::default();
+        if conn.shard.config.frontends[frontend].log.is_some() {
+            conn.rec.date = Some(std::time::SystemTime::now());
+        }
+        conn.rec.head_start = Some(Instant::now());
         let result = conn.exchange(first).await;
+        if conn.rec.term.is_empty() {
+            conn.rec.term = match &result {
+                Ok(_) => "----",
+                Err(Stop::Close) => "CD--",
+                Err(Stop::Reply(r)) => match r {
+                    Reply::BadRequest => "CR--",
+                    Reply::RequestTimeout => "cR--",
+                    Reply::HeaderTooLarge => "PR--",
+                    Reply::ServiceUnavailable => "SC--",
+                    Reply::GatewayTimeout => "sH--",
+                    Reply::BadGateway => "SH--",
+                },
+            };
+        }
         if let Err(Stop::Reply(r)) = &result {
             conn.rec.status = r.status();
             conn.rec.bytes_out += r.bytes().len() as u64;
@@ -177,6 +208,7 @@ impl Conn {
                 sv.response(r.status);
             }
         }
+        self.log_http(b);
         if let (Some(start), Some(first)) = (r.start, r.first_byte) {
             let now = Instant::now();
             st.record_latency(
@@ -188,6 +220,66 @@ impl Conn {
     }
 
     /// Client-side timeouts: the frontend's.
+    /// Appends the `option httplog` line of the finished request.
+    fn log_http(&self, backend: usize) {
+        let (Some(log), Some(crate::config::LogFormat::Http)) = (
+            &self.shard.log,
+            self.shard.config.frontends[self.frontend].log,
+        ) else {
+            return;
+        };
+        let r = &self.rec;
+        let cfg = &self.shard.config;
+        let st = &self.shard.stats;
+        let b = &cfg.backends[backend];
+        let now = Instant::now();
+        let since = |t: Option<Instant>| t.map_or(-1, |t| ms(now.saturating_duration_since(t)));
+        let tr = match (r.head_start, r.start) {
+            (Some(h), Some(s)) => ms(s.saturating_duration_since(h)),
+            _ => -1,
+        };
+        let tr_server = match (r.start, r.first_byte) {
+            (Some(s), Some(f)) => {
+                ms(f.saturating_duration_since(s))
+                    - r.queued.map_or(0, ms)
+                    - r.connected.map_or(0, ms)
+            }
+            _ => -1,
+        };
+        let server = r
+            .server
+            .map(|s| b.servers[s as usize].name.as_str())
+            .unwrap_or("<NOSRV>");
+        let fe_cur = st.frontends[self.frontend].scur.get();
+        log.http(&HttpEntry {
+            client: self.peer,
+            accepted: r.date.unwrap_or_else(std::time::SystemTime::now),
+            frontend: &cfg.frontends[self.frontend].name,
+            backend: &b.name,
+            server,
+            timers: [
+                tr,
+                r.queued.map_or(-1, ms),
+                r.connected.map_or(-1, ms),
+                tr_server,
+                since(r.head_start),
+            ],
+            status: r.status,
+            bytes: r.bytes_out,
+            termination: r.term,
+            conns: [
+                st.frontends.iter().map(|f| f.scur.get()).sum(),
+                fe_cur,
+                st.backends[backend].scur.get(),
+                r.server
+                    .map_or(0, |s| st.servers[backend][s as usize].scur.get()),
+                u64::from(r.retries),
+            ],
+            queues: [0, self.shard.upstreams.backends[backend].queued() as u64],
+            request_line: &self.reqline,
+        });
+    }
+
     fn timeouts(&self) -> &crate::config::Timeouts {
         &self.shard.config.frontends[self.frontend].timeouts
     }
@@ -233,15 +325,24 @@ impl Conn {
         let mut stale_retry = false;
         let (response, mut up, _slot) = loop {
             let deadline = std::time::Instant::now() + conf.timeouts.queue;
+            let asked = Instant::now();
             let server = match be.acquire(req.hash, &tried, deadline).await {
                 Ok(s) => s,
-                Err(_) => {
+                Err(e) => {
                     Counters::inc(&stats_be.dreq);
+                    self.rec.term = match e {
+                        crate::upstream::AcquireError::QueueTimeout
+                        | crate::upstream::AcquireError::QueueFull => "sQ--",
+                        crate::upstream::AcquireError::NoServer => "SC--",
+                    };
                     return Err(Stop::Reply(Reply::ServiceUnavailable));
                 }
             };
             let slot = Slot::new(&shard, backend, server);
             self.rec.server = Some(server);
+            self.rec.queued = Some(asked.elapsed());
+            self.rec.retries = failures;
+            let connecting = Instant::now();
             if failures > 0 {
                 let sv = &shard.stats.servers[backend][server as usize];
                 Counters::inc(&stats_be.wretr);
@@ -307,6 +408,7 @@ impl Conn {
                     }
                 },
             };
+            self.rec.connected = Some(connecting.elapsed());
             if req.expect_continue && !continue_sent {
                 let deadline = Self::deadline(self.timeouts().client);
                 write_static(&mut self.client, CONTINUE, deadline)
@@ -388,6 +490,13 @@ impl Conn {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 match head::parse_request(data, &mut headers, xff, &mut self.out) {
                     Parsed::Done(r) => {
+                        // The request line, for the access log (the head is consumed soon).
+                        let line_end = data
+                            .iter()
+                            .position(|&b| b == b'\r' || b == b'\n')
+                            .unwrap_or(0);
+                        self.reqline.clear();
+                        self.reqline.extend_from_slice(&data[..line_end]);
                         if self.shard.fault_panic_path.as_deref() == Some(r.path) {
                             panic!("fault injection: request for {}", r.path);
                         }

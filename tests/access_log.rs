@@ -1,0 +1,143 @@
+//! Access logs in HAProxy's httplog / tcplog formats, to stdout and to UDP syslog, from
+//! the TOML config and from haproxy.cfg.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::*;
+
+fn toml(target: &str, fe_log: &str, mode: &str, server: std::net::SocketAddr) -> String {
+    format!(
+        "[runtime]\nshards = 2\n[log]\ntarget = \"{target}\"\n[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"{mode}\"\nlog = \"{fe_log}\"\ndefault_backend = \"app\"\n[backend.app]\nretries = 0\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{server}\"\n"
+    )
+}
+
+/// `IP:PORT [DATE] FE BE/SRV TR/Tw/Tc/Tr/Ta STATUS BYTES - - TSC ac/fc/bc/sc/rc sq/bq "REQ"`
+fn parse_http_line(line: &str) -> Vec<String> {
+    let (head, req) = line.split_once(" \"").expect("a quoted request");
+    let mut f: Vec<String> = head.split(' ').map(str::to_string).collect();
+    f.push(req.trim_end_matches('"').to_string());
+    f
+}
+
+#[test]
+fn http_lines_on_stdout() {
+    let b = TestBackend::start("b");
+    let lb = RingLb::start(&toml("stdout", "http", "http", b.addr()));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let client = c.local_addr();
+    assert_eq!(c.get("/logged?x=1").status, 200);
+    wait_for("the log line", Duration::from_secs(5), || {
+        lb.stdout_lines().iter().any(|l| l.contains("/logged"))
+    });
+    let line = lb
+        .stdout_lines()
+        .into_iter()
+        .find(|l| l.contains("/logged"))
+        .unwrap();
+    let f = parse_http_line(&line);
+    assert_eq!(f[0], client.to_string(), "{line}");
+    assert!(
+        f[1].starts_with('[') && f[1].len() == 26,
+        "date like [23/Nov/2026:13:00:00.123]: {line}"
+    );
+    assert_eq!(f[2], "web");
+    assert_eq!(f[3], "app/s1");
+    assert_eq!(f[4].split('/').count(), 5, "five timers: {line}");
+    assert!(f[4].split('/').all(|t| t.parse::<i64>().is_ok()));
+    assert_eq!(f[5], "200");
+    assert!(f[6].parse::<u64>().unwrap() > 0, "bytes: {line}");
+    assert_eq!((f[7].as_str(), f[8].as_str()), ("-", "-"));
+    assert_eq!(f[9], "----");
+    assert_eq!(f[10].split('/').count(), 5);
+    assert_eq!(f[11], "0/0");
+    assert_eq!(f[12], "GET /logged?x=1 HTTP/1.1");
+}
+
+#[test]
+fn failures_are_logged_with_their_termination_state() {
+    let lb = RingLb::start(&toml("stdout", "http", "http", dead_addr()));
+    assert_eq!(http_get(lb.addr("web"), "/dead").status, 503);
+    wait_for("the log line", Duration::from_secs(5), || {
+        lb.stdout_lines().iter().any(|l| l.contains("/dead"))
+    });
+    let line = lb
+        .stdout_lines()
+        .into_iter()
+        .find(|l| l.contains("/dead"))
+        .unwrap();
+    let f = parse_http_line(&line);
+    assert_eq!(f[5], "503", "{line}");
+    assert_eq!(f[9], "SC--", "{line}");
+}
+
+#[test]
+fn udp_syslog_datagrams() {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let b = TestBackend::start("b");
+    let lb = RingLb::start(&toml(
+        &format!("udp://{}", sink.local_addr().unwrap()),
+        "http",
+        "http",
+        b.addr(),
+    ));
+    assert_eq!(http_get(lb.addr("web"), "/sys").status, 200);
+    let mut buf = [0u8; 2048];
+    let n = sink.recv(&mut buf).expect("a syslog datagram");
+    let msg = String::from_utf8_lossy(&buf[..n]);
+    // local0 (16) * 8 + info (6) = 134.
+    assert!(msg.starts_with("<134>"), "{msg}");
+    assert!(msg.contains(&format!("ringlb[{}]: ", lb.pid())), "{msg}");
+    assert!(msg.ends_with("\"GET /sys HTTP/1.1\""), "{msg}");
+}
+
+#[test]
+fn tcp_lines() {
+    let echo = EchoServer::start();
+    let lb = RingLb::start(&toml("stdout", "tcp", "tcp", echo.addr()));
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(lb.addr("web")).unwrap();
+        s.write_all(b"hello").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"hello");
+    }
+    wait_for("the tcp log line", Duration::from_secs(5), || {
+        lb.stdout_lines().iter().any(|l| l.contains(" web app/s1 "))
+    });
+    let line = lb
+        .stdout_lines()
+        .into_iter()
+        .find(|l| l.contains(" web app/s1 "))
+        .unwrap();
+    let f: Vec<&str> = line.split(' ').collect();
+    assert_eq!(f[4].split('/').count(), 3, "Tw/Tc/Tt: {line}");
+    assert_eq!(f[5], "5", "bytes to the client: {line}");
+    assert_eq!(f[6], "--", "{line}");
+}
+
+#[test]
+fn haproxy_cfg_log_global_and_httplog() {
+    let b = TestBackend::start("b");
+    let port = free_port();
+    let cfg = format!(
+        "global\n    nbthread 2\n    log stdout format raw local0\n\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:{port}\n    default_backend app\n\nbackend app\n    server s1 {}\n",
+        b.addr()
+    );
+    let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
+    std::fs::write(file.path(), cfg).unwrap();
+    let lb = RingLb::launch(&["-f", file.path().to_str().unwrap()], None, |l| {
+        l.starts_with("ready")
+    });
+    assert_eq!(http_get(lb.addr("www"), "/cfg").status, 200);
+    wait_for("the log line", Duration::from_secs(5), || {
+        lb.stdout_lines()
+            .iter()
+            .any(|l| l.contains(" www app/s1 ") && l.contains("/cfg"))
+    });
+}
