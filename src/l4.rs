@@ -148,11 +148,8 @@ async fn connect(
 ) -> Option<(TcpStream, Slot, [i64; 2])> {
     let conf = &shard.config.backends[backend];
     let be = &shard.upstreams.backends[backend];
-    let key =
-        matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. }).then(|| match peer.ip() {
-            std::net::IpAddr::V4(v4) => crate::upstream::balance::hash_key(&v4.octets()),
-            std::net::IpAddr::V6(v6) => crate::upstream::balance::hash_key(&v6.octets()),
-        });
+    let key = matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. })
+        .then(|| crate::upstream::balance::source_hash(peer.ip()));
     let mut tried = Tried::default();
     let mut failures = 0;
     loop {

@@ -1,264 +1,24 @@
-//! Differential tests: Debian's HAProxy 2.6 and ringlb run the same haproxy.cfg text
-//! (each on its own port, stats socket and set of test servers with the same names),
-//! get the same requests, and must answer alike: status codes, the server that
-//! answered (`x-backend`), the X-Forwarded-For values the server saw, and the runtime
-//! API's answers (`show stat` header, rows and `status` column, `show servers state`
-//! header, error lines). Every config uses `nbthread 1`, so that round robin walks one
-//! list in both. A mismatch panics with the config, the request and both answers.
+//! Differential tests of traffic: Debian's HAProxy 2.6 and ringlb run the same
+//! haproxy.cfg text (`common::twins`: each on its own port and set of test servers with
+//! the same names, `nbthread 1` in both), get the same requests, and must answer alike:
+//! status codes, the server that answered (`x-backend`), the X-Forwarded-For values the
+//! server saw. Covered: ACL routing, round robin and other algorithms, backups, dead
+//! servers, failing health checks, retries, X-Forwarded-For, local replies. The runtime
+//! API is compared in `haproxy_diff_runtime_api.rs`.
+//!
+//! A mismatch panics with the config, the request and both answers. Differences that
+//! README or `src/config/from_haproxy.rs` document as deliberate are not compared: they
+//! are pinned (`documented_deviations_stay_as_documented`) or ignored with the reason.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::haproxy::{cli, render, ringlb_cfg, HaProxy};
 use common::traffic::backend_of;
+use common::twins::{ask, get, stat_view, status_of, Side, Srv, Twins};
 use common::*;
-
-/// What every diff config starts with: one thread, the stats socket, short timeouts.
-const HEAD: &str = r#"global
-    nbthread 1
-    stats socket "${SOCK}" mode 600 level admin
-
-defaults
-    mode http
-    timeout connect 500ms
-    timeout client 10s
-    timeout server 10s
-"#;
-
-/// A server of a diff config: a `TestBackend` of that name on each side, or an
-/// address where nothing listens.
-#[derive(Clone, Copy)]
-enum Srv {
-    Up(&'static str),
-    Dead,
-}
-
-/// One of the two balancers under test, with its own servers.
-struct Side {
-    who: &'static str,
-    frontends: BTreeMap<String, SocketAddr>,
-    sock: PathBuf,
-    backends: Vec<TestBackend>,
-}
-
-impl Side {
-    fn addr(&self, frontend: &str) -> SocketAddr {
-        self.frontends[frontend]
-    }
-
-    fn backend(&self, name: &str) -> &TestBackend {
-        self.backends
-            .iter()
-            .find(|b| b.name() == name)
-            .unwrap_or_else(|| panic!("no test server {name}"))
-    }
-
-    fn cli(&self, line: &str) -> String {
-        cli(&self.sock, line)
-    }
-}
-
-/// HAProxy and ringlb on the same config.
-struct Twins {
-    config: String,
-    hx: Side,
-    lb: Side,
-    _haproxy: HaProxy,
-    _ringlb: common::RingLb,
-    _dir: tempfile::TempDir,
-}
-
-impl Twins {
-    /// Starts both on `HEAD` + `body`, where each frontend of `frontends` binds
-    /// `"127.0.0.1:${VAR}"` (name, VAR) and each server address is `"${VAR}"`.
-    fn start(body: &str, frontends: &[(&str, &str)], servers: &[(&str, Srv)]) -> Twins {
-        let config = format!("{HEAD}\n{body}");
-        let dir = tempfile::tempdir().unwrap();
-        let mut sides = Vec::new();
-        for who in ["haproxy", "ringlb"] {
-            let sock = dir.path().join(format!("{who}.sock"));
-            let mut vars: Vec<(&str, String)> = vec![("SOCK", sock.display().to_string())];
-            let mut backends = Vec::new();
-            for &(var, srv) in servers {
-                let addr = match srv {
-                    Srv::Up(name) => {
-                        let b = TestBackend::start(name);
-                        let a = b.addr();
-                        backends.push(b);
-                        a
-                    }
-                    Srv::Dead => dead_addr(),
-                };
-                vars.push((var, addr.to_string()));
-            }
-            let mut ports = BTreeMap::new();
-            for &(fe, var) in frontends {
-                let port = if who == "haproxy" { free_port() } else { 0 };
-                ports.insert(fe.to_string(), port);
-                vars.push((var, port.to_string()));
-            }
-            sides.push((who, render(&config, &vars), sock, backends, ports));
-        }
-        let (lb_who, lb_text, lb_sock, lb_backends, _) = sides.pop().unwrap();
-        let (hx_who, hx_text, hx_sock, hx_backends, hx_ports) = sides.pop().unwrap();
-        let hx_addrs: BTreeMap<String, SocketAddr> = hx_ports
-            .iter()
-            .map(|(fe, p)| (fe.clone(), SocketAddr::from(([127, 0, 0, 1], *p))))
-            .collect();
-        let waits: Vec<SocketAddr> = hx_addrs.values().copied().collect();
-        let haproxy = HaProxy::start(&hx_text, &waits, Some(&hx_sock));
-        let ringlb = ringlb_cfg(&lb_text);
-        let lb_addrs = frontends
-            .iter()
-            .map(|&(fe, _)| (fe.to_string(), ringlb.addr(fe)))
-            .collect();
-        Twins {
-            config,
-            hx: Side {
-                who: hx_who,
-                frontends: hx_addrs,
-                sock: hx_sock,
-                backends: hx_backends,
-            },
-            lb: Side {
-                who: lb_who,
-                frontends: lb_addrs,
-                sock: lb_sock,
-                backends: lb_backends,
-            },
-            _haproxy: haproxy,
-            _ringlb: ringlb,
-            _dir: dir,
-        }
-    }
-
-    /// `f` on HAProxy, then on ringlb.
-    fn both<T>(&self, f: impl Fn(&Side) -> T) -> (T, T) {
-        (f(&self.hx), f(&self.lb))
-    }
-
-    /// The panic message for answers that differ.
-    fn differs(&self, what: &str, hx: &dyn Debug, lb: &dyn Debug) -> String {
-        format!(
-            "ringlb differs from HAProxy 2.6\n--- config ---\n{}\n--- request ---\n{what}\n--- haproxy ---\n{hx:#?}\n--- ringlb ---\n{lb:#?}",
-            self.config
-        )
-    }
-
-    /// Asserts that `f` gives the same answer on both sides.
-    fn same<T: PartialEq + Debug>(&self, what: &str, f: impl Fn(&Side) -> T) -> T {
-        let (a, b) = self.both(f);
-        assert!(a == b, "{}", self.differs(what, &a, &b));
-        a
-    }
-
-    /// Runs every request on both sides and asserts every answer is the same; all
-    /// differences are listed at once.
-    fn same_all<R: Debug, T: PartialEq + Debug>(&self, requests: &[R], f: impl Fn(&Side, &R) -> T) {
-        let mut diffs = Vec::new();
-        for r in requests {
-            let (a, b) = self.both(|s| f(s, r));
-            if a != b {
-                let mut shown = format!("{r:?}");
-                if shown.len() > 200 {
-                    shown = format!("{}... ({} bytes)", &shown[..160], shown.len());
-                }
-                diffs.push(format!("{shown}\n    haproxy: {a:?}\n    ringlb:  {b:?}"));
-            }
-        }
-        assert!(
-            diffs.is_empty(),
-            "ringlb differs from HAProxy 2.6 on {} of {} requests\n--- config ---\n{}\n--- differences ---\n{}",
-            diffs.len(),
-            requests.len(),
-            self.config,
-            diffs.join("\n")
-        );
-    }
-
-    /// Polls until `cond` holds on both sides; panics after `timeout` with both
-    /// `show stat` tables.
-    fn wait_both(&self, what: &str, timeout: Duration, cond: impl Fn(&Side) -> bool) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let (a, b) = self.both(&cond);
-            if a && b {
-                return;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what} (haproxy: {a}, ringlb: {b})\n--- haproxy show stat ---\n{}\n--- ringlb show stat ---\n{}",
-                    self.hx.cli("show stat"),
-                    self.lb.cli("show stat")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// One request on a fresh connection: (status, the server that answered or "-").
-fn ask(addr: SocketAddr, raw: &str) -> (u16, String) {
-    match HttpClient::connect(addr).try_request(raw) {
-        Ok(r) => (r.status, r.header("x-backend").unwrap_or("-").to_string()),
-        Err(e) => (0, format!("no response: {e}")),
-    }
-}
-
-fn get(host: &str, path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
-}
-
-/// `show stat` as rows of named columns.
-fn stat_rows(csv: &str) -> Vec<BTreeMap<String, String>> {
-    let mut lines = csv.lines();
-    let header: Vec<String> = lines
-        .next()
-        .and_then(|h| h.strip_prefix("# "))
-        .unwrap_or_else(|| panic!("no `# ` header in show stat: {csv:?}"))
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            header
-                .iter()
-                .cloned()
-                .zip(l.split(',').map(str::to_string))
-                .collect()
-        })
-        .collect()
-}
-
-/// (pxname, svname, the chosen columns) of every `show stat` row, in order.
-fn stat_view(s: &Side, columns: &[&str]) -> Vec<(String, String, Vec<String>)> {
-    stat_rows(&s.cli("show stat"))
-        .into_iter()
-        .map(|r| {
-            let get = |c: &str| r.get(c).cloned().unwrap_or_default();
-            (
-                get("pxname"),
-                get("svname"),
-                columns.iter().map(|c| get(c)).collect(),
-            )
-        })
-        .collect()
-}
-
-/// The `status` column of server `sv` in `show stat`.
-fn status_of(s: &Side, px: &str, sv: &str) -> String {
-    stat_rows(&s.cli("show stat"))
-        .into_iter()
-        .find(|r| r["pxname"] == px && r["svname"] == sv)
-        .map(|r| r["status"].clone())
-        .unwrap_or_else(|| panic!("{}: no {px}/{sv} row", s.who))
-}
 
 #[test]
 fn acl_routing_on_host_path_url_method_and_headers() {
@@ -642,10 +402,9 @@ backend app
     );
     let cols = ["status", "check_status", "check_code"];
     t.wait_both("both servers checked", Duration::from_secs(10), |s| {
-        status_of(s, "app", "s1") == "UP"
-            && stat_view(s, &cols)
-                .iter()
-                .all(|r| r.1 == "BACKEND" || r.1 == "FRONTEND" || r.2[1] == "L7OK")
+        stat_view(s, &cols)
+            .iter()
+            .all(|r| r.0 != "app" || r.1 == "BACKEND" || r.2[1] == "L7OK")
     });
     t.same("show stat while both pass", |s| stat_view(s, &cols));
 
@@ -755,137 +514,10 @@ backend with_xff
     });
 }
 
-/// A backend with a server of each kind `show stat` tells apart: UP (checked), DOWN
-/// (its check fails), `no check`, MAINT (set by the operator) and MAINT (`disabled`).
-const STATES: &str = r#"
-frontend web
-    bind "127.0.0.1:${PORT}"
-    default_backend app
-
-backend app
-    default-server inter 100ms fall 1 rise 1
-    server up1 "${UP1}" check
-    server dead1 "${D1}" check
-    server nochk "${UP2}"
-    server maint1 "${UP3}" check
-    server off1 "${UP4}" disabled
-
-backend other
-    balance leastconn
-    server o1 "${UP5}"
-"#;
-
-fn states() -> Twins {
-    let t = Twins::start(
-        STATES,
-        &[("web", "PORT")],
-        &[
-            ("UP1", Srv::Up("up1")),
-            ("D1", Srv::Dead),
-            ("UP2", Srv::Up("nochk")),
-            ("UP3", Srv::Up("maint1")),
-            ("UP4", Srv::Up("off1")),
-            ("UP5", Srv::Up("o1")),
-        ],
-    );
-    let (a, b) = t.both(|s| s.cli("set server app/maint1 state maint"));
-    assert_eq!((a.as_str(), b.as_str()), ("\n", "\n"));
-    t.wait_both(
-        "dead1 DOWN and maint1 MAINT",
-        Duration::from_secs(10),
-        |s| status_of(s, "app", "dead1") == "DOWN" && status_of(s, "app", "maint1") == "MAINT",
-    );
-    t
-}
-
-#[test]
-fn runtime_api_show_stat_header_rows_and_status() {
-    let t = states();
-    t.same("the `show stat` header line", |s| {
-        s.cli("show stat").lines().next().unwrap_or("").to_string()
-    });
-    t.same(
-        "show stat: pxname, svname and status of every row, in order",
-        |s| stat_view(s, &["status"]),
-    );
-}
-
-#[test]
-fn runtime_api_show_servers_state_header() {
-    let t = states();
-    t.same("the `show servers state` header (first two lines)", |s| {
-        s.cli("show servers state")
-            .lines()
-            .take(2)
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    });
-}
-
-#[test]
-fn runtime_api_show_servers_state_rows() {
-    let t = states();
-    t.same(
-        "show servers state: be_name srv_name srv_op_state srv_admin_state srv_uweight srv_iweight",
-        |s| {
-            s.cli("show servers state")
-                .lines()
-                .skip(2)
-                .filter(|l| !l.is_empty())
-                .map(|l| {
-                    let w: Vec<&str> = l.split(' ').collect();
-                    [1, 3, 5, 6, 7, 8]
-                        .iter()
-                        .map(|&i| w.get(i).copied().unwrap_or("?"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect::<Vec<_>>()
-        },
-    );
-}
-
-#[test]
-fn runtime_api_error_lines() {
-    let t = states();
-    let commands = [
-        "set server app/zz state ready",
-        "set server nope/up1 state ready",
-        "set server app/up1 state foo",
-        "set server app/up1 weight 300",
-        "set weight app/up1",
-        "get weight app/up1",
-        "get weight app/zz",
-        "set maxconn server app/up1 x",
-        "show servers state nope",
-        "disable server app/zz",
-        "enable server nope/x",
-    ];
-    t.same_all(&commands, |s, cmd| s.cli(cmd));
-}
-
-#[test]
-fn runtime_api_state_changes() {
-    let t = states();
-    let commands = [
-        "set server app/maint1 state ready",
-        "set server app/up1 state drain",
-        "set server app/up1 weight 50%",
-        "get weight app/up1",
-        "set weight app/nochk 0",
-        "get weight app/nochk",
-        "disable server app/nochk",
-        "enable server app/nochk",
-    ];
-    t.same_all(&commands, |s, cmd| s.cli(cmd));
-    t.wait_both("maint1 back UP", Duration::from_secs(10), |s| {
-        status_of(s, "app", "maint1") == "UP"
-    });
-    t.same("show stat status and weight after the changes", |s| {
-        stat_view(s, &["status", "weight"])
-    });
-}
-
+/// static-rr, leastconn (one request at a time: equally loaded servers take turns) and
+/// first. The hash algorithms (source, uri, url_param, hdr) are not compared: README
+/// documents ringlb hashing keys with xxh3, so a key lands on another server than with
+/// HAProxy's hashes by design.
 #[test]
 fn other_algorithms_pick_the_same_servers() {
     let body = r#"
@@ -941,7 +573,13 @@ backend first
     }
 }
 
+/// README documents ringlb's round robin as an earliest-deadline schedule (a server's
+/// k-th turn is due at (k + 1/2) / weight), which interleaves servers of different
+/// weights in another order than HAProxy's fwrr tree (same shares, see
+/// `weighted_roundrobin_gives_the_same_shares`). HAProxy: s1 s3 s1 s2 s1 s3, ringlb:
+/// s1 s3 s1 s2 s3 s1.
 #[test]
+#[ignore = "deliberate: README documents the earliest-deadline round robin, whose order differs from HAProxy's fwrr"]
 fn weighted_roundrobin_order() {
     let body = r#"
 frontend web
@@ -970,9 +608,9 @@ backend app
     });
 }
 
-#[test]
-fn local_replies_have_the_same_status() {
-    let body = r#"
+/// The local replies: the config's `timeout server` and `timeout http-request` are
+/// short, so 504 and 408 come quickly.
+const SHORT: &str = r#"
 defaults short
     mode http
     timeout connect 500ms
@@ -987,30 +625,198 @@ frontend web from short
 backend app from short
     server s1 "${S1}"
 "#;
-    let t = Twins::start(body, &[("web", "PORT")], &[("S1", Srv::Up("s1"))]);
-    let big = "a".repeat(20_000);
+
+#[test]
+fn local_replies_have_the_same_status() {
+    let t = Twins::start(SHORT, &[("web", "PORT")], &[("S1", Srv::Up("s1"))]);
     let requests: Vec<String> = vec![
         get("h", "/"),
+        // 502: not HTTP, and a close before any response byte.
         get("h", "/garbage"),
         get("h", "/close"),
+        // 504: no response within `timeout server`.
         get("h", "/sleep/1500"),
+        // The server's own 503 passes through.
         get("h", "/status/503"),
+        // 400: malformed requests.
         "NOT HTTP AT ALL\r\n\r\n".into(),
+        "GET /\r\n\r\n".into(),
         "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx".into(),
         "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n".into(),
         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n".into(),
-        format!("GET / HTTP/1.1\r\nHost: h\r\nX-Big: {big}\r\n\r\n"),
-        // An incomplete head: `timeout http-request`.
-        "GET / HTTP/1.1\r\nHost: h\r\n".into(),
-        "GET / HTTP/1.1\r\n\r\n".into(),
         "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".into(),
-        "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n".into(),
-        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
-        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
-        "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n".into(),
         "GET / HTTP/1.1\r\nHost: h\r\nX-Bad Header: 1\r\n\r\n".into(),
-        "GET / HTTP/2.0\r\nHost: h\r\n\r\n".into(),
-        "GET /\r\n\r\n".into(),
+        // Two equal Content-Lengths are one.
+        "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n".into(),
+        // 408: the head is not complete within `timeout http-request`.
+        "GET / HTTP/1.1\r\nHost: h\r\n".into(),
     ];
-    t.same_all(&requests, |s, raw| ask(s.addr("web"), raw).0);
+    t.same_all(&requests, |s, raw| ask(s.addr("web"), raw));
+}
+
+/// Requests README documents ringlb refusing where HAProxy 2.6 goes on ("Framing
+/// ambiguities are refused with 400 before anything is forwarded: Content-Length with
+/// Transfer-Encoding, ..., Transfer-Encoding on HTTP/1.0, HTTP/1.1 without exactly one
+/// Host"; "431 head above `limits.max_header_bytes`"). Not compared: both answers are
+/// pinned, so that a change on either side is noticed and the docs follow.
+#[test]
+fn documented_deviations_stay_as_documented() {
+    let t = Twins::start(SHORT, &[("web", "PORT")], &[("S1", Srv::Up("s1"))]);
+    let big = "a".repeat(20_000);
+    let cases: Vec<(String, u16, u16)> = vec![
+        // (request, HAProxy's status, ringlb's status)
+        ("GET / HTTP/1.1\r\n\r\n".into(), 200, 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n".into(), 200, 400),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
+            200,
+            400,
+        ),
+        (
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
+            200,
+            400,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: h\r\nX-Big: {big}\r\n\r\n"),
+            400,
+            431,
+        ),
+    ];
+    for (raw, hx, lb) in &cases {
+        let got = t.both(|s| ask(s.addr("web"), raw).0);
+        let shown: String = format!("{raw:?}").chars().take(120).collect();
+        assert_eq!(got, (*hx, *lb), "{shown}: (haproxy, ringlb)");
+    }
+}
+
+/// `HTTP/2.0` on an HTTP/1 request line: HAProxy 2.6 serves it as HTTP/1.1.
+#[test]
+fn request_line_with_version_2_0() {
+    let t = Twins::start(SHORT, &[("web", "PORT")], &[("S1", Srv::Up("s1"))]);
+    t.same("GET / HTTP/2.0 with a Host", |s| {
+        ask(s.addr("web"), "GET / HTTP/2.0\r\nHost: h\r\n\r\n")
+    });
+}
+
+/// Two servers, the first refusing connections; `retries 2` and a 100 ms turn-around
+/// (HAProxy waits min(`timeout connect`, 1s) before a retry).
+const RETRIES: &str = r#"
+frontend web
+    bind "127.0.0.1:${PORT}"
+    default_backend app
+
+backend app
+    retries 2
+    timeout connect 100ms
+    server s1 "${D1}"
+    server s2 "${S2}"
+"#;
+
+/// Without `option redispatch` HAProxy retries the server it picked: a request
+/// balanced onto the dead one gets 503.
+#[test]
+fn retries_without_redispatch_stay_on_the_server() {
+    let t = Twins::start(
+        RETRIES,
+        &[("web", "PORT")],
+        &[("D1", Srv::Dead), ("S2", Srv::Up("s2"))],
+    );
+    t.same(
+        "4 GETs, the first server refusing, no option redispatch",
+        |s| {
+            (0..4)
+                .map(|_| ask(s.addr("web"), &get("h", "/")))
+                .collect::<Vec<_>>()
+        },
+    );
+}
+
+/// With `option redispatch` the last retry goes to another server.
+#[test]
+fn retries_with_redispatch_reach_another_server() {
+    let body = RETRIES.replace("    retries 2\n", "    retries 2\n    option redispatch\n");
+    let t = Twins::start(
+        &body,
+        &[("web", "PORT")],
+        &[("D1", Srv::Dead), ("S2", Srv::Up("s2"))],
+    );
+    t.same(
+        "4 GETs, the first server refusing, option redispatch",
+        |s| {
+            (0..4)
+                .map(|_| ask(s.addr("web"), &get("h", "/")))
+                .collect::<Vec<_>>()
+        },
+    );
+}
+
+/// The manual, `use_backend`: "If no default backend is defined, either the servers in
+/// the same section are used (in case of a "listen" section) ...": a listen section's
+/// own servers come after its `default_backend`.
+#[test]
+fn listen_section_with_a_default_backend() {
+    let body = r#"
+listen web
+    bind "127.0.0.1:${PORT}"
+    use_backend api if { path_beg /api/ }
+    default_backend app
+    server own1 "${OWN1}"
+
+backend app
+    server app1 "${APP1}"
+
+backend api
+    server api1 "${API1}"
+"#;
+    let t = Twins::start(
+        body,
+        &[("web", "PORT")],
+        &[
+            ("OWN1", Srv::Up("own1")),
+            ("APP1", Srv::Up("app1")),
+            ("API1", Srv::Up("api1")),
+        ],
+    );
+    let requests = vec![get("h", "/"), get("h", "/api/x")];
+    t.same_all(&requests, |s, raw| ask(s.addr("web"), raw));
+}
+
+/// `method` patterns: HAProxy knows the standard methods whatever their case in the
+/// pattern; other methods match exactly.
+#[test]
+fn acl_method_patterns() {
+    let body = r#"
+frontend web
+    bind "127.0.0.1:${PORT}"
+    acl m_get  method get
+    acl m_put  method PUT
+    acl m_odd  method PURGE
+    use_backend one if m_get
+    use_backend two if m_put || m_odd
+    default_backend app
+
+backend app
+    server app1 "${APP1}"
+
+backend one
+    server one1 "${ONE1}"
+
+backend two
+    server two1 "${TWO1}"
+"#;
+    let t = Twins::start(
+        body,
+        &[("web", "PORT")],
+        &[
+            ("APP1", Srv::Up("app1")),
+            ("ONE1", Srv::Up("one1")),
+            ("TWO1", Srv::Up("two1")),
+        ],
+    );
+    let requests: Vec<String> = ["GET", "HEAD", "PUT", "PURGE", "purge", "POST"]
+        .iter()
+        .map(|m| format!("{m} / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"))
+        .collect();
+    t.same_all(&requests, |s, raw| ask(s.addr("web"), raw));
 }

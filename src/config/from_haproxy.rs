@@ -16,7 +16,7 @@ use super::{
     Condition, Config, ConfigErrors, DriverChoice, Fetch, Frontend, HashKey, HealthCheck, Limits,
     MatchMethod, Mode, PoolSettings, Route, Runtime, Server, StatusMatch, Timeouts,
 };
-use super::{syslog_facility, LogFormat, LogSink, LogTarget};
+use super::{syslog_facility, LogFormat, LogSink, LogTarget, RequestAction, RequestRule};
 
 /// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
 /// ringlb emulates 2.6, so `roundrobin`.
@@ -128,6 +128,7 @@ struct Proxy {
     has_bind_line: bool,
     bind_lines: usize,
     accept_proxy_binds: usize,
+    request_rules: Vec<RequestRule>,
 }
 
 impl Mapper {
@@ -438,7 +439,13 @@ impl Mapper {
                 Some(b) => p.default_backend = Some((l.line, b.clone())),
                 None => self.err(l.line, "'default_backend' expects a backend name"),
             },
-            "use_backend" if fe && !is_defaults => self.use_backend(l, p),
+                        "use_backend" if fe && !is_defaults => self.use_backend(l, p),
+            "http-request" if fe && !is_defaults => self.http_request(l, l.args(), p),
+            "redirect" if fe && !is_defaults => {
+                let mut words = vec!["redirect".to_string()];
+                words.extend(l.args().iter().cloned());
+                self.http_request(l, &words, p)
+            }
             "server" if be && !is_defaults => self.server(l, p),
             "reqadd" | "reqrep" | "reqdel" | "reqirep" | "reqidel" | "reqdeny" | "reqallow" | "reqpass" | "reqtarpit"
             | "reqideny" | "reqiallow" | "reqipass" | "reqitarpit" | "rspadd" | "rsprep" | "rspdel" | "rspirep"
@@ -447,7 +454,7 @@ impl Mapper {
                 format!("'{kw}' was removed in HAProxy 2.1: use 'http-request' / 'http-response' rules"),
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
-            "http-request" | "http-response" | "http-after-response" | "tcp-request" | "tcp-response" | "redirect"
+            "http-response" | "http-after-response" | "tcp-request" | "tcp-response"
             | "compression" | "cookie" | "stick-table" | "stick" | "capture" | "unique-id-format" | "unique-id-header"
             | "filter" | "http-error" | "errorloc" | "errorloc302" | "errorloc303" | "monitor-uri" | "monitor"
             | "source" | "dispatch" | "server-template" | "persist" | "force-persist" | "ignore-persist"
@@ -902,6 +909,112 @@ impl Mapper {
         p.rules.push((l.line, cond, name.clone()));
     }
 
+    /// `http-request ACTION ARGS [if|unless COND]` (and `redirect ...`, which is the
+    /// same as `http-request redirect ...`).
+    fn http_request(&mut self, l: &Line, w: &[String], p: &mut Proxy) {
+        let Some(action) = w.first() else {
+            return self.err(l.line, "'http-request' expects an action");
+        };
+        // Split off the condition.
+        let cut = w
+            .iter()
+            .position(|x| x == "if" || x == "unless")
+            .unwrap_or(w.len());
+        let args: Vec<&str> = w[1..cut].iter().map(String::as_str).collect();
+        let cond = if cut < w.len() {
+            match self.condition(l.line, &w[cut + 1..], p) {
+                Some(c) if w[cut] == "unless" => Condition::Not(Box::new(c)),
+                Some(c) => c,
+                None => return,
+            }
+        } else {
+            Condition::Always
+        };
+        if args.iter().any(|a| a.contains("%[") || a.contains("%{")) {
+            return self.err(
+                l.line,
+                "log-format expressions (%[...]) in http-request values are not supported yet",
+            );
+        }
+        let act = match (action.as_str(), args.as_slice()) {
+            ("set-header", [name, value]) => RequestAction::SetHeader(name.to_string(), value.to_string()),
+            ("add-header", [name, value]) => RequestAction::AddHeader(name.to_string(), value.to_string()),
+            ("del-header", [name]) => RequestAction::DelHeader(name.to_string()),
+            ("del-header", [name, "-m", "str"]) => RequestAction::DelHeader(name.to_string()),
+            ("deny" | "tarpit", rest) => {
+                let status = match rest {
+                    [] => 403,
+                    ["deny_status", n] => match n.parse::<u16>() {
+                        Ok(s) if (200..600).contains(&s) => s,
+                        _ => return self.err(l.line, format!("invalid deny_status '{n}'")),
+                    },
+                    _ => return self.err(l.line, format!("'http-request deny {}' is not supported yet", rest.join(" "))),
+                };
+                let body = format!("<html><body><h1>{status} Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n");
+                RequestAction::respond(status, "text/html", &body, "")
+            }
+            ("return", rest) => {
+                let (mut status, mut ctype, mut body) = (200u16, "text/plain".to_string(), String::new());
+                let mut i = 0;
+                while i < rest.len() {
+                    let v = rest.get(i + 1).copied().unwrap_or("");
+                    match rest[i] {
+                        "status" => match v.parse::<u16>() {
+                            Ok(s) if (200..600).contains(&s) => status = s,
+                            _ => return self.err(l.line, format!("invalid return status '{v}'")),
+                        },
+                        "content-type" => ctype = v.to_string(),
+                        "string" => body = v.to_string(),
+                        "lf-string" | "file" | "lf-file" | "errorfile" | "errorfiles" | "hdr" => {
+                            return self.err(l.line, format!("'http-request return ... {}' is not supported yet", rest[i]))
+                        }
+                        other => return self.err(l.line, format!("'http-request return': unknown argument '{other}'")),
+                    }
+                    i += 2;
+                }
+                RequestAction::respond(status, &ctype, &body, "")
+            }
+            ("redirect", rest) => {
+                let (Some(kind), Some(target)) = (rest.first(), rest.get(1)) else {
+                    return self.err(l.line, "'redirect' expects location|prefix|scheme and a target");
+                };
+                let mut code = 302u16;
+                let mut i = 2;
+                while i < rest.len() {
+                    match rest[i] {
+                        "code" => match rest.get(i + 1).and_then(|c| c.parse::<u16>().ok()) {
+                            Some(c @ (301 | 302 | 303 | 307 | 308)) => code = c,
+                            _ => return self.err(l.line, "'redirect code' expects 301, 302, 303, 307 or 308"),
+                        },
+                        "drop-query" | "append-slash" | "set-cookie" | "clear-cookie" => {
+                            return self.err(l.line, format!("'redirect ... {}' is not supported yet", rest[i]))
+                        }
+                        other => return self.err(l.line, format!("'redirect': unknown option '{other}'")),
+                    }
+                    i += 2;
+                }
+                match *kind {
+                    "location" => RequestAction::respond(code, "text/plain", "", &format!("Location: {target}\r\n")),
+                    "prefix" | "scheme" => {
+                        return self.err(l.line, format!("'redirect {kind}' needs the request URI, which is not supported yet (use 'redirect location')"))
+                    }
+                    other => return self.err(l.line, format!("'redirect {other}': expected location, prefix or scheme")),
+                }
+            }
+            ("use-service", ["prometheus-exporter"]) => {
+                return self.err(
+                    l.line,
+                    "'http-request use-service prometheus-exporter' is not supported yet: use [admin] listen and its /metrics",
+                )
+            }
+            (a, _) if matches!(a, "set-header" | "add-header" | "del-header") => {
+                return self.err(l.line, format!("'http-request {a}' expects a name and a value"))
+            }
+            (a, _) => return self.err(l.line, format!("'http-request {a}' is not supported yet")),
+        };
+        p.request_rules.push(RequestRule { cond, action: act });
+    }
+
     /// `acl1 !acl2 || { criterion pattern } acl3`: AND binds tighter than `||`.
     fn condition(&mut self, line: usize, w: &[String], p: &Proxy) -> Option<Condition> {
         if w.is_empty() {
@@ -1349,6 +1462,12 @@ impl Mapper {
                     format!("proxy '{}' (mode tcp) has no backend", p.name),
                 );
             }
+            if mode == Mode::Tcp && !p.request_rules.is_empty() {
+                self.err(
+                    p.line,
+                    format!("proxy '{}': 'http-request' rules need 'mode http'", p.name),
+                );
+            }
             if mode == Mode::Tcp && default_backend.is_none() {
                 default_backend = routes.first().map(|r| r.backend);
             }
@@ -1372,6 +1491,7 @@ impl Mapper {
                     })
                 }),
                 dont_log_null: p.settings.dont_log_null,
+                request_rules: p.request_rules.clone(),
                 timeouts: p.settings.timeouts.clone(),
             });
         }
@@ -1416,6 +1536,7 @@ impl Proxy {
             has_bind_line: false,
             bind_lines: 0,
             accept_proxy_binds: 0,
+            request_rules: Vec::new(),
         }
     }
 }

@@ -227,6 +227,66 @@ pub struct Frontend {
     pub dont_log_null: bool,
     /// Client-side timeouts (`client`, `http_request`, `http_keep_alive`) apply here.
     pub timeouts: Timeouts,
+    /// `http-request` rules, in order.
+    pub request_rules: Vec<RequestRule>,
+}
+
+/// `http-request ACTION [if|unless COND]`.
+#[derive(Debug, Clone)]
+pub struct RequestRule {
+    pub cond: Condition,
+    pub action: RequestAction,
+}
+
+#[derive(Debug, Clone)]
+pub enum RequestAction {
+    /// Replace every value of a header (name as written).
+    SetHeader(String, String),
+    AddHeader(String, String),
+    DelHeader(String),
+    /// Answer at once with these bytes (deny, return, redirect) and close.
+    Respond {
+        status: u16,
+        bytes: Vec<u8>,
+    },
+}
+
+impl RequestAction {
+    /// A complete response with a small body, closing the connection.
+    pub fn respond(status: u16, content_type: &str, body: &str, extra: &str) -> RequestAction {
+        let reason = match status {
+            200 => "OK",
+            301 => "Moved Permanently",
+            302 => "Found",
+            303 => "See Other",
+            307 => "Temporary Redirect",
+            308 => "Permanent Redirect",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            429 => "Too Many Requests",
+            500 => "Internal Server Error",
+            502 => "Bad Gateway",
+            503 => "Service Unavailable",
+            504 => "Gateway Timeout",
+            _ => "Status",
+        };
+        let mut bytes = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
+        if !body.is_empty() {
+            bytes.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+        }
+        bytes.extend_from_slice(extra.as_bytes());
+        bytes.extend_from_slice(
+            format!(
+                "Content-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        RequestAction::Respond { status, bytes }
+    }
 }
 
 /// `use_backend BACKEND if CONDITION`: the first route whose condition holds wins.

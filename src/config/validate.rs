@@ -701,6 +701,7 @@ impl Validator {
                     }
                 },
                 dont_log_null: f.dont_log_null,
+                request_rules: Vec::new(),
                 timeouts: super::default_timeouts(),
             });
         }

@@ -15,9 +15,10 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed, MAX_HEADERS};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome};
 use super::reply::{Reply, CONTINUE};
-use super::route::{is_idempotent, request_hash, route, View};
+use super::route::{eval, is_idempotent, request_hash, route, View};
 use crate::accesslog::{ms, HttpEntry};
 use crate::config::BalanceAlgo;
+use crate::config::RequestAction;
 use crate::shard::{Shard, Slot};
 use crate::stats::Counters;
 use crate::upstream::Tried;
@@ -31,6 +32,8 @@ enum Stop {
     Close,
     /// Answer with a canned reply, then close.
     Reply(Reply),
+    /// Answer with the response of the frontend's `http-request` rule N, then close.
+    Rule(usize),
 }
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
@@ -135,6 +138,7 @@ pub async fn serve(
             conn.rec.term = match &result {
                 Ok(_) => "----",
                 Err(Stop::Close) => "CD--",
+                Err(Stop::Rule(_)) => "PR--",
                 Err(Stop::Reply(r)) => match r {
                     Reply::BadRequest => "CR--",
                     Reply::RequestTimeout => "cR--",
@@ -144,6 +148,14 @@ pub async fn serve(
                     Reply::BadGateway => "SH--",
                 },
             };
+        }
+        if let Err(Stop::Rule(i)) = &result {
+            if let RequestAction::Respond { status, bytes } =
+                &conn.shard.config.frontends[frontend].request_rules[*i].action
+            {
+                conn.rec.status = *status;
+                conn.rec.bytes_out += bytes.len() as u64;
+            }
         }
         if let Err(Stop::Reply(r)) = &result {
             conn.rec.status = r.status();
@@ -171,6 +183,25 @@ pub async fn serve(
                     .is_ok()
                 {
                     linger_close(conn.client, conn.cbuf).await;
+                }
+                return;
+            }
+            Err(Stop::Rule(i)) => {
+                let deadline = Instant::now() + conn.timeouts().client;
+                let shard = conn.shard.clone();
+                if let RequestAction::Respond { bytes, .. } =
+                    &shard.config.frontends[frontend].request_rules[i].action
+                {
+                    let mut out = std::mem::take(&mut conn.out);
+                    out.clear();
+                    out.extend_from_slice(bytes);
+                    let len = out.len();
+                    if write_range(&mut conn.client, &mut out, 0..len, deadline)
+                        .await
+                        .is_ok()
+                    {
+                        linger_close(conn.client, conn.cbuf).await;
+                    }
                 }
                 return;
             }
@@ -500,13 +531,27 @@ impl Conn {
                         if self.shard.fault_panic_path.as_deref() == Some(r.path) {
                             panic!("fault injection: request for {}", r.path);
                         }
-                        let backend = route(
-                            fe,
-                            &View {
-                                req: &r,
-                                src: self.peer.ip(),
-                            },
-                        );
+                        let view = View {
+                            req: &r,
+                            src: self.peer.ip(),
+                        };
+                        for (i, rule) in fe.request_rules.iter().enumerate() {
+                            if !eval(&rule.cond, &view) {
+                                continue;
+                            }
+                            match &rule.action {
+                                RequestAction::Respond { .. } => return Err(Stop::Rule(i)),
+                                RequestAction::DelHeader(name) => del_header(&mut self.out, name),
+                                RequestAction::SetHeader(name, value) => {
+                                    del_header(&mut self.out, name);
+                                    add_header(&mut self.out, name, value);
+                                }
+                                RequestAction::AddHeader(name, value) => {
+                                    add_header(&mut self.out, name, value)
+                                }
+                            }
+                        }
+                        let backend = route(fe, &view);
                         let hash =
                             backend.and_then(|b| match &self.shard.config.backends[b].balance {
                                 BalanceAlgo::Hash { key, .. } => {
@@ -732,4 +777,55 @@ struct Upstream {
     stream: TcpStream,
     /// Came from the pool: the server may have closed it meanwhile.
     reused: bool,
+}
+
+/// Removes every `name:` line from a rewritten head (in place, no allocation).
+fn del_header(head: &mut Vec<u8>, name: &str) {
+    let mut read = 0;
+    let mut write = 0;
+    let mut first = true;
+    while read < head.len() {
+        let end = head[read..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(head.len(), |p| read + p + 2);
+        let line = &head[read..end];
+        let drop = !first
+            && line.len() > name.len()
+            && line[name.len()] == b':'
+            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes());
+        if !drop {
+            head.copy_within(read..end, write);
+            write += end - read;
+        }
+        first = false;
+        read = end;
+    }
+    head.truncate(write);
+}
+
+/// Adds `name: value` at the end of a rewritten head (before its empty line).
+fn add_header(head: &mut Vec<u8>, name: &str, value: &str) {
+    head.truncate(head.len().saturating_sub(2));
+    head.extend_from_slice(name.as_bytes());
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value.as_bytes());
+    head.extend_from_slice(b"\r\n\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_edits() {
+        let mut h = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\nX-B: 3\r\n\r\n".to_vec();
+        del_header(&mut h, "x-a");
+        assert_eq!(h, b"GET / HTTP/1.1\r\nHost: a\r\nX-B: 3\r\n\r\n");
+        add_header(&mut h, "X-C", "4");
+        assert_eq!(h, b"GET / HTTP/1.1\r\nHost: a\r\nX-B: 3\r\nX-C: 4\r\n\r\n");
+        del_header(&mut h, "X-B-longer");
+        del_header(&mut h, "host");
+        assert_eq!(h, b"GET / HTTP/1.1\r\nX-B: 3\r\nX-C: 4\r\n\r\n");
+    }
 }

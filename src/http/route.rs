@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::head::Request;
 use crate::config::acl::net_contains;
 use crate::config::{AclTest, Condition, Fetch, Frontend, HashKey, MatchMethod};
-use crate::upstream::balance::hash_key;
+use crate::upstream::balance::{hash_key, source_hash};
 
 /// What conditions can look at; borrowed from the parsed head, nothing copied.
 pub struct View<'r, 'a> {
@@ -112,13 +112,7 @@ fn find(s: &str, p: &str, ic: bool, ok: impl Fn(Option<u8>, Option<u8>) -> bool)
 /// (the balancer then falls back to round robin, as HAProxy does).
 pub fn request_hash(key: &HashKey, req: &Request<'_>, peer: IpAddr) -> Option<u64> {
     match key {
-        HashKey::Source => Some(match peer {
-            IpAddr::V4(v4) => hash_key(&v4.octets()),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => hash_key(&v4.octets()),
-                None => hash_key(&v6.octets()),
-            },
-        }),
+        HashKey::Source => Some(source_hash(peer)),
         HashKey::Uri => Some(hash_key(req.path.as_bytes())),
         HashKey::Path => Some(hash_key(
             req.path.split('?').next().unwrap_or("").as_bytes(),

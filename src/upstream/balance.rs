@@ -385,6 +385,18 @@ fn weighted_index(cumulative: &[u64], r: u64) -> usize {
     cumulative.partition_point(|&c| c <= r)
 }
 
+/// The hash of a client address; IPv4-mapped IPv6 clients hash as their IPv4 address,
+/// so HTTP and TCP frontends (and dual-stack listeners) agree.
+pub fn source_hash(ip: std::net::IpAddr) -> u64 {
+    match ip {
+        std::net::IpAddr::V4(v4) => hash_key(&v4.octets()),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => hash_key(&v4.octets()),
+            None => hash_key(&v6.octets()),
+        },
+    }
+}
+
 /// The hash of a request key, the same on every shard and node.
 pub fn hash_key(bytes: &[u8]) -> u64 {
     xxh3_64(bytes)

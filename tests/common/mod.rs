@@ -12,6 +12,7 @@ pub mod haproxy;
 pub mod proc;
 pub mod tcp;
 pub mod traffic;
+pub mod twins;
 pub mod wire;
 
 use std::thread;
