@@ -165,7 +165,14 @@ async fn connect(
         let slot = Slot::new(shard, backend, server);
         let queued = ms(asked.elapsed());
         let connecting = Instant::now();
-        match shard.upstreams.connect(backend, server).await {
+        let stay = if conf.redispatch {
+            0
+        } else {
+            conf.retries.saturating_sub(failures)
+        };
+        let (res, failed) = shard.upstreams.connect_staying(backend, server, stay).await;
+        failures += failed;
+        match res {
             Ok(stream) => {
                 shard.upstreams.report_success(backend, server);
                 return Some((stream, slot, [queued, ms(connecting.elapsed())]));

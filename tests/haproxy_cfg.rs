@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -127,19 +125,16 @@ fn edge_acl_routing_is_valid_for_both_and_warns_on_ignored_keywords() {
     let name = "edge-acl-routing.cfg";
     let err = assert_valid_for_both(name);
     for (start, word) in [
-        ("log stdout", "log"),
         ("maxconn 4096", "maxconn"),
         ("daemon", "daemon"),
         ("tune.bufsize", "tune.bufsize"),
         ("ssl-default-bind-options", "ssl-default-bind-options"),
-        ("log global", "log"),
-        ("option httplog", "httplog"),
-        ("option dontlognull", "dontlognull"),
         ("maxconn 2000", "maxconn"),
     ] {
         assert_warns(&err, name, start, word);
     }
-    assert_eq!(err.lines().count(), 9, "unexpected warnings:\n{err}");
+    // `log`, `option httplog` and `option dontlognull` are supported (access logs).
+    assert_eq!(err.lines().count(), 5, "unexpected warnings:\n{err}");
 }
 
 #[test]
@@ -148,12 +143,12 @@ fn tcp_service_is_valid_for_both_and_warns_on_ignored_timeouts() {
     let err = assert_valid_for_both(name);
     for (start, word) in [
         ("maxconn 2000", "maxconn"),
-        ("option tcplog", "tcplog"),
         ("timeout tunnel", "tunnel"),
         ("timeout client-fin", "client-fin"),
     ] {
         assert_warns(&err, name, start, word);
     }
+    assert_eq!(err.lines().count(), 3, "unexpected warnings:\n{err}");
 }
 
 #[test]
@@ -360,51 +355,41 @@ fn edge_acl_routing_routes_by_host_and_path() {
     }
 }
 
+/// HTTP test servers behind the TCP proxies: each answer names the server
+/// (`x-backend`), which connection counts could not tell from the TCP checks.
 #[test]
 fn tcp_service_runs_source_affinity_and_round_robin() {
-    let db1 = EchoServer::start();
-    let db2 = EchoServer::start();
-    let gw1 = EchoServer::start();
-    let gw2 = EchoServer::start();
+    let servers: Vec<TestBackend> = ["db1", "db2", "gw1", "gw2"]
+        .iter()
+        .map(|n| TestBackend::start(n))
+        .collect();
     let text = render(
         &fixture("tcp-service.cfg"),
         &[
             ("DB_PORT", "0".into()),
             ("GW_PORT", "0".into()),
-            ("DB1_ADDR", db1.addr().to_string()),
-            ("DB2_ADDR", db2.addr().to_string()),
-            ("GW1_ADDR", gw1.addr().to_string()),
-            ("GW2_ADDR", gw2.addr().to_string()),
+            ("DB1_ADDR", servers[0].addr().to_string()),
+            ("DB2_ADDR", servers[1].addr().to_string()),
+            ("GW1_ADDR", servers[2].addr().to_string()),
+            ("GW2_ADDR", servers[3].addr().to_string()),
         ],
     );
     let lb = ringlb_cfg(&text);
-    let echo = |a: SocketAddr, msg: &[u8]| {
-        let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(5)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(msg).unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut back = Vec::new();
-        s.read_to_end(&mut back).unwrap();
-        assert_eq!(back, msg);
+    let served = |fe: &str| -> std::collections::BTreeSet<String> {
+        (0..6)
+            .map(|_| {
+                let r = http_get(lb.addr(fe), "/");
+                assert_eq!(r.status, 200, "{fe}: {r:?}");
+                backend_of(&r)
+            })
+            .collect()
     };
-    let (db1_before, db2_before) = (db1.accepts(), db2.accepts());
-    for i in 0..6 {
-        echo(lb.addr("db_in"), format!("query {i}").as_bytes());
-    }
     // balance source: one client address, one server.
-    let (d1, d2) = (db1.accepts() - db1_before, db2.accepts() - db2_before);
-    assert!(
-        d1 == 6 && d2 == 0 || d1 == 0 && d2 == 6,
-        "db1 {d1}, db2 {d2}"
-    );
-
-    let (g1_before, g2_before) = (gw1.accepts(), gw2.accepts());
-    for i in 0..6 {
-        echo(lb.addr("gateway"), format!("hop {i}").as_bytes());
-    }
-    let (g1, g2) = (gw1.accepts() - g1_before, gw2.accepts() - g2_before);
-    assert_eq!(g1 + g2, 6);
-    assert!(g1 >= 1 && g2 >= 1, "round robin: gw1 {g1}, gw2 {g2}");
+    let db = served("db_in");
+    assert_eq!(db.len(), 1, "{db:?}");
+    // roundrobin: both.
+    let gw = served("gateway");
+    assert_eq!(gw.len(), 2, "{gw:?}");
 }
 
 #[test]
@@ -509,7 +494,10 @@ fn assert_same_verdicts(snippets: &[&str]) {
             diffs.push(format!(
                 "{snippet:?}\n    haproxy -c: exit {:?} {}\n    ringlb -c:  exit {:?} {}",
                 hx.code(),
-                hx.stderr.lines().find(|l| l.contains("ALERT")).unwrap_or(""),
+                hx.stderr
+                    .lines()
+                    .find(|l| l.contains("ALERT"))
+                    .unwrap_or(""),
                 rl.code(),
                 rl.stderr.lines().next().unwrap_or("")
             ));

@@ -862,8 +862,14 @@ impl Mapper {
                     return None;
                 }
                 "-n" | "-u" => {}
-                // A negative number or a pattern starting with '-': stop at the first non-flag.
-                _ => break,
+                // As HAProxy: a pattern starting with '-' must come after '--'.
+                other => {
+                    self.err(
+                        line,
+                        format!("'{other}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'"),
+                    );
+                    return None;
+                }
             }
             i += 1;
         }
@@ -1191,12 +1197,30 @@ impl Mapper {
                     s.disabled = false;
                     takes_value = false;
                 }
-                "inter" => s.inter = time(self, v, "inter"),
-                "fastinter" => s.fastinter = time(self, v, "fastinter"),
-                "downinter" => s.downinter = time(self, v, "downinter"),
+                "inter" | "fastinter" | "downinter" => {
+                    let d = time(self, v, &w[i]);
+                    if d == Some(Duration::ZERO) {
+                        self.err(l.line, format!("invalid value 0 for argument '{}'", w[i]));
+                    }
+                    match w[i].as_str() {
+                        "inter" => s.inter = d,
+                        "fastinter" => s.fastinter = d,
+                        _ => s.downinter = d,
+                    }
+                }
                 "slowstart" => s.slowstart = time(self, v, "slowstart"),
-                "rise" => s.rise = num(self, v, "rise", 1000).map(|n| n.max(1) as u32),
-                "fall" => s.fall = num(self, v, "fall", 1000).map(|n| n.max(1) as u32),
+                "rise" | "fall" => {
+                    let n = num(self, v, &w[i], 1000);
+                    if n == Some(0) {
+                        self.err(l.line, format!("'{}' has to be > 0", w[i]));
+                    }
+                    let n = n.map(|n| n.max(1) as u32);
+                    if w[i] == "rise" {
+                        s.rise = n;
+                    } else {
+                        s.fall = n;
+                    }
+                }
                 "weight" => s.weight = num(self, v, "weight", 256).map(|n| n as u32),
                 "maxconn" => {
                     s.maxconn = num(self, v, "maxconn", u32::MAX as u64)

@@ -398,7 +398,17 @@ impl Conn {
                     stream,
                     reused: true,
                 },
-                None => match shard.upstreams.connect(backend, server).await {
+                None => match {
+                    let stay = if conf.redispatch {
+                        0
+                    } else {
+                        conf.retries.saturating_sub(failures)
+                    };
+                    let (res, failed) =
+                        shard.upstreams.connect_staying(backend, server, stay).await;
+                    failures += failed;
+                    res
+                } {
                     Ok(stream) => {
                         let mut up = Upstream {
                             server,

@@ -349,6 +349,28 @@ impl Upstreams {
         res
     }
 
+    /// Connects to `server`, trying it again up to `stay` more times when it fails
+    /// (retries without redispatch stay on the same server, as HAProxy's do). Returns
+    /// the outcome and how many failed attempts were already reported.
+    pub async fn connect_staying(
+        &self,
+        backend: usize,
+        server: u32,
+        stay: u32,
+    ) -> (std::io::Result<TcpStream>, u32) {
+        let mut failed = 0;
+        loop {
+            match self.connect(backend, server).await {
+                Ok(s) => return (Ok(s), failed),
+                Err(e) if failed >= stay => return (Err(e), failed),
+                Err(_) => {
+                    self.report_failure(backend, server);
+                    failed += 1;
+                }
+            }
+        }
+    }
+
     /// Returns a connection whose last exchange completed cleanly.
     pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
         self.backends[backend].servers[server as usize]
