@@ -392,13 +392,10 @@ impl Conn {
                     .upstreams
                     .pooled(backend, server, !(replayable && req.idempotent))
             };
-            let mut up = match pooled {
-                Some(stream) => Upstream {
-                    server,
-                    stream,
-                    reused: true,
-                },
-                None => match {
+            let connected = match pooled {
+                Some(stream) => Ok((stream, true)),
+                None => {
+                    // Without redispatch, retries stay on this server.
                     let stay = if conf.redispatch {
                         0
                     } else {
@@ -407,47 +404,48 @@ impl Conn {
                     let (res, failed) =
                         shard.upstreams.connect_staying(backend, server, stay).await;
                     failures += failed;
-                    res
-                } {
-                    Ok(stream) => {
-                        let mut up = Upstream {
-                            server,
-                            stream,
-                            reused: false,
-                        };
-                        if let Some(v) = conf.servers[server as usize].send_proxy {
-                            // The server learns who the client is before anything else.
-                            let mut hdr = Vec::with_capacity(64);
-                            crate::proxy_protocol::write(v, self.peer, self.local, &mut hdr);
-                            let deadline = Self::deadline(self.server_timeout);
-                            let len = hdr.len();
-                            if write_range(&mut up.stream, &mut hdr, 0..len, deadline)
-                                .await
-                                .is_err()
-                            {
-                                shard.upstreams.report_failure(backend, server);
-                                return Err(Stop::Reply(Reply::ServiceUnavailable));
-                            }
-                        }
-                        up
-                    }
-                    Err(_) => {
-                        // Nothing was sent: always safe to try again, elsewhere if allowed.
-                        Counters::inc(&stats_be.econ);
-                        Counters::inc(&shard.stats.servers[backend][server as usize].econ);
-                        shard.upstreams.report_failure(backend, server);
-                        failures += 1;
-                        // As HAProxy: no server could be reached is a 503 (not a 502,
-                        // which says a server answered badly).
-                        if failures > conf.retries {
+                    res.map(|s| (s, false))
+                }
+            };
+            let mut up = match connected {
+                Ok((stream, reused)) => {
+                    let mut up = Upstream {
+                        server,
+                        stream,
+                        reused,
+                    };
+                    if let (false, Some(v)) = (reused, conf.servers[server as usize].send_proxy) {
+                        // The server learns who the client is before anything else.
+                        let mut hdr = Vec::with_capacity(64);
+                        crate::proxy_protocol::write(v, self.peer, self.local, &mut hdr);
+                        let deadline = Self::deadline(self.server_timeout);
+                        let len = hdr.len();
+                        if write_range(&mut up.stream, &mut hdr, 0..len, deadline)
+                            .await
+                            .is_err()
+                        {
+                            shard.upstreams.report_failure(backend, server);
                             return Err(Stop::Reply(Reply::ServiceUnavailable));
                         }
-                        if conf.redispatch {
-                            tried.add(server);
-                        }
-                        continue;
                     }
-                },
+                    up
+                }
+                Err(_) => {
+                    // Nothing was sent: always safe to try again, elsewhere if allowed.
+                    Counters::inc(&stats_be.econ);
+                    Counters::inc(&shard.stats.servers[backend][server as usize].econ);
+                    shard.upstreams.report_failure(backend, server);
+                    failures += 1;
+                    // As HAProxy: no server could be reached is a 503 (not a 502,
+                    // which says a server answered badly).
+                    if failures > conf.retries {
+                        return Err(Stop::Reply(Reply::ServiceUnavailable));
+                    }
+                    if conf.redispatch {
+                        tried.add(server);
+                    }
+                    continue;
+                }
             };
             self.rec.connected = Some(connecting.elapsed());
             if req.expect_continue && !continue_sent {
