@@ -79,3 +79,17 @@ pub struct HealthReport {
     pub server: usize,
     pub streak: u32,
 }
+
+/// From a shard to the admin side: a request asked for a page only the admin side can
+/// build (it merges every shard's figures). The shard polls `reply` without blocking.
+pub struct ServiceQuery {
+    pub service: crate::config::Service,
+    /// `;csv` in the stats URI: `show stat` instead of HTML.
+    pub csv: bool,
+    pub reply: crossbeam_channel::Sender<ServiceAnswer>,
+}
+
+pub struct ServiceAnswer {
+    pub content_type: &'static str,
+    pub body: String,
+}

@@ -120,6 +120,7 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
             events: events_tx.clone(),
             reports: reports_tx.clone(),
             log: log.clone(),
+            services: admin.services.clone(),
         };
         let handle = shard::spawn(spec).map_err(Error::Io)?;
         handles.push((tx, handle));

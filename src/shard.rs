@@ -15,7 +15,7 @@ use monoio::net::{TcpListener, TcpStream};
 
 use crate::accesslog::ShardLog;
 use crate::config::{Config, DriverChoice, Mode};
-use crate::control::{FromShard, HealthReport, ShardReport, ToShard};
+use crate::control::{FromShard, HealthReport, ServiceQuery, ShardReport, ToShard};
 use crate::stats::{Counters, ShardStats};
 use crate::upstream::Upstreams;
 
@@ -36,6 +36,8 @@ pub struct ShardSpec {
     pub reports: Sender<HealthReport>,
     /// The access log thread, when logs are configured.
     pub log: Option<Sender<Vec<u8>>>,
+    /// The admin side, for stats pages and metrics requested on a frontend.
+    pub services: Sender<ServiceQuery>,
 }
 
 /// The state a shard's connections share. Only this shard's thread touches it.
@@ -52,6 +54,7 @@ pub struct Shard {
     pub fault_panic_path: Option<String>,
     /// Access log lines waiting for the next tick.
     pub log: Option<ShardLog>,
+    pub services: Sender<ServiceQuery>,
 }
 
 impl Shard {
@@ -173,6 +176,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         stats,
         fault_panic_path: std::env::var("RINGLB_FAULT_PANIC_PATH").ok(),
         log: spec.log.clone().map(ShardLog::new),
+        services: spec.services.clone(),
     });
     // Dropping a stopper ends its accept loop, which closes the listener.
     let mut stoppers = Vec::new();

@@ -107,7 +107,7 @@ fn esc(v: &str) -> String {
 
 const CODES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
-fn metrics(core: &Core) -> String {
+pub fn metrics(core: &Core) -> String {
     let g = core.gather();
     let cfg = &core.cfg;
     let health = core.health.lock().map(|h| h.clone()).unwrap_or_default();

@@ -6,6 +6,7 @@
 mod cli;
 mod csv;
 mod http;
+mod page;
 
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::config::Config;
-use crate::control::{ShardReport, ToShard};
+use crate::config::Service;
+use crate::control::{ServiceAnswer, ServiceQuery, ShardReport, ToShard};
 use crate::health::HealthView;
 use crate::stats::Snapshot;
 use crate::upstream::AdminState;
@@ -112,6 +114,8 @@ impl Core {
 pub struct Admin {
     pub core: Arc<Core>,
     socket: Option<PathBuf>,
+    /// Where shards send the requests for stats pages and metrics they received.
+    pub services: Sender<ServiceQuery>,
 }
 
 impl Admin {
@@ -169,9 +173,35 @@ impl Admin {
                 .name("ringlb-admin-http".into())
                 .spawn(move || http::serve(core, listener))?;
         }
+        let (services, queries) = crossbeam_channel::unbounded::<ServiceQuery>();
+        {
+            let core = core.clone();
+            std::thread::Builder::new()
+                .name("ringlb-admin-svc".into())
+                .spawn(move || {
+                    for q in queries {
+                        let answer = match q.service {
+                            Service::Prometheus => ServiceAnswer {
+                                content_type: "text/plain; version=0.0.4",
+                                body: http::metrics(&core),
+                            },
+                            Service::Stats { .. } if q.csv => ServiceAnswer {
+                                content_type: "text/csv",
+                                body: csv::show_stat(&core),
+                            },
+                            Service::Stats { refresh, .. } => ServiceAnswer {
+                                content_type: "text/html",
+                                body: page::render(&core, refresh),
+                            },
+                        };
+                        let _ = q.reply.send(answer);
+                    }
+                })?;
+        }
         Ok(Admin {
             core,
             socket: cfg.admin.stats_socket.clone(),
+            services,
         })
     }
 

@@ -16,7 +16,7 @@ use super::{
     Condition, Config, ConfigErrors, DriverChoice, Fetch, Frontend, HashKey, HealthCheck, Limits,
     MatchMethod, Mode, PoolSettings, Route, Runtime, Server, StatusMatch, Timeouts,
 };
-use super::{syslog_facility, LogFormat, LogSink, LogTarget, RequestAction, RequestRule};
+use super::{syslog_facility, LogFormat, LogSink, LogTarget, RequestAction, RequestRule, Service};
 
 /// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
 /// ringlb emulates 2.6, so `roundrobin`.
@@ -66,6 +66,17 @@ struct Settings {
     log: bool,
     log_format: Option<LogFormat>,
     dont_log_null: bool,
+    stats: StatsSettings,
+}
+
+/// `stats enable|uri|refresh|auth|realm|hide-version`.
+#[derive(Clone, Default)]
+struct StatsSettings {
+    enabled: bool,
+    uri: Option<String>,
+    refresh: Option<u64>,
+    auth: Vec<String>,
+    realm: Option<String>,
 }
 
 impl Default for Settings {
@@ -86,6 +97,7 @@ impl Default for Settings {
             log: false,
             log_format: None,
             dont_log_null: false,
+            stats: StatsSettings::default(),
         }
     }
 }
@@ -386,12 +398,16 @@ impl Mapper {
             "mode" => match arg(0) {
                 "http" => p.settings.mode = Mode::Http,
                 "tcp" => p.settings.mode = Mode::Tcp,
-                other => self.err(l.line, format!("'mode' expects 'http' or 'tcp', got '{other}'")),
+                other => self.err(
+                    l.line,
+                    format!("'mode' expects 'http' or 'tcp', got '{other}'"),
+                ),
             },
             "timeout" => self.timeout(l, &mut p.settings),
-            "contimeout" | "clitimeout" | "srvtimeout" => {
-                self.err(l.line, format!("'{kw}' was removed in HAProxy 2.1: use 'timeout connect|client|server'"))
-            }
+            "contimeout" | "clitimeout" | "srvtimeout" => self.err(
+                l.line,
+                format!("'{kw}' was removed in HAProxy 2.1: use 'timeout connect|client|server'"),
+            ),
             "retries" => match arg(0).parse::<u32>() {
                 Ok(n) if n <= 100 => p.settings.retries = n,
                 _ => self.err(l.line, "'retries' expects a number between 0 and 100"),
@@ -402,7 +418,10 @@ impl Mapper {
             "hash-type" if be => match arg(0) {
                 "map-based" => p.settings.consistent = false,
                 "consistent" => p.settings.consistent = true,
-                other => self.err(l.line, format!("'hash-type' expects 'map-based' or 'consistent', got '{other}'")),
+                other => self.err(
+                    l.line,
+                    format!("'hash-type' expects 'map-based' or 'consistent', got '{other}'"),
+                ),
             },
             "http-check" if be => self.http_check(l, &mut p.settings),
             "default-server" if be => {
@@ -412,8 +431,14 @@ impl Mapper {
             }
             "http-reuse" if be => match arg(0) {
                 "safe" | "aggressive" | "always" => {}
-                "never" => self.warn(l.line, "'http-reuse never' ignored: ringlb pools idle server connections per shard"),
-                other => self.err(l.line, format!("'http-reuse' expects never|safe|aggressive|always, got '{other}'")),
+                "never" => self.warn(
+                    l.line,
+                    "'http-reuse never' ignored: ringlb pools idle server connections per shard",
+                ),
+                other => self.err(
+                    l.line,
+                    format!("'http-reuse' expects never|safe|aggressive|always, got '{other}'"),
+                ),
             },
             "log" => match a.first().map(String::as_str) {
                 Some("global") => p.settings.log = true,
@@ -426,20 +451,16 @@ impl Mapper {
             "maxconn" | "fullconn" | "backlog" => {
                 self.warn(l.line, format!("'{kw}' is not enforced yet"))
             }
-            "stats" => self.warn(
-                l.line,
-                "'stats' ignored: the stats page is not served yet; use [admin] listen (/metrics, /stats) or the runtime API",
-            ),
-            "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert" | "monitor-net" => {
-                self.warn(l.line, format!("'{kw}' ignored"))
-            }
+            "stats" => self.stats(l, &mut p.settings),
+            "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
+            | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
             "bind" if fe && !is_defaults => self.bind(l, p),
             "acl" if fe && !is_defaults => self.acl(l, p),
             "default_backend" if fe => match a.first() {
                 Some(b) => p.default_backend = Some((l.line, b.clone())),
                 None => self.err(l.line, "'default_backend' expects a backend name"),
             },
-                        "use_backend" if fe && !is_defaults => self.use_backend(l, p),
+            "use_backend" if fe && !is_defaults => self.use_backend(l, p),
             "http-request" if fe && !is_defaults => self.http_request(l, l.args(), p),
             "redirect" if fe && !is_defaults => {
                 let mut words = vec!["redirect".to_string()];
@@ -447,28 +468,72 @@ impl Mapper {
                 self.http_request(l, &words, p)
             }
             "server" if be && !is_defaults => self.server(l, p),
-            "reqadd" | "reqrep" | "reqdel" | "reqirep" | "reqidel" | "reqdeny" | "reqallow" | "reqpass" | "reqtarpit"
-            | "reqideny" | "reqiallow" | "reqipass" | "reqitarpit" | "rspadd" | "rsprep" | "rspdel" | "rspirep"
-            | "rspidel" | "rspdeny" | "rspideny" | "block" => self.err(
+            "reqadd" | "reqrep" | "reqdel" | "reqirep" | "reqidel" | "reqdeny" | "reqallow"
+            | "reqpass" | "reqtarpit" | "reqideny" | "reqiallow" | "reqipass" | "reqitarpit"
+            | "rspadd" | "rsprep" | "rspdel" | "rspirep" | "rspidel" | "rspdeny" | "rspideny"
+            | "block" => self.err(
                 l.line,
-                format!("'{kw}' was removed in HAProxy 2.1: use 'http-request' / 'http-response' rules"),
+                format!(
+                    "'{kw}' was removed in HAProxy 2.1: use 'http-request' / 'http-response' rules"
+                ),
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
-            "http-response" | "http-after-response" | "tcp-request" | "tcp-response"
-            | "compression" | "cookie" | "stick-table" | "stick" | "capture" | "unique-id-format" | "unique-id-header"
-            | "filter" | "http-error" | "errorloc" | "errorloc302" | "errorloc303" | "monitor-uri" | "monitor"
-            | "source" | "dispatch" | "server-template" | "persist" | "force-persist" | "ignore-persist"
-            | "use-server" | "rate-limit" => self.err(l.line, format!("'{kw}' is not supported by ringlb yet")),
-            _ if is_defaults && matches!(kw, "bind" | "acl" | "use_backend" | "server") => {
-                self.err(l.line, format!("'{kw}' is not allowed in a 'defaults' section"))
+            "http-response"
+            | "http-after-response"
+            | "tcp-request"
+            | "tcp-response"
+            | "compression"
+            | "cookie"
+            | "stick-table"
+            | "stick"
+            | "capture"
+            | "unique-id-format"
+            | "unique-id-header"
+            | "filter"
+            | "http-error"
+            | "errorloc"
+            | "errorloc302"
+            | "errorloc303"
+            | "monitor-uri"
+            | "monitor"
+            | "source"
+            | "dispatch"
+            | "server-template"
+            | "persist"
+            | "force-persist"
+            | "ignore-persist"
+            | "use-server"
+            | "rate-limit" => self.err(l.line, format!("'{kw}' is not supported by ringlb yet")),
+            _ if is_defaults && matches!(kw, "bind" | "acl" | "use_backend" | "server") => self
+                .err(
+                    l.line,
+                    format!("'{kw}' is not allowed in a 'defaults' section"),
+                ),
+            _ if !fe && matches!(kw, "bind" | "acl" | "use_backend" | "default_backend") => self
+                .err(
+                    l.line,
+                    format!("'{kw}' is not allowed in a 'backend' section"),
+                ),
+            _ if !be
+                && matches!(
+                    kw,
+                    "server"
+                        | "balance"
+                        | "hash-type"
+                        | "http-check"
+                        | "default-server"
+                        | "http-reuse"
+                ) =>
+            {
+                self.err(
+                    l.line,
+                    format!("'{kw}' is not allowed in a 'frontend' section"),
+                )
             }
-            _ if !fe && matches!(kw, "bind" | "acl" | "use_backend" | "default_backend") => {
-                self.err(l.line, format!("'{kw}' is not allowed in a 'backend' section"))
-            }
-            _ if !be && matches!(kw, "server" | "balance" | "hash-type" | "http-check" | "default-server" | "http-reuse") => {
-                self.err(l.line, format!("'{kw}' is not allowed in a 'frontend' section"))
-            }
-            _ => self.err(l.line, format!("unknown keyword '{kw}' in '{}' section", p.kind.keyword())),
+            _ => self.err(
+                l.line,
+                format!("unknown keyword '{kw}' in '{}' section", p.kind.keyword()),
+            ),
         }
     }
 
@@ -915,6 +980,52 @@ impl Mapper {
         p.rules.push((l.line, cond, name.clone()));
     }
 
+    fn stats(&mut self, l: &Line, s: &mut Settings) {
+        let a = l.args();
+        let arg = a.get(1).cloned();
+        match a.first().map(String::as_str) {
+            Some("enable") => s.stats.enabled = true,
+            Some("disable") => s.stats.enabled = false,
+            Some("uri") => match arg {
+                Some(u) if u.starts_with('/') => {
+                    s.stats.enabled = true;
+                    s.stats.uri = Some(u);
+                }
+                _ => self.err(l.line, "'stats uri' expects a URI prefix starting with '/'"),
+            },
+            Some("refresh") => match arg.map(|t| parse_time(&t)) {
+                Some(Ok(d)) => {
+                    s.stats.enabled = true;
+                    s.stats.refresh = Some(d.as_secs().max(1));
+                }
+                _ => self.err(l.line, "'stats refresh' expects a time"),
+            },
+            Some("auth") => match arg {
+                Some(up) if up.contains(':') => {
+                    use base64::Engine;
+                    s.stats.enabled = true;
+                    s.stats.auth.push(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(up)
+                    ));
+                }
+                _ => self.err(l.line, "'stats auth' expects <user>:<password>"),
+            },
+            Some("realm") => match arg {
+                Some(r) => s.stats.realm = Some(r),
+                None => self.err(l.line, "'stats realm' expects a realm"),
+            },
+            Some("hide-version") | Some("show-legends") | Some("show-node") | Some("show-desc") => {
+            }
+            Some("admin") | Some("http-request") | Some("scope") | Some("bind-process")
+            | Some("maxconn") | Some("timeout") => {
+                self.warn(l.line, format!("'stats {}' ignored", a[0]))
+            }
+            Some(other) => self.err(l.line, format!("unknown 'stats' keyword '{other}'")),
+            None => self.err(l.line, "'stats' expects a keyword"),
+        }
+    }
+
     /// `http-request ACTION ARGS [if|unless COND]` (and `redirect ...`, which is the
     /// same as `http-request redirect ...`).
     fn http_request(&mut self, l: &Line, w: &[String], p: &mut Proxy) {
@@ -943,8 +1054,12 @@ impl Mapper {
             );
         }
         let act = match (action.as_str(), args.as_slice()) {
-            ("set-header", [name, value]) => RequestAction::SetHeader(name.to_string(), value.to_string()),
-            ("add-header", [name, value]) => RequestAction::AddHeader(name.to_string(), value.to_string()),
+            ("set-header", [name, value]) => {
+                RequestAction::SetHeader(name.to_string(), value.to_string())
+            }
+            ("add-header", [name, value]) => {
+                RequestAction::AddHeader(name.to_string(), value.to_string())
+            }
             ("del-header", [name]) => RequestAction::DelHeader(name.to_string()),
             ("del-header", [name, "-m", "str"]) => RequestAction::DelHeader(name.to_string()),
             ("deny" | "tarpit", rest) => {
@@ -954,13 +1069,22 @@ impl Mapper {
                         Ok(s) if (200..600).contains(&s) => s,
                         _ => return self.err(l.line, format!("invalid deny_status '{n}'")),
                     },
-                    _ => return self.err(l.line, format!("'http-request deny {}' is not supported yet", rest.join(" "))),
+                    _ => {
+                        return self.err(
+                            l.line,
+                            format!(
+                                "'http-request deny {}' is not supported yet",
+                                rest.join(" ")
+                            ),
+                        )
+                    }
                 };
                 let body = format!("<html><body><h1>{status} Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n");
                 RequestAction::respond(status, "text/html", &body, "")
             }
             ("return", rest) => {
-                let (mut status, mut ctype, mut body) = (200u16, "text/plain".to_string(), String::new());
+                let (mut status, mut ctype, mut body) =
+                    (200u16, "text/plain".to_string(), String::new());
                 let mut i = 0;
                 while i < rest.len() {
                     let v = rest.get(i + 1).copied().unwrap_or("");
@@ -972,9 +1096,20 @@ impl Mapper {
                         "content-type" => ctype = v.to_string(),
                         "string" => body = v.to_string(),
                         "lf-string" | "file" | "lf-file" | "errorfile" | "errorfiles" | "hdr" => {
-                            return self.err(l.line, format!("'http-request return ... {}' is not supported yet", rest[i]))
+                            return self.err(
+                                l.line,
+                                format!(
+                                    "'http-request return ... {}' is not supported yet",
+                                    rest[i]
+                                ),
+                            )
                         }
-                        other => return self.err(l.line, format!("'http-request return': unknown argument '{other}'")),
+                        other => {
+                            return self.err(
+                                l.line,
+                                format!("'http-request return': unknown argument '{other}'"),
+                            )
+                        }
                     }
                     i += 2;
                 }
@@ -982,7 +1117,10 @@ impl Mapper {
             }
             ("redirect", rest) => {
                 let (Some(kind), Some(target)) = (rest.first(), rest.get(1)) else {
-                    return self.err(l.line, "'redirect' expects location|prefix|scheme and a target");
+                    return self.err(
+                        l.line,
+                        "'redirect' expects location|prefix|scheme and a target",
+                    );
                 };
                 let mut code = 302u16;
                 let mut i = 2;
@@ -990,12 +1128,23 @@ impl Mapper {
                     match rest[i] {
                         "code" => match rest.get(i + 1).and_then(|c| c.parse::<u16>().ok()) {
                             Some(c @ (301 | 302 | 303 | 307 | 308)) => code = c,
-                            _ => return self.err(l.line, "'redirect code' expects 301, 302, 303, 307 or 308"),
+                            _ => {
+                                return self.err(
+                                    l.line,
+                                    "'redirect code' expects 301, 302, 303, 307 or 308",
+                                )
+                            }
                         },
                         "drop-query" | "append-slash" | "set-cookie" | "clear-cookie" => {
-                            return self.err(l.line, format!("'redirect ... {}' is not supported yet", rest[i]))
+                            return self.err(
+                                l.line,
+                                format!("'redirect ... {}' is not supported yet", rest[i]),
+                            )
                         }
-                        other => return self.err(l.line, format!("'redirect': unknown option '{other}'")),
+                        other => {
+                            return self
+                                .err(l.line, format!("'redirect': unknown option '{other}'"))
+                        }
                     }
                     i += 2;
                 }
@@ -1007,14 +1156,12 @@ impl Mapper {
                     other => return self.err(l.line, format!("'redirect {other}': expected location, prefix or scheme")),
                 }
             }
-            ("use-service", ["prometheus-exporter"]) => {
+            ("use-service", ["prometheus-exporter"]) => RequestAction::Service(Service::Prometheus),
+            (a, _) if matches!(a, "set-header" | "add-header" | "del-header") => {
                 return self.err(
                     l.line,
-                    "'http-request use-service prometheus-exporter' is not supported yet: use [admin] listen and its /metrics",
+                    format!("'http-request {a}' expects a name and a value"),
                 )
-            }
-            (a, _) if matches!(a, "set-header" | "add-header" | "del-header") => {
-                return self.err(l.line, format!("'http-request {a}' expects a name and a value"))
             }
             (a, _) => return self.err(l.line, format!("'http-request {a}' is not supported yet")),
         };
@@ -1515,7 +1662,31 @@ impl Mapper {
                     })
                 }),
                 dont_log_null: p.settings.dont_log_null,
-                request_rules: p.request_rules.clone(),
+                request_rules: {
+                    let mut rules = p.request_rules.clone();
+                    let st = &p.settings.stats;
+                    if st.enabled && mode == Mode::Http {
+                        // HAProxy's default stats URI.
+                        let uri = st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into());
+                        if let Ok(t) = AclTest::new(Fetch::Url, MatchMethod::Beg, false, &[&uri]) {
+                            rules.push(RequestRule {
+                                cond: Condition::Acl(Arc::new(Acl {
+                                    name: "stats".into(),
+                                    tests: vec![t],
+                                })),
+                                action: RequestAction::Service(Service::Stats {
+                                    auth: st.auth.clone(),
+                                    realm: st
+                                        .realm
+                                        .clone()
+                                        .unwrap_or_else(|| "HAProxy Statistics".into()),
+                                    refresh: st.refresh,
+                                }),
+                            });
+                        }
+                    }
+                    rules
+                },
                 timeouts: p.settings.timeouts.clone(),
             });
         }

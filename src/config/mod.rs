@@ -249,6 +249,21 @@ pub enum RequestAction {
         status: u16,
         bytes: Vec<u8>,
     },
+    /// Answer from the admin side: the stats page (`stats uri`) or Prometheus metrics.
+    Service(Service),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    /// HTML stats page (`;csv` in the URI gives `show stat`).
+    Stats {
+        /// `Authorization` header values accepted (`Basic base64(user:pass)`); empty = open.
+        auth: Vec<String>,
+        realm: String,
+        /// Seconds between page refreshes (`stats refresh`).
+        refresh: Option<u64>,
+    },
+    Prometheus,
 }
 
 impl RequestAction {

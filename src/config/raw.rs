@@ -112,6 +112,8 @@ pub struct RawFrontend {
     pub log: Option<String>,
     #[serde(default)]
     pub dont_log_null: bool,
+    pub stats_uri: Option<String>,
+    pub metrics_path: Option<String>,
     #[serde(default)]
     pub route: Vec<RawRoute>,
 }

@@ -701,7 +701,40 @@ impl Validator {
                     }
                 },
                 dont_log_null: f.dont_log_null,
-                request_rules: Vec::new(),
+                request_rules: {
+                    let mut rules = Vec::new();
+                    for (key, value, service) in [
+                        (
+                            "stats_uri",
+                            &f.stats_uri,
+                            super::Service::Stats {
+                                auth: Vec::new(),
+                                realm: "ringlb".into(),
+                                refresh: None,
+                            },
+                        ),
+                        ("metrics_path", &f.metrics_path, super::Service::Prometheus),
+                    ] {
+                        let Some(v) = value else { continue };
+                        if !v.starts_with('/') {
+                            self.err(
+                                format!("{path}.{key}"),
+                                format!("must start with '/', got {v:?}"),
+                            );
+                            continue;
+                        }
+                        if let Ok(t) = AclTest::new(Fetch::Url, MatchMethod::Beg, false, &[v]) {
+                            rules.push(super::RequestRule {
+                                cond: Condition::Acl(std::sync::Arc::new(Acl {
+                                    name: key.into(),
+                                    tests: vec![t],
+                                })),
+                                action: super::RequestAction::Service(service),
+                            });
+                        }
+                    }
+                    rules
+                },
                 timeouts: super::default_timeouts(),
             });
         }

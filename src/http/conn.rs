@@ -18,7 +18,7 @@ use super::reply::{Reply, CONTINUE};
 use super::route::{eval, is_idempotent, request_hash, route, View};
 use crate::accesslog::{ms, HttpEntry};
 use crate::config::BalanceAlgo;
-use crate::config::RequestAction;
+use crate::config::{RequestAction, Service};
 use crate::shard::{Shard, Slot};
 use crate::stats::Counters;
 use crate::upstream::Tried;
@@ -34,6 +34,12 @@ enum Stop {
     Reply(Reply),
     /// Answer with the response of the frontend's `http-request` rule N, then close.
     Rule(usize),
+    /// Answer from the admin side (rule N's service); `csv` for `;csv` stats.
+    Service {
+        rule: usize,
+        csv: bool,
+        authorized: bool,
+    },
 }
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
@@ -139,6 +145,7 @@ pub async fn serve(
                 Ok(_) => "----",
                 Err(Stop::Close) => "CD--",
                 Err(Stop::Rule(_)) => "PR--",
+                Err(Stop::Service { .. }) => "PR--",
                 Err(Stop::Reply(r)) => match r {
                     Reply::BadRequest => "CR--",
                     Reply::RequestTimeout => "cR--",
@@ -179,6 +186,49 @@ pub async fn serve(
             Err(Stop::Reply(r)) => {
                 let deadline = Instant::now() + conn.timeouts().client;
                 if write_static(&mut conn.client, r.bytes(), deadline)
+                    .await
+                    .is_ok()
+                {
+                    linger_close(conn.client, conn.cbuf).await;
+                }
+                return;
+            }
+            Err(Stop::Service {
+                rule,
+                csv,
+                authorized,
+            }) => {
+                let shard = conn.shard.clone();
+                let RequestAction::Service(svc) =
+                    &shard.config.frontends[frontend].request_rules[rule].action
+                else {
+                    return;
+                };
+                let response = if !authorized {
+                    let realm = match svc {
+                        Service::Stats { realm, .. } => realm.as_str(),
+                        _ => "",
+                    };
+                    let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/html\r\nWWW-Authenticate: Basic realm=\"{realm}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    match ask_admin(&shard, svc.clone(), csv).await {
+                        Some(a) => format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                            a.content_type,
+                            a.body.len(),
+                            a.body
+                        ),
+                        None => String::from_utf8_lossy(Reply::ServiceUnavailable.bytes()).into_owned(),
+                    }
+                };
+                let deadline = Instant::now() + conn.timeouts().client;
+                let mut out = response.into_bytes();
+                let len = out.len();
+                if write_range(&mut conn.client, &mut out, 0..len, deadline)
                     .await
                     .is_ok()
                 {
@@ -549,6 +599,22 @@ impl Conn {
                             }
                             match &rule.action {
                                 RequestAction::Respond { .. } => return Err(Stop::Rule(i)),
+                                RequestAction::Service(svc) => {
+                                    let authorized = match svc {
+                                        Service::Stats { auth, .. } if !auth.is_empty() => {
+                                            r.headers.iter().any(|h| {
+                                                h.name.eq_ignore_ascii_case("authorization")
+                                                    && auth.iter().any(|a| a.as_bytes() == h.value)
+                                            })
+                                        }
+                                        _ => true,
+                                    };
+                                    return Err(Stop::Service {
+                                        rule: i,
+                                        csv: r.target.contains(";csv"),
+                                        authorized,
+                                    });
+                                }
                                 RequestAction::DelHeader(name) => del_header(&mut self.out, name),
                                 RequestAction::SetHeader(name, value) => {
                                     del_header(&mut self.out, name);
@@ -819,6 +885,34 @@ fn add_header(head: &mut Vec<u8>, name: &str, value: &str) {
     head.extend_from_slice(b": ");
     head.extend_from_slice(value.as_bytes());
     head.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Asks the admin side for a page and waits for it without blocking the shard: the
+/// admin side itself asks every shard (this one too) for figures meanwhile.
+async fn ask_admin(
+    shard: &Shard,
+    service: Service,
+    csv: bool,
+) -> Option<crate::control::ServiceAnswer> {
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    shard
+        .services
+        .send(crate::control::ServiceQuery {
+            service,
+            csv,
+            reply,
+        })
+        .ok()?;
+    for _ in 0..600 {
+        match answer.try_recv() {
+            Ok(a) => return Some(a),
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                monoio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
