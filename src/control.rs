@@ -35,6 +35,12 @@ pub enum ToShard {
     },
     /// Send a copy of this shard's statistics.
     Snapshot(crossbeam_channel::Sender<ShardReport>),
+    /// A new configuration: (address, frontend index, a new socket for a new address;
+    /// `None` = keep this shard's listener on that address). Others close.
+    Reload {
+        config: std::sync::Arc<crate::config::Config>,
+        listeners: Vec<(std::net::SocketAddr, usize, Option<std::net::TcpListener>)>,
+    },
 }
 
 /// One shard's figures, for the admin thread to merge.
@@ -62,6 +68,10 @@ pub enum FromShard {
     Failed {
         shard: usize,
         error: String,
+    },
+    /// The shard switched to a new config (a reload).
+    Reloaded {
+        shard: usize,
     },
     Stopped {
         shard: usize,

@@ -15,6 +15,7 @@ pub mod http;
 pub mod l4;
 pub mod listen;
 pub mod proxy_protocol;
+mod reload;
 pub mod shard;
 pub mod stats;
 pub mod upstream;
@@ -54,13 +55,15 @@ impl std::error::Error for Error {}
 
 /// A started balancer: its shards, and the addresses each frontend listens on.
 pub struct Running {
-    shards: Vec<(Sender<ToShard>, JoinHandle<()>)>,
-    events: Receiver<FromShard>,
+    pub(crate) shards: Vec<(Sender<ToShard>, JoinHandle<()>)>,
+    pub(crate) events: Receiver<FromShard>,
     /// (frontend name, bound address), in config order.
     pub listening: Vec<(String, SocketAddr)>,
     shutdown_grace: Duration,
-    health: Option<health::Health>,
-    admin: Option<admin::Admin>,
+    pub(crate) health: Option<health::Health>,
+    pub(crate) admin: Option<admin::Admin>,
+    /// The configuration in force.
+    pub(crate) cfg: Arc<Config>,
 }
 
 /// Binds every frontend and starts the shards; returns once all of them run.
@@ -132,6 +135,7 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
         shutdown_grace: cfg.timeouts.shutdown,
         health: Some(health),
         admin: Some(admin),
+        cfg: cfg.clone(),
     };
     let mut started = 0;
     let mut summary = Vec::new();
@@ -150,7 +154,7 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
                 running.stop();
                 return Err(Error::Shard(format!("shard {shard}: {error}")));
             }
-            Ok(FromShard::Stopped { .. }) => {}
+            Ok(FromShard::Stopped { .. }) | Ok(FromShard::Reloaded { .. }) => {}
             Err(_) => {
                 running.stop();
                 return Err(Error::Shard("timed out waiting for shards to start".into()));
@@ -253,7 +257,7 @@ pub fn run_with(
     let hard_stop_after = cfg.timeouts.hard_stop_after;
     let grace = cfg.timeouts.shutdown;
     let pidfile = cfg.runtime.pidfile.clone();
-    let running = start(cfg)?;
+    let mut running = start(cfg)?;
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             tracing::warn!(path = %p.display(), error = %e, "cannot write the pid file");
@@ -276,7 +280,12 @@ pub fn run_with(
                 running.begin_stop(hard_stop_after);
                 break;
             }
-            _ => reload_check(source.as_deref()),
+            _ => match source.as_deref() {
+                Some(path) => reload::reload(&mut running, path),
+                None => tracing::warn!(
+                    "reload requested, but this instance has no config file to re-read"
+                ),
+            },
         }
     }
     running.wait_stopped(|| {
@@ -289,29 +298,4 @@ pub fn run_with(
         let _ = std::fs::remove_file(p);
     }
     Ok(())
-}
-
-/// SIGHUP / SIGUSR2: the new file is parsed and validated off the request path; a bad
-/// one is refused with its errors and the running config stays.
-fn reload_check(source: Option<&std::path::Path>) {
-    let Some(path) = source else {
-        tracing::warn!("reload requested, but this instance has no config file to re-read");
-        return;
-    };
-    match Config::load(path) {
-        Err(errors) => {
-            for e in &errors.0 {
-                tracing::error!("reload refused: {e}");
-            }
-            tracing::error!(
-                "reload refused: {} error(s) in {}; the running configuration is unchanged",
-                errors.0.len(),
-                path.display()
-            );
-        }
-        Ok(_) => tracing::warn!(
-            "reload: {} is valid, but applying a new configuration in place is not implemented yet; the running configuration is unchanged",
-            path.display()
-        ),
-    }
 }

@@ -72,7 +72,7 @@ pub fn bind_all(cfg: &Config, shards: usize) -> Result<Vec<BoundAddr>, BindError
 }
 
 /// Binds without SO_REUSEPORT to learn the real port and to fail if it is taken.
-fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
+pub fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.bind(&addr.into())?;
@@ -83,7 +83,7 @@ fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
     Ok(local)
 }
 
-fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;

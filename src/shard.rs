@@ -46,18 +46,41 @@ pub struct Shard {
     pub config: Arc<Config>,
     pub upstreams: Upstreams,
     /// Set on shutdown: keep-alive connections close at their next request boundary.
-    pub draining: Cell<bool>,
-    inflight: Cell<usize>,
+    /// Shared by every config generation of this shard, as is the in-flight count.
+    pub draining: Rc<Cell<bool>>,
+    inflight: Rc<Cell<usize>>,
     pub stats: ShardStats,
     /// Test hook (`RINGLB_FAULT_PANIC_PATH`): a request for this path panics, to prove
     /// that a panic costs one connection and nothing else.
     pub fault_panic_path: Option<String>,
     /// Access log lines waiting for the next tick.
-    pub log: Option<ShardLog>,
+    pub log: Option<Rc<ShardLog>>,
     pub services: Sender<ServiceQuery>,
 }
 
 impl Shard {
+    /// The shard's state for a new config (a reload): servers that exist in both keep
+    /// their health, operator state, weight and idle connections; counters carry over.
+    /// Connections in flight finish on the old generation.
+    pub fn next_generation(&self, config: Arc<Config>) -> Shard {
+        let upstreams = Upstreams::new(&config, self.id, self.upstreams.reports());
+        upstreams.adopt(&self.upstreams);
+        self.upstreams.retire();
+        let stats = ShardStats::new(&config);
+        stats.adopt(&self.stats, &self.config, &config);
+        Shard {
+            id: self.id,
+            config,
+            upstreams,
+            draining: self.draining.clone(),
+            inflight: self.inflight.clone(),
+            stats,
+            fault_panic_path: self.fault_panic_path.clone(),
+            log: self.log.clone(),
+            services: self.services.clone(),
+        }
+    }
+
     /// Counts one request (or L4 connection) in flight until the guard drops.
     pub fn begin_request(self: &Rc<Self>) -> InflightGuard {
         self.inflight.set(self.inflight.get() + 1);
@@ -165,44 +188,72 @@ fn run(spec: ShardSpec) {
     }
 }
 
+/// One listening socket's accept loop, and how to stop it.
+struct AcceptLoop {
+    addr: SocketAddr,
+    /// The frontend it serves; a reload may renumber frontends.
+    frontend: Rc<Cell<usize>>,
+    /// Dropping it ends the loop, which closes the listener.
+    stop: local_sync::oneshot::Sender<()>,
+    handle: monoio::task::JoinHandle<()>,
+}
+
+/// The current config generation; accept loops take it for each new connection.
+type Current = Rc<std::cell::RefCell<Rc<Shard>>>;
+
+fn start_accept(
+    current: &Current,
+    frontend: usize,
+    listener: std::net::TcpListener,
+) -> std::io::Result<AcceptLoop> {
+    let addr = listener.local_addr()?;
+    let listener = TcpListener::from_std(listener)?;
+    let (stop, stop_rx) = local_sync::oneshot::channel::<()>();
+    let frontend = Rc::new(Cell::new(frontend));
+    let handle = monoio::spawn(accept_loop(
+        current.clone(),
+        frontend.clone(),
+        listener,
+        stop_rx,
+    ));
+    Ok(AcceptLoop {
+        addr,
+        frontend,
+        stop,
+        handle,
+    })
+}
+
 async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) {
     let stats = ShardStats::new(&spec.config);
     let shard = Rc::new(Shard {
         id: spec.id,
         upstreams: Upstreams::new(&spec.config, spec.id, Some(spec.reports.clone())),
         config: spec.config,
-        draining: Cell::new(false),
-        inflight: Cell::new(0),
+        draining: Rc::new(Cell::new(false)),
+        inflight: Rc::new(Cell::new(0)),
         stats,
         fault_panic_path: std::env::var("RINGLB_FAULT_PANIC_PATH").ok(),
-        log: spec.log.clone().map(ShardLog::new),
+        log: spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
         services: spec.services.clone(),
     });
-    // Dropping a stopper ends its accept loop, which closes the listener.
-    let mut stoppers = Vec::new();
-    let mut accept_loops = Vec::new();
+    let id = shard.id;
+    let current: Current = Rc::new(std::cell::RefCell::new(shard));
+    let mut accepts: Vec<AcceptLoop> = Vec::new();
     for (frontend, std_listener) in spec.listeners {
-        let listener = match TcpListener::from_std(std_listener) {
-            Ok(l) => l,
+        match start_accept(&current, frontend, std_listener) {
+            Ok(a) => accepts.push(a),
             Err(e) => {
                 let _ = spec.events.send(FromShard::Failed {
-                    shard: shard.id,
+                    shard: id,
                     error: format!("listener: {e}"),
                 });
                 return;
             }
-        };
-        let (stop_tx, stop_rx) = local_sync::oneshot::channel::<()>();
-        stoppers.push(stop_tx);
-        accept_loops.push(monoio::spawn(accept_loop(
-            shard.clone(),
-            frontend,
-            listener,
-            stop_rx,
-        )));
+        }
     }
     let _ = spec.events.send(FromShard::Started {
-        shard: shard.id,
+        shard: id,
         driver,
         core,
     });
@@ -215,12 +266,19 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         // Drain every pending message; a closed channel means the process is going away.
         let mut shutdown: Option<Option<Duration>> = None;
         loop {
+            let shard = current.borrow().clone();
             match spec.control.try_recv() {
                 Ok(ToShard::Shutdown { grace }) => {
                     shutdown = Some(match shutdown {
                         Some(Some(a)) => Some(grace.map_or(a, |g| g.min(a))),
                         _ => grace,
                     })
+                }
+                Ok(ToShard::Reload { config, listeners }) => {
+                    if deadline.is_none() {
+                        reload(&current, &mut accepts, config, listeners);
+                    }
+                    let _ = spec.events.send(FromShard::Reloaded { shard: id });
                 }
                 Ok(msg) => apply(&shard, msg),
                 Err(TryRecvError::Disconnected) => {
@@ -230,6 +288,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
                 Err(TryRecvError::Empty) => break,
             }
         }
+        let shard = current.borrow().clone();
         if let Some(grace) = shutdown {
             // Without a grace period, requests may take as long as they take.
             let until = Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400));
@@ -239,15 +298,15 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         }
         if let (Some(grace), None) = (shutdown, deadline) {
             tracing::debug!(
-                shard = shard.id,
+                shard = id,
                 inflight = shard.inflight.get(),
                 "shutdown received"
             );
-            stoppers.clear();
             // Tasks left behind when the runtime ends are never dropped, so wait until
             // every accept loop has ended and its listener is really closed.
-            for accept in accept_loops.drain(..) {
-                accept.await;
+            for a in accepts.drain(..) {
+                drop(a.stop);
+                a.handle.await;
             }
             shard.draining.set(true);
             shard.upstreams.clear_pools();
@@ -268,10 +327,37 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
                     log.flush();
                 }
                 let _ = spec.events.send(FromShard::Stopped {
-                    shard: shard.id,
+                    shard: id,
                     abandoned: inflight,
                 });
                 return;
+            }
+        }
+    }
+}
+
+/// A new config: a new generation for new connections, listeners kept, added or closed.
+fn reload(
+    current: &Current,
+    accepts: &mut Vec<AcceptLoop>,
+    config: Arc<Config>,
+    listeners: Vec<(SocketAddr, usize, Option<std::net::TcpListener>)>,
+) {
+    let next = Rc::new(current.borrow().next_generation(config));
+    let id = next.id;
+    *current.borrow_mut() = next;
+    // Listeners whose address is gone close (their accepted connections finish).
+    accepts.retain(|a| listeners.iter().any(|(addr, _, _)| *addr == a.addr));
+    for (addr, frontend, socket) in listeners {
+        match socket {
+            Some(l) => match start_accept(current, frontend, l) {
+                Ok(a) => accepts.push(a),
+                Err(e) => tracing::error!(shard = id, %addr, error = %e, "reload: cannot listen"),
+            },
+            None => {
+                if let Some(a) = accepts.iter().find(|a| a.addr == addr) {
+                    a.frontend.set(frontend);
+                }
             }
         }
     }
@@ -281,7 +367,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
 fn apply(shard: &Shard, msg: ToShard) {
     let up = &shard.upstreams;
     match msg {
-        ToShard::Shutdown { .. } => {}
+        ToShard::Shutdown { .. } | ToShard::Reload { .. } => {}
         ToShard::ServerUp {
             backend,
             server,
@@ -317,26 +403,28 @@ fn apply(shard: &Shard, msg: ToShard) {
 }
 
 async fn accept_loop(
-    shard: Rc<Shard>,
-    frontend: usize,
+    current: Current,
+    frontend: Rc<Cell<usize>>,
     listener: TcpListener,
     mut stop: local_sync::oneshot::Receiver<()>,
 ) {
-    let mode = shard.config.frontends[frontend].mode;
     loop {
         monoio::select! {
             _ = &mut stop => {
-                tracing::debug!(shard = shard.id, frontend, "listener closed");
+                tracing::debug!(frontend = frontend.get(), "listener closed");
                 break;
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     // The task owns the connection from here on: accept never waits
-                    // for a server.
-                    monoio::spawn(serve(shard.clone(), frontend, mode, stream, peer));
+                    // for a server. It keeps the generation it started with.
+                    let shard = current.borrow().clone();
+                    let fe = frontend.get();
+                    let mode = shard.config.frontends[fe].mode;
+                    monoio::spawn(serve(shard, fe, mode, stream, peer));
                 }
                 Err(e) => {
-                    tracing::warn!(shard = shard.id, error = %e, "accept failed");
+                    tracing::warn!(error = %e, "accept failed");
                     // Out of fds or memory: back off instead of spinning.
                     monoio::time::sleep(Duration::from_millis(10)).await;
                 }

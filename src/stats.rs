@@ -27,6 +27,17 @@ macro_rules! counters {
         }
 
         impl Counters {
+            /// Sets every counter from a snapshot. Gauges (current sessions, queue)
+            /// start again from zero: the old generation's sessions are not ours.
+            pub fn set_from(&self, t: &Totals) {
+                $(self.$name.set(t.$name);)*
+                for i in 0..6 {
+                    self.hrsp[i].set(t.hrsp[i]);
+                }
+                self.scur.set(0);
+                self.qcur.set(0);
+            }
+
             pub fn snapshot(&self) -> Totals {
                 Totals {
                     $($name: self.$name.get(),)*
@@ -171,6 +182,39 @@ impl ShardStats {
                 .iter()
                 .map(|_| RefCell::new(Latency::new()))
                 .collect(),
+        }
+    }
+
+    /// Carries the counters of proxies and servers that exist in both configs over
+    /// from the previous generation (a reload).
+    pub fn adopt(&self, old: &ShardStats, old_cfg: &Config, cfg: &Config) {
+        let copy = |to: &Counters, from: &Counters| to.set_from(&from.snapshot());
+        for (i, f) in cfg.frontends.iter().enumerate() {
+            if let Some(o) = old_cfg.frontends.iter().position(|x| x.name == f.name) {
+                copy(&self.frontends[i], &old.frontends[o]);
+            }
+        }
+        for (i, b) in cfg.backends.iter().enumerate() {
+            let Some(o) = old_cfg.backends.iter().position(|x| x.name == b.name) else {
+                continue;
+            };
+            copy(&self.backends[i], &old.backends[o]);
+            *self.latency[i].borrow_mut() = {
+                let l = old.latency[o].borrow();
+                Latency {
+                    first_byte: l.first_byte.clone(),
+                    total: l.total.clone(),
+                }
+            };
+            for (j, s) in b.servers.iter().enumerate() {
+                if let Some(os) = old_cfg.backends[o]
+                    .servers
+                    .iter()
+                    .position(|x| x.name == s.name)
+                {
+                    copy(&self.servers[i][j], &old.servers[o][os]);
+                }
+            }
         }
     }
 

@@ -199,3 +199,38 @@ fn weight_percentages_round_like_haproxy() {
     ];
     t.same_all(&commands, |s, cmd| s.cli(cmd));
 }
+
+/// The stats page of a `listen` section (`stats uri`): its CSV form (`;csv`) has
+/// `show stat`'s header and rows.
+#[test]
+fn stats_page_csv() {
+    let body = r#"
+listen stats
+    bind "127.0.0.1:${PORT}"
+    stats enable
+    stats uri /admin?stats
+    stats refresh 10s
+
+backend app
+    server s1 "${S1}"
+"#;
+    let t = Twins::start(body, &[("stats", "PORT")], &[("S1", Srv::Up("s1"))]);
+    t.same(
+        "GET /admin?stats;csv: status, content type, header line, rows",
+        |s| {
+            let r = common::http_get(s.addr("stats"), "/admin?stats;csv");
+            let body = r.body_str();
+            let rows: Vec<String> = body
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').take(2).collect::<Vec<_>>().join(","))
+                .collect();
+            (
+                r.status,
+                r.header("content-type").unwrap_or("").to_string(),
+                body.lines().next().unwrap_or("").to_string(),
+                rows,
+            )
+        },
+    );
+}

@@ -112,7 +112,7 @@ pub fn run(core: &Core, w: &[&str]) -> String {
         ["set", "weight", ..] => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
         ["get", "weight", spec, ..] => with_server(core, spec, |b, s| {
             let op = core.operator.lock().map(|o| o[b][s]).ok();
-            let initial = core.cfg.backends[b].servers[s].weight;
+            let initial = core.cfg().backends[b].servers[s].weight;
             format!("{} (initial {initial})\n", op.map_or(initial, |o| o.weight))
         }),
         ["disable", "server", spec, ..] => {
@@ -145,7 +145,7 @@ fn with_server(core: &Core, spec: &str, f: impl FnOnce(usize, usize) -> String) 
     let Some((b, _)) = spec.split_once('/') else {
         return "Require 'backend/server'.\n".into();
     };
-    if !core.cfg.backends.iter().any(|x| x.name == b) {
+    if !core.cfg().backends.iter().any(|x| x.name == b) {
         return "No such backend.\n".into();
     }
     match core.find_server(spec) {
@@ -166,7 +166,8 @@ fn set_state(core: &Core, b: usize, s: usize, state: &str) -> String {
     }
     let name = format!(
         "{}/{}",
-        core.cfg.backends[b].name, core.cfg.backends[b].servers[s].name
+        core.cfg().backends[b].name,
+        core.cfg().backends[b].servers[s].name
     );
     let word = match state {
         AdminState::Ready => "READY",
@@ -183,7 +184,7 @@ fn set_state(core: &Core, b: usize, s: usize, state: &str) -> String {
 }
 
 fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
-    let initial = core.cfg.backends[b].servers[s].weight;
+    let initial = core.cfg().backends[b].servers[s].weight;
     let weight = if let Some(pct) = value.strip_suffix('%') {
         match pct.parse::<u64>() {
             Ok(p) => ((u64::from(initial) * p + 50) / 100).min(256) as u32,
@@ -197,7 +198,7 @@ fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
         }
     };
     if matches!(
-        core.cfg.backends[b].balance,
+        core.cfg().backends[b].balance,
         crate::config::BalanceAlgo::StaticRr
     ) && weight != 0
         && weight != initial
@@ -221,10 +222,10 @@ fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> String {
     };
     let maxconn = (n > 0).then_some(n);
     if let Some(m) = maxconn {
-        if (m as usize) < core.cfg.runtime.shards {
+        if (m as usize) < core.cfg().runtime.shards {
             return format!(
                 "maxconn {m} is below the shard count {}: each shard needs at least one slot.\n",
-                core.cfg.runtime.shards
+                core.cfg().runtime.shards
             );
         }
     }
@@ -251,13 +252,13 @@ fn show_info(core: &Core) -> String {
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let stopping = core.stopping.load(std::sync::atomic::Ordering::Relaxed);
-    let listeners: usize = core.cfg.frontends.iter().map(|f| f.binds.len()).sum();
+    let listeners: usize = core.cfg().frontends.iter().map(|f| f.binds.len()).sum();
     let mut out = String::new();
     for (k, v) in [
         ("Name", "ringlb".to_string()),
         ("Version", env!("CARGO_PKG_VERSION").to_string()),
         ("Release_date", String::new()),
-        ("Nbthread", core.cfg.runtime.shards.to_string()),
+        ("Nbthread", core.cfg().runtime.shards.to_string()),
         ("Nbproc", "1".into()),
         ("Process_num", "1".into()),
         ("Pid", std::process::id().to_string()),
@@ -291,18 +292,18 @@ fn show_info(core: &Core) -> String {
 /// HAProxy's `show servers state` (format version 1).
 fn show_servers_state(core: &Core, only: Option<&str>) -> String {
     if let Some(b) = only {
-        if !core.cfg.backends.iter().any(|x| x.name == b) {
+        if !core.cfg().backends.iter().any(|x| x.name == b) {
             return "Can't find backend.\n".into();
         }
     }
-    let health = core.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let health = core.health().lock().map(|h| h.clone()).unwrap_or_default();
     let op = core.operator.lock().map(|o| o.clone()).unwrap_or_default();
     let mut out = String::from("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n");
-    for (bi, b) in core.cfg.backends.iter().enumerate() {
+    for (bi, b) in core.cfg().backends.iter().enumerate() {
         if only.is_some_and(|o| o != b.name) {
             continue;
         }
-        let be_id = csv::proxy_id(&core.cfg, false, bi);
+        let be_id = csv::proxy_id(&core.cfg(), false, bi);
         for (si, s) in b.servers.iter().enumerate() {
             let h = health.get(bi).and_then(|v| v.get(si));
             let o = op.get(bi).and_then(|v| v.get(si)).copied();

@@ -131,8 +131,8 @@ pub fn server_status(admin: AdminState, weight: u32, h: Option<&CheckView>) -> S
 
 pub fn show_stat(core: &Core) -> String {
     let g = core.gather();
-    let cfg = &core.cfg;
-    let health = core.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let cfg = &core.cfg();
+    let health = core.health().lock().map(|h| h.clone()).unwrap_or_default();
     let op = core.operator.lock().map(|o| o.clone()).unwrap_or_default();
     let stopping = core.stopping.load(std::sync::atomic::Ordering::Relaxed);
     let mut out = format!("# {HEADER}\n");

@@ -109,8 +109,8 @@ const CODES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
 pub fn metrics(core: &Core) -> String {
     let g = core.gather();
-    let cfg = &core.cfg;
-    let health = core.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let cfg = &core.cfg();
+    let health = core.health().lock().map(|h| h.clone()).unwrap_or_default();
     let op = core.operator.lock().map(|o| o.clone()).unwrap_or_default();
     let mut f = Families { out: String::new() };
 
@@ -552,8 +552,8 @@ fn totals_json(t: &Totals) -> serde_json::Value {
 
 fn stats_json(core: &Core) -> String {
     let g = core.gather();
-    let cfg = &core.cfg;
-    let health = core.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let cfg = &core.cfg();
+    let health = core.health().lock().map(|h| h.clone()).unwrap_or_default();
     let op = core.operator.lock().map(|o| o.clone()).unwrap_or_default();
     let frontends: Vec<_> = cfg
         .frontends

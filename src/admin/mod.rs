@@ -34,9 +34,9 @@ pub struct Operator {
 
 /// What the admin threads share.
 pub struct Core {
-    pub cfg: Arc<Config>,
+    cfg: std::sync::RwLock<Arc<Config>>,
     shards: Vec<Sender<ToShard>>,
-    pub health: HealthView,
+    health: Mutex<HealthView>,
     pub operator: Mutex<Vec<Vec<Operator>>>,
     pub started: Instant,
     /// Soft stop in progress: `/ready` fails.
@@ -87,8 +87,8 @@ impl Core {
             }
         }
         merged.unwrap_or_else(|| Gathered {
-            stats: crate::stats::ShardStats::new(&self.cfg).snapshot(),
-            queued: vec![(0, 0); self.cfg.backends.len()],
+            stats: crate::stats::ShardStats::new(&self.cfg()).snapshot(),
+            queued: vec![(0, 0); self.cfg().backends.len()],
             shards_answered: 0,
         })
     }
@@ -100,13 +100,48 @@ impl Core {
         }
     }
 
+    /// The configuration in force (replaced by a reload).
+    pub fn cfg(&self) -> Arc<Config> {
+        self.cfg
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The health thread's current view.
+    pub fn health(&self) -> HealthView {
+        self.health
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// After a reload: the new config and health view; operator settings are kept for
+    /// servers that exist in both (same backend and server name).
+    pub fn reload(&self, cfg: Arc<Config>, health: HealthView) {
+        let old = self.cfg();
+        let old_ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
+        let ops = operators(&cfg, |b, s| {
+            let ob = old.backends.iter().position(|x| x.name == b)?;
+            let os = old.backends[ob].servers.iter().position(|x| x.name == s)?;
+            old_ops.get(ob)?.get(os).copied()
+        });
+        if let Ok(mut o) = self.operator.lock() {
+            *o = ops;
+        }
+        if let Ok(mut c) = self.cfg.write() {
+            *c = cfg;
+        }
+        if let Ok(mut h) = self.health.lock() {
+            *h = health;
+        }
+    }
+
     pub fn find_server(&self, spec: &str) -> Option<(usize, usize)> {
+        let cfg = self.cfg();
         let (b, s) = spec.split_once('/')?;
-        let bi = self.cfg.backends.iter().position(|x| x.name == b)?;
-        let si = self.cfg.backends[bi]
-            .servers
-            .iter()
-            .position(|x| x.name == s)?;
+        let bi = cfg.backends.iter().position(|x| x.name == b)?;
+        let si = cfg.backends[bi].servers.iter().position(|x| x.name == s)?;
         Some((bi, si))
     }
 }
@@ -125,28 +160,11 @@ impl Admin {
         shards: Vec<Sender<ToShard>>,
         health: HealthView,
     ) -> std::io::Result<Admin> {
-        let operator = cfg
-            .backends
-            .iter()
-            .map(|b| {
-                b.servers
-                    .iter()
-                    .map(|s| Operator {
-                        admin: if s.disabled {
-                            AdminState::Maint
-                        } else {
-                            AdminState::Ready
-                        },
-                        weight: s.weight,
-                        maxconn: s.maxconn,
-                    })
-                    .collect()
-            })
-            .collect();
+        let operator = operators(&cfg, |_, _| None);
         let core = Arc::new(Core {
-            cfg: cfg.clone(),
+            cfg: std::sync::RwLock::new(cfg.clone()),
             shards,
-            health,
+            health: Mutex::new(health),
             operator: Mutex::new(operator),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
@@ -216,4 +234,28 @@ impl Drop for Admin {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// Operator settings for every server: `keep` gives the previous ones of a server that
+/// existed before a reload; others start from the config.
+fn operators(cfg: &Config, keep: impl Fn(&str, &str) -> Option<Operator>) -> Vec<Vec<Operator>> {
+    cfg.backends
+        .iter()
+        .map(|b| {
+            b.servers
+                .iter()
+                .map(|s| {
+                    keep(&b.name, &s.name).unwrap_or(Operator {
+                        admin: if s.disabled {
+                            AdminState::Maint
+                        } else {
+                            AdminState::Ready
+                        },
+                        weight: s.weight,
+                        maxconn: s.maxconn,
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }

@@ -16,8 +16,8 @@ fn esc(s: &str) -> String {
 
 pub fn render(core: &Core, refresh: Option<u64>) -> String {
     let g = core.gather();
-    let cfg = &core.cfg;
-    let health = core.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let cfg = &core.cfg();
+    let health = core.health().lock().map(|h| h.clone()).unwrap_or_default();
     let op = core.operator.lock().map(|o| o.clone()).unwrap_or_default();
     let mut out = String::from("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Statistics Report for ringlb</title>\n");
     if let Some(r) = refresh {

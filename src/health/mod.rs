@@ -24,7 +24,7 @@ pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(2);
 
 pub struct Health {
     stop: Sender<()>,
-    thread: JoinHandle<()>,
+    thread: JoinHandle<Option<Receiver<HealthReport>>>,
     /// What the checks say, for `show stat` and the metrics.
     pub view: HealthView,
 }
@@ -63,6 +63,26 @@ impl Health {
         shards: Vec<Sender<ToShard>>,
         reports: Receiver<HealthReport>,
     ) -> std::io::Result<Health> {
+        Self::spawn_from(cfg, shards, reports, None)
+    }
+
+    /// Starts the thread; with `previous` (a reload), servers that existed before (same
+    /// backend and server name) keep their state, and new ones start up.
+    pub fn spawn_from(
+        cfg: Arc<Config>,
+        shards: Vec<Sender<ToShard>>,
+        reports: Receiver<HealthReport>,
+        previous: Option<(&Config, &HealthView)>,
+    ) -> std::io::Result<Health> {
+        let carried = |b: &str, s: &str| -> Option<CheckView> {
+            let (old_cfg, old_view) = previous?;
+            let bi = old_cfg.backends.iter().position(|x| x.name == b)?;
+            let si = old_cfg.backends[bi]
+                .servers
+                .iter()
+                .position(|x| x.name == s)?;
+            old_view.lock().ok()?.get(bi)?.get(si).cloned()
+        };
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let now = Instant::now();
         let view: HealthView = Arc::new(Mutex::new(
@@ -72,21 +92,29 @@ impl Health {
                     let (rise, fall) = b.health.as_ref().map_or((2, 3), |h| (h.rise, h.fall));
                     b.servers
                         .iter()
-                        .map(|s| CheckView {
-                            checked: b.health.is_some() && s.check,
-                            up: true,
-                            status: "",
-                            code: None,
-                            duration: None,
-                            desc: String::new(),
-                            chkfail: 0,
-                            chkdown: 0,
-                            last_change: now,
-                            downtime: Duration::ZERO,
-                            down_since: None,
-                            health: rise + fall - 1,
-                            rise,
-                            fall,
+                        .map(|s| {
+                            if let Some(mut c) = carried(&b.name, &s.name) {
+                                c.checked = b.health.is_some() && s.check;
+                                c.rise = rise;
+                                c.fall = fall;
+                                return c;
+                            }
+                            CheckView {
+                                checked: b.health.is_some() && s.check,
+                                up: true,
+                                status: "",
+                                code: None,
+                                duration: None,
+                                desc: String::new(),
+                                chkfail: 0,
+                                chkdown: 0,
+                                last_change: now,
+                                downtime: Duration::ZERO,
+                                down_since: None,
+                                health: rise + fall - 1,
+                                rise,
+                                fall,
+                            }
                         })
                         .collect()
                 })
@@ -96,16 +124,20 @@ impl Health {
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
             match rt {
-                Ok(mut rt) => rt.block_on(run(cfg, shards, reports, stop_rx, shared)),
-                Err(e) => tracing::error!(error = %e, "health thread: cannot start its runtime; no health checks"),
+                                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, stop_rx, shared))),
+                Err(e) => {
+                    tracing::error!(error = %e, "health thread: cannot start its runtime; no health checks");
+                    None
+                }
             }
         })?;
         Ok(Health { stop, thread, view })
     }
 
-    pub fn stop(self) {
+    /// Stops the thread; gives back the reports channel (for the next one, on reload).
+    pub fn stop(self) -> Option<Receiver<HealthReport>> {
         let _ = self.stop.send(());
-        let _ = self.thread.join();
+        self.thread.join().ok().flatten()
     }
 }
 
@@ -303,20 +335,44 @@ async fn run(
     reports: Receiver<HealthReport>,
     stop: Receiver<()>,
     view: HealthView,
-) {
+) -> Receiver<HealthReport> {
     let shard_count = shards.len();
+    let start_up = view
+        .lock()
+        .map(|v| {
+            v.iter()
+                .map(|b| b.iter().map(|c| c.up).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
     let servers = cfg
         .backends
         .iter()
-        .map(|b| {
+        .enumerate()
+        .map(|(bi, b)| {
+            let start_up = &start_up;
             b.servers
                 .iter()
-                .map(|s| ServerHealth {
-                    up: true,
+                .enumerate()
+                .map(move |(si, s)| ServerHealth {
+                    up: start_up
+                        .get(bi)
+                        .and_then(|v| v.get(si))
+                        .copied()
+                        .unwrap_or(true),
                     oks: 0,
                     fails: 0,
                     streaks: vec![0; shard_count],
-                    cooldown_until: None,
+                    // Down without checks (passively): it gets its cool-down again.
+                    cooldown_until: {
+                        let checked = b.health.is_some() && s.check;
+                        let up = start_up
+                            .get(bi)
+                            .and_then(|v| v.get(si))
+                            .copied()
+                            .unwrap_or(true);
+                        (!checked && !up).then(|| Instant::now() + PASSIVE_COOLDOWN)
+                    },
                     checked: b.health.is_some() && s.check,
                 })
                 .collect()
@@ -359,7 +415,7 @@ async fn run(
     loop {
         monoio::time::sleep(REPORT_TICK).await;
         match stop.try_recv() {
-            Ok(()) | Err(TryRecvError::Disconnected) => return,
+            Ok(()) | Err(TryRecvError::Disconnected) => return reports,
             Err(TryRecvError::Empty) => {}
         }
         let mut st = state.borrow_mut();

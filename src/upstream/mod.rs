@@ -36,6 +36,8 @@ pub struct ServerState {
     pub backup: bool,
     /// Weight set by config or operator (0–256).
     pub weight: Cell<u32>,
+    /// The weight the config gave.
+    pub conf_weight: u32,
     /// Weight the balancer uses (lower during slow start).
     pub effective_weight: Cell<u32>,
     /// The health thread's verdict.
@@ -122,6 +124,7 @@ impl BackendState {
                 addr: s.addr,
                 backup: s.backup,
                 weight: Cell::new(s.weight),
+                conf_weight: s.weight,
                 effective_weight: Cell::new(s.weight),
                 up: Cell::new(true),
                 admin: Cell::new(if s.disabled {
@@ -297,6 +300,8 @@ pub struct Upstreams {
     pool_idle_timeout: Duration,
     /// Passive failure reports to the health thread.
     reports: Option<Sender<HealthReport>>,
+    /// Superseded by a reload: its server numbering is stale, so it reports nothing.
+    retired: Cell<bool>,
 }
 
 impl Upstreams {
@@ -312,6 +317,7 @@ impl Upstreams {
             pool_max_idle: cfg.pool.max_idle_per_server,
             pool_idle_timeout: cfg.pool.idle_timeout,
             reports,
+            retired: Cell::new(false),
         }
     }
 
@@ -396,6 +402,9 @@ impl Upstreams {
     }
 
     fn send_report(&self, backend: usize, server: u32, streak: u32) {
+        if self.retired.get() {
+            return;
+        }
         if let Some(tx) = &self.reports {
             let _ = tx.send(HealthReport {
                 shard: self.shard,
@@ -403,6 +412,48 @@ impl Upstreams {
                 server: server as usize,
                 streak,
             });
+        }
+    }
+
+    pub fn reports(&self) -> Option<Sender<HealthReport>> {
+        self.reports.clone()
+    }
+
+    /// This generation was replaced by a reload.
+    pub fn retire(&self) {
+        self.retired.set(true);
+    }
+
+    /// Takes over the state of servers that exist in both generations (same backend
+    /// and server name): health verdict, operator state, an operator-set weight, slow
+    /// start, failure streak, and idle connections when the address is unchanged.
+    pub fn adopt(&self, old: &Upstreams) {
+        for be in &self.backends {
+            let Some(ob) = old.backends.iter().find(|b| b.name == be.name) else {
+                continue;
+            };
+            for s in &be.servers {
+                let Some(os) = ob.servers.iter().find(|x| x.name == s.name) else {
+                    continue;
+                };
+                s.up.set(os.up.get());
+                s.admin.set(os.admin.get());
+                s.fail_streak.set(os.fail_streak.get());
+                if os.weight.get() != os.conf_weight {
+                    s.weight.set(os.weight.get());
+                    s.effective_weight.set(os.weight.get());
+                }
+                if os.ramp_since.get().is_some() && !s.slowstart.is_zero() {
+                    s.ramp_since.set(os.ramp_since.get());
+                    s.effective_weight
+                        .set(os.effective_weight.get().min(s.weight.get()));
+                }
+                if os.addr == s.addr {
+                    let idle = std::mem::take(&mut *os.pool.borrow_mut());
+                    *s.pool.borrow_mut() = idle;
+                }
+            }
+            be.rebuild();
         }
     }
 

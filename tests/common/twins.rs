@@ -10,11 +10,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Protocol, Socket, Type};
+
 use super::backend::TestBackend;
 use super::client::HttpClient;
 use super::haproxy::{cli, render, ringlb_cfg, HaProxy};
 use super::proc::RingLb;
-use super::tcp::{dead_addr, free_port};
+use super::tcp::free_port;
 
 /// What every diff config starts with: one thread (so that round robin walks one list
 /// in both), the stats socket, short timeouts.
@@ -37,12 +39,30 @@ pub enum Srv {
     Dead,
 }
 
+/// An address where connections are refused for as long as the returned socket lives:
+/// it is bound but not listening, so no other test can take the port meanwhile (an
+/// address from `dead_addr` may be reused by a listener of a test running in parallel,
+/// and a health check would then pass).
+pub fn reserved_dead_addr() -> (SocketAddr, Socket) {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind a dead port");
+    let addr = sock
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("local addr of the dead port");
+    (addr, sock)
+}
+
 /// One of the two balancers under test, with its own servers.
 pub struct Side {
     pub who: &'static str,
     frontends: BTreeMap<String, SocketAddr>,
     sock: PathBuf,
     backends: Vec<TestBackend>,
+    /// Keeps the ports of `Srv::Dead` servers refusing.
+    _dead: Vec<Socket>,
 }
 
 impl Side {
@@ -86,6 +106,7 @@ impl Twins {
             let sock = dir.path().join(format!("{who}.sock"));
             let mut vars: Vec<(&str, String)> = vec![("SOCK", sock.display().to_string())];
             let mut backends = Vec::new();
+            let mut dead = Vec::new();
             for &(var, srv) in servers {
                 let addr = match srv {
                     Srv::Up(name) => {
@@ -94,7 +115,11 @@ impl Twins {
                         backends.push(b);
                         a
                     }
-                    Srv::Dead => dead_addr(),
+                    Srv::Dead => {
+                        let (a, holder) = reserved_dead_addr();
+                        dead.push(holder);
+                        a
+                    }
                 };
                 vars.push((var, addr.to_string()));
             }
@@ -112,6 +137,7 @@ impl Twins {
                     frontends: addrs,
                     sock,
                     backends,
+                    _dead: dead,
                 },
             )
         };

@@ -1,0 +1,139 @@
+//! Reload in place (SIGHUP / SIGUSR2): the new file is read and validated off the
+//! request path; a bad one is refused with its errors and nothing changes. A good one
+//! is handed to every shard as a new immutable config: new connections use it,
+//! connections in flight finish on the old one. Listeners on unchanged addresses keep
+//! their sockets (no accept-queue loss), new addresses are bound, removed ones close.
+//! Servers that exist in both configs keep their health, operator state and idle
+//! connections; new ones start up, as HAProxy starts them.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::control::ToShard;
+use crate::{health, listen, Running};
+
+/// Applies the file at `path`, or logs why it was refused.
+pub fn reload(running: &mut Running, path: &Path) {
+    match apply(running, path) {
+        Ok(()) => tracing::warn!("reload: {} applied", path.display()),
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!("reload refused: {e}");
+            }
+            tracing::error!(
+                "reload refused: {} error(s) in {}; the running configuration is unchanged",
+                errors.len(),
+                path.display()
+            );
+        }
+    }
+}
+
+fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
+    let (new, warnings) = Config::load_with_warnings(path).map_err(|e| e.0)?;
+    for w in warnings {
+        tracing::warn!("reload: {w}");
+    }
+    let old = running.cfg.clone();
+    // What the running process was built around cannot change under it.
+    let mut fixed = Vec::new();
+    if new.runtime.shards != old.runtime.shards
+        || new.runtime.driver != old.runtime.driver
+        || new.runtime.cpus != old.runtime.cpus
+    {
+        fixed.push("changing the shard count, driver or cpus needs a restart");
+    }
+    if new.admin.stats_socket != old.admin.stats_socket || new.admin.listen != old.admin.listen {
+        fixed.push("changing the stats socket or the admin listener needs a restart");
+    }
+    if new.log != old.log {
+        fixed.push("changing the log target needs a restart");
+    }
+    if !fixed.is_empty() {
+        return Err(fixed
+            .into_iter()
+            .map(|f| format!("{}: {f}", path.display()))
+            .collect());
+    }
+    let new = Arc::new(new);
+    let shards = running.shards.len();
+
+    // Listeners: keep the sockets of unchanged addresses, bind the new ones first so
+    // that a failure leaves everything as it was.
+    let mut per_shard: Vec<Vec<(SocketAddr, usize, Option<TcpListener>)>> =
+        (0..shards).map(|_| Vec::new()).collect();
+    let mut listening = Vec::new();
+    for (fi, fe) in new.frontends.iter().enumerate() {
+        for &want in &fe.binds {
+            let kept = want.port() != 0 && running.listening.iter().any(|(_, a)| *a == want);
+            if kept {
+                for list in &mut per_shard {
+                    list.push((want, fi, None));
+                }
+                listening.push((fe.name.clone(), want));
+                continue;
+            }
+            let fail =
+                |e: std::io::Error| vec![format!("frontend {}: cannot bind {want}: {e}", fe.name)];
+            let addr = listen::probe(want).map_err(fail)?;
+            for list in &mut per_shard {
+                list.push((
+                    addr,
+                    fi,
+                    Some(listen::reuseport_listener(addr).map_err(fail)?),
+                ));
+            }
+            listening.push((fe.name.clone(), addr));
+        }
+    }
+
+    // The old health thread stops before shards switch, and the new one starts after
+    // they have the new config queued: a flip is never applied to the wrong numbering.
+    let old_view = running.admin.as_ref().map(|a| a.core.health());
+    let reports = running.health.take().and_then(|h| h.stop());
+    let reports = reports.unwrap_or_else(|| crossbeam_channel::unbounded().1);
+    for ((tx, _), listeners) in running.shards.iter().zip(per_shard) {
+        let _ = tx.send(ToShard::Reload {
+            config: new.clone(),
+            listeners,
+        });
+    }
+    let senders: Vec<_> = running.shards.iter().map(|(tx, _)| tx.clone()).collect();
+    let health = health::Health::spawn_from(
+        new.clone(),
+        senders,
+        reports,
+        old_view.as_ref().map(|v| (&*old, v)),
+    )
+    .map_err(|e| vec![format!("health thread: {e}")])?;
+    if let Some(a) = &running.admin {
+        a.core.reload(new.clone(), health.view.clone());
+    }
+    running.health = Some(health);
+    // Every shard confirms before we say the reload is done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut acks = 0;
+    while acks < shards {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match running.events.recv_timeout(left) {
+            Ok(crate::control::FromShard::Reloaded { .. }) => acks += 1,
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(acks, shards, "reload: not every shard confirmed in time");
+                break;
+            }
+        }
+    }
+    running.cfg = new;
+    running.listening = listening;
+    let mut out = std::io::stdout().lock();
+    for (name, addr) in &running.listening {
+        let _ = writeln!(out, "listening frontend={name} addr={addr}");
+    }
+    let _ = writeln!(out, "reloaded");
+    let _ = out.flush();
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Reload in place (SIGHUP / SIGUSR2): new connections get the new config while
+//! requests in flight finish on the old one; unchanged listeners keep their sockets (no
+//! refused connection across a reload); servers in both configs keep their state.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+struct Setup {
+    lb: RingLb,
+    path: String,
+    _file: tempfile::NamedTempFile,
+}
+
+fn write(path: &str, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn start(text: &str) -> Setup {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    let path = file.path().to_str().unwrap().to_string();
+    write(&path, text);
+    let lb = RingLb::launch(&["-f", &path], None, |l| l.starts_with("ready"));
+    Setup {
+        lb,
+        path,
+        _file: file,
+    }
+}
+
+/// Reloads and waits for the `reloaded` line (the n-th one).
+fn reload(s: &Setup, n: usize) {
+    s.lb.signal(libc::SIGHUP);
+    wait_for("the reload", Duration::from_secs(5), || {
+        s.lb.stdout_lines()
+            .iter()
+            .filter(|l| *l == "reloaded")
+            .count()
+            >= n
+    });
+}
+
+fn config(port: u16, servers: &[(&str, std::net::SocketAddr)], extra: &str) -> String {
+    let mut t = format!(
+        "[runtime]\nshards = 2\n{extra}\n[frontend.web]\nbind = \"127.0.0.1:{port}\"\ndefault_backend = \"app\"\n[backend.app]\n"
+    );
+    for (name, addr) in servers {
+        t.push_str(&format!(
+            "[[backend.app.server]]\nname = \"{name}\"\naddr = \"{addr}\"\n"
+        ));
+    }
+    t
+}
+
+#[test]
+fn new_servers_for_new_requests_and_in_flight_ones_finish() {
+    let a = TestBackend::start("a");
+    let b = TestBackend::start("b");
+    let port = free_port();
+    let s = start(&config(port, &[("s1", a.addr())], ""));
+    let addr = s.lb.addr("web");
+    assert_eq!(http_get(addr, "/").header("x-backend"), Some("a"));
+    let slow = std::thread::spawn(move || http_get(addr, "/sleep/800"));
+    wait_for("the slow request at a", Duration::from_secs(5), || {
+        a.in_flight() == 1
+    });
+
+    write(&s.path, &config(port, &[("s2", b.addr())], ""));
+    reload(&s, 1);
+    for _ in 0..10 {
+        assert_eq!(http_get(addr, "/").header("x-backend"), Some("b"));
+    }
+    let r = slow.join().unwrap();
+    assert_eq!(
+        (r.status, r.header("x-backend")),
+        (200, Some("a")),
+        "finished on the old config"
+    );
+}
+
+#[test]
+fn no_connection_is_refused_across_reloads() {
+    let a = TestBackend::start("a");
+    let port = free_port();
+    let s = start(&config(port, &[("s1", a.addr())], ""));
+    let addr = s.lb.addr("web");
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, failures, done) = (stop.clone(), failures.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match HttpClient::try_connect(addr)
+                        .and_then(|mut c| c.try_request(get_request("/")))
+                    {
+                        Ok(r) if r.status == 200 => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for n in 1..=5 {
+        // Alternate between two equivalent files so each reload changes something.
+        let weight = if n % 2 == 0 {
+            ""
+        } else {
+            "[pool]\nmax_idle_per_server = 8\n"
+        };
+        write(&s.path, &config(port, &[("s1", a.addr())], weight));
+        reload(&s, n);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    assert!(done.load(Ordering::Relaxed) > 50, "traffic flowed");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no refused or failed connection"
+    );
+}
+
+#[test]
+fn listeners_added_and_removed() {
+    let a = TestBackend::start("a");
+    let (p1, p2) = (free_port(), free_port());
+    let s = start(&config(p1, &[("s1", a.addr())], ""));
+    let two = format!(
+        "{}\n[frontend.extra]\nbind = \"127.0.0.1:{p2}\"\ndefault_backend = \"app\"\n",
+        config(p1, &[("s1", a.addr())], "")
+    );
+    write(&s.path, &two);
+    reload(&s, 1);
+    let extra: std::net::SocketAddr = format!("127.0.0.1:{p2}").parse().unwrap();
+    assert_eq!(http_get(extra, "/").status, 200);
+    // Drop the first frontend: its port closes, the other keeps serving.
+    let only_extra = format!(
+        "[runtime]\nshards = 2\n[frontend.extra]\nbind = \"127.0.0.1:{p2}\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n",
+        a.addr()
+    );
+    write(&s.path, &only_extra);
+    reload(&s, 2);
+    let first: std::net::SocketAddr = format!("127.0.0.1:{p1}").parse().unwrap();
+    wait_for(
+        "the removed listener to close",
+        Duration::from_secs(3),
+        || std::net::TcpStream::connect(first).is_err(),
+    );
+    assert_eq!(http_get(extra, "/").status, 200);
+}
+
+fn cli(sock: &std::path::Path, line: &str) -> String {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn server_state_survives_and_runtime_changes_are_refused() {
+    let a = TestBackend::start("a");
+    let b = TestBackend::start("b");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let extra = format!("[admin]\nstats_socket = \"{}\"", sock.display());
+    let port = free_port();
+    let s = start(&config(port, &[("s1", a.addr()), ("s2", b.addr())], &extra));
+    let addr = s.lb.addr("web");
+    assert_eq!(cli(&sock, "set server app/s1 state drain"), "\n");
+    cli(&sock, "show stat");
+    // Reload with one more server: s1 stays drained.
+    let c = TestBackend::start("c");
+    write(
+        &s.path,
+        &config(
+            port,
+            &[("s1", a.addr()), ("s2", b.addr()), ("s3", c.addr())],
+            &extra,
+        ),
+    );
+    reload(&s, 1);
+    let stat = cli(&sock, "show stat");
+    assert!(
+        stat.lines()
+            .any(|l| l.starts_with("app,s1,") && l.contains(",DRAIN,")),
+        "{stat}"
+    );
+    assert!(stat.lines().any(|l| l.starts_with("app,s3,")), "{stat}");
+    for _ in 0..12 {
+        assert_ne!(
+            http_get(addr, "/").header("x-backend"),
+            Some("a"),
+            "s1 is still drained"
+        );
+    }
+    // Changing the shard count is refused, the running config stays.
+    write(
+        &s.path,
+        &config(port, &[("s1", a.addr())], &extra).replace("shards = 2", "shards = 1"),
+    );
+    s.lb.signal(libc::SIGUSR2);
+    wait_for("the refusal", Duration::from_secs(5), || {
+        s.lb.stderr().contains("needs a restart")
+    });
+    assert!(cli(&sock, "show stat")
+        .lines()
+        .any(|l| l.starts_with("app,s3,")));
+}
