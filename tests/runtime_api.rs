@@ -184,11 +184,14 @@ fn errors_are_haproxy_style_lines() {
         ),
         (
             "set weight app/s1",
-            "Require 'backend/server' and 'weight' or 'weight%'.\n\n",
+            "Require <weight> or <weight%>.
+
+",
         ),
         (
             "set maxconn server app/s1 x",
-            "'set maxconn server' expects an integer value.\n\n",
+            "maxconn string empty or preceded by garbage
+",
         ),
         ("show servers state nope", "Can't find backend.\n\n"),
     ];

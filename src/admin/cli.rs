@@ -109,6 +109,7 @@ pub fn run(core: &Core, w: &[&str]) -> String {
         ["set", "weight", spec, weight, ..] => {
             with_server(core, spec, |b, s| set_weight(core, b, s, weight))
         }
+        ["set", "weight", _] => "Require <weight> or <weight%>.\n".into(),
         ["set", "weight", ..] => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
         ["get", "weight", spec, ..] => with_server(core, spec, |b, s| {
             let op = core.operator.lock().map(|o| o[b][s]).ok();
@@ -187,12 +188,13 @@ fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
     let initial = core.cfg().backends[b].servers[s].weight;
     let weight = if let Some(pct) = value.strip_suffix('%') {
         match pct.parse::<u64>() {
-            Ok(p) => ((u64::from(initial) * p + 50) / 100).min(256) as u32,
+            // Rounded down, as HAProxy does.
+            Ok(p) => (u64::from(initial) * p / 100).min(256) as u32,
             Err(_) => return "Relative weight must be positive.\n".into(),
         }
     } else {
-        match value.parse::<u32>() {
-            Ok(w) if w <= 256 => w,
+        match value.parse::<i64>() {
+            Ok(w) if (0..=256).contains(&w) => w as u32,
             Ok(_) => return "Absolute weight can only be between 0 and 256 inclusive.\n".into(),
             Err(_) => return "Require <weight> or <weight%>.\n".into(),
         }
@@ -218,7 +220,8 @@ fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
 
 fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> String {
     let Ok(n) = value.parse::<u32>() else {
-        return "'set maxconn server' expects an integer value.\n".into();
+        // HAProxy's words, without a newline of their own.
+        return "maxconn string empty or preceded by garbage".into();
     };
     let maxconn = (n > 0).then_some(n);
     if let Some(m) = maxconn {
@@ -309,8 +312,16 @@ fn show_servers_state(core: &Core, only: Option<&str>) -> String {
             let o = op.get(bi).and_then(|v| v.get(si)).copied();
             let up = h.is_none_or(|h| h.up);
             // SRV_ST_STOPPED = 0, SRV_ST_RUNNING = 2; admin: 0 ready, 1 maint (forced), 8 drain.
-            let op_state = if up { 2 } else { 0 };
-            let admin = match o.map(|o| o.admin) {
+            // SRV_ST_STOPPED 0 / RUNNING 2 (maintenance stops it too); admin flags:
+            // FMAINT 1 (operator), CMAINT 4 (config `disabled`), FDRAIN 8.
+            let admin_state = o.map(|o| o.admin);
+            let op_state = if up && admin_state != Some(AdminState::Maint) {
+                2
+            } else {
+                0
+            };
+            let admin = match admin_state {
+                Some(AdminState::Maint) if s.disabled => 5,
                 Some(AdminState::Maint) => 1,
                 Some(AdminState::Drain) => 8,
                 _ => 0,

@@ -13,11 +13,14 @@ pub const HEADER: &str = "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,d
 /// A proxy's `iid`: HAProxy numbers proxies in config order; ringlb numbers the
 /// frontends, then the backends, from 2 (HAProxy's first user proxy usually gets 2).
 pub fn proxy_id(cfg: &Config, frontend: bool, index: usize) -> usize {
-    if frontend {
-        2 + index
-    } else {
-        2 + cfg.frontends.len() + index
-    }
+    let pos = cfg.proxy_order.iter().position(|p| {
+        if frontend {
+            p.frontend == Some(index)
+        } else {
+            p.backend == Some(index)
+        }
+    });
+    2 + pos.unwrap_or(0)
 }
 
 /// HAProxy's numeric check status (`enum healthcheck_status`), for `show servers state`.
@@ -136,133 +139,138 @@ pub fn show_stat(core: &Core) -> String {
     let op = core.operator.lock().map(|o| o.clone()).unwrap_or_default();
     let stopping = core.stopping.load(std::sync::atomic::Ordering::Relaxed);
     let mut out = format!("# {HEADER}\n");
-    for (fi, f) in cfg.frontends.iter().enumerate() {
-        let t = &g.stats.frontends[fi];
-        let mut r = Row::new();
-        r.set("pxname", &f.name);
-        r.set("svname", "FRONTEND");
-        r.counters(t);
-        r.set("dreq", 0);
-        r.set("dresp", 0);
-        r.set("ereq", t.ereq);
-        r.set("status", if stopping { "STOP" } else { "OPEN" });
-        r.set("pid", 1);
-        r.set("iid", proxy_id(cfg, true, fi));
-        r.set("sid", 0);
-        r.set("type", 0);
-        r.set("req_tot", t.req_tot);
-        r.set("conn_tot", t.stot);
-        r.set("mode", if f.mode == Mode::Http { "http" } else { "tcp" });
-        r.finish(&mut out);
-    }
-    for (bi, b) in cfg.backends.iter().enumerate() {
-        let iid = proxy_id(cfg, false, bi);
-        let (mut act, mut bck, mut act_w, mut bck_w) = (0, 0, 0, 0);
-        let mut last_change = u64::MAX;
-        for (si, s) in b.servers.iter().enumerate() {
-            let t = &g.stats.servers[bi][si];
-            let h = health.get(bi).and_then(|v| v.get(si));
-            let o = op.get(bi).and_then(|v| v.get(si));
-            let admin = o.map_or(AdminState::Ready, |o| o.admin);
-            let weight = o.map_or(s.weight, |o| o.weight);
-            let up = h.is_none_or(|c| c.up);
-            let usable = up && admin == AdminState::Ready && weight > 0;
-            if usable {
-                if s.backup {
-                    bck += 1;
-                    bck_w += weight;
-                } else {
-                    act += 1;
-                    act_w += weight;
+    for p in &cfg.proxy_order {
+        if let Some(fi) = p.frontend {
+            let f = &cfg.frontends[fi];
+            let t = &g.stats.frontends[fi];
+            let mut r = Row::new();
+            r.set("pxname", &f.name);
+            r.set("svname", "FRONTEND");
+            r.counters(t);
+            r.set("dreq", 0);
+            r.set("dresp", 0);
+            r.set("ereq", t.ereq);
+            r.set("status", if stopping { "STOP" } else { "OPEN" });
+            r.set("pid", 1);
+            r.set("iid", proxy_id(cfg, true, fi));
+            r.set("sid", 0);
+            r.set("type", 0);
+            r.set("req_tot", t.req_tot);
+            r.set("conn_tot", t.stot);
+            r.set("mode", if f.mode == Mode::Http { "http" } else { "tcp" });
+            r.finish(&mut out);
+        }
+        if let Some(bi) = p.backend {
+            let b = &cfg.backends[bi];
+            let iid = proxy_id(cfg, false, bi);
+            let (mut act, mut bck, mut act_w, mut bck_w) = (0, 0, 0, 0);
+            let mut last_change = u64::MAX;
+            for (si, s) in b.servers.iter().enumerate() {
+                let t = &g.stats.servers[bi][si];
+                let h = health.get(bi).and_then(|v| v.get(si));
+                let o = op.get(bi).and_then(|v| v.get(si));
+                let admin = o.map_or(AdminState::Ready, |o| o.admin);
+                let weight = o.map_or(s.weight, |o| o.weight);
+                let up = h.is_none_or(|c| c.up);
+                let usable = up && admin == AdminState::Ready && weight > 0;
+                if usable {
+                    if s.backup {
+                        bck += 1;
+                        bck_w += weight;
+                    } else {
+                        act += 1;
+                        act_w += weight;
+                    }
                 }
+                let since = h.map_or(0, |h| h.last_change.elapsed().as_secs());
+                last_change = last_change.min(since);
+                let mut r = Row::new();
+                r.set("pxname", &b.name);
+                r.set("svname", &s.name);
+                r.set("qcur", 0);
+                r.set("qmax", 0);
+                r.counters(t);
+                let maxconn = o.map_or(s.maxconn, |o| o.maxconn);
+                r.set("slim", maxconn.map(|m| m.to_string()).unwrap_or_default());
+                r.set("dresp", 0);
+                r.set("econ", t.econ);
+                r.set("eresp", t.eresp);
+                r.set("wretr", t.wretr);
+                r.set("wredis", t.wredis);
+                r.set("status", server_status(admin, weight, h));
+                r.set("weight", weight);
+                r.set("uweight", weight);
+                r.set("act", u8::from(!s.backup));
+                r.set("bck", u8::from(s.backup));
+                r.set("lastchg", since);
+                r.set("pid", 1);
+                r.set("iid", iid);
+                r.set("sid", si + 1);
+                r.set("lbtot", t.lbtot);
+                r.set("type", 2);
+                r.set("addr", s.addr);
+                r.set("mode", backend_mode(cfg, bi));
+                if let Some(h) = h.filter(|h| h.checked) {
+                    r.set("chkfail", h.chkfail);
+                    r.set("chkdown", h.chkdown);
+                    let down =
+                        h.downtime + h.down_since.map_or(Default::default(), |d| d.elapsed());
+                    r.set("downtime", down.as_secs());
+                    r.set("check_status", h.status);
+                    r.set(
+                        "check_code",
+                        h.code.map(|c| c.to_string()).unwrap_or_default(),
+                    );
+                    r.set(
+                        "check_duration",
+                        h.duration
+                            .map(|d| d.as_millis().to_string())
+                            .unwrap_or_default(),
+                    );
+                    r.set("check_desc", &h.desc);
+                    r.set("check_rise", h.rise);
+                    r.set("check_fall", h.fall);
+                    r.set("check_health", h.health);
+                }
+                r.finish(&mut out);
             }
-            let since = h.map_or(0, |h| h.last_change.elapsed().as_secs());
-            last_change = last_change.min(since);
+            let t = &g.stats.backends[bi];
+            let (qcur, qmax) = g.queued.get(bi).copied().unwrap_or((0, 0));
             let mut r = Row::new();
             r.set("pxname", &b.name);
-            r.set("svname", &s.name);
-            r.set("qcur", 0);
-            r.set("qmax", 0);
+            r.set("svname", "BACKEND");
+            r.set("qcur", qcur);
+            r.set("qmax", qmax);
             r.counters(t);
-            let maxconn = o.map_or(s.maxconn, |o| o.maxconn);
-            r.set("slim", maxconn.map(|m| m.to_string()).unwrap_or_default());
+            r.set("dreq", t.dreq);
             r.set("dresp", 0);
             r.set("econ", t.econ);
             r.set("eresp", t.eresp);
             r.set("wretr", t.wretr);
             r.set("wredis", t.wredis);
-            r.set("status", server_status(admin, weight, h));
-            r.set("weight", weight);
-            r.set("uweight", weight);
-            r.set("act", u8::from(!s.backup));
-            r.set("bck", u8::from(s.backup));
-            r.set("lastchg", since);
+            r.set("status", if act + bck > 0 { "UP" } else { "DOWN" });
+            r.set("weight", if act > 0 { act_w } else { bck_w });
+            r.set("uweight", if act > 0 { act_w } else { bck_w });
+            r.set("act", act);
+            r.set("bck", bck);
+            r.set(
+                "lastchg",
+                if last_change == u64::MAX {
+                    0
+                } else {
+                    last_change
+                },
+            );
             r.set("pid", 1);
             r.set("iid", iid);
-            r.set("sid", si + 1);
-            r.set("lbtot", t.lbtot);
-            r.set("type", 2);
-            r.set("addr", s.addr);
+            r.set("sid", 0);
+            r.set("lbtot", t.stot);
+            r.set("type", 1);
+            r.set("req_tot", t.hrsp.iter().sum::<u64>());
             r.set("mode", backend_mode(cfg, bi));
-            if let Some(h) = h.filter(|h| h.checked) {
-                r.set("chkfail", h.chkfail);
-                r.set("chkdown", h.chkdown);
-                let down = h.downtime + h.down_since.map_or(Default::default(), |d| d.elapsed());
-                r.set("downtime", down.as_secs());
-                r.set("check_status", h.status);
-                r.set(
-                    "check_code",
-                    h.code.map(|c| c.to_string()).unwrap_or_default(),
-                );
-                r.set(
-                    "check_duration",
-                    h.duration
-                        .map(|d| d.as_millis().to_string())
-                        .unwrap_or_default(),
-                );
-                r.set("check_desc", &h.desc);
-                r.set("check_rise", h.rise);
-                r.set("check_fall", h.fall);
-                r.set("check_health", h.health);
-            }
+            r.set("algo", algo_name(&b.balance));
             r.finish(&mut out);
         }
-        let t = &g.stats.backends[bi];
-        let (qcur, qmax) = g.queued.get(bi).copied().unwrap_or((0, 0));
-        let mut r = Row::new();
-        r.set("pxname", &b.name);
-        r.set("svname", "BACKEND");
-        r.set("qcur", qcur);
-        r.set("qmax", qmax);
-        r.counters(t);
-        r.set("dreq", t.dreq);
-        r.set("dresp", 0);
-        r.set("econ", t.econ);
-        r.set("eresp", t.eresp);
-        r.set("wretr", t.wretr);
-        r.set("wredis", t.wredis);
-        r.set("status", if act + bck > 0 { "UP" } else { "DOWN" });
-        r.set("weight", if act > 0 { act_w } else { bck_w });
-        r.set("uweight", if act > 0 { act_w } else { bck_w });
-        r.set("act", act);
-        r.set("bck", bck);
-        r.set(
-            "lastchg",
-            if last_change == u64::MAX {
-                0
-            } else {
-                last_change
-            },
-        );
-        r.set("pid", 1);
-        r.set("iid", iid);
-        r.set("sid", 0);
-        r.set("lbtot", t.stot);
-        r.set("type", 1);
-        r.set("req_tot", t.hrsp.iter().sum::<u64>());
-        r.set("mode", backend_mode(cfg, bi));
-        r.set("algo", algo_name(&b.balance));
-        r.finish(&mut out);
     }
     out
 }

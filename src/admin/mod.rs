@@ -204,7 +204,7 @@ impl Admin {
                                 body: http::metrics(&core),
                             },
                             Service::Stats { .. } if q.csv => ServiceAnswer {
-                                content_type: "text/csv",
+                                content_type: "text/plain",
                                 body: csv::show_stat(&core),
                             },
                             Service::Stats { refresh, .. } => ServiceAnswer {

@@ -96,11 +96,19 @@ impl AclTest {
                 self.regexes.push(re);
             }
             MatchMethod::Ip => self.nets.push(parse_net(p)?),
-            _ => self.patterns.push(if self.ignore_case {
-                p.to_ascii_lowercase()
-            } else {
-                p.to_string()
-            }),
+            _ => {
+                // Delimiters at the ends of a domain pattern mean nothing (as in HAProxy).
+                let p = if self.method == MatchMethod::Dom {
+                    p.trim_matches(|c| matches!(c, '.' | '/' | '?' | ':'))
+                } else {
+                    p
+                };
+                self.patterns.push(if self.ignore_case {
+                    p.to_ascii_lowercase()
+                } else {
+                    p.to_string()
+                })
+            }
         }
         Ok(())
     }

@@ -409,8 +409,8 @@ impl Mapper {
                 format!("'{kw}' was removed in HAProxy 2.1: use 'timeout connect|client|server'"),
             ),
             "retries" => match arg(0).parse::<u32>() {
-                Ok(n) if n <= 100 => p.settings.retries = n,
-                _ => self.err(l.line, "'retries' expects a number between 0 and 100"),
+                Ok(n) => p.settings.retries = n,
+                _ => self.err(l.line, "'retries' expects an integer argument"),
             },
             "no" if a.first().map(String::as_str) == Some("log") => p.settings.log = false,
             "option" | "no" => self.option(l, p),
@@ -1180,11 +1180,10 @@ impl Mapper {
         while i < w.len() {
             let word = w[i].as_str();
             if word == "||" || word == "or" {
-                if all.is_empty() {
-                    self.err(line, "'||' without a condition before it");
-                    return None;
+                // HAProxy ignores an '||' with nothing on one side.
+                if !all.is_empty() {
+                    any.push(Condition::All(std::mem::take(&mut all)));
                 }
-                any.push(Condition::All(std::mem::take(&mut all)));
                 i += 1;
                 continue;
             }
@@ -1228,11 +1227,13 @@ impl Mapper {
             });
             i += 1;
         }
-        if all.is_empty() {
-            self.err(line, "'||' without a condition after it");
+        if !all.is_empty() {
+            any.push(Condition::All(all));
+        }
+        if any.is_empty() {
+            self.err(line, "missing condition after 'if'/'unless'");
             return None;
         }
-        any.push(Condition::All(all));
         Some(if any.len() == 1 {
             any.pop().unwrap_or(Condition::Always)
         } else {
@@ -1555,6 +1556,7 @@ impl Mapper {
                 error_limit: checked.first().and_then(|c| c.error_limit).unwrap_or(10),
                 health,
                 timeouts: s.timeouts.clone(),
+                forward_for: s.forward_for,
             });
         }
         let mut frontends = Vec::new();
@@ -1592,8 +1594,18 @@ impl Mapper {
                 }
                 None => None,
             };
-            if p.kind == SectionKind::Listen {
+            // A listen section is its own backend unless it names another one (HAProxy
+            // then never uses its own servers).
+            if p.kind == SectionKind::Listen && p.default_backend.is_none() {
                 default_backend = index_of(&p.name);
+            } else if p.kind == SectionKind::Listen && !p.servers.is_empty() {
+                self.warn(
+                    p.line,
+                    format!(
+                        "proxy '{}': its servers are never used, as it has a default_backend",
+                        p.name
+                    ),
+                );
             }
             let mut routes = Vec::new();
             for (line, cond, name) in &p.rules {
@@ -1709,6 +1721,26 @@ impl Mapper {
             },
             admin,
             log,
+            proxy_order: {
+                let (mut f, mut b) = (0, 0);
+                proxies
+                    .iter()
+                    .map(|p| {
+                        let fe = (p.kind != SectionKind::Backend).then(|| {
+                            f += 1;
+                            f - 1
+                        });
+                        let be = (p.kind != SectionKind::Frontend).then(|| {
+                            b += 1;
+                            b - 1
+                        });
+                        super::ProxyRef {
+                            frontend: fe,
+                            backend: be,
+                        }
+                    })
+                    .collect()
+            },
             frontends,
             backends,
         }

@@ -127,6 +127,15 @@ pub struct Config {
     pub log: Option<LogTarget>,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+    /// Proxies in the order the file declared them (a `listen` is both halves), for
+    /// `show stat` and proxy ids.
+    pub proxy_order: Vec<ProxyRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyRef {
+    pub frontend: Option<usize>,
+    pub backend: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -329,6 +338,9 @@ pub struct Backend {
     pub health: Option<HealthCheck>,
     /// Server-side timeouts (`connect`, `server`, `queue`) apply here.
     pub timeouts: Timeouts,
+    /// Add X-Forwarded-For to requests for this backend (`option forwardfor` in a
+    /// backend section: either side asking is enough, as in HAProxy).
+    pub forward_for: bool,
 }
 
 #[derive(Debug, Clone)]

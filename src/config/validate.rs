@@ -235,6 +235,16 @@ impl Validator {
             pool,
             admin,
             log,
+            proxy_order: (0..frontends.len())
+                .map(|f| super::ProxyRef {
+                    frontend: Some(f),
+                    backend: None,
+                })
+                .chain((0..backends.len()).map(|b| super::ProxyRef {
+                    frontend: None,
+                    backend: Some(b),
+                }))
+                .collect(),
             frontends,
             backends,
         }
@@ -370,6 +380,7 @@ impl Validator {
                 error_limit,
                 health,
                 timeouts: super::default_timeouts(),
+                forward_for: false,
             });
         }
         out

@@ -626,6 +626,15 @@ impl Conn {
                             }
                         }
                         let backend = route(fe, &view);
+                        if let Some(b) = backend {
+                            if !fe.forward_for && self.shard.config.backends[b].forward_for {
+                                use std::io::Write as _;
+                                let len = self.out.len();
+                                self.out.truncate(len.saturating_sub(2));
+                                let _ =
+                                    write!(self.out, "X-Forwarded-For: {}\r\n\r\n", self.peer.ip());
+                            }
+                        }
                         let hash =
                             backend.and_then(|b| match &self.shard.config.backends[b].balance {
                                 BalanceAlgo::Hash { key, .. } => {

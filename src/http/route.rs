@@ -74,10 +74,11 @@ fn matches(t: &AclTest, s: &str) -> bool {
                 && eq(&s[s.len() - p.len()..], p, ic)
         }),
         MatchMethod::Sub => t.patterns.iter().any(|p| find(s, p, ic, |_, _| true)),
+        // HAProxy's delimiters: '/', '?', '.', ':' (patterns are stored trimmed of them).
         MatchMethod::Dom => t.patterns.iter().any(|p| {
+            let delim = |c: u8| matches!(c, b'.' | b'/' | b'?' | b':');
             find(s, p, ic, |before, after| {
-                before.is_none_or(|c| c == b'.' || c == b'/')
-                    && after.is_none_or(|c| c == b'.' || c == b'/')
+                before.is_none_or(delim) && after.is_none_or(delim)
             })
         }),
     }
@@ -202,13 +203,14 @@ mod tests {
                 true,
             ),
             (
+                // ':' delimits a domain too (HAProxy): the port does not hide it.
                 acl(
                     Fetch::Header("host".into()),
                     MatchMethod::Dom,
                     true,
                     &["example.com"],
                 ),
-                false,
+                true,
             ),
             (
                 acl(
