@@ -56,7 +56,7 @@ struct Settings {
     retries: u32,
     redispatch: bool,
     all_backups: bool,
-    forward_for: bool,
+    forward_for: Option<super::ForwardFor>,
     balance: BalanceAlgo,
     consistent: bool,
     httpchk: Option<(String, String, Option<String>)>,
@@ -88,7 +88,7 @@ impl Default for Settings {
             retries: 3,
             redispatch: false,
             all_backups: false,
-            forward_for: false,
+            forward_for: None,
             balance: DEFAULT_BALANCE,
             consistent: false,
             httpchk: None,
@@ -580,15 +580,30 @@ impl Mapper {
         match opt.as_str() {
             "redispatch" => s.redispatch = !negate,
             "allbackups" => s.all_backups = !negate,
-            "forwardfor" if negate => s.forward_for = false,
+            "forwardfor" if negate => s.forward_for = None,
             "forwardfor" => {
-                if !rest.is_empty() {
-                    self.err(
-                        l.line,
-                        format!("'option forwardfor {}' is not supported yet (only plain 'option forwardfor')", rest.join(" ")),
-                    );
+                let mut ff = super::ForwardFor::default();
+                let mut i = 0;
+                while i < rest.len() {
+                    match (rest[i].as_str(), rest.get(i + 1)) {
+                        ("except", Some(net)) => match super::acl::parse_net(net) {
+                            Ok(n) => ff.except = Some(n),
+                            Err(e) => self.err(l.line, format!("'option forwardfor except': {e}")),
+                        },
+                        ("header", Some(name)) => ff.header = name.clone(),
+                        ("if-none", _) => {
+                            ff.if_none = true;
+                            i += 1;
+                            continue;
+                        }
+                        (other, _) => {
+                            self.err(l.line, format!("'option forwardfor': unexpected '{other}'"));
+                            break;
+                        }
+                    }
+                    i += 2;
                 }
-                s.forward_for = true;
+                s.forward_for = Some(ff);
             }
             "http-keep-alive" => {}
             "http-server-close" | "httpclose" | "http-pretend-keepalive" | "forceclose" => self.warn(
@@ -1556,7 +1571,7 @@ impl Mapper {
                 error_limit: checked.first().and_then(|c| c.error_limit).unwrap_or(10),
                 health,
                 timeouts: s.timeouts.clone(),
-                forward_for: s.forward_for,
+                forward_for: s.forward_for.clone(),
             });
         }
         let mut frontends = Vec::new();
@@ -1664,7 +1679,11 @@ impl Mapper {
                     routes
                 },
                 default_backend,
-                forward_for: p.settings.forward_for && mode == Mode::Http,
+                forward_for: p
+                    .settings
+                    .forward_for
+                    .clone()
+                    .filter(|_| mode == Mode::Http),
                 accept_proxy: p.accept_proxy_binds > 0,
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {

@@ -227,7 +227,8 @@ pub struct Frontend {
     pub routes: Vec<Route>,
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
-    pub forward_for: bool,
+    /// Add the client's address to requests (`option forwardfor`).
+    pub forward_for: Option<ForwardFor>,
     /// Clients first send a PROXY protocol header (v1 or v2) carrying the real client.
     pub accept_proxy: bool,
     /// Access log format of this frontend's traffic (`None` = not logged).
@@ -313,6 +314,34 @@ impl RequestAction {
     }
 }
 
+/// `option forwardfor [except NET] [header NAME] [if-none]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardFor {
+    /// The header to add (`X-Forwarded-For` by default).
+    pub header: String,
+    /// Clients in this network get no header.
+    pub except: Option<(std::net::IpAddr, u8)>,
+    /// Only when the request has no such header yet.
+    pub if_none: bool,
+}
+
+impl Default for ForwardFor {
+    fn default() -> Self {
+        ForwardFor {
+            header: "X-Forwarded-For".into(),
+            except: None,
+            if_none: false,
+        }
+    }
+}
+
+impl ForwardFor {
+    /// The header to add for a request from `client`, if any.
+    pub fn applies_to(&self, client: std::net::IpAddr) -> bool {
+        self.except.is_none_or(|n| !acl::net_contains(n, client))
+    }
+}
+
 /// `use_backend BACKEND if CONDITION`: the first route whose condition holds wins.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -340,7 +369,7 @@ pub struct Backend {
     pub timeouts: Timeouts,
     /// Add X-Forwarded-For to requests for this backend (`option forwardfor` in a
     /// backend section: either side asking is enough, as in HAProxy).
-    pub forward_for: bool,
+    pub forward_for: Option<ForwardFor>,
 }
 
 #[derive(Debug, Clone)]

@@ -380,7 +380,7 @@ impl Validator {
                 error_limit,
                 health,
                 timeouts: super::default_timeouts(),
-                forward_for: false,
+                forward_for: None,
             });
         }
         out
@@ -697,7 +697,7 @@ impl Validator {
                 mode,
                 routes,
                 default_backend,
-                forward_for: f.forward_for,
+                forward_for: f.forward_for.then(super::ForwardFor::default),
                 accept_proxy: f.accept_proxy,
                 log: match f.log.as_deref() {
                     None | Some("none") => None,

@@ -566,7 +566,12 @@ impl Conn {
         let (http_request, keep_alive_idle) = (t.http_request, t.http_keep_alive);
         let max = self.shard.config.limits.max_header_bytes;
         let fe = &self.shard.config.frontends[self.frontend];
-        let xff = fe.forward_for.then(|| self.peer.ip());
+        let client = self.peer.ip();
+        let xff = fe
+            .forward_for
+            .as_ref()
+            .filter(|f| f.applies_to(client))
+            .map(|f| (client, f));
         let mut waiting_first_byte = !first && self.cpos == self.cbuf.len();
         let mut deadline = Self::deadline(if waiting_first_byte {
             keep_alive_idle
@@ -626,13 +631,18 @@ impl Conn {
                             }
                         }
                         let backend = route(fe, &view);
-                        if let Some(b) = backend {
-                            if !fe.forward_for && self.shard.config.backends[b].forward_for {
-                                use std::io::Write as _;
-                                let len = self.out.len();
-                                self.out.truncate(len.saturating_sub(2));
-                                let _ =
-                                    write!(self.out, "X-Forwarded-For: {}\r\n\r\n", self.peer.ip());
+                        if let (Some(b), None) = (backend, &fe.forward_for) {
+                            if let Some(ff) = &self.shard.config.backends[b].forward_for {
+                                let present = ff.if_none
+                                    && r.headers
+                                        .iter()
+                                        .any(|h| h.name.eq_ignore_ascii_case(&ff.header));
+                                if ff.applies_to(client) && !present {
+                                    use std::io::Write as _;
+                                    let len = self.out.len();
+                                    self.out.truncate(len.saturating_sub(2));
+                                    let _ = write!(self.out, "{}: {client}\r\n\r\n", ff.header);
+                                }
                             }
                         }
                         let hash =

@@ -146,7 +146,7 @@ fn trim(mut s: &[u8]) -> &[u8] {
 pub fn parse_request<'a>(
     buf: &'a [u8],
     headers: &'a mut [httparse::Header<'a>; MAX_HEADERS],
-    forward_for: Option<IpAddr>,
+    forward_for: Option<(IpAddr, &crate::config::ForwardFor)>,
     out: &mut Vec<u8>,
 ) -> Parsed<Request<'a>> {
     let mut req = httparse::Request::new(headers);
@@ -215,8 +215,14 @@ pub fn parse_request<'a>(
         }
         push_header(out, h.name, h.value);
     }
-    if let Some(ip) = forward_for {
-        let _ = write!(out, "X-Forwarded-For: {ip}\r\n");
+    if let Some((ip, ff)) = forward_for {
+        let present = ff.if_none
+            && headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(&ff.header));
+        if !present {
+            let _ = write!(out, "{}: {ip}\r\n", ff.header);
+        }
     }
     out.extend_from_slice(b"\r\n");
     Parsed::Done(Request {
@@ -360,7 +366,13 @@ mod tests {
     fn req(raw: &str, xff: Option<IpAddr>) -> Result<(String, Framing, bool), Reply> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut out = Vec::new();
-        match parse_request(raw.as_bytes(), &mut headers, xff, &mut out) {
+        let ff = crate::config::ForwardFor::default();
+        match parse_request(
+            raw.as_bytes(),
+            &mut headers,
+            xff.map(|ip| (ip, &ff)),
+            &mut out,
+        ) {
             Parsed::Done(r) => Ok((String::from_utf8(out).unwrap(), r.framing, r.keep_alive)),
             Parsed::Reject(r) => Err(r),
             Parsed::Partial => panic!("partial"),
