@@ -14,10 +14,11 @@ use futures_util::FutureExt;
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::accesslog::ShardLog;
-use crate::config::{Config, DriverChoice, Mode};
+use crate::config::{maxconn_share, Config, DriverChoice, Mode};
 use crate::control::{FromShard, HealthReport, ServiceQuery, ShardReport, ToShard};
 use crate::stats::{Counters, ShardStats};
 use crate::upstream::Upstreams;
+use local_sync::semaphore::{OwnedSemaphorePermit, Semaphore};
 
 /// How often a shard looks at its control channel and cleans its pools.
 pub const CONTROL_TICK: Duration = Duration::from_millis(20);
@@ -56,9 +57,44 @@ pub struct Shard {
     /// Access log lines waiting for the next tick.
     pub log: Option<Rc<ShardLog>>,
     pub services: Sender<ServiceQuery>,
+    /// This shard's share of the global maxconn (shared by its generations).
+    conn_limit: Option<Rc<Semaphore>>,
+    /// This shard's share of each frontend's maxconn.
+    frontend_limits: Vec<Option<Rc<Semaphore>>>,
+}
+
+/// Connection slots a connection holds until it closes.
+type Permits = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
+
+fn frontend_limits(config: &Config, shard: usize) -> Vec<Option<Rc<Semaphore>>> {
+    let shards = config.runtime.shards;
+    config
+        .frontends
+        .iter()
+        .map(|f| {
+            f.maxconn.map(|m| {
+                Rc::new(Semaphore::new(
+                    maxconn_share(Some(m), shard, shards) as usize
+                ))
+            })
+        })
+        .collect()
 }
 
 impl Shard {
+    /// Waits for room under the global and the frontend's maxconn: until then the
+    /// connection stays in the kernel's backlog (accept is simply not called).
+    async fn room(&self, frontend: usize) -> Permits {
+        let global = match &self.conn_limit {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let fe = match self.frontend_limits.get(frontend).cloned().flatten() {
+            Some(s) => s.acquire_owned().await.ok(),
+            None => None,
+        };
+        (global, fe)
+    }
     /// The shard's state for a new config (a reload): servers that exist in both keep
     /// their health, operator state, weight and idle connections; counters carry over.
     /// Connections in flight finish on the old generation.
@@ -70,7 +106,6 @@ impl Shard {
         stats.adopt(&self.stats, &self.config, &config);
         Shard {
             id: self.id,
-            config,
             upstreams,
             draining: self.draining.clone(),
             inflight: self.inflight.clone(),
@@ -78,6 +113,9 @@ impl Shard {
             fault_panic_path: self.fault_panic_path.clone(),
             log: self.log.clone(),
             services: self.services.clone(),
+            conn_limit: self.conn_limit.clone(),
+            frontend_limits: frontend_limits(&config, self.id),
+            config,
         }
     }
 
@@ -229,13 +267,19 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
     let shard = Rc::new(Shard {
         id: spec.id,
         upstreams: Upstreams::new(&spec.config, spec.id, Some(spec.reports.clone())),
-        config: spec.config,
+        config: spec.config.clone(),
         draining: Rc::new(Cell::new(false)),
         inflight: Rc::new(Cell::new(0)),
         stats,
         fault_panic_path: std::env::var("RINGLB_FAULT_PANIC_PATH").ok(),
         log: spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
         services: spec.services.clone(),
+        conn_limit: spec.config.runtime.maxconn.map(|m| {
+            Rc::new(Semaphore::new(
+                maxconn_share(Some(m), spec.id, spec.config.runtime.shards) as usize,
+            ))
+        }),
+        frontend_limits: frontend_limits(&spec.config, spec.id),
     });
     let id = shard.id;
     let current: Current = Rc::new(std::cell::RefCell::new(shard));
@@ -409,6 +453,11 @@ async fn accept_loop(
     mut stop: local_sync::oneshot::Receiver<()>,
 ) {
     loop {
+        let waiting = current.borrow().clone();
+        let permits = monoio::select! {
+            _ = &mut stop => break,
+            p = waiting.room(frontend.get()) => p,
+        };
         monoio::select! {
             _ = &mut stop => {
                 tracing::debug!(frontend = frontend.get(), "listener closed");
@@ -421,7 +470,7 @@ async fn accept_loop(
                     let shard = current.borrow().clone();
                     let fe = frontend.get();
                     let mode = shard.config.frontends[fe].mode;
-                    monoio::spawn(serve(shard, fe, mode, stream, peer));
+                    monoio::spawn(serve(shard, fe, mode, stream, peer, permits));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -433,7 +482,14 @@ async fn accept_loop(
     }
 }
 
-async fn serve(shard: Rc<Shard>, frontend: usize, mode: Mode, stream: TcpStream, peer: SocketAddr) {
+async fn serve(
+    shard: Rc<Shard>,
+    frontend: usize,
+    mode: Mode,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _permits: Permits,
+) {
     let _ = stream.set_nodelay(true);
     let fe = &shard.stats.frontends[frontend];
     fe.up(&fe.scur, &fe.smax);

@@ -141,6 +141,7 @@ struct Proxy {
     bind_lines: usize,
     accept_proxy_binds: usize,
     request_rules: Vec<RequestRule>,
+    maxconn: Option<u32>,
 }
 
 impl Mapper {
@@ -158,6 +159,7 @@ impl Mapper {
             driver: DriverChoice::Auto,
             cpus: None,
             pidfile: None,
+            maxconn: None,
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;
@@ -312,11 +314,15 @@ impl Mapper {
                                 "expose-fd" => {
                                     rest.next();
                                 }
-                                other => self.warn(l.line, format!("stats socket option '{other}' ignored")),
+                                other => self
+                                    .warn(l.line, format!("stats socket option '{other}' ignored")),
                             }
                         }
                     }
-                    Some(addr) => self.err(l.line, format!("stats socket '{addr}': only unix socket paths are supported")),
+                    Some(addr) => self.err(
+                        l.line,
+                        format!("stats socket '{addr}': only unix socket paths are supported"),
+                    ),
                     None => self.err(l.line, "'stats socket' expects a path"),
                 },
                 Some("timeout") | Some("maxconn") | Some("bind-process") => {
@@ -328,20 +334,49 @@ impl Mapper {
                 Some(p) => runtime.pidfile = Some(p.into()),
                 None => self.err(l.line, "'pidfile' expects a file name"),
             },
-            "maxconn" => self.warn(l.line, "global 'maxconn' is not enforced yet (the kernel backlog and open-file limit apply)"),
+            "maxconn" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                Some(0) => runtime.maxconn = None,
+                Some(n) => runtime.maxconn = Some(n),
+                None => self.err(l.line, "'maxconn' expects an integer"),
+            },
             "log" => self.global_log(l, log),
-            "log-send-hostname" | "log-tag" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
-            "daemon" => self.warn(l.line, "'daemon' ignored: ringlb runs in the foreground (use systemd)"),
-            "user" | "group" | "uid" | "gid" | "chroot" | "node" | "description" | "master-worker" | "hard-stop-after"
-            | "ca-base" | "crt-base" | "spread-checks" | "localpeer" | "h1-case-adjust" | "set-dumpable" | "strict-limits"
-            | "ulimit-n" | "quiet" | "zero-warning" | "expose-experimental-directives" | "insecure-fork-wanted"
-            | "server-state-file" | "server-state-base" => {
+            "log-send-hostname" | "log-tag" => {
                 self.warn(l.line, format!("'{}' ignored", l.keyword()))
             }
+            "daemon" => self.warn(
+                l.line,
+                "'daemon' ignored: ringlb runs in the foreground (use systemd)",
+            ),
+            "user"
+            | "group"
+            | "uid"
+            | "gid"
+            | "chroot"
+            | "node"
+            | "description"
+            | "master-worker"
+            | "hard-stop-after"
+            | "ca-base"
+            | "crt-base"
+            | "spread-checks"
+            | "localpeer"
+            | "h1-case-adjust"
+            | "set-dumpable"
+            | "strict-limits"
+            | "ulimit-n"
+            | "quiet"
+            | "zero-warning"
+            | "expose-experimental-directives"
+            | "insecure-fork-wanted"
+            | "server-state-file"
+            | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
             k if k.starts_with("tune.") || k.starts_with("ssl-") || k.starts_with("nbthread-") => {
                 self.warn(l.line, format!("'{k}' ignored"))
             }
-            "nbproc" => self.err(l.line, "'nbproc' was removed in HAProxy 2.5: use 'nbthread'"),
+            "nbproc" => self.err(
+                l.line,
+                "'nbproc' was removed in HAProxy 2.5: use 'nbthread'",
+            ),
             k => self.err(l.line, format!("unknown keyword '{k}' in 'global' section")),
         }
     }
@@ -448,8 +483,12 @@ impl Mapper {
                 }
                 None => self.err(l.line, "'log' expects 'global' or a target"),
             },
+            "maxconn" if fe && !is_defaults => match arg(0).parse::<u32>() {
+                Ok(n) => p.maxconn = (n > 0).then_some(n),
+                Err(_) => self.err(l.line, "'maxconn' expects an integer"),
+            },
             "maxconn" | "fullconn" | "backlog" => {
-                self.warn(l.line, format!("'{kw}' is not enforced yet"))
+                self.warn(l.line, format!("'{kw}' is not enforced here"))
             }
             "stats" => self.stats(l, &mut p.settings),
             "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
@@ -784,8 +823,13 @@ impl Mapper {
                     );
                 }
                 "accept-proxy" => p.accept_proxy_binds += 1,
-                "name" | "id" | "process" | "thread" | "maxconn" | "backlog" | "nice" | "mode"
-                | "user" | "group" | "uid" | "gid" | "interface" | "mss" | "tcp-ut" => {
+                "maxconn" => match rest.next().and_then(|n| n.parse::<u32>().ok()) {
+                    // Per bind in HAProxy; ringlb applies the smallest to the frontend.
+                    Some(n) if n > 0 => p.maxconn = Some(p.maxconn.map_or(n, |m| m.min(n))),
+                    _ => return self.err(l.line, "bind 'maxconn' expects a positive integer"),
+                },
+                "name" | "id" | "process" | "thread" | "backlog" | "nice" | "mode" | "user"
+                | "group" | "uid" | "gid" | "interface" | "mss" | "tcp-ut" => {
                     if !matches!(opt.as_str(), "name" | "id") {
                         self.warn(l.line, format!("bind option '{opt}' ignored"));
                     }
@@ -1583,6 +1627,9 @@ impl Mapper {
                     format!("proxy '{}': 'accept-proxy' must be on every bind line of a frontend in ringlb", p.name),
                 );
             }
+            if p.maxconn.is_some_and(|m| (m as usize) < shards) {
+                self.err(p.line, format!("proxy '{}': maxconn is below nbthread {shards}: each thread needs at least one connection", p.name));
+            }
             if p.binds.is_empty() && !p.has_bind_line {
                 self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
             }
@@ -1685,6 +1732,7 @@ impl Mapper {
                     .clone()
                     .filter(|_| mode == Mode::Http),
                 accept_proxy: p.accept_proxy_binds > 0,
+                maxconn: p.maxconn,
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {
                         LogFormat::Http
@@ -1723,6 +1771,9 @@ impl Mapper {
         }
         if frontends.is_empty() {
             self.err(1, "no frontend or listen section: nothing to listen on");
+        }
+        if runtime.maxconn.is_some_and(|m| (m as usize) < shards) {
+            self.err(1, format!("global maxconn is below nbthread {shards}: each thread needs at least one connection"));
         }
         let timeouts = proxies
             .first()
@@ -1783,6 +1834,7 @@ impl Proxy {
             bind_lines: 0,
             accept_proxy_binds: 0,
             request_rules: Vec::new(),
+            maxconn: None,
         }
     }
 }

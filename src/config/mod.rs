@@ -146,6 +146,9 @@ pub struct Runtime {
     pub cpus: Option<Vec<usize>>,
     /// Where to write the process id.
     pub pidfile: Option<std::path::PathBuf>,
+    /// Most client connections at once, all shards together (split like server
+    /// maxconn); beyond it, new connections wait in the kernel's backlog.
+    pub maxconn: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -239,6 +242,8 @@ pub struct Frontend {
     pub timeouts: Timeouts,
     /// `http-request` rules, in order.
     pub request_rules: Vec<RequestRule>,
+    /// Most connections to this frontend at once, all shards together.
+    pub maxconn: Option<u32>,
 }
 
 /// `http-request ACTION [if|unless COND]`.

@@ -56,6 +56,7 @@ pub struct RawRuntime {
     pub driver: Option<String>,
     pub cpus: Option<Vec<i64>>,
     pub pidfile: Option<String>,
+    pub maxconn: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +115,7 @@ pub struct RawFrontend {
     pub dont_log_null: bool,
     pub stats_uri: Option<String>,
     pub metrics_path: Option<String>,
+    pub maxconn: Option<i64>,
     #[serde(default)]
     pub route: Vec<RawRoute>,
 }

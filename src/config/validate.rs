@@ -44,6 +44,22 @@ impl Validator {
         self.errors.push(format!("{path}: {msg}"));
     }
 
+    /// A connection limit split across shards: each needs at least one.
+    fn conn_limit(&mut self, path: &str, raw: Option<i64>, shards: usize) -> Option<u32> {
+        match raw {
+            None | Some(0) => None,
+            Some(n) if n < 0 || n > u32::MAX as i64 => {
+                self.err(path, format!("invalid maxconn {n}"));
+                None
+            }
+            Some(n) if (n as usize) < shards => {
+                self.err(path, format!("maxconn {n} is below the shard count {shards}: each shard needs at least one connection"));
+                None
+            }
+            Some(n) => Some(n as u32),
+        }
+    }
+
     fn duration(&mut self, path: &str, raw: &Option<RawDuration>, default: Duration) -> Duration {
         match raw {
             None => default,
@@ -229,6 +245,7 @@ impl Validator {
                 driver,
                 cpus,
                 pidfile: raw.runtime.pidfile.as_ref().map(std::path::PathBuf::from),
+                maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn, shards),
             },
             timeouts,
             limits,
@@ -712,6 +729,13 @@ impl Validator {
                     }
                 },
                 dont_log_null: f.dont_log_null,
+                maxconn: self.conn_limit(
+                    &format!("{path}.maxconn"),
+                    f.maxconn,
+                    raw.runtime
+                        .shards
+                        .map_or(usable_cores(), |n| n.max(1) as usize),
+                ),
                 request_rules: {
                     let mut rules = Vec::new();
                     for (key, value, service) in [

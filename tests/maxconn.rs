@@ -1,0 +1,62 @@
+//! Global and frontend `maxconn`: beyond the limit, new connections wait in the
+//! kernel's backlog (accept is paused) and are served as soon as room frees.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn assert_limit(lb: &RingLb, frontend: &str) {
+    let addr = lb.addr(frontend);
+    let mut a = HttpClient::connect(addr);
+    let mut b = HttpClient::connect(addr);
+    assert_eq!(a.get("/").status, 200);
+    assert_eq!(b.get("/").status, 200);
+    // A third connection is accepted by the kernel but not by ringlb yet.
+    let mut c = HttpClient::connect(addr);
+    c.set_timeout(Duration::from_millis(400));
+    c.send(get_request("/"));
+    assert!(
+        c.try_read_response("GET").is_err(),
+        "the third connection waits"
+    );
+    drop(a);
+    c.set_timeout(Duration::from_secs(5));
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "served once a connection closed");
+    assert_eq!(b.get("/").status, 200);
+}
+
+#[test]
+fn frontend_maxconn_pauses_accept() {
+    let s = TestBackend::start("s");
+    let lb = RingLb::start(&format!(
+        "[runtime]\nshards = 1\n[frontend.web]\nbind = \"127.0.0.1:0\"\nmaxconn = 2\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{}\"\n",
+        s.addr()
+    ));
+    assert_limit(&lb, "web");
+}
+
+#[test]
+fn global_maxconn_from_haproxy_cfg() {
+    let s = TestBackend::start("s");
+    let port = free_port();
+    let cfg = format!(
+        "global\n    nbthread 1\n    maxconn 2\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:{port}\n    default_backend app\nbackend app\n    server s1 {}\n",
+        s.addr()
+    );
+    let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
+    std::fs::write(file.path(), cfg).unwrap();
+    let lb = RingLb::launch(&["-f", file.path().to_str().unwrap()], None, |l| {
+        l.starts_with("ready")
+    });
+    assert_limit(&lb, "www");
+}
+
+#[test]
+fn maxconn_below_the_shard_count_is_refused() {
+    let out = check_config("[runtime]\nshards = 2\nmaxconn = 1\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"127.0.0.1:1\"\n");
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("runtime.maxconn"), "{}", out.stderr);
+}
