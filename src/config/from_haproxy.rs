@@ -790,10 +790,12 @@ impl Mapper {
                             format!("'http-check expect status': invalid status list '{codes}'"),
                         ),
                     },
-                    [kind, ..] => self.err(
-                        l.line,
-                        format!("'http-check expect {kind}' is not supported yet (only 'status')"),
-                    ),
+                                        ["rstatus", re] => match regex::Regex::new(re) {
+                        Ok(_) => s.expect = StatusMatch::Regex(re.to_string()),
+                        Err(e) => self.err(l.line, format!("'http-check expect rstatus': invalid regex: {e}")),
+                    },
+                    ["string", text] => s.expect = StatusMatch::Body(text.to_string()),
+                    [kind, ..] => self.err(l.line, format!("'http-check expect {kind}' is not supported yet (status, rstatus, string)")),
                     [] => self.err(l.line, "'http-check expect' expects a match"),
                 }
             }

@@ -86,6 +86,10 @@ pub enum StatusMatch {
     Default,
     List(Vec<u16>),
     Range(u16, u16),
+    /// `http-check expect rstatus REGEX`: the status code, as text, matches.
+    Regex(String),
+    /// `http-check expect string TEXT`: the response body contains TEXT (any status).
+    Body(String),
 }
 
 impl StatusMatch {
@@ -94,6 +98,11 @@ impl StatusMatch {
             StatusMatch::Default => (200..400).contains(&status),
             StatusMatch::List(l) => l.contains(&status),
             StatusMatch::Range(lo, hi) => (*lo..=*hi).contains(&status),
+            StatusMatch::Regex(re) => {
+                regex::Regex::new(re).is_ok_and(|r| r.is_match(&status.to_string()))
+            }
+            // Decided on the body, by the check itself.
+            StatusMatch::Body(_) => true,
         }
     }
 }

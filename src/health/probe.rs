@@ -79,19 +79,37 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheck, proxy: Option<Version>
             let request = format!(
                 "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ringlb-health-check\r\nConnection: close\r\n\r\n"
             );
-            match monoio::time::timeout(check.timeout, status_line(stream, request)).await {
+            let want_body = match expect {
+                crate::config::StatusMatch::Body(text) => Some(text.as_bytes()),
+                _ => None,
+            };
+            match monoio::time::timeout(
+                check.timeout,
+                status_line(stream, request, want_body.is_some()),
+            )
+            .await
+            {
                 Err(_) => Outcome::fail("L7TOUT", None, "Layer7 timeout".into()),
                 Ok(Err(e)) => Outcome::fail(
                     "L7RSP",
                     None,
                     format!("Layer7 invalid response, info: \"{e}\""),
                 ),
-                Ok(Ok((code, text))) if expect.matches(code) => Outcome::pass(
+                Ok(Ok((code, _, body)))
+                    if want_body.is_some_and(|t| !body.windows(t.len().max(1)).any(|w| w == t)) =>
+                {
+                    Outcome::fail(
+                        "L7RSP",
+                        Some(code),
+                        "Layer7 response error, info: \"string not found\"".into(),
+                    )
+                }
+                Ok(Ok((code, text, _))) if expect.matches(code) => Outcome::pass(
                     "L7OK",
                     Some(code),
                     format!("Layer7 check passed, code: {code}, info: \"{text}\""),
                 ),
-                Ok(Ok((code, text))) => Outcome::fail(
+                Ok(Ok((code, text, _))) => Outcome::fail(
                     "L7STS",
                     Some(code),
                     format!("Layer7 wrong status, code: {code}, info: \"{text}\""),
@@ -101,14 +119,24 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheck, proxy: Option<Version>
     }
 }
 
-/// Sends the request and reads the status line: (code, reason phrase).
-async fn status_line(mut stream: TcpStream, request: String) -> Result<(u16, String), String> {
+/// Sends the request and reads the status line: (code, reason phrase, and with
+/// `body` everything after the head up to 64 KiB or the server's close).
+async fn status_line(
+    mut stream: TcpStream,
+    request: String,
+    body: bool,
+) -> Result<(u16, String, Vec<u8>), String> {
     let (res, _) = stream.write_all(request.into_bytes()).await;
     res.map_err(|e| e.to_string())?;
     let mut buf = Vec::with_capacity(1024);
     loop {
         if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
-            return parse_status_line(&buf[..end]);
+            if !body {
+                let (code, text) = parse_status_line(&buf[..end])?;
+                return Ok((code, text, Vec::new()));
+            }
+            let (code, text) = parse_status_line(&buf[..end])?;
+            return read_body(stream, buf, end).await.map(|b| (code, text, b));
         }
         if buf.len() >= 1024 {
             return Err("status line too long".into());
@@ -122,6 +150,30 @@ async fn status_line(mut stream: TcpStream, request: String) -> Result<(u16, Str
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// Reads the rest of a check response (until close, at most 64 KiB) and returns what
+/// follows the head.
+async fn read_body(
+    mut stream: TcpStream,
+    mut buf: Vec<u8>,
+    _status_end: usize,
+) -> Result<Vec<u8>, String> {
+    const MAX: usize = 64 * 1024;
+    buf.reserve(MAX.saturating_sub(buf.len()));
+    while buf.len() < MAX {
+        let len = buf.len();
+        let (res, b) = stream.read(buf.slice_mut(len..MAX)).await;
+        buf = b.into_inner();
+        match res {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Ok(match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => buf[i + 4..].to_vec(),
+        None => Vec::new(),
+    })
 }
 
 fn parse_status_line(line: &[u8]) -> Result<(u16, String), String> {
