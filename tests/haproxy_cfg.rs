@@ -126,16 +126,15 @@ fn edge_acl_routing_is_valid_for_both_and_warns_on_ignored_keywords() {
     let name = "edge-acl-routing.cfg";
     let err = assert_valid_for_both(name);
     for (start, word) in [
-        ("maxconn 4096", "maxconn"),
         ("daemon", "daemon"),
         ("tune.bufsize", "tune.bufsize"),
         ("ssl-default-bind-options", "ssl-default-bind-options"),
-        ("maxconn 2000", "maxconn"),
     ] {
         assert_warns(&err, name, start, word);
     }
-    // `log`, `option httplog` and `option dontlognull` are supported (access logs).
-    assert_eq!(err.lines().count(), 5, "unexpected warnings:\n{err}");
+    // `log`, `option httplog`, `option dontlognull` (access logs) and `maxconn` (global
+    // and frontend) are supported.
+    assert_eq!(err.lines().count(), 3, "unexpected warnings:\n{err}");
 }
 
 #[test]
@@ -143,13 +142,13 @@ fn tcp_service_is_valid_for_both_and_warns_on_ignored_timeouts() {
     let name = "tcp-service.cfg";
     let err = assert_valid_for_both(name);
     for (start, word) in [
-        ("maxconn 2000", "maxconn"),
         ("timeout tunnel", "tunnel"),
         ("timeout client-fin", "client-fin"),
     ] {
         assert_warns(&err, name, start, word);
     }
-    assert_eq!(err.lines().count(), 3, "unexpected warnings:\n{err}");
+    // Global `maxconn` is supported.
+    assert_eq!(err.lines().count(), 2, "unexpected warnings:\n{err}");
 }
 
 #[test]
