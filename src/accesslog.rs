@@ -15,13 +15,26 @@ use crate::config::{LogSink, LogTarget};
 /// Starts the log thread; shards send it buffers of complete lines.
 pub fn spawn(target: LogTarget) -> std::io::Result<Sender<Vec<u8>>> {
     let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    // Opened now, so that a file we cannot write to stops the start.
+    let file = match &target.sink {
+        LogSink::File(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("log file {}: {e}", p.display()))
+                })?,
+        ),
+        _ => None,
+    };
     std::thread::Builder::new()
         .name("ringlb-log".into())
-        .spawn(move || write_loop(target, rx))?;
+        .spawn(move || write_loop(target, rx, file))?;
     Ok(tx)
 }
 
-fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>) {
+fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>, mut file: Option<std::fs::File>) {
     let udp = match &target.sink {
         LogSink::Udp(addr) => {
             let bind: SocketAddr = if addr.is_ipv4() {
@@ -42,6 +55,11 @@ fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>) {
             }
             LogSink::Stderr => {
                 let _ = std::io::stderr().lock().write_all(&buf);
+            }
+            LogSink::File(_) => {
+                if let Some(f) = &mut file {
+                    let _ = f.write_all(&buf);
+                }
             }
             LogSink::Udp(addr) => {
                 let Some(sock) = &udp else { continue };

@@ -51,8 +51,9 @@ pub struct Shard {
     pub draining: Rc<Cell<bool>>,
     inflight: Rc<Cell<usize>>,
     pub stats: ShardStats,
-    /// Test hook (`RINGLB_FAULT_PANIC_PATH`): a request for this path panics, to prove
-    /// that a panic costs one connection and nothing else.
+    /// Test hook (`RINGLB_FAULT_PANIC_PATH`, debug builds and the `fault-injection`
+    /// feature only): a request for this path panics, to prove that a panic costs one
+    /// connection and nothing else.
     pub fault_panic_path: Option<String>,
     /// Access log lines waiting for the next tick.
     pub log: Option<Rc<ShardLog>>,
@@ -61,6 +62,9 @@ pub struct Shard {
     conn_limit: Option<Rc<Semaphore>>,
     /// This shard's share of each frontend's maxconn.
     frontend_limits: Vec<Option<Rc<Semaphore>>>,
+    /// Where the current generation lives, so that a keep-alive connection can move to
+    /// a newer config at its next request.
+    home: std::cell::RefCell<std::rc::Weak<std::cell::RefCell<Rc<Shard>>>>,
 }
 
 /// Connection slots a connection holds until it closes.
@@ -82,6 +86,13 @@ fn frontend_limits(config: &Config, shard: usize) -> Vec<Option<Rc<Semaphore>>> 
 }
 
 impl Shard {
+    /// The current generation, if a reload replaced this one.
+    pub fn newer(&self) -> Option<Rc<Shard>> {
+        let home = self.home.borrow().upgrade()?;
+        let current = home.borrow().clone();
+        (!std::ptr::eq(Rc::as_ptr(&current), self)).then_some(current)
+    }
+
     /// Waits for room under the global and the frontend's maxconn: until then the
     /// connection stays in the kernel's backlog (accept is simply not called).
     async fn room(&self, frontend: usize) -> Permits {
@@ -115,6 +126,7 @@ impl Shard {
             services: self.services.clone(),
             conn_limit: self.conn_limit.clone(),
             frontend_limits: frontend_limits(&config, self.id),
+            home: std::cell::RefCell::new(self.home.borrow().clone()),
             config,
         }
     }
@@ -271,7 +283,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         draining: Rc::new(Cell::new(false)),
         inflight: Rc::new(Cell::new(0)),
         stats,
-        fault_panic_path: std::env::var("RINGLB_FAULT_PANIC_PATH").ok(),
+        fault_panic_path: fault_panic_path(),
         log: spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
         services: spec.services.clone(),
         conn_limit: spec.config.runtime.maxconn.map(|m| {
@@ -280,9 +292,11 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
             ))
         }),
         frontend_limits: frontend_limits(&spec.config, spec.id),
+        home: std::cell::RefCell::new(std::rc::Weak::new()),
     });
     let id = shard.id;
-    let current: Current = Rc::new(std::cell::RefCell::new(shard));
+    let current: Current = Rc::new(std::cell::RefCell::new(shard.clone()));
+    *shard.home.borrow_mut() = Rc::downgrade(&current);
     let mut accepts: Vec<AcceptLoop> = Vec::new();
     for (frontend, std_listener) in spec.listeners {
         match start_accept(&current, frontend, std_listener) {
@@ -405,6 +419,18 @@ fn reload(
             }
         }
     }
+}
+
+/// The fault hook exists in debug builds (the test suite) and with the
+/// `fault-injection` feature; release builds leave it out.
+#[cfg(any(debug_assertions, feature = "fault-injection"))]
+fn fault_panic_path() -> Option<String> {
+    std::env::var("RINGLB_FAULT_PANIC_PATH").ok()
+}
+
+#[cfg(not(any(debug_assertions, feature = "fault-injection")))]
+fn fault_panic_path() -> Option<String> {
+    None
 }
 
 /// Applies a message from the health or admin thread.

@@ -141,3 +141,21 @@ fn haproxy_cfg_log_global_and_httplog() {
             .any(|l| l.contains(" www app/s1 ") && l.contains("/cfg"))
     });
 }
+
+#[test]
+fn lines_appended_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let b = TestBackend::start("b");
+    let lb = RingLb::start(&toml(
+        &format!("file:{}", path.display()),
+        "http",
+        "http",
+        b.addr(),
+    ));
+    assert_eq!(http_get(lb.addr("web"), "/to-file").status, 200);
+    wait_for("the line in the file", Duration::from_secs(5), || {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.contains("\"GET /to-file HTTP/1.1\""))
+    });
+    assert!(!lb.stdout_lines().iter().any(|l| l.contains("/to-file")));
+}

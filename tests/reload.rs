@@ -66,6 +66,8 @@ fn new_servers_for_new_requests_and_in_flight_ones_finish() {
     let s = start(&config(port, &[("s1", a.addr())], ""));
     let addr = s.lb.addr("web");
     assert_eq!(http_get(addr, "/").header("x-backend"), Some("a"));
+    let mut kept = HttpClient::connect(addr);
+    assert_eq!(kept.get("/").header("x-backend"), Some("a"));
     let slow = std::thread::spawn(move || http_get(addr, "/sleep/800"));
     wait_for("the slow request at a", Duration::from_secs(5), || {
         a.in_flight() == 1
@@ -76,6 +78,8 @@ fn new_servers_for_new_requests_and_in_flight_ones_finish() {
     for _ in 0..10 {
         assert_eq!(http_get(addr, "/").header("x-backend"), Some("b"));
     }
+    // A keep-alive connection moves to the new config at its next request.
+    assert_eq!(kept.get("/").header("x-backend"), Some("b"));
     let r = slow.join().unwrap();
     assert_eq!(
         (r.status, r.header("x-backend")),
@@ -112,6 +116,25 @@ fn no_connection_is_refused_across_reloads() {
             })
         })
         .collect();
+    // And one client sending sequential requests on one keep-alive connection.
+    let sequential = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = HttpClient::connect(addr);
+            let mut ok = 0usize;
+            let mut failed = 0usize;
+            while !stop.load(Ordering::Relaxed) || ok < 1_000 {
+                match c.try_request(get_request("/")) {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    _ => {
+                        failed += 1;
+                        c = HttpClient::connect(addr);
+                    }
+                }
+            }
+            (ok, failed)
+        })
+    };
     for n in 1..=5 {
         // Alternate between two equivalent files so each reload changes something.
         let weight = if n % 2 == 0 {
@@ -126,6 +149,9 @@ fn no_connection_is_refused_across_reloads() {
     for t in load {
         t.join().unwrap();
     }
+    let (ok, failed) = sequential.join().unwrap();
+    assert!(ok >= 1_000, "{ok} sequential requests");
+    assert_eq!(failed, 0, "no failed request on the keep-alive connection");
     assert!(done.load(Ordering::Relaxed) > 50, "traffic flowed");
     assert_eq!(
         failures.load(Ordering::Relaxed),

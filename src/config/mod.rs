@@ -192,6 +192,8 @@ pub enum LogSink {
     Stderr,
     /// Syslog over UDP (RFC 3164 framing, one line per datagram).
     Udp(SocketAddr),
+    /// Appended to a file.
+    File(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -218,11 +218,12 @@ impl Validator {
             };
             let sink = match l.target.as_str() {
                 "stdout" => LogSink::Stdout,
-                "stderr" => LogSink::Stderr,
+                                "stderr" => LogSink::Stderr,
+                t if t.starts_with("file:") && t.len() > 5 => LogSink::File(t[5..].into()),
                 t => match t.strip_prefix("udp://").map(|a| a.parse::<SocketAddr>()) {
                     Some(Ok(a)) => LogSink::Udp(a),
                     _ => {
-                        self.err("log.target", format!("expected \"stdout\", \"stderr\" or \"udp://IP:PORT\", got {t:?}"));
+                        self.err("log.target", format!("expected \"stdout\", \"stderr\", \"file:PATH\" or \"udp://IP:PORT\", got {t:?}"));
                         return None;
                     }
                 },

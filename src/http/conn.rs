@@ -34,6 +34,9 @@ enum Stop {
     Reply(Reply),
     /// Answer with the response of the frontend's `http-request` rule N, then close.
     Rule(usize),
+    /// A reload happened while the connection waited for its next request: move to
+    /// the new config and read that request again.
+    Newer,
     /// Answer from the admin side (rule N's service); `csv` for `;csv` stats.
     Service {
         rule: usize,
@@ -135,15 +138,22 @@ pub async fn serve(
     let mut first = true;
     loop {
         conn.rec = Record::default();
-        if conn.shard.config.frontends[frontend].log.is_some() {
+        if conn.shard.config.frontends[conn.frontend].log.is_some() {
             conn.rec.date = Some(std::time::SystemTime::now());
         }
         conn.rec.head_start = Some(Instant::now());
-        let result = conn.exchange(first).await;
+        let mut result = conn.exchange(first).await;
+        while matches!(result, Err(Stop::Newer)) {
+            if !conn.adopt_newer() {
+                let _ = conn.client.shutdown().await;
+                return;
+            }
+            result = conn.exchange(first).await;
+        }
         if conn.rec.term.is_empty() {
             conn.rec.term = match &result {
                 Ok(_) => "----",
-                Err(Stop::Close) => "CD--",
+                Err(Stop::Close) | Err(Stop::Newer) => "CD--",
                 Err(Stop::Rule(_)) => "PR--",
                 Err(Stop::Service { .. }) => "PR--",
                 Err(Stop::Reply(r)) => match r {
@@ -158,7 +168,7 @@ pub async fn serve(
         }
         if let Err(Stop::Rule(i)) = &result {
             if let RequestAction::Respond { status, bytes } =
-                &conn.shard.config.frontends[frontend].request_rules[*i].action
+                &conn.shard.config.frontends[conn.frontend].request_rules[*i].action
             {
                 conn.rec.status = *status;
                 conn.rec.bytes_out += bytes.len() as u64;
@@ -172,7 +182,7 @@ pub async fn serve(
                 Reply::BadRequest | Reply::RequestTimeout | Reply::HeaderTooLarge
             ) {
                 conn.rec.started = true;
-                Counters::inc(&conn.shard.stats.frontends[frontend].ereq);
+                Counters::inc(&conn.shard.stats.frontends[conn.frontend].ereq);
             }
         }
         conn.account();
@@ -182,7 +192,7 @@ pub async fn serve(
                 let _ = conn.client.shutdown().await;
                 return;
             }
-            Err(Stop::Close) => return,
+            Err(Stop::Close) | Err(Stop::Newer) => return,
             Err(Stop::Reply(r)) => {
                 let deadline = Instant::now() + conn.timeouts().client;
                 if write_static(&mut conn.client, r.bytes(), deadline)
@@ -200,7 +210,7 @@ pub async fn serve(
             }) => {
                 let shard = conn.shard.clone();
                 let RequestAction::Service(svc) =
-                    &shard.config.frontends[frontend].request_rules[rule].action
+                    &shard.config.frontends[conn.frontend].request_rules[rule].action
                 else {
                     return;
                 };
@@ -240,7 +250,7 @@ pub async fn serve(
                 let deadline = Instant::now() + conn.timeouts().client;
                 let shard = conn.shard.clone();
                 if let RequestAction::Respond { bytes, .. } =
-                    &shard.config.frontends[frontend].request_rules[i].action
+                    &shard.config.frontends[conn.frontend].request_rules[i].action
                 {
                     let mut out = std::mem::take(&mut conn.out);
                     out.clear();
@@ -560,6 +570,23 @@ impl Conn {
         Ok(keep_alive && client_keep_alive)
     }
 
+    /// After a reload, a keep-alive connection's next request uses the new config (the
+    /// same frontend by name). `false`: its frontend is gone, the connection closes.
+    fn adopt_newer(&mut self) -> bool {
+        let Some(newer) = self.shard.newer() else {
+            return true;
+        };
+        let name = &self.shard.config.frontends[self.frontend].name;
+        match newer.config.frontends.iter().position(|f| &f.name == name) {
+            Some(fi) => {
+                self.frontend = fi;
+                self.shard = newer;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Reads until a complete request head is buffered, then parses and routes it.
     async fn read_head(&mut self, first: bool) -> Result<RequestMeta, Stop> {
         let t = self.timeouts();
@@ -679,6 +706,11 @@ impl Conn {
             }
             match read_into(&mut self.client, &mut self.cbuf, deadline).await {
                 ReadOutcome::Data(_) => {
+                    // The first bytes of a keep-alive request: if a reload happened
+                    // meanwhile, start over on the new config.
+                    if waiting_first_byte && self.shard.newer().is_some() {
+                        return Err(Stop::Newer);
+                    }
                     if waiting_first_byte {
                         waiting_first_byte = false;
                         deadline = Self::deadline(http_request);
