@@ -18,6 +18,7 @@ pub mod proxy_protocol;
 mod reload;
 pub mod shard;
 pub mod stats;
+pub mod upgrade;
 pub mod upstream;
 
 use std::io::Write;
@@ -64,13 +65,54 @@ pub struct Running {
     pub(crate) admin: Option<admin::Admin>,
     /// The configuration in force.
     pub(crate) cfg: Arc<Config>,
+    /// What a newer process may take over (`-sf`), and the socket it asks on.
+    pub(crate) offer: Option<Arc<upgrade::Offer>>,
+    handover: Option<upgrade::Handover>,
 }
 
 /// Binds every frontend and starts the shards; returns once all of them run.
 pub fn start(cfg: Config) -> Result<Running, Error> {
+    start_upgrading(cfg, &[])
+}
+
+/// Like `start`, taking over the listeners of the processes `old` (`-sf`) when they
+/// hand them over, and binding anew (with a warning) when they do not.
+pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     let cfg = Arc::new(cfg);
     let shards = cfg.runtime.shards;
-    let bound = listen::bind_all(&cfg, shards).map_err(Error::Bind)?;
+    let mut received = upgrade::Received::default();
+    for &pid in old {
+        match upgrade::take(pid) {
+            Ok(r) => {
+                tracing::info!(
+                    pid,
+                    sockets = r.sockets.len(),
+                    "-sf: took over the listeners"
+                );
+                received.sockets.extend(r.sockets);
+                received.states.extend(r.states);
+            }
+            Err(e) => {
+                upgrade::count_failure();
+                tracing::warn!(pid, error = %e, "-sf: hand-over failed; binding anew");
+            }
+        }
+    }
+    let bound = listen::bind_all_inheriting(&cfg, shards, &mut received.sockets, !old.is_empty())
+        .map_err(Error::Bind)?;
+    // Duplicates of every shard's listeners, for the next upgrade's hand-over.
+    let mut handed = Vec::new();
+    for b in &bound {
+        for (i, l) in b.per_shard.iter().enumerate() {
+            if let Ok(dup) = l.try_clone() {
+                handed.push(upgrade::Handed {
+                    addr: b.addr,
+                    shard: i,
+                    socket: dup,
+                });
+            }
+        }
+    }
     let listening = bound
         .iter()
         .map(|b| (cfg.frontends[b.frontend].name.clone(), b.addr))
@@ -136,6 +178,8 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
         health: Some(health),
         admin: Some(admin),
         cfg: cfg.clone(),
+        offer: None,
+        handover: None,
     };
     let mut started = 0;
     let mut summary = Vec::new();
@@ -165,6 +209,30 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
     let drivers: Vec<_> = summary.iter().map(|s| s.1).collect();
     let cores: Vec<_> = summary.iter().map(|s| s.2).collect();
     tracing::info!(shards, ?drivers, ?cores, "ringlb started");
+    let mut running = running;
+    if let Some(admin) = &running.admin {
+        let core = admin.core.clone();
+        // Operator states of the process we replace, for servers that exist here too.
+        for (b, srv, state, weight) in &received.states {
+            let spec = format!("{b}/{srv}");
+            if core.find_server(&spec).is_some() {
+                admin::run_command(&core, &["set", "server", &spec, "state", state]);
+                admin::run_command(
+                    &core,
+                    &["set", "server", &spec, "weight", &weight.to_string()],
+                );
+            }
+        }
+        let offer = Arc::new(upgrade::Offer {
+            sockets: std::sync::Mutex::new(handed),
+            states: Box::new(move || core.operator_states()),
+        });
+        match upgrade::serve(offer.clone()) {
+            Ok(h) => running.handover = Some(h),
+            Err(e) => tracing::warn!(error = %e, "no hand-over socket: a later -sf will bind anew"),
+        }
+        running.offer = Some(offer);
+    }
     Ok(running)
 }
 
@@ -191,6 +259,13 @@ impl Running {
     pub fn begin_stop(&self, grace: Option<Duration>) {
         if let Some(a) = &self.admin {
             a.set_stopping();
+        }
+        // The hand-over keeps duplicates of the listeners: drop them, or the sockets
+        // would stay open (and keep queueing connections) after the shards let go.
+        if let Some(offer) = &self.offer {
+            if let Ok(mut s) = offer.sockets.lock() {
+                s.clear();
+            }
         }
         for (tx, _) in &self.shards {
             let _ = tx.send(ToShard::Shutdown { grace });
@@ -249,6 +324,16 @@ pub fn run_with(
     source: Option<std::path::PathBuf>,
     ready: impl FnOnce(&Running),
 ) -> Result<(), Error> {
+    run_upgrading(cfg, source, &[], ready)
+}
+
+/// Like `run_with`, taking over from the processes `old` first (`-sf`).
+pub fn run_upgrading(
+    cfg: Config,
+    source: Option<std::path::PathBuf>,
+    old: &[u32],
+    ready: impl FnOnce(&Running),
+) -> Result<(), Error> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
     // Registered before anything starts, so an early signal still stops cleanly.
     let mut signals =
@@ -257,7 +342,7 @@ pub fn run_with(
     let hard_stop_after = cfg.timeouts.hard_stop_after;
     let grace = cfg.timeouts.shutdown;
     let pidfile = cfg.runtime.pidfile.clone();
-    let mut running = start(cfg)?;
+    let mut running = start_upgrading(cfg, old)?;
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
             tracing::warn!(path = %p.display(), error = %e, "cannot write the pid file");
@@ -265,6 +350,7 @@ pub fn run_with(
     }
     running.announce();
     ready(&running);
+    upgrade::finish_old(old);
     for sig in signals.forever() {
         match sig {
             SIGTERM | SIGINT => {

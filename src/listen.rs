@@ -48,6 +48,18 @@ impl std::error::Error for BindError {}
 
 /// Binds every frontend address for `shards` shards.
 pub fn bind_all(cfg: &Config, shards: usize) -> Result<Vec<BoundAddr>, BindError> {
+    bind_all_inheriting(cfg, shards, &mut Vec::new(), false)
+}
+
+/// Like `bind_all`, taking sockets handed over by an old process first (`-sf`): an
+/// address it listened on keeps those very sockets. `takeover`: the port may be held
+/// by the process we replace, so the "already in use" probe is skipped.
+pub fn bind_all_inheriting(
+    cfg: &Config,
+    shards: usize,
+    inherited: &mut Vec<crate::upgrade::Handed>,
+    takeover: bool,
+) -> Result<Vec<BoundAddr>, BindError> {
     let mut out = Vec::new();
     for (fi, fe) in cfg.frontends.iter().enumerate() {
         for &want in &fe.binds {
@@ -56,9 +68,29 @@ pub fn bind_all(cfg: &Config, shards: usize) -> Result<Vec<BoundAddr>, BindError
                 addr: want,
                 source,
             };
-            let addr = probe(want).map_err(fail)?;
+            let mut mine: Vec<_> = Vec::new();
+            let mut i = 0;
+            while i < inherited.len() {
+                if inherited[i].addr == want {
+                    mine.push(inherited.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            mine.sort_by_key(|h| h.shard);
+            // Port 0 is always resolved here; a port the replaced process may hold
+            // would fail the probe, so a takeover joins it instead.
+            let addr = if !mine.is_empty() || (takeover && want.port() != 0) {
+                want
+            } else {
+                probe(want).map_err(fail)?
+            };
             let mut per_shard = Vec::with_capacity(shards);
-            for _ in 0..shards {
+            for h in mine.into_iter().take(shards) {
+                let _ = h.socket.set_nonblocking(true);
+                per_shard.push(h.socket);
+            }
+            while per_shard.len() < shards {
                 per_shard.push(reuseport_listener(addr).map_err(fail)?);
             }
             out.push(BoundAddr {

@@ -18,6 +18,10 @@ struct Cli {
     /// Check the configuration, print every problem, and exit (0 = valid, 1 = invalid).
     #[arg(short = 'c')]
     check: bool,
+    /// Take over the listeners of these running processes, then tell them to finish
+    /// (HAProxy's `-sf PID...`).
+    #[arg(long = "sf", value_name = "PID", num_args = 1..)]
+    sf: Vec<u32>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,7 +46,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
-    let cli = Cli::parse();
+    // HAProxy spells it `-sf PID...`; clap's short flags are one letter.
+    let args = std::env::args().map(|a| if a == "-sf" { "--sf".to_string() } else { a });
+    let cli = Cli::parse_from(args);
     if let Some(Command::Demo { port }) = cli.command {
         return finish(ringlb::demo::run(port));
     }
@@ -69,7 +75,7 @@ fn main() -> ExitCode {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    finish(ringlb::run_with(cfg, Some(file), |_| {}))
+    finish(ringlb::run_upgrading(cfg, Some(file), &cli.sf, |_| {}))
 }
 
 fn finish(result: Result<(), ringlb::Error>) -> ExitCode {

@@ -95,6 +95,28 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     let old_view = running.admin.as_ref().map(|a| a.core.health());
     let reports = running.health.take().and_then(|h| h.stop());
     let reports = reports.unwrap_or_else(|| crossbeam_channel::unbounded().1);
+    // The hand-over offer follows: kept sockets stay, new ones join, removed ones go.
+    if let Some(offer) = &running.offer {
+        if let Ok(mut handed) = offer.sockets.lock() {
+            handed.retain(|h| {
+                per_shard
+                    .iter()
+                    .flatten()
+                    .any(|(a, _, s)| *a == h.addr && s.is_none())
+            });
+            for (shard, list) in per_shard.iter().enumerate() {
+                for (addr, _, sock) in list {
+                    if let Some(dup) = sock.as_ref().and_then(|s| s.try_clone().ok()) {
+                        handed.push(crate::upgrade::Handed {
+                            addr: *addr,
+                            shard,
+                            socket: dup,
+                        });
+                    }
+                }
+            }
+        }
+    }
     for ((tx, _), listeners) in running.shards.iter().zip(per_shard) {
         let _ = tx.send(ToShard::Reload {
             config: new.clone(),

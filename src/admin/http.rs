@@ -121,6 +121,15 @@ pub fn metrics(core: &Core) -> String {
         [(String::new(), cfg.runtime.shards as f64)],
     );
     f.family(
+        "ringlb_upgrade_handover_failures_total",
+        "counter",
+        "Listener hand-overs from an older process (-sf) that failed and were bound anew.",
+        [(
+            String::new(),
+            crate::upgrade::HANDOVER_FAILURES.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        )],
+    );
+    f.family(
         "haproxy_process_uptime_seconds",
         "gauge",
         "How long ago this process was started.",

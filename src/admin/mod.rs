@@ -137,6 +137,26 @@ impl Core {
         }
     }
 
+    /// Every server's operator state and weight, for a hand-over (`-sf`).
+    pub fn operator_states(&self) -> Vec<crate::upgrade::ServerState> {
+        let cfg = self.cfg();
+        let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for (bi, b) in cfg.backends.iter().enumerate() {
+            for (si, s) in b.servers.iter().enumerate() {
+                if let Some(o) = ops.get(bi).and_then(|v| v.get(si)) {
+                    let state = match o.admin {
+                        AdminState::Ready => "ready",
+                        AdminState::Drain => "drain",
+                        AdminState::Maint => "maint",
+                    };
+                    out.push((b.name.clone(), s.name.clone(), state.to_string(), o.weight));
+                }
+            }
+        }
+        out
+    }
+
     pub fn find_server(&self, spec: &str) -> Option<(usize, usize)> {
         let cfg = self.cfg();
         let (b, s) = spec.split_once('/')?;
@@ -144,6 +164,11 @@ impl Core {
         let si = cfg.backends[bi].servers.iter().position(|x| x.name == s)?;
         Some((bi, si))
     }
+}
+
+/// Runs one runtime API command (as if from the stats socket).
+pub fn run_command(core: &Core, words: &[&str]) -> String {
+    cli::run(core, words)
 }
 
 pub struct Admin {
