@@ -484,28 +484,46 @@ async fn accept_loop(
             _ = &mut stop => break,
             p = waiting.room(frontend.get()) => p,
         };
-        monoio::select! {
+        // A cancelable accept: when stopping, an accept the kernel already completed
+        // still hands its connection over instead of losing it with the dropped op.
+        let canceller = monoio::io::Canceller::new();
+        let accept = listener.cancelable_accept(canceller.handle());
+        let mut accept = std::pin::pin!(accept);
+        let accepted = monoio::select! {
             _ = &mut stop => {
+                let _canceller = canceller.cancel();
+                if let Ok((stream, peer)) = accept.await {
+                    spawn_serve(&current, &frontend, stream, peer, permits);
+                }
                 tracing::debug!(frontend = frontend.get(), "listener closed");
                 break;
             }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // The task owns the connection from here on: accept never waits
-                    // for a server. It keeps the generation it started with.
-                    let shard = current.borrow().clone();
-                    let fe = frontend.get();
-                    let mode = shard.config.frontends[fe].mode;
-                    monoio::spawn(serve(shard, fe, mode, stream, peer, permits));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    // Out of fds or memory: back off instead of spinning.
-                    monoio::time::sleep(Duration::from_millis(10)).await;
-                }
+            accepted = &mut accept => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => spawn_serve(&current, &frontend, stream, peer, permits),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of fds or memory: back off instead of spinning.
+                monoio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
+}
+
+/// The task owns the connection from here on: accept never waits for a server. It
+/// keeps the config generation it started with.
+fn spawn_serve(
+    current: &Current,
+    frontend: &Cell<usize>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permits: Permits,
+) {
+    let shard = current.borrow().clone();
+    let fe = frontend.get();
+    let mode = shard.config.frontends[fe].mode;
+    monoio::spawn(serve(shard, fe, mode, stream, peer, permits));
 }
 
 async fn serve(

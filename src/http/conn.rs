@@ -136,6 +136,9 @@ pub async fn serve(
         reqline: Vec::with_capacity(256),
     };
     let mut first = true;
+    // A new connection counts as in flight until its first request arrives: a stop
+    // (or an upgrade's soft stop) must not drop a client whose request is on its way.
+    let mut arriving = Some(conn.shard.begin_request());
     loop {
         conn.rec = Record::default();
         if conn.shard.config.frontends[conn.frontend].log.is_some() {
@@ -186,6 +189,7 @@ pub async fn serve(
             }
         }
         conn.account();
+        drop(arriving.take());
         match result {
             Ok(true) => first = false,
             Ok(false) => {
