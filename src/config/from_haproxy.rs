@@ -67,6 +67,18 @@ struct Settings {
     log_format: Option<LogFormat>,
     dont_log_null: bool,
     stats: StatsSettings,
+    close: Close,
+}
+
+/// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Close {
+    #[default]
+    KeepAlive,
+    /// Close the server connection after each response.
+    Server,
+    /// Close both sides after each response.
+    Both,
 }
 
 /// `stats enable|uri|refresh|auth|realm|hide-version`.
@@ -98,6 +110,7 @@ impl Default for Settings {
             log_format: None,
             dont_log_null: false,
             stats: StatsSettings::default(),
+            close: Close::KeepAlive,
         }
     }
 }
@@ -644,11 +657,10 @@ impl Mapper {
                 }
                 s.forward_for = Some(ff);
             }
-            "http-keep-alive" => {}
-            "http-server-close" | "httpclose" | "http-pretend-keepalive" | "forceclose" => self.warn(
-                l.line,
-                format!("'option {opt}' ignored: ringlb keeps client and server connections alive independently"),
-            ),
+                        "http-server-close" => s.close = if negate { Close::KeepAlive } else { Close::Server },
+            "httpclose" | "forceclose" => s.close = if negate { Close::KeepAlive } else { Close::Both },
+            "http-keep-alive" => s.close = Close::KeepAlive,
+            "http-pretend-keepalive" => self.warn(l.line, "'option http-pretend-keepalive' ignored"),
             "httplog" => s.log_format = (!negate).then_some(LogFormat::Http),
             "tcplog" => s.log_format = (!negate).then_some(LogFormat::Tcp),
             "dontlognull" => s.dont_log_null = !negate,
@@ -1618,6 +1630,7 @@ impl Mapper {
                 health,
                 timeouts: s.timeouts.clone(),
                 forward_for: s.forward_for.clone(),
+                server_close: s.close != Close::KeepAlive,
             });
         }
         let mut frontends = Vec::new();
@@ -1734,6 +1747,8 @@ impl Mapper {
                     .clone()
                     .filter(|_| mode == Mode::Http),
                 accept_proxy: p.accept_proxy_binds > 0,
+                server_close: p.settings.close != Close::KeepAlive,
+                client_close: p.settings.close == Close::Both,
                 maxconn: p.maxconn,
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {

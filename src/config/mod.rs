@@ -245,6 +245,10 @@ pub struct Frontend {
     pub forward_for: Option<ForwardFor>,
     /// Clients first send a PROXY protocol header (v1 or v2) carrying the real client.
     pub accept_proxy: bool,
+    /// Close the server connection after each response (`option http-server-close`).
+    pub server_close: bool,
+    /// Close the client connection after each response (`option httpclose`).
+    pub client_close: bool,
     /// Access log format of this frontend's traffic (`None` = not logged).
     pub log: Option<LogFormat>,
     /// Do not log connections that carried no data (`option dontlognull`).
@@ -386,6 +390,8 @@ pub struct Backend {
     /// Add X-Forwarded-For to requests for this backend (`option forwardfor` in a
     /// backend section: either side asking is enough, as in HAProxy).
     pub forward_for: Option<ForwardFor>,
+    /// Close server connections after each response (`option http-server-close`).
+    pub server_close: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -399,6 +399,7 @@ impl Validator {
                 health,
                 timeouts: super::default_timeouts(),
                 forward_for: None,
+                server_close: false,
             });
         }
         out
@@ -717,6 +718,8 @@ impl Validator {
                 default_backend,
                 forward_for: f.forward_for.then(super::ForwardFor::default),
                 accept_proxy: f.accept_proxy,
+                server_close: false,
+                client_close: false,
                 log: match f.log.as_deref() {
                     None | Some("none") => None,
                     Some("http") => Some(LogFormat::Http),

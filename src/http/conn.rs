@@ -391,7 +391,10 @@ impl Conn {
         self.rec.bytes_in = req.head_len as u64;
         let shard = self.shard.clone();
         let _inflight = shard.begin_request();
-        let keep_alive = req.keep_alive && !shard.draining.get();
+        // `option httpclose`: one request per client connection.
+        let keep_alive = req.keep_alive
+            && !shard.draining.get()
+            && !shard.config.frontends[self.frontend].client_close;
         let Some(backend) = req.backend else {
             return Err(Stop::Reply(Reply::ServiceUnavailable));
         };
@@ -567,8 +570,14 @@ impl Conn {
             }
         };
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
-        // A connection that announced this client's address must not carry another's.
-        if reusable && conf.servers[up.server as usize].send_proxy.is_none() {
+        // A connection that announced this client's address must not carry another's;
+        // `option http-server-close` closes it after each response.
+        let fe_conf = &shard.config.frontends[self.frontend];
+        if reusable
+            && conf.servers[up.server as usize].send_proxy.is_none()
+            && !conf.server_close
+            && !fe_conf.server_close
+        {
             shard.upstreams.release_conn(backend, up.server, up.stream);
         }
         Ok(keep_alive && client_keep_alive)
