@@ -1,0 +1,320 @@
+//! From mapped proxies to the validated model: backends, frontends, routes, order.
+
+use super::*;
+
+impl Mapper {
+    pub(super) fn assemble(
+        &mut self,
+        runtime: Runtime,
+        admin: Admin,
+        log: Option<LogTarget>,
+        proxies: Vec<Proxy>,
+    ) -> Config {
+        let shards = runtime.shards;
+        let backend_names: Vec<&Proxy> = proxies
+            .iter()
+            .filter(|p| p.kind != SectionKind::Frontend)
+            .collect();
+        let index_of = |name: &str| backend_names.iter().position(|b| b.name == name);
+        // A frontend and a backend may share a name; two of a side may not.
+        for (k, p) in proxies.iter().enumerate() {
+            let sides = |q: &Proxy| {
+                (
+                    q.kind != SectionKind::Backend,
+                    q.kind != SectionKind::Frontend,
+                )
+            };
+            if let Some(prev) = proxies[..k].iter().find(|q| {
+                q.name == p.name && {
+                    let (a, b) = (sides(q), sides(p));
+                    (a.0 && b.0) || (a.1 && b.1)
+                }
+            }) {
+                self.err(
+                    p.line,
+                    format!(
+                        "proxy '{}' has the same name as the one at line {}",
+                        p.name, prev.line
+                    ),
+                );
+            }
+        }
+        let mut backends = Vec::new();
+        for p in &backend_names {
+            if p.servers.is_empty() {
+                self.warn(
+                    p.line,
+                    format!("backend '{}' has no server: its requests get 503", p.name),
+                );
+            }
+            let s = &p.settings;
+            let checked: Vec<&ServerParams> = p
+                .servers
+                .iter()
+                .filter(|x| x.2.check)
+                .map(|x| &x.2)
+                .collect();
+            let health = (!checked.is_empty()).then(|| {
+                let first = checked[0];
+                for other in &checked[1..] {
+                    if other.inter != first.inter || other.rise != first.rise || other.fall != first.fall {
+                        self.warn(
+                            p.line,
+                            format!("backend '{}': servers check with different inter/rise/fall; ringlb uses the first server's for all", p.name),
+                        );
+                        break;
+                    }
+                }
+                let interval = first.inter.unwrap_or(Duration::from_secs(2));
+                HealthCheck {
+                    kind: match &s.httpchk {
+                        Some((method, path, host)) => CheckKind::Http {
+                            method: method.clone(),
+                            path: path.clone(),
+                            host: host.clone(),
+                            expect: s.expect.clone(),
+                        },
+                        None => CheckKind::Tcp,
+                    },
+                    interval,
+                    fast_interval: first.fastinter.unwrap_or(interval),
+                    down_interval: first.downinter.unwrap_or(interval),
+                    timeout: s.check_timeout.unwrap_or(interval),
+                    rise: first.rise.unwrap_or(2),
+                    fall: first.fall.unwrap_or(3),
+                    port: first.port,
+                    addr: first.addr,
+                }
+            });
+            for (line, server, _) in &p.servers {
+                if let Some(m) = server.maxconn {
+                    if (m as usize) < shards {
+                        self.err(
+                            *line,
+                            format!("server '{}': maxconn {m} is below nbthread {shards}: the limit is split across threads and each needs a slot", server.name),
+                        );
+                    }
+                }
+            }
+            let balance = match (&s.balance, s.consistent) {
+                (BalanceAlgo::Hash { key, .. }, c) => BalanceAlgo::Hash {
+                    key: key.clone(),
+                    consistent: c,
+                },
+                (b, _) => b.clone(),
+            };
+            backends.push(Backend {
+                name: p.name.clone(),
+                balance,
+                servers: p.servers.iter().map(|x| x.1.clone()).collect(),
+                all_backups: s.all_backups,
+                retries: s.retries,
+                redispatch: s.redispatch,
+                maxqueue: p.maxqueue,
+                error_limit: checked.first().and_then(|c| c.error_limit).unwrap_or(10),
+                health,
+                timeouts: s.timeouts.clone(),
+                forward_for: s.forward_for.clone(),
+                server_close: s.close != Close::KeepAlive,
+            });
+        }
+        let mut frontends = Vec::new();
+        let mut bound: HashMap<SocketAddr, usize> = HashMap::new();
+        for p in proxies.iter().filter(|p| p.kind != SectionKind::Backend) {
+            if p.accept_proxy_binds > 0 && p.accept_proxy_binds < p.bind_lines {
+                self.err(
+                    p.line,
+                    format!("proxy '{}': 'accept-proxy' must be on every bind line of a frontend in ringlb", p.name),
+                );
+            }
+            if p.maxconn.is_some_and(|m| (m as usize) < shards) {
+                self.err(p.line, format!("proxy '{}': maxconn is below nbthread {shards}: each thread needs at least one connection", p.name));
+            }
+            if p.binds.is_empty() && !p.has_bind_line {
+                self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
+            }
+            for b in &p.binds {
+                if b.port() != 0 {
+                    if let Some(prev) = bound.insert(*b, p.line) {
+                        self.err(
+                            p.line,
+                            format!("bind {b} is already used by the proxy at line {prev}"),
+                        );
+                    }
+                }
+            }
+            let mut default_backend = match &p.default_backend {
+                Some((line, name)) => {
+                    let i = index_of(name);
+                    if i.is_none() {
+                        self.err(
+                            *line,
+                            format!("unable to find required default_backend: '{name}'"),
+                        );
+                    }
+                    i
+                }
+                None => None,
+            };
+            // A listen section is its own backend unless it names another one (HAProxy
+            // then never uses its own servers).
+            if p.kind == SectionKind::Listen && p.default_backend.is_none() {
+                default_backend = index_of(&p.name);
+            } else if p.kind == SectionKind::Listen && !p.servers.is_empty() {
+                self.warn(
+                    p.line,
+                    format!(
+                        "proxy '{}': its servers are never used, as it has a default_backend",
+                        p.name
+                    ),
+                );
+            }
+            let mut routes = Vec::new();
+            for (line, cond, name) in &p.rules {
+                match index_of(name) {
+                    Some(backend) => routes.push(Route {
+                        cond: cond.clone(),
+                        backend,
+                    }),
+                    None => self.err(
+                        *line,
+                        format!("unable to find required use_backend: '{name}'"),
+                    ),
+                }
+            }
+            let mode = p.settings.mode;
+            if mode == Mode::Tcp
+                && !routes.is_empty()
+                && p.rules.iter().any(|r| !matches!(r.1, Condition::Always))
+            {
+                // Conditions look at HTTP requests; in tcp mode only src would work.
+                self.err(
+                    p.line,
+                    format!(
+                        "proxy '{}': use_backend conditions need 'mode http'",
+                        p.name
+                    ),
+                );
+            }
+            if mode == Mode::Tcp
+                && default_backend.is_none()
+                && routes.is_empty()
+                && p.rules.is_empty()
+                && p.default_backend.is_none()
+            {
+                self.err(
+                    p.line,
+                    format!("proxy '{}' (mode tcp) has no backend", p.name),
+                );
+            }
+            if mode == Mode::Tcp && !p.request_rules.is_empty() {
+                self.err(
+                    p.line,
+                    format!("proxy '{}': 'http-request' rules need 'mode http'", p.name),
+                );
+            }
+            if mode == Mode::Tcp && default_backend.is_none() {
+                default_backend = routes.first().map(|r| r.backend);
+            }
+            frontends.push(Frontend {
+                name: p.name.clone(),
+                binds: p.binds.clone(),
+                mode,
+                routes: if mode == Mode::Tcp {
+                    Vec::new()
+                } else {
+                    routes
+                },
+                default_backend,
+                forward_for: p
+                    .settings
+                    .forward_for
+                    .clone()
+                    .filter(|_| mode == Mode::Http),
+                accept_proxy: p.accept_proxy_binds > 0,
+                server_close: p.settings.close != Close::KeepAlive,
+                client_close: p.settings.close == Close::Both,
+                maxconn: p.maxconn,
+                log: p.settings.log.then(|| {
+                    p.settings.log_format.unwrap_or(if mode == Mode::Http {
+                        LogFormat::Http
+                    } else {
+                        LogFormat::Tcp
+                    })
+                }),
+                dont_log_null: p.settings.dont_log_null,
+                request_rules: {
+                    let mut rules = p.request_rules.clone();
+                    let st = &p.settings.stats;
+                    if st.enabled && mode == Mode::Http {
+                        // HAProxy's default stats URI.
+                        let uri = st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into());
+                        if let Ok(t) = AclTest::new(Fetch::Url, MatchMethod::Beg, false, &[&uri]) {
+                            rules.push(RequestRule {
+                                cond: Condition::Acl(Arc::new(Acl {
+                                    name: "stats".into(),
+                                    tests: vec![t],
+                                })),
+                                action: RequestAction::Service(Service::Stats {
+                                    auth: st.auth.clone(),
+                                    realm: st
+                                        .realm
+                                        .clone()
+                                        .unwrap_or_else(|| "HAProxy Statistics".into()),
+                                    refresh: st.refresh,
+                                }),
+                            });
+                        }
+                    }
+                    rules
+                },
+                timeouts: p.settings.timeouts.clone(),
+            });
+        }
+        if frontends.is_empty() {
+            self.err(1, "no frontend or listen section: nothing to listen on");
+        }
+        if runtime.maxconn.is_some_and(|m| (m as usize) < shards) {
+            self.err(1, format!("global maxconn is below nbthread {shards}: each thread needs at least one connection"));
+        }
+        let timeouts = proxies
+            .first()
+            .map(|p| p.settings.timeouts.clone())
+            .unwrap_or_else(default_timeouts);
+        Config {
+            runtime,
+            timeouts,
+            limits: Limits {
+                max_header_bytes: 16 * 1024,
+            },
+            pool: PoolSettings {
+                max_idle_per_server: 64,
+                idle_timeout: Duration::from_secs(30),
+            },
+            admin,
+            log,
+            proxy_order: {
+                let (mut f, mut b) = (0, 0);
+                proxies
+                    .iter()
+                    .map(|p| {
+                        let fe = (p.kind != SectionKind::Backend).then(|| {
+                            f += 1;
+                            f - 1
+                        });
+                        let be = (p.kind != SectionKind::Frontend).then(|| {
+                            b += 1;
+                            b - 1
+                        });
+                        crate::config::ProxyRef {
+                            frontend: fe,
+                            backend: be,
+                        }
+                    })
+                    .collect()
+            },
+            frontends,
+            backends,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! haproxy.cfg `global` section: threads and pinning, the stats socket, logs, pid file.
+
+use super::*;
+
+impl Mapper {
+    /// `log TARGET [len N] [format F] FACILITY [LEVEL [MINLEVEL]]`.
+    pub(super) fn global_log(&mut self, l: &Line, log: &mut Option<LogTarget>) {
+        let a = l.args();
+        let Some(target) = a.first() else {
+            return self.err(l.line, "'log' expects a target");
+        };
+        let sink = match target.as_str() {
+            "stdout" => LogSink::Stdout,
+            "stderr" => LogSink::Stderr,
+            t => {
+                let t = t
+                    .strip_prefix("udp@")
+                    .or_else(|| t.strip_prefix("udp4@"))
+                    .unwrap_or(t);
+                let with_port = if t.contains(':') {
+                    t.to_string()
+                } else {
+                    format!("{t}:514")
+                };
+                match with_port.parse::<SocketAddr>() {
+                    Ok(addr) => LogSink::Udp(addr),
+                    Err(_) => {
+                        return self.err(
+                            l.line,
+                            format!("log target '{target}' is not supported (stdout, stderr or an IP[:PORT] for UDP syslog)"),
+                        )
+                    }
+                }
+            }
+        };
+        let mut raw = !matches!(sink, LogSink::Udp(_));
+        let mut facility = None;
+        let mut i = 1;
+        while i < a.len() {
+            match a[i].as_str() {
+                "len" | "sample" => i += 1,
+                "format" => {
+                    raw = a.get(i + 1).map(String::as_str) == Some("raw");
+                    i += 1;
+                }
+                f if facility.is_none() => match syslog_facility(f) {
+                    Some(n) => facility = Some(n),
+                    None => return self.err(l.line, format!("unknown log facility '{f}'")),
+                },
+                _ => {}
+            }
+            i += 1;
+        }
+        let Some(facility) = facility else {
+            return self.err(l.line, "'log' expects a facility (local0, daemon, ...)");
+        };
+        if log.is_some() {
+            self.warn(
+                l.line,
+                "several global log targets: ringlb uses the first one",
+            );
+            return;
+        }
+        *log = Some(LogTarget {
+            sink,
+            facility,
+            raw,
+        });
+    }
+
+    pub(super) fn global(
+        &mut self,
+        l: &Line,
+        runtime: &mut Runtime,
+        admin: &mut Admin,
+        cpu_map: &mut Vec<(usize, usize)>,
+        log: &mut Option<LogTarget>,
+    ) {
+        let a = l.args();
+        match l.keyword() {
+            "nbthread" => match a.first().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if (1..=1024).contains(&n) => runtime.shards = n,
+                _ => self.err(l.line, "'nbthread' expects a number between 1 and 1024"),
+            },
+            "cpu-map" => self.cpu_map(l, cpu_map),
+            "stats" => match a.first().map(String::as_str) {
+                Some("socket") => match a.get(1) {
+                    Some(path) if !path.contains('@') && !path.contains(':') => {
+                        admin.stats_socket = Some(path.into());
+                        let mut rest = a[2..].iter();
+                        while let Some(opt) = rest.next() {
+                            match opt.as_str() {
+                                "mode" | "level" | "user" | "group" | "uid" | "gid" => {
+                                    rest.next();
+                                }
+                                "expose-fd" => {
+                                    rest.next();
+                                }
+                                other => self
+                                    .warn(l.line, format!("stats socket option '{other}' ignored")),
+                            }
+                        }
+                    }
+                    Some(addr) => self.err(
+                        l.line,
+                        format!("stats socket '{addr}': only unix socket paths are supported"),
+                    ),
+                    None => self.err(l.line, "'stats socket' expects a path"),
+                },
+                Some("timeout") | Some("maxconn") | Some("bind-process") => {
+                    self.warn(l.line, format!("'stats {}' ignored", a[0]))
+                }
+                _ => self.err(l.line, "unknown 'stats' keyword in 'global' section"),
+            },
+            "pidfile" => match a.first() {
+                Some(p) => runtime.pidfile = Some(p.into()),
+                None => self.err(l.line, "'pidfile' expects a file name"),
+            },
+            "maxconn" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                Some(0) => runtime.maxconn = None,
+                Some(n) => runtime.maxconn = Some(n),
+                None => self.err(l.line, "'maxconn' expects an integer"),
+            },
+            "log" => self.global_log(l, log),
+            "log-send-hostname" | "log-tag" => {
+                self.warn(l.line, format!("'{}' ignored", l.keyword()))
+            }
+            "daemon" => self.warn(
+                l.line,
+                "'daemon' ignored: ringlb runs in the foreground (use systemd)",
+            ),
+            "user"
+            | "group"
+            | "uid"
+            | "gid"
+            | "chroot"
+            | "node"
+            | "description"
+            | "master-worker"
+            | "hard-stop-after"
+            | "ca-base"
+            | "crt-base"
+            | "spread-checks"
+            | "localpeer"
+            | "h1-case-adjust"
+            | "set-dumpable"
+            | "strict-limits"
+            | "ulimit-n"
+            | "quiet"
+            | "zero-warning"
+            | "expose-experimental-directives"
+            | "insecure-fork-wanted"
+            | "server-state-file"
+            | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
+            k if k.starts_with("tune.") || k.starts_with("ssl-") || k.starts_with("nbthread-") => {
+                self.warn(l.line, format!("'{k}' ignored"))
+            }
+            "nbproc" => self.err(
+                l.line,
+                "'nbproc' was removed in HAProxy 2.5: use 'nbthread'",
+            ),
+            k => self.err(l.line, format!("unknown keyword '{k}' in 'global' section")),
+        }
+    }
+
+    /// `cpu-map [auto:]1[/THREADS] CPUS` (process 1 only, as HAProxy 2.5+ does).
+    pub(super) fn cpu_map(&mut self, l: &Line, out: &mut Vec<(usize, usize)>) {
+        let a = l.args();
+        let (Some(set), Some(cpus)) = (a.first(), a.get(1)) else {
+            return self.err(l.line, "'cpu-map' expects <process[/thread]> <cpu-set>");
+        };
+        let (auto, set) = match set.strip_prefix("auto:") {
+            Some(s) => (true, s),
+            None => (false, set.as_str()),
+        };
+        let threads = match set.split_once('/') {
+            Some((p, t)) if p == "1" || p == "all" || p == "odd" => t,
+            Some(_) => return self.err(l.line, "'cpu-map': only process 1 exists"),
+            None if auto => "1",
+            None => set,
+        };
+        let (Some(threads), Some(cpus)) = (range_list(threads), range_list(cpus)) else {
+            return self.err(l.line, format!("'cpu-map': invalid set in '{set} {cpus}'"));
+        };
+        if auto || threads.len() == cpus.len() {
+            for (t, c) in threads.iter().zip(cpus.iter()) {
+                out.push((t.saturating_sub(1), *c));
+            }
+        } else if cpus.len() == 1 {
+            for t in threads {
+                out.push((t.saturating_sub(1), cpus[0]));
+            }
+        } else {
+            self.err(
+                l.line,
+                "'cpu-map': a thread set needs one cpu each, or use 'auto:'",
+            );
+        }
+    }
+}

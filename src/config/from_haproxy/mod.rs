@@ -1,0 +1,294 @@
+//! haproxy.cfg → the validated model. The grammar layer (`haproxy`) gives sections of
+//! line-numbered words; this maps the keywords of the common subset onto the same
+//! `Config` the TOML reader builds. Every problem is reported at once with its line:
+//! an error for what would change behaviour if ignored (HAProxy refuses unknown
+//! keywords too), a warning for what is safe to ignore.
+
+mod assemble;
+mod global;
+mod proxy;
+mod rules;
+mod server;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::haproxy::{parse_document, parse_time, Document, Line, SectionKind};
+use super::validate::{parse_bind, resolve_addr};
+use super::{
+    default_timeouts, usable_cores, Acl, AclTest, Admin, Backend, BalanceAlgo, CheckKind,
+    Condition, Config, ConfigErrors, DriverChoice, Fetch, Frontend, HashKey, HealthCheck, Limits,
+    MatchMethod, Mode, PoolSettings, Route, Runtime, Server, StatusMatch, Timeouts,
+};
+use super::{syslog_facility, LogFormat, LogSink, LogTarget, RequestAction, RequestRule, Service};
+
+/// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
+/// ringlb emulates 2.6, so `roundrobin`.
+pub const DEFAULT_BALANCE: BalanceAlgo = BalanceAlgo::RoundRobin;
+
+/// Parses haproxy.cfg text: the config, and the warnings about what was ignored.
+pub fn from_haproxy_str(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Vec<String>), ConfigErrors> {
+    let doc = parse_document(text, env)
+        .map_err(|errs| ConfigErrors(errs.iter().map(|e| e.to_string()).collect()))?;
+    let mut m = Mapper::default();
+    for w in &doc.warnings {
+        m.warnings.push(w.to_string());
+    }
+    let cfg = m.map(&doc);
+    if m.errors.is_empty() {
+        Ok((cfg, m.warnings))
+    } else {
+        Err(ConfigErrors(m.errors))
+    }
+}
+
+#[derive(Default)]
+struct Mapper {
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// Settings a proxy takes from its `defaults` section (and `default-server`).
+#[derive(Clone)]
+struct Settings {
+    mode: Mode,
+    timeouts: Timeouts,
+    check_timeout: Option<Duration>,
+    retries: u32,
+    redispatch: bool,
+    all_backups: bool,
+    forward_for: Option<crate::config::ForwardFor>,
+    balance: BalanceAlgo,
+    consistent: bool,
+    httpchk: Option<(String, String, Option<String>)>,
+    expect: StatusMatch,
+    server: ServerParams,
+    /// `log global` (or a log target) seen: this proxy's traffic is logged.
+    log: bool,
+    log_format: Option<LogFormat>,
+    dont_log_null: bool,
+    stats: StatsSettings,
+    close: Close,
+}
+
+/// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Close {
+    #[default]
+    KeepAlive,
+    /// Close the server connection after each response.
+    Server,
+    /// Close both sides after each response.
+    Both,
+}
+
+/// `stats enable|uri|refresh|auth|realm|hide-version`.
+#[derive(Clone, Default)]
+struct StatsSettings {
+    enabled: bool,
+    uri: Option<String>,
+    refresh: Option<u64>,
+    auth: Vec<String>,
+    realm: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: Mode::Tcp,
+            timeouts: default_timeouts(),
+            check_timeout: None,
+            retries: 3,
+            redispatch: false,
+            all_backups: false,
+            forward_for: None,
+            balance: DEFAULT_BALANCE,
+            consistent: false,
+            httpchk: None,
+            expect: StatusMatch::Default,
+            server: ServerParams::default(),
+            log: false,
+            log_format: None,
+            dont_log_null: false,
+            stats: StatsSettings::default(),
+            close: Close::KeepAlive,
+        }
+    }
+}
+
+/// `server` / `default-server` parameters.
+#[derive(Clone, Default)]
+struct ServerParams {
+    check: bool,
+    inter: Option<Duration>,
+    fastinter: Option<Duration>,
+    downinter: Option<Duration>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+    weight: Option<u32>,
+    backup: bool,
+    maxconn: Option<u32>,
+    maxqueue: Option<usize>,
+    slowstart: Option<Duration>,
+    port: Option<u16>,
+    addr: Option<IpAddr>,
+    disabled: bool,
+    error_limit: Option<u32>,
+    send_proxy: Option<crate::proxy_protocol::Version>,
+    check_send_proxy: bool,
+}
+
+/// A proxy being built (a `listen` is both halves).
+struct Proxy {
+    name: String,
+    line: usize,
+    kind: SectionKind,
+    settings: Settings,
+    binds: Vec<SocketAddr>,
+    acls: HashMap<String, Arc<Acl>>,
+    rules: Vec<(usize, Condition, String)>,
+    default_backend: Option<(usize, String)>,
+    servers: Vec<(usize, Server, ServerParams)>,
+    maxqueue: Option<usize>,
+    /// A `bind` line was seen (even one with errors).
+    has_bind_line: bool,
+    bind_lines: usize,
+    accept_proxy_binds: usize,
+    request_rules: Vec<RequestRule>,
+    maxconn: Option<u32>,
+}
+
+impl Mapper {
+    fn err(&mut self, line: usize, msg: impl std::fmt::Display) {
+        self.errors.push(format!("line {line}: {msg}"));
+    }
+
+    fn warn(&mut self, line: usize, msg: impl std::fmt::Display) {
+        self.warnings.push(format!("line {line}: {msg}"));
+    }
+
+    fn map(&mut self, doc: &Document) -> Config {
+        let mut runtime = Runtime {
+            shards: usable_cores(),
+            driver: DriverChoice::Auto,
+            cpus: None,
+            pidfile: None,
+            maxconn: None,
+        };
+        let mut admin = Admin::default();
+        let mut log: Option<LogTarget> = None;
+        let mut cpu_map: Vec<(usize, usize)> = Vec::new();
+        // Settings of each defaults section, by section index.
+        let mut defaults: HashMap<usize, Settings> = HashMap::new();
+        let mut proxies: Vec<Proxy> = Vec::new();
+        for (i, sec) in doc.sections.iter().enumerate() {
+            match &sec.kind {
+                SectionKind::Global => {
+                    for l in &sec.lines {
+                        self.global(l, &mut runtime, &mut admin, &mut cpu_map, &mut log);
+                    }
+                }
+                SectionKind::Defaults => {
+                    let mut s = doc
+                        .defaults_of(i)
+                        .and_then(|d| defaults.get(&d).cloned())
+                        .unwrap_or_default();
+                    let mut scratch =
+                        Proxy::new("defaults", sec.line, SectionKind::Defaults, s.clone());
+                    for l in &sec.lines {
+                        self.proxy_line(l, &mut scratch);
+                    }
+                    s = scratch.settings;
+                    defaults.insert(i, s);
+                }
+                SectionKind::Other(kw) => {
+                    self.err(
+                        sec.line,
+                        format!("section '{kw}' is not supported by ringlb"),
+                    );
+                }
+                kind => {
+                    let settings = doc
+                        .defaults_of(i)
+                        .and_then(|d| defaults.get(&d).cloned())
+                        .unwrap_or_default();
+                    let name = sec.name.clone().unwrap_or_default();
+                    let mut p = Proxy::new(&name, sec.line, kind.clone(), settings);
+                    for l in &sec.lines {
+                        self.proxy_line(l, &mut p);
+                    }
+                    proxies.push(p);
+                }
+            }
+        }
+        if !cpu_map.is_empty() {
+            cpu_map.sort();
+            let mut cpus = vec![None; runtime.shards];
+            for (thread, cpu) in cpu_map {
+                if thread < cpus.len() {
+                    cpus[thread] = Some(cpu);
+                }
+            }
+            let first = cpus.iter().flatten().next().copied().unwrap_or(0);
+            runtime.cpus = Some(cpus.into_iter().map(|c| c.unwrap_or(first)).collect());
+        }
+        self.assemble(runtime, admin, log, proxies)
+    }
+}
+
+impl Proxy {
+    fn new(name: &str, line: usize, kind: SectionKind, settings: Settings) -> Proxy {
+        Proxy {
+            name: name.to_string(),
+            line,
+            kind,
+            settings,
+            binds: Vec::new(),
+            acls: HashMap::new(),
+            rules: Vec::new(),
+            default_backend: None,
+            servers: Vec::new(),
+            maxqueue: None,
+            has_bind_line: false,
+            bind_lines: 0,
+            accept_proxy_binds: 0,
+            request_rules: Vec::new(),
+            maxconn: None,
+        }
+    }
+}
+
+/// `1-4,7` → [1, 2, 3, 4, 7].
+fn range_list(text: &str) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b || b - a > 65535 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// `200`, `200-399`, `200,201,300-310` → a status match.
+fn status_list(text: &str) -> Option<StatusMatch> {
+    if let Some((a, b)) = text.split_once('-').filter(|_| !text.contains(',')) {
+        let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+        return ((100..=599).contains(&a) && a <= b && b <= 599)
+            .then_some(StatusMatch::Range(a, b));
+    }
+    let codes = range_list(text)?;
+    (!codes.is_empty() && codes.iter().all(|c| (100..=599).contains(c)))
+        .then(|| StatusMatch::List(codes.into_iter().map(|c| c as u16).collect()))
+}

@@ -1,0 +1,464 @@
+//! haproxy.cfg proxy keywords: mode, timeouts, options, balance, health checks, binds.
+
+use super::*;
+
+impl Mapper {
+    pub(super) fn proxy_line(&mut self, l: &Line, p: &mut Proxy) {
+        let is_defaults = p.kind == SectionKind::Defaults;
+        let fe = matches!(
+            p.kind,
+            SectionKind::Frontend | SectionKind::Listen | SectionKind::Defaults
+        );
+        let be = matches!(
+            p.kind,
+            SectionKind::Backend | SectionKind::Listen | SectionKind::Defaults
+        );
+        let a = l.args();
+        let arg = |i: usize| a.get(i).map(String::as_str).unwrap_or("");
+        let kw = l.keyword();
+        match kw {
+            "mode" => match arg(0) {
+                "http" => p.settings.mode = Mode::Http,
+                "tcp" => p.settings.mode = Mode::Tcp,
+                other => self.err(
+                    l.line,
+                    format!("'mode' expects 'http' or 'tcp', got '{other}'"),
+                ),
+            },
+            "timeout" => self.timeout(l, &mut p.settings),
+            "contimeout" | "clitimeout" | "srvtimeout" => self.err(
+                l.line,
+                format!("'{kw}' was removed in HAProxy 2.1: use 'timeout connect|client|server'"),
+            ),
+            "retries" => match arg(0).parse::<u32>() {
+                Ok(n) => p.settings.retries = n,
+                _ => self.err(l.line, "'retries' expects an integer argument"),
+            },
+            "no" if a.first().map(String::as_str) == Some("log") => p.settings.log = false,
+            "option" | "no" => self.option(l, p),
+            "balance" if be => self.balance(l, &mut p.settings),
+            "hash-type" if be => match arg(0) {
+                "map-based" => p.settings.consistent = false,
+                "consistent" => p.settings.consistent = true,
+                other => self.err(
+                    l.line,
+                    format!("'hash-type' expects 'map-based' or 'consistent', got '{other}'"),
+                ),
+            },
+            "http-check" if be => self.http_check(l, &mut p.settings),
+            "default-server" if be => {
+                let mut params = p.settings.server.clone();
+                self.server_params(l, a, &mut params);
+                p.settings.server = params;
+            }
+            "http-reuse" if be => match arg(0) {
+                "safe" | "aggressive" | "always" => {}
+                "never" => self.warn(
+                    l.line,
+                    "'http-reuse never' ignored: ringlb pools idle server connections per shard",
+                ),
+                other => self.err(
+                    l.line,
+                    format!("'http-reuse' expects never|safe|aggressive|always, got '{other}'"),
+                ),
+            },
+            "log" => match a.first().map(String::as_str) {
+                Some("global") => p.settings.log = true,
+                Some(_) => {
+                    p.settings.log = true;
+                    self.warn(l.line, "per-proxy log targets are not supported: this proxy logs to the global target");
+                }
+                None => self.err(l.line, "'log' expects 'global' or a target"),
+            },
+            "maxconn" if fe && !is_defaults => match arg(0).parse::<u32>() {
+                Ok(n) => p.maxconn = (n > 0).then_some(n),
+                Err(_) => self.err(l.line, "'maxconn' expects an integer"),
+            },
+            "maxconn" | "fullconn" | "backlog" => {
+                self.warn(l.line, format!("'{kw}' is not enforced here"))
+            }
+            "stats" => self.stats(l, &mut p.settings),
+            "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
+            | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
+            "bind" if fe && !is_defaults => self.bind(l, p),
+            "acl" if fe && !is_defaults => self.acl(l, p),
+            "default_backend" if fe => match a.first() {
+                Some(b) => p.default_backend = Some((l.line, b.clone())),
+                None => self.err(l.line, "'default_backend' expects a backend name"),
+            },
+            "use_backend" if fe && !is_defaults => self.use_backend(l, p),
+            "http-request" if fe && !is_defaults => self.http_request(l, l.args(), p),
+            "redirect" if fe && !is_defaults => {
+                let mut words = vec!["redirect".to_string()];
+                words.extend(l.args().iter().cloned());
+                self.http_request(l, &words, p)
+            }
+            "server" if be && !is_defaults => self.server(l, p),
+            "reqadd" | "reqrep" | "reqdel" | "reqirep" | "reqidel" | "reqdeny" | "reqallow"
+            | "reqpass" | "reqtarpit" | "reqideny" | "reqiallow" | "reqipass" | "reqitarpit"
+            | "rspadd" | "rsprep" | "rspdel" | "rspirep" | "rspidel" | "rspdeny" | "rspideny"
+            | "block" => self.err(
+                l.line,
+                format!(
+                    "'{kw}' was removed in HAProxy 2.1: use 'http-request' / 'http-response' rules"
+                ),
+            ),
+            "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
+            "http-response"
+            | "http-after-response"
+            | "tcp-request"
+            | "tcp-response"
+            | "compression"
+            | "cookie"
+            | "stick-table"
+            | "stick"
+            | "capture"
+            | "unique-id-format"
+            | "unique-id-header"
+            | "filter"
+            | "http-error"
+            | "errorloc"
+            | "errorloc302"
+            | "errorloc303"
+            | "monitor-uri"
+            | "monitor"
+            | "source"
+            | "dispatch"
+            | "server-template"
+            | "persist"
+            | "force-persist"
+            | "ignore-persist"
+            | "use-server"
+            | "rate-limit" => self.err(l.line, format!("'{kw}' is not supported by ringlb yet")),
+            _ if is_defaults && matches!(kw, "bind" | "acl" | "use_backend" | "server") => self
+                .err(
+                    l.line,
+                    format!("'{kw}' is not allowed in a 'defaults' section"),
+                ),
+            _ if !fe && matches!(kw, "bind" | "acl" | "use_backend" | "default_backend") => self
+                .err(
+                    l.line,
+                    format!("'{kw}' is not allowed in a 'backend' section"),
+                ),
+            _ if !be
+                && matches!(
+                    kw,
+                    "server"
+                        | "balance"
+                        | "hash-type"
+                        | "http-check"
+                        | "default-server"
+                        | "http-reuse"
+                ) =>
+            {
+                self.err(
+                    l.line,
+                    format!("'{kw}' is not allowed in a 'frontend' section"),
+                )
+            }
+            _ => self.err(
+                l.line,
+                format!("unknown keyword '{kw}' in '{}' section", p.kind.keyword()),
+            ),
+        }
+    }
+
+    pub(super) fn timeout(&mut self, l: &Line, s: &mut Settings) {
+        let a = l.args();
+        let (Some(kind), Some(value)) = (a.first(), a.get(1)) else {
+            return self.err(l.line, "'timeout' expects a kind and a time");
+        };
+        let d = match parse_time(value) {
+            Ok(d) => d,
+            Err(e) => return self.err(l.line, format!("'timeout {kind}': {e}")),
+        };
+        let t = &mut s.timeouts;
+        match kind.as_str() {
+            "connect" => t.connect = d,
+            "client" => t.client = d,
+            "server" => t.server = d,
+            "http-request" => t.http_request = d,
+            "http-keep-alive" => t.http_keep_alive = d,
+            "queue" => t.queue = d,
+            "check" => s.check_timeout = Some(d),
+            "tunnel" | "client-fin" | "server-fin" | "tarpit" => self.warn(
+                l.line,
+                format!("'timeout {kind}' ignored: not supported yet"),
+            ),
+            other => self.err(l.line, format!("unknown timeout '{other}'")),
+        }
+    }
+
+    pub(super) fn option(&mut self, l: &Line, p: &mut Proxy) {
+        let (negate, words) = if l.keyword() == "no" {
+            if l.args().first().map(String::as_str) != Some("option") {
+                return self.err(l.line, "'no' must be followed by 'option'");
+            }
+            (true, &l.args()[1..])
+        } else {
+            (false, l.args())
+        };
+        let Some(opt) = words.first() else {
+            return self.err(l.line, "'option' expects an option name");
+        };
+        let rest = &words[1..];
+        let s = &mut p.settings;
+        match opt.as_str() {
+            "redispatch" => s.redispatch = !negate,
+            "allbackups" => s.all_backups = !negate,
+            "forwardfor" if negate => s.forward_for = None,
+            "forwardfor" => {
+                let mut ff = crate::config::ForwardFor::default();
+                let mut i = 0;
+                while i < rest.len() {
+                    match (rest[i].as_str(), rest.get(i + 1)) {
+                        ("except", Some(net)) => match crate::config::acl::parse_net(net) {
+                            Ok(n) => ff.except = Some(n),
+                            Err(e) => self.err(l.line, format!("'option forwardfor except': {e}")),
+                        },
+                        ("header", Some(name)) => ff.header = name.clone(),
+                        ("if-none", _) => {
+                            ff.if_none = true;
+                            i += 1;
+                            continue;
+                        }
+                        (other, _) => {
+                            self.err(l.line, format!("'option forwardfor': unexpected '{other}'"));
+                            break;
+                        }
+                    }
+                    i += 2;
+                }
+                s.forward_for = Some(ff);
+            }
+                        "http-server-close" => s.close = if negate { Close::KeepAlive } else { Close::Server },
+            "httpclose" | "forceclose" => s.close = if negate { Close::KeepAlive } else { Close::Both },
+            "http-keep-alive" => s.close = Close::KeepAlive,
+            "http-pretend-keepalive" => self.warn(l.line, "'option http-pretend-keepalive' ignored"),
+            "httplog" => s.log_format = (!negate).then_some(LogFormat::Http),
+            "tcplog" => s.log_format = (!negate).then_some(LogFormat::Tcp),
+            "dontlognull" => s.dont_log_null = !negate,
+            "log-health-checks" | "log-separate-errors" | "httpslog" | "dontlog-normal" => {
+                self.warn(l.line, format!("'option {opt}' ignored"))
+            }
+            "tcpka" | "clitcpka" | "srvtcpka" | "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
+            | "http-buffer-request" | "contstats" | "socket-stats" | "prefer-last-server" | "http-no-delay" => {
+                self.warn(l.line, format!("'option {opt}' ignored"))
+            }
+            "httpchk" if negate => s.httpchk = None,
+            "httpchk" => {
+                let (method, uri, version, host) = match rest {
+                    [] => ("OPTIONS", "/", None, None),
+                    [uri] => ("OPTIONS", uri.as_str(), None, None),
+                    [m, uri] => (m.as_str(), uri.as_str(), None, None),
+                    [m, uri, v] => (m.as_str(), uri.as_str(), Some(v.as_str()), None),
+                    [m, uri, v, h, ..] => (m.as_str(), uri.as_str(), Some(v.as_str()), Some(h.as_str())),
+                };
+                // The old way to send a Host: a version followed by "\r\nHost: name".
+                let host = host.map(str::to_string).or_else(|| {
+                    version.and_then(|v| {
+                        v.split("\r\n")
+                            .skip(1)
+                            .find_map(|h| h.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("host")))
+                            .map(|(_, v)| v.trim().to_string())
+                    })
+                });
+                s.httpchk = Some((method.to_string(), uri.to_string(), host));
+            }
+            "tcp-check" | "ssl-hello-chk" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check"
+            | "spop-check" => self.err(l.line, format!("'option {opt}' is not supported yet (use 'check' for a TCP connect check or 'option httpchk')")),
+            "independent-streams" | "independant-streams" | "accept-invalid-http-request" | "accept-invalid-http-response" => {
+                self.err(l.line, format!("'option {opt}' is not supported"))
+            }
+            other => self.err(l.line, format!("unknown option '{other}'")),
+        }
+    }
+
+    pub(super) fn balance(&mut self, l: &Line, s: &mut Settings) {
+        let a = l.args();
+        let Some(algo) = a.first() else {
+            return self.err(l.line, "'balance' expects an algorithm");
+        };
+        s.balance = match algo.as_str() {
+            "roundrobin" => BalanceAlgo::RoundRobin,
+            "static-rr" => BalanceAlgo::StaticRr,
+            "leastconn" => BalanceAlgo::LeastConn,
+            "first" => BalanceAlgo::First,
+            "source" => BalanceAlgo::Hash {
+                key: HashKey::Source,
+                consistent: false,
+            },
+            "uri" => {
+                let whole = a[1..].iter().any(|w| w == "whole");
+                let key = if whole { HashKey::Uri } else { HashKey::Path };
+                BalanceAlgo::Hash {
+                    key,
+                    consistent: false,
+                }
+            }
+            "url_param" => match a.get(1) {
+                Some(name) => BalanceAlgo::Hash {
+                    key: HashKey::UrlParam(name.clone()),
+                    consistent: false,
+                },
+                None => return self.err(l.line, "'balance url_param' expects a parameter name"),
+            },
+            a0 if a0.starts_with("hdr(") && a0.ends_with(')') && a0.len() > 5 => {
+                BalanceAlgo::Hash {
+                    key: HashKey::Header(a0[4..a0.len() - 1].to_ascii_lowercase()),
+                    consistent: false,
+                }
+            }
+            a0 if a0 == "random" || a0.starts_with("random(") => {
+                let draws = match a0.strip_prefix("random(").and_then(|r| r.strip_suffix(')')) {
+                    Some(n) => match n.parse::<u32>() {
+                        Ok(d) if (1..=16).contains(&d) => d,
+                        _ => {
+                            return self.err(
+                                l.line,
+                                format!("'balance {a0}': draws must be between 1 and 16"),
+                            )
+                        }
+                    },
+                    None => 2,
+                };
+                BalanceAlgo::Random { draws }
+            }
+            other => return self.err(l.line, format!("unknown balance algorithm '{other}'")),
+        };
+    }
+
+    pub(super) fn http_check(&mut self, l: &Line, s: &mut Settings) {
+        let a = l.args();
+        match a.first().map(String::as_str) {
+            Some("send") => {
+                let (mut method, mut uri, mut host) =
+                    s.httpchk
+                        .clone()
+                        .unwrap_or(("OPTIONS".into(), "/".into(), None));
+                let mut i = 1;
+                while i < a.len() {
+                    let v = a.get(i + 1).cloned().unwrap_or_default();
+                    match a[i].as_str() {
+                        "meth" => method = v,
+                        "uri" => uri = v,
+                        "ver" => {}
+                        "hdr" => {
+                            let value = a.get(i + 2).cloned().unwrap_or_default();
+                            if v.eq_ignore_ascii_case("host") {
+                                host = Some(value);
+                            } else {
+                                self.warn(l.line, format!("'http-check send hdr {v}' ignored"));
+                            }
+                            i += 1;
+                        }
+                        other => {
+                            return self.err(
+                                l.line,
+                                format!("'http-check send': unsupported argument '{other}'"),
+                            )
+                        }
+                    }
+                    i += 2;
+                }
+                s.httpchk = Some((method, uri, host));
+            }
+            Some("expect") => {
+                let mut w: Vec<&str> = a[1..].iter().map(String::as_str).collect();
+                if w.first() == Some(&"!") {
+                    return self.err(l.line, "'http-check expect !' is not supported yet");
+                }
+                match w.as_mut_slice() {
+                    ["status", codes] => match status_list(codes) {
+                        Some(m) => s.expect = m,
+                        None => self.err(
+                            l.line,
+                            format!("'http-check expect status': invalid status list '{codes}'"),
+                        ),
+                    },
+                                        ["rstatus", re] => match regex::Regex::new(re) {
+                        Ok(_) => s.expect = StatusMatch::Regex(re.to_string()),
+                        Err(e) => self.err(l.line, format!("'http-check expect rstatus': invalid regex: {e}")),
+                    },
+                    ["string", text] => s.expect = StatusMatch::Body(text.to_string()),
+                    [kind, ..] => self.err(l.line, format!("'http-check expect {kind}' is not supported yet (status, rstatus, string)")),
+                    [] => self.err(l.line, "'http-check expect' expects a match"),
+                }
+            }
+            Some("disable-on-404") | Some("send-state") => {
+                self.warn(l.line, format!("'http-check {}' ignored", a[0]))
+            }
+            Some(other) => self.err(l.line, format!("'http-check {other}' is not supported yet")),
+            None => self.err(l.line, "'http-check' expects send or expect"),
+        }
+    }
+
+    pub(super) fn bind(&mut self, l: &Line, p: &mut Proxy) {
+        p.has_bind_line = true;
+        p.bind_lines += 1;
+        let a = l.args();
+        let Some(addrs) = a.first() else {
+            return self.err(l.line, "'bind' expects an address");
+        };
+        let mut rest = a[1..].iter();
+        while let Some(opt) = rest.next() {
+            match opt.as_str() {
+                "ssl" | "crt" | "crt-list" | "ca-file" | "verify" | "alpn" | "npn" | "ciphers"
+                | "ciphersuites" | "ssl-min-ver" | "ssl-max-ver" | "strict-sni" => {
+                    return self.err(
+                        l.line,
+                        "TLS termination is not yet supported by ringlb ('ssl'/'crt' on a bind)",
+                    );
+                }
+                "accept-proxy" => p.accept_proxy_binds += 1,
+                "maxconn" => match rest.next().and_then(|n| n.parse::<u32>().ok()) {
+                    // Per bind in HAProxy; ringlb applies the smallest to the frontend.
+                    Some(n) if n > 0 => p.maxconn = Some(p.maxconn.map_or(n, |m| m.min(n))),
+                    _ => return self.err(l.line, "bind 'maxconn' expects a positive integer"),
+                },
+                "name" | "id" | "process" | "thread" | "backlog" | "nice" | "mode" | "user"
+                | "group" | "uid" | "gid" | "interface" | "mss" | "tcp-ut" => {
+                    if !matches!(opt.as_str(), "name" | "id") {
+                        self.warn(l.line, format!("bind option '{opt}' ignored"));
+                    }
+                    rest.next();
+                }
+                "transparent" | "v4v6" | "v6only" | "defer-accept" | "tfo" | "reuseport"
+                | "no-reuseport" => self.warn(l.line, format!("bind option '{opt}' ignored")),
+                other => return self.err(l.line, format!("unknown bind option '{other}'")),
+            }
+        }
+        for part in addrs.split(',') {
+            if part.contains('@') || part.starts_with('/') {
+                self.err(
+                    l.line,
+                    format!("bind '{part}': only IPv4/IPv6 addresses are supported"),
+                );
+                continue;
+            }
+            let (host, ports) = match part.rsplit_once(':') {
+                Some(x) => x,
+                None => {
+                    self.err(l.line, format!("bind '{part}': missing port"));
+                    continue;
+                }
+            };
+            let host = match host {
+                "" | "*" | "0.0.0.0" => "0.0.0.0".to_string(),
+                "::" | "[::]" => "[::]".to_string(),
+                h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+                h => h.to_string(),
+            };
+            let Some(ports) = range_list(ports).filter(|p| p.len() <= 1024) else {
+                self.err(l.line, format!("bind '{part}': invalid port"));
+                continue;
+            };
+            for port in ports {
+                match parse_bind(&format!("{host}:{port}")) {
+                    Ok(a) => p.binds.push(a),
+                    Err(e) => self.err(l.line, e),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! haproxy.cfg `server` and `default-server` lines.
+
+use super::*;
+
+impl Mapper {
+    pub(super) fn server(&mut self, l: &Line, p: &mut Proxy) {
+        let a = l.args();
+        let (Some(name), Some(addr)) = (a.first(), a.get(1)) else {
+            return self.err(l.line, "'server' expects a name and an address");
+        };
+        if p.servers.iter().any(|(_, s, _)| &s.name == name) {
+            return self.err(
+                l.line,
+                format!("duplicate server name '{name}' in '{}'", p.name),
+            );
+        }
+        let mut params = p.settings.server.clone();
+        self.server_params(l, &a[2..], &mut params);
+        if addr.contains('@') || addr.starts_with('/') {
+            return self.err(l.line, format!("server '{name}': address '{addr}' is not supported (IP:PORT or host:PORT only)"));
+        }
+        let with_port = match (addr.rsplit_once(':'), addr.starts_with('[')) {
+            (Some((_, port)), _)
+                if port.parse::<u16>().is_ok()
+                    && (addr.starts_with('[') || addr.matches(':').count() <= 1) =>
+            {
+                addr.clone()
+            }
+            _ => {
+                return self.err(
+                    l.line,
+                    format!("server '{name}': '{addr}' needs an explicit port (ADDR:PORT)"),
+                )
+            }
+        };
+        let addr = match resolve_addr(&with_port) {
+            Ok(a) => a,
+            Err(e) => return self.err(l.line, format!("server '{name}': {e}")),
+        };
+        if let Some(q) = params.maxqueue {
+            p.maxqueue = Some(p.maxqueue.map_or(q, |m| m.max(q)));
+        }
+        let server = Server {
+            name: name.clone(),
+            addr,
+            weight: params.weight.unwrap_or(1),
+            backup: params.backup,
+            maxconn: params.maxconn,
+            slowstart: params.slowstart.unwrap_or(Duration::ZERO),
+            check: params.check,
+            disabled: params.disabled,
+            send_proxy: params.send_proxy,
+            check_send_proxy: params.check_send_proxy,
+        };
+        p.servers.push((l.line, server, params));
+    }
+
+    pub(super) fn server_params(&mut self, l: &Line, w: &[String], s: &mut ServerParams) {
+        let mut i = 0;
+        let num = |m: &mut Self, v: Option<&String>, what: &str, max: u64| -> Option<u64> {
+            match v.and_then(|v| v.parse::<u64>().ok()) {
+                Some(n) if n <= max => Some(n),
+                _ => {
+                    m.err(l.line, format!("'{what}' expects a number up to {max}"));
+                    None
+                }
+            }
+        };
+        let time = |m: &mut Self, v: Option<&String>, what: &str| -> Option<Duration> {
+            match v.map(|v| parse_time(v)) {
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
+                    m.err(l.line, format!("'{what}': {e}"));
+                    None
+                }
+                None => {
+                    m.err(l.line, format!("'{what}' expects a time"));
+                    None
+                }
+            }
+        };
+        while i < w.len() {
+            let v = w.get(i + 1);
+            let mut takes_value = true;
+            match w[i].as_str() {
+                "check" => {
+                    s.check = true;
+                    takes_value = false;
+                }
+                "no-check" => {
+                    s.check = false;
+                    takes_value = false;
+                }
+                "backup" => {
+                    s.backup = true;
+                    takes_value = false;
+                }
+                "no-backup" => {
+                    s.backup = false;
+                    takes_value = false;
+                }
+                "disabled" => {
+                    s.disabled = true;
+                    takes_value = false;
+                }
+                "enabled" => {
+                    s.disabled = false;
+                    takes_value = false;
+                }
+                "inter" | "fastinter" | "downinter" => {
+                    let d = time(self, v, &w[i]);
+                    if d == Some(Duration::ZERO) {
+                        self.err(l.line, format!("invalid value 0 for argument '{}'", w[i]));
+                    }
+                    match w[i].as_str() {
+                        "inter" => s.inter = d,
+                        "fastinter" => s.fastinter = d,
+                        _ => s.downinter = d,
+                    }
+                }
+                "slowstart" => s.slowstart = time(self, v, "slowstart"),
+                "rise" | "fall" => {
+                    let n = num(self, v, &w[i], 1000);
+                    if n == Some(0) {
+                        self.err(l.line, format!("'{}' has to be > 0", w[i]));
+                    }
+                    let n = n.map(|n| n.max(1) as u32);
+                    if w[i] == "rise" {
+                        s.rise = n;
+                    } else {
+                        s.fall = n;
+                    }
+                }
+                "weight" => s.weight = num(self, v, "weight", 256).map(|n| n as u32),
+                "maxconn" => {
+                    s.maxconn = num(self, v, "maxconn", u32::MAX as u64)
+                        .and_then(|n| (n > 0).then_some(n as u32))
+                }
+                "maxqueue" => {
+                    s.maxqueue = num(self, v, "maxqueue", u32::MAX as u64)
+                        .and_then(|n| (n > 0).then_some(n as usize))
+                }
+                "error-limit" => {
+                    s.error_limit = num(self, v, "error-limit", 1_000_000).map(|n| n as u32)
+                }
+                "port" => s.port = num(self, v, "port", 65535).map(|n| n as u16),
+                "addr" => match v.map(|v| v.parse::<IpAddr>()) {
+                    Some(Ok(ip)) => s.addr = Some(ip),
+                    _ => self.err(l.line, "'addr' expects an IP address"),
+                },
+                "observe" => match v.map(String::as_str) {
+                    Some("layer4") | Some("layer7") => {}
+                    _ => self.err(l.line, "'observe' expects 'layer4' or 'layer7'"),
+                },
+                "on-error" => match v.map(String::as_str) {
+                    Some("mark-down") | Some("fail-check") => {}
+                    Some(other) => {
+                        self.warn(l.line, format!("'on-error {other}' treated as 'mark-down'"))
+                    }
+                    None => self.err(l.line, "'on-error' expects a mode"),
+                },
+                "id" | "cookie" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
+                | "agent-inter" | "check-sni" | "pool-max-conn" | "pool-purge-delay"
+                | "max-reuse" => {
+                    self.warn(l.line, format!("server option '{}' ignored", w[i]));
+                }
+                "ssl" | "verify" | "ca-file" | "crt" | "sni" | "check-ssl" | "alpn" => {
+                    self.err(l.line, "TLS to servers is not yet supported by ringlb");
+                    return;
+                }
+                "send-proxy" => {
+                    s.send_proxy = Some(crate::proxy_protocol::Version::V1);
+                    takes_value = false;
+                }
+                "send-proxy-v2" => {
+                    s.send_proxy = Some(crate::proxy_protocol::Version::V2);
+                    takes_value = false;
+                }
+                "no-send-proxy" | "no-send-proxy-v2" => {
+                    s.send_proxy = None;
+                    takes_value = false;
+                }
+                "check-send-proxy" => {
+                    s.check_send_proxy = true;
+                    takes_value = false;
+                }
+                "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
+                    self.err(
+                        l.line,
+                        format!("'{}' needs TLS, which is not supported yet", w[i]),
+                    );
+                    takes_value = false;
+                }
+                "agent-check" | "track" | "redir" => {
+                    self.err(
+                        l.line,
+                        format!("server option '{}' is not supported yet", w[i]),
+                    );
+                    takes_value = w[i] != "agent-check";
+                }
+                other => {
+                    self.err(l.line, format!("unknown server option '{other}'"));
+                    return;
+                }
+            }
+            i += if takes_value { 2 } else { 1 };
+        }
+    }
+}
