@@ -23,11 +23,14 @@ use crate::shard::{Shard, Slot};
 use crate::stats::Counters;
 use crate::upstream::Tried;
 
+use super::local::{add_header, ask_admin, del_header};
+use super::response::HeadError;
+
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
 const SERVER_BUF: usize = 16 * 1024;
 
 /// How one exchange ended, when it did not end in a reusable state.
-enum Stop {
+pub(super) enum Stop {
     /// Close quietly (client gone, idle timeout, or the response was cut short).
     Close,
     /// Answer with a canned reply, then close.
@@ -47,62 +50,62 @@ enum Stop {
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
 /// already been rewritten into `out`).
-struct RequestMeta {
-    head_len: usize,
-    framing: Framing,
-    keep_alive: bool,
-    expect_continue: bool,
-    is_head: bool,
-    idempotent: bool,
-    minor: u8,
-    backend: Option<usize>,
+pub(super) struct RequestMeta {
+    pub(super) head_len: usize,
+    pub(super) framing: Framing,
+    pub(super) keep_alive: bool,
+    pub(super) expect_continue: bool,
+    pub(super) is_head: bool,
+    pub(super) idempotent: bool,
+    pub(super) minor: u8,
+    pub(super) backend: Option<usize>,
     /// The balancing hash of a `hash` backend.
-    hash: Option<u64>,
+    pub(super) hash: Option<u64>,
 }
 
-struct Conn {
-    shard: Rc<Shard>,
-    frontend: usize,
-    peer: SocketAddr,
+pub(super) struct Conn {
+    pub(super) shard: Rc<Shard>,
+    pub(super) frontend: usize,
+    pub(super) peer: SocketAddr,
     /// The address the client connected to (for a PROXY header to servers).
-    local: SocketAddr,
-    client: TcpStream,
+    pub(super) local: SocketAddr,
+    pub(super) client: TcpStream,
     /// Client bytes: `[cpos..len]` not yet consumed (pipelined requests wait here).
-    cbuf: Vec<u8>,
-    cpos: usize,
+    pub(super) cbuf: Vec<u8>,
+    pub(super) cpos: usize,
     /// Server bytes of the current response.
-    sbuf: Vec<u8>,
+    pub(super) sbuf: Vec<u8>,
     /// The rewritten head (and the first body bytes) going out.
-    out: Vec<u8>,
+    pub(super) out: Vec<u8>,
     /// What the current request did, for the statistics.
-    rec: Record,
+    pub(super) rec: Record,
     /// `timeout.server` of the current request's backend.
-    server_timeout: Duration,
+    pub(super) server_timeout: Duration,
     /// The current request line, kept for the access log.
-    reqline: Vec<u8>,
+    pub(super) reqline: Vec<u8>,
 }
 
 /// The figures of one request, accounted once it ended (however it ended).
 #[derive(Default)]
-struct Record {
+pub(super) struct Record {
     /// A request head was parsed.
-    started: bool,
-    backend: Option<usize>,
-    server: Option<u32>,
-    status: u16,
-    bytes_in: u64,
-    bytes_out: u64,
-    start: Option<Instant>,
-    first_byte: Option<Instant>,
+    pub(super) started: bool,
+    pub(super) backend: Option<usize>,
+    pub(super) server: Option<u32>,
+    pub(super) status: u16,
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
+    pub(super) start: Option<Instant>,
+    pub(super) first_byte: Option<Instant>,
     /// When the request head began to be read, and its wall-clock date for the log.
-    head_start: Option<Instant>,
-    date: Option<std::time::SystemTime>,
+    pub(super) head_start: Option<Instant>,
+    pub(super) date: Option<std::time::SystemTime>,
     /// Queue and connect durations of the attempt that answered.
-    queued: Option<Duration>,
-    connected: Option<Duration>,
-    retries: u32,
+    pub(super) queued: Option<Duration>,
+    pub(super) connected: Option<Duration>,
+    pub(super) retries: u32,
     /// HAProxy's termination state (`----`, `CD--`, `SC--`, ...).
-    term: &'static str,
+    pub(super) term: &'static str,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -375,11 +378,11 @@ impl Conn {
         });
     }
 
-    fn timeouts(&self) -> &crate::config::Timeouts {
+    pub(super) fn timeouts(&self) -> &crate::config::Timeouts {
         &self.shard.config.frontends[self.frontend].timeouts
     }
 
-    fn deadline(d: Duration) -> Instant {
+    pub(super) fn deadline(d: Duration) -> Instant {
         Instant::now() + d
     }
 
@@ -777,221 +780,17 @@ impl Conn {
         }
         Ok(())
     }
-
-    /// Reads and parses the response head (skipping interim 1xx responses); the head
-    /// for the client is left in `out`, the body bytes that came with it in `sbuf`.
-    async fn read_response_head(
-        &mut self,
-        up: &mut Upstream,
-        req: &RequestMeta,
-        keep_alive: bool,
-    ) -> Result<ResponseMeta, HeadError> {
-        self.sbuf.clear();
-        let deadline = Self::deadline(self.server_timeout);
-        let mut received_any = false;
-        loop {
-            if !self.sbuf.is_empty() {
-                let mut client_keep_alive = keep_alive;
-                match head::parse_response(
-                    &self.sbuf,
-                    req.is_head,
-                    req.minor,
-                    &mut client_keep_alive,
-                    &mut self.out,
-                ) {
-                    Parsed::Done(r) if r.status == 101 => return Err(HeadError::Invalid),
-                    Parsed::Done(r) if (100..200).contains(&r.status) => {
-                        self.sbuf.drain(..r.head_len);
-                        continue;
-                    }
-                    Parsed::Done(r) => {
-                        return Ok(ResponseMeta {
-                            status: r.status,
-                            head_len: r.head_len,
-                            framing: r.framing,
-                            reusable: r.reusable,
-                            client_keep_alive,
-                        })
-                    }
-                    Parsed::Reject(_) => return Err(HeadError::Invalid),
-                    Parsed::Partial if self.sbuf.len() == self.sbuf.capacity() => {
-                        return Err(HeadError::Invalid)
-                    }
-                    Parsed::Partial => {}
-                }
-            }
-            match read_into(&mut up.stream, &mut self.sbuf, deadline).await {
-                ReadOutcome::Data(n) => received_any |= n > 0,
-                ReadOutcome::Timeout => return Err(HeadError::Timeout),
-                ReadOutcome::Eof | ReadOutcome::Error if !received_any => {
-                    return Err(HeadError::NothingReceived)
-                }
-                ReadOutcome::Eof | ReadOutcome::Error => return Err(HeadError::Invalid),
-            }
-        }
-    }
-
-    /// Sends the response head and streams the body. Returns (client may stay open,
-    /// upstream may be pooled).
-    async fn forward_response(
-        &mut self,
-        up: &mut Upstream,
-        res: ResponseMeta,
-    ) -> Result<(bool, bool), Stop> {
-        let client_timeout = self.timeouts().client;
-        let server_timeout = self.server_timeout;
-        let mut body = BodyProgress::new(res.framing);
-        let rest = &self.sbuf[res.head_len..];
-        let used = body.feed(rest).map_err(|_| Stop::Close)?;
-        // Bytes past the end of the response mean the server is out of step: never reuse.
-        let mut reusable = res.reusable && used == rest.len();
-        self.out.extend_from_slice(&rest[..used]);
-        let len = self.out.len();
-        self.rec.bytes_out += len as u64;
-        write_range(
-            &mut self.client,
-            &mut self.out,
-            0..len,
-            Self::deadline(client_timeout),
-        )
-        .await
-        .map_err(|_| Stop::Close)?;
-        while !body.is_done() {
-            self.sbuf.clear();
-            match read_into(
-                &mut up.stream,
-                &mut self.sbuf,
-                Self::deadline(server_timeout),
-            )
-            .await
-            {
-                ReadOutcome::Data(_) => {}
-                ReadOutcome::Eof => {
-                    body.on_eof().map_err(|_| Stop::Close)?;
-                    reusable = false;
-                    break;
-                }
-                ReadOutcome::Timeout | ReadOutcome::Error => return Err(Stop::Close),
-            }
-            let used = body.feed(&self.sbuf).map_err(|_| Stop::Close)?;
-            self.rec.bytes_out += used as u64;
-            reusable &= used == self.sbuf.len();
-            write_range(
-                &mut self.client,
-                &mut self.sbuf,
-                0..used,
-                Self::deadline(client_timeout),
-            )
-            .await
-            .map_err(|_| Stop::Close)?;
-        }
-        Ok((res.client_keep_alive, reusable))
-    }
 }
 
-enum SendError {
+pub(super) enum SendError {
     Client,
     Server,
 }
 
-enum HeadError {
-    /// EOF or reset before a single response byte: a stale pooled connection.
-    NothingReceived,
-    Invalid,
-    Timeout,
-}
-
-struct ResponseMeta {
-    status: u16,
-    head_len: usize,
-    framing: Framing,
-    reusable: bool,
-    client_keep_alive: bool,
-}
-
 /// A connection to one server of the current backend.
-struct Upstream {
-    server: u32,
-    stream: TcpStream,
+pub(super) struct Upstream {
+    pub(super) server: u32,
+    pub(super) stream: TcpStream,
     /// Came from the pool: the server may have closed it meanwhile.
-    reused: bool,
-}
-
-/// Removes every `name:` line from a rewritten head (in place, no allocation).
-fn del_header(head: &mut Vec<u8>, name: &str) {
-    let mut read = 0;
-    let mut write = 0;
-    let mut first = true;
-    while read < head.len() {
-        let end = head[read..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(head.len(), |p| read + p + 2);
-        let line = &head[read..end];
-        let drop = !first
-            && line.len() > name.len()
-            && line[name.len()] == b':'
-            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes());
-        if !drop {
-            head.copy_within(read..end, write);
-            write += end - read;
-        }
-        first = false;
-        read = end;
-    }
-    head.truncate(write);
-}
-
-/// Adds `name: value` at the end of a rewritten head (before its empty line).
-fn add_header(head: &mut Vec<u8>, name: &str, value: &str) {
-    head.truncate(head.len().saturating_sub(2));
-    head.extend_from_slice(name.as_bytes());
-    head.extend_from_slice(b": ");
-    head.extend_from_slice(value.as_bytes());
-    head.extend_from_slice(b"\r\n\r\n");
-}
-
-/// Asks the admin side for a page and waits for it without blocking the shard: the
-/// admin side itself asks every shard (this one too) for figures meanwhile.
-async fn ask_admin(
-    shard: &Shard,
-    service: Service,
-    csv: bool,
-) -> Option<crate::control::ServiceAnswer> {
-    let (reply, answer) = crossbeam_channel::bounded(1);
-    shard
-        .services
-        .send(crate::control::ServiceQuery {
-            service,
-            csv,
-            reply,
-        })
-        .ok()?;
-    for _ in 0..600 {
-        match answer.try_recv() {
-            Ok(a) => return Some(a),
-            Err(crossbeam_channel::TryRecvError::Empty) => {
-                monoio::time::sleep(Duration::from_millis(5)).await
-            }
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_edits() {
-        let mut h = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\nX-B: 3\r\n\r\n".to_vec();
-        del_header(&mut h, "x-a");
-        assert_eq!(h, b"GET / HTTP/1.1\r\nHost: a\r\nX-B: 3\r\n\r\n");
-        add_header(&mut h, "X-C", "4");
-        assert_eq!(h, b"GET / HTTP/1.1\r\nHost: a\r\nX-B: 3\r\nX-C: 4\r\n\r\n");
-        del_header(&mut h, "X-B-longer");
-        del_header(&mut h, "host");
-        assert_eq!(h, b"GET / HTTP/1.1\r\nX-B: 3\r\nX-C: 4\r\n\r\n");
-    }
+    pub(super) reused: bool,
 }

@@ -1,11 +1,15 @@
-//! HTTP/1.x: the client connection loop (conn), head parsing and rewriting (head),
-//! body framing (framing), routing (route), canned replies (reply) and deadline IO (io).
+//! HTTP/1.x: the client connection loop and request side (conn), the response side
+//! (response), head parsing and rewriting (head), body framing (framing), routing
+//! (route), canned replies (reply), local answers and head edits (local), and
+//! deadline IO (io).
 
 mod conn;
 pub mod framing;
 pub mod head;
 mod io;
+mod local;
 pub mod reply;
+mod response;
 mod route;
 
 pub use conn::serve;

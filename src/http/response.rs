@@ -1,0 +1,134 @@
+//! The response side of an exchange: read and parse the server's head (interim 1xx
+//! skipped), then send it and stream the body back to the client.
+
+use super::conn::{Conn, RequestMeta, Stop, Upstream};
+use super::framing::{BodyProgress, Framing};
+use super::head::{self, Parsed};
+use super::io::{read_into, write_range, ReadOutcome};
+
+impl Conn {
+    /// Reads and parses the response head (skipping interim 1xx responses); the head
+    /// for the client is left in `out`, the body bytes that came with it in `sbuf`.
+    pub(super) async fn read_response_head(
+        &mut self,
+        up: &mut Upstream,
+        req: &RequestMeta,
+        keep_alive: bool,
+    ) -> Result<ResponseMeta, HeadError> {
+        self.sbuf.clear();
+        let deadline = Self::deadline(self.server_timeout);
+        let mut received_any = false;
+        loop {
+            if !self.sbuf.is_empty() {
+                let mut client_keep_alive = keep_alive;
+                match head::parse_response(
+                    &self.sbuf,
+                    req.is_head,
+                    req.minor,
+                    &mut client_keep_alive,
+                    &mut self.out,
+                ) {
+                    Parsed::Done(r) if r.status == 101 => return Err(HeadError::Invalid),
+                    Parsed::Done(r) if (100..200).contains(&r.status) => {
+                        self.sbuf.drain(..r.head_len);
+                        continue;
+                    }
+                    Parsed::Done(r) => {
+                        return Ok(ResponseMeta {
+                            status: r.status,
+                            head_len: r.head_len,
+                            framing: r.framing,
+                            reusable: r.reusable,
+                            client_keep_alive,
+                        })
+                    }
+                    Parsed::Reject(_) => return Err(HeadError::Invalid),
+                    Parsed::Partial if self.sbuf.len() == self.sbuf.capacity() => {
+                        return Err(HeadError::Invalid)
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+            match read_into(&mut up.stream, &mut self.sbuf, deadline).await {
+                ReadOutcome::Data(n) => received_any |= n > 0,
+                ReadOutcome::Timeout => return Err(HeadError::Timeout),
+                ReadOutcome::Eof | ReadOutcome::Error if !received_any => {
+                    return Err(HeadError::NothingReceived)
+                }
+                ReadOutcome::Eof | ReadOutcome::Error => return Err(HeadError::Invalid),
+            }
+        }
+    }
+
+    /// Sends the response head and streams the body. Returns (client may stay open,
+    /// upstream may be pooled).
+    pub(super) async fn forward_response(
+        &mut self,
+        up: &mut Upstream,
+        res: ResponseMeta,
+    ) -> Result<(bool, bool), Stop> {
+        let client_timeout = self.timeouts().client;
+        let server_timeout = self.server_timeout;
+        let mut body = BodyProgress::new(res.framing);
+        let rest = &self.sbuf[res.head_len..];
+        let used = body.feed(rest).map_err(|_| Stop::Close)?;
+        // Bytes past the end of the response mean the server is out of step: never reuse.
+        let mut reusable = res.reusable && used == rest.len();
+        self.out.extend_from_slice(&rest[..used]);
+        let len = self.out.len();
+        self.rec.bytes_out += len as u64;
+        write_range(
+            &mut self.client,
+            &mut self.out,
+            0..len,
+            Self::deadline(client_timeout),
+        )
+        .await
+        .map_err(|_| Stop::Close)?;
+        while !body.is_done() {
+            self.sbuf.clear();
+            match read_into(
+                &mut up.stream,
+                &mut self.sbuf,
+                Self::deadline(server_timeout),
+            )
+            .await
+            {
+                ReadOutcome::Data(_) => {}
+                ReadOutcome::Eof => {
+                    body.on_eof().map_err(|_| Stop::Close)?;
+                    reusable = false;
+                    break;
+                }
+                ReadOutcome::Timeout | ReadOutcome::Error => return Err(Stop::Close),
+            }
+            let used = body.feed(&self.sbuf).map_err(|_| Stop::Close)?;
+            self.rec.bytes_out += used as u64;
+            reusable &= used == self.sbuf.len();
+            write_range(
+                &mut self.client,
+                &mut self.sbuf,
+                0..used,
+                Self::deadline(client_timeout),
+            )
+            .await
+            .map_err(|_| Stop::Close)?;
+        }
+        Ok((res.client_keep_alive, reusable))
+    }
+}
+
+pub(super) enum HeadError {
+    /// EOF or reset before a single response byte: a stale pooled connection.
+    NothingReceived,
+    Invalid,
+    Timeout,
+}
+
+pub(super) struct ResponseMeta {
+    pub(super) status: u16,
+    pub(super) head_len: usize,
+    pub(super) framing: Framing,
+    pub(super) reusable: bool,
+    pub(super) client_keep_alive: bool,
+}
