@@ -628,12 +628,14 @@ impl Conn {
                 match head::parse_request(data, &mut headers, xff, &mut self.out) {
                     Parsed::Done(r) => {
                         // The request line, for the access log (the head is consumed soon).
-                        let line_end = data
-                            .iter()
-                            .position(|&b| b == b'\r' || b == b'\n')
-                            .unwrap_or(0);
-                        self.reqline.clear();
-                        self.reqline.extend_from_slice(&data[..line_end]);
+                        if fe.log.is_some() {
+                            let end = data
+                                .iter()
+                                .position(|&b| b == b'\r' || b == b'\n')
+                                .unwrap_or(0);
+                            self.reqline.clear();
+                            self.reqline.extend_from_slice(&data[..end]);
+                        }
                         if self.shard.fault_panic_path.as_deref() == Some(r.path) {
                             panic!("fault injection: request for {}", r.path);
                         }
