@@ -149,10 +149,6 @@ impl Latency {
         }
     }
 
-    pub fn empty() -> Self {
-        Self::new()
-    }
-
     pub fn merge(&mut self, o: &Latency) {
         let _ = self.first_byte.add(&o.first_byte);
         let _ = self.total.add(&o.total);

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,14 +185,6 @@ fn listeners_added_and_removed() {
         || std::net::TcpStream::connect(first).is_err(),
     );
     assert_eq!(http_get(extra, "/").status, 200);
-}
-
-fn cli(sock: &std::path::Path, line: &str) -> String {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[test]

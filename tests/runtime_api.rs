@@ -3,22 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-
-/// One runtime API connection: send a line, read until the server closes.
-fn cli(sock: &Path, line: &str) -> String {
-    let mut s = UnixStream::connect(sock).expect("connect to the stats socket");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read the answer");
-    out
-}
 
 struct Setup {
     lb: RingLb,

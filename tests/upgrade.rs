@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,14 +16,6 @@ fn runtime_dir() {
     let dir = std::env::temp_dir().join(format!("ringlb-upgrade-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::env::set_var("RINGLB_RUNTIME_DIR", &dir);
-}
-
-fn cli(sock: &std::path::Path, line: &str) -> String {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[test]

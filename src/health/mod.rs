@@ -207,7 +207,7 @@ impl State {
             }
         }
         let took = took
-            .map(|d| format!(", check duration: {}ms", probe::millis(d)))
+            .map(|d| format!(", check duration: {}ms", d.as_millis()))
             .unwrap_or_default();
         let kind = if b.servers[server].backup {
             "Backup server"

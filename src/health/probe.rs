@@ -2,7 +2,6 @@
 //! status line must match. Results carry HAProxy-style reasons for the flip log.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -196,11 +195,6 @@ pub fn check_addr(server: SocketAddr, check: &HealthCheck) -> SocketAddr {
         check.addr.unwrap_or(server.ip()),
         check.port.unwrap_or(server.port()),
     )
-}
-
-/// Duration of a check for the log, in whole milliseconds.
-pub fn millis(d: Duration) -> u128 {
-    d.as_millis()
 }
 
 #[cfg(test)]

@@ -425,8 +425,9 @@ impl Conn {
         let mut continue_sent = false;
         let mut stale_retry = false;
         let (response, mut up, _slot) = loop {
-            let deadline = std::time::Instant::now() + conf.timeouts.queue;
+            // One clock read serves the queue deadline and the log's queue time.
             let asked = Instant::now();
+            let deadline = asked.into_std() + conf.timeouts.queue;
             let server = match be.acquire(req.hash, &tried, deadline).await {
                 Ok(s) => s,
                 Err(e) => {

@@ -13,14 +13,6 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn len(&self) -> usize {
-        self.idle.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.idle.is_empty()
-    }
-
     /// The most recently returned connection younger than `max_idle`. With `check`,
     /// one the server closed meanwhile is skipped (a peek: one syscall); without, the
     /// caller must be able to resend the request on a fresh connection.

@@ -60,3 +60,15 @@ pub fn http_config_shards(shards: usize, addrs: &[std::net::SocketAddr], extra: 
         servers_toml("app", addrs)
     )
 }
+
+/// One runtime API round trip on the stats socket: send a line, read until the server
+/// closes (as `echo LINE | socat stdio unix-connect:SOCK` does).
+pub fn cli(sock: &std::path::Path, line: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect to the stats socket");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the answer");
+    out
+}
