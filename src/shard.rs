@@ -53,6 +53,8 @@ pub struct Shard {
     /// Set on shutdown: keep-alive connections close at their next request boundary.
     /// Shared by every config generation of this shard, as is the in-flight count.
     pub draining: Rc<Cell<bool>>,
+    /// Pipes for splicing large bodies (shared by generations).
+    pub pipes: Rc<crate::splice::PipePool>,
     inflight: Rc<Cell<usize>>,
     pub stats: ShardStats,
     /// Test hook (`RINGLB_FAULT_PANIC_PATH`, debug builds and the `fault-injection`
@@ -123,6 +125,7 @@ impl Shard {
             id: self.id,
             upstreams,
             draining: self.draining.clone(),
+            pipes: self.pipes.clone(),
             inflight: self.inflight.clone(),
             stats,
             fault_panic_path: self.fault_panic_path.clone(),
@@ -457,7 +460,8 @@ type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriv
 /// at least runs them at the next kernel entry without an interrupt. Older kernels get
 /// the plain ring.
 fn uring_runtime() -> std::io::Result<(UringRuntime, &'static str)> {
-    let modes: [(&'static str, fn(&mut io_uring::Builder)); 3] = [
+    type Setup = fn(&mut io_uring::Builder);
+    let modes: [(&'static str, Setup); 3] = [
         ("io_uring", |b| {
             b.setup_single_issuer().setup_defer_taskrun();
         }),
@@ -545,6 +549,7 @@ async fn shard_main(
         upstreams: Upstreams::new(&config, spec.id, Some(spec.reports.clone())),
         config: config.clone(),
         draining: Rc::new(Cell::new(false)),
+        pipes: Rc::default(),
         inflight: Rc::new(Cell::new(0)),
         stats,
         fault_panic_path: fault_panic_path(),
@@ -662,6 +667,7 @@ async fn shard_main(
         }
         if ticks.is_multiple_of(POOL_PURGE_EVERY) {
             shard.upstreams.purge_idle();
+            shard.pipes.purge();
         }
         if let Some(d) = deadline {
             let inflight = shard.inflight.get();
