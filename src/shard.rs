@@ -509,6 +509,8 @@ fn start_accept(
     listener: std::net::TcpListener,
 ) -> std::io::Result<AcceptLoop> {
     let addr = listener.local_addr()?;
+    // Accepted sockets inherit it: one setsockopt per listener, not per connection.
+    socket2::SockRef::from(&listener).set_nodelay(true)?;
     let keep = listener.try_clone()?;
     let listener = TcpListener::from_std(listener)?;
     let (stop, stop_rx) = local_sync::oneshot::channel::<()>();
@@ -592,7 +594,15 @@ async fn shard_main(
     for (frontend, stream, peer) in queued {
         let permits = shard.room(frontend).await;
         if let Ok(stream) = TcpStream::from_std(stream) {
-            spawn_serve(&current, &Cell::new(frontend), stream, peer, permits);
+            let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+            spawn_serve(
+                &current,
+                &Cell::new(frontend),
+                unknown,
+                stream,
+                peer,
+                permits,
+            );
         }
     }
     let _ = spec.events.send(FromShard::Started {
@@ -793,6 +803,9 @@ async fn accept_loop(
     listener: TcpListener,
     mut stop: local_sync::oneshot::Receiver<()>,
 ) {
+    let listening = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     loop {
         let waiting = current.borrow().clone();
         let permits = monoio::select! {
@@ -808,7 +821,7 @@ async fn accept_loop(
             _ = &mut stop => {
                 let _canceller = canceller.cancel();
                 if let Ok((stream, peer)) = accept.await {
-                    spawn_serve(&current, &frontend, stream, peer, permits);
+                    spawn_serve(&current, &frontend, listening, stream, peer, permits);
                 }
                 tracing::debug!(frontend = frontend.get(), "listener closed");
                 break;
@@ -816,7 +829,9 @@ async fn accept_loop(
             accepted = &mut accept => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => spawn_serve(&current, &frontend, stream, peer, permits),
+            Ok((stream, peer)) => {
+                spawn_serve(&current, &frontend, listening, stream, peer, permits)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 // Out of fds or memory: back off instead of spinning.
@@ -828,9 +843,12 @@ async fn accept_loop(
 
 /// The task owns the connection from here on: accept never waits for a server. It
 /// keeps the config generation it started with.
+/// `listening` is the listener's address: the connection's own local address unless
+/// the listener is bound to a wildcard address.
 fn spawn_serve(
     current: &Current,
     frontend: &Cell<usize>,
+    listening: SocketAddr,
     stream: TcpStream,
     peer: SocketAddr,
     permits: Permits,
@@ -838,25 +856,30 @@ fn spawn_serve(
     let shard = current.borrow().clone();
     let fe = frontend.get();
     let mode = shard.config.frontends[fe].mode;
-    monoio::spawn(serve(shard, fe, mode, stream, peer, permits));
+    monoio::spawn(serve(shard, fe, mode, listening, stream, peer, permits));
 }
 
 async fn serve(
     shard: Rc<Shard>,
     frontend: usize,
     mode: Mode,
+    listening: SocketAddr,
     stream: TcpStream,
     peer: SocketAddr,
     _permits: Permits,
 ) {
-    let _ = stream.set_nodelay(true);
+    // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
     let _registered = ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let fe = &shard.stats.frontends[frontend];
     fe.up(&fe.scur, &fe.smax);
     Counters::inc(&fe.stot);
     let handler = async {
         let mut stream = stream;
-        let local = stream.local_addr().unwrap_or(peer);
+        let local = if listening.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(listening)
+        } else {
+            listening
+        };
         let conf = &shard.config.frontends[frontend];
         let buf = Vec::with_capacity(shard.config.limits.max_header_bytes);
         // On accept-proxy binds the client is whoever the PROXY header names.
@@ -896,4 +919,22 @@ async fn serve(
         Counters::inc(&shard.stats.frontends[frontend].panics);
     }
     Counters::down(&shard.stats.frontends[frontend].scur);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    /// The per-connection setsockopt was dropped on the strength of this: Linux copies
+    /// TCP_NODELAY from a listener to the sockets it accepts.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let l = crate::listen::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket2::SockRef::from(&l).set_nodelay(true).unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.write_all(b"x").unwrap();
+        l.set_nonblocking(false).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        assert!(socket2::SockRef::from(&accepted).nodelay().unwrap());
+    }
 }
