@@ -284,9 +284,7 @@ impl Mapper {
         Config {
             runtime,
             timeouts,
-            limits: Limits {
-                max_header_bytes: 16 * 1024,
-            },
+            limits: self.limits.clone(),
             pool: PoolSettings {
                 max_idle_per_server: 64,
                 idle_timeout: Duration::from_secs(30),
