@@ -371,9 +371,12 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 
 /// Splits an absolute-form target into (path, host); origin-form passes through.
 fn split_target(target: &str) -> (&str, Option<&str>) {
-    let rest = if target.len() >= 7 && target[..7].eq_ignore_ascii_case("http://") {
+    // Compare bytes: the target may hold non-ASCII bytes, and a str slice inside a
+    // character would panic (found by fuzzing).
+    let t = target.as_bytes();
+    let rest = if t.len() >= 7 && t[..7].eq_ignore_ascii_case(b"http://") {
         &target[7..]
-    } else if target.len() >= 8 && target[..8].eq_ignore_ascii_case("https://") {
+    } else if t.len() >= 8 && t[..8].eq_ignore_ascii_case(b"https://") {
         &target[8..]
     } else {
         return (target, None);
@@ -561,6 +564,16 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(req(raw, None).map(|r| r.1), *want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn fuzz_findings() {
+        // A target starting like `http:` followed by a multi-byte character.
+        let raw = b"GET http:'/\xd1\x9e\xd0\x90 HTTP/1.1\r\nHost: ade\t\n\r\n";
+        let mut headers = header_slots();
+        let mut out = Vec::new();
+        let r = parse_request(raw, &mut headers, &Limits::default(), None, &mut out);
+        assert!(matches!(r, Parsed::Reject(Reply::BadRequest)));
     }
 
     #[test]

@@ -1,0 +1,31 @@
+//! The response parser: any bytes are parsed without a panic; an accepted response is
+//! rewritten into a head that parses again with the same status and framing.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringlb::http::head::{parse_response, Parsed};
+
+fuzz_target!(|data: &[u8]| {
+    let (flags, data) = match data.split_first() {
+        Some((f, d)) => (*f, d),
+        None => return,
+    };
+    let (is_head, upgrade, minor) = (flags & 1 != 0, flags & 2 != 0, (flags >> 2) & 1);
+    let mut ka = flags & 8 != 0;
+    let mut out = Vec::new();
+    let Parsed::Done(r) = parse_response(data, 101, is_head, upgrade, minor, &mut ka, &mut out)
+    else {
+        return;
+    };
+    assert!(r.head_len <= data.len());
+    let mut ka2 = ka;
+    let mut out2 = Vec::new();
+    match parse_response(&out, 101, is_head, upgrade, minor, &mut ka2, &mut out2) {
+        Parsed::Done(r2) => {
+            assert_eq!(r2.status, r.status);
+            assert_eq!(r2.framing, r.framing);
+            assert_eq!(r2.head_len, out.len());
+        }
+        _ => panic!("the rewritten head does not parse: {:?}", String::from_utf8_lossy(&out)),
+    }
+});
