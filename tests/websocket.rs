@@ -29,11 +29,7 @@ fn echo_server() -> RawServer {
         };
         while let Ok(m) = ws.read() {
             match m {
-                Message::Text(_) | Message::Binary(_) => {
-                    if ws.send(m).is_err() {
-                        return;
-                    }
-                }
+                Message::Text(_) | Message::Binary(_) if ws.send(m).is_err() => return,
                 Message::Close(_) => {
                     let _ = ws.flush();
                     return;
@@ -69,18 +65,15 @@ fn websocket_exchange_through_the_tunnel() {
     }
     ws.close(None).unwrap();
     // The close handshake completes, then the connection ends.
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
+    while ws.read().is_ok() {}
 }
 
 #[test]
 fn nothing_is_forwarded_before_the_101() {
     // The server looks for bytes after the request head before it answers 101.
-    let early: Arc<Mutex<Option<(Vec<u8>, Vec<u8>)>>> = Arc::default();
+    // What the server read before it answered 101, and right after.
+    type Seen = Option<(Vec<u8>, Vec<u8>)>;
+    let early: Arc<Mutex<Seen>> = Arc::default();
     let seen = early.clone();
     let server = RawServer::start(move |mut s| {
         let Some(_) = read_head(&mut s) else { return };
