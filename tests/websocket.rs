@@ -28,8 +28,13 @@ fn echo_server() -> RawServer {
             return;
         };
         while let Ok(m) = ws.read() {
+            let echo = matches!(m, Message::Text(_) | Message::Binary(_));
             match m {
-                Message::Text(_) | Message::Binary(_) if ws.send(m).is_err() => return,
+                _ if echo => {
+                    if ws.send(m).is_err() {
+                        return;
+                    }
+                }
                 Message::Close(_) => {
                     let _ = ws.flush();
                     return;
