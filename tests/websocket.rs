@@ -28,18 +28,13 @@ fn echo_server() -> RawServer {
             return;
         };
         while let Ok(m) = ws.read() {
+            if let Message::Close(_) = m {
+                let _ = ws.flush();
+                return;
+            }
             let echo = matches!(m, Message::Text(_) | Message::Binary(_));
-            match m {
-                _ if echo => {
-                    if ws.send(m).is_err() {
-                        return;
-                    }
-                }
-                Message::Close(_) => {
-                    let _ = ws.flush();
-                    return;
-                }
-                _ => {}
+            if echo && ws.send(m).is_err() {
+                return;
             }
         }
     })
