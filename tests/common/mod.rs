@@ -24,7 +24,9 @@ pub use client::{
     get_request, http_get, http_get_host, id_request, post_chunked_request, post_request,
     HttpClient, Response,
 };
-pub use proc::{check_config, check_config_file, run, Output, RingLb};
+pub use proc::{
+    check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, Output, RingLb,
+};
 pub use raw::RawServer;
 pub use tcp::{dead_addr, free_port, EchoServer};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};
