@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod faulty;
 pub mod haproxy;
 pub mod proc;
 pub mod raw;
