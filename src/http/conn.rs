@@ -210,7 +210,8 @@ pub async fn serve(
             }
             Err(Stop::Close) | Err(Stop::Newer) => return,
             Err(Stop::Tunnel(up, slot, head_len)) => {
-                super::tunnel::run(conn, up, slot, head_len).await;
+                // Boxed: a tunnel's state would otherwise grow every connection's future.
+                Box::pin(super::tunnel::run(conn, up, slot, head_len)).await;
                 return;
             }
             Err(Stop::Reply(r)) => {
