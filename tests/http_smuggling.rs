@@ -238,3 +238,31 @@ fn accepted_forms_are_normalised() {
         200
     );
 }
+
+#[test]
+fn haproxy_tune_limits_apply() {
+    // `tune.http.maxhdr` and `tune.bufsize` from haproxy.cfg are the same limits.
+    let b = TestBackend::start("a");
+    let cfg = format!(
+        "global\n    nbthread 1\n    tune.http.maxhdr 10\n    tune.bufsize 2048\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:{}\n    default_backend app\nbackend app\n    server s1 {}\n",
+        common::free_port(),
+        b.addr()
+    );
+    let lb = common::haproxy::ringlb_cfg(&cfg);
+    let mut headers = String::new();
+    for i in 0..20 {
+        headers.push_str(&format!("X-{i}: v\r\n"));
+    }
+    let mut c = HttpClient::connect(lb.addr("www"));
+    let r = c.request(format!("GET / HTTP/1.1\r\nHost: t\r\n{headers}\r\n"));
+    assert_eq!(r.status, 431, "tune.http.maxhdr");
+    let mut c = HttpClient::connect(lb.addr("www"));
+    let r = c.request(format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "v".repeat(3000)
+    ));
+    assert_eq!(r.status, 431, "tune.bufsize");
+    let mut c = HttpClient::connect(lb.addr("www"));
+    assert_eq!(c.get("/").status, 200);
+    assert_eq!(b.requests(), 1);
+}
