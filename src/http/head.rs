@@ -436,6 +436,11 @@ pub fn parse_response(
     let (Some(status), Some(minor)) = (res.code, res.version) else {
         return Parsed::Reject(Reply::BadGateway);
     };
+    // Three digits from 100: `085` would go out as `85` (found by fuzzing). Codes above
+    // 599 are passed on, as HAProxy does (some services answer 999).
+    if status < 100 {
+        return Parsed::Reject(Reply::BadGateway);
+    }
     let headers = &*res.headers;
     let Ok(conn) = ConnectionTokens::collect(headers) else {
         return Parsed::Reject(Reply::BadGateway);
@@ -574,6 +579,11 @@ mod tests {
         let mut out = Vec::new();
         let r = parse_request(raw, &mut headers, &Limits::default(), None, &mut out);
         assert!(matches!(r, Parsed::Reject(Reply::BadRequest)));
+        // A status below 100 (`085`).
+        let mut ka = true;
+        let raw = b"HTTP/1.1 085 Sw\r\nContent-Length: 0\r\n\r\n";
+        let r = parse_response(raw, 101, false, false, 1, &mut ka, &mut out);
+        assert!(matches!(r, Parsed::Reject(Reply::BadGateway)));
     }
 
     #[test]
