@@ -196,7 +196,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             max_headers: 101,
             max_request_line: 8 * 1024,
-            max_chunks: 100_000,
+            max_chunks: 1_000_000,
         }
     }
 }
