@@ -3,24 +3,29 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringlb::http::head::{parse_response, Parsed};
+use ringlb::http::head::{parse_response, Parsed, TunnelAsk};
 
 fuzz_target!(|data: &[u8]| {
     let (flags, data) = match data.split_first() {
         Some((f, d)) => (*f, d),
         None => return,
     };
-    let (is_head, upgrade, minor) = (flags & 1 != 0, flags & 2 != 0, (flags >> 2) & 1);
+    let (is_head, minor) = (flags & 1 != 0, (flags >> 2) & 1);
+    let ask = match (flags >> 4) & 3 {
+        1 => TunnelAsk::Upgrade,
+        2 => TunnelAsk::Connect,
+        _ => TunnelAsk::No,
+    };
     let mut ka = flags & 8 != 0;
     let mut out = Vec::new();
-    let Parsed::Done(r) = parse_response(data, 101, is_head, upgrade, minor, &mut ka, &mut out)
+    let Parsed::Done(r) = parse_response(data, 101, is_head, ask, minor, &mut ka, &mut out)
     else {
         return;
     };
     assert!(r.head_len <= data.len());
     let mut ka2 = ka;
     let mut out2 = Vec::new();
-    match parse_response(&out, 101, is_head, upgrade, minor, &mut ka2, &mut out2) {
+    match parse_response(&out, 101, is_head, ask, minor, &mut ka2, &mut out2) {
         Parsed::Done(r2) => {
             assert_eq!(r2.status, r.status);
             assert_eq!(r2.framing, r.framing);

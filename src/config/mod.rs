@@ -274,6 +274,8 @@ pub struct Frontend {
     pub server_close: bool,
     /// Close the client connection after each response (`option httpclose`).
     pub client_close: bool,
+    /// Forward CONNECT requests; a 2xx answer turns the connection into a tunnel.
+    pub allow_connect: bool,
     /// Access log format of this frontend's traffic (`None` = not logged).
     pub log: Option<LogFormat>,
     /// Do not log connections that carried no data (`option dontlognull`).

@@ -114,6 +114,8 @@ pub struct RawFrontend {
     pub forward_for: bool,
     #[serde(default)]
     pub accept_proxy: bool,
+    #[serde(default)]
+    pub allow_connect: bool,
     pub log: Option<String>,
     #[serde(default)]
     pub dont_log_null: bool,

@@ -744,6 +744,7 @@ impl Validator {
                 accept_proxy: f.accept_proxy,
                 server_close: false,
                 client_close: false,
+                allow_connect: f.allow_connect,
                 log: match f.log.as_deref() {
                     None | Some("none") => None,
                     Some("http") => Some(LogFormat::Http),

@@ -61,8 +61,8 @@ pub(super) struct RequestMeta {
     pub(super) is_head: bool,
     pub(super) idempotent: bool,
     pub(super) minor: u8,
-    /// The client asked for a protocol upgrade (a 101 may answer it).
-    pub(super) upgrade: bool,
+    /// The client asked for a protocol upgrade or sent a CONNECT (a tunnel may follow).
+    pub(super) tunnel: head::TunnelAsk,
     pub(super) backend: Option<usize>,
     /// The balancing hash of a `hash` backend.
     pub(super) hash: Option<u64>,
@@ -656,6 +656,9 @@ impl Conn {
                             self.reqline.clear();
                             self.reqline.extend_from_slice(&data[..end]);
                         }
+                        if r.connect && !fe.allow_connect {
+                            return Err(Stop::Reply(Reply::BadRequest));
+                        }
                         if let Some(p) = &self.shard.fault_panic_path {
                             crate::shard::fault(p, r.path);
                         }
@@ -725,7 +728,13 @@ impl Conn {
                             is_head: r.method == "HEAD",
                             idempotent: is_idempotent(r.method),
                             minor: r.minor_version,
-                            upgrade: r.upgrade,
+                            tunnel: if r.connect {
+                                head::TunnelAsk::Connect
+                            } else if r.upgrade {
+                                head::TunnelAsk::Upgrade
+                            } else {
+                                head::TunnelAsk::No
+                            },
                             backend,
                             hash,
                         });

@@ -41,6 +41,19 @@ pub struct Request<'a> {
     /// `Connection: upgrade` with an `Upgrade` header (WebSocket): the server may answer
     /// 101 and the connection becomes a tunnel.
     pub upgrade: bool,
+    /// A CONNECT to an authority-form target: a 2xx answer makes a tunnel (served only
+    /// where the frontend allows it).
+    pub connect: bool,
+}
+
+/// What a request asked for that may turn its connection into a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelAsk {
+    No,
+    /// `Connection: upgrade`: a 101 answers it.
+    Upgrade,
+    /// CONNECT: a 2xx answers it.
+    Connect,
 }
 
 pub enum Parsed<T> {
@@ -282,12 +295,31 @@ pub fn parse_request<'a>(
         return Parsed::Reject(Reply::BadRequest);
     }
     // The request target's form (RFC 9112 §3.2): origin-form, absolute-form, `*` for
-    // OPTIONS; authority-form (CONNECT) is not served.
+    // OPTIONS, authority-form `host:port` for CONNECT only (with a matching Host and no
+    // body).
+    let connect = method == "CONNECT";
     let (path, target_host) = split_target(target);
     match target_host {
+        None if connect => {
+            let Some((th, port)) = host_port(target, 0).filter(|&(h, p)| {
+                p != 0 && !h.is_empty() && valid_authority(target) && target.contains(':')
+            }) else {
+                return Parsed::Reject(Reply::BadRequest);
+            };
+            if framing != Framing::None || len.transfer_encoding {
+                return Parsed::Reject(Reply::BadRequest);
+            }
+            if let Some(hh) = host_header {
+                match host_port(hh, port) {
+                    Some((h, p)) if h.eq_ignore_ascii_case(th) && p == port => {}
+                    _ => return Parsed::Reject(Reply::BadRequest),
+                }
+            }
+        }
         None if target.starts_with('/') => {}
         None if target == "*" && method == "OPTIONS" => {}
         None => return Parsed::Reject(Reply::BadRequest),
+        Some(_) if connect => return Parsed::Reject(Reply::BadRequest),
         Some(th) => {
             if th.is_empty() || !valid_authority(th) {
                 return Parsed::Reject(Reply::BadRequest);
@@ -306,10 +338,11 @@ pub fn parse_request<'a>(
             }
         }
     }
-    if method == "CONNECT" {
-        return Parsed::Reject(Reply::BadRequest);
-    }
-    let host = target_host.or(host_header).map(strip_port);
+    let host = if connect {
+        Some(strip_port(target))
+    } else {
+        target_host.or(host_header).map(strip_port)
+    };
 
     let keep_alive = if minor == 1 {
         !conn.close
@@ -359,6 +392,7 @@ pub fn parse_request<'a>(
         keep_alive,
         expect_continue,
         upgrade,
+        connect,
     })
 }
 
@@ -410,13 +444,14 @@ pub struct Response {
 /// Parses a response head (at most `max_headers` fields, framing as strict as for
 /// requests: a malformed one is a 502); on success writes the head for the client into
 /// `out`. `client_keep_alive` is lowered when the body is delimited by close.
-/// `upgrade_requested`: the request asked for an upgrade, so a 101 is allowed.
+/// `ask`: what the request asked for, so a 101 (upgrade) or a 2xx to a CONNECT starts
+/// a tunnel.
 #[allow(clippy::too_many_arguments)]
 pub fn parse_response(
     buf: &[u8],
     max_headers: usize,
     request_is_head: bool,
-    upgrade_requested: bool,
+    ask: TunnelAsk,
     client_minor: u8,
     client_keep_alive: &mut bool,
     out: &mut Vec<u8>,
@@ -453,10 +488,13 @@ pub fn parse_response(
         return Parsed::Reject(Reply::BadGateway);
     }
     // A 101 only answers a request that asked for it, and only on HTTP/1.1.
-    let upgrade = status == 101;
-    if upgrade && !(upgrade_requested && minor == 1 && conn.upgrade) {
+    let switching = status == 101;
+    if switching && !(ask == TunnelAsk::Upgrade && minor == 1 && conn.upgrade) {
         return Parsed::Reject(Reply::BadGateway);
     }
+    // A 2xx to a CONNECT has no body: the tunnel starts after its head.
+    let connected = ask == TunnelAsk::Connect && (200..300).contains(&status);
+    let upgrade = switching || connected;
     let interim = (100..200).contains(&status) && !upgrade;
     let framing = if interim || upgrade || request_is_head || status == 204 || status == 304 {
         Framing::None
@@ -487,8 +525,13 @@ pub fn parse_response(
     let reason = res.reason.unwrap_or("");
     let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
     for h in headers {
-        let keep_upgrade = upgrade && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade) || conn.lists(h.name) {
+        let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
+        if (is_hop_by_hop(h.name) && !keep_upgrade)
+            || conn.lists(h.name)
+            || (connected
+                && (h.name.eq_ignore_ascii_case("content-length")
+                    || h.name.eq_ignore_ascii_case("transfer-encoding")))
+        {
             continue;
         }
         // A chunked body to an HTTP/1.0 client cannot be delimited: close instead.
@@ -497,9 +540,9 @@ pub fn parse_response(
         }
         push_header(out, h.name, h.value);
     }
-    if upgrade {
+    if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");
-    } else if !interim {
+    } else if !interim && !connected {
         if !*client_keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
         } else if client_minor == 0 {
@@ -582,7 +625,7 @@ mod tests {
         // A status below 100 (`085`).
         let mut ka = true;
         let raw = b"HTTP/1.1 085 Sw\r\nContent-Length: 0\r\n\r\n";
-        let r = parse_response(raw, 101, false, false, 1, &mut ka, &mut out);
+        let r = parse_response(raw, 101, false, TunnelAsk::No, 1, &mut ka, &mut out);
         assert!(matches!(r, Parsed::Reject(Reply::BadGateway)));
     }
 
@@ -594,7 +637,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
             101,
             false,
-            false,
+            TunnelAsk::No,
             1,
             &mut ka,
             &mut out,
@@ -610,7 +653,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\n\r\nabc",
             101,
             false,
-            false,
+            TunnelAsk::No,
             1,
             &mut ka,
             &mut out,
@@ -628,7 +671,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
             101,
             true,
-            false,
+            TunnelAsk::No,
             1,
             &mut ka,
             &mut out,

@@ -25,7 +25,7 @@ impl Conn {
                     &self.sbuf,
                     self.shard.config.limits.max_headers,
                     req.is_head,
-                    req.upgrade,
+                    req.tunnel,
                     req.minor,
                     &mut client_keep_alive,
                     &mut self.out,

@@ -234,6 +234,8 @@ impl Mapper {
                 accept_proxy: p.accept_proxy_binds > 0,
                 server_close: p.settings.close != Close::KeepAlive,
                 client_close: p.settings.close == Close::Both,
+                // HAProxy forwards CONNECT in http mode.
+                allow_connect: true,
                 maxconn: p.maxconn,
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {
