@@ -457,7 +457,8 @@ type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriv
 /// at least runs them at the next kernel entry without an interrupt. Older kernels get
 /// the plain ring.
 fn uring_runtime() -> std::io::Result<(UringRuntime, &'static str)> {
-    let modes: [(&'static str, fn(&mut io_uring::Builder)); 3] = [
+    type Mode = (&'static str, fn(&mut io_uring::Builder));
+    let modes: [Mode; 3] = [
         ("io_uring", |b| {
             b.setup_single_issuer().setup_defer_taskrun();
         }),

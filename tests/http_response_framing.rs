@@ -80,6 +80,7 @@ vectors! {
     obs_fold: b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-A: a\r\n b\r\n\r\nabcd";
     nul_in_value: b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-A: a\0b\r\n\r\nabcd";
     bare_cr_in_value: b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-A: a\rb\r\n\r\nabcd";
+    chunked_on_http10: b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     status_below_100: b"HTTP/1.1 085 OK\r\nContent-Length: 4\r\n\r\nabcd";
     four_digit_status: b"HTTP/1.1 2000 OK\r\nContent-Length: 4\r\n\r\nabcd";
     missing_status: b"HTTP/1.1 OK\r\nContent-Length: 4\r\n\r\nabcd";

@@ -483,8 +483,10 @@ pub fn parse_response(
     let Ok(len) = lengths(headers) else {
         return Parsed::Reject(Reply::BadGateway);
     };
-    // As strict as for requests: both framings, or a coding we cannot delimit.
-    if len.transfer_encoding && (len.content_length.is_some() || !len.chunked) {
+    // As strict as for requests: both framings, a coding we cannot delimit, or a
+    // Transfer-Encoding on HTTP/1.0 (it would reach the client relabelled HTTP/1.1 and
+    // be decoded as chunked while we delimit the body by close: found by fuzzing).
+    if len.transfer_encoding && (len.content_length.is_some() || !len.chunked || minor == 0) {
         return Parsed::Reject(Reply::BadGateway);
     }
     // A 101 only answers a request that asked for it, and only on HTTP/1.1.
@@ -499,11 +501,7 @@ pub fn parse_response(
     let framing = if interim || upgrade || request_is_head || status == 204 || status == 304 {
         Framing::None
     } else if len.transfer_encoding {
-        if minor == 1 {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        }
+        Framing::Chunked
     } else {
         match len.content_length {
             Some(0) => Framing::None,
@@ -622,11 +620,15 @@ mod tests {
         let mut out = Vec::new();
         let r = parse_request(raw, &mut headers, &Limits::default(), None, &mut out);
         assert!(matches!(r, Parsed::Reject(Reply::BadRequest)));
-        // A status below 100 (`085`).
-        let mut ka = true;
-        let raw = b"HTTP/1.1 085 Sw\r\nContent-Length: 0\r\n\r\n";
-        let r = parse_response(raw, 101, false, TunnelAsk::No, 1, &mut ka, &mut out);
-        assert!(matches!(r, Parsed::Reject(Reply::BadGateway)));
+        // A status below 100 (`085`); Transfer-Encoding on an HTTP/1.0 response.
+        for raw in [
+            &b"HTTP/1.1 085 Sw\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        ] {
+            let mut ka = true;
+            let r = parse_response(raw, 101, false, TunnelAsk::No, 0, &mut ka, &mut out);
+            assert!(matches!(r, Parsed::Reject(Reply::BadGateway)));
+        }
     }
 
     #[test]
