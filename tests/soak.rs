@@ -42,7 +42,7 @@ fn mixed_soak_has_no_mixed_up_responses_and_no_leaks() {
     let deaf = deaf_server();
     let good = TestBackend::start("good");
     let lb = RingLb::start(&format!(
-        "[runtime]\nshards = 2\n\n[timeout]\nserver = \"200ms\"\nhttp_request = \"1s\"\n\n[pool]\nidle_timeout = \"300ms\"\n\n\
+        "[runtime]\nshards = 2\n\n[timeout]\nserver = \"2s\"\nhttp_request = \"1s\"\n\n[pool]\nidle_timeout = \"300ms\"\n\n\
          [frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"bad\"\n\
          [[frontend.web.route]]\npath_prefix = \"/id\"\nbackend = \"good\"\n\
          [[frontend.web.route]]\npath_prefix = \"/deaf\"\nbackend = \"deaf\"\n\n\
@@ -61,17 +61,26 @@ fn mixed_soak_has_no_mixed_up_responses_and_no_leaks() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let mixed_up = Arc::new(AtomicUsize::new(0));
+    let unanswered = Arc::new(AtomicUsize::new(0));
     let mut normal = Vec::new();
     // Normal traffic: keep-alive clients, each response must carry its request's id.
     for t in 0..4 {
-        let mixed_up = mixed_up.clone();
+        let (mixed_up, unanswered) = (mixed_up.clone(), unanswered.clone());
         let mut c = HttpClient::connect(addr);
         normal.push(looping(&stop, move |i| {
             let id = format!("{t}-{i}");
-            let r = c.request(id_request(&id));
-            if r.status != 200 || r.body_str() != id || r.header("x-id") != Some(id.as_str()) {
-                mixed_up.fetch_add(1, Ordering::Relaxed);
-                eprintln!("mixed up: sent {id}, got {} {:?}", r.status, r.body_str());
+            match c.try_request(id_request(&id)) {
+                Ok(r) if r.status == 200 => {
+                    if r.body_str() != id || r.header("x-id") != Some(id.as_str()) {
+                        mixed_up.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("mixed up: sent {id}, got {:?}", r.body_str());
+                    }
+                }
+                other => {
+                    unanswered.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("unanswered: {id}: {:?}", other.map(|r| r.status));
+                    c = HttpClient::connect(addr);
+                }
             }
         }));
     }
@@ -141,6 +150,11 @@ fn mixed_soak_has_no_mixed_up_responses_and_no_leaks() {
     let served: u64 = normal.into_iter().map(|h| h.join().unwrap()).sum();
     let other: u64 = others.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(mixed_up.load(Ordering::Relaxed), 0, "mixed-up responses");
+    assert_eq!(
+        unanswered.load(Ordering::Relaxed),
+        0,
+        "normal requests without a 200"
+    );
     assert!(served > 100, "only {served} normal requests");
     wait_for(
         &format!("fds back to idle ({fds_idle})"),
