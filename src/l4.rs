@@ -61,7 +61,9 @@ pub async fn serve(
         }
     }
     let _slot = slot;
-    let idle = shard.config.frontends[frontend].timeouts.client;
+    // `timeout tunnel` supersedes `timeout client` once bytes flow both ways (HAProxy).
+    let t = &shard.config.frontends[frontend].timeouts;
+    let idle = t.tunnel.unwrap_or(t.client);
     let last_activity = Cell::new(Instant::now());
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
@@ -193,7 +195,7 @@ async fn connect(
 }
 
 /// Copies one direction; at EOF passes the half-close on with `shutdown(SHUT_WR)`.
-async fn copy_half(
+pub(crate) async fn copy_half(
     mut from: OwnedReadHalf<TcpStream>,
     mut to: OwnedWriteHalf<TcpStream>,
     last_activity: &Cell<Instant>,
@@ -219,7 +221,7 @@ async fn copy_half(
 }
 
 /// Resolves once nothing has moved in either direction for `idle`.
-async fn idle_watch(last_activity: &Cell<Instant>, idle: Duration) {
+pub(crate) async fn idle_watch(last_activity: &Cell<Instant>, idle: Duration) {
     loop {
         let due = last_activity.get() + idle;
         if Instant::now() >= due {

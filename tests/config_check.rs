@@ -76,9 +76,13 @@ client = "30s"
 server = 30000
 http_request = "500ms"
 shutdown = "2m"
+tunnel = "1h"
 
 [limits]
 max_header_bytes = 16384
+max_headers = 200
+max_request_line = 4096
+max_chunks = 1000
 
 [pool]
 max_idle_per_server = 64
@@ -228,6 +232,30 @@ fn bad_duration() {
         ),
         &["timeout.connect", "5 parsecs"],
     );
+}
+
+#[test]
+fn limits_out_of_range() {
+    let err = assert_invalid(
+        &format!(
+            "{}
+[limits]
+max_headers = 2000
+max_request_line = 0
+max_chunks = -1
+[timeout]
+tunnel = \"0s\"
+",
+            with_frontend(WEB)
+        ),
+        &[
+            "limits.max_headers",
+            "limits.max_request_line",
+            "limits.max_chunks",
+            "timeout.tunnel",
+        ],
+    );
+    assert!(err.contains("1024"), "{err}");
 }
 
 #[test]

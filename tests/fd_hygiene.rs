@@ -9,12 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn fds(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn fds_return_to_idle_after_aborted_responses() {
     let b = TestBackend::start("b");
@@ -24,7 +18,7 @@ fn fds_return_to_idle_after_aborted_responses() {
     ));
     let addr = lb.addr("web");
     let pid = lb.pid();
-    let idle = fds(pid);
+    let idle = fd_count(pid);
 
     let workers: Vec<_> = (0..4)
         .map(|w| {
@@ -52,6 +46,6 @@ fn fds_return_to_idle_after_aborted_responses() {
     }
     // Idle pooled connections age out (300 ms, purged every second).
     wait_for("fds back near idle", Duration::from_secs(10), || {
-        fds(pid) <= idle + 10
+        fd_count(pid) <= idle + 10
     });
 }

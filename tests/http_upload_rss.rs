@@ -9,16 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::wire::{pattern_slice, PATTERN_SLICE_MAX};
-use common::{http_config, HttpClient, RingLb, TestBackend};
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
+use common::{http_config, rss_kib, HttpClient, RingLb, TestBackend};
 
 #[test]
 fn one_gib_upload_keeps_rss_flat() {

@@ -172,17 +172,42 @@ pub struct Timeouts {
     pub shutdown: Duration,
     /// Longest a soft stop (SIGUSR1) waits for in-flight requests; `None` = no limit.
     pub hard_stop_after: Option<Duration>,
+    /// Inactivity in both directions of a tunnel (after a `101 Switching Protocols`);
+    /// `None`: `client`.
+    pub tunnel: Option<Duration>,
 }
 
+/// Message limits (HAProxy: `tune.bufsize`, `tune.http.maxhdr`).
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Largest request head (431 above) and response head (502 above).
     pub max_header_bytes: usize,
+    /// Most header fields in one head (431 / 502 above).
+    pub max_headers: usize,
+    /// Longest request line (414 above).
+    pub max_request_line: usize,
+    /// Most chunks in one chunked body (400 / connection closed above).
+    pub max_chunks: u32,
 }
 
 /// Idle upstream connections kept per server and shard unless configured: enough that
 /// a shard never closes a connection it needs again a moment later (HAProxy keeps them
 /// without limit); `pool.idle_timeout` closes the ones left unused.
 pub const DEFAULT_POOL_MAX_IDLE: usize = 10_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            max_headers: 101,
+            max_request_line: 8 * 1024,
+            max_chunks: 1_000_000,
+        }
+    }
+}
+
+/// Highest `limits.max_headers` (the size of the parser's header array).
+pub const MAX_HEADERS_CAP: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -254,6 +279,8 @@ pub struct Frontend {
     pub server_close: bool,
     /// Close the client connection after each response (`option httpclose`).
     pub client_close: bool,
+    /// Forward CONNECT requests; a 2xx answer turns the connection into a tunnel.
+    pub allow_connect: bool,
     /// Access log format of this frontend's traffic (`None` = not logged).
     pub log: Option<LogFormat>,
     /// Do not log connections that carried no data (`option dontlognull`).
@@ -508,6 +535,7 @@ pub fn default_timeouts() -> Timeouts {
         queue: Duration::from_secs(5),
         shutdown: Duration::from_secs(5),
         hard_stop_after: None,
+        tunnel: None,
     }
 }
 

@@ -70,12 +70,16 @@ pub struct RawTimeouts {
     pub queue: Option<RawDuration>,
     pub shutdown: Option<RawDuration>,
     pub hard_stop_after: Option<RawDuration>,
+    pub tunnel: Option<RawDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_header_bytes: Option<i64>,
+    pub max_headers: Option<i64>,
+    pub max_request_line: Option<i64>,
+    pub max_chunks: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +114,8 @@ pub struct RawFrontend {
     pub forward_for: bool,
     #[serde(default)]
     pub accept_proxy: bool,
+    #[serde(default)]
+    pub allow_connect: bool,
     pub log: Option<String>,
     #[serde(default)]
     pub dont_log_null: bool,

@@ -145,6 +145,10 @@ impl Validator {
                     Duration::ZERO,
                 )
             }),
+            tunnel: t
+                .tunnel
+                .as_ref()
+                .map(|_| self.duration("timeout.tunnel", &t.tunnel, Duration::ZERO)),
         };
         for (name, d) in [
             ("connect", timeouts.connect),
@@ -152,19 +156,39 @@ impl Validator {
             ("server", timeouts.server),
             ("http_request", timeouts.http_request),
             ("http_keep_alive", timeouts.http_keep_alive),
+            ("tunnel", timeouts.tunnel.unwrap_or(Duration::from_secs(1))),
         ] {
             if d.is_zero() {
                 self.err(format!("timeout.{name}"), "must be greater than zero");
             }
         }
 
+        let d = Limits::default();
         let limits = Limits {
             max_header_bytes: self.positive(
                 "limits.max_header_bytes",
                 raw.limits.max_header_bytes,
-                16 * 1024,
+                d.max_header_bytes,
                 1 << 20,
             ),
+            max_headers: self.positive(
+                "limits.max_headers",
+                raw.limits.max_headers,
+                d.max_headers,
+                crate::config::MAX_HEADERS_CAP,
+            ),
+            max_request_line: self.positive(
+                "limits.max_request_line",
+                raw.limits.max_request_line,
+                d.max_request_line,
+                1 << 20,
+            ),
+            max_chunks: self.positive(
+                "limits.max_chunks",
+                raw.limits.max_chunks,
+                d.max_chunks as usize,
+                u32::MAX as usize,
+            ) as u32,
         };
         if limits.max_header_bytes < 256 {
             self.err("limits.max_header_bytes", "must be at least 256");
@@ -720,6 +744,7 @@ impl Validator {
                 accept_proxy: f.accept_proxy,
                 server_close: false,
                 client_close: false,
+                allow_connect: f.allow_connect,
                 log: match f.log.as_deref() {
                     None | Some("none") => None,
                     Some("http") => Some(LogFormat::Http),
@@ -802,6 +827,12 @@ pub(super) fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
     if !text.contains(':') {
         return Err(format!(
             "invalid server address {text:?} (expected HOST:PORT)"
+        ));
+    }
+    // Fuzzing never asks DNS about random names.
+    if cfg!(fuzzing) {
+        return Err(format!(
+            "cannot resolve server address {text:?}: no DNS while fuzzing"
         ));
     }
     match text.to_socket_addrs() {

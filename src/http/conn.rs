@@ -12,7 +12,7 @@ use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use super::framing::{BodyProgress, Framing};
-use super::head::{self, Parsed, MAX_HEADERS};
+use super::head::{self, Parsed};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome};
 use super::reply::{Reply, CONTINUE};
 use super::route::{eval, is_idempotent, request_hash, route, View};
@@ -46,6 +46,9 @@ pub(super) enum Stop {
         csv: bool,
         authorized: bool,
     },
+    /// The server answered 101 to an upgrade: the connection becomes a tunnel (the
+    /// server's head ended at this offset of `sbuf`).
+    Tunnel(Upstream, Slot, usize),
 }
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
@@ -58,6 +61,8 @@ pub(super) struct RequestMeta {
     pub(super) is_head: bool,
     pub(super) idempotent: bool,
     pub(super) minor: u8,
+    /// The client asked for a protocol upgrade or sent a CONNECT (a tunnel may follow).
+    pub(super) tunnel: head::TunnelAsk,
     pub(super) backend: Option<usize>,
     /// The balancing hash of a `hash` backend.
     pub(super) hash: Option<u64>,
@@ -162,10 +167,11 @@ pub async fn serve(
                 Err(Stop::Close) | Err(Stop::Newer) => "CD--",
                 Err(Stop::Rule(_)) => "PR--",
                 Err(Stop::Service { .. }) => "PR--",
+                Err(Stop::Tunnel(..)) => "----",
                 Err(Stop::Reply(r)) => match r {
                     Reply::BadRequest => "CR--",
                     Reply::RequestTimeout => "cR--",
-                    Reply::HeaderTooLarge => "PR--",
+                    Reply::HeaderTooLarge | Reply::UriTooLong => "PR--",
                     Reply::ServiceUnavailable => "SC--",
                     Reply::GatewayTimeout => "sH--",
                     Reply::BadGateway => "SH--",
@@ -185,7 +191,10 @@ pub async fn serve(
             conn.rec.bytes_out += r.bytes().len() as u64;
             if matches!(
                 r,
-                Reply::BadRequest | Reply::RequestTimeout | Reply::HeaderTooLarge
+                Reply::BadRequest
+                    | Reply::RequestTimeout
+                    | Reply::HeaderTooLarge
+                    | Reply::UriTooLong
             ) {
                 conn.rec.started = true;
                 Counters::inc(&conn.shard.stats.frontends[conn.frontend].ereq);
@@ -205,6 +214,11 @@ pub async fn serve(
                 return;
             }
             Err(Stop::Close) | Err(Stop::Newer) => return,
+            Err(Stop::Tunnel(up, slot, head_len)) => {
+                // Boxed: a tunnel's state would otherwise grow every connection's future.
+                Box::pin(super::tunnel::run(conn, up, slot, head_len)).await;
+                return;
+            }
             Err(Stop::Reply(r)) => {
                 let deadline = Instant::now() + conn.timeouts().client;
                 if write_static(&mut conn.client, r.bytes(), deadline)
@@ -414,7 +428,7 @@ impl Conn {
 
         // The head and whatever body bytes are already buffered leave in one write.
         self.cpos += req.head_len;
-        let mut body = BodyProgress::new(req.framing);
+        let mut body = BodyProgress::new(req.framing, shard.config.limits.max_chunks);
         let used = body
             .feed(&self.cbuf[self.cpos..])
             .map_err(|_| Stop::Reply(Reply::BadRequest))?;
@@ -533,6 +547,7 @@ impl Conn {
             }
             let failed = match self.send_request(&mut up, &mut body).await {
                 Err(SendError::Client) => return Err(Stop::Close),
+                Err(SendError::BadBody) => return Err(Stop::Reply(Reply::BadRequest)),
                 Err(SendError::Server) => HeadError::NothingReceived,
                 Ok(()) => match self.read_response_head(&mut up, &req, keep_alive).await {
                     Ok(r) => {
@@ -578,6 +593,9 @@ impl Conn {
                 }
             }
         };
+        if response.upgrade {
+            return Err(Stop::Tunnel(up, _slot, response.head_len));
+        }
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
         // A connection that announced this client's address must not carry another's;
         // `option http-server-close` closes it after each response.
@@ -630,8 +648,9 @@ impl Conn {
         loop {
             if self.cpos < self.cbuf.len() {
                 let data = &self.cbuf[self.cpos..];
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                match head::parse_request(data, &mut headers, xff, &mut self.out) {
+                let mut headers = head::header_slots();
+                let limits = &self.shard.config.limits;
+                match head::parse_request(data, &mut headers, limits, xff, &mut self.out) {
                     Parsed::Done(r) => {
                         // The request line, for the access log (the head is consumed soon).
                         if fe.log.is_some() {
@@ -641,6 +660,9 @@ impl Conn {
                                 .unwrap_or(0);
                             self.reqline.clear();
                             self.reqline.extend_from_slice(&data[..end]);
+                        }
+                        if r.connect && !fe.allow_connect {
+                            return Err(Stop::Reply(Reply::BadRequest));
                         }
                         if let Some(p) = &self.shard.fault_panic_path {
                             crate::shard::fault(p, r.path);
@@ -711,6 +733,13 @@ impl Conn {
                             is_head: r.method == "HEAD",
                             idempotent: is_idempotent(r.method),
                             minor: r.minor_version,
+                            tunnel: if r.connect {
+                                head::TunnelAsk::Connect
+                            } else if r.upgrade {
+                                head::TunnelAsk::Upgrade
+                            } else {
+                                head::TunnelAsk::No
+                            },
                             backend,
                             hash,
                         });
@@ -774,7 +803,7 @@ impl Conn {
                 ReadOutcome::Data(_) => {}
                 _ => return Err(SendError::Client),
             }
-            let used = body.feed(&self.cbuf).map_err(|_| SendError::Client)?;
+            let used = body.feed(&self.cbuf).map_err(|_| SendError::BadBody)?;
             self.rec.bytes_in += used as u64;
             write_range(
                 &mut up.stream,
@@ -792,6 +821,8 @@ impl Conn {
 
 pub(super) enum SendError {
     Client,
+    /// The client's body broke its framing (a bad chunk): 400, nothing more forwarded.
+    BadBody,
     Server,
 }
 

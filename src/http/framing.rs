@@ -30,14 +30,15 @@ pub struct BodyProgress {
 pub struct BodyError;
 
 impl BodyProgress {
-    pub fn new(framing: Framing) -> Self {
+    /// A body with `framing`; a chunked one may have at most `max_chunks` chunks.
+    pub fn new(framing: Framing, max_chunks: u32) -> Self {
         BodyProgress {
             framing,
             remaining: match framing {
                 Framing::Length(n) => n,
                 _ => 0,
             },
-            chunked: ChunkedScanner::default(),
+            chunked: ChunkedScanner::new(max_chunks),
             done: matches!(framing, Framing::None | Framing::Length(0)),
         }
     }
@@ -99,37 +100,94 @@ impl BodyProgress {
     }
 }
 
+/// Where the scanner is in `chunk-size [chunk-ext] CRLF chunk-data CRLF ... last-chunk
+/// trailer-section CRLF` (RFC 9112 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum ChunkState {
     #[default]
     SizeStart,
     Size,
-    Ext,
+    /// Whitespace after the size: `;` or CR next.
+    SizeBws,
+    /// After `;`: whitespace, then an extension name.
+    ExtNameStart,
+    ExtName,
+    /// After a name: whitespace, `=`, `;` or CR.
+    ExtNameBws,
+    /// After `=`: whitespace, then a token or a quoted string.
+    ExtValueStart,
+    ExtToken,
+    ExtQuoted,
+    ExtQuotedEscape,
+    /// After a value: whitespace, `;` or CR.
+    ExtValueEnd,
     SizeLf,
     Data,
     DataCr,
     DataLf,
     TrailerStart,
-    TrailerLine,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     FinalLf,
     Done,
 }
 
-/// Walks chunk-size lines, data, CRLFs and trailers without copying anything.
+/// Walks chunk-size lines, data, CRLFs and trailers without copying anything, and
+/// refuses anything RFC 9112 does not allow (bare LF, junk in an extension, a trailer
+/// line without a field name).
 #[derive(Debug, Default)]
 pub struct ChunkedScanner {
     state: ChunkState,
     size: u64,
     digits: u8,
+    /// Length of the current chunk-size line or trailer line.
+    line: u32,
+    chunks: u32,
+    max_chunks: u32,
 }
 
 /// Longest chunk-size we accept, in hex digits (16 = u64).
 const MAX_SIZE_DIGITS: u8 = 16;
-/// Longest chunk extension or trailer line we accept.
-const MAX_LINE: u64 = 4096;
+/// Longest chunk-size line (with its extensions) or trailer line we accept.
+const MAX_LINE: u32 = 4096;
+
+/// A `tchar` of RFC 9110 §5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
 
 impl ChunkedScanner {
+    /// A scanner that refuses a body of more than `max_chunks` chunks (the last,
+    /// empty one included).
+    pub fn new(max_chunks: u32) -> Self {
+        ChunkedScanner {
+            max_chunks,
+            ..Default::default()
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == ChunkState::Done
     }
@@ -151,88 +209,90 @@ impl ChunkedScanner {
                     }
                     continue;
                 }
-                SizeStart | Size => match hex(b) {
-                    Some(v) => {
-                        if self.digits >= MAX_SIZE_DIGITS {
-                            return Err(BodyError);
-                        }
-                        self.size = (self.size << 4) | v as u64;
-                        self.digits += 1;
-                        self.state = Size;
-                    }
-                    None if self.state == SizeStart => return Err(BodyError),
-                    None => match b {
-                        b';' | b' ' | b'\t' => {
-                            self.state = Ext;
-                            self.digits = 0;
-                        }
-                        b'\r' => self.state = SizeLf,
-                        _ => return Err(BodyError),
-                    },
-                },
-                Ext => match b {
-                    b'\r' => self.state = SizeLf,
-                    b'\t' | 0x20..=0x7e | 0x80..=0xff => {
-                        // `digits` doubles as the extension length counter here.
-                        self.digits = self.digits.saturating_add(1);
-                        if self.digits as u64 >= MAX_LINE.min(255) {
-                            return Err(BodyError);
-                        }
-                    }
-                    _ => return Err(BodyError),
-                },
-                SizeLf => {
-                    if b != b'\n' {
+                _ => {}
+            }
+            if matches!(
+                self.state,
+                SizeStart
+                    | Size
+                    | SizeBws
+                    | ExtNameStart
+                    | ExtName
+                    | ExtNameBws
+                    | ExtValueStart
+                    | ExtToken
+                    | ExtQuoted
+                    | ExtQuotedEscape
+                    | ExtValueEnd
+                    | TrailerName
+                    | TrailerValue
+            ) {
+                self.line += 1;
+                if self.line > MAX_LINE {
+                    return Err(BodyError);
+                }
+            }
+            self.state = match (self.state, b) {
+                (SizeStart | Size, _) if hex(b).is_some() => {
+                    if self.digits >= MAX_SIZE_DIGITS {
                         return Err(BodyError);
                     }
+                    self.size = (self.size << 4) | hex(b).unwrap_or(0) as u64;
+                    self.digits += 1;
+                    Size
+                }
+                (SizeStart, _) => return Err(BodyError),
+                (Size | SizeBws, b';') => ExtNameStart,
+                (Size | SizeBws, b'\r') => SizeLf,
+                (Size | SizeBws, _) if is_ws(b) => SizeBws,
+                (ExtNameStart, _) if is_ws(b) => ExtNameStart,
+                (ExtNameStart | ExtName, _) if is_tchar(b) => ExtName,
+                (ExtName | ExtNameBws, _) if is_ws(b) => ExtNameBws,
+                (ExtName | ExtNameBws, b'=') => ExtValueStart,
+                (ExtName | ExtNameBws | ExtToken | ExtValueEnd, b';') => ExtNameStart,
+                (ExtName | ExtNameBws | ExtToken | ExtValueEnd, b'\r') => SizeLf,
+                (ExtValueStart, _) if is_ws(b) => ExtValueStart,
+                (ExtValueStart, b'"') => ExtQuoted,
+                (ExtValueStart | ExtToken, _) if is_tchar(b) => ExtToken,
+                (ExtToken | ExtValueEnd, _) if is_ws(b) => ExtValueEnd,
+                (ExtQuoted, b'"') => ExtValueEnd,
+                (ExtQuoted, b'\\') => ExtQuotedEscape,
+                (ExtQuoted, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff) => ExtQuoted,
+                (ExtQuotedEscape, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff) => ExtQuoted,
+                (SizeLf, b'\n') => {
                     self.digits = 0;
-                    self.state = if self.size == 0 { TrailerStart } else { Data };
-                }
-                DataCr => {
-                    if b != b'\r' {
+                    self.line = 0;
+                    self.chunks += 1;
+                    if self.chunks > self.max_chunks {
                         return Err(BodyError);
                     }
-                    self.state = DataLf;
-                }
-                DataLf => {
-                    if b != b'\n' {
-                        return Err(BodyError);
+                    if self.size == 0 {
+                        TrailerStart
+                    } else {
+                        Data
                     }
-                    self.state = SizeStart;
+                }
+                (DataCr, b'\r') => DataLf,
+                (DataLf, b'\n') => {
                     self.size = 0;
+                    SizeStart
                 }
-                TrailerStart => {
-                    self.state = if b == b'\r' { FinalLf } else { TrailerLine };
-                    self.size = 0;
-                    if b != b'\r' && (b < 0x20 && b != b'\t') {
-                        return Err(BodyError);
-                    }
+                (TrailerStart, b'\r') => FinalLf,
+                (TrailerStart | TrailerName, _) if is_tchar(b) => TrailerName,
+                (TrailerName, b':') => TrailerValue,
+                (TrailerValue, b'\r') => TrailerLf,
+                (TrailerValue, b'\t' | 0x20..=0x7e | 0x80..=0xff) => TrailerValue,
+                (TrailerLf, b'\n') => {
+                    self.line = 0;
+                    TrailerStart
                 }
-                TrailerLine => match b {
-                    b'\r' => self.state = TrailerLf,
-                    b'\t' | 0x20..=0x7e | 0x80..=0xff => {
-                        self.size += 1;
-                        if self.size > MAX_LINE {
-                            return Err(BodyError);
-                        }
-                    }
-                    _ => return Err(BodyError),
-                },
-                TrailerLf => {
-                    if b != b'\n' {
-                        return Err(BodyError);
-                    }
-                    self.state = TrailerStart;
-                }
-                FinalLf => {
-                    if b != b'\n' {
-                        return Err(BodyError);
-                    }
+                (FinalLf, b'\n') => {
                     self.state = Done;
                     i += 1;
                     break;
                 }
-            }
+                _ => return Err(BodyError),
+            };
             i += 1;
         }
         Ok(i)
@@ -253,7 +313,7 @@ mod tests {
     use super::*;
 
     fn scan_all(input: &[u8], step: usize) -> Result<(usize, bool), BodyError> {
-        let mut s = ChunkedScanner::default();
+        let mut s = ChunkedScanner::new(u32::MAX);
         let mut used = 0;
         while used < input.len() && !s.is_done() {
             let end = (used + step).min(input.len());
@@ -277,6 +337,44 @@ mod tests {
     }
 
     #[test]
+    fn accepts_well_formed_extensions() {
+        let good: &[&[u8]] = &[
+            b"5;a\r\nhello\r\n0\r\n\r\n",
+            b"5 ; a = b ; c=\"q \\\" d\"\r\nhello\r\n0;last\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\nA: b\r\nC:\r\n\r\n",
+        ];
+        for b in good {
+            assert_eq!(
+                scan_all(b, 1).map(|r| r.1),
+                Ok(true),
+                "{:?}",
+                String::from_utf8_lossy(b)
+            );
+        }
+    }
+
+    #[test]
+    fn chunk_count_is_bounded() {
+        let body = b"1\r\na\r\n1\r\nb\r\n0\r\n\r\n";
+        let mut s = ChunkedScanner::new(3);
+        assert_eq!(s.feed(body), Ok(body.len()));
+        let mut s = ChunkedScanner::new(2);
+        assert_eq!(s.feed(body), Err(BodyError));
+    }
+
+    #[test]
+    fn long_lines_are_refused() {
+        let mut ext = b"5;a=".to_vec();
+        ext.extend(std::iter::repeat_n(b'x', 5000));
+        ext.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        assert!(scan_all(&ext, 100).is_err());
+        let mut trailer = b"0\r\nX: ".to_vec();
+        trailer.extend(std::iter::repeat_n(b'y', 5000));
+        trailer.extend_from_slice(b"\r\n\r\n");
+        assert!(scan_all(&trailer, 100).is_err());
+    }
+
+    #[test]
     fn large_sizes_and_partial() {
         let (used, done) = scan_all(b"1000\r\nabc", 100).unwrap();
         assert_eq!((used, done), (9, false));
@@ -292,6 +390,20 @@ mod tests {
             b"11111111111111111\r\n",
             b"0\r\nbad\x01trailer\r\n\r\n",
             b"-1\r\n",
+            // Bad extensions: no name, junk after the size, a bare LF, an open quote.
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5 junk\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"x\r\nhello\r\n0\r\n\r\n",
+            b"5;a\nhello\r\n0\r\n\r\n",
+            b"5;a=b c\r\nhello\r\n0\r\n\r\n",
+            // Missing CRLF after the data, bare LF after it.
+            b"5\r\nhello0\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            // A trailer line that is not a field.
+            b"0\r\nGET / HTTP/1.1\r\n\r\n",
+            b"0\r\n: x\r\n\r\n",
+            b"0\r\n\n",
         ];
         for b in bad {
             assert!(
@@ -304,11 +416,11 @@ mod tests {
 
     #[test]
     fn length_bodies_stop_at_their_end() {
-        let mut p = BodyProgress::new(Framing::Length(4));
+        let mut p = BodyProgress::new(Framing::Length(4), 10);
         assert_eq!(p.feed(b"ab").unwrap(), 2);
         assert_eq!(p.feed(b"cdNEXT").unwrap(), 2);
         assert!(p.is_done());
-        assert!(BodyProgress::new(Framing::Length(3)).on_eof().is_err());
-        assert!(BodyProgress::new(Framing::UntilClose).on_eof().is_ok());
+        assert!(BodyProgress::new(Framing::Length(3), 10).on_eof().is_err());
+        assert!(BodyProgress::new(Framing::UntilClose, 10).on_eof().is_ok());
     }
 }

@@ -1,17 +1,26 @@
-//! Request and response heads: parse with httparse from the connection's buffer, decide
-//! framing and persistence, and write the rewritten head (hop-by-hop headers removed,
+//! Request and response heads: parse with httparse from the connection's buffer, check
+//! them strictly (RFC 9112: framing, request target, Host), decide framing and
+//! persistence, and write the rewritten head (hop-by-hop headers removed,
 //! X-Forwarded-For appended) into the outgoing buffer.
 
 use std::io::Write;
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
 use super::framing::Framing;
 use super::reply::Reply;
+use crate::config::{Limits, MAX_HEADERS_CAP};
 
-/// Most headers one message may carry.
-pub const MAX_HEADERS: usize = 128;
 /// Most extra hop-by-hop names a Connection header may list.
 const MAX_CONNECTION_TOKENS: usize = 16;
+
+/// Header slots for one parse, left uninitialised (httparse fills what it uses), so a
+/// large `limits.max_headers` costs nothing per request.
+pub type HeaderSlots<'a> = [MaybeUninit<httparse::Header<'a>>; MAX_HEADERS_CAP];
+
+pub fn header_slots<'a>() -> HeaderSlots<'a> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS_CAP]
+}
 
 /// What the connection loop needs to know about a parsed request.
 #[derive(Debug)]
@@ -29,6 +38,22 @@ pub struct Request<'a> {
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// `Connection: upgrade` with an `Upgrade` header (WebSocket): the server may answer
+    /// 101 and the connection becomes a tunnel.
+    pub upgrade: bool,
+    /// A CONNECT to an authority-form target: a 2xx answer makes a tunnel (served only
+    /// where the frontend allows it).
+    pub connect: bool,
+}
+
+/// What a request asked for that may turn its connection into a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelAsk {
+    No,
+    /// `Connection: upgrade`: a 101 answers it.
+    Upgrade,
+    /// CONNECT: a 2xx answers it.
+    Connect,
 }
 
 pub enum Parsed<T> {
@@ -50,11 +75,13 @@ fn is_hop_by_hop(name: &str) -> bool {
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
-/// The Connection header's tokens: close / keep-alive flags and other names to strip.
+/// The Connection header's tokens: close / keep-alive / upgrade flags and other names
+/// to strip.
 #[derive(Default)]
 struct ConnectionTokens<'a> {
     close: bool,
     keep_alive: bool,
+    upgrade: bool,
     others: [&'a str; MAX_CONNECTION_TOKENS],
     count: usize,
 }
@@ -72,6 +99,8 @@ impl<'a> ConnectionTokens<'a> {
                     t.close = true;
                 } else if tok.eq_ignore_ascii_case("keep-alive") {
                     t.keep_alive = true;
+                } else if tok.eq_ignore_ascii_case("upgrade") {
+                    t.upgrade = true;
                 } else if t.count < MAX_CONNECTION_TOKENS {
                     t.others[t.count] = tok;
                     t.count += 1;
@@ -93,6 +122,8 @@ impl<'a> ConnectionTokens<'a> {
 /// Content-Length and Transfer-Encoding of one message.
 struct Lengths {
     content_length: Option<u64>,
+    /// Transfer-Encoding is present and is exactly one `chunked` (all its fields and
+    /// list elements together): the only coding we can delimit.
     chunked: bool,
     transfer_encoding: bool,
 }
@@ -103,6 +134,7 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
         chunked: false,
         transfer_encoding: false,
     };
+    let mut codings = 0;
     for h in headers {
         if h.name.eq_ignore_ascii_case("content-length") {
             for part in h.value.split(|&b| b == b',') {
@@ -121,12 +153,21 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             l.transfer_encoding = true;
-            // Only the last coding decides; a later header overrides an earlier one.
-            let v = std::str::from_utf8(h.value).map_err(|_| ())?;
-            if let Some(last) = v.split(',').map(str::trim).rfind(|s| !s.is_empty()) {
-                l.chunked = last.eq_ignore_ascii_case("chunked");
+            for part in h.value.split(|&b| b == b',') {
+                let part = trim(part);
+                if part.is_empty() {
+                    continue;
+                }
+                codings += 1;
+                l.chunked = codings == 1 && part.eq_ignore_ascii_case(b"chunked");
+            }
+            if codings == 0 {
+                return Err(());
             }
         }
+    }
+    if codings > 1 {
+        l.chunked = false;
     }
     Ok(l)
 }
@@ -141,17 +182,68 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Parses a request head at the start of `buf`; on success writes the head to send
-/// upstream into `out` (cleared first).
+/// An authority (`host[:port]`) made of the characters RFC 3986 allows in a reg-name,
+/// an IP literal and a port: no userinfo, path, space or control byte.
+fn valid_authority(a: &str) -> bool {
+    a.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
+}
+
+/// `host` and `port` of an authority; `default_port` when it has none.
+fn host_port(a: &str, default_port: u16) -> Option<(&str, u16)> {
+    let host = strip_port(a);
+    let rest = &a[host.len()..];
+    let port = match rest.strip_prefix(':') {
+        None if rest.is_empty() => default_port,
+        Some("") => default_port,
+        Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+        _ => return None,
+    };
+    Some((host, port))
+}
+
+/// Parses a request head at the start of `buf` (at most `limits.max_headers` fields);
+/// on success writes the head to send upstream into `out` (cleared first).
 pub fn parse_request<'a>(
     buf: &'a [u8],
-    headers: &'a mut [httparse::Header<'a>; MAX_HEADERS],
+    headers: &'a mut [MaybeUninit<httparse::Header<'a>>],
+    limits: &Limits,
     forward_for: Option<(IpAddr, &crate::config::ForwardFor)>,
     out: &mut Vec<u8>,
 ) -> Parsed<Request<'a>> {
-    let mut req = httparse::Request::new(headers);
-    let head_len = match req.parse(buf) {
+    let max_headers = limits.max_headers.min(headers.len());
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut headers[..max_headers]) {
         Ok(httparse::Status::Complete(n)) => n,
+        // A request line longer than the limit: say so before the head is whole, and
+        // rather than "malformed" when a space inside it broke the parse.
+        _ if buf.len() > limits.max_request_line + 2
+            && !buf[..limits.max_request_line + 2].contains(&b'\n') =>
+        {
+            return Parsed::Reject(Reply::UriTooLong)
+        }
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => return Parsed::Reject(Reply::HeaderTooLarge),
         Err(_) => return Parsed::Reject(Reply::BadRequest),
@@ -159,6 +251,10 @@ pub fn parse_request<'a>(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Parsed::Reject(Reply::BadRequest);
     };
+    // "METHOD SP target SP HTTP/1.x": the line's length without its CRLF.
+    if method.len() + target.len() + 10 > limits.max_request_line {
+        return Parsed::Reject(Reply::UriTooLong);
+    }
     let headers: &'a [httparse::Header<'a>] = req.headers;
     let Ok(conn) = ConnectionTokens::collect(headers) else {
         return Parsed::Reject(Reply::BadRequest);
@@ -182,19 +278,71 @@ pub fn parse_request<'a>(
     let mut host_header = None;
     let mut hosts = 0;
     let mut expect_continue = false;
+    let mut upgrade_header = false;
     for h in headers {
         if h.name.eq_ignore_ascii_case("host") {
             hosts += 1;
-            host_header = std::str::from_utf8(h.value).ok();
+            host_header = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| valid_authority(v));
         } else if h.name.eq_ignore_ascii_case("expect") {
             expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade_header = !h.value.is_empty();
         }
     }
     if (minor == 1 && hosts != 1) || hosts > 1 || (hosts == 1 && host_header.is_none()) {
         return Parsed::Reject(Reply::BadRequest);
     }
+    // The request target's form (RFC 9112 §3.2): origin-form, absolute-form, `*` for
+    // OPTIONS, authority-form `host:port` for CONNECT only (with a matching Host and no
+    // body).
+    let connect = method == "CONNECT";
     let (path, target_host) = split_target(target);
-    let host = target_host.or(host_header).map(strip_port);
+    match target_host {
+        None if connect => {
+            let Some((th, port)) = host_port(target, 0).filter(|&(h, p)| {
+                p != 0 && !h.is_empty() && valid_authority(target) && target.contains(':')
+            }) else {
+                return Parsed::Reject(Reply::BadRequest);
+            };
+            if framing != Framing::None || len.transfer_encoding {
+                return Parsed::Reject(Reply::BadRequest);
+            }
+            if let Some(hh) = host_header {
+                match host_port(hh, port) {
+                    Some((h, p)) if h.eq_ignore_ascii_case(th) && p == port => {}
+                    _ => return Parsed::Reject(Reply::BadRequest),
+                }
+            }
+        }
+        None if target.starts_with('/') => {}
+        None if target == "*" && method == "OPTIONS" => {}
+        None => return Parsed::Reject(Reply::BadRequest),
+        Some(_) if connect => return Parsed::Reject(Reply::BadRequest),
+        Some(th) => {
+            if th.is_empty() || !valid_authority(th) {
+                return Parsed::Reject(Reply::BadRequest);
+            }
+            // An absolute-form target and a Host that name different servers.
+            let default_port = if target.as_bytes()[4] == b's' || target.as_bytes()[4] == b'S' {
+                443
+            } else {
+                80
+            };
+            if let Some(hh) = host_header {
+                match (host_port(th, default_port), host_port(hh, default_port)) {
+                    (Some((a, p)), Some((b, q))) if a.eq_ignore_ascii_case(b) && p == q => {}
+                    _ => return Parsed::Reject(Reply::BadRequest),
+                }
+            }
+        }
+    }
+    let host = if connect {
+        Some(strip_port(target))
+    } else {
+        target_host.or(host_header).map(strip_port)
+    };
 
     let keep_alive = if minor == 1 {
         !conn.close
@@ -203,17 +351,24 @@ pub fn parse_request<'a>(
     };
     // We answer `100 Continue` ourselves, so the server never waits for a go-ahead.
     let expect_continue = expect_continue && framing != Framing::None;
+    // An upgrade is passed on only for a request without a body: the tunnel starts
+    // right after the head.
+    let upgrade = conn.upgrade && upgrade_header && minor == 1 && framing == Framing::None;
 
     out.clear();
     let _ = write!(out, "{method} {target} HTTP/1.{minor}\r\n");
     for h in headers {
-        if is_hop_by_hop(h.name)
+        let keep_upgrade = upgrade && h.name.eq_ignore_ascii_case("upgrade");
+        if (is_hop_by_hop(h.name) && !keep_upgrade)
             || conn.lists(h.name)
             || (expect_continue && h.name.eq_ignore_ascii_case("expect"))
         {
             continue;
         }
         push_header(out, h.name, h.value);
+    }
+    if upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
     }
     if let Some((ip, ff)) = forward_for {
         let present = ff.if_none
@@ -236,6 +391,8 @@ pub fn parse_request<'a>(
         framing,
         keep_alive,
         expect_continue,
+        upgrade,
+        connect,
     })
 }
 
@@ -248,14 +405,17 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 
 /// Splits an absolute-form target into (path, host); origin-form passes through.
 fn split_target(target: &str) -> (&str, Option<&str>) {
-    let rest = if target.len() > 8 && target[..7].eq_ignore_ascii_case("http://") {
+    // Compare bytes: the target may hold non-ASCII bytes, and a str slice inside a
+    // character would panic (found by fuzzing).
+    let t = target.as_bytes();
+    let rest = if t.len() >= 7 && t[..7].eq_ignore_ascii_case(b"http://") {
         &target[7..]
-    } else if target.len() > 9 && target[..8].eq_ignore_ascii_case("https://") {
+    } else if t.len() >= 8 && t[..8].eq_ignore_ascii_case(b"https://") {
         &target[8..]
     } else {
         return (target, None);
     };
-    match rest.find('/') {
+    match rest.find(['/', '?']) {
         Some(i) => (&rest[i..], Some(&rest[..i])),
         None => ("/", Some(rest)),
     }
@@ -276,20 +436,34 @@ pub struct Response {
     pub framing: Framing,
     /// The server lets us reuse its connection after this response.
     pub reusable: bool,
+    /// A `101 Switching Protocols` to an upgrade request: the connection becomes a
+    /// tunnel after this head.
+    pub upgrade: bool,
 }
 
-/// Parses a response head; on success writes the head for the client into `out`.
-/// `client_keep_alive` is lowered when the body is delimited by close.
+/// Parses a response head (at most `max_headers` fields, framing as strict as for
+/// requests: a malformed one is a 502); on success writes the head for the client into
+/// `out`. `client_keep_alive` is lowered when the body is delimited by close.
+/// `ask`: what the request asked for, so a 101 (upgrade) or a 2xx to a CONNECT starts
+/// a tunnel.
+#[allow(clippy::too_many_arguments)]
 pub fn parse_response(
     buf: &[u8],
+    max_headers: usize,
     request_is_head: bool,
+    ask: TunnelAsk,
     client_minor: u8,
     client_keep_alive: &mut bool,
     out: &mut Vec<u8>,
 ) -> Parsed<Response> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut headers);
-    let head_len = match res.parse(buf) {
+    let mut slots = header_slots();
+    let max_headers = max_headers.min(slots.len());
+    let mut res = httparse::Response::new(&mut []);
+    let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        buf,
+        &mut slots[..max_headers],
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Reject(Reply::BadGateway),
@@ -297,6 +471,11 @@ pub fn parse_response(
     let (Some(status), Some(minor)) = (res.code, res.version) else {
         return Parsed::Reject(Reply::BadGateway);
     };
+    // Three digits from 100: `085` would go out as `85` (found by fuzzing). Codes above
+    // 599 are passed on, as HAProxy does (some services answer 999).
+    if status < 100 {
+        return Parsed::Reject(Reply::BadGateway);
+    }
     let headers = &*res.headers;
     let Ok(conn) = ConnectionTokens::collect(headers) else {
         return Parsed::Reject(Reply::BadGateway);
@@ -304,15 +483,25 @@ pub fn parse_response(
     let Ok(len) = lengths(headers) else {
         return Parsed::Reject(Reply::BadGateway);
     };
-    let interim = (100..200).contains(&status);
-    let framing = if interim || request_is_head || status == 204 || status == 304 {
+    // As strict as for requests: both framings, a coding we cannot delimit, or a
+    // Transfer-Encoding on HTTP/1.0 (it would reach the client relabelled HTTP/1.1 and
+    // be decoded as chunked while we delimit the body by close: found by fuzzing).
+    if len.transfer_encoding && (len.content_length.is_some() || !len.chunked || minor == 0) {
+        return Parsed::Reject(Reply::BadGateway);
+    }
+    // A 101 only answers a request that asked for it, and only on HTTP/1.1.
+    let switching = status == 101;
+    if switching && !(ask == TunnelAsk::Upgrade && minor == 1 && conn.upgrade) {
+        return Parsed::Reject(Reply::BadGateway);
+    }
+    // A 2xx to a CONNECT has no body: the tunnel starts after its head.
+    let connected = ask == TunnelAsk::Connect && (200..300).contains(&status);
+    let upgrade = switching || connected;
+    let interim = (100..200).contains(&status) && !upgrade;
+    let framing = if interim || upgrade || request_is_head || status == 204 || status == 304 {
         Framing::None
     } else if len.transfer_encoding {
-        if len.chunked && minor == 1 {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        }
+        Framing::Chunked
     } else {
         match len.content_length {
             Some(0) => Framing::None,
@@ -325,7 +514,7 @@ pub fn parse_response(
     } else {
         conn.keep_alive && !conn.close
     };
-    let reusable = server_keep_alive && framing != Framing::UntilClose;
+    let reusable = server_keep_alive && framing != Framing::UntilClose && !upgrade;
     if framing == Framing::UntilClose {
         *client_keep_alive = false;
     }
@@ -334,7 +523,13 @@ pub fn parse_response(
     let reason = res.reason.unwrap_or("");
     let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
     for h in headers {
-        if is_hop_by_hop(h.name) || conn.lists(h.name) {
+        let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
+        if (is_hop_by_hop(h.name) && !keep_upgrade)
+            || conn.lists(h.name)
+            || (connected
+                && (h.name.eq_ignore_ascii_case("content-length")
+                    || h.name.eq_ignore_ascii_case("transfer-encoding")))
+        {
             continue;
         }
         // A chunked body to an HTTP/1.0 client cannot be delimited: close instead.
@@ -343,7 +538,9 @@ pub fn parse_response(
         }
         push_header(out, h.name, h.value);
     }
-    if !interim {
+    if switching {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if !interim && !connected {
         if !*client_keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
         } else if client_minor == 0 {
@@ -356,6 +553,7 @@ pub fn parse_response(
         status,
         framing,
         reusable,
+        upgrade,
     })
 }
 
@@ -364,12 +562,13 @@ mod tests {
     use super::*;
 
     fn req(raw: &str, xff: Option<IpAddr>) -> Result<(String, Framing, bool), Reply> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = header_slots();
         let mut out = Vec::new();
         let ff = crate::config::ForwardFor::default();
         match parse_request(
             raw.as_bytes(),
             &mut headers,
+            &Limits::default(),
             xff.map(|ip| (ip, &ff)),
             &mut out,
         ) {
@@ -414,12 +613,33 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_findings() {
+        // A target starting like `http:` followed by a multi-byte character.
+        let raw = b"GET http:'/\xd1\x9e\xd0\x90 HTTP/1.1\r\nHost: ade\t\n\r\n";
+        let mut headers = header_slots();
+        let mut out = Vec::new();
+        let r = parse_request(raw, &mut headers, &Limits::default(), None, &mut out);
+        assert!(matches!(r, Parsed::Reject(Reply::BadRequest)));
+        // A status below 100 (`085`); Transfer-Encoding on an HTTP/1.0 response.
+        for raw in [
+            &b"HTTP/1.1 085 Sw\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        ] {
+            let mut ka = true;
+            let r = parse_response(raw, 101, false, TunnelAsk::No, 0, &mut ka, &mut out);
+            assert!(matches!(r, Parsed::Reject(Reply::BadGateway)));
+        }
+    }
+
+    #[test]
     fn response_framing_and_persistence() {
         let mut out = Vec::new();
         let mut ka = true;
         let r = match parse_response(
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            101,
             false,
+            TunnelAsk::No,
             1,
             &mut ka,
             &mut out,
@@ -431,7 +651,15 @@ mod tests {
             (r.status, r.framing, r.reusable, ka),
             (200, Framing::Length(3), true, true)
         );
-        let r = match parse_response(b"HTTP/1.1 200 OK\r\n\r\nabc", false, 1, &mut ka, &mut out) {
+        let r = match parse_response(
+            b"HTTP/1.1 200 OK\r\n\r\nabc",
+            101,
+            false,
+            TunnelAsk::No,
+            1,
+            &mut ka,
+            &mut out,
+        ) {
             Parsed::Done(r) => r,
             _ => panic!(),
         };
@@ -443,7 +671,9 @@ mod tests {
         let mut ka = true;
         let r = match parse_response(
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+            101,
             true,
+            TunnelAsk::No,
             1,
             &mut ka,
             &mut out,

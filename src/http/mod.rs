@@ -1,6 +1,6 @@
 //! HTTP/1.x: the client connection loop and request side (conn), the response side
 //! (response), head parsing and rewriting (head), body framing (framing), routing
-//! (route), canned replies (reply), local answers and head edits (local), and
+//! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local), and
 //! deadline IO (io).
 
 mod conn;
@@ -11,5 +11,6 @@ mod local;
 pub mod reply;
 mod response;
 mod route;
+mod tunnel;
 
 pub use conn::serve;

@@ -6,6 +6,7 @@ pub enum Reply {
     BadRequest,
     RequestTimeout,
     HeaderTooLarge,
+    UriTooLong,
     BadGateway,
     ServiceUnavailable,
     GatewayTimeout,
@@ -15,6 +16,7 @@ pub enum Reply {
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 90\r\n\r\n<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n";
 const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Time-out\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 110\r\n\r\n<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n";
 const HEADER_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 103\r\n\r\n<html><body><h1>431 Request Header Fields Too Large</h1>\nThe request head is too large.\n</body></html>\n";
+const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 Request-URI Too Long\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 91\r\n\r\n<html><body><h1>414 Request-URI Too Long</h1>\nThe request line is too long.\n</body></html>\n";
 const BAD_GATEWAY: &[u8] = b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 107\r\n\r\n<html><body><h1>502 Bad Gateway</h1>\nThe server returned an invalid or incomplete response.\n</body></html>\n";
 const SERVICE_UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 107\r\n\r\n<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n";
 const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Time-out\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 92\r\n\r\n<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n";
@@ -27,6 +29,7 @@ impl Reply {
             Reply::BadRequest => BAD_REQUEST,
             Reply::RequestTimeout => REQUEST_TIMEOUT,
             Reply::HeaderTooLarge => HEADER_TOO_LARGE,
+            Reply::UriTooLong => URI_TOO_LONG,
             Reply::BadGateway => BAD_GATEWAY,
             Reply::ServiceUnavailable => SERVICE_UNAVAILABLE,
             Reply::GatewayTimeout => GATEWAY_TIMEOUT,
@@ -38,6 +41,7 @@ impl Reply {
             Reply::BadRequest => 400,
             Reply::RequestTimeout => 408,
             Reply::HeaderTooLarge => 431,
+            Reply::UriTooLong => 414,
             Reply::BadGateway => 502,
             Reply::ServiceUnavailable => 503,
             Reply::GatewayTimeout => 504,
@@ -55,6 +59,7 @@ mod tests {
             Reply::BadRequest,
             Reply::RequestTimeout,
             Reply::HeaderTooLarge,
+            Reply::UriTooLong,
             Reply::BadGateway,
             Reply::ServiceUnavailable,
             Reply::GatewayTimeout,

@@ -23,13 +23,14 @@ impl Conn {
                 let mut client_keep_alive = keep_alive;
                 match head::parse_response(
                     &self.sbuf,
+                    self.shard.config.limits.max_headers,
                     req.is_head,
+                    req.tunnel,
                     req.minor,
                     &mut client_keep_alive,
                     &mut self.out,
                 ) {
-                    Parsed::Done(r) if r.status == 101 => return Err(HeadError::Invalid),
-                    Parsed::Done(r) if (100..200).contains(&r.status) => {
+                    Parsed::Done(r) if (100..200).contains(&r.status) && !r.upgrade => {
                         self.sbuf.drain(..r.head_len);
                         continue;
                     }
@@ -40,6 +41,7 @@ impl Conn {
                             framing: r.framing,
                             reusable: r.reusable,
                             client_keep_alive,
+                            upgrade: r.upgrade,
                         })
                     }
                     Parsed::Reject(_) => return Err(HeadError::Invalid),
@@ -69,7 +71,7 @@ impl Conn {
     ) -> Result<(bool, bool), Stop> {
         let client_timeout = self.timeouts().client;
         let server_timeout = self.server_timeout;
-        let mut body = BodyProgress::new(res.framing);
+        let mut body = BodyProgress::new(res.framing, self.shard.config.limits.max_chunks);
         let rest = &self.sbuf[res.head_len..];
         let used = body.feed(rest).map_err(|_| Stop::Close)?;
         // Bytes past the end of the response mean the server is out of step: never reuse.
@@ -156,4 +158,6 @@ pub(super) struct ResponseMeta {
     pub(super) framing: Framing,
     pub(super) reusable: bool,
     pub(super) client_keep_alive: bool,
+    /// A 101 to an upgrade request: a tunnel follows.
+    pub(super) upgrade: bool,
 }

@@ -146,7 +146,7 @@ pub fn is_idempotent(method: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::acl::Acl;
-    use crate::http::head::{parse_request, Parsed, MAX_HEADERS};
+    use crate::http::head::{header_slots, parse_request, Parsed};
     use std::sync::Arc;
 
     fn acl(fetch: Fetch, method: MatchMethod, ic: bool, p: &[&str]) -> Condition {
@@ -157,9 +157,12 @@ mod tests {
     }
 
     fn check(raw: &str, src: &str, c: &Condition) -> bool {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = header_slots();
         let mut out = Vec::new();
-        let Parsed::Done(req) = parse_request(raw.as_bytes(), &mut headers, None, &mut out) else {
+        let limits = crate::config::Limits::default();
+        let Parsed::Done(req) =
+            parse_request(raw.as_bytes(), &mut headers, &limits, None, &mut out)
+        else {
             panic!("bad request {raw:?}")
         };
         eval(

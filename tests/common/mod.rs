@@ -8,8 +8,10 @@
 
 pub mod backend;
 pub mod client;
+pub mod faulty;
 pub mod haproxy;
 pub mod proc;
+pub mod raw;
 pub mod tcp;
 pub mod traffic;
 pub mod twins;
@@ -23,7 +25,10 @@ pub use client::{
     get_request, http_get, http_get_host, id_request, post_chunked_request, post_request,
     HttpClient, Response,
 };
-pub use proc::{check_config, check_config_file, run, Output, RingLb};
+pub use proc::{
+    check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, Output, RingLb,
+};
+pub use raw::RawServer;
 pub use tcp::{dead_addr, free_port, EchoServer};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};
 

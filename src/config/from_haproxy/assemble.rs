@@ -234,6 +234,8 @@ impl Mapper {
                 accept_proxy: p.accept_proxy_binds > 0,
                 server_close: p.settings.close != Close::KeepAlive,
                 client_close: p.settings.close == Close::Both,
+                // HAProxy forwards CONNECT in http mode.
+                allow_connect: true,
                 maxconn: p.maxconn,
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {
@@ -284,9 +286,7 @@ impl Mapper {
         Config {
             runtime,
             timeouts,
-            limits: Limits {
-                max_header_bytes: 16 * 1024,
-            },
+            limits: self.limits.clone(),
             pool: PoolSettings {
                 max_idle_per_server: crate::config::DEFAULT_POOL_MAX_IDLE,
                 idle_timeout: Duration::from_secs(30),

@@ -152,6 +152,25 @@ impl Mapper {
             | "insecure-fork-wanted"
             | "server-state-file"
             | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
+            "tune.bufsize" => match a.first().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if (256..=1 << 20).contains(&n) => self.limits.max_header_bytes = n,
+                _ => self.err(
+                    l.line,
+                    "'tune.bufsize' expects a size between 256 and 1048576",
+                ),
+            },
+            "tune.http.maxhdr" => match a.first().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if (1..=crate::config::MAX_HEADERS_CAP).contains(&n) => {
+                    self.limits.max_headers = n
+                }
+                _ => self.err(
+                    l.line,
+                    format!(
+                        "'tune.http.maxhdr' expects a number between 1 and {}",
+                        crate::config::MAX_HEADERS_CAP
+                    ),
+                ),
+            },
             k if k.starts_with("tune.") || k.starts_with("ssl-") || k.starts_with("nbthread-") => {
                 self.warn(l.line, format!("'{k}' ignored"))
             }

@@ -51,6 +51,8 @@ pub fn from_haproxy_str(
 struct Mapper {
     errors: Vec<String>,
     warnings: Vec<String>,
+    /// `tune.bufsize`, `tune.http.maxhdr` (global).
+    limits: Limits,
 }
 
 /// Settings a proxy takes from its `defaults` section (and `default-server`).

@@ -181,7 +181,8 @@ impl Mapper {
             "http-keep-alive" => t.http_keep_alive = d,
             "queue" => t.queue = d,
             "check" => s.check_timeout = Some(d),
-            "tunnel" | "client-fin" | "server-fin" | "tarpit" => self.warn(
+            "tunnel" => t.tunnel = Some(d),
+            "client-fin" | "server-fin" | "tarpit" => self.warn(
                 l.line,
                 format!("'timeout {kind}' ignored: not supported yet"),
             ),

@@ -1,0 +1,101 @@
+//! CONNECT, where a frontend allows it (`allow_connect = true`; haproxy.cfg frontends
+//! do, as HAProxy forwards CONNECT): the request goes to the server (a forward proxy),
+//! and a 2xx answer turns the connection into a byte tunnel; nothing the client sent
+//! after its head moves before that answer. Refused with 400 elsewhere.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use common::raw::{read_head, read_to_end};
+use common::{http_config, HttpClient, RawServer, RingLb};
+
+const CONNECT: &str = "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n";
+
+/// A forward proxy: answers CONNECT with 200 once it checked that no byte followed the
+/// head, then echoes until EOF and closes; anything else gets a 403.
+fn forward_proxy() -> RawServer {
+    RawServer::start(|mut s| {
+        while let Some(head) = read_head(&mut s) {
+            if !head.starts_with(b"CONNECT origin.test:443 HTTP/1.1\r\n") {
+                let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno");
+                continue;
+            }
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut b = [0u8; 64];
+            if let Ok(n) = s.read(&mut b) {
+                if n > 0 {
+                    let _ = s.write_all(b"HTTP/1.1 500 Early\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+            }
+            s.set_read_timeout(None).unwrap();
+            let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            let got = read_to_end(&mut s);
+            let _ = s.write_all(&got);
+            let _ = s.shutdown(Shutdown::Write);
+            return;
+        }
+    })
+}
+
+fn allowed() -> (RawServer, RingLb) {
+    let s = forward_proxy();
+    let lb = RingLb::start(&http_config(&[s.addr()], "").replace(
+        "mode = \"http\"\n",
+        "mode = \"http\"\nallow_connect = true\n",
+    ));
+    (s, lb)
+}
+
+#[test]
+fn connect_becomes_a_tunnel_after_a_2xx() {
+    let (_s, lb) = allowed();
+    let mut c = TcpStream::connect(lb.addr("web")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Bytes right behind the head wait for the 200.
+    c.write_all(format!("{CONNECT}EARLY").as_bytes()).unwrap();
+    c.write_all(b" and more").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let all = String::from_utf8(read_to_end(&mut c)).unwrap();
+    assert_eq!(
+        all, "HTTP/1.1 200 Connection established\r\n\r\nEARLY and more",
+        "the tunnel echoes what the client sent, then passes the close on"
+    );
+}
+
+#[test]
+fn declined_connect_stays_http() {
+    let (_s, lb) = allowed();
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let r = c.request("CONNECT other.test:443 HTTP/1.1\r\nHost: other.test:443\r\n\r\n");
+    assert_eq!((r.status, r.body_str().as_str()), (403, "no"));
+    let r = c.get("/next");
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn connect_with_a_mismatched_host_or_no_port_is_refused() {
+    let (_s, lb) = allowed();
+    for raw in [
+        "CONNECT origin.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n",
+        "CONNECT origin.test HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+        "CONNECT /path HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+        "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\nContent-Length: 3\r\n\r\nabc",
+    ] {
+        let mut c = HttpClient::connect(lb.addr("web"));
+        assert_eq!(c.request(raw).status, 400, "{raw:?}");
+    }
+}
+
+#[test]
+fn connect_is_refused_where_not_allowed() {
+    let s = forward_proxy();
+    let lb = RingLb::start(&http_config(&[s.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    assert_eq!(c.request(CONNECT).status, 400);
+    assert_eq!(s.accepts(), 0);
+}
