@@ -37,7 +37,10 @@ fn chunked_body(chunk: usize, extension: &str, trailer: &str) -> Vec<u8> {
 /// Feeds `body` in `READ`-sized slices; returns the bytes the body claimed and whether
 /// its end was found.
 fn decode(body: &[u8]) -> (usize, bool) {
-    let mut p = BodyProgress::new(Framing::Chunked);
+    let mut p = BodyProgress::new(
+        Framing::Chunked,
+        ringlb::config::Limits::default().max_chunks,
+    );
     let mut used = 0;
     while !p.is_done() {
         let end = (used + READ).min(body.len());

@@ -13,8 +13,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ringlb::config::ForwardFor;
+use ringlb::config::Limits;
 use ringlb::http::framing::Framing;
-use ringlb::http::head::{parse_request, parse_response, Parsed, MAX_HEADERS};
+use ringlb::http::head::{header_slots, parse_request, parse_response, Parsed, TunnelAsk};
 
 /// curl's default request.
 const CURL_GET: &[u8] = b"GET /index.html HTTP/1.1\r\n\
@@ -90,6 +91,7 @@ fn bench_requests(c: &mut Criterion) {
     let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 17));
     let ff = ForwardFor::default();
     let mut out = Vec::with_capacity(1024);
+    let limits = Limits::default();
     let mut group = c.benchmark_group("request_head");
     // X-Forwarded-For on, as in examples/http.toml; once without it, to show its share.
     let cases: [(&str, &[u8], Framing, bool); 4] = [
@@ -102,8 +104,8 @@ fn bench_requests(c: &mut Criterion) {
         let xff = xff.then_some((client, &ff));
         // The bench measures the path that forwards: make sure it is the one taken.
         {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match parse_request(head, &mut headers, xff, &mut out) {
+            let mut headers = header_slots();
+            match parse_request(head, &mut headers, &limits, xff, &mut out) {
                 Parsed::Done(r) => {
                     assert_eq!((r.head_len, r.framing), (head.len(), framing), "{name}");
                     let tail: &[u8] = match xff {
@@ -119,8 +121,8 @@ fn bench_requests(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("parse_rewrite", name), head, |b, head| {
             b.iter(|| {
                 // As in the connection loop: a fresh header array per head.
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let r = parse_request(black_box(head), &mut headers, xff, &mut out);
+                let mut headers = header_slots();
+                let r = parse_request(black_box(head), &mut headers, &limits, xff, &mut out);
                 black_box(matches!(r, Parsed::Done(_)));
                 black_box(out.len())
             })
@@ -131,6 +133,7 @@ fn bench_requests(c: &mut Criterion) {
 
 fn bench_responses(c: &mut Criterion) {
     let mut out = Vec::with_capacity(1024);
+    let limits = Limits::default();
     let mut group = c.benchmark_group("response_head");
     let cases: [(&str, &[u8], Framing); 2] = [
         ("nginx_200", NGINX_200, Framing::Length(615)),
@@ -138,7 +141,15 @@ fn bench_responses(c: &mut Criterion) {
     ];
     for (name, head, framing) in cases {
         let mut keep_alive = true;
-        match parse_response(head, false, 1, &mut keep_alive, &mut out) {
+        match parse_response(
+            head,
+            limits.max_headers,
+            false,
+            TunnelAsk::No,
+            1,
+            &mut keep_alive,
+            &mut out,
+        ) {
             Parsed::Done(r) => {
                 assert_eq!((r.head_len, r.framing), (head.len(), framing), "{name}");
                 assert!(r.reusable && keep_alive, "{name}");
@@ -149,7 +160,15 @@ fn bench_responses(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("parse_rewrite", name), head, |b, head| {
             b.iter(|| {
                 let mut keep_alive = true;
-                let r = parse_response(black_box(head), false, 1, &mut keep_alive, &mut out);
+                let r = parse_response(
+                    black_box(head),
+                    limits.max_headers,
+                    false,
+                    TunnelAsk::No,
+                    1,
+                    &mut keep_alive,
+                    &mut out,
+                );
                 black_box(matches!(r, Parsed::Done(_)));
                 black_box(out.len())
             })
