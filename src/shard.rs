@@ -39,6 +39,8 @@ pub struct ShardSpec {
     pub log: Option<Sender<Vec<u8>>>,
     /// The admin side, for stats pages and metrics requested on a frontend.
     pub services: Sender<ServiceQuery>,
+    /// The cluster thread (shared state: stick tables, rate limits).
+    pub cluster: Sender<crate::cluster::Up>,
 }
 
 /// The state a shard's connections share. Only this shard's thread touches it.
@@ -58,6 +60,8 @@ pub struct Shard {
     /// Access log lines waiting for the next tick.
     pub log: Option<Rc<ShardLog>>,
     pub services: Sender<ServiceQuery>,
+    /// Local copies of the shared state (stick tables, rate counters).
+    pub cluster: crate::cluster::local::ShardCluster,
     /// This shard's share of the global maxconn (shared by its generations).
     conn_limit: Option<Rc<Semaphore>>,
     /// This shard's share of each frontend's maxconn.
@@ -124,6 +128,7 @@ impl Shard {
             fault_panic_path: self.fault_panic_path.clone(),
             log: self.log.clone(),
             services: self.services.clone(),
+            cluster: crate::cluster::local::ShardCluster::new(&config),
             conn_limit: self.conn_limit.clone(),
             frontend_limits: frontend_limits(&config, self.id),
             home: std::cell::RefCell::new(self.home.borrow().clone()),
@@ -286,6 +291,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         fault_panic_path: fault_panic_path(),
         log: spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
         services: spec.services.clone(),
+        cluster: crate::cluster::local::ShardCluster::new(&spec.config),
         conn_limit: spec.config.runtime.maxconn.map(|m| {
             Rc::new(Semaphore::new(
                 maxconn_share(Some(m), spec.id, spec.config.runtime.shards) as usize,
@@ -297,6 +303,15 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
     let id = shard.id;
     let current: Current = Rc::new(std::cell::RefCell::new(shard.clone()));
     *shard.home.borrow_mut() = Rc::downgrade(&current);
+    // Operator states sent before this shard ran (the cluster's first sync, a
+    // hand-over) apply before the first connection; a stop or a reload waits its turn.
+    let mut early = std::collections::VecDeque::new();
+    while let Ok(msg) = spec.control.try_recv() {
+        match msg {
+            m @ (ToShard::Shutdown { .. } | ToShard::Reload { .. }) => early.push_back(m),
+            m => apply(&shard, m),
+        }
+    }
     let mut accepts: Vec<AcceptLoop> = Vec::new();
     for (frontend, std_listener) in spec.listeners {
         match start_accept(&current, frontend, std_listener) {
@@ -325,7 +340,11 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         let mut shutdown: Option<Option<Duration>> = None;
         loop {
             let shard = current.borrow().clone();
-            match spec.control.try_recv() {
+            let next = match early.pop_front() {
+                Some(m) => Ok(m),
+                None => spec.control.try_recv(),
+            };
+            match next {
                 Ok(ToShard::Shutdown { grace }) => {
                     shutdown = Some(match shutdown {
                         Some(Some(a)) => Some(grace.map_or(a, |g| g.min(a))),
@@ -372,6 +391,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
         shard.upstreams.tick_slowstart(std::time::Instant::now());
+        shard.cluster.flush(id, &shard.config, &spec.cluster);
         if let Some(log) = &shard.log {
             log.flush();
         }
@@ -458,6 +478,8 @@ fn apply(shard: &Shard, msg: ToShard) {
             server,
             maxconn,
         } => up.set_maxconn(backend, server, maxconn, shard.config.runtime.shards),
+        ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
+        ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
         ToShard::Snapshot(reply) => {
             let _ = reply.send(ShardReport {
                 shard: shard.id,

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod client;
 pub mod haproxy;
 pub mod proc;
+pub mod redis;
 pub mod tcp;
 pub mod traffic;
 pub mod twins;
@@ -24,6 +25,7 @@ pub use client::{
     HttpClient, Response,
 };
 pub use proc::{check_config, check_config_file, run, Output, RingLb};
+pub use redis::RedisServer;
 pub use tcp::{dead_addr, free_port, EchoServer};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};
 
