@@ -47,6 +47,10 @@ pub enum ToShard {
     },
 }
 
+/// The messages that bring a restarted shard up to date with the servers' health and
+/// operator states, for the config it runs (none if the process moved on to another).
+pub type Resync = std::sync::Arc<dyn Fn(&crate::config::Config) -> Vec<ToShard> + Send + Sync>;
+
 /// One shard's figures, for the admin thread to merge.
 pub struct ShardReport {
     pub shard: usize,

@@ -103,11 +103,11 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     let bound = listen::bind_all_inheriting(&cfg, shards, &mut received.sockets, !old.is_empty())
         .map_err(Error::Bind)?;
     // Duplicates of every shard's listeners, for the next upgrade's hand-over.
-    let mut handed = Vec::new();
+    let mut handed_list = Vec::new();
     for b in &bound {
         for (i, l) in b.per_shard.iter().enumerate() {
             if let Ok(dup) = l.try_clone() {
-                handed.push(upgrade::Handed {
+                handed_list.push(upgrade::Handed {
                     addr: b.addr,
                     shard: i,
                     socket: dup,
@@ -115,6 +115,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             }
         }
     }
+    let handed: upgrade::HandedSockets = Arc::new(std::sync::Mutex::new(handed_list));
     let listening = bound
         .iter()
         .map(|b| (cfg.frontends[b.frontend].name.clone(), b.addr))
@@ -159,6 +160,10 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         Some(target) => Some(accesslog::spawn(target.clone()).map_err(Error::Io)?),
         None => None,
     };
+    let resync: control::Resync = {
+        let core = admin.core.clone();
+        Arc::new(move |cfg| core.resync_messages(cfg))
+    };
     let mut handles = Vec::with_capacity(shards);
     for ((id, listeners), (tx, rx)) in per_shard.into_iter().enumerate().zip(controls) {
         let core = match &cfg.runtime.cpus {
@@ -179,6 +184,8 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             log: log.clone(),
             services: admin.services.clone(),
             cluster: cluster_tx.clone(),
+            resync: resync.clone(),
+            handed: handed.clone(),
         };
         let handle = shard::spawn(spec).map_err(Error::Io)?;
         handles.push((tx, handle));
@@ -238,7 +245,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             }
         }
         let offer = Arc::new(upgrade::Offer {
-            sockets: std::sync::Mutex::new(handed),
+            sockets: handed,
             states: Box::new(move || core.operator_states()),
         });
         match upgrade::serve(offer.clone()) {

@@ -41,6 +41,10 @@ pub struct ShardSpec {
     pub services: Sender<ServiceQuery>,
     /// The cluster thread (shared state: stick tables, rate limits).
     pub cluster: Sender<crate::cluster::Up>,
+    /// Server states for a shard restarted after a panic.
+    pub resync: crate::control::Resync,
+    /// The listeners offered to a newer process (`-sf`); a restart swaps its own.
+    pub handed: crate::upgrade::HandedSockets,
 }
 
 /// The state a shard's connections share. Only this shard's thread touches it.
@@ -195,9 +199,76 @@ pub fn spawn(spec: ShardSpec) -> std::io::Result<JoinHandle<()>> {
         .spawn(move || run(spec))
 }
 
+/// Shard runtimes that died of a panic and were started again (all shards).
+pub static RESTARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// What outlives one runtime of a shard: after a panic that kills the runtime, the
+/// thread starts a new one from the last config it had and the same listening sockets.
+struct Survivor {
+    config: Arc<Config>,
+    handed: crate::upgrade::HandedSockets,
+    accepts: Vec<AcceptLoop>,
+    /// The last generation, whose counters the next runtime carries on.
+    current: Option<Current>,
+    /// What a dead runtime leaves for the next: fresh listeners, the connections that
+    /// were queued on the old ones, and how many of its clients were cut.
+    listeners: Vec<(usize, std::net::TcpListener)>,
+    adopted: Adopted,
+    orphans_closed: usize,
+}
+
+type Survive = Rc<std::cell::RefCell<Survivor>>;
+
+impl Survivor {
+    /// After a panic: everything the dead runtime owned stays where it is (its tasks
+    /// cannot be dropped without it), but its clients are told at once instead of
+    /// waiting forever, and its listeners are replaced.
+    fn rescue(&mut self, shard: usize) {
+        self.orphans_closed += shut_orphans();
+        for a in self.accepts.drain(..) {
+            let frontend = a.frontend.get();
+            std::mem::forget(a.stop);
+            std::mem::forget(a.handle);
+            std::mem::forget(a.frontend);
+            rescue_listener(
+                shard,
+                frontend,
+                a.addr,
+                a.keep,
+                &mut self.listeners,
+                &mut self.adopted,
+            );
+            // A newer process (-sf) must get the new socket, not the one shut down.
+            if let (Some((_, fresh)), Ok(mut handed)) = (self.listeners.last(), self.handed.lock())
+            {
+                for h in handed.iter_mut() {
+                    if h.addr == a.addr && h.shard == shard {
+                        if let Ok(dup) = fresh.try_clone() {
+                            h.socket = dup;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rescues as the panic unwinds, while the dead runtime has had no chance to take a
+/// new connection yet.
+struct RescueOnPanic<'a>(&'a Survive, usize);
+
+impl Drop for RescueOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut s) = self.0.try_borrow_mut() {
+                s.rescue(self.1);
+            }
+        }
+    }
+}
+
 fn run(spec: ShardSpec) {
     let id = spec.id;
-    let events = spec.events.clone();
     let core = spec.core.and_then(|c| {
         if core_affinity::set_for_current(c) {
             Some(c.id)
@@ -210,13 +281,154 @@ fn run(spec: ShardSpec) {
             None
         }
     });
-    let fail = |error: String| {
-        let _ = events.send(FromShard::Failed { shard: id, error });
+    let mut spec = spec;
+    let mut listeners = std::mem::take(&mut spec.listeners);
+    let survive: Survive = Rc::new(std::cell::RefCell::new(Survivor {
+        config: spec.config.clone(),
+        handed: spec.handed.clone(),
+        accepts: Vec::new(),
+        current: None,
+        listeners: Vec::new(),
+        adopted: Vec::new(),
+        orphans_closed: 0,
+    }));
+    let mut adopted = Vec::new();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let started = Instant::now();
+        let given = std::mem::take(&mut listeners);
+        let queued = std::mem::take(&mut adopted);
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run_runtime(&spec, given, queued, &survive, core)
+        }));
+        let Err(panic) = outcome else { return };
+        RESTARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (closed, kept) = {
+            let mut s = survive.borrow_mut();
+            s.rescue(id);
+            listeners = std::mem::take(&mut s.listeners);
+            adopted = std::mem::take(&mut s.adopted);
+            (std::mem::take(&mut s.orphans_closed), adopted.len())
+        };
+        tracing::error!(
+            shard = id,
+            panic = %panic_text(&*panic),
+            connections_closed = closed,
+            queued_connections_kept = kept,
+            "shard runtime died; restarting it on its core"
+        );
+        // A shard that dies again at once waits longer each time.
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(50);
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Connections accepted from a dead runtime's listener, for the next one to serve.
+type Adopted = Vec<(usize, std::net::TcpStream, SocketAddr)>;
+
+/// A dead runtime's listening socket still sits in the SO_REUSEPORT group, and an
+/// accept the dead io_uring had posted would take connections nobody serves. So: a
+/// fresh socket joins the group, the connections already queued on the old one are
+/// taken for the next runtime, and the old one is shut down (which ends that accept).
+fn rescue_listener(
+    shard: usize,
+    frontend: usize,
+    addr: SocketAddr,
+    old: std::net::TcpListener,
+    listeners: &mut Vec<(usize, std::net::TcpListener)>,
+    adopted: &mut Adopted,
+) {
+    let fresh = match crate::listen::reuseport_listener(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            // Without a fresh socket the old one goes on (an accept the dead runtime
+            // posted may still take one connection).
+            tracing::warn!(shard, %addr, error = %e, "cannot bind a fresh listener; keeping the old socket");
+            listeners.push((frontend, old));
+            return;
+        }
     };
+    let _ = old.set_nonblocking(true);
+    while let Ok((stream, peer)) = old.accept() {
+        if stream.set_nonblocking(true).is_ok() {
+            adopted.push((frontend, stream, peer));
+        }
+    }
+    let _ = socket2::SockRef::from(&old).shutdown(std::net::Shutdown::Both);
+    listeners.push((frontend, fresh));
+}
+
+thread_local! {
+    /// The client sockets this thread's runtime serves, so that the ones a dead
+    /// runtime leaves behind can be shut (their tasks can never run or drop again).
+    static CLIENTS: std::cell::RefCell<slab::Slab<std::os::fd::RawFd>> =
+        const { std::cell::RefCell::new(slab::Slab::new()) };
+}
+
+/// A client socket registered in `CLIENTS` for as long as its task holds it.
+struct ClientFd(usize);
+
+impl ClientFd {
+    fn new(fd: std::os::fd::RawFd) -> ClientFd {
+        ClientFd(CLIENTS.with(|c| c.borrow_mut().insert(fd)))
+    }
+}
+
+impl Drop for ClientFd {
+    fn drop(&mut self) {
+        CLIENTS.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.try_remove(self.0);
+            }
+        });
+    }
+}
+
+/// Shuts down (without closing: the dead tasks still own the descriptors) every client
+/// socket a dead runtime left; returns how many.
+fn shut_orphans() -> usize {
+    CLIENTS.with(|c| {
+        let mut c = c.borrow_mut();
+        let n = c.len();
+        for (_, &fd) in c.iter() {
+            // SAFETY: shutdown on a descriptor the dead task still owns; it is never
+            // closed while registered (the registration drops with the socket).
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        c.clear();
+        n
+    })
+}
+
+/// A panic's message.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// Builds a runtime (io_uring, or epoll where refused) and runs the shard on it.
+fn run_runtime(
+    spec: &ShardSpec,
+    listeners: Vec<(usize, std::net::TcpListener)>,
+    queued: Adopted,
+    survive: &Survive,
+    core: Option<usize>,
+) {
+    let id = spec.id;
+    let fail = |error: String| {
+        let _ = spec.events.send(FromShard::Failed { shard: id, error });
+    };
+    let config = survive.borrow().config.clone();
     let force_legacy = std::env::var("MONOIO_FORCE_LEGACY_DRIVER")
         .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
         .unwrap_or(false);
-    let want_uring = match spec.config.runtime.driver {
+    let want_uring = match config.runtime.driver {
         DriverChoice::Legacy => false,
         DriverChoice::IoUring => true,
         DriverChoice::Auto => !force_legacy && monoio::utils::detect_uring(),
@@ -227,8 +439,12 @@ fn run(spec: ShardSpec) {
             .enable_timer()
             .build()
         {
-            Ok(mut rt) => return rt.block_on(shard_main(spec, "io_uring", core)),
-            Err(e) if spec.config.runtime.driver == DriverChoice::Auto => {
+            Ok(mut rt) => {
+                return rt.block_on(shard_main(
+                    spec, listeners, queued, survive, "io_uring", core,
+                ))
+            }
+            Err(e) if config.runtime.driver == DriverChoice::Auto => {
                 tracing::warn!(shard = id, error = %e, "io_uring refused, falling back to the legacy epoll driver");
             }
             Err(e) => return fail(format!("io_uring runtime: {e}")),
@@ -238,7 +454,7 @@ fn run(spec: ShardSpec) {
         .enable_timer()
         .build()
     {
-        Ok(mut rt) => rt.block_on(shard_main(spec, "legacy", core)),
+        Ok(mut rt) => rt.block_on(shard_main(spec, listeners, queued, survive, "legacy", core)),
         Err(e) => fail(format!("legacy runtime: {e}")),
     }
 }
@@ -251,6 +467,9 @@ struct AcceptLoop {
     /// Dropping it ends the loop, which closes the listener.
     stop: local_sync::oneshot::Sender<()>,
     handle: monoio::task::JoinHandle<()>,
+    /// The same socket, outside the runtime: should the runtime die, the next one
+    /// accepts from it.
+    keep: std::net::TcpListener,
 }
 
 /// The current config generation; accept loops take it for each new connection.
@@ -262,6 +481,7 @@ fn start_accept(
     listener: std::net::TcpListener,
 ) -> std::io::Result<AcceptLoop> {
     let addr = listener.local_addr()?;
+    let keep = listener.try_clone()?;
     let listener = TcpListener::from_std(listener)?;
     let (stop, stop_rx) = local_sync::oneshot::channel::<()>();
     let frontend = Rc::new(Cell::new(frontend));
@@ -276,33 +496,56 @@ fn start_accept(
         frontend,
         stop,
         handle,
+        keep,
     })
 }
 
-async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) {
-    let stats = ShardStats::new(&spec.config);
+async fn shard_main(
+    spec: &ShardSpec,
+    listeners: Vec<(usize, std::net::TcpListener)>,
+    queued: Adopted,
+    survive: &Survive,
+    driver: &'static str,
+    core: Option<usize>,
+) {
+    let _rescue = RescueOnPanic(survive, spec.id);
+    let config = survive.borrow().config.clone();
+    let stats = ShardStats::new(&config);
+    // After a restart the counters go on from where the dead runtime left them.
+    if let Some(old) = &survive.borrow().current {
+        let old = old.borrow();
+        stats.adopt(&old.stats, &old.config, &config);
+    }
     let shard = Rc::new(Shard {
         id: spec.id,
-        upstreams: Upstreams::new(&spec.config, spec.id, Some(spec.reports.clone())),
-        config: spec.config.clone(),
+        upstreams: Upstreams::new(&config, spec.id, Some(spec.reports.clone())),
+        config: config.clone(),
         draining: Rc::new(Cell::new(false)),
         inflight: Rc::new(Cell::new(0)),
         stats,
         fault_panic_path: fault_panic_path(),
         log: spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
         services: spec.services.clone(),
-        cluster: crate::cluster::local::ShardCluster::new(&spec.config),
-        conn_limit: spec.config.runtime.maxconn.map(|m| {
+        cluster: crate::cluster::local::ShardCluster::new(&config),
+        conn_limit: config.runtime.maxconn.map(|m| {
             Rc::new(Semaphore::new(
-                maxconn_share(Some(m), spec.id, spec.config.runtime.shards) as usize,
+                maxconn_share(Some(m), spec.id, config.runtime.shards) as usize,
             ))
         }),
-        frontend_limits: frontend_limits(&spec.config, spec.id),
+        frontend_limits: frontend_limits(&config, spec.id),
         home: std::cell::RefCell::new(std::rc::Weak::new()),
     });
     let id = shard.id;
     let current: Current = Rc::new(std::cell::RefCell::new(shard.clone()));
     *shard.home.borrow_mut() = Rc::downgrade(&current);
+    if let Some(old) = survive.borrow_mut().current.replace(current.clone()) {
+        // The dead runtime's generation: what it holds belongs to that runtime.
+        std::mem::forget(old);
+        for msg in (spec.resync)(&config) {
+            apply(&shard, msg);
+        }
+        tracing::warn!(shard = id, driver, "shard runtime restarted");
+    }
     // Operator states sent before this shard ran (the cluster's first sync, a
     // hand-over) apply before the first connection; a stop or a reload waits its turn.
     let mut early = std::collections::VecDeque::new();
@@ -313,7 +556,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
         }
     }
     let mut accepts: Vec<AcceptLoop> = Vec::new();
-    for (frontend, std_listener) in spec.listeners {
+    for (frontend, std_listener) in listeners {
         match start_accept(&current, frontend, std_listener) {
             Ok(a) => accepts.push(a),
             Err(e) => {
@@ -323,6 +566,14 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
                 });
                 return;
             }
+        }
+    }
+    survive.borrow_mut().accepts = accepts;
+    // Connections that were waiting on a dead runtime's listener.
+    for (frontend, stream, peer) in queued {
+        let permits = shard.room(frontend).await;
+        if let Ok(stream) = TcpStream::from_std(stream) {
+            spawn_serve(&current, &Cell::new(frontend), stream, peer, permits);
         }
     }
     let _ = spec.events.send(FromShard::Started {
@@ -336,6 +587,7 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
     loop {
         monoio::time::sleep(CONTROL_TICK).await;
         ticks = ticks.wrapping_add(1);
+        fault_kill_shard(id);
         // Drain every pending message; a closed channel means the process is going away.
         let mut shutdown: Option<Option<Duration>> = None;
         loop {
@@ -353,7 +605,9 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
                 }
                 Ok(ToShard::Reload { config, listeners }) => {
                     if deadline.is_none() {
-                        reload(&current, &mut accepts, config, listeners);
+                        let mut s = survive.borrow_mut();
+                        s.config = config.clone();
+                        reload(&current, &mut s.accepts, config, listeners);
                     }
                     let _ = spec.events.send(FromShard::Reloaded { shard: id });
                 }
@@ -381,7 +635,9 @@ async fn shard_main(spec: ShardSpec, driver: &'static str, core: Option<usize>) 
             );
             // Tasks left behind when the runtime ends are never dropped, so wait until
             // every accept loop has ended and its listener is really closed.
-            for a in accepts.drain(..) {
+            let accepts = std::mem::take(&mut survive.borrow_mut().accepts);
+            for a in accepts {
+                drop(a.keep);
                 drop(a.stop);
                 a.handle.await;
             }
@@ -451,6 +707,30 @@ fn fault_panic_path() -> Option<String> {
 #[cfg(not(any(debug_assertions, feature = "fault-injection")))]
 fn fault_panic_path() -> Option<String> {
     None
+}
+
+#[cfg(any(debug_assertions, feature = "fault-injection"))]
+thread_local! {
+    static DOOMED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The fault hook: a request for `PANIC_PATH/shard` kills its shard's runtime (at the
+/// next control tick), a request for `PANIC_PATH` only its own connection.
+pub fn fault(panic_path: &str, path: &str) {
+    if path == panic_path {
+        panic!("fault injection: request for {path}");
+    }
+    #[cfg(any(debug_assertions, feature = "fault-injection"))]
+    if path.strip_prefix(panic_path) == Some("/shard") {
+        DOOMED.with(|d| d.set(true));
+    }
+}
+
+fn fault_kill_shard(_shard: usize) {
+    #[cfg(any(debug_assertions, feature = "fault-injection"))]
+    if DOOMED.with(|d| d.replace(false)) {
+        panic!("fault injection: shard {_shard} killed");
+    }
 }
 
 /// Applies a message from the health or admin thread.
@@ -557,6 +837,7 @@ async fn serve(
     _permits: Permits,
 ) {
     let _ = stream.set_nodelay(true);
+    let _registered = ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let fe = &shard.stats.frontends[frontend];
     fe.up(&fe.scur, &fe.smax);
     Counters::inc(&fe.stot);
@@ -591,11 +872,7 @@ async fn serve(
     // A bug that panics while serving one connection closes that connection only;
     // its guards (slots, in-flight count) are released as the stack unwinds.
     if let Err(panic) = AssertUnwindSafe(handler).catch_unwind().await {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let what = panic_text(&*panic);
         tracing::error!(
             shard = shard.id,
             frontend = %shard.config.frontends[frontend].name,

@@ -34,13 +34,16 @@ pub struct Handed {
     pub socket: TcpListener,
 }
 
+/// The duplicates on offer; a shard restarted after a panic swaps in its new sockets.
+pub type HandedSockets = Arc<Mutex<Vec<Handed>>>;
+
 /// An operator setting to carry over: (backend, server, state word, weight).
 pub type ServerState = (String, String, String, u32);
 
 /// What the old process offers: its sockets (duplicates of the shards' own) and a
 /// way to read its servers' states at hand-over time.
 pub struct Offer {
-    pub sockets: Mutex<Vec<Handed>>,
+    pub sockets: HandedSockets,
     pub states: Box<dyn Fn() -> Vec<ServerState> + Send + Sync>,
 }
 

@@ -130,6 +130,15 @@ pub fn metrics(core: &Core) -> String {
         )],
     );
     f.family(
+        "ringlb_shard_restarts_total",
+        "counter",
+        "Shard runtimes that died of a panic and were restarted on their core.",
+        [(
+            String::new(),
+            crate::shard::RESTARTS.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        )],
+    );
+    f.family(
         "haproxy_process_uptime_seconds",
         "gauge",
         "How long ago this process was started.",

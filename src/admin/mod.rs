@@ -223,6 +223,45 @@ impl Core {
         old.admin != state || old.weight != weight
     }
 
+    /// What a shard restarted after a panic must be told: every server's health and
+    /// operator settings, if `cfg` is still the config in force.
+    pub fn resync_messages(&self, cfg: &Config) -> Vec<ToShard> {
+        if !std::ptr::eq(Arc::as_ptr(&self.cfg()), cfg) {
+            return Vec::new();
+        }
+        let health = self.health();
+        let health = health.lock().map(|h| h.clone()).unwrap_or_default();
+        let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for (backend, servers) in ops.iter().enumerate() {
+            for (server, o) in servers.iter().enumerate() {
+                if let Some(v) = health.get(backend).and_then(|b| b.get(server)) {
+                    out.push(ToShard::ServerUp {
+                        backend,
+                        server,
+                        up: v.up,
+                    });
+                }
+                out.push(ToShard::SetAdmin {
+                    backend,
+                    server,
+                    state: o.admin,
+                });
+                out.push(ToShard::SetWeight {
+                    backend,
+                    server,
+                    weight: o.weight,
+                });
+                out.push(ToShard::SetMaxconn {
+                    backend,
+                    server,
+                    maxconn: o.maxconn,
+                });
+            }
+        }
+        out
+    }
+
     pub fn find_server(&self, spec: &str) -> Option<(usize, usize)> {
         let cfg = self.cfg();
         let (b, s) = spec.split_once('/')?;

@@ -653,8 +653,8 @@ impl Conn {
                             self.reqline.clear();
                             self.reqline.extend_from_slice(&data[..end]);
                         }
-                        if self.shard.fault_panic_path.as_deref() == Some(r.path) {
-                            panic!("fault injection: request for {}", r.path);
+                        if let Some(p) = &self.shard.fault_panic_path {
+                            crate::shard::fault(p, r.path);
                         }
                         let view = View {
                             req: &r,

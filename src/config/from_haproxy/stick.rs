@@ -89,12 +89,14 @@ impl Mapper {
                     match v {
                         "ip" | "ipv6" => t.ip = true,
                         "string" => t.ip = false,
-                        other => return self.err(
-                            l.line,
-                            format!(
+                        other => {
+                            return self.err(
+                                l.line,
+                                format!(
                                 "stick-table type '{other}' is not supported (ip, ipv6, string)"
                             ),
-                        ),
+                            )
+                        }
                     }
                 }
                 "len" => match v.parse::<usize>() {
