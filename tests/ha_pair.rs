@@ -19,7 +19,10 @@ fn ha_dir() -> PathBuf {
 /// `keepalived -t` on `text` (the script path pointed at the repository's copy).
 fn keepalived_check(text: &str) -> (bool, String) {
     let script = ha_dir().join("check-ringlb-ready");
-    let text = text.replace("/usr/local/bin/check-ringlb-ready", script.to_str().unwrap());
+    let text = text.replace(
+        "/usr/local/bin/check-ringlb-ready",
+        script.to_str().unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keepalived.conf");
     std::fs::write(&path, text).unwrap();
@@ -45,7 +48,10 @@ fn keepalived_examples_pass_keepalived_t() {
         assert!(ok, "{name}: {out}");
         let broken = text.replace("advert_int 1", "advert_int 1\n    no_such_keyword 3");
         let (ok, out) = keepalived_check(&broken);
-        assert!(!ok && out.contains("no_such_keyword"), "{name} broken: {out}");
+        assert!(
+            !ok && out.contains("no_such_keyword"),
+            "{name} broken: {out}"
+        );
     }
 }
 
@@ -66,6 +72,10 @@ fn check_script_follows_ready() {
     c.send(get_request("/sleep/1500"));
     std::thread::sleep(Duration::from_millis(200));
     lb.signal(libc::SIGUSR1);
-    wait_for("the check fails during the soft stop", Duration::from_secs(2), || !run());
+    wait_for(
+        "the check fails during the soft stop",
+        Duration::from_secs(2),
+        || !run(),
+    );
     assert_eq!(c.read_response().status, 200);
 }

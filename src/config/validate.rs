@@ -790,6 +790,12 @@ impl Validator {
                             });
                         }
                     }
+                    if mode == Mode::Tcp && !f.rate_limit.is_empty() {
+                        self.err(
+                            format!("{path}.rate_limit"),
+                            "rate limits need mode \"http\"",
+                        );
+                    }
                     for (i, r) in f.rate_limit.iter().enumerate() {
                         if let Some((limit, status)) =
                             self.rate_limit(&format!("{path}.rate_limit[{i}]"), r)

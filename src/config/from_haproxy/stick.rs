@@ -276,6 +276,10 @@ impl Mapper {
         tables: &HashMap<String, HaTable>,
     ) -> Option<StickTable> {
         let on = p.stick.on.as_ref()?;
+        if p.settings.mode == Mode::Tcp {
+            self.err(on.line, "'stick on' needs 'mode http' in ringlb");
+            return None;
+        }
         let t = self.table_for(on, p, tables)?;
         if t.ip != (on.key == StickKey::Src) {
             self.err(
