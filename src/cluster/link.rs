@@ -58,6 +58,11 @@ pub struct Link {
 
 impl Link {
     pub fn new(url: Option<&str>) -> Link {
+        #[cfg(feature = "redis-tls")]
+        {
+            // rustls needs a process-wide crypto provider; another may be installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let client = url.and_then(|u| match redis::Client::open(u) {
             Ok(c) => Some(c),
             Err(e) => {

@@ -328,7 +328,8 @@ impl ShardCluster {
         let _ = tx.send(Up::Batch {
             shard,
             config: config.clone(),
-            sticks: std::mem::take(&mut *sticks),
+            // Copied out (on the tick), so the shard's buffer keeps its capacity.
+            sticks: sticks.drain(..).collect(),
             counts,
         });
     }
