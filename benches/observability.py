@@ -22,7 +22,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import (  # noqa: E402
+from benchlib import (  # noqa: E402
     LOAD_CORE,
     PROXY_CORE,
     ROOT,

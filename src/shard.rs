@@ -434,15 +434,9 @@ fn run_runtime(
         DriverChoice::Auto => !force_legacy && monoio::utils::detect_uring(),
     };
     if want_uring {
-        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .with_entries(4096)
-            .enable_timer()
-            .build()
-        {
-            Ok(mut rt) => {
-                return rt.block_on(shard_main(
-                    spec, listeners, queued, survive, "io_uring", core,
-                ))
+        match uring_runtime() {
+            Ok((mut rt, driver)) => {
+                return rt.block_on(shard_main(spec, listeners, queued, survive, driver, core))
             }
             Err(e) if config.runtime.driver == DriverChoice::Auto => {
                 tracing::warn!(shard = id, error = %e, "io_uring refused, falling back to the legacy epoll driver");
@@ -457,6 +451,41 @@ fn run_runtime(
         Ok(mut rt) => rt.block_on(shard_main(spec, listeners, queued, survive, "legacy", core)),
         Err(e) => fail(format!("legacy runtime: {e}")),
     }
+}
+
+type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>;
+
+/// An io_uring runtime with the cheapest completion mode the kernel offers. Completions
+/// are finished by "task work" in the shard's thread; by default the kernel interrupts
+/// the thread (an IPI) for each one. With DEFER_TASKRUN (6.1+, one submitting thread)
+/// they wait until the shard asks for completions, all at once; COOP_TASKRUN (5.19+)
+/// at least runs them at the next kernel entry without an interrupt. Older kernels get
+/// the plain ring.
+fn uring_runtime() -> std::io::Result<(UringRuntime, &'static str)> {
+    let modes: [(&'static str, fn(&mut io_uring::Builder)); 3] = [
+        ("io_uring", |b| {
+            b.setup_single_issuer().setup_defer_taskrun();
+        }),
+        ("io_uring (coop taskrun)", |b| {
+            b.setup_coop_taskrun();
+        }),
+        ("io_uring (plain)", |_| {}),
+    ];
+    let mut last = None;
+    for (name, setup) in modes {
+        let mut urb = io_uring::IoUring::builder();
+        setup(&mut urb);
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(4096)
+            .uring_builder(urb)
+            .enable_timer()
+            .build()
+        {
+            Ok(rt) => return Ok((rt, name)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no io_uring mode")))
 }
 
 /// One listening socket's accept loop, and how to stop it.
