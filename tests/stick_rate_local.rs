@@ -63,7 +63,7 @@ fn cookie_stickiness_from_haproxy_cfg_holds_across_shards() {
         assert_eq!(get_with(addr, &cookie).status, 200);
         let mut server = String::new();
         wait_for("the shards agree", Duration::from_secs(2), || {
-            let v: Vec<String> = (0..6)
+            let v: Vec<String> = (0..12)
                 .map(|_| {
                     get_with(addr, &cookie)
                         .header("x-backend")
@@ -114,7 +114,7 @@ fn sticky_server_drained_sends_the_client_elsewhere_and_rewrites_the_record() {
     http_get(addr, "/");
     let mut first = String::new();
     wait_for("the shards agree", Duration::from_secs(2), || {
-        let v: Vec<String> = (0..6)
+        let v: Vec<String> = (0..12)
             .map(|_| {
                 http_get(addr, "/")
                     .header("x-backend")

@@ -196,9 +196,18 @@ impl ShardCluster {
             .map(|e| e.server)
     }
 
-    /// A request with `key` was served by `server`: remember it (and tell the cluster
-    /// thread when it is new, changed, or due for a refresh).
-    pub fn learn(&self, backend: usize, key: u64, server: u32, now: Instant) {
+    /// A request with `key` was served by `server`; `recorded` is the server the table
+    /// held when the request was routed. Remember it (and tell the cluster thread when
+    /// it is new, replaced, or due for a refresh). A record that arrived while the
+    /// request was in flight stands: the next request follows it.
+    pub fn learn(
+        &self,
+        backend: usize,
+        key: u64,
+        server: u32,
+        recorded: Option<u32>,
+        now: Instant,
+    ) {
         let Some(Some(cache)) = self.sticks.get(backend) else {
             return;
         };
@@ -213,6 +222,9 @@ impl ShardCluster {
                 }
                 (due, false)
             }
+            // Replaced only when this request deviated from the record it was routed
+            // by; a record that appeared or changed meanwhile stands.
+            Some(e) if e.expires > now && recorded != Some(e.server) => return,
             Some(e) => {
                 let replace = e.expires > now;
                 *e = StickEntry {

@@ -13,12 +13,23 @@ use super::StickDown;
 use super::StickUp;
 use crate::config::Config;
 
+/// How a record goes to Redis.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Write {
+    /// Only its expiry is refreshed (PEXPIRE): whatever server is stored stands.
+    Touch,
+    /// A new record: stored unless another node stored one first (SET NX).
+    New,
+    /// A replacement (the recorded server could not serve): stored (SET).
+    Replace,
+}
+
 struct Rec {
     server: Arc<str>,
     expires: Instant,
     ttl: Duration,
-    /// To write to Redis: `Some(replace)`.
-    dirty: Option<bool>,
+    /// To write to Redis.
+    dirty: Option<Write>,
 }
 
 #[derive(Default)]
@@ -46,7 +57,7 @@ impl StickSync {
         let now = Instant::now();
         self.recs.retain(|_, r| r.expires > now);
         for r in self.recs.values_mut() {
-            r.dirty.get_or_insert(false);
+            r.dirty = Some(r.dirty.map_or(Write::New, |w| w.max(Write::New)));
         }
         self.dirty = self.recs.len();
     }
@@ -80,7 +91,16 @@ impl StickSync {
                     if r.dirty.is_none() {
                         self.dirty += 1;
                     }
-                    r.dirty = Some(r.dirty.unwrap_or(false) || u.replace || same);
+                    // A refresh never clobbers another node's record; a record not yet
+                    // confirmed by Redis stays a new one.
+                    let write = if u.replace {
+                        Write::Replace
+                    } else if same {
+                        Write::Touch
+                    } else {
+                        Write::New
+                    };
+                    r.dirty = Some(r.dirty.map_or(write, |w| w.max(write)));
                     r.server.clone()
                 }
                 None => {
@@ -91,7 +111,7 @@ impl StickSync {
                             server: server.clone(),
                             expires: now + t.expire,
                             ttl: t.expire,
-                            dirty: Some(false),
+                            dirty: Some(Write::New),
                         },
                     );
                     self.dirty += 1;
@@ -134,21 +154,34 @@ impl StickSync {
         let mut order = Vec::new();
         let mut pipe = redis::pipe();
         for ((backend, key), r) in &self.recs {
-            let Some(overwrite) = r.dirty else { continue };
+            let Some(write) = r.dirty else { continue };
             let left = r.expires.saturating_duration_since(now);
             if left.is_zero() {
                 continue;
             }
             let rkey = format!("{prefix}:stick:{backend}:{key:016x}");
             let ms = left.as_millis().max(1) as u64;
-            let mut set = redis::cmd("SET");
-            set.arg(&rkey).arg(&*r.server).arg("PX").arg(ms);
-            if overwrite {
-                // A refresh or a replacement: ours stands.
-                pipe.add_command(set).ignore();
-            } else {
-                set.arg("NX");
-                pipe.add_command(set).ignore();
+            match write {
+                Write::Touch => {
+                    pipe.cmd("PEXPIRE").arg(&rkey).arg(ms).ignore();
+                }
+                Write::New => {
+                    pipe.cmd("SET")
+                        .arg(&rkey)
+                        .arg(&*r.server)
+                        .arg("PX")
+                        .arg(ms)
+                        .arg("NX")
+                        .ignore();
+                }
+                Write::Replace => {
+                    pipe.cmd("SET")
+                        .arg(&rkey)
+                        .arg(&*r.server)
+                        .arg("PX")
+                        .arg(ms)
+                        .ignore();
+                }
             }
             pipe.cmd("GET").arg(&rkey);
             pipe.cmd("PTTL").arg(&rkey);

@@ -434,10 +434,10 @@ impl Conn {
             let asked = Instant::now();
             let deadline = asked.into_std() + conf.timeouts.queue;
             // A sticky client goes to its server while that one can take it.
-            let stuck = req
+            let recorded = req
                 .stick
-                .and_then(|k| shard.cluster.stuck(backend, k, asked.into_std()))
-                .filter(|&s| failures == 0 && be.take(s));
+                .and_then(|k| shard.cluster.stuck(backend, k, asked.into_std()));
+            let stuck = recorded.filter(|&s| failures == 0 && be.take(s));
             let server = match stuck {
                 Some(s) => s,
                 None => match be.acquire(req.hash, &tried, deadline).await {
@@ -546,7 +546,9 @@ impl Conn {
                     Ok(r) => {
                         shard.upstreams.report_success(backend, server);
                         if let Some(k) = req.stick {
-                            shard.cluster.learn(backend, k, server, asked.into_std());
+                            shard
+                                .cluster
+                                .learn(backend, k, server, recorded, asked.into_std());
                         }
                         self.rec.first_byte = Some(Instant::now());
                         self.rec.status = r.status;
