@@ -18,6 +18,7 @@ pub mod listen;
 pub mod proxy_protocol;
 mod reload;
 pub mod shard;
+pub mod splice;
 pub mod stats;
 pub mod upgrade;
 pub mod upstream;

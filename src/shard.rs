@@ -55,6 +55,8 @@ pub struct Shard {
     /// Set on shutdown: keep-alive connections close at their next request boundary.
     /// Shared by every config generation of this shard, as is the in-flight count.
     pub draining: Rc<Cell<bool>>,
+    /// Pipes for splicing large bodies (shared by generations).
+    pub pipes: Rc<crate::splice::PipePool>,
     inflight: Rc<Cell<usize>>,
     pub stats: ShardStats,
     /// Test hook (`RINGLB_FAULT_PANIC_PATH`, debug builds and the `fault-injection`
@@ -127,6 +129,7 @@ impl Shard {
             id: self.id,
             upstreams,
             draining: self.draining.clone(),
+            pipes: self.pipes.clone(),
             inflight: self.inflight.clone(),
             stats,
             fault_panic_path: self.fault_panic_path.clone(),
@@ -462,7 +465,8 @@ type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriv
 /// at least runs them at the next kernel entry without an interrupt. Older kernels get
 /// the plain ring.
 fn uring_runtime() -> std::io::Result<(UringRuntime, &'static str)> {
-    let modes: [(&'static str, fn(&mut io_uring::Builder)); 3] = [
+    type Setup = fn(&mut io_uring::Builder);
+    let modes: [(&'static str, Setup); 3] = [
         ("io_uring", |b| {
             b.setup_single_issuer().setup_defer_taskrun();
         }),
@@ -510,6 +514,8 @@ fn start_accept(
     listener: std::net::TcpListener,
 ) -> std::io::Result<AcceptLoop> {
     let addr = listener.local_addr()?;
+    // Accepted sockets inherit it: one setsockopt per listener, not per connection.
+    socket2::SockRef::from(&listener).set_nodelay(true)?;
     let keep = listener.try_clone()?;
     let listener = TcpListener::from_std(listener)?;
     let (stop, stop_rx) = local_sync::oneshot::channel::<()>();
@@ -550,6 +556,7 @@ async fn shard_main(
         upstreams: Upstreams::new(&config, spec.id, Some(spec.reports.clone())),
         config: config.clone(),
         draining: Rc::new(Cell::new(false)),
+        pipes: Rc::default(),
         inflight: Rc::new(Cell::new(0)),
         stats,
         fault_panic_path: fault_panic_path(),
@@ -602,7 +609,15 @@ async fn shard_main(
     for (frontend, stream, peer) in queued {
         let permits = shard.room(frontend).await;
         if let Ok(stream) = TcpStream::from_std(stream) {
-            spawn_serve(&current, &Cell::new(frontend), stream, peer, permits);
+            let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+            spawn_serve(
+                &current,
+                &Cell::new(frontend),
+                unknown,
+                stream,
+                peer,
+                permits,
+            );
         }
     }
     let _ = spec.events.send(FromShard::Started {
@@ -682,6 +697,7 @@ async fn shard_main(
         }
         if ticks.is_multiple_of(POOL_PURGE_EVERY) {
             shard.upstreams.purge_idle();
+            shard.pipes.purge();
         }
         if let Some(d) = deadline {
             let inflight = shard.inflight.get();
@@ -809,6 +825,9 @@ async fn accept_loop(
     listener: TcpListener,
     mut stop: local_sync::oneshot::Receiver<()>,
 ) {
+    let listening = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     loop {
         let waiting = current.borrow().clone();
         let permits = monoio::select! {
@@ -824,7 +843,7 @@ async fn accept_loop(
             _ = &mut stop => {
                 let _canceller = canceller.cancel();
                 if let Ok((stream, peer)) = accept.await {
-                    spawn_serve(&current, &frontend, stream, peer, permits);
+                    spawn_serve(&current, &frontend, listening, stream, peer, permits);
                 }
                 tracing::debug!(frontend = frontend.get(), "listener closed");
                 break;
@@ -832,7 +851,9 @@ async fn accept_loop(
             accepted = &mut accept => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => spawn_serve(&current, &frontend, stream, peer, permits),
+            Ok((stream, peer)) => {
+                spawn_serve(&current, &frontend, listening, stream, peer, permits)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 // Out of fds or memory: back off instead of spinning.
@@ -844,9 +865,12 @@ async fn accept_loop(
 
 /// The task owns the connection from here on: accept never waits for a server. It
 /// keeps the config generation it started with.
+/// `listening` is the listener's address: the connection's own local address unless
+/// the listener is bound to a wildcard address.
 fn spawn_serve(
     current: &Current,
     frontend: &Cell<usize>,
+    listening: SocketAddr,
     stream: TcpStream,
     peer: SocketAddr,
     permits: Permits,
@@ -854,25 +878,30 @@ fn spawn_serve(
     let shard = current.borrow().clone();
     let fe = frontend.get();
     let mode = shard.config.frontends[fe].mode;
-    monoio::spawn(serve(shard, fe, mode, stream, peer, permits));
+    monoio::spawn(serve(shard, fe, mode, listening, stream, peer, permits));
 }
 
 async fn serve(
     shard: Rc<Shard>,
     frontend: usize,
     mode: Mode,
+    listening: SocketAddr,
     stream: TcpStream,
     peer: SocketAddr,
     _permits: Permits,
 ) {
-    let _ = stream.set_nodelay(true);
+    // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
     let _registered = ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let fe = &shard.stats.frontends[frontend];
     fe.up(&fe.scur, &fe.smax);
     Counters::inc(&fe.stot);
     let handler = async {
         let mut stream = stream;
-        let local = stream.local_addr().unwrap_or(peer);
+        let local = if listening.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(listening)
+        } else {
+            listening
+        };
         let conf = &shard.config.frontends[frontend];
         let buf = Vec::with_capacity(shard.config.limits.max_header_bytes);
         // On accept-proxy binds the client is whoever the PROXY header names.
@@ -912,4 +941,22 @@ async fn serve(
         Counters::inc(&shard.stats.frontends[frontend].panics);
     }
     Counters::down(&shard.stats.frontends[frontend].scur);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    /// The per-connection setsockopt was dropped on the strength of this: Linux copies
+    /// TCP_NODELAY from a listener to the sockets it accepts.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let l = crate::listen::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket2::SockRef::from(&l).set_nodelay(true).unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.write_all(b"x").unwrap();
+        l.set_nonblocking(false).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        assert!(socket2::SockRef::from(&accepted).nodelay().unwrap());
+    }
 }

@@ -183,6 +183,11 @@ pub struct Limits {
     pub max_header_bytes: usize,
 }
 
+/// Idle upstream connections kept per server and shard unless configured: enough that
+/// a shard never closes a connection it needs again a moment later (HAProxy keeps them
+/// without limit); `pool.idle_timeout` closes the ones left unused.
+pub const DEFAULT_POOL_MAX_IDLE: usize = 10_000;
+
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub max_idle_per_server: usize,

@@ -182,14 +182,14 @@ impl Validator {
         }
         let pool = PoolSettings {
             max_idle_per_server: match raw.pool.max_idle_per_server {
-                None => 64,
+                None => super::DEFAULT_POOL_MAX_IDLE,
                 Some(n) if (0..=100_000).contains(&n) => n as usize,
                 Some(n) => {
                     self.err(
                         "pool.max_idle_per_server",
                         format!("must be between 0 and 100000, got {n}"),
                     );
-                    64
+                    super::DEFAULT_POOL_MAX_IDLE
                 }
             },
             idle_timeout: self.duration(

@@ -200,7 +200,12 @@ pub async fn serve(
         match result {
             Ok(true) => first = false,
             Ok(false) => {
-                let _ = conn.client.shutdown().await;
+                // Closing sends the FIN; an explicit shutdown first would only add a
+                // syscall. With pipelined bytes left over, the lingering close keeps
+                // the kernel from answering them with a reset.
+                if conn.cpos < conn.cbuf.len() {
+                    linger_close(conn.client, conn.cbuf).await;
+                }
                 return;
             }
             Err(Stop::Close) | Err(Stop::Newer) => return,

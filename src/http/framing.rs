@@ -11,6 +11,12 @@ pub enum Framing {
     UntilClose,
 }
 
+impl Framing {
+    fn is_length(self) -> bool {
+        matches!(self, Framing::Length(_))
+    }
+}
+
 /// A body in progress: feed it bytes as they arrive, it says how many belong to it.
 #[derive(Debug)]
 pub struct BodyProgress {
@@ -42,6 +48,19 @@ impl BodyProgress {
 
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// Bytes still to come of a Content-Length body (`None` for other framings).
+    pub fn remaining_length(&self) -> Option<u64> {
+        (self.framing.is_length() && !self.done).then_some(self.remaining)
+    }
+
+    /// Counts `n` bytes of a Content-Length body that went by without being fed (they
+    /// were spliced from socket to socket).
+    pub fn skip(&mut self, n: u64) {
+        debug_assert!(self.framing.is_length() && n <= self.remaining);
+        self.remaining -= n.min(self.remaining);
+        self.done = self.remaining == 0;
     }
 
     /// Consumes the prefix of `data` that belongs to this body; returns its length.

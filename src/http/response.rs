@@ -86,6 +86,31 @@ impl Conn {
         .await
         .map_err(|_| Stop::Close)?;
         while !body.is_done() {
+            // A large Content-Length body goes from socket to socket through a pipe.
+            if let Some(rest) = body
+                .remaining_length()
+                .filter(|&n| n >= crate::splice::SPLICE_MIN)
+            {
+                let pipes = self.shard.pipes.clone();
+                match pipes
+                    .forward(
+                        &mut up.stream,
+                        &mut self.client,
+                        rest,
+                        server_timeout,
+                        client_timeout,
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        body.skip(rest);
+                        self.rec.bytes_out += rest;
+                        break;
+                    }
+                    Err(crate::splice::SpliceError::NoPipe) => {}
+                    Err(_) => return Err(Stop::Close),
+                }
+            }
             self.sbuf.clear();
             match read_into(
                 &mut up.stream,

@@ -294,7 +294,7 @@ impl Mapper {
                 max_header_bytes: 16 * 1024,
             },
             pool: PoolSettings {
-                max_idle_per_server: 64,
+                max_idle_per_server: crate::config::DEFAULT_POOL_MAX_IDLE,
                 idle_timeout: Duration::from_secs(30),
             },
             admin,

@@ -1,0 +1,168 @@
+//! Zero-copy forwarding of large bodies: socket → pipe → socket with splice(2), the
+//! bytes never entering user space. Each shard keeps its pipes and reuses them (a pipe
+//! is two descriptors and a kernel buffer: creating one per transfer would cost more
+//! than it saves).
+//!
+//! The splices are plain non-blocking syscalls; only waiting goes through the runtime
+//! (`readable` / `writable`: a PollAdd on io_uring, readiness on epoll). io_uring's own
+//! splice op is not used: the kernel hands every one of them to a worker thread, which
+//! costs more than the copy it saves.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+use monoio::time::timeout;
+
+/// Below this many bytes, reading into the connection's buffer and writing it out is
+/// cheaper than two splices.
+pub const SPLICE_MIN: u64 = 64 * 1024;
+
+/// The pipe size asked for (the kernel may grant less: 64 KiB by default).
+const PIPE_SIZE: i32 = 256 * 1024;
+
+/// Pipes kept per shard when idle, and after a purge.
+const POOL_MAX: usize = 64;
+const POOL_KEEP: usize = 2;
+
+/// A pipe: (read end, write end, capacity).
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    size: usize,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the two descriptors, which we own from here on.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: fcntl on a descriptor we own.
+        let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        let size = if size > 0 { size as usize } else { 64 * 1024 };
+        Ok(Pipe { read, write, size })
+    }
+}
+
+/// A shard's idle pipes, always empty.
+#[derive(Default)]
+pub struct PipePool {
+    idle: RefCell<Vec<Pipe>>,
+}
+
+#[derive(Debug)]
+pub enum SpliceError {
+    /// The source ended or failed before `len` bytes.
+    Source,
+    /// The destination failed.
+    Destination,
+    Timeout,
+    /// No pipe could be made (out of descriptors): the caller copies instead.
+    NoPipe,
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: FIONBIO on a descriptor that stays open for the call.
+    if unsafe { libc::ioctl(fd, libc::FIONBIO, &on) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// One non-blocking splice of up to `len` bytes.
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: splice between two descriptors that stay open for the call.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+impl PipePool {
+    /// Closes the idle pipes beyond a couple (called once a second by the shard).
+    pub fn purge(&self) {
+        self.idle.borrow_mut().truncate(POOL_KEEP);
+    }
+
+    /// Moves exactly `len` bytes from `from` to `to`. A read waits at most
+    /// `read_timeout` and a write `write_timeout` (inactivity, as the copy loop).
+    pub async fn forward(
+        &self,
+        from: &mut TcpStream,
+        to: &mut TcpStream,
+        mut len: u64,
+        read_timeout: Duration,
+        write_timeout: Duration,
+    ) -> Result<(), SpliceError> {
+        let pipe = match self.idle.borrow_mut().pop() {
+            Some(p) => p,
+            None => Pipe::new().map_err(|_| SpliceError::NoPipe)?,
+        };
+        let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
+        // splice(2) honours the sockets' own O_NONBLOCK (SPLICE_F_NONBLOCK only covers
+        // the pipe), and io_uring sockets are blocking: a splice must never block the
+        // shard. io_uring's own reads and writes work the same on non-blocking sockets.
+        for fd in [src, dst] {
+            set_nonblocking(fd).map_err(|_| SpliceError::NoPipe)?;
+        }
+        while len > 0 {
+            let want = (len as usize).min(pipe.size);
+            let got = loop {
+                match splice(src, pipe.write.as_raw_fd(), want) {
+                    Ok(0) => return Err(SpliceError::Source),
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        match timeout(read_timeout, from.readable(false)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return Err(SpliceError::Source),
+                            Err(_) => return Err(SpliceError::Timeout),
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(SpliceError::Source),
+                }
+            };
+            // The pipe must be empty again before it is reused: on an error below it
+            // is dropped (closed) instead of going back to the pool.
+            let mut left = got;
+            while left > 0 {
+                match splice(pipe.read.as_raw_fd(), dst, left) {
+                    Ok(0) => return Err(SpliceError::Destination),
+                    Ok(n) => left -= n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        match timeout(write_timeout, to.writable(false)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return Err(SpliceError::Destination),
+                            Err(_) => return Err(SpliceError::Timeout),
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(SpliceError::Destination),
+                }
+            }
+            len -= got as u64;
+        }
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < POOL_MAX {
+            idle.push(pipe);
+        }
+        Ok(())
+    }
+}
