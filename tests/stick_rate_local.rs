@@ -201,17 +201,18 @@ fn rate_limit_from_haproxy_cfg_matches_haproxy_within_the_bound() {
     assert!(c.status.success(), "haproxy -c: {}", c.stderr);
     let haddr: std::net::SocketAddr = format!("127.0.0.1:{}", hvars[0].1).parse().unwrap();
     let hx = HaProxy::start(&htext, &[haddr], None);
-    let (h_ok, h_429, h_resp) = paced(haddr, 60, 50.0);
+    let (h_ok, h_429, h_resp) = paced(haddr, 60, 25.0);
     drop(hx);
     let lb = ringlb_cfg(&render(RATE_CFG, &mk()));
-    let (r_ok, r_429, r_resp) = paced(lb.addr("web"), 60, 50.0);
-    eprintln!("60 requests at 50/s, limit {limit}/10s: haproxy admitted {h_ok} (429: {h_429}), ringlb (2 shards, no Redis) admitted {r_ok} (429: {r_429})");
+    let (r_ok, r_429, r_resp) = paced(lb.addr("web"), 60, 25.0);
+    eprintln!("60 requests at 25/s, limit {limit}/10s: haproxy admitted {h_ok} (429: {h_429}), ringlb (2 shards, no Redis) admitted {r_ok} (429: {r_429})");
     assert_eq!(h_resp.status, r_resp.status);
     assert_eq!(h_resp.body, r_resp.body, "the 429 page is HAProxy's");
     // ringlb: at least the limit; at most the limit plus what arrives during one sync
-    // lag (L <= 300 ms here: 50/s x 0.3 s) plus the sliding window's share.
+    // lag (L <= 400 ms allowed here, ~140 ms expected: 25/s x 0.4 s) plus the sliding
+    // window's share; shards that never heard of each other would admit 2 x 20.
     assert!(r_ok >= limit, "{r_ok}");
-    let bound = limit as f64 * (1.0 + 1.2 / 10.0) + 50.0 * 0.3;
+    let bound = limit as f64 * (1.0 + 2.4 / 10.0) + 25.0 * 0.4;
     assert!((r_ok as f64) <= bound, "{r_ok} admitted, bound {bound}");
 }
 
