@@ -141,3 +141,17 @@ fn a_scrape_never_blocks_traffic() {
     }
     scraper.join().unwrap();
 }
+
+#[test]
+fn metrics_count_connections_per_shard() {
+    let a = TestBackend::start("a");
+    let (lb, admin) = start(&a, dead_addr());
+    for _ in 0..40 {
+        assert_eq!(http_get(lb.addr("web"), "/").status, 200);
+    }
+    let m = http_get(admin, "/metrics").body_str();
+    let s0 = sample(&m, "ringlb_shard_connections_total{shard=\"0\"}");
+    let s1 = sample(&m, "ringlb_shard_connections_total{shard=\"1\"}");
+    // Every connection was accepted by one shard or the other.
+    assert_eq!(s0 + s1, 40.0, "{m}");
+}

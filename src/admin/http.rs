@@ -138,6 +138,16 @@ pub fn metrics(core: &Core) -> String {
             crate::shard::RESTARTS.load(std::sync::atomic::Ordering::Relaxed) as f64,
         )],
     );
+    let mut per_shard = g.per_shard.clone();
+    per_shard.sort_unstable();
+    f.family(
+        "ringlb_shard_connections_total",
+        "counter",
+        "Connections accepted by each shard (all frontends): how evenly SO_REUSEPORT spreads them.",
+        per_shard
+            .iter()
+            .map(|(s, n)| (format!("shard=\"{s}\""), *n as f64)),
+    );
     f.family(
         "haproxy_process_uptime_seconds",
         "gauge",

@@ -51,6 +51,9 @@ pub struct Gathered {
     /// Per backend: requests queued now, and the sum of shards' maxima.
     pub queued: Vec<(u64, u64)>,
     pub shards_answered: usize,
+    /// Per shard that answered: (shard, connections accepted on all its frontends), to
+    /// see how evenly the kernel spreads connections over the SO_REUSEPORT sockets.
+    pub per_shard: Vec<(usize, u64)>,
 }
 
 impl Core {
@@ -70,12 +73,14 @@ impl Core {
         for _ in 0..asked {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(r) = rx.recv_timeout(left) else { break };
+            let accepted = r.stats.frontends.iter().map(|f| f.stot).sum();
             match &mut merged {
                 None => {
                     merged = Some(Gathered {
                         stats: r.stats,
                         queued: r.queued,
                         shards_answered: 1,
+                        per_shard: vec![(r.shard, accepted)],
                     })
                 }
                 Some(m) => {
@@ -85,6 +90,7 @@ impl Core {
                         a.1 += b.1;
                     }
                     m.shards_answered += 1;
+                    m.per_shard.push((r.shard, accepted));
                 }
             }
         }
@@ -92,6 +98,7 @@ impl Core {
             stats: crate::stats::ShardStats::new(&self.cfg()).snapshot(),
             queued: vec![(0, 0); self.cfg().backends.len()],
             shards_answered: 0,
+            per_shard: Vec::new(),
         })
     }
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Flamegraphs of ringlb at full load (issue 6): L7 keep-alive, L7 with a new connection
+# per request, and L4. ringlb (1 shard, frame pointers, release) on core 0; the nginx
+# backend and wrk on core 1; perf samples ringlb at 999 Hz for 5 s of an 8 s wrk run.
+#
+# Usage: bash benches/flamegraph.sh [ka|close|l4 ...]   (default: all three)
+# Needs: apt-get install linux-perf nginx wrk; cargo install inferno
+# Writes: flamegraphs/<scenario>.svg and <scenario>-top.txt (the top self costs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenarios=("$@")
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(ka close l4)
+
+RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target/fp cargo build --release --quiet
+BIN=$PWD/target/fp/release/ringlb
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BP=$(free_port); P=$(free_port)
+
+cat > "$T/backend.conf" <<EOC
+worker_processes 1; daemon off; master_process on; pid $T/b.pid; error_log $T/b.err warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  client_body_temp_path $T/cb; proxy_temp_path $T/p; fastcgi_temp_path $T/f; uwsgi_temp_path $T/u; scgi_temp_path $T/s;
+  server { listen 127.0.0.1:$BP reuseport; location / { return 200 'hello from the backend\n'; } } }
+EOC
+taskset -c 1 nginx -c "$T/backend.conf" -p "$T" > /dev/null 2>&1 &
+NGINX=$!
+trap 'kill $NGINX 2>/dev/null; rm -rf "$T"' EXIT
+for s in "${scenarios[@]}"; do
+    mode=http; wrk_extra=()
+    case $s in
+        ka) ;;
+        close) wrk_extra=(-H "Connection: close") ;;
+        l4) mode=tcp ;;
+        *) echo "unknown scenario $s" >&2; exit 2 ;;
+    esac
+    printf '[runtime]\nshards = 1\ncpus = [0]\n[frontend.bench]\nbind = "127.0.0.1:%s"\nmode = "%s"\ndefault_backend = "app"\n[backend.app]\n[[backend.app.server]]\naddr = "127.0.0.1:%s"\n' \
+        "$P" "$mode" "$BP" > "$T/ringlb.toml"
+    taskset -c 0 "$BIN" -f "$T/ringlb.toml" > "$T/ringlb.out" 2>&1 &
+    RINGLB=$!
+    for _ in $(seq 50); do grep -q '^ready' "$T/ringlb.out" && break; sleep 0.1; done
+    taskset -c 1 wrk -t1 -c64 -d8s "${wrk_extra[@]}" "http://127.0.0.1:$P/" > "$T/wrk.out" &
+    WRK=$!
+    sleep 1.5
+    perf record -F 999 -g -p "$RINGLB" -o "$T/perf.data" -- sleep 5 > /dev/null 2>&1
+    wait "$WRK"
+    kill "$RINGLB"; wait "$RINGLB" 2>/dev/null || true
+    perf script -i "$T/perf.data" 2>/dev/null | inferno-collapse-perf > "$T/$s.folded"
+    # The top self costs beside the picture, for reading it.
+    {
+        grep 'Requests/sec' "$T/wrk.out"
+        perf report -i "$T/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | head -5 || true
+        perf report -i "$T/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep '%' | head -30 || true
+    } > "flamegraphs/$s-top.txt"
+    inferno-flamegraph --title "ringlb $s ($(grep -o '[0-9.]* requests/sec\|Requests/sec: *[0-9.]*' "$T/wrk.out"))" \
+        < "$T/$s.folded" > "flamegraphs/$s.svg"
+    echo "flamegraphs/$s.svg: $(grep 'Requests/sec' "$T/wrk.out")"
+done
