@@ -213,14 +213,16 @@ impl Thread {
 
     /// One round with Redis (when configured and reachable).
     fn sync(&mut self, counts: bool) {
+        if !self.link.configured() {
+            // Local only: records are decided here, counts summed here (and nothing
+            // allocated while idle).
+            self.stick.drop_pending();
+            self.operator.drop_pending();
+            return;
+        }
         let prefix = self.prefix.clone();
         let node = self.node.clone();
         let Some((conn, fresh)) = self.link.get() else {
-            if !self.link.configured() {
-                // Local only: records are decided here, counts summed here.
-                self.stick.drop_pending();
-                self.operator.drop_pending();
-            }
             return;
         };
         if fresh {

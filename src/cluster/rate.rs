@@ -100,6 +100,9 @@ impl RateSync {
         self.aggs.retain(|k, a| {
             k.3 + 1 >= now / a.period_ms || a.unsent > 0 && k.3 + 2 >= now / a.period_ms
         });
+        if !self.aggs.values().any(|a| a.touched) {
+            return Vec::new();
+        }
         let mut out: Vec<Vec<RateDown>> = (0..self.shards).map(|_| Vec::new()).collect();
         for (k, a) in &mut self.aggs {
             if !std::mem::take(&mut a.touched) {
