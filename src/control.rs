@@ -33,6 +33,10 @@ pub enum ToShard {
         server: usize,
         maxconn: Option<u32>,
     },
+    /// Stick-table records every shard should hold (cluster thread).
+    Sticks(std::sync::Arc<Vec<crate::cluster::StickDown>>),
+    /// Everybody else's request counts of keys this shard tracks (cluster thread).
+    Rates(Vec<crate::cluster::RateDown>),
     /// Send a copy of this shard's statistics.
     Snapshot(crossbeam_channel::Sender<ShardReport>),
     /// A new configuration: (address, frontend index, a new socket for a new address;

@@ -7,6 +7,7 @@
 
 pub mod accesslog;
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo;
@@ -64,6 +65,7 @@ pub struct Running {
     shutdown_grace: Duration,
     pub(crate) health: Option<health::Health>,
     pub(crate) admin: Option<admin::Admin>,
+    cluster: Option<cluster::Cluster>,
     /// The configuration in force.
     pub(crate) cfg: Arc<Config>,
     /// What a newer process may take over (`-sf`), and the socket it asks on.
@@ -145,6 +147,16 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         health.view.clone(),
     )
     .map_err(Error::Io)?;
+    let (cluster_tx, cluster_rx) = crossbeam_channel::unbounded();
+    let _ = admin.core.cluster.set(cluster_tx.clone());
+    let cluster = cluster::Cluster::spawn(
+        cfg.clone(),
+        cluster_rx,
+        cluster_tx.clone(),
+        controls.iter().map(|(tx, _)| tx.clone()).collect(),
+        admin.core.clone(),
+    )
+    .map_err(Error::Io)?;
     let log = match &cfg.log {
         Some(target) => Some(accesslog::spawn(target.clone()).map_err(Error::Io)?),
         None => None,
@@ -172,6 +184,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             reports: reports_tx.clone(),
             log: log.clone(),
             services: admin.services.clone(),
+            cluster: cluster_tx.clone(),
             resync: resync.clone(),
             handed: handed.clone(),
         };
@@ -185,6 +198,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         shutdown_grace: cfg.timeouts.shutdown,
         health: Some(health),
         admin: Some(admin),
+        cluster: Some(cluster),
         cfg: cfg.clone(),
         offer: None,
         handover: None,
@@ -311,6 +325,9 @@ impl Running {
         }
         if let Some(h) = self.health.take() {
             h.stop();
+        }
+        if let Some(c) = self.cluster.take() {
+            c.stop();
         }
         tracing::info!("stopped");
     }

@@ -39,6 +39,8 @@ pub struct ShardSpec {
     pub log: Option<Sender<Vec<u8>>>,
     /// The admin side, for stats pages and metrics requested on a frontend.
     pub services: Sender<ServiceQuery>,
+    /// The cluster thread (shared state: stick tables, rate limits).
+    pub cluster: Sender<crate::cluster::Up>,
     /// Server states for a shard restarted after a panic.
     pub resync: crate::control::Resync,
     /// The listeners offered to a newer process (`-sf`); a restart swaps its own.
@@ -64,6 +66,8 @@ pub struct Shard {
     /// Access log lines waiting for the next tick.
     pub log: Option<Rc<ShardLog>>,
     pub services: Sender<ServiceQuery>,
+    /// Local copies of the shared state (stick tables, rate counters).
+    pub cluster: crate::cluster::local::ShardCluster,
     /// This shard's share of the global maxconn (shared by its generations).
     conn_limit: Option<Rc<Semaphore>>,
     /// This shard's share of each frontend's maxconn.
@@ -131,6 +135,7 @@ impl Shard {
             fault_panic_path: self.fault_panic_path.clone(),
             log: self.log.clone(),
             services: self.services.clone(),
+            cluster: crate::cluster::local::ShardCluster::new(&config),
             conn_limit: self.conn_limit.clone(),
             frontend_limits: frontend_limits(&config, self.id),
             home: std::cell::RefCell::new(self.home.borrow().clone()),
@@ -557,6 +562,7 @@ async fn shard_main(
         fault_panic_path: fault_panic_path(),
         log: spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
         services: spec.services.clone(),
+        cluster: crate::cluster::local::ShardCluster::new(&config),
         conn_limit: config.runtime.maxconn.map(|m| {
             Rc::new(Semaphore::new(
                 maxconn_share(Some(m), spec.id, config.runtime.shards) as usize,
@@ -575,6 +581,15 @@ async fn shard_main(
             apply(&shard, msg);
         }
         tracing::warn!(shard = id, driver, "shard runtime restarted");
+    }
+    // Operator states sent before this shard ran (the cluster's first sync, a
+    // hand-over) apply before the first connection; a stop or a reload waits its turn.
+    let mut early = std::collections::VecDeque::new();
+    while let Ok(msg) = spec.control.try_recv() {
+        match msg {
+            m @ (ToShard::Shutdown { .. } | ToShard::Reload { .. }) => early.push_back(m),
+            m => apply(&shard, m),
+        }
     }
     let mut accepts: Vec<AcceptLoop> = Vec::new();
     for (frontend, std_listener) in listeners {
@@ -621,7 +636,11 @@ async fn shard_main(
         let mut shutdown: Option<Option<Duration>> = None;
         loop {
             let shard = current.borrow().clone();
-            match spec.control.try_recv() {
+            let next = match early.pop_front() {
+                Some(m) => Ok(m),
+                None => spec.control.try_recv(),
+            };
+            match next {
                 Ok(ToShard::Shutdown { grace }) => {
                     shutdown = Some(match shutdown {
                         Some(Some(a)) => Some(grace.map_or(a, |g| g.min(a))),
@@ -672,6 +691,7 @@ async fn shard_main(
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
         shard.upstreams.tick_slowstart(std::time::Instant::now());
+        shard.cluster.flush(id, &shard.config, &spec.cluster);
         if let Some(log) = &shard.log {
             log.flush();
         }
@@ -783,6 +803,8 @@ fn apply(shard: &Shard, msg: ToShard) {
             server,
             maxconn,
         } => up.set_maxconn(backend, server, maxconn, shard.config.runtime.shards),
+        ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
+        ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
         ToShard::Snapshot(reply) => {
             let _ = reply.send(ShardReport {
                 shard: shard.id,

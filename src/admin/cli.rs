@@ -181,6 +181,7 @@ fn set_state(core: &Core, b: usize, s: usize, state: &str) -> String {
         server: s,
         state,
     });
+    core.share(b, s);
     String::new()
 }
 
@@ -215,6 +216,7 @@ fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
         server: s,
         weight,
     });
+    core.share(b, s);
     String::new()
 }
 

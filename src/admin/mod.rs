@@ -41,6 +41,8 @@ pub struct Core {
     pub started: Instant,
     /// Soft stop in progress: `/ready` fails.
     pub stopping: AtomicBool,
+    /// The cluster thread, told about operator changes made here.
+    pub cluster: std::sync::OnceLock<Sender<crate::cluster::Up>>,
 }
 
 /// Merged figures of every shard.
@@ -164,6 +166,70 @@ impl Core {
         out
     }
 
+    /// Tells the other nodes (through the cluster thread) about an operator change.
+    pub fn share(&self, b: usize, s: usize) {
+        let Some(tx) = self.cluster.get() else { return };
+        let cfg = self.cfg();
+        let Some(op) = self
+            .operator
+            .lock()
+            .ok()
+            .and_then(|o| o.get(b)?.get(s).copied())
+        else {
+            return;
+        };
+        let _ = tx.send(crate::cluster::Up::Operator {
+            backend: cfg.backends[b].name.clone(),
+            server: cfg.backends[b].servers[s].name.clone(),
+            state: op.admin,
+            weight: op.weight,
+        });
+    }
+
+    /// An operator change made on another node: applied to every shard here, without
+    /// telling the others again. `false`: no such server, or nothing changed.
+    pub fn apply_shared(
+        &self,
+        backend: &str,
+        server: &str,
+        state: AdminState,
+        weight: u32,
+    ) -> bool {
+        let Some((b, s)) = self.find_server(&format!("{backend}/{server}")) else {
+            return false;
+        };
+        let old = match self.operator.lock() {
+            Ok(mut o) => {
+                let old = o[b][s];
+                o[b][s].admin = state;
+                o[b][s].weight = weight;
+                old
+            }
+            Err(_) => return false,
+        };
+        if old.admin != state {
+            tracing::warn!(
+                "Server {backend}/{server} is going {state:?} by an operator on another node."
+            );
+            self.broadcast(|| ToShard::SetAdmin {
+                backend: b,
+                server: s,
+                state,
+            });
+        }
+        if old.weight != weight {
+            tracing::info!(
+                "Server {backend}/{server} weight set to {weight} by an operator on another node."
+            );
+            self.broadcast(|| ToShard::SetWeight {
+                backend: b,
+                server: s,
+                weight,
+            });
+        }
+        old.admin != state || old.weight != weight
+    }
+
     /// What a shard restarted after a panic must be told: every server's health and
     /// operator settings, if `cfg` is still the config in force.
     pub fn resync_messages(&self, cfg: &Config) -> Vec<ToShard> {
@@ -239,6 +305,7 @@ impl Admin {
             operator: Mutex::new(operator),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
+            cluster: std::sync::OnceLock::new(),
         });
         if let Some(path) = &cfg.admin.stats_socket {
             // A socket file left by a previous run would make bind fail.

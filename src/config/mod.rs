@@ -2,6 +2,7 @@
 //! end here; the data path only ever sees these types.
 
 pub mod acl;
+mod cluster;
 mod duration;
 mod from_haproxy;
 pub mod haproxy;
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use acl::{Acl, AclTest, Condition, Fetch, MatchMethod};
+pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, StickTable};
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
 pub use validate::from_toml_str;
@@ -134,6 +136,8 @@ pub struct Config {
     pub admin: Admin,
     /// Where access logs go; `None` = no access logs.
     pub log: Option<LogTarget>,
+    /// Shared state across nodes (Redis), or local.
+    pub cluster: ClusterSettings,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
     /// Proxies in the order the file declared them (a `listen` is both halves), for
@@ -291,6 +295,8 @@ pub struct Frontend {
     pub request_rules: Vec<RequestRule>,
     /// Most connections to this frontend at once, all shards together.
     pub maxconn: Option<u32>,
+    /// Request-rate limits (`RequestAction::RateLimit` rules refer to them by index).
+    pub rate_limits: Vec<RateLimit>,
 }
 
 /// `http-request ACTION [if|unless COND]`.
@@ -313,6 +319,13 @@ pub enum RequestAction {
     },
     /// Answer from the admin side: the stats page (`stats uri`) or Prometheus metrics.
     Service(Service),
+    /// Count the request against the frontend's rate limit N; over it, answer with
+    /// these bytes and close.
+    RateLimit {
+        limiter: usize,
+        status: u16,
+        bytes: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +342,15 @@ pub enum Service {
 }
 
 impl RequestAction {
+    /// The canned answer of a rule that answers (deny, return, redirect, rate limit).
+    pub fn response(&self) -> Option<(u16, &[u8])> {
+        match self {
+            RequestAction::Respond { status, bytes }
+            | RequestAction::RateLimit { status, bytes, .. } => Some((*status, bytes)),
+            _ => None,
+        }
+    }
+
     /// A complete response with a small body, closing the connection.
     pub fn respond(status: u16, content_type: &str, body: &str, extra: &str) -> RequestAction {
         let reason = match status {
@@ -424,6 +446,8 @@ pub struct Backend {
     pub forward_for: Option<ForwardFor>,
     /// Close server connections after each response (`option http-server-close`).
     pub server_close: bool,
+    /// Sticky sessions (`stick-table` + `stick on`).
+    pub stick: Option<StickTable>,
 }
 
 #[derive(Debug, Clone)]
@@ -513,6 +537,15 @@ impl Config {
         } else {
             from_haproxy_str(&text, &|name| std::env::var(name).ok())
         };
+        let result = result.and_then(|(mut c, w)| {
+            // Both syntaxes: the environment may name the Redis server.
+            if let (None, Ok(url)) = (&c.cluster.redis, std::env::var("RINGLB_REDIS_URL")) {
+                check_url(&url)
+                    .map_err(|e| ConfigErrors(vec![format!("RINGLB_REDIS_URL: {e}")]))?;
+                c.cluster.redis = Some(url);
+            }
+            Ok((c, w))
+        });
         match result {
             Ok((c, warnings)) => Ok((c, located(warnings))),
             Err(ConfigErrors(errs)) => Err(ConfigErrors(located(errs))),

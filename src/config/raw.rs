@@ -43,6 +43,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub admin: RawAdmin,
     pub log: Option<RawLog>,
+    pub cluster: Option<RawCluster>,
     #[serde(default)]
     pub frontend: IndexMap<String, RawFrontend>,
     #[serde(default)]
@@ -124,6 +125,39 @@ pub struct RawFrontend {
     pub maxconn: Option<i64>,
     #[serde(default)]
     pub route: Vec<RawRoute>,
+    #[serde(default)]
+    pub rate_limit: Vec<RawRateLimit>,
+}
+
+/// `[cluster]`: shared state in Redis.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub redis: Option<String>,
+    pub prefix: Option<String>,
+    pub sync_interval: Option<RawDuration>,
+}
+
+/// `[backend.NAME.stick]`: sticky sessions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStick {
+    pub on: String,
+    pub expire: Option<RawDuration>,
+    pub size: Option<i64>,
+    pub len: Option<i64>,
+}
+
+/// `[[frontend.NAME.rate_limit]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub key: Option<String>,
+    pub limit: i64,
+    pub period: Option<RawDuration>,
+    pub status: Option<i64>,
+    pub size: Option<i64>,
+    pub len: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +181,7 @@ pub struct RawBackend {
     pub maxqueue: Option<i64>,
     pub error_limit: Option<i64>,
     pub health: Option<RawHealth>,
+    pub stick: Option<RawStick>,
     #[serde(default)]
     pub server: Vec<RawServer>,
 }

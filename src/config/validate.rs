@@ -35,12 +35,12 @@ pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
 }
 
 #[derive(Default)]
-struct Validator {
+pub(super) struct Validator {
     errors: Vec<String>,
 }
 
 impl Validator {
-    fn err(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+    pub(super) fn err(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
         self.errors.push(format!("{path}: {msg}"));
     }
 
@@ -60,7 +60,12 @@ impl Validator {
         }
     }
 
-    fn duration(&mut self, path: &str, raw: &Option<RawDuration>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        path: &str,
+        raw: &Option<RawDuration>,
+        default: Duration,
+    ) -> Duration {
         match raw {
             None => default,
             Some(RawDuration::Millis(ms)) => Duration::from_millis(*ms),
@@ -74,7 +79,13 @@ impl Validator {
         }
     }
 
-    fn positive(&mut self, path: &str, raw: Option<i64>, default: usize, max: usize) -> usize {
+    pub(super) fn positive(
+        &mut self,
+        path: &str,
+        raw: Option<i64>,
+        default: usize,
+        max: usize,
+    ) -> usize {
         match raw {
             None => default,
             Some(n) if n >= 1 && (n as u64) <= max as u64 => n as usize,
@@ -287,6 +298,7 @@ impl Validator {
                     backend: Some(b),
                 }))
                 .collect(),
+            cluster: self.cluster(&raw.cluster),
             frontends,
             backends,
         }
@@ -424,6 +436,10 @@ impl Validator {
                 timeouts: super::default_timeouts(),
                 forward_for: None,
                 server_close: false,
+                stick: b
+                    .stick
+                    .as_ref()
+                    .and_then(|st| self.stick(&format!("{path}.stick"), st)),
             });
         }
         out
@@ -628,6 +644,7 @@ impl Validator {
                 "no frontend defined (add a [frontend.NAME] table)",
             );
         }
+        let mut rate_limits = Vec::new();
         for (name, f) in &raw.frontend {
             let path = format!("frontend.{name}");
             let mode = match f.mode.as_deref() {
@@ -767,6 +784,7 @@ impl Validator {
                 ),
                 request_rules: {
                     let mut rules = Vec::new();
+                    rate_limits.clear();
                     for (key, value, service) in [
                         (
                             "stats_uri",
@@ -797,8 +815,39 @@ impl Validator {
                             });
                         }
                     }
+                    if mode == Mode::Tcp && !f.rate_limit.is_empty() {
+                        self.err(
+                            format!("{path}.rate_limit"),
+                            "rate limits need mode \"http\"",
+                        );
+                    }
+                    for (i, r) in f.rate_limit.iter().enumerate() {
+                        if let Some((limit, status)) =
+                            self.rate_limit(&format!("{path}.rate_limit[{i}]"), r)
+                        {
+                            let bytes = match super::RequestAction::respond(
+                                status,
+                                "text/plain",
+                                "Too many requests\n",
+                                "",
+                            ) {
+                                super::RequestAction::Respond { bytes, .. } => bytes,
+                                _ => Vec::new(),
+                            };
+                            rules.push(super::RequestRule {
+                                cond: Condition::Always,
+                                action: super::RequestAction::RateLimit {
+                                    limiter: rate_limits.len(),
+                                    status,
+                                    bytes,
+                                },
+                            });
+                            rate_limits.push(limit);
+                        }
+                    }
                     rules
                 },
+                rate_limits: std::mem::take(&mut rate_limits),
                 timeouts: super::default_timeouts(),
             });
         }

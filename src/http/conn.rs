@@ -66,6 +66,8 @@ pub(super) struct RequestMeta {
     pub(super) backend: Option<usize>,
     /// The balancing hash of a `hash` backend.
     pub(super) hash: Option<u64>,
+    /// The stick-table key of a backend with `stick on`.
+    pub(super) stick: Option<u64>,
 }
 
 pub(super) struct Conn {
@@ -179,10 +181,12 @@ pub async fn serve(
             };
         }
         if let Err(Stop::Rule(i)) = &result {
-            if let RequestAction::Respond { status, bytes } =
-                &conn.shard.config.frontends[conn.frontend].request_rules[*i].action
+            if let Some((status, bytes)) = conn.shard.config.frontends[conn.frontend].request_rules
+                [*i]
+                .action
+                .response()
             {
-                conn.rec.status = *status;
+                conn.rec.status = status;
                 conn.rec.bytes_out += bytes.len() as u64;
             }
         }
@@ -275,8 +279,9 @@ pub async fn serve(
             Err(Stop::Rule(i)) => {
                 let deadline = Instant::now() + conn.timeouts().client;
                 let shard = conn.shard.clone();
-                if let RequestAction::Respond { bytes, .. } =
-                    &shard.config.frontends[conn.frontend].request_rules[i].action
+                if let Some((_, bytes)) = shard.config.frontends[conn.frontend].request_rules[i]
+                    .action
+                    .response()
                 {
                     let mut out = std::mem::take(&mut conn.out);
                     out.clear();
@@ -447,17 +452,25 @@ impl Conn {
             // One clock read serves the queue deadline and the log's queue time.
             let asked = Instant::now();
             let deadline = asked.into_std() + conf.timeouts.queue;
-            let server = match be.acquire(req.hash, &tried, deadline).await {
-                Ok(s) => s,
-                Err(e) => {
-                    Counters::inc(&stats_be.dreq);
-                    self.rec.term = match e {
-                        crate::upstream::AcquireError::QueueTimeout
-                        | crate::upstream::AcquireError::QueueFull => "sQ--",
-                        crate::upstream::AcquireError::NoServer => "SC--",
-                    };
-                    return Err(Stop::Reply(Reply::ServiceUnavailable));
-                }
+            // A sticky client goes to its server while that one can take it.
+            let recorded = req
+                .stick
+                .and_then(|k| shard.cluster.stuck(backend, k, asked.into_std()));
+            let stuck = recorded.filter(|&s| failures == 0 && be.take(s));
+            let server = match stuck {
+                Some(s) => s,
+                None => match be.acquire(req.hash, &tried, deadline).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        Counters::inc(&stats_be.dreq);
+                        self.rec.term = match e {
+                            crate::upstream::AcquireError::QueueTimeout
+                            | crate::upstream::AcquireError::QueueFull => "sQ--",
+                            crate::upstream::AcquireError::NoServer => "SC--",
+                        };
+                        return Err(Stop::Reply(Reply::ServiceUnavailable));
+                    }
+                },
             };
             let slot = Slot::new(&shard, backend, server);
             self.rec.server = Some(server);
@@ -552,6 +565,11 @@ impl Conn {
                 Ok(()) => match self.read_response_head(&mut up, &req, keep_alive).await {
                     Ok(r) => {
                         shard.upstreams.report_success(backend, server);
+                        if let Some(k) = req.stick {
+                            shard
+                                .cluster
+                                .learn(backend, k, server, recorded, asked.into_std());
+                        }
                         self.rec.first_byte = Some(Instant::now());
                         self.rec.status = r.status;
                         break (r, up, slot);
@@ -677,6 +695,17 @@ impl Conn {
                             }
                             match &rule.action {
                                 RequestAction::Respond { .. } => return Err(Stop::Rule(i)),
+                                RequestAction::RateLimit { limiter, .. } => {
+                                    if self.shard.cluster.rate_exceeded(
+                                        fe,
+                                        self.frontend,
+                                        *limiter,
+                                        &r,
+                                        client,
+                                    ) {
+                                        return Err(Stop::Rule(i));
+                                    }
+                                }
                                 RequestAction::Service(svc) => {
                                     let authorized = match svc {
                                         Service::Stats { auth, .. } if !auth.is_empty() => {
@@ -725,6 +754,13 @@ impl Conn {
                                 }
                                 _ => None,
                             });
+                        let stick = backend.and_then(|b| {
+                            crate::cluster::local::stick_key(
+                                &self.shard.config.backends[b],
+                                &r,
+                                client,
+                            )
+                        });
                         return Ok(RequestMeta {
                             head_len: r.head_len,
                             framing: r.framing,
@@ -742,6 +778,7 @@ impl Conn {
                             },
                             backend,
                             hash,
+                            stick,
                         });
                     }
                     Parsed::Reject(reply) => return Err(Stop::Reply(reply)),

@@ -258,6 +258,21 @@ impl BackendState {
         }
     }
 
+    /// Takes a slot on server `s` if it is usable and has one free, nobody waiting
+    /// (a sticky client's server).
+    pub fn take(&self, s: u32) -> bool {
+        let Some(state) = self.servers.get(s as usize) else {
+            return false;
+        };
+        let a = &self.active[s as usize];
+        if !state.usable() || a.get() >= state.limit.get() || !self.queue.borrow().is_empty() {
+            return false;
+        }
+        a.set(a.get() + 1);
+        self.load_changed(s);
+        true
+    }
+
     /// Gives a slot back and lets the first waiter try for it.
     pub fn release(&self, server: u32) {
         let a = &self.active[server as usize];

@@ -12,6 +12,7 @@ pub mod faulty;
 pub mod haproxy;
 pub mod proc;
 pub mod raw;
+pub mod redis;
 pub mod tcp;
 pub mod traffic;
 pub mod twins;
@@ -29,6 +30,7 @@ pub use proc::{
     check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, Output, RingLb,
 };
 pub use raw::RawServer;
+pub use redis::RedisServer;
 pub use tcp::{dead_addr, free_port, EchoServer};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};
 

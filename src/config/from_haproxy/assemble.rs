@@ -11,6 +11,10 @@ impl Mapper {
         proxies: Vec<Proxy>,
     ) -> Config {
         let shards = runtime.shards;
+        let tables: HashMap<String, stick::HaTable> = proxies
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.stick.table.clone()?)))
+            .collect();
         let backend_names: Vec<&Proxy> = proxies
             .iter()
             .filter(|p| p.kind != SectionKind::Frontend)
@@ -116,6 +120,7 @@ impl Mapper {
                 timeouts: s.timeouts.clone(),
                 forward_for: s.forward_for.clone(),
                 server_close: s.close != Close::KeepAlive,
+                stick: self.backend_stick(p, &tables),
             });
         }
         let mut frontends = Vec::new();
@@ -237,6 +242,7 @@ impl Mapper {
                 // HAProxy forwards CONNECT in http mode.
                 allow_connect: true,
                 maxconn: p.maxconn,
+                rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {
                         LogFormat::Http
@@ -293,6 +299,7 @@ impl Mapper {
             },
             admin,
             log,
+            cluster: crate::config::ClusterSettings::default(),
             proxy_order: {
                 let (mut f, mut b) = (0, 0);
                 proxies

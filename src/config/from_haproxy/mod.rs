@@ -9,13 +9,14 @@ mod global;
 mod proxy;
 mod rules;
 mod server;
+mod stick;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::haproxy::{parse_document, parse_time, Document, Line, SectionKind};
+use super::haproxy::{parse_document, parse_size, parse_time, Document, Line, SectionKind};
 use super::validate::{parse_bind, resolve_addr};
 use super::{
     default_timeouts, usable_cores, Acl, AclTest, Admin, Backend, BalanceAlgo, CheckKind,
@@ -163,6 +164,7 @@ struct Proxy {
     accept_proxy_binds: usize,
     request_rules: Vec<RequestRule>,
     maxconn: Option<u32>,
+    stick: stick::StickLines,
 }
 
 impl Mapper {
@@ -261,6 +263,7 @@ impl Proxy {
             accept_proxy_binds: 0,
             request_rules: Vec::new(),
             maxconn: None,
+            stick: stick::StickLines::default(),
         }
     }
 }

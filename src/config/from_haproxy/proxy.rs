@@ -94,6 +94,8 @@ impl Mapper {
                 self.http_request(l, &words, p)
             }
             "server" if be && !is_defaults => self.server(l, p),
+            "stick-table" if !is_defaults => self.stick_table(l, p),
+            "stick" if be && !is_defaults => self.stick(l, p),
             "reqadd" | "reqrep" | "reqdel" | "reqirep" | "reqidel" | "reqdeny" | "reqallow"
             | "reqpass" | "reqtarpit" | "reqideny" | "reqiallow" | "reqipass" | "reqitarpit"
             | "rspadd" | "rsprep" | "rspdel" | "rspirep" | "rspidel" | "rspdeny" | "rspideny"
@@ -110,8 +112,6 @@ impl Mapper {
             | "tcp-response"
             | "compression"
             | "cookie"
-            | "stick-table"
-            | "stick"
             | "capture"
             | "unique-id-format"
             | "unique-id-header"

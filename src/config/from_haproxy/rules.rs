@@ -14,6 +14,9 @@ impl Mapper {
         {
             return self.err(l.line, format!("invalid ACL name '{name}'"));
         }
+        if self.rate_acl(l.line, name, &a[1..], p) {
+            return;
+        }
         if let Some(test) = self.acl_test(l.line, &a[1..]) {
             let entry = p.acls.entry(name.clone()).or_insert_with(|| {
                 Arc::new(Acl {
@@ -226,6 +229,62 @@ impl Mapper {
             .position(|x| x == "if" || x == "unless")
             .unwrap_or(w.len());
         let args: Vec<&str> = w[1..cut].iter().map(String::as_str).collect();
+        if let Some(sc) = action
+            .strip_prefix("track-sc")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n < 3)
+        {
+            if cut < w.len() {
+                return self.err(l.line, "'track-sc' with a condition is not supported");
+            }
+            return self.track(l.line, sc, &args, p);
+        }
+        if action == "deny" && cut < w.len() {
+            match self.rate_deny(l.line, &w[cut + 1..], p) {
+                None => {}
+                Some(None) => return,
+                Some(Some(_)) if w[cut] == "unless" => {
+                    return self.err(
+                        l.line,
+                        "'unless' with a request-rate condition is not supported",
+                    )
+                }
+                Some(Some((sc, limit))) => {
+                    let status = match args.as_slice() {
+                        [] => 403,
+                        ["deny_status", n] => match n.parse::<u16>() {
+                            Ok(s) if (200..600).contains(&s) => s,
+                            _ => return self.err(l.line, format!("invalid deny_status '{n}'")),
+                        },
+                        _ => {
+                            return self.err(
+                                l.line,
+                                "'http-request deny' with a rate: only 'deny_status N'",
+                            )
+                        }
+                    };
+                    let body = if status == 429 {
+                        "<html><body><h1>429 Too Many Requests</h1>\nYou have sent too many requests in a given amount of time.\n</body></html>\n".to_string()
+                    } else {
+                        format!("<html><body><h1>{status} Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n")
+                    };
+                    let bytes = match RequestAction::respond(status, "text/html", &body, "") {
+                        RequestAction::Respond { bytes, .. } => bytes,
+                        _ => Vec::new(),
+                    };
+                    p.request_rules.push(RequestRule {
+                        cond: Condition::Always,
+                        action: RequestAction::RateLimit {
+                            limiter: p.stick.rate_rules.len(),
+                            status,
+                            bytes,
+                        },
+                    });
+                    p.stick.rate_rules.push((l.line, sc, limit));
+                    return;
+                }
+            }
+        }
         let cond = if cut < w.len() {
             match self.condition(l.line, &w[cut + 1..], p) {
                 Some(c) if w[cut] == "unless" => Condition::Not(Box::new(c)),

@@ -1,0 +1,287 @@
+//! Beyond one node: the cluster thread keeps what several ringlb nodes must agree on
+//! (operators' server states, sticky sessions, request-rate counts) in Redis, and
+//! exchanges it with the shards over channels. Nothing on the request path waits for
+//! it: shards answer from their local copies (`local`) and queue what they learn.
+//! Without `cluster.redis` the same thread makes the shards of one node agree.
+//!
+//! `link`: the Redis connection, with backoff and the subscriber; `operator`: server
+//! states; `stick`: stick-table records; `rate`: request counts per window.
+
+mod link;
+pub mod local;
+mod operator;
+mod rate;
+mod stick;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::admin::Core;
+use crate::config::Config;
+use crate::control::ToShard;
+use crate::upstream::AdminState;
+
+/// A stick record a shard learnt (indices into the config of its batch).
+#[derive(Debug, Clone, Copy)]
+pub struct StickUp {
+    pub backend: u32,
+    pub key: u64,
+    pub server: u32,
+    /// The key was stuck to another server that could not take the request.
+    pub replace: bool,
+}
+
+/// Requests a shard counted for one key in one window.
+#[derive(Debug, Clone, Copy)]
+pub struct CountUp {
+    pub frontend: u32,
+    pub limiter: u32,
+    pub key: u64,
+    pub window: u64,
+    pub period_ms: u64,
+    pub count: u32,
+}
+
+/// To the cluster thread.
+pub enum Up {
+    /// What one shard learnt during a control tick.
+    Batch {
+        shard: usize,
+        config: Arc<Config>,
+        sticks: Vec<StickUp>,
+        counts: Vec<CountUp>,
+    },
+    /// The operator changed a server on this node (runtime API).
+    Operator {
+        backend: String,
+        server: String,
+        state: AdminState,
+        weight: u32,
+    },
+    Stop,
+}
+
+/// A stick record every shard should hold.
+#[derive(Debug, Clone)]
+pub struct StickDown {
+    pub backend: Arc<str>,
+    pub key: u64,
+    pub server: Arc<str>,
+    pub ttl: Duration,
+}
+
+/// Everybody else's count of a key in a window, for one shard.
+#[derive(Debug, Clone)]
+pub struct RateDown {
+    pub frontend: Arc<str>,
+    pub limiter: u32,
+    pub key: u64,
+    pub window: u64,
+    pub others: u32,
+}
+
+/// Longest a starting node waits for its first exchange with Redis.
+const FIRST_SYNC_WAIT: Duration = Duration::from_secs(2);
+
+/// The running cluster thread.
+pub struct Cluster {
+    pub tx: Sender<Up>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Starts the cluster thread (and, with Redis, its subscriber).
+    pub fn spawn(
+        cfg: Arc<Config>,
+        rx: Receiver<Up>,
+        tx: Sender<Up>,
+        shards: Vec<Sender<ToShard>>,
+        core: Arc<Core>,
+    ) -> std::io::Result<Cluster> {
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let handle = std::thread::Builder::new()
+            .name("ringlb-cluster".into())
+            .spawn(move || Thread::new(&cfg, shards, core).run(rx, ready_tx))?;
+        // A starting node catches up (operator states) before it serves, unless Redis
+        // takes longer than this to answer.
+        let _ = ready_rx.recv_timeout(FIRST_SYNC_WAIT);
+        Ok(Cluster {
+            tx,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.tx.send(Up::Stop);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The cluster thread's state.
+struct Thread {
+    node: String,
+    prefix: String,
+    sync_interval: Duration,
+    shards: Vec<Sender<ToShard>>,
+    link: link::Link,
+    events: Option<(Receiver<link::Event>, link::Subscriber)>,
+    operator: operator::OperatorSync,
+    stick: stick::StickSync,
+    rate: rate::RateSync,
+}
+
+impl Thread {
+    fn new(cfg: &Config, shards: Vec<Sender<ToShard>>, core: Arc<Core>) -> Thread {
+        let node = format!("{:016x}", fastrand::u64(..));
+        let prefix = cfg.cluster.prefix.clone();
+        let link = link::Link::new(cfg.cluster.redis.as_deref());
+        let events = cfg.cluster.redis.as_deref().and_then(|url| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            link::Subscriber::spawn(url, format!("{prefix}:events"), tx).map(|s| (rx, s))
+        });
+        let n = shards.len();
+        Thread {
+            node,
+            sync_interval: cfg.cluster.sync_interval,
+            shards,
+            link,
+            events,
+            operator: operator::OperatorSync::new(core),
+            stick: stick::StickSync::default(),
+            rate: rate::RateSync::new(n),
+            prefix,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Up>, ready: Sender<()>) {
+        self.sync(true);
+        let _ = ready.send(());
+        let mut next_sync = Instant::now() + self.sync_interval;
+        let never = crossbeam_channel::never();
+        loop {
+            let wait = next_sync.saturating_duration_since(Instant::now());
+            let events = self.events.as_ref().map_or(&never, |(rx, _)| rx);
+            crossbeam_channel::select! {
+                recv(rx) -> msg => match msg {
+                    Ok(Up::Stop) | Err(_) => break,
+                    Ok(Up::Batch { shard, config, sticks, counts }) => {
+                        let down = self.stick.ingest(&config, &sticks);
+                        self.broadcast_sticks(down);
+                        self.rate.ingest(shard, &config, &counts);
+                    }
+                    Ok(Up::Operator { backend, server, state, weight }) => {
+                        self.operator.local_change(backend, server, state, weight);
+                    }
+                },
+                recv(events) -> ev => match ev {
+                    Ok(link::Event::Subscribed) => {
+                        self.operator.need_resync = true;
+                        self.stick.need_resync = true;
+                    }
+                    Ok(link::Event::Message(text)) => self.remote(&text),
+                    Err(_) => {}
+                },
+                default(wait) => {}
+            }
+            // Operator changes and stick records go at once; counts once per interval.
+            let now = Instant::now();
+            let due = now >= next_sync;
+            if due {
+                next_sync = now + self.sync_interval;
+            }
+            let busy = due || self.operator.pending() || self.stick.pending();
+            if busy {
+                self.sync(due);
+            }
+            if due {
+                let per_shard = self.rate.answers();
+                for (tx, counts) in self.shards.iter().zip(per_shard) {
+                    if !counts.is_empty() {
+                        let _ = tx.send(ToShard::Rates(counts));
+                    }
+                }
+            }
+        }
+        if let Some((_, sub)) = self.events.take() {
+            sub.stop();
+        }
+    }
+
+    /// One round with Redis (when configured and reachable).
+    fn sync(&mut self, counts: bool) {
+        if !self.link.configured() {
+            // Local only: records are decided here, counts summed here (and nothing
+            // allocated while idle).
+            self.stick.drop_pending();
+            self.operator.drop_pending();
+            return;
+        }
+        let prefix = self.prefix.clone();
+        let node = self.node.clone();
+        let Some((conn, fresh)) = self.link.get() else {
+            return;
+        };
+        if fresh {
+            // (Re)connected: push what changed meanwhile, then catch up.
+            self.operator.need_resync = true;
+            self.stick.need_resync = true;
+        }
+        let result = (|| -> redis::RedisResult<Vec<StickDown>> {
+            if std::mem::take(&mut self.operator.need_resync) {
+                if let Err(e) = self.operator.resync(conn, &prefix) {
+                    self.operator.need_resync = true;
+                    return Err(e);
+                }
+            }
+            if std::mem::take(&mut self.stick.need_resync) {
+                self.stick.mark_all_pending();
+            }
+            self.operator.flush(conn, &prefix, &node)?;
+            let adopted = self.stick.flush(conn, &prefix, &node)?;
+            if counts {
+                self.rate.flush(conn, &prefix)?;
+                // Notices a lost server even when there is nothing to write.
+                redis::cmd("PING").query::<()>(conn)?;
+            }
+            Ok(adopted)
+        })();
+        match result {
+            Ok(adopted) => self.broadcast_sticks(adopted),
+            Err(e) => self.link.failed(&e),
+        }
+    }
+
+    /// A message from another node (or our own, ignored).
+    fn remote(&mut self, text: &str) {
+        let mut w = text.split(' ');
+        let (Some(kind), Some(node)) = (w.next(), w.next()) else {
+            return;
+        };
+        if node == self.node {
+            return;
+        }
+        match kind {
+            "op" => self.operator.remote(w),
+            "stick" => {
+                if let Some(d) = self.stick.remote(w) {
+                    self.broadcast_sticks(vec![d]);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn broadcast_sticks(&self, recs: Vec<StickDown>) {
+        if recs.is_empty() {
+            return;
+        }
+        let recs = Arc::new(recs);
+        for tx in &self.shards {
+            let _ = tx.send(ToShard::Sticks(recs.clone()));
+        }
+    }
+}
