@@ -11,12 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn fds(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 /// The fault hook for every ringlb this binary starts, and a runtime directory for
 /// hand-over sockets; set once, before any test starts a process.
 fn env() {
@@ -70,7 +64,7 @@ fn a_dead_shard_restarts_and_the_other_keeps_serving() {
             c
         })
         .collect();
-    let idle_fds = fds(pid);
+    let idle_fds = fd_count(pid);
 
     // A client opening a new connection per request, all along.
     let stop = Arc::new(AtomicBool::new(false));
@@ -152,9 +146,9 @@ fn a_dead_shard_restarts_and_the_other_keeps_serving() {
     // What the dead runtime leaves behind is bounded: its ring, its listener and the
     // descriptors of the connections it served.
     assert!(
-        fds(pid) <= idle_fds + 16,
+        fd_count(pid) <= idle_fds + 16,
         "{} fds, {idle_fds} before",
-        fds(pid)
+        fd_count(pid)
     );
 }
 
