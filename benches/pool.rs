@@ -16,6 +16,7 @@
 //! run in benches/results/micro.md).
 
 use std::net::TcpListener;
+use std::time::Instant;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use monoio::net::TcpStream;
@@ -71,19 +72,21 @@ fn bench_pool(c: &mut Criterion) {
             let up = upstreams();
             for s in clients {
                 let s = TcpStream::from_std(s).expect("monoio stream");
-                up.release_conn(0, 0, s);
+                up.release_conn(0, 0, s, Instant::now());
             }
             for (label, check) in [("checked", true), ("unchecked", false)] {
                 // The pool must hand out a connection every time, or this measures
                 // an empty pool.
-                let s = up.pooled(0, 0, check).expect("an idle connection");
-                up.release_conn(0, 0, s);
+                let s = up
+                    .pooled(0, 0, check, Instant::now())
+                    .expect("an idle connection");
+                up.release_conn(0, 0, s, Instant::now());
                 group.bench_with_input(BenchmarkId::new(label, idle), &check, |b, &check| {
                     b.iter(|| {
-                        let Some(s) = up.pooled(0, 0, black_box(check)) else {
+                        let Some(s) = up.pooled(0, 0, black_box(check), Instant::now()) else {
                             panic!("the pool ran dry");
                         };
-                        up.release_conn(0, 0, s);
+                        up.release_conn(0, 0, s, Instant::now());
                     })
                 });
             }

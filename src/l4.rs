@@ -77,7 +77,8 @@ pub async fn serve(
     };
     let term = monoio::select! {
         _ = both => "--",
-        _ = idle_watch(&last_activity, idle) => {
+        // Boxed: an inline timer would make the task a 128-byte aligned allocation.
+        _ = Box::pin(idle_watch(&last_activity, idle)) => {
             tracing::debug!(shard = shard.id, %peer, "tcp: idle timeout");
             "cD"
         }

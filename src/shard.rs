@@ -907,7 +907,8 @@ async fn serve(
         // On accept-proxy binds the client is whoever the PROXY header names.
         let (peer, local, buf) = if conf.accept_proxy {
             let deadline = monoio::time::Instant::now() + conf.timeouts.http_request;
-            match crate::proxy_protocol::receive(&mut stream, buf, deadline).await {
+            // Boxed: its timer would otherwise grow every connection's task.
+            match Box::pin(crate::proxy_protocol::receive(&mut stream, buf, deadline)).await {
                 Some((h, rest)) => {
                     let (p, l) = h.addrs.unwrap_or((peer, local));
                     (p, l, rest)

@@ -107,8 +107,9 @@ fn drain_and_maint_stop_new_requests_and_ready_restores() {
 
     assert_eq!(cli(&s.sock, "set server app/s1 state drain"), "\n");
     // A change reaches every shard within one control tick; allow a generous moment.
+    // 24 connections: 6 could all land on the shard that already has it (it happened).
     wait_for("drain to reach every shard", Duration::from_secs(3), || {
-        spread(addr, 6).0 == 0
+        spread(addr, 24).0 == 0
     });
     assert_eq!(spread(addr, 20), (0, 20));
     let stat = cli(&s.sock, "show stat");
@@ -127,7 +128,7 @@ fn drain_and_maint_stop_new_requests_and_ready_restores() {
 
     assert_eq!(cli(&s.sock, "disable server app/s2"), "\n");
     wait_for("maint to reach every shard", Duration::from_secs(3), || {
-        spread(addr, 6).1 == 0
+        spread(addr, 24).1 == 0
     });
     assert!(cli(&s.sock, "show stat")
         .lines()
@@ -146,7 +147,7 @@ fn weight_changes_reach_every_shard() {
     assert_eq!(cli(&s.sock, "set server app/s2 weight 0"), "\n");
     assert_eq!(cli(&s.sock, "get weight app/s2"), "0 (initial 1)\n\n");
     wait_for("weight 0 on every shard", Duration::from_secs(3), || {
-        spread(addr, 6).1 == 0
+        spread(addr, 24).1 == 0
     });
     assert_eq!(cli(&s.sock, "set weight app/s2 100%"), "\n");
     assert_eq!(cli(&s.sock, "get weight app/s2"), "1 (initial 1)\n\n");

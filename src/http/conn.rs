@@ -13,7 +13,7 @@ use monoio::time::Instant;
 
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
-use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome};
+use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Timer};
 use super::reply::{Reply, CONTINUE};
 use super::route::{eval, is_idempotent, request_hash, route, View};
 use crate::accesslog::{ms, HttpEntry};
@@ -90,6 +90,8 @@ pub(super) struct Conn {
     pub(super) server_timeout: Duration,
     /// The current request line, kept for the access log.
     pub(super) reqline: Vec<u8>,
+    /// Bounds every read and write of the connection, client or server side.
+    pub(super) timer: Timer,
 }
 
 /// The figures of one request, accounted once it ended (however it ended).
@@ -144,6 +146,7 @@ pub async fn serve(
         rec: Record::default(),
         server_timeout: Duration::from_secs(30),
         reqline: Vec::with_capacity(256),
+        timer: Timer::new(Instant::now()),
     };
     let mut first = true;
     // A new connection counts as in flight until its first request arrives: a stop
@@ -213,7 +216,7 @@ pub async fn serve(
                 // syscall. With pipelined bytes left over, the lingering close keeps
                 // the kernel from answering them with a reset.
                 if conn.cpos < conn.cbuf.len() {
-                    linger_close(conn.client, conn.cbuf).await;
+                    linger_close(conn.client, conn.cbuf, conn.timer).await;
                 }
                 return;
             }
@@ -225,11 +228,11 @@ pub async fn serve(
             }
             Err(Stop::Reply(r)) => {
                 let deadline = Instant::now() + conn.timeouts().client;
-                if write_static(&mut conn.client, r.bytes(), deadline)
+                if write_static(&mut conn.client, r.bytes(), &mut conn.timer, deadline)
                     .await
                     .is_ok()
                 {
-                    linger_close(conn.client, conn.cbuf).await;
+                    linger_close(conn.client, conn.cbuf, conn.timer).await;
                 }
                 return;
             }
@@ -255,7 +258,7 @@ pub async fn serve(
                         body.len()
                     )
                 } else {
-                    match ask_admin(&shard, svc.clone(), csv).await {
+                    match Box::pin(ask_admin(&shard, svc.clone(), csv)).await {
                         Some(a) => format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
                             a.content_type,
@@ -268,11 +271,17 @@ pub async fn serve(
                 let deadline = Instant::now() + conn.timeouts().client;
                 let mut out = response.into_bytes();
                 let len = out.len();
-                if write_range(&mut conn.client, &mut out, 0..len, deadline)
-                    .await
-                    .is_ok()
+                if write_range(
+                    &mut conn.client,
+                    &mut out,
+                    0..len,
+                    &mut conn.timer,
+                    deadline,
+                )
+                .await
+                .is_ok()
                 {
-                    linger_close(conn.client, conn.cbuf).await;
+                    linger_close(conn.client, conn.cbuf, conn.timer).await;
                 }
                 return;
             }
@@ -287,11 +296,17 @@ pub async fn serve(
                     out.clear();
                     out.extend_from_slice(bytes);
                     let len = out.len();
-                    if write_range(&mut conn.client, &mut out, 0..len, deadline)
-                        .await
-                        .is_ok()
+                    if write_range(
+                        &mut conn.client,
+                        &mut out,
+                        0..len,
+                        &mut conn.timer,
+                        deadline,
+                    )
+                    .await
+                    .is_ok()
                     {
-                        linger_close(conn.client, conn.cbuf).await;
+                        linger_close(conn.client, conn.cbuf, conn.timer).await;
                     }
                 }
                 return;
@@ -414,7 +429,10 @@ impl Conn {
     async fn exchange(&mut self, first: bool) -> Result<bool, Stop> {
         let req = self.read_head(first).await?;
         self.rec.started = true;
-        self.rec.start = Some(Instant::now());
+        // Clock reads are rationed: this one also serves the first queue deadline.
+        let start = Instant::now();
+        self.rec.start = Some(start);
+        let mut first_ask = Some(start);
         self.rec.bytes_in = req.head_len as u64;
         let shard = self.shard.clone();
         let _inflight = shard.begin_request();
@@ -450,7 +468,7 @@ impl Conn {
         let mut stale_retry = false;
         let (response, mut up, _slot) = loop {
             // One clock read serves the queue deadline and the log's queue time.
-            let asked = Instant::now();
+            let asked = first_ask.take().unwrap_or_else(Instant::now);
             let deadline = asked.into_std() + conf.timeouts.queue;
             // A sticky client goes to its server while that one can take it.
             let recorded = req
@@ -474,9 +492,9 @@ impl Conn {
             };
             let slot = Slot::new(&shard, backend, server);
             self.rec.server = Some(server);
-            self.rec.queued = Some(asked.elapsed());
-            self.rec.retries = failures;
             let connecting = Instant::now();
+            self.rec.queued = Some(connecting.saturating_duration_since(asked));
+            self.rec.retries = failures;
             if failures > 0 {
                 let sv = &shard.stats.servers[backend][server as usize];
                 Counters::inc(&stats_be.wretr);
@@ -491,9 +509,12 @@ impl Conn {
             let pooled = if stale_retry {
                 None
             } else {
-                shard
-                    .upstreams
-                    .pooled(backend, server, !(replayable && req.idempotent))
+                shard.upstreams.pooled(
+                    backend,
+                    server,
+                    !(replayable && req.idempotent),
+                    connecting.into_std(),
+                )
             };
             let connected = match pooled {
                 Some(stream) => Ok((stream, true)),
@@ -521,9 +542,9 @@ impl Conn {
                         // The server learns who the client is before anything else.
                         let mut hdr = Vec::with_capacity(64);
                         crate::proxy_protocol::write(v, self.peer, self.local, &mut hdr);
-                        let deadline = Self::deadline(self.server_timeout);
+                        let deadline = Instant::now() + self.server_timeout;
                         let len = hdr.len();
-                        if write_range(&mut up.stream, &mut hdr, 0..len, deadline)
+                        if write_range(&mut up.stream, &mut hdr, 0..len, &mut self.timer, deadline)
                             .await
                             .is_err()
                         {
@@ -550,19 +571,28 @@ impl Conn {
                     continue;
                 }
             };
-            self.rec.connected = Some(connecting.elapsed());
+            // A pooled connection took no time to get (HAProxy's Tc is 0 then too).
+            let ready = if up.reused {
+                connecting
+            } else {
+                Instant::now()
+            };
+            self.rec.connected = Some(ready.saturating_duration_since(connecting));
             if req.expect_continue && !continue_sent {
                 let deadline = Self::deadline(self.timeouts().client);
-                write_static(&mut self.client, CONTINUE, deadline)
+                write_static(&mut self.client, CONTINUE, &mut self.timer, deadline)
                     .await
                     .map_err(|_| Stop::Close)?;
                 continue_sent = true;
             }
-            let failed = match self.send_request(&mut up, &mut body).await {
+            let failed = match self.send_request(&mut up, &mut body, ready).await {
                 Err(SendError::Client) => return Err(Stop::Close),
                 Err(SendError::BadBody) => return Err(Stop::Reply(Reply::BadRequest)),
                 Err(SendError::Server) => HeadError::NothingReceived,
-                Ok(()) => match self.read_response_head(&mut up, &req, keep_alive).await {
+                Ok(sent) => match self
+                    .read_response_head(&mut up, &req, keep_alive, sent)
+                    .await
+                {
                     Ok(r) => {
                         shard.upstreams.report_success(backend, server);
                         if let Some(k) = req.stick {
@@ -623,7 +653,10 @@ impl Conn {
             && !conf.server_close
             && !fe_conf.server_close
         {
-            shard.upstreams.release_conn(backend, up.server, up.stream);
+            let now = self.rec.first_byte.unwrap_or_else(Instant::now).into_std();
+            shard
+                .upstreams
+                .release_conn(backend, up.server, up.stream, now);
         }
         Ok(keep_alive && client_keep_alive)
     }
@@ -658,11 +691,13 @@ impl Conn {
             .filter(|f| f.applies_to(client))
             .map(|f| (client, f));
         let mut waiting_first_byte = !first && self.cpos == self.cbuf.len();
-        let mut deadline = Self::deadline(if waiting_first_byte {
-            keep_alive_idle
-        } else {
-            http_request
-        });
+        let mut restart_deadline = false;
+        let mut deadline = self.rec.head_start.unwrap_or_else(Instant::now)
+            + if waiting_first_byte {
+                keep_alive_idle
+            } else {
+                http_request
+            };
         loop {
             if self.cpos < self.cbuf.len() {
                 let data = &self.cbuf[self.cpos..];
@@ -794,7 +829,13 @@ impl Conn {
                 self.cbuf.truncate(self.cbuf.len() - self.cpos);
                 self.cpos = 0;
             }
-            match read_into(&mut self.client, &mut self.cbuf, deadline).await {
+            // `timeout http-request` runs from a keep-alive request's first bytes; the
+            // clock is read only if the head did not come whole with them.
+            if restart_deadline {
+                restart_deadline = false;
+                deadline = Self::deadline(http_request);
+            }
+            match read_into(&mut self.client, &mut self.cbuf, &mut self.timer, deadline).await {
                 ReadOutcome::Data(_) => {
                     // The first bytes of a keep-alive request: if a reload happened
                     // meanwhile, start over on the new config.
@@ -803,7 +844,7 @@ impl Conn {
                     }
                     if waiting_first_byte {
                         waiting_first_byte = false;
-                        deadline = Self::deadline(http_request);
+                        restart_deadline = true;
                     }
                 }
                 ReadOutcome::Timeout if waiting_first_byte => return Err(Stop::Close),
@@ -814,18 +855,27 @@ impl Conn {
     }
 
     /// Writes `out` (head + buffered body) and streams the rest of the request body.
+    /// `now` is a fresh clock reading; returns one taken when the request was sent.
     async fn send_request(
         &mut self,
         up: &mut Upstream,
         body: &mut BodyProgress,
-    ) -> Result<(), SendError> {
-        let server_deadline = Self::deadline(self.server_timeout);
+        now: Instant,
+    ) -> Result<Instant, SendError> {
+        let server_deadline = now + self.server_timeout;
         let len = self.out.len();
-        write_range(&mut up.stream, &mut self.out, 0..len, server_deadline)
-            .await
-            .map_err(|_| SendError::Server)?;
+        write_range(
+            &mut up.stream,
+            &mut self.out,
+            0..len,
+            &mut self.timer,
+            server_deadline,
+        )
+        .await
+        .map_err(|_| SendError::Server)?;
         let client_timeout = self.timeouts().client;
         let server_timeout = self.server_timeout;
+        let mut streamed = false;
         while !body.is_done() {
             // Everything buffered was consumed by the body so far: reuse from the start.
             self.cbuf.clear();
@@ -833,6 +883,7 @@ impl Conn {
             match read_into(
                 &mut self.client,
                 &mut self.cbuf,
+                &mut self.timer,
                 Self::deadline(client_timeout),
             )
             .await
@@ -846,13 +897,15 @@ impl Conn {
                 &mut up.stream,
                 &mut self.cbuf,
                 0..used,
+                &mut self.timer,
                 Self::deadline(server_timeout),
             )
             .await
             .map_err(|_| SendError::Server)?;
             self.cpos = used;
+            streamed = true;
         }
-        Ok(())
+        Ok(if streamed { Instant::now() } else { now })
     }
 }
 

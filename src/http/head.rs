@@ -356,7 +356,13 @@ pub fn parse_request<'a>(
     let upgrade = conn.upgrade && upgrade_header && minor == 1 && framing == Framing::None;
 
     out.clear();
-    let _ = write!(out, "{method} {target} HTTP/1.{minor}\r\n");
+    // Pushed as bytes: `write!` costs more than the rest of the rewrite together.
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.");
+    out.push(b'0' + minor);
+    out.extend_from_slice(b"\r\n");
     for h in headers {
         let keep_upgrade = upgrade && h.name.eq_ignore_ascii_case("upgrade");
         if (is_hop_by_hop(h.name) && !keep_upgrade)
@@ -521,7 +527,16 @@ pub fn parse_response(
 
     out.clear();
     let reason = res.reason.unwrap_or("");
-    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    // httparse takes exactly three digits, so the status goes out as it came.
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(&[
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]);
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for h in headers {
         let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
         if (is_hop_by_hop(h.name) && !keep_upgrade)

@@ -1,13 +1,42 @@
 //! Reads and writes with a deadline over rent-model buffers. A timed-out operation is
 //! dropped with its buffer: the caller closes the connection, so no byte is lost.
 
+use std::future::Future;
 use std::io;
 use std::ops::Range;
+use std::pin::Pin;
+use std::task::Poll;
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use monoio::time::{timeout_at, Instant};
+use monoio::time::{sleep_until, Instant, Sleep};
+
+/// A connection's one timer, re-armed for each operation instead of a timer made,
+/// registered and dropped per read or write. A later deadline only moves the armed
+/// expiry (monoio re-files the entry when the earlier one comes due), so steady
+/// keep-alive traffic barely touches the timer wheel.
+pub struct Timer(Pin<Box<Sleep>>);
+
+impl Timer {
+    pub fn new(at: Instant) -> Self {
+        Self(Box::pin(sleep_until(at)))
+    }
+
+    /// Runs `op` to completion, or drops it and returns `None` once `at` has passed.
+    pub async fn bound<F: Future>(&mut self, at: Instant, op: F) -> Option<F::Output> {
+        self.0.as_mut().reset(at);
+        let mut op = std::pin::pin!(op);
+        let sleep = &mut self.0;
+        std::future::poll_fn(move |cx| {
+            if let Poll::Ready(v) = op.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            sleep.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    }
+}
 
 pub enum ReadOutcome {
     Data(usize),
@@ -21,13 +50,17 @@ pub enum ReadOutcome {
 pub async fn read_into(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
+    timer: &mut Timer,
     deadline: Instant,
 ) -> ReadOutcome {
     let b = std::mem::take(buf);
     let (len, cap) = (b.len(), b.capacity());
     debug_assert!(len < cap);
-    match timeout_at(deadline, stream.read(b.slice_mut(len..cap))).await {
-        Ok((res, slice)) => {
+    match timer
+        .bound(deadline, stream.read(b.slice_mut(len..cap)))
+        .await
+    {
+        Some((res, slice)) => {
             *buf = slice.into_inner();
             match res {
                 Ok(0) => ReadOutcome::Eof,
@@ -36,7 +69,7 @@ pub async fn read_into(
                 Err(_) => ReadOutcome::Error,
             }
         }
-        Err(_) => ReadOutcome::Timeout,
+        None => ReadOutcome::Timeout,
     }
 }
 
@@ -51,18 +84,22 @@ pub async fn write_range(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     range: Range<usize>,
+    timer: &mut Timer,
     deadline: Instant,
 ) -> Result<(), WriteError> {
     if range.is_empty() {
         return Ok(());
     }
     let b = std::mem::take(buf);
-    match timeout_at(deadline, stream.write_all(b.slice(range))).await {
-        Ok((res, slice)) => {
+    match timer
+        .bound(deadline, stream.write_all(b.slice(range)))
+        .await
+    {
+        Some((res, slice)) => {
             *buf = slice.into_inner();
             res.map(drop).map_err(|_| WriteError::Io)
         }
-        Err(_) => Err(WriteError::Timeout),
+        None => Err(WriteError::Timeout),
     }
 }
 
@@ -70,18 +107,19 @@ pub async fn write_range(
 pub async fn write_static(
     stream: &mut TcpStream,
     bytes: &'static [u8],
+    timer: &mut Timer,
     deadline: Instant,
 ) -> Result<(), WriteError> {
-    match timeout_at(deadline, stream.write_all(bytes)).await {
-        Ok((res, _)) => res.map(drop).map_err(|_| WriteError::Io),
-        Err(_) => Err(WriteError::Timeout),
+    match timer.bound(deadline, stream.write_all(bytes)).await {
+        Some((res, _)) => res.map(drop).map_err(|_| WriteError::Io),
+        None => Err(WriteError::Timeout),
     }
 }
 
 /// Ends a connection after a local reply: stop writing, then read and discard what
 /// the client still sends for a moment, so the kernel does not answer it with a reset
 /// that could destroy the reply before the client reads it.
-pub async fn linger_close(mut stream: TcpStream, scratch: Vec<u8>) {
+pub async fn linger_close(mut stream: TcpStream, scratch: Vec<u8>, mut timer: Timer) {
     use monoio::io::AsyncWriteRent;
     let _ = stream.shutdown().await;
     let mut buf = if scratch.capacity() >= 4096 {
@@ -93,7 +131,7 @@ pub async fn linger_close(mut stream: TcpStream, scratch: Vec<u8>) {
     let mut drained = 0usize;
     while drained < (1 << 20) {
         buf.clear();
-        match read_into(&mut stream, &mut buf, deadline).await {
+        match read_into(&mut stream, &mut buf, &mut timer, deadline).await {
             ReadOutcome::Data(n) => drained += n,
             _ => break,
         }

@@ -5,6 +5,7 @@ use super::conn::{Conn, RequestMeta, Stop, Upstream};
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::io::{read_into, write_range, ReadOutcome};
+use monoio::time::Instant;
 
 impl Conn {
     /// Reads and parses the response head (skipping interim 1xx responses); the head
@@ -14,9 +15,10 @@ impl Conn {
         up: &mut Upstream,
         req: &RequestMeta,
         keep_alive: bool,
+        sent: Instant,
     ) -> Result<ResponseMeta, HeadError> {
         self.sbuf.clear();
-        let deadline = Self::deadline(self.server_timeout);
+        let deadline = sent + self.server_timeout;
         let mut received_any = false;
         loop {
             if !self.sbuf.is_empty() {
@@ -51,7 +53,7 @@ impl Conn {
                     Parsed::Partial => {}
                 }
             }
-            match read_into(&mut up.stream, &mut self.sbuf, deadline).await {
+            match read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline).await {
                 ReadOutcome::Data(n) => received_any |= n > 0,
                 ReadOutcome::Timeout => return Err(HeadError::Timeout),
                 ReadOutcome::Eof | ReadOutcome::Error if !received_any => {
@@ -83,7 +85,8 @@ impl Conn {
             &mut self.client,
             &mut self.out,
             0..len,
-            Self::deadline(client_timeout),
+            &mut self.timer,
+            self.rec.first_byte.unwrap_or_else(Instant::now) + client_timeout,
         )
         .await
         .map_err(|_| Stop::Close)?;
@@ -94,15 +97,15 @@ impl Conn {
                 .filter(|&n| n >= crate::splice::SPLICE_MIN)
             {
                 let pipes = self.shard.pipes.clone();
-                match pipes
-                    .forward(
-                        &mut up.stream,
-                        &mut self.client,
-                        rest,
-                        server_timeout,
-                        client_timeout,
-                    )
-                    .await
+                // Boxed: its timers would otherwise grow every connection's task.
+                match Box::pin(pipes.forward(
+                    &mut up.stream,
+                    &mut self.client,
+                    rest,
+                    server_timeout,
+                    client_timeout,
+                ))
+                .await
                 {
                     Ok(()) => {
                         body.skip(rest);
@@ -117,6 +120,7 @@ impl Conn {
             match read_into(
                 &mut up.stream,
                 &mut self.sbuf,
+                &mut self.timer,
                 Self::deadline(server_timeout),
             )
             .await
@@ -136,6 +140,7 @@ impl Conn {
                 &mut self.client,
                 &mut self.sbuf,
                 0..used,
+                &mut self.timer,
                 Self::deadline(client_timeout),
             )
             .await

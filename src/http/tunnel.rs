@@ -29,17 +29,29 @@ pub(super) async fn run(mut conn: Conn, mut up: Upstream, slot: Slot, head_len: 
     // The 101 head and whatever the server sent after it.
     conn.out.extend_from_slice(&conn.sbuf[head_len..]);
     let len = conn.out.len();
-    if write_range(&mut conn.client, &mut conn.out, 0..len, deadline)
-        .await
-        .is_err()
+    if write_range(
+        &mut conn.client,
+        &mut conn.out,
+        0..len,
+        &mut conn.timer,
+        deadline,
+    )
+    .await
+    .is_err()
     {
         return;
     }
     // Client bytes that followed the request head were held back until the 101.
     let (from, to) = (conn.cpos, conn.cbuf.len());
-    if write_range(&mut up.stream, &mut conn.cbuf, from..to, deadline)
-        .await
-        .is_err()
+    if write_range(
+        &mut up.stream,
+        &mut conn.cbuf,
+        from..to,
+        &mut conn.timer,
+        deadline,
+    )
+    .await
+    .is_err()
     {
         return;
     }
@@ -56,7 +68,7 @@ pub(super) async fn run(mut conn: Conn, mut up: Upstream, slot: Slot, head_len: 
     };
     monoio::select! {
         _ = both => {}
-        _ = idle_watch(&last_activity, idle) => {
+        _ = Box::pin(idle_watch(&last_activity, idle)) => {
             tracing::debug!(peer = %conn.peer, "tunnel: idle timeout");
         }
     };

@@ -251,7 +251,10 @@ impl BackendState {
                     self.queue_max.set(q.len() as u64);
                 }
             }
-            match monoio::time::timeout_at(monoio::time::Instant::from_std(deadline), rx).await {
+            // A monoio timer is 128-byte aligned: inline, it would make every connection
+            // task an aligned allocation. Boxed, on the queueing path only.
+            let wait = monoio::time::timeout_at(monoio::time::Instant::from_std(deadline), rx);
+            match Box::pin(wait).await {
                 Ok(_) => woken = true,
                 Err(_) => return Err(AcquireError::QueueTimeout),
             }
@@ -337,21 +340,30 @@ impl Upstreams {
     }
 
     /// An idle pooled connection to `server`. `check` makes sure the server has not
-    /// closed it; skip it only when the request can be resent if it has.
-    pub fn pooled(&self, backend: usize, server: u32, check: bool) -> Option<TcpStream> {
+    /// closed it; skip it only when the request can be resent if it has. `now` is the
+    /// caller's latest clock reading (the request path reads the clock sparingly).
+    pub fn pooled(
+        &self,
+        backend: usize,
+        server: u32,
+        check: bool,
+        now: Instant,
+    ) -> Option<TcpStream> {
         self.backends[backend].servers[server as usize]
             .pool
             .borrow_mut()
-            .take(Instant::now(), self.pool_idle_timeout, check)
+            .take(now, self.pool_idle_timeout, check)
     }
 
     /// A new connection to `server`, within `timeout.connect`.
     pub async fn connect(&self, backend: usize, server: u32) -> std::io::Result<TcpStream> {
         let s = &self.backends[backend].servers[server as usize];
-        let res = match monoio::time::timeout(
+        // Boxed: an inline monoio timer (128-byte aligned) would make every connection
+        // task an aligned allocation; a new connection can afford one allocation.
+        let res = match Box::pin(monoio::time::timeout(
             self.backends[backend].connect_timeout,
             TcpStream::connect_addr(s.addr),
-        )
+        ))
         .await
         {
             Ok(Ok(stream)) => {
@@ -393,11 +405,11 @@ impl Upstreams {
     }
 
     /// Returns a connection whose last exchange completed cleanly.
-    pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
+    pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream, now: Instant) {
         self.backends[backend].servers[server as usize]
             .pool
             .borrow_mut()
-            .put(stream, Instant::now(), self.pool_max_idle);
+            .put(stream, now, self.pool_max_idle);
     }
 
     /// A connection or request to the server failed: tell the health thread.
