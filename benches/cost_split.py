@@ -140,6 +140,10 @@ def main():
     def med(s, p, k):
         return statistics.median(c[k] for c in results[(s, p)])
 
+    def span(s, p, k):
+        v = [c[k] for c in results[(s, p)]]
+        return f"{min(v):.1f}–{max(v):.1f}"
+
     date = datetime.date.today().isoformat()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     kernel = os.uname().release
@@ -157,7 +161,7 @@ def main():
         "- **TCP/IP**: everything else in the kernel: segments, ACKs, the loopback device, waking the"
         " peer process — the same work for any proxy moving the same bytes.",
         "",
-        "| scenario | proxy | total | user | event | sched | TCP/IP | ratio vs HAProxy | floor: ringlb TCP/IP ÷ HAProxy total |",
+        "| scenario | proxy | total (range) | user | event | sched | TCP/IP (range) | ratio vs HAProxy | floor: ringlb TCP/IP ÷ HAProxy total |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in args.scenarios:
@@ -166,8 +170,9 @@ def main():
             ratio = med(s, p, "total") / med(s, ha, "total")
             floor = med(s, rl, "tcp") / med(s, ha, "total") if p == rl else None
             lines.append(
-                f"| {s} | {p} | {med(s, p, 'total'):.2f} | {med(s, p, 'user'):.2f} | {med(s, p, 'event'):.2f} | "
-                f"{med(s, p, 'sched'):.2f} | {med(s, p, 'tcp'):.2f} | {ratio:.2f} | {'' if floor is None else f'{floor:.2f}'} |"
+                f"| {s} | {p} | {med(s, p, 'total'):.2f} ({span(s, p, 'total')}) | {med(s, p, 'user'):.2f} | "
+                f"{med(s, p, 'event'):.2f} | {med(s, p, 'sched'):.2f} | {med(s, p, 'tcp'):.2f} ({span(s, p, 'tcp')}) | "
+                f"{ratio:.2f} | {'' if floor is None else f'{floor:.2f}'} |"
             )
     lines += ["", "Largest TCP/IP costs (µs per request, summed over the runs then divided by them):", ""]
     for s in args.scenarios:
