@@ -11,6 +11,7 @@ use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
+use super::bufpool::PooledBuf;
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Timer};
@@ -78,10 +79,10 @@ pub(super) struct Conn {
     pub(super) local: SocketAddr,
     pub(super) client: TcpStream,
     /// Client bytes: `[cpos..len]` not yet consumed (pipelined requests wait here).
-    pub(super) cbuf: Vec<u8>,
+    pub(super) cbuf: PooledBuf,
     pub(super) cpos: usize,
     /// Server bytes of the current response.
-    pub(super) sbuf: Vec<u8>,
+    pub(super) sbuf: PooledBuf,
     /// The rewritten head (and the first body bytes) going out.
     pub(super) out: Vec<u8>,
     /// What the current request did, for the statistics.
@@ -129,9 +130,9 @@ pub async fn serve(
 ) {
     let cap = shard.config.limits.max_header_bytes;
     let cbuf = if cbuf.capacity() >= cap {
-        cbuf
+        PooledBuf::adopt(cbuf)
     } else {
-        Vec::with_capacity(cap)
+        PooledBuf::take(cap)
     };
     let mut conn = Conn {
         shard,
@@ -141,7 +142,7 @@ pub async fn serve(
         client,
         cbuf,
         cpos: 0,
-        sbuf: Vec::with_capacity(SERVER_BUF.max(cap)),
+        sbuf: PooledBuf::take(SERVER_BUF.max(cap)),
         out: Vec::with_capacity(1024),
         rec: Record::default(),
         server_timeout: Duration::from_secs(30),
@@ -216,7 +217,7 @@ pub async fn serve(
                 // syscall. With pipelined bytes left over, the lingering close keeps
                 // the kernel from answering them with a reset.
                 if conn.cpos < conn.cbuf.len() {
-                    linger_close(conn.client, conn.cbuf, conn.timer).await;
+                    linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
                 }
                 return;
             }
@@ -232,7 +233,7 @@ pub async fn serve(
                     .await
                     .is_ok()
                 {
-                    linger_close(conn.client, conn.cbuf, conn.timer).await;
+                    linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
                 }
                 return;
             }
@@ -281,7 +282,7 @@ pub async fn serve(
                 .await
                 .is_ok()
                 {
-                    linger_close(conn.client, conn.cbuf, conn.timer).await;
+                    linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
                 }
                 return;
             }
@@ -306,7 +307,7 @@ pub async fn serve(
                     .await
                     .is_ok()
                     {
-                        linger_close(conn.client, conn.cbuf, conn.timer).await;
+                        linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
                     }
                 }
                 return;
@@ -826,7 +827,8 @@ impl Conn {
             // Make room at the end of the buffer for the rest of the head.
             if self.cpos > 0 {
                 self.cbuf.copy_within(self.cpos.., 0);
-                self.cbuf.truncate(self.cbuf.len() - self.cpos);
+                let len = self.cbuf.len() - self.cpos;
+                self.cbuf.truncate(len);
                 self.cpos = 0;
             }
             // `timeout http-request` runs from a keep-alive request's first bytes; the

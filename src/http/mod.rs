@@ -3,6 +3,7 @@
 //! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local), and
 //! deadline IO (io).
 
+mod bufpool;
 mod conn;
 pub mod framing;
 pub mod head;
