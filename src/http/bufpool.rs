@@ -2,15 +2,19 @@
 //! buffers (client bytes, server bytes) from here and gives them back when it ends,
 //! so a new connection per request costs no malloc/free of them. The list is
 //! thread-local: each shard is one thread, so no lock is involved.
+//!
+//! Buffers are kept by exact capacity: a buffer's capacity is a limit (a client's
+//! head must fit `max_header_bytes`), so a larger one must never stand in for it.
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 
-/// At most this many idle buffers per shard (4 MiB at the default 16 KiB).
+/// At most this many idle buffers per capacity and shard (4 MiB at the default 16 KiB).
 const MAX_IDLE: usize = 256;
 
 thread_local! {
-    static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// (capacity, idle buffers of exactly that capacity); a config has one or two.
+    static FREE: RefCell<Vec<(usize, Vec<Vec<u8>>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An empty buffer of at least the capacity asked for, returned to the shard's free
@@ -22,11 +26,13 @@ pub struct PooledBuf {
 
 impl PooledBuf {
     pub fn take(cap: usize) -> Self {
-        let reused = FREE.with(|f| f.borrow_mut().pop());
-        let buf = match reused {
-            Some(b) if b.capacity() >= cap => b,
-            _ => Vec::with_capacity(cap),
-        };
+        let reused = FREE.with(|f| {
+            let mut f = f.borrow_mut();
+            f.iter_mut()
+                .find(|(c, _)| *c == cap)
+                .and_then(|(_, l)| l.pop())
+        });
+        let buf = reused.unwrap_or_else(|| Vec::with_capacity(cap));
         Self { buf, cap }
     }
 
@@ -59,14 +65,21 @@ impl Drop for PooledBuf {
     fn drop(&mut self) {
         let mut buf = std::mem::take(&mut self.buf);
         // A read cut short by a timeout leaves an empty Vec here: nothing to keep.
-        if buf.capacity() < self.cap || self.cap == 0 {
+        if buf.capacity() != self.cap || self.cap == 0 {
             return;
         }
         buf.clear();
         FREE.with(|f| {
             let mut f = f.borrow_mut();
-            if f.len() < MAX_IDLE {
-                f.push(buf);
+            let i = match f.iter().position(|(c, _)| *c == self.cap) {
+                Some(i) => i,
+                None => {
+                    f.push((self.cap, Vec::new()));
+                    f.len() - 1
+                }
+            };
+            if f[i].1.len() < MAX_IDLE {
+                f[i].1.push(buf);
             }
         });
     }
@@ -85,6 +98,17 @@ mod tests {
         let b = PooledBuf::take(1024);
         assert_eq!(b.as_ptr(), ptr, "the same storage comes back");
         assert!(b.is_empty() && b.capacity() >= 1024);
+    }
+
+    /// A pooled 16 KiB server buffer must not become a 1 KiB client buffer: the
+    /// capacity is the head-size limit (a head of 4,000 bytes got a 200, not a 431).
+    #[test]
+    fn a_larger_buffer_never_stands_in_for_a_smaller_one() {
+        drop(PooledBuf::take(16 * 1024));
+        let small = PooledBuf::take(1000);
+        assert_eq!(small.capacity(), 1000);
+        drop(small);
+        assert_eq!(PooledBuf::take(16 * 1024).capacity(), 16 * 1024);
     }
 
     #[test]
