@@ -13,6 +13,7 @@ measurement `perf record -F 2999` samples the proxy's threads (timer sampling: n
 hardware counters here) while wrk runs. Runs are interleaved; medians are reported.
 
 Usage: python3 benches/cost_split.py [--runs 3] [--duration 5] [--scenarios ka64,close,l4]
+       (also ka16, ka256: where the growth with the connection count goes)
        [--no-build]
 Needs: apt-get install haproxy nginx wrk linux-perf; run as root (perf).
 Writes benches/results/cost-split-<date>.md
@@ -46,7 +47,9 @@ SCHED = re.compile(r"^(finish_task_switch|__schedule|schedule|pick_next|dequeue_
                    r"|psi_|__switch_to|do_idle|cpuidle|default_idle|io_cqring_wait|io_schedule)")
 
 PAIRS = {
+    "ka16": ("ringlb", "haproxy"),
     "ka64": ("ringlb", "haproxy"),
+    "ka256": ("ringlb", "haproxy"),
     "close": ("ringlb", "haproxy"),
     "l4": ("ringlb-tcp", "haproxy-tcp"),
 }

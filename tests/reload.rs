@@ -237,3 +237,23 @@ fn server_state_survives_and_runtime_changes_are_refused() {
         .lines()
         .any(|l| l.starts_with("app,s3,")));
 }
+
+/// A keep-alive client that idled longer than `timeout http-request`, then sends a head
+/// in pieces just after a reload, gets the whole `http-request` time for it (the
+/// deadline was once taken from before the idle wait: an instant 408).
+#[test]
+fn a_head_in_pieces_after_a_reload_gets_its_full_request_timeout() {
+    let a = TestBackend::start("a");
+    let port = free_port();
+    let extra = "[timeout]\nhttp_request = \"1s\"\nhttp_keep_alive = \"30s\"\n";
+    let s = start(&config(port, &[("s1", a.addr())], extra));
+    let mut kept = HttpClient::connect(s.lb.addr("web"));
+    assert_eq!(kept.get("/").status, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    reload(&s, 1);
+    kept.send("GET / HTTP/1.1\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    kept.send("Host: t\r\n\r\n");
+    let r = kept.try_read_response("GET").expect("a response");
+    assert_eq!(r.status, 200, "{r:?}");
+}

@@ -11,6 +11,9 @@ use std::ops::{Deref, DerefMut};
 
 /// At most this many idle buffers per capacity and shard (4 MiB at the default 16 KiB).
 const MAX_IDLE: usize = 256;
+/// Capacities kept at once: a config uses one or two; a reload that changes
+/// `max_header_bytes` retires the oldest list instead of keeping it forever.
+const MAX_CLASSES: usize = 4;
 
 thread_local! {
     /// (capacity, idle buffers of exactly that capacity); a config has one or two.
@@ -69,11 +72,15 @@ impl Drop for PooledBuf {
             return;
         }
         buf.clear();
-        FREE.with(|f| {
+        // `try_with`: a buffer dropped while the thread's locals are torn down is freed.
+        let _ = FREE.try_with(|f| {
             let mut f = f.borrow_mut();
             let i = match f.iter().position(|(c, _)| *c == self.cap) {
                 Some(i) => i,
                 None => {
+                    if f.len() == MAX_CLASSES {
+                        f.remove(0);
+                    }
                     f.push((self.cap, Vec::new()));
                     f.len() - 1
                 }

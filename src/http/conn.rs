@@ -93,6 +93,9 @@ pub(super) struct Conn {
     pub(super) reqline: Vec<u8>,
     /// Bounds every read and write of the connection, client or server side.
     pub(super) timer: Timer,
+    /// The head being read began under an older config (a reload came in between):
+    /// its `timeout http-request` starts afresh rather than from before the idle wait.
+    pub(super) resumed: bool,
 }
 
 /// The figures of one request, accounted once it ended (however it ended).
@@ -148,6 +151,7 @@ pub async fn serve(
         server_timeout: Duration::from_secs(30),
         reqline: Vec::with_capacity(256),
         timer: Timer::new(Instant::now()),
+        resumed: false,
     };
     let mut first = true;
     // A new connection counts as in flight until its first request arrives: a stop
@@ -165,6 +169,7 @@ pub async fn serve(
                 let _ = conn.client.shutdown().await;
                 return;
             }
+            conn.resumed = true;
             result = conn.exchange(first).await;
         }
         if conn.rec.term.is_empty() {
@@ -654,10 +659,11 @@ impl Conn {
             && !conf.server_close
             && !fe_conf.server_close
         {
-            let now = self.rec.first_byte.unwrap_or_else(Instant::now).into_std();
+            // Stamped now, not at the first byte: a long body must not age the
+            // connection past the pool's idle timeout before it is even idle.
             shard
                 .upstreams
-                .release_conn(backend, up.server, up.stream, now);
+                .release_conn(backend, up.server, up.stream, std::time::Instant::now());
         }
         Ok(keep_alive && client_keep_alive)
     }
@@ -692,7 +698,7 @@ impl Conn {
             .filter(|f| f.applies_to(client))
             .map(|f| (client, f));
         let mut waiting_first_byte = !first && self.cpos == self.cbuf.len();
-        let mut restart_deadline = false;
+        let mut restart_deadline = std::mem::take(&mut self.resumed);
         let mut deadline = self.rec.head_start.unwrap_or_else(Instant::now)
             + if waiting_first_byte {
                 keep_alive_idle
