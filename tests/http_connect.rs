@@ -10,7 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::raw::{read_head, read_to_end};
-use common::{http_config, HttpClient, RawServer, RingLb};
+use common::{free_port, http_config, http_get, wait_for, HttpClient, RawServer, RingLb};
 
 const CONNECT: &str = "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n";
 
@@ -98,4 +98,50 @@ fn connect_is_refused_where_not_allowed() {
     let mut c = HttpClient::connect(lb.addr("web"));
     assert_eq!(c.request(CONNECT).status, 400);
     assert_eq!(s.accepts(), 0);
+}
+
+/// A tunnel's bytes count in the traffic statistics, both ways, as HAProxy's do.
+#[test]
+fn tunnel_bytes_are_counted_in_the_stats() {
+    let s = forward_proxy();
+    let admin = free_port();
+    let lb = RingLb::start(
+        &http_config(
+            &[s.addr()],
+            &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n"),
+        )
+        .replace(
+            "mode = \"http\"\n",
+            "mode = \"http\"\nallow_connect = true\n",
+        ),
+    );
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let payload = vec![b'x'; 100_000];
+    let mut c = TcpStream::connect(lb.addr("web")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(CONNECT.as_bytes()).unwrap();
+    let head = read_head(&mut c).expect("the 200");
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    c.write_all(&payload).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut c).len(), payload.len(), "the echo");
+    let sample = |m: &str, series: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    wait_for(
+        "the tunnel's bytes in the metrics",
+        Duration::from_secs(5),
+        || {
+            let m = http_get(admin, "/metrics").body_str().to_string();
+            sample(&m, "haproxy_frontend_bytes_in_total{proxy=\"web\"}") >= 100_000.0
+                && sample(&m, "haproxy_frontend_bytes_out_total{proxy=\"web\"}") >= 100_000.0
+                && sample(
+                    &m,
+                    "haproxy_server_bytes_in_total{proxy=\"app\",server=\"s1\"}",
+                ) >= 100_000.0
+        },
+    );
 }
