@@ -145,3 +145,30 @@ fn tunnel_bytes_are_counted_in_the_stats() {
         },
     );
 }
+
+/// A soft stop (SIGUSR1) waits for an open tunnel as for any connection in flight: the
+/// tunnel keeps working, and the process exits once it ended.
+#[test]
+fn soft_stop_waits_for_an_open_tunnel() {
+    let (_s, mut lb) = allowed();
+    let mut c = TcpStream::connect(lb.addr("web")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(CONNECT.as_bytes()).unwrap();
+    assert!(read_head(&mut c)
+        .expect("the 200")
+        .starts_with(b"HTTP/1.1 200"));
+    lb.signal(libc::SIGUSR1);
+    // Longer than the default shutdown grace would matter for: the tunnel still carries.
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        lb.wait_exit(Duration::from_millis(10)).is_none(),
+        "exited with a tunnel open"
+    );
+    c.write_all(b"still there").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut c), b"still there");
+    let status = lb
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits once the tunnel ended");
+    assert_eq!(status.code(), Some(0), "{}", lb.stderr());
+}

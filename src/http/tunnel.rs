@@ -19,6 +19,8 @@ use crate::stats::Counters;
 /// server's bytes after its head are in `conn.sbuf[head_len..]`.
 pub(super) async fn run(mut conn: Conn, mut up: Upstream, slot: Slot, head_len: usize) {
     let _slot = slot;
+    // In flight like an L4 connection: a soft stop waits for it (up to hard-stop-after).
+    let _inflight = conn.shard.begin_request();
     let fe = &conn.shard.config.frontends[conn.frontend];
     let backend = conn.rec.backend.unwrap_or(0);
     let idle = conn.shard.config.backends[backend]
