@@ -1,6 +1,7 @@
 """Shared pieces of the comparison benches: processes, CPU accounting, wrk, configs.
 
-Used by compare.py (ringlb against HAProxy and nginx) and observability.py. Everything
+Used by compare.py (ringlb against HAProxy and nginx), cost_split.py, scaling.py,
+observability.py, and for the backend config by flamegraph.sh and instructions.sh. Everything
 listens on 127.0.0.1 on ports the kernel picks; every process started here is stopped
 by its PID.
 """
@@ -17,6 +18,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CORE = "0"
 LOAD_CORE = "1"
+
+
+def ringlb_binary(path=None, build=True):
+    """The ringlb to measure: `path` as given, else target/release/ringlb, built first
+    unless `build` is false."""
+    if path:
+        return os.path.abspath(path)
+    if build:
+        subprocess.check_call(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    return os.path.join(ROOT, "target", "release", "ringlb")
+
+
+def commit():
+    """The short commit measured, for the results files."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip()
 
 
 def free_port():
@@ -111,15 +128,11 @@ def nginx_worker_pids(master_pid):
 
 
 def nginx_conf(tmp, name, listen, body_block, locations=None, http_extra=""):
-    """An nginx config, one worker, no access log, temp paths under `tmp`. With an
-    `upstream` in `body_block` and no `locations`, it proxies `/` to upstream `up`;
-    otherwise `/` returns a small body."""
+    """An nginx config, one worker, no access log, temp paths under `tmp`; without
+    `locations`, `/` returns a small body."""
     path = os.path.join(tmp, f"{name}.conf")
     if locations is None:
-        if "upstream" in body_block:
-            locations = 'location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }'
-        else:
-            locations = "location / { return 200 'hello from the backend\\n'; }"
+        locations = "location / { return 200 'hello from the backend\\n'; }"
     with open(path, "w") as f:
         f.write(
             f"""
@@ -179,11 +192,12 @@ def _latency_ms(out, label):
     return v * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def wrk(port, duration, connections, path="/", close=False, timeout=None):
-    """One wrk run (one thread, pinned to the load core). Returns a dict: reqs,
-    non2xx (non-2xx/3xx responses), sock (connect+read+write+timeout socket errors),
-    p50 and p99 (ms)."""
-    argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+def wrk(port, duration, connections, path="/", close=False, timeout=None, threads=1, pinned=True):
+    """One wrk run (pinned to the load core unless `pinned` is false). Returns a dict:
+    reqs, non2xx (non-2xx/3xx responses), sock (connect+read+write+timeout socket
+    errors), p50 and p99 (ms)."""
+    argv = ["taskset", "-c", LOAD_CORE] if pinned else []
+    argv += ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
     if timeout:

@@ -46,18 +46,19 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import targets  # noqa: E402
-from benchlib import (  # noqa: E402, F401  (observability.py and others import these from here)
+from benchlib import (  # noqa: E402
     LOAD_CORE,
     PROXY_CORE,
     ROOT,
     Proc,
     backend_nginx_conf,
+    commit,
     cpu_seconds,
     free_port,
     nginx_accepts,
     nginx_conf,
     nginx_worker_pids,
-    run_wrk,
+    ringlb_binary,
     wrk,
 )
 
@@ -167,7 +168,6 @@ class Bench:
         )
         self.ports = {"direct": self.backend_port}
         self.running = {}  # proxy name: Proc
-        self.drivers = {}  # ringlb process name: the driver it reports
 
     def keep_config(self, title, path):
         with open(path) as f:
@@ -224,7 +224,6 @@ check = false
                 time.sleep(0.05)
         if got != want:
             raise RuntimeError(f"{name}: asked for the {want} driver, ringlb reports {got!r} (log: {p.log})")
-        self.drivers[name] = got
         suffix = "-legacy" if legacy else ""
         if need_http:
             self.running[f"ringlb{suffix}"] = p
@@ -358,12 +357,7 @@ def main():
     if not order:
         sys.exit("nothing to run: no selected proxy serves the selected scenarios")
     wanted = sorted({p for _, ps in order for p in ps})
-    if args.ringlb:
-        ringlb = os.path.abspath(args.ringlb)
-    else:
-        if not args.no_build:
-            subprocess.check_call(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
-        ringlb = os.path.join(ROOT, "target", "release", "ringlb")
+    ringlb = ringlb_binary(args.ringlb, build=not args.no_build)
     if any(p.startswith("ringlb") for p in wanted) and not os.access(ringlb, os.X_OK):
         sys.exit(f"no ringlb binary at {ringlb}")
 
@@ -414,7 +408,7 @@ def main():
         xs = [x[k] for x in samples.get((s, p), []) if x[k] is not None]
         return (max(xs) - min(xs)) / 2 if xs else None
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    measured = commit()
     dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src", "Cargo.toml", "Cargo.lock"], cwd=ROOT).returncode != 0
     ran = {p for _, ps in order for p in ps if p.startswith("ringlb")}
     uring, legacy = any(not p.endswith("-legacy") for p in ran), any(p.endswith("-legacy") for p in ran)
@@ -427,7 +421,7 @@ def main():
         f"# ringlb against HAProxy and nginx ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
         f"- machine: {os.cpu_count()} cores (nproc), kernel {os.uname().release}",
-        f"- ringlb commit {commit}{' with uncommitted changes' if dirty else ''}, 1 shard, driver: {driver}"
+        f"- ringlb commit {measured}{' with uncommitted changes' if dirty else ''}, 1 shard, driver: {driver}"
         + (f", pool.max_idle_per_server = {args.ringlb_max_idle}" if args.ringlb_max_idle is not None else ", default pool settings"),
         f"- {version(['haproxy', '-v'])}; {version(['nginx', '-v'])}; {version(['wrk', '--version'])}",
         f"- proxy under test pinned to core {PROXY_CORE}; wrk (1 thread) and the backend (nginx, 1 worker, sendfile) on core {LOAD_CORE}",

@@ -24,6 +24,7 @@ import collections
 import datetime
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +32,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
-from benchlib import ROOT  # noqa: E402
+from benchlib import ROOT, commit, ringlb_binary, wrk  # noqa: E402
 
 FREQ = 2999
 # Kernel symbols that deliver events and enter or leave the kernel: io_uring's
@@ -70,7 +71,6 @@ def parse_args():
             sys.exit(f"unknown scenario {s} (known: {', '.join(PAIRS)})")
     # What compare.Bench reads from its arguments.
     a.ringlb_max_idle = None
-    a.warmup = 2
     return a
 
 
@@ -104,14 +104,14 @@ def split(perf_data, requests):
 def measure(bench, scenario, proxy, duration, tmp, n):
     _, conns, path, close, _ = compare.SCENARIOS[scenario]
     port = bench.ports[proxy]
-    compare.wrk(port, 2, conns, path, close)
+    wrk(port, 2, conns, path, close)  # warm-up
     data = os.path.join(tmp, f"{scenario}-{proxy}-{n}.data")
     pid = bench.running[proxy].p.pid
     perf = subprocess.Popen(
         ["perf", "record", "-q", "-F", str(FREQ), "-p", str(pid), "-o", data, "--", "sleep", str(duration)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    r = compare.wrk(port, duration, conns, path, close)
+    r = wrk(port, duration, conns, path, close)
     perf.wait()
     if not r["reqs"]:
         raise RuntimeError(f"{proxy}: no request completed in {scenario}")
@@ -120,9 +120,7 @@ def measure(bench, scenario, proxy, duration, tmp, n):
 
 def main():
     args = parse_args()
-    ringlb = args.ringlb or os.path.join(ROOT, "target", "release", "ringlb")
-    if not args.no_build and not args.ringlb:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    ringlb = ringlb_binary(args.ringlb, build=not args.no_build)
     proxies = sorted({p for s in args.scenarios for p in PAIRS[s]})
     tmp = tempfile.mkdtemp(prefix="ringlb-split-")
     bench = compare.Bench(args, ringlb, tmp)
@@ -139,6 +137,7 @@ def main():
                     print(f"run {n + 1} {s:6s} {p:12s} " + " ".join(f"{k} {cost[k]:.2f}" for k in ("total", "user", "event", "sched", "tcp")), flush=True)
     finally:
         bench.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the perf.data files
 
     def med(s, p, k):
         return statistics.median(c[k] for c in results[(s, p)])
@@ -148,13 +147,13 @@ def main():
         return f"{min(v):.1f}–{max(v):.1f}"
 
     date = datetime.date.today().isoformat()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    measured = commit()
     kernel = os.uname().release
     lines = [
         f"# Where the CPU per request goes ({date})",
         "",
         f"`python3 benches/cost_split.py --runs {args.runs} --duration {args.duration} --scenarios {','.join(args.scenarios)}`"
-        f" — commit {commit}, kernel {kernel}, ringlb on io_uring, {args.runs} interleaved runs, medians;"
+        f" — commit {measured}, kernel {kernel}, ringlb on io_uring, {args.runs} interleaved runs, medians;"
         f" `perf record -F {FREQ}` on the proxy (timer sampling), µs of CPU per request.",
         "",
         "- **user**: the proxy's own code and libc;",

@@ -14,18 +14,11 @@ scenarios=("$@")
 RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target/fp cargo build --release --quiet
 BIN=$PWD/target/fp/release/ringlb
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BP=$(free_port); P=$(free_port)
-
-cat > "$T/backend.conf" <<EOC
-worker_processes 1; daemon off; master_process on; pid $T/b.pid; error_log $T/b.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  client_body_temp_path $T/cb; proxy_temp_path $T/p; fastcgi_temp_path $T/f; uwsgi_temp_path $T/u; scgi_temp_path $T/s;
-  server { listen 127.0.0.1:$BP reuseport; location / { return 200 'hello from the backend\n'; } } }
-EOC
-taskset -c 1 nginx -c "$T/backend.conf" -p "$T" > /dev/null 2>&1 &
+# Ports and the nginx backend's config from the Python benches' own helpers.
+benchlib() { python3 -c "import sys; sys.path.insert(0, 'benches'); import benchlib as B; print($1)"; }
+BP=$(benchlib 'B.free_port()'); P=$(benchlib 'B.free_port()')
+BACKEND_CONF=$(benchlib "B.nginx_conf('$T', 'backend', $BP, '')")
+taskset -c 1 nginx -c "$BACKEND_CONF" -p "$T" > /dev/null 2>&1 &
 NGINX=$!
 trap 'kill $NGINX 2>/dev/null; rm -rf "$T"' EXIT
 for s in "${scenarios[@]}"; do
@@ -54,7 +47,7 @@ for s in "${scenarios[@]}"; do
         perf report -i "$T/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | head -5 || true
         perf report -i "$T/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep '%' | head -30 || true
     } > "flamegraphs/$s-top.txt"
-    inferno-flamegraph --title "ringlb $s ($(grep -o '[0-9.]* requests/sec\|Requests/sec: *[0-9.]*' "$T/wrk.out"))" \
+    inferno-flamegraph --title "ringlb $s ($(grep -o 'Requests/sec: *[0-9.]*' "$T/wrk.out"))" \
         < "$T/$s.folded" > "flamegraphs/$s.svg"
     echo "flamegraphs/$s.svg: $(grep 'Requests/sec' "$T/wrk.out")"
 done

@@ -19,18 +19,13 @@ case $scenario in
     *) echo "unknown scenario $scenario (ka or close)" >&2; exit 2 ;;
 esac
 T=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BP=$(free_port); P=$(free_port)
-cat > "$T/backend.conf" <<EOC
-worker_processes 1; daemon off; master_process on; pid $T/b.pid; error_log $T/b.err warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  client_body_temp_path $T/cb; proxy_temp_path $T/p; fastcgi_temp_path $T/f; uwsgi_temp_path $T/u; scgi_temp_path $T/s;
-  server { listen 127.0.0.1:$BP reuseport; location / { return 200 'hello from the backend\n'; } } }
-EOC
+# Ports and the nginx backend's config from the Python benches' own helpers.
+benchlib() { python3 -c "import sys; sys.path.insert(0, 'benches'); import benchlib as B; print($1)"; }
+BP=$(benchlib 'B.free_port()'); P=$(benchlib 'B.free_port()')
+BACKEND_CONF=$(benchlib "B.nginx_conf('$T', 'backend', $BP, '')")
 printf '[runtime]\nshards = 1\n[frontend.bench]\nbind = "127.0.0.1:%s"\ndefault_backend = "app"\n[backend.app]\n[[backend.app.server]]\naddr = "127.0.0.1:%s"\n' \
     "$P" "$BP" > "$T/ringlb.toml"
-nginx -c "$T/backend.conf" -p "$T" > /dev/null 2>&1 &
+nginx -c "$BACKEND_CONF" -p "$T" > /dev/null 2>&1 &
 NGINX=$!
 MONOIO_FORCE_LEGACY_DRIVER=1 valgrind --tool=callgrind --instr-atstart=no \
     --callgrind-out-file="$T/callgrind.out" "$BIN" -f "$T/ringlb.toml" > /dev/null 2> "$T/valgrind.err" &

@@ -14,23 +14,21 @@ Needs: apt-get install nginx wrk
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (  # noqa: E402
     LOAD_CORE,
     PROXY_CORE,
-    ROOT,
     Proc,
     cpu_seconds,
     free_port,
     nginx_conf,
     nginx_worker_pids,
+    ringlb_binary,
     run_wrk,
 )
 
@@ -41,9 +39,7 @@ def main():
     ap.add_argument("--duration", type=int, default=6)
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
-    if not args.no_build:
-        subprocess.check_call(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
-    ringlb = os.path.join(ROOT, "target", "release", "ringlb")
+    ringlb = ringlb_binary(build=not args.no_build)
     tmp = tempfile.mkdtemp(prefix="ringlb-obs-")
     procs = []
     try:

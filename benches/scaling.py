@@ -17,17 +17,9 @@ import argparse
 import datetime
 import os
 import statistics
-import subprocess
 import tempfile
 
 import benchlib as B
-
-
-def wrk2(port, duration, connections):
-    out = subprocess.check_output(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", f"http://127.0.0.1:{port}/"], text=True
-    )
-    return int(out.split(" requests in")[0].split()[-1])
 
 
 def main():
@@ -37,10 +29,7 @@ def main():
     ap.add_argument("--connections", type=int, default=128)
     ap.add_argument("--ringlb", default=None, help="binary (default: build in release)")
     args = ap.parse_args()
-    ringlb = args.ringlb
-    if ringlb is None:
-        subprocess.check_call(["cargo", "build", "--release", "--quiet"], cwd=B.ROOT)
-        ringlb = os.path.join(B.ROOT, "target", "release", "ringlb")
+    ringlb = B.ringlb_binary(args.ringlb)
     tmp = tempfile.mkdtemp(prefix="ringlb-scaling-")
     procs = []
     try:
@@ -68,7 +57,8 @@ def main():
         for _ in range(args.runs):
             for s, (p, port) in variants.items():
                 c0 = B.cpu_seconds(p.cpu_pids)
-                reqs = wrk2(port, args.duration, args.connections)
+                # Two threads, not pinned: with 2 shards every core serves.
+                reqs = B.wrk(port, args.duration, args.connections, threads=2, pinned=False)["reqs"]
                 c1 = B.cpu_seconds(p.cpu_pids)
                 results[s].append((reqs / args.duration, (c1 - c0) / reqs * 1e6))
         rows = []
@@ -80,12 +70,11 @@ def main():
         cmd = "python3 benches/scaling.py " + " ".join(
             f"--{k} {v}" for k, v in (("runs", args.runs), ("duration", args.duration), ("connections", args.connections))
         )
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=B.ROOT, capture_output=True, text=True).stdout.strip()
         text = "\n".join(
             [
                 "# Scaling: 1 vs 2 shards",
                 "",
-                f"Command: `{cmd}` (commit {commit}, kernel {os.uname().release}, {os.cpu_count()} cores; "
+                f"Command: `{cmd}` (commit {B.commit()}, kernel {os.uname().release}, {os.cpu_count()} cores; "
                 "wrk -t2 and the nginx backend share the cores with the shards).",
                 "",
                 "| shards | req/s | vs 1 shard | ringlb CPU µs/req |",

@@ -609,15 +609,8 @@ async fn shard_main(
     for (frontend, stream, peer) in queued {
         let permits = shard.room(frontend).await;
         if let Ok(stream) = TcpStream::from_std(stream) {
-            let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-            spawn_serve(
-                &current,
-                &Cell::new(frontend),
-                unknown,
-                stream,
-                peer,
-                permits,
-            );
+            let at = &Cell::new(frontend);
+            spawn_serve(&current, at, UNKNOWN_LISTENER, stream, peer, permits);
         }
     }
     let _ = spec.events.send(FromShard::Started {
@@ -825,9 +818,7 @@ async fn accept_loop(
     listener: TcpListener,
     mut stop: local_sync::oneshot::Receiver<()>,
 ) {
-    let listening = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let listening = listener.local_addr().unwrap_or(UNKNOWN_LISTENER);
     loop {
         let waiting = current.borrow().clone();
         let permits = monoio::select! {
@@ -862,6 +853,12 @@ async fn accept_loop(
         }
     }
 }
+
+/// A listener address not known: the wildcard, so each connection asks its own socket.
+const UNKNOWN_LISTENER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
 
 /// The task owns the connection from here on: accept never waits for a server. It
 /// keeps the config generation it started with.

@@ -14,7 +14,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use monoio::net::TcpStream;
-use monoio::time::timeout;
+use monoio::time::Instant;
+
+use crate::http::Timer;
 
 /// From this many bytes left of a body on, two splices beat reading into the
 /// connection's 16 KiB buffer and writing it out (64 KiB responses, benches/compare.py
@@ -104,7 +106,8 @@ impl PipePool {
     }
 
     /// Moves exactly `len` bytes from `from` to `to`. A read waits at most
-    /// `read_timeout` and a write `write_timeout` (inactivity, as the copy loop).
+    /// `read_timeout` and a write `write_timeout` (inactivity, as the copy loop), on
+    /// the connection's own timer.
     pub async fn forward(
         &self,
         from: &mut TcpStream,
@@ -112,6 +115,7 @@ impl PipePool {
         mut len: u64,
         read_timeout: Duration,
         write_timeout: Duration,
+        timer: &mut Timer,
     ) -> Result<(), SpliceError> {
         let pipe = match self.idle.borrow_mut().pop() {
             Some(p) => p,
@@ -131,10 +135,11 @@ impl PipePool {
                     Ok(0) => return Err(SpliceError::Source),
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        match timeout(read_timeout, from.readable(false)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return Err(SpliceError::Source),
-                            Err(_) => return Err(SpliceError::Timeout),
+                        let at = Instant::now() + read_timeout;
+                        match timer.bound(at, from.readable(false)).await {
+                            Some(Ok(())) => {}
+                            Some(Err(_)) => return Err(SpliceError::Source),
+                            None => return Err(SpliceError::Timeout),
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -149,10 +154,11 @@ impl PipePool {
                     Ok(0) => return Err(SpliceError::Destination),
                     Ok(n) => left -= n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        match timeout(write_timeout, to.writable(false)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return Err(SpliceError::Destination),
-                            Err(_) => return Err(SpliceError::Timeout),
+                        let at = Instant::now() + write_timeout;
+                        match timer.bound(at, to.writable(false)).await {
+                            Some(Ok(())) => {}
+                            Some(Err(_)) => return Err(SpliceError::Destination),
+                            None => return Err(SpliceError::Timeout),
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

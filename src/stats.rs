@@ -164,6 +164,28 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
+    /// Bytes in and out, added to the frontend and, when known, the backend and server.
+    pub fn traffic(
+        &self,
+        frontend: usize,
+        backend: Option<usize>,
+        server: Option<u32>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        let add = |c: &Counters| {
+            Counters::add(&c.bin, bytes_in);
+            Counters::add(&c.bout, bytes_out);
+        };
+        add(&self.frontends[frontend]);
+        if let Some(b) = backend {
+            add(&self.backends[b]);
+            if let Some(sv) = server.and_then(|s| self.servers[b].get(s as usize)) {
+                add(sv);
+            }
+        }
+    }
+
     pub fn new(cfg: &Config) -> Self {
         ShardStats {
             frontends: cfg.frontends.iter().map(|_| Counters::default()).collect(),

@@ -156,11 +156,8 @@ fn with_server(core: &Core, spec: &str, f: impl FnOnce(usize, usize) -> String) 
 }
 
 fn set_state(core: &Core, b: usize, s: usize, state: &str) -> String {
-    let state = match state {
-        "ready" => AdminState::Ready,
-        "drain" => AdminState::Drain,
-        "maint" => AdminState::Maint,
-        _ => return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
+    let Some(state) = AdminState::from_word(state) else {
+        return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into();
     };
     if let Ok(mut op) = core.operator.lock() {
         op[b][s].admin = state;

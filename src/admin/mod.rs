@@ -154,12 +154,8 @@ impl Core {
         for (bi, b) in cfg.backends.iter().enumerate() {
             for (si, s) in b.servers.iter().enumerate() {
                 if let Some(o) = ops.get(bi).and_then(|v| v.get(si)) {
-                    let state = match o.admin {
-                        AdminState::Ready => "ready",
-                        AdminState::Drain => "drain",
-                        AdminState::Maint => "maint",
-                    };
-                    out.push((b.name.clone(), s.name.clone(), state.to_string(), o.weight));
+                    let state = o.admin.word().to_string();
+                    out.push((b.name.clone(), s.name.clone(), state, o.weight));
                 }
             }
         }

@@ -297,6 +297,25 @@ impl ShardCluster {
         rate > u64::from(limit)
     }
 
+    /// Counts the request against rate limit `limiter` of frontend `fi` (`fe`); `true`:
+    /// over the limit. A request without the key (no such header) is not counted.
+    pub fn rate_exceeded(
+        &self,
+        fe: &crate::config::Frontend,
+        fi: usize,
+        limiter: usize,
+        req: &Request<'_>,
+        src: IpAddr,
+    ) -> bool {
+        let Some(r) = fe.rate_limits.get(limiter) else {
+            return false;
+        };
+        match key_hash(&r.key, r.len, req, src) {
+            Some(k) => self.over_limit(fi, limiter, k, unix_ms()),
+            None => false,
+        }
+    }
+
     /// Once per control tick: what this shard learnt goes to the cluster thread.
     pub fn flush(&self, shard: usize, config: &Arc<Config>, tx: &Sender<Up>) {
         let ticks = self.ticks.get().wrapping_add(1);
@@ -422,27 +441,6 @@ impl ShardCluster {
 pub fn stick_key(b: &crate::config::Backend, req: &Request<'_>, src: IpAddr) -> Option<u64> {
     let t = b.stick.as_ref()?;
     key_hash(&t.key, t.len, req, src)
-}
-
-impl ShardCluster {
-    /// Counts the request against rate limit `limiter` of frontend `fi` (`fe`); `true`:
-    /// over the limit. A request without the key (no such header) is not counted.
-    pub fn rate_exceeded(
-        &self,
-        fe: &crate::config::Frontend,
-        fi: usize,
-        limiter: usize,
-        req: &Request<'_>,
-        src: IpAddr,
-    ) -> bool {
-        let Some(r) = fe.rate_limits.get(limiter) else {
-            return false;
-        };
-        match key_hash(&r.key, r.len, req, src) {
-            Some(k) => self.over_limit(fi, limiter, k, unix_ms()),
-            None => false,
-        }
-    }
 }
 
 /// Wall-clock milliseconds: windows are aligned on it so that every node counts the

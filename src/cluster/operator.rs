@@ -19,27 +19,10 @@ pub struct OperatorSync {
     pub need_resync: bool,
 }
 
-fn word(s: AdminState) -> &'static str {
-    match s {
-        AdminState::Ready => "ready",
-        AdminState::Drain => "drain",
-        AdminState::Maint => "maint",
-    }
-}
-
-fn parse_state(w: &str) -> Option<AdminState> {
-    match w {
-        "ready" => Some(AdminState::Ready),
-        "drain" => Some(AdminState::Drain),
-        "maint" => Some(AdminState::Maint),
-        _ => None,
-    }
-}
-
 /// `STATE WEIGHT` → both.
 fn parse_value(v: &str) -> Option<(AdminState, u32)> {
     let (s, w) = v.split_once(' ')?;
-    Some((parse_state(s)?, w.parse().ok()?))
+    Some((AdminState::from_word(s)?, w.parse().ok()?))
 }
 
 impl OperatorSync {
@@ -83,7 +66,7 @@ impl OperatorSync {
         }
         let mut pipe = redis::pipe();
         for (field, state, weight) in &self.pending {
-            let value = format!("{} {weight}", word(*state));
+            let value = format!("{} {weight}", state.word());
             pipe.hset(format!("{prefix}:operator"), field, &value)
                 .ignore();
             pipe.publish(
@@ -103,7 +86,7 @@ impl OperatorSync {
         let key = format!("{prefix}:operator");
         let mut pipe = redis::pipe();
         for (field, state, weight) in &self.pending {
-            pipe.hset(&key, field, format!("{} {weight}", word(*state)))
+            pipe.hset(&key, field, format!("{} {weight}", state.word()))
                 .ignore();
         }
         for (b, s, state, weight) in self.core.operator_states() {
@@ -139,7 +122,7 @@ impl OperatorSync {
         };
         let (Some((b, s)), Some(state), Ok(weight)) = (
             field.split_once('/'),
-            parse_state(state),
+            AdminState::from_word(state),
             weight.parse::<u32>(),
         ) else {
             return;

@@ -106,35 +106,40 @@ impl super::validate::Validator {
         c
     }
 
+    /// A key: `src`, `hdr(NAME)` or `cookie(NAME)`.
+    fn key(&mut self, path: &str, field: &str, text: &str) -> Option<StickKey> {
+        parse_key(text)
+            .map_err(|e| self.err(format!("{path}.{field}"), e))
+            .ok()
+    }
+
+    /// How many bytes of a key count (`len`) and how many keys a shard keeps (`size`).
+    fn key_limits(&mut self, path: &str, len: Option<i64>, size: Option<i64>) -> (usize, usize) {
+        (
+            self.positive(&format!("{path}.len"), len, 64, 1024),
+            self.positive(&format!("{path}.size"), size, 100_000, 10_000_000),
+        )
+    }
+
     pub(super) fn stick(&mut self, path: &str, r: &RawStick) -> Option<StickTable> {
-        let key = match parse_key(&r.on) {
-            Ok(k) => k,
-            Err(e) => {
-                self.err(format!("{path}.on"), e);
-                return None;
-            }
-        };
+        let key = self.key(path, "on", &r.on)?;
         let expire = self.duration(
             &format!("{path}.expire"),
             &r.expire,
             Duration::from_secs(1800),
         );
+        let (len, size) = self.key_limits(path, r.len, r.size);
         Some(StickTable {
             key,
-            len: self.positive(&format!("{path}.len"), r.len, 64, 1024),
-            size: self.positive(&format!("{path}.size"), r.size, 100_000, 10_000_000),
+            len,
+            size,
             expire,
         })
     }
 
     pub(super) fn rate_limit(&mut self, path: &str, r: &RawRateLimit) -> Option<(RateLimit, u16)> {
-        let key = match parse_key(r.key.as_deref().unwrap_or("src")) {
-            Ok(k) => k,
-            Err(e) => {
-                self.err(format!("{path}.key"), e);
-                return None;
-            }
-        };
+        let text = r.key.as_deref().unwrap_or("src");
+        let key = self.key(path, "key", text)?;
         let period = self.duration(
             &format!("{path}.period"),
             &r.period,
@@ -158,13 +163,14 @@ impl super::validate::Validator {
                 0
             }
         };
+        let (len, size) = self.key_limits(path, r.len, r.size);
         Some((
             RateLimit {
                 key,
-                len: self.positive(&format!("{path}.len"), r.len, 64, 1024),
+                len,
                 limit,
                 period,
-                size: self.positive(&format!("{path}.size"), r.size, 100_000, 10_000_000),
+                size,
             },
             status,
         ))

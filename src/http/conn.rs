@@ -274,25 +274,10 @@ pub async fn serve(
                         None => String::from_utf8_lossy(Reply::ServiceUnavailable.bytes()).into_owned(),
                     }
                 };
-                let deadline = Instant::now() + conn.timeouts().client;
-                let mut out = response.into_bytes();
-                let len = out.len();
-                if write_range(
-                    &mut conn.client,
-                    &mut out,
-                    0..len,
-                    &mut conn.timer,
-                    deadline,
-                )
-                .await
-                .is_ok()
-                {
-                    linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
-                }
+                conn.answer_and_close(response.into_bytes()).await;
                 return;
             }
             Err(Stop::Rule(i)) => {
-                let deadline = Instant::now() + conn.timeouts().client;
                 let shard = conn.shard.clone();
                 if let Some((_, bytes)) = shard.config.frontends[conn.frontend].request_rules[i]
                     .action
@@ -301,19 +286,7 @@ pub async fn serve(
                     let mut out = std::mem::take(&mut conn.out);
                     out.clear();
                     out.extend_from_slice(bytes);
-                    let len = out.len();
-                    if write_range(
-                        &mut conn.client,
-                        &mut out,
-                        0..len,
-                        &mut conn.timer,
-                        deadline,
-                    )
-                    .await
-                    .is_ok()
-                    {
-                        linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
-                    }
+                    conn.answer_and_close(out).await;
                 }
                 return;
             }
@@ -322,6 +295,23 @@ pub async fn serve(
 }
 
 impl Conn {
+    /// Writes a local answer, then closes with the lingering close: the connection
+    /// ends here.
+    async fn answer_and_close(mut self, mut out: Vec<u8>) {
+        let deadline = Instant::now() + self.timeouts().client;
+        let len = out.len();
+        let written = write_range(
+            &mut self.client,
+            &mut out,
+            0..len,
+            &mut self.timer,
+            deadline,
+        );
+        if written.await.is_ok() {
+            linger_close(self.client, self.cbuf.into_inner(), self.timer).await;
+        }
+    }
+
     /// Adds the finished request to this shard's counters and histograms.
     fn account(&self) {
         let r = &self.rec;
@@ -331,24 +321,15 @@ impl Conn {
         let st = &self.shard.stats;
         let fe = &st.frontends[self.frontend];
         Counters::inc(&fe.req_tot);
-        Counters::add(&fe.bin, r.bytes_in);
-        Counters::add(&fe.bout, r.bytes_out);
+        st.traffic(self.frontend, r.backend, r.server, r.bytes_in, r.bytes_out);
         if r.status != 0 {
             fe.response(r.status);
         }
         let Some(b) = r.backend else { return };
-        let be = &st.backends[b];
-        Counters::add(&be.bin, r.bytes_in);
-        Counters::add(&be.bout, r.bytes_out);
         if r.status != 0 {
-            be.response(r.status);
-        }
-        if let Some(s) = r.server {
-            let sv = &st.servers[b][s as usize];
-            Counters::add(&sv.bin, r.bytes_in);
-            Counters::add(&sv.bout, r.bytes_out);
-            if r.status != 0 {
-                sv.response(r.status);
+            st.backends[b].response(r.status);
+            if let Some(s) = r.server {
+                st.servers[b][s as usize].response(r.status);
             }
         }
         self.log_http(b);
@@ -659,11 +640,7 @@ impl Conn {
             && !conf.server_close
             && !fe_conf.server_close
         {
-            // Stamped now, not at the first byte: a long body must not age the
-            // connection past the pool's idle timeout before it is even idle.
-            shard
-                .upstreams
-                .release_conn(backend, up.server, up.stream, std::time::Instant::now());
+            shard.upstreams.release_conn(backend, up.server, up.stream);
         }
         Ok(keep_alive && client_keep_alive)
     }

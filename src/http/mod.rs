@@ -8,6 +8,7 @@ mod conn;
 pub mod framing;
 pub mod head;
 mod io;
+pub(crate) use io::Timer;
 mod local;
 pub mod reply;
 mod response;

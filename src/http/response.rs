@@ -97,16 +97,9 @@ impl Conn {
                 .filter(|&n| n >= crate::splice::SPLICE_MIN)
             {
                 let pipes = self.shard.pipes.clone();
-                // Boxed: its timers would otherwise grow every connection's task.
-                match Box::pin(pipes.forward(
-                    &mut up.stream,
-                    &mut self.client,
-                    rest,
-                    server_timeout,
-                    client_timeout,
-                ))
-                .await
-                {
+                let (from, to) = (&mut up.stream, &mut self.client);
+                let (rt, wt) = (server_timeout, client_timeout);
+                match pipes.forward(from, to, rest, rt, wt, &mut self.timer).await {
                     Ok(()) => {
                         body.skip(rest);
                         self.rec.bytes_out += rest;

@@ -13,7 +13,6 @@ use super::conn::{Conn, Upstream};
 use super::io::write_range;
 use crate::l4::{copy_half, idle_watch};
 use crate::shard::Slot;
-use crate::stats::Counters;
 
 /// Runs the tunnel to its end; the 101 head for the client is in `conn.out`, and the
 /// server's bytes after its head are in `conn.sbuf[head_len..]`.
@@ -71,7 +70,7 @@ pub(super) async fn run(mut conn: Conn, mut up: Upstream, slot: Slot, head_len: 
     };
     monoio::select! {
         _ = both => {}
-        _ = Box::pin(idle_watch(&last_activity, idle)) => {
+        _ = idle_watch(&last_activity, idle) => {
             tracing::debug!(peer = %conn.peer, "tunnel: idle timeout");
         }
     };
@@ -80,16 +79,12 @@ pub(super) async fn run(mut conn: Conn, mut up: Upstream, slot: Slot, head_len: 
         to_server.get() + (to - from) as u64,
         to_client.get() + len as u64,
     );
-    let st = &conn.shard.stats;
-    let fe = &st.frontends[conn.frontend];
-    Counters::add(&fe.bin, up_bytes);
-    Counters::add(&fe.bout, down_bytes);
-    if let Some(b) = conn.rec.backend {
-        Counters::add(&st.backends[b].bin, up_bytes);
-        Counters::add(&st.backends[b].bout, down_bytes);
-        if let Some(sv) = st.servers[b].get(up.server as usize) {
-            Counters::add(&sv.bin, up_bytes);
-            Counters::add(&sv.bout, down_bytes);
-        }
-    }
+    let server = Some(up.server);
+    conn.shard.stats.traffic(
+        conn.frontend,
+        conn.rec.backend,
+        server,
+        up_bytes,
+        down_bytes,
+    );
 }

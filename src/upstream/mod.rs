@@ -30,6 +30,26 @@ pub enum AdminState {
     Maint,
 }
 
+impl AdminState {
+    /// The runtime API's word for it (`set server B/S state WORD`).
+    pub fn word(self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+
+    pub fn from_word(w: &str) -> Option<AdminState> {
+        match w {
+            "ready" => Some(AdminState::Ready),
+            "drain" => Some(AdminState::Drain),
+            "maint" => Some(AdminState::Maint),
+            _ => None,
+        }
+    }
+}
+
 pub struct ServerState {
     pub name: String,
     pub addr: SocketAddr,
@@ -224,9 +244,7 @@ impl BackendState {
             if woken || self.queue.borrow().is_empty() {
                 match self.pick(key, tried) {
                     Pick::Server(s) => {
-                        let a = &self.active[s as usize];
-                        a.set(a.get() + 1);
-                        self.load_changed(s);
+                        self.occupy(s);
                         return Ok(s);
                     }
                     Pick::NoServer => return Err(AcquireError::NoServer),
@@ -267,13 +285,18 @@ impl BackendState {
         let Some(state) = self.servers.get(s as usize) else {
             return false;
         };
-        let a = &self.active[s as usize];
-        if !state.usable() || a.get() >= state.limit.get() || !self.queue.borrow().is_empty() {
+        let busy = self.active[s as usize].get() >= state.limit.get();
+        if !state.usable() || busy || !self.queue.borrow().is_empty() {
             return false;
         }
+        self.occupy(s);
+        true
+    }
+
+    fn occupy(&self, s: u32) {
+        let a = &self.active[s as usize];
         a.set(a.get() + 1);
         self.load_changed(s);
-        true
     }
 
     /// Gives a slot back and lets the first waiter try for it.
@@ -404,12 +427,13 @@ impl Upstreams {
         }
     }
 
-    /// Returns a connection whose last exchange completed cleanly.
-    pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream, now: Instant) {
+    /// Returns a connection whose last exchange completed cleanly; it is idle from now
+    /// (not from its response's first byte: a long body must not age it).
+    pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
         self.backends[backend].servers[server as usize]
             .pool
             .borrow_mut()
-            .put(stream, now, self.pool_max_idle);
+            .put(stream, Instant::now(), self.pool_max_idle);
     }
 
     /// A connection or request to the server failed: tell the health thread.

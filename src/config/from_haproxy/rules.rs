@@ -250,13 +250,10 @@ impl Mapper {
                     )
                 }
                 Some(Some((sc, limit))) => {
-                    let status = match args.as_slice() {
-                        [] => 403,
-                        ["deny_status", n] => match n.parse::<u16>() {
-                            Ok(s) if (200..600).contains(&s) => s,
-                            _ => return self.err(l.line, format!("invalid deny_status '{n}'")),
-                        },
-                        _ => {
+                    let status = match deny_status(&args) {
+                        Ok(s) => s,
+                        Err(Some(e)) => return self.err(l.line, e),
+                        Err(None) => {
                             return self.err(
                                 l.line,
                                 "'http-request deny' with a rate: only 'deny_status N'",
@@ -266,7 +263,7 @@ impl Mapper {
                     let body = if status == 429 {
                         "<html><body><h1>429 Too Many Requests</h1>\nYou have sent too many requests in a given amount of time.\n</body></html>\n".to_string()
                     } else {
-                        format!("<html><body><h1>{status} Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n")
+                        forbidden_body(status)
                     };
                     let bytes = match RequestAction::respond(status, "text/html", &body, "") {
                         RequestAction::Respond { bytes, .. } => bytes,
@@ -310,13 +307,10 @@ impl Mapper {
             ("del-header", [name]) => RequestAction::DelHeader(name.to_string()),
             ("del-header", [name, "-m", "str"]) => RequestAction::DelHeader(name.to_string()),
             ("deny" | "tarpit", rest) => {
-                let status = match rest {
-                    [] => 403,
-                    ["deny_status", n] => match n.parse::<u16>() {
-                        Ok(s) if (200..600).contains(&s) => s,
-                        _ => return self.err(l.line, format!("invalid deny_status '{n}'")),
-                    },
-                    _ => {
+                let status = match deny_status(rest) {
+                    Ok(s) => s,
+                    Err(Some(e)) => return self.err(l.line, e),
+                    Err(None) => {
                         return self.err(
                             l.line,
                             format!(
@@ -326,8 +320,7 @@ impl Mapper {
                         )
                     }
                 };
-                let body = format!("<html><body><h1>{status} Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n");
-                RequestAction::respond(status, "text/html", &body, "")
+                RequestAction::respond(status, "text/html", &forbidden_body(status), "")
             }
             ("return", rest) => {
                 let (mut status, mut ctype, mut body) =
@@ -522,4 +515,22 @@ fn predefined_acl(name: &str) -> Option<Condition> {
             }),
         _ => None,
     }
+}
+
+/// `deny_status N`, or nothing (403). `Err(Some(..))`: a bad status; `Err(None)`: other
+/// words, which the caller names.
+fn deny_status(args: &[&str]) -> Result<u16, Option<String>> {
+    match args {
+        [] => Ok(403),
+        ["deny_status", n] => match n.parse::<u16>() {
+            Ok(s) if (200..600).contains(&s) => Ok(s),
+            _ => Err(Some(format!("invalid deny_status '{n}'"))),
+        },
+        _ => Err(None),
+    }
+}
+
+/// HAProxy's body for a denied request.
+fn forbidden_body(status: u16) -> String {
+    format!("<html><body><h1>{status} Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n")
 }
