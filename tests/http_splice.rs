@@ -6,48 +6,31 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::TcpStream;
 use std::time::Duration;
 
+use common::raw::read_head;
 use common::*;
 
 const ANNOUNCED: usize = 4 << 20;
 const SENT: usize = 1 << 20;
 
-/// A server that announces 4 MiB, sends 1 MiB and closes; counts its connections.
-fn cutting_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let accepts = Arc::new(AtomicUsize::new(0));
-    let counted = accepts.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            counted.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut head = Vec::new();
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = s.write_all(
-                    format!("HTTP/1.1 200 OK\r\ncontent-length: {ANNOUNCED}\r\n\r\n").as_bytes(),
-                );
-                let _ = s.write_all(&vec![b'x'; SENT]);
-            });
+/// A server that announces 4 MiB, sends 1 MiB and closes.
+fn cutting_server() -> RawServer {
+    RawServer::start(|mut s| {
+        if read_head(&mut s).is_some() {
+            let _ = s.write_all(
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {ANNOUNCED}\r\n\r\n").as_bytes(),
+            );
+            let _ = s.write_all(&vec![b'x'; SENT]);
         }
-    });
-    (addr, accepts)
+    })
 }
 
 #[test]
 fn a_server_cut_short_cuts_the_client_and_is_not_pooled() {
-    let (cut, cut_accepts) = cutting_server();
+    let cut_server = cutting_server();
+    let cut = cut_server.addr();
     let good = TestBackend::start("good");
     let lb = RingLb::start(&format!(
         "[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"cut\"\n[[frontend.web.route]]\npath_prefix = \"/good\"\nbackend = \"good\"\n[backend.cut]\n[[backend.cut.server]]\naddr = \"{cut}\"\n[backend.good]\n[[backend.good.server]]\naddr = \"{}\"\n",
@@ -64,12 +47,14 @@ fn a_server_cut_short_cuts_the_client_and_is_not_pooled() {
         assert!(r.is_ok(), "the client is cut, not left waiting: {r:?}");
         let text = String::from_utf8_lossy(&got[..got.len().min(200)]).to_string();
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-        assert!(
-            got.len() < ANNOUNCED,
-            "the client did not get a body the server never sent"
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(
+            got.len() - head_end,
+            SENT,
+            "the client got what the server sent, and nothing it never sent"
         );
         // A cut connection is never reused: each request opened a new one.
-        assert_eq!(cut_accepts.load(Ordering::SeqCst), round);
+        assert_eq!(cut_server.accepts(), round);
     }
     // The shard goes on serving.
     assert_eq!(http_get(addr, "/good").status, 200);

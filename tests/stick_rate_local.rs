@@ -11,13 +11,6 @@ use std::time::{Duration, Instant};
 use common::haproxy::{haproxy_check, render, ringlb_cfg, ringlb_check, write_cfg, HaProxy};
 use common::*;
 
-fn get_with(addr: std::net::SocketAddr, header: &str) -> Response {
-    let mut c = HttpClient::connect(addr);
-    c.request(format!(
-        "GET / HTTP/1.1\r\nHost: t\r\n{header}\r\nConnection: close\r\n\r\n"
-    ))
-}
-
 const STICKY_CFG: &str = "
 global
     nbthread 2
@@ -162,7 +155,8 @@ backend app
     server s1 ${S1}
 ";
 
-/// Sends `n` requests at `rate` per second on fresh connections; (200s, 429s).
+/// Sends `n` requests at `rate` per second on fresh connections; (200s, 429s, the
+/// last 429 response).
 fn paced(addr: std::net::SocketAddr, n: usize, rate: f64) -> (usize, usize, Response) {
     let (mut ok, mut limited) = (0, 0);
     let mut last_429 = None;

@@ -296,6 +296,13 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Response {
     HttpClient::connect(addr).get(path)
 }
 
+/// One `GET /` with one more header line (`Name: value`) on a fresh connection.
+pub fn get_with(addr: SocketAddr, header: &str) -> Response {
+    HttpClient::connect(addr).request(format!(
+        "GET / HTTP/1.1\r\nHost: t\r\n{header}\r\nConnection: close\r\n\r\n"
+    ))
+}
+
 /// One GET with `Host: host` on a fresh connection.
 pub fn http_get_host(addr: SocketAddr, host: &str, path: &str) -> Response {
     HttpClient::connect(addr).get_host(host, path)

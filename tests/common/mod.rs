@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use backend::TestBackend;
 pub use client::{
-    get_request, http_get, http_get_host, id_request, post_chunked_request, post_request,
+    get_request, get_with, http_get, http_get_host, id_request, post_chunked_request, post_request,
     HttpClient, Response,
 };
 pub use proc::{
@@ -33,6 +33,14 @@ pub use raw::RawServer;
 pub use redis::RedisServer;
 pub use tcp::{dead_addr, free_port, EchoServer};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};
+
+/// The value of one Prometheus series (`name{labels}`) in a `/metrics` answer.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
 
 /// Polls `cond` every few milliseconds until it holds; panics after `timeout`.
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
