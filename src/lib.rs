@@ -11,11 +11,15 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod dispatch;
 pub mod health;
 pub mod http;
+pub mod io;
 pub mod l4;
 pub mod listen;
+pub mod pipe;
 pub mod proxy_protocol;
+pub mod record;
 mod reload;
 pub mod shard;
 pub mod splice;
@@ -96,7 +100,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
                 received.states.extend(r.states);
             }
             Err(e) => {
-                upgrade::count_failure();
+                stats::process::count(&stats::process::HANDOVER_FAILURES);
                 tracing::warn!(pid, error = %e, "-sf: hand-over failed; binding anew");
             }
         }
@@ -141,12 +145,12 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         reports_rx,
     )
     .map_err(Error::Io)?;
-    let admin = admin::Admin::start(
+    let core = Arc::new(control::Core::new(
         cfg.clone(),
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
         health.view.clone(),
-    )
-    .map_err(Error::Io)?;
+    ));
+    let admin = admin::Admin::start(core).map_err(Error::Io)?;
     let (cluster_tx, cluster_rx) = crossbeam_channel::unbounded();
     let _ = admin.core.cluster.set(cluster_tx.clone());
     let cluster = cluster::Cluster::spawn(

@@ -202,9 +202,6 @@ pub fn spawn(spec: ShardSpec) -> std::io::Result<JoinHandle<()>> {
         .spawn(move || run(spec))
 }
 
-/// Shard runtimes that died of a panic and were started again (all shards).
-pub static RESTARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// What outlives one runtime of a shard: after a panic that kills the runtime, the
 /// thread starts a new one from the last config it had and the same listening sockets.
 struct Survivor {
@@ -305,7 +302,7 @@ fn run(spec: ShardSpec) {
             run_runtime(&spec, given, queued, &survive, core)
         }));
         let Err(panic) = outcome else { return };
-        RESTARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::stats::process::count(&crate::stats::process::SHARD_RESTARTS);
         let (closed, kept) = {
             let mut s = survive.borrow_mut();
             s.rescue(id);

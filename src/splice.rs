@@ -16,7 +16,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use crate::http::Timer;
+use crate::io::Timer;
 
 /// From this many bytes left of a body on, two splices beat reading into the
 /// connection's 16 KiB buffer and writing it out (64 KiB responses, benches/compare.py
@@ -110,24 +110,15 @@ impl PipePool {
     /// the connection's own timer.
     pub async fn forward(
         &self,
-        from: &mut TcpStream,
-        to: &mut TcpStream,
+        from: &TcpStream,
+        to: &TcpStream,
         mut len: u64,
         read_timeout: Duration,
         write_timeout: Duration,
         timer: &mut Timer,
     ) -> Result<(), SpliceError> {
-        let pipe = match self.idle.borrow_mut().pop() {
-            Some(p) => p,
-            None => Pipe::new().map_err(|_| SpliceError::NoPipe)?,
-        };
+        let pipe = self.take(from, to)?;
         let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
-        // splice(2) honours the sockets' own O_NONBLOCK (SPLICE_F_NONBLOCK only covers
-        // the pipe), and io_uring sockets are blocking: a splice must never block the
-        // shard. io_uring's own reads and writes work the same on non-blocking sockets.
-        for fd in [src, dst] {
-            set_nonblocking(fd).map_err(|_| SpliceError::NoPipe)?;
-        }
         while len > 0 {
             let want = (len as usize).min(pipe.size);
             let got = loop {
@@ -167,10 +158,74 @@ impl PipePool {
             }
             len -= got as u64;
         }
+        self.give_back(pipe);
+        Ok(())
+    }
+
+    /// Moves everything `from` sends to `to` until `from` ends (`Ok`) or either side
+    /// fails; `moved` hears of every transfer. Waits without a deadline: the caller
+    /// bounds the whole (dropping this future drops the pipe, never a pooled one
+    /// holding bytes).
+    pub async fn stream(
+        &self,
+        from: &TcpStream,
+        to: &TcpStream,
+        mut moved: impl FnMut(usize),
+    ) -> Result<(), SpliceError> {
+        let pipe = self.take(from, to)?;
+        let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
+        loop {
+            let got = match splice(src, pipe.write.as_raw_fd(), pipe.size) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    from.readable(false)
+                        .await
+                        .map_err(|_| SpliceError::Source)?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(SpliceError::Source),
+            };
+            let mut left = got;
+            while left > 0 {
+                match splice(pipe.read.as_raw_fd(), dst, left) {
+                    Ok(0) => return Err(SpliceError::Destination),
+                    Ok(n) => left -= n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        to.writable(false)
+                            .await
+                            .map_err(|_| SpliceError::Destination)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(SpliceError::Destination),
+                }
+            }
+            moved(got);
+        }
+        self.give_back(pipe);
+        Ok(())
+    }
+
+    /// An empty pipe, and both sockets ready for non-blocking splices.
+    fn take(&self, from: &TcpStream, to: &TcpStream) -> Result<Pipe, SpliceError> {
+        // splice(2) honours the sockets' own O_NONBLOCK (SPLICE_F_NONBLOCK only covers
+        // the pipe), and io_uring sockets are blocking: a splice must never block the
+        // shard. io_uring's own reads and writes work the same on non-blocking sockets.
+        for fd in [from.as_raw_fd(), to.as_raw_fd()] {
+            set_nonblocking(fd).map_err(|_| SpliceError::NoPipe)?;
+        }
+        match self.idle.borrow_mut().pop() {
+            Some(p) => Ok(p),
+            None => Pipe::new().map_err(|_| SpliceError::NoPipe),
+        }
+    }
+
+    /// Keeps an emptied pipe for the next transfer.
+    fn give_back(&self, pipe: Pipe) {
         let mut idle = self.idle.borrow_mut();
         if idle.len() < POOL_MAX {
             idle.push(pipe);
         }
-        Ok(())
     }
 }

@@ -9,6 +9,25 @@ use hdrhistogram::Histogram;
 
 use crate::config::Config;
 
+/// Process-wide counters: events of the process itself, not of a proxy or a server.
+/// Rare events only (an atomic add each), read by the metrics.
+pub mod process {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Shard runtimes that died of a panic and were started again (all shards).
+    pub static SHARD_RESTARTS: AtomicU64 = AtomicU64::new(0);
+    /// `-sf` hand-overs that failed in this process's start.
+    pub static HANDOVER_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+    pub fn count(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn read(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
 macro_rules! counters {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {
         /// Live counters of one proxy or server on one shard.

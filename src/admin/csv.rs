@@ -3,7 +3,7 @@
 
 use super::Core;
 use crate::config::{BalanceAlgo, Config, HashKey, Mode};
-use crate::health::CheckView;
+use crate::control::CheckView;
 use crate::stats::Totals;
 use crate::upstream::AdminState;
 

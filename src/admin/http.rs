@@ -126,7 +126,7 @@ pub fn metrics(core: &Core) -> String {
         "Listener hand-overs from an older process (-sf) that failed and were bound anew.",
         [(
             String::new(),
-            crate::upgrade::HANDOVER_FAILURES.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            crate::stats::process::read(&crate::stats::process::HANDOVER_FAILURES) as f64,
         )],
     );
     f.family(
@@ -135,7 +135,7 @@ pub fn metrics(core: &Core) -> String {
         "Shard runtimes that died of a panic and were restarted on their core.",
         [(
             String::new(),
-            crate::shard::RESTARTS.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            crate::stats::process::read(&crate::stats::process::SHARD_RESTARTS) as f64,
         )],
     );
     let mut per_shard = g.per_shard.clone();

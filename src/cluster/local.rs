@@ -15,7 +15,6 @@ use crossbeam_channel::Sender;
 
 use super::{CountUp, RateDown, StickDown, StickUp, Up};
 use crate::config::{Config, StickKey};
-use crate::http::head::Request;
 
 /// Keys are already hashes: no need to hash them again.
 #[derive(Default)]
@@ -39,7 +38,12 @@ pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
 /// The 64-bit hash of a request's key (`None`: the request has no such key), cut to
 /// `len` bytes for string keys. Nothing is copied.
-pub fn key_hash(key: &StickKey, len: usize, req: &Request<'_>, src: IpAddr) -> Option<u64> {
+pub fn key_hash(
+    key: &StickKey,
+    len: usize,
+    headers: &[httparse::Header<'_>],
+    src: IpAddr,
+) -> Option<u64> {
     use xxhash_rust::xxh3::xxh3_64;
     let value: &[u8] = match key {
         StickKey::Src => {
@@ -53,16 +57,14 @@ pub fn key_hash(key: &StickKey, len: usize, req: &Request<'_>, src: IpAddr) -> O
         }
         // As HAProxy's `req.hdr(NAME)`: the last value of the last occurrence.
         StickKey::Header(name) => {
-            let h = req
-                .headers
+            let h = headers
                 .iter()
                 .rev()
                 .find(|h| h.name.eq_ignore_ascii_case(name))?;
             let v = h.value.rsplit(|&b| b == b',').next().unwrap_or(h.value);
             v.trim_ascii()
         }
-        StickKey::Cookie(name) => req
-            .headers
+        StickKey::Cookie(name) => headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
             .flat_map(|h| h.value.split(|&b| b == b';'))
@@ -304,13 +306,13 @@ impl ShardCluster {
         fe: &crate::config::Frontend,
         fi: usize,
         limiter: usize,
-        req: &Request<'_>,
+        headers: &[httparse::Header<'_>],
         src: IpAddr,
     ) -> bool {
         let Some(r) = fe.rate_limits.get(limiter) else {
             return false;
         };
-        match key_hash(&r.key, r.len, req, src) {
+        match key_hash(&r.key, r.len, headers, src) {
             Some(k) => self.over_limit(fi, limiter, k, unix_ms()),
             None => false,
         }
@@ -438,9 +440,13 @@ impl ShardCluster {
 }
 
 /// The stick key of a request for backend `b`, when it has `stick on`.
-pub fn stick_key(b: &crate::config::Backend, req: &Request<'_>, src: IpAddr) -> Option<u64> {
+pub fn stick_key(
+    b: &crate::config::Backend,
+    headers: &[httparse::Header<'_>],
+    src: IpAddr,
+) -> Option<u64> {
     let t = b.stick.as_ref()?;
-    key_hash(&t.key, t.len, req, src)
+    key_hash(&t.key, t.len, headers, src)
 }
 
 /// Wall-clock milliseconds: windows are aligned on it so that every node counts the

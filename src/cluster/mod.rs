@@ -18,69 +18,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::admin::Core;
 use crate::config::Config;
+use crate::control::Core;
 use crate::control::ToShard;
-use crate::upstream::AdminState;
-
-/// A stick record a shard learnt (indices into the config of its batch).
-#[derive(Debug, Clone, Copy)]
-pub struct StickUp {
-    pub backend: u32,
-    pub key: u64,
-    pub server: u32,
-    /// The key was stuck to another server that could not take the request.
-    pub replace: bool,
-}
-
-/// Requests a shard counted for one key in one window.
-#[derive(Debug, Clone, Copy)]
-pub struct CountUp {
-    pub frontend: u32,
-    pub limiter: u32,
-    pub key: u64,
-    pub window: u64,
-    pub period_ms: u64,
-    pub count: u32,
-}
-
-/// To the cluster thread.
-pub enum Up {
-    /// What one shard learnt during a control tick.
-    Batch {
-        shard: usize,
-        config: Arc<Config>,
-        sticks: Vec<StickUp>,
-        counts: Vec<CountUp>,
-    },
-    /// The operator changed a server on this node (runtime API).
-    Operator {
-        backend: String,
-        server: String,
-        state: AdminState,
-        weight: u32,
-    },
-    Stop,
-}
-
-/// A stick record every shard should hold.
-#[derive(Debug, Clone)]
-pub struct StickDown {
-    pub backend: Arc<str>,
-    pub key: u64,
-    pub server: Arc<str>,
-    pub ttl: Duration,
-}
-
-/// Everybody else's count of a key in a window, for one shard.
-#[derive(Debug, Clone)]
-pub struct RateDown {
-    pub frontend: Arc<str>,
-    pub limiter: u32,
-    pub key: u64,
-    pub window: u64,
-    pub others: u32,
-}
+pub use crate::control::{CountUp, RateDown, StickDown, StickUp, Up};
 
 /// Longest a starting node waits for its first exchange with Redis.
 const FIRST_SYNC_WAIT: Duration = Duration::from_secs(2);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::{Config, HealthCheck};
-use crate::control::{HealthReport, ToShard};
+use crate::control::{CheckView, HealthReport, HealthView, ToShard};
 
 /// How often the health thread drains shard reports and ends passive cool-downs.
 const REPORT_TICK: Duration = Duration::from_millis(10);
@@ -27,33 +27,6 @@ pub struct Health {
     thread: JoinHandle<Option<Receiver<HealthReport>>>,
     /// What the checks say, for `show stat` and the metrics.
     pub view: HealthView,
-}
-
-/// The health thread's view of every server, shared with the admin thread (never
-/// touched on the request path).
-pub type HealthView = Arc<Mutex<Vec<Vec<CheckView>>>>;
-
-#[derive(Debug, Clone)]
-pub struct CheckView {
-    /// Active checks run for this server.
-    pub checked: bool,
-    pub up: bool,
-    /// Last check: HAProxy status (L4OK, L7STS, ...), HTTP code, duration, description.
-    pub status: &'static str,
-    pub code: Option<u16>,
-    pub duration: Option<Duration>,
-    pub desc: String,
-    /// Failed checks, and up→down transitions.
-    pub chkfail: u64,
-    pub chkdown: u64,
-    pub last_change: Instant,
-    /// Time spent down before the current down period.
-    pub downtime: Duration,
-    pub down_since: Option<Instant>,
-    /// HAProxy's check_health: 0 .. rise+fall-1, up from `rise`.
-    pub health: u32,
-    pub rise: u32,
-    pub fall: u32,
 }
 
 impl Health {

@@ -7,22 +7,21 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::io::AsyncWriteRent;
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use super::bufpool::PooledBuf;
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
-use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Timer};
 use super::reply::{Reply, CONTINUE};
 use super::route::{eval, is_idempotent, request_hash, route, View};
 use crate::accesslog::{ms, HttpEntry};
 use crate::config::BalanceAlgo;
 use crate::config::{RequestAction, Service};
-use crate::shard::{Shard, Slot};
+use crate::dispatch::{Dispatch, Failure, GiveUp, PoolUse, ServerConn};
+use crate::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Stream, Timer};
+use crate::record::Term;
+use crate::shard::Shard;
 use crate::stats::Counters;
-use crate::upstream::Tried;
 
 use super::local::{add_header, ask_admin, del_header};
 use super::response::HeadError;
@@ -49,7 +48,7 @@ pub(super) enum Stop {
     },
     /// The server answered 101 to an upgrade: the connection becomes a tunnel (the
     /// server's head ended at this offset of `sbuf`).
-    Tunnel(Upstream, Slot, usize),
+    Tunnel(ServerConn, usize),
 }
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
@@ -71,13 +70,13 @@ pub(super) struct RequestMeta {
     pub(super) stick: Option<u64>,
 }
 
-pub(super) struct Conn {
+pub(super) struct Conn<S> {
     pub(super) shard: Rc<Shard>,
     pub(super) frontend: usize,
     pub(super) peer: SocketAddr,
     /// The address the client connected to (for a PROXY header to servers).
     pub(super) local: SocketAddr,
-    pub(super) client: TcpStream,
+    pub(super) client: S,
     /// Client bytes: `[cpos..len]` not yet consumed (pipelined requests wait here).
     pub(super) cbuf: PooledBuf,
     pub(super) cpos: usize,
@@ -117,16 +116,16 @@ pub(super) struct Record {
     pub(super) queued: Option<Duration>,
     pub(super) connected: Option<Duration>,
     pub(super) retries: u32,
-    /// HAProxy's termination state (`----`, `CD--`, `SC--`, ...).
-    pub(super) term: &'static str,
+    /// HAProxy's termination state, once known.
+    pub(super) term: Option<Term>,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
 /// header, and `local` is the address the client connected to.
-pub async fn serve(
+pub async fn serve<S: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
-    client: TcpStream,
+    client: S,
     peer: SocketAddr,
     local: SocketAddr,
     cbuf: Vec<u8>,
@@ -172,22 +171,13 @@ pub async fn serve(
             conn.resumed = true;
             result = conn.exchange(first).await;
         }
-        if conn.rec.term.is_empty() {
-            conn.rec.term = match &result {
-                Ok(_) => "----",
-                Err(Stop::Close) | Err(Stop::Newer) => "CD--",
-                Err(Stop::Rule(_)) => "PR--",
-                Err(Stop::Service { .. }) => "PR--",
-                Err(Stop::Tunnel(..)) => "----",
-                Err(Stop::Reply(r)) => match r {
-                    Reply::BadRequest => "CR--",
-                    Reply::RequestTimeout => "cR--",
-                    Reply::HeaderTooLarge | Reply::UriTooLong => "PR--",
-                    Reply::ServiceUnavailable => "SC--",
-                    Reply::GatewayTimeout => "sH--",
-                    Reply::BadGateway => "SH--",
-                },
-            };
+        if conn.rec.term.is_none() {
+            conn.rec.term = Some(match &result {
+                Ok(_) | Err(Stop::Tunnel(..)) => Term::NORMAL,
+                Err(Stop::Close) | Err(Stop::Newer) => Term::CLIENT_ABORT,
+                Err(Stop::Rule(_)) | Err(Stop::Service { .. }) => Term::PROXY_REQUEST,
+                Err(Stop::Reply(r)) => r.term(),
+            });
         }
         if let Err(Stop::Rule(i)) = &result {
             if let Some((status, bytes)) = conn.shard.config.frontends[conn.frontend].request_rules
@@ -227,9 +217,9 @@ pub async fn serve(
                 return;
             }
             Err(Stop::Close) | Err(Stop::Newer) => return,
-            Err(Stop::Tunnel(up, slot, head_len)) => {
+            Err(Stop::Tunnel(up, head_len)) => {
                 // Boxed: a tunnel's state would otherwise grow every connection's future.
-                Box::pin(super::tunnel::run(conn, up, slot, head_len)).await;
+                Box::pin(super::tunnel::run(conn, up, head_len)).await;
                 return;
             }
             Err(Stop::Reply(r)) => {
@@ -294,7 +284,7 @@ pub async fn serve(
     }
 }
 
-impl Conn {
+impl<S: Stream> Conn<S> {
     /// Writes a local answer, then closes with the lingering close: the connection
     /// ends here.
     async fn answer_and_close(mut self, mut out: Vec<u8>) {
@@ -390,7 +380,7 @@ impl Conn {
             ],
             status: r.status,
             bytes: r.bytes_out,
-            termination: r.term,
+            termination: r.term.unwrap_or(Term::NORMAL).as_str(),
             conns: [
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
                 fe_cur,
@@ -419,7 +409,6 @@ impl Conn {
         // Clock reads are rationed: this one also serves the first queue deadline.
         let start = Instant::now();
         self.rec.start = Some(start);
-        let mut first_ask = Some(start);
         self.rec.bytes_in = req.head_len as u64;
         let shard = self.shard.clone();
         let _inflight = shard.begin_request();
@@ -432,9 +421,6 @@ impl Conn {
         };
         self.rec.backend = Some(backend);
         self.server_timeout = shard.config.backends[backend].timeouts.server;
-        let stats_be = &shard.stats.backends[backend];
-        let conf = &shard.config.backends[backend];
-        let be = &shard.upstreams.backends[backend];
 
         // The head and whatever body bytes are already buffered leave in one write.
         self.cpos += req.head_len;
@@ -448,123 +434,33 @@ impl Conn {
         self.rec.bytes_in += used as u64;
         // A request wholly in `out` can be sent again; a streamed body cannot.
         let replayable = body.is_done();
+        let may_resend = replayable && req.idempotent;
+        // A request that can be resent skips the pool's liveness check: if the pooled
+        // connection turns out closed, it goes again on a fresh one.
+        let pool = if may_resend {
+            PoolUse::Unchecked
+        } else {
+            PoolUse::Checked
+        };
 
-        let mut tried = Tried::default();
-        let mut failures = 0u32;
+        let mut dispatch = Dispatch::new(
+            &shard,
+            backend,
+            req.hash,
+            req.stick,
+            (self.peer, self.local),
+            start,
+        );
         let mut continue_sent = false;
-        let mut stale_retry = false;
-        let (response, mut up, _slot) = loop {
-            // One clock read serves the queue deadline and the log's queue time.
-            let asked = first_ask.take().unwrap_or_else(Instant::now);
-            let deadline = asked.into_std() + conf.timeouts.queue;
-            // A sticky client goes to its server while that one can take it.
-            let recorded = req
-                .stick
-                .and_then(|k| shard.cluster.stuck(backend, k, asked.into_std()));
-            let stuck = recorded.filter(|&s| failures == 0 && be.take(s));
-            let server = match stuck {
-                Some(s) => s,
-                None => match be.acquire(req.hash, &tried, deadline).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        Counters::inc(&stats_be.dreq);
-                        self.rec.term = match e {
-                            crate::upstream::AcquireError::QueueTimeout
-                            | crate::upstream::AcquireError::QueueFull => "sQ--",
-                            crate::upstream::AcquireError::NoServer => "SC--",
-                        };
-                        return Err(Stop::Reply(Reply::ServiceUnavailable));
-                    }
-                },
+        let (response, mut up) = loop {
+            let mut up = match dispatch.next(pool, &mut self.timer).await {
+                Ok(up) => up,
+                Err(g) => return Err(self.give_up(g)),
             };
-            let slot = Slot::new(&shard, backend, server);
-            self.rec.server = Some(server);
-            let connecting = Instant::now();
-            self.rec.queued = Some(connecting.saturating_duration_since(asked));
-            self.rec.retries = failures;
-            if failures > 0 {
-                let sv = &shard.stats.servers[backend][server as usize];
-                Counters::inc(&stats_be.wretr);
-                Counters::inc(&sv.wretr);
-                if !tried.is_empty() {
-                    Counters::inc(&stats_be.wredis);
-                    Counters::inc(&sv.wredis);
-                }
-            }
-            // A request that can be resent skips the liveness peek: if the pooled
-            // connection turns out closed, it goes again on a fresh one.
-            let pooled = if stale_retry {
-                None
-            } else {
-                shard.upstreams.pooled(
-                    backend,
-                    server,
-                    !(replayable && req.idempotent),
-                    connecting.into_std(),
-                )
-            };
-            let connected = match pooled {
-                Some(stream) => Ok((stream, true)),
-                None => {
-                    // Without redispatch, retries stay on this server.
-                    let stay = if conf.redispatch {
-                        0
-                    } else {
-                        conf.retries.saturating_sub(failures)
-                    };
-                    let (res, failed) =
-                        shard.upstreams.connect_staying(backend, server, stay).await;
-                    failures += failed;
-                    res.map(|s| (s, false))
-                }
-            };
-            let mut up = match connected {
-                Ok((stream, reused)) => {
-                    let mut up = Upstream {
-                        server,
-                        stream,
-                        reused,
-                    };
-                    if let (false, Some(v)) = (reused, conf.servers[server as usize].send_proxy) {
-                        // The server learns who the client is before anything else.
-                        let mut hdr = Vec::with_capacity(64);
-                        crate::proxy_protocol::write(v, self.peer, self.local, &mut hdr);
-                        let deadline = Instant::now() + self.server_timeout;
-                        let len = hdr.len();
-                        if write_range(&mut up.stream, &mut hdr, 0..len, &mut self.timer, deadline)
-                            .await
-                            .is_err()
-                        {
-                            shard.upstreams.report_failure(backend, server);
-                            return Err(Stop::Reply(Reply::ServiceUnavailable));
-                        }
-                    }
-                    up
-                }
-                Err(_) => {
-                    // Nothing was sent: always safe to try again, elsewhere if allowed.
-                    Counters::inc(&stats_be.econ);
-                    Counters::inc(&shard.stats.servers[backend][server as usize].econ);
-                    shard.upstreams.report_failure(backend, server);
-                    failures += 1;
-                    // As HAProxy: no server could be reached is a 503 (not a 502,
-                    // which says a server answered badly).
-                    if failures > conf.retries {
-                        return Err(Stop::Reply(Reply::ServiceUnavailable));
-                    }
-                    if conf.redispatch {
-                        tried.add(server);
-                    }
-                    continue;
-                }
-            };
-            // A pooled connection took no time to get (HAProxy's Tc is 0 then too).
-            let ready = if up.reused {
-                connecting
-            } else {
-                Instant::now()
-            };
-            self.rec.connected = Some(ready.saturating_duration_since(connecting));
+            self.rec.server = Some(up.server);
+            self.rec.queued = Some(up.queued);
+            self.rec.connected = Some(up.connected);
+            self.rec.retries = up.retries;
             if req.expect_continue && !continue_sent {
                 let deadline = Self::deadline(self.timeouts().client);
                 write_static(&mut self.client, CONTINUE, &mut self.timer, deadline)
@@ -572,77 +468,49 @@ impl Conn {
                     .map_err(|_| Stop::Close)?;
                 continue_sent = true;
             }
-            let failed = match self.send_request(&mut up, &mut body, ready).await {
+            let ready = up.ready;
+            let failure = match self.send_request(&mut up, &mut body, ready).await {
                 Err(SendError::Client) => return Err(Stop::Close),
                 Err(SendError::BadBody) => return Err(Stop::Reply(Reply::BadRequest)),
-                Err(SendError::Server) => HeadError::NothingReceived,
+                Err(SendError::Server) => Failure::NothingReceived,
                 Ok(sent) => match self
                     .read_response_head(&mut up, &req, keep_alive, sent)
                     .await
                 {
                     Ok(r) => {
-                        shard.upstreams.report_success(backend, server);
-                        if let Some(k) = req.stick {
-                            shard
-                                .cluster
-                                .learn(backend, k, server, recorded, asked.into_std());
-                        }
+                        dispatch.succeeded(&up);
                         self.rec.first_byte = Some(Instant::now());
                         self.rec.status = r.status;
-                        break (r, up, slot);
+                        break (r, up);
                     }
-                    Err(e) => e,
+                    Err(HeadError::NothingReceived) => Failure::NothingReceived,
+                    Err(HeadError::Invalid) => Failure::Invalid,
+                    Err(HeadError::Timeout) => Failure::Timeout,
                 },
             };
-            // Bytes were sent. Only a request that is idempotent and still whole in
-            // memory may go out again; a non-idempotent one is never sent twice.
-            let may_resend = replayable && req.idempotent;
-            match failed {
-                HeadError::NothingReceived if up.reused && !stale_retry && may_resend => {
-                    // The server closed the pooled connection: same server, new connection.
-                    stale_retry = true;
-                }
-                HeadError::NothingReceived => {
-                    Counters::inc(&stats_be.eresp);
-                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
-                    shard.upstreams.report_failure(backend, server);
-                    failures += 1;
-                    if !may_resend || failures > conf.retries {
-                        return Err(Stop::Reply(Reply::BadGateway));
-                    }
-                    if conf.redispatch {
-                        tried.add(server);
-                    }
-                }
-                HeadError::Invalid => {
-                    Counters::inc(&stats_be.eresp);
-                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
-                    shard.upstreams.report_failure(backend, server);
-                    return Err(Stop::Reply(Reply::BadGateway));
-                }
-                HeadError::Timeout => {
-                    Counters::inc(&stats_be.eresp);
-                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
-                    shard.upstreams.report_failure(backend, server);
-                    return Err(Stop::Reply(Reply::GatewayTimeout));
-                }
+            if let Err(g) = dispatch.failed(up, failure, may_resend) {
+                return Err(self.give_up(g));
             }
         };
         if response.upgrade {
-            return Err(Stop::Tunnel(up, _slot, response.head_len));
+            return Err(Stop::Tunnel(up, response.head_len));
         }
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
         // A connection that announced this client's address must not carry another's;
         // `option http-server-close` closes it after each response.
-        let fe_conf = &shard.config.frontends[self.frontend];
-        if reusable
-            && conf.servers[up.server as usize].send_proxy.is_none()
-            && !conf.server_close
-            && !fe_conf.server_close
-        {
-            shard.upstreams.release_conn(backend, up.server, up.stream);
-        }
+        let server_close = shard.config.frontends[self.frontend].server_close;
+        dispatch.finish(up, reusable, server_close);
         Ok(keep_alive && client_keep_alive)
+    }
+
+    /// No server will answer: the reply for the client, the state for the log.
+    fn give_up(&mut self, g: GiveUp) -> Stop {
+        self.rec.term = Some(g.term);
+        Stop::Reply(match g.status {
+            502 => Reply::BadGateway,
+            504 => Reply::GatewayTimeout,
+            _ => Reply::ServiceUnavailable,
+        })
     }
 
     /// After a reload, a keep-alive connection's next request uses the new config (the
@@ -719,7 +587,7 @@ impl Conn {
                                         fe,
                                         self.frontend,
                                         *limiter,
-                                        &r,
+                                        r.headers,
                                         client,
                                     ) {
                                         return Err(Stop::Rule(i));
@@ -776,7 +644,7 @@ impl Conn {
                         let stick = backend.and_then(|b| {
                             crate::cluster::local::stick_key(
                                 &self.shard.config.backends[b],
-                                &r,
+                                r.headers,
                                 client,
                             )
                         });
@@ -843,7 +711,7 @@ impl Conn {
     /// `now` is a fresh clock reading; returns one taken when the request was sent.
     async fn send_request(
         &mut self,
-        up: &mut Upstream,
+        up: &mut ServerConn,
         body: &mut BodyProgress,
         now: Instant,
     ) -> Result<Instant, SendError> {
@@ -899,12 +767,4 @@ pub(super) enum SendError {
     /// The client's body broke its framing (a bad chunk): 400, nothing more forwarded.
     BadBody,
     Server,
-}
-
-/// A connection to one server of the current backend.
-pub(super) struct Upstream {
-    pub(super) server: u32,
-    pub(super) stream: TcpStream,
-    /// Came from the pool: the server may have closed it meanwhile.
-    pub(super) reused: bool,
 }

@@ -1,14 +1,11 @@
 //! HTTP/1.x: the client connection loop and request side (conn), the response side
 //! (response), head parsing and rewriting (head), body framing (framing), routing
-//! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local), and
-//! deadline IO (io).
+//! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local).
 
 mod bufpool;
 mod conn;
 pub mod framing;
 pub mod head;
-mod io;
-pub(crate) use io::Timer;
 mod local;
 pub mod reply;
 mod response;

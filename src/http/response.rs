@@ -1,18 +1,19 @@
 //! The response side of an exchange: read and parse the server's head (interim 1xx
 //! skipped), then send it and stream the body back to the client.
 
-use super::conn::{Conn, RequestMeta, Stop, Upstream};
+use super::conn::{Conn, RequestMeta, Stop};
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
-use super::io::{read_into, write_range, ReadOutcome};
+use crate::dispatch::ServerConn;
+use crate::io::{read_into, write_range, ReadOutcome, Stream};
 use monoio::time::Instant;
 
-impl Conn {
+impl<S: Stream> Conn<S> {
     /// Reads and parses the response head (skipping interim 1xx responses); the head
     /// for the client is left in `out`, the body bytes that came with it in `sbuf`.
     pub(super) async fn read_response_head(
         &mut self,
-        up: &mut Upstream,
+        up: &mut ServerConn,
         req: &RequestMeta,
         keep_alive: bool,
         sent: Instant,
@@ -68,7 +69,7 @@ impl Conn {
     /// upstream may be pooled).
     pub(super) async fn forward_response(
         &mut self,
-        up: &mut Upstream,
+        up: &mut ServerConn,
         res: ResponseMeta,
     ) -> Result<(bool, bool), Stop> {
         let client_timeout = self.timeouts().client;
@@ -91,13 +92,14 @@ impl Conn {
         .await
         .map_err(|_| Stop::Close)?;
         while !body.is_done() {
-            // A large Content-Length body goes from socket to socket through a pipe.
-            if let Some(rest) = body
+            // A large Content-Length body goes from socket to socket through a pipe
+            // (plain sockets only: a TLS stream needs the bytes).
+            let rest = body
                 .remaining_length()
-                .filter(|&n| n >= crate::splice::SPLICE_MIN)
-            {
+                .filter(|&n| n >= crate::splice::SPLICE_MIN);
+            if let (Some(rest), Some(to)) = (rest, self.client.socket()) {
                 let pipes = self.shard.pipes.clone();
-                let (from, to) = (&mut up.stream, &mut self.client);
+                let from = &up.stream;
                 let (rt, wt) = (server_timeout, client_timeout);
                 match pipes.forward(from, to, rest, rt, wt, &mut self.timer).await {
                     Ok(()) => {

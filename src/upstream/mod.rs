@@ -18,37 +18,8 @@ pub use balance::{Balancer, Member};
 pub use pool::Pool;
 
 use crate::config::{Backend, Config};
+pub use crate::control::AdminState;
 use crate::control::HealthReport;
-
-/// The operator's say on a server (HAProxy's READY / DRAIN / MAINT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminState {
-    Ready,
-    /// No new requests; in-flight ones finish.
-    Drain,
-    /// Out of service.
-    Maint,
-}
-
-impl AdminState {
-    /// The runtime API's word for it (`set server B/S state WORD`).
-    pub fn word(self) -> &'static str {
-        match self {
-            AdminState::Ready => "ready",
-            AdminState::Drain => "drain",
-            AdminState::Maint => "maint",
-        }
-    }
-
-    pub fn from_word(w: &str) -> Option<AdminState> {
-        match w {
-            "ready" => Some(AdminState::Ready),
-            "drain" => Some(AdminState::Drain),
-            "maint" => Some(AdminState::Maint),
-            _ => None,
-        }
-    }
-}
 
 pub struct ServerState {
     pub name: String,

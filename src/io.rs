@@ -1,4 +1,5 @@
-//! Reads and writes with a deadline over rent-model buffers. A timed-out operation is
+//! Reads and writes with a deadline over rent-model buffers, for any stream of the
+//! data path (a plain socket today, a TLS stream next). A timed-out operation is
 //! dropped with its buffer: the caller closes the connection, so no byte is lost.
 
 use std::future::Future;
@@ -8,8 +9,7 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::time::{sleep_until, Instant, Sleep};
 
 /// A connection's one timer, re-armed for each operation instead of a timer made,
@@ -47,8 +47,8 @@ pub enum ReadOutcome {
 }
 
 /// Reads into the spare capacity of `buf` (after its `len`).
-pub async fn read_into(
-    stream: &mut TcpStream,
+pub async fn read_into<S: AsyncReadRent>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     timer: &mut Timer,
     deadline: Instant,
@@ -80,8 +80,8 @@ pub enum WriteError {
 }
 
 /// Writes `buf[range]` completely.
-pub async fn write_range(
-    stream: &mut TcpStream,
+pub async fn write_range<S: AsyncWriteRent>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     range: Range<usize>,
     timer: &mut Timer,
@@ -104,8 +104,8 @@ pub async fn write_range(
 }
 
 /// Writes a static reply.
-pub async fn write_static(
-    stream: &mut TcpStream,
+pub async fn write_static<S: AsyncWriteRent>(
+    stream: &mut S,
     bytes: &'static [u8],
     timer: &mut Timer,
     deadline: Instant,
@@ -119,8 +119,11 @@ pub async fn write_static(
 /// Ends a connection after a local reply: stop writing, then read and discard what
 /// the client still sends for a moment, so the kernel does not answer it with a reset
 /// that could destroy the reply before the client reads it.
-pub async fn linger_close(mut stream: TcpStream, scratch: Vec<u8>, mut timer: Timer) {
-    use monoio::io::AsyncWriteRent;
+pub async fn linger_close<S: AsyncReadRent + AsyncWriteRent>(
+    mut stream: S,
+    scratch: Vec<u8>,
+    mut timer: Timer,
+) {
     let _ = stream.shutdown().await;
     let mut buf = if scratch.capacity() >= 4096 {
         scratch
@@ -135,5 +138,19 @@ pub async fn linger_close(mut stream: TcpStream, scratch: Vec<u8>, mut timer: Ti
             ReadOutcome::Data(n) => drained += n,
             _ => break,
         }
+    }
+}
+
+/// A stream the data path serves clients on: a plain socket today, a TLS stream next.
+/// What only a plain socket can do (splice: bytes that never enter user space) asks
+/// for it through `socket`. It splits into halves (a tunnel copies both ways at once).
+pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
+    /// The socket itself, when bytes may go to and from it untouched.
+    fn socket(&self) -> Option<&monoio::net::TcpStream>;
+}
+
+impl Stream for monoio::net::TcpStream {
+    fn socket(&self) -> Option<&monoio::net::TcpStream> {
+        Some(self)
     }
 }

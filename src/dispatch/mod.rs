@@ -1,0 +1,361 @@
+//! The server side that every client-side protocol shares (HTTP/1 requests, TCP
+//! connections, and HTTP/2 streams next): for one request, a server slot (sticky
+//! server, balancer, or the backend's queue), an idle pooled connection or a new one
+//! (with its PROXY header), the retry decision after a failure (`verdict`, a pure
+//! function), and every counter and passive-health report that goes with them.
+//!
+//! Owns: the attempt's state (servers tried, failures), the slot guard. May not touch:
+//! the client connection or any protocol's framing; callers send and receive.
+
+mod verdict;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+use monoio::time::Instant;
+
+pub use verdict::{verdict, Failure, Situation, Verdict};
+
+use crate::io::{write_range, Timer};
+use crate::record::Term;
+use crate::shard::Shard;
+use crate::stats::Counters;
+use crate::upstream::{AcquireError, Tried};
+
+/// Whether an attempt may take an idle pooled connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolUse {
+    /// Always a new connection (TCP mode).
+    Never,
+    /// A pooled one, checked first: the request could not be sent again if the server
+    /// had closed it.
+    Checked,
+    /// A pooled one without the check: the request can be sent again on a new
+    /// connection if the pooled one turns out dead (`Verdict::Fresh`).
+    Unchecked,
+}
+
+/// No server will answer: the status for the client and the termination state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GiveUp {
+    pub status: u16,
+    pub term: Term,
+}
+
+/// A request's slot on a server; dropping it frees the slot for the next waiter.
+pub struct Slot {
+    shard: Rc<Shard>,
+    backend: usize,
+    server: u32,
+}
+
+impl Slot {
+    /// Wraps a slot `BackendState::acquire` handed out, and counts the session.
+    pub fn new(shard: &Rc<Shard>, backend: usize, server: u32) -> Slot {
+        let be = &shard.stats.backends[backend];
+        let sv = &shard.stats.servers[backend][server as usize];
+        for c in [be, sv] {
+            c.up(&c.scur, &c.smax);
+            Counters::inc(&c.stot);
+        }
+        Counters::inc(&sv.lbtot);
+        Slot {
+            shard: shard.clone(),
+            backend,
+            server,
+        }
+    }
+
+    pub fn server(&self) -> u32 {
+        self.server
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let st = &self.shard.stats;
+        Counters::down(&st.backends[self.backend].scur);
+        Counters::down(&st.servers[self.backend][self.server as usize].scur);
+        self.shard.upstreams.backends[self.backend].release(self.server);
+    }
+}
+
+/// A connection to a server, holding the request's slot on it.
+pub struct ServerConn {
+    pub server: u32,
+    pub stream: TcpStream,
+    /// Came from the pool: the server may have closed it meanwhile.
+    pub reused: bool,
+    pub slot: Slot,
+    /// Time spent waiting for the slot, and connecting (0 for a pooled connection).
+    pub queued: Duration,
+    pub connected: Duration,
+    /// When the connection was ready for the request.
+    pub ready: Instant,
+    /// Failed attempts before this one.
+    pub retries: u32,
+}
+
+/// One request's way to a server of `backend`, across its attempts.
+pub struct Dispatch {
+    shard: Rc<Shard>,
+    backend: usize,
+    /// The balancing hash of a `hash` backend, and the stick-table key.
+    hash: Option<u64>,
+    stick: Option<u64>,
+    /// The client and the address it connected to, for a PROXY header.
+    client: (SocketAddr, SocketAddr),
+    tried: Tried,
+    failures: u32,
+    stale_retried: bool,
+    /// The first attempt's queue clock starts when the request was read.
+    first_ask: Option<Instant>,
+    /// The slot the next attempt keeps (a retry on the same server).
+    kept: Option<Slot>,
+    /// The next attempt must open a new connection (the pooled one was stale).
+    fresh: bool,
+    /// The stick record read for the current attempt, and when it was asked.
+    recorded: Option<u32>,
+    asked: Instant,
+}
+
+impl Dispatch {
+    /// `start`: when the request was read (the queue time counts from it).
+    pub fn new(
+        shard: &Rc<Shard>,
+        backend: usize,
+        hash: Option<u64>,
+        stick: Option<u64>,
+        client: (SocketAddr, SocketAddr),
+        start: Instant,
+    ) -> Dispatch {
+        Dispatch {
+            shard: shard.clone(),
+            backend,
+            hash,
+            stick,
+            client,
+            tried: Tried::default(),
+            failures: 0,
+            stale_retried: false,
+            first_ask: Some(start),
+            kept: None,
+            fresh: false,
+            recorded: None,
+            asked: start,
+        }
+    }
+
+    /// The next attempt: a slot and a connection, after as many connect failures as
+    /// the backend's retries allow.
+    pub async fn next(&mut self, pool: PoolUse, timer: &mut Timer) -> Result<ServerConn, GiveUp> {
+        let shard = self.shard.clone();
+        let backend = self.backend;
+        let stats_be = &shard.stats.backends[backend];
+        loop {
+            // One clock read serves the queue deadline and the log's queue time.
+            let asked = self.first_ask.take().unwrap_or_else(Instant::now);
+            self.asked = asked;
+            let slot = match self.kept.take() {
+                Some(slot) => slot,
+                None => Slot::new(&shard, backend, self.slot(asked).await?),
+            };
+            let server = slot.server();
+            let sv = &shard.stats.servers[backend][server as usize];
+            let connecting = Instant::now();
+            if self.failures > 0 {
+                Counters::inc(&stats_be.wretr);
+                Counters::inc(&sv.wretr);
+                if !self.tried.is_empty() {
+                    Counters::inc(&stats_be.wredis);
+                    Counters::inc(&sv.wredis);
+                }
+            }
+            let pooled = match pool {
+                _ if std::mem::take(&mut self.fresh) => None,
+                PoolUse::Never => None,
+                PoolUse::Checked | PoolUse::Unchecked => shard.upstreams.pooled(
+                    backend,
+                    server,
+                    pool == PoolUse::Checked,
+                    connecting.into_std(),
+                ),
+            };
+            let connected = match pooled {
+                Some(stream) => Ok((stream, true)),
+                None => self.connect(server, timer).await.map(|s| (s, false)),
+            };
+            match connected {
+                Ok((stream, reused)) => {
+                    // A pooled connection took no time to get (HAProxy's Tc is 0 too).
+                    let ready = if reused { connecting } else { Instant::now() };
+                    return Ok(ServerConn {
+                        server,
+                        stream,
+                        reused,
+                        slot,
+                        queued: connecting.saturating_duration_since(asked),
+                        connected: ready.saturating_duration_since(connecting),
+                        ready,
+                        retries: self.failures,
+                    });
+                }
+                Err(()) => {
+                    Counters::inc(&stats_be.econ);
+                    Counters::inc(&sv.econ);
+                    self.decide(slot, Failure::Connect, false, true)?;
+                }
+            }
+        }
+    }
+
+    /// A slot on a server: the sticky one while it can take the request, else the
+    /// balancer's choice, waiting in the backend's queue if every server is full.
+    async fn slot(&mut self, asked: Instant) -> Result<u32, GiveUp> {
+        let shard = &self.shard;
+        let be = &shard.upstreams.backends[self.backend];
+        let conf = &shard.config.backends[self.backend];
+        self.recorded = self
+            .stick
+            .and_then(|k| shard.cluster.stuck(self.backend, k, asked.into_std()));
+        if let Some(s) = self.recorded.filter(|&s| self.failures == 0 && be.take(s)) {
+            return Ok(s);
+        }
+        let deadline = asked.into_std() + conf.timeouts.queue;
+        be.acquire(self.hash, &self.tried, deadline)
+            .await
+            .map_err(|e| {
+                Counters::inc(&shard.stats.backends[self.backend].dreq);
+                GiveUp {
+                    status: 503,
+                    term: match e {
+                        AcquireError::QueueTimeout | AcquireError::QueueFull => Term::SERVER_QUEUE,
+                        AcquireError::NoServer => Term::SERVER_CONNECT,
+                    },
+                }
+            })
+    }
+
+    /// A new connection to `server`, with the PROXY header the server wants.
+    async fn connect(&self, server: u32, timer: &mut Timer) -> Result<TcpStream, ()> {
+        let shard = &self.shard;
+        let mut stream = shard
+            .upstreams
+            .connect(self.backend, server)
+            .await
+            .map_err(drop)?;
+        let conf = &shard.config.backends[self.backend];
+        if let Some(v) = conf.servers[server as usize].send_proxy {
+            // The server learns who the client is before anything else.
+            let mut hdr = Vec::with_capacity(64);
+            crate::proxy_protocol::write(v, self.client.0, self.client.1, &mut hdr);
+            let deadline = Instant::now() + conf.timeouts.server;
+            let len = hdr.len();
+            write_range(&mut stream, &mut hdr, 0..len, timer, deadline)
+                .await
+                .map_err(drop)?;
+        }
+        Ok(stream)
+    }
+
+    /// The attempt on `conn` failed after it was connected. `Ok`: call `next` again;
+    /// `Err`: no more attempts.
+    pub fn failed(
+        &mut self,
+        conn: ServerConn,
+        failure: Failure,
+        may_resend: bool,
+    ) -> Result<(), GiveUp> {
+        let reused = conn.reused;
+        if failure != Failure::Connect {
+            let situation = self.situation(failure, reused, may_resend);
+            if counts_against_server(&situation) {
+                let st = &self.shard.stats;
+                Counters::inc(&st.backends[self.backend].eresp);
+                Counters::inc(&st.servers[self.backend][conn.server as usize].eresp);
+            }
+        }
+        self.decide(conn.slot, failure, reused, may_resend)
+    }
+
+    fn situation(&self, failure: Failure, reused: bool, may_resend: bool) -> Situation {
+        let conf = &self.shard.config.backends[self.backend];
+        Situation {
+            failure,
+            reused,
+            stale_retried: self.stale_retried,
+            may_resend,
+            failures: self.failures + 1,
+            retries: conf.retries,
+            redispatch: conf.redispatch,
+        }
+    }
+
+    /// Applies the verdict on a failed attempt that held `slot`.
+    fn decide(
+        &mut self,
+        slot: Slot,
+        failure: Failure,
+        reused: bool,
+        may_resend: bool,
+    ) -> Result<(), GiveUp> {
+        let situation = self.situation(failure, reused, may_resend);
+        let v = verdict(&situation);
+        let server = slot.server();
+        if v != Verdict::Fresh {
+            self.failures += 1;
+            self.shard.upstreams.report_failure(self.backend, server);
+        }
+        match v {
+            Verdict::Fresh => {
+                self.stale_retried = true;
+                self.fresh = true;
+                self.kept = Some(slot);
+            }
+            Verdict::RetrySame => self.kept = Some(slot),
+            Verdict::Redispatch => self.tried.add(server),
+            Verdict::GiveUp { status, term } => return Err(GiveUp { status, term }),
+        }
+        Ok(())
+    }
+
+    /// The server answered: its failure streak ends, and a sticky client sticks to it.
+    pub fn succeeded(&self, conn: &ServerConn) {
+        let shard = &self.shard;
+        shard.upstreams.report_success(self.backend, conn.server);
+        if let Some(k) = self.stick {
+            shard.cluster.learn(
+                self.backend,
+                k,
+                conn.server,
+                self.recorded,
+                self.asked.into_std(),
+            );
+        }
+    }
+
+    /// The exchange on `conn` ended; a connection that may carry another request goes
+    /// back to the pool, unless it announced this client (PROXY header) or the proxy
+    /// closes server connections after each response.
+    pub fn finish(&self, conn: ServerConn, reusable: bool, server_close: bool) {
+        let shard = &self.shard;
+        let conf = &shard.config.backends[self.backend];
+        if reusable
+            && !server_close
+            && !conf.server_close
+            && conf.servers[conn.server as usize].send_proxy.is_none()
+        {
+            shard
+                .upstreams
+                .release_conn(self.backend, conn.server, conn.stream);
+        }
+    }
+
+    pub fn backend(&self) -> usize {
+        self.backend
+    }
+}
+
+use verdict::counts_against_server;
