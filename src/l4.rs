@@ -9,11 +9,11 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use crate::accesslog::{ms, TcpEntry};
+use crate::accesslog::ms;
 use crate::dispatch::{Dispatch, PoolUse};
 use crate::io::Timer;
 use crate::pipe::{self, Idle};
-use crate::record::Term;
+use crate::record::TcpLine;
 use crate::shard::Shard;
 
 /// Proxies one TCP connection; `early` holds bytes that followed a PROXY header.
@@ -41,14 +41,14 @@ pub async fn serve(
         Ok(s) => s,
         Err(g) => {
             tracing::debug!(shard = shard.id, %peer, backend = %conf.name, term = %g.term, "tcp: no server");
-            let line = Line {
+            let line = TcpLine {
                 server: None,
                 timers: [-1, -1, ms(began.elapsed())],
                 bytes: 0,
                 retries: 0,
                 term: g.term,
             };
-            log_tcp(&shard, frontend, backend, peer, date, line);
+            line.log(&shard, frontend, backend, peer, date);
             return;
         }
     };
@@ -75,64 +75,13 @@ pub async fn serve(
         ended.to_server,
         ended.to_client,
     );
-    let line = Line {
+    let line = TcpLine {
         server: Some(server.server),
         timers: [ms(server.queued), ms(server.connected), ms(began.elapsed())],
         bytes: ended.to_client,
         retries: server.retries,
         term: ended.term,
     };
-    log_tcp(&shard, frontend, backend, peer, date, line);
+    line.log(&shard, frontend, backend, peer, date);
     drop(server.slot);
-}
-
-/// What a finished connection's log line says.
-struct Line {
-    server: Option<u32>,
-    /// %Tw/%Tc/%Tt in milliseconds.
-    timers: [i64; 3],
-    bytes: u64,
-    retries: u32,
-    term: Term,
-}
-
-/// Appends the `option tcplog` line of a finished connection.
-fn log_tcp(
-    shard: &Shard,
-    frontend: usize,
-    backend: usize,
-    peer: SocketAddr,
-    date: std::time::SystemTime,
-    line: Line,
-) {
-    let (Some(log), Some(_)) = (&shard.log, shard.config.frontends[frontend].log) else {
-        return;
-    };
-    let fe = &shard.config.frontends[frontend];
-    let b = &shard.config.backends[backend];
-    let st = &shard.stats;
-    if fe.dont_log_null && line.bytes == 0 {
-        return;
-    }
-    let server = line.server;
-    log.tcp(&TcpEntry {
-        client: peer,
-        accepted: date,
-        frontend: &fe.name,
-        backend: &b.name,
-        server: server
-            .map(|s| b.servers[s as usize].name.as_str())
-            .unwrap_or("<NOSRV>"),
-        timers: line.timers,
-        bytes: line.bytes,
-        termination: line.term.as_str(),
-        conns: [
-            st.frontends.iter().map(|f| f.scur.get()).sum(),
-            st.frontends[frontend].scur.get(),
-            st.backends[backend].scur.get(),
-            server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
-            u64::from(line.retries),
-        ],
-        queues: [0, shard.upstreams.backends[backend].queued() as u64],
-    });
 }

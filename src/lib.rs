@@ -21,9 +21,11 @@ pub mod pipe;
 pub mod proxy_protocol;
 pub mod record;
 mod reload;
+pub mod runtime;
 pub mod shard;
 pub mod splice;
 pub mod stats;
+pub mod tables;
 pub mod upgrade;
 pub mod upstream;
 
@@ -178,7 +180,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             None if cores.is_empty() => None,
             None => Some(cores[id % cores.len()]),
         };
-        let spec = shard::ShardSpec {
+        let spec = runtime::ShardSpec {
             id,
             core,
             config: cfg.clone(),
@@ -192,7 +194,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             resync: resync.clone(),
             handed: handed.clone(),
         };
-        let handle = shard::spawn(spec).map_err(Error::Io)?;
+        let handle = runtime::spawn(spec).map_err(Error::Io)?;
         handles.push((tx, handle));
     }
     let running = Running {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{csv, Core};
+use crate::control::AdminState;
 use crate::control::ToShard;
-use crate::upstream::AdminState;
 
 const HELP: &[(&str, &str)] = &[
     ("help [<command>]", "list matching or all commands"),

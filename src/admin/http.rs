@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{csv, Core};
+use crate::control::AdminState;
 use crate::stats::{Latency, Totals};
-use crate::upstream::AdminState;
 
 pub fn serve(core: Arc<Core>, listener: TcpListener) {
     for conn in listener.incoming() {

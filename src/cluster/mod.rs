@@ -1,14 +1,13 @@
 //! Beyond one node: the cluster thread keeps what several ringlb nodes must agree on
 //! (operators' server states, sticky sessions, request-rate counts) in Redis, and
 //! exchanges it with the shards over channels. Nothing on the request path waits for
-//! it: shards answer from their local copies (`local`) and queue what they learn.
+//! it: shards answer from their local copies (`crate::tables`) and queue what they learn.
 //! Without `cluster.redis` the same thread makes the shards of one node agree.
 //!
 //! `link`: the Redis connection, with backoff and the subscriber; `operator`: server
 //! states; `stick`: stick-table records; `rate`: request counts per window.
 
 mod link;
-pub mod local;
 mod operator;
 mod rate;
 mod stick;
@@ -21,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::config::Config;
 use crate::control::Core;
 use crate::control::ToShard;
-pub use crate::control::{CountUp, RateDown, StickDown, StickUp, Up};
+use crate::control::{StickDown, Up};
 
 /// Longest a starting node waits for its first exchange with Redis.
 const FIRST_SYNC_WAIT: Duration = Duration::from_secs(2);

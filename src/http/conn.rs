@@ -14,16 +14,15 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::reply::{Reply, CONTINUE};
 use super::route::{eval, is_idempotent, request_hash, route, View};
-use crate::accesslog::{ms, HttpEntry};
 use crate::config::BalanceAlgo;
 use crate::config::{RequestAction, Service};
 use crate::dispatch::{Dispatch, Failure, GiveUp, PoolUse, ServerConn};
 use crate::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Stream, Timer};
-use crate::record::Term;
+use crate::record::{Record, Term};
 use crate::shard::Shard;
 use crate::stats::Counters;
 
-use super::local::{add_header, ask_admin, del_header};
+use super::local::{add_header, del_header, service_response};
 use super::response::HeadError;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
@@ -95,29 +94,6 @@ pub(super) struct Conn<S> {
     /// The head being read began under an older config (a reload came in between):
     /// its `timeout http-request` starts afresh rather than from before the idle wait.
     pub(super) resumed: bool,
-}
-
-/// The figures of one request, accounted once it ended (however it ended).
-#[derive(Default)]
-pub(super) struct Record {
-    /// A request head was parsed.
-    pub(super) started: bool,
-    pub(super) backend: Option<usize>,
-    pub(super) server: Option<u32>,
-    pub(super) status: u16,
-    pub(super) bytes_in: u64,
-    pub(super) bytes_out: u64,
-    pub(super) start: Option<Instant>,
-    pub(super) first_byte: Option<Instant>,
-    /// When the request head began to be read, and its wall-clock date for the log.
-    pub(super) head_start: Option<Instant>,
-    pub(super) date: Option<std::time::SystemTime>,
-    /// Queue and connect durations of the attempt that answered.
-    pub(super) queued: Option<Duration>,
-    pub(super) connected: Option<Duration>,
-    pub(super) retries: u32,
-    /// HAProxy's termination state, once known.
-    pub(super) term: Option<Term>,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -203,7 +179,8 @@ pub async fn serve<S: Stream>(
                 Counters::inc(&conn.shard.stats.frontends[conn.frontend].ereq);
             }
         }
-        conn.account();
+        conn.rec
+            .account(&conn.shard, conn.frontend, conn.peer, &conn.reqline);
         drop(arriving.take());
         match result {
             Ok(true) => first = false,
@@ -243,27 +220,7 @@ pub async fn serve<S: Stream>(
                 else {
                     return;
                 };
-                let response = if !authorized {
-                    let realm = match svc {
-                        Service::Stats { realm, .. } => realm.as_str(),
-                        _ => "",
-                    };
-                    let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
-                    format!(
-                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/html\r\nWWW-Authenticate: Basic realm=\"{realm}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else {
-                    match Box::pin(ask_admin(&shard, svc.clone(), csv)).await {
-                        Some(a) => format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                            a.content_type,
-                            a.body.len(),
-                            a.body
-                        ),
-                        None => String::from_utf8_lossy(Reply::ServiceUnavailable.bytes()).into_owned(),
-                    }
-                };
+                let response = service_response(&shard, svc, csv, authorized).await;
                 conn.answer_and_close(response.into_bytes()).await;
                 return;
             }
@@ -300,98 +257,6 @@ impl<S: Stream> Conn<S> {
         if written.await.is_ok() {
             linger_close(self.client, self.cbuf.into_inner(), self.timer).await;
         }
-    }
-
-    /// Adds the finished request to this shard's counters and histograms.
-    fn account(&self) {
-        let r = &self.rec;
-        if !r.started {
-            return;
-        }
-        let st = &self.shard.stats;
-        let fe = &st.frontends[self.frontend];
-        Counters::inc(&fe.req_tot);
-        st.traffic(self.frontend, r.backend, r.server, r.bytes_in, r.bytes_out);
-        if r.status != 0 {
-            fe.response(r.status);
-        }
-        let Some(b) = r.backend else { return };
-        if r.status != 0 {
-            st.backends[b].response(r.status);
-            if let Some(s) = r.server {
-                st.servers[b][s as usize].response(r.status);
-            }
-        }
-        self.log_http(b);
-        if let (Some(start), Some(first)) = (r.start, r.first_byte) {
-            let now = Instant::now();
-            st.record_latency(
-                b,
-                first.saturating_duration_since(start).as_micros() as u64,
-                now.saturating_duration_since(start).as_micros() as u64,
-            );
-        }
-    }
-
-    /// Client-side timeouts: the frontend's.
-    /// Appends the `option httplog` line of the finished request.
-    fn log_http(&self, backend: usize) {
-        let (Some(log), Some(crate::config::LogFormat::Http)) = (
-            &self.shard.log,
-            self.shard.config.frontends[self.frontend].log,
-        ) else {
-            return;
-        };
-        let r = &self.rec;
-        let cfg = &self.shard.config;
-        let st = &self.shard.stats;
-        let b = &cfg.backends[backend];
-        let now = Instant::now();
-        let since = |t: Option<Instant>| t.map_or(-1, |t| ms(now.saturating_duration_since(t)));
-        let tr = match (r.head_start, r.start) {
-            (Some(h), Some(s)) => ms(s.saturating_duration_since(h)),
-            _ => -1,
-        };
-        let tr_server = match (r.start, r.first_byte) {
-            (Some(s), Some(f)) => {
-                ms(f.saturating_duration_since(s))
-                    - r.queued.map_or(0, ms)
-                    - r.connected.map_or(0, ms)
-            }
-            _ => -1,
-        };
-        let server = r
-            .server
-            .map(|s| b.servers[s as usize].name.as_str())
-            .unwrap_or("<NOSRV>");
-        let fe_cur = st.frontends[self.frontend].scur.get();
-        log.http(&HttpEntry {
-            client: self.peer,
-            accepted: r.date.unwrap_or_else(std::time::SystemTime::now),
-            frontend: &cfg.frontends[self.frontend].name,
-            backend: &b.name,
-            server,
-            timers: [
-                tr,
-                r.queued.map_or(-1, ms),
-                r.connected.map_or(-1, ms),
-                tr_server,
-                since(r.head_start),
-            ],
-            status: r.status,
-            bytes: r.bytes_out,
-            termination: r.term.unwrap_or(Term::NORMAL).as_str(),
-            conns: [
-                st.frontends.iter().map(|f| f.scur.get()).sum(),
-                fe_cur,
-                st.backends[backend].scur.get(),
-                r.server
-                    .map_or(0, |s| st.servers[backend][s as usize].scur.get()),
-                u64::from(r.retries),
-            ],
-            queues: [0, self.shard.upstreams.backends[backend].queued() as u64],
-            request_line: &self.reqline,
-        });
     }
 
     pub(super) fn timeouts(&self) -> &crate::config::Timeouts {
@@ -642,7 +507,7 @@ impl<S: Stream> Conn<S> {
                                 _ => None,
                             });
                         let stick = backend.and_then(|b| {
-                            crate::cluster::local::stick_key(
+                            crate::tables::stick_key(
                                 &self.shard.config.backends[b],
                                 r.headers,
                                 client,

@@ -18,7 +18,7 @@ pub use balance::{Balancer, Member};
 pub use pool::Pool;
 
 use crate::config::{Backend, Config};
-pub use crate::control::AdminState;
+use crate::control::AdminState;
 use crate::control::HealthReport;
 
 pub struct ServerState {

@@ -1,4 +1,4 @@
-//! A shard's copies of the shared state: its stick-table cache (client key → server)
+//! A shard's stick tables: its copies of the shared state: its stick-table cache (client key → server)
 //! and its request-rate counters. Answered from here on the request path without a
 //! lock or a message; what a request teaches is queued and leaves once per control
 //! tick (`flush`) for the cluster thread, which answers with what other shards and
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::{CountUp, RateDown, StickDown, StickUp, Up};
 use crate::config::{Config, StickKey};
+use crate::control::{CountUp, RateDown, StickDown, StickUp, Up};
 
 /// Keys are already hashes: no need to hash them again.
 #[derive(Default)]

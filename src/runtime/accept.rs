@@ -1,0 +1,211 @@
+//! Accept loops, one per listening socket, and each connection's start: room under
+//! the connection limits, the PROXY header on `accept-proxy` binds, then the
+//! frontend's protocol (HTTP or TCP) in a task of its own.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use monoio::net::{TcpListener, TcpStream};
+
+use super::rescue::ClientFd;
+use super::{panic_text, Current};
+use crate::config::Mode;
+use crate::shard::{Permits, Shard};
+use crate::stats::Counters;
+
+/// One listening socket's accept loop, and how to stop it.
+pub(super) struct AcceptLoop {
+    pub(super) addr: SocketAddr,
+    /// The frontend it serves; a reload may renumber frontends.
+    pub(super) frontend: Rc<Cell<usize>>,
+    /// Dropping it ends the loop, which closes the listener.
+    pub(super) stop: local_sync::oneshot::Sender<()>,
+    pub(super) handle: monoio::task::JoinHandle<()>,
+    /// The same socket, outside the runtime: should the runtime die, the next one
+    /// accepts from it.
+    pub(super) keep: std::net::TcpListener,
+}
+
+pub(super) fn start_accept(
+    current: &Current,
+    frontend: usize,
+    listener: std::net::TcpListener,
+) -> std::io::Result<AcceptLoop> {
+    let addr = listener.local_addr()?;
+    // Accepted sockets inherit it: one setsockopt per listener, not per connection.
+    socket2::SockRef::from(&listener).set_nodelay(true)?;
+    let keep = listener.try_clone()?;
+    let listener = TcpListener::from_std(listener)?;
+    let (stop, stop_rx) = local_sync::oneshot::channel::<()>();
+    let frontend = Rc::new(Cell::new(frontend));
+    let handle = monoio::spawn(accept_loop(
+        current.clone(),
+        frontend.clone(),
+        listener,
+        stop_rx,
+    ));
+    Ok(AcceptLoop {
+        addr,
+        frontend,
+        stop,
+        handle,
+        keep,
+    })
+}
+
+pub(super) async fn accept_loop(
+    current: Current,
+    frontend: Rc<Cell<usize>>,
+    listener: TcpListener,
+    mut stop: local_sync::oneshot::Receiver<()>,
+) {
+    let listening = listener.local_addr().unwrap_or(UNKNOWN_LISTENER);
+    loop {
+        let waiting = current.borrow().clone();
+        let permits = monoio::select! {
+            _ = &mut stop => break,
+            p = waiting.room(frontend.get()) => p,
+        };
+        // A cancelable accept: when stopping, an accept the kernel already completed
+        // still hands its connection over instead of losing it with the dropped op.
+        let canceller = monoio::io::Canceller::new();
+        let accept = listener.cancelable_accept(canceller.handle());
+        let mut accept = std::pin::pin!(accept);
+        let accepted = monoio::select! {
+            _ = &mut stop => {
+                let _canceller = canceller.cancel();
+                if let Ok((stream, peer)) = accept.await {
+                    spawn_serve(&current, &frontend, listening, stream, peer, permits);
+                }
+                tracing::debug!(frontend = frontend.get(), "listener closed");
+                break;
+            }
+            accepted = &mut accept => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                spawn_serve(&current, &frontend, listening, stream, peer, permits)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of fds or memory: back off instead of spinning.
+                monoio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// A listener address not known: the wildcard, so each connection asks its own socket.
+pub(super) const UNKNOWN_LISTENER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
+/// The task owns the connection from here on: accept never waits for a server. It
+/// keeps the config generation it started with.
+/// `listening` is the listener's address: the connection's own local address unless
+/// the listener is bound to a wildcard address.
+pub(super) fn spawn_serve(
+    current: &Current,
+    frontend: &Cell<usize>,
+    listening: SocketAddr,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permits: Permits,
+) {
+    let shard = current.borrow().clone();
+    let fe = frontend.get();
+    let mode = shard.config.frontends[fe].mode;
+    monoio::spawn(serve(shard, fe, mode, listening, stream, peer, permits));
+}
+
+async fn serve(
+    shard: Rc<Shard>,
+    frontend: usize,
+    mode: Mode,
+    listening: SocketAddr,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _permits: Permits,
+) {
+    // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
+    let _registered = ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(&stream));
+    let fe = &shard.stats.frontends[frontend];
+    fe.up(&fe.scur, &fe.smax);
+    Counters::inc(&fe.stot);
+    let handler = async {
+        let mut stream = stream;
+        let local = if listening.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(listening)
+        } else {
+            listening
+        };
+        let conf = &shard.config.frontends[frontend];
+        // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
+        // shard's pool, and L4 copies through its own.
+        let buf = if conf.accept_proxy {
+            Vec::with_capacity(shard.config.limits.max_header_bytes)
+        } else {
+            Vec::new()
+        };
+        // On accept-proxy binds the client is whoever the PROXY header names.
+        let (peer, local, buf) = if conf.accept_proxy {
+            let deadline = monoio::time::Instant::now() + conf.timeouts.http_request;
+            // Boxed: its timer would otherwise grow every connection's task.
+            match Box::pin(crate::proxy_protocol::receive(&mut stream, buf, deadline)).await {
+                Some((h, rest)) => {
+                    let (p, l) = h.addrs.unwrap_or((peer, local));
+                    (p, l, rest)
+                }
+                None => {
+                    tracing::debug!(shard = shard.id, %peer, "missing or malformed PROXY header: closed");
+                    return;
+                }
+            }
+        } else {
+            (peer, local, buf)
+        };
+        match mode {
+            Mode::Http => {
+                crate::http::serve(shard.clone(), frontend, stream, peer, local, buf).await
+            }
+            Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf).await,
+        }
+    };
+    // A bug that panics while serving one connection closes that connection only;
+    // its guards (slots, in-flight count) are released as the stack unwinds.
+    if let Err(panic) = AssertUnwindSafe(handler).catch_unwind().await {
+        let what = panic_text(&*panic);
+        tracing::error!(
+            shard = shard.id,
+            frontend = %shard.config.frontends[frontend].name,
+            %peer,
+            panic = %what,
+            "connection handler panicked; that connection was closed"
+        );
+        Counters::inc(&shard.stats.frontends[frontend].panics);
+    }
+    Counters::down(&shard.stats.frontends[frontend].scur);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    /// The per-connection setsockopt was dropped on the strength of this: Linux copies
+    /// TCP_NODELAY from a listener to the sockets it accepts.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let l = crate::listen::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket2::SockRef::from(&l).set_nodelay(true).unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.write_all(b"x").unwrap();
+        l.set_nonblocking(false).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        assert!(socket2::SockRef::from(&accepted).nodelay().unwrap());
+    }
+}

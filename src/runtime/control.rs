@@ -1,0 +1,250 @@
+//! The shard's main task: the first generation, the accept loops, then the control
+//! loop that applies what other threads send (health flips, operator changes, shared
+//! tables, reloads, stop) and the periodic work (pools, logs, slow starts).
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::TryRecvError;
+use monoio::net::TcpStream;
+
+use super::accept::{spawn_serve, start_accept, AcceptLoop, UNKNOWN_LISTENER};
+use super::rescue::Survive;
+use super::{Adopted, Current, ShardSpec};
+use crate::accesslog::ShardLog;
+use crate::config::Config;
+use crate::control::{FromShard, ShardReport, ToShard};
+use crate::shard::Shard;
+use crate::stats::ShardStats;
+
+/// How often a shard looks at its control channel and cleans its pools.
+pub const CONTROL_TICK: Duration = Duration::from_millis(20);
+const POOL_PURGE_EVERY: u32 = 50;
+
+pub(super) async fn shard_main(
+    spec: &ShardSpec,
+    listeners: Vec<(usize, std::net::TcpListener)>,
+    queued: Adopted,
+    survive: &Survive,
+    driver: &'static str,
+    core: Option<usize>,
+) {
+    let _rescue = super::rescue::RescueOnPanic(survive, spec.id);
+    let config = survive.borrow().config.clone();
+    let stats = ShardStats::new(&config);
+    // After a restart the counters go on from where the dead runtime left them.
+    if let Some(old) = &survive.borrow().current {
+        let old = old.borrow();
+        stats.adopt(&old.stats, &old.config, &config);
+    }
+    let shard = Rc::new(Shard::new(
+        spec.id,
+        config.clone(),
+        stats,
+        Some(spec.reports.clone()),
+        spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
+        spec.services.clone(),
+    ));
+    let id = shard.id;
+    let current: Current = Rc::new(std::cell::RefCell::new(shard.clone()));
+    shard.set_home(&current);
+    if let Some(old) = survive.borrow_mut().current.replace(current.clone()) {
+        // The dead runtime's generation: what it holds belongs to that runtime.
+        std::mem::forget(old);
+        for msg in (spec.resync)(&config) {
+            apply(&shard, msg);
+        }
+        tracing::warn!(shard = id, driver, "shard runtime restarted");
+    }
+    // Operator states sent before this shard ran (the cluster's first sync, a
+    // hand-over) apply before the first connection; a stop or a reload waits its turn.
+    let mut early = std::collections::VecDeque::new();
+    while let Ok(msg) = spec.control.try_recv() {
+        match msg {
+            m @ (ToShard::Shutdown { .. } | ToShard::Reload { .. }) => early.push_back(m),
+            m => apply(&shard, m),
+        }
+    }
+    let mut accepts: Vec<AcceptLoop> = Vec::new();
+    for (frontend, std_listener) in listeners {
+        match start_accept(&current, frontend, std_listener) {
+            Ok(a) => accepts.push(a),
+            Err(e) => {
+                let _ = spec.events.send(FromShard::Failed {
+                    shard: id,
+                    error: format!("listener: {e}"),
+                });
+                return;
+            }
+        }
+    }
+    survive.borrow_mut().accepts = accepts;
+    // Connections that were waiting on a dead runtime's listener.
+    for (frontend, stream, peer) in queued {
+        let permits = shard.room(frontend).await;
+        if let Ok(stream) = TcpStream::from_std(stream) {
+            let at = &Cell::new(frontend);
+            spawn_serve(&current, at, UNKNOWN_LISTENER, stream, peer, permits);
+        }
+    }
+    let _ = spec.events.send(FromShard::Started {
+        shard: id,
+        driver,
+        core,
+    });
+
+    let mut deadline: Option<Instant> = None;
+    let mut ticks = 0u32;
+    loop {
+        monoio::time::sleep(CONTROL_TICK).await;
+        ticks = ticks.wrapping_add(1);
+        crate::shard::fault_kill_shard(id);
+        // Drain every pending message; a closed channel means the process is going away.
+        let mut shutdown: Option<Option<Duration>> = None;
+        loop {
+            let shard = current.borrow().clone();
+            let next = match early.pop_front() {
+                Some(m) => Ok(m),
+                None => spec.control.try_recv(),
+            };
+            match next {
+                Ok(ToShard::Shutdown { grace }) => {
+                    shutdown = Some(match shutdown {
+                        Some(Some(a)) => Some(grace.map_or(a, |g| g.min(a))),
+                        _ => grace,
+                    })
+                }
+                Ok(ToShard::Reload { config, listeners }) => {
+                    if deadline.is_none() {
+                        let mut s = survive.borrow_mut();
+                        s.config = config.clone();
+                        reload(&current, &mut s.accepts, config, listeners);
+                    }
+                    let _ = spec.events.send(FromShard::Reloaded { shard: id });
+                }
+                Ok(msg) => apply(&shard, msg),
+                Err(TryRecvError::Disconnected) => {
+                    shutdown = Some(Some(shard.config.timeouts.shutdown));
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        let shard = current.borrow().clone();
+        if let Some(grace) = shutdown {
+            // Without a grace period, requests may take as long as they take.
+            let until = Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400));
+            if let Some(d) = deadline {
+                deadline = Some(d.min(until));
+            }
+        }
+        if let (Some(grace), None) = (shutdown, deadline) {
+            tracing::debug!(shard = id, inflight = shard.inflight(), "shutdown received");
+            // Tasks left behind when the runtime ends are never dropped, so wait until
+            // every accept loop has ended and its listener is really closed.
+            let accepts = std::mem::take(&mut survive.borrow_mut().accepts);
+            for a in accepts {
+                drop(a.keep);
+                drop(a.stop);
+                a.handle.await;
+            }
+            shard.draining.set(true);
+            shard.upstreams.clear_pools();
+            deadline =
+                Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
+        }
+        shard.upstreams.tick_slowstart(std::time::Instant::now());
+        shard.cluster.flush(id, &shard.config, &spec.cluster);
+        if let Some(log) = &shard.log {
+            log.flush();
+        }
+        if ticks.is_multiple_of(POOL_PURGE_EVERY) {
+            shard.upstreams.purge_idle();
+            shard.pipes.purge();
+        }
+        if let Some(d) = deadline {
+            let inflight = shard.inflight();
+            if inflight == 0 || Instant::now() >= d {
+                if let Some(log) = &shard.log {
+                    log.flush();
+                }
+                let _ = spec.events.send(FromShard::Stopped {
+                    shard: id,
+                    abandoned: inflight,
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// A new config: a new generation for new connections, listeners kept, added or closed.
+fn reload(
+    current: &Current,
+    accepts: &mut Vec<AcceptLoop>,
+    config: Arc<Config>,
+    listeners: Vec<(SocketAddr, usize, Option<std::net::TcpListener>)>,
+) {
+    let next = Rc::new(current.borrow().next_generation(config));
+    let id = next.id;
+    *current.borrow_mut() = next;
+    // Listeners whose address is gone close (their accepted connections finish).
+    accepts.retain(|a| listeners.iter().any(|(addr, _, _)| *addr == a.addr));
+    for (addr, frontend, socket) in listeners {
+        match socket {
+            Some(l) => match start_accept(current, frontend, l) {
+                Ok(a) => accepts.push(a),
+                Err(e) => tracing::error!(shard = id, %addr, error = %e, "reload: cannot listen"),
+            },
+            None => {
+                if let Some(a) = accepts.iter().find(|a| a.addr == addr) {
+                    a.frontend.set(frontend);
+                }
+            }
+        }
+    }
+}
+
+/// Applies a message from the health or admin thread.
+fn apply(shard: &Shard, msg: ToShard) {
+    let up = &shard.upstreams;
+    match msg {
+        ToShard::Shutdown { .. } | ToShard::Reload { .. } => {}
+        ToShard::ServerUp {
+            backend,
+            server,
+            up: is_up,
+        } => up.set_up(backend, server, is_up),
+        ToShard::SetAdmin {
+            backend,
+            server,
+            state,
+        } => up.set_admin(backend, server, state),
+        ToShard::SetWeight {
+            backend,
+            server,
+            weight,
+        } => up.set_weight(backend, server, weight),
+        ToShard::SetMaxconn {
+            backend,
+            server,
+            maxconn,
+        } => up.set_maxconn(backend, server, maxconn, shard.config.runtime.shards),
+        ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
+        ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
+        ToShard::Snapshot(reply) => {
+            let _ = reply.send(ShardReport {
+                shard: shard.id,
+                stats: shard.stats.snapshot(),
+                queued: up
+                    .backends
+                    .iter()
+                    .map(|b| (b.queued() as u64, b.queue_max.get()))
+                    .collect(),
+            });
+        }
+    }
+}
