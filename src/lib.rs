@@ -265,11 +265,15 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
 }
 
 impl Running {
-    /// Prints the `listening frontend=NAME addr=IP:PORT` lines, then `ready shards=N`.
+    /// Prints the `listening frontend=NAME addr=IP:PORT` lines, `listening admin
+    /// addr=IP:PORT` for the admin listener, then `ready shards=N`.
     pub fn announce(&self) {
         let mut out = std::io::stdout().lock();
         for (name, addr) in &self.listening {
             let _ = writeln!(out, "listening frontend={name} addr={addr}");
+        }
+        if let Some(addr) = self.admin.as_ref().and_then(|a| a.listen) {
+            let _ = writeln!(out, "listening admin addr={addr}");
         }
         let _ = writeln!(out, "ready shards={}", self.shards.len());
         let _ = out.flush();

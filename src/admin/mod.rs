@@ -25,6 +25,8 @@ pub fn run_command(core: &Core, words: &[&str]) -> String {
 
 pub struct Admin {
     pub core: Arc<Core>,
+    /// The admin HTTP listener's address (port 0 in the config: the one picked).
+    pub listen: Option<std::net::SocketAddr>,
     socket: Option<PathBuf>,
     /// Where shards send the requests for stats pages and metrics they received.
     pub services: Sender<ServiceQuery>,
@@ -47,10 +49,12 @@ impl Admin {
                 .name("ringlb-cli".into())
                 .spawn(move || cli::serve(core, listener))?;
         }
+        let mut listen = None;
         if let Some(addr) = cfg.admin.listen {
             let listener = std::net::TcpListener::bind(addr).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("admin listener {addr}: {e}"))
             })?;
+            listen = listener.local_addr().ok();
             let core = core.clone();
             std::thread::Builder::new()
                 .name("ringlb-admin-http".into())
@@ -83,6 +87,7 @@ impl Admin {
         }
         Ok(Admin {
             core,
+            listen,
             socket: cfg.admin.stats_socket.clone(),
             services,
         })

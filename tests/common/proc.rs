@@ -19,6 +19,7 @@ pub struct RingLb {
     child: Child,
     pid: libc::pid_t,
     frontends: Vec<(String, SocketAddr)>,
+    admin: Option<SocketAddr>,
     shards: Option<usize>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
@@ -101,6 +102,7 @@ impl RingLb {
             child,
             pid,
             frontends: Vec::new(),
+            admin: None,
             shards: None,
             stdout,
             stderr,
@@ -145,6 +147,11 @@ impl RingLb {
     fn note_line(&mut self, line: &str) {
         let mut words = line.split_whitespace();
         match words.next() {
+            Some("listening") if line.starts_with("listening admin ") => {
+                self.admin = words
+                    .find_map(|w| w.strip_prefix("addr="))
+                    .and_then(|a| a.parse().ok());
+            }
             Some("listening") => {
                 let mut name = None;
                 let mut addr = None;
@@ -186,6 +193,16 @@ impl RingLb {
             .filter(|(n, _)| n == name)
             .map(|(_, a)| *a)
             .collect()
+    }
+
+    /// The admin HTTP listener's address (`listening admin addr=...`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.unwrap_or_else(|| {
+            panic!(
+                "no `listening admin` line; stdout: {:?}",
+                self.stdout_lines()
+            )
+        })
     }
 
     /// `N` of the `ready shards=N` line.
