@@ -102,6 +102,8 @@ pub struct HttpEntry<'a> {
     pub termination: &'a str,
     /// %ac/%fc/%bc/%sc/%rc.
     pub conns: [u64; 5],
+    /// A retry went to another server: `%rc` shows `+N`.
+    pub redispatched: bool,
     pub queues: [u64; 2],
     pub request_line: &'a [u8],
 }
@@ -118,6 +120,7 @@ pub struct TcpEntry<'a> {
     pub bytes: u64,
     pub termination: &'a str,
     pub conns: [u64; 5],
+    pub redispatched: bool,
     pub queues: [u64; 2],
 }
 
@@ -137,7 +140,7 @@ impl ShardLog {
         let [ac, fc, bc, sc, rc] = e.conns;
         let _ = write!(
             b,
-            "{}:{} [{}] {} {}/{} {tr}/{tw}/{tc}/{trr}/{ta} {} {} - - {} {ac}/{fc}/{bc}/{sc}/{rc} {}/{} \"",
+            "{}:{} [{}] {} {}/{} {tr}/{tw}/{tc}/{trr}/{ta} {} {} - - {} {ac}/{fc}/{bc}/{sc}/{}{rc} {}/{} \"",
             e.client.ip(),
             e.client.port(),
             LogDate(e.accepted),
@@ -147,6 +150,7 @@ impl ShardLog {
             e.status,
             e.bytes,
             e.termination,
+            if e.redispatched { "+" } else { "" },
             e.queues[0],
             e.queues[1],
         );
@@ -169,7 +173,7 @@ impl ShardLog {
         let [ac, fc, bc, sc, rc] = e.conns;
         let _ = writeln!(
             b,
-            "{}:{} [{}] {} {}/{} {tw}/{tc}/{tt} {} {} {ac}/{fc}/{bc}/{sc}/{rc} {}/{}",
+            "{}:{} [{}] {} {}/{} {tw}/{tc}/{tt} {} {} {ac}/{fc}/{bc}/{sc}/{}{rc} {}/{}",
             e.client.ip(),
             e.client.port(),
             LogDate(e.accepted),
@@ -178,6 +182,7 @@ impl ShardLog {
             e.server,
             e.bytes,
             &e.termination[..2],
+            if e.redispatched { "+" } else { "" },
             e.queues[0],
             e.queues[1],
         );
@@ -276,6 +281,7 @@ mod tests {
             bytes: 150,
             termination: "----",
             conns: [1, 1, 0, 0, 0],
+            redispatched: false,
             queues: [0, 0],
             request_line: b"GET /a\"b HTTP/1.1",
         });

@@ -41,11 +41,13 @@ pub async fn serve(
         Ok(s) => s,
         Err(g) => {
             tracing::debug!(shard = shard.id, %peer, backend = %conf.name, term = %g.term, "tcp: no server");
+            // HAProxy names the last server tried, with no connect time.
+            let waited = if g.server.is_some() { 0 } else { -1 };
             let line = TcpLine {
-                server: None,
-                timers: [-1, -1, ms(began.elapsed())],
+                server: g.server,
+                timers: [waited, -1, ms(began.elapsed())],
                 bytes: 0,
-                retries: 0,
+                retries: g.retries,
                 term: g.term,
             };
             line.log(&shard, frontend, backend, peer, date);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use monoio::time::Instant;
 
 use crate::accesslog::{ms, HttpEntry, TcpEntry};
+use crate::dispatch::Retries;
 use crate::shard::Shard;
 use crate::stats::Counters;
 
@@ -81,7 +82,7 @@ pub struct Record {
     /// Queue and connect durations of the attempt that answered.
     pub queued: Option<Duration>,
     pub connected: Option<Duration>,
-    pub retries: u32,
+    pub retries: Retries,
     /// HAProxy's termination state, once known.
     pub term: Option<Term>,
 }
@@ -177,8 +178,9 @@ impl Record {
                 st.backends[backend].scur.get(),
                 r.server
                     .map_or(0, |s| st.servers[backend][s as usize].scur.get()),
-                u64::from(r.retries),
+                u64::from(r.retries.count),
             ],
+            redispatched: r.retries.redispatched,
             queues: [0, shard.upstreams.backends[backend].queued() as u64],
             request_line,
         });
@@ -191,7 +193,7 @@ pub struct TcpLine {
     /// %Tw/%Tc/%Tt in milliseconds.
     pub timers: [i64; 3],
     pub bytes: u64,
-    pub retries: u32,
+    pub retries: Retries,
     pub term: Term,
 }
 
@@ -232,8 +234,9 @@ impl TcpLine {
                 st.frontends[frontend].scur.get(),
                 st.backends[backend].scur.get(),
                 server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
-                u64::from(line.retries),
+                u64::from(line.retries.count),
             ],
+            redispatched: line.retries.redispatched,
             queues: [0, shard.upstreams.backends[backend].queued() as u64],
         });
     }

@@ -37,11 +37,32 @@ pub enum PoolUse {
     Unchecked,
 }
 
-/// No server will answer: the status for the client and the termination state.
+/// No server will answer: the status for the client, the termination state, and for
+/// the log the last server tried (HAProxy names it) and the retries made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GiveUp {
     pub status: u16,
     pub term: Term,
+    pub server: Option<u32>,
+    pub retries: Retries,
+}
+
+/// Failed attempts before the one that answered (or the last), and whether one of them
+/// went to another server (HAProxy's `%rc` shows it as `+N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retries {
+    pub count: u32,
+    pub redispatched: bool,
+}
+
+impl std::fmt::Display for Retries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.redispatched {
+            write!(f, "+{}", self.count)
+        } else {
+            write!(f, "{}", self.count)
+        }
+    }
 }
 
 /// A request's slot on a server; dropping it frees the slot for the next waiter.
@@ -95,7 +116,7 @@ pub struct ServerConn {
     /// When the connection was ready for the request.
     pub ready: Instant,
     /// Failed attempts before this one.
-    pub retries: u32,
+    pub retries: Retries,
 }
 
 /// One request's way to a server of `backend`, across its attempts.
@@ -109,6 +130,9 @@ pub struct Dispatch {
     client: (SocketAddr, SocketAddr),
     tried: Tried,
     failures: u32,
+    redispatched: bool,
+    /// The server of the last attempt, for the log of a request no server answered.
+    last: Option<u32>,
     stale_retried: bool,
     /// The first attempt's queue clock starts when the request was read.
     first_ask: Option<Instant>,
@@ -139,6 +163,8 @@ impl Dispatch {
             client,
             tried: Tried::default(),
             failures: 0,
+            redispatched: false,
+            last: None,
             stale_retried: false,
             first_ask: Some(start),
             kept: None,
@@ -153,6 +179,7 @@ impl Dispatch {
     pub async fn next(&mut self, pool: PoolUse, timer: &mut Timer) -> Result<ServerConn, GiveUp> {
         let shard = self.shard.clone();
         let backend = self.backend;
+        let conf = &shard.config.backends[backend];
         let stats_be = &shard.stats.backends[backend];
         loop {
             // One clock read serves the queue deadline and the log's queue time.
@@ -199,13 +226,21 @@ impl Dispatch {
                         queued: connecting.saturating_duration_since(asked),
                         connected: ready.saturating_duration_since(connecting),
                         ready,
-                        retries: self.failures,
+                        retries: self.retries(),
                     });
                 }
                 Err(()) => {
                     Counters::inc(&stats_be.econ);
                     Counters::inc(&sv.econ);
                     self.decide(slot, Failure::Connect, false, true)?;
+                    if self.kept.is_some() {
+                        // Again the same server, which just refused: HAProxy waits
+                        // min(timeout connect, 1s) first, so that a restarting server
+                        // is not hammered.
+                        let pause = conf.timeouts.connect.min(Duration::from_secs(1));
+                        // Boxed: an inline timer would grow every connection's task.
+                        Box::pin(monoio::time::sleep(pause)).await;
+                    }
                 }
             }
         }
@@ -214,6 +249,8 @@ impl Dispatch {
     /// A slot on a server: the sticky one while it can take the request, else the
     /// balancer's choice, waiting in the backend's queue if every server is full.
     async fn slot(&mut self, asked: Instant) -> Result<u32, GiveUp> {
+        let retries = self.retries();
+        let last = self.last;
         let shard = &self.shard;
         let be = &shard.upstreams.backends[self.backend];
         let conf = &shard.config.backends[self.backend];
@@ -234,6 +271,8 @@ impl Dispatch {
                         AcquireError::QueueTimeout | AcquireError::QueueFull => Term::SERVER_QUEUE,
                         AcquireError::NoServer => Term::SERVER_CONNECT,
                     },
+                    server: last,
+                    retries,
                 }
             })
     }
@@ -304,6 +343,7 @@ impl Dispatch {
         let situation = self.situation(failure, reused, may_resend);
         let v = verdict(&situation);
         let server = slot.server();
+        self.last = Some(server);
         if v != Verdict::Fresh {
             self.failures += 1;
             self.shard.upstreams.report_failure(self.backend, server);
@@ -315,8 +355,23 @@ impl Dispatch {
                 self.kept = Some(slot);
             }
             Verdict::RetrySame => self.kept = Some(slot),
-            Verdict::Redispatch => self.tried.add(server),
-            Verdict::GiveUp { status, term } => return Err(GiveUp { status, term }),
+            Verdict::Redispatch => {
+                self.tried.add(server);
+                self.redispatched = true;
+            }
+            Verdict::GiveUp { status, term } => {
+                // The last attempt failed too: it is not a retry of its own.
+                let retries = Retries {
+                    count: self.failures.saturating_sub(1),
+                    redispatched: self.redispatched,
+                };
+                return Err(GiveUp {
+                    status,
+                    term,
+                    server: Some(server),
+                    retries,
+                });
+            }
         }
         Ok(())
     }
@@ -355,6 +410,13 @@ impl Dispatch {
 
     pub fn backend(&self) -> usize {
         self.backend
+    }
+
+    fn retries(&self) -> Retries {
+        Retries {
+            count: self.failures,
+            redispatched: self.redispatched,
+        }
     }
 }
 

@@ -371,6 +371,8 @@ impl<S: Stream> Conn<S> {
     /// No server will answer: the reply for the client, the state for the log.
     fn give_up(&mut self, g: GiveUp) -> Stop {
         self.rec.term = Some(g.term);
+        self.rec.server = self.rec.server.or(g.server);
+        self.rec.retries = g.retries;
         Stop::Reply(match g.status {
             502 => Reply::BadGateway,
             504 => Reply::GatewayTimeout,
