@@ -79,9 +79,13 @@ pub async fn serve(
     );
     let line = TcpLine {
         server: Some(server.server),
-        timers: [ms(server.queued), ms(server.connected), ms(began.elapsed())],
+        timers: [
+            ms(dispatch.times.queued),
+            ms(dispatch.times.connected),
+            ms(began.elapsed()),
+        ],
         bytes: ended.to_client,
-        retries: server.retries,
+        retries: dispatch.times.retries,
         term: ended.term,
     };
     line.log(&shard, frontend, backend, peer, date);

@@ -103,14 +103,20 @@ impl Drop for Slot {
     }
 }
 
-/// A connection to a server, holding the request's slot on it.
+/// A connection to a server, holding the request's slot on it. Kept small: it moves
+/// through every request's future (the attempt's timings stay in `Dispatch`).
 pub struct ServerConn {
     pub server: u32,
-    pub stream: TcpStream,
     /// Came from the pool: the server may have closed it meanwhile.
     pub reused: bool,
+    pub stream: TcpStream,
     pub slot: Slot,
-    /// Time spent waiting for the slot, and connecting (0 for a pooled connection).
+}
+
+/// The timings of the attempt `Dispatch::next` returned last, for the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    /// Waiting for the slot, and connecting (0 for a pooled connection).
     pub queued: Duration,
     pub connected: Duration,
     /// When the connection was ready for the request.
@@ -143,6 +149,8 @@ pub struct Dispatch {
     /// The stick record read for the current attempt, and when it was asked.
     recorded: Option<u32>,
     asked: Instant,
+    /// The timings of the attempt `next` returned last.
+    pub times: Times,
 }
 
 impl Dispatch {
@@ -171,39 +179,91 @@ impl Dispatch {
             fresh: false,
             recorded: None,
             asked: start,
+            times: Times {
+                queued: Duration::ZERO,
+                connected: Duration::ZERO,
+                ready: start,
+                retries: Retries::default(),
+            },
         }
     }
 
     /// The next attempt: a slot and a connection, after as many connect failures as
-    /// the backend's retries allow.
+    /// the backend's retries allow. The steady path (a free slot, an idle pooled
+    /// connection) is synchronous; waiting in the queue, connecting and retrying are
+    /// boxed, so that their state does not weigh on every request's future.
+    #[inline]
     pub async fn next(&mut self, pool: PoolUse, timer: &mut Timer) -> Result<ServerConn, GiveUp> {
-        let shard = self.shard.clone();
-        let backend = self.backend;
-        let conf = &shard.config.backends[backend];
-        let stats_be = &shard.stats.backends[backend];
+        match self.at_once(pool)? {
+            Some(conn) => Ok(conn),
+            None => Box::pin(self.attempts(pool, timer)).await,
+        }
+    }
+
+    /// The steady path: a slot taken at once and an idle pooled connection to its
+    /// server. `Ok(None)`: the request must wait or connect (a slot taken meanwhile
+    /// is kept for `attempts`).
+    fn at_once(&mut self, pool: PoolUse) -> Result<Option<ServerConn>, GiveUp> {
+        if self.kept.is_some() || self.fresh || pool == PoolUse::Never {
+            return Ok(None);
+        }
+        let asked = self.first_ask.take().unwrap_or_else(Instant::now);
+        self.asked = asked;
+        let Some(server) = self.slot_now(asked)? else {
+            self.first_ask = Some(asked);
+            return Ok(None);
+        };
+        let slot = Slot::new(&self.shard, self.backend, server);
+        let pooled = self.shard.upstreams.pooled(
+            self.backend,
+            server,
+            pool == PoolUse::Checked,
+            asked.into_std(),
+        );
+        let Some(stream) = pooled else {
+            // `attempts` connects on this slot: it is this attempt, not a retry.
+            self.kept = Some(slot);
+            self.first_ask = Some(asked);
+            return Ok(None);
+        };
+        self.count_retry(server);
+        self.times = Times {
+            queued: Duration::ZERO,
+            connected: Duration::ZERO,
+            ready: asked,
+            retries: self.retries(),
+        };
+        Ok(Some(ServerConn {
+            server,
+            reused: true,
+            stream,
+            slot,
+        }))
+    }
+
+    /// Attempts until one connects or the retries are used up.
+    async fn attempts(&mut self, pool: PoolUse, timer: &mut Timer) -> Result<ServerConn, GiveUp> {
         loop {
             // One clock read serves the queue deadline and the log's queue time.
             let asked = self.first_ask.take().unwrap_or_else(Instant::now);
             self.asked = asked;
             let slot = match self.kept.take() {
                 Some(slot) => slot,
-                None => Slot::new(&shard, backend, self.slot(asked).await?),
-            };
-            let server = slot.server();
-            let sv = &shard.stats.servers[backend][server as usize];
-            let connecting = Instant::now();
-            if self.failures > 0 {
-                Counters::inc(&stats_be.wretr);
-                Counters::inc(&sv.wretr);
-                if !self.tried.is_empty() {
-                    Counters::inc(&stats_be.wredis);
-                    Counters::inc(&sv.wredis);
+                None => {
+                    let server = match self.slot_now(asked)? {
+                        Some(s) => s,
+                        None => self.slot_wait(asked).await?,
+                    };
+                    Slot::new(&self.shard, self.backend, server)
                 }
-            }
+            };
+            let (server, backend) = (slot.server(), self.backend);
+            let connecting = Instant::now();
+            self.count_retry(server);
             let pooled = match pool {
                 _ if std::mem::take(&mut self.fresh) => None,
                 PoolUse::Never => None,
-                PoolUse::Checked | PoolUse::Unchecked => shard.upstreams.pooled(
+                PoolUse::Checked | PoolUse::Unchecked => self.shard.upstreams.pooled(
                     backend,
                     server,
                     pool == PoolUse::Checked,
@@ -218,63 +278,89 @@ impl Dispatch {
                 Ok((stream, reused)) => {
                     // A pooled connection took no time to get (HAProxy's Tc is 0 too).
                     let ready = if reused { connecting } else { Instant::now() };
-                    return Ok(ServerConn {
-                        server,
-                        stream,
-                        reused,
-                        slot,
+                    self.times = Times {
                         queued: connecting.saturating_duration_since(asked),
                         connected: ready.saturating_duration_since(connecting),
                         ready,
                         retries: self.retries(),
+                    };
+                    return Ok(ServerConn {
+                        server,
+                        reused,
+                        stream,
+                        slot,
                     });
                 }
                 Err(()) => {
-                    Counters::inc(&stats_be.econ);
-                    Counters::inc(&sv.econ);
+                    let st = &self.shard.stats;
+                    Counters::inc(&st.backends[backend].econ);
+                    Counters::inc(&st.servers[backend][server as usize].econ);
                     self.decide(slot, Failure::Connect, false, true)?;
                     if self.kept.is_some() {
                         // Again the same server, which just refused: HAProxy waits
                         // min(timeout connect, 1s) first, so that a restarting server
                         // is not hammered.
+                        let conf = &self.shard.config.backends[backend];
                         let pause = conf.timeouts.connect.min(Duration::from_secs(1));
-                        // Boxed: an inline timer would grow every connection's task.
-                        Box::pin(monoio::time::sleep(pause)).await;
+                        monoio::time::sleep(pause).await;
                     }
                 }
             }
         }
     }
 
-    /// A slot on a server: the sticky one while it can take the request, else the
-    /// balancer's choice, waiting in the backend's queue if every server is full.
-    async fn slot(&mut self, asked: Instant) -> Result<u32, GiveUp> {
-        let retries = self.retries();
-        let last = self.last;
+    /// An attempt after a failure is a retry (and a redispatch once another server
+    /// was tried).
+    fn count_retry(&self, server: u32) {
+        if self.failures == 0 {
+            return;
+        }
+        let (st, b) = (&self.shard.stats, self.backend);
+        let sv = &st.servers[b][server as usize];
+        Counters::inc(&st.backends[b].wretr);
+        Counters::inc(&sv.wretr);
+        if !self.tried.is_empty() {
+            Counters::inc(&st.backends[b].wredis);
+            Counters::inc(&sv.wredis);
+        }
+    }
+
+    /// A slot at once, if there is one: the sticky server while it can take the
+    /// request, else the balancer's choice when a server is free and nobody waits.
+    fn slot_now(&mut self, asked: Instant) -> Result<Option<u32>, GiveUp> {
         let shard = &self.shard;
         let be = &shard.upstreams.backends[self.backend];
-        let conf = &shard.config.backends[self.backend];
-        self.recorded = self
-            .stick
-            .and_then(|k| shard.cluster.stuck(self.backend, k, asked.into_std()));
-        if let Some(s) = self.recorded.filter(|&s| self.failures == 0 && be.take(s)) {
-            return Ok(s);
+        if let Some(k) = self.stick {
+            self.recorded = shard.cluster.stuck(self.backend, k, asked.into_std());
+            if let Some(s) = self.recorded.filter(|&s| self.failures == 0 && be.take(s)) {
+                return Ok(Some(s));
+            }
         }
-        let deadline = asked.into_std() + conf.timeouts.queue;
+        be.try_acquire(self.hash, &self.tried)
+            .map_err(|e| self.refused(e))
+    }
+
+    /// A slot from the backend's queue, within `timeout queue`.
+    async fn slot_wait(&mut self, asked: Instant) -> Result<u32, GiveUp> {
+        let be = &self.shard.upstreams.backends[self.backend];
+        let deadline = asked.into_std() + self.shard.config.backends[self.backend].timeouts.queue;
         be.acquire(self.hash, &self.tried, deadline)
             .await
-            .map_err(|e| {
-                Counters::inc(&shard.stats.backends[self.backend].dreq);
-                GiveUp {
-                    status: 503,
-                    term: match e {
-                        AcquireError::QueueTimeout | AcquireError::QueueFull => Term::SERVER_QUEUE,
-                        AcquireError::NoServer => Term::SERVER_CONNECT,
-                    },
-                    server: last,
-                    retries,
-                }
-            })
+            .map_err(|e| self.refused(e))
+    }
+
+    /// No slot: counted as a request the backend refused, answered with a 503.
+    fn refused(&self, e: AcquireError) -> GiveUp {
+        Counters::inc(&self.shard.stats.backends[self.backend].dreq);
+        GiveUp {
+            status: 503,
+            term: match e {
+                AcquireError::QueueTimeout | AcquireError::QueueFull => Term::SERVER_QUEUE,
+                AcquireError::NoServer => Term::SERVER_CONNECT,
+            },
+            server: self.last,
+            retries: self.retries(),
+        }
     }
 
     /// A new connection to `server`, with the PROXY header the server wants.
@@ -394,6 +480,7 @@ impl Dispatch {
     /// The exchange on `conn` ended; a connection that may carry another request goes
     /// back to the pool, unless it announced this client (PROXY header) or the proxy
     /// closes server connections after each response.
+    #[inline]
     pub fn finish(&self, conn: ServerConn, reusable: bool, server_close: bool) {
         let shard = &self.shard;
         let conf = &shard.config.backends[self.backend];

@@ -323,9 +323,10 @@ impl<S: Stream> Conn<S> {
                 Err(g) => return Err(self.give_up(g)),
             };
             self.rec.server = Some(up.server);
-            self.rec.queued = Some(up.queued);
-            self.rec.connected = Some(up.connected);
-            self.rec.retries = up.retries;
+            let times = dispatch.times;
+            self.rec.queued = Some(times.queued);
+            self.rec.connected = Some(times.connected);
+            self.rec.retries = times.retries;
             if req.expect_continue && !continue_sent {
                 let deadline = Self::deadline(self.timeouts().client);
                 write_static(&mut self.client, CONTINUE, &mut self.timer, deadline)
@@ -333,7 +334,7 @@ impl<S: Stream> Conn<S> {
                     .map_err(|_| Stop::Close)?;
                 continue_sent = true;
             }
-            let ready = up.ready;
+            let ready = times.ready;
             let failure = match self.send_request(&mut up, &mut body, ready).await {
                 Err(SendError::Client) => return Err(Stop::Close),
                 Err(SendError::BadBody) => return Err(Stop::Reply(Reply::BadRequest)),

@@ -202,6 +202,26 @@ impl BackendState {
         }
     }
 
+    /// A slot on a server at once, if one is free and nobody waits (`Ok(None)`: the
+    /// request must wait in the queue, `acquire`).
+    pub fn try_acquire(
+        &self,
+        key: Option<u64>,
+        tried: &Tried,
+    ) -> Result<Option<u32>, AcquireError> {
+        if !self.queue.borrow().is_empty() {
+            return Ok(None);
+        }
+        match self.pick(key, tried) {
+            Pick::Server(s) => {
+                self.occupy(s);
+                Ok(Some(s))
+            }
+            Pick::NoServer => Err(AcquireError::NoServer),
+            Pick::Full => Ok(None),
+        }
+    }
+
     /// Takes a slot on a server: at once when one is free and nobody waits, else in
     /// arrival order from the queue until `deadline`.
     pub async fn acquire(
