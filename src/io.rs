@@ -154,3 +154,36 @@ impl Stream for monoio::net::TcpStream {
         Some(self)
     }
 }
+
+/// Wakes one task of this thread (a shard's control loop) from anywhere on the same
+/// thread: the data path rings it when it leaves work for later (log lines, stick
+/// records), the doorbell task when another thread sent a message. Ringing an already
+/// rung bell costs a load.
+#[derive(Default)]
+pub struct LocalBell {
+    rung: std::cell::Cell<bool>,
+    waker: std::cell::RefCell<Option<std::task::Waker>>,
+}
+
+impl LocalBell {
+    pub fn ring(&self) {
+        if !self.rung.replace(true) {
+            if let Some(w) = self.waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Resolves once the bell was rung since the last wait (at once if it was).
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.rung.replace(false) {
+                Poll::Ready(())
+            } else {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use config::{Config, ConfigErrors};
 use control::{FromShard, ToShard};
@@ -64,7 +64,7 @@ impl std::error::Error for Error {}
 
 /// A started balancer: its shards, and the addresses each frontend listens on.
 pub struct Running {
-    pub(crate) shards: Vec<(Sender<ToShard>, JoinHandle<()>)>,
+    pub(crate) shards: Vec<(control::ShardLink, JoinHandle<()>)>,
     pub(crate) events: Receiver<FromShard>,
     /// (frontend name, bound address), in config order.
     pub listening: Vec<(String, SocketAddr)>,
@@ -138,9 +138,10 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (events_tx, events) = crossbeam_channel::unbounded();
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
-    let controls: Vec<_> = (0..shards)
-        .map(|_| crossbeam_channel::unbounded::<ToShard>())
-        .collect();
+    let controls = (0..shards)
+        .map(|_| control::link())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(Error::Io)?;
     let health = health::Health::spawn(
         cfg.clone(),
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
@@ -172,7 +173,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         Arc::new(move |cfg| core.resync_messages(cfg))
     };
     let mut handles = Vec::with_capacity(shards);
-    for ((id, listeners), (tx, rx)) in per_shard.into_iter().enumerate().zip(controls) {
+    for ((id, listeners), (tx, inbox)) in per_shard.into_iter().enumerate().zip(controls) {
         let core = match &cfg.runtime.cpus {
             Some(list) => Some(core_affinity::CoreId {
                 id: list[id % list.len()],
@@ -185,7 +186,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             core,
             config: cfg.clone(),
             listeners,
-            control: rx,
+            control: inbox,
             events: events_tx.clone(),
             reports: reports_tx.clone(),
             log: log.clone(),

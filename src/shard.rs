@@ -22,6 +22,8 @@ pub struct Shard {
     pub id: usize,
     pub config: Arc<Config>,
     pub upstreams: Upstreams,
+    /// Wakes the shard's control loop (shared by every generation of this shard).
+    pub wake: Rc<crate::io::LocalBell>,
     /// Set on shutdown: keep-alive connections close at their next request boundary.
     /// Shared by every config generation of this shard, as is the in-flight count.
     pub draining: Rc<Cell<bool>>,
@@ -74,9 +76,11 @@ impl Shard {
         reports: Option<Sender<crate::control::HealthReport>>,
         log: Option<Rc<ShardLog>>,
         services: Sender<ServiceQuery>,
+        wake: Rc<crate::io::LocalBell>,
     ) -> Shard {
         Shard {
             id,
+            wake: wake.clone(),
             upstreams: Upstreams::new(&config, id, reports),
             draining: Rc::new(Cell::new(false)),
             pipes: Rc::default(),
@@ -85,7 +89,7 @@ impl Shard {
             fault_panic_path: fault_panic_path(),
             log,
             services,
-            cluster: crate::tables::ShardCluster::new(&config),
+            cluster: crate::tables::ShardCluster::new(&config, wake),
             conn_limit: config.runtime.maxconn.map(|m| {
                 Rc::new(Semaphore::new(
                     maxconn_share(Some(m), id, config.runtime.shards) as usize,
@@ -146,7 +150,8 @@ impl Shard {
             fault_panic_path: self.fault_panic_path.clone(),
             log: self.log.clone(),
             services: self.services.clone(),
-            cluster: crate::tables::ShardCluster::new(&config),
+            cluster: crate::tables::ShardCluster::new(&config, self.wake.clone()),
+            wake: self.wake.clone(),
             conn_limit: self.conn_limit.clone(),
             frontend_limits: frontend_limits(&config, self.id),
             home: std::cell::RefCell::new(self.home.borrow().clone()),

@@ -19,6 +19,24 @@ pub mod process {
     /// `-sf` hand-overs that failed in this process's start.
     pub static HANDOVER_FAILURES: AtomicU64 = AtomicU64::new(0);
 
+    /// Times a shard's control loop woke up (messages, timers), all shards.
+    pub static CONTROL_WAKEUPS: AtomicU64 = AtomicU64::new(0);
+    /// Control messages shards applied (health flips, operator changes, ...).
+    pub static CONTROL_MESSAGES: AtomicU64 = AtomicU64::new(0);
+
+    /// From a control message's sending to its application on a shard, in
+    /// microseconds (all shards; recorded off the request path).
+    pub fn control_latency() -> &'static std::sync::Mutex<hdrhistogram::Histogram<u64>> {
+        static H: std::sync::OnceLock<std::sync::Mutex<hdrhistogram::Histogram<u64>>> =
+            std::sync::OnceLock::new();
+        H.get_or_init(|| {
+            std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2)
+                    .expect("valid histogram bounds"),
+            )
+        })
+    }
+
     pub fn count(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }

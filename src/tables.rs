@@ -139,15 +139,17 @@ pub struct ShardCluster {
     out_sticks: RefCell<Vec<StickUp>>,
     /// (frontend, limiter, key) of rate entries with unsent counts.
     dirty: RefCell<Vec<(u32, u32, u64)>>,
-    ticks: std::cell::Cell<u32>,
+    /// Rung when something waits to be sent: the control loop flushes soon after.
+    bell: std::rc::Rc<crate::io::LocalBell>,
 }
 
 /// Capacity reserved up front, so that steady traffic does not grow the maps.
 const RESERVE: usize = 4096;
 
 impl ShardCluster {
-    pub fn new(cfg: &Config) -> ShardCluster {
+    pub fn new(cfg: &Config, bell: std::rc::Rc<crate::io::LocalBell>) -> ShardCluster {
         ShardCluster {
+            bell,
             sticks: cfg
                 .backends
                 .iter()
@@ -184,7 +186,6 @@ impl ShardCluster {
                 .collect(),
             out_sticks: RefCell::new(Vec::with_capacity(64)),
             dirty: RefCell::new(Vec::with_capacity(64)),
-            ticks: std::cell::Cell::new(0),
         }
     }
 
@@ -255,6 +256,7 @@ impl ShardCluster {
             }
         };
         if tell {
+            self.bell.ring();
             self.out_sticks.borrow_mut().push(StickUp {
                 backend: backend as u32,
                 key,
@@ -287,6 +289,7 @@ impl ShardCluster {
         e.unsent[0] += 1;
         if !e.dirty {
             e.dirty = true;
+            self.bell.ring();
             self.dirty
                 .borrow_mut()
                 .push((frontend as u32, limiter as u32, key));
@@ -318,16 +321,22 @@ impl ShardCluster {
         }
     }
 
-    /// Once per control tick: what this shard learnt goes to the cluster thread.
+    /// Something waits to be sent to the cluster thread.
+    pub fn pending(&self) -> bool {
+        !self.out_sticks.borrow().is_empty() || !self.dirty.borrow().is_empty()
+    }
+
+    /// The tables hold entries (a periodic sweep has something to expire).
+    pub fn has_entries(&self) -> bool {
+        self.sticks.iter().flatten().any(|c| !c.borrow().map.is_empty())
+            || self.rates.iter().flatten().any(|t| !t.borrow().map.is_empty())
+    }
+
+    /// On the control tick: what this shard learnt goes to the cluster thread.
     pub fn flush(&self, shard: usize, config: &Arc<Config>, tx: &Sender<Up>) {
-        let ticks = self.ticks.get().wrapping_add(1);
-        self.ticks.set(ticks);
         let mut sticks = self.out_sticks.borrow_mut();
         let mut dirty = self.dirty.borrow_mut();
         if sticks.is_empty() && dirty.is_empty() {
-            if ticks.is_multiple_of(64) {
-                self.sweep();
-            }
             return;
         }
         let mut counts = Vec::with_capacity(dirty.len() * 2);
@@ -368,7 +377,7 @@ impl ShardCluster {
     }
 
     /// Drops expired stick entries and rate entries older than a period.
-    fn sweep(&self) {
+    pub fn sweep(&self) {
         let now = Instant::now();
         for c in self.sticks.iter().flatten() {
             c.borrow_mut().map.retain(|_, e| e.expires > now);

@@ -173,13 +173,13 @@ fn set_state(core: &Core, b: usize, s: usize, state: &str) -> String {
         AdminState::Maint => "MAINT",
     };
     tracing::warn!("Server {name} is going {word} by the operator.");
-    core.broadcast(|| ToShard::SetAdmin {
+    let applied = core.apply_everywhere(|| ToShard::SetAdmin {
         backend: b,
         server: s,
         state,
     });
     core.share(b, s);
-    String::new()
+    applied.err().unwrap_or_default()
 }
 
 fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
@@ -208,13 +208,13 @@ fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
     if let Ok(mut op) = core.operator.lock() {
         op[b][s].weight = weight;
     }
-    core.broadcast(|| ToShard::SetWeight {
+    let applied = core.apply_everywhere(|| ToShard::SetWeight {
         backend: b,
         server: s,
         weight,
     });
     core.share(b, s);
-    String::new()
+    applied.err().unwrap_or_default()
 }
 
 fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> String {
@@ -234,12 +234,13 @@ fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> String {
     if let Ok(mut op) = core.operator.lock() {
         op[b][s].maxconn = maxconn;
     }
-    core.broadcast(|| ToShard::SetMaxconn {
+    core.apply_everywhere(|| ToShard::SetMaxconn {
         backend: b,
         server: s,
         maxconn,
-    });
-    String::new()
+    })
+    .err()
+    .unwrap_or_default()
 }
 
 fn show_info(core: &Core) -> String {

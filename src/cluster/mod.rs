@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::config::Config;
 use crate::control::Core;
 use crate::control::ToShard;
-use crate::control::{StickDown, Up};
+use crate::control::{ShardLink, StickDown, Up};
 
 /// Longest a starting node waits for its first exchange with Redis.
 const FIRST_SYNC_WAIT: Duration = Duration::from_secs(2);
@@ -37,7 +37,7 @@ impl Cluster {
         cfg: Arc<Config>,
         rx: Receiver<Up>,
         tx: Sender<Up>,
-        shards: Vec<Sender<ToShard>>,
+        shards: Vec<ShardLink>,
         core: Arc<Core>,
     ) -> std::io::Result<Cluster> {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
@@ -66,7 +66,7 @@ struct Thread {
     node: String,
     prefix: String,
     sync_interval: Duration,
-    shards: Vec<Sender<ToShard>>,
+    shards: Vec<ShardLink>,
     link: link::Link,
     events: Option<(Receiver<link::Event>, link::Subscriber)>,
     operator: operator::OperatorSync,
@@ -75,7 +75,7 @@ struct Thread {
 }
 
 impl Thread {
-    fn new(cfg: &Config, shards: Vec<Sender<ToShard>>, core: Arc<Core>) -> Thread {
+    fn new(cfg: &Config, shards: Vec<ShardLink>, core: Arc<Core>) -> Thread {
         let node = format!("{:016x}", fastrand::u64(..));
         let prefix = cfg.cluster.prefix.clone();
         let link = link::Link::new(cfg.cluster.redis.as_deref());

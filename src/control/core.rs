@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::{AdminState, HealthView, ShardReport, ToShard, Up};
+use super::{AdminState, HealthView, ShardLink, ShardReport, ToShard, Up};
 use crate::config::Config;
 use crate::stats::Snapshot;
+
+/// Longest the runtime API waits for every shard to confirm a change.
+pub const APPLY_WAIT: Duration = Duration::from_secs(2);
 
 /// An operator setting to carry over an upgrade: (backend, server, state word, weight).
 pub type ServerState = (String, String, String, u32);
@@ -27,7 +30,7 @@ pub struct Operator {
 /// What the admin threads share.
 pub struct Core {
     cfg: std::sync::RwLock<Arc<Config>>,
-    shards: Vec<Sender<ToShard>>,
+    shards: Vec<ShardLink>,
     health: Mutex<HealthView>,
     pub operator: Mutex<Vec<Vec<Operator>>>,
     pub started: Instant,
@@ -49,7 +52,7 @@ pub struct Gathered {
 }
 
 impl Core {
-    pub fn new(cfg: Arc<Config>, shards: Vec<Sender<ToShard>>, health: HealthView) -> Core {
+    pub fn new(cfg: Arc<Config>, shards: Vec<ShardLink>, health: HealthView) -> Core {
         let operator = operators(&cfg, |_, _| None);
         Core {
             cfg: std::sync::RwLock::new(cfg),
@@ -111,6 +114,38 @@ impl Core {
     pub fn broadcast(&self, make: impl Fn() -> ToShard) {
         for s in &self.shards {
             let _ = s.send(make());
+        }
+    }
+
+    /// Tells every shard and returns once every shard applied it (HAProxy's runtime
+    /// API semantics: a change is in force when the command is answered). `Err`: the
+    /// line for the operator, when some shard did not confirm within `APPLY_WAIT`.
+    pub fn apply_everywhere(&self, make: impl Fn() -> ToShard) -> Result<(), String> {
+        self.broadcast(make);
+        let (tx, rx) = crossbeam_channel::bounded(self.shards.len());
+        let mut asked = 0;
+        for s in &self.shards {
+            if s.send(ToShard::Ack(tx.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        let deadline = Instant::now() + APPLY_WAIT;
+        let mut confirmed = 0;
+        while confirmed < asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(_) => confirmed += 1,
+                Err(_) => break,
+            }
+        }
+        if confirmed == self.shards.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "Change sent, but only {confirmed} of {} shards confirmed it within {}s.\n",
+                self.shards.len(),
+                APPLY_WAIT.as_secs()
+            ))
         }
     }
 

@@ -4,9 +4,11 @@
 //! it uses none of them, and nothing of the data path but the counters' snapshot type.
 
 mod core;
+mod link;
 mod view;
 
 pub use self::core::{Core, Gathered, Operator, ServerState};
+pub use link::{link, Inbox, ShardLink};
 pub use view::{CheckView, HealthView};
 
 use std::sync::Arc;
@@ -81,6 +83,9 @@ pub enum ToShard {
     Rates(Vec<RateDown>),
     /// Send a copy of this shard's statistics.
     Snapshot(crossbeam_channel::Sender<ShardReport>),
+    /// Answer with the shard's number once every message before this one is applied
+    /// (the runtime API answers only when a change is in force on every shard).
+    Ack(crossbeam_channel::Sender<usize>),
     /// A new configuration: (address, frontend index, a new socket for a new address;
     /// `None` = keep this shard's listener on that address). Others close.
     Reload {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::{Config, HealthCheck};
-use crate::control::{CheckView, HealthReport, HealthView, ToShard};
+use crate::control::{ShardLink, CheckView, HealthReport, HealthView, ToShard};
 
 /// How often the health thread drains shard reports and ends passive cool-downs.
 const REPORT_TICK: Duration = Duration::from_millis(10);
@@ -33,7 +33,7 @@ impl Health {
     /// Starts the thread. `reports` receives the shards' passive failure reports.
     pub fn spawn(
         cfg: Arc<Config>,
-        shards: Vec<Sender<ToShard>>,
+        shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
     ) -> std::io::Result<Health> {
         Self::spawn_from(cfg, shards, reports, None)
@@ -43,7 +43,7 @@ impl Health {
     /// backend and server name) keep their state, and new ones start up.
     pub fn spawn_from(
         cfg: Arc<Config>,
-        shards: Vec<Sender<ToShard>>,
+        shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
         previous: Option<(&Config, &HealthView)>,
     ) -> std::io::Result<Health> {
@@ -129,7 +129,7 @@ struct ServerHealth {
 struct State {
     cfg: Arc<Config>,
     servers: Vec<Vec<ServerHealth>>,
-    shards: Vec<Sender<ToShard>>,
+    shards: Vec<ShardLink>,
     view: HealthView,
 }
 
@@ -304,7 +304,7 @@ impl State {
 
 async fn run(
     cfg: Arc<Config>,
-    shards: Vec<Sender<ToShard>>,
+    shards: Vec<ShardLink>,
     reports: Receiver<HealthReport>,
     stop: Receiver<()>,
     view: HealthView,

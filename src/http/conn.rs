@@ -439,6 +439,8 @@ impl<S: Stream> Conn<S> {
                         }
                         if let Some(p) = &self.shard.fault_panic_path {
                             crate::shard::fault(p, r.path);
+                            // A doomed shard dies in its control loop: wake it.
+                            self.shard.wake.ring();
                         }
                         let view = View {
                             req: &r,

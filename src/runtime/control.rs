@@ -1,6 +1,10 @@
 //! The shard's main task: the first generation, the accept loops, then the control
 //! loop that applies what other threads send (health flips, operator changes, shared
-//! tables, reloads, stop) and the periodic work (pools, logs, slow starts).
+//! tables, reloads, stop) and the periodic work (logs, tables, slow starts, pools).
+//! It sleeps until there is something to do: the doorbell wakes it the moment a
+//! message is sent, the data path rings it when it leaves work for later, and its
+//! timers run only while that work exists (an idle shard does not wake up at all,
+//! but once a second while idle connections wait in its pools).
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -20,9 +24,11 @@ use crate::control::{FromShard, ShardReport, ToShard};
 use crate::shard::Shard;
 use crate::stats::ShardStats;
 
-/// How often a shard looks at its control channel and cleans its pools.
+/// How long log lines, stick records and rate counts wait before they leave (one
+/// batch per tick), and the step of slow starts and of a stop's drain check.
 pub const CONTROL_TICK: Duration = Duration::from_millis(20);
-const POOL_PURGE_EVERY: u32 = 50;
+/// Between two sweeps of idle pooled connections and expired table entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) async fn shard_main(
     spec: &ShardSpec,
@@ -40,13 +46,22 @@ pub(super) async fn shard_main(
         let old = old.borrow();
         stats.adopt(&old.stats, &old.config, &config);
     }
+    let wake = Rc::new(crate::io::LocalBell::default());
+    // A runtime that died may have taken the last datagram with it: start afresh, and
+    // look at the channel once before waiting.
+    spec.control.answered();
+    wake.ring();
+    ring_on_messages(&spec.control, wake.clone());
     let shard = Rc::new(Shard::new(
         spec.id,
         config.clone(),
         stats,
         Some(spec.reports.clone()),
-        spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
+        spec.log
+            .clone()
+            .map(|tx| Rc::new(ShardLog::new(tx, wake.clone()))),
         spec.services.clone(),
+        wake.clone(),
     ));
     let id = shard.id;
     let current: Current = Rc::new(std::cell::RefCell::new(shard.clone()));
@@ -62,7 +77,7 @@ pub(super) async fn shard_main(
     // Operator states sent before this shard ran (the cluster's first sync, a
     // hand-over) apply before the first connection; a stop or a reload waits its turn.
     let mut early = std::collections::VecDeque::new();
-    while let Ok(msg) = spec.control.try_recv() {
+    while let Ok((_, msg)) = spec.control.rx.try_recv() {
         match msg {
             m @ (ToShard::Shutdown { .. } | ToShard::Reload { .. }) => early.push_back(m),
             m => apply(&shard, m),
@@ -96,19 +111,36 @@ pub(super) async fn shard_main(
         core,
     });
 
+    // The stop's deadline; the next tick (flushes, slow starts, the drain check) and
+    // sweep, while there is work for them.
     let mut deadline: Option<Instant> = None;
-    let mut ticks = 0u32;
+    let mut tick: Option<Instant> = None;
+    let mut sweep: Option<Instant> = None;
+    let mut ramping = false;
     loop {
-        monoio::time::sleep(CONTROL_TICK).await;
-        ticks = ticks.wrapping_add(1);
+        let due = [tick, sweep].into_iter().flatten().min();
+        match due {
+            Some(at) => {
+                monoio::select! {
+                    _ = wake.wait() => {}
+                    _ = monoio::time::sleep_until(monoio::time::Instant::from_std(at)) => {}
+                }
+            }
+            None => wake.wait().await,
+        }
+        crate::stats::process::count(&crate::stats::process::CONTROL_WAKEUPS);
         crate::shard::fault_kill_shard(id);
-        // Drain every pending message; a closed channel means the process is going away.
+        // Every pending message; a closed channel means the process is going away.
+        spec.control.answered();
         let mut shutdown: Option<Option<Duration>> = None;
         loop {
             let shard = current.borrow().clone();
             let next = match early.pop_front() {
                 Some(m) => Ok(m),
-                None => spec.control.try_recv(),
+                None => spec.control.rx.try_recv().map(|(sent, m)| {
+                    record_latency(sent);
+                    m
+                }),
             };
             match next {
                 Ok(ToShard::Shutdown { grace }) => {
@@ -122,8 +154,13 @@ pub(super) async fn shard_main(
                         let mut s = survive.borrow_mut();
                         s.config = config.clone();
                         reload(&current, &mut s.accepts, config, listeners);
+                        ramping = current.borrow().upstreams.ramping();
                     }
                     let _ = spec.events.send(FromShard::Reloaded { shard: id });
+                }
+                Ok(msg @ ToShard::ServerUp { .. }) => {
+                    apply(&shard, msg);
+                    ramping |= shard.upstreams.ramping();
                 }
                 Ok(msg) => apply(&shard, msg),
                 Err(TryRecvError::Disconnected) => {
@@ -156,18 +193,26 @@ pub(super) async fn shard_main(
             deadline =
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
-        shard.upstreams.tick_slowstart(std::time::Instant::now());
-        shard.cluster.flush(id, &shard.config, &spec.cluster);
-        if let Some(log) = &shard.log {
-            log.flush();
+        let now = Instant::now();
+        if tick.is_some_and(|t| now >= t) {
+            tick = None;
+            if ramping {
+                ramping = shard.upstreams.tick_slowstart(now);
+            }
+            shard.cluster.flush(id, &shard.config, &spec.cluster);
+            if let Some(log) = &shard.log {
+                log.flush();
+            }
         }
-        if ticks.is_multiple_of(POOL_PURGE_EVERY) {
+        if sweep.is_some_and(|t| now >= t) {
+            sweep = None;
             shard.upstreams.purge_idle();
             shard.pipes.purge();
+            shard.cluster.sweep();
         }
         if let Some(d) = deadline {
             let inflight = shard.inflight();
-            if inflight == 0 || Instant::now() >= d {
+            if inflight == 0 || now >= d {
                 if let Some(log) = &shard.log {
                     log.flush();
                 }
@@ -178,6 +223,63 @@ pub(super) async fn shard_main(
                 return;
             }
         }
+        // Timers only while their work exists.
+        let busy = ramping
+            || deadline.is_some()
+            || shard.cluster.pending()
+            || shard.log.as_ref().is_some_and(|l| l.pending());
+        if busy && tick.is_none() {
+            tick = Some(now + CONTROL_TICK);
+        }
+        let idle_state = shard.upstreams.may_have_idle() || shard.cluster.has_entries();
+        if idle_state && sweep.is_none() {
+            sweep = Some(now + SWEEP_EVERY);
+        }
+    }
+}
+
+/// Wakes the control loop whenever another thread sends this shard a message: a task
+/// that waits on the doorbell for as long as the runtime lives.
+fn ring_on_messages(inbox: &crate::control::Inbox, wake: Rc<crate::io::LocalBell>) {
+    let sock = inbox
+        .bell
+        .try_clone()
+        .and_then(monoio::net::unix::UnixDatagram::from_std);
+    let sock = match sock {
+        Ok(s) => s,
+        Err(e) => {
+            // Without a doorbell the loop still wakes for its own timers; poll often.
+            tracing::error!(error = %e, "no doorbell: control messages wait for a timer");
+            monoio::spawn(async move {
+                loop {
+                    monoio::time::sleep(CONTROL_TICK).await;
+                    wake.ring();
+                }
+            });
+            return;
+        }
+    };
+    monoio::spawn(async move {
+        let mut buf = Vec::with_capacity(8);
+        loop {
+            buf.clear();
+            let (res, b) = sock.recv(buf).await;
+            buf = b;
+            wake.ring();
+            if res.is_err() {
+                // Not expected on a socket pair; do not spin on it.
+                monoio::time::sleep(CONTROL_TICK).await;
+            }
+        }
+    });
+}
+
+/// How long a control message took to be in force here.
+fn record_latency(sent: Instant) {
+    crate::stats::process::count(&crate::stats::process::CONTROL_MESSAGES);
+    let us = sent.elapsed().as_micros() as u64;
+    if let Ok(mut h) = crate::stats::process::control_latency().lock() {
+        let _ = h.record(us.max(1));
     }
 }
 
@@ -213,6 +315,9 @@ fn apply(shard: &Shard, msg: ToShard) {
     let up = &shard.upstreams;
     match msg {
         ToShard::Shutdown { .. } | ToShard::Reload { .. } => {}
+        ToShard::Ack(reply) => {
+            let _ = reply.send(shard.id);
+        }
         ToShard::ServerUp {
             backend,
             server,

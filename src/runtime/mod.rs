@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use crate::config::Config;
-use crate::control::{FromShard, HealthReport, ServiceQuery, ToShard};
+use crate::control::{FromShard, HealthReport, ServiceQuery};
 use crate::shard::Shard;
 use rescue::{Survive, Survivor};
 
@@ -31,7 +31,7 @@ pub struct ShardSpec {
     pub config: Arc<Config>,
     /// (frontend index, listening socket) pairs owned by this shard.
     pub listeners: Vec<(usize, std::net::TcpListener)>,
-    pub control: Receiver<ToShard>,
+    pub control: crate::control::Inbox,
     pub events: Sender<FromShard>,
     /// Passive failure reports to the health thread.
     pub reports: Sender<HealthReport>,

@@ -334,6 +334,9 @@ pub struct Upstreams {
     reports: Option<Sender<HealthReport>>,
     /// Superseded by a reload: its server numbering is stale, so it reports nothing.
     retired: Cell<bool>,
+    /// A connection went to a pool since the last sweep found them all empty: the
+    /// control loop sweeps once a second while this holds.
+    idle_hint: Cell<bool>,
 }
 
 impl Upstreams {
@@ -350,6 +353,7 @@ impl Upstreams {
             pool_idle_timeout: cfg.pool.idle_timeout,
             reports,
             retired: Cell::new(false),
+            idle_hint: Cell::new(false),
         }
     }
 
@@ -421,6 +425,7 @@ impl Upstreams {
     /// Returns a connection whose last exchange completed cleanly; it is idle from now
     /// (not from its response's first byte: a long body must not age it).
     pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
+        self.idle_hint.set(true);
         self.backends[backend].servers[server as usize]
             .pool
             .borrow_mut()
@@ -552,8 +557,9 @@ impl Upstreams {
         be.rebuild();
     }
 
-    /// Advances slow starts; called from the control tick.
-    pub fn tick_slowstart(&self, now: Instant) {
+    /// Advances slow starts; called from the control tick. `true`: some go on.
+    pub fn tick_slowstart(&self, now: Instant) -> bool {
+        let mut ramping = false;
         for be in &self.backends {
             let mut changed = false;
             for s in &be.servers {
@@ -565,6 +571,7 @@ impl Upstreams {
                     s.ramp_since.set(None);
                     s.weight.get()
                 } else {
+                    ramping = true;
                     ramp_weight(s.weight.get(), elapsed, s.slowstart)
                 };
                 if w != s.effective_weight.get() {
@@ -576,16 +583,35 @@ impl Upstreams {
                 be.rebuild();
             }
         }
+        ramping
     }
 
-    /// Periodic clean-up from the shard's control tick.
-    pub fn purge_idle(&self) {
+    /// Periodic clean-up from the shard's control loop; `false`: every pool is empty
+    /// (no sweep needed until a connection is pooled again).
+    pub fn purge_idle(&self) -> bool {
         let now = Instant::now();
+        let mut any = false;
         for b in &self.backends {
             for s in &b.servers {
-                s.pool.borrow_mut().purge(now, self.pool_idle_timeout);
+                let mut p = s.pool.borrow_mut();
+                p.purge(now, self.pool_idle_timeout);
+                any |= !p.is_empty();
             }
         }
+        self.idle_hint.set(any);
+        any
+    }
+
+    /// Idle connections may wait in a pool.
+    pub fn may_have_idle(&self) -> bool {
+        self.idle_hint.get()
+    }
+
+    /// A slow start is under way (the control loop advances it every tick).
+    pub fn ramping(&self) -> bool {
+        self.backends
+            .iter()
+            .any(|b| b.servers.iter().any(|s| s.ramp_since.get().is_some()))
     }
 
     pub fn clear_pools(&self) {

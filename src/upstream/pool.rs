@@ -42,6 +42,10 @@ impl Pool {
             .retain(|(c, since)| now.saturating_duration_since(*since) < max_idle && is_alive(c));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.idle.is_empty()
+    }
+
     pub fn clear(&mut self) {
         self.idle.clear();
     }
