@@ -16,6 +16,7 @@ pub mod health;
 pub mod http;
 pub mod io;
 pub mod l4;
+pub mod limits;
 pub mod listen;
 pub mod pipe;
 pub mod proxy_protocol;
@@ -72,8 +73,9 @@ pub struct Running {
     pub(crate) health: Option<health::Health>,
     pub(crate) admin: Option<admin::Admin>,
     cluster: Option<cluster::Cluster>,
-    /// The configuration in force.
+    /// The configuration in force, and its limits.
     pub(crate) cfg: Arc<Config>,
+    pub(crate) shared: Arc<limits::Shared>,
     /// What a newer process may take over (`-sf`), and the socket it asks on.
     pub(crate) offer: Option<Arc<upgrade::Offer>>,
     handover: Option<upgrade::Handover>,
@@ -142,6 +144,12 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         .map(|_| control::link())
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(Error::Io)?;
+    // The limits every shard shares; they tell a shard about a freed slot through its
+    // control channel.
+    let shared = Arc::new(limits::Shared::new(&cfg, None));
+    shared.links.set(Arc::new(control::ShardLinks(
+        controls.iter().map(|(tx, _)| tx.clone()).collect(),
+    )));
     let health = health::Health::spawn(
         cfg.clone(),
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
@@ -185,6 +193,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             id,
             core,
             config: cfg.clone(),
+            shared: shared.clone(),
             listeners,
             control: inbox,
             events: events_tx.clone(),
@@ -207,6 +216,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         admin: Some(admin),
         cluster: Some(cluster),
         cfg: cfg.clone(),
+        shared,
         offer: None,
         handover: None,
     };

@@ -181,7 +181,7 @@ impl Record {
                 u64::from(r.retries.count),
             ],
             redispatched: r.retries.redispatched,
-            queues: [0, shard.upstreams.backends[backend].queued() as u64],
+            queues: [0, shard.upstreams.backends[backend].queue_figures().0],
             request_line,
         });
     }
@@ -237,7 +237,7 @@ impl TcpLine {
                 u64::from(line.retries.count),
             ],
             redispatched: line.retries.redispatched,
-            queues: [0, shard.upstreams.backends[backend].queued() as u64],
+            queues: [0, shard.upstreams.backends[backend].queue_figures().0],
         });
     }
 }

@@ -117,9 +117,16 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
             }
         }
     }
+    // Counters of servers and proxies that stay carry over: in-flight requests of the
+    // old config give their slots back to them.
+    let shared = Arc::new(crate::limits::Shared::new(
+        &new,
+        Some((&old, &running.shared)),
+    ));
     for ((tx, _), listeners) in running.shards.iter().zip(per_shard) {
         let _ = tx.send(ToShard::Reload {
             config: new.clone(),
+            shared: shared.clone(),
             listeners,
         });
     }
@@ -150,6 +157,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         }
     }
     running.cfg = new;
+    running.shared = shared;
     running.listening = listening;
     let mut out = std::io::stdout().lock();
     for (name, addr) in &running.listening {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::accesslog::ShardLog;
-use crate::config::{maxconn_share, Config};
+use crate::config::Config;
 use crate::control::ServiceQuery;
+use crate::limits::{ConnLimit, Shared};
 use crate::stats::ShardStats;
 use crate::upstream::Upstreams;
-use local_sync::semaphore::{OwnedSemaphorePermit, Semaphore};
 
 /// The state a shard's connections share. Only this shard's thread touches it.
 pub struct Shard {
@@ -40,35 +40,35 @@ pub struct Shard {
     pub services: Sender<ServiceQuery>,
     /// Local copies of the shared state (stick tables, rate counters).
     pub cluster: crate::tables::ShardCluster,
-    /// This shard's share of the global maxconn (shared by its generations).
-    conn_limit: Option<Rc<Semaphore>>,
-    /// This shard's share of each frontend's maxconn.
-    frontend_limits: Vec<Option<Rc<Semaphore>>>,
+    /// The limits every shard shares (servers, queues, frontends, the process).
+    pub shared: Arc<Shared>,
+    /// Rung when a connection limit has room again: paused accept loops look again
+    /// (shared by generations).
+    pub room: Rc<crate::io::LocalBell>,
     /// Where the current generation lives, so that a keep-alive connection can move to
     /// a newer config at its next request.
     home: std::cell::RefCell<std::rc::Weak<std::cell::RefCell<Rc<Shard>>>>,
 }
 
-/// Connection slots a connection holds until it closes.
-pub type Permits = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
-
-fn frontend_limits(config: &Config, shard: usize) -> Vec<Option<Rc<Semaphore>>> {
-    let shards = config.runtime.shards;
-    config
-        .frontends
-        .iter()
-        .map(|f| {
-            f.maxconn.map(|m| {
-                Rc::new(Semaphore::new(
-                    maxconn_share(Some(m), shard, shards) as usize
-                ))
-            })
-        })
-        .collect()
+/// A connection's slot under the process's or a frontend's maxconn, given back (to
+/// whichever shard waits for one) when the connection closes.
+pub struct ConnPermit {
+    limit: Arc<ConnLimit>,
+    shared: Arc<Shared>,
 }
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.limit.give(&self.shared.links);
+    }
+}
+
+/// Connection slots a connection holds until it closes.
+pub type Permits = (Option<ConnPermit>, Option<ConnPermit>);
 
 impl Shard {
     /// The first generation of shard `id`'s state (later ones: `next_generation`).
+    #[allow(clippy::too_many_arguments)] // each is a distinct part, named at the call
     pub fn new(
         id: usize,
         config: Arc<Config>,
@@ -77,11 +77,12 @@ impl Shard {
         log: Option<Rc<ShardLog>>,
         services: Sender<ServiceQuery>,
         wake: Rc<crate::io::LocalBell>,
+        shared: Arc<Shared>,
     ) -> Shard {
         Shard {
             id,
             wake: wake.clone(),
-            upstreams: Upstreams::new(&config, id, reports),
+            upstreams: Upstreams::new(&config, id, reports, &shared),
             draining: Rc::new(Cell::new(false)),
             pipes: Rc::default(),
             inflight: Rc::new(Cell::new(0)),
@@ -90,12 +91,8 @@ impl Shard {
             log,
             services,
             cluster: crate::tables::ShardCluster::new(&config, wake),
-            conn_limit: config.runtime.maxconn.map(|m| {
-                Rc::new(Semaphore::new(
-                    maxconn_share(Some(m), id, config.runtime.shards) as usize,
-                ))
-            }),
-            frontend_limits: frontend_limits(&config, id),
+            shared,
+            room: Rc::default(),
             home: std::cell::RefCell::new(std::rc::Weak::new()),
             config,
         }
@@ -118,24 +115,51 @@ impl Shard {
         (!std::ptr::eq(Rc::as_ptr(&current), self)).then_some(current)
     }
 
-    /// Waits for room under the global and the frontend's maxconn: until then the
-    /// connection stays in the kernel's backlog (accept is simply not called).
+    /// Waits for room under the process's and the frontend's maxconn, counted across
+    /// every shard: until then the connection stays in the kernel's backlog (accept
+    /// is simply not called), as with HAProxy.
     pub async fn room(&self, frontend: usize) -> Permits {
-        let global = match &self.conn_limit {
-            Some(s) => s.clone().acquire_owned().await.ok(),
+        let global = self.shared.global.clone();
+        let fe = self.shared.frontends.get(frontend).cloned().flatten();
+        if global.is_none() && fe.is_none() {
+            return (None, None);
+        }
+        loop {
+            if let Some(p) = self.try_room(&global, &fe) {
+                return p;
+            }
+            self.room.wait().await;
+        }
+    }
+
+    /// Both slots, or none (and this shard is told when one frees).
+    fn try_room(
+        &self,
+        global: &Option<Arc<ConnLimit>>,
+        fe: &Option<Arc<ConnLimit>>,
+    ) -> Option<Permits> {
+        let permit = |limit: &Arc<ConnLimit>| ConnPermit {
+            limit: limit.clone(),
+            shared: self.shared.clone(),
+        };
+        let g = match global {
+            Some(l) if !l.take_or_wait(self.id) => return None,
+            Some(l) => Some(permit(l)),
             None => None,
         };
-        let fe = match self.frontend_limits.get(frontend).cloned().flatten() {
-            Some(s) => s.acquire_owned().await.ok(),
+        let f = match fe {
+            // Dropping `g` gives the process's slot back.
+            Some(l) if !l.take_or_wait(self.id) => return None,
+            Some(l) => Some(permit(l)),
             None => None,
         };
-        (global, fe)
+        Some((g, f))
     }
     /// The shard's state for a new config (a reload): servers that exist in both keep
     /// their health, operator state, weight and idle connections; counters carry over.
     /// Connections in flight finish on the old generation.
-    pub fn next_generation(&self, config: Arc<Config>) -> Shard {
-        let upstreams = Upstreams::new(&config, self.id, self.upstreams.reports());
+    pub fn next_generation(&self, config: Arc<Config>, shared: Arc<Shared>) -> Shard {
+        let upstreams = Upstreams::new(&config, self.id, self.upstreams.reports(), &shared);
         upstreams.adopt(&self.upstreams);
         self.upstreams.retire();
         let stats = ShardStats::new(&config);
@@ -152,8 +176,8 @@ impl Shard {
             services: self.services.clone(),
             cluster: crate::tables::ShardCluster::new(&config, self.wake.clone()),
             wake: self.wake.clone(),
-            conn_limit: self.conn_limit.clone(),
-            frontend_limits: frontend_limits(&config, self.id),
+            shared,
+            room: self.room.clone(),
             home: std::cell::RefCell::new(self.home.borrow().clone()),
             config,
         }

@@ -328,8 +328,15 @@ impl ShardCluster {
 
     /// The tables hold entries (a periodic sweep has something to expire).
     pub fn has_entries(&self) -> bool {
-        self.sticks.iter().flatten().any(|c| !c.borrow().map.is_empty())
-            || self.rates.iter().flatten().any(|t| !t.borrow().map.is_empty())
+        self.sticks
+            .iter()
+            .flatten()
+            .any(|c| !c.borrow().map.is_empty())
+            || self
+                .rates
+                .iter()
+                .flatten()
+                .any(|t| !t.borrow().map.is_empty())
     }
 
     /// On the control tick: what this shard learnt goes to the cluster thread.

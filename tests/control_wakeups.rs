@@ -36,7 +36,7 @@ fn an_idle_shard_does_not_wake_up() {
     std::thread::sleep(Duration::from_secs(2));
     let pooled = wakeups(&lb) - first;
     assert!(
-        pooled >= 1.0 && pooled <= 10.0,
+        (1.0..=10.0).contains(&pooled),
         "{pooled} wake-ups in 2 s with an idle pooled connection"
     );
 }
@@ -69,5 +69,8 @@ fn health_flips_reach_every_shard_at_once() {
     assert!(messages >= 200.0, "only {messages} flips were applied");
     // A generous bound only (a loaded test machine delays any thread): the figure
     // itself comes from the bench on a quiet machine.
-    assert!(p99 < 0.5, "p99 {p99} s from sending a flip to its application");
+    assert!(
+        p99 < 0.5,
+        "p99 {p99} s from sending a flip to its application"
+    );
 }

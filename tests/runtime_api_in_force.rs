@@ -50,8 +50,14 @@ fn weight_drain_and_maint_are_in_force_when_answered() {
 
     let changes = [
         ("set server app/s2 weight 0", "set server app/s2 weight 1"),
-        ("set server app/s2 state drain", "set server app/s2 state ready"),
-        ("set server app/s2 state maint", "set server app/s2 state ready"),
+        (
+            "set server app/s2 state drain",
+            "set server app/s2 state ready",
+        ),
+        (
+            "set server app/s2 state maint",
+            "set server app/s2 state ready",
+        ),
         ("disable server app/s2", "enable server app/s2"),
     ];
     for (change, undo) in changes {
@@ -84,6 +90,9 @@ fn weight_drain_and_maint_are_in_force_when_answered() {
     for shard in 0..2 {
         let series = format!("ringlb_shard_connections_total{{shard=\"{shard}\"}}");
         let n = metric(&metrics, &series).unwrap_or(0.0);
-        assert!(n >= 1.0, "shard {shard} accepted no connection: {series} = {n}");
+        assert!(
+            n >= 1.0,
+            "shard {shard} accepted no connection: {series} = {n}"
+        );
     }
 }

@@ -223,14 +223,6 @@ fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> String {
         return "maxconn string empty or preceded by garbage".into();
     };
     let maxconn = (n > 0).then_some(n);
-    if let Some(m) = maxconn {
-        if (m as usize) < core.cfg().runtime.shards {
-            return format!(
-                "maxconn {m} is below the shard count {}: each shard needs at least one slot.\n",
-                core.cfg().runtime.shards
-            );
-        }
-    }
     if let Ok(mut op) = core.operator.lock() {
         op[b][s].maxconn = maxconn;
     }

@@ -157,7 +157,11 @@ pub fn metrics(core: &Core) -> String {
             [0.5, 0.99, 0.999, 1.0]
                 .iter()
                 .map(|&q| {
-                    let v = if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+                    let v = if h.is_empty() {
+                        0
+                    } else {
+                        h.value_at_quantile(q)
+                    };
                     (format!("quantile=\"{q}\""), v as f64 / 1e6)
                 })
                 .collect()

@@ -471,25 +471,6 @@ pub struct Server {
     pub check_send_proxy: bool,
 }
 
-impl Server {
-    /// This shard's share of `maxconn`: the limit split so that the shares add up to
-    /// exactly `maxconn` (the first `maxconn % shards` shards get one more).
-    pub fn maxconn_share(&self, shard: usize, shards: usize) -> u32 {
-        maxconn_share(self.maxconn, shard, shards)
-    }
-}
-
-/// Shard `shard`'s share of a server's `maxconn` (`u32::MAX` = unlimited).
-pub fn maxconn_share(maxconn: Option<u32>, shard: usize, shards: usize) -> u32 {
-    match maxconn {
-        None => u32::MAX,
-        Some(m) => {
-            let shards = shards.max(1) as u32;
-            m / shards + u32::from((shard as u32) < m % shards)
-        }
-    }
-}
-
 /// Every problem found in a config file, each with its path or line.
 #[derive(Debug)]
 pub struct ConfigErrors(pub Vec<String>);

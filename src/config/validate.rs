@@ -45,15 +45,11 @@ impl Validator {
     }
 
     /// A connection limit split across shards: each needs at least one.
-    fn conn_limit(&mut self, path: &str, raw: Option<i64>, shards: usize) -> Option<u32> {
+    fn conn_limit(&mut self, path: &str, raw: Option<i64>) -> Option<u32> {
         match raw {
             None | Some(0) => None,
             Some(n) if n < 0 || n > u32::MAX as i64 => {
                 self.err(path, format!("invalid maxconn {n}"));
-                None
-            }
-            Some(n) if (n as usize) < shards => {
-                self.err(path, format!("maxconn {n} is below the shard count {shards}: each shard needs at least one connection"));
                 None
             }
             Some(n) => Some(n as u32),
@@ -266,7 +262,7 @@ impl Validator {
             let raw = l.raw.unwrap_or(!matches!(sink, LogSink::Udp(_)));
             Some(LogTarget { sink, facility, raw })
         });
-        let mut backends = self.backends(&raw, shards);
+        let mut backends = self.backends(&raw);
         let mut frontends = self.frontends(&raw, &backends);
         // The native config sets timeouts once for everything.
         for b in &mut backends {
@@ -281,7 +277,7 @@ impl Validator {
                 driver,
                 cpus,
                 pidfile: raw.runtime.pidfile.as_ref().map(std::path::PathBuf::from),
-                maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn, shards),
+                maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn),
             },
             timeouts,
             limits,
@@ -304,7 +300,7 @@ impl Validator {
         }
     }
 
-    fn backends(&mut self, raw: &RawConfig, shards: usize) -> Vec<Backend> {
+    fn backends(&mut self, raw: &RawConfig) -> Vec<Backend> {
         let mut out = Vec::new();
         for (name, b) in &raw.backend {
             let path = format!("backend.{name}");
@@ -352,15 +348,6 @@ impl Validator {
                     None | Some(0) => None,
                     Some(m) if m < 0 || m > u32::MAX as i64 => {
                         self.err(format!("{spath}.maxconn"), format!("invalid maxconn {m}"));
-                        None
-                    }
-                    Some(m) if (m as usize) < shards => {
-                        self.err(
-                            format!("{spath}.maxconn"),
-                            format!(
-                                "maxconn {m} is below the shard count {shards}: the limit is split across shards and each needs at least one slot (lower runtime.shards or raise maxconn)"
-                            ),
-                        );
                         None
                     }
                     Some(m) => Some(m as u32),
@@ -775,13 +762,7 @@ impl Validator {
                     }
                 },
                 dont_log_null: f.dont_log_null,
-                maxconn: self.conn_limit(
-                    &format!("{path}.maxconn"),
-                    f.maxconn,
-                    raw.runtime
-                        .shards
-                        .map_or(usable_cores(), |n| n.max(1) as usize),
-                ),
+                maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
                 request_rules: {
                     let mut rules = Vec::new();
                     rate_limits.clear();

@@ -93,9 +93,10 @@ impl Core {
                 }
                 Some(m) => {
                     m.stats.merge(&r.stats);
+                    // Every shard reports the same process-wide queues.
                     for (a, b) in m.queued.iter_mut().zip(&r.queued) {
-                        a.0 += b.0;
-                        a.1 += b.1;
+                        a.0 = a.0.max(b.0);
+                        a.1 = a.1.max(b.1);
                     }
                     m.shards_answered += 1;
                     m.per_shard.push((r.shard, accepted));

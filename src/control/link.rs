@@ -80,6 +80,17 @@ impl Inbox {
     }
 }
 
+/// Every shard's link: how the limits tell a shard about a slot or room.
+pub struct ShardLinks(pub Vec<ShardLink>);
+
+impl crate::limits::Tell for ShardLinks {
+    fn tell(&self, shard: usize, event: crate::limits::Event) {
+        if let Some(l) = self.0.get(shard) {
+            let _ = l.send(ToShard::Limits(event));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

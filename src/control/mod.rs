@@ -8,7 +8,7 @@ mod link;
 mod view;
 
 pub use self::core::{Core, Gathered, Operator, ServerState};
-pub use link::{link, Inbox, ShardLink};
+pub use link::{link, Inbox, ShardLink, ShardLinks};
 pub use view::{CheckView, HealthView};
 
 use std::sync::Arc;
@@ -83,6 +83,8 @@ pub enum ToShard {
     Rates(Vec<RateDown>),
     /// Send a copy of this shard's statistics.
     Snapshot(crossbeam_channel::Sender<ShardReport>),
+    /// About the process-wide limits: a slot handed to a waiter here, room again.
+    Limits(crate::limits::Event),
     /// Answer with the shard's number once every message before this one is applied
     /// (the runtime API answers only when a change is in force on every shard).
     Ack(crossbeam_channel::Sender<usize>),
@@ -90,6 +92,8 @@ pub enum ToShard {
     /// `None` = keep this shard's listener on that address). Others close.
     Reload {
         config: std::sync::Arc<crate::config::Config>,
+        /// Its limits, with the counters of what stayed.
+        shared: std::sync::Arc<crate::limits::Shared>,
         listeners: Vec<(std::net::SocketAddr, usize, Option<std::net::TcpListener>)>,
     },
 }

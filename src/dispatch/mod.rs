@@ -22,7 +22,7 @@ use crate::io::{write_range, Timer};
 use crate::record::Term;
 use crate::shard::Shard;
 use crate::stats::Counters;
-use crate::upstream::{AcquireError, Tried};
+use crate::upstream::{AcquireError, Taken, Tried};
 
 /// Whether an attempt may take an idle pooled connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +69,13 @@ impl std::fmt::Display for Retries {
 pub struct Slot {
     shard: Rc<Shard>,
     backend: usize,
-    server: u32,
+    taken: Taken,
 }
 
 impl Slot {
     /// Wraps a slot `BackendState::acquire` handed out, and counts the session.
-    pub fn new(shard: &Rc<Shard>, backend: usize, server: u32) -> Slot {
+    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken) -> Slot {
+        let server = taken.server;
         let be = &shard.stats.backends[backend];
         let sv = &shard.stats.servers[backend][server as usize];
         for c in [be, sv] {
@@ -85,21 +86,22 @@ impl Slot {
         Slot {
             shard: shard.clone(),
             backend,
-            server,
+            taken,
         }
     }
 
     pub fn server(&self) -> u32 {
-        self.server
+        self.taken.server
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let st = &self.shard.stats;
+        let server = self.taken.server as usize;
         Counters::down(&st.backends[self.backend].scur);
-        Counters::down(&st.servers[self.backend][self.server as usize].scur);
-        self.shard.upstreams.backends[self.backend].release(self.server);
+        Counters::down(&st.servers[self.backend][server].scur);
+        self.shard.upstreams.backends[self.backend].release(self.taken);
     }
 }
 
@@ -209,11 +211,12 @@ impl Dispatch {
         }
         let asked = self.first_ask.take().unwrap_or_else(Instant::now);
         self.asked = asked;
-        let Some(server) = self.slot_now(asked)? else {
+        let Some(taken) = self.slot_now(asked)? else {
             self.first_ask = Some(asked);
             return Ok(None);
         };
-        let slot = Slot::new(&self.shard, self.backend, server);
+        let server = taken.server;
+        let slot = Slot::new(&self.shard, self.backend, taken);
         let pooled = self.shard.upstreams.pooled(
             self.backend,
             server,
@@ -250,11 +253,11 @@ impl Dispatch {
             let slot = match self.kept.take() {
                 Some(slot) => slot,
                 None => {
-                    let server = match self.slot_now(asked)? {
-                        Some(s) => s,
+                    let taken = match self.slot_now(asked)? {
+                        Some(t) => t,
                         None => self.slot_wait(asked).await?,
                     };
-                    Slot::new(&self.shard, self.backend, server)
+                    Slot::new(&self.shard, self.backend, taken)
                 }
             };
             let (server, backend) = (slot.server(), self.backend);
@@ -327,13 +330,17 @@ impl Dispatch {
 
     /// A slot at once, if there is one: the sticky server while it can take the
     /// request, else the balancer's choice when a server is free and nobody waits.
-    fn slot_now(&mut self, asked: Instant) -> Result<Option<u32>, GiveUp> {
+    fn slot_now(&mut self, asked: Instant) -> Result<Option<Taken>, GiveUp> {
         let shard = &self.shard;
         let be = &shard.upstreams.backends[self.backend];
         if let Some(k) = self.stick {
             self.recorded = shard.cluster.stuck(self.backend, k, asked.into_std());
-            if let Some(s) = self.recorded.filter(|&s| self.failures == 0 && be.take(s)) {
-                return Ok(Some(s));
+            if let Some(t) = self
+                .recorded
+                .filter(|_| self.failures == 0)
+                .and_then(|s| be.take(s))
+            {
+                return Ok(Some(t));
             }
         }
         be.try_acquire(self.hash, &self.tried)
@@ -341,7 +348,7 @@ impl Dispatch {
     }
 
     /// A slot from the backend's queue, within `timeout queue`.
-    async fn slot_wait(&mut self, asked: Instant) -> Result<u32, GiveUp> {
+    async fn slot_wait(&mut self, asked: Instant) -> Result<Taken, GiveUp> {
         let be = &self.shard.upstreams.backends[self.backend];
         let deadline = asked.into_std() + self.shard.config.backends[self.backend].timeouts.queue;
         be.acquire(self.hash, &self.tried, deadline)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::{Config, HealthCheck};
-use crate::control::{ShardLink, CheckView, HealthReport, HealthView, ToShard};
+use crate::control::{CheckView, HealthReport, HealthView, ShardLink, ToShard};
 
 /// How often the health thread drains shard reports and ends passive cool-downs.
 const REPORT_TICK: Duration = Duration::from_millis(10);

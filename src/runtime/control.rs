@@ -40,6 +40,7 @@ pub(super) async fn shard_main(
 ) {
     let _rescue = super::rescue::RescueOnPanic(survive, spec.id);
     let config = survive.borrow().config.clone();
+    let shared = survive.borrow().shared.clone();
     let stats = ShardStats::new(&config);
     // After a restart the counters go on from where the dead runtime left them.
     if let Some(old) = &survive.borrow().current {
@@ -62,6 +63,7 @@ pub(super) async fn shard_main(
             .map(|tx| Rc::new(ShardLog::new(tx, wake.clone()))),
         spec.services.clone(),
         wake.clone(),
+        shared,
     ));
     let id = shard.id;
     let current: Current = Rc::new(std::cell::RefCell::new(shard.clone()));
@@ -149,11 +151,16 @@ pub(super) async fn shard_main(
                         _ => grace,
                     })
                 }
-                Ok(ToShard::Reload { config, listeners }) => {
+                Ok(ToShard::Reload {
+                    config,
+                    shared,
+                    listeners,
+                }) => {
                     if deadline.is_none() {
                         let mut s = survive.borrow_mut();
                         s.config = config.clone();
-                        reload(&current, &mut s.accepts, config, listeners);
+                        s.shared = shared.clone();
+                        reload(&current, &mut s.accepts, config, shared, listeners);
                         ramping = current.borrow().upstreams.ramping();
                     }
                     let _ = spec.events.send(FromShard::Reloaded { shard: id });
@@ -288,9 +295,10 @@ fn reload(
     current: &Current,
     accepts: &mut Vec<AcceptLoop>,
     config: Arc<Config>,
+    shared: Arc<crate::limits::Shared>,
     listeners: Vec<(SocketAddr, usize, Option<std::net::TcpListener>)>,
 ) {
-    let next = Rc::new(current.borrow().next_generation(config));
+    let next = Rc::new(current.borrow().next_generation(config, shared));
     let id = next.id;
     *current.borrow_mut() = next;
     // Listeners whose address is gone close (their accepted connections finish).
@@ -318,6 +326,13 @@ fn apply(shard: &Shard, msg: ToShard) {
         ToShard::Ack(reply) => {
             let _ = reply.send(shard.id);
         }
+        ToShard::Limits(crate::limits::Event::Granted(w)) => w.wake_here(),
+        ToShard::Limits(crate::limits::Event::Nudge) => {
+            for b in &up.backends {
+                b.nudge_waiters();
+            }
+        }
+        ToShard::Limits(crate::limits::Event::Room) => shard.room.ring(),
         ToShard::ServerUp {
             backend,
             server,
@@ -337,18 +352,14 @@ fn apply(shard: &Shard, msg: ToShard) {
             backend,
             server,
             maxconn,
-        } => up.set_maxconn(backend, server, maxconn, shard.config.runtime.shards),
+        } => up.set_maxconn(backend, server, maxconn),
         ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
         ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
         ToShard::Snapshot(reply) => {
             let _ = reply.send(ShardReport {
                 shard: shard.id,
                 stats: shard.stats.snapshot(),
-                queued: up
-                    .backends
-                    .iter()
-                    .map(|b| (b.queued() as u64, b.queue_max.get()))
-                    .collect(),
+                queued: up.backends.iter().map(|b| b.queue_figures()).collect(),
             });
         }
     }

@@ -29,6 +29,8 @@ pub struct ShardSpec {
     pub id: usize,
     pub core: Option<core_affinity::CoreId>,
     pub config: Arc<Config>,
+    /// The limits every shard shares, for `config`.
+    pub shared: Arc<crate::limits::Shared>,
     /// (frontend index, listening socket) pairs owned by this shard.
     pub listeners: Vec<(usize, std::net::TcpListener)>,
     pub control: crate::control::Inbox,
@@ -71,6 +73,7 @@ fn run(spec: ShardSpec) {
     let mut listeners = std::mem::take(&mut spec.listeners);
     let survive: Survive = Rc::new(std::cell::RefCell::new(Survivor {
         config: spec.config.clone(),
+        shared: spec.shared.clone(),
         handed: spec.handed.clone(),
         accepts: Vec::new(),
         current: None,

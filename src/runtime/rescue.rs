@@ -14,6 +14,7 @@ use crate::config::Config;
 /// thread starts a new one from the last config it had and the same listening sockets.
 pub(super) struct Survivor {
     pub(super) config: Arc<Config>,
+    pub(super) shared: Arc<crate::limits::Shared>,
     pub(super) handed: crate::upgrade::HandedSockets,
     pub(super) accepts: Vec<AcceptLoop>,
     /// The last generation, whose counters the next runtime carries on.

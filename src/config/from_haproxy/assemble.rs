@@ -10,7 +10,6 @@ impl Mapper {
         log: Option<LogTarget>,
         proxies: Vec<Proxy>,
     ) -> Config {
-        let shards = runtime.shards;
         let tables: HashMap<String, stick::HaTable> = proxies
             .iter()
             .filter_map(|p| Some((p.name.clone(), p.stick.table.clone()?)))
@@ -90,16 +89,6 @@ impl Mapper {
                     addr: first.addr,
                 }
             });
-            for (line, server, _) in &p.servers {
-                if let Some(m) = server.maxconn {
-                    if (m as usize) < shards {
-                        self.err(
-                            *line,
-                            format!("server '{}': maxconn {m} is below nbthread {shards}: the limit is split across threads and each needs a slot", server.name),
-                        );
-                    }
-                }
-            }
             let balance = match (&s.balance, s.consistent) {
                 (BalanceAlgo::Hash { key, .. }, c) => BalanceAlgo::Hash {
                     key: key.clone(),
@@ -131,9 +120,6 @@ impl Mapper {
                     p.line,
                     format!("proxy '{}': 'accept-proxy' must be on every bind line of a frontend in ringlb", p.name),
                 );
-            }
-            if p.maxconn.is_some_and(|m| (m as usize) < shards) {
-                self.err(p.line, format!("proxy '{}': maxconn is below nbthread {shards}: each thread needs at least one connection", p.name));
             }
             if p.binds.is_empty() && !p.has_bind_line {
                 self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
@@ -281,9 +267,6 @@ impl Mapper {
         }
         if frontends.is_empty() {
             self.err(1, "no frontend or listen section: nothing to listen on");
-        }
-        if runtime.maxconn.is_some_and(|m| (m as usize) < shards) {
-            self.err(1, format!("global maxconn is below nbthread {shards}: each thread needs at least one connection"));
         }
         let timeouts = proxies
             .first()
