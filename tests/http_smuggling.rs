@@ -244,8 +244,7 @@ fn haproxy_tune_limits_apply() {
     // `tune.http.maxhdr` and `tune.bufsize` from haproxy.cfg are the same limits.
     let b = TestBackend::start("a");
     let cfg = format!(
-        "global\n    nbthread 1\n    tune.http.maxhdr 10\n    tune.bufsize 2048\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:{}\n    default_backend app\nbackend app\n    server s1 {}\n",
-        common::free_port(),
+        "global\n    nbthread 1\n    tune.http.maxhdr 10\n    tune.bufsize 2048\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
         b.addr()
     );
     let lb = common::haproxy::ringlb_cfg(&cfg);

@@ -41,9 +41,8 @@ fn frontend_maxconn_pauses_accept() {
 #[test]
 fn global_maxconn_from_haproxy_cfg() {
     let s = TestBackend::start("s");
-    let port = free_port();
     let cfg = format!(
-        "global\n    nbthread 1\n    maxconn 2\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:{port}\n    default_backend app\nbackend app\n    server s1 {}\n",
+        "global\n    nbthread 1\n    maxconn 2\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
         s.addr()
     );
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();

@@ -31,7 +31,7 @@ pub use proc::{
 };
 pub use raw::RawServer;
 pub use redis::RedisServer;
-pub use tcp::{dead_addr, free_port, EchoServer};
+pub use tcp::{EchoServer, ReservedPort};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};
 
 /// The value of one Prometheus series (`name{labels}`) in a `/metrics` answer.

@@ -152,21 +152,10 @@ impl RingLb {
                     .find_map(|w| w.strip_prefix("addr="))
                     .and_then(|a| a.parse().ok());
             }
-            Some("listening") => {
-                let mut name = None;
-                let mut addr = None;
-                for w in words {
-                    if let Some(v) = w.strip_prefix("frontend=") {
-                        name = Some(v.to_string());
-                    } else if let Some(v) = w.strip_prefix("addr=") {
-                        addr = v.parse::<SocketAddr>().ok();
-                    }
-                }
-                match (name, addr) {
-                    (Some(n), Some(a)) => self.frontends.push((n, a)),
-                    _ => panic!("malformed listening line {line:?}"),
-                }
-            }
+            Some("listening") => match frontend_line(line) {
+                Some(fa) => self.frontends.push(fa),
+                None => panic!("malformed listening line {line:?}"),
+            },
             Some("ready") => {
                 self.shards = words
                     .find_map(|w| w.strip_prefix("shards="))
@@ -193,6 +182,17 @@ impl RingLb {
             .filter(|(n, _)| n == name)
             .map(|(_, a)| *a)
             .collect()
+    }
+
+    /// The address frontend `name` listens on by the latest `listening` line printed so
+    /// far: a reload prints them all again, with the port a new `:0` bind got.
+    pub fn latest_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.stdout_lines()
+            .iter()
+            .rev()
+            .filter_map(|l| frontend_line(l))
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a)
     }
 
     /// The admin HTTP listener's address (`listening admin addr=...`).
@@ -270,6 +270,24 @@ impl RingLb {
             let _ = h.join();
         }
     }
+}
+
+/// (frontend, address) of a `listening frontend=NAME addr=IP:PORT` line.
+fn frontend_line(line: &str) -> Option<(String, SocketAddr)> {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("listening") {
+        return None;
+    }
+    let mut name = None;
+    let mut addr = None;
+    for w in words {
+        if let Some(v) = w.strip_prefix("frontend=") {
+            name = Some(v.to_string());
+        } else if let Some(v) = w.strip_prefix("addr=") {
+            addr = v.parse::<SocketAddr>().ok();
+        }
+    }
+    Some((name?, addr?))
 }
 
 impl Drop for RingLb {
