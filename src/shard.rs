@@ -132,6 +132,16 @@ impl Shard {
         }
     }
 
+    /// Room at once, if there is some (`None`: wait with `room`).
+    pub fn room_now(&self, frontend: usize) -> Option<Permits> {
+        let global = self.shared.global.clone();
+        let fe = self.shared.frontends.get(frontend).cloned().flatten();
+        if global.is_none() && fe.is_none() {
+            return Some((None, None));
+        }
+        self.try_room(&global, &fe)
+    }
+
     /// Both slots, or none (and this shard is told when one frees).
     fn try_room(
         &self,

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::twins::{reserved_dead_addr, stat_rows};
+use common::twins::stat_rows;
 use common::*;
 
 /// Frontend `web` (http) and `tcp` (tcp), each to its own backend of the same two
@@ -80,7 +80,8 @@ fn counters(sock: &std::path::Path, px: &str) -> Vec<(String, Vec<String>)> {
 #[test]
 fn tcp_and_http_backends_count_retries_redispatches_and_connection_errors_alike() {
     let live = TestBackend::start("live");
-    let (dead, _refusing) = reserved_dead_addr();
+    let refusing = ReservedPort::new();
+    let dead = refusing.addr();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("stats.sock");
     let lb = RingLb::start(&config(dead, live.addr(), sock.to_str().unwrap()));
@@ -122,7 +123,8 @@ fn tcp_and_http_backends_count_retries_redispatches_and_connection_errors_alike(
 
 #[test]
 fn a_tcp_backend_without_servers_counts_refused_connections() {
-    let (dead, _refusing) = reserved_dead_addr();
+    let refusing = ReservedPort::new();
+    let dead = refusing.addr();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("stats.sock");
     let lb = RingLb::start(&config(dead, dead, sock.to_str().unwrap()));

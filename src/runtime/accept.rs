@@ -65,11 +65,6 @@ pub(super) async fn accept_loop(
 ) {
     let listening = listener.local_addr().unwrap_or(UNKNOWN_LISTENER);
     loop {
-        let waiting = current.borrow().clone();
-        let permits = monoio::select! {
-            _ = &mut stop => break,
-            p = waiting.room(frontend.get()) => p,
-        };
         // A cancelable accept: when stopping, an accept the kernel already completed
         // still hands its connection over instead of losing it with the dropped op.
         let canceller = monoio::io::Canceller::new();
@@ -79,23 +74,38 @@ pub(super) async fn accept_loop(
             _ = &mut stop => {
                 let _canceller = canceller.cancel();
                 if let Ok((stream, peer)) = accept.await {
-                    spawn_serve(&current, &frontend, listening, stream, peer, permits);
+                    let permits = current.borrow().clone().room_now(frontend.get());
+                    if let Some(permits) = permits {
+                        spawn_serve(&current, &frontend, listening, stream, peer, permits);
+                    }
                 }
                 tracing::debug!(frontend = frontend.get(), "listener closed");
                 break;
             }
             accepted = &mut accept => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                spawn_serve(&current, &frontend, listening, stream, peer, permits)
-            }
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 // Out of fds or memory: back off instead of spinning.
                 monoio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
-        }
+        };
+        // Room under the process's and the frontend's maxconn. Taken after the accept:
+        // each shard has its own backlog (SO_REUSEPORT), and a slot held by one shard
+        // waiting for a connection must not strand those queued on another. While it
+        // waits, this shard accepts nothing more (the rest stay in its backlog).
+        let waiting = current.borrow().clone();
+        let permits = match waiting.room_now(frontend.get()) {
+            Some(p) => p,
+            None => monoio::select! {
+                _ = &mut stop => break,
+                p = waiting.room(frontend.get()) => p,
+            },
+        };
+        spawn_serve(&current, &frontend, listening, stream, peer, permits);
     }
 }
 
