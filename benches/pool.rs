@@ -57,7 +57,13 @@ addr = "127.0.0.1:9"
 "#,
     )
     .expect("bench config");
-    Upstreams::new(&cfg, 0, None, &ringlb::limits::Shared::new(&cfg, None))
+    Upstreams::new(
+        &cfg,
+        0,
+        None,
+        &ringlb::limits::Shared::new(&cfg, None),
+        Default::default(),
+    )
 }
 
 fn bench_pool(c: &mut Criterion) {

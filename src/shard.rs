@@ -82,7 +82,7 @@ impl Shard {
         Shard {
             id,
             wake: wake.clone(),
-            upstreams: Upstreams::new(&config, id, reports, &shared),
+            upstreams: Upstreams::new(&config, id, reports, &shared, wake.clone()),
             draining: Rc::new(Cell::new(false)),
             pipes: Rc::default(),
             inflight: Rc::new(Cell::new(0)),
@@ -169,7 +169,13 @@ impl Shard {
     /// their health, operator state, weight and idle connections; counters carry over.
     /// Connections in flight finish on the old generation.
     pub fn next_generation(&self, config: Arc<Config>, shared: Arc<Shared>) -> Shard {
-        let upstreams = Upstreams::new(&config, self.id, self.upstreams.reports(), &shared);
+        let upstreams = Upstreams::new(
+            &config,
+            self.id,
+            self.upstreams.reports(),
+            &shared,
+            self.wake.clone(),
+        );
         upstreams.adopt(&self.upstreams);
         self.upstreams.retire();
         let stats = ShardStats::new(&config);

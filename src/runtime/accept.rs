@@ -79,6 +79,8 @@ pub(super) async fn accept_loop(
                         spawn_serve(&current, &frontend, listening, stream, peer, permits);
                     }
                 }
+                // Refuse new connections now: on io_uring the close of the socket is
+                // itself a submission, which may wait for the ring's next entry.
                 tracing::debug!(frontend = frontend.get(), "listener closed");
                 break;
             }

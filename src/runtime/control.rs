@@ -52,7 +52,7 @@ pub(super) async fn shard_main(
     // look at the channel once before waiting.
     spec.control.answered();
     wake.ring();
-    ring_on_messages(&spec.control, wake.clone());
+    let doorbell = ring_on_messages(&spec.control, wake.clone());
     let shard = Rc::new(Shard::new(
         spec.id,
         config.clone(),
@@ -195,6 +195,9 @@ pub(super) async fn shard_main(
                 drop(a.stop);
                 a.handle.await;
             }
+            // Closing a socket is itself a submission on io_uring: enter the ring once,
+            // so that the listeners close now rather than at the next wake-up.
+            monoio::time::sleep(Duration::from_millis(1)).await;
             shard.draining.set(true);
             shard.upstreams.clear_pools();
             deadline =
@@ -223,6 +226,12 @@ pub(super) async fn shard_main(
                 if let Some(log) = &shard.log {
                     log.flush();
                 }
+                // The doorbell's pending receive would keep the ring alive after
+                // the runtime ends: stop it first.
+                if let Some((stop, task)) = doorbell {
+                    drop(stop);
+                    task.await;
+                }
                 let _ = spec.events.send(FromShard::Stopped {
                     shard: id,
                     abandoned: inflight,
@@ -246,8 +255,14 @@ pub(super) async fn shard_main(
 }
 
 /// Wakes the control loop whenever another thread sends this shard a message: a task
-/// that waits on the doorbell for as long as the runtime lives.
-fn ring_on_messages(inbox: &crate::control::Inbox, wake: Rc<crate::io::LocalBell>) {
+/// that waits on the doorbell until told to stop (dropping the returned sender).
+fn ring_on_messages(
+    inbox: &crate::control::Inbox,
+    wake: Rc<crate::io::LocalBell>,
+) -> Option<(
+    local_sync::oneshot::Sender<()>,
+    monoio::task::JoinHandle<()>,
+)> {
     let sock = inbox
         .bell
         .try_clone()
@@ -257,28 +272,36 @@ fn ring_on_messages(inbox: &crate::control::Inbox, wake: Rc<crate::io::LocalBell
         Err(e) => {
             // Without a doorbell the loop still wakes for its own timers; poll often.
             tracing::error!(error = %e, "no doorbell: control messages wait for a timer");
-            monoio::spawn(async move {
+            let (stop, mut stopped) = local_sync::oneshot::channel::<()>();
+            let task = monoio::spawn(async move {
                 loop {
-                    monoio::time::sleep(CONTROL_TICK).await;
-                    wake.ring();
+                    monoio::select! {
+                        _ = &mut stopped => return,
+                        _ = monoio::time::sleep(CONTROL_TICK) => wake.ring(),
+                    }
                 }
             });
-            return;
+            return Some((stop, task));
         }
     };
-    monoio::spawn(async move {
+    let (stop, mut stopped) = local_sync::oneshot::channel::<()>();
+    let task = monoio::spawn(async move {
         let mut buf = Vec::with_capacity(8);
         loop {
             buf.clear();
-            let (res, b) = sock.recv(buf).await;
-            buf = b;
+            let res = monoio::select! {
+                _ = &mut stopped => return,
+                r = sock.recv(buf) => r,
+            };
+            buf = res.1;
             wake.ring();
-            if res.is_err() {
+            if res.0.is_err() {
                 // Not expected on a socket pair; do not spin on it.
                 monoio::time::sleep(CONTROL_TICK).await;
             }
         }
     });
+    Some((stop, task))
 }
 
 /// How long a control message took to be in force here.

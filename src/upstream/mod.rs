@@ -33,6 +33,8 @@ pub struct Upstreams {
     /// A connection went to a pool since the last sweep found them all empty: the
     /// control loop sweeps once a second while this holds.
     idle_hint: Cell<bool>,
+    /// Wakes the control loop when the first connection is pooled (to sweep).
+    wake: std::rc::Rc<crate::io::LocalBell>,
 }
 
 impl Upstreams {
@@ -41,6 +43,7 @@ impl Upstreams {
         shard: usize,
         reports: Option<Sender<HealthReport>>,
         shared: &crate::limits::Shared,
+        wake: std::rc::Rc<crate::io::LocalBell>,
     ) -> Self {
         Upstreams {
             backends: cfg
@@ -55,6 +58,7 @@ impl Upstreams {
             reports,
             retired: Cell::new(false),
             idle_hint: Cell::new(false),
+            wake,
         }
     }
 
@@ -126,7 +130,9 @@ impl Upstreams {
     /// Returns a connection whose last exchange completed cleanly; it is idle from now
     /// (not from its response's first byte: a long body must not age it).
     pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
-        self.idle_hint.set(true);
+        if !self.idle_hint.replace(true) {
+            self.wake.ring();
+        }
         self.backends[backend].servers[server as usize]
             .pool
             .borrow_mut()
