@@ -46,6 +46,9 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     {
         fixed.push("changing the shard count, driver or cpus needs a restart");
     }
+    if new.runtime.maxconn != old.runtime.maxconn {
+        fixed.push("changing the global maxconn needs a restart");
+    }
     if new.admin.stats_socket != old.admin.stats_socket || new.admin.listen != old.admin.listen {
         fixed.push("changing the stats socket or the admin listener needs a restart");
     }

@@ -17,7 +17,7 @@ use crate::accesslog::ShardLog;
 use crate::config::{maxconn_share, Config, DriverChoice, Mode};
 use crate::control::{FromShard, HealthReport, ServiceQuery, ShardReport, ToShard};
 use crate::stats::{Counters, ShardStats};
-use crate::upstream::Upstreams;
+use crate::upstream::{Pools, Upstreams};
 use local_sync::semaphore::{OwnedSemaphorePermit, Semaphore};
 
 /// How often a shard looks at its control channel and cleans its pools.
@@ -45,6 +45,9 @@ pub struct ShardSpec {
     pub resync: crate::control::Resync,
     /// The listeners offered to a newer process (`-sf`); a restart swaps its own.
     pub handed: crate::upgrade::HandedSockets,
+    /// The global maxconn in force (configured, or derived from the fd limit at start);
+    /// `None`: unlimited.
+    pub maxconn: Option<u32>,
 }
 
 /// The state a shard's connections share. Only this shard's thread touches it.
@@ -57,6 +60,8 @@ pub struct Shard {
     pub draining: Rc<Cell<bool>>,
     /// Pipes for splicing large bodies (shared by generations).
     pub pipes: Rc<crate::splice::PipePool>,
+    /// Idle upstream connections, by server identity (shared by generations).
+    pub pools: Rc<Pools>,
     inflight: Rc<Cell<usize>>,
     pub stats: ShardStats,
     /// Test hook (`RINGLB_FAULT_PANIC_PATH`, debug builds and the `fault-injection`
@@ -120,7 +125,12 @@ impl Shard {
     /// their health, operator state, weight and idle connections; counters carry over.
     /// Connections in flight finish on the old generation.
     pub fn next_generation(&self, config: Arc<Config>) -> Shard {
-        let upstreams = Upstreams::new(&config, self.id, self.upstreams.reports());
+        let upstreams = Upstreams::new(
+            &config,
+            self.id,
+            self.upstreams.reports(),
+            self.pools.clone(),
+        );
         upstreams.adopt(&self.upstreams);
         self.upstreams.retire();
         let stats = ShardStats::new(&config);
@@ -130,6 +140,7 @@ impl Shard {
             upstreams,
             draining: self.draining.clone(),
             pipes: self.pipes.clone(),
+            pools: self.pools.clone(),
             inflight: self.inflight.clone(),
             stats,
             fault_panic_path: self.fault_panic_path.clone(),
@@ -175,6 +186,7 @@ impl Slot {
             Counters::inc(&c.stot);
         }
         Counters::inc(&sv.lbtot);
+        shard.pools.slot_taken();
         Slot {
             shard: shard.clone(),
             backend,
@@ -192,6 +204,7 @@ impl Drop for Slot {
         let st = &self.shard.stats;
         Counters::down(&st.backends[self.backend].scur);
         Counters::down(&st.servers[self.backend][self.server as usize].scur);
+        self.shard.pools.slot_released();
         self.shard.upstreams.backends[self.backend].release(self.server);
     }
 }
@@ -551,23 +564,30 @@ async fn shard_main(
         let old = old.borrow();
         stats.adopt(&old.stats, &old.config, &config);
     }
+    // A restarted runtime starts with empty pools: the dead one's idle connections
+    // belong to its driver (closed below).
+    let shares = |m: u32| maxconn_share(Some(m), spec.id, config.runtime.shards);
+    let pools = Rc::new(Pools::new(
+        spec.maxconn.map_or(usize::MAX, |m| shares(m) as usize),
+    ));
     let shard = Rc::new(Shard {
         id: spec.id,
-        upstreams: Upstreams::new(&config, spec.id, Some(spec.reports.clone())),
+        upstreams: Upstreams::new(&config, spec.id, Some(spec.reports.clone()), pools.clone()),
         config: config.clone(),
         draining: Rc::new(Cell::new(false)),
-        pipes: Rc::default(),
+        pipes: Rc::new(crate::splice::PipePool::new(
+            spec.maxconn.map_or(usize::MAX, |m| shares(m) as usize),
+        )),
+        pools,
         inflight: Rc::new(Cell::new(0)),
         stats,
         fault_panic_path: fault_panic_path(),
         log: spec.log.clone().map(|tx| Rc::new(ShardLog::new(tx))),
         services: spec.services.clone(),
         cluster: crate::cluster::local::ShardCluster::new(&config),
-        conn_limit: config.runtime.maxconn.map(|m| {
-            Rc::new(Semaphore::new(
-                maxconn_share(Some(m), spec.id, config.runtime.shards) as usize,
-            ))
-        }),
+        conn_limit: spec
+            .maxconn
+            .map(|m| Rc::new(Semaphore::new(shares(m) as usize))),
         frontend_limits: frontend_limits(&config, spec.id),
         home: std::cell::RefCell::new(std::rc::Weak::new()),
     });
@@ -575,7 +595,11 @@ async fn shard_main(
     let current: Current = Rc::new(std::cell::RefCell::new(shard.clone()));
     *shard.home.borrow_mut() = Rc::downgrade(&current);
     if let Some(old) = survive.borrow_mut().current.replace(current.clone()) {
-        // The dead runtime's generation: what it holds belongs to that runtime.
+        // The dead runtime's generation: what it holds belongs to that runtime, but
+        // its idle server connections have nothing in flight and can close now.
+        if let Ok(g) = old.try_borrow() {
+            g.pools.abandon();
+        }
         std::mem::forget(old);
         for msg in (spec.resync)(&config) {
             apply(&shard, msg);
@@ -679,7 +703,7 @@ async fn shard_main(
                 a.handle.await;
             }
             shard.draining.set(true);
-            shard.upstreams.clear_pools();
+            shard.pools.close();
             deadline =
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
@@ -689,7 +713,7 @@ async fn shard_main(
             log.flush();
         }
         if ticks.is_multiple_of(POOL_PURGE_EVERY) {
-            shard.upstreams.purge_idle();
+            shard.pools.purge(Instant::now());
             shard.pipes.purge();
         }
         if let Some(d) = deadline {
@@ -846,12 +870,37 @@ async fn accept_loop(
                 spawn_serve(&current, &frontend, listening, stream, peer, permits)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                accept_failed(current.borrow().id, &e);
                 // Out of fds or memory: back off instead of spinning.
                 monoio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
+}
+
+thread_local! {
+    /// This shard's accept failures: when the last one was logged, and how many
+    /// happened since.
+    static ACCEPT_ERRORS: (Cell<Option<Instant>>, Cell<u64>) =
+        const { (Cell::new(None), Cell::new(0)) };
+}
+
+/// Logs a failed accept (out of fds or memory) at most once a second per shard, with
+/// the number of failures since the previous line: a shard retries every 10 ms, and a
+/// line per attempt would flood the log.
+fn accept_failed(shard: usize, e: &std::io::Error) {
+    ACCEPT_ERRORS.with(|(last, failures)| {
+        let now = Instant::now();
+        failures.set(failures.get() + 1);
+        if last
+            .get()
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        last.set(Some(now));
+        tracing::warn!(shard, error = %e, failures = failures.replace(0), "accept failed");
+    });
 }
 
 /// A listener address not known: the wildcard, so each connection asks its own socket.

@@ -491,17 +491,15 @@ impl Conn {
                     Counters::inc(&sv.wredis);
                 }
             }
-            // A request that can be resent skips the liveness peek: if the pooled
-            // connection turns out closed, it goes again on a fresh one.
+            // Every take peeks: a pooled connection with bytes to read (a late body)
+            // or closed by the server is never handed out. One the server closes just
+            // after the peek fails before any response byte: see `stale_retry`.
             let pooled = if stale_retry {
                 None
             } else {
-                shard.upstreams.pooled(
-                    backend,
-                    server,
-                    !(replayable && req.idempotent),
-                    connecting.into_std(),
-                )
+                shard
+                    .upstreams
+                    .pooled(backend, server, connecting.into_std())
             };
             let connected = match pooled {
                 Some(stream) => Ok((stream, true)),

@@ -1,7 +1,7 @@
 //! A shard's copy of its backends: every server's state (probe result from the health
 //! thread, operator state, weight, this shard's active requests and slot share), the
 //! balancers of the primary and backup groups, the queue of requests waiting for a
-//! slot, and the idle connection pools.
+//! slot, and its servers' idle connection pools (which the shard's generations share).
 
 pub mod balance;
 mod pool;
@@ -9,15 +9,16 @@ mod pool;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use monoio::net::TcpStream;
 
 pub use balance::{Balancer, Member};
-pub use pool::Pool;
+pub use pool::{PoolKey, Pools, ServerPool};
 
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, PoolSettings};
 use crate::control::HealthReport;
 
 /// The operator's say on a server (HAProxy's READY / DRAIN / MAINT).
@@ -70,7 +71,8 @@ pub struct ServerState {
     pub limit: Cell<u32>,
     /// Consecutive passive failures seen by this shard.
     pub fail_streak: Cell<u32>,
-    pub pool: RefCell<Pool>,
+    /// Its idle connections on this shard, shared with the other generations.
+    pub pool: Rc<ServerPool>,
 }
 
 impl ServerState {
@@ -135,7 +137,7 @@ enum Pick {
 }
 
 impl BackendState {
-    fn new(b: &Backend, shard: usize, shards: usize) -> Self {
+    fn new(b: &Backend, shard: usize, shards: usize, pools: &Pools, pool: &PoolSettings) -> Self {
         let servers: Vec<ServerState> = b
             .servers
             .iter()
@@ -156,7 +158,21 @@ impl BackendState {
                 slowstart: s.slowstart,
                 limit: Cell::new(s.maxconn_share(shard, shards)),
                 fail_streak: Cell::new(0),
-                pool: RefCell::new(Pool::default()),
+                pool: pools.bind(
+                    PoolKey {
+                        backend: b.name.clone(),
+                        server: s.name.clone(),
+                        addr: s.addr,
+                        send_proxy: s.send_proxy.is_some(),
+                    },
+                    s.pool_purge_delay.unwrap_or(pool.idle_timeout),
+                    // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
+                    if s.pool_purge_delay == Some(Duration::ZERO) {
+                        0
+                    } else {
+                        pool.max_idle_per_server
+                    },
+                ),
             })
             .collect();
         let be = BackendState {
@@ -337,8 +353,8 @@ impl BackendState {
 pub struct Upstreams {
     pub backends: Vec<BackendState>,
     shard: usize,
-    pool_max_idle: usize,
-    pool_idle_timeout: Duration,
+    /// The shard's idle connections, shared by its generations.
+    pools: Rc<Pools>,
     /// Passive failure reports to the health thread.
     reports: Option<Sender<HealthReport>>,
     /// Superseded by a reload: its server numbering is stale, so it reports nothing.
@@ -346,41 +362,50 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(cfg: &Config, shard: usize, reports: Option<Sender<HealthReport>>) -> Self {
+    /// A generation's servers. Their idle connection pools come from `pools`: a server
+    /// the previous generation had keeps its pool, and pools of servers this config no
+    /// longer has are retired.
+    pub fn new(
+        cfg: &Config,
+        shard: usize,
+        reports: Option<Sender<HealthReport>>,
+        pools: Rc<Pools>,
+    ) -> Self {
         let shards = cfg.runtime.shards;
-        Upstreams {
+        pools.begin_generation();
+        let up = Upstreams {
             backends: cfg
                 .backends
                 .iter()
-                .map(|b| BackendState::new(b, shard, shards))
+                .map(|b| BackendState::new(b, shard, shards, &pools, &cfg.pool))
                 .collect(),
             shard,
-            pool_max_idle: cfg.pool.max_idle_per_server,
-            pool_idle_timeout: cfg.pool.idle_timeout,
+            pools,
             reports,
             retired: Cell::new(false),
+        };
+        up.pools.retire_unbound();
+        for be in &up.backends {
+            for s in &be.servers {
+                up.sync_pool(s);
+            }
         }
+        up
     }
 
-    /// An idle pooled connection to `server`. `check` makes sure the server has not
-    /// closed it; skip it only when the request can be resent if it has. `now` is the
-    /// caller's latest clock reading (the request path reads the clock sparingly).
-    pub fn pooled(
-        &self,
-        backend: usize,
-        server: u32,
-        check: bool,
-        now: Instant,
-    ) -> Option<TcpStream> {
-        self.backends[backend].servers[server as usize]
-            .pool
-            .borrow_mut()
-            .take(now, self.pool_idle_timeout, check)
+    /// An idle pooled connection to `server` that has nothing to read (see `pool`).
+    /// `now` is the caller's latest clock reading (the request path reads the clock
+    /// sparingly).
+    pub fn pooled(&self, backend: usize, server: u32, now: Instant) -> Option<TcpStream> {
+        self.pools
+            .take(&self.backends[backend].servers[server as usize].pool, now)
     }
 
     /// A new connection to `server`, within `timeout.connect`.
     pub async fn connect(&self, backend: usize, server: u32) -> std::io::Result<TcpStream> {
         let s = &self.backends[backend].servers[server as usize];
+        // One more connection: the shard's idle ones make way if it holds its limit.
+        self.pools.make_room();
         // Boxed: an inline monoio timer (128-byte aligned) would make every connection
         // task an aligned allocation; a new connection can afford one allocation.
         let res = match Box::pin(monoio::time::timeout(
@@ -430,10 +455,8 @@ impl Upstreams {
     /// Returns a connection whose last exchange completed cleanly; it is idle from now
     /// (not from its response's first byte: a long body must not age it).
     pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
-        self.backends[backend].servers[server as usize]
-            .pool
-            .borrow_mut()
-            .put(stream, Instant::now(), self.pool_max_idle);
+        let pool = &self.backends[backend].servers[server as usize].pool;
+        self.pools.put(pool, stream, Instant::now());
     }
 
     /// A connection or request to the server failed: tell the health thread.
@@ -477,7 +500,8 @@ impl Upstreams {
 
     /// Takes over the state of servers that exist in both generations (same backend
     /// and server name): health verdict, operator state, an operator-set weight, slow
-    /// start, failure streak, and idle connections when the address is unchanged.
+    /// start, failure streak. (Idle connections need nothing: the pool is shared when
+    /// the address is unchanged.)
     pub fn adopt(&self, old: &Upstreams) {
         for be in &self.backends {
             let Some(ob) = old.backends.iter().find(|b| b.name == be.name) else {
@@ -499,10 +523,7 @@ impl Upstreams {
                     s.effective_weight
                         .set(os.effective_weight.get().min(s.weight.get()));
                 }
-                if os.addr == s.addr {
-                    let idle = std::mem::take(&mut *os.pool.borrow_mut());
-                    *s.pool.borrow_mut() = idle;
-                }
+                self.sync_pool(s);
             }
             be.rebuild();
         }
@@ -523,9 +544,8 @@ impl Upstreams {
                 s.effective_weight
                     .set(ramp_weight(s.weight.get(), Duration::ZERO, s.slowstart));
             }
-        } else {
-            s.pool.borrow_mut().clear();
         }
+        self.sync_pool(s);
         be.rebuild();
     }
 
@@ -537,6 +557,7 @@ impl Upstreams {
         if s.ramp_since.get().is_none() {
             s.effective_weight.set(weight);
         }
+        self.sync_pool(s);
         be.rebuild();
     }
 
@@ -546,9 +567,7 @@ impl Upstreams {
         let s = &be.servers[server];
         if s.admin.get() != state {
             s.admin.set(state);
-            if state != AdminState::Ready {
-                s.pool.borrow_mut().clear();
-            }
+            self.sync_pool(s);
             be.rebuild();
         }
     }
@@ -587,21 +606,13 @@ impl Upstreams {
         }
     }
 
-    /// Periodic clean-up from the shard's control tick.
-    pub fn purge_idle(&self) {
-        let now = Instant::now();
-        for b in &self.backends {
-            for s in &b.servers {
-                s.pool.borrow_mut().purge(now, self.pool_idle_timeout);
-            }
-        }
-    }
-
-    pub fn clear_pools(&self) {
-        for b in &self.backends {
-            for s in &b.servers {
-                s.pool.borrow_mut().clear();
-            }
+    /// A server that takes no new request (down, not ready, weight 0) keeps no idle
+    /// connection, and takes none back until it does again.
+    fn sync_pool(&self, s: &ServerState) {
+        if s.usable() {
+            self.pools.reopen(&s.pool);
+        } else {
+            self.pools.close_pool(&s.pool);
         }
     }
 }
