@@ -477,3 +477,53 @@ fn pool_purge_delay_closes_idle_connections() {
     }
     assert_eq!(b.accepts(), 3, "a new connection for each request");
 }
+
+/// A server taken out at run time (`set server ... state maint`) keeps no connection
+/// either: its idle ones close at once, the one carrying a request when that request
+/// ends, and none is pooled until it is ready again.
+#[test]
+fn a_server_put_in_maintenance_keeps_no_connection() {
+    let a = TestBackend::start("a");
+    let b = TestBackend::start("b");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let admin = format!("[admin]\nstats_socket = \"{}\"\n", sock.display());
+    let text = config(0, &[("s1", a.addr()), ("s2", b.addr())], &admin)
+        .replace("[backend.app]\n", "[backend.app]\nbalance = \"first\"\n");
+    let s = Setup::start(&text.replace("shards = 2", "shards = 1"));
+    let addr = s.lb.addr("web");
+    four_pooled(addr);
+    wait_for("four connections at a", Duration::from_secs(5), || {
+        a.open_connections() == 4
+    });
+    let slow = std::thread::spawn(move || http_get(addr, "/sleep/2000"));
+    wait_for("the slow request at a", Duration::from_secs(5), || {
+        a.in_flight() == 1
+    });
+    assert_eq!(cli(&sock, "set server app/s1 state maint"), "\n");
+    wait_for(
+        "a's idle connections to close",
+        Duration::from_secs(2),
+        || a.open_connections() == 1,
+    );
+    assert_eq!(a.in_flight(), 1, "the slow request was still running");
+    let r = slow.join().unwrap();
+    assert_eq!((r.status, r.header("x-backend")), (200, Some("a")));
+    wait_for(
+        "a's last connection to close once its request ended",
+        Duration::from_secs(5),
+        || a.open_connections() == 0,
+    );
+    assert_eq!(http_get(addr, "/").header("x-backend"), Some("b"));
+    // Ready again (once the shard applied it): it takes requests and pools its
+    // connection again.
+    assert_eq!(cli(&sock, "set server app/s1 state ready"), "\n");
+    wait_for("s1 to take requests again", Duration::from_secs(5), || {
+        http_get(addr, "/").header("x-backend") == Some("a")
+    });
+    let accepts = a.accepts();
+    for _ in 0..5 {
+        assert_eq!(http_get(addr, "/").header("x-backend"), Some("a"));
+    }
+    assert_eq!(a.accepts(), accepts, "its connection pooled and reused");
+}
