@@ -137,6 +137,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             per_shard[i].push((b.frontend, l));
         }
     }
+    let maxconn = global_maxconn(&cfg);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (events_tx, events) = crossbeam_channel::unbounded();
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
@@ -146,7 +147,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         .map_err(Error::Io)?;
     // The limits every shard shares; they tell a shard about a freed slot through its
     // control channel.
-    let shared = Arc::new(limits::Shared::new(&cfg, None));
+    let shared = Arc::new(limits::Shared::with_global(&cfg, None, maxconn));
     shared.links.set(Arc::new(control::ShardLinks(
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
     )));
@@ -203,6 +204,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             cluster: cluster_tx.clone(),
             resync: resync.clone(),
             handed: handed.clone(),
+            maxconn,
         };
         let handle = runtime::spawn(spec).map_err(Error::Io)?;
         handles.push((tx, handle));
@@ -352,6 +354,71 @@ impl Running {
         }
         tracing::info!("stopped");
     }
+}
+
+/// The global maxconn in force: the configured one (with a warning when the open-file
+/// limit cannot hold it), or, as HAProxy does, one derived from that limit so that
+/// accepting pauses before descriptors run out (`config::fd_budget`). The soft limit is
+/// raised to the hard one first. `None`: no limit on open files, none on connections.
+pub(crate) fn global_maxconn(cfg: &Config) -> Option<u32> {
+    let Some(nofile) = raise_fd_limit() else {
+        return cfg.runtime.maxconn;
+    };
+    let reserved = config::fd_budget::reserved(cfg);
+    match cfg.runtime.maxconn {
+        Some(m) => {
+            let needed = config::fd_budget::needed(cfg, m);
+            if needed > nofile {
+                let fits = config::fd_budget::derive_maxconn(cfg, nofile);
+                tracing::warn!(
+                    maxconn = m,
+                    fd_limit = nofile,
+                    fds_needed = needed,
+                    "maxconn {m} does not fit in the open-file limit ({nofile}): beyond about {fits} connections, accepts or server connections may fail; raise the limit (ulimit -n, LimitNOFILE) or lower maxconn"
+                );
+            }
+            Some(m)
+        }
+        None => {
+            let m = config::fd_budget::derive_maxconn(cfg, nofile);
+            tracing::info!(
+                maxconn = m,
+                fd_limit = nofile,
+                fds_reserved = reserved,
+                "global maxconn set to {m} from the open-file limit ({nofile} descriptors, {reserved} reserved, 2.5 per connection)"
+            );
+            Some(m)
+        }
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard one (at most 2^20) and returns the soft
+/// limit in force; `None` when it is unlimited or cannot be read.
+fn raise_fd_limit() -> Option<u64> {
+    const CAP: u64 = 1 << 20;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0
+            || lim.rlim_cur == libc::RLIM_INFINITY
+        {
+            return None;
+        }
+        let want = lim.rlim_max.min(CAP);
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = want;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
 }
 
 /// Runs `cfg` until SIGTERM or SIGINT, then stops gracefully.

@@ -361,6 +361,20 @@ impl Links {
     }
 }
 
+/// A shard's part of the descriptors the process's maxconn was sized for: what its
+/// idle server connections and splice pipes may use (`usize::MAX`: no limit). Not a
+/// connection limit (those hold for the process): a budget, so that pooled
+/// connections and pipes never take the descriptors maxconn counted on.
+pub fn fd_share(maxconn: Option<u32>, shard: usize, shards: usize) -> usize {
+    match maxconn {
+        None => usize::MAX,
+        Some(m) => {
+            let shards = shards.max(1) as u32;
+            (m / shards + u32::from((shard as u32) < m % shards)).max(1) as usize
+        }
+    }
+}
+
 /// Everything limited, for one config.
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -375,6 +389,16 @@ impl Shared {
     /// The shared state of `cfg`; with `old` (a reload), servers, frontends and the
     /// process limit that exist in both keep their counters.
     pub fn new(cfg: &Config, old: Option<(&Config, &Shared)>) -> Shared {
+        Self::with_global(cfg, old, cfg.runtime.maxconn)
+    }
+
+    /// Like `new`, with the process's maxconn in force (`maxconn`: configured, or
+    /// derived from the open-file limit).
+    pub fn with_global(
+        cfg: &Config,
+        old: Option<(&Config, &Shared)>,
+        maxconn: Option<u32>,
+    ) -> Shared {
         let shards = cfg.runtime.shards;
         let links = old.map(|(_, o)| o.links.clone()).unwrap_or_default();
         let backends = cfg
@@ -420,9 +444,12 @@ impl Shared {
                 Some(kept.unwrap_or_else(|| Arc::new(ConnLimit::new(m, shards))))
             })
             .collect();
-        let global = cfg.runtime.maxconn.map(|m| {
-            old.and_then(|(_, o)| o.global.clone())
-                .unwrap_or_else(|| Arc::new(ConnLimit::new(m, shards)))
+        let global = maxconn.map(|m| match old.and_then(|(_, o)| o.global.clone()) {
+            Some(g) => {
+                g.slots.set_max(Some(m.max(1)));
+                g
+            }
+            None => Arc::new(ConnLimit::new(m, shards)),
         });
         Shared {
             backends,

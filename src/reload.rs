@@ -119,9 +119,12 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     }
     // Counters of servers and proxies that stay carry over: in-flight requests of the
     // old config give their slots back to them.
-    let shared = Arc::new(crate::limits::Shared::new(
+    // The process's maxconn (configured, or derived from the open-file limit) may
+    // change: the one counter of connections carries over with its new limit.
+    let shared = Arc::new(crate::limits::Shared::with_global(
         &new,
         Some((&old, &running.shared)),
+        crate::global_maxconn(&new),
     ));
     for ((tx, _), listeners) in running.shards.iter().zip(per_shard) {
         let _ = tx.send(ToShard::Reload {

@@ -29,6 +29,8 @@ pub struct Shard {
     pub draining: Rc<Cell<bool>>,
     /// Pipes for splicing large bodies (shared by generations).
     pub pipes: Rc<crate::splice::PipePool>,
+    /// Idle upstream connections, by server identity (shared by generations).
+    pub pools: Rc<crate::upstream::Pools>,
     inflight: Rc<Cell<usize>>,
     pub stats: ShardStats,
     /// Test hook (`RINGLB_FAULT_PANIC_PATH`, debug builds and the `fault-injection`
@@ -78,13 +80,19 @@ impl Shard {
         services: Sender<ServiceQuery>,
         wake: Rc<crate::io::LocalBell>,
         shared: Arc<Shared>,
+        maxconn: Option<u32>,
     ) -> Shard {
+        // The descriptors maxconn was sized for bound this shard's pooled connections
+        // and pipes (a budget, not a connection limit).
+        let budget = crate::limits::fd_share(maxconn, id, config.runtime.shards);
+        let pools = Rc::new(crate::upstream::Pools::new(budget));
         Shard {
             id,
             wake: wake.clone(),
-            upstreams: Upstreams::new(&config, id, reports, &shared, wake.clone()),
+            upstreams: Upstreams::new(&config, id, reports, &shared, pools.clone(), wake.clone()),
             draining: Rc::new(Cell::new(false)),
-            pipes: Rc::default(),
+            pipes: Rc::new(crate::splice::PipePool::new(budget)),
+            pools,
             inflight: Rc::new(Cell::new(0)),
             stats,
             fault_panic_path: fault_panic_path(),
@@ -174,6 +182,7 @@ impl Shard {
             self.id,
             self.upstreams.reports(),
             &shared,
+            self.pools.clone(),
             self.wake.clone(),
         );
         upstreams.adopt(&self.upstreams);
@@ -185,6 +194,7 @@ impl Shard {
             upstreams,
             draining: self.draining.clone(),
             pipes: self.pipes.clone(),
+            pools: self.pools.clone(),
             inflight: self.inflight.clone(),
             stats,
             fault_panic_path: self.fault_panic_path.clone(),

@@ -4,6 +4,7 @@
 pub mod acl;
 mod cluster;
 mod duration;
+pub mod fd_budget;
 mod from_haproxy;
 pub mod haproxy;
 mod raw;
@@ -469,6 +470,9 @@ pub struct Server {
     /// Send one on health checks too (by default: when `send_proxy` is set and the
     /// check uses the server's own address and port, as HAProxy does).
     pub check_send_proxy: bool,
+    /// haproxy.cfg `pool-purge-delay`: how long this server's idle connections are
+    /// kept, instead of `pool.idle_timeout` (zero: none is kept).
+    pub pool_purge_delay: Option<Duration>,
 }
 
 /// Every problem found in a config file, each with its path or line.

@@ -378,6 +378,7 @@ impl Validator {
                         }
                     },
                     check_send_proxy: s.check_send_proxy.unwrap_or(false),
+                    pool_purge_delay: None,
                 });
             }
             let retries = match b.retries {

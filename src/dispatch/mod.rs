@@ -24,17 +24,13 @@ use crate::shard::Shard;
 use crate::stats::Counters;
 use crate::upstream::{AcquireError, Taken, Tried};
 
-/// Whether an attempt may take an idle pooled connection.
+/// Whether an attempt may take an idle pooled connection (each is checked before it
+/// is handed out: one that turned readable while idle never serves a request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolUse {
     /// Always a new connection (TCP mode).
     Never,
-    /// A pooled one, checked first: the request could not be sent again if the server
-    /// had closed it.
-    Checked,
-    /// A pooled one without the check: the request can be sent again on a new
-    /// connection if the pooled one turns out dead (`Verdict::Fresh`).
-    Unchecked,
+    Pooled,
 }
 
 /// No server will answer: the status for the client, the termination state, and for
@@ -83,6 +79,7 @@ impl Slot {
             Counters::inc(&c.stot);
         }
         Counters::inc(&sv.lbtot);
+        shard.pools.slot_taken();
         Slot {
             shard: shard.clone(),
             backend,
@@ -101,6 +98,7 @@ impl Drop for Slot {
         let server = self.taken.server as usize;
         Counters::down(&st.backends[self.backend].scur);
         Counters::down(&st.servers[self.backend][server].scur);
+        self.shard.pools.slot_released();
         self.shard.upstreams.backends[self.backend].release(self.taken);
     }
 }
@@ -217,12 +215,10 @@ impl Dispatch {
         };
         let server = taken.server;
         let slot = Slot::new(&self.shard, self.backend, taken);
-        let pooled = self.shard.upstreams.pooled(
-            self.backend,
-            server,
-            pool == PoolUse::Checked,
-            asked.into_std(),
-        );
+        let pooled = self
+            .shard
+            .upstreams
+            .pooled(self.backend, server, asked.into_std());
         let Some(stream) = pooled else {
             // `attempts` connects on this slot: it is this attempt, not a retry.
             self.kept = Some(slot);
@@ -266,12 +262,11 @@ impl Dispatch {
             let pooled = match pool {
                 _ if std::mem::take(&mut self.fresh) => None,
                 PoolUse::Never => None,
-                PoolUse::Checked | PoolUse::Unchecked => self.shard.upstreams.pooled(
-                    backend,
-                    server,
-                    pool == PoolUse::Checked,
-                    connecting.into_std(),
-                ),
+                PoolUse::Pooled => {
+                    self.shard
+                        .upstreams
+                        .pooled(backend, server, connecting.into_std())
+                }
             };
             let connected = match pooled {
                 Some(stream) => Ok((stream, true)),

@@ -300,13 +300,10 @@ impl<S: Stream> Conn<S> {
         // A request wholly in `out` can be sent again; a streamed body cannot.
         let replayable = body.is_done();
         let may_resend = replayable && req.idempotent;
-        // A request that can be resent skips the pool's liveness check: if the pooled
-        // connection turns out closed, it goes again on a fresh one.
-        let pool = if may_resend {
-            PoolUse::Unchecked
-        } else {
-            PoolUse::Checked
-        };
+        // Every take checks the pooled connection (no late bytes, not closed); one the
+        // server closes just after the check fails before any response byte, and a
+        // request that may be resent goes again on a new connection (`Verdict::Fresh`).
+        let pool = PoolUse::Pooled;
 
         let mut dispatch = Dispatch::new(
             &shard,

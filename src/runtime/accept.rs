@@ -89,7 +89,7 @@ pub(super) async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                accept_failed(current.borrow().id, &e);
                 // Out of fds or memory: back off instead of spinning.
                 monoio::time::sleep(Duration::from_millis(10)).await;
                 continue;
@@ -109,6 +109,31 @@ pub(super) async fn accept_loop(
         };
         spawn_serve(&current, &frontend, listening, stream, peer, permits);
     }
+}
+
+thread_local! {
+    /// This shard's accept failures: when the last one was logged, and how many
+    /// happened since.
+    static ACCEPT_ERRORS: (Cell<Option<std::time::Instant>>, Cell<u64>) =
+        const { (Cell::new(None), Cell::new(0)) };
+}
+
+/// Logs a failed accept (out of fds or memory) at most once a second per shard, with
+/// the number of failures since the previous line: a shard retries every 10 ms, and a
+/// line per attempt would flood the log.
+fn accept_failed(shard: usize, e: &std::io::Error) {
+    ACCEPT_ERRORS.with(|(last, failures)| {
+        let now = std::time::Instant::now();
+        failures.set(failures.get() + 1);
+        if last
+            .get()
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        last.set(Some(now));
+        tracing::warn!(shard, error = %e, failures = failures.replace(0), "accept failed");
+    });
 }
 
 /// A listener address not known: the wildcard, so each connection asks its own socket.

@@ -64,12 +64,17 @@ pub(super) async fn shard_main(
         spec.services.clone(),
         wake.clone(),
         shared,
+        spec.maxconn,
     ));
     let id = shard.id;
     let current: Current = Rc::new(std::cell::RefCell::new(shard.clone()));
     shard.set_home(&current);
     if let Some(old) = survive.borrow_mut().current.replace(current.clone()) {
-        // The dead runtime's generation: what it holds belongs to that runtime.
+        // The dead runtime's generation: what it holds belongs to that runtime, but
+        // its idle server connections have nothing in flight and can close now.
+        if let Ok(g) = old.try_borrow() {
+            g.pools.abandon();
+        }
         std::mem::forget(old);
         for msg in (spec.resync)(&config) {
             apply(&shard, msg);
@@ -199,7 +204,7 @@ pub(super) async fn shard_main(
             // so that the listeners close now rather than at the next wake-up.
             monoio::time::sleep(Duration::from_millis(1)).await;
             shard.draining.set(true);
-            shard.upstreams.clear_pools();
+            shard.pools.close();
             deadline =
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
@@ -216,7 +221,7 @@ pub(super) async fn shard_main(
         }
         if sweep.is_some_and(|t| now >= t) {
             sweep = None;
-            shard.upstreams.purge_idle();
+            shard.pools.purge(std::time::Instant::now());
             shard.pipes.purge();
             shard.cluster.sweep();
         }

@@ -31,6 +31,9 @@ pub struct ShardSpec {
     pub config: Arc<Config>,
     /// The limits every shard shares, for `config`.
     pub shared: Arc<crate::limits::Shared>,
+    /// The global maxconn in force (configured, or derived from the fd limit at
+    /// start), which sizes the shard's budget of pooled connections and pipes.
+    pub maxconn: Option<u32>,
     /// (frontend index, listening socket) pairs owned by this shard.
     pub listeners: Vec<(usize, std::net::TcpListener)>,
     pub control: crate::control::Inbox,

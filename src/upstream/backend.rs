@@ -12,8 +12,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::balance::{Balancer, Member};
-use super::pool::Pool;
-use crate::config::Backend;
+use super::pool::{PoolKey, Pools, ServerPool};
+use crate::config::{Backend, PoolSettings};
 use crate::control::AdminState;
 use crate::limits::{BackendShared, Links, Slots, Waiter};
 
@@ -39,7 +39,8 @@ pub struct ServerState {
     pub slots: Arc<Slots>,
     /// Consecutive passive failures seen by this shard.
     pub fail_streak: Cell<u32>,
-    pub pool: RefCell<Pool>,
+    /// Its idle connections on this shard, shared with the other generations.
+    pub pool: std::rc::Rc<ServerPool>,
 }
 
 impl ServerState {
@@ -128,7 +129,14 @@ enum Woken {
 }
 
 impl BackendState {
-    pub fn new(b: &Backend, shard: usize, shared: Arc<BackendShared>, links: Arc<Links>) -> Self {
+    pub fn new(
+        b: &Backend,
+        shard: usize,
+        shared: Arc<BackendShared>,
+        links: Arc<Links>,
+        pools: &Pools,
+        pool: &PoolSettings,
+    ) -> Self {
         let servers: Vec<ServerState> = b
             .servers
             .iter()
@@ -151,7 +159,21 @@ impl BackendState {
                 limited: Cell::new(s.maxconn.is_some()),
                 slots: shared.servers[i].clone(),
                 fail_streak: Cell::new(0),
-                pool: RefCell::new(Pool::default()),
+                pool: pools.bind(
+                    PoolKey {
+                        backend: b.name.clone(),
+                        server: s.name.clone(),
+                        addr: s.addr,
+                        send_proxy: s.send_proxy.is_some(),
+                    },
+                    s.pool_purge_delay.unwrap_or(pool.idle_timeout),
+                    // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
+                    if s.pool_purge_delay == Some(Duration::ZERO) {
+                        0
+                    } else {
+                        pool.max_idle_per_server
+                    },
+                ),
             })
             .collect();
         let be = BackendState {

@@ -15,7 +15,7 @@ use crossbeam_channel::Sender;
 use monoio::net::TcpStream;
 
 pub use balance::{Balancer, Member};
-pub use pool::Pool;
+pub use pool::{PoolKey, Pools, ServerPool};
 
 use crate::config::Config;
 use crate::control::AdminState;
@@ -24,63 +24,73 @@ use crate::control::HealthReport;
 pub struct Upstreams {
     pub backends: Vec<BackendState>,
     shard: usize,
-    pool_max_idle: usize,
-    pool_idle_timeout: Duration,
+    /// The shard's idle connections, shared by its generations.
+    pools: std::rc::Rc<Pools>,
     /// Passive failure reports to the health thread.
     reports: Option<Sender<HealthReport>>,
     /// Superseded by a reload: its server numbering is stale, so it reports nothing.
     retired: Cell<bool>,
-    /// A connection went to a pool since the last sweep found them all empty: the
-    /// control loop sweeps once a second while this holds.
-    idle_hint: Cell<bool>,
     /// Wakes the control loop when the first connection is pooled (to sweep).
     wake: std::rc::Rc<crate::io::LocalBell>,
 }
 
 impl Upstreams {
+    /// A generation's servers. Their idle connection pools come from `pools`: a server
+    /// the previous generation had keeps its pool, and pools of servers this config no
+    /// longer has are retired.
     pub fn new(
         cfg: &Config,
         shard: usize,
         reports: Option<Sender<HealthReport>>,
         shared: &crate::limits::Shared,
+        pools: std::rc::Rc<Pools>,
         wake: std::rc::Rc<crate::io::LocalBell>,
     ) -> Self {
-        Upstreams {
+        pools.begin_generation();
+        let up = Upstreams {
             backends: cfg
                 .backends
                 .iter()
                 .zip(&shared.backends)
-                .map(|(b, sh)| BackendState::new(b, shard, sh.clone(), shared.links.clone()))
+                .map(|(b, sh)| {
+                    BackendState::new(
+                        b,
+                        shard,
+                        sh.clone(),
+                        shared.links.clone(),
+                        &pools,
+                        &cfg.pool,
+                    )
+                })
                 .collect(),
             shard,
-            pool_max_idle: cfg.pool.max_idle_per_server,
-            pool_idle_timeout: cfg.pool.idle_timeout,
+            pools,
             reports,
             retired: Cell::new(false),
-            idle_hint: Cell::new(false),
             wake,
+        };
+        up.pools.retire_unbound();
+        for be in &up.backends {
+            for s in &be.servers {
+                up.sync_pool(s);
+            }
         }
+        up
     }
 
-    /// An idle pooled connection to `server`. `check` makes sure the server has not
-    /// closed it; skip it only when the request can be resent if it has. `now` is the
-    /// caller's latest clock reading (the request path reads the clock sparingly).
-    pub fn pooled(
-        &self,
-        backend: usize,
-        server: u32,
-        check: bool,
-        now: Instant,
-    ) -> Option<TcpStream> {
-        self.backends[backend].servers[server as usize]
-            .pool
-            .borrow_mut()
-            .take(now, self.pool_idle_timeout, check)
+    /// An idle pooled connection to `server` that has nothing to read (see `pool`).
+    /// `now` is the caller's latest clock reading (the request path reads the clock
+    /// sparingly).
+    pub fn pooled(&self, backend: usize, server: u32, now: Instant) -> Option<TcpStream> {
+        self.pools
+            .take(&self.backends[backend].servers[server as usize].pool, now)
     }
 
     /// A new connection to `server`, within `timeout.connect`.
     pub async fn connect(&self, backend: usize, server: u32) -> std::io::Result<TcpStream> {
         let s = &self.backends[backend].servers[server as usize];
+        // One more connection: the shard's idle ones make way if it holds its limit.
+        self.pools.make_room();
         // Boxed: an inline monoio timer (128-byte aligned) would make every connection
         // task an aligned allocation; a new connection can afford one allocation.
         let res = match Box::pin(monoio::time::timeout(
@@ -130,13 +140,12 @@ impl Upstreams {
     /// Returns a connection whose last exchange completed cleanly; it is idle from now
     /// (not from its response's first byte: a long body must not age it).
     pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
-        if !self.idle_hint.replace(true) {
+        if self.pools.idle() == 0 {
+            // The first idle connection: the control loop starts sweeping.
             self.wake.ring();
         }
-        self.backends[backend].servers[server as usize]
-            .pool
-            .borrow_mut()
-            .put(stream, Instant::now(), self.pool_max_idle);
+        let pool = &self.backends[backend].servers[server as usize].pool;
+        self.pools.put(pool, stream, Instant::now());
     }
 
     /// A connection or request to the server failed: tell the health thread.
@@ -180,7 +189,8 @@ impl Upstreams {
 
     /// Takes over the state of servers that exist in both generations (same backend
     /// and server name): health verdict, operator state, an operator-set weight, slow
-    /// start, failure streak, and idle connections when the address is unchanged.
+    /// start, failure streak. (Idle connections need nothing: the pool is shared when
+    /// the address is unchanged.)
     pub fn adopt(&self, old: &Upstreams) {
         for be in &self.backends {
             let Some(ob) = old.backends.iter().find(|b| b.name == be.name) else {
@@ -202,10 +212,7 @@ impl Upstreams {
                     s.effective_weight
                         .set(os.effective_weight.get().min(s.weight.get()));
                 }
-                if os.addr == s.addr {
-                    let idle = std::mem::take(&mut *os.pool.borrow_mut());
-                    *s.pool.borrow_mut() = idle;
-                }
+                self.sync_pool(s);
             }
             be.rebuild();
         }
@@ -226,9 +233,8 @@ impl Upstreams {
                 s.effective_weight
                     .set(ramp_weight(s.weight.get(), Duration::ZERO, s.slowstart));
             }
-        } else {
-            s.pool.borrow_mut().clear();
         }
+        self.sync_pool(s);
         be.rebuild();
     }
 
@@ -240,6 +246,7 @@ impl Upstreams {
         if s.ramp_since.get().is_none() {
             s.effective_weight.set(weight);
         }
+        self.sync_pool(s);
         be.rebuild();
     }
 
@@ -249,9 +256,7 @@ impl Upstreams {
         let s = &be.servers[server];
         if s.admin.get() != state {
             s.admin.set(state);
-            if state != AdminState::Ready {
-                s.pool.borrow_mut().clear();
-            }
+            self.sync_pool(s);
             be.rebuild();
         }
     }
@@ -290,25 +295,10 @@ impl Upstreams {
         ramping
     }
 
-    /// Periodic clean-up from the shard's control loop; `false`: every pool is empty
-    /// (no sweep needed until a connection is pooled again).
-    pub fn purge_idle(&self) -> bool {
-        let now = Instant::now();
-        let mut any = false;
-        for b in &self.backends {
-            for s in &b.servers {
-                let mut p = s.pool.borrow_mut();
-                p.purge(now, self.pool_idle_timeout);
-                any |= !p.is_empty();
-            }
-        }
-        self.idle_hint.set(any);
-        any
-    }
-
-    /// Idle connections may wait in a pool.
+    /// Idle connections may wait in a pool (the control loop sweeps once a second
+    /// while they do).
     pub fn may_have_idle(&self) -> bool {
-        self.idle_hint.get()
+        self.pools.idle() > 0
     }
 
     /// A slow start is under way (the control loop advances it every tick).
@@ -318,11 +308,13 @@ impl Upstreams {
             .any(|b| b.servers.iter().any(|s| s.ramp_since.get().is_some()))
     }
 
-    pub fn clear_pools(&self) {
-        for b in &self.backends {
-            for s in &b.servers {
-                s.pool.borrow_mut().clear();
-            }
+    /// A server that takes no new request (down, not ready, weight 0) keeps no idle
+    /// connection, and takes none back until it does again.
+    fn sync_pool(&self, s: &ServerState) {
+        if s.usable() {
+            self.pools.reopen(&s.pool);
+        } else {
+            self.pools.close_pool(&s.pool);
         }
     }
 }

@@ -56,14 +56,52 @@ impl RingLb {
         })
     }
 
+    /// Runs `ringlb -f CONFIG` with its open-file limit (soft and hard) set to
+    /// `nofile` before it starts, and waits for its `ready` line.
+    pub fn start_with_fd_limit(toml: &str, nofile: u64) -> RingLb {
+        use std::os::unix::process::CommandExt;
+        let cfg = write_config(toml);
+        let path = cfg.path().to_str().expect("utf-8 temp path").to_string();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-f", &path]);
+        // SAFETY: only setrlimit, which is async-signal-safe, runs in the child
+        // between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::launch_command(cmd, &["-f", &path], Some(cfg), |line| {
+            line.starts_with("ready")
+        })
+    }
+
     /// Spawns the binary with `args` and reads its stdout until `done(line)`.
     pub fn launch(
         args: &[&str],
         config: Option<NamedTempFile>,
         done: impl Fn(&str) -> bool,
     ) -> RingLb {
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        Self::launch_command(cmd, args, config, done)
+    }
+
+    /// Spawns `cmd` (the binary with `args`) and reads its stdout until `done(line)`.
+    fn launch_command(
+        mut cmd: Command,
+        args: &[&str],
+        config: Option<NamedTempFile>,
+        done: impl Fn(&str) -> bool,
+    ) -> RingLb {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -224,6 +262,16 @@ impl RingLb {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// How many of the lines the binary wrote to stdout so far are `line`.
+    pub fn stdout_count(&self, line: &str) -> usize {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| *l == line)
+            .count()
+    }
+
     /// Sends `sig` to the child (by its PID).
     pub fn signal(&self, sig: libc::c_int) {
         if self.exit.is_some() {
@@ -381,6 +429,17 @@ pub fn rss_kib(pid: i32) -> u64 {
 pub fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Open sockets (TCP, UDP and unix) of process `pid`.
+pub fn socket_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
         .unwrap_or(0)
 }
 

@@ -278,7 +278,8 @@ impl Mapper {
             limits: self.limits.clone(),
             pool: PoolSettings {
                 max_idle_per_server: crate::config::DEFAULT_POOL_MAX_IDLE,
-                idle_timeout: Duration::from_secs(30),
+                // HAProxy's default `pool-purge-delay`.
+                idle_timeout: Duration::from_secs(5),
             },
             admin,
             log,

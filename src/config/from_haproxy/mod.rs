@@ -144,6 +144,7 @@ struct ServerParams {
     error_limit: Option<u32>,
     send_proxy: Option<crate::proxy_protocol::Version>,
     check_send_proxy: bool,
+    pool_purge_delay: Option<Duration>,
 }
 
 /// A proxy being built (a `listen` is both halves).

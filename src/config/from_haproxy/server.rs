@@ -51,6 +51,7 @@ impl Mapper {
             disabled: params.disabled,
             send_proxy: params.send_proxy,
             check_send_proxy: params.check_send_proxy,
+            pool_purge_delay: params.pool_purge_delay,
         };
         p.servers.push((l.line, server, params));
     }
@@ -119,6 +120,7 @@ impl Mapper {
                     }
                 }
                 "slowstart" => s.slowstart = time(self, v, "slowstart"),
+                "pool-purge-delay" => s.pool_purge_delay = time(self, v, "pool-purge-delay"),
                 "rise" | "fall" => {
                     let n = num(self, v, &w[i], 1000);
                     if n == Some(0) {
@@ -160,8 +162,7 @@ impl Mapper {
                     None => self.err(l.line, "'on-error' expects a mode"),
                 },
                 "id" | "cookie" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
-                | "agent-inter" | "check-sni" | "pool-max-conn" | "pool-purge-delay"
-                | "max-reuse" => {
+                | "agent-inter" | "check-sni" | "pool-max-conn" | "max-reuse" => {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }
                 "ssl" | "verify" | "ca-file" | "crt" | "sni" | "check-ssl" | "alpn" => {
