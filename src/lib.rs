@@ -20,6 +20,7 @@ mod reload;
 pub mod shard;
 pub mod splice;
 pub mod stats;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 
