@@ -360,3 +360,160 @@ pub fn load_into(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    fn cert(sans: &[&str], cn: &str, rsa: bool) -> Arc<LoadedCert> {
+        let key = if rsa {
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap()
+        } else {
+            rcgen::KeyPair::generate().unwrap()
+        };
+        let mut p =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let c = p.self_signed(&key).unwrap();
+        let der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let path = PathBuf::from(format!("{cn}.pem"));
+        Arc::new(certs::certified(&path, vec![CertificateDer::from(c.der().to_vec())], der).unwrap())
+    }
+
+    const ECDSA_AND_RSA: &[SignatureScheme] = &[
+        SignatureScheme::ECDSA_NISTP256_SHA256,
+        SignatureScheme::RSA_PSS_SHA256,
+    ];
+    const RSA_ONLY: &[SignatureScheme] = &[SignatureScheme::RSA_PSS_SHA256];
+
+    fn pick<'a>(s: &'a CertStore, sni: Option<&str>, schemes: &[SignatureScheme]) -> Option<&'a str> {
+        s.select(&Hello { sni, schemes })
+            .map(|e| e.cert.path.to_str().unwrap())
+    }
+
+    #[test]
+    fn names_come_from_sans_and_cn() {
+        let c = cert(&["www.a.test", "*.b.test"], "a.test", false);
+        assert_eq!(c.names, vec!["www.a.test", "*.b.test", "a.test"]);
+        assert_eq!(c.subject, "/CN=a.test");
+        assert_eq!(c.kind, KeyKind::Ecdsa);
+    }
+
+    #[test]
+    fn exact_then_one_label_wildcard_then_default() {
+        let mut s = CertStore::default();
+        s.add(cert(&[], "first", true), 0, &[], &[]);
+        s.add(cert(&["*.w.test"], "wild", false), 0, &[], &[]);
+        s.add(cert(&["x.w.test"], "exact", false), 0, &[], &[]);
+        let cases: &[(Option<&str>, &str)] = &[
+            (Some("x.w.test"), "exact.pem"),
+            (Some("X.W.Test"), "exact.pem"),
+            (Some("y.w.test"), "wild.pem"),
+            (Some("a.y.w.test"), "first.pem"),
+            (Some("w.test"), "first.pem"),
+            (Some("first"), "first.pem"),
+            (Some("nothing"), "first.pem"),
+            (None, "first.pem"),
+        ];
+        for (sni, want) in cases {
+            assert_eq!(pick(&s, *sni, ECDSA_AND_RSA), Some(*want), "{sni:?}");
+        }
+        s.strict_sni = true;
+        assert_eq!(pick(&s, Some("nothing"), ECDSA_AND_RSA), None);
+        assert_eq!(pick(&s, None, ECDSA_AND_RSA), None);
+        assert_eq!(pick(&s, Some("y.w.test"), ECDSA_AND_RSA), Some("wild.pem"));
+    }
+
+    #[test]
+    fn ecdsa_when_offered_rsa_otherwise() {
+        let mut s = CertStore::default();
+        s.add(cert(&["a.test"], "rsa", true), 0, &[], &[]);
+        s.add(cert(&["a.test"], "ecdsa", false), 0, &[], &[]);
+        assert_eq!(pick(&s, Some("a.test"), ECDSA_AND_RSA), Some("ecdsa.pem"));
+        assert_eq!(pick(&s, Some("a.test"), RSA_ONLY), Some("rsa.pem"));
+    }
+
+    #[test]
+    fn filters_replace_names_and_negative_filters_exclude() {
+        let mut s = CertStore::default();
+        s.add(cert(&[], "default", true), 0, &[], &[]);
+        let wild = cert(&["ignored.test"], "w", false);
+        s.add(wild, 1, &["*.ex.test".into()], &["admin.ex.test".into()]);
+        assert_eq!(pick(&s, Some("www.ex.test"), ECDSA_AND_RSA), Some("w.pem"));
+        assert_eq!(pick(&s, Some("admin.ex.test"), ECDSA_AND_RSA), Some("default.pem"));
+        assert_eq!(pick(&s, Some("ignored.test"), ECDSA_AND_RSA), Some("default.pem"));
+        assert_eq!(s.select(&Hello { sni: Some("www.ex.test"), schemes: ECDSA_AND_RSA }).unwrap().ctx, 1);
+        // Negative filters alone remove names from the certificate's own.
+        let mut t = CertStore::default();
+        t.add(cert(&[], "default", true), 0, &[], &[]);
+        t.add(cert(&["a.test", "b.test"], "ab", false), 0, &[], &["b.test".into()]);
+        assert_eq!(pick(&t, Some("a.test"), ECDSA_AND_RSA), Some("ab.pem"));
+        assert_eq!(pick(&t, Some("b.test"), ECDSA_AND_RSA), Some("default.pem"));
+    }
+
+    #[test]
+    fn default_crt_overrides_the_first_loaded() {
+        let mut s = CertStore::default();
+        s.add(cert(&[], "one", false), 0, &[], &[]);
+        s.add(cert(&[], "two", false), 0, &[], &[]);
+        assert!(s.set_default(Path::new("two.pem")));
+        assert!(!s.set_default(Path::new("three.pem")));
+        assert_eq!(pick(&s, Some("x"), ECDSA_AND_RSA), Some("two.pem"));
+    }
+
+    #[test]
+    fn crt_list_lines() {
+        let text = "\
+# comment
+a.pem
+b.pem [alpn h2,http/1.1 verify required ca-file ca.pem ssl-min-ver TLSv1.3] b.test *.b.test !x.b.test
+
+c.pem [ciphers ECDHE-RSA-AES128-GCM-SHA256 curves X25519:P-256]
+d.pem !only.neg
+";
+        let l = parse_crt_list(text).unwrap();
+        assert_eq!(l.len(), 4);
+        assert_eq!(l[0].crt, PathBuf::from("a.pem"));
+        assert_eq!(l[0].conf, SslConf::default());
+        assert_eq!(l[1].line, 3);
+        assert_eq!(l[1].conf.alpn, Some(vec!["h2".into(), "http/1.1".into()]));
+        assert_eq!(l[1].conf.verify, Some(Verify::Required));
+        assert_eq!(l[1].conf.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(l[1].conf.min_ver, Some(TlsVersion::Tls13));
+        assert_eq!(l[1].filters, vec!["b.test", "*.b.test"]);
+        assert_eq!(l[1].negative, vec!["x.b.test"]);
+        assert_eq!(l[2].conf.curves.as_deref(), Some("X25519:P-256"));
+        assert!(l[3].filters.is_empty());
+        assert_eq!(l[3].negative, vec!["only.neg"]);
+        for (bad, why) in [
+            ("a.pem [verify sometimes]", "line 1: 'verify'"),
+            ("a.pem [alpn h2", "missing ']'"),
+            ("\na.pem [frobnicate]", "line 2: unsupported crt-list option 'frobnicate'"),
+            ("a.pem [ssl-min-ver TLSv9]", "unknown version"),
+        ] {
+            let e = parse_crt_list(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn line_options_override_the_binds() {
+        let bind = SslConf {
+            alpn: Some(vec!["http/1.1".into()]),
+            ciphers: Some("HIGH".into()),
+            ..SslConf::default()
+        };
+        let line = SslConf {
+            alpn: Some(vec!["h2".into()]),
+            verify: Some(Verify::Optional),
+            ..SslConf::default()
+        };
+        let m = bind.over(&line);
+        assert_eq!(m.alpn, Some(vec!["h2".into()]));
+        assert_eq!(m.verify, Some(Verify::Optional));
+        assert_eq!(m.ciphers.as_deref(), Some("HIGH"));
+    }
+}

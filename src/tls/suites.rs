@@ -283,3 +283,84 @@ pub fn openssl_name(suite: CipherSuite) -> &'static str {
         _ => "(unknown)",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::CipherSuite as C;
+
+    #[test]
+    fn openssl_cipher_strings() {
+        let mozilla = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+        let m = map_ciphers(mozilla);
+        assert_eq!(m.items.len(), 6);
+        assert_eq!(m.items[0], C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
+        assert_eq!(
+            m.unsupported,
+            vec!["DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305"]
+        );
+        let cases: &[(&str, &[C])] = &[
+            ("ECDHE-RSA-AES128-GCM-SHA256", &[C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]),
+            (
+                "EECDH+AESGCM:EDH+AESGCM",
+                &[
+                    C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                    C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                    C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                    C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                ],
+            ),
+            (
+                "ECDH+CHACHA20:!aRSA",
+                &[C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256],
+            ),
+            ("HIGH:!aNULL:!MD5:!ECDSA", &[
+                C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+            ]),
+            ("AES256+EECDH:@STRENGTH", &[
+                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            ]),
+            ("DHE-RSA-AES128-GCM-SHA256:AES128-SHA", &[]),
+            ("!ALL:ECDHE-RSA-AES128-GCM-SHA256", &[]),
+        ];
+        for (list, want) in cases {
+            assert_eq!(map_ciphers(list).items, *want, "{list}");
+        }
+        assert_eq!(map_ciphers("FOO-BAR:NOPE").unknown, vec!["NOPE"]);
+    }
+
+    #[test]
+    fn tls13_suites_curves_and_versions() {
+        let m = map_ciphersuites("TLS_AES_128_CCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
+        assert_eq!(m.items, vec![C::TLS13_CHACHA20_POLY1305_SHA256, C::TLS13_AES_128_GCM_SHA256]);
+        assert_eq!(m.unsupported, vec!["TLS_AES_128_CCM_SHA256"]);
+        let p = crate::tls::provider();
+        let c = map_curves(&p, "X448:prime256v1:X25519:P-521:bogus");
+        let names: Vec<_> = c.items.iter().map(|g| g.name()).collect();
+        assert_eq!(names, vec![rustls::NamedGroup::secp256r1, rustls::NamedGroup::X25519]);
+        assert_eq!(c.unsupported, vec!["X448", "P-521"]);
+        assert_eq!(c.unknown, vec!["bogus"]);
+        use TlsVersion::*;
+        let v = |min, max, no: &[TlsVersion]| {
+            let (list, old) = versions(min, max, no);
+            (list.iter().map(|v| v.version).collect::<Vec<_>>(), old)
+        };
+        use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
+        assert_eq!(v(None, None, &[]), (vec![TLSv1_3, TLSv1_2], false));
+        assert_eq!(v(Some(Tls13), None, &[]), (vec![TLSv1_3], false));
+        assert_eq!(v(Some(Tls10), None, &[]), (vec![TLSv1_3, TLSv1_2], true));
+        assert_eq!(v(Some(Tls10), None, &[Tls10, Tls11]), (vec![TLSv1_3, TLSv1_2], false));
+        assert_eq!(v(None, Some(Tls12), &[]), (vec![TLSv1_2], false));
+        assert_eq!(v(None, None, &[Tls12, Tls13]), (vec![], false));
+        assert_eq!(v(Some(Tls10), Some(Tls11), &[]), (vec![], true));
+    }
+
+    #[test]
+    fn openssl_names_of_suites() {
+        assert_eq!(openssl_name(C::TLS13_AES_128_GCM_SHA256), "TLS_AES_128_GCM_SHA256");
+        assert_eq!(openssl_name(C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256), "ECDHE-ECDSA-CHACHA20-POLY1305");
+    }
+}
