@@ -524,6 +524,7 @@ fn ringlb_client_to_ringlb_server_verify_required_and_a_foreign_certificate() {
         conf: Default::default(),
         no_reuse: false,
         check_ssl: false,
+        check_sni: None,
     };
     let cfg = settings.build(&mut Vec::new()).unwrap();
     let name = settings.server_name(Some("a.test"), "127.0.0.1".parse().unwrap());

@@ -44,6 +44,54 @@ impl Validator {
         self.errors.push(format!("{path}: {msg}"));
     }
 
+    /// `[frontend.NAME.tls]`, loaded (every file read).
+    fn frontend_tls(
+        &mut self,
+        path: &str,
+        raw: &super::tls::RawTls,
+    ) -> Option<std::sync::Arc<crate::tls::BindTls>> {
+        match super::tls::toml_bind_spec(raw) {
+            Ok(spec) => self.loaded(&format!("{path}.tls"), |e, w| super::tls::load_bind(&spec, e, w)),
+            Err(errs) => {
+                for (k, m) in errs {
+                    self.err(format!("{path}.tls.{k}"), m);
+                }
+                None
+            }
+        }
+    }
+
+    /// `server[].tls`, its client config built.
+    fn server_tls(
+        &mut self,
+        path: &str,
+        raw: &super::tls::RawServerTls,
+    ) -> Option<std::sync::Arc<crate::tls::UpstreamTls>> {
+        match super::tls::toml_server_settings(raw) {
+            Ok(s) => self.loaded(&format!("{path}.tls"), |e, w| super::tls::load_server(s, e, w)),
+            Err(errs) => {
+                for (k, m) in errs {
+                    self.err(format!("{path}.tls.{k}"), m);
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs a TLS loader; in TOML, what haproxy.cfg would warn about is an error too.
+    fn loaded<T>(
+        &mut self,
+        path: &str,
+        load: impl FnOnce(&mut Vec<String>, &mut Vec<String>) -> Option<T>,
+    ) -> Option<T> {
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let out = load(&mut errors, &mut warnings);
+        for m in errors.into_iter().chain(warnings) {
+            self.err(path, m);
+        }
+        out.filter(|_| !self.errors.iter().any(|e| e.starts_with(path)))
+    }
+
     /// A connection limit split across shards: each needs at least one.
     fn conn_limit(&mut self, path: &str, raw: Option<i64>, shards: usize) -> Option<u32> {
         match raw {
@@ -365,7 +413,9 @@ impl Validator {
                     }
                     Some(m) => Some(m as u32),
                 };
+                let tls = s.tls.as_ref().and_then(|t| self.server_tls(&spath, t));
                 servers.push(Server {
+                    tls,
                     name: sname,
                     addr,
                     weight,
@@ -662,14 +712,22 @@ impl Validator {
             if bind_list.is_empty() {
                 self.err(format!("{path}.bind"), "frontend has no bind address");
             }
+            let tls = f.tls.as_ref().and_then(|t| self.frontend_tls(&path, t));
             let mut binds = Vec::new();
             for (i, b) in bind_list.iter().enumerate() {
-                let bpath = if matches!(f.bind, Some(super::raw::OneOrMany::Many(_))) {
+                let bpath = if matches!(f.bind, Some(super::raw::RawBinds::Many(_))) {
                     format!("{path}.bind[{i}]")
                 } else {
                     format!("{path}.bind")
                 };
-                match parse_bind(b) {
+                let (text, use_tls, accept_proxy) = match b {
+                    super::raw::RawBindEntry::Addr(a) => (a, None, None),
+                    super::raw::RawBindEntry::Full(r) => (&r.addr, r.tls, r.accept_proxy),
+                };
+                if use_tls == Some(true) && f.tls.is_none() {
+                    self.err(&bpath, format!("tls = true needs a [{path}.tls] table"));
+                }
+                match parse_bind(text) {
                     Ok(addr) => {
                         if addr.port() != 0 {
                             if let Some(other) = seen_binds.insert(addr, path.clone()) {
@@ -679,10 +737,20 @@ impl Validator {
                                 );
                             }
                         }
-                        binds.push(addr);
+                        binds.push(super::Bind {
+                            addr,
+                            accept_proxy: accept_proxy.unwrap_or(f.accept_proxy),
+                            tls: if use_tls.unwrap_or(true) { tls.clone() } else { None },
+                        });
                     }
                     Err(e) => self.err(&bpath, e),
                 }
+            }
+            if binds.iter().any(|b| b.accept_proxy != f.accept_proxy) && binds.iter().any(|b| b.accept_proxy == f.accept_proxy) {
+                self.err(
+                    format!("{path}.bind"),
+                    "accept_proxy must be the same on every bind of a frontend (for now)",
+                );
             }
             let default_backend = f.default_backend.as_ref().and_then(|b| {
                 let idx = backend_index(b);
@@ -758,7 +826,6 @@ impl Validator {
                 routes,
                 default_backend,
                 forward_for: f.forward_for.then(super::ForwardFor::default),
-                accept_proxy: f.accept_proxy,
                 server_close: false,
                 client_close: false,
                 allow_connect: f.allow_connect,

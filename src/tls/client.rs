@@ -75,6 +75,16 @@ pub struct ClientSettings {
     pub no_reuse: bool,
     /// `check-ssl`: health checks speak TLS too.
     pub check_ssl: bool,
+    /// `check-sni NAME`: the SNI of TLS health checks.
+    pub check_sni: Option<String>,
+}
+
+/// A server's TLS, as the config model holds it: the settings and the client config
+/// they build (one per server; its session cache makes new connections resume).
+#[derive(Debug)]
+pub struct UpstreamTls {
+    pub settings: ClientSettings,
+    pub config: Arc<ClientConfig>,
 }
 
 /// Accepts any certificate, still checking handshake signatures.

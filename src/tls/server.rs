@@ -49,6 +49,8 @@ pub struct BindTlsSpec {
     pub crt_base: Option<PathBuf>,
     /// Seconds a session (ticket) is good for (`tune.ssl.lifetime`, default 300).
     pub lifetime: u32,
+    /// `prefer-client-ciphers`: the client's suite order wins (HAProxy: the server's).
+    pub prefer_client_ciphers: bool,
 }
 
 /// One TLS context, validated.
@@ -69,6 +71,7 @@ pub struct BindTls {
     pub contexts: Vec<Context>,
     /// `None`: `no-tls-tickets`.
     pub tickets: Option<Arc<TicketKeys>>,
+    pub prefer_client_ciphers: bool,
 }
 
 /// What loading a bind found: warnings (the bind works), or errors (it does not).
@@ -142,6 +145,7 @@ impl BindTls {
             store,
             contexts,
             tickets,
+            prefer_client_ciphers: spec.prefer_client_ciphers,
         });
         // Build once here so that whatever rustls refuses is an error at load.
         if let Err(e) = ServerSet::new(&bind) {
@@ -269,7 +273,7 @@ impl Context {
     fn server_config(
         &self,
         resolver: Arc<dyn ResolvesServerCert>,
-        tickets: &Option<Arc<TicketKeys>>,
+        bind: &BindTls,
         cache: &Arc<ServerSessionMemoryCache>,
     ) -> Result<ServerConfig, String> {
         let mut cfg = ServerConfig::builder_with_provider(self.provider.clone())
@@ -278,10 +282,10 @@ impl Context {
             .with_client_cert_verifier(self.verifier.clone())
             .with_cert_resolver(resolver);
         cfg.alpn_protocols = self.alpn.clone();
-        // HAProxy sets the server's preference (no `prefer-client-ciphers`).
-        cfg.ignore_client_order = true;
+        // HAProxy sets the server's preference unless `prefer-client-ciphers`.
+        cfg.ignore_client_order = !bind.prefer_client_ciphers;
         cfg.session_storage = cache.clone();
-        if let Some(t) = tickets {
+        if let Some(t) = &bind.tickets {
             cfg.ticketer = t.clone();
         }
         Ok(cfg)
@@ -384,7 +388,7 @@ impl ServerSet {
             .contexts
             .iter()
             .map(|c| {
-                c.server_config(resolver.clone(), &bind.tickets, &cache)
+                c.server_config(resolver.clone(), bind, &cache)
                     .map(Arc::new)
             })
             .collect::<Result<_, _>>()?;

@@ -23,6 +23,23 @@ use ring as crypto;
 use crypto::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM, NONCE_LEN};
 use crypto::rand::{SecureRandom, SystemRandom};
 
+/// The process's own ticket keys (binds without `tls-ticket-keys`): drawn once, so
+/// that every shard, and every config a reload brings, shares them.
+pub fn process_keys(lifetime: u32) -> std::sync::Arc<TicketKeys> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static KEYS: OnceLock<Mutex<HashMap<u32, Arc<TicketKeys>>>> = OnceLock::new();
+    let mut map = KEYS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.entry(lifetime)
+        .or_insert_with(|| {
+            Arc::new(TicketKeys::generate(lifetime).expect("the system has no randomness"))
+        })
+        .clone()
+}
+
 /// How many keys of the file are used (HAProxy's TLS_TICKETS_NO).
 pub const KEYS_USED: usize = 3;
 const NAME_LEN: usize = 16;
