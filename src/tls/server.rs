@@ -125,9 +125,8 @@ impl BindTls {
                 Err(e) => out.errors.push(e),
             }
         }
-        let tickets = if spec.no_tls_tickets {
-            None
-        } else if let Some(path) = &spec.ticket_keys {
+        // The file is read (and checked) even under `no-tls-tickets`.
+        let from_file = spec.ticket_keys.as_ref().and_then(|path| {
             match TicketKeys::from_file(path, spec.lifetime) {
                 Ok(k) => Some(Arc::new(k)),
                 Err(e) => {
@@ -135,8 +134,11 @@ impl BindTls {
                     None
                 }
             }
+        });
+        let tickets = if spec.no_tls_tickets {
+            None
         } else {
-            Some(process_keys.clone())
+            from_file.or_else(|| Some(process_keys.clone()))
         };
         if out.errors.len() > errors_before {
             return None;
