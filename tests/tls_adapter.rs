@@ -27,7 +27,14 @@ async fn serve(
     let mut out = Vec::new();
     for _ in 0..n {
         let (sock, _) = listener.accept().await.unwrap();
-        match tls::accept(sock, &set, Instant::now() + deadline, tls::Acceptor::default()).await {
+        match tls::accept(
+            sock,
+            &set,
+            Instant::now() + deadline,
+            tls::Acceptor::default(),
+        )
+        .await
+        {
             Ok((mut s, info)) => {
                 let line = read_line(&mut s).await;
                 let reply = format!(
@@ -67,7 +74,11 @@ fn listener() -> (TcpListener, SocketAddr) {
 }
 
 /// Runs `clients` on a thread against a server of `n` connections.
-async fn run<F>(bind: Arc<BindTls>, n: usize, clients: F) -> (Vec<Result<TlsInfo, String>>, Vec<Result<Seen, String>>)
+async fn run<F>(
+    bind: Arc<BindTls>,
+    n: usize,
+    clients: F,
+) -> (Vec<Result<TlsInfo, String>>, Vec<Result<Seen, String>>)
 where
     F: FnOnce(SocketAddr) -> Vec<Result<Seen, String>> + Send + 'static,
 {
@@ -96,7 +107,12 @@ fn handshake_echo_and_the_facts_a_connection_keeps() {
         let (bind, ca) = (bind.clone(), ca.clone());
         async move {
             let (srv, cli) = run(bind, 1, move |addr| {
-                vec![exchange(addr, client_config(&ca, ClientOpts::default()), "a.test", b"hello\n")]
+                vec![exchange(
+                    addr,
+                    client_config(&ca, ClientOpts::default()),
+                    "a.test",
+                    b"hello\n",
+                )]
             })
             .await;
             let info = srv[0].as_ref().unwrap();
@@ -115,9 +131,21 @@ fn handshake_echo_and_the_facts_a_connection_keeps() {
 fn sni_picks_exact_then_wildcard_then_the_default_and_strict_sni_refuses() {
     let pki = Pki::new("Test CA");
     // A directory, loaded in name order: "0default.pem" is the default.
-    pki.server("certs/0default.pem", &["default.test"], "default.test", Alg::Rsa, false);
+    pki.server(
+        "certs/0default.pem",
+        &["default.test"],
+        "default.test",
+        Alg::Rsa,
+        false,
+    );
     pki.server("certs/a.pem", &[], "a.test", Alg::Ecdsa, true); // CN only, key apart
-    pki.server("certs/wild.pem", &["*.wild.test"], "wild", Alg::Ecdsa, false);
+    pki.server(
+        "certs/wild.pem",
+        &["*.wild.test"],
+        "wild",
+        Alg::Ecdsa,
+        false,
+    );
     let spec = spec_with(&[&pki.path("certs")]);
     let bind = load_bind(&spec);
     let strict = load_bind(&tls::BindTlsSpec {
@@ -134,22 +162,30 @@ fn sni_picks_exact_then_wildcard_then_the_default_and_strict_sni_refuses() {
                 names
                     .iter()
                     .map(|n| {
-                        // The name is not verified here (the default does not match).
-                        let mut o = ClientOpts::default();
-                        o.alpn = vec![];
+                        // Any certificate: the default does not match the name.
                         exchange_any(addr, &ca2, n)
                     })
                     .collect()
             })
             .await;
             assert!(srv.iter().all(|r| r.is_ok()), "{srv:?}");
-            let got: Vec<_> = cli.iter().map(|c| c.as_ref().unwrap().peer_names.clone()).collect();
+            let got: Vec<_> = cli
+                .iter()
+                .map(|c| c.as_ref().unwrap().peer_names.clone())
+                .collect();
             assert_eq!(got[0], vec!["a.test"], "exact name from the CN");
             assert_eq!(got[1], vec!["*.wild.test", "wild"], "one-label wildcard");
-            assert_eq!(got[2], vec!["default.test"], "two labels: no wildcard match");
+            assert_eq!(
+                got[2],
+                vec!["default.test"],
+                "two labels: no wildcard match"
+            );
             assert_eq!(got[3], vec!["default.test"], "unknown: the first loaded");
             let (srv, cli) = run(strict, 2, move |addr| {
-                vec![exchange_any(addr, &ca, "a.test"), exchange_any(addr, &ca, "other.test")]
+                vec![
+                    exchange_any(addr, &ca, "a.test"),
+                    exchange_any(addr, &ca, "other.test"),
+                ]
             })
             .await;
             assert!(srv[0].is_ok() && cli[0].is_ok());
@@ -159,7 +195,11 @@ fn sni_picks_exact_then_wildcard_then_the_default_and_strict_sni_refuses() {
 }
 
 /// A client that accepts any certificate (to see which one the server chose).
-fn exchange_any(addr: SocketAddr, _ca: &rustls::pki_types::CertificateDer<'static>, sni: &str) -> Result<Seen, String> {
+fn exchange_any(
+    addr: SocketAddr,
+    _ca: &rustls::pki_types::CertificateDer<'static>,
+    sni: &str,
+) -> Result<Seen, String> {
     #[derive(Debug)]
     struct Any(Arc<rustls::crypto::CryptoProvider>);
     impl rustls::client::danger::ServerCertVerifier for Any {
@@ -179,7 +219,12 @@ fn exchange_any(addr: SocketAddr, _ca: &rustls::pki_types::CertificateDer<'stati
             c: &rustls::pki_types::CertificateDer<'_>,
             d: &rustls::DigitallySignedStruct,
         ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
         }
         fn verify_tls13_signature(
             &self,
@@ -187,7 +232,12 @@ fn exchange_any(addr: SocketAddr, _ca: &rustls::pki_types::CertificateDer<'stati
             c: &rustls::pki_types::CertificateDer<'_>,
             d: &rustls::DigitallySignedStruct,
         ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
         }
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
             self.0.signature_verification_algorithms.supported_schemes()
@@ -214,10 +264,14 @@ fn alpn_is_chosen_from_the_servers_list() {
         let (bind, ca) = (bind.clone(), ca.clone());
         async move {
             let (srv, cli) = run(bind, 2, move |addr| {
-                let mut o = ClientOpts::default();
-                o.alpn = vec!["http/1.1"];
-                let mut both = ClientOpts::default();
-                both.alpn = vec!["http/1.1", "h2"];
+                let o = ClientOpts {
+                    alpn: vec!["http/1.1"],
+                    ..Default::default()
+                };
+                let both = ClientOpts {
+                    alpn: vec!["http/1.1", "h2"],
+                    ..Default::default()
+                };
                 vec![
                     exchange(addr, client_config(&ca, o), "a.test", b"x\n"),
                     exchange(addr, client_config(&ca, both), "a.test", b"x\n"),
@@ -225,7 +279,10 @@ fn alpn_is_chosen_from_the_servers_list() {
             })
             .await;
             assert_eq!(&*srv[0].as_ref().unwrap().alpn, b"http/1.1");
-            assert_eq!(cli[0].as_ref().unwrap().alpn.as_deref(), Some(&b"http/1.1"[..]));
+            assert_eq!(
+                cli[0].as_ref().unwrap().alpn.as_deref(),
+                Some(&b"http/1.1"[..])
+            );
             // Server preference: h2 first.
             assert_eq!(&*srv[1].as_ref().unwrap().alpn, b"h2");
         }
@@ -252,7 +309,12 @@ fn ssl_min_ver_tls13_refuses_a_tls12_only_client() {
             let (srv, cli) = run(bind, 2, move |addr| {
                 vec![
                     exchange(addr, client_config(&ca2, tls12()), "a.test", b"x\n"),
-                    exchange(addr, client_config(&ca2, ClientOpts::default()), "a.test", b"x\n"),
+                    exchange(
+                        addr,
+                        client_config(&ca2, ClientOpts::default()),
+                        "a.test",
+                        b"x\n",
+                    ),
                 ]
             })
             .await;
@@ -260,7 +322,12 @@ fn ssl_min_ver_tls13_refuses_a_tls12_only_client() {
             assert_eq!(srv[1].as_ref().unwrap().protocol, "TLSv1.3");
             // Without it, TLS 1.2 is served, with OpenSSL's suite name.
             let (srv, _) = run(default, 1, move |addr| {
-                vec![exchange(addr, client_config(&ca, tls12()), "a.test", b"x\n")]
+                vec![exchange(
+                    addr,
+                    client_config(&ca, tls12()),
+                    "a.test",
+                    b"x\n",
+                )]
             })
             .await;
             let info = srv[0].as_ref().unwrap();
@@ -299,14 +366,23 @@ fn client_certificates_required_optional_other_ca_and_revoked() {
             let (ca2, good2) = (ca.clone(), good.clone());
             let (srv, cli) = run(required, 4, move |addr| {
                 vec![
-                    exchange(addr, client_config(&ca2, ClientOpts::default()), "a.test", b"x\n"),
+                    exchange(
+                        addr,
+                        client_config(&ca2, ClientOpts::default()),
+                        "a.test",
+                        b"x\n",
+                    ),
                     exchange(addr, client_config(&ca2, with(&good2)), "a.test", b"x\n"),
                     exchange(addr, client_config(&ca2, with(&foreign)), "a.test", b"x\n"),
                     exchange(addr, client_config(&ca2, with(&revoked)), "a.test", b"x\n"),
                 ]
             })
             .await;
-            assert!(srv[0].is_err() && cli[0].is_err(), "no certificate: {:?}", cli[0]);
+            assert!(
+                srv[0].is_err() && cli[0].is_err(),
+                "no certificate: {:?}",
+                cli[0]
+            );
             let info = srv[1].as_ref().unwrap();
             assert!(info.client_cert);
             assert_eq!(info.verify, 0);
@@ -316,7 +392,12 @@ fn client_certificates_required_optional_other_ca_and_revoked() {
             assert!(srv[3].is_err() && cli[3].is_err(), "revoked: {:?}", cli[3]);
             let (srv, _) = run(optional, 2, move |addr| {
                 vec![
-                    exchange(addr, client_config(&ca, ClientOpts::default()), "a.test", b"x\n"),
+                    exchange(
+                        addr,
+                        client_config(&ca, ClientOpts::default()),
+                        "a.test",
+                        b"x\n",
+                    ),
                     exchange(addr, client_config(&ca, with(&good)), "a.test", b"x\n"),
                 ]
             })
@@ -333,7 +414,12 @@ fn tickets_from_one_key_file_resume_across_two_server_configs() {
     let pki = Pki::new("Test CA");
     pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
     let keys: String = (1..=3u8)
-        .map(|i| format!("{}\n", base64::engine::general_purpose::STANDARD.encode([i; 80])))
+        .map(|i| {
+            format!(
+                "{}\n",
+                base64::engine::general_purpose::STANDARD.encode([i; 80])
+            )
+        })
         .collect();
     std::fs::write(pki.path("tickets"), keys).unwrap();
     let mut spec = spec_with(&[&pki.path("a.pem")]);
@@ -359,7 +445,10 @@ fn tickets_from_one_key_file_resume_across_two_server_configs() {
                 assert!(!s1[0].as_ref().unwrap().resumed);
                 let c2 = cfg.clone();
                 let (s2, cli) = run(two, 1, move |a| vec![exchange(a, c2, "a.test", b"x\n")]).await;
-                assert!(s2[0].as_ref().unwrap().resumed, "resumed on the other config");
+                assert!(
+                    s2[0].as_ref().unwrap().resumed,
+                    "resumed on the other config"
+                );
                 assert!(cli[0].as_ref().unwrap().resumed);
                 // A bind with other keys cannot decrypt the ticket: a full handshake.
                 let (s3, _) = run(lone, 1, move |a| vec![exchange(a, cfg, "a.test", b"x\n")]).await;
@@ -403,10 +492,16 @@ fn half_a_client_hello_is_dropped_at_the_deadline() {
             .await;
             let took = started.elapsed();
             assert!(matches!(r, Err(tls::AcceptError::Timeout)), "{:?}", r.err());
-            assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "{took:?}");
+            assert!(
+                took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+                "{took:?}"
+            );
             let (read, waited) = join(client).await;
             // The socket was closed with the dropped future: EOF, not the 10 s timeout.
-            assert!(matches!(read, Ok(0)) || read.is_err() && waited < Duration::from_secs(5), "{read:?}");
+            assert!(
+                matches!(read, Ok(0)) || read.is_err() && waited < Duration::from_secs(5),
+                "{read:?}"
+            );
             assert!(waited < Duration::from_secs(5));
         }
     });
@@ -437,11 +532,18 @@ fn a_read_dropped_by_its_timeout_leaves_the_stream_refusing_further_use() {
             });
             let set = ServerSet::new(&bind).unwrap();
             let (sock, _) = l.accept().await.unwrap();
-            let (mut s, _) = tls::accept(sock, &set, Instant::now() + Duration::from_secs(5), tls::Acceptor::default())
-                .await
-                .unwrap();
+            let (mut s, _) = tls::accept(
+                sock,
+                &set,
+                Instant::now() + Duration::from_secs(5),
+                tls::Acceptor::default(),
+            )
+            .await
+            .unwrap();
             assert_eq!(read_line(&mut s).await, b"first\n");
-            let timed_out = monoio::time::timeout(Duration::from_millis(100), s.read(Vec::with_capacity(64))).await;
+            let timed_out =
+                monoio::time::timeout(Duration::from_millis(100), s.read(Vec::with_capacity(64)))
+                    .await;
             assert!(timed_out.is_err(), "the client is silent");
             tx.send(()).unwrap();
             let (r, _) = s.read(Vec::with_capacity(64)).await;
@@ -460,7 +562,9 @@ fn a_megabyte_each_way_and_close_notify_reads_as_eof() {
     pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
     let bind = load_bind(&spec_with(&[&pki.path("a.pem")]));
     let ca = pki.ca_der();
-    let blob: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let blob: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     both_drivers(|| {
         let (bind, ca, blob) = (bind.clone(), ca.clone(), blob.clone());
         async move {
@@ -482,9 +586,14 @@ fn a_megabyte_each_way_and_close_notify_reads_as_eof() {
             });
             let set = ServerSet::new(&bind).unwrap();
             let (sock, _) = l.accept().await.unwrap();
-            let (mut s, _) = tls::accept(sock, &set, Instant::now() + Duration::from_secs(5), tls::Acceptor::default())
-                .await
-                .unwrap();
+            let (mut s, _) = tls::accept(
+                sock,
+                &set,
+                Instant::now() + Duration::from_secs(5),
+                tls::Acceptor::default(),
+            )
+            .await
+            .unwrap();
             let mut got = Vec::new();
             let mut buf = Vec::with_capacity(8192);
             loop {
@@ -535,7 +644,13 @@ fn ringlb_client_to_ringlb_server_verify_required_and_a_foreign_certificate() {
                 let (l, addr) = listener();
                 let server = monoio::spawn(serve(l, bind, 1, Duration::from_secs(5)));
                 let sock = TcpStream::connect(addr).await.unwrap();
-                let r = tls::connect(sock, cfg.clone(), name.clone(), Instant::now() + Duration::from_secs(5)).await;
+                let r = tls::connect(
+                    sock,
+                    cfg.clone(),
+                    name.clone(),
+                    Instant::now() + Duration::from_secs(5),
+                )
+                .await;
                 match r {
                     Ok(mut s) => {
                         assert!(ok);
@@ -554,7 +669,11 @@ fn ringlb_client_to_ringlb_server_verify_required_and_a_foreign_certificate() {
 
 #[test]
 fn openssl_s_client_sees_the_sni_certificate_and_tls13() {
-    if std::process::Command::new("openssl").arg("version").output().is_err() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped: no openssl CLI");
         return;
     }
@@ -569,7 +688,14 @@ fn openssl_s_client_sees_the_sni_certificate_and_tls13() {
             let (l, addr) = listener();
             let client = std::thread::spawn(move || {
                 let mut child = std::process::Command::new("openssl")
-                    .args(["s_client", "-connect", &addr.to_string(), "-servername", "b.test", "-CAfile"])
+                    .args([
+                        "s_client",
+                        "-connect",
+                        &addr.to_string(),
+                        "-servername",
+                        "b.test",
+                        "-CAfile",
+                    ])
                     .arg(&ca)
                     .args(["-verify_return_error", "-quiet"])
                     .stdin(std::process::Stdio::piped())
@@ -589,7 +715,10 @@ fn openssl_s_client_sees_the_sni_certificate_and_tls13() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stdout.contains("ok b.test  hey"), "{stdout} {stderr}");
-            assert!(stderr.contains("CN = b.test") || stderr.contains("CN=b.test"), "{stderr}");
+            assert!(
+                stderr.contains("CN = b.test") || stderr.contains("CN=b.test"),
+                "{stderr}"
+            );
         }
     });
 }

@@ -49,7 +49,13 @@ fn a_full_tls_frontend_checks_on_both_and_warns_on_what_rustls_lacks() {
         pki.path("certs").display(),
         list.display()
     );
-    let text = cfg(&bind, &format!("ssl verify required ca-file {} sni str(app.test) check-ssl", pki.ca_path().display()));
+    let text = cfg(
+        &bind,
+        &format!(
+            "ssl verify required ca-file {} sni str(app.test) check-ssl",
+            pki.ca_path().display()
+        ),
+    );
     let path = write(&pki, "ok.cfg", &text);
     let hx = haproxy_check(&path, &[]);
     assert_eq!(hx.status.code(), Some(0), "haproxy -c:\n{}", hx.stderr);
@@ -62,7 +68,11 @@ fn a_full_tls_frontend_checks_on_both_and_warns_on_what_rustls_lacks() {
             .lines()
             .any(|l| l.starts_with("warning: ") && l.contains(&at(line)) && l.contains(word))
     };
-    assert!(warned(bind_line, "DHE-RSA-AES128-GCM-SHA256"), "{}", rl.stderr);
+    assert!(
+        warned(bind_line, "DHE-RSA-AES128-GCM-SHA256"),
+        "{}",
+        rl.stderr
+    );
     assert!(warned(bind_line, "TLSv1.0"), "{}", rl.stderr);
     assert!(warned(bind_line, "X448"), "{}", rl.stderr);
 }
@@ -76,23 +86,84 @@ fn refused(pki: &Pki) -> Vec<(String, String, &'static str, bool)> {
     // The certificate of one file with the key of another.
     pki.server("other.pem", &["b.test"], "b.test", Alg::Ecdsa, true);
     let cert_a = std::fs::read_to_string(&a).unwrap();
-    let cert_only: String = cert_a.split("-----BEGIN PRIVATE KEY-----").next().unwrap().to_string();
-    std::fs::write(pki.path("mixed.pem"), format!("{cert_only}{}", std::fs::read_to_string(pki.path("other.pem.key")).unwrap())).unwrap();
+    let cert_only: String = cert_a
+        .split("-----BEGIN PRIVATE KEY-----")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        pki.path("mixed.pem"),
+        format!(
+            "{cert_only}{}",
+            std::fs::read_to_string(pki.path("other.pem.key")).unwrap()
+        ),
+    )
+    .unwrap();
     let two_keys = write(pki, "two.keys", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
     let a = a.display();
     vec![
-        (format!("ssl crt {}", pki.path("missing.pem").display()), String::new(), "missing.pem", true),
-        (format!("ssl crt {}", pki.path("nokey.pem").display()), String::new(), "private key", true),
-        (format!("ssl crt {}", pki.path("mixed.pem").display()), String::new(), "does not match", true),
-        (format!("ssl crt {a} verify required"), String::new(), "ca-file", true),
-        (format!("ssl crt {a} ciphers DHE-RSA-AES128-GCM-SHA256:AES128-SHA ssl-max-ver TLSv1.2"), String::new(), "no TLSv1.2 suite", false),
-        (format!("ssl crt {a} ssl-max-ver TLSv1.1"), String::new(), "no protocol version", false),
-        (format!("ssl crt {a} tls-ticket-keys {}", two_keys.display()), String::new(), "80 bytes", true),
-        (format!("ssl crt {a} crt-list {}", pki.path("nolist").display()), String::new(), "nolist", true),
+        (
+            format!("ssl crt {}", pki.path("missing.pem").display()),
+            String::new(),
+            "missing.pem",
+            true,
+        ),
+        (
+            format!("ssl crt {}", pki.path("nokey.pem").display()),
+            String::new(),
+            "private key",
+            true,
+        ),
+        (
+            format!("ssl crt {}", pki.path("mixed.pem").display()),
+            String::new(),
+            "does not match",
+            true,
+        ),
+        (
+            format!("ssl crt {a} verify required"),
+            String::new(),
+            "ca-file",
+            true,
+        ),
+        (
+            format!("ssl crt {a} ciphers DHE-RSA-AES128-GCM-SHA256:AES128-SHA ssl-max-ver TLSv1.2"),
+            String::new(),
+            "no TLSv1.2 suite",
+            false,
+        ),
+        (
+            format!("ssl crt {a} ssl-max-ver TLSv1.1"),
+            String::new(),
+            "no protocol version",
+            false,
+        ),
+        (
+            format!("ssl crt {a} tls-ticket-keys {}", two_keys.display()),
+            String::new(),
+            "80 bytes",
+            true,
+        ),
+        (
+            format!("ssl crt {a} crt-list {}", pki.path("nolist").display()),
+            String::new(),
+            "nolist",
+            true,
+        ),
         ("ssl".into(), String::new(), "certificate", true),
         (String::new(), "ssl".into(), "CA file", true),
-        (String::new(), "ssl verify required ca-file /nonexistent/ca.pem".into(), "ca.pem", true),
-        (String::new(), "ssl verify none sni nosuchfetch".into(), "sni", true),
+        (
+            String::new(),
+            "ssl verify required ca-file /nonexistent/ca.pem".into(),
+            "ca.pem",
+            true,
+        ),
+        (
+            String::new(),
+            "ssl verify none sni nosuchfetch".into(),
+            "sni",
+            true,
+        ),
     ]
 }
 
@@ -103,17 +174,32 @@ fn bad_tls_settings_are_errors_on_their_line() {
         let text = cfg(&bind, &server);
         let path = write(&pki, &format!("bad{i}.cfg"), &text);
         let rl = ringlb_check(&path, &[]);
-        assert_eq!(rl.status.code(), Some(1), "{bind} / {server}: accepted\n{}", rl.stderr);
-        let line = if server.is_empty() { line_of(&text, "bind 127.0.0.1:18443") } else { line_of(&text, "server s1") };
+        assert_eq!(
+            rl.status.code(),
+            Some(1),
+            "{bind} / {server}: accepted\n{}",
+            rl.stderr
+        );
+        let line = if server.is_empty() {
+            line_of(&text, "bind 127.0.0.1:18443")
+        } else {
+            line_of(&text, "server s1")
+        };
         let at = format!("{}:{line}: ", path.display());
         assert!(
-            rl.stderr.lines().any(|l| l.contains(&at) && l.contains(word)),
+            rl.stderr
+                .lines()
+                .any(|l| l.contains(&at) && l.contains(word)),
             "{bind} / {server}: no error at line {line} with {word:?}:\n{}",
             rl.stderr
         );
         if haproxy_refuses {
             let hx = haproxy_check(&path, &[]);
-            assert_ne!(hx.status.code(), Some(0), "haproxy accepts {bind} / {server}");
+            assert_ne!(
+                hx.status.code(),
+                Some(0),
+                "haproxy accepts {bind} / {server}"
+            );
         }
     }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::tls::{
-    BindTls, BindTlsSpec, ClientSettings, CrtSource, Findings, ServerVerify, SniSource,
-    SslConf, TlsVersion, UpstreamTls,
+    BindTls, BindTlsSpec, ClientSettings, CrtSource, Findings, ServerVerify, SniSource, SslConf,
+    TlsVersion, UpstreamTls,
 };
 
 /// HAProxy's `tune.ssl.lifetime` default, seconds.
@@ -95,7 +95,10 @@ fn version(v: &Option<String>, key: &str, errs: &mut Vec<(String, String)>) -> O
     let v = v.as_ref()?;
     let t = TlsVersion::parse(v);
     if t.is_none() {
-        errs.push((key.into(), format!("unknown version {v:?} (\"TLSv1.2\" or \"TLSv1.3\")")));
+        errs.push((
+            key.into(),
+            format!("unknown version {v:?} (\"TLSv1.2\" or \"TLSv1.3\")"),
+        ));
     }
     t
 }
@@ -114,7 +117,10 @@ pub fn toml_bind_spec(raw: &RawTls) -> Result<BindTlsSpec, Vec<(String, String)>
     let mut crts: Vec<CrtSource> = raw.crt.iter().map(|c| CrtSource::Crt(c.into())).collect();
     crts.extend(raw.crt_list.iter().map(|c| CrtSource::List(c.into())));
     if crts.is_empty() {
-        errs.push(("crt".into(), "a TLS frontend needs a certificate (crt or crt_list)".into()));
+        errs.push((
+            "crt".into(),
+            "a TLS frontend needs a certificate (crt or crt_list)".into(),
+        ));
     }
     let conf = SslConf {
         alpn: Some(raw.alpn.clone().unwrap_or_else(|| vec!["http/1.1".into()])),
@@ -149,16 +155,21 @@ pub fn toml_bind_spec(raw: &RawTls) -> Result<BindTlsSpec, Vec<(String, String)>
 pub fn toml_server_settings(raw: &RawServerTls) -> Result<ClientSettings, Vec<(String, String)>> {
     let mut errs = Vec::new();
     let verify = match raw.verify.as_deref() {
-        None | Some("required") => match &raw.ca_file {
-            Some(ca) => ServerVerify::Required { ca_file: ca.into() },
-            None => {
-                errs.push(("ca_file".into(), "verify = \"required\" (the default) needs a ca_file (or verify = \"none\")".into()));
-                ServerVerify::None
+        None | Some("required") => {
+            match &raw.ca_file {
+                Some(ca) => ServerVerify::Required { ca_file: ca.into() },
+                None => {
+                    errs.push(("ca_file".into(), "verify = \"required\" (the default) needs a ca_file (or verify = \"none\")".into()));
+                    ServerVerify::None
+                }
             }
-        },
+        }
         Some("none") => ServerVerify::None,
         Some(other) => {
-            errs.push(("verify".into(), format!("expected \"required\" or \"none\", got {other:?}")));
+            errs.push((
+                "verify".into(),
+                format!("expected \"required\" or \"none\", got {other:?}"),
+            ));
             ServerVerify::None
         }
     };

@@ -51,7 +51,9 @@ impl Validator {
         raw: &super::tls::RawTls,
     ) -> Option<std::sync::Arc<crate::tls::BindTls>> {
         match super::tls::toml_bind_spec(raw) {
-            Ok(spec) => self.loaded(&format!("{path}.tls"), |e, w| super::tls::load_bind(&spec, e, w)),
+            Ok(spec) => self.loaded(&format!("{path}.tls"), |e, w| {
+                super::tls::load_bind(&spec, e, w)
+            }),
             Err(errs) => {
                 for (k, m) in errs {
                     self.err(format!("{path}.tls.{k}"), m);
@@ -68,7 +70,9 @@ impl Validator {
         raw: &super::tls::RawServerTls,
     ) -> Option<std::sync::Arc<crate::tls::UpstreamTls>> {
         match super::tls::toml_server_settings(raw) {
-            Ok(s) => self.loaded(&format!("{path}.tls"), |e, w| super::tls::load_server(s, e, w)),
+            Ok(s) => self.loaded(&format!("{path}.tls"), |e, w| {
+                super::tls::load_server(s, e, w)
+            }),
             Err(errs) => {
                 for (k, m) in errs {
                     self.err(format!("{path}.tls.{k}"), m);
@@ -740,13 +744,19 @@ impl Validator {
                         binds.push(super::Bind {
                             addr,
                             accept_proxy: accept_proxy.unwrap_or(f.accept_proxy),
-                            tls: if use_tls.unwrap_or(true) { tls.clone() } else { None },
+                            tls: if use_tls.unwrap_or(true) {
+                                tls.clone()
+                            } else {
+                                None
+                            },
                         });
                     }
                     Err(e) => self.err(&bpath, e),
                 }
             }
-            if binds.iter().any(|b| b.accept_proxy != f.accept_proxy) && binds.iter().any(|b| b.accept_proxy == f.accept_proxy) {
+            if binds.iter().any(|b| b.accept_proxy != f.accept_proxy)
+                && binds.iter().any(|b| b.accept_proxy == f.accept_proxy)
+            {
                 self.err(
                     format!("{path}.bind"),
                     "accept_proxy must be the same on every bind of a frontend (for now)",

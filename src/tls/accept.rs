@@ -40,7 +40,9 @@ impl std::fmt::Display for AcceptError {
             AcceptError::Timeout => write!(f, "TLS handshake timeout"),
             AcceptError::Io(e) => write!(f, "connection error during the TLS handshake: {e}"),
             AcceptError::Tls(e) => write!(f, "TLS handshake failure: {e}"),
-            AcceptError::NoCertificate => write!(f, "no certificate for the requested name (strict-sni)"),
+            AcceptError::NoCertificate => {
+                write!(f, "no certificate for the requested name (strict-sni)")
+            }
         }
     }
 }
@@ -145,10 +147,12 @@ where
     rx.clear();
     let mut stream = TlsStream::new(io, conn, rx, tx);
     if let Err(e) = stream.handshake().await {
-        return Err(match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            Some(t) => AcceptError::Tls(t.clone()),
-            None => AcceptError::Io(e),
-        });
+        return Err(
+            match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(t) => AcceptError::Tls(t.clone()),
+                None => AcceptError::Io(e),
+            },
+        );
     }
     let info = TlsInfo::from_server(stream.conn());
     Ok((stream, info))

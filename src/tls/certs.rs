@@ -126,12 +126,7 @@ pub fn certified(
         Ok(()) => {}
         // The provider cannot tell (no SPKI for this key type): trust the file.
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
-        Err(_) => {
-            return Err(fail(
-                path,
-                "the private key does not match the certificate",
-            ))
-        }
+        Err(_) => return Err(fail(path, "the private key does not match the certificate")),
     }
     let facts = CertFacts::parse(&leaf).map_err(|e| fail(path, e))?;
     Ok(LoadedCert {

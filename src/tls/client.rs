@@ -18,7 +18,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
+    SignatureScheme,
+};
 
 use super::certs;
 use super::store::SslConf;
@@ -45,7 +48,9 @@ impl SniSource {
             return Ok(SniSource::Fixed(v.to_string()));
         }
         match expr {
-            "req.hdr(host)" | "hdr(host)" | "req.hdr(Host)" | "hdr(Host)" => Ok(SniSource::HostHeader),
+            "req.hdr(host)" | "hdr(host)" | "req.hdr(Host)" | "hdr(Host)" => {
+                Ok(SniSource::HostHeader)
+            }
             "ssl_fc_sni" => Ok(SniSource::ClientSni),
             _ => Err(format!(
                 "'sni {expr}': ringlb evaluates str(NAME), req.hdr(host) and ssl_fc_sni"
@@ -59,7 +64,9 @@ impl SniSource {
 pub enum ServerVerify {
     None,
     /// Against these CA files (`@system-ca`: the system's bundle).
-    Required { ca_file: PathBuf },
+    Required {
+        ca_file: PathBuf,
+    },
 }
 
 /// A server's TLS settings as configured.
@@ -109,7 +116,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -118,7 +130,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -142,7 +159,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
@@ -243,7 +263,8 @@ pub async fn connect<S>(
 where
     S: AsyncReadRent + AsyncWriteRent,
 {
-    let conn = ClientConnection::new(config, name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let conn = ClientConnection::new(config, name)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut stream = TlsStream::new(io, conn, Vec::new(), Vec::new());
     match monoio::time::timeout_at(deadline, stream.handshake()).await {
         Ok(Ok(())) => Ok(stream),

@@ -37,7 +37,9 @@ pub use stream::{ClientTls, MaybeTls, ServerTls, TlsStream};
 pub use tickets::TicketKeys;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
-compile_error!("ringlb needs a crypto provider: build with feature `aws-lc-rs` (default) or `ring`");
+compile_error!(
+    "ringlb needs a crypto provider: build with feature `aws-lc-rs` (default) or `ring`"
+);
 
 /// The crypto provider every TLS object of the process uses.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

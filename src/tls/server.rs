@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 
@@ -119,7 +121,11 @@ impl BindTls {
         }
         let mut contexts = Vec::new();
         for (i, c) in confs.iter().enumerate() {
-            let what = if i == 0 { "bind".to_string() } else { format!("crt-list context {i}") };
+            let what = if i == 0 {
+                "bind".to_string()
+            } else {
+                format!("crt-list context {i}")
+            };
             match Context::build(c, spec.no_ca_names, &what, &mut out.warnings) {
                 Ok(ctx) => contexts.push(ctx),
                 Err(e) => out.errors.push(e),
@@ -167,11 +173,19 @@ fn load_list(
 ) {
     let text = match std::fs::read_to_string(list) {
         Ok(t) => t,
-        Err(e) => return out.errors.push(format!("crt-list '{}': {e}", list.display())),
+        Err(e) => {
+            return out
+                .errors
+                .push(format!("crt-list '{}': {e}", list.display()))
+        }
     };
     let lines = match store::parse_crt_list(&text) {
         Ok(l) => l,
-        Err(e) => return out.errors.push(format!("crt-list '{}': {e}", list.display())),
+        Err(e) => {
+            return out
+                .errors
+                .push(format!("crt-list '{}': {e}", list.display()))
+        }
     };
     for line in lines {
         let ctx = if line.conf == SslConf::default() {
@@ -209,7 +223,8 @@ impl Context {
         warnings: &mut Vec<String>,
     ) -> Result<Context, String> {
         let base = super::provider();
-        let (versions, wanted_old) = suites::versions(conf.min_ver, conf.max_ver, &conf.no_versions);
+        let (versions, wanted_old) =
+            suites::versions(conf.min_ver, conf.max_ver, &conf.no_versions);
         if wanted_old {
             warnings.push(format!(
                 "{what}: TLSv1.0/TLSv1.1 cannot be offered (rustls has neither): ringlb serves TLSv1.2 and TLSv1.3 only"
@@ -228,7 +243,9 @@ impl Context {
                 let m = suites::map_ciphersuites(list);
                 note_dropped(what, "ciphersuites", &m.unsupported, &m.unknown, warnings);
                 if m.items.is_empty() && has13 {
-                    return Err(format!("{what}: 'ciphersuites {list}' leaves no TLSv1.3 suite ringlb can offer"));
+                    return Err(format!(
+                        "{what}: 'ciphersuites {list}' leaves no TLSv1.3 suite ringlb can offer"
+                    ));
                 }
                 ids.extend(m.items);
             }
@@ -302,7 +319,13 @@ fn default_ids(p: &CryptoProvider, tls13: bool) -> Vec<rustls::CipherSuite> {
         .collect()
 }
 
-fn note_dropped(what: &str, key: &str, unsupported: &[String], unknown: &[String], w: &mut Vec<String>) {
+fn note_dropped(
+    what: &str,
+    key: &str,
+    unsupported: &[String],
+    unknown: &[String],
+    w: &mut Vec<String>,
+) {
     if !unsupported.is_empty() {
         w.push(format!(
             "{what}: '{key}': {} not offered (rustls has no TLSv1.0/1.1, DHE, CBC, static-RSA, CCM or NULL suites, nor P-521/X448)",
@@ -310,7 +333,10 @@ fn note_dropped(what: &str, key: &str, unsupported: &[String], unknown: &[String
         ));
     }
     if !unknown.is_empty() {
-        w.push(format!("{what}: '{key}': unknown name(s) {} ignored", unknown.join(", ")));
+        w.push(format!(
+            "{what}: '{key}': unknown name(s) {} ignored",
+            unknown.join(", ")
+        ));
     }
 }
 
@@ -330,7 +356,11 @@ fn client_verifier(
     let Some(ca) = &conf.ca_file else {
         return Err(format!(
             "{what}: 'verify {}' needs a 'ca-file' to check client certificates against",
-            if verify == Verify::Required { "required" } else { "optional" }
+            if verify == Verify::Required {
+                "required"
+            } else {
+                "optional"
+            }
         ));
     };
     let mut roots = RootCertStore::empty();
@@ -352,7 +382,8 @@ fn client_verifier(
     if no_ca_names {
         b = b.clear_root_hint_subjects();
     }
-    b.build().map_err(|e| format!("{what}: client verification: {e}"))
+    b.build()
+        .map_err(|e| format!("{what}: client verification: {e}"))
 }
 
 /// Picks the certificate for a ClientHello from the bind's store.

@@ -99,7 +99,10 @@ impl SslConf {
             max_ver: line.max_ver.or(self.max_ver),
             no_versions,
             ciphers: line.ciphers.clone().or_else(|| self.ciphers.clone()),
-            ciphersuites: line.ciphersuites.clone().or_else(|| self.ciphersuites.clone()),
+            ciphersuites: line
+                .ciphersuites
+                .clone()
+                .or_else(|| self.ciphersuites.clone()),
             curves: line.curves.clone().or_else(|| self.curves.clone()),
         }
     }
@@ -171,7 +174,13 @@ impl Hello<'_> {
 impl CertStore {
     /// Adds a certificate served with context `ctx`, indexed under `filters` (its own
     /// names when empty) except the `negative` ones.
-    pub fn add(&mut self, cert: Arc<LoadedCert>, ctx: usize, filters: &[String], negative: &[String]) {
+    pub fn add(
+        &mut self,
+        cert: Arc<LoadedCert>,
+        ctx: usize,
+        filters: &[String],
+        negative: &[String],
+    ) {
         let idx = self.entries.len() as u32;
         let names: Vec<String> = if filters.is_empty() {
             cert.names.clone()
@@ -380,7 +389,9 @@ mod tests {
         let c = p.self_signed(&key).unwrap();
         let der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
         let path = PathBuf::from(format!("{cn}.pem"));
-        Arc::new(certs::certified(&path, vec![CertificateDer::from(c.der().to_vec())], der).unwrap())
+        Arc::new(
+            certs::certified(&path, vec![CertificateDer::from(c.der().to_vec())], der).unwrap(),
+        )
     }
 
     const ECDSA_AND_RSA: &[SignatureScheme] = &[
@@ -389,7 +400,11 @@ mod tests {
     ];
     const RSA_ONLY: &[SignatureScheme] = &[SignatureScheme::RSA_PSS_SHA256];
 
-    fn pick<'a>(s: &'a CertStore, sni: Option<&str>, schemes: &[SignatureScheme]) -> Option<&'a str> {
+    fn pick<'a>(
+        s: &'a CertStore,
+        sni: Option<&str>,
+        schemes: &[SignatureScheme],
+    ) -> Option<&'a str> {
         s.select(&Hello { sni, schemes })
             .map(|e| e.cert.path.to_str().unwrap())
     }
@@ -443,13 +458,32 @@ mod tests {
         let wild = cert(&["ignored.test"], "w", false);
         s.add(wild, 1, &["*.ex.test".into()], &["admin.ex.test".into()]);
         assert_eq!(pick(&s, Some("www.ex.test"), ECDSA_AND_RSA), Some("w.pem"));
-        assert_eq!(pick(&s, Some("admin.ex.test"), ECDSA_AND_RSA), Some("default.pem"));
-        assert_eq!(pick(&s, Some("ignored.test"), ECDSA_AND_RSA), Some("default.pem"));
-        assert_eq!(s.select(&Hello { sni: Some("www.ex.test"), schemes: ECDSA_AND_RSA }).unwrap().ctx, 1);
+        assert_eq!(
+            pick(&s, Some("admin.ex.test"), ECDSA_AND_RSA),
+            Some("default.pem")
+        );
+        assert_eq!(
+            pick(&s, Some("ignored.test"), ECDSA_AND_RSA),
+            Some("default.pem")
+        );
+        assert_eq!(
+            s.select(&Hello {
+                sni: Some("www.ex.test"),
+                schemes: ECDSA_AND_RSA
+            })
+            .unwrap()
+            .ctx,
+            1
+        );
         // Negative filters alone remove names from the certificate's own.
         let mut t = CertStore::default();
         t.add(cert(&[], "default", true), 0, &[], &[]);
-        t.add(cert(&["a.test", "b.test"], "ab", false), 0, &[], &["b.test".into()]);
+        t.add(
+            cert(&["a.test", "b.test"], "ab", false),
+            0,
+            &[],
+            &["b.test".into()],
+        );
         assert_eq!(pick(&t, Some("a.test"), ECDSA_AND_RSA), Some("ab.pem"));
         assert_eq!(pick(&t, Some("b.test"), ECDSA_AND_RSA), Some("default.pem"));
     }
@@ -491,7 +525,10 @@ d.pem !only.neg
         for (bad, why) in [
             ("a.pem [verify sometimes]", "line 1: 'verify'"),
             ("a.pem [alpn h2", "missing ']'"),
-            ("\na.pem [frobnicate]", "line 2: unsupported crt-list option 'frobnicate'"),
+            (
+                "\na.pem [frobnicate]",
+                "line 2: unsupported crt-list option 'frobnicate'",
+            ),
             ("a.pem [ssl-min-ver TLSv9]", "unknown version"),
         ] {
             let e = parse_crt_list(bad).unwrap_err();

@@ -46,6 +46,13 @@ pub struct TlsStream<S, C> {
     tx: Vec<u8>,
     /// A socket operation was started and its future dropped before it finished.
     busy: bool,
+    /// A TLS error was returned: the stream stays failed (never resynchronises on
+    /// whatever the peer sends next, nor hands out plaintext decrypted before it).
+    failed: bool,
+}
+
+fn failed_before() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "TLS stream failed earlier")
 }
 
 fn cancelled() -> io::Error {
@@ -75,6 +82,7 @@ where
             rx_pos: 0,
             tx,
             busy: false,
+            failed: false,
         }
     }
 
@@ -96,9 +104,7 @@ where
 
     /// Drives the handshake to its end (the caller bounds it with a deadline).
     pub async fn handshake(&mut self) -> io::Result<()> {
-        if self.busy {
-            return Err(cancelled());
-        }
+        self.usable()?;
         loop {
             if self.conn.wants_write() {
                 self.flush_tls().await?;
@@ -125,6 +131,16 @@ where
         Ok(())
     }
 
+    fn usable(&self) -> io::Result<()> {
+        if self.busy {
+            Err(cancelled())
+        } else if self.failed {
+            Err(failed_before())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Gives rustls the buffered ciphertext and processes it. On a TLS error the alert
     /// is sent before the error is returned.
     async fn feed(&mut self) -> io::Result<()> {
@@ -141,6 +157,7 @@ where
                 Err(e) => return Err(e),
             }
             if let Err(e) = self.conn.process_new_packets() {
+                self.failed = true;
                 let _ = self.flush_tls().await;
                 return Err(tls_error(e));
             }
@@ -179,6 +196,7 @@ where
                 // An empty read tells rustls the transport ended.
                 let _ = self.conn.read_tls(&mut &[][..]);
                 if let Err(e) = self.conn.process_new_packets() {
+                    self.failed = true;
                     return Err(tls_error(e));
                 }
                 Ok(0)
@@ -225,9 +243,7 @@ where
     }
 
     async fn read_raw(&mut self, dst: *mut u8, room: usize) -> io::Result<usize> {
-        if self.busy {
-            return Err(cancelled());
-        }
+        self.usable()?;
         if room == 0 {
             return Ok(0);
         }
@@ -255,9 +271,7 @@ where
     }
 
     async fn write_raw(&mut self, src: &[u8]) -> io::Result<usize> {
-        if self.busy {
-            return Err(cancelled());
-        }
+        self.usable()?;
         if self.conn.is_handshaking() {
             self.handshake().await?;
         }
@@ -323,17 +337,13 @@ where
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        if self.busy {
-            return Err(cancelled());
-        }
+        self.usable()?;
         self.flush_tls().await?;
         self.io.flush().await
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
-        if self.busy {
-            return Err(cancelled());
-        }
+        self.usable()?;
         self.conn.send_close_notify();
         self.flush_tls().await?;
         self.io.shutdown().await

@@ -23,12 +23,42 @@ struct Tls12 {
 }
 
 const TLS12: &[Tls12] = &[
-    Tls12 { openssl: "ECDHE-ECDSA-AES128-GCM-SHA256", suite: CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, ecdsa: true, enc: 128 },
-    Tls12 { openssl: "ECDHE-RSA-AES128-GCM-SHA256", suite: CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ecdsa: false, enc: 128 },
-    Tls12 { openssl: "ECDHE-ECDSA-AES256-GCM-SHA384", suite: CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, ecdsa: true, enc: 256 },
-    Tls12 { openssl: "ECDHE-RSA-AES256-GCM-SHA384", suite: CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ecdsa: false, enc: 256 },
-    Tls12 { openssl: "ECDHE-ECDSA-CHACHA20-POLY1305", suite: CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, ecdsa: true, enc: 20 },
-    Tls12 { openssl: "ECDHE-RSA-CHACHA20-POLY1305", suite: CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, ecdsa: false, enc: 20 },
+    Tls12 {
+        openssl: "ECDHE-ECDSA-AES128-GCM-SHA256",
+        suite: CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ecdsa: true,
+        enc: 128,
+    },
+    Tls12 {
+        openssl: "ECDHE-RSA-AES128-GCM-SHA256",
+        suite: CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ecdsa: false,
+        enc: 128,
+    },
+    Tls12 {
+        openssl: "ECDHE-ECDSA-AES256-GCM-SHA384",
+        suite: CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ecdsa: true,
+        enc: 256,
+    },
+    Tls12 {
+        openssl: "ECDHE-RSA-AES256-GCM-SHA384",
+        suite: CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ecdsa: false,
+        enc: 256,
+    },
+    Tls12 {
+        openssl: "ECDHE-ECDSA-CHACHA20-POLY1305",
+        suite: CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ecdsa: true,
+        enc: 20,
+    },
+    Tls12 {
+        openssl: "ECDHE-RSA-CHACHA20-POLY1305",
+        suite: CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ecdsa: false,
+        enc: 20,
+    },
 ];
 
 /// The TLS 1.2 suites an OpenSSL alias or name stands for (bit i = `TLS12[i]`);
@@ -57,14 +87,64 @@ fn alias(word: &str) -> Option<u8> {
         "SHA256" => by(&|s| s.enc != 256),
         "SHA384" => by(&|s| s.enc == 256),
         // Names OpenSSL knows that stand for nothing rustls has.
-        "RSA" | "kRSA" | "DHE" | "EDH" | "kDHE" | "kEDH" | "DH" | "kDH" | "ADH" | "AECDH"
-        | "aECDH" | "kECDH" | "aNULL" | "eNULL" | "NULL" | "COMPLEMENTOFALL"
-        | "COMPLEMENTOFDEFAULT" | "MEDIUM" | "LOW" | "EXP" | "EXPORT" | "MD5" | "SHA1" | "SHA"
-        | "DSS" | "aDSS" | "DES" | "3DES" | "RC4" | "RC2" | "IDEA" | "SEED" | "CAMELLIA"
-        | "CAMELLIA128" | "CAMELLIA256" | "ARIA" | "ARIA128" | "ARIA256" | "PSK" | "kPSK"
-        | "aPSK" | "ECDHEPSK" | "DHEPSK" | "RSAPSK" | "SRP" | "kSRP" | "aSRP" | "CBC"
-        | "AESCCM" | "AESCCM8" | "AES128CCM" | "AES256CCM" | "GOST" | "SSLv3" | "TLSv1"
-        | "TLSv1.0" | "aGOST" | "kGOST" => 0,
+        "RSA"
+        | "kRSA"
+        | "DHE"
+        | "EDH"
+        | "kDHE"
+        | "kEDH"
+        | "DH"
+        | "kDH"
+        | "ADH"
+        | "AECDH"
+        | "aECDH"
+        | "kECDH"
+        | "aNULL"
+        | "eNULL"
+        | "NULL"
+        | "COMPLEMENTOFALL"
+        | "COMPLEMENTOFDEFAULT"
+        | "MEDIUM"
+        | "LOW"
+        | "EXP"
+        | "EXPORT"
+        | "MD5"
+        | "SHA1"
+        | "SHA"
+        | "DSS"
+        | "aDSS"
+        | "DES"
+        | "3DES"
+        | "RC4"
+        | "RC2"
+        | "IDEA"
+        | "SEED"
+        | "CAMELLIA"
+        | "CAMELLIA128"
+        | "CAMELLIA256"
+        | "ARIA"
+        | "ARIA128"
+        | "ARIA256"
+        | "PSK"
+        | "kPSK"
+        | "aPSK"
+        | "ECDHEPSK"
+        | "DHEPSK"
+        | "RSAPSK"
+        | "SRP"
+        | "kSRP"
+        | "aSRP"
+        | "CBC"
+        | "AESCCM"
+        | "AESCCM8"
+        | "AES128CCM"
+        | "AES256CCM"
+        | "GOST"
+        | "SSLv3"
+        | "TLSv1"
+        | "TLSv1.0"
+        | "aGOST"
+        | "kGOST" => 0,
         w if looks_like_cipher(w) => 0,
         _ => return None,
     })
@@ -173,10 +253,7 @@ pub fn map_ciphersuites(list: &str) -> Mapped<CipherSuite> {
 }
 
 /// An OpenSSL curve list (`X25519:P-256`) → the provider's key exchange groups.
-pub fn map_curves(
-    provider: &CryptoProvider,
-    list: &str,
-) -> Mapped<&'static dyn SupportedKxGroup> {
+pub fn map_curves(provider: &CryptoProvider, list: &str) -> Mapped<&'static dyn SupportedKxGroup> {
     use rustls::NamedGroup;
     let mut out = Mapped::default();
     for name in list.split(':').filter(|e| !e.is_empty()) {
@@ -207,7 +284,12 @@ pub fn map_curves(
             .chain(all_kx_groups().copied())
             .find(|g| g.name() == group);
         match found {
-            Some(g) if !out.items.iter().any(|x: &&dyn SupportedKxGroup| x.name() == group) => {
+            Some(g)
+                if !out
+                    .items
+                    .iter()
+                    .any(|x: &&dyn SupportedKxGroup| x.name() == group) =>
+            {
                 out.items.push(g)
             }
             Some(_) => {}
@@ -297,10 +379,17 @@ mod tests {
         assert_eq!(m.items[0], C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
         assert_eq!(
             m.unsupported,
-            vec!["DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305"]
+            vec![
+                "DHE-RSA-AES128-GCM-SHA256",
+                "DHE-RSA-AES256-GCM-SHA384",
+                "DHE-RSA-CHACHA20-POLY1305"
+            ]
         );
         let cases: &[(&str, &[C])] = &[
-            ("ECDHE-RSA-AES128-GCM-SHA256", &[C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]),
+            (
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                &[C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256],
+            ),
             (
                 "EECDH+AESGCM:EDH+AESGCM",
                 &[
@@ -314,15 +403,21 @@ mod tests {
                 "ECDH+CHACHA20:!aRSA",
                 &[C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256],
             ),
-            ("HIGH:!aNULL:!MD5:!ECDSA", &[
-                C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-                C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-            ]),
-            ("AES256+EECDH:@STRENGTH", &[
-                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-            ]),
+            (
+                "HIGH:!aNULL:!MD5:!ECDSA",
+                &[
+                    C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                    C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                    C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+                ],
+            ),
+            (
+                "AES256+EECDH:@STRENGTH",
+                &[
+                    C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                    C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                ],
+            ),
             ("DHE-RSA-AES128-GCM-SHA256:AES128-SHA", &[]),
             ("!ALL:ECDHE-RSA-AES128-GCM-SHA256", &[]),
         ];
@@ -334,13 +429,24 @@ mod tests {
 
     #[test]
     fn tls13_suites_curves_and_versions() {
-        let m = map_ciphersuites("TLS_AES_128_CCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
-        assert_eq!(m.items, vec![C::TLS13_CHACHA20_POLY1305_SHA256, C::TLS13_AES_128_GCM_SHA256]);
+        let m = map_ciphersuites(
+            "TLS_AES_128_CCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+        );
+        assert_eq!(
+            m.items,
+            vec![
+                C::TLS13_CHACHA20_POLY1305_SHA256,
+                C::TLS13_AES_128_GCM_SHA256
+            ]
+        );
         assert_eq!(m.unsupported, vec!["TLS_AES_128_CCM_SHA256"]);
         let p = crate::tls::provider();
         let c = map_curves(&p, "X448:prime256v1:X25519:P-521:bogus");
         let names: Vec<_> = c.items.iter().map(|g| g.name()).collect();
-        assert_eq!(names, vec![rustls::NamedGroup::secp256r1, rustls::NamedGroup::X25519]);
+        assert_eq!(
+            names,
+            vec![rustls::NamedGroup::secp256r1, rustls::NamedGroup::X25519]
+        );
         assert_eq!(c.unsupported, vec!["X448", "P-521"]);
         assert_eq!(c.unknown, vec!["bogus"]);
         use TlsVersion::*;
@@ -352,7 +458,10 @@ mod tests {
         assert_eq!(v(None, None, &[]), (vec![TLSv1_3, TLSv1_2], false));
         assert_eq!(v(Some(Tls13), None, &[]), (vec![TLSv1_3], false));
         assert_eq!(v(Some(Tls10), None, &[]), (vec![TLSv1_3, TLSv1_2], true));
-        assert_eq!(v(Some(Tls10), None, &[Tls10, Tls11]), (vec![TLSv1_3, TLSv1_2], false));
+        assert_eq!(
+            v(Some(Tls10), None, &[Tls10, Tls11]),
+            (vec![TLSv1_3, TLSv1_2], false)
+        );
         assert_eq!(v(None, Some(Tls12), &[]), (vec![TLSv1_2], false));
         assert_eq!(v(None, None, &[Tls12, Tls13]), (vec![], false));
         assert_eq!(v(Some(Tls10), Some(Tls11), &[]), (vec![], true));
@@ -360,7 +469,13 @@ mod tests {
 
     #[test]
     fn openssl_names_of_suites() {
-        assert_eq!(openssl_name(C::TLS13_AES_128_GCM_SHA256), "TLS_AES_128_GCM_SHA256");
-        assert_eq!(openssl_name(C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256), "ECDHE-ECDSA-CHACHA20-POLY1305");
+        assert_eq!(
+            openssl_name(C::TLS13_AES_128_GCM_SHA256),
+            "TLS_AES_128_GCM_SHA256"
+        );
+        assert_eq!(
+            openssl_name(C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+            "ECDHE-ECDSA-CHACHA20-POLY1305"
+        );
     }
 }

@@ -86,8 +86,8 @@ impl TicketKeys {
 
     /// Reads a `tls-ticket-keys` file.
     pub fn from_file(path: &Path, lifetime: u32) -> Result<TicketKeys, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("'{}': {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("'{}': {e}", path.display()))?;
         Self::parse(&text, lifetime).map_err(|e| format!("'{}': {e}", path.display()))
     }
 
@@ -110,7 +110,10 @@ impl TicketKeys {
                     bytes.len()
                 ));
             }
-            if raw.first().is_some_and(|f: &Vec<u8>| f.len() != bytes.len()) {
+            if raw
+                .first()
+                .is_some_and(|f: &Vec<u8>| f.len() != bytes.len())
+            {
                 return Err(format!(
                     "line {}: keys of 48 and 80 bytes cannot be mixed",
                     i + 1
@@ -245,12 +248,20 @@ mod tests {
     #[test]
     fn bad_files_say_why() {
         let two = format!("{}\n{}\n", line(1, 80), line(2, 80));
-        assert!(TicketKeys::parse(&two, 300).unwrap_err().contains("at least 3"));
+        assert!(TicketKeys::parse(&two, 300)
+            .unwrap_err()
+            .contains("at least 3"));
         let mixed = format!("{}\n{}\n{}\n", line(1, 80), line(2, 48), line(3, 80));
-        assert!(TicketKeys::parse(&mixed, 300).unwrap_err().contains("line 2"));
+        assert!(TicketKeys::parse(&mixed, 300)
+            .unwrap_err()
+            .contains("line 2"));
         let short = format!("{}\n", line(1, 32));
-        assert!(TicketKeys::parse(&short, 300).unwrap_err().contains("48 or 80"));
-        assert!(TicketKeys::parse("!!!\n", 300).unwrap_err().contains("base64"));
+        assert!(TicketKeys::parse(&short, 300)
+            .unwrap_err()
+            .contains("48 or 80"));
+        assert!(TicketKeys::parse("!!!\n", 300)
+            .unwrap_err()
+            .contains("base64"));
     }
 
     #[test]

@@ -165,8 +165,7 @@ impl Mapper {
                     None => self.err(l.line, "'on-error' expects a mode"),
                 },
                 "id" | "cookie" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
-                | "agent-inter" | "pool-max-conn" | "pool-purge-delay"
-                | "max-reuse" => {
+                | "agent-inter" | "pool-max-conn" | "pool-purge-delay" | "max-reuse" => {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }
                 "send-proxy" => {

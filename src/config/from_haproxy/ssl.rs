@@ -99,7 +99,13 @@ fn based(base: &Option<PathBuf>, p: &str) -> PathBuf {
 impl Mapper {
     /// An option both `bind` and `ssl-default-bind-options` (and the server side)
     /// accept; `Ok(words taken)`, `Err(())` if not such an option.
-    fn conf_option(&mut self, l: &Line, opt: &str, value: Option<&String>, conf: &mut SslConf) -> Result<usize, ()> {
+    fn conf_option(
+        &mut self,
+        l: &Line,
+        opt: &str,
+        value: Option<&String>,
+        conf: &mut SslConf,
+    ) -> Result<usize, ()> {
         let need = |m: &mut Self| -> Option<String> {
             if value.is_none() {
                 m.err(l.line, format!("'{opt}' expects a value"));
@@ -145,7 +151,12 @@ impl Mapper {
 
     /// A TLS option of a `bind` line at `w[0]`; `Some(words taken)`, `None` if the
     /// word is not a TLS option.
-    pub(super) fn bind_ssl_option(&mut self, l: &Line, w: &[String], b: &mut BindSsl) -> Option<usize> {
+    pub(super) fn bind_ssl_option(
+        &mut self,
+        l: &Line,
+        w: &[String],
+        b: &mut BindSsl,
+    ) -> Option<usize> {
         let opt = w[0].as_str();
         let value = w.get(1);
         let base_crt = self.ssl.crt_base.clone();
@@ -219,16 +230,26 @@ impl Mapper {
                 1
             }
             "npn" => {
-                self.warn(l.line, "bind option 'npn' ignored: NPN is obsolete (rustls has none); use 'alpn'");
+                self.warn(
+                    l.line,
+                    "bind option 'npn' ignored: NPN is obsolete (rustls has none); use 'alpn'",
+                );
                 2
             }
-            "crt-ignore-err" | "ca-ignore-err" | "ca-verify-file" | "ca-sign-file" | "ca-sign-pass" => {
-                self.err(l.line, format!("bind option '{opt}' is not supported by ringlb"));
+            "crt-ignore-err" | "ca-ignore-err" | "ca-verify-file" | "ca-sign-file"
+            | "ca-sign-pass" => {
+                self.err(
+                    l.line,
+                    format!("bind option '{opt}' is not supported by ringlb"),
+                );
                 2
             }
             "generate-certificates" | "no-renegotiation" | "ssl-skip-self-issued-ca" => {
                 if opt == "generate-certificates" {
-                    self.err(l.line, "bind option 'generate-certificates' is not supported by ringlb");
+                    self.err(
+                        l.line,
+                        "bind option 'generate-certificates' is not supported by ringlb",
+                    );
                 }
                 1
             }
@@ -262,7 +283,11 @@ impl Mapper {
             "ssl-default-server-curves" => self.ssl.server.curves = need(self),
             "ssl-default-bind-options" | "ssl-default-server-options" => {
                 let bind = l.keyword() == "ssl-default-bind-options";
-                let mut conf = if bind { self.ssl.bind.clone() } else { self.ssl.server.clone() };
+                let mut conf = if bind {
+                    self.ssl.bind.clone()
+                } else {
+                    self.ssl.server.clone()
+                };
                 let mut i = 0;
                 while i < a.len() {
                     let (opt, value) = (a[i].as_str(), a.get(i + 1));
@@ -282,7 +307,10 @@ impl Mapper {
                         _ => match self.conf_option(l, opt, value, &mut conf) {
                             Ok(n) => n,
                             Err(()) => {
-                                self.err(l.line, format!("'{}': unknown option '{opt}'", l.keyword()));
+                                self.err(
+                                    l.line,
+                                    format!("'{}': unknown option '{opt}'", l.keyword()),
+                                );
                                 1
                             }
                         },
@@ -305,24 +333,52 @@ impl Mapper {
                 Some(Ok(d)) if d.as_secs() > 0 && d.as_secs() <= 7 * 86400 => {
                     self.ssl.lifetime = d.as_secs() as u32
                 }
-                _ => self.err(l.line, "'tune.ssl.lifetime' expects a time between 1s and 7d"),
+                _ => self.err(
+                    l.line,
+                    "'tune.ssl.lifetime' expects a time between 1s and 7d",
+                ),
             },
-            "tune.ssl.default-dh-param" => self.warn(l.line, "'tune.ssl.default-dh-param' ignored: ringlb offers no DHE suites (ECDHE only)"),
-            "ssl-load-extra-files" | "ssl-load-extra-del-ext" => self.warn(l.line, format!("'{}' ignored: ringlb reads the key from the PEM file or FILE.key only", l.keyword())),
-            "ssl-engine" | "ssl-mode-async" | "ssl-dh-param-file" | "ssl-skip-self-issued-ca" | "ssl-propquery" | "ssl-provider" | "ssl-provider-path" => {
-                self.warn(l.line, format!("'{}' ignored: ringlb uses rustls", l.keyword()))
-            }
-            k if k.starts_with("tune.ssl.") => self.warn(l.line, format!("'{k}' ignored: rustls manages its own buffers and caches")),
+            "tune.ssl.default-dh-param" => self.warn(
+                l.line,
+                "'tune.ssl.default-dh-param' ignored: ringlb offers no DHE suites (ECDHE only)",
+            ),
+            "ssl-load-extra-files" | "ssl-load-extra-del-ext" => self.warn(
+                l.line,
+                format!(
+                    "'{}' ignored: ringlb reads the key from the PEM file or FILE.key only",
+                    l.keyword()
+                ),
+            ),
+            "ssl-engine"
+            | "ssl-mode-async"
+            | "ssl-dh-param-file"
+            | "ssl-skip-self-issued-ca"
+            | "ssl-propquery"
+            | "ssl-provider"
+            | "ssl-provider-path" => self.warn(
+                l.line,
+                format!("'{}' ignored: ringlb uses rustls", l.keyword()),
+            ),
+            k if k.starts_with("tune.ssl.") => self.warn(
+                l.line,
+                format!("'{k}' ignored: rustls manages its own buffers and caches"),
+            ),
             _ => return false,
         }
         true
     }
 
     /// Loads a bind line's TLS (with the global defaults under it).
-    pub(super) fn load_bind_ssl(&mut self, b: &BindSsl) -> Option<std::sync::Arc<crate::tls::BindTls>> {
+    pub(super) fn load_bind_ssl(
+        &mut self,
+        b: &BindSsl,
+    ) -> Option<std::sync::Arc<crate::tls::BindTls>> {
         if !b.ssl {
             if let Some(opt) = &b.stray {
-                self.warn(b.line, format!("bind option '{opt}' ignored: the bind has no 'ssl'"));
+                self.warn(
+                    b.line,
+                    format!("bind option '{opt}' ignored: the bind has no 'ssl'"),
+                );
             }
             return None;
         }
@@ -344,7 +400,12 @@ impl Mapper {
     }
 
     /// A TLS option of a `server` / `default-server` line at `w[0]`.
-    pub(super) fn server_ssl_option(&mut self, l: &Line, w: &[String], s: &mut ServerSsl) -> Option<usize> {
+    pub(super) fn server_ssl_option(
+        &mut self,
+        l: &Line,
+        w: &[String],
+        s: &mut ServerSsl,
+    ) -> Option<usize> {
         let opt = w[0].as_str();
         let value = w.get(1);
         let need = |m: &mut Self| -> Option<String> {
@@ -375,13 +436,22 @@ impl Mapper {
                 match need(self).as_deref() {
                     Some("none") => s.verify_required = Some(false),
                     Some("required") => s.verify_required = Some(true),
-                    Some(v) => self.err(l.line, format!("server 'verify' expects none or required, got '{v}'")),
+                    Some(v) => self.err(
+                        l.line,
+                        format!("server 'verify' expects none or required, got '{v}'"),
+                    ),
                     None => {}
                 }
                 2
             }
             "ca-file" => {
-                s.ca_file = need(self).map(|v| if v == "@system-ca" { PathBuf::from(v) } else { based(&base_ca, &v) });
+                s.ca_file = need(self).map(|v| {
+                    if v == "@system-ca" {
+                        PathBuf::from(v)
+                    } else {
+                        based(&base_ca, &v)
+                    }
+                });
                 2
             }
             "sni" => {
@@ -406,11 +476,21 @@ impl Mapper {
                 1
             }
             "crt" | "crl-file" | "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
-                self.err(l.line, format!("server option '{opt}' is not supported by ringlb yet"));
-                if opt.starts_with("send-proxy") { 1 } else { 2 }
+                self.err(
+                    l.line,
+                    format!("server option '{opt}' is not supported by ringlb yet"),
+                );
+                if opt.starts_with("send-proxy") {
+                    1
+                } else {
+                    2
+                }
             }
             "npn" => {
-                self.warn(l.line, "server option 'npn' ignored: NPN is obsolete; use 'alpn'");
+                self.warn(
+                    l.line,
+                    "server option 'npn' ignored: NPN is obsolete; use 'alpn'",
+                );
                 2
             }
             _ => match self.conf_option(l, opt, value, &mut s.conf) {
@@ -421,14 +501,21 @@ impl Mapper {
     }
 
     /// A server's TLS client config, with the global defaults under its options.
-    pub(super) fn load_server_ssl(&mut self, line: usize, name: &str, s: &ServerSsl) -> Option<std::sync::Arc<UpstreamTls>> {
+    pub(super) fn load_server_ssl(
+        &mut self,
+        line: usize,
+        name: &str,
+        s: &ServerSsl,
+    ) -> Option<std::sync::Arc<UpstreamTls>> {
         if !s.ssl {
             return None;
         }
         let required = s.verify_required.unwrap_or(!self.ssl.server_verify_none);
         let verify = match (required, &s.ca_file) {
             (false, _) => ServerVerify::None,
-            (true, Some(ca)) => ServerVerify::Required { ca_file: ca.clone() },
+            (true, Some(ca)) => ServerVerify::Required {
+                ca_file: ca.clone(),
+            },
             (true, None) => {
                 self.err(line, format!("server '{name}': verify is enabled by default but no CA file specified ('ca-file'); set 'verify none' on the server line or 'ssl-server-verify none' in the global section to skip verification, as HAProxy asks"));
                 return None;
