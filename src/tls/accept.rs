@@ -5,8 +5,8 @@
 //!
 //! A client that stops halfway (half a ClientHello, a silent peer) is dropped at the
 //! deadline with its socket; a bad ClientHello or a failed handshake gets the alert
-//! rustls chose (`unrecognized_name`-style failures with `strict-sni` are a
-//! `handshake_failure`, as OpenSSL sends).
+//! rustls chose; `strict-sni` without a certificate for the name gets
+//! `unrecognized_name`, as HAProxy (OpenSSL) sends.
 
 use std::io;
 use std::sync::Arc;
@@ -20,6 +20,9 @@ use super::info::TlsInfo;
 use super::server::ServerSet;
 use super::store::Hello;
 use super::stream::{ServerTls, TlsStream, RX_SIZE};
+
+/// A plaintext fatal alert record: level 2 (fatal), description 112 (unrecognized_name).
+const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
 
 /// Why a TLS client was not accepted (for logs and counters).
 #[derive(Debug)]
@@ -126,22 +129,21 @@ where
         sni: hello.server_name(),
         schemes: hello.signature_schemes(),
     });
-    // Without a certificate, context 0's resolver finds none either and rustls
-    // answers with the alert.
-    let ctx = chosen.map_or(0, |e| e.ctx);
-    let no_cert = chosen.is_none();
-    let config = Arc::clone(&set.configs[ctx]);
+    let Some(entry) = chosen else {
+        // strict-sni without a match: a fatal `unrecognized_name` alert, as HAProxy
+        // (OpenSSL) sends; rustls' own answer would be `access_denied`.
+        let (r, _) = io.write_all(UNRECOGNIZED_NAME.to_vec()).await;
+        drop(r);
+        return Err(AcceptError::NoCertificate);
+    };
+    let config = Arc::clone(&set.configs[entry.ctx]);
     let conn = match accepted.into_connection(config) {
         Ok(c) => c,
         Err((e, mut alert)) => {
             tx.clear();
             let _ = alert.write_all(&mut tx);
             let _ = io.write_all(tx).await;
-            return Err(if no_cert {
-                AcceptError::NoCertificate
-            } else {
-                AcceptError::Tls(e)
-            });
+            return Err(AcceptError::Tls(e));
         }
     };
     rx.clear();
