@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn pin(cpu: usize) {
@@ -29,7 +32,10 @@ fn pin(cpu: usize) {
 }
 
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid out-pointer for clock_gettime.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -38,7 +44,10 @@ fn thread_cpu() -> Duration {
 fn proc_cpu(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<u64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // Fields 14 and 15 (utime, stime) are the 12th and 13th after the state.
     let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
@@ -81,7 +90,9 @@ fn clients(addr: SocketAddr, n: usize, resume: bool) -> (Duration, usize) {
                 for _ in 0..n / 2 {
                     let name = ServerName::try_from("bench.test").unwrap();
                     let mut c = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
-                    let Ok(mut s) = std::net::TcpStream::connect(addr) else { continue };
+                    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+                        continue;
+                    };
                     let _ = s.set_nodelay(true);
                     let mut ok = true;
                     while c.is_handshaking() && ok {
@@ -175,7 +186,8 @@ fn ringlb_run(cert: &Path, n: usize, resume: bool, server_cpu: usize) -> (f64, f
                 monoio::spawn(async move {
                     let deadline = monoio::time::Instant::now() + Duration::from_secs(5);
                     if let Ok((mut t, _)) =
-                        ringlb::tls::accept(s, &set, deadline, ringlb::tls::Acceptor::default()).await
+                        ringlb::tls::accept(s, &set, deadline, ringlb::tls::Acceptor::default())
+                            .await
                     {
                         let (_, _) = t.read(Vec::with_capacity(64)).await;
                     }
@@ -202,7 +214,11 @@ use std::rc::Rc;
 
 /// One run against HAProxy 2.6 (`bind ssl`, nbthread 1, pinned).
 fn haproxy_run(cert: &Path, n: usize, resume: bool, server_cpu: usize) -> Option<(f64, f64, f64)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let dir = tempfile::tempdir().ok()?;
     let cfg = dir.path().join("h.cfg");
@@ -277,7 +293,12 @@ fn main() {
             )
         };
         let o = row(&ours);
-        println!("| {name} | ringlb adapter | {:.0} | {:.0} | {:.0} % | |", o.0, o.1, o.2 * 100.0);
+        println!(
+            "| {name} | ringlb adapter | {:.0} | {:.0} | {:.0} % | |",
+            o.0,
+            o.1,
+            o.2 * 100.0
+        );
         if !theirs.is_empty() {
             let h = row(&theirs);
             println!(
