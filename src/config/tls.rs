@@ -146,6 +146,7 @@ pub fn toml_bind_spec(raw: &RawTls) -> Result<BindTlsSpec, Vec<(String, String)>
         ticket_keys: raw.ticket_keys.as_ref().map(PathBuf::from),
         no_ca_names: false,
         crt_base: None,
+        ca_base: None,
         lifetime: DEFAULT_LIFETIME,
         prefer_client_ciphers: false,
     })

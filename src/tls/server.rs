@@ -47,8 +47,10 @@ pub struct BindTlsSpec {
     pub ticket_keys: Option<PathBuf>,
     /// `no-ca-names`: no CA list in the client-certificate request.
     pub no_ca_names: bool,
-    /// Base directory of `crt-list` lines' relative paths (`crt-base`).
+    /// Base directory of `crt-list` lines' relative certificate paths (`crt-base`).
     pub crt_base: Option<PathBuf>,
+    /// Base directory of their relative `ca-file`/`crl-file` paths (`ca-base`).
+    pub ca_base: Option<PathBuf>,
     /// Seconds a session (ticket) is good for (`tune.ssl.lifetime`, default 300).
     pub lifetime: u32,
     /// `prefer-client-ciphers`: the client's suite order wins (HAProxy: the server's).
@@ -191,7 +193,13 @@ fn load_list(
         let ctx = if line.conf == SslConf::default() {
             0
         } else {
-            let merged = spec.conf.over(&line.conf);
+            let mut own = line.conf.clone();
+            for p in [&mut own.ca_file, &mut own.crl_file].into_iter().flatten() {
+                if let (Some(base), true) = (&spec.ca_base, p.is_relative()) {
+                    *p = base.join(&*p);
+                }
+            }
+            let merged = spec.conf.over(&own);
             match confs.iter().position(|c| *c == merged) {
                 Some(i) => i,
                 None => {
@@ -223,8 +231,20 @@ impl Context {
         warnings: &mut Vec<String>,
     ) -> Result<Context, String> {
         let base = super::provider();
-        let (versions, wanted_old) =
-            suites::versions(conf.min_ver, conf.max_ver, &conf.no_versions);
+        // As HAProxy: with ssl-min-ver/ssl-max-ver, the no-tlsv1x flags are ignored.
+        let flags_ignored =
+            (conf.min_ver.is_some() || conf.max_ver.is_some()) && !conf.no_versions.is_empty();
+        if flags_ignored {
+            warnings.push(format!(
+                "{what}: no-sslv3/no-tlsv1x are ignored with ssl-min-ver/ssl-max-ver (as HAProxy); use only 'ssl-min-ver' and 'ssl-max-ver'"
+            ));
+        }
+        let no = if flags_ignored {
+            &[][..]
+        } else {
+            &conf.no_versions[..]
+        };
+        let (versions, wanted_old) = suites::versions(conf.min_ver, conf.max_ver, no);
         if wanted_old {
             warnings.push(format!(
                 "{what}: TLSv1.0/TLSv1.1 cannot be offered (rustls has neither): ringlb serves TLSv1.2 and TLSv1.3 only"

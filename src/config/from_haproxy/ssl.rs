@@ -387,6 +387,7 @@ impl Mapper {
         spec.no_tls_tickets |= self.ssl.bind_no_tickets;
         spec.prefer_client_ciphers |= self.ssl.bind_prefer_client;
         spec.crt_base = self.ssl.crt_base.clone();
+        spec.ca_base = self.ssl.ca_base.clone();
         spec.lifetime = self.ssl.lifetime;
         let (mut errors, mut warnings) = (Vec::new(), Vec::new());
         let out = crate::config::tls::load_bind(&spec, &mut errors, &mut warnings);
