@@ -43,13 +43,14 @@ fn thread_cpu() -> Duration {
 
 fn proc_cpu(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's closing parenthesis: state, ppid, ..., utime (14th field of
+    // the line, 12th here), stime. Some fields may be negative (tpgid): index, do not
+    // filter.
     let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the state.
-    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = num(11) + num(12);
+    // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     Duration::from_micros(ticks * 1_000_000 / hz.max(1))
 }
