@@ -193,3 +193,54 @@ pub fn toml_server_settings(raw: &RawServerTls) -> Result<ClientSettings, Vec<(S
         check_sni: raw.sni.clone(),
     })
 }
+
+impl super::validate::Validator {
+    /// `[frontend.NAME.tls]`, loaded (every file read).
+    pub(super) fn frontend_tls(
+        &mut self,
+        path: &str,
+        raw: &RawTls,
+    ) -> Option<std::sync::Arc<crate::tls::BindTls>> {
+        match toml_bind_spec(raw) {
+            Ok(spec) => self.loaded(&format!("{path}.tls"), |e, w| load_bind(&spec, e, w)),
+            Err(errs) => {
+                for (k, m) in errs {
+                    self.err(format!("{path}.tls.{k}"), m);
+                }
+                None
+            }
+        }
+    }
+
+    /// `server[].tls`, its client config built.
+    pub(super) fn server_tls(
+        &mut self,
+        path: &str,
+        raw: &RawServerTls,
+    ) -> Option<std::sync::Arc<crate::tls::UpstreamTls>> {
+        match toml_server_settings(raw) {
+            Ok(s) => self.loaded(&format!("{path}.tls"), |e, w| load_server(s, e, w)),
+            Err(errs) => {
+                for (k, m) in errs {
+                    self.err(format!("{path}.tls.{k}"), m);
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs a TLS loader; in TOML, what haproxy.cfg would warn about is an error too.
+    fn loaded<T>(
+        &mut self,
+        path: &str,
+        load: impl FnOnce(&mut Vec<String>, &mut Vec<String>) -> Option<T>,
+    ) -> Option<T> {
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let out = load(&mut errors, &mut warnings);
+        let clean = errors.is_empty() && warnings.is_empty();
+        for m in errors.into_iter().chain(warnings) {
+            self.err(path, m);
+        }
+        out.filter(|_| clean)
+    }
+}

@@ -44,58 +44,6 @@ impl Validator {
         self.errors.push(format!("{path}: {msg}"));
     }
 
-    /// `[frontend.NAME.tls]`, loaded (every file read).
-    fn frontend_tls(
-        &mut self,
-        path: &str,
-        raw: &super::tls::RawTls,
-    ) -> Option<std::sync::Arc<crate::tls::BindTls>> {
-        match super::tls::toml_bind_spec(raw) {
-            Ok(spec) => self.loaded(&format!("{path}.tls"), |e, w| {
-                super::tls::load_bind(&spec, e, w)
-            }),
-            Err(errs) => {
-                for (k, m) in errs {
-                    self.err(format!("{path}.tls.{k}"), m);
-                }
-                None
-            }
-        }
-    }
-
-    /// `server[].tls`, its client config built.
-    fn server_tls(
-        &mut self,
-        path: &str,
-        raw: &super::tls::RawServerTls,
-    ) -> Option<std::sync::Arc<crate::tls::UpstreamTls>> {
-        match super::tls::toml_server_settings(raw) {
-            Ok(s) => self.loaded(&format!("{path}.tls"), |e, w| {
-                super::tls::load_server(s, e, w)
-            }),
-            Err(errs) => {
-                for (k, m) in errs {
-                    self.err(format!("{path}.tls.{k}"), m);
-                }
-                None
-            }
-        }
-    }
-
-    /// Runs a TLS loader; in TOML, what haproxy.cfg would warn about is an error too.
-    fn loaded<T>(
-        &mut self,
-        path: &str,
-        load: impl FnOnce(&mut Vec<String>, &mut Vec<String>) -> Option<T>,
-    ) -> Option<T> {
-        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
-        let out = load(&mut errors, &mut warnings);
-        for m in errors.into_iter().chain(warnings) {
-            self.err(path, m);
-        }
-        out.filter(|_| !self.errors.iter().any(|e| e.starts_with(path)))
-    }
-
     /// A connection limit split across shards: each needs at least one.
     fn conn_limit(&mut self, path: &str, raw: Option<i64>, shards: usize) -> Option<u32> {
         match raw {
