@@ -185,12 +185,18 @@ where
         if self.rx.capacity() - self.rx.len() < 1024 {
             self.rx.reserve(RX_SIZE);
         }
-        let buf = std::mem::take(&mut self.rx);
-        let (len, cap) = (buf.len(), buf.capacity());
-        self.busy = true;
-        let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
-        self.busy = false;
-        self.rx = slice.into_inner();
+        let res = loop {
+            let buf = std::mem::take(&mut self.rx);
+            let (len, cap) = (buf.len(), buf.capacity());
+            self.busy = true;
+            let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
+            self.busy = false;
+            self.rx = slice.into_inner();
+            match res {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
         match res {
             Ok(0) => {
                 // An empty read tells rustls the transport ended.
@@ -201,9 +207,7 @@ where
                 }
                 Ok(0)
             }
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(self.rx.len() - len),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
