@@ -27,6 +27,7 @@ pub mod shard;
 pub mod splice;
 pub mod stats;
 pub mod tables;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 
@@ -89,6 +90,10 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
 /// Like `start`, taking over the listeners of the processes `old` (`-sf`) when they
 /// hand them over, and binding anew (with a warning) when they do not.
 pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
+    let refused = tls::not_wired_yet(&cfg);
+    if !refused.is_empty() {
+        return Err(Error::Config(ConfigErrors(refused)));
+    }
     let cfg = Arc::new(cfg);
     let shards = cfg.runtime.shards;
     let mut received = upgrade::Received::default();

@@ -37,6 +37,10 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     for w in warnings {
         tracing::warn!("reload: {w}");
     }
+    let refused = crate::tls::not_wired_yet(&new);
+    if !refused.is_empty() {
+        return Err(refused);
+    }
     let old = running.cfg.clone();
     // What the running process was built around cannot change under it.
     let mut fixed = Vec::new();
@@ -67,7 +71,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         (0..shards).map(|_| Vec::new()).collect();
     let mut listening = Vec::new();
     for (fi, fe) in new.frontends.iter().enumerate() {
-        for &want in &fe.binds {
+        for want in fe.binds.iter().map(|b| b.addr) {
             let kept = want.port() != 0 && running.listening.iter().any(|(_, a)| *a == want);
             if kept {
                 for list in &mut per_shard {

@@ -352,7 +352,9 @@ impl Validator {
                     }
                     Some(m) => Some(m as u32),
                 };
+                let tls = s.tls.as_ref().and_then(|t| self.server_tls(&spath, t));
                 servers.push(Server {
+                    tls,
                     name: sname,
                     addr,
                     weight,
@@ -650,14 +652,22 @@ impl Validator {
             if bind_list.is_empty() {
                 self.err(format!("{path}.bind"), "frontend has no bind address");
             }
+            let tls = f.tls.as_ref().and_then(|t| self.frontend_tls(&path, t));
             let mut binds = Vec::new();
             for (i, b) in bind_list.iter().enumerate() {
-                let bpath = if matches!(f.bind, Some(super::raw::OneOrMany::Many(_))) {
+                let bpath = if matches!(f.bind, Some(super::raw::RawBinds::Many(_))) {
                     format!("{path}.bind[{i}]")
                 } else {
                     format!("{path}.bind")
                 };
-                match parse_bind(b) {
+                let (text, use_tls, accept_proxy) = match b {
+                    super::raw::RawBindEntry::Addr(a) => (a, None, None),
+                    super::raw::RawBindEntry::Full(r) => (&r.addr, r.tls, r.accept_proxy),
+                };
+                if use_tls == Some(true) && f.tls.is_none() {
+                    self.err(&bpath, format!("tls = true needs a [{path}.tls] table"));
+                }
+                match parse_bind(text) {
                     Ok(addr) => {
                         if addr.port() != 0 {
                             if let Some(other) = seen_binds.insert(addr, path.clone()) {
@@ -667,10 +677,26 @@ impl Validator {
                                 );
                             }
                         }
-                        binds.push(addr);
+                        binds.push(super::Bind {
+                            addr,
+                            accept_proxy: accept_proxy.unwrap_or(f.accept_proxy),
+                            tls: if use_tls.unwrap_or(true) {
+                                tls.clone()
+                            } else {
+                                None
+                            },
+                        });
                     }
                     Err(e) => self.err(&bpath, e),
                 }
+            }
+            if binds.iter().any(|b| b.accept_proxy != f.accept_proxy)
+                && binds.iter().any(|b| b.accept_proxy == f.accept_proxy)
+            {
+                self.err(
+                    format!("{path}.bind"),
+                    "accept_proxy must be the same on every bind of a frontend (for now)",
+                );
             }
             let default_backend = f.default_backend.as_ref().and_then(|b| {
                 let idx = backend_index(b);
@@ -746,7 +772,6 @@ impl Validator {
                 routes,
                 default_backend,
                 forward_for: f.forward_for.then(super::ForwardFor::default),
-                accept_proxy: f.accept_proxy,
                 server_close: false,
                 client_close: false,
                 allow_connect: f.allow_connect,

@@ -184,13 +184,13 @@ async fn serve(
         let conf = &shard.config.frontends[frontend];
         // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
         // shard's pool, and L4 copies through its own.
-        let buf = if conf.accept_proxy {
+        let buf = if conf.accept_proxy() {
             Vec::with_capacity(shard.config.limits.max_header_bytes)
         } else {
             Vec::new()
         };
         // On accept-proxy binds the client is whoever the PROXY header names.
-        let (peer, local, buf) = if conf.accept_proxy {
+        let (peer, local, buf) = if conf.accept_proxy() {
             let deadline = monoio::time::Instant::now() + conf.timeouts.http_request;
             // Boxed: its timer would otherwise grow every connection's task.
             match Box::pin(crate::proxy_protocol::receive(&mut stream, buf, deadline)).await {

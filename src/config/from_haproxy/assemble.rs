@@ -124,7 +124,7 @@ impl Mapper {
             if p.binds.is_empty() && !p.has_bind_line {
                 self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
             }
-            for b in &p.binds {
+            for (b, _) in &p.binds {
                 if b.port() != 0 {
                     if let Some(prev) = bound.insert(*b, p.line) {
                         self.err(
@@ -207,9 +207,23 @@ impl Mapper {
             if mode == Mode::Tcp && default_backend.is_none() {
                 default_backend = routes.first().map(|r| r.backend);
             }
+            let tls: Vec<_> = p
+                .bind_opts
+                .iter()
+                .map(|(b, _)| self.load_bind_ssl(b))
+                .collect();
+            let binds = p
+                .binds
+                .iter()
+                .map(|&(addr, i)| crate::config::Bind {
+                    addr,
+                    accept_proxy: p.bind_opts[i].1,
+                    tls: tls[i].clone(),
+                })
+                .collect();
             frontends.push(Frontend {
                 name: p.name.clone(),
-                binds: p.binds.clone(),
+                binds,
                 mode,
                 routes: if mode == Mode::Tcp {
                     Vec::new()
@@ -222,7 +236,6 @@ impl Mapper {
                     .forward_for
                     .clone()
                     .filter(|_| mode == Mode::Http),
-                accept_proxy: p.accept_proxy_binds > 0,
                 server_close: p.settings.close != Close::KeepAlive,
                 client_close: p.settings.close == Close::Both,
                 // HAProxy forwards CONNECT in http mode.
