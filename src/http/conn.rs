@@ -16,15 +16,17 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Timer};
 use super::reply::{Reply, CONTINUE};
-use super::route::{eval, is_idempotent, request_hash, route, View};
-use crate::accesslog::{ms, HttpEntry};
+use super::route::{is_idempotent, request_hash};
+use super::rules::{self as hrules, Early};
+use crate::accesslog::ms;
 use crate::config::BalanceAlgo;
-use crate::config::{RequestAction, Service};
+use crate::config::Service;
+use crate::rules::Txn;
 use crate::shard::{Shard, Slot};
 use crate::stats::Counters;
 use crate::upstream::Tried;
 
-use super::local::{add_header, ask_admin, del_header};
+use super::local::ask_admin;
 use super::response::HeadError;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
@@ -36,14 +38,18 @@ pub(super) enum Stop {
     Close,
     /// Answer with a canned reply, then close.
     Reply(Reply),
-    /// Answer with the response of the frontend's `http-request` rule N, then close.
-    Rule(usize),
+    /// A rule answered (deny, return, redirect, rate limit): the answer is in `out`.
+    /// `next`: the request's head length when the connection may go on with the next
+    /// request (no body to skip), else it closes.
+    Answer { status: u16, next: Option<usize> },
+    /// `tarpit`: hold the client for `timeout tarpit`, then send the answer in `out`.
+    Tarpit(u16),
     /// A reload happened while the connection waited for its next request: move to
     /// the new config and read that request again.
     Newer,
-    /// Answer from the admin side (rule N's service); `csv` for `;csv` stats.
+    /// Answer from the admin side; `csv` for `;csv` stats.
     Service {
-        rule: usize,
+        service: Service,
         csv: bool,
         authorized: bool,
     },
@@ -69,6 +75,8 @@ pub(super) struct RequestMeta {
     pub(super) hash: Option<u64>,
     /// The stick-table key of a backend with `stick on`.
     pub(super) stick: Option<u64>,
+    /// The server a `use-server` rule chose.
+    pub(super) use_server: Option<u32>,
 }
 
 pub(super) struct Conn {
@@ -96,6 +104,9 @@ pub(super) struct Conn {
     /// The head being read began under an older config (a reload came in between):
     /// its `timeout http-request` starts afresh rather than from before the idle wait.
     pub(super) resumed: bool,
+    /// What rules keep for the connection and its current request (variables,
+    /// captures, tracked counters).
+    pub(super) txn: Txn,
 }
 
 /// The figures of one request, accounted once it ended (however it ended).
@@ -122,7 +133,8 @@ pub(super) struct Record {
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
-/// header, and `local` is the address the client connected to.
+/// header, and `local` is the address the client connected to. `txn` carries what the
+/// connection's `tcp-request connection|session` rules did.
 pub async fn serve(
     shard: Rc<Shard>,
     frontend: usize,
@@ -130,6 +142,7 @@ pub async fn serve(
     peer: SocketAddr,
     local: SocketAddr,
     cbuf: Vec<u8>,
+    txn: Txn,
 ) {
     let cap = shard.config.limits.max_header_bytes;
     let cbuf = if cbuf.capacity() >= cap {
@@ -152,6 +165,7 @@ pub async fn serve(
         reqline: Vec::with_capacity(256),
         timer: Timer::new(Instant::now()),
         resumed: false,
+        txn,
     };
     let mut first = true;
     // A new connection counts as in flight until its first request arrives: a stop
@@ -159,7 +173,10 @@ pub async fn serve(
     let mut arriving = Some(conn.shard.begin_request());
     loop {
         conn.rec = Record::default();
-        if conn.shard.config.frontends[conn.frontend].log.is_some() {
+        if conn.shard.config.frontends[conn.frontend]
+            .log_line
+            .is_some()
+        {
             conn.rec.date = Some(std::time::SystemTime::now());
         }
         conn.rec.head_start = Some(Instant::now());
@@ -176,7 +193,8 @@ pub async fn serve(
             conn.rec.term = match &result {
                 Ok(_) => "----",
                 Err(Stop::Close) | Err(Stop::Newer) => "CD--",
-                Err(Stop::Rule(_)) => "PR--",
+                Err(Stop::Answer { .. }) => "PR--",
+                Err(Stop::Tarpit(_)) => "PT--",
                 Err(Stop::Service { .. }) => "PR--",
                 Err(Stop::Tunnel(..)) => "----",
                 Err(Stop::Reply(r)) => match r {
@@ -189,15 +207,9 @@ pub async fn serve(
                 },
             };
         }
-        if let Err(Stop::Rule(i)) = &result {
-            if let Some((status, bytes)) = conn.shard.config.frontends[conn.frontend].request_rules
-                [*i]
-                .action
-                .response()
-            {
-                conn.rec.status = status;
-                conn.rec.bytes_out += bytes.len() as u64;
-            }
+        if let Err(Stop::Answer { status, .. } | Stop::Tarpit(status)) = &result {
+            conn.rec.status = *status;
+            conn.rec.bytes_out += conn.out.len() as u64;
         }
         if let Err(Stop::Reply(r)) = &result {
             conn.rec.status = r.status();
@@ -216,7 +228,10 @@ pub async fn serve(
         conn.account();
         drop(arriving.take());
         match result {
-            Ok(true) => first = false,
+            Ok(true) => {
+                first = false;
+                conn.txn.first = false;
+            }
             Ok(false) => {
                 // Closing sends the FIN; an explicit shutdown first would only add a
                 // syscall. With pipelined bytes left over, the lingering close keeps
@@ -233,6 +248,12 @@ pub async fn serve(
                 return;
             }
             Err(Stop::Reply(r)) => {
+                // `http-after-response` rules also see local error replies.
+                if conn.after_rules(r) {
+                    let out = std::mem::take(&mut conn.out);
+                    conn.answer_and_close(out).await;
+                    return;
+                }
                 let deadline = Instant::now() + conn.timeouts().client;
                 if write_static(&mut conn.client, r.bytes(), &mut conn.timer, deadline)
                     .await
@@ -242,17 +263,48 @@ pub async fn serve(
                 }
                 return;
             }
+            Err(Stop::Answer { next, .. }) => {
+                let deadline = Instant::now() + conn.timeouts().client;
+                let len = conn.out.len();
+                let written = write_range(
+                    &mut conn.client,
+                    &mut conn.out,
+                    0..len,
+                    &mut conn.timer,
+                    deadline,
+                )
+                .await;
+                if written.is_err() {
+                    return;
+                }
+                match next {
+                    // The connection goes on with the next request.
+                    Some(head_len) => {
+                        conn.cpos += head_len;
+                        first = false;
+                        conn.txn.first = false;
+                        continue;
+                    }
+                    None => {
+                        linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
+                        return;
+                    }
+                }
+            }
+            Err(Stop::Tarpit(_)) => {
+                let hold = conn.timeouts().tarpit.unwrap_or(conn.timeouts().connect);
+                monoio::time::sleep(hold).await;
+                let out = std::mem::take(&mut conn.out);
+                conn.answer_and_close(out).await;
+                return;
+            }
             Err(Stop::Service {
-                rule,
+                service,
                 csv,
                 authorized,
             }) => {
                 let shard = conn.shard.clone();
-                let RequestAction::Service(svc) =
-                    &shard.config.frontends[conn.frontend].request_rules[rule].action
-                else {
-                    return;
-                };
+                let svc = &service;
                 let response = if !authorized {
                     let realm = match svc {
                         Service::Stats { realm, .. } => realm.as_str(),
@@ -277,24 +329,35 @@ pub async fn serve(
                 conn.answer_and_close(response.into_bytes()).await;
                 return;
             }
-            Err(Stop::Rule(i)) => {
-                let shard = conn.shard.clone();
-                if let Some((_, bytes)) = shard.config.frontends[conn.frontend].request_rules[i]
-                    .action
-                    .response()
-                {
-                    let mut out = std::mem::take(&mut conn.out);
-                    out.clear();
-                    out.extend_from_slice(bytes);
-                    conn.answer_and_close(out).await;
-                }
-                return;
-            }
         }
     }
 }
 
 impl Conn {
+    /// Puts a canned error reply through the `http-after-response` rules, into
+    /// `out`; `false` when there are none.
+    fn after_rules(&mut self, r: Reply) -> bool {
+        let cfg = &self.shard.config;
+        let fe = &cfg.frontends[self.frontend];
+        let be = self.rec.backend.map(|b| &cfg.backends[b]);
+        if fe.http_after_response.is_empty() && be.is_none_or(|b| b.http_after_response.is_empty())
+        {
+            return false;
+        }
+        self.out.clear();
+        self.out.extend_from_slice(r.bytes());
+        let site = hrules::Site {
+            shard: &self.shard,
+            frontend: self.frontend,
+            backend: self.rec.backend,
+            server: self.rec.server,
+            src: self.peer,
+            dst: self.local,
+        };
+        hrules::after_local(&site, &mut self.txn, &mut self.out, r.status());
+        true
+    }
+
     /// Writes a local answer, then closes with the lingering close: the connection
     /// ends here.
     async fn answer_and_close(mut self, mut out: Vec<u8>) {
@@ -325,6 +388,7 @@ impl Conn {
         if r.status != 0 {
             fe.response(r.status);
         }
+        self.log_http(r.backend);
         let Some(b) = r.backend else { return };
         if r.status != 0 {
             st.backends[b].response(r.status);
@@ -332,7 +396,6 @@ impl Conn {
                 st.servers[b][s as usize].response(r.status);
             }
         }
-        self.log_http(b);
         if let (Some(start), Some(first)) = (r.start, r.first_byte) {
             let now = Instant::now();
             st.record_latency(
@@ -343,19 +406,19 @@ impl Conn {
         }
     }
 
-    /// Client-side timeouts: the frontend's.
-    /// Appends the `option httplog` line of the finished request.
-    fn log_http(&self, backend: usize) {
-        let (Some(log), Some(crate::config::LogFormat::Http)) = (
-            &self.shard.log,
-            self.shard.config.frontends[self.frontend].log,
-        ) else {
-            return;
-        };
-        let r = &self.rec;
+    /// Appends the log line of the finished request (the frontend's log format).
+    fn log_http(&self, backend: Option<usize>) {
+        let Some(log) = &self.shard.log else { return };
         let cfg = &self.shard.config;
+        let fe = &cfg.frontends[self.frontend];
+        let Some(line) = &fe.log_line else { return };
+        // `set-log-level silent`.
+        if self.txn.log_level == Some(8) {
+            return;
+        }
+        let r = &self.rec;
         let st = &self.shard.stats;
-        let b = &cfg.backends[backend];
+        let b = backend.map(|b| &cfg.backends[b]);
         let now = Instant::now();
         let since = |t: Option<Instant>| t.map_or(-1, |t| ms(now.saturating_duration_since(t)));
         let tr = match (r.head_start, r.start) {
@@ -370,38 +433,54 @@ impl Conn {
             }
             _ => -1,
         };
-        let server = r
-            .server
-            .map(|s| b.servers[s as usize].name.as_str())
-            .unwrap_or("<NOSRV>");
-        let fe_cur = st.frontends[self.frontend].scur.get();
-        log.http(&HttpEntry {
-            client: self.peer,
-            accepted: r.date.unwrap_or_else(std::time::SystemTime::now),
-            frontend: &cfg.frontends[self.frontend].name,
-            backend: &b.name,
+        let server = match (b, r.server) {
+            (Some(b), Some(s)) => b.servers[s as usize].name.as_str(),
+            _ => "<NOSRV>",
+        };
+        let ta = since(r.head_start);
+        let facts = crate::rules::logformat::Facts {
+            accepted: r.date,
+            request: r.date,
+            // A request answered before a backend was chosen logs the frontend.
+            backend: b.map_or(fe.name.as_str(), |b| b.name.as_str()),
             server,
-            timers: [
-                tr,
-                r.queued.map_or(-1, ms),
-                r.connected.map_or(-1, ms),
-                tr_server,
-                since(r.head_start),
-            ],
-            status: r.status,
-            bytes: r.bytes_out,
-            termination: r.term,
+            server_addr: b.zip(r.server).map(|(b, s)| b.servers[s as usize].addr),
+            th: 0,
+            ti: 0,
+            tr_head: tr,
+            tw: r.queued.map_or(-1, ms),
+            tc: r.connected.map_or(-1, ms),
+            tr_server,
+            ta,
+            tt: ta,
+            status: self.txn.status.unwrap_or(r.status),
+            bytes_out: r.bytes_out,
+            bytes_in: r.bytes_in,
+            term: r.term,
             conns: [
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
-                fe_cur,
-                st.backends[backend].scur.get(),
-                r.server
-                    .map_or(0, |s| st.servers[backend][s as usize].scur.get()),
-                u64::from(r.retries),
+                st.frontends[self.frontend].scur.get(),
+                backend.map_or(0, |b| st.backends[b].scur.get()),
+                backend
+                    .zip(r.server)
+                    .map_or(0, |(b, s)| st.servers[b][s as usize].scur.get()),
             ],
-            queues: [0, self.shard.upstreams.backends[backend].queued() as u64],
-            request_line: &self.reqline,
-        });
+            retries: r.retries,
+            queues: [
+                0,
+                backend.map_or(0, |b| self.shard.upstreams.backends[b].queued() as u64),
+            ],
+            request_line: (!self.reqline.is_empty()).then_some(&self.reqline[..]),
+            counter: 0,
+        };
+        let mut ctx = crate::rules::Ctx::new(self.peer, self.local, &self.txn);
+        ctx.dir = crate::rules::Dir::Res;
+        ctx.cfg = Some(cfg);
+        ctx.shard = Some(&self.shard);
+        ctx.frontend = self.frontend;
+        ctx.backend = backend;
+        ctx.server = r.server;
+        log.line(line, &ctx, &facts);
     }
 
     pub(super) fn timeouts(&self) -> &crate::config::Timeouts {
@@ -461,7 +540,10 @@ impl Conn {
             let recorded = req
                 .stick
                 .and_then(|k| shard.cluster.stuck(backend, k, asked.into_std()));
-            let stuck = recorded.filter(|&s| failures == 0 && be.take(s));
+            let stuck = req
+                .use_server
+                .filter(|&s| failures == 0 && be.take(s))
+                .or_else(|| recorded.filter(|&s| failures == 0 && be.take(s)));
             let server = match stuck {
                 Some(s) => s,
                 None => match be.acquire(req.hash, &tried, deadline).await {
@@ -669,11 +751,6 @@ impl Conn {
         let max = self.shard.config.limits.max_header_bytes;
         let fe = &self.shard.config.frontends[self.frontend];
         let client = self.peer.ip();
-        let xff = fe
-            .forward_for
-            .as_ref()
-            .filter(|f| f.applies_to(client))
-            .map(|f| (client, f));
         let mut waiting_first_byte = !first && self.cpos == self.cbuf.len();
         let mut restart_deadline = std::mem::take(&mut self.resumed);
         let mut deadline = self.rec.head_start.unwrap_or_else(Instant::now)
@@ -687,10 +764,11 @@ impl Conn {
                 let data = &self.cbuf[self.cpos..];
                 let mut headers = head::header_slots();
                 let limits = &self.shard.config.limits;
-                match head::parse_request(data, &mut headers, limits, xff, &mut self.out) {
+                // X-Forwarded-For is added after the rules (`rules::request_phase`).
+                match head::parse_request(data, &mut headers, limits, None, &mut self.out) {
                     Parsed::Done(r) => {
                         // The request line, for the access log (the head is consumed soon).
-                        if fe.log.is_some() {
+                        if fe.log_line.is_some() {
                             let end = data
                                 .iter()
                                 .position(|&b| b == b'\r' || b == b'\n')
@@ -704,73 +782,38 @@ impl Conn {
                         if let Some(p) = &self.shard.fault_panic_path {
                             crate::shard::fault(p, r.path);
                         }
-                        let view = View {
-                            req: &r,
-                            src: self.peer.ip(),
+                        // Captures, tcp-request content and http-request rules,
+                        // use_backend, the backend's rules, use-server, XFF.
+                        let routed = match hrules::request_phase(
+                            &self.shard,
+                            self.frontend,
+                            self.peer,
+                            self.local,
+                            &mut self.txn,
+                            &mut self.out,
+                            &r,
+                        ) {
+                            Ok(routed) => routed,
+                            Err(e) => {
+                                self.rec.backend = None;
+                                return Err(early_stop(
+                                    &self.shard,
+                                    self.frontend,
+                                    &mut self.rec,
+                                    &mut self.out,
+                                    e,
+                                    &r,
+                                ));
+                            }
                         };
-                        for (i, rule) in fe.request_rules.iter().enumerate() {
-                            if !eval(&rule.cond, &view) {
-                                continue;
-                            }
-                            match &rule.action {
-                                RequestAction::Respond { .. } => return Err(Stop::Rule(i)),
-                                RequestAction::RateLimit { limiter, .. } => {
-                                    if self.shard.cluster.rate_exceeded(
-                                        fe,
-                                        self.frontend,
-                                        *limiter,
-                                        &r,
-                                        client,
-                                    ) {
-                                        return Err(Stop::Rule(i));
-                                    }
-                                }
-                                RequestAction::Service(svc) => {
-                                    let authorized = match svc {
-                                        Service::Stats { auth, .. } if !auth.is_empty() => {
-                                            r.headers.iter().any(|h| {
-                                                h.name.eq_ignore_ascii_case("authorization")
-                                                    && auth.iter().any(|a| a.as_bytes() == h.value)
-                                            })
-                                        }
-                                        _ => true,
-                                    };
-                                    return Err(Stop::Service {
-                                        rule: i,
-                                        csv: r.target.contains(";csv"),
-                                        authorized,
-                                    });
-                                }
-                                RequestAction::DelHeader(name) => del_header(&mut self.out, name),
-                                RequestAction::SetHeader(name, value) => {
-                                    del_header(&mut self.out, name);
-                                    add_header(&mut self.out, name, value);
-                                }
-                                RequestAction::AddHeader(name, value) => {
-                                    add_header(&mut self.out, name, value)
-                                }
-                            }
-                        }
-                        let backend = route(fe, &view);
-                        if let (Some(b), None) = (backend, &fe.forward_for) {
-                            if let Some(ff) = &self.shard.config.backends[b].forward_for {
-                                let present = ff.if_none
-                                    && r.headers
-                                        .iter()
-                                        .any(|h| h.name.eq_ignore_ascii_case(&ff.header));
-                                if ff.applies_to(client) && !present {
-                                    use std::io::Write as _;
-                                    let len = self.out.len();
-                                    self.out.truncate(len.saturating_sub(2));
-                                    let _ = write!(self.out, "{}: {client}\r\n\r\n", ff.header);
-                                }
-                            }
-                        }
+                        let backend = routed.backend;
                         let hash =
                             backend.and_then(|b| match &self.shard.config.backends[b].balance {
-                                BalanceAlgo::Hash { key, .. } => {
-                                    request_hash(key, &r, self.peer.ip())
-                                }
+                                BalanceAlgo::Hash { key, .. } => request_hash(
+                                    key,
+                                    crate::rules::Head::new(&self.out),
+                                    self.peer.ip(),
+                                ),
                                 _ => None,
                             });
                         let stick = backend.and_then(|b| {
@@ -798,6 +841,7 @@ impl Conn {
                             backend,
                             hash,
                             stick,
+                            use_server: routed.server,
                         });
                     }
                     Parsed::Reject(reply) => return Err(Stop::Reply(reply)),
@@ -891,6 +935,59 @@ impl Conn {
             streamed = true;
         }
         Ok(if streamed { Instant::now() } else { now })
+    }
+}
+
+/// How a request the rules answered or refused ends.
+fn early_stop(
+    shard: &Shard,
+    frontend: usize,
+    rec: &mut Record,
+    out: &mut Vec<u8>,
+    e: Early,
+    r: &head::Request<'_>,
+) -> Stop {
+    match e {
+        Early::Close => {
+            rec.term = "PR--";
+            Stop::Close
+        }
+        Early::Service(service) => {
+            let authorized = match &service {
+                Service::Stats { auth, .. } if !auth.is_empty() => r.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("authorization")
+                        && auth.iter().any(|a| a.as_bytes() == h.value)
+                }),
+                _ => true,
+            };
+            Stop::Service {
+                service,
+                csv: r.target.contains(";csv"),
+                authorized,
+            }
+        }
+        Early::Tarpit(status) => {
+            hrules::connection_header(out, true, r.minor_version);
+            Stop::Tarpit(status)
+        }
+        Early::Answer(status) => {
+            // As HAProxy: the connection stays open for the next request when
+            // this one has no body to skip.
+            let fe = &shard.config.frontends[frontend];
+            let keep = r.keep_alive
+                && r.framing == super::framing::Framing::None
+                && !r.upgrade
+                && !r.connect
+                && !shard.draining.get()
+                && !fe.client_close;
+            hrules::connection_header(out, !keep, r.minor_version);
+            rec.started = true;
+            rec.bytes_in = r.head_len as u64;
+            Stop::Answer {
+                status,
+                next: keep.then_some(r.head_len),
+            }
+        }
     }
 }
 

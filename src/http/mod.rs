@@ -1,10 +1,12 @@
 //! HTTP/1.x: the client connection loop and request side (conn), the response side
 //! (response), head parsing and rewriting (head), body framing (framing), routing
-//! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local), and
-//! deadline IO (io).
+//! (route), rules on heads (rules: the rule language applied to requests and responses,
+//! edit: the head edits they make), canned replies (reply), WebSocket tunnels (tunnel),
+//! admin pages (local), and deadline IO (io).
 
 mod bufpool;
 mod conn;
+mod edit;
 pub mod framing;
 pub mod head;
 mod io;
@@ -13,6 +15,7 @@ mod local;
 pub mod reply;
 mod response;
 mod route;
+pub mod rules;
 mod tunnel;
 
 pub use conn::serve;

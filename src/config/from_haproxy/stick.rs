@@ -56,6 +56,11 @@ fn fetch_key(w: &str) -> Option<StickKey> {
     }
 }
 
+/// Whether a `track-sc` key is one the request-rate limit path handles.
+pub(super) fn is_legacy_key(w: &str) -> bool {
+    fetch_key(w).is_some()
+}
+
 /// `sc_http_req_rate(N)` or `scN_http_req_rate` → N.
 fn rate_counter(w: &str) -> Option<usize> {
     let n = w
@@ -68,7 +73,7 @@ fn rate_counter(w: &str) -> Option<usize> {
     n.parse::<usize>().ok().filter(|&n| n < 3)
 }
 
-impl Mapper {
+impl Mapper<'_> {
     pub(super) fn stick_table(&mut self, l: &Line, p: &mut Proxy) {
         let a = l.args();
         let mut t = HaTable {
