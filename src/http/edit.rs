@@ -144,7 +144,8 @@ pub fn part_range(head: &[u8], part: Part) -> std::ops::Range<usize> {
     }
 }
 
-/// Sets `part` of the request line to `value` (a query's `?` added or removed).
+/// Sets `part` of the request line to `value` (`set-query` always leaves a `?`, even
+/// for an empty query, as HAProxy does).
 pub fn set_part(head: &mut Vec<u8>, part: Part, value: &[u8]) {
     let r = part_range(head, part);
     if part == Part::Query {
@@ -152,10 +153,7 @@ pub fn set_part(head: &mut Vec<u8>, part: Part, value: &[u8]) {
             let (_, t) = request_line(head);
             r.start > t.start
         };
-        if value.is_empty() {
-            let start = if has_q { r.start - 1 } else { r.start };
-            splice(head, start..r.end, b"");
-        } else if has_q {
+        if has_q {
             splice(head, r, value);
         } else {
             splice(head, r.start..r.end, b"?");
@@ -218,12 +216,15 @@ mod tests {
         assert!(h.starts_with(b"GET /new?y=2&z HTTP/1.1\r\n"));
         set_part(&mut h, Part::Query, b"");
         assert!(
-            h.starts_with(b"GET /new HTTP/1.1\r\n"),
+            h.starts_with(b"GET /new? HTTP/1.1\r\n"),
             "{}",
             String::from_utf8_lossy(&h)
         );
         set_part(&mut h, Part::Query, b"q");
         assert!(h.starts_with(b"GET /new?q HTTP/1.1\r\n"));
+        let mut h2 = b"GET /n HTTP/1.1\r\n\r\n".to_vec();
+        set_part(&mut h2, Part::Query, b"");
+        assert!(h2.starts_with(b"GET /n? HTTP/1.1\r\n"));
         set_part(&mut h, Part::Method, b"POST");
         assert!(h.starts_with(b"POST /new?q HTTP/1.1\r\n"));
         set_part(&mut h, Part::Uri, b"/u");

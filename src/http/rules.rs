@@ -392,7 +392,8 @@ fn replace_header(
         };
         for (i, v) in pieces.enumerate() {
             if i > 0 {
-                out.extend_from_slice(b", ");
+                // HAProxy joins the values it rewrote with a bare comma.
+                out.push(b',');
             }
             match re.captures(v) {
                 Some(caps) => {

@@ -94,7 +94,11 @@ impl AclTest {
         let Some(criterion) = words.first() else {
             return Err("missing ACL criterion".into());
         };
-        let (mut expr, kw_method) = criterion_expr(criterion, env)?;
+        // HAProxy only warns about ACL fetches a rule cannot use (they never match).
+        let phase = env.phase.take();
+        let parsed = criterion_expr(criterion, env);
+        env.phase = phase;
+        let (mut expr, kw_method) = parsed?;
         let mut method = kw_method.or_else(|| Method::default_for(expr.out));
         let mut icase = false;
         let mut i = 1;
@@ -146,6 +150,7 @@ impl AclTest {
             return Err(format!("matching method must be specified first (using '-m') when using a sample fetch of this type ('{criterion}')"));
         };
         let mut pats = Patterns::new(method, icase);
+        pats.meth = criterion == "method" && method == Method::Str;
         // Patterns from files keep the case flag that was in force before them.
         for (f, ic, map) in &files {
             let pf = PatternFile::cached(env.files, f, *map)?;

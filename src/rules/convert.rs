@@ -878,14 +878,23 @@ impl Conv {
                 let n = b.iter().rev().take_while(|c| chars.contains(c)).count();
                 Some((0, b.len() - n))
             }),
-            HostOnly => slice(smp, s, |b| {
-                let h = host_port(b).0;
-                Some((0, h.len()))
-            }),
+            HostOnly => {
+                // The host in lower case, without its port (`host:port`, `[v6]:port`).
+                let r = slice(smp, s, |b| Some((0, host_port(b).0.len())))?;
+                match r {
+                    Smp::Str(Data::Ref(b)) => {
+                        s.tmp.clear();
+                        s.tmp.extend_from_slice(b);
+                        s.swap();
+                    }
+                    _ => {}
+                }
+                s.cur.make_ascii_lowercase();
+                Some(Smp::Str(Data::Buf))
+            }
             PortOnly => {
                 let b = smp.bytes(&s.cur)?;
-                let p = host_port(b).1?;
-                Some(Smp::Int(read_int64(p)))
+                Some(Smp::Int(host_port(b).1.map_or(0, read_int64)))
             }
             Iif(t, f) => Some(Smp::Str(Data::Ref(if smp.as_bool(&s.cur)? {
                 t
@@ -1219,17 +1228,11 @@ fn word(b: &[u8], index: i64, delims: &[u8], count: i64) -> Option<(usize, usize
     }
 }
 
-/// `host:port` → (host, port); `[v6]:port` too.
+/// `host:port` → (host, port); `[v6]:port` too: the port follows the last `:` that
+/// is not inside brackets (HAProxy's `host_only` / `port_only`).
 fn host_port(b: &[u8]) -> (&[u8], Option<&[u8]>) {
-    if b.starts_with(b"[") {
-        if let Some(i) = b.iter().position(|&c| c == b']') {
-            let rest = &b[i + 1..];
-            return (&b[..=i], rest.strip_prefix(b":"));
-        }
-        return (b, None);
-    }
-    match b.iter().rposition(|&c| c == b':') {
-        Some(i) if !b[..i].contains(&b':') => (&b[..i], Some(&b[i + 1..])),
+    match b.iter().rposition(|&c| c == b':' || c == b']') {
+        Some(i) if b[i] == b':' => (&b[..i], Some(&b[i + 1..])),
         _ => (b, None),
     }
 }
@@ -1372,12 +1375,6 @@ fn wt6(b: &[u8]) -> u32 {
         let t = ((h0 >> 16) ^ h1) & 0xffff;
         step0 = t & 0x1f;
         step1 = t >> 11;
-        if step0 == 0 {
-            step0 = 1;
-        }
-        if step1 == 0 {
-            step1 = 1;
-        }
     }
     h0 ^ h1
 }
@@ -1391,7 +1388,8 @@ pub fn full_hash(a: u32) -> u32 {
     a = a.wrapping_add(0xd3a2646c) ^ (a << 9);
     a = a.wrapping_add(0xfd7046c5).wrapping_add(a << 3);
     a = (a ^ 0xb55a4f09) ^ (a >> 16);
-    a
+    // Spread over the whole range: a large prime close to 3/4 of it.
+    a.wrapping_mul(3221225473)
 }
 
 /// `utime` / `ltime`: strftime(3) on the epoch seconds `t`.

@@ -361,6 +361,72 @@ fn http_fetch(name: &str, args: &[String]) -> Result<Option<(Fetch, Type, bool)>
 }
 
 impl Fetch {
+    /// What the fetch reads (to refuse it where that is not available).
+    pub fn source(&self) -> super::parse::Source {
+        use super::parse::Source as S;
+        let chan = |c: &Chan| match c {
+            Chan::Req => S::RequestHeaders,
+            Chan::Res => S::ResponseHeaders,
+            Chan::Auto => S::EitherHeaders,
+        };
+        match self {
+            Fetch::Bool(_) | Fetch::Int(_) | Fetch::Ip(_) | Fetch::Str(_) | Fetch::Bin(_) => {
+                S::Const
+            }
+            Fetch::Var { .. } | Fetch::Date { .. } | Fetch::Rand(_) | Fetch::Pid => S::Const,
+            Fetch::Thread | Fetch::Stopping | Fetch::WaitEnd => S::Internal,
+            Fetch::Nbsrv(_) | Fetch::BeConn(_) | Fetch::SrvConn(..) | Fetch::SrvIsUp(..) => {
+                S::Internal
+            }
+            Fetch::Queue(_) | Fetch::AvgQueue(_) | Fetch::Connslots(_) | Fetch::FeConn(_) => {
+                S::Internal
+            }
+            Fetch::FeName | Fetch::FeId => S::Frontend,
+            Fetch::BeName | Fetch::BeId => S::Backend,
+            Fetch::SrvName | Fetch::SrvId => S::Server,
+            Fetch::Src | Fetch::SrcPort | Fetch::Dst | Fetch::DstPort => S::ClientAddr,
+            Fetch::Sc(f) => match f.which {
+                ScWhich::Src { .. } => S::ClientAddr,
+                ScWhich::Tracked { .. } => S::Track,
+            },
+            Fetch::ReqLen
+            | Fetch::ReqPayload { .. }
+            | Fetch::ReqSslSni
+            | Fetch::ReqSslAlpn
+            | Fetch::ReqSslHelloType
+            | Fetch::ReqSslVer
+            | Fetch::RdpCookie(_)
+            | Fetch::RdpCookieCnt(_) => S::RequestBuffer,
+            Fetch::ReqProtoHttp
+            | Fetch::Method
+            | Fetch::HttpFirstReq
+            | Fetch::CaptureReqHdr(_)
+            | Fetch::CaptureReqMethod
+            | Fetch::CaptureReqUri
+            | Fetch::CaptureReqVer => S::Request,
+            Fetch::Status | Fetch::CaptureResHdr(_) => S::Response,
+            Fetch::Path
+            | Fetch::PathQ
+            | Fetch::Query
+            | Fetch::Url
+            | Fetch::Base
+            | Fetch::Base32
+            | Fetch::UrlParam { .. }
+            | Fetch::UrlIp
+            | Fetch::UrlPort
+            | Fetch::ReqVer
+            | Fetch::HostName => S::RequestHeaders,
+            Fetch::ResVer => S::ResponseHeaders,
+            Fetch::Hdr { chan: c, .. }
+            | Fetch::HdrCnt { chan: c, .. }
+            | Fetch::HdrNames { chan: c, .. }
+            | Fetch::Hdrs(c)
+            | Fetch::Cook { chan: c, .. }
+            | Fetch::CookCnt { chan: c, .. } => chan(c),
+            Fetch::Tls(_) => S::ClientConn,
+        }
+    }
+
     /// Reads the bytes a `tcp-request content` rule buffers (or waits for them).
     pub fn is_payload(&self) -> bool {
         matches!(
@@ -924,11 +990,14 @@ impl Fetch {
             Fetch::HdrNames { chan, delim } => {
                 let head = ctx.head(chan.res())?;
                 s.tmp.clear();
+                // Names as HAProxy holds them: in lower case.
                 for (i, f) in head.fields().enumerate() {
                     if i > 0 {
                         s.tmp.extend_from_slice(delim);
                     }
+                    let start = s.tmp.len();
                     s.tmp.extend_from_slice(f.name);
+                    s.tmp[start..].make_ascii_lowercase();
                 }
                 s.swap();
                 Smp::Str(Data::Buf)
@@ -961,7 +1030,7 @@ impl Fetch {
                 match self {
                     Fetch::CaptureReqMethod => str_ref(h.method()),
                     Fetch::CaptureReqUri => str_ref(h.target()),
-                    _ => str_ref(version_digits(h.version())),
+                    _ => str_ref(h.version()),
                 }
             }
             Fetch::HostName => {

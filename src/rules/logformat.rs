@@ -428,11 +428,23 @@ impl LogFormat {
                         None => text(out, None, *f, log),
                     }
                 }
-                Node::Alias(a, f) => self.alias(*a, *f, ctx, facts, out),
+                Node::Alias(a, f) => {
+                    self.alias(*a, *f, ctx, facts, out);
+                    // As HAProxy: a field counts as printed even when empty, except
+                    // the capture fields of a frontend without captures.
+                    let caps_absent = match a {
+                        Alias::HdrReq | Alias::HdrReqList => ctx.txn.req_caps.is_empty(),
+                        Alias::HdrRes | Alias::HdrResList => ctx.txn.res_caps.is_empty(),
+                        _ => false,
+                    };
+                    if !caps_absent {
+                        last_space = false;
+                    }
+                    continue;
+                }
             }
-            if out.len() != before {
-                last_space = false;
-            }
+            let _ = before;
+            last_space = false;
         }
     }
 
@@ -651,14 +663,22 @@ impl LogFormat {
                     None => b"<BADREQ>",
                 };
                 let h = super::head::Head::new(line);
+                let target = h.target();
                 let part: &[u8] = match a {
                     Request => line,
                     HttpMethod => h.method(),
-                    HttpUri | HttpPath => h.target(),
+                    HttpUri => target,
+                    // %HP stops at the query; %HPO also drops an absolute URI's host.
+                    HttpPath => {
+                        &target[..target
+                            .iter()
+                            .position(|&c| c == b'?')
+                            .unwrap_or(target.len())]
+                    }
                     HttpPathOnly => h.path(),
+                    // %HQ includes the '?'.
                     HttpQuery => match h.query() {
-                        // %HQ includes the '?'.
-                        Some(q) => &h.target()[h.target().len() - q.len() - 1..],
+                        Some(q) => &target[target.len() - q.len() - 1..],
                         None => b"",
                     },
                     _ => h.version(),
@@ -666,11 +686,7 @@ impl LogFormat {
                 if f.quote {
                     out.push(b'"');
                 }
-                if part.is_empty() && !f.quote && log {
-                    out.push(b'-');
-                } else {
-                    encode(out, part, b"\"#");
-                }
+                encode(out, part, b"\"#");
                 if f.quote {
                     out.push(b'"');
                 }
@@ -900,6 +916,7 @@ pub fn builtin(kind: crate::config::LogFormat) -> std::sync::Arc<LogFormat> {
         table: None,
         backend: None,
         captures: (0, 0),
+        phase: None,
     };
     std::sync::Arc::new(
         LogFormat::parse(text, Mode::Log, &mut env).expect("the built-in log formats parse"),

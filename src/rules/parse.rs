@@ -67,6 +67,93 @@ pub struct Env<'e> {
     pub backend: Option<usize>,
     /// Capture slots declared so far (request, response).
     pub captures: (usize, usize),
+    /// Where the expression runs: fetches that cannot work there are refused, as
+    /// HAProxy does for action and log-format expressions (`None`: not checked, as
+    /// for ACLs, where HAProxy only warns).
+    pub phase: Option<Phase>,
+}
+
+/// Where a sample expression is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    TcpConnection,
+    TcpSession,
+    TcpContent,
+    HttpRequest,
+    /// `http-request` rules of a backend (backend fetches are known there).
+    HttpRequestBackend,
+    HttpResponse,
+    TcpResponse,
+    /// The end of a request, when the log line is built.
+    Log,
+}
+
+/// What a fetch reads (HAProxy's `SMP_SRC_*`), with HAProxy's names for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Const,
+    Internal,
+    Frontend,
+    ClientAddr,
+    ClientConn,
+    Track,
+    RequestBuffer,
+    RequestHeaders,
+    Request,
+    Backend,
+    Server,
+    ResponseBuffer,
+    ResponseHeaders,
+    Response,
+    /// `hdr()`, `cookie()`: request or response headers, whichever the rule sees.
+    EitherHeaders,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Const => "constant",
+            Source::Internal => "internal state",
+            Source::Frontend => "frontend",
+            Source::ClientAddr => "client address",
+            Source::ClientConn => "client-side connection",
+            Source::Track => "track counters",
+            Source::RequestBuffer => "request buffer",
+            Source::RequestHeaders | Source::EitherHeaders => "HTTP request headers",
+            Source::Request => "HTTP request",
+            Source::Backend => "backend",
+            Source::Server => "server",
+            Source::ResponseBuffer => "response buffer",
+            Source::ResponseHeaders => "HTTP response headers",
+            Source::Response => "HTTP response",
+        }
+    }
+
+    /// Whether this source can be read in `phase` (HAProxy's `fetch_cap` table).
+    pub fn available(self, phase: Phase) -> bool {
+        use Phase::*;
+        use Source::*;
+        match self {
+            Const | Internal | Frontend | ClientAddr | Track => true,
+            ClientConn => phase != TcpConnection,
+            RequestBuffer => matches!(phase, TcpContent | HttpRequest | HttpRequestBackend),
+            RequestHeaders | Request => {
+                matches!(phase, TcpContent | HttpRequest | HttpRequestBackend)
+                    || (self == Request && matches!(phase, HttpResponse | TcpResponse | Log))
+            }
+            EitherHeaders => matches!(
+                phase,
+                TcpContent | HttpRequest | HttpRequestBackend | HttpResponse
+            ),
+            Backend | Server => {
+                matches!(phase, HttpRequestBackend | HttpResponse | TcpResponse | Log)
+                    || (self == Backend && phase == TcpContent)
+            }
+            ResponseBuffer => matches!(phase, HttpResponse | TcpResponse),
+            ResponseHeaders => phase == HttpResponse,
+            Response => matches!(phase, HttpResponse | Log),
+        }
+    }
 }
 
 /// HAProxy's `is_idchar()`: the characters of a keyword.
@@ -160,6 +247,16 @@ impl Expr {
         let (args, n) =
             arg_list(&text[name.len()..]).map_err(|e| format!("fetch method '{name}' : {e}"))?;
         let (fetch, out, multi) = Fetch::build(name, &args, n > 0, env)?;
+        if let Some(phase) = env.phase {
+            let src = fetch.source();
+            if !src.available(phase) {
+                return Err(format!(
+                    "sample fetch <{}> may not be reliably used here because it needs '{}' which is not available here",
+                    &text[..name.len() + n],
+                    src.name()
+                ));
+            }
+        }
         let mut e = Expr {
             fetch,
             convs: Vec::new(),

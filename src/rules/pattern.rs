@@ -160,8 +160,8 @@ pub fn parse_net(text: &str) -> Result<Net, String> {
     })
 }
 
-/// `10.12` → 10.12.0.0 (HAProxy's `inet_aton`-like abbreviated form, all-zero octets
-/// omitted at the end).
+/// `inet_aton`'s forms, as HAProxy reads addresses: `a.b.c.d`, `a.b.c` (the last part
+/// fills 16 bits: 192.168.1 = 192.168.0.1), `a.b` (24 bits: 127.1 = 127.0.0.1), `a`.
 fn parse_v4_lenient(s: &str) -> Option<Ipv4Addr> {
     if let Ok(a) = s.parse::<Ipv4Addr>() {
         return Some(a);
@@ -170,14 +170,27 @@ fn parse_v4_lenient(s: &str) -> Option<Ipv4Addr> {
     if parts.is_empty() || parts.len() > 4 {
         return None;
     }
-    let mut o = [0u8; 4];
-    for (i, p) in parts.iter().enumerate() {
-        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+    let mut nums = Vec::with_capacity(4);
+    for p in &parts {
+        if p.is_empty() || p.len() > 10 || !p.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        o[i] = p.parse().ok()?;
+        nums.push(p.parse::<u64>().ok()?);
     }
-    Some(Ipv4Addr::from(o))
+    let last = *nums.last()?;
+    let head = &nums[..nums.len() - 1];
+    if head.iter().any(|&n| n > 255) {
+        return None;
+    }
+    let rest_bits = 8 * (4 - head.len() as u32);
+    if rest_bits < 64 && last >= 1u64 << rest_bits {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for (i, &n) in head.iter().enumerate() {
+        v |= (n as u32) << (24 - 8 * i as u32);
+    }
+    Some(Ipv4Addr::from(v | last as u32))
 }
 
 /// `48656c6c6f` → bytes.
@@ -265,6 +278,10 @@ pub struct Patterns {
     regs: Vec<regex::bytes::Regex>,
     /// Number of entries (their values, for a map, are indexed the same way).
     count: usize,
+    /// The `method` ACL: a request with a well-known method matches only that method
+    /// spelled exactly (HAProxy compares the parsed method, so `-i get` never matches
+    /// GET); other methods compare as strings.
+    pub meth: bool,
 }
 
 impl Patterns {
@@ -278,6 +295,7 @@ impl Patterns {
             nets: Vec::new(),
             regs: Vec::new(),
             count: 0,
+            meth: false,
         }
     }
 
@@ -304,6 +322,9 @@ impl Patterns {
                     .map_err(|e| format!("invalid regex '{text}': {e}"))?,
             ),
             Str => {
+                if self.meth {
+                    self.strs.push(text.as_bytes().into());
+                }
                 let key: Box<[u8]> = if self.icase {
                     text.as_bytes().to_ascii_lowercase().into()
                 } else {
@@ -349,6 +370,12 @@ impl Patterns {
             }
             Str => {
                 let b = smp.bytes(cur)?;
+                const KNOWN: [&[u8]; 8] = [
+                    b"OPTIONS", b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"TRACE", b"CONNECT",
+                ];
+                if self.meth && KNOWN.contains(&b) {
+                    return self.strs.iter().position(|p| **p == *b);
+                }
                 if self.icase {
                     if b.len() > 256 {
                         return self
@@ -639,7 +666,9 @@ mod tests {
             (Bool, f, &[], "1", t),
             (Bool, f, &[], "0", f),
             (Ip, f, &["10.0.0.0/8"], "10.1.2.3", t),
-            (Ip, f, &["10.12"], "10.12.0.0", t),
+            (Ip, f, &["10.12"], "10.0.0.12", t),
+            (Ip, f, &["127.1/8"], "127.9.9.9", t),
+            (Ip, f, &["192.168.1"], "192.168.0.1", t),
             (Ip, f, &["192.168.0.0/255.255.0.0"], "192.168.9.9", t),
             (Ip, f, &["10.0.0.0/8"], "::ffff:10.1.2.3", t),
             (Ip, f, &["10.0.0.0/8"], "2002:a01:203::1", t),

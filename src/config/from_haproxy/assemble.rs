@@ -383,10 +383,12 @@ impl Mapper<'_> {
             (LogFormat::Http, _) if mode == Mode::Tcp => (p.line, TCP_LOG),
             _ => (p.line, HTTP_LOG),
         };
+        self.phase = Some(crate::rules::parse::Phase::Log);
         let r = {
             let mut env = self.rule_env(p);
             crate::rules::LogFormat::parse(text, LfMode::Log, &mut env)
         };
+        self.phase = None;
         match r {
             Ok(f) => Some(Arc::new(f)),
             Err(e) => {

@@ -70,7 +70,12 @@ impl Mapper<'_> {
             .iter()
             .position(|x| x == "if" || x == "unless")
             .unwrap_or(words.len());
-        let args: Vec<&str> = words[1..cut].iter().map(String::as_str).collect();
+        // As in HAProxy, an empty word ends the arguments (`set-query ""` lacks one).
+        let args: Vec<&str> = words[1..cut]
+            .iter()
+            .map(String::as_str)
+            .take_while(|a| !a.is_empty())
+            .collect();
         // Request-rate limits keep their own path (`track-scN` + `deny if
         // { sc_http_req_rate(N) gt LIMIT }`), shared by the cluster code.
         if kind == HttpKind::Request {
@@ -96,7 +101,15 @@ impl Mapper<'_> {
         let Some(cond) = self.condition_of(l.line, &words[cut..], p, kind.keyword()) else {
             return;
         };
-        let act = match self.http_action(kind, action, &args, p) {
+        use crate::rules::parse::Phase;
+        self.phase = Some(match kind {
+            HttpKind::Request if p.kind != SectionKind::Frontend => Phase::HttpRequestBackend,
+            HttpKind::Request => Phase::HttpRequest,
+            _ => Phase::HttpResponse,
+        });
+        let act = self.http_action(kind, action, &args, p);
+        self.phase = None;
+        let act = match act {
             Ok(a) => a,
             Err(e) => return self.err(l.line, format!("'{} {action}': {e}", kind.keyword())),
         };

@@ -65,6 +65,8 @@ struct Mapper<'e> {
     vars: crate::rules::vars::Registry,
     /// Pattern and map files read for this load.
     files: HashMap<String, Arc<PatternFile>>,
+    /// Where the expressions being parsed will run (checked as HAProxy checks them).
+    phase: Option<crate::rules::parse::Phase>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -240,6 +242,7 @@ impl<'e> Mapper<'e> {
             names,
             vars: Default::default(),
             files: HashMap::new(),
+            phase: None,
         }
     }
 
@@ -261,6 +264,7 @@ impl<'e> Mapper<'e> {
             table,
             backend,
             captures: (p.captures.request.len(), p.captures.response.len()),
+            phase: self.phase,
         }
     }
 

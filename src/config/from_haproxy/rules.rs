@@ -51,10 +51,16 @@ impl Mapper<'_> {
             return self.err(l.line, "'use_backend' expects a backend name");
         };
         let target = if name.contains('%') {
+            self.phase = Some(if p.settings.mode == Mode::Tcp {
+                crate::rules::parse::Phase::TcpContent
+            } else {
+                crate::rules::parse::Phase::HttpRequest
+            });
             let r = {
                 let mut env = self.rule_env(p);
                 crate::rules::LogFormat::parse(name, crate::rules::logformat::Mode::Plain, &mut env)
             };
+            self.phase = None;
             match r {
                 Ok(f) if f.is_constant() => Target::Name(name.clone()),
                 Ok(f) => Target::Dynamic(Arc::new(f)),

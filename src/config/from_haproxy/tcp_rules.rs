@@ -65,12 +65,25 @@ impl Mapper<'_> {
             .iter()
             .position(|x| x == "if" || x == "unless")
             .unwrap_or(words.len());
-        let args: Vec<&str> = words[1..cut].iter().map(String::as_str).collect();
+        let args: Vec<&str> = words[1..cut]
+            .iter()
+            .map(String::as_str)
+            .take_while(|a| !a.is_empty())
+            .collect();
         let what = format!("{kw} {first}");
         let Some(cond) = self.condition_of(l.line, &words[cut..], p, &what) else {
             return;
         };
-        let act = match self.tcp_action(stage, action, &args, p) {
+        use crate::rules::parse::Phase;
+        self.phase = Some(match stage {
+            Stage::Connection => Phase::TcpConnection,
+            Stage::Session => Phase::TcpSession,
+            Stage::Content => Phase::TcpContent,
+            Stage::Response => Phase::TcpResponse,
+        });
+        let act = self.tcp_action(stage, action, &args, p);
+        self.phase = None;
+        let act = match act {
             Ok(a) => a,
             Err(e) => return self.err(l.line, format!("'{what} {action}': {e}")),
         };
