@@ -881,13 +881,10 @@ impl Conv {
             HostOnly => {
                 // The host in lower case, without its port (`host:port`, `[v6]:port`).
                 let r = slice(smp, s, |b| Some((0, host_port(b).0.len())))?;
-                match r {
-                    Smp::Str(Data::Ref(b)) => {
-                        s.tmp.clear();
-                        s.tmp.extend_from_slice(b);
-                        s.swap();
-                    }
-                    _ => {}
+                if let Smp::Str(Data::Ref(b)) = r {
+                    s.tmp.clear();
+                    s.tmp.extend_from_slice(b);
+                    s.swap();
                 }
                 s.cur.make_ascii_lowercase();
                 Some(Smp::Str(Data::Buf))
