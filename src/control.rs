@@ -37,6 +37,8 @@ pub enum ToShard {
     Sticks(std::sync::Arc<Vec<crate::cluster::StickDown>>),
     /// Everybody else's request counts of keys this shard tracks (cluster thread).
     Rates(Vec<crate::cluster::RateDown>),
+    /// Everybody else's shares of stick-table counters.
+    Tables(Vec<crate::cluster::counters::TableDown>),
     /// Send a copy of this shard's statistics.
     Snapshot(crossbeam_channel::Sender<ShardReport>),
     /// A new configuration: (address, frontend index, a new socket for a new address;

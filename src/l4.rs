@@ -37,15 +37,19 @@ pub async fn serve(
     // `tcp-request content` rules and `use_backend` (SNI routing) on what the client
     // sends first, waiting up to the inspect delay; those bytes go to the server.
     txn.begin_request(&shard.config, frontend);
-    let Some((client, early, backend)) =
-        crate::tcp_rules::inspect(&shard, frontend, client, peer, local, early, &mut txn).await
-    else {
+    let inspected =
+        crate::tcp_rules::inspect(&shard, frontend, client, peer, local, early, &mut txn).await;
+    // Counters tracked by content rules stop with the connection, however it ends.
+    let mut tracked = crate::tcp_rules::SessionTrack::new(&shard, txn.track);
+    let Some((client, early, backend)) = inspected else {
         return;
     };
     let Some(backend) = backend else {
         return;
     };
-    if !backend_rules(&shard, frontend, backend, peer, local, &early, &mut txn) {
+    let allowed = backend_rules(&shard, frontend, backend, peer, local, &early, &mut txn);
+    tracked.set(txn.track);
+    if !allowed {
         return;
     }
     let Some((mut server, slot, timers)) = connect(&shard, backend, peer).await else {

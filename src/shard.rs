@@ -798,6 +798,7 @@ fn apply(shard: &Shard, msg: ToShard) {
         } => up.set_maxconn(backend, server, maxconn, shard.config.runtime.shards),
         ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
         ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
+        ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
             let _ = reply.send(ShardReport {
                 shard: shard.id,
@@ -904,7 +905,11 @@ async fn serve(
         // header; `tcp-request session` rules see the client the header names.
         let mut txn = crate::rules::Txn::default();
         txn.begin_session(&shard.config);
-        if !crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, false) {
+        let allowed =
+            crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, false);
+        // Counters the connection tracks stop when it ends, however it ends.
+        let mut tracked = crate::tcp_rules::SessionTrack::new(&shard, txn.sess_track);
+        if !allowed {
             return;
         }
         // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
@@ -931,7 +936,10 @@ async fn serve(
         } else {
             (peer, local, buf)
         };
-        if !crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, true) {
+        let allowed =
+            crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, true);
+        tracked.set(txn.sess_track);
+        if !allowed {
             return;
         }
         match mode {

@@ -400,6 +400,34 @@ fn route(
     })
 }
 
+/// Stops a connection's tracked counters (`tcp-request connection|session
+/// track-scN`) when it is dropped.
+pub struct SessionTrack<'s> {
+    shard: &'s Shard,
+    tracked: [Option<Tracked>; 3],
+}
+
+impl<'s> SessionTrack<'s> {
+    pub fn new(shard: &'s Shard, tracked: [Option<Tracked>; 3]) -> Self {
+        SessionTrack { shard, tracked }
+    }
+
+    /// More rules tracked more counters.
+    pub fn set(&mut self, tracked: [Option<Tracked>; 3]) {
+        self.tracked = tracked;
+    }
+}
+
+impl Drop for SessionTrack<'_> {
+    fn drop(&mut self) {
+        for e in self.tracked.iter().flatten() {
+            self.shard
+                .cluster
+                .sc_event(*e, crate::cluster::counters::Event::Stop);
+        }
+    }
+}
+
 /// `tcp-request connection` then (after a PROXY header, in the caller) `session`
 /// rules: `false` when the connection must close.
 pub fn at_accept(

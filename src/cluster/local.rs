@@ -151,6 +151,8 @@ pub struct ShardCluster {
     /// Per frontend, per rate limit.
     rates: Vec<Vec<RefCell<RateTable>>>,
     out_sticks: RefCell<Vec<StickUp>>,
+    /// Stick-table counters of the rule language (`track-scN`, `sc_*`).
+    tables: super::counters::Tables,
     /// (frontend, limiter, key) of rate entries with unsent counts.
     dirty: RefCell<Vec<(u32, u32, u64)>>,
     ticks: std::cell::Cell<u32>,
@@ -197,6 +199,7 @@ impl ShardCluster {
                 })
                 .collect(),
             out_sticks: RefCell::new(Vec::with_capacity(64)),
+            tables: super::counters::Tables::new(cfg),
             dirty: RefCell::new(Vec::with_capacity(64)),
             ticks: std::cell::Cell::new(0),
         }
@@ -335,25 +338,43 @@ impl ShardCluster {
     /// A stick-counter operation on an entry (read, increment, clear): `None` when the
     /// table does not store what it asks for.
     pub fn sc_op(&self, e: crate::rules::Tracked, op: crate::rules::stick::ScOp) -> Option<i64> {
-        let _ = (e, op);
-        None
+        self.tables.op(e, op)
     }
 
     /// A rule started tracking an entry (`track-scN`): its connection and request
     /// counters move.
     pub fn sc_track(&self, e: crate::rules::Tracked, from: TrackFrom) {
-        let _ = (e, from);
+        use super::counters::Event;
+        self.tables.event(
+            e,
+            Event::Start {
+                session: from == TrackFrom::Connection,
+            },
+        );
+        // `http-request track-sc` counts its request at once (HAProxy's action does).
+        if from == TrackFrom::Http {
+            self.tables.event(e, Event::Request);
+        }
+    }
+
+    /// Moves the counters of a tracked entry (requests, statuses, bytes, ends).
+    pub fn sc_event(&self, e: crate::rules::Tracked, ev: super::counters::Event) {
+        self.tables.event(e, ev);
     }
 
     /// `sc-set-gpt0`.
     pub fn sc_set_gpt0(&self, e: crate::rules::Tracked, v: i64) {
-        let _ = (e, v);
+        self.tables.set_gpt0(e, v);
     }
 
     /// Whether a table holds an entry for `key`.
     pub fn sc_has(&self, table: u32, key: u64) -> bool {
-        let _ = (table, key);
-        false
+        self.tables.has(table, key)
+    }
+
+    /// Everybody else's shares of this shard's stick-table counters.
+    pub fn apply_tables(&self, cfg: &Config, downs: &[super::counters::TableDown]) {
+        self.tables.apply(cfg, downs);
     }
 
     /// Once per control tick: what this shard learnt goes to the cluster thread.
@@ -362,7 +383,8 @@ impl ShardCluster {
         self.ticks.set(ticks);
         let mut sticks = self.out_sticks.borrow_mut();
         let mut dirty = self.dirty.borrow_mut();
-        if sticks.is_empty() && dirty.is_empty() {
+        let tables = self.tables.drain();
+        if sticks.is_empty() && dirty.is_empty() && tables.is_empty() {
             if ticks.is_multiple_of(64) {
                 self.sweep();
             }
@@ -402,11 +424,13 @@ impl ShardCluster {
             // Copied out (on the tick), so the shard's buffer keeps its capacity.
             sticks: sticks.drain(..).collect(),
             counts,
+            tables,
         });
     }
 
     /// Drops expired stick entries and rate entries older than a period.
     fn sweep(&self) {
+        self.tables.sweep();
         let now = Instant::now();
         for c in self.sticks.iter().flatten() {
             c.borrow_mut().map.retain(|_, e| e.expires > now);

@@ -7,11 +7,13 @@
 //! `link`: the Redis connection, with backoff and the subscriber; `operator`: server
 //! states; `stick`: stick-table records; `rate`: request counts per window.
 
+pub mod counters;
 mod link;
 pub mod local;
 mod operator;
 mod rate;
 mod stick;
+mod tables;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +54,7 @@ pub enum Up {
         config: Arc<Config>,
         sticks: Vec<StickUp>,
         counts: Vec<CountUp>,
+        tables: Vec<counters::TableUp>,
     },
     /// The operator changed a server on this node (runtime API).
     Operator {
@@ -132,6 +135,7 @@ struct Thread {
     operator: operator::OperatorSync,
     stick: stick::StickSync,
     rate: rate::RateSync,
+    tables: tables::TableSync,
 }
 
 impl Thread {
@@ -153,6 +157,7 @@ impl Thread {
             operator: operator::OperatorSync::new(core),
             stick: stick::StickSync::default(),
             rate: rate::RateSync::new(n),
+            tables: tables::TableSync::new(n),
             prefix,
         }
     }
@@ -168,10 +173,11 @@ impl Thread {
             crossbeam_channel::select! {
                 recv(rx) -> msg => match msg {
                     Ok(Up::Stop) | Err(_) => break,
-                    Ok(Up::Batch { shard, config, sticks, counts }) => {
+                    Ok(Up::Batch { shard, config, sticks, counts, tables }) => {
                         let down = self.stick.ingest(&config, &sticks);
                         self.broadcast_sticks(down);
                         self.rate.ingest(shard, &config, &counts);
+                        self.tables.ingest(shard, &config, &tables);
                     }
                     Ok(Up::Operator { backend, server, state, weight }) => {
                         self.operator.local_change(backend, server, state, weight);
@@ -202,6 +208,12 @@ impl Thread {
                 for (tx, counts) in self.shards.iter().zip(per_shard) {
                     if !counts.is_empty() {
                         let _ = tx.send(ToShard::Rates(counts));
+                    }
+                }
+                let per_shard = self.tables.answers();
+                for (tx, downs) in self.shards.iter().zip(per_shard) {
+                    if !downs.is_empty() {
+                        let _ = tx.send(ToShard::Tables(downs));
                     }
                 }
             }
@@ -244,6 +256,7 @@ impl Thread {
             let adopted = self.stick.flush(conn, &prefix, &node)?;
             if counts {
                 self.rate.flush(conn, &prefix)?;
+                self.tables.flush(conn, &prefix)?;
                 // Notices a lost server even when there is nothing to write.
                 redis::cmd("PING").query::<()>(conn)?;
             }

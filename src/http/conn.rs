@@ -376,7 +376,18 @@ impl Conn {
     }
 
     /// Adds the finished request to this shard's counters and histograms.
-    fn account(&self) {
+    fn account(&mut self) {
+        if self
+            .txn
+            .track
+            .iter()
+            .chain(&self.txn.sess_track)
+            .any(Option::is_some)
+        {
+            let (status, bytes_in, bytes_out) =
+                (self.rec.status, self.rec.bytes_in, self.rec.bytes_out);
+            hrules::request_done(&self.shard, &mut self.txn, status, bytes_in, bytes_out);
+        }
         let r = &self.rec;
         if !r.started {
             return;

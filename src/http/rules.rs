@@ -488,8 +488,15 @@ pub fn request_phase(
             .rate_exceeded(fe, frontend, limiter, r, client)
     };
     let minor = r.minor_version;
-    // Frontend: tcp-request content, then http-request rules.
+    // Frontend: tcp-request content, then http-request rules. The connection's and
+    // tcp-request content's tracked counters count this request (http-request
+    // track-sc counts its own when it tracks).
     tcp_content(&fe.tcp_content, &site, txn, out)?;
+    for e in txn.sess_track.iter().chain(txn.track.iter()).flatten() {
+        shard
+            .cluster
+            .sc_event(*e, crate::cluster::counters::Event::Request);
+    }
     let v = ANSWER.with(|a| {
         let mut a = a.borrow_mut();
         let v = run(&fe.http_request, &site, txn, out, Dir::Req, &mut a, rate);
@@ -538,6 +545,39 @@ pub fn request_phase(
     }
     forward_for(shard, fe, backend, client, out);
     Ok(Routed { backend, server })
+}
+
+/// The end of a request: its tracked counters see its status and bytes, and the
+/// request's own trackers stop (the connection's stay).
+pub fn request_done(shard: &Shard, txn: &mut Txn, status: u16, bytes_in: u64, bytes_out: u64) {
+    use crate::cluster::counters::Event;
+    for e in txn.sess_track.iter().flatten() {
+        if status != 0 {
+            shard.cluster.sc_event(*e, Event::Status(status));
+        }
+        shard.cluster.sc_event(
+            *e,
+            Event::Bytes {
+                from_client: bytes_in,
+                to_client: bytes_out,
+            },
+        );
+    }
+    for e in txn.track.iter_mut() {
+        if let Some(t) = e.take() {
+            if status != 0 {
+                shard.cluster.sc_event(t, Event::Status(status));
+            }
+            shard.cluster.sc_event(
+                t,
+                Event::Bytes {
+                    from_client: bytes_in,
+                    to_client: bytes_out,
+                },
+            );
+            shard.cluster.sc_event(t, Event::Stop);
+        }
+    }
 }
 
 /// `tcp-request content` rules of an HTTP proxy, on the parsed request.

@@ -9,6 +9,9 @@ use std::time::Duration;
 use super::sample::Smp;
 use super::{Ctx, Tracked};
 
+/// Most data types one table stores (HAProxy configs store one to four).
+pub const MAX_STORED: usize = 8;
+
 /// What a table stores for each key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataType {

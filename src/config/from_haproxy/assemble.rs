@@ -400,24 +400,17 @@ impl Mapper<'_> {
 
     /// Every `stick-table`, in proxy order (the order of `Names::tables`).
     fn table_specs(&self, proxies: &[Proxy]) -> Vec<crate::config::TableSpec> {
-        use crate::rules::stick::{DataType, KeyType, TableSpec};
+        use crate::rules::stick::TableSpec;
         proxies
             .iter()
             .filter_map(|p| {
                 let t = p.stick.table.as_ref()?;
                 Some(TableSpec {
                     name: p.name.clone(),
-                    key: if t.ip {
-                        KeyType::Ip
-                    } else {
-                        KeyType::String(t.len)
-                    },
+                    key: t.key,
                     size: t.size,
                     expire: t.expire.unwrap_or(Duration::from_secs(86400)),
-                    store: t
-                        .rate_period
-                        .map(|d| vec![(DataType::HttpReqRate, d)])
-                        .unwrap_or_default(),
+                    store: t.store.clone(),
                 })
             })
             .collect()

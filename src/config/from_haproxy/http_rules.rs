@@ -657,14 +657,14 @@ impl Mapper<'_> {
         }
     }
 
-    /// The legacy request-rate pair: `true` when the line was one of its forms.
+    /// The request-rate limit's key (`track-scN src|req.hdr(N)|req.cook(N)`), noted for
+    /// the limit; the line is then also an ordinary `track-sc` rule (`false`).
     fn legacy_track(&mut self, line: usize, sc: usize, args: &[&str], p: &mut Proxy) -> bool {
         let key_ok = matches!(args, [k] | [k, "table", _] if stick::is_legacy_key(k));
-        if !key_ok {
-            return false;
+        if key_ok {
+            self.track(line, sc, args, p);
         }
-        self.track(line, sc, args, p);
-        true
+        false
     }
 
     fn legacy_rate_deny(
@@ -678,6 +678,8 @@ impl Mapper<'_> {
         match self.rate_deny(l.line, &words[cut + 1..], p) {
             None => false,
             Some(None) => true,
+            // A rate on a counter tracked with another key: an ordinary rule.
+            Some(Some((sc, _))) if p.stick.tracks[sc].is_none() => false,
             Some(Some(_)) if words[cut] == "unless" => {
                 self.err(
                     l.line,

@@ -15,9 +15,8 @@ impl Mapper<'_> {
         {
             return self.err(l.line, format!("invalid ACL name '{name}'"));
         }
-        if self.rate_acl(l.line, name, &a[1..], p) {
-            return;
-        }
+        // A request-rate ACL is noted for the rate limit, and is an ordinary ACL too.
+        self.rate_acl(l.line, name, &a[1..], p);
         let r = {
             let mut env = self.rule_env(p);
             crate::rules::AclTest::parse(&a[1..], &mut env)

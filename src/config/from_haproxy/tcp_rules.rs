@@ -44,7 +44,12 @@ impl Mapper<'_> {
                 return;
             }
             ("content", false) => Stage::Content,
-            ("content", true) => Stage::Response,
+            ("content", true) => {
+                return self.err(
+                    l.line,
+                    "'tcp-response content' rules are not supported yet (the server's bytes are not inspected)",
+                )
+            }
             ("connection", false) if !fe_only => Stage::Connection,
             ("session", false) if !fe_only => Stage::Session,
             ("connection" | "session", false) => {
