@@ -47,11 +47,30 @@ impl TableSync {
             let Some(t) = cfg.tables.get(u.table as usize) else {
                 continue;
             };
-            let key = (Arc::from(t.name.as_str()), u.data, u.key, u.window);
+            let name: Arc<str> = Arc::from(t.name.as_str());
             let n = self.shards;
+            let expire_ms = u.expire_ms;
+            // Every data type of an entry this node uses is kept up to date, also the
+            // ones only other nodes change (a `gpc0` another node increments).
+            for (data, (_, period)) in t.store.iter().enumerate() {
+                let period_ms = period.as_millis() as u64;
+                let window = now.checked_div(period_ms).unwrap_or(0);
+                self.aggs
+                    .entry((name.clone(), data as u32, u.key, window))
+                    .or_insert_with(|| Agg {
+                        period_ms,
+                        expire_ms,
+                        total: 0,
+                        per_shard: vec![0; n],
+                        unsent: 0,
+                        touched: false,
+                        last_ms: now,
+                    });
+            }
+            let key = (name, u.data, u.key, u.window);
             let a = self.aggs.entry(key).or_insert_with(|| Agg {
                 period_ms: u.period_ms,
-                expire_ms: u.expire_ms,
+                expire_ms,
                 total: 0,
                 per_shard: vec![0; n],
                 unsent: 0,
@@ -68,14 +87,12 @@ impl TableSync {
         }
     }
 
-    /// Adds the unsent increments in Redis and takes its totals.
+    /// Adds the unsent increments in Redis and takes its totals (also of entries
+    /// only other nodes change: an increment of 0 reads the total).
     pub fn flush(&mut self, conn: &mut redis::Connection, prefix: &str) -> redis::RedisResult<()> {
         let mut pipe = redis::pipe();
         let mut order = Vec::new();
         for (k, a) in &self.aggs {
-            if a.unsent == 0 {
-                continue;
-            }
             let rkey = format!("{prefix}:sc:{}:{}:{:016x}:{}", k.0, k.1, k.2, k.3);
             pipe.cmd("INCRBY").arg(&rkey).arg(a.unsent);
             let ttl = if a.period_ms > 0 {
@@ -93,8 +110,10 @@ impl TableSync {
         for (k, total) in order.into_iter().zip(totals) {
             if let Some(a) = self.aggs.get_mut(&k) {
                 a.unsent = 0;
-                a.total = total;
-                a.touched = true;
+                if a.total != total {
+                    a.total = total;
+                    a.touched = true;
+                }
             }
         }
         Ok(())

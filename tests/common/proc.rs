@@ -61,8 +61,19 @@ impl RingLb {
         config: Option<NamedTempFile>,
         done: impl Fn(&str) -> bool,
     ) -> RingLb {
+        Self::launch_env(args, config, &[], done)
+    }
+
+    /// `launch` with more environment variables (`RINGLB_REDIS_URL`, ...).
+    pub fn launch_env(
+        args: &[&str],
+        config: Option<NamedTempFile>,
+        env: &[(&str, String)],
+        done: impl Fn(&str) -> bool,
+    ) -> RingLb {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
