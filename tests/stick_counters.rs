@@ -63,25 +63,36 @@ fn shards_of_a_node_share_their_counts() {
     let addr = lb.addr("web");
     // Fresh connections spread over both shards (SO_REUSEPORT hashes each one).
     for _ in 0..20 {
-        let r = HttpClient::connect(addr).request("GET /inc HTTP/1.1\r\nHost: h\r\nX-User: u1\r\n\r\n");
+        let r =
+            HttpClient::connect(addr).request("GET /inc HTTP/1.1\r\nHost: h\r\nX-User: u1\r\n\r\n");
         assert_eq!(r.status, 200);
     }
     // Every shard ends up counting all 20 (plus the request that reads them).
-    wait_for("both shards agree on 21 requests", Duration::from_secs(5), || {
-        (0..6).all(|_| {
-            HttpClient::connect(addr).request("GET / HTTP/1.1\r\nHost: h\r\nX-User: u1\r\n\r\n");
-            let v = seen(&b, "x-counts");
-            let parts: Vec<i64> = v.split('/').filter_map(|p| p.parse().ok()).collect();
-            parts.len() == 4 && parts[0] >= 21 && parts[2] == 20
-        })
-    });
+    wait_for(
+        "both shards agree on 21 requests",
+        Duration::from_secs(5),
+        || {
+            (0..6).all(|_| {
+                HttpClient::connect(addr)
+                    .request("GET / HTTP/1.1\r\nHost: h\r\nX-User: u1\r\n\r\n");
+                let v = seen(&b, "x-counts");
+                let parts: Vec<i64> = v.split('/').filter_map(|p| p.parse().ok()).collect();
+                parts.len() == 4 && parts[0] >= 21 && parts[2] == 20
+            })
+        },
+    );
     // No other request of u1 is in flight: conn_cur comes back to 1 (the one asking).
-    wait_for("conn_cur back to 1 on every shard", Duration::from_secs(5), || {
-        (0..6).all(|_| {
-            HttpClient::connect(addr).request("GET / HTTP/1.1\r\nHost: h\r\nX-User: u1\r\n\r\n");
-            seen(&b, "x-counts").ends_with("/1")
-        })
-    });
+    wait_for(
+        "conn_cur back to 1 on every shard",
+        Duration::from_secs(5),
+        || {
+            (0..6).all(|_| {
+                HttpClient::connect(addr)
+                    .request("GET / HTTP/1.1\r\nHost: h\r\nX-User: u1\r\n\r\n");
+                seen(&b, "x-counts").ends_with("/1")
+            })
+        },
+    );
 }
 
 #[test]
@@ -96,11 +107,15 @@ fn nodes_share_counters_through_redis() {
             .request("GET /inc HTTP/1.1\r\nHost: h\r\nX-User: shared\r\n\r\n");
         assert_eq!(r.status, 200);
     }
-    wait_for("node B sees node A's gpc0 and requests", Duration::from_secs(5), || {
-        HttpClient::connect(c.addr("web"))
-            .request("GET / HTTP/1.1\r\nHost: h\r\nX-User: shared\r\n\r\n");
-        let v = seen(&b, "x-counts");
-        let parts: Vec<i64> = v.split('/').filter_map(|p| p.parse().ok()).collect();
-        parts.len() == 4 && parts[2] == 5 && parts[0] >= 6
-    });
+    wait_for(
+        "node B sees node A's gpc0 and requests",
+        Duration::from_secs(5),
+        || {
+            HttpClient::connect(c.addr("web"))
+                .request("GET / HTTP/1.1\r\nHost: h\r\nX-User: shared\r\n\r\n");
+            let v = seen(&b, "x-counts");
+            let parts: Vec<i64> = v.split('/').filter_map(|p| p.parse().ok()).collect();
+            parts.len() == 4 && parts[2] == 5 && parts[0] >= 6
+        },
+    );
 }

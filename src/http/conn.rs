@@ -36,6 +36,8 @@ const SERVER_BUF: usize = 16 * 1024;
 pub(super) enum Stop {
     /// Close quietly (client gone, idle timeout, or the response was cut short).
     Close,
+    /// Close with a reset (`silent-drop`).
+    Reset,
     /// Answer with a canned reply, then close.
     Reply(Reply),
     /// A rule answered (deny, return, redirect, rate limit): the answer is in `out`.
@@ -193,6 +195,7 @@ pub async fn serve(
             conn.rec.term = match &result {
                 Ok(_) => "----",
                 Err(Stop::Close) | Err(Stop::Newer) => "CD--",
+                Err(Stop::Reset) => "PR--",
                 Err(Stop::Answer { .. }) => "PR--",
                 Err(Stop::Tarpit(_)) => "PT--",
                 Err(Stop::Service { .. }) => "PR--",
@@ -242,6 +245,10 @@ pub async fn serve(
                 return;
             }
             Err(Stop::Close) | Err(Stop::Newer) => return,
+            Err(Stop::Reset) => {
+                crate::tcp_rules::drop_connection(conn.client, true);
+                return;
+            }
             Err(Stop::Tunnel(up, slot, head_len)) => {
                 // Boxed: a tunnel's state would otherwise grow every connection's future.
                 Box::pin(super::tunnel::run(conn, up, slot, head_len)).await;
@@ -959,9 +966,13 @@ fn early_stop(
     r: &head::Request<'_>,
 ) -> Stop {
     match e {
-        Early::Close => {
+        Early::Close { silent } => {
             rec.term = "PR--";
-            Stop::Close
+            if silent {
+                Stop::Reset
+            } else {
+                Stop::Close
+            }
         }
         Early::Service(service) => {
             let authorized = match &service {

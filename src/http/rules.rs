@@ -32,8 +32,8 @@ pub enum Verdict {
     Continue,
     /// A local answer is in `answer`: send it (status for the log).
     Answer(u16),
-    /// Close the connection without an answer (`reject`, `silent-drop`).
-    Close,
+    /// Close the connection without an answer (`reject`; `silent-drop` resets it).
+    Close { silent: bool },
     /// `tarpit`: hold the client, then send the answer in `answer`.
     Tarpit(u16),
     /// An admin page (stats, metrics).
@@ -194,10 +194,8 @@ fn apply(
             VarTarget::Proc(n) => crate::rules::vars::proc_unset(n),
         },
         HttpAction::Allow => return Some(Verdict::Continue),
+        HttpAction::Reject { silent } => return Some(Verdict::Close { silent: *silent }),
         HttpAction::Deny(r) | HttpAction::Tarpit(r) | HttpAction::Return(r) => {
-            if r.status == 0 {
-                return Some(Verdict::Close);
-            }
             answer.clear();
             let ctx = site.ctx(txn, Some(head), dir);
             r.write(&ctx, &mut w.s, answer);
@@ -432,7 +430,9 @@ pub fn connection_header(answer: &mut Vec<u8>, close: bool, minor: u8) {
 pub enum Early {
     /// The answer (after-response rules applied) is in the head buffer.
     Answer(u16),
-    Close,
+    Close {
+        silent: bool,
+    },
     Tarpit(u16),
     Service(Service),
 }
@@ -598,9 +598,8 @@ fn tcp_content(
         dst: site.dst,
     };
     match crate::tcp_rules::run(rules, 0, &tsite, txn, Some(out), None, true, false) {
-        crate::tcp_rules::Verdict::Reject | crate::tcp_rules::Verdict::SilentDrop => {
-            Err(Early::Close)
-        }
+        crate::tcp_rules::Verdict::Reject => Err(Early::Close { silent: false }),
+        crate::tcp_rules::Verdict::SilentDrop => Err(Early::Close { silent: true }),
         _ => Ok(()),
     }
 }
@@ -616,7 +615,7 @@ fn early(
 ) -> Result<(), Early> {
     match v {
         Verdict::Continue => Ok(()),
-        Verdict::Close => Err(Early::Close),
+        Verdict::Close { silent } => Err(Early::Close { silent }),
         Verdict::Service(s) => Err(Early::Service(s)),
         Verdict::Answer(st) | Verdict::Tarpit(st) => {
             after_local(site, txn, out, st);
@@ -717,7 +716,7 @@ pub fn response_phase(
         });
         match v {
             Verdict::Continue => {}
-            Verdict::Close => return Err(Early::Close),
+            Verdict::Close { silent } => return Err(Early::Close { silent }),
             Verdict::Service(s) => return Err(Early::Service(s)),
             Verdict::Answer(st) | Verdict::Tarpit(st) => {
                 after_local(&site, txn, out, st);

@@ -93,6 +93,10 @@ pub enum HttpAction {
         status: u16,
         bytes: Vec<u8>,
     },
+    /// `reject` (close) or `silent-drop` (reset): no answer.
+    Reject {
+        silent: bool,
+    },
     /// Accepted and meaningless here (`disable-l7-retry`, `set-nice`, ...).
     Nothing,
 }

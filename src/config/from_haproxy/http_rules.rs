@@ -350,12 +350,9 @@ impl Mapper<'_> {
                 [other] => return Err(format!("unknown service '{other}'")),
                 _ => return Err("expects a service name".into()),
             },
-            "reject" | "silent-drop" if !after => {
-                // Closing without an answer.
-                let mut r = Reply::error_page(400);
-                r.status = 0;
-                HttpAction::Deny(Arc::new(r))
-            }
+            "reject" | "silent-drop" if !after => HttpAction::Reject {
+                silent: action == "silent-drop",
+            },
             "disable-l7-retry" | "strict-mode" | "set-nice" | "wait-for-handshake" => {
                 HttpAction::Nothing
             }
@@ -380,16 +377,12 @@ impl Mapper<'_> {
                 .names
                 .table(t)
                 .ok_or_else(|| format!("no stick-table named '{t}'"))?,
-            None => self
-                .names
-                .table(&p.name)
-                .filter(|_| p.stick.table.is_some())
-                .ok_or_else(|| {
-                    format!(
-                        "no stick-table in proxy '{}' (name one with 'table')",
-                        p.name
-                    )
-                })?,
+            None => self.names.table(&p.name).ok_or_else(|| {
+                format!(
+                    "no stick-table in proxy '{}' (name one with 'table')",
+                    p.name
+                )
+            })?,
         };
         Ok((counter, self.expr(p, key)?, table as u32))
     }

@@ -179,16 +179,12 @@ impl Mapper<'_> {
                     .names
                     .table(t)
                     .ok_or_else(|| format!("no stick-table named '{t}'"))?,
-                None => self
-                    .names
-                    .table(&p.name)
-                    .filter(|_| p.stick.table.is_some())
-                    .ok_or_else(|| {
-                        format!(
-                            "no stick-table in proxy '{}' (name one with 'table')",
-                            p.name
-                        )
-                    })?,
+                None => self.names.table(&p.name).ok_or_else(|| {
+                    format!(
+                        "no stick-table in proxy '{}' (name one with 'table')",
+                        p.name
+                    )
+                })?,
             };
             let key = {
                 let mut env = self.rule_env(p);
