@@ -25,22 +25,43 @@ fn matches(line_name: &[u8], name: &str, m: Method, re: Option<&regex::bytes::Re
     }
 }
 
-/// Removes every header line whose name matches (in place).
+/// Whether header line `line` is to be removed.
+#[inline]
+fn drops(line: &[u8], name: &str, m: Method, re: Option<&regex::bytes::Regex>) -> bool {
+    let n = name.as_bytes();
+    if m == Method::Str {
+        // The common case, without looking for the colon.
+        return line.len() > n.len()
+            && line[n.len()] == b':'
+            && line[..n.len()].eq_ignore_ascii_case(n);
+    }
+    match line.iter().position(|&b| b == b':') {
+        Some(c) if line.len() > 2 => matches(&line[..c], name, m, re),
+        _ => false,
+    }
+}
+
+/// Removes every header line whose name matches (in place; nothing moves unless a
+/// line goes).
 pub fn del_header_by(head: &mut Vec<u8>, name: &str, m: Method, re: Option<&regex::bytes::Regex>) {
+    use crate::rules::head::find_nl;
     let first = Head::new(head).first_line_len();
     let mut read = first;
-    let mut write = first;
+    // Up to the first line to remove, nothing is copied.
+    loop {
+        if read >= head.len() {
+            return;
+        }
+        let end = find_nl(head, read).map_or(head.len(), |p| p + 1);
+        if drops(&head[read..end], name, m, re) {
+            break;
+        }
+        read = end;
+    }
+    let mut write = read;
     while read < head.len() {
-        let end = head[read..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(head.len(), |p| read + p + 1);
-        let line = &head[read..end];
-        let drop = match line.iter().position(|&b| b == b':') {
-            Some(c) if line.len() > 2 => matches(&line[..c], name, m, re),
-            _ => false,
-        };
-        if !drop {
+        let end = find_nl(head, read).map_or(head.len(), |p| p + 1);
+        if !drops(&head[read..end], name, m, re) {
             head.copy_within(read..end, write);
             write += end - read;
         }

@@ -44,6 +44,7 @@ impl Conn {
                             reusable: r.reusable,
                             client_keep_alive,
                             upgrade: r.upgrade,
+                            names: r.names,
                         })
                     }
                     Parsed::Reject(_) => return Err(HeadError::Invalid),
@@ -74,6 +75,7 @@ impl Conn {
         let client_timeout = self.timeouts().client;
         let server_timeout = self.server_timeout;
         // `http-response` and `http-after-response` rules, response captures.
+        self.txn.names[1] = res.names;
         if self.response_rules(up.server)? {
             // A rule answered instead: the server's body is never read, so its
             // connection is not reused.
@@ -220,4 +222,6 @@ pub(super) struct ResponseMeta {
     pub(super) client_keep_alive: bool,
     /// A 101 to an upgrade request: a tunnel follows.
     pub(super) upgrade: bool,
+    /// The response head's header-name summary (for the rules).
+    pub(super) names: u64,
 }

@@ -126,14 +126,25 @@ fn apply(
     match action {
         HttpAction::SetHeader(name, fmt) => {
             value(fmt, site, txn, head, dir, w);
-            edit::del_header(head, name);
+            let bit = crate::rules::head::name_bit(name.as_bytes());
+            if txn.names[dir as usize] & bit != 0 {
+                edit::del_header(head, name);
+            }
             edit::add_header(head, name, &w.val);
+            txn.names[dir as usize] |= bit;
         }
         HttpAction::AddHeader(name, fmt) => {
             value(fmt, site, txn, head, dir, w);
             edit::add_header(head, name, &w.val);
+            txn.names[dir as usize] |= crate::rules::head::name_bit(name.as_bytes());
         }
-        HttpAction::DelHeader(name, m, re) => edit::del_header_by(head, name, *m, re.as_ref()),
+        HttpAction::DelHeader(name, m, re) => {
+            let absent = *m == crate::rules::pattern::Method::Str
+                && txn.names[dir as usize] & crate::rules::head::name_bit(name.as_bytes()) == 0;
+            if !absent {
+                edit::del_header_by(head, name, *m, re.as_ref());
+            }
+        }
         HttpAction::ReplaceHeader {
             name,
             re,
@@ -467,6 +478,7 @@ pub fn request_phase(
     let cfg = &shard.config;
     let fe = &cfg.frontends[frontend];
     txn.begin_request(cfg, frontend);
+    txn.names[0] = r.names;
     {
         let line = Head::new(out).first_line();
         txn.reqline.clear();
@@ -649,6 +661,7 @@ pub fn after_local(site: &Site<'_>, txn: &mut Txn, answer: &mut Vec<u8>, status:
         return;
     };
     txn.status = Some(status);
+    txn.names[1] = crate::rules::head::names_of(&answer[..end]);
     let mut body = answer.split_off(end);
     let mut scratch = Vec::new();
     if let Some(be) = be {

@@ -33,6 +33,27 @@ fn find(hay: &[u8], needle: u8) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
 }
 
+/// The position of the first `\n` at or after `from`, eight bytes at a time (heads
+/// are scanned by every header rule: this is their hot loop).
+#[inline]
+pub fn find_nl(b: &[u8], from: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(w) ^ NL;
+        let t = x.wrapping_sub(LO) & !x & HI;
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?.iter().position(|&c| c == b'\n').map(|p| i + p)
+}
+
 impl<'a> Head<'a> {
     pub fn new(bytes: &'a [u8]) -> Head<'a> {
         Head { bytes }
@@ -40,14 +61,14 @@ impl<'a> Head<'a> {
 
     /// The first line, without its CRLF.
     pub fn first_line(&self) -> &'a [u8] {
-        let end = find(self.bytes, b'\n').unwrap_or(self.bytes.len());
+        let end = find_nl(self.bytes, 0).unwrap_or(self.bytes.len());
         let line = &self.bytes[..end];
         line.strip_suffix(b"\r").unwrap_or(line)
     }
 
     /// Length of the first line, CRLF included (where the header lines start).
     pub fn first_line_len(&self) -> usize {
-        find(self.bytes, b'\n').map_or(self.bytes.len(), |e| e + 1)
+        find_nl(self.bytes, 0).map_or(self.bytes.len(), |e| e + 1)
     }
 
     fn words(&self) -> (&'a [u8], &'a [u8], &'a [u8]) {
@@ -149,7 +170,13 @@ impl<'a> Head<'a> {
             return self.values(name, full).nth((occ - 1) as usize);
         }
         if occ == -1 {
-            return self.values(name, full).last();
+            // The last element of the last field with that name.
+            let f = self.named(name).last()?;
+            return Split {
+                rest: Some(f.value),
+                full,
+            }
+            .last();
         }
         let total = self.values(name, full).count() as i64;
         let want = total + occ + 1;
@@ -180,10 +207,48 @@ impl<'a> Iterator for Named<'a, '_> {
     type Item = Field<'a>;
     fn next(&mut self) -> Option<Field<'a>> {
         let name = self.name;
-        self.fields
-            .by_ref()
-            .find(|f| name.is_empty() || f.name.eq_ignore_ascii_case(name))
+        if name.is_empty() {
+            return self.fields.next();
+        }
+        // Lines whose start is not `name:` are skipped without being split up.
+        let bytes = self.fields.bytes;
+        loop {
+            let start = self.fields.pos;
+            let nl = find_nl(bytes, start)?;
+            let line = &bytes[start..nl];
+            if line.len() > name.len()
+                && line[name.len()] == b':'
+                && line[..name.len()].eq_ignore_ascii_case(name)
+            {
+                return self.fields.next();
+            }
+            if line.is_empty() || line == b"\r" {
+                self.fields.pos = bytes.len();
+                return None;
+            }
+            self.fields.pos = nl + 1;
+        }
     }
+}
+
+/// A 64-bit summary of the header names of a head (a bit per name class), so that a
+/// rule removing a header can tell it is absent without scanning the head.
+pub fn name_bit(name: &[u8]) -> u64 {
+    let (Some(f), Some(l)) = (name.first(), name.last()) else {
+        return 1;
+    };
+    let h = (name.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(f.to_ascii_lowercase()) * 7)
+        .wrapping_add(u32::from(l.to_ascii_lowercase()));
+    1u64 << (h % 64)
+}
+
+/// The name summary of every header of `head`.
+pub fn names_of(head: &[u8]) -> u64 {
+    Head::new(head)
+        .fields()
+        .fold(0, |m, f| m | name_bit(f.name))
 }
 
 /// Header values (comma-split unless `full`).
@@ -252,12 +317,11 @@ impl<'a> Iterator for Fields<'a> {
     type Item = Field<'a>;
     fn next(&mut self) -> Option<Field<'a>> {
         loop {
-            let rest = self.bytes.get(self.pos..)?;
-            let nl = find(rest, b'\n')?;
             let start = self.pos;
-            let end = start + nl + 1;
+            let nl = find_nl(self.bytes, start)?;
+            let end = nl + 1;
             self.pos = end;
-            let line = &rest[..nl];
+            let line = &self.bytes[start..nl];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
                 self.pos = self.bytes.len();

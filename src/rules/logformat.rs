@@ -412,7 +412,10 @@ impl LogFormat {
                             }
                             let start = out.len();
                             smp.write_str(&s.cur, out);
-                            http_encode(out, start);
+                            // Only strings can hold control characters.
+                            if matches!(smp, Smp::Str(_) | Smp::Bin(_)) {
+                                http_encode(out, start);
+                            }
                             if f.quote {
                                 out.push(b'"');
                             }

@@ -113,6 +113,9 @@ pub struct Txn {
     pub first: bool,
     /// `set-status` on the response, for the log and `status`.
     pub status: Option<u16>,
+    /// Header-name summaries of the request and response heads being edited
+    /// (`head::name_bit`): a header rule skips the scan for a name that is absent.
+    pub names: [u64; 2],
 }
 
 impl Txn {

@@ -265,6 +265,22 @@ impl Range {
     }
 }
 
+/// xxh3 for the exact-string tables (SipHash costs more than the rest of a lookup).
+#[derive(Default)]
+pub struct XxHasher(u64);
+
+impl std::hash::Hasher for XxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = self.0.rotate_left(5) ^ n as u64;
+    }
+}
+
 /// A list of patterns of one match method.
 #[derive(Debug, Clone)]
 pub struct Patterns {
@@ -272,7 +288,7 @@ pub struct Patterns {
     pub icase: bool,
     strs: Vec<Box<[u8]>>,
     /// Exact strings (lower-cased when `icase`), to the index of their first entry.
-    exact: HashMap<Box<[u8]>, usize>,
+    exact: HashMap<Box<[u8]>, usize, std::hash::BuildHasherDefault<XxHasher>>,
     ints: Vec<Range>,
     nets: Vec<Net>,
     regs: Vec<regex::bytes::Regex>,
@@ -290,7 +306,7 @@ impl Patterns {
             method,
             icase,
             strs: Vec::new(),
-            exact: HashMap::new(),
+            exact: HashMap::default(),
             ints: Vec::new(),
             nets: Vec::new(),
             regs: Vec::new(),
