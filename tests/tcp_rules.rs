@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 use common::haproxy::ringlb_cfg;
 use common::*;
 
+/// What each server got, by server name.
+type Log = Arc<Mutex<Vec<(&'static str, Vec<u8>)>>>;
+
 /// A server that echoes what it gets, and keeps a copy with its name.
-fn echo(name: &'static str, log: Arc<Mutex<Vec<(&'static str, Vec<u8>)>>>) -> RawServer {
+fn echo(name: &'static str, log: Log) -> RawServer {
     RawServer::start(move |mut s| {
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
