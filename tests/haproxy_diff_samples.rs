@@ -163,6 +163,8 @@ const ACLS: &[&str] = &[
     "path_reg ^/a[0-9]+$",
     "path_dir a0",
     "path_dom a0",
+    "path_dir /",
+    "hdr_dom(host) .",
     "url_beg /a",
     "url_sub x=1",
     "url_end two",

@@ -489,7 +489,9 @@ fn match_word(s: &[u8], p: &[u8], icase: bool, delims: &[u8]) -> bool {
         }
         p = rest;
     }
-    if p.len() > s.len() {
+    // Only delimiters: HAProxy compares against the byte after the sample and never
+    // matches in practice.
+    if p.is_empty() || p.len() > s.len() {
         return false;
     }
     let mut may_match = true;
@@ -742,6 +744,18 @@ mod tests {
         assert!(parse_net("nope").is_err());
         assert_eq!(parse_hex("48656c").unwrap(), b"Hel");
         assert!(parse_hex("486").is_err());
+    }
+
+    /// Fuzzing (`rules`): a `dir`/`dom` pattern of delimiters only indexed past the
+    /// sample.
+    #[test]
+    fn words_of_delimiters_only() {
+        for (p, s) in [(&b"/"[..], &b"/x"[..]), (b"./", b"a.b"), (b"?", b""), (b"/", b"/")] {
+            assert!(!match_word(s, p, false, b"/?.:"));
+            assert!(!match_word(s, p, true, b"/?"));
+        }
+        assert!(match_word(b"/a/b", b"/b/", false, b"/?"));
+        assert!(match_word(b"www.example.com", b".example.", true, b"/?.:"));
     }
 
     #[test]
