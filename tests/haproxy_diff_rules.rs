@@ -409,6 +409,24 @@ backend other
             ("X1", Srv::Up("x1")),
         ],
     );
+    // The start-up probes (a connect and a close) may still be on their way to the
+    // default backend (HAProxy connects it for a client that left during the inspect
+    // delay; ringlb does not): wait until the servers' counts stop moving.
+    let counts = || -> Vec<usize> {
+        ["o1", "t1", "x1"]
+            .iter()
+            .flat_map(|n| [t.hx.backend(n).accepts(), t.lb.backend(n).accepts()])
+            .collect()
+    };
+    let mut last = counts();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = counts();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
     let cases = [
         ("ONE.example.com", 0usize),
         ("a.two.example.com", 0),

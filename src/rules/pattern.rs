@@ -750,7 +750,12 @@ mod tests {
     /// sample.
     #[test]
     fn words_of_delimiters_only() {
-        for (p, s) in [(&b"/"[..], &b"/x"[..]), (b"./", b"a.b"), (b"?", b""), (b"/", b"/")] {
+        for (p, s) in [
+            (&b"/"[..], &b"/x"[..]),
+            (b"./", b"a.b"),
+            (b"?", b""),
+            (b"/", b"/"),
+        ] {
             assert!(!match_word(s, p, false, b"/?.:"));
             assert!(!match_word(s, p, true, b"/?"));
         }
