@@ -22,14 +22,21 @@
 pub mod acl;
 pub mod action;
 pub mod convert;
+mod convert_eval;
 pub mod fetch;
+mod fetch_build;
+mod fetch_eval;
 pub mod head;
+mod lf_eval;
 pub mod logformat;
+pub mod map;
+
 pub mod parse;
 pub mod pattern;
 pub mod payload;
 pub mod sample;
 pub mod stick;
+mod strfn;
 pub mod vars;
 
 use std::cell::{Cell, RefCell};
