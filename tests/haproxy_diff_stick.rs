@@ -2,8 +2,9 @@
 //! the same haproxy.cfg and must count alike: `track-scN` on any sample (`src`, a
 //! header, a converted header) in `http-request` and `tcp-request connection`, the
 //! `sc_*`, `scN_*` and `src_*` fetches (`http_req_rate`, `http_err_cnt`, `conn_cur`,
-//! `conn_cnt`, `gpc0`, `gpc0_rate`), `sc-inc-gpc0`, the `sc_inc_gpc0` fetch, and
-//! conditions over them.
+//! `conn_cnt`, `gpc0`, `gpc0_rate`, `gpc1`, `gpt0`, `sess_cnt`, `http_fail_cnt`,
+//! `trackers`), `sc-inc-gpc0/1`, `sc-set-gpt0`, the `sc_inc_gpc0` and `sc_clr_gpc0`
+//! fetches, the `table_*` and `in_table` converters, and conditions over them.
 
 mod common;
 
@@ -132,4 +133,76 @@ backend app
             out
         },
     );
+}
+
+#[test]
+fn general_purpose_counters_tags_and_table_lookups() {
+    let body = r#"
+frontend web
+    bind "127.0.0.1:${PORT}"
+    stick-table type string len 16 size 1k expire 1m store gpc0,gpc1,gpt0,sess_cnt,http_req_cnt,http_fail_cnt,http_req_rate(10s)
+    tcp-request session track-sc2 str(all)
+    http-request track-sc0 req.hdr(x-user)
+    http-request sc-inc-gpc1(0) if { path_beg /inc1 }
+    http-request sc-set-gpt0(0) 7 if { path_beg /tag }
+    http-request set-var(txn.clr) sc0_clr_gpc0 if { path_beg /clr }
+    http-request set-var(txn.inc) sc_inc_gpc0(0) if { path_beg /inc0 }
+    http-request set-header X-Gpc %[sc0_get_gpc0]/%[sc_get_gpc1(0)]/%[sc0_get_gpt0]/%[var(txn.clr)]/%[var(txn.inc)]
+    http-request set-header X-Sess %[sc2_sess_cnt]/%[sc0_trackers]/%[sc2_trackers]/%[sc0_http_fail_cnt]
+    http-request set-header X-Table %[str(alice),table_gpc0(web)]/%[str(alice),table_http_req_cnt(web)]/%[str(nobody),in_table(web)]/%[req.hdr(x-user),in_table(web)]/%[src_get_gpc0(web)]
+    default_backend app
+
+backend app
+    server s1 "${S1}"
+"#;
+    let t = Twins::start(body, &[("web", "PORT")], &[("S1", Srv::Up("s1"))]);
+    let steps = [
+        ("/", "alice"),
+        ("/inc0", "alice"),
+        ("/inc0", "alice"),
+        ("/inc1", "alice"),
+        ("/tag", "bob"),
+        ("/status/503", "bob"),
+        ("/clr", "alice"),
+        ("/", "alice"),
+        ("/", "bob"),
+    ];
+    t.same("gpc0/gpc1/gpt0 and table lookups over a sequence", |s| {
+        let mut out = Vec::new();
+        for (path, user) in steps {
+            let r = HttpClient::connect(s.addr("web")).request(format!(
+                "GET {path} HTTP/1.1\r\nHost: h\r\nX-User: {user}\r\n\r\n"
+            ));
+            let seen = s.backend("s1").last_request().map(|req| {
+                ["x-gpc", "x-sess", "x-table"]
+                    .iter()
+                    .map(|n| {
+                        req.headers
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                            .map_or("-".to_string(), |(_, v)| v.clone())
+                    })
+                    .collect::<Vec<_>>()
+            });
+            out.push((r.status, seen));
+        }
+        // The sessions the start-up probes opened count too, and the two harnesses
+        // probe differently: compare sess_cnt from the first request on.
+        let first: i64 = out[0].1.as_ref().map_or(0, |v| {
+            v[1].split('/')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        });
+        for (_, seen) in out.iter_mut() {
+            if let Some(v) = seen {
+                let mut parts: Vec<String> = v[1].split('/').map(str::to_string).collect();
+                if let Ok(n) = parts[0].parse::<i64>() {
+                    parts[0] = (n - first).to_string();
+                }
+                v[1] = parts.join("/");
+            }
+        }
+        out
+    });
 }

@@ -65,6 +65,8 @@ struct Entry {
     vals: [Val; MAX_STORED],
     last: Instant,
     dirty: bool,
+    /// Connections and requests of this shard tracking the entry now (`sc_trackers`).
+    trackers: i64,
 }
 
 struct Table {
@@ -88,7 +90,7 @@ impl Table {
         if !self.map.contains_key(&key) && self.map.len() >= self.size {
             let expire = self.expire;
             self.map
-                .retain(|_, e| e.dirty || now.duration_since(e.last) < expire);
+                .retain(|_, e| e.dirty || e.trackers > 0 || now.duration_since(e.last) < expire);
             if self.map.len() >= self.size {
                 return None;
             }
@@ -97,6 +99,7 @@ impl Table {
             vals: [Val::default(); MAX_STORED],
             last: now,
             dirty: false,
+            trackers: 0,
         });
         e.last = now;
         Some(e)
@@ -185,6 +188,19 @@ impl Tables {
         };
         let mut t = t.borrow_mut();
         let (now, now_ms) = (Instant::now(), unix_ms());
+        match ev {
+            Event::Start { .. } => {
+                if let Some(en) = t.entry(e.key, now) {
+                    en.trackers += 1;
+                }
+            }
+            Event::Stop => {
+                if let Some(en) = t.map.get_mut(&e.key) {
+                    en.trackers = (en.trackers - 1).max(0);
+                }
+            }
+            _ => {}
+        }
         let mut b = |d: DataType, v: i64| self.bump(&mut t, e.table, e.key, d, v, now, now_ms);
         match ev {
             Event::Start { session } => {
@@ -268,7 +284,9 @@ impl Tables {
                 };
                 Some(v)
             }
-            ScOp::Tracked | ScOp::Trackers => None,
+            // This shard's trackers (HAProxy's reference count of the entry).
+            ScOp::Trackers => Some(t.map.get(&e.key).map_or(0, |en| en.trackers)),
+            ScOp::Tracked => None,
         }
     }
 
@@ -377,7 +395,7 @@ impl Tables {
             let mut t = t.borrow_mut();
             let expire = t.expire;
             t.map
-                .retain(|_, e| e.dirty || now.duration_since(e.last) < expire);
+                .retain(|_, e| e.dirty || e.trackers > 0 || now.duration_since(e.last) < expire);
         }
     }
 }

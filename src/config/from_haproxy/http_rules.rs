@@ -204,9 +204,14 @@ impl Mapper<'_> {
                 let [e] = args else {
                     return Err("expects an integer or a sample expression".into());
                 };
+                // An integer is a constant (HAProxy: `{ <int> | <expr> }`).
+                let e = match e.parse::<i64>() {
+                    Ok(n) => format!("int({n})"),
+                    Err(_) => e.to_string(),
+                };
                 return Ok(HttpAction::ScSetGpt0 {
                     counter,
-                    expr: self.expr(p, e)?,
+                    expr: self.expr(p, &e)?,
                 });
             }
         }

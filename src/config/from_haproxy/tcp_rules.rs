@@ -157,9 +157,14 @@ impl Mapper<'_> {
                 let [e] = args else {
                     return Err("expects an integer or a sample expression".into());
                 };
+                // An integer is a constant (HAProxy: `{ <int> | <expr> }`).
+                let e = match e.parse::<i64>() {
+                    Ok(n) => format!("int({n})"),
+                    Err(_) => e.to_string(),
+                };
                 let expr = {
                     let mut env = self.rule_env(p);
-                    crate::rules::Expr::parse(e, &mut env)?
+                    crate::rules::Expr::parse(&e, &mut env)?
                 };
                 return Ok(TcpAction::ScSetGpt0 { counter, expr });
             }
