@@ -137,9 +137,11 @@ fn tcp_service_is_valid_for_both_and_warns_on_ignored_timeouts() {
     let name = "tcp-service.cfg";
     let err = assert_valid_for_both(name);
     assert_warns(&err, name, "timeout client-fin", "client-fin");
+    assert_warns(&err, name, "option tcp-smart-accept", "tcp-smart-accept");
+    assert_warns(&err, name, "option tcp-smart-connect", "tcp-smart-connect");
     // Global `maxconn` and `timeout tunnel` (idle time of a TCP connection) are
     // supported.
-    assert_eq!(err.lines().count(), 1, "unexpected warnings:\n{err}");
+    assert_eq!(err.lines().count(), 3, "unexpected warnings:\n{err}");
 }
 
 #[test]

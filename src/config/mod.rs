@@ -237,6 +237,9 @@ pub enum LogSink {
     Stderr,
     /// Syslog over UDP (RFC 3164 framing, one line per datagram).
     Udp(SocketAddr),
+    /// Syslog to a local unix datagram socket (`log /dev/log`, `unix@PATH`), framed as
+    /// for UDP.
+    Unix(std::path::PathBuf),
     /// Appended to a file.
     File(std::path::PathBuf),
 }
@@ -248,7 +251,21 @@ pub struct LogTarget {
     pub facility: u8,
     /// Lines without a syslog header (`format raw`), the default on stdout/stderr.
     pub raw: bool,
+    /// The least severe level sent (`log ... local0 notice`: 5); access log lines are
+    /// `info` (6), so a target whose level is more severe receives none, as in HAProxy.
+    pub level: u8,
 }
+
+/// Syslog severities by HAProxy's names (`emerg` = 0 ... `debug` = 7).
+pub fn syslog_level(name: &str) -> Option<u8> {
+    const NAMES: [&str; 8] = [
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    ];
+    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
+}
+
+/// The severity of access log lines.
+pub const LOG_LEVEL_INFO: u8 = 6;
 
 /// HAProxy's access log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

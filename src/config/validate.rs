@@ -254,16 +254,24 @@ impl Validator {
                 "stdout" => LogSink::Stdout,
                                 "stderr" => LogSink::Stderr,
                 t if t.starts_with("file:") && t.len() > 5 => LogSink::File(t[5..].into()),
+                t if t.starts_with("unix:") && t.len() > 5 => LogSink::Unix(t[5..].into()),
                 t => match t.strip_prefix("udp://").map(|a| a.parse::<SocketAddr>()) {
                     Some(Ok(a)) => LogSink::Udp(a),
                     _ => {
-                        self.err("log.target", format!("expected \"stdout\", \"stderr\", \"file:PATH\" or \"udp://IP:PORT\", got {t:?}"));
+                        self.err("log.target", format!("expected \"stdout\", \"stderr\", \"file:PATH\", \"unix:PATH\" or \"udp://IP:PORT\", got {t:?}"));
                         return None;
                     }
                 },
             };
-            let raw = l.raw.unwrap_or(!matches!(sink, LogSink::Udp(_)));
-            Some(LogTarget { sink, facility, raw })
+            let raw = l
+                .raw
+                .unwrap_or(!matches!(sink, LogSink::Udp(_) | LogSink::Unix(_)));
+            Some(LogTarget {
+                sink,
+                facility,
+                raw,
+                level: 7,
+            })
         });
         let mut backends = self.backends(&raw);
         let mut frontends = self.frontends(&raw, &backends);

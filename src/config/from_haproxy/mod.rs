@@ -71,6 +71,8 @@ struct Mapper<'e> {
     files: HashMap<String, Arc<PatternFile>>,
     /// Where the expressions being parsed will run (checked as HAProxy checks them).
     phase: Option<crate::rules::parse::Phase>,
+    /// Targets of `log TARGET` lines in proxies, by line (the process has one target).
+    proxy_logs: Vec<(usize, LogTarget)>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -253,6 +255,7 @@ impl<'e> Mapper<'e> {
             vars: Default::default(),
             files: HashMap::new(),
             phase: None,
+            proxy_logs: Vec::new(),
         }
     }
 
@@ -351,6 +354,7 @@ impl<'e> Mapper<'e> {
             let first = cpus.iter().flatten().next().copied().unwrap_or(0);
             runtime.cpus = Some(cpus.into_iter().map(|c| c.unwrap_or(first)).collect());
         }
+        let log = self.one_log_target(log);
         self.assemble(runtime, admin, log, proxies)
     }
 }

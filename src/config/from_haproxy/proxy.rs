@@ -66,7 +66,7 @@ impl Mapper<'_> {
                 Some("global") => p.settings.log = true,
                 Some(_) => {
                     p.settings.log = true;
-                    self.warn(l.line, "per-proxy log targets are not supported: this proxy logs to the global target");
+                    self.proxy_log(l);
                 }
                 None => self.err(l.line, "'log' expects 'global' or a target"),
             },
@@ -299,6 +299,12 @@ impl Mapper<'_> {
             | "http-buffer-request" | "contstats" | "socket-stats" | "prefer-last-server" | "http-no-delay" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
+            // Packet-level savings (a delayed ACK on accept, the request sent with the
+            // handshake's ACK): the bytes clients and servers exchange are the same.
+            "tcp-smart-accept" | "tcp-smart-connect" => self.warn(
+                l.line,
+                format!("'option {opt}' ignored: a TCP packet-count optimisation that changes no byte exchanged"),
+            ),
             "httpchk" if negate => s.httpchk = None,
             "httpchk" => {
                 let (method, uri, version, host) = match rest {
