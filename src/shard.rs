@@ -50,6 +50,11 @@ pub struct Shard {
     /// Where the current generation lives, so that a keep-alive connection can move to
     /// a newer config at its next request.
     home: std::cell::RefCell<std::rc::Weak<std::cell::RefCell<Rc<Shard>>>>,
+    /// This generation's TLS contexts per bind (replaced in place by `commit ssl
+    /// cert`; a connection keeps the set it started with).
+    pub tls: crate::tls::shard::ShardTls,
+    /// Handshakes computing at once on this shard (shared by generations).
+    pub turns: Rc<crate::tls::gate::Turns>,
 }
 
 /// A connection's slot under the process's or a frontend's maxconn, given back (to
@@ -102,7 +107,19 @@ impl Shard {
             shared,
             room: Rc::default(),
             home: std::cell::RefCell::new(std::rc::Weak::new()),
+            tls: shard_tls(&config),
+            turns: Rc::new(crate::tls::gate::Turns::new(config.runtime.tls_handshakes)),
             config,
+        }
+    }
+
+    /// New certificates (`commit ssl cert`), if they belong to this generation's config.
+    pub fn apply_certs(&self, update: &crate::control::CertUpdate) {
+        if !Arc::ptr_eq(&self.config, &update.config) {
+            return;
+        }
+        for (at, tls) in &update.binds {
+            self.tls.replace(at.frontend, at.bind, tls);
         }
     }
 
@@ -205,6 +222,8 @@ impl Shard {
             shared,
             room: self.room.clone(),
             home: std::cell::RefCell::new(self.home.borrow().clone()),
+            tls: shard_tls(&config),
+            turns: self.turns.clone(),
             config,
         }
     }
@@ -214,6 +233,19 @@ impl Shard {
         self.inflight.set(self.inflight.get() + 1);
         InflightGuard(self.clone())
     }
+}
+
+/// The TLS contexts of every bind of `config`, for one shard.
+fn shard_tls(config: &Config) -> crate::tls::shard::ShardTls {
+    let binds: Vec<(bool, Vec<_>)> = config
+        .frontends
+        .iter()
+        .map(|f| {
+            let http = f.mode == crate::config::Mode::Http;
+            (http, f.binds.iter().map(|b| b.tls.as_ref()).collect())
+        })
+        .collect();
+    crate::tls::shard::ShardTls::new(&binds)
 }
 
 pub struct InflightGuard(Rc<Shard>);

@@ -19,6 +19,55 @@ pub enum Fetch {
     Header(String),
     /// The requested host without its port (Host header or absolute-form target).
     HostName,
+    /// What the connection's TLS handshake settled (`ssl_fc`, `ssl_fc_sni`, ...).
+    Tls(TlsFetch),
+}
+
+/// The TLS fetches. On a plain connection the boolean ones are false and the others
+/// find nothing, as in HAProxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFetch {
+    /// `ssl_fc`: the connection is TLS.
+    Fc,
+    /// `ssl_fc_has_sni`.
+    HasSni,
+    /// `ssl_fc_sni`: the server name the client asked for.
+    Sni,
+    /// `ssl_fc_protocol`: `TLSv1.2`, `TLSv1.3`.
+    Protocol,
+    /// `ssl_fc_cipher`: OpenSSL's name of the suite.
+    Cipher,
+    /// `ssl_fc_alpn`.
+    Alpn,
+    /// `ssl_fc_is_resumed`.
+    Resumed,
+    /// `ssl_c_used`: the client sent a certificate.
+    CUsed,
+    /// `ssl_c_verify`: its verification result (0: verified).
+    CVerify,
+    /// `ssl_c_s_dn`: its subject, `/C=../CN=..`.
+    CSDn,
+}
+
+impl TlsFetch {
+    /// The fetch named `name` and its default match method.
+    pub fn parse(name: &str) -> Option<(TlsFetch, MatchMethod)> {
+        Some(match name {
+            "ssl_fc" => (TlsFetch::Fc, MatchMethod::Bool),
+            "ssl_fc_has_sni" => (TlsFetch::HasSni, MatchMethod::Bool),
+            "ssl_fc_sni" => (TlsFetch::Sni, MatchMethod::Str),
+            "ssl_fc_sni_end" => (TlsFetch::Sni, MatchMethod::End),
+            "ssl_fc_sni_reg" => (TlsFetch::Sni, MatchMethod::Reg),
+            "ssl_fc_protocol" => (TlsFetch::Protocol, MatchMethod::Str),
+            "ssl_fc_cipher" => (TlsFetch::Cipher, MatchMethod::Str),
+            "ssl_fc_alpn" => (TlsFetch::Alpn, MatchMethod::Str),
+            "ssl_fc_is_resumed" => (TlsFetch::Resumed, MatchMethod::Bool),
+            "ssl_c_used" => (TlsFetch::CUsed, MatchMethod::Bool),
+            "ssl_c_verify" => (TlsFetch::CVerify, MatchMethod::Str),
+            "ssl_c_s_dn" => (TlsFetch::CSDn, MatchMethod::Str),
+            _ => return None,
+        })
+    }
 }
 
 /// How a fetched value is compared with the patterns.
@@ -34,6 +83,8 @@ pub enum MatchMethod {
     Ip,
     /// The fetch returned anything at all.
     Found,
+    /// A boolean fetch returned true (a string one: anything non-empty).
+    Bool,
 }
 
 #[derive(Debug, Clone)]

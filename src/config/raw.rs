@@ -76,6 +76,10 @@ pub struct RawRuntime {
     pub cpus: Option<Vec<i64>>,
     pub pidfile: Option<String>,
     pub maxconn: Option<i64>,
+    /// New TLS connections per second, all shards together (HAProxy's `maxsslrate`).
+    pub maxsslrate: Option<i64>,
+    /// Handshakes one shard computes at once (default 16).
+    pub tls_handshakes_per_shard: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

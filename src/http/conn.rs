@@ -67,6 +67,8 @@ pub(super) struct RequestMeta {
     pub(super) hash: Option<u64>,
     /// The stick-table key of a backend with `stick on`.
     pub(super) stick: Option<u64>,
+    /// The Host, for a backend whose servers take their SNI from it (else `None`).
+    pub(super) sni_host: Option<Box<str>>,
 }
 
 pub(super) struct Conn<S> {
@@ -94,10 +96,13 @@ pub(super) struct Conn<S> {
     /// The head being read began under an older config (a reload came in between):
     /// its `timeout http-request` starts afresh rather than from before the idle wait.
     pub(super) resumed: bool,
+    /// What the TLS handshake settled (`None`: plain TCP), for rule fetches.
+    pub(super) tls: Option<Box<crate::tls::TlsInfo>>,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
-/// header, and `local` is the address the client connected to.
+/// header, `local` is the address the client connected to, and `tls` what its TLS
+/// handshake settled, if it spoke TLS.
 pub async fn serve<S: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
@@ -105,6 +110,7 @@ pub async fn serve<S: Stream>(
     peer: SocketAddr,
     local: SocketAddr,
     cbuf: Vec<u8>,
+    tls: Option<Box<crate::tls::TlsInfo>>,
 ) {
     let cap = shard.config.limits.max_header_bytes;
     let cbuf = if cbuf.capacity() >= cap {
@@ -127,6 +133,7 @@ pub async fn serve<S: Stream>(
         reqline: Vec::with_capacity(256),
         timer: Timer::new(Instant::now()),
         resumed: false,
+        tls,
     };
     let mut first = true;
     // A new connection counts as in flight until its first request arrives: a stop
@@ -259,6 +266,12 @@ impl<S: Stream> Conn<S> {
         }
     }
 
+    /// What the connection's TLS handshake settled (SNI, protocol, cipher, ALPN, client
+    /// certificate), for the `ssl_fc*` / `ssl_c_*` fetches; `None` on plain TCP.
+    pub(super) fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls.as_deref()
+    }
+
     pub(super) fn timeouts(&self) -> &crate::config::Timeouts {
         &self.shard.config.frontends[self.frontend].timeouts
     }
@@ -313,6 +326,8 @@ impl<S: Stream> Conn<S> {
             (self.peer, self.local),
             start,
         );
+        dispatch.host_sni(req.sni_host.as_deref());
+        dispatch.client_sni(self.tls().and_then(|t| t.sni.as_deref()));
         let mut continue_sent = false;
         let (response, mut up) = loop {
             let mut up = match dispatch.next(pool, &mut self.timer).await {
@@ -442,6 +457,7 @@ impl<S: Stream> Conn<S> {
                         let view = View {
                             req: &r,
                             src: self.peer.ip(),
+                            tls: self.tls.as_deref(),
                         };
                         for (i, rule) in fe.request_rules.iter().enumerate() {
                             if !eval(&rule.cond, &view) {
@@ -515,7 +531,11 @@ impl<S: Stream> Conn<S> {
                                 client,
                             )
                         });
+                        let sni_host = backend
+                            .filter(|&b| self.shard.upstreams.backends[b].sni_from_host)
+                            .and_then(|_| r.host.map(Into::into));
                         return Ok(RequestMeta {
+                            sni_host,
                             head_len: r.head_len,
                             framing: r.framing,
                             keep_alive: r.keep_alive,

@@ -5,13 +5,18 @@ use std::net::IpAddr;
 
 use super::head::Request;
 use crate::config::acl::net_contains;
+use crate::config::acl::TlsFetch;
 use crate::config::{AclTest, Condition, Fetch, Frontend, HashKey, MatchMethod};
+use crate::tls::TlsInfo;
 use crate::upstream::balance::{hash_key, source_hash};
 
-/// What conditions can look at; borrowed from the parsed head, nothing copied.
+/// What conditions can look at; borrowed from the parsed head and the connection,
+/// nothing copied.
 pub struct View<'r, 'a> {
     pub req: &'r Request<'a>,
     pub src: IpAddr,
+    /// The connection's TLS facts (`None`: plain TCP).
+    pub tls: Option<&'r TlsInfo>,
 }
 
 /// The first rule whose condition holds, else the default backend.
@@ -44,6 +49,7 @@ fn test(t: &AclTest, v: &View<'_, '_>) -> bool {
         Fetch::Url => matches(t, req.target),
         Fetch::Method => matches(t, req.method),
         Fetch::HostName => req.host.is_some_and(|h| matches(t, h)),
+        Fetch::Tls(f) => tls_test(t, *f, v.tls),
         Fetch::Header(name) => req
             .headers
             .iter()
@@ -54,11 +60,49 @@ fn test(t: &AclTest, v: &View<'_, '_>) -> bool {
     }
 }
 
+/// A TLS fetch: booleans are false on a plain connection, other fetches find nothing.
+fn tls_test(t: &AclTest, f: TlsFetch, tls: Option<&TlsInfo>) -> bool {
+    let flag = |b: bool| match t.method {
+        MatchMethod::Bool => b,
+        MatchMethod::Found => true,
+        // A boolean compared with patterns: HAProxy's integer 0/1.
+        _ => matches(t, if b { "1" } else { "0" }),
+    };
+    let Some(i) = tls else {
+        return f == TlsFetch::Fc && flag(false);
+    };
+    let verify;
+    let value: &str = match f {
+        TlsFetch::Fc => return flag(true),
+        TlsFetch::HasSni => return flag(i.sni.is_some()),
+        TlsFetch::Resumed => return flag(i.resumed),
+        TlsFetch::CUsed => return flag(i.client_cert),
+        TlsFetch::Sni => match &i.sni {
+            Some(s) => s,
+            None => return false,
+        },
+        TlsFetch::Protocol => i.protocol,
+        TlsFetch::Cipher => i.cipher,
+        TlsFetch::Alpn if i.alpn.is_empty() => return false,
+        TlsFetch::Alpn => std::str::from_utf8(&i.alpn).unwrap_or(""),
+        TlsFetch::CVerify => {
+            verify = i.verify.to_string();
+            &verify
+        }
+        TlsFetch::CSDn => match &i.client_dn {
+            Some(d) => d,
+            None => return false,
+        },
+    };
+    matches(t, value)
+}
+
 /// Whether one fetched value matches any pattern of the test.
 fn matches(t: &AclTest, s: &str) -> bool {
     let ic = t.ignore_case;
     match t.method {
         MatchMethod::Found => true,
+        MatchMethod::Bool => !s.is_empty(),
         MatchMethod::Reg => t.regexes.iter().any(|r| r.is_match(s)),
         MatchMethod::Ip => s
             .parse()
@@ -170,6 +214,7 @@ mod tests {
             &View {
                 req: &req,
                 src: src.parse().unwrap(),
+                tls: None,
             },
         )
     }

@@ -452,6 +452,40 @@ impl ServerSet {
     }
 }
 
+impl ServerSet {
+    /// The same contexts without `h2` in their ALPN lists: an HTTP frontend serves
+    /// HTTP/1.1 only (yet), so a client that offers both gets HTTP/1.1 instead of a
+    /// protocol nobody speaks here.
+    pub fn without_h2(self) -> ServerSet {
+        let configs = self
+            .configs
+            .into_iter()
+            .map(|c| {
+                if c.alpn_protocols.iter().any(|p| p == b"h2") {
+                    let mut c = (*c).clone();
+                    c.alpn_protocols.retain(|p| p != b"h2");
+                    Arc::new(c)
+                } else {
+                    c
+                }
+            })
+            .collect();
+        ServerSet {
+            bind: self.bind,
+            configs,
+        }
+    }
+}
+
+impl BindTls {
+    /// Some context offers `h2` in its ALPN list.
+    pub fn offers_h2(&self) -> bool {
+        self.contexts
+            .iter()
+            .any(|c| c.alpn.iter().any(|p| p == b"h2"))
+    }
+}
+
 /// `ssl-min-ver` and friends, for the config readers.
 pub fn parse_version(v: &str) -> Option<TlsVersion> {
     TlsVersion::parse(v)

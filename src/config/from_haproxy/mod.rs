@@ -168,8 +168,6 @@ struct Proxy {
     maxqueue: Option<usize>,
     /// A `bind` line was seen (even one with errors).
     has_bind_line: bool,
-    bind_lines: usize,
-    accept_proxy_binds: usize,
     request_rules: Vec<RequestRule>,
     maxconn: Option<u32>,
     stick: stick::StickLines,
@@ -191,6 +189,8 @@ impl Mapper {
             cpus: None,
             pidfile: None,
             maxconn: None,
+            maxsslrate: None,
+            tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;
@@ -268,8 +268,6 @@ impl Proxy {
             servers: Vec::new(),
             maxqueue: None,
             has_bind_line: false,
-            bind_lines: 0,
-            accept_proxy_binds: 0,
             request_rules: Vec::new(),
             maxconn: None,
             stick: stick::StickLines::default(),

@@ -76,13 +76,16 @@ impl Mapper {
                 };
                 (Fetch::Header(h), m)
             }
-            other => {
-                self.err(
-                    line,
-                    format!("ACL criterion '{other}' is not supported yet"),
-                );
-                return None;
-            }
+            other => match crate::config::acl::TlsFetch::parse(other) {
+                Some((f, m)) => (Fetch::Tls(f), m),
+                None => {
+                    self.err(
+                        line,
+                        format!("ACL criterion '{other}' is not supported yet"),
+                    );
+                    return None;
+                }
+            },
         };
         let mut ignore_case = false;
         let mut i = 1;
@@ -100,6 +103,7 @@ impl Mapper {
                         Some("dom") => MatchMethod::Dom,
                         Some("ip") => MatchMethod::Ip,
                         Some("found") => MatchMethod::Found,
+                        Some("bool") => MatchMethod::Bool,
                         other => {
                             self.err(
                                 line,
@@ -130,7 +134,7 @@ impl Mapper {
             i += 1;
         }
         let patterns: Vec<&str> = w[i..].iter().map(String::as_str).collect();
-        if patterns.is_empty() && method != MatchMethod::Found {
+        if patterns.is_empty() && !matches!(method, MatchMethod::Found | MatchMethod::Bool) {
             self.err(line, format!("ACL '{criterion}' has no pattern"));
             return None;
         }
