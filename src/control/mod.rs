@@ -3,11 +3,13 @@
 //! force (`core`). The admin, cluster, health, reload and upgrade code use this layer;
 //! it uses none of them, and nothing of the data path but the counters' snapshot type.
 
+mod certs;
 mod core;
 mod link;
 mod view;
 
 pub use self::core::{Core, Gathered, Operator, ServerState};
+pub use certs::Certs;
 pub use link::{link, Inbox, ShardLink, ShardLinks};
 pub use view::{CheckView, HealthView};
 

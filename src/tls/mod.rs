@@ -23,6 +23,7 @@ pub mod gate;
 pub mod info;
 pub mod server;
 pub mod shard;
+pub mod show;
 pub mod store;
 pub mod stream;
 pub mod suites;

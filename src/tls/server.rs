@@ -19,7 +19,7 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 
-use super::certs;
+use super::certs::{self, LoadedCert};
 use super::store::{self, CertStore, Hello, SslConf, TlsVersion, Verify};
 use super::suites;
 use super::tickets::TicketKeys;
@@ -58,7 +58,7 @@ pub struct BindTlsSpec {
 }
 
 /// One TLS context, validated.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     pub alpn: Vec<Vec<u8>>,
     pub versions: Vec<&'static SupportedProtocolVersion>,
@@ -478,6 +478,17 @@ impl ServerSet {
 }
 
 impl BindTls {
+    /// The same bind with `cert` in place of the certificate loaded from `path`
+    /// (`commit ssl cert`); `None` if the bind does not use it.
+    pub fn with_cert(&self, path: &Path, cert: &Arc<LoadedCert>) -> Option<Arc<BindTls>> {
+        Some(Arc::new(BindTls {
+            store: self.store.with_cert(path, cert)?,
+            contexts: self.contexts.clone(),
+            tickets: self.tickets.clone(),
+            prefer_client_ciphers: self.prefer_client_ciphers,
+        }))
+    }
+
     /// Some context offers `h2` in its ALPN list.
     pub fn offers_h2(&self) -> bool {
         self.contexts
