@@ -160,6 +160,8 @@ pub struct RawCluster {
     pub redis: Option<String>,
     pub prefix: Option<String>,
     pub sync_interval: Option<RawDuration>,
+    /// Rotation of the session-ticket keys the nodes share (default 12h).
+    pub tls_ticket_rotation: Option<RawDuration>,
 }
 
 /// `[backend.NAME.stick]`: sticky sessions.

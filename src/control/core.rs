@@ -40,6 +40,8 @@ pub struct Core {
     pub cluster: std::sync::OnceLock<Sender<Up>>,
     /// Certificates changed at run time, and the `set ssl cert` transaction.
     pub certs: Mutex<super::Certs>,
+    /// The session-ticket keys every node shares, once the cluster thread read them.
+    pub shared_tickets: Mutex<Option<Arc<str>>>,
 }
 
 /// Merged figures of every shard.
@@ -58,6 +60,7 @@ impl Core {
         let operator = operators(&cfg, |_, _| None);
         Core {
             certs: Mutex::new(super::Certs::new(&cfg)),
+            shared_tickets: Mutex::new(None),
             cfg: std::sync::RwLock::new(cfg),
             shards,
             health: Mutex::new(health),
@@ -287,6 +290,9 @@ impl Core {
         let mut out = Vec::new();
         if let Some(u) = self.certs.lock().ok().and_then(|c| c.resync(cfg)) {
             out.push(ToShard::Certs(Arc::new(u)));
+        }
+        if let Some(k) = self.shared_tickets.lock().ok().and_then(|k| k.clone()) {
+            out.push(ToShard::TicketKeys(k));
         }
         for (backend, servers) in ops.iter().enumerate() {
             for (server, o) in servers.iter().enumerate() {

@@ -90,6 +90,9 @@ pub enum ToShard {
     /// New certificates for some TLS binds (`commit ssl cert`): new handshakes use
     /// them, open connections keep theirs.
     Certs(Arc<CertUpdate>),
+    /// The session-ticket keys every node shares (a `tls-ticket-keys` text), from the
+    /// cluster thread: binds that use the process's keys take them.
+    TicketKeys(Arc<str>),
     /// Answer with the shard's number once every message before this one is applied
     /// (the runtime API answers only when a change is in force on every shard).
     Ack(crossbeam_channel::Sender<usize>),

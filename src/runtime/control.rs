@@ -354,6 +354,7 @@ fn apply(shard: &Shard, msg: ToShard) {
     match msg {
         ToShard::Shutdown { .. } | ToShard::Reload { .. } => {}
         ToShard::Certs(update) => shard.apply_certs(&update),
+        ToShard::TicketKeys(keys) => shard.share_tickets(keys),
         ToShard::Ack(reply) => {
             let _ = reply.send(shard.id);
         }

@@ -75,6 +75,9 @@ pub struct BindTls {
     pub contexts: Vec<Context>,
     /// `None`: `no-tls-tickets`.
     pub tickets: Option<Arc<TicketKeys>>,
+    /// The keys are the process's (no `tls-ticket-keys` file): with a cluster, the
+    /// ones every node shares replace them.
+    pub shared_tickets: bool,
     pub prefer_client_ciphers: bool,
 }
 
@@ -143,6 +146,7 @@ impl BindTls {
                 }
             }
         });
+        let shared_tickets = !spec.no_tls_tickets && from_file.is_none();
         let tickets = if spec.no_tls_tickets {
             None
         } else {
@@ -155,6 +159,7 @@ impl BindTls {
             store,
             contexts,
             tickets,
+            shared_tickets,
             prefer_client_ciphers: spec.prefer_client_ciphers,
         });
         // Build once here so that whatever rustls refuses is an error at load.
@@ -485,8 +490,30 @@ impl BindTls {
             store: self.store.with_cert(path, cert)?,
             contexts: self.contexts.clone(),
             tickets: self.tickets.clone(),
+            shared_tickets: self.shared_tickets,
             prefer_client_ciphers: self.prefer_client_ciphers,
         }))
+    }
+
+    /// The same bind with the ticket keys every node shares (`keys`: a
+    /// `tls-ticket-keys` file's text), if it uses the process's; else itself.
+    pub fn with_shared_tickets(self: &Arc<Self>, keys: &str) -> Arc<BindTls> {
+        let Some(own) = self.tickets.as_ref().filter(|_| self.shared_tickets) else {
+            return self.clone();
+        };
+        match TicketKeys::parse(keys, own.lifetime()) {
+            Ok(k) => Arc::new(BindTls {
+                store: self.store.clone(),
+                contexts: self.contexts.clone(),
+                tickets: Some(Arc::new(k)),
+                shared_tickets: true,
+                prefer_client_ciphers: self.prefer_client_ciphers,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "shared TLS ticket keys unusable; keeping this process's");
+                self.clone()
+            }
+        }
     }
 
     /// Some context offers `h2` in its ALPN list.

@@ -13,17 +13,29 @@ use super::server::{BindTls, ServerSet};
 /// What each bind serves, by frontend then bind: plain TCP (`None`), or TLS with
 /// these contexts.
 pub struct ShardTls {
-    sets: RefCell<Vec<Vec<Option<Rc<ServerSet>>>>>,
+    sets: RefCell<Vec<Vec<Option<Slot>>>>,
     /// Per frontend: it speaks HTTP (its ALPN offers no `h2`: `ServerSet::without_h2`).
     http: Vec<bool>,
 }
 
+/// A TLS bind: its settings as loaded (or committed), and the contexts built from them.
+struct Slot {
+    bind: Arc<BindTls>,
+    set: Option<Rc<ServerSet>>,
+}
+
 impl ShardTls {
-    /// The contexts of every TLS bind (`binds[frontend]` = (HTTP mode, its binds)).
-    pub fn new(binds: &[(bool, Vec<Option<&Arc<BindTls>>>)]) -> ShardTls {
+    /// The contexts of every TLS bind (`binds[frontend]` = (HTTP mode, its binds));
+    /// `shared`: the ticket keys every node shares (a `tls-ticket-keys` text), for the
+    /// binds that would use the process's.
+    pub fn new(binds: &[(bool, Vec<Option<&Arc<BindTls>>>)], shared: Option<&str>) -> ShardTls {
         let sets = binds
             .iter()
-            .map(|(http, fe)| fe.iter().map(|b| b.and_then(|b| build(b, *http))).collect())
+            .map(|(http, fe)| {
+                fe.iter()
+                    .map(|b| b.map(|b| Slot::new(b, *http, shared)))
+                    .collect()
+            })
             .collect();
         ShardTls {
             sets: RefCell::new(sets),
@@ -38,16 +50,42 @@ impl ShardTls {
             .borrow()
             .get(frontend)
             .and_then(|f| f.get(bind))
-            .cloned()
-            .flatten()
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.set.clone())
     }
 
     /// New certificates for a bind (`commit ssl cert`).
-    pub fn replace(&self, frontend: usize, bind: usize, tls: &Arc<BindTls>) {
-        let mut sets = self.sets.borrow_mut();
+    pub fn replace(&self, frontend: usize, bind: usize, tls: &Arc<BindTls>, shared: Option<&str>) {
         let http = self.http.get(frontend).copied().unwrap_or(false);
+        let mut sets = self.sets.borrow_mut();
         if let Some(slot) = sets.get_mut(frontend).and_then(|f| f.get_mut(bind)) {
-            *slot = build(tls, http);
+            *slot = Some(Slot::new(tls, http, shared));
+        }
+    }
+
+    /// New shared ticket keys: the binds that use them get new contexts.
+    pub fn share_tickets(&self, keys: &str) {
+        let mut sets = self.sets.borrow_mut();
+        for (f, fe) in sets.iter_mut().enumerate() {
+            let http = self.http.get(f).copied().unwrap_or(false);
+            for slot in fe.iter_mut().flatten() {
+                if slot.bind.shared_tickets {
+                    *slot = Slot::new(&slot.bind.clone(), http, Some(keys));
+                }
+            }
+        }
+    }
+}
+
+impl Slot {
+    fn new(bind: &Arc<BindTls>, http: bool, shared: Option<&str>) -> Slot {
+        let effective = match shared {
+            Some(keys) => bind.with_shared_tickets(keys),
+            None => bind.clone(),
+        };
+        Slot {
+            bind: bind.clone(),
+            set: build(&effective, http),
         }
     }
 }
