@@ -197,9 +197,14 @@ fn ringlb_run(cert: &Path, n: usize, resume: bool, server_cpu: usize) -> (f64, f
                 let (set, done) = (set.clone(), done.clone());
                 monoio::spawn(async move {
                     let deadline = monoio::time::Instant::now() + Duration::from_secs(5);
-                    if let Ok((mut t, _)) =
-                        ringlb::tls::accept(s, &set, deadline, ringlb::tls::Acceptor::default())
-                            .await
+                    if let Ok((mut t, _)) = ringlb::tls::accept(
+                        s,
+                        &set,
+                        deadline,
+                        ringlb::tls::Acceptor::default(),
+                        None,
+                    )
+                    .await
                     {
                         let (_, _) = t.read(Vec::with_capacity(64)).await;
                     }
