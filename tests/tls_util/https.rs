@@ -340,3 +340,73 @@ fn serve_tls(sock: TcpStream, cfg: Arc<rustls::ServerConfig>, st: Arc<BackendSta
         }
     }
 }
+
+/// The names of the certificate `addr` presents for `sni` (none: no SNI), offering
+/// RSA signature schemes only when `rsa_only`, or the failure.
+pub fn presented(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    rsa_only: bool,
+    alpn: &[&str],
+) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
+    #[derive(Debug)]
+    struct Rsa(AnyCert);
+    impl ServerCertVerifier for Rsa {
+        fn verify_server_cert(
+            &self,
+            a: &CertificateDer<'_>,
+            b: &[CertificateDer<'_>],
+            c: &ServerName<'_>,
+            d: &[u8],
+            e: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            self.0.verify_server_cert(a, b, c, d, e)
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls12_signature(m, c, d)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls13_signature(m, c, d)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0
+                .supported_verify_schemes()
+                .into_iter()
+                .filter(|s| format!("{s:?}").starts_with("RSA_"))
+                .collect()
+        }
+    }
+    let verifier: Arc<dyn ServerCertVerifier> = if rsa_only {
+        Arc::new(Rsa(AnyCert(provider())))
+    } else {
+        Arc::new(AnyCert(provider()))
+    };
+    let mut cfg = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    cfg.enable_sni = sni.is_some();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let c = Https::connect(addr, Arc::new(cfg), sni.unwrap_or("no-sni.invalid"))?;
+    let der =
+        c.s.conn
+            .peer_certificates()
+            .and_then(|p| p.first())
+            .ok_or("no certificate")?;
+    let names = ringlb::tls::certs::CertFacts::parse(der)
+        .map(|f| f.names)
+        .map_err(|e| e.to_string())?;
+    Ok((names, c.alpn()))
+}
