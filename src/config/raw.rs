@@ -78,7 +78,7 @@ pub struct RawRuntime {
     pub maxconn: Option<i64>,
     /// New TLS connections per second, all shards together (HAProxy's `maxsslrate`).
     pub maxsslrate: Option<i64>,
-    /// Handshakes one shard computes at once (default 16).
+    /// Handshakes one shard computes at once (default 4).
     pub tls_handshakes_per_shard: Option<i64>,
 }
 

@@ -166,7 +166,9 @@ where
     rx.clear();
     let mut stream = TlsStream::new(io, conn, rx, tx);
     let sent = stream.send_queued().await;
-    drop(turn);
+    if let Some(turn) = turn {
+        Turns::give_back(turn).await;
+    }
     let done = match sent {
         Ok(()) => stream.handshake().await,
         Err(e) => Err(e),
