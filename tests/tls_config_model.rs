@@ -83,7 +83,11 @@ fn toml_bind_tables_choose_tls_per_bind() {
     let fe = &cfg.frontends[0];
     assert!(fe.binds[0].tls.is_some() && fe.binds[1].tls.is_none());
     assert!(fe.binds.iter().all(|b| b.accept_proxy));
-    assert!(fe.accept_proxy());
+    // accept_proxy per bind (the accept path knows which bind a connection came in on).
+    let mixed = text.replace("tls = false }", "tls = false, accept_proxy = false }");
+    let cfg2 = from_toml_str(&mixed).unwrap_or_else(|e| panic!("{e}"));
+    let b = &cfg2.frontends[0].binds;
+    assert!(b[0].accept_proxy && !b[1].accept_proxy);
     // The TOML default ALPN.
     assert_eq!(
         fe.binds[0].tls.as_ref().unwrap().contexts[0].alpn,

@@ -215,12 +215,24 @@ fn accept_proxy_reads_the_proxy_header_before_the_client_hello() {
     let pki = pki();
     let app = TestBackend::start("app");
     let cfg = format!(
-        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0 accept-proxy ssl crt {}\n    option forwardfor\n    default_backend be\nbackend be\n    server s1 {}\n",
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:0 accept-proxy ssl crt {}\n    bind 127.0.0.1:0 ssl crt {}\n    option forwardfor\n    default_backend be\nbackend be\n    server s1 {}\n",
+        pki.path("a.pem").display(),
         pki.path("a.pem").display(),
         app.addr()
     );
     let lb = ringlb_cfg(&cfg);
-    let addr = lb.addr("fe");
+    let addr = lb.addrs("fe")[0];
+    // The other bind of the frontend takes TLS straight away.
+    let direct = client_config(&pki.ca_der(), ClientOpts::default());
+    let (a, _) = https_get(lb.addrs("fe")[1], direct, "a.test", "/headers").unwrap();
+    assert_eq!(a.status, 200);
+    assert!(
+        a.text()
+            .to_ascii_lowercase()
+            .contains("x-forwarded-for: 127.0.0.1"),
+        "{}",
+        a.text()
+    );
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod https;
+#[allow(unused_imports)]
 pub use https::*;
 
 use rcgen::{
