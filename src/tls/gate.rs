@@ -29,6 +29,9 @@ use local_sync::semaphore::{OwnedSemaphorePermit, Semaphore};
 /// 237 requests through in 3 s with 4 turns, 30 with 16, 48 with no limit; the
 /// handshake rate was the same (the turn is held only while the handshake computes
 /// and its answer is written). io_uring passes through the ring at each write anyway.
+/// A later run on the same loaded machine did not reproduce the difference (epoll:
+/// 113 and 225 requests with 4 turns, 138 and 235 with no limit, against 4,000-9,000
+/// handshakes): the cap bounds the worst case, its measured gain is not steady.
 pub const DEFAULT_TURNS: usize = 4;
 
 /// A shard's handshake turns (shared by its config generations).
