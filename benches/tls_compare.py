@@ -8,6 +8,8 @@ Scenarios (issue 16's table):
   1m       keep-alive GET of a 1 MiB static file, 64 TLS connections
   idle10k  10,000 TLS connections opened (handshake done, HTTP/1.1 keep-alive, no
            request), then held: the proxy's resident memory per connection
+  idleplain  the same on a plain bind of the same frontend (what the TLS layer adds
+           is the difference)
 
 Setup (2-core machine): the proxy is pinned to core 0 (taskset); the backend (nginx,
 one worker, plain HTTP) and the load (wrk, one thread; or this script for idle10k) to
@@ -21,7 +23,7 @@ spread (half the range) and the ratio ringlb / HAProxy.
 The certificate is ECDSA P-256 (openssl CLI, generated in a temp dir). Handshake
 costs are measured by `cargo bench --bench tls_handshake`.
 
-Usage: python3 benches/tls_compare.py [--runs 5] [--duration 8] [--scenarios ka64,1m,idle10k]
+Usage: python3 benches/tls_compare.py [--runs 5] [--duration 8] [--scenarios ka64,1m,idle10k,idleplain]
        [--proxies ringlb,haproxy,ringlb-legacy] [--idle 10000] [--no-build]
 Needs: apt-get install haproxy nginx wrk openssl; prints a markdown table.
 """
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (  # noqa: E402
@@ -57,7 +60,7 @@ SCENARIOS = {
 }
 
 
-def haproxy_cfg(tmp, name, port, cert, backend_port, maxconn):
+def haproxy_cfg(tmp, name, port, cert, backend_port, maxconn, plain_port):
     """The one config both proxies run."""
     path = os.path.join(tmp, f"{name}.cfg")
     with open(path, "w") as f:
@@ -75,6 +78,7 @@ defaults
     timeout http-keep-alive 120s
 frontend fe
     bind 127.0.0.1:{port} ssl crt {cert} alpn http/1.1
+    bind 127.0.0.1:{plain_port}
     default_backend app
 backend app
     http-reuse always
@@ -118,19 +122,21 @@ class Bench:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(self.cert, "a") as out, open(key) as k:
             out.write(k.read())
+        # nginx's worker (another user when run as root) reads the files.
+        os.chmod(tmp, 0o755)
         www = os.path.join(tmp, "www")
-        os.makedirs(www)
+        os.makedirs(www, mode=0o755)
         with open(os.path.join(www, "1m.bin"), "wb") as f:
             f.write(os.urandom(1024 * 1024))
         self.backend_port = free_port()
         conf = backend_nginx_conf(tmp, self.backend_port, www)
         self.backend = Proc("backend", ["taskset", "-c", LOAD_CORE, "nginx", "-c", conf, "-p", tmp],
                             self.backend_port, nginx_worker_pids)
-        self.running, self.ports = {}, {}
+        self.running, self.ports, self.plain_ports = {}, {}, {}
 
     def start(self, proxy):
-        port = free_port()
-        cfg = haproxy_cfg(self.tmp, proxy, port, self.cert, self.backend_port, self.args.idle + 1000)
+        port, plain_port = free_port(), free_port()
+        cfg = haproxy_cfg(self.tmp, proxy, port, self.cert, self.backend_port, self.args.idle + 1000, plain_port)
         env = dict(os.environ)
         env.pop("MONOIO_FORCE_LEGACY_DRIVER", None)
         if proxy == "haproxy":
@@ -141,6 +147,23 @@ class Bench:
                 env["MONOIO_FORCE_LEGACY_DRIVER"] = "1"
         self.running[proxy] = Proc(proxy, argv, port, env=env, log=os.path.join(self.tmp, f"{proxy}.log"))
         self.ports[proxy] = port
+        self.plain_ports[proxy] = plain_port
+        self.check(proxy)
+
+    def check(self, proxy):
+        """GET / and the 1 MiB file through the proxy over TLS: 200 and the whole body,
+        or the run stops here."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for path, size in (("/", None), ("/1m.bin", 1024 * 1024)):
+            try:
+                with urllib.request.urlopen(self.url(proxy, path), timeout=5, context=ctx) as r:
+                    status, body = r.status, r.read()
+            except OSError as e:
+                raise RuntimeError(f"{proxy}: GET {path} failed: {e}") from None
+            if status != 200 or (size is not None and len(body) != size):
+                raise RuntimeError(f"{proxy}: GET {path} answered {status} with {len(body)} bytes")
 
     def stop(self, proxy):
         p = self.running.pop(proxy, None)
@@ -164,8 +187,9 @@ class Bench:
         return {"us_per_req": cpu * 1e6 / max(r["reqs"], 1), "rps": r["reqs"] / self.args.duration,
                 "errors": errors, "p99": r["p99"]}
 
-    def measure_idle(self, proxy):
-        """A fresh proxy: one warm-up connection and request, then `idle` connections."""
+    def measure_idle(self, proxy, plain=False):
+        """A fresh proxy: one warm-up connection and request, then `idle` connections
+        (TLS, or plain on the frontend's other bind)."""
         self.stop(proxy)
         self.start(proxy)
         p = self.running[proxy]
@@ -173,7 +197,11 @@ class Bench:
         time.sleep(0.5)
         before = sum(rss_kib(pid) for pid in p.cpu_pids)
         t0 = time.time()
-        held = open_idle(self.ports[proxy], self.args.idle)
+        if plain:
+            held = [socket.create_connection(("127.0.0.1", self.plain_ports[proxy]), timeout=10)
+                    for _ in range(self.args.idle)]
+        else:
+            held = open_idle(self.ports[proxy], self.args.idle)
         time.sleep(1.0)
         after = sum(rss_kib(pid) for pid in p.cpu_pids)
         for s in held:
@@ -196,7 +224,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--duration", type=int, default=8)
-    ap.add_argument("--scenarios", default="ka64,1m,idle10k")
+    ap.add_argument("--scenarios", default="ka64,1m,idle10k,idleplain")
     ap.add_argument("--proxies", default="ringlb,haproxy")
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--ringlb", help="the ringlb binary (default: target/release/ringlb, built first)")
@@ -220,8 +248,8 @@ def main():
             for run in range(args.runs):
                 for sc in scenarios:
                     for proxy in proxies:
-                        if sc == "idle10k":
-                            r = b.measure_idle(proxy)
+                        if sc in ("idle10k", "idleplain"):
+                            r = b.measure_idle(proxy, plain=sc == "idleplain")
                         else:
                             if proxy not in b.running:
                                 b.start(proxy)
@@ -236,7 +264,7 @@ def main():
     print("| scenario | proxy | proxy CPU µs/request | requests/s | p99 ms | errors | ringlb / HAProxy |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for sc in scenarios:
-        if sc == "idle10k":
+        if sc in ("idle10k", "idleplain"):
             continue
         base = med([r["us_per_req"] for r in results.get((sc, "haproxy"), [])])
         for proxy in proxies:
@@ -245,15 +273,18 @@ def main():
             ratio = f"{med(cpu) / base:.2f} ×" if proxy != "haproxy" and base == base else ""
             print(f"| {sc} | {proxy} | {med(cpu):.1f} ± {spread(cpu):.1f} | {med([r['rps'] for r in rs]):.0f} | "
                   f"{med([r['p99'] for r in rs]):.2f} | {sum(r['errors'] for r in rs)} | {ratio} |")
-    if "idle10k" in scenarios:
-        print(f"\n| {args.idle} idle TLS connections | proxy | KiB per connection | RSS before → after (MiB) | ringlb / HAProxy |")
+    idle = [sc for sc in scenarios if sc in ("idle10k", "idleplain")]
+    if idle:
+        print(f"\n| {args.idle} idle connections | proxy | KiB per connection | RSS before → after (MiB) | ringlb / HAProxy |")
         print("| --- | --- | --- | --- | --- |")
-        base = med([r["kib_per_conn"] for r in results.get(("idle10k", "haproxy"), [])])
+    for sc in idle:
+        base = med([r["kib_per_conn"] for r in results.get((sc, "haproxy"), [])])
         for proxy in proxies:
-            rs = results[("idle10k", proxy)]
+            rs = results[(sc, proxy)]
             k = [r["kib_per_conn"] for r in rs]
             ratio = f"{med(k) / base:.2f} ×" if proxy != "haproxy" and base == base else ""
-            print(f"| idle | {proxy} | {med(k):.1f} ± {spread(k):.1f} | {med([r['rss_before_mib'] for r in rs]):.1f} → "
+            what = "TLS" if sc == "idle10k" else "plain"
+            print(f"| {what} | {proxy} | {med(k):.1f} ± {spread(k):.1f} | {med([r['rss_before_mib'] for r in rs]):.1f} → "
                   f"{med([r['rss_after_mib'] for r in rs]):.1f} | {ratio} |")
 
 
