@@ -206,6 +206,17 @@ async fn serve(
         };
         let conf = &shard.config.frontends[frontend];
         let accept_proxy = conf.binds.get(at.bind).is_some_and(|b| b.accept_proxy);
+        // `tcp-request connection` rules see the socket's addresses, before any PROXY
+        // header; `tcp-request session` rules see the client the header names.
+        let mut txn = crate::rules::Txn::default();
+        txn.begin_session(&shard.config);
+        let allowed =
+            crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, false);
+        // Counters the connection tracks stop when it ends, however it ends.
+        let mut tracked = crate::tcp_rules::SessionTrack::new(&shard, txn.sess_track);
+        if !allowed {
+            return;
+        }
         // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
         // shard's pool, and L4 copies through its own.
         let buf = if accept_proxy {
@@ -231,21 +242,31 @@ async fn serve(
         } else {
             (peer, local, buf)
         };
-        let is_tls = conf.binds.get(at.bind).is_some_and(|b| b.tls.is_some());
-        if !is_tls {
+        // On a TLS bind the handshake comes next, within `timeout http-request` (HTTP)
+        // or `timeout client` (TCP) counted from the accept; `tcp-request session`
+        // rules run after it (they see the TLS facts), as in HAProxy.
+        let tls_set = conf
+            .binds
+            .get(at.bind)
+            .filter(|b| b.tls.is_some())
+            .map(|_| shard.tls.set(at.frontend, at.bind));
+        let Some(set) = tls_set else {
+            let allowed =
+                crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, true);
+            tracked.set(txn.sess_track);
+            if !allowed {
+                return;
+            }
             return match mode {
                 Mode::Http => {
-                    crate::http::serve(shard.clone(), frontend, stream, peer, local, buf, None)
-                        .await
+                    crate::http::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
                 }
                 Mode::Tcp => {
-                    crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf, None).await
+                    crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
                 }
             };
-        }
-        // The handshake finishes within `timeout http-request` (HTTP) or `timeout
-        // client` (TCP), counted from the accept.
-        let Some(set) = shard.tls.set(at.frontend, at.bind) else {
+        };
+        let Some(set) = set else {
             return;
         };
         let deadline = accepted
@@ -270,7 +291,13 @@ async fn serve(
         if info.resumed {
             Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
         }
-        let info = Some(Box::new(info));
+        txn.tls = Some(Box::new(crate::tls::info::facts(stream.conn())));
+        let allowed =
+            crate::tcp_rules::at_accept(&shard, frontend, stream.io(), peer, local, &mut txn, true);
+        tracked.set(txn.sess_track);
+        if !allowed {
+            return;
+        }
         match mode {
             Mode::Http => {
                 crate::http::serve(
@@ -280,7 +307,7 @@ async fn serve(
                     peer,
                     local,
                     Vec::new(),
-                    info,
+                    txn,
                 )
                 .await
             }
@@ -292,7 +319,7 @@ async fn serve(
                     peer,
                     local,
                     Vec::new(),
-                    info,
+                    txn,
                 )
                 .await
             }

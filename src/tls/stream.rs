@@ -390,6 +390,75 @@ where
 // only between awaits, on one thread. `S` itself splits.
 unsafe impl<S: Split, C> Split for TlsStream<S, C> {}
 
+impl<S, C, D> TlsStream<S, C>
+where
+    S: crate::io::Stream,
+    C: DerefMut<Target = ConnectionCommon<D>> + 'static,
+    D: SideData + 'static,
+{
+    /// `Stream::read_until` over TLS: plaintext into `buf[len..capacity]`; the socket
+    /// read under it is the socket's own `read_until`, so the deadline never drops a
+    /// socket operation and the stream stays usable.
+    async fn read_plain_until(
+        &mut self,
+        mut buf: Vec<u8>,
+        deadline: monoio::time::Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        if let Err(e) = self.usable(false) {
+            return (Err(e), buf);
+        }
+        let (len, room) = (buf.len(), buf.capacity() - buf.len());
+        if room == 0 {
+            return (Ok(0), buf);
+        }
+        let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        let res = loop {
+            if let Some(r) = self.take_plaintext(dst, room) {
+                break r;
+            }
+            if self.rx_pos < self.rx.len() {
+                if let Err(e) = self.feed().await {
+                    break Err(e);
+                }
+                continue;
+            }
+            if self.rx_pos == self.rx.len() {
+                self.rx.clear();
+                self.rx_pos = 0;
+            }
+            if self.rx.capacity() - self.rx.len() < 1024 {
+                self.rx.reserve(RX_SIZE);
+            }
+            let rx = std::mem::take(&mut self.rx);
+            self.rbusy = true;
+            let (r, rx) = self.io.read_until(rx, deadline).await;
+            self.rbusy = false;
+            self.rx = rx;
+            match r {
+                Ok(0) => {
+                    // An empty read tells rustls the transport ended.
+                    let _ = self.conn.read_tls(&mut &[][..]);
+                    if let Err(e) = self.conn.process_new_packets() {
+                        self.failed = true;
+                        break Err(tls_error(e));
+                    }
+                    break self
+                        .take_plaintext(dst, room)
+                        .unwrap_or_else(|| Err(io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if let Ok(n) = res {
+            // SAFETY: `take_plaintext` initialised `n` bytes of the spare capacity.
+            unsafe { buf.set_len(len + n) };
+        }
+        (res, buf)
+    }
+}
+
 impl<S, C, D> crate::io::Stream for TlsStream<S, C>
 where
     S: crate::io::Stream,
@@ -399,6 +468,14 @@ where
     /// Bytes must go through rustls: no splice.
     fn socket(&self) -> Option<&monoio::net::TcpStream> {
         None
+    }
+
+    async fn read_until(
+        &mut self,
+        buf: Vec<u8>,
+        deadline: monoio::time::Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        self.read_plain_until(buf, deadline).await
     }
 }
 
@@ -448,6 +525,17 @@ where
         match self {
             MaybeTls::Plain(s) => Some(s),
             MaybeTls::Tls(_) => None,
+        }
+    }
+
+    async fn read_until(
+        &mut self,
+        buf: Vec<u8>,
+        deadline: monoio::time::Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        match self {
+            MaybeTls::Plain(s) => s.read_until(buf, deadline).await,
+            MaybeTls::Tls(t) => t.read_until(buf, deadline).await,
         }
     }
 }
