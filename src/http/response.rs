@@ -181,7 +181,7 @@ impl<S: Stream> Conn<S> {
         if none {
             return Ok(false);
         }
-        match super::rules::response_phase(
+        match super::phases::response_phase(
             &self.shard,
             self.frontend,
             self.rec.backend,
@@ -197,7 +197,7 @@ impl<S: Stream> Conn<S> {
                 }
                 Ok(false)
             }
-            Err(super::rules::Early::Answer(st)) => {
+            Err(super::phases::Early::Answer(st)) => {
                 self.rec.status = st;
                 self.rec.term = Some(Term::PROXY_HEADER);
                 super::rules::connection_header(&mut self.out, true, 1);
