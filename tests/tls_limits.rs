@@ -226,13 +226,14 @@ fn a_storm_of_client_hellos_does_not_starve_a_keep_alive_client() {
     // shard answers thousands of handshakes. Measured on a loaded 2-core machine:
     // release build 1,200-2,300 requests in the 3 s on either driver (slowest 10-220
     // ms); debug build (rustls ~10 x slower, so the shard is saturated) 900-1,700 on
-    // io_uring, 12-225 on epoll (slowest ~500 ms).
+    // io_uring, 12-225 on epoll (slowest ~500 ms; 2.4 s once at load average 25). A
+    // starved client waits for the whole storm: the bound is 5 s.
     assert!(
         done >= 5,
         "{done} keep-alive requests against {during} handshakes answered in 3 s of storm"
     );
     assert!(
-        slowest < Duration::from_secs(2),
+        slowest < Duration::from_secs(5),
         "the slowest keep-alive request took {slowest:?} ({done} done, {during} handshakes answered)"
     );
 }
