@@ -6,23 +6,23 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use crate::accesslog::ms;
 use crate::dispatch::{Dispatch, PoolUse};
-use crate::io::Timer;
+use crate::io::{Stream, Timer};
 use crate::pipe::{self, Idle};
 use crate::record::TcpLine;
 use crate::rules::Txn;
 use crate::shard::Shard;
 
 /// Proxies one TCP connection; `early` holds bytes that followed a PROXY header, `txn`
-/// what its `tcp-request connection|session` rules did.
-pub async fn serve(
+/// what its `tcp-request connection|session` rules did (and `txn.tls` what the
+/// client's TLS handshake settled, TLS terminated here).
+pub async fn serve<C: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
-    client: TcpStream,
+    client: C,
     peer: SocketAddr,
     local: SocketAddr,
     early: Vec<u8>,
@@ -53,6 +53,8 @@ pub async fn serve(
     let hash = matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. })
         .then(|| crate::upstream::balance::source_hash(peer.ip()));
     let mut dispatch = Dispatch::new(&shard, backend, hash, None, (peer, local), began);
+    // A server whose SNI is the client's (`sni ssl_fc_sni`) gets it.
+    dispatch.client_sni(txn.tls.as_ref().and_then(|t| t.sni.as_deref()));
     // Boxed: an inline timer would make the task a 128-byte aligned allocation.
     let mut timer = Timer::new(began);
     let mut server = match dispatch.next(PoolUse::Never, &mut timer).await {

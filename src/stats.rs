@@ -129,6 +129,12 @@ counters! {
     dreq,
     /// Connection handlers that panicked (the connection was closed).
     panics,
+    /// TLS handshakes completed on a frontend.
+    tls_done,
+    /// ... of which resumed a session.
+    tls_resumed,
+    /// TLS handshakes that failed or timed out.
+    tls_failed,
 }
 
 impl Counters {

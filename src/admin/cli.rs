@@ -1,6 +1,8 @@
 //! HAProxy's runtime API on the stats socket: one connection, one line of
 //! `;`-separated commands, answers in HAProxy's words, then the connection closes
-//! (`echo "show stat" | socat stdio unix-connect:PATH` works as with HAProxy).
+//! (`echo "show stat" | socat stdio unix-connect:PATH` works as with HAProxy). A line
+//! ending with `<<` gives its last command a payload: the lines that follow, up to an
+//! empty line (`set ssl cert NAME <<` and a PEM file).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -48,7 +50,23 @@ const HELP: &[(&str, &str)] = &[
         "set maxconn server <bk>/<srv> <n>",
         "change a server's maxconn setting",
     ),
+    (
+        "show ssl cert [<certfile>]",
+        "display the SSL certificates used in memory, or the details of a file",
+    ),
+    (
+        "set ssl cert <certfile> <payload>",
+        "replace a certificate file (transaction)",
+    ),
+    ("commit ssl cert <certfile>", "commit a certificate file"),
+    (
+        "abort ssl cert <certfile>",
+        "abort a transaction for a certificate file",
+    ),
 ];
+
+/// Longest payload read after a `<<` line.
+const MAX_PAYLOAD: usize = 1 << 20;
 
 pub fn serve(core: Arc<Core>, listener: UnixListener) {
     for conn in listener.incoming() {
@@ -64,30 +82,80 @@ fn handle(core: &Core, mut conn: UnixStream) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
     let mut line = Vec::new();
-    let mut byte = [0u8; 1024];
+    let mut byte = [0u8; 4096];
     while !line.contains(&b'\n') && line.len() < 64 * 1024 {
         match conn.read(&mut byte) {
             Ok(0) | Err(_) => break,
             Ok(n) => line.extend_from_slice(&byte[..n]),
         }
     }
-    let text = String::from_utf8_lossy(&line);
-    let text = text.lines().next().unwrap_or("");
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    let first = String::from_utf8_lossy(&line[..end]).trim_end().to_string();
+    // `<<`: the payload runs to the first empty line (or the end of input).
+    let (commands, payload) = match first.strip_suffix("<<") {
+        Some(cmds) => {
+            let mut rest = line.get(end + 1..).unwrap_or_default().to_vec();
+            while !payload_done(&rest) && rest.len() < MAX_PAYLOAD {
+                match conn.read(&mut byte) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => rest.extend_from_slice(&byte[..n]),
+                }
+            }
+            let stop = if rest.first() == Some(&b'\n') {
+                0
+            } else {
+                rest.windows(2)
+                    .position(|w| w == b"\n\n")
+                    .map_or(rest.len(), |i| i + 1)
+            };
+            let text = String::from_utf8_lossy(&rest[..stop]).into_owned();
+            (cmds.to_string(), Some(text))
+        }
+        None => (first, None),
+    };
+    let cmds: Vec<&str> = commands.split(';').collect();
     let mut out = String::new();
-    for cmd in text.split(';') {
+    for (i, cmd) in cmds.iter().enumerate() {
         let words: Vec<&str> = cmd.split_whitespace().collect();
         if words.is_empty() {
             continue;
         }
-        out.push_str(&run(core, &words));
+        let given = if i + 1 == cmds.len() {
+            payload.as_deref()
+        } else {
+            None
+        };
+        out.push_str(&run_with_payload(core, &words, given));
         out.push('\n');
     }
     let _ = conn.write_all(out.as_bytes());
 }
 
+/// The payload ends with an empty line.
+fn payload_done(rest: &[u8]) -> bool {
+    rest.first() == Some(&b'\n') || rest.windows(2).any(|w| w == b"\n\n")
+}
+
 /// Runs one command; the answer (possibly empty) without the closing blank line.
 pub fn run(core: &Core, w: &[&str]) -> String {
+    run_with_payload(core, w, None)
+}
+
+/// Runs one command with the payload its line announced with `<<`.
+pub fn run_with_payload(core: &Core, w: &[&str], payload: Option<&str>) -> String {
     match w {
+        ["show", "ssl", "cert", rest @ ..] => super::ssl::show(core, rest.first().copied()),
+        ["set", "ssl", "cert", name, ..] => match payload {
+            Some(p) if !p.trim().is_empty() => super::ssl::set(core, name, p),
+            _ => "'set ssl cert expects a filename and a certificate as a payload\n".into(),
+        },
+        ["set", "ssl", "cert"] => {
+            "'set ssl cert expects a filename and a certificate as a payload\n".into()
+        }
+        ["commit", "ssl", "cert", name, ..] => super::ssl::commit(core, name),
+        ["commit", "ssl", "cert"] => "'commit ssl cert expects a filename\n".into(),
+        ["abort", "ssl", "cert", name, ..] => super::ssl::abort(core, name),
+        ["abort", "ssl", "cert"] => "'abort ssl cert' expects a filename\n".into(),
         ["help", ..] => help(""),
         ["show", "info", ..] => show_info(core),
         ["show", "stat", ..] => csv::show_stat(core),

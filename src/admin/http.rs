@@ -245,6 +245,24 @@ pub fn metrics(core: &Core) -> String {
         "Connections closed because their handler panicked.",
         fe(|t| t.panics),
     );
+    f.family(
+        "ringlb_frontend_tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed (full and resumed).",
+        fe(|t| t.tls_done),
+    );
+    f.family(
+        "ringlb_frontend_tls_resumed_total",
+        "counter",
+        "TLS handshakes that resumed a session.",
+        fe(|t| t.tls_resumed),
+    );
+    f.family(
+        "ringlb_frontend_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed or did not finish in time.",
+        fe(|t| t.tls_failed),
+    );
     let mut codes = Vec::new();
     for (fr, t) in cfg.frontends.iter().zip(&g.stats.frontends) {
         for (i, c) in CODES.iter().enumerate() {

@@ -7,6 +7,7 @@ mod cli;
 mod csv;
 mod http;
 mod page;
+mod ssl;
 
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;

@@ -171,6 +171,11 @@ pub struct Runtime {
     /// Most client connections at once, all shards together (split like server
     /// maxconn); beyond it, new connections wait in the kernel's backlog.
     pub maxconn: Option<u32>,
+    /// New connections per second on TLS listeners, all shards together (HAProxy's
+    /// `maxsslrate`); beyond it, TLS listeners stop accepting for a moment.
+    pub maxsslrate: Option<u32>,
+    /// Handshakes a shard computes at once; others wait their turn (`tls::gate`).
+    pub tls_handshakes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -299,6 +304,13 @@ pub struct Admin {
     pub listen: Option<SocketAddr>,
 }
 
+/// Which bind of which frontend a listening socket serves (indices into `Config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BindRef {
+    pub frontend: usize,
+    pub bind: usize,
+}
+
 /// One listening address of a frontend, with its options.
 #[derive(Debug, Clone)]
 pub struct Bind {
@@ -365,15 +377,6 @@ pub struct Frontend {
     pub maxconn: Option<u32>,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
-}
-
-impl Frontend {
-    /// Clients send a PROXY header first. Both config readers keep it the same on
-    /// every bind of a frontend, until the accept path knows which bind a connection
-    /// came through (TLS phase B); then `Bind::accept_proxy` is read per bind.
-    pub fn accept_proxy(&self) -> bool {
-        self.binds.first().is_some_and(|b| b.accept_proxy)
-    }
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).

@@ -289,6 +289,18 @@ impl Validator {
                 cpus,
                 pidfile: raw.runtime.pidfile.as_ref().map(std::path::PathBuf::from),
                 maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn),
+                maxsslrate: self.conn_limit("runtime.maxsslrate", raw.runtime.maxsslrate),
+                tls_handshakes: match raw.runtime.tls_handshakes_per_shard {
+                    None => crate::tls::gate::DEFAULT_TURNS,
+                    Some(n) if (1..=100_000).contains(&n) => n as usize,
+                    Some(n) => {
+                        self.err(
+                            "runtime.tls_handshakes_per_shard",
+                            format!("expected 1 to 100000, got {n}"),
+                        );
+                        crate::tls::gate::DEFAULT_TURNS
+                    }
+                },
             },
             timeouts,
             limits,
@@ -673,6 +685,12 @@ impl Validator {
                 self.err(format!("{path}.bind"), "frontend has no bind address");
             }
             let tls = f.tls.as_ref().and_then(|t| self.frontend_tls(&path, t));
+            if mode == Mode::Http && tls.as_ref().is_some_and(|t| t.offers_h2()) {
+                self.err(
+                    format!("{path}.tls.alpn"),
+                    "\"h2\": HTTP/2 is not served yet (use [\"http/1.1\"])",
+                );
+            }
             let mut binds = Vec::new();
             for (i, b) in bind_list.iter().enumerate() {
                 let bpath = if matches!(f.bind, Some(super::raw::RawBinds::Many(_))) {
@@ -709,14 +727,6 @@ impl Validator {
                     }
                     Err(e) => self.err(&bpath, e),
                 }
-            }
-            if binds.iter().any(|b| b.accept_proxy != f.accept_proxy)
-                && binds.iter().any(|b| b.accept_proxy == f.accept_proxy)
-            {
-                self.err(
-                    format!("{path}.bind"),
-                    "accept_proxy must be the same on every bind of a frontend (for now)",
-                );
             }
             let default_backend = f.default_backend.as_ref().and_then(|b| {
                 let idx = backend_index(b);

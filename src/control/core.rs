@@ -38,6 +38,10 @@ pub struct Core {
     pub stopping: AtomicBool,
     /// The cluster thread, told about operator changes made here.
     pub cluster: std::sync::OnceLock<Sender<Up>>,
+    /// Certificates changed at run time, and the `set ssl cert` transaction.
+    pub certs: Mutex<super::Certs>,
+    /// The session-ticket keys every node shares, once the cluster thread read them.
+    pub shared_tickets: Mutex<Option<Arc<str>>>,
 }
 
 /// Merged figures of every shard.
@@ -55,6 +59,8 @@ impl Core {
     pub fn new(cfg: Arc<Config>, shards: Vec<ShardLink>, health: HealthView) -> Core {
         let operator = operators(&cfg, |_, _| None);
         Core {
+            certs: Mutex::new(super::Certs::new(&cfg)),
+            shared_tickets: Mutex::new(None),
             cfg: std::sync::RwLock::new(cfg),
             shards,
             health: Mutex::new(health),
@@ -179,6 +185,11 @@ impl Core {
         if let Ok(mut o) = self.operator.lock() {
             *o = ops;
         }
+        // The files are read again: what a commit changed and did not write is gone,
+        // as is a transaction in progress (as with HAProxy's reload).
+        if let Ok(mut c) = self.certs.lock() {
+            *c = super::Certs::new(&cfg);
+        }
         if let Ok(mut c) = self.cfg.write() {
             *c = cfg;
         }
@@ -277,6 +288,12 @@ impl Core {
         let health = health.lock().map(|h| h.clone()).unwrap_or_default();
         let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
         let mut out = Vec::new();
+        if let Some(u) = self.certs.lock().ok().and_then(|c| c.resync(cfg)) {
+            out.push(ToShard::Certs(Arc::new(u)));
+        }
+        if let Some(k) = self.shared_tickets.lock().ok().and_then(|k| k.clone()) {
+            out.push(ToShard::TicketKeys(k));
+        }
         for (backend, servers) in ops.iter().enumerate() {
             for (server, o) in servers.iter().enumerate() {
                 if let Some(v) = health.get(backend).and_then(|b| b.get(server)) {

@@ -3,11 +3,13 @@
 //! force (`core`). The admin, cluster, health, reload and upgrade code use this layer;
 //! it uses none of them, and nothing of the data path but the counters' snapshot type.
 
+mod certs;
 mod core;
 mod link;
 mod view;
 
 pub use self::core::{Core, Gathered, Operator, ServerState};
+pub use certs::Certs;
 pub use link::{link, Inbox, ShardLink, ShardLinks};
 pub use view::{CheckView, HealthView};
 
@@ -87,17 +89,36 @@ pub enum ToShard {
     Snapshot(crossbeam_channel::Sender<ShardReport>),
     /// About the process-wide limits: a slot handed to a waiter here, room again.
     Limits(crate::limits::Event),
+    /// New certificates for some TLS binds (`commit ssl cert`): new handshakes use
+    /// them, open connections keep theirs.
+    Certs(Arc<CertUpdate>),
+    /// The session-ticket keys every node shares (a `tls-ticket-keys` text), from the
+    /// cluster thread: binds that use the process's keys take them.
+    TicketKeys(Arc<str>),
     /// Answer with the shard's number once every message before this one is applied
     /// (the runtime API answers only when a change is in force on every shard).
     Ack(crossbeam_channel::Sender<usize>),
-    /// A new configuration: (address, frontend index, a new socket for a new address;
-    /// `None` = keep this shard's listener on that address). Others close.
+    /// A new configuration: (address, the bind it serves, a new socket for a new
+    /// address; `None` = keep this shard's listener on that address). Others close.
     Reload {
         config: std::sync::Arc<crate::config::Config>,
         /// Its limits, with the counters of what stayed.
         shared: std::sync::Arc<crate::limits::Shared>,
-        listeners: Vec<(std::net::SocketAddr, usize, Option<std::net::TcpListener>)>,
+        listeners: Vec<(
+            std::net::SocketAddr,
+            crate::config::BindRef,
+            Option<std::net::TcpListener>,
+        )>,
     },
+}
+
+/// New certificates for some binds of one config.
+#[derive(Debug)]
+pub struct CertUpdate {
+    /// The config the bind indices belong to: a shard on another one ignores it (a
+    /// reload reads the files again).
+    pub config: Arc<Config>,
+    pub binds: Vec<(crate::config::BindRef, Arc<crate::tls::BindTls>)>,
 }
 
 /// The messages that bring a restarted shard up to date with the servers' health and

@@ -1,7 +1,8 @@
 //! The server side that every client-side protocol shares (HTTP/1 requests, TCP
 //! connections, and HTTP/2 streams next): for one request, a server slot (sticky
 //! server, balancer, or the backend's queue), an idle pooled connection or a new one
-//! (with its PROXY header), the retry decision after a failure (`verdict`, a pure
+//! (with its PROXY header, then TLS to an `ssl` server), the retry decision after a
+//! failure (`verdict`, a pure
 //! function), and every counter and passive-health report that goes with them.
 //!
 //! Owns: the attempt's state (servers tried, failures), the slot guard. May not touch:
@@ -13,7 +14,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 pub use verdict::{verdict, Failure, Situation, Verdict};
@@ -22,6 +22,7 @@ use crate::io::{write_range, Timer};
 use crate::record::Term;
 use crate::shard::Shard;
 use crate::stats::Counters;
+use crate::tls::{ServerStream, SniSource};
 use crate::upstream::{AcquireError, Taken, Tried};
 
 /// Whether an attempt may take an idle pooled connection (each is checked before it
@@ -109,7 +110,9 @@ pub struct ServerConn {
     pub server: u32,
     /// Came from the pool: the server may have closed it meanwhile.
     pub reused: bool,
-    pub stream: TcpStream,
+    pub stream: ServerStream,
+    /// Its SNI tag (see `upstream::pool`), to pool it with its peers.
+    pub tag: u64,
     pub slot: Slot,
 }
 
@@ -151,6 +154,10 @@ pub struct Dispatch {
     /// The stick record read for the current attempt, and when it was asked.
     recorded: Option<u32>,
     asked: Instant,
+    /// The names a server's SNI may come from (`sni req.hdr(host)`, `sni
+    /// ssl_fc_sni`): kept only for a backend that has such a server.
+    sni_host: Option<Box<str>>,
+    sni_client: Option<Box<str>>,
     /// The timings of the attempt `next` returned last.
     pub times: Times,
 }
@@ -182,12 +189,42 @@ impl Dispatch {
             forced: None,
             recorded: None,
             asked: start,
+            sni_host: None,
+            sni_client: None,
             times: Times {
                 queued: Duration::ZERO,
                 connected: Duration::ZERO,
                 ready: start,
                 retries: Retries::default(),
             },
+        }
+    }
+
+    /// The request's Host (without port), for servers whose SNI is `req.hdr(host)`.
+    pub fn host_sni(&mut self, host: Option<&str>) {
+        if self.shard.upstreams.backends[self.backend].sni_from_host {
+            self.sni_host = host.map(Into::into);
+        }
+    }
+
+    /// The client's SNI, for servers whose SNI is `ssl_fc_sni`.
+    pub fn client_sni(&mut self, sni: Option<&str>) {
+        if self.shard.upstreams.backends[self.backend].sni_from_client {
+            self.sni_client = sni.map(Into::into);
+        }
+    }
+
+    /// The dynamic SNI for `server`, if it takes one.
+    fn sni_for(&self, server: u32) -> Option<&str> {
+        let s = &self.shard.upstreams.backends[self.backend].servers[server as usize];
+        match s
+            .tls
+            .as_ref()
+            .and_then(|t| t.settings.settings.sni.as_ref())
+        {
+            Some(SniSource::HostHeader) => self.sni_host.as_deref(),
+            Some(SniSource::ClientSni) => self.sni_client.as_deref(),
+            _ => None,
         }
     }
 
@@ -224,10 +261,11 @@ impl Dispatch {
         };
         let server = taken.server;
         let slot = Slot::new(&self.shard, self.backend, taken);
+        let tag = self.tag(server);
         let pooled = self
             .shard
             .upstreams
-            .pooled(self.backend, server, asked.into_std());
+            .pooled(self.backend, server, asked.into_std(), tag);
         let Some(stream) = pooled else {
             // `attempts` connects on this slot: it is this attempt, not a retry.
             self.kept = Some(slot);
@@ -245,8 +283,21 @@ impl Dispatch {
             server,
             reused: true,
             stream,
+            tag,
             slot,
         }))
+    }
+
+    /// The SNI tag of `server`'s connections for this request (0 unless its SNI comes
+    /// from the request).
+    #[inline]
+    fn tag(&self, server: u32) -> u64 {
+        if self.sni_host.is_none() && self.sni_client.is_none() {
+            return 0;
+        }
+        self.shard
+            .upstreams
+            .sni_tag(self.backend, server, self.sni_for(server))
     }
 
     /// Attempts until one connects or the retries are used up.
@@ -268,13 +319,14 @@ impl Dispatch {
             let (server, backend) = (slot.server(), self.backend);
             let connecting = Instant::now();
             self.count_retry(server);
+            let tag = self.tag(server);
             let pooled = match pool {
                 _ if std::mem::take(&mut self.fresh) => None,
                 PoolUse::Never => None,
                 PoolUse::Pooled => {
                     self.shard
                         .upstreams
-                        .pooled(backend, server, connecting.into_std())
+                        .pooled(backend, server, connecting.into_std(), tag)
                 }
             };
             let connected = match pooled {
@@ -295,6 +347,7 @@ impl Dispatch {
                         server,
                         reused,
                         stream,
+                        tag,
                         slot,
                     });
                 }
@@ -381,8 +434,10 @@ impl Dispatch {
         }
     }
 
-    /// A new connection to `server`, with the PROXY header the server wants.
-    async fn connect(&self, server: u32, timer: &mut Timer) -> Result<TcpStream, ()> {
+    /// A new connection to `server`, with the PROXY header the server wants, then TLS
+    /// if it has `ssl` (a failed handshake, a bad certificate included, is a failed
+    /// connect: retried, then 503).
+    async fn connect(&self, server: u32, timer: &mut Timer) -> Result<ServerStream, ()> {
         let shard = &self.shard;
         let mut stream = shard
             .upstreams
@@ -400,7 +455,11 @@ impl Dispatch {
                 .await
                 .map_err(drop)?;
         }
-        Ok(stream)
+        shard
+            .upstreams
+            .secure(self.backend, server, stream, self.sni_for(server))
+            .await
+            .map_err(drop)
     }
 
     /// The attempt on `conn` failed after it was connected. `Ok`: call `next` again;
@@ -509,7 +568,7 @@ impl Dispatch {
         {
             shard
                 .upstreams
-                .release_conn(self.backend, conn.server, conn.stream);
+                .release_conn(self.backend, conn.server, conn.stream, conn.tag);
         }
     }
 

@@ -371,16 +371,30 @@ async fn run(
                 } else {
                     None
                 };
+                // As HAProxy: an `ssl` server is checked over TLS when the check goes
+                // to its own address and port, or always with `check-ssl`; the name
+                // sent is `check-sni`'s (none by default).
+                let own = check.port.is_none() && check.addr.is_none();
+                let tls = s
+                    .tls
+                    .as_ref()
+                    .filter(|t| t.settings.check_ssl || own)
+                    .map(|t| probe::CheckTls {
+                        config: t.config.clone(),
+                        name: t
+                            .settings
+                            .server_name(t.settings.check_sni.as_deref(), s.addr.ip()),
+                    });
                 // Spread the first checks over one interval.
                 let first = check.interval / count * si as u32;
                 monoio::spawn(check_loop(
                     state.clone(),
-                    bi,
-                    si,
+                    (bi, si),
                     check.clone(),
                     probe::check_addr(s.addr, check),
                     first,
                     proxy,
+                    tls,
                 ));
             }
         }
@@ -403,17 +417,17 @@ async fn run(
 
 async fn check_loop(
     state: Rc<RefCell<State>>,
-    backend: usize,
-    server: usize,
+    (backend, server): (usize, usize),
     check: HealthCheck,
     addr: std::net::SocketAddr,
     first: Duration,
     proxy: Option<crate::proxy_protocol::Version>,
+    tls: Option<probe::CheckTls>,
 ) {
     monoio::time::sleep(first).await;
     loop {
         let start = Instant::now();
-        let outcome = probe::probe(addr, &check, proxy).await;
+        let outcome = probe::probe(addr, &check, proxy, tls.as_ref()).await;
         let took = start.elapsed();
         let wait = {
             let mut st = state.borrow_mut();

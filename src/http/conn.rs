@@ -55,8 +55,9 @@ pub(super) enum Stop {
         authorized: bool,
     },
     /// The server answered 101 to an upgrade: the connection becomes a tunnel (the
-    /// server's head ended at this offset of `sbuf`).
-    Tunnel(ServerConn, usize),
+    /// server's head ended at this offset of `sbuf`). Boxed: a server stream may be
+    /// TLS, which would make every `Result<_, Stop>` large (one box per upgrade).
+    Tunnel(Box<ServerConn>, usize),
 }
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
@@ -76,6 +77,8 @@ pub(super) struct RequestMeta {
     pub(super) hash: Option<u64>,
     /// The stick-table key of a backend with `stick on`.
     pub(super) stick: Option<u64>,
+    /// The Host, for a backend whose servers take their SNI from it (else `None`).
+    pub(super) sni_host: Option<Box<str>>,
     /// The server a `use-server` rule chose.
     pub(super) use_server: Option<u32>,
 }
@@ -106,12 +109,13 @@ pub(super) struct Conn<S> {
     /// its `timeout http-request` starts afresh rather than from before the idle wait.
     pub(super) resumed: bool,
     /// What rules keep for the connection and its current request (variables,
-    /// captures, tracked counters).
+    /// captures, tracked counters), and the connection's TLS facts (`txn.tls`).
     pub(super) txn: Txn,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
-/// header, and `local` is the address the client connected to.
+/// header, `local` is the address the client connected to, `txn` what its `tcp-request
+/// connection|session` rules did (and `txn.tls` what its TLS handshake settled).
 pub async fn serve<S: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
@@ -218,7 +222,7 @@ pub async fn serve<S: Stream>(
             }
             Err(Stop::Tunnel(up, head_len)) => {
                 // Boxed: a tunnel's state would otherwise grow every connection's future.
-                Box::pin(super::tunnel::run(conn, up, head_len)).await;
+                Box::pin(super::tunnel::run(conn, *up, head_len)).await;
                 return;
             }
             Err(Stop::Reply(r)) => {
@@ -352,6 +356,12 @@ impl<S: Stream> Conn<S> {
         }
     }
 
+    /// What the connection's TLS handshake settled (SNI, protocol, cipher, ALPN, client
+    /// certificate), for the `ssl_fc*` / `ssl_c_*` fetches; `None` on plain TCP.
+    pub(super) fn tls(&self) -> Option<&crate::rules::TlsFacts> {
+        self.txn.tls.as_deref()
+    }
+
     pub(super) fn timeouts(&self) -> &crate::config::Timeouts {
         &self.shard.config.frontends[self.frontend].timeouts
     }
@@ -406,6 +416,8 @@ impl<S: Stream> Conn<S> {
             (self.peer, self.local),
             start,
         );
+        dispatch.host_sni(req.sni_host.as_deref());
+        dispatch.client_sni(self.tls().and_then(|t| t.sni.as_deref()));
         dispatch.use_server(req.use_server);
         let mut continue_sent = false;
         let (response, mut up) = loop {
@@ -450,7 +462,7 @@ impl<S: Stream> Conn<S> {
             }
         };
         if response.upgrade {
-            return Err(Stop::Tunnel(up, response.head_len));
+            return Err(Stop::Tunnel(Box::new(up), response.head_len));
         }
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
         // A connection that announced this client's address must not carry another's;
@@ -570,7 +582,11 @@ impl<S: Stream> Conn<S> {
                                 client,
                             )
                         });
+                        let sni_host = backend
+                            .filter(|&b| self.shard.upstreams.backends[b].sni_from_host)
+                            .and_then(|_| r.host.map(Into::into));
                         return Ok(RequestMeta {
+                            sni_host,
                             head_len: r.head_len,
                             framing: r.framing,
                             keep_alive: r.keep_alive,

@@ -118,9 +118,10 @@ impl<S: Stream> Conn<S> {
             let rest = body
                 .remaining_length()
                 .filter(|&n| n >= crate::splice::SPLICE_MIN);
-            if let (Some(rest), Some(to)) = (rest, self.client.socket()) {
+            if let (Some(rest), Some(to), Some(from)) =
+                (rest, self.client.socket(), up.stream.socket())
+            {
                 let pipes = self.shard.pipes.clone();
-                let from = &up.stream;
                 let (rt, wt) = (server_timeout, client_timeout);
                 match pipes.forward(from, to, rest, rt, wt, &mut self.timer).await {
                     Ok(()) => {

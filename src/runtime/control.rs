@@ -6,7 +6,6 @@
 //! timers run only while that work exists (an idle shard does not wake up at all,
 //! but once a second while idle connections wait in its pools).
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -32,7 +31,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) async fn shard_main(
     spec: &ShardSpec,
-    listeners: Vec<(usize, std::net::TcpListener)>,
+    listeners: Vec<(crate::config::BindRef, std::net::TcpListener)>,
     queued: Adopted,
     survive: &Survive,
     driver: &'static str,
@@ -91,8 +90,8 @@ pub(super) async fn shard_main(
         }
     }
     let mut accepts: Vec<AcceptLoop> = Vec::new();
-    for (frontend, std_listener) in listeners {
-        match start_accept(&current, frontend, std_listener) {
+    for (at, std_listener) in listeners {
+        match start_accept(&current, at, std_listener) {
             Ok(a) => accepts.push(a),
             Err(e) => {
                 let _ = spec.events.send(FromShard::Failed {
@@ -105,10 +104,9 @@ pub(super) async fn shard_main(
     }
     survive.borrow_mut().accepts = accepts;
     // Connections that were waiting on a dead runtime's listener.
-    for (frontend, stream, peer) in queued {
-        let permits = shard.room(frontend).await;
+    for (at, stream, peer) in queued {
+        let permits = shard.room(at.frontend).await;
         if let Ok(stream) = TcpStream::from_std(stream) {
-            let at = &Cell::new(frontend);
             spawn_serve(&current, at, UNKNOWN_LISTENER, stream, peer, permits);
         }
     }
@@ -324,22 +322,26 @@ fn reload(
     accepts: &mut Vec<AcceptLoop>,
     config: Arc<Config>,
     shared: Arc<crate::limits::Shared>,
-    listeners: Vec<(SocketAddr, usize, Option<std::net::TcpListener>)>,
+    listeners: Vec<(
+        SocketAddr,
+        crate::config::BindRef,
+        Option<std::net::TcpListener>,
+    )>,
 ) {
     let next = Rc::new(current.borrow().next_generation(config, shared));
     let id = next.id;
     *current.borrow_mut() = next;
     // Listeners whose address is gone close (their accepted connections finish).
     accepts.retain(|a| listeners.iter().any(|(addr, _, _)| *addr == a.addr));
-    for (addr, frontend, socket) in listeners {
+    for (addr, at, socket) in listeners {
         match socket {
-            Some(l) => match start_accept(current, frontend, l) {
+            Some(l) => match start_accept(current, at, l) {
                 Ok(a) => accepts.push(a),
                 Err(e) => tracing::error!(shard = id, %addr, error = %e, "reload: cannot listen"),
             },
             None => {
                 if let Some(a) = accepts.iter().find(|a| a.addr == addr) {
-                    a.frontend.set(frontend);
+                    a.at.set(at);
                 }
             }
         }
@@ -351,6 +353,8 @@ fn apply(shard: &Shard, msg: ToShard) {
     let up = &shard.upstreams;
     match msg {
         ToShard::Shutdown { .. } | ToShard::Reload { .. } => {}
+        ToShard::Certs(update) => shard.apply_certs(&update),
+        ToShard::TicketKeys(keys) => shard.share_tickets(keys),
         ToShard::Ack(reply) => {
             let _ = reply.send(shard.id);
         }

@@ -183,6 +183,11 @@ impl Mapper<'_> {
                 Some(n) => runtime.maxconn = Some(n),
                 None => self.err(l.line, "'maxconn' expects an integer"),
             },
+            "maxsslrate" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                Some(0) => runtime.maxsslrate = None,
+                Some(n) => runtime.maxsslrate = Some(n),
+                None => self.err(l.line, "'maxsslrate' expects an integer"),
+            },
             "log" => self.global_log(l, log),
             "log-send-hostname" | "log-tag" => {
                 self.warn(l.line, format!("'{}' ignored", l.keyword()))

@@ -224,8 +224,6 @@ struct Proxy {
     maxqueue: Option<usize>,
     /// A `bind` line was seen (even one with errors).
     has_bind_line: bool,
-    bind_lines: usize,
-    accept_proxy_binds: usize,
     http_request: Vec<HttpRule>,
     /// `redirect` lines: evaluated after the `http-request` rules, as in HAProxy.
     redirects: Vec<HttpRule>,
@@ -296,6 +294,8 @@ impl<'e> Mapper<'e> {
             cpus: None,
             pidfile: None,
             maxconn: None,
+            maxsslrate: None,
+            tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;
@@ -374,8 +374,6 @@ impl Proxy {
             servers: Vec::new(),
             maxqueue: None,
             has_bind_line: false,
-            bind_lines: 0,
-            accept_proxy_binds: 0,
             http_request: Vec::new(),
             redirects: Vec::new(),
             http_response: Vec::new(),

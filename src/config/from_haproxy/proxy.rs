@@ -456,7 +456,6 @@ impl Mapper<'_> {
     pub(super) fn bind(&mut self, l: &Line, p: &mut Proxy) {
         use super::ssl;
         p.has_bind_line = true;
-        p.bind_lines += 1;
         let a = l.args();
         let Some(addrs) = a.first() else {
             return self.err(l.line, "'bind' expects an address");
@@ -477,7 +476,6 @@ impl Mapper<'_> {
             i += 1;
             match opt.as_str() {
                 "accept-proxy" => {
-                    p.accept_proxy_binds += 1;
                     accept_proxy = true;
                 }
                 "maxconn" => match value.and_then(|n| n.parse::<u32>().ok()) {
