@@ -69,8 +69,9 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Wraps a slot `BackendState::acquire` handed out, and counts the session.
-    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken) -> Slot {
+    /// Wraps a slot `BackendState::acquire` handed out at `now`, and counts the
+    /// session (its rate and date too).
+    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken, now: Instant) -> Slot {
         let server = taken.server;
         let be = &shard.stats.backends[backend];
         let sv = &shard.stats.servers[backend][server as usize];
@@ -79,6 +80,10 @@ impl Slot {
             Counters::inc(&c.stot);
         }
         Counters::inc(&sv.lbtot);
+        Counters::inc(&be.lbtot);
+        shard
+            .stats
+            .session(backend, server, shard.stats.ms(now.into_std()));
         shard.pools.slot_taken();
         Slot {
             shard: shard.clone(),
@@ -214,7 +219,7 @@ impl Dispatch {
             return Ok(None);
         };
         let server = taken.server;
-        let slot = Slot::new(&self.shard, self.backend, taken);
+        let slot = Slot::new(&self.shard, self.backend, taken, asked);
         let pooled = self
             .shard
             .upstreams
@@ -226,6 +231,7 @@ impl Dispatch {
             return Ok(None);
         };
         self.count_retry(server);
+        self.count_connection(server, true);
         self.times = Times {
             queued: Duration::ZERO,
             connected: Duration::ZERO,
@@ -253,7 +259,7 @@ impl Dispatch {
                         Some(t) => t,
                         None => self.slot_wait(asked).await?,
                     };
-                    Slot::new(&self.shard, self.backend, taken)
+                    Slot::new(&self.shard, self.backend, taken, asked)
                 }
             };
             let (server, backend) = (slot.server(), self.backend);
@@ -268,6 +274,7 @@ impl Dispatch {
                         .pooled(backend, server, connecting.into_std())
                 }
             };
+            self.count_connection(server, pooled.is_some());
             let connected = match pooled {
                 Some(stream) => Ok((stream, true)),
                 None => self.connect(server, timer).await.map(|s| (s, false)),
@@ -320,6 +327,17 @@ impl Dispatch {
         if !self.tried.is_empty() {
             Counters::inc(&st.backends[b].wredis);
             Counters::inc(&sv.wredis);
+        }
+    }
+
+    /// An attempt on `server`: a pooled connection reused, or a new one tried
+    /// (HAProxy's `reuse` and `connect`, failed connects included).
+    #[inline]
+    fn count_connection(&self, server: u32, reused: bool) {
+        let (st, b) = (&self.shard.stats, self.backend);
+        let sv = &st.servers[b][server as usize];
+        for c in [&st.backends[b], sv] {
+            Counters::inc(if reused { &c.reuse } else { &c.connect });
         }
     }
 

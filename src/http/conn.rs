@@ -22,7 +22,7 @@ use crate::record::{Record, Term};
 use crate::shard::Shard;
 use crate::stats::Counters;
 
-use super::local::{add_header, del_header, service_response};
+use super::local::{add_header, del_header, service_response, ServiceRequest};
 use super::response::HeadError;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
@@ -39,16 +39,31 @@ pub(super) enum Stop {
     /// A reload happened while the connection waited for its next request: move to
     /// the new config and read that request again.
     Newer,
-    /// Answer from the admin side (rule N's service); `csv` for `;csv` stats.
+    /// Answer from the admin side (rule N's service) for this request (boxed: a rare
+    /// case must not grow every exchange's result).
     Service {
         rule: usize,
-        csv: bool,
+        req: Box<ServiceAsk>,
         authorized: bool,
     },
     /// The server answered 101 to an upgrade: the connection becomes a tunnel (the
     /// server's head ended at this offset of `sbuf`).
     Tunnel(ServerConn, usize),
 }
+
+/// A request for an admin page: its method and target, and where its body is (a
+/// POST from the stats page: the head's length and the body's).
+pub(super) struct ServiceAsk {
+    method: String,
+    target: String,
+    head_len: usize,
+    body_len: u64,
+    /// It meets `stats admin`'s condition.
+    admin: bool,
+}
+
+/// The longest body an admin page request may carry (the stats page's forms).
+const SERVICE_BODY_MAX: u64 = 16 * 1024;
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
 /// already been rewritten into `out`).
@@ -163,7 +178,18 @@ pub async fn serve<S: Stream>(
             {
                 conn.rec.status = status;
                 conn.rec.bytes_out += bytes.len() as u64;
+                // A deny (an error status) is a denied request for HAProxy; a
+                // redirect or a return is one the proxy intercepted.
+                let fe = &conn.shard.stats.frontends[conn.frontend];
+                Counters::inc(if status >= 400 {
+                    &fe.denied
+                } else {
+                    &fe.intercepted
+                });
             }
+        }
+        if let Err(Stop::Service { .. }) = &result {
+            Counters::inc(&conn.shard.stats.frontends[conn.frontend].intercepted);
         }
         if let Err(Stop::Reply(r)) = &result {
             conn.rec.status = r.status();
@@ -177,6 +203,8 @@ pub async fn serve<S: Stream>(
             ) {
                 conn.rec.started = true;
                 Counters::inc(&conn.shard.stats.frontends[conn.frontend].ereq);
+                let bytes = &conn.cbuf[conn.cpos.min(conn.cbuf.len())..];
+                conn.shard.stats.capture(conn.frontend, conn.peer, bytes);
             }
         }
         conn.rec
@@ -211,7 +239,7 @@ pub async fn serve<S: Stream>(
             }
             Err(Stop::Service {
                 rule,
-                csv,
+                req,
                 authorized,
             }) => {
                 let shard = conn.shard.clone();
@@ -220,7 +248,16 @@ pub async fn serve<S: Stream>(
                 else {
                     return;
                 };
-                let response = service_response(&shard, svc, csv, authorized).await;
+                let Some(body) = conn.service_body(&req).await else {
+                    return;
+                };
+                let req = ServiceRequest {
+                    method: req.method,
+                    target: req.target,
+                    body,
+                    admin: req.admin,
+                };
+                let response = service_response(&shard, svc, req, authorized).await;
                 conn.answer_and_close(response.into_bytes()).await;
                 return;
             }
@@ -242,6 +279,24 @@ pub async fn serve<S: Stream>(
 }
 
 impl<S: Stream> Conn<S> {
+    /// The body of an admin page request (a stats page form), read within
+    /// `timeout client`; `None`: the client went away or was too slow.
+    async fn service_body(&mut self, req: &ServiceAsk) -> Option<Vec<u8>> {
+        let start = self.cpos + req.head_len;
+        let want = req.body_len as usize;
+        let deadline = Self::deadline(self.timeouts().client);
+        while self.cbuf.len().saturating_sub(start) < want {
+            if self.cbuf.len() == self.cbuf.capacity() {
+                return None;
+            }
+            match read_into(&mut self.client, &mut self.cbuf, &mut self.timer, deadline).await {
+                ReadOutcome::Data(_) => {}
+                _ => return None,
+            }
+        }
+        Some(self.cbuf[start.min(self.cbuf.len())..][..want].to_vec())
+    }
+
     /// Writes a local answer, then closes with the lingering close: the connection
     /// ends here.
     async fn answer_and_close(mut self, mut out: Vec<u8>) {
@@ -277,6 +332,7 @@ impl<S: Stream> Conn<S> {
         self.rec.bytes_in = req.head_len as u64;
         let shard = self.shard.clone();
         let _inflight = shard.begin_request();
+        let _active = crate::stats::Busy::new(&shard.stats.frontends[self.frontend].active);
         // `option httpclose`: one request per client connection.
         let keep_alive = req.keep_alive
             && !shard.draining.get()
@@ -470,9 +526,25 @@ impl<S: Stream> Conn<S> {
                                         }
                                         _ => true,
                                     };
+                                    let body_len = match r.framing {
+                                        Framing::Length(n) if n <= SERVICE_BODY_MAX => n,
+                                        Framing::None => 0,
+                                        _ => return Err(Stop::Reply(Reply::BadRequest)),
+                                    };
                                     return Err(Stop::Service {
                                         rule: i,
-                                        csv: r.target.contains(";csv"),
+                                        req: Box::new(ServiceAsk {
+                                            method: r.method.to_string(),
+                                            target: r.target.to_string(),
+                                            head_len: r.head_len,
+                                            body_len,
+                                            admin: match svc {
+                                                Service::Stats { admin: Some(c), .. } => {
+                                                    eval(&c.0, &view)
+                                                }
+                                                _ => false,
+                                            },
+                                        }),
                                         authorized,
                                     });
                                 }

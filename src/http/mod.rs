@@ -3,6 +3,7 @@
 //! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local).
 
 mod bufpool;
+pub use bufpool::figures as buffer_figures;
 mod conn;
 pub mod framing;
 pub mod head;

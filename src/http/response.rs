@@ -105,6 +105,11 @@ impl<S: Stream> Conn<S> {
                     Ok(()) => {
                         body.skip(rest);
                         self.rec.bytes_out += rest;
+                        let st = &self.shard.stats;
+                        crate::stats::Counters::add(&st.frontends[self.frontend].spliced_out, rest);
+                        if let Some(b) = self.rec.backend {
+                            crate::stats::Counters::add(&st.backends[b].spliced_out, rest);
+                        }
                         break;
                     }
                     Err(crate::splice::SpliceError::NoPipe) => {}

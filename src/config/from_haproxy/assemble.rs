@@ -269,6 +269,10 @@ impl Mapper {
                                         .clone()
                                         .unwrap_or_else(|| "HAProxy Statistics".into()),
                                     refresh: st.refresh,
+                                    admin: st
+                                        .admin
+                                        .clone()
+                                        .map(|c| crate::config::AdminCond(Arc::new(c))),
                                 }),
                             });
                         }

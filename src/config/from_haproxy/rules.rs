@@ -208,13 +208,31 @@ impl Mapper {
             },
             Some("hide-version") | Some("show-legends") | Some("show-node") | Some("show-desc") => {
             }
-            Some("admin") | Some("http-request") | Some("scope") | Some("bind-process")
-            | Some("maxconn") | Some("timeout") => {
-                self.warn(l.line, format!("'stats {}' ignored", a[0]))
-            }
+            Some("http-request") | Some("scope") | Some("bind-process") | Some("maxconn")
+            | Some("timeout") => self.warn(l.line, format!("'stats {}' ignored", a[0])),
             Some(other) => self.err(l.line, format!("unknown 'stats' keyword '{other}'")),
             None => self.err(l.line, "'stats' expects a keyword"),
         }
+    }
+
+    /// `stats admin if|unless COND`: who may change servers' states from the page.
+    pub(super) fn stats_admin(&mut self, l: &Line, p: &mut Proxy) {
+        let w = l.args();
+        let cond = match w.get(1).map(String::as_str) {
+            Some(kw @ ("if" | "unless")) => match self.condition(l.line, &w[2..], p) {
+                Some(c) if kw == "unless" => Condition::Not(Box::new(c)),
+                Some(c) => c,
+                None => return,
+            },
+            _ => {
+                return self.err(
+                    l.line,
+                    "'stats admin' requires either 'if' or 'unless' followed by a condition",
+                )
+            }
+        };
+        p.settings.stats.enabled = true;
+        p.settings.stats.admin = Some(cond);
     }
 
     /// `http-request ACTION ARGS [if|unless COND]` (and `redirect ...`, which is the
