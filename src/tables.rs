@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::config::{Config, StickKey};
-use crate::control::{CountUp, RateDown, StickDown, StickUp, Up};
+use crate::control::{CountUp, RateDown, StickDown, StickUp, TableDump, Up};
 
 /// Keys are already hashes: no need to hash them again.
 #[derive(Default)]
@@ -453,18 +453,6 @@ impl ShardCluster {
             }
         }
     }
-}
-
-/// One table's entries as `show table` lists them.
-#[derive(Debug, Clone)]
-pub struct TableDump {
-    /// The backend (stick tables) or frontend (request rates) it belongs to, and the
-    /// limiter's number among the frontend's.
-    pub owner: usize,
-    pub limiter: Option<usize>,
-    /// (key hash, ms until it expires, data: stick `server_id` (1-based) or the
-    /// request rate over the period).
-    pub entries: Vec<(u64, u64, u64)>,
 }
 
 impl ShardCluster {

@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 use super::fields::{Obj, V};
 use super::rows::{Row, Stats};
 use super::Core;
-use crate::stats::Latency;
 
 /// What a scrape asked for (`?scope=global&scope=server&no-maint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,18 +338,18 @@ fn server_state(status: &str) -> &'static str {
 }
 
 /// Prometheus text being written.
-struct Out {
-    text: String,
+pub(super) struct Out {
+    pub(super) text: String,
 }
 
 impl Out {
-    fn head(&mut self, name: &str, help: &str, counter: bool) {
+    pub(super) fn head(&mut self, name: &str, help: &str, counter: bool) {
         let kind = if counter { "counter" } else { "gauge" };
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &str, v: f64) {
+    pub(super) fn sample(&mut self, name: &str, labels: &str, v: f64) {
         let v = if v.is_nan() {
             "NaN".to_string()
         } else {
@@ -364,7 +363,7 @@ impl Out {
     }
 }
 
-fn esc(v: &str) -> String {
+pub(super) fn esc(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -389,10 +388,10 @@ pub fn render(core: &Core, scope: Scope) -> String {
         }
     }
     if scope.sticktable {
-        sticktables(&st, &mut out);
+        super::metrics_own::sticktables(&st, &mut out);
     }
     if scope.global {
-        ringlb(core, &st, &mut out);
+        super::metrics_own::ringlb(core, &st, &mut out);
     }
     out.text
 }
@@ -553,135 +552,6 @@ fn servers_of<'a>(st: &'a Stats, b: &Row) -> Vec<&'a Row> {
         .iter()
         .filter(|r| r.obj == Obj::Server && r.backend == b.backend)
         .collect()
-}
-
-/// HAProxy's `haproxy_sticktable_size` and `_used`, for the stick tables.
-fn sticktables(st: &Stats, out: &mut Out) {
-    let tables: Vec<(&str, u64)> = st
-        .cfg
-        .backends
-        .iter()
-        .filter_map(|b| b.stick.as_ref().map(|t| (b.name.as_str(), t.size as u64)))
-        .collect();
-    if tables.is_empty() {
-        return;
-    }
-    out.head(
-        "haproxy_sticktable_size",
-        "Stick table size (entries per shard).",
-        false,
-    );
-    for (name, size) in &tables {
-        out.sample(
-            "haproxy_sticktable_size",
-            &format!("name=\"{}\",type=\"ip\"", esc(name)),
-            *size as f64,
-        );
-    }
-}
-
-/// ringlb's own families: shards, the control plane, latency histograms.
-fn ringlb(core: &Core, st: &Stats, out: &mut Out) {
-    use crate::stats::process as p;
-    let cfg = &st.cfg;
-    for (name, help, c) in [
-        (
-            "ringlb_upgrade_handover_failures_total",
-            "Listener hand-overs from an older process (-sf) that failed and were bound anew.",
-            &p::HANDOVER_FAILURES,
-        ),
-        (
-            "ringlb_shard_restarts_total",
-            "Shard runtimes that died of a panic and were restarted on their core.",
-            &p::SHARD_RESTARTS,
-        ),
-        (
-            "ringlb_control_wakeups_total",
-            "Times a shard's control loop woke up (messages, its own timers), all shards.",
-            &p::CONTROL_WAKEUPS,
-        ),
-        (
-            "ringlb_control_messages_total",
-            "Control messages (health flips, operator changes, shared tables) shards applied.",
-            &p::CONTROL_MESSAGES,
-        ),
-    ] {
-        out.head(name, help, true);
-        out.sample(name, "", p::read(c) as f64);
-    }
-    let name = "ringlb_control_apply_seconds";
-    out.head(
-        name,
-        "From a control message's sending to its application on a shard (quantiles).",
-        false,
-    );
-    if let Ok(h) = p::control_latency().lock() {
-        for q in [0.5, 0.99, 0.999, 1.0] {
-            let v = if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(q)
-            };
-            out.sample(name, &format!("quantile=\"{q}\""), v as f64 / 1e6);
-        }
-    }
-    let mut per_shard = st.g.per_shard.clone();
-    per_shard.sort_unstable();
-    let name = "ringlb_shard_connections_total";
-    out.head(
-        name,
-        "Connections accepted by each shard (all frontends): how evenly SO_REUSEPORT spreads them.",
-        true,
-    );
-    for (s, n) in per_shard {
-        out.sample(name, &format!("shard=\"{s}\""), n as f64);
-    }
-    let name = "ringlb_frontend_handler_panics_total";
-    out.head(
-        name,
-        "Connections closed because their handler panicked.",
-        true,
-    );
-    for (f, t) in cfg.frontends.iter().zip(&st.g.stats.frontends) {
-        out.sample(
-            name,
-            &format!("proxy=\"{}\"", esc(&f.name)),
-            t.panics as f64,
-        );
-    }
-    let _ = core;
-    // Latency histograms merged from every shard's hdrhistogram.
-    for (name, pick, help) in [
-        (
-            "ringlb_backend_first_byte_seconds",
-            (|l: &Latency| &l.first_byte) as fn(&Latency) -> &hdrhistogram::Histogram<u64>,
-            "Time from sending the request to the first response byte.",
-        ),
-        (
-            "ringlb_backend_response_seconds",
-            |l: &Latency| &l.total,
-            "Time from the request head to the end of the response.",
-        ),
-    ] {
-        let _ = writeln!(out.text, "# HELP {name} {help}");
-        let _ = writeln!(out.text, "# TYPE {name} histogram");
-        for (b, l) in cfg.backends.iter().zip(&st.g.stats.latency) {
-            let h = pick(l);
-            let label = format!("proxy=\"{}\"", esc(&b.name));
-            for le in [
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ] {
-                let us = (le * 1e6) as u64;
-                let n = h.count_between(0, us);
-                let _ = writeln!(out.text, "{name}_bucket{{{label},le=\"{le}\"}} {n}");
-            }
-            let _ = writeln!(out.text, "{name}_bucket{{{label},le=\"+Inf\"}} {}", h.len());
-            let sum: f64 = h.mean() * h.len() as f64 / 1e6;
-            let _ = writeln!(out.text, "{name}_sum{{{label}}} {sum}");
-            let _ = writeln!(out.text, "{name}_count{{{label}}} {}", h.len());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -123,6 +123,18 @@ pub struct Session {
     pub age: Duration,
 }
 
+/// One table's entries as `show table` lists them.
+#[derive(Debug, Clone)]
+pub struct TableDump {
+    /// The backend (stick tables) or frontend (request rates) it belongs to, and the
+    /// limiter's number among the frontend's.
+    pub owner: usize,
+    pub limiter: Option<usize>,
+    /// (key hash, ms until it expires, data: stick `server_id` (1-based) or the
+    /// request rate over the period).
+    pub entries: Vec<(u64, u64, u64)>,
+}
+
 /// What a shard answers to `Inspect`.
 #[derive(Debug, Clone)]
 pub struct Inspected {
@@ -132,7 +144,7 @@ pub struct Inspected {
     /// Invalid requests this shard saw (captured or not).
     pub events: u64,
     /// The shard's stick tables and request-rate tables.
-    pub tables: Vec<crate::tables::TableDump>,
+    pub tables: Vec<TableDump>,
 }
 
 /// One shard's figures, for the admin thread to merge.
