@@ -141,6 +141,15 @@ fn typed_json_schema_and_filters() {
         assert_eq!(a, b, "show stat {filter}");
     }
     t.same("an unknown proxy", |s| s.cli("show stat nope 1 1"));
+    t.same("backends count their servers with up / no-maint", |s| {
+        ["show stat up", "show stat no-maint", "show stat"].map(|c| {
+            stat_rows(&s.cli(c))
+                .into_iter()
+                .filter(|r| r["svname"] == "BACKEND")
+                .map(|r| r["status"].clone())
+                .collect::<Vec<_>>()
+        })
+    });
     // show info json: the same fields in the same order, with the same tags.
     let (a, b) = t.both(|s| {
         let v: serde_json::Value = serde_json::from_str(&s.cli("show info json")).unwrap();

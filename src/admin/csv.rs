@@ -208,7 +208,10 @@ pub fn show_stat(core: &Core, words: &[&str]) -> String {
         Ok(a) => a,
         Err(e) => return e,
     };
-    let st = super::rows::gather(core);
+    let mut st = super::rows::gather(core);
+    if a.up || a.no_maint {
+        count_up(&mut st.rows);
+    }
     let rows = st.rows.iter().filter(|r| shown(&a, r));
     if a.json {
         json(rows)
@@ -216,6 +219,24 @@ pub fn show_stat(core: &Core, words: &[&str]) -> String {
         typed(rows, a.desc)
     } else {
         csv(rows)
+    }
+}
+
+/// With `up` or `no-maint`, HAProxy adds to a backend's status how many of its
+/// servers are not stopped, of how many (`UP (2/3)`).
+fn count_up(rows: &mut [Row]) {
+    let mut counts = std::collections::HashMap::new();
+    for r in rows.iter().filter(|r| r.obj == Obj::Server) {
+        let status = r.text("status");
+        let stopped = status.starts_with("DOWN") || status == "MAINT";
+        let c = counts.entry(r.backend).or_insert((0, 0));
+        c.0 += u32::from(!stopped);
+        c.1 += 1;
+    }
+    for r in rows.iter_mut().filter(|r| r.obj == Obj::Backend) {
+        let (up, all) = counts.get(&r.backend).copied().unwrap_or((0, 0));
+        let status = format!("{} ({up}/{all})", r.text("status"));
+        r.set_text("status", status);
     }
 }
 

@@ -500,13 +500,16 @@ impl Page<'_> {
             None => String::new(),
         };
         cells.push(last_chk);
-        for k in ["weight", "act", "bck"] {
+        // HAProxy writes the weight in force over the operator's.
+        cells.push(match (r.get("weight"), r.get("uweight")) {
+            (Some(w), Some(u)) => format!("{}/{}", w.text(), u.text()),
+            _ => String::new(),
+        });
+        for k in ["act", "bck"] {
             let v = opt(k);
-            cells.push(match (r.obj, k) {
-                (Obj::Server, "act" | "bck") => match v.as_str() {
-                    "1" => "Y".into(),
-                    _ => "-".into(),
-                },
+            cells.push(match (r.obj, v.as_str()) {
+                (Obj::Server, "1") => "Y".into(),
+                (Obj::Server, _) => "-".into(),
                 _ => v,
             });
         }

@@ -47,6 +47,11 @@ impl Row {
         }
     }
 
+    /// Replaces a text field (the status with `up` / `no-maint`).
+    pub fn set_text(&mut self, name: &str, v: String) {
+        self.set(name, v);
+    }
+
     pub fn get(&self, name: &str) -> Option<&V> {
         stat_pos(name).and_then(|i| self.vals[i].as_ref())
     }
@@ -399,7 +404,9 @@ fn backend_row(st: &Stats, bi: usize) -> Row {
             }
         }
     }
-    r.set("status", if act + bck > 0 { "UP" } else { "DOWN" });
+    // A backend without servers is UP for HAProxy (nothing to be down).
+    let up = act + bck > 0 || b.servers.is_empty();
+    r.set("status", if up { "UP" } else { "DOWN" });
     let w = if act > 0 { act_w } else { bck_w };
     r.set("weight", w);
     r.set("uweight", w);
