@@ -123,7 +123,9 @@ impl Record {
         let sv = r.server.and_then(|s| st.servers[b].get(s as usize));
         if r.status != 0 {
             be.response(r.status);
-            if let Some(sv) = sv {
+            // A server's responses are those it sent (a 503 after its connects
+            // failed is the proxy's, as for HAProxy).
+            if let (Some(sv), Some(_)) = (sv, r.first_byte) {
                 sv.response(r.status);
             }
         }

@@ -253,7 +253,16 @@ impl Dispatch {
             let asked = self.first_ask.take().unwrap_or_else(Instant::now);
             self.asked = asked;
             let slot = match self.kept.take() {
-                Some(slot) => slot,
+                Some(slot) => {
+                    // Another attempt on the same server is another session there
+                    // for HAProxy (the backend's stays one).
+                    if self.failures > 0 {
+                        Counters::inc(
+                            &self.shard.stats.servers[self.backend][slot.server() as usize].stot,
+                        );
+                    }
+                    slot
+                }
                 None => {
                     let taken = match self.slot_now(asked)? {
                         Some(t) => t,
@@ -297,10 +306,14 @@ impl Dispatch {
                     });
                 }
                 Err(()) => {
-                    let st = &self.shard.stats;
-                    Counters::inc(&st.backends[backend].econ);
-                    Counters::inc(&st.servers[backend][server as usize].econ);
-                    self.decide(slot, Failure::Connect, false, true)?;
+                    // HAProxy counts a connection error once the request gives up
+                    // (each attempt before is a retry warning).
+                    if let Err(give_up) = self.decide(slot, Failure::Connect, false, true) {
+                        let st = &self.shard.stats;
+                        Counters::inc(&st.backends[backend].econ);
+                        Counters::inc(&st.servers[backend][server as usize].econ);
+                        return Err(give_up);
+                    }
                     if self.kept.is_some() {
                         // Again the same server, which just refused: HAProxy waits
                         // min(timeout connect, 1s) first, so that a restarting server

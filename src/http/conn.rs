@@ -176,6 +176,8 @@ pub async fn serve<S: Stream>(
                 .action
                 .response()
             {
+                // The request was received: it counts (req_tot, hrsp) as HAProxy's.
+                conn.rec.started = true;
                 conn.rec.status = status;
                 conn.rec.bytes_out += bytes.len() as u64;
                 // A deny (an error status) is a denied request for HAProxy; a
