@@ -131,8 +131,11 @@ fn traffic(s: &Side) -> usize {
     n
 }
 
-/// Prometheus text → (family, sorted labels) → value.
-fn samples(text: &str) -> BTreeMap<(String, Vec<(String, String)>), String> {
+/// (family, sorted labels) → value.
+type Samples = BTreeMap<(String, Vec<(String, String)>), String>;
+
+/// Prometheus text → its samples.
+fn samples(text: &str) -> Samples {
     let mut out = BTreeMap::new();
     for line in text
         .lines()
@@ -159,12 +162,7 @@ fn samples(text: &str) -> BTreeMap<(String, Vec<(String, String)>), String> {
 
 /// The sample for `column` of row `px/sv`, if the exporter has that family for the
 /// row's kind: `Some(None)` when the family exists but not that series.
-fn metric(
-    m: &BTreeMap<(String, Vec<(String, String)>), String>,
-    px: &str,
-    sv: &str,
-    column: &str,
-) -> Option<Option<String>> {
+fn metric(m: &Samples, px: &str, sv: &str, column: &str) -> Option<Option<String>> {
     let &(_, suffix, code) = METRICS.iter().find(|(c, _, _)| *c == column)?;
     let kind = match sv {
         "FRONTEND" => "frontend",

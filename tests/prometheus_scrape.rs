@@ -178,7 +178,11 @@ fn prometheus_scrapes_and_dashboard_queries_return_data() {
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let path = if n % 4 == 0 { "/status/404" } else { "/" };
+                let path = if n.is_multiple_of(4) {
+                    "/status/404"
+                } else {
+                    "/"
+                };
                 let _ = HttpClient::try_connect(web).map(|mut c| c.try_request(get_request(path)));
                 n += 1;
                 std::thread::sleep(Duration::from_millis(20));
@@ -201,7 +205,7 @@ fn prometheus_scrapes_and_dashboard_queries_return_data() {
     let mut empty: Vec<&str> = QUERIES.to_vec();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !empty.is_empty() && Instant::now() < deadline {
-        empty.retain(|q| !prom.query(q).is_some_and(|r| !r.is_empty()));
+        empty.retain(|q| prom.query(q).is_none_or(|r| r.is_empty()));
         if !empty.is_empty() {
             std::thread::sleep(Duration::from_millis(500));
         }
