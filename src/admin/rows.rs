@@ -384,7 +384,14 @@ fn backend_row(st: &Stats, bi: usize) -> Row {
         .frontends
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.default_backend == Some(bi) || f.routes.iter().any(|x| x.backend == bi))
+        .filter(|(_, f)| {
+            f.default_backend == Some(bi)
+                || f.routes.iter().any(|x| match x.target {
+                    crate::config::RouteTarget::Backend(b) => b == bi,
+                    // A name built per request may be any backend.
+                    crate::config::RouteTarget::Dynamic(_) => true,
+                })
+        })
         .map(|(fi, _)| frontend_limit(st, fi))
         .sum();
     r.set("slim", users.div_ceil(10));

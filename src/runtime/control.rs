@@ -408,6 +408,7 @@ fn apply(shard: &Shard, msg: ToShard) {
             limiter,
             key,
         } => shard.cluster.clear(owner, limiter, key),
+        ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
             let (busy, idle, max, spliced) = shard.pipes.figures();
             let held = crate::control::Held {
