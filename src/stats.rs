@@ -215,6 +215,12 @@ counters! {
     intercepted,
     /// Requests refused by an `http-request deny` (frontends: HAProxy's `dreq`).
     denied,
+    /// Responses refused by an `http-response deny` (`dresp`).
+    dresp,
+    /// Connections refused by `tcp-request connection reject` (`dcon`).
+    dcon,
+    /// Sessions refused by `tcp-request session reject` (`dses`).
+    dses,
 }
 
 impl Counters {

@@ -393,3 +393,101 @@ fn the_same_counts_everywhere_and_as_haproxy() {
     assert_eq!(app["hrsp_2xx"], "20");
     assert_eq!(app["hrsp_4xx"], "4");
 }
+
+const DENY_CONFIG: &str = r#"
+frontend web
+    bind "127.0.0.1:${PORT}"
+    http-request reject if { path /rejected }
+    http-request deny if { path /denied }
+    http-request return status 200 content-type text/plain string ok if { path /ret }
+    default_backend app
+
+frontend refuse
+    bind "127.0.0.1:${RPORT}"
+    tcp-request connection reject
+    default_backend app
+
+frontend nosess
+    bind "127.0.0.1:${SPORT}"
+    tcp-request session reject
+    default_backend app
+
+backend app
+    http-response deny if { status 404 }
+    server s1 "${S1}"
+"#;
+
+/// A request for `path` the balancer closes without answering: it reads EOF (or a
+/// reset).
+fn refused(addr: std::net::SocketAddr, path: &str) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(get("a", path).as_bytes());
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    assert!(
+        got.is_empty(),
+        "answered: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn rules_count_denied_requests_responses_connections_and_sessions_as_haproxy() {
+    let t = Twins::start(
+        DENY_CONFIG,
+        &[("web", "PORT"), ("refuse", "RPORT"), ("nosess", "SPORT")],
+        &[("S1", Srv::Up("s1"))],
+    );
+    let (before_hx, before_lb) = t.both(|s| stat_rows(&s.cli("show stat")));
+    t.both(|s| {
+        let web = s.addr("web");
+        for _ in 0..2 {
+            assert_eq!(ask(web, &get("a", "/")).0, 200, "{}", s.who);
+            assert_eq!(ask(web, &get("a", "/denied")).0, 403, "{}", s.who);
+            assert_eq!(ask(web, &get("a", "/ret")).0, 200, "{}", s.who);
+            // The server's 404 is replaced by the proxy's 502.
+            assert_eq!(ask(web, &get("a", "/status/404")).0, 502, "{}", s.who);
+            refused(web, "/rejected");
+            refused(s.addr("refuse"), "/");
+            refused(s.addr("nosess"), "/");
+        }
+    });
+    t.wait_both("every session ended", Duration::from_secs(5), |s| {
+        stat_rows(&s.cli("show stat"))
+            .iter()
+            .all(|r| r["scur"] == "0")
+    });
+    let (hx, lb) = t.both(|s| stat_rows(&s.cli("show stat")));
+    let value = |rows: &[BTreeMap<String, String>], px: &str, sv: &str, col: &str| -> u64 {
+        rows.iter()
+            .find(|r| r["pxname"] == px && r["svname"] == sv)
+            .and_then(|r| r.get(col))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut differ = Vec::new();
+    for (px, sv, col) in [
+        ("web", "FRONTEND", "dreq"),
+        ("web", "FRONTEND", "dresp"),
+        ("web", "FRONTEND", "intercepted"),
+        ("web", "FRONTEND", "req_tot"),
+        ("web", "FRONTEND", "hrsp_4xx"),
+        ("web", "FRONTEND", "hrsp_5xx"),
+        ("app", "BACKEND", "dresp"),
+        ("app", "s1", "dresp"),
+        ("refuse", "FRONTEND", "dcon"),
+        ("nosess", "FRONTEND", "dses"),
+    ] {
+        let h = value(&hx, px, sv, col) - value(&before_hx, px, sv, col);
+        let l = value(&lb, px, sv, col) - value(&before_lb, px, sv, col);
+        if h != l {
+            differ.push(format!("{px}/{sv} {col}: HAProxy {h}, ringlb {l}"));
+        }
+    }
+    assert!(differ.is_empty(), "ringlb counts differently: {differ:#?}");
+    assert_eq!(value(&lb, "refuse", "FRONTEND", "dcon"), 2);
+    assert_eq!(value(&lb, "nosess", "FRONTEND", "dses"), 2);
+    assert_eq!(value(&lb, "app", "BACKEND", "dresp"), 2);
+}

@@ -235,12 +235,17 @@ fn admin_actions_apply_before_the_answer() {
     );
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location"), Some("/stats;st=DONE"));
-    // In force when answered: no new request reaches s2.
-    let before = b[1].requests();
+    // In force when answered: no new request reaches s2 (health checks still do: they
+    // ask for `/`, the traffic for `/t`).
+    let before = b[1].requests_to("/t");
     for _ in 0..20 {
-        assert_eq!(http_get(web, "/").status, 200);
+        assert_eq!(http_get(web, "/t").status, 200);
     }
-    assert_eq!(b[1].requests(), before, "a drained server got requests");
+    assert_eq!(
+        b[1].requests_to("/t"),
+        before,
+        "a drained server got requests"
+    );
     let page = chromium(&format!("{url};st=DONE"), &["--dump-dom"]);
     assert!(page.contains("Action processed successfully."));
     assert!(row(&page, "app/s2").contains("class=\"active_draining\""));
@@ -255,9 +260,13 @@ fn admin_actions_apply_before_the_answer() {
     assert_eq!(r.header("location"), Some("/stats;st=PART"));
     let r = post(web, "s=s1&action=maint&b=app");
     assert_eq!(r.header("location"), Some("/stats;st=DONE"));
-    let before = b[0].requests();
-    assert_eq!(http_get(web, "/").status, 200);
-    assert_eq!(b[0].requests(), before, "s1 in maintenance got a request");
+    let before = b[0].requests_to("/t");
+    assert_eq!(http_get(web, "/t").status, 200);
+    assert_eq!(
+        b[0].requests_to("/t"),
+        before,
+        "s1 in maintenance got a request"
+    );
     let r = post(web, "s=s1&action=ready&b=app");
     assert_eq!(r.header("location"), Some("/stats;st=DONE"));
     // Bad parameters, no server, and a client the condition refuses.

@@ -148,7 +148,7 @@ fn common(r: &mut Row, t: &Totals, http: bool) {
         ("stot", t.stot),
         ("bin", t.bin),
         ("bout", t.bout),
-        ("dresp", 0),
+        ("dresp", t.dresp),
         ("wrew", 0),
         ("rate", t.rate.cur),
         ("rate_max", t.rate.max),
@@ -245,11 +245,11 @@ fn frontend_row(st: &Stats, fi: usize, stopping: bool) -> Row {
     r.set("req_rate", t.req_rate.cur);
     r.set("req_rate_max", t.req_rate.max);
     r.set("req_tot", t.req_tot);
-    for c in [
-        "comp_in", "comp_out", "comp_byp", "comp_rsp", "dcon", "dses",
-    ] {
+    for c in ["comp_in", "comp_out", "comp_byp", "comp_rsp"] {
         r.set(c, 0u64);
     }
+    r.set("dcon", t.dcon);
+    r.set("dses", t.dses);
     r.set("mode", if http { "http" } else { "tcp" });
     r.set("conn_rate", t.rate.cur);
     r.set("conn_rate_max", t.rate.max);

@@ -777,8 +777,11 @@ fn early_stop(
     match e {
         Early::Close { silent } => {
             rec.term = Some(Term::PROXY_REQUEST);
-            // `reject` and `silent-drop` deny the request, for HAProxy's counters.
+            // `reject` and `silent-drop` deny the request, for HAProxy's counters; it
+            // was received (`req_tot`).
             Counters::inc(&shard.stats.frontends[frontend].denied);
+            rec.started = true;
+            rec.bytes_in = r.head_len as u64;
             if silent {
                 Stop::Reset
             } else {

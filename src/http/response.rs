@@ -202,14 +202,31 @@ impl<S: Stream> Conn<S> {
                 Ok(false)
             }
             Err(super::rules::Early::Answer(st)) => {
+                // A deny (an error status) is a denied response for HAProxy.
+                if st >= 400 {
+                    self.count_denied_response(server);
+                }
                 self.rec.status = st;
                 self.rec.term = Some(Term::PROXY_HEADER);
                 super::rules::connection_header(&mut self.out, true, 1);
                 Ok(true)
             }
             Err(_) => {
+                self.count_denied_response(server);
                 self.rec.term = Some(Term::PROXY_HEADER);
                 Err(Stop::Close)
+            }
+        }
+    }
+
+    /// `dresp` of the frontend, the backend and the server.
+    fn count_denied_response(&self, server: u32) {
+        let st = &self.shard.stats;
+        crate::stats::Counters::inc(&st.frontends[self.frontend].dresp);
+        if let Some(b) = self.rec.backend {
+            crate::stats::Counters::inc(&st.backends[b].dresp);
+            if let Some(sv) = st.servers[b].get(server as usize) {
+                crate::stats::Counters::inc(&sv.dresp);
             }
         }
     }
