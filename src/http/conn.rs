@@ -12,9 +12,10 @@ use monoio::time::Instant;
 use super::bufpool::PooledBuf;
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
+use super::phases::{self, Early};
 use super::reply::{Reply, CONTINUE};
 use super::route::{is_idempotent, request_hash};
-use super::rules::{self as hrules, Early};
+use super::rules as hrules;
 use crate::config::BalanceAlgo;
 use crate::config::Service;
 use crate::dispatch::{Dispatch, Failure, GiveUp, PoolUse, ServerConn};
@@ -363,7 +364,7 @@ impl<S: Stream> Conn<S> {
             src: self.peer,
             dst: self.local,
         };
-        hrules::after_local(&site, &mut self.txn, &mut self.out, r.status());
+        phases::after_local(&site, &mut self.txn, &mut self.out, r.status());
         true
     }
 
@@ -379,7 +380,7 @@ impl<S: Stream> Conn<S> {
         {
             let (status, bytes_in, bytes_out) =
                 (self.rec.status, self.rec.bytes_in, self.rec.bytes_out);
-            hrules::request_done(&self.shard, &mut self.txn, status, bytes_in, bytes_out);
+            phases::request_done(&self.shard, &mut self.txn, status, bytes_in, bytes_out);
         }
         self.rec.account(
             &self.shard,
@@ -587,7 +588,7 @@ impl<S: Stream> Conn<S> {
                         }
                         // Captures, tcp-request content and http-request rules,
                         // use_backend, the backend's rules, use-server, XFF.
-                        let routed = match hrules::request_phase(
+                        let routed = match phases::request_phase(
                             &self.shard,
                             self.frontend,
                             self.peer,

@@ -185,7 +185,7 @@ impl<S: Stream> Conn<S> {
         if none {
             return Ok(false);
         }
-        match super::rules::response_phase(
+        match super::phases::response_phase(
             &self.shard,
             self.frontend,
             self.rec.backend,
@@ -201,7 +201,7 @@ impl<S: Stream> Conn<S> {
                 }
                 Ok(false)
             }
-            Err(super::rules::Early::Answer(st)) => {
+            Err(super::phases::Early::Answer(st)) => {
                 // A deny (an error status) is a denied response for HAProxy.
                 if st >= 400 {
                     self.count_denied_response(server);

@@ -8,6 +8,7 @@ mod assemble;
 mod global;
 mod http_rules;
 mod proxy;
+mod replies;
 mod rules;
 mod server;
 mod ssl;
