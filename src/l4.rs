@@ -15,6 +15,7 @@ use crate::pipe::{self, Idle};
 use crate::record::TcpLine;
 use crate::rules::Txn;
 use crate::shard::Shard;
+use crate::stats::Counters;
 
 /// Proxies one TCP connection; `early` holds bytes that followed a PROXY header, `txn`
 /// what its `tcp-request connection|session` rules did (and `txn.tls` what the
@@ -97,6 +98,17 @@ pub async fn serve<C: Stream>(
         ended.to_server,
         ended.to_client,
     );
+    account(
+        &shard,
+        backend,
+        server.server,
+        ended.term,
+        [
+            ms(dispatch.times.queued),
+            ms(dispatch.times.connected),
+            ms(began.elapsed()),
+        ],
+    );
     let line = TcpLine {
         server: Some(server.server),
         timers: [
@@ -110,6 +122,26 @@ pub async fn serve<C: Stream>(
     };
     line.log(&shard, frontend, backend, (peer, local), date, &txn);
     drop(server.slot);
+}
+
+/// A finished connection in the backend's and server's figures: aborts, and HAProxy's
+/// averages (queue, connect, no response time in TCP mode, total), over the
+/// connections each was given.
+fn account(shard: &Shard, backend: usize, server: u32, term: crate::record::Term, t: [i64; 3]) {
+    let st = &shard.stats;
+    let be = &st.backends[backend];
+    let Some(sv) = st.servers[backend].get(server as usize) else {
+        return;
+    };
+    for c in [be, sv] {
+        if term.client_aborted() {
+            Counters::inc(&c.cli_abrt);
+        } else if term.server_aborted() {
+            Counters::inc(&c.srv_abrt);
+        }
+        let times = [t[0], t[1], 0, t[2]].map(|v| v.max(0) as u64);
+        c.timing.record(c.lbtot.get(), times);
+    }
 }
 
 /// The backend's `tcp-request content` rules, on the bytes the frontend's rules

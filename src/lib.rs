@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod dispatch;
+pub mod freq;
 pub mod health;
 pub mod http;
 pub mod io;

@@ -284,6 +284,10 @@ pub async fn inspect<C: crate::io::Stream>(
         let wait_routes = matches!(verdict, Verdict::Go)
             && !last
             && route_waits(shard, frontend, peer, local, txn, &buf);
+        if matches!(verdict, Verdict::Reject | Verdict::SilentDrop) {
+            // A connection content rules refuse is a denied request for HAProxy.
+            crate::stats::Counters::inc(&shard.stats.frontends[frontend].denied);
+        }
         match verdict {
             Verdict::Reject => {
                 drop_connection(client, false);
@@ -441,10 +445,16 @@ pub fn at_accept(
         src: peer,
         dst: local,
     };
+    let fs = &shard.stats.frontends[frontend];
+    let refused = if session { &fs.dses } else { &fs.dcon };
     match run(rules, 0, &site, txn, None, None, true, true) {
         Verdict::Go | Verdict::Wait(_) => true,
-        Verdict::Reject => false,
+        Verdict::Reject => {
+            crate::stats::Counters::inc(refused);
+            false
+        }
         Verdict::SilentDrop => {
+            crate::stats::Counters::inc(refused);
             reset_on_close(stream);
             false
         }

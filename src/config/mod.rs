@@ -403,9 +403,24 @@ pub enum Service {
         realm: String,
         /// Seconds between page refreshes (`stats refresh`).
         refresh: Option<u64>,
+        /// `stats admin if COND`: requests meeting it may change servers' states
+        /// from the page.
+        admin: Option<AdminCond>,
     },
     Prometheus,
 }
+
+/// The condition of `stats admin` (compared by identity: it comes from one config).
+#[derive(Debug, Clone)]
+pub struct AdminCond(pub std::sync::Arc<Condition>);
+
+impl PartialEq for AdminCond {
+    fn eq(&self, o: &AdminCond) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl Eq for AdminCond {}
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

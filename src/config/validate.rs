@@ -846,6 +846,7 @@ impl Validator {
                                 auth: Vec::new(),
                                 realm: "ringlb".into(),
                                 refresh: None,
+                                admin: None,
                             },
                         ),
                         ("metrics_path", &f.metrics_path, super::Service::Prometheus),

@@ -53,10 +53,16 @@ pub struct Gathered {
     /// Per shard that answered: (shard, connections accepted on all its frontends), to
     /// see how evenly the kernel spreads connections over the SO_REUSEPORT sockets.
     pub per_shard: Vec<(usize, u64)>,
+    /// What the shards hold (idle connections, pipes, buffers, requests in flight).
+    pub held: super::Held,
+    /// Per shard that answered: its idle connections per backend and server.
+    pub shard_idle: Vec<(usize, Vec<Vec<u64>>)>,
 }
 
 impl Core {
     pub fn new(cfg: Arc<Config>, shards: Vec<ShardLink>, health: HealthView) -> Core {
+        // Rates and dates count from the process's epoch: fix it now.
+        let _ = crate::stats::process::epoch();
         let operator = operators(&cfg, |_, _| None);
         Core {
             certs: Mutex::new(super::Certs::new(&cfg)),
@@ -95,10 +101,14 @@ impl Core {
                         queued: r.queued,
                         shards_answered: 1,
                         per_shard: vec![(r.shard, accepted)],
+                        shard_idle: vec![(r.shard, r.held.idle.clone())],
+                        held: r.held,
                     })
                 }
                 Some(m) => {
                     m.stats.merge(&r.stats);
+                    m.held.add(&r.held);
+                    m.shard_idle.push((r.shard, r.held.idle.clone()));
                     // Every shard reports the same process-wide queues.
                     for (a, b) in m.queued.iter_mut().zip(&r.queued) {
                         a.0 = a.0.max(b.0);
@@ -109,12 +119,47 @@ impl Core {
                 }
             }
         }
-        merged.unwrap_or_else(|| Gathered {
-            stats: crate::stats::ShardStats::new(&self.cfg()).snapshot(),
-            queued: vec![(0, 0); self.cfg().backends.len()],
-            shards_answered: 0,
-            per_shard: Vec::new(),
+        merged.unwrap_or_else(|| {
+            let cfg = self.cfg();
+            Gathered {
+                stats: crate::stats::ShardStats::new(&cfg).snapshot(),
+                queued: vec![(0, 0); cfg.backends.len()],
+                shards_answered: 0,
+                per_shard: Vec::new(),
+                shard_idle: Vec::new(),
+                held: super::Held {
+                    idle: cfg
+                        .backends
+                        .iter()
+                        .map(|b| vec![0; b.servers.len()])
+                        .collect(),
+                    ..Default::default()
+                },
+            }
         })
+    }
+
+    /// Every shard's client connections and captured invalid requests (a shard that
+    /// does not answer within a second is left out).
+    pub fn inspect(&self) -> Vec<super::Inspected> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let asked = self
+            .shards
+            .iter()
+            .filter(|s| s.send(ToShard::Inspect(tx.clone())).is_ok())
+            .count();
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut out = Vec::new();
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(r) => out.push(r),
+                Err(_) => break,
+            }
+        }
+        out.sort_by_key(|r| r.shard);
+        out
     }
 
     /// Tells every shard.

@@ -70,8 +70,9 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Wraps a slot `BackendState::acquire` handed out, and counts the session.
-    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken) -> Slot {
+    /// Wraps a slot `BackendState::acquire` handed out at `now`, and counts the
+    /// session (its rate and date too).
+    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken, now: Instant) -> Slot {
         let server = taken.server;
         let be = &shard.stats.backends[backend];
         let sv = &shard.stats.servers[backend][server as usize];
@@ -80,6 +81,10 @@ impl Slot {
             Counters::inc(&c.stot);
         }
         Counters::inc(&sv.lbtot);
+        Counters::inc(&be.lbtot);
+        shard
+            .stats
+            .session(backend, server, shard.stats.ms(now.into_std()));
         shard.pools.slot_taken();
         Slot {
             shard: shard.clone(),
@@ -260,7 +265,7 @@ impl Dispatch {
             return Ok(None);
         };
         let server = taken.server;
-        let slot = Slot::new(&self.shard, self.backend, taken);
+        let slot = Slot::new(&self.shard, self.backend, taken, asked);
         let tag = self.tag(server);
         let pooled = self
             .shard
@@ -273,6 +278,7 @@ impl Dispatch {
             return Ok(None);
         };
         self.count_retry(server);
+        self.count_connection(server, true);
         self.times = Times {
             queued: Duration::ZERO,
             connected: Duration::ZERO,
@@ -307,13 +313,22 @@ impl Dispatch {
             let asked = self.first_ask.take().unwrap_or_else(Instant::now);
             self.asked = asked;
             let slot = match self.kept.take() {
-                Some(slot) => slot,
+                Some(slot) => {
+                    // Another attempt on the same server is another session there
+                    // for HAProxy (the backend's stays one).
+                    if self.failures > 0 {
+                        Counters::inc(
+                            &self.shard.stats.servers[self.backend][slot.server() as usize].stot,
+                        );
+                    }
+                    slot
+                }
                 None => {
                     let taken = match self.slot_now(asked)? {
                         Some(t) => t,
                         None => self.slot_wait(asked).await?,
                     };
-                    Slot::new(&self.shard, self.backend, taken)
+                    Slot::new(&self.shard, self.backend, taken, asked)
                 }
             };
             let (server, backend) = (slot.server(), self.backend);
@@ -329,6 +344,7 @@ impl Dispatch {
                         .pooled(backend, server, connecting.into_std(), tag)
                 }
             };
+            self.count_connection(server, pooled.is_some());
             let connected = match pooled {
                 Some(stream) => Ok((stream, true)),
                 None => self.connect(server, timer).await.map(|s| (s, false)),
@@ -352,10 +368,14 @@ impl Dispatch {
                     });
                 }
                 Err(()) => {
-                    let st = &self.shard.stats;
-                    Counters::inc(&st.backends[backend].econ);
-                    Counters::inc(&st.servers[backend][server as usize].econ);
-                    self.decide(slot, Failure::Connect, false, true)?;
+                    // HAProxy counts a connection error once the request gives up
+                    // (each attempt before is a retry warning).
+                    if let Err(give_up) = self.decide(slot, Failure::Connect, false, true) {
+                        let st = &self.shard.stats;
+                        Counters::inc(&st.backends[backend].econ);
+                        Counters::inc(&st.servers[backend][server as usize].econ);
+                        return Err(give_up);
+                    }
                     if self.kept.is_some() {
                         // Again the same server, which just refused: HAProxy waits
                         // min(timeout connect, 1s) first, so that a restarting server
@@ -382,6 +402,17 @@ impl Dispatch {
         if !self.tried.is_empty() {
             Counters::inc(&st.backends[b].wredis);
             Counters::inc(&sv.wredis);
+        }
+    }
+
+    /// An attempt on `server`: a pooled connection reused, or a new one tried
+    /// (HAProxy's `reuse` and `connect`, failed connects included).
+    #[inline]
+    fn count_connection(&self, server: u32, reused: bool) {
+        let (st, b) = (&self.shard.stats, self.backend);
+        let sv = &st.servers[b][server as usize];
+        for c in [&st.backends[b], sv] {
+            Counters::inc(if reused { &c.reuse } else { &c.connect });
         }
     }
 

@@ -6,6 +6,7 @@
 //! admin pages (local).
 
 mod bufpool;
+pub use bufpool::figures as buffer_figures;
 mod conn;
 mod edit;
 pub mod framing;

@@ -127,6 +127,11 @@ impl<S: Stream> Conn<S> {
                     Ok(()) => {
                         body.skip(rest);
                         self.rec.bytes_out += rest;
+                        let st = &self.shard.stats;
+                        crate::stats::Counters::add(&st.frontends[self.frontend].spliced_out, rest);
+                        if let Some(b) = self.rec.backend {
+                            crate::stats::Counters::add(&st.backends[b].spliced_out, rest);
+                        }
                         break;
                     }
                     Err(crate::splice::SpliceError::NoPipe) => {}
@@ -198,14 +203,31 @@ impl<S: Stream> Conn<S> {
                 Ok(false)
             }
             Err(super::phases::Early::Answer(st)) => {
+                // A deny (an error status) is a denied response for HAProxy.
+                if st >= 400 {
+                    self.count_denied_response(server);
+                }
                 self.rec.status = st;
                 self.rec.term = Some(Term::PROXY_HEADER);
                 super::rules::connection_header(&mut self.out, true, 1);
                 Ok(true)
             }
             Err(_) => {
+                self.count_denied_response(server);
                 self.rec.term = Some(Term::PROXY_HEADER);
                 Err(Stop::Close)
+            }
+        }
+    }
+
+    /// `dresp` of the frontend, the backend and the server.
+    fn count_denied_response(&self, server: u32) {
+        let st = &self.shard.stats;
+        crate::stats::Counters::inc(&st.frontends[self.frontend].dresp);
+        if let Some(b) = self.rec.backend {
+            crate::stats::Counters::inc(&st.backends[b].dresp);
+            if let Some(sv) = st.servers[b].get(server as usize) {
+                crate::stats::Counters::inc(&sv.dresp);
             }
         }
     }

@@ -191,12 +191,20 @@ async fn serve(
     _permits: Permits,
 ) {
     // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
-    let _registered = ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let accepted = monoio::time::Instant::now();
     let frontend = at.frontend;
+    let _registered = ClientFd::new(super::rescue::Client {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
+        frontend,
+        peer,
+        since: std::time::Instant::now(),
+    });
     let fe = &shard.stats.frontends[frontend];
     fe.up(&fe.scur, &fe.smax);
     Counters::inc(&fe.stot);
+    let now = shard.stats.ms(std::time::Instant::now());
+    fe.rate.add(now, 1);
+    shard.stats.process.conn_rate.add(now, 1);
     let handler = async {
         let mut stream = stream;
         let local = if listening.ip().is_unspecified() {

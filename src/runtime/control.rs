@@ -387,12 +387,50 @@ fn apply(shard: &Shard, msg: ToShard) {
         } => up.set_maxconn(backend, server, maxconn),
         ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
         ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
+        ToShard::ClearCounters { all } => shard.stats.clear(all),
+        ToShard::Inspect(reply) => {
+            let sessions = super::rescue::clients()
+                .into_iter()
+                .map(|c| crate::control::Session {
+                    fd: c.fd,
+                    frontend: c.frontend,
+                    peer: c.peer,
+                    age: c.since.elapsed(),
+                })
+                .collect();
+            let (captures, events) = shard.stats.captures();
+            let _ = reply.send(crate::control::Inspected {
+                shard: shard.id,
+                sessions,
+                captures,
+                events,
+                tables: shard.cluster.dump(),
+            });
+        }
+        ToShard::ClearTable {
+            owner,
+            limiter,
+            key,
+        } => shard.cluster.clear(owner, limiter, key),
         ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
+            let (busy, idle, max, spliced) = shard.pipes.figures();
+            let held = crate::control::Held {
+                idle: up
+                    .backends
+                    .iter()
+                    .map(|b| b.servers.iter().map(|s| s.pool.len() as u64).collect())
+                    .collect(),
+                inflight: shard.inflight() as u64,
+                pipes: (busy as u64, idle as u64, max as u64),
+                spliced,
+                buffers: crate::http::buffer_figures(),
+            };
             let _ = reply.send(ShardReport {
                 shard: shard.id,
                 stats: shard.stats.snapshot(),
                 queued: up.backends.iter().map(|b| b.queue_figures()).collect(),
+                held,
             });
         }
     }

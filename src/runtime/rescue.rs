@@ -108,10 +108,20 @@ pub(super) fn rescue_listener(
     listeners.push((at, fresh));
 }
 
+/// A client connection as `show sess` lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub fd: std::os::fd::RawFd,
+    pub frontend: usize,
+    pub peer: std::net::SocketAddr,
+    pub since: std::time::Instant,
+}
+
 thread_local! {
     /// The client sockets this thread's runtime serves, so that the ones a dead
-    /// runtime leaves behind can be shut (their tasks can never run or drop again).
-    static CLIENTS: std::cell::RefCell<slab::Slab<std::os::fd::RawFd>> =
+    /// runtime leaves behind can be shut (their tasks can never run or drop again),
+    /// and `show sess` can list them.
+    static CLIENTS: std::cell::RefCell<slab::Slab<Client>> =
         const { std::cell::RefCell::new(slab::Slab::new()) };
 }
 
@@ -119,9 +129,14 @@ thread_local! {
 pub(super) struct ClientFd(usize);
 
 impl ClientFd {
-    pub(super) fn new(fd: std::os::fd::RawFd) -> ClientFd {
-        ClientFd(CLIENTS.with(|c| c.borrow_mut().insert(fd)))
+    pub(super) fn new(c: Client) -> ClientFd {
+        ClientFd(CLIENTS.with(|l| l.borrow_mut().insert(c)))
     }
+}
+
+/// This thread's client connections (for `show sess`).
+pub(crate) fn clients() -> Vec<Client> {
+    CLIENTS.with(|c| c.borrow().iter().map(|(_, c)| *c).collect())
 }
 
 impl Drop for ClientFd {
@@ -140,7 +155,7 @@ pub(super) fn shut_orphans() -> usize {
     CLIENTS.with(|c| {
         let mut c = c.borrow_mut();
         let n = c.len();
-        for (_, &fd) in c.iter() {
+        for (_, &Client { fd, .. }) in c.iter() {
             // SAFETY: shutdown on a descriptor the dead task still owns; it is never
             // closed while registered (the registration drops with the socket).
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };

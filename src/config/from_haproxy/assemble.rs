@@ -300,6 +300,10 @@ impl Mapper<'_> {
                                     .clone()
                                     .unwrap_or_else(|| "HAProxy Statistics".into()),
                                 refresh: st.refresh,
+                                admin: st
+                                    .admin
+                                    .clone()
+                                    .map(|c| crate::config::AdminCond(Arc::new(c))),
                             }),
                             line: p.line,
                         });

@@ -149,6 +149,8 @@ struct StatsSettings {
     refresh: Option<u64>,
     auth: Vec<String>,
     realm: Option<String>,
+    /// `stats admin if|unless COND`.
+    admin: Option<Condition>,
 }
 
 impl Default for Settings {

@@ -77,6 +77,9 @@ impl Mapper<'_> {
             "maxconn" | "fullconn" | "backlog" => {
                 self.warn(l.line, format!("'{kw}' is not enforced here"))
             }
+            "stats" if l.args().first().map(String::as_str) == Some("admin") => {
+                self.stats_admin(l, p)
+            }
             "stats" => self.stats(l, &mut p.settings),
             "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
             | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
