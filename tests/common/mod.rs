@@ -29,7 +29,7 @@ pub use client::{
 pub use proc::{
     check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, Output, RingLb,
 };
-pub use raw::RawServer;
+pub use raw::{RawServer, Recorded, Recorder};
 pub use redis::RedisServer;
 pub use tcp::{dead_addr, free_port, EchoServer};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};
