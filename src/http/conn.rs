@@ -15,7 +15,8 @@ use super::bufpool::PooledBuf;
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Timer};
-use super::reply::{Reply, CONTINUE};
+use super::reply::Reply;
+use super::response::keep_tail;
 use super::route::{eval, is_idempotent, request_hash, route, View};
 use crate::accesslog::{ms, HttpEntry};
 use crate::config::BalanceAlgo;
@@ -58,6 +59,8 @@ pub(super) struct RequestMeta {
     pub(super) head_len: usize,
     pub(super) framing: Framing,
     pub(super) keep_alive: bool,
+    /// The client sent `Expect: 100-continue` (HTTP/1.1): it may wait for the
+    /// server's go-ahead before sending the body.
     pub(super) expect_continue: bool,
     pub(super) is_head: bool,
     pub(super) idempotent: bool,
@@ -96,6 +99,9 @@ pub(super) struct Conn {
     /// The head being read began under an older config (a reload came in between):
     /// its `timeout http-request` starts afresh rather than from before the idle wait.
     pub(super) resumed: bool,
+    /// The server answered before the request body came (`Expect: 100-continue`): the
+    /// client may still send it, so the close lingers.
+    pub(super) body_unread: bool,
 }
 
 /// The figures of one request, accounted once it ended (however it ended).
@@ -152,6 +158,7 @@ pub async fn serve(
         reqline: Vec::with_capacity(256),
         timer: Timer::new(Instant::now()),
         resumed: false,
+        body_unread: false,
     };
     let mut first = true;
     // A new connection counts as in flight until its first request arrives: a stop
@@ -221,7 +228,7 @@ pub async fn serve(
                 // Closing sends the FIN; an explicit shutdown first would only add a
                 // syscall. With pipelined bytes left over, the lingering close keeps
                 // the kernel from answering them with a reset.
-                if conn.cpos < conn.cbuf.len() {
+                if conn.cpos < conn.cbuf.len() || conn.body_unread {
                     linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
                 }
                 return;
@@ -439,19 +446,18 @@ impl Conn {
         // The head and whatever body bytes are already buffered leave in one write.
         self.cpos += req.head_len;
         let mut body = BodyProgress::new(req.framing, shard.config.limits.max_chunks);
-        let used = body
-            .feed(&self.cbuf[self.cpos..])
+        let fed = body
+            .feed(&mut self.cbuf[self.cpos..])
             .map_err(|_| Stop::Reply(Reply::BadRequest))?;
         self.out
-            .extend_from_slice(&self.cbuf[self.cpos..self.cpos + used]);
-        self.cpos += used;
-        self.rec.bytes_in += used as u64;
+            .extend_from_slice(&self.cbuf[self.cpos..self.cpos + fed.forward]);
+        self.cpos += fed.used;
+        self.rec.bytes_in += fed.used as u64;
         // A request wholly in `out` can be sent again; a streamed body cannot.
         let replayable = body.is_done();
 
         let mut tried = Tried::default();
         let mut failures = 0u32;
-        let mut continue_sent = false;
         let mut stale_retry = false;
         let (response, mut up, _slot) = loop {
             // One clock read serves the queue deadline and the log's queue time.
@@ -565,19 +571,16 @@ impl Conn {
                 Instant::now()
             };
             self.rec.connected = Some(ready.saturating_duration_since(connecting));
-            if req.expect_continue && !continue_sent {
-                let deadline = Self::deadline(self.timeouts().client);
-                write_static(&mut self.client, CONTINUE, &mut self.timer, deadline)
-                    .await
-                    .map_err(|_| Stop::Close)?;
-                continue_sent = true;
-            }
-            let failed = match self.send_request(&mut up, &mut body, ready).await {
+            let failed = match self.send_request(&mut up, &mut body, ready, &req).await {
                 Err(SendError::Client) => return Err(Stop::Close),
                 Err(SendError::BadBody) => return Err(Stop::Reply(Reply::BadRequest)),
                 Err(SendError::Server) => HeadError::NothingReceived,
+                Err(SendError::BadResponse) => HeadError::Invalid,
+                Err(SendError::Timeout) => HeadError::Timeout,
+                // A final answer before the body (to `Expect: 100-continue`): the
+                // client's connection closes after it.
                 Ok(sent) => match self
-                    .read_response_head(&mut up, &req, keep_alive, sent)
+                    .read_response_head(&mut up, &req, keep_alive && body.is_done(), sent)
                     .await
                 {
                     Ok(r) => {
@@ -626,12 +629,16 @@ impl Conn {
                     shard.upstreams.report_failure(backend, server);
                     return Err(Stop::Reply(Reply::GatewayTimeout));
                 }
+                HeadError::ClientGone => return Err(Stop::Close),
             }
         };
         if response.upgrade {
             return Err(Stop::Tunnel(up, _slot, response.head_len));
         }
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
+        // A server that answered before the body may still be waiting for it.
+        let reusable = reusable && body.is_done();
+        self.body_unread = !body.is_done();
         // A connection that announced this client's address must not carry another's;
         // `option http-server-close` closes it after each response.
         let fe_conf = &shard.config.frontends[self.frontend];
@@ -839,15 +846,19 @@ impl Conn {
         }
     }
 
-    /// Writes `out` (head + buffered body) and streams the rest of the request body.
-    /// `now` is a fresh clock reading; returns one taken when the request was sent.
+    /// Writes `out` (head + buffered body) and streams the rest of the request body,
+    /// once the server said to go ahead if the client expects it to (the body stays
+    /// unsent if the server answered first). `now` is a fresh clock reading; returns
+    /// one taken when the request was sent.
     async fn send_request(
         &mut self,
         up: &mut Upstream,
         body: &mut BodyProgress,
         now: Instant,
+        req: &RequestMeta,
     ) -> Result<Instant, SendError> {
         let server_deadline = now + self.server_timeout;
+        self.sbuf.clear();
         let len = self.out.len();
         write_range(
             &mut up.stream,
@@ -858,13 +869,24 @@ impl Conn {
         )
         .await
         .map_err(|_| SendError::Server)?;
+        if req.expect_continue
+            && !body.is_done()
+            && !self.await_continue(up, req, server_deadline).await?
+        {
+            return Ok(now);
+        }
         let client_timeout = self.timeouts().client;
         let server_timeout = self.server_timeout;
         let mut streamed = false;
         while !body.is_done() {
-            // Everything buffered was consumed by the body so far: reuse from the start.
-            self.cbuf.clear();
+            // What the body consumed is gone; the start of a trailer line it left
+            // waits at the front of the buffer for the rest.
+            let held = self.cbuf.len() - self.cpos;
+            keep_tail(&mut self.cbuf, held);
             self.cpos = 0;
+            if self.cbuf.len() == self.cbuf.capacity() {
+                return Err(SendError::BadBody);
+            }
             match read_into(
                 &mut self.client,
                 &mut self.cbuf,
@@ -876,18 +898,18 @@ impl Conn {
                 ReadOutcome::Data(_) => {}
                 _ => return Err(SendError::Client),
             }
-            let used = body.feed(&self.cbuf).map_err(|_| SendError::BadBody)?;
-            self.rec.bytes_in += used as u64;
+            let fed = body.feed(&mut self.cbuf).map_err(|_| SendError::BadBody)?;
+            self.rec.bytes_in += fed.used as u64;
             write_range(
                 &mut up.stream,
                 &mut self.cbuf,
-                0..used,
+                0..fed.forward,
                 &mut self.timer,
                 Self::deadline(server_timeout),
             )
             .await
             .map_err(|_| SendError::Server)?;
-            self.cpos = used;
+            self.cpos = fed.used;
             streamed = true;
         }
         Ok(if streamed { Instant::now() } else { now })
@@ -899,6 +921,10 @@ pub(super) enum SendError {
     /// The client's body broke its framing (a bad chunk): 400, nothing more forwarded.
     BadBody,
     Server,
+    /// The server's answer while the client waited to send its body was malformed.
+    BadResponse,
+    /// Neither the body nor the server's answer came in `timeout.server`.
+    Timeout,
 }
 
 /// A connection to one server of the current backend.

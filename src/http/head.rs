@@ -1,6 +1,7 @@
 //! Request and response heads: parse with httparse from the connection's buffer, check
 //! them strictly (RFC 9112: framing, request target, Host), decide framing and
-//! persistence, and write the rewritten head (hop-by-hop headers removed,
+//! persistence, and write the rewritten head (hop-by-hop headers removed, framing
+//! written as decided: one `Content-Length: N` or `Transfer-Encoding: chunked`,
 //! X-Forwarded-For appended) into the outgoing buffer.
 
 use std::io::Write;
@@ -75,8 +76,17 @@ fn is_hop_by_hop(name: &str) -> bool {
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
+/// Fields the balancer frames or routes a message by. A `Connection` header that
+/// names one of them is not obeyed for it (HAProxy ignores such tokens too): removing
+/// the field after deciding by it would let the server frame or route the message
+/// differently (a body with no length in front of it is a second request).
+fn decides_by(name: &str) -> bool {
+    const NAMES: [&str; 4] = ["content-length", "transfer-encoding", "host", "expect"];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 /// The Connection header's tokens: close / keep-alive / upgrade flags and other names
-/// to strip.
+/// to strip (never one the balancer decides by).
 #[derive(Default)]
 struct ConnectionTokens<'a> {
     close: bool,
@@ -101,6 +111,8 @@ impl<'a> ConnectionTokens<'a> {
                     t.keep_alive = true;
                 } else if tok.eq_ignore_ascii_case("upgrade") {
                     t.upgrade = true;
+                } else if decides_by(tok) {
+                    continue;
                 } else if t.count < MAX_CONNECTION_TOKENS {
                     t.others[t.count] = tok;
                     t.count += 1;
@@ -146,6 +158,10 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
                     .map_err(|_| ())?
                     .parse()
                     .map_err(|_| ())?;
+                // Lengths are signed 64-bit numbers to HAProxy and most servers.
+                if n > i64::MAX as u64 {
+                    return Err(());
+                }
                 match l.content_length {
                     Some(prev) if prev != n => return Err(()),
                     _ => l.content_length = Some(n),
@@ -155,14 +171,13 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
             l.transfer_encoding = true;
             for part in h.value.split(|&b| b == b',') {
                 let part = trim(part);
+                // `, chunked`: an empty list element is refused (HAProxy: 422), not
+                // skipped, so no recipient can read the list differently.
                 if part.is_empty() {
-                    continue;
+                    return Err(());
                 }
                 codings += 1;
                 l.chunked = codings == 1 && part.eq_ignore_ascii_case(b"chunked");
-            }
-            if codings == 0 {
-                return Err(());
             }
         }
     }
@@ -180,6 +195,44 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+/// Writes the framing the balancer decided on, in place of every Content-Length and
+/// Transfer-Encoding field of the message (a repeated or listed length becomes one).
+fn push_framing(out: &mut Vec<u8>, len: &Lengths) {
+    if len.chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    } else if let Some(n) = len.content_length {
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, n);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn is_framing(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+}
+
+/// `n` in decimal, without the formatting machinery (this is on every request path).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// An `Upgrade` field value that offers `h2c` (HTTP/2 over cleartext, RFC 7540 §3.2).
+fn offers_h2c(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|p| trim(p).eq_ignore_ascii_case(b"h2c"))
 }
 
 /// An authority (`host[:port]`) made of the characters RFC 3986 allows in a reg-name,
@@ -279,6 +332,7 @@ pub fn parse_request<'a>(
     let mut hosts = 0;
     let mut expect_continue = false;
     let mut upgrade_header = false;
+    let mut h2c = false;
     for h in headers {
         if h.name.eq_ignore_ascii_case("host") {
             hosts += 1;
@@ -289,6 +343,7 @@ pub fn parse_request<'a>(
             expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade_header = !h.value.is_empty();
+            h2c |= offers_h2c(h.value);
         }
     }
     if (minor == 1 && hosts != 1) || hosts > 1 || (hosts == 1 && host_header.is_none()) {
@@ -349,11 +404,15 @@ pub fn parse_request<'a>(
     } else {
         conn.keep_alive && !conn.close
     };
-    // We answer `100 Continue` ourselves, so the server never waits for a go-ahead.
-    let expect_continue = expect_continue && framing != Framing::None;
+    // `Expect: 100-continue` goes to the server, which answers it (HTTP/1.0 has no
+    // 1xx: there the expectation is ignored, RFC 9110 §10.1.1).
+    let expect_continue = expect_continue && minor == 1;
     // An upgrade is passed on only for a request without a body: the tunnel starts
-    // right after the head.
-    let upgrade = conn.upgrade && upgrade_header && minor == 1 && framing == Framing::None;
+    // right after the head. An `h2c` upgrade is not: its HTTP/2 streams would pass
+    // the balancer unseen (no rule, no routing, no log), so the request goes on as
+    // plain HTTP/1.1 without `Upgrade` and `HTTP2-Settings`, and the server answers it
+    // as such (RFC 7540 §3.2 lets a server ignore the upgrade).
+    let upgrade = conn.upgrade && upgrade_header && !h2c && minor == 1 && framing == Framing::None;
 
     out.clear();
     // Pushed as bytes: `write!` costs more than the rest of the rewrite together.
@@ -363,12 +422,16 @@ pub fn parse_request<'a>(
     out.extend_from_slice(b" HTTP/1.");
     out.push(b'0' + minor);
     out.extend_from_slice(b"\r\n");
+    let mut framing_written = false;
     for h in headers {
+        if is_framing(h.name) {
+            if !std::mem::replace(&mut framing_written, true) {
+                push_framing(out, &len);
+            }
+            continue;
+        }
         let keep_upgrade = upgrade && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade)
-            || conn.lists(h.name)
-            || (expect_continue && h.name.eq_ignore_ascii_case("expect"))
-        {
+        if (is_hop_by_hop(h.name) && !keep_upgrade) || conn.lists(h.name) {
             continue;
         }
         push_header(out, h.name, h.value);
@@ -537,19 +600,22 @@ pub fn parse_response(
     ]);
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut framing_written = false;
     for h in headers {
-        let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade)
-            || conn.lists(h.name)
-            || (connected
-                && (h.name.eq_ignore_ascii_case("content-length")
-                    || h.name.eq_ignore_ascii_case("transfer-encoding")))
-        {
+        if is_framing(h.name) {
+            // A tunnel has no body framing; elsewhere, the framing as decided.
+            if !connected && !std::mem::replace(&mut framing_written, true) {
+                // A chunked body to an HTTP/1.0 client cannot be delimited: close instead.
+                if client_minor == 0 && len.chunked {
+                    *client_keep_alive = false;
+                }
+                push_framing(out, &len);
+            }
             continue;
         }
-        // A chunked body to an HTTP/1.0 client cannot be delimited: close instead.
-        if client_minor == 0 && h.name.eq_ignore_ascii_case("transfer-encoding") {
-            *client_keep_alive = false;
+        let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
+        if (is_hop_by_hop(h.name) && !keep_upgrade) || conn.lists(h.name) {
+            continue;
         }
         push_header(out, h.name, h.value);
     }
@@ -609,6 +675,20 @@ mod tests {
     }
 
     #[test]
+    fn connection_never_removes_what_frames_or_routes_the_request() {
+        let (out, framing, _) = req(
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: Content-Length, Host, Expect, X-A\r\nX-A: 1\r\nExpect: 100-continue\r\nContent-Length: 5, 5\r\n\r\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        );
+        assert_eq!(framing, Framing::Length(5));
+    }
+
+    #[test]
     fn framing_rules() {
         let cases: &[(&str, Result<Framing, Reply>)] = &[
             ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", Ok(Framing::Length(5))),
@@ -621,6 +701,9 @@ mod tests {
             ("GET / HTTP/1.1\r\n\r\n", Err(Reply::BadRequest)),
             ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(Reply::BadRequest)),
             ("GET / HTTP/1.0\r\n\r\n", Ok(Framing::None)),
+            ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ,chunked\r\n\r\n", Err(Reply::BadRequest)),
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775807\r\n\r\n", Ok(Framing::Length(i64::MAX as u64))),
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775808\r\n\r\n", Err(Reply::BadRequest)),
         ];
         for (raw, want) in cases {
             assert_eq!(req(raw, None).map(|r| r.1), *want, "{raw:?}");
