@@ -10,7 +10,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use futures_util::FutureExt;
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::accesslog::ShardLog;
@@ -544,6 +543,7 @@ async fn shard_main(
     core: Option<usize>,
 ) {
     let _rescue = RescueOnPanic(survive, spec.id);
+    crate::http::set_epoll_driver(driver == "legacy");
     let config = survive.borrow().config.clone();
     let stats = ShardStats::new(&config);
     // After a restart the counters go on from where the dead runtime left them.
@@ -624,6 +624,7 @@ async fn shard_main(
     loop {
         monoio::time::sleep(CONTROL_TICK).await;
         ticks = ticks.wrapping_add(1);
+        crate::http::wake_idle(monoio::time::Instant::now());
         fault_kill_shard(id);
         // Drain every pending message; a closed channel means the process is going away.
         let mut shutdown: Option<Option<Duration>> = None;
@@ -691,6 +692,15 @@ async fn shard_main(
         if ticks.is_multiple_of(POOL_PURGE_EVERY) {
             shard.upstreams.purge_idle();
             shard.pipes.purge();
+            let open = CLIENTS.with(|c| {
+                let mut c = c.borrow_mut();
+                // The room a burst of connections left goes back too.
+                if c.capacity() > 4 * c.len().max(256) {
+                    c.shrink_to_fit();
+                }
+                c.len()
+            });
+            crate::http::trim_memory(open);
         }
         if let Some(d) = deadline {
             let inflight = shard.inflight.get();
@@ -864,6 +874,13 @@ const UNKNOWN_LISTENER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 /// keeps the config generation it started with.
 /// `listening` is the listener's address: the connection's own local address unless
 /// the listener is bound to a wildcard address.
+///
+/// A plain HTTP connection's handler sits in its task in place, wrapped by `Caught`
+/// and nothing else: an idle keep-alive connection then costs little more than its
+/// `Conn` (see `http::serve`). An `async` wrapper would keep the handler's arguments
+/// and the handler itself side by side (what a generator moves into an inner future
+/// keeps its own slot), which had made every connection's task 3.5 KiB. A PROXY
+/// header or a TCP connection is handled in a boxed future of its own.
 fn spawn_serve(
     current: &Current,
     frontend: &Cell<usize>,
@@ -874,77 +891,136 @@ fn spawn_serve(
 ) {
     let shard = current.borrow().clone();
     let fe = frontend.get();
-    let mode = shard.config.frontends[fe].mode;
-    monoio::spawn(serve(shard, fe, mode, listening, stream, peer, permits));
+    let conf = &shard.config.frontends[fe];
+    let (mode, proxy) = (conf.mode, conf.accept_proxy);
+    // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
+    let guard = ConnGuard::new(&shard, fe, peer, &stream, permits);
+    let local = if listening.ip().is_unspecified() {
+        stream.local_addr().unwrap_or(listening)
+    } else {
+        listening
+    };
+    if mode == Mode::Http && !proxy {
+        let handler = crate::http::serve(shard, fe, stream, peer, local, Vec::new());
+        monoio::spawn(Caught { handler, guard });
+    } else {
+        let handler = Box::pin(serve_other(shard, fe, mode, stream, peer, local));
+        monoio::spawn(Caught { handler, guard });
+    }
 }
 
-async fn serve(
+/// A TCP connection, or one behind a PROXY header.
+async fn serve_other(
     shard: Rc<Shard>,
     frontend: usize,
     mode: Mode,
-    listening: SocketAddr,
-    stream: TcpStream,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
+    let conf = &shard.config.frontends[frontend];
+    // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
+    // shard's pool, and L4 copies through its own.
+    let buf = if conf.accept_proxy {
+        Vec::with_capacity(shard.config.limits.max_header_bytes)
+    } else {
+        Vec::new()
+    };
+    // On accept-proxy binds the client is whoever the PROXY header names.
+    let (peer, local, buf) = if conf.accept_proxy {
+        let deadline = monoio::time::Instant::now() + conf.timeouts.http_request;
+        // Boxed: its timer would otherwise grow the task.
+        match Box::pin(crate::proxy_protocol::receive(&mut stream, buf, deadline)).await {
+            Some((h, rest)) => {
+                let (p, l) = h.addrs.unwrap_or((peer, local));
+                (p, l, rest)
+            }
+            None => {
+                tracing::debug!(shard = shard.id, %peer, "missing or malformed PROXY header: closed");
+                return;
+            }
+        }
+    } else {
+        (peer, local, buf)
+    };
+    match mode {
+        Mode::Http => crate::http::serve(shard.clone(), frontend, stream, peer, local, buf).await,
+        Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf).await,
+    }
+}
+
+/// What a connection holds besides its handler: its registration (for a dead
+/// runtime's orphans), its frontend's session count, its maxconn permits.
+struct ConnGuard {
+    _registered: ClientFd,
+    shard: Rc<Shard>,
+    frontend: usize,
     peer: SocketAddr,
     _permits: Permits,
-) {
-    // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
-    let _registered = ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(&stream));
-    let fe = &shard.stats.frontends[frontend];
-    fe.up(&fe.scur, &fe.smax);
-    Counters::inc(&fe.stot);
-    let handler = async {
-        let mut stream = stream;
-        let local = if listening.ip().is_unspecified() {
-            stream.local_addr().unwrap_or(listening)
-        } else {
-            listening
-        };
-        let conf = &shard.config.frontends[frontend];
-        // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
-        // shard's pool, and L4 copies through its own.
-        let buf = if conf.accept_proxy {
-            Vec::with_capacity(shard.config.limits.max_header_bytes)
-        } else {
-            Vec::new()
-        };
-        // On accept-proxy binds the client is whoever the PROXY header names.
-        let (peer, local, buf) = if conf.accept_proxy {
-            let deadline = monoio::time::Instant::now() + conf.timeouts.http_request;
-            // Boxed: its timer would otherwise grow every connection's task.
-            match Box::pin(crate::proxy_protocol::receive(&mut stream, buf, deadline)).await {
-                Some((h, rest)) => {
-                    let (p, l) = h.addrs.unwrap_or((peer, local));
-                    (p, l, rest)
-                }
-                None => {
-                    tracing::debug!(shard = shard.id, %peer, "missing or malformed PROXY header: closed");
-                    return;
-                }
-            }
-        } else {
-            (peer, local, buf)
-        };
-        match mode {
-            Mode::Http => {
-                crate::http::serve(shard.clone(), frontend, stream, peer, local, buf).await
-            }
-            Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf).await,
+}
+
+impl ConnGuard {
+    fn new(
+        shard: &Rc<Shard>,
+        frontend: usize,
+        peer: SocketAddr,
+        stream: &TcpStream,
+        permits: Permits,
+    ) -> ConnGuard {
+        let fe = &shard.stats.frontends[frontend];
+        fe.up(&fe.scur, &fe.smax);
+        Counters::inc(&fe.stot);
+        ConnGuard {
+            _registered: ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(stream)),
+            shard: shard.clone(),
+            frontend,
+            peer,
+            _permits: permits,
         }
-    };
-    // A bug that panics while serving one connection closes that connection only;
-    // its guards (slots, in-flight count) are released as the stack unwinds.
-    if let Err(panic) = AssertUnwindSafe(handler).catch_unwind().await {
-        let what = panic_text(&*panic);
-        tracing::error!(
-            shard = shard.id,
-            frontend = %shard.config.frontends[frontend].name,
-            %peer,
-            panic = %what,
-            "connection handler panicked; that connection was closed"
-        );
-        Counters::inc(&shard.stats.frontends[frontend].panics);
     }
-    Counters::down(&shard.stats.frontends[frontend].scur);
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        Counters::down(&self.shard.stats.frontends[self.frontend].scur);
+    }
+}
+
+/// A connection's task: polls its handler in place. A bug that panics while serving
+/// one connection closes that connection only; its guards (slots, in-flight count)
+/// are released when the handler is dropped, with the task.
+struct Caught<F> {
+    handler: F,
+    guard: ConnGuard,
+}
+
+impl<F: std::future::Future<Output = ()>> std::future::Future for Caught<F> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        // SAFETY: `handler` is pinned with `self` and never moved out of it (nor is
+        // `self` given out unpinned); `guard` is never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let handler = unsafe { std::pin::Pin::new_unchecked(&mut this.handler) };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let g = &this.guard;
+                tracing::error!(
+                    shard = g.shard.id,
+                    frontend = %g.shard.config.frontends[g.frontend].name,
+                    peer = %g.peer,
+                    panic = %panic_text(&*panic),
+                    "connection handler panicked; that connection was closed"
+                );
+                Counters::inc(&g.shard.stats.frontends[g.frontend].panics);
+                std::task::Poll::Ready(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

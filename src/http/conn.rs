@@ -11,7 +11,7 @@ use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use super::bufpool::PooledBuf;
+use super::bufpool::{PooledBuf, Recycled};
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Timer};
@@ -30,6 +30,13 @@ use super::response::HeadError;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
 const SERVER_BUF: usize = 16 * 1024;
+/// The outgoing head's buffer to begin with (it grows for a larger head).
+const OUT_BUF: usize = 1024;
+/// How long a keep-alive connection keeps its buffers and exchange state after a
+/// response while waiting for the next request. Long enough that back-to-back
+/// requests never give them back (and allocate nothing), short enough that a quiet
+/// connection costs little: the buffers alone are 32 KiB.
+const IDLE_GRACE: Duration = Duration::from_millis(100);
 
 /// How one exchange ended, when it did not end in a reusable state.
 pub(super) enum Stop {
@@ -42,6 +49,8 @@ pub(super) enum Stop {
     /// A reload happened while the connection waited for its next request: move to
     /// the new config and read that request again.
     Newer,
+    /// No request came within `IDLE_GRACE` of the last one: wait on without buffers.
+    Idle,
     /// Answer from the admin side (rule N's service); `csv` for `;csv` stats.
     Service {
         rule: usize,
@@ -87,7 +96,7 @@ pub(super) struct Conn {
     /// Server bytes of the current response.
     pub(super) sbuf: PooledBuf,
     /// The rewritten head (and the first body bytes) going out.
-    pub(super) out: Vec<u8>,
+    pub(super) out: PooledBuf,
     /// What the current request did, for the statistics.
     pub(super) rec: Record,
     /// `timeout.server` of the current request's backend.
@@ -102,6 +111,9 @@ pub(super) struct Conn {
     /// The server answered before the request body came (`Expect: 100-continue`): the
     /// client may still send it, so the close lingers.
     pub(super) body_unread: bool,
+    /// The connection was woken from its quiet wait: the next read needs no wait of
+    /// its own.
+    pub(super) woken: bool,
 }
 
 /// The figures of one request, accounted once it ended (however it ended).
@@ -129,20 +141,30 @@ pub(super) struct Record {
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
 /// header, and `local` is the address the client connected to.
-pub async fn serve(
+///
+/// A connection waiting for its next request holds no buffer and no exchange state:
+/// it waits for readability only (monoio's `readable`: a PollAdd on io_uring,
+/// readiness on epoll), then runs requests in a boxed future (`run`) that takes its
+/// buffers from the shard's free list. `run` ends when the connection has been quiet
+/// for `IDLE_GRACE` between requests, giving everything back: steady keep-alive
+/// traffic never leaves `run` (no allocation per request), and an idle keep-alive
+/// connection costs its task, its `Conn` and the kernel's socket, about 1 KiB.
+pub fn serve(
     shard: Rc<Shard>,
     frontend: usize,
     client: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     cbuf: Vec<u8>,
-) {
-    let cap = shard.config.limits.max_header_bytes;
-    let cbuf = if cbuf.capacity() >= cap {
-        PooledBuf::adopt(cbuf)
+) -> impl std::future::Future<Output = ()> {
+    let cbuf = if cbuf.is_empty() {
+        PooledBuf::none()
     } else {
-        PooledBuf::take(cap)
+        PooledBuf::adopt(cbuf)
     };
+    // A new connection counts as in flight until its first request arrives: a stop
+    // (or an upgrade's soft stop) must not drop a client whose request is on its way.
+    let arriving = shard.begin_request();
     let mut conn = Conn {
         shard,
         frontend,
@@ -151,38 +173,66 @@ pub async fn serve(
         client,
         cbuf,
         cpos: 0,
-        sbuf: PooledBuf::take(SERVER_BUF.max(cap)),
-        out: Vec::with_capacity(1024),
+        sbuf: PooledBuf::none(),
+        out: PooledBuf::none(),
         rec: Record::default(),
         server_timeout: Duration::from_secs(30),
-        reqline: Vec::with_capacity(256),
-        timer: Timer::new(Instant::now()),
+        reqline: Vec::new(),
+        timer: Timer::none(),
         resumed: false,
         body_unread: false,
+        woken: false,
     };
+    conn.new_record();
+    // An `async` block that uses what it captured in place: an `async fn` (or a `let`
+    // in the block) would keep a second copy of `conn` in the task.
+    let mut arriving = Some(arriving);
     let mut first = true;
-    // A new connection counts as in flight until its first request arrives: a stop
-    // (or an upgrade's soft stop) must not drop a client whose request is on its way.
-    let mut arriving = Some(conn.shard.begin_request());
-    loop {
-        conn.rec = Record::default();
-        if conn.shard.config.frontends[conn.frontend].log.is_some() {
-            conn.rec.date = Some(std::time::SystemTime::now());
+    async move {
+        loop {
+            if conn.cpos == conn.cbuf.len() {
+                conn.wait_readable(first).await;
+                conn.woken = true;
+            }
+            match Recycled::new(run(conn, &mut first, &mut arriving)).await {
+                Some(quiet) => conn = quiet,
+                None => return,
+            }
         }
-        conn.rec.head_start = Some(Instant::now());
-        let mut result = conn.exchange(first).await;
+    }
+}
+
+/// Serves requests until the connection ends (`None`) or goes quiet between two of
+/// them (`Some`: its buffers are back in the free list).
+async fn run(
+    mut conn: Conn,
+    first: &mut bool,
+    arriving: &mut Option<crate::shard::InflightGuard>,
+) -> Option<Conn> {
+    conn.take_buffers();
+    // The record of the first request was begun before the wait for its bytes.
+    let mut begun = true;
+    loop {
+        if !std::mem::take(&mut begun) {
+            conn.new_record();
+        }
+        let mut result = conn.exchange(*first).await;
+        if matches!(result, Err(Stop::Idle)) {
+            conn.release_buffers();
+            return Some(conn);
+        }
         while matches!(result, Err(Stop::Newer)) {
             if !conn.adopt_newer() {
                 let _ = conn.client.shutdown().await;
-                return;
+                return None;
             }
             conn.resumed = true;
-            result = conn.exchange(first).await;
+            result = conn.exchange(*first).await;
         }
         if conn.rec.term.is_empty() {
             conn.rec.term = match &result {
                 Ok(_) => "----",
-                Err(Stop::Close) | Err(Stop::Newer) => "CD--",
+                Err(Stop::Close) | Err(Stop::Newer) | Err(Stop::Idle) => "CD--",
                 Err(Stop::Rule(_)) => "PR--",
                 Err(Stop::Service { .. }) => "PR--",
                 Err(Stop::Tunnel(..)) => "----",
@@ -223,7 +273,7 @@ pub async fn serve(
         conn.account();
         drop(arriving.take());
         match result {
-            Ok(true) => first = false,
+            Ok(true) => *first = false,
             Ok(false) => {
                 // Closing sends the FIN; an explicit shutdown first would only add a
                 // syscall. With pipelined bytes left over, the lingering close keeps
@@ -231,13 +281,13 @@ pub async fn serve(
                 if conn.cpos < conn.cbuf.len() || conn.body_unread {
                     linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
                 }
-                return;
+                return None;
             }
-            Err(Stop::Close) | Err(Stop::Newer) => return,
+            Err(Stop::Close) | Err(Stop::Newer) | Err(Stop::Idle) => return None,
             Err(Stop::Tunnel(up, slot, head_len)) => {
                 // Boxed: a tunnel's state would otherwise grow every connection's future.
                 Box::pin(super::tunnel::run(conn, up, slot, head_len)).await;
-                return;
+                return None;
             }
             Err(Stop::Reply(r)) => {
                 let deadline = Instant::now() + conn.timeouts().client;
@@ -247,7 +297,7 @@ pub async fn serve(
                 {
                     linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
                 }
-                return;
+                return None;
             }
             Err(Stop::Service {
                 rule,
@@ -258,7 +308,7 @@ pub async fn serve(
                 let RequestAction::Service(svc) =
                     &shard.config.frontends[conn.frontend].request_rules[rule].action
                 else {
-                    return;
+                    return None;
                 };
                 let response = if !authorized {
                     let realm = match svc {
@@ -282,7 +332,7 @@ pub async fn serve(
                     }
                 };
                 conn.answer_and_close(response.into_bytes()).await;
-                return;
+                return None;
             }
             Err(Stop::Rule(i)) => {
                 let shard = conn.shard.clone();
@@ -290,18 +340,66 @@ pub async fn serve(
                     .action
                     .response()
                 {
-                    let mut out = std::mem::take(&mut conn.out);
+                    let mut out = std::mem::take(&mut *conn.out);
                     out.clear();
                     out.extend_from_slice(bytes);
                     conn.answer_and_close(out).await;
                 }
-                return;
+                return None;
             }
         }
     }
 }
 
 impl Conn {
+    /// Begins the record of the next request: its head is awaited from now.
+    fn new_record(&mut self) {
+        self.rec = Record::default();
+        if self.shard.config.frontends[self.frontend].log.is_some() {
+            self.rec.date = Some(std::time::SystemTime::now());
+        }
+        self.rec.head_start = Some(Instant::now());
+    }
+
+    /// Waits, holding no buffer, until the client sends something or the wait for the
+    /// request head is over (`timeout.http_request` for the first request,
+    /// `timeout.http_keep_alive` for the next ones); `read_head` then tells which.
+    async fn wait_readable(&mut self, first: bool) {
+        let t = self.timeouts();
+        let wait = if first {
+            t.http_request
+        } else {
+            t.http_keep_alive
+        };
+        let deadline = self.rec.head_start.unwrap_or_else(Instant::now) + wait;
+        super::idle::readable_until(&self.client, deadline).await;
+    }
+
+    /// Takes the buffers of an exchange from the shard's free list.
+    fn take_buffers(&mut self) {
+        let cap = self.shard.config.limits.max_header_bytes;
+        if self.cbuf.capacity() == 0 {
+            self.cbuf = PooledBuf::take(cap);
+        }
+        if self.sbuf.capacity() == 0 {
+            self.sbuf = PooledBuf::take(SERVER_BUF.max(cap));
+        }
+        if self.out.capacity() == 0 {
+            self.out = PooledBuf::take(OUT_BUF);
+        }
+    }
+
+    /// Gives the buffers and the timer back while the connection waits (nothing is
+    /// buffered).
+    fn release_buffers(&mut self) {
+        self.cbuf = PooledBuf::none();
+        self.cpos = 0;
+        self.sbuf = PooledBuf::none();
+        self.out = PooledBuf::none();
+        self.reqline = Vec::new();
+        self.timer.release();
+    }
+
     /// Writes a local answer, then closes with the lingering close: the connection
     /// ends here.
     async fn answer_and_close(mut self, mut out: Vec<u8>) {
@@ -682,6 +780,7 @@ impl Conn {
             .filter(|f| f.applies_to(client))
             .map(|f| (client, f));
         let mut waiting_first_byte = !first && self.cpos == self.cbuf.len();
+        let woken = std::mem::take(&mut self.woken);
         let mut restart_deadline = std::mem::take(&mut self.resumed);
         let mut deadline = self.rec.head_start.unwrap_or_else(Instant::now)
             + if waiting_first_byte {
@@ -827,7 +926,36 @@ impl Conn {
                 restart_deadline = false;
                 deadline = Self::deadline(http_request);
             }
-            match read_into(&mut self.client, &mut self.cbuf, &mut self.timer, deadline).await {
+            // Between keep-alive requests, a connection that stays quiet for
+            // `IDLE_GRACE` gives its buffers back: the read for the next request is
+            // bounded by the grace. On epoll that read can be dropped safely; on
+            // io_uring it would pin the buffer and could lose bytes if dropped, so the
+            // grace is spent waiting for readiness first.
+            let mut read_until = deadline;
+            if waiting_first_byte && !woken {
+                let grace = self.rec.head_start.unwrap_or(deadline) + IDLE_GRACE;
+                if grace < deadline {
+                    if super::io::reads_drop_safely() {
+                        read_until = grace;
+                    } else if self
+                        .timer
+                        .bound(grace, self.client.readable(false))
+                        .await
+                        .is_none()
+                    {
+                        return Err(Stop::Idle);
+                    }
+                }
+            }
+            match read_into(
+                &mut self.client,
+                &mut self.cbuf,
+                &mut self.timer,
+                read_until,
+            )
+            .await
+            {
+                ReadOutcome::Timeout if read_until < deadline => return Err(Stop::Idle),
                 ReadOutcome::Data(_) => {
                     // The first bytes of a keep-alive request: if a reload happened
                     // meanwhile, start over on the new config.

@@ -63,17 +63,39 @@ pub enum Parsed<T> {
     Reject(Reply),
 }
 
-/// Hop-by-hop header fields that never cross the proxy (RFC 9110 §7.6.1).
-fn is_hop_by_hop(name: &str) -> bool {
-    const NAMES: [&str; 6] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "upgrade",
-        "http2-settings",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+/// What a field is to the rewrite of a head.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Content-Length or Transfer-Encoding: replaced by the framing as decided.
+    Framing,
+    /// A hop-by-hop field that never crosses the proxy (RFC 9110 §7.6.1).
+    HopByHop,
+    /// `Upgrade`: hop-by-hop, but kept for an upgrade that is passed on.
+    Upgrade,
+    Other,
+}
+
+/// What field `i` of a head is: by the masks `lengths` and `ConnectionTokens` made for
+/// the first 64 fields, then by its name's length first (one comparison at most for
+/// most names).
+fn field(i: usize, name: &str, len: &Lengths, conn: &ConnectionTokens) -> Field {
+    if len.fields & bit(i) != 0 {
+        return Field::Framing;
+    }
+    if conn.fields & bit(i) != 0 {
+        return Field::HopByHop;
+    }
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        14 if is("content-length") => Field::Framing,
+        17 if is("transfer-encoding") => Field::Framing,
+        10 if is("connection") || is("keep-alive") => Field::HopByHop,
+        16 if is("proxy-connection") => Field::HopByHop,
+        14 if is("http2-settings") => Field::HopByHop,
+        2 if is("te") => Field::HopByHop,
+        7 if is("upgrade") => Field::Upgrade,
+        _ => Field::Other,
+    }
 }
 
 /// Fields the balancer frames or routes a message by. A `Connection` header that
@@ -94,15 +116,19 @@ struct ConnectionTokens<'a> {
     upgrade: bool,
     others: [&'a str; MAX_CONNECTION_TOKENS],
     count: usize,
+    /// Which of the first 64 fields are `Connection` fields (the rewrite drops them
+    /// without comparing their names again).
+    fields: u64,
 }
 
 impl<'a> ConnectionTokens<'a> {
     fn collect(headers: &[httparse::Header<'a>]) -> Result<Self, ()> {
         let mut t = ConnectionTokens::default();
-        for h in headers {
+        for (i, h) in headers.iter().enumerate() {
             if !h.name.eq_ignore_ascii_case("connection") {
                 continue;
             }
+            t.fields |= bit(i);
             let v = std::str::from_utf8(h.value).map_err(|_| ())?;
             for tok in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 if tok.eq_ignore_ascii_case("close") {
@@ -138,6 +164,13 @@ struct Lengths {
     /// list elements together): the only coding we can delimit.
     chunked: bool,
     transfer_encoding: bool,
+    /// Which of the first 64 fields are Content-Length or Transfer-Encoding.
+    fields: u64,
+}
+
+/// Field `i`'s bit in a mask of the first 64 fields (none for the others).
+fn bit(i: usize) -> u64 {
+    1u64.checked_shl(i as u32).unwrap_or(0)
 }
 
 fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
@@ -145,10 +178,12 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
         content_length: None,
         chunked: false,
         transfer_encoding: false,
+        fields: 0,
     };
     let mut codings = 0;
-    for h in headers {
+    for (i, h) in headers.iter().enumerate() {
         if h.name.eq_ignore_ascii_case("content-length") {
+            l.fields |= bit(i);
             for part in h.value.split(|&b| b == b',') {
                 let part = trim(part);
                 if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
@@ -168,6 +203,7 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
                 }
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            l.fields |= bit(i);
             l.transfer_encoding = true;
             for part in h.value.split(|&b| b == b',') {
                 let part = trim(part);
@@ -207,10 +243,6 @@ fn push_framing(out: &mut Vec<u8>, len: &Lengths) {
         push_decimal(out, n);
         out.extend_from_slice(b"\r\n");
     }
-}
-
-fn is_framing(name: &str) -> bool {
-    name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
 }
 
 /// `n` in decimal, without the formatting machinery (this is on every request path).
@@ -423,18 +455,18 @@ pub fn parse_request<'a>(
     out.push(b'0' + minor);
     out.extend_from_slice(b"\r\n");
     let mut framing_written = false;
-    for h in headers {
-        if is_framing(h.name) {
-            if !std::mem::replace(&mut framing_written, true) {
-                push_framing(out, &len);
+    for (i, h) in headers.iter().enumerate() {
+        match field(i, h.name, &len, &conn) {
+            Field::Framing => {
+                if !std::mem::replace(&mut framing_written, true) {
+                    push_framing(out, &len);
+                }
             }
-            continue;
+            Field::HopByHop => {}
+            Field::Upgrade if !upgrade => {}
+            _ if conn.lists(h.name) => {}
+            _ => push_header(out, h.name, h.value),
         }
-        let keep_upgrade = upgrade && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade) || conn.lists(h.name) {
-            continue;
-        }
-        push_header(out, h.name, h.value);
     }
     if upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -601,23 +633,23 @@ pub fn parse_response(
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut framing_written = false;
-    for h in headers {
-        if is_framing(h.name) {
+    for (i, h) in headers.iter().enumerate() {
+        match field(i, h.name, &len, &conn) {
             // A tunnel has no body framing; elsewhere, the framing as decided.
-            if !connected && !std::mem::replace(&mut framing_written, true) {
-                // A chunked body to an HTTP/1.0 client cannot be delimited: close instead.
-                if client_minor == 0 && len.chunked {
-                    *client_keep_alive = false;
+            Field::Framing => {
+                if !connected && !std::mem::replace(&mut framing_written, true) {
+                    // A chunked body to an HTTP/1.0 client cannot be delimited: close.
+                    if client_minor == 0 && len.chunked {
+                        *client_keep_alive = false;
+                    }
+                    push_framing(out, &len);
                 }
-                push_framing(out, &len);
             }
-            continue;
+            Field::HopByHop => {}
+            Field::Upgrade if !switching => {}
+            _ if conn.lists(h.name) => {}
+            _ => push_header(out, h.name, h.value),
         }
-        let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade) || conn.lists(h.name) {
-            continue;
-        }
-        push_header(out, h.name, h.value);
     }
     if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");

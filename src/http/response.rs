@@ -15,8 +15,12 @@ use monoio::time::Instant;
 /// What the server's bytes at the start of `sbuf` were.
 enum Head {
     Final(ResponseMeta),
-    /// An interim response, passed on or dropped, and removed from `sbuf`.
-    Interim(u16),
+    /// An interim response, removed from `sbuf`; `pass`: its head for the client is in
+    /// `out`, to be passed on.
+    Interim {
+        status: u16,
+        pass: bool,
+    },
     Partial,
 }
 
@@ -34,10 +38,17 @@ impl Conn {
         let deadline = sent + self.server_timeout;
         let mut received_any = !self.sbuf.is_empty();
         loop {
-            match self.next_head(req, keep_alive).await? {
-                Head::Final(r) => return Ok(r),
-                Head::Interim(_) => continue,
-                Head::Partial => {}
+            if !self.sbuf.is_empty() {
+                match self.next_head(req, keep_alive)? {
+                    Head::Final(r) => return Ok(r),
+                    Head::Interim { pass, .. } => {
+                        if pass {
+                            self.pass_interim().await?;
+                        }
+                        continue;
+                    }
+                    Head::Partial => {}
+                }
             }
             match read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline).await {
                 ReadOutcome::Data(n) => received_any |= n > 0,
@@ -50,13 +61,10 @@ impl Conn {
         }
     }
 
-    /// Parses what `sbuf` holds of the next response head. An interim response goes
-    /// to an HTTP/1.1 client (a `100 Continue` only if it sent `Expect: 100-continue`,
-    /// as RFC 9110 §15.2 has it) and leaves `sbuf`.
-    async fn next_head(&mut self, req: &RequestMeta, keep_alive: bool) -> Result<Head, HeadError> {
-        if self.sbuf.is_empty() {
-            return Ok(Head::Partial);
-        }
+    /// Parses what `sbuf` holds of the next response head. An interim response leaves
+    /// `sbuf`, and is to go to an HTTP/1.1 client (a `100 Continue` only if it sent
+    /// `Expect: 100-continue`, as RFC 9110 §15.2 has it).
+    fn next_head(&mut self, req: &RequestMeta, keep_alive: bool) -> Result<Head, HeadError> {
         let mut client_keep_alive = keep_alive;
         match head::parse_response(
             &self.sbuf,
@@ -69,22 +77,10 @@ impl Conn {
         ) {
             Parsed::Done(r) if (100..200).contains(&r.status) && !r.upgrade => {
                 self.sbuf.drain(..r.head_len);
-                let pass = req.minor == 1 && (r.status != 100 || req.expect_continue);
-                if pass {
-                    let len = self.out.len();
-                    let deadline = Self::deadline(self.timeouts().client);
-                    write_range(
-                        &mut self.client,
-                        &mut self.out,
-                        0..len,
-                        &mut self.timer,
-                        deadline,
-                    )
-                    .await
-                    .map_err(|_| HeadError::ClientGone)?;
-                    self.rec.bytes_out += len as u64;
-                }
-                Ok(Head::Interim(r.status))
+                Ok(Head::Interim {
+                    status: r.status,
+                    pass: req.minor == 1 && (r.status != 100 || req.expect_continue),
+                })
             }
             Parsed::Done(r) => Ok(Head::Final(ResponseMeta {
                 status: r.status,
@@ -98,6 +94,23 @@ impl Conn {
             Parsed::Partial if self.sbuf.len() == self.sbuf.capacity() => Err(HeadError::Invalid),
             Parsed::Partial => Ok(Head::Partial),
         }
+    }
+
+    /// Writes the interim head in `out` to the client.
+    async fn pass_interim(&mut self) -> Result<(), HeadError> {
+        let len = self.out.len();
+        let deadline = Self::deadline(self.timeouts().client);
+        write_range(
+            &mut self.client,
+            &mut self.out,
+            0..len,
+            &mut self.timer,
+            deadline,
+        )
+        .await
+        .map_err(|_| HeadError::ClientGone)?;
+        self.rec.bytes_out += len as u64;
+        Ok(())
     }
 
     /// The request head went out with `Expect: 100-continue` and its client waits to
@@ -138,12 +151,17 @@ impl Conn {
                 ReadOutcome::Eof | ReadOutcome::Error => return Err(SendError::Server),
             }
             loop {
-                match self.next_head(req, false).await {
-                    Ok(Head::Interim(100)) => return Ok(true),
-                    Ok(Head::Interim(_)) => continue,
+                match self.next_head(req, false) {
+                    Ok(Head::Interim { status, pass }) => {
+                        if pass && self.pass_interim().await.is_err() {
+                            return Err(SendError::Client);
+                        }
+                        if status == 100 {
+                            return Ok(true);
+                        }
+                    }
                     Ok(Head::Final(_)) => return Ok(false),
                     Ok(Head::Partial) => break,
-                    Err(HeadError::ClientGone) => return Err(SendError::Client),
                     Err(_) => return Err(SendError::BadResponse),
                 }
             }
