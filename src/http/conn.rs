@@ -142,13 +142,15 @@ pub(super) struct Record {
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
 /// header, and `local` is the address the client connected to.
 ///
-/// A connection waiting for its next request holds no buffer and no exchange state:
-/// it waits for readability only (monoio's `readable`: a PollAdd on io_uring,
-/// readiness on epoll), then runs requests in a boxed future (`run`) that takes its
-/// buffers from the shard's free list. `run` ends when the connection has been quiet
-/// for `IDLE_GRACE` between requests, giving everything back: steady keep-alive
-/// traffic never leaves `run` (no allocation per request), and an idle keep-alive
-/// connection costs its task, its `Conn` and the kernel's socket, about 1 KiB.
+/// A connection waiting for its next request holds no buffer, no timer and no exchange
+/// state: it waits for readability only (monoio's `readable`: a PollAdd on io_uring,
+/// readiness on epoll), its deadline among the shard's waiting connections (`idle`),
+/// then runs requests in `run`, a future in a block recycled through the shard's free
+/// list, which takes its buffers from the free lists too. `run` ends when the
+/// connection has been quiet for `IDLE_GRACE` between requests, giving everything
+/// back: steady keep-alive traffic never leaves `run` (no allocation per request), and
+/// an idle connection costs its task (848 bytes) and little else: about 1 to 1.4 KiB
+/// of RSS each, measured with 8,000 (`benches/idle_memory.py`).
 pub fn serve(
     shard: Rc<Shard>,
     frontend: usize,
