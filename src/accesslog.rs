@@ -86,6 +86,8 @@ fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>, mut file: Option<std::fs
 pub struct ShardLog {
     tx: Sender<Vec<u8>>,
     buf: RefCell<Vec<u8>>,
+    /// Rung when the first line waits: the shard's control loop flushes soon after.
+    bell: std::rc::Rc<crate::io::LocalBell>,
 }
 
 /// The figures of one HTTP request's log line.
@@ -102,6 +104,8 @@ pub struct HttpEntry<'a> {
     pub termination: &'a str,
     /// %ac/%fc/%bc/%sc/%rc.
     pub conns: [u64; 5],
+    /// A retry went to another server: `%rc` shows `+N`.
+    pub redispatched: bool,
     pub queues: [u64; 2],
     pub request_line: &'a [u8],
 }
@@ -118,13 +122,15 @@ pub struct TcpEntry<'a> {
     pub bytes: u64,
     pub termination: &'a str,
     pub conns: [u64; 5],
+    pub redispatched: bool,
     pub queues: [u64; 2],
 }
 
 impl ShardLog {
-    pub fn new(tx: Sender<Vec<u8>>) -> Self {
+    pub fn new(tx: Sender<Vec<u8>>, bell: std::rc::Rc<crate::io::LocalBell>) -> Self {
         ShardLog {
             tx,
+            bell,
             buf: RefCell::new(Vec::with_capacity(16 * 1024)),
         }
     }
@@ -133,11 +139,14 @@ impl ShardLog {
     /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r`
     pub fn http(&self, e: &HttpEntry<'_>) {
         let mut b = self.buf.borrow_mut();
+        if b.is_empty() {
+            self.bell.ring();
+        }
         let [tr, tw, tc, trr, ta] = e.timers;
         let [ac, fc, bc, sc, rc] = e.conns;
         let _ = write!(
             b,
-            "{}:{} [{}] {} {}/{} {tr}/{tw}/{tc}/{trr}/{ta} {} {} - - {} {ac}/{fc}/{bc}/{sc}/{rc} {}/{} \"",
+            "{}:{} [{}] {} {}/{} {tr}/{tw}/{tc}/{trr}/{ta} {} {} - - {} {ac}/{fc}/{bc}/{sc}/{}{rc} {}/{} \"",
             e.client.ip(),
             e.client.port(),
             LogDate(e.accepted),
@@ -147,6 +156,7 @@ impl ShardLog {
             e.status,
             e.bytes,
             e.termination,
+            if e.redispatched { "+" } else { "" },
             e.queues[0],
             e.queues[1],
         );
@@ -165,11 +175,14 @@ impl ShardLog {
     /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
     pub fn tcp(&self, e: &TcpEntry<'_>) {
         let mut b = self.buf.borrow_mut();
+        if b.is_empty() {
+            self.bell.ring();
+        }
         let [tw, tc, tt] = e.timers;
         let [ac, fc, bc, sc, rc] = e.conns;
         let _ = writeln!(
             b,
-            "{}:{} [{}] {} {}/{} {tw}/{tc}/{tt} {} {} {ac}/{fc}/{bc}/{sc}/{rc} {}/{}",
+            "{}:{} [{}] {} {}/{} {tw}/{tc}/{tt} {} {} {ac}/{fc}/{bc}/{sc}/{}{rc} {}/{}",
             e.client.ip(),
             e.client.port(),
             LogDate(e.accepted),
@@ -178,9 +191,15 @@ impl ShardLog {
             e.server,
             e.bytes,
             &e.termination[..2],
+            if e.redispatched { "+" } else { "" },
             e.queues[0],
             e.queues[1],
         );
+    }
+
+    /// Lines wait for the next flush.
+    pub fn pending(&self) -> bool {
+        !self.buf.borrow().is_empty()
     }
 
     /// Hands the buffered lines to the log thread (from the control tick).
@@ -264,7 +283,7 @@ mod tests {
     #[test]
     fn http_line_format() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let log = ShardLog::new(tx);
+        let log = ShardLog::new(tx, Default::default());
         log.http(&HttpEntry {
             client: "10.0.0.1:4321".parse().unwrap(),
             accepted: UNIX_EPOCH + Duration::from_millis(1_795_438_800_123),
@@ -276,6 +295,7 @@ mod tests {
             bytes: 150,
             termination: "----",
             conns: [1, 1, 0, 0, 0],
+            redispatched: false,
             queues: [0, 0],
             request_line: b"GET /a\"b HTTP/1.1",
         });

@@ -1,23 +1,20 @@
-//! TCP passthrough: take a server slot, connect (another server on failure), then copy
-//! both ways, passing a half-close on, until both directions ended or nothing moved
-//! for `timeout.client`.
+//! TCP mode (client side): a server through the dispatch layer (slot, connect,
+//! retries), what the client already sent, then `pipe` copies both ways until both
+//! directions ended or a side was idle too long; one `option tcplog` line at the end.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
-use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
-};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use crate::accesslog::{ms, TcpEntry};
-use crate::shard::{Shard, Slot};
-use crate::upstream::Tried;
-
-const COPY_BUF: usize = 32 * 1024;
+use crate::accesslog::ms;
+use crate::dispatch::{Dispatch, PoolUse};
+use crate::io::Timer;
+use crate::pipe::{self, Idle};
+use crate::record::TcpLine;
+use crate::shard::Shard;
 
 /// Proxies one TCP connection; `early` holds bytes that followed a PROXY header.
 pub async fn serve(
@@ -34,200 +31,63 @@ pub async fn serve(
     };
     let date = std::time::SystemTime::now();
     let began = Instant::now();
-    let Some((mut server, slot, timers)) = connect(&shard, backend, peer).await else {
-        log_tcp(
-            &shard,
-            frontend,
-            backend,
-            peer,
-            date,
-            None,
-            [-1, -1, ms(began.elapsed())],
-            0,
-            "SC--",
-        );
-        return;
-    };
-    // A PROXY header for the server, then what the client already sent, in one write.
-    let mut first = Vec::new();
-    if let Some(v) = shard.config.backends[backend].servers[slot.server() as usize].send_proxy {
-        crate::proxy_protocol::write(v, peer, local, &mut first);
-    }
-    first.extend_from_slice(&early);
-    if !first.is_empty() {
-        let (res, _) = server.write_all(first).await;
-        if res.is_err() {
-            return;
-        }
-    }
-    let _slot = slot;
-    // `timeout tunnel` supersedes `timeout client` once bytes flow both ways (HAProxy).
-    let t = &shard.config.frontends[frontend].timeouts;
-    let idle = t.tunnel.unwrap_or(t.client);
-    let last_activity = Cell::new(Instant::now());
-    let (cr, cw) = client.into_split();
-    let (sr, sw) = server.into_split();
-    let to_client = Cell::new(0u64);
-    let to_server = Cell::new(0u64);
-    let both = async {
-        monoio::join!(
-            copy_half(cr, sw, &last_activity, &to_server),
-            copy_half(sr, cw, &last_activity, &to_client)
-        );
-    };
-    let term = monoio::select! {
-        _ = both => "--",
-        // Boxed: an inline timer would make the task a 128-byte aligned allocation.
-        _ = Box::pin(idle_watch(&last_activity, idle)) => {
-            tracing::debug!(shard = shard.id, %peer, "tcp: idle timeout");
-            "cD"
-        }
-    };
-    let server = Some(_slot.server());
-    let [tw, tc] = timers;
-    log_tcp(
-        &shard,
-        frontend,
-        backend,
-        peer,
-        date,
-        server,
-        [tw, tc, ms(began.elapsed())],
-        to_client.get(),
-        term,
-    );
-}
-
-/// Appends the `option tcplog` line of a finished connection.
-#[allow(clippy::too_many_arguments)]
-fn log_tcp(
-    shard: &Shard,
-    frontend: usize,
-    backend: usize,
-    peer: SocketAddr,
-    date: std::time::SystemTime,
-    server: Option<u32>,
-    timers: [i64; 3],
-    bytes: u64,
-    term: &str,
-) {
-    let (Some(log), Some(_)) = (&shard.log, shard.config.frontends[frontend].log) else {
-        return;
-    };
-    let fe = &shard.config.frontends[frontend];
-    let b = &shard.config.backends[backend];
-    let st = &shard.stats;
-    if fe.dont_log_null && bytes == 0 {
-        return;
-    }
-    log.tcp(&TcpEntry {
-        client: peer,
-        accepted: date,
-        frontend: &fe.name,
-        backend: &b.name,
-        server: server
-            .map(|s| b.servers[s as usize].name.as_str())
-            .unwrap_or("<NOSRV>"),
-        timers,
-        bytes,
-        termination: term,
-        conns: [
-            st.frontends.iter().map(|f| f.scur.get()).sum(),
-            st.frontends[frontend].scur.get(),
-            st.backends[backend].scur.get(),
-            server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
-            0,
-        ],
-        queues: [0, shard.upstreams.backends[backend].queued() as u64],
-    });
-}
-
-/// A server slot and a connection, with the backend's retries and redispatch.
-/// Returns the connection, its slot, and the queue and connect times (ms).
-async fn connect(
-    shard: &Rc<Shard>,
-    backend: usize,
-    peer: SocketAddr,
-) -> Option<(TcpStream, Slot, [i64; 2])> {
     let conf = &shard.config.backends[backend];
-    let be = &shard.upstreams.backends[backend];
-    let key = matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. })
+    let hash = matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. })
         .then(|| crate::upstream::balance::source_hash(peer.ip()));
-    let mut tried = Tried::default();
-    let mut failures = 0;
-    loop {
-        let deadline = std::time::Instant::now() + conf.timeouts.queue;
-        let asked = Instant::now();
-        let server = match be.acquire(key, &tried, deadline).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(shard = shard.id, %peer, backend = %be.name, error = ?e, "tcp: no server available");
-                return None;
-            }
-        };
-        let slot = Slot::new(shard, backend, server);
-        let queued = ms(asked.elapsed());
-        let connecting = Instant::now();
-        let stay = if conf.redispatch {
-            0
-        } else {
-            conf.retries.saturating_sub(failures)
-        };
-        let (res, failed) = shard.upstreams.connect_staying(backend, server, stay).await;
-        failures += failed;
-        match res {
-            Ok(stream) => {
-                shard.upstreams.report_success(backend, server);
-                return Some((stream, slot, [queued, ms(connecting.elapsed())]));
-            }
-            Err(_) => {
-                shard.upstreams.report_failure(backend, server);
-                failures += 1;
-                if failures > conf.retries {
-                    tracing::warn!(shard = shard.id, %peer, backend = %be.name, "tcp: every connect attempt failed");
-                    return None;
-                }
-                if conf.redispatch {
-                    tried.add(server);
-                }
-            }
-        }
-    }
-}
-
-/// Copies one direction; at EOF passes the half-close on with `shutdown(SHUT_WR)`.
-pub(crate) async fn copy_half(
-    mut from: OwnedReadHalf<TcpStream>,
-    mut to: OwnedWriteHalf<TcpStream>,
-    last_activity: &Cell<Instant>,
-    copied: &Cell<u64>,
-) {
-    let mut buf = Vec::with_capacity(COPY_BUF);
-    loop {
-        buf.clear();
-        let (res, b) = from.read(buf).await;
-        buf = b;
-        match res {
-            Ok(0) | Err(_) => break,
-            Ok(n) => copied.set(copied.get() + n as u64),
-        }
-        last_activity.set(Instant::now());
-        let (res, b) = to.write_all(buf).await;
-        buf = b;
-        if res.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown().await;
-}
-
-/// Resolves once nothing has moved in either direction for `idle`.
-pub(crate) async fn idle_watch(last_activity: &Cell<Instant>, idle: Duration) {
-    loop {
-        let due = last_activity.get() + idle;
-        if Instant::now() >= due {
+    let mut dispatch = Dispatch::new(&shard, backend, hash, None, (peer, local), began);
+    // Boxed: an inline timer would make the task a 128-byte aligned allocation.
+    let mut timer = Timer::new(began);
+    let mut server = match dispatch.next(PoolUse::Never, &mut timer).await {
+        Ok(s) => s,
+        Err(g) => {
+            tracing::debug!(shard = shard.id, %peer, backend = %conf.name, term = %g.term, "tcp: no server");
+            // HAProxy names the last server tried, with no connect time.
+            let waited = if g.server.is_some() { 0 } else { -1 };
+            let line = TcpLine {
+                server: g.server,
+                timers: [waited, -1, ms(began.elapsed())],
+                bytes: 0,
+                retries: g.retries,
+                term: g.term,
+            };
+            line.log(&shard, frontend, backend, peer, date);
             return;
         }
-        monoio::time::sleep_until(due).await;
+    };
+    dispatch.succeeded(&server);
+    // What the client sent after its PROXY header, if anything.
+    if !early.is_empty() {
+        let (res, _) = server.stream.write_all(early).await;
+        if res.is_err() {
+            return;
+        }
     }
+    let t = &shard.config.frontends[frontend].timeouts;
+    let idle = Idle {
+        client: t.client,
+        server: conf.timeouts.server,
+        // `timeout tunnel` supersedes both once the connection is established.
+        tunnel: conf.timeouts.tunnel.or(t.tunnel),
+    };
+    let ended = pipe::run(client, server.stream, idle, &shard.pipes).await;
+    shard.stats.traffic(
+        frontend,
+        Some(backend),
+        Some(server.server),
+        ended.to_server,
+        ended.to_client,
+    );
+    let line = TcpLine {
+        server: Some(server.server),
+        timers: [
+            ms(dispatch.times.queued),
+            ms(dispatch.times.connected),
+            ms(began.elapsed()),
+        ],
+        bytes: ended.to_client,
+        retries: dispatch.times.retries,
+        term: ended.term,
+    };
+    line.log(&shard, frontend, backend, peer, date);
+    drop(server.slot);
 }

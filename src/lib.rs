@@ -7,19 +7,28 @@
 
 pub mod accesslog;
 pub mod admin;
+mod bufpool;
 pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod dispatch;
 pub mod health;
 pub mod http;
+pub mod io;
 pub mod l4;
+pub mod limits;
 pub mod listen;
+pub mod pipe;
 pub mod proxy_protocol;
+pub mod record;
 mod reload;
+pub mod runtime;
 pub mod shard;
 pub mod splice;
 pub mod stats;
+pub mod tables;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 
@@ -29,7 +38,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use config::{Config, ConfigErrors};
 use control::{FromShard, ToShard};
@@ -58,7 +67,7 @@ impl std::error::Error for Error {}
 
 /// A started balancer: its shards, and the addresses each frontend listens on.
 pub struct Running {
-    pub(crate) shards: Vec<(Sender<ToShard>, JoinHandle<()>)>,
+    pub(crate) shards: Vec<(control::ShardLink, JoinHandle<()>)>,
     pub(crate) events: Receiver<FromShard>,
     /// (frontend name, bound address), in config order.
     pub listening: Vec<(String, SocketAddr)>,
@@ -66,8 +75,9 @@ pub struct Running {
     pub(crate) health: Option<health::Health>,
     pub(crate) admin: Option<admin::Admin>,
     cluster: Option<cluster::Cluster>,
-    /// The configuration in force.
+    /// The configuration in force, and its limits.
     pub(crate) cfg: Arc<Config>,
+    pub(crate) shared: Arc<limits::Shared>,
     /// What a newer process may take over (`-sf`), and the socket it asks on.
     pub(crate) offer: Option<Arc<upgrade::Offer>>,
     handover: Option<upgrade::Handover>,
@@ -81,7 +91,11 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
 /// Like `start`, taking over the listeners of the processes `old` (`-sf`) when they
 /// hand them over, and binding anew (with a warning) when they do not.
 pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
-    http::init_memory();
+    let refused = tls::not_wired_yet(&cfg);
+    if !refused.is_empty() {
+        return Err(Error::Config(ConfigErrors(refused)));
+    }
+    bufpool::init();
     let cfg = Arc::new(cfg);
     let shards = cfg.runtime.shards;
     let mut received = upgrade::Received::default();
@@ -97,7 +111,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
                 received.states.extend(r.states);
             }
             Err(e) => {
-                upgrade::count_failure();
+                stats::process::count(&stats::process::HANDOVER_FAILURES);
                 tracing::warn!(pid, error = %e, "-sf: hand-over failed; binding anew");
             }
         }
@@ -130,24 +144,32 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             per_shard[i].push((b.frontend, l));
         }
     }
+    let maxconn = global_maxconn(&cfg);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (events_tx, events) = crossbeam_channel::unbounded();
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
-    let controls: Vec<_> = (0..shards)
-        .map(|_| crossbeam_channel::unbounded::<ToShard>())
-        .collect();
+    let controls = (0..shards)
+        .map(|_| control::link())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(Error::Io)?;
+    // The limits every shard shares; they tell a shard about a freed slot through its
+    // control channel.
+    let shared = Arc::new(limits::Shared::with_global(&cfg, None, maxconn));
+    shared.links.set(Arc::new(control::ShardLinks(
+        controls.iter().map(|(tx, _)| tx.clone()).collect(),
+    )));
     let health = health::Health::spawn(
         cfg.clone(),
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
         reports_rx,
     )
     .map_err(Error::Io)?;
-    let admin = admin::Admin::start(
+    let core = Arc::new(control::Core::new(
         cfg.clone(),
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
         health.view.clone(),
-    )
-    .map_err(Error::Io)?;
+    ));
+    let admin = admin::Admin::start(core).map_err(Error::Io)?;
     let (cluster_tx, cluster_rx) = crossbeam_channel::unbounded();
     let _ = admin.core.cluster.set(cluster_tx.clone());
     let cluster = cluster::Cluster::spawn(
@@ -167,7 +189,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         Arc::new(move |cfg| core.resync_messages(cfg))
     };
     let mut handles = Vec::with_capacity(shards);
-    for ((id, listeners), (tx, rx)) in per_shard.into_iter().enumerate().zip(controls) {
+    for ((id, listeners), (tx, inbox)) in per_shard.into_iter().enumerate().zip(controls) {
         let core = match &cfg.runtime.cpus {
             Some(list) => Some(core_affinity::CoreId {
                 id: list[id % list.len()],
@@ -175,12 +197,13 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             None if cores.is_empty() => None,
             None => Some(cores[id % cores.len()]),
         };
-        let spec = shard::ShardSpec {
+        let spec = runtime::ShardSpec {
             id,
             core,
             config: cfg.clone(),
+            shared: shared.clone(),
             listeners,
-            control: rx,
+            control: inbox,
             events: events_tx.clone(),
             reports: reports_tx.clone(),
             log: log.clone(),
@@ -188,8 +211,9 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
             cluster: cluster_tx.clone(),
             resync: resync.clone(),
             handed: handed.clone(),
+            maxconn,
         };
-        let handle = shard::spawn(spec).map_err(Error::Io)?;
+        let handle = runtime::spawn(spec).map_err(Error::Io)?;
         handles.push((tx, handle));
     }
     let running = Running {
@@ -201,6 +225,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         admin: Some(admin),
         cluster: Some(cluster),
         cfg: cfg.clone(),
+        shared,
         offer: None,
         handover: None,
     };
@@ -260,11 +285,15 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
 }
 
 impl Running {
-    /// Prints the `listening frontend=NAME addr=IP:PORT` lines, then `ready shards=N`.
+    /// Prints the `listening frontend=NAME addr=IP:PORT` lines, `listening admin
+    /// addr=IP:PORT` for the admin listener, then `ready shards=N`.
     pub fn announce(&self) {
         let mut out = std::io::stdout().lock();
         for (name, addr) in &self.listening {
             let _ = writeln!(out, "listening frontend={name} addr={addr}");
+        }
+        if let Some(addr) = self.admin.as_ref().and_then(|a| a.listen) {
+            let _ = writeln!(out, "listening admin addr={addr}");
         }
         let _ = writeln!(out, "ready shards={}", self.shards.len());
         let _ = out.flush();
@@ -332,6 +361,71 @@ impl Running {
         }
         tracing::info!("stopped");
     }
+}
+
+/// The global maxconn in force: the configured one (with a warning when the open-file
+/// limit cannot hold it), or, as HAProxy does, one derived from that limit so that
+/// accepting pauses before descriptors run out (`config::fd_budget`). The soft limit is
+/// raised to the hard one first. `None`: no limit on open files, none on connections.
+pub(crate) fn global_maxconn(cfg: &Config) -> Option<u32> {
+    let Some(nofile) = raise_fd_limit() else {
+        return cfg.runtime.maxconn;
+    };
+    let reserved = config::fd_budget::reserved(cfg);
+    match cfg.runtime.maxconn {
+        Some(m) => {
+            let needed = config::fd_budget::needed(cfg, m);
+            if needed > nofile {
+                let fits = config::fd_budget::derive_maxconn(cfg, nofile);
+                tracing::warn!(
+                    maxconn = m,
+                    fd_limit = nofile,
+                    fds_needed = needed,
+                    "maxconn {m} does not fit in the open-file limit ({nofile}): beyond about {fits} connections, accepts or server connections may fail; raise the limit (ulimit -n, LimitNOFILE) or lower maxconn"
+                );
+            }
+            Some(m)
+        }
+        None => {
+            let m = config::fd_budget::derive_maxconn(cfg, nofile);
+            tracing::info!(
+                maxconn = m,
+                fd_limit = nofile,
+                fds_reserved = reserved,
+                "global maxconn set to {m} from the open-file limit ({nofile} descriptors, {reserved} reserved, 2.5 per connection)"
+            );
+            Some(m)
+        }
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard one (at most 2^20) and returns the soft
+/// limit in force; `None` when it is unlimited or cannot be read.
+fn raise_fd_limit() -> Option<u64> {
+    const CAP: u64 = 1 << 20;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0
+            || lim.rlim_cur == libc::RLIM_INFINITY
+        {
+            return None;
+        }
+        let want = lim.rlim_max.min(CAP);
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = want;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
 }
 
 /// Runs `cfg` until SIGTERM or SIGINT, then stops gracefully.

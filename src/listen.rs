@@ -62,7 +62,7 @@ pub fn bind_all_inheriting(
 ) -> Result<Vec<BoundAddr>, BindError> {
     let mut out = Vec::new();
     for (fi, fe) in cfg.frontends.iter().enumerate() {
-        for &want in &fe.binds {
+        for want in fe.binds.iter().map(|b| b.addr) {
             let fail = |source| BindError {
                 frontend: fe.name.clone(),
                 addr: want,

@@ -37,6 +37,10 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     for w in warnings {
         tracing::warn!("reload: {w}");
     }
+    let refused = crate::tls::not_wired_yet(&new);
+    if !refused.is_empty() {
+        return Err(refused);
+    }
     let old = running.cfg.clone();
     // What the running process was built around cannot change under it.
     let mut fixed = Vec::new();
@@ -67,7 +71,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         (0..shards).map(|_| Vec::new()).collect();
     let mut listening = Vec::new();
     for (fi, fe) in new.frontends.iter().enumerate() {
-        for &want in &fe.binds {
+        for want in fe.binds.iter().map(|b| b.addr) {
             let kept = want.port() != 0 && running.listening.iter().any(|(_, a)| *a == want);
             if kept {
                 for list in &mut per_shard {
@@ -117,9 +121,19 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
             }
         }
     }
+    // Counters of servers and proxies that stay carry over: in-flight requests of the
+    // old config give their slots back to them.
+    // The process's maxconn (configured, or derived from the open-file limit) may
+    // change: the one counter of connections carries over with its new limit.
+    let shared = Arc::new(crate::limits::Shared::with_global(
+        &new,
+        Some((&old, &running.shared)),
+        crate::global_maxconn(&new),
+    ));
     for ((tx, _), listeners) in running.shards.iter().zip(per_shard) {
         let _ = tx.send(ToShard::Reload {
             config: new.clone(),
+            shared: shared.clone(),
             listeners,
         });
     }
@@ -150,6 +164,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         }
     }
     running.cfg = new;
+    running.shared = shared;
     running.listening = listening;
     let mut out = std::io::stdout().lock();
     for (name, addr) in &running.listening {

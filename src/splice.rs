@@ -8,7 +8,7 @@
 //! splice op is not used: the kernel hands every one of them to a worker thread, which
 //! costs more than the copy it saves.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use crate::http::Timer;
+use crate::io::Timer;
 
 /// From this many bytes left of a body on, two splices beat reading into the
 /// connection's 16 KiB buffer and writing it out (64 KiB responses, benches/compare.py
@@ -53,10 +53,15 @@ impl Pipe {
     }
 }
 
-/// A shard's idle pipes, always empty.
-#[derive(Default)]
+/// A shard's pipes: the idle ones (always empty), and a count of all it holds.
 pub struct PipePool {
     idle: RefCell<Vec<Pipe>>,
+    /// Pipes open, idle or in use.
+    open: Cell<usize>,
+    /// Most pipes open at once: a quarter of the shard's connections (HAProxy's
+    /// default `maxpipes` is maxconn / 4). Beyond it bodies are copied, so pipes never
+    /// take the descriptors that maxconn counted on for connections.
+    max: usize,
 }
 
 #[derive(Debug)]
@@ -100,9 +105,39 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 }
 
 impl PipePool {
+    /// The pipes of a shard that serves at most `maxconn` connections at once.
+    pub fn new(maxconn: usize) -> PipePool {
+        PipePool {
+            idle: RefCell::new(Vec::new()),
+            open: Cell::new(0),
+            max: (maxconn / 4).max(1),
+        }
+    }
+
     /// Closes the idle pipes beyond a couple (called once a second by the shard).
     pub fn purge(&self) {
-        self.idle.borrow_mut().truncate(POOL_KEEP);
+        let mut idle = self.idle.borrow_mut();
+        let closed = idle.len().saturating_sub(POOL_KEEP);
+        idle.truncate(POOL_KEEP);
+        self.open.set(self.open.get() - closed);
+    }
+
+    /// An idle pipe, or a new one while the shard holds fewer than its maximum.
+    fn lease(&self) -> Result<Lease<'_>, SpliceError> {
+        let pipe = match self.idle.borrow_mut().pop() {
+            Some(p) => p,
+            None if self.open.get() >= self.max => return Err(SpliceError::NoPipe),
+            None => {
+                let p = Pipe::new().map_err(|_| SpliceError::NoPipe)?;
+                self.open.set(self.open.get() + 1);
+                p
+            }
+        };
+        Ok(Lease {
+            pool: self,
+            pipe: Some(pipe),
+            empty: false,
+        })
     }
 
     /// Moves exactly `len` bytes from `from` to `to`. A read waits at most
@@ -110,67 +145,152 @@ impl PipePool {
     /// the connection's own timer.
     pub async fn forward(
         &self,
-        from: &mut TcpStream,
-        to: &mut TcpStream,
-        mut len: u64,
+        from: &TcpStream,
+        to: &TcpStream,
+        len: u64,
         read_timeout: Duration,
         write_timeout: Duration,
         timer: &mut Timer,
     ) -> Result<(), SpliceError> {
-        let pipe = match self.idle.borrow_mut().pop() {
-            Some(p) => p,
-            None => Pipe::new().map_err(|_| SpliceError::NoPipe)?,
+        let mut lease = self.lease()?;
+        let Some(pipe) = &lease.pipe else {
+            return Err(SpliceError::NoPipe);
         };
-        let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
-        // splice(2) honours the sockets' own O_NONBLOCK (SPLICE_F_NONBLOCK only covers
-        // the pipe), and io_uring sockets are blocking: a splice must never block the
-        // shard. io_uring's own reads and writes work the same on non-blocking sockets.
-        for fd in [src, dst] {
-            set_nonblocking(fd).map_err(|_| SpliceError::NoPipe)?;
+        let res = pump(pipe, from, to, len, read_timeout, write_timeout, timer).await;
+        lease.empty = res.is_ok();
+        res
+    }
+}
+
+/// A pipe out of the pool. It goes back when dropped if it is known to be empty (a
+/// transfer completed), and closes otherwise (an error, or a transfer cut short).
+struct Lease<'a> {
+    pool: &'a PipePool,
+    pipe: Option<Pipe>,
+    empty: bool,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(pipe) = self.pipe.take() else { return };
+        let mut idle = self.pool.idle.borrow_mut();
+        if self.empty && idle.len() < POOL_MAX {
+            idle.push(pipe);
+        } else {
+            self.pool.open.set(self.pool.open.get() - 1);
         }
-        while len > 0 {
-            let want = (len as usize).min(pipe.size);
-            let got = loop {
-                match splice(src, pipe.write.as_raw_fd(), want) {
-                    Ok(0) => return Err(SpliceError::Source),
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let at = Instant::now() + read_timeout;
-                        match timer.bound(at, from.readable(false)).await {
-                            Some(Ok(())) => {}
-                            Some(Err(_)) => return Err(SpliceError::Source),
-                            None => return Err(SpliceError::Timeout),
-                        }
+    }
+}
+
+/// Moves exactly `len` bytes from `from` to `to` through `pipe`.
+async fn pump(
+    pipe: &Pipe,
+    from: &TcpStream,
+    to: &TcpStream,
+    mut len: u64,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    timer: &mut Timer,
+) -> Result<(), SpliceError> {
+    let (src, dst) = nonblocking(from, to)?;
+    while len > 0 {
+        let want = (len as usize).min(pipe.size);
+        let got = loop {
+            match splice(src, pipe.write.as_raw_fd(), want) {
+                Ok(0) => return Err(SpliceError::Source),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let at = Instant::now() + read_timeout;
+                    match timer.bound(at, from.readable(false)).await {
+                        Some(Ok(())) => {}
+                        Some(Err(_)) => return Err(SpliceError::Source),
+                        None => return Err(SpliceError::Timeout),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return Err(SpliceError::Source),
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(SpliceError::Source),
+            }
+        };
+        let mut left = got;
+        while left > 0 {
+            match splice(pipe.read.as_raw_fd(), dst, left) {
+                Ok(0) => return Err(SpliceError::Destination),
+                Ok(n) => left -= n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let at = Instant::now() + write_timeout;
+                    match timer.bound(at, to.writable(false)).await {
+                        Some(Ok(())) => {}
+                        Some(Err(_)) => return Err(SpliceError::Destination),
+                        None => return Err(SpliceError::Timeout),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(SpliceError::Destination),
+            }
+        }
+        len -= got as u64;
+    }
+    Ok(())
+}
+
+/// Both sockets' descriptors, made non-blocking: splice(2) honours the sockets' own
+/// O_NONBLOCK (SPLICE_F_NONBLOCK only covers the pipe), and io_uring sockets are
+/// blocking: a splice must never block the shard. io_uring's own reads and writes
+/// work the same on non-blocking sockets.
+fn nonblocking(from: &TcpStream, to: &TcpStream) -> Result<(RawFd, RawFd), SpliceError> {
+    let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
+    for fd in [src, dst] {
+        set_nonblocking(fd).map_err(|_| SpliceError::NoPipe)?;
+    }
+    Ok((src, dst))
+}
+
+impl PipePool {
+    /// Moves everything `from` sends to `to` until `from` ends (`Ok`) or either side
+    /// fails; `moved` hears of every transfer. Waits without a deadline: the caller
+    /// bounds the whole (dropping this future closes the pipe, never pools one that
+    /// may hold bytes).
+    pub async fn stream(
+        &self,
+        from: &TcpStream,
+        to: &TcpStream,
+        mut moved: impl FnMut(usize),
+    ) -> Result<(), SpliceError> {
+        let (src, dst) = nonblocking(from, to)?;
+        let mut lease = self.lease()?;
+        let Some(pipe) = &lease.pipe else {
+            return Err(SpliceError::NoPipe);
+        };
+        loop {
+            let got = match splice(src, pipe.write.as_raw_fd(), pipe.size) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    from.readable(false)
+                        .await
+                        .map_err(|_| SpliceError::Source)?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(SpliceError::Source),
             };
-            // The pipe must be empty again before it is reused: on an error below it
-            // is dropped (closed) instead of going back to the pool.
             let mut left = got;
             while left > 0 {
                 match splice(pipe.read.as_raw_fd(), dst, left) {
                     Ok(0) => return Err(SpliceError::Destination),
                     Ok(n) => left -= n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let at = Instant::now() + write_timeout;
-                        match timer.bound(at, to.writable(false)).await {
-                            Some(Ok(())) => {}
-                            Some(Err(_)) => return Err(SpliceError::Destination),
-                            None => return Err(SpliceError::Timeout),
-                        }
+                        to.writable(false)
+                            .await
+                            .map_err(|_| SpliceError::Destination)?;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return Err(SpliceError::Destination),
                 }
             }
-            len -= got as u64;
+            moved(got);
         }
-        let mut idle = self.idle.borrow_mut();
-        if idle.len() < POOL_MAX {
-            idle.push(pipe);
-        }
+        lease.empty = true;
         Ok(())
     }
 }

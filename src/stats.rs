@@ -9,6 +9,43 @@ use hdrhistogram::Histogram;
 
 use crate::config::Config;
 
+/// Process-wide counters: events of the process itself, not of a proxy or a server.
+/// Rare events only (an atomic add each), read by the metrics.
+pub mod process {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Shard runtimes that died of a panic and were started again (all shards).
+    pub static SHARD_RESTARTS: AtomicU64 = AtomicU64::new(0);
+    /// `-sf` hand-overs that failed in this process's start.
+    pub static HANDOVER_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+    /// Times a shard's control loop woke up (messages, timers), all shards.
+    pub static CONTROL_WAKEUPS: AtomicU64 = AtomicU64::new(0);
+    /// Control messages shards applied (health flips, operator changes, ...).
+    pub static CONTROL_MESSAGES: AtomicU64 = AtomicU64::new(0);
+
+    /// From a control message's sending to its application on a shard, in
+    /// microseconds (all shards; recorded off the request path).
+    pub fn control_latency() -> &'static std::sync::Mutex<hdrhistogram::Histogram<u64>> {
+        static H: std::sync::OnceLock<std::sync::Mutex<hdrhistogram::Histogram<u64>>> =
+            std::sync::OnceLock::new();
+        H.get_or_init(|| {
+            std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2)
+                    .expect("valid histogram bounds"),
+            )
+        })
+    }
+
+    pub fn count(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn read(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
 macro_rules! counters {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {
         /// Live counters of one proxy or server on one shard.

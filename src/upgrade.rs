@@ -10,13 +10,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
-
-/// Hand-overs that failed in this process's start (exported as a metric).
-pub static HANDOVER_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// Most descriptors per message.
 const FDS_PER_MESSAGE: usize = 64;
@@ -190,8 +186,4 @@ pub fn finish_old(pids: &[u32]) {
             tracing::info!(pid, "-sf: old process told to finish");
         }
     }
-}
-
-pub fn count_failure() {
-    HANDOVER_FAILURES.fetch_add(1, Ordering::Relaxed);
 }

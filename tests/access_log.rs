@@ -58,7 +58,8 @@ fn http_lines_on_stdout() {
 
 #[test]
 fn failures_are_logged_with_their_termination_state() {
-    let lb = RingLb::start(&toml("stdout", "http", "http", dead_addr()));
+    let dead = ReservedPort::new();
+    let lb = RingLb::start(&toml("stdout", "http", "http", dead.addr()));
     assert_eq!(http_get(lb.addr("web"), "/dead").status, 503);
     wait_for("the log line", Duration::from_secs(5), || {
         lb.stdout_lines().iter().any(|l| l.contains("/dead"))
@@ -124,9 +125,8 @@ fn tcp_lines() {
 #[test]
 fn haproxy_cfg_log_global_and_httplog() {
     let b = TestBackend::start("b");
-    let port = free_port();
     let cfg = format!(
-        "global\n    nbthread 2\n    log stdout format raw local0\n\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:{port}\n    default_backend app\n\nbackend app\n    server s1 {}\n",
+        "global\n    nbthread 2\n    log stdout format raw local0\n\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\n\nbackend app\n    server s1 {}\n",
         b.addr()
     );
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();

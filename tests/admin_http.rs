@@ -8,13 +8,13 @@ use std::time::Duration;
 use common::*;
 
 fn start(a: &TestBackend, b_addr: std::net::SocketAddr) -> (RingLb, std::net::SocketAddr) {
-    let admin = free_port();
     let toml = format!(
-        "[runtime]\nshards = 2\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n\n[backend.app]\nretries = 1\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n[[backend.app.server]]\nname = \"s2\"\naddr = \"{b_addr}\"\n",
+        "[runtime]\nshards = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n\n[backend.app]\nretries = 1\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n[[backend.app.server]]\nname = \"s2\"\naddr = \"{b_addr}\"\n",
         a.addr()
     );
     let lb = RingLb::start(&toml);
-    (lb, format!("127.0.0.1:{admin}").parse().unwrap())
+    let admin = lb.admin_addr();
+    (lb, admin)
 }
 
 fn sample(metrics: &str, series: &str) -> f64 {
@@ -24,7 +24,8 @@ fn sample(metrics: &str, series: &str) -> f64 {
 #[test]
 fn metrics_use_haproxy_names_and_merge_shards() {
     let a = TestBackend::start("a");
-    let (lb, admin) = start(&a, dead_addr());
+    let dead = ReservedPort::new();
+    let (lb, admin) = start(&a, dead.addr());
     for _ in 0..10 {
         assert_eq!(http_get(lb.addr("web"), "/").status, 200);
     }
@@ -137,7 +138,8 @@ fn a_scrape_never_blocks_traffic() {
 #[test]
 fn metrics_count_connections_per_shard() {
     let a = TestBackend::start("a");
-    let (lb, admin) = start(&a, dead_addr());
+    let dead = ReservedPort::new();
+    let (lb, admin) = start(&a, dead.addr());
     for _ in 0..40 {
         assert_eq!(http_get(lb.addr("web"), "/").status, 200);
     }

@@ -65,23 +65,20 @@ fn keep_alive_requests_do_not_allocate() {
         }
     });
 
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ringlb.toml");
     std::fs::write(
         &path,
         format!(
-            "[runtime]\nshards = 1\n[frontend.web]\nbind = \"127.0.0.1:{port}\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{server_addr}\"\n"
+            "[runtime]\nshards = 1\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{server_addr}\"\n"
         ),
     )
     .unwrap();
     let cfg = ringlb::config::Config::load(&path).unwrap();
     let running = ringlb::start(cfg).unwrap();
+    let (_, addr) = running.listening[0];
 
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
     c.set_nodelay(true).unwrap();
     let request = b"GET /item?id=7 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n";
     let mut buf = [0u8; 4096];

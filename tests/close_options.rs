@@ -8,9 +8,8 @@ use std::time::Duration;
 use common::*;
 
 fn start(option: &str, b: &TestBackend) -> RingLb {
-    let port = free_port();
     let cfg = format!(
-        "global\n    nbthread 1\ndefaults\n    mode http\n    {option}\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:{port}\n    default_backend app\nbackend app\n    server s1 {}\n",
+        "global\n    nbthread 1\ndefaults\n    mode http\n    {option}\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
         b.addr()
     );
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();

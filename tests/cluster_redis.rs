@@ -267,7 +267,6 @@ fn rate_limit_holds_across_both_nodes_within_the_bound() {
 #[test]
 fn redis_down_costs_no_request_and_state_converges_when_it_returns() {
     let mut redis = RedisServer::start();
-    let port = redis.port();
     let dir = tempfile::tempdir().unwrap();
     let (b1, b2) = (TestBackend::start("b1"), TestBackend::start("b2"));
     let stick = "[backend.app.stick]\non = \"src\"\nexpire = \"1m\"\n";
@@ -307,7 +306,7 @@ fn redis_down_costs_no_request_and_state_converges_when_it_returns() {
     assert_eq!(admin_state(&a.sock, "s1"), Some(8));
     assert_eq!(admin_state(&b.sock, "s1"), Some(0), "B cannot know yet");
     let t_back = Instant::now();
-    let redis = RedisServer::start_on(port);
+    redis.restart();
     // Backoff tops at 5 s: both nodes resync, and B applies A's drain.
     wait_for(
         "B converges after Redis returns",

@@ -88,6 +88,7 @@ fn tcp_connect(addr: SocketAddr) -> TcpStream {
 #[test]
 fn tcp_mode_skips_dead_servers_at_connect() {
     let echo = EchoServer::start();
+    let (d1, d2) = (ReservedPort::new(), ReservedPort::new());
     // error_limit = 0: the dead servers are never marked down, so every connection
     // that meets one goes through the connect retry itself.
     let lb = RingLb::start(&app_config_mode(
@@ -96,8 +97,8 @@ fn tcp_mode_skips_dead_servers_at_connect() {
         "[timeout]\nconnect = \"1s\"",
         "balance = \"round_robin\"\nretries = 2\nredispatch = true\nerror_limit = 0",
         &[
-            server("dead1", dead_addr(), ""),
-            server("dead2", dead_addr(), ""),
+            server("dead1", d1.addr(), ""),
+            server("dead2", d2.addr(), ""),
             server("echo", echo.addr(), ""),
         ],
     ));
@@ -118,13 +119,14 @@ fn tcp_mode_skips_dead_servers_at_connect() {
 #[test]
 fn http_skips_dead_servers_at_connect() {
     let b = TestBackend::start("alive");
+    let (d1, d2) = (ReservedPort::new(), ReservedPort::new());
     let lb = RingLb::start(&app_config(
         2,
         "[timeout]\nconnect = \"1s\"",
         "retries = 2\nredispatch = true\nerror_limit = 0",
         &[
-            server("dead1", dead_addr(), ""),
-            server("dead2", dead_addr(), ""),
+            server("dead1", d1.addr(), ""),
+            server("dead2", d2.addr(), ""),
             server("alive", b.addr(), ""),
         ],
     ));
@@ -207,12 +209,13 @@ fn idempotent_request_is_replayed_only_when_buffered_whole() {
 #[test]
 fn passive_failures_mark_a_server_down_for_a_cool_down() {
     let b = TestBackend::start("alive");
+    let dead = ReservedPort::new();
     let lb = RingLb::start(&app_config(
         2,
         "[timeout]\nconnect = \"1s\"",
         "retries = 3\nredispatch = true\nerror_limit = 3",
         &[
-            server("dead", dead_addr(), ""),
+            server("dead", dead.addr(), ""),
             server("alive", b.addr(), ""),
         ],
     ));
@@ -307,6 +310,7 @@ fn every_server_down_is_an_immediate_503() {
 
 #[test]
 fn every_server_dead_is_an_immediate_503() {
+    let (d1, d2) = (ReservedPort::new(), ReservedPort::new());
     // Nothing listens: connects are refused at once. Once the retries are spent the
     // answer is 503 (as HAProxy answers); after the passive error limit has marked both
     // servers down, 503 without trying. Never a wait for the 5 s timeouts.
@@ -314,7 +318,7 @@ fn every_server_dead_is_an_immediate_503() {
         2,
         "[timeout]\nconnect = \"5s\"\nqueue = \"5s\"",
         "retries = 3\nerror_limit = 4",
-        &[server("d1", dead_addr(), ""), server("d2", dead_addr(), "")],
+        &[server("d1", d1.addr(), ""), server("d2", d2.addr(), "")],
     ));
     let addr = lb.addr("web");
     for i in 0..20 {

@@ -5,9 +5,8 @@ mod common;
 use common::*;
 
 fn start(frontend_opt: &str, backend_opt: &str, b: &TestBackend) -> RingLb {
-    let port = free_port();
     let cfg = format!(
-        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:{port}\n{frontend_opt}    default_backend app\n\nbackend app\n{backend_opt}    server s1 {}\n",
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n{frontend_opt}    default_backend app\n\nbackend app\n{backend_opt}    server s1 {}\n",
         b.addr()
     );
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();

@@ -58,11 +58,11 @@ fn keepalived_examples_pass_keepalived_t() {
 #[test]
 fn check_script_follows_ready() {
     let b = TestBackend::start("b");
-    let admin = dead_addr();
     let lb = RingLb::start(&http_config(
         &[b.addr()],
-        &format!("[admin]\nlisten = \"{admin}\"\n"),
+        "[admin]\nlisten = \"127.0.0.1:0\"\n",
     ));
+    let admin = lb.admin_addr();
     let url = format!("http://{admin}/ready");
     let script = ha_dir().join("check-ringlb-ready");
     let run = || Command::new(&script).arg(&url).status().unwrap().success();

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use common::wire::{header_values, pattern_byte, pattern_slice};
@@ -134,9 +134,38 @@ fn echo_server_half_close() {
     assert_eq!(e.accepts(), 1);
 }
 
+/// A reserved port refuses connections, cannot be bound by anyone who did not ask for
+/// it with SO_REUSEADDR, and can be listened on by a program that does (as HAProxy and
+/// redis-server bind): refused again once that listener is gone.
 #[test]
-fn dead_addr_refuses() {
-    let a = dead_addr();
-    let err = TcpStream::connect_timeout(&a, Duration::from_secs(1)).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+fn reserved_port_refuses_and_can_be_handed_to_a_listener() {
+    let r = ReservedPort::new();
+    let a = r.addr();
+    assert!(a.ip().is_loopback() && a.port() != 0, "{a}");
+    let refused = || {
+        TcpStream::connect_timeout(&a, Duration::from_secs(1))
+            .expect_err("nothing listens on a reserved port")
+            .kind()
+            == std::io::ErrorKind::ConnectionRefused
+    };
+    assert!(refused());
+
+    // Without SO_REUSEADDR the port is taken.
+    let plain = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let err = plain
+        .bind(&a.into())
+        .expect_err("the reservation holds the port");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+
+    // With it (std's TcpListener::bind sets it, like HAProxy and redis-server), a
+    // listener gets the port and accepts.
+    let l = TcpListener::bind(a).expect("a SO_REUSEADDR listener on the reserved port");
+    let mut c = TcpStream::connect_timeout(&a, Duration::from_secs(1)).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    c.write_all(b"hi").unwrap();
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hi");
+    drop((c, s, l));
+    assert!(refused(), "refused again once the listener is gone");
 }

@@ -7,9 +7,8 @@ use std::time::Duration;
 use common::*;
 
 fn start(expect: &str, b: &TestBackend) -> RingLb {
-    let port = free_port();
     let cfg = format!(
-        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:{port}\n    default_backend app\n\nbackend app\n    option httpchk GET /\n    http-check expect {expect}\n    server s1 {} check inter 100 fall 1 rise 1\n",
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\n\nbackend app\n    option httpchk GET /\n    http-check expect {expect}\n    server s1 {} check inter 100 fall 1 rise 1\n",
         b.addr()
     );
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();

@@ -10,7 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use common::raw::{read_head, read_to_end};
-use common::{free_port, http_config, http_get, metric, wait_for, HttpClient, RawServer, RingLb};
+use common::{http_config, http_get, metric, wait_for, HttpClient, RawServer, RingLb};
 
 const CONNECT: &str = "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n";
 
@@ -104,18 +104,13 @@ fn connect_is_refused_where_not_allowed() {
 #[test]
 fn tunnel_bytes_are_counted_in_the_stats() {
     let s = forward_proxy();
-    let admin = free_port();
     let lb = RingLb::start(
-        &http_config(
-            &[s.addr()],
-            &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n"),
-        )
-        .replace(
+        &http_config(&[s.addr()], "[admin]\nlisten = \"127.0.0.1:0\"\n").replace(
             "mode = \"http\"\n",
             "mode = \"http\"\nallow_connect = true\n",
         ),
     );
-    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let admin = lb.admin_addr();
     let payload = vec![b'x'; 100_000];
     let mut c = TcpStream::connect(lb.addr("web")).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -114,8 +114,9 @@ fn oversized_head_gets_431() {
 
 #[test]
 fn dead_servers_get_503_as_with_haproxy() {
+    let (d1, d2) = (ReservedPort::new(), ReservedPort::new());
     let lb = RingLb::start(&http_config(
-        &[dead_addr(), dead_addr()],
+        &[d1.addr(), d2.addr()],
         "[timeout]\nconnect = \"1s\"\n",
     ));
     for _ in 0..4 {
@@ -127,7 +128,8 @@ fn dead_servers_get_503_as_with_haproxy() {
 #[test]
 fn dead_server_is_skipped_when_another_works() {
     let b = TestBackend::start("alive");
-    let lb = RingLb::start(&http_config(&[dead_addr(), b.addr()], ""));
+    let dead = ReservedPort::new();
+    let lb = RingLb::start(&http_config(&[dead.addr(), b.addr()], ""));
     for i in 0..6 {
         let r = http_get(lb.addr("web"), "/");
         assert_eq!(r.status, 200, "request {i}: {r:?}");

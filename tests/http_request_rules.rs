@@ -6,9 +6,8 @@ mod common;
 use common::*;
 
 fn start(rules: &str, b: &TestBackend) -> RingLb {
-    let port = free_port();
     let cfg = format!(
-        "global\n    nbthread 2\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:{port}\n    acl is_admin path_beg /admin\n{rules}    default_backend app\n\nbackend app\n    server s1 {}\n",
+        "global\n    nbthread 2\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n    acl is_admin path_beg /admin\n{rules}    default_backend app\n\nbackend app\n    server s1 {}\n",
         b.addr()
     );
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
@@ -70,10 +69,7 @@ fn deny_return_and_redirect_answer_at_once() {
 
 #[test]
 fn unsupported_rules_are_clear_errors() {
-    let port = free_port();
-    let cfg = format!(
-        "defaults\n    mode http\nfrontend www\n    bind 127.0.0.1:{port}\n    http-request set-header X-Src %[src]\n    http-request capture req.hdr(host) len 10\n    default_backend app\nbackend app\n    server s1 127.0.0.1:1\n"
-    );
+    let cfg = "defaults\n    mode http\nfrontend www\n    bind 127.0.0.1:0\n    http-request set-header X-Src %[src]\n    http-request capture req.hdr(host) len 10\n    default_backend app\nbackend app\n    server s1 127.0.0.1:1\n";
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
     std::fs::write(file.path(), cfg).unwrap();
     let out = run(

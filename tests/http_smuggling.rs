@@ -251,8 +251,7 @@ fn haproxy_tune_limits_apply() {
     // `tune.http.maxhdr` and `tune.bufsize` from haproxy.cfg are the same limits.
     let b = TestBackend::start("a");
     let cfg = format!(
-        "global\n    nbthread 1\n    tune.http.maxhdr 10\n    tune.bufsize 2048\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:{}\n    default_backend app\nbackend app\n    server s1 {}\n",
-        common::free_port(),
+        "global\n    nbthread 1\n    tune.http.maxhdr 10\n    tune.bufsize 2048\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
         b.addr()
     );
     let lb = common::haproxy::ringlb_cfg(&cfg);
@@ -400,8 +399,8 @@ fn connection_naming_framing_fields_matches_haproxy() {
         CONNECTION_HOST,
     ] {
         let (rec_h, rec_r) = (Recorder::start(), Recorder::start());
-        let port = common::free_port();
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let port = common::tcp::ReservedPort::new();
+        let addr = port.addr();
         let _h = common::haproxy::HaProxy::start(
             &rule_cfg(&addr.to_string(), rec_h.addr()),
             &[addr],

@@ -15,15 +15,14 @@ fn prometheus_client_parses_the_exposition() {
         return;
     }
     let b = TestBackend::start("b");
-    let admin = free_port();
     let lb = RingLb::start(&format!(
-        "[runtime]\nshards = 2\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n",
+        "[runtime]\nshards = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n",
         b.addr()
     ));
     for _ in 0..25 {
         assert_eq!(http_get(lb.addr("web"), "/").status, 200);
     }
-    let text = http_get(format!("127.0.0.1:{admin}").parse().unwrap(), "/metrics").body_str();
+    let text = http_get(lb.admin_addr(), "/metrics").body_str();
     let script = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families

@@ -5,17 +5,18 @@ mod common;
 
 use common::*;
 
-fn config(redispatch: bool, alive: std::net::SocketAddr) -> String {
+fn config(redispatch: bool, dead: &ReservedPort, alive: std::net::SocketAddr) -> String {
     format!(
         "[runtime]\nshards = 1\n[timeout]\nconnect = \"1s\"\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\nretries = 2\nredispatch = {redispatch}\nerror_limit = 0\n[[backend.app.server]]\nname = \"dead\"\naddr = \"{}\"\n[[backend.app.server]]\nname = \"alive\"\naddr = \"{alive}\"\n",
-        dead_addr()
+        dead.addr()
     )
 }
 
 #[test]
 fn without_redispatch_retries_stay_on_the_failing_server() {
     let b = TestBackend::start("alive");
-    let lb = RingLb::start(&config(false, b.addr()));
+    let dead = ReservedPort::new();
+    let lb = RingLb::start(&config(false, &dead, b.addr()));
     let statuses: Vec<u16> = (0..10)
         .map(|_| http_get(lb.addr("web"), "/").status)
         .collect();
@@ -43,7 +44,8 @@ fn without_redispatch_retries_stay_on_the_failing_server() {
 #[test]
 fn with_redispatch_every_request_is_served() {
     let b = TestBackend::start("alive");
-    let lb = RingLb::start(&config(true, b.addr()));
+    let dead = ReservedPort::new();
+    let lb = RingLb::start(&config(true, &dead, b.addr()));
     for _ in 0..10 {
         assert_eq!(http_get(lb.addr("web"), "/").status, 200);
     }

@@ -60,9 +60,9 @@ fn config(port: u16, servers: &[(&str, std::net::SocketAddr)], extra: &str) -> S
 fn new_servers_for_new_requests_and_in_flight_ones_finish() {
     let a = TestBackend::start("a");
     let b = TestBackend::start("b");
-    let port = free_port();
-    let s = start(&config(port, &[("s1", a.addr())], ""));
+    let s = start(&config(0, &[("s1", a.addr())], ""));
     let addr = s.lb.addr("web");
+    let port = addr.port();
     assert_eq!(http_get(addr, "/").header("x-backend"), Some("a"));
     let mut kept = HttpClient::connect(addr);
     assert_eq!(kept.get("/").header("x-backend"), Some("a"));
@@ -89,9 +89,9 @@ fn new_servers_for_new_requests_and_in_flight_ones_finish() {
 #[test]
 fn no_connection_is_refused_across_reloads() {
     let a = TestBackend::start("a");
-    let port = free_port();
-    let s = start(&config(port, &[("s1", a.addr())], ""));
+    let s = start(&config(0, &[("s1", a.addr())], ""));
     let addr = s.lb.addr("web");
+    let port = addr.port();
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
@@ -161,24 +161,31 @@ fn no_connection_is_refused_across_reloads() {
 #[test]
 fn listeners_added_and_removed() {
     let a = TestBackend::start("a");
-    let (p1, p2) = (free_port(), free_port());
-    let s = start(&config(p1, &[("s1", a.addr())], ""));
+    let s = start(&config(0, &[("s1", a.addr())], ""));
+    let first = s.lb.addr("web");
     let two = format!(
-        "{}\n[frontend.extra]\nbind = \"127.0.0.1:{p2}\"\ndefault_backend = \"app\"\n",
-        config(p1, &[("s1", a.addr())], "")
+        "{}\n[frontend.extra]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n",
+        config(first.port(), &[("s1", a.addr())], "")
     );
     write(&s.path, &two);
     reload(&s, 1);
-    let extra: std::net::SocketAddr = format!("127.0.0.1:{p2}").parse().unwrap();
+    let extra =
+        s.lb.latest_addr("extra")
+            .expect("a listening line for the new frontend");
+    assert_eq!(s.lb.latest_addr("web"), Some(first), "web kept its socket");
     assert_eq!(http_get(extra, "/").status, 200);
     // Drop the first frontend: its port closes, the other keeps serving.
     let only_extra = format!(
-        "[runtime]\nshards = 2\n[frontend.extra]\nbind = \"127.0.0.1:{p2}\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n",
+        "[runtime]\nshards = 2\n[frontend.extra]\nbind = \"{extra}\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n",
         a.addr()
     );
     write(&s.path, &only_extra);
     reload(&s, 2);
-    let first: std::net::SocketAddr = format!("127.0.0.1:{p1}").parse().unwrap();
+    assert_eq!(
+        s.lb.latest_addr("extra"),
+        Some(extra),
+        "extra kept its socket"
+    );
     wait_for(
         "the removed listener to close",
         Duration::from_secs(3),
@@ -194,9 +201,9 @@ fn server_state_survives_and_runtime_changes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
     let extra = format!("[admin]\nstats_socket = \"{}\"", sock.display());
-    let port = free_port();
-    let s = start(&config(port, &[("s1", a.addr()), ("s2", b.addr())], &extra));
+    let s = start(&config(0, &[("s1", a.addr()), ("s2", b.addr())], &extra));
     let addr = s.lb.addr("web");
+    let port = addr.port();
     assert_eq!(cli(&sock, "set server app/s1 state drain"), "\n");
     cli(&sock, "show stat");
     // Reload with one more server: s1 stays drained.
@@ -244,12 +251,13 @@ fn server_state_survives_and_runtime_changes_are_refused() {
 #[test]
 fn a_head_in_pieces_after_a_reload_gets_its_full_request_timeout() {
     let a = TestBackend::start("a");
-    let port = free_port();
     let extra = "[timeout]\nhttp_request = \"1s\"\nhttp_keep_alive = \"30s\"\n";
-    let s = start(&config(port, &[("s1", a.addr())], extra));
-    let mut kept = HttpClient::connect(s.lb.addr("web"));
+    let s = start(&config(0, &[("s1", a.addr())], extra));
+    let addr = s.lb.addr("web");
+    let mut kept = HttpClient::connect(addr);
     assert_eq!(kept.get("/").status, 200);
     std::thread::sleep(Duration::from_millis(1500));
+    write(&s.path, &config(addr.port(), &[("s1", a.addr())], extra));
     reload(&s, 1);
     kept.send("GET / HTTP/1.1\r\n");
     std::thread::sleep(Duration::from_millis(300));

@@ -43,9 +43,8 @@ fn a_dead_shard_restarts_and_the_other_keeps_serving() {
     let b = TestBackend::start("b");
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ringlb.sock");
-    let admin = free_port();
     let lb = RingLb::start(&format!(
-        "[runtime]\nshards = 2\n[admin]\nstats_socket = \"{}\"\nlisten = \"127.0.0.1:{admin}\"\n[timeout]\nclient = \"60s\"\nhttp_keep_alive = \"60s\"\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n[[backend.app.server]]\nname = \"s2\"\naddr = \"{}\"\n",
+        "[runtime]\nshards = 2\n[admin]\nstats_socket = \"{}\"\nlisten = \"127.0.0.1:0\"\n[timeout]\nclient = \"60s\"\nhttp_keep_alive = \"60s\"\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n[[backend.app.server]]\nname = \"s2\"\naddr = \"{}\"\n",
         sock.display(),
         a.addr(),
         b.addr()
@@ -141,7 +140,7 @@ fn a_dead_shard_restarts_and_the_other_keeps_serving() {
         assert_eq!(http_get(addr, "/").status, 200);
     }
     assert_eq!(b.requests(), served_by_b, "s2 is still in maintenance");
-    let m = http_get(format!("127.0.0.1:{admin}").parse().unwrap(), "/metrics").body_str();
+    let m = http_get(lb.admin_addr(), "/metrics").body_str();
     assert!(m.contains("ringlb_shard_restarts_total{} 1"), "{m}");
     // What the dead runtime leaves behind is bounded: its ring, its listener and the
     // descriptors of the connections it served.
@@ -157,21 +156,21 @@ fn an_upgrade_after_a_restart_takes_over_the_new_sockets() {
     env();
     let a = TestBackend::start("a");
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let cfg = dir.path().join("ringlb.toml");
-    std::fs::write(
-        &cfg,
+    let config = |bind: std::net::SocketAddr| {
         format!(
-            "[runtime]\nshards = 2\n[frontend.web]\nbind = \"127.0.0.1:{port}\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{}\"\n",
+            "[runtime]\nshards = 2\n[frontend.web]\nbind = \"{bind}\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{}\"\n",
             a.addr()
-        ),
-    )
-    .unwrap();
+        )
+    };
+    std::fs::write(&cfg, config("127.0.0.1:0".parse().unwrap())).unwrap();
     let mut old = RingLb::launch(&["-f", cfg.to_str().unwrap()], None, |l| {
         l.starts_with("ready")
     });
     let addr = old.addr("web");
     kill_a_shard(&old, addr);
+    // The new process names the port the old one got, as an operator's file would.
+    std::fs::write(&cfg, config(addr)).unwrap();
 
     let pid = old.pid().to_string();
     let new = RingLb::launch(&["-f", cfg.to_str().unwrap(), "-sf", &pid], None, |l| {

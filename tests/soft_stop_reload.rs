@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::*;
 
-fn config(b: &TestBackend, admin: u16, extra: &str) -> String {
+fn config(b: &TestBackend, extra: &str) -> String {
     format!(
-        "[runtime]\nshards = 2\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[timeout]\nshutdown = \"200ms\"\n{extra}\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{}\"\n",
+        "[runtime]\nshards = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n[timeout]\nshutdown = \"200ms\"\n{extra}\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{}\"\n",
         b.addr()
     )
 }
@@ -21,9 +21,8 @@ fn config(b: &TestBackend, admin: u16, extra: &str) -> String {
 #[test]
 fn soft_stop_lets_long_requests_finish_and_fails_ready() {
     let b = TestBackend::start("b");
-    let admin_port = free_port();
-    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
-    let mut lb = RingLb::start(&config(&b, admin_port, ""));
+    let mut lb = RingLb::start(&config(&b, ""));
+    let admin = lb.admin_addr();
     let addr = lb.addr("web");
     assert_eq!(http_get(admin, "/ready").status, 200);
     let done = Arc::new(AtomicBool::new(false));
@@ -57,7 +56,7 @@ fn soft_stop_lets_long_requests_finish_and_fails_ready() {
 #[test]
 fn sigterm_during_a_soft_stop_cuts_it_short() {
     let b = TestBackend::start("b");
-    let mut lb = RingLb::start(&config(&b, free_port(), ""));
+    let mut lb = RingLb::start(&config(&b, ""));
     let addr = lb.addr("web");
     let slow = std::thread::spawn(move || {
         HttpClient::connect(addr).try_request(get_request("/sleep/5000"))
@@ -82,7 +81,7 @@ fn sigterm_during_a_soft_stop_cuts_it_short() {
 #[test]
 fn hard_stop_after_bounds_a_soft_stop() {
     let b = TestBackend::start("b");
-    let mut lb = RingLb::start(&config(&b, free_port(), "hard_stop_after = \"300ms\""));
+    let mut lb = RingLb::start(&config(&b, "hard_stop_after = \"300ms\""));
     let addr = lb.addr("web");
     let _slow = std::thread::spawn(move || {
         HttpClient::connect(addr).try_request(get_request("/sleep/5000"))
@@ -103,8 +102,7 @@ fn hard_stop_after_bounds_a_soft_stop() {
 fn a_bad_config_on_reload_is_refused_and_nothing_changes() {
     let b = TestBackend::start("b");
     let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    file.write_all(config(&b, free_port(), "").as_bytes())
-        .unwrap();
+    file.write_all(config(&b, "").as_bytes()).unwrap();
     let path = file.path().to_str().unwrap().to_string();
     let lb = RingLb::launch(&["-f", &path], None, |l| l.starts_with("ready"));
     let addr = lb.addr("web");

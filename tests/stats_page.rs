@@ -5,11 +5,10 @@ mod common;
 
 use common::*;
 
-fn start_cfg(b: &TestBackend, port: u16) -> RingLb {
+fn start_cfg(b: &TestBackend) -> RingLb {
     let cfg = format!(
-        "global\n    nbthread 2\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:{port}\n    http-request use-service prometheus-exporter if {{ path /metrics }}\n    default_backend app\n\nbackend app\n    server s1 {}\n\nlisten stats\n    bind 127.0.0.1:{}\n    stats enable\n    stats uri /haproxy?stats\n    stats refresh 10s\n    stats auth admin:s3cret\n    stats realm Ops\n    server none 127.0.0.1:1 disabled\n",
-        b.addr(),
-        free_port()
+        "global\n    nbthread 2\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n    http-request use-service prometheus-exporter if {{ path /metrics }}\n    default_backend app\n\nbackend app\n    server s1 {}\n\nlisten stats\n    bind 127.0.0.1:0\n    stats enable\n    stats uri /haproxy?stats\n    stats refresh 10s\n    stats auth admin:s3cret\n    stats realm Ops\n    server none 127.0.0.1:1 disabled\n",
+        b.addr()
     );
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
     std::fs::write(file.path(), cfg).unwrap();
@@ -20,7 +19,7 @@ fn start_cfg(b: &TestBackend, port: u16) -> RingLb {
 #[test]
 fn stats_page_with_auth_and_csv() {
     let b = TestBackend::start("b");
-    let lb = start_cfg(&b, free_port());
+    let lb = start_cfg(&b);
     for _ in 0..3 {
         assert_eq!(http_get(lb.addr("www"), "/").status, 200);
     }
@@ -64,7 +63,7 @@ fn stats_page_with_auth_and_csv() {
 #[test]
 fn prometheus_exporter_on_a_frontend_path() {
     let b = TestBackend::start("b");
-    let lb = start_cfg(&b, free_port());
+    let lb = start_cfg(&b);
     assert_eq!(http_get(lb.addr("www"), "/x").status, 200);
     let r = http_get(lb.addr("www"), "/metrics");
     assert_eq!(r.status, 200);

@@ -36,19 +36,24 @@ fn cookie_stickiness_from_haproxy_cfg_holds_across_shards() {
     let bs: Vec<TestBackend> = (1..=3)
         .map(|i| TestBackend::start(&format!("b{i}")))
         .collect();
-    let vars = vec![
-        ("PORT", free_port().to_string()),
-        ("S1", bs[0].addr().to_string()),
-        ("S2", bs[1].addr().to_string()),
-        ("S3", bs[2].addr().to_string()),
-    ];
-    let text = render(STICKY_CFG, &vars);
-    let f = write_cfg(&text);
+    let text = |port: &str| {
+        render(
+            STICKY_CFG,
+            &[
+                ("PORT", port.to_string()),
+                ("S1", bs[0].addr().to_string()),
+                ("S2", bs[1].addr().to_string()),
+                ("S3", bs[2].addr().to_string()),
+            ],
+        )
+    };
+    // `-c` binds nothing, and HAProxy refuses port 0: the checked text names a port.
+    let f = write_cfg(&text("18480"));
     let hx = haproxy_check(f.path(), &[]);
     assert!(hx.status.success(), "haproxy -c: {}", hx.stderr);
     let rc = ringlb_check(f.path(), &[]);
     assert!(rc.status.success(), "ringlb -c: {}{}", rc.stdout, rc.stderr);
-    let lb = ringlb_cfg(&text);
+    let lb = ringlb_cfg(&text("0"));
     let addr = lb.addr("web");
     let mut spread = std::collections::HashSet::new();
     for u in 0..9 {
@@ -181,23 +186,27 @@ fn paced(addr: std::net::SocketAddr, n: usize, rate: f64) -> (usize, usize, Resp
 fn rate_limit_from_haproxy_cfg_matches_haproxy_within_the_bound() {
     let s1 = TestBackend::start("s1");
     let limit = 20;
-    let mk = || {
-        vec![
-            ("PORT", free_port().to_string()),
-            ("LIMIT", limit.to_string()),
-            ("S1", s1.addr().to_string()),
-        ]
+    let text = |port: u16| {
+        render(
+            RATE_CFG,
+            &[
+                ("PORT", port.to_string()),
+                ("LIMIT", limit.to_string()),
+                ("S1", s1.addr().to_string()),
+            ],
+        )
     };
-    let hvars = mk();
-    let htext = render(RATE_CFG, &hvars);
+    // HAProxy refuses port 0: it binds a port reserved for it; ringlb binds port 0.
+    let hport = ReservedPort::new();
+    let htext = text(hport.port());
     let f = write_cfg(&htext);
     let c = haproxy_check(f.path(), &[]);
     assert!(c.status.success(), "haproxy -c: {}", c.stderr);
-    let haddr: std::net::SocketAddr = format!("127.0.0.1:{}", hvars[0].1).parse().unwrap();
+    let haddr = hport.addr();
     let hx = HaProxy::start(&htext, &[haddr], None);
     let (h_ok, h_429, h_resp) = paced(haddr, 60, 25.0);
     drop(hx);
-    let lb = ringlb_cfg(&render(RATE_CFG, &mk()));
+    let lb = ringlb_cfg(&text(0));
     let (r_ok, r_429, r_resp) = paced(lb.addr("web"), 60, 25.0);
     eprintln!("60 requests at 25/s, limit {limit}/10s: haproxy admitted {h_ok} (429: {h_429}), ringlb (2 shards, no Redis) admitted {r_ok} (429: {r_429})");
     assert_eq!(h_resp.status, r_resp.status);

@@ -12,9 +12,8 @@ fn a_panicking_connection_costs_only_itself() {
     // Only this test runs in this binary, so setting the variable races with nothing.
     std::env::set_var("RINGLB_FAULT_PANIC_PATH", "/boom");
     let b = TestBackend::start("b");
-    let admin = free_port();
     let lb = RingLb::start(&format!(
-        "[runtime]\nshards = 1\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{}\"\n",
+        "[runtime]\nshards = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{}\"\n",
         b.addr()
     ));
     let addr = lb.addr("web");
@@ -42,7 +41,7 @@ fn a_panicking_connection_costs_only_itself() {
     wait_for("the panic in the log", Duration::from_secs(5), || {
         lb.stderr().contains("connection handler panicked")
     });
-    let m = http_get(format!("127.0.0.1:{admin}").parse().unwrap(), "/metrics").body_str();
+    let m = http_get(lb.admin_addr(), "/metrics").body_str();
     assert!(
         m.contains("ringlb_frontend_handler_panics_total{proxy=\"web\"} 1"),
         "{m}"

@@ -79,8 +79,9 @@ fn half_close_with_nothing_sent() {
 #[test]
 fn failed_connect_is_retried_on_another_server() {
     let echo = EchoServer::start();
+    let dead = ReservedPort::new();
     let lb = RingLb::start(&tcp_config(
-        &[dead_addr(), echo.addr()],
+        &[dead.addr(), echo.addr()],
         "[timeout]\nconnect = \"1s\"\n",
     ));
     for i in 0..20 {
@@ -99,8 +100,9 @@ fn failed_connect_is_retried_on_another_server() {
 
 #[test]
 fn no_server_reachable_closes_the_client() {
+    let (d1, d2) = (ReservedPort::new(), ReservedPort::new());
     let lb = RingLb::start(&tcp_config(
-        &[dead_addr(), dead_addr()],
+        &[d1.addr(), d2.addr()],
         "[timeout]\nconnect = \"1s\"\n",
     ));
     let mut s = connect(lb.addr("tcp"));

@@ -23,10 +23,9 @@ fn takeover_under_load_loses_nothing() {
     let a = TestBackend::start("a");
     let b = TestBackend::start("b");
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = |sock: &str| {
+    let config = |sock: &str, bind: std::net::SocketAddr| {
         format!(
-            "[runtime]\nshards = 2\n[admin]\nstats_socket = \"{}/{sock}\"\n[frontend.web]\nbind = \"127.0.0.1:{port}\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n[[backend.app.server]]\nname = \"s2\"\naddr = \"{}\"\n",
+            "[runtime]\nshards = 2\n[admin]\nstats_socket = \"{}/{sock}\"\n[frontend.web]\nbind = \"{bind}\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\nname = \"s1\"\naddr = \"{}\"\n[[backend.app.server]]\nname = \"s2\"\naddr = \"{}\"\n",
             dir.path().display(),
             a.addr(),
             b.addr()
@@ -34,7 +33,7 @@ fn takeover_under_load_loses_nothing() {
     };
     runtime_dir();
     let old_cfg = dir.path().join("old.toml");
-    std::fs::write(&old_cfg, config("old.sock")).unwrap();
+    std::fs::write(&old_cfg, config("old.sock", "127.0.0.1:0".parse().unwrap())).unwrap();
     let mut old = RingLb::launch(&["-f", old_cfg.to_str().unwrap()], None, |l| {
         l.starts_with("ready")
     });
@@ -70,7 +69,8 @@ fn takeover_under_load_loses_nothing() {
     });
 
     let new_cfg = dir.path().join("new.toml");
-    std::fs::write(&new_cfg, config("new.sock")).unwrap();
+    // The new process names the port the old one got, as an operator's file would.
+    std::fs::write(&new_cfg, config("new.sock", addr)).unwrap();
     let pid = old.pid().to_string();
     let new = RingLb::launch(&["-f", new_cfg.to_str().unwrap(), "-sf", &pid], None, |l| {
         l.starts_with("ready")

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{csv, Core};
+use crate::control::AdminState;
 use crate::control::ToShard;
-use crate::upstream::AdminState;
 
 const HELP: &[(&str, &str)] = &[
     ("help [<command>]", "list matching or all commands"),
@@ -173,13 +173,13 @@ fn set_state(core: &Core, b: usize, s: usize, state: &str) -> String {
         AdminState::Maint => "MAINT",
     };
     tracing::warn!("Server {name} is going {word} by the operator.");
-    core.broadcast(|| ToShard::SetAdmin {
+    let applied = core.apply_everywhere(|| ToShard::SetAdmin {
         backend: b,
         server: s,
         state,
     });
     core.share(b, s);
-    String::new()
+    applied.err().unwrap_or_default()
 }
 
 fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
@@ -208,13 +208,13 @@ fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
     if let Ok(mut op) = core.operator.lock() {
         op[b][s].weight = weight;
     }
-    core.broadcast(|| ToShard::SetWeight {
+    let applied = core.apply_everywhere(|| ToShard::SetWeight {
         backend: b,
         server: s,
         weight,
     });
     core.share(b, s);
-    String::new()
+    applied.err().unwrap_or_default()
 }
 
 fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> String {
@@ -223,23 +223,16 @@ fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> String {
         return "maxconn string empty or preceded by garbage".into();
     };
     let maxconn = (n > 0).then_some(n);
-    if let Some(m) = maxconn {
-        if (m as usize) < core.cfg().runtime.shards {
-            return format!(
-                "maxconn {m} is below the shard count {}: each shard needs at least one slot.\n",
-                core.cfg().runtime.shards
-            );
-        }
-    }
     if let Ok(mut op) = core.operator.lock() {
         op[b][s].maxconn = maxconn;
     }
-    core.broadcast(|| ToShard::SetMaxconn {
+    core.apply_everywhere(|| ToShard::SetMaxconn {
         backend: b,
         server: s,
         maxconn,
-    });
-    String::new()
+    })
+    .err()
+    .unwrap_or_default()
 }
 
 fn show_info(core: &Core) -> String {

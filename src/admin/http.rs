@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{csv, Core};
+use crate::control::AdminState;
 use crate::stats::{Latency, Totals};
-use crate::upstream::AdminState;
 
 pub fn serve(core: Arc<Core>, listener: TcpListener) {
     for conn in listener.incoming() {
@@ -126,7 +126,7 @@ pub fn metrics(core: &Core) -> String {
         "Listener hand-overs from an older process (-sf) that failed and were bound anew.",
         [(
             String::new(),
-            crate::upgrade::HANDOVER_FAILURES.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            crate::stats::process::read(&crate::stats::process::HANDOVER_FAILURES) as f64,
         )],
     );
     f.family(
@@ -135,8 +135,43 @@ pub fn metrics(core: &Core) -> String {
         "Shard runtimes that died of a panic and were restarted on their core.",
         [(
             String::new(),
-            crate::shard::RESTARTS.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            crate::stats::process::read(&crate::stats::process::SHARD_RESTARTS) as f64,
         )],
+    );
+    use crate::stats::process as p;
+    f.family(
+        "ringlb_control_wakeups_total",
+        "counter",
+        "Times a shard's control loop woke up (messages, its own timers), all shards.",
+        [(String::new(), p::read(&p::CONTROL_WAKEUPS) as f64)],
+    );
+    f.family(
+        "ringlb_control_messages_total",
+        "counter",
+        "Control messages (health flips, operator changes, shared tables) shards applied.",
+        [(String::new(), p::read(&p::CONTROL_MESSAGES) as f64)],
+    );
+    let quantiles = p::control_latency().lock().map_or_else(
+        |_| Vec::new(),
+        |h| {
+            [0.5, 0.99, 0.999, 1.0]
+                .iter()
+                .map(|&q| {
+                    let v = if h.is_empty() {
+                        0
+                    } else {
+                        h.value_at_quantile(q)
+                    };
+                    (format!("quantile=\"{q}\""), v as f64 / 1e6)
+                })
+                .collect()
+        },
+    );
+    f.family(
+        "ringlb_control_apply_seconds",
+        "gauge",
+        "From a control message's sending to its application on a shard (quantiles).",
+        quantiles,
     );
     let mut per_shard = g.per_shard.clone();
     per_shard.sort_unstable();

@@ -10,269 +10,13 @@ mod page;
 
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use crate::config::Config;
 use crate::config::Service;
-use crate::control::{ServiceAnswer, ServiceQuery, ShardReport, ToShard};
-use crate::health::HealthView;
-use crate::stats::Snapshot;
-use crate::upstream::AdminState;
-
-/// The operator's settings for a server: the truth that `show servers state` reports
-/// and that shards are told about.
-#[derive(Debug, Clone, Copy)]
-pub struct Operator {
-    pub admin: AdminState,
-    pub weight: u32,
-    pub maxconn: Option<u32>,
-}
-
-/// What the admin threads share.
-pub struct Core {
-    cfg: std::sync::RwLock<Arc<Config>>,
-    shards: Vec<Sender<ToShard>>,
-    health: Mutex<HealthView>,
-    pub operator: Mutex<Vec<Vec<Operator>>>,
-    pub started: Instant,
-    /// Soft stop in progress: `/ready` fails.
-    pub stopping: AtomicBool,
-    /// The cluster thread, told about operator changes made here.
-    pub cluster: std::sync::OnceLock<Sender<crate::cluster::Up>>,
-}
-
-/// Merged figures of every shard.
-pub struct Gathered {
-    pub stats: Snapshot,
-    /// Per backend: requests queued now, and the sum of shards' maxima.
-    pub queued: Vec<(u64, u64)>,
-    pub shards_answered: usize,
-    /// Per shard that answered: (shard, connections accepted on all its frontends), to
-    /// see how evenly the kernel spreads connections over the SO_REUSEPORT sockets.
-    pub per_shard: Vec<(usize, u64)>,
-}
-
-impl Core {
-    /// Asks every shard for its figures and merges the answers (each shard answers
-    /// within one control tick; a shard that does not within a second is left out).
-    pub fn gather(&self) -> Gathered {
-        let (tx, rx) = crossbeam_channel::unbounded::<ShardReport>();
-        let mut asked = 0;
-        for s in &self.shards {
-            if s.send(ToShard::Snapshot(tx.clone())).is_ok() {
-                asked += 1;
-            }
-        }
-        drop(tx);
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut merged: Option<Gathered> = None;
-        for _ in 0..asked {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(r) = rx.recv_timeout(left) else { break };
-            let accepted = r.stats.frontends.iter().map(|f| f.stot).sum();
-            match &mut merged {
-                None => {
-                    merged = Some(Gathered {
-                        stats: r.stats,
-                        queued: r.queued,
-                        shards_answered: 1,
-                        per_shard: vec![(r.shard, accepted)],
-                    })
-                }
-                Some(m) => {
-                    m.stats.merge(&r.stats);
-                    for (a, b) in m.queued.iter_mut().zip(&r.queued) {
-                        a.0 += b.0;
-                        a.1 += b.1;
-                    }
-                    m.shards_answered += 1;
-                    m.per_shard.push((r.shard, accepted));
-                }
-            }
-        }
-        merged.unwrap_or_else(|| Gathered {
-            stats: crate::stats::ShardStats::new(&self.cfg()).snapshot(),
-            queued: vec![(0, 0); self.cfg().backends.len()],
-            shards_answered: 0,
-            per_shard: Vec::new(),
-        })
-    }
-
-    /// Tells every shard.
-    pub fn broadcast(&self, make: impl Fn() -> ToShard) {
-        for s in &self.shards {
-            let _ = s.send(make());
-        }
-    }
-
-    /// The configuration in force (replaced by a reload).
-    pub fn cfg(&self) -> Arc<Config> {
-        self.cfg
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    }
-
-    /// The health thread's current view.
-    pub fn health(&self) -> HealthView {
-        self.health
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    }
-
-    /// After a reload: the new config and health view; operator settings are kept for
-    /// servers that exist in both (same backend and server name).
-    pub fn reload(&self, cfg: Arc<Config>, health: HealthView) {
-        let old = self.cfg();
-        let old_ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
-        let ops = operators(&cfg, |b, s| {
-            let ob = old.backends.iter().position(|x| x.name == b)?;
-            let os = old.backends[ob].servers.iter().position(|x| x.name == s)?;
-            old_ops.get(ob)?.get(os).copied()
-        });
-        if let Ok(mut o) = self.operator.lock() {
-            *o = ops;
-        }
-        if let Ok(mut c) = self.cfg.write() {
-            *c = cfg;
-        }
-        if let Ok(mut h) = self.health.lock() {
-            *h = health;
-        }
-    }
-
-    /// Every server's operator state and weight, for a hand-over (`-sf`).
-    pub fn operator_states(&self) -> Vec<crate::upgrade::ServerState> {
-        let cfg = self.cfg();
-        let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
-        let mut out = Vec::new();
-        for (bi, b) in cfg.backends.iter().enumerate() {
-            for (si, s) in b.servers.iter().enumerate() {
-                if let Some(o) = ops.get(bi).and_then(|v| v.get(si)) {
-                    let state = o.admin.word().to_string();
-                    out.push((b.name.clone(), s.name.clone(), state, o.weight));
-                }
-            }
-        }
-        out
-    }
-
-    /// Tells the other nodes (through the cluster thread) about an operator change.
-    pub fn share(&self, b: usize, s: usize) {
-        let Some(tx) = self.cluster.get() else { return };
-        let cfg = self.cfg();
-        let Some(op) = self
-            .operator
-            .lock()
-            .ok()
-            .and_then(|o| o.get(b)?.get(s).copied())
-        else {
-            return;
-        };
-        let _ = tx.send(crate::cluster::Up::Operator {
-            backend: cfg.backends[b].name.clone(),
-            server: cfg.backends[b].servers[s].name.clone(),
-            state: op.admin,
-            weight: op.weight,
-        });
-    }
-
-    /// An operator change made on another node: applied to every shard here, without
-    /// telling the others again. `false`: no such server, or nothing changed.
-    pub fn apply_shared(
-        &self,
-        backend: &str,
-        server: &str,
-        state: AdminState,
-        weight: u32,
-    ) -> bool {
-        let Some((b, s)) = self.find_server(&format!("{backend}/{server}")) else {
-            return false;
-        };
-        let old = match self.operator.lock() {
-            Ok(mut o) => {
-                let old = o[b][s];
-                o[b][s].admin = state;
-                o[b][s].weight = weight;
-                old
-            }
-            Err(_) => return false,
-        };
-        if old.admin != state {
-            tracing::warn!(
-                "Server {backend}/{server} is going {state:?} by an operator on another node."
-            );
-            self.broadcast(|| ToShard::SetAdmin {
-                backend: b,
-                server: s,
-                state,
-            });
-        }
-        if old.weight != weight {
-            tracing::info!(
-                "Server {backend}/{server} weight set to {weight} by an operator on another node."
-            );
-            self.broadcast(|| ToShard::SetWeight {
-                backend: b,
-                server: s,
-                weight,
-            });
-        }
-        old.admin != state || old.weight != weight
-    }
-
-    /// What a shard restarted after a panic must be told: every server's health and
-    /// operator settings, if `cfg` is still the config in force.
-    pub fn resync_messages(&self, cfg: &Config) -> Vec<ToShard> {
-        if !std::ptr::eq(Arc::as_ptr(&self.cfg()), cfg) {
-            return Vec::new();
-        }
-        let health = self.health();
-        let health = health.lock().map(|h| h.clone()).unwrap_or_default();
-        let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
-        let mut out = Vec::new();
-        for (backend, servers) in ops.iter().enumerate() {
-            for (server, o) in servers.iter().enumerate() {
-                if let Some(v) = health.get(backend).and_then(|b| b.get(server)) {
-                    out.push(ToShard::ServerUp {
-                        backend,
-                        server,
-                        up: v.up,
-                    });
-                }
-                out.push(ToShard::SetAdmin {
-                    backend,
-                    server,
-                    state: o.admin,
-                });
-                out.push(ToShard::SetWeight {
-                    backend,
-                    server,
-                    weight: o.weight,
-                });
-                out.push(ToShard::SetMaxconn {
-                    backend,
-                    server,
-                    maxconn: o.maxconn,
-                });
-            }
-        }
-        out
-    }
-
-    pub fn find_server(&self, spec: &str) -> Option<(usize, usize)> {
-        let cfg = self.cfg();
-        let (b, s) = spec.split_once('/')?;
-        let bi = cfg.backends.iter().position(|x| x.name == b)?;
-        let si = cfg.backends[bi].servers.iter().position(|x| x.name == s)?;
-        Some((bi, si))
-    }
-}
+use crate::control::{Core, ServiceAnswer, ServiceQuery};
 
 /// Runs one runtime API command (as if from the stats socket).
 pub fn run_command(core: &Core, words: &[&str]) -> String {
@@ -281,6 +25,8 @@ pub fn run_command(core: &Core, words: &[&str]) -> String {
 
 pub struct Admin {
     pub core: Arc<Core>,
+    /// The admin HTTP listener's address (port 0 in the config: the one picked).
+    pub listen: Option<std::net::SocketAddr>,
     socket: Option<PathBuf>,
     /// Where shards send the requests for stats pages and metrics they received.
     pub services: Sender<ServiceQuery>,
@@ -288,21 +34,8 @@ pub struct Admin {
 
 impl Admin {
     /// Starts the runtime API and the HTTP listener that `cfg.admin` asks for.
-    pub fn start(
-        cfg: Arc<Config>,
-        shards: Vec<Sender<ToShard>>,
-        health: HealthView,
-    ) -> std::io::Result<Admin> {
-        let operator = operators(&cfg, |_, _| None);
-        let core = Arc::new(Core {
-            cfg: std::sync::RwLock::new(cfg.clone()),
-            shards,
-            health: Mutex::new(health),
-            operator: Mutex::new(operator),
-            started: Instant::now(),
-            stopping: AtomicBool::new(false),
-            cluster: std::sync::OnceLock::new(),
-        });
+    pub fn start(core: Arc<Core>) -> std::io::Result<Admin> {
+        let cfg = core.cfg();
         if let Some(path) = &cfg.admin.stats_socket {
             // A socket file left by a previous run would make bind fail.
             if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
@@ -316,10 +49,12 @@ impl Admin {
                 .name("ringlb-cli".into())
                 .spawn(move || cli::serve(core, listener))?;
         }
+        let mut listen = None;
         if let Some(addr) = cfg.admin.listen {
             let listener = std::net::TcpListener::bind(addr).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("admin listener {addr}: {e}"))
             })?;
+            listen = listener.local_addr().ok();
             let core = core.clone();
             std::thread::Builder::new()
                 .name("ringlb-admin-http".into())
@@ -352,6 +87,7 @@ impl Admin {
         }
         Ok(Admin {
             core,
+            listen,
             socket: cfg.admin.stats_socket.clone(),
             services,
         })
@@ -368,28 +104,4 @@ impl Drop for Admin {
             let _ = std::fs::remove_file(p);
         }
     }
-}
-
-/// Operator settings for every server: `keep` gives the previous ones of a server that
-/// existed before a reload; others start from the config.
-fn operators(cfg: &Config, keep: impl Fn(&str, &str) -> Option<Operator>) -> Vec<Vec<Operator>> {
-    cfg.backends
-        .iter()
-        .map(|b| {
-            b.servers
-                .iter()
-                .map(|s| {
-                    keep(&b.name, &s.name).unwrap_or(Operator {
-                        admin: if s.disabled {
-                            AdminState::Maint
-                        } else {
-                            AdminState::Ready
-                        },
-                        weight: s.weight,
-                        maxconn: s.maxconn,
-                    })
-                })
-                .collect()
-        })
-        .collect()
 }

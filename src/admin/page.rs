@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use super::{csv, Core};
+use crate::control::AdminState;
 use crate::stats::Totals;
-use crate::upstream::AdminState;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -61,7 +61,7 @@ impl Link {
         #[cfg(feature = "redis-tls")]
         {
             // rustls needs a process-wide crypto provider; another may be installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            crate::tls::install_default_provider();
         }
         let client = url.and_then(|u| match redis::Client::open(u) {
             Ok(c) => Some(c),

@@ -1,14 +1,13 @@
 //! Beyond one node: the cluster thread keeps what several ringlb nodes must agree on
 //! (operators' server states, sticky sessions, request-rate counts) in Redis, and
 //! exchanges it with the shards over channels. Nothing on the request path waits for
-//! it: shards answer from their local copies (`local`) and queue what they learn.
+//! it: shards answer from their local copies (`crate::tables`) and queue what they learn.
 //! Without `cluster.redis` the same thread makes the shards of one node agree.
 //!
 //! `link`: the Redis connection, with backoff and the subscriber; `operator`: server
 //! states; `stick`: stick-table records; `rate`: request counts per window.
 
 mod link;
-pub mod local;
 mod operator;
 mod rate;
 mod stick;
@@ -18,69 +17,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::admin::Core;
 use crate::config::Config;
+use crate::control::Core;
 use crate::control::ToShard;
-use crate::upstream::AdminState;
-
-/// A stick record a shard learnt (indices into the config of its batch).
-#[derive(Debug, Clone, Copy)]
-pub struct StickUp {
-    pub backend: u32,
-    pub key: u64,
-    pub server: u32,
-    /// The key was stuck to another server that could not take the request.
-    pub replace: bool,
-}
-
-/// Requests a shard counted for one key in one window.
-#[derive(Debug, Clone, Copy)]
-pub struct CountUp {
-    pub frontend: u32,
-    pub limiter: u32,
-    pub key: u64,
-    pub window: u64,
-    pub period_ms: u64,
-    pub count: u32,
-}
-
-/// To the cluster thread.
-pub enum Up {
-    /// What one shard learnt during a control tick.
-    Batch {
-        shard: usize,
-        config: Arc<Config>,
-        sticks: Vec<StickUp>,
-        counts: Vec<CountUp>,
-    },
-    /// The operator changed a server on this node (runtime API).
-    Operator {
-        backend: String,
-        server: String,
-        state: AdminState,
-        weight: u32,
-    },
-    Stop,
-}
-
-/// A stick record every shard should hold.
-#[derive(Debug, Clone)]
-pub struct StickDown {
-    pub backend: Arc<str>,
-    pub key: u64,
-    pub server: Arc<str>,
-    pub ttl: Duration,
-}
-
-/// Everybody else's count of a key in a window, for one shard.
-#[derive(Debug, Clone)]
-pub struct RateDown {
-    pub frontend: Arc<str>,
-    pub limiter: u32,
-    pub key: u64,
-    pub window: u64,
-    pub others: u32,
-}
+use crate::control::{ShardLink, StickDown, Up};
 
 /// Longest a starting node waits for its first exchange with Redis.
 const FIRST_SYNC_WAIT: Duration = Duration::from_secs(2);
@@ -97,7 +37,7 @@ impl Cluster {
         cfg: Arc<Config>,
         rx: Receiver<Up>,
         tx: Sender<Up>,
-        shards: Vec<Sender<ToShard>>,
+        shards: Vec<ShardLink>,
         core: Arc<Core>,
     ) -> std::io::Result<Cluster> {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
@@ -126,7 +66,7 @@ struct Thread {
     node: String,
     prefix: String,
     sync_interval: Duration,
-    shards: Vec<Sender<ToShard>>,
+    shards: Vec<ShardLink>,
     link: link::Link,
     events: Option<(Receiver<link::Event>, link::Subscriber)>,
     operator: operator::OperatorSync,
@@ -135,7 +75,7 @@ struct Thread {
 }
 
 impl Thread {
-    fn new(cfg: &Config, shards: Vec<Sender<ToShard>>, core: Arc<Core>) -> Thread {
+    fn new(cfg: &Config, shards: Vec<ShardLink>, core: Arc<Core>) -> Thread {
         let node = format!("{:016x}", fastrand::u64(..));
         let prefix = cfg.cluster.prefix.clone();
         let link = link::Link::new(cfg.cluster.redis.as_deref());

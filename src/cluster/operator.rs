@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use redis::Commands;
 
-use crate::admin::Core;
-use crate::upstream::AdminState;
+use crate::control::AdminState;
+use crate::control::Core;
 
 pub struct OperatorSync {
     core: Arc<Core>,

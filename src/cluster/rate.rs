@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::local::unix_ms;
-use super::{CountUp, RateDown};
 use crate::config::Config;
+use crate::control::{CountUp, RateDown};
+use crate::tables::unix_ms;
 
 struct Agg {
     period_ms: u64,

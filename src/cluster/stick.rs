@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::StickDown;
-use super::StickUp;
 use crate::config::Config;
+use crate::control::StickUp;
 
 /// How a record goes to Redis.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

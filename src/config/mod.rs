@@ -4,9 +4,11 @@
 pub mod acl;
 mod cluster;
 mod duration;
+pub mod fd_budget;
 mod from_haproxy;
 pub mod haproxy;
 mod raw;
+pub mod tls;
 mod validate;
 
 use std::net::SocketAddr;
@@ -267,18 +269,37 @@ pub struct Admin {
     pub listen: Option<SocketAddr>,
 }
 
+/// One listening address of a frontend, with its options.
+#[derive(Debug, Clone)]
+pub struct Bind {
+    pub addr: SocketAddr,
+    /// Clients first send a PROXY protocol header (v1 or v2) carrying the real client
+    /// (on a TLS bind, before the ClientHello).
+    pub accept_proxy: bool,
+    /// TLS termination (`ssl`): certificates and contexts, loaded and checked.
+    pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
+}
+
+impl Bind {
+    pub fn plain(addr: SocketAddr) -> Bind {
+        Bind {
+            addr,
+            accept_proxy: false,
+            tls: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Frontend {
     pub name: String,
-    pub binds: Vec<SocketAddr>,
+    pub binds: Vec<Bind>,
     pub mode: Mode,
     pub routes: Vec<Route>,
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
     /// Add the client's address to requests (`option forwardfor`).
     pub forward_for: Option<ForwardFor>,
-    /// Clients first send a PROXY protocol header (v1 or v2) carrying the real client.
-    pub accept_proxy: bool,
     /// Close the server connection after each response (`option http-server-close`).
     pub server_close: bool,
     /// Close the client connection after each response (`option httpclose`).
@@ -297,6 +318,15 @@ pub struct Frontend {
     pub maxconn: Option<u32>,
     /// Request-rate limits (`RequestAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
+}
+
+impl Frontend {
+    /// Clients send a PROXY header first. Both config readers keep it the same on
+    /// every bind of a frontend, until the accept path knows which bind a connection
+    /// came through (TLS phase B); then `Bind::accept_proxy` is read per bind.
+    pub fn accept_proxy(&self) -> bool {
+        self.binds.first().is_some_and(|b| b.accept_proxy)
+    }
 }
 
 /// `http-request ACTION [if|unless COND]`.
@@ -469,25 +499,11 @@ pub struct Server {
     /// Send one on health checks too (by default: when `send_proxy` is set and the
     /// check uses the server's own address and port, as HAProxy does).
     pub check_send_proxy: bool,
-}
-
-impl Server {
-    /// This shard's share of `maxconn`: the limit split so that the shares add up to
-    /// exactly `maxconn` (the first `maxconn % shards` shards get one more).
-    pub fn maxconn_share(&self, shard: usize, shards: usize) -> u32 {
-        maxconn_share(self.maxconn, shard, shards)
-    }
-}
-
-/// Shard `shard`'s share of a server's `maxconn` (`u32::MAX` = unlimited).
-pub fn maxconn_share(maxconn: Option<u32>, shard: usize, shards: usize) -> u32 {
-    match maxconn {
-        None => u32::MAX,
-        Some(m) => {
-            let shards = shards.max(1) as u32;
-            m / shards + u32::from((shard as u32) < m % shards)
-        }
-    }
+    /// haproxy.cfg `pool-purge-delay`: how long this server's idle connections are
+    /// kept, instead of `pool.idle_timeout` (zero: none is kept).
+    pub pool_purge_delay: Option<Duration>,
+    /// TLS to this server (`ssl`), its client config built and checked at load.
+    pub tls: Option<std::sync::Arc<crate::tls::UpstreamTls>>,
 }
 
 /// Every problem found in a config file, each with its path or line.

@@ -12,19 +12,37 @@ pub enum RawDuration {
     Text(String),
 }
 
-/// One address or a list of them.
+/// One bind: an address, or a table with its options.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+pub enum RawBindEntry {
+    Addr(String),
+    Full(RawBind),
 }
 
-impl OneOrMany {
-    pub fn to_vec(&self) -> Vec<String> {
+/// `{ addr = "IP:PORT", tls = false, accept_proxy = true }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBind {
+    pub addr: String,
+    /// Whether the frontend's `[tls]` applies here (default: when the frontend has one).
+    pub tls: Option<bool>,
+    pub accept_proxy: Option<bool>,
+}
+
+/// One bind or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawBinds {
+    One(RawBindEntry),
+    Many(Vec<RawBindEntry>),
+}
+
+impl RawBinds {
+    pub fn to_vec(&self) -> Vec<RawBindEntry> {
         match self {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
+            RawBinds::One(b) => vec![b.clone()],
+            RawBinds::Many(v) => v.clone(),
         }
     }
 }
@@ -108,7 +126,9 @@ pub struct RawPool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFrontend {
-    pub bind: Option<OneOrMany>,
+    pub bind: Option<RawBinds>,
+    /// TLS termination on the binds (`[frontend.NAME.tls]`).
+    pub tls: Option<super::tls::RawTls>,
     pub mode: Option<String>,
     pub default_backend: Option<String>,
     #[serde(default)]
@@ -226,4 +246,6 @@ pub struct RawServer {
     pub disabled: Option<bool>,
     pub send_proxy: Option<String>,
     pub check_send_proxy: Option<bool>,
+    /// TLS to the server.
+    pub tls: Option<super::tls::RawServerTls>,
 }

@@ -45,15 +45,11 @@ impl Validator {
     }
 
     /// A connection limit split across shards: each needs at least one.
-    fn conn_limit(&mut self, path: &str, raw: Option<i64>, shards: usize) -> Option<u32> {
+    fn conn_limit(&mut self, path: &str, raw: Option<i64>) -> Option<u32> {
         match raw {
             None | Some(0) => None,
             Some(n) if n < 0 || n > u32::MAX as i64 => {
                 self.err(path, format!("invalid maxconn {n}"));
-                None
-            }
-            Some(n) if (n as usize) < shards => {
-                self.err(path, format!("maxconn {n} is below the shard count {shards}: each shard needs at least one connection"));
                 None
             }
             Some(n) => Some(n as u32),
@@ -266,7 +262,7 @@ impl Validator {
             let raw = l.raw.unwrap_or(!matches!(sink, LogSink::Udp(_)));
             Some(LogTarget { sink, facility, raw })
         });
-        let mut backends = self.backends(&raw, shards);
+        let mut backends = self.backends(&raw);
         let mut frontends = self.frontends(&raw, &backends);
         // The native config sets timeouts once for everything.
         for b in &mut backends {
@@ -281,7 +277,7 @@ impl Validator {
                 driver,
                 cpus,
                 pidfile: raw.runtime.pidfile.as_ref().map(std::path::PathBuf::from),
-                maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn, shards),
+                maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn),
             },
             timeouts,
             limits,
@@ -304,7 +300,7 @@ impl Validator {
         }
     }
 
-    fn backends(&mut self, raw: &RawConfig, shards: usize) -> Vec<Backend> {
+    fn backends(&mut self, raw: &RawConfig) -> Vec<Backend> {
         let mut out = Vec::new();
         for (name, b) in &raw.backend {
             let path = format!("backend.{name}");
@@ -354,18 +350,11 @@ impl Validator {
                         self.err(format!("{spath}.maxconn"), format!("invalid maxconn {m}"));
                         None
                     }
-                    Some(m) if (m as usize) < shards => {
-                        self.err(
-                            format!("{spath}.maxconn"),
-                            format!(
-                                "maxconn {m} is below the shard count {shards}: the limit is split across shards and each needs at least one slot (lower runtime.shards or raise maxconn)"
-                            ),
-                        );
-                        None
-                    }
                     Some(m) => Some(m as u32),
                 };
+                let tls = s.tls.as_ref().and_then(|t| self.server_tls(&spath, t));
                 servers.push(Server {
+                    tls,
                     name: sname,
                     addr,
                     weight,
@@ -391,6 +380,7 @@ impl Validator {
                         }
                     },
                     check_send_proxy: s.check_send_proxy.unwrap_or(false),
+                    pool_purge_delay: None,
                 });
             }
             let retries = match b.retries {
@@ -662,14 +652,22 @@ impl Validator {
             if bind_list.is_empty() {
                 self.err(format!("{path}.bind"), "frontend has no bind address");
             }
+            let tls = f.tls.as_ref().and_then(|t| self.frontend_tls(&path, t));
             let mut binds = Vec::new();
             for (i, b) in bind_list.iter().enumerate() {
-                let bpath = if matches!(f.bind, Some(super::raw::OneOrMany::Many(_))) {
+                let bpath = if matches!(f.bind, Some(super::raw::RawBinds::Many(_))) {
                     format!("{path}.bind[{i}]")
                 } else {
                     format!("{path}.bind")
                 };
-                match parse_bind(b) {
+                let (text, use_tls, accept_proxy) = match b {
+                    super::raw::RawBindEntry::Addr(a) => (a, None, None),
+                    super::raw::RawBindEntry::Full(r) => (&r.addr, r.tls, r.accept_proxy),
+                };
+                if use_tls == Some(true) && f.tls.is_none() {
+                    self.err(&bpath, format!("tls = true needs a [{path}.tls] table"));
+                }
+                match parse_bind(text) {
                     Ok(addr) => {
                         if addr.port() != 0 {
                             if let Some(other) = seen_binds.insert(addr, path.clone()) {
@@ -679,10 +677,26 @@ impl Validator {
                                 );
                             }
                         }
-                        binds.push(addr);
+                        binds.push(super::Bind {
+                            addr,
+                            accept_proxy: accept_proxy.unwrap_or(f.accept_proxy),
+                            tls: if use_tls.unwrap_or(true) {
+                                tls.clone()
+                            } else {
+                                None
+                            },
+                        });
                     }
                     Err(e) => self.err(&bpath, e),
                 }
+            }
+            if binds.iter().any(|b| b.accept_proxy != f.accept_proxy)
+                && binds.iter().any(|b| b.accept_proxy == f.accept_proxy)
+            {
+                self.err(
+                    format!("{path}.bind"),
+                    "accept_proxy must be the same on every bind of a frontend (for now)",
+                );
             }
             let default_backend = f.default_backend.as_ref().and_then(|b| {
                 let idx = backend_index(b);
@@ -758,7 +772,6 @@ impl Validator {
                 routes,
                 default_backend,
                 forward_for: f.forward_for.then(super::ForwardFor::default),
-                accept_proxy: f.accept_proxy,
                 server_close: false,
                 client_close: false,
                 allow_connect: f.allow_connect,
@@ -775,13 +788,7 @@ impl Validator {
                     }
                 },
                 dont_log_null: f.dont_log_null,
-                maxconn: self.conn_limit(
-                    &format!("{path}.maxconn"),
-                    f.maxconn,
-                    raw.runtime
-                        .shards
-                        .map_or(usable_cores(), |n| n.max(1) as usize),
-                ),
+                maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
                 request_rules: {
                     let mut rules = Vec::new();
                     rate_limits.clear();

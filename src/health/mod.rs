@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::config::{Config, HealthCheck};
-use crate::control::{HealthReport, ToShard};
+use crate::control::{CheckView, HealthReport, HealthView, ShardLink, ToShard};
 
 /// How often the health thread drains shard reports and ends passive cool-downs.
 const REPORT_TICK: Duration = Duration::from_millis(10);
@@ -29,38 +29,11 @@ pub struct Health {
     pub view: HealthView,
 }
 
-/// The health thread's view of every server, shared with the admin thread (never
-/// touched on the request path).
-pub type HealthView = Arc<Mutex<Vec<Vec<CheckView>>>>;
-
-#[derive(Debug, Clone)]
-pub struct CheckView {
-    /// Active checks run for this server.
-    pub checked: bool,
-    pub up: bool,
-    /// Last check: HAProxy status (L4OK, L7STS, ...), HTTP code, duration, description.
-    pub status: &'static str,
-    pub code: Option<u16>,
-    pub duration: Option<Duration>,
-    pub desc: String,
-    /// Failed checks, and up→down transitions.
-    pub chkfail: u64,
-    pub chkdown: u64,
-    pub last_change: Instant,
-    /// Time spent down before the current down period.
-    pub downtime: Duration,
-    pub down_since: Option<Instant>,
-    /// HAProxy's check_health: 0 .. rise+fall-1, up from `rise`.
-    pub health: u32,
-    pub rise: u32,
-    pub fall: u32,
-}
-
 impl Health {
     /// Starts the thread. `reports` receives the shards' passive failure reports.
     pub fn spawn(
         cfg: Arc<Config>,
-        shards: Vec<Sender<ToShard>>,
+        shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
     ) -> std::io::Result<Health> {
         Self::spawn_from(cfg, shards, reports, None)
@@ -70,7 +43,7 @@ impl Health {
     /// backend and server name) keep their state, and new ones start up.
     pub fn spawn_from(
         cfg: Arc<Config>,
-        shards: Vec<Sender<ToShard>>,
+        shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
         previous: Option<(&Config, &HealthView)>,
     ) -> std::io::Result<Health> {
@@ -156,7 +129,7 @@ struct ServerHealth {
 struct State {
     cfg: Arc<Config>,
     servers: Vec<Vec<ServerHealth>>,
-    shards: Vec<Sender<ToShard>>,
+    shards: Vec<ShardLink>,
     view: HealthView,
 }
 
@@ -331,7 +304,7 @@ impl State {
 
 async fn run(
     cfg: Arc<Config>,
-    shards: Vec<Sender<ToShard>>,
+    shards: Vec<ShardLink>,
     reports: Receiver<HealthReport>,
     stop: Receiver<()>,
     view: HealthView,

@@ -7,25 +7,23 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::io::AsyncWriteRent;
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
-use super::bufpool::{PooledBuf, Recycled};
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
-use super::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Timer};
 use super::reply::Reply;
 use super::response::keep_tail;
 use super::route::{eval, is_idempotent, request_hash, route, View};
-use crate::accesslog::{ms, HttpEntry};
+use crate::bufpool::{PooledBuf, Recycled};
 use crate::config::BalanceAlgo;
 use crate::config::{RequestAction, Service};
-use crate::shard::{Shard, Slot};
+use crate::dispatch::{Dispatch, Failure, GiveUp, PoolUse, ServerConn};
+use crate::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Stream, Timer};
+use crate::record::{Record, Term};
+use crate::shard::Shard;
 use crate::stats::Counters;
-use crate::upstream::Tried;
 
-use super::local::{add_header, ask_admin, del_header};
+use super::local::{add_header, del_header, service_response};
 use super::response::HeadError;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
@@ -59,7 +57,7 @@ pub(super) enum Stop {
     },
     /// The server answered 101 to an upgrade: the connection becomes a tunnel (the
     /// server's head ended at this offset of `sbuf`).
-    Tunnel(Upstream, Slot, usize),
+    Tunnel(ServerConn, usize),
 }
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
@@ -83,13 +81,13 @@ pub(super) struct RequestMeta {
     pub(super) stick: Option<u64>,
 }
 
-pub(super) struct Conn {
+pub(super) struct Conn<S> {
     pub(super) shard: Rc<Shard>,
     pub(super) frontend: usize,
     pub(super) peer: SocketAddr,
     /// The address the client connected to (for a PROXY header to servers).
     pub(super) local: SocketAddr,
-    pub(super) client: TcpStream,
+    pub(super) client: S,
     /// Client bytes: `[cpos..len]` not yet consumed (pipelined requests wait here).
     pub(super) cbuf: PooledBuf,
     pub(super) cpos: usize,
@@ -116,29 +114,6 @@ pub(super) struct Conn {
     pub(super) woken: bool,
 }
 
-/// The figures of one request, accounted once it ended (however it ended).
-#[derive(Default)]
-pub(super) struct Record {
-    /// A request head was parsed.
-    pub(super) started: bool,
-    pub(super) backend: Option<usize>,
-    pub(super) server: Option<u32>,
-    pub(super) status: u16,
-    pub(super) bytes_in: u64,
-    pub(super) bytes_out: u64,
-    pub(super) start: Option<Instant>,
-    pub(super) first_byte: Option<Instant>,
-    /// When the request head began to be read, and its wall-clock date for the log.
-    pub(super) head_start: Option<Instant>,
-    pub(super) date: Option<std::time::SystemTime>,
-    /// Queue and connect durations of the attempt that answered.
-    pub(super) queued: Option<Duration>,
-    pub(super) connected: Option<Duration>,
-    pub(super) retries: u32,
-    /// HAProxy's termination state (`----`, `CD--`, `SC--`, ...).
-    pub(super) term: &'static str,
-}
-
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
 /// header, and `local` is the address the client connected to.
 ///
@@ -151,10 +126,10 @@ pub(super) struct Record {
 /// back: steady keep-alive traffic never leaves `run` (no allocation per request), and
 /// an idle connection costs its task (848 bytes) and little else: about 1 to 1.4 KiB
 /// of RSS each, measured with 8,000 (`benches/idle_memory.py`).
-pub fn serve(
+pub fn serve<S: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
-    client: TcpStream,
+    client: S,
     peer: SocketAddr,
     local: SocketAddr,
     cbuf: Vec<u8>,
@@ -206,11 +181,11 @@ pub fn serve(
 
 /// Serves requests until the connection ends (`None`) or goes quiet between two of
 /// them (`Some`: its buffers are back in the free list).
-async fn run(
-    mut conn: Conn,
+async fn run<S: Stream>(
+    mut conn: Conn<S>,
     first: &mut bool,
     arriving: &mut Option<crate::shard::InflightGuard>,
-) -> Option<Conn> {
+) -> Option<Conn<S>> {
     conn.take_buffers();
     // The record of the first request was begun before the wait for its bytes.
     let mut begun = true;
@@ -231,22 +206,13 @@ async fn run(
             conn.resumed = true;
             result = conn.exchange(*first).await;
         }
-        if conn.rec.term.is_empty() {
-            conn.rec.term = match &result {
-                Ok(_) => "----",
-                Err(Stop::Close) | Err(Stop::Newer) | Err(Stop::Idle) => "CD--",
-                Err(Stop::Rule(_)) => "PR--",
-                Err(Stop::Service { .. }) => "PR--",
-                Err(Stop::Tunnel(..)) => "----",
-                Err(Stop::Reply(r)) => match r {
-                    Reply::BadRequest => "CR--",
-                    Reply::RequestTimeout => "cR--",
-                    Reply::HeaderTooLarge | Reply::UriTooLong => "PR--",
-                    Reply::ServiceUnavailable => "SC--",
-                    Reply::GatewayTimeout => "sH--",
-                    Reply::BadGateway => "SH--",
-                },
-            };
+        if conn.rec.term.is_none() {
+            conn.rec.term = Some(match &result {
+                Ok(_) | Err(Stop::Tunnel(..)) => Term::NORMAL,
+                Err(Stop::Close) | Err(Stop::Newer) | Err(Stop::Idle) => Term::CLIENT_ABORT,
+                Err(Stop::Rule(_)) | Err(Stop::Service { .. }) => Term::PROXY_REQUEST,
+                Err(Stop::Reply(r)) => r.term(),
+            });
         }
         if let Err(Stop::Rule(i)) = &result {
             if let Some((status, bytes)) = conn.shard.config.frontends[conn.frontend].request_rules
@@ -272,7 +238,8 @@ async fn run(
                 Counters::inc(&conn.shard.stats.frontends[conn.frontend].ereq);
             }
         }
-        conn.account();
+        conn.rec
+            .account(&conn.shard, conn.frontend, conn.peer, &conn.reqline);
         drop(arriving.take());
         match result {
             Ok(true) => *first = false,
@@ -286,9 +253,9 @@ async fn run(
                 return None;
             }
             Err(Stop::Close) | Err(Stop::Newer) | Err(Stop::Idle) => return None,
-            Err(Stop::Tunnel(up, slot, head_len)) => {
+            Err(Stop::Tunnel(up, head_len)) => {
                 // Boxed: a tunnel's state would otherwise grow every connection's future.
-                Box::pin(super::tunnel::run(conn, up, slot, head_len)).await;
+                Box::pin(super::tunnel::run(conn, up, head_len)).await;
                 return None;
             }
             Err(Stop::Reply(r)) => {
@@ -312,27 +279,7 @@ async fn run(
                 else {
                     return None;
                 };
-                let response = if !authorized {
-                    let realm = match svc {
-                        Service::Stats { realm, .. } => realm.as_str(),
-                        _ => "",
-                    };
-                    let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
-                    format!(
-                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/html\r\nWWW-Authenticate: Basic realm=\"{realm}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else {
-                    match Box::pin(ask_admin(&shard, svc.clone(), csv)).await {
-                        Some(a) => format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                            a.content_type,
-                            a.body.len(),
-                            a.body
-                        ),
-                        None => String::from_utf8_lossy(Reply::ServiceUnavailable.bytes()).into_owned(),
-                    }
-                };
+                let response = service_response(&shard, svc, csv, authorized).await;
                 conn.answer_and_close(response.into_bytes()).await;
                 return None;
             }
@@ -353,7 +300,7 @@ async fn run(
     }
 }
 
-impl Conn {
+impl<S: Stream> Conn<S> {
     /// Begins the record of the next request: its head is awaited from now.
     fn new_record(&mut self) {
         self.rec = Record::default();
@@ -374,7 +321,11 @@ impl Conn {
             t.http_keep_alive
         };
         let deadline = self.rec.head_start.unwrap_or_else(Instant::now) + wait;
-        super::idle::readable_until(&self.client, deadline).await;
+        // A stream that buffers what it read (TLS) is never waited on this way: its
+        // connection keeps its buffers (it never goes `Idle`).
+        if let Some(socket) = self.client.socket() {
+            super::idle::readable_until(socket, deadline).await;
+        }
     }
 
     /// Takes the buffers of an exchange from the shard's free list.
@@ -419,98 +370,6 @@ impl Conn {
         }
     }
 
-    /// Adds the finished request to this shard's counters and histograms.
-    fn account(&self) {
-        let r = &self.rec;
-        if !r.started {
-            return;
-        }
-        let st = &self.shard.stats;
-        let fe = &st.frontends[self.frontend];
-        Counters::inc(&fe.req_tot);
-        st.traffic(self.frontend, r.backend, r.server, r.bytes_in, r.bytes_out);
-        if r.status != 0 {
-            fe.response(r.status);
-        }
-        let Some(b) = r.backend else { return };
-        if r.status != 0 {
-            st.backends[b].response(r.status);
-            if let Some(s) = r.server {
-                st.servers[b][s as usize].response(r.status);
-            }
-        }
-        self.log_http(b);
-        if let (Some(start), Some(first)) = (r.start, r.first_byte) {
-            let now = Instant::now();
-            st.record_latency(
-                b,
-                first.saturating_duration_since(start).as_micros() as u64,
-                now.saturating_duration_since(start).as_micros() as u64,
-            );
-        }
-    }
-
-    /// Client-side timeouts: the frontend's.
-    /// Appends the `option httplog` line of the finished request.
-    fn log_http(&self, backend: usize) {
-        let (Some(log), Some(crate::config::LogFormat::Http)) = (
-            &self.shard.log,
-            self.shard.config.frontends[self.frontend].log,
-        ) else {
-            return;
-        };
-        let r = &self.rec;
-        let cfg = &self.shard.config;
-        let st = &self.shard.stats;
-        let b = &cfg.backends[backend];
-        let now = Instant::now();
-        let since = |t: Option<Instant>| t.map_or(-1, |t| ms(now.saturating_duration_since(t)));
-        let tr = match (r.head_start, r.start) {
-            (Some(h), Some(s)) => ms(s.saturating_duration_since(h)),
-            _ => -1,
-        };
-        let tr_server = match (r.start, r.first_byte) {
-            (Some(s), Some(f)) => {
-                ms(f.saturating_duration_since(s))
-                    - r.queued.map_or(0, ms)
-                    - r.connected.map_or(0, ms)
-            }
-            _ => -1,
-        };
-        let server = r
-            .server
-            .map(|s| b.servers[s as usize].name.as_str())
-            .unwrap_or("<NOSRV>");
-        let fe_cur = st.frontends[self.frontend].scur.get();
-        log.http(&HttpEntry {
-            client: self.peer,
-            accepted: r.date.unwrap_or_else(std::time::SystemTime::now),
-            frontend: &cfg.frontends[self.frontend].name,
-            backend: &b.name,
-            server,
-            timers: [
-                tr,
-                r.queued.map_or(-1, ms),
-                r.connected.map_or(-1, ms),
-                tr_server,
-                since(r.head_start),
-            ],
-            status: r.status,
-            bytes: r.bytes_out,
-            termination: r.term,
-            conns: [
-                st.frontends.iter().map(|f| f.scur.get()).sum(),
-                fe_cur,
-                st.backends[backend].scur.get(),
-                r.server
-                    .map_or(0, |s| st.servers[backend][s as usize].scur.get()),
-                u64::from(r.retries),
-            ],
-            queues: [0, self.shard.upstreams.backends[backend].queued() as u64],
-            request_line: &self.reqline,
-        });
-    }
-
     pub(super) fn timeouts(&self) -> &crate::config::Timeouts {
         &self.shard.config.frontends[self.frontend].timeouts
     }
@@ -526,7 +385,6 @@ impl Conn {
         // Clock reads are rationed: this one also serves the first queue deadline.
         let start = Instant::now();
         self.rec.start = Some(start);
-        let mut first_ask = Some(start);
         self.rec.bytes_in = req.head_len as u64;
         let shard = self.shard.clone();
         let _inflight = shard.begin_request();
@@ -539,9 +397,6 @@ impl Conn {
         };
         self.rec.backend = Some(backend);
         self.server_timeout = shard.config.backends[backend].timeouts.server;
-        let stats_be = &shard.stats.backends[backend];
-        let conf = &shard.config.backends[backend];
-        let be = &shard.upstreams.backends[backend];
 
         // The head and whatever body bytes are already buffered leave in one write.
         self.cpos += req.head_len;
@@ -555,185 +410,60 @@ impl Conn {
         self.rec.bytes_in += fed.used as u64;
         // A request wholly in `out` can be sent again; a streamed body cannot.
         let replayable = body.is_done();
+        let may_resend = replayable && req.idempotent;
+        // Every take checks the pooled connection (no late bytes, not closed); one the
+        // server closes just after the check fails before any response byte, and a
+        // request that may be resent goes again on a new connection (`Verdict::Fresh`).
+        let pool = PoolUse::Pooled;
 
-        let mut tried = Tried::default();
-        let mut failures = 0u32;
-        let mut stale_retry = false;
-        let (response, mut up, _slot) = loop {
-            // One clock read serves the queue deadline and the log's queue time.
-            let asked = first_ask.take().unwrap_or_else(Instant::now);
-            let deadline = asked.into_std() + conf.timeouts.queue;
-            // A sticky client goes to its server while that one can take it.
-            let recorded = req
-                .stick
-                .and_then(|k| shard.cluster.stuck(backend, k, asked.into_std()));
-            let stuck = recorded.filter(|&s| failures == 0 && be.take(s));
-            let server = match stuck {
-                Some(s) => s,
-                None => match be.acquire(req.hash, &tried, deadline).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        Counters::inc(&stats_be.dreq);
-                        self.rec.term = match e {
-                            crate::upstream::AcquireError::QueueTimeout
-                            | crate::upstream::AcquireError::QueueFull => "sQ--",
-                            crate::upstream::AcquireError::NoServer => "SC--",
-                        };
-                        return Err(Stop::Reply(Reply::ServiceUnavailable));
-                    }
-                },
+        let mut dispatch = Dispatch::new(
+            &shard,
+            backend,
+            req.hash,
+            req.stick,
+            (self.peer, self.local),
+            start,
+        );
+        let (response, mut up) = loop {
+            let mut up = match dispatch.next(pool, &mut self.timer).await {
+                Ok(up) => up,
+                Err(g) => return Err(self.give_up(g)),
             };
-            let slot = Slot::new(&shard, backend, server);
-            self.rec.server = Some(server);
-            let connecting = Instant::now();
-            self.rec.queued = Some(connecting.saturating_duration_since(asked));
-            self.rec.retries = failures;
-            if failures > 0 {
-                let sv = &shard.stats.servers[backend][server as usize];
-                Counters::inc(&stats_be.wretr);
-                Counters::inc(&sv.wretr);
-                if !tried.is_empty() {
-                    Counters::inc(&stats_be.wredis);
-                    Counters::inc(&sv.wredis);
-                }
-            }
-            // A request that can be resent skips the liveness peek: if the pooled
-            // connection turns out closed, it goes again on a fresh one.
-            let pooled = if stale_retry {
-                None
-            } else {
-                shard.upstreams.pooled(
-                    backend,
-                    server,
-                    !(replayable && req.idempotent),
-                    connecting.into_std(),
-                )
-            };
-            let connected = match pooled {
-                Some(stream) => Ok((stream, true)),
-                None => {
-                    // Without redispatch, retries stay on this server.
-                    let stay = if conf.redispatch {
-                        0
-                    } else {
-                        conf.retries.saturating_sub(failures)
-                    };
-                    let (res, failed) =
-                        shard.upstreams.connect_staying(backend, server, stay).await;
-                    failures += failed;
-                    res.map(|s| (s, false))
-                }
-            };
-            let mut up = match connected {
-                Ok((stream, reused)) => {
-                    let mut up = Upstream {
-                        server,
-                        stream,
-                        reused,
-                    };
-                    if let (false, Some(v)) = (reused, conf.servers[server as usize].send_proxy) {
-                        // The server learns who the client is before anything else.
-                        let mut hdr = Vec::with_capacity(64);
-                        crate::proxy_protocol::write(v, self.peer, self.local, &mut hdr);
-                        let deadline = Instant::now() + self.server_timeout;
-                        let len = hdr.len();
-                        if write_range(&mut up.stream, &mut hdr, 0..len, &mut self.timer, deadline)
-                            .await
-                            .is_err()
-                        {
-                            shard.upstreams.report_failure(backend, server);
-                            return Err(Stop::Reply(Reply::ServiceUnavailable));
-                        }
-                    }
-                    up
-                }
-                Err(_) => {
-                    // Nothing was sent: always safe to try again, elsewhere if allowed.
-                    Counters::inc(&stats_be.econ);
-                    Counters::inc(&shard.stats.servers[backend][server as usize].econ);
-                    shard.upstreams.report_failure(backend, server);
-                    failures += 1;
-                    // As HAProxy: no server could be reached is a 503 (not a 502,
-                    // which says a server answered badly).
-                    if failures > conf.retries {
-                        return Err(Stop::Reply(Reply::ServiceUnavailable));
-                    }
-                    if conf.redispatch {
-                        tried.add(server);
-                    }
-                    continue;
-                }
-            };
-            // A pooled connection took no time to get (HAProxy's Tc is 0 then too).
-            let ready = if up.reused {
-                connecting
-            } else {
-                Instant::now()
-            };
-            self.rec.connected = Some(ready.saturating_duration_since(connecting));
-            let failed = match self.send_request(&mut up, &mut body, ready, &req).await {
+            self.rec.server = Some(up.server);
+            let times = dispatch.times;
+            self.rec.queued = Some(times.queued);
+            self.rec.connected = Some(times.connected);
+            self.rec.retries = times.retries;
+            let ready = times.ready;
+            let failure = match self.send_request(&mut up, &mut body, ready, &req).await {
                 Err(SendError::Client) => return Err(Stop::Close),
                 Err(SendError::BadBody) => return Err(Stop::Reply(Reply::BadRequest)),
-                Err(SendError::Server) => HeadError::NothingReceived,
-                Err(SendError::BadResponse) => HeadError::Invalid,
-                Err(SendError::Timeout) => HeadError::Timeout,
-                // A final answer before the body (to `Expect: 100-continue`): the
-                // client's connection closes after it.
+                Err(SendError::Server) => Failure::NothingReceived,
+                Err(SendError::BadResponse) => Failure::Invalid,
+                Err(SendError::Timeout) => Failure::Timeout,
                 Ok(sent) => match self
                     .read_response_head(&mut up, &req, keep_alive && body.is_done(), sent)
                     .await
                 {
                     Ok(r) => {
-                        shard.upstreams.report_success(backend, server);
-                        if let Some(k) = req.stick {
-                            shard
-                                .cluster
-                                .learn(backend, k, server, recorded, asked.into_std());
-                        }
+                        dispatch.succeeded(&up);
                         self.rec.first_byte = Some(Instant::now());
                         self.rec.status = r.status;
-                        break (r, up, slot);
+                        break (r, up);
                     }
-                    Err(e) => e,
+                    Err(HeadError::NothingReceived) => Failure::NothingReceived,
+                    Err(HeadError::Invalid) => Failure::Invalid,
+                    Err(HeadError::Timeout) => Failure::Timeout,
+                    // The client left while the server's interim answers went to it.
+                    Err(HeadError::ClientGone) => return Err(Stop::Close),
                 },
             };
-            // Bytes were sent. Only a request that is idempotent and still whole in
-            // memory may go out again; a non-idempotent one is never sent twice.
-            let may_resend = replayable && req.idempotent;
-            match failed {
-                HeadError::NothingReceived if up.reused && !stale_retry && may_resend => {
-                    // The server closed the pooled connection: same server, new connection.
-                    stale_retry = true;
-                }
-                HeadError::NothingReceived => {
-                    Counters::inc(&stats_be.eresp);
-                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
-                    shard.upstreams.report_failure(backend, server);
-                    failures += 1;
-                    if !may_resend || failures > conf.retries {
-                        return Err(Stop::Reply(Reply::BadGateway));
-                    }
-                    if conf.redispatch {
-                        tried.add(server);
-                    }
-                }
-                HeadError::Invalid => {
-                    Counters::inc(&stats_be.eresp);
-                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
-                    shard.upstreams.report_failure(backend, server);
-                    return Err(Stop::Reply(Reply::BadGateway));
-                }
-                HeadError::Timeout => {
-                    Counters::inc(&stats_be.eresp);
-                    Counters::inc(&shard.stats.servers[backend][server as usize].eresp);
-                    shard.upstreams.report_failure(backend, server);
-                    return Err(Stop::Reply(Reply::GatewayTimeout));
-                }
-                HeadError::ClientGone => return Err(Stop::Close),
+            if let Err(g) = dispatch.failed(up, failure, may_resend) {
+                return Err(self.give_up(g));
             }
         };
         if response.upgrade {
-            return Err(Stop::Tunnel(up, _slot, response.head_len));
+            return Err(Stop::Tunnel(up, response.head_len));
         }
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
         // A server that answered before the body may still be waiting for it.
@@ -741,15 +471,21 @@ impl Conn {
         self.body_unread = !body.is_done();
         // A connection that announced this client's address must not carry another's;
         // `option http-server-close` closes it after each response.
-        let fe_conf = &shard.config.frontends[self.frontend];
-        if reusable
-            && conf.servers[up.server as usize].send_proxy.is_none()
-            && !conf.server_close
-            && !fe_conf.server_close
-        {
-            shard.upstreams.release_conn(backend, up.server, up.stream);
-        }
+        let server_close = shard.config.frontends[self.frontend].server_close;
+        dispatch.finish(up, reusable, server_close);
         Ok(keep_alive && client_keep_alive)
+    }
+
+    /// No server will answer: the reply for the client, the state for the log.
+    fn give_up(&mut self, g: GiveUp) -> Stop {
+        self.rec.term = Some(g.term);
+        self.rec.server = self.rec.server.or(g.server);
+        self.rec.retries = g.retries;
+        Stop::Reply(match g.status {
+            502 => Reply::BadGateway,
+            504 => Reply::GatewayTimeout,
+            _ => Reply::ServiceUnavailable,
+        })
     }
 
     /// After a reload, a keep-alive connection's next request uses the new config (the
@@ -811,6 +547,8 @@ impl Conn {
                         }
                         if let Some(p) = &self.shard.fault_panic_path {
                             crate::shard::fault(p, r.path);
+                            // A doomed shard dies in its control loop: wake it.
+                            self.shard.wake.ring();
                         }
                         let view = View {
                             req: &r,
@@ -827,7 +565,7 @@ impl Conn {
                                         fe,
                                         self.frontend,
                                         *limiter,
-                                        &r,
+                                        r.headers,
                                         client,
                                     ) {
                                         return Err(Stop::Rule(i));
@@ -882,9 +620,9 @@ impl Conn {
                                 _ => None,
                             });
                         let stick = backend.and_then(|b| {
-                            crate::cluster::local::stick_key(
+                            crate::tables::stick_key(
                                 &self.shard.config.backends[b],
-                                &r,
+                                r.headers,
                                 client,
                             )
                         });
@@ -934,14 +672,14 @@ impl Conn {
             // io_uring it would pin the buffer and could lose bytes if dropped, so the
             // grace is spent waiting for readiness first.
             let mut read_until = deadline;
-            if waiting_first_byte && !woken {
+            if let (true, false, Some(socket)) = (waiting_first_byte, woken, self.client.socket()) {
                 let grace = self.rec.head_start.unwrap_or(deadline) + IDLE_GRACE;
                 if grace < deadline {
-                    if super::io::reads_drop_safely() {
+                    if crate::io::reads_drop_safely() {
                         read_until = grace;
                     } else if self
                         .timer
-                        .bound(grace, self.client.readable(false))
+                        .bound(grace, socket.readable(false))
                         .await
                         .is_none()
                     {
@@ -982,7 +720,7 @@ impl Conn {
     /// one taken when the request was sent.
     async fn send_request(
         &mut self,
-        up: &mut Upstream,
+        up: &mut ServerConn,
         body: &mut BodyProgress,
         now: Instant,
         req: &RequestMeta,
@@ -1055,12 +793,4 @@ pub(super) enum SendError {
     BadResponse,
     /// Neither the body nor the server's answer came in `timeout.server`.
     Timeout,
-}
-
-/// A connection to one server of the current backend.
-pub(super) struct Upstream {
-    pub(super) server: u32,
-    pub(super) stream: TcpStream,
-    /// Came from the pool: the server may have closed it meanwhile.
-    pub(super) reused: bool,
 }

@@ -3,8 +3,11 @@
 //! one min-heap per shard, and the shard's control tick wakes the connections whose
 //! deadline passed. A monoio timer would cost each idle connection 640 bytes (its
 //! entry is cache-line padded and aligned), more than a third of what the rest of an
-//! idle connection costs; here it is a slab entry and a heap slot. A wait ends at
-//! most one tick (20 ms) after its deadline, which no request timeout needs finer.
+//! idle connection costs; here it is a slab entry and a heap slot. The shard's control
+//! loop sleeps until the earliest deadline (`next_deadline`; a wait that becomes the
+//! earliest rings its bell) and wakes the connections whose deadline passed: a wait
+//! ends at most one control tick (20 ms) after its deadline, which no request timeout
+//! needs finer.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -29,6 +32,25 @@ struct Waiting {
 
 thread_local! {
     static WAITING: RefCell<Waiting> = RefCell::new(Waiting::default());
+    /// The shard's control loop, rung when a wait becomes the earliest.
+    static BELL: RefCell<Option<std::rc::Rc<crate::io::LocalBell>>> =
+        const { RefCell::new(None) };
+}
+
+/// The bell of this thread's control loop (set when its runtime starts).
+pub fn set_bell(bell: std::rc::Rc<crate::io::LocalBell>) {
+    BELL.with(|b| *b.borrow_mut() = Some(bell));
+}
+
+/// The earliest deadline of a waiting connection.
+pub fn next_deadline() -> Option<Instant> {
+    WAITING
+        .try_with(|w| {
+            let w = w.borrow();
+            w.heap.first().map(|&key| w.entries[key].deadline)
+        })
+        .ok()
+        .flatten()
 }
 
 impl Waiting {
@@ -147,8 +169,16 @@ impl Deadline {
             if Instant::now() >= self.deadline {
                 return Poll::Ready(());
             }
-            let key = WAITING.with(|w| w.borrow_mut().insert(self.deadline, cx.waker().clone()));
+            let (key, earliest) = WAITING.with(|w| {
+                let mut w = w.borrow_mut();
+                let key = w.insert(self.deadline, cx.waker().clone());
+                (key, w.entries[key].pos == Some(0))
+            });
             self.key = Some(key);
+            if earliest {
+                // The control loop sleeps until the earliest deadline it knew of.
+                BELL.with(|b| b.borrow().as_ref().map(|b| b.ring()));
+            }
             return Poll::Pending;
         };
         WAITING.with(|w| {

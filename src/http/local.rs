@@ -40,6 +40,32 @@ pub fn add_header(head: &mut Vec<u8>, name: &str, value: &str) {
     head.extend_from_slice(b"\r\n\r\n");
 }
 
+/// The answer to a request for an admin page (stats, metrics): the page, or a 401
+/// when the stats page's credentials are missing.
+pub async fn service_response(shard: &Shard, svc: &Service, csv: bool, authorized: bool) -> String {
+    if !authorized {
+        let realm = match svc {
+            Service::Stats { realm, .. } => realm.as_str(),
+            _ => "",
+        };
+        let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
+        return format!(
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/html\r\nWWW-Authenticate: Basic realm=\"{realm}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+    // Boxed: the wait's timer would otherwise grow every connection's task.
+    match Box::pin(ask_admin(shard, svc.clone(), csv)).await {
+        Some(a) => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            a.content_type,
+            a.body.len(),
+            a.body
+        ),
+        None => String::from_utf8_lossy(super::reply::Reply::ServiceUnavailable.bytes()).into_owned(),
+    }
+}
+
 /// Asks the admin side for a page and waits for it without blocking the shard: the
 /// admin side itself asks every shard (this one too) for figures meanwhile.
 pub async fn ask_admin(

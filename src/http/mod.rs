@@ -1,18 +1,15 @@
 //! HTTP/1.x: the client connection loop and request side (conn), the response side
 //! (response), head parsing and rewriting (head), body framing (framing), routing
 //! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local),
-//! deadline IO (io), the deadlines of connections waiting for a request (idle), and the
-//! free lists of connection buffers and state (bufpool).
+//! and the deadlines of connections waiting for a request (idle).
 
-mod bufpool;
-pub(crate) use bufpool::{init as init_memory, trim as trim_memory};
 mod conn;
 pub mod framing;
 pub mod head;
 mod idle;
-pub(crate) use idle::wake_expired as wake_idle;
-mod io;
-pub(crate) use io::{set_epoll_driver, Timer};
+pub(crate) use idle::{
+    next_deadline as next_idle_deadline, set_bell as set_idle_bell, wake_expired as wake_idle,
+};
 mod local;
 pub mod reply;
 mod response;
@@ -20,3 +17,11 @@ mod route;
 mod tunnel;
 
 pub use conn::serve;
+
+/// Run once a second by each shard with its open client connections: shrinks the
+/// idle deadlines' storage and the free lists, and returns memory to the system after
+/// a burst (see `bufpool::trim`).
+pub(crate) fn trim_memory(open: usize) {
+    idle::shrink();
+    crate::bufpool::trim(open);
+}

@@ -24,6 +24,20 @@ const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Time-out\r\nContent-Type: 
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Reply {
+    /// The termination state a request answered with this reply ends in, unless the
+    /// way it came about said more (a queue timeout is `sQ`, not `SC`).
+    pub fn term(self) -> crate::record::Term {
+        use crate::record::Term;
+        match self {
+            Reply::BadRequest => Term::CLIENT_REQUEST,
+            Reply::RequestTimeout => Term::CLIENT_TIMEOUT_REQUEST,
+            Reply::HeaderTooLarge | Reply::UriTooLong => Term::PROXY_REQUEST,
+            Reply::ServiceUnavailable => Term::SERVER_CONNECT,
+            Reply::GatewayTimeout => Term::SERVER_TIMEOUT_HEADERS,
+            Reply::BadGateway => Term::SERVER_HEADERS,
+        }
+    }
+
     pub fn bytes(self) -> &'static [u8] {
         match self {
             Reply::BadRequest => BAD_REQUEST,

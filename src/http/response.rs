@@ -4,11 +4,12 @@
 //! the client. Also the wait of an `Expect: 100-continue` request, whose body comes
 //! once the server said to go ahead (or the client tired of waiting).
 
-use super::conn::{Conn, RequestMeta, SendError, Stop, Upstream};
+use super::conn::{Conn, RequestMeta, SendError, Stop};
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
-use super::io::{read_into, write_range, ReadOutcome};
 use super::reply::Reply;
+use crate::dispatch::ServerConn;
+use crate::io::{read_into, write_range, ReadOutcome, Stream};
 use crate::stats::Counters;
 use monoio::time::Instant;
 
@@ -24,13 +25,13 @@ enum Head {
     Partial,
 }
 
-impl Conn {
+impl<S: Stream> Conn<S> {
     /// Reads and parses the response head (interim 1xx responses passed on or
     /// skipped); the head for the client is left in `out`, the body bytes that came
     /// with it in `sbuf`. `sbuf` may already hold the start of the answer.
     pub(super) async fn read_response_head(
         &mut self,
-        up: &mut Upstream,
+        up: &mut ServerConn,
         req: &RequestMeta,
         keep_alive: bool,
         sent: Instant,
@@ -121,7 +122,7 @@ impl Conn {
     /// that could be lost when the other side wins.
     pub(super) async fn await_continue(
         &mut self,
-        up: &mut Upstream,
+        up: &mut ServerConn,
         req: &RequestMeta,
         deadline: Instant,
     ) -> Result<bool, SendError> {
@@ -129,8 +130,12 @@ impl Conn {
             Client,
             Server,
         }
+        // A stream that buffers what it read (TLS) cannot be waited on this way: the
+        // body goes at once, and the server's `100` reaches the client after it.
         loop {
-            let (client, server) = (&self.client, &up.stream);
+            let (Some(client), server) = (self.client.socket(), &up.stream) else {
+                return Ok(true);
+            };
             let ready = self
                 .timer
                 .bound(deadline, async {
@@ -172,7 +177,7 @@ impl Conn {
     /// upstream may be pooled).
     pub(super) async fn forward_response(
         &mut self,
-        up: &mut Upstream,
+        up: &mut ServerConn,
         res: ResponseMeta,
     ) -> Result<(bool, bool), Stop> {
         let client_timeout = self.timeouts().client;
@@ -206,13 +211,14 @@ impl Conn {
         .await
         .map_err(|_| Stop::Close)?;
         while !body.is_done() {
-            // A large Content-Length body goes from socket to socket through a pipe.
-            if let Some(rest) = body
+            // A large Content-Length body goes from socket to socket through a pipe
+            // (plain sockets only: a TLS stream needs the bytes).
+            let rest = body
                 .remaining_length()
-                .filter(|&n| n >= crate::splice::SPLICE_MIN)
-            {
+                .filter(|&n| n >= crate::splice::SPLICE_MIN);
+            if let (Some(rest), Some(to)) = (rest, self.client.socket()) {
                 let pipes = self.shard.pipes.clone();
-                let (from, to) = (&mut up.stream, &mut self.client);
+                let from = &up.stream;
                 let (rt, wt) = (server_timeout, client_timeout);
                 match pipes.forward(from, to, rest, rt, wt, &mut self.timer).await {
                     Ok(()) => {

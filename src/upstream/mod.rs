@@ -1,386 +1,96 @@
-//! A shard's copy of its backends: every server's state (probe result from the health
-//! thread, operator state, weight, this shard's active requests and slot share), the
-//! balancers of the primary and backup groups, the queue of requests waiting for a
-//! slot, and the idle connection pools.
+//! A shard's copy of its backends (`backend`: every server's state, the balancers,
+//! the way to a slot), the idle connection pools (`pool`), connecting, and the
+//! passive health reports; `shared` holds the limits every shard shares.
 
+mod backend;
 pub mod balance;
 mod pool;
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+pub use backend::{AcquireError, BackendState, ServerState, Taken, Tried};
+
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use monoio::net::TcpStream;
 
 pub use balance::{Balancer, Member};
-pub use pool::Pool;
+pub use pool::{PoolKey, Pools, ServerPool};
 
-use crate::config::{Backend, Config};
+use crate::config::Config;
+use crate::control::AdminState;
 use crate::control::HealthReport;
-
-/// The operator's say on a server (HAProxy's READY / DRAIN / MAINT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminState {
-    Ready,
-    /// No new requests; in-flight ones finish.
-    Drain,
-    /// Out of service.
-    Maint,
-}
-
-impl AdminState {
-    /// The runtime API's word for it (`set server B/S state WORD`).
-    pub fn word(self) -> &'static str {
-        match self {
-            AdminState::Ready => "ready",
-            AdminState::Drain => "drain",
-            AdminState::Maint => "maint",
-        }
-    }
-
-    pub fn from_word(w: &str) -> Option<AdminState> {
-        match w {
-            "ready" => Some(AdminState::Ready),
-            "drain" => Some(AdminState::Drain),
-            "maint" => Some(AdminState::Maint),
-            _ => None,
-        }
-    }
-}
-
-pub struct ServerState {
-    pub name: String,
-    pub addr: SocketAddr,
-    pub backup: bool,
-    /// Weight set by config or operator (0–256).
-    pub weight: Cell<u32>,
-    /// The weight the config gave.
-    pub conf_weight: u32,
-    /// Weight the balancer uses (lower during slow start).
-    pub effective_weight: Cell<u32>,
-    /// The health thread's verdict.
-    pub up: Cell<bool>,
-    pub admin: Cell<AdminState>,
-    /// When the server last came up, while its slow start runs.
-    pub ramp_since: Cell<Option<Instant>>,
-    pub slowstart: Duration,
-    /// This shard's share of the server's maxconn.
-    pub limit: Cell<u32>,
-    /// Consecutive passive failures seen by this shard.
-    pub fail_streak: Cell<u32>,
-    pub pool: RefCell<Pool>,
-}
-
-impl ServerState {
-    /// Probe up, operator ready, weight above zero.
-    pub fn usable(&self) -> bool {
-        self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
-    }
-}
-
-pub struct BackendState {
-    pub name: String,
-    pub servers: Vec<ServerState>,
-    /// Active requests (connections in tcp mode) per server, on this shard.
-    pub active: Vec<Cell<u32>>,
-    primary: RefCell<Balancer>,
-    backup: RefCell<Balancer>,
-    all_backups: bool,
-    maxqueue: Option<usize>,
-    connect_timeout: Duration,
-    /// Requests waiting for a slot, in arrival order.
-    queue: RefCell<VecDeque<local_sync::oneshot::Sender<()>>>,
-    /// Longest the queue has been.
-    pub queue_max: Cell<u64>,
-}
-
-/// The outcome of asking a backend for a server slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcquireError {
-    /// No server is up, ready and weighted (primaries nor backups).
-    NoServer,
-    /// The queue is at `maxqueue`.
-    QueueFull,
-    /// No slot freed within `timeout.queue`.
-    QueueTimeout,
-}
-
-/// Servers a request already failed on, so a retry goes elsewhere.
-#[derive(Default, Clone, Copy)]
-pub struct Tried {
-    servers: [u32; 8],
-    len: usize,
-}
-
-impl Tried {
-    pub fn add(&mut self, s: u32) {
-        self.servers[self.len % 8] = s;
-        self.len += 1;
-    }
-    pub fn contains(&self, s: u32) -> bool {
-        self.servers[..self.len.min(8)].contains(&s)
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-enum Pick {
-    Server(u32),
-    /// Servers are usable but none has a free slot.
-    Full,
-    NoServer,
-}
-
-impl BackendState {
-    fn new(b: &Backend, shard: usize, shards: usize) -> Self {
-        let servers: Vec<ServerState> = b
-            .servers
-            .iter()
-            .map(|s| ServerState {
-                name: s.name.clone(),
-                addr: s.addr,
-                backup: s.backup,
-                weight: Cell::new(s.weight),
-                conf_weight: s.weight,
-                effective_weight: Cell::new(s.weight),
-                up: Cell::new(true),
-                admin: Cell::new(if s.disabled {
-                    AdminState::Maint
-                } else {
-                    AdminState::Ready
-                }),
-                ramp_since: Cell::new(None),
-                slowstart: s.slowstart,
-                limit: Cell::new(s.maxconn_share(shard, shards)),
-                fail_streak: Cell::new(0),
-                pool: RefCell::new(Pool::default()),
-            })
-            .collect();
-        let be = BackendState {
-            name: b.name.clone(),
-            active: servers.iter().map(|_| Cell::new(0)).collect(),
-            servers,
-            primary: RefCell::new(Balancer::new(&b.balance, shard as u64)),
-            backup: RefCell::new(Balancer::new(&b.balance, shard as u64)),
-            all_backups: b.all_backups,
-            maxqueue: b.maxqueue,
-            connect_timeout: b.timeouts.connect,
-            queue: RefCell::new(VecDeque::new()),
-            queue_max: Cell::new(0),
-        };
-        be.rebuild();
-        be
-    }
-
-    /// Recomputes both groups after any change of state or weight.
-    pub fn rebuild(&self) {
-        let members = |backup: bool| {
-            self.servers
-                .iter()
-                .enumerate()
-                .filter(move |(_, s)| s.backup == backup && s.usable())
-                .map(|(i, s)| Member {
-                    server: i as u32,
-                    weight: s.effective_weight.get(),
-                    name: &s.name,
-                })
-        };
-        self.primary.borrow_mut().rebuild(members(false));
-        if self.all_backups {
-            self.backup.borrow_mut().rebuild(members(true));
-        } else {
-            self.backup.borrow_mut().rebuild(members(true).take(1));
-        }
-        let limit = |s: u32| self.servers[s as usize].limit.get();
-        self.primary.borrow().init_loads(&self.active, limit);
-        self.backup.borrow().init_loads(&self.active, limit);
-        // Capacity may have appeared (or vanished): let every waiter look again.
-        self.wake_all();
-    }
-
-    /// Usable primaries and backups.
-    pub fn usable_counts(&self) -> (usize, usize) {
-        (
-            self.primary.borrow().members().len(),
-            self.backup.borrow().members().len(),
-        )
-    }
-
-    fn pick(&self, key: Option<u64>, tried: &Tried) -> Pick {
-        let primary = self.primary.borrow();
-        let group = if primary.is_empty() {
-            self.backup.borrow()
-        } else {
-            primary
-        };
-        if group.is_empty() {
-            return Pick::NoServer;
-        }
-        let free = |s: u32| self.active[s as usize].get() < self.servers[s as usize].limit.get();
-        if !tried.is_empty() {
-            if let Some(s) = group.pick(&self.active, key, |s| free(s) && !tried.contains(s)) {
-                return Pick::Server(s);
-            }
-        }
-        match group.pick(&self.active, key, free) {
-            Some(s) => Pick::Server(s),
-            None => Pick::Full,
-        }
-    }
-
-    /// Takes a slot on a server: at once when one is free and nobody waits, else in
-    /// arrival order from the queue until `deadline`.
-    pub async fn acquire(
-        &self,
-        key: Option<u64>,
-        tried: &Tried,
-        deadline: Instant,
-    ) -> Result<u32, AcquireError> {
-        let mut woken = false;
-        loop {
-            if woken || self.queue.borrow().is_empty() {
-                match self.pick(key, tried) {
-                    Pick::Server(s) => {
-                        self.occupy(s);
-                        return Ok(s);
-                    }
-                    Pick::NoServer => return Err(AcquireError::NoServer),
-                    Pick::Full => {}
-                }
-            } else if self.primary.borrow().is_empty() && self.backup.borrow().is_empty() {
-                return Err(AcquireError::NoServer);
-            }
-            let (tx, rx) = local_sync::oneshot::channel();
-            {
-                let mut q = self.queue.borrow_mut();
-                if !woken && self.maxqueue.is_some_and(|m| q.len() >= m) {
-                    return Err(AcquireError::QueueFull);
-                }
-                // A waiter that lost its slot to a newcomer keeps its place.
-                if woken {
-                    q.push_front(tx);
-                } else {
-                    q.push_back(tx);
-                }
-                if q.len() as u64 > self.queue_max.get() {
-                    self.queue_max.set(q.len() as u64);
-                }
-            }
-            // A monoio timer is 128-byte aligned: inline, it would make every connection
-            // task an aligned allocation. Boxed, on the queueing path only.
-            let wait = monoio::time::timeout_at(monoio::time::Instant::from_std(deadline), rx);
-            match Box::pin(wait).await {
-                Ok(_) => woken = true,
-                Err(_) => return Err(AcquireError::QueueTimeout),
-            }
-        }
-    }
-
-    /// Takes a slot on server `s` if it is usable and has one free, nobody waiting
-    /// (a sticky client's server).
-    pub fn take(&self, s: u32) -> bool {
-        let Some(state) = self.servers.get(s as usize) else {
-            return false;
-        };
-        let busy = self.active[s as usize].get() >= state.limit.get();
-        if !state.usable() || busy || !self.queue.borrow().is_empty() {
-            return false;
-        }
-        self.occupy(s);
-        true
-    }
-
-    fn occupy(&self, s: u32) {
-        let a = &self.active[s as usize];
-        a.set(a.get() + 1);
-        self.load_changed(s);
-    }
-
-    /// Gives a slot back and lets the first waiter try for it.
-    pub fn release(&self, server: u32) {
-        let a = &self.active[server as usize];
-        a.set(a.get().saturating_sub(1));
-        self.load_changed(server);
-        let mut q = self.queue.borrow_mut();
-        while let Some(tx) = q.pop_front() {
-            // A waiter that timed out has dropped its receiver: try the next one.
-            if tx.send(()).is_ok() {
-                break;
-            }
-        }
-    }
-
-    fn load_changed(&self, server: u32) {
-        let (active, limit) = (
-            self.active[server as usize].get(),
-            self.servers[server as usize].limit.get(),
-        );
-        self.primary.borrow().load_changed(server, active, limit);
-        self.backup.borrow().load_changed(server, active, limit);
-    }
-
-    fn wake_all(&self) {
-        let waiters: Vec<_> = self.queue.borrow_mut().drain(..).collect();
-        for tx in waiters {
-            let _ = tx.send(());
-        }
-    }
-
-    pub fn queued(&self) -> usize {
-        self.queue.borrow().len()
-    }
-}
 
 pub struct Upstreams {
     pub backends: Vec<BackendState>,
     shard: usize,
-    pool_max_idle: usize,
-    pool_idle_timeout: Duration,
+    /// The shard's idle connections, shared by its generations.
+    pools: std::rc::Rc<Pools>,
     /// Passive failure reports to the health thread.
     reports: Option<Sender<HealthReport>>,
     /// Superseded by a reload: its server numbering is stale, so it reports nothing.
     retired: Cell<bool>,
+    /// Wakes the control loop when the first connection is pooled (to sweep).
+    wake: std::rc::Rc<crate::io::LocalBell>,
 }
 
 impl Upstreams {
-    pub fn new(cfg: &Config, shard: usize, reports: Option<Sender<HealthReport>>) -> Self {
-        let shards = cfg.runtime.shards;
-        Upstreams {
+    /// A generation's servers. Their idle connection pools come from `pools`: a server
+    /// the previous generation had keeps its pool, and pools of servers this config no
+    /// longer has are retired.
+    pub fn new(
+        cfg: &Config,
+        shard: usize,
+        reports: Option<Sender<HealthReport>>,
+        shared: &crate::limits::Shared,
+        pools: std::rc::Rc<Pools>,
+        wake: std::rc::Rc<crate::io::LocalBell>,
+    ) -> Self {
+        pools.begin_generation();
+        let up = Upstreams {
             backends: cfg
                 .backends
                 .iter()
-                .map(|b| BackendState::new(b, shard, shards))
+                .zip(&shared.backends)
+                .map(|(b, sh)| {
+                    BackendState::new(
+                        b,
+                        shard,
+                        sh.clone(),
+                        shared.links.clone(),
+                        &pools,
+                        &cfg.pool,
+                    )
+                })
                 .collect(),
             shard,
-            pool_max_idle: cfg.pool.max_idle_per_server,
-            pool_idle_timeout: cfg.pool.idle_timeout,
+            pools,
             reports,
             retired: Cell::new(false),
+            wake,
+        };
+        up.pools.retire_unbound();
+        for be in &up.backends {
+            for s in &be.servers {
+                up.sync_pool(s);
+            }
         }
+        up
     }
 
-    /// An idle pooled connection to `server`. `check` makes sure the server has not
-    /// closed it; skip it only when the request can be resent if it has. `now` is the
-    /// caller's latest clock reading (the request path reads the clock sparingly).
-    pub fn pooled(
-        &self,
-        backend: usize,
-        server: u32,
-        check: bool,
-        now: Instant,
-    ) -> Option<TcpStream> {
-        self.backends[backend].servers[server as usize]
-            .pool
-            .borrow_mut()
-            .take(now, self.pool_idle_timeout, check)
+    /// An idle pooled connection to `server` that has nothing to read (see `pool`).
+    /// `now` is the caller's latest clock reading (the request path reads the clock
+    /// sparingly).
+    pub fn pooled(&self, backend: usize, server: u32, now: Instant) -> Option<TcpStream> {
+        self.pools
+            .take(&self.backends[backend].servers[server as usize].pool, now)
     }
 
     /// A new connection to `server`, within `timeout.connect`.
     pub async fn connect(&self, backend: usize, server: u32) -> std::io::Result<TcpStream> {
         let s = &self.backends[backend].servers[server as usize];
+        // One more connection: the shard's idle ones make way if it holds its limit.
+        self.pools.make_room();
         // Boxed: an inline monoio timer (128-byte aligned) would make every connection
         // task an aligned allocation; a new connection can afford one allocation.
         let res = match Box::pin(monoio::time::timeout(
@@ -430,10 +140,12 @@ impl Upstreams {
     /// Returns a connection whose last exchange completed cleanly; it is idle from now
     /// (not from its response's first byte: a long body must not age it).
     pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
-        self.backends[backend].servers[server as usize]
-            .pool
-            .borrow_mut()
-            .put(stream, Instant::now(), self.pool_max_idle);
+        if self.pools.idle() == 0 {
+            // The first idle connection: the control loop starts sweeping.
+            self.wake.ring();
+        }
+        let pool = &self.backends[backend].servers[server as usize].pool;
+        self.pools.put(pool, stream, Instant::now());
     }
 
     /// A connection or request to the server failed: tell the health thread.
@@ -477,7 +189,8 @@ impl Upstreams {
 
     /// Takes over the state of servers that exist in both generations (same backend
     /// and server name): health verdict, operator state, an operator-set weight, slow
-    /// start, failure streak, and idle connections when the address is unchanged.
+    /// start, failure streak. (Idle connections need nothing: the pool is shared when
+    /// the address is unchanged.)
     pub fn adopt(&self, old: &Upstreams) {
         for be in &self.backends {
             let Some(ob) = old.backends.iter().find(|b| b.name == be.name) else {
@@ -499,10 +212,7 @@ impl Upstreams {
                     s.effective_weight
                         .set(os.effective_weight.get().min(s.weight.get()));
                 }
-                if os.addr == s.addr {
-                    let idle = std::mem::take(&mut *os.pool.borrow_mut());
-                    *s.pool.borrow_mut() = idle;
-                }
+                self.sync_pool(s);
             }
             be.rebuild();
         }
@@ -523,9 +233,8 @@ impl Upstreams {
                 s.effective_weight
                     .set(ramp_weight(s.weight.get(), Duration::ZERO, s.slowstart));
             }
-        } else {
-            s.pool.borrow_mut().clear();
         }
+        self.sync_pool(s);
         be.rebuild();
     }
 
@@ -537,6 +246,7 @@ impl Upstreams {
         if s.ramp_since.get().is_none() {
             s.effective_weight.set(weight);
         }
+        self.sync_pool(s);
         be.rebuild();
     }
 
@@ -546,23 +256,19 @@ impl Upstreams {
         let s = &be.servers[server];
         if s.admin.get() != state {
             s.admin.set(state);
-            if state != AdminState::Ready {
-                s.pool.borrow_mut().clear();
-            }
+            self.sync_pool(s);
             be.rebuild();
         }
     }
 
     /// Applies an operator's maxconn change; this shard takes its share.
-    pub fn set_maxconn(&self, backend: usize, server: usize, maxconn: Option<u32>, shards: usize) {
-        let be = &self.backends[backend];
-        let share = crate::config::maxconn_share(maxconn, self.shard, shards);
-        be.servers[server].limit.set(share);
-        be.rebuild();
+    pub fn set_maxconn(&self, backend: usize, server: usize, maxconn: Option<u32>) {
+        self.backends[backend].set_maxconn(server, maxconn);
     }
 
-    /// Advances slow starts; called from the control tick.
-    pub fn tick_slowstart(&self, now: Instant) {
+    /// Advances slow starts; called from the control tick. `true`: some go on.
+    pub fn tick_slowstart(&self, now: Instant) -> bool {
+        let mut ramping = false;
         for be in &self.backends {
             let mut changed = false;
             for s in &be.servers {
@@ -574,6 +280,7 @@ impl Upstreams {
                     s.ramp_since.set(None);
                     s.weight.get()
                 } else {
+                    ramping = true;
                     ramp_weight(s.weight.get(), elapsed, s.slowstart)
                 };
                 if w != s.effective_weight.get() {
@@ -585,23 +292,29 @@ impl Upstreams {
                 be.rebuild();
             }
         }
+        ramping
     }
 
-    /// Periodic clean-up from the shard's control tick.
-    pub fn purge_idle(&self) {
-        let now = Instant::now();
-        for b in &self.backends {
-            for s in &b.servers {
-                s.pool.borrow_mut().purge(now, self.pool_idle_timeout);
-            }
-        }
+    /// Idle connections may wait in a pool (the control loop sweeps once a second
+    /// while they do).
+    pub fn may_have_idle(&self) -> bool {
+        self.pools.idle() > 0
     }
 
-    pub fn clear_pools(&self) {
-        for b in &self.backends {
-            for s in &b.servers {
-                s.pool.borrow_mut().clear();
-            }
+    /// A slow start is under way (the control loop advances it every tick).
+    pub fn ramping(&self) -> bool {
+        self.backends
+            .iter()
+            .any(|b| b.servers.iter().any(|s| s.ramp_since.get().is_some()))
+    }
+
+    /// A server that takes no new request (down, not ready, weight 0) keeps no idle
+    /// connection, and takes none back until it does again.
+    fn sync_pool(&self, s: &ServerState) {
+        if s.usable() {
+            self.pools.reopen(&s.pool);
+        } else {
+            self.pools.close_pool(&s.pool);
         }
     }
 }

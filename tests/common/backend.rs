@@ -150,6 +150,12 @@ impl TestBackend {
         self.shared.stats.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Connections open now (accepted, and neither side has closed them).
+    pub fn open_connections(&self) -> usize {
+        let threads = self.shared.conn_threads.lock().unwrap();
+        threads.iter().filter(|t| !t.is_finished()).count()
+    }
+
     /// Keep-alive connections this backend closed for being idle.
     pub fn idle_closes(&self) -> usize {
         self.shared.stats.idle_closes.load(Ordering::SeqCst)

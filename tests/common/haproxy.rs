@@ -149,6 +149,8 @@ pub struct HaProxy {
 impl HaProxy {
     /// Starts HAProxy on haproxy.cfg `text` and waits until every address of `ports`
     /// accepts a connection and, if given, `socket` (its stats socket) accepts too.
+    /// HAProxy refuses `bind :0`: give it the ports of `ReservedPort`s the caller
+    /// holds (refused until HAProxy listens, and no other test can take them).
     pub fn start(text: &str, ports: &[SocketAddr], socket: Option<&Path>) -> HaProxy {
         let cfg = write_cfg(text);
         let bin = haproxy_bin();

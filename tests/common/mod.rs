@@ -27,11 +27,12 @@ pub use client::{
     HttpClient, Response,
 };
 pub use proc::{
-    check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, Output, RingLb,
+    check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, socket_count, Output,
+    RingLb,
 };
 pub use raw::{RawServer, Recorded, Recorder};
 pub use redis::RedisServer;
-pub use tcp::{dead_addr, free_port, EchoServer};
+pub use tcp::{EchoServer, ReservedPort};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};
 
 /// The value of one Prometheus series (`name{labels}`) in a `/metrics` answer.

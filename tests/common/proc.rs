@@ -19,6 +19,7 @@ pub struct RingLb {
     child: Child,
     pid: libc::pid_t,
     frontends: Vec<(String, SocketAddr)>,
+    admin: Option<SocketAddr>,
     shards: Option<usize>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
@@ -55,14 +56,52 @@ impl RingLb {
         })
     }
 
+    /// Runs `ringlb -f CONFIG` with its open-file limit (soft and hard) set to
+    /// `nofile` before it starts, and waits for its `ready` line.
+    pub fn start_with_fd_limit(toml: &str, nofile: u64) -> RingLb {
+        use std::os::unix::process::CommandExt;
+        let cfg = write_config(toml);
+        let path = cfg.path().to_str().expect("utf-8 temp path").to_string();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-f", &path]);
+        // SAFETY: only setrlimit, which is async-signal-safe, runs in the child
+        // between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::launch_command(cmd, &["-f", &path], Some(cfg), |line| {
+            line.starts_with("ready")
+        })
+    }
+
     /// Spawns the binary with `args` and reads its stdout until `done(line)`.
     pub fn launch(
         args: &[&str],
         config: Option<NamedTempFile>,
         done: impl Fn(&str) -> bool,
     ) -> RingLb {
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        Self::launch_command(cmd, args, config, done)
+    }
+
+    /// Spawns `cmd` (the binary with `args`) and reads its stdout until `done(line)`.
+    fn launch_command(
+        mut cmd: Command,
+        args: &[&str],
+        config: Option<NamedTempFile>,
+        done: impl Fn(&str) -> bool,
+    ) -> RingLb {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -101,6 +140,7 @@ impl RingLb {
             child,
             pid,
             frontends: Vec::new(),
+            admin: None,
             shards: None,
             stdout,
             stderr,
@@ -145,21 +185,15 @@ impl RingLb {
     fn note_line(&mut self, line: &str) {
         let mut words = line.split_whitespace();
         match words.next() {
-            Some("listening") => {
-                let mut name = None;
-                let mut addr = None;
-                for w in words {
-                    if let Some(v) = w.strip_prefix("frontend=") {
-                        name = Some(v.to_string());
-                    } else if let Some(v) = w.strip_prefix("addr=") {
-                        addr = v.parse::<SocketAddr>().ok();
-                    }
-                }
-                match (name, addr) {
-                    (Some(n), Some(a)) => self.frontends.push((n, a)),
-                    _ => panic!("malformed listening line {line:?}"),
-                }
+            Some("listening") if line.starts_with("listening admin ") => {
+                self.admin = words
+                    .find_map(|w| w.strip_prefix("addr="))
+                    .and_then(|a| a.parse().ok());
             }
+            Some("listening") => match frontend_line(line) {
+                Some(fa) => self.frontends.push(fa),
+                None => panic!("malformed listening line {line:?}"),
+            },
             Some("ready") => {
                 self.shards = words
                     .find_map(|w| w.strip_prefix("shards="))
@@ -188,6 +222,27 @@ impl RingLb {
             .collect()
     }
 
+    /// The address frontend `name` listens on by the latest `listening` line printed so
+    /// far: a reload prints them all again, with the port a new `:0` bind got.
+    pub fn latest_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.stdout_lines()
+            .iter()
+            .rev()
+            .filter_map(|l| frontend_line(l))
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a)
+    }
+
+    /// The admin HTTP listener's address (`listening admin addr=...`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.unwrap_or_else(|| {
+            panic!(
+                "no `listening admin` line; stdout: {:?}",
+                self.stdout_lines()
+            )
+        })
+    }
+
     /// `N` of the `ready shards=N` line.
     pub fn shards(&self) -> Option<usize> {
         self.shards
@@ -205,6 +260,16 @@ impl RingLb {
     /// Every line the binary wrote to stdout so far.
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
+    }
+
+    /// How many of the lines the binary wrote to stdout so far are `line`.
+    pub fn stdout_count(&self, line: &str) -> usize {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| *l == line)
+            .count()
     }
 
     /// Sends `sig` to the child (by its PID).
@@ -253,6 +318,24 @@ impl RingLb {
             let _ = h.join();
         }
     }
+}
+
+/// (frontend, address) of a `listening frontend=NAME addr=IP:PORT` line.
+fn frontend_line(line: &str) -> Option<(String, SocketAddr)> {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("listening") {
+        return None;
+    }
+    let mut name = None;
+    let mut addr = None;
+    for w in words {
+        if let Some(v) = w.strip_prefix("frontend=") {
+            name = Some(v.to_string());
+        } else if let Some(v) = w.strip_prefix("addr=") {
+            addr = v.parse::<SocketAddr>().ok();
+        }
+    }
+    Some((name?, addr?))
 }
 
 impl Drop for RingLb {
@@ -346,6 +429,17 @@ pub fn rss_kib(pid: i32) -> u64 {
 pub fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Open sockets (TCP, UDP and unix) of process `pid`.
+pub fn socket_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
         .unwrap_or(0)
 }
 

@@ -1,17 +1,23 @@
-//! `RedisServer`: a real `redis-server` (Debian's package) on a free loopback port,
+//! `RedisServer`: a real `redis-server` (Debian's package) on a reserved loopback port,
 //! without persistence (`--save '' --appendonly no`), killed by PID on drop; and a
 //! minimal RESP client so that tests can look at what ringlb wrote.
+//!
+//! redis-server cannot bind port 0 and say what it got (`--port 0` turns TCP off), and
+//! ringlb's cluster link takes `redis://` URLs only (no unix socket). So the harness
+//! holds a `ReservedPort` and redis-server binds it (with SO_REUSEADDR, which the
+//! reservation allows): no other test can take the port, before, during or after the
+//! server's life, and a stopped server comes back on the same address.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::tcp::free_port;
+use super::tcp::ReservedPort;
 
 pub struct RedisServer {
     child: Option<Child>,
-    port: u16,
+    port: ReservedPort,
 }
 
 /// A RESP reply.
@@ -25,23 +31,21 @@ pub enum Reply {
 }
 
 impl RedisServer {
-    /// Starts on a free port and waits until it answers (another test's server that
-    /// won a race for the port does not count: the answer names our process).
+    /// Starts on a reserved port and waits until it answers.
     pub fn start() -> RedisServer {
-        for _ in 0..5 {
-            if let Some(r) = Self::try_start(free_port()) {
-                return r;
-            }
-        }
-        panic!("redis-server did not start on a free port");
+        let mut r = RedisServer {
+            child: None,
+            port: ReservedPort::new(),
+        };
+        r.restart();
+        r
     }
 
-    /// Starts on `port` (to bring a stopped server back on the same address).
-    pub fn start_on(port: u16) -> RedisServer {
-        Self::try_start(port).unwrap_or_else(|| panic!("redis-server did not start on port {port}"))
-    }
-
-    fn try_start(port: u16) -> Option<RedisServer> {
+    /// Starts the server (again, after `stop`) on its port and waits until it answers
+    /// `INFO` with its own process id.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port();
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -61,36 +65,33 @@ impl RedisServer {
             .spawn()
             .expect("spawn redis-server (apt-get install redis-server)");
         let pid = child.id();
-        let mut r = RedisServer {
-            child: Some(child),
-            port,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         let ours = format!("process_id:{pid}\r\n");
         loop {
-            if let Ok(Reply::Bulk(Some(info))) = r.try_cmd(&["INFO", "server"]) {
+            if let Ok(Reply::Bulk(Some(info))) = self.try_cmd(&["INFO", "server"]) {
                 if info.contains(&ours) {
-                    return Some(r);
+                    return;
                 }
             }
-            let exited = r
+            let exited = self
                 .child
                 .as_mut()
                 .is_some_and(|c| c.try_wait().ok().flatten().is_some());
             if exited || Instant::now() >= deadline {
-                r.stop();
-                return None;
+                self.stop();
+                panic!("redis-server did not start on port {port} (exited: {exited})");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.port.port()
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        format!("redis://127.0.0.1:{}/", self.port())
     }
 
     /// Kills the server (by its PID) and waits for it.
@@ -109,7 +110,7 @@ impl RedisServer {
     }
 
     pub fn try_cmd(&self, args: &[&str]) -> std::io::Result<Reply> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        let mut s = TcpStream::connect(self.port.addr())?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut out = format!("*{}\r\n", args.len());
         for a in args {

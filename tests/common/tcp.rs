@@ -1,5 +1,5 @@
-//! Plain TCP peers: an echo server that passes a half-close on, and an address where
-//! nothing listens.
+//! Plain TCP peers: an echo server that passes a half-close on, and a reserved port
+//! (an address where nothing listens, or where a child such as HAProxy may listen).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 struct Shared {
     stop: AtomicBool,
@@ -100,13 +102,52 @@ impl Drop for EchoServer {
     }
 }
 
-/// An address on 127.0.0.1 where nothing listens.
-pub fn dead_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind for dead_addr");
-    l.local_addr().unwrap()
+/// A port on 127.0.0.1 that is ours for as long as this value lives, with nothing
+/// listening on it: a socket bound there (with SO_REUSEADDR) that never listens.
+///
+/// - Connecting to it is refused (the kernel answers a SYN to a bound but not listening
+///   port with a reset), so it is the address of a dead server.
+/// - No other test can take the port meanwhile: `bind(:0)` never hands out a port that
+///   a socket holds on the same (or the wildcard) address, and an outgoing connection
+///   never picks an explicitly bound port as its source port. (Binding a listener, reading
+///   its port and closing it, then using the port, races with both.)
+/// - A child process that binds the port itself with SO_REUSEADDR, as HAProxy and
+///   redis-server do, can still listen there (Linux lets SO_REUSEADDR sockets share a
+///   port while at most one of them listens): that is how a program that cannot bind
+///   port 0 and print what it got gets a port without a race. When it exits, the port
+///   is refused again, still held, and the child can be started again on it.
+pub struct ReservedPort {
+    addr: SocketAddr,
+    _sock: Socket,
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    dead_addr().port()
+impl ReservedPort {
+    pub fn new() -> ReservedPort {
+        let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+            .expect("socket for a reserved port");
+        sock.set_reuse_address(true)
+            .expect("SO_REUSEADDR on a reserved port");
+        sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind a reserved port");
+        let addr = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("local address of a reserved port");
+        ReservedPort { addr, _sock: sock }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Default for ReservedPort {
+    fn default() -> Self {
+        Self::new()
+    }
 }

@@ -10,13 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
-
 use super::backend::TestBackend;
 use super::client::HttpClient;
 use super::haproxy::{cli, render, ringlb_cfg, HaProxy};
 use super::proc::RingLb;
-use super::tcp::free_port;
+use super::tcp::ReservedPort;
 
 /// What every diff config starts with: one thread (so that round robin walks one list
 /// in both), the stats socket, short timeouts.
@@ -39,30 +37,15 @@ pub enum Srv {
     Dead,
 }
 
-/// An address where connections are refused for as long as the returned socket lives:
-/// it is bound but not listening, so no other test can take the port meanwhile (an
-/// address from `dead_addr` may be reused by a listener of a test running in parallel,
-/// and a health check would then pass).
-pub fn reserved_dead_addr() -> (SocketAddr, Socket) {
-    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
-    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .expect("bind a dead port");
-    let addr = sock
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .expect("local addr of the dead port");
-    (addr, sock)
-}
-
 /// One of the two balancers under test, with its own servers.
 pub struct Side {
     pub who: &'static str,
     frontends: BTreeMap<String, SocketAddr>,
     sock: PathBuf,
     backends: Vec<TestBackend>,
-    /// Keeps the ports of `Srv::Dead` servers refusing.
-    _dead: Vec<Socket>,
+    /// Keeps the ports of `Srv::Dead` servers refusing, and HAProxy's frontend ports
+    /// ours.
+    _held: Vec<ReservedPort>,
 }
 
 impl Side {
@@ -98,7 +81,9 @@ pub struct Twins {
 impl Twins {
     /// Starts both on `DIFF_HEAD` + `body`, where each frontend of `frontends`,
     /// (name, VAR), binds `"127.0.0.1:${VAR}"` and each server of `servers`,
-    /// (VAR, server), is at `"${VAR}"`. HAProxy gets free ports, ringlb port 0.
+    /// (VAR, server), is at `"${VAR}"`. ringlb binds port 0 and says what it got;
+    /// HAProxy refuses port 0, so it gets a `ReservedPort` (which it can bind, and
+    /// nobody else can).
     pub fn start(body: &str, frontends: &[(&str, &str)], servers: &[(&str, Srv)]) -> Twins {
         let config = format!("{DIFF_HEAD}\n{body}");
         let dir = tempfile::tempdir().unwrap();
@@ -106,7 +91,7 @@ impl Twins {
             let sock = dir.path().join(format!("{who}.sock"));
             let mut vars: Vec<(&str, String)> = vec![("SOCK", sock.display().to_string())];
             let mut backends = Vec::new();
-            let mut dead = Vec::new();
+            let mut held = Vec::new();
             for &(var, srv) in servers {
                 let addr = match srv {
                     Srv::Up(name) => {
@@ -116,8 +101,9 @@ impl Twins {
                         a
                     }
                     Srv::Dead => {
-                        let (a, holder) = reserved_dead_addr();
-                        dead.push(holder);
+                        let r = ReservedPort::new();
+                        let a = r.addr();
+                        held.push(r);
                         a
                     }
                 };
@@ -125,7 +111,14 @@ impl Twins {
             }
             let mut addrs = BTreeMap::new();
             for &(fe, var) in frontends {
-                let port = if who == "haproxy" { free_port() } else { 0 };
+                let port = if who == "haproxy" {
+                    let r = ReservedPort::new();
+                    let p = r.port();
+                    held.push(r);
+                    p
+                } else {
+                    0
+                };
                 addrs.insert(fe.to_string(), SocketAddr::from(([127, 0, 0, 1], port)));
                 vars.push((var, port.to_string()));
             }
@@ -137,7 +130,7 @@ impl Twins {
                     frontends: addrs,
                     sock,
                     backends,
-                    _dead: dead,
+                    _held: held,
                 },
             )
         };

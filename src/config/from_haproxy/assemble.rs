@@ -10,7 +10,6 @@ impl Mapper {
         log: Option<LogTarget>,
         proxies: Vec<Proxy>,
     ) -> Config {
-        let shards = runtime.shards;
         let tables: HashMap<String, stick::HaTable> = proxies
             .iter()
             .filter_map(|p| Some((p.name.clone(), p.stick.table.clone()?)))
@@ -90,16 +89,6 @@ impl Mapper {
                     addr: first.addr,
                 }
             });
-            for (line, server, _) in &p.servers {
-                if let Some(m) = server.maxconn {
-                    if (m as usize) < shards {
-                        self.err(
-                            *line,
-                            format!("server '{}': maxconn {m} is below nbthread {shards}: the limit is split across threads and each needs a slot", server.name),
-                        );
-                    }
-                }
-            }
             let balance = match (&s.balance, s.consistent) {
                 (BalanceAlgo::Hash { key, .. }, c) => BalanceAlgo::Hash {
                     key: key.clone(),
@@ -132,13 +121,10 @@ impl Mapper {
                     format!("proxy '{}': 'accept-proxy' must be on every bind line of a frontend in ringlb", p.name),
                 );
             }
-            if p.maxconn.is_some_and(|m| (m as usize) < shards) {
-                self.err(p.line, format!("proxy '{}': maxconn is below nbthread {shards}: each thread needs at least one connection", p.name));
-            }
             if p.binds.is_empty() && !p.has_bind_line {
                 self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
             }
-            for b in &p.binds {
+            for (b, _) in &p.binds {
                 if b.port() != 0 {
                     if let Some(prev) = bound.insert(*b, p.line) {
                         self.err(
@@ -221,9 +207,23 @@ impl Mapper {
             if mode == Mode::Tcp && default_backend.is_none() {
                 default_backend = routes.first().map(|r| r.backend);
             }
+            let tls: Vec<_> = p
+                .bind_opts
+                .iter()
+                .map(|(b, _)| self.load_bind_ssl(b))
+                .collect();
+            let binds = p
+                .binds
+                .iter()
+                .map(|&(addr, i)| crate::config::Bind {
+                    addr,
+                    accept_proxy: p.bind_opts[i].1,
+                    tls: tls[i].clone(),
+                })
+                .collect();
             frontends.push(Frontend {
                 name: p.name.clone(),
-                binds: p.binds.clone(),
+                binds,
                 mode,
                 routes: if mode == Mode::Tcp {
                     Vec::new()
@@ -236,7 +236,6 @@ impl Mapper {
                     .forward_for
                     .clone()
                     .filter(|_| mode == Mode::Http),
-                accept_proxy: p.accept_proxy_binds > 0,
                 server_close: p.settings.close != Close::KeepAlive,
                 client_close: p.settings.close == Close::Both,
                 // HAProxy forwards CONNECT in http mode.
@@ -282,9 +281,6 @@ impl Mapper {
         if frontends.is_empty() {
             self.err(1, "no frontend or listen section: nothing to listen on");
         }
-        if runtime.maxconn.is_some_and(|m| (m as usize) < shards) {
-            self.err(1, format!("global maxconn is below nbthread {shards}: each thread needs at least one connection"));
-        }
         let timeouts = proxies
             .first()
             .map(|p| p.settings.timeouts.clone())
@@ -295,7 +291,8 @@ impl Mapper {
             limits: self.limits.clone(),
             pool: PoolSettings {
                 max_idle_per_server: crate::config::DEFAULT_POOL_MAX_IDLE,
-                idle_timeout: Duration::from_secs(30),
+                // HAProxy's default `pool-purge-delay`.
+                idle_timeout: Duration::from_secs(5),
             },
             admin,
             log,

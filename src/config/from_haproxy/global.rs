@@ -76,6 +76,9 @@ impl Mapper {
         cpu_map: &mut Vec<(usize, usize)>,
         log: &mut Option<LogTarget>,
     ) {
+        if self.global_ssl(l) {
+            return;
+        }
         let a = l.args();
         match l.keyword() {
             "nbthread" => match a.first().and_then(|n| n.parse::<usize>().ok()) {
@@ -138,8 +141,6 @@ impl Mapper {
             | "description"
             | "master-worker"
             | "hard-stop-after"
-            | "ca-base"
-            | "crt-base"
             | "spread-checks"
             | "localpeer"
             | "h1-case-adjust"

@@ -9,6 +9,7 @@ mod global;
 mod proxy;
 mod rules;
 mod server;
+mod ssl;
 mod stick;
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ struct Mapper {
     warnings: Vec<String>,
     /// `tune.bufsize`, `tune.http.maxhdr` (global).
     limits: Limits,
+    /// `ssl-default-*`, `crt-base`, `ca-base`, ... (global).
+    ssl: ssl::SslGlobals,
 }
 
 /// Settings a proxy takes from its `defaults` section (and `default-server`).
@@ -144,6 +147,8 @@ struct ServerParams {
     error_limit: Option<u32>,
     send_proxy: Option<crate::proxy_protocol::Version>,
     check_send_proxy: bool,
+    pool_purge_delay: Option<Duration>,
+    ssl: ssl::ServerSsl,
 }
 
 /// A proxy being built (a `listen` is both halves).
@@ -152,7 +157,10 @@ struct Proxy {
     line: usize,
     kind: SectionKind,
     settings: Settings,
-    binds: Vec<SocketAddr>,
+    /// Each address with the index of its bind line in `bind_opts`.
+    binds: Vec<(SocketAddr, usize)>,
+    /// Per bind line: its TLS options and `accept-proxy`.
+    bind_opts: Vec<(ssl::BindSsl, bool)>,
     acls: HashMap<String, Arc<Acl>>,
     rules: Vec<(usize, Condition, String)>,
     default_backend: Option<(usize, String)>,
@@ -253,6 +261,7 @@ impl Proxy {
             kind,
             settings,
             binds: Vec::new(),
+            bind_opts: Vec::new(),
             acls: HashMap::new(),
             rules: Vec::new(),
             default_backend: None,

@@ -395,26 +395,38 @@ impl Mapper {
     }
 
     pub(super) fn bind(&mut self, l: &Line, p: &mut Proxy) {
+        use super::ssl;
         p.has_bind_line = true;
         p.bind_lines += 1;
         let a = l.args();
         let Some(addrs) = a.first() else {
             return self.err(l.line, "'bind' expects an address");
         };
-        let mut rest = a[1..].iter();
-        while let Some(opt) = rest.next() {
+        let mut tls = ssl::BindSsl {
+            line: l.line,
+            ..Default::default()
+        };
+        let mut accept_proxy = false;
+        let mut i = 1;
+        while i < a.len() {
+            if let Some(n) = self.bind_ssl_option(l, &a[i..], &mut tls) {
+                i += n;
+                continue;
+            }
+            let opt = &a[i];
+            let value = a.get(i + 1);
+            i += 1;
             match opt.as_str() {
-                "ssl" | "crt" | "crt-list" | "ca-file" | "verify" | "alpn" | "npn" | "ciphers"
-                | "ciphersuites" | "ssl-min-ver" | "ssl-max-ver" | "strict-sni" => {
-                    return self.err(
-                        l.line,
-                        "TLS termination is not yet supported by ringlb ('ssl'/'crt' on a bind)",
-                    );
+                "accept-proxy" => {
+                    p.accept_proxy_binds += 1;
+                    accept_proxy = true;
                 }
-                "accept-proxy" => p.accept_proxy_binds += 1,
-                "maxconn" => match rest.next().and_then(|n| n.parse::<u32>().ok()) {
+                "maxconn" => match value.and_then(|n| n.parse::<u32>().ok()) {
                     // Per bind in HAProxy; ringlb applies the smallest to the frontend.
-                    Some(n) if n > 0 => p.maxconn = Some(p.maxconn.map_or(n, |m| m.min(n))),
+                    Some(n) if n > 0 => {
+                        p.maxconn = Some(p.maxconn.map_or(n, |m| m.min(n)));
+                        i += 1;
+                    }
                     _ => return self.err(l.line, "bind 'maxconn' expects a positive integer"),
                 },
                 "name" | "id" | "process" | "thread" | "backlog" | "nice" | "mode" | "user"
@@ -422,13 +434,15 @@ impl Mapper {
                     if !matches!(opt.as_str(), "name" | "id") {
                         self.warn(l.line, format!("bind option '{opt}' ignored"));
                     }
-                    rest.next();
+                    i += 1;
                 }
                 "transparent" | "v4v6" | "v6only" | "defer-accept" | "tfo" | "reuseport"
                 | "no-reuseport" => self.warn(l.line, format!("bind option '{opt}' ignored")),
                 other => return self.err(l.line, format!("unknown bind option '{other}'")),
             }
         }
+        let opts = p.bind_opts.len();
+        p.bind_opts.push((tls, accept_proxy));
         for part in addrs.split(',') {
             if part.contains('@') || part.starts_with('/') {
                 self.err(
@@ -456,7 +470,7 @@ impl Mapper {
             };
             for port in ports {
                 match parse_bind(&format!("{host}:{port}")) {
-                    Ok(a) => p.binds.push(a),
+                    Ok(a) => p.binds.push((a, opts)),
                     Err(e) => self.err(l.line, e),
                 }
             }

@@ -51,6 +51,8 @@ impl Mapper {
             disabled: params.disabled,
             send_proxy: params.send_proxy,
             check_send_proxy: params.check_send_proxy,
+            pool_purge_delay: params.pool_purge_delay,
+            tls: self.load_server_ssl(l.line, name, &params.ssl),
         };
         p.servers.push((l.line, server, params));
     }
@@ -80,6 +82,10 @@ impl Mapper {
             }
         };
         while i < w.len() {
+            if let Some(n) = self.server_ssl_option(l, &w[i..], &mut s.ssl) {
+                i += n;
+                continue;
+            }
             let v = w.get(i + 1);
             let mut takes_value = true;
             match w[i].as_str() {
@@ -119,6 +125,7 @@ impl Mapper {
                     }
                 }
                 "slowstart" => s.slowstart = time(self, v, "slowstart"),
+                "pool-purge-delay" => s.pool_purge_delay = time(self, v, "pool-purge-delay"),
                 "rise" | "fall" => {
                     let n = num(self, v, &w[i], 1000);
                     if n == Some(0) {
@@ -160,13 +167,8 @@ impl Mapper {
                     None => self.err(l.line, "'on-error' expects a mode"),
                 },
                 "id" | "cookie" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
-                | "agent-inter" | "check-sni" | "pool-max-conn" | "pool-purge-delay"
-                | "max-reuse" => {
+                | "agent-inter" | "pool-max-conn" | "max-reuse" => {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
-                }
-                "ssl" | "verify" | "ca-file" | "crt" | "sni" | "check-ssl" | "alpn" => {
-                    self.err(l.line, "TLS to servers is not yet supported by ringlb");
-                    return;
                 }
                 "send-proxy" => {
                     s.send_proxy = Some(crate::proxy_protocol::Version::V1);
@@ -182,13 +184,6 @@ impl Mapper {
                 }
                 "check-send-proxy" => {
                     s.check_send_proxy = true;
-                    takes_value = false;
-                }
-                "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
-                    self.err(
-                        l.line,
-                        format!("'{}' needs TLS, which is not supported yet", w[i]),
-                    );
                     takes_value = false;
                 }
                 "agent-check" | "track" | "redir" => {

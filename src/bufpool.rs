@@ -84,7 +84,6 @@ pub fn init() {
 /// buffers and blocks the free lists did not need since the last run, and returns the
 /// allocator's free memory to the system after a burst of connections closed.
 pub fn trim(open: usize) {
-    super::idle::shrink();
     let mut freed = 0;
     FREE.with(|f| {
         for class in f.borrow_mut().iter_mut() {
@@ -121,6 +120,17 @@ pub fn trim(open: usize) {
             release_free_memory();
         }
     }
+}
+
+/// Whether `trim` has work to do, with `open` client connections on the shard: memory
+/// in the free lists, trims to follow a burst's end, or enough connections or buffers
+/// that their fall would be a burst's end (the shard sweeps once a second meanwhile).
+pub fn wants_trim(open: usize) -> bool {
+    FOLLOW_UPS.get() > 0
+        || open.max(PEAK.get()) >= TRIM_AFTER
+        || TAKEN.get().max(PEAK_TAKEN.get()) >= TRIM_AFTER
+        || FREE.with(|f| f.borrow().iter().any(|c| !c.idle.is_empty()))
+        || BLOCKS.with(|b| b.borrow().iter().any(|c| !c.idle.is_empty()))
 }
 
 /// Returns the allocator's free pages to the system (glibc keeps freed memory in its

@@ -1,4 +1,4 @@
-//! A shard's copies of the shared state: its stick-table cache (client key → server)
+//! A shard's stick tables: its copies of the shared state: its stick-table cache (client key → server)
 //! and its request-rate counters. Answered from here on the request path without a
 //! lock or a message; what a request teaches is queued and leaves once per control
 //! tick (`flush`) for the cluster thread, which answers with what other shards and
@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::{CountUp, RateDown, StickDown, StickUp, Up};
 use crate::config::{Config, StickKey};
-use crate::http::head::Request;
+use crate::control::{CountUp, RateDown, StickDown, StickUp, Up};
 
 /// Keys are already hashes: no need to hash them again.
 #[derive(Default)]
@@ -39,7 +38,12 @@ pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
 /// The 64-bit hash of a request's key (`None`: the request has no such key), cut to
 /// `len` bytes for string keys. Nothing is copied.
-pub fn key_hash(key: &StickKey, len: usize, req: &Request<'_>, src: IpAddr) -> Option<u64> {
+pub fn key_hash(
+    key: &StickKey,
+    len: usize,
+    headers: &[httparse::Header<'_>],
+    src: IpAddr,
+) -> Option<u64> {
     use xxhash_rust::xxh3::xxh3_64;
     let value: &[u8] = match key {
         StickKey::Src => {
@@ -53,16 +57,14 @@ pub fn key_hash(key: &StickKey, len: usize, req: &Request<'_>, src: IpAddr) -> O
         }
         // As HAProxy's `req.hdr(NAME)`: the last value of the last occurrence.
         StickKey::Header(name) => {
-            let h = req
-                .headers
+            let h = headers
                 .iter()
                 .rev()
                 .find(|h| h.name.eq_ignore_ascii_case(name))?;
             let v = h.value.rsplit(|&b| b == b',').next().unwrap_or(h.value);
             v.trim_ascii()
         }
-        StickKey::Cookie(name) => req
-            .headers
+        StickKey::Cookie(name) => headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
             .flat_map(|h| h.value.split(|&b| b == b';'))
@@ -137,15 +139,17 @@ pub struct ShardCluster {
     out_sticks: RefCell<Vec<StickUp>>,
     /// (frontend, limiter, key) of rate entries with unsent counts.
     dirty: RefCell<Vec<(u32, u32, u64)>>,
-    ticks: std::cell::Cell<u32>,
+    /// Rung when something waits to be sent: the control loop flushes soon after.
+    bell: std::rc::Rc<crate::io::LocalBell>,
 }
 
 /// Capacity reserved up front, so that steady traffic does not grow the maps.
 const RESERVE: usize = 4096;
 
 impl ShardCluster {
-    pub fn new(cfg: &Config) -> ShardCluster {
+    pub fn new(cfg: &Config, bell: std::rc::Rc<crate::io::LocalBell>) -> ShardCluster {
         ShardCluster {
+            bell,
             sticks: cfg
                 .backends
                 .iter()
@@ -182,7 +186,6 @@ impl ShardCluster {
                 .collect(),
             out_sticks: RefCell::new(Vec::with_capacity(64)),
             dirty: RefCell::new(Vec::with_capacity(64)),
-            ticks: std::cell::Cell::new(0),
         }
     }
 
@@ -253,6 +256,7 @@ impl ShardCluster {
             }
         };
         if tell {
+            self.bell.ring();
             self.out_sticks.borrow_mut().push(StickUp {
                 backend: backend as u32,
                 key,
@@ -285,6 +289,7 @@ impl ShardCluster {
         e.unsent[0] += 1;
         if !e.dirty {
             e.dirty = true;
+            self.bell.ring();
             self.dirty
                 .borrow_mut()
                 .push((frontend as u32, limiter as u32, key));
@@ -304,28 +309,41 @@ impl ShardCluster {
         fe: &crate::config::Frontend,
         fi: usize,
         limiter: usize,
-        req: &Request<'_>,
+        headers: &[httparse::Header<'_>],
         src: IpAddr,
     ) -> bool {
         let Some(r) = fe.rate_limits.get(limiter) else {
             return false;
         };
-        match key_hash(&r.key, r.len, req, src) {
+        match key_hash(&r.key, r.len, headers, src) {
             Some(k) => self.over_limit(fi, limiter, k, unix_ms()),
             None => false,
         }
     }
 
-    /// Once per control tick: what this shard learnt goes to the cluster thread.
+    /// Something waits to be sent to the cluster thread.
+    pub fn pending(&self) -> bool {
+        !self.out_sticks.borrow().is_empty() || !self.dirty.borrow().is_empty()
+    }
+
+    /// The tables hold entries (a periodic sweep has something to expire).
+    pub fn has_entries(&self) -> bool {
+        self.sticks
+            .iter()
+            .flatten()
+            .any(|c| !c.borrow().map.is_empty())
+            || self
+                .rates
+                .iter()
+                .flatten()
+                .any(|t| !t.borrow().map.is_empty())
+    }
+
+    /// On the control tick: what this shard learnt goes to the cluster thread.
     pub fn flush(&self, shard: usize, config: &Arc<Config>, tx: &Sender<Up>) {
-        let ticks = self.ticks.get().wrapping_add(1);
-        self.ticks.set(ticks);
         let mut sticks = self.out_sticks.borrow_mut();
         let mut dirty = self.dirty.borrow_mut();
         if sticks.is_empty() && dirty.is_empty() {
-            if ticks.is_multiple_of(64) {
-                self.sweep();
-            }
             return;
         }
         let mut counts = Vec::with_capacity(dirty.len() * 2);
@@ -366,7 +384,7 @@ impl ShardCluster {
     }
 
     /// Drops expired stick entries and rate entries older than a period.
-    fn sweep(&self) {
+    pub fn sweep(&self) {
         let now = Instant::now();
         for c in self.sticks.iter().flatten() {
             c.borrow_mut().map.retain(|_, e| e.expires > now);
@@ -438,9 +456,13 @@ impl ShardCluster {
 }
 
 /// The stick key of a request for backend `b`, when it has `stick on`.
-pub fn stick_key(b: &crate::config::Backend, req: &Request<'_>, src: IpAddr) -> Option<u64> {
+pub fn stick_key(
+    b: &crate::config::Backend,
+    headers: &[httparse::Header<'_>],
+    src: IpAddr,
+) -> Option<u64> {
     let t = b.stick.as_ref()?;
-    key_hash(&t.key, t.len, req, src)
+    key_hash(&t.key, t.len, headers, src)
 }
 
 /// Wall-clock milliseconds: windows are aligned on it so that every node counts the

@@ -1,4 +1,5 @@
-//! Reads and writes with a deadline over rent-model buffers. A timed-out operation is
+//! Reads and writes with a deadline over rent-model buffers, for any stream of the
+//! data path (a plain socket today, a TLS stream next). A timed-out operation is
 //! dropped with its buffer: the caller closes the connection, so no byte is lost.
 
 use std::future::Future;
@@ -7,11 +8,10 @@ use std::ops::Range;
 use std::task::Poll;
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::time::{sleep_until, Instant, Sleep};
 
-use super::bufpool::Recycled;
+use crate::bufpool::Recycled;
 
 /// A connection's one timer, re-armed for each operation instead of a timer made,
 /// registered and dropped per read or write. A later deadline only moves the armed
@@ -88,8 +88,8 @@ pub enum ReadOutcome {
 }
 
 /// Reads into the spare capacity of `buf` (after its `len`).
-pub async fn read_into(
-    stream: &mut TcpStream,
+pub async fn read_into<S: AsyncReadRent>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     timer: &mut Timer,
     deadline: Instant,
@@ -121,8 +121,8 @@ pub enum WriteError {
 }
 
 /// Writes `buf[range]` completely.
-pub async fn write_range(
-    stream: &mut TcpStream,
+pub async fn write_range<S: AsyncWriteRent>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     range: Range<usize>,
     timer: &mut Timer,
@@ -145,8 +145,8 @@ pub async fn write_range(
 }
 
 /// Writes a static reply.
-pub async fn write_static(
-    stream: &mut TcpStream,
+pub async fn write_static<S: AsyncWriteRent>(
+    stream: &mut S,
     bytes: &'static [u8],
     timer: &mut Timer,
     deadline: Instant,
@@ -160,8 +160,11 @@ pub async fn write_static(
 /// Ends a connection after a local reply: stop writing, then read and discard what
 /// the client still sends for a moment, so the kernel does not answer it with a reset
 /// that could destroy the reply before the client reads it.
-pub async fn linger_close(mut stream: TcpStream, scratch: Vec<u8>, mut timer: Timer) {
-    use monoio::io::AsyncWriteRent;
+pub async fn linger_close<S: AsyncReadRent + AsyncWriteRent>(
+    mut stream: S,
+    scratch: Vec<u8>,
+    mut timer: Timer,
+) {
     let _ = stream.shutdown().await;
     let mut buf = if scratch.capacity() >= 4096 {
         scratch
@@ -176,5 +179,52 @@ pub async fn linger_close(mut stream: TcpStream, scratch: Vec<u8>, mut timer: Ti
             ReadOutcome::Data(n) => drained += n,
             _ => break,
         }
+    }
+}
+
+/// A stream the data path serves clients on: a plain socket today, a TLS stream next.
+/// What only a plain socket can do (splice: bytes that never enter user space) asks
+/// for it through `socket`. It splits into halves (a tunnel copies both ways at once).
+pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
+    /// The socket itself, when bytes may go to and from it untouched.
+    fn socket(&self) -> Option<&monoio::net::TcpStream>;
+}
+
+impl Stream for monoio::net::TcpStream {
+    fn socket(&self) -> Option<&monoio::net::TcpStream> {
+        Some(self)
+    }
+}
+
+/// Wakes one task of this thread (a shard's control loop) from anywhere on the same
+/// thread: the data path rings it when it leaves work for later (log lines, stick
+/// records), the doorbell task when another thread sent a message. Ringing an already
+/// rung bell costs a load.
+#[derive(Default)]
+pub struct LocalBell {
+    rung: std::cell::Cell<bool>,
+    waker: std::cell::RefCell<Option<std::task::Waker>>,
+}
+
+impl LocalBell {
+    pub fn ring(&self) {
+        if !self.rung.replace(true) {
+            if let Some(w) = self.waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Resolves once the bell was rung since the last wait (at once if it was).
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.rung.replace(false) {
+                Poll::Ready(())
+            } else {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
     }
 }

@@ -1,7 +1,51 @@
-//! The only values that cross threads: messages to and from shards.
+//! The control plane: the only values that cross threads (messages to and from
+//! shards, to the cluster and health threads), the operator's state, and the config in
+//! force (`core`). The admin, cluster, health, reload and upgrade code use this layer;
+//! it uses none of them, and nothing of the data path but the counters' snapshot type.
 
+mod core;
+mod link;
+mod view;
+
+pub use self::core::{Core, Gathered, Operator, ServerState};
+pub use link::{link, Inbox, ShardLink, ShardLinks};
+pub use view::{CheckView, HealthView};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
 use crate::stats::Snapshot;
-use crate::upstream::AdminState;
+
+/// The operator's say on a server (HAProxy's READY / DRAIN / MAINT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    Ready,
+    /// No new requests; in-flight ones finish.
+    Drain,
+    /// Out of service.
+    Maint,
+}
+
+impl AdminState {
+    /// The runtime API's word for it (`set server B/S state WORD`).
+    pub fn word(self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+
+    pub fn from_word(w: &str) -> Option<AdminState> {
+        match w {
+            "ready" => Some(AdminState::Ready),
+            "drain" => Some(AdminState::Drain),
+            "maint" => Some(AdminState::Maint),
+            _ => None,
+        }
+    }
+}
 
 /// From the main, health or admin thread to one shard.
 #[derive(Debug)]
@@ -34,15 +78,22 @@ pub enum ToShard {
         maxconn: Option<u32>,
     },
     /// Stick-table records every shard should hold (cluster thread).
-    Sticks(std::sync::Arc<Vec<crate::cluster::StickDown>>),
+    Sticks(std::sync::Arc<Vec<StickDown>>),
     /// Everybody else's request counts of keys this shard tracks (cluster thread).
-    Rates(Vec<crate::cluster::RateDown>),
+    Rates(Vec<RateDown>),
     /// Send a copy of this shard's statistics.
     Snapshot(crossbeam_channel::Sender<ShardReport>),
+    /// About the process-wide limits: a slot handed to a waiter here, room again.
+    Limits(crate::limits::Event),
+    /// Answer with the shard's number once every message before this one is applied
+    /// (the runtime API answers only when a change is in force on every shard).
+    Ack(crossbeam_channel::Sender<usize>),
     /// A new configuration: (address, frontend index, a new socket for a new address;
     /// `None` = keep this shard's listener on that address). Others close.
     Reload {
         config: std::sync::Arc<crate::config::Config>,
+        /// Its limits, with the counters of what stayed.
+        shared: std::sync::Arc<crate::limits::Shared>,
         listeners: Vec<(std::net::SocketAddr, usize, Option<std::net::TcpListener>)>,
     },
 }
@@ -110,4 +161,63 @@ pub struct ServiceQuery {
 pub struct ServiceAnswer {
     pub content_type: &'static str,
     pub body: String,
+}
+
+/// A stick record a shard learnt (indices into the config of its batch).
+#[derive(Debug, Clone, Copy)]
+pub struct StickUp {
+    pub backend: u32,
+    pub key: u64,
+    pub server: u32,
+    /// The key was stuck to another server that could not take the request.
+    pub replace: bool,
+}
+
+/// Requests a shard counted for one key in one window.
+#[derive(Debug, Clone, Copy)]
+pub struct CountUp {
+    pub frontend: u32,
+    pub limiter: u32,
+    pub key: u64,
+    pub window: u64,
+    pub period_ms: u64,
+    pub count: u32,
+}
+
+/// To the cluster thread.
+pub enum Up {
+    /// What one shard learnt during a control tick.
+    Batch {
+        shard: usize,
+        config: Arc<Config>,
+        sticks: Vec<StickUp>,
+        counts: Vec<CountUp>,
+    },
+    /// The operator changed a server on this node (runtime API).
+    Operator {
+        backend: String,
+        server: String,
+        state: AdminState,
+        weight: u32,
+    },
+    Stop,
+}
+
+/// A stick record every shard should hold.
+#[derive(Debug, Clone)]
+pub struct StickDown {
+    pub backend: Arc<str>,
+    pub key: u64,
+    pub server: Arc<str>,
+    pub ttl: Duration,
+}
+
+/// Everybody else's count of a key in a window, for one shard.
+#[derive(Debug, Clone)]
+pub struct RateDown {
+    pub frontend: Arc<str>,
+    pub limiter: u32,
+    pub key: u64,
+    pub window: u64,
+    pub others: u32,
 }

@@ -1,0 +1,340 @@
+//! The config in force and the operator's state of every server, the one truth the
+//! runtime API, the cluster thread, reloads and upgrades read and change; and the
+//! shards' control channels, to tell them and to gather their figures.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::{AdminState, HealthView, ShardLink, ShardReport, ToShard, Up};
+use crate::config::Config;
+use crate::stats::Snapshot;
+
+/// Longest the runtime API waits for every shard to confirm a change.
+pub const APPLY_WAIT: Duration = Duration::from_secs(2);
+
+/// An operator setting to carry over an upgrade: (backend, server, state word, weight).
+pub type ServerState = (String, String, String, u32);
+
+/// The operator's settings for a server: the truth that `show servers state` reports
+/// and that shards are told about.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator {
+    pub admin: AdminState,
+    pub weight: u32,
+    pub maxconn: Option<u32>,
+}
+
+/// What the admin threads share.
+pub struct Core {
+    cfg: std::sync::RwLock<Arc<Config>>,
+    shards: Vec<ShardLink>,
+    health: Mutex<HealthView>,
+    pub operator: Mutex<Vec<Vec<Operator>>>,
+    pub started: Instant,
+    /// Soft stop in progress: `/ready` fails.
+    pub stopping: AtomicBool,
+    /// The cluster thread, told about operator changes made here.
+    pub cluster: std::sync::OnceLock<Sender<Up>>,
+}
+
+/// Merged figures of every shard.
+pub struct Gathered {
+    pub stats: Snapshot,
+    /// Per backend: requests queued now, and the sum of shards' maxima.
+    pub queued: Vec<(u64, u64)>,
+    pub shards_answered: usize,
+    /// Per shard that answered: (shard, connections accepted on all its frontends), to
+    /// see how evenly the kernel spreads connections over the SO_REUSEPORT sockets.
+    pub per_shard: Vec<(usize, u64)>,
+}
+
+impl Core {
+    pub fn new(cfg: Arc<Config>, shards: Vec<ShardLink>, health: HealthView) -> Core {
+        let operator = operators(&cfg, |_, _| None);
+        Core {
+            cfg: std::sync::RwLock::new(cfg),
+            shards,
+            health: Mutex::new(health),
+            operator: Mutex::new(operator),
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            cluster: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Asks every shard for its figures and merges the answers (each shard answers
+    /// within one control tick; a shard that does not within a second is left out).
+    pub fn gather(&self) -> Gathered {
+        let (tx, rx) = crossbeam_channel::unbounded::<ShardReport>();
+        let mut asked = 0;
+        for s in &self.shards {
+            if s.send(ToShard::Snapshot(tx.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut merged: Option<Gathered> = None;
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(r) = rx.recv_timeout(left) else { break };
+            let accepted = r.stats.frontends.iter().map(|f| f.stot).sum();
+            match &mut merged {
+                None => {
+                    merged = Some(Gathered {
+                        stats: r.stats,
+                        queued: r.queued,
+                        shards_answered: 1,
+                        per_shard: vec![(r.shard, accepted)],
+                    })
+                }
+                Some(m) => {
+                    m.stats.merge(&r.stats);
+                    // Every shard reports the same process-wide queues.
+                    for (a, b) in m.queued.iter_mut().zip(&r.queued) {
+                        a.0 = a.0.max(b.0);
+                        a.1 = a.1.max(b.1);
+                    }
+                    m.shards_answered += 1;
+                    m.per_shard.push((r.shard, accepted));
+                }
+            }
+        }
+        merged.unwrap_or_else(|| Gathered {
+            stats: crate::stats::ShardStats::new(&self.cfg()).snapshot(),
+            queued: vec![(0, 0); self.cfg().backends.len()],
+            shards_answered: 0,
+            per_shard: Vec::new(),
+        })
+    }
+
+    /// Tells every shard.
+    pub fn broadcast(&self, make: impl Fn() -> ToShard) {
+        for s in &self.shards {
+            let _ = s.send(make());
+        }
+    }
+
+    /// Tells every shard and returns once every shard applied it (HAProxy's runtime
+    /// API semantics: a change is in force when the command is answered). `Err`: the
+    /// line for the operator, when some shard did not confirm within `APPLY_WAIT`.
+    pub fn apply_everywhere(&self, make: impl Fn() -> ToShard) -> Result<(), String> {
+        self.broadcast(make);
+        let (tx, rx) = crossbeam_channel::bounded(self.shards.len());
+        let mut asked = 0;
+        for s in &self.shards {
+            if s.send(ToShard::Ack(tx.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        let deadline = Instant::now() + APPLY_WAIT;
+        let mut confirmed = 0;
+        while confirmed < asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(_) => confirmed += 1,
+                Err(_) => break,
+            }
+        }
+        if confirmed == self.shards.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "Change sent, but only {confirmed} of {} shards confirmed it within {}s.\n",
+                self.shards.len(),
+                APPLY_WAIT.as_secs()
+            ))
+        }
+    }
+
+    /// The configuration in force (replaced by a reload).
+    pub fn cfg(&self) -> Arc<Config> {
+        self.cfg
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The health thread's current view.
+    pub fn health(&self) -> HealthView {
+        self.health
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// After a reload: the new config and health view; operator settings are kept for
+    /// servers that exist in both (same backend and server name).
+    pub fn reload(&self, cfg: Arc<Config>, health: HealthView) {
+        let old = self.cfg();
+        let old_ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
+        let ops = operators(&cfg, |b, s| {
+            let ob = old.backends.iter().position(|x| x.name == b)?;
+            let os = old.backends[ob].servers.iter().position(|x| x.name == s)?;
+            old_ops.get(ob)?.get(os).copied()
+        });
+        if let Ok(mut o) = self.operator.lock() {
+            *o = ops;
+        }
+        if let Ok(mut c) = self.cfg.write() {
+            *c = cfg;
+        }
+        if let Ok(mut h) = self.health.lock() {
+            *h = health;
+        }
+    }
+
+    /// Every server's operator state and weight, for a hand-over (`-sf`).
+    pub fn operator_states(&self) -> Vec<ServerState> {
+        let cfg = self.cfg();
+        let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for (bi, b) in cfg.backends.iter().enumerate() {
+            for (si, s) in b.servers.iter().enumerate() {
+                if let Some(o) = ops.get(bi).and_then(|v| v.get(si)) {
+                    let state = o.admin.word().to_string();
+                    out.push((b.name.clone(), s.name.clone(), state, o.weight));
+                }
+            }
+        }
+        out
+    }
+
+    /// Tells the other nodes (through the cluster thread) about an operator change.
+    pub fn share(&self, b: usize, s: usize) {
+        let Some(tx) = self.cluster.get() else { return };
+        let cfg = self.cfg();
+        let Some(op) = self
+            .operator
+            .lock()
+            .ok()
+            .and_then(|o| o.get(b)?.get(s).copied())
+        else {
+            return;
+        };
+        let _ = tx.send(Up::Operator {
+            backend: cfg.backends[b].name.clone(),
+            server: cfg.backends[b].servers[s].name.clone(),
+            state: op.admin,
+            weight: op.weight,
+        });
+    }
+
+    /// An operator change made on another node: applied to every shard here, without
+    /// telling the others again. `false`: no such server, or nothing changed.
+    pub fn apply_shared(
+        &self,
+        backend: &str,
+        server: &str,
+        state: AdminState,
+        weight: u32,
+    ) -> bool {
+        let Some((b, s)) = self.find_server(&format!("{backend}/{server}")) else {
+            return false;
+        };
+        let old = match self.operator.lock() {
+            Ok(mut o) => {
+                let old = o[b][s];
+                o[b][s].admin = state;
+                o[b][s].weight = weight;
+                old
+            }
+            Err(_) => return false,
+        };
+        if old.admin != state {
+            tracing::warn!(
+                "Server {backend}/{server} is going {state:?} by an operator on another node."
+            );
+            self.broadcast(|| ToShard::SetAdmin {
+                backend: b,
+                server: s,
+                state,
+            });
+        }
+        if old.weight != weight {
+            tracing::info!(
+                "Server {backend}/{server} weight set to {weight} by an operator on another node."
+            );
+            self.broadcast(|| ToShard::SetWeight {
+                backend: b,
+                server: s,
+                weight,
+            });
+        }
+        old.admin != state || old.weight != weight
+    }
+
+    /// What a shard restarted after a panic must be told: every server's health and
+    /// operator settings, if `cfg` is still the config in force.
+    pub fn resync_messages(&self, cfg: &Config) -> Vec<ToShard> {
+        if !std::ptr::eq(Arc::as_ptr(&self.cfg()), cfg) {
+            return Vec::new();
+        }
+        let health = self.health();
+        let health = health.lock().map(|h| h.clone()).unwrap_or_default();
+        let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for (backend, servers) in ops.iter().enumerate() {
+            for (server, o) in servers.iter().enumerate() {
+                if let Some(v) = health.get(backend).and_then(|b| b.get(server)) {
+                    out.push(ToShard::ServerUp {
+                        backend,
+                        server,
+                        up: v.up,
+                    });
+                }
+                out.push(ToShard::SetAdmin {
+                    backend,
+                    server,
+                    state: o.admin,
+                });
+                out.push(ToShard::SetWeight {
+                    backend,
+                    server,
+                    weight: o.weight,
+                });
+                out.push(ToShard::SetMaxconn {
+                    backend,
+                    server,
+                    maxconn: o.maxconn,
+                });
+            }
+        }
+        out
+    }
+
+    pub fn find_server(&self, spec: &str) -> Option<(usize, usize)> {
+        let cfg = self.cfg();
+        let (b, s) = spec.split_once('/')?;
+        let bi = cfg.backends.iter().position(|x| x.name == b)?;
+        let si = cfg.backends[bi].servers.iter().position(|x| x.name == s)?;
+        Some((bi, si))
+    }
+}
+
+/// Operator settings for every server: `keep` gives the previous ones of a server that
+/// existed before a reload; others start from the config.
+fn operators(cfg: &Config, keep: impl Fn(&str, &str) -> Option<Operator>) -> Vec<Vec<Operator>> {
+    cfg.backends
+        .iter()
+        .map(|b| {
+            b.servers
+                .iter()
+                .map(|s| {
+                    keep(&b.name, &s.name).unwrap_or(Operator {
+                        admin: if s.disabled {
+                            AdminState::Maint
+                        } else {
+                            AdminState::Ready
+                        },
+                        weight: s.weight,
+                        maxconn: s.maxconn,
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,512 @@
+//! The server side that every client-side protocol shares (HTTP/1 requests, TCP
+//! connections, and HTTP/2 streams next): for one request, a server slot (sticky
+//! server, balancer, or the backend's queue), an idle pooled connection or a new one
+//! (with its PROXY header), the retry decision after a failure (`verdict`, a pure
+//! function), and every counter and passive-health report that goes with them.
+//!
+//! Owns: the attempt's state (servers tried, failures), the slot guard. May not touch:
+//! the client connection or any protocol's framing; callers send and receive.
+
+mod verdict;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+use monoio::time::Instant;
+
+pub use verdict::{verdict, Failure, Situation, Verdict};
+
+use crate::io::{write_range, Timer};
+use crate::record::Term;
+use crate::shard::Shard;
+use crate::stats::Counters;
+use crate::upstream::{AcquireError, Taken, Tried};
+
+/// Whether an attempt may take an idle pooled connection (each is checked before it
+/// is handed out: one that turned readable while idle never serves a request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolUse {
+    /// Always a new connection (TCP mode).
+    Never,
+    Pooled,
+}
+
+/// No server will answer: the status for the client, the termination state, and for
+/// the log the last server tried (HAProxy names it) and the retries made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GiveUp {
+    pub status: u16,
+    pub term: Term,
+    pub server: Option<u32>,
+    pub retries: Retries,
+}
+
+/// Failed attempts before the one that answered (or the last), and whether one of them
+/// went to another server (HAProxy's `%rc` shows it as `+N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retries {
+    pub count: u32,
+    pub redispatched: bool,
+}
+
+impl std::fmt::Display for Retries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.redispatched {
+            write!(f, "+{}", self.count)
+        } else {
+            write!(f, "{}", self.count)
+        }
+    }
+}
+
+/// A request's slot on a server; dropping it frees the slot for the next waiter.
+pub struct Slot {
+    shard: Rc<Shard>,
+    backend: usize,
+    taken: Taken,
+}
+
+impl Slot {
+    /// Wraps a slot `BackendState::acquire` handed out, and counts the session.
+    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken) -> Slot {
+        let server = taken.server;
+        let be = &shard.stats.backends[backend];
+        let sv = &shard.stats.servers[backend][server as usize];
+        for c in [be, sv] {
+            c.up(&c.scur, &c.smax);
+            Counters::inc(&c.stot);
+        }
+        Counters::inc(&sv.lbtot);
+        shard.pools.slot_taken();
+        Slot {
+            shard: shard.clone(),
+            backend,
+            taken,
+        }
+    }
+
+    pub fn server(&self) -> u32 {
+        self.taken.server
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let st = &self.shard.stats;
+        let server = self.taken.server as usize;
+        Counters::down(&st.backends[self.backend].scur);
+        Counters::down(&st.servers[self.backend][server].scur);
+        self.shard.pools.slot_released();
+        self.shard.upstreams.backends[self.backend].release(self.taken);
+    }
+}
+
+/// A connection to a server, holding the request's slot on it. Kept small: it moves
+/// through every request's future (the attempt's timings stay in `Dispatch`).
+pub struct ServerConn {
+    pub server: u32,
+    /// Came from the pool: the server may have closed it meanwhile.
+    pub reused: bool,
+    pub stream: TcpStream,
+    pub slot: Slot,
+}
+
+/// The timings of the attempt `Dispatch::next` returned last, for the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    /// Waiting for the slot, and connecting (0 for a pooled connection).
+    pub queued: Duration,
+    pub connected: Duration,
+    /// When the connection was ready for the request.
+    pub ready: Instant,
+    /// Failed attempts before this one.
+    pub retries: Retries,
+}
+
+/// One request's way to a server of `backend`, across its attempts.
+pub struct Dispatch {
+    shard: Rc<Shard>,
+    backend: usize,
+    /// The balancing hash of a `hash` backend, and the stick-table key.
+    hash: Option<u64>,
+    stick: Option<u64>,
+    /// The client and the address it connected to, for a PROXY header.
+    client: (SocketAddr, SocketAddr),
+    tried: Tried,
+    failures: u32,
+    redispatched: bool,
+    /// The server of the last attempt, for the log of a request no server answered.
+    last: Option<u32>,
+    stale_retried: bool,
+    /// The first attempt's queue clock starts when the request was read.
+    first_ask: Option<Instant>,
+    /// The slot the next attempt keeps (a retry on the same server).
+    kept: Option<Slot>,
+    /// The next attempt must open a new connection (the pooled one was stale).
+    fresh: bool,
+    /// The stick record read for the current attempt, and when it was asked.
+    recorded: Option<u32>,
+    asked: Instant,
+    /// The timings of the attempt `next` returned last.
+    pub times: Times,
+}
+
+impl Dispatch {
+    /// `start`: when the request was read (the queue time counts from it).
+    pub fn new(
+        shard: &Rc<Shard>,
+        backend: usize,
+        hash: Option<u64>,
+        stick: Option<u64>,
+        client: (SocketAddr, SocketAddr),
+        start: Instant,
+    ) -> Dispatch {
+        Dispatch {
+            shard: shard.clone(),
+            backend,
+            hash,
+            stick,
+            client,
+            tried: Tried::default(),
+            failures: 0,
+            redispatched: false,
+            last: None,
+            stale_retried: false,
+            first_ask: Some(start),
+            kept: None,
+            fresh: false,
+            recorded: None,
+            asked: start,
+            times: Times {
+                queued: Duration::ZERO,
+                connected: Duration::ZERO,
+                ready: start,
+                retries: Retries::default(),
+            },
+        }
+    }
+
+    /// The next attempt: a slot and a connection, after as many connect failures as
+    /// the backend's retries allow. The steady path (a free slot, an idle pooled
+    /// connection) is synchronous; waiting in the queue, connecting and retrying are
+    /// boxed, so that their state does not weigh on every request's future.
+    #[inline]
+    pub async fn next(&mut self, pool: PoolUse, timer: &mut Timer) -> Result<ServerConn, GiveUp> {
+        match self.at_once(pool)? {
+            Some(conn) => Ok(conn),
+            None => Box::pin(self.attempts(pool, timer)).await,
+        }
+    }
+
+    /// The steady path: a slot taken at once and an idle pooled connection to its
+    /// server. `Ok(None)`: the request must wait or connect (a slot taken meanwhile
+    /// is kept for `attempts`).
+    fn at_once(&mut self, pool: PoolUse) -> Result<Option<ServerConn>, GiveUp> {
+        if self.kept.is_some() || self.fresh || pool == PoolUse::Never {
+            return Ok(None);
+        }
+        let asked = self.first_ask.take().unwrap_or_else(Instant::now);
+        self.asked = asked;
+        let Some(taken) = self.slot_now(asked)? else {
+            self.first_ask = Some(asked);
+            return Ok(None);
+        };
+        let server = taken.server;
+        let slot = Slot::new(&self.shard, self.backend, taken);
+        let pooled = self
+            .shard
+            .upstreams
+            .pooled(self.backend, server, asked.into_std());
+        let Some(stream) = pooled else {
+            // `attempts` connects on this slot: it is this attempt, not a retry.
+            self.kept = Some(slot);
+            self.first_ask = Some(asked);
+            return Ok(None);
+        };
+        self.count_retry(server);
+        self.times = Times {
+            queued: Duration::ZERO,
+            connected: Duration::ZERO,
+            ready: asked,
+            retries: self.retries(),
+        };
+        Ok(Some(ServerConn {
+            server,
+            reused: true,
+            stream,
+            slot,
+        }))
+    }
+
+    /// Attempts until one connects or the retries are used up.
+    async fn attempts(&mut self, pool: PoolUse, timer: &mut Timer) -> Result<ServerConn, GiveUp> {
+        loop {
+            // One clock read serves the queue deadline and the log's queue time.
+            let asked = self.first_ask.take().unwrap_or_else(Instant::now);
+            self.asked = asked;
+            let slot = match self.kept.take() {
+                Some(slot) => slot,
+                None => {
+                    let taken = match self.slot_now(asked)? {
+                        Some(t) => t,
+                        None => self.slot_wait(asked).await?,
+                    };
+                    Slot::new(&self.shard, self.backend, taken)
+                }
+            };
+            let (server, backend) = (slot.server(), self.backend);
+            let connecting = Instant::now();
+            self.count_retry(server);
+            let pooled = match pool {
+                _ if std::mem::take(&mut self.fresh) => None,
+                PoolUse::Never => None,
+                PoolUse::Pooled => {
+                    self.shard
+                        .upstreams
+                        .pooled(backend, server, connecting.into_std())
+                }
+            };
+            let connected = match pooled {
+                Some(stream) => Ok((stream, true)),
+                None => self.connect(server, timer).await.map(|s| (s, false)),
+            };
+            match connected {
+                Ok((stream, reused)) => {
+                    // A pooled connection took no time to get (HAProxy's Tc is 0 too).
+                    let ready = if reused { connecting } else { Instant::now() };
+                    self.times = Times {
+                        queued: connecting.saturating_duration_since(asked),
+                        connected: ready.saturating_duration_since(connecting),
+                        ready,
+                        retries: self.retries(),
+                    };
+                    return Ok(ServerConn {
+                        server,
+                        reused,
+                        stream,
+                        slot,
+                    });
+                }
+                Err(()) => {
+                    let st = &self.shard.stats;
+                    Counters::inc(&st.backends[backend].econ);
+                    Counters::inc(&st.servers[backend][server as usize].econ);
+                    self.decide(slot, Failure::Connect, false, true)?;
+                    if self.kept.is_some() {
+                        // Again the same server, which just refused: HAProxy waits
+                        // min(timeout connect, 1s) first, so that a restarting server
+                        // is not hammered.
+                        let conf = &self.shard.config.backends[backend];
+                        let pause = conf.timeouts.connect.min(Duration::from_secs(1));
+                        monoio::time::sleep(pause).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// An attempt after a failure is a retry (and a redispatch once another server
+    /// was tried).
+    fn count_retry(&self, server: u32) {
+        if self.failures == 0 {
+            return;
+        }
+        let (st, b) = (&self.shard.stats, self.backend);
+        let sv = &st.servers[b][server as usize];
+        Counters::inc(&st.backends[b].wretr);
+        Counters::inc(&sv.wretr);
+        if !self.tried.is_empty() {
+            Counters::inc(&st.backends[b].wredis);
+            Counters::inc(&sv.wredis);
+        }
+    }
+
+    /// A slot at once, if there is one: the sticky server while it can take the
+    /// request, else the balancer's choice when a server is free and nobody waits.
+    fn slot_now(&mut self, asked: Instant) -> Result<Option<Taken>, GiveUp> {
+        let shard = &self.shard;
+        let be = &shard.upstreams.backends[self.backend];
+        if let Some(k) = self.stick {
+            self.recorded = shard.cluster.stuck(self.backend, k, asked.into_std());
+            if let Some(t) = self
+                .recorded
+                .filter(|_| self.failures == 0)
+                .and_then(|s| be.take(s))
+            {
+                return Ok(Some(t));
+            }
+        }
+        be.try_acquire(self.hash, &self.tried)
+            .map_err(|e| self.refused(e))
+    }
+
+    /// A slot from the backend's queue, within `timeout queue`.
+    async fn slot_wait(&mut self, asked: Instant) -> Result<Taken, GiveUp> {
+        let be = &self.shard.upstreams.backends[self.backend];
+        let deadline = asked.into_std() + self.shard.config.backends[self.backend].timeouts.queue;
+        be.acquire(self.hash, &self.tried, deadline)
+            .await
+            .map_err(|e| self.refused(e))
+    }
+
+    /// No slot: counted as a request the backend refused, answered with a 503.
+    fn refused(&self, e: AcquireError) -> GiveUp {
+        Counters::inc(&self.shard.stats.backends[self.backend].dreq);
+        GiveUp {
+            status: 503,
+            term: match e {
+                AcquireError::QueueTimeout | AcquireError::QueueFull => Term::SERVER_QUEUE,
+                AcquireError::NoServer => Term::SERVER_CONNECT,
+            },
+            server: self.last,
+            retries: self.retries(),
+        }
+    }
+
+    /// A new connection to `server`, with the PROXY header the server wants.
+    async fn connect(&self, server: u32, timer: &mut Timer) -> Result<TcpStream, ()> {
+        let shard = &self.shard;
+        let mut stream = shard
+            .upstreams
+            .connect(self.backend, server)
+            .await
+            .map_err(drop)?;
+        let conf = &shard.config.backends[self.backend];
+        if let Some(v) = conf.servers[server as usize].send_proxy {
+            // The server learns who the client is before anything else.
+            let mut hdr = Vec::with_capacity(64);
+            crate::proxy_protocol::write(v, self.client.0, self.client.1, &mut hdr);
+            let deadline = Instant::now() + conf.timeouts.server;
+            let len = hdr.len();
+            write_range(&mut stream, &mut hdr, 0..len, timer, deadline)
+                .await
+                .map_err(drop)?;
+        }
+        Ok(stream)
+    }
+
+    /// The attempt on `conn` failed after it was connected. `Ok`: call `next` again;
+    /// `Err`: no more attempts.
+    pub fn failed(
+        &mut self,
+        conn: ServerConn,
+        failure: Failure,
+        may_resend: bool,
+    ) -> Result<(), GiveUp> {
+        let reused = conn.reused;
+        if failure != Failure::Connect {
+            let situation = self.situation(failure, reused, may_resend);
+            if counts_against_server(&situation) {
+                let st = &self.shard.stats;
+                Counters::inc(&st.backends[self.backend].eresp);
+                Counters::inc(&st.servers[self.backend][conn.server as usize].eresp);
+            }
+        }
+        self.decide(conn.slot, failure, reused, may_resend)
+    }
+
+    fn situation(&self, failure: Failure, reused: bool, may_resend: bool) -> Situation {
+        let conf = &self.shard.config.backends[self.backend];
+        Situation {
+            failure,
+            reused,
+            stale_retried: self.stale_retried,
+            may_resend,
+            failures: self.failures + 1,
+            retries: conf.retries,
+            redispatch: conf.redispatch,
+        }
+    }
+
+    /// Applies the verdict on a failed attempt that held `slot`.
+    fn decide(
+        &mut self,
+        slot: Slot,
+        failure: Failure,
+        reused: bool,
+        may_resend: bool,
+    ) -> Result<(), GiveUp> {
+        let situation = self.situation(failure, reused, may_resend);
+        let v = verdict(&situation);
+        let server = slot.server();
+        self.last = Some(server);
+        if v != Verdict::Fresh {
+            self.failures += 1;
+            self.shard.upstreams.report_failure(self.backend, server);
+        }
+        match v {
+            Verdict::Fresh => {
+                self.stale_retried = true;
+                self.fresh = true;
+                self.kept = Some(slot);
+            }
+            Verdict::RetrySame => self.kept = Some(slot),
+            Verdict::Redispatch => {
+                self.tried.add(server);
+                self.redispatched = true;
+            }
+            Verdict::GiveUp { status, term } => {
+                // The last attempt failed too: it is not a retry of its own.
+                let retries = Retries {
+                    count: self.failures.saturating_sub(1),
+                    redispatched: self.redispatched,
+                };
+                return Err(GiveUp {
+                    status,
+                    term,
+                    server: Some(server),
+                    retries,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The server answered: its failure streak ends, and a sticky client sticks to it.
+    pub fn succeeded(&self, conn: &ServerConn) {
+        let shard = &self.shard;
+        shard.upstreams.report_success(self.backend, conn.server);
+        if let Some(k) = self.stick {
+            shard.cluster.learn(
+                self.backend,
+                k,
+                conn.server,
+                self.recorded,
+                self.asked.into_std(),
+            );
+        }
+    }
+
+    /// The exchange on `conn` ended; a connection that may carry another request goes
+    /// back to the pool, unless it announced this client (PROXY header) or the proxy
+    /// closes server connections after each response.
+    #[inline]
+    pub fn finish(&self, conn: ServerConn, reusable: bool, server_close: bool) {
+        let shard = &self.shard;
+        let conf = &shard.config.backends[self.backend];
+        if reusable
+            && !server_close
+            && !conf.server_close
+            && conf.servers[conn.server as usize].send_proxy.is_none()
+        {
+            shard
+                .upstreams
+                .release_conn(self.backend, conn.server, conn.stream);
+        }
+    }
+
+    pub fn backend(&self) -> usize {
+        self.backend
+    }
+
+    fn retries(&self) -> Retries {
+        Retries {
+            count: self.failures,
+            redispatched: self.redispatched,
+        }
+    }
+}
+
+use verdict::counts_against_server;

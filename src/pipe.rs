@@ -1,0 +1,199 @@
+//! The one copy-both-ways loop: TCP mode connections and tunnels (WebSocket after a
+//! 101, CONNECT after a 2xx). Bytes go both ways until both directions ended, each EOF
+//! passed on as a half-close; a direction that moves bulk data between two plain
+//! sockets switches to splice (the bytes stay in the kernel). Inactivity ends it, with
+//! HAProxy's timeouts: without `timeout tunnel`, each side has its own (`timeout
+//! client`, `timeout server`), refreshed by a read from or a write to that side (HAProxy
+//! without `option independent-streams`); with it, one timeout for both.
+//!
+//! Owns: the two streams until the end, their byte counts. May not touch: servers'
+//! slots or counters (the caller holds and accounts them).
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
+use monoio::net::TcpStream;
+use monoio::time::Instant;
+
+use crate::io::Stream;
+use crate::record::Term;
+use crate::splice::PipePool;
+
+/// Bytes read per copy; a read that fills it switches its direction to splice.
+const COPY_BUF: usize = 32 * 1024;
+
+/// Inactivity limits of a pipe.
+#[derive(Debug, Clone, Copy)]
+pub struct Idle {
+    pub client: Duration,
+    pub server: Duration,
+    /// `timeout tunnel`: one limit for both sides, superseding the two above.
+    pub tunnel: Option<Duration>,
+}
+
+/// How a pipe ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    pub to_server: u64,
+    pub to_client: u64,
+    /// `----` when both directions ended, else which side went quiet.
+    pub term: Term,
+}
+
+/// Last activity of each side.
+struct Activity {
+    client: Cell<Instant>,
+    server: Cell<Instant>,
+}
+
+/// Copies between `client` and `server` until both directions ended or a side was
+/// idle for too long.
+pub async fn run<C: Stream>(client: C, server: TcpStream, idle: Idle, pipes: &PipePool) -> Ended {
+    let now = Instant::now();
+    let activity = Activity {
+        client: Cell::new(now),
+        server: Cell::new(now),
+    };
+    let to_client = Cell::new(0u64);
+    let to_server = Cell::new(0u64);
+    // Splicing needs both sockets bare; a TLS client stream has none.
+    let splice_ok = client.socket().is_some();
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let both = async {
+        monoio::join!(
+            one_way(
+                cr,
+                sw,
+                Side::FromClient,
+                &activity,
+                &to_server,
+                splice_ok,
+                pipes
+            ),
+            one_way(
+                sr,
+                cw,
+                Side::FromServer,
+                &activity,
+                &to_client,
+                splice_ok,
+                pipes
+            )
+        );
+    };
+    let term = monoio::select! {
+        _ = both => Term::NORMAL,
+        // Boxed: an inline timer would make the task a 128-byte aligned allocation.
+        t = Box::pin(watch(&activity, idle)) => t,
+    };
+    Ended {
+        to_server: to_server.get(),
+        to_client: to_client.get(),
+        term,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    FromClient,
+    FromServer,
+}
+
+impl Activity {
+    /// A transfer from `side` read from one side and wrote to the other: both are
+    /// active.
+    fn moved(&self) {
+        let now = Instant::now();
+        self.client.set(now);
+        self.server.set(now);
+    }
+
+    /// Only the side read from was active (the write is still pending).
+    fn read_from(&self, side: Side) {
+        let now = Instant::now();
+        match side {
+            Side::FromClient => self.client.set(now),
+            Side::FromServer => self.server.set(now),
+        }
+    }
+}
+
+/// One direction: copy through a buffer, or splice once bulk data flows; at EOF pass
+/// the half-close on with `shutdown(SHUT_WR)`.
+async fn one_way<R: Stream, W: Stream>(
+    mut from: OwnedReadHalf<R>,
+    mut to: OwnedWriteHalf<W>,
+    side: Side,
+    activity: &Activity,
+    copied: &Cell<u64>,
+    splice_ok: bool,
+    pipes: &PipePool,
+) {
+    let mut buf = Vec::with_capacity(COPY_BUF);
+    loop {
+        buf.clear();
+        let (res, b) = from.read(buf).await;
+        buf = b;
+        let n = match res {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        copied.set(copied.get() + n as u64);
+        activity.read_from(side);
+        let (res, b) = to.write_all(buf).await;
+        buf = b;
+        if res.is_err() {
+            break;
+        }
+        activity.moved();
+        if n == COPY_BUF && splice_ok {
+            // Bulk data: the rest goes through a pipe. SAFETY: shared references to
+            // the streams inside the halves, used only for their descriptors and
+            // readiness on this thread; the other direction's operations do not
+            // move or drop them (monoio's own halves read addresses the same way).
+            let (src, dst) = unsafe { (&*from.0.get(), &*to.0.get()) };
+            if let (Some(src), Some(dst)) = (src.socket(), dst.socket()) {
+                let moved = |n: usize| {
+                    copied.set(copied.get() + n as u64);
+                    activity.moved();
+                };
+                match pipes.stream(src, dst, moved).await {
+                    Ok(()) => break,
+                    // No pipe (out of descriptors): go on copying.
+                    Err(crate::splice::SpliceError::NoPipe) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// Resolves once a side has been idle past its limit, with the side it was.
+async fn watch(activity: &Activity, idle: Idle) -> Term {
+    loop {
+        let (due, term) = match idle.tunnel {
+            Some(t) => {
+                let last = activity.client.get().max(activity.server.get());
+                (last + t, Term::CLIENT_TIMEOUT_DATA)
+            }
+            None => {
+                let c = activity.client.get() + idle.client;
+                let s = activity.server.get() + idle.server;
+                if c <= s {
+                    (c, Term::CLIENT_TIMEOUT_DATA)
+                } else {
+                    (s, Term::SERVER_TIMEOUT_DATA)
+                }
+            }
+        };
+        if Instant::now() >= due {
+            return term;
+        }
+        monoio::time::sleep_until(due).await;
+    }
+}

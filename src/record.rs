@@ -1,0 +1,256 @@
+//! What one request (HTTP) or connection (TCP) did, as its log line and the counters
+//! see it: its figures (`Record`), how they are accounted, its `option httplog` or
+//! `option tcplog` line, and HAProxy's termination state, shared by both formats so
+//! both modes say the same thing of the same event.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use monoio::time::Instant;
+
+use crate::accesslog::{ms, HttpEntry, TcpEntry};
+use crate::dispatch::Retries;
+use crate::shard::Shard;
+use crate::stats::Counters;
+
+/// HAProxy's termination state (`%tsc`): who or what ended the session, and in which
+/// phase; the last two characters (persistence cookie) are `--`. `option tcplog`
+/// shows the first two (`%ts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Term([u8; 4]);
+
+impl Term {
+    /// Ended normally.
+    pub const NORMAL: Term = Term(*b"----");
+    /// The client closed or reset before the end.
+    pub const CLIENT_ABORT: Term = Term(*b"CD--");
+    /// The client sent an invalid request (400).
+    pub const CLIENT_REQUEST: Term = Term(*b"CR--");
+    /// The request head did not arrive within `timeout http-request` (408).
+    pub const CLIENT_TIMEOUT_REQUEST: Term = Term(*b"cR--");
+    /// Nothing from the client within `timeout client` while data flowed.
+    pub const CLIENT_TIMEOUT_DATA: Term = Term(*b"cD--");
+    /// Answered by the proxy itself (a rule's deny, return or redirect, a stats page,
+    /// a too large head).
+    pub const PROXY_REQUEST: Term = Term(*b"PR--");
+    /// No server could be reached (or none was usable): 503.
+    pub const SERVER_CONNECT: Term = Term(*b"SC--");
+    /// No server slot freed within `timeout queue`, or the queue was full: 503.
+    pub const SERVER_QUEUE: Term = Term(*b"sQ--");
+    /// The server closed or answered invalidly before a complete response head: 502.
+    pub const SERVER_HEADERS: Term = Term(*b"SH--");
+    /// No response head within `timeout server`: 504.
+    pub const SERVER_TIMEOUT_HEADERS: Term = Term(*b"sH--");
+    /// Nothing from the server within `timeout server` while data flowed.
+    pub const SERVER_TIMEOUT_DATA: Term = Term(*b"sD--");
+    /// The server closed or reset in the middle of the data.
+    pub const SERVER_DATA: Term = Term(*b"SD--");
+
+    /// The four characters of `%tsc`.
+    pub fn as_str(&self) -> &str {
+        // Built only from the ASCII constants above.
+        std::str::from_utf8(&self.0).unwrap_or("????")
+    }
+
+    /// The two characters of `%ts` (`option tcplog`).
+    pub fn short(&self) -> &str {
+        &self.as_str()[..2]
+    }
+}
+
+impl std::fmt::Display for Term {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The figures of one request, accounted once it ended (however it ended).
+#[derive(Default)]
+pub struct Record {
+    /// A request head was parsed.
+    pub started: bool,
+    pub backend: Option<usize>,
+    pub server: Option<u32>,
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub start: Option<Instant>,
+    pub first_byte: Option<Instant>,
+    /// When the request head began to be read, and its wall-clock date for the log.
+    pub head_start: Option<Instant>,
+    pub date: Option<std::time::SystemTime>,
+    /// Queue and connect durations of the attempt that answered.
+    pub queued: Option<Duration>,
+    pub connected: Option<Duration>,
+    pub retries: Retries,
+    /// HAProxy's termination state, once known.
+    pub term: Option<Term>,
+}
+
+impl Record {
+    /// Adds the finished request to this shard's counters and histograms.
+    pub fn account(&self, shard: &Shard, frontend: usize, peer: SocketAddr, request_line: &[u8]) {
+        let r = self;
+        if !r.started {
+            return;
+        }
+        let st = &shard.stats;
+        let fe = &st.frontends[frontend];
+        Counters::inc(&fe.req_tot);
+        st.traffic(frontend, r.backend, r.server, r.bytes_in, r.bytes_out);
+        if r.status != 0 {
+            fe.response(r.status);
+        }
+        let Some(b) = r.backend else { return };
+        if r.status != 0 {
+            st.backends[b].response(r.status);
+            if let Some(s) = r.server {
+                st.servers[b][s as usize].response(r.status);
+            }
+        }
+        self.log_http(shard, frontend, peer, request_line, b);
+        if let (Some(start), Some(first)) = (r.start, r.first_byte) {
+            let now = Instant::now();
+            st.record_latency(
+                b,
+                first.saturating_duration_since(start).as_micros() as u64,
+                now.saturating_duration_since(start).as_micros() as u64,
+            );
+        }
+    }
+
+    /// Appends the `option httplog` line of the finished request.
+    fn log_http(
+        &self,
+        shard: &Shard,
+        frontend: usize,
+        peer: SocketAddr,
+        request_line: &[u8],
+        backend: usize,
+    ) {
+        let (Some(log), Some(crate::config::LogFormat::Http)) =
+            (&shard.log, shard.config.frontends[frontend].log)
+        else {
+            return;
+        };
+        let r = self;
+        let cfg = &shard.config;
+        let st = &shard.stats;
+        let b = &cfg.backends[backend];
+        let now = Instant::now();
+        let since = |t: Option<Instant>| t.map_or(-1, |t| ms(now.saturating_duration_since(t)));
+        let tr = match (r.head_start, r.start) {
+            (Some(h), Some(s)) => ms(s.saturating_duration_since(h)),
+            _ => -1,
+        };
+        let tr_server = match (r.start, r.first_byte) {
+            (Some(s), Some(f)) => {
+                ms(f.saturating_duration_since(s))
+                    - r.queued.map_or(0, ms)
+                    - r.connected.map_or(0, ms)
+            }
+            _ => -1,
+        };
+        let server = r
+            .server
+            .map(|s| b.servers[s as usize].name.as_str())
+            .unwrap_or("<NOSRV>");
+        let fe_cur = st.frontends[frontend].scur.get();
+        log.http(&HttpEntry {
+            client: peer,
+            accepted: r.date.unwrap_or_else(std::time::SystemTime::now),
+            frontend: &cfg.frontends[frontend].name,
+            backend: &b.name,
+            server,
+            timers: [
+                tr,
+                r.queued.map_or(-1, ms),
+                r.connected.map_or(-1, ms),
+                tr_server,
+                since(r.head_start),
+            ],
+            status: r.status,
+            bytes: r.bytes_out,
+            termination: r.term.unwrap_or(Term::NORMAL).as_str(),
+            conns: [
+                st.frontends.iter().map(|f| f.scur.get()).sum(),
+                fe_cur,
+                st.backends[backend].scur.get(),
+                r.server
+                    .map_or(0, |s| st.servers[backend][s as usize].scur.get()),
+                u64::from(r.retries.count),
+            ],
+            redispatched: r.retries.redispatched,
+            queues: [0, shard.upstreams.backends[backend].queue_figures().0],
+            request_line,
+        });
+    }
+}
+
+/// What a finished connection's log line says.
+pub struct TcpLine {
+    pub server: Option<u32>,
+    /// %Tw/%Tc/%Tt in milliseconds.
+    pub timers: [i64; 3],
+    pub bytes: u64,
+    pub retries: Retries,
+    pub term: Term,
+}
+
+impl TcpLine {
+    /// Appends the `option tcplog` line of a finished connection.
+    pub fn log(
+        &self,
+        shard: &Shard,
+        frontend: usize,
+        backend: usize,
+        peer: SocketAddr,
+        date: std::time::SystemTime,
+    ) {
+        let line = self;
+        let (Some(log), Some(_)) = (&shard.log, shard.config.frontends[frontend].log) else {
+            return;
+        };
+        let fe = &shard.config.frontends[frontend];
+        let b = &shard.config.backends[backend];
+        let st = &shard.stats;
+        if fe.dont_log_null && line.bytes == 0 {
+            return;
+        }
+        let server = line.server;
+        log.tcp(&TcpEntry {
+            client: peer,
+            accepted: date,
+            frontend: &fe.name,
+            backend: &b.name,
+            server: server
+                .map(|s| b.servers[s as usize].name.as_str())
+                .unwrap_or("<NOSRV>"),
+            timers: line.timers,
+            bytes: line.bytes,
+            termination: line.term.as_str(),
+            conns: [
+                st.frontends.iter().map(|f| f.scur.get()).sum(),
+                st.frontends[frontend].scur.get(),
+                st.backends[backend].scur.get(),
+                server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
+                u64::from(line.retries.count),
+            ],
+            redispatched: line.retries.redispatched,
+            queues: [0, shard.upstreams.backends[backend].queue_figures().0],
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Term;
+
+    #[test]
+    fn both_log_formats_read_the_same_state() {
+        assert_eq!(Term::SERVER_QUEUE.as_str(), "sQ--");
+        assert_eq!(Term::SERVER_QUEUE.short(), "sQ");
+        assert_eq!(Term::NORMAL.short(), "--");
+        assert_eq!(Term::SERVER_CONNECT.to_string(), "SC--");
+    }
+}

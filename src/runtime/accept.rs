@@ -1,0 +1,313 @@
+//! Accept loops, one per listening socket, and each connection's start: room under
+//! the connection limits, the PROXY header on `accept-proxy` binds, then the
+//! frontend's protocol (HTTP or TCP) in a task of its own.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::net::{TcpListener, TcpStream};
+
+use super::rescue::ClientFd;
+use super::{panic_text, Current};
+use crate::config::Mode;
+use crate::shard::{Permits, Shard};
+use crate::stats::Counters;
+
+/// One listening socket's accept loop, and how to stop it.
+pub(super) struct AcceptLoop {
+    pub(super) addr: SocketAddr,
+    /// The frontend it serves; a reload may renumber frontends.
+    pub(super) frontend: Rc<Cell<usize>>,
+    /// Dropping it ends the loop, which closes the listener.
+    pub(super) stop: local_sync::oneshot::Sender<()>,
+    pub(super) handle: monoio::task::JoinHandle<()>,
+    /// The same socket, outside the runtime: should the runtime die, the next one
+    /// accepts from it.
+    pub(super) keep: std::net::TcpListener,
+}
+
+pub(super) fn start_accept(
+    current: &Current,
+    frontend: usize,
+    listener: std::net::TcpListener,
+) -> std::io::Result<AcceptLoop> {
+    let addr = listener.local_addr()?;
+    // Accepted sockets inherit it: one setsockopt per listener, not per connection.
+    socket2::SockRef::from(&listener).set_nodelay(true)?;
+    let keep = listener.try_clone()?;
+    let listener = TcpListener::from_std(listener)?;
+    let (stop, stop_rx) = local_sync::oneshot::channel::<()>();
+    let frontend = Rc::new(Cell::new(frontend));
+    let handle = monoio::spawn(accept_loop(
+        current.clone(),
+        frontend.clone(),
+        listener,
+        stop_rx,
+    ));
+    Ok(AcceptLoop {
+        addr,
+        frontend,
+        stop,
+        handle,
+        keep,
+    })
+}
+
+pub(super) async fn accept_loop(
+    current: Current,
+    frontend: Rc<Cell<usize>>,
+    listener: TcpListener,
+    mut stop: local_sync::oneshot::Receiver<()>,
+) {
+    let listening = listener.local_addr().unwrap_or(UNKNOWN_LISTENER);
+    loop {
+        // A cancelable accept: when stopping, an accept the kernel already completed
+        // still hands its connection over instead of losing it with the dropped op.
+        let canceller = monoio::io::Canceller::new();
+        let accept = listener.cancelable_accept(canceller.handle());
+        let mut accept = std::pin::pin!(accept);
+        let accepted = monoio::select! {
+            _ = &mut stop => {
+                let _canceller = canceller.cancel();
+                if let Ok((stream, peer)) = accept.await {
+                    let permits = current.borrow().clone().room_now(frontend.get());
+                    if let Some(permits) = permits {
+                        spawn_serve(&current, &frontend, listening, stream, peer, permits);
+                    }
+                }
+                // Refuse new connections now: on io_uring the close of the socket is
+                // itself a submission, which may wait for the ring's next entry.
+                tracing::debug!(frontend = frontend.get(), "listener closed");
+                break;
+            }
+            accepted = &mut accept => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                accept_failed(current.borrow().id, &e);
+                // Out of fds or memory: back off instead of spinning.
+                monoio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // Room under the process's and the frontend's maxconn. Taken after the accept:
+        // each shard has its own backlog (SO_REUSEPORT), and a slot held by one shard
+        // waiting for a connection must not strand those queued on another. While it
+        // waits, this shard accepts nothing more (the rest stay in its backlog).
+        let waiting = current.borrow().clone();
+        let permits = match waiting.room_now(frontend.get()) {
+            Some(p) => p,
+            None => monoio::select! {
+                _ = &mut stop => break,
+                p = waiting.room(frontend.get()) => p,
+            },
+        };
+        spawn_serve(&current, &frontend, listening, stream, peer, permits);
+    }
+}
+
+thread_local! {
+    /// This shard's accept failures: when the last one was logged, and how many
+    /// happened since.
+    static ACCEPT_ERRORS: (Cell<Option<std::time::Instant>>, Cell<u64>) =
+        const { (Cell::new(None), Cell::new(0)) };
+}
+
+/// Logs a failed accept (out of fds or memory) at most once a second per shard, with
+/// the number of failures since the previous line: a shard retries every 10 ms, and a
+/// line per attempt would flood the log.
+fn accept_failed(shard: usize, e: &std::io::Error) {
+    ACCEPT_ERRORS.with(|(last, failures)| {
+        let now = std::time::Instant::now();
+        failures.set(failures.get() + 1);
+        if last
+            .get()
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        last.set(Some(now));
+        tracing::warn!(shard, error = %e, failures = failures.replace(0), "accept failed");
+    });
+}
+
+/// A listener address not known: the wildcard, so each connection asks its own socket.
+pub(super) const UNKNOWN_LISTENER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
+/// The task owns the connection from here on: accept never waits for a server. It
+/// keeps the config generation it started with.
+/// `listening` is the listener's address: the connection's own local address unless
+/// the listener is bound to a wildcard address.
+///
+/// A plain HTTP connection's handler sits in its task in place, wrapped by `Caught`
+/// and nothing else: an idle keep-alive connection then costs little more than its
+/// `Conn` (see `http::serve`). An `async` wrapper would keep the handler's arguments
+/// and the handler itself side by side (what a generator moves into an inner future
+/// keeps its own slot), which had made every connection's task 3.5 KiB. A PROXY
+/// header or a TCP connection is handled in a boxed future of its own.
+pub(super) fn spawn_serve(
+    current: &Current,
+    frontend: &Cell<usize>,
+    listening: SocketAddr,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permits: Permits,
+) {
+    let shard = current.borrow().clone();
+    let fe = frontend.get();
+    let conf = &shard.config.frontends[fe];
+    let (mode, proxy) = (conf.mode, conf.accept_proxy());
+    // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
+    let guard = ConnGuard::new(&shard, fe, peer, &stream, permits);
+    let local = if listening.ip().is_unspecified() {
+        stream.local_addr().unwrap_or(listening)
+    } else {
+        listening
+    };
+    if mode == Mode::Http && !proxy {
+        let handler = crate::http::serve(shard, fe, stream, peer, local, Vec::new());
+        monoio::spawn(Caught { handler, guard });
+    } else {
+        let handler = Box::pin(serve_other(shard, fe, mode, stream, peer, local));
+        monoio::spawn(Caught { handler, guard });
+    }
+}
+
+/// A TCP connection, or one behind a PROXY header.
+async fn serve_other(
+    shard: Rc<Shard>,
+    frontend: usize,
+    mode: Mode,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
+    let conf = &shard.config.frontends[frontend];
+    // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
+    // shard's pool, and L4 copies through its own.
+    let buf = if conf.accept_proxy() {
+        Vec::with_capacity(shard.config.limits.max_header_bytes)
+    } else {
+        Vec::new()
+    };
+    // On accept-proxy binds the client is whoever the PROXY header names.
+    let (peer, local, buf) = if conf.accept_proxy() {
+        let deadline = monoio::time::Instant::now() + conf.timeouts.http_request;
+        // Boxed: its timer would otherwise grow the task.
+        match Box::pin(crate::proxy_protocol::receive(&mut stream, buf, deadline)).await {
+            Some((h, rest)) => {
+                let (p, l) = h.addrs.unwrap_or((peer, local));
+                (p, l, rest)
+            }
+            None => {
+                tracing::debug!(shard = shard.id, %peer, "missing or malformed PROXY header: closed");
+                return;
+            }
+        }
+    } else {
+        (peer, local, buf)
+    };
+    match mode {
+        Mode::Http => crate::http::serve(shard.clone(), frontend, stream, peer, local, buf).await,
+        Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf).await,
+    }
+}
+
+/// What a connection holds besides its handler: its registration (for a dead
+/// runtime's orphans), its frontend's session count, its maxconn permits.
+struct ConnGuard {
+    _registered: ClientFd,
+    shard: Rc<Shard>,
+    frontend: usize,
+    peer: SocketAddr,
+    _permits: Permits,
+}
+
+impl ConnGuard {
+    fn new(
+        shard: &Rc<Shard>,
+        frontend: usize,
+        peer: SocketAddr,
+        stream: &TcpStream,
+        permits: Permits,
+    ) -> ConnGuard {
+        let fe = &shard.stats.frontends[frontend];
+        fe.up(&fe.scur, &fe.smax);
+        Counters::inc(&fe.stot);
+        ConnGuard {
+            _registered: ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(stream)),
+            shard: shard.clone(),
+            frontend,
+            peer,
+            _permits: permits,
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        Counters::down(&self.shard.stats.frontends[self.frontend].scur);
+    }
+}
+
+/// A connection's task: polls its handler in place. A bug that panics while serving
+/// one connection closes that connection only; its guards (slots, in-flight count)
+/// are released when the handler is dropped, with the task.
+struct Caught<F> {
+    handler: F,
+    guard: ConnGuard,
+}
+
+impl<F: std::future::Future<Output = ()>> std::future::Future for Caught<F> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        // SAFETY: `handler` is pinned with `self` and never moved out of it (nor is
+        // `self` given out unpinned); `guard` is never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let handler = unsafe { std::pin::Pin::new_unchecked(&mut this.handler) };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let g = &this.guard;
+                tracing::error!(
+                    shard = g.shard.id,
+                    frontend = %g.shard.config.frontends[g.frontend].name,
+                    peer = %g.peer,
+                    panic = %panic_text(&*panic),
+                    "connection handler panicked; that connection was closed"
+                );
+                Counters::inc(&g.shard.stats.frontends[g.frontend].panics);
+                std::task::Poll::Ready(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    /// The per-connection setsockopt was dropped on the strength of this: Linux copies
+    /// TCP_NODELAY from a listener to the sockets it accepts.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let l = crate::listen::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket2::SockRef::from(&l).set_nodelay(true).unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.write_all(b"x").unwrap();
+        l.set_nonblocking(false).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        assert!(socket2::SockRef::from(&accepted).nodelay().unwrap());
+    }
+}

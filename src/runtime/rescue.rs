@@ -1,0 +1,163 @@
+//! What a shard runtime killed by a panic leaves behind, and how the next one takes
+//! over: its clients are shut (their tasks can never run again), its listeners are
+//! replaced, and the connections queued on them are served by the next runtime.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::accept::AcceptLoop;
+use super::{Adopted, Current};
+use crate::config::Config;
+
+/// What outlives one runtime of a shard: after a panic that kills the runtime, the
+/// thread starts a new one from the last config it had and the same listening sockets.
+pub(super) struct Survivor {
+    pub(super) config: Arc<Config>,
+    pub(super) shared: Arc<crate::limits::Shared>,
+    pub(super) handed: crate::upgrade::HandedSockets,
+    pub(super) accepts: Vec<AcceptLoop>,
+    /// The last generation, whose counters the next runtime carries on.
+    pub(super) current: Option<Current>,
+    /// What a dead runtime leaves for the next: fresh listeners, the connections that
+    /// were queued on the old ones, and how many of its clients were cut.
+    pub(super) listeners: Vec<(usize, std::net::TcpListener)>,
+    pub(super) adopted: Adopted,
+    pub(super) orphans_closed: usize,
+}
+
+pub(super) type Survive = Rc<std::cell::RefCell<Survivor>>;
+
+impl Survivor {
+    /// After a panic: everything the dead runtime owned stays where it is (its tasks
+    /// cannot be dropped without it), but its clients are told at once instead of
+    /// waiting forever, and its listeners are replaced.
+    pub(super) fn rescue(&mut self, shard: usize) {
+        self.orphans_closed += shut_orphans();
+        for a in self.accepts.drain(..) {
+            let frontend = a.frontend.get();
+            std::mem::forget(a.stop);
+            std::mem::forget(a.handle);
+            std::mem::forget(a.frontend);
+            rescue_listener(
+                shard,
+                frontend,
+                a.addr,
+                a.keep,
+                &mut self.listeners,
+                &mut self.adopted,
+            );
+            // A newer process (-sf) must get the new socket, not the one shut down.
+            if let (Some((_, fresh)), Ok(mut handed)) = (self.listeners.last(), self.handed.lock())
+            {
+                for h in handed.iter_mut() {
+                    if h.addr == a.addr && h.shard == shard {
+                        if let Ok(dup) = fresh.try_clone() {
+                            h.socket = dup;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rescues as the panic unwinds, while the dead runtime has had no chance to take a
+/// new connection yet.
+pub(super) struct RescueOnPanic<'a>(pub(super) &'a Survive, pub(super) usize);
+
+impl Drop for RescueOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut s) = self.0.try_borrow_mut() {
+                s.rescue(self.1);
+            }
+        }
+    }
+}
+
+/// A dead runtime's listening socket still sits in the SO_REUSEPORT group, and an
+/// accept the dead io_uring had posted would take connections nobody serves. So: a
+/// fresh socket joins the group, the connections already queued on the old one are
+/// taken for the next runtime, and the old one is shut down (which ends that accept).
+pub(super) fn rescue_listener(
+    shard: usize,
+    frontend: usize,
+    addr: SocketAddr,
+    old: std::net::TcpListener,
+    listeners: &mut Vec<(usize, std::net::TcpListener)>,
+    adopted: &mut Adopted,
+) {
+    let fresh = match crate::listen::reuseport_listener(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            // Without a fresh socket the old one goes on (an accept the dead runtime
+            // posted may still take one connection).
+            tracing::warn!(shard, %addr, error = %e, "cannot bind a fresh listener; keeping the old socket");
+            listeners.push((frontend, old));
+            return;
+        }
+    };
+    let _ = old.set_nonblocking(true);
+    while let Ok((stream, peer)) = old.accept() {
+        if stream.set_nonblocking(true).is_ok() {
+            adopted.push((frontend, stream, peer));
+        }
+    }
+    let _ = socket2::SockRef::from(&old).shutdown(std::net::Shutdown::Both);
+    listeners.push((frontend, fresh));
+}
+
+thread_local! {
+    /// The client sockets this thread's runtime serves, so that the ones a dead
+    /// runtime leaves behind can be shut (their tasks can never run or drop again).
+    static CLIENTS: std::cell::RefCell<slab::Slab<std::os::fd::RawFd>> =
+        const { std::cell::RefCell::new(slab::Slab::new()) };
+}
+
+/// A client socket registered in `CLIENTS` for as long as its task holds it.
+pub(super) struct ClientFd(usize);
+
+impl ClientFd {
+    pub(super) fn new(fd: std::os::fd::RawFd) -> ClientFd {
+        ClientFd(CLIENTS.with(|c| c.borrow_mut().insert(fd)))
+    }
+}
+
+impl Drop for ClientFd {
+    fn drop(&mut self) {
+        CLIENTS.with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.try_remove(self.0);
+            }
+        });
+    }
+}
+
+/// How many client connections this thread's runtime serves; the room a burst of them
+/// left in the registry goes back.
+pub(super) fn open_clients() -> usize {
+    CLIENTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.capacity() > 4 * c.len().max(256) {
+            c.shrink_to_fit();
+        }
+        c.len()
+    })
+}
+
+/// Shuts down (without closing: the dead tasks still own the descriptors) every client
+/// socket a dead runtime left; returns how many.
+pub(super) fn shut_orphans() -> usize {
+    CLIENTS.with(|c| {
+        let mut c = c.borrow_mut();
+        let n = c.len();
+        for (_, &fd) in c.iter() {
+            // SAFETY: shutdown on a descriptor the dead task still owns; it is never
+            // closed while registered (the registration drops with the socket).
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        c.clear();
+        n
+    })
+}

@@ -1,0 +1,161 @@
+//! Accepting a TLS client on the shard: read the ClientHello with rustls' `Acceptor`,
+//! choose the TLS context from what it offers (SNI, signature schemes: `store`), and
+//! finish the handshake, all before `deadline`. What the caller gets is a `ServerTls`
+//! stream and the connection's `TlsInfo`.
+//!
+//! A client that stops halfway (half a ClientHello, a silent peer) is dropped at the
+//! deadline with its socket; a bad ClientHello or a failed handshake gets the alert
+//! rustls chose; `strict-sni` without a certificate for the name gets
+//! `unrecognized_name`, as HAProxy (OpenSSL) sends.
+
+use std::io;
+use std::sync::Arc;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::time::Instant;
+use rustls::server::Acceptor as RustlsAcceptor;
+
+use super::info::TlsInfo;
+use super::server::ServerSet;
+use super::store::Hello;
+use super::stream::{ServerTls, TlsStream, RX_SIZE};
+
+/// A plaintext fatal alert record: level 2 (fatal), description 112 (unrecognized_name).
+const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
+
+/// Why a TLS client was not accepted (for logs and counters).
+#[derive(Debug)]
+pub enum AcceptError {
+    /// The deadline passed first.
+    Timeout,
+    /// The peer closed or reset the connection.
+    Io(io::Error),
+    /// Not TLS, or a TLS failure (the alert was sent).
+    Tls(rustls::Error),
+    /// `strict-sni` and no certificate for the name.
+    NoCertificate,
+}
+
+impl std::fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AcceptError::Timeout => write!(f, "TLS handshake timeout"),
+            AcceptError::Io(e) => write!(f, "connection error during the TLS handshake: {e}"),
+            AcceptError::Tls(e) => write!(f, "TLS handshake failure: {e}"),
+            AcceptError::NoCertificate => {
+                write!(f, "no certificate for the requested name (strict-sni)")
+            }
+        }
+    }
+}
+
+/// The per-connection parts of an accept: the buffers, lent for the connection's life.
+pub struct Acceptor {
+    pub rx: Vec<u8>,
+    pub tx: Vec<u8>,
+}
+
+impl Default for Acceptor {
+    fn default() -> Self {
+        Acceptor {
+            rx: Vec::with_capacity(RX_SIZE),
+            tx: Vec::new(),
+        }
+    }
+}
+
+/// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`.
+pub async fn accept<S>(
+    io: S,
+    set: &ServerSet,
+    deadline: Instant,
+    bufs: Acceptor,
+) -> Result<(ServerTls<S>, TlsInfo), AcceptError>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+{
+    match monoio::time::timeout_at(deadline, accept_now(io, set, bufs)).await {
+        Ok(r) => r,
+        Err(_) => Err(AcceptError::Timeout),
+    }
+}
+
+async fn accept_now<S>(
+    mut io: S,
+    set: &ServerSet,
+    bufs: Acceptor,
+) -> Result<(ServerTls<S>, TlsInfo), AcceptError>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+{
+    let Acceptor { mut rx, mut tx } = bufs;
+    let mut acceptor = RustlsAcceptor::default();
+    let accepted = loop {
+        rx.clear();
+        if rx.capacity() < 1024 {
+            rx.reserve(RX_SIZE);
+        }
+        let cap = rx.capacity();
+        let (res, slice) = io.read(rx.slice_mut(0..cap)).await;
+        rx = slice.into_inner();
+        match res {
+            Ok(0) => {
+                return Err(AcceptError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(AcceptError::Io(e)),
+        }
+        let mut fed = &rx[..];
+        while !fed.is_empty() {
+            if let Err(e) = acceptor.read_tls(&mut fed) {
+                return Err(AcceptError::Io(e));
+            }
+        }
+        match acceptor.accept() {
+            Ok(Some(a)) => break a,
+            Ok(None) => continue,
+            Err((e, mut alert)) => {
+                tx.clear();
+                let _ = alert.write_all(&mut tx);
+                let _ = io.write_all(tx).await;
+                return Err(AcceptError::Tls(e));
+            }
+        }
+    };
+    let hello = accepted.client_hello();
+    let chosen = set.bind.store.select(&Hello {
+        sni: hello.server_name(),
+        schemes: hello.signature_schemes(),
+    });
+    let Some(entry) = chosen else {
+        // strict-sni without a match: a fatal `unrecognized_name` alert, as HAProxy
+        // (OpenSSL) sends; rustls' own answer would be `access_denied`.
+        let (r, _) = io.write_all(UNRECOGNIZED_NAME.to_vec()).await;
+        drop(r);
+        return Err(AcceptError::NoCertificate);
+    };
+    let config = Arc::clone(&set.configs[entry.ctx]);
+    let conn = match accepted.into_connection(config) {
+        Ok(c) => c,
+        Err((e, mut alert)) => {
+            tx.clear();
+            let _ = alert.write_all(&mut tx);
+            let _ = io.write_all(tx).await;
+            return Err(AcceptError::Tls(e));
+        }
+    };
+    rx.clear();
+    let mut stream = TlsStream::new(io, conn, rx, tx);
+    if let Err(e) = stream.handshake().await {
+        return Err(
+            match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(t) => AcceptError::Tls(t.clone()),
+                None => AcceptError::Io(e),
+            },
+        );
+    }
+    let info = TlsInfo::from_server(stream.conn());
+    Ok((stream, info))
+}

@@ -1,0 +1,85 @@
+//! TLS: client-side protocols sit above the stream and below the dispatch.
+//!
+//! Built once, off the request path: `certs` reads PEM files into certified keys and
+//! their names, `store` indexes them by SNI (crt, crt-list lines, filters, default,
+//! strict-sni), `suites` maps OpenSSL cipher/curve/version names onto the provider,
+//! `tickets` holds the session-ticket keys every shard shares, and `server` turns a
+//! bind's settings into one `rustls::ServerConfig` per TLS context, per shard.
+//!
+//! On the shard, per connection: `accept` reads the ClientHello with rustls'
+//! `Acceptor`, picks the context from SNI and signature schemes and runs the handshake
+//! under a deadline; `stream` is the rent-model `TlsStream` the HTTP/1 and L4 paths
+//! read and write; `info` is what a connection remembers of its handshake (fetches,
+//! logs). `client` is the same shape towards servers.
+//!
+//! One crypto library is built: aws-lc-rs by default, *ring* with
+//! `--no-default-features --features ring`.
+
+pub mod accept;
+pub mod certs;
+pub mod client;
+pub mod info;
+pub mod server;
+pub mod store;
+pub mod stream;
+pub mod suites;
+pub mod tickets;
+
+use std::sync::Arc;
+
+pub use accept::{accept, AcceptError, Acceptor};
+pub use certs::{CertError, LoadedCert};
+pub use client::{connect, ClientSettings, ServerVerify, SniSource, UpstreamTls};
+pub use info::TlsInfo;
+pub use server::{BindTls, BindTlsSpec, CrtSource, Findings, ServerSet};
+pub use store::{CertStore, CrtListLine, SslConf, TlsVersion, Verify};
+pub use stream::{ClientTls, MaybeTls, ServerTls, TlsStream};
+pub use tickets::TicketKeys;
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!(
+    "ringlb needs a crypto provider: build with feature `aws-lc-rs` (default) or `ring`"
+);
+
+/// The crypto provider every TLS object of the process uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    let p = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let p = rustls::crypto::ring::default_provider();
+    Arc::new(p)
+}
+
+/// Installs `provider()` as the process default, for code that builds rustls configs
+/// without naming one (the Redis client). A second call is harmless.
+pub fn install_default_provider() {
+    let _ = Arc::unwrap_or_clone(provider()).install_default();
+}
+
+/// **Phase B plugs in here.** The accept path (shard accept → PROXY header → TLS →
+/// `http::serve` / `l4::serve`) and the upstream connect do not speak TLS yet, so a
+/// config that asks for it is refused when it would run (start, reload), never by
+/// `ringlb -c`, which checks it fully. Phase B deletes this function and its two
+/// callers (`start_upgrading` in lib.rs, `reload::apply`): on accept, a bind with
+/// `tls` runs `tls::accept` with a `ServerSet` built per shard from `Bind::tls`; a
+/// server with `tls` wraps its connection with `tls::connect`.
+pub fn not_wired_yet(cfg: &crate::config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for fe in &cfg.frontends {
+        if let Some(b) = fe.binds.iter().find(|b| b.tls.is_some()) {
+            out.push(format!(
+                "frontend {}: bind {}: TLS listeners arrive in phase B (the config is valid; ringlb cannot serve it yet)",
+                fe.name, b.addr
+            ));
+        }
+    }
+    for be in &cfg.backends {
+        if let Some(s) = be.servers.iter().find(|s| s.tls.is_some()) {
+            out.push(format!(
+                "backend {}: server {}: TLS to servers arrives in phase B (the config is valid; ringlb cannot use it yet)",
+                be.name, s.name
+            ));
+        }
+    }
+    out
+}

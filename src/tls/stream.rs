@@ -1,0 +1,407 @@
+//! `TlsStream`: rustls over a rent-model stream, itself rent-model (`AsyncReadRent`,
+//! `AsyncWriteRent`), so the HTTP/1 and L4 paths read and write it as they do a
+//! `TcpStream`. Server and client side share it (`ServerTls`, `ClientTls`).
+//!
+//! Buffers: one ciphertext buffer per direction, lent to the socket operation and
+//! taken back, reused for the life of the connection and handed back by
+//! `into_parts` for the shard's pool. Plaintext is copied straight into (out of) the
+//! caller's buffer.
+//!
+//! Dropping a future mid-operation (ringlb's timeouts do) is safe: nothing dangles,
+//! nothing panics. But a dropped socket read may have consumed bytes and a dropped
+//! write may have sent part of a record, so the stream cannot go on: every later call
+//! fails with `ConnectionAborted` and the caller closes the connection, as it does
+//! after a timeout on a plain socket.
+//!
+//! A peer's `close_notify` reads as EOF (`Ok(0)`); a TCP EOF without it reads as
+//! `UnexpectedEof` once the plaintext before it was read. `shutdown` sends
+//! `close_notify`, then shuts the socket's write half. A TLS error queues the alert
+//! rustls chose, which is sent (best effort) before the error is returned.
+//!
+//! The stream is a plain struct over a generic `S`, so the client-side stream type can
+//! be an enum (`MaybeTls`: plain or rustls today, a kernel-TLS variant later, where the
+//! record layer moves into the socket and reads become plain reads).
+
+use std::io::{self, BufRead, Write};
+use std::ops::DerefMut;
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::BufResult;
+use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData};
+
+/// The ciphertext read buffer's size: one full TLS record and its header.
+pub const RX_SIZE: usize = 16 * 1024 + 512;
+
+pub type ServerTls<S> = TlsStream<S, ServerConnection>;
+pub type ClientTls<S> = TlsStream<S, ClientConnection>;
+
+pub struct TlsStream<S, C> {
+    io: S,
+    conn: C,
+    /// Ciphertext read from the socket; `rx[rx_pos..]` is not yet given to rustls.
+    rx: Vec<u8>,
+    rx_pos: usize,
+    /// Ciphertext waiting to be written.
+    tx: Vec<u8>,
+    /// A socket operation was started and its future dropped before it finished.
+    busy: bool,
+    /// A TLS error was returned: the stream stays failed (never resynchronises on
+    /// whatever the peer sends next, nor hands out plaintext decrypted before it).
+    failed: bool,
+}
+
+fn failed_before() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "TLS stream failed earlier")
+}
+
+fn cancelled() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "TLS stream used after a cancelled operation",
+    )
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl<S, C, D> TlsStream<S, C>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    C: DerefMut<Target = ConnectionCommon<D>>,
+    D: SideData,
+{
+    /// Wraps a connection; `rx`/`tx` are (empty) buffers to reuse, `rx` may already
+    /// hold ciphertext read from `io` that rustls has not seen.
+    pub fn new(io: S, conn: C, rx: Vec<u8>, tx: Vec<u8>) -> Self {
+        TlsStream {
+            io,
+            conn,
+            rx,
+            rx_pos: 0,
+            tx,
+            busy: false,
+            failed: false,
+        }
+    }
+
+    pub fn conn(&self) -> &C {
+        &self.conn
+    }
+
+    pub fn io(&self) -> &S {
+        &self.io
+    }
+
+    /// The socket and the two buffers (cleared), for reuse.
+    pub fn into_parts(self) -> (S, C, Vec<u8>, Vec<u8>) {
+        let (mut rx, mut tx) = (self.rx, self.tx);
+        rx.clear();
+        tx.clear();
+        (self.io, self.conn, rx, tx)
+    }
+
+    /// Drives the handshake to its end (the caller bounds it with a deadline).
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        self.usable()?;
+        loop {
+            if self.conn.wants_write() {
+                self.flush_tls().await?;
+            }
+            if !self.conn.is_handshaking() {
+                break;
+            }
+            if self.rx_pos < self.rx.len() {
+                self.feed().await?;
+                continue;
+            }
+            if self.fill().await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed during the TLS handshake",
+                ));
+            }
+            self.feed().await?;
+        }
+        // A TLS 1.3 server's tickets follow the handshake.
+        if self.conn.wants_write() {
+            self.flush_tls().await?;
+        }
+        Ok(())
+    }
+
+    fn usable(&self) -> io::Result<()> {
+        if self.busy {
+            Err(cancelled())
+        } else if self.failed {
+            Err(failed_before())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Gives rustls the buffered ciphertext and processes it. On a TLS error the alert
+    /// is sent before the error is returned.
+    async fn feed(&mut self) -> io::Result<()> {
+        while self.rx_pos < self.rx.len() {
+            match self.conn.read_tls(&mut &self.rx[self.rx_pos..]) {
+                // After close_notify nothing more is read.
+                Ok(0) => {
+                    self.rx_pos = self.rx.len();
+                    break;
+                }
+                Ok(n) => self.rx_pos += n,
+                // The plaintext buffer is full: the caller reads some first.
+                Err(_) if self.has_plaintext() => break,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                self.failed = true;
+                let _ = self.flush_tls().await;
+                return Err(tls_error(e));
+            }
+            if self.has_plaintext() {
+                break;
+            }
+        }
+        if self.rx_pos == self.rx.len() {
+            self.rx.clear();
+            self.rx_pos = 0;
+        }
+        Ok(())
+    }
+
+    fn has_plaintext(&mut self) -> bool {
+        matches!(self.conn.reader().fill_buf(), Ok(b) if !b.is_empty())
+    }
+
+    /// Reads ciphertext from the socket into `rx`; `Ok(0)` at EOF (rustls is told).
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.rx_pos == self.rx.len() {
+            self.rx.clear();
+            self.rx_pos = 0;
+        }
+        if self.rx.capacity() - self.rx.len() < 1024 {
+            self.rx.reserve(RX_SIZE);
+        }
+        let res = loop {
+            let buf = std::mem::take(&mut self.rx);
+            let (len, cap) = (buf.len(), buf.capacity());
+            self.busy = true;
+            let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
+            self.busy = false;
+            self.rx = slice.into_inner();
+            match res {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match res {
+            Ok(0) => {
+                // An empty read tells rustls the transport ended.
+                let _ = self.conn.read_tls(&mut &[][..]);
+                if let Err(e) = self.conn.process_new_packets() {
+                    self.failed = true;
+                    return Err(tls_error(e));
+                }
+                Ok(0)
+            }
+            other => other,
+        }
+    }
+
+    /// Writes every queued TLS record.
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut self.tx)?;
+        }
+        if self.tx.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.tx);
+        self.busy = true;
+        let (res, mut buf) = self.io.write_all(buf).await;
+        self.busy = false;
+        buf.clear();
+        self.tx = buf;
+        res.map(drop)
+    }
+
+    /// Copies plaintext into `dst` (`None`: none buffered yet).
+    fn take_plaintext(&mut self, dst: *mut u8, room: usize) -> Option<io::Result<usize>> {
+        let mut reader = self.conn.reader();
+        match reader.fill_buf() {
+            Ok(chunk) => {
+                let n = chunk.len().min(room);
+                // SAFETY: `dst` points to `room` writable bytes of the caller's buffer,
+                // which `chunk` (rustls' own memory) cannot overlap.
+                unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), dst, n) };
+                reader.consume(n);
+                // `chunk` empty: close_notify was received, a clean EOF.
+                Some(Ok(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    async fn read_raw(&mut self, dst: *mut u8, room: usize) -> io::Result<usize> {
+        self.usable()?;
+        if room == 0 {
+            return Ok(0);
+        }
+        loop {
+            if let Some(r) = self.take_plaintext(dst, room) {
+                return r;
+            }
+            if self.rx_pos < self.rx.len() {
+                self.feed().await?;
+                continue;
+            }
+            // Post-handshake messages may want an answer (KeyUpdate), and a handshake
+            // not yet finished needs its flights sent.
+            if self.conn.wants_write() {
+                self.flush_tls().await?;
+            }
+            if self.fill().await? > 0 {
+                self.feed().await?;
+            } else if let Some(r) = self.take_plaintext(dst, room) {
+                return r;
+            } else {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    async fn write_raw(&mut self, src: &[u8]) -> io::Result<usize> {
+        self.usable()?;
+        if self.conn.is_handshaking() {
+            self.handshake().await?;
+        }
+        let n = self.conn.writer().write(src)?;
+        self.flush_tls().await?;
+        Ok(n)
+    }
+}
+
+impl<S, C, D> AsyncReadRent for TlsStream<S, C>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    C: DerefMut<Target = ConnectionCommon<D>>,
+    D: SideData,
+{
+    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        let (dst, room) = (buf.write_ptr(), buf.bytes_total());
+        let res = self.read_raw(dst, room).await;
+        if let Ok(n) = res {
+            // SAFETY: `read_raw` initialised the first `n` bytes.
+            unsafe { buf.set_init(n) };
+        }
+        (res, buf)
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        // SAFETY: the iovecs stay valid while `buf` is held here.
+        let Some(mut raw) = (unsafe { RawBuf::new_from_iovec_mut(&mut buf) }) else {
+            return (Ok(0), buf);
+        };
+        let res = self.read_raw(raw.write_ptr(), raw.bytes_total()).await;
+        if let Ok(n) = res {
+            // SAFETY: `n` bytes of the first iovec were written.
+            unsafe { buf.set_init(n) };
+        }
+        (res, buf)
+    }
+}
+
+impl<S, C, D> AsyncWriteRent for TlsStream<S, C>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    C: DerefMut<Target = ConnectionCommon<D>>,
+    D: SideData,
+{
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: `buf` owns `bytes_init` initialised bytes at `read_ptr`.
+        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let res = self.write_raw(src).await;
+        (res, buf)
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: the iovecs stay valid while `buf` is held here.
+        let res = match unsafe { RawBuf::new_from_iovec(&buf) } {
+            Some(raw) => {
+                let src = unsafe { std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()) };
+                self.write_raw(src).await
+            }
+            None => Ok(0),
+        };
+        (res, buf)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.usable()?;
+        self.flush_tls().await?;
+        self.io.flush().await
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.usable()?;
+        self.conn.send_close_notify();
+        self.flush_tls().await?;
+        self.io.shutdown().await
+    }
+}
+
+/// A client connection's stream: plain TCP or TLS (a kernel-TLS variant would join).
+pub enum MaybeTls<S> {
+    Plain(S),
+    Tls(Box<ServerTls<S>>),
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> AsyncReadRent for MaybeTls<S> {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            MaybeTls::Plain(s) => s.read(buf).await,
+            MaybeTls::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            MaybeTls::Plain(s) => s.readv(buf).await,
+            MaybeTls::Tls(s) => s.readv(buf).await,
+        }
+    }
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> AsyncWriteRent for MaybeTls<S> {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            MaybeTls::Plain(s) => s.write(buf).await,
+            MaybeTls::Tls(s) => s.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            MaybeTls::Plain(s) => s.writev(buf).await,
+            MaybeTls::Tls(s) => s.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            MaybeTls::Plain(s) => s.flush().await,
+            MaybeTls::Tls(s) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            MaybeTls::Plain(s) => s.shutdown().await,
+            MaybeTls::Tls(s) => s.shutdown().await,
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! One backend on one shard: its servers' state as this shard sees it (health,
+//! operator state, weight, slow start, this shard's active requests, idle
+//! connections), the balancer of the primary and the backup group, and the way to a
+//! server slot: at once when a server has one free and nobody waits, else through the
+//! backend's queue, which every shard shares (`shared`): a slot another shard frees
+//! goes to the oldest waiter wherever it waits.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use super::balance::{Balancer, Member};
+use super::pool::{PoolKey, Pools, ServerPool};
+use crate::config::{Backend, PoolSettings};
+use crate::control::AdminState;
+use crate::limits::{BackendShared, Links, Slots, Waiter};
+
+pub struct ServerState {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub backup: bool,
+    /// Weight set by config or operator (0–256).
+    pub weight: Cell<u32>,
+    /// The weight the config gave.
+    pub conf_weight: u32,
+    /// Weight the balancer uses (lower during slow start).
+    pub effective_weight: Cell<u32>,
+    /// The health thread's verdict.
+    pub up: Cell<bool>,
+    pub admin: Cell<AdminState>,
+    /// When the server last came up, while its slow start runs.
+    pub ramp_since: Cell<Option<Instant>>,
+    pub slowstart: Duration,
+    /// The server has a `maxconn`: its slots are taken from the process-wide counter
+    /// (`slots`), which an unlimited server's requests never touch.
+    pub limited: Cell<bool>,
+    pub slots: Arc<Slots>,
+    /// Consecutive passive failures seen by this shard.
+    pub fail_streak: Cell<u32>,
+    /// Its idle connections on this shard, shared with the other generations.
+    pub pool: std::rc::Rc<ServerPool>,
+}
+
+impl ServerState {
+    /// Probe up, operator ready, weight above zero.
+    pub fn usable(&self) -> bool {
+        self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
+    }
+
+    /// A request may take a slot now.
+    fn free(&self) -> bool {
+        !self.limited.get() || self.slots.free()
+    }
+}
+
+pub struct BackendState {
+    pub name: String,
+    pub servers: Vec<ServerState>,
+    /// Active requests (connections in tcp mode) per server, on this shard: what
+    /// `leastconn` and `random` weigh.
+    pub active: Vec<Cell<u32>>,
+    primary: RefCell<Balancer>,
+    backup: RefCell<Balancer>,
+    all_backups: bool,
+    maxqueue: Option<usize>,
+    pub connect_timeout: Duration,
+    /// The slots and the queue every shard shares.
+    pub shared: Arc<BackendShared>,
+    links: Arc<Links>,
+    shard: usize,
+    /// This shard's requests waiting in the shared queue.
+    waiters: RefCell<Vec<Arc<Waiter>>>,
+}
+
+/// The outcome of asking a backend for a server slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcquireError {
+    /// No server is up, ready and weighted (primaries nor backups).
+    NoServer,
+    /// The queue is at `maxqueue`.
+    QueueFull,
+    /// No slot freed within `timeout.queue`.
+    QueueTimeout,
+}
+
+/// A slot on a server: `counted` when it was taken from the server's process-wide
+/// counter (and must go back to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    pub server: u32,
+    pub counted: bool,
+}
+
+/// Servers a request already failed on, so a retry goes elsewhere.
+#[derive(Default, Clone, Copy)]
+pub struct Tried {
+    servers: [u32; 8],
+    len: usize,
+}
+
+impl Tried {
+    pub fn add(&mut self, s: u32) {
+        self.servers[self.len % 8] = s;
+        self.len += 1;
+    }
+    pub fn contains(&self, s: u32) -> bool {
+        self.servers[..self.len.min(8)].contains(&s)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+enum Pick {
+    Server(u32),
+    /// Servers are usable but none has a free slot; the one the request is bound to
+    /// (a hash key's server), if any.
+    Full(Option<u32>),
+    NoServer,
+}
+
+/// What a waiter in the queue was woken by.
+enum Woken {
+    Granted(u32),
+    /// Servers changed on this shard (or a limit): look again.
+    Nudged,
+}
+
+impl BackendState {
+    pub fn new(
+        b: &Backend,
+        shard: usize,
+        shared: Arc<BackendShared>,
+        links: Arc<Links>,
+        pools: &Pools,
+        pool: &PoolSettings,
+    ) -> Self {
+        let servers: Vec<ServerState> = b
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ServerState {
+                name: s.name.clone(),
+                addr: s.addr,
+                backup: s.backup,
+                weight: Cell::new(s.weight),
+                conf_weight: s.weight,
+                effective_weight: Cell::new(s.weight),
+                up: Cell::new(true),
+                admin: Cell::new(if s.disabled {
+                    AdminState::Maint
+                } else {
+                    AdminState::Ready
+                }),
+                ramp_since: Cell::new(None),
+                slowstart: s.slowstart,
+                limited: Cell::new(s.maxconn.is_some()),
+                slots: shared.servers[i].clone(),
+                fail_streak: Cell::new(0),
+                pool: pools.bind(
+                    PoolKey {
+                        backend: b.name.clone(),
+                        server: s.name.clone(),
+                        addr: s.addr,
+                        send_proxy: s.send_proxy.is_some(),
+                    },
+                    s.pool_purge_delay.unwrap_or(pool.idle_timeout),
+                    // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
+                    if s.pool_purge_delay == Some(Duration::ZERO) {
+                        0
+                    } else {
+                        pool.max_idle_per_server
+                    },
+                ),
+            })
+            .collect();
+        let be = BackendState {
+            name: b.name.clone(),
+            active: servers.iter().map(|_| Cell::new(0)).collect(),
+            servers,
+            primary: RefCell::new(Balancer::new(&b.balance, shard as u64)),
+            backup: RefCell::new(Balancer::new(&b.balance, shard as u64)),
+            all_backups: b.all_backups,
+            maxqueue: b.maxqueue,
+            connect_timeout: b.timeouts.connect,
+            shared,
+            links,
+            shard,
+            waiters: RefCell::new(Vec::new()),
+        };
+        be.rebuild();
+        be
+    }
+
+    /// Recomputes both groups after any change of state or weight.
+    pub fn rebuild(&self) {
+        let members = |backup: bool| {
+            self.servers
+                .iter()
+                .enumerate()
+                .filter(move |(_, s)| s.backup == backup && s.usable())
+                .map(|(i, s)| Member {
+                    server: i as u32,
+                    weight: s.effective_weight.get(),
+                    name: &s.name,
+                })
+        };
+        self.primary.borrow_mut().rebuild(members(false));
+        if self.all_backups {
+            self.backup.borrow_mut().rebuild(members(true));
+        } else {
+            self.backup.borrow_mut().rebuild(members(true).take(1));
+        }
+        self.primary.borrow().init_loads(&self.active, |_| u32::MAX);
+        self.backup.borrow().init_loads(&self.active, |_| u32::MAX);
+        // Capacity may have appeared (or vanished): let every waiter look again.
+        self.nudge_waiters();
+    }
+
+    /// Usable primaries and backups.
+    pub fn usable_counts(&self) -> (usize, usize) {
+        (
+            self.primary.borrow().members().len(),
+            self.backup.borrow().members().len(),
+        )
+    }
+
+    fn pick(&self, key: Option<u64>, tried: &Tried) -> Pick {
+        let primary = self.primary.borrow();
+        let group = if primary.is_empty() {
+            self.backup.borrow()
+        } else {
+            primary
+        };
+        if group.is_empty() {
+            return Pick::NoServer;
+        }
+        let free = |s: u32| self.servers[s as usize].free();
+        if !tried.is_empty() {
+            if let Some(s) = group.pick(&self.active, key, |s| free(s) && !tried.contains(s)) {
+                return Pick::Server(s);
+            }
+        }
+        match group.pick(&self.active, key, free) {
+            Some(s) => Pick::Server(s),
+            // A hash key is bound to its server: it waits for that one.
+            None => Pick::Full(key.and_then(|_| group.pick(&self.active, key, |_| true))),
+        }
+    }
+
+    /// A slot on a server at once, if one is free and nobody waits (`Ok(None)`: the
+    /// request must wait in the queue, `acquire`).
+    pub fn try_acquire(
+        &self,
+        key: Option<u64>,
+        tried: &Tried,
+    ) -> Result<Option<Taken>, AcquireError> {
+        if self.shared.anyone_waiting() {
+            return Ok(None);
+        }
+        // The last free slot may go to another shard between the pick and the take.
+        for _ in 0..4 {
+            match self.pick(key, tried) {
+                Pick::Server(s) => {
+                    if let Some(t) = self.occupy(s) {
+                        return Ok(Some(t));
+                    }
+                }
+                Pick::NoServer => return Err(AcquireError::NoServer),
+                Pick::Full(_) => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// A slot on a server: at once when one is free and nobody waits, else from the
+    /// queue, in arrival order across shards, until `deadline`.
+    pub async fn acquire(
+        &self,
+        key: Option<u64>,
+        tried: &Tried,
+        deadline: Instant,
+    ) -> Result<Taken, AcquireError> {
+        // A waiter woken to look again keeps its place at the front.
+        let mut woken = false;
+        loop {
+            let want = if woken || !self.shared.anyone_waiting() {
+                match self.pick(key, tried) {
+                    Pick::Server(s) => match self.occupy(s) {
+                        Some(t) => return Ok(t),
+                        None => continue,
+                    },
+                    Pick::NoServer => return Err(AcquireError::NoServer),
+                    Pick::Full(want) => want,
+                }
+            } else if self.primary.borrow().is_empty() && self.backup.borrow().is_empty() {
+                return Err(AcquireError::NoServer);
+            } else {
+                match self.pick(key, tried) {
+                    Pick::Full(want) => want,
+                    _ => None,
+                }
+            };
+            let waiter = Arc::new(Waiter::new(self.shard, want));
+            let queued = if woken {
+                self.shared.enqueue_front(waiter.clone())
+            } else {
+                self.shared.enqueue(waiter.clone(), self.maxqueue)
+            };
+            if !queued {
+                return Err(AcquireError::QueueFull);
+            }
+            self.waiters.borrow_mut().push(waiter.clone());
+            let wait = std::future::poll_fn(|cx| {
+                if let Some(s) = waiter.granted() {
+                    return Poll::Ready(Woken::Granted(s));
+                }
+                if waiter.take_nudge() {
+                    return Poll::Ready(Woken::Nudged);
+                }
+                waiter.set_waker(cx.waker());
+                Poll::Pending
+            });
+            // A monoio timer is 128-byte aligned: inline, it would make every connection
+            // task an aligned allocation. Boxed, on the queueing path only.
+            let at = monoio::time::Instant::from_std(deadline);
+            let woke = Box::pin(monoio::time::timeout_at(at, wait)).await;
+            self.waiters
+                .borrow_mut()
+                .retain(|w| !Arc::ptr_eq(w, &waiter));
+            // Whatever woke it, a slot handed over meanwhile is the waiter's.
+            let granted = match woke {
+                Ok(Woken::Granted(s)) => Some(s),
+                _ => waiter.give_up().err(),
+            };
+            if let Some(s) = granted {
+                self.adopt(s);
+                return Ok(Taken {
+                    server: s,
+                    counted: true,
+                });
+            }
+            self.shared.remove(&waiter);
+            if woke.is_err() {
+                return Err(AcquireError::QueueTimeout);
+            }
+            woken = true;
+        }
+    }
+
+    /// Takes a slot on server `s` if it is usable and has one free, nobody waiting
+    /// (a sticky client's server).
+    pub fn take(&self, s: u32) -> Option<Taken> {
+        let state = self.servers.get(s as usize)?;
+        if !state.usable() || !state.free() || self.shared.anyone_waiting() {
+            return None;
+        }
+        self.occupy(s)
+    }
+
+    /// Takes a slot on `s` (from its counter when it is limited): `None` when the
+    /// counter has none left.
+    fn occupy(&self, s: u32) -> Option<Taken> {
+        let state = &self.servers[s as usize];
+        let counted = state.limited.get();
+        if counted && !state.slots.try_take() {
+            return None;
+        }
+        self.adopt(s);
+        Some(Taken { server: s, counted })
+    }
+
+    /// This shard's count of a slot it now holds.
+    fn adopt(&self, s: u32) {
+        let a = &self.active[s as usize];
+        a.set(a.get() + 1);
+        self.load_changed(s);
+    }
+
+    /// Gives a slot back: to the oldest waiter that can use it, or to the counter.
+    pub fn release(&self, t: Taken) {
+        let a = &self.active[t.server as usize];
+        a.set(a.get().saturating_sub(1));
+        self.load_changed(t.server);
+        if t.counted {
+            self.shared.release(t.server, &self.links);
+        }
+    }
+
+    fn load_changed(&self, server: u32) {
+        let active = self.active[server as usize].get();
+        self.primary.borrow().load_changed(server, active, u32::MAX);
+        self.backup.borrow().load_changed(server, active, u32::MAX);
+    }
+
+    /// This shard's waiters look at the servers again.
+    pub fn nudge_waiters(&self) {
+        for w in self.waiters.borrow().iter() {
+            w.nudge();
+            w.wake_here();
+        }
+    }
+
+    /// A server's `maxconn` changed (runtime API): every shard with waiters looks
+    /// again, so that more slots serve them at once.
+    pub fn set_maxconn(&self, server: usize, maxconn: Option<u32>) {
+        let s = &self.servers[server];
+        s.slots.set_max(maxconn);
+        s.limited.set(maxconn.is_some());
+        self.rebuild();
+        self.shared.nudge(&self.links);
+    }
+
+    /// Requests waiting now and at most, all shards together.
+    pub fn queue_figures(&self) -> (u64, u64) {
+        self.shared.queue_figures()
+    }
+}
