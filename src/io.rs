@@ -37,15 +37,26 @@ impl Timer {
         self.0 = None;
     }
 
-    /// The timer, armed for `at` (made first if it was given back).
-    #[inline]
+    /// The timer, armed for `at` (made first if it was given back). Inlined: it runs
+    /// for every read and write of the request path.
+    #[inline(always)]
     fn armed(&mut self, at: Instant) -> std::pin::Pin<&mut Sleep> {
-        let mut sleep = self
-            .0
-            .get_or_insert_with(|| Recycled::new(sleep_until(at)))
-            .pinned();
+        if self.0.is_none() {
+            self.make(at);
+        }
+        let Some(timer) = &mut self.0 else {
+            unreachable!("the timer was just made")
+        };
+        let mut sleep = timer.pinned();
         sleep.as_mut().reset(at);
         sleep
+    }
+
+    /// Makes the timer again after `release`.
+    #[cold]
+    #[inline(never)]
+    fn make(&mut self, at: Instant) {
+        self.0 = Some(Recycled::new(sleep_until(at)));
     }
 
     /// Runs `op` to completion, or drops it and returns `None` once `at` has passed.

@@ -112,6 +112,9 @@ pub(super) struct Conn<S> {
     /// The connection was woken from its quiet wait: the next read needs no wait of
     /// its own.
     pub(super) woken: bool,
+    /// A read in flight may be dropped without losing bytes (the epoll driver; see
+    /// `io::reads_drop_safely`), read once per connection.
+    pub(super) drop_safe_reads: bool,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -159,6 +162,7 @@ pub fn serve<S: Stream>(
         resumed: false,
         body_unread: false,
         woken: false,
+        drop_safe_reads: crate::io::reads_drop_safely(),
     };
     conn.new_record();
     // An `async` block that uses what it captured in place: an `async fn` (or a `let`
@@ -675,7 +679,7 @@ impl<S: Stream> Conn<S> {
             if let (true, false, Some(socket)) = (waiting_first_byte, woken, self.client.socket()) {
                 let grace = self.rec.head_start.unwrap_or(deadline) + IDLE_GRACE;
                 if grace < deadline {
-                    if crate::io::reads_drop_safely() {
+                    if self.drop_safe_reads {
                         read_until = grace;
                     } else if self
                         .timer

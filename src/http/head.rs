@@ -235,29 +235,28 @@ fn trim(mut s: &[u8]) -> &[u8] {
 
 /// Writes the framing the balancer decided on, in place of every Content-Length and
 /// Transfer-Encoding field of the message (a repeated or listed length becomes one).
+/// One copy into `out`: this is on every request and response.
 fn push_framing(out: &mut Vec<u8>, len: &Lengths) {
     if len.chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-    } else if let Some(n) = len.content_length {
-        out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, n);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// `n` in decimal, without the formatting machinery (this is on every request path).
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+    } else if let Some(mut n) = len.content_length {
+        const NAME: &[u8] = b"Content-Length: ";
+        // The name, at most 20 digits, CRLF.
+        let mut line = [0u8; 16 + 20 + 2];
+        let mut i = line.len() - 2;
+        line[i..].copy_from_slice(b"\r\n");
+        loop {
+            i -= 1;
+            line[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
+        i -= NAME.len();
+        line[i..i + NAME.len()].copy_from_slice(NAME);
+        out.extend_from_slice(&line[i..]);
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// An `Upgrade` field value that offers `h2c` (HTTP/2 over cleartext, RFC 7540 §3.2).

@@ -65,6 +65,7 @@ impl<S: Stream> Conn<S> {
     /// Parses what `sbuf` holds of the next response head. An interim response leaves
     /// `sbuf`, and is to go to an HTTP/1.1 client (a `100 Continue` only if it sent
     /// `Expect: 100-continue`, as RFC 9110 §15.2 has it).
+    #[inline(always)]
     fn next_head(&mut self, req: &RequestMeta, keep_alive: bool) -> Result<Head, HeadError> {
         let mut client_keep_alive = keep_alive;
         match head::parse_response(
