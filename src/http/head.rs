@@ -45,6 +45,8 @@ pub struct Request<'a> {
     /// A CONNECT to an authority-form target: a 2xx answer makes a tunnel (served only
     /// where the frontend allows it).
     pub connect: bool,
+    /// A summary of the header names written to `out` (`rules::head::name_bit`).
+    pub names: u64,
 }
 
 /// What a request asked for that may turn its connection into a tunnel.
@@ -235,10 +237,12 @@ fn trim(mut s: &[u8]) -> &[u8] {
 
 /// Writes the framing the balancer decided on, in place of every Content-Length and
 /// Transfer-Encoding field of the message (a repeated or listed length becomes one).
-/// One copy into `out`: this is on every request and response.
-fn push_framing(out: &mut Vec<u8>, len: &Lengths) {
+/// One copy into `out`: this is on every request and response. Returns the written
+/// name's bit (`rules::head::name_bit`), 0 if none was.
+fn push_framing(out: &mut Vec<u8>, len: &Lengths) -> u64 {
     if len.chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        crate::rules::head::name_bit(b"Transfer-Encoding")
     } else if let Some(mut n) = len.content_length {
         const NAME: &[u8] = b"Content-Length: ";
         // The name, at most 20 digits, CRLF.
@@ -256,6 +260,9 @@ fn push_framing(out: &mut Vec<u8>, len: &Lengths) {
         i -= NAME.len();
         line[i..i + NAME.len()].copy_from_slice(NAME);
         out.extend_from_slice(&line[i..]);
+        crate::rules::head::name_bit(b"Content-Length")
+    } else {
+        0
     }
 }
 
@@ -454,17 +461,21 @@ pub fn parse_request<'a>(
     out.push(b'0' + minor);
     out.extend_from_slice(b"\r\n");
     let mut framing_written = false;
+    let mut names = 0u64;
     for (i, h) in headers.iter().enumerate() {
         match field(i, h.name, &len, &conn) {
             Field::Framing => {
                 if !std::mem::replace(&mut framing_written, true) {
-                    push_framing(out, &len);
+                    names |= push_framing(out, &len);
                 }
             }
             Field::HopByHop => {}
             Field::Upgrade if !upgrade => {}
             _ if conn.lists(h.name) => {}
-            _ => push_header(out, h.name, h.value),
+            _ => {
+                names |= crate::rules::head::name_bit(h.name.as_bytes());
+                push_header(out, h.name, h.value);
+            }
         }
     }
     if upgrade {
@@ -493,6 +504,7 @@ pub fn parse_request<'a>(
         expect_continue,
         upgrade,
         connect,
+        names,
     })
 }
 
@@ -539,6 +551,8 @@ pub struct Response {
     /// A `101 Switching Protocols` to an upgrade request: the connection becomes a
     /// tunnel after this head.
     pub upgrade: bool,
+    /// A summary of the header names written to `out` (`rules::head::name_bit`).
+    pub names: u64,
 }
 
 /// Parses a response head (at most `max_headers` fields, framing as strict as for
@@ -632,6 +646,7 @@ pub fn parse_response(
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut framing_written = false;
+    let mut names = 0u64;
     for (i, h) in headers.iter().enumerate() {
         match field(i, h.name, &len, &conn) {
             // A tunnel has no body framing; elsewhere, the framing as decided.
@@ -641,13 +656,16 @@ pub fn parse_response(
                     if client_minor == 0 && len.chunked {
                         *client_keep_alive = false;
                     }
-                    push_framing(out, &len);
+                    names |= push_framing(out, &len);
                 }
             }
             Field::HopByHop => {}
             Field::Upgrade if !switching => {}
             _ if conn.lists(h.name) => {}
-            _ => push_header(out, h.name, h.value),
+            _ => {
+                names |= crate::rules::head::name_bit(h.name.as_bytes());
+                push_header(out, h.name, h.value);
+            }
         }
     }
     if switching {
@@ -660,12 +678,14 @@ pub fn parse_response(
         }
     }
     out.extend_from_slice(b"\r\n");
+    // The Connection header written below matters to no rule.
     Parsed::Done(Response {
         head_len,
         status,
         framing,
         reusable,
         upgrade,
+        names,
     })
 }
 

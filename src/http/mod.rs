@@ -1,9 +1,11 @@
 //! HTTP/1.x: the client connection loop and request side (conn), the response side
 //! (response), head parsing and rewriting (head), body framing (framing), routing
-//! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local),
-//! and the deadlines of connections waiting for a request (idle).
+//! (route), rules on heads (rules: the rule language applied to requests and responses,
+//! edit: the head edits they make), canned replies (reply), WebSocket tunnels (tunnel),
+//! admin pages (local), and the deadlines of connections waiting for a request (idle).
 
 mod conn;
+mod edit;
 pub mod framing;
 pub mod head;
 mod idle;
@@ -14,6 +16,7 @@ mod local;
 pub mod reply;
 mod response;
 mod route;
+pub mod rules;
 mod tunnel;
 
 pub use conn::serve;

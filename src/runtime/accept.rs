@@ -172,7 +172,21 @@ pub(super) fn spawn_serve(
         listening
     };
     if mode == Mode::Http && !proxy {
-        let handler = crate::http::serve(shard, fe, stream, peer, local, Vec::new());
+        // `tcp-request connection`, then `session` rules (no PROXY header: both see
+        // the socket's addresses), run here so that the handler stays in place.
+        let mut txn = crate::rules::Txn::default();
+        txn.begin_session(&shard.config);
+        for session in [false, true] {
+            let at_accept = crate::tcp_rules::at_accept;
+            if !at_accept(&shard, fe, &stream, peer, local, &mut txn, session) {
+                // Counters tracked by the connection rules stop with the connection.
+                drop(crate::tcp_rules::SessionTrack::new(&shard, txn.sess_track));
+                return;
+            }
+        }
+        let mut guard = guard;
+        guard.tracked = txn.sess_track;
+        let handler = crate::http::serve(shard, fe, stream, peer, local, Vec::new(), txn);
         monoio::spawn(Caught { handler, guard });
     } else {
         let handler = Box::pin(serve_other(shard, fe, mode, stream, peer, local));
@@ -190,6 +204,17 @@ async fn serve_other(
     local: SocketAddr,
 ) {
     let conf = &shard.config.frontends[frontend];
+    // `tcp-request connection` rules see the socket's addresses, before any PROXY
+    // header; `tcp-request session` rules see the client the header names.
+    let mut txn = crate::rules::Txn::default();
+    txn.begin_session(&shard.config);
+    let allowed =
+        crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, false);
+    // Counters the connection tracks stop when it ends, however it ends.
+    let mut tracked = crate::tcp_rules::SessionTrack::new(&shard, txn.sess_track);
+    if !allowed {
+        return;
+    }
     // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
     // shard's pool, and L4 copies through its own.
     let buf = if conf.accept_proxy() {
@@ -214,20 +239,30 @@ async fn serve_other(
     } else {
         (peer, local, buf)
     };
+    let allowed =
+        crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, true);
+    tracked.set(txn.sess_track);
+    if !allowed {
+        return;
+    }
     match mode {
-        Mode::Http => crate::http::serve(shard.clone(), frontend, stream, peer, local, buf).await,
-        Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf).await,
+        Mode::Http => {
+            crate::http::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
+        }
+        Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await,
     }
 }
 
 /// What a connection holds besides its handler: its registration (for a dead
-/// runtime's orphans), its frontend's session count, its maxconn permits.
+/// runtime's orphans), its frontend's session count, its maxconn permits, the
+/// counters its `tcp-request` rules track (stopped when it ends).
 struct ConnGuard {
     _registered: ClientFd,
     shard: Rc<Shard>,
     frontend: usize,
     peer: SocketAddr,
     _permits: Permits,
+    tracked: [Option<crate::rules::Tracked>; 3],
 }
 
 impl ConnGuard {
@@ -247,6 +282,7 @@ impl ConnGuard {
             frontend,
             peer,
             _permits: permits,
+            tracked: [None; 3],
         }
     }
 }
@@ -254,6 +290,10 @@ impl ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         Counters::down(&self.shard.stats.frontends[self.frontend].scur);
+        drop(crate::tcp_rules::SessionTrack::new(
+            &self.shard,
+            self.tracked,
+        ));
     }
 }
 
