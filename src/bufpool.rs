@@ -66,6 +66,8 @@ thread_local! {
     static PEAK_TAKEN: Cell<usize> = const { Cell::new(0) };
     /// Trims still to come after the last one a burst's end asked for.
     static FOLLOW_UPS: Cell<u8> = const { Cell::new(0) };
+    /// Bytes of the buffers handed out and not given back, for the statistics.
+    static OUT: Cell<usize> = const { Cell::new(0) };
     /// Idle blocks for `Recycled` futures, by layout.
     static BLOCKS: RefCell<Vec<Blocks>> = const { RefCell::new(Vec::new()) };
 }
@@ -122,6 +124,19 @@ pub fn trim(open: usize) {
     }
 }
 
+/// This shard's buffers: (bytes in use by connections, bytes idle in the free list),
+/// HAProxy's pool figures for `show info`.
+pub fn figures() -> (u64, u64) {
+    let used = OUT.with(|o| o.get()) as u64;
+    let idle = FREE.with(|f| {
+        f.borrow()
+            .iter()
+            .map(|c| (c.cap * c.idle.len()) as u64)
+            .sum()
+    });
+    (used, idle)
+}
+
 /// Whether `trim` has work to do, with `open` client connections on the shard: memory
 /// in the free lists, trims to follow a burst's end, or enough connections or buffers
 /// that their fall would be a burst's end (the shard sweeps once a second meanwhile).
@@ -168,6 +183,7 @@ impl PooledBuf {
         let buf = reused.unwrap_or_else(|| Vec::with_capacity(cap));
         let taken = TAKEN.get() + 1;
         TAKEN.set(taken);
+        OUT.set(OUT.get() + cap);
         PEAK_TAKEN.set(PEAK_TAKEN.get().max(taken));
         Self { buf, cap }
     }
@@ -184,6 +200,7 @@ impl PooledBuf {
     pub fn adopt(buf: Vec<u8>) -> Self {
         let cap = buf.capacity();
         let _ = TAKEN.try_with(|t| t.set(t.get() + 1));
+        let _ = OUT.try_with(|o| o.set(o.get() + cap));
         Self { buf, cap }
     }
 
@@ -211,6 +228,7 @@ impl Drop for PooledBuf {
         let mut buf = std::mem::take(&mut self.buf);
         if self.cap != 0 {
             let _ = TAKEN.try_with(|t| t.set(t.get().saturating_sub(1)));
+            let _ = OUT.try_with(|o| o.set(o.get().saturating_sub(self.cap)));
         }
         // A read cut short by a timeout leaves an empty Vec here: nothing to keep.
         if buf.capacity() != self.cap || self.cap == 0 {

@@ -254,16 +254,24 @@ impl Validator {
                 "stdout" => LogSink::Stdout,
                                 "stderr" => LogSink::Stderr,
                 t if t.starts_with("file:") && t.len() > 5 => LogSink::File(t[5..].into()),
+                t if t.starts_with("unix:") && t.len() > 5 => LogSink::Unix(t[5..].into()),
                 t => match t.strip_prefix("udp://").map(|a| a.parse::<SocketAddr>()) {
                     Some(Ok(a)) => LogSink::Udp(a),
                     _ => {
-                        self.err("log.target", format!("expected \"stdout\", \"stderr\", \"file:PATH\" or \"udp://IP:PORT\", got {t:?}"));
+                        self.err("log.target", format!("expected \"stdout\", \"stderr\", \"file:PATH\", \"unix:PATH\" or \"udp://IP:PORT\", got {t:?}"));
                         return None;
                     }
                 },
             };
-            let raw = l.raw.unwrap_or(!matches!(sink, LogSink::Udp(_)));
-            Some(LogTarget { sink, facility, raw })
+            let raw = l
+                .raw
+                .unwrap_or(!matches!(sink, LogSink::Udp(_) | LogSink::Unix(_)));
+            Some(LogTarget {
+                sink,
+                facility,
+                raw,
+                level: 7,
+            })
         });
         let mut backends = self.backends(&raw);
         let mut frontends = self.frontends(&raw, &backends);
@@ -281,6 +289,18 @@ impl Validator {
                 cpus,
                 pidfile: raw.runtime.pidfile.as_ref().map(std::path::PathBuf::from),
                 maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn),
+                maxsslrate: self.conn_limit("runtime.maxsslrate", raw.runtime.maxsslrate),
+                tls_handshakes: match raw.runtime.tls_handshakes_per_shard {
+                    None => crate::tls::gate::DEFAULT_TURNS,
+                    Some(n) if (1..=100_000).contains(&n) => n as usize,
+                    Some(n) => {
+                        self.err(
+                            "runtime.tls_handshakes_per_shard",
+                            format!("expected 1 to 100000, got {n}"),
+                        );
+                        crate::tls::gate::DEFAULT_TURNS
+                    }
+                },
             },
             timeouts,
             limits,
@@ -665,6 +685,12 @@ impl Validator {
                 self.err(format!("{path}.bind"), "frontend has no bind address");
             }
             let tls = f.tls.as_ref().and_then(|t| self.frontend_tls(&path, t));
+            if mode == Mode::Http && tls.as_ref().is_some_and(|t| t.offers_h2()) {
+                self.err(
+                    format!("{path}.tls.alpn"),
+                    "\"h2\": HTTP/2 is not served yet (use [\"http/1.1\"])",
+                );
+            }
             let mut binds = Vec::new();
             for (i, b) in bind_list.iter().enumerate() {
                 let bpath = if matches!(f.bind, Some(super::raw::RawBinds::Many(_))) {
@@ -701,14 +727,6 @@ impl Validator {
                     }
                     Err(e) => self.err(&bpath, e),
                 }
-            }
-            if binds.iter().any(|b| b.accept_proxy != f.accept_proxy)
-                && binds.iter().any(|b| b.accept_proxy == f.accept_proxy)
-            {
-                self.err(
-                    format!("{path}.bind"),
-                    "accept_proxy must be the same on every bind of a frontend (for now)",
-                );
             }
             let default_backend = f.default_backend.as_ref().and_then(|b| {
                 let idx = backend_index(b);
@@ -828,6 +846,7 @@ impl Validator {
                                 auth: Vec::new(),
                                 realm: "ringlb".into(),
                                 refresh: None,
+                                admin: None,
                             },
                         ),
                         ("metrics_path", &f.metrics_path, super::Service::Prometheus),

@@ -1,9 +1,11 @@
 //! HTTP/1.x: the client connection loop and request side (conn), the response side
 //! (response), head parsing and rewriting (head), body framing (framing), routing
-//! (route), rules on heads (rules: the rule language applied to requests and responses,
-//! edit: the head edits they make), canned replies (reply), WebSocket tunnels (tunnel),
+//! (route), the phases around a request (phases: captures, rules, use_backend,
+//! X-Forwarded-For, response rules), rule lists on heads (rules) and the head edits
+//! they make (edit), canned replies (reply), WebSocket tunnels (tunnel),
 //! admin pages (local), and the deadlines of connections waiting for a request (idle).
 
+pub use crate::bufpool::figures as buffer_figures;
 mod conn;
 mod edit;
 pub mod framing;
@@ -13,6 +15,7 @@ pub(crate) use idle::{
     next_deadline as next_idle_deadline, set_bell as set_idle_bell, wake_expired as wake_idle,
 };
 mod local;
+mod phases;
 pub mod reply;
 mod response;
 mod route;

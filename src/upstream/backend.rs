@@ -41,6 +41,40 @@ pub struct ServerState {
     pub fail_streak: Cell<u32>,
     /// Its idle connections on this shard, shared with the other generations.
     pub pool: std::rc::Rc<ServerPool>,
+    /// TLS to the server (`ssl`).
+    pub tls: Option<UpTls>,
+}
+
+/// TLS to one server, on one shard.
+pub struct UpTls {
+    /// This shard's client config: the server's, with the pool's session store (so
+    /// sessions outlive a reload that keeps the settings).
+    pub config: Arc<rustls::ClientConfig>,
+    pub settings: Arc<crate::tls::UpstreamTls>,
+}
+
+impl UpTls {
+    fn new(t: &Arc<crate::tls::UpstreamTls>, pool: &ServerPool) -> UpTls {
+        let mut config = (*t.config).clone();
+        if !t.settings.no_reuse {
+            config.resumption = rustls::client::Resumption::store(pool.sessions());
+        }
+        UpTls {
+            config: Arc::new(config),
+            settings: t.clone(),
+        }
+    }
+
+    /// The SNI tag of a connection opened with `sni` (0: the name is fixed).
+    pub fn tag(&self, sni: Option<&str>) -> u64 {
+        match (&self.settings.settings.sni, sni) {
+            (
+                Some(crate::tls::SniSource::HostHeader | crate::tls::SniSource::ClientSni),
+                Some(n),
+            ) => xxhash_rust::xxh3::xxh3_64(n.as_bytes()) | 1,
+            _ => 0,
+        }
+    }
 }
 
 impl ServerState {
@@ -72,6 +106,10 @@ pub struct BackendState {
     shard: usize,
     /// This shard's requests waiting in the shared queue.
     waiters: RefCell<Vec<Arc<Waiter>>>,
+    /// Some server takes its SNI from the request's Host (`sni req.hdr(host)`), or
+    /// from the client's own SNI (`sni ssl_fc_sni`).
+    pub sni_from_host: bool,
+    pub sni_from_client: bool,
 }
 
 /// The outcome of asking a backend for a server slot.
@@ -141,7 +179,27 @@ impl BackendState {
             .servers
             .iter()
             .enumerate()
-            .map(|(i, s)| ServerState {
+            .map(|(i, s)| {
+                let idle = pools.bind(
+                    PoolKey {
+                        backend: b.name.clone(),
+                        server: s.name.clone(),
+                        addr: s.addr,
+                        send_proxy: s.send_proxy.is_some(),
+                        tls: s.tls.as_ref().map(|t| format!("{:?}", t.settings)),
+                    },
+                    s.pool_purge_delay.unwrap_or(pool.idle_timeout),
+                    // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
+                    if s.pool_purge_delay == Some(Duration::ZERO) {
+                        0
+                    } else {
+                        pool.max_idle_per_server
+                    },
+                );
+                (i, s, idle)
+            })
+            .map(|(i, s, idle)| ServerState {
+                tls: s.tls.as_ref().map(|t| UpTls::new(t, &idle)),
                 name: s.name.clone(),
                 addr: s.addr,
                 backup: s.backup,
@@ -159,24 +217,19 @@ impl BackendState {
                 limited: Cell::new(s.maxconn.is_some()),
                 slots: shared.servers[i].clone(),
                 fail_streak: Cell::new(0),
-                pool: pools.bind(
-                    PoolKey {
-                        backend: b.name.clone(),
-                        server: s.name.clone(),
-                        addr: s.addr,
-                        send_proxy: s.send_proxy.is_some(),
-                    },
-                    s.pool_purge_delay.unwrap_or(pool.idle_timeout),
-                    // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
-                    if s.pool_purge_delay == Some(Duration::ZERO) {
-                        0
-                    } else {
-                        pool.max_idle_per_server
-                    },
-                ),
+                pool: idle,
             })
             .collect();
+        let sni_from = |want: crate::tls::SniSource| {
+            b.servers.iter().any(|s| {
+                s.tls
+                    .as_ref()
+                    .is_some_and(|t| t.settings.sni.as_ref() == Some(&want))
+            })
+        };
         let be = BackendState {
+            sni_from_host: sni_from(crate::tls::SniSource::HostHeader),
+            sni_from_client: sni_from(crate::tls::SniSource::ClientSni),
             name: b.name.clone(),
             active: servers.iter().map(|_| Cell::new(0)).collect(),
             servers,
