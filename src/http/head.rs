@@ -1,6 +1,7 @@
 //! Request and response heads: parse with httparse from the connection's buffer, check
 //! them strictly (RFC 9112: framing, request target, Host), decide framing and
-//! persistence, and write the rewritten head (hop-by-hop headers removed,
+//! persistence, and write the rewritten head (hop-by-hop headers removed, framing
+//! written as decided: one `Content-Length: N` or `Transfer-Encoding: chunked`,
 //! X-Forwarded-For appended) into the outgoing buffer.
 
 use std::io::Write;
@@ -64,21 +65,52 @@ pub enum Parsed<T> {
     Reject(Reply),
 }
 
-/// Hop-by-hop header fields that never cross the proxy (RFC 9110 §7.6.1).
-fn is_hop_by_hop(name: &str) -> bool {
-    const NAMES: [&str; 6] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "upgrade",
-        "http2-settings",
-    ];
+/// What a field is to the rewrite of a head.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Content-Length or Transfer-Encoding: replaced by the framing as decided.
+    Framing,
+    /// A hop-by-hop field that never crosses the proxy (RFC 9110 §7.6.1).
+    HopByHop,
+    /// `Upgrade`: hop-by-hop, but kept for an upgrade that is passed on.
+    Upgrade,
+    Other,
+}
+
+/// What field `i` of a head is: by the masks `lengths` and `ConnectionTokens` made for
+/// the first 64 fields, then by its name's length first (one comparison at most for
+/// most names).
+fn field(i: usize, name: &str, len: &Lengths, conn: &ConnectionTokens) -> Field {
+    if len.fields & bit(i) != 0 {
+        return Field::Framing;
+    }
+    if conn.fields & bit(i) != 0 {
+        return Field::HopByHop;
+    }
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        14 if is("content-length") => Field::Framing,
+        17 if is("transfer-encoding") => Field::Framing,
+        10 if is("connection") || is("keep-alive") => Field::HopByHop,
+        16 if is("proxy-connection") => Field::HopByHop,
+        14 if is("http2-settings") => Field::HopByHop,
+        2 if is("te") => Field::HopByHop,
+        7 if is("upgrade") => Field::Upgrade,
+        _ => Field::Other,
+    }
+}
+
+/// Fields the balancer frames or routes a message by. A `Connection` header that
+/// names one of them is not obeyed for it (HAProxy ignores such tokens too): removing
+/// the field after deciding by it would let the server frame or route the message
+/// differently (a body with no length in front of it is a second request).
+fn decides_by(name: &str) -> bool {
+    const NAMES: [&str; 4] = ["content-length", "transfer-encoding", "host", "expect"];
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// The Connection header's tokens: close / keep-alive / upgrade flags and other names
-/// to strip.
+/// to strip (never one the balancer decides by).
 #[derive(Default)]
 struct ConnectionTokens<'a> {
     close: bool,
@@ -86,15 +118,19 @@ struct ConnectionTokens<'a> {
     upgrade: bool,
     others: [&'a str; MAX_CONNECTION_TOKENS],
     count: usize,
+    /// Which of the first 64 fields are `Connection` fields (the rewrite drops them
+    /// without comparing their names again).
+    fields: u64,
 }
 
 impl<'a> ConnectionTokens<'a> {
     fn collect(headers: &[httparse::Header<'a>]) -> Result<Self, ()> {
         let mut t = ConnectionTokens::default();
-        for h in headers {
+        for (i, h) in headers.iter().enumerate() {
             if !h.name.eq_ignore_ascii_case("connection") {
                 continue;
             }
+            t.fields |= bit(i);
             let v = std::str::from_utf8(h.value).map_err(|_| ())?;
             for tok in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 if tok.eq_ignore_ascii_case("close") {
@@ -103,6 +139,8 @@ impl<'a> ConnectionTokens<'a> {
                     t.keep_alive = true;
                 } else if tok.eq_ignore_ascii_case("upgrade") {
                     t.upgrade = true;
+                } else if decides_by(tok) {
+                    continue;
                 } else if t.count < MAX_CONNECTION_TOKENS {
                     t.others[t.count] = tok;
                     t.count += 1;
@@ -128,6 +166,13 @@ struct Lengths {
     /// list elements together): the only coding we can delimit.
     chunked: bool,
     transfer_encoding: bool,
+    /// Which of the first 64 fields are Content-Length or Transfer-Encoding.
+    fields: u64,
+}
+
+/// Field `i`'s bit in a mask of the first 64 fields (none for the others).
+fn bit(i: usize) -> u64 {
+    1u64.checked_shl(i as u32).unwrap_or(0)
 }
 
 fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
@@ -135,10 +180,12 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
         content_length: None,
         chunked: false,
         transfer_encoding: false,
+        fields: 0,
     };
     let mut codings = 0;
-    for h in headers {
+    for (i, h) in headers.iter().enumerate() {
         if h.name.eq_ignore_ascii_case("content-length") {
+            l.fields |= bit(i);
             for part in h.value.split(|&b| b == b',') {
                 let part = trim(part);
                 if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
@@ -148,23 +195,27 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
                     .map_err(|_| ())?
                     .parse()
                     .map_err(|_| ())?;
+                // Lengths are signed 64-bit numbers to HAProxy and most servers.
+                if n > i64::MAX as u64 {
+                    return Err(());
+                }
                 match l.content_length {
                     Some(prev) if prev != n => return Err(()),
                     _ => l.content_length = Some(n),
                 }
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            l.fields |= bit(i);
             l.transfer_encoding = true;
             for part in h.value.split(|&b| b == b',') {
                 let part = trim(part);
+                // `, chunked`: an empty list element is refused (HAProxy: 422), not
+                // skipped, so no recipient can read the list differently.
                 if part.is_empty() {
-                    continue;
+                    return Err(());
                 }
                 codings += 1;
                 l.chunked = codings == 1 && part.eq_ignore_ascii_case(b"chunked");
-            }
-            if codings == 0 {
-                return Err(());
             }
         }
     }
@@ -182,6 +233,44 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+/// Writes the framing the balancer decided on, in place of every Content-Length and
+/// Transfer-Encoding field of the message (a repeated or listed length becomes one).
+/// One copy into `out`: this is on every request and response. Returns the written
+/// name's bit (`rules::head::name_bit`), 0 if none was.
+fn push_framing(out: &mut Vec<u8>, len: &Lengths) -> u64 {
+    if len.chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        crate::rules::head::name_bit(b"Transfer-Encoding")
+    } else if let Some(mut n) = len.content_length {
+        const NAME: &[u8] = b"Content-Length: ";
+        // The name, at most 20 digits, CRLF.
+        let mut line = [0u8; 16 + 20 + 2];
+        let mut i = line.len() - 2;
+        line[i..].copy_from_slice(b"\r\n");
+        loop {
+            i -= 1;
+            line[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        i -= NAME.len();
+        line[i..i + NAME.len()].copy_from_slice(NAME);
+        out.extend_from_slice(&line[i..]);
+        crate::rules::head::name_bit(b"Content-Length")
+    } else {
+        0
+    }
+}
+
+/// An `Upgrade` field value that offers `h2c` (HTTP/2 over cleartext, RFC 7540 §3.2).
+fn offers_h2c(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|p| trim(p).eq_ignore_ascii_case(b"h2c"))
 }
 
 /// An authority (`host[:port]`) made of the characters RFC 3986 allows in a reg-name,
@@ -281,6 +370,7 @@ pub fn parse_request<'a>(
     let mut hosts = 0;
     let mut expect_continue = false;
     let mut upgrade_header = false;
+    let mut h2c = false;
     for h in headers {
         if h.name.eq_ignore_ascii_case("host") {
             hosts += 1;
@@ -291,6 +381,7 @@ pub fn parse_request<'a>(
             expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade_header = !h.value.is_empty();
+            h2c |= offers_h2c(h.value);
         }
     }
     if (minor == 1 && hosts != 1) || hosts > 1 || (hosts == 1 && host_header.is_none()) {
@@ -351,11 +442,15 @@ pub fn parse_request<'a>(
     } else {
         conn.keep_alive && !conn.close
     };
-    // We answer `100 Continue` ourselves, so the server never waits for a go-ahead.
-    let expect_continue = expect_continue && framing != Framing::None;
+    // `Expect: 100-continue` goes to the server, which answers it (HTTP/1.0 has no
+    // 1xx: there the expectation is ignored, RFC 9110 §10.1.1).
+    let expect_continue = expect_continue && minor == 1;
     // An upgrade is passed on only for a request without a body: the tunnel starts
-    // right after the head.
-    let upgrade = conn.upgrade && upgrade_header && minor == 1 && framing == Framing::None;
+    // right after the head. An `h2c` upgrade is not: its HTTP/2 streams would pass
+    // the balancer unseen (no rule, no routing, no log), so the request goes on as
+    // plain HTTP/1.1 without `Upgrade` and `HTTP2-Settings`, and the server answers it
+    // as such (RFC 7540 §3.2 lets a server ignore the upgrade).
+    let upgrade = conn.upgrade && upgrade_header && !h2c && minor == 1 && framing == Framing::None;
 
     out.clear();
     // Pushed as bytes: `write!` costs more than the rest of the rewrite together.
@@ -365,17 +460,23 @@ pub fn parse_request<'a>(
     out.extend_from_slice(b" HTTP/1.");
     out.push(b'0' + minor);
     out.extend_from_slice(b"\r\n");
+    let mut framing_written = false;
     let mut names = 0u64;
-    for h in headers {
-        let keep_upgrade = upgrade && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade)
-            || conn.lists(h.name)
-            || (expect_continue && h.name.eq_ignore_ascii_case("expect"))
-        {
-            continue;
+    for (i, h) in headers.iter().enumerate() {
+        match field(i, h.name, &len, &conn) {
+            Field::Framing => {
+                if !std::mem::replace(&mut framing_written, true) {
+                    names |= push_framing(out, &len);
+                }
+            }
+            Field::HopByHop => {}
+            Field::Upgrade if !upgrade => {}
+            _ if conn.lists(h.name) => {}
+            _ => {
+                names |= crate::rules::head::name_bit(h.name.as_bytes());
+                push_header(out, h.name, h.value);
+            }
         }
-        names |= crate::rules::head::name_bit(h.name.as_bytes());
-        push_header(out, h.name, h.value);
     }
     if upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -544,23 +645,28 @@ pub fn parse_response(
     ]);
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut framing_written = false;
     let mut names = 0u64;
-    for h in headers {
-        let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade)
-            || conn.lists(h.name)
-            || (connected
-                && (h.name.eq_ignore_ascii_case("content-length")
-                    || h.name.eq_ignore_ascii_case("transfer-encoding")))
-        {
-            continue;
+    for (i, h) in headers.iter().enumerate() {
+        match field(i, h.name, &len, &conn) {
+            // A tunnel has no body framing; elsewhere, the framing as decided.
+            Field::Framing => {
+                if !connected && !std::mem::replace(&mut framing_written, true) {
+                    // A chunked body to an HTTP/1.0 client cannot be delimited: close.
+                    if client_minor == 0 && len.chunked {
+                        *client_keep_alive = false;
+                    }
+                    names |= push_framing(out, &len);
+                }
+            }
+            Field::HopByHop => {}
+            Field::Upgrade if !switching => {}
+            _ if conn.lists(h.name) => {}
+            _ => {
+                names |= crate::rules::head::name_bit(h.name.as_bytes());
+                push_header(out, h.name, h.value);
+            }
         }
-        // A chunked body to an HTTP/1.0 client cannot be delimited: close instead.
-        if client_minor == 0 && h.name.eq_ignore_ascii_case("transfer-encoding") {
-            *client_keep_alive = false;
-        }
-        names |= crate::rules::head::name_bit(h.name.as_bytes());
-        push_header(out, h.name, h.value);
     }
     if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -620,6 +726,20 @@ mod tests {
     }
 
     #[test]
+    fn connection_never_removes_what_frames_or_routes_the_request() {
+        let (out, framing, _) = req(
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: Content-Length, Host, Expect, X-A\r\nX-A: 1\r\nExpect: 100-continue\r\nContent-Length: 5, 5\r\n\r\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        );
+        assert_eq!(framing, Framing::Length(5));
+    }
+
+    #[test]
     fn framing_rules() {
         let cases: &[(&str, Result<Framing, Reply>)] = &[
             ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", Ok(Framing::Length(5))),
@@ -632,6 +752,9 @@ mod tests {
             ("GET / HTTP/1.1\r\n\r\n", Err(Reply::BadRequest)),
             ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(Reply::BadRequest)),
             ("GET / HTTP/1.0\r\n\r\n", Ok(Framing::None)),
+            ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ,chunked\r\n\r\n", Err(Reply::BadRequest)),
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775807\r\n\r\n", Ok(Framing::Length(i64::MAX as u64))),
+            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775808\r\n\r\n", Err(Reply::BadRequest)),
         ];
         for (raw, want) in cases {
             assert_eq!(req(raw, None).map(|r| r.1), *want, "{raw:?}");
