@@ -17,6 +17,7 @@ pub(crate) use idle::{
 mod local;
 mod phases;
 pub mod reply;
+mod request;
 mod response;
 mod route;
 pub mod rules;

@@ -4,10 +4,11 @@
 //! the client. Also the wait of an `Expect: 100-continue` request, whose body comes
 //! once the server said to go ahead (or the client tired of waiting).
 
-use super::conn::{Conn, RequestMeta, SendError, Stop};
+use super::conn::{Conn, Stop};
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::reply::Reply;
+use super::request::{RequestMeta, SendError};
 use crate::dispatch::ServerConn;
 use crate::io::{read_into, write_range, ReadOutcome, Stream};
 use crate::record::Term;
