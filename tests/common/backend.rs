@@ -317,8 +317,11 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
             .or_default() += 1;
         let path = req.target.split('?').next().unwrap_or("").to_string();
         *st.paths.lock().unwrap().entry(path).or_default() += 1;
-        let keep = handle(&mut w, &req, &shared);
-        st.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut in_flight = true;
+        let keep = handle(&mut w, &req, &shared, &mut in_flight);
+        if in_flight {
+            st.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
         match keep {
             Ok(true) => {}
             _ => {
@@ -349,7 +352,15 @@ enum Body {
 }
 
 /// Handles one request; `Ok(true)` to keep the connection.
-fn handle(w: &mut Wire, req: &RequestHead, shared: &Shared) -> io::Result<bool> {
+/// Serves one request; `in_flight` is cleared once the request stopped counting as in
+/// flight (before its response is written: the proxy may send the next request the
+/// moment it has the response, before this thread would get to count this one out).
+fn handle(
+    w: &mut Wire,
+    req: &RequestHead,
+    shared: &Shared,
+    in_flight: &mut bool,
+) -> io::Result<bool> {
     let path = req.target.split('?').next().unwrap_or("").to_string();
     let framing = request_framing(&req.headers)?;
     if framing != wire::Framing::Empty && has_token(&req.headers, "expect", "100-continue") {
@@ -462,6 +473,8 @@ fn handle(w: &mut Wire, req: &RequestHead, shared: &Shared) -> io::Result<bool> 
         head.push_str("connection: keep-alive\r\n");
     }
     head.push_str("\r\n");
+    shared.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+    *in_flight = false;
     let s = &mut w.stream;
     if is_head {
         s.write_all(head.as_bytes())?;
