@@ -51,6 +51,10 @@ struct Stats {
     accepts: AtomicUsize,
     requests: AtomicUsize,
     in_flight: AtomicUsize,
+    /// Requests not yet answered (counted out before the response is written: the
+    /// proxy may send the next request the moment it has the response, before this
+    /// thread would count the last one out); its maximum is `max_in_flight`.
+    unanswered: AtomicUsize,
     max_in_flight: AtomicUsize,
     idle_closes: AtomicUsize,
     last: Mutex<Option<RequestHead>>,
@@ -307,7 +311,8 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
         };
         let st = &shared.stats;
         st.requests.fetch_add(1, Ordering::SeqCst);
-        let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        st.in_flight.fetch_add(1, Ordering::SeqCst);
+        let now = st.unanswered.fetch_add(1, Ordering::SeqCst) + 1;
         st.max_in_flight.fetch_max(now, Ordering::SeqCst);
         *st.last.lock().unwrap() = Some(req.clone());
         *st.methods
@@ -317,11 +322,12 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
             .or_default() += 1;
         let path = req.target.split('?').next().unwrap_or("").to_string();
         *st.paths.lock().unwrap().entry(path).or_default() += 1;
-        let mut in_flight = true;
-        let keep = handle(&mut w, &req, &shared, &mut in_flight);
-        if in_flight {
-            st.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut unanswered = true;
+        let keep = handle(&mut w, &req, &shared, &mut unanswered);
+        if unanswered {
+            st.unanswered.fetch_sub(1, Ordering::SeqCst);
         }
+        st.in_flight.fetch_sub(1, Ordering::SeqCst);
         match keep {
             Ok(true) => {}
             _ => {
@@ -352,14 +358,13 @@ enum Body {
 }
 
 /// Handles one request; `Ok(true)` to keep the connection.
-/// Serves one request; `in_flight` is cleared once the request stopped counting as in
-/// flight (before its response is written: the proxy may send the next request the
-/// moment it has the response, before this thread would get to count this one out).
+/// Serves one request; `unanswered` is cleared once the request is counted out of
+/// `Stats::unanswered` (just before its response is written).
 fn handle(
     w: &mut Wire,
     req: &RequestHead,
     shared: &Shared,
-    in_flight: &mut bool,
+    unanswered: &mut bool,
 ) -> io::Result<bool> {
     let path = req.target.split('?').next().unwrap_or("").to_string();
     let framing = request_framing(&req.headers)?;
@@ -473,8 +478,8 @@ fn handle(
         head.push_str("connection: keep-alive\r\n");
     }
     head.push_str("\r\n");
-    shared.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
-    *in_flight = false;
+    shared.stats.unanswered.fetch_sub(1, Ordering::SeqCst);
+    *unanswered = false;
     let s = &mut w.stream;
     if is_head {
         s.write_all(head.as_bytes())?;
