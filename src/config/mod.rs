@@ -390,6 +390,8 @@ pub struct Frontend {
     pub captures: Captures,
     /// Most connections to this frontend at once, all shards together.
     pub maxconn: Option<u32>,
+    /// TCP keep-alive probes on client sockets (`option clitcpka`).
+    pub tcpka: Option<TcpKeepalive>,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
 }
@@ -407,6 +409,38 @@ pub struct CaptureSlot {
     /// `None` for `declare capture` slots that rules fill.
     pub header: Option<Box<str>>,
     pub len: usize,
+}
+
+/// `option clitcpka` / `srvtcpka` (or `tcpka`, both): TCP keep-alive probes on the
+/// client or server sockets, so that NAT and firewalls keep long idle connections.
+/// `clitcpka-idle|intvl|cnt` (`srvtcpka-*`) set them; unset, the system's values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub idle: Option<Duration>,
+    pub intvl: Option<Duration>,
+    pub cnt: Option<u32>,
+}
+
+impl TcpKeepalive {
+    /// Turns keep-alive probes on `sock` on with these values (`Some`), or off. Set on
+    /// a listener, the sockets it accepts inherit them.
+    pub fn apply(ka: Option<&TcpKeepalive>, sock: socket2::SockRef<'_>) -> std::io::Result<()> {
+        let Some(ka) = ka else {
+            return sock.set_keepalive(false);
+        };
+        let mut k = socket2::TcpKeepalive::new();
+        if let Some(t) = ka.idle {
+            k = k.with_time(t);
+        }
+        if let Some(t) = ka.intvl {
+            k = k.with_interval(t);
+        }
+        if let Some(n) = ka.cnt {
+            k = k.with_retries(n);
+        }
+        sock.set_tcp_keepalive(&k)?;
+        sock.set_keepalive(true)
+    }
 }
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
@@ -462,6 +496,8 @@ pub struct UseServer {
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub name: String,
+    /// TCP keep-alive probes on server sockets (`option srvtcpka`).
+    pub tcpka: Option<TcpKeepalive>,
     pub balance: BalanceAlgo,
     pub servers: Vec<Server>,
     /// Use every available backup server when no primary is, not only the first.

@@ -353,6 +353,7 @@ fn reload(
             None => {
                 if let Some(a) = accepts.iter().find(|a| a.addr == addr) {
                     a.at.set(at);
+                    super::accept::listener_keepalive(current, at, &a.keep);
                 }
             }
         }

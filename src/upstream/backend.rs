@@ -100,6 +100,8 @@ pub struct BackendState {
     all_backups: bool,
     maxqueue: Option<usize>,
     pub connect_timeout: Duration,
+    /// `option srvtcpka`: keep-alive probes on new server connections.
+    pub tcpka: Option<crate::config::TcpKeepalive>,
     /// The slots and the queue every shard shares.
     pub shared: Arc<BackendShared>,
     links: Arc<Links>,
@@ -238,6 +240,7 @@ impl BackendState {
             all_backups: b.all_backups,
             maxqueue: b.maxqueue,
             connect_timeout: b.timeouts.connect,
+            tcpka: b.tcpka,
             shared,
             links,
             shard,

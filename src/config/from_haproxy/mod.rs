@@ -73,6 +73,8 @@ struct Mapper<'e> {
     phase: Option<crate::rules::parse::Phase>,
     /// Targets of `log TARGET` lines in proxies, by line (the process has one target).
     proxy_logs: Vec<(usize, LogTarget)>,
+    /// `hard-stop-after` (global): the longest a soft stop waits for connections.
+    hard_stop_after: Option<Duration>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -128,6 +130,13 @@ struct Settings {
     dont_log_null: bool,
     stats: StatsSettings,
     close: Close,
+    /// `maxconn` in `defaults`: the limit of every frontend that follows (HAProxy
+    /// applies it to frontends and listens, not to backends).
+    maxconn: Option<u32>,
+    /// `option clitcpka` / `srvtcpka` (`tcpka`: both), and their
+    /// `clitcpka-*` / `srvtcpka-*` values: client side first, server side second.
+    tcpka: [Option<crate::config::TcpKeepalive>; 2],
+    tcpka_values: [crate::config::TcpKeepalive; 2],
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -174,6 +183,9 @@ impl Default for Settings {
             dont_log_null: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
+            maxconn: None,
+            tcpka: [None; 2],
+            tcpka_values: Default::default(),
         }
     }
 }
@@ -256,6 +268,7 @@ impl<'e> Mapper<'e> {
             files: HashMap::new(),
             phase: None,
             proxy_logs: Vec::new(),
+            hard_stop_after: None,
         }
     }
 
@@ -363,6 +376,7 @@ impl<'e> Mapper<'e> {
 
 impl Proxy {
     fn new(name: &str, line: usize, kind: SectionKind, settings: Settings) -> Proxy {
+        let maxconn = settings.maxconn;
         Proxy {
             name: name.to_string(),
             line,
@@ -388,7 +402,7 @@ impl Proxy {
             response_inspect_delay: None,
             captures: super::Captures::default(),
             use_server: Vec::new(),
-            maxconn: None,
+            maxconn,
             stick: stick::StickLines::default(),
         }
     }

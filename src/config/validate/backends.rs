@@ -122,6 +122,7 @@ impl Validator {
                 }
             };
             out.push(Backend {
+                tcpka: None,
                 name: name.clone(),
                 balance,
                 servers,

@@ -188,6 +188,7 @@ impl Validator {
                 tcp_content: Vec::new(),
                 inspect_delay: None,
                 captures: crate::config::Captures::default(),
+                tcpka: None,
                 maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
                 http_request: {
                     let mut rules = Vec::new();
