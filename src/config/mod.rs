@@ -392,6 +392,8 @@ pub struct Frontend {
     pub maxconn: Option<u32>,
     /// TCP keep-alive probes on client sockets (`option clitcpka`).
     pub tcpka: Option<TcpKeepalive>,
+    /// `disabled`: the frontend is not started (its addresses are not bound).
+    pub disabled: bool,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
 }
@@ -498,6 +500,8 @@ pub struct Backend {
     pub name: String,
     /// TCP keep-alive probes on server sockets (`option srvtcpka`).
     pub tcpka: Option<TcpKeepalive>,
+    /// `disabled`: the backend is stopped; requests routed to it get a 503.
+    pub disabled: bool,
     pub balance: BalanceAlgo,
     pub servers: Vec<Server>,
     /// Use every available backup server when no primary is, not only the first.

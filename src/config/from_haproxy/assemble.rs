@@ -99,6 +99,7 @@ impl Mapper<'_> {
             backends.push(Backend {
                 name: p.name.clone(),
                 tcpka: s.tcpka[1],
+                disabled: s.disabled,
                 balance,
                 servers: p.servers.iter().map(|x| x.1.clone()).collect(),
                 all_backups: s.all_backups,
@@ -276,6 +277,7 @@ impl Mapper<'_> {
                 allow_connect: true,
                 maxconn: p.maxconn,
                 tcpka: p.settings.tcpka[0],
+                disabled: p.settings.disabled,
                 rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {

@@ -137,6 +137,8 @@ struct Settings {
     /// `clitcpka-*` / `srvtcpka-*` values: client side first, server side second.
     tcpka: [Option<crate::config::TcpKeepalive>; 2],
     tcpka_values: [crate::config::TcpKeepalive; 2],
+    /// `disabled` (`enabled` undoes it): also from `defaults`, as in HAProxy.
+    disabled: bool,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -186,6 +188,7 @@ impl Default for Settings {
             maxconn: None,
             tcpka: [None; 2],
             tcpka_values: Default::default(),
+            disabled: false,
         }
     }
 }

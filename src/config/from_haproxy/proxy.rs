@@ -85,7 +85,9 @@ impl Mapper<'_> {
                 self.stats_admin(l, p)
             }
             "stats" => self.stats(l, &mut p.settings),
-            "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
+            "disabled" => p.settings.disabled = true,
+            "enabled" => p.settings.disabled = false,
+            "description" | "id" | "errorfile" | "email-alert"
             | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
             "bind" if fe && !is_defaults => self.bind(l, p),
             "acl" if !is_defaults => self.acl(l, p),
