@@ -17,6 +17,8 @@ use crate::limits::{ConnLimit, Shared};
 use crate::stats::ShardStats;
 use crate::upstream::Upstreams;
 
+pub mod maps;
+
 /// The state a shard's connections share. Only this shard's thread touches it.
 pub struct Shard {
     pub id: usize,
@@ -58,6 +60,8 @@ pub struct Shard {
     /// The session-ticket keys every node shares (`[cluster]`), once the cluster
     /// thread has them (shared by generations).
     pub shared_tickets: Rc<std::cell::RefCell<Option<Arc<str>>>>,
+    /// Maps and ACL patterns changed at run time (this generation's config only).
+    pub maps: maps::ShardMaps,
 }
 
 /// A connection's slot under the process's or a frontend's maxconn, given back (to
@@ -113,6 +117,7 @@ impl Shard {
             tls: shard_tls(&config, None),
             turns: Rc::new(crate::tls::gate::Turns::new(config.runtime.tls_handshakes)),
             shared_tickets: Rc::default(),
+            maps: Default::default(),
             config,
         }
     }
@@ -237,6 +242,7 @@ impl Shard {
             tls: shard_tls(&config, self.shared_tickets.borrow().as_deref()),
             turns: self.turns.clone(),
             shared_tickets: self.shared_tickets.clone(),
+            maps: Default::default(),
             config,
         }
     }

@@ -126,6 +126,7 @@ impl Thread {
                     Ok(Up::Operator { backend, server, state, weight }) => {
                         self.operator.local_change(backend, server, state, weight);
                     }
+                    Ok(Up::Patterns { .. }) => {}
                 },
                 recv(events) -> ev => match ev {
                     Ok(link::Event::Subscribed) => {

@@ -484,11 +484,11 @@ pub fn builtin(kind: crate::config::LogFormat) -> std::sync::Arc<LogFormat> {
     };
     let mut vars = super::vars::Registry::default();
     let names = super::Names::default();
-    let mut files = std::collections::HashMap::new();
+    let mut patterns = super::map::PatRefs::default();
     let mut env = Env {
         vars: &mut vars,
         names: &names,
-        files: &mut files,
+        patterns: &mut patterns,
         env: &|_| None,
         table: None,
         backend: None,

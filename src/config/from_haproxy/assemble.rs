@@ -328,6 +328,7 @@ impl Mapper<'_> {
             .map(|p| p.settings.timeouts.clone())
             .unwrap_or_else(default_timeouts);
         Config {
+            patterns: std::mem::take(&mut self.patterns),
             runtime,
             timeouts,
             limits: self.limits.clone(),
