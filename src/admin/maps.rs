@@ -54,7 +54,8 @@ pub fn show(core: &Core, w: &[&str], map: bool) -> String {
     };
     let mut out = String::new();
     for e in core.pat_entries(&cfg, r).iter() {
-        if map {
+        // `show acl` prints a value too when an entry has one (added by `add map`).
+        if map || !e.value.is_empty() {
             let _ = writeln!(out, "{} {} {}", e.reference(), e.key, e.value);
         } else {
             let _ = writeln!(out, "{} {}", e.reference(), e.key);
