@@ -103,7 +103,7 @@ fn listings_and_contents_match_haproxy() {
     );
     let acls = t.same("show acl", |s| normal(&s.cli("show acl")));
     assert!(acls.contains("1 () acl 'src' file 'CFG' line 14. curr_ver=0 next_ver=0 entry_cnt=0"), "{acls}");
-    assert!(acls.contains("5 () acl 'path_beg' file 'CFG' line 16. curr_ver=0 next_ver=0 entry_cnt=2"), "{acls}");
+    assert!(acls.contains("4 () acl 'path_beg' file 'CFG' line 16. curr_ver=0 next_ver=0 entry_cnt=2"), "{acls}");
 }
 
 #[test]
@@ -142,8 +142,8 @@ fn changes_and_errors_match_haproxy() {
         format!("get map {n} a"),
         "get acl #0 10.1.2.3".into(),
         "get acl #0 11.1.2.3".into(),
-        "get acl #5 /api/x".into(),
-        "get acl #5 /web".into(),
+        "get acl #4 /api/x".into(),
+        "get acl #4 /web".into(),
         format!("clear map {n}"),
         format!("show map {n}"),
         "clear acl #0".into(),
