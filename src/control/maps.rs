@@ -46,7 +46,8 @@ impl Core {
     }
 
     /// Changes reference `r`'s entries with `f`, then tells every shard and waits for
-    /// them (and the cluster, unless the change came from it). The lock is held
+    /// them, and tells the cluster (a change that came from the cluster: only the
+    /// shards, without waiting). The lock is held
     /// throughout: changes reach the shards in the order they were made.
     pub fn pat_change<T>(
         &self,
@@ -83,7 +84,13 @@ impl Core {
                 });
             }
         }
-        self.apply_everywhere(|| ToShard::Patterns(up.clone()))?;
+        if from_cluster {
+            // The cluster thread does not wait (a starting node's shards may not run
+            // yet: they apply what is queued before their first connection).
+            self.broadcast(|| ToShard::Patterns(up.clone()));
+        } else {
+            self.apply_everywhere(|| ToShard::Patterns(up.clone()))?;
+        }
         Ok(out)
     }
 
