@@ -395,4 +395,22 @@ impl crate::rules::World for Shard {
     fn sc_has(&self, table: u32, key: u64) -> Option<bool> {
         Some(self.cluster.sc_has(table, key))
     }
+
+    fn pat_find(
+        &self,
+        e: u32,
+        smp: &crate::rules::Smp<'_>,
+        cur: &[u8],
+    ) -> Option<Option<usize>> {
+        self.maps.find(e, smp, cur)
+    }
+
+    fn pat_value(
+        &self,
+        e: u32,
+        smp: &crate::rules::Smp<'_>,
+        s: &mut crate::rules::Scratch,
+    ) -> Option<Option<crate::rules::Smp<'static>>> {
+        self.maps.value(e, smp, s)
+    }
 }

@@ -78,10 +78,9 @@ impl AclTest {
                 return Tri::Pass;
             }
             if let Some(v) = smp.cast(method.expect(), s) {
-                let found = match (self.live, ctx.shard) {
-                    (Some(e), Some(shard)) => shard
-                        .maps
-                        .find(e, &v, &s.cur)
+                let found = match (self.live, ctx.world) {
+                    (Some(e), Some(w)) => w
+                        .pat_find(e, &v, &s.cur)
                         .unwrap_or_else(|| self.pats.find(&v, &s.cur)),
                     _ => self.pats.find(&v, &s.cur),
                 };

@@ -107,7 +107,7 @@ impl Conv {
             Map(map, live, default) => {
                 // A shard's runtime copy (after `add map` & co.) answers first; a
                 // value it found is in the scratch buffer.
-                let found = match ctx.shard.and_then(|sh| sh.maps.value(*live, &smp, s)) {
+                let found = match ctx.world.and_then(|w| w.pat_value(*live, &smp, s)) {
                     Some(v) => v,
                     None => map.lookup(&smp, &s.cur).map(|v| v.smp()),
                 };
