@@ -396,12 +396,7 @@ impl crate::rules::World for Shard {
         Some(self.cluster.sc_has(table, key))
     }
 
-    fn pat_find(
-        &self,
-        e: u32,
-        smp: &crate::rules::Smp<'_>,
-        cur: &[u8],
-    ) -> Option<Option<usize>> {
+    fn pat_find(&self, e: u32, smp: &crate::rules::Smp<'_>, cur: &[u8]) -> Option<Option<usize>> {
         self.maps.find(e, smp, cur)
     }
 

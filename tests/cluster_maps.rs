@@ -78,7 +78,10 @@ fn map_changes_reach_every_node_and_new_nodes_start_with_them() {
     assert!(statuses(&b, "new.example").iter().all(|&s| s == 200));
 
     let t0 = Instant::now();
-    assert_eq!(cli(&a.sock, &format!("add map {map} new.example closed")), "\n");
+    assert_eq!(
+        cli(&a.sock, &format!("add map {map} new.example closed")),
+        "\n"
+    );
     // A: in force when answered.
     assert!(statuses(&a, "new.example").iter().all(|&s| s == 429));
     wait_for("B sees A's entry", Duration::from_secs(1), || {
@@ -101,6 +104,10 @@ fn map_changes_reach_every_node_and_new_nodes_start_with_them() {
     assert_eq!(first, 429, "the new node's first request");
     assert!(statuses(&c, "shut.example").iter().all(|&s| s == 200));
     let shown = cli(&c.sock, &format!("show map {map}"));
-    assert_eq!(shown.lines().filter(|l| !l.is_empty()).count(), 1, "{shown}");
+    assert_eq!(
+        shown.lines().filter(|l| !l.is_empty()).count(),
+        1,
+        "{shown}"
+    );
     eprintln!("add map on A in force on B after {took:?}");
 }

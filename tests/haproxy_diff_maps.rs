@@ -36,7 +36,10 @@ fn normal(text: &str) -> String {
         .filter(|l| !l.contains("file 'httpclient'"))
         .map(|l| {
             let l = match l.find(" file '") {
-                Some(i) if l.contains(" line ") && !l[i..].starts_with(" file '/") || l.contains(".cfg") => {
+                Some(i)
+                    if l.contains(" line ") && !l[i..].starts_with(" file '/")
+                        || l.contains(".cfg") =>
+                {
                     let mut out = String::new();
                     let mut rest = l;
                     while let Some(i) = rest.find("at file '").or_else(|| rest.find(" file '")) {
@@ -45,7 +48,10 @@ fn normal(text: &str) -> String {
                         let end = tail[q..].find('\'').map_or(tail.len(), |e| q + e + 1);
                         let name = &tail[q..end - 1];
                         out.push_str(head);
-                        if name.starts_with("/tmp/") && !name.ends_with(".map") && !name.ends_with(".acl") {
+                        if name.starts_with("/tmp/")
+                            && !name.ends_with(".map")
+                            && !name.ends_with(".acl")
+                        {
                             out.push_str(&tail[..q]);
                             out.push_str("CFG'");
                         } else {
@@ -69,10 +75,18 @@ fn normal(text: &str) -> String {
 
 fn twins() -> (Twins, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hosts.map"), "example.com be1\n# comment\nfoo.org be2\n").unwrap();
+    std::fs::write(
+        dir.path().join("hosts.map"),
+        "example.com be1\n# comment\nfoo.org be2\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("ips.acl"), "10.0.0.0/8\n192.168.1.1\n").unwrap();
     std::fs::write(dir.path().join("n.map"), "a 1\nb 2\n").unwrap();
-    let t = Twins::start(&body(dir.path()), &[("web", "PORT")], &[("S1", Srv::Up("s1"))]);
+    let t = Twins::start(
+        &body(dir.path()),
+        &[("web", "PORT")],
+        &[("S1", Srv::Up("s1"))],
+    );
     (t, dir)
 }
 
@@ -102,8 +116,14 @@ fn listings_and_contents_match_haproxy() {
         "{maps}"
     );
     let acls = t.same("show acl", |s| normal(&s.cli("show acl")));
-    assert!(acls.contains("1 () acl 'src' file 'CFG' line 14. curr_ver=0 next_ver=0 entry_cnt=0"), "{acls}");
-    assert!(acls.contains("4 () acl 'path_beg' file 'CFG' line 16. curr_ver=0 next_ver=0 entry_cnt=2"), "{acls}");
+    assert!(
+        acls.contains("1 () acl 'src' file 'CFG' line 14. curr_ver=0 next_ver=0 entry_cnt=0"),
+        "{acls}"
+    );
+    assert!(
+        acls.contains("4 () acl 'path_beg' file 'CFG' line 16. curr_ver=0 next_ver=0 entry_cnt=2"),
+        "{acls}"
+    );
 }
 
 #[test]

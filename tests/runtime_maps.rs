@@ -43,7 +43,9 @@ frontend metrics
 
 /// Status of `n` requests for `host`, each on a new connection.
 fn statuses(addr: std::net::SocketAddr, host: &str, n: usize) -> Vec<u16> {
-    (0..n).map(|_| http_get_host(addr, host, "/").status).collect()
+    (0..n)
+        .map(|_| http_get_host(addr, host, "/").status)
+        .collect()
 }
 
 fn all(addr: std::net::SocketAddr, host: &str, want: u16, after: &str) {
@@ -58,7 +60,11 @@ fn all(addr: std::net::SocketAddr, host: &str, want: u16, after: &str) {
 fn map_and_acl_changes_are_in_force_on_every_shard_when_answered() {
     let be = TestBackend::start("s1");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hosts.map"), "a.example open\nshut.example closed\n").unwrap();
+    std::fs::write(
+        dir.path().join("hosts.map"),
+        "a.example open\nshut.example closed\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("blocked.acl"), "# nobody yet\n192.0.2.1\n").unwrap();
     let sock = dir.path().join("stats.sock");
     let lb = ringlb_cfg(&config(dir.path(), &sock, be.addr()));
@@ -72,10 +78,22 @@ fn map_and_acl_changes_are_in_force_on_every_shard_when_answered() {
     let steps: [(String, &str, u16); 6] = [
         (format!("add map {map} b.example closed"), "b.example", 429),
         (format!("set map {map} b.example open"), "b.example", 200),
-        (format!("set map {map} shut.example open"), "shut.example", 200),
-        (format!("set map {map} shut.example closed"), "shut.example", 429),
+        (
+            format!("set map {map} shut.example open"),
+            "shut.example",
+            200,
+        ),
+        (
+            format!("set map {map} shut.example closed"),
+            "shut.example",
+            429,
+        ),
         (format!("del map {map} shut.example"), "shut.example", 200),
-        (format!("add map {map} shut.example closed"), "shut.example", 429),
+        (
+            format!("add map {map} shut.example closed"),
+            "shut.example",
+            429,
+        ),
     ];
     for (cmd, host, want) in &steps {
         assert_eq!(cli(&sock, cmd), "\n", "{cmd}");
@@ -89,7 +107,10 @@ fn map_and_acl_changes_are_in_force_on_every_shard_when_answered() {
     assert_eq!(cli(&sock, &format!("add acl {acl} 127.0.0.0/8")), "\n");
     all(addr, "a.example", 403, "add acl");
     let shown = cli(&sock, &format!("show acl {acl}"));
-    let refs: Vec<&str> = shown.lines().filter(|l| l.ends_with(" 127.0.0.0/8")).collect();
+    let refs: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.ends_with(" 127.0.0.0/8"))
+        .collect();
     assert_eq!(refs.len(), 1, "{shown}");
     let r = refs[0].split(' ').next().unwrap();
     assert_eq!(cli(&sock, &format!("del acl {acl} #{r}")), "\n");
@@ -100,7 +121,10 @@ fn map_and_acl_changes_are_in_force_on_every_shard_when_answered() {
     for shard in 0..2 {
         let series = format!("ringlb_shard_connections_total{{shard=\"{shard}\"}}");
         let n = metric(&metrics, &series).unwrap_or(0.0);
-        assert!(n >= 10.0, "shard {shard} accepted few connections: {series} = {n}");
+        assert!(
+            n >= 10.0,
+            "shard {shard} accepted few connections: {series} = {n}"
+        );
     }
 }
 
@@ -150,9 +174,17 @@ fn a_reload_reads_the_files_again() {
         lb.stdout_lines().iter().any(|l| l == "reloaded")
     });
     assert_eq!(
-        cli(&sock, &format!("show map {map}")).lines().filter(|l| !l.is_empty()).count(),
+        cli(&sock, &format!("show map {map}"))
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count(),
         1,
         "the runtime entry is gone after the reload"
     );
-    all(lb.latest_addr("web").unwrap_or(lb.addr("web")), "b.example", 200, "reload");
+    all(
+        lb.latest_addr("web").unwrap_or(lb.addr("web")),
+        "b.example",
+        200,
+        "reload",
+    );
 }

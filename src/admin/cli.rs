@@ -52,25 +52,25 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         words: &["add", "acl"],
-        usage: "add acl [@<ver>] <acl> <pattern>",
+        usage: "add acl <acl> <pattern>",
         help: "add an acl entry",
         run: |core, w| super::maps::add(core, w, None, false),
     },
     Command {
         words: &["add", "map"],
-        usage: "add map [@<ver>] <map> <key> <val>",
+        usage: "add map <map> <key> <val>",
         help: "add a map entry (payload supported instead of key/val)",
         run: |core, w| super::maps::add(core, w, None, true),
     },
     Command {
         words: &["clear", "acl"],
-        usage: "clear acl [@<ver>] <acl>",
+        usage: "clear acl <acl>",
         help: "clear the contents of this acl",
         run: |core, w| super::maps::clear(core, w, false),
     },
     Command {
         words: &["clear", "map"],
-        usage: "clear map [@<ver>] <map>",
+        usage: "clear map <map>",
         help: "clear the contents of this map",
         run: |core, w| super::maps::clear(core, w, true),
     },
@@ -214,7 +214,7 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         words: &["show", "acl"],
-        usage: "show acl [@<ver>] <acl>]",
+        usage: "show acl <acl>]",
         help: "report available acls or dump an acl's contents",
         run: |core, w| super::maps::show(core, w, false),
     },
@@ -271,7 +271,7 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         words: &["show", "map"],
-        usage: "show map [@<ver>] [<map>]",
+        usage: "show map [<map>]",
         help: "report available maps or dump a map's contents",
         run: |core, w| super::maps::show(core, w, true),
     },

@@ -35,7 +35,11 @@ fn list(core: &Core, cfg: &Arc<Config>, map: bool) -> String {
             }
             None => {
                 let line = r.used_by.first().map_or(0, |u| u.1);
-                let _ = write!(out, "{} () acl '{}' file '{src}' line {line}", r.id, r.keyword);
+                let _ = write!(
+                    out,
+                    "{} () acl '{}' file '{src}' line {line}",
+                    r.id, r.keyword
+                );
             }
         }
         let _ = writeln!(out, ". curr_ver=0 next_ver=0 entry_cnt={n}");
@@ -49,7 +53,10 @@ pub fn show(core: &Core, w: &[&str], map: bool) -> String {
     let Some(name) = w.first() else {
         return list(core, &cfg, map);
     };
-    let Some(r) = cfg.patterns.lookup(name, if map { RefKind::Map } else { RefKind::Acl }) else {
+    let Some(r) = cfg
+        .patterns
+        .lookup(name, if map { RefKind::Map } else { RefKind::Acl })
+    else {
         return (if map { UNKNOWN_MAP } else { UNKNOWN_ACL }).into();
     };
     let mut out = String::new();
@@ -124,7 +131,10 @@ fn check(cfg: &Config, r: usize, key: &str, value: Option<&str>) -> Result<(), S
 /// Whether entry `e` is the one `what` names (`#0x...` or a key).
 fn names(e: &Entry, what: &str) -> bool {
     match what.strip_prefix('#') {
-        Some(r) => e.reference() == r || u64::from_str_radix(r.trim_start_matches("0x"), 16).ok() == Some(e.id),
+        Some(r) => {
+            e.reference() == r
+                || u64::from_str_radix(r.trim_start_matches("0x"), 16).ok() == Some(e.id)
+        }
         None => &*e.key == what,
     }
 }
@@ -169,7 +179,10 @@ pub fn del(core: &Core, w: &[&str], map: bool) -> String {
     };
     let cfg = core.cfg();
     // HAProxy says "map" here for both.
-    let Some(r) = cfg.patterns.lookup(name, if map { RefKind::Map } else { RefKind::Acl }) else {
+    let Some(r) = cfg
+        .patterns
+        .lookup(name, if map { RefKind::Map } else { RefKind::Acl })
+    else {
         return UNKNOWN_MAP.into();
     };
     answer(core.pat_change(&cfg, r, false, |entries| {
@@ -186,10 +199,18 @@ pub fn del(core: &Core, w: &[&str], map: bool) -> String {
 /// `clear map REF`, `clear acl REF`: no entries left.
 pub fn clear(core: &Core, w: &[&str], map: bool) -> String {
     let Some(name) = w.first() else {
-        return (if map { "Missing map identifier.\n" } else { "Missing ACL identifier.\n" }).into();
+        return (if map {
+            "Missing map identifier.\n"
+        } else {
+            "Missing ACL identifier.\n"
+        })
+        .into();
     };
     let cfg = core.cfg();
-    let Some(r) = cfg.patterns.lookup(name, if map { RefKind::Map } else { RefKind::Acl }) else {
+    let Some(r) = cfg
+        .patterns
+        .lookup(name, if map { RefKind::Map } else { RefKind::Acl })
+    else {
         return (if map { UNKNOWN_MAP } else { UNKNOWN_ACL }).into();
     };
     answer(core.pat_change(&cfg, r, false, |entries| {

@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use super::parse::{arg_list, keyword, Env, Expr};
 use super::map::PatExpr;
+use super::parse::{arg_list, keyword, Env, Expr};
 use super::pattern::{Method, Patterns};
 use super::sample::Scratch;
 use super::Ctx;

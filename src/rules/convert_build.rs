@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::convert::{ArithOp, Conv, HashFn, IntArg};
-use super::parse::{int_arg, Env};
 use super::map::PatExpr;
+use super::parse::{int_arg, Env};
 use super::pattern::{Map, MapOut, Method};
 use super::sample::Type;
 use super::stick::{self, ScOp};

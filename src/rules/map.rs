@@ -126,7 +126,8 @@ impl Map {
         for en in entries {
             keys.add(&en.key)
                 .map_err(|e| format!("file '{path}': {e}"))?;
-            values.push(MapValue::parse(&en.value, out).map_err(|e| format!("file '{path}': {e}"))?);
+            values
+                .push(MapValue::parse(&en.value, out).map_err(|e| format!("file '{path}': {e}"))?);
         }
         Ok(Map {
             keys,

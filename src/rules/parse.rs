@@ -8,7 +8,6 @@
 //! resolved here, at config time, through an [`Env`]: a mistake is a config error with
 //! its line, never a surprise under traffic.
 
-
 use super::convert::Conv;
 use super::fetch::Fetch;
 use super::map::PatRefs;

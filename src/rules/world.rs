@@ -4,8 +4,8 @@
 //! config answers names alone (a log line formatted where no shard is at hand); a
 //! shard answers everything. Only the fetches that ask pay the indirect call.
 
-use super::stick::{KeyType, ScOp};
 use super::sample::{Scratch, Smp};
+use super::stick::{KeyType, ScOp};
 use super::Tracked;
 
 pub trait World {
