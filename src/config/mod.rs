@@ -155,6 +155,8 @@ pub struct Config {
     pub vars: crate::rules::vars::Registry,
     /// Stick tables of the rule language (`track-scN`, `sc_*`), by index.
     pub tables: Vec<TableSpec>,
+    /// Map and pattern files and ACL patterns, numbered as the runtime API names them.
+    pub patterns: crate::rules::map::PatRefs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -619,6 +621,7 @@ impl Config {
                     .map_err(|e| ConfigErrors(vec![format!("RINGLB_REDIS_URL: {e}")]))?;
                 c.cluster.redis = Some(url);
             }
+            c.patterns.source = path.display().to_string();
             Ok((c, w))
         });
         match result {

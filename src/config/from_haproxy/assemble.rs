@@ -333,6 +333,7 @@ impl Mapper<'_> {
             .unwrap_or_else(default_timeouts);
         timeouts.hard_stop_after = self.hard_stop_after;
         Config {
+            patterns: std::mem::take(&mut self.patterns),
             runtime,
             timeouts,
             limits: self.limits.clone(),

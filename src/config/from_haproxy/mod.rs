@@ -28,7 +28,7 @@ use super::{
     PoolSettings, Route, Runtime, Server, StatusMatch, TcpRule, Timeouts,
 };
 use super::{syslog_facility, LogFormat, LogSink, LogTarget, Service};
-use crate::rules::pattern::PatternFile;
+use crate::rules::map::PatRefs;
 use crate::rules::{Env, Names};
 
 /// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
@@ -67,8 +67,8 @@ struct Mapper<'e> {
     names: Names,
     /// Variable names the rules use.
     vars: crate::rules::vars::Registry,
-    /// Pattern and map files read for this load.
-    files: HashMap<String, Arc<PatternFile>>,
+    /// Pattern and map files read for this load, numbered as HAProxy does.
+    patterns: PatRefs,
     /// Where the expressions being parsed will run (checked as HAProxy checks them).
     phase: Option<crate::rules::parse::Phase>,
     /// Targets of `log TARGET` lines in proxies, by line (the process has one target).
@@ -268,7 +268,7 @@ impl<'e> Mapper<'e> {
             env,
             names,
             vars: Default::default(),
-            files: HashMap::new(),
+            patterns: PatRefs::default(),
             phase: None,
             proxy_logs: Vec::new(),
             hard_stop_after: None,
@@ -288,7 +288,7 @@ impl<'e> Mapper<'e> {
         Env {
             vars: &mut self.vars,
             names: &self.names,
-            files: &mut self.files,
+            patterns: &mut self.patterns,
             env: self.env,
             table,
             backend,

@@ -16,6 +16,7 @@ impl Mapper<'_> {
         let a = l.args();
         let arg = |i: usize| a.get(i).map(String::as_str).unwrap_or("");
         let kw = l.keyword();
+        self.patterns.line = l.line;
         match kw {
             "mode" => match arg(0) {
                 "http" => p.settings.mode = Mode::Http,
