@@ -364,6 +364,7 @@ async fn serve(
                 }
             };
         Counters::inc(&shard.stats.frontends[frontend].tls_done);
+        let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
         if info.resumed {
             Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
         }
