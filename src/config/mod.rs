@@ -267,6 +267,24 @@ pub struct Bind {
     pub accept_proxy: bool,
     /// TLS termination (`ssl`): certificates and contexts, loaded and checked.
     pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
+    /// Socket options of the listening sockets.
+    pub sock: ListenOpts,
+}
+
+/// A bind's socket options (haproxy.cfg bind keywords), set on every listening socket
+/// of the address before it listens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenOpts {
+    /// `defer-accept`: a connection is accepted once it has data (TCP_DEFER_ACCEPT).
+    pub defer_accept: bool,
+    /// `tfo`: TCP Fast Open (data in the SYN is accepted).
+    pub tfo: bool,
+    /// `transparent`: may bind a non-local address (IP_TRANSPARENT, for TPROXY).
+    pub transparent: bool,
+    /// `v4v6`: an IPv6 address also accepts IPv4 clients (by default it does not).
+    pub v4v6: bool,
+    /// `mss N`: the TCP maximum segment size announced to clients.
+    pub mss: Option<u32>,
 }
 
 impl Bind {
@@ -275,6 +293,7 @@ impl Bind {
             addr,
             accept_proxy: false,
             tls: None,
+            sock: ListenOpts::default(),
         }
     }
 }
