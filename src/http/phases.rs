@@ -54,6 +54,15 @@ pub fn request_phase(
 ) -> Result<Routed, Early> {
     let cfg = &shard.config;
     let fe = &cfg.frontends[frontend];
+    if fe.rule_free {
+        // Nothing to evaluate, nothing to keep for later rules: the default backend.
+        txn.begin_request_rule_free(cfg, frontend);
+        forward_for(shard, fe, fe.default_backend, peer.ip(), out);
+        return Ok(Routed {
+            backend: fe.default_backend,
+            server: None,
+        });
+    }
     txn.begin_request(cfg, frontend);
     txn.names[0] = r.names;
     {
@@ -61,7 +70,9 @@ pub fn request_phase(
         txn.reqline.clear();
         txn.reqline.extend_from_slice(line);
     }
-    capture_headers(&fe.captures.request, &mut txn.req_caps, out);
+    if !fe.captures.request.is_empty() {
+        capture_headers(&fe.captures.request, &mut txn.req_caps, out);
+    }
     let mut site = Site {
         shard,
         frontend,
@@ -86,36 +97,44 @@ pub fn request_phase(
             .cluster
             .sc_event(*e, crate::tables::counters::Event::Request);
     }
-    let v = ANSWER.with(|a| {
-        let mut a = a.borrow_mut();
-        let v = run(&fe.http_request, &site, txn, out, Dir::Req, &mut a, rate);
-        if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
-            std::mem::swap(out, &mut a);
-        }
-        v
-    });
-    early(v, &site, txn, out, minor)?;
-    // use_backend.
-    let backend = with_work(|w| {
-        let ctx = site.ctx(txn, Some(out), Dir::Req);
-        super::route::route(fe, cfg, &ctx, &mut w.s, &mut w.val)
-    });
-    site.backend = backend;
-    let mut server = None;
-    if let Some(b) = backend.filter(|&b| Some(b) != fe.listen_backend) {
-        let be = &cfg.backends[b];
-        tcp_content(&be.tcp_content, &site, txn, out)?;
+    if !fe.http_request.is_empty() {
         let v = ANSWER.with(|a| {
             let mut a = a.borrow_mut();
-            let v = run(&be.http_request, &site, txn, out, Dir::Req, &mut a, |_| {
-                false
-            });
+            let v = run(&fe.http_request, &site, txn, out, Dir::Req, &mut a, rate);
             if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
                 std::mem::swap(out, &mut a);
             }
             v
         });
         early(v, &site, txn, out, minor)?;
+    }
+    // use_backend.
+    let backend = if fe.routes.is_empty() {
+        fe.default_backend
+    } else {
+        with_work(|w| {
+            let ctx = site.ctx(txn, Some(out), Dir::Req);
+            super::route::route(fe, cfg, &ctx, &mut w.s, &mut w.val)
+        })
+    };
+    site.backend = backend;
+    let mut server = None;
+    if let Some(b) = backend.filter(|&b| Some(b) != fe.listen_backend) {
+        let be = &cfg.backends[b];
+        tcp_content(&be.tcp_content, &site, txn, out)?;
+        if !be.http_request.is_empty() {
+            let v = ANSWER.with(|a| {
+                let mut a = a.borrow_mut();
+                let v = run(&be.http_request, &site, txn, out, Dir::Req, &mut a, |_| {
+                    false
+                });
+                if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
+                    std::mem::swap(out, &mut a);
+                }
+                v
+            });
+            early(v, &site, txn, out, minor)?;
+        }
     }
     if let Some(b) = backend {
         let be = &cfg.backends[b];

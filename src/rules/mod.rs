@@ -157,6 +157,15 @@ impl Txn {
         self.log_level = None;
         self.status = None;
     }
+
+    /// A new request of a frontend no rule touches (`Frontend::rule_free`): nothing
+    /// set a request-scoped value since the last reset, so only a connection that
+    /// moved to another config generation (whose rules may have) needs one.
+    pub fn begin_request_rule_free(&mut self, cfg: &Config, frontend: usize) {
+        if self.cfg_id != cfg as *const Config as usize {
+            self.begin_request(cfg, frontend);
+        }
+    }
 }
 
 fn reset_caps(caps: &mut Vec<Capture>, n: usize) {
