@@ -56,14 +56,14 @@ pub fn request_phase(
     let fe = &cfg.frontends[frontend];
     if fe.rule_free {
         // Nothing to evaluate, nothing to keep for later rules: the default backend.
-        txn.begin_request_rule_free(cfg, frontend);
+        txn.begin_request_rule_free(cfg.txn_scope(frontend));
         forward_for(shard, fe, fe.default_backend, peer.ip(), out);
         return Ok(Routed {
             backend: fe.default_backend,
             server: None,
         });
     }
-    txn.begin_request(cfg, frontend);
+    txn.begin_request(cfg.txn_scope(frontend));
     txn.names[0] = r.names;
     {
         let line = Head::new(out).first_line();
