@@ -45,7 +45,12 @@ fn which_frontends_are_rule_free() {
             "",
             false,
         ),
-        ("option forwardfor", "    option forwardfor".into(), "", true),
+        (
+            "option forwardfor",
+            "    option forwardfor".into(),
+            "",
+            true,
+        ),
         (
             "acl and use_backend",
             "    acl api path_beg /api\n    use_backend other if api".into(),
@@ -215,7 +220,8 @@ fn a_connection_moving_between_configs_with_and_without_rules() {
             b.addr()
         )
     };
-    let with_rules = "    http-response set-status 299\n    http-request set-var(txn.seen) str(yes)\n";
+    let with_rules =
+        "    http-response set-status 299\n    http-request set-var(txn.seen) str(yes)\n";
     let mut s = Reloadable::start(&cfg(0, ""));
     let addr = s.lb.addr("www");
     let port = addr.port();
@@ -224,12 +230,20 @@ fn a_connection_moving_between_configs_with_and_without_rules() {
     assert_eq!(s.logged_status("/none-1"), "200");
 
     s.reload(&cfg(port, with_rules));
-    assert_eq!(c.get("/rules-1").status, 299, "moved to the config with rules");
+    assert_eq!(
+        c.get("/rules-1").status,
+        299,
+        "moved to the config with rules"
+    );
     assert_eq!(s.logged_status("/rules-1"), "299");
 
     s.reload(&cfg(port, ""));
     assert_eq!(c.get("/none-2").status, 200, "moved back: no rule");
-    assert_eq!(s.logged_status("/none-2"), "200", "nothing of the rules kept");
+    assert_eq!(
+        s.logged_status("/none-2"),
+        "200",
+        "nothing of the rules kept"
+    );
     assert_eq!(c.get("/none-3").status, 200);
     assert_eq!(s.logged_status("/none-3"), "200");
 

@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 
 use super::{parse_bind, Validator};
 use crate::config::raw::RawConfig;
-use crate::config::{
-    Acl, AclTest, Backend, Condition, Config, Frontend, LogFormat, Mode, Route,
-};
+use crate::config::{Acl, AclTest, Backend, Condition, Config, Frontend, LogFormat, Mode, Route};
 use crate::rules::fetch::Fetch;
 use crate::rules::pattern::Method;
 
