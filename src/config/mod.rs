@@ -347,6 +347,12 @@ pub struct Frontend {
     pub disabled: bool,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
+    /// No rule touches this frontend's requests: it has no rule of any kind
+    /// (`tcp-request`, `http-request|response|after-response`, `use_backend`,
+    /// captures), nor has its default backend, and its log line reads no sample. Set
+    /// once the config is assembled (`validate::mark_rule_free`; `false` until then):
+    /// the request path then skips the rule machinery altogether.
+    pub rule_free: bool,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).

@@ -236,6 +236,12 @@ pub struct Facts<'a> {
 }
 
 impl LogFormat {
+    /// Whether the format evaluates a sample expression (`%[...]`): one may read what
+    /// rules keep for a request (variables, `capture.req.*`).
+    pub fn reads_samples(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n, Node::Expr(..)))
+    }
+
     /// Parses `fmt` for `mode` (HAProxy's `parse_logformat_string`).
     pub fn parse(fmt: &str, mode: Mode, env: &mut Env<'_>) -> Result<LogFormat, String> {
         let b = fmt.as_bytes();

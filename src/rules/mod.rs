@@ -166,6 +166,15 @@ impl Txn {
         self.log_level = None;
         self.status = None;
     }
+
+    /// A new request of a frontend no rule touches (`Frontend::rule_free`): nothing
+    /// set a request-scoped value since the last reset, so only a connection that
+    /// moved to another config generation (whose rules may have) needs one.
+    pub fn begin_request_rule_free(&mut self, scope: TxnScope<'_>) {
+        if self.cfg_id != scope.id {
+            self.begin_request(scope);
+        }
+    }
 }
 
 fn reset_caps(caps: &mut Vec<Capture>, n: usize) {

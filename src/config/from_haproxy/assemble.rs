@@ -322,6 +322,7 @@ impl Mapper<'_> {
                 tcp_content: p.tcp_content.clone(),
                 inspect_delay: p.inspect_delay,
                 captures: p.captures.clone(),
+                rule_free: false,
                 timeouts: p.settings.timeouts.clone(),
             });
         }

@@ -46,7 +46,8 @@ pub fn from_haproxy_str(
     for w in &doc.warnings {
         m.warnings.push(w.to_string());
     }
-    let cfg = m.map(&doc);
+    let mut cfg = m.map(&doc);
+    crate::config::validate::mark_rule_free(&mut cfg);
     if m.errors.is_empty() {
         Ok((cfg, m.warnings))
     } else {
