@@ -12,6 +12,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 
 use common::client::HttpClient;
+use common::haproxy::{haproxy_check, ringlb_check, write_cfg};
 use common::twins::{ask, get, Srv, Twins};
 
 /// The servers every backend uses: different weights; ids explicit (s2: 10, s4: 3)
@@ -255,4 +256,55 @@ fn balance_source_places_clients_as_haproxy() {
         put_in_maint(&t, name, "s1");
     }
     check(&t);
+}
+
+/// What HAProxy refuses in these keywords, ringlb refuses too (and accepts what it
+/// accepts).
+#[test]
+fn hash_keywords_are_refused_as_haproxy_refuses_them() {
+    let cases = [
+        (
+            "    balance uri depth 2 len 10 whole path-only\n    hash-type consistent",
+            true,
+        ),
+        (
+            "    balance hdr(Host) use_domain_only\n    hash-type map-based crc32",
+            true,
+        ),
+        ("    balance uri depth 0", false),
+        ("    balance uri len x", false),
+        ("    balance uri deep 2", false),
+        ("    balance hdr(Host) domain", false),
+        ("    balance source\n    hash-type consistent md5", false),
+        (
+            "    balance source\n    hash-type map-based sdbm fast",
+            false,
+        ),
+        ("    balance source\n    hash-type ring", false),
+        (
+            "    balance source\n    server a 127.0.0.1:1 id 7\n    server b 127.0.0.1:2 id 7",
+            false,
+        ),
+        ("    balance source\n    server a 127.0.0.1:1 id 0", false),
+    ];
+    for (lines, ok) in cases {
+        let text = format!(
+            "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\nfrontend fe\n    bind 127.0.0.1:9\n    default_backend app\n\nbackend app\n{lines}\n    server z 127.0.0.1:3\n"
+        );
+        let cfg = write_cfg(&text);
+        let hx = haproxy_check(cfg.path(), &[]);
+        let rl = ringlb_check(cfg.path(), &[]);
+        assert_eq!(
+            hx.status.success(),
+            ok,
+            "haproxy on {lines:?}: {}",
+            hx.stderr
+        );
+        assert_eq!(
+            rl.status.success(),
+            ok,
+            "ringlb on {lines:?}: {}",
+            rl.stderr
+        );
+    }
 }
