@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ringlb::config::{BalanceAlgo, HashFunction, HashKey};
+use ringlb::config::{BalanceAlgo, HashFunction, HashKey, UriKey};
 use ringlb::upstream::balance::{Balancer, Member};
 
 struct Counting;
@@ -53,7 +53,7 @@ fn picks_do_not_allocate() {
         },
     ];
     let active: Vec<Cell<u32>> = (0..64).map(|i| Cell::new(i % 3)).collect();
-    let keys: Vec<u32> = (0..64u32).map(|k| ringlb::hash::full_hash(k)).collect();
+    let keys: Vec<u32> = (0..64u32).map(ringlb::hash::full_hash).collect();
     for algo in algos {
         let mut b = Balancer::new(&algo, 1);
         b.rebuild((0..64).map(|i| Member {

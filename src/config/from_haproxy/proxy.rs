@@ -451,8 +451,14 @@ impl Mapper<'_> {
                     let r = match a[i].as_str() {
                         "len" => count("len").map(|n| key.len = n),
                         "depth" => count("depth").map(|n| key.depth = n),
-                        "whole" => Ok(key.whole = true),
-                        "path-only" => Ok(key.path_only = true),
+                        "whole" => {
+                            key.whole = true;
+                            Ok(())
+                        }
+                        "path-only" => {
+                            key.path_only = true;
+                            Ok(())
+                        }
                         other => Err(format!("'balance uri' only accepts 'len', 'depth', 'path-only' and 'whole' (got '{other}')")),
                     };
                     if let Err(e) = r {
