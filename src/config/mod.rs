@@ -53,30 +53,75 @@ pub enum BalanceAlgo {
     /// Fewest active requests on this shard (relative to weight), ties round robin.
     LeastConn,
     /// Weighted random, best of `draws` choices by active requests.
-    Random {
-        draws: u32,
-    },
+    Random { draws: u32 },
     /// The first server, by id, with a free slot.
     First,
+    /// HAProxy's hash balancing: the key's 32-bit hash picks a slot of the weighted
+    /// map (`consistent: false`, `hash-type map-based`) or the closest point of the
+    /// ring (`hash-type consistent`), placed exactly as HAProxy 2.6 places them.
     Hash {
         key: HashKey,
         consistent: bool,
+        function: HashFunction,
     },
+}
+
+/// `hash-type ... [sdbm|djb2|wt6|crc32] [avalanche]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashFunction {
+    pub algo: crate::hash::HashAlgo,
+    /// Pass the function's result through `full_hash`.
+    pub avalanche: bool,
+}
+
+impl HashFunction {
+    /// HAProxy's default for a hash type: sdbm, with avalanche for `consistent`.
+    pub fn default_for(consistent: bool) -> HashFunction {
+        HashFunction {
+            algo: crate::hash::HashAlgo::Sdbm,
+            avalanche: consistent,
+        }
+    }
+
+    /// The 32-bit hash of a key.
+    pub fn hash(self, b: &[u8]) -> u32 {
+        self.finish(self.algo.hash(b))
+    }
+
+    /// Applies the modifier to a value already hashed (a source address).
+    pub fn finish(self, h: u32) -> u32 {
+        if self.avalanche {
+            crate::hash::full_hash(h)
+        } else {
+            h
+        }
+    }
 }
 
 /// What a `hash` balancer hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashKey {
-    /// The client's IP address.
+    /// The client's IP address (`balance source`).
     Source,
-    /// The whole request target (path and query).
-    Uri,
-    /// The path without the query.
-    Path,
-    /// A request header's value (name lower-cased).
-    Header(String),
-    /// A query-string parameter's value.
+    /// The request target (`balance uri`).
+    Uri(UriKey),
+    /// A request header's value (`balance hdr(name)`; name lower-cased).
+    Header { name: String, domain_only: bool },
+    /// A query-string parameter's value (`balance url_param`).
     UrlParam(String),
+}
+
+/// `balance uri [whole] [path-only] [len N] [depth N]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UriKey {
+    /// Hash past the `?` too.
+    pub whole: bool,
+    /// Only the path of an absolute-form target (no scheme and authority).
+    pub path_only: bool,
+    /// At most this many characters (0: no limit).
+    pub len: u32,
+    /// At most this many directories: stop before the (depth+1)th `/` (0: no limit).
+    pub depth: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -499,6 +544,9 @@ pub struct Backend {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub name: String,
+    /// HAProxy's server id (`id N`, else numbered as HAProxy numbers them: see
+    /// `number_servers`); it places the server's points on a consistent-hash ring.
+    pub id: u32,
     pub addr: SocketAddr,
     pub weight: u32,
     pub backup: bool,
@@ -520,6 +568,39 @@ pub struct Server {
     pub pool_purge_delay: Option<Duration>,
     /// TLS to this server (`ssl`), its client config built and checked at load.
     pub tls: Option<std::sync::Arc<crate::tls::UpstreamTls>>,
+}
+
+/// HAProxy's server ids: explicit ones kept; the others numbered in config order, each
+/// taking the first id not yet used from a counter that every server line (explicit
+/// or not) advances by one. `explicit[i]` is server i's `id`, if it has one; a
+/// duplicate explicit id is the error returned (the two positions).
+pub fn number_servers(explicit: &[Option<u32>]) -> Result<Vec<u32>, (usize, usize)> {
+    let mut used = std::collections::BTreeSet::new();
+    for (i, id) in explicit.iter().enumerate() {
+        if let Some(id) = id {
+            if !used.insert(*id) {
+                let first = explicit[..i].iter().position(|x| x == &Some(*id));
+                return Err((first.unwrap_or(i), i));
+            }
+        }
+    }
+    let mut next = 1u32;
+    let mut out = Vec::with_capacity(explicit.len());
+    for id in explicit {
+        let id = match id {
+            Some(id) => *id,
+            None => {
+                while used.contains(&next) {
+                    next += 1;
+                }
+                used.insert(next);
+                next
+            }
+        };
+        out.push(id);
+        next += 1;
+    }
+    Ok(out)
 }
 
 /// Every problem found in a config file, each with its path or line.

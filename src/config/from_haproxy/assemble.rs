@@ -93,15 +93,35 @@ impl Mapper<'_> {
                 (BalanceAlgo::Hash { key, .. }, c) => BalanceAlgo::Hash {
                     key: key.clone(),
                     consistent: c,
+                    function: s.hash_function.unwrap_or(HashFunction::default_for(c)),
                 },
                 (b, _) => b.clone(),
+            };
+            let explicit: Vec<Option<u32>> = p.servers.iter().map(|x| x.2.id).collect();
+            let ids = match crate::config::number_servers(&explicit) {
+                Ok(ids) => ids,
+                Err((a, b)) => {
+                    self.err(
+                        p.servers[b].0,
+                        format!(
+                            "server '{}' has the same id as server '{}' (line {})",
+                            p.servers[b].1.name, p.servers[a].1.name, p.servers[a].0
+                        ),
+                    );
+                    explicit.iter().map(|x| x.unwrap_or(0)).collect()
+                }
             };
             backends.push(Backend {
                 name: p.name.clone(),
                 tcpka: s.tcpka[1],
                 disabled: s.disabled,
                 balance,
-                servers: p.servers.iter().map(|x| x.1.clone()).collect(),
+                servers: p
+                    .servers
+                    .iter()
+                    .zip(&ids)
+                    .map(|(x, &id)| Server { id, ..x.1.clone() })
+                    .collect(),
                 all_backups: s.all_backups,
                 retries: s.retries,
                 redispatch: s.redispatch,

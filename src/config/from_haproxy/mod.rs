@@ -24,8 +24,8 @@ use super::haproxy::{parse_document, parse_size, parse_time, Document, Line, Sec
 use super::validate::{parse_bind, resolve_addr};
 use super::{
     default_timeouts, usable_cores, Acl, Admin, Backend, BalanceAlgo, CheckKind, Condition, Config,
-    ConfigErrors, DriverChoice, Frontend, HashKey, HealthCheck, HttpAction, HttpRule, Limits, Mode,
-    PoolSettings, Route, Runtime, Server, StatusMatch, TcpRule, Timeouts,
+    ConfigErrors, DriverChoice, Frontend, HashFunction, HashKey, HealthCheck, HttpAction, HttpRule,
+    Limits, Mode, PoolSettings, Route, Runtime, Server, StatusMatch, TcpRule, Timeouts, UriKey,
 };
 use super::{syslog_facility, LogFormat, LogSink, LogTarget, Service};
 use crate::rules::map::PatRefs;
@@ -119,6 +119,8 @@ struct Settings {
     forward_for: Option<crate::config::ForwardFor>,
     balance: BalanceAlgo,
     consistent: bool,
+    /// `hash-type`'s function and modifier, when given (else HAProxy's default).
+    hash_function: Option<crate::config::HashFunction>,
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
     server: ServerParams,
@@ -177,6 +179,7 @@ impl Default for Settings {
             forward_for: None,
             balance: DEFAULT_BALANCE,
             consistent: false,
+            hash_function: None,
             httpchk: None,
             expect: StatusMatch::Default,
             server: ServerParams::default(),
@@ -216,6 +219,8 @@ struct ServerParams {
     check_send_proxy: bool,
     pool_purge_delay: Option<Duration>,
     ssl: ssl::ServerSsl,
+    /// `id N`: HAProxy's server id.
+    id: Option<u32>,
 }
 
 /// Where a `use_backend` rule sends a request.
