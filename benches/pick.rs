@@ -8,8 +8,8 @@
 use std::cell::Cell;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use ringlb::config::{BalanceAlgo, HashKey};
-use ringlb::upstream::balance::{hash_key, Balancer, Member};
+use ringlb::config::{BalanceAlgo, HashFunction, HashKey};
+use ringlb::upstream::balance::{Balancer, Member};
 
 fn algos() -> Vec<(&'static str, BalanceAlgo)> {
     vec![
@@ -23,6 +23,7 @@ fn algos() -> Vec<(&'static str, BalanceAlgo)> {
             BalanceAlgo::Hash {
                 key: HashKey::Source,
                 consistent: false,
+                function: HashFunction::default_for(false),
             },
         ),
         (
@@ -30,6 +31,7 @@ fn algos() -> Vec<(&'static str, BalanceAlgo)> {
             BalanceAlgo::Hash {
                 key: HashKey::Source,
                 consistent: true,
+                function: HashFunction::default_for(true),
             },
         ),
     ]
@@ -38,7 +40,6 @@ fn algos() -> Vec<(&'static str, BalanceAlgo)> {
 fn bench_picks(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
     for n in [4usize, 64, 1024] {
-        let names: Vec<String> = (0..n).map(|i| format!("srv{i}")).collect();
         // Mixed weights and some load, so weighted paths are exercised.
         let weights: Vec<u32> = (0..n).map(|i| 1 + (i % 4) as u32).collect();
         let active: Vec<Cell<u32>> = (0..n).map(|i| Cell::new((i * 7 % 5) as u32)).collect();
@@ -48,10 +49,10 @@ fn bench_picks(c: &mut Criterion) {
             b.rebuild((0..n).map(|i| Member {
                 server: i as u32,
                 weight: weights[i],
-                name: &names[i],
+                id: i as u32 + 1,
             }));
             b.init_loads(&active, |_| limit);
-            let keys: Vec<u64> = (0..1024u32).map(|k| hash_key(&k.to_le_bytes())).collect();
+            let keys: Vec<u32> = (0..1024u32).map(ringlb::hash::full_hash).collect();
             let mut k = 0usize;
             group.bench_with_input(BenchmarkId::new(label, n), &n, |bench, _| {
                 bench.iter(|| {

@@ -51,8 +51,13 @@ pub async fn serve<C: Stream>(
         return;
     }
     let conf = &shard.config.backends[backend];
-    let hash = matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. })
-        .then(|| crate::upstream::balance::source_hash(peer.ip()));
+    // A connection has no request: a tcp-mode hash backend hashes the source.
+    let hash = match &conf.balance {
+        crate::config::BalanceAlgo::Hash { function, .. } => {
+            Some(function.finish(crate::upstream::balance::source_hash(peer.ip())))
+        }
+        _ => None,
+    };
     let mut dispatch = Dispatch::new(&shard, backend, hash, None, (peer, local), began);
     // A server whose SNI is the client's (`sni ssl_fc_sni`) gets it.
     dispatch.client_sni(txn.tls.as_ref().and_then(|t| t.sni.as_deref()));

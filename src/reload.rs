@@ -66,8 +66,13 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     let mut per_shard: Vec<Vec<(SocketAddr, BindRef, Option<TcpListener>)>> =
         (0..shards).map(|_| Vec::new()).collect();
     let mut listening = Vec::new();
-    for (fi, fe) in new.frontends.iter().enumerate() {
-        for (bi, want) in fe.binds.iter().map(|b| b.addr).enumerate() {
+    for (fi, fe) in new
+        .frontends
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.disabled)
+    {
+        for (bi, (want, opts)) in fe.binds.iter().map(|b| (b.addr, b.sock)).enumerate() {
             let at = BindRef {
                 frontend: fi,
                 bind: bi,
@@ -82,12 +87,12 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
             }
             let fail =
                 |e: std::io::Error| vec![format!("frontend {}: cannot bind {want}: {e}", fe.name)];
-            let addr = listen::probe(want).map_err(fail)?;
+            let addr = listen::probe(want, opts).map_err(fail)?;
             for list in &mut per_shard {
                 list.push((
                     addr,
                     at,
-                    Some(listen::reuseport_listener(addr).map_err(fail)?),
+                    Some(listen::reuseport_listener(addr, opts).map_err(fail)?),
                 ));
             }
             listening.push((fe.name.clone(), addr));

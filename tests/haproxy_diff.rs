@@ -320,9 +320,8 @@ backend with_xff
 }
 
 /// static-rr, leastconn (one request at a time: equally loaded servers take turns) and
-/// first. The hash algorithms (source, uri, url_param, hdr) are not compared: README
-/// documents ringlb hashing keys with xxh3, so a key lands on another server than with
-/// HAProxy's hashes by design.
+/// first. The hash algorithms (source, uri, url_param, hdr) are compared key by key in
+/// `haproxy_diff_hash.rs`.
 #[test]
 fn other_algorithms_pick_the_same_servers() {
     let body = r#"

@@ -5,8 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ringlb::config::{BalanceAlgo, HashKey};
-use ringlb::upstream::balance::{hash_key, Balancer, Member};
+use ringlb::config::{BalanceAlgo, HashFunction, HashKey, UriKey};
+use ringlb::upstream::balance::{Balancer, Member};
 
 struct Counting;
 
@@ -42,23 +42,24 @@ fn picks_do_not_allocate() {
         BalanceAlgo::Random { draws: 2 },
         BalanceAlgo::First,
         BalanceAlgo::Hash {
-            key: HashKey::Uri,
+            key: HashKey::Uri(UriKey::default()),
             consistent: false,
+            function: HashFunction::default_for(false),
         },
         BalanceAlgo::Hash {
-            key: HashKey::Uri,
+            key: HashKey::Uri(UriKey::default()),
             consistent: true,
+            function: HashFunction::default_for(true),
         },
     ];
-    let names: Vec<String> = (0..64).map(|i| format!("s{i}")).collect();
     let active: Vec<Cell<u32>> = (0..64).map(|i| Cell::new(i % 3)).collect();
-    let keys: Vec<u64> = (0..64u32).map(|k| hash_key(&k.to_le_bytes())).collect();
+    let keys: Vec<u32> = (0..64u32).map(ringlb::hash::full_hash).collect();
     for algo in algos {
         let mut b = Balancer::new(&algo, 1);
         b.rebuild((0..64).map(|i| Member {
             server: i,
             weight: 1 + i % 3,
-            name: &names[i as usize],
+            id: i as usize as u32 + 1,
         }));
         b.init_loads(&active, |_| u32::MAX);
         let before = ALLOCATIONS.load(Ordering::Relaxed);

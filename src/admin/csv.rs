@@ -53,8 +53,8 @@ pub fn algo_name(algo: &BalanceAlgo) -> &'static str {
         BalanceAlgo::First => "first",
         BalanceAlgo::Hash { key, .. } => match key {
             HashKey::Source => "source",
-            HashKey::Uri | HashKey::Path => "uri",
-            HashKey::Header(_) => "hdr",
+            HashKey::Uri(_) => "uri",
+            HashKey::Header { .. } => "hdr",
             HashKey::UrlParam(_) => "url_param",
         },
     }

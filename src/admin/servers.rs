@@ -67,9 +67,14 @@ pub(super) fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String
             Err(_) => return "Require <weight> or <weight%>.\n".into(),
         }
     };
+    // Static algorithms, as HAProxy's: static-rr and map-based hashing.
     if matches!(
         core.cfg().backends[b].balance,
         crate::config::BalanceAlgo::StaticRr
+            | crate::config::BalanceAlgo::Hash {
+                consistent: false,
+                ..
+            }
     ) && weight != 0
         && weight != initial
     {

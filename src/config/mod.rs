@@ -7,6 +7,7 @@ mod duration;
 pub mod fd_budget;
 mod from_haproxy;
 pub mod haproxy;
+mod log;
 mod raw;
 pub mod tls;
 mod validate;
@@ -25,6 +26,7 @@ pub use crate::rules::{Acl, AclTest, Condition};
 pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, StickTable};
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
+pub use log::{syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_INFO};
 pub use validate::from_toml_str;
 
 /// Which io driver a shard runs on.
@@ -51,30 +53,75 @@ pub enum BalanceAlgo {
     /// Fewest active requests on this shard (relative to weight), ties round robin.
     LeastConn,
     /// Weighted random, best of `draws` choices by active requests.
-    Random {
-        draws: u32,
-    },
+    Random { draws: u32 },
     /// The first server, by id, with a free slot.
     First,
+    /// HAProxy's hash balancing: the key's 32-bit hash picks a slot of the weighted
+    /// map (`consistent: false`, `hash-type map-based`) or the closest point of the
+    /// ring (`hash-type consistent`), placed exactly as HAProxy 2.6 places them.
     Hash {
         key: HashKey,
         consistent: bool,
+        function: HashFunction,
     },
+}
+
+/// `hash-type ... [sdbm|djb2|wt6|crc32] [avalanche]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashFunction {
+    pub algo: crate::hash::HashAlgo,
+    /// Pass the function's result through `full_hash`.
+    pub avalanche: bool,
+}
+
+impl HashFunction {
+    /// HAProxy's default for a hash type: sdbm, with avalanche for `consistent`.
+    pub fn default_for(consistent: bool) -> HashFunction {
+        HashFunction {
+            algo: crate::hash::HashAlgo::Sdbm,
+            avalanche: consistent,
+        }
+    }
+
+    /// The 32-bit hash of a key.
+    pub fn hash(self, b: &[u8]) -> u32 {
+        self.finish(self.algo.hash(b))
+    }
+
+    /// Applies the modifier to a value already hashed (a source address).
+    pub fn finish(self, h: u32) -> u32 {
+        if self.avalanche {
+            crate::hash::full_hash(h)
+        } else {
+            h
+        }
+    }
 }
 
 /// What a `hash` balancer hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashKey {
-    /// The client's IP address.
+    /// The client's IP address (`balance source`).
     Source,
-    /// The whole request target (path and query).
-    Uri,
-    /// The path without the query.
-    Path,
-    /// A request header's value (name lower-cased).
-    Header(String),
-    /// A query-string parameter's value.
+    /// The request target (`balance uri`).
+    Uri(UriKey),
+    /// A request header's value (`balance hdr(name)`; name lower-cased).
+    Header { name: String, domain_only: bool },
+    /// A query-string parameter's value (`balance url_param`).
     UrlParam(String),
+}
+
+/// `balance uri [whole] [path-only] [len N] [depth N]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UriKey {
+    /// Hash past the `?` too.
+    pub whole: bool,
+    /// Only the path of an absolute-form target (no scheme and authority).
+    pub path_only: bool,
+    /// At most this many characters (0: no limit).
+    pub len: u32,
+    /// At most this many directories: stop before the (depth+1)th `/` (0: no limit).
+    pub depth: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +202,8 @@ pub struct Config {
     pub vars: crate::rules::vars::Registry,
     /// Stick tables of the rule language (`track-scN`, `sc_*`), by index.
     pub tables: Vec<TableSpec>,
+    /// Map and pattern files and ACL patterns, numbered as the runtime API names them.
+    pub patterns: crate::rules::map::PatRefs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,78 +287,6 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
 }
 
-/// Where access log lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogSink {
-    Stdout,
-    Stderr,
-    /// Syslog over UDP (RFC 3164 framing, one line per datagram).
-    Udp(SocketAddr),
-    /// Syslog to a local unix datagram socket (`log /dev/log`, `unix@PATH`), framed as
-    /// for UDP.
-    Unix(std::path::PathBuf),
-    /// Appended to a file.
-    File(std::path::PathBuf),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogTarget {
-    pub sink: LogSink,
-    /// Syslog facility number (local0 = 16).
-    pub facility: u8,
-    /// Lines without a syslog header (`format raw`), the default on stdout/stderr.
-    pub raw: bool,
-    /// The least severe level sent (`log ... local0 notice`: 5); access log lines are
-    /// `info` (6), so a target whose level is more severe receives none, as in HAProxy.
-    pub level: u8,
-}
-
-/// Syslog severities by HAProxy's names (`emerg` = 0 ... `debug` = 7).
-pub fn syslog_level(name: &str) -> Option<u8> {
-    const NAMES: [&str; 8] = [
-        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
-}
-
-/// The severity of access log lines.
-pub const LOG_LEVEL_INFO: u8 = 6;
-
-/// HAProxy's access log formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// `option httplog`.
-    Http,
-    /// `option tcplog`.
-    Tcp,
-    /// `option httplog clf`.
-    Clf,
-    /// `log-format` (the line is in `Frontend::log_line`).
-    Custom,
-}
-
-impl LogFormat {
-    /// The compiled line of this built-in format (`Custom`: `option httplog`'s).
-    pub fn builtin(self) -> Arc<crate::rules::LogFormat> {
-        use crate::rules::logformat::{builtin, CLF_LOG, HTTP_LOG, TCP_LOG};
-        builtin(match self {
-            LogFormat::Tcp => TCP_LOG,
-            LogFormat::Clf => CLF_LOG,
-            LogFormat::Http | LogFormat::Custom => HTTP_LOG,
-        })
-    }
-}
-
-/// `local0`..`local7`, `daemon`, `user`, ... → syslog facility number.
-pub fn syslog_facility(name: &str) -> Option<u8> {
-    const NAMES: [&str; 24] = [
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-        "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-        "local5", "local6", "local7",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
-}
-
 /// Where operators reach a running instance.
 #[derive(Debug, Clone, Default)]
 pub struct Admin {
@@ -335,6 +312,24 @@ pub struct Bind {
     pub accept_proxy: bool,
     /// TLS termination (`ssl`): certificates and contexts, loaded and checked.
     pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
+    /// Socket options of the listening sockets.
+    pub sock: ListenOpts,
+}
+
+/// A bind's socket options (haproxy.cfg bind keywords), set on every listening socket
+/// of the address before it listens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenOpts {
+    /// `defer-accept`: a connection is accepted once it has data (TCP_DEFER_ACCEPT).
+    pub defer_accept: bool,
+    /// `tfo`: TCP Fast Open (data in the SYN is accepted).
+    pub tfo: bool,
+    /// `transparent`: may bind a non-local address (IP_TRANSPARENT, for TPROXY).
+    pub transparent: bool,
+    /// `v4v6`: an IPv6 address also accepts IPv4 clients (by default it does not).
+    pub v4v6: bool,
+    /// `mss N`: the TCP maximum segment size announced to clients.
+    pub mss: Option<u32>,
 }
 
 impl Bind {
@@ -343,6 +338,7 @@ impl Bind {
             addr,
             accept_proxy: false,
             tls: None,
+            sock: ListenOpts::default(),
         }
     }
 }
@@ -390,8 +386,18 @@ pub struct Frontend {
     pub captures: Captures,
     /// Most connections to this frontend at once, all shards together.
     pub maxconn: Option<u32>,
+    /// TCP keep-alive probes on client sockets (`option clitcpka`).
+    pub tcpka: Option<TcpKeepalive>,
+    /// `disabled`: the frontend is not started (its addresses are not bound).
+    pub disabled: bool,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
+    /// No rule touches this frontend's requests: it has no rule of any kind
+    /// (`tcp-request`, `http-request|response|after-response`, `use_backend`,
+    /// captures), nor has its default backend, and its log line reads no sample. Set
+    /// once the config is assembled (`validate::mark_rule_free`; `false` until then):
+    /// the request path then skips the rule machinery altogether.
+    pub rule_free: bool,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).
@@ -407,6 +413,38 @@ pub struct CaptureSlot {
     /// `None` for `declare capture` slots that rules fill.
     pub header: Option<Box<str>>,
     pub len: usize,
+}
+
+/// `option clitcpka` / `srvtcpka` (or `tcpka`, both): TCP keep-alive probes on the
+/// client or server sockets, so that NAT and firewalls keep long idle connections.
+/// `clitcpka-idle|intvl|cnt` (`srvtcpka-*`) set them; unset, the system's values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub idle: Option<Duration>,
+    pub intvl: Option<Duration>,
+    pub cnt: Option<u32>,
+}
+
+impl TcpKeepalive {
+    /// Turns keep-alive probes on `sock` on with these values (`Some`), or off. Set on
+    /// a listener, the sockets it accepts inherit them.
+    pub fn apply(ka: Option<&TcpKeepalive>, sock: socket2::SockRef<'_>) -> std::io::Result<()> {
+        let Some(ka) = ka else {
+            return sock.set_keepalive(false);
+        };
+        let mut k = socket2::TcpKeepalive::new();
+        if let Some(t) = ka.idle {
+            k = k.with_time(t);
+        }
+        if let Some(t) = ka.intvl {
+            k = k.with_interval(t);
+        }
+        if let Some(n) = ka.cnt {
+            k = k.with_retries(n);
+        }
+        sock.set_tcp_keepalive(&k)?;
+        sock.set_keepalive(true)
+    }
 }
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
@@ -462,6 +500,10 @@ pub struct UseServer {
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub name: String,
+    /// TCP keep-alive probes on server sockets (`option srvtcpka`).
+    pub tcpka: Option<TcpKeepalive>,
+    /// `disabled`: the backend is stopped; requests routed to it get a 503.
+    pub disabled: bool,
     pub balance: BalanceAlgo,
     pub servers: Vec<Server>,
     /// Use every available backup server when no primary is, not only the first.
@@ -502,6 +544,9 @@ pub struct Backend {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub name: String,
+    /// HAProxy's server id (`id N`, else numbered as HAProxy numbers them: see
+    /// `number_servers`); it places the server's points on a consistent-hash ring.
+    pub id: u32,
     pub addr: SocketAddr,
     pub weight: u32,
     pub backup: bool,
@@ -523,6 +568,39 @@ pub struct Server {
     pub pool_purge_delay: Option<Duration>,
     /// TLS to this server (`ssl`), its client config built and checked at load.
     pub tls: Option<std::sync::Arc<crate::tls::UpstreamTls>>,
+}
+
+/// HAProxy's server ids: explicit ones kept; the others numbered in config order, each
+/// taking the first id not yet used from a counter that every server line (explicit
+/// or not) advances by one. `explicit[i]` is server i's `id`, if it has one; a
+/// duplicate explicit id is the error returned (the two positions).
+pub fn number_servers(explicit: &[Option<u32>]) -> Result<Vec<u32>, (usize, usize)> {
+    let mut used = std::collections::BTreeSet::new();
+    for (i, id) in explicit.iter().enumerate() {
+        if let Some(id) = id {
+            if !used.insert(*id) {
+                let first = explicit[..i].iter().position(|x| x == &Some(*id));
+                return Err((first.unwrap_or(i), i));
+            }
+        }
+    }
+    let mut next = 1u32;
+    let mut out = Vec::with_capacity(explicit.len());
+    for id in explicit {
+        let id = match id {
+            Some(id) => *id,
+            None => {
+                while used.contains(&next) {
+                    next += 1;
+                }
+                used.insert(next);
+                next
+            }
+        };
+        out.push(id);
+        next += 1;
+    }
+    Ok(out)
 }
 
 /// Every problem found in a config file, each with its path or line.
@@ -579,6 +657,7 @@ impl Config {
                     .map_err(|e| ConfigErrors(vec![format!("RINGLB_REDIS_URL: {e}")]))?;
                 c.cluster.redis = Some(url);
             }
+            c.patterns.source = path.display().to_string();
             Ok((c, w))
         });
         match result {

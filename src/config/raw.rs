@@ -243,6 +243,8 @@ pub struct RawHealth {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub name: Option<String>,
+    /// HAProxy's server id (places the server on a consistent-hash ring).
+    pub id: Option<i64>,
     pub addr: String,
     pub weight: Option<i64>,
     pub backup: Option<bool>,

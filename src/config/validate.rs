@@ -14,6 +14,7 @@ use super::{syslog_facility, LogSink, LogTarget};
 
 mod backends;
 mod frontends;
+pub(super) use frontends::mark_rule_free;
 
 /// Parses and validates a native TOML config.
 pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
@@ -28,7 +29,8 @@ pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
         }])
     })?;
     let mut v = Validator::default();
-    let cfg = v.config(raw);
+    let mut cfg = v.config(raw);
+    mark_rule_free(&mut cfg);
     if v.errors.is_empty() {
         Ok(cfg)
     } else {
@@ -283,6 +285,7 @@ impl Validator {
             f.timeouts = timeouts.clone();
         }
         Config {
+            patterns: Default::default(),
             runtime: Runtime {
                 shards,
                 driver,

@@ -120,7 +120,7 @@ pub struct Dispatch {
     shard: Rc<Shard>,
     backend: usize,
     /// The balancing hash of a `hash` backend, and the stick-table key.
-    hash: Option<u64>,
+    hash: Option<u32>,
     stick: Option<u64>,
     /// The client and the address it connected to, for a PROXY header.
     client: (SocketAddr, SocketAddr),
@@ -154,7 +154,7 @@ impl Dispatch {
     pub fn new(
         shard: &Rc<Shard>,
         backend: usize,
-        hash: Option<u64>,
+        hash: Option<u32>,
         stick: Option<u64>,
         client: (SocketAddr, SocketAddr),
         start: Instant,

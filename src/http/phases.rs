@@ -54,6 +54,15 @@ pub fn request_phase(
 ) -> Result<Routed, Early> {
     let cfg = &shard.config;
     let fe = &cfg.frontends[frontend];
+    if fe.rule_free {
+        // Nothing to evaluate, nothing to keep for later rules: the default backend.
+        txn.begin_request_rule_free(cfg.txn_scope(frontend));
+        forward_for(shard, fe, fe.default_backend, peer.ip(), out);
+        return Ok(Routed {
+            backend: fe.default_backend,
+            server: None,
+        });
+    }
     txn.begin_request(cfg.txn_scope(frontend));
     txn.names[0] = r.names;
     {
@@ -61,7 +70,9 @@ pub fn request_phase(
         txn.reqline.clear();
         txn.reqline.extend_from_slice(line);
     }
-    capture_headers(&fe.captures.request, &mut txn.req_caps, out);
+    if !fe.captures.request.is_empty() {
+        capture_headers(&fe.captures.request, &mut txn.req_caps, out);
+    }
     let mut site = Site {
         shard,
         frontend,
@@ -86,36 +97,44 @@ pub fn request_phase(
             .cluster
             .sc_event(*e, crate::tables::counters::Event::Request);
     }
-    let v = ANSWER.with(|a| {
-        let mut a = a.borrow_mut();
-        let v = run(&fe.http_request, &site, txn, out, Dir::Req, &mut a, rate);
-        if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
-            std::mem::swap(out, &mut a);
-        }
-        v
-    });
-    early(v, &site, txn, out, minor)?;
-    // use_backend.
-    let backend = with_work(|w| {
-        let ctx = site.ctx(txn, Some(out), Dir::Req);
-        super::route::route(fe, cfg, &ctx, &mut w.s, &mut w.val)
-    });
-    site.backend = backend;
-    let mut server = None;
-    if let Some(b) = backend.filter(|&b| Some(b) != fe.listen_backend) {
-        let be = &cfg.backends[b];
-        tcp_content(&be.tcp_content, &site, txn, out)?;
+    if !fe.http_request.is_empty() {
         let v = ANSWER.with(|a| {
             let mut a = a.borrow_mut();
-            let v = run(&be.http_request, &site, txn, out, Dir::Req, &mut a, |_| {
-                false
-            });
+            let v = run(&fe.http_request, &site, txn, out, Dir::Req, &mut a, rate);
             if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
                 std::mem::swap(out, &mut a);
             }
             v
         });
         early(v, &site, txn, out, minor)?;
+    }
+    // use_backend.
+    let backend = if fe.routes.is_empty() {
+        fe.default_backend
+    } else {
+        with_work(|w| {
+            let ctx = site.ctx(txn, Some(out), Dir::Req);
+            super::route::route(fe, cfg, &ctx, &mut w.s, &mut w.val)
+        })
+    };
+    site.backend = backend;
+    let mut server = None;
+    if let Some(b) = backend.filter(|&b| Some(b) != fe.listen_backend) {
+        let be = &cfg.backends[b];
+        tcp_content(&be.tcp_content, &site, txn, out)?;
+        if !be.http_request.is_empty() {
+            let v = ANSWER.with(|a| {
+                let mut a = a.borrow_mut();
+                let v = run(&be.http_request, &site, txn, out, Dir::Req, &mut a, |_| {
+                    false
+                });
+                if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
+                    std::mem::swap(out, &mut a);
+                }
+                v
+            });
+            early(v, &site, txn, out, minor)?;
+        }
     }
     if let Some(b) = backend {
         let be = &cfg.backends[b];
@@ -347,7 +366,9 @@ fn capture_headers(
 }
 
 /// `option forwardfor` (frontend's, else the backend's), after the rules as HAProxy
-/// adds it: `if-none` looks at the head as the rules left it.
+/// adds it: `if-none` looks at the head as the rules left it. The test for none is
+/// inlined: most requests pay only that.
+#[inline]
 fn forward_for(
     shard: &Shard,
     fe: &crate::config::Frontend,
@@ -359,10 +380,16 @@ fn forward_for(
         .forward_for
         .as_ref()
         .or_else(|| backend.and_then(|b| shard.config.backends[b].forward_for.as_ref()));
-    let Some(ff) = ff.filter(|f| f.applies_to(client)) else {
-        return;
-    };
-    if ff.if_none && Head::new(out).named(ff.header.as_bytes()).next().is_some() {
+    if let Some(ff) = ff {
+        add_forward_for(ff, client, out);
+    }
+}
+
+#[inline(never)]
+fn add_forward_for(ff: &crate::config::ForwardFor, client: std::net::IpAddr, out: &mut Vec<u8>) {
+    if !ff.applies_to(client)
+        || (ff.if_none && Head::new(out).named(ff.header.as_bytes()).next().is_some())
+    {
         return;
     }
     with_work(|w| {

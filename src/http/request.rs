@@ -36,7 +36,7 @@ pub(super) struct RequestMeta {
     pub(super) tunnel: head::TunnelAsk,
     pub(super) backend: Option<usize>,
     /// The balancing hash of a `hash` backend.
-    pub(super) hash: Option<u64>,
+    pub(super) hash: Option<u32>,
     /// The stick-table key of a backend with `stick on`.
     pub(super) stick: Option<u64>,
     /// The Host, for a backend whose servers take their SNI from it (else `None`).
@@ -137,8 +137,9 @@ impl<S: Stream> Conn<S> {
                         let backend = routed.backend;
                         let hash =
                             backend.and_then(|b| match &self.shard.config.backends[b].balance {
-                                BalanceAlgo::Hash { key, .. } => request_hash(
+                                BalanceAlgo::Hash { key, function, .. } => request_hash(
                                     key,
+                                    *function,
                                     crate::rules::Head::new(&self.out),
                                     self.peer.ip(),
                                 ),

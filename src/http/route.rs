@@ -4,9 +4,9 @@
 
 use std::net::IpAddr;
 
-use crate::config::{Config, Frontend, HashKey, RouteTarget};
+use crate::config::{Config, Frontend, HashFunction, HashKey, RouteTarget, UriKey};
 use crate::rules::{Ctx, Head, Scratch};
-use crate::upstream::balance::{hash_key, source_hash};
+use crate::upstream::balance::source_hash;
 
 /// The first rule whose condition holds, else the default backend. A dynamic name
 /// that is no backend gives the default backend (HAProxy tries no later rule).
@@ -36,24 +36,92 @@ pub fn route(
     fe.default_backend
 }
 
-/// The hash a `hash` balancer uses for this request; `None` when the key is absent
-/// (the balancer then falls back to round robin, as HAProxy does).
-pub fn request_hash(key: &HashKey, head: Head<'_>, peer: IpAddr) -> Option<u64> {
-    match key {
-        HashKey::Source => Some(source_hash(peer)),
-        HashKey::Uri => Some(hash_key(head.path_and_query())),
-        HashKey::Path => Some(hash_key(head.path())),
-        HashKey::Header(name) => head
-            .named(name.as_bytes())
-            .next()
-            .map(|f| hash_key(f.value)),
-        HashKey::UrlParam(name) => {
-            let query = head.query()?;
-            crate::rules::head::params(query, b'?')
-                .find(|(k, _)| *k == name.as_bytes())
-                .map(|(_, v)| hash_key(v))
+/// The hash a `hash` balancer uses for this request, as HAProxy 2.6 computes it;
+/// `None` when the key is absent (the balancer then falls back to round robin, as
+/// HAProxy does).
+pub fn request_hash(
+    key: &HashKey,
+    function: HashFunction,
+    head: Head<'_>,
+    peer: IpAddr,
+) -> Option<u32> {
+    let bytes = match key {
+        HashKey::Source => return Some(function.finish(source_hash(peer))),
+        HashKey::Uri(u) => uri_key(u, head),
+        HashKey::Header { name, domain_only } => {
+            let v = head.values(name.as_bytes(), false).next()?;
+            if v.is_empty() {
+                return None;
+            }
+            if *domain_only {
+                domain_of(v)
+            } else {
+                v
+            }
         }
+        HashKey::UrlParam(name) => url_param(head.target(), name.as_bytes())?,
+    };
+    Some(function.hash(bytes))
+}
+
+/// `balance uri`: the target as sent (its path only with `path-only`), cut at the
+/// `?` unless `whole`, after `len` characters, and before the slash that would open
+/// directory `depth + 1`.
+fn uri_key<'a>(u: &UriKey, head: Head<'a>) -> &'a [u8] {
+    let target = if u.path_only {
+        head.path_and_query()
+    } else {
+        head.target()
+    };
+    let max = if u.len > 0 {
+        target.len().min(u.len as usize)
+    } else {
+        target.len()
+    };
+    let mut slashes = 0u32;
+    let end = target[..max]
+        .iter()
+        .position(|&c| match c {
+            b'/' => {
+                slashes += 1;
+                u.depth > 0 && slashes == u.depth + 1
+            }
+            b'?' => !u.whole,
+            _ => false,
+        })
+        .unwrap_or(max);
+    &target[..end]
+}
+
+/// `hdr(name) use_domain_only`: the label before the last dot (`example` of
+/// `www.example.com`); the whole value when it has no dot.
+fn domain_of(v: &[u8]) -> &[u8] {
+    let Some(last_dot) = v.iter().rposition(|&c| c == b'.') else {
+        return v;
+    };
+    let start = v[..last_dot]
+        .iter()
+        .rposition(|&c| c == b'.')
+        .map_or(0, |i| i + 1);
+    &v[start..last_dot]
+}
+
+/// `balance url_param`: the value of the first `name=` parameter of the query (only
+/// `&` separates parameters, as in HAProxy), up to the next `&`.
+fn url_param<'a>(target: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let q = target.iter().position(|&c| c == b'?')?;
+    let mut params = &target[q + 1..];
+    let n = name.len();
+    while params.len() > n {
+        if params[n] == b'=' && &params[..n] == name {
+            let v = &params[n + 1..];
+            let end = v.iter().position(|&c| c == b'&').unwrap_or(v.len());
+            return Some(&v[..end]);
+        }
+        let amp = params.iter().position(|&c| c == b'&')?;
+        params = &params[amp + 1..];
     }
+    None
 }
 
 /// Methods that may be sent twice (RFC 9110 §9.2.2).

@@ -104,17 +104,22 @@ impl Conv {
                 }
                 true
             }),
-            Map(map, default) => match map.lookup(&smp, &s.cur) {
-                Some(v) => Some(v.smp()),
-                None => {
+            Map(map, live, default) => {
+                // A shard's runtime copy (after `add map` & co.) answers first; a
+                // value it found is in the scratch buffer.
+                let found = match ctx.world.and_then(|w| w.pat_value(*live, &smp, s)) {
+                    Some(v) => v,
+                    None => map.lookup(&smp, &s.cur).map(|v| v.smp()),
+                };
+                found.or_else(|| {
                     let d = default.as_deref()?;
                     Some(match map.out {
                         MapOut::Str => Smp::Str(Data::Ref(d)),
                         MapOut::Int => Smp::Int(read_int64(d)),
                         MapOut::Ip => Smp::Ip(super::sample::parse_ip(d)?),
                     })
-                }
-            },
+                })
+            }
             Regsub { re, subst, global } => transform(smp, s, |b, out| {
                 regsub(re, subst, *global, b, out);
                 true
@@ -276,15 +281,8 @@ impl Conv {
                 let v = match h {
                     HashFn::Crc32 => crc32(b, 0xedb8_8320),
                     HashFn::Crc32c => crc32(b, 0x82f6_3b78),
-                    HashFn::Djb2 => b.iter().fold(5381u32, |h, &c| {
-                        h.wrapping_shl(5).wrapping_add(h).wrapping_add(u32::from(c))
-                    }),
-                    HashFn::Sdbm => b.iter().fold(0u32, |h, &c| {
-                        u32::from(c)
-                            .wrapping_add(h << 6)
-                            .wrapping_add(h << 16)
-                            .wrapping_sub(h)
-                    }),
+                    HashFn::Djb2 => crate::hash::djb2(b),
+                    HashFn::Sdbm => crate::hash::sdbm(b),
                     HashFn::Wt6 => wt6(b),
                 };
                 Some(Smp::Int(i64::from(if *avalanche {

@@ -236,6 +236,12 @@ pub struct Facts<'a> {
 }
 
 impl LogFormat {
+    /// Whether the format evaluates a sample expression (`%[...]`): one may read what
+    /// rules keep for a request (variables, `capture.req.*`).
+    pub fn reads_samples(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n, Node::Expr(..)))
+    }
+
     /// Parses `fmt` for `mode` (HAProxy's `parse_logformat_string`).
     pub fn parse(fmt: &str, mode: Mode, env: &mut Env<'_>) -> Result<LogFormat, String> {
         let b = fmt.as_bytes();
@@ -480,11 +486,11 @@ fn parse_flags(spec: &str, f: &mut Flags) -> Result<(), String> {
 pub fn builtin(text: &str) -> std::sync::Arc<LogFormat> {
     let mut vars = super::vars::Registry::default();
     let names = super::Names::default();
-    let mut files = std::collections::HashMap::new();
+    let mut patterns = super::map::PatRefs::default();
     let mut env = Env {
         vars: &mut vars,
         names: &names,
-        files: &mut files,
+        patterns: &mut patterns,
         env: &|_| None,
         table: None,
         backend: None,

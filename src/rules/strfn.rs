@@ -206,48 +206,8 @@ pub(super) fn regsub(
     out.extend_from_slice(&b[last..]);
 }
 
-pub(super) fn crc32(b: &[u8], poly: u32) -> u32 {
-    let mut c = !0u32;
-    for &x in b {
-        c ^= u32::from(x);
-        for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ poly } else { c >> 1 };
-        }
-    }
-    !c
-}
-
-/// HAProxy's `hash_wt6`.
-pub(super) fn wt6(b: &[u8]) -> u32 {
-    let (mut h0, mut h1) = (0xa53c965au32, 0x5ca6953au32);
-    let mut step0 = 6u32;
-    let mut step1 = 18u32;
-    for &c in b {
-        let t = u32::from(c);
-        h0 = !(h0 ^ t);
-        h1 = !(h1.wrapping_add(t));
-        let t = h1.rotate_left(step0);
-        h1 = h0.rotate_left(step1);
-        h0 = t;
-        let t = ((h0 >> 16) ^ h1) & 0xffff;
-        step0 = t & 0x1f;
-        step1 = t >> 11;
-    }
-    h0 ^ h1
-}
-
-/// HAProxy's `full_hash` (the avalanche of `hash-type ... avalanche`).
-pub fn full_hash(a: u32) -> u32 {
-    let mut a = a;
-    a = a.wrapping_add(0x7ed55d16).wrapping_add(a << 12);
-    a = (a ^ 0xc761c23c) ^ (a >> 19);
-    a = a.wrapping_add(0x165667b1).wrapping_add(a << 5);
-    a = a.wrapping_add(0xd3a2646c) ^ (a << 9);
-    a = a.wrapping_add(0xfd7046c5).wrapping_add(a << 3);
-    a = (a ^ 0xb55a4f09) ^ (a >> 16);
-    // Spread over the whole range: a large prime close to 3/4 of it.
-    a.wrapping_mul(3221225473)
-}
+/// The CRC, `wt6` and avalanche hashes are HAProxy's, shared with the balancer.
+pub(super) use crate::hash::{crc32_with as crc32, full_hash, wt6};
 
 /// `utime` / `ltime`: strftime(3) on the epoch seconds `t`.
 pub(super) fn strftime(out: &mut Vec<u8>, format: &CString, t: i64, local: bool) -> Option<()> {

@@ -19,6 +19,8 @@ use crate::limits::{BackendShared, Links, Slots, Waiter};
 
 pub struct ServerState {
     pub name: String,
+    /// HAProxy's server id (places it on a consistent-hash ring).
+    pub id: u32,
     pub addr: SocketAddr,
     pub backup: bool,
     /// Weight set by config or operator (0–256).
@@ -98,8 +100,16 @@ pub struct BackendState {
     primary: RefCell<Balancer>,
     backup: RefCell<Balancer>,
     all_backups: bool,
+    /// A map-based hash of a source, URI or header, with the backups used one at a
+    /// time: HAProxy hashes nothing when a single server is in use, so a request to
+    /// the backups takes slot 0 of their map (`url_param` still hashes).
+    backup_slot_zero: bool,
     maxqueue: Option<usize>,
     pub connect_timeout: Duration,
+    /// `option srvtcpka`: keep-alive probes on new server connections.
+    pub tcpka: Option<crate::config::TcpKeepalive>,
+    /// A `disabled` backend: no server is ever picked (503).
+    pub disabled: bool,
     /// The slots and the queue every shard shares.
     pub shared: Arc<BackendShared>,
     links: Arc<Links>,
@@ -201,6 +211,7 @@ impl BackendState {
             .map(|(i, s, idle)| ServerState {
                 tls: s.tls.as_ref().map(|t| UpTls::new(t, &idle)),
                 name: s.name.clone(),
+                id: s.id,
                 addr: s.addr,
                 backup: s.backup,
                 weight: Cell::new(s.weight),
@@ -227,17 +238,33 @@ impl BackendState {
                     .is_some_and(|t| t.settings.sni.as_ref() == Some(&want))
             })
         };
+        let gcd = super::balance::placement::weight_gcd(b.servers.iter().map(|s| s.weight));
+        let mut primary = Balancer::new(&b.balance, shard as u64);
+        let mut backup = Balancer::new(&b.balance, shard as u64);
+        primary.set_weight_divisor(gcd);
+        backup.set_weight_divisor(gcd);
         let be = BackendState {
+            backup_slot_zero: !b.all_backups
+                && matches!(
+                    &b.balance,
+                    crate::config::BalanceAlgo::Hash {
+                        consistent: false,
+                        key,
+                        ..
+                    } if !matches!(key, crate::config::HashKey::UrlParam(_))
+                ),
             sni_from_host: sni_from(crate::tls::SniSource::HostHeader),
             sni_from_client: sni_from(crate::tls::SniSource::ClientSni),
             name: b.name.clone(),
             active: servers.iter().map(|_| Cell::new(0)).collect(),
             servers,
-            primary: RefCell::new(Balancer::new(&b.balance, shard as u64)),
-            backup: RefCell::new(Balancer::new(&b.balance, shard as u64)),
+            primary: RefCell::new(primary),
+            backup: RefCell::new(backup),
             all_backups: b.all_backups,
             maxqueue: b.maxqueue,
             connect_timeout: b.timeouts.connect,
+            tcpka: b.tcpka,
+            disabled: b.disabled,
             shared,
             links,
             shard,
@@ -257,14 +284,14 @@ impl BackendState {
                 .map(|(i, s)| Member {
                     server: i as u32,
                     weight: s.effective_weight.get(),
-                    name: &s.name,
+                    id: s.id,
                 })
         };
         self.primary.borrow_mut().rebuild(members(false));
         if self.all_backups {
             self.backup.borrow_mut().rebuild(members(true));
         } else {
-            self.backup.borrow_mut().rebuild(members(true).take(1));
+            self.backup.borrow_mut().rebuild_first_of(members(true));
         }
         self.primary.borrow().init_loads(&self.active, |_| u32::MAX);
         self.backup.borrow().init_loads(&self.active, |_| u32::MAX);
@@ -280,14 +307,15 @@ impl BackendState {
         )
     }
 
-    fn pick(&self, key: Option<u64>, tried: &Tried) -> Pick {
+    fn pick(&self, key: Option<u32>, tried: &Tried) -> Pick {
         let primary = self.primary.borrow();
-        let group = if primary.is_empty() {
-            self.backup.borrow()
+        let (group, key) = if primary.is_empty() {
+            let key = key.map(|k| if self.backup_slot_zero { 0 } else { k });
+            (self.backup.borrow(), key)
         } else {
-            primary
+            (primary, key)
         };
-        if group.is_empty() {
+        if group.is_empty() || self.disabled {
             return Pick::NoServer;
         }
         let free = |s: u32| self.servers[s as usize].free();
@@ -307,7 +335,7 @@ impl BackendState {
     /// request must wait in the queue, `acquire`).
     pub fn try_acquire(
         &self,
-        key: Option<u64>,
+        key: Option<u32>,
         tried: &Tried,
     ) -> Result<Option<Taken>, AcquireError> {
         if self.shared.anyone_waiting() {
@@ -332,7 +360,7 @@ impl BackendState {
     /// queue, in arrival order across shards, until `deadline`.
     pub async fn acquire(
         &self,
-        key: Option<u64>,
+        key: Option<u32>,
         tried: &Tried,
         deadline: Instant,
     ) -> Result<Taken, AcquireError> {

@@ -3,18 +3,20 @@
 //! server states is precomputed by `rebuild` (run on a flip, a weight change or a
 //! slow-start step), so a pick never allocates and looks at as few servers as it can.
 //!
-//! Consistent hashing uses a ring with virtual nodes (`VNODES_PER_WEIGHT` per unit of
-//! weight), each placed at xxh3(server name, replica): the same names and weights give
-//! the same ring on every shard and every node, and removing one of N servers only
-//! moves the keys that were on its points (about 1/N). A ring was chosen over Maglev
-//! (needs a full table rebuild with more movement on change) and rendezvous hashing
-//! (O(N) hashes per pick, too slow for 1,024 servers).
+//! Hash balancing places keys exactly as HAProxy 2.6 does (`placement`): a weighted
+//! map for `hash-type map-based`, HAProxy's ring for `hash-type consistent`, so that an
+//! operator moving from HAProxy keeps every cache key on the server it had. HAProxy's
+//! ring is a ring with virtual nodes (16 per unit of weight, placed by server id):
+//! removing one of N servers only moves the keys that were on its points (about 1/N).
+//! A ring lookup is a binary search over a sorted array; Maglev (a full table rebuild
+//! with more movement on change) and rendezvous hashing (O(N) hashes per pick) were
+//! set aside before, and HAProxy compatibility now settles it.
 
 use std::cell::{Cell, RefCell};
 
-use xxhash_rust::xxh3::xxh3_64;
-
 use crate::config::BalanceAlgo;
+
+pub mod placement;
 
 /// least_conn tree keys: load (26 bits) | change sequence (22 bits) | position (16 bits).
 const POS_BITS: u32 = 16;
@@ -25,17 +27,18 @@ const LOAD_MAX: u64 = (1 << 26) - 1;
 /// The key of a member with no free slot (and of empty leaves).
 const FULL: u64 = u64::MAX;
 
-/// Virtual nodes on the consistent-hash ring per unit of weight.
-pub const VNODES_PER_WEIGHT: u32 = 100;
+/// Points on the consistent-hash ring per unit of weight (HAProxy's).
+pub const VNODES_PER_WEIGHT: u32 = placement::POINTS_PER_WEIGHT;
 /// Longest weighted round-robin schedule; larger weight sums are scaled down.
 const MAX_SCHEDULE: u64 = 1 << 16;
 
-/// A member of the group: a server index and its effective weight (> 0).
+/// A member of the group: a server index, its effective weight (> 0) and its
+/// HAProxy server id (which places it on a consistent-hash ring).
 #[derive(Debug, Clone, Copy)]
-pub struct Member<'a> {
+pub struct Member {
     pub server: u32,
     pub weight: u32,
-    pub name: &'a str,
+    pub id: u32,
 }
 
 #[derive(Debug)]
@@ -63,12 +66,16 @@ enum Algo {
         cumulative: Vec<u64>,
     },
     First,
+    /// HAProxy's map: a member position per slot (`hash % len`).
     HashMap {
-        cumulative: Vec<u64>,
+        map: Vec<u32>,
+        /// HAProxy's weight divisor: the gcd of the backend's configured weights.
+        wmult: u32,
         fallback: Cell<usize>,
     },
+    /// HAProxy's ring: (point, member position), sorted by point.
     HashRing {
-        ring: Vec<(u64, u32)>,
+        ring: Vec<(u32, u32)>,
         fallback: Cell<usize>,
     },
 }
@@ -106,7 +113,8 @@ impl Balancer {
             BalanceAlgo::Hash {
                 consistent: false, ..
             } => Algo::HashMap {
-                cumulative: Vec::new(),
+                map: Vec::new(),
+                wmult: 1,
                 fallback: Cell::new(seed as usize),
             },
             BalanceAlgo::Hash {
@@ -123,15 +131,38 @@ impl Balancer {
         }
     }
 
-    /// Replaces the members (servers that can take traffic, in id order).
-    pub fn rebuild<'a>(&mut self, members: impl Iterator<Item = Member<'a>>) {
+    /// HAProxy's map-based weights are the configured ones divided by the gcd of all
+    /// the backend's configured weights (`placement::weight_gcd`).
+    pub fn set_weight_divisor(&mut self, g: u32) {
+        if let Algo::HashMap { wmult, .. } = &mut self.algo {
+            *wmult = g.max(1);
+        }
+    }
+
+    /// Replaces the members (servers that can take traffic, in config order).
+    pub fn rebuild(&mut self, members: impl Iterator<Item = Member>) {
+        self.rebuild_with(members, false);
+    }
+
+    /// The group of a backend whose backups are used one at a time, `members` being
+    /// its usable backups in config order: the first one only, except in a map, which
+    /// HAProxy fills over all of them with as many slots as the first one's weight.
+    pub fn rebuild_first_of(&mut self, members: impl Iterator<Item = Member>) {
+        if matches!(self.algo, Algo::HashMap { .. }) {
+            self.rebuild_with(members, true);
+        } else {
+            self.rebuild_with(members.take(1), false);
+        }
+    }
+
+    fn rebuild_with(&mut self, members: impl Iterator<Item = Member>, first_sized: bool) {
         self.servers.clear();
         self.weights.clear();
-        let mut names = Vec::new();
+        let mut ids = Vec::new();
         for m in members.filter(|m| m.weight > 0) {
             self.servers.push(m.server);
             self.weights.push(m.weight);
-            names.push(m.name);
+            ids.push(m.id);
         }
         match &mut self.algo {
             Algo::Wrr { schedule, pos } => {
@@ -163,7 +194,7 @@ impl Balancer {
                 // Loads are filled in by the caller through `load_changed`.
             }
             Algo::First => {}
-            Algo::Random { cumulative, .. } | Algo::HashMap { cumulative, .. } => {
+            Algo::Random { cumulative, .. } => {
                 cumulative.clear();
                 let mut sum = 0u64;
                 for &w in &self.weights {
@@ -171,19 +202,16 @@ impl Balancer {
                     cumulative.push(sum);
                 }
             }
+            Algo::HashMap { map, wmult, .. } => {
+                let g = *wmult;
+                let eweights: Vec<u32> = self.weights.iter().map(|w| w.div_ceil(g)).collect();
+                *map = match eweights.first() {
+                    Some(&first) if first_sized => placement::interleave_scan(&eweights, first),
+                    _ => placement::interleave(&eweights),
+                };
+            }
             Algo::HashRing { ring, .. } => {
-                ring.clear();
-                let mut label = Vec::with_capacity(64);
-                for (i, (name, &weight)) in names.iter().zip(&self.weights).enumerate() {
-                    for r in 0..weight * VNODES_PER_WEIGHT {
-                        label.clear();
-                        label.extend_from_slice(name.as_bytes());
-                        label.push(b'#');
-                        label.extend_from_slice(&r.to_le_bytes());
-                        ring.push((xxh3_64(&label), i as u32));
-                    }
-                }
-                ring.sort_unstable();
+                placement::ring(ids.iter().copied().zip(self.weights.iter().copied()), ring);
             }
         }
     }
@@ -248,7 +276,7 @@ impl Balancer {
     pub fn pick(
         &self,
         active: &[Cell<u32>],
-        key: Option<u64>,
+        key: Option<u32>,
         ok: impl Fn(u32) -> bool,
     ) -> Option<u32> {
         let n = self.servers.len();
@@ -343,27 +371,33 @@ impl Balancer {
                     .find(|&s| ok(s))
             }
             Algo::First => self.servers.iter().copied().find(|&s| ok(s)),
-            Algo::HashMap {
-                cumulative,
-                fallback,
-            } => {
-                let start = match key {
-                    Some(k) => weighted_index(cumulative, k % cumulative[n - 1]),
-                    None => next_rr(fallback, n),
-                };
-                (0..n)
-                    .map(|k| self.servers[(start + k) % n])
-                    .find(|&s| ok(s))
-            }
+            Algo::HashMap { map, fallback, .. } => match key {
+                // HAProxy takes the key's slot; a retry (or a full server) moves on
+                // to the next slots.
+                Some(k) if !map.is_empty() => {
+                    let len = map.len();
+                    let start = k as usize % len;
+                    (0..len)
+                        .map(|j| self.servers[map[(start + j) % len] as usize])
+                        .find(|&s| ok(s))
+                }
+                _ => {
+                    let start = next_rr(fallback, n);
+                    (0..n)
+                        .map(|k| self.servers[(start + k) % n])
+                        .find(|&s| ok(s))
+                }
+            },
             Algo::HashRing { ring, fallback } => match key {
-                Some(k) => {
+                // The nearest point; a retry moves on to the next points, as HAProxy.
+                Some(k) if !ring.is_empty() => {
                     let len = ring.len();
-                    let start = ring.partition_point(|p| p.0 < k);
+                    let start = placement::nearest(ring, k);
                     (0..len)
                         .map(|j| self.servers[ring[(start + j) % len].1 as usize])
                         .find(|&s| ok(s))
                 }
-                None => {
+                _ => {
                     let start = next_rr(fallback, n);
                     (0..n)
                         .map(|k| self.servers[(start + k) % n])
@@ -385,21 +419,20 @@ fn weighted_index(cumulative: &[u64], r: u64) -> usize {
     cumulative.partition_point(|&c| c <= r)
 }
 
-/// The hash of a client address; IPv4-mapped IPv6 clients hash as their IPv4 address,
-/// so HTTP and TCP frontends (and dual-stack listeners) agree.
-pub fn source_hash(ip: std::net::IpAddr) -> u64 {
+/// HAProxy's hash of a client address for `balance source`: the address's 32-bit
+/// words (network order) xor-ed together, so an IPv4 address hashes as its own value
+/// and an IPv6 one as the xor of its four words. The hash function of `hash-type`
+/// does not apply; `avalanche` does (see `HashFunction::finish`).
+pub fn source_hash(ip: std::net::IpAddr) -> u32 {
     match ip {
-        std::net::IpAddr::V4(v4) => hash_key(&v4.octets()),
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => hash_key(&v4.octets()),
-            None => hash_key(&v6.octets()),
-        },
+        std::net::IpAddr::V4(v4) => u32::from(v4),
+        std::net::IpAddr::V6(v6) => {
+            let b = v6.octets();
+            b.chunks_exact(4)
+                .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+                .fold(0, |h, w| h ^ w)
+        }
     }
-}
-
-/// The hash of a request key, the same on every shard and node.
-pub fn hash_key(bytes: &[u8]) -> u64 {
-    xxh3_64(bytes)
 }
 
 /// A smooth weighted round-robin order of member positions: each member's k-th turn

@@ -93,13 +93,35 @@ impl Mapper<'_> {
                 (BalanceAlgo::Hash { key, .. }, c) => BalanceAlgo::Hash {
                     key: key.clone(),
                     consistent: c,
+                    function: s.hash_function.unwrap_or(HashFunction::default_for(c)),
                 },
                 (b, _) => b.clone(),
             };
+            let explicit: Vec<Option<u32>> = p.servers.iter().map(|x| x.2.id).collect();
+            let ids = match crate::config::number_servers(&explicit) {
+                Ok(ids) => ids,
+                Err((a, b)) => {
+                    self.err(
+                        p.servers[b].0,
+                        format!(
+                            "server '{}' has the same id as server '{}' (line {})",
+                            p.servers[b].1.name, p.servers[a].1.name, p.servers[a].0
+                        ),
+                    );
+                    explicit.iter().map(|x| x.unwrap_or(0)).collect()
+                }
+            };
             backends.push(Backend {
                 name: p.name.clone(),
+                tcpka: s.tcpka[1],
+                disabled: s.disabled,
                 balance,
-                servers: p.servers.iter().map(|x| x.1.clone()).collect(),
+                servers: p
+                    .servers
+                    .iter()
+                    .zip(&ids)
+                    .map(|(x, &id)| Server { id, ..x.1.clone() })
+                    .collect(),
                 all_backups: s.all_backups,
                 retries: s.retries,
                 redispatch: s.redispatch,
@@ -251,6 +273,7 @@ impl Mapper<'_> {
                 .iter()
                 .map(|&(addr, i)| crate::config::Bind {
                     addr,
+                    sock: p.bind_sock[i],
                     accept_proxy: p.bind_opts[i].1,
                     tls: tls[i].clone(),
                 })
@@ -274,6 +297,8 @@ impl Mapper<'_> {
                 // HAProxy forwards CONNECT in http mode.
                 allow_connect: true,
                 maxconn: p.maxconn,
+                tcpka: p.settings.tcpka[0],
+                disabled: p.settings.disabled,
                 rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {
@@ -317,17 +342,20 @@ impl Mapper<'_> {
                 tcp_content: p.tcp_content.clone(),
                 inspect_delay: p.inspect_delay,
                 captures: p.captures.clone(),
+                rule_free: false,
                 timeouts: p.settings.timeouts.clone(),
             });
         }
         if frontends.is_empty() {
             self.err(1, "no frontend or listen section: nothing to listen on");
         }
-        let timeouts = proxies
+        let mut timeouts = proxies
             .first()
             .map(|p| p.settings.timeouts.clone())
             .unwrap_or_else(default_timeouts);
+        timeouts.hard_stop_after = self.hard_stop_after;
         Config {
+            patterns: std::mem::take(&mut self.patterns),
             runtime,
             timeouts,
             limits: self.limits.clone(),

@@ -24,11 +24,11 @@ use super::haproxy::{parse_document, parse_size, parse_time, Document, Line, Sec
 use super::validate::{parse_bind, resolve_addr};
 use super::{
     default_timeouts, usable_cores, Acl, Admin, Backend, BalanceAlgo, CheckKind, Condition, Config,
-    ConfigErrors, DriverChoice, Frontend, HashKey, HealthCheck, HttpAction, HttpRule, Limits, Mode,
-    PoolSettings, Route, Runtime, Server, StatusMatch, TcpRule, Timeouts,
+    ConfigErrors, DriverChoice, Frontend, HashFunction, HashKey, HealthCheck, HttpAction, HttpRule,
+    Limits, Mode, PoolSettings, Route, Runtime, Server, StatusMatch, TcpRule, Timeouts, UriKey,
 };
 use super::{syslog_facility, LogFormat, LogSink, LogTarget, Service};
-use crate::rules::pattern::PatternFile;
+use crate::rules::map::PatRefs;
 use crate::rules::{Env, Names};
 
 /// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
@@ -46,7 +46,8 @@ pub fn from_haproxy_str(
     for w in &doc.warnings {
         m.warnings.push(w.to_string());
     }
-    let cfg = m.map(&doc);
+    let mut cfg = m.map(&doc);
+    crate::config::validate::mark_rule_free(&mut cfg);
     if m.errors.is_empty() {
         Ok((cfg, m.warnings))
     } else {
@@ -67,12 +68,14 @@ struct Mapper<'e> {
     names: Names,
     /// Variable names the rules use.
     vars: crate::rules::vars::Registry,
-    /// Pattern and map files read for this load.
-    files: HashMap<String, Arc<PatternFile>>,
+    /// Pattern and map files read for this load, numbered as HAProxy does.
+    patterns: PatRefs,
     /// Where the expressions being parsed will run (checked as HAProxy checks them).
     phase: Option<crate::rules::parse::Phase>,
     /// Targets of `log TARGET` lines in proxies, by line (the process has one target).
     proxy_logs: Vec<(usize, LogTarget)>,
+    /// `hard-stop-after` (global): the longest a soft stop waits for connections.
+    hard_stop_after: Option<Duration>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -116,6 +119,8 @@ struct Settings {
     forward_for: Option<crate::config::ForwardFor>,
     balance: BalanceAlgo,
     consistent: bool,
+    /// `hash-type`'s function and modifier, when given (else HAProxy's default).
+    hash_function: Option<crate::config::HashFunction>,
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
     server: ServerParams,
@@ -128,6 +133,15 @@ struct Settings {
     dont_log_null: bool,
     stats: StatsSettings,
     close: Close,
+    /// `maxconn` in `defaults`: the limit of every frontend that follows (HAProxy
+    /// applies it to frontends and listens, not to backends).
+    maxconn: Option<u32>,
+    /// `option clitcpka` / `srvtcpka` (`tcpka`: both), and their
+    /// `clitcpka-*` / `srvtcpka-*` values: client side first, server side second.
+    tcpka: [Option<crate::config::TcpKeepalive>; 2],
+    tcpka_values: [crate::config::TcpKeepalive; 2],
+    /// `disabled` (`enabled` undoes it): also from `defaults`, as in HAProxy.
+    disabled: bool,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -165,6 +179,7 @@ impl Default for Settings {
             forward_for: None,
             balance: DEFAULT_BALANCE,
             consistent: false,
+            hash_function: None,
             httpchk: None,
             expect: StatusMatch::Default,
             server: ServerParams::default(),
@@ -174,6 +189,10 @@ impl Default for Settings {
             dont_log_null: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
+            maxconn: None,
+            tcpka: [None; 2],
+            tcpka_values: Default::default(),
+            disabled: false,
         }
     }
 }
@@ -200,6 +219,8 @@ struct ServerParams {
     check_send_proxy: bool,
     pool_purge_delay: Option<Duration>,
     ssl: ssl::ServerSsl,
+    /// `id N`: HAProxy's server id.
+    id: Option<u32>,
 }
 
 /// Where a `use_backend` rule sends a request.
@@ -219,6 +240,8 @@ struct Proxy {
     binds: Vec<(SocketAddr, usize)>,
     /// Per bind line: its TLS options and `accept-proxy`.
     bind_opts: Vec<(ssl::BindSsl, bool)>,
+    /// Per bind line: its socket options.
+    bind_sock: Vec<crate::config::ListenOpts>,
     acls: HashMap<String, Arc<Acl>>,
     rules: Vec<(usize, Condition, Target)>,
     default_backend: Option<(usize, String)>,
@@ -253,9 +276,10 @@ impl<'e> Mapper<'e> {
             env,
             names,
             vars: Default::default(),
-            files: HashMap::new(),
+            patterns: PatRefs::default(),
             phase: None,
             proxy_logs: Vec::new(),
+            hard_stop_after: None,
         }
     }
 
@@ -272,7 +296,7 @@ impl<'e> Mapper<'e> {
         Env {
             vars: &mut self.vars,
             names: &self.names,
-            files: &mut self.files,
+            patterns: &mut self.patterns,
             env: self.env,
             table,
             backend,
@@ -363,6 +387,7 @@ impl<'e> Mapper<'e> {
 
 impl Proxy {
     fn new(name: &str, line: usize, kind: SectionKind, settings: Settings) -> Proxy {
+        let maxconn = settings.maxconn;
         Proxy {
             name: name.to_string(),
             line,
@@ -370,6 +395,7 @@ impl Proxy {
             settings,
             binds: Vec::new(),
             bind_opts: Vec::new(),
+            bind_sock: Vec::new(),
             acls: HashMap::new(),
             rules: Vec::new(),
             default_backend: None,
@@ -388,7 +414,7 @@ impl Proxy {
             response_inspect_delay: None,
             captures: super::Captures::default(),
             use_server: Vec::new(),
-            maxconn: None,
+            maxconn,
             stick: stick::StickLines::default(),
         }
     }

@@ -16,6 +16,7 @@ impl Mapper<'_> {
         let a = l.args();
         let arg = |i: usize| a.get(i).map(String::as_str).unwrap_or("");
         let kw = l.keyword();
+        self.patterns.line = l.line;
         match kw {
             "mode" => match arg(0) {
                 "http" => p.settings.mode = Mode::Http,
@@ -26,6 +27,8 @@ impl Mapper<'_> {
                 ),
             },
             "timeout" => self.timeout(l, &mut p.settings),
+            "clitcpka-idle" | "clitcpka-intvl" | "clitcpka-cnt" | "srvtcpka-idle"
+            | "srvtcpka-intvl" | "srvtcpka-cnt" => self.tcpka_value(l, &mut p.settings),
             "contimeout" | "clitimeout" | "srvtimeout" => self.err(
                 l.line,
                 format!("'{kw}' was removed in HAProxy 2.1: use 'timeout connect|client|server'"),
@@ -37,18 +40,14 @@ impl Mapper<'_> {
             "no" if a.first().map(String::as_str) == Some("log") => p.settings.log = false,
             "option" | "no" => self.option(l, p),
             "balance" if be => self.balance(l, &mut p.settings),
-            "hash-type" if be => match arg(0) {
-                "map-based" => p.settings.consistent = false,
-                "consistent" => p.settings.consistent = true,
-                other => self.err(
-                    l.line,
-                    format!("'hash-type' expects 'map-based' or 'consistent', got '{other}'"),
-                ),
-            },
+            "hash-type" if be => self.hash_type(l, &mut p.settings),
             "http-check" if be => self.http_check(l, &mut p.settings),
             "default-server" if be => {
                 let mut params = p.settings.server.clone();
                 self.server_params(l, a, &mut params);
+                if params.id.take().is_some() {
+                    self.err(l.line, "'id' cannot be used on a 'default-server' line");
+                }
                 p.settings.server = params;
             }
             "http-reuse" if be => match arg(0) {
@@ -70,10 +69,12 @@ impl Mapper<'_> {
                 }
                 None => self.err(l.line, "'log' expects 'global' or a target"),
             },
-            "maxconn" if fe && !is_defaults => match arg(0).parse::<u32>() {
+            "maxconn" if fe => match arg(0).parse::<u32>() {
+                Ok(n) if is_defaults => p.settings.maxconn = (n > 0).then_some(n),
                 Ok(n) => p.maxconn = (n > 0).then_some(n),
                 Err(_) => self.err(l.line, "'maxconn' expects an integer"),
             },
+            // A backend's `maxconn`: HAProxy warns it has no frontend capability.
             "maxconn" | "fullconn" | "backlog" => {
                 self.warn(l.line, format!("'{kw}' is not enforced here"))
             }
@@ -81,7 +82,9 @@ impl Mapper<'_> {
                 self.stats_admin(l, p)
             }
             "stats" => self.stats(l, &mut p.settings),
-            "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
+            "disabled" => p.settings.disabled = true,
+            "enabled" => p.settings.disabled = false,
+            "description" | "id" | "errorfile" | "email-alert"
             | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
             "bind" if fe && !is_defaults => self.bind(l, p),
             "acl" if !is_defaults => self.acl(l, p),
@@ -205,6 +208,38 @@ impl Mapper<'_> {
         }
     }
 
+    /// `clitcpka-idle|intvl T`, `clitcpka-cnt N` and the `srvtcpka-*` ones: the values
+    /// the side's keep-alive probes use, also when `option tcpka` comes later.
+    fn tcpka_value(&mut self, l: &Line, s: &mut Settings) {
+        let kw = l.keyword();
+        let side = usize::from(kw.starts_with("srv"));
+        let arg = l.args().first().map(String::as_str).unwrap_or("");
+        let v = &mut s.tcpka_values[side];
+        if kw.ends_with("-cnt") {
+            match arg.parse::<u32>() {
+                Ok(n) if n > 0 && l.args().len() == 1 => v.cnt = Some(n),
+                _ => return self.err(l.line, format!("'{kw}' expects a positive integer")),
+            }
+        } else {
+            match crate::config::parse_duration(arg) {
+                // The kernel counts these in whole seconds, at least one.
+                Ok(d) if l.args().len() == 1 => {
+                    let d = d.max(Duration::from_secs(1));
+                    if kw.ends_with("-idle") {
+                        v.idle = Some(d)
+                    } else {
+                        v.intvl = Some(d)
+                    }
+                }
+                _ => return self.err(l.line, format!("'{kw}' expects a time (e.g. 30s)")),
+            }
+        }
+        let v = *v;
+        if let Some(on) = s.tcpka[side].as_mut() {
+            *on = v;
+        }
+    }
+
     pub(super) fn timeout(&mut self, l: &Line, s: &mut Settings) {
         let a = l.args();
         let (Some(kind), Some(value)) = (a.first(), a.get(1)) else {
@@ -298,7 +333,17 @@ impl Mapper<'_> {
             "log-health-checks" | "log-separate-errors" | "httpslog" | "dontlog-normal" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
-            "tcpka" | "clitcpka" | "srvtcpka" | "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
+            "tcpka" | "clitcpka" | "srvtcpka" => {
+                let sides: &[usize] = match opt.as_str() {
+                    "clitcpka" => &[0],
+                    "srvtcpka" => &[1],
+                    _ => &[0, 1],
+                };
+                for &i in sides {
+                    s.tcpka[i] = (!negate).then_some(s.tcpka_values[i]);
+                }
+            }
+            "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
             | "http-buffer-request" | "contstats" | "socket-stats" | "prefer-last-server" | "http-no-delay" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
@@ -337,40 +382,123 @@ impl Mapper<'_> {
         }
     }
 
+    /// `hash-type map-based|consistent [sdbm|djb2|wt6|crc32 [avalanche]]`: without a
+    /// function, sdbm (with avalanche for `consistent`), as HAProxy 2.6.
+    fn hash_type(&mut self, l: &Line, s: &mut Settings) {
+        let a = l.args();
+        let consistent = match a.first().map(String::as_str) {
+            Some("consistent") => true,
+            Some("map-based") => false,
+            _ => {
+                return self.err(
+                    l.line,
+                    "'hash-type' only supports 'consistent' and 'map-based'",
+                )
+            }
+        };
+        let function = match a.get(1) {
+            None => HashFunction::default_for(consistent),
+            Some(f) => {
+                let Some(algo) = crate::hash::HashAlgo::parse(f) else {
+                    return self.err(
+                        l.line,
+                        "'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions",
+                    );
+                };
+                let avalanche = match a.get(2).map(String::as_str) {
+                    None => false,
+                    Some("avalanche") => true,
+                    Some(_) => return self.err(
+                        l.line,
+                        "'hash-type' only supports 'avalanche' as a modifier for hash functions",
+                    ),
+                };
+                if a.len() > 3 {
+                    return self.err(l.line, format!("'hash-type': unexpected '{}'", a[3]));
+                }
+                HashFunction { algo, avalanche }
+            }
+        };
+        s.consistent = consistent;
+        s.hash_function = Some(function);
+    }
+
     pub(super) fn balance(&mut self, l: &Line, s: &mut Settings) {
         let a = l.args();
         let Some(algo) = a.first() else {
             return self.err(l.line, "'balance' expects an algorithm");
+        };
+        // The hash type and function are `hash-type`'s, filled in at assembly.
+        let hash = |key| BalanceAlgo::Hash {
+            key,
+            consistent: false,
+            function: HashFunction::default(),
         };
         s.balance = match algo.as_str() {
             "roundrobin" => BalanceAlgo::RoundRobin,
             "static-rr" => BalanceAlgo::StaticRr,
             "leastconn" => BalanceAlgo::LeastConn,
             "first" => BalanceAlgo::First,
-            "source" => BalanceAlgo::Hash {
-                key: HashKey::Source,
-                consistent: false,
-            },
+            "source" => hash(HashKey::Source),
             "uri" => {
-                let whole = a[1..].iter().any(|w| w == "whole");
-                let key = if whole { HashKey::Uri } else { HashKey::Path };
-                BalanceAlgo::Hash {
-                    key,
-                    consistent: false,
+                let mut key = UriKey::default();
+                let mut i = 1;
+                while i < a.len() {
+                    let count = |what: &str| match a.get(i + 1).map(|v| v.parse::<u32>()) {
+                        Some(Ok(n)) if n > 0 => Ok(n),
+                        _ => Err(format!("'balance uri': '{what}' expects a positive integer")),
+                    };
+                    let r = match a[i].as_str() {
+                        "len" => count("len").map(|n| key.len = n),
+                        "depth" => count("depth").map(|n| key.depth = n),
+                        "whole" => {
+                            key.whole = true;
+                            Ok(())
+                        }
+                        "path-only" => {
+                            key.path_only = true;
+                            Ok(())
+                        }
+                        other => Err(format!("'balance uri' only accepts 'len', 'depth', 'path-only' and 'whole' (got '{other}')")),
+                    };
+                    if let Err(e) = r {
+                        return self.err(l.line, e);
+                    }
+                    i += if matches!(a[i].as_str(), "len" | "depth") { 2 } else { 1 };
                 }
+                hash(HashKey::Uri(key))
             }
-            "url_param" => match a.get(1) {
-                Some(name) => BalanceAlgo::Hash {
-                    key: HashKey::UrlParam(name.clone()),
-                    consistent: false,
-                },
-                None => return self.err(l.line, "'balance url_param' expects a parameter name"),
+            "url_param" => match (a.get(1), a.get(2).map(String::as_str)) {
+                (Some(name), None) => hash(HashKey::UrlParam(name.clone())),
+                (Some(_), Some("check_post")) => {
+                    return self.err(
+                        l.line,
+                        "'balance url_param ... check_post' is not supported (the parameter is looked for in the query string only)",
+                    )
+                }
+                (Some(_), Some(other)) => {
+                    return self.err(
+                        l.line,
+                        format!("'balance url_param' only accepts 'check_post' (got '{other}')"),
+                    )
+                }
+                (None, _) => return self.err(l.line, "'balance url_param' expects a parameter name"),
             },
             a0 if a0.starts_with("hdr(") && a0.ends_with(')') && a0.len() > 5 => {
-                BalanceAlgo::Hash {
-                    key: HashKey::Header(a0[4..a0.len() - 1].to_ascii_lowercase()),
-                    consistent: false,
-                }
+                let domain_only = match a.get(1).map(String::as_str) {
+                    None => false,
+                    Some("use_domain_only") => true,
+                    Some(other) => {
+                        return self.err(
+                            l.line,
+                            format!("'balance hdr()' only accepts 'use_domain_only' (got '{other}')"),
+                        )
+                    }
+                };
+                hash(HashKey::Header {
+                    name: a0[4..a0.len() - 1].to_ascii_lowercase(),
+                    domain_only,
+                })
             }
             a0 if a0 == "random" || a0.starts_with("random(") => {
                 let draws = match a0.strip_prefix("random(").and_then(|r| r.strip_suffix(')')) {
@@ -468,6 +596,7 @@ impl Mapper<'_> {
             ..Default::default()
         };
         let mut accept_proxy = false;
+        let mut sock = crate::config::ListenOpts::default();
         let mut i = 1;
         while i < a.len() {
             if let Some(n) = self.bind_ssl_option(l, &a[i..], &mut tls) {
@@ -489,20 +618,36 @@ impl Mapper<'_> {
                     }
                     _ => return self.err(l.line, "bind 'maxconn' expects a positive integer"),
                 },
+                "mss" => match value.and_then(|n| n.parse::<i64>().ok()) {
+                    // HAProxy takes a negative value as "at most"; the kernel clamps.
+                    Some(n) if n != 0 && n.unsigned_abs() <= 65535 => {
+                        sock.mss = Some(n.unsigned_abs() as u32);
+                        i += 1;
+                    }
+                    _ => return self.err(l.line, "bind 'mss' expects a segment size"),
+                },
                 "name" | "id" | "process" | "thread" | "backlog" | "nice" | "mode" | "user"
-                | "group" | "uid" | "gid" | "interface" | "mss" | "tcp-ut" => {
+                | "group" | "uid" | "gid" | "interface" | "tcp-ut" => {
                     if !matches!(opt.as_str(), "name" | "id") {
                         self.warn(l.line, format!("bind option '{opt}' ignored"));
                     }
                     i += 1;
                 }
-                "transparent" | "v4v6" | "v6only" | "defer-accept" | "tfo" | "reuseport"
-                | "no-reuseport" => self.warn(l.line, format!("bind option '{opt}' ignored")),
+                "defer-accept" => sock.defer_accept = true,
+                "tfo" => sock.tfo = true,
+                "transparent" => sock.transparent = true,
+                "v4v6" => sock.v4v6 = true,
+                // ringlb's IPv6 listeners are IPv6-only unless `v4v6`.
+                "v6only" => sock.v4v6 = false,
+                "reuseport" | "no-reuseport" => {
+                    self.warn(l.line, format!("bind option '{opt}' ignored: every shard has its own SO_REUSEPORT listener"))
+                }
                 other => return self.err(l.line, format!("unknown bind option '{other}'")),
             }
         }
         let opts = p.bind_opts.len();
         p.bind_opts.push((tls, accept_proxy));
+        p.bind_sock.push(sock);
         for part in addrs.split(',') {
             if part.contains('@') || part.starts_with('/') {
                 self.err(

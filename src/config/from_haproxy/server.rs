@@ -42,6 +42,8 @@ impl Mapper<'_> {
         }
         let server = Server {
             name: name.clone(),
+            // Numbered at assembly, with the backend's other servers.
+            id: 0,
             addr,
             weight: params.weight.unwrap_or(1),
             backup: params.backup,
@@ -166,7 +168,11 @@ impl Mapper<'_> {
                     }
                     None => self.err(l.line, "'on-error' expects a mode"),
                 },
-                "id" | "cookie" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
+                "id" => match v.map(|v| v.parse::<u32>()) {
+                    Some(Ok(n)) if n > 0 => s.id = Some(n),
+                    _ => self.err(l.line, "'id' expects a strictly positive integer"),
+                },
+                "cookie" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
                 | "agent-inter" | "pool-max-conn" | "max-reuse" => {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }

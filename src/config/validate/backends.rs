@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use super::{resolve_addr, Validator};
 use crate::config::raw::{RawConfig, RawStatusMatch};
-use crate::config::{Backend, BalanceAlgo, CheckKind, HashKey, HealthCheck, Server, StatusMatch};
+use crate::config::{
+    Backend, BalanceAlgo, CheckKind, HashFunction, HashKey, HealthCheck, Server, StatusMatch,
+    UriKey,
+};
 
 impl Validator {
     pub(super) fn backends(&mut self, raw: &RawConfig) -> Vec<Backend> {
@@ -24,6 +27,7 @@ impl Validator {
                 .as_ref()
                 .map(|h| self.health(&format!("{path}.health"), h));
             let mut servers = Vec::new();
+            let mut ids = Vec::new();
             let mut names: HashMap<String, usize> = HashMap::new();
             for (i, s) in b.server.iter().enumerate() {
                 let spath = format!("{path}.server[{i}]");
@@ -61,8 +65,20 @@ impl Validator {
                     Some(m) => Some(m as u32),
                 };
                 let tls = s.tls.as_ref().and_then(|t| self.server_tls(&spath, t));
+                ids.push(match s.id {
+                    None => None,
+                    Some(n) if n > 0 && n <= i64::from(u32::MAX) => Some(n as u32),
+                    Some(n) => {
+                        self.err(
+                            format!("{spath}.id"),
+                            format!("must be a positive integer, got {n}"),
+                        );
+                        None
+                    }
+                });
                 servers.push(Server {
                     tls,
+                    id: 0,
                     name: sname,
                     addr,
                     weight,
@@ -90,6 +106,17 @@ impl Validator {
                     check_send_proxy: s.check_send_proxy.unwrap_or(false),
                     pool_purge_delay: None,
                 });
+            }
+            match crate::config::number_servers(&ids) {
+                Ok(numbers) => {
+                    for (s, id) in servers.iter_mut().zip(numbers) {
+                        s.id = id;
+                    }
+                }
+                Err((a, b)) => self.err(
+                    format!("{path}.server[{b}].id"),
+                    format!("duplicate server id (also server[{a}])"),
+                ),
             }
             let retries = match b.retries {
                 None => 3,
@@ -122,6 +149,8 @@ impl Validator {
                 }
             };
             out.push(Backend {
+                tcpka: None,
+                disabled: false,
                 name: name.clone(),
                 balance,
                 servers,
@@ -209,18 +238,18 @@ impl Validator {
                         }
                     },
                 };
-                let consistent = match b.hash_type.as_deref() {
-                    None | Some("map-based") | Some("map_based") => false,
-                    Some("consistent") => true,
-                    Some(other) => {
-                        self.err(
-                            format!("{path}.hash_type"),
-                            format!("unknown hash type {other:?} (expected \"map-based\" or \"consistent\")"),
-                        );
-                        false
+                let (consistent, function) = match parse_hash_type(b.hash_type.as_deref()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.err(format!("{path}.hash_type"), e);
+                        (false, HashFunction::default())
                     }
                 };
-                BalanceAlgo::Hash { key, consistent }
+                BalanceAlgo::Hash {
+                    key,
+                    consistent,
+                    function,
+                }
             }
             other => {
                 self.err(
@@ -351,18 +380,55 @@ fn parse_hash_key(text: &str) -> Result<HashKey, String> {
     };
     match text {
         "source" => Ok(HashKey::Source),
-        "uri" => Ok(HashKey::Uri),
-        "path" => Ok(HashKey::Path),
+        "uri" => Ok(HashKey::Uri(UriKey {
+            whole: true,
+            ..UriKey::default()
+        })),
+        "path" => Ok(HashKey::Uri(UriKey::default())),
         _ => match text.split_once(':') {
-            Some(("header", name)) if !name.trim().is_empty() => {
-                Ok(HashKey::Header(name.trim().to_ascii_lowercase()))
-            }
+            Some(("header", name)) if !name.trim().is_empty() => Ok(HashKey::Header {
+                name: name.trim().to_ascii_lowercase(),
+                domain_only: false,
+            }),
             Some(("url_param", name)) if !name.trim().is_empty() => {
                 Ok(HashKey::UrlParam(name.trim().to_string()))
             }
             _ => Err(bad()),
         },
     }
+}
+
+/// `"map-based"` or `"consistent"`, optionally followed by a function (`sdbm`, `djb2`,
+/// `wt6`, `crc32`) and `avalanche`, as haproxy.cfg's `hash-type` (unset: map-based).
+fn parse_hash_type(text: Option<&str>) -> Result<(bool, HashFunction), String> {
+    let words: Vec<&str> = text.unwrap_or("map-based").split_whitespace().collect();
+    let consistent = match words.first().copied() {
+        Some("map-based" | "map_based") => false,
+        Some("consistent") => true,
+        _ => {
+            return Err(format!(
+                "unknown hash type {:?} (expected \"map-based\" or \"consistent\", then optionally sdbm|djb2|wt6|crc32 and avalanche)",
+                text.unwrap_or("")
+            ))
+        }
+    };
+    let function = match words.get(1) {
+        None => HashFunction::default_for(consistent),
+        Some(f) => HashFunction {
+            algo: crate::hash::HashAlgo::parse(f).ok_or_else(|| {
+                format!("unknown hash function {f:?} (expected sdbm, djb2, wt6 or crc32)")
+            })?,
+            avalanche: match words.get(2).copied() {
+                None => false,
+                Some("avalanche") => true,
+                Some(m) => return Err(format!("unknown hash modifier {m:?} (expected avalanche)")),
+            },
+        },
+    };
+    if let Some(extra) = words.get(3) {
+        return Err(format!("unexpected {extra:?}"));
+    }
+    Ok((consistent, function))
 }
 
 /// `[200, 204]` or `"200-399"` (or a single code as text).

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::{parse_bind, Validator};
 use crate::config::raw::RawConfig;
-use crate::config::{Acl, AclTest, Backend, Condition, Frontend, LogFormat, Mode, Route};
+use crate::config::{Acl, AclTest, Backend, Condition, Config, Frontend, LogFormat, Mode, Route};
 use crate::rules::fetch::Fetch;
 use crate::rules::pattern::Method;
 
@@ -71,6 +71,7 @@ impl Validator {
                         }
                         binds.push(crate::config::Bind {
                             addr,
+                            sock: Default::default(),
                             accept_proxy: accept_proxy.unwrap_or(f.accept_proxy),
                             tls: if use_tls.unwrap_or(true) {
                                 tls.clone()
@@ -188,7 +189,10 @@ impl Validator {
                 tcp_content: Vec::new(),
                 inspect_delay: None,
                 captures: crate::config::Captures::default(),
+                tcpka: None,
+                disabled: false,
                 maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
+                rule_free: false,
                 http_request: {
                     let mut rules = Vec::new();
                     rate_limits.clear();
@@ -275,4 +279,41 @@ fn acl_test(fetch: Fetch, method: Method, ignore_case: bool, pattern: &str) -> A
         &[pattern],
     )
     .expect("string patterns always compile")
+}
+
+/// Sets each frontend's `rule_free` from what the assembled config holds. Both
+/// syntaxes call it last: a frontend built any other way keeps `false` (the rule
+/// machinery runs, finding nothing to do).
+pub(in crate::config) fn mark_rule_free(cfg: &mut Config) {
+    let backend_free = |b: Option<usize>| {
+        b.and_then(|b| cfg.backends.get(b)).is_none_or(|b| {
+            b.http_request.is_empty()
+                && b.http_response.is_empty()
+                && b.http_after_response.is_empty()
+                && b.tcp_content.is_empty()
+                && b.tcp_response.is_empty()
+                && b.use_server.is_empty()
+        })
+    };
+    let free: Vec<bool> = cfg
+        .frontends
+        .iter()
+        .map(|f| {
+            f.routes.is_empty()
+                && f.http_request.is_empty()
+                && f.http_response.is_empty()
+                && f.http_after_response.is_empty()
+                && f.tcp_connection.is_empty()
+                && f.tcp_session.is_empty()
+                && f.tcp_content.is_empty()
+                && f.captures.request.is_empty()
+                && f.captures.response.is_empty()
+                && f.log_line.as_ref().is_none_or(|l| !l.reads_samples())
+                && backend_free(f.default_backend)
+                && backend_free(f.listen_backend)
+        })
+        .collect();
+    for (f, free) in cfg.frontends.iter_mut().zip(free) {
+        f.rule_free = free;
+    }
 }

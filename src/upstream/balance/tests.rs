@@ -7,12 +7,12 @@ fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("s{}", i + 1)).collect()
 }
 
-fn build(algo: &BalanceAlgo, weights: &[u32], names: &[String]) -> Balancer {
+fn build(algo: &BalanceAlgo, weights: &[u32], _names: &[String]) -> Balancer {
     let mut b = Balancer::new(algo, 0);
     b.rebuild(weights.iter().enumerate().map(|(i, &w)| Member {
         server: i as u32,
         weight: w,
-        name: &names[i],
+        id: i as u32 + 1,
     }));
     let idle: Vec<Cell<u32>> = weights.iter().map(|_| Cell::new(0)).collect();
     b.init_loads(&idle, |_| u32::MAX);
@@ -69,7 +69,7 @@ fn weight_change_keeps_the_rotation_going() {
     b.rebuild([(0u32, 3u32), (1, 1)].iter().map(|&(s, w)| Member {
         server: s,
         weight: w,
-        name: &n[s as usize],
+        id: s + 1,
     }));
     let mut c = [0; 2];
     for _ in 0..400 {
@@ -130,6 +130,7 @@ fn consistent_hash_moves_about_one_nth_of_keys() {
     let algo = BalanceAlgo::Hash {
         key: HashKey::Source,
         consistent: true,
+        function: crate::config::HashFunction::default_for(true),
     };
     let n = names(5);
     let all = build(&algo, &[1; 5], &n);
@@ -139,12 +140,12 @@ fn consistent_hash_moves_about_one_nth_of_keys() {
     fewer.rebuild((0..5u32).filter(|&s| s != 2).map(|s| Member {
         server: s,
         weight: 1,
-        name: &n[s as usize],
+        id: s + 1,
     }));
     let active: Vec<Cell<u32>> = (0..5).map(|_| Cell::new(0)).collect();
     let mut moved = 0;
     for k in 0..1000u32 {
-        let key = hash_key(format!("client-{k}").as_bytes());
+        let key = crate::hash::full_hash(crate::hash::sdbm(format!("client-{k}").as_bytes()));
         let a = all.pick(&active, Some(key), |_| true).unwrap();
         assert_eq!(
             a,
