@@ -55,18 +55,10 @@ impl std::fmt::Display for AcceptError {
 /// The per-connection parts of an accept: the buffer the ClientHello is read into
 /// (the stream takes its own from the shard's free list afterwards). `rx` may already
 /// hold the first bytes of the ClientHello (read with a PROXY header).
+#[derive(Default)]
 pub struct Acceptor {
     pub rx: Vec<u8>,
     pub tx: Vec<u8>,
-}
-
-impl Default for Acceptor {
-    fn default() -> Self {
-        Acceptor {
-            rx: Vec::new(),
-            tx: Vec::new(),
-        }
-    }
 }
 
 /// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`;
