@@ -29,8 +29,7 @@
 //! rustls chose, which is sent (best effort) before the error is returned.
 //!
 //! The stream is a plain struct over a generic `S`, so the client-side stream type can
-//! be an enum (`MaybeTls`: plain or rustls today, a kernel-TLS variant later, where the
-//! record layer moves into the socket and reads become plain reads).
+//! be an enum (`maybe::MaybeTls`: plain or rustls today, a kernel-TLS variant later).
 
 use std::io::{self, BufRead, Write};
 use std::ops::DerefMut;
@@ -46,11 +45,14 @@ use crate::bufpool::PooledBuf;
 /// peer may send is 5 + 2^14 + 256 bytes).
 pub const RX_SIZE: usize = 16 * 1024 + 512;
 
+/// The most plaintext one record carries.
+const MAX_PLAIN: usize = 16 * 1024;
+
 pub type ServerTls<S> = TlsStream<S, ServerConnection>;
 pub type ClientTls<S> = TlsStream<S, ClientConnection>;
 
 pub struct TlsStream<S, C> {
-    io: S,
+    pub(super) io: S,
     conn: C,
     /// Ciphertext read from the socket; `rx[rx_pos..]` is not yet given to rustls.
     /// No buffer (capacity 0) while nothing is pending.
@@ -327,7 +329,9 @@ where
         if self.conn.is_handshaking() {
             self.handshake().await?;
         }
-        let n = self.conn.writer().write(src)?;
+        // One record's worth per call (a short write, which `write_all` continues):
+        // its ciphertext then fits the pooled buffer, which never has to grow.
+        let n = self.conn.writer().write(&src[..src.len().min(MAX_PLAIN)])?;
         self.flush_tls().await?;
         Ok(n)
     }
@@ -505,129 +509,5 @@ where
         deadline: monoio::time::Instant,
     ) -> (io::Result<usize>, Vec<u8>) {
         self.read_plain_until(buf, deadline).await
-    }
-}
-
-/// A server connection's stream: plain TCP or TLS (a kernel-TLS variant would join).
-pub enum MaybeTls<S, C> {
-    Plain(S),
-    Tls(Box<TlsStream<S, C>>),
-}
-
-/// What a connection to a server is.
-pub type ServerStream = MaybeTls<monoio::net::TcpStream, ClientConnection>;
-
-impl<S: std::os::fd::AsRawFd, C> MaybeTls<S, C> {
-    /// The socket's descriptor.
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        match self {
-            MaybeTls::Plain(s) => s.as_raw_fd(),
-            MaybeTls::Tls(t) => t.io.as_raw_fd(),
-        }
-    }
-}
-
-impl<S, C, D> MaybeTls<S, C>
-where
-    S: AsyncReadRent + AsyncWriteRent,
-    C: DerefMut<Target = ConnectionCommon<D>>,
-    D: SideData,
-{
-    /// Nothing buffered above the socket (see `TlsStream::is_drained`).
-    pub fn is_drained(&mut self) -> bool {
-        match self {
-            MaybeTls::Plain(_) => true,
-            MaybeTls::Tls(t) => t.is_drained(),
-        }
-    }
-}
-
-// SAFETY: each variant splits (`TlsStream`'s note above); the variant never changes.
-unsafe impl<S: Split, C> Split for MaybeTls<S, C> {}
-
-impl<C, D> crate::io::Stream for MaybeTls<monoio::net::TcpStream, C>
-where
-    C: DerefMut<Target = ConnectionCommon<D>> + 'static,
-    D: SideData + 'static,
-{
-    fn socket(&self) -> Option<&monoio::net::TcpStream> {
-        match self {
-            MaybeTls::Plain(s) => Some(s),
-            MaybeTls::Tls(_) => None,
-        }
-    }
-
-    fn idle_socket(&mut self) -> Option<&monoio::net::TcpStream> {
-        match self {
-            MaybeTls::Plain(s) => Some(s),
-            MaybeTls::Tls(t) => t.idle_socket(),
-        }
-    }
-
-    async fn read_until(
-        &mut self,
-        buf: Vec<u8>,
-        deadline: monoio::time::Instant,
-    ) -> (io::Result<usize>, Vec<u8>) {
-        match self {
-            MaybeTls::Plain(s) => s.read_until(buf, deadline).await,
-            MaybeTls::Tls(t) => t.read_until(buf, deadline).await,
-        }
-    }
-}
-
-impl<S, C, D> AsyncReadRent for MaybeTls<S, C>
-where
-    S: AsyncReadRent + AsyncWriteRent,
-    C: DerefMut<Target = ConnectionCommon<D>>,
-    D: SideData,
-{
-    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            MaybeTls::Plain(s) => s.read(buf).await,
-            MaybeTls::Tls(s) => s.read(buf).await,
-        }
-    }
-
-    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            MaybeTls::Plain(s) => s.readv(buf).await,
-            MaybeTls::Tls(s) => s.readv(buf).await,
-        }
-    }
-}
-
-impl<S, C, D> AsyncWriteRent for MaybeTls<S, C>
-where
-    S: AsyncReadRent + AsyncWriteRent,
-    C: DerefMut<Target = ConnectionCommon<D>>,
-    D: SideData,
-{
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            MaybeTls::Plain(s) => s.write(buf).await,
-            MaybeTls::Tls(s) => s.write(buf).await,
-        }
-    }
-
-    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            MaybeTls::Plain(s) => s.writev(buf).await,
-            MaybeTls::Tls(s) => s.writev(buf).await,
-        }
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        match self {
-            MaybeTls::Plain(s) => s.flush().await,
-            MaybeTls::Tls(s) => s.flush().await,
-        }
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        match self {
-            MaybeTls::Plain(s) => s.shutdown().await,
-            MaybeTls::Tls(s) => s.shutdown().await,
-        }
     }
 }
