@@ -3,6 +3,7 @@
 
 pub mod acl;
 mod cluster;
+pub mod cookie;
 mod duration;
 pub mod fd_budget;
 mod from_haproxy;
@@ -510,6 +511,8 @@ pub struct Backend {
     pub response_inspect_delay: Option<Duration>,
     /// `use-server` rules, in order.
     pub use_server: Vec<UseServer>,
+    /// Cookie persistence (`cookie NAME ...`).
+    pub cookie: Option<Arc<cookie::Persistence>>,
 }
 
 #[derive(Debug, Clone)]

@@ -138,6 +138,9 @@ pub struct Dispatch {
     fresh: bool,
     /// The server a `use-server` rule chose, tried first on the first attempt.
     forced: Option<u32>,
+    /// `forced` came from a persistence cookie: its server takes the request in
+    /// whatever state the cookie found it (drained, or down under `option persist`).
+    pinned: bool,
     /// The stick record read for the current attempt, and when it was asked.
     recorded: Option<u32>,
     asked: Instant,
@@ -174,6 +177,7 @@ impl Dispatch {
             kept: None,
             fresh: false,
             forced: None,
+            pinned: false,
             recorded: None,
             asked: start,
             sni_host: None,
@@ -219,6 +223,11 @@ impl Dispatch {
     /// can take the request (a retry balances as usual).
     pub fn use_server(&mut self, server: Option<u32>) {
         self.forced = server;
+    }
+
+    /// The `use-server` server came from a persistence cookie (see `pinned`).
+    pub fn pin(&mut self) {
+        self.pinned = true;
     }
 
     /// The next attempt: a slot and a connection, after as many connect failures as
@@ -406,7 +415,7 @@ impl Dispatch {
         if let Some(t) = self
             .forced
             .filter(|_| self.failures == 0)
-            .and_then(|s| be.take(s))
+            .and_then(|s| if self.pinned { be.take_pinned(s) } else { be.take(s) })
         {
             return Ok(Some(t));
         }

@@ -31,6 +31,8 @@ pub struct Routed {
     pub backend: Option<usize>,
     /// A `use-server` rule picked this server (if it can take the request).
     pub server: Option<u32>,
+    /// What the persistence cookie decided (its server is `server` too).
+    pub persist: super::cookie::Persist,
 }
 
 thread_local! {
@@ -102,6 +104,7 @@ pub fn request_phase(
     });
     site.backend = backend;
     let mut server = None;
+    let mut persist = super::cookie::Persist::default();
     if let Some(b) = backend.filter(|&b| Some(b) != fe.listen_backend) {
         let be = &cfg.backends[b];
         tcp_content(&be.tcp_content, &site, txn, out)?;
@@ -119,7 +122,13 @@ pub fn request_phase(
     }
     if let Some(b) = backend {
         let be = &cfg.backends[b];
-        if !be.use_server.is_empty() {
+        // The cookie first (HAProxy's `http_process_request`); `use-server` rules run
+        // only for a request it did not assign.
+        if let Some(ck) = &be.cookie {
+            persist = super::cookie::request(ck, &shard.upstreams.backends[b], out, r.method);
+            server = persist.server;
+        }
+        if server.is_none() && !be.use_server.is_empty() {
             server = with_work(|w| {
                 let ctx = site.ctx(txn, Some(out), Dir::Req);
                 be.use_server
@@ -133,7 +142,11 @@ pub fn request_phase(
         }
     }
     forward_for(shard, fe, backend, client, out);
-    Ok(Routed { backend, server })
+    Ok(Routed {
+        backend,
+        server,
+        persist,
+    })
 }
 
 /// The end of a request: its tracked counters see its status and bytes, and the

@@ -43,6 +43,8 @@ pub(super) struct RequestMeta {
     pub(super) sni_host: Option<Box<str>>,
     /// The server a `use-server` rule chose.
     pub(super) use_server: Option<u32>,
+    /// What the persistence cookie decided.
+    pub(super) persist: super::cookie::Persist,
 }
 
 impl<S: Stream> Conn<S> {
@@ -174,6 +176,7 @@ impl<S: Stream> Conn<S> {
                             hash,
                             stick,
                             use_server: routed.server,
+                            persist: routed.persist,
                         });
                     }
                     Parsed::Reject(reply) => return Err(Stop::Reply(reply)),

@@ -413,6 +413,16 @@ impl BackendState {
         self.occupy(s)
     }
 
+    /// Takes a slot on server `s` whatever its health, weight and admin state, if it
+    /// has one free and nobody waits (a persistence cookie's server, already judged).
+    pub fn take_pinned(&self, s: u32) -> Option<Taken> {
+        let state = self.servers.get(s as usize)?;
+        if !state.free() || self.shared.anyone_waiting() {
+            return None;
+        }
+        self.occupy(s)
+    }
+
     /// Takes a slot on `s` (from its counter when it is limited): `None` when the
     /// counter has none left.
     fn occupy(&self, s: u32) -> Option<Taken> {

@@ -139,6 +139,7 @@ impl Mapper<'_> {
                         }
                     })
                     .collect(),
+                cookie: self.cookie_values(p),
             });
         }
         let mut frontends = Vec::new();

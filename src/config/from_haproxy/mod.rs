@@ -5,6 +5,7 @@
 //! keywords too), a warning for what is safe to ignore.
 
 mod assemble;
+mod cookie;
 mod global;
 mod http_rules;
 mod proxy;
@@ -128,6 +129,10 @@ struct Settings {
     dont_log_null: bool,
     stats: StatsSettings,
     close: Close,
+    /// `cookie NAME ...`, `dynamic-cookie-key`, `option persist`.
+    cookie: Option<crate::config::cookie::Persistence>,
+    dyncookie_key: Option<String>,
+    persist: bool,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -174,6 +179,9 @@ impl Default for Settings {
             dont_log_null: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
+            cookie: None,
+            dyncookie_key: None,
+            persist: false,
         }
     }
 }
@@ -200,6 +208,8 @@ struct ServerParams {
     check_send_proxy: bool,
     pool_purge_delay: Option<Duration>,
     ssl: ssl::ServerSsl,
+    /// `cookie VALUE`: the persistence cookie's value for this server.
+    cookie: Option<String>,
 }
 
 /// Where a `use_backend` rule sends a request.

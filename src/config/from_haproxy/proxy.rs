@@ -46,6 +46,15 @@ impl Mapper<'_> {
                 ),
             },
             "http-check" if be => self.http_check(l, &mut p.settings),
+            "cookie" if be => self.cookie_line(l, &mut p.settings),
+            "cookie" => self.warn(
+                l.line,
+                "'cookie' ignored in a frontend: persistence is a backend setting (as in HAProxy)",
+            ),
+            "dynamic-cookie-key" if be => match a.first() {
+                Some(k) => p.settings.dyncookie_key = Some(k.clone()),
+                None => self.err(l.line, "'dynamic-cookie-key' expects <key> as argument."),
+            },
             "default-server" if be => {
                 let mut params = p.settings.server.clone();
                 self.server_params(l, a, &mut params);
@@ -136,7 +145,6 @@ impl Mapper<'_> {
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
             "compression"
-            | "cookie"
             | "unique-id-format"
             | "unique-id-header"
             | "filter"
@@ -249,6 +257,7 @@ impl Mapper<'_> {
         let s = &mut p.settings;
         match opt.as_str() {
             "redispatch" => s.redispatch = !negate,
+            "persist" => s.persist = !negate,
             "allbackups" => s.all_backups = !negate,
             "forwardfor" if negate => s.forward_for = None,
             "forwardfor" => {

@@ -166,7 +166,11 @@ impl Mapper<'_> {
                     }
                     None => self.err(l.line, "'on-error' expects a mode"),
                 },
-                "id" | "cookie" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
+                "cookie" => match v {
+                    Some(c) => s.cookie = Some(c.clone()),
+                    None => self.err(l.line, "'cookie' expects <value> as argument."),
+                },
+                "id" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
                 | "agent-inter" | "pool-max-conn" | "max-reuse" => {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }

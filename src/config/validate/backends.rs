@@ -145,6 +145,7 @@ impl Validator {
                 tcp_response: Vec::new(),
                 response_inspect_delay: None,
                 use_server: Vec::new(),
+                cookie: None,
             });
         }
         out
