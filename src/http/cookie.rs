@@ -403,10 +403,12 @@ fn cacheable(status: u16, method_cacheable: bool, out: &[u8]) -> bool {
         from = ve;
     }
     let mut ok = true;
+    let mut fresh = false;
     let mut from = first;
     while let Some((_, vs, ve)) = next_header(out, from, b"cache-control") {
         for v in out[vs..ve].split(|&b| b == b',') {
             let v = trim(v);
+            let starts = |p: &[u8]| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p);
             if v.eq_ignore_ascii_case(b"public") {
                 ok = true;
             } else if [&b"private"[..], b"no-cache", b"no-store", b"max-age=0", b"s-maxage=0"]
@@ -414,11 +416,17 @@ fn cacheable(status: u16, method_cacheable: bool, out: &[u8]) -> bool {
                 .any(|x| v.eq_ignore_ascii_case(x))
             {
                 ok = false;
+            } else if starts(b"no-cache=\"set-cookie") {
+            } else if starts(b"s-maxage") || starts(b"max-age") {
+                fresh = true;
             }
         }
         from = ve;
     }
-    ok
+    // HAProxy 2.6 holds a response that has neither an expiry (`max-age`,
+    // `Expires`) nor a validator (`ETag`, `Last-Modified`) as not cacheable.
+    let has = |n: &[u8]| next_header(out, first, n).is_some();
+    ok && (fresh || has(b"expires") || has(b"etag") || has(b"last-modified"))
 }
 
 #[cfg(test)]
@@ -438,11 +446,18 @@ mod tests {
     #[test]
     fn cacheability_follows_status_method_and_cache_control() {
         let h = |extra: &str| format!("HTTP/1.1 200 OK\r\n{extra}\r\n").into_bytes();
-        assert!(cacheable(200, true, &h("")));
-        assert!(!cacheable(200, false, &h("")));
-        assert!(!cacheable(302, true, &h("")));
+        assert!(!cacheable(200, true, &h("")));
+        assert!(cacheable(200, true, &h("ETag: \"x\"\r\n")));
+        assert!(cacheable(200, true, &h("Cache-Control: max-age=60\r\n")));
+        assert!(!cacheable(200, true, &h("Cache-Control: max-age=0\r\n")));
+        assert!(!cacheable(200, false, &h("Expires: 0\r\n")));
+        assert!(!cacheable(302, true, &h("Expires: 0\r\n")));
         assert!(!cacheable(200, true, &h("Cache-Control: no-cache, x\r\n")));
         assert!(!cacheable(200, true, &h("Pragma: no-cache\r\n")));
-        assert!(cacheable(200, true, &h("Cache-Control: private, public\r\n")));
+        assert!(cacheable(
+            200,
+            true,
+            &h("Cache-Control: private, public\r\nLast-Modified: x\r\n")
+        ));
     }
 }
