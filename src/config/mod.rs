@@ -539,6 +539,9 @@ pub struct Server {
     pub pool_purge_delay: Option<Duration>,
     /// TLS to this server (`ssl`), its client config built and checked at load.
     pub tls: Option<std::sync::Arc<crate::tls::UpstreamTls>>,
+    /// haproxy.cfg `server NAME ADDR` without a port (or `ADDR:+N`, `ADDR:-N`): the
+    /// port is the one the client connected to, plus this offset (`addr`'s port is 0).
+    pub port_offset: Option<i32>,
 }
 
 /// Every problem found in a config file, each with its path or line.

@@ -289,12 +289,22 @@ impl Dispatch {
     /// from the request).
     #[inline]
     fn tag(&self, server: u32) -> u64 {
+        // A server without a port: its connections are told apart by the port they
+        // went to (the client's destination port), so that none serves another port.
+        let mapped = match self.shard.upstreams.backends[self.backend].servers[server as usize]
+            .port_offset
+        {
+            Some(_) => (u64::from(self.client.1.port()) << 48) | (1 << 47),
+            None => 0,
+        };
         if self.sni_host.is_none() && self.sni_client.is_none() {
-            return 0;
+            return mapped;
         }
-        self.shard
-            .upstreams
-            .sni_tag(self.backend, server, self.sni_for(server))
+        mapped
+            ^ self
+                .shard
+                .upstreams
+                .sni_tag(self.backend, server, self.sni_for(server))
     }
 
     /// Attempts until one connects or the retries are used up.
@@ -463,7 +473,7 @@ impl Dispatch {
         let shard = &self.shard;
         let mut stream = shard
             .upstreams
-            .connect(self.backend, server)
+            .connect(self.backend, server, self.client.1)
             .await
             .map_err(drop)?;
         let conf = &shard.config.backends[self.backend];

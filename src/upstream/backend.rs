@@ -20,6 +20,8 @@ use crate::limits::{BackendShared, Links, Slots, Waiter};
 pub struct ServerState {
     pub name: String,
     pub addr: SocketAddr,
+    /// The port is the client's destination port plus this (see `config::Server`).
+    pub port_offset: Option<i32>,
     pub backup: bool,
     /// Weight set by config or operator (0–256).
     pub weight: Cell<u32>,
@@ -78,6 +80,18 @@ impl UpTls {
 }
 
 impl ServerState {
+    /// The address to connect to for a client that connected to `local`.
+    pub fn addr_for(&self, local: SocketAddr) -> SocketAddr {
+        match self.port_offset {
+            None => self.addr,
+            Some(off) => {
+                let mut a = self.addr;
+                a.set_port((i32::from(local.port()) + off).clamp(0, 65535) as u16);
+                a
+            }
+        }
+    }
+
     /// Probe up, operator ready, weight above zero.
     pub fn usable(&self) -> bool {
         self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
@@ -202,6 +216,7 @@ impl BackendState {
                 tls: s.tls.as_ref().map(|t| UpTls::new(t, &idle)),
                 name: s.name.clone(),
                 addr: s.addr,
+                port_offset: s.port_offset,
                 backup: s.backup,
                 weight: Cell::new(s.weight),
                 conf_weight: s.weight,

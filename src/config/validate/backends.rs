@@ -89,6 +89,7 @@ impl Validator {
                     },
                     check_send_proxy: s.check_send_proxy.unwrap_or(false),
                     pool_purge_delay: None,
+                    port_offset: None,
                 });
             }
             let retries = match b.retries {
