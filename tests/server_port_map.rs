@@ -44,14 +44,10 @@ fn port_server(l: TcpListener) {
     });
 }
 
-/// A listener on 127.0.0.2 whose port, plus `shift`, is a valid port.
-fn listener_on_2(shift: u16) -> TcpListener {
-    loop {
-        let l = TcpListener::bind("127.0.0.2:0").unwrap();
-        if l.local_addr().unwrap().port().checked_add(shift).is_some() {
-            return l;
-        }
-    }
+/// Serves `port=PORT` on 127.0.0.2:`port` (ringlb binds 127.0.0.1 only, so the same
+/// port is free there unless someone else took it on 127.0.0.2).
+fn serve_on_2(port: u16) {
+    port_server(TcpListener::bind(("127.0.0.2", port)).unwrap());
 }
 
 fn body_at(addr: SocketAddr, c: &mut Option<HttpClient>) -> String {
@@ -61,52 +57,45 @@ fn body_at(addr: SocketAddr, c: &mut Option<HttpClient>) -> String {
 
 #[test]
 fn a_server_without_port_uses_the_clients_destination_port() {
-    // The servers listen on 127.0.0.2:A and 127.0.0.2:B; ringlb binds 127.0.0.1:A and
-    // 127.0.0.1:B+7, with one server `127.0.0.2` and one `127.0.0.2:-7`.
-    let a = listener_on_2(0);
-    let b = listener_on_2(7);
-    let (pa, pb) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
-    port_server(a);
-    port_server(b);
+    // ringlb binds 127.0.0.1:0 (twice); then the servers listen on 127.0.0.2 at the
+    // ports ringlb got (one of them 7 below: `127.0.0.2:-7`).
+    let head = "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n";
     let lb = ringlb_cfg(&format!(
-        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         frontend same\n    bind 127.0.0.1:{pa}\n    default_backend plain\n\
-         frontend shifted\n    bind 127.0.0.1:{}\n    default_backend minus\n\
+        "{head}frontend same\n    bind 127.0.0.1:0\n    default_backend plain\n\
+         frontend shifted\n    bind 127.0.0.1:0\n    default_backend minus\n\
          backend plain\n    server s1 127.0.0.2\n\
-         backend minus\n    server s1 127.0.0.2:-7 check port {pb}\n",
-        pb + 7,
+         backend minus\n    server s1 127.0.0.2:-7 check port 1 inter 1h\n"
     ));
+    let (same, shifted) = (lb.addr("same"), lb.addr("shifted"));
+    serve_on_2(same.port());
+    serve_on_2(shifted.port() - 7);
     let mut c1 = None;
     let mut c2 = None;
     for _ in 0..3 {
-        assert_eq!(body_at(lb.addr("same"), &mut c1), format!("port={pa}"));
-        assert_eq!(body_at(lb.addr("shifted"), &mut c2), format!("port={pb}"));
+        assert_eq!(body_at(same, &mut c1), format!("port={}", same.port()));
+        assert_eq!(body_at(shifted, &mut c2), format!("port={}", shifted.port() - 7));
     }
     drop(lb);
 
     // One backend behind two binds: each request goes to its own port, pooled
-    // connections included (keep-alive clients, alternating).
-    let a2 = listener_on_2(0);
-    let pa2 = a2.local_addr().unwrap().port();
-    port_server(a2);
-    let text = format!(
-        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-         frontend both\n    bind 127.0.0.1:{pa2}\n    bind 127.0.0.1:{pb}\n    default_backend app\n\
+    // connections included (keep-alive clients, alternating, and new ones).
+    let lb = ringlb_cfg(&format!(
+        "{head}frontend both\n    bind 127.0.0.1:0\n    bind 127.0.0.1:0\n    default_backend app\n\
          backend app\n    server s1 127.0.0.2\n"
-    );
-    let lb = ringlb_cfg(&text);
+    ));
+    let addrs = lb.addrs("both");
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    let (ax, ay) = (addrs[0], addrs[1]);
+    serve_on_2(ax.port());
+    serve_on_2(ay.port());
     let mut x = None;
     let mut y = None;
-    let ax: SocketAddr = format!("127.0.0.1:{pa2}").parse().unwrap();
-    let ay: SocketAddr = format!("127.0.0.1:{pb}").parse().unwrap();
     for _ in 0..4 {
-        assert_eq!(body_at(ax, &mut x), format!("port={pa2}"));
-        assert_eq!(body_at(ay, &mut y), format!("port={pb}"));
-        // New client connections too: the server side is pooled.
+        assert_eq!(body_at(ax, &mut x), format!("port={}", ax.port()));
+        assert_eq!(body_at(ay, &mut y), format!("port={}", ay.port()));
         let mut fresh = None;
-        assert_eq!(body_at(ay, &mut fresh), format!("port={pb}"));
+        assert_eq!(body_at(ay, &mut fresh), format!("port={}", ay.port()));
     }
-    drop(lb);
 }
 
 #[test]
