@@ -1,4 +1,4 @@
-//! The admin side: HAProxy's runtime API on a unix socket (`cli`), `show stat` CSV
+//! The admin side: HAProxy's runtime API on unix and TCP sockets (`cli`), `show stat` CSV
 //! (`csv`), and an HTTP listener with Prometheus `/metrics`, `/stats` JSON and `/ready`
 //! (`http`). It runs on its own threads, asks shards for snapshots over channels and
 //! merges them; a shard never waits for it.
@@ -39,6 +39,8 @@ pub struct Admin {
     pub core: Arc<Core>,
     /// The admin HTTP listener's address (port 0 in the config: the one picked).
     pub listen: Option<std::net::SocketAddr>,
+    /// The TCP `stats socket` addresses (with the ports picked for port 0).
+    pub stats_tcp: Vec<std::net::SocketAddr>,
     socket: Option<PathBuf>,
     /// Where shards send the requests for stats pages and metrics they received.
     pub services: Sender<ServiceQuery>,
@@ -60,6 +62,17 @@ impl Admin {
             std::thread::Builder::new()
                 .name("ringlb-cli".into())
                 .spawn(move || cli::serve(core, listener))?;
+        }
+        let mut stats_tcp = Vec::new();
+        for addr in &cfg.admin.stats_tcp {
+            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("stats socket {addr}: {e}"))
+            })?;
+            stats_tcp.push(listener.local_addr()?);
+            let core = core.clone();
+            std::thread::Builder::new()
+                .name("ringlb-cli-tcp".into())
+                .spawn(move || cli::serve_tcp(core, listener))?;
         }
         let mut listen = None;
         if let Some(addr) = cfg.admin.listen {
@@ -87,6 +100,7 @@ impl Admin {
         Ok(Admin {
             core,
             listen,
+            stats_tcp,
             socket: cfg.admin.stats_socket.clone(),
             services,
         })

@@ -316,6 +316,9 @@ pub fn syslog_facility(name: &str) -> Option<u8> {
 pub struct Admin {
     /// HAProxy's runtime API on a unix socket (`stats socket`).
     pub stats_socket: Option<std::path::PathBuf>,
+    /// The same API on TCP addresses (`stats socket ipv4@IP:PORT`, `*:PORT`; port 0:
+    /// the one picked, announced as `listening stats addr=...`).
+    pub stats_tcp: Vec<SocketAddr>,
     /// HTTP listener for `/metrics`, `/stats` and `/ready`.
     pub listen: Option<SocketAddr>,
 }

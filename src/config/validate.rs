@@ -235,6 +235,7 @@ impl Validator {
                     None
                 }
             }),
+            stats_tcp: Vec::new(),
         };
         if raw.admin.stats_socket.as_deref() == Some("") {
             self.err("admin.stats_socket", "must be a path");
