@@ -132,6 +132,9 @@ pub struct Record {
     pub term: Option<Term>,
     /// Its persistence-cookie characters (3rd and 4th; zeros: `--`).
     pub cookie: [u8; 2],
+    /// Answered by the proxy as an intercepted request whatever its status (a
+    /// `monitor-uri` request).
+    pub intercepted: bool,
 }
 
 impl Record {

@@ -396,6 +396,16 @@ pub struct Frontend {
     pub maxconn: Option<u32>,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
+    /// `monitor-uri` and its `monitor fail` conditions.
+    pub monitor: Option<Monitor>,
+}
+
+/// `monitor-uri URI` with `monitor fail if|unless COND` lines: requests for URI are
+/// answered by the proxy (200, or 503 when a condition holds) and not logged.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    pub uri: String,
+    pub fail: Vec<Condition>,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).

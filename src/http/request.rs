@@ -370,7 +370,9 @@ pub(super) fn early_stop(
             hrules::connection_header(out, true, r.minor_version);
             Stop::Tarpit(status)
         }
-        Early::Answer(status) => {
+        Early::Answer(status) | Early::Monitor(status) => {
+            // A monitor answer is one the proxy intercepted, whatever its status.
+            rec.intercepted = matches!(e, Early::Monitor(_));
             // As HAProxy: the connection stays open for the next request when
             // this one has no body to skip.
             let fe = &shard.config.frontends[frontend];

@@ -319,6 +319,15 @@ impl Mapper<'_> {
                 inspect_delay: p.inspect_delay,
                 captures: p.captures.clone(),
                 timeouts: p.settings.timeouts.clone(),
+                monitor: p
+                    .settings
+                    .monitor_uri
+                    .clone()
+                    .filter(|_| mode == Mode::Http)
+                    .map(|uri| crate::config::Monitor {
+                        uri,
+                        fail: p.monitor_fail.clone(),
+                    }),
             });
         }
         if frontends.is_empty() {

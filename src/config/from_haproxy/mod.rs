@@ -133,6 +133,8 @@ struct Settings {
     cookie: Option<crate::config::cookie::Persistence>,
     dyncookie_key: Option<String>,
     persist: bool,
+    /// `monitor-uri`.
+    monitor_uri: Option<String>,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -182,6 +184,7 @@ impl Default for Settings {
             cookie: None,
             dyncookie_key: None,
             persist: false,
+            monitor_uri: None,
         }
     }
 }
@@ -251,6 +254,8 @@ struct Proxy {
     use_server: Vec<(usize, Condition, String)>,
     maxconn: Option<u32>,
     stick: stick::StickLines,
+    /// `monitor fail if|unless COND`.
+    monitor_fail: Vec<Condition>,
 }
 
 impl<'e> Mapper<'e> {
@@ -400,6 +405,7 @@ impl Proxy {
             use_server: Vec::new(),
             maxconn: None,
             stick: stick::StickLines::default(),
+            monitor_fail: Vec::new(),
         }
     }
 }

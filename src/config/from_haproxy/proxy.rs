@@ -47,6 +47,29 @@ impl Mapper<'_> {
             },
             "http-check" if be => self.http_check(l, &mut p.settings),
             "cookie" if be => self.cookie_line(l, &mut p.settings),
+            "monitor-uri" if fe => match a.first() {
+                Some(u) if a.len() == 1 && !u.is_empty() => {
+                    p.settings.monitor_uri = Some(u.clone())
+                }
+                _ => self.err(l.line, "'monitor-uri' expects an URI."),
+            },
+            "monitor" if fe && !is_defaults => match arg(0) {
+                "fail" => {
+                    if !matches!(arg(1), "if" | "unless") {
+                        return self.err(
+                            l.line,
+                            "'monitor fail' expects a condition (if|unless COND).",
+                        );
+                    }
+                    if let Some(c) = self.condition_of(l.line, &a[1..], p, "monitor fail") {
+                        p.monitor_fail.push(c);
+                    }
+                }
+                other => self.err(
+                    l.line,
+                    format!("'monitor' expects 'fail', got '{other}'."),
+                ),
+            },
             "cookie" => self.warn(
                 l.line,
                 "'cookie' ignored in a frontend: persistence is a backend setting (as in HAProxy)",
@@ -152,8 +175,6 @@ impl Mapper<'_> {
             | "errorloc"
             | "errorloc302"
             | "errorloc303"
-            | "monitor-uri"
-            | "monitor"
             | "source"
             | "dispatch"
             | "server-template"

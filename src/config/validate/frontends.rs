@@ -259,6 +259,7 @@ impl Validator {
                     rules
                 },
                 rate_limits: std::mem::take(&mut rate_limits),
+                monitor: None,
                 timeouts: crate::config::default_timeouts(),
             });
         }
