@@ -12,9 +12,8 @@ use common::HttpClient;
 
 /// (status, content type, a stats page?, the server that answered).
 fn look(s: &Side, fe: &str, path: &str, auth: &str) -> (u16, String, bool, String) {
-    let r = HttpClient::connect(s.addr(fe)).request(format!(
-        "GET {path} HTTP/1.1\r\nHost: h\r\n{auth}\r\n"
-    ));
+    let r = HttpClient::connect(s.addr(fe))
+        .request(format!("GET {path} HTTP/1.1\r\nHost: h\r\n{auth}\r\n"));
     let body = r.body_str();
     (
         r.status,
@@ -44,18 +43,25 @@ backend other
     stats realm Private
     server s2 "${S2}"
 "#;
-    let t = Twins::start(body, &[("web", "PORT")], &[("S1", Srv::Up("s1")), ("S2", Srv::Up("s2"))]);
+    let t = Twins::start(
+        body,
+        &[("web", "PORT")],
+        &[("S1", Srv::Up("s1")), ("S2", Srv::Up("s2"))],
+    );
     // admin:secret
     let basic = "Authorization: Basic YWRtaW46c2VjcmV0\r\n";
-    t.same("the stats URI of each backend, and ordinary requests", |s| {
-        vec![
-            look(s, "web", "/haproxy?stats", ""),
-            look(s, "web", "/haproxy?stats;csv", ""),
-            look(s, "web", "/", ""),
-            look(s, "web", "/app/page", ""),
-            look(s, "web", "/other/stats", ""),
-            look(s, "web", "/other/stats", basic),
-            look(s, "web", "/other/page", ""),
-        ]
-    });
+    t.same(
+        "the stats URI of each backend, and ordinary requests",
+        |s| {
+            vec![
+                look(s, "web", "/haproxy?stats", ""),
+                look(s, "web", "/haproxy?stats;csv", ""),
+                look(s, "web", "/", ""),
+                look(s, "web", "/app/page", ""),
+                look(s, "web", "/other/stats", ""),
+                look(s, "web", "/other/stats", basic),
+                look(s, "web", "/other/page", ""),
+            ]
+        },
+    );
 }

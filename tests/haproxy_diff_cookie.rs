@@ -33,7 +33,13 @@ fn ask(s: &Side, fe: &str, method: &str, path: &str, extra: &str) -> Seen {
                 .map(|(_, v)| v.clone())
         });
     let vals = |n: &str| r.header_values(n).iter().map(|v| v.to_string()).collect();
-    (r.status, server, vals("set-cookie"), vals("cache-control"), cookie_seen)
+    (
+        r.status,
+        server,
+        vals("set-cookie"),
+        vals("cache-control"),
+        cookie_seen,
+    )
 }
 
 /// The `%tsc` of each request line (`"GET /path HTTP/1.1"`) that `tag` logged.
@@ -91,7 +97,11 @@ backend app
         &global,
         body,
         &[("web", "PORT")],
-        &[("S1", Srv::Up("s1")), ("S2", Srv::Up("s2")), ("S3", Srv::Up("s3"))],
+        &[
+            ("S1", Srv::Up("s1")),
+            ("S2", Srv::Up("s2")),
+            ("S3", Srv::Up("s3")),
+        ],
     );
     let steps: [(&str, &str, &str); 15] = [
         ("GET", "/p1", ""),
@@ -102,13 +112,25 @@ backend app
         ("POST", "/p6", ""),
         ("GET", "/status/302", ""),
         ("GET", "/p7", "x-respond-cache-control: private\r\n"),
-        ("GET", "/p8", "Cookie: SRV=a\r\nx-respond-set-cookie: SRV=server; path=/x\r\n"),
+        (
+            "GET",
+            "/p8",
+            "Cookie: SRV=a\r\nx-respond-set-cookie: SRV=server; path=/x\r\n",
+        ),
         ("GET", "/p9", "x-respond-set-cookie: app=1\r\n"),
         ("GET", "/p10", "Cookie: SRV=\r\n"),
         ("GET", "/p11", "x-respond-etag: \"v\"\r\n"),
         ("GET", "/p12", "x-respond-cache-control: max-age=60\r\n"),
-        ("HEAD", "/p13", "x-respond-expires: Thu, 01 Jan 2037 00:00:00 GMT\r\n"),
-        ("GET", "/p14", "x-respond-cache-control: public, no-store\r\nx-respond-etag: \"v\"\r\n"),
+        (
+            "HEAD",
+            "/p13",
+            "x-respond-expires: Thu, 01 Jan 2037 00:00:00 GMT\r\n",
+        ),
+        (
+            "GET",
+            "/p14",
+            "x-respond-cache-control: public, no-store\r\nx-respond-etag: \"v\"\r\n",
+        ),
     ];
     let paths: Vec<&str> = steps.iter().map(|s| s.1).collect();
     t.same("requests with and without the persistence cookie", |s| {
@@ -116,7 +138,11 @@ backend app
             .iter()
             .map(|(m, p, h)| ask(s, "web", m, p, h))
             .collect();
-        let tag = if s.who == "haproxy" { "haproxy" } else { "ringlb" };
+        let tag = if s.who == "haproxy" {
+            "haproxy"
+        } else {
+            "ringlb"
+        };
         (seen, log_states(&log, tag, &paths))
     });
 }
@@ -153,15 +179,37 @@ backend dyn
     let t = Twins::start(
         body,
         &[("rw", "PORT1"), ("px", "PORT2"), ("dy", "PORT3")],
-        &[("R1", Srv::Up("r1")), ("P1", Srv::Up("p1")), ("D1", Srv::Up("d1"))],
+        &[
+            ("R1", Srv::Up("r1")),
+            ("P1", Srv::Up("p1")),
+            ("D1", Srv::Up("d1")),
+        ],
     );
     t.same("rewrite and prefix modes", |s| {
         vec![
-            ask(s, "rw", "GET", "/", "x-respond-set-cookie: SRV=anything; path=/\r\n"),
+            ask(
+                s,
+                "rw",
+                "GET",
+                "/",
+                "x-respond-set-cookie: SRV=anything; path=/\r\n",
+            ),
             ask(s, "rw", "GET", "/", "Cookie: SRV=one\r\n"),
             ask(s, "rw", "GET", "/", ""),
-            ask(s, "px", "GET", "/", "x-respond-set-cookie: JSESSIONID=abc123; path=/\r\n"),
-            ask(s, "px", "GET", "/", "Cookie: JSESSIONID=pre~abc123; x=y\r\n"),
+            ask(
+                s,
+                "px",
+                "GET",
+                "/",
+                "x-respond-set-cookie: JSESSIONID=abc123; path=/\r\n",
+            ),
+            ask(
+                s,
+                "px",
+                "GET",
+                "/",
+                "Cookie: JSESSIONID=pre~abc123; x=y\r\n",
+            ),
             ask(s, "px", "GET", "/", "Cookie: JSESSIONID=abc123\r\n"),
         ]
     });

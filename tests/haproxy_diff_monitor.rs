@@ -17,7 +17,8 @@ use common::twins::{stat_rows, Side, Srv, Twins};
 fn raw_answers(addr: SocketAddr, raw: &str) -> String {
     let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(raw.as_bytes()).unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(400)))
+        .unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
@@ -111,12 +112,20 @@ backend app
 #[test]
 fn bad_monitor_lines_are_refused_with_their_line() {
     use common::haproxy::{haproxy_check, ringlb_check, write_cfg};
-    for bad in ["monitor-uri", "monitor fail", "monitor pass if TRUE", "monitor fail if { nosuchfetch }"] {
+    for bad in [
+        "monitor-uri",
+        "monitor fail",
+        "monitor pass if TRUE",
+        "monitor fail if { nosuchfetch }",
+    ] {
         let text = format!(
             "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nfrontend web\n    bind 127.0.0.1:0\n    {bad}\n    default_backend app\nbackend app\n    server s1 127.0.0.1:80\n"
         );
         let cfg = write_cfg(&text);
-        assert!(!haproxy_check(cfg.path(), &[]).status.success(), "HAProxy accepted '{bad}'");
+        assert!(
+            !haproxy_check(cfg.path(), &[]).status.success(),
+            "HAProxy accepted '{bad}'"
+        );
         let lb = ringlb_check(cfg.path(), &[]);
         let said = format!("{}{}", lb.stdout, lb.stderr);
         assert!(!lb.status.success(), "ringlb accepted '{bad}'");

@@ -73,7 +73,10 @@ fn a_server_without_port_uses_the_clients_destination_port() {
     let mut c2 = None;
     for _ in 0..3 {
         assert_eq!(body_at(same, &mut c1), format!("port={}", same.port()));
-        assert_eq!(body_at(shifted, &mut c2), format!("port={}", shifted.port() - 7));
+        assert_eq!(
+            body_at(shifted, &mut c2),
+            format!("port={}", shifted.port() - 7)
+        );
     }
     drop(lb);
 

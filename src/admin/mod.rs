@@ -65,9 +65,8 @@ impl Admin {
         }
         let mut stats_tcp = Vec::new();
         for addr in &cfg.admin.stats_tcp {
-            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("stats socket {addr}: {e}"))
-            })?;
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("stats socket {addr}: {e}")))?;
             stats_tcp.push(listener.local_addr()?);
             let core = core.clone();
             std::thread::Builder::new()

@@ -422,11 +422,13 @@ impl Dispatch {
     fn slot_now(&mut self, asked: Instant) -> Result<Option<Taken>, GiveUp> {
         let shard = &self.shard;
         let be = &shard.upstreams.backends[self.backend];
-        if let Some(t) = self
-            .forced
-            .filter(|_| self.failures == 0)
-            .and_then(|s| if self.pinned { be.take_pinned(s) } else { be.take(s) })
-        {
+        if let Some(t) = self.forced.filter(|_| self.failures == 0).and_then(|s| {
+            if self.pinned {
+                be.take_pinned(s)
+            } else {
+                be.take(s)
+            }
+        }) {
             return Ok(Some(t));
         }
         if let Some(k) = self.stick {

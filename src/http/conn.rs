@@ -237,7 +237,9 @@ async fn run<S: Stream>(
             // redirect or a return, one the proxy intercepted.
             let fe = &conn.shard.stats.frontends[conn.frontend];
             Counters::inc(
-                if (*status >= 400 && !conn.rec.intercepted) || matches!(result, Err(Stop::Tarpit(_))) {
+                if (*status >= 400 && !conn.rec.intercepted)
+                    || matches!(result, Err(Stop::Tarpit(_)))
+                {
                     &fe.denied
                 } else {
                     &fe.intercepted

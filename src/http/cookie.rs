@@ -104,8 +104,14 @@ fn next_header(head: &[u8], from: usize, name: &[u8]) -> Option<(usize, usize, u
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let a = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let b = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(a, |p| p + 1);
+    let a = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let b = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(a, |p| p + 1);
     &s[a..b]
 }
 
@@ -370,18 +376,27 @@ pub fn response(conf: &Persistence, p: &mut Persist, server: u32, status: u16, o
         }
         super::edit::add_header(out, "set-cookie", &s);
     });
-    p.res = if value.is_some() && direct { b'U' } else { b'I' };
+    p.res = if value.is_some() && direct {
+        b'U'
+    } else {
+        b'I'
+    };
     if cacheable {
         super::edit::add_header(out, "cache-control", b"private");
     }
 }
 
 fn trim_start_len(s: &[u8]) -> usize {
-    s.len() - s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len())
+    s.len()
+        - s.iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(s.len())
 }
 
 fn trim_end_pos(s: &[u8]) -> usize {
-    s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1)
+    s.iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1)
 }
 
 /// HAProxy's `TX_CACHEABLE` for the response in `out`: a safe method, a status
@@ -390,7 +405,10 @@ fn trim_end_pos(s: &[u8]) -> usize {
 /// reads them in order).
 fn cacheable(status: u16, method_cacheable: bool, out: &[u8]) -> bool {
     if !method_cacheable
-        || !matches!(status, 200 | 203 | 204 | 206 | 300 | 301 | 404 | 405 | 410 | 414 | 501)
+        || !matches!(
+            status,
+            200 | 203 | 204 | 206 | 300 | 301 | 404 | 405 | 410 | 414 | 501
+        )
     {
         return false;
     }
@@ -411,9 +429,15 @@ fn cacheable(status: u16, method_cacheable: bool, out: &[u8]) -> bool {
             let starts = |p: &[u8]| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p);
             if v.eq_ignore_ascii_case(b"public") {
                 ok = true;
-            } else if [&b"private"[..], b"no-cache", b"no-store", b"max-age=0", b"s-maxage=0"]
-                .iter()
-                .any(|x| v.eq_ignore_ascii_case(x))
+            } else if [
+                &b"private"[..],
+                b"no-cache",
+                b"no-store",
+                b"max-age=0",
+                b"s-maxage=0",
+            ]
+            .iter()
+            .any(|x| v.eq_ignore_ascii_case(x))
             {
                 ok = false;
             } else if starts(b"no-cache=\"set-cookie") {

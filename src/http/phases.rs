@@ -171,7 +171,9 @@ fn monitor_matches(uri: &str, target: &str) -> bool {
     }
     // An absolute-form target: its path starts after `scheme://authority`.
     let path = match target.find("://") {
-        Some(s) => target[s + 3..].find('/').map_or("", |p| &target[s + 3 + p..]),
+        Some(s) => target[s + 3..]
+            .find('/')
+            .map_or("", |p| &target[s + 3 + p..]),
         None => return false,
     };
     path == uri

@@ -249,8 +249,8 @@ impl Mapper<'_> {
                         )
                     }
                 },
-                "mode" | "user" | "group" | "uid" | "gid" | "expose-fd" | "maxconn"
-                | "name" | "severity-output" => {
+                "mode" | "user" | "group" | "uid" | "gid" | "expose-fd" | "maxconn" | "name"
+                | "severity-output" => {
                     rest.next();
                 }
                 other => self.warn(l.line, format!("stats socket option '{other}' ignored")),
@@ -295,7 +295,10 @@ impl Mapper<'_> {
                 SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, sa.port()))
             }
             Some("ipv4") if sa.is_ipv6() => {
-                return self.err(l.line, format!("stats socket '{target}': not an IPv4 address"))
+                return self.err(
+                    l.line,
+                    format!("stats socket '{target}': not an IPv4 address"),
+                )
             }
             _ => sa,
         };
