@@ -47,6 +47,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         fixed.push("changing the shard count, driver or cpus needs a restart");
     }
     if new.admin.stats_socket != old.admin.stats_socket
+        || new.admin.stats_unix_more != old.admin.stats_unix_more
         || new.admin.stats_tcp != old.admin.stats_tcp
         || new.admin.listen != old.admin.listen
     {

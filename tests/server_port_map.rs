@@ -122,3 +122,17 @@ fn check_without_any_port_is_refused_with_its_line() {
         }
     }
 }
+
+/// `server s1 *:PORT` is 0.0.0.0:PORT for HAProxy, which Linux connects to locally.
+#[test]
+fn a_star_server_address_connects_locally() {
+    let s1 = common::TestBackend::start("s1");
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend web\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    server s1 *:{}\n",
+        s1.addr().port()
+    ));
+    let mut c = None;
+    assert_eq!(body_at(lb.addr("web"), &mut c), "backend=s1");
+}

@@ -1,5 +1,5 @@
-//! `stats socket` on TCP addresses (`ipv4@127.0.0.1:0 level admin`, `*:PORT`), beside a
-//! unix one: the same runtime API answers a TCP client (`show info`, `show stat`,
+//! `stats socket` on TCP addresses (`ipv4@127.0.0.1:0 level admin`, `*:PORT`), beside
+//! unix ones (several lines): the same runtime API answers a TCP client (`show info`, `show stat`,
 //! `disable server` / `enable server` in force for the traffic), each TCP socket's
 //! address is announced (`listening stats addr=IP:PORT`), and a TCP socket without
 //! `level admin` is refused with its line (ringlb's API has no lower levels).
@@ -34,12 +34,14 @@ fn the_runtime_api_answers_on_tcp_stats_sockets() {
     let s1 = TestBackend::start("s1");
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
+    let sock2 = dir.path().join("second.sock");
     let lb = ringlb_cfg(&format!(
-        "global\n    nbthread 1\n    stats socket {} mode 600 level admin\n    stats socket ipv4@127.0.0.1:0 level admin\n    stats socket 127.0.0.1:0 level admin expose-fd listeners\n\
+        "global\n    nbthread 1\n    stats socket {} mode 600 level admin\n    stats socket {}\n    stats socket ipv4@127.0.0.1:0 level admin\n    stats socket 127.0.0.1:0 level admin expose-fd listeners\n\
          defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
          frontend web\n    bind 127.0.0.1:0\n    default_backend app\n\
          backend app\n    server s1 {}\n",
         sock.display(),
+        sock2.display(),
         s1.addr()
     ));
     let stats: Vec<SocketAddr> = lb
@@ -51,6 +53,11 @@ fn the_runtime_api_answers_on_tcp_stats_sockets() {
     assert_eq!(stats.len(), 2, "{:?}", lb.stdout_lines());
     assert!(stats.iter().all(|a| a.port() != 0));
     let fe = lb.addr("web");
+    // Several unix sockets, each the same API.
+    assert_eq!(
+        cli(&sock2, "show servers state app").lines().count(),
+        cli(&sock, "show servers state app").lines().count()
+    );
     for &tcp in &stats {
         assert!(tcp_cli(tcp, "show info").contains("Name: "));
         let stat = tcp_cli(tcp, "show stat");

@@ -41,7 +41,7 @@ pub struct Admin {
     pub listen: Option<std::net::SocketAddr>,
     /// The TCP `stats socket` addresses (with the ports picked for port 0).
     pub stats_tcp: Vec<std::net::SocketAddr>,
-    socket: Option<PathBuf>,
+    sockets: Vec<PathBuf>,
     /// Where shards send the requests for stats pages and metrics they received.
     pub services: Sender<ServiceQuery>,
 }
@@ -50,7 +50,7 @@ impl Admin {
     /// Starts the runtime API and the HTTP listener that `cfg.admin` asks for.
     pub fn start(core: Arc<Core>) -> std::io::Result<Admin> {
         let cfg = core.cfg();
-        if let Some(path) = &cfg.admin.stats_socket {
+        for path in cfg.admin.unix_sockets() {
             // A socket file left by a previous run would make bind fail.
             if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
                 let _ = std::fs::remove_file(path);
@@ -100,7 +100,7 @@ impl Admin {
             core,
             listen,
             stats_tcp,
-            socket: cfg.admin.stats_socket.clone(),
+            sockets: cfg.admin.unix_sockets().cloned().collect(),
             services,
         })
     }
@@ -131,7 +131,7 @@ fn answer(core: &Core, q: &ServiceQuery) -> ServiceAnswer {
 
 impl Drop for Admin {
     fn drop(&mut self) {
-        if let Some(p) = &self.socket {
+        for p in &self.sockets {
             let _ = std::fs::remove_file(p);
         }
     }

@@ -316,11 +316,20 @@ pub fn syslog_facility(name: &str) -> Option<u8> {
 pub struct Admin {
     /// HAProxy's runtime API on a unix socket (`stats socket`).
     pub stats_socket: Option<std::path::PathBuf>,
+    /// More unix sockets with the same API (further `stats socket PATH` lines).
+    pub stats_unix_more: Vec<std::path::PathBuf>,
     /// The same API on TCP addresses (`stats socket ipv4@IP:PORT`, `*:PORT`; port 0:
     /// the one picked, announced as `listening stats addr=...`).
     pub stats_tcp: Vec<SocketAddr>,
     /// HTTP listener for `/metrics`, `/stats` and `/ready`.
     pub listen: Option<SocketAddr>,
+}
+
+impl Admin {
+    /// Every unix `stats socket` path.
+    pub fn unix_sockets(&self) -> impl Iterator<Item = &std::path::PathBuf> {
+        self.stats_socket.iter().chain(self.stats_unix_more.iter())
+    }
 }
 
 /// Which bind of which frontend a listening socket serves (indices into `Config`).

@@ -236,6 +236,7 @@ impl Validator {
                 }
             }),
             stats_tcp: Vec::new(),
+            stats_unix_more: Vec::new(),
         };
         if raw.admin.stats_socket.as_deref() == Some("") {
             self.err("admin.stats_socket", "must be a path");

@@ -273,12 +273,10 @@ impl Mapper<'_> {
         };
         if !tcp {
             if admin.stats_socket.is_some() {
-                return self.err(
-                    l.line,
-                    "only one unix 'stats socket' is supported (TCP ones may be added)",
-                );
+                admin.stats_unix_more.push(addr.into());
+            } else {
+                admin.stats_socket = Some(addr.into());
             }
-            admin.stats_socket = Some(addr.into());
             return;
         }
         // `ipv6@:::9999`: an IPv6 address without brackets ends at the last colon.

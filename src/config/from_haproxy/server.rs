@@ -22,6 +22,15 @@ impl Mapper<'_> {
         // Without a port, or with `+N` / `-N`, the port is the client's destination
         // port (plus N), as in HAProxy.
         let mut port_offset = None;
+        // `*:PORT` is 0.0.0.0:PORT for HAProxy (which Linux connects to locally).
+        let star;
+        let addr = match addr.strip_prefix("*:") {
+            Some(port) => {
+                star = format!("0.0.0.0:{port}");
+                &star
+            }
+            None => addr,
+        };
         let with_port = match (addr.rsplit_once(':'), addr.starts_with('[')) {
             (Some((_, port)), _)
                 if port.parse::<u16>().is_ok()
