@@ -102,6 +102,16 @@ impl Mapper<'_> {
     /// derives from the key and the server's address.
     pub(super) fn cookie_values(&mut self, p: &Proxy) -> Option<Arc<Persistence>> {
         let mut c = p.settings.cookie.clone()?;
+        if p.settings.mode != Mode::Http {
+            self.warn(
+                p.line,
+                format!(
+                    "'cookie' statement ignored for proxy '{}' as it requires HTTP mode (as in HAProxy)",
+                    p.name
+                ),
+            );
+            return None;
+        }
         c.persist = p.settings.persist;
         let key = p.settings.dyncookie_key.as_deref();
         c.values = p
