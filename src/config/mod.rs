@@ -2,12 +2,14 @@
 //! end here; the data path only ever sees these types.
 
 pub mod acl;
+mod admin;
 mod cluster;
 pub mod cookie;
 mod duration;
 pub mod fd_budget;
 mod from_haproxy;
 pub mod haproxy;
+mod log;
 mod raw;
 pub mod tls;
 mod validate;
@@ -23,9 +25,11 @@ pub use crate::rules::action::{
 };
 pub use crate::rules::stick::TableSpec;
 pub use crate::rules::{Acl, AclTest, Condition};
+pub use admin::{Admin, Monitor};
 pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, StickTable};
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
+pub use log::{syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_INFO};
 pub use validate::from_toml_str;
 
 /// Which io driver a shard runs on.
@@ -156,6 +160,8 @@ pub struct Config {
     pub vars: crate::rules::vars::Registry,
     /// Stick tables of the rule language (`track-scN`, `sc_*`), by index.
     pub tables: Vec<TableSpec>,
+    /// Map and pattern files and ACL patterns, numbered as the runtime API names them.
+    pub patterns: crate::rules::map::PatRefs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,99 +245,6 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
 }
 
-/// Where access log lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogSink {
-    Stdout,
-    Stderr,
-    /// Syslog over UDP (RFC 3164 framing, one line per datagram).
-    Udp(SocketAddr),
-    /// Syslog to a local unix datagram socket (`log /dev/log`, `unix@PATH`), framed as
-    /// for UDP.
-    Unix(std::path::PathBuf),
-    /// Appended to a file.
-    File(std::path::PathBuf),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogTarget {
-    pub sink: LogSink,
-    /// Syslog facility number (local0 = 16).
-    pub facility: u8,
-    /// Lines without a syslog header (`format raw`), the default on stdout/stderr.
-    pub raw: bool,
-    /// The least severe level sent (`log ... local0 notice`: 5); access log lines are
-    /// `info` (6), so a target whose level is more severe receives none, as in HAProxy.
-    pub level: u8,
-}
-
-/// Syslog severities by HAProxy's names (`emerg` = 0 ... `debug` = 7).
-pub fn syslog_level(name: &str) -> Option<u8> {
-    const NAMES: [&str; 8] = [
-        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
-}
-
-/// The severity of access log lines.
-pub const LOG_LEVEL_INFO: u8 = 6;
-
-/// HAProxy's access log formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// `option httplog`.
-    Http,
-    /// `option tcplog`.
-    Tcp,
-    /// `option httplog clf`.
-    Clf,
-    /// `log-format` (the line is in `Frontend::log_line`).
-    Custom,
-}
-
-impl LogFormat {
-    /// The compiled line of this built-in format (`Custom`: `option httplog`'s).
-    pub fn builtin(self) -> Arc<crate::rules::LogFormat> {
-        use crate::rules::logformat::{builtin, CLF_LOG, HTTP_LOG, TCP_LOG};
-        builtin(match self {
-            LogFormat::Tcp => TCP_LOG,
-            LogFormat::Clf => CLF_LOG,
-            LogFormat::Http | LogFormat::Custom => HTTP_LOG,
-        })
-    }
-}
-
-/// `local0`..`local7`, `daemon`, `user`, ... → syslog facility number.
-pub fn syslog_facility(name: &str) -> Option<u8> {
-    const NAMES: [&str; 24] = [
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-        "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-        "local5", "local6", "local7",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
-}
-
-/// Where operators reach a running instance.
-#[derive(Debug, Clone, Default)]
-pub struct Admin {
-    /// HAProxy's runtime API on a unix socket (`stats socket`).
-    pub stats_socket: Option<std::path::PathBuf>,
-    /// More unix sockets with the same API (further `stats socket PATH` lines).
-    pub stats_unix_more: Vec<std::path::PathBuf>,
-    /// The same API on TCP addresses (`stats socket ipv4@IP:PORT`, `*:PORT`; port 0:
-    /// the one picked, announced as `listening stats addr=...`).
-    pub stats_tcp: Vec<SocketAddr>,
-    /// HTTP listener for `/metrics`, `/stats` and `/ready`.
-    pub listen: Option<SocketAddr>,
-}
-
-impl Admin {
-    /// Every unix `stats socket` path.
-    pub fn unix_sockets(&self) -> impl Iterator<Item = &std::path::PathBuf> {
-        self.stats_socket.iter().chain(self.stats_unix_more.iter())
-    }
-}
-
 /// Which bind of which frontend a listening socket serves (indices into `Config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BindRef {
@@ -403,18 +316,14 @@ pub struct Frontend {
     pub captures: Captures,
     /// Most connections to this frontend at once, all shards together.
     pub maxconn: Option<u32>,
+    /// TCP keep-alive probes on client sockets (`option clitcpka`).
+    pub tcpka: Option<TcpKeepalive>,
+    /// `disabled`: the frontend is not started (its addresses are not bound).
+    pub disabled: bool,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
     /// `monitor-uri` and its `monitor fail` conditions.
     pub monitor: Option<Monitor>,
-}
-
-/// `monitor-uri URI` with `monitor fail if|unless COND` lines: requests for URI are
-/// answered by the proxy (200, or 503 when a condition holds) and not logged.
-#[derive(Debug, Clone)]
-pub struct Monitor {
-    pub uri: String,
-    pub fail: Vec<Condition>,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).
@@ -430,6 +339,38 @@ pub struct CaptureSlot {
     /// `None` for `declare capture` slots that rules fill.
     pub header: Option<Box<str>>,
     pub len: usize,
+}
+
+/// `option clitcpka` / `srvtcpka` (or `tcpka`, both): TCP keep-alive probes on the
+/// client or server sockets, so that NAT and firewalls keep long idle connections.
+/// `clitcpka-idle|intvl|cnt` (`srvtcpka-*`) set them; unset, the system's values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub idle: Option<Duration>,
+    pub intvl: Option<Duration>,
+    pub cnt: Option<u32>,
+}
+
+impl TcpKeepalive {
+    /// Turns keep-alive probes on `sock` on with these values (`Some`), or off. Set on
+    /// a listener, the sockets it accepts inherit them.
+    pub fn apply(ka: Option<&TcpKeepalive>, sock: socket2::SockRef<'_>) -> std::io::Result<()> {
+        let Some(ka) = ka else {
+            return sock.set_keepalive(false);
+        };
+        let mut k = socket2::TcpKeepalive::new();
+        if let Some(t) = ka.idle {
+            k = k.with_time(t);
+        }
+        if let Some(t) = ka.intvl {
+            k = k.with_interval(t);
+        }
+        if let Some(n) = ka.cnt {
+            k = k.with_retries(n);
+        }
+        sock.set_tcp_keepalive(&k)?;
+        sock.set_keepalive(true)
+    }
 }
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
@@ -485,6 +426,10 @@ pub struct UseServer {
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub name: String,
+    /// TCP keep-alive probes on server sockets (`option srvtcpka`).
+    pub tcpka: Option<TcpKeepalive>,
+    /// `disabled`: the backend is stopped; requests routed to it get a 503.
+    pub disabled: bool,
     pub balance: BalanceAlgo,
     pub servers: Vec<Server>,
     /// Use every available backup server when no primary is, not only the first.
@@ -607,6 +552,7 @@ impl Config {
                     .map_err(|e| ConfigErrors(vec![format!("RINGLB_REDIS_URL: {e}")]))?;
                 c.cluster.redis = Some(url);
             }
+            c.patterns.source = path.display().to_string();
             Ok((c, w))
         });
         match result {

@@ -285,6 +285,7 @@ impl Validator {
             f.timeouts = timeouts.clone();
         }
         Config {
+            patterns: Default::default(),
             runtime: Runtime {
                 shards,
                 driver,

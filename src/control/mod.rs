@@ -6,11 +6,13 @@
 mod certs;
 mod core;
 mod link;
+mod maps;
 mod view;
 
 pub use self::core::{Core, Gathered, Operator, ServerState};
 pub use certs::Certs;
 pub use link::{link, Inbox, ShardLink, ShardLinks};
+pub use maps::{Changed, PatState};
 pub use view::{BackendFlips, CheckView, HealthView};
 
 use std::sync::Arc;
@@ -99,6 +101,9 @@ pub enum ToShard {
         limiter: Option<usize>,
         key: Option<u64>,
     },
+    /// `clear table` on a rule-language table (`Config::tables`): a key or every
+    /// entry no connection tracks.
+    ClearStickCounters { table: u32, key: Option<u64> },
     /// About the process-wide limits: a slot handed to a waiter here, room again.
     Limits(crate::limits::Event),
     /// New certificates for some TLS binds (`commit ssl cert`): new handshakes use
@@ -107,6 +112,8 @@ pub enum ToShard {
     /// The session-ticket keys every node shares (a `tls-ticket-keys` text), from the
     /// cluster thread: binds that use the process's keys take them.
     TicketKeys(Arc<str>),
+    /// A map or ACL file (or an ACL line's patterns) changed at run time.
+    Patterns(Arc<PatUpdate>),
     /// Answer with the shard's number once every message before this one is applied
     /// (the runtime API answers only when a change is in force on every shard).
     Ack(crossbeam_channel::Sender<usize>),
@@ -122,6 +129,18 @@ pub enum ToShard {
             Option<std::net::TcpListener>,
         )>,
     },
+}
+
+/// The entries of pattern reference `pat_ref` of `config` after a runtime change.
+#[derive(Debug)]
+pub struct PatUpdate {
+    /// The config the reference belongs to: a shard on another one ignores it.
+    pub config: Arc<Config>,
+    pub pat_ref: u32,
+    pub entries: Arc<Vec<crate::rules::map::Entry>>,
+    /// The change only added `entries[n..]` (a shard patches its copy instead of
+    /// building it again).
+    pub added: Option<usize>,
 }
 
 /// New certificates for some binds of one config.
@@ -158,6 +177,27 @@ pub struct TableDump {
     pub entries: Vec<(u64, u64, u64)>,
 }
 
+/// One stick table of the rule language (`stick-table`, `track-scN`) as a shard holds
+/// it, for `show table`.
+#[derive(Debug, Clone)]
+pub struct CounterDump {
+    /// Its index in `Config::tables`.
+    pub table: u32,
+    pub entries: Vec<CounterEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CounterEntry {
+    pub key: u64,
+    /// The key's text, where this shard created the entry.
+    pub name: Option<Box<[u8]>>,
+    pub exp_ms: u64,
+    /// Connections tracking it on this shard now.
+    pub used: i64,
+    /// The stored values, in the table's `store` order.
+    pub values: Vec<i64>,
+}
+
 /// What a shard answers to `Inspect`.
 #[derive(Debug, Clone)]
 pub struct Inspected {
@@ -168,6 +208,8 @@ pub struct Inspected {
     pub events: u64,
     /// The shard's stick tables and request-rate tables.
     pub tables: Vec<TableDump>,
+    /// The rule language's stick tables.
+    pub counters: Vec<CounterDump>,
 }
 
 /// One shard's figures, for the admin thread to merge.
@@ -321,6 +363,11 @@ pub enum Up {
         server: String,
         state: AdminState,
         weight: u32,
+    },
+    /// A map or pattern file's entries changed on this node (runtime API).
+    Patterns {
+        file: String,
+        entries: Arc<Vec<crate::rules::map::Entry>>,
     },
     Stop,
 }

@@ -353,6 +353,7 @@ fn reload(
             None => {
                 if let Some(a) = accepts.iter().find(|a| a.addr == addr) {
                     a.at.set(at);
+                    super::accept::listener_keepalive(current, at, &a.keep);
                 }
             }
         }
@@ -366,6 +367,11 @@ fn apply(shard: &Shard, msg: ToShard) {
         ToShard::Shutdown { .. } | ToShard::Reload { .. } => {}
         ToShard::Certs(update) => shard.apply_certs(&update),
         ToShard::TicketKeys(keys) => shard.share_tickets(keys),
+        ToShard::Patterns(up) => {
+            if Arc::ptr_eq(&up.config, &shard.config) {
+                shard.maps.apply(&shard.config, &up);
+            }
+        }
         ToShard::Ack(reply) => {
             let _ = reply.send(shard.id);
         }
@@ -416,6 +422,7 @@ fn apply(shard: &Shard, msg: ToShard) {
                 captures,
                 events,
                 tables: shard.cluster.dump(),
+                counters: shard.cluster.dump_counters(),
             });
         }
         ToShard::ClearTable {
@@ -423,6 +430,7 @@ fn apply(shard: &Shard, msg: ToShard) {
             limiter,
             key,
         } => shard.cluster.clear(owner, limiter, key),
+        ToShard::ClearStickCounters { table, key } => shard.cluster.clear_counters(table, key),
         ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
             let (busy, idle, max, spliced) = shard.pipes.figures();

@@ -123,6 +123,8 @@ impl Validator {
                 }
             };
             out.push(Backend {
+                tcpka: None,
+                disabled: false,
                 name: name.clone(),
                 balance,
                 servers,
