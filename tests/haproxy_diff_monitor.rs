@@ -64,12 +64,22 @@ fn tag(s: &Side) -> &'static str {
     }
 }
 
-fn intercepted(s: &Side) -> String {
-    stat_rows(&s.cli("show stat"))
-        .into_iter()
-        .find(|r| r["pxname"] == "web" && r["svname"] == "FRONTEND")
-        .map(|r| r["intercepted"].clone())
-        .unwrap_or_default()
+/// The frontend's `intercepted` count once it reached `at_least` (ringlb's counters
+/// reach the runtime API through the shards' snapshots: a moment later), or what it
+/// is after 5 s.
+fn intercepted(s: &Side, at_least: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = stat_rows(&s.cli("show stat"))
+            .into_iter()
+            .find(|r| r["pxname"] == "web" && r["svname"] == "FRONTEND")
+            .map(|r| r["intercepted"].clone())
+            .unwrap_or_default();
+        if n.parse::<u64>().is_ok_and(|v| v >= at_least) || Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -95,7 +105,7 @@ backend app
     t.same("monitor requests while the backend has a server", |s| {
         let answers = raw_answers(s.addr("web"), up);
         let head10 = raw_answers(s.addr("web"), "HEAD /up HTTP/1.0\r\n\r\n");
-        (answers, head10, logged(&log, tag(s)), intercepted(s))
+        (answers, head10, logged(&log, tag(s)), intercepted(s, 3))
     });
     for s in [&t.hx, &t.lb] {
         s.cli("disable server app/s1");
@@ -104,7 +114,7 @@ backend app
         (
             raw_answers(s.addr("web"), "GET /up HTTP/1.1\r\nHost: h\r\n\r\n"),
             logged(&log, tag(s)),
-            intercepted(s),
+            intercepted(s, 4),
         )
     });
 }
