@@ -289,7 +289,8 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
 
 impl Running {
     /// Prints the `listening frontend=NAME addr=IP:PORT` lines, `listening admin
-    /// addr=IP:PORT` for the admin listener, then `ready shards=N`.
+    /// addr=IP:PORT` for the admin listener, `listening stats addr=IP:PORT` for each TCP
+    /// stats socket, then `ready shards=N`.
     pub fn announce(&self) {
         let mut out = std::io::stdout().lock();
         for (name, addr) in &self.listening {
@@ -297,6 +298,9 @@ impl Running {
         }
         if let Some(addr) = self.admin.as_ref().and_then(|a| a.listen) {
             let _ = writeln!(out, "listening admin addr={addr}");
+        }
+        for addr in self.admin.iter().flat_map(|a| a.stats_tcp.iter()) {
+            let _ = writeln!(out, "listening stats addr={addr}");
         }
         let _ = writeln!(out, "ready shards={}", self.shards.len());
         let _ = out.flush();

@@ -46,7 +46,11 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     {
         fixed.push("changing the shard count, driver or cpus needs a restart");
     }
-    if new.admin.stats_socket != old.admin.stats_socket || new.admin.listen != old.admin.listen {
+    if new.admin.stats_socket != old.admin.stats_socket
+        || new.admin.stats_unix_more != old.admin.stats_unix_more
+        || new.admin.stats_tcp != old.admin.stats_tcp
+        || new.admin.listen != old.admin.listen
+    {
         fixed.push("changing the stats socket or the admin listener needs a restart");
     }
     if new.log != old.log {

@@ -2,7 +2,9 @@
 //! end here; the data path only ever sees these types.
 
 pub mod acl;
+mod admin;
 mod cluster;
+pub mod cookie;
 mod duration;
 pub mod fd_budget;
 mod from_haproxy;
@@ -23,6 +25,7 @@ pub use crate::rules::action::{
 };
 pub use crate::rules::stick::TableSpec;
 pub use crate::rules::{Acl, AclTest, Condition};
+pub use admin::{Admin, Monitor};
 pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, StickTable};
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
@@ -287,15 +290,6 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
 }
 
-/// Where operators reach a running instance.
-#[derive(Debug, Clone, Default)]
-pub struct Admin {
-    /// HAProxy's runtime API on a unix socket (`stats socket`).
-    pub stats_socket: Option<std::path::PathBuf>,
-    /// HTTP listener for `/metrics`, `/stats` and `/ready`.
-    pub listen: Option<SocketAddr>,
-}
-
 /// Which bind of which frontend a listening socket serves (indices into `Config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BindRef {
@@ -394,10 +388,13 @@ pub struct Frontend {
     pub rate_limits: Vec<RateLimit>,
     /// No rule touches this frontend's requests: it has no rule of any kind
     /// (`tcp-request`, `http-request|response|after-response`, `use_backend`,
-    /// captures), nor has its default backend, and its log line reads no sample. Set
-    /// once the config is assembled (`validate::mark_rule_free`; `false` until then):
-    /// the request path then skips the rule machinery altogether.
+    /// captures, `monitor-uri`), nor has its default backend (nor cookie
+    /// persistence), and its log line reads no sample. Set once the config is
+    /// assembled (`validate::mark_rule_free`; `false` until then): the request path
+    /// then skips the rule machinery altogether.
     pub rule_free: bool,
+    /// `monitor-uri` and its `monitor fail` conditions.
+    pub monitor: Option<Monitor>,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).
@@ -539,6 +536,8 @@ pub struct Backend {
     pub response_inspect_delay: Option<Duration>,
     /// `use-server` rules, in order.
     pub use_server: Vec<UseServer>,
+    /// Cookie persistence (`cookie NAME ...`).
+    pub cookie: Option<Arc<cookie::Persistence>>,
 }
 
 #[derive(Debug, Clone)]
@@ -568,6 +567,9 @@ pub struct Server {
     pub pool_purge_delay: Option<Duration>,
     /// TLS to this server (`ssl`), its client config built and checked at load.
     pub tls: Option<std::sync::Arc<crate::tls::UpstreamTls>>,
+    /// haproxy.cfg `server NAME ADDR` without a port (or `ADDR:+N`, `ADDR:-N`): the
+    /// port is the one the client connected to, plus this offset (`addr`'s port is 0).
+    pub port_offset: Option<i32>,
 }
 
 /// HAProxy's server ids: explicit ones kept; the others numbered in config order, each

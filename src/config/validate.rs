@@ -237,6 +237,8 @@ impl Validator {
                     None
                 }
             }),
+            stats_tcp: Vec::new(),
+            stats_unix_more: Vec::new(),
         };
         if raw.admin.stats_socket.as_deref() == Some("") {
             self.err("admin.stats_socket", "must be a path");

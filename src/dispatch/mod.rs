@@ -138,6 +138,9 @@ pub struct Dispatch {
     fresh: bool,
     /// The server a `use-server` rule chose, tried first on the first attempt.
     forced: Option<u32>,
+    /// `forced` came from a persistence cookie: its server takes the request in
+    /// whatever state the cookie found it (drained, or down under `option persist`).
+    pinned: bool,
     /// The stick record read for the current attempt, and when it was asked.
     recorded: Option<u32>,
     asked: Instant,
@@ -174,6 +177,7 @@ impl Dispatch {
             kept: None,
             fresh: false,
             forced: None,
+            pinned: false,
             recorded: None,
             asked: start,
             sni_host: None,
@@ -219,6 +223,11 @@ impl Dispatch {
     /// can take the request (a retry balances as usual).
     pub fn use_server(&mut self, server: Option<u32>) {
         self.forced = server;
+    }
+
+    /// The `use-server` server came from a persistence cookie (see `pinned`).
+    pub fn pin(&mut self) {
+        self.pinned = true;
     }
 
     /// The next attempt: a slot and a connection, after as many connect failures as
@@ -280,12 +289,22 @@ impl Dispatch {
     /// from the request).
     #[inline]
     fn tag(&self, server: u32) -> u64 {
+        // A server without a port: its connections are told apart by the port they
+        // went to (the client's destination port), so that none serves another port.
+        let mapped = match self.shard.upstreams.backends[self.backend].servers[server as usize]
+            .port_offset
+        {
+            Some(_) => (u64::from(self.client.1.port()) << 48) | (1 << 47),
+            None => 0,
+        };
         if self.sni_host.is_none() && self.sni_client.is_none() {
-            return 0;
+            return mapped;
         }
-        self.shard
-            .upstreams
-            .sni_tag(self.backend, server, self.sni_for(server))
+        mapped
+            ^ self
+                .shard
+                .upstreams
+                .sni_tag(self.backend, server, self.sni_for(server))
     }
 
     /// Attempts until one connects or the retries are used up.
@@ -403,11 +422,13 @@ impl Dispatch {
     fn slot_now(&mut self, asked: Instant) -> Result<Option<Taken>, GiveUp> {
         let shard = &self.shard;
         let be = &shard.upstreams.backends[self.backend];
-        if let Some(t) = self
-            .forced
-            .filter(|_| self.failures == 0)
-            .and_then(|s| be.take(s))
-        {
+        if let Some(t) = self.forced.filter(|_| self.failures == 0).and_then(|s| {
+            if self.pinned {
+                be.take_pinned(s)
+            } else {
+                be.take(s)
+            }
+        }) {
             return Ok(Some(t));
         }
         if let Some(k) = self.stick {
@@ -454,7 +475,7 @@ impl Dispatch {
         let shard = &self.shard;
         let mut stream = shard
             .upstreams
-            .connect(self.backend, server)
+            .connect(self.backend, server, self.client.1)
             .await
             .map_err(drop)?;
         let conf = &shard.config.backends[self.backend];

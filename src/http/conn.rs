@@ -118,6 +118,8 @@ pub(super) struct Conn<S> {
     /// What rules keep for the connection and its current request (variables,
     /// captures, tracked counters), and the connection's TLS facts (`txn.tls`).
     pub(super) txn: Txn,
+    /// What the current request's persistence cookie decided (for its response).
+    pub(super) persist: super::cookie::Persist,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -168,6 +170,7 @@ pub fn serve<S: Stream>(
         body_unread: false,
         woken: false,
         drop_safe_reads: crate::io::reads_drop_safely(),
+        persist: Default::default(),
         txn,
     };
     conn.new_record();
@@ -234,7 +237,9 @@ async fn run<S: Stream>(
             // redirect or a return, one the proxy intercepted.
             let fe = &conn.shard.stats.frontends[conn.frontend];
             Counters::inc(
-                if *status >= 400 || matches!(result, Err(Stop::Tarpit(_))) {
+                if (*status >= 400 && !conn.rec.intercepted)
+                    || matches!(result, Err(Stop::Tarpit(_)))
+                {
                     &fe.denied
                 } else {
                     &fe.intercepted
@@ -364,6 +369,7 @@ impl<S: Stream> Conn<S> {
     /// Begins the record of the next request: its head is awaited from now.
     fn new_record(&mut self) {
         self.rec = Record::default();
+        self.persist = Default::default();
         if self.shard.config.frontends[self.frontend]
             .log_line
             .is_some()
@@ -562,6 +568,11 @@ impl<S: Stream> Conn<S> {
         dispatch.host_sni(req.sni_host.as_deref());
         dispatch.client_sni(self.tls().and_then(|t| t.sni.as_deref()));
         dispatch.use_server(req.use_server);
+        self.persist = req.persist;
+        self.rec.cookie = self.persist.log_chars();
+        if req.persist.server.is_some() {
+            dispatch.pin();
+        }
         let (response, mut up) = loop {
             let mut up = match dispatch.next(pool, &mut self.timer).await {
                 Ok(up) => up,

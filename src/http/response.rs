@@ -208,6 +208,14 @@ impl<S: Stream> Conn<S> {
             .map_err(|_| Stop::Close)?;
             return Ok((false, false));
         }
+        if let Some(ck) = self
+            .rec
+            .backend
+            .and_then(|b| self.shard.config.backends[b].cookie.as_ref())
+        {
+            super::cookie::response(ck, &mut self.persist, up.server, res.status, &mut self.out);
+            self.rec.cookie = self.persist.log_chars();
+        }
         let mut body = BodyProgress::new(res.framing, self.shard.config.limits.max_chunks);
         let rest = &mut self.sbuf[res.head_len..];
         let Ok(fed) = body.feed(rest) else {

@@ -22,6 +22,8 @@ pub struct ServerState {
     /// HAProxy's server id (places it on a consistent-hash ring).
     pub id: u32,
     pub addr: SocketAddr,
+    /// The port is the client's destination port plus this (see `config::Server`).
+    pub port_offset: Option<i32>,
     pub backup: bool,
     /// Weight set by config or operator (0–256).
     pub weight: Cell<u32>,
@@ -80,6 +82,18 @@ impl UpTls {
 }
 
 impl ServerState {
+    /// The address to connect to for a client that connected to `local`.
+    pub fn addr_for(&self, local: SocketAddr) -> SocketAddr {
+        match self.port_offset {
+            None => self.addr,
+            Some(off) => {
+                let mut a = self.addr;
+                a.set_port((i32::from(local.port()) + off).clamp(0, 65535) as u16);
+                a
+            }
+        }
+    }
+
     /// Probe up, operator ready, weight above zero.
     pub fn usable(&self) -> bool {
         self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
@@ -213,6 +227,7 @@ impl BackendState {
                 name: s.name.clone(),
                 id: s.id,
                 addr: s.addr,
+                port_offset: s.port_offset,
                 backup: s.backup,
                 weight: Cell::new(s.weight),
                 conf_weight: s.weight,
@@ -436,6 +451,16 @@ impl BackendState {
     pub fn take(&self, s: u32) -> Option<Taken> {
         let state = self.servers.get(s as usize)?;
         if !state.usable() || !state.free() || self.shared.anyone_waiting() {
+            return None;
+        }
+        self.occupy(s)
+    }
+
+    /// Takes a slot on server `s` whatever its health, weight and admin state, if it
+    /// has one free and nobody waits (a persistence cookie's server, already judged).
+    pub fn take_pinned(&self, s: u32) -> Option<Taken> {
+        let state = self.servers.get(s as usize)?;
+        if !state.free() || self.shared.anyone_waiting() {
             return None;
         }
         self.occupy(s)

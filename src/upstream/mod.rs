@@ -140,15 +140,23 @@ impl Upstreams {
     }
 
     /// A new connection to `server`, within `timeout.connect`.
-    pub async fn connect(&self, backend: usize, server: u32) -> std::io::Result<TcpStream> {
+    /// `local`: the address the client connected to (a server without a port takes
+    /// its port).
+    pub async fn connect(
+        &self,
+        backend: usize,
+        server: u32,
+        local: std::net::SocketAddr,
+    ) -> std::io::Result<TcpStream> {
         let s = &self.backends[backend].servers[server as usize];
+        let addr = s.addr_for(local);
         // One more connection: the shard's idle ones make way if it holds its limit.
         self.pools.make_room();
         // Boxed: an inline monoio timer (128-byte aligned) would make every connection
         // task an aligned allocation; a new connection can afford one allocation.
         let res = match Box::pin(monoio::time::timeout(
             self.backends[backend].connect_timeout,
-            TcpStream::connect_addr(s.addr),
+            TcpStream::connect_addr(addr),
         ))
         .await
         {
@@ -170,7 +178,7 @@ impl Upstreams {
             )),
         };
         if let Err(e) = &res {
-            tracing::warn!(backend = %self.backends[backend].name, server = %s.name, addr = %s.addr, error = %e, "connect failed");
+            tracing::warn!(backend = %self.backends[backend].name, server = %s.name, addr = %addr, error = %e, "connect failed");
         }
         res
     }

@@ -135,6 +135,11 @@ impl Mapper<'_> {
                 http_request: {
                     let mut r = p.http_request.clone();
                     r.extend(p.redirects.iter().cloned());
+                    // `stats enable` in a backend: the page is served to the requests
+                    // routed there (a listen's own frontend serves it already).
+                    if p.kind == SectionKind::Backend && s.mode == Mode::Http {
+                        r.extend(stats_rule(p));
+                    }
                     r
                 },
                 http_response: p.http_response.clone(),
@@ -161,6 +166,7 @@ impl Mapper<'_> {
                         }
                     })
                     .collect(),
+                cookie: self.cookie_values(p),
             });
         }
         let mut frontends = Vec::new();
@@ -312,26 +318,8 @@ impl Mapper<'_> {
                 http_request: {
                     let mut rules = p.http_request.clone();
                     rules.extend(p.redirects.iter().cloned());
-                    let st = &p.settings.stats;
-                    if st.enabled && mode == Mode::Http {
-                        // HAProxy's default stats URI.
-                        let uri = st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into());
-                        rules.push(HttpRule {
-                            cond: crate::rules::acl::url_beg_condition("stats", &uri),
-                            action: HttpAction::Service(Service::Stats {
-                                auth: st.auth.clone(),
-                                realm: st
-                                    .realm
-                                    .clone()
-                                    .unwrap_or_else(|| "HAProxy Statistics".into()),
-                                refresh: st.refresh,
-                                admin: st
-                                    .admin
-                                    .clone()
-                                    .map(|c| crate::config::AdminCond(Arc::new(c))),
-                            }),
-                            line: p.line,
-                        });
+                    if mode == Mode::Http {
+                        rules.extend(stats_rule(p));
                     }
                     rules
                 },
@@ -344,6 +332,15 @@ impl Mapper<'_> {
                 captures: p.captures.clone(),
                 rule_free: false,
                 timeouts: p.settings.timeouts.clone(),
+                monitor: p
+                    .settings
+                    .monitor_uri
+                    .clone()
+                    .filter(|_| mode == Mode::Http)
+                    .map(|uri| crate::config::Monitor {
+                        uri,
+                        fail: p.monitor_fail.clone(),
+                    }),
             });
         }
         if frontends.is_empty() {
@@ -445,4 +442,30 @@ impl Mapper<'_> {
             })
             .collect()
     }
+}
+
+/// The stats page of a proxy with `stats enable` (or `uri`, `auth`...): a `use-service`
+/// rule after its `http-request` rules, on HAProxy's default URI unless one is given.
+fn stats_rule(p: &Proxy) -> Option<HttpRule> {
+    let st = &p.settings.stats;
+    if !st.enabled {
+        return None;
+    }
+    let uri = st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into());
+    Some(HttpRule {
+        cond: crate::rules::acl::url_beg_condition("stats", &uri),
+        action: HttpAction::Service(Service::Stats {
+            auth: st.auth.clone(),
+            realm: st
+                .realm
+                .clone()
+                .unwrap_or_else(|| "HAProxy Statistics".into()),
+            refresh: st.refresh,
+            admin: st
+                .admin
+                .clone()
+                .map(|c| crate::config::AdminCond(Arc::new(c))),
+        }),
+        line: p.line,
+    })
 }

@@ -42,6 +42,38 @@ impl Mapper<'_> {
             "balance" if be => self.balance(l, &mut p.settings),
             "hash-type" if be => self.hash_type(l, &mut p.settings),
             "http-check" if be => self.http_check(l, &mut p.settings),
+            "cookie" if be => self.cookie_line(l, &mut p.settings),
+            "monitor-uri" if fe => match a.first() {
+                Some(u) if a.len() == 1 && !u.is_empty() => {
+                    p.settings.monitor_uri = Some(u.clone())
+                }
+                _ => self.err(l.line, "'monitor-uri' expects an URI."),
+            },
+            "monitor" if fe && !is_defaults => match arg(0) {
+                "fail" => {
+                    if !matches!(arg(1), "if" | "unless") {
+                        return self.err(
+                            l.line,
+                            "'monitor fail' expects a condition (if|unless COND).",
+                        );
+                    }
+                    if let Some(c) = self.condition_of(l.line, &a[1..], p, "monitor fail") {
+                        p.monitor_fail.push(c);
+                    }
+                }
+                other => self.err(
+                    l.line,
+                    format!("'monitor' expects 'fail', got '{other}'."),
+                ),
+            },
+            "cookie" => self.warn(
+                l.line,
+                "'cookie' ignored in a frontend: persistence is a backend setting (as in HAProxy)",
+            ),
+            "dynamic-cookie-key" if be => match a.first() {
+                Some(k) => p.settings.dyncookie_key = Some(k.clone()),
+                None => self.err(l.line, "'dynamic-cookie-key' expects <key> as argument."),
+            },
             "default-server" if be => {
                 let mut params = p.settings.server.clone();
                 self.server_params(l, a, &mut params);
@@ -139,7 +171,6 @@ impl Mapper<'_> {
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
             "compression"
-            | "cookie"
             | "unique-id-format"
             | "unique-id-header"
             | "filter"
@@ -147,8 +178,6 @@ impl Mapper<'_> {
             | "errorloc"
             | "errorloc302"
             | "errorloc303"
-            | "monitor-uri"
-            | "monitor"
             | "source"
             | "dispatch"
             | "server-template"
@@ -284,6 +313,7 @@ impl Mapper<'_> {
         let s = &mut p.settings;
         match opt.as_str() {
             "redispatch" => s.redispatch = !negate,
+            "persist" => s.persist = !negate,
             "allbackups" => s.all_backups = !negate,
             "forwardfor" if negate => s.forward_for = None,
             "forwardfor" => {
