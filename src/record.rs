@@ -105,7 +105,7 @@ impl Record {
         if r.status != 0 {
             st.backends[b].response(r.status);
             if let Some(s) = r.server {
-                st.servers[b][s as usize].response(r.status);
+                st.server(b, s as usize).response(r.status);
             }
         }
         self.log_http(shard, frontend, peer, request_line, b);
@@ -177,7 +177,7 @@ impl Record {
                 fe_cur,
                 st.backends[backend].scur.get(),
                 r.server
-                    .map_or(0, |s| st.servers[backend][s as usize].scur.get()),
+                    .map_or(0, |s| st.server(backend, s as usize).scur.get()),
                 u64::from(r.retries.count),
             ],
             redispatched: r.retries.redispatched,
@@ -233,7 +233,7 @@ impl TcpLine {
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
                 st.frontends[frontend].scur.get(),
                 st.backends[backend].scur.get(),
-                server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
+                server.map_or(0, |s| st.server(backend, s as usize).scur.get()),
                 u64::from(line.retries.count),
             ],
             redispatched: line.retries.redispatched,

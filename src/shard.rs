@@ -187,7 +187,7 @@ impl Shard {
         );
         upstreams.adopt(&self.upstreams);
         self.upstreams.retire();
-        let stats = ShardStats::new(&config);
+        let mut stats = ShardStats::new(&config);
         stats.adopt(&self.stats, &self.config, &config);
         Shard {
             id: self.id,

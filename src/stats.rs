@@ -166,6 +166,7 @@ impl Counters {
 }
 
 /// Latency of one backend's requests on one shard, in microseconds.
+#[derive(Clone)]
 pub struct Latency {
     /// Request sent → first response byte.
     pub first_byte: Histogram<u64>,
@@ -173,7 +174,8 @@ pub struct Latency {
     pub total: Histogram<u64>,
 }
 
-/// Up to an hour, 2 significant digits (1%): fixed size, so recording never allocates.
+/// Up to an hour, 2 significant digits (1%): fixed size (26 KiB), so recording never
+/// allocates.
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds")
 }
@@ -192,15 +194,64 @@ impl Latency {
     }
 }
 
+/// One backend's histograms on one shard: allocated at the backend's first request on
+/// this shard (two histograms are 53 KiB, and most backends of a large config never
+/// see traffic on most shards), shared by every config generation that has the
+/// backend, so that a reload copies nothing and requests still finishing on an old
+/// generation are counted. Recording after the first request allocates nothing.
+pub type LatencySlot = std::rc::Rc<RefCell<Option<Box<Latency>>>>;
+
+/// The counters of one backend's servers on one shard, allocated at the first use
+/// (most servers of a large config never see traffic on most shards): 176 bytes per
+/// server once warm, 24 bytes per backend before.
+pub struct ServerCounters {
+    servers: u32,
+    counters: std::cell::OnceCell<Box<[Counters]>>,
+}
+
+impl ServerCounters {
+    fn new(servers: usize) -> Self {
+        ServerCounters {
+            servers: servers as u32,
+            counters: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Every server's counters (allocated now if this is the first use).
+    fn all(&self) -> &[Counters] {
+        self.counters.get_or_init(|| {
+            (0..self.servers).map(|_| Counters::default()).collect()
+        })
+    }
+
+    /// Server `s`'s counters, if they were ever used.
+    pub fn get(&self, s: usize) -> Option<&Counters> {
+        self.counters.get().and_then(|c| c.get(s))
+    }
+
+    fn snapshot(&self) -> Vec<Totals> {
+        match self.counters.get() {
+            Some(c) => c.iter().map(Counters::snapshot).collect(),
+            None => vec![Totals::default(); self.servers as usize],
+        }
+    }
+}
+
 /// One shard's statistics.
 pub struct ShardStats {
     pub frontends: Vec<Counters>,
     pub backends: Vec<Counters>,
-    pub servers: Vec<Vec<Counters>>,
-    pub latency: Vec<RefCell<Latency>>,
+    servers: Vec<ServerCounters>,
+    pub latency: Vec<LatencySlot>,
 }
 
 impl ShardStats {
+    /// The counters of server `s` of backend `b` (the backend's first use of a server
+    /// counter on this shard allocates them all).
+    pub fn server(&self, b: usize, s: usize) -> &Counters {
+        &self.servers[b].all()[s]
+    }
+
     /// Bytes in and out, added to the frontend and, when known, the backend and server.
     pub fn traffic(
         &self,
@@ -217,7 +268,7 @@ impl ShardStats {
         add(&self.frontends[frontend]);
         if let Some(b) = backend {
             add(&self.backends[b]);
-            if let Some(sv) = server.and_then(|s| self.servers[b].get(s as usize)) {
+            if let Some(sv) = server.and_then(|s| self.servers[b].all().get(s as usize)) {
                 add(sv);
             }
         }
@@ -230,44 +281,36 @@ impl ShardStats {
             servers: cfg
                 .backends
                 .iter()
-                .map(|b| b.servers.iter().map(|_| Counters::default()).collect())
+                .map(|b| ServerCounters::new(b.servers.len()))
                 .collect(),
-            latency: cfg
-                .backends
-                .iter()
-                .map(|_| RefCell::new(Latency::new()))
-                .collect(),
+            latency: cfg.backends.iter().map(|_| LatencySlot::default()).collect(),
         }
     }
 
     /// Carries the counters of proxies and servers that exist in both configs over
-    /// from the previous generation (a reload).
-    pub fn adopt(&self, old: &ShardStats, old_cfg: &Config, cfg: &Config) {
+    /// from the previous generation (a reload); backends that stay share their
+    /// histograms with it.
+    pub fn adopt(&mut self, old: &ShardStats, old_cfg: &Config, cfg: &Config) {
         let copy = |to: &Counters, from: &Counters| to.set_from(&from.snapshot());
         for (i, f) in cfg.frontends.iter().enumerate() {
             if let Some(o) = old_cfg.frontends.iter().position(|x| x.name == f.name) {
                 copy(&self.frontends[i], &old.frontends[o]);
             }
         }
+        let old_backends = crate::config::by_name(&old_cfg.backends, |b| &b.name);
         for (i, b) in cfg.backends.iter().enumerate() {
-            let Some(o) = old_cfg.backends.iter().position(|x| x.name == b.name) else {
+            let Some(&o) = old_backends.get(b.name.as_str()) else {
                 continue;
             };
             copy(&self.backends[i], &old.backends[o]);
-            *self.latency[i].borrow_mut() = {
-                let l = old.latency[o].borrow();
-                Latency {
-                    first_byte: l.first_byte.clone(),
-                    total: l.total.clone(),
-                }
-            };
+            self.latency[i].clone_from(&old.latency[o]);
+            if old.servers[o].counters.get().is_none() {
+                continue;
+            }
             for (j, s) in b.servers.iter().enumerate() {
-                if let Some(os) = old_cfg.backends[o]
-                    .servers
-                    .iter()
-                    .position(|x| x.name == s.name)
-                {
-                    copy(&self.servers[i][j], &old.servers[o][os]);
+                let before = old_cfg.backends[o].servers.iter().position(|x| x.name == s.name);
+                if let Some(from) = before.and_then(|os| old.servers[o].get(os)) {
+                    copy(self.server(i, j), from);
                 }
             }
         }
@@ -277,28 +320,20 @@ impl ShardStats {
         Snapshot {
             frontends: self.frontends.iter().map(Counters::snapshot).collect(),
             backends: self.backends.iter().map(Counters::snapshot).collect(),
-            servers: self
-                .servers
-                .iter()
-                .map(|s| s.iter().map(Counters::snapshot).collect())
-                .collect(),
+            servers: self.servers.iter().map(ServerCounters::snapshot).collect(),
             latency: self
                 .latency
                 .iter()
-                .map(|l| {
-                    let l = l.borrow();
-                    Latency {
-                        first_byte: l.first_byte.clone(),
-                        total: l.total.clone(),
-                    }
-                })
+                .map(|l| l.borrow().as_deref().cloned())
                 .collect(),
         }
     }
 
-    /// Records a finished request's latencies for its backend.
+    /// Records a finished request's latencies for its backend (the backend's first
+    /// request on this shard allocates its histograms).
     pub fn record_latency(&self, backend: usize, first_byte_us: u64, total_us: u64) {
-        let mut l = self.latency[backend].borrow_mut();
+        let mut slot = self.latency[backend].borrow_mut();
+        let l = slot.get_or_insert_with(|| Box::new(Latency::new()));
         let _ = l.first_byte.record(first_byte_us.max(1));
         let _ = l.total.record(total_us.max(1));
     }
@@ -309,7 +344,8 @@ pub struct Snapshot {
     pub frontends: Vec<Totals>,
     pub backends: Vec<Totals>,
     pub servers: Vec<Vec<Totals>>,
-    pub latency: Vec<Latency>,
+    /// `None`: the backend served no request (on any shard merged in).
+    pub latency: Vec<Option<Latency>>,
 }
 
 impl Snapshot {
@@ -326,7 +362,11 @@ impl Snapshot {
             }
         }
         for (a, b) in self.latency.iter_mut().zip(&o.latency) {
-            a.merge(b);
+            match (a.as_mut(), b) {
+                (Some(a), Some(b)) => a.merge(b),
+                (None, Some(b)) => *a = Some(b.clone()),
+                (_, None) => {}
+            }
         }
     }
 }

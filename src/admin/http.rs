@@ -584,20 +584,22 @@ pub fn metrics(core: &Core) -> String {
         let _ = writeln!(f.out, "# HELP {name} {help}");
         let _ = writeln!(f.out, "# TYPE {name} histogram");
         for (b, l) in cfg.backends.iter().zip(&g.stats.latency) {
-            let h = pick(l);
+            // A backend that served nothing has no histogram: every bucket is 0.
+            let h = l.as_ref().map(pick);
             let label = format!("proxy=\"{}\"", esc(&b.name));
             for le in [
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,
             ] {
                 let us = (le * 1e6) as u64;
-                let n = h.count_between(0, us);
+                let n = h.map_or(0, |h| h.count_between(0, us));
                 let _ = writeln!(f.out, "{name}_bucket{{{label},le=\"{le}\"}} {n}");
             }
-            let _ = writeln!(f.out, "{name}_bucket{{{label},le=\"+Inf\"}} {}", h.len());
-            let sum: f64 = h.mean() * h.len() as f64 / 1e6;
+            let len = h.map_or(0, |h| h.len());
+            let _ = writeln!(f.out, "{name}_bucket{{{label},le=\"+Inf\"}} {len}");
+            let sum: f64 = h.map_or(0.0, |h| h.mean() * len as f64 / 1e6);
             let _ = writeln!(f.out, "{name}_sum{{{label}}} {sum}");
-            let _ = writeln!(f.out, "{name}_count{{{label}}} {}", h.len());
+            let _ = writeln!(f.out, "{name}_count{{{label}}} {len}");
         }
     }
     f.out
@@ -649,15 +651,20 @@ fn stats_json(core: &Core) -> String {
                     })
                 })
                 .collect();
-            let l = &g.stats.latency[bi];
-            let q = |h: &hdrhistogram::Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1e6;
+            let l = g.stats.latency[bi].as_ref();
+            // No histogram yet (no request): 0, as an empty histogram answers.
+            let q = |h: fn(&Latency) -> &hdrhistogram::Histogram<u64>, p: f64| {
+                l.map_or(0.0, |l| h(l).value_at_quantile(p) as f64 / 1e6)
+            };
+            let fb: fn(&Latency) -> &hdrhistogram::Histogram<u64> = |l| &l.first_byte;
+            let tot: fn(&Latency) -> &hdrhistogram::Histogram<u64> = |l| &l.total;
             serde_json::json!({
                 "name": b.name,
                 "queue": { "current": g.queued[bi].0, "max": g.queued[bi].1 },
                 "counters": totals_json(&g.stats.backends[bi]),
                 "latency_seconds": {
-                    "first_byte": { "p50": q(&l.first_byte, 0.5), "p99": q(&l.first_byte, 0.99) },
-                    "total": { "p50": q(&l.total, 0.5), "p99": q(&l.total, 0.99) },
+                    "first_byte": { "p50": q(fb, 0.5), "p99": q(fb, 0.99) },
+                    "total": { "p50": q(tot, 0.5), "p99": q(tot, 0.99) },
                 },
                 "servers": servers,
             })

@@ -524,6 +524,19 @@ impl std::fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// Positions of `items` by name (for matching a reload's proxies and servers with the
+/// previous config's without a quadratic search).
+pub fn by_name<T>(
+    items: &[T],
+    name: impl Fn(&T) -> &String,
+) -> std::collections::HashMap<&str, usize> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (name(x).as_str(), i))
+        .collect()
+}
+
 impl Config {
     /// Reads a config file; the syntax is chosen by its name (`.toml` = native).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {

@@ -73,7 +73,7 @@ impl Slot {
     pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken) -> Slot {
         let server = taken.server;
         let be = &shard.stats.backends[backend];
-        let sv = &shard.stats.servers[backend][server as usize];
+        let sv = shard.stats.server(backend, server as usize);
         for c in [be, sv] {
             c.up(&c.scur, &c.smax);
             Counters::inc(&c.stot);
@@ -97,7 +97,7 @@ impl Drop for Slot {
         let st = &self.shard.stats;
         let server = self.taken.server as usize;
         Counters::down(&st.backends[self.backend].scur);
-        Counters::down(&st.servers[self.backend][server].scur);
+        Counters::down(&st.server(self.backend, server).scur);
         self.shard.pools.slot_released();
         self.shard.upstreams.backends[self.backend].release(self.taken);
     }
@@ -292,7 +292,7 @@ impl Dispatch {
                 Err(()) => {
                     let st = &self.shard.stats;
                     Counters::inc(&st.backends[backend].econ);
-                    Counters::inc(&st.servers[backend][server as usize].econ);
+                    Counters::inc(&st.server(backend, server as usize).econ);
                     self.decide(slot, Failure::Connect, false, true)?;
                     if self.kept.is_some() {
                         // Again the same server, which just refused: HAProxy waits
@@ -314,7 +314,7 @@ impl Dispatch {
             return;
         }
         let (st, b) = (&self.shard.stats, self.backend);
-        let sv = &st.servers[b][server as usize];
+        let sv = st.server(b, server as usize);
         Counters::inc(&st.backends[b].wretr);
         Counters::inc(&sv.wretr);
         if !self.tried.is_empty() {
@@ -401,7 +401,7 @@ impl Dispatch {
             if counts_against_server(&situation) {
                 let st = &self.shard.stats;
                 Counters::inc(&st.backends[self.backend].eresp);
-                Counters::inc(&st.servers[self.backend][conn.server as usize].eresp);
+                Counters::inc(&st.server(self.backend, conn.server as usize).eresp);
             }
         }
         self.decide(conn.slot, failure, reused, may_resend)

@@ -41,7 +41,7 @@ pub(super) async fn shard_main(
     let _rescue = super::rescue::RescueOnPanic(survive, spec.id);
     let config = survive.borrow().config.clone();
     let shared = survive.borrow().shared.clone();
-    let stats = ShardStats::new(&config);
+    let mut stats = ShardStats::new(&config);
     // After a restart the counters go on from where the dead runtime left them.
     if let Some(old) = &survive.borrow().current {
         let old = old.borrow();

@@ -39,14 +39,31 @@ pub struct ServerState {
     pub slots: Arc<Slots>,
     /// Consecutive passive failures seen by this shard.
     pub fail_streak: Cell<u32>,
-    /// Its idle connections on this shard, shared with the other generations.
-    pub pool: std::rc::Rc<ServerPool>,
+    /// Its idle connections on this shard, shared with the other generations: made
+    /// when the first connection is put back (`Upstreams::release_conn`), or taken over
+    /// from the previous generation.
+    pub pool: std::cell::OnceCell<std::rc::Rc<ServerPool>>,
+    /// How long a connection may idle in the pool, and how many may.
+    pub pool_idle: Duration,
+    pub pool_max: u32,
+    /// Connections start with a PROXY header (part of the pool's identity).
+    pub send_proxy: bool,
 }
 
 impl ServerState {
     /// Probe up, operator ready, weight above zero.
     pub fn usable(&self) -> bool {
         self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
+    }
+
+    /// What makes its connections interchangeable with another generation's.
+    pub fn pool_key(&self, backend: &str) -> PoolKey {
+        PoolKey {
+            backend: backend.to_string(),
+            server: self.name.clone(),
+            addr: self.addr,
+            send_proxy: self.send_proxy,
+        }
     }
 
     /// A request may take a slot now.
@@ -159,23 +176,24 @@ impl BackendState {
                 limited: Cell::new(s.maxconn.is_some()),
                 slots: shared.servers[i].clone(),
                 fail_streak: Cell::new(0),
-                pool: pools.bind(
-                    PoolKey {
-                        backend: b.name.clone(),
-                        server: s.name.clone(),
-                        addr: s.addr,
-                        send_proxy: s.send_proxy.is_some(),
-                    },
-                    s.pool_purge_delay.unwrap_or(pool.idle_timeout),
-                    // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
-                    if s.pool_purge_delay == Some(Duration::ZERO) {
-                        0
-                    } else {
-                        pool.max_idle_per_server
-                    },
-                ),
+                pool: std::cell::OnceCell::new(),
+                pool_idle: s.pool_purge_delay.unwrap_or(pool.idle_timeout),
+                // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
+                pool_max: if s.pool_purge_delay == Some(Duration::ZERO) {
+                    0
+                } else {
+                    pool.max_idle_per_server.min(u32::MAX as usize) as u32
+                },
+                send_proxy: s.send_proxy.is_some(),
             })
             .collect();
+        if !pools.is_empty() {
+            for s in &servers {
+                if let Some(p) = pools.find(&s.pool_key(&b.name), s.pool_idle, s.pool_max as usize) {
+                    let _ = s.pool.set(p);
+                }
+            }
+        }
         let be = BackendState {
             name: b.name.clone(),
             active: servers.iter().map(|_| Cell::new(0)).collect(),
