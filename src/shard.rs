@@ -216,6 +216,15 @@ impl Shard {
     }
 }
 
+/// A generation is dropped once a reload replaced it and its last connection closed
+/// (or when the shard stops): what it held goes back to the system.
+impl Drop for Shard {
+    fn drop(&mut self) {
+        // The trimmer waits a little: by then these fields are freed.
+        crate::memory::trim_soon();
+    }
+}
+
 pub struct InflightGuard(Rc<Shard>);
 
 impl Drop for InflightGuard {

@@ -17,7 +17,7 @@ use monoio::net::TcpStream;
 
 use super::accept::{spawn_serve, start_accept, AcceptLoop, UNKNOWN_LISTENER};
 use super::rescue::Survive;
-use super::{Adopted, Current, ShardSpec};
+use super::{Adopted, Current, ShardEnv};
 use crate::accesslog::ShardLog;
 use crate::config::Config;
 use crate::control::{FromShard, ShardReport, ToShard};
@@ -31,7 +31,7 @@ pub const CONTROL_TICK: Duration = Duration::from_millis(20);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) async fn shard_main(
-    spec: &ShardSpec,
+    spec: &ShardEnv,
     listeners: Vec<(usize, std::net::TcpListener)>,
     queued: Adopted,
     survive: &Survive,
@@ -112,6 +112,12 @@ pub(super) async fn shard_main(
             spawn_serve(&current, at, UNKNOWN_LISTENER, stream, peer, permits);
         }
     }
+    // From here on the loop takes the generation in force from `current` each time:
+    // bindings kept to the first one and its config would hold them (all its servers,
+    // counters and histograms) for the life of the runtime, whatever reloads replace
+    // them.
+    drop(shard);
+    drop(config);
     let _ = spec.events.send(FromShard::Started {
         shard: id,
         driver,
