@@ -296,6 +296,9 @@ pub struct Frontend {
     pub binds: Vec<Bind>,
     pub mode: Mode,
     pub routes: Vec<Route>,
+    /// The routes' exact host matches, indexed (large routing tables; `None` below a
+    /// few host rules). Built from `routes` by `http::host_index::for_routes`.
+    pub host_index: Option<std::sync::Arc<crate::http::host_index::HostIndex>>,
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
     /// Add the client's address to requests (`option forwardfor`).

@@ -769,6 +769,7 @@ impl Validator {
                 name: name.clone(),
                 binds,
                 mode,
+                host_index: crate::http::host_index::for_routes(&routes),
                 routes,
                 default_backend,
                 forward_for: f.forward_for.then(super::ForwardFor::default),

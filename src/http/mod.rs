@@ -1,11 +1,12 @@
 //! HTTP/1.x: the client connection loop and request side (conn), the response side
 //! (response), head parsing and rewriting (head), body framing (framing), routing
-//! (route), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local).
+//! (route, with an index of exact hosts: host_index), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local).
 
 mod bufpool;
 mod conn;
 pub mod framing;
 pub mod head;
+pub mod host_index;
 mod local;
 pub mod reply;
 mod response;

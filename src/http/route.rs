@@ -14,13 +14,14 @@ pub struct View<'r, 'a> {
     pub src: IpAddr,
 }
 
-/// The first rule whose condition holds, else the default backend.
+/// The first rule whose condition holds, else the default backend. A frontend with
+/// many host rules has them indexed: the same answer, without evaluating each.
 pub fn route(fe: &Frontend, v: &View<'_, '_>) -> Option<usize> {
-    fe.routes
-        .iter()
-        .find(|r| eval(&r.cond, v))
-        .map(|r| r.backend)
-        .or(fe.default_backend)
+    let first = match &fe.host_index {
+        Some(ix) => ix.first(v.req, |i| eval(&fe.routes[i].cond, v)),
+        None => fe.routes.iter().position(|r| eval(&r.cond, v)),
+    };
+    first.map(|i| fe.routes[i].backend).or(fe.default_backend)
 }
 
 pub fn eval(c: &Condition, v: &View<'_, '_>) -> bool {

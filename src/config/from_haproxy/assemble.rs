@@ -225,6 +225,11 @@ impl Mapper {
                 name: p.name.clone(),
                 binds,
                 mode,
+                host_index: if mode == Mode::Tcp {
+                    None
+                } else {
+                    crate::http::host_index::for_routes(&routes)
+                },
                 routes: if mode == Mode::Tcp {
                     Vec::new()
                 } else {
