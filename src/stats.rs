@@ -219,9 +219,8 @@ impl ServerCounters {
 
     /// Every server's counters (allocated now if this is the first use).
     fn all(&self) -> &[Counters] {
-        self.counters.get_or_init(|| {
-            (0..self.servers).map(|_| Counters::default()).collect()
-        })
+        self.counters
+            .get_or_init(|| (0..self.servers).map(|_| Counters::default()).collect())
     }
 
     /// Server `s`'s counters, if they were ever used.
@@ -283,7 +282,11 @@ impl ShardStats {
                 .iter()
                 .map(|b| ServerCounters::new(b.servers.len()))
                 .collect(),
-            latency: cfg.backends.iter().map(|_| LatencySlot::default()).collect(),
+            latency: cfg
+                .backends
+                .iter()
+                .map(|_| LatencySlot::default())
+                .collect(),
         }
     }
 
@@ -308,7 +311,10 @@ impl ShardStats {
                 continue;
             }
             for (j, s) in b.servers.iter().enumerate() {
-                let before = old_cfg.backends[o].servers.iter().position(|x| x.name == s.name);
+                let before = old_cfg.backends[o]
+                    .servers
+                    .iter()
+                    .position(|x| x.name == s.name);
                 if let Some(from) = before.and_then(|os| old.servers[o].get(os)) {
                     copy(self.server(i, j), from);
                 }

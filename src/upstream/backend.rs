@@ -189,7 +189,8 @@ impl BackendState {
             .collect();
         if !pools.is_empty() {
             for s in &servers {
-                if let Some(p) = pools.find(&s.pool_key(&b.name), s.pool_idle, s.pool_max as usize) {
+                if let Some(p) = pools.find(&s.pool_key(&b.name), s.pool_idle, s.pool_max as usize)
+                {
                     let _ = s.pool.set(p);
                 }
             }
