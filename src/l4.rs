@@ -14,9 +14,11 @@ use crate::dispatch::{Dispatch, PoolUse};
 use crate::io::Timer;
 use crate::pipe::{self, Idle};
 use crate::record::TcpLine;
+use crate::rules::Txn;
 use crate::shard::Shard;
 
-/// Proxies one TCP connection; `early` holds bytes that followed a PROXY header.
+/// Proxies one TCP connection; `early` holds bytes that followed a PROXY header, `txn`
+/// what its `tcp-request connection|session` rules did.
 pub async fn serve(
     shard: Rc<Shard>,
     frontend: usize,
@@ -24,13 +26,29 @@ pub async fn serve(
     peer: SocketAddr,
     local: SocketAddr,
     early: Vec<u8>,
+    mut txn: Txn,
 ) {
     let _inflight = shard.begin_request();
-    let Some(backend) = shard.config.frontends[frontend].default_backend else {
-        return;
-    };
     let date = std::time::SystemTime::now();
     let began = Instant::now();
+    // `tcp-request content` rules and `use_backend` (SNI routing) on what the client
+    // sends first, waiting up to the inspect delay; those bytes go to the server.
+    txn.begin_request(&shard.config, frontend);
+    let inspected =
+        crate::tcp_rules::inspect(&shard, frontend, client, peer, local, early, &mut txn).await;
+    // Counters tracked by content rules stop with the connection, however it ends.
+    let mut tracked = crate::tcp_rules::SessionTrack::new(&shard, txn.track);
+    let Some((client, early, backend)) = inspected else {
+        return;
+    };
+    let Some(backend) = backend else {
+        return;
+    };
+    let allowed = backend_rules(&shard, frontend, backend, peer, local, &early, &mut txn);
+    tracked.set(txn.track);
+    if !allowed {
+        return;
+    }
     let conf = &shard.config.backends[backend];
     let hash = matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. })
         .then(|| crate::upstream::balance::source_hash(peer.ip()));
@@ -50,7 +68,7 @@ pub async fn serve(
                 retries: g.retries,
                 term: g.term,
             };
-            line.log(&shard, frontend, backend, peer, date);
+            line.log(&shard, frontend, backend, (peer, local), date, &txn);
             return;
         }
     };
@@ -88,6 +106,44 @@ pub async fn serve(
         retries: dispatch.times.retries,
         term: ended.term,
     };
-    line.log(&shard, frontend, backend, peer, date);
+    line.log(&shard, frontend, backend, (peer, local), date, &txn);
     drop(server.slot);
+}
+
+/// The backend's `tcp-request content` rules, on the bytes the frontend's rules
+/// buffered: `false` when they refuse the connection.
+fn backend_rules(
+    shard: &Shard,
+    frontend: usize,
+    backend: usize,
+    peer: SocketAddr,
+    local: SocketAddr,
+    early: &[u8],
+    txn: &mut Txn,
+) -> bool {
+    let be = &shard.config.backends[backend];
+    if be.tcp_content.is_empty() || shard.config.frontends[frontend].listen_backend == Some(backend)
+    {
+        return true;
+    }
+    let site = crate::tcp_rules::Site {
+        shard,
+        frontend,
+        backend: Some(backend),
+        src: peer,
+        dst: local,
+    };
+    matches!(
+        crate::tcp_rules::run(
+            &be.tcp_content,
+            0,
+            &site,
+            txn,
+            None,
+            Some(early),
+            true,
+            false
+        ),
+        crate::tcp_rules::Verdict::Go | crate::tcp_rules::Verdict::Wait(_)
+    )
 }

@@ -75,6 +75,11 @@ impl Slots {
         self.busy.load(Ordering::Relaxed)
     }
 
+    /// The limit, `None` for none.
+    pub fn max(&self) -> Option<u32> {
+        Some(self.max.load(Ordering::Relaxed)).filter(|&m| m != 0)
+    }
+
     pub fn set_max(&self, max: Option<u32>) {
         self.max.store(max.unwrap_or(0), Ordering::Relaxed);
     }

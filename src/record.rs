@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use monoio::time::Instant;
 
-use crate::accesslog::{ms, HttpEntry, TcpEntry};
+use crate::accesslog::ms;
 use crate::dispatch::Retries;
+use crate::rules::logformat::Facts;
+use crate::rules::Txn;
 use crate::shard::Shard;
 use crate::stats::Counters;
 
@@ -33,6 +35,10 @@ impl Term {
     /// Answered by the proxy itself (a rule's deny, return or redirect, a stats page,
     /// a too large head).
     pub const PROXY_REQUEST: Term = Term(*b"PR--");
+    /// An `http-response` rule stopped the response.
+    pub const PROXY_HEADER: Term = Term(*b"PH--");
+    /// Held by `tarpit`, then answered by the proxy.
+    pub const PROXY_TARPIT: Term = Term(*b"PT--");
     /// No server could be reached (or none was usable): 503.
     pub const SERVER_CONNECT: Term = Term(*b"SC--");
     /// No server slot freed within `timeout queue`, or the queue was full: 503.
@@ -89,7 +95,16 @@ pub struct Record {
 
 impl Record {
     /// Adds the finished request to this shard's counters and histograms.
-    pub fn account(&self, shard: &Shard, frontend: usize, peer: SocketAddr, request_line: &[u8]) {
+    /// `client`: the client and the address it connected to; `txn`: what the rules
+    /// kept (log level, status override, captures for the log line).
+    pub fn account(
+        &self,
+        shard: &Shard,
+        frontend: usize,
+        client: (SocketAddr, SocketAddr),
+        request_line: &[u8],
+        txn: &Txn,
+    ) {
         let r = self;
         if !r.started {
             return;
@@ -101,6 +116,8 @@ impl Record {
         if r.status != 0 {
             fe.response(r.status);
         }
+        // A request answered before a backend was chosen is logged too.
+        self.log_http(shard, frontend, client, request_line, txn);
         let Some(b) = r.backend else { return };
         if r.status != 0 {
             st.backends[b].response(r.status);
@@ -108,7 +125,6 @@ impl Record {
                 st.server(b, s as usize).response(r.status);
             }
         }
-        self.log_http(shard, frontend, peer, request_line, b);
         if let (Some(start), Some(first)) = (r.start, r.first_byte) {
             let now = Instant::now();
             st.record_latency(
@@ -119,24 +135,27 @@ impl Record {
         }
     }
 
-    /// Appends the `option httplog` line of the finished request.
+    /// Appends the log line of the finished request (the frontend's log format).
     fn log_http(
         &self,
         shard: &Shard,
         frontend: usize,
-        peer: SocketAddr,
+        (peer, local): (SocketAddr, SocketAddr),
         request_line: &[u8],
-        backend: usize,
+        txn: &Txn,
     ) {
-        let (Some(log), Some(crate::config::LogFormat::Http)) =
-            (&shard.log, shard.config.frontends[frontend].log)
-        else {
-            return;
-        };
-        let r = self;
+        let Some(log) = &shard.log else { return };
         let cfg = &shard.config;
+        let fe = &cfg.frontends[frontend];
+        let Some(line) = &fe.log_line else { return };
+        // `set-log-level silent`.
+        if txn.log_level == Some(8) {
+            return;
+        }
+        let r = self;
         let st = &shard.stats;
-        let b = &cfg.backends[backend];
+        let backend = r.backend;
+        let b = backend.map(|b| &cfg.backends[b]);
         let now = Instant::now();
         let since = |t: Option<Instant>| t.map_or(-1, |t| ms(now.saturating_duration_since(t)));
         let tr = match (r.head_start, r.start) {
@@ -151,39 +170,56 @@ impl Record {
             }
             _ => -1,
         };
-        let server = r
-            .server
-            .map(|s| b.servers[s as usize].name.as_str())
-            .unwrap_or("<NOSRV>");
-        let fe_cur = st.frontends[frontend].scur.get();
-        log.http(&HttpEntry {
-            client: peer,
-            accepted: r.date.unwrap_or_else(std::time::SystemTime::now),
-            frontend: &cfg.frontends[frontend].name,
-            backend: &b.name,
+        let server = match (b, r.server) {
+            (Some(b), Some(s)) => b.servers[s as usize].name.as_str(),
+            _ => "<NOSRV>",
+        };
+        let ta = since(r.head_start);
+        let term = r.term.unwrap_or(Term::NORMAL);
+        let facts = Facts {
+            accepted: r.date,
+            request: r.date,
+            // A request answered before a backend was chosen logs the frontend.
+            backend: b.map_or(fe.name.as_str(), |b| b.name.as_str()),
             server,
-            timers: [
-                tr,
-                r.queued.map_or(-1, ms),
-                r.connected.map_or(-1, ms),
-                tr_server,
-                since(r.head_start),
-            ],
-            status: r.status,
-            bytes: r.bytes_out,
-            termination: r.term.unwrap_or(Term::NORMAL).as_str(),
+            server_addr: b.zip(r.server).map(|(b, s)| b.servers[s as usize].addr),
+            th: 0,
+            ti: 0,
+            tr_head: tr,
+            tw: r.queued.map_or(-1, ms),
+            tc: r.connected.map_or(-1, ms),
+            tr_server,
+            ta,
+            tt: ta,
+            status: txn.status.unwrap_or(r.status),
+            bytes_out: r.bytes_out,
+            bytes_in: r.bytes_in,
+            term: term.as_str(),
             conns: [
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
-                fe_cur,
-                st.backends[backend].scur.get(),
-                r.server
-                    .map_or(0, |s| st.server(backend, s as usize).scur.get()),
-                u64::from(r.retries.count),
+                st.frontends[frontend].scur.get(),
+                backend.map_or(0, |b| st.backends[b].scur.get()),
+                backend
+                    .zip(r.server)
+                    .map_or(0, |(b, s)| st.server(b, s as usize).scur.get()),
             ],
+            retries: r.retries.count,
             redispatched: r.retries.redispatched,
-            queues: [0, shard.upstreams.backends[backend].queue_figures().0],
-            request_line,
-        });
+            queues: [
+                0,
+                backend.map_or(0, |b| shard.upstreams.backends[b].queue_figures().0),
+            ],
+            request_line: (!request_line.is_empty()).then_some(request_line),
+            counter: 0,
+        };
+        let mut ctx = crate::rules::Ctx::new(peer, local, txn);
+        ctx.dir = crate::rules::Dir::Res;
+        ctx.cfg = Some(cfg);
+        ctx.shard = Some(shard);
+        ctx.frontend = frontend;
+        ctx.backend = backend;
+        ctx.server = r.server;
+        log.line(line, &ctx, &facts);
     }
 }
 
@@ -198,47 +234,61 @@ pub struct TcpLine {
 }
 
 impl TcpLine {
-    /// Appends the `option tcplog` line of a finished connection.
+    /// Appends the log line of a finished connection (the frontend's log format).
     pub fn log(
         &self,
         shard: &Shard,
         frontend: usize,
         backend: usize,
-        peer: SocketAddr,
+        (peer, local): (SocketAddr, SocketAddr),
         date: std::time::SystemTime,
+        txn: &Txn,
     ) {
         let line = self;
-        let (Some(log), Some(_)) = (&shard.log, shard.config.frontends[frontend].log) else {
-            return;
-        };
+        let Some(log) = &shard.log else { return };
         let fe = &shard.config.frontends[frontend];
+        let Some(format) = &fe.log_line else { return };
         let b = &shard.config.backends[backend];
         let st = &shard.stats;
-        if fe.dont_log_null && line.bytes == 0 {
+        if (fe.dont_log_null && line.bytes == 0) || txn.log_level == Some(8) {
             return;
         }
         let server = line.server;
-        log.tcp(&TcpEntry {
-            client: peer,
-            accepted: date,
-            frontend: &fe.name,
+        let [tw, tc, tt] = line.timers;
+        let facts = Facts {
+            accepted: Some(date),
+            request: Some(date),
             backend: &b.name,
             server: server
                 .map(|s| b.servers[s as usize].name.as_str())
                 .unwrap_or("<NOSRV>"),
-            timers: line.timers,
-            bytes: line.bytes,
-            termination: line.term.as_str(),
+            server_addr: server.map(|s| b.servers[s as usize].addr),
+            tr_head: -1,
+            tw,
+            tc,
+            tr_server: -1,
+            ta: tt,
+            tt,
+            bytes_out: line.bytes,
+            term: line.term.as_str(),
             conns: [
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
                 st.frontends[frontend].scur.get(),
                 st.backends[backend].scur.get(),
                 server.map_or(0, |s| st.server(backend, s as usize).scur.get()),
-                u64::from(line.retries.count),
             ],
+            retries: line.retries.count,
             redispatched: line.retries.redispatched,
             queues: [0, shard.upstreams.backends[backend].queue_figures().0],
-        });
+            ..Default::default()
+        };
+        let mut ctx = crate::rules::Ctx::new(peer, local, txn);
+        ctx.cfg = Some(&shard.config);
+        ctx.shard = Some(shard);
+        ctx.frontend = frontend;
+        ctx.backend = Some(backend);
+        ctx.server = server;
+        log.line(format, &ctx, &facts);
     }
 }
 

@@ -251,6 +251,12 @@ impl ShardStats {
         &self.servers[b].all()[s]
     }
 
+    /// Server `s` of backend `b`'s current connections (0 before its first use; nothing
+    /// allocated).
+    pub fn server_scur(&self, b: usize, s: usize) -> u64 {
+        self.servers[b].get(s).map_or(0, |c| c.scur.get())
+    }
+
     /// Bytes in and out, added to the frontend and, when known, the backend and server.
     pub fn traffic(
         &self,

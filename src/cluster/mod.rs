@@ -11,6 +11,7 @@ mod link;
 mod operator;
 mod rate;
 mod stick;
+mod tables;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,6 +79,7 @@ struct Thread {
     operator: operator::OperatorSync,
     stick: stick::StickSync,
     rate: rate::RateSync,
+    tables: tables::TableSync,
 }
 
 impl Thread {
@@ -99,6 +101,7 @@ impl Thread {
             operator: operator::OperatorSync::new(core),
             stick: stick::StickSync::default(),
             rate: rate::RateSync::new(n),
+            tables: tables::TableSync::new(n),
             prefix,
         }
     }
@@ -114,10 +117,11 @@ impl Thread {
             crossbeam_channel::select! {
                 recv(rx) -> msg => match msg {
                     Ok(Up::Stop) | Err(_) => break,
-                    Ok(Up::Batch { shard, config, sticks, counts }) => {
+                    Ok(Up::Batch { shard, config, sticks, counts, tables }) => {
                         let down = self.stick.ingest(&config, &sticks);
                         self.broadcast_sticks(down);
                         self.rate.ingest(shard, &config, &counts);
+                        self.tables.ingest(shard, &config, &tables);
                     }
                     Ok(Up::Operator { backend, server, state, weight }) => {
                         self.operator.local_change(backend, server, state, weight);
@@ -148,6 +152,12 @@ impl Thread {
                 for (tx, counts) in self.shards.iter().zip(per_shard) {
                     if !counts.is_empty() {
                         let _ = tx.send(ToShard::Rates(counts));
+                    }
+                }
+                let per_shard = self.tables.answers();
+                for (tx, downs) in self.shards.iter().zip(per_shard) {
+                    if !downs.is_empty() {
+                        let _ = tx.send(ToShard::Tables(downs));
                     }
                 }
             }
@@ -190,6 +200,7 @@ impl Thread {
             let adopted = self.stick.flush(conn, &prefix, &node)?;
             if counts {
                 self.rate.flush(conn, &prefix)?;
+                self.tables.flush(conn, &prefix)?;
                 // Notices a lost server even when there is nothing to write.
                 redis::cmd("PING").query::<()>(conn)?;
             }

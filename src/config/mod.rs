@@ -13,9 +13,12 @@ mod validate;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use acl::{Acl, AclTest, Condition, Fetch, MatchMethod};
+pub use crate::rules::action::{HttpAction, HttpRule, Reply, TcpAction, TcpRule};
+pub use crate::rules::stick::TableSpec;
+pub use crate::rules::{Acl, AclTest, Condition};
 pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, StickTable};
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
@@ -145,6 +148,10 @@ pub struct Config {
     /// Proxies in the order the file declared them (a `listen` is both halves), for
     /// `show stat` and proxy ids.
     pub proxy_order: Vec<ProxyRef>,
+    /// Every variable name rules mention, numbered.
+    pub vars: crate::rules::vars::Registry,
+    /// Stick tables of the rule language (`track-scN`, `sc_*`), by index.
+    pub tables: Vec<TableSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +188,8 @@ pub struct Timeouts {
     /// Inactivity in both directions of a tunnel (after a `101 Switching Protocols`);
     /// `None`: `client`.
     pub tunnel: Option<Duration>,
+    /// How long `http-request tarpit` holds a client (`None`: `connect`, as HAProxy).
+    pub tarpit: Option<Duration>,
 }
 
 /// Message limits (HAProxy: `tune.bufsize`, `tune.http.maxhdr`).
@@ -248,6 +257,10 @@ pub enum LogFormat {
     Http,
     /// `option tcplog`.
     Tcp,
+    /// `option httplog clf`.
+    Clf,
+    /// `log-format` (the line is in `Frontend::log_line`).
+    Custom,
 }
 
 /// `local0`..`local7`, `daemon`, `user`, ... → syslog facility number.
@@ -296,11 +309,10 @@ pub struct Frontend {
     pub binds: Vec<Bind>,
     pub mode: Mode,
     pub routes: Vec<Route>,
-    /// The routes' exact host matches, indexed (large routing tables; `None` below a
-    /// few host rules). Built from `routes` by `http::host_index::for_routes`.
-    pub host_index: Option<std::sync::Arc<crate::http::host_index::HostIndex>>,
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
+    /// A `listen` section's own backend: its rules run once, as the frontend's.
+    pub listen_backend: Option<usize>,
     /// Add the client's address to requests (`option forwardfor`).
     pub forward_for: Option<ForwardFor>,
     /// Close the server connection after each response (`option http-server-close`).
@@ -315,11 +327,26 @@ pub struct Frontend {
     pub dont_log_null: bool,
     /// Client-side timeouts (`client`, `http_request`, `http_keep_alive`) apply here.
     pub timeouts: Timeouts,
+    /// The access log line of this frontend (`log` chooses it; `None`: not logged).
+    pub log_line: Option<Arc<crate::rules::LogFormat>>,
     /// `http-request` rules, in order.
-    pub request_rules: Vec<RequestRule>,
+    pub http_request: Vec<HttpRule>,
+    /// `http-response` rules, in order (after the backend's).
+    pub http_response: Vec<HttpRule>,
+    /// `http-after-response` rules (after the backend's), also on local replies.
+    pub http_after_response: Vec<HttpRule>,
+    /// `tcp-request connection` rules: at accept.
+    pub tcp_connection: Vec<TcpRule>,
+    /// `tcp-request session` rules: after the handshake (PROXY header, TLS).
+    pub tcp_session: Vec<TcpRule>,
+    /// `tcp-request content` rules, with `tcp-request inspect-delay`.
+    pub tcp_content: Vec<TcpRule>,
+    pub inspect_delay: Option<Duration>,
+    /// `capture request|response header` and `declare capture` slots.
+    pub captures: Captures,
     /// Most connections to this frontend at once, all shards together.
     pub maxconn: Option<u32>,
-    /// Request-rate limits (`RequestAction::RateLimit` rules refer to them by index).
+    /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
 }
 
@@ -332,33 +359,19 @@ impl Frontend {
     }
 }
 
-/// `http-request ACTION [if|unless COND]`.
-#[derive(Debug, Clone)]
-pub struct RequestRule {
-    pub cond: Condition,
-    pub action: RequestAction,
+/// Header capture slots, in declaration order (a slot's index is its `id`).
+#[derive(Debug, Clone, Default)]
+pub struct Captures {
+    pub request: Vec<CaptureSlot>,
+    pub response: Vec<CaptureSlot>,
 }
 
 #[derive(Debug, Clone)]
-pub enum RequestAction {
-    /// Replace every value of a header (name as written).
-    SetHeader(String, String),
-    AddHeader(String, String),
-    DelHeader(String),
-    /// Answer at once with these bytes (deny, return, redirect) and close.
-    Respond {
-        status: u16,
-        bytes: Vec<u8>,
-    },
-    /// Answer from the admin side: the stats page (`stats uri`) or Prometheus metrics.
-    Service(Service),
-    /// Count the request against the frontend's rate limit N; over it, answer with
-    /// these bytes and close.
-    RateLimit {
-        limiter: usize,
-        status: u16,
-        bytes: Vec<u8>,
-    },
+pub struct CaptureSlot {
+    /// `capture request header NAME`: the header (lower case) captured at parse time;
+    /// `None` for `declare capture` slots that rules fill.
+    pub header: Option<Box<str>>,
+    pub len: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,53 +385,6 @@ pub enum Service {
         refresh: Option<u64>,
     },
     Prometheus,
-}
-
-impl RequestAction {
-    /// The canned answer of a rule that answers (deny, return, redirect, rate limit).
-    pub fn response(&self) -> Option<(u16, &[u8])> {
-        match self {
-            RequestAction::Respond { status, bytes }
-            | RequestAction::RateLimit { status, bytes, .. } => Some((*status, bytes)),
-            _ => None,
-        }
-    }
-
-    /// A complete response with a small body, closing the connection.
-    pub fn respond(status: u16, content_type: &str, body: &str, extra: &str) -> RequestAction {
-        let reason = match status {
-            200 => "OK",
-            301 => "Moved Permanently",
-            302 => "Found",
-            303 => "See Other",
-            307 => "Temporary Redirect",
-            308 => "Permanent Redirect",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            429 => "Too Many Requests",
-            500 => "Internal Server Error",
-            502 => "Bad Gateway",
-            503 => "Service Unavailable",
-            504 => "Gateway Timeout",
-            _ => "Status",
-        };
-        let mut bytes = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
-        if !body.is_empty() {
-            bytes.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
-        }
-        bytes.extend_from_slice(extra.as_bytes());
-        bytes.extend_from_slice(
-            format!(
-                "Content-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        RequestAction::Respond { status, bytes }
-    }
 }
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
@@ -453,7 +419,22 @@ impl ForwardFor {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub cond: Condition,
-    pub backend: usize,
+    pub target: RouteTarget,
+}
+
+#[derive(Debug, Clone)]
+pub enum RouteTarget {
+    Backend(usize),
+    /// `use_backend %[...]`: the name is built per request; a name that is no backend
+    /// sends the request to the default backend (no later rule is tried).
+    Dynamic(Arc<crate::rules::LogFormat>),
+}
+
+/// `use-server SERVER if CONDITION` (backends).
+#[derive(Debug, Clone)]
+pub struct UseServer {
+    pub cond: Condition,
+    pub server: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -481,6 +462,19 @@ pub struct Backend {
     pub server_close: bool,
     /// Sticky sessions (`stick-table` + `stick on`).
     pub stick: Option<StickTable>,
+    /// `http-request` rules, after the frontend's (once this backend was chosen).
+    pub http_request: Vec<HttpRule>,
+    /// `http-response` rules, before the frontend's.
+    pub http_response: Vec<HttpRule>,
+    /// `http-after-response` rules, before the frontend's.
+    pub http_after_response: Vec<HttpRule>,
+    /// `tcp-request content` rules of the backend, after the frontend's.
+    pub tcp_content: Vec<TcpRule>,
+    /// `tcp-response content` rules, with `tcp-response inspect-delay`.
+    pub tcp_response: Vec<TcpRule>,
+    pub response_inspect_delay: Option<Duration>,
+    /// `use-server` rules, in order.
+    pub use_server: Vec<UseServer>,
 }
 
 #[derive(Debug, Clone)]
@@ -601,6 +595,7 @@ pub fn default_timeouts() -> Timeouts {
         shutdown: Duration::from_secs(5),
         hard_stop_after: None,
         tunnel: None,
+        tarpit: None,
     }
 }
 

@@ -8,10 +8,12 @@ use std::time::Duration;
 use super::raw::{RawConfig, RawDuration, RawStatusMatch};
 use super::{
     parse_duration, usable_cores, Acl, AclTest, Admin, Backend, BalanceAlgo, CheckKind, Condition,
-    Config, ConfigErrors, DriverChoice, Fetch, Frontend, HashKey, HealthCheck, Limits, MatchMethod,
-    Mode, PoolSettings, Route, Runtime, Server, StatusMatch, Timeouts,
+    Config, ConfigErrors, DriverChoice, Frontend, HashKey, HealthCheck, Limits, Mode, PoolSettings,
+    Route, Runtime, Server, StatusMatch, Timeouts,
 };
 use super::{syslog_facility, LogFormat, LogSink, LogTarget};
+use crate::rules::fetch::Fetch;
+use crate::rules::pattern::Method;
 
 /// Parses and validates a native TOML config.
 pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
@@ -156,6 +158,7 @@ impl Validator {
                 .tunnel
                 .as_ref()
                 .map(|_| self.duration("timeout.tunnel", &t.tunnel, Duration::ZERO)),
+            tarpit: None,
         };
         for (name, d) in [
             ("connect", timeouts.connect),
@@ -295,6 +298,8 @@ impl Validator {
                 }))
                 .collect(),
             cluster: self.cluster(&raw.cluster),
+            vars: Default::default(),
+            tables: Vec::new(),
             frontends,
             backends,
         }
@@ -430,6 +435,13 @@ impl Validator {
                     .stick
                     .as_ref()
                     .and_then(|st| self.stick(&format!("{path}.stick"), st)),
+                http_request: Vec::new(),
+                http_response: Vec::new(),
+                http_after_response: Vec::new(),
+                tcp_content: Vec::new(),
+                tcp_response: Vec::new(),
+                response_inspect_delay: None,
+                use_server: Vec::new(),
             });
         }
         out
@@ -746,10 +758,10 @@ impl Validator {
                 }
                 let mut tests = Vec::new();
                 if let Some(h) = &r.host {
-                    tests.push(acl_test(Fetch::HostName, MatchMethod::Str, true, h));
+                    tests.push(acl_test(Fetch::HostName, Method::Str, true, h));
                 }
                 if let Some(p) = &r.path_prefix {
-                    tests.push(acl_test(Fetch::Path, MatchMethod::Beg, false, p));
+                    tests.push(acl_test(Fetch::Path, Method::Beg, false, p));
                 }
                 // Host and path prefix must both hold: one single-test ACL each, ANDed.
                 let cond = Condition::All(
@@ -763,15 +775,18 @@ impl Validator {
                         })
                         .collect(),
                 );
-                routes.push(Route { cond, backend });
+                routes.push(Route {
+                    cond,
+                    target: super::RouteTarget::Backend(backend),
+                });
             }
             out.push(Frontend {
                 name: name.clone(),
                 binds,
                 mode,
-                host_index: crate::http::host_index::for_routes(&routes),
                 routes,
                 default_backend,
+                listen_backend: None,
                 forward_for: f.forward_for.then(super::ForwardFor::default),
                 server_close: false,
                 client_close: false,
@@ -789,8 +804,20 @@ impl Validator {
                     }
                 },
                 dont_log_null: f.dont_log_null,
+                log_line: match f.log.as_deref() {
+                    Some("http") => Some(crate::rules::logformat::builtin(LogFormat::Http)),
+                    Some("tcp") => Some(crate::rules::logformat::builtin(LogFormat::Tcp)),
+                    _ => None,
+                },
+                http_response: Vec::new(),
+                http_after_response: Vec::new(),
+                tcp_connection: Vec::new(),
+                tcp_session: Vec::new(),
+                tcp_content: Vec::new(),
+                inspect_delay: None,
+                captures: super::Captures::default(),
                 maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
-                request_rules: {
+                http_request: {
                     let mut rules = Vec::new();
                     rate_limits.clear();
                     for (key, value, service) in [
@@ -813,15 +840,11 @@ impl Validator {
                             );
                             continue;
                         }
-                        if let Ok(t) = AclTest::new(Fetch::Url, MatchMethod::Beg, false, &[v]) {
-                            rules.push(super::RequestRule {
-                                cond: Condition::Acl(std::sync::Arc::new(Acl {
-                                    name: key.into(),
-                                    tests: vec![t],
-                                })),
-                                action: super::RequestAction::Service(service),
-                            });
-                        }
+                        rules.push(super::HttpRule {
+                            cond: crate::rules::acl::url_beg_condition(key, v),
+                            action: super::HttpAction::Service(service),
+                            line: 0,
+                        });
                     }
                     if mode == Mode::Tcp && !f.rate_limit.is_empty() {
                         self.err(
@@ -833,22 +856,25 @@ impl Validator {
                         if let Some((limit, status)) =
                             self.rate_limit(&format!("{path}.rate_limit[{i}]"), r)
                         {
-                            let bytes = match super::RequestAction::respond(
+                            let mut reply = super::Reply {
                                 status,
-                                "text/plain",
-                                "Too many requests\n",
-                                "",
-                            ) {
-                                super::RequestAction::Respond { bytes, .. } => bytes,
-                                _ => Vec::new(),
+                                content_type: Some("text/plain".into()),
+                                body: crate::rules::action::Body::Bytes(
+                                    b"Too many requests\n"[..].into(),
+                                ),
+                                headers: Vec::new(),
+                                error_page: false,
+                                canned: None,
                             };
-                            rules.push(super::RequestRule {
+                            reply.prebuild();
+                            rules.push(super::HttpRule {
                                 cond: Condition::Always,
-                                action: super::RequestAction::RateLimit {
+                                action: super::HttpAction::RateLimit {
                                     limiter: rate_limits.len(),
                                     status,
-                                    bytes,
+                                    bytes: reply.canned.map(Vec::from).unwrap_or_default(),
                                 },
+                                line: 0,
                             });
                             rate_limits.push(limit);
                         }
@@ -957,6 +983,13 @@ fn parse_status_match(m: &RawStatusMatch) -> Result<StatusMatch, String> {
     }
 }
 
-fn acl_test(fetch: Fetch, method: MatchMethod, ignore_case: bool, pattern: &str) -> AclTest {
-    AclTest::new(fetch, method, ignore_case, &[pattern]).expect("string patterns always compile")
+fn acl_test(fetch: Fetch, method: Method, ignore_case: bool, pattern: &str) -> AclTest {
+    AclTest::from_fetch(
+        fetch,
+        crate::rules::Type::Str,
+        method,
+        ignore_case,
+        &[pattern],
+    )
+    .expect("string patterns always compile")
 }

@@ -81,6 +81,8 @@ pub enum ToShard {
     Sticks(std::sync::Arc<Vec<StickDown>>),
     /// Everybody else's request counts of keys this shard tracks (cluster thread).
     Rates(Vec<RateDown>),
+    /// Everybody else's shares of stick-table counters.
+    Tables(Vec<TableDown>),
     /// Send a copy of this shard's statistics.
     Snapshot(crossbeam_channel::Sender<ShardReport>),
     /// About the process-wide limits: a slot handed to a waiter here, room again.
@@ -192,6 +194,7 @@ pub enum Up {
         config: Arc<Config>,
         sticks: Vec<StickUp>,
         counts: Vec<CountUp>,
+        tables: Vec<TableUp>,
     },
     /// The operator changed a server on this node (runtime API).
     Operator {
@@ -220,4 +223,28 @@ pub struct RateDown {
     pub key: u64,
     pub window: u64,
     pub others: u32,
+}
+
+/// An increment a shard made, for the cluster thread.
+#[derive(Debug, Clone, Copy)]
+pub struct TableUp {
+    pub table: u32,
+    pub data: u32,
+    pub key: u64,
+    pub window: u64,
+    /// 0 for a counter.
+    pub period_ms: u64,
+    /// How long the table keeps an idle entry (a counter's lifetime in Redis).
+    pub expire_ms: u64,
+    pub delta: i64,
+}
+
+/// Everybody else's value of a stored data type, for one shard.
+#[derive(Debug, Clone)]
+pub struct TableDown {
+    pub table: Arc<str>,
+    pub data: u32,
+    pub key: u64,
+    pub window: u64,
+    pub others: i64,
 }

@@ -146,6 +146,8 @@ pub struct Dispatch {
     kept: Option<Slot>,
     /// The next attempt must open a new connection (the pooled one was stale).
     fresh: bool,
+    /// The server a `use-server` rule chose, tried first on the first attempt.
+    forced: Option<u32>,
     /// The stick record read for the current attempt, and when it was asked.
     recorded: Option<u32>,
     asked: Instant,
@@ -177,6 +179,7 @@ impl Dispatch {
             first_ask: Some(start),
             kept: None,
             fresh: false,
+            forced: None,
             recorded: None,
             asked: start,
             times: Times {
@@ -186,6 +189,12 @@ impl Dispatch {
                 retries: Retries::default(),
             },
         }
+    }
+
+    /// The server a `use-server` rule chose: the first attempt goes there while it
+    /// can take the request (a retry balances as usual).
+    pub fn use_server(&mut self, server: Option<u32>) {
+        self.forced = server;
     }
 
     /// The next attempt: a slot and a connection, after as many connect failures as
@@ -323,11 +332,18 @@ impl Dispatch {
         }
     }
 
-    /// A slot at once, if there is one: the sticky server while it can take the
-    /// request, else the balancer's choice when a server is free and nobody waits.
+    /// A slot at once, if there is one: the `use-server` or sticky server while it
+    /// can take the request, else the balancer's choice when a server is free and nobody waits.
     fn slot_now(&mut self, asked: Instant) -> Result<Option<Taken>, GiveUp> {
         let shard = &self.shard;
         let be = &shard.upstreams.backends[self.backend];
+        if let Some(t) = self
+            .forced
+            .filter(|_| self.failures == 0)
+            .and_then(|s| be.take(s))
+        {
+            return Ok(Some(t));
+        }
         if let Some(k) = self.stick {
             self.recorded = shard.cluster.stuck(self.backend, k, asked.into_std());
             if let Some(t) = self

@@ -13,16 +13,18 @@ use super::bufpool::PooledBuf;
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::reply::{Reply, CONTINUE};
-use super::route::{eval, is_idempotent, request_hash, route, View};
+use super::route::{is_idempotent, request_hash};
+use super::rules::{self as hrules, Early};
 use crate::config::BalanceAlgo;
-use crate::config::{RequestAction, Service};
+use crate::config::Service;
 use crate::dispatch::{Dispatch, Failure, GiveUp, PoolUse, ServerConn};
 use crate::io::{linger_close, read_into, write_range, write_static, ReadOutcome, Stream, Timer};
 use crate::record::{Record, Term};
+use crate::rules::Txn;
 use crate::shard::Shard;
 use crate::stats::Counters;
 
-use super::local::{add_header, del_header, service_response};
+use super::local::service_response;
 use super::response::HeadError;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
@@ -32,16 +34,22 @@ const SERVER_BUF: usize = 16 * 1024;
 pub(super) enum Stop {
     /// Close quietly (client gone, idle timeout, or the response was cut short).
     Close,
+    /// Close with a reset (`silent-drop`).
+    Reset,
     /// Answer with a canned reply, then close.
     Reply(Reply),
-    /// Answer with the response of the frontend's `http-request` rule N, then close.
-    Rule(usize),
+    /// A rule answered (deny, return, redirect, rate limit): the answer is in `out`.
+    /// `next`: the request's head length when the connection may go on with the next
+    /// request (no body to skip), else it closes.
+    Answer { status: u16, next: Option<usize> },
+    /// `tarpit`: hold the client for `timeout tarpit`, then send the answer in `out`.
+    Tarpit(u16),
     /// A reload happened while the connection waited for its next request: move to
     /// the new config and read that request again.
     Newer,
-    /// Answer from the admin side (rule N's service); `csv` for `;csv` stats.
+    /// Answer from the admin side; `csv` for `;csv` stats.
     Service {
-        rule: usize,
+        service: Service,
         csv: bool,
         authorized: bool,
     },
@@ -67,6 +75,8 @@ pub(super) struct RequestMeta {
     pub(super) hash: Option<u64>,
     /// The stick-table key of a backend with `stick on`.
     pub(super) stick: Option<u64>,
+    /// The server a `use-server` rule chose.
+    pub(super) use_server: Option<u32>,
 }
 
 pub(super) struct Conn<S> {
@@ -94,6 +104,9 @@ pub(super) struct Conn<S> {
     /// The head being read began under an older config (a reload came in between):
     /// its `timeout http-request` starts afresh rather than from before the idle wait.
     pub(super) resumed: bool,
+    /// What rules keep for the connection and its current request (variables,
+    /// captures, tracked counters).
+    pub(super) txn: Txn,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -105,6 +118,7 @@ pub async fn serve<S: Stream>(
     peer: SocketAddr,
     local: SocketAddr,
     cbuf: Vec<u8>,
+    txn: Txn,
 ) {
     let cap = shard.config.limits.max_header_bytes;
     let cbuf = if cbuf.capacity() >= cap {
@@ -127,6 +141,7 @@ pub async fn serve<S: Stream>(
         reqline: Vec::with_capacity(256),
         timer: Timer::new(Instant::now()),
         resumed: false,
+        txn,
     };
     let mut first = true;
     // A new connection counts as in flight until its first request arrives: a stop
@@ -134,7 +149,10 @@ pub async fn serve<S: Stream>(
     let mut arriving = Some(conn.shard.begin_request());
     loop {
         conn.rec = Record::default();
-        if conn.shard.config.frontends[conn.frontend].log.is_some() {
+        if conn.shard.config.frontends[conn.frontend]
+            .log_line
+            .is_some()
+        {
             conn.rec.date = Some(std::time::SystemTime::now());
         }
         conn.rec.head_start = Some(Instant::now());
@@ -151,19 +169,16 @@ pub async fn serve<S: Stream>(
             conn.rec.term = Some(match &result {
                 Ok(_) | Err(Stop::Tunnel(..)) => Term::NORMAL,
                 Err(Stop::Close) | Err(Stop::Newer) => Term::CLIENT_ABORT,
-                Err(Stop::Rule(_)) | Err(Stop::Service { .. }) => Term::PROXY_REQUEST,
+                Err(Stop::Reset) | Err(Stop::Answer { .. }) | Err(Stop::Service { .. }) => {
+                    Term::PROXY_REQUEST
+                }
+                Err(Stop::Tarpit(_)) => Term::PROXY_TARPIT,
                 Err(Stop::Reply(r)) => r.term(),
             });
         }
-        if let Err(Stop::Rule(i)) = &result {
-            if let Some((status, bytes)) = conn.shard.config.frontends[conn.frontend].request_rules
-                [*i]
-                .action
-                .response()
-            {
-                conn.rec.status = status;
-                conn.rec.bytes_out += bytes.len() as u64;
-            }
+        if let Err(Stop::Answer { status, .. } | Stop::Tarpit(status)) = &result {
+            conn.rec.status = *status;
+            conn.rec.bytes_out += conn.out.len() as u64;
         }
         if let Err(Stop::Reply(r)) = &result {
             conn.rec.status = r.status();
@@ -179,11 +194,13 @@ pub async fn serve<S: Stream>(
                 Counters::inc(&conn.shard.stats.frontends[conn.frontend].ereq);
             }
         }
-        conn.rec
-            .account(&conn.shard, conn.frontend, conn.peer, &conn.reqline);
+        conn.account();
         drop(arriving.take());
         match result {
-            Ok(true) => first = false,
+            Ok(true) => {
+                first = false;
+                conn.txn.first = false;
+            }
             Ok(false) => {
                 // Closing sends the FIN; an explicit shutdown first would only add a
                 // syscall. With pipelined bytes left over, the lingering close keeps
@@ -194,12 +211,22 @@ pub async fn serve<S: Stream>(
                 return;
             }
             Err(Stop::Close) | Err(Stop::Newer) => return,
+            Err(Stop::Reset) => {
+                crate::tcp_rules::drop_connection(conn.client, true);
+                return;
+            }
             Err(Stop::Tunnel(up, head_len)) => {
                 // Boxed: a tunnel's state would otherwise grow every connection's future.
                 Box::pin(super::tunnel::run(conn, up, head_len)).await;
                 return;
             }
             Err(Stop::Reply(r)) => {
+                // `http-after-response` rules also see local error replies.
+                if conn.after_rules(r) {
+                    let out = std::mem::take(&mut conn.out);
+                    conn.answer_and_close(out).await;
+                    return;
+                }
                 let deadline = Instant::now() + conn.timeouts().client;
                 if write_static(&mut conn.client, r.bytes(), &mut conn.timer, deadline)
                     .await
@@ -209,32 +236,50 @@ pub async fn serve<S: Stream>(
                 }
                 return;
             }
+            Err(Stop::Answer { next, .. }) => {
+                let deadline = Instant::now() + conn.timeouts().client;
+                let len = conn.out.len();
+                let written = write_range(
+                    &mut conn.client,
+                    &mut conn.out,
+                    0..len,
+                    &mut conn.timer,
+                    deadline,
+                )
+                .await;
+                if written.is_err() {
+                    return;
+                }
+                match next {
+                    // The connection goes on with the next request.
+                    Some(head_len) => {
+                        conn.cpos += head_len;
+                        first = false;
+                        conn.txn.first = false;
+                        continue;
+                    }
+                    None => {
+                        linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
+                        return;
+                    }
+                }
+            }
+            Err(Stop::Tarpit(_)) => {
+                let hold = conn.timeouts().tarpit.unwrap_or(conn.timeouts().connect);
+                // Boxed: a rare path's timer stays out of every connection's task.
+                Box::pin(monoio::time::sleep(hold)).await;
+                let out = std::mem::take(&mut conn.out);
+                conn.answer_and_close(out).await;
+                return;
+            }
             Err(Stop::Service {
-                rule,
+                service,
                 csv,
                 authorized,
             }) => {
                 let shard = conn.shard.clone();
-                let RequestAction::Service(svc) =
-                    &shard.config.frontends[conn.frontend].request_rules[rule].action
-                else {
-                    return;
-                };
-                let response = service_response(&shard, svc, csv, authorized).await;
+                let response = service_response(&shard, &service, csv, authorized).await;
                 conn.answer_and_close(response.into_bytes()).await;
-                return;
-            }
-            Err(Stop::Rule(i)) => {
-                let shard = conn.shard.clone();
-                if let Some((_, bytes)) = shard.config.frontends[conn.frontend].request_rules[i]
-                    .action
-                    .response()
-                {
-                    let mut out = std::mem::take(&mut conn.out);
-                    out.clear();
-                    out.extend_from_slice(bytes);
-                    conn.answer_and_close(out).await;
-                }
                 return;
             }
         }
@@ -242,6 +287,53 @@ pub async fn serve<S: Stream>(
 }
 
 impl<S: Stream> Conn<S> {
+    /// Puts a canned error reply through the `http-after-response` rules, into
+    /// `out`; `false` when there are none.
+    fn after_rules(&mut self, r: Reply) -> bool {
+        let cfg = &self.shard.config;
+        let fe = &cfg.frontends[self.frontend];
+        let be = self.rec.backend.map(|b| &cfg.backends[b]);
+        if fe.http_after_response.is_empty() && be.is_none_or(|b| b.http_after_response.is_empty())
+        {
+            return false;
+        }
+        self.out.clear();
+        self.out.extend_from_slice(r.bytes());
+        let site = hrules::Site {
+            shard: &self.shard,
+            frontend: self.frontend,
+            backend: self.rec.backend,
+            server: self.rec.server,
+            src: self.peer,
+            dst: self.local,
+        };
+        hrules::after_local(&site, &mut self.txn, &mut self.out, r.status());
+        true
+    }
+
+    /// Accounts the finished request: the counters its rules track, the shard's
+    /// counters and histograms, the log line.
+    fn account(&mut self) {
+        if self
+            .txn
+            .track
+            .iter()
+            .chain(&self.txn.sess_track)
+            .any(Option::is_some)
+        {
+            let (status, bytes_in, bytes_out) =
+                (self.rec.status, self.rec.bytes_in, self.rec.bytes_out);
+            hrules::request_done(&self.shard, &mut self.txn, status, bytes_in, bytes_out);
+        }
+        self.rec.account(
+            &self.shard,
+            self.frontend,
+            (self.peer, self.local),
+            &self.reqline,
+            &self.txn,
+        );
+    }
+
     /// Writes a local answer, then closes with the lingering close: the connection
     /// ends here.
     async fn answer_and_close(mut self, mut out: Vec<u8>) {
@@ -313,6 +405,7 @@ impl<S: Stream> Conn<S> {
             (self.peer, self.local),
             start,
         );
+        dispatch.use_server(req.use_server);
         let mut continue_sent = false;
         let (response, mut up) = loop {
             let mut up = match dispatch.next(pool, &mut self.timer).await {
@@ -402,11 +495,6 @@ impl<S: Stream> Conn<S> {
         let max = self.shard.config.limits.max_header_bytes;
         let fe = &self.shard.config.frontends[self.frontend];
         let client = self.peer.ip();
-        let xff = fe
-            .forward_for
-            .as_ref()
-            .filter(|f| f.applies_to(client))
-            .map(|f| (client, f));
         let mut waiting_first_byte = !first && self.cpos == self.cbuf.len();
         let mut restart_deadline = std::mem::take(&mut self.resumed);
         let mut deadline = self.rec.head_start.unwrap_or_else(Instant::now)
@@ -420,10 +508,11 @@ impl<S: Stream> Conn<S> {
                 let data = &self.cbuf[self.cpos..];
                 let mut headers = head::header_slots();
                 let limits = &self.shard.config.limits;
-                match head::parse_request(data, &mut headers, limits, xff, &mut self.out) {
+                // X-Forwarded-For is added after the rules (`rules::request_phase`).
+                match head::parse_request(data, &mut headers, limits, None, &mut self.out) {
                     Parsed::Done(r) => {
                         // The request line, for the access log (the head is consumed soon).
-                        if fe.log.is_some() {
+                        if fe.log_line.is_some() {
                             let end = data
                                 .iter()
                                 .position(|&b| b == b'\r' || b == b'\n')
@@ -439,73 +528,38 @@ impl<S: Stream> Conn<S> {
                             // A doomed shard dies in its control loop: wake it.
                             self.shard.wake.ring();
                         }
-                        let view = View {
-                            req: &r,
-                            src: self.peer.ip(),
+                        // Captures, tcp-request content and http-request rules,
+                        // use_backend, the backend's rules, use-server, XFF.
+                        let routed = match hrules::request_phase(
+                            &self.shard,
+                            self.frontend,
+                            self.peer,
+                            self.local,
+                            &mut self.txn,
+                            &mut self.out,
+                            &r,
+                        ) {
+                            Ok(routed) => routed,
+                            Err(e) => {
+                                self.rec.backend = None;
+                                return Err(early_stop(
+                                    &self.shard,
+                                    self.frontend,
+                                    &mut self.rec,
+                                    &mut self.out,
+                                    e,
+                                    &r,
+                                ));
+                            }
                         };
-                        for (i, rule) in fe.request_rules.iter().enumerate() {
-                            if !eval(&rule.cond, &view) {
-                                continue;
-                            }
-                            match &rule.action {
-                                RequestAction::Respond { .. } => return Err(Stop::Rule(i)),
-                                RequestAction::RateLimit { limiter, .. } => {
-                                    if self.shard.cluster.rate_exceeded(
-                                        fe,
-                                        self.frontend,
-                                        *limiter,
-                                        r.headers,
-                                        client,
-                                    ) {
-                                        return Err(Stop::Rule(i));
-                                    }
-                                }
-                                RequestAction::Service(svc) => {
-                                    let authorized = match svc {
-                                        Service::Stats { auth, .. } if !auth.is_empty() => {
-                                            r.headers.iter().any(|h| {
-                                                h.name.eq_ignore_ascii_case("authorization")
-                                                    && auth.iter().any(|a| a.as_bytes() == h.value)
-                                            })
-                                        }
-                                        _ => true,
-                                    };
-                                    return Err(Stop::Service {
-                                        rule: i,
-                                        csv: r.target.contains(";csv"),
-                                        authorized,
-                                    });
-                                }
-                                RequestAction::DelHeader(name) => del_header(&mut self.out, name),
-                                RequestAction::SetHeader(name, value) => {
-                                    del_header(&mut self.out, name);
-                                    add_header(&mut self.out, name, value);
-                                }
-                                RequestAction::AddHeader(name, value) => {
-                                    add_header(&mut self.out, name, value)
-                                }
-                            }
-                        }
-                        let backend = route(fe, &view);
-                        if let (Some(b), None) = (backend, &fe.forward_for) {
-                            if let Some(ff) = &self.shard.config.backends[b].forward_for {
-                                let present = ff.if_none
-                                    && r.headers
-                                        .iter()
-                                        .any(|h| h.name.eq_ignore_ascii_case(&ff.header));
-                                if ff.applies_to(client) && !present {
-                                    use std::io::Write as _;
-                                    let len = self.out.len();
-                                    self.out.truncate(len.saturating_sub(2));
-                                    let _ = write!(self.out, "{}: {client}\r\n\r\n", ff.header);
-                                }
-                            }
-                        }
+                        let backend = routed.backend;
                         let hash =
                             backend.and_then(|b| match &self.shard.config.backends[b].balance {
-                                BalanceAlgo::Hash { key, .. } => {
-                                    request_hash(key, &r, self.peer.ip())
-                                }
+                                BalanceAlgo::Hash { key, .. } => request_hash(
+                                    key,
+                                    crate::rules::Head::new(&self.out),
+                                    self.peer.ip(),
+                                ),
                                 _ => None,
                             });
                         let stick = backend.and_then(|b| {
@@ -533,6 +587,7 @@ impl<S: Stream> Conn<S> {
                             backend,
                             hash,
                             stick,
+                            use_server: routed.server,
                         });
                     }
                     Parsed::Reject(reply) => return Err(Stop::Reply(reply)),
@@ -626,6 +681,63 @@ impl<S: Stream> Conn<S> {
             streamed = true;
         }
         Ok(if streamed { Instant::now() } else { now })
+    }
+}
+
+/// How a request the rules answered or refused ends.
+fn early_stop(
+    shard: &Shard,
+    frontend: usize,
+    rec: &mut Record,
+    out: &mut Vec<u8>,
+    e: Early,
+    r: &head::Request<'_>,
+) -> Stop {
+    match e {
+        Early::Close { silent } => {
+            rec.term = Some(Term::PROXY_REQUEST);
+            if silent {
+                Stop::Reset
+            } else {
+                Stop::Close
+            }
+        }
+        Early::Service(service) => {
+            let authorized = match &service {
+                Service::Stats { auth, .. } if !auth.is_empty() => r.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("authorization")
+                        && auth.iter().any(|a| a.as_bytes() == h.value)
+                }),
+                _ => true,
+            };
+            Stop::Service {
+                service,
+                csv: r.target.contains(";csv"),
+                authorized,
+            }
+        }
+        Early::Tarpit(status) => {
+            hrules::connection_header(out, true, r.minor_version);
+            Stop::Tarpit(status)
+        }
+        Early::Answer(status) => {
+            // As HAProxy: the connection stays open for the next request when
+            // this one has no body to skip.
+            let fe = &shard.config.frontends[frontend];
+            let keep = r.keep_alive
+                && r.framing == Framing::None
+                && !r.upgrade
+                && !r.connect
+                && !shard.draining.get()
+                && !fe.client_close;
+            hrules::connection_header(out, !keep, r.minor_version);
+            rec.started = true;
+            rec.bytes_in = r.head_len as u64;
+            Stop::Answer {
+                status,
+                next: keep.then_some(r.head_len),
+            }
+        }
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Request<'a> {
     /// A CONNECT to an authority-form target: a 2xx answer makes a tunnel (served only
     /// where the frontend allows it).
     pub connect: bool,
+    /// A summary of the header names written to `out` (`rules::head::name_bit`).
+    pub names: u64,
 }
 
 /// What a request asked for that may turn its connection into a tunnel.
@@ -363,6 +365,7 @@ pub fn parse_request<'a>(
     out.extend_from_slice(b" HTTP/1.");
     out.push(b'0' + minor);
     out.extend_from_slice(b"\r\n");
+    let mut names = 0u64;
     for h in headers {
         let keep_upgrade = upgrade && h.name.eq_ignore_ascii_case("upgrade");
         if (is_hop_by_hop(h.name) && !keep_upgrade)
@@ -371,6 +374,7 @@ pub fn parse_request<'a>(
         {
             continue;
         }
+        names |= crate::rules::head::name_bit(h.name.as_bytes());
         push_header(out, h.name, h.value);
     }
     if upgrade {
@@ -399,6 +403,7 @@ pub fn parse_request<'a>(
         expect_continue,
         upgrade,
         connect,
+        names,
     })
 }
 
@@ -445,6 +450,8 @@ pub struct Response {
     /// A `101 Switching Protocols` to an upgrade request: the connection becomes a
     /// tunnel after this head.
     pub upgrade: bool,
+    /// A summary of the header names written to `out` (`rules::head::name_bit`).
+    pub names: u64,
 }
 
 /// Parses a response head (at most `max_headers` fields, framing as strict as for
@@ -537,6 +544,7 @@ pub fn parse_response(
     ]);
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut names = 0u64;
     for h in headers {
         let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
         if (is_hop_by_hop(h.name) && !keep_upgrade)
@@ -551,6 +559,7 @@ pub fn parse_response(
         if client_minor == 0 && h.name.eq_ignore_ascii_case("transfer-encoding") {
             *client_keep_alive = false;
         }
+        names |= crate::rules::head::name_bit(h.name.as_bytes());
         push_header(out, h.name, h.value);
     }
     if switching {
@@ -563,12 +572,14 @@ pub fn parse_response(
         }
     }
     out.extend_from_slice(b"\r\n");
+    // The Connection header written below matters to no rule.
     Parsed::Done(Response {
         head_len,
         status,
         framing,
         reusable,
         upgrade,
+        names,
     })
 }
 

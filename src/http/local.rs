@@ -1,44 +1,9 @@
-//! Local answers and head edits: `http-request` header rules on the rewritten head,
-//! and pages the admin side builds (stats, metrics) fetched without blocking the shard.
+//! Pages the admin side builds (stats, metrics), fetched without blocking the shard.
 
 use std::time::Duration;
 
 use crate::config::Service;
 use crate::shard::Shard;
-
-/// Removes every `name:` line from a rewritten head (in place, no allocation).
-pub fn del_header(head: &mut Vec<u8>, name: &str) {
-    let mut read = 0;
-    let mut write = 0;
-    let mut first = true;
-    while read < head.len() {
-        let end = head[read..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(head.len(), |p| read + p + 2);
-        let line = &head[read..end];
-        let drop = !first
-            && line.len() > name.len()
-            && line[name.len()] == b':'
-            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes());
-        if !drop {
-            head.copy_within(read..end, write);
-            write += end - read;
-        }
-        first = false;
-        read = end;
-    }
-    head.truncate(write);
-}
-
-/// Adds `name: value` at the end of a rewritten head (before its empty line).
-pub fn add_header(head: &mut Vec<u8>, name: &str, value: &str) {
-    head.truncate(head.len().saturating_sub(2));
-    head.extend_from_slice(name.as_bytes());
-    head.extend_from_slice(b": ");
-    head.extend_from_slice(value.as_bytes());
-    head.extend_from_slice(b"\r\n\r\n");
-}
 
 /// The answer to a request for an admin page (stats, metrics): the page, or a 401
 /// when the stats page's credentials are missing.
@@ -92,21 +57,4 @@ pub async fn ask_admin(
         }
     }
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_edits() {
-        let mut h = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\nX-B: 3\r\n\r\n".to_vec();
-        del_header(&mut h, "x-a");
-        assert_eq!(h, b"GET / HTTP/1.1\r\nHost: a\r\nX-B: 3\r\n\r\n");
-        add_header(&mut h, "X-C", "4");
-        assert_eq!(h, b"GET / HTTP/1.1\r\nHost: a\r\nX-B: 3\r\nX-C: 4\r\n\r\n");
-        del_header(&mut h, "X-B-longer");
-        del_header(&mut h, "host");
-        assert_eq!(h, b"GET / HTTP/1.1\r\nX-B: 3\r\nX-C: 4\r\n\r\n");
-    }
 }

@@ -1,16 +1,19 @@
 //! HTTP/1.x: the client connection loop and request side (conn), the response side
 //! (response), head parsing and rewriting (head), body framing (framing), routing
-//! (route, with an index of exact hosts: host_index), canned replies (reply), WebSocket tunnels (tunnel), local answers and head edits (local).
+//! (route), rules on heads (rules: the rule language applied to requests and responses,
+//! edit: the head edits they make), canned replies (reply), WebSocket tunnels (tunnel),
+//! admin pages (local).
 
 mod bufpool;
 mod conn;
+mod edit;
 pub mod framing;
 pub mod head;
-pub mod host_index;
 mod local;
 pub mod reply;
 mod response;
 mod route;
+pub mod rules;
 mod tunnel;
 
 pub use conn::serve;

@@ -6,6 +6,7 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use crate::dispatch::ServerConn;
 use crate::io::{read_into, write_range, ReadOutcome, Stream};
+use crate::record::Term;
 use monoio::time::Instant;
 
 impl<S: Stream> Conn<S> {
@@ -45,6 +46,7 @@ impl<S: Stream> Conn<S> {
                             reusable: r.reusable,
                             client_keep_alive,
                             upgrade: r.upgrade,
+                            names: r.names,
                         })
                     }
                     Parsed::Reject(_) => return Err(HeadError::Invalid),
@@ -74,6 +76,25 @@ impl<S: Stream> Conn<S> {
     ) -> Result<(bool, bool), Stop> {
         let client_timeout = self.timeouts().client;
         let server_timeout = self.server_timeout;
+        // `http-response` and `http-after-response` rules, response captures.
+        self.txn.names[1] = res.names;
+        if self.response_rules(up.server)? {
+            // A rule answered instead: the server's body is never read, so its
+            // connection is not reused.
+            let len = self.out.len();
+            self.rec.bytes_out += len as u64;
+            let deadline = Instant::now() + client_timeout;
+            write_range(
+                &mut self.client,
+                &mut self.out,
+                0..len,
+                &mut self.timer,
+                deadline,
+            )
+            .await
+            .map_err(|_| Stop::Close)?;
+            return Ok((false, false));
+        }
         let mut body = BodyProgress::new(res.framing, self.shard.config.limits.max_chunks);
         let rest = &self.sbuf[res.head_len..];
         let used = body.feed(rest).map_err(|_| Stop::Close)?;
@@ -145,6 +166,50 @@ impl<S: Stream> Conn<S> {
     }
 }
 
+impl<S: Stream> Conn<S> {
+    /// Runs the response rules on the head in `out`; `Ok(true)` when a rule replaced
+    /// the response with a local answer (then in `out`).
+    fn response_rules(&mut self, server: u32) -> Result<bool, Stop> {
+        let cfg = &self.shard.config;
+        let fe = &cfg.frontends[self.frontend];
+        let be = self.rec.backend.map(|b| &cfg.backends[b]);
+        let none = fe.http_response.is_empty()
+            && fe.http_after_response.is_empty()
+            && fe.captures.response.is_empty()
+            && be.is_none_or(|b| b.http_response.is_empty() && b.http_after_response.is_empty());
+        if none {
+            return Ok(false);
+        }
+        match super::rules::response_phase(
+            &self.shard,
+            self.frontend,
+            self.rec.backend,
+            Some(server),
+            self.peer,
+            self.local,
+            &mut self.txn,
+            &mut self.out,
+        ) {
+            Ok(()) => {
+                if let Some(st) = self.txn.status {
+                    self.rec.status = st;
+                }
+                Ok(false)
+            }
+            Err(super::rules::Early::Answer(st)) => {
+                self.rec.status = st;
+                self.rec.term = Some(Term::PROXY_HEADER);
+                super::rules::connection_header(&mut self.out, true, 1);
+                Ok(true)
+            }
+            Err(_) => {
+                self.rec.term = Some(Term::PROXY_HEADER);
+                Err(Stop::Close)
+            }
+        }
+    }
+}
+
 pub(super) enum HeadError {
     /// EOF or reset before a single response byte: a stale pooled connection.
     NothingReceived,
@@ -160,4 +225,6 @@ pub(super) struct ResponseMeta {
     pub(super) client_keep_alive: bool,
     /// A 101 to an upgrade request: a tunnel follows.
     pub(super) upgrade: bool,
+    /// The response head's header-name summary (for the rules).
+    pub(super) names: u64,
 }

@@ -182,6 +182,17 @@ async fn serve(
             listening
         };
         let conf = &shard.config.frontends[frontend];
+        // `tcp-request connection` rules see the socket's addresses, before any PROXY
+        // header; `tcp-request session` rules see the client the header names.
+        let mut txn = crate::rules::Txn::default();
+        txn.begin_session(&shard.config);
+        let allowed =
+            crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, false);
+        // Counters the connection tracks stop when it ends, however it ends.
+        let mut tracked = crate::tcp_rules::SessionTrack::new(&shard, txn.sess_track);
+        if !allowed {
+            return;
+        }
         // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
         // shard's pool, and L4 copies through its own.
         let buf = if conf.accept_proxy() {
@@ -206,11 +217,19 @@ async fn serve(
         } else {
             (peer, local, buf)
         };
+        let allowed =
+            crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, true);
+        tracked.set(txn.sess_track);
+        if !allowed {
+            return;
+        }
         match mode {
             Mode::Http => {
-                crate::http::serve(shard.clone(), frontend, stream, peer, local, buf).await
+                crate::http::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
             }
-            Mode::Tcp => crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf).await,
+            Mode::Tcp => {
+                crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
+            }
         }
     };
     // A bug that panics while serving one connection closes that connection only;

@@ -389,6 +389,7 @@ fn apply(shard: &Shard, msg: ToShard) {
         } => up.set_maxconn(backend, server, maxconn),
         ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
         ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
+        ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
             let _ = reply.send(ShardReport {
                 shard: shard.id,

@@ -89,8 +89,18 @@ impl RingLb {
         config: Option<NamedTempFile>,
         done: impl Fn(&str) -> bool,
     ) -> RingLb {
+        Self::launch_env(args, config, &[], done)
+    }
+
+    /// `launch` with more environment variables (`RINGLB_REDIS_URL`, ...).
+    pub fn launch_env(
+        args: &[&str],
+        config: Option<NamedTempFile>,
+        env: &[(&str, String)],
+        done: impl Fn(&str) -> bool,
+    ) -> RingLb {
         let mut cmd = Command::new(BIN);
-        cmd.args(args);
+        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
         Self::launch_command(cmd, args, config, done)
     }
 

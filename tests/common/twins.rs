@@ -85,7 +85,18 @@ impl Twins {
     /// HAProxy refuses port 0, so it gets a `ReservedPort` (which it can bind, and
     /// nobody else can).
     pub fn start(body: &str, frontends: &[(&str, &str)], servers: &[(&str, Srv)]) -> Twins {
-        let config = format!("{DIFF_HEAD}\n{body}");
+        Self::start_with_global("", body, frontends, servers)
+    }
+
+    /// `start` with more `global` lines (`log stdout format raw local0`, ...).
+    pub fn start_with_global(
+        global: &str,
+        body: &str,
+        frontends: &[(&str, &str)],
+        servers: &[(&str, Srv)],
+    ) -> Twins {
+        let head = DIFF_HEAD.replacen("global\n", &format!("global\n{global}"), 1);
+        let config = format!("{head}\n{body}");
         let dir = tempfile::tempdir().unwrap();
         let side = |who: &'static str| {
             let sock = dir.path().join(format!("{who}.sock"));
@@ -150,6 +161,16 @@ impl Twins {
             _ringlb: ringlb,
             _dir: dir,
         }
+    }
+
+    /// What HAProxy printed so far (its logs, with `log stdout`).
+    pub fn haproxy_output(&self) -> String {
+        self._haproxy.output()
+    }
+
+    /// ringlb's stdout lines so far (its `listening`/`ready` lines and its logs).
+    pub fn ringlb_stdout(&self) -> Vec<String> {
+        self._ringlb.stdout_lines()
     }
 
     /// `f` on HAProxy, then on ringlb.

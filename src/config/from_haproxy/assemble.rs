@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Mapper {
+impl Mapper<'_> {
     pub(super) fn assemble(
         &mut self,
         runtime: Runtime,
@@ -110,6 +110,35 @@ impl Mapper {
                 forward_for: s.forward_for.clone(),
                 server_close: s.close != Close::KeepAlive,
                 stick: self.backend_stick(p, &tables),
+                http_request: {
+                    let mut r = p.http_request.clone();
+                    r.extend(p.redirects.iter().cloned());
+                    r
+                },
+                http_response: p.http_response.clone(),
+                http_after_response: p.http_after_response.clone(),
+                tcp_content: p.tcp_content.clone(),
+                tcp_response: p.tcp_response.clone(),
+                response_inspect_delay: p.response_inspect_delay,
+                use_server: p
+                    .use_server
+                    .iter()
+                    .filter_map(|(line, cond, name)| {
+                        match p.servers.iter().position(|(_, sv, _)| sv.name == *name) {
+                            Some(i) => Some(crate::config::UseServer {
+                                cond: cond.clone(),
+                                server: i as u32,
+                            }),
+                            None => {
+                                self.errors.push(format!(
+                                    "line {line}: 'use-server' : unable to find server '{name}' in backend '{}'",
+                                    p.name
+                                ));
+                                None
+                            }
+                        }
+                    })
+                    .collect(),
             });
         }
         let mut frontends = Vec::new();
@@ -161,32 +190,26 @@ impl Mapper {
                 );
             }
             let mut routes = Vec::new();
-            for (line, cond, name) in &p.rules {
-                match index_of(name) {
-                    Some(backend) => routes.push(Route {
+            for (line, cond, target) in &p.rules {
+                match target {
+                    Target::Dynamic(f) => routes.push(Route {
                         cond: cond.clone(),
-                        backend,
+                        target: crate::config::RouteTarget::Dynamic(f.clone()),
                     }),
-                    None => self.err(
-                        *line,
-                        format!("unable to find required use_backend: '{name}'"),
-                    ),
+                    Target::Name(name) => match index_of(name) {
+                        Some(backend) => routes.push(Route {
+                            cond: cond.clone(),
+                            target: crate::config::RouteTarget::Backend(backend),
+                        }),
+                        None => self.err(
+                            *line,
+                            format!("unable to find required use_backend: '{name}'"),
+                        ),
+                    },
                 }
             }
             let mode = p.settings.mode;
-            if mode == Mode::Tcp
-                && !routes.is_empty()
-                && p.rules.iter().any(|r| !matches!(r.1, Condition::Always))
-            {
-                // Conditions look at HTTP requests; in tcp mode only src would work.
-                self.err(
-                    p.line,
-                    format!(
-                        "proxy '{}': use_backend conditions need 'mode http'",
-                        p.name
-                    ),
-                );
-            }
+
             if mode == Mode::Tcp
                 && default_backend.is_none()
                 && routes.is_empty()
@@ -198,14 +221,24 @@ impl Mapper {
                     format!("proxy '{}' (mode tcp) has no backend", p.name),
                 );
             }
-            if mode == Mode::Tcp && !p.request_rules.is_empty() {
-                self.err(
-                    p.line,
-                    format!("proxy '{}': 'http-request' rules need 'mode http'", p.name),
-                );
-            }
-            if mode == Mode::Tcp && default_backend.is_none() {
-                default_backend = routes.first().map(|r| r.backend);
+            if mode == Mode::Tcp {
+                for (rules, what) in [
+                    (&p.http_request, "http-request"),
+                    (&p.http_response, "http-response"),
+                    (&p.http_after_response, "http-after-response"),
+                ] {
+                    if let Some(r) = rules.first() {
+                        // HAProxy ignores them with a warning; ringlb says why they do
+                        // nothing rather than run a config that looks like it filters.
+                        self.err(
+                            r.line,
+                            format!(
+                                "'{what}' rules need 'mode http' (proxy '{}' is in mode tcp)",
+                                p.name
+                            ),
+                        );
+                    }
+                }
             }
             let tls: Vec<_> = p
                 .bind_opts
@@ -225,17 +258,11 @@ impl Mapper {
                 name: p.name.clone(),
                 binds,
                 mode,
-                host_index: if mode == Mode::Tcp {
-                    None
-                } else {
-                    crate::http::host_index::for_routes(&routes)
-                },
-                routes: if mode == Mode::Tcp {
-                    Vec::new()
-                } else {
-                    routes
-                },
+                routes,
                 default_backend,
+                listen_backend: (p.kind == SectionKind::Listen)
+                    .then(|| index_of(&p.name))
+                    .flatten(),
                 forward_for: p
                     .settings
                     .forward_for
@@ -254,32 +281,37 @@ impl Mapper {
                         LogFormat::Tcp
                     })
                 }),
+                log_line: self.log_line(p, mode),
                 dont_log_null: p.settings.dont_log_null,
-                request_rules: {
-                    let mut rules = p.request_rules.clone();
+                http_request: {
+                    let mut rules = p.http_request.clone();
+                    rules.extend(p.redirects.iter().cloned());
                     let st = &p.settings.stats;
                     if st.enabled && mode == Mode::Http {
                         // HAProxy's default stats URI.
                         let uri = st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into());
-                        if let Ok(t) = AclTest::new(Fetch::Url, MatchMethod::Beg, false, &[&uri]) {
-                            rules.push(RequestRule {
-                                cond: Condition::Acl(Arc::new(Acl {
-                                    name: "stats".into(),
-                                    tests: vec![t],
-                                })),
-                                action: RequestAction::Service(Service::Stats {
-                                    auth: st.auth.clone(),
-                                    realm: st
-                                        .realm
-                                        .clone()
-                                        .unwrap_or_else(|| "HAProxy Statistics".into()),
-                                    refresh: st.refresh,
-                                }),
-                            });
-                        }
+                        rules.push(HttpRule {
+                            cond: crate::rules::acl::url_beg_condition("stats", &uri),
+                            action: HttpAction::Service(Service::Stats {
+                                auth: st.auth.clone(),
+                                realm: st
+                                    .realm
+                                    .clone()
+                                    .unwrap_or_else(|| "HAProxy Statistics".into()),
+                                refresh: st.refresh,
+                            }),
+                            line: p.line,
+                        });
                     }
                     rules
                 },
+                http_response: p.http_response.clone(),
+                http_after_response: p.http_after_response.clone(),
+                tcp_connection: p.tcp_connection.clone(),
+                tcp_session: p.tcp_session.clone(),
+                tcp_content: p.tcp_content.clone(),
+                inspect_delay: p.inspect_delay,
+                captures: p.captures.clone(),
                 timeouts: p.settings.timeouts.clone(),
             });
         }
@@ -324,6 +356,60 @@ impl Mapper {
             },
             frontends,
             backends,
+            vars: std::mem::take(&mut self.vars),
+            tables: self.table_specs(&proxies),
         }
+    }
+
+    /// The access log line of a frontend: its `log-format`, or the format its
+    /// `option httplog|tcplog` names (HAProxy's strings).
+    fn log_line(&mut self, p: &Proxy, mode: Mode) -> Option<Arc<crate::rules::LogFormat>> {
+        use crate::rules::logformat::{Mode as LfMode, CLF_LOG, HTTP_LOG, TCP_LOG};
+        if !p.settings.log {
+            return None;
+        }
+        let kind = p.settings.log_format.unwrap_or(if mode == Mode::Http {
+            LogFormat::Http
+        } else {
+            LogFormat::Tcp
+        });
+        let (line, text) = match (kind, &p.settings.log_line) {
+            (LogFormat::Custom, Some((line, t))) => (*line, t.as_str()),
+            (LogFormat::Clf, _) => (p.line, CLF_LOG),
+            (LogFormat::Tcp, _) => (p.line, TCP_LOG),
+            (LogFormat::Http, _) if mode == Mode::Tcp => (p.line, TCP_LOG),
+            _ => (p.line, HTTP_LOG),
+        };
+        self.phase = Some(crate::rules::parse::Phase::Log);
+        let r = {
+            let mut env = self.rule_env(p);
+            crate::rules::LogFormat::parse(text, LfMode::Log, &mut env)
+        };
+        self.phase = None;
+        match r {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                self.err(line, format!("'log-format' : {e}"));
+                None
+            }
+        }
+    }
+
+    /// Every `stick-table`, in proxy order (the order of `Names::tables`).
+    fn table_specs(&self, proxies: &[Proxy]) -> Vec<crate::config::TableSpec> {
+        use crate::rules::stick::TableSpec;
+        proxies
+            .iter()
+            .filter_map(|p| {
+                let t = p.stick.table.as_ref()?;
+                Some(TableSpec {
+                    name: p.name.clone(),
+                    key: t.key,
+                    size: t.size,
+                    expire: t.expire.unwrap_or(Duration::from_secs(86400)),
+                    store: t.store.clone(),
+                })
+            })
+            .collect()
     }
 }

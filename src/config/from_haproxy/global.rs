@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Mapper {
+impl Mapper<'_> {
     /// `log TARGET [len N] [format F] FACILITY [LEVEL [MINLEVEL]]`.
     pub(super) fn global_log(&mut self, l: &Line, log: &mut Option<LogTarget>) {
         let a = l.args();

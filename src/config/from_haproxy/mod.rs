@@ -6,11 +6,13 @@
 
 mod assemble;
 mod global;
+mod http_rules;
 mod proxy;
 mod rules;
 mod server;
 mod ssl;
 mod stick;
+mod tcp_rules;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,11 +22,13 @@ use std::time::Duration;
 use super::haproxy::{parse_document, parse_size, parse_time, Document, Line, SectionKind};
 use super::validate::{parse_bind, resolve_addr};
 use super::{
-    default_timeouts, usable_cores, Acl, AclTest, Admin, Backend, BalanceAlgo, CheckKind,
-    Condition, Config, ConfigErrors, DriverChoice, Fetch, Frontend, HashKey, HealthCheck, Limits,
-    MatchMethod, Mode, PoolSettings, Route, Runtime, Server, StatusMatch, Timeouts,
+    default_timeouts, usable_cores, Acl, Admin, Backend, BalanceAlgo, CheckKind, Condition, Config,
+    ConfigErrors, DriverChoice, Frontend, HashKey, HealthCheck, HttpAction, HttpRule, Limits, Mode,
+    PoolSettings, Route, Runtime, Server, StatusMatch, TcpRule, Timeouts,
 };
-use super::{syslog_facility, LogFormat, LogSink, LogTarget, RequestAction, RequestRule, Service};
+use super::{syslog_facility, LogFormat, LogSink, LogTarget, Service};
+use crate::rules::pattern::PatternFile;
+use crate::rules::{Env, Names};
 
 /// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
 /// ringlb emulates 2.6, so `roundrobin`.
@@ -37,7 +41,7 @@ pub fn from_haproxy_str(
 ) -> Result<(Config, Vec<String>), ConfigErrors> {
     let doc = parse_document(text, env)
         .map_err(|errs| ConfigErrors(errs.iter().map(|e| e.to_string()).collect()))?;
-    let mut m = Mapper::default();
+    let mut m = Mapper::new(env, names_of(&doc));
     for w in &doc.warnings {
         m.warnings.push(w.to_string());
     }
@@ -49,14 +53,52 @@ pub fn from_haproxy_str(
     }
 }
 
-#[derive(Default)]
-struct Mapper {
+struct Mapper<'e> {
     errors: Vec<String>,
     warnings: Vec<String>,
     /// `tune.bufsize`, `tune.http.maxhdr` (global).
     limits: Limits,
     /// `ssl-default-*`, `crt-base`, `ca-base`, ... (global).
     ssl: ssl::SslGlobals,
+    /// The environment (for `env()` in rules).
+    env: &'e dyn Fn(&str) -> Option<String>,
+    /// Backends, frontends, servers and tables by name, known before any proxy is read.
+    names: Names,
+    /// Variable names the rules use.
+    vars: crate::rules::vars::Registry,
+    /// Pattern and map files read for this load.
+    files: HashMap<String, Arc<PatternFile>>,
+    /// Where the expressions being parsed will run (checked as HAProxy checks them).
+    phase: Option<crate::rules::parse::Phase>,
+}
+
+/// Proxy, server and table names, from a first pass over the document (so that rules
+/// may name a backend declared further down, as HAProxy allows).
+fn names_of(doc: &Document) -> Names {
+    let mut n = Names::default();
+    for sec in &doc.sections {
+        let name = sec.name.clone().unwrap_or_default();
+        match sec.kind {
+            SectionKind::Frontend | SectionKind::Backend | SectionKind::Listen => {}
+            _ => continue,
+        }
+        if sec.kind != SectionKind::Backend {
+            n.frontends.push(name.clone());
+        }
+        if sec.kind != SectionKind::Frontend {
+            let servers = sec
+                .lines
+                .iter()
+                .filter(|l| l.keyword() == "server")
+                .filter_map(|l| l.args().first().cloned())
+                .collect();
+            n.backends.push((name.clone(), servers));
+        }
+        if sec.lines.iter().any(|l| l.keyword() == "stick-table") {
+            n.tables.push(name);
+        }
+    }
+    n
 }
 
 /// Settings a proxy takes from its `defaults` section (and `default-server`).
@@ -77,6 +119,9 @@ struct Settings {
     /// `log global` (or a log target) seen: this proxy's traffic is logged.
     log: bool,
     log_format: Option<LogFormat>,
+    /// `log-format` text and its line (parsed per proxy, where its expressions are
+    /// resolved).
+    log_line: Option<(usize, String)>,
     dont_log_null: bool,
     stats: StatsSettings,
     close: Close,
@@ -120,6 +165,7 @@ impl Default for Settings {
             server: ServerParams::default(),
             log: false,
             log_format: None,
+            log_line: None,
             dont_log_null: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
@@ -151,6 +197,13 @@ struct ServerParams {
     ssl: ssl::ServerSsl,
 }
 
+/// Where a `use_backend` rule sends a request.
+#[derive(Clone)]
+enum Target {
+    Name(String),
+    Dynamic(Arc<crate::rules::LogFormat>),
+}
+
 /// A proxy being built (a `listen` is both halves).
 struct Proxy {
     name: String,
@@ -162,7 +215,7 @@ struct Proxy {
     /// Per bind line: its TLS options and `accept-proxy`.
     bind_opts: Vec<(ssl::BindSsl, bool)>,
     acls: HashMap<String, Arc<Acl>>,
-    rules: Vec<(usize, Condition, String)>,
+    rules: Vec<(usize, Condition, Target)>,
     default_backend: Option<(usize, String)>,
     servers: Vec<(usize, Server, ServerParams)>,
     maxqueue: Option<usize>,
@@ -170,12 +223,60 @@ struct Proxy {
     has_bind_line: bool,
     bind_lines: usize,
     accept_proxy_binds: usize,
-    request_rules: Vec<RequestRule>,
+    http_request: Vec<HttpRule>,
+    /// `redirect` lines: evaluated after the `http-request` rules, as in HAProxy.
+    redirects: Vec<HttpRule>,
+    http_response: Vec<HttpRule>,
+    http_after_response: Vec<HttpRule>,
+    tcp_connection: Vec<TcpRule>,
+    tcp_session: Vec<TcpRule>,
+    tcp_content: Vec<TcpRule>,
+    tcp_response: Vec<TcpRule>,
+    inspect_delay: Option<Duration>,
+    response_inspect_delay: Option<Duration>,
+    captures: super::Captures,
+    use_server: Vec<(usize, Condition, String)>,
     maxconn: Option<u32>,
     stick: stick::StickLines,
 }
 
-impl Mapper {
+impl<'e> Mapper<'e> {
+    fn new(env: &'e dyn Fn(&str) -> Option<String>, names: Names) -> Mapper<'e> {
+        Mapper {
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            limits: Limits::default(),
+            ssl: Default::default(),
+            env,
+            names,
+            vars: Default::default(),
+            files: HashMap::new(),
+            phase: None,
+        }
+    }
+
+    /// The parse environment for rules of proxy `p` (its table and backend index).
+    fn rule_env(&mut self, p: &Proxy) -> Env<'_> {
+        let backend = (p.kind != SectionKind::Frontend && p.kind != SectionKind::Defaults)
+            .then(|| self.names.backend(&p.name))
+            .flatten();
+        let table = p
+            .stick
+            .table
+            .as_ref()
+            .and_then(|_| self.names.table(&p.name));
+        Env {
+            vars: &mut self.vars,
+            names: &self.names,
+            files: &mut self.files,
+            env: self.env,
+            table,
+            backend,
+            captures: (p.captures.request.len(), p.captures.response.len()),
+            phase: self.phase,
+        }
+    }
+
     fn err(&mut self, line: usize, msg: impl std::fmt::Display) {
         self.errors.push(format!("line {line}: {msg}"));
     }
@@ -270,7 +371,18 @@ impl Proxy {
             has_bind_line: false,
             bind_lines: 0,
             accept_proxy_binds: 0,
-            request_rules: Vec::new(),
+            http_request: Vec::new(),
+            redirects: Vec::new(),
+            http_response: Vec::new(),
+            http_after_response: Vec::new(),
+            tcp_connection: Vec::new(),
+            tcp_session: Vec::new(),
+            tcp_content: Vec::new(),
+            tcp_response: Vec::new(),
+            inspect_delay: None,
+            response_inspect_delay: None,
+            captures: super::Captures::default(),
+            use_server: Vec::new(),
             maxconn: None,
             stick: stick::StickLines::default(),
         }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Mapper {
+impl Mapper<'_> {
     pub(super) fn proxy_line(&mut self, l: &Line, p: &mut Proxy) {
         let is_defaults = p.kind == SectionKind::Defaults;
         let fe = matches!(
@@ -81,18 +81,44 @@ impl Mapper {
             "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
             | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
             "bind" if fe && !is_defaults => self.bind(l, p),
-            "acl" if fe && !is_defaults => self.acl(l, p),
+            "acl" if !is_defaults => self.acl(l, p),
             "default_backend" if fe => match a.first() {
                 Some(b) => p.default_backend = Some((l.line, b.clone())),
                 None => self.err(l.line, "'default_backend' expects a backend name"),
             },
             "use_backend" if fe && !is_defaults => self.use_backend(l, p),
-            "http-request" if fe && !is_defaults => self.http_request(l, l.args(), p),
-            "redirect" if fe && !is_defaults => {
+            "http-request" if !is_defaults => {
+                self.http_rule(l, http_rules::HttpKind::Request, l.args(), p)
+            }
+            "http-response" if !is_defaults => {
+                self.http_rule(l, http_rules::HttpKind::Response, l.args(), p)
+            }
+            "http-after-response" if !is_defaults => {
+                self.http_rule(l, http_rules::HttpKind::AfterResponse, l.args(), p)
+            }
+            "redirect" if !is_defaults => {
                 let mut words = vec!["redirect".to_string()];
                 words.extend(l.args().iter().cloned());
-                self.http_request(l, &words, p)
+                self.http_rule(l, http_rules::HttpKind::Request, &words, p)
             }
+            "tcp-request" if !is_defaults => self.tcp_rule(l, false, p),
+            "tcp-response" if !is_defaults && be => self.tcp_rule(l, true, p),
+            "use-server" if be && !is_defaults => self.use_server(l, p),
+            "capture" if fe && !is_defaults => self.capture_line(l, p),
+            "declare" if fe && !is_defaults => self.declare(l, p),
+            "log-format" => match a.first() {
+                Some(f) if a.len() == 1 => {
+                    // The last of `log-format` and `option httplog|tcplog` wins.
+                    p.settings.log_line = Some((l.line, f.clone()));
+                    p.settings.log_format = Some(LogFormat::Custom);
+                }
+                Some(_) => self.err(l.line, "'log-format' expects one argument (quote the format)"),
+                None => self.err(l.line, "'log-format' expects a format string"),
+            },
+            "log-format-sd" => self.warn(
+                l.line,
+                "'log-format-sd' ignored: ringlb writes RFC 3164 lines, which have no structured data",
+            ),
             "server" if be && !is_defaults => self.server(l, p),
             "stick-table" if !is_defaults => self.stick_table(l, p),
             "stick" if be && !is_defaults => self.stick(l, p),
@@ -106,13 +132,8 @@ impl Mapper {
                 ),
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
-            "http-response"
-            | "http-after-response"
-            | "tcp-request"
-            | "tcp-response"
-            | "compression"
+            "compression"
             | "cookie"
-            | "capture"
             | "unique-id-format"
             | "unique-id-header"
             | "filter"
@@ -128,14 +149,32 @@ impl Mapper {
             | "persist"
             | "force-persist"
             | "ignore-persist"
-            | "use-server"
             | "rate-limit" => self.err(l.line, format!("'{kw}' is not supported by ringlb yet")),
-            _ if is_defaults && matches!(kw, "bind" | "acl" | "use_backend" | "server") => self
+            _ if is_defaults
+                && matches!(
+                    kw,
+                    "bind"
+                        | "acl"
+                        | "use_backend"
+                        | "server"
+                        | "http-request"
+                        | "http-response"
+                        | "http-after-response"
+                        | "tcp-request"
+                        | "tcp-response"
+                        | "redirect"
+                        | "use-server"
+                        | "capture"
+                        | "declare"
+                ) =>
+            {
+                self
                 .err(
                     l.line,
-                    format!("'{kw}' is not allowed in a 'defaults' section"),
-                ),
-            _ if !fe && matches!(kw, "bind" | "acl" | "use_backend" | "default_backend") => self
+                    format!("'{kw}' is not allowed in a 'defaults' section (ringlb keeps rules in the proxies that use them)"),
+                )
+            }
+            _ if !fe && matches!(kw, "bind" | "use_backend" | "default_backend" | "capture" | "declare") => self
                 .err(
                     l.line,
                     format!("'{kw}' is not allowed in a 'backend' section"),
@@ -182,7 +221,8 @@ impl Mapper {
             "queue" => t.queue = d,
             "check" => s.check_timeout = Some(d),
             "tunnel" => t.tunnel = Some(d),
-            "client-fin" | "server-fin" | "tarpit" => self.warn(
+            "tarpit" => t.tarpit = Some(d),
+            "client-fin" | "server-fin" => self.warn(
                 l.line,
                 format!("'timeout {kind}' ignored: not supported yet"),
             ),
@@ -236,8 +276,21 @@ impl Mapper {
             "httpclose" | "forceclose" => s.close = if negate { Close::KeepAlive } else { Close::Both },
             "http-keep-alive" => s.close = Close::KeepAlive,
             "http-pretend-keepalive" => self.warn(l.line, "'option http-pretend-keepalive' ignored"),
-            "httplog" => s.log_format = (!negate).then_some(LogFormat::Http),
-            "tcplog" => s.log_format = (!negate).then_some(LogFormat::Tcp),
+            "httplog" => {
+                s.log_line = None;
+                s.log_format = match rest.first().map(String::as_str) {
+                    _ if negate => None,
+                    Some("clf") => Some(LogFormat::Clf),
+                    None => Some(LogFormat::Http),
+                    Some(other) => {
+                        return self.err(l.line, format!("'option httplog' only supports 'clf', got '{other}'"))
+                    }
+                };
+            }
+            "tcplog" => {
+                s.log_line = None;
+                s.log_format = (!negate).then_some(LogFormat::Tcp);
+            }
             "dontlognull" => s.dont_log_null = !negate,
             "log-health-checks" | "log-separate-errors" | "httpslog" | "dontlog-normal" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Mapper {
+impl Mapper<'_> {
     pub(super) fn server(&mut self, l: &Line, p: &mut Proxy) {
         let a = l.args();
         let (Some(name), Some(addr)) = (a.first(), a.get(1)) else {

@@ -96,7 +96,7 @@ fn based(base: &Option<PathBuf>, p: &str) -> PathBuf {
     }
 }
 
-impl Mapper {
+impl Mapper<'_> {
     /// An option both `bind` and `ssl-default-bind-options` (and the server side)
     /// accept; `Ok(words taken)`, `Err(())` if not such an option.
     fn conf_option(

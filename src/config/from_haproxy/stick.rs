@@ -9,12 +9,16 @@ use crate::config::{RateLimit, StickKey, StickTable};
 #[derive(Clone)]
 pub(super) struct HaTable {
     pub line: usize,
+    /// `type ip` or `ipv6` (what `stick on src` and the request-rate limit need).
     pub ip: bool,
+    pub key: crate::rules::stick::KeyType,
     pub len: usize,
     pub size: usize,
     pub expire: Option<Duration>,
     /// `store http_req_rate(PERIOD)`.
     pub rate_period: Option<Duration>,
+    /// Every stored data type, rates with their period.
+    pub store: Vec<(crate::rules::stick::DataType, Duration)>,
 }
 
 /// `track-scN KEY [table T]`.
@@ -56,6 +60,11 @@ fn fetch_key(w: &str) -> Option<StickKey> {
     }
 }
 
+/// Whether a `track-sc` key is one the request-rate limit path handles.
+pub(super) fn is_legacy_key(w: &str) -> bool {
+    fetch_key(w).is_some()
+}
+
 /// `sc_http_req_rate(N)` or `scN_http_req_rate` → N.
 fn rate_counter(w: &str) -> Option<usize> {
     let n = w
@@ -68,36 +77,38 @@ fn rate_counter(w: &str) -> Option<usize> {
     n.parse::<usize>().ok().filter(|&n| n < 3)
 }
 
-impl Mapper {
+impl Mapper<'_> {
     pub(super) fn stick_table(&mut self, l: &Line, p: &mut Proxy) {
+        use crate::rules::stick::{DataType, KeyType};
         let a = l.args();
         let mut t = HaTable {
             line: l.line,
             ip: true,
+            key: KeyType::Ip,
             len: 32,
             size: 0,
             expire: None,
             rate_period: None,
+            store: Vec::new(),
         };
         let mut i = 0;
         let mut typed = false;
+        let mut kind = "ip";
         while i < a.len() {
             let v = a.get(i + 1).map(String::as_str).unwrap_or("");
             match a[i].as_str() {
                 "type" => {
                     typed = true;
-                    match v {
-                        "ip" | "ipv6" => t.ip = true,
-                        "string" => t.ip = false,
+                    kind = match v {
+                        "ip" | "ipv6" | "integer" | "string" | "binary" => v,
                         other => {
                             return self.err(
                                 l.line,
-                                format!(
-                                "stick-table type '{other}' is not supported (ip, ipv6, string)"
-                            ),
+                                format!("stick-table type '{other}' is not supported (ip, ipv6, integer, string, binary)"),
                             )
                         }
-                    }
+                    };
+                    t.ip = matches!(v, "ip" | "ipv6");
                 }
                 "len" => match v.parse::<usize>() {
                     Ok(n) if (1..=1024).contains(&n) => t.len = n,
@@ -113,25 +124,63 @@ impl Mapper {
                 },
                 "store" => {
                     for item in v.split(',') {
-                        if let Some(p) = item
-                            .strip_prefix("http_req_rate(")
-                            .and_then(|r| r.strip_suffix(')'))
-                        {
-                            match parse_time(p) {
-                                Ok(d) if !d.is_zero() => t.rate_period = Some(d),
+                        let (name, period) = match item.split_once('(') {
+                            Some((n, r)) => match r.strip_suffix(')') {
+                                Some(p) => (n, Some(p)),
+                                None => {
+                                    return self.err(
+                                        l.line,
+                                        format!("stick-table: invalid 'store {item}'"),
+                                    )
+                                }
+                            },
+                            None => (item, None),
+                        };
+                        let Some(d) = DataType::parse(name) else {
+                            return self.err(
+                                l.line,
+                                format!("stick-table: 'store {name}' is not supported (conn_cur, conn_cnt, conn_rate, sess_cnt, sess_rate, http_req_cnt, http_req_rate, http_err_cnt, http_err_rate, http_fail_cnt, http_fail_rate, bytes_in_cnt, bytes_in_rate, bytes_out_cnt, bytes_out_rate, gpc0, gpc0_rate, gpc1, gpc1_rate, gpt0, server_id)"),
+                            );
+                        };
+                        let period = match (d.is_rate(), period) {
+                            (true, Some(p)) => match parse_time(p) {
+                                Ok(d) if !d.is_zero() => d,
                                 _ => {
                                     return self.err(
                                         l.line,
                                         format!("stick-table: invalid period in '{item}'"),
                                     )
                                 }
+                            },
+                            (true, None) => {
+                                return self.err(
+                                    l.line,
+                                    format!(
+                                        "stick-table: '{name}' needs a period: {name}(<period>)"
+                                    ),
+                                )
                             }
-                        } else if item != "server_id" {
-                            return self.err(
-                                l.line,
-                                format!("stick-table: 'store {item}' is not supported (http_req_rate(PERIOD))"),
-                            );
+                            (false, Some(_)) => {
+                                return self
+                                    .err(l.line, format!("stick-table: '{name}' takes no period"))
+                            }
+                            (false, None) => Duration::ZERO,
+                        };
+                        if d == DataType::HttpReqRate {
+                            t.rate_period = Some(period);
                         }
+                        if !t.store.iter().any(|(x, _)| *x == d) {
+                            t.store.push((d, period));
+                        }
+                    }
+                    if t.store.len() > crate::rules::stick::MAX_STORED {
+                        return self.err(
+                            l.line,
+                            format!(
+                                "stick-table: ringlb stores at most {} data types per table",
+                                crate::rules::stick::MAX_STORED
+                            ),
+                        );
                     }
                 }
                 "peers" | "srvkey" | "nopurge" => {
@@ -150,6 +199,13 @@ impl Mapper {
         if !typed || t.size == 0 {
             return self.err(l.line, "stick-table expects 'type' and 'size'");
         }
+        t.key = match kind {
+            "ip" => KeyType::Ip,
+            "ipv6" => KeyType::Ipv6,
+            "integer" => KeyType::Integer,
+            "binary" => KeyType::Binary(t.len),
+            _ => KeyType::String(t.len),
+        };
         if p.stick.table.is_some() {
             return self.err(l.line, "only one 'stick-table' per proxy");
         }
@@ -224,14 +280,10 @@ impl Mapper {
         let Some(sc) = w.first().and_then(|c| rate_counter(c)) else {
             return false;
         };
-        match rate_compare(&w[1..]) {
-            Some(limit) => {
-                p.stick.rate_acls.insert(name.to_string(), (sc, limit));
-            }
-            None => self.err(
-                line,
-                "ringlb supports 'sc_http_req_rate(N) gt|ge LIMIT' only",
-            ),
+        let _ = line;
+        // Other forms are ordinary ACLs only.
+        if let Some(limit) = rate_compare(&w[1..]) {
+            p.stick.rate_acls.insert(name.to_string(), (sc, limit));
         }
         true
     }
@@ -260,13 +312,9 @@ impl Mapper {
             [c, rest @ ..] => rate_counter(c).zip(rate_compare_str(rest)),
             _ => None,
         };
-        if found.is_none() {
-            self.err(
-                line,
-                "a request-rate condition must stand alone: 'if { sc_http_req_rate(N) gt LIMIT }'",
-            );
-        }
-        Some(found)
+        let _ = line;
+        // Another shape of condition is an ordinary rule.
+        found.map(Some)
     }
 
     /// Resolves stick tables, `stick on` and rate limits once every proxy is known.

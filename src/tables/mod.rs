@@ -4,6 +4,8 @@
 //! tick (`flush`) for the cluster thread, which answers with what other shards and
 //! other nodes know (`apply_sticks`, `apply_rates`).
 
+pub mod counters;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -36,6 +38,30 @@ impl Hasher for KeyHasher {
 
 pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
+/// Which rule kind started tracking an entry (it decides which counters move).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackFrom {
+    /// `tcp-request connection|session`: a connection.
+    Connection,
+    /// `tcp-request content`: a stream (a connection in `mode tcp`, a request in
+    /// `mode http`).
+    Content,
+    /// `http-request`: a request.
+    Http,
+}
+
+/// The 64-bit key of a client address (IPv4-mapped IPv6 as IPv4).
+pub fn ip_key(ip: IpAddr) -> u64 {
+    use xxhash_rust::xxh3::xxh3_64;
+    match ip {
+        IpAddr::V4(a) => xxh3_64(&a.octets()),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => xxh3_64(&v4.octets()),
+            None => xxh3_64(&a.octets()),
+        },
+    }
+}
+
 /// The 64-bit hash of a request's key (`None`: the request has no such key), cut to
 /// `len` bytes for string keys. Nothing is copied.
 pub fn key_hash(
@@ -46,15 +72,7 @@ pub fn key_hash(
 ) -> Option<u64> {
     use xxhash_rust::xxh3::xxh3_64;
     let value: &[u8] = match key {
-        StickKey::Src => {
-            return Some(match src {
-                IpAddr::V4(a) => xxh3_64(&a.octets()),
-                IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                    Some(v4) => xxh3_64(&v4.octets()),
-                    None => xxh3_64(&a.octets()),
-                },
-            })
-        }
+        StickKey::Src => return Some(ip_key(src)),
         // As HAProxy's `req.hdr(NAME)`: the last value of the last occurrence.
         StickKey::Header(name) => {
             let h = headers
@@ -137,6 +155,8 @@ pub struct ShardCluster {
     /// Per frontend, per rate limit.
     rates: Vec<Vec<RefCell<RateTable>>>,
     out_sticks: RefCell<Vec<StickUp>>,
+    /// Stick-table counters of the rule language (`track-scN`, `sc_*`).
+    tables: self::counters::Tables,
     /// (frontend, limiter, key) of rate entries with unsent counts.
     dirty: RefCell<Vec<(u32, u32, u64)>>,
     /// Rung when something waits to be sent: the control loop flushes soon after.
@@ -185,6 +205,7 @@ impl ShardCluster {
                 })
                 .collect(),
             out_sticks: RefCell::new(Vec::with_capacity(64)),
+            tables: self::counters::Tables::new(cfg),
             dirty: RefCell::new(Vec::with_capacity(64)),
         }
     }
@@ -323,7 +344,9 @@ impl ShardCluster {
 
     /// Something waits to be sent to the cluster thread.
     pub fn pending(&self) -> bool {
-        !self.out_sticks.borrow().is_empty() || !self.dirty.borrow().is_empty()
+        !self.out_sticks.borrow().is_empty()
+            || !self.dirty.borrow().is_empty()
+            || self.tables.pending()
     }
 
     /// The tables hold entries (a periodic sweep has something to expire).
@@ -337,13 +360,61 @@ impl ShardCluster {
                 .iter()
                 .flatten()
                 .any(|t| !t.borrow().map.is_empty())
+            || self.tables.has_entries()
+    }
+
+    /// A stick-counter operation on an entry (read, increment, clear): `None` when the
+    /// table does not store what it asks for.
+    pub fn sc_op(&self, e: crate::rules::Tracked, op: crate::rules::stick::ScOp) -> Option<i64> {
+        // An increment or a clear waits for the next flush.
+        self.bell.ring();
+        self.tables.op(e, op)
+    }
+
+    /// A rule started tracking an entry (`track-scN`): its connection and request
+    /// counters move.
+    pub fn sc_track(&self, e: crate::rules::Tracked, from: TrackFrom) {
+        use self::counters::Event;
+        self.tables.event(
+            e,
+            Event::Start {
+                session: from == TrackFrom::Connection,
+            },
+        );
+        // `http-request track-sc` counts its request at once (HAProxy's action does).
+        if from == TrackFrom::Http {
+            self.tables.event(e, Event::Request);
+        }
+        self.bell.ring();
+    }
+
+    /// Moves the counters of a tracked entry (requests, statuses, bytes, ends).
+    pub fn sc_event(&self, e: crate::rules::Tracked, ev: self::counters::Event) {
+        self.tables.event(e, ev);
+    }
+
+    /// `sc-set-gpt0`.
+    pub fn sc_set_gpt0(&self, e: crate::rules::Tracked, v: i64) {
+        self.tables.set_gpt0(e, v);
+        self.bell.ring();
+    }
+
+    /// Whether a table holds an entry for `key`.
+    pub fn sc_has(&self, table: u32, key: u64) -> bool {
+        self.tables.has(table, key)
+    }
+
+    /// Everybody else's shares of this shard's stick-table counters.
+    pub fn apply_tables(&self, cfg: &Config, downs: &[crate::control::TableDown]) {
+        self.tables.apply(cfg, downs);
     }
 
     /// On the control tick: what this shard learnt goes to the cluster thread.
     pub fn flush(&self, shard: usize, config: &Arc<Config>, tx: &Sender<Up>) {
         let mut sticks = self.out_sticks.borrow_mut();
         let mut dirty = self.dirty.borrow_mut();
-        if sticks.is_empty() && dirty.is_empty() {
+        let tables = self.tables.drain();
+        if sticks.is_empty() && dirty.is_empty() && tables.is_empty() {
             return;
         }
         let mut counts = Vec::with_capacity(dirty.len() * 2);
@@ -380,11 +451,13 @@ impl ShardCluster {
             // Copied out (on the tick), so the shard's buffer keeps its capacity.
             sticks: sticks.drain(..).collect(),
             counts,
+            tables,
         });
     }
 
     /// Drops expired stick entries and rate entries older than a period.
     pub fn sweep(&self) {
+        self.tables.sweep();
         let now = Instant::now();
         for c in self.sticks.iter().flatten() {
             c.borrow_mut().map.retain(|_, e| e.expires > now);

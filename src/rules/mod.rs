@@ -1,0 +1,277 @@
+//! HAProxy's rule language, built once and used by every rule kind: typed sample
+//! expressions (`fetch(args),converter(args),...`), ACLs and conditions, maps and
+//! pattern files, variables, and log-format strings. Configuration time turns text
+//! into these types (`parse`); the data path evaluates them against a `Ctx`, the
+//! per-request view it provides, without allocating in the common cases.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `sample` | sample types, casts, the scratch buffers |
+//! | `head` | the view of a request or response head fetches read |
+//! | `parse` | expression syntax: words → [`Expr`] |
+//! | `fetch` | sample fetches (request, response, connection, state, TLS) |
+//! | `payload` | layer-6 fetches on buffered bytes (TLS ClientHello, RDP cookie) |
+//! | `convert` | converters |
+//! | `pattern` | match methods, pattern lists and files, maps |
+//! | `acl` | ACLs, conditions (`if`/`unless`), predefined ACLs |
+//! | `vars` | variables and their scopes |
+//! | `logformat` | log-format strings (header values, redirects, `log-format`) |
+//! | `stick` | stick-table data types and the `sc_*` fetches' model |
+//! | `action` | rule actions and the local replies they send |
+
+pub mod acl;
+pub mod action;
+pub mod convert;
+mod convert_eval;
+pub mod fetch;
+mod fetch_build;
+mod fetch_eval;
+pub mod head;
+mod lf_eval;
+pub mod logformat;
+pub mod map;
+
+pub mod parse;
+pub mod pattern;
+pub mod payload;
+pub mod sample;
+pub mod stick;
+mod strfn;
+pub mod vars;
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+
+pub use acl::{Acl, AclTest, Condition, Tri};
+pub use head::Head;
+pub use logformat::LogFormat;
+pub use parse::{Env, Expr, Names};
+pub use sample::{Data, Scratch, Smp, Type};
+
+use crate::config::Config;
+
+/// Which message a rule looks at: fetches that exist on both sides (`hdr`, `cookie`)
+/// follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    Req,
+    Res,
+}
+
+/// What the TLS layer learnt about a client connection (filled by the TLS front end;
+/// `None` on a plain TCP connection, where every `ssl_*` fetch fails as in HAProxy).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFacts {
+    pub sni: Option<Box<str>>,
+    /// `TLSv1.2`, `TLSv1.3`.
+    pub protocol: Option<&'static str>,
+    /// OpenSSL's cipher name, as HAProxy reports it.
+    pub cipher: Option<Box<str>>,
+    pub alpn: Option<Box<[u8]>>,
+    pub resumed: bool,
+    pub client_cert: Option<ClientCert>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClientCert {
+    /// `/C=FR/O=Example/CN=client` (OpenSSL's one-line form, as `ssl_c_s_dn`).
+    pub subject_dn: Box<str>,
+    pub issuer_dn: Box<str>,
+    /// The serial number's bytes.
+    pub serial: Box<[u8]>,
+    /// The DER encoding.
+    pub der: Box<[u8]>,
+    /// OpenSSL's verify result (0 = ok).
+    pub verify: i64,
+}
+
+/// A header captured for the log (`capture request header`, `http-request capture`).
+#[derive(Debug, Clone, Default)]
+pub struct Capture {
+    pub set: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// A stick counter a rule tracks: the table (by index in the config) and the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracked {
+    pub table: u32,
+    pub key: u64,
+}
+
+/// What rules keep between the request and its response on one connection:
+/// variables, captures, tracked counters. Buffers are reused from request to request.
+#[derive(Debug, Default)]
+pub struct Txn {
+    /// The config generation the variable slots are numbered for.
+    cfg_id: usize,
+    pub vars: vars::Store,
+    pub req_caps: Vec<Capture>,
+    pub res_caps: Vec<Capture>,
+    /// `track-scN` of this request (http-request, tcp-request content).
+    pub track: [Option<Tracked>; 3],
+    /// `track-scN` of the connection (tcp-request connection / session).
+    pub sess_track: [Option<Tracked>; 3],
+    /// `set-log-level` (syslog severity; `silent` = 8).
+    pub log_level: Option<u8>,
+    /// The request line, kept for `capture.req.method|uri|ver` and the log.
+    pub reqline: Vec<u8>,
+    /// This request is the connection's first.
+    pub first: bool,
+    /// `set-status` on the response, for the log and `status`.
+    pub status: Option<u16>,
+    /// Header-name summaries of the request and response heads being edited
+    /// (`head::name_bit`): a header rule skips the scan for a name that is absent.
+    pub names: [u64; 2],
+}
+
+impl Txn {
+    /// A new connection on `cfg`: everything is forgotten, session variables too.
+    pub fn begin_session(&mut self, cfg: &Config) {
+        self.cfg_id = cfg as *const Config as usize;
+        self.vars.reset_all(cfg.vars.len());
+        self.sess_track = [None; 3];
+        self.first = true;
+    }
+
+    /// A new request on `cfg` (`frontend`): request-scoped state is forgotten. A
+    /// connection that moved to a reloaded config starts its session afresh.
+    pub fn begin_request(&mut self, cfg: &Config, frontend: usize) {
+        if self.cfg_id != cfg as *const Config as usize {
+            self.begin_session(cfg);
+        } else {
+            self.vars.reset_txn(&cfg.vars);
+        }
+        let (nreq, nres) = cfg.frontends.get(frontend).map_or((0, 0), |f| {
+            (f.captures.request.len(), f.captures.response.len())
+        });
+        reset_caps(&mut self.req_caps, nreq);
+        reset_caps(&mut self.res_caps, nres);
+        self.track = [None; 3];
+        self.log_level = None;
+        self.status = None;
+    }
+}
+
+fn reset_caps(caps: &mut Vec<Capture>, n: usize) {
+    caps.resize_with(n, Capture::default);
+    caps.truncate(n);
+    for c in caps.iter_mut() {
+        c.set = false;
+        c.bytes.clear();
+    }
+}
+
+/// The per-request view rules evaluate against; the data path fills what it has.
+pub struct Ctx<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub dir: Dir,
+    /// The request head as rewritten so far (request rules).
+    pub req: Option<Head<'a>>,
+    /// The response head (response rules, local replies).
+    pub res: Option<Head<'a>>,
+    /// Client bytes buffered by `tcp-request content` rules.
+    pub payload: Option<&'a [u8]>,
+    /// No more bytes will come (the inspect delay is over or the client closed): a
+    /// payload fetch that lacks bytes fails instead of asking to wait.
+    pub payload_final: bool,
+    /// Set by a fetch that could answer differently with more bytes.
+    pub miss: Cell<bool>,
+    pub txn: &'a Txn,
+    pub cfg: Option<&'a Config>,
+    pub shard: Option<&'a crate::shard::Shard>,
+    pub frontend: usize,
+    pub backend: Option<usize>,
+    pub server: Option<u32>,
+    pub tls: Option<&'a TlsFacts>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context with only the connection's addresses (tests, `tcp-request connection`).
+    pub fn new(src: SocketAddr, dst: SocketAddr, txn: &'a Txn) -> Ctx<'a> {
+        Ctx {
+            src,
+            dst,
+            dir: Dir::Req,
+            req: None,
+            res: None,
+            payload: None,
+            payload_final: true,
+            miss: Cell::new(false),
+            txn,
+            cfg: None,
+            shard: None,
+            frontend: 0,
+            backend: None,
+            server: None,
+            tls: None,
+        }
+    }
+
+    /// The head `hdr()`, `cookie()` and friends read in this direction.
+    pub fn head(&self, res: Option<bool>) -> Option<Head<'a>> {
+        match res {
+            Some(true) => self.res,
+            Some(false) => self.req,
+            None => match self.dir {
+                Dir::Req => self.req,
+                Dir::Res => self.res,
+            },
+        }
+    }
+}
+
+/// The 64-bit key of a sample in a stick table of key type `kt` (`None`: the sample
+/// cannot be a key of that type). Addresses are hashed as their 4 or 16 bytes (IPv4-
+/// mapped IPv6 as IPv4), strings cut to the table's `len`.
+pub fn table_key(kt: stick::KeyType, smp: &Smp<'_>, cur: &[u8]) -> Option<u64> {
+    use stick::KeyType;
+    use xxhash_rust::xxh3::xxh3_64;
+    match kt {
+        KeyType::Ip | KeyType::Ipv6 => Some(crate::tables::ip_key(smp.as_ip(cur)?)),
+        KeyType::Integer => Some(xxh3_64(&smp.as_int(cur)?.to_be_bytes())),
+        KeyType::String(len) | KeyType::Binary(len) => {
+            let mut buf = [0u8; 64];
+            let b: &[u8] = match smp {
+                Smp::Str(_) | Smp::Bin(_) => smp.bytes(cur)?,
+                Smp::Int(i) => {
+                    let mut v = Vec::new();
+                    sample::write_int(&mut v, *i);
+                    let n = v.len().min(buf.len());
+                    buf[..n].copy_from_slice(&v[..n]);
+                    &buf[..n]
+                }
+                other => {
+                    let mut v = Vec::new();
+                    other.write_str(cur, &mut v);
+                    let n = v.len().min(buf.len());
+                    buf[..n].copy_from_slice(&v[..n]);
+                    &buf[..n]
+                }
+            };
+            if b.is_empty() {
+                return None;
+            }
+            Some(xxh3_64(&b[..b.len().min(len)]))
+        }
+    }
+}
+
+/// A shard's scratch space for rule evaluation (one thread = one shard).
+pub struct Work {
+    pub s: Scratch,
+    pub val: Vec<u8>,
+}
+
+thread_local! {
+    static WORK: RefCell<Work> = RefCell::new(Work {
+        s: Scratch::new(),
+        val: Vec::with_capacity(1024),
+    });
+}
+
+/// Runs `f` with this shard's scratch space (not re-entrant: rules never nest).
+pub fn with_work<T>(f: impl FnOnce(&mut Work) -> T) -> T {
+    WORK.with(|w| f(&mut w.borrow_mut()))
+}
