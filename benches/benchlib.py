@@ -192,8 +192,9 @@ def _latency_ms(out, label):
     return v * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def wrk(port, duration, connections, path="/", close=False, timeout=None, threads=1, pinned=True):
-    """One wrk run (pinned to the load core unless `pinned` is false). Returns a dict:
+def wrk(port, duration, connections, path="/", close=False, timeout=None, threads=1, pinned=True, scheme="http"):
+    """One wrk run (pinned to the load core unless `pinned` is false; `scheme` "https"
+    for a TLS listener). Returns a dict:
     reqs, non2xx (non-2xx/3xx responses), sock (connect+read+write+timeout socket
     errors), p50 and p99 (ms)."""
     argv = ["taskset", "-c", LOAD_CORE] if pinned else []
@@ -202,7 +203,7 @@ def wrk(port, duration, connections, path="/", close=False, timeout=None, thread
         argv += ["-H", "Connection: close"]
     if timeout:
         argv += ["--timeout", f"{timeout}s"]
-    argv.append(f"http://127.0.0.1:{port}{path}")
+    argv.append(f"{scheme}://127.0.0.1:{port}{path}")
     out = subprocess.check_output(argv, text=True)
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = 0

@@ -80,20 +80,22 @@ fn bench_pool(c: &mut Criterion) {
             let up = upstreams();
             for s in clients {
                 let s = TcpStream::from_std(s).expect("monoio stream");
-                up.release_conn(0, 0, s);
+                up.release_conn(0, 0, ringlb::tls::MaybeTls::Plain(s), 0);
             }
             // The pool must hand out a connection every time, or this measures an
             // empty pool.
-            let s = up.pooled(0, 0, Instant::now()).expect("an idle connection");
-            up.release_conn(0, 0, s);
+            let s = up
+                .pooled(0, 0, Instant::now(), 0)
+                .expect("an idle connection");
+            up.release_conn(0, 0, s, 0);
             group.bench_with_input(BenchmarkId::new("checked", idle), &idle, |b, _| {
                 // The request path passes a clock reading it already has.
                 let now = Instant::now();
                 b.iter(|| {
-                    let Some(s) = up.pooled(0, 0, now) else {
+                    let Some(s) = up.pooled(0, 0, now, 0) else {
                         panic!("the pool ran dry");
                     };
-                    up.release_conn(0, 0, s);
+                    up.release_conn(0, 0, s, 0);
                 })
             });
         }

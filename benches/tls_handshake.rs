@@ -1,12 +1,16 @@
-//! Question: what does one TLS handshake cost ringlb's adapter (`tls::accept`) on one
-//! core, next to HAProxy 2.6 `bind ssl` (OpenSSL 3.0, nbthread 1) in the same run?
-//! Full handshakes (TLS 1.3 ECDSA P-256, TLS 1.3 RSA-2048) and resumed ones (TLS 1.3
-//! tickets), over loopback.
+//! Question: what does one TLS handshake cost ringlb (the binary, and its adapter
+//! `tls::accept` alone) on one core, next to HAProxy 2.6 `bind ssl` (OpenSSL 3.0,
+//! nbthread 1) in the same run? Full handshakes (TLS 1.3 ECDSA P-256, TLS 1.3
+//! RSA-2048) and resumed ones (TLS 1.3 tickets), over loopback.
 //!
-//! The server (the adapter in a monoio io_uring runtime, or HAProxy) is pinned to the
-//! last CPU, the clients (rustls, 2 threads) to CPU 0. The figure is the server's CPU
-//! time per handshake (its thread's, or HAProxy's utime+stime from /proc), not the
-//! rate, which the clients bound on two cores. Each row is the median of `RUNS` runs.
+//! Servers, each pinned to the last CPU, the clients (rustls, 2 threads) on CPU 0:
+//! the adapter in a monoio io_uring runtime on one thread (its thread's CPU time), and
+//! the ringlb binary and HAProxy on the same haproxy.cfg (`mode http`, `bind ssl`,
+//! nbthread 1; each connection is a handshake and a close: the process's
+//! utime+stime from /proc, every thread). The figure is CPU time per handshake, not
+//! the rate, which the clients bound on two cores. Each row is the median of `RUNS`
+//! runs, interleaved. The binary is `RINGLB_BIN` or target/release/ringlb (build it
+//! first: `cargo build --release`).
 //!
 //!   cargo bench --bench tls_handshake            # HANDSHAKES=2000 RUNS=5 by default
 //!   cargo test --bench tls_handshake             # 20 handshakes, ringlb only: a check
@@ -197,9 +201,14 @@ fn ringlb_run(cert: &Path, n: usize, resume: bool, server_cpu: usize) -> (f64, f
                 let (set, done) = (set.clone(), done.clone());
                 monoio::spawn(async move {
                     let deadline = monoio::time::Instant::now() + Duration::from_secs(5);
-                    if let Ok((mut t, _)) =
-                        ringlb::tls::accept(s, &set, deadline, ringlb::tls::Acceptor::default())
-                            .await
+                    if let Ok((mut t, _)) = ringlb::tls::accept(
+                        s,
+                        &set,
+                        deadline,
+                        ringlb::tls::Acceptor::default(),
+                        None,
+                    )
+                    .await
                     {
                         let (_, _) = t.read(Vec::with_capacity(64)).await;
                     }
@@ -224,8 +233,25 @@ fn ringlb_run(cert: &Path, n: usize, resume: bool, server_cpu: usize) -> (f64, f
 
 use std::rc::Rc;
 
-/// One run against HAProxy 2.6 (`bind ssl`, nbthread 1, pinned).
-fn haproxy_run(cert: &Path, n: usize, resume: bool, server_cpu: usize) -> Option<(f64, f64, f64)> {
+/// A server process measured on the same haproxy.cfg: HAProxy 2.6, or the ringlb
+/// binary (its whole path: accept loop, handshake turns, the HTTP connection that
+/// waits for a request and sees the close).
+#[derive(Clone, Copy)]
+enum Binary<'a> {
+    Haproxy,
+    Ringlb(&'a Path),
+}
+
+/// One run against a server process (`bind ssl`, nbthread 1, pinned with taskset),
+/// `mode http`: each client connection is a handshake and a close_notify; the server
+/// is never contacted. The figure is the process's utime+stime (all its threads).
+fn process_run(
+    bin: Binary,
+    cert: &Path,
+    n: usize,
+    resume: bool,
+    server_cpu: usize,
+) -> Option<(f64, f64, f64)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -237,13 +263,19 @@ fn haproxy_run(cert: &Path, n: usize, resume: bool, server_cpu: usize) -> Option
     std::fs::write(
         &cfg,
         format!(
-            "global\n    nbthread 1\n    cpu-map 1/1 {server_cpu}\n    ssl-default-bind-options ssl-min-ver TLSv1.3\ndefaults\n    mode tcp\n    timeout client 5s\n    timeout connect 1s\n    timeout server 5s\nfrontend fe\n    bind {addr} ssl crt {}\n    tcp-request content reject\n",
+            "global\n    nbthread 1\n    ssl-default-bind-options ssl-min-ver TLSv1.3\ndefaults\n    mode http\n    timeout client 5s\n    timeout connect 1s\n    timeout server 5s\n    timeout http-request 5s\nfrontend fe\n    bind {addr} ssl crt {}\n    default_backend be\nbackend be\n    server s1 127.0.0.1:9\n",
             cert.display()
         ),
     )
     .ok()?;
-    let mut child = std::process::Command::new("haproxy")
-        .args(["-f", cfg.to_str()?, "-db"])
+    let cpu_list = server_cpu.to_string();
+    let mut cmd = std::process::Command::new("taskset");
+    cmd.args(["-c", &cpu_list]);
+    match bin {
+        Binary::Haproxy => cmd.args(["haproxy", "-db", "-f", cfg.to_str()?]),
+        Binary::Ringlb(path) => cmd.arg(path).args(["-f", cfg.to_str()?]),
+    };
+    let mut child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -252,14 +284,15 @@ fn haproxy_run(cert: &Path, n: usize, resume: bool, server_cpu: usize) -> Option
     while std::net::TcpStream::connect(addr).is_err() {
         if up.elapsed() > Duration::from_secs(5) {
             let _ = child.kill();
+            let _ = child.wait();
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(200));
     let cpu0 = proc_cpu(child.id());
     let (wall, resumed) = clients(addr, n, resume);
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(200));
     let cpu = proc_cpu(child.id()) - cpu0;
     let _ = child.kill();
     let _ = child.wait();
@@ -285,6 +318,13 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let ecdsa = write_cert(dir.path(), "ecdsa.pem", false);
     let rsa = write_cert(dir.path(), "rsa.pem", true);
+    // The binary measured: RINGLB_BIN, else the release build next to this bench.
+    let bin = std::env::var_os("RINGLB_BIN")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ringlb");
+            p.exists().then_some(p)
+        });
     println!("| scenario | server | CPU µs/handshake (median of {runs}) | handshakes/s | resumed | ringlb / HAProxy |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for (name, cert, resume) in [
@@ -292,14 +332,20 @@ fn main() {
         ("full, TLS 1.3, RSA-2048", &rsa, false),
         ("resumed, TLS 1.3 (ECDSA)", &ecdsa, true),
     ] {
+        let mut adapter = Vec::new();
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for _ in 0..runs {
-            ours.push(ringlb_run(cert, n, resume, server_cpu));
+            adapter.push(ringlb_run(cert, n, resume, server_cpu));
             if quick {
                 continue;
             }
-            if let Some(h) = haproxy_run(cert, n, resume, server_cpu) {
+            if let Some(bin) = &bin {
+                if let Some(r) = process_run(Binary::Ringlb(bin), cert, n, resume, server_cpu) {
+                    ours.push(r);
+                }
+            }
+            if let Some(h) = process_run(Binary::Haproxy, cert, n, resume, server_cpu) {
                 theirs.push(h);
             }
         }
@@ -310,26 +356,37 @@ fn main() {
                 median(v.iter().map(|x| x.2).collect()),
             )
         };
-        let o = row(&ours);
+        let a = row(&adapter);
         assert!(
-            !resume || o.2 >= 0.5,
+            !resume || a.2 >= 0.5,
             "{name}: only {:.0} % resumed",
-            o.2 * 100.0
+            a.2 * 100.0
         );
+        let h = (!theirs.is_empty()).then(|| row(&theirs));
+        let ratio = |x: f64| h.map_or(String::new(), |h| format!("{:.2} ×", x / h.0));
         println!(
-            "| {name} | ringlb adapter | {:.0} | {:.0} | {:.0} % | |",
-            o.0,
-            o.1,
-            o.2 * 100.0
+            "| {name} | ringlb adapter (in-process) | {:.0} | {:.0} | {:.0} % | {} |",
+            a.0,
+            a.1,
+            a.2 * 100.0,
+            ratio(a.0)
         );
-        if !theirs.is_empty() {
-            let h = row(&theirs);
+        if !ours.is_empty() {
+            let o = row(&ours);
             println!(
-                "| {name} | HAProxy 2.6 | {:.0} | {:.0} | {:.0} % | {:.2} × |",
+                "| {name} | ringlb binary | {:.0} | {:.0} | {:.0} % | {} |",
+                o.0,
+                o.1,
+                o.2 * 100.0,
+                ratio(o.0)
+            );
+        }
+        if let Some(h) = h {
+            println!(
+                "| {name} | HAProxy 2.6 | {:.0} | {:.0} | {:.0} % | |",
                 h.0,
                 h.1,
-                h.2 * 100.0,
-                o.0 / h.0
+                h.2 * 100.0
             );
         }
     }

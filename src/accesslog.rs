@@ -2,11 +2,13 @@
 //! or its own `log-format`, all evaluated by `rules::logformat`). A shard formats
 //! each line into its own buffer (no allocation per line once it has grown) and hands
 //! the whole buffer to the log thread once per control tick; only the log thread
-//! writes to stdout, stderr or the syslog socket.
+//! writes to stdout, stderr, a file or the syslog socket (UDP, or a local unix
+//! datagram socket such as `/dev/log`).
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -49,6 +51,12 @@ fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>, mut file: Option<std::fs
         }
         _ => None,
     };
+    // Unbound, addressed per datagram: a syslog daemon that restarts (and recreates
+    // its socket) is found again by the next line, as HAProxy's sender does.
+    let unix = match &target.sink {
+        LogSink::Unix(_) => UnixDatagram::unbound().ok(),
+        _ => None,
+    };
     let pid = std::process::id();
     let mut datagram = Vec::with_capacity(1024);
     for buf in rx {
@@ -66,23 +74,43 @@ fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>, mut file: Option<std::fs
             }
             LogSink::Udp(addr) => {
                 let Some(sock) = &udp else { continue };
-                for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    datagram.clear();
-                    if !target.raw {
-                        // RFC 3164: <PRI>Mmm dd hh:mm:ss TAG[PID]: ; severity info (6).
-                        let pri = u32::from(target.facility) * 8 + 6;
-                        let _ = write!(
-                            datagram,
-                            "<{pri}>{} ringlb[{pid}]: ",
-                            syslog_time(SystemTime::now())
-                        );
-                    }
-                    datagram.extend_from_slice(line);
+                for line in lines(&buf) {
+                    syslog_datagram(&target, pid, line, &mut datagram);
                     let _ = sock.send_to(&datagram, addr);
+                }
+            }
+            LogSink::Unix(path) => {
+                let Some(sock) = &unix else { continue };
+                for line in lines(&buf) {
+                    syslog_datagram(&target, pid, line, &mut datagram);
+                    // No daemon listening (ENOENT, ECONNREFUSED) or a full queue
+                    // (EAGAIN): the line is lost, as with UDP; the proxy goes on.
+                    let _ = sock.send_to(&datagram, path);
                 }
             }
         }
     }
+}
+
+fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    buf.split(|&b| b == b'\n').filter(|l| !l.is_empty())
+}
+
+/// One syslog message: RFC 3164 `<PRI>Mmm dd hh:mm:ss TAG[PID]: ` (severity info)
+/// before the line, unless the target is `format raw`, and a newline after it (as
+/// HAProxy ends every datagram).
+fn syslog_datagram(target: &LogTarget, pid: u32, line: &[u8], datagram: &mut Vec<u8>) {
+    datagram.clear();
+    if !target.raw {
+        let pri = u32::from(target.facility) * 8 + u32::from(crate::config::LOG_LEVEL_INFO);
+        let _ = write!(
+            datagram,
+            "<{pri}>{} ringlb[{pid}]: ",
+            syslog_time(SystemTime::now())
+        );
+    }
+    datagram.extend_from_slice(line);
+    datagram.push(b'\n');
 }
 
 /// One shard's pending log lines.

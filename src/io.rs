@@ -141,17 +141,47 @@ pub async fn linger_close<S: AsyncReadRent + AsyncWriteRent>(
     }
 }
 
-/// A stream the data path serves clients on: a plain socket today, a TLS stream next.
+/// A stream the data path serves clients on: a plain socket or a TLS stream.
 /// What only a plain socket can do (splice: bytes that never enter user space) asks
 /// for it through `socket`. It splits into halves (a tunnel copies both ways at once).
 pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
     /// The socket itself, when bytes may go to and from it untouched.
     fn socket(&self) -> Option<&monoio::net::TcpStream>;
+
+    /// Reads into `buf[len..capacity]`, giving up at `deadline` without losing what
+    /// the kernel already delivered (a cancelled read hands its bytes over): the
+    /// stream stays usable either way. At the deadline the result may be an error
+    /// (the cancelled operation's); the caller looks at the clock.
+    fn read_until(
+        &mut self,
+        buf: Vec<u8>,
+        deadline: Instant,
+    ) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
 }
 
 impl Stream for monoio::net::TcpStream {
     fn socket(&self) -> Option<&monoio::net::TcpStream> {
         Some(self)
+    }
+
+    async fn read_until(
+        &mut self,
+        buf: Vec<u8>,
+        deadline: Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        use monoio::io::CancelableAsyncReadRent;
+        let canceller = monoio::io::Canceller::new();
+        let (len, cap) = (buf.len(), buf.capacity());
+        let read = self.cancelable_read(buf.slice_mut(len..cap), canceller.handle());
+        let mut read = std::pin::pin!(read);
+        let (res, slice) = monoio::select! {
+            r = &mut read => r,
+            _ = sleep_until(deadline) => {
+                let _c = canceller.cancel();
+                read.await
+            }
+        };
+        (res, slice.into_inner())
     }
 }
 

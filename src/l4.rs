@@ -6,23 +6,24 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use crate::accesslog::ms;
 use crate::dispatch::{Dispatch, PoolUse};
-use crate::io::Timer;
+use crate::io::{Stream, Timer};
 use crate::pipe::{self, Idle};
 use crate::record::TcpLine;
 use crate::rules::Txn;
 use crate::shard::Shard;
+use crate::stats::Counters;
 
 /// Proxies one TCP connection; `early` holds bytes that followed a PROXY header, `txn`
-/// what its `tcp-request connection|session` rules did.
-pub async fn serve(
+/// what its `tcp-request connection|session` rules did (and `txn.tls` what the
+/// client's TLS handshake settled, TLS terminated here).
+pub async fn serve<C: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
-    client: TcpStream,
+    client: C,
     peer: SocketAddr,
     local: SocketAddr,
     early: Vec<u8>,
@@ -53,6 +54,8 @@ pub async fn serve(
     let hash = matches!(conf.balance, crate::config::BalanceAlgo::Hash { .. })
         .then(|| crate::upstream::balance::source_hash(peer.ip()));
     let mut dispatch = Dispatch::new(&shard, backend, hash, None, (peer, local), began);
+    // A server whose SNI is the client's (`sni ssl_fc_sni`) gets it.
+    dispatch.client_sni(txn.tls.as_ref().and_then(|t| t.sni.as_deref()));
     // Boxed: an inline timer would make the task a 128-byte aligned allocation.
     let mut timer = Timer::new(began);
     let mut server = match dispatch.next(PoolUse::Never, &mut timer).await {
@@ -95,6 +98,17 @@ pub async fn serve(
         ended.to_server,
         ended.to_client,
     );
+    account(
+        &shard,
+        backend,
+        server.server,
+        ended.term,
+        [
+            ms(dispatch.times.queued),
+            ms(dispatch.times.connected),
+            ms(began.elapsed()),
+        ],
+    );
     let line = TcpLine {
         server: Some(server.server),
         timers: [
@@ -108,6 +122,26 @@ pub async fn serve(
     };
     line.log(&shard, frontend, backend, (peer, local), date, &txn);
     drop(server.slot);
+}
+
+/// A finished connection in the backend's and server's figures: aborts, and HAProxy's
+/// averages (queue, connect, no response time in TCP mode, total), over the
+/// connections each was given.
+fn account(shard: &Shard, backend: usize, server: u32, term: crate::record::Term, t: [i64; 3]) {
+    let st = &shard.stats;
+    let be = &st.backends[backend];
+    let Some(sv) = st.server_checked(backend, server as usize) else {
+        return;
+    };
+    for c in [be, sv] {
+        if term.client_aborted() {
+            Counters::inc(&c.cli_abrt);
+        } else if term.server_aborted() {
+            Counters::inc(&c.srv_abrt);
+        }
+        let times = [t[0], t[1], 0, t[2]].map(|v| v.max(0) as u64);
+        c.timing.record(c.lbtot.get(), times);
+    }
 }
 
 /// The backend's `tcp-request content` rules, on the bytes the frontend's rules

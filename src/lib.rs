@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod dispatch;
+pub mod freq;
 pub mod health;
 pub mod http;
 pub mod io;
@@ -93,10 +94,6 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
 /// Like `start`, taking over the listeners of the processes `old` (`-sf`) when they
 /// hand them over, and binding anew (with a warning) when they do not.
 pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
-    let refused = tls::not_wired_yet(&cfg);
-    if !refused.is_empty() {
-        return Err(Error::Config(ConfigErrors(refused)));
-    }
     let cfg = Arc::new(cfg);
     let shards = cfg.runtime.shards;
     let mut received = upgrade::Received::default();
@@ -135,14 +132,14 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     let handed: upgrade::HandedSockets = Arc::new(std::sync::Mutex::new(handed_list));
     let listening = bound
         .iter()
-        .map(|b| (cfg.frontends[b.frontend].name.clone(), b.addr))
+        .map(|b| (cfg.frontends[b.at.frontend].name.clone(), b.addr))
         .collect();
 
-    let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> =
+    let mut per_shard: Vec<Vec<(config::BindRef, std::net::TcpListener)>> =
         (0..shards).map(|_| Vec::new()).collect();
     for b in bound {
         for (i, l) in b.per_shard.into_iter().enumerate() {
-            per_shard[i].push((b.frontend, l));
+            per_shard[i].push((b.at, l));
         }
     }
     let maxconn = global_maxconn(&cfg);
@@ -181,9 +178,12 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         admin.core.clone(),
     )
     .map_err(Error::Io)?;
+    // A target whose level is more severe than `info` gets no access line (HAProxy).
     let log = match &cfg.log {
-        Some(target) => Some(accesslog::spawn(target.clone()).map_err(Error::Io)?),
-        None => None,
+        Some(target) if target.level >= config::LOG_LEVEL_INFO => {
+            Some(accesslog::spawn(target.clone()).map_err(Error::Io)?)
+        }
+        _ => None,
     };
     let resync: control::Resync = {
         let core = admin.core.clone();

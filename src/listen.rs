@@ -14,7 +14,8 @@ use crate::config::Config;
 
 /// The sockets of one bind address: `per_shard[i]` belongs to shard `i`.
 pub struct BoundAddr {
-    pub frontend: usize,
+    /// The frontend and bind it serves.
+    pub at: crate::config::BindRef,
     pub addr: SocketAddr,
     pub per_shard: Vec<TcpListener>,
 }
@@ -62,7 +63,7 @@ pub fn bind_all_inheriting(
 ) -> Result<Vec<BoundAddr>, BindError> {
     let mut out = Vec::new();
     for (fi, fe) in cfg.frontends.iter().enumerate() {
-        for want in fe.binds.iter().map(|b| b.addr) {
+        for (bi, want) in fe.binds.iter().map(|b| b.addr).enumerate() {
             let fail = |source| BindError {
                 frontend: fe.name.clone(),
                 addr: want,
@@ -94,7 +95,10 @@ pub fn bind_all_inheriting(
                 per_shard.push(reuseport_listener(addr).map_err(fail)?);
             }
             out.push(BoundAddr {
-                frontend: fi,
+                at: crate::config::BindRef {
+                    frontend: fi,
+                    bind: bi,
+                },
                 addr,
                 per_shard,
             });

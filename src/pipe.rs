@@ -15,7 +15,6 @@ use std::time::Duration;
 use monoio::io::{
     AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
 };
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use crate::io::Stream;
@@ -50,8 +49,13 @@ struct Activity {
 }
 
 /// Copies between `client` and `server` until both directions ended or a side was
-/// idle for too long.
-pub async fn run<C: Stream>(client: C, server: TcpStream, idle: Idle, pipes: &PipePool) -> Ended {
+/// idle for too long. Either may be TLS (its halves run at once: `tls::stream`).
+pub async fn run<C: Stream, U: Stream>(
+    client: C,
+    server: U,
+    idle: Idle,
+    pipes: &PipePool,
+) -> Ended {
     let now = Instant::now();
     let activity = Activity {
         client: Cell::new(now),
@@ -59,8 +63,8 @@ pub async fn run<C: Stream>(client: C, server: TcpStream, idle: Idle, pipes: &Pi
     };
     let to_client = Cell::new(0u64);
     let to_server = Cell::new(0u64);
-    // Splicing needs both sockets bare; a TLS client stream has none.
-    let splice_ok = client.socket().is_some();
+    // Splicing needs both sockets bare; a TLS stream has none.
+    let splice_ok = client.socket().is_some() && server.socket().is_some();
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     let both = async {

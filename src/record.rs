@@ -3,6 +3,7 @@
 //! `option tcplog` line, and HAProxy's termination state, shared by both formats so
 //! both modes say the same thing of the same event.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -58,6 +59,17 @@ impl Term {
         std::str::from_utf8(&self.0).unwrap_or("????")
     }
 
+    /// The client closed, reset or went silent once its request was in (HAProxy
+    /// counts `cli_abrt`); a bad or late request head is a request error instead.
+    pub fn client_aborted(&self) -> bool {
+        matches!(self.0[0], b'C' | b'c') && self.0[1] != b'R'
+    }
+
+    /// The server closed, reset or went silent in the middle of the data (`srv_abrt`).
+    pub fn server_aborted(&self) -> bool {
+        matches!(self.0[0], b'S' | b's') && self.0[1] == b'D'
+    }
+
     /// The two characters of `%ts` (`option tcplog`).
     pub fn short(&self) -> &str {
         &self.as_str()[..2]
@@ -109,9 +121,14 @@ impl Record {
         if !r.started {
             return;
         }
+        // One clock reading serves the rates, the times and the log line.
+        let now = Instant::now();
+        let now_ms = shard.stats.ms(now.into_std());
         let st = &shard.stats;
         let fe = &st.frontends[frontend];
         Counters::inc(&fe.req_tot);
+        fe.req_rate.add(now_ms, 1);
+        st.process.out_rate.add(now_ms, (r.bytes_out + 16) / 32);
         st.traffic(frontend, r.backend, r.server, r.bytes_in, r.bytes_out);
         if r.status != 0 {
             fe.response(r.status);
@@ -119,20 +136,78 @@ impl Record {
         // A request answered before a backend was chosen is logged too.
         self.log_http(shard, frontend, client, request_line, txn);
         let Some(b) = r.backend else { return };
+        let be = &st.backends[b];
+        let sv = r.server.and_then(|s| st.server_checked(b, s as usize));
         if r.status != 0 {
-            st.backends[b].response(r.status);
-            if let Some(s) = r.server {
-                st.server(b, s as usize).response(r.status);
+            be.response(r.status);
+            // A server's responses are those it sent (a 503 after its connects
+            // failed is the proxy's, as for HAProxy).
+            if let (Some(sv), Some(_)) = (sv, r.first_byte) {
+                sv.response(r.status);
             }
         }
+        let term = r.term.unwrap_or(Term::NORMAL);
+        let abort: Option<fn(&Counters) -> &Cell<u64>> = if term.client_aborted() {
+            Some(|c| &c.cli_abrt)
+        } else if term.server_aborted() {
+            Some(|c| &c.srv_abrt)
+        } else {
+            None
+        };
+        if let Some(which) = abort {
+            Counters::inc(which(be));
+            if let Some(sv) = sv {
+                Counters::inc(which(sv));
+            }
+        }
+        let timers = self.timers(now);
+        // HAProxy's averages count the requests a server answered: queue, connect,
+        // response and total times.
+        if let (Some(sv), Some(_)) = (sv, r.first_byte) {
+            let t = [timers[1], timers[2], timers[3], timers[4]].map(|v| v.max(0) as u64);
+            let answered = |c: &Counters| c.hrsp.iter().map(|h| h.get()).sum::<u64>();
+            sv.timing.record(answered(sv), t);
+            be.timing.record(answered(be), t);
+        }
         if let (Some(start), Some(first)) = (r.start, r.first_byte) {
-            let now = Instant::now();
+            let total = now.saturating_duration_since(start).as_micros() as u64;
             st.record_latency(
                 b,
                 first.saturating_duration_since(start).as_micros() as u64,
-                now.saturating_duration_since(start).as_micros() as u64,
+                total,
             );
+            if let Some(s) = r.server {
+                st.record_server_latency(b, s, total);
+            }
         }
+    }
+
+    /// HAProxy's timers of the request at `now`, in ms (-1: did not happen): Tr
+    /// (request head), Tw (queue), Tc (connect), Tr (server response), Tt (total).
+    fn timers(&self, now: Instant) -> [i64; 5] {
+        let r = self;
+        let tr = match (r.head_start, r.start) {
+            (Some(h), Some(s)) => ms(s.saturating_duration_since(h)),
+            _ => -1,
+        };
+        let tr_server = match (r.start, r.first_byte) {
+            (Some(s), Some(f)) => {
+                ms(f.saturating_duration_since(s))
+                    - r.queued.map_or(0, ms)
+                    - r.connected.map_or(0, ms)
+            }
+            _ => -1,
+        };
+        let total = r
+            .head_start
+            .map_or(-1, |t| ms(now.saturating_duration_since(t)));
+        [
+            tr,
+            r.queued.map_or(-1, ms),
+            r.connected.map_or(-1, ms),
+            tr_server,
+            total,
+        ]
     }
 
     /// Appends the log line of the finished request (the frontend's log format).

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{BindRef, Config};
 use crate::control::ToShard;
 use crate::{health, listen, Running};
 
@@ -42,10 +42,6 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     for w in warnings {
         tracing::warn!("reload: {w}");
     }
-    let refused = crate::tls::not_wired_yet(&new);
-    if !refused.is_empty() {
-        return Err(refused);
-    }
     let old = running.cfg.clone();
     // What the running process was built around cannot change under it.
     let mut fixed = Vec::new();
@@ -72,15 +68,19 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
 
     // Listeners: keep the sockets of unchanged addresses, bind the new ones first so
     // that a failure leaves everything as it was.
-    let mut per_shard: Vec<Vec<(SocketAddr, usize, Option<TcpListener>)>> =
+    let mut per_shard: Vec<Vec<(SocketAddr, BindRef, Option<TcpListener>)>> =
         (0..shards).map(|_| Vec::new()).collect();
     let mut listening = Vec::new();
     for (fi, fe) in new.frontends.iter().enumerate() {
-        for want in fe.binds.iter().map(|b| b.addr) {
+        for (bi, want) in fe.binds.iter().map(|b| b.addr).enumerate() {
+            let at = BindRef {
+                frontend: fi,
+                bind: bi,
+            };
             let kept = want.port() != 0 && running.listening.iter().any(|(_, a)| *a == want);
             if kept {
                 for list in &mut per_shard {
-                    list.push((want, fi, None));
+                    list.push((want, at, None));
                 }
                 listening.push((fe.name.clone(), want));
                 continue;
@@ -91,7 +91,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
             for list in &mut per_shard {
                 list.push((
                     addr,
-                    fi,
+                    at,
                     Some(listen::reuseport_listener(addr).map_err(fail)?),
                 ));
             }

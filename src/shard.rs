@@ -50,6 +50,14 @@ pub struct Shard {
     /// Where the current generation lives, so that a keep-alive connection can move to
     /// a newer config at its next request.
     home: std::cell::RefCell<std::rc::Weak<std::cell::RefCell<Rc<Shard>>>>,
+    /// This generation's TLS contexts per bind (replaced in place by `commit ssl
+    /// cert`; a connection keeps the set it started with).
+    pub tls: crate::tls::shard::ShardTls,
+    /// Handshakes computing at once on this shard (shared by generations).
+    pub turns: Rc<crate::tls::gate::Turns>,
+    /// The session-ticket keys every node shares (`[cluster]`), once the cluster
+    /// thread has them (shared by generations).
+    pub shared_tickets: Rc<std::cell::RefCell<Option<Arc<str>>>>,
 }
 
 /// A connection's slot under the process's or a frontend's maxconn, given back (to
@@ -102,7 +110,28 @@ impl Shard {
             shared,
             room: Rc::default(),
             home: std::cell::RefCell::new(std::rc::Weak::new()),
+            tls: shard_tls(&config, None),
+            turns: Rc::new(crate::tls::gate::Turns::new(config.runtime.tls_handshakes)),
+            shared_tickets: Rc::default(),
             config,
+        }
+    }
+
+    /// The ticket keys every node shares changed (the cluster thread).
+    pub fn share_tickets(&self, keys: Arc<str>) {
+        self.tls.share_tickets(&keys);
+        *self.shared_tickets.borrow_mut() = Some(keys);
+    }
+
+    /// New certificates (`commit ssl cert`), if they belong to this generation's config.
+    pub fn apply_certs(&self, update: &crate::control::CertUpdate) {
+        if !Arc::ptr_eq(&self.config, &update.config) {
+            return;
+        }
+        let shared = self.shared_tickets.borrow();
+        for (at, tls) in &update.binds {
+            self.tls
+                .replace(at.frontend, at.bind, tls, shared.as_deref());
         }
     }
 
@@ -205,6 +234,9 @@ impl Shard {
             shared,
             room: self.room.clone(),
             home: std::cell::RefCell::new(self.home.borrow().clone()),
+            tls: shard_tls(&config, self.shared_tickets.borrow().as_deref()),
+            turns: self.turns.clone(),
+            shared_tickets: self.shared_tickets.clone(),
             config,
         }
     }
@@ -223,6 +255,19 @@ impl Drop for Shard {
         // The trimmer waits a little: by then these fields are freed.
         crate::memory::trim_soon();
     }
+}
+
+/// The TLS contexts of every bind of `config`, for one shard.
+fn shard_tls(config: &Config, shared: Option<&str>) -> crate::tls::shard::ShardTls {
+    let binds: Vec<(bool, Vec<_>)> = config
+        .frontends
+        .iter()
+        .map(|f| {
+            let http = f.mode == crate::config::Mode::Http;
+            (http, f.binds.iter().map(|b| b.tls.as_ref()).collect())
+        })
+        .collect();
+    crate::tls::shard::ShardTls::new(&binds, shared)
 }
 
 pub struct InflightGuard(Rc<Shard>);

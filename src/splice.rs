@@ -62,6 +62,8 @@ pub struct PipePool {
     /// default `maxpipes` is maxconn / 4). Beyond it bodies are copied, so pipes never
     /// take the descriptors that maxconn counted on for connections.
     max: usize,
+    /// Bytes moved through pipes, for the statistics (HAProxy's spliced bytes out).
+    spliced: Cell<u64>,
 }
 
 #[derive(Debug)]
@@ -111,7 +113,19 @@ impl PipePool {
             idle: RefCell::new(Vec::new()),
             open: Cell::new(0),
             max: (maxconn / 4).max(1),
+            spliced: Cell::new(0),
         }
+    }
+
+    /// (pipes open in use, idle pipes, most pipes, bytes spliced so far).
+    pub fn figures(&self) -> (usize, usize, usize, u64) {
+        let idle = self.idle.borrow().len();
+        (
+            self.open.get().saturating_sub(idle),
+            idle,
+            self.max,
+            self.spliced.get(),
+        )
     }
 
     /// Closes the idle pipes beyond a couple (called once a second by the shard).
@@ -158,6 +172,9 @@ impl PipePool {
         };
         let res = pump(pipe, from, to, len, read_timeout, write_timeout, timer).await;
         lease.empty = res.is_ok();
+        if res.is_ok() {
+            self.spliced.set(self.spliced.get() + len);
+        }
         res
     }
 }
@@ -288,6 +305,7 @@ impl PipePool {
                     Err(_) => return Err(SpliceError::Destination),
                 }
             }
+            self.spliced.set(self.spliced.get() + got as u64);
             moved(got);
         }
         lease.empty = true;

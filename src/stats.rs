@@ -9,6 +9,8 @@ use hdrhistogram::Histogram;
 
 use crate::config::Config;
 
+pub use crate::freq::{Rate, RateTotals, TimeTotals, Timing, TIME_SAMPLES};
+
 /// Process-wide counters: events of the process itself, not of a proxy or a server.
 /// Rare events only (an atomic add each), read by the metrics.
 pub mod process {
@@ -44,6 +46,13 @@ pub mod process {
     pub fn read(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
+
+    /// The instant the process's rate counters and last-session dates count from
+    /// (fixed at first use, which `Core::new` makes early).
+    pub fn epoch() -> std::time::Instant {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *EPOCH.get_or_init(std::time::Instant::now)
+    }
 }
 
 macro_rules! counters {
@@ -54,6 +63,15 @@ macro_rules! counters {
             $(#[$doc] pub $name: Cell<u64>,)*
             /// Responses by class: 1xx, 2xx, 3xx, 4xx, 5xx, other.
             pub hrsp: [Cell<u64>; 6],
+            /// Sessions per second (frontend: connections; backend, server: requests
+            /// or connections given a server).
+            pub rate: Rate,
+            /// HTTP requests per second (frontends).
+            pub req_rate: Rate,
+            /// Queue, connect, response and total times (backends, servers).
+            pub timing: Timing,
+            /// When a session last went to this backend or server (`Timing::stamp`).
+            pub last_sess: Cell<u64>,
         }
 
         /// A snapshot of `Counters`, summable across shards.
@@ -61,36 +79,88 @@ macro_rules! counters {
         pub struct Totals {
             $(#[$doc] pub $name: u64,)*
             pub hrsp: [u64; 6],
+            pub rate: RateTotals,
+            pub req_rate: RateTotals,
+            pub timing: TimeTotals,
+            /// Milliseconds after the process's epoch, plus one (0: never).
+            pub last_sess: u64,
         }
 
         impl Counters {
-            /// Sets every counter from a snapshot. Gauges (current sessions, queue)
-            /// start again from zero: the old generation's sessions are not ours.
-            pub fn set_from(&self, t: &Totals) {
-                $(self.$name.set(t.$name);)*
+            /// Takes over every counter of the previous generation's `old` (a
+            /// reload). Gauges (current sessions, queue) start again from zero: the
+            /// old generation's sessions are not ours.
+            pub fn adopt(&self, old: &Counters) {
+                $(self.$name.set(old.$name.get());)*
                 for i in 0..6 {
-                    self.hrsp[i].set(t.hrsp[i]);
+                    self.hrsp[i].set(old.hrsp[i].get());
                 }
+                self.rate.copy_from(&old.rate);
+                self.req_rate.copy_from(&old.req_rate);
+                self.timing.copy_from(&old.timing);
+                self.last_sess.set(old.last_sess.get());
                 self.scur.set(0);
                 self.qcur.set(0);
+                self.active.set(0);
             }
 
-            pub fn snapshot(&self) -> Totals {
+            /// The figures now (`now_ms`: the shard's clock, for the rates).
+            pub fn snapshot(&self, now_ms: u64) -> Totals {
+                let hrsp: [u64; 6] = std::array::from_fn(|i| self.hrsp[i].get());
+                // HAProxy averages over the requests answered (HTTP) or the
+                // connections given a server (TCP), at most the last 1,024.
+                let answered: u64 = hrsp.iter().sum();
+                let samples = if answered > 0 { answered } else { self.lbtot.get() };
                 Totals {
                     $($name: self.$name.get(),)*
-                    hrsp: std::array::from_fn(|i| self.hrsp[i].get()),
+                    hrsp,
+                    rate: self.rate.snapshot(now_ms),
+                    req_rate: self.req_rate.snapshot(now_ms),
+                    timing: self.timing.snapshot(samples),
+                    last_sess: self.last_sess.get(),
                 }
+            }
+        }
+
+        impl Counters {
+            /// `clear counters`: the maxima start again from the current values;
+            /// with `all`, every counter starts again from zero (gauges stay).
+            pub fn clear(&self, all: bool) {
+                if all {
+                    let (scur, qcur, active) = (self.scur.get(), self.qcur.get(), self.active.get());
+                    $(self.$name.set(0);)*
+                    for h in &self.hrsp {
+                        h.set(0);
+                    }
+                    self.rate.copy_from(&Rate::default());
+                    self.req_rate.copy_from(&Rate::default());
+                    self.timing.copy_from(&Timing::default());
+                    self.last_sess.set(0);
+                    self.scur.set(scur);
+                    self.qcur.set(qcur);
+                    self.active.set(active);
+                }
+                self.smax.set(self.scur.get());
+                self.qmax.set(self.qcur.get());
+                self.rate.clear_max();
+                self.req_rate.clear_max();
+                self.timing.clear_max();
             }
         }
 
         impl Totals {
             /// Adds another shard's figures; maxima of gauges are summed too, which
             /// bounds the true maximum from above (shards peak at different times).
+            /// Time maxima and the last session take the larger of the two.
             pub fn add(&mut self, o: &Totals) {
                 $(self.$name += o.$name;)*
                 for i in 0..6 {
                     self.hrsp[i] += o.hrsp[i];
                 }
+                self.rate.add(&o.rate);
+                self.req_rate.add(&o.req_rate);
+                self.timing.add(&o.timing);
+                self.last_sess = self.last_sess.max(o.last_sess);
             }
         }
     };
@@ -129,6 +199,34 @@ counters! {
     dreq,
     /// Connection handlers that panicked (the connection was closed).
     panics,
+    /// TLS handshakes completed on a frontend.
+    tls_done,
+    /// ... of which resumed a session.
+    tls_resumed,
+    /// TLS handshakes that failed or timed out.
+    tls_failed,
+    /// HTTP requests in progress (frontends; HAProxy's `h1_open_streams`).
+    active,
+    /// Response body bytes spliced to the client (HAProxy's `h1_spliced_bytes_out`).
+    spliced_out,
+    /// Transfers aborted by the client (HAProxy's `cli_abrt`).
+    cli_abrt,
+    /// Transfers aborted by the server (`srv_abrt`).
+    srv_abrt,
+    /// New connections to servers (`connect`).
+    connect,
+    /// Requests sent on an idle pooled server connection (`reuse`).
+    reuse,
+    /// Requests the proxy answered itself: deny, return, redirect, stats, metrics.
+    intercepted,
+    /// Requests refused by an `http-request deny` (frontends: HAProxy's `dreq`).
+    denied,
+    /// Responses refused by an `http-response deny` (`dresp`).
+    dresp,
+    /// Connections refused by `tcp-request connection reject` (`dcon`).
+    dcon,
+    /// Sessions refused by `tcp-request session reject` (`dses`).
+    dses,
 }
 
 impl Counters {
@@ -162,6 +260,63 @@ impl Counters {
             _ => 5,
         };
         Self::inc(&self.hrsp[class]);
+    }
+}
+
+/// Events of the process on one shard (HAProxy's global counters).
+#[derive(Default)]
+pub struct ProcessCounters {
+    /// Connections accepted per second, all frontends.
+    pub conn_rate: Rate,
+    /// Bytes sent to clients per second, counted in 32-byte units as HAProxy does.
+    pub out_rate: Rate,
+}
+
+/// `ProcessCounters` at a snapshot.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProcessTotals {
+    pub conn_rate: RateTotals,
+    /// Bytes per second (already multiplied back from 32-byte units).
+    pub out_rate: RateTotals,
+}
+
+impl ProcessTotals {
+    pub fn add(&mut self, o: &ProcessTotals) {
+        self.conn_rate.add(&o.conn_rate);
+        self.out_rate.add(&o.out_rate);
+    }
+}
+
+/// One server's request times on one shard, made at its first request, shared by
+/// every config generation that has the server (as `LatencySlot`).
+pub type ServerLatency = std::rc::Rc<RefCell<Option<Box<Histogram<u64>>>>>;
+
+/// A request a frontend refused as invalid, as it arrived (`show errors`).
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub frontend: usize,
+    pub peer: std::net::SocketAddr,
+    pub when: std::time::SystemTime,
+    /// The shard's error number (HAProxy's `event #N`).
+    pub event: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// A gauge raised while this guard lives (a request in progress).
+pub struct Busy<'a>(&'a Cell<u64>);
+
+impl<'a> Busy<'a> {
+    #[inline]
+    pub fn new(gauge: &'a Cell<u64>) -> Busy<'a> {
+        gauge.set(gauge.get() + 1);
+        Busy(gauge)
+    }
+}
+
+impl Drop for Busy<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        Counters::down(self.0);
     }
 }
 
@@ -201,12 +356,16 @@ impl Latency {
 /// generation are counted. Recording after the first request allocates nothing.
 pub type LatencySlot = std::rc::Rc<RefCell<Option<Box<Latency>>>>;
 
-/// The counters of one backend's servers on one shard, allocated at the first use
-/// (most servers of a large config never see traffic on most shards): 176 bytes per
-/// server once warm, 24 bytes per backend before.
+/// The counters and request times of one backend's servers on one shard, each
+/// allocated at the first use (most servers of a large config never see traffic on
+/// most shards): 424 bytes of counters per server once used, a histogram slot per
+/// server once one served, 40 bytes per backend before.
 pub struct ServerCounters {
     servers: u32,
     counters: std::cell::OnceCell<Box<[Counters]>>,
+    /// Each server's request times, shared like `LatencySlot` with the other
+    /// generations that have the server.
+    latency: std::cell::OnceCell<Box<[ServerLatency]>>,
 }
 
 impl ServerCounters {
@@ -214,6 +373,23 @@ impl ServerCounters {
         ServerCounters {
             servers: servers as u32,
             counters: std::cell::OnceCell::new(),
+            latency: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Every server's request-time slot (made now if this is the first use).
+    fn latencies(&self) -> &[ServerLatency] {
+        self.latency.get_or_init(|| {
+            (0..self.servers)
+                .map(|_| ServerLatency::default())
+                .collect()
+        })
+    }
+
+    fn latency_snapshot(&self) -> Vec<Option<Histogram<u64>>> {
+        match self.latency.get() {
+            Some(l) => l.iter().map(|h| h.borrow().as_deref().cloned()).collect(),
+            None => vec![None; self.servers as usize],
         }
     }
 
@@ -228,9 +404,9 @@ impl ServerCounters {
         self.counters.get().and_then(|c| c.get(s))
     }
 
-    fn snapshot(&self) -> Vec<Totals> {
+    fn snapshot(&self, now_ms: u64) -> Vec<Totals> {
         match self.counters.get() {
-            Some(c) => c.iter().map(Counters::snapshot).collect(),
+            Some(c) => c.iter().map(|c| c.snapshot(now_ms)).collect(),
             None => vec![Totals::default(); self.servers as usize],
         }
     }
@@ -240,8 +416,17 @@ impl ServerCounters {
 pub struct ShardStats {
     pub frontends: Vec<Counters>,
     pub backends: Vec<Counters>,
+    /// Per backend: its servers' counters and request times, made at first use.
     servers: Vec<ServerCounters>,
     pub latency: Vec<LatencySlot>,
+    /// The last invalid request of each frontend (`show errors`), and how many
+    /// there were.
+    captures: RefCell<Vec<Capture>>,
+    errors_seen: Cell<u64>,
+    /// The process's events on this shard.
+    pub process: ProcessCounters,
+    /// The process's epoch (`process::epoch`), which rates and dates count from.
+    epoch: std::time::Instant,
 }
 
 impl ShardStats {
@@ -249,6 +434,12 @@ impl ShardStats {
     /// counter on this shard allocates them all).
     pub fn server(&self, b: usize, s: usize) -> &Counters {
         &self.servers[b].all()[s]
+    }
+
+    /// The counters of server `s` of backend `b`, if it has one (allocated as by
+    /// `server`).
+    pub fn server_checked(&self, b: usize, s: usize) -> Option<&Counters> {
+        self.servers.get(b)?.all().get(s)
     }
 
     /// Server `s` of backend `b`'s current connections (0 before its first use; nothing
@@ -279,8 +470,31 @@ impl ShardStats {
         }
     }
 
+    /// Milliseconds from the process's epoch to `t` (the clock of rates and dates).
+    #[inline]
+    pub fn ms(&self, t: std::time::Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// A session went to backend `b` (and server `s`) at `now_ms`: its rate, its
+    /// date.
+    #[inline]
+    pub fn session(&self, b: usize, s: u32, now_ms: u64) {
+        let be = &self.backends[b];
+        be.rate.add(now_ms, 1);
+        be.last_sess.set(now_ms + 1);
+        if let Some(sv) = self.server_checked(b, s as usize) {
+            sv.rate.add(now_ms, 1);
+            sv.last_sess.set(now_ms + 1);
+        }
+    }
+
     pub fn new(cfg: &Config) -> Self {
         ShardStats {
+            process: ProcessCounters::default(),
+            captures: RefCell::new(Vec::new()),
+            errors_seen: Cell::new(0),
+            epoch: process::epoch(),
             frontends: cfg.frontends.iter().map(|_| Counters::default()).collect(),
             backends: cfg.backends.iter().map(|_| Counters::default()).collect(),
             servers: cfg
@@ -297,10 +511,26 @@ impl ShardStats {
     }
 
     /// Carries the counters of proxies and servers that exist in both configs over
-    /// from the previous generation (a reload); backends that stay share their
-    /// histograms with it.
+    /// from the previous generation (a reload); backends and servers that stay share
+    /// their histograms with it.
     pub fn adopt(&mut self, old: &ShardStats, old_cfg: &Config, cfg: &Config) {
-        let copy = |to: &Counters, from: &Counters| to.set_from(&from.snapshot());
+        let copy = |to: &Counters, from: &Counters| to.adopt(from);
+        self.errors_seen.set(old.errors_seen.get());
+        *self.captures.borrow_mut() = old
+            .captures
+            .borrow()
+            .iter()
+            .filter_map(|c| {
+                let name = &old_cfg.frontends.get(c.frontend)?.name;
+                let fi = cfg.frontends.iter().position(|f| &f.name == name)?;
+                Some(Capture {
+                    frontend: fi,
+                    ..c.clone()
+                })
+            })
+            .collect();
+        self.process.conn_rate.copy_from(&old.process.conn_rate);
+        self.process.out_rate.copy_from(&old.process.out_rate);
         for (i, f) in cfg.frontends.iter().enumerate() {
             if let Some(o) = old_cfg.frontends.iter().position(|x| x.name == f.name) {
                 copy(&self.frontends[i], &old.frontends[o]);
@@ -313,32 +543,127 @@ impl ShardStats {
             };
             copy(&self.backends[i], &old.backends[o]);
             self.latency[i].clone_from(&old.latency[o]);
-            if old.servers[o].counters.get().is_none() {
+            let from = &old.servers[o];
+            if from.counters.get().is_none() && from.latency.get().is_none() {
                 continue;
             }
-            for (j, s) in b.servers.iter().enumerate() {
-                let before = old_cfg.backends[o]
-                    .servers
-                    .iter()
-                    .position(|x| x.name == s.name);
-                if let Some(from) = before.and_then(|os| old.servers[o].get(os)) {
-                    copy(self.server(i, j), from);
+            // Each server's place in the old generation, if it had it.
+            let before: Vec<Option<usize>> = b
+                .servers
+                .iter()
+                .map(|s| {
+                    let old_servers = &old_cfg.backends[o].servers;
+                    old_servers.iter().position(|x| x.name == s.name)
+                })
+                .collect();
+            for (j, os) in before.iter().enumerate() {
+                if let Some(c) = os.and_then(|os| from.get(os)) {
+                    copy(self.server(i, j), c);
                 }
             }
+            // Made now if need be, so that requests still finishing on the old
+            // generation record into the slots the new one reads.
+            let old_latency = from.latencies();
+            let shared = before.iter().map(|os| match os {
+                Some(os) => old_latency[*os].clone(),
+                None => ServerLatency::default(),
+            });
+            let _ = self.servers[i].latency.set(shared.collect());
         }
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        let now = self.ms(std::time::Instant::now());
+        let snap = |c: &Counters| c.snapshot(now);
+        let p = &self.process;
+        let mut out_rate = p.out_rate.snapshot(now);
+        out_rate.cur *= 32;
+        out_rate.max *= 32;
         Snapshot {
-            frontends: self.frontends.iter().map(Counters::snapshot).collect(),
-            backends: self.backends.iter().map(Counters::snapshot).collect(),
-            servers: self.servers.iter().map(ServerCounters::snapshot).collect(),
+            now_ms: now,
+            process: ProcessTotals {
+                conn_rate: p.conn_rate.snapshot(now),
+                out_rate,
+            },
+            frontends: self.frontends.iter().map(snap).collect(),
+            backends: self.backends.iter().map(snap).collect(),
+            servers: self.servers.iter().map(|s| s.snapshot(now)).collect(),
             latency: self
                 .latency
                 .iter()
                 .map(|l| l.borrow().as_deref().cloned())
                 .collect(),
+            server_latency: self
+                .servers
+                .iter()
+                .map(ServerCounters::latency_snapshot)
+                .collect(),
         }
+    }
+
+    /// Keeps a copy of an invalid request (at most 16 KiB) as the frontend's last
+    /// error, for `show errors`; off the steady path (an error).
+    pub fn capture(&self, frontend: usize, peer: std::net::SocketAddr, bytes: &[u8]) {
+        let n = self.errors_seen.get();
+        self.errors_seen.set(n + 1);
+        let c = Capture {
+            frontend,
+            peer,
+            when: std::time::SystemTime::now(),
+            event: n,
+            bytes: bytes[..bytes.len().min(16 * 1024)].to_vec(),
+        };
+        let mut list = self.captures.borrow_mut();
+        match list.iter_mut().find(|x| x.frontend == frontend) {
+            Some(old) => *old = c,
+            None => list.push(c),
+        }
+    }
+
+    /// The captured requests and the count of invalid requests seen.
+    pub fn captures(&self) -> (Vec<Capture>, u64) {
+        (self.captures.borrow().clone(), self.errors_seen.get())
+    }
+
+    /// `clear counters [all]` on this shard.
+    pub fn clear(&self, all: bool) {
+        for c in self
+            .frontends
+            .iter()
+            .chain(&self.backends)
+            .chain(self.servers.iter().flat_map(|s| s.counters.get()).flatten())
+        {
+            c.clear(all);
+        }
+        self.process.conn_rate.clear_max();
+        self.process.out_rate.clear_max();
+        if all {
+            for l in &self.latency {
+                if let Some(l) = l.borrow_mut().as_mut() {
+                    l.first_byte.reset();
+                    l.total.reset();
+                }
+            }
+            let servers = self.servers.iter().flat_map(|s| s.latency.get()).flatten();
+            for h in servers {
+                if let Some(h) = h.borrow_mut().as_mut() {
+                    h.reset();
+                }
+            }
+        }
+    }
+
+    /// Records a finished request's time (µs) for its server (the backend's first
+    /// such request on this shard makes its servers' slots, the server's first its
+    /// histogram).
+    #[inline]
+    pub fn record_server_latency(&self, backend: usize, server: u32, total_us: u64) {
+        let Some(cell) = self.servers[backend].latencies().get(server as usize) else {
+            return;
+        };
+        let mut h = cell.borrow_mut();
+        let h = h.get_or_insert_with(|| Box::new(histogram()));
+        let _ = h.record(total_us.max(1));
     }
 
     /// Records a finished request's latencies for its backend (the backend's first
@@ -353,15 +678,22 @@ impl ShardStats {
 
 /// Owned figures of one shard, or of all shards merged.
 pub struct Snapshot {
+    /// When it was taken (ms after the process's epoch; the latest of the shards').
+    pub now_ms: u64,
+    pub process: ProcessTotals,
     pub frontends: Vec<Totals>,
     pub backends: Vec<Totals>,
     pub servers: Vec<Vec<Totals>>,
     /// `None`: the backend served no request (on any shard merged in).
     pub latency: Vec<Option<Latency>>,
+    /// Per server: request times (µs), if it served any.
+    pub server_latency: Vec<Vec<Option<Histogram<u64>>>>,
 }
 
 impl Snapshot {
     pub fn merge(&mut self, o: &Snapshot) {
+        self.now_ms = self.now_ms.max(o.now_ms);
+        self.process.add(&o.process);
         for (a, b) in self.frontends.iter_mut().zip(&o.frontends) {
             a.add(b);
         }
@@ -378,6 +710,17 @@ impl Snapshot {
                 (Some(a), Some(b)) => a.merge(b),
                 (None, Some(b)) => *a = Some(b.clone()),
                 (_, None) => {}
+            }
+        }
+        for (a, b) in self.server_latency.iter_mut().zip(&o.server_latency) {
+            for (x, y) in a.iter_mut().zip(b) {
+                match (x.as_mut(), y) {
+                    (Some(x), Some(y)) => {
+                        let _ = x.add(y);
+                    }
+                    (None, Some(y)) => *x = Some(y.clone()),
+                    _ => {}
+                }
             }
         }
     }

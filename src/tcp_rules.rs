@@ -12,7 +12,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use monoio::io::{CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 
@@ -236,15 +235,15 @@ fn reset_on_close(stream: &TcpStream) {
 /// client sends, waiting up to the inspect delay. Returns the stream, the bytes read
 /// (to send to the server first) and the backend; `None`: the connection was refused
 /// or closed (and is dropped).
-pub async fn inspect(
+pub async fn inspect<C: crate::io::Stream>(
     shard: &Shard,
     frontend: usize,
-    mut client: TcpStream,
+    mut client: C,
     peer: SocketAddr,
     local: SocketAddr,
     mut buf: Vec<u8>,
     txn: &mut Txn,
-) -> Option<(TcpStream, Vec<u8>, Option<usize>)> {
+) -> Option<(C, Vec<u8>, Option<usize>)> {
     let fe = &shard.config.frontends[frontend];
     let needs_routes = fe
         .routes
@@ -285,6 +284,10 @@ pub async fn inspect(
         let wait_routes = matches!(verdict, Verdict::Go)
             && !last
             && route_waits(shard, frontend, peer, local, txn, &buf);
+        if matches!(verdict, Verdict::Reject | Verdict::SilentDrop) {
+            // A connection content rules refuse is a denied request for HAProxy.
+            crate::stats::Counters::inc(&shard.stats.frontends[frontend].denied);
+        }
         match verdict {
             Verdict::Reject => {
                 drop_connection(client, false);
@@ -301,22 +304,9 @@ pub async fn inspect(
             Verdict::Wait(i) => from = i,
             Verdict::Go => from = fe.tcp_content.len(),
         }
-        // Read more, at most until the deadline.
-        let canceller = Canceller::new();
-        let len = buf.len();
-        let read = client.cancelable_read(
-            monoio::buf::IoBufMut::slice_mut(buf, len..cap),
-            canceller.handle(),
-        );
-        let mut read = std::pin::pin!(read);
-        let (res, slice) = monoio::select! {
-            r = &mut read => r,
-            _ = monoio::time::sleep_until(deadline) => {
-                let _c = canceller.cancel();
-                read.await
-            }
-        };
-        buf = slice.into_inner();
+        // Read more, at most until the deadline (over TLS too: nothing is lost).
+        let (res, b) = client.read_until(buf, deadline).await;
+        buf = b;
         match res {
             Ok(0) => eof = true,
             Ok(_) => {}
@@ -455,10 +445,16 @@ pub fn at_accept(
         src: peer,
         dst: local,
     };
+    let fs = &shard.stats.frontends[frontend];
+    let refused = if session { &fs.dses } else { &fs.dcon };
     match run(rules, 0, &site, txn, None, None, true, true) {
         Verdict::Go | Verdict::Wait(_) => true,
-        Verdict::Reject => false,
+        Verdict::Reject => {
+            crate::stats::Counters::inc(refused);
+            false
+        }
         Verdict::SilentDrop => {
+            crate::stats::Counters::inc(refused);
             reset_on_close(stream);
             false
         }

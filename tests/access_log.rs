@@ -92,7 +92,8 @@ fn udp_syslog_datagrams() {
     // local0 (16) * 8 + info (6) = 134.
     assert!(msg.starts_with("<134>"), "{msg}");
     assert!(msg.contains(&format!("ringlb[{}]: ", lb.pid())), "{msg}");
-    assert!(msg.ends_with("\"GET /sys HTTP/1.1\""), "{msg}");
+    // Every datagram ends with a newline, as HAProxy's do.
+    assert!(msg.ends_with("\"GET /sys HTTP/1.1\"\n"), "{msg}");
 }
 
 #[test]

@@ -58,9 +58,15 @@ fn metrics_use_haproxy_names_and_merge_shards() {
         ),
         10.0
     );
-    // The dead server refused: counted as connection errors and retries/redispatches.
+    // The dead server refused: counted as retries/redispatches; not as connection
+    // errors, which (as HAProxy's) count the requests that gave up.
+    assert_eq!(
+        sample(&m, "haproxy_backend_connection_errors_total{proxy=\"app\"}"),
+        0.0,
+        "{m}"
+    );
     assert!(
-        sample(&m, "haproxy_backend_connection_errors_total{proxy=\"app\"}") >= 1.0,
+        sample(&m, "haproxy_backend_retry_warnings_total{proxy=\"app\"}") >= 1.0,
         "{m}"
     );
     assert!(

@@ -137,9 +137,11 @@ fn tcp_service_is_valid_for_both_and_warns_on_ignored_timeouts() {
     let name = "tcp-service.cfg";
     let err = assert_valid_for_both(name);
     assert_warns(&err, name, "timeout client-fin", "client-fin");
+    assert_warns(&err, name, "option tcp-smart-accept", "tcp-smart-accept");
+    assert_warns(&err, name, "option tcp-smart-connect", "tcp-smart-connect");
     // Global `maxconn` and `timeout tunnel` (idle time of a TCP connection) are
     // supported.
-    assert_eq!(err.lines().count(), 1, "unexpected warnings:\n{err}");
+    assert_eq!(err.lines().count(), 3, "unexpected warnings:\n{err}");
 }
 
 #[test]
@@ -147,10 +149,9 @@ fn listen_stats_is_valid_for_both_and_warns_on_ignored_stats_lines() {
     let name = "listen-stats.cfg";
     let err = assert_valid_for_both(name);
     assert_warns(&err, name, "stats timeout", "stats timeout");
-    assert_warns(&err, name, "stats admin", "stats admin");
-    // The page itself is served: no warning for these.
+    // The page itself is served, with its admin actions: no warning for these.
     let text = fixture(name);
-    for start in ["stats enable", "stats uri", "stats refresh"] {
+    for start in ["stats enable", "stats uri", "stats refresh", "stats admin"] {
         let prefix = format!(
             "warning: {}:{}: ",
             fixture_path(name).display(),

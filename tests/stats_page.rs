@@ -40,7 +40,7 @@ fn stats_page_with_auth_and_csv() {
         "{page}"
     );
     assert!(
-        page.contains("backend app") && page.contains(">s1<"),
+        page.contains("id=\"px-app\"") && page.contains(">s1<"),
         "{page}"
     );
     let mut c = HttpClient::connect(stats);
@@ -89,7 +89,7 @@ fn toml_stats_uri_and_metrics_path() {
     let addr = lb.addr("web");
     assert!(http_get(addr, "/_stats")
         .body_str()
-        .contains("<h1>ringlb statistics</h1>"));
+        .contains("Statistics Report for pid"));
     assert!(http_get(addr, "/_metrics")
         .body_str()
         .contains("# TYPE haproxy_frontend_http_requests_total counter"));

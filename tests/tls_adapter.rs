@@ -32,6 +32,7 @@ async fn serve(
             &set,
             Instant::now() + deadline,
             tls::Acceptor::default(),
+            None,
         )
         .await
         {
@@ -488,6 +489,7 @@ fn half_a_client_hello_is_dropped_at_the_deadline() {
                 &set,
                 Instant::now() + Duration::from_millis(300),
                 tls::Acceptor::default(),
+                None,
             )
             .await;
             let took = started.elapsed();
@@ -508,7 +510,7 @@ fn half_a_client_hello_is_dropped_at_the_deadline() {
 }
 
 #[test]
-fn a_read_dropped_by_its_timeout_leaves_the_stream_refusing_further_use() {
+fn a_read_dropped_by_its_timeout_leaves_the_read_side_refusing_further_use() {
     let pki = Pki::new("Test CA");
     pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
     let bind = load_bind(&spec_with(&[&pki.path("a.pem")]));
@@ -537,6 +539,7 @@ fn a_read_dropped_by_its_timeout_leaves_the_stream_refusing_further_use() {
                 &set,
                 Instant::now() + Duration::from_secs(5),
                 tls::Acceptor::default(),
+                None,
             )
             .await
             .unwrap();
@@ -548,8 +551,8 @@ fn a_read_dropped_by_its_timeout_leaves_the_stream_refusing_further_use() {
             tx.send(()).unwrap();
             let (r, _) = s.read(Vec::with_capacity(64)).await;
             assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::ConnectionAborted);
-            let (w, _) = s.write(b"x".to_vec()).await;
-            assert_eq!(w.unwrap_err().kind(), std::io::ErrorKind::ConnectionAborted);
+            // The write side is independent (a split stream writes while it reads):
+            // it may go on; the caller closes the connection after a timeout anyway.
             drop(s);
             join(client).await;
         }
@@ -591,6 +594,7 @@ fn a_megabyte_each_way_and_close_notify_reads_as_eof() {
                 &set,
                 Instant::now() + Duration::from_secs(5),
                 tls::Acceptor::default(),
+                None,
             )
             .await
             .unwrap();

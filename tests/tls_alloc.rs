@@ -78,7 +78,7 @@ fn allocations_per_keep_alive_exchange_over_tls() {
             let set = ServerSet::new(&bind).unwrap();
             let (sock, _) = l.accept().await.unwrap();
             let deadline = monoio::time::Instant::now() + Duration::from_secs(5);
-            let (mut s, _) = tls::accept(sock, &set, deadline, tls::Acceptor::default())
+            let (mut s, _) = tls::accept(sock, &set, deadline, tls::Acceptor::default(), None)
                 .await
                 .unwrap();
             let mut req = Vec::with_capacity(4096);

@@ -27,9 +27,15 @@ backend app\n    server s1 127.0.0.1:1 ssl ca-file ca.pem sni str(app.test) chec
     );
     let (cfg, warnings) = from_haproxy_str(&text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
     // As HAProxy: the line's ssl-min-ver makes the global no-tlsv13 ignored there.
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    // And 'alpn h2' on an HTTP frontend: h2 is kept in the model (a TCP frontend
+    // offers it) but not offered by an HTTP bind until HTTP/2 lands, with a warning.
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(
         warnings[0].contains("no-tlsv1x are ignored"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].contains("'alpn h2': HTTP/2 is not served yet"),
         "{warnings:?}"
     );
     let fe = &cfg.frontends[0];
@@ -83,7 +89,11 @@ fn toml_bind_tables_choose_tls_per_bind() {
     let fe = &cfg.frontends[0];
     assert!(fe.binds[0].tls.is_some() && fe.binds[1].tls.is_none());
     assert!(fe.binds.iter().all(|b| b.accept_proxy));
-    assert!(fe.accept_proxy());
+    // accept_proxy per bind (the accept path knows which bind a connection came in on).
+    let mixed = text.replace("tls = false }", "tls = false, accept_proxy = false }");
+    let cfg2 = from_toml_str(&mixed).unwrap_or_else(|e| panic!("{e}"));
+    let b = &cfg2.frontends[0].binds;
+    assert!(b[0].accept_proxy && !b[1].accept_proxy);
     // The TOML default ALPN.
     assert_eq!(
         fe.binds[0].tls.as_ref().unwrap().contexts[0].alpn,

@@ -124,6 +124,7 @@ fn ringlb_answers(bind: Arc<tls::BindTls>) -> Vec<Result<Vec<String>, String>> {
                     &set,
                     monoio::time::Instant::now() + Duration::from_secs(5),
                     tls::Acceptor::default(),
+                    None,
                 )
                 .await;
             }
@@ -347,7 +348,7 @@ fn crt_list_lines_check_client_certificates_as_haproxy_does() {
                 let (s, _) = l.accept().await.unwrap();
                 let deadline = monoio::time::Instant::now() + Duration::from_secs(5);
                 if let Ok((mut t, _)) =
-                    tls::accept(s, &set, deadline, tls::Acceptor::default()).await
+                    tls::accept(s, &set, deadline, tls::Acceptor::default(), None).await
                 {
                     let (r, _) = t.read(Vec::with_capacity(4096)).await;
                     if r.is_ok_and(|n| n > 0) {

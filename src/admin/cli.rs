@@ -1,6 +1,13 @@
-//! HAProxy's runtime API on the stats socket: one connection, one line of
-//! `;`-separated commands, answers in HAProxy's words, then the connection closes
-//! (`echo "show stat" | socat stdio unix-connect:PATH` works as with HAProxy).
+//! HAProxy's runtime API on the stats socket: a line of `;`-separated commands, each
+//! answered in HAProxy's words followed by an empty line. Without `prompt` the
+//! connection closes after the line (`echo "show stat" | socat stdio
+//! unix-connect:PATH`); `prompt` makes it interactive (HAProxy's `> ` prompt, `quit`,
+//! `set timeout cli`), as `hatop` uses it. A line ending with `<<` gives its last
+//! command a payload: the lines that follow, up to an empty line (`set ssl cert NAME
+//! <<` and a PEM file).
+//!
+//! Commands live in one registry (`COMMANDS`): the words that name a command, its
+//! usage and help line, and its handler; a new command is one more entry.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -8,46 +15,248 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::servers::{self, with_server};
 use super::{csv, Core};
-use crate::control::AdminState;
 use crate::control::ToShard;
 
-const HELP: &[(&str, &str)] = &[
-    ("help [<command>]", "list matching or all commands"),
-    ("show info", "report information about the running process"),
-    (
-        "show stat",
-        "report counters for each proxy and server (CSV)",
-    ),
-    (
-        "show servers state [<backend>]",
-        "dump volatile server information",
-    ),
-    (
-        "set server <bk>/<srv> state ready|drain|maint",
-        "change a server's administrative state",
-    ),
-    (
-        "set server <bk>/<srv> weight <w>[%]",
-        "change a server's weight",
-    ),
-    (
-        "set weight <bk>/<srv> (<w>|<w>%)",
-        "change a server's weight (deprecated)",
-    ),
-    ("get weight <bk>/<srv>", "report a server's current weight"),
-    (
-        "disable server (DEPRECATED)",
-        "disable a server for maintenance (use 'set server' instead)",
-    ),
-    (
-        "enable server  (DEPRECATED)",
-        "enable a disabled server (use 'set server' instead)",
-    ),
-    (
-        "set maxconn server <bk>/<srv> <n>",
-        "change a server's maxconn setting",
-    ),
+/// A runtime API command: the words naming it, its usage and help (as `help` lists
+/// them), and its handler, given the words after its name.
+struct Command {
+    words: &'static [&'static str],
+    usage: &'static str,
+    help: &'static str,
+    run: fn(&Core, &[&str]) -> String,
+}
+
+/// Every command, in `help`'s (alphabetical) order.
+const COMMANDS: &[Command] = &[
+    Command {
+        words: &["abort", "ssl", "cert"],
+        usage: "abort ssl cert <certfile>",
+        help: "abort a transaction for a certificate file",
+        run: |core, w| match w.first() {
+            Some(name) => super::ssl::abort(core, name),
+            None => "'abort ssl cert' expects a filename\n".into(),
+        },
+    },
+    Command {
+        words: &["clear", "counters"],
+        usage: "clear counters [all]",
+        help: "clear max statistics counters (or all counters)",
+        run: |core, w| {
+            let all = w.first() == Some(&"all");
+            core.apply_everywhere(|| ToShard::ClearCounters { all })
+                .err()
+                .unwrap_or_default()
+        },
+    },
+    Command {
+        words: &["clear", "table"],
+        usage: "clear table <table> [<filter>]*",
+        help: "remove an entry from a table (filter: data/key)",
+        run: super::tables::clear_table,
+    },
+    Command {
+        words: &["commit", "ssl", "cert"],
+        usage: "commit ssl cert <certfile>",
+        help: "commit a certificate file",
+        run: |core, w| match w.first() {
+            Some(name) => super::ssl::commit(core, name),
+            None => "'commit ssl cert expects a filename\n".into(),
+        },
+    },
+    Command {
+        words: &["disable", "server"],
+        usage: "disable server (DEPRECATED)",
+        help: "disable a server for maintenance (use 'set server' instead)",
+        run: |core, w| match w.first() {
+            Some(spec) => with_server(core, spec, |b, s| servers::set_state(core, b, s, "maint")),
+            None => "Require 'backend/server'.\n".into(),
+        },
+    },
+    Command {
+        words: &["enable", "server"],
+        usage: "enable server  (DEPRECATED)",
+        help: "enable a disabled server (use 'set server' instead)",
+        run: |core, w| match w.first() {
+            Some(spec) => with_server(core, spec, |b, s| servers::set_state(core, b, s, "ready")),
+            None => "Require 'backend/server'.\n".into(),
+        },
+    },
+    Command {
+        words: &["get", "weight"],
+        usage: "get weight <bk>/<srv>",
+        help: "report a server's current weight",
+        run: |core, w| match w.first() {
+            Some(spec) => servers::get_weight(core, spec),
+            None => "Require 'backend/server'.\n".into(),
+        },
+    },
+    Command {
+        words: &["help"],
+        usage: "help [<command>]",
+        help: "list matching or all commands",
+        run: |_, w| help(w),
+    },
+    Command {
+        words: &["prompt"],
+        usage: "prompt",
+        help: "toggle interactive mode with prompt",
+        run: |_, _| String::new(),
+    },
+    Command {
+        words: &["quit"],
+        usage: "quit",
+        help: "disconnect",
+        run: |_, _| String::new(),
+    },
+    Command {
+        words: &["set", "maxconn", "server"],
+        usage: "set maxconn server <bk>/<srv>",
+        help: "change a server's maxconn setting",
+        run: |core, w| match w {
+            [spec, value, ..] => {
+                with_server(core, spec, |b, s| servers::set_maxconn(core, b, s, value))
+            }
+            _ => "Require 'backend/server' and 'maxconn'.\n".into(),
+        },
+    },
+    Command {
+        words: &["set", "server"],
+        usage: "set server <bk>/<srv> [opts]",
+        help: "change a server's state or weight",
+        run: set_server,
+    },
+    Command {
+        words: &["set", "ssl", "cert"],
+        usage: "set ssl cert <certfile> <payload>",
+        help: "replace a certificate file (transaction)",
+        // With its payload, the command is run by `run_with_payload`.
+        run: |_, _| "'set ssl cert expects a filename and a certificate as a payload\n".into(),
+    },
+    Command {
+        words: &["set", "table"],
+        usage: "set table <table> key <k> [data.* <v>]*",
+        help: "update or create a table entry's data",
+        run: super::tables::set_table,
+    },
+    Command {
+        words: &["set", "timeout", "cli"],
+        usage: "set timeout [cli] <delay>",
+        help: "change a timeout setting",
+        run: |_, _| String::new(),
+    },
+    Command {
+        words: &["set", "weight"],
+        usage: "set weight <bk>/<srv>  (DEPRECATED)",
+        help: "change a server's weight (use 'set server' instead)",
+        run: |core, w| match w {
+            [spec, weight, ..] => {
+                with_server(core, spec, |b, s| servers::set_weight(core, b, s, weight))
+            }
+            [_] => "Require <weight> or <weight%>.\n".into(),
+            _ => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
+        },
+    },
+    Command {
+        words: &["show", "backend"],
+        usage: "show backend",
+        help: "list backends in the current running config",
+        run: |core, _| {
+            let mut out = String::from("# name\n");
+            for b in &core.cfg().backends {
+                let _ = writeln!(out, "{}", b.name);
+            }
+            out
+        },
+    },
+    Command {
+        words: &["show", "env"],
+        usage: "show env [var]",
+        help: "dump environment variables known to the process",
+        run: |_, w| match w.first() {
+            Some(name) => match std::env::var(name) {
+                Ok(v) => format!("{name}={v}\n"),
+                Err(_) => "Variable not found\n".into(),
+            },
+            None => std::env::vars().fold(String::new(), |mut out, (k, v)| {
+                let _ = writeln!(out, "{k}={v}");
+                out
+            }),
+        },
+    },
+    Command {
+        words: &["show", "errors"],
+        usage: "show errors [<px>] [request|response]",
+        help: "report last request and/or response errors for each proxy",
+        run: super::sessions::show_errors,
+    },
+    Command {
+        words: &["show", "frontend"],
+        usage: "show frontend",
+        help: "list frontends in the current running config",
+        run: |core, _| {
+            let mut out = String::from("# name\n");
+            for f in &core.cfg().frontends {
+                let _ = writeln!(out, "{}", f.name);
+            }
+            out
+        },
+    },
+    Command {
+        words: &["show", "info"],
+        usage: "show info [desc|json|typed|float]*",
+        help: "report information about the running process",
+        run: super::info::show_info,
+    },
+    Command {
+        words: &["show", "schema", "json"],
+        usage: "show schema json",
+        help: "report schema used for stats",
+        run: |_, _| super::fields::schema(),
+    },
+    Command {
+        words: &["show", "servers", "conn"],
+        usage: "show servers conn [<backend>]",
+        help: "dump server connections status (all or for a single backend)",
+        run: |core, w| servers::show_servers_conn(core, w.first().copied()),
+    },
+    Command {
+        words: &["show", "servers", "state"],
+        usage: "show servers state [<backend>]",
+        help: "dump volatile server information (all or for a single backend)",
+        run: |core, w| servers::show_servers_state(core, w.first().copied()),
+    },
+    Command {
+        words: &["show", "sess"],
+        usage: "show sess [id]",
+        help: "report the list of current sessions or dump this exact session",
+        run: super::sessions::show_sess,
+    },
+    Command {
+        words: &["show", "ssl", "cert"],
+        usage: "show ssl cert [<certfile>]",
+        help: "display the SSL certificates used in memory, or the details of a file",
+        run: |core, w| super::ssl::show(core, w.first().copied()),
+    },
+    Command {
+        words: &["show", "stat"],
+        usage: "show stat [desc|json|no-maint|typed|up]*",
+        help: "report counters for each proxy and server",
+        run: csv::show_stat,
+    },
+    Command {
+        words: &["show", "table"],
+        usage: "show table <table> [<filter>]*",
+        help: "report table usage stats or dump this table's contents (filter: data/key)",
+        run: super::tables::show_table,
+    },
+    Command {
+        words: &["show", "version"],
+        usage: "show version",
+        help: "show version of the current process",
+        run: |_, _| format!("{}\n", super::info::VERSION),
+    },
 ];
 
 pub fn serve(core: Arc<Core>, listener: UnixListener) {
@@ -60,286 +269,158 @@ pub fn serve(core: Arc<Core>, listener: UnixListener) {
     }
 }
 
+/// The longest line a client may send.
+const MAX_LINE: usize = 64 * 1024;
+
 fn handle(core: &Core, mut conn: UnixStream) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut timeout = Duration::from_secs(10);
+    let _ = conn.set_read_timeout(Some(timeout));
     let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1024];
-    while !line.contains(&b'\n') && line.len() < 64 * 1024 {
-        match conn.read(&mut byte) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut interactive = false;
+    loop {
+        // The next whole line.
+        let line = loop {
+            if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                break Some(line);
+            }
+            if buf.len() >= MAX_LINE {
+                break None;
+            }
+            match conn.read(&mut chunk) {
+                // A last line without its newline still counts, as with HAProxy.
+                Ok(0) | Err(_) if !buf.is_empty() && !interactive => {
+                    break Some(std::mem::take(&mut buf))
+                }
+                Ok(0) | Err(_) => break None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let Some(line) = line else { return };
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        // `<<`: the payload runs to the first empty line (or the end of input).
+        let (text, payload) = match text.strip_suffix("<<") {
+            Some(cmds) => (cmds, Some(read_payload(&mut conn, &mut buf, &mut chunk))),
+            None => (text, None),
+        };
+        let mut out = String::new();
+        let mut quit = false;
+        let cmds: Vec<&str> = text.split(';').collect();
+        for (i, cmd) in cmds.iter().enumerate() {
+            let given = payload.as_deref().filter(|_| i + 1 == cmds.len());
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            match words.as_slice() {
+                [] => continue,
+                ["prompt", ..] => interactive = !interactive,
+                ["quit", ..] => {
+                    quit = true;
+                    break;
+                }
+                ["set", "timeout", "cli", t, ..] => match crate::config::haproxy::parse_time(t) {
+                    Ok(d) if !d.is_zero() => {
+                        timeout = d;
+                        let _ = conn.set_read_timeout(Some(timeout));
+                    }
+                    _ => out.push_str("'set timeout cli' expects an integer value (in seconds).\n"),
+                },
+                _ => out.push_str(&run_with_payload(core, &words, given)),
+            }
+            out.push('\n');
+        }
+        if quit {
+            let _ = conn.write_all(out.as_bytes());
+            return;
+        }
+        if interactive {
+            out.push_str("> ");
+        }
+        if conn.write_all(out.as_bytes()).is_err() || !interactive {
+            return;
+        }
+    }
+}
+
+/// The largest payload a `<<` line may announce.
+const MAX_PAYLOAD: usize = 1 << 20;
+
+/// Reads a `<<` payload: the lines up to an empty one (taken out of `buf`, the empty
+/// line too), or what came before the end of input.
+fn read_payload(conn: &mut UnixStream, buf: &mut Vec<u8>, chunk: &mut [u8]) -> String {
+    let done = |b: &[u8]| b.first() == Some(&b'\n') || b.windows(2).any(|w| w == b"\n\n");
+    while !done(buf) && buf.len() < MAX_PAYLOAD {
+        match conn.read(chunk) {
             Ok(0) | Err(_) => break,
-            Ok(n) => line.extend_from_slice(&byte[..n]),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    let text = String::from_utf8_lossy(&line);
-    let text = text.lines().next().unwrap_or("");
-    let mut out = String::new();
-    for cmd in text.split(';') {
-        let words: Vec<&str> = cmd.split_whitespace().collect();
-        if words.is_empty() {
-            continue;
+    let (stop, skip) = if buf.first() == Some(&b'\n') {
+        (0, 1)
+    } else {
+        buf.windows(2)
+            .position(|w| w == b"\n\n")
+            .map_or((buf.len(), 0), |i| (i + 1, 1))
+    };
+    let text = String::from_utf8_lossy(&buf[..stop]).into_owned();
+    buf.drain(..stop + skip);
+    text
+}
+
+/// Runs one command with the payload its line announced with `<<`.
+pub fn run_with_payload(core: &Core, w: &[&str], payload: Option<&str>) -> String {
+    match (w, payload) {
+        (["set", "ssl", "cert", name, ..], Some(p)) if !p.trim().is_empty() => {
+            super::ssl::set(core, name, p)
         }
-        out.push_str(&run(core, &words));
-        out.push('\n');
+        _ => run(core, w),
     }
-    let _ = conn.write_all(out.as_bytes());
 }
 
 /// Runs one command; the answer (possibly empty) without the closing blank line.
 pub fn run(core: &Core, w: &[&str]) -> String {
-    match w {
-        ["help", ..] => help(""),
-        ["show", "info", ..] => show_info(core),
-        ["show", "stat", ..] => csv::show_stat(core),
-        ["show", "servers", "state", rest @ ..] => show_servers_state(core, rest.first().copied()),
-        ["set", "server", spec, "state", state, ..] => {
-            with_server(core, spec, |b, s| set_state(core, b, s, state))
-        }
-        ["set", "server", _, "state"] => {
-            "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into()
-        }
-        ["set", "server", spec, "weight", weight, ..] => {
-            with_server(core, spec, |b, s| set_weight(core, b, s, weight))
-        }
-        ["set", "server", _, "weight"] => "Require <weight>.\n".into(),
-        ["set", "server", _, other, ..] => format!(
-            "'set server <srv>' only supports 'state' and 'weight' in ringlb (got '{other}').\n"
-        ),
-        ["set", "server", ..] => "Require 'backend/server'.\n".into(),
-        ["set", "weight", spec, weight, ..] => {
-            with_server(core, spec, |b, s| set_weight(core, b, s, weight))
-        }
-        ["set", "weight", _] => "Require <weight> or <weight%>.\n".into(),
-        ["set", "weight", ..] => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
-        ["get", "weight", spec, ..] => with_server(core, spec, |b, s| {
-            let op = core.operator.lock().map(|o| o[b][s]).ok();
-            let initial = core.cfg().backends[b].servers[s].weight;
-            format!("{} (initial {initial})\n", op.map_or(initial, |o| o.weight))
-        }),
-        ["disable", "server", spec, ..] => {
-            with_server(core, spec, |b, s| set_state(core, b, s, "maint"))
-        }
-        ["enable", "server", spec, ..] => {
-            with_server(core, spec, |b, s| set_state(core, b, s, "ready"))
-        }
-        ["disable" | "enable", "server"] => "Require 'backend/server'.\n".into(),
-        ["set", "maxconn", "server", spec, value, ..] => {
-            with_server(core, spec, |b, s| set_maxconn(core, b, s, value))
-        }
-        ["set", "maxconn", "server", ..] => "Require 'backend/server' and 'maxconn'.\n".into(),
-        _ => format!(
+    let found = COMMANDS
+        .iter()
+        .filter(|c| w.len() >= c.words.len() && w[..c.words.len()] == *c.words)
+        .max_by_key(|c| c.words.len());
+    match found {
+        Some(c) => (c.run)(core, &w[c.words.len()..]),
+        None => format!(
             "Unknown command, but maybe one of the following ones is a better match:\n{}",
-            help("")
+            help(&[])
         ),
     }
 }
 
-fn help(_topic: &str) -> String {
+/// `help [<words>]`: the commands whose usage starts with the words given (all
+/// without any), as HAProxy lists them.
+fn help(w: &[&str]) -> String {
     let mut out = String::from("The following commands are valid at this level:\n");
-    for (cmd, desc) in HELP {
-        let _ = writeln!(out, "  {cmd:<40}: {desc}");
-    }
-    out
-}
-
-fn with_server(core: &Core, spec: &str, f: impl FnOnce(usize, usize) -> String) -> String {
-    let Some((b, _)) = spec.split_once('/') else {
-        return "Require 'backend/server'.\n".into();
-    };
-    if !core.cfg().backends.iter().any(|x| x.name == b) {
-        return "No such backend.\n".into();
-    }
-    match core.find_server(spec) {
-        Some((b, s)) => f(b, s),
-        None => "No such server.\n".into(),
-    }
-}
-
-fn set_state(core: &Core, b: usize, s: usize, state: &str) -> String {
-    let Some(state) = AdminState::from_word(state) else {
-        return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into();
-    };
-    if let Ok(mut op) = core.operator.lock() {
-        op[b][s].admin = state;
-    }
-    let name = format!(
-        "{}/{}",
-        core.cfg().backends[b].name,
-        core.cfg().backends[b].servers[s].name
-    );
-    let word = match state {
-        AdminState::Ready => "READY",
-        AdminState::Drain => "DRAIN",
-        AdminState::Maint => "MAINT",
-    };
-    tracing::warn!("Server {name} is going {word} by the operator.");
-    let applied = core.apply_everywhere(|| ToShard::SetAdmin {
-        backend: b,
-        server: s,
-        state,
-    });
-    core.share(b, s);
-    applied.err().unwrap_or_default()
-}
-
-fn set_weight(core: &Core, b: usize, s: usize, value: &str) -> String {
-    let initial = core.cfg().backends[b].servers[s].weight;
-    let weight = if let Some(pct) = value.strip_suffix('%') {
-        match pct.parse::<u64>() {
-            // Rounded down, as HAProxy does.
-            Ok(p) => (u64::from(initial) * p / 100).min(256) as u32,
-            Err(_) => return "Relative weight must be positive.\n".into(),
-        }
-    } else {
-        match value.parse::<i64>() {
-            Ok(w) if (0..=256).contains(&w) => w as u32,
-            Ok(_) => return "Absolute weight can only be between 0 and 256 inclusive.\n".into(),
-            Err(_) => return "Require <weight> or <weight%>.\n".into(),
-        }
-    };
-    if matches!(
-        core.cfg().backends[b].balance,
-        crate::config::BalanceAlgo::StaticRr
-    ) && weight != 0
-        && weight != initial
-    {
-        return "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n".into();
-    }
-    if let Ok(mut op) = core.operator.lock() {
-        op[b][s].weight = weight;
-    }
-    let applied = core.apply_everywhere(|| ToShard::SetWeight {
-        backend: b,
-        server: s,
-        weight,
-    });
-    core.share(b, s);
-    applied.err().unwrap_or_default()
-}
-
-fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> String {
-    let Ok(n) = value.parse::<u32>() else {
-        // HAProxy's words, without a newline of their own.
-        return "maxconn string empty or preceded by garbage".into();
-    };
-    let maxconn = (n > 0).then_some(n);
-    if let Ok(mut op) = core.operator.lock() {
-        op[b][s].maxconn = maxconn;
-    }
-    core.apply_everywhere(|| ToShard::SetMaxconn {
-        backend: b,
-        server: s,
-        maxconn,
-    })
-    .err()
-    .unwrap_or_default()
-}
-
-fn show_info(core: &Core) -> String {
-    let g = core.gather();
-    let up = core.started.elapsed().as_secs();
-    let (mut cur, mut cum, mut req, mut bout) = (0, 0, 0, 0);
-    for f in &g.stats.frontends {
-        cur += f.scur;
-        cum += f.stot;
-        req += f.req_tot;
-        bout += f.bout;
-    }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let stopping = core.stopping.load(std::sync::atomic::Ordering::Relaxed);
-    let listeners: usize = core.cfg().frontends.iter().map(|f| f.binds.len()).sum();
-    let mut out = String::new();
-    for (k, v) in [
-        ("Name", "ringlb".to_string()),
-        ("Version", env!("CARGO_PKG_VERSION").to_string()),
-        ("Release_date", String::new()),
-        ("Nbthread", core.cfg().runtime.shards.to_string()),
-        ("Nbproc", "1".into()),
-        ("Process_num", "1".into()),
-        ("Pid", std::process::id().to_string()),
-        (
-            "Uptime",
-            format!(
-                "{}d {}h{:02}m{:02}s",
-                up / 86400,
-                up / 3600 % 24,
-                up / 60 % 60,
-                up % 60
-            ),
-        ),
-        ("Uptime_sec", up.to_string()),
-        ("Maxconn", "0".into()),
-        ("CurrConns", cur.to_string()),
-        ("CumConns", cum.to_string()),
-        ("CumReq", req.to_string()),
-        ("Run_queue", "0".into()),
-        ("node", host.trim().to_string()),
-        ("Stopping", u8::from(stopping).to_string()),
-        ("Jobs", (cur + listeners as u64).to_string()),
-        ("Listeners", listeners.to_string()),
-        ("TotalBytesOut", bout.to_string()),
-    ] {
-        let _ = writeln!(out, "{k}: {v}");
-    }
-    out
-}
-
-/// HAProxy's `show servers state` (format version 1).
-fn show_servers_state(core: &Core, only: Option<&str>) -> String {
-    if let Some(b) = only {
-        if !core.cfg().backends.iter().any(|x| x.name == b) {
-            return "Can't find backend.\n".into();
-        }
-    }
-    let health = core.health().lock().map(|h| h.clone()).unwrap_or_default();
-    let op = core.operator.lock().map(|o| o.clone()).unwrap_or_default();
-    let mut out = String::from("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n");
-    for (bi, b) in core.cfg().backends.iter().enumerate() {
-        if only.is_some_and(|o| o != b.name) {
+    let topic = w.join(" ");
+    for c in COMMANDS {
+        if !topic.is_empty() && !c.usage.starts_with(&topic) {
             continue;
         }
-        let be_id = csv::proxy_id(&core.cfg(), false, bi);
-        for (si, s) in b.servers.iter().enumerate() {
-            let h = health.get(bi).and_then(|v| v.get(si));
-            let o = op.get(bi).and_then(|v| v.get(si)).copied();
-            let up = h.is_none_or(|h| h.up);
-            // SRV_ST_STOPPED = 0, SRV_ST_RUNNING = 2; admin: 0 ready, 1 maint (forced), 8 drain.
-            // SRV_ST_STOPPED 0 / RUNNING 2 (maintenance stops it too); admin flags:
-            // FMAINT 1 (operator), CMAINT 4 (config `disabled`), FDRAIN 8.
-            let admin_state = o.map(|o| o.admin);
-            let op_state = if up && admin_state != Some(AdminState::Maint) {
-                2
-            } else {
-                0
-            };
-            let admin = match admin_state {
-                Some(AdminState::Maint) if s.disabled => 5,
-                Some(AdminState::Maint) => 1,
-                Some(AdminState::Drain) => 8,
-                _ => 0,
-            };
-            let since = h.map_or(0, |h| h.last_change.elapsed().as_secs());
-            let (check_status, check_result, check_health, check_state) = match h {
-                Some(h) if h.checked => (
-                    csv::check_status_code(h.status),
-                    if up { 3 } else { 2 },
-                    h.health,
-                    6,
-                ),
-                _ => (0, 0, 0, 0),
-            };
-            let _ = writeln!(
-                out,
-                "{be_id} {} {} {} {} {op_state} {admin} {} {} {since} {check_status} {check_result} {check_health} {check_state} 0 0 0 - {} - 0 0 - - 0",
-                b.name,
-                si + 1,
-                s.name,
-                s.addr.ip(),
-                o.map_or(s.weight, |o| o.weight),
-                s.weight,
-                s.addr.port(),
-            );
-        }
+        let _ = writeln!(out, "  {:<40}: {}", c.usage, c.help);
     }
     out
+}
+
+/// `set server <bk>/<srv> state|weight ...`.
+fn set_server(core: &Core, w: &[&str]) -> String {
+    match w {
+        [spec, "state", state, ..] => {
+            with_server(core, spec, |b, s| servers::set_state(core, b, s, state))
+        }
+        [_, "state"] => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
+        [spec, "weight", weight, ..] => {
+            with_server(core, spec, |b, s| servers::set_weight(core, b, s, weight))
+        }
+        [_, "weight"] => "Require <weight>.\n".into(),
+        [_, other, ..] => format!(
+            "'set server <srv>' only supports 'state' and 'weight' in ringlb (got '{other}').\n"
+        ),
+        _ => "Require 'backend/server'.\n".into(),
+    }
 }

@@ -1,11 +1,15 @@
-//! `show stat`: HAProxy 2.6's CSV, same header and column order; columns for features
-//! ringlb does not have are left empty, as HAProxy leaves columns that do not apply.
+//! `show stat`: HAProxy 2.6's CSV (same header and column order), `typed` and `json`
+//! outputs, and the `IID TYPE SID`, `up` and `no-maint` filters, over the rows of
+//! `rows`; columns that do not apply to a row are left empty, as HAProxy leaves them.
 
+use std::fmt::Write as _;
+
+use super::fields::{Obj, FIRST_MODULE, STAT, V};
+use super::rows::Row;
 use super::Core;
 use crate::config::{BalanceAlgo, Config, HashKey, Mode};
 use crate::control::AdminState;
 use crate::control::CheckView;
-use crate::stats::Totals;
 
 /// HAProxy 2.6's `show stat` header (without the leading `# `).
 pub const HEADER: &str = "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,";
@@ -29,6 +33,9 @@ pub fn check_status_code(status: &str) -> u32 {
         "L4OK" => 6,
         "L4TOUT" => 7,
         "L4CON" => 8,
+        "L6OK" => 9,
+        "L6TOUT" => 10,
+        "L6RSP" => 11,
         "L7TOUT" => 12,
         "L7RSP" => 13,
         "L7OK" => 15,
@@ -66,47 +73,6 @@ pub fn backend_mode(cfg: &Config, backend: usize) -> &'static str {
     }
 }
 
-struct Row {
-    cols: Vec<String>,
-}
-
-impl Row {
-    fn new() -> Row {
-        Row {
-            cols: vec![String::new(); HEADER.split(',').count() - 1],
-        }
-    }
-
-    fn set(&mut self, name: &str, value: impl ToString) {
-        if let Some(i) = HEADER.split(',').position(|c| c == name) {
-            self.cols[i] = value.to_string();
-        }
-    }
-
-    fn counters(&mut self, t: &Totals) {
-        for (k, v) in [
-            ("scur", t.scur),
-            ("smax", t.smax),
-            ("stot", t.stot),
-            ("bin", t.bin),
-            ("bout", t.bout),
-            ("hrsp_1xx", t.hrsp[0]),
-            ("hrsp_2xx", t.hrsp[1]),
-            ("hrsp_3xx", t.hrsp[2]),
-            ("hrsp_4xx", t.hrsp[3]),
-            ("hrsp_5xx", t.hrsp[4]),
-            ("hrsp_other", t.hrsp[5]),
-        ] {
-            self.set(k, v);
-        }
-    }
-
-    fn finish(self, out: &mut String) {
-        out.push_str(&self.cols.join(","));
-        out.push_str(",\n");
-    }
-}
-
 /// The status column of a server, as HAProxy writes it.
 pub fn server_status(admin: AdminState, weight: u32, h: Option<&CheckView>) -> String {
     let up = h.is_none_or(|h| h.up);
@@ -132,145 +98,247 @@ pub fn server_status(admin: AdminState, weight: u32, h: Option<&CheckView>) -> S
     }
 }
 
-pub fn show_stat(core: &Core) -> String {
-    let g = core.gather();
-    let cfg = &core.cfg();
-    let health = core.health().lock().map(|h| h.clone()).unwrap_or_default();
-    let op = core.operator.lock().map(|o| o.clone()).unwrap_or_default();
-    let stopping = core.stopping.load(std::sync::atomic::Ordering::Relaxed);
-    let mut out = format!("# {HEADER}\n");
-    for p in &cfg.proxy_order {
-        if let Some(fi) = p.frontend {
-            let f = &cfg.frontends[fi];
-            let t = &g.stats.frontends[fi];
-            let mut r = Row::new();
-            r.set("pxname", &f.name);
-            r.set("svname", "FRONTEND");
-            r.counters(t);
-            r.set("dreq", 0);
-            r.set("dresp", 0);
-            r.set("ereq", t.ereq);
-            r.set("status", if stopping { "STOP" } else { "OPEN" });
-            r.set("pid", 1);
-            r.set("iid", proxy_id(cfg, true, fi));
-            r.set("sid", 0);
-            r.set("type", 0);
-            r.set("req_tot", t.req_tot);
-            r.set("conn_tot", t.stot);
-            r.set("mode", if f.mode == Mode::Http { "http" } else { "tcp" });
-            r.finish(&mut out);
+/// What `show stat` was asked for: a format, row filters.
+#[derive(Debug, Default)]
+pub struct StatArgs {
+    pub typed: bool,
+    pub json: bool,
+    pub desc: bool,
+    /// Hide servers in maintenance (`no-maint`), or every server not up (`up`).
+    pub no_maint: bool,
+    pub up: bool,
+    /// `IID TYPE SID`: a proxy id (-1: all), a bit field of row kinds (1 frontends,
+    /// 2 backends, 4 servers; -1: all), a server id (-1: all).
+    pub bound: Option<(i64, i64, i64)>,
+}
+
+/// Parses `show stat`'s arguments as HAProxy 2.6 does (`words` after `show stat`).
+pub fn parse_args(core: &Core, words: &[&str]) -> Result<StatArgs, String> {
+    let mut a = StatArgs::default();
+    let mut w = words;
+    if w.first() == Some(&"domain") {
+        match w.get(1) {
+            Some(&"proxy") => w = &w[2..],
+            _ => return Err("Invalid statistics domain.\n".into()),
         }
-        if let Some(bi) = p.backend {
-            let b = &cfg.backends[bi];
-            let iid = proxy_id(cfg, false, bi);
-            let (mut act, mut bck, mut act_w, mut bck_w) = (0, 0, 0, 0);
-            let mut last_change = u64::MAX;
-            for (si, s) in b.servers.iter().enumerate() {
-                let t = &g.stats.servers[bi][si];
-                let h = health.get(bi).and_then(|v| v.get(si));
-                let o = op.get(bi).and_then(|v| v.get(si));
-                let admin = o.map_or(AdminState::Ready, |o| o.admin);
-                let weight = o.map_or(s.weight, |o| o.weight);
-                let up = h.is_none_or(|c| c.up);
-                let usable = up && admin == AdminState::Ready && weight > 0;
-                if usable {
-                    if s.backup {
-                        bck += 1;
-                        bck_w += weight;
-                    } else {
-                        act += 1;
-                        act_w += weight;
-                    }
-                }
-                let since = h.map_or(0, |h| h.last_change.elapsed().as_secs());
-                last_change = last_change.min(since);
-                let mut r = Row::new();
-                r.set("pxname", &b.name);
-                r.set("svname", &s.name);
-                r.set("qcur", 0);
-                r.set("qmax", 0);
-                r.counters(t);
-                let maxconn = o.map_or(s.maxconn, |o| o.maxconn);
-                r.set("slim", maxconn.map(|m| m.to_string()).unwrap_or_default());
-                r.set("dresp", 0);
-                r.set("econ", t.econ);
-                r.set("eresp", t.eresp);
-                r.set("wretr", t.wretr);
-                r.set("wredis", t.wredis);
-                r.set("status", server_status(admin, weight, h));
-                r.set("weight", weight);
-                r.set("uweight", weight);
-                r.set("act", u8::from(!s.backup));
-                r.set("bck", u8::from(s.backup));
-                r.set("lastchg", since);
-                r.set("pid", 1);
-                r.set("iid", iid);
-                r.set("sid", si + 1);
-                r.set("lbtot", t.lbtot);
-                r.set("type", 2);
-                r.set("addr", s.addr);
-                r.set("mode", backend_mode(cfg, bi));
-                if let Some(h) = h.filter(|h| h.checked) {
-                    r.set("chkfail", h.chkfail);
-                    r.set("chkdown", h.chkdown);
-                    let down =
-                        h.downtime + h.down_since.map_or(Default::default(), |d| d.elapsed());
-                    r.set("downtime", down.as_secs());
-                    r.set("check_status", h.status);
-                    r.set(
-                        "check_code",
-                        h.code.map(|c| c.to_string()).unwrap_or_default(),
-                    );
-                    r.set(
-                        "check_duration",
-                        h.duration
-                            .map(|d| d.as_millis().to_string())
-                            .unwrap_or_default(),
-                    );
-                    r.set("check_desc", &h.desc);
-                    r.set("check_rise", h.rise);
-                    r.set("check_fall", h.fall);
-                    r.set("check_health", h.health);
-                }
-                r.finish(&mut out);
+    }
+    if w.len() >= 3 {
+        let cfg = core.cfg();
+        let by_name = cfg
+            .frontends
+            .iter()
+            .position(|f| f.name == w[0])
+            .map(|i| proxy_id(&cfg, true, i))
+            .or_else(|| {
+                cfg.backends
+                    .iter()
+                    .position(|b| b.name == w[0])
+                    .map(|i| proxy_id(&cfg, false, i))
+            });
+        let iid = by_name.map_or_else(|| atoi(w[0]), |i| i as i64);
+        if iid == 0 {
+            return Err("No such proxy.\n".into());
+        }
+        a.bound = Some((iid, atoi(w[1]), atoi(w[2])));
+        w = &w[3..];
+    }
+    for word in w {
+        match *word {
+            "typed" => (a.typed, a.json) = (true, false),
+            "json" => (a.typed, a.json) = (false, true),
+            "desc" => a.desc = true,
+            "no-maint" => a.no_maint = true,
+            "up" => a.up = true,
+            _ => {}
+        }
+    }
+    Ok(a)
+}
+
+/// C's `atoi`: the leading integer of `s`, 0 if none.
+fn atoi(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+/// Whether `row` passes the filters of `a`.
+pub fn shown(a: &StatArgs, row: &Row) -> bool {
+    if let Some((iid, ty, sid)) = a.bound {
+        if iid != -1 && iid != row.iid as i64 {
+            return false;
+        }
+        if ty != -1 && ty & (1 << row.obj.number()) == 0 {
+            return false;
+        }
+        if row.obj == Obj::Server && sid != -1 && sid != row.sid as i64 {
+            return false;
+        }
+    }
+    if row.obj == Obj::Server {
+        let status = row.text("status");
+        if a.no_maint && status.starts_with("MAINT") {
+            return false;
+        }
+        if a.up
+            && !(status.starts_with("UP")
+                || status == "no check"
+                || status == "DRAIN"
+                || status == "NOLB")
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// `show stat [IID TYPE SID] [typed|json] [desc] [up|no-maint]`.
+pub fn show_stat(core: &Core, words: &[&str]) -> String {
+    let a = match parse_args(core, words) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let mut st = super::rows::gather(core);
+    if a.up || a.no_maint {
+        count_up(&mut st.rows);
+    }
+    let rows = st.rows.iter().filter(|r| shown(&a, r));
+    if a.json {
+        json(rows)
+    } else if a.typed {
+        typed(rows, a.desc)
+    } else {
+        csv(rows)
+    }
+}
+
+/// With `up` or `no-maint`, HAProxy adds to a backend's status how many of its
+/// servers are not stopped, of how many (`UP (2/3)`).
+fn count_up(rows: &mut [Row]) {
+    let mut counts = std::collections::HashMap::new();
+    for r in rows.iter().filter(|r| r.obj == Obj::Server) {
+        let status = r.text("status");
+        let stopped = status.starts_with("DOWN") || status == "MAINT";
+        let c = counts.entry(r.backend).or_insert((0, 0));
+        c.0 += u32::from(!stopped);
+        c.1 += 1;
+    }
+    for r in rows.iter_mut().filter(|r| r.obj == Obj::Backend) {
+        let (up, all) = counts.get(&r.backend).copied().unwrap_or((0, 0));
+        let status = format!("{} ({up}/{all})", r.text("status"));
+        r.set_text("status", status);
+    }
+}
+
+/// The CSV: HAProxy's header, then a line per row.
+pub fn csv<'a>(rows: impl Iterator<Item = &'a Row>) -> String {
+    let mut out = format!("# {HEADER}\n");
+    for r in rows {
+        for (i, v) in r.vals.iter().enumerate() {
+            if i == FIRST_MODULE {
+                out.push_str("-,");
             }
-            let t = &g.stats.backends[bi];
-            let (qcur, qmax) = g.queued.get(bi).copied().unwrap_or((0, 0));
-            let mut r = Row::new();
-            r.set("pxname", &b.name);
-            r.set("svname", "BACKEND");
-            r.set("qcur", qcur);
-            r.set("qmax", qmax);
-            r.counters(t);
-            r.set("dreq", t.dreq);
-            r.set("dresp", 0);
-            r.set("econ", t.econ);
-            r.set("eresp", t.eresp);
-            r.set("wretr", t.wretr);
-            r.set("wredis", t.wredis);
-            r.set("status", if act + bck > 0 { "UP" } else { "DOWN" });
-            r.set("weight", if act > 0 { act_w } else { bck_w });
-            r.set("uweight", if act > 0 { act_w } else { bck_w });
-            r.set("act", act);
-            r.set("bck", bck);
-            r.set(
-                "lastchg",
-                if last_change == u64::MAX {
-                    0
-                } else {
-                    last_change
-                },
+            if let Some(v) = v {
+                out.push_str(&csv_field(&v.text()));
+            }
+            out.push(',');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV value: quoted when it holds a comma, a quote or a line end (HAProxy's
+/// `csv_enc`).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `show stat typed`: `F.IID.SID.POS.NAME.1:TAGS:TYPE:VALUE`, one line per field.
+pub fn typed<'a>(rows: impl Iterator<Item = &'a Row>, desc: bool) -> String {
+    let mut out = String::new();
+    for r in rows {
+        for (i, v) in r.vals.iter().enumerate() {
+            let (Some(v), f) = (v, &STAT[i]) else {
+                continue;
+            };
+            let meta = f.meta(r.obj);
+            let _ = write!(
+                out,
+                "{}.{}.{}.{i}.{}.1:{}:{}",
+                r.obj.letter(),
+                r.iid,
+                r.sid,
+                f.name,
+                meta.tags(),
+                v.typed(meta)
             );
-            r.set("pid", 1);
-            r.set("iid", iid);
-            r.set("sid", 0);
-            r.set("lbtot", t.stot);
-            r.set("type", 1);
-            r.set("req_tot", t.hrsp.iter().sum::<u64>());
-            r.set("mode", backend_mode(cfg, bi));
-            r.set("algo", algo_name(&b.balance));
-            r.finish(&mut out);
+            if desc {
+                let _ = write!(out, ":\"{}\"", f.desc);
+            }
+            out.push('\n');
         }
     }
     out
+}
+
+/// `show stat json`: an array of rows, each an array of its fields.
+pub fn json<'a>(rows: impl Iterator<Item = &'a Row>) -> String {
+    let mut out = String::from("[");
+    for (n, r) in rows.enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        let mut first = true;
+        for (i, v) in r.vals.iter().enumerate() {
+            let (Some(v), f) = (v, &STAT[i]) else {
+                continue;
+            };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let meta = f.meta(r.obj);
+            let (origin, nature, scope) = meta.words();
+            let _ = write!(
+                out,
+                "{{\"objType\":\"{}\",\"proxyId\":{},\"id\":{},\"field\":{{\"pos\":{i},\"name\":\"{}\"}},\"processNum\":1,\"tags\":{{\"origin\":\"{origin}\",\"nature\":\"{nature}\",\"scope\":\"{scope}\"}},\"value\":{}}}",
+                r.obj.word(),
+                r.iid,
+                r.sid,
+                f.name,
+                json_value(v, meta.ty()),
+            );
+        }
+        out.push(']');
+    }
+    out.push_str("]\n");
+    out
+}
+
+/// `{"type":"u32","value":3}`, keys in HAProxy's order.
+pub fn json_value(v: &V, ty: &str) -> String {
+    let value = match v {
+        V::N(n) => n.to_string(),
+        V::S(s) => serde_json::Value::String(s.clone()).to_string(),
+    };
+    format!("{{\"type\":\"{ty}\",\"value\":{value}}}")
 }

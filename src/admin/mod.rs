@@ -5,8 +5,20 @@
 
 mod cli;
 mod csv;
+mod fields;
 mod http;
+mod info;
+mod metrics;
+mod metrics_own;
 mod page;
+mod page_admin;
+mod rows;
+mod servers;
+mod sessions;
+mod ssl;
+mod tables;
+
+pub use metrics::Scope;
 
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -67,20 +79,7 @@ impl Admin {
                 .name("ringlb-admin-svc".into())
                 .spawn(move || {
                     for q in queries {
-                        let answer = match q.service {
-                            Service::Prometheus => ServiceAnswer {
-                                content_type: "text/plain; version=0.0.4",
-                                body: http::metrics(&core),
-                            },
-                            Service::Stats { .. } if q.csv => ServiceAnswer {
-                                content_type: "text/plain",
-                                body: csv::show_stat(&core),
-                            },
-                            Service::Stats { refresh, .. } => ServiceAnswer {
-                                content_type: "text/html",
-                                body: page::render(&core, refresh),
-                            },
-                        };
+                        let answer = answer(&core, &q);
                         let _ = q.reply.send(answer);
                     }
                 })?;
@@ -95,6 +94,25 @@ impl Admin {
 
     pub fn set_stopping(&self) {
         self.core.stopping.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The page a shard's admin service request gets.
+fn answer(core: &Core, q: &ServiceQuery) -> ServiceAnswer {
+    let query = q.target.split_once('?').map_or("", |(_, q)| q);
+    match &q.service {
+        Service::Prometheus => match metrics::Scope::parse(query) {
+            Ok(scope) => {
+                ServiceAnswer::ok("text/plain; version=0.0.4", metrics::render(core, scope))
+            }
+            Err(_) => ServiceAnswer {
+                status: 400,
+                content_type: "text/plain",
+                location: None,
+                body: "Bad request: invalid query string.\n".into(),
+            },
+        },
+        Service::Stats { refresh, .. } => page::serve(core, q, *refresh),
     }
 }
 

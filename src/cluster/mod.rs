@@ -5,13 +5,15 @@
 //! Without `cluster.redis` the same thread makes the shards of one node agree.
 //!
 //! `link`: the Redis connection, with backoff and the subscriber; `operator`: server
-//! states; `stick`: stick-table records; `rate`: request counts per window.
+//! states; `stick`: stick-table records; `rate`: request counts per window;
+//! `tickets`: the TLS session-ticket keys.
 
 mod link;
 mod operator;
 mod rate;
 mod stick;
 mod tables;
+mod tickets;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +81,8 @@ struct Thread {
     operator: operator::OperatorSync,
     stick: stick::StickSync,
     rate: rate::RateSync,
+    tickets: tickets::TicketSync,
+    core: Arc<Core>,
     tables: tables::TableSync,
 }
 
@@ -98,7 +102,9 @@ impl Thread {
             shards,
             link,
             events,
-            operator: operator::OperatorSync::new(core),
+            operator: operator::OperatorSync::new(core.clone()),
+            tickets: tickets::TicketSync::new(cfg.cluster.ticket_rotation),
+            core,
             stick: stick::StickSync::default(),
             rate: rate::RateSync::new(n),
             tables: tables::TableSync::new(n),
@@ -198,6 +204,14 @@ impl Thread {
             }
             self.operator.flush(conn, &prefix, &node)?;
             let adopted = self.stick.flush(conn, &prefix, &node)?;
+            if let Some(keys) = self.tickets.sync(conn, &prefix)? {
+                if let Ok(mut k) = self.core.shared_tickets.lock() {
+                    *k = Some(keys.clone());
+                }
+                for tx in &self.shards {
+                    let _ = tx.send(ToShard::TicketKeys(keys.clone()));
+                }
+            }
             if counts {
                 self.rate.flush(conn, &prefix)?;
                 self.tables.flush(conn, &prefix)?;

@@ -14,6 +14,8 @@ pub struct ClusterSettings {
     pub prefix: String,
     /// How often counts and records go to Redis.
     pub sync_interval: Duration,
+    /// How often the TLS session-ticket keys every node shares are rotated.
+    pub ticket_rotation: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -22,6 +24,7 @@ impl Default for ClusterSettings {
             redis: None,
             prefix: "ringlb".into(),
             sync_interval: Duration::from_millis(100),
+            ticket_rotation: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -102,6 +105,14 @@ impl super::validate::Validator {
         if c.sync_interval < Duration::from_millis(10) || c.sync_interval > Duration::from_secs(10)
         {
             self.err("cluster.sync_interval", "must be between 10ms and 10s");
+        }
+        c.ticket_rotation = self.duration(
+            "cluster.tls_ticket_rotation",
+            &r.tls_ticket_rotation,
+            c.ticket_rotation,
+        );
+        if c.ticket_rotation < Duration::from_secs(1) {
+            self.err("cluster.tls_ticket_rotation", "must be at least 1s");
         }
         c
     }

@@ -171,6 +171,11 @@ pub struct Runtime {
     /// Most client connections at once, all shards together (split like server
     /// maxconn); beyond it, new connections wait in the kernel's backlog.
     pub maxconn: Option<u32>,
+    /// New connections per second on TLS listeners, all shards together (HAProxy's
+    /// `maxsslrate`); beyond it, TLS listeners stop accepting for a moment.
+    pub maxsslrate: Option<u32>,
+    /// Handshakes a shard computes at once; others wait their turn (`tls::gate`).
+    pub tls_handshakes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +242,9 @@ pub enum LogSink {
     Stderr,
     /// Syslog over UDP (RFC 3164 framing, one line per datagram).
     Udp(SocketAddr),
+    /// Syslog to a local unix datagram socket (`log /dev/log`, `unix@PATH`), framed as
+    /// for UDP.
+    Unix(std::path::PathBuf),
     /// Appended to a file.
     File(std::path::PathBuf),
 }
@@ -248,7 +256,21 @@ pub struct LogTarget {
     pub facility: u8,
     /// Lines without a syslog header (`format raw`), the default on stdout/stderr.
     pub raw: bool,
+    /// The least severe level sent (`log ... local0 notice`: 5); access log lines are
+    /// `info` (6), so a target whose level is more severe receives none, as in HAProxy.
+    pub level: u8,
 }
+
+/// Syslog severities by HAProxy's names (`emerg` = 0 ... `debug` = 7).
+pub fn syslog_level(name: &str) -> Option<u8> {
+    const NAMES: [&str; 8] = [
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    ];
+    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
+}
+
+/// The severity of access log lines.
+pub const LOG_LEVEL_INFO: u8 = 6;
 
 /// HAProxy's access log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +302,13 @@ pub struct Admin {
     pub stats_socket: Option<std::path::PathBuf>,
     /// HTTP listener for `/metrics`, `/stats` and `/ready`.
     pub listen: Option<SocketAddr>,
+}
+
+/// Which bind of which frontend a listening socket serves (indices into `Config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BindRef {
+    pub frontend: usize,
+    pub bind: usize,
 }
 
 /// One listening address of a frontend, with its options.
@@ -350,15 +379,6 @@ pub struct Frontend {
     pub rate_limits: Vec<RateLimit>,
 }
 
-impl Frontend {
-    /// Clients send a PROXY header first. Both config readers keep it the same on
-    /// every bind of a frontend, until the accept path knows which bind a connection
-    /// came through (TLS phase B); then `Bind::accept_proxy` is read per bind.
-    pub fn accept_proxy(&self) -> bool {
-        self.binds.first().is_some_and(|b| b.accept_proxy)
-    }
-}
-
 /// Header capture slots, in declaration order (a slot's index is its `id`).
 #[derive(Debug, Clone, Default)]
 pub struct Captures {
@@ -383,9 +403,24 @@ pub enum Service {
         realm: String,
         /// Seconds between page refreshes (`stats refresh`).
         refresh: Option<u64>,
+        /// `stats admin if COND`: requests meeting it may change servers' states
+        /// from the page.
+        admin: Option<AdminCond>,
     },
     Prometheus,
 }
+
+/// The condition of `stats admin` (compared by identity: it comes from one config).
+#[derive(Debug, Clone)]
+pub struct AdminCond(pub std::sync::Arc<Condition>);
+
+impl PartialEq for AdminCond {
+    fn eq(&self, o: &AdminCond) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl Eq for AdminCond {}
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

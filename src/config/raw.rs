@@ -76,6 +76,10 @@ pub struct RawRuntime {
     pub cpus: Option<Vec<i64>>,
     pub pidfile: Option<String>,
     pub maxconn: Option<i64>,
+    /// New TLS connections per second, all shards together (HAProxy's `maxsslrate`).
+    pub maxsslrate: Option<i64>,
+    /// Handshakes one shard computes at once (default 4).
+    pub tls_handshakes_per_shard: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +160,8 @@ pub struct RawCluster {
     pub redis: Option<String>,
     pub prefix: Option<String>,
     pub sync_interval: Option<RawDuration>,
+    /// Rotation of the session-ticket keys the nodes share (default 12h).
+    pub tls_ticket_rotation: Option<RawDuration>,
 }
 
 /// `[backend.NAME.stick]`: sticky sessions.

@@ -1,19 +1,19 @@
 //! Raw TOML schema → validated model. Every error is collected, each with its path
-//! (`backend.web.server[2].addr: ...`), so one `ringlb -c` run shows them all.
+//! (`backend.web.server[2].addr: ...`), so one `ringlb -c` run shows them all. The
+//! process-wide sections are here; backends and frontends are in the submodules.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawDuration, RawStatusMatch};
+use super::raw::{RawConfig, RawDuration};
 use super::{
-    parse_duration, usable_cores, Acl, AclTest, Admin, Backend, BalanceAlgo, CheckKind, Condition,
-    Config, ConfigErrors, DriverChoice, Frontend, HashKey, HealthCheck, Limits, Mode, PoolSettings,
-    Route, Runtime, Server, StatusMatch, Timeouts,
+    parse_duration, usable_cores, Admin, Config, ConfigErrors, DriverChoice, Limits, PoolSettings,
+    Runtime, Timeouts,
 };
-use super::{syslog_facility, LogFormat, LogSink, LogTarget};
-use crate::rules::fetch::Fetch;
-use crate::rules::pattern::Method;
+use super::{syslog_facility, LogSink, LogTarget};
+
+mod backends;
+mod frontends;
 
 /// Parses and validates a native TOML config.
 pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
@@ -254,16 +254,24 @@ impl Validator {
                 "stdout" => LogSink::Stdout,
                                 "stderr" => LogSink::Stderr,
                 t if t.starts_with("file:") && t.len() > 5 => LogSink::File(t[5..].into()),
+                t if t.starts_with("unix:") && t.len() > 5 => LogSink::Unix(t[5..].into()),
                 t => match t.strip_prefix("udp://").map(|a| a.parse::<SocketAddr>()) {
                     Some(Ok(a)) => LogSink::Udp(a),
                     _ => {
-                        self.err("log.target", format!("expected \"stdout\", \"stderr\", \"file:PATH\" or \"udp://IP:PORT\", got {t:?}"));
+                        self.err("log.target", format!("expected \"stdout\", \"stderr\", \"file:PATH\", \"unix:PATH\" or \"udp://IP:PORT\", got {t:?}"));
                         return None;
                     }
                 },
             };
-            let raw = l.raw.unwrap_or(!matches!(sink, LogSink::Udp(_)));
-            Some(LogTarget { sink, facility, raw })
+            let raw = l
+                .raw
+                .unwrap_or(!matches!(sink, LogSink::Udp(_) | LogSink::Unix(_)));
+            Some(LogTarget {
+                sink,
+                facility,
+                raw,
+                level: 7,
+            })
         });
         let mut backends = self.backends(&raw);
         let mut frontends = self.frontends(&raw, &backends);
@@ -281,6 +289,18 @@ impl Validator {
                 cpus,
                 pidfile: raw.runtime.pidfile.as_ref().map(std::path::PathBuf::from),
                 maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn),
+                maxsslrate: self.conn_limit("runtime.maxsslrate", raw.runtime.maxsslrate),
+                tls_handshakes: match raw.runtime.tls_handshakes_per_shard {
+                    None => crate::tls::gate::DEFAULT_TURNS,
+                    Some(n) if (1..=100_000).contains(&n) => n as usize,
+                    Some(n) => {
+                        self.err(
+                            "runtime.tls_handshakes_per_shard",
+                            format!("expected 1 to 100000, got {n}"),
+                        );
+                        crate::tls::gate::DEFAULT_TURNS
+                    }
+                },
             },
             timeouts,
             limits,
@@ -303,589 +323,6 @@ impl Validator {
             frontends,
             backends,
         }
-    }
-
-    fn backends(&mut self, raw: &RawConfig) -> Vec<Backend> {
-        let mut out = Vec::new();
-        for (name, b) in &raw.backend {
-            let path = format!("backend.{name}");
-            let balance = self.balance(&path, b);
-            if b.server.is_empty() {
-                self.err(
-                    &path,
-                    "backend has no server (add at least one [[backend.NAME.server]])",
-                );
-            }
-            let health = b
-                .health
-                .as_ref()
-                .map(|h| self.health(&format!("{path}.health"), h));
-            let mut servers = Vec::new();
-            let mut names: HashMap<String, usize> = HashMap::new();
-            for (i, s) in b.server.iter().enumerate() {
-                let spath = format!("{path}.server[{i}]");
-                let sname = s.name.clone().unwrap_or_else(|| format!("s{}", i + 1));
-                if let Some(prev) = names.insert(sname.clone(), i) {
-                    self.err(
-                        format!("{spath}.name"),
-                        format!("duplicate server name {sname:?} (also server[{prev}])"),
-                    );
-                }
-                let addr = match resolve_addr(&s.addr) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        self.err(format!("{spath}.addr"), e);
-                        continue;
-                    }
-                };
-                let weight = match s.weight {
-                    None => 1,
-                    Some(w) if (0..=256).contains(&w) => w as u32,
-                    Some(w) => {
-                        self.err(
-                            format!("{spath}.weight"),
-                            format!("must be between 0 and 256, got {w}"),
-                        );
-                        1
-                    }
-                };
-                let maxconn = match s.maxconn {
-                    None | Some(0) => None,
-                    Some(m) if m < 0 || m > u32::MAX as i64 => {
-                        self.err(format!("{spath}.maxconn"), format!("invalid maxconn {m}"));
-                        None
-                    }
-                    Some(m) => Some(m as u32),
-                };
-                let tls = s.tls.as_ref().and_then(|t| self.server_tls(&spath, t));
-                servers.push(Server {
-                    tls,
-                    name: sname,
-                    addr,
-                    weight,
-                    backup: s.backup.unwrap_or(false),
-                    maxconn,
-                    slowstart: self.duration(
-                        &format!("{spath}.slowstart"),
-                        &s.slowstart,
-                        Duration::ZERO,
-                    ),
-                    check: s.check.unwrap_or(true),
-                    disabled: s.disabled.unwrap_or(false),
-                    send_proxy: match s.send_proxy.as_deref() {
-                        None => None,
-                        Some("v1") => Some(crate::proxy_protocol::Version::V1),
-                        Some("v2") => Some(crate::proxy_protocol::Version::V2),
-                        Some(other) => {
-                            self.err(
-                                format!("{spath}.send_proxy"),
-                                format!("expected \"v1\" or \"v2\", got {other:?}"),
-                            );
-                            None
-                        }
-                    },
-                    check_send_proxy: s.check_send_proxy.unwrap_or(false),
-                    pool_purge_delay: None,
-                });
-            }
-            let retries = match b.retries {
-                None => 3,
-                Some(r) if (0..=100).contains(&r) => r as u32,
-                Some(r) => {
-                    self.err(
-                        format!("{path}.retries"),
-                        format!("must be between 0 and 100, got {r}"),
-                    );
-                    3
-                }
-            };
-            let maxqueue = match b.maxqueue {
-                None | Some(0) => None,
-                Some(q) if q > 0 => Some(q as usize),
-                Some(q) => {
-                    self.err(format!("{path}.maxqueue"), format!("invalid maxqueue {q}"));
-                    None
-                }
-            };
-            let error_limit = match b.error_limit {
-                None => 10,
-                Some(e) if (0..=1_000_000).contains(&e) => e as u32,
-                Some(e) => {
-                    self.err(
-                        format!("{path}.error_limit"),
-                        format!("invalid error_limit {e}"),
-                    );
-                    10
-                }
-            };
-            out.push(Backend {
-                name: name.clone(),
-                balance,
-                servers,
-                all_backups: b.all_backups.unwrap_or(false),
-                retries,
-                redispatch: b.redispatch.unwrap_or(true),
-                maxqueue,
-                error_limit,
-                health,
-                timeouts: super::default_timeouts(),
-                forward_for: None,
-                server_close: false,
-                stick: b
-                    .stick
-                    .as_ref()
-                    .and_then(|st| self.stick(&format!("{path}.stick"), st)),
-                http_request: Vec::new(),
-                http_response: Vec::new(),
-                http_after_response: Vec::new(),
-                tcp_content: Vec::new(),
-                tcp_response: Vec::new(),
-                response_inspect_delay: None,
-                use_server: Vec::new(),
-            });
-        }
-        out
-    }
-
-    fn balance(&mut self, path: &str, b: &super::raw::RawBackend) -> BalanceAlgo {
-        let algo = b.balance.as_deref().unwrap_or("round_robin");
-        let uses = |key: &str| match key {
-            "hash_key" | "hash_type" => algo == "hash",
-            "random_draws" => algo == "random",
-            _ => false,
-        };
-        for (key, set) in [
-            ("hash_key", b.hash_key.is_some()),
-            ("hash_type", b.hash_type.is_some()),
-            ("random_draws", b.random_draws.is_some()),
-        ] {
-            if set && !uses(key) {
-                self.err(
-                    format!("{path}.{key}"),
-                    format!("has no effect with balance = {algo:?}"),
-                );
-            }
-        }
-        match algo {
-            "round_robin" | "roundrobin" => BalanceAlgo::RoundRobin,
-            "static_rr" | "static-rr" => BalanceAlgo::StaticRr,
-            "least_conn" | "leastconn" => BalanceAlgo::LeastConn,
-            "first" => BalanceAlgo::First,
-            "random" => {
-                let draws = match b.random_draws {
-                    None => 2,
-                    Some(d) if (1..=16).contains(&d) => d as u32,
-                    Some(d) => {
-                        self.err(
-                            format!("{path}.random_draws"),
-                            format!("must be between 1 and 16, got {d}"),
-                        );
-                        2
-                    }
-                };
-                BalanceAlgo::Random { draws }
-            }
-            "hash" => {
-                let key = match b.hash_key.as_deref() {
-                    None => {
-                        self.err(
-                            format!("{path}.hash_key"),
-                            "balance = \"hash\" needs hash_key (\"source\", \"uri\", \"path\", \"header:NAME\" or \"url_param:NAME\")",
-                        );
-                        HashKey::Source
-                    }
-                    Some(k) => match parse_hash_key(k) {
-                        Ok(k) => k,
-                        Err(e) => {
-                            self.err(format!("{path}.hash_key"), e);
-                            HashKey::Source
-                        }
-                    },
-                };
-                let consistent = match b.hash_type.as_deref() {
-                    None | Some("map-based") | Some("map_based") => false,
-                    Some("consistent") => true,
-                    Some(other) => {
-                        self.err(
-                            format!("{path}.hash_type"),
-                            format!("unknown hash type {other:?} (expected \"map-based\" or \"consistent\")"),
-                        );
-                        false
-                    }
-                };
-                BalanceAlgo::Hash { key, consistent }
-            }
-            other => {
-                self.err(
-                    format!("{path}.balance"),
-                    format!(
-                        "unknown algorithm {other:?} (expected \"round_robin\", \"static_rr\", \"least_conn\", \"random\", \"first\" or \"hash\")"
-                    ),
-                );
-                BalanceAlgo::RoundRobin
-            }
-        }
-    }
-
-    fn health(&mut self, path: &str, h: &super::raw::RawHealth) -> HealthCheck {
-        let interval = self.duration(
-            &format!("{path}.interval"),
-            &h.interval,
-            Duration::from_secs(2),
-        );
-        if interval.is_zero() {
-            self.err(format!("{path}.interval"), "must be greater than zero");
-        }
-        let kind = match h.kind.as_deref() {
-            None | Some("tcp") => {
-                for (key, set) in [
-                    ("method", h.method.is_some()),
-                    ("path", h.path.is_some()),
-                    ("host", h.host.is_some()),
-                    ("expect_status", h.expect_status.is_some()),
-                ] {
-                    if set {
-                        self.err(format!("{path}.{key}"), "only applies to type = \"http\"");
-                    }
-                }
-                CheckKind::Tcp
-            }
-            Some("http") => {
-                let method = h.method.clone().unwrap_or_else(|| "GET".into());
-                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-                    self.err(
-                        format!("{path}.method"),
-                        format!("invalid method {method:?}"),
-                    );
-                }
-                let p = h.path.clone().unwrap_or_else(|| "/".into());
-                if !p.starts_with('/') || p.bytes().any(|b| b <= b' ') {
-                    self.err(format!("{path}.path"), format!("invalid path {p:?}"));
-                }
-                let expect = match &h.expect_status {
-                    None => StatusMatch::Default,
-                    Some(m) => match parse_status_match(m) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            self.err(format!("{path}.expect_status"), e);
-                            StatusMatch::Default
-                        }
-                    },
-                };
-                CheckKind::Http {
-                    method,
-                    path: p,
-                    host: h.host.clone(),
-                    expect,
-                }
-            }
-            Some(other) => {
-                self.err(
-                    format!("{path}.type"),
-                    format!("unknown check type {other:?} (expected \"tcp\" or \"http\")"),
-                );
-                CheckKind::Tcp
-            }
-        };
-        let count = |v: &mut Self, key: &str, raw: Option<i64>, default: u32| match raw {
-            None => default,
-            Some(n) if (1..=1000).contains(&n) => n as u32,
-            Some(n) => {
-                v.err(
-                    format!("{path}.{key}"),
-                    format!("must be between 1 and 1000, got {n}"),
-                );
-                default
-            }
-        };
-        let rise = count(self, "rise", h.rise, 2);
-        let fall = count(self, "fall", h.fall, 3);
-        let port = h.port.and_then(|p| {
-            if (1..=65535).contains(&p) {
-                Some(p as u16)
-            } else {
-                self.err(format!("{path}.port"), format!("invalid port {p}"));
-                None
-            }
-        });
-        let addr = h.addr.as_ref().and_then(|a| match a.parse() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                self.err(format!("{path}.addr"), format!("invalid IP address {a:?}"));
-                None
-            }
-        });
-        HealthCheck {
-            kind,
-            interval,
-            fast_interval: self.duration(
-                &format!("{path}.fast_interval"),
-                &h.fast_interval,
-                interval,
-            ),
-            down_interval: self.duration(
-                &format!("{path}.down_interval"),
-                &h.down_interval,
-                interval,
-            ),
-            timeout: self.duration(&format!("{path}.timeout"), &h.timeout, interval),
-            rise,
-            fall,
-            port,
-            addr,
-        }
-    }
-
-    fn frontends(&mut self, raw: &RawConfig, backends: &[Backend]) -> Vec<Frontend> {
-        let backend_index = |name: &str| backends.iter().position(|b| b.name == name);
-        let mut seen_binds: HashMap<SocketAddr, String> = HashMap::new();
-        let mut out = Vec::new();
-        if raw.frontend.is_empty() {
-            self.err(
-                "frontend",
-                "no frontend defined (add a [frontend.NAME] table)",
-            );
-        }
-        let mut rate_limits = Vec::new();
-        for (name, f) in &raw.frontend {
-            let path = format!("frontend.{name}");
-            let mode = match f.mode.as_deref() {
-                None | Some("http") => Mode::Http,
-                Some("tcp") => Mode::Tcp,
-                Some(other) => {
-                    self.err(
-                        format!("{path}.mode"),
-                        format!("unknown mode {other:?} (expected \"http\" or \"tcp\")"),
-                    );
-                    Mode::Http
-                }
-            };
-            let bind_list = f.bind.as_ref().map(|b| b.to_vec()).unwrap_or_default();
-            if bind_list.is_empty() {
-                self.err(format!("{path}.bind"), "frontend has no bind address");
-            }
-            let tls = f.tls.as_ref().and_then(|t| self.frontend_tls(&path, t));
-            let mut binds = Vec::new();
-            for (i, b) in bind_list.iter().enumerate() {
-                let bpath = if matches!(f.bind, Some(super::raw::RawBinds::Many(_))) {
-                    format!("{path}.bind[{i}]")
-                } else {
-                    format!("{path}.bind")
-                };
-                let (text, use_tls, accept_proxy) = match b {
-                    super::raw::RawBindEntry::Addr(a) => (a, None, None),
-                    super::raw::RawBindEntry::Full(r) => (&r.addr, r.tls, r.accept_proxy),
-                };
-                if use_tls == Some(true) && f.tls.is_none() {
-                    self.err(&bpath, format!("tls = true needs a [{path}.tls] table"));
-                }
-                match parse_bind(text) {
-                    Ok(addr) => {
-                        if addr.port() != 0 {
-                            if let Some(other) = seen_binds.insert(addr, path.clone()) {
-                                self.err(
-                                    &bpath,
-                                    format!("duplicate bind {addr} (also in {other})"),
-                                );
-                            }
-                        }
-                        binds.push(super::Bind {
-                            addr,
-                            accept_proxy: accept_proxy.unwrap_or(f.accept_proxy),
-                            tls: if use_tls.unwrap_or(true) {
-                                tls.clone()
-                            } else {
-                                None
-                            },
-                        });
-                    }
-                    Err(e) => self.err(&bpath, e),
-                }
-            }
-            if binds.iter().any(|b| b.accept_proxy != f.accept_proxy)
-                && binds.iter().any(|b| b.accept_proxy == f.accept_proxy)
-            {
-                self.err(
-                    format!("{path}.bind"),
-                    "accept_proxy must be the same on every bind of a frontend (for now)",
-                );
-            }
-            let default_backend = f.default_backend.as_ref().and_then(|b| {
-                let idx = backend_index(b);
-                if idx.is_none() {
-                    self.err(
-                        format!("{path}.default_backend"),
-                        format!("unknown backend {b:?}"),
-                    );
-                }
-                idx
-            });
-            if mode == Mode::Tcp && f.default_backend.is_none() {
-                self.err(
-                    format!("{path}.default_backend"),
-                    "a tcp frontend needs a default_backend",
-                );
-            }
-            if mode == Mode::Tcp && !f.route.is_empty() {
-                self.err(format!("{path}.route"), "routes need mode = \"http\"");
-            }
-            if mode == Mode::Tcp && f.forward_for {
-                self.err(
-                    format!("{path}.forward_for"),
-                    "X-Forwarded-For needs mode = \"http\"",
-                );
-            }
-            let mut routes = Vec::new();
-            for (i, r) in f.route.iter().enumerate() {
-                let rpath = format!("{path}.route[{i}]");
-                let Some(backend) = backend_index(&r.backend) else {
-                    self.err(
-                        format!("{rpath}.backend"),
-                        format!("unknown backend {:?}", r.backend),
-                    );
-                    continue;
-                };
-                if r.host.is_none() && r.path_prefix.is_none() {
-                    self.err(&rpath, "a route needs host, path_prefix or both");
-                }
-                if let Some(p) = &r.path_prefix {
-                    if !p.starts_with('/') {
-                        self.err(
-                            format!("{rpath}.path_prefix"),
-                            format!("must start with '/', got {p:?}"),
-                        );
-                    }
-                }
-                let mut tests = Vec::new();
-                if let Some(h) = &r.host {
-                    tests.push(acl_test(Fetch::HostName, Method::Str, true, h));
-                }
-                if let Some(p) = &r.path_prefix {
-                    tests.push(acl_test(Fetch::Path, Method::Beg, false, p));
-                }
-                // Host and path prefix must both hold: one single-test ACL each, ANDed.
-                let cond = Condition::All(
-                    tests
-                        .into_iter()
-                        .map(|t| {
-                            Condition::Acl(std::sync::Arc::new(Acl {
-                                name: rpath.clone(),
-                                tests: vec![t],
-                            }))
-                        })
-                        .collect(),
-                );
-                routes.push(Route {
-                    cond,
-                    target: super::RouteTarget::Backend(backend),
-                });
-            }
-            out.push(Frontend {
-                name: name.clone(),
-                binds,
-                mode,
-                routes,
-                default_backend,
-                listen_backend: None,
-                forward_for: f.forward_for.then(super::ForwardFor::default),
-                server_close: false,
-                client_close: false,
-                allow_connect: f.allow_connect,
-                log: match f.log.as_deref() {
-                    None | Some("none") => None,
-                    Some("http") => Some(LogFormat::Http),
-                    Some("tcp") => Some(LogFormat::Tcp),
-                    Some(other) => {
-                        self.err(
-                            format!("{path}.log"),
-                            format!("expected \"http\", \"tcp\" or \"none\", got {other:?}"),
-                        );
-                        None
-                    }
-                },
-                dont_log_null: f.dont_log_null,
-                log_line: match f.log.as_deref() {
-                    Some("http") => Some(crate::rules::logformat::builtin(LogFormat::Http)),
-                    Some("tcp") => Some(crate::rules::logformat::builtin(LogFormat::Tcp)),
-                    _ => None,
-                },
-                http_response: Vec::new(),
-                http_after_response: Vec::new(),
-                tcp_connection: Vec::new(),
-                tcp_session: Vec::new(),
-                tcp_content: Vec::new(),
-                inspect_delay: None,
-                captures: super::Captures::default(),
-                maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
-                http_request: {
-                    let mut rules = Vec::new();
-                    rate_limits.clear();
-                    for (key, value, service) in [
-                        (
-                            "stats_uri",
-                            &f.stats_uri,
-                            super::Service::Stats {
-                                auth: Vec::new(),
-                                realm: "ringlb".into(),
-                                refresh: None,
-                            },
-                        ),
-                        ("metrics_path", &f.metrics_path, super::Service::Prometheus),
-                    ] {
-                        let Some(v) = value else { continue };
-                        if !v.starts_with('/') {
-                            self.err(
-                                format!("{path}.{key}"),
-                                format!("must start with '/', got {v:?}"),
-                            );
-                            continue;
-                        }
-                        rules.push(super::HttpRule {
-                            cond: crate::rules::acl::url_beg_condition(key, v),
-                            action: super::HttpAction::Service(service),
-                            line: 0,
-                        });
-                    }
-                    if mode == Mode::Tcp && !f.rate_limit.is_empty() {
-                        self.err(
-                            format!("{path}.rate_limit"),
-                            "rate limits need mode \"http\"",
-                        );
-                    }
-                    for (i, r) in f.rate_limit.iter().enumerate() {
-                        if let Some((limit, status)) =
-                            self.rate_limit(&format!("{path}.rate_limit[{i}]"), r)
-                        {
-                            let mut reply = super::Reply {
-                                status,
-                                content_type: Some("text/plain".into()),
-                                body: crate::rules::action::Body::Bytes(
-                                    b"Too many requests\n"[..].into(),
-                                ),
-                                headers: Vec::new(),
-                                error_page: false,
-                                canned: None,
-                            };
-                            reply.prebuild();
-                            rules.push(super::HttpRule {
-                                cond: Condition::Always,
-                                action: super::HttpAction::RateLimit {
-                                    limiter: rate_limits.len(),
-                                    status,
-                                    bytes: reply.canned.map(Vec::from).unwrap_or_default(),
-                                },
-                                line: 0,
-                            });
-                            rate_limits.push(limit);
-                        }
-                    }
-                    rules
-                },
-                rate_limits: std::mem::take(&mut rate_limits),
-                timeouts: super::default_timeouts(),
-            });
-        }
-        out
     }
 }
 
@@ -924,72 +361,4 @@ pub(super) fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
             .ok_or_else(|| format!("server address {text:?} resolves to nothing")),
         Err(e) => Err(format!("cannot resolve server address {text:?}: {e}")),
     }
-}
-
-/// `source`, `uri`, `path`, `header:NAME` or `url_param:NAME`.
-fn parse_hash_key(text: &str) -> Result<HashKey, String> {
-    let bad = || {
-        format!("unknown hash key {text:?} (expected \"source\", \"uri\", \"path\", \"header:NAME\" or \"url_param:NAME\")")
-    };
-    match text {
-        "source" => Ok(HashKey::Source),
-        "uri" => Ok(HashKey::Uri),
-        "path" => Ok(HashKey::Path),
-        _ => match text.split_once(':') {
-            Some(("header", name)) if !name.trim().is_empty() => {
-                Ok(HashKey::Header(name.trim().to_ascii_lowercase()))
-            }
-            Some(("url_param", name)) if !name.trim().is_empty() => {
-                Ok(HashKey::UrlParam(name.trim().to_string()))
-            }
-            _ => Err(bad()),
-        },
-    }
-}
-
-/// `[200, 204]` or `"200-399"` (or a single code as text).
-fn parse_status_match(m: &RawStatusMatch) -> Result<StatusMatch, String> {
-    let code = |n: i64| -> Result<u16, String> {
-        if (100..=599).contains(&n) {
-            Ok(n as u16)
-        } else {
-            Err(format!("invalid status code {n}"))
-        }
-    };
-    match m {
-        RawStatusMatch::List(l) if l.is_empty() => Err("needs at least one status code".into()),
-        RawStatusMatch::List(l) => l
-            .iter()
-            .map(|&n| code(n))
-            .collect::<Result<_, _>>()
-            .map(StatusMatch::List),
-        RawStatusMatch::Text(t) => {
-            let num = |s: &str| {
-                s.trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("invalid status range {t:?} (expected \"200-399\")"))
-            };
-            match t.split_once('-') {
-                Some((lo, hi)) => {
-                    let (lo, hi) = (code(num(lo)?)?, code(num(hi)?)?);
-                    if lo > hi {
-                        return Err(format!("empty status range {t:?}"));
-                    }
-                    Ok(StatusMatch::Range(lo, hi))
-                }
-                None => Ok(StatusMatch::List(vec![code(num(t)?)?])),
-            }
-        }
-    }
-}
-
-fn acl_test(fetch: Fetch, method: Method, ignore_case: bool, pattern: &str) -> AclTest {
-    AclTest::from_fetch(
-        fetch,
-        crate::rules::Type::Str,
-        method,
-        ignore_case,
-        &[pattern],
-    )
-    .expect("string patterns always compile")
 }

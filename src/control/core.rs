@@ -38,6 +38,10 @@ pub struct Core {
     pub stopping: AtomicBool,
     /// The cluster thread, told about operator changes made here.
     pub cluster: std::sync::OnceLock<Sender<Up>>,
+    /// Certificates changed at run time, and the `set ssl cert` transaction.
+    pub certs: Mutex<super::Certs>,
+    /// The session-ticket keys every node shares, once the cluster thread read them.
+    pub shared_tickets: Mutex<Option<Arc<str>>>,
 }
 
 /// Merged figures of every shard.
@@ -49,12 +53,20 @@ pub struct Gathered {
     /// Per shard that answered: (shard, connections accepted on all its frontends), to
     /// see how evenly the kernel spreads connections over the SO_REUSEPORT sockets.
     pub per_shard: Vec<(usize, u64)>,
+    /// What the shards hold (idle connections, pipes, buffers, requests in flight).
+    pub held: super::Held,
+    /// Per shard that answered: its idle connections per backend and server.
+    pub shard_idle: Vec<(usize, Vec<Vec<u64>>)>,
 }
 
 impl Core {
     pub fn new(cfg: Arc<Config>, shards: Vec<ShardLink>, health: HealthView) -> Core {
+        // Rates and dates count from the process's epoch: fix it now.
+        let _ = crate::stats::process::epoch();
         let operator = operators(&cfg, |_, _| None);
         Core {
+            certs: Mutex::new(super::Certs::new(&cfg)),
+            shared_tickets: Mutex::new(None),
             cfg: std::sync::RwLock::new(cfg),
             shards,
             health: Mutex::new(health),
@@ -89,10 +101,14 @@ impl Core {
                         queued: r.queued,
                         shards_answered: 1,
                         per_shard: vec![(r.shard, accepted)],
+                        shard_idle: vec![(r.shard, r.held.idle.clone())],
+                        held: r.held,
                     })
                 }
                 Some(m) => {
                     m.stats.merge(&r.stats);
+                    m.held.add(&r.held);
+                    m.shard_idle.push((r.shard, r.held.idle.clone()));
                     // Every shard reports the same process-wide queues.
                     for (a, b) in m.queued.iter_mut().zip(&r.queued) {
                         a.0 = a.0.max(b.0);
@@ -103,12 +119,47 @@ impl Core {
                 }
             }
         }
-        merged.unwrap_or_else(|| Gathered {
-            stats: crate::stats::ShardStats::new(&self.cfg()).snapshot(),
-            queued: vec![(0, 0); self.cfg().backends.len()],
-            shards_answered: 0,
-            per_shard: Vec::new(),
+        merged.unwrap_or_else(|| {
+            let cfg = self.cfg();
+            Gathered {
+                stats: crate::stats::ShardStats::new(&cfg).snapshot(),
+                queued: vec![(0, 0); cfg.backends.len()],
+                shards_answered: 0,
+                per_shard: Vec::new(),
+                shard_idle: Vec::new(),
+                held: super::Held {
+                    idle: cfg
+                        .backends
+                        .iter()
+                        .map(|b| vec![0; b.servers.len()])
+                        .collect(),
+                    ..Default::default()
+                },
+            }
         })
+    }
+
+    /// Every shard's client connections and captured invalid requests (a shard that
+    /// does not answer within a second is left out).
+    pub fn inspect(&self) -> Vec<super::Inspected> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let asked = self
+            .shards
+            .iter()
+            .filter(|s| s.send(ToShard::Inspect(tx.clone())).is_ok())
+            .count();
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut out = Vec::new();
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(r) => out.push(r),
+                Err(_) => break,
+            }
+        }
+        out.sort_by_key(|r| r.shard);
+        out
     }
 
     /// Tells every shard.
@@ -179,6 +230,11 @@ impl Core {
         });
         if let Ok(mut o) = self.operator.lock() {
             *o = ops;
+        }
+        // The files are read again: what a commit changed and did not write is gone,
+        // as is a transaction in progress (as with HAProxy's reload).
+        if let Ok(mut c) = self.certs.lock() {
+            *c = super::Certs::new(&cfg);
         }
         if let Ok(mut c) = self.cfg.write() {
             *c = cfg;
@@ -278,6 +334,12 @@ impl Core {
         let health = health.lock().map(|h| h.clone()).unwrap_or_default();
         let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
         let mut out = Vec::new();
+        if let Some(u) = self.certs.lock().ok().and_then(|c| c.resync(cfg)) {
+            out.push(ToShard::Certs(Arc::new(u)));
+        }
+        if let Some(k) = self.shared_tickets.lock().ok().and_then(|k| k.clone()) {
+            out.push(ToShard::TicketKeys(k));
+        }
         for (backend, servers) in ops.iter().enumerate() {
             for (server, o) in servers.iter().enumerate() {
                 if let Some(v) = health.get(backend).and_then(|b| b.get(server)) {

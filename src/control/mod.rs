@@ -3,13 +3,15 @@
 //! force (`core`). The admin, cluster, health, reload and upgrade code use this layer;
 //! it uses none of them, and nothing of the data path but the counters' snapshot type.
 
+mod certs;
 mod core;
 mod link;
 mod view;
 
 pub use self::core::{Core, Gathered, Operator, ServerState};
+pub use certs::Certs;
 pub use link::{link, Inbox, ShardLink, ShardLinks};
-pub use view::{CheckView, HealthView};
+pub use view::{BackendFlips, CheckView, HealthView};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,24 +87,88 @@ pub enum ToShard {
     Tables(Vec<TableDown>),
     /// Send a copy of this shard's statistics.
     Snapshot(crossbeam_channel::Sender<ShardReport>),
+    /// `clear counters [all]`: maxima (or every counter) start again.
+    ClearCounters { all: bool },
+    /// `show sess`, `show errors`: the shard's client connections and the requests
+    /// it refused as invalid.
+    Inspect(crossbeam_channel::Sender<Inspected>),
+    /// `clear table`: a key (or every entry) of the stick table of backend `owner`
+    /// (`limiter` None) or of frontend `owner`'s rate limit `limiter`.
+    ClearTable {
+        owner: usize,
+        limiter: Option<usize>,
+        key: Option<u64>,
+    },
     /// About the process-wide limits: a slot handed to a waiter here, room again.
     Limits(crate::limits::Event),
+    /// New certificates for some TLS binds (`commit ssl cert`): new handshakes use
+    /// them, open connections keep theirs.
+    Certs(Arc<CertUpdate>),
+    /// The session-ticket keys every node shares (a `tls-ticket-keys` text), from the
+    /// cluster thread: binds that use the process's keys take them.
+    TicketKeys(Arc<str>),
     /// Answer with the shard's number once every message before this one is applied
     /// (the runtime API answers only when a change is in force on every shard).
     Ack(crossbeam_channel::Sender<usize>),
-    /// A new configuration: (address, frontend index, a new socket for a new address;
-    /// `None` = keep this shard's listener on that address). Others close.
+    /// A new configuration: (address, the bind it serves, a new socket for a new
+    /// address; `None` = keep this shard's listener on that address). Others close.
     Reload {
         config: std::sync::Arc<crate::config::Config>,
         /// Its limits, with the counters of what stayed.
         shared: std::sync::Arc<crate::limits::Shared>,
-        listeners: Vec<(std::net::SocketAddr, usize, Option<std::net::TcpListener>)>,
+        listeners: Vec<(
+            std::net::SocketAddr,
+            crate::config::BindRef,
+            Option<std::net::TcpListener>,
+        )>,
     },
+}
+
+/// New certificates for some binds of one config.
+#[derive(Debug)]
+pub struct CertUpdate {
+    /// The config the bind indices belong to: a shard on another one ignores it (a
+    /// reload reads the files again).
+    pub config: Arc<Config>,
+    pub binds: Vec<(crate::config::BindRef, Arc<crate::tls::BindTls>)>,
 }
 
 /// The messages that bring a restarted shard up to date with the servers' health and
 /// operator states, for the config it runs (none if the process moved on to another).
 pub type Resync = std::sync::Arc<dyn Fn(&crate::config::Config) -> Vec<ToShard> + Send + Sync>;
+
+/// A client connection a shard serves (`show sess`).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub fd: i32,
+    pub frontend: usize,
+    pub peer: std::net::SocketAddr,
+    pub age: Duration,
+}
+
+/// One table's entries as `show table` lists them.
+#[derive(Debug, Clone)]
+pub struct TableDump {
+    /// The backend (stick tables) or frontend (request rates) it belongs to, and the
+    /// limiter's number among the frontend's.
+    pub owner: usize,
+    pub limiter: Option<usize>,
+    /// (key hash, ms until it expires, data: stick `server_id` (1-based) or the
+    /// request rate over the period).
+    pub entries: Vec<(u64, u64, u64)>,
+}
+
+/// What a shard answers to `Inspect`.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub shard: usize,
+    pub sessions: Vec<Session>,
+    pub captures: Vec<crate::stats::Capture>,
+    /// Invalid requests this shard saw (captured or not).
+    pub events: u64,
+    /// The shard's stick tables and request-rate tables.
+    pub tables: Vec<TableDump>,
+}
 
 /// One shard's figures, for the admin thread to merge.
 pub struct ShardReport {
@@ -110,6 +176,40 @@ pub struct ShardReport {
     pub stats: Snapshot,
     /// Requests waiting per backend, now and at most.
     pub queued: Vec<(u64, u64)>,
+    /// What the shard holds besides its counters.
+    pub held: Held,
+}
+
+/// What a shard holds at a snapshot (summed over shards by `Core::gather`).
+#[derive(Debug, Default, Clone)]
+pub struct Held {
+    /// Idle pooled connections per backend and server.
+    pub idle: Vec<Vec<u64>>,
+    /// Requests (and L4 connections) in flight.
+    pub inflight: u64,
+    /// Splice pipes in use, idle, and the most the shard may open.
+    pub pipes: (u64, u64, u64),
+    /// Bytes moved through pipes so far.
+    pub spliced: u64,
+    /// Connection buffers: bytes in use, bytes idle in the free list.
+    pub buffers: (u64, u64),
+}
+
+impl Held {
+    pub fn add(&mut self, o: &Held) {
+        for (a, b) in self.idle.iter_mut().zip(&o.idle) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        self.inflight += o.inflight;
+        self.pipes.0 += o.pipes.0;
+        self.pipes.1 += o.pipes.1;
+        self.pipes.2 += o.pipes.2;
+        self.spliced += o.spliced;
+        self.buffers.0 += o.buffers.0;
+        self.buffers.1 += o.buffers.1;
+    }
 }
 
 impl std::fmt::Debug for ShardReport {
@@ -155,14 +255,33 @@ pub struct HealthReport {
 /// build (it merges every shard's figures). The shard polls `reply` without blocking.
 pub struct ServiceQuery {
     pub service: crate::config::Service,
-    /// `;csv` in the stats URI: `show stat` instead of HTML.
-    pub csv: bool,
+    /// The request's method and target (`/stats;csv`, `/metrics?scope=server`).
+    pub method: String,
+    pub target: String,
+    /// A POST's body (the stats page's admin actions).
+    pub body: Vec<u8>,
+    /// The request meets `stats admin`'s condition: it may change servers' states.
+    pub admin: bool,
     pub reply: crossbeam_channel::Sender<ServiceAnswer>,
 }
 
 pub struct ServiceAnswer {
+    /// 200, 303 (after an admin action, to `location`), 400.
+    pub status: u16,
     pub content_type: &'static str,
+    pub location: Option<String>,
     pub body: String,
+}
+
+impl ServiceAnswer {
+    pub fn ok(content_type: &'static str, body: String) -> ServiceAnswer {
+        ServiceAnswer {
+            status: 200,
+            content_type,
+            location: None,
+            body,
+        }
+    }
 }
 
 /// A stick record a shard learnt (indices into the config of its batch).

@@ -1,7 +1,8 @@
 //! The server side that every client-side protocol shares (HTTP/1 requests, TCP
 //! connections, and HTTP/2 streams next): for one request, a server slot (sticky
 //! server, balancer, or the backend's queue), an idle pooled connection or a new one
-//! (with its PROXY header), the retry decision after a failure (`verdict`, a pure
+//! (with its PROXY header, then TLS to an `ssl` server), the retry decision after a
+//! failure (`verdict`, a pure
 //! function), and every counter and passive-health report that goes with them.
 //!
 //! Owns: the attempt's state (servers tried, failures), the slot guard. May not touch:
@@ -13,7 +14,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 pub use verdict::{verdict, Failure, Situation, Verdict};
@@ -22,6 +22,7 @@ use crate::io::{write_range, Timer};
 use crate::record::Term;
 use crate::shard::Shard;
 use crate::stats::Counters;
+use crate::tls::{ServerStream, SniSource};
 use crate::upstream::{AcquireError, Taken, Tried};
 
 /// Whether an attempt may take an idle pooled connection (each is checked before it
@@ -69,8 +70,9 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Wraps a slot `BackendState::acquire` handed out, and counts the session.
-    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken) -> Slot {
+    /// Wraps a slot `BackendState::acquire` handed out at `now`, and counts the
+    /// session (its rate and date too).
+    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken, now: Instant) -> Slot {
         let server = taken.server;
         let be = &shard.stats.backends[backend];
         let sv = shard.stats.server(backend, server as usize);
@@ -79,6 +81,10 @@ impl Slot {
             Counters::inc(&c.stot);
         }
         Counters::inc(&sv.lbtot);
+        Counters::inc(&be.lbtot);
+        shard
+            .stats
+            .session(backend, server, shard.stats.ms(now.into_std()));
         shard.pools.slot_taken();
         Slot {
             shard: shard.clone(),
@@ -109,7 +115,9 @@ pub struct ServerConn {
     pub server: u32,
     /// Came from the pool: the server may have closed it meanwhile.
     pub reused: bool,
-    pub stream: TcpStream,
+    pub stream: ServerStream,
+    /// Its SNI tag (see `upstream::pool`), to pool it with its peers.
+    pub tag: u64,
     pub slot: Slot,
 }
 
@@ -151,6 +159,10 @@ pub struct Dispatch {
     /// The stick record read for the current attempt, and when it was asked.
     recorded: Option<u32>,
     asked: Instant,
+    /// The names a server's SNI may come from (`sni req.hdr(host)`, `sni
+    /// ssl_fc_sni`): kept only for a backend that has such a server.
+    sni_host: Option<Box<str>>,
+    sni_client: Option<Box<str>>,
     /// The timings of the attempt `next` returned last.
     pub times: Times,
 }
@@ -182,12 +194,42 @@ impl Dispatch {
             forced: None,
             recorded: None,
             asked: start,
+            sni_host: None,
+            sni_client: None,
             times: Times {
                 queued: Duration::ZERO,
                 connected: Duration::ZERO,
                 ready: start,
                 retries: Retries::default(),
             },
+        }
+    }
+
+    /// The request's Host (without port), for servers whose SNI is `req.hdr(host)`.
+    pub fn host_sni(&mut self, host: Option<&str>) {
+        if self.shard.upstreams.backends[self.backend].sni_from_host {
+            self.sni_host = host.map(Into::into);
+        }
+    }
+
+    /// The client's SNI, for servers whose SNI is `ssl_fc_sni`.
+    pub fn client_sni(&mut self, sni: Option<&str>) {
+        if self.shard.upstreams.backends[self.backend].sni_from_client {
+            self.sni_client = sni.map(Into::into);
+        }
+    }
+
+    /// The dynamic SNI for `server`, if it takes one.
+    fn sni_for(&self, server: u32) -> Option<&str> {
+        let s = &self.shard.upstreams.backends[self.backend].servers[server as usize];
+        match s
+            .tls
+            .as_ref()
+            .and_then(|t| t.settings.settings.sni.as_ref())
+        {
+            Some(SniSource::HostHeader) => self.sni_host.as_deref(),
+            Some(SniSource::ClientSni) => self.sni_client.as_deref(),
+            _ => None,
         }
     }
 
@@ -223,11 +265,12 @@ impl Dispatch {
             return Ok(None);
         };
         let server = taken.server;
-        let slot = Slot::new(&self.shard, self.backend, taken);
+        let slot = Slot::new(&self.shard, self.backend, taken, asked);
+        let tag = self.tag(server);
         let pooled = self
             .shard
             .upstreams
-            .pooled(self.backend, server, asked.into_std());
+            .pooled(self.backend, server, asked.into_std(), tag);
         let Some(stream) = pooled else {
             // `attempts` connects on this slot: it is this attempt, not a retry.
             self.kept = Some(slot);
@@ -235,6 +278,7 @@ impl Dispatch {
             return Ok(None);
         };
         self.count_retry(server);
+        self.count_connection(server, true);
         self.times = Times {
             queued: Duration::ZERO,
             connected: Duration::ZERO,
@@ -245,8 +289,21 @@ impl Dispatch {
             server,
             reused: true,
             stream,
+            tag,
             slot,
         }))
+    }
+
+    /// The SNI tag of `server`'s connections for this request (0 unless its SNI comes
+    /// from the request).
+    #[inline]
+    fn tag(&self, server: u32) -> u64 {
+        if self.sni_host.is_none() && self.sni_client.is_none() {
+            return 0;
+        }
+        self.shard
+            .upstreams
+            .sni_tag(self.backend, server, self.sni_for(server))
     }
 
     /// Attempts until one connects or the retries are used up.
@@ -256,27 +313,37 @@ impl Dispatch {
             let asked = self.first_ask.take().unwrap_or_else(Instant::now);
             self.asked = asked;
             let slot = match self.kept.take() {
-                Some(slot) => slot,
+                Some(slot) => {
+                    // Another attempt on the same server is another session there
+                    // for HAProxy (the backend's stays one).
+                    if self.failures > 0 {
+                        let st = &self.shard.stats;
+                        Counters::inc(&st.server(self.backend, slot.server() as usize).stot);
+                    }
+                    slot
+                }
                 None => {
                     let taken = match self.slot_now(asked)? {
                         Some(t) => t,
                         None => self.slot_wait(asked).await?,
                     };
-                    Slot::new(&self.shard, self.backend, taken)
+                    Slot::new(&self.shard, self.backend, taken, asked)
                 }
             };
             let (server, backend) = (slot.server(), self.backend);
             let connecting = Instant::now();
             self.count_retry(server);
+            let tag = self.tag(server);
             let pooled = match pool {
                 _ if std::mem::take(&mut self.fresh) => None,
                 PoolUse::Never => None,
                 PoolUse::Pooled => {
                     self.shard
                         .upstreams
-                        .pooled(backend, server, connecting.into_std())
+                        .pooled(backend, server, connecting.into_std(), tag)
                 }
             };
+            self.count_connection(server, pooled.is_some());
             let connected = match pooled {
                 Some(stream) => Ok((stream, true)),
                 None => self.connect(server, timer).await.map(|s| (s, false)),
@@ -295,14 +362,19 @@ impl Dispatch {
                         server,
                         reused,
                         stream,
+                        tag,
                         slot,
                     });
                 }
                 Err(()) => {
-                    let st = &self.shard.stats;
-                    Counters::inc(&st.backends[backend].econ);
-                    Counters::inc(&st.server(backend, server as usize).econ);
-                    self.decide(slot, Failure::Connect, false, true)?;
+                    // HAProxy counts a connection error once the request gives up
+                    // (each attempt before is a retry warning).
+                    if let Err(give_up) = self.decide(slot, Failure::Connect, false, true) {
+                        let st = &self.shard.stats;
+                        Counters::inc(&st.backends[backend].econ);
+                        Counters::inc(&st.server(backend, server as usize).econ);
+                        return Err(give_up);
+                    }
                     if self.kept.is_some() {
                         // Again the same server, which just refused: HAProxy waits
                         // min(timeout connect, 1s) first, so that a restarting server
@@ -329,6 +401,17 @@ impl Dispatch {
         if !self.tried.is_empty() {
             Counters::inc(&st.backends[b].wredis);
             Counters::inc(&sv.wredis);
+        }
+    }
+
+    /// An attempt on `server`: a pooled connection reused, or a new one tried
+    /// (HAProxy's `reuse` and `connect`, failed connects included).
+    #[inline]
+    fn count_connection(&self, server: u32, reused: bool) {
+        let (st, b) = (&self.shard.stats, self.backend);
+        let sv = st.server(b, server as usize);
+        for c in [&st.backends[b], sv] {
+            Counters::inc(if reused { &c.reuse } else { &c.connect });
         }
     }
 
@@ -381,8 +464,10 @@ impl Dispatch {
         }
     }
 
-    /// A new connection to `server`, with the PROXY header the server wants.
-    async fn connect(&self, server: u32, timer: &mut Timer) -> Result<TcpStream, ()> {
+    /// A new connection to `server`, with the PROXY header the server wants, then TLS
+    /// if it has `ssl` (a failed handshake, a bad certificate included, is a failed
+    /// connect: retried, then 503).
+    async fn connect(&self, server: u32, timer: &mut Timer) -> Result<ServerStream, ()> {
         let shard = &self.shard;
         let mut stream = shard
             .upstreams
@@ -400,7 +485,11 @@ impl Dispatch {
                 .await
                 .map_err(drop)?;
         }
-        Ok(stream)
+        shard
+            .upstreams
+            .secure(self.backend, server, stream, self.sni_for(server))
+            .await
+            .map_err(drop)
     }
 
     /// The attempt on `conn` failed after it was connected. `Ok`: call `next` again;
@@ -509,7 +598,7 @@ impl Dispatch {
         {
             shard
                 .upstreams
-                .release_conn(self.backend, conn.server, conn.stream);
+                .release_conn(self.backend, conn.server, conn.stream, conn.tag);
         }
     }
 

@@ -84,6 +84,7 @@ impl Health {
                                 code: None,
                                 duration: None,
                                 desc: String::new(),
+                                info: String::new(),
                                 chkfail: 0,
                                 chkdown: 0,
                                 last_change: now,
@@ -92,6 +93,7 @@ impl Health {
                                 health: rise + fall - 1,
                                 rise,
                                 fall,
+                                backend: crate::control::BackendFlips::new(now),
                             }
                         })
                         .collect()
@@ -186,6 +188,29 @@ impl State {
                 }
             }
         }
+        // The backend's own state: down once no server is left.
+        if let Ok(mut v) = self.view.lock() {
+            let now = Instant::now();
+            let mut flips = v[backend].first().map(|c| c.backend);
+            if let Some(f) = &mut flips {
+                let down = active == 0 && backup == 0;
+                if down && f.down_since.is_none() {
+                    f.chkdown += 1;
+                    f.down_since = Some(now);
+                    f.last_change = now;
+                } else if !down {
+                    if let Some(since) = f.down_since.take() {
+                        f.downtime += now.saturating_duration_since(since);
+                        f.last_change = now;
+                    }
+                }
+            }
+            if let Some(f) = flips {
+                for c in v[backend].iter_mut() {
+                    c.backend = f;
+                }
+            }
+        }
         let took = took
             .map(|d| format!(", check duration: {}ms", d.as_millis()))
             .unwrap_or_default();
@@ -225,6 +250,11 @@ impl State {
             c.code = outcome.code;
             c.duration = Some(took);
             c.desc = outcome.reason.split(',').next().unwrap_or("").to_string();
+            c.info = if passed {
+                String::new()
+            } else {
+                last_check_info(reason)
+            };
             if !passed {
                 c.chkfail += 1;
             }
@@ -378,16 +408,30 @@ async fn run(
                 } else {
                     None
                 };
+                // As HAProxy: an `ssl` server is checked over TLS when the check goes
+                // to its own address and port, or always with `check-ssl`; the name
+                // sent is `check-sni`'s (none by default).
+                let own = check.port.is_none() && check.addr.is_none();
+                let tls = s
+                    .tls
+                    .as_ref()
+                    .filter(|t| t.settings.check_ssl || own)
+                    .map(|t| probe::CheckTls {
+                        config: t.config.clone(),
+                        name: t
+                            .settings
+                            .server_name(t.settings.check_sni.as_deref(), s.addr.ip()),
+                    });
                 // Spread the first checks over one interval.
                 let first = check.interval / count * si as u32;
                 monoio::spawn(check_loop(
                     state.clone(),
-                    bi,
-                    si,
+                    (bi, si),
                     check.clone(),
                     probe::check_addr(s.addr, check),
                     first,
                     proxy,
+                    tls,
                 ));
             }
         }
@@ -410,17 +454,17 @@ async fn run(
 
 async fn check_loop(
     state: Rc<RefCell<State>>,
-    backend: usize,
-    server: usize,
+    (backend, server): (usize, usize),
     check: HealthCheck,
     addr: std::net::SocketAddr,
     first: Duration,
     proxy: Option<crate::proxy_protocol::Version>,
+    tls: Option<probe::CheckTls>,
 ) {
     monoio::time::sleep(first).await;
     loop {
         let start = Instant::now();
-        let outcome = probe::probe(addr, &check, proxy).await;
+        let outcome = probe::probe(addr, &check, proxy, tls.as_ref()).await;
         let took = start.elapsed();
         let wait = {
             let mut st = state.borrow_mut();
@@ -428,5 +472,38 @@ async fn check_loop(
             st.next_interval(backend, server, &check)
         };
         monoio::time::sleep(wait.saturating_sub(took)).await;
+    }
+}
+
+/// HAProxy's `last_chk` of a failed check: the `info` of its reason, without the
+/// OS error number Rust appends (`Connection refused (os error 111)`).
+fn last_check_info(reason: &str) -> String {
+    let Some(i) = reason.find("info: \"") else {
+        return String::new();
+    };
+    let text = reason[i + 7..].trim_end_matches('"');
+    match text.find(" (os error") {
+        Some(j) => text[..j].to_string(),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod last_check_tests {
+    #[test]
+    fn last_chk_is_the_info_without_the_os_error_number() {
+        assert_eq!(
+            super::last_check_info(
+                "Layer4 connection problem, info: \"Connection refused (os error 111)\""
+            ),
+            "Connection refused"
+        );
+        assert_eq!(
+            super::last_check_info(
+                "Layer7 wrong status, code: 500, info: \"Internal Server Error\""
+            ),
+            "Internal Server Error"
+        );
+        assert_eq!(super::last_check_info("Layer4 timeout"), "");
     }
 }

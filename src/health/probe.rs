@@ -1,10 +1,11 @@
-//! One active check on a fresh connection: a TCP connect, or an HTTP request whose
-//! status line must match. Results carry HAProxy-style reasons for the flip log.
+//! One active check on a fresh connection: a TCP connect (and a TLS handshake with
+//! `check-ssl`), or an HTTP request whose status line must match, over TLS with
+//! `check-ssl`. Results carry HAProxy-style reasons for the flip log.
 
 use std::net::SocketAddr;
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::config::{CheckKind, HealthCheck};
@@ -37,8 +38,20 @@ impl Outcome {
     }
 }
 
+/// TLS for a check (`check-ssl`): the server's client config and the name to send.
+#[derive(Clone)]
+pub struct CheckTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
 /// Runs one check against `addr` (already adjusted for a separate check port/address).
-pub async fn probe(addr: SocketAddr, check: &HealthCheck, proxy: Option<Version>) -> Outcome {
+pub async fn probe(
+    addr: SocketAddr,
+    check: &HealthCheck,
+    proxy: Option<Version>,
+    tls: Option<&CheckTls>,
+) -> Outcome {
     let connect = monoio::time::timeout(check.timeout, TcpStream::connect_addr(addr)).await;
     let stream = match connect {
         Err(_) => return Outcome::fail("L4TOUT", None, "Layer4 timeout".into()),
@@ -66,7 +79,32 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheck, proxy: Option<Version>
             );
         }
     }
+    let Some(tls) = tls else {
+        return speak(stream, addr, check, false).await;
+    };
+    let deadline = monoio::time::Instant::now() + check.timeout;
+    match crate::tls::connect(stream, tls.config.clone(), tls.name.clone(), deadline).await {
+        Ok(s) => speak(s, addr, check, true).await,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            Outcome::fail("L6TOUT", None, "Layer6 timeout".into())
+        }
+        Err(e) => Outcome::fail(
+            "L6RSP",
+            None,
+            format!("Layer6 invalid response, info: \"SSL handshake failure ({e})\""),
+        ),
+    }
+}
+
+/// The check's own exchange, once connected (and TLS set up, `tls`).
+async fn speak<S: AsyncReadRent + AsyncWriteRent>(
+    stream: S,
+    addr: SocketAddr,
+    check: &HealthCheck,
+    tls: bool,
+) -> Outcome {
     match &check.kind {
+        CheckKind::Tcp if tls => Outcome::pass("L6OK", None, "Layer6 check passed".into()),
         CheckKind::Tcp => Outcome::pass("L4OK", None, "Layer4 check passed".into()),
         CheckKind::Http {
             method,
@@ -120,8 +158,8 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheck, proxy: Option<Version>
 
 /// Sends the request and reads the status line: (code, reason phrase, and with
 /// `body` everything after the head up to 64 KiB or the server's close).
-async fn status_line(
-    mut stream: TcpStream,
+async fn status_line<S: AsyncReadRent + AsyncWriteRent>(
+    mut stream: S,
     request: String,
     body: bool,
 ) -> Result<(u16, String, Vec<u8>), String> {
@@ -153,8 +191,8 @@ async fn status_line(
 
 /// Reads the rest of a check response (until close, at most 64 KiB) and returns what
 /// follows the head.
-async fn read_body(
-    mut stream: TcpStream,
+async fn read_body<S: AsyncReadRent>(
+    mut stream: S,
     mut buf: Vec<u8>,
     _status_end: usize,
 ) -> Result<Vec<u8>, String> {

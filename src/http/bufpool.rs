@@ -18,6 +18,21 @@ const MAX_CLASSES: usize = 4;
 thread_local! {
     /// (capacity, idle buffers of exactly that capacity); a config has one or two.
     static FREE: RefCell<Vec<(usize, Vec<Vec<u8>>)>> = const { RefCell::new(Vec::new()) };
+    /// Bytes of the buffers handed out and not given back, for the statistics.
+    static OUT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// This shard's buffers: (bytes in use by connections, bytes idle in the free list),
+/// HAProxy's pool figures for `show info`.
+pub fn figures() -> (u64, u64) {
+    let used = OUT.with(|o| o.get()) as u64;
+    let idle = FREE.with(|f| {
+        f.borrow()
+            .iter()
+            .map(|(cap, l)| (cap * l.len()) as u64)
+            .sum()
+    });
+    (used, idle)
 }
 
 /// An empty buffer of at least the capacity asked for, returned to the shard's free
@@ -36,12 +51,14 @@ impl PooledBuf {
                 .and_then(|(_, l)| l.pop())
         });
         let buf = reused.unwrap_or_else(|| Vec::with_capacity(cap));
+        let _ = OUT.try_with(|o| o.set(o.get() + cap));
         Self { buf, cap }
     }
 
     /// Wraps a buffer that already holds bytes (those that followed a PROXY header).
     pub fn adopt(buf: Vec<u8>) -> Self {
         let cap = buf.capacity();
+        let _ = OUT.try_with(|o| o.set(o.get() + cap));
         Self { buf, cap }
     }
 
@@ -66,6 +83,7 @@ impl DerefMut for PooledBuf {
 
 impl Drop for PooledBuf {
     fn drop(&mut self) {
+        let _ = OUT.try_with(|o| o.set(o.get().saturating_sub(self.cap)));
         let mut buf = std::mem::take(&mut self.buf);
         // A read cut short by a timeout leaves an empty Vec here: nothing to keep.
         if buf.capacity() != self.cap || self.cap == 0 {

@@ -12,9 +12,10 @@ use monoio::time::Instant;
 use super::bufpool::PooledBuf;
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
+use super::phases::{self, Early};
 use super::reply::{Reply, CONTINUE};
 use super::route::{is_idempotent, request_hash};
-use super::rules::{self as hrules, Early};
+use super::rules as hrules;
 use crate::config::BalanceAlgo;
 use crate::config::Service;
 use crate::dispatch::{Dispatch, Failure, GiveUp, PoolUse, ServerConn};
@@ -24,7 +25,7 @@ use crate::rules::Txn;
 use crate::shard::Shard;
 use crate::stats::Counters;
 
-use super::local::service_response;
+use super::local::{service_response, ServiceRequest};
 use super::response::HeadError;
 
 /// Response buffer size; the request buffer is `limits.max_header_bytes`.
@@ -47,16 +48,31 @@ pub(super) enum Stop {
     /// A reload happened while the connection waited for its next request: move to
     /// the new config and read that request again.
     Newer,
-    /// Answer from the admin side; `csv` for `;csv` stats.
+    /// Answer from the admin side (boxed: a rare case must not grow every
+    /// exchange's result).
     Service {
-        service: Service,
-        csv: bool,
+        service: Box<(Service, ServiceAsk)>,
         authorized: bool,
     },
     /// The server answered 101 to an upgrade: the connection becomes a tunnel (the
-    /// server's head ended at this offset of `sbuf`).
-    Tunnel(ServerConn, usize),
+    /// server's head ended at this offset of `sbuf`). Boxed: a server stream may be
+    /// TLS, which would make every `Result<_, Stop>` large (one box per upgrade).
+    Tunnel(Box<ServerConn>, usize),
 }
+
+/// A request for an admin page: its method and target, and where its body is (a
+/// POST from the stats page: the head's length and the body's).
+pub(super) struct ServiceAsk {
+    method: String,
+    target: String,
+    head_len: usize,
+    body_len: u64,
+    /// It meets `stats admin`'s condition.
+    admin: bool,
+}
+
+/// The longest body an admin page request may carry (the stats page's forms).
+const SERVICE_BODY_MAX: u64 = 16 * 1024;
 
 /// The parts of a request head the rest of the exchange needs (the head itself has
 /// already been rewritten into `out`).
@@ -75,6 +91,8 @@ pub(super) struct RequestMeta {
     pub(super) hash: Option<u64>,
     /// The stick-table key of a backend with `stick on`.
     pub(super) stick: Option<u64>,
+    /// The Host, for a backend whose servers take their SNI from it (else `None`).
+    pub(super) sni_host: Option<Box<str>>,
     /// The server a `use-server` rule chose.
     pub(super) use_server: Option<u32>,
 }
@@ -105,12 +123,13 @@ pub(super) struct Conn<S> {
     /// its `timeout http-request` starts afresh rather than from before the idle wait.
     pub(super) resumed: bool,
     /// What rules keep for the connection and its current request (variables,
-    /// captures, tracked counters).
+    /// captures, tracked counters), and the connection's TLS facts (`txn.tls`).
     pub(super) txn: Txn,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
-/// header, and `local` is the address the client connected to.
+/// header, `local` is the address the client connected to, `txn` what its `tcp-request
+/// connection|session` rules did (and `txn.tls` what its TLS handshake settled).
 pub async fn serve<S: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
@@ -179,6 +198,19 @@ pub async fn serve<S: Stream>(
         if let Err(Stop::Answer { status, .. } | Stop::Tarpit(status)) = &result {
             conn.rec.status = *status;
             conn.rec.bytes_out += conn.out.len() as u64;
+            // A deny or a tarpit (an error status) is a denied request for HAProxy; a
+            // redirect or a return, one the proxy intercepted.
+            let fe = &conn.shard.stats.frontends[conn.frontend];
+            Counters::inc(
+                if *status >= 400 || matches!(result, Err(Stop::Tarpit(_))) {
+                    &fe.denied
+                } else {
+                    &fe.intercepted
+                },
+            );
+        }
+        if let Err(Stop::Service { .. }) = &result {
+            Counters::inc(&conn.shard.stats.frontends[conn.frontend].intercepted);
         }
         if let Err(Stop::Reply(r)) = &result {
             conn.rec.status = r.status();
@@ -192,6 +224,8 @@ pub async fn serve<S: Stream>(
             ) {
                 conn.rec.started = true;
                 Counters::inc(&conn.shard.stats.frontends[conn.frontend].ereq);
+                let bytes = &conn.cbuf[conn.cpos.min(conn.cbuf.len())..];
+                conn.shard.stats.capture(conn.frontend, conn.peer, bytes);
             }
         }
         conn.account();
@@ -217,7 +251,7 @@ pub async fn serve<S: Stream>(
             }
             Err(Stop::Tunnel(up, head_len)) => {
                 // Boxed: a tunnel's state would otherwise grow every connection's future.
-                Box::pin(super::tunnel::run(conn, up, head_len)).await;
+                Box::pin(super::tunnel::run(conn, *up, head_len)).await;
                 return;
             }
             Err(Stop::Reply(r)) => {
@@ -274,11 +308,20 @@ pub async fn serve<S: Stream>(
             }
             Err(Stop::Service {
                 service,
-                csv,
                 authorized,
             }) => {
                 let shard = conn.shard.clone();
-                let response = service_response(&shard, &service, csv, authorized).await;
+                let (svc, req) = *service;
+                let Some(body) = conn.service_body(&req).await else {
+                    return;
+                };
+                let req = ServiceRequest {
+                    method: req.method,
+                    target: req.target,
+                    body,
+                    admin: req.admin,
+                };
+                let response = service_response(&shard, &svc, req, authorized).await;
                 conn.answer_and_close(response.into_bytes()).await;
                 return;
             }
@@ -287,6 +330,24 @@ pub async fn serve<S: Stream>(
 }
 
 impl<S: Stream> Conn<S> {
+    /// The body of an admin page request (a stats page form), read within
+    /// `timeout client`; `None`: the client went away or was too slow.
+    async fn service_body(&mut self, req: &ServiceAsk) -> Option<Vec<u8>> {
+        let start = self.cpos + req.head_len;
+        let want = req.body_len as usize;
+        let deadline = Self::deadline(self.timeouts().client);
+        while self.cbuf.len().saturating_sub(start) < want {
+            if self.cbuf.len() == self.cbuf.capacity() {
+                return None;
+            }
+            match read_into(&mut self.client, &mut self.cbuf, &mut self.timer, deadline).await {
+                ReadOutcome::Data(_) => {}
+                _ => return None,
+            }
+        }
+        Some(self.cbuf[start.min(self.cbuf.len())..][..want].to_vec())
+    }
+
     /// Puts a canned error reply through the `http-after-response` rules, into
     /// `out`; `false` when there are none.
     fn after_rules(&mut self, r: Reply) -> bool {
@@ -307,7 +368,7 @@ impl<S: Stream> Conn<S> {
             src: self.peer,
             dst: self.local,
         };
-        hrules::after_local(&site, &mut self.txn, &mut self.out, r.status());
+        phases::after_local(&site, &mut self.txn, &mut self.out, r.status());
         true
     }
 
@@ -323,7 +384,7 @@ impl<S: Stream> Conn<S> {
         {
             let (status, bytes_in, bytes_out) =
                 (self.rec.status, self.rec.bytes_in, self.rec.bytes_out);
-            hrules::request_done(&self.shard, &mut self.txn, status, bytes_in, bytes_out);
+            phases::request_done(&self.shard, &mut self.txn, status, bytes_in, bytes_out);
         }
         self.rec.account(
             &self.shard,
@@ -351,6 +412,12 @@ impl<S: Stream> Conn<S> {
         }
     }
 
+    /// What the connection's TLS handshake settled (SNI, protocol, cipher, ALPN, client
+    /// certificate), for the `ssl_fc*` / `ssl_c_*` fetches; `None` on plain TCP.
+    pub(super) fn tls(&self) -> Option<&crate::rules::TlsFacts> {
+        self.txn.tls.as_deref()
+    }
+
     pub(super) fn timeouts(&self) -> &crate::config::Timeouts {
         &self.shard.config.frontends[self.frontend].timeouts
     }
@@ -369,6 +436,7 @@ impl<S: Stream> Conn<S> {
         self.rec.bytes_in = req.head_len as u64;
         let shard = self.shard.clone();
         let _inflight = shard.begin_request();
+        let _active = crate::stats::Busy::new(&shard.stats.frontends[self.frontend].active);
         // `option httpclose`: one request per client connection.
         let keep_alive = req.keep_alive
             && !shard.draining.get()
@@ -405,6 +473,8 @@ impl<S: Stream> Conn<S> {
             (self.peer, self.local),
             start,
         );
+        dispatch.host_sni(req.sni_host.as_deref());
+        dispatch.client_sni(self.tls().and_then(|t| t.sni.as_deref()));
         dispatch.use_server(req.use_server);
         let mut continue_sent = false;
         let (response, mut up) = loop {
@@ -449,7 +519,7 @@ impl<S: Stream> Conn<S> {
             }
         };
         if response.upgrade {
-            return Err(Stop::Tunnel(up, response.head_len));
+            return Err(Stop::Tunnel(Box::new(up), response.head_len));
         }
         let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
         // A connection that announced this client's address must not carry another's;
@@ -530,7 +600,7 @@ impl<S: Stream> Conn<S> {
                         }
                         // Captures, tcp-request content and http-request rules,
                         // use_backend, the backend's rules, use-server, XFF.
-                        let routed = match hrules::request_phase(
+                        let routed = match phases::request_phase(
                             &self.shard,
                             self.frontend,
                             self.peer,
@@ -542,6 +612,28 @@ impl<S: Stream> Conn<S> {
                             Ok(routed) => routed,
                             Err(e) => {
                                 self.rec.backend = None;
+                                // `stats admin if COND`, on the request as rewritten.
+                                let admin = match &e {
+                                    Early::Service(Service::Stats { admin: Some(c), .. }) => {
+                                        let site = hrules::Site {
+                                            shard: &self.shard,
+                                            frontend: self.frontend,
+                                            backend: None,
+                                            server: None,
+                                            src: self.peer,
+                                            dst: self.local,
+                                        };
+                                        hrules::with_work(|w| {
+                                            let ctx = site.ctx(
+                                                &self.txn,
+                                                Some(&self.out),
+                                                crate::rules::Dir::Req,
+                                            );
+                                            c.0.holds(&ctx, &mut w.s)
+                                        })
+                                    }
+                                    _ => false,
+                                };
                                 return Err(early_stop(
                                     &self.shard,
                                     self.frontend,
@@ -549,6 +641,7 @@ impl<S: Stream> Conn<S> {
                                     &mut self.out,
                                     e,
                                     &r,
+                                    admin,
                                 ));
                             }
                         };
@@ -569,7 +662,11 @@ impl<S: Stream> Conn<S> {
                                 client,
                             )
                         });
+                        let sni_host = backend
+                            .filter(|&b| self.shard.upstreams.backends[b].sni_from_host)
+                            .and_then(|_| r.host.map(Into::into));
                         return Ok(RequestMeta {
+                            sni_host,
                             head_len: r.head_len,
                             framing: r.framing,
                             keep_alive: r.keep_alive,
@@ -692,10 +789,16 @@ fn early_stop(
     out: &mut Vec<u8>,
     e: Early,
     r: &head::Request<'_>,
+    admin: bool,
 ) -> Stop {
     match e {
         Early::Close { silent } => {
             rec.term = Some(Term::PROXY_REQUEST);
+            // `reject` and `silent-drop` deny the request, for HAProxy's counters; it
+            // was received (`req_tot`).
+            Counters::inc(&shard.stats.frontends[frontend].denied);
+            rec.started = true;
+            rec.bytes_in = r.head_len as u64;
             if silent {
                 Stop::Reset
             } else {
@@ -710,9 +813,20 @@ fn early_stop(
                 }),
                 _ => true,
             };
+            let body_len = match r.framing {
+                Framing::Length(n) if n <= SERVICE_BODY_MAX => n,
+                Framing::None => 0,
+                _ => return Stop::Reply(Reply::BadRequest),
+            };
+            let ask = ServiceAsk {
+                method: r.method.to_string(),
+                target: r.target.to_string(),
+                head_len: r.head_len,
+                body_len,
+                admin,
+            };
             Stop::Service {
-                service,
-                csv: r.target.contains(";csv"),
+                service: Box::new((service, ask)),
                 authorized,
             }
         }

@@ -118,14 +118,20 @@ impl<S: Stream> Conn<S> {
             let rest = body
                 .remaining_length()
                 .filter(|&n| n >= crate::splice::SPLICE_MIN);
-            if let (Some(rest), Some(to)) = (rest, self.client.socket()) {
+            if let (Some(rest), Some(to), Some(from)) =
+                (rest, self.client.socket(), up.stream.socket())
+            {
                 let pipes = self.shard.pipes.clone();
-                let from = &up.stream;
                 let (rt, wt) = (server_timeout, client_timeout);
                 match pipes.forward(from, to, rest, rt, wt, &mut self.timer).await {
                     Ok(()) => {
                         body.skip(rest);
                         self.rec.bytes_out += rest;
+                        let st = &self.shard.stats;
+                        crate::stats::Counters::add(&st.frontends[self.frontend].spliced_out, rest);
+                        if let Some(b) = self.rec.backend {
+                            crate::stats::Counters::add(&st.backends[b].spliced_out, rest);
+                        }
                         break;
                     }
                     Err(crate::splice::SpliceError::NoPipe) => {}
@@ -180,7 +186,7 @@ impl<S: Stream> Conn<S> {
         if none {
             return Ok(false);
         }
-        match super::rules::response_phase(
+        match super::phases::response_phase(
             &self.shard,
             self.frontend,
             self.rec.backend,
@@ -196,15 +202,32 @@ impl<S: Stream> Conn<S> {
                 }
                 Ok(false)
             }
-            Err(super::rules::Early::Answer(st)) => {
+            Err(super::phases::Early::Answer(st)) => {
+                // A deny (an error status) is a denied response for HAProxy.
+                if st >= 400 {
+                    self.count_denied_response(server);
+                }
                 self.rec.status = st;
                 self.rec.term = Some(Term::PROXY_HEADER);
                 super::rules::connection_header(&mut self.out, true, 1);
                 Ok(true)
             }
             Err(_) => {
+                self.count_denied_response(server);
                 self.rec.term = Some(Term::PROXY_HEADER);
                 Err(Stop::Close)
+            }
+        }
+    }
+
+    /// `dresp` of the frontend, the backend and the server.
+    fn count_denied_response(&self, server: u32) {
+        let st = &self.shard.stats;
+        crate::stats::Counters::inc(&st.frontends[self.frontend].dresp);
+        if let Some(b) = self.rec.backend {
+            crate::stats::Counters::inc(&st.backends[b].dresp);
+            if let Some(sv) = st.server_checked(b, server as usize) {
+                crate::stats::Counters::inc(&sv.dresp);
             }
         }
     }

@@ -22,6 +22,7 @@
 pub mod acl;
 pub mod action;
 pub mod convert;
+mod convert_build;
 mod convert_eval;
 pub mod fetch;
 mod fetch_build;
@@ -123,6 +124,10 @@ pub struct Txn {
     /// Header-name summaries of the request and response heads being edited
     /// (`head::name_bit`): a header rule skips the scan for a name that is absent.
     pub names: [u64; 2],
+    /// What the connection's TLS handshake settled (`None`: plain TCP), set once
+    /// after the handshake and kept for the connection's life (a reload's new
+    /// session keeps it too): every context over this transaction reads it.
+    pub tls: Option<Box<TlsFacts>>,
 }
 
 impl Txn {
@@ -188,7 +193,8 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// A context with only the connection's addresses (tests, `tcp-request connection`).
+    /// A context with the connection's addresses and TLS facts (tests, `tcp-request
+    /// connection`).
     pub fn new(src: SocketAddr, dst: SocketAddr, txn: &'a Txn) -> Ctx<'a> {
         Ctx {
             src,
@@ -205,7 +211,7 @@ impl<'a> Ctx<'a> {
             frontend: 0,
             backend: None,
             server: None,
-            tls: None,
+            tls: txn.tls.as_deref(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Accept loops, one per listening socket, and each connection's start: room under
-//! the connection limits, the PROXY header on `accept-proxy` binds, then the
-//! frontend's protocol (HTTP or TCP) in a task of its own.
+//! the connection limits, the PROXY header on `accept-proxy` binds, the TLS handshake
+//! on `ssl` binds, then the frontend's protocol (HTTP or TCP) in a task of its own.
+//! A TLS listener also stops accepting while the process is at its `maxsslrate`.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -13,15 +14,15 @@ use monoio::net::{TcpListener, TcpStream};
 
 use super::rescue::ClientFd;
 use super::{panic_text, Current};
-use crate::config::Mode;
+use crate::config::{BindRef, Mode};
 use crate::shard::{Permits, Shard};
 use crate::stats::Counters;
 
 /// One listening socket's accept loop, and how to stop it.
 pub(super) struct AcceptLoop {
     pub(super) addr: SocketAddr,
-    /// The frontend it serves; a reload may renumber frontends.
-    pub(super) frontend: Rc<Cell<usize>>,
+    /// The bind it serves; a reload may renumber frontends and binds.
+    pub(super) at: Rc<Cell<BindRef>>,
     /// Dropping it ends the loop, which closes the listener.
     pub(super) stop: local_sync::oneshot::Sender<()>,
     pub(super) handle: monoio::task::JoinHandle<()>,
@@ -32,7 +33,7 @@ pub(super) struct AcceptLoop {
 
 pub(super) fn start_accept(
     current: &Current,
-    frontend: usize,
+    at: BindRef,
     listener: std::net::TcpListener,
 ) -> std::io::Result<AcceptLoop> {
     let addr = listener.local_addr()?;
@@ -41,16 +42,11 @@ pub(super) fn start_accept(
     let keep = listener.try_clone()?;
     let listener = TcpListener::from_std(listener)?;
     let (stop, stop_rx) = local_sync::oneshot::channel::<()>();
-    let frontend = Rc::new(Cell::new(frontend));
-    let handle = monoio::spawn(accept_loop(
-        current.clone(),
-        frontend.clone(),
-        listener,
-        stop_rx,
-    ));
+    let at = Rc::new(Cell::new(at));
+    let handle = monoio::spawn(accept_loop(current.clone(), at.clone(), listener, stop_rx));
     Ok(AcceptLoop {
         addr,
-        frontend,
+        at,
         stop,
         handle,
         keep,
@@ -59,12 +55,21 @@ pub(super) fn start_accept(
 
 pub(super) async fn accept_loop(
     current: Current,
-    frontend: Rc<Cell<usize>>,
+    at: Rc<Cell<BindRef>>,
     listener: TcpListener,
     mut stop: local_sync::oneshot::Receiver<()>,
 ) {
     let listening = listener.local_addr().unwrap_or(UNKNOWN_LISTENER);
     loop {
+        // `maxsslrate`: a TLS listener waits (its clients in the backlog) until the
+        // process's rate of TLS connections allows one more.
+        let ssl_rate = tls_rate_limit(&current, at.get());
+        if let Some(wait) = ssl_rate.and_then(|limit| crate::tls::gate::SSL_RATE.wait(limit)) {
+            monoio::select! {
+                _ = &mut stop => break,
+                _ = monoio::time::sleep(wait) => continue,
+            }
+        }
         // A cancelable accept: when stopping, an accept the kernel already completed
         // still hands its connection over instead of losing it with the dropped op.
         let canceller = monoio::io::Canceller::new();
@@ -74,14 +79,14 @@ pub(super) async fn accept_loop(
             _ = &mut stop => {
                 let _canceller = canceller.cancel();
                 if let Ok((stream, peer)) = accept.await {
-                    let permits = current.borrow().clone().room_now(frontend.get());
+                    let permits = current.borrow().clone().room_now(at.get().frontend);
                     if let Some(permits) = permits {
-                        spawn_serve(&current, &frontend, listening, stream, peer, permits);
+                        spawn_serve(&current, at.get(), listening, stream, peer, permits);
                     }
                 }
                 // Refuse new connections now: on io_uring the close of the socket is
                 // itself a submission, which may wait for the ring's next entry.
-                tracing::debug!(frontend = frontend.get(), "listener closed");
+                tracing::debug!(frontend = at.get().frontend, "listener closed");
                 break;
             }
             accepted = &mut accept => accepted,
@@ -95,20 +100,37 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
+        if ssl_rate.is_some() {
+            crate::tls::gate::SSL_RATE.add();
+        }
         // Room under the process's and the frontend's maxconn. Taken after the accept:
         // each shard has its own backlog (SO_REUSEPORT), and a slot held by one shard
         // waiting for a connection must not strand those queued on another. While it
         // waits, this shard accepts nothing more (the rest stay in its backlog).
         let waiting = current.borrow().clone();
-        let permits = match waiting.room_now(frontend.get()) {
+        let frontend = at.get().frontend;
+        let permits = match waiting.room_now(frontend) {
             Some(p) => p,
             None => monoio::select! {
                 _ = &mut stop => break,
-                p = waiting.room(frontend.get()) => p,
+                p = waiting.room(frontend) => p,
             },
         };
-        spawn_serve(&current, &frontend, listening, stream, peer, permits);
+        spawn_serve(&current, at.get(), listening, stream, peer, permits);
     }
+}
+
+/// The `maxsslrate` a TLS listener obeys (`None`: not TLS, or no limit).
+fn tls_rate_limit(current: &Current, at: BindRef) -> Option<u32> {
+    let shard = current.borrow();
+    let limit = shard.config.runtime.maxsslrate?;
+    let bind = shard
+        .config
+        .frontends
+        .get(at.frontend)?
+        .binds
+        .get(at.bind)?;
+    bind.tls.as_ref().map(|_| limit)
 }
 
 thread_local! {
@@ -148,21 +170,20 @@ pub(super) const UNKNOWN_LISTENER: SocketAddr = SocketAddr::V4(std::net::SocketA
 /// the listener is bound to a wildcard address.
 pub(super) fn spawn_serve(
     current: &Current,
-    frontend: &Cell<usize>,
+    at: BindRef,
     listening: SocketAddr,
     stream: TcpStream,
     peer: SocketAddr,
     permits: Permits,
 ) {
     let shard = current.borrow().clone();
-    let fe = frontend.get();
-    let mode = shard.config.frontends[fe].mode;
-    monoio::spawn(serve(shard, fe, mode, listening, stream, peer, permits));
+    let mode = shard.config.frontends[at.frontend].mode;
+    monoio::spawn(serve(shard, at, mode, listening, stream, peer, permits));
 }
 
 async fn serve(
     shard: Rc<Shard>,
-    frontend: usize,
+    at: BindRef,
     mode: Mode,
     listening: SocketAddr,
     stream: TcpStream,
@@ -170,10 +191,20 @@ async fn serve(
     _permits: Permits,
 ) {
     // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
-    let _registered = ClientFd::new(std::os::fd::AsRawFd::as_raw_fd(&stream));
+    let accepted = monoio::time::Instant::now();
+    let frontend = at.frontend;
+    let _registered = ClientFd::new(super::rescue::Client {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
+        frontend,
+        peer,
+        since: std::time::Instant::now(),
+    });
     let fe = &shard.stats.frontends[frontend];
     fe.up(&fe.scur, &fe.smax);
     Counters::inc(&fe.stot);
+    let now = shard.stats.ms(std::time::Instant::now());
+    fe.rate.add(now, 1);
+    shard.stats.process.conn_rate.add(now, 1);
     let handler = async {
         let mut stream = stream;
         let local = if listening.ip().is_unspecified() {
@@ -182,6 +213,7 @@ async fn serve(
             listening
         };
         let conf = &shard.config.frontends[frontend];
+        let accept_proxy = conf.binds.get(at.bind).is_some_and(|b| b.accept_proxy);
         // `tcp-request connection` rules see the socket's addresses, before any PROXY
         // header; `tcp-request session` rules see the client the header names.
         let mut txn = crate::rules::Txn::default();
@@ -195,14 +227,15 @@ async fn serve(
         }
         // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
         // shard's pool, and L4 copies through its own.
-        let buf = if conf.accept_proxy() {
+        let buf = if accept_proxy {
             Vec::with_capacity(shard.config.limits.max_header_bytes)
         } else {
             Vec::new()
         };
-        // On accept-proxy binds the client is whoever the PROXY header names.
-        let (peer, local, buf) = if conf.accept_proxy() {
-            let deadline = monoio::time::Instant::now() + conf.timeouts.http_request;
+        // On accept-proxy binds the client is whoever the PROXY header names (on a TLS
+        // bind the header comes before the ClientHello).
+        let (peer, local, buf) = if accept_proxy {
+            let deadline = accepted + conf.timeouts.http_request;
             // Boxed: its timer would otherwise grow every connection's task.
             match Box::pin(crate::proxy_protocol::receive(&mut stream, buf, deadline)).await {
                 Some((h, rest)) => {
@@ -217,18 +250,86 @@ async fn serve(
         } else {
             (peer, local, buf)
         };
+        // On a TLS bind the handshake comes next, within `timeout http-request` (HTTP)
+        // or `timeout client` (TCP) counted from the accept; `tcp-request session`
+        // rules run after it (they see the TLS facts), as in HAProxy.
+        let tls_set = conf
+            .binds
+            .get(at.bind)
+            .filter(|b| b.tls.is_some())
+            .map(|_| shard.tls.set(at.frontend, at.bind));
+        let Some(set) = tls_set else {
+            let allowed =
+                crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, true);
+            tracked.set(txn.sess_track);
+            if !allowed {
+                return;
+            }
+            return match mode {
+                Mode::Http => {
+                    crate::http::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
+                }
+                Mode::Tcp => {
+                    crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
+                }
+            };
+        };
+        let Some(set) = set else {
+            return;
+        };
+        let deadline = accepted
+            + match mode {
+                Mode::Http => conf.timeouts.http_request,
+                Mode::Tcp => conf.timeouts.client,
+            };
+        let bufs = crate::tls::Acceptor {
+            rx: buf,
+            tx: Vec::new(),
+        };
+        let (stream, info) =
+            match crate::tls::accept(stream, &set, deadline, bufs, Some(&shard.turns)).await {
+                Ok(s) => s,
+                Err(e) => {
+                    Counters::inc(&shard.stats.frontends[frontend].tls_failed);
+                    tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+        Counters::inc(&shard.stats.frontends[frontend].tls_done);
+        if info.resumed {
+            Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
+        }
+        txn.tls = Some(Box::new(crate::tls::info::facts(stream.conn())));
         let allowed =
-            crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, true);
+            crate::tcp_rules::at_accept(&shard, frontend, stream.io(), peer, local, &mut txn, true);
         tracked.set(txn.sess_track);
         if !allowed {
             return;
         }
         match mode {
             Mode::Http => {
-                crate::http::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
+                crate::http::serve(
+                    shard.clone(),
+                    frontend,
+                    stream,
+                    peer,
+                    local,
+                    Vec::new(),
+                    txn,
+                )
+                .await
             }
             Mode::Tcp => {
-                crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
+                crate::l4::serve(
+                    shard.clone(),
+                    frontend,
+                    stream,
+                    peer,
+                    local,
+                    Vec::new(),
+                    txn,
+                )
+                .await
             }
         }
     };

@@ -6,7 +6,6 @@
 //! timers run only while that work exists (an idle shard does not wake up at all,
 //! but once a second while idle connections wait in its pools).
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -32,7 +31,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) async fn shard_main(
     spec: &ShardEnv,
-    listeners: Vec<(usize, std::net::TcpListener)>,
+    listeners: Vec<(crate::config::BindRef, std::net::TcpListener)>,
     queued: Adopted,
     survive: &Survive,
     driver: &'static str,
@@ -91,8 +90,8 @@ pub(super) async fn shard_main(
         }
     }
     let mut accepts: Vec<AcceptLoop> = Vec::new();
-    for (frontend, std_listener) in listeners {
-        match start_accept(&current, frontend, std_listener) {
+    for (at, std_listener) in listeners {
+        match start_accept(&current, at, std_listener) {
             Ok(a) => accepts.push(a),
             Err(e) => {
                 let _ = spec.events.send(FromShard::Failed {
@@ -105,10 +104,9 @@ pub(super) async fn shard_main(
     }
     survive.borrow_mut().accepts = accepts;
     // Connections that were waiting on a dead runtime's listener.
-    for (frontend, stream, peer) in queued {
-        let permits = shard.room(frontend).await;
+    for (at, stream, peer) in queued {
+        let permits = shard.room(at.frontend).await;
         if let Ok(stream) = TcpStream::from_std(stream) {
-            let at = &Cell::new(frontend);
             spawn_serve(&current, at, UNKNOWN_LISTENER, stream, peer, permits);
         }
     }
@@ -330,22 +328,26 @@ fn reload(
     accepts: &mut Vec<AcceptLoop>,
     config: Arc<Config>,
     shared: Arc<crate::limits::Shared>,
-    listeners: Vec<(SocketAddr, usize, Option<std::net::TcpListener>)>,
+    listeners: Vec<(
+        SocketAddr,
+        crate::config::BindRef,
+        Option<std::net::TcpListener>,
+    )>,
 ) {
     let next = Rc::new(current.borrow().next_generation(config, shared));
     let id = next.id;
     *current.borrow_mut() = next;
     // Listeners whose address is gone close (their accepted connections finish).
     accepts.retain(|a| listeners.iter().any(|(addr, _, _)| *addr == a.addr));
-    for (addr, frontend, socket) in listeners {
+    for (addr, at, socket) in listeners {
         match socket {
-            Some(l) => match start_accept(current, frontend, l) {
+            Some(l) => match start_accept(current, at, l) {
                 Ok(a) => accepts.push(a),
                 Err(e) => tracing::error!(shard = id, %addr, error = %e, "reload: cannot listen"),
             },
             None => {
                 if let Some(a) = accepts.iter().find(|a| a.addr == addr) {
-                    a.frontend.set(frontend);
+                    a.at.set(at);
                 }
             }
         }
@@ -357,6 +359,8 @@ fn apply(shard: &Shard, msg: ToShard) {
     let up = &shard.upstreams;
     match msg {
         ToShard::Shutdown { .. } | ToShard::Reload { .. } => {}
+        ToShard::Certs(update) => shard.apply_certs(&update),
+        ToShard::TicketKeys(keys) => shard.share_tickets(keys),
         ToShard::Ack(reply) => {
             let _ = reply.send(shard.id);
         }
@@ -389,12 +393,54 @@ fn apply(shard: &Shard, msg: ToShard) {
         } => up.set_maxconn(backend, server, maxconn),
         ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
         ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
+        ToShard::ClearCounters { all } => shard.stats.clear(all),
+        ToShard::Inspect(reply) => {
+            let sessions = super::rescue::clients()
+                .into_iter()
+                .map(|c| crate::control::Session {
+                    fd: c.fd,
+                    frontend: c.frontend,
+                    peer: c.peer,
+                    age: c.since.elapsed(),
+                })
+                .collect();
+            let (captures, events) = shard.stats.captures();
+            let _ = reply.send(crate::control::Inspected {
+                shard: shard.id,
+                sessions,
+                captures,
+                events,
+                tables: shard.cluster.dump(),
+            });
+        }
+        ToShard::ClearTable {
+            owner,
+            limiter,
+            key,
+        } => shard.cluster.clear(owner, limiter, key),
         ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
+            let (busy, idle, max, spliced) = shard.pipes.figures();
+            let held = crate::control::Held {
+                idle: up
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        let idle =
+                            |s: &crate::upstream::ServerState| s.pool.get().map_or(0, |p| p.len());
+                        b.servers.iter().map(|s| idle(s) as u64).collect()
+                    })
+                    .collect(),
+                inflight: shard.inflight() as u64,
+                pipes: (busy as u64, idle as u64, max as u64),
+                spliced,
+                buffers: crate::http::buffer_figures(),
+            };
             let _ = reply.send(ShardReport {
                 shard: shard.id,
                 stats: shard.stats.snapshot(),
                 queued: up.backends.iter().map(|b| b.queue_figures()).collect(),
+                held,
             });
         }
     }

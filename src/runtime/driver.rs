@@ -9,7 +9,7 @@ use crate::control::FromShard;
 /// Builds a runtime (io_uring, or epoll where refused) and runs the shard on it.
 pub(super) fn run_runtime(
     spec: &ShardEnv,
-    listeners: Vec<(usize, std::net::TcpListener)>,
+    listeners: Vec<(crate::config::BindRef, std::net::TcpListener)>,
     queued: Adopted,
     survive: &Survive,
     core: Option<usize>,

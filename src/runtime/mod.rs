@@ -34,8 +34,8 @@ pub struct ShardSpec {
     /// The global maxconn in force (configured, or derived from the fd limit at
     /// start), which sizes the shard's budget of pooled connections and pipes.
     pub maxconn: Option<u32>,
-    /// (frontend index, listening socket) pairs owned by this shard.
-    pub listeners: Vec<(usize, std::net::TcpListener)>,
+    /// (bind, listening socket) pairs owned by this shard.
+    pub listeners: Vec<(crate::config::BindRef, std::net::TcpListener)>,
     pub control: crate::control::Inbox,
     pub events: Sender<FromShard>,
     /// Passive failure reports to the health thread.
@@ -159,7 +159,7 @@ fn run(spec: ShardSpec) {
 }
 
 /// Connections accepted from a dead runtime's listener, for the next one to serve.
-type Adopted = Vec<(usize, std::net::TcpStream, SocketAddr)>;
+type Adopted = Vec<(crate::config::BindRef, std::net::TcpStream, SocketAddr)>;
 
 /// A panic's message.
 pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -21,7 +21,7 @@ pub(super) struct Survivor {
     pub(super) current: Option<Current>,
     /// What a dead runtime leaves for the next: fresh listeners, the connections that
     /// were queued on the old ones, and how many of its clients were cut.
-    pub(super) listeners: Vec<(usize, std::net::TcpListener)>,
+    pub(super) listeners: Vec<(crate::config::BindRef, std::net::TcpListener)>,
     pub(super) adopted: Adopted,
     pub(super) orphans_closed: usize,
 }
@@ -35,13 +35,13 @@ impl Survivor {
     pub(super) fn rescue(&mut self, shard: usize) {
         self.orphans_closed += shut_orphans();
         for a in self.accepts.drain(..) {
-            let frontend = a.frontend.get();
+            let at = a.at.get();
             std::mem::forget(a.stop);
             std::mem::forget(a.handle);
-            std::mem::forget(a.frontend);
+            std::mem::forget(a.at);
             rescue_listener(
                 shard,
-                frontend,
+                at,
                 a.addr,
                 a.keep,
                 &mut self.listeners,
@@ -82,10 +82,10 @@ impl Drop for RescueOnPanic<'_> {
 /// taken for the next runtime, and the old one is shut down (which ends that accept).
 pub(super) fn rescue_listener(
     shard: usize,
-    frontend: usize,
+    at: crate::config::BindRef,
     addr: SocketAddr,
     old: std::net::TcpListener,
-    listeners: &mut Vec<(usize, std::net::TcpListener)>,
+    listeners: &mut Vec<(crate::config::BindRef, std::net::TcpListener)>,
     adopted: &mut Adopted,
 ) {
     let fresh = match crate::listen::reuseport_listener(addr) {
@@ -94,24 +94,34 @@ pub(super) fn rescue_listener(
             // Without a fresh socket the old one goes on (an accept the dead runtime
             // posted may still take one connection).
             tracing::warn!(shard, %addr, error = %e, "cannot bind a fresh listener; keeping the old socket");
-            listeners.push((frontend, old));
+            listeners.push((at, old));
             return;
         }
     };
     let _ = old.set_nonblocking(true);
     while let Ok((stream, peer)) = old.accept() {
         if stream.set_nonblocking(true).is_ok() {
-            adopted.push((frontend, stream, peer));
+            adopted.push((at, stream, peer));
         }
     }
     let _ = socket2::SockRef::from(&old).shutdown(std::net::Shutdown::Both);
-    listeners.push((frontend, fresh));
+    listeners.push((at, fresh));
+}
+
+/// A client connection as `show sess` lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub fd: std::os::fd::RawFd,
+    pub frontend: usize,
+    pub peer: std::net::SocketAddr,
+    pub since: std::time::Instant,
 }
 
 thread_local! {
     /// The client sockets this thread's runtime serves, so that the ones a dead
-    /// runtime leaves behind can be shut (their tasks can never run or drop again).
-    static CLIENTS: std::cell::RefCell<slab::Slab<std::os::fd::RawFd>> =
+    /// runtime leaves behind can be shut (their tasks can never run or drop again),
+    /// and `show sess` can list them.
+    static CLIENTS: std::cell::RefCell<slab::Slab<Client>> =
         const { std::cell::RefCell::new(slab::Slab::new()) };
 }
 
@@ -119,9 +129,14 @@ thread_local! {
 pub(super) struct ClientFd(usize);
 
 impl ClientFd {
-    pub(super) fn new(fd: std::os::fd::RawFd) -> ClientFd {
-        ClientFd(CLIENTS.with(|c| c.borrow_mut().insert(fd)))
+    pub(super) fn new(c: Client) -> ClientFd {
+        ClientFd(CLIENTS.with(|l| l.borrow_mut().insert(c)))
     }
+}
+
+/// This thread's client connections (for `show sess`).
+pub(crate) fn clients() -> Vec<Client> {
+    CLIENTS.with(|c| c.borrow().iter().map(|(_, c)| *c).collect())
 }
 
 impl Drop for ClientFd {
@@ -140,7 +155,7 @@ pub(super) fn shut_orphans() -> usize {
     CLIENTS.with(|c| {
         let mut c = c.borrow_mut();
         let n = c.len();
-        for (_, &fd) in c.iter() {
+        for (_, &Client { fd, .. }) in c.iter() {
             // SAFETY: shutdown on a descriptor the dead task still owns; it is never
             // closed while registered (the registration drops with the socket).
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };

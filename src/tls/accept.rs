@@ -1,7 +1,7 @@
 //! Accepting a TLS client on the shard: read the ClientHello with rustls' `Acceptor`,
-//! choose the TLS context from what it offers (SNI, signature schemes: `store`), and
-//! finish the handshake, all before `deadline`. What the caller gets is a `ServerTls`
-//! stream and the connection's `TlsInfo`.
+//! choose the TLS context from what it offers (SNI, signature schemes: `store`), wait
+//! for a handshake turn (`gate`), and finish the handshake, all before `deadline`.
+//! What the caller gets is a `ServerTls` stream and the connection's `TlsInfo`.
 //!
 //! A client that stops halfway (half a ClientHello, a silent peer) is dropped at the
 //! deadline with its socket; a bad ClientHello or a failed handshake gets the alert
@@ -16,6 +16,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::time::Instant;
 use rustls::server::Acceptor as RustlsAcceptor;
 
+use super::gate::Turns;
 use super::info::TlsInfo;
 use super::server::ServerSet;
 use super::store::Hello;
@@ -51,6 +52,7 @@ impl std::fmt::Display for AcceptError {
 }
 
 /// The per-connection parts of an accept: the buffers, lent for the connection's life.
+/// `rx` may already hold the first bytes of the ClientHello (read with a PROXY header).
 pub struct Acceptor {
     pub rx: Vec<u8>,
     pub tx: Vec<u8>,
@@ -65,17 +67,21 @@ impl Default for Acceptor {
     }
 }
 
-/// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`.
+/// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`;
+/// the handshake's computation waits for a turn from `turns` (`None`: no limit).
 pub async fn accept<S>(
     io: S,
     set: &ServerSet,
     deadline: Instant,
     bufs: Acceptor,
+    turns: Option<&Turns>,
 ) -> Result<(ServerTls<S>, TlsInfo), AcceptError>
 where
     S: AsyncReadRent + AsyncWriteRent,
 {
-    match monoio::time::timeout_at(deadline, accept_now(io, set, bufs)).await {
+    // Boxed: the handshake's state is large, and would otherwise weigh on the
+    // caller's future for the connection's whole life.
+    match monoio::time::timeout_at(deadline, Box::pin(accept_now(io, set, bufs, turns))).await {
         Ok(r) => r,
         Err(_) => Err(AcceptError::Timeout),
     }
@@ -85,27 +91,32 @@ async fn accept_now<S>(
     mut io: S,
     set: &ServerSet,
     bufs: Acceptor,
+    turns: Option<&Turns>,
 ) -> Result<(ServerTls<S>, TlsInfo), AcceptError>
 where
     S: AsyncReadRent + AsyncWriteRent,
 {
     let Acceptor { mut rx, mut tx } = bufs;
     let mut acceptor = RustlsAcceptor::default();
+    // Bytes that came with a PROXY header are the ClientHello's first.
+    let mut early = !rx.is_empty();
     let accepted = loop {
-        rx.clear();
-        if rx.capacity() < 1024 {
-            rx.reserve(RX_SIZE);
-        }
-        let cap = rx.capacity();
-        let (res, slice) = io.read(rx.slice_mut(0..cap)).await;
-        rx = slice.into_inner();
-        match res {
-            Ok(0) => {
-                return Err(AcceptError::Io(io::ErrorKind::UnexpectedEof.into()));
+        if !std::mem::take(&mut early) {
+            rx.clear();
+            if rx.capacity() < 1024 {
+                rx.reserve(RX_SIZE);
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(AcceptError::Io(e)),
+            let cap = rx.capacity();
+            let (res, slice) = io.read(rx.slice_mut(0..cap)).await;
+            rx = slice.into_inner();
+            match res {
+                Ok(0) => {
+                    return Err(AcceptError::Io(io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(AcceptError::Io(e)),
+            }
         }
         let mut fed = &rx[..];
         while !fed.is_empty() {
@@ -137,6 +148,12 @@ where
         return Err(AcceptError::NoCertificate);
     };
     let config = Arc::clone(&set.configs[entry.ctx]);
+    // The expensive part (key exchange, signature) runs in `into_connection`; the turn
+    // is held until its answer left.
+    let turn = match turns {
+        Some(t) => Some(t.take().await),
+        None => None,
+    };
     let conn = match accepted.into_connection(config) {
         Ok(c) => c,
         Err((e, mut alert)) => {
@@ -148,7 +165,15 @@ where
     };
     rx.clear();
     let mut stream = TlsStream::new(io, conn, rx, tx);
-    if let Err(e) = stream.handshake().await {
+    let sent = stream.send_queued().await;
+    if let Some(turn) = turn {
+        Turns::give_back(turn).await;
+    }
+    let done = match sent {
+        Ok(()) => stream.handshake().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = done {
         return Err(
             match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                 Some(t) => AcceptError::Tls(t.clone()),

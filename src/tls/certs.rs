@@ -104,7 +104,21 @@ pub fn load_file(path: &Path) -> Result<LoadedCert, CertError> {
     certified(path, chain, key)
 }
 
-/// Builds a certificate from its parts (also used by `set ssl cert` later).
+/// The certificates and the key (if any) of a PEM text (`set ssl cert`'s payload).
+pub fn parse_pem(
+    path: &Path,
+    pem: &[u8],
+) -> Result<(Vec<CertificateDer<'static>>, Option<PrivateKeyDer<'static>>), CertError> {
+    let chain = certs_from_pem(path, pem)?;
+    let key = match PrivateKeyDer::from_pem_slice(pem) {
+        Ok(k) => Some(k),
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => None,
+        Err(e) => return Err(fail(path, format!("unreadable private key: {e:?}"))),
+    };
+    Ok((chain, key))
+}
+
+/// Builds a certificate from its parts (also used by `set ssl cert`).
 pub fn certified(
     path: &Path,
     chain: Vec<CertificateDer<'static>>,

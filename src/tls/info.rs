@@ -52,6 +52,40 @@ impl TlsInfo {
     }
 }
 
+/// What the rule language reads of a client connection (`ssl_fc*`, `ssl_c_*`, the
+/// log's `%sslv`/`%sslc`), built once after the handshake. ALPN is `None` when none
+/// was agreed (the fetch then finds nothing, as in HAProxy); `ssl_c_verify` is 0: a
+/// client certificate that does not verify fails the handshake.
+pub fn facts(conn: &ServerConnection) -> crate::rules::TlsFacts {
+    let client_cert = conn.peer_certificates().and_then(|c| c.first()).map(|der| {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let parsed = X509Certificate::from_der(der).ok().map(|(_, c)| c);
+        let dn = |f: fn(&X509Certificate<'_>) -> String| {
+            parsed.as_ref().map(f).unwrap_or_default().into_boxed_str()
+        };
+        crate::rules::ClientCert {
+            subject_dn: dn(|c| super::certs::openssl_dn(c.subject())),
+            issuer_dn: dn(|c| super::certs::openssl_dn(c.issuer())),
+            serial: parsed
+                .as_ref()
+                .map(|c| c.raw_serial().into())
+                .unwrap_or_default(),
+            der: der.as_ref().into(),
+            verify: 0,
+        }
+    });
+    crate::rules::TlsFacts {
+        sni: conn.server_name().map(Into::into),
+        protocol: conn.protocol_version().map(protocol_name),
+        cipher: conn
+            .negotiated_cipher_suite()
+            .map(|s| openssl_name(s.suite()).into()),
+        alpn: conn.alpn_protocol().map(Into::into),
+        resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        client_cert,
+    }
+}
+
 /// A protocol version as OpenSSL names it.
 pub fn protocol_name(v: ProtocolVersion) -> &'static str {
     match v {

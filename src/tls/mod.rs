@@ -8,7 +8,8 @@
 //!
 //! On the shard, per connection: `accept` reads the ClientHello with rustls'
 //! `Acceptor`, picks the context from SNI and signature schemes and runs the handshake
-//! under a deadline; `stream` is the rent-model `TlsStream` the HTTP/1 and L4 paths
+//! under a deadline, taking turns with the shard's other handshakes (`gate`, which
+//! also holds `maxsslrate`); `shard` is a shard's current contexts per bind; `stream` is the rent-model `TlsStream` the HTTP/1 and L4 paths
 //! read and write; `info` is what a connection remembers of its handshake (fetches,
 //! logs). `client` is the same shape towards servers.
 //!
@@ -18,8 +19,11 @@
 pub mod accept;
 pub mod certs;
 pub mod client;
+pub mod gate;
 pub mod info;
 pub mod server;
+pub mod shard;
+pub mod show;
 pub mod store;
 pub mod stream;
 pub mod suites;
@@ -33,7 +37,7 @@ pub use client::{connect, ClientSettings, ServerVerify, SniSource, UpstreamTls};
 pub use info::TlsInfo;
 pub use server::{BindTls, BindTlsSpec, CrtSource, Findings, ServerSet};
 pub use store::{CertStore, CrtListLine, SslConf, TlsVersion, Verify};
-pub use stream::{ClientTls, MaybeTls, ServerTls, TlsStream};
+pub use stream::{ClientTls, MaybeTls, ServerStream, ServerTls, TlsStream};
 pub use tickets::TicketKeys;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
@@ -54,32 +58,4 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// without naming one (the Redis client). A second call is harmless.
 pub fn install_default_provider() {
     let _ = Arc::unwrap_or_clone(provider()).install_default();
-}
-
-/// **Phase B plugs in here.** The accept path (shard accept → PROXY header → TLS →
-/// `http::serve` / `l4::serve`) and the upstream connect do not speak TLS yet, so a
-/// config that asks for it is refused when it would run (start, reload), never by
-/// `ringlb -c`, which checks it fully. Phase B deletes this function and its two
-/// callers (`start_upgrading` in lib.rs, `reload::apply`): on accept, a bind with
-/// `tls` runs `tls::accept` with a `ServerSet` built per shard from `Bind::tls`; a
-/// server with `tls` wraps its connection with `tls::connect`.
-pub fn not_wired_yet(cfg: &crate::config::Config) -> Vec<String> {
-    let mut out = Vec::new();
-    for fe in &cfg.frontends {
-        if let Some(b) = fe.binds.iter().find(|b| b.tls.is_some()) {
-            out.push(format!(
-                "frontend {}: bind {}: TLS listeners arrive in phase B (the config is valid; ringlb cannot serve it yet)",
-                fe.name, b.addr
-            ));
-        }
-    }
-    for be in &cfg.backends {
-        if let Some(s) = be.servers.iter().find(|s| s.tls.is_some()) {
-            out.push(format!(
-                "backend {}: server {}: TLS to servers arrives in phase B (the config is valid; ringlb cannot use it yet)",
-                be.name, s.name
-            ));
-        }
-    }
-    out
 }

@@ -19,7 +19,7 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 
-use super::certs;
+use super::certs::{self, LoadedCert};
 use super::store::{self, CertStore, Hello, SslConf, TlsVersion, Verify};
 use super::suites;
 use super::tickets::TicketKeys;
@@ -58,7 +58,7 @@ pub struct BindTlsSpec {
 }
 
 /// One TLS context, validated.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     pub alpn: Vec<Vec<u8>>,
     pub versions: Vec<&'static SupportedProtocolVersion>,
@@ -75,6 +75,9 @@ pub struct BindTls {
     pub contexts: Vec<Context>,
     /// `None`: `no-tls-tickets`.
     pub tickets: Option<Arc<TicketKeys>>,
+    /// The keys are the process's (no `tls-ticket-keys` file): with a cluster, the
+    /// ones every node shares replace them.
+    pub shared_tickets: bool,
     pub prefer_client_ciphers: bool,
 }
 
@@ -143,6 +146,7 @@ impl BindTls {
                 }
             }
         });
+        let shared_tickets = !spec.no_tls_tickets && from_file.is_none();
         let tickets = if spec.no_tls_tickets {
             None
         } else {
@@ -155,6 +159,7 @@ impl BindTls {
             store,
             contexts,
             tickets,
+            shared_tickets,
             prefer_client_ciphers: spec.prefer_client_ciphers,
         });
         // Build once here so that whatever rustls refuses is an error at load.
@@ -449,6 +454,73 @@ impl ServerSet {
             bind: bind.clone(),
             configs,
         })
+    }
+}
+
+impl ServerSet {
+    /// The same contexts without `h2` in their ALPN lists: an HTTP frontend serves
+    /// HTTP/1.1 only (yet), so a client that offers both gets HTTP/1.1 instead of a
+    /// protocol nobody speaks here.
+    pub fn without_h2(self) -> ServerSet {
+        let configs = self
+            .configs
+            .into_iter()
+            .map(|c| {
+                if c.alpn_protocols.iter().any(|p| p == b"h2") {
+                    let mut c = (*c).clone();
+                    c.alpn_protocols.retain(|p| p != b"h2");
+                    Arc::new(c)
+                } else {
+                    c
+                }
+            })
+            .collect();
+        ServerSet {
+            bind: self.bind,
+            configs,
+        }
+    }
+}
+
+impl BindTls {
+    /// The same bind with `cert` in place of the certificate loaded from `path`
+    /// (`commit ssl cert`); `None` if the bind does not use it.
+    pub fn with_cert(&self, path: &Path, cert: &Arc<LoadedCert>) -> Option<Arc<BindTls>> {
+        Some(Arc::new(BindTls {
+            store: self.store.with_cert(path, cert)?,
+            contexts: self.contexts.clone(),
+            tickets: self.tickets.clone(),
+            shared_tickets: self.shared_tickets,
+            prefer_client_ciphers: self.prefer_client_ciphers,
+        }))
+    }
+
+    /// The same bind with the ticket keys every node shares (`keys`: a
+    /// `tls-ticket-keys` file's text), if it uses the process's; else itself.
+    pub fn with_shared_tickets(self: &Arc<Self>, keys: &str) -> Arc<BindTls> {
+        let Some(own) = self.tickets.as_ref().filter(|_| self.shared_tickets) else {
+            return self.clone();
+        };
+        match TicketKeys::parse(keys, own.lifetime()) {
+            Ok(k) => Arc::new(BindTls {
+                store: self.store.clone(),
+                contexts: self.contexts.clone(),
+                tickets: Some(Arc::new(k)),
+                shared_tickets: true,
+                prefer_client_ciphers: self.prefer_client_ciphers,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "shared TLS ticket keys unusable; keeping this process's");
+                self.clone()
+            }
+        }
+    }
+
+    /// Some context offers `h2` in its ALPN list.
+    pub fn offers_h2(&self) -> bool {
+        self.contexts
+            .iter()
+            .any(|c| c.alpn.iter().any(|p| p == b"h2"))
     }
 }
 

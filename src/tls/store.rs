@@ -126,6 +126,8 @@ pub struct Entry {
     pub cert: Arc<LoadedCert>,
     /// Index of its TLS context (0: the bind's own options).
     pub ctx: usize,
+    /// The names it was indexed under instead of its own (a crt-list line's filters).
+    filters: Vec<String>,
     negative: Vec<String>,
 }
 
@@ -201,8 +203,37 @@ impl CertStore {
         self.entries.push(Entry {
             cert,
             ctx,
+            filters: filters.to_vec(),
             negative: negative.iter().map(|n| n.to_ascii_lowercase()).collect(),
         });
+    }
+
+    /// The certificates loaded from `path`, if any.
+    pub fn uses(&self, path: &Path) -> bool {
+        self.entries.iter().any(|e| e.cert.path == path)
+    }
+
+    /// The same store with `cert` in place of the certificate(s) loaded from `path`
+    /// (`commit ssl cert`): same order, contexts, filters and default; the names of
+    /// an unfiltered entry are the new certificate's. `None`: no such certificate.
+    pub fn with_cert(&self, path: &Path, cert: &Arc<LoadedCert>) -> Option<CertStore> {
+        if !self.uses(path) {
+            return None;
+        }
+        let mut out = CertStore {
+            strict_sni: self.strict_sni,
+            ..CertStore::default()
+        };
+        for e in &self.entries {
+            let c = if e.cert.path == path {
+                cert.clone()
+            } else {
+                e.cert.clone()
+            };
+            out.add(c, e.ctx, &e.filters, &e.negative);
+        }
+        out.default = self.default;
+        Some(out)
     }
 
     /// The entry to serve this client, or `None` (strict-sni without a match).

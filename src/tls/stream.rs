@@ -9,9 +9,17 @@
 //!
 //! Dropping a future mid-operation (ringlb's timeouts do) is safe: nothing dangles,
 //! nothing panics. But a dropped socket read may have consumed bytes and a dropped
-//! write may have sent part of a record, so the stream cannot go on: every later call
-//! fails with `ConnectionAborted` and the caller closes the connection, as it does
-//! after a timeout on a plain socket.
+//! write may have sent part of a record, so that direction cannot go on: every later
+//! call on it fails with `ConnectionAborted` and the caller closes the connection, as
+//! it does after a timeout on a plain socket.
+//!
+//! Split (`monoio::io::Split`, for tunnels and TCP mode): once the handshake is done,
+//! the read half touches only the receive state (`rx`, `rbusy`) and the socket's read
+//! side, the write half only the send state (`tx`, `wbusy`) and the socket's write
+//! side; both use the rustls connection, but only between awaits (one thread, so never
+//! at the same time). Records the read side makes rustls queue (a KeyUpdate answer, an
+//! alert) leave with the write side's next flush: the read side never writes, so two
+//! writes never interleave on the socket.
 //!
 //! A peer's `close_notify` reads as EOF (`Ok(0)`); a TCP EOF without it reads as
 //! `UnexpectedEof` once the plaintext before it was read. `shutdown` sends
@@ -26,7 +34,7 @@ use std::io::{self, BufRead, Write};
 use std::ops::DerefMut;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::BufResult;
 use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData};
 
@@ -44,8 +52,9 @@ pub struct TlsStream<S, C> {
     rx_pos: usize,
     /// Ciphertext waiting to be written.
     tx: Vec<u8>,
-    /// A socket operation was started and its future dropped before it finished.
-    busy: bool,
+    /// A socket read (write) was started and its future dropped before it finished.
+    rbusy: bool,
+    wbusy: bool,
     /// A TLS error was returned: the stream stays failed (never resynchronises on
     /// whatever the peer sends next, nor hands out plaintext decrypted before it).
     failed: bool,
@@ -81,7 +90,8 @@ where
             rx,
             rx_pos: 0,
             tx,
-            busy: false,
+            rbusy: false,
+            wbusy: false,
             failed: false,
         }
     }
@@ -102,9 +112,23 @@ where
         (self.io, self.conn, rx, tx)
     }
 
+    /// Nothing is buffered: no ciphertext rustls has not seen, no plaintext unread,
+    /// no record waiting to be sent (an idle pooled connection must have none).
+    pub fn is_drained(&mut self) -> bool {
+        self.rx_pos == self.rx.len() && !self.has_plaintext() && !self.conn.wants_write()
+    }
+
+    /// Sends what rustls has queued (a handshake flight): the expensive part of a
+    /// handshake is over once the server's flight left.
+    pub async fn send_queued(&mut self) -> io::Result<()> {
+        self.usable(true)?;
+        self.flush_tls().await
+    }
+
     /// Drives the handshake to its end (the caller bounds it with a deadline).
     pub async fn handshake(&mut self) -> io::Result<()> {
-        self.usable()?;
+        self.usable(false)?;
+        self.usable(true)?;
         loop {
             if self.conn.wants_write() {
                 self.flush_tls().await?;
@@ -131,8 +155,9 @@ where
         Ok(())
     }
 
-    fn usable(&self) -> io::Result<()> {
-        if self.busy {
+    /// The direction (`write` or read) may start an operation.
+    fn usable(&self, write: bool) -> io::Result<()> {
+        if (write && self.wbusy) || (!write && self.rbusy) {
             Err(cancelled())
         } else if self.failed {
             Err(failed_before())
@@ -158,7 +183,11 @@ where
             }
             if let Err(e) = self.conn.process_new_packets() {
                 self.failed = true;
-                let _ = self.flush_tls().await;
+                // The alert, unless the write side is writing (split): then it stays
+                // queued, and the write side fails from now on anyway.
+                if !self.wbusy {
+                    let _ = self.flush_tls().await;
+                }
                 return Err(tls_error(e));
             }
             if self.has_plaintext() {
@@ -188,9 +217,9 @@ where
         let res = loop {
             let buf = std::mem::take(&mut self.rx);
             let (len, cap) = (buf.len(), buf.capacity());
-            self.busy = true;
+            self.rbusy = true;
             let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
-            self.busy = false;
+            self.rbusy = false;
             self.rx = slice.into_inner();
             match res {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -220,9 +249,9 @@ where
             return Ok(());
         }
         let buf = std::mem::take(&mut self.tx);
-        self.busy = true;
+        self.wbusy = true;
         let (res, mut buf) = self.io.write_all(buf).await;
-        self.busy = false;
+        self.wbusy = false;
         buf.clear();
         self.tx = buf;
         res.map(drop)
@@ -247,9 +276,14 @@ where
     }
 
     async fn read_raw(&mut self, dst: *mut u8, room: usize) -> io::Result<usize> {
-        self.usable()?;
+        self.usable(false)?;
         if room == 0 {
             return Ok(0);
+        }
+        // A handshake not yet finished needs its flights sent (never after a split:
+        // both sides finish the handshake first).
+        if self.conn.is_handshaking() {
+            self.handshake().await?;
         }
         loop {
             if let Some(r) = self.take_plaintext(dst, room) {
@@ -259,11 +293,7 @@ where
                 self.feed().await?;
                 continue;
             }
-            // Post-handshake messages may want an answer (KeyUpdate), and a handshake
-            // not yet finished needs its flights sent.
-            if self.conn.wants_write() {
-                self.flush_tls().await?;
-            }
+            // Answers to post-handshake messages (KeyUpdate) leave with the next write.
             if self.fill().await? > 0 {
                 self.feed().await?;
             } else if let Some(r) = self.take_plaintext(dst, room) {
@@ -275,7 +305,7 @@ where
     }
 
     async fn write_raw(&mut self, src: &[u8]) -> io::Result<usize> {
-        self.usable()?;
+        self.usable(true)?;
         if self.conn.is_handshaking() {
             self.handshake().await?;
         }
@@ -341,26 +371,181 @@ where
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        self.usable()?;
+        self.usable(true)?;
         self.flush_tls().await?;
         self.io.flush().await
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
-        self.usable()?;
+        self.usable(true)?;
         self.conn.send_close_notify();
         self.flush_tls().await?;
         self.io.shutdown().await
     }
 }
 
-/// A client connection's stream: plain TCP or TLS (a kernel-TLS variant would join).
-pub enum MaybeTls<S> {
-    Plain(S),
-    Tls(Box<ServerTls<S>>),
+// SAFETY: after the handshake the read and write halves touch disjoint state (the
+// module's "Split" paragraph): the read side `rx`, `rx_pos`, `rbusy` and the socket's
+// read side, the write side `tx`, `wbusy` and its write side; the rustls connection
+// only between awaits, on one thread. `S` itself splits.
+unsafe impl<S: Split, C> Split for TlsStream<S, C> {}
+
+impl<S, C, D> TlsStream<S, C>
+where
+    S: crate::io::Stream,
+    C: DerefMut<Target = ConnectionCommon<D>> + 'static,
+    D: SideData + 'static,
+{
+    /// `Stream::read_until` over TLS: plaintext into `buf[len..capacity]`; the socket
+    /// read under it is the socket's own `read_until`, so the deadline never drops a
+    /// socket operation and the stream stays usable.
+    async fn read_plain_until(
+        &mut self,
+        mut buf: Vec<u8>,
+        deadline: monoio::time::Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        if let Err(e) = self.usable(false) {
+            return (Err(e), buf);
+        }
+        let (len, room) = (buf.len(), buf.capacity() - buf.len());
+        if room == 0 {
+            return (Ok(0), buf);
+        }
+        let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        let res = loop {
+            if let Some(r) = self.take_plaintext(dst, room) {
+                break r;
+            }
+            if self.rx_pos < self.rx.len() {
+                if let Err(e) = self.feed().await {
+                    break Err(e);
+                }
+                continue;
+            }
+            if self.rx_pos == self.rx.len() {
+                self.rx.clear();
+                self.rx_pos = 0;
+            }
+            if self.rx.capacity() - self.rx.len() < 1024 {
+                self.rx.reserve(RX_SIZE);
+            }
+            let rx = std::mem::take(&mut self.rx);
+            self.rbusy = true;
+            let (r, rx) = self.io.read_until(rx, deadline).await;
+            self.rbusy = false;
+            self.rx = rx;
+            match r {
+                Ok(0) => {
+                    // An empty read tells rustls the transport ended.
+                    let _ = self.conn.read_tls(&mut &[][..]);
+                    if let Err(e) = self.conn.process_new_packets() {
+                        self.failed = true;
+                        break Err(tls_error(e));
+                    }
+                    break self
+                        .take_plaintext(dst, room)
+                        .unwrap_or_else(|| Err(io::ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if let Ok(n) = res {
+            // SAFETY: `take_plaintext` initialised `n` bytes of the spare capacity.
+            unsafe { buf.set_len(len + n) };
+        }
+        (res, buf)
+    }
 }
 
-impl<S: AsyncReadRent + AsyncWriteRent> AsyncReadRent for MaybeTls<S> {
+impl<S, C, D> crate::io::Stream for TlsStream<S, C>
+where
+    S: crate::io::Stream,
+    C: DerefMut<Target = ConnectionCommon<D>> + 'static,
+    D: SideData + 'static,
+{
+    /// Bytes must go through rustls: no splice.
+    fn socket(&self) -> Option<&monoio::net::TcpStream> {
+        None
+    }
+
+    async fn read_until(
+        &mut self,
+        buf: Vec<u8>,
+        deadline: monoio::time::Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        self.read_plain_until(buf, deadline).await
+    }
+}
+
+/// A server connection's stream: plain TCP or TLS (a kernel-TLS variant would join).
+pub enum MaybeTls<S, C> {
+    Plain(S),
+    Tls(Box<TlsStream<S, C>>),
+}
+
+/// What a connection to a server is.
+pub type ServerStream = MaybeTls<monoio::net::TcpStream, ClientConnection>;
+
+impl<S: std::os::fd::AsRawFd, C> MaybeTls<S, C> {
+    /// The socket's descriptor.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            MaybeTls::Plain(s) => s.as_raw_fd(),
+            MaybeTls::Tls(t) => t.io.as_raw_fd(),
+        }
+    }
+}
+
+impl<S, C, D> MaybeTls<S, C>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    C: DerefMut<Target = ConnectionCommon<D>>,
+    D: SideData,
+{
+    /// Nothing buffered above the socket (see `TlsStream::is_drained`).
+    pub fn is_drained(&mut self) -> bool {
+        match self {
+            MaybeTls::Plain(_) => true,
+            MaybeTls::Tls(t) => t.is_drained(),
+        }
+    }
+}
+
+// SAFETY: each variant splits (`TlsStream`'s note above); the variant never changes.
+unsafe impl<S: Split, C> Split for MaybeTls<S, C> {}
+
+impl<C, D> crate::io::Stream for MaybeTls<monoio::net::TcpStream, C>
+where
+    C: DerefMut<Target = ConnectionCommon<D>> + 'static,
+    D: SideData + 'static,
+{
+    fn socket(&self) -> Option<&monoio::net::TcpStream> {
+        match self {
+            MaybeTls::Plain(s) => Some(s),
+            MaybeTls::Tls(_) => None,
+        }
+    }
+
+    async fn read_until(
+        &mut self,
+        buf: Vec<u8>,
+        deadline: monoio::time::Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        match self {
+            MaybeTls::Plain(s) => s.read_until(buf, deadline).await,
+            MaybeTls::Tls(t) => t.read_until(buf, deadline).await,
+        }
+    }
+}
+
+impl<S, C, D> AsyncReadRent for MaybeTls<S, C>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    C: DerefMut<Target = ConnectionCommon<D>>,
+    D: SideData,
+{
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             MaybeTls::Plain(s) => s.read(buf).await,
@@ -376,7 +561,12 @@ impl<S: AsyncReadRent + AsyncWriteRent> AsyncReadRent for MaybeTls<S> {
     }
 }
 
-impl<S: AsyncReadRent + AsyncWriteRent> AsyncWriteRent for MaybeTls<S> {
+impl<S, C, D> AsyncWriteRent for MaybeTls<S, C>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    C: DerefMut<Target = ConnectionCommon<D>>,
+    D: SideData,
+{
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             MaybeTls::Plain(s) => s.write(buf).await,

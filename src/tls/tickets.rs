@@ -40,6 +40,16 @@ pub fn process_keys(lifetime: u32) -> std::sync::Arc<TicketKeys> {
         .clone()
 }
 
+/// One random AES-256 key as a `tls-ticket-keys` line (80 bytes, base64).
+pub fn random_key_line() -> Result<String, String> {
+    use base64::Engine;
+    let mut raw = [0u8; 80];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| "no randomness for a ticket key".to_string())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
 /// How many keys of the file are used (HAProxy's TLS_TICKETS_NO).
 pub const KEYS_USED: usize = 3;
 const NAME_LEN: usize = 16;

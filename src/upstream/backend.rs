@@ -48,6 +48,40 @@ pub struct ServerState {
     pub pool_max: u32,
     /// Connections start with a PROXY header (part of the pool's identity).
     pub send_proxy: bool,
+    /// TLS to the server (`ssl`).
+    pub tls: Option<UpTls>,
+}
+
+/// TLS to one server, on one shard.
+pub struct UpTls {
+    /// This shard's client config: the server's, with the pool's session store (so
+    /// sessions outlive a reload that keeps the settings).
+    pub config: Arc<rustls::ClientConfig>,
+    pub settings: Arc<crate::tls::UpstreamTls>,
+}
+
+impl UpTls {
+    fn new(t: &Arc<crate::tls::UpstreamTls>, pool: &ServerPool) -> UpTls {
+        let mut config = (*t.config).clone();
+        if !t.settings.no_reuse {
+            config.resumption = rustls::client::Resumption::store(pool.sessions());
+        }
+        UpTls {
+            config: Arc::new(config),
+            settings: t.clone(),
+        }
+    }
+
+    /// The SNI tag of a connection opened with `sni` (0: the name is fixed).
+    pub fn tag(&self, sni: Option<&str>) -> u64 {
+        match (&self.settings.settings.sni, sni) {
+            (
+                Some(crate::tls::SniSource::HostHeader | crate::tls::SniSource::ClientSni),
+                Some(n),
+            ) => xxhash_rust::xxh3::xxh3_64(n.as_bytes()) | 1,
+            _ => 0,
+        }
+    }
 }
 
 impl ServerState {
@@ -63,6 +97,10 @@ impl ServerState {
             server: self.name.clone(),
             addr: self.addr,
             send_proxy: self.send_proxy,
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| format!("{:?}", t.settings.settings)),
         }
     }
 
@@ -89,6 +127,10 @@ pub struct BackendState {
     shard: usize,
     /// This shard's requests waiting in the shared queue.
     waiters: RefCell<Vec<Arc<Waiter>>>,
+    /// Some server takes its SNI from the request's Host (`sni req.hdr(host)`), or
+    /// from the client's own SNI (`sni ssl_fc_sni`).
+    pub sni_from_host: bool,
+    pub sni_from_client: bool,
 }
 
 /// The outcome of asking a backend for a server slot.
@@ -154,11 +196,12 @@ impl BackendState {
         pools: &Pools,
         pool: &PoolSettings,
     ) -> Self {
-        let servers: Vec<ServerState> = b
+        let mut servers: Vec<ServerState> = b
             .servers
             .iter()
             .enumerate()
             .map(|(i, s)| ServerState {
+                tls: None,
                 name: s.name.clone(),
                 addr: s.addr,
                 backup: s.backup,
@@ -187,15 +230,39 @@ impl BackendState {
                 send_proxy: s.send_proxy.is_some(),
             })
             .collect();
-        if !pools.is_empty() {
-            for s in &servers {
-                if let Some(p) = pools.find(&s.pool_key(&b.name), s.pool_idle, s.pool_max as usize)
-                {
-                    let _ = s.pool.set(p);
+        for (st, s) in servers.iter_mut().zip(&b.servers) {
+            let max = st.pool_max as usize;
+            let Some(t) = &s.tls else {
+                if !pools.is_empty() {
+                    if let Some(p) = pools.find(&st.pool_key(&b.name), st.pool_idle, max) {
+                        let _ = st.pool.set(p);
+                    }
                 }
-            }
+                continue;
+            };
+            // A TLS server's pool keeps the shard's sessions with it (so that they
+            // outlive reloads) and its client config points at them: made with the
+            // generation, not at the first connection put back.
+            let key = PoolKey {
+                tls: Some(format!("{:?}", t.settings)),
+                ..st.pool_key(&b.name)
+            };
+            let p = pools
+                .find(&key, st.pool_idle, max)
+                .unwrap_or_else(|| pools.create(key, st.pool_idle, max));
+            st.tls = Some(UpTls::new(t, &p));
+            let _ = st.pool.set(p);
         }
+        let sni_from = |want: crate::tls::SniSource| {
+            b.servers.iter().any(|s| {
+                s.tls
+                    .as_ref()
+                    .is_some_and(|t| t.settings.sni.as_ref() == Some(&want))
+            })
+        };
         let be = BackendState {
+            sni_from_host: sni_from(crate::tls::SniSource::HostHeader),
+            sni_from_client: sni_from(crate::tls::SniSource::ClientSni),
             name: b.name.clone(),
             active: servers.iter().map(|_| Cell::new(0)).collect(),
             servers,

@@ -1,12 +1,13 @@
 //! A shard's copy of its backends (`backend`: every server's state, the balancers,
-//! the way to a slot), the idle connection pools (`pool`), connecting, and the
-//! passive health reports; `shared` holds the limits every shard shares.
+//! the way to a slot), the idle connection pools (`pool`), connecting (TLS to `ssl`
+//! servers included), and the passive health reports; `shared` holds the limits every
+//! shard shares.
 
 mod backend;
 pub mod balance;
 mod pool;
 
-pub use backend::{AcquireError, BackendState, ServerState, Taken, Tried};
+pub use backend::{AcquireError, BackendState, ServerState, Taken, Tried, UpTls};
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ pub use pool::{PoolKey, Pools, ServerPool};
 use crate::config::Config;
 use crate::control::AdminState;
 use crate::control::HealthReport;
+use crate::tls::{MaybeTls, ServerStream, SniSource};
 
 pub struct Upstreams {
     pub backends: Vec<BackendState>,
@@ -78,12 +80,60 @@ impl Upstreams {
         up
     }
 
-    /// An idle pooled connection to `server` that has nothing to read (see `pool`).
-    /// `now` is the caller's latest clock reading (the request path reads the clock
-    /// sparingly).
-    pub fn pooled(&self, backend: usize, server: u32, now: Instant) -> Option<TcpStream> {
+    /// An idle pooled connection to `server` that has nothing to read (see `pool`),
+    /// opened with SNI tag `tag`. `now` is the caller's latest clock reading (the
+    /// request path reads the clock sparingly).
+    pub fn pooled(
+        &self,
+        backend: usize,
+        server: u32,
+        now: Instant,
+        tag: u64,
+    ) -> Option<ServerStream> {
         let pool = self.backends[backend].servers[server as usize].pool.get()?;
-        self.pools.take(pool, now)
+        self.pools.take(pool, now, tag)
+    }
+
+    /// The SNI tag of `server`'s connections for a request whose dynamic SNI (if the
+    /// server takes it from the request) is `sni`.
+    pub fn sni_tag(&self, backend: usize, server: u32, sni: Option<&str>) -> u64 {
+        match &self.backends[backend].servers[server as usize].tls {
+            Some(t) => t.tag(sni),
+            None => 0,
+        }
+    }
+
+    /// TLS over a new connection to a server with `ssl` (after its PROXY header, if
+    /// any), within `timeout connect`; a plain server's connection as it is. `sni`:
+    /// the request's name for a server whose SNI comes from it.
+    pub async fn secure(
+        &self,
+        backend: usize,
+        server: u32,
+        tcp: TcpStream,
+        sni: Option<&str>,
+    ) -> std::io::Result<ServerStream> {
+        let be = &self.backends[backend];
+        let s = &be.servers[server as usize];
+        let Some(t) = &s.tls else {
+            return Ok(MaybeTls::Plain(tcp));
+        };
+        let settings = &t.settings.settings;
+        let sni = match &settings.sni {
+            Some(SniSource::Fixed(n)) => Some(n.as_str()),
+            Some(_) => sni,
+            None => None,
+        };
+        let name = settings.server_name(sni, s.addr.ip());
+        let deadline = monoio::time::Instant::now() + be.connect_timeout;
+        // Boxed: a handshake's state is large and a new connection can afford it.
+        match Box::pin(crate::tls::connect(tcp, t.config.clone(), name, deadline)).await {
+            Ok(tls) => Ok(MaybeTls::Tls(Box::new(tls))),
+            Err(e) => {
+                tracing::warn!(backend = %be.name, server = %s.name, addr = %s.addr, error = %e, "TLS handshake with the server failed");
+                Err(e)
+            }
+        }
     }
 
     /// A new connection to `server`, within `timeout.connect`.
@@ -115,31 +165,9 @@ impl Upstreams {
         res
     }
 
-    /// Connects to `server`, trying it again up to `stay` more times when it fails
-    /// (retries without redispatch stay on the same server, as HAProxy's do). Returns
-    /// the outcome and how many failed attempts were already reported.
-    pub async fn connect_staying(
-        &self,
-        backend: usize,
-        server: u32,
-        stay: u32,
-    ) -> (std::io::Result<TcpStream>, u32) {
-        let mut failed = 0;
-        loop {
-            match self.connect(backend, server).await {
-                Ok(s) => return (Ok(s), failed),
-                Err(e) if failed >= stay => return (Err(e), failed),
-                Err(_) => {
-                    self.report_failure(backend, server);
-                    failed += 1;
-                }
-            }
-        }
-    }
-
     /// Returns a connection whose last exchange completed cleanly; it is idle from now
     /// (not from its response's first byte: a long body must not age it).
-    pub fn release_conn(&self, backend: usize, server: u32, stream: TcpStream) {
+    pub fn release_conn(&self, backend: usize, server: u32, stream: ServerStream, tag: u64) {
         if self.pools.idle() == 0 {
             // The first idle connection: the control loop starts sweeping.
             self.wake.ring();
@@ -157,7 +185,7 @@ impl Upstreams {
                     .create(s.pool_key(&be.name), s.pool_idle, s.pool_max as usize)
             }),
         };
-        self.pools.put(pool, stream, Instant::now());
+        self.pools.put(pool, stream, Instant::now(), tag);
     }
 
     /// A connection or request to the server failed: tell the health thread.

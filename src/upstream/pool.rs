@@ -1,6 +1,15 @@
 //! Idle upstream connections of one shard: one pool per server identity (backend name,
-//! server name, address, PROXY protocol or not), LIFO (the warmest first), bounded,
-//! aged out, and never handing out a connection that turned readable while idle.
+//! server name, address, PROXY protocol or not, TLS settings), LIFO (the warmest
+//! first), bounded, aged out, and never handing out a connection that turned readable
+//! while idle.
+//!
+//! TLS: a server's connections are interchangeable when their TLS settings are the
+//! same (verification, CA, SNI source, ALPN, versions: part of the key) and, when the
+//! SNI comes from the request (`sni req.hdr(host)`, `sni ssl_fc_sni`), when they were
+//! opened with the same name: each idle connection carries a tag (a hash of its SNI,
+//! 0 for a fixed one) and is handed out only for the same tag. The pool also keeps the
+//! shard's TLS sessions with the server, so new connections resume (across reloads
+//! too, as long as the settings stay the same).
 //!
 //! The pools belong to the shard, not to a config generation: every generation that
 //! has a server shares its pool. A server's pool is made when its first connection is
@@ -34,11 +43,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
+use crate::tls::ServerStream;
 
 /// What makes two servers' connections interchangeable across config generations.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -48,11 +56,18 @@ pub struct PoolKey {
     pub addr: SocketAddr,
     /// Connections to a `send-proxy` server started with a PROXY header.
     pub send_proxy: bool,
+    /// The server's TLS settings, as text (`None`: plain TCP).
+    pub tls: Option<String>,
 }
+
+/// An idle connection: the stream, since when it is idle, its SNI tag.
+type Idle = (ServerStream, Instant, u64);
 
 /// One server's idle connections on one shard.
 pub struct ServerPool {
-    idle: RefCell<Vec<(TcpStream, Instant)>>,
+    idle: RefCell<Vec<Idle>>,
+    /// This shard's TLS sessions with the server (made on first use).
+    sessions: RefCell<Option<std::sync::Arc<rustls::client::ClientSessionMemoryCache>>>,
     /// Set by the newest generation that has the server.
     idle_timeout: Cell<Duration>,
     max_idle: Cell<usize>,
@@ -66,6 +81,7 @@ impl ServerPool {
     fn new(idle_timeout: Duration, max_idle: usize, epoch: u64) -> ServerPool {
         ServerPool {
             idle: RefCell::new(Vec::new()),
+            sessions: RefCell::new(None),
             idle_timeout: Cell::new(idle_timeout),
             max_idle: Cell::new(max_idle),
             closed: Cell::new(false),
@@ -81,7 +97,22 @@ impl ServerPool {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The shard's TLS sessions with this server, kept as long as the pool.
+    pub fn sessions(&self) -> std::sync::Arc<rustls::client::ClientSessionMemoryCache> {
+        self.sessions
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                std::sync::Arc::new(rustls::client::ClientSessionMemoryCache::new(
+                    SESSIONS_PER_SERVER,
+                ))
+            })
+            .clone()
+    }
 }
+
+/// TLS sessions kept per server and shard (rustls' default for a client config).
+const SESSIONS_PER_SERVER: usize = 256;
 
 /// A shard's pools, shared by all its config generations.
 pub struct Pools {
@@ -166,14 +197,17 @@ impl Pools {
         }
     }
 
-    /// The most recently released connection of `pool` that is younger than its idle
-    /// timeout and has nothing to read (older or readable ones close on the way).
-    pub fn take(&self, pool: &ServerPool, now: Instant) -> Option<TcpStream> {
+    /// The most recently released connection of `pool` with SNI tag `tag` that is
+    /// younger than its idle timeout and has nothing to read (older or readable ones
+    /// close on the way).
+    pub fn take(&self, pool: &ServerPool, now: Instant, tag: u64) -> Option<ServerStream> {
         let max_idle = pool.idle_timeout.get();
         let mut idle = pool.idle.borrow_mut();
-        while let Some((conn, since)) = idle.pop() {
+        // The common case (one tag): the last one.
+        while let Some(i) = idle.iter().rposition(|(_, _, t)| *t == tag) {
+            let (mut conn, since, _) = idle.remove(i);
             self.idle.set(self.idle.get() - 1);
-            if now.saturating_duration_since(since) < max_idle && is_quiet(&conn) {
+            if now.saturating_duration_since(since) < max_idle && is_quiet(&mut conn) {
                 return Some(conn);
             }
         }
@@ -183,7 +217,7 @@ impl Pools {
     /// Keeps `conn` for reuse, unless the pool is closed, the shard is stopping, or the
     /// shard already holds its limit of upstream connections. When the pool is full,
     /// its coldest connection makes room.
-    pub fn put(&self, pool: &ServerPool, conn: TcpStream, now: Instant) {
+    pub fn put(&self, pool: &ServerPool, conn: ServerStream, now: Instant, tag: u64) {
         let max = pool.max_idle.get();
         // The releasing request still holds its slot: once it ends, busy and idle
         // connections together stay within the limit.
@@ -200,7 +234,7 @@ impl Pools {
         } else {
             self.idle.set(self.idle.get() + 1);
         }
-        idle.push((conn, now));
+        idle.push((conn, now, tag));
     }
 
     /// Before a new upstream connection: closes idle ones (the oldest first, any
@@ -210,7 +244,7 @@ impl Pools {
             let map = self.by_server.borrow();
             let oldest = map
                 .values()
-                .filter_map(|p| p.idle.borrow().first().map(|(_, t)| (*t, p.clone())))
+                .filter_map(|p| p.idle.borrow().first().map(|(_, t, _)| (*t, p.clone())))
                 .min_by_key(|(t, _)| *t);
             drop(map);
             // Idle connections sit only in pools the registry still has (a retired
@@ -248,7 +282,7 @@ impl Pools {
         for p in self.by_server.borrow().values() {
             let max_idle = p.idle_timeout.get();
             let mut idle = p.idle.borrow_mut();
-            idle.retain(|(c, since)| {
+            idle.retain_mut(|(c, since, _)| {
                 now.saturating_duration_since(*since) < max_idle && is_quiet(c)
             });
             kept += idle.len();
@@ -271,8 +305,8 @@ impl Pools {
     pub fn abandon(&self) {
         self.closing.set(true);
         for p in self.by_server.borrow().values() {
-            for (conn, _) in p.idle.borrow_mut().drain(..) {
-                let fd = conn.as_raw_fd();
+            for (conn, _, _) in p.idle.borrow_mut().drain(..) {
+                let fd = conn.raw_fd();
                 std::mem::forget(conn);
                 // SAFETY: the stream that owned `fd` was forgotten just above, so this
                 // is the descriptor's only close.
@@ -296,10 +330,15 @@ impl Pools {
 /// An idle HTTP connection has nothing to read: stray bytes, EOF or an error all mean
 /// it cannot carry another request. `poll` with no timeout rather than a one-byte
 /// `recv(MSG_PEEK)`: the same answer without taking the socket lock (about 0.63 µs
-/// against 0.73 µs per call on the shared VM of the README's figures).
-fn is_quiet(conn: &TcpStream) -> bool {
+/// against 0.73 µs per call on the shared VM of the README's figures). A TLS
+/// connection must also hold nothing above the socket (bytes rustls has not given
+/// out, a record not sent).
+fn is_quiet(conn: &mut ServerStream) -> bool {
+    if !conn.is_drained() {
+        return false;
+    }
     let mut p = libc::pollfd {
-        fd: conn.as_raw_fd(),
+        fd: conn.raw_fd(),
         events: libc::POLLIN | libc::POLLRDHUP,
         revents: 0,
     };

@@ -62,6 +62,11 @@ impl Side {
             .unwrap_or_else(|| panic!("no test server {name}"))
     }
 
+    /// This side's stats socket.
+    pub fn sock_path(&self) -> PathBuf {
+        self.sock.clone()
+    }
+
     /// One runtime API command on this side's stats socket.
     pub fn cli(&self, line: &str) -> String {
         cli(&self.sock, line)

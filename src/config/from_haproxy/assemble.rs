@@ -144,12 +144,6 @@ impl Mapper<'_> {
         let mut frontends = Vec::new();
         let mut bound: HashMap<SocketAddr, usize> = HashMap::new();
         for p in proxies.iter().filter(|p| p.kind != SectionKind::Backend) {
-            if p.accept_proxy_binds > 0 && p.accept_proxy_binds < p.bind_lines {
-                self.err(
-                    p.line,
-                    format!("proxy '{}': 'accept-proxy' must be on every bind line of a frontend in ringlb", p.name),
-                );
-            }
             if p.binds.is_empty() && !p.has_bind_line {
                 self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
             }
@@ -245,6 +239,13 @@ impl Mapper<'_> {
                 .iter()
                 .map(|(b, _)| self.load_bind_ssl(b))
                 .collect();
+            if mode == Mode::Http {
+                for (i, (b, _)) in p.bind_opts.iter().enumerate() {
+                    if tls[i].as_ref().is_some_and(|t| t.offers_h2()) {
+                        self.warn(b.line, "'alpn h2': HTTP/2 is not served yet; ringlb offers the other protocols of the list (HTTP/1.1), which clients that offer both use");
+                    }
+                }
+            }
             let binds = p
                 .binds
                 .iter()
@@ -299,6 +300,10 @@ impl Mapper<'_> {
                                     .clone()
                                     .unwrap_or_else(|| "HAProxy Statistics".into()),
                                 refresh: st.refresh,
+                                admin: st
+                                    .admin
+                                    .clone()
+                                    .map(|c| crate::config::AdminCond(Arc::new(c))),
                             }),
                             line: p.line,
                         });

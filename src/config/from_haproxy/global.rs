@@ -3,19 +3,62 @@
 use super::*;
 
 impl Mapper<'_> {
-    /// `log TARGET [len N] [format F] FACILITY [LEVEL [MINLEVEL]]`.
+    /// `log TARGET [len N] [format F] FACILITY [LEVEL [MINLEVEL]]` in `global`.
     pub(super) fn global_log(&mut self, l: &Line, log: &mut Option<LogTarget>) {
+        let Some(target) = self.log_target(l) else {
+            return;
+        };
+        match log {
+            Some(first) if *first != target => self.warn(
+                l.line,
+                "several global log targets: ringlb sends to the first one only",
+            ),
+            Some(_) => {}
+            None => *log = Some(target),
+        }
+    }
+
+    /// `log TARGET ...` in a proxy (not `log global`).
+    pub(super) fn proxy_log(&mut self, l: &Line) {
+        if let Some(t) = self.log_target(l) {
+            self.proxy_logs.push((l.line, t));
+        }
+    }
+
+    /// The process's one log target: the global one, else the first a proxy names.
+    /// Proxies naming another target are warned that their lines go to this one.
+    pub(super) fn one_log_target(&mut self, global: Option<LogTarget>) -> Option<LogTarget> {
+        let proxy_logs = std::mem::take(&mut self.proxy_logs);
+        let chosen = global.or_else(|| proxy_logs.first().map(|(_, t)| t.clone()));
+        for (line, t) in &proxy_logs {
+            if Some(t) != chosen.as_ref() {
+                self.warn(
+                    *line,
+                    "ringlb has one log target for the whole process: this proxy's lines go to the first one configured",
+                );
+            }
+        }
+        chosen
+    }
+
+    /// A `log` line's target (global or in a proxy). A path (`/dev/log`) or `unix@PATH`
+    /// is a local unix datagram socket; an address is UDP syslog (port 514 by default).
+    pub(super) fn log_target(&mut self, l: &Line) -> Option<LogTarget> {
         let a = l.args();
         let Some(target) = a.first() else {
-            return self.err(l.line, "'log' expects a target");
+            self.err(l.line, "'log' expects a target");
+            return None;
         };
         let sink = match target.as_str() {
             "stdout" => LogSink::Stdout,
             "stderr" => LogSink::Stderr,
+            t if t.starts_with('/') => LogSink::Unix(t.into()),
+            t if t.starts_with("unix@") && t.len() > 5 => LogSink::Unix(t[5..].into()),
             t => {
                 let t = t
                     .strip_prefix("udp@")
                     .or_else(|| t.strip_prefix("udp4@"))
+                    .or_else(|| t.strip_prefix("ipv4@"))
                     .unwrap_or(t);
                 let with_port = if t.contains(':') {
                     t.to_string()
@@ -25,16 +68,18 @@ impl Mapper<'_> {
                 match with_port.parse::<SocketAddr>() {
                     Ok(addr) => LogSink::Udp(addr),
                     Err(_) => {
-                        return self.err(
+                        self.err(
                             l.line,
-                            format!("log target '{target}' is not supported (stdout, stderr or an IP[:PORT] for UDP syslog)"),
-                        )
+                            format!("log target '{target}' is not supported (stdout, stderr, a unix socket path or an IP[:PORT] for UDP syslog)"),
+                        );
+                        return None;
                     }
                 }
             }
         };
-        let mut raw = !matches!(sink, LogSink::Udp(_));
+        let mut raw = !matches!(sink, LogSink::Udp(_) | LogSink::Unix(_));
         let mut facility = None;
+        let mut level = None;
         let mut i = 1;
         while i < a.len() {
             match a[i].as_str() {
@@ -45,27 +90,41 @@ impl Mapper<'_> {
                 }
                 f if facility.is_none() => match syslog_facility(f) {
                     Some(n) => facility = Some(n),
-                    None => return self.err(l.line, format!("unknown log facility '{f}'")),
+                    None => {
+                        self.err(l.line, format!("unknown log facility '{f}'"));
+                        return None;
+                    }
                 },
+                v if level.is_none() => match crate::config::syslog_level(v) {
+                    Some(n) => level = Some(n),
+                    None => {
+                        self.err(l.line, format!("unknown log level '{v}'"));
+                        return None;
+                    }
+                },
+                // The minimum level only lowers the severity written in each line;
+                // access lines are `info`, above any minimum but `debug`.
                 _ => {}
             }
             i += 1;
         }
         let Some(facility) = facility else {
-            return self.err(l.line, "'log' expects a facility (local0, daemon, ...)");
+            self.err(l.line, "'log' expects a facility (local0, daemon, ...)");
+            return None;
         };
-        if log.is_some() {
+        let level = level.unwrap_or(7);
+        if level < crate::config::LOG_LEVEL_INFO {
             self.warn(
                 l.line,
-                "several global log targets: ringlb uses the first one",
+                "this target's level is more severe than 'info': access log lines are not sent to it (as in HAProxy)",
             );
-            return;
         }
-        *log = Some(LogTarget {
+        Some(LogTarget {
             sink,
             facility,
             raw,
-        });
+            level,
+        })
     }
 
     pub(super) fn global(
@@ -123,6 +182,11 @@ impl Mapper<'_> {
                 Some(0) => runtime.maxconn = None,
                 Some(n) => runtime.maxconn = Some(n),
                 None => self.err(l.line, "'maxconn' expects an integer"),
+            },
+            "maxsslrate" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                Some(0) => runtime.maxsslrate = None,
+                Some(n) => runtime.maxsslrate = Some(n),
+                None => self.err(l.line, "'maxsslrate' expects an integer"),
             },
             "log" => self.global_log(l, log),
             "log-send-hostname" | "log-tag" => {

@@ -8,6 +8,7 @@ mod assemble;
 mod global;
 mod http_rules;
 mod proxy;
+mod replies;
 mod rules;
 mod server;
 mod ssl;
@@ -70,6 +71,8 @@ struct Mapper<'e> {
     files: HashMap<String, Arc<PatternFile>>,
     /// Where the expressions being parsed will run (checked as HAProxy checks them).
     phase: Option<crate::rules::parse::Phase>,
+    /// Targets of `log TARGET` lines in proxies, by line (the process has one target).
+    proxy_logs: Vec<(usize, LogTarget)>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -146,6 +149,8 @@ struct StatsSettings {
     refresh: Option<u64>,
     auth: Vec<String>,
     realm: Option<String>,
+    /// `stats admin if|unless COND`.
+    admin: Option<Condition>,
 }
 
 impl Default for Settings {
@@ -221,8 +226,6 @@ struct Proxy {
     maxqueue: Option<usize>,
     /// A `bind` line was seen (even one with errors).
     has_bind_line: bool,
-    bind_lines: usize,
-    accept_proxy_binds: usize,
     http_request: Vec<HttpRule>,
     /// `redirect` lines: evaluated after the `http-request` rules, as in HAProxy.
     redirects: Vec<HttpRule>,
@@ -252,6 +255,7 @@ impl<'e> Mapper<'e> {
             vars: Default::default(),
             files: HashMap::new(),
             phase: None,
+            proxy_logs: Vec::new(),
         }
     }
 
@@ -292,6 +296,8 @@ impl<'e> Mapper<'e> {
             cpus: None,
             pidfile: None,
             maxconn: None,
+            maxsslrate: None,
+            tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;
@@ -350,6 +356,7 @@ impl<'e> Mapper<'e> {
             let first = cpus.iter().flatten().next().copied().unwrap_or(0);
             runtime.cpus = Some(cpus.into_iter().map(|c| c.unwrap_or(first)).collect());
         }
+        let log = self.one_log_target(log);
         self.assemble(runtime, admin, log, proxies)
     }
 }
@@ -369,8 +376,6 @@ impl Proxy {
             servers: Vec::new(),
             maxqueue: None,
             has_bind_line: false,
-            bind_lines: 0,
-            accept_proxy_binds: 0,
             http_request: Vec::new(),
             redirects: Vec::new(),
             http_response: Vec::new(),

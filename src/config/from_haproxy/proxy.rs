@@ -66,7 +66,7 @@ impl Mapper<'_> {
                 Some("global") => p.settings.log = true,
                 Some(_) => {
                     p.settings.log = true;
-                    self.warn(l.line, "per-proxy log targets are not supported: this proxy logs to the global target");
+                    self.proxy_log(l);
                 }
                 None => self.err(l.line, "'log' expects 'global' or a target"),
             },
@@ -76,6 +76,9 @@ impl Mapper<'_> {
             },
             "maxconn" | "fullconn" | "backlog" => {
                 self.warn(l.line, format!("'{kw}' is not enforced here"))
+            }
+            "stats" if l.args().first().map(String::as_str) == Some("admin") => {
+                self.stats_admin(l, p)
             }
             "stats" => self.stats(l, &mut p.settings),
             "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
@@ -299,6 +302,12 @@ impl Mapper<'_> {
             | "http-buffer-request" | "contstats" | "socket-stats" | "prefer-last-server" | "http-no-delay" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
+            // Packet-level savings (a delayed ACK on accept, the request sent with the
+            // handshake's ACK): the bytes clients and servers exchange are the same.
+            "tcp-smart-accept" | "tcp-smart-connect" => self.warn(
+                l.line,
+                format!("'option {opt}' ignored: a TCP packet-count optimisation that changes no byte exchanged"),
+            ),
             "httpchk" if negate => s.httpchk = None,
             "httpchk" => {
                 let (method, uri, version, host) = match rest {
@@ -450,7 +459,6 @@ impl Mapper<'_> {
     pub(super) fn bind(&mut self, l: &Line, p: &mut Proxy) {
         use super::ssl;
         p.has_bind_line = true;
-        p.bind_lines += 1;
         let a = l.args();
         let Some(addrs) = a.first() else {
             return self.err(l.line, "'bind' expects an address");
@@ -471,7 +479,6 @@ impl Mapper<'_> {
             i += 1;
             match opt.as_str() {
                 "accept-proxy" => {
-                    p.accept_proxy_binds += 1;
                     accept_proxy = true;
                 }
                 "maxconn" => match value.and_then(|n| n.parse::<u32>().ok()) {

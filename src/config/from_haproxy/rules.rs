@@ -154,12 +154,26 @@ impl Mapper<'_> {
             },
             Some("hide-version") | Some("show-legends") | Some("show-node") | Some("show-desc") => {
             }
-            Some("admin") | Some("http-request") | Some("scope") | Some("bind-process")
-            | Some("maxconn") | Some("timeout") => {
-                self.warn(l.line, format!("'stats {}' ignored", a[0]))
-            }
+            Some("http-request") | Some("scope") | Some("bind-process") | Some("maxconn")
+            | Some("timeout") => self.warn(l.line, format!("'stats {}' ignored", a[0])),
             Some(other) => self.err(l.line, format!("unknown 'stats' keyword '{other}'")),
             None => self.err(l.line, "'stats' expects a keyword"),
         }
+    }
+
+    /// `stats admin if|unless COND`: who may change servers' states from the page.
+    pub(super) fn stats_admin(&mut self, l: &Line, p: &mut Proxy) {
+        let w = l.args();
+        if !matches!(w.get(1).map(String::as_str), Some("if" | "unless")) || w.len() < 3 {
+            return self.err(
+                l.line,
+                "'stats admin' requires either 'if' or 'unless' followed by a condition",
+            );
+        }
+        let Some(cond) = self.condition_of(l.line, &w[1..], p, "stats admin") else {
+            return;
+        };
+        p.settings.stats.enabled = true;
+        p.settings.stats.admin = Some(cond);
     }
 }

@@ -509,6 +509,9 @@ impl Mapper<'_> {
         s: &ServerSsl,
     ) -> Option<std::sync::Arc<UpstreamTls>> {
         if !s.ssl {
+            if s.check_ssl {
+                self.err(line, format!("server '{name}': 'check-ssl' without 'ssl' (TLS checks of a plain server) is not supported by ringlb yet"));
+            }
             return None;
         }
         let required = s.verify_required.unwrap_or(!self.ssl.server_verify_none);

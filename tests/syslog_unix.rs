@@ -1,0 +1,194 @@
+//! `log /dev/log`-style targets: syslog over a local unix datagram socket. HAProxy 2.6
+//! and ringlb run the same haproxy.cfg and both log to one socket of the test (told
+//! apart by their tag); each line must have HAProxy's framing (`<PRI>Mmm dd hh:mm:ss
+//! TAG[PID]: `) and the same fields. Then the target's level: one more severe than
+//! `info` receives no access line, and a target named in `defaults` is used.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::twins::{ask, get, Srv, Twins};
+use common::*;
+
+/// A syslog datagram, split: (PRI, the timestamp, tag, pid, the message).
+#[derive(Debug)]
+struct Syslog {
+    pri: u32,
+    stamp: String,
+    tag: String,
+    message: String,
+}
+
+fn parse(d: &str) -> Option<Syslog> {
+    let rest = d.strip_prefix('<')?;
+    let (pri, rest) = rest.split_once('>')?;
+    // RFC 3164 timestamp: "Mmm dd hh:mm:ss" (the day padded with a space), 15 bytes.
+    let stamp = rest.get(..15)?.to_string();
+    let rest = rest.get(15..)?.strip_prefix(' ')?;
+    let (tag, rest) = rest.split_once('[')?;
+    let (pid, message) = rest.split_once("]: ")?;
+    pid.parse::<u32>().ok()?;
+    Some(Syslog {
+        pri: pri.parse().ok()?,
+        stamp,
+        tag: tag.to_string(),
+        message: message.to_string(),
+    })
+}
+
+fn stamp_is_rfc3164(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 15
+        && b[0].is_ascii_uppercase()
+        && b[1].is_ascii_lowercase()
+        && b[2].is_ascii_lowercase()
+        && b[3] == b' '
+        && (b[4] == b' ' || b[4].is_ascii_digit())
+        && b[5].is_ascii_digit()
+        && b[6] == b' '
+        && b[9] == b':'
+        && b[12] == b':'
+}
+
+/// The next datagram from `tag` whose message mentions `needle`.
+fn line_from(sock: &UnixDatagram, tag: &str, needle: &str) -> Option<Syslog> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let Some(s) = parse(&text) else {
+            panic!("not a syslog datagram: {text:?}")
+        };
+        if s.tag == tag && s.message.contains(needle) {
+            return Some(s);
+        }
+    }
+    None
+}
+
+fn bind(path: &Path) -> UnixDatagram {
+    let sock = UnixDatagram::bind(path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    sock
+}
+
+#[test]
+fn unix_socket_syslog_lines_match_haproxys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let sock = bind(&path);
+    let body = r#"
+frontend www
+    bind "127.0.0.1:${P1}"
+    log global
+    option httplog
+    default_backend app
+
+backend app
+    server s1 "${S1}"
+"#;
+    let t = Twins::start_with_global(
+        &format!("    log {} len 4096 local3 info\n", path.display()),
+        body,
+        &[("www", "P1")],
+        &[("S1", Srv::Up("s1"))],
+    );
+    t.same("a request's syslog line over the unix socket", |s| {
+        let (status, _) = ask(s.addr("www"), &get("t", "/unix-log"));
+        assert_eq!(status, 200, "{}", s.who);
+        let line = line_from(&sock, s.who, "/unix-log")
+            .unwrap_or_else(|| panic!("{}: no line on the unix socket", s.who));
+        assert!(stamp_is_rfc3164(&line.stamp), "{}: {line:?}", s.who);
+        let f: Vec<&str> = line.message.split_whitespace().collect();
+        // CLIENT [DATE] FRONTEND BACKEND/SERVER timers STATUS BYTES ... "REQUEST"
+        assert!(f.len() > 10, "{}: {line:?}", s.who);
+        (
+            line.pri,
+            f[2].to_string(),
+            f[3].to_string(),
+            f[5].to_string(),
+            line.message.ends_with("\"GET /unix-log HTTP/1.1\"\n"),
+        )
+    });
+}
+
+/// Starts ringlb on haproxy.cfg text `cfg` (its `${S1}` is `b`'s address), written
+/// into `dir` as `name`.
+fn start_cfg(dir: &Path, name: &str, cfg: &str, b: &TestBackend) -> RingLb {
+    let file = dir.join(name);
+    std::fs::write(&file, cfg.replace("${S1}", &b.addr().to_string())).unwrap();
+    RingLb::launch(&["-f", file.to_str().unwrap()], None, |l| {
+        l.starts_with("ready")
+    })
+}
+
+#[test]
+fn a_level_above_info_gets_no_access_line_and_a_defaults_target_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = dir.path().join("quiet.sock");
+    let loud = dir.path().join("loud.sock");
+    let quiet_sock = bind(&quiet);
+    let loud_sock = bind(&loud);
+    let b = TestBackend::start("b");
+    // `notice` is more severe than the `info` of access lines: HAProxy sends none.
+    let quiet_lb = start_cfg(
+        dir.path(),
+        "quiet.cfg",
+        &format!(
+            "global\n    log {} local0 notice\n\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\n\nbackend app\n    server s1 ${{S1}}\n",
+            quiet.display()
+        ),
+        &b,
+    );
+    // No global target: the one `defaults` names is the process's.
+    let loud_lb = start_cfg(
+        dir.path(),
+        "loud.cfg",
+        &format!(
+            "defaults\n    mode http\n    log {} local0\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\n\nbackend app\n    server s1 ${{S1}}\n",
+            loud.display()
+        ),
+        &b,
+    );
+    assert_eq!(http_get(quiet_lb.addr("www"), "/quiet").status, 200);
+    assert_eq!(http_get(loud_lb.addr("www"), "/loud").status, 200);
+    let loud_line =
+        line_from(&loud_sock, "ringlb", "/loud").expect("a line on the defaults target");
+    assert_eq!(loud_line.pri, 16 * 8 + 6, "{loud_line:?}");
+    // The loud line came after the quiet request was answered and logged (lines are
+    // flushed on the same tick): nothing for the quiet target by now, nor a bit later.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut buf = [0u8; 1024];
+    assert!(
+        quiet_sock.recv(&mut buf).is_err(),
+        "a `notice` target received an access line"
+    );
+}
+
+#[test]
+fn no_daemon_listening_costs_nothing_but_the_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nobody.sock");
+    let b = TestBackend::start("b");
+    let lb = start_cfg(
+        dir.path(),
+        "nobody.cfg",
+        &format!(
+            "global\n    log {} local0\n\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\n\nbackend app\n    server s1 ${{S1}}\n",
+            missing.display()
+        ),
+        &b,
+    );
+    for i in 0..20 {
+        assert_eq!(http_get(lb.addr("www"), &format!("/n{i}")).status, 200);
+    }
+    // A daemon that starts later gets the lines from then on.
+    let sock = bind(&missing);
+    assert_eq!(http_get(lb.addr("www"), "/later").status, 200);
+    assert!(line_from(&sock, "ringlb", "/later").is_some());
+}
