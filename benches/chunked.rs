@@ -34,9 +34,11 @@ fn chunked_body(chunk: usize, extension: &str, trailer: &str) -> Vec<u8> {
     body
 }
 
-/// Feeds `body` in `READ`-sized slices; returns the bytes the body claimed and whether
-/// its end was found.
-fn decode(body: &[u8]) -> (usize, bool) {
+/// Feeds `body` in `READ`-sized slices (what a feed leaves unused comes again at the
+/// start of the next one, as in the connection loop); returns the bytes the body
+/// claimed and whether its end was found. The body is only written to where a framing
+/// trailer field is cut out, which these bodies have none of.
+fn decode(body: &mut [u8]) -> (usize, bool) {
     let mut p = BodyProgress::new(
         Framing::Chunked,
         ringlb::config::Limits::default().max_chunks,
@@ -44,9 +46,9 @@ fn decode(body: &[u8]) -> (usize, bool) {
     let mut used = 0;
     while !p.is_done() {
         let end = (used + READ).min(body.len());
-        match p.feed(&body[used..end]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => used += n,
+        match p.feed(&mut body[used..end]) {
+            Ok(fed) if fed.used > 0 => used += fed.used,
+            _ => break,
         }
     }
     (used, p.is_done())
@@ -64,12 +66,12 @@ fn bench_chunked(c: &mut Criterion) {
         ),
     ];
     let mut group = c.benchmark_group("chunked_decode");
-    for (name, body) in &cases {
+    for (name, mut body) in cases {
         // The whole body, and nothing more, must be recognised as the body.
-        assert_eq!(decode(body), (body.len(), true), "{name}");
+        assert_eq!(decode(&mut body), (body.len(), true), "{name}");
         group.throughput(Throughput::Bytes(body.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(name), body, |b, body| {
-            b.iter(|| decode(black_box(body)))
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| decode(black_box(&mut body)))
         });
     }
     group.finish();

@@ -5,29 +5,64 @@
 use std::future::Future;
 use std::io;
 use std::ops::Range;
-use std::pin::Pin;
 use std::task::Poll;
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::time::{sleep_until, Instant, Sleep};
 
+use crate::bufpool::Recycled;
+
 /// A connection's one timer, re-armed for each operation instead of a timer made,
 /// registered and dropped per read or write. A later deadline only moves the armed
 /// expiry (monoio re-files the entry when the earlier one comes due), so steady
-/// keep-alive traffic barely touches the timer wheel.
-pub struct Timer(Pin<Box<Sleep>>);
+/// keep-alive traffic barely touches the timer wheel. A quiet connection gives its
+/// timer back (`release`: monoio's timer is 640 bytes) and waits on the shard's shared
+/// deadlines instead (`idle`); the timer's memory is recycled through the shard's
+/// free list, and the timer made again on the next bounded operation.
+pub struct Timer(Option<Recycled<Sleep>>);
 
 impl Timer {
     pub fn new(at: Instant) -> Self {
-        Self(Box::pin(sleep_until(at)))
+        Self(Some(Recycled::new(sleep_until(at))))
+    }
+
+    /// A timer not made yet (it is, on the first bounded operation).
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Gives the timer back while the connection waits without it.
+    pub fn release(&mut self) {
+        self.0 = None;
+    }
+
+    /// The timer, armed for `at` (made first if it was given back). Inlined: it runs
+    /// for every read and write of the request path.
+    #[inline(always)]
+    fn armed(&mut self, at: Instant) -> std::pin::Pin<&mut Sleep> {
+        if self.0.is_none() {
+            self.make(at);
+        }
+        let Some(timer) = &mut self.0 else {
+            unreachable!("the timer was just made")
+        };
+        let mut sleep = timer.pinned();
+        sleep.as_mut().reset(at);
+        sleep
+    }
+
+    /// Makes the timer again after `release`.
+    #[cold]
+    #[inline(never)]
+    fn make(&mut self, at: Instant) {
+        self.0 = Some(Recycled::new(sleep_until(at)));
     }
 
     /// Runs `op` to completion, or drops it and returns `None` once `at` has passed.
     pub async fn bound<F: Future>(&mut self, at: Instant, op: F) -> Option<F::Output> {
-        self.0.as_mut().reset(at);
+        let mut sleep = self.armed(at);
         let mut op = std::pin::pin!(op);
-        let sleep = &mut self.0;
         std::future::poll_fn(move |cx| {
             if let Poll::Ready(v) = op.as_mut().poll(cx) {
                 return Poll::Ready(Some(v));
@@ -36,6 +71,23 @@ impl Timer {
         })
         .await
     }
+}
+
+thread_local! {
+    /// This thread's runtime runs the legacy (epoll) driver.
+    static EPOLL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Told once per shard thread, when its runtime starts.
+pub fn set_epoll_driver(epoll: bool) {
+    EPOLL.with(|e| e.set(epoll));
+}
+
+/// A read in flight can be dropped without losing bytes: on epoll a read is a wait for
+/// readiness and then a `recv` done when polled, while on io_uring the kernel may
+/// complete a read (into the buffer it holds) after the future was dropped.
+pub fn reads_drop_safely() -> bool {
+    EPOLL.with(|e| e.get())
 }
 
 pub enum ReadOutcome {

@@ -7,6 +7,7 @@
 
 pub mod accesslog;
 pub mod admin;
+mod bufpool;
 pub mod cluster;
 pub mod config;
 pub mod control;
@@ -94,6 +95,7 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
 /// Like `start`, taking over the listeners of the processes `old` (`-sf`) when they
 /// hand them over, and binding anew (with a warning) when they do not.
 pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
+    bufpool::init();
     let cfg = Arc::new(cfg);
     let shards = cfg.runtime.shards;
     let mut received = upgrade::Received::default();

@@ -10,11 +10,28 @@ use std::time::Duration;
 use monoio::time::Instant;
 
 use crate::accesslog::ms;
-use crate::dispatch::Retries;
 use crate::rules::logformat::Facts;
 use crate::rules::Txn;
 use crate::shard::Shard;
 use crate::stats::Counters;
+
+/// Failed attempts before the one that answered (or the last), and whether one of them
+/// went to another server (HAProxy's `%rc` shows it as `+N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retries {
+    pub count: u32,
+    pub redispatched: bool,
+}
+
+impl std::fmt::Display for Retries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.redispatched {
+            write!(f, "+{}", self.count)
+        } else {
+            write!(f, "{}", self.count)
+        }
+    }
+}
 
 /// HAProxy's termination state (`%tsc`): who or what ended the session, and in which
 /// phase; the last two characters (persistence cookie) are `--`. `option tcplog`

@@ -16,9 +16,9 @@ use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use crate::config::{RouteTarget, TcpAction, TcpRule};
-use crate::http::rules::with_work;
 use crate::rules::action::VarTarget;
 use crate::rules::parse::detach;
+use crate::rules::with_work;
 use crate::rules::{Ctx, Dir, Head, Smp, Tracked, Tri, Txn};
 use crate::shard::Shard;
 

@@ -3,11 +3,23 @@
 
 mod common;
 
-use common::{http_config, http_get, RingLb, TestBackend};
+use std::time::Duration;
+
+use common::{http_config, http_get, wait_for, RingLb, TestBackend};
 
 fn forced_legacy() -> bool {
     std::env::var("MONOIO_FORCE_LEGACY_DRIVER")
         .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+}
+
+/// The balancer's stderr once both shards' start lines came (a reader thread collects
+/// stderr: the lines may lag the `ready` line on stdout).
+fn stderr_with_shard_lines(lb: &RingLb) -> String {
+    wait_for("both shards' start lines", Duration::from_secs(10), || {
+        let err = lb.stderr();
+        shard_lines(&err).len() >= 2 && err.contains("ringlb started")
+    });
+    lb.stderr()
 }
 
 fn shard_lines(stderr: &str) -> Vec<&str> {
@@ -22,7 +34,7 @@ fn each_shard_logs_its_driver() {
     let b = TestBackend::start("b");
     let lb = RingLb::start(&http_config(&[b.addr()], ""));
     assert_eq!(http_get(lb.addr("web"), "/").status, 200);
-    let err = lb.stderr();
+    let err = stderr_with_shard_lines(&lb);
     let lines = shard_lines(&err);
     assert_eq!(lines.len(), 2, "one line per shard:\n{err}");
     let want = if forced_legacy() {
@@ -46,7 +58,7 @@ fn config_can_ask_for_the_legacy_driver() {
         &http_config(&[b.addr()], "").replace("shards = 2", "shards = 2\ndriver = \"legacy\""),
     );
     assert_eq!(http_get(lb.addr("web"), "/").status, 200);
-    let err = lb.stderr();
+    let err = stderr_with_shard_lines(&lb);
     let lines = shard_lines(&err);
     assert_eq!(lines.len(), 2, "{err}");
     assert!(

@@ -97,3 +97,50 @@ fn keep_alive_survives_many_connections_in_parallel() {
     }
     assert_eq!(b.requests(), 400);
 }
+
+#[test]
+fn a_connection_quiet_between_requests_serves_the_next_one() {
+    // Quiet for longer than the 100 ms after which a keep-alive connection gives its
+    // buffers back: the next request, whole, pipelined or in pieces, is served on the
+    // same connection.
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config_shards(1, &[b.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let quiet = || std::thread::sleep(Duration::from_millis(300));
+    for i in 0..3 {
+        let id = format!("after-quiet-{i}");
+        assert_eq!(c.request(id_request(&id)).body_str(), id);
+        quiet();
+    }
+    let r = c.pipeline(&[id_request("p1"), id_request("p2")]);
+    assert_eq!(
+        (r[0].body_str(), r[1].body_str()),
+        ("p1".into(), "p2".into())
+    );
+    quiet();
+    c.send("GET /id HTTP/1.1\r\nHost: t\r\n");
+    quiet();
+    c.send("x-id: split\r\n\r\n");
+    assert_eq!(c.read_response().body_str(), "split");
+    assert_eq!(b.accepts(), 1);
+}
+
+#[test]
+fn a_silent_new_connection_gets_408_at_http_request() {
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config(
+        &[b.addr()],
+        "[timeout]\nhttp_request = \"300ms\"\n",
+    ));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let t = Instant::now();
+    let r = c.read_response();
+    assert_eq!(r.status, 408);
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "answered too early: {:?}",
+        t.elapsed()
+    );
+    assert!(c.closed_by_peer(Duration::from_secs(5)));
+    assert_eq!(b.requests(), 0);
+}

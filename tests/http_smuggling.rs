@@ -1,12 +1,14 @@
 //! Request framing and smuggling vectors (RFC 9112): each malformed request gets its
 //! status (400, or 414 / 431 over a limit) and a close, and the backend never sees it
-//! nor the second request smuggled behind it. One test per vector.
+//! nor the second request smuggled behind it. One test per vector. What is accepted
+//! reaches the server framed as the balancer decided (one `Content-Length`, framing
+//! trailer fields dropped), whatever `Connection` names, byte for byte.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{http_config, HttpClient, RingLb, TestBackend};
+use common::{http_config, HttpClient, Recorder, RingLb, TestBackend};
 
 /// Appended to every vector: if the balancer and the backend disagreed on where the
 /// first request ends, this would reach the backend as a request of its own.
@@ -67,6 +69,11 @@ vectors! {
     content_length_inner_space: "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3 3\r\n\r\nabc";
     content_length_empty: "POST / HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n\r\n";
     content_length_overflow: "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n";
+    content_length_above_2_pow_63_minus_1: "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9223372036854775808\r\n\r\nabc";
+    transfer_encoding_leading_comma: "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n";
+    transfer_encoding_trailing_comma: "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n";
+    chunk_size_2_pow_63: "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\nhello\r\n0\r\n\r\n";
+    chunk_size_2_pow_64_minus_1: "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nhello\r\n0\r\n\r\n";
     chunked_not_last: "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n";
     unimplemented_coding_before_chunked: "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
     identity_coding: "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc";
@@ -264,4 +271,320 @@ fn haproxy_tune_limits_apply() {
     let mut c = HttpClient::connect(lb.addr("www"));
     assert_eq!(c.get("/").status, 200);
     assert_eq!(b.requests(), 1);
+}
+
+// ---- What reaches the server: `Connection` never removes a framing field ----
+
+/// The balancer on haproxy.cfg text: one thread (one connection pool), a rule that
+/// refuses `/SMUGGLED`, and `server` behind it.
+fn rule_cfg(bind: &str, server: std::net::SocketAddr) -> String {
+    format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind {bind}\n    http-request deny if {{ path_beg /SMUGGLED }}\n    default_backend app\nbackend app\n    server s1 {server}\n"
+    )
+}
+
+fn ringlb_with_rule(server: std::net::SocketAddr) -> RingLb {
+    common::haproxy::ringlb_cfg(&rule_cfg("127.0.0.1:0", server))
+}
+
+/// The exact bytes of issue 13: `Connection` names the field that frames the body.
+const CONNECTION_CONTENT_LENGTH: &str = "POST / HTTP/1.1\r\nHost: example.com\r\nConnection: Content-Length\r\nContent-Length: 45\r\n\r\nGET /SMUGGLED HTTP/1.1\r\nHost: example.com\r\n\r\n";
+/// The same with a chunked body (0x2d = 45 bytes).
+const CONNECTION_TRANSFER_ENCODING: &str = "POST / HTTP/1.1\r\nHost: example.com\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n2d\r\nGET /SMUGGLED HTTP/1.1\r\nHost: example.com\r\n\r\n\r\n0\r\n\r\n";
+const CONNECTION_HOST: &str =
+    "GET /h HTTP/1.1\r\nHost: example.com\r\nConnection: Host, X-Drop\r\nX-Drop: 1\r\n\r\n";
+const SMUGGLED_BODY: &[u8] = b"GET /SMUGGLED HTTP/1.1\r\nHost: example.com\r\n\r\n";
+
+/// Sends `raw` on a new connection: one answer comes back (to the first request),
+/// and the connection stays usable for another.
+fn one_answer_then_more(lb: &RingLb, raw: &str, answer: &str) {
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let r = c.request(raw);
+    assert_eq!((r.status, r.body_str().as_str()), (200, answer), "{raw:?}");
+    let r = c.get("/after");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "GET /after"));
+}
+
+#[test]
+fn connection_naming_content_length_does_not_remove_it() {
+    let rec = Recorder::start();
+    let lb = ringlb_with_rule(rec.addr());
+    one_answer_then_more(&lb, CONNECTION_CONTENT_LENGTH, "POST /");
+    let got = rec.received();
+    let want = "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 45\r\n\r\nGET /SMUGGLED HTTP/1.1\r\nHost: example.com\r\n\r\nGET /after HTTP/1.1\r\nHost: test.local\r\n\r\n";
+    assert_eq!(String::from_utf8_lossy(&got[0]), want);
+    let reqs = rec.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body, SMUGGLED_BODY);
+}
+
+#[test]
+fn connection_naming_transfer_encoding_does_not_remove_it() {
+    let rec = Recorder::start();
+    let lb = ringlb_with_rule(rec.addr());
+    one_answer_then_more(&lb, CONNECTION_TRANSFER_ENCODING, "POST /");
+    let got = rec.received();
+    let want = "POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n2d\r\nGET /SMUGGLED HTTP/1.1\r\nHost: example.com\r\n\r\n\r\n0\r\n\r\n";
+    assert!(
+        String::from_utf8_lossy(&got[0]).starts_with(want),
+        "{:?}",
+        String::from_utf8_lossy(&got[0])
+    );
+    assert_eq!(rec.requests()[0].body, SMUGGLED_BODY);
+    assert_eq!(rec.requests().len(), 2);
+}
+
+#[test]
+fn connection_naming_host_does_not_remove_it() {
+    // Other names are still removed (RFC 9110 §7.6.1).
+    let rec = Recorder::start();
+    let lb = ringlb_with_rule(rec.addr());
+    one_answer_then_more(&lb, CONNECTION_HOST, "GET /h");
+    let got = rec.received();
+    assert!(
+        String::from_utf8_lossy(&got[0])
+            .starts_with("GET /h HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&got[0])
+    );
+}
+
+#[test]
+fn connection_naming_a_framing_field_cannot_reach_another_client() {
+    // An attacker's request, then a victim on a new connection, three times: the
+    // pooled server connection (one thread, one pool) carries no second answer.
+    for vector in [CONNECTION_CONTENT_LENGTH, CONNECTION_TRANSFER_ENCODING] {
+        let rec = Recorder::start();
+        let lb = ringlb_with_rule(rec.addr());
+        for trial in 0..3 {
+            let mut attacker = HttpClient::connect(lb.addr("web"));
+            let r = attacker.request(vector);
+            assert_eq!(r.status, 200);
+            drop(attacker);
+            let mut victim = HttpClient::connect(lb.addr("web"));
+            let path = format!("/victim/{trial}");
+            let r = victim.get(&path);
+            assert_eq!(
+                (r.status, r.body_str()),
+                (200, format!("GET {path}")),
+                "trial {trial}: the victim got another answer"
+            );
+        }
+        let reqs = rec.requests();
+        assert!(
+            reqs.iter().all(|r| !r.target.starts_with("/SMUGGLED")),
+            "{reqs:?}"
+        );
+        assert_eq!(reqs.len(), 6);
+        assert_eq!(rec.accepts(), 1, "the server connection was not reused");
+    }
+}
+
+#[test]
+fn connection_naming_framing_fields_matches_haproxy() {
+    // The requests the server reads, HAProxy 2.6 and ringlb in front of it on the same
+    // haproxy.cfg: the same methods, targets, Host and bodies.
+    let summary = |rec: &Recorder| -> Vec<(String, String, Option<String>, Vec<u8>)> {
+        rec.requests()
+            .into_iter()
+            .map(|r| {
+                let host = common::wire::header(&r.headers, "host").map(str::to_string);
+                (r.method, r.target, host, r.body)
+            })
+            .collect()
+    };
+    for vector in [
+        CONNECTION_CONTENT_LENGTH,
+        CONNECTION_TRANSFER_ENCODING,
+        CONNECTION_HOST,
+    ] {
+        let (rec_h, rec_r) = (Recorder::start(), Recorder::start());
+        let port = common::tcp::ReservedPort::new();
+        let addr = port.addr();
+        let _h = common::haproxy::HaProxy::start(
+            &rule_cfg(&addr.to_string(), rec_h.addr()),
+            &[addr],
+            None,
+        );
+        let lb = ringlb_with_rule(rec_r.addr());
+        for (to, rec) in [(addr, &rec_h), (lb.addr("web"), &rec_r)] {
+            let mut c = HttpClient::connect(to);
+            assert_eq!(c.request(vector).status, 200, "{vector:?} via {to}");
+            wait_until_recorded(rec, 1);
+        }
+        assert_eq!(summary(&rec_r), summary(&rec_h), "{vector:?}");
+    }
+}
+
+fn wait_until_recorded(rec: &Recorder, n: usize) {
+    common::wait_for(
+        "the server to read the request",
+        Duration::from_secs(5),
+        || rec.requests().len() >= n,
+    );
+}
+
+// ---- Framing normalised: what the balancer decided, not the client's text ----
+
+/// Sends `raw` (answered 200) and returns the bytes the server received.
+fn server_received(raw: &str) -> String {
+    let rec = Recorder::start();
+    let lb = RingLb::start(&common::http_config_shards(1, &[rec.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    assert_eq!(c.request(raw).status, 200, "{raw:?}");
+    String::from_utf8_lossy(&rec.received()[0]).into_owned()
+}
+
+#[test]
+fn duplicate_identical_content_lengths_become_one() {
+    let got = server_received(
+        "POST /d HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(
+        got,
+        "POST /d HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello"
+    );
+}
+
+#[test]
+fn a_content_length_list_becomes_one_length() {
+    let got = server_received("POST /d HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 5\r\n\r\nhello");
+    assert_eq!(
+        got,
+        "POST /d HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+    );
+    let got = server_received("POST /d HTTP/1.1\r\nHost: t\r\ncontent-length:  005 \r\n\r\nhello");
+    assert_eq!(
+        got,
+        "POST /d HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+    );
+}
+
+#[test]
+fn transfer_encoding_is_written_as_decided() {
+    let got = server_received(
+        "POST /d HTTP/1.1\r\nHost: t\r\ntransfer-encoding:  Chunked \r\n\r\n1\r\na\r\n0\r\n\r\n",
+    );
+    assert_eq!(
+        got,
+        "POST /d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"
+    );
+}
+
+#[test]
+fn framing_fields_in_trailers_are_dropped() {
+    let got = server_received(
+        "POST /d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nContent-Length: 5\r\nX-T: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert_eq!(
+        got,
+        "POST /d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+    );
+}
+
+#[test]
+fn framing_fields_in_trailers_are_dropped_when_the_body_comes_in_pieces() {
+    // The trailer section arrives a few bytes at a time, cut inside the field names.
+    let rec = Recorder::start();
+    let lb = RingLb::start(&common::http_config_shards(1, &[rec.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    c.send("POST /d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    // Each piece with what the server has then received (`None`: nothing new to see;
+    // a short pause lets the piece arrive as a read of its own).
+    let pieces: [(&str, Option<&str>); 5] = [
+        ("0\r\nConte", Some("hello\r\n0\r\n")),
+        ("nt-Len", None),
+        ("gth: 5\r", None),
+        ("\nX-T: 1\r\nTransfer-", Some("0\r\nX-T: 1\r\n")),
+        ("Encoding: chunked\r\n\r\n", None),
+    ];
+    for (piece, seen) in pieces {
+        c.send(piece);
+        match seen {
+            Some(tail) => common::wait_for(tail, Duration::from_secs(5), || {
+                rec.received()
+                    .first()
+                    .is_some_and(|c| c.ends_with(tail.as_bytes()))
+            }),
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let r = c.read_response();
+    assert_eq!(r.status, 200);
+    let got = String::from_utf8_lossy(&rec.received()[0]).into_owned();
+    assert!(
+        got.ends_with("5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
+        "{got:?}"
+    );
+    assert_eq!(
+        rec.requests()[0].trailers,
+        vec![("X-T".to_string(), "1".to_string())]
+    );
+}
+
+#[test]
+fn max_chunks_counts_data_chunks_only() {
+    // The documented default, 1,000,000: exactly that many one-byte chunks pass.
+    let rec = Recorder::start();
+    let lb = RingLb::start(&common::http_config_shards(1, &[rec.addr()], ""));
+    let mut body = String::with_capacity(6_000_010);
+    for _ in 0..1_000_000 {
+        body.push_str("1\r\na\r\n");
+    }
+    body.push_str("0\r\n\r\n");
+    let mut c = HttpClient::connect(lb.addr("web"));
+    c.set_timeout(Duration::from_secs(60));
+    let r = c.request(format!(
+        "POST /many HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{body}"
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(rec.requests()[0].body.len(), 1_000_000);
+    // A low limit: N data chunks pass, N + 1 are refused.
+    let b = TestBackend::start("a");
+    let lb = RingLb::start(&http_config(&[b.addr()], "[limits]\nmax_chunks = 4\n"));
+    let post = |n: usize| {
+        let mut raw =
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
+        for _ in 0..n {
+            raw.push_str("1\r\na\r\n");
+        }
+        raw.push_str("0\r\n\r\n");
+        let mut c = HttpClient::connect(lb.addr("web"));
+        let _ = c.try_send(raw);
+        c.try_read_response("POST").map(|r| r.status).unwrap_or(0)
+    };
+    assert_eq!(post(4), 200);
+    assert_eq!(post(5), 400);
+}
+
+// ---- `Upgrade: h2c` ----
+
+#[test]
+fn an_h2c_upgrade_is_not_passed_on() {
+    // HTTP/2 streams behind an upgrade would bypass every rule: the request goes on as
+    // plain HTTP/1.1, without Upgrade and HTTP2-Settings (RFC 7540 §3.2 lets the
+    // server ignore the upgrade), and is answered as such.
+    let got = server_received(
+        "GET /up HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    assert_eq!(got, "GET /up HTTP/1.1\r\nHost: t\r\n\r\n");
+}
+
+#[test]
+fn an_h2c_upgrade_answered_101_anyway_is_a_502() {
+    // A server that switches protocols without being asked is refused.
+    let s = common::RawServer::start(|mut s| {
+        use std::io::Write;
+        if common::raw::read_head(&mut s).is_some() {
+            let _ = s.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+            );
+        }
+    });
+    let lb = RingLb::start(&common::http_config_shards(1, &[s.addr()], ""));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    let r = c.request(
+        "GET /up HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    assert_eq!(r.status, 502);
 }

@@ -192,3 +192,28 @@ fn no_daemon_listening_costs_nothing_but_the_lines() {
     assert_eq!(http_get(lb.addr("www"), "/later").status, 200);
     assert!(line_from(&sock, "ringlb", "/later").is_some());
 }
+
+#[test]
+fn a_host_name_target_is_resolved_at_load() {
+    use std::net::{ToSocketAddrs, UdpSocket};
+    // Bound where `localhost` resolves first, as ringlb (and HAProxy) will send.
+    let first = ("localhost", 0).to_socket_addrs().unwrap().next().unwrap();
+    let sink = UdpSocket::bind(first).unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestBackend::start("b");
+    let lb = start_cfg(
+        dir.path(),
+        "host.cfg",
+        &format!(
+            "global\n    log localhost:{port} local0\n\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\n\nbackend app\n    server s1 ${{S1}}\n"
+        ),
+        &b,
+    );
+    assert_eq!(http_get(lb.addr("www"), "/by-name").status, 200);
+    let mut buf = [0u8; 2048];
+    let n = sink.recv(&mut buf).expect("a datagram at localhost");
+    let line = parse(&String::from_utf8_lossy(&buf[..n])).expect("syslog framing");
+    assert!(line.message.contains("/by-name"), "{line:?}");
+}

@@ -19,7 +19,7 @@ use monoio::time::Instant;
 pub use verdict::{verdict, Failure, Situation, Verdict};
 
 use crate::io::{write_range, Timer};
-use crate::record::Term;
+use crate::record::{Retries, Term};
 use crate::shard::Shard;
 use crate::stats::Counters;
 use crate::tls::{ServerStream, SniSource};
@@ -42,24 +42,6 @@ pub struct GiveUp {
     pub term: Term,
     pub server: Option<u32>,
     pub retries: Retries,
-}
-
-/// Failed attempts before the one that answered (or the last), and whether one of them
-/// went to another server (HAProxy's `%rc` shows it as `+N`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Retries {
-    pub count: u32,
-    pub redispatched: bool,
-}
-
-impl std::fmt::Display for Retries {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.redispatched {
-            write!(f, "+{}", self.count)
-        } else {
-            write!(f, "{}", self.count)
-        }
-    }
 }
 
 /// A request's slot on a server; dropping it frees the slot for the next waiter.

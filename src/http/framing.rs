@@ -1,5 +1,7 @@
 //! Message framing: how long a body is (RFC 9112 §6) and a streaming scanner that
-//! finds the end of a chunked body while its bytes pass through unchanged.
+//! finds the end of a chunked body while its bytes pass through unchanged, except
+//! `Content-Length` and `Transfer-Encoding` trailer fields, which are cut out (as
+//! HAProxy drops them: a framing field after the body can only mislead a recipient).
 
 /// How the body of one message is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +31,27 @@ pub struct BodyProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyError;
 
+/// What one `feed` did with the bytes it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fed {
+    /// Bytes of the input that belong to the body and were dealt with.
+    pub used: usize,
+    /// How many bytes at the start of the input are to be forwarded: `used`, less the
+    /// trailer fields cut out (the kept bytes were moved to the front in place).
+    pub forward: usize,
+}
+
+impl Fed {
+    fn all(n: usize) -> Fed {
+        Fed {
+            used: n,
+            forward: n,
+        }
+    }
+}
+
 impl BodyProgress {
-    /// A body with `framing`; a chunked one may have at most `max_chunks` chunks.
+    /// A body with `framing`; a chunked one may have at most `max_chunks` data chunks.
     pub fn new(framing: Framing, max_chunks: u32) -> Self {
         BodyProgress {
             framing,
@@ -64,26 +85,28 @@ impl BodyProgress {
         self.done = self.remaining == 0;
     }
 
-    /// Consumes the prefix of `data` that belongs to this body; returns its length.
-    /// Bytes beyond the end of the body are left for the caller.
-    pub fn feed(&mut self, data: &[u8]) -> Result<usize, BodyError> {
+    /// Consumes the prefix of `data` that belongs to this body. Bytes beyond the end of
+    /// the body are left for the caller; so is, while the body is not done, the start
+    /// of a trailer line that `data` does not hold whole: the caller presents those
+    /// bytes again with more after them.
+    pub fn feed(&mut self, data: &mut [u8]) -> Result<Fed, BodyError> {
         if self.done {
-            return Ok(0);
+            return Ok(Fed::all(0));
         }
         match self.framing {
-            Framing::None => Ok(0),
+            Framing::None => Ok(Fed::all(0)),
             Framing::Length(_) => {
                 let n = (data.len() as u64).min(self.remaining) as usize;
                 self.remaining -= n as u64;
                 self.done = self.remaining == 0;
-                Ok(n)
+                Ok(Fed::all(n))
             }
             Framing::Chunked => {
-                let n = self.chunked.feed(data)?;
+                let fed = self.chunked.feed(data)?;
                 self.done = self.chunked.is_done();
-                Ok(n)
+                Ok(fed)
             }
-            Framing::UntilClose => Ok(data.len()),
+            Framing::UntilClose => Ok(Fed::all(data.len())),
         }
     }
 
@@ -133,9 +156,10 @@ enum ChunkState {
     Done,
 }
 
-/// Walks chunk-size lines, data, CRLFs and trailers without copying anything, and
-/// refuses anything RFC 9112 does not allow (bare LF, junk in an extension, a trailer
-/// line without a field name).
+/// Walks chunk-size lines, data, CRLFs and trailers without copying anything (but to
+/// cut out a framing trailer field), and refuses anything RFC 9112 does not allow
+/// (bare LF, junk in an extension, a trailer line without a field name, a chunk of
+/// 2^63 bytes or more).
 #[derive(Debug, Default)]
 pub struct ChunkedScanner {
     state: ChunkState,
@@ -143,12 +167,28 @@ pub struct ChunkedScanner {
     digits: u8,
     /// Length of the current chunk-size line or trailer line.
     line: u32,
+    /// Data chunks so far (the last, empty chunk is not one).
     chunks: u32,
     max_chunks: u32,
+    /// Length of the trailer field name being read.
+    name_len: u32,
+    /// The trailer line being read names Content-Length or Transfer-Encoding: it is
+    /// cut out.
+    drop_line: bool,
+}
+
+/// `transfer-encoding`, the longer of the two framing field names.
+const FRAMING_NAME_MAX: usize = 17;
+
+fn is_framing_field(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
 }
 
 /// Longest chunk-size we accept, in hex digits (16 = u64).
 const MAX_SIZE_DIGITS: u8 = 16;
+/// Largest chunk size, as for Content-Length: 2^63 - 1 (a signed 64-bit length, what
+/// HAProxy and most servers hold a length in).
+const MAX_CHUNK_SIZE: u64 = i64::MAX as u64;
 /// Longest chunk-size line (with its extensions) or trailer line we accept.
 const MAX_LINE: u32 = 4096;
 
@@ -179,8 +219,8 @@ fn is_ws(b: u8) -> bool {
 }
 
 impl ChunkedScanner {
-    /// A scanner that refuses a body of more than `max_chunks` chunks (the last,
-    /// empty one included).
+    /// A scanner that refuses a body of more than `max_chunks` data chunks (the last,
+    /// empty one is not counted: a limit of N lets exactly N data chunks through).
     pub fn new(max_chunks: u32) -> Self {
         ChunkedScanner {
             max_chunks,
@@ -192,9 +232,19 @@ impl ChunkedScanner {
         self.state == ChunkState::Done
     }
 
-    /// Consumes bytes up to the end of the chunked body; returns how many were used.
-    pub fn feed(&mut self, data: &[u8]) -> Result<usize, BodyError> {
+    /// Consumes bytes up to the end of the chunked body. A `Content-Length` or
+    /// `Transfer-Encoding` trailer line is cut out: the bytes after it move up, and
+    /// `forward` counts what is left to send. To tell, a trailer field name that `data`
+    /// ends inside is not consumed while it may still be one of those (17 bytes at
+    /// most): `used` stops at its line's start; present it again with more.
+    pub fn feed(&mut self, data: &mut [u8]) -> Result<Fed, BodyError> {
         use ChunkState::*;
+        // `data[..kept]` is output; `data[from..i]` is input not yet moved to it (the
+        // two are the same bytes until a trailer line is cut out).
+        let mut kept = 0;
+        let mut from = 0;
+        // Where the current trailer line began in `data` (0: before it).
+        let mut line_start = 0;
         let mut i = 0;
         while i < data.len() {
             let b = data[i];
@@ -234,7 +284,7 @@ impl ChunkedScanner {
             }
             self.state = match (self.state, b) {
                 (SizeStart | Size, _) if hex(b).is_some() => {
-                    if self.digits >= MAX_SIZE_DIGITS {
+                    if self.digits >= MAX_SIZE_DIGITS || self.size > MAX_CHUNK_SIZE >> 4 {
                         return Err(BodyError);
                     }
                     self.size = (self.size << 4) | hex(b).unwrap_or(0) as u64;
@@ -262,13 +312,14 @@ impl ChunkedScanner {
                 (SizeLf, b'\n') => {
                     self.digits = 0;
                     self.line = 0;
-                    self.chunks += 1;
-                    if self.chunks > self.max_chunks {
-                        return Err(BodyError);
-                    }
                     if self.size == 0 {
+                        line_start = i + 1;
                         TrailerStart
                     } else {
+                        self.chunks += 1;
+                        if self.chunks > self.max_chunks {
+                            return Err(BodyError);
+                        }
                         Data
                     }
                 }
@@ -278,12 +329,32 @@ impl ChunkedScanner {
                     SizeStart
                 }
                 (TrailerStart, b'\r') => FinalLf,
-                (TrailerStart | TrailerName, _) if is_tchar(b) => TrailerName,
-                (TrailerName, b':') => TrailerValue,
+                (TrailerStart, _) if is_tchar(b) => {
+                    line_start = i;
+                    self.name_len = 1;
+                    TrailerName
+                }
+                (TrailerName, _) if is_tchar(b) => {
+                    self.name_len += 1;
+                    TrailerName
+                }
+                (TrailerName, b':') => {
+                    // A name this short is all in `data` (a cut one is held back).
+                    let n = self.name_len as usize;
+                    self.drop_line = n <= FRAMING_NAME_MAX && is_framing_field(&data[i - n..i]);
+                    TrailerValue
+                }
                 (TrailerValue, b'\r') => TrailerLf,
                 (TrailerValue, b'\t' | 0x20..=0x7e | 0x80..=0xff) => TrailerValue,
                 (TrailerLf, b'\n') => {
                     self.line = 0;
+                    if std::mem::take(&mut self.drop_line) {
+                        // Cut the line out: what came before it is output, what comes
+                        // after it will be.
+                        move_up(data, from..line_start, &mut kept);
+                        from = i + 1;
+                    }
+                    line_start = i + 1;
                     TrailerStart
                 }
                 (FinalLf, b'\n') => {
@@ -295,8 +366,34 @@ impl ChunkedScanner {
             };
             i += 1;
         }
-        Ok(i)
+        if self.drop_line {
+            // Inside a line being cut out: consumed, not forwarded.
+            move_up(data, from..line_start, &mut kept);
+        } else {
+            if self.state == TrailerName && self.name_len as usize <= FRAMING_NAME_MAX {
+                // A field name cut short that may be a framing one: give it back, to
+                // be scanned again (at most 17 bytes) with what follows.
+                self.state = TrailerStart;
+                self.line = 0;
+                i = line_start;
+            }
+            move_up(data, from..i, &mut kept);
+        }
+        Ok(Fed {
+            used: i,
+            forward: kept,
+        })
     }
+}
+
+/// Appends `data[range]` to the output at `data[..*kept]` (a move only once something
+/// was cut out before it).
+fn move_up(data: &mut [u8], range: std::ops::Range<usize>, kept: &mut usize) {
+    let n = range.len();
+    if range.start != *kept {
+        data.copy_within(range, *kept);
+    }
+    *kept += n;
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -309,118 +406,4 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scan_all(input: &[u8], step: usize) -> Result<(usize, bool), BodyError> {
-        let mut s = ChunkedScanner::new(u32::MAX);
-        let mut used = 0;
-        while used < input.len() && !s.is_done() {
-            let end = (used + step).min(input.len());
-            let n = s.feed(&input[used..end])?;
-            used += n;
-            if n == 0 {
-                break;
-            }
-        }
-        Ok((used, s.is_done()))
-    }
-
-    #[test]
-    fn finds_the_end_byte_by_byte_and_at_once() {
-        let body =
-            b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: y\r\n\r\nGET / HTTP/1.1\r\n";
-        let end = body.len() - b"GET / HTTP/1.1\r\n".len();
-        for step in [1, 2, 3, 7, body.len()] {
-            assert_eq!(scan_all(body, step).unwrap(), (end, true), "step {step}");
-        }
-    }
-
-    #[test]
-    fn accepts_well_formed_extensions() {
-        let good: &[&[u8]] = &[
-            b"5;a\r\nhello\r\n0\r\n\r\n",
-            b"5 ; a = b ; c=\"q \\\" d\"\r\nhello\r\n0;last\r\n\r\n",
-            b"5 \r\nhello\r\n0\r\nA: b\r\nC:\r\n\r\n",
-        ];
-        for b in good {
-            assert_eq!(
-                scan_all(b, 1).map(|r| r.1),
-                Ok(true),
-                "{:?}",
-                String::from_utf8_lossy(b)
-            );
-        }
-    }
-
-    #[test]
-    fn chunk_count_is_bounded() {
-        let body = b"1\r\na\r\n1\r\nb\r\n0\r\n\r\n";
-        let mut s = ChunkedScanner::new(3);
-        assert_eq!(s.feed(body), Ok(body.len()));
-        let mut s = ChunkedScanner::new(2);
-        assert_eq!(s.feed(body), Err(BodyError));
-    }
-
-    #[test]
-    fn long_lines_are_refused() {
-        let mut ext = b"5;a=".to_vec();
-        ext.extend(std::iter::repeat_n(b'x', 5000));
-        ext.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
-        assert!(scan_all(&ext, 100).is_err());
-        let mut trailer = b"0\r\nX: ".to_vec();
-        trailer.extend(std::iter::repeat_n(b'y', 5000));
-        trailer.extend_from_slice(b"\r\n\r\n");
-        assert!(scan_all(&trailer, 100).is_err());
-    }
-
-    #[test]
-    fn large_sizes_and_partial() {
-        let (used, done) = scan_all(b"1000\r\nabc", 100).unwrap();
-        assert_eq!((used, done), (9, false));
-    }
-
-    #[test]
-    fn rejects_malformed() {
-        let bad: &[&[u8]] = &[
-            b"\r\n",
-            b"zz\r\n",
-            b"5\nhello\r\n",
-            b"5\r\nhelloXY",
-            b"11111111111111111\r\n",
-            b"0\r\nbad\x01trailer\r\n\r\n",
-            b"-1\r\n",
-            // Bad extensions: no name, junk after the size, a bare LF, an open quote.
-            b"5;\r\nhello\r\n0\r\n\r\n",
-            b"5 junk\r\nhello\r\n0\r\n\r\n",
-            b"5;a=\r\nhello\r\n0\r\n\r\n",
-            b"5;a=\"x\r\nhello\r\n0\r\n\r\n",
-            b"5;a\nhello\r\n0\r\n\r\n",
-            b"5;a=b c\r\nhello\r\n0\r\n\r\n",
-            // Missing CRLF after the data, bare LF after it.
-            b"5\r\nhello0\r\n\r\n",
-            b"5\r\nhello\n0\r\n\r\n",
-            // A trailer line that is not a field.
-            b"0\r\nGET / HTTP/1.1\r\n\r\n",
-            b"0\r\n: x\r\n\r\n",
-            b"0\r\n\n",
-        ];
-        for b in bad {
-            assert!(
-                scan_all(b, 1).is_err(),
-                "{:?} accepted",
-                String::from_utf8_lossy(b)
-            );
-        }
-    }
-
-    #[test]
-    fn length_bodies_stop_at_their_end() {
-        let mut p = BodyProgress::new(Framing::Length(4), 10);
-        assert_eq!(p.feed(b"ab").unwrap(), 2);
-        assert_eq!(p.feed(b"cdNEXT").unwrap(), 2);
-        assert!(p.is_done());
-        assert!(BodyProgress::new(Framing::Length(3), 10).on_eof().is_err());
-        assert!(BodyProgress::new(Framing::UntilClose, 10).on_eof().is_ok());
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! Request and response heads: parse with httparse from the connection's buffer, check
 //! them strictly (RFC 9112: framing, request target, Host), decide framing and
-//! persistence, and write the rewritten head (hop-by-hop headers removed,
+//! persistence, and write the rewritten head (hop-by-hop headers removed, framing
+//! written as decided: one `Content-Length: N` or `Transfer-Encoding: chunked`,
 //! X-Forwarded-For appended) into the outgoing buffer.
 
 use std::io::Write;
@@ -64,21 +65,52 @@ pub enum Parsed<T> {
     Reject(Reply),
 }
 
-/// Hop-by-hop header fields that never cross the proxy (RFC 9110 §7.6.1).
-fn is_hop_by_hop(name: &str) -> bool {
-    const NAMES: [&str; 6] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "upgrade",
-        "http2-settings",
-    ];
+/// What a field is to the rewrite of a head.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Content-Length or Transfer-Encoding: replaced by the framing as decided.
+    Framing,
+    /// A hop-by-hop field that never crosses the proxy (RFC 9110 §7.6.1).
+    HopByHop,
+    /// `Upgrade`: hop-by-hop, but kept for an upgrade that is passed on.
+    Upgrade,
+    Other,
+}
+
+/// What field `i` of a head is: by the masks `lengths` and `ConnectionTokens` made for
+/// the first 64 fields, then by its name's length first (one comparison at most for
+/// most names).
+fn field(i: usize, name: &str, len: &Lengths, conn: &ConnectionTokens) -> Field {
+    if len.fields & bit(i) != 0 {
+        return Field::Framing;
+    }
+    if conn.fields & bit(i) != 0 {
+        return Field::HopByHop;
+    }
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        14 if is("content-length") => Field::Framing,
+        17 if is("transfer-encoding") => Field::Framing,
+        10 if is("connection") || is("keep-alive") => Field::HopByHop,
+        16 if is("proxy-connection") => Field::HopByHop,
+        14 if is("http2-settings") => Field::HopByHop,
+        2 if is("te") => Field::HopByHop,
+        7 if is("upgrade") => Field::Upgrade,
+        _ => Field::Other,
+    }
+}
+
+/// Fields the balancer frames or routes a message by. A `Connection` header that
+/// names one of them is not obeyed for it (HAProxy ignores such tokens too): removing
+/// the field after deciding by it would let the server frame or route the message
+/// differently (a body with no length in front of it is a second request).
+fn decides_by(name: &str) -> bool {
+    const NAMES: [&str; 4] = ["content-length", "transfer-encoding", "host", "expect"];
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// The Connection header's tokens: close / keep-alive / upgrade flags and other names
-/// to strip.
+/// to strip (never one the balancer decides by).
 #[derive(Default)]
 struct ConnectionTokens<'a> {
     close: bool,
@@ -86,15 +118,19 @@ struct ConnectionTokens<'a> {
     upgrade: bool,
     others: [&'a str; MAX_CONNECTION_TOKENS],
     count: usize,
+    /// Which of the first 64 fields are `Connection` fields (the rewrite drops them
+    /// without comparing their names again).
+    fields: u64,
 }
 
 impl<'a> ConnectionTokens<'a> {
     fn collect(headers: &[httparse::Header<'a>]) -> Result<Self, ()> {
         let mut t = ConnectionTokens::default();
-        for h in headers {
+        for (i, h) in headers.iter().enumerate() {
             if !h.name.eq_ignore_ascii_case("connection") {
                 continue;
             }
+            t.fields |= bit(i);
             let v = std::str::from_utf8(h.value).map_err(|_| ())?;
             for tok in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 if tok.eq_ignore_ascii_case("close") {
@@ -103,6 +139,8 @@ impl<'a> ConnectionTokens<'a> {
                     t.keep_alive = true;
                 } else if tok.eq_ignore_ascii_case("upgrade") {
                     t.upgrade = true;
+                } else if decides_by(tok) {
+                    continue;
                 } else if t.count < MAX_CONNECTION_TOKENS {
                     t.others[t.count] = tok;
                     t.count += 1;
@@ -128,6 +166,13 @@ struct Lengths {
     /// list elements together): the only coding we can delimit.
     chunked: bool,
     transfer_encoding: bool,
+    /// Which of the first 64 fields are Content-Length or Transfer-Encoding.
+    fields: u64,
+}
+
+/// Field `i`'s bit in a mask of the first 64 fields (none for the others).
+fn bit(i: usize) -> u64 {
+    1u64.checked_shl(i as u32).unwrap_or(0)
 }
 
 fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
@@ -135,10 +180,12 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
         content_length: None,
         chunked: false,
         transfer_encoding: false,
+        fields: 0,
     };
     let mut codings = 0;
-    for h in headers {
+    for (i, h) in headers.iter().enumerate() {
         if h.name.eq_ignore_ascii_case("content-length") {
+            l.fields |= bit(i);
             for part in h.value.split(|&b| b == b',') {
                 let part = trim(part);
                 if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
@@ -148,23 +195,27 @@ fn lengths(headers: &[httparse::Header<'_>]) -> Result<Lengths, ()> {
                     .map_err(|_| ())?
                     .parse()
                     .map_err(|_| ())?;
+                // Lengths are signed 64-bit numbers to HAProxy and most servers.
+                if n > i64::MAX as u64 {
+                    return Err(());
+                }
                 match l.content_length {
                     Some(prev) if prev != n => return Err(()),
                     _ => l.content_length = Some(n),
                 }
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            l.fields |= bit(i);
             l.transfer_encoding = true;
             for part in h.value.split(|&b| b == b',') {
                 let part = trim(part);
+                // `, chunked`: an empty list element is refused (HAProxy: 422), not
+                // skipped, so no recipient can read the list differently.
                 if part.is_empty() {
-                    continue;
+                    return Err(());
                 }
                 codings += 1;
                 l.chunked = codings == 1 && part.eq_ignore_ascii_case(b"chunked");
-            }
-            if codings == 0 {
-                return Err(());
             }
         }
     }
@@ -182,6 +233,44 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+/// Writes the framing the balancer decided on, in place of every Content-Length and
+/// Transfer-Encoding field of the message (a repeated or listed length becomes one).
+/// One copy into `out`: this is on every request and response. Returns the written
+/// name's bit (`rules::head::name_bit`), 0 if none was.
+fn push_framing(out: &mut Vec<u8>, len: &Lengths) -> u64 {
+    if len.chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        crate::rules::head::name_bit(b"Transfer-Encoding")
+    } else if let Some(mut n) = len.content_length {
+        const NAME: &[u8] = b"Content-Length: ";
+        // The name, at most 20 digits, CRLF.
+        let mut line = [0u8; 16 + 20 + 2];
+        let mut i = line.len() - 2;
+        line[i..].copy_from_slice(b"\r\n");
+        loop {
+            i -= 1;
+            line[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        i -= NAME.len();
+        line[i..i + NAME.len()].copy_from_slice(NAME);
+        out.extend_from_slice(&line[i..]);
+        crate::rules::head::name_bit(b"Content-Length")
+    } else {
+        0
+    }
+}
+
+/// An `Upgrade` field value that offers `h2c` (HTTP/2 over cleartext, RFC 7540 §3.2).
+fn offers_h2c(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|p| trim(p).eq_ignore_ascii_case(b"h2c"))
 }
 
 /// An authority (`host[:port]`) made of the characters RFC 3986 allows in a reg-name,
@@ -281,6 +370,7 @@ pub fn parse_request<'a>(
     let mut hosts = 0;
     let mut expect_continue = false;
     let mut upgrade_header = false;
+    let mut h2c = false;
     for h in headers {
         if h.name.eq_ignore_ascii_case("host") {
             hosts += 1;
@@ -291,6 +381,7 @@ pub fn parse_request<'a>(
             expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade_header = !h.value.is_empty();
+            h2c |= offers_h2c(h.value);
         }
     }
     if (minor == 1 && hosts != 1) || hosts > 1 || (hosts == 1 && host_header.is_none()) {
@@ -351,11 +442,15 @@ pub fn parse_request<'a>(
     } else {
         conn.keep_alive && !conn.close
     };
-    // We answer `100 Continue` ourselves, so the server never waits for a go-ahead.
-    let expect_continue = expect_continue && framing != Framing::None;
+    // `Expect: 100-continue` goes to the server, which answers it (HTTP/1.0 has no
+    // 1xx: there the expectation is ignored, RFC 9110 §10.1.1).
+    let expect_continue = expect_continue && minor == 1;
     // An upgrade is passed on only for a request without a body: the tunnel starts
-    // right after the head.
-    let upgrade = conn.upgrade && upgrade_header && minor == 1 && framing == Framing::None;
+    // right after the head. An `h2c` upgrade is not: its HTTP/2 streams would pass
+    // the balancer unseen (no rule, no routing, no log), so the request goes on as
+    // plain HTTP/1.1 without `Upgrade` and `HTTP2-Settings`, and the server answers it
+    // as such (RFC 7540 §3.2 lets a server ignore the upgrade).
+    let upgrade = conn.upgrade && upgrade_header && !h2c && minor == 1 && framing == Framing::None;
 
     out.clear();
     // Pushed as bytes: `write!` costs more than the rest of the rewrite together.
@@ -365,17 +460,23 @@ pub fn parse_request<'a>(
     out.extend_from_slice(b" HTTP/1.");
     out.push(b'0' + minor);
     out.extend_from_slice(b"\r\n");
+    let mut framing_written = false;
     let mut names = 0u64;
-    for h in headers {
-        let keep_upgrade = upgrade && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade)
-            || conn.lists(h.name)
-            || (expect_continue && h.name.eq_ignore_ascii_case("expect"))
-        {
-            continue;
+    for (i, h) in headers.iter().enumerate() {
+        match field(i, h.name, &len, &conn) {
+            Field::Framing => {
+                if !std::mem::replace(&mut framing_written, true) {
+                    names |= push_framing(out, &len);
+                }
+            }
+            Field::HopByHop => {}
+            Field::Upgrade if !upgrade => {}
+            _ if conn.lists(h.name) => {}
+            _ => {
+                names |= crate::rules::head::name_bit(h.name.as_bytes());
+                push_header(out, h.name, h.value);
+            }
         }
-        names |= crate::rules::head::name_bit(h.name.as_bytes());
-        push_header(out, h.name, h.value);
     }
     if upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -439,274 +540,8 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// What the connection loop needs to know about a parsed response.
-#[derive(Debug)]
-pub struct Response {
-    pub head_len: usize,
-    pub status: u16,
-    pub framing: Framing,
-    /// The server lets us reuse its connection after this response.
-    pub reusable: bool,
-    /// A `101 Switching Protocols` to an upgrade request: the connection becomes a
-    /// tunnel after this head.
-    pub upgrade: bool,
-    /// A summary of the header names written to `out` (`rules::head::name_bit`).
-    pub names: u64,
-}
-
-/// Parses a response head (at most `max_headers` fields, framing as strict as for
-/// requests: a malformed one is a 502); on success writes the head for the client into
-/// `out`. `client_keep_alive` is lowered when the body is delimited by close.
-/// `ask`: what the request asked for, so a 101 (upgrade) or a 2xx to a CONNECT starts
-/// a tunnel.
-#[allow(clippy::too_many_arguments)]
-pub fn parse_response(
-    buf: &[u8],
-    max_headers: usize,
-    request_is_head: bool,
-    ask: TunnelAsk,
-    client_minor: u8,
-    client_keep_alive: &mut bool,
-    out: &mut Vec<u8>,
-) -> Parsed<Response> {
-    let mut slots = header_slots();
-    let max_headers = max_headers.min(slots.len());
-    let mut res = httparse::Response::new(&mut []);
-    let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut res,
-        buf,
-        &mut slots[..max_headers],
-    ) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Reject(Reply::BadGateway),
-    };
-    let (Some(status), Some(minor)) = (res.code, res.version) else {
-        return Parsed::Reject(Reply::BadGateway);
-    };
-    // Three digits from 100: `085` would go out as `85` (found by fuzzing). Codes above
-    // 599 are passed on, as HAProxy does (some services answer 999).
-    if status < 100 {
-        return Parsed::Reject(Reply::BadGateway);
-    }
-    let headers = &*res.headers;
-    let Ok(conn) = ConnectionTokens::collect(headers) else {
-        return Parsed::Reject(Reply::BadGateway);
-    };
-    let Ok(len) = lengths(headers) else {
-        return Parsed::Reject(Reply::BadGateway);
-    };
-    // As strict as for requests: both framings, a coding we cannot delimit, or a
-    // Transfer-Encoding on HTTP/1.0 (it would reach the client relabelled HTTP/1.1 and
-    // be decoded as chunked while we delimit the body by close: found by fuzzing).
-    if len.transfer_encoding && (len.content_length.is_some() || !len.chunked || minor == 0) {
-        return Parsed::Reject(Reply::BadGateway);
-    }
-    // A 101 only answers a request that asked for it, and only on HTTP/1.1.
-    let switching = status == 101;
-    if switching && !(ask == TunnelAsk::Upgrade && minor == 1 && conn.upgrade) {
-        return Parsed::Reject(Reply::BadGateway);
-    }
-    // A 2xx to a CONNECT has no body: the tunnel starts after its head.
-    let connected = ask == TunnelAsk::Connect && (200..300).contains(&status);
-    let upgrade = switching || connected;
-    let interim = (100..200).contains(&status) && !upgrade;
-    let framing = if interim || upgrade || request_is_head || status == 204 || status == 304 {
-        Framing::None
-    } else if len.transfer_encoding {
-        Framing::Chunked
-    } else {
-        match len.content_length {
-            Some(0) => Framing::None,
-            Some(n) => Framing::Length(n),
-            None => Framing::UntilClose,
-        }
-    };
-    let server_keep_alive = if minor == 1 {
-        !conn.close
-    } else {
-        conn.keep_alive && !conn.close
-    };
-    let reusable = server_keep_alive && framing != Framing::UntilClose && !upgrade;
-    if framing == Framing::UntilClose {
-        *client_keep_alive = false;
-    }
-
-    out.clear();
-    let reason = res.reason.unwrap_or("");
-    // httparse takes exactly three digits, so the status goes out as it came.
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(&[
-        b'0' + (status / 100 % 10) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-        b' ',
-    ]);
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let mut names = 0u64;
-    for h in headers {
-        let keep_upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
-        if (is_hop_by_hop(h.name) && !keep_upgrade)
-            || conn.lists(h.name)
-            || (connected
-                && (h.name.eq_ignore_ascii_case("content-length")
-                    || h.name.eq_ignore_ascii_case("transfer-encoding")))
-        {
-            continue;
-        }
-        // A chunked body to an HTTP/1.0 client cannot be delimited: close instead.
-        if client_minor == 0 && h.name.eq_ignore_ascii_case("transfer-encoding") {
-            *client_keep_alive = false;
-        }
-        names |= crate::rules::head::name_bit(h.name.as_bytes());
-        push_header(out, h.name, h.value);
-    }
-    if switching {
-        out.extend_from_slice(b"Connection: upgrade\r\n");
-    } else if !interim && !connected {
-        if !*client_keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else if client_minor == 0 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    // The Connection header written below matters to no rule.
-    Parsed::Done(Response {
-        head_len,
-        status,
-        framing,
-        reusable,
-        upgrade,
-        names,
-    })
-}
+mod response;
+pub use response::{parse_response, Response};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(raw: &str, xff: Option<IpAddr>) -> Result<(String, Framing, bool), Reply> {
-        let mut headers = header_slots();
-        let mut out = Vec::new();
-        let ff = crate::config::ForwardFor::default();
-        match parse_request(
-            raw.as_bytes(),
-            &mut headers,
-            &Limits::default(),
-            xff.map(|ip| (ip, &ff)),
-            &mut out,
-        ) {
-            Parsed::Done(r) => Ok((String::from_utf8(out).unwrap(), r.framing, r.keep_alive)),
-            Parsed::Reject(r) => Err(r),
-            Parsed::Partial => panic!("partial"),
-        }
-    }
-
-    #[test]
-    fn strips_hop_by_hop_and_appends_xff() {
-        let (out, framing, ka) = req(
-            "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Keep: 2\r\n\r\n",
-            Some("10.0.0.1".parse().unwrap()),
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            "GET /a HTTP/1.1\r\nHost: x\r\nX-Keep: 2\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
-        );
-        assert_eq!(framing, Framing::None);
-        assert!(!ka);
-    }
-
-    #[test]
-    fn framing_rules() {
-        let cases: &[(&str, Result<Framing, Reply>)] = &[
-            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", Ok(Framing::Length(5))),
-            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n", Ok(Framing::Length(5))),
-            ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", Ok(Framing::Chunked)),
-            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", Err(Reply::BadRequest)),
-            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n", Err(Reply::BadRequest)),
-            ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Err(Reply::BadRequest)),
-            ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Err(Reply::BadRequest)),
-            ("GET / HTTP/1.1\r\n\r\n", Err(Reply::BadRequest)),
-            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(Reply::BadRequest)),
-            ("GET / HTTP/1.0\r\n\r\n", Ok(Framing::None)),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(req(raw, None).map(|r| r.1), *want, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn fuzz_findings() {
-        // A target starting like `http:` followed by a multi-byte character.
-        let raw = b"GET http:'/\xd1\x9e\xd0\x90 HTTP/1.1\r\nHost: ade\t\n\r\n";
-        let mut headers = header_slots();
-        let mut out = Vec::new();
-        let r = parse_request(raw, &mut headers, &Limits::default(), None, &mut out);
-        assert!(matches!(r, Parsed::Reject(Reply::BadRequest)));
-        // A status below 100 (`085`); Transfer-Encoding on an HTTP/1.0 response.
-        for raw in [
-            &b"HTTP/1.1 085 Sw\r\nContent-Length: 0\r\n\r\n"[..],
-            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        ] {
-            let mut ka = true;
-            let r = parse_response(raw, 101, false, TunnelAsk::No, 0, &mut ka, &mut out);
-            assert!(matches!(r, Parsed::Reject(Reply::BadGateway)));
-        }
-    }
-
-    #[test]
-    fn response_framing_and_persistence() {
-        let mut out = Vec::new();
-        let mut ka = true;
-        let r = match parse_response(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
-            101,
-            false,
-            TunnelAsk::No,
-            1,
-            &mut ka,
-            &mut out,
-        ) {
-            Parsed::Done(r) => r,
-            _ => panic!(),
-        };
-        assert_eq!(
-            (r.status, r.framing, r.reusable, ka),
-            (200, Framing::Length(3), true, true)
-        );
-        let r = match parse_response(
-            b"HTTP/1.1 200 OK\r\n\r\nabc",
-            101,
-            false,
-            TunnelAsk::No,
-            1,
-            &mut ka,
-            &mut out,
-        ) {
-            Parsed::Done(r) => r,
-            _ => panic!(),
-        };
-        assert_eq!(
-            (r.framing, r.reusable, ka),
-            (Framing::UntilClose, false, false)
-        );
-        assert!(String::from_utf8_lossy(&out).contains("Connection: close"));
-        let mut ka = true;
-        let r = match parse_response(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
-            101,
-            true,
-            TunnelAsk::No,
-            1,
-            &mut ka,
-            &mut out,
-        ) {
-            Parsed::Done(r) => r,
-            _ => panic!(),
-        };
-        assert_eq!(r.framing, Framing::None);
-    }
-}
+mod tests;

@@ -3,20 +3,32 @@
 //! (route), the phases around a request (phases: captures, rules, use_backend,
 //! X-Forwarded-For, response rules), rule lists on heads (rules) and the head edits
 //! they make (edit), canned replies (reply), WebSocket tunnels (tunnel),
-//! admin pages (local).
+//! admin pages (local), and the deadlines of connections waiting for a request (idle).
 
-mod bufpool;
-pub use bufpool::figures as buffer_figures;
+pub use crate::bufpool::figures as buffer_figures;
 mod conn;
 mod edit;
 pub mod framing;
 pub mod head;
+mod idle;
+pub(crate) use idle::{
+    next_deadline as next_idle_deadline, set_bell as set_idle_bell, wake_expired as wake_idle,
+};
 mod local;
 mod phases;
 pub mod reply;
+mod request;
 mod response;
 mod route;
 pub mod rules;
 mod tunnel;
 
 pub use conn::serve;
+
+/// Run once a second by each shard with its open client connections: shrinks the
+/// idle deadlines' storage and the free lists, and returns memory to the system after
+/// a burst (see `bufpool::trim`).
+pub(crate) fn trim_memory(open: usize) {
+    idle::shrink();
+    crate::bufpool::trim(open);
+}

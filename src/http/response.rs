@@ -1,17 +1,36 @@
 //! The response side of an exchange: read and parse the server's head (interim 1xx
-//! skipped), then send it and stream the body back to the client.
+//! answers passed on to the client: `100 Continue` when it asked for one, `103 Early
+//! Hints` and the rest to HTTP/1.1 clients), then send it and stream the body back to
+//! the client. Also the wait of an `Expect: 100-continue` request, whose body comes
+//! once the server said to go ahead (or the client tired of waiting).
 
-use super::conn::{Conn, RequestMeta, Stop};
+use super::conn::{Conn, Stop};
 use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
+use super::reply::Reply;
+use super::request::{RequestMeta, SendError};
 use crate::dispatch::ServerConn;
 use crate::io::{read_into, write_range, ReadOutcome, Stream};
 use crate::record::Term;
+use crate::stats::Counters;
 use monoio::time::Instant;
 
+/// What the server's bytes at the start of `sbuf` were.
+enum Head {
+    Final(ResponseMeta),
+    /// An interim response, removed from `sbuf`; `pass`: its head for the client is in
+    /// `out`, to be passed on.
+    Interim {
+        status: u16,
+        pass: bool,
+    },
+    Partial,
+}
+
 impl<S: Stream> Conn<S> {
-    /// Reads and parses the response head (skipping interim 1xx responses); the head
-    /// for the client is left in `out`, the body bytes that came with it in `sbuf`.
+    /// Reads and parses the response head (interim 1xx responses passed on or
+    /// skipped); the head for the client is left in `out`, the body bytes that came
+    /// with it in `sbuf`. `sbuf` may already hold the start of the answer.
     pub(super) async fn read_response_head(
         &mut self,
         up: &mut ServerConn,
@@ -19,41 +38,19 @@ impl<S: Stream> Conn<S> {
         keep_alive: bool,
         sent: Instant,
     ) -> Result<ResponseMeta, HeadError> {
-        self.sbuf.clear();
         let deadline = sent + self.server_timeout;
-        let mut received_any = false;
+        let mut received_any = !self.sbuf.is_empty();
         loop {
             if !self.sbuf.is_empty() {
-                let mut client_keep_alive = keep_alive;
-                match head::parse_response(
-                    &self.sbuf,
-                    self.shard.config.limits.max_headers,
-                    req.is_head,
-                    req.tunnel,
-                    req.minor,
-                    &mut client_keep_alive,
-                    &mut self.out,
-                ) {
-                    Parsed::Done(r) if (100..200).contains(&r.status) && !r.upgrade => {
-                        self.sbuf.drain(..r.head_len);
+                match self.next_head(req, keep_alive)? {
+                    Head::Final(r) => return Ok(r),
+                    Head::Interim { pass, .. } => {
+                        if pass {
+                            self.pass_interim().await?;
+                        }
                         continue;
                     }
-                    Parsed::Done(r) => {
-                        return Ok(ResponseMeta {
-                            status: r.status,
-                            head_len: r.head_len,
-                            framing: r.framing,
-                            reusable: r.reusable,
-                            client_keep_alive,
-                            upgrade: r.upgrade,
-                            names: r.names,
-                        })
-                    }
-                    Parsed::Reject(_) => return Err(HeadError::Invalid),
-                    Parsed::Partial if self.sbuf.len() == self.sbuf.capacity() => {
-                        return Err(HeadError::Invalid)
-                    }
-                    Parsed::Partial => {}
+                    Head::Partial => {}
                 }
             }
             match read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline).await {
@@ -63,6 +60,122 @@ impl<S: Stream> Conn<S> {
                     return Err(HeadError::NothingReceived)
                 }
                 ReadOutcome::Eof | ReadOutcome::Error => return Err(HeadError::Invalid),
+            }
+        }
+    }
+
+    /// Parses what `sbuf` holds of the next response head. An interim response leaves
+    /// `sbuf`, and is to go to an HTTP/1.1 client (a `100 Continue` only if it sent
+    /// `Expect: 100-continue`, as RFC 9110 §15.2 has it).
+    #[inline(always)]
+    fn next_head(&mut self, req: &RequestMeta, keep_alive: bool) -> Result<Head, HeadError> {
+        let mut client_keep_alive = keep_alive;
+        match head::parse_response(
+            &self.sbuf,
+            self.shard.config.limits.max_headers,
+            req.is_head,
+            req.tunnel,
+            req.minor,
+            &mut client_keep_alive,
+            &mut self.out,
+        ) {
+            Parsed::Done(r) if (100..200).contains(&r.status) && !r.upgrade => {
+                self.sbuf.drain(..r.head_len);
+                Ok(Head::Interim {
+                    status: r.status,
+                    pass: req.minor == 1 && (r.status != 100 || req.expect_continue),
+                })
+            }
+            Parsed::Done(r) => Ok(Head::Final(ResponseMeta {
+                status: r.status,
+                head_len: r.head_len,
+                framing: r.framing,
+                reusable: r.reusable,
+                client_keep_alive,
+                upgrade: r.upgrade,
+                names: r.names,
+            })),
+            Parsed::Reject(_) => Err(HeadError::Invalid),
+            Parsed::Partial if self.sbuf.len() == self.sbuf.capacity() => Err(HeadError::Invalid),
+            Parsed::Partial => Ok(Head::Partial),
+        }
+    }
+
+    /// Writes the interim head in `out` to the client.
+    async fn pass_interim(&mut self) -> Result<(), HeadError> {
+        let len = self.out.len();
+        let deadline = Self::deadline(self.timeouts().client);
+        write_range(
+            &mut self.client,
+            &mut self.out,
+            0..len,
+            &mut self.timer,
+            deadline,
+        )
+        .await
+        .map_err(|_| HeadError::ClientGone)?;
+        self.rec.bytes_out += len as u64;
+        Ok(())
+    }
+
+    /// The request head went out with `Expect: 100-continue` and its client waits to
+    /// send the body: wait for whichever comes first, the server's answer or the body
+    /// (a client stops waiting after a while). A `100 Continue` is passed on and the
+    /// body follows (`Ok(true)`); a final answer ends the wait with the body unsent
+    /// (`Ok(false)`, its head left in `sbuf`). Readiness waits only: nothing is read
+    /// that could be lost when the other side wins.
+    pub(super) async fn await_continue(
+        &mut self,
+        up: &mut ServerConn,
+        req: &RequestMeta,
+        deadline: Instant,
+    ) -> Result<bool, SendError> {
+        enum First {
+            Client,
+            Server,
+        }
+        // A stream that buffers what it read (TLS, either side) cannot be waited on
+        // this way: the body goes at once, and the server's `100` reaches the client
+        // after it.
+        loop {
+            let (Some(client), crate::tls::stream::MaybeTls::Plain(server)) =
+                (self.client.socket(), &up.stream)
+            else {
+                return Ok(true);
+            };
+            let ready = self
+                .timer
+                .bound(deadline, async {
+                    monoio::select! {
+                        _ = client.readable(false) => First::Client,
+                        _ = server.readable(false) => First::Server,
+                    }
+                })
+                .await;
+            match ready {
+                None => return Err(SendError::Timeout),
+                Some(First::Client) => return Ok(true),
+                Some(First::Server) => {}
+            }
+            match read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline).await {
+                ReadOutcome::Data(_) => {}
+                ReadOutcome::Timeout => return Err(SendError::Timeout),
+                ReadOutcome::Eof | ReadOutcome::Error => return Err(SendError::Server),
+            }
+            loop {
+                match self.next_head(req, false) {
+                    Ok(Head::Interim { status, pass }) => {
+                        if pass && self.pass_interim().await.is_err() {
+                            return Err(SendError::Client);
+                        }
+                        if status == 100 {
+                            return Ok(true);
+                        }
+                    }
+                    Ok(Head::Final(_)) => return Ok(false),
+                    Ok(Head::Partial) => break,
+                    Err(_) => return Err(SendError::BadResponse),
+                }
             }
         }
     }
@@ -96,11 +209,22 @@ impl<S: Stream> Conn<S> {
             return Ok((false, false));
         }
         let mut body = BodyProgress::new(res.framing, self.shard.config.limits.max_chunks);
-        let rest = &self.sbuf[res.head_len..];
-        let used = body.feed(rest).map_err(|_| Stop::Close)?;
+        let rest = &mut self.sbuf[res.head_len..];
+        let Ok(fed) = body.feed(rest) else {
+            // Nothing went to the client yet: it gets a 502 rather than a bare close.
+            self.bad_response(up.server);
+            return Err(Stop::Reply(Reply::BadGateway));
+        };
         // Bytes past the end of the response mean the server is out of step: never reuse.
-        let mut reusable = res.reusable && used == rest.len();
-        self.out.extend_from_slice(&rest[..used]);
+        let mut reusable = res.reusable && (!body.is_done() || fed.used == rest.len());
+        self.out.extend_from_slice(&rest[..fed.forward]);
+        // What the body left unused while not done (a trailer line cut by the read)
+        // waits for the next read.
+        let mut held = if body.is_done() {
+            0
+        } else {
+            rest.len() - fed.used
+        };
         let len = self.out.len();
         self.rec.bytes_out += len as u64;
         write_range(
@@ -138,7 +262,10 @@ impl<S: Stream> Conn<S> {
                     Err(_) => return Err(Stop::Close),
                 }
             }
-            self.sbuf.clear();
+            keep_tail(&mut self.sbuf, held);
+            if self.sbuf.len() == self.sbuf.capacity() {
+                return Err(Stop::Close);
+            }
             match read_into(
                 &mut up.stream,
                 &mut self.sbuf,
@@ -155,13 +282,14 @@ impl<S: Stream> Conn<S> {
                 }
                 ReadOutcome::Timeout | ReadOutcome::Error => return Err(Stop::Close),
             }
-            let used = body.feed(&self.sbuf).map_err(|_| Stop::Close)?;
-            self.rec.bytes_out += used as u64;
-            reusable &= used == self.sbuf.len();
+            let fed = body.feed(&mut self.sbuf).map_err(|_| Stop::Close)?;
+            self.rec.bytes_out += fed.forward as u64;
+            reusable &= !body.is_done() || fed.used == self.sbuf.len();
+            held = self.sbuf.len() - fed.used;
             write_range(
                 &mut self.client,
                 &mut self.sbuf,
-                0..used,
+                0..fed.forward,
                 &mut self.timer,
                 Self::deadline(client_timeout),
             )
@@ -170,6 +298,24 @@ impl<S: Stream> Conn<S> {
         }
         Ok((res.client_keep_alive, reusable))
     }
+
+    /// Counts a response that broke its framing against its server, as a bad head is.
+    fn bad_response(&self, server: u32) {
+        if let Some(b) = self.rec.backend {
+            Counters::inc(&self.shard.stats.backends[b].eresp);
+            Counters::inc(&self.shard.stats.servers[b][server as usize].eresp);
+            self.shard.upstreams.report_failure(b, server);
+        }
+    }
+}
+
+/// Keeps the last `n` bytes of `buf`, moved to its start.
+pub(super) fn keep_tail(buf: &mut Vec<u8>, n: usize) {
+    let len = buf.len();
+    if n > 0 {
+        buf.copy_within(len - n.., 0);
+    }
+    buf.truncate(n);
 }
 
 impl<S: Stream> Conn<S> {
@@ -238,6 +384,8 @@ pub(super) enum HeadError {
     NothingReceived,
     Invalid,
     Timeout,
+    /// The client went away while an interim response was passed on.
+    ClientGone,
 }
 
 pub(super) struct ResponseMeta {

@@ -325,38 +325,6 @@ fn store_var(txn: &mut Txn, target: &VarTarget, v: &Smp<'_>, bytes: &[u8]) {
     }
 }
 
-/// HAProxy's `exp_replace`: the replacement `rep` with `\N` taken from the match.
-fn expand(rep: &[u8], caps: &regex::bytes::Captures<'_>, out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < rep.len() {
-        let c = rep[i];
-        if c == b'\\' && i + 1 < rep.len() {
-            let n = rep[i + 1];
-            if n.is_ascii_digit() {
-                if let Some(g) = caps.get(usize::from(n - b'0')) {
-                    out.extend_from_slice(g.as_bytes());
-                }
-                i += 2;
-                continue;
-            }
-            match n {
-                b'r' => out.push(b'\r'),
-                b'n' => out.push(b'\n'),
-                b't' => out.push(b'\t'),
-                b'\\' => out.push(b'\\'),
-                other => {
-                    out.push(b'\\');
-                    out.push(other);
-                }
-            }
-            i += 2;
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-}
-
 /// `replace-path`, `replace-uri`: when the regex matches, the part becomes the
 /// expanded replacement (`w.val`).
 fn replace_part(head: &mut Vec<u8>, part: Part, re: &regex::bytes::Regex, w: &mut Work) {
@@ -365,7 +333,7 @@ fn replace_part(head: &mut Vec<u8>, part: Part, re: &regex::bytes::Regex, w: &mu
         let cur = &head[r.clone()];
         let Some(caps) = re.captures(cur) else { return };
         w.s.tmp.clear();
-        expand(&w.val, &caps, &mut w.s.tmp);
+        crate::rules::expand(&w.val, &caps, &mut w.s.tmp);
         std::mem::take(&mut w.s.tmp)
     };
     edit::splice(head, r, &new);
@@ -405,7 +373,7 @@ fn replace_header(
             }
             match re.captures(v) {
                 Some(caps) => {
-                    expand(&w.val, &caps, &mut out);
+                    crate::rules::expand(&w.val, &caps, &mut out);
                     changed = true;
                 }
                 None => out.extend_from_slice(v),

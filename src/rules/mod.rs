@@ -38,6 +38,7 @@ pub mod payload;
 pub mod sample;
 pub mod stick;
 mod strfn;
+pub(crate) use strfn::expand;
 pub mod vars;
 
 use std::cell::{Cell, RefCell};

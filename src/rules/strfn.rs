@@ -197,34 +197,7 @@ pub(super) fn regsub(
     for caps in re.captures_iter(b) {
         let Some(m) = caps.get(0) else { break };
         out.extend_from_slice(&b[last..m.start()]);
-        let mut i = 0;
-        while i < subst.len() {
-            let c = subst[i];
-            if c == b'\\' && i + 1 < subst.len() {
-                let n = subst[i + 1];
-                if n.is_ascii_digit() {
-                    if let Some(g) = caps.get(usize::from(n - b'0')) {
-                        out.extend_from_slice(g.as_bytes());
-                    }
-                    i += 2;
-                    continue;
-                }
-                match n {
-                    b'r' => out.push(b'\r'),
-                    b'n' => out.push(b'\n'),
-                    b't' => out.push(b'\t'),
-                    b'\\' => out.push(b'\\'),
-                    other => {
-                        out.push(b'\\');
-                        out.push(other);
-                    }
-                }
-                i += 2;
-                continue;
-            }
-            out.push(c);
-            i += 1;
-        }
+        expand(subst, &caps, out);
         last = m.end();
         if !global {
             break;
@@ -299,6 +272,39 @@ pub(super) fn strftime(out: &mut Vec<u8>, format: &CString, t: i64, local: bool)
         out.extend_from_slice(&buf[..n]);
     }
     Some(())
+}
+
+/// HAProxy's `exp_replace`: the replacement `rep` with `\N` taken from the match, and
+/// `\r`, `\n`, `\t`, `\\` unescaped (`regsub`, `replace-header`, `replace-path`).
+pub(crate) fn expand(rep: &[u8], caps: &regex::bytes::Captures<'_>, out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < rep.len() {
+        let c = rep[i];
+        if c == b'\\' && i + 1 < rep.len() {
+            let n = rep[i + 1];
+            if n.is_ascii_digit() {
+                if let Some(g) = caps.get(usize::from(n - b'0')) {
+                    out.extend_from_slice(g.as_bytes());
+                }
+                i += 2;
+                continue;
+            }
+            match n {
+                b'r' => out.push(b'\r'),
+                b'n' => out.push(b'\n'),
+                b't' => out.push(b'\t'),
+                b'\\' => out.push(b'\\'),
+                other => {
+                    out.push(b'\\');
+                    out.push(other);
+                }
+            }
+            i += 2;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
 }
 
 #[cfg(test)]

@@ -177,8 +177,54 @@ pub(super) fn spawn_serve(
     permits: Permits,
 ) {
     let shard = current.borrow().clone();
-    let mode = shard.config.frontends[at.frontend].mode;
-    monoio::spawn(serve(shard, at, mode, listening, stream, peer, permits));
+    let conf = &shard.config.frontends[at.frontend];
+    let mode = conf.mode;
+    let plain = conf
+        .binds
+        .get(at.bind)
+        .is_some_and(|b| !b.accept_proxy && b.tls.is_none());
+    if mode == Mode::Http && plain {
+        serve_plain_http(shard, at.frontend, listening, stream, peer, permits);
+    } else {
+        monoio::spawn(serve(shard, at, mode, listening, stream, peer, permits));
+    }
+}
+
+/// A plain HTTP connection (no PROXY header, no TLS): its `tcp-request connection`
+/// and `session` rules run here (both see the socket's addresses), then its handler
+/// sits in its task in place, wrapped by `Caught` and nothing else, so that an idle
+/// keep-alive connection costs little more than its `Conn` (see `http::serve`). An
+/// `async` wrapper would keep the handler's arguments and the handler itself side by
+/// side (what a generator moves into an inner future keeps its own slot), which had
+/// made every connection's task 3.5 KiB.
+fn serve_plain_http(
+    shard: Rc<Shard>,
+    frontend: usize,
+    listening: SocketAddr,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permits: Permits,
+) {
+    // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
+    let mut guard = ConnGuard::new(&shard, frontend, peer, &stream, permits);
+    let local = if listening.ip().is_unspecified() {
+        stream.local_addr().unwrap_or(listening)
+    } else {
+        listening
+    };
+    let mut txn = crate::rules::Txn::default();
+    txn.begin_session(&shard.config);
+    for session in [false, true] {
+        let at_accept = crate::tcp_rules::at_accept;
+        let allowed = at_accept(&shard, frontend, &stream, peer, local, &mut txn, session);
+        // Counters the connection tracks stop when it ends, however it ends.
+        guard.tracked = txn.sess_track;
+        if !allowed {
+            return;
+        }
+    }
+    let handler = crate::http::serve(shard, frontend, stream, peer, local, Vec::new(), txn);
+    monoio::spawn(Caught { handler, guard });
 }
 
 async fn serve(
@@ -347,6 +393,97 @@ async fn serve(
         Counters::inc(&shard.stats.frontends[frontend].panics);
     }
     Counters::down(&shard.stats.frontends[frontend].scur);
+}
+
+/// What a plain HTTP connection holds besides its handler: its registration (for a
+/// dead runtime's orphans), its frontend's session count, its maxconn permits, the
+/// counters its `tcp-request` rules track (stopped when it ends).
+struct ConnGuard {
+    _registered: ClientFd,
+    shard: Rc<Shard>,
+    frontend: usize,
+    peer: SocketAddr,
+    _permits: Permits,
+    tracked: [Option<crate::rules::Tracked>; 3],
+}
+
+impl ConnGuard {
+    /// Counts the connection in, as `serve` does.
+    fn new(
+        shard: &Rc<Shard>,
+        frontend: usize,
+        peer: SocketAddr,
+        stream: &TcpStream,
+        permits: Permits,
+    ) -> ConnGuard {
+        let registered = ClientFd::new(super::rescue::Client {
+            fd: std::os::fd::AsRawFd::as_raw_fd(stream),
+            frontend,
+            peer,
+            since: std::time::Instant::now(),
+        });
+        let fe = &shard.stats.frontends[frontend];
+        fe.up(&fe.scur, &fe.smax);
+        Counters::inc(&fe.stot);
+        let now = shard.stats.ms(std::time::Instant::now());
+        fe.rate.add(now, 1);
+        shard.stats.process.conn_rate.add(now, 1);
+        ConnGuard {
+            _registered: registered,
+            shard: shard.clone(),
+            frontend,
+            peer,
+            _permits: permits,
+            tracked: [None; 3],
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        drop(crate::tcp_rules::SessionTrack::new(
+            &self.shard,
+            self.tracked,
+        ));
+        Counters::down(&self.shard.stats.frontends[self.frontend].scur);
+    }
+}
+
+/// A connection's task: polls its handler in place. A bug that panics while serving
+/// one connection closes that connection only; its guards (slots, in-flight count)
+/// are released when the handler is dropped, with the task.
+struct Caught<F> {
+    handler: F,
+    guard: ConnGuard,
+}
+
+impl<F: std::future::Future<Output = ()>> std::future::Future for Caught<F> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        // SAFETY: `handler` is pinned with `self` and never moved out of it (nor is
+        // `self` given out unpinned); `guard` is never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let handler = unsafe { std::pin::Pin::new_unchecked(&mut this.handler) };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let g = &this.guard;
+                tracing::error!(
+                    shard = g.shard.id,
+                    frontend = %g.shard.config.frontends[g.frontend].name,
+                    peer = %g.peer,
+                    panic = %panic_text(&*panic),
+                    "connection handler panicked; that connection was closed"
+                );
+                Counters::inc(&g.shard.stats.frontends[g.frontend].panics);
+                std::task::Poll::Ready(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,8 @@ pub(super) async fn shard_main(
         stats.adopt(&old.stats, &old.config, &config);
     }
     let wake = Rc::new(crate::io::LocalBell::default());
+    crate::io::set_epoll_driver(driver == "legacy");
+    crate::http::set_idle_bell(wake.clone());
     // A runtime that died may have taken the last datagram with it: start afresh, and
     // look at the channel once before waiting.
     spec.control.answered();
@@ -127,9 +129,11 @@ pub(super) async fn shard_main(
     let mut deadline: Option<Instant> = None;
     let mut tick: Option<Instant> = None;
     let mut sweep: Option<Instant> = None;
+    // The earliest deadline of a connection waiting for a request (see `http::idle`).
+    let mut waiting: Option<Instant> = None;
     let mut ramping = false;
     loop {
-        let due = [tick, sweep].into_iter().flatten().min();
+        let due = [tick, sweep, waiting].into_iter().flatten().min();
         match due {
             Some(at) => {
                 monoio::select! {
@@ -223,11 +227,14 @@ pub(super) async fn shard_main(
                 log.flush();
             }
         }
+        crate::http::wake_idle(monoio::time::Instant::from_std(now));
+        let open = super::rescue::open_clients();
         if sweep.is_some_and(|t| now >= t) {
             sweep = None;
             shard.pools.purge(std::time::Instant::now());
             shard.pipes.purge();
             shard.cluster.sweep();
+            crate::http::trim_memory(open);
         }
         if let Some(d) = deadline {
             let inflight = shard.inflight();
@@ -256,7 +263,11 @@ pub(super) async fn shard_main(
         if busy && tick.is_none() {
             tick = Some(now + CONTROL_TICK);
         }
-        let idle_state = shard.upstreams.may_have_idle() || shard.cluster.has_entries();
+        // At most one wake-up per tick for waiting connections' deadlines.
+        waiting = crate::http::next_idle_deadline().map(|d| d.into_std().max(now + CONTROL_TICK));
+        let idle_state = shard.upstreams.may_have_idle()
+            || shard.cluster.has_entries()
+            || crate::bufpool::wants_trim(open);
         if idle_state && sweep.is_none() {
             sweep = Some(now + SWEEP_EVERY);
         }

@@ -149,6 +149,18 @@ impl Drop for ClientFd {
     }
 }
 
+/// How many client connections this thread's runtime serves; the room a burst of them
+/// left in the registry goes back.
+pub(super) fn open_clients() -> usize {
+    CLIENTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.capacity() > 4 * c.len().max(256) {
+            c.shrink_to_fit();
+        }
+        c.len()
+    })
+}
+
 /// Shuts down (without closing: the dead tasks still own the descriptors) every client
 /// socket a dead runtime left; returns how many.
 pub(super) fn shut_orphans() -> usize {

@@ -51,6 +51,10 @@ struct Stats {
     accepts: AtomicUsize,
     requests: AtomicUsize,
     in_flight: AtomicUsize,
+    /// Requests not yet answered (counted out before the response is written: the
+    /// proxy may send the next request the moment it has the response, before this
+    /// thread would count the last one out); its maximum is `max_in_flight`.
+    unanswered: AtomicUsize,
     max_in_flight: AtomicUsize,
     idle_closes: AtomicUsize,
     last: Mutex<Option<RequestHead>>,
@@ -307,7 +311,8 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
         };
         let st = &shared.stats;
         st.requests.fetch_add(1, Ordering::SeqCst);
-        let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        st.in_flight.fetch_add(1, Ordering::SeqCst);
+        let now = st.unanswered.fetch_add(1, Ordering::SeqCst) + 1;
         st.max_in_flight.fetch_max(now, Ordering::SeqCst);
         *st.last.lock().unwrap() = Some(req.clone());
         *st.methods
@@ -317,7 +322,11 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
             .or_default() += 1;
         let path = req.target.split('?').next().unwrap_or("").to_string();
         *st.paths.lock().unwrap().entry(path).or_default() += 1;
-        let keep = handle(&mut w, &req, &shared);
+        let mut unanswered = true;
+        let keep = handle(&mut w, &req, &shared, &mut unanswered);
+        if unanswered {
+            st.unanswered.fetch_sub(1, Ordering::SeqCst);
+        }
         st.in_flight.fetch_sub(1, Ordering::SeqCst);
         match keep {
             Ok(true) => {}
@@ -349,7 +358,14 @@ enum Body {
 }
 
 /// Handles one request; `Ok(true)` to keep the connection.
-fn handle(w: &mut Wire, req: &RequestHead, shared: &Shared) -> io::Result<bool> {
+/// Serves one request; `unanswered` is cleared once the request is counted out of
+/// `Stats::unanswered` (just before its response is written).
+fn handle(
+    w: &mut Wire,
+    req: &RequestHead,
+    shared: &Shared,
+    unanswered: &mut bool,
+) -> io::Result<bool> {
     let path = req.target.split('?').next().unwrap_or("").to_string();
     let framing = request_framing(&req.headers)?;
     if framing != wire::Framing::Empty && has_token(&req.headers, "expect", "100-continue") {
@@ -462,6 +478,8 @@ fn handle(w: &mut Wire, req: &RequestHead, shared: &Shared) -> io::Result<bool> 
         head.push_str("connection: keep-alive\r\n");
     }
     head.push_str("\r\n");
+    shared.stats.unanswered.fetch_sub(1, Ordering::SeqCst);
+    *unanswered = false;
     let s = &mut w.stream;
     if is_head {
         s.write_all(head.as_bytes())?;

@@ -30,7 +30,7 @@ pub use proc::{
     check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, socket_count, Output,
     RingLb,
 };
-pub use raw::RawServer;
+pub use raw::{RawServer, Recorded, Recorder};
 pub use redis::RedisServer;
 pub use tcp::{EchoServer, ReservedPort};
 pub use wire::{pattern, pattern_mismatch, pattern_sha256};

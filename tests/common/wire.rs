@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
@@ -14,6 +14,8 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Wire {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// Where every byte read is copied as well, for tests that check exact bytes.
+    tap: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 impl Wire {
@@ -21,6 +23,15 @@ impl Wire {
         Wire {
             stream,
             buf: Vec::with_capacity(READ_CHUNK),
+            tap: None,
+        }
+    }
+
+    /// A `Wire` that also appends every byte it reads to `tap`.
+    pub fn tapped(stream: TcpStream, tap: Arc<Mutex<Vec<u8>>>) -> Wire {
+        Wire {
+            tap: Some(tap),
+            ..Wire::new(stream)
         }
     }
 
@@ -39,6 +50,9 @@ impl Wire {
             }
         };
         self.buf.truncate(old + *res.as_ref().unwrap_or(&0));
+        if let Some(tap) = &self.tap {
+            tap.lock().unwrap().extend_from_slice(&self.buf[old..]);
+        }
         res
     }
 

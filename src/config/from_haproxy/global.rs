@@ -65,12 +65,13 @@ impl Mapper<'_> {
                 } else {
                     format!("{t}:514")
                 };
-                match with_port.parse::<SocketAddr>() {
+                // A host name is resolved once, at load, as HAProxy does.
+                match resolve_addr(&with_port) {
                     Ok(addr) => LogSink::Udp(addr),
-                    Err(_) => {
+                    Err(e) => {
                         self.err(
                             l.line,
-                            format!("log target '{target}' is not supported (stdout, stderr, a unix socket path or an IP[:PORT] for UDP syslog)"),
+                            format!("log target '{target}': {e} (stdout, stderr, a unix socket path or HOST[:PORT] for UDP syslog)"),
                         );
                         return None;
                     }

@@ -1,0 +1,400 @@
+//! The request side of a client connection: reading and parsing a request head,
+//! the rules and routing around it (`phases`), a local answer instead of a server
+//! (`early_stop`), and sending the rewritten head and the body to the server.
+
+use monoio::time::Instant;
+
+use super::conn::{Conn, ServiceAsk, Stop, IDLE_GRACE, SERVICE_BODY_MAX};
+use super::framing::{BodyProgress, Framing};
+use super::head::{self, Parsed};
+use super::phases::{self, Early};
+use super::reply::Reply;
+use super::response::keep_tail;
+use super::route::{is_idempotent, request_hash};
+use super::rules as hrules;
+use crate::config::BalanceAlgo;
+use crate::config::Service;
+use crate::dispatch::ServerConn;
+use crate::io::{read_into, write_range, ReadOutcome, Stream};
+use crate::record::{Record, Term};
+use crate::shard::Shard;
+use crate::stats::Counters;
+
+/// The parts of a request head the rest of the exchange needs (the head itself has
+/// already been rewritten into `out`).
+pub(super) struct RequestMeta {
+    pub(super) head_len: usize,
+    pub(super) framing: Framing,
+    pub(super) keep_alive: bool,
+    /// The client sent `Expect: 100-continue` (HTTP/1.1): it may wait for the
+    /// server's go-ahead before sending the body.
+    pub(super) expect_continue: bool,
+    pub(super) is_head: bool,
+    pub(super) idempotent: bool,
+    pub(super) minor: u8,
+    /// The client asked for a protocol upgrade or sent a CONNECT (a tunnel may follow).
+    pub(super) tunnel: head::TunnelAsk,
+    pub(super) backend: Option<usize>,
+    /// The balancing hash of a `hash` backend.
+    pub(super) hash: Option<u64>,
+    /// The stick-table key of a backend with `stick on`.
+    pub(super) stick: Option<u64>,
+    /// The Host, for a backend whose servers take their SNI from it (else `None`).
+    pub(super) sni_host: Option<Box<str>>,
+    /// The server a `use-server` rule chose.
+    pub(super) use_server: Option<u32>,
+}
+
+impl<S: Stream> Conn<S> {
+    /// Reads until a complete request head is buffered, then parses and routes it.
+    pub(super) async fn read_head(&mut self, first: bool) -> Result<RequestMeta, Stop> {
+        let t = self.timeouts();
+        let (http_request, keep_alive_idle) = (t.http_request, t.http_keep_alive);
+        let max = self.shard.config.limits.max_header_bytes;
+        let fe = &self.shard.config.frontends[self.frontend];
+        let client = self.peer.ip();
+        let mut waiting_first_byte = !first && self.cpos == self.cbuf.len();
+        let woken = std::mem::take(&mut self.woken);
+        let mut restart_deadline = std::mem::take(&mut self.resumed);
+        let mut deadline = self.rec.head_start.unwrap_or_else(Instant::now)
+            + if waiting_first_byte {
+                keep_alive_idle
+            } else {
+                http_request
+            };
+        loop {
+            if self.cpos < self.cbuf.len() {
+                let data = &self.cbuf[self.cpos..];
+                let mut headers = head::header_slots();
+                let limits = &self.shard.config.limits;
+                // X-Forwarded-For is added after the rules (`rules::request_phase`).
+                match head::parse_request(data, &mut headers, limits, None, &mut self.out) {
+                    Parsed::Done(r) => {
+                        // The request line, for the access log (the head is consumed soon).
+                        if fe.log_line.is_some() {
+                            let end = data
+                                .iter()
+                                .position(|&b| b == b'\r' || b == b'\n')
+                                .unwrap_or(0);
+                            self.reqline.clear();
+                            self.reqline.extend_from_slice(&data[..end]);
+                        }
+                        if r.connect && !fe.allow_connect {
+                            return Err(Stop::Reply(Reply::BadRequest));
+                        }
+                        if let Some(p) = &self.shard.fault_panic_path {
+                            crate::shard::fault(p, r.path);
+                            // A doomed shard dies in its control loop: wake it.
+                            self.shard.wake.ring();
+                        }
+                        // Captures, tcp-request content and http-request rules,
+                        // use_backend, the backend's rules, use-server, XFF.
+                        let routed = match phases::request_phase(
+                            &self.shard,
+                            self.frontend,
+                            self.peer,
+                            self.local,
+                            &mut self.txn,
+                            &mut self.out,
+                            &r,
+                        ) {
+                            Ok(routed) => routed,
+                            Err(e) => {
+                                self.rec.backend = None;
+                                // `stats admin if COND`, on the request as rewritten.
+                                let admin = match &e {
+                                    Early::Service(Service::Stats { admin: Some(c), .. }) => {
+                                        let site = hrules::Site {
+                                            shard: &self.shard,
+                                            frontend: self.frontend,
+                                            backend: None,
+                                            server: None,
+                                            src: self.peer,
+                                            dst: self.local,
+                                        };
+                                        hrules::with_work(|w| {
+                                            let ctx = site.ctx(
+                                                &self.txn,
+                                                Some(&self.out),
+                                                crate::rules::Dir::Req,
+                                            );
+                                            c.0.holds(&ctx, &mut w.s)
+                                        })
+                                    }
+                                    _ => false,
+                                };
+                                return Err(early_stop(
+                                    &self.shard,
+                                    self.frontend,
+                                    &mut self.rec,
+                                    &mut self.out,
+                                    e,
+                                    &r,
+                                    admin,
+                                ));
+                            }
+                        };
+                        let backend = routed.backend;
+                        let hash =
+                            backend.and_then(|b| match &self.shard.config.backends[b].balance {
+                                BalanceAlgo::Hash { key, .. } => request_hash(
+                                    key,
+                                    crate::rules::Head::new(&self.out),
+                                    self.peer.ip(),
+                                ),
+                                _ => None,
+                            });
+                        let stick = backend.and_then(|b| {
+                            crate::tables::stick_key(
+                                &self.shard.config.backends[b],
+                                r.headers,
+                                client,
+                            )
+                        });
+                        let sni_host = backend
+                            .filter(|&b| self.shard.upstreams.backends[b].sni_from_host)
+                            .and_then(|_| r.host.map(Into::into));
+                        return Ok(RequestMeta {
+                            sni_host,
+                            head_len: r.head_len,
+                            framing: r.framing,
+                            keep_alive: r.keep_alive,
+                            expect_continue: r.expect_continue,
+                            is_head: r.method == "HEAD",
+                            idempotent: is_idempotent(r.method),
+                            minor: r.minor_version,
+                            tunnel: if r.connect {
+                                head::TunnelAsk::Connect
+                            } else if r.upgrade {
+                                head::TunnelAsk::Upgrade
+                            } else {
+                                head::TunnelAsk::No
+                            },
+                            backend,
+                            hash,
+                            stick,
+                            use_server: routed.server,
+                        });
+                    }
+                    Parsed::Reject(reply) => return Err(Stop::Reply(reply)),
+                    Parsed::Partial if data.len() >= max => {
+                        return Err(Stop::Reply(Reply::HeaderTooLarge))
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+            // Make room at the end of the buffer for the rest of the head.
+            if self.cpos > 0 {
+                self.cbuf.copy_within(self.cpos.., 0);
+                let len = self.cbuf.len() - self.cpos;
+                self.cbuf.truncate(len);
+                self.cpos = 0;
+            }
+            // `timeout http-request` runs from a keep-alive request's first bytes; the
+            // clock is read only if the head did not come whole with them.
+            if restart_deadline {
+                restart_deadline = false;
+                deadline = Self::deadline(http_request);
+            }
+            // Between keep-alive requests, a connection that stays quiet for
+            // `IDLE_GRACE` gives its buffers back: the read for the next request is
+            // bounded by the grace. On epoll that read can be dropped safely; on
+            // io_uring it would pin the buffer and could lose bytes if dropped, so the
+            // grace is spent waiting for readiness first.
+            let mut read_until = deadline;
+            if let (true, false, Some(socket)) = (waiting_first_byte, woken, self.client.socket()) {
+                let grace = self.rec.head_start.unwrap_or(deadline) + IDLE_GRACE;
+                if grace < deadline {
+                    if self.drop_safe_reads {
+                        read_until = grace;
+                    } else if self
+                        .timer
+                        .bound(grace, socket.readable(false))
+                        .await
+                        .is_none()
+                    {
+                        return Err(Stop::Idle);
+                    }
+                }
+            }
+            match read_into(
+                &mut self.client,
+                &mut self.cbuf,
+                &mut self.timer,
+                read_until,
+            )
+            .await
+            {
+                ReadOutcome::Timeout if read_until < deadline => return Err(Stop::Idle),
+                ReadOutcome::Data(_) => {
+                    // The first bytes of a keep-alive request: if a reload happened
+                    // meanwhile, start over on the new config.
+                    if waiting_first_byte && self.shard.newer().is_some() {
+                        return Err(Stop::Newer);
+                    }
+                    if waiting_first_byte {
+                        waiting_first_byte = false;
+                        restart_deadline = true;
+                    }
+                }
+                ReadOutcome::Timeout if waiting_first_byte => return Err(Stop::Close),
+                ReadOutcome::Timeout => return Err(Stop::Reply(Reply::RequestTimeout)),
+                ReadOutcome::Eof | ReadOutcome::Error => return Err(Stop::Close),
+            }
+        }
+    }
+
+    /// Writes `out` (head + buffered body) and streams the rest of the request body,
+    /// once the server said to go ahead if the client expects it to (the body stays
+    /// unsent if the server answered first). `now` is a fresh clock reading; returns
+    /// one taken when the request was sent.
+    pub(super) async fn send_request(
+        &mut self,
+        up: &mut ServerConn,
+        body: &mut BodyProgress,
+        now: Instant,
+        req: &RequestMeta,
+    ) -> Result<Instant, SendError> {
+        let server_deadline = now + self.server_timeout;
+        self.sbuf.clear();
+        let len = self.out.len();
+        write_range(
+            &mut up.stream,
+            &mut self.out,
+            0..len,
+            &mut self.timer,
+            server_deadline,
+        )
+        .await
+        .map_err(|_| SendError::Server)?;
+        if req.expect_continue
+            && !body.is_done()
+            && !self.await_continue(up, req, server_deadline).await?
+        {
+            return Ok(now);
+        }
+        let client_timeout = self.timeouts().client;
+        let server_timeout = self.server_timeout;
+        let mut streamed = false;
+        while !body.is_done() {
+            // What the body consumed is gone; the start of a trailer line it left
+            // waits at the front of the buffer for the rest.
+            let held = self.cbuf.len() - self.cpos;
+            keep_tail(&mut self.cbuf, held);
+            self.cpos = 0;
+            if self.cbuf.len() == self.cbuf.capacity() {
+                return Err(SendError::BadBody);
+            }
+            match read_into(
+                &mut self.client,
+                &mut self.cbuf,
+                &mut self.timer,
+                Self::deadline(client_timeout),
+            )
+            .await
+            {
+                ReadOutcome::Data(_) => {}
+                _ => return Err(SendError::Client),
+            }
+            let fed = body.feed(&mut self.cbuf).map_err(|_| SendError::BadBody)?;
+            self.rec.bytes_in += fed.used as u64;
+            write_range(
+                &mut up.stream,
+                &mut self.cbuf,
+                0..fed.forward,
+                &mut self.timer,
+                Self::deadline(server_timeout),
+            )
+            .await
+            .map_err(|_| SendError::Server)?;
+            self.cpos = fed.used;
+            streamed = true;
+        }
+        Ok(if streamed { Instant::now() } else { now })
+    }
+}
+
+/// How a request the rules answered or refused ends.
+pub(super) fn early_stop(
+    shard: &Shard,
+    frontend: usize,
+    rec: &mut Record,
+    out: &mut Vec<u8>,
+    e: Early,
+    r: &head::Request<'_>,
+    admin: bool,
+) -> Stop {
+    match e {
+        Early::Close { silent } => {
+            rec.term = Some(Term::PROXY_REQUEST);
+            // `reject` and `silent-drop` deny the request, for HAProxy's counters; it
+            // was received (`req_tot`).
+            Counters::inc(&shard.stats.frontends[frontend].denied);
+            rec.started = true;
+            rec.bytes_in = r.head_len as u64;
+            if silent {
+                Stop::Reset
+            } else {
+                Stop::Close
+            }
+        }
+        Early::Service(service) => {
+            let authorized = match &service {
+                Service::Stats { auth, .. } if !auth.is_empty() => r.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("authorization")
+                        && auth.iter().any(|a| a.as_bytes() == h.value)
+                }),
+                _ => true,
+            };
+            let body_len = match r.framing {
+                Framing::Length(n) if n <= SERVICE_BODY_MAX => n,
+                Framing::None => 0,
+                _ => return Stop::Reply(Reply::BadRequest),
+            };
+            let ask = ServiceAsk {
+                method: r.method.to_string(),
+                target: r.target.to_string(),
+                head_len: r.head_len,
+                body_len,
+                admin,
+            };
+            Stop::Service {
+                service: Box::new((service, ask)),
+                authorized,
+            }
+        }
+        Early::Tarpit(status) => {
+            hrules::connection_header(out, true, r.minor_version);
+            Stop::Tarpit(status)
+        }
+        Early::Answer(status) => {
+            // As HAProxy: the connection stays open for the next request when
+            // this one has no body to skip.
+            let fe = &shard.config.frontends[frontend];
+            let keep = r.keep_alive
+                && r.framing == Framing::None
+                && !r.upgrade
+                && !r.connect
+                && !shard.draining.get()
+                && !fe.client_close;
+            hrules::connection_header(out, !keep, r.minor_version);
+            rec.started = true;
+            rec.bytes_in = r.head_len as u64;
+            Stop::Answer {
+                status,
+                next: keep.then_some(r.head_len),
+            }
+        }
+    }
+}
+
+pub(super) enum SendError {
+    Client,
+    /// The client's body broke its framing (a bad chunk): 400, nothing more forwarded.
+    BadBody,
+    Server,
+    /// The server's answer while the client waited to send its body was malformed.
+    BadResponse,
+    /// Neither the body nor the server's answer came in `timeout.server`.
+    Timeout,
+}
