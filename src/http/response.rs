@@ -303,7 +303,7 @@ impl<S: Stream> Conn<S> {
     fn bad_response(&self, server: u32) {
         if let Some(b) = self.rec.backend {
             Counters::inc(&self.shard.stats.backends[b].eresp);
-            Counters::inc(&self.shard.stats.servers[b][server as usize].eresp);
+            Counters::inc(&self.shard.stats.server(b, server as usize).eresp);
             self.shard.upstreams.report_failure(b, server);
         }
     }
