@@ -25,6 +25,7 @@ pub mod pipe;
 pub mod proxy_protocol;
 pub mod record;
 mod reload;
+pub mod route_index;
 pub mod rules;
 pub mod runtime;
 pub mod shard;

@@ -338,6 +338,9 @@ pub struct Frontend {
     pub binds: Vec<Bind>,
     pub mode: Mode,
     pub routes: Vec<Route>,
+    /// The index of `routes` by exact host (and of backend names, for routes that
+    /// name theirs per request): `index_routes` builds it once the backends are known.
+    pub route_index: Option<Arc<crate::route_index::RouteIndex>>,
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
     /// A `listen` section's own backend: its rules run once, as the frontend's.
@@ -567,6 +570,23 @@ pub fn by_name<T>(
         .enumerate()
         .map(|(i, x)| (name(x).as_str(), i))
         .collect()
+}
+
+/// Builds each frontend's routing index (`crate::route_index`): both syntaxes, once
+/// the backends are known.
+pub(crate) fn index_routes(frontends: &mut [Frontend], backends: &[Backend]) {
+    for f in frontends {
+        let dynamic = f
+            .routes
+            .iter()
+            .any(|r| matches!(r.target, RouteTarget::Dynamic(_)));
+        f.route_index = crate::route_index::RouteIndex::build(
+            f.routes.iter().map(|r| &r.cond),
+            dynamic,
+            backends.iter().map(|b| b.name.as_str()),
+        )
+        .map(Arc::new);
+    }
 }
 
 impl Config {

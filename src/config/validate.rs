@@ -282,6 +282,7 @@ impl Validator {
         for f in &mut frontends {
             f.timeouts = timeouts.clone();
         }
+        super::index_routes(&mut frontends, &backends);
         Config {
             runtime: Runtime {
                 shards,
