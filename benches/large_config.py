@@ -23,7 +23,8 @@ Reports, ringlb and HAProxy in the same run:
   first host, ringlb last host, HAProxy first, HAProxy last, ...), medians.
 
 Usage: python3 benches/large_config.py [--runs 5] [--duration 5] [--binary PATH]
-       [--backends 2000] [--servers 5] [--skip-cpu] [--skip-haproxy] [--out FILE]
+       [--backends 2000] [--servers 5] [--shards 1,2,4,8] [--reloads 10] [--skip-cpu]
+       [--skip-mem] [--skip-warm] [--skip-haproxy] [--ringlb-env KEY=VALUE] [--out FILE]
 Needs: haproxy, nginx, wrk. Every process it starts is stopped by its PID.
 """
 
@@ -156,6 +157,18 @@ class Server:
             self.p.wait()
 
 
+def ringlb_env():
+    """The environment ringlb runs with: ours plus each --ringlb-env KEY=VALUE (to
+    measure allocator settings such as MALLOC_ARENA_MAX), or None when there are none."""
+    if not ARGS.ringlb_env:
+        return None
+    env = dict(os.environ)
+    for kv in ARGS.ringlb_env:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    return env
+
+
 def ringlb_argv(binary, cfg, core=None):
     argv = [binary, "-f", cfg]
     return ["taskset", "-c", core] + argv if core else argv
@@ -196,7 +209,8 @@ def rss_at(binary, tmp, threads, real, a):
         cfg = os.path.join(tmp, f"{name}-{threads}.cfg")
         write_config(cfg, threads, port, real, a.backends, a.servers)
         argv = ringlb_argv(binary, cfg) if name == "ringlb" else haproxy_argv(cfg)
-        s = Server(name, argv, port, os.path.join(tmp, f"{name}-{threads}.log"))
+        env = ringlb_env() if name == "ringlb" else None
+        s = Server(name, argv, port, os.path.join(tmp, f"{name}-{threads}.log"), env)
         try:
             startup = s.ready()
             settle()
@@ -237,7 +251,8 @@ def reloads_ringlb(binary, tmp, real, a):
     port = B.free_port()
     cfg = os.path.join(tmp, "ringlb-reload.cfg")
     write_config(cfg, 2, port, real, a.backends, a.servers)
-    s = Server("ringlb", ringlb_argv(binary, cfg), port, os.path.join(tmp, "ringlb-reload.log"))
+    s = Server("ringlb", ringlb_argv(binary, cfg), port, os.path.join(tmp, "ringlb-reload.log"),
+               ringlb_env())
     try:
         s.ready()
         settle()
@@ -394,6 +409,8 @@ def main():
     ap.add_argument("--skip-warm", action="store_true")
     ap.add_argument("--skip-mem", action="store_true", help="only the CPU figures")
     ap.add_argument("--out", help="also write the report to this file")
+    ap.add_argument("--ringlb-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="run ringlb with this in its environment (repeatable)")
     a = ap.parse_args()
     ARGS = a
     binary = B.ringlb_binary(a.binary)
