@@ -175,7 +175,6 @@ use crate::rules::logformat::civil;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::logformat::builtin;
     use std::time::UNIX_EPOCH;
 
     fn facts() -> Facts<'static> {
@@ -216,10 +215,10 @@ mod tests {
             "10.0.0.2:80".parse().unwrap(),
             &txn,
         );
-        ctx.cfg = Some(&cfg);
-        log.line(&builtin(crate::config::LogFormat::Http), &ctx, &facts());
-        log.line(&builtin(crate::config::LogFormat::Tcp), &ctx, &facts());
-        log.line(&builtin(crate::config::LogFormat::Clf), &ctx, &facts());
+        ctx.world = Some(&cfg);
+        log.line(&crate::config::LogFormat::Http.builtin(), &ctx, &facts());
+        log.line(&crate::config::LogFormat::Tcp.builtin(), &ctx, &facts());
+        log.line(&crate::config::LogFormat::Clf.builtin(), &ctx, &facts());
         log.flush();
         let out = String::from_utf8(rx.try_recv().unwrap()).unwrap();
         let lines: Vec<&str> = out.lines().collect();

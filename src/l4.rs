@@ -34,7 +34,7 @@ pub async fn serve<C: Stream>(
     let began = Instant::now();
     // `tcp-request content` rules and `use_backend` (SNI routing) on what the client
     // sends first, waiting up to the inspect delay; those bytes go to the server.
-    txn.begin_request(&shard.config, frontend);
+    txn.begin_request(shard.config.txn_scope(frontend));
     let inspected =
         crate::tcp_rules::inspect(&shard, frontend, client, peer, local, early, &mut txn).await;
     // Counters tracked by content rules stop with the connection, however it ends.

@@ -306,8 +306,7 @@ impl Record {
         };
         let mut ctx = crate::rules::Ctx::new(peer, local, txn);
         ctx.dir = crate::rules::Dir::Res;
-        ctx.cfg = Some(cfg);
-        ctx.shard = Some(shard);
+        ctx.world = Some(shard);
         ctx.frontend = frontend;
         ctx.backend = backend;
         ctx.server = r.server;
@@ -375,8 +374,7 @@ impl TcpLine {
             ..Default::default()
         };
         let mut ctx = crate::rules::Ctx::new(peer, local, txn);
-        ctx.cfg = Some(&shard.config);
-        ctx.shard = Some(shard);
+        ctx.world = Some(shard);
         ctx.frontend = frontend;
         ctx.backend = Some(backend);
         ctx.server = server;

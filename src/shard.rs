@@ -14,6 +14,7 @@ use crate::accesslog::ShardLog;
 use crate::config::Config;
 use crate::control::ServiceQuery;
 use crate::limits::{ConnLimit, Shared};
+use crate::rules::World;
 use crate::stats::ShardStats;
 use crate::upstream::Upstreams;
 
@@ -311,5 +312,92 @@ pub fn fault_kill_shard(_shard: usize) {
     #[cfg(any(debug_assertions, feature = "fault-injection"))]
     if DOOMED.with(|d| d.replace(false)) {
         panic!("fault injection: shard {_shard} killed");
+    }
+}
+
+/// A shard answers rules' questions about its servers, counters and tables; names
+/// come from its config.
+impl crate::rules::World for Shard {
+    fn frontend_name(&self, fe: usize) -> Option<&str> {
+        self.config.frontend_name(fe)
+    }
+
+    fn backend_name(&self, be: usize) -> Option<&str> {
+        self.config.backend_name(be)
+    }
+
+    fn server_name(&self, be: usize, sv: usize) -> Option<&str> {
+        self.config.server_name(be, sv)
+    }
+
+    fn backend_index(&self, name: &str) -> Option<usize> {
+        self.config.backend_index(name)
+    }
+
+    fn server_index(&self, be: usize, name: &str) -> Option<usize> {
+        World::server_index(&*self.config, be, name)
+    }
+
+    fn proxy_id(&self, fe: Option<usize>, be: Option<usize>) -> Option<i64> {
+        self.config.proxy_id(fe, be)
+    }
+
+    fn table_key(&self, table: u32) -> Option<crate::rules::stick::KeyType> {
+        self.config.table_key(table)
+    }
+
+    fn thread(&self) -> Option<usize> {
+        Some(self.id)
+    }
+
+    fn stopping(&self) -> bool {
+        self.draining.get()
+    }
+
+    fn usable_counts(&self, be: usize) -> Option<(usize, usize)> {
+        Some(self.upstreams.backends.get(be)?.usable_counts())
+    }
+
+    fn be_conn(&self, be: usize) -> Option<i64> {
+        Some(self.stats.backends.get(be)?.scur.get() as i64)
+    }
+
+    fn fe_conn(&self, fe: usize) -> Option<i64> {
+        Some(self.stats.frontends.get(fe)?.scur.get() as i64)
+    }
+
+    fn srv_conn(&self, be: usize, sv: usize) -> Option<i64> {
+        // Counters are allocated at a backend's first use: 0 before, nothing allocated.
+        self.upstreams.backends.get(be)?.servers.get(sv)?;
+        Some(self.stats.server_scur(be, sv) as i64)
+    }
+
+    fn srv_is_up(&self, be: usize, sv: usize) -> Option<bool> {
+        Some(self.upstreams.backends.get(be)?.servers.get(sv)?.usable())
+    }
+
+    fn queue(&self, be: usize) -> Option<i64> {
+        Some(self.upstreams.backends.get(be)?.queue_figures().0 as i64)
+    }
+
+    fn connslots(&self, be: usize) -> Option<i64> {
+        let be = self.upstreams.backends.get(be)?;
+        let mut free = 0i64;
+        // Slots are counted for the whole process, as HAProxy counts them.
+        for sv in be.servers.iter().filter(|sv| sv.usable()) {
+            let Some(limit) = sv.slots.max().filter(|_| sv.limited.get()) else {
+                return Some(-1);
+            };
+            free += i64::from(limit) - i64::from(sv.slots.busy());
+        }
+        Some(free + be.queue_figures().0 as i64)
+    }
+
+    fn sc_value(&self, e: crate::rules::Tracked, op: crate::rules::stick::ScOp) -> Option<i64> {
+        Some(self.cluster.sc_op(e, op).unwrap_or(0))
+    }
+
+    fn sc_has(&self, table: u32, key: u64) -> Option<bool> {
+        Some(self.cluster.sc_has(table, key))
     }
 }

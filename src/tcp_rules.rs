@@ -56,8 +56,7 @@ impl Site<'_> {
         c.req = req.map(Head::new);
         c.payload = payload;
         c.payload_final = last;
-        c.cfg = Some(&self.shard.config);
-        c.shard = Some(self.shard);
+        c.world = Some(self.shard);
         c.frontend = self.frontend;
         c.backend = self.backend;
         c

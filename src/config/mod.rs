@@ -10,13 +10,16 @@ pub mod haproxy;
 mod raw;
 pub mod tls;
 mod validate;
+mod world;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::rules::action::{HttpAction, HttpRule, Reply, TcpAction, TcpRule};
+pub use crate::rules::action::{
+    AdminCond, HttpAction, HttpRule, Reply, Service, TcpAction, TcpRule,
+};
 pub use crate::rules::stick::TableSpec;
 pub use crate::rules::{Acl, AclTest, Condition};
 pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, StickTable};
@@ -285,6 +288,18 @@ pub enum LogFormat {
     Custom,
 }
 
+impl LogFormat {
+    /// The compiled line of this built-in format (`Custom`: `option httplog`'s).
+    pub fn builtin(self) -> Arc<crate::rules::LogFormat> {
+        use crate::rules::logformat::{builtin, CLF_LOG, HTTP_LOG, TCP_LOG};
+        builtin(match self {
+            LogFormat::Tcp => TCP_LOG,
+            LogFormat::Clf => CLF_LOG,
+            LogFormat::Http | LogFormat::Custom => HTTP_LOG,
+        })
+    }
+}
+
 /// `local0`..`local7`, `daemon`, `user`, ... → syslog facility number.
 pub fn syslog_facility(name: &str) -> Option<u8> {
     const NAMES: [&str; 24] = [
@@ -396,34 +411,6 @@ pub struct CaptureSlot {
     pub header: Option<Box<str>>,
     pub len: usize,
 }
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Service {
-    /// HTML stats page (`;csv` in the URI gives `show stat`).
-    Stats {
-        /// `Authorization` header values accepted (`Basic base64(user:pass)`); empty = open.
-        auth: Vec<String>,
-        realm: String,
-        /// Seconds between page refreshes (`stats refresh`).
-        refresh: Option<u64>,
-        /// `stats admin if COND`: requests meeting it may change servers' states
-        /// from the page.
-        admin: Option<AdminCond>,
-    },
-    Prometheus,
-}
-
-/// The condition of `stats admin` (compared by identity: it comes from one config).
-#[derive(Debug, Clone)]
-pub struct AdminCond(pub std::sync::Arc<Condition>);
-
-impl PartialEq for AdminCond {
-    fn eq(&self, o: &AdminCond) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &o.0)
-    }
-}
-
-impl Eq for AdminCond {}
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -630,6 +617,17 @@ impl Config {
         match result {
             Ok((c, warnings)) => Ok((c, located(warnings))),
             Err(ConfigErrors(errs)) => Err(ConfigErrors(located(errs))),
+        }
+    }
+
+    /// What a rule transaction on `frontend` needs to begin (see `rules::TxnScope`).
+    pub fn txn_scope(&self, frontend: usize) -> crate::rules::TxnScope<'_> {
+        crate::rules::TxnScope {
+            id: self as *const Config as usize,
+            vars: &self.vars,
+            captures: self.frontends.get(frontend).map_or((0, 0), |f| {
+                (f.captures.request.len(), f.captures.response.len())
+            }),
         }
     }
 

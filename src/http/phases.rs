@@ -54,7 +54,7 @@ pub fn request_phase(
 ) -> Result<Routed, Early> {
     let cfg = &shard.config;
     let fe = &cfg.frontends[frontend];
-    txn.begin_request(cfg, frontend);
+    txn.begin_request(cfg.txn_scope(frontend));
     txn.names[0] = r.names;
     {
         let line = Head::new(out).first_line();

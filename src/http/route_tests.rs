@@ -66,7 +66,6 @@ fn pick(cfg: &Config, fe: &Frontend, head: &[u8]) -> (String, bool) {
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
     let mut ctx = Ctx::new(addr, addr, &txn);
     ctx.req = Some(Head::new(head));
-    ctx.cfg = Some(cfg);
     let mut s = Scratch::default();
     let mut val = Vec::new();
     let decided = fe

@@ -50,8 +50,7 @@ impl Site<'_> {
             Dir::Req => c.req = head.map(Head::new),
             Dir::Res => c.res = head.map(Head::new),
         }
-        c.cfg = Some(&self.shard.config);
-        c.shard = Some(self.shard);
+        c.world = Some(self.shard);
         c.frontend = self.frontend;
         c.backend = self.backend;
         c.server = self.server;

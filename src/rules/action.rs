@@ -12,7 +12,6 @@ use super::parse::Expr;
 use super::pattern::Method;
 use super::vars::VarId;
 use super::Ctx;
-use crate::config::Service;
 
 /// A variable an action writes: by slot, or by name for `proc` variables.
 #[derive(Debug, Clone)]
@@ -20,6 +19,35 @@ pub enum VarTarget {
     Slot(VarId),
     Proc(Box<str>),
 }
+
+/// `http-request use-service` and `stats enable`: what ringlb answers itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    /// HTML stats page (`;csv` in the URI gives `show stat`).
+    Stats {
+        /// `Authorization` header values accepted (`Basic base64(user:pass)`); empty = open.
+        auth: Vec<String>,
+        realm: String,
+        /// Seconds between page refreshes (`stats refresh`).
+        refresh: Option<u64>,
+        /// `stats admin if COND`: requests meeting it may change servers' states
+        /// from the page.
+        admin: Option<AdminCond>,
+    },
+    Prometheus,
+}
+
+/// The condition of `stats admin` (compared by identity: it comes from one config).
+#[derive(Debug, Clone)]
+pub struct AdminCond(pub std::sync::Arc<Condition>);
+
+impl PartialEq for AdminCond {
+    fn eq(&self, o: &AdminCond) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl Eq for AdminCond {}
 
 /// `http-request ACTION [if|unless COND]` (and the response rule kinds).
 #[derive(Debug, Clone)]

@@ -391,34 +391,30 @@ impl Conv {
             SetVar(..) | UnsetVar(..) => Some(smp),
             Nbsrv | SrvQueue => {
                 let name = smp.bytes(&s.cur)?;
-                let shard = ctx.shard?;
-                let cfg = ctx.cfg?;
+                let w = ctx.world?;
                 let name = std::str::from_utf8(name).ok()?;
                 if matches!(self, Nbsrv) {
-                    let b = cfg.backend_index(name)?;
-                    let (a, bk) = shard.upstreams.backends[b].usable_counts();
+                    let (a, bk) = w.usable_counts(w.backend_index(name)?)?;
                     Some(Smp::Int(if a > 0 { a } else { bk } as i64))
                 } else {
                     let (b, sv) = match name.split_once('/') {
-                        Some((b, sv)) => (cfg.backend_index(b)?, sv),
+                        Some((b, sv)) => (w.backend_index(b)?, sv),
                         None => (ctx.backend?, name),
                     };
-                    let _ = cfg.backends[b].servers.iter().position(|x| x.name == sv)?;
+                    let _ = w.server_index(b, sv)?;
                     Some(Smp::Int(0))
                 }
             }
             InTable(t) => {
-                let kt = ctx.cfg?.tables.get(*t as usize)?.key;
-                let key = super::table_key(kt, &smp, &s.cur)?;
-                let shard = ctx.shard?;
-                Some(Smp::Bool(shard.cluster.sc_has(*t, key)))
+                let w = ctx.world?;
+                let key = super::table_key(w.table_key(*t)?, &smp, &s.cur)?;
+                Some(Smp::Bool(w.sc_has(*t, key)?))
             }
             Table(t, op) => {
-                let kt = ctx.cfg?.tables.get(*t as usize)?.key;
-                let key = super::table_key(kt, &smp, &s.cur)?;
-                let shard = ctx.shard?;
+                let w = ctx.world?;
+                let key = super::table_key(w.table_key(*t)?, &smp, &s.cur)?;
                 let e = super::Tracked { table: *t, key };
-                Some(Smp::Int(shard.cluster.sc_op(e, *op).unwrap_or(0)))
+                Some(Smp::Int(w.sc_value(e, *op)?))
             }
         }
     }

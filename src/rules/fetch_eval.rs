@@ -86,7 +86,7 @@ impl Fetch {
 
     fn eval_one<'a>(&'a self, ctx: &Ctx<'a>, s: &mut Scratch) -> Option<Smp<'a>> {
         let str_ref = |b: &'a [u8]| Smp::Str(Data::Ref(b));
-        let shard = || ctx.shard;
+        let world = || ctx.world;
         let be_or = |b: &Option<usize>| b.or(ctx.backend);
         Some(match self {
             Fetch::Bool(b) => Smp::Bool(*b),
@@ -126,58 +126,33 @@ impl Fetch {
                 })
             }
             Fetch::Pid => Smp::Int(i64::from(std::process::id())),
-            Fetch::Thread => Smp::Int(shard().map_or(0, |s| s.id as i64)),
-            Fetch::Stopping => Smp::Bool(shard().is_some_and(|s| s.draining.get())),
+            Fetch::Thread => Smp::Int(world().and_then(|w| w.thread()).unwrap_or(0) as i64),
+            Fetch::Stopping => Smp::Bool(world().is_some_and(|w| w.stopping())),
             Fetch::Nbsrv(b) => {
-                let be = &shard()?.upstreams.backends[be_or(b)?];
-                let (active, backup) = be.usable_counts();
+                let (active, backup) = world()?.usable_counts(be_or(b)?)?;
                 Smp::Int(if active > 0 { active } else { backup } as i64)
             }
-            Fetch::BeConn(b) => Smp::Int(shard()?.stats.backends[be_or(b)?].scur.get() as i64),
-            Fetch::SrvConn(b, sv) => Smp::Int(shard()?.stats.server_scur(*b, *sv as usize) as i64),
-            Fetch::SrvIsUp(b, sv) => {
-                Smp::Bool(shard()?.upstreams.backends[*b].servers[*sv as usize].usable())
-            }
-            Fetch::Queue(b) => {
-                Smp::Int(shard()?.upstreams.backends[be_or(b)?].queue_figures().0 as i64)
-            }
+            Fetch::BeConn(b) => Smp::Int(world()?.be_conn(be_or(b)?)?),
+            Fetch::SrvConn(b, sv) => Smp::Int(world()?.srv_conn(*b, *sv as usize)?),
+            Fetch::SrvIsUp(b, sv) => Smp::Bool(world()?.srv_is_up(*b, *sv as usize)?),
+            Fetch::Queue(b) => Smp::Int(world()?.queue(be_or(b)?)?),
             Fetch::AvgQueue(b) => {
-                let be = &shard()?.upstreams.backends[be_or(b)?];
-                let (active, backup) = be.usable_counts();
+                let w = world()?;
+                let be = be_or(b)?;
+                let (active, backup) = w.usable_counts(be)?;
                 let n = if active > 0 { active } else { backup };
-                let q = be.queue_figures().0 as i64;
+                let q = w.queue(be)?;
                 Smp::Int(if n == 0 { q } else { q / n as i64 })
             }
-            Fetch::Connslots(b) => {
-                let sh = shard()?;
-                let bi = be_or(b)?;
-                let be = &sh.upstreams.backends[bi];
-                let mut free = 0i64;
-                // Slots are counted for the whole process, as HAProxy counts them.
-                for sv in be.servers.iter().filter(|sv| sv.usable()) {
-                    let Some(limit) = sv.slots.max().filter(|_| sv.limited.get()) else {
-                        return Some(Smp::Int(-1));
-                    };
-                    free += i64::from(limit) - i64::from(sv.slots.busy());
-                }
-                Smp::Int(free + be.queue_figures().0 as i64)
-            }
-            Fetch::FeConn(f) => Smp::Int(
-                shard()?.stats.frontends[f.unwrap_or(ctx.frontend)]
-                    .scur
-                    .get() as i64,
-            ),
-            Fetch::FeName => str_ref(ctx.cfg?.frontends.get(ctx.frontend)?.name.as_bytes()),
-            Fetch::FeId => Smp::Int(proxy_id(ctx, Some(ctx.frontend), None)?),
-            Fetch::BeName => str_ref(ctx.cfg?.backends.get(ctx.backend?)?.name.as_bytes()),
-            Fetch::BeId => Smp::Int(proxy_id(ctx, None, ctx.backend)?),
+            Fetch::Connslots(b) => Smp::Int(world()?.connslots(be_or(b)?)?),
+            Fetch::FeConn(f) => Smp::Int(world()?.fe_conn(f.unwrap_or(ctx.frontend))?),
+            Fetch::FeName => str_ref(world()?.frontend_name(ctx.frontend)?.as_bytes()),
+            Fetch::FeId => Smp::Int(world()?.proxy_id(Some(ctx.frontend), None)?),
+            Fetch::BeName => str_ref(world()?.backend_name(ctx.backend?)?.as_bytes()),
+            Fetch::BeId => Smp::Int(world()?.proxy_id(None, ctx.backend)?),
             Fetch::SrvName => str_ref(
-                ctx.cfg?
-                    .backends
-                    .get(ctx.backend?)?
-                    .servers
-                    .get(ctx.server? as usize)?
-                    .name
+                world()?
+                    .server_name(ctx.backend?, ctx.server? as usize)?
                     .as_bytes(),
             ),
             Fetch::SrvId => Smp::Int(i64::from(ctx.server?) + 1),
@@ -353,21 +328,6 @@ impl Fetch {
 fn cap<'a>(c: Option<&'a super::Capture>) -> Option<Smp<'a>> {
     let c = c?;
     c.set.then_some(Smp::Str(Data::Ref(&c.bytes)))
-}
-
-/// HAProxy numbers proxies in config order from 1, after its CLI proxy (`GLOBAL`,
-/// id 1) when there is a `stats socket`; `show stat` numbers them the same way.
-fn proxy_id(ctx: &Ctx<'_>, fe: Option<usize>, be: Option<usize>) -> Option<i64> {
-    let cfg = ctx.cfg?;
-    let first = if cfg.admin.stats_socket.is_some() {
-        2
-    } else {
-        1
-    };
-    cfg.proxy_order
-        .iter()
-        .position(|p| (fe.is_some() && p.frontend == fe) || (be.is_some() && p.backend == be))
-        .map(|i| i as i64 + first)
 }
 
 /// `HTTP/1.1` → `1.1`.

@@ -20,7 +20,7 @@ impl LogFormat {
     ) {
         use Alias::*;
         let log = self.mode == Mode::Log;
-        let cfg = ctx.cfg;
+        let world = ctx.world;
         let num = |out: &mut Vec<u8>, v: i64| {
             if f.hex {
                 let _ = write!(out, "{:X}", v);
@@ -48,9 +48,9 @@ impl LogFormat {
                 log,
             ),
             Frontend | FrontendXprt => {
-                let name = cfg
-                    .and_then(|c| c.frontends.get(ctx.frontend))
-                    .map(|fe| fe.name.as_bytes());
+                let name = world
+                    .and_then(|w| w.frontend_name(ctx.frontend))
+                    .map(str::as_bytes);
                 if f.quote {
                     out.push(b'"');
                 }
@@ -67,12 +67,9 @@ impl LogFormat {
                     Some(x) if !x.backend.is_empty() => Some(x.backend.as_bytes()),
                     _ => ctx
                         .backend
-                        .and_then(|b| cfg?.backends.get(b))
-                        .map(|b| b.name.as_bytes())
-                        .or_else(|| {
-                            cfg.and_then(|c| c.frontends.get(ctx.frontend))
-                                .map(|fe| fe.name.as_bytes())
-                        }),
+                        .and_then(|b| world?.backend_name(b))
+                        .or_else(|| world?.frontend_name(ctx.frontend))
+                        .map(str::as_bytes),
                 };
                 text(out, name, f, log)
             }
@@ -82,8 +79,8 @@ impl LogFormat {
                     _ => ctx
                         .server
                         .zip(ctx.backend)
-                        .and_then(|(s, b)| cfg?.backends.get(b)?.servers.get(s as usize))
-                        .map(|s| s.name.as_bytes())
+                        .and_then(|(s, b)| world?.server_name(b, s as usize))
+                        .map(str::as_bytes)
                         .or(Some(&b"<NOSRV>"[..])),
                 };
                 text(out, name, f, log)

@@ -475,13 +475,9 @@ fn parse_flags(spec: &str, f: &mut Flags) -> Result<(), String> {
     Ok(())
 }
 
-/// The line of a built-in access log format (`option httplog`, `tcplog`, `clf`).
-pub fn builtin(kind: crate::config::LogFormat) -> std::sync::Arc<LogFormat> {
-    let text = match kind {
-        crate::config::LogFormat::Tcp => TCP_LOG,
-        crate::config::LogFormat::Clf => CLF_LOG,
-        _ => HTTP_LOG,
-    };
+/// The line of a built-in access log format: [`HTTP_LOG`], [`TCP_LOG`] or
+/// [`CLF_LOG`] (the config's `LogFormat::builtin` picks one).
+pub fn builtin(text: &str) -> std::sync::Arc<LogFormat> {
     let mut vars = super::vars::Registry::default();
     let names = super::Names::default();
     let mut files = std::collections::HashMap::new();

@@ -18,6 +18,7 @@
 //! | `logformat` | log-format strings (header values, redirects, `log-format`) |
 //! | `stick` | stick-table data types and the `sc_*` fetches' model |
 //! | `action` | rule actions and the local replies they send |
+//! | `world` | what evaluation reads of the config in force and the shard |
 
 pub mod acl;
 pub mod action;
@@ -40,6 +41,7 @@ pub mod stick;
 mod strfn;
 pub(crate) use strfn::expand;
 pub mod vars;
+pub mod world;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -49,8 +51,7 @@ pub use head::Head;
 pub use logformat::LogFormat;
 pub use parse::{Env, Expr, Names};
 pub use sample::{Data, Scratch, Smp, Type};
-
-use crate::config::Config;
+pub use world::World;
 
 /// Which message a rule looks at: fetches that exist on both sides (`hdr`, `cookie`)
 /// follow it.
@@ -131,26 +132,34 @@ pub struct Txn {
     pub tls: Option<Box<TlsFacts>>,
 }
 
+/// What a transaction needs of the config in force to begin: its identity (a
+/// connection that moved to a reloaded config starts its session afresh), the
+/// variable slots, and the frontend's capture slots (request, response).
+#[derive(Clone, Copy)]
+pub struct TxnScope<'a> {
+    pub id: usize,
+    pub vars: &'a vars::Registry,
+    pub captures: (usize, usize),
+}
+
 impl Txn {
-    /// A new connection on `cfg`: everything is forgotten, session variables too.
-    pub fn begin_session(&mut self, cfg: &Config) {
-        self.cfg_id = cfg as *const Config as usize;
-        self.vars.reset_all(cfg.vars.len());
+    /// A new connection: everything is forgotten, session variables too.
+    pub fn begin_session(&mut self, scope: TxnScope<'_>) {
+        self.cfg_id = scope.id;
+        self.vars.reset_all(scope.vars.len());
         self.sess_track = [None; 3];
         self.first = true;
     }
 
-    /// A new request on `cfg` (`frontend`): request-scoped state is forgotten. A
-    /// connection that moved to a reloaded config starts its session afresh.
-    pub fn begin_request(&mut self, cfg: &Config, frontend: usize) {
-        if self.cfg_id != cfg as *const Config as usize {
-            self.begin_session(cfg);
+    /// A new request: request-scoped state is forgotten. A connection that moved to a
+    /// reloaded config starts its session afresh.
+    pub fn begin_request(&mut self, scope: TxnScope<'_>) {
+        if self.cfg_id != scope.id {
+            self.begin_session(scope);
         } else {
-            self.vars.reset_txn(&cfg.vars);
+            self.vars.reset_txn(scope.vars);
         }
-        let (nreq, nres) = cfg.frontends.get(frontend).map_or((0, 0), |f| {
-            (f.captures.request.len(), f.captures.response.len())
-        });
+        let (nreq, nres) = scope.captures;
         reset_caps(&mut self.req_caps, nreq);
         reset_caps(&mut self.res_caps, nres);
         self.track = [None; 3];
@@ -185,8 +194,8 @@ pub struct Ctx<'a> {
     /// Set by a fetch that could answer differently with more bytes.
     pub miss: Cell<bool>,
     pub txn: &'a Txn,
-    pub cfg: Option<&'a Config>,
-    pub shard: Option<&'a crate::shard::Shard>,
+    /// Names from the config in force and the shard's state (`None`: neither).
+    pub world: Option<&'a dyn World>,
     pub frontend: usize,
     pub backend: Option<usize>,
     pub server: Option<u32>,
@@ -207,8 +216,7 @@ impl<'a> Ctx<'a> {
             payload_final: true,
             miss: Cell::new(false),
             txn,
-            cfg: None,
-            shard: None,
+            world: None,
             frontend: 0,
             backend: None,
             server: None,
@@ -236,7 +244,7 @@ pub fn table_key(kt: stick::KeyType, smp: &Smp<'_>, cur: &[u8]) -> Option<u64> {
     use stick::KeyType;
     use xxhash_rust::xxh3::xxh3_64;
     match kt {
-        KeyType::Ip | KeyType::Ipv6 => Some(crate::tables::ip_key(smp.as_ip(cur)?)),
+        KeyType::Ip | KeyType::Ipv6 => Some(stick::ip_key(smp.as_ip(cur)?)),
         KeyType::Integer => Some(xxh3_64(&smp.as_int(cur)?.to_be_bytes())),
         KeyType::String(len) | KeyType::Binary(len) => {
             let mut buf = [0u8; 64];

@@ -225,14 +225,14 @@ pub fn entry(f: &ScFetch, ctx: &Ctx<'_>) -> Option<Tracked> {
         }
         ScWhich::Src { table } => Some(Tracked {
             table,
-            key: crate::tables::ip_key(ctx.src.ip()),
+            key: ip_key(ctx.src.ip()),
         }),
     }
 }
 
 /// Evaluates a stick-counter fetch against this shard's counters.
 pub fn eval<'a>(f: &ScFetch, ctx: &Ctx<'a>) -> Option<Smp<'a>> {
-    let shard = ctx.shard?;
+    let world = ctx.world?;
     let e = entry(f, ctx);
     match f.op {
         ScOp::Tracked => {
@@ -248,7 +248,19 @@ pub fn eval<'a>(f: &ScFetch, ctx: &Ctx<'a>) -> Option<Smp<'a>> {
             // Not tracked: the fetch fails (as in HAProxy); tracked but absent from
             // the table: 0.
             let e = e?;
-            Some(Smp::Int(shard.cluster.sc_op(e, op).unwrap_or(0)))
+            Some(Smp::Int(world.sc_value(e, op)?))
         }
+    }
+}
+
+/// The 64-bit key of a client address (IPv4-mapped IPv6 as IPv4).
+pub fn ip_key(ip: std::net::IpAddr) -> u64 {
+    use xxhash_rust::xxh3::xxh3_64;
+    match ip {
+        std::net::IpAddr::V4(a) => xxh3_64(&a.octets()),
+        std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => xxh3_64(&v4.octets()),
+            None => xxh3_64(&a.octets()),
+        },
     }
 }

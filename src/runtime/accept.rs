@@ -213,7 +213,7 @@ fn serve_plain_http(
         listening
     };
     let mut txn = crate::rules::Txn::default();
-    txn.begin_session(&shard.config);
+    txn.begin_session(shard.config.txn_scope(frontend));
     for session in [false, true] {
         let at_accept = crate::tcp_rules::at_accept;
         let allowed = at_accept(&shard, frontend, &stream, peer, local, &mut txn, session);
@@ -263,7 +263,7 @@ async fn serve(
         // `tcp-request connection` rules see the socket's addresses, before any PROXY
         // header; `tcp-request session` rules see the client the header names.
         let mut txn = crate::rules::Txn::default();
-        txn.begin_session(&shard.config);
+        txn.begin_session(shard.config.txn_scope(frontend));
         let allowed =
             crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, false);
         // Counters the connection tracks stop when it ends, however it ends.

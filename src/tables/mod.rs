@@ -17,6 +17,7 @@ use crossbeam_channel::Sender;
 
 use crate::config::{Config, StickKey};
 use crate::control::{CountUp, RateDown, StickDown, StickUp, TableDump, Up};
+pub use crate::rules::stick::ip_key;
 
 /// Keys are already hashes: no need to hash them again.
 #[derive(Default)]
@@ -48,18 +49,6 @@ pub enum TrackFrom {
     Content,
     /// `http-request`: a request.
     Http,
-}
-
-/// The 64-bit key of a client address (IPv4-mapped IPv6 as IPv4).
-pub fn ip_key(ip: IpAddr) -> u64 {
-    use xxhash_rust::xxh3::xxh3_64;
-    match ip {
-        IpAddr::V4(a) => xxh3_64(&a.octets()),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => xxh3_64(&v4.octets()),
-            None => xxh3_64(&a.octets()),
-        },
-    }
 }
 
 /// The 64-bit hash of a request's key (`None`: the request has no such key), cut to

@@ -178,8 +178,8 @@ impl Validator {
                 },
                 dont_log_null: f.dont_log_null,
                 log_line: match f.log.as_deref() {
-                    Some("http") => Some(crate::rules::logformat::builtin(LogFormat::Http)),
-                    Some("tcp") => Some(crate::rules::logformat::builtin(LogFormat::Tcp)),
+                    Some("http") => Some(LogFormat::Http.builtin()),
+                    Some("tcp") => Some(LogFormat::Tcp.builtin()),
                     _ => None,
                 },
                 http_response: Vec::new(),

@@ -1,0 +1,63 @@
+//! What rules read of the running proxy, behind a trait so that the language depends
+//! on neither the config model nor the shard (both sit above it): names and indices
+//! from the config in force, and one shard's counters, servers and stick tables. The
+//! config answers names alone (a log line formatted where no shard is at hand); a
+//! shard answers everything. Only the fetches that ask pay the indirect call.
+
+use super::stick::{KeyType, ScOp};
+use super::Tracked;
+
+pub trait World {
+    fn frontend_name(&self, fe: usize) -> Option<&str>;
+    fn backend_name(&self, be: usize) -> Option<&str>;
+    fn server_name(&self, be: usize, sv: usize) -> Option<&str>;
+    fn backend_index(&self, name: &str) -> Option<usize>;
+    fn server_index(&self, be: usize, name: &str) -> Option<usize>;
+    /// HAProxy's proxy number (`fe_id`, `be_id`, `show stat`'s `iid`).
+    fn proxy_id(&self, fe: Option<usize>, be: Option<usize>) -> Option<i64>;
+    /// The key type of stick table `table`.
+    fn table_key(&self, table: u32) -> Option<KeyType>;
+
+    // One shard's state: `None` where no shard is at hand.
+
+    /// The shard's number (`thread`).
+    fn thread(&self) -> Option<usize> {
+        None
+    }
+    /// The shard is draining for a reload or a stop (`stopping`).
+    fn stopping(&self) -> bool {
+        false
+    }
+    /// Usable (active, backup) servers of `be`.
+    fn usable_counts(&self, _be: usize) -> Option<(usize, usize)> {
+        None
+    }
+    fn be_conn(&self, _be: usize) -> Option<i64> {
+        None
+    }
+    fn fe_conn(&self, _fe: usize) -> Option<i64> {
+        None
+    }
+    fn srv_conn(&self, _be: usize, _sv: usize) -> Option<i64> {
+        None
+    }
+    fn srv_is_up(&self, _be: usize, _sv: usize) -> Option<bool> {
+        None
+    }
+    /// Requests queued on `be` and its servers.
+    fn queue(&self, _be: usize) -> Option<i64> {
+        None
+    }
+    /// `connslots`: free connection slots plus queue room (-1: a server is unlimited).
+    fn connslots(&self, _be: usize) -> Option<i64> {
+        None
+    }
+    /// A stick counter's value for a tracked entry (0 when the entry is absent).
+    fn sc_value(&self, _e: Tracked, _op: ScOp) -> Option<i64> {
+        None
+    }
+    /// Whether stick table `table` holds `key`.
+    fn sc_has(&self, _table: u32, _key: u64) -> Option<bool> {
+        None
+    }
+}
