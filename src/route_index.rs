@@ -187,7 +187,7 @@ impl RouteIndex {
         hit.map(|h| h as usize)
     }
 
-    /// The rules not indexed.
+    /// The rules not indexed (tests: `http/route_tests.rs`).
     #[cfg(test)]
     pub fn rest_for_tests(&self) -> &[u32] {
         &self.rest
@@ -258,7 +258,3 @@ fn acl_keys<'c>(acl: &'c Acl, out: &mut Vec<(&'c AclTest, &'c [u8])>) -> Option<
     }
     Some(())
 }
-
-#[cfg(test)]
-#[path = "route_index_tests.rs"]
-mod tests;

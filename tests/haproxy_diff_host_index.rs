@@ -48,10 +48,16 @@ const BACKENDS: &[&str] = &[
 fn indexed_host_rules_route_as_haproxy() {
     let mut fill = String::new();
     for i in 0..12 {
-        fill += &format!("    use_backend fill{} if {{ hdr(host) -i f{i}.example }}\n", i % 2);
+        fill += &format!(
+            "    use_backend fill{} if {{ hdr(host) -i f{i}.example }}\n",
+            i % 2
+        );
     }
     let mut body = RULES.replace("@FILL@\n", &fill);
-    let vars: Vec<String> = BACKENDS.iter().map(|b| format!("SRV_{}", b.to_uppercase())).collect();
+    let vars: Vec<String> = BACKENDS
+        .iter()
+        .map(|b| format!("SRV_{}", b.to_uppercase()))
+        .collect();
     for (b, v) in BACKENDS.iter().zip(&vars) {
         body += &format!("\nbackend {b}\n    server {b}1 \"${{{v}}}\"\n");
     }

@@ -21,7 +21,10 @@ pub fn route(
     val: &mut Vec<u8>,
 ) -> Option<usize> {
     let ix = fe.route_index.as_deref();
-    let first = match ix.filter(|ix| ix.has_hosts()).map(|ix| indexed(ix, fe, ctx, s)) {
+    let first = match ix
+        .filter(|ix| ix.has_hosts())
+        .map(|ix| indexed(ix, fe, ctx, s))
+    {
         Some(Ok(first)) => first,
         _ => fe.routes.iter().position(|r| r.cond.holds(ctx, s)),
     };
@@ -36,7 +39,10 @@ pub fn route(
             f.eval(ctx, None, s, val);
             let found = match ix.and_then(|ix| ix.backend(val)) {
                 Some(found) => found,
-                None => cfg.backends.iter().position(|b| b.name.as_bytes() == &val[..]),
+                None => cfg
+                    .backends
+                    .iter()
+                    .position(|b| b.name.as_bytes() == &val[..]),
             };
             found.or(fe.default_backend)
         }

@@ -53,7 +53,9 @@ fn config() -> Config {
     for b in BACKENDS {
         backends += &format!("backend {b}\n    server s 127.0.0.1:1\n");
     }
-    let text = CFG.replace("@FILL@\n", &fill).replace("@BACKENDS@", &backends);
+    let text = CFG
+        .replace("@FILL@\n", &fill)
+        .replace("@BACKENDS@", &backends);
     match from_haproxy_str(&text, &|_| None) {
         Ok((c, _)) => c,
         Err(e) => panic!("{e}"),
@@ -195,4 +197,70 @@ fn a_short_table_has_no_index() {
         Err(e) => panic!("{e}"),
     };
     assert!(cfg.frontends[0].route_index.is_none());
+}
+
+/// The index of `rules` followed by 10 indexed fillers (the index alone: which rules it
+/// keys, what a host finds, which rules of the rest `first` evaluates).
+fn index(rules: &str) -> RouteIndex {
+    let mut text = String::from("defaults\n    mode http\nfrontend web\n    bind 127.0.0.1:0\n");
+    text += rules;
+    for i in 0..10 {
+        text += &format!("    use_backend b if {{ hdr(host) -i f{i}.example }}\n");
+    }
+    text += "backend b\n    server s 127.0.0.1:1\n";
+    let (cfg, _) = from_haproxy_str(&text, &|_| None).expect("valid");
+    let ix = cfg.frontends[0].route_index.clone().expect("an index");
+    (*ix).clone()
+}
+
+#[test]
+fn first_evaluates_only_the_rest_before_the_hit() {
+    let ix = index(
+        "    use_backend b if { path_beg /x/ }\n    \
+         use_backend b if { hdr(host) -i a.example }\n    \
+         use_backend b if { hdr_sub(host) y }\n",
+    );
+    assert_eq!(ix.rest_for_tests(), [0, 2]);
+    let src = &ix.sources()[0];
+    assert_eq!(src.find(b"A.EXAMPLE"), Ok(Some(1)));
+    assert_eq!(src.find(b"f9.example"), Ok(Some(12)));
+    assert_eq!(src.find(b"nowhere"), Ok(None));
+    assert_eq!(src.find(&[b'a'; 257]), Err(crate::route_index::Undecided));
+
+    let mut seen = Vec::new();
+    // Hit rule 1: only rule 0 is evaluated; it fails, the hit wins.
+    let got = ix.first(Some(1), |i| {
+        seen.push(i);
+        false
+    });
+    assert_eq!((got, &seen[..]), (Some(1), &[0][..]));
+    // Hit rule 12: rules 0 and 2 are evaluated, the first that holds wins.
+    seen.clear();
+    let got = ix.first(Some(12), |i| {
+        seen.push(i);
+        i == 2
+    });
+    assert_eq!((got, &seen[..]), (Some(2), &[0, 2][..]));
+    // No hit: the whole rest, in order.
+    seen.clear();
+    let got = ix.first(None, |i| {
+        seen.push(i);
+        false
+    });
+    assert_eq!((got, &seen[..]), (None, &[0, 2][..]));
+}
+
+#[test]
+fn case_sensitive_and_folded_keys_are_apart() {
+    let ix = index(
+        "    use_backend b if { hdr(host) Up.example }\n    \
+         use_backend b if { hdr(host) -i up.example }\n",
+    );
+    let src = &ix.sources()[0];
+    // Exact key first (rule 0), the folded one for any other case (rule 1).
+    assert_eq!(src.find(b"Up.example"), Ok(Some(0)));
+    assert_eq!(src.find(b"UP.example"), Ok(Some(1)));
+    // A long value with only case-sensitive keys is still decided.
+    let ix = index("");
+    assert!(ix.rest_for_tests().is_empty());
 }
