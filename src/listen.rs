@@ -62,7 +62,13 @@ pub fn bind_all_inheriting(
     takeover: bool,
 ) -> Result<Vec<BoundAddr>, BindError> {
     let mut out = Vec::new();
-    for (fi, fe) in cfg.frontends.iter().enumerate() {
+    // A `disabled` frontend is not started.
+    for (fi, fe) in cfg
+        .frontends
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.disabled)
+    {
         for (bi, want) in fe.binds.iter().map(|b| b.addr).enumerate() {
             let fail = |source| BindError {
                 frontend: fe.name.clone(),

@@ -71,7 +71,12 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     let mut per_shard: Vec<Vec<(SocketAddr, BindRef, Option<TcpListener>)>> =
         (0..shards).map(|_| Vec::new()).collect();
     let mut listening = Vec::new();
-    for (fi, fe) in new.frontends.iter().enumerate() {
+    for (fi, fe) in new
+        .frontends
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.disabled)
+    {
         for (bi, want) in fe.binds.iter().map(|b| b.addr).enumerate() {
             let at = BindRef {
                 frontend: fi,

@@ -17,7 +17,9 @@
 //! A key is compared as the pattern list compares it (`Patterns::find`): `-i` keys are
 //! stored lower-cased and the value is lower-cased into a stack buffer; a value longer
 //! than that buffer is compared differently there, so the index declines to answer and
-//! the rules are evaluated in order.
+//! the rules are evaluated in order. Once the runtime API changed the patterns of an
+//! indexed test on a shard (`add acl`, `del acl`, ...), the keys are no longer the ones
+//! in force there, and that shard evaluates the rules in order until the next reload.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -87,6 +89,9 @@ pub struct RouteIndex {
     sources: Vec<Source>,
     /// Rules not indexed, in order.
     rest: Box<[u32]>,
+    /// The pattern expressions of the indexed tests (`AclTest::live`): the runtime API
+    /// may change them, and then the index no longer answers (see `stale`).
+    live: Box<[u32]>,
     /// Backend names to their index, for rules naming the backend per request.
     names: Option<Map>,
 }
@@ -101,6 +106,7 @@ impl RouteIndex {
     ) -> Option<RouteIndex> {
         let mut ix = RouteIndex::default();
         let mut rest = Vec::new();
+        let mut live = Vec::new();
         let mut keys = Vec::new();
         let mut indexed = 0;
         for (i, c) in conds.into_iter().enumerate() {
@@ -112,6 +118,9 @@ impl RouteIndex {
             }
             indexed += 1;
             for (t, key) in keys.drain(..) {
+                if let Some(e) = t.live {
+                    live.push(e);
+                }
                 let src = ix.source(t);
                 let map = if t.pats.icase {
                     &mut src.folded
@@ -131,6 +140,9 @@ impl RouteIndex {
                 s.exact.shrink_to_fit();
             }
             ix.rest = rest.into_boxed_slice();
+            live.sort_unstable();
+            live.dedup();
+            ix.live = live.into_boxed_slice();
         }
         if dynamic {
             let mut names = Map::default();
@@ -165,6 +177,13 @@ impl RouteIndex {
     /// Whether the rules are indexed (else evaluate them in order).
     pub fn has_hosts(&self) -> bool {
         !self.sources.is_empty()
+    }
+
+    /// Whether the runtime API changed the patterns of an indexed test (`is_live(e)`:
+    /// expression `e` has a runtime copy): the keys are the config's, so the rules are
+    /// then evaluated in order. Only asked once some expression changed.
+    pub fn stale(&self, is_live: impl Fn(u32) -> bool) -> bool {
+        self.live.iter().any(|&e| is_live(e))
     }
 
     /// The fetches to look up (each value with `Source::find`).

@@ -18,6 +18,8 @@ use crate::rules::World;
 use crate::stats::ShardStats;
 use crate::upstream::Upstreams;
 
+pub mod maps;
+
 /// The state a shard's connections share. Only this shard's thread touches it.
 pub struct Shard {
     pub id: usize,
@@ -59,6 +61,8 @@ pub struct Shard {
     /// The session-ticket keys every node shares (`[cluster]`), once the cluster
     /// thread has them (shared by generations).
     pub shared_tickets: Rc<std::cell::RefCell<Option<Arc<str>>>>,
+    /// Maps and ACL patterns changed at run time (this generation's config only).
+    pub maps: maps::ShardMaps,
 }
 
 /// A connection's slot under the process's or a frontend's maxconn, given back (to
@@ -114,6 +118,7 @@ impl Shard {
             tls: shard_tls(&config, None),
             turns: Rc::new(crate::tls::gate::Turns::new(config.runtime.tls_handshakes)),
             shared_tickets: Rc::default(),
+            maps: Default::default(),
             config,
         }
     }
@@ -238,6 +243,7 @@ impl Shard {
             tls: shard_tls(&config, self.shared_tickets.borrow().as_deref()),
             turns: self.turns.clone(),
             shared_tickets: self.shared_tickets.clone(),
+            maps: Default::default(),
             config,
         }
     }
@@ -399,5 +405,26 @@ impl crate::rules::World for Shard {
 
     fn sc_has(&self, table: u32, key: u64) -> Option<bool> {
         Some(self.cluster.sc_has(table, key))
+    }
+
+    fn pat_find(&self, e: u32, smp: &crate::rules::Smp<'_>, cur: &[u8]) -> Option<Option<usize>> {
+        self.maps.find(e, smp, cur)
+    }
+
+    fn pat_value(
+        &self,
+        e: u32,
+        smp: &crate::rules::Smp<'_>,
+        s: &mut crate::rules::Scratch,
+    ) -> Option<Option<crate::rules::Smp<'static>>> {
+        self.maps.value(e, smp, s)
+    }
+
+    fn pat_changed(&self) -> bool {
+        self.maps.changed()
+    }
+
+    fn pat_live(&self, e: u32) -> bool {
+        self.maps.is_live(e)
     }
 }

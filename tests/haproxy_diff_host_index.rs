@@ -138,3 +138,70 @@ backend dflt
     ];
     t.same_all(&requests, |s, raw| ask(s.addr("web"), raw));
 }
+
+/// The runtime API changes an indexed test's patterns (`add acl`, `del acl` on its
+/// file): the index's keys are the config's, so routing must follow the change as
+/// HAProxy's does (that shard then evaluates the rules in order).
+#[test]
+fn acl_changes_at_run_time_reach_indexed_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("special.acl");
+    std::fs::write(&file, "special.example\n").unwrap();
+    let file = file.display().to_string();
+    let mut body = format!(
+        "\nfrontend web\n    bind \"127.0.0.1:${{PORT}}\"\n    \
+         use_backend special if {{ hdr(host) -i -f {file} }}\n"
+    );
+    for i in 0..12 {
+        body += &format!(
+            "    use_backend fill{} if {{ hdr(host) -i f{i}.example }}\n",
+            i % 2
+        );
+    }
+    body += "    default_backend dflt\n";
+    for b in ["special", "fill0", "fill1", "dflt"] {
+        body += &format!(
+            "\nbackend {b}\n    server {b}1 \"${{SRV_{}}}\"\n",
+            b.to_uppercase()
+        );
+    }
+    let t = Twins::start(
+        &body,
+        &[("web", "PORT")],
+        &[
+            ("SRV_SPECIAL", Srv::Up("special1")),
+            ("SRV_FILL0", Srv::Up("fill01")),
+            ("SRV_FILL1", Srv::Up("fill11")),
+            ("SRV_DFLT", Srv::Up("dflt1")),
+        ],
+    );
+    let requests: Vec<String> = ["special.example", "f5.example", "new.example"]
+        .iter()
+        .map(|h| get(h, "/"))
+        .collect();
+    t.same_all(&requests, |s, raw| ask(s.addr("web"), raw));
+    // An added host, and a host of a later indexed rule that rule 0 now takes.
+    for cmd in [
+        format!("add acl {file} new.example"),
+        format!("add acl {file} F5.example"),
+    ] {
+        t.same(&cmd, |s| s.cli(&cmd));
+    }
+    let after_add = t.same("after add acl", |s| {
+        requests
+            .iter()
+            .map(|r| ask(s.addr("web"), r))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        after_add[2].1, "special1",
+        "the added host routes to special"
+    );
+    assert_eq!(
+        after_add[1].1, "special1",
+        "rule 0 now takes f5.example first"
+    );
+    let cmd = format!("del acl {file} special.example");
+    t.same(&cmd, |s| s.cli(&cmd));
+    t.same_all(&requests, |s, raw| ask(s.addr("web"), raw));
+}

@@ -275,3 +275,57 @@ backend two
         .collect();
     t.same_all(&requests, |s, raw| ask(s.addr("web"), raw));
 }
+
+/// `disabled` on a backend stops it: a request routed there gets HAProxy's 503, others
+/// are served. (`disabled` was once warned "ignored" and the backend served.)
+#[test]
+fn a_disabled_backend_answers_503_as_haproxy() {
+    let body = r#"
+frontend web
+    bind "127.0.0.1:${PORT}"
+    use_backend off if { path_beg /off }
+    default_backend app
+
+backend app
+    server app1 "${APP1}"
+
+backend off
+    disabled
+    server off1 "${OFF1}"
+"#;
+    let t = Twins::start(
+        body,
+        &[("web", "PORT")],
+        &[("APP1", Srv::Up("app1")), ("OFF1", Srv::Up("off1"))],
+    );
+    let requests: Vec<String> = vec![
+        get("www.example.com", "/"),
+        get("www.example.com", "/off/x"),
+    ];
+    t.same_all(&requests, |s, raw| ask(s.addr("web"), raw));
+    let (status, _) = ask(t.lb.addr("web"), &get("www.example.com", "/off/x"));
+    assert_eq!(status, 503);
+}
+
+/// A `disabled` frontend is not started: its address refuses connections (HAProxy 2.6
+/// does the same), while the other frontends serve; `enabled` undoes a `disabled` that
+/// came from `defaults`.
+#[test]
+fn a_disabled_frontend_is_not_bound_and_enabled_undoes_defaults() {
+    let b = common::TestBackend::start("b");
+    // Held for the test: no other test takes the port; it refuses connections unless
+    // something listens on it.
+    let held = common::ReservedPort::new();
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    disabled\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend on\n    enabled\n    bind 127.0.0.1:0\n    default_backend app\nfrontend off\n    bind {}\n    default_backend app\nbackend app\n    enabled\n    server s1 {}\n",
+        held.addr(),
+        b.addr()
+    );
+    let lb = common::haproxy::ringlb_cfg(&cfg);
+    assert_eq!(common::http_get(lb.addr("on"), "/").status, 200);
+    assert!(lb.addrs("off").is_empty(), "{:?}", lb.stdout_lines());
+    assert!(
+        std::net::TcpStream::connect(held.addr()).is_err(),
+        "the disabled frontend's address refuses connections"
+    );
+}

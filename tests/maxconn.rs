@@ -38,6 +38,24 @@ fn frontend_maxconn_pauses_accept() {
     assert_limit(&lb, "web");
 }
 
+/// `maxconn` in `defaults` is the limit of each frontend that follows, as in HAProxy
+/// (it was once warned "not enforced").
+#[test]
+fn defaults_maxconn_limits_each_frontend() {
+    let s = TestBackend::start("s");
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    maxconn 2\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nfrontend other\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
+        s.addr()
+    );
+    let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
+    std::fs::write(file.path(), cfg).unwrap();
+    let lb = RingLb::launch(&["-f", file.path().to_str().unwrap()], None, |l| {
+        l.starts_with("ready")
+    });
+    assert_limit(&lb, "www");
+    assert_limit(&lb, "other");
+}
+
 #[test]
 fn global_maxconn_from_haproxy_cfg() {
     let s = TestBackend::start("s");

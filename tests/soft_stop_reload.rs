@@ -98,6 +98,36 @@ fn hard_stop_after_bounds_a_soft_stop() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// The same from haproxy.cfg: global `hard-stop-after` (once warned "ignored").
+#[test]
+fn haproxy_hard_stop_after_bounds_a_soft_stop() {
+    let b = TestBackend::start("b");
+    let cfg = format!(
+        "global\n    nbthread 2\n    hard-stop-after 300ms\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
+        b.addr()
+    );
+    let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
+    std::fs::write(file.path(), cfg).unwrap();
+    let mut lb = RingLb::launch(&["-f", file.path().to_str().unwrap()], None, |l| {
+        l.starts_with("ready")
+    });
+    assert!(!lb.stderr().contains("hard-stop-after"), "{}", lb.stderr());
+    let addr = lb.addr("web");
+    let _slow = std::thread::spawn(move || {
+        HttpClient::connect(addr).try_request(get_request("/sleep/5000"))
+    });
+    wait_for(
+        "the slow request to reach the backend",
+        Duration::from_secs(5),
+        || b.in_flight() == 1,
+    );
+    lb.signal(libc::SIGUSR1);
+    let status = lb
+        .wait_exit(Duration::from_secs(4))
+        .expect("hard-stop-after ended the soft stop");
+    assert_eq!(status.code(), Some(0));
+}
+
 #[test]
 fn a_bad_config_on_reload_is_refused_and_nothing_changes() {
     let b = TestBackend::start("b");

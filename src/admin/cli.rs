@@ -51,6 +51,30 @@ const COMMANDS: &[Command] = &[
         },
     },
     Command {
+        words: &["add", "acl"],
+        usage: "add acl <acl> <pattern>",
+        help: "add an acl entry",
+        run: |core, w| super::maps::add(core, w, None, false),
+    },
+    Command {
+        words: &["add", "map"],
+        usage: "add map <map> <key> <val>",
+        help: "add a map entry (payload supported instead of key/val)",
+        run: |core, w| super::maps::add(core, w, None, true),
+    },
+    Command {
+        words: &["clear", "acl"],
+        usage: "clear acl <acl>",
+        help: "clear the contents of this acl",
+        run: |core, w| super::maps::clear(core, w, false),
+    },
+    Command {
+        words: &["clear", "map"],
+        usage: "clear map <map>",
+        help: "clear the contents of this map",
+        run: |core, w| super::maps::clear(core, w, true),
+    },
+    Command {
         words: &["clear", "table"],
         usage: "clear table <table> [<filter>]*",
         help: "remove an entry from a table (filter: data/key)",
@@ -84,6 +108,30 @@ const COMMANDS: &[Command] = &[
         },
     },
     Command {
+        words: &["del", "acl"],
+        usage: "del acl <acl> [<key>|#<ref>]",
+        help: "delete acl entries matching <key>",
+        run: |core, w| super::maps::del(core, w, false),
+    },
+    Command {
+        words: &["del", "map"],
+        usage: "del map <map> [<key>|#<ref>]",
+        help: "delete map entries matching <key>",
+        run: |core, w| super::maps::del(core, w, true),
+    },
+    Command {
+        words: &["get", "acl"],
+        usage: "get acl <acl> <value>",
+        help: "report the patterns matching a sample for an ACL",
+        run: |core, w| super::maps::get(core, w, false),
+    },
+    Command {
+        words: &["get", "map"],
+        usage: "get map <acl> <value>",
+        help: "report the keys and values matching a sample for a map",
+        run: |core, w| super::maps::get(core, w, true),
+    },
+    Command {
         words: &["get", "weight"],
         usage: "get weight <bk>/<srv>",
         help: "report a server's current weight",
@@ -109,6 +157,12 @@ const COMMANDS: &[Command] = &[
         usage: "quit",
         help: "disconnect",
         run: |_, _| String::new(),
+    },
+    Command {
+        words: &["set", "map"],
+        usage: "set map <map> [<key>|#<ref>] <value>",
+        help: "modify a map entry",
+        run: super::maps::set,
     },
     Command {
         words: &["set", "maxconn", "server"],
@@ -157,6 +211,12 @@ const COMMANDS: &[Command] = &[
             [_] => "Require <weight> or <weight%>.\n".into(),
             _ => "Require 'backend/server' and 'weight' or 'weight%'.\n".into(),
         },
+    },
+    Command {
+        words: &["show", "acl"],
+        usage: "show acl <acl>]",
+        help: "report available acls or dump an acl's contents",
+        run: |core, w| super::maps::show(core, w, false),
     },
     Command {
         words: &["show", "backend"],
@@ -208,6 +268,12 @@ const COMMANDS: &[Command] = &[
         usage: "show info [desc|json|typed|float]*",
         help: "report information about the running process",
         run: super::info::show_info,
+    },
+    Command {
+        words: &["show", "map"],
+        usage: "show map [<map>]",
+        help: "report available maps or dump a map's contents",
+        run: |core, w| super::maps::show(core, w, true),
     },
     Command {
         words: &["show", "schema", "json"],
@@ -371,6 +437,8 @@ fn read_payload(conn: &mut UnixStream, buf: &mut Vec<u8>, chunk: &mut [u8]) -> S
 /// Runs one command with the payload its line announced with `<<`.
 pub fn run_with_payload(core: &Core, w: &[&str], payload: Option<&str>) -> String {
     match (w, payload) {
+        (["add", "map", rest @ ..], Some(p)) => super::maps::add(core, rest, Some(p), true),
+        (["add", "acl", rest @ ..], Some(p)) => super::maps::add(core, rest, Some(p), false),
         (["set", "ssl", "cert", name, ..], Some(p)) if !p.trim().is_empty() => {
             super::ssl::set(core, name, p)
         }

@@ -8,6 +8,7 @@ mod csv;
 mod fields;
 mod http;
 mod info;
+mod maps;
 mod metrics;
 mod metrics_own;
 mod page;

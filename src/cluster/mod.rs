@@ -6,9 +6,11 @@
 //!
 //! `link`: the Redis connection, with backoff and the subscriber; `operator`: server
 //! states; `stick`: stick-table records; `rate`: request counts per window;
-//! `tickets`: the TLS session-ticket keys.
+//! `tickets`: the TLS session-ticket keys; `maps`: map and ACL files changed at run
+//! time.
 
 mod link;
+mod maps;
 mod operator;
 mod rate;
 mod stick;
@@ -79,6 +81,7 @@ struct Thread {
     link: link::Link,
     events: Option<(Receiver<link::Event>, link::Subscriber)>,
     operator: operator::OperatorSync,
+    maps: maps::MapSync,
     stick: stick::StickSync,
     rate: rate::RateSync,
     tickets: tickets::TicketSync,
@@ -103,6 +106,7 @@ impl Thread {
             link,
             events,
             operator: operator::OperatorSync::new(core.clone()),
+            maps: maps::MapSync::new(core.clone()),
             tickets: tickets::TicketSync::new(cfg.cluster.ticket_rotation),
             core,
             stick: stick::StickSync::default(),
@@ -132,11 +136,15 @@ impl Thread {
                     Ok(Up::Operator { backend, server, state, weight }) => {
                         self.operator.local_change(backend, server, state, weight);
                     }
+                    Ok(Up::Patterns { file, entries }) => {
+                        self.maps.local_change(file, entries);
+                    }
                 },
                 recv(events) -> ev => match ev {
                     Ok(link::Event::Subscribed) => {
                         self.operator.need_resync = true;
                         self.stick.need_resync = true;
+                        self.maps.need_resync = true;
                     }
                     Ok(link::Event::Message(text)) => self.remote(&text),
                     Err(_) => {}
@@ -149,7 +157,8 @@ impl Thread {
             if due {
                 next_sync = now + self.sync_interval;
             }
-            let busy = due || self.operator.pending() || self.stick.pending();
+            let busy =
+                due || self.operator.pending() || self.stick.pending() || self.maps.pending();
             if busy {
                 self.sync(due);
             }
@@ -180,6 +189,8 @@ impl Thread {
             // allocated while idle).
             self.stick.drop_pending();
             self.operator.drop_pending();
+            self.maps.drop_pending();
+            self.maps.need_resync = false;
             return;
         }
         let prefix = self.prefix.clone();
@@ -191,6 +202,7 @@ impl Thread {
             // (Re)connected: push what changed meanwhile, then catch up.
             self.operator.need_resync = true;
             self.stick.need_resync = true;
+            self.maps.need_resync = true;
         }
         let result = (|| -> redis::RedisResult<Vec<StickDown>> {
             if std::mem::take(&mut self.operator.need_resync) {
@@ -199,10 +211,17 @@ impl Thread {
                     return Err(e);
                 }
             }
+            if std::mem::take(&mut self.maps.need_resync) {
+                if let Err(e) = self.maps.resync(conn, &prefix) {
+                    self.maps.need_resync = true;
+                    return Err(e);
+                }
+            }
             if std::mem::take(&mut self.stick.need_resync) {
                 self.stick.mark_all_pending();
             }
             self.operator.flush(conn, &prefix, &node)?;
+            self.maps.flush(conn, &prefix, &node)?;
             let adopted = self.stick.flush(conn, &prefix, &node)?;
             if let Some(keys) = self.tickets.sync(conn, &prefix)? {
                 if let Ok(mut k) = self.core.shared_tickets.lock() {
@@ -228,6 +247,25 @@ impl Thread {
 
     /// A message from another node (or our own, ignored).
     fn remote(&mut self, text: &str) {
+        if let Some(rest) = text.strip_prefix("map ") {
+            // `map NODE FILE` (the file may hold blanks).
+            let Some((node, file)) = rest.split_once(' ') else {
+                return;
+            };
+            if node == self.node {
+                return;
+            }
+            let prefix = self.prefix.clone();
+            if let Some((conn, _)) = self.link.get() {
+                if let Err(e) = self.maps.remote(conn, &prefix, file) {
+                    self.link.failed(&e);
+                    self.maps.need_resync = true;
+                }
+            } else {
+                self.maps.need_resync = true;
+            }
+            return;
+        }
         let mut w = text.split(' ');
         let (Some(kind), Some(node)) = (w.next(), w.next()) else {
             return;

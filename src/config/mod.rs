@@ -155,6 +155,8 @@ pub struct Config {
     pub vars: crate::rules::vars::Registry,
     /// Stick tables of the rule language (`track-scN`, `sc_*`), by index.
     pub tables: Vec<TableSpec>,
+    /// Map and pattern files and ACL patterns, numbered as the runtime API names them.
+    pub patterns: crate::rules::map::PatRefs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,6 +395,10 @@ pub struct Frontend {
     pub captures: Captures,
     /// Most connections to this frontend at once, all shards together.
     pub maxconn: Option<u32>,
+    /// TCP keep-alive probes on client sockets (`option clitcpka`).
+    pub tcpka: Option<TcpKeepalive>,
+    /// `disabled`: the frontend is not started (its addresses are not bound).
+    pub disabled: bool,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
 }
@@ -410,6 +416,38 @@ pub struct CaptureSlot {
     /// `None` for `declare capture` slots that rules fill.
     pub header: Option<Box<str>>,
     pub len: usize,
+}
+
+/// `option clitcpka` / `srvtcpka` (or `tcpka`, both): TCP keep-alive probes on the
+/// client or server sockets, so that NAT and firewalls keep long idle connections.
+/// `clitcpka-idle|intvl|cnt` (`srvtcpka-*`) set them; unset, the system's values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub idle: Option<Duration>,
+    pub intvl: Option<Duration>,
+    pub cnt: Option<u32>,
+}
+
+impl TcpKeepalive {
+    /// Turns keep-alive probes on `sock` on with these values (`Some`), or off. Set on
+    /// a listener, the sockets it accepts inherit them.
+    pub fn apply(ka: Option<&TcpKeepalive>, sock: socket2::SockRef<'_>) -> std::io::Result<()> {
+        let Some(ka) = ka else {
+            return sock.set_keepalive(false);
+        };
+        let mut k = socket2::TcpKeepalive::new();
+        if let Some(t) = ka.idle {
+            k = k.with_time(t);
+        }
+        if let Some(t) = ka.intvl {
+            k = k.with_interval(t);
+        }
+        if let Some(n) = ka.cnt {
+            k = k.with_retries(n);
+        }
+        sock.set_tcp_keepalive(&k)?;
+        sock.set_keepalive(true)
+    }
 }
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
@@ -465,6 +503,10 @@ pub struct UseServer {
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub name: String,
+    /// TCP keep-alive probes on server sockets (`option srvtcpka`).
+    pub tcpka: Option<TcpKeepalive>,
+    /// `disabled`: the backend is stopped; requests routed to it get a 503.
+    pub disabled: bool,
     pub balance: BalanceAlgo,
     pub servers: Vec<Server>,
     /// Use every available backup server when no primary is, not only the first.
@@ -612,6 +654,7 @@ impl Config {
                     .map_err(|e| ConfigErrors(vec![format!("RINGLB_REDIS_URL: {e}")]))?;
                 c.cluster.redis = Some(url);
             }
+            c.patterns.source = path.display().to_string();
             Ok((c, w))
         });
         match result {

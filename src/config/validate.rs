@@ -284,6 +284,7 @@ impl Validator {
         }
         super::index_routes(&mut frontends, &backends);
         Config {
+            patterns: Default::default(),
             runtime: Runtime {
                 shards,
                 driver,

@@ -42,6 +42,8 @@ pub struct Core {
     pub certs: Mutex<super::Certs>,
     /// The session-ticket keys every node shares, once the cluster thread read them.
     pub shared_tickets: Mutex<Option<Arc<str>>>,
+    /// Maps and ACL patterns changed at run time (`add map`, ...).
+    pub patterns: Mutex<super::maps::PatState>,
 }
 
 /// Merged figures of every shard.
@@ -66,6 +68,7 @@ impl Core {
         let operator = operators(&cfg, |_, _| None);
         Core {
             certs: Mutex::new(super::Certs::new(&cfg)),
+            patterns: Mutex::default(),
             shared_tickets: Mutex::new(None),
             cfg: std::sync::RwLock::new(cfg),
             shards,
@@ -334,6 +337,7 @@ impl Core {
         let health = health.lock().map(|h| h.clone()).unwrap_or_default();
         let ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
         let mut out = Vec::new();
+        out.extend(self.pat_resync(&self.cfg()));
         if let Some(u) = self.certs.lock().ok().and_then(|c| c.resync(cfg)) {
             out.push(ToShard::Certs(Arc::new(u)));
         }

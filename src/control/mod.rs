@@ -6,11 +6,13 @@
 mod certs;
 mod core;
 mod link;
+mod maps;
 mod view;
 
 pub use self::core::{Core, Gathered, Operator, ServerState};
 pub use certs::Certs;
 pub use link::{link, Inbox, ShardLink, ShardLinks};
+pub use maps::{Changed, PatState};
 pub use view::{BackendFlips, CheckView, HealthView};
 
 use std::sync::Arc;
@@ -107,6 +109,8 @@ pub enum ToShard {
     /// The session-ticket keys every node shares (a `tls-ticket-keys` text), from the
     /// cluster thread: binds that use the process's keys take them.
     TicketKeys(Arc<str>),
+    /// A map or ACL file (or an ACL line's patterns) changed at run time.
+    Patterns(Arc<PatUpdate>),
     /// Answer with the shard's number once every message before this one is applied
     /// (the runtime API answers only when a change is in force on every shard).
     Ack(crossbeam_channel::Sender<usize>),
@@ -122,6 +126,18 @@ pub enum ToShard {
             Option<std::net::TcpListener>,
         )>,
     },
+}
+
+/// The entries of pattern reference `pat_ref` of `config` after a runtime change.
+#[derive(Debug)]
+pub struct PatUpdate {
+    /// The config the reference belongs to: a shard on another one ignores it.
+    pub config: Arc<Config>,
+    pub pat_ref: u32,
+    pub entries: Arc<Vec<crate::rules::map::Entry>>,
+    /// The change only added `entries[n..]` (a shard patches its copy instead of
+    /// building it again).
+    pub added: Option<usize>,
 }
 
 /// New certificates for some binds of one config.
@@ -321,6 +337,11 @@ pub enum Up {
         server: String,
         state: AdminState,
         weight: u32,
+    },
+    /// A map or pattern file's entries changed on this node (runtime API).
+    Patterns {
+        file: String,
+        entries: Arc<Vec<crate::rules::map::Entry>>,
     },
     Stop,
 }

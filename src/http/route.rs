@@ -21,10 +21,14 @@ pub fn route(
     val: &mut Vec<u8>,
 ) -> Option<usize> {
     let ix = fe.route_index.as_deref();
-    let first = match ix
-        .filter(|ix| ix.has_hosts())
-        .map(|ix| indexed(ix, fe, ctx, s))
-    {
+    // Patterns the runtime API changed on this shard are not the index's keys.
+    let usable = |ix: &&RouteIndex| {
+        ix.has_hosts()
+            && !ctx
+                .world
+                .is_some_and(|w| w.pat_changed() && ix.stale(|e| w.pat_live(e)))
+    };
+    let first = match ix.filter(usable).map(|ix| indexed(ix, fe, ctx, s)) {
         Some(Ok(first)) => first,
         _ => fe.routes.iter().position(|r| r.cond.holds(ctx, s)),
     };

@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
+use super::map::PatExpr;
 use super::parse::{arg_list, keyword, Env, Expr};
-use super::pattern::{Method, PatternFile, Patterns};
+use super::pattern::{Method, Patterns};
 use super::sample::Scratch;
 use super::Ctx;
 
@@ -37,6 +38,10 @@ impl Tri {
 pub struct AclTest {
     pub expr: Expr,
     pub pats: Patterns,
+    /// Its number among the config's pattern expressions (`None`: built in code,
+    /// the runtime API cannot change it): a shard that holds a runtime copy of it
+    /// matches against that copy.
+    pub live: Option<u32>,
 }
 
 /// A named ACL: true when any of its tests is.
@@ -73,7 +78,13 @@ impl AclTest {
                 return Tri::Pass;
             }
             if let Some(v) = smp.cast(method.expect(), s) {
-                if self.pats.find(&v, &s.cur).is_some() {
+                let found = match (self.live, ctx.world) {
+                    (Some(e), Some(w)) => w
+                        .pat_find(e, &v, &s.cur)
+                        .unwrap_or_else(|| self.pats.find(&v, &s.cur)),
+                    _ => self.pats.find(&v, &s.cur),
+                };
+                if found.is_some() {
                     return Tri::Pass;
                 }
             }
@@ -152,15 +163,18 @@ impl AclTest {
         let mut pats = Patterns::new(method, icase);
         pats.meth = criterion == "method" && method == Method::Str;
         // Patterns from files keep the case flag that was in force before them.
+        let mut refs = Vec::with_capacity(files.len() + 1);
         for (f, ic, map) in &files {
-            let pf = PatternFile::cached(env.files, f, *map)?;
+            let r = env.patterns.file(f, *map, true)?;
             pats.icase = *ic;
-            for (k, _) in &pf.entries {
-                pats.add(k).map_err(|e| format!("file '{f}': {e}"))?;
+            for en in env.patterns.refs[r].entries.iter() {
+                pats.add(&en.key).map_err(|e| format!("file '{f}': {e}"))?;
             }
+            refs.push((r as u32, *ic));
         }
         pats.icase = icase;
         let mut op: Option<&str> = None;
+        let mut inline = Vec::new();
         for w in &words[i..] {
             let int_like = matches!(method, Method::Int | Method::Len);
             if int_like && matches!(w.as_str(), "eq" | "ge" | "gt" | "le" | "lt") {
@@ -182,9 +196,23 @@ impl AclTest {
                 _ => w.clone(),
             };
             pats.add(&text)?;
+            inline.push(text);
         }
+        let keyword = criterion.split('(').next().unwrap_or(criterion);
+        refs.push((env.patterns.inline(keyword, &inline) as u32, icase));
+        let live = env.patterns.expr(PatExpr {
+            refs,
+            method,
+            icase,
+            meth: pats.meth,
+            out: None,
+        });
         expr.text = criterion.clone();
-        Ok(AclTest { expr, pats })
+        Ok(AclTest {
+            expr,
+            pats,
+            live: Some(live),
+        })
     }
 }
 
@@ -418,6 +446,7 @@ impl AclTest {
                 text: String::new(),
             },
             pats,
+            live: None,
         })
     }
 }

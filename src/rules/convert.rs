@@ -60,7 +60,9 @@ pub enum Conv {
         form: bool,
     },
     UrlEnc,
-    Map(Arc<Map>, Option<Box<[u8]>>),
+    /// The map as loaded, its number among the config's pattern expressions (a
+    /// shard that holds a runtime copy of it looks up there), the default value.
+    Map(Arc<Map>, u32, Option<Box<[u8]>>),
     Regsub {
         re: regex::bytes::Regex,
         subst: Box<[u8]>,
@@ -169,7 +171,7 @@ impl Conv {
             | Xxh3(_)
             | Be2Dec { .. }
             | Be2Hex { .. } => Type::Bin,
-            Map(m, _) => m.keys.method.expect(),
+            Map(m, ..) => m.keys.method.expect(),
             Ipmask(..) => Type::Ip,
             Arith(..) | Neg | Cpl | Bool | Not | Odd | Even | HttpDate { .. } | Strftime { .. } => {
                 Type::Int

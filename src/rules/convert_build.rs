@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::convert::{ArithOp, Conv, HashFn, IntArg};
+use super::map::PatExpr;
 use super::parse::{int_arg, Env};
-use super::pattern::{Map, MapOut, Method, PatternFile};
+use super::pattern::{Map, MapOut, Method};
 use super::sample::Type;
 use super::stick::{self, ScOp};
 use super::vars::VarId;
@@ -448,10 +449,19 @@ impl Conv {
                 if let Some((method, _input, out)) = map_kind(other) {
                     let file = need(0, "a map file")?;
                     let default: Option<Box<[u8]>> = args.get(1).map(|d| d.as_bytes().into());
-                    let pf = PatternFile::cached(env.files, file, true)
+                    let r = env
+                        .patterns
+                        .file(file, true, false)
                         .map_err(|e| format!("converter '{other}' : {e}"))?;
-                    let map = Map::load(&pf, method, out)
+                    let map = Map::load(&env.patterns.refs[r].entries, file, method, out)
                         .map_err(|e| format!("converter '{other}' : {e}"))?;
+                    let live = env.patterns.expr(PatExpr {
+                        refs: vec![(r as u32, false)],
+                        method,
+                        icase: false,
+                        meth: false,
+                        out: Some(out),
+                    });
                     if let (MapOut::Int, Some(d)) = (out, &default) {
                         let d: &[u8] = d;
                         if std::str::from_utf8(d)
@@ -469,7 +479,7 @@ impl Conv {
                         MapOut::Int => Type::Int,
                         MapOut::Ip => Type::Ip,
                     };
-                    (Conv::Map(Arc::new(map), default), t)
+                    (Conv::Map(Arc::new(map), live, default), t)
                 } else if UNSUPPORTED.contains(&other) {
                     return Err(format!("converter '{other}' is not supported by ringlb"));
                 } else {

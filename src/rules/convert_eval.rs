@@ -104,17 +104,22 @@ impl Conv {
                 }
                 true
             }),
-            Map(map, default) => match map.lookup(&smp, &s.cur) {
-                Some(v) => Some(v.smp()),
-                None => {
+            Map(map, live, default) => {
+                // A shard's runtime copy (after `add map` & co.) answers first; a
+                // value it found is in the scratch buffer.
+                let found = match ctx.world.and_then(|w| w.pat_value(*live, &smp, s)) {
+                    Some(v) => v,
+                    None => map.lookup(&smp, &s.cur).map(|v| v.smp()),
+                };
+                found.or_else(|| {
                     let d = default.as_deref()?;
                     Some(match map.out {
                         MapOut::Str => Smp::Str(Data::Ref(d)),
                         MapOut::Int => Smp::Int(read_int64(d)),
                         MapOut::Ip => Smp::Ip(super::sample::parse_ip(d)?),
                     })
-                }
-            },
+                })
+            }
             Regsub { re, subst, global } => transform(smp, s, |b, out| {
                 regsub(re, subst, *global, b, out);
                 true

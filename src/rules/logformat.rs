@@ -480,11 +480,11 @@ fn parse_flags(spec: &str, f: &mut Flags) -> Result<(), String> {
 pub fn builtin(text: &str) -> std::sync::Arc<LogFormat> {
     let mut vars = super::vars::Registry::default();
     let names = super::Names::default();
-    let mut files = std::collections::HashMap::new();
+    let mut patterns = super::map::PatRefs::default();
     let mut env = Env {
         vars: &mut vars,
         names: &names,
-        files: &mut files,
+        patterns: &mut patterns,
         env: &|_| None,
         table: None,
         backend: None,

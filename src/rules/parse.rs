@@ -8,12 +8,9 @@
 //! resolved here, at config time, through an [`Env`]: a mistake is a config error with
 //! its line, never a surprise under traffic.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use super::convert::Conv;
 use super::fetch::Fetch;
-use super::pattern::PatternFile;
+use super::map::PatRefs;
 use super::sample::{Data, Scratch, Smp, Type};
 use super::vars::Registry;
 use super::Ctx;
@@ -57,8 +54,8 @@ impl Names {
 pub struct Env<'e> {
     pub vars: &'e mut Registry,
     pub names: &'e Names,
-    /// Pattern and map files read so far, by path (each is read once per load).
-    pub files: &'e mut HashMap<String, Arc<PatternFile>>,
+    /// Pattern and map files read so far (each is read once per load), numbered.
+    pub patterns: &'e mut PatRefs,
     /// The environment, for `env()` (read once, at load).
     pub env: &'e dyn Fn(&str) -> Option<String>,
     /// The proxy being read: its table for `sc_*` fetches without one, its backend

@@ -4,6 +4,7 @@
 //! config answers names alone (a log line formatted where no shard is at hand); a
 //! shard answers everything. Only the fetches that ask pay the indirect call.
 
+use super::sample::{Scratch, Smp};
 use super::stick::{KeyType, ScOp};
 use super::Tracked;
 
@@ -59,5 +60,26 @@ pub trait World {
     /// Whether stick table `table` holds `key`.
     fn sc_has(&self, _table: u32, _key: u64) -> Option<bool> {
         None
+    }
+    /// The shard's runtime copy of pattern expression `e` (after `add map`, `del
+    /// acl`, ...): the index of the entry `smp` matches. `None`: no copy, the
+    /// config's patterns are in force.
+    fn pat_find(&self, _e: u32, _smp: &Smp<'_>, _cur: &[u8]) -> Option<Option<usize>> {
+        None
+    }
+    /// The value map expression `e`'s runtime copy gives `smp` (a string is copied
+    /// into the scratch buffer). `None`: no copy.
+    fn pat_value(&self, _e: u32, _smp: &Smp<'_>, _s: &mut Scratch) -> Option<Option<Smp<'static>>> {
+        None
+    }
+    /// Whether the runtime API changed any pattern expression on this shard (in this
+    /// generation): a cheap test before asking `pat_live` of each.
+    fn pat_changed(&self) -> bool {
+        false
+    }
+    /// Whether pattern expression `e` has a runtime copy here (the config's patterns
+    /// are not the ones in force).
+    fn pat_live(&self, _e: u32) -> bool {
+        false
     }
 }

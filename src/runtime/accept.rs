@@ -39,6 +39,7 @@ pub(super) fn start_accept(
     let addr = listener.local_addr()?;
     // Accepted sockets inherit it: one setsockopt per listener, not per connection.
     socket2::SockRef::from(&listener).set_nodelay(true)?;
+    listener_keepalive(current, at, &listener);
     let keep = listener.try_clone()?;
     let listener = TcpListener::from_std(listener)?;
     let (stop, stop_rx) = local_sync::oneshot::channel::<()>();
@@ -51,6 +52,27 @@ pub(super) fn start_accept(
         handle,
         keep,
     })
+}
+
+/// `option clitcpka` of the bind's frontend, on the listener: accepted sockets inherit
+/// it (Linux copies SO_KEEPALIVE and the TCP_KEEP* values), so nothing per connection.
+/// A reload applies the new config's to listeners it keeps.
+pub(super) fn listener_keepalive(
+    current: &Current,
+    at: BindRef,
+    listener: &impl std::os::fd::AsFd,
+) {
+    let shard = current.borrow();
+    let ka = shard
+        .config
+        .frontends
+        .get(at.frontend)
+        .and_then(|f| f.tcpka);
+    if let Err(e) =
+        crate::config::TcpKeepalive::apply(ka.as_ref(), socket2::SockRef::from(listener))
+    {
+        tracing::warn!(error = %e, "cannot set TCP keep-alive on a listener");
+    }
 }
 
 pub(super) async fn accept_loop(

@@ -359,6 +359,7 @@ fn reload(
             None => {
                 if let Some(a) = accepts.iter().find(|a| a.addr == addr) {
                     a.at.set(at);
+                    super::accept::listener_keepalive(current, at, &a.keep);
                 }
             }
         }
@@ -372,6 +373,11 @@ fn apply(shard: &Shard, msg: ToShard) {
         ToShard::Shutdown { .. } | ToShard::Reload { .. } => {}
         ToShard::Certs(update) => shard.apply_certs(&update),
         ToShard::TicketKeys(keys) => shard.share_tickets(keys),
+        ToShard::Patterns(up) => {
+            if Arc::ptr_eq(&up.config, &shard.config) {
+                shard.maps.apply(&shard.config, &up);
+            }
+        }
         ToShard::Ack(reply) => {
             let _ = reply.send(shard.id);
         }

@@ -121,6 +121,10 @@ pub struct BackendState {
     all_backups: bool,
     maxqueue: Option<usize>,
     pub connect_timeout: Duration,
+    /// `option srvtcpka`: keep-alive probes on new server connections.
+    pub tcpka: Option<crate::config::TcpKeepalive>,
+    /// A `disabled` backend: no server is ever picked (503).
+    pub disabled: bool,
     /// The slots and the queue every shard shares.
     pub shared: Arc<BackendShared>,
     links: Arc<Links>,
@@ -271,6 +275,8 @@ impl BackendState {
             all_backups: b.all_backups,
             maxqueue: b.maxqueue,
             connect_timeout: b.timeouts.connect,
+            tcpka: b.tcpka,
+            disabled: b.disabled,
             shared,
             links,
             shard,
@@ -320,7 +326,7 @@ impl BackendState {
         } else {
             primary
         };
-        if group.is_empty() {
+        if group.is_empty() || self.disabled {
             return Pick::NoServer;
         }
         let free = |s: u32| self.servers[s as usize].free();

@@ -151,6 +151,13 @@ impl Upstreams {
         {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                if let Some(ka) = &self.backends[backend].tcpka {
+                    use std::os::fd::{AsRawFd, BorrowedFd};
+                    // SAFETY: the descriptor is the stream's, open for this borrow.
+                    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+                    let _ =
+                        crate::config::TcpKeepalive::apply(Some(ka), socket2::SockRef::from(&fd));
+                }
                 Ok(stream)
             }
             Ok(Err(e)) => Err(e),

@@ -98,6 +98,8 @@ impl Mapper<'_> {
             };
             backends.push(Backend {
                 name: p.name.clone(),
+                tcpka: s.tcpka[1],
+                disabled: s.disabled,
                 balance,
                 servers: p.servers.iter().map(|x| x.1.clone()).collect(),
                 all_backups: s.all_backups,
@@ -275,6 +277,8 @@ impl Mapper<'_> {
                 // HAProxy forwards CONNECT in http mode.
                 allow_connect: true,
                 maxconn: p.maxconn,
+                tcpka: p.settings.tcpka[0],
+                disabled: p.settings.disabled,
                 rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {
@@ -325,11 +329,13 @@ impl Mapper<'_> {
             self.err(1, "no frontend or listen section: nothing to listen on");
         }
         crate::config::index_routes(&mut frontends, &backends);
-        let timeouts = proxies
+        let mut timeouts = proxies
             .first()
             .map(|p| p.settings.timeouts.clone())
             .unwrap_or_else(default_timeouts);
+        timeouts.hard_stop_after = self.hard_stop_after;
         Config {
+            patterns: std::mem::take(&mut self.patterns),
             runtime,
             timeouts,
             limits: self.limits.clone(),

@@ -205,7 +205,6 @@ impl Mapper<'_> {
             | "node"
             | "description"
             | "master-worker"
-            | "hard-stop-after"
             | "spread-checks"
             | "localpeer"
             | "h1-case-adjust"
@@ -218,6 +217,10 @@ impl Mapper<'_> {
             | "insecure-fork-wanted"
             | "server-state-file"
             | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
+            "hard-stop-after" => match a.first().map(|t| crate::config::parse_duration(t)) {
+                Some(Ok(d)) if a.len() == 1 => self.hard_stop_after = Some(d),
+                _ => self.err(l.line, "'hard-stop-after' expects a time (e.g. 30s)"),
+            },
             "tune.bufsize" => match a.first().and_then(|n| n.parse::<usize>().ok()) {
                 Some(n) if (256..=1 << 20).contains(&n) => self.limits.max_header_bytes = n,
                 _ => self.err(

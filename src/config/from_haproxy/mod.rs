@@ -28,7 +28,7 @@ use super::{
     PoolSettings, Route, Runtime, Server, StatusMatch, TcpRule, Timeouts,
 };
 use super::{syslog_facility, LogFormat, LogSink, LogTarget, Service};
-use crate::rules::pattern::PatternFile;
+use crate::rules::map::PatRefs;
 use crate::rules::{Env, Names};
 
 /// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
@@ -67,12 +67,14 @@ struct Mapper<'e> {
     names: Names,
     /// Variable names the rules use.
     vars: crate::rules::vars::Registry,
-    /// Pattern and map files read for this load.
-    files: HashMap<String, Arc<PatternFile>>,
+    /// Pattern and map files read for this load, numbered as HAProxy does.
+    patterns: PatRefs,
     /// Where the expressions being parsed will run (checked as HAProxy checks them).
     phase: Option<crate::rules::parse::Phase>,
     /// Targets of `log TARGET` lines in proxies, by line (the process has one target).
     proxy_logs: Vec<(usize, LogTarget)>,
+    /// `hard-stop-after` (global): the longest a soft stop waits for connections.
+    hard_stop_after: Option<Duration>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -128,6 +130,15 @@ struct Settings {
     dont_log_null: bool,
     stats: StatsSettings,
     close: Close,
+    /// `maxconn` in `defaults`: the limit of every frontend that follows (HAProxy
+    /// applies it to frontends and listens, not to backends).
+    maxconn: Option<u32>,
+    /// `option clitcpka` / `srvtcpka` (`tcpka`: both), and their
+    /// `clitcpka-*` / `srvtcpka-*` values: client side first, server side second.
+    tcpka: [Option<crate::config::TcpKeepalive>; 2],
+    tcpka_values: [crate::config::TcpKeepalive; 2],
+    /// `disabled` (`enabled` undoes it): also from `defaults`, as in HAProxy.
+    disabled: bool,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -174,6 +185,10 @@ impl Default for Settings {
             dont_log_null: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
+            maxconn: None,
+            tcpka: [None; 2],
+            tcpka_values: Default::default(),
+            disabled: false,
         }
     }
 }
@@ -253,9 +268,10 @@ impl<'e> Mapper<'e> {
             env,
             names,
             vars: Default::default(),
-            files: HashMap::new(),
+            patterns: PatRefs::default(),
             phase: None,
             proxy_logs: Vec::new(),
+            hard_stop_after: None,
         }
     }
 
@@ -272,7 +288,7 @@ impl<'e> Mapper<'e> {
         Env {
             vars: &mut self.vars,
             names: &self.names,
-            files: &mut self.files,
+            patterns: &mut self.patterns,
             env: self.env,
             table,
             backend,
@@ -363,6 +379,7 @@ impl<'e> Mapper<'e> {
 
 impl Proxy {
     fn new(name: &str, line: usize, kind: SectionKind, settings: Settings) -> Proxy {
+        let maxconn = settings.maxconn;
         Proxy {
             name: name.to_string(),
             line,
@@ -388,7 +405,7 @@ impl Proxy {
             response_inspect_delay: None,
             captures: super::Captures::default(),
             use_server: Vec::new(),
-            maxconn: None,
+            maxconn,
             stick: stick::StickLines::default(),
         }
     }

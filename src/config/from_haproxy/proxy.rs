@@ -16,6 +16,7 @@ impl Mapper<'_> {
         let a = l.args();
         let arg = |i: usize| a.get(i).map(String::as_str).unwrap_or("");
         let kw = l.keyword();
+        self.patterns.line = l.line;
         match kw {
             "mode" => match arg(0) {
                 "http" => p.settings.mode = Mode::Http,
@@ -26,6 +27,8 @@ impl Mapper<'_> {
                 ),
             },
             "timeout" => self.timeout(l, &mut p.settings),
+            "clitcpka-idle" | "clitcpka-intvl" | "clitcpka-cnt" | "srvtcpka-idle"
+            | "srvtcpka-intvl" | "srvtcpka-cnt" => self.tcpka_value(l, &mut p.settings),
             "contimeout" | "clitimeout" | "srvtimeout" => self.err(
                 l.line,
                 format!("'{kw}' was removed in HAProxy 2.1: use 'timeout connect|client|server'"),
@@ -70,10 +73,12 @@ impl Mapper<'_> {
                 }
                 None => self.err(l.line, "'log' expects 'global' or a target"),
             },
-            "maxconn" if fe && !is_defaults => match arg(0).parse::<u32>() {
+            "maxconn" if fe => match arg(0).parse::<u32>() {
+                Ok(n) if is_defaults => p.settings.maxconn = (n > 0).then_some(n),
                 Ok(n) => p.maxconn = (n > 0).then_some(n),
                 Err(_) => self.err(l.line, "'maxconn' expects an integer"),
             },
+            // A backend's `maxconn`: HAProxy warns it has no frontend capability.
             "maxconn" | "fullconn" | "backlog" => {
                 self.warn(l.line, format!("'{kw}' is not enforced here"))
             }
@@ -81,7 +86,9 @@ impl Mapper<'_> {
                 self.stats_admin(l, p)
             }
             "stats" => self.stats(l, &mut p.settings),
-            "description" | "id" | "disabled" | "enabled" | "errorfile" | "email-alert"
+            "disabled" => p.settings.disabled = true,
+            "enabled" => p.settings.disabled = false,
+            "description" | "id" | "errorfile" | "email-alert"
             | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
             "bind" if fe && !is_defaults => self.bind(l, p),
             "acl" if !is_defaults => self.acl(l, p),
@@ -205,6 +212,38 @@ impl Mapper<'_> {
         }
     }
 
+    /// `clitcpka-idle|intvl T`, `clitcpka-cnt N` and the `srvtcpka-*` ones: the values
+    /// the side's keep-alive probes use, also when `option tcpka` comes later.
+    fn tcpka_value(&mut self, l: &Line, s: &mut Settings) {
+        let kw = l.keyword();
+        let side = usize::from(kw.starts_with("srv"));
+        let arg = l.args().first().map(String::as_str).unwrap_or("");
+        let v = &mut s.tcpka_values[side];
+        if kw.ends_with("-cnt") {
+            match arg.parse::<u32>() {
+                Ok(n) if n > 0 && l.args().len() == 1 => v.cnt = Some(n),
+                _ => return self.err(l.line, format!("'{kw}' expects a positive integer")),
+            }
+        } else {
+            match crate::config::parse_duration(arg) {
+                // The kernel counts these in whole seconds, at least one.
+                Ok(d) if l.args().len() == 1 => {
+                    let d = d.max(Duration::from_secs(1));
+                    if kw.ends_with("-idle") {
+                        v.idle = Some(d)
+                    } else {
+                        v.intvl = Some(d)
+                    }
+                }
+                _ => return self.err(l.line, format!("'{kw}' expects a time (e.g. 30s)")),
+            }
+        }
+        let v = *v;
+        if let Some(on) = s.tcpka[side].as_mut() {
+            *on = v;
+        }
+    }
+
     pub(super) fn timeout(&mut self, l: &Line, s: &mut Settings) {
         let a = l.args();
         let (Some(kind), Some(value)) = (a.first(), a.get(1)) else {
@@ -298,7 +337,17 @@ impl Mapper<'_> {
             "log-health-checks" | "log-separate-errors" | "httpslog" | "dontlog-normal" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
-            "tcpka" | "clitcpka" | "srvtcpka" | "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
+            "tcpka" | "clitcpka" | "srvtcpka" => {
+                let sides: &[usize] = match opt.as_str() {
+                    "clitcpka" => &[0],
+                    "srvtcpka" => &[1],
+                    _ => &[0, 1],
+                };
+                for &i in sides {
+                    s.tcpka[i] = (!negate).then_some(s.tcpka_values[i]);
+                }
+            }
+            "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
             | "http-buffer-request" | "contstats" | "socket-stats" | "prefer-last-server" | "http-no-delay" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }

@@ -122,6 +122,8 @@ impl Validator {
                 }
             };
             out.push(Backend {
+                tcpka: None,
+                disabled: false,
                 name: name.clone(),
                 balance,
                 servers,

@@ -189,6 +189,8 @@ impl Validator {
                 tcp_content: Vec::new(),
                 inspect_delay: None,
                 captures: crate::config::Captures::default(),
+                tcpka: None,
+                disabled: false,
                 maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
                 http_request: {
                     let mut rules = Vec::new();

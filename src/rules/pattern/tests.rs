@@ -121,15 +121,12 @@ fn words_of_delimiters_only() {
 
 #[test]
 fn maps_prefer_the_longest_prefix() {
-    let file = PatternFile {
-        path: "t".into(),
-        entries: vec![
-            ("/api".into(), "api".into()),
-            ("/api/v2".into(), "v2".into()),
-            ("/".into(), "root".into()),
-        ],
-    };
-    let map = Map::load(&file, Method::Beg, MapOut::Str).unwrap();
+    let entries = [
+        crate::rules::map::Entry::new("/api", "api"),
+        crate::rules::map::Entry::new("/api/v2", "v2"),
+        crate::rules::map::Entry::new("/", "root"),
+    ];
+    let map = Map::load(&entries, "t", Method::Beg, MapOut::Str).unwrap();
     let v = map.lookup(&Smp::Str(Data::Ref(b"/api/v2/x")), &[]).unwrap();
     assert!(matches!(v, MapValue::Str(s) if &**s == b"v2"));
     let v = map.lookup(&Smp::Str(Data::Ref(b"/other")), &[]).unwrap();
