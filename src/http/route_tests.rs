@@ -264,3 +264,50 @@ fn case_sensitive_and_folded_keys_are_apart() {
     let ix = index("");
     assert!(ix.rest_for_tests().is_empty());
 }
+
+/// TOML routes: a route with only a `host` is indexed (the host name without its
+/// port, case-insensitive), one with a `path_prefix` too is not; the index picks what
+/// the ordered evaluation picks.
+#[test]
+fn toml_host_routes_are_indexed() {
+    let mut text = String::from(
+        "[frontend.web]\nbind = \"127.0.0.1:0\"\ndefault_backend = \"app\"\n\n\
+         [[frontend.web.route]]\nhost = \"t3.example\"\npath_prefix = \"/p/\"\nbackend = \"path\"\n",
+    );
+    for i in 0..10 {
+        text += &format!("\n[[frontend.web.route]]\nhost = \"t{i}.example\"\nbackend = \"b{i}\"\n");
+    }
+    for b in ["app", "path"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..10).map(|i| format!("b{i}")))
+    {
+        text += &format!("\n[backend.{b}]\n[[backend.{b}.server]]\naddr = \"127.0.0.1:1\"\n");
+    }
+    let cfg = match crate::config::from_toml_str(&text) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let fe = &cfg.frontends[0];
+    let ix = fe.route_index.as_deref().expect("an index");
+    assert_eq!(
+        ix.rest_for_tests(),
+        [0],
+        "host and path prefix: not indexed"
+    );
+    let mut plain = fe.clone();
+    plain.route_index = None;
+    for (path, host, want) in [
+        ("/", "t7.example", "b7"),
+        ("/", "T7.Example:8080", "b7"),
+        ("/p/x", "t3.example", "path"),
+        ("/", "t3.example", "b3"),
+        ("/", "nowhere.example", "app"),
+    ] {
+        let head = req(path, &[host]);
+        let (got, decided) = pick(&cfg, fe, &head);
+        let (reference, _) = pick(&cfg, &plain, &head);
+        assert_eq!((got.as_str(), decided), (want, true), "{path} {host}");
+        assert_eq!(got, reference, "{path} {host}");
+    }
+}
