@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::Config;
+use crate::config::{Config, ListenOpts};
 
 /// The sockets of one bind address: `per_shard[i]` belongs to shard `i`.
 pub struct BoundAddr {
@@ -69,7 +69,7 @@ pub fn bind_all_inheriting(
         .enumerate()
         .filter(|(_, f)| !f.disabled)
     {
-        for (bi, want) in fe.binds.iter().map(|b| b.addr).enumerate() {
+        for (bi, (want, opts)) in fe.binds.iter().map(|b| (b.addr, b.sock)).enumerate() {
             let fail = |source| BindError {
                 frontend: fe.name.clone(),
                 addr: want,
@@ -90,7 +90,7 @@ pub fn bind_all_inheriting(
             let addr = if !mine.is_empty() || (takeover && want.port() != 0) {
                 want
             } else {
-                probe(want).map_err(fail)?
+                probe(want, opts).map_err(fail)?
             };
             let mut per_shard = Vec::with_capacity(shards);
             for h in mine.into_iter().take(shards) {
@@ -98,7 +98,7 @@ pub fn bind_all_inheriting(
                 per_shard.push(h.socket);
             }
             while per_shard.len() < shards {
-                per_shard.push(reuseport_listener(addr).map_err(fail)?);
+                per_shard.push(reuseport_listener(addr, opts).map_err(fail)?);
             }
             out.push(BoundAddr {
                 at: crate::config::BindRef {
@@ -114,9 +114,12 @@ pub fn bind_all_inheriting(
 }
 
 /// Binds without SO_REUSEPORT to learn the real port and to fail if it is taken.
-pub fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
+pub fn probe(addr: SocketAddr, opts: ListenOpts) -> io::Result<SocketAddr> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
+    if opts.transparent {
+        s.set_ip_transparent(true)?;
+    }
     s.bind(&addr.into())?;
     let local = s
         .local_addr()?
@@ -125,15 +128,49 @@ pub fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
     Ok(local)
 }
 
-pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+pub fn reuseport_listener(addr: SocketAddr, opts: ListenOpts) -> io::Result<TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     if addr.is_ipv6() {
-        s.set_only_v6(true)?;
+        s.set_only_v6(!opts.v4v6)?;
+    }
+    if opts.transparent {
+        // Before bind: the address may not be local (TPROXY).
+        s.set_ip_transparent(true)?;
+    }
+    if let Some(mss) = opts.mss {
+        s.set_mss(mss)?;
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
+    if opts.defer_accept {
+        // HAProxy's value: accept once data came, or after one second.
+        setsockopt_int(&s, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, 1)?;
+    }
+    if opts.tfo {
+        // Before listen: the queue of pending Fast Open requests (HAProxy's default).
+        setsockopt_int(&s, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, 256)?;
+    }
     s.listen(4096)?;
     Ok(s.into())
+}
+
+fn setsockopt_int(s: &Socket, level: i32, name: i32, v: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket, an int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&v as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

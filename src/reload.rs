@@ -77,7 +77,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         .enumerate()
         .filter(|(_, f)| !f.disabled)
     {
-        for (bi, want) in fe.binds.iter().map(|b| b.addr).enumerate() {
+        for (bi, (want, opts)) in fe.binds.iter().map(|b| (b.addr, b.sock)).enumerate() {
             let at = BindRef {
                 frontend: fi,
                 bind: bi,
@@ -92,12 +92,12 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
             }
             let fail =
                 |e: std::io::Error| vec![format!("frontend {}: cannot bind {want}: {e}", fe.name)];
-            let addr = listen::probe(want).map_err(fail)?;
+            let addr = listen::probe(want, opts).map_err(fail)?;
             for list in &mut per_shard {
                 list.push((
                     addr,
                     at,
-                    Some(listen::reuseport_listener(addr).map_err(fail)?),
+                    Some(listen::reuseport_listener(addr, opts).map_err(fail)?),
                 ));
             }
             listening.push((fe.name.clone(), addr));

@@ -209,6 +209,8 @@ counters! {
     tls_resumed,
     /// TLS handshakes that failed or timed out.
     tls_failed,
+    /// TLS connections open now (a gauge).
+    tls_cur,
     /// HTTP requests in progress (frontends; HAProxy's `h1_open_streams`).
     active,
     /// Response body bytes spliced to the client (HAProxy's `h1_spliced_bytes_out`).

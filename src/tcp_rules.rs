@@ -105,12 +105,19 @@ pub fn run(
                     if txn.track[c].is_some() || txn.sess_track[c].is_some() {
                         continue;
                     }
-                    let k = {
+                    let (k, name) = {
                         let ctx = site.ctx(txn, req, payload, last);
                         let kt = site.shard.config.tables.get(*table as usize).map(|t| t.key);
                         match (key.eval(&ctx, &mut w.s), kt) {
-                            (Some(v), Some(kt)) => crate::rules::table_key(kt, &v, &w.s.cur),
-                            _ => None,
+                            (Some(v), Some(kt)) => {
+                                let k = crate::rules::table_key(kt, &v, &w.s.cur);
+                                // The key's text, for `show table`: only for a new entry.
+                                let name = k
+                                    .filter(|k| !site.shard.cluster.sc_has(*table, *k))
+                                    .and_then(|_| crate::rules::table_key_text(kt, &v, &w.s.cur));
+                                (k, name)
+                            }
+                            _ => (None, None),
                         }
                     };
                     if let Some(k) = k {
@@ -129,6 +136,9 @@ pub fn run(
                             crate::tables::TrackFrom::Content
                         };
                         site.shard.cluster.sc_track(e, from);
+                        if name.is_some() {
+                            site.shard.cluster.sc_name(e, || name);
+                        }
                     }
                 }
                 TcpAction::ScIncGpc { counter, gpc } => {

@@ -21,7 +21,12 @@ pub fn values(core: &Core, st: &Stats) -> Vec<(&'static InfoField, Option<V>)> {
     let g = &st.g;
     let up = core.started.elapsed();
     let (mut cur, mut cum, mut req, mut bout) = (0, 0, 0, 0);
+    let (mut tls_cur, mut tls_cum, mut tls_resumed) = (0, 0, 0);
     for f in &g.stats.frontends {
+        tls_cur += f.tls_cur;
+        // Every connection accepted on a TLS listener, its handshake failed or not.
+        tls_cum += f.tls_done + f.tls_failed;
+        tls_resumed += f.tls_resumed;
         cur += f.scur;
         cum += f.stot;
         req += f.req_tot;
@@ -67,6 +72,12 @@ pub fn values(core: &Core, st: &Stats) -> Vec<(&'static InfoField, Option<V>)> {
                 "CurrConns" => n(cur),
                 "CumConns" => n(cum),
                 "CumReq" => n(req),
+                "CurrSslConns" => n(tls_cur),
+                "CumSslConns" => n(tls_cum),
+                // Over the process's life (HAProxy: over its rate window).
+                "SslFrontendSessionReuse_pct" => {
+                    n((tls_resumed * 100).checked_div(tls_cum).unwrap_or(0))
+                }
                 "Maxpipes" => n(g.held.pipes.2),
                 "PipesUsed" => n(g.held.pipes.0),
                 "PipesFree" => n(g.held.pipes.1),

@@ -174,9 +174,20 @@ fn common(r: &mut Row, t: &Totals, http: bool) {
             r.set(c, t.hrsp[i]);
         }
     }
-    for c in ["ssl_sess", "ssl_reused_sess", "ssl_failed_handshake"] {
-        r.set(c, 0u64);
-    }
+    // HAProxy's SSL module: new sessions (full handshakes), resumed ones, failures;
+    // frontends only (server-side TLS is not counted here: 0).
+    let (full, resumed, failed) = if matches!(r.obj, super::fields::Obj::Frontend) {
+        (
+            t.tls_done.saturating_sub(t.tls_resumed),
+            t.tls_resumed,
+            t.tls_failed,
+        )
+    } else {
+        (0, 0, 0)
+    };
+    r.set("ssl_sess", full);
+    r.set("ssl_reused_sess", resumed);
+    r.set("ssl_failed_handshake", failed);
 }
 
 /// The HTTP/2 module's fields (no HTTP/2 yet: zeros, as HAProxy shows without it),

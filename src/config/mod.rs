@@ -7,6 +7,7 @@ mod duration;
 pub mod fd_budget;
 mod from_haproxy;
 pub mod haproxy;
+mod log;
 mod raw;
 pub mod tls;
 mod validate;
@@ -25,6 +26,7 @@ pub use crate::rules::{Acl, AclTest, Condition};
 pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, StickTable};
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
+pub use log::{syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_INFO};
 pub use validate::from_toml_str;
 
 /// Which io driver a shard runs on.
@@ -240,78 +242,6 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
 }
 
-/// Where access log lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogSink {
-    Stdout,
-    Stderr,
-    /// Syslog over UDP (RFC 3164 framing, one line per datagram).
-    Udp(SocketAddr),
-    /// Syslog to a local unix datagram socket (`log /dev/log`, `unix@PATH`), framed as
-    /// for UDP.
-    Unix(std::path::PathBuf),
-    /// Appended to a file.
-    File(std::path::PathBuf),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogTarget {
-    pub sink: LogSink,
-    /// Syslog facility number (local0 = 16).
-    pub facility: u8,
-    /// Lines without a syslog header (`format raw`), the default on stdout/stderr.
-    pub raw: bool,
-    /// The least severe level sent (`log ... local0 notice`: 5); access log lines are
-    /// `info` (6), so a target whose level is more severe receives none, as in HAProxy.
-    pub level: u8,
-}
-
-/// Syslog severities by HAProxy's names (`emerg` = 0 ... `debug` = 7).
-pub fn syslog_level(name: &str) -> Option<u8> {
-    const NAMES: [&str; 8] = [
-        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
-}
-
-/// The severity of access log lines.
-pub const LOG_LEVEL_INFO: u8 = 6;
-
-/// HAProxy's access log formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// `option httplog`.
-    Http,
-    /// `option tcplog`.
-    Tcp,
-    /// `option httplog clf`.
-    Clf,
-    /// `log-format` (the line is in `Frontend::log_line`).
-    Custom,
-}
-
-impl LogFormat {
-    /// The compiled line of this built-in format (`Custom`: `option httplog`'s).
-    pub fn builtin(self) -> Arc<crate::rules::LogFormat> {
-        use crate::rules::logformat::{builtin, CLF_LOG, HTTP_LOG, TCP_LOG};
-        builtin(match self {
-            LogFormat::Tcp => TCP_LOG,
-            LogFormat::Clf => CLF_LOG,
-            LogFormat::Http | LogFormat::Custom => HTTP_LOG,
-        })
-    }
-}
-
-/// `local0`..`local7`, `daemon`, `user`, ... → syslog facility number.
-pub fn syslog_facility(name: &str) -> Option<u8> {
-    const NAMES: [&str; 24] = [
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-        "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-        "local5", "local6", "local7",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as u8)
-}
-
 /// Where operators reach a running instance.
 #[derive(Debug, Clone, Default)]
 pub struct Admin {
@@ -337,6 +267,24 @@ pub struct Bind {
     pub accept_proxy: bool,
     /// TLS termination (`ssl`): certificates and contexts, loaded and checked.
     pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
+    /// Socket options of the listening sockets.
+    pub sock: ListenOpts,
+}
+
+/// A bind's socket options (haproxy.cfg bind keywords), set on every listening socket
+/// of the address before it listens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenOpts {
+    /// `defer-accept`: a connection is accepted once it has data (TCP_DEFER_ACCEPT).
+    pub defer_accept: bool,
+    /// `tfo`: TCP Fast Open (data in the SYN is accepted).
+    pub tfo: bool,
+    /// `transparent`: may bind a non-local address (IP_TRANSPARENT, for TPROXY).
+    pub transparent: bool,
+    /// `v4v6`: an IPv6 address also accepts IPv4 clients (by default it does not).
+    pub v4v6: bool,
+    /// `mss N`: the TCP maximum segment size announced to clients.
+    pub mss: Option<u32>,
 }
 
 impl Bind {
@@ -345,6 +293,7 @@ impl Bind {
             addr,
             accept_proxy: false,
             tls: None,
+            sock: ListenOpts::default(),
         }
     }
 }

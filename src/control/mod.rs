@@ -101,6 +101,9 @@ pub enum ToShard {
         limiter: Option<usize>,
         key: Option<u64>,
     },
+    /// `clear table` on a rule-language table (`Config::tables`): a key or every
+    /// entry no connection tracks.
+    ClearStickCounters { table: u32, key: Option<u64> },
     /// About the process-wide limits: a slot handed to a waiter here, room again.
     Limits(crate::limits::Event),
     /// New certificates for some TLS binds (`commit ssl cert`): new handshakes use
@@ -174,6 +177,27 @@ pub struct TableDump {
     pub entries: Vec<(u64, u64, u64)>,
 }
 
+/// One stick table of the rule language (`stick-table`, `track-scN`) as a shard holds
+/// it, for `show table`.
+#[derive(Debug, Clone)]
+pub struct CounterDump {
+    /// Its index in `Config::tables`.
+    pub table: u32,
+    pub entries: Vec<CounterEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CounterEntry {
+    pub key: u64,
+    /// The key's text, where this shard created the entry.
+    pub name: Option<Box<[u8]>>,
+    pub exp_ms: u64,
+    /// Connections tracking it on this shard now.
+    pub used: i64,
+    /// The stored values, in the table's `store` order.
+    pub values: Vec<i64>,
+}
+
 /// What a shard answers to `Inspect`.
 #[derive(Debug, Clone)]
 pub struct Inspected {
@@ -184,6 +208,8 @@ pub struct Inspected {
     pub events: u64,
     /// The shard's stick tables and request-rate tables.
     pub tables: Vec<TableDump>,
+    /// The rule language's stick tables.
+    pub counters: Vec<CounterDump>,
 }
 
 /// One shard's figures, for the admin thread to merge.

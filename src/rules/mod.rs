@@ -273,6 +273,40 @@ pub fn table_key(kt: stick::KeyType, smp: &Smp<'_>, cur: &[u8]) -> Option<u64> {
     }
 }
 
+/// The text `show table` prints for a key of type `kt` (`None`: not a key of that type):
+/// an address as text, an integer in decimal, a string cut to the table's length, a
+/// binary key in hexadecimal. Called when an entry is created, not per request.
+pub fn table_key_text(kt: stick::KeyType, smp: &Smp<'_>, cur: &[u8]) -> Option<Box<[u8]>> {
+    use stick::KeyType;
+    let mut v = Vec::new();
+    match kt {
+        KeyType::Ip | KeyType::Ipv6 => {
+            let ip = match smp.as_ip(cur)? {
+                std::net::IpAddr::V6(a) => a
+                    .to_ipv4_mapped()
+                    .map_or(std::net::IpAddr::V6(a), std::net::IpAddr::V4),
+                a => a,
+            };
+            v.extend_from_slice(ip.to_string().as_bytes());
+        }
+        KeyType::Integer => sample::write_int(&mut v, smp.as_int(cur)?),
+        KeyType::String(len) => {
+            match smp {
+                Smp::Str(_) | Smp::Bin(_) => v.extend_from_slice(smp.bytes(cur)?),
+                other => other.write_str(cur, &mut v),
+            }
+            v.truncate(len);
+        }
+        KeyType::Binary(len) => {
+            let b = smp.bytes(cur)?;
+            for x in &b[..b.len().min(len)] {
+                v.extend_from_slice(format!("{x:02x}").as_bytes());
+            }
+        }
+    }
+    Some(v.into_boxed_slice())
+}
+
 /// A shard's scratch space for rule evaluation (one thread = one shard).
 pub struct Work {
     pub s: Scratch,

@@ -85,6 +85,34 @@ impl DataType {
         )
     }
 
+    /// Where HAProxy 2.6 lists this type in `show table` (its `STKTABLE_DT_*` order).
+    pub fn haproxy_rank(self) -> u8 {
+        use DataType::*;
+        match self {
+            ServerId => 0,
+            Gpt0 => 1,
+            Gpc0 => 2,
+            Gpc0Rate => 3,
+            ConnCnt => 4,
+            ConnRate => 5,
+            ConnCur => 6,
+            SessCnt => 7,
+            SessRate => 8,
+            HttpReqCnt => 9,
+            HttpReqRate => 10,
+            HttpErrCnt => 11,
+            HttpErrRate => 12,
+            BytesInCnt => 13,
+            BytesInRate => 14,
+            BytesOutCnt => 15,
+            BytesOutRate => 16,
+            Gpc1 => 17,
+            Gpc1Rate => 18,
+            HttpFailCnt => 19,
+            HttpFailRate => 20,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         use DataType::*;
         match self {

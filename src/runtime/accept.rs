@@ -364,6 +364,7 @@ async fn serve(
                 }
             };
         Counters::inc(&shard.stats.frontends[frontend].tls_done);
+        let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
         if info.resumed {
             Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
         }
@@ -516,7 +517,9 @@ mod tests {
     /// TCP_NODELAY from a listener to the sockets it accepts.
     #[test]
     fn accepted_sockets_inherit_nodelay_from_the_listener() {
-        let l = crate::listen::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l =
+            crate::listen::reuseport_listener("127.0.0.1:0".parse().unwrap(), Default::default())
+                .unwrap();
         socket2::SockRef::from(&l).set_nodelay(true).unwrap();
         let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         c.write_all(b"x").unwrap();

@@ -428,6 +428,7 @@ fn apply(shard: &Shard, msg: ToShard) {
                 captures,
                 events,
                 tables: shard.cluster.dump(),
+                counters: shard.cluster.dump_counters(),
             });
         }
         ToShard::ClearTable {
@@ -435,6 +436,7 @@ fn apply(shard: &Shard, msg: ToShard) {
             limiter,
             key,
         } => shard.cluster.clear(owner, limiter, key),
+        ToShard::ClearStickCounters { table, key } => shard.cluster.clear_counters(table, key),
         ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
             let (busy, idle, max, spliced) = shard.pipes.figures();

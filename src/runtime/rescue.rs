@@ -39,8 +39,16 @@ impl Survivor {
             std::mem::forget(a.stop);
             std::mem::forget(a.handle);
             std::mem::forget(a.at);
+            let opts = self
+                .config
+                .frontends
+                .get(at.frontend)
+                .and_then(|f| f.binds.get(at.bind))
+                .map(|b| b.sock)
+                .unwrap_or_default();
             rescue_listener(
                 shard,
+                opts,
                 at,
                 a.addr,
                 a.keep,
@@ -82,13 +90,14 @@ impl Drop for RescueOnPanic<'_> {
 /// taken for the next runtime, and the old one is shut down (which ends that accept).
 pub(super) fn rescue_listener(
     shard: usize,
+    opts: crate::config::ListenOpts,
     at: crate::config::BindRef,
     addr: SocketAddr,
     old: std::net::TcpListener,
     listeners: &mut Vec<(crate::config::BindRef, std::net::TcpListener)>,
     adopted: &mut Adopted,
 ) {
-    let fresh = match crate::listen::reuseport_listener(addr) {
+    let fresh = match crate::listen::reuseport_listener(addr, opts) {
         Ok(l) => l,
         Err(e) => {
             // Without a fresh socket the old one goes on (an accept the dead runtime

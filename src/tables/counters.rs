@@ -68,6 +68,9 @@ struct Entry {
     dirty: bool,
     /// Connections and requests of this shard tracking the entry now (`sc_trackers`).
     trackers: i64,
+    /// The key as `show table` prints it, kept by the shard that created the entry
+    /// (entries learnt from other shards and nodes have only the hash).
+    name: Option<Box<[u8]>>,
 }
 
 struct Table {
@@ -101,6 +104,7 @@ impl Table {
             last: now,
             dirty: false,
             trackers: 0,
+            name: None,
         });
         e.last = now;
         Some(e)
@@ -279,6 +283,71 @@ impl Tables {
         if let Some(en) = t.entry(e.key, Instant::now()) {
             en.vals[i].own = [v, 0];
             en.vals[i].others = [0, 0];
+        }
+    }
+
+    /// Names entry `e` with `name()` if it has no name yet (a lookup; `name` runs
+    /// only for a new entry).
+    pub fn name(&self, e: Tracked, name: impl FnOnce() -> Option<Box<[u8]>>) {
+        let Some(t) = self.tables.get(e.table as usize) else {
+            return;
+        };
+        if let Some(en) = t.borrow_mut().map.get_mut(&e.key) {
+            if en.name.is_none() {
+                en.name = name();
+            }
+        }
+    }
+
+    /// Every entry of every table, for `show table` (admin path, not the request
+    /// path): the values in the table's `store` order.
+    pub fn dump(&self) -> Vec<crate::control::CounterDump> {
+        let (now, now_ms) = (Instant::now(), unix_ms());
+        let mut out = Vec::with_capacity(self.tables.len());
+        for (ti, t) in self.tables.iter().enumerate() {
+            let mut t = t.borrow_mut();
+            let expire = t.expire;
+            let kinds = t.kinds.clone();
+            let entries = t
+                .map
+                .iter_mut()
+                .filter(|(_, e)| e.trackers > 0 || now.duration_since(e.last) < expire)
+                .map(|(k, e)| crate::control::CounterEntry {
+                    key: *k,
+                    name: e.name.clone(),
+                    exp_ms: expire
+                        .saturating_sub(now.duration_since(e.last))
+                        .as_millis() as u64,
+                    used: e.trackers,
+                    values: kinds
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (_, period))| e.vals[i].get(*period, now_ms))
+                        .collect(),
+                })
+                .collect();
+            out.push(crate::control::CounterDump {
+                table: ti as u32,
+                entries,
+            });
+        }
+        out
+    }
+
+    /// `clear table`: forgets one key (`Some`) or every entry of table `table` on
+    /// this shard (entries still tracked by a connection stay, as in HAProxy).
+    pub fn clear(&self, table: u32, key: Option<u64>) {
+        let Some(t) = self.tables.get(table as usize) else {
+            return;
+        };
+        let mut t = t.borrow_mut();
+        match key {
+            Some(k) => {
+                if t.map.get(&k).is_some_and(|e| e.trackers == 0) {
+                    t.map.remove(&k);
+                }
+            }
+            None => t.map.retain(|_, e| e.trackers > 0),
         }
     }
 

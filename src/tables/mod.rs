@@ -5,6 +5,7 @@
 //! other nodes know (`apply_sticks`, `apply_rates`).
 
 pub mod counters;
+mod dump;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::config::{Config, StickKey};
-use crate::control::{CountUp, RateDown, StickDown, StickUp, TableDump, Up};
+use crate::control::{CountUp, RateDown, StickDown, StickUp, Up};
 pub use crate::rules::stick::ip_key;
 
 /// Keys are already hashes: no need to hash them again.
@@ -388,6 +389,22 @@ impl ShardCluster {
         self.bell.ring();
     }
 
+    /// Names a tracked entry for `show table` (the key's text, made only for a new
+    /// entry).
+    pub fn sc_name(&self, e: crate::rules::Tracked, name: impl FnOnce() -> Option<Box<[u8]>>) {
+        self.tables.name(e, name);
+    }
+
+    /// The rule language's tables, for `show table`.
+    pub fn dump_counters(&self) -> Vec<crate::control::CounterDump> {
+        self.tables.dump()
+    }
+
+    /// `clear table` on a rule-language table.
+    pub fn clear_counters(&self, table: u32, key: Option<u64>) {
+        self.tables.clear(table, key);
+    }
+
     /// Whether a table holds an entry for `key`.
     pub fn sc_has(&self, table: u32, key: u64) -> bool {
         self.tables.has(table, key)
@@ -514,88 +531,6 @@ impl ShardCluster {
                 e.others[1] = c.others;
             }
         }
-    }
-}
-
-impl ShardCluster {
-    /// Every table's entries (for `show table`; on the control tick, not the request
-    /// path).
-    pub fn dump(&self) -> Vec<TableDump> {
-        let now = Instant::now();
-        let mut out = Vec::new();
-        for (b, c) in self.sticks.iter().enumerate() {
-            let Some(c) = c else { continue };
-            let c = c.borrow();
-            out.push(TableDump {
-                owner: b,
-                limiter: None,
-                entries: c
-                    .map
-                    .iter()
-                    .filter(|(_, e)| e.expires > now)
-                    .map(|(k, e)| {
-                        let left = e.expires.saturating_duration_since(now).as_millis() as u64;
-                        (*k, left, u64::from(e.server) + 1)
-                    })
-                    .collect(),
-            });
-        }
-        let now_ms = unix_ms();
-        for (f, limits) in self.rates.iter().enumerate() {
-            for (i, t) in limits.iter().enumerate() {
-                let t = t.borrow();
-                let w = now_ms / t.period_ms;
-                let entries = t
-                    .map
-                    .iter()
-                    .filter(|(_, e)| e.window + 1 >= w)
-                    .map(|(k, e)| {
-                        let (cur, prev) = if e.window == w {
-                            (e.own[0] + e.others[0], e.own[1] + e.others[1])
-                        } else {
-                            (0, e.own[0] + e.others[0])
-                        };
-                        let into = now_ms % t.period_ms;
-                        let rate =
-                            u64::from(cur) + u64::from(prev) * (t.period_ms - into) / t.period_ms;
-                        let left = t.period_ms * 2 - into;
-                        (*k, left, rate)
-                    })
-                    .collect();
-                out.push(TableDump {
-                    owner: f,
-                    limiter: Some(i),
-                    entries,
-                });
-            }
-        }
-        out
-    }
-
-    /// `clear table`: forgets one key (`Some`) or every entry of a table on this
-    /// shard.
-    pub fn clear(&self, owner: usize, limiter: Option<usize>, key: Option<u64>) {
-        match limiter {
-            None => {
-                if let Some(Some(c)) = self.sticks.get(owner) {
-                    forget(&mut c.borrow_mut().map, key);
-                }
-            }
-            Some(i) => {
-                if let Some(t) = self.rates.get(owner).and_then(|f| f.get(i)) {
-                    forget(&mut t.borrow_mut().map, key);
-                }
-            }
-        }
-    }
-}
-
-fn forget<V>(map: &mut KeyMap<V>, key: Option<u64>) {
-    match key {
-        Some(k) => {
-            map.remove(&k);
-        }
-        None => map.clear(),
     }
 }
 

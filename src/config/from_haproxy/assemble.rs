@@ -253,6 +253,7 @@ impl Mapper<'_> {
                 .iter()
                 .map(|&(addr, i)| crate::config::Bind {
                     addr,
+                    sock: p.bind_sock[i],
                     accept_proxy: p.bind_opts[i].1,
                     tls: tls[i].clone(),
                 })

@@ -234,6 +234,8 @@ struct Proxy {
     binds: Vec<(SocketAddr, usize)>,
     /// Per bind line: its TLS options and `accept-proxy`.
     bind_opts: Vec<(ssl::BindSsl, bool)>,
+    /// Per bind line: its socket options.
+    bind_sock: Vec<crate::config::ListenOpts>,
     acls: HashMap<String, Arc<Acl>>,
     rules: Vec<(usize, Condition, Target)>,
     default_backend: Option<(usize, String)>,
@@ -387,6 +389,7 @@ impl Proxy {
             settings,
             binds: Vec::new(),
             bind_opts: Vec::new(),
+            bind_sock: Vec::new(),
             acls: HashMap::new(),
             rules: Vec::new(),
             default_backend: None,

@@ -517,6 +517,7 @@ impl Mapper<'_> {
             ..Default::default()
         };
         let mut accept_proxy = false;
+        let mut sock = crate::config::ListenOpts::default();
         let mut i = 1;
         while i < a.len() {
             if let Some(n) = self.bind_ssl_option(l, &a[i..], &mut tls) {
@@ -538,20 +539,36 @@ impl Mapper<'_> {
                     }
                     _ => return self.err(l.line, "bind 'maxconn' expects a positive integer"),
                 },
+                "mss" => match value.and_then(|n| n.parse::<i64>().ok()) {
+                    // HAProxy takes a negative value as "at most"; the kernel clamps.
+                    Some(n) if n != 0 && n.unsigned_abs() <= 65535 => {
+                        sock.mss = Some(n.unsigned_abs() as u32);
+                        i += 1;
+                    }
+                    _ => return self.err(l.line, "bind 'mss' expects a segment size"),
+                },
                 "name" | "id" | "process" | "thread" | "backlog" | "nice" | "mode" | "user"
-                | "group" | "uid" | "gid" | "interface" | "mss" | "tcp-ut" => {
+                | "group" | "uid" | "gid" | "interface" | "tcp-ut" => {
                     if !matches!(opt.as_str(), "name" | "id") {
                         self.warn(l.line, format!("bind option '{opt}' ignored"));
                     }
                     i += 1;
                 }
-                "transparent" | "v4v6" | "v6only" | "defer-accept" | "tfo" | "reuseport"
-                | "no-reuseport" => self.warn(l.line, format!("bind option '{opt}' ignored")),
+                "defer-accept" => sock.defer_accept = true,
+                "tfo" => sock.tfo = true,
+                "transparent" => sock.transparent = true,
+                "v4v6" => sock.v4v6 = true,
+                // ringlb's IPv6 listeners are IPv6-only unless `v4v6`.
+                "v6only" => sock.v4v6 = false,
+                "reuseport" | "no-reuseport" => {
+                    self.warn(l.line, format!("bind option '{opt}' ignored: every shard has its own SO_REUSEPORT listener"))
+                }
                 other => return self.err(l.line, format!("unknown bind option '{other}'")),
             }
         }
         let opts = p.bind_opts.len();
         p.bind_opts.push((tls, accept_proxy));
+        p.bind_sock.push(sock);
         for part in addrs.split(',') {
             if part.contains('@') || part.starts_with('/') {
                 self.err(

@@ -71,6 +71,7 @@ impl Validator {
                         }
                         binds.push(crate::config::Bind {
                             addr,
+                            sock: Default::default(),
                             accept_proxy: accept_proxy.unwrap_or(f.accept_proxy),
                             tls: if use_tls.unwrap_or(true) {
                                 tls.clone()
