@@ -21,10 +21,12 @@ pub mod io;
 pub mod l4;
 pub mod limits;
 pub mod listen;
+pub mod memory;
 pub mod pipe;
 pub mod proxy_protocol;
 pub mod record;
 mod reload;
+pub mod route_index;
 pub mod rules;
 pub mod runtime;
 pub mod shard;
@@ -260,6 +262,8 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     let drivers: Vec<_> = summary.iter().map(|s| s.1).collect();
     let cores: Vec<_> = summary.iter().map(|s| s.2).collect();
     tracing::info!(shards, ?drivers, ?cores, "ringlb started");
+    // What reading the config and building the shards left behind goes back.
+    memory::trim_soon();
     let mut running = running;
     if let Some(admin) = &running.admin {
         let core = admin.core.clone();

@@ -169,7 +169,7 @@ impl Record {
         self.log_http(shard, frontend, client, request_line, txn);
         let Some(b) = r.backend else { return };
         let be = &st.backends[b];
-        let sv = r.server.and_then(|s| st.servers[b].get(s as usize));
+        let sv = r.server.and_then(|s| st.server_checked(b, s as usize));
         if r.status != 0 {
             be.response(r.status);
             // A server's responses are those it sent (a 503 after its connects
@@ -308,7 +308,7 @@ impl Record {
                 backend.map_or(0, |b| st.backends[b].scur.get()),
                 backend
                     .zip(r.server)
-                    .map_or(0, |(b, s)| st.servers[b][s as usize].scur.get()),
+                    .map_or(0, |(b, s)| st.server(b, s as usize).scur.get()),
             ],
             retries: r.retries.count,
             redispatched: r.retries.redispatched,
@@ -381,7 +381,7 @@ impl TcpLine {
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
                 st.frontends[frontend].scur.get(),
                 st.backends[backend].scur.get(),
-                server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
+                server.map_or(0, |s| st.server(backend, s as usize).scur.get()),
             ],
             retries: line.retries.count,
             redispatched: line.retries.redispatched,

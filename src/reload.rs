@@ -18,7 +18,12 @@ use crate::{health, listen, Running};
 /// Applies the file at `path`, or logs why it was refused.
 pub fn reload(running: &mut Running, path: &Path) {
     match apply(running, path) {
-        Ok(()) => tracing::warn!("reload: {} applied", path.display()),
+        Ok(()) => {
+            tracing::warn!("reload: {} applied", path.display());
+            // The old config is gone from this thread (shards drop their old
+            // generations when its last connection closes, and ask again then).
+            crate::memory::trim_soon();
+        }
         Err(errors) => {
             for e in &errors {
                 tracing::error!("reload refused: {e}");

@@ -343,6 +343,9 @@ pub struct Frontend {
     pub binds: Vec<Bind>,
     pub mode: Mode,
     pub routes: Vec<Route>,
+    /// The index of `routes` by exact host (and of backend names, for routes that
+    /// name theirs per request): `index_routes` builds it once the backends are known.
+    pub route_index: Option<Arc<crate::route_index::RouteIndex>>,
     /// Index into `Config::backends`.
     pub default_backend: Option<usize>,
     /// A `listen` section's own backend: its rules run once, as the frontend's.
@@ -622,6 +625,36 @@ impl std::fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// Positions of `items` by name (for matching a reload's proxies and servers with the
+/// previous config's without a quadratic search).
+pub fn by_name<T>(
+    items: &[T],
+    name: impl Fn(&T) -> &String,
+) -> std::collections::HashMap<&str, usize> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (name(x).as_str(), i))
+        .collect()
+}
+
+/// Builds each frontend's routing index (`crate::route_index`): both syntaxes, once
+/// the backends are known.
+pub(crate) fn index_routes(frontends: &mut [Frontend], backends: &[Backend]) {
+    for f in frontends {
+        let dynamic = f
+            .routes
+            .iter()
+            .any(|r| matches!(r.target, RouteTarget::Dynamic(_)));
+        f.route_index = crate::route_index::RouteIndex::build(
+            f.routes.iter().map(|r| &r.cond),
+            dynamic,
+            backends.iter().map(|b| b.name.as_str()),
+        )
+        .map(Arc::new);
+    }
+}
 
 impl Config {
     /// Reads a config file; the syntax is chosen by its name (`.toml` = native).

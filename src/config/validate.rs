@@ -286,6 +286,7 @@ impl Validator {
         for f in &mut frontends {
             f.timeouts = timeouts.clone();
         }
+        super::index_routes(&mut frontends, &backends);
         Config {
             patterns: Default::default(),
             runtime: Runtime {

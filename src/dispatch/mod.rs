@@ -57,7 +57,7 @@ impl Slot {
     pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken, now: Instant) -> Slot {
         let server = taken.server;
         let be = &shard.stats.backends[backend];
-        let sv = &shard.stats.servers[backend][server as usize];
+        let sv = shard.stats.server(backend, server as usize);
         for c in [be, sv] {
             c.up(&c.scur, &c.smax);
             Counters::inc(&c.stot);
@@ -85,7 +85,7 @@ impl Drop for Slot {
         let st = &self.shard.stats;
         let server = self.taken.server as usize;
         Counters::down(&st.backends[self.backend].scur);
-        Counters::down(&st.servers[self.backend][server].scur);
+        Counters::down(&st.server(self.backend, server).scur);
         self.shard.pools.slot_released();
         self.shard.upstreams.backends[self.backend].release(self.taken);
     }
@@ -318,9 +318,8 @@ impl Dispatch {
                     // Another attempt on the same server is another session there
                     // for HAProxy (the backend's stays one).
                     if self.failures > 0 {
-                        Counters::inc(
-                            &self.shard.stats.servers[self.backend][slot.server() as usize].stot,
-                        );
+                        let st = &self.shard.stats;
+                        Counters::inc(&st.server(self.backend, slot.server() as usize).stot);
                     }
                     slot
                 }
@@ -374,7 +373,7 @@ impl Dispatch {
                     if let Err(give_up) = self.decide(slot, Failure::Connect, false, true) {
                         let st = &self.shard.stats;
                         Counters::inc(&st.backends[backend].econ);
-                        Counters::inc(&st.servers[backend][server as usize].econ);
+                        Counters::inc(&st.server(backend, server as usize).econ);
                         return Err(give_up);
                     }
                     if self.kept.is_some() {
@@ -397,7 +396,7 @@ impl Dispatch {
             return;
         }
         let (st, b) = (&self.shard.stats, self.backend);
-        let sv = &st.servers[b][server as usize];
+        let sv = st.server(b, server as usize);
         Counters::inc(&st.backends[b].wretr);
         Counters::inc(&sv.wretr);
         if !self.tried.is_empty() {
@@ -411,7 +410,7 @@ impl Dispatch {
     #[inline]
     fn count_connection(&self, server: u32, reused: bool) {
         let (st, b) = (&self.shard.stats, self.backend);
-        let sv = &st.servers[b][server as usize];
+        let sv = st.server(b, server as usize);
         for c in [&st.backends[b], sv] {
             Counters::inc(if reused { &c.reuse } else { &c.connect });
         }
@@ -510,7 +509,7 @@ impl Dispatch {
             if counts_against_server(&situation) {
                 let st = &self.shard.stats;
                 Counters::inc(&st.backends[self.backend].eresp);
-                Counters::inc(&st.servers[self.backend][conn.server as usize].eresp);
+                Counters::inc(&st.server(self.backend, conn.server as usize).eresp);
             }
         }
         self.decide(conn.slot, failure, reused, may_resend)

@@ -90,11 +90,8 @@ impl Upstreams {
         now: Instant,
         tag: u64,
     ) -> Option<ServerStream> {
-        self.pools.take(
-            &self.backends[backend].servers[server as usize].pool,
-            now,
-            tag,
-        )
+        let pool = self.backends[backend].servers[server as usize].pool.get()?;
+        self.pools.take(pool, now, tag)
     }
 
     /// The SNI tag of `server`'s connections for a request whose dynamic SNI (if the
@@ -190,7 +187,19 @@ impl Upstreams {
             // The first idle connection: the control loop starts sweeping.
             self.wake.ring();
         }
-        let pool = &self.backends[backend].servers[server as usize].pool;
+        let be = &self.backends[backend];
+        let s = &be.servers[server as usize];
+        let pool = match s.pool.get() {
+            Some(p) => p,
+            // A generation a reload replaced makes no pool (the one in force may have
+            // made it meanwhile; this connection simply closes), nor does a server that
+            // takes no request or keeps no idle connection.
+            None if self.retired.get() || s.pool_max == 0 || !s.usable() => return,
+            None => s.pool.get_or_init(|| {
+                self.pools
+                    .create(s.pool_key(&be.name), s.pool_idle, s.pool_max as usize)
+            }),
+        };
         self.pools.put(pool, stream, Instant::now(), tag);
     }
 
@@ -357,10 +366,14 @@ impl Upstreams {
     /// A server that takes no new request (down, not ready, weight 0) keeps no idle
     /// connection, and takes none back until it does again.
     fn sync_pool(&self, s: &ServerState) {
+        let Some(pool) = s.pool.get() else {
+            // No pool yet: it is made open when a usable server's connection comes back.
+            return;
+        };
         if s.usable() {
-            self.pools.reopen(&s.pool);
+            self.pools.reopen(pool);
         } else {
-            self.pools.close_pool(&s.pool);
+            self.pools.close_pool(pool);
         }
     }
 }

@@ -289,6 +289,7 @@ impl Mapper<'_> {
                 binds,
                 mode,
                 routes,
+                route_index: None,
                 default_backend,
                 listen_backend: (p.kind == SectionKind::Listen)
                     .then(|| index_of(&p.name))
@@ -346,6 +347,7 @@ impl Mapper<'_> {
         if frontends.is_empty() {
             self.err(1, "no frontend or listen section: nothing to listen on");
         }
+        crate::config::index_routes(&mut frontends, &backends);
         let mut timeouts = proxies
             .first()
             .map(|p| p.settings.timeouts.clone())

@@ -158,6 +158,7 @@ impl Validator {
                 binds,
                 mode,
                 routes,
+                route_index: None,
                 default_backend,
                 listen_backend: None,
                 forward_for: f.forward_for.then(crate::config::ForwardFor::default),
