@@ -3,6 +3,8 @@
 //! response body back, pool the upstream connection, and go round again (keep-alive,
 //! pipelining: requests are answered strictly in order).
 
+mod buffers;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -377,49 +379,6 @@ impl<S: Stream> Conn<S> {
             self.rec.date = Some(std::time::SystemTime::now());
         }
         self.rec.head_start = Some(Instant::now());
-    }
-
-    /// Waits, holding no buffer, until the client sends something or the wait for the
-    /// request head is over (`timeout.http_request` for the first request,
-    /// `timeout.http_keep_alive` for the next ones); `read_head` then tells which.
-    async fn wait_readable(&mut self, first: bool) {
-        let t = self.timeouts();
-        let wait = if first {
-            t.http_request
-        } else {
-            t.http_keep_alive
-        };
-        let deadline = self.rec.head_start.unwrap_or_else(Instant::now) + wait;
-        // A stream that buffers what it read (TLS) is never waited on this way: its
-        // connection keeps its buffers (it never goes `Idle`).
-        if let Some(socket) = self.client.socket() {
-            super::idle::readable_until(socket, deadline).await;
-        }
-    }
-
-    /// Takes the buffers of an exchange from the shard's free list.
-    fn take_buffers(&mut self) {
-        let cap = self.shard.config.limits.max_header_bytes;
-        if self.cbuf.capacity() == 0 {
-            self.cbuf = PooledBuf::take(cap);
-        }
-        if self.sbuf.capacity() == 0 {
-            self.sbuf = PooledBuf::take(SERVER_BUF.max(cap));
-        }
-        if self.out.capacity() == 0 {
-            self.out = PooledBuf::take(OUT_BUF);
-        }
-    }
-
-    /// Gives the buffers and the timer back while the connection waits (nothing is
-    /// buffered).
-    fn release_buffers(&mut self) {
-        self.cbuf = PooledBuf::none();
-        self.cpos = 0;
-        self.sbuf = PooledBuf::none();
-        self.out = PooledBuf::none();
-        self.reqline = Vec::new();
-        self.timer.release();
     }
 
     /// The body of an admin page request (a stats page form), read within

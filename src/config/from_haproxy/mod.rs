@@ -5,6 +5,8 @@
 //! keywords too), a warning for what is safe to ignore.
 
 mod assemble;
+mod balance;
+mod bind;
 mod cookie;
 mod global;
 mod http_rules;
