@@ -172,7 +172,16 @@ impl Mapper<'_> {
         let mut frontends = Vec::new();
         let mut bound: HashMap<SocketAddr, usize> = HashMap::new();
         for p in proxies.iter().filter(|p| p.kind != SectionKind::Backend) {
-            if p.binds.is_empty() && !p.has_bind_line {
+            if p.binds.is_empty() && !p.has_bind_line && p.kind == SectionKind::Frontend {
+                // HAProxy's warning: the frontend exists and listens nowhere.
+                self.warn(
+                    p.line,
+                    format!(
+                        "frontend '{}' has no 'bind' directive. Please declare it as a backend if this was intended.",
+                        p.name
+                    ),
+                );
+            } else if p.binds.is_empty() && !p.has_bind_line {
                 self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
             }
             for (b, _) in &p.binds {
@@ -346,6 +355,9 @@ impl Mapper<'_> {
         }
         if frontends.is_empty() {
             self.err(1, "no frontend or listen section: nothing to listen on");
+        } else if frontends.iter().all(|f| f.binds.is_empty()) {
+            // HAProxy: "has no error but will not start (no listener)".
+            self.err(1, "no frontend has a 'bind' line: nothing to listen on");
         }
         crate::config::index_routes(&mut frontends, &backends);
         let mut timeouts = proxies
