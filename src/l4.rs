@@ -135,7 +135,7 @@ pub async fn serve<C: Stream>(
 fn account(shard: &Shard, backend: usize, server: u32, term: crate::record::Term, t: [i64; 3]) {
     let st = &shard.stats;
     let be = &st.backends[backend];
-    let Some(sv) = st.servers[backend].get(server as usize) else {
+    let Some(sv) = st.server_checked(backend, server as usize) else {
         return;
     };
     for c in [be, sv] {

@@ -21,10 +21,12 @@ pub mod io;
 pub mod l4;
 pub mod limits;
 pub mod listen;
+pub mod memory;
 pub mod pipe;
 pub mod proxy_protocol;
 pub mod record;
 mod reload;
+pub mod route_index;
 pub mod rules;
 pub mod runtime;
 pub mod shard;
@@ -260,6 +262,8 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     let drivers: Vec<_> = summary.iter().map(|s| s.1).collect();
     let cores: Vec<_> = summary.iter().map(|s| s.2).collect();
     tracing::info!(shards, ?drivers, ?cores, "ringlb started");
+    // What reading the config and building the shards left behind goes back.
+    memory::trim_soon();
     let mut running = running;
     if let Some(admin) = &running.admin {
         let core = admin.core.clone();
@@ -289,7 +293,8 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
 
 impl Running {
     /// Prints the `listening frontend=NAME addr=IP:PORT` lines, `listening admin
-    /// addr=IP:PORT` for the admin listener, then `ready shards=N`.
+    /// addr=IP:PORT` for the admin listener, `listening stats addr=IP:PORT` for each TCP
+    /// stats socket, then `ready shards=N`.
     pub fn announce(&self) {
         let mut out = std::io::stdout().lock();
         for (name, addr) in &self.listening {
@@ -297,6 +302,9 @@ impl Running {
         }
         if let Some(addr) = self.admin.as_ref().and_then(|a| a.listen) {
             let _ = writeln!(out, "listening admin addr={addr}");
+        }
+        for addr in self.admin.iter().flat_map(|a| a.stats_tcp.iter()) {
+            let _ = writeln!(out, "listening stats addr={addr}");
         }
         let _ = writeln!(out, "ready shards={}", self.shards.len());
         let _ = out.flush();

@@ -406,12 +406,13 @@ impl Shared {
     ) -> Shared {
         let shards = cfg.runtime.shards;
         let links = old.map(|(_, o)| o.links.clone()).unwrap_or_default();
+        let names = old.map(|(oc, _)| crate::config::by_name(&oc.backends, |b| &b.name));
         let backends = cfg
             .backends
             .iter()
             .map(|b| {
                 let ob = old.and_then(|(oc, o)| {
-                    let i = oc.backends.iter().position(|x| x.name == b.name)?;
+                    let i = *names.as_ref()?.get(b.name.as_str())?;
                     Some((&oc.backends[i], &o.backends[i]))
                 });
                 let servers = b

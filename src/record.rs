@@ -34,7 +34,7 @@ impl std::fmt::Display for Retries {
 }
 
 /// HAProxy's termination state (`%tsc`): who or what ended the session, and in which
-/// phase; the last two characters (persistence cookie) are `--`. `option tcplog`
+/// phase; the last two characters are the persistence cookie's (`--` without one). `option tcplog`
 /// shows the first two (`%ts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Term([u8; 4]);
@@ -87,6 +87,16 @@ impl Term {
         matches!(self.0[0], b'S' | b's') && self.0[1] == b'D'
     }
 
+    /// The same state with the persistence cookie's characters (zeros keep `--`).
+    pub fn with_cookie(self, ck: [u8; 2]) -> Term {
+        let mut t = self.0;
+        if ck[0] != 0 {
+            t[2] = ck[0];
+            t[3] = ck[1];
+        }
+        Term(t)
+    }
+
     /// The two characters of `%ts` (`option tcplog`).
     pub fn short(&self) -> &str {
         &self.as_str()[..2]
@@ -120,6 +130,11 @@ pub struct Record {
     pub retries: Retries,
     /// HAProxy's termination state, once known.
     pub term: Option<Term>,
+    /// Its persistence-cookie characters (3rd and 4th; zeros: `--`).
+    pub cookie: [u8; 2],
+    /// Answered by the proxy as an intercepted request whatever its status (a
+    /// `monitor-uri` request).
+    pub intercepted: bool,
 }
 
 impl Record {
@@ -154,7 +169,7 @@ impl Record {
         self.log_http(shard, frontend, client, request_line, txn);
         let Some(b) = r.backend else { return };
         let be = &st.backends[b];
-        let sv = r.server.and_then(|s| st.servers[b].get(s as usize));
+        let sv = r.server.and_then(|s| st.server_checked(b, s as usize));
         if r.status != 0 {
             be.response(r.status);
             // A server's responses are those it sent (a 503 after its connects
@@ -267,7 +282,7 @@ impl Record {
             _ => "<NOSRV>",
         };
         let ta = since(r.head_start);
-        let term = r.term.unwrap_or(Term::NORMAL);
+        let term = r.term.unwrap_or(Term::NORMAL).with_cookie(r.cookie);
         let facts = Facts {
             accepted: r.date,
             request: r.date,
@@ -293,7 +308,7 @@ impl Record {
                 backend.map_or(0, |b| st.backends[b].scur.get()),
                 backend
                     .zip(r.server)
-                    .map_or(0, |(b, s)| st.servers[b][s as usize].scur.get()),
+                    .map_or(0, |(b, s)| st.server(b, s as usize).scur.get()),
             ],
             retries: r.retries.count,
             redispatched: r.retries.redispatched,
@@ -366,7 +381,7 @@ impl TcpLine {
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
                 st.frontends[frontend].scur.get(),
                 st.backends[backend].scur.get(),
-                server.map_or(0, |s| st.servers[backend][s as usize].scur.get()),
+                server.map_or(0, |s| st.server(backend, s as usize).scur.get()),
             ],
             retries: line.retries.count,
             redispatched: line.retries.redispatched,

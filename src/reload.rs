@@ -18,7 +18,12 @@ use crate::{health, listen, Running};
 /// Applies the file at `path`, or logs why it was refused.
 pub fn reload(running: &mut Running, path: &Path) {
     match apply(running, path) {
-        Ok(()) => tracing::warn!("reload: {} applied", path.display()),
+        Ok(()) => {
+            tracing::warn!("reload: {} applied", path.display());
+            // The old config is gone from this thread (shards drop their old
+            // generations when its last connection closes, and ask again then).
+            crate::memory::trim_soon();
+        }
         Err(errors) => {
             for e in &errors {
                 tracing::error!("reload refused: {e}");
@@ -46,7 +51,11 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     {
         fixed.push("changing the shard count, driver or cpus needs a restart");
     }
-    if new.admin.stats_socket != old.admin.stats_socket || new.admin.listen != old.admin.listen {
+    if new.admin.stats_socket != old.admin.stats_socket
+        || new.admin.stats_unix_more != old.admin.stats_unix_more
+        || new.admin.stats_tcp != old.admin.stats_tcp
+        || new.admin.listen != old.admin.listen
+    {
         fixed.push("changing the stats socket or the admin listener needs a restart");
     }
     if new.log != old.log {

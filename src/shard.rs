@@ -222,7 +222,7 @@ impl Shard {
         );
         upstreams.adopt(&self.upstreams);
         self.upstreams.retire();
-        let stats = ShardStats::new(&config);
+        let mut stats = ShardStats::new(&config);
         stats.adopt(&self.stats, &self.config, &config);
         Shard {
             id: self.id,
@@ -252,6 +252,15 @@ impl Shard {
     pub fn begin_request(self: &Rc<Self>) -> InflightGuard {
         self.inflight.set(self.inflight.get() + 1);
         InflightGuard(self.clone())
+    }
+}
+
+/// A generation is dropped once a reload replaced it and its last connection closed
+/// (or when the shard stops): what it held goes back to the system.
+impl Drop for Shard {
+    fn drop(&mut self) {
+        // The trimmer waits a little: by then these fields are freed.
+        crate::memory::trim_soon();
     }
 }
 
@@ -364,7 +373,9 @@ impl crate::rules::World for Shard {
     }
 
     fn srv_conn(&self, be: usize, sv: usize) -> Option<i64> {
-        Some(self.stats.servers.get(be)?.get(sv)?.scur.get() as i64)
+        // Counters are allocated at a backend's first use: 0 before, nothing allocated.
+        self.upstreams.backends.get(be)?.servers.get(sv)?;
+        Some(self.stats.server_scur(be, sv) as i64)
     }
 
     fn srv_is_up(&self, be: usize, sv: usize) -> Option<bool> {
@@ -407,5 +418,13 @@ impl crate::rules::World for Shard {
         s: &mut crate::rules::Scratch,
     ) -> Option<Option<crate::rules::Smp<'static>>> {
         self.maps.value(e, smp, s)
+    }
+
+    fn pat_changed(&self) -> bool {
+        self.maps.changed()
+    }
+
+    fn pat_live(&self, e: u32) -> bool {
+        self.maps.is_live(e)
     }
 }

@@ -10,6 +10,12 @@ use hdrhistogram::Histogram;
 use crate::config::Config;
 
 pub use crate::freq::{Rate, RateTotals, TimeTotals, Timing, TIME_SAMPLES};
+use lazy::histogram;
+pub use lazy::{Latency, LatencySlot, ServerCounters, ServerLatency};
+
+mod lazy;
+mod snapshot;
+pub use snapshot::Snapshot;
 
 /// Process-wide counters: events of the process itself, not of a proxy or a server.
 /// Rare events only (an atomic add each), read by the metrics.
@@ -289,9 +295,6 @@ impl ProcessTotals {
     }
 }
 
-/// One server's request times on one shard, made at its first request.
-pub type ServerLatency = RefCell<Option<Box<Histogram<u64>>>>;
-
 /// A request a frontend refused as invalid, as it arrived (`show errors`).
 #[derive(Debug, Clone)]
 pub struct Capture {
@@ -321,42 +324,13 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// Latency of one backend's requests on one shard, in microseconds.
-pub struct Latency {
-    /// Request sent → first response byte.
-    pub first_byte: Histogram<u64>,
-    /// Request head received → response complete.
-    pub total: Histogram<u64>,
-}
-
-/// Up to an hour, 2 significant digits (1%): fixed size, so recording never allocates.
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds")
-}
-
-impl Latency {
-    fn new() -> Self {
-        Latency {
-            first_byte: histogram(),
-            total: histogram(),
-        }
-    }
-
-    pub fn merge(&mut self, o: &Latency) {
-        let _ = self.first_byte.add(&o.first_byte);
-        let _ = self.total.add(&o.total);
-    }
-}
-
 /// One shard's statistics.
 pub struct ShardStats {
     pub frontends: Vec<Counters>,
     pub backends: Vec<Counters>,
-    pub servers: Vec<Vec<Counters>>,
-    pub latency: Vec<RefCell<Latency>>,
-    /// Each server's request times (head received to response complete, µs),
-    /// made at its first request: a server that never served keeps none.
-    pub server_latency: Vec<Vec<ServerLatency>>,
+    /// Per backend: its servers' counters and request times, made at first use.
+    servers: Vec<ServerCounters>,
+    pub latency: Vec<LatencySlot>,
     /// The last invalid request of each frontend (`show errors`), and how many
     /// there were.
     captures: RefCell<Vec<Capture>>,
@@ -368,6 +342,24 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
+    /// The counters of server `s` of backend `b` (the backend's first use of a server
+    /// counter on this shard allocates them all).
+    pub fn server(&self, b: usize, s: usize) -> &Counters {
+        &self.servers[b].all()[s]
+    }
+
+    /// The counters of server `s` of backend `b`, if it has one (allocated as by
+    /// `server`).
+    pub fn server_checked(&self, b: usize, s: usize) -> Option<&Counters> {
+        self.servers.get(b)?.all().get(s)
+    }
+
+    /// Server `s` of backend `b`'s current connections (0 before its first use; nothing
+    /// allocated).
+    pub fn server_scur(&self, b: usize, s: usize) -> u64 {
+        self.servers[b].get(s).map_or(0, |c| c.scur.get())
+    }
+
     /// Bytes in and out, added to the frontend and, when known, the backend and server.
     pub fn traffic(
         &self,
@@ -384,7 +376,7 @@ impl ShardStats {
         add(&self.frontends[frontend]);
         if let Some(b) = backend {
             add(&self.backends[b]);
-            if let Some(sv) = server.and_then(|s| self.servers[b].get(s as usize)) {
+            if let Some(sv) = server.and_then(|s| self.servers[b].all().get(s as usize)) {
                 add(sv);
             }
         }
@@ -403,7 +395,7 @@ impl ShardStats {
         let be = &self.backends[b];
         be.rate.add(now_ms, 1);
         be.last_sess.set(now_ms + 1);
-        if let Some(sv) = self.servers[b].get(s as usize) {
+        if let Some(sv) = self.server_checked(b, s as usize) {
             sv.rate.add(now_ms, 1);
             sv.last_sess.set(now_ms + 1);
         }
@@ -420,24 +412,20 @@ impl ShardStats {
             servers: cfg
                 .backends
                 .iter()
-                .map(|b| b.servers.iter().map(|_| Counters::default()).collect())
+                .map(|b| ServerCounters::new(b.servers.len()))
                 .collect(),
             latency: cfg
                 .backends
                 .iter()
-                .map(|_| RefCell::new(Latency::new()))
-                .collect(),
-            server_latency: cfg
-                .backends
-                .iter()
-                .map(|b| b.servers.iter().map(|_| RefCell::new(None)).collect())
+                .map(|_| LatencySlot::default())
                 .collect(),
         }
     }
 
     /// Carries the counters of proxies and servers that exist in both configs over
-    /// from the previous generation (a reload).
-    pub fn adopt(&self, old: &ShardStats, old_cfg: &Config, cfg: &Config) {
+    /// from the previous generation (a reload); backends and servers that stay share
+    /// their histograms with it.
+    pub fn adopt(&mut self, old: &ShardStats, old_cfg: &Config, cfg: &Config) {
         let copy = |to: &Counters, from: &Counters| to.adopt(from);
         self.errors_seen.set(old.errors_seen.get());
         *self.captures.borrow_mut() = old
@@ -460,29 +448,39 @@ impl ShardStats {
                 copy(&self.frontends[i], &old.frontends[o]);
             }
         }
+        let old_backends = crate::config::by_name(&old_cfg.backends, |b| &b.name);
         for (i, b) in cfg.backends.iter().enumerate() {
-            let Some(o) = old_cfg.backends.iter().position(|x| x.name == b.name) else {
+            let Some(&o) = old_backends.get(b.name.as_str()) else {
                 continue;
             };
             copy(&self.backends[i], &old.backends[o]);
-            *self.latency[i].borrow_mut() = {
-                let l = old.latency[o].borrow();
-                Latency {
-                    first_byte: l.first_byte.clone(),
-                    total: l.total.clone(),
-                }
-            };
-            for (j, s) in b.servers.iter().enumerate() {
-                if let Some(os) = old_cfg.backends[o]
-                    .servers
-                    .iter()
-                    .position(|x| x.name == s.name)
-                {
-                    copy(&self.servers[i][j], &old.servers[o][os]);
-                    *self.server_latency[i][j].borrow_mut() =
-                        old.server_latency[o][os].borrow().clone();
+            self.latency[i].clone_from(&old.latency[o]);
+            let from = &old.servers[o];
+            if from.counters.get().is_none() && from.latency.get().is_none() {
+                continue;
+            }
+            // Each server's place in the old generation, if it had it.
+            let before: Vec<Option<usize>> = b
+                .servers
+                .iter()
+                .map(|s| {
+                    let old_servers = &old_cfg.backends[o].servers;
+                    old_servers.iter().position(|x| x.name == s.name)
+                })
+                .collect();
+            for (j, os) in before.iter().enumerate() {
+                if let Some(c) = os.and_then(|os| from.get(os)) {
+                    copy(self.server(i, j), c);
                 }
             }
+            // Made now if need be, so that requests still finishing on the old
+            // generation record into the slots the new one reads.
+            let old_latency = from.latencies();
+            let shared = before.iter().map(|os| match os {
+                Some(os) => old_latency[*os].clone(),
+                None => ServerLatency::default(),
+            });
+            let _ = self.servers[i].latency.set(shared.collect());
         }
     }
 
@@ -501,26 +499,16 @@ impl ShardStats {
             },
             frontends: self.frontends.iter().map(snap).collect(),
             backends: self.backends.iter().map(snap).collect(),
-            servers: self
-                .servers
-                .iter()
-                .map(|s| s.iter().map(snap).collect())
-                .collect(),
+            servers: self.servers.iter().map(|s| s.snapshot(now)).collect(),
             latency: self
                 .latency
                 .iter()
-                .map(|l| {
-                    let l = l.borrow();
-                    Latency {
-                        first_byte: l.first_byte.clone(),
-                        total: l.total.clone(),
-                    }
-                })
+                .map(|l| l.borrow().as_deref().cloned())
                 .collect(),
             server_latency: self
-                .server_latency
+                .servers
                 .iter()
-                .map(|b| b.iter().map(|h| h.borrow().as_deref().cloned()).collect())
+                .map(ServerCounters::latency_snapshot)
                 .collect(),
         }
     }
@@ -555,7 +543,7 @@ impl ShardStats {
             .frontends
             .iter()
             .chain(&self.backends)
-            .chain(self.servers.iter().flatten())
+            .chain(self.servers.iter().flat_map(|s| s.counters.get()).flatten())
         {
             c.clear(all);
         }
@@ -563,11 +551,13 @@ impl ShardStats {
         self.process.out_rate.clear_max();
         if all {
             for l in &self.latency {
-                let mut l = l.borrow_mut();
-                l.first_byte.reset();
-                l.total.reset();
+                if let Some(l) = l.borrow_mut().as_mut() {
+                    l.first_byte.reset();
+                    l.total.reset();
+                }
             }
-            for h in self.server_latency.iter().flatten() {
+            let servers = self.servers.iter().flat_map(|s| s.latency.get()).flatten();
+            for h in servers {
                 if let Some(h) = h.borrow_mut().as_mut() {
                     h.reset();
                 }
@@ -575,10 +565,12 @@ impl ShardStats {
         }
     }
 
-    /// Records a finished request's time (µs) for its server.
+    /// Records a finished request's time (µs) for its server (the backend's first
+    /// such request on this shard makes its servers' slots, the server's first its
+    /// histogram).
     #[inline]
     pub fn record_server_latency(&self, backend: usize, server: u32, total_us: u64) {
-        let Some(cell) = self.server_latency[backend].get(server as usize) else {
+        let Some(cell) = self.servers[backend].latencies().get(server as usize) else {
             return;
         };
         let mut h = cell.borrow_mut();
@@ -586,55 +578,12 @@ impl ShardStats {
         let _ = h.record(total_us.max(1));
     }
 
-    /// Records a finished request's latencies for its backend.
+    /// Records a finished request's latencies for its backend (the backend's first
+    /// request on this shard allocates its histograms).
     pub fn record_latency(&self, backend: usize, first_byte_us: u64, total_us: u64) {
-        let mut l = self.latency[backend].borrow_mut();
+        let mut slot = self.latency[backend].borrow_mut();
+        let l = slot.get_or_insert_with(|| Box::new(Latency::new()));
         let _ = l.first_byte.record(first_byte_us.max(1));
         let _ = l.total.record(total_us.max(1));
-    }
-}
-
-/// Owned figures of one shard, or of all shards merged.
-pub struct Snapshot {
-    /// When it was taken (ms after the process's epoch; the latest of the shards').
-    pub now_ms: u64,
-    pub process: ProcessTotals,
-    pub frontends: Vec<Totals>,
-    pub backends: Vec<Totals>,
-    pub servers: Vec<Vec<Totals>>,
-    pub latency: Vec<Latency>,
-    /// Per server: request times (µs), if it served any.
-    pub server_latency: Vec<Vec<Option<Histogram<u64>>>>,
-}
-
-impl Snapshot {
-    pub fn merge(&mut self, o: &Snapshot) {
-        self.now_ms = self.now_ms.max(o.now_ms);
-        self.process.add(&o.process);
-        for (a, b) in self.frontends.iter_mut().zip(&o.frontends) {
-            a.add(b);
-        }
-        for (a, b) in self.backends.iter_mut().zip(&o.backends) {
-            a.add(b);
-        }
-        for (a, b) in self.servers.iter_mut().zip(&o.servers) {
-            for (x, y) in a.iter_mut().zip(b) {
-                x.add(y);
-            }
-        }
-        for (a, b) in self.latency.iter_mut().zip(&o.latency) {
-            a.merge(b);
-        }
-        for (a, b) in self.server_latency.iter_mut().zip(&o.server_latency) {
-            for (x, y) in a.iter_mut().zip(b) {
-                match (x.as_mut(), y) {
-                    (Some(x), Some(y)) => {
-                        let _ = x.add(y);
-                    }
-                    (None, Some(y)) => *x = Some(y.clone()),
-                    _ => {}
-                }
-            }
-        }
     }
 }

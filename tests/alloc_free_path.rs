@@ -175,3 +175,100 @@ fn keep_alive_requests_do_not_allocate() {
     drop(c);
     running.stop();
 }
+
+/// Cookie persistence allocates nothing per request either: the request's cookie is
+/// read, stripped (`insert indirect`) and the `Set-Cookie` written straight into the
+/// head buffers.
+#[test]
+fn keep_alive_requests_with_cookie_persistence_do_not_allocate() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server_addr = fixed_server();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ringlb.cfg");
+    std::fs::write(
+        &path,
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 1s\nfrontend web\n    bind 127.0.0.1:{port}\n    default_backend app\nbackend app\n    cookie SRV insert indirect nocache httponly maxidle 30m\n    server s1 {server_addr} cookie a\n"
+        ),
+    )
+    .unwrap();
+    let cfg = ringlb::config::Config::load(&path).unwrap();
+    let running = ringlb::start(cfg).unwrap();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_nodelay(true).unwrap();
+    let requests: [&[u8]; 2] = [
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nCookie: app=1; SRV=a; x=2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    ];
+    let mut buf = [0u8; 4096];
+    let mut exchange = |n: usize| {
+        for i in 0..n {
+            c.write_all(requests[i % 2]).unwrap();
+            assert!(read_message(&mut c, &mut buf, 5), "response");
+        }
+    };
+    exchange(2_000);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    exchange(5_000);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert!(
+        after - before <= 10,
+        "{} allocations during 5,000 keep-alive requests with cookie persistence",
+        after - before
+    );
+    drop(c);
+    running.stop();
+}
+
+/// Routing through the host index (40 `hdr(host) -i` rules, a rule not indexed before
+/// them, and the last host asked) allocates nothing per request either: the host is
+/// lower-cased on the stack.
+#[test]
+fn keep_alive_requests_routed_by_the_host_index_do_not_allocate() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server_addr = fixed_server();
+    let mut text = String::from(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 1s\nfrontend web\n    bind 127.0.0.1:0\n    use_backend b0 if { path_beg /never/ }\n",
+    );
+    for i in 0..40 {
+        text += &format!("    use_backend b{i} if {{ hdr(host) -i h{i}.example }}\n");
+    }
+    for i in 0..40 {
+        text += &format!("backend b{i}\n    server s1 {server_addr}\n");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ringlb.cfg");
+    std::fs::write(&path, text).unwrap();
+    let cfg = ringlb::config::Config::load(&path).unwrap();
+    assert!(
+        cfg.frontends[0].route_index.is_some(),
+        "the rules are indexed"
+    );
+    let running = ringlb::start(cfg).unwrap();
+    let (_, addr) = running.listening[0];
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    let request = b"GET /item?id=7 HTTP/1.1\r\nHost: H39.Example\r\nUser-Agent: t\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    let mut exchange = |n: usize| {
+        for _ in 0..n {
+            c.write_all(request).unwrap();
+            assert!(read_message(&mut c, &mut buf, 5), "response");
+        }
+    };
+    exchange(2_000);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    exchange(5_000);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert!(
+        after - before <= 10,
+        "{} allocations during 5,000 keep-alive requests routed by the host index",
+        after - before
+    );
+    drop(c);
+    running.stop();
+}

@@ -329,3 +329,34 @@ fn a_disabled_frontend_is_not_bound_and_enabled_undoes_defaults() {
         "the disabled frontend's address refuses connections"
     );
 }
+
+/// A frontend without a `bind` line is accepted with HAProxy's warning and listens
+/// nowhere, while the others serve; a config where no frontend binds is refused
+/// (HAProxy: "will not start (no listener)").
+#[test]
+fn a_frontend_without_bind_is_warned_and_listens_nowhere() {
+    let b = common::TestBackend::start("b");
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend idle\n    default_backend app\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
+        b.addr()
+    );
+    let lb = common::haproxy::ringlb_cfg(&cfg);
+    assert_eq!(common::http_get(lb.addr("web"), "/").status, 200);
+    assert!(lb.addrs("idle").is_empty());
+    assert!(
+        lb.stderr()
+            .contains("frontend 'idle' has no 'bind' directive"),
+        "{}",
+        lb.stderr()
+    );
+    let none = "defaults\n    mode http\nfrontend idle\n    default_backend app\nbackend app\n    server s1 127.0.0.1:1\n";
+    let file = common::haproxy::write_cfg(none);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .args(["-c", "-f", file.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("nothing to listen on"), "{text}");
+}

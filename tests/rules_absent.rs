@@ -135,6 +135,19 @@ fn which_frontends_are_rule_free() {
             "    use-server s1 if { path /s }",
             false,
         ),
+        ("monitor-uri", "    monitor-uri /alive".into(), "", false),
+        (
+            "backend cookie persistence",
+            String::new(),
+            "    cookie SRV insert indirect nocache",
+            false,
+        ),
+        (
+            "backend stats page",
+            String::new(),
+            "    stats enable\n    stats uri /st",
+            false,
+        ),
     ];
     for (what, fe, be, free) in cases {
         let text = haproxy_cfg(fe, be);

@@ -11,6 +11,7 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -325,23 +326,61 @@ const COMMANDS: &[Command] = &[
     },
 ];
 
+/// A runtime API client's stream: a unix socket or a TCP connection (`stats socket
+/// ADDR:PORT`).
+trait CliStream: Read + Write + Send + 'static {
+    fn read_timeout(&self, d: Duration);
+    fn write_timeout(&self, d: Duration);
+}
+
+impl CliStream for UnixStream {
+    fn read_timeout(&self, d: Duration) {
+        let _ = self.set_read_timeout(Some(d));
+    }
+    fn write_timeout(&self, d: Duration) {
+        let _ = self.set_write_timeout(Some(d));
+    }
+}
+
+impl CliStream for TcpStream {
+    fn read_timeout(&self, d: Duration) {
+        let _ = self.set_read_timeout(Some(d));
+    }
+    fn write_timeout(&self, d: Duration) {
+        let _ = self.set_write_timeout(Some(d));
+    }
+}
+
 pub fn serve(core: Arc<Core>, listener: UnixListener) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        let core = core.clone();
-        let _ = std::thread::Builder::new()
-            .name("ringlb-cli-conn".into())
-            .spawn(move || handle(&core, conn));
+        spawn(&core, conn);
     }
+}
+
+/// The same runtime API on a TCP `stats socket`.
+pub fn serve_tcp(core: Arc<Core>, listener: TcpListener) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let _ = conn.set_nodelay(true);
+        spawn(&core, conn);
+    }
+}
+
+fn spawn<C: CliStream>(core: &Arc<Core>, conn: C) {
+    let core = core.clone();
+    let _ = std::thread::Builder::new()
+        .name("ringlb-cli-conn".into())
+        .spawn(move || handle(&core, conn));
 }
 
 /// The longest line a client may send.
 const MAX_LINE: usize = 64 * 1024;
 
-fn handle(core: &Core, mut conn: UnixStream) {
+fn handle<C: CliStream>(core: &Core, mut conn: C) {
     let mut timeout = Duration::from_secs(10);
-    let _ = conn.set_read_timeout(Some(timeout));
-    let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
+    conn.read_timeout(timeout);
+    conn.write_timeout(Duration::from_secs(10));
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let mut interactive = false;
@@ -388,7 +427,7 @@ fn handle(core: &Core, mut conn: UnixStream) {
                 ["set", "timeout", "cli", t, ..] => match crate::config::haproxy::parse_time(t) {
                     Ok(d) if !d.is_zero() => {
                         timeout = d;
-                        let _ = conn.set_read_timeout(Some(timeout));
+                        conn.read_timeout(timeout);
                     }
                     _ => out.push_str("'set timeout cli' expects an integer value (in seconds).\n"),
                 },
@@ -414,7 +453,7 @@ const MAX_PAYLOAD: usize = 1 << 20;
 
 /// Reads a `<<` payload: the lines up to an empty one (taken out of `buf`, the empty
 /// line too), or what came before the end of input.
-fn read_payload(conn: &mut UnixStream, buf: &mut Vec<u8>, chunk: &mut [u8]) -> String {
+fn read_payload<C: CliStream>(conn: &mut C, buf: &mut Vec<u8>, chunk: &mut [u8]) -> String {
     let done = |b: &[u8]| b.first() == Some(&b'\n') || b.windows(2).any(|w| w == b"\n\n");
     while !done(buf) && buf.len() < MAX_PAYLOAD {
         match conn.read(chunk) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{csv, Core};
 use crate::control::AdminState;
-use crate::stats::Totals;
+use crate::stats::{Latency, Totals};
 
 pub fn serve(core: Arc<Core>, listener: TcpListener) {
     for conn in listener.incoming() {
@@ -135,15 +135,20 @@ fn stats_json(core: &Core) -> String {
                     })
                 })
                 .collect();
-            let l = &g.stats.latency[bi];
-            let q = |h: &hdrhistogram::Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1e6;
+            let l = g.stats.latency[bi].as_ref();
+            // No histogram yet (no request): 0, as an empty histogram answers.
+            let q = |h: fn(&Latency) -> &hdrhistogram::Histogram<u64>, p: f64| {
+                l.map_or(0.0, |l| h(l).value_at_quantile(p) as f64 / 1e6)
+            };
+            let fb: fn(&Latency) -> &hdrhistogram::Histogram<u64> = |l| &l.first_byte;
+            let tot: fn(&Latency) -> &hdrhistogram::Histogram<u64> = |l| &l.total;
             serde_json::json!({
                 "name": b.name,
                 "queue": { "current": g.queued[bi].0, "max": g.queued[bi].1 },
                 "counters": totals_json(&g.stats.backends[bi]),
                 "latency_seconds": {
-                    "first_byte": { "p50": q(&l.first_byte, 0.5), "p99": q(&l.first_byte, 0.99) },
-                    "total": { "p50": q(&l.total, 0.5), "p99": q(&l.total, 0.99) },
+                    "first_byte": { "p50": q(fb, 0.5), "p99": q(fb, 0.99) },
+                    "total": { "p50": q(tot, 0.5), "p99": q(tot, 0.99) },
                 },
                 "servers": servers,
             })

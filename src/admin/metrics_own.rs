@@ -135,20 +135,22 @@ pub(super) fn ringlb(core: &Core, st: &Stats, out: &mut Out) {
         let _ = writeln!(out.text, "# HELP {name} {help}");
         let _ = writeln!(out.text, "# TYPE {name} histogram");
         for (b, l) in cfg.backends.iter().zip(&st.g.stats.latency) {
-            let h = pick(l);
+            // A backend that served nothing has no histogram: every bucket is 0.
+            let h = l.as_ref().map(pick);
             let label = format!("proxy=\"{}\"", esc(&b.name));
             for le in [
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,
             ] {
                 let us = (le * 1e6) as u64;
-                let n = h.count_between(0, us);
+                let n = h.map_or(0, |h| h.count_between(0, us));
                 let _ = writeln!(out.text, "{name}_bucket{{{label},le=\"{le}\"}} {n}");
             }
-            let _ = writeln!(out.text, "{name}_bucket{{{label},le=\"+Inf\"}} {}", h.len());
-            let sum: f64 = h.mean() * h.len() as f64 / 1e6;
+            let len = h.map_or(0, |h| h.len());
+            let _ = writeln!(out.text, "{name}_bucket{{{label},le=\"+Inf\"}} {len}");
+            let sum: f64 = h.map_or(0.0, |h| h.mean() * len as f64 / 1e6);
             let _ = writeln!(out.text, "{name}_sum{{{label}}} {sum}");
-            let _ = writeln!(out.text, "{name}_count{{{label}}} {}", h.len());
+            let _ = writeln!(out.text, "{name}_count{{{label}}} {len}");
         }
     }
 }

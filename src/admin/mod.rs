@@ -1,4 +1,4 @@
-//! The admin side: HAProxy's runtime API on a unix socket (`cli`), `show stat` CSV
+//! The admin side: HAProxy's runtime API on unix and TCP sockets (`cli`), `show stat` CSV
 //! (`csv`), and an HTTP listener with Prometheus `/metrics`, `/stats` JSON and `/ready`
 //! (`http`). It runs on its own threads, asks shards for snapshots over channels and
 //! merges them; a shard never waits for it.
@@ -40,7 +40,9 @@ pub struct Admin {
     pub core: Arc<Core>,
     /// The admin HTTP listener's address (port 0 in the config: the one picked).
     pub listen: Option<std::net::SocketAddr>,
-    socket: Option<PathBuf>,
+    /// The TCP `stats socket` addresses (with the ports picked for port 0).
+    pub stats_tcp: Vec<std::net::SocketAddr>,
+    sockets: Vec<PathBuf>,
     /// Where shards send the requests for stats pages and metrics they received.
     pub services: Sender<ServiceQuery>,
 }
@@ -49,7 +51,7 @@ impl Admin {
     /// Starts the runtime API and the HTTP listener that `cfg.admin` asks for.
     pub fn start(core: Arc<Core>) -> std::io::Result<Admin> {
         let cfg = core.cfg();
-        if let Some(path) = &cfg.admin.stats_socket {
+        for path in cfg.admin.unix_sockets() {
             // A socket file left by a previous run would make bind fail.
             if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
                 let _ = std::fs::remove_file(path);
@@ -61,6 +63,16 @@ impl Admin {
             std::thread::Builder::new()
                 .name("ringlb-cli".into())
                 .spawn(move || cli::serve(core, listener))?;
+        }
+        let mut stats_tcp = Vec::new();
+        for addr in &cfg.admin.stats_tcp {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("stats socket {addr}: {e}")))?;
+            stats_tcp.push(listener.local_addr()?);
+            let core = core.clone();
+            std::thread::Builder::new()
+                .name("ringlb-cli-tcp".into())
+                .spawn(move || cli::serve_tcp(core, listener))?;
         }
         let mut listen = None;
         if let Some(addr) = cfg.admin.listen {
@@ -88,7 +100,8 @@ impl Admin {
         Ok(Admin {
             core,
             listen,
-            socket: cfg.admin.stats_socket.clone(),
+            stats_tcp,
+            sockets: cfg.admin.unix_sockets().cloned().collect(),
             services,
         })
     }
@@ -119,7 +132,7 @@ fn answer(core: &Core, q: &ServiceQuery) -> ServiceAnswer {
 
 impl Drop for Admin {
     fn drop(&mut self) {
-        if let Some(p) = &self.socket {
+        for p in &self.sockets {
             let _ = std::fs::remove_file(p);
         }
     }

@@ -534,7 +534,13 @@ impl Page<'_> {
     /// p50, p99 and p99.9 of the backend's or the server's request times.
     fn latency(&self, st: &Stats, r: &Row) -> [String; 3] {
         let h = match (r.obj, r.backend, r.server) {
-            (Obj::Backend, Some(b), _) => st.g.stats.latency.get(b).map(|l| &l.total),
+            (Obj::Backend, Some(b), _) => {
+                st.g.stats
+                    .latency
+                    .get(b)
+                    .and_then(Option::as_ref)
+                    .map(|l| &l.total)
+            }
             (Obj::Server, Some(b), Some(s)) => {
                 st.g.stats
                     .server_latency

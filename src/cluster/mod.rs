@@ -48,7 +48,13 @@ impl Cluster {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let handle = std::thread::Builder::new()
             .name("ringlb-cluster".into())
-            .spawn(move || Thread::new(&cfg, shards, core).run(rx, ready_tx))?;
+            .spawn(move || {
+                let thread = Thread::new(&cfg, shards, core);
+                // The thread keeps what it took from the config, not the config: a
+                // reload must be able to free it.
+                drop(cfg);
+                thread.run(rx, ready_tx)
+            })?;
         // A starting node catches up (operator states) before it serves, unless Redis
         // takes longer than this to answer.
         let _ = ready_rx.recv_timeout(FIRST_SYNC_WAIT);

@@ -35,7 +35,8 @@ pub fn reserved(cfg: &Config) -> u64 {
         .filter(|b| b.health.is_some())
         .map(|b| b.servers.iter().filter(|s| s.check).count() as u64)
         .sum();
-    let admin = u64::from(cfg.admin.stats_socket.is_some())
+    let admin = cfg.admin.unix_sockets().count() as u64
+        + cfg.admin.stats_tcp.len() as u64
         + u64::from(cfg.admin.listen.is_some())
         + 1 // the hand-over socket for `-sf`
         + ADMIN_CLIENTS;

@@ -237,6 +237,8 @@ impl Validator {
                     None
                 }
             }),
+            stats_tcp: Vec::new(),
+            stats_unix_more: Vec::new(),
         };
         if raw.admin.stats_socket.as_deref() == Some("") {
             self.err("admin.stats_socket", "must be a path");
@@ -284,6 +286,7 @@ impl Validator {
         for f in &mut frontends {
             f.timeouts = timeouts.clone();
         }
+        super::index_routes(&mut frontends, &backends);
         Config {
             patterns: Default::default(),
             runtime: Runtime {

@@ -33,7 +33,7 @@ impl World for Config {
     /// HAProxy numbers proxies in config order from 1, after its CLI proxy (`GLOBAL`,
     /// id 1) when there is a `stats socket`; `show stat` numbers them the same way.
     fn proxy_id(&self, fe: Option<usize>, be: Option<usize>) -> Option<i64> {
-        let first = if self.admin.stats_socket.is_some() {
+        let first = if self.admin.stats_socket.is_some() || !self.admin.stats_tcp.is_empty() {
             2
         } else {
             1

@@ -225,8 +225,9 @@ impl Core {
     pub fn reload(&self, cfg: Arc<Config>, health: HealthView) {
         let old = self.cfg();
         let old_ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
+        let names = crate::config::by_name(&old.backends, |b| &b.name);
         let ops = operators(&cfg, |b, s| {
-            let ob = old.backends.iter().position(|x| x.name == b)?;
+            let ob = *names.get(b)?;
             let os = old.backends[ob].servers.iter().position(|x| x.name == s)?;
             old_ops.get(ob)?.get(os).copied()
         });

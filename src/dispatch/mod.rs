@@ -8,7 +8,9 @@
 //! Owns: the attempt's state (servers tried, failures), the slot guard. May not touch:
 //! the client connection or any protocol's framing; callers send and receive.
 
+mod slot;
 mod verdict;
+pub use slot::Slot;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -42,53 +44,6 @@ pub struct GiveUp {
     pub term: Term,
     pub server: Option<u32>,
     pub retries: Retries,
-}
-
-/// A request's slot on a server; dropping it frees the slot for the next waiter.
-pub struct Slot {
-    shard: Rc<Shard>,
-    backend: usize,
-    taken: Taken,
-}
-
-impl Slot {
-    /// Wraps a slot `BackendState::acquire` handed out at `now`, and counts the
-    /// session (its rate and date too).
-    pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken, now: Instant) -> Slot {
-        let server = taken.server;
-        let be = &shard.stats.backends[backend];
-        let sv = &shard.stats.servers[backend][server as usize];
-        for c in [be, sv] {
-            c.up(&c.scur, &c.smax);
-            Counters::inc(&c.stot);
-        }
-        Counters::inc(&sv.lbtot);
-        Counters::inc(&be.lbtot);
-        shard
-            .stats
-            .session(backend, server, shard.stats.ms(now.into_std()));
-        shard.pools.slot_taken();
-        Slot {
-            shard: shard.clone(),
-            backend,
-            taken,
-        }
-    }
-
-    pub fn server(&self) -> u32 {
-        self.taken.server
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let st = &self.shard.stats;
-        let server = self.taken.server as usize;
-        Counters::down(&st.backends[self.backend].scur);
-        Counters::down(&st.servers[self.backend][server].scur);
-        self.shard.pools.slot_released();
-        self.shard.upstreams.backends[self.backend].release(self.taken);
-    }
 }
 
 /// A connection to a server, holding the request's slot on it. Kept small: it moves
@@ -138,6 +93,9 @@ pub struct Dispatch {
     fresh: bool,
     /// The server a `use-server` rule chose, tried first on the first attempt.
     forced: Option<u32>,
+    /// `forced` came from a persistence cookie: its server takes the request in
+    /// whatever state the cookie found it (drained, or down under `option persist`).
+    pinned: bool,
     /// The stick record read for the current attempt, and when it was asked.
     recorded: Option<u32>,
     asked: Instant,
@@ -174,6 +132,7 @@ impl Dispatch {
             kept: None,
             fresh: false,
             forced: None,
+            pinned: false,
             recorded: None,
             asked: start,
             sni_host: None,
@@ -219,6 +178,11 @@ impl Dispatch {
     /// can take the request (a retry balances as usual).
     pub fn use_server(&mut self, server: Option<u32>) {
         self.forced = server;
+    }
+
+    /// The `use-server` server came from a persistence cookie (see `pinned`).
+    pub fn pin(&mut self) {
+        self.pinned = true;
     }
 
     /// The next attempt: a slot and a connection, after as many connect failures as
@@ -280,12 +244,22 @@ impl Dispatch {
     /// from the request).
     #[inline]
     fn tag(&self, server: u32) -> u64 {
+        // A server without a port: its connections are told apart by the port they
+        // went to (the client's destination port), so that none serves another port.
+        let mapped = match self.shard.upstreams.backends[self.backend].servers[server as usize]
+            .port_offset
+        {
+            Some(_) => (u64::from(self.client.1.port()) << 48) | (1 << 47),
+            None => 0,
+        };
         if self.sni_host.is_none() && self.sni_client.is_none() {
-            return 0;
+            return mapped;
         }
-        self.shard
-            .upstreams
-            .sni_tag(self.backend, server, self.sni_for(server))
+        mapped
+            ^ self
+                .shard
+                .upstreams
+                .sni_tag(self.backend, server, self.sni_for(server))
     }
 
     /// Attempts until one connects or the retries are used up.
@@ -299,9 +273,8 @@ impl Dispatch {
                     // Another attempt on the same server is another session there
                     // for HAProxy (the backend's stays one).
                     if self.failures > 0 {
-                        Counters::inc(
-                            &self.shard.stats.servers[self.backend][slot.server() as usize].stot,
-                        );
+                        let st = &self.shard.stats;
+                        Counters::inc(&st.server(self.backend, slot.server() as usize).stot);
                     }
                     slot
                 }
@@ -355,7 +328,7 @@ impl Dispatch {
                     if let Err(give_up) = self.decide(slot, Failure::Connect, false, true) {
                         let st = &self.shard.stats;
                         Counters::inc(&st.backends[backend].econ);
-                        Counters::inc(&st.servers[backend][server as usize].econ);
+                        Counters::inc(&st.server(backend, server as usize).econ);
                         return Err(give_up);
                     }
                     if self.kept.is_some() {
@@ -378,7 +351,7 @@ impl Dispatch {
             return;
         }
         let (st, b) = (&self.shard.stats, self.backend);
-        let sv = &st.servers[b][server as usize];
+        let sv = st.server(b, server as usize);
         Counters::inc(&st.backends[b].wretr);
         Counters::inc(&sv.wretr);
         if !self.tried.is_empty() {
@@ -392,7 +365,7 @@ impl Dispatch {
     #[inline]
     fn count_connection(&self, server: u32, reused: bool) {
         let (st, b) = (&self.shard.stats, self.backend);
-        let sv = &st.servers[b][server as usize];
+        let sv = st.server(b, server as usize);
         for c in [&st.backends[b], sv] {
             Counters::inc(if reused { &c.reuse } else { &c.connect });
         }
@@ -403,11 +376,13 @@ impl Dispatch {
     fn slot_now(&mut self, asked: Instant) -> Result<Option<Taken>, GiveUp> {
         let shard = &self.shard;
         let be = &shard.upstreams.backends[self.backend];
-        if let Some(t) = self
-            .forced
-            .filter(|_| self.failures == 0)
-            .and_then(|s| be.take(s))
-        {
+        if let Some(t) = self.forced.filter(|_| self.failures == 0).and_then(|s| {
+            if self.pinned {
+                be.take_pinned(s)
+            } else {
+                be.take(s)
+            }
+        }) {
             return Ok(Some(t));
         }
         if let Some(k) = self.stick {
@@ -454,7 +429,7 @@ impl Dispatch {
         let shard = &self.shard;
         let mut stream = shard
             .upstreams
-            .connect(self.backend, server)
+            .connect(self.backend, server, self.client.1)
             .await
             .map_err(drop)?;
         let conf = &shard.config.backends[self.backend];
@@ -489,7 +464,7 @@ impl Dispatch {
             if counts_against_server(&situation) {
                 let st = &self.shard.stats;
                 Counters::inc(&st.backends[self.backend].eresp);
-                Counters::inc(&st.servers[self.backend][conn.server as usize].eresp);
+                Counters::inc(&st.server(self.backend, conn.server as usize).eresp);
             }
         }
         self.decide(conn.slot, failure, reused, may_resend)

@@ -47,14 +47,19 @@ impl Health {
         reports: Receiver<HealthReport>,
         previous: Option<(&Config, &HealthView)>,
     ) -> std::io::Result<Health> {
+        // The old view, locked once, and its backends by name (no quadratic search).
+        let old = previous.map(|(c, v)| {
+            let names = crate::config::by_name(&c.backends, |b| &b.name);
+            (c, v.lock().ok(), names)
+        });
         let carried = |b: &str, s: &str| -> Option<CheckView> {
-            let (old_cfg, old_view) = previous?;
-            let bi = old_cfg.backends.iter().position(|x| x.name == b)?;
+            let (old_cfg, old_view, names) = old.as_ref()?;
+            let bi = *names.get(b)?;
             let si = old_cfg.backends[bi]
                 .servers
                 .iter()
                 .position(|x| x.name == s)?;
-            old_view.lock().ok()?.get(bi)?.get(si).cloned()
+            old_view.as_ref()?.get(bi)?.get(si).cloned()
         };
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let now = Instant::now();
@@ -95,6 +100,8 @@ impl Health {
                 })
                 .collect(),
         ));
+        // The old view's lock goes now.
+        drop(old);
         let shared = view.clone();
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();

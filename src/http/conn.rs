@@ -3,6 +3,8 @@
 //! response body back, pool the upstream connection, and go round again (keep-alive,
 //! pipelining: requests are answered strictly in order).
 
+mod buffers;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -118,6 +120,8 @@ pub(super) struct Conn<S> {
     /// What rules keep for the connection and its current request (variables,
     /// captures, tracked counters), and the connection's TLS facts (`txn.tls`).
     pub(super) txn: Txn,
+    /// What the current request's persistence cookie decided (for its response).
+    pub(super) persist: super::cookie::Persist,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -168,6 +172,7 @@ pub fn serve<S: Stream>(
         body_unread: false,
         woken: false,
         drop_safe_reads: crate::io::reads_drop_safely(),
+        persist: Default::default(),
         txn,
     };
     conn.new_record();
@@ -234,7 +239,9 @@ async fn run<S: Stream>(
             // redirect or a return, one the proxy intercepted.
             let fe = &conn.shard.stats.frontends[conn.frontend];
             Counters::inc(
-                if *status >= 400 || matches!(result, Err(Stop::Tarpit(_))) {
+                if (*status >= 400 && !conn.rec.intercepted)
+                    || matches!(result, Err(Stop::Tarpit(_)))
+                {
                     &fe.denied
                 } else {
                     &fe.intercepted
@@ -364,6 +371,7 @@ impl<S: Stream> Conn<S> {
     /// Begins the record of the next request: its head is awaited from now.
     fn new_record(&mut self) {
         self.rec = Record::default();
+        self.persist = Default::default();
         if self.shard.config.frontends[self.frontend]
             .log_line
             .is_some()
@@ -371,49 +379,6 @@ impl<S: Stream> Conn<S> {
             self.rec.date = Some(std::time::SystemTime::now());
         }
         self.rec.head_start = Some(Instant::now());
-    }
-
-    /// Waits, holding no buffer, until the client sends something or the wait for the
-    /// request head is over (`timeout.http_request` for the first request,
-    /// `timeout.http_keep_alive` for the next ones); `read_head` then tells which.
-    async fn wait_readable(&mut self, first: bool) {
-        let t = self.timeouts();
-        let wait = if first {
-            t.http_request
-        } else {
-            t.http_keep_alive
-        };
-        let deadline = self.rec.head_start.unwrap_or_else(Instant::now) + wait;
-        // A stream with bytes buffered above the socket (TLS: plaintext rustls
-        // decrypted, a record read whole) is not waited on: it reads them at once.
-        if let Some(socket) = self.client.idle_socket() {
-            super::idle::readable_until(socket, deadline).await;
-        }
-    }
-
-    /// Takes the buffers of an exchange from the shard's free list.
-    fn take_buffers(&mut self) {
-        let cap = self.shard.config.limits.max_header_bytes;
-        if self.cbuf.capacity() == 0 {
-            self.cbuf = PooledBuf::take(cap);
-        }
-        if self.sbuf.capacity() == 0 {
-            self.sbuf = PooledBuf::take(SERVER_BUF.max(cap));
-        }
-        if self.out.capacity() == 0 {
-            self.out = PooledBuf::take(OUT_BUF);
-        }
-    }
-
-    /// Gives the buffers and the timer back while the connection waits (nothing is
-    /// buffered).
-    fn release_buffers(&mut self) {
-        self.cbuf = PooledBuf::none();
-        self.cpos = 0;
-        self.sbuf = PooledBuf::none();
-        self.out = PooledBuf::none();
-        self.reqline = Vec::new();
-        self.timer.release();
     }
 
     /// The body of an admin page request (a stats page form), read within
@@ -562,6 +527,11 @@ impl<S: Stream> Conn<S> {
         dispatch.host_sni(req.sni_host.as_deref());
         dispatch.client_sni(self.tls().and_then(|t| t.sni.as_deref()));
         dispatch.use_server(req.use_server);
+        self.persist = req.persist;
+        self.rec.cookie = self.persist.log_chars();
+        if req.persist.server.is_some() {
+            dispatch.pin();
+        }
         let (response, mut up) = loop {
             let mut up = match dispatch.next(pool, &mut self.timer).await {
                 Ok(up) => up,

@@ -7,6 +7,7 @@
 
 pub use crate::bufpool::figures as buffer_figures;
 mod conn;
+mod cookie;
 mod edit;
 pub mod framing;
 pub mod head;

@@ -23,6 +23,8 @@ pub enum Early {
     },
     Tarpit(u16),
     Service(Service),
+    /// A `monitor-uri` request, answered (in the head buffer) and not logged.
+    Monitor(u16),
 }
 
 /// Where a request goes once the request rules ran.
@@ -31,6 +33,8 @@ pub struct Routed {
     pub backend: Option<usize>,
     /// A `use-server` rule picked this server (if it can take the request).
     pub server: Option<u32>,
+    /// What the persistence cookie decided (its server is `server` too).
+    pub persist: super::cookie::Persist,
 }
 
 thread_local! {
@@ -61,6 +65,7 @@ pub fn request_phase(
         return Ok(Routed {
             backend: fe.default_backend,
             server: None,
+            persist: Default::default(),
         });
     }
     txn.begin_request(cfg.txn_scope(frontend));
@@ -97,6 +102,11 @@ pub fn request_phase(
             .cluster
             .sc_event(*e, crate::tables::counters::Event::Request);
     }
+    if let Some(m) = &fe.monitor {
+        if monitor_matches(&m.uri, r.target) {
+            return Err(monitor(m, &site, txn, out, r.method == "HEAD"));
+        }
+    }
     if !fe.http_request.is_empty() {
         let v = ANSWER.with(|a| {
             let mut a = a.borrow_mut();
@@ -119,6 +129,7 @@ pub fn request_phase(
     };
     site.backend = backend;
     let mut server = None;
+    let mut persist = super::cookie::Persist::default();
     if let Some(b) = backend.filter(|&b| Some(b) != fe.listen_backend) {
         let be = &cfg.backends[b];
         tcp_content(&be.tcp_content, &site, txn, out)?;
@@ -138,7 +149,13 @@ pub fn request_phase(
     }
     if let Some(b) = backend {
         let be = &cfg.backends[b];
-        if !be.use_server.is_empty() {
+        // The cookie first (HAProxy's `http_process_request`); `use-server` rules run
+        // only for a request it did not assign.
+        if let Some(ck) = &be.cookie {
+            persist = super::cookie::request(ck, &shard.upstreams.backends[b], out, r.method);
+            server = persist.server;
+        }
+        if server.is_none() && !be.use_server.is_empty() {
             server = with_work(|w| {
                 let ctx = site.ctx(txn, Some(out), Dir::Req);
                 be.use_server
@@ -152,7 +169,65 @@ pub fn request_phase(
         }
     }
     forward_for(shard, fe, backend, client, out);
-    Ok(Routed { backend, server })
+    Ok(Routed {
+        backend,
+        server,
+        persist,
+    })
+}
+
+/// HAProxy's answers to a monitor request.
+const MONITOR_OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 58\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n\r\n<html><body><h1>200 OK</h1>\nService ready.\n</body></html>\n";
+const MONITOR_FAIL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 107\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n\r\n<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n";
+
+/// The request is for the monitor URI: the whole target, or (a URI starting with
+/// `/`) the target's path and query, as HAProxy compares them.
+fn monitor_matches(uri: &str, target: &str) -> bool {
+    if target == uri {
+        return true;
+    }
+    if !uri.starts_with('/') {
+        return false;
+    }
+    // An absolute-form target: its path starts after `scheme://authority`.
+    let path = match target.find("://") {
+        Some(s) => target[s + 3..]
+            .find('/')
+            .map_or("", |p| &target[s + 3 + p..]),
+        None => return false,
+    };
+    path == uri
+}
+
+/// A monitor request's answer, in `out`: 503 when a `monitor fail` condition holds,
+/// else 200 (the body dropped for HEAD); it is not logged (HAProxy's `SF_MONITOR`).
+fn monitor(
+    m: &crate::config::Monitor,
+    site: &Site<'_>,
+    txn: &mut Txn,
+    out: &mut Vec<u8>,
+    head: bool,
+) -> Early {
+    let fail = !m.fail.is_empty()
+        && with_work(|w| {
+            let ctx = site.ctx(txn, Some(out), Dir::Req);
+            m.fail.iter().any(|c| c.holds(&ctx, &mut w.s))
+        });
+    let (status, answer) = if fail {
+        (503, MONITOR_FAIL)
+    } else {
+        (200, MONITOR_OK)
+    };
+    out.clear();
+    out.extend_from_slice(answer);
+    if head {
+        if let Some(end) = out.windows(4).position(|x| x == b"\r\n\r\n") {
+            out.truncate(end + 4);
+        }
+    }
+    after_local(site, txn, out, status);
+    txn.log_level = Some(8);
+    Early::Monitor(status)
 }
 
 /// The end of a request: its tracked counters see its status and bytes, and the

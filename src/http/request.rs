@@ -43,6 +43,8 @@ pub(super) struct RequestMeta {
     pub(super) sni_host: Option<Box<str>>,
     /// The server a `use-server` rule chose.
     pub(super) use_server: Option<u32>,
+    /// What the persistence cookie decided.
+    pub(super) persist: super::cookie::Persist,
 }
 
 impl<S: Stream> Conn<S> {
@@ -175,6 +177,7 @@ impl<S: Stream> Conn<S> {
                             hash,
                             stick,
                             use_server: routed.server,
+                            persist: routed.persist,
                         });
                     }
                     Parsed::Reject(reply) => return Err(Stop::Reply(reply)),
@@ -373,7 +376,9 @@ pub(super) fn early_stop(
             hrules::connection_header(out, true, r.minor_version);
             Stop::Tarpit(status)
         }
-        Early::Answer(status) => {
+        Early::Answer(status) | Early::Monitor(status) => {
+            // A monitor answer is one the proxy intercepted, whatever its status.
+            rec.intercepted = matches!(e, Early::Monitor(_));
             // As HAProxy: the connection stays open for the next request when
             // this one has no body to skip.
             let fe = &shard.config.frontends[frontend];

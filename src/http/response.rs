@@ -208,6 +208,14 @@ impl<S: Stream> Conn<S> {
             .map_err(|_| Stop::Close)?;
             return Ok((false, false));
         }
+        if let Some(ck) = self
+            .rec
+            .backend
+            .and_then(|b| self.shard.config.backends[b].cookie.as_ref())
+        {
+            super::cookie::response(ck, &mut self.persist, up.server, res.status, &mut self.out);
+            self.rec.cookie = self.persist.log_chars();
+        }
         let mut body = BodyProgress::new(res.framing, self.shard.config.limits.max_chunks);
         let rest = &mut self.sbuf[res.head_len..];
         let Ok(fed) = body.feed(rest) else {
@@ -303,7 +311,7 @@ impl<S: Stream> Conn<S> {
     fn bad_response(&self, server: u32) {
         if let Some(b) = self.rec.backend {
             Counters::inc(&self.shard.stats.backends[b].eresp);
-            Counters::inc(&self.shard.stats.servers[b][server as usize].eresp);
+            Counters::inc(&self.shard.stats.server(b, server as usize).eresp);
             self.shard.upstreams.report_failure(b, server);
         }
     }
@@ -372,7 +380,7 @@ impl<S: Stream> Conn<S> {
         crate::stats::Counters::inc(&st.frontends[self.frontend].dresp);
         if let Some(b) = self.rec.backend {
             crate::stats::Counters::inc(&st.backends[b].dresp);
-            if let Some(sv) = st.servers[b].get(server as usize) {
+            if let Some(sv) = st.server_checked(b, server as usize) {
                 crate::stats::Counters::inc(&sv.dresp);
             }
         }

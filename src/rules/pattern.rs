@@ -322,6 +322,12 @@ impl Patterns {
         self.count == 0
     }
 
+    /// The exact strings of a `str` list, as stored (lower-cased when `icase`): what
+    /// `find` looks a sample up in (the routing index keys rules by them).
+    pub fn exact_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.exact.keys().map(|k| &**k)
+    }
+
     /// Adds one pattern (as written on the ACL line or a file line).
     pub fn add(&mut self, text: &str) -> Result<(), String> {
         use Method::*;

@@ -72,4 +72,14 @@ pub trait World {
     fn pat_value(&self, _e: u32, _smp: &Smp<'_>, _s: &mut Scratch) -> Option<Option<Smp<'static>>> {
         None
     }
+    /// Whether the runtime API changed any pattern expression on this shard (in this
+    /// generation): a cheap test before asking `pat_live` of each.
+    fn pat_changed(&self) -> bool {
+        false
+    }
+    /// Whether pattern expression `e` has a runtime copy here (the config's patterns
+    /// are not the ones in force).
+    fn pat_live(&self, _e: u32) -> bool {
+        false
+    }
 }

@@ -16,7 +16,7 @@ use monoio::net::TcpStream;
 
 use super::accept::{spawn_serve, start_accept, AcceptLoop, UNKNOWN_LISTENER};
 use super::rescue::Survive;
-use super::{Adopted, Current, ShardSpec};
+use super::{Adopted, Current, ShardEnv};
 use crate::accesslog::ShardLog;
 use crate::config::Config;
 use crate::control::{FromShard, ShardReport, ToShard};
@@ -30,7 +30,7 @@ pub const CONTROL_TICK: Duration = Duration::from_millis(20);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) async fn shard_main(
-    spec: &ShardSpec,
+    spec: &ShardEnv,
     listeners: Vec<(crate::config::BindRef, std::net::TcpListener)>,
     queued: Adopted,
     survive: &Survive,
@@ -40,7 +40,7 @@ pub(super) async fn shard_main(
     let _rescue = super::rescue::RescueOnPanic(survive, spec.id);
     let config = survive.borrow().config.clone();
     let shared = survive.borrow().shared.clone();
-    let stats = ShardStats::new(&config);
+    let mut stats = ShardStats::new(&config);
     // After a restart the counters go on from where the dead runtime left them.
     if let Some(old) = &survive.borrow().current {
         let old = old.borrow();
@@ -112,6 +112,12 @@ pub(super) async fn shard_main(
             spawn_serve(&current, at, UNKNOWN_LISTENER, stream, peer, permits);
         }
     }
+    // From here on the loop takes the generation in force from `current` each time:
+    // bindings kept to the first one and its config would hold them (all its servers,
+    // counters and histograms) for the life of the runtime, whatever reloads replace
+    // them.
+    drop(shard);
+    drop(config);
     let _ = spec.events.send(FromShard::Started {
         shard: id,
         driver,
@@ -438,7 +444,11 @@ fn apply(shard: &Shard, msg: ToShard) {
                 idle: up
                     .backends
                     .iter()
-                    .map(|b| b.servers.iter().map(|s| s.pool.len() as u64).collect())
+                    .map(|b| {
+                        let idle =
+                            |s: &crate::upstream::ServerState| s.pool.get().map_or(0, |p| p.len());
+                        b.servers.iter().map(|s| idle(s) as u64).collect()
+                    })
                     .collect(),
                 inflight: shard.inflight() as u64,
                 pipes: (busy as u64, idle as u64, max as u64),

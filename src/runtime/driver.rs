@@ -2,13 +2,13 @@
 //! offers, or the legacy epoll driver where io_uring is refused or asked against.
 
 use super::rescue::Survive;
-use super::{control::shard_main, Adopted, ShardSpec};
+use super::{control::shard_main, Adopted, ShardEnv};
 use crate::config::DriverChoice;
 use crate::control::FromShard;
 
 /// Builds a runtime (io_uring, or epoll where refused) and runs the shard on it.
 pub(super) fn run_runtime(
-    spec: &ShardSpec,
+    spec: &ShardEnv,
     listeners: Vec<(crate::config::BindRef, std::net::TcpListener)>,
     queued: Adopted,
     survive: &Survive,
@@ -18,11 +18,12 @@ pub(super) fn run_runtime(
     let fail = |error: String| {
         let _ = spec.events.send(FromShard::Failed { shard: id, error });
     };
-    let config = survive.borrow().config.clone();
+    // Only the choice: a config held here would stay alive as long as the runtime.
+    let choice = survive.borrow().config.runtime.driver;
     let force_legacy = std::env::var("MONOIO_FORCE_LEGACY_DRIVER")
         .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
         .unwrap_or(false);
-    let want_uring = match config.runtime.driver {
+    let want_uring = match choice {
         DriverChoice::Legacy => false,
         DriverChoice::IoUring => true,
         DriverChoice::Auto => !force_legacy && monoio::utils::detect_uring(),
@@ -32,7 +33,7 @@ pub(super) fn run_runtime(
             Ok((mut rt, driver)) => {
                 return rt.block_on(shard_main(spec, listeners, queued, survive, driver, core))
             }
-            Err(e) if config.runtime.driver == DriverChoice::Auto => {
+            Err(e) if choice == DriverChoice::Auto => {
                 tracing::warn!(shard = id, error = %e, "io_uring refused, falling back to the legacy epoll driver");
             }
             Err(e) => return fail(format!("io_uring runtime: {e}")),

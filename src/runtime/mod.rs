@@ -58,9 +58,50 @@ pub fn spawn(spec: ShardSpec) -> std::io::Result<JoinHandle<()>> {
         .spawn(move || run(spec))
 }
 
+/// What a shard's runtimes use for the thread's whole life. The first config and its
+/// limits are not part of it: they move into the `Survivor`, which each reload
+/// updates, so that nothing on the thread keeps a replaced config alive.
+pub(super) struct ShardEnv {
+    pub(super) id: usize,
+    pub(super) maxconn: Option<u32>,
+    pub(super) control: crate::control::Inbox,
+    pub(super) events: Sender<FromShard>,
+    pub(super) reports: Sender<HealthReport>,
+    pub(super) log: Option<Sender<Vec<u8>>>,
+    pub(super) services: Sender<ServiceQuery>,
+    pub(super) cluster: Sender<crate::control::Up>,
+    pub(super) resync: crate::control::Resync,
+}
+
 fn run(spec: ShardSpec) {
-    let id = spec.id;
-    let core = spec.core.and_then(|c| {
+    let ShardSpec {
+        id,
+        core,
+        config,
+        shared,
+        maxconn,
+        listeners,
+        control,
+        events,
+        reports,
+        log,
+        services,
+        cluster,
+        resync,
+        handed,
+    } = spec;
+    let spec = ShardEnv {
+        id,
+        maxconn,
+        control,
+        events,
+        reports,
+        log,
+        services,
+        cluster,
+        resync,
+    };
+    let core = core.and_then(|c| {
         if core_affinity::set_for_current(c) {
             Some(c.id)
         } else {
@@ -72,12 +113,11 @@ fn run(spec: ShardSpec) {
             None
         }
     });
-    let mut spec = spec;
-    let mut listeners = std::mem::take(&mut spec.listeners);
+    let mut listeners = listeners;
     let survive: Survive = Rc::new(std::cell::RefCell::new(Survivor {
-        config: spec.config.clone(),
-        shared: spec.shared.clone(),
-        handed: spec.handed.clone(),
+        config,
+        shared,
+        handed,
         accepts: Vec::new(),
         current: None,
         listeners: Vec::new(),

@@ -57,6 +57,18 @@ impl ShardMaps {
         })
     }
 
+    /// Whether any expression has a runtime copy (the runtime API changed one).
+    pub fn changed(&self) -> bool {
+        self.inner.try_borrow().is_ok_and(|i| !i.live.is_empty())
+    }
+
+    /// Whether expression `e` has a runtime copy.
+    pub fn is_live(&self, e: u32) -> bool {
+        self.inner
+            .try_borrow()
+            .is_ok_and(|i| i.live.get(e as usize).is_some_and(Option::is_some))
+    }
+
     /// Applies a change of one reference to every expression that uses it.
     pub fn apply(&self, cfg: &Config, up: &PatUpdate) {
         let pr = &cfg.patterns;

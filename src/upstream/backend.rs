@@ -22,6 +22,8 @@ pub struct ServerState {
     /// HAProxy's server id (places it on a consistent-hash ring).
     pub id: u32,
     pub addr: SocketAddr,
+    /// The port is the client's destination port plus this (see `config::Server`).
+    pub port_offset: Option<i32>,
     pub backup: bool,
     /// Weight set by config or operator (0–256).
     pub weight: Cell<u32>,
@@ -41,8 +43,15 @@ pub struct ServerState {
     pub slots: Arc<Slots>,
     /// Consecutive passive failures seen by this shard.
     pub fail_streak: Cell<u32>,
-    /// Its idle connections on this shard, shared with the other generations.
-    pub pool: std::rc::Rc<ServerPool>,
+    /// Its idle connections on this shard, shared with the other generations: made
+    /// when the first connection is put back (`Upstreams::release_conn`), or taken over
+    /// from the previous generation.
+    pub pool: std::cell::OnceCell<std::rc::Rc<ServerPool>>,
+    /// How long a connection may idle in the pool, and how many may.
+    pub pool_idle: Duration,
+    pub pool_max: u32,
+    /// Connections start with a PROXY header (part of the pool's identity).
+    pub send_proxy: bool,
     /// TLS to the server (`ssl`).
     pub tls: Option<UpTls>,
 }
@@ -80,9 +89,35 @@ impl UpTls {
 }
 
 impl ServerState {
+    /// The address to connect to for a client that connected to `local`.
+    pub fn addr_for(&self, local: SocketAddr) -> SocketAddr {
+        match self.port_offset {
+            None => self.addr,
+            Some(off) => {
+                let mut a = self.addr;
+                a.set_port((i32::from(local.port()) + off).clamp(0, 65535) as u16);
+                a
+            }
+        }
+    }
+
     /// Probe up, operator ready, weight above zero.
     pub fn usable(&self) -> bool {
         self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
+    }
+
+    /// What makes its connections interchangeable with another generation's.
+    pub fn pool_key(&self, backend: &str) -> PoolKey {
+        PoolKey {
+            backend: backend.to_string(),
+            server: self.name.clone(),
+            addr: self.addr,
+            send_proxy: self.send_proxy,
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| format!("{:?}", t.settings.settings)),
+        }
     }
 
     /// A request may take a slot now.
@@ -185,34 +220,16 @@ impl BackendState {
         pools: &Pools,
         pool: &PoolSettings,
     ) -> Self {
-        let servers: Vec<ServerState> = b
+        let mut servers: Vec<ServerState> = b
             .servers
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                let idle = pools.bind(
-                    PoolKey {
-                        backend: b.name.clone(),
-                        server: s.name.clone(),
-                        addr: s.addr,
-                        send_proxy: s.send_proxy.is_some(),
-                        tls: s.tls.as_ref().map(|t| format!("{:?}", t.settings)),
-                    },
-                    s.pool_purge_delay.unwrap_or(pool.idle_timeout),
-                    // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
-                    if s.pool_purge_delay == Some(Duration::ZERO) {
-                        0
-                    } else {
-                        pool.max_idle_per_server
-                    },
-                );
-                (i, s, idle)
-            })
-            .map(|(i, s, idle)| ServerState {
-                tls: s.tls.as_ref().map(|t| UpTls::new(t, &idle)),
+            .map(|(i, s)| ServerState {
+                tls: None,
                 name: s.name.clone(),
                 id: s.id,
                 addr: s.addr,
+                port_offset: s.port_offset,
                 backup: s.backup,
                 weight: Cell::new(s.weight),
                 conf_weight: s.weight,
@@ -228,9 +245,40 @@ impl BackendState {
                 limited: Cell::new(s.maxconn.is_some()),
                 slots: shared.servers[i].clone(),
                 fail_streak: Cell::new(0),
-                pool: idle,
+                pool: std::cell::OnceCell::new(),
+                pool_idle: s.pool_purge_delay.unwrap_or(pool.idle_timeout),
+                // HAProxy's `pool-purge-delay 0`: no idle connection is kept.
+                pool_max: if s.pool_purge_delay == Some(Duration::ZERO) {
+                    0
+                } else {
+                    pool.max_idle_per_server.min(u32::MAX as usize) as u32
+                },
+                send_proxy: s.send_proxy.is_some(),
             })
             .collect();
+        for (st, s) in servers.iter_mut().zip(&b.servers) {
+            let max = st.pool_max as usize;
+            let Some(t) = &s.tls else {
+                if !pools.is_empty() {
+                    if let Some(p) = pools.find(&st.pool_key(&b.name), st.pool_idle, max) {
+                        let _ = st.pool.set(p);
+                    }
+                }
+                continue;
+            };
+            // A TLS server's pool keeps the shard's sessions with it (so that they
+            // outlive reloads) and its client config points at them: made with the
+            // generation, not at the first connection put back.
+            let key = PoolKey {
+                tls: Some(format!("{:?}", t.settings)),
+                ..st.pool_key(&b.name)
+            };
+            let p = pools
+                .find(&key, st.pool_idle, max)
+                .unwrap_or_else(|| pools.create(key, st.pool_idle, max));
+            st.tls = Some(UpTls::new(t, &p));
+            let _ = st.pool.set(p);
+        }
         let sni_from = |want: crate::tls::SniSource| {
             b.servers.iter().any(|s| {
                 s.tls
@@ -436,6 +484,16 @@ impl BackendState {
     pub fn take(&self, s: u32) -> Option<Taken> {
         let state = self.servers.get(s as usize)?;
         if !state.usable() || !state.free() || self.shared.anyone_waiting() {
+            return None;
+        }
+        self.occupy(s)
+    }
+
+    /// Takes a slot on server `s` whatever its health, weight and admin state, if it
+    /// has one free and nobody waits (a persistence cookie's server, already judged).
+    pub fn take_pinned(&self, s: u32) -> Option<Taken> {
+        let state = self.servers.get(s as usize)?;
+        if !state.free() || self.shared.anyone_waiting() {
             return None;
         }
         self.occupy(s)

@@ -90,11 +90,8 @@ impl Upstreams {
         now: Instant,
         tag: u64,
     ) -> Option<ServerStream> {
-        self.pools.take(
-            &self.backends[backend].servers[server as usize].pool,
-            now,
-            tag,
-        )
+        let pool = self.backends[backend].servers[server as usize].pool.get()?;
+        self.pools.take(pool, now, tag)
     }
 
     /// The SNI tag of `server`'s connections for a request whose dynamic SNI (if the
@@ -140,15 +137,23 @@ impl Upstreams {
     }
 
     /// A new connection to `server`, within `timeout.connect`.
-    pub async fn connect(&self, backend: usize, server: u32) -> std::io::Result<TcpStream> {
+    /// `local`: the address the client connected to (a server without a port takes
+    /// its port).
+    pub async fn connect(
+        &self,
+        backend: usize,
+        server: u32,
+        local: std::net::SocketAddr,
+    ) -> std::io::Result<TcpStream> {
         let s = &self.backends[backend].servers[server as usize];
+        let addr = s.addr_for(local);
         // One more connection: the shard's idle ones make way if it holds its limit.
         self.pools.make_room();
         // Boxed: an inline monoio timer (128-byte aligned) would make every connection
         // task an aligned allocation; a new connection can afford one allocation.
         let res = match Box::pin(monoio::time::timeout(
             self.backends[backend].connect_timeout,
-            TcpStream::connect_addr(s.addr),
+            TcpStream::connect_addr(addr),
         ))
         .await
         {
@@ -170,7 +175,7 @@ impl Upstreams {
             )),
         };
         if let Err(e) = &res {
-            tracing::warn!(backend = %self.backends[backend].name, server = %s.name, addr = %s.addr, error = %e, "connect failed");
+            tracing::warn!(backend = %self.backends[backend].name, server = %s.name, addr = %addr, error = %e, "connect failed");
         }
         res
     }
@@ -182,7 +187,19 @@ impl Upstreams {
             // The first idle connection: the control loop starts sweeping.
             self.wake.ring();
         }
-        let pool = &self.backends[backend].servers[server as usize].pool;
+        let be = &self.backends[backend];
+        let s = &be.servers[server as usize];
+        let pool = match s.pool.get() {
+            Some(p) => p,
+            // A generation a reload replaced makes no pool (the one in force may have
+            // made it meanwhile; this connection simply closes), nor does a server that
+            // takes no request or keeps no idle connection.
+            None if self.retired.get() || s.pool_max == 0 || !s.usable() => return,
+            None => s.pool.get_or_init(|| {
+                self.pools
+                    .create(s.pool_key(&be.name), s.pool_idle, s.pool_max as usize)
+            }),
+        };
         self.pools.put(pool, stream, Instant::now(), tag);
     }
 
@@ -349,10 +366,14 @@ impl Upstreams {
     /// A server that takes no new request (down, not ready, weight 0) keeps no idle
     /// connection, and takes none back until it does again.
     fn sync_pool(&self, s: &ServerState) {
+        let Some(pool) = s.pool.get() else {
+            // No pool yet: it is made open when a usable server's connection comes back.
+            return;
+        };
         if s.usable() {
-            self.pools.reopen(&s.pool);
+            self.pools.reopen(pool);
         } else {
-            self.pools.close_pool(&s.pool);
+            self.pools.close_pool(pool);
         }
     }
 }

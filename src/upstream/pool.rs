@@ -12,7 +12,8 @@
 //! too, as long as the settings stay the same).
 //!
 //! The pools belong to the shard, not to a config generation: every generation that
-//! has a server shares its pool. So a reload neither strands idle connections in a
+//! has a server shares its pool. A server's pool is made when its first connection is
+//! put back, so servers that never see traffic on a shard cost nothing here. So a reload neither strands idle connections in a
 //! generation nobody sweeps (the sweep covers every pool) nor closes those a kept
 //! server goes on using. A pool no generation in force has (its server was removed)
 //! is retired: its idle connections close at once and whatever is released into it
@@ -146,18 +147,37 @@ impl Pools {
         self.epoch.set(self.epoch.get() + 1);
     }
 
-    /// The pool of server `key` for the generation being built; a server the previous
-    /// generation had keeps its pool and its idle connections.
-    pub fn bind(&self, key: PoolKey, idle_timeout: Duration, max_idle: usize) -> Rc<ServerPool> {
-        let epoch = self.epoch.get();
-        let mut map = self.by_server.borrow_mut();
-        let pool = map
-            .entry(key)
-            .or_insert_with(|| Rc::new(ServerPool::new(idle_timeout, max_idle, epoch)));
+    /// The pool of server `key` for the generation being built, if a generation
+    /// before it pooled connections to that server: the new generation keeps it and
+    /// its idle connections. (A server without one gets its pool from `create` when its
+    /// first connection is put back.)
+    pub fn find(
+        &self,
+        key: &PoolKey,
+        idle_timeout: Duration,
+        max_idle: usize,
+    ) -> Option<Rc<ServerPool>> {
+        let map = self.by_server.borrow();
+        let pool = map.get(key)?;
         pool.idle_timeout.set(idle_timeout);
         pool.max_idle.set(max_idle);
-        pool.epoch.set(epoch);
-        pool.clone()
+        pool.epoch.set(self.epoch.get());
+        Some(pool.clone())
+    }
+
+    /// Whether any server has a pool (a first generation has nothing to find).
+    pub fn is_empty(&self) -> bool {
+        self.by_server.borrow().is_empty()
+    }
+
+    /// The pool of server `key` in the generation in force, made at the first
+    /// connection put back to it (a server that never pools costs nothing here).
+    pub fn create(&self, key: PoolKey, idle_timeout: Duration, max_idle: usize) -> Rc<ServerPool> {
+        let epoch = self.epoch.get();
+        let mut map = self.by_server.borrow_mut();
+        map.entry(key)
+            .or_insert_with(|| Rc::new(ServerPool::new(idle_timeout, max_idle, epoch)))
+            .clone()
     }
 
     /// Retires the pools of servers the generation being built does not have: their

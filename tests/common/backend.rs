@@ -18,7 +18,8 @@
 //! | `/close-after` | `backend=NAME` with `connection: close`, then a close |
 //! | `/health` | `health NNN` with the status set by `set_health_status` (200 at first) |
 //!
-//! Every response carries `x-backend: NAME`; HEAD gets the head only; a request with
+//! Every response carries `x-backend: NAME`, and `NAME: VALUE` for each request header
+//! `x-respond-NAME: VALUE` (a `set-cookie`, a `cache-control`...); HEAD gets the head only; a request with
 //! `Expect: 100-continue` and a body gets `100 Continue` first.
 //!
 //! `stop` closes the listener and every open connection (connects are then refused)
@@ -393,6 +394,12 @@ fn handle(
     }
     let mut status = 200;
     let mut extra: Vec<(String, String)> = Vec::new();
+    // `x-respond-NAME: VALUE` in the request: `NAME: VALUE` in the response.
+    for (k, v) in &req.headers {
+        if let Some(name) = k.to_ascii_lowercase().strip_prefix("x-respond-") {
+            extra.push((name.to_string(), v.clone()));
+        }
+    }
     let seg = |prefix: &str| {
         path.strip_prefix(prefix)
             .and_then(|n| n.parse::<u64>().ok())

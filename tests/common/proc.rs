@@ -200,6 +200,8 @@ impl RingLb {
                     .find_map(|w| w.strip_prefix("addr="))
                     .and_then(|a| a.parse().ok());
             }
+            // TCP stats sockets: read by the tests from `stdout_lines`.
+            Some("listening") if line.starts_with("listening stats ") => {}
             Some("listening") => match frontend_line(line) {
                 Some(fa) => self.frontends.push(fa),
                 None => panic!("malformed listening line {line:?}"),

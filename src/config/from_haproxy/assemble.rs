@@ -135,6 +135,11 @@ impl Mapper<'_> {
                 http_request: {
                     let mut r = p.http_request.clone();
                     r.extend(p.redirects.iter().cloned());
+                    // `stats enable` in a backend: the page is served to the requests
+                    // routed there (a listen's own frontend serves it already).
+                    if p.kind == SectionKind::Backend && s.mode == Mode::Http {
+                        r.extend(stats_rule(p));
+                    }
                     r
                 },
                 http_response: p.http_response.clone(),
@@ -161,12 +166,22 @@ impl Mapper<'_> {
                         }
                     })
                     .collect(),
+                cookie: self.cookie_values(p),
             });
         }
         let mut frontends = Vec::new();
         let mut bound: HashMap<SocketAddr, usize> = HashMap::new();
         for p in proxies.iter().filter(|p| p.kind != SectionKind::Backend) {
-            if p.binds.is_empty() && !p.has_bind_line {
+            if p.binds.is_empty() && !p.has_bind_line && p.kind == SectionKind::Frontend {
+                // HAProxy's warning: the frontend exists and listens nowhere.
+                self.warn(
+                    p.line,
+                    format!(
+                        "frontend '{}' has no 'bind' directive. Please declare it as a backend if this was intended.",
+                        p.name
+                    ),
+                );
+            } else if p.binds.is_empty() && !p.has_bind_line {
                 self.err(p.line, format!("proxy '{}' has no 'bind' line", p.name));
             }
             for (b, _) in &p.binds {
@@ -283,6 +298,7 @@ impl Mapper<'_> {
                 binds,
                 mode,
                 routes,
+                route_index: None,
                 default_backend,
                 listen_backend: (p.kind == SectionKind::Listen)
                     .then(|| index_of(&p.name))
@@ -312,26 +328,8 @@ impl Mapper<'_> {
                 http_request: {
                     let mut rules = p.http_request.clone();
                     rules.extend(p.redirects.iter().cloned());
-                    let st = &p.settings.stats;
-                    if st.enabled && mode == Mode::Http {
-                        // HAProxy's default stats URI.
-                        let uri = st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into());
-                        rules.push(HttpRule {
-                            cond: crate::rules::acl::url_beg_condition("stats", &uri),
-                            action: HttpAction::Service(Service::Stats {
-                                auth: st.auth.clone(),
-                                realm: st
-                                    .realm
-                                    .clone()
-                                    .unwrap_or_else(|| "HAProxy Statistics".into()),
-                                refresh: st.refresh,
-                                admin: st
-                                    .admin
-                                    .clone()
-                                    .map(|c| crate::config::AdminCond(Arc::new(c))),
-                            }),
-                            line: p.line,
-                        });
+                    if mode == Mode::Http {
+                        rules.extend(stats_rule(p));
                     }
                     rules
                 },
@@ -344,11 +342,24 @@ impl Mapper<'_> {
                 captures: p.captures.clone(),
                 rule_free: false,
                 timeouts: p.settings.timeouts.clone(),
+                monitor: p
+                    .settings
+                    .monitor_uri
+                    .clone()
+                    .filter(|_| mode == Mode::Http)
+                    .map(|uri| crate::config::Monitor {
+                        uri,
+                        fail: p.monitor_fail.clone(),
+                    }),
             });
         }
         if frontends.is_empty() {
             self.err(1, "no frontend or listen section: nothing to listen on");
+        } else if frontends.iter().all(|f| f.binds.is_empty()) {
+            // HAProxy: "has no error but will not start (no listener)".
+            self.err(1, "no frontend has a 'bind' line: nothing to listen on");
         }
+        crate::config::index_routes(&mut frontends, &backends);
         let mut timeouts = proxies
             .first()
             .map(|p| p.settings.timeouts.clone())
@@ -445,4 +456,30 @@ impl Mapper<'_> {
             })
             .collect()
     }
+}
+
+/// The stats page of a proxy with `stats enable` (or `uri`, `auth`...): a `use-service`
+/// rule after its `http-request` rules, on HAProxy's default URI unless one is given.
+fn stats_rule(p: &Proxy) -> Option<HttpRule> {
+    let st = &p.settings.stats;
+    if !st.enabled {
+        return None;
+    }
+    let uri = st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into());
+    Some(HttpRule {
+        cond: crate::rules::acl::url_beg_condition("stats", &uri),
+        action: HttpAction::Service(Service::Stats {
+            auth: st.auth.clone(),
+            realm: st
+                .realm
+                .clone()
+                .unwrap_or_else(|| "HAProxy Statistics".into()),
+            refresh: st.refresh,
+            admin: st
+                .admin
+                .clone()
+                .map(|c| crate::config::AdminCond(Arc::new(c))),
+        }),
+        line: p.line,
+    })
 }

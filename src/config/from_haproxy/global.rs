@@ -147,29 +147,7 @@ impl Mapper<'_> {
             },
             "cpu-map" => self.cpu_map(l, cpu_map),
             "stats" => match a.first().map(String::as_str) {
-                Some("socket") => match a.get(1) {
-                    Some(path) if !path.contains('@') && !path.contains(':') => {
-                        admin.stats_socket = Some(path.into());
-                        let mut rest = a[2..].iter();
-                        while let Some(opt) = rest.next() {
-                            match opt.as_str() {
-                                "mode" | "level" | "user" | "group" | "uid" | "gid" => {
-                                    rest.next();
-                                }
-                                "expose-fd" => {
-                                    rest.next();
-                                }
-                                other => self
-                                    .warn(l.line, format!("stats socket option '{other}' ignored")),
-                            }
-                        }
-                    }
-                    Some(addr) => self.err(
-                        l.line,
-                        format!("stats socket '{addr}': only unix socket paths are supported"),
-                    ),
-                    None => self.err(l.line, "'stats socket' expects a path"),
-                },
+                Some("socket") => self.stats_socket(l, admin),
                 Some("timeout") | Some("maxconn") | Some("bind-process") => {
                     self.warn(l.line, format!("'stats {}' ignored", a[0]))
                 }
@@ -252,6 +230,88 @@ impl Mapper<'_> {
     }
 
     /// `cpu-map [auto:]1[/THREADS] CPUS` (process 1 only, as HAProxy 2.5+ does).
+    /// `stats socket PATH|unix@PATH|[ipv4@|ipv6@]ADDR:PORT|*:PORT [options]`: the
+    /// runtime API on a unix socket, or on TCP. ringlb's API has no `user` / `operator`
+    /// levels (every command is an admin one), so a TCP socket, reachable from the
+    /// network, must say `level admin`; a unix socket is guarded by its file mode.
+    fn stats_socket(&mut self, l: &Line, admin: &mut Admin) {
+        let a = l.args();
+        let Some(target) = a.get(1) else {
+            return self.err(l.line, "'stats socket' expects a path or an address");
+        };
+        let mut level = "operator";
+        let mut rest = a[2..].iter();
+        while let Some(opt) = rest.next() {
+            match opt.as_str() {
+                "level" => match rest.next().map(String::as_str) {
+                    Some(v @ ("user" | "operator" | "admin")) => level = v,
+                    _ => {
+                        return self.err(
+                            l.line,
+                            "'level' only supports 'user', 'operator', and 'admin'",
+                        )
+                    }
+                },
+                "mode" | "user" | "group" | "uid" | "gid" | "expose-fd" | "maxconn" | "name"
+                | "severity-output" => {
+                    rest.next();
+                }
+                other => self.warn(l.line, format!("stats socket option '{other}' ignored")),
+            }
+        }
+        let (family, addr) = match target.split_once('@') {
+            Some((f, rest)) => (Some(f), rest),
+            None => (None, target.as_str()),
+        };
+        let tcp = match family {
+            Some("unix") => false,
+            Some("ipv4" | "ipv6") => true,
+            Some(other) => {
+                return self.err(
+                    l.line,
+                    format!("stats socket '{target}': '{other}@' addresses are not supported (unix paths, ipv4@, ipv6@ or ADDR:PORT)"),
+                )
+            }
+            None => addr.contains(':'),
+        };
+        if !tcp {
+            if admin.stats_socket.is_some() {
+                admin.stats_unix_more.push(addr.into());
+            } else {
+                admin.stats_socket = Some(addr.into());
+            }
+            return;
+        }
+        // `ipv6@:::9999`: an IPv6 address without brackets ends at the last colon.
+        let bare_v6 = addr
+            .rsplit_once(':')
+            .filter(|(ip, _)| ip.contains(':') && !ip.starts_with('['))
+            .and_then(|(ip, port)| Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?)));
+        let sa = match bare_v6.map(Ok).unwrap_or_else(|| parse_bind(addr)) {
+            Ok(sa) => sa,
+            Err(e) => return self.err(l.line, format!("stats socket: {e}")),
+        };
+        let sa = match family {
+            Some("ipv6") if sa.is_ipv4() && sa.ip().is_unspecified() => {
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, sa.port()))
+            }
+            Some("ipv4") if sa.is_ipv6() => {
+                return self.err(
+                    l.line,
+                    format!("stats socket '{target}': not an IPv4 address"),
+                )
+            }
+            _ => sa,
+        };
+        if level != "admin" {
+            return self.err(
+                l.line,
+                format!("stats socket '{target}': level '{level}' is not supported on a TCP socket (ringlb's runtime API has no levels: every command is an admin command; say 'level admin' if that is meant)"),
+            );
+        }
+        admin.stats_tcp.push(sa);
+    }
+
     pub(super) fn cpu_map(&mut self, l: &Line, out: &mut Vec<(usize, usize)>) {
         let a = l.args();
         let (Some(set), Some(cpus)) = (a.first(), a.get(1)) else {

@@ -5,6 +5,9 @@
 //! keywords too), a warning for what is safe to ignore.
 
 mod assemble;
+mod balance;
+mod bind;
+mod cookie;
 mod global;
 mod http_rules;
 mod proxy;
@@ -133,6 +136,12 @@ struct Settings {
     dont_log_null: bool,
     stats: StatsSettings,
     close: Close,
+    /// `cookie NAME ...`, `dynamic-cookie-key`, `option persist`.
+    cookie: Option<crate::config::cookie::Persistence>,
+    dyncookie_key: Option<String>,
+    persist: bool,
+    /// `monitor-uri`.
+    monitor_uri: Option<String>,
     /// `maxconn` in `defaults`: the limit of every frontend that follows (HAProxy
     /// applies it to frontends and listens, not to backends).
     maxconn: Option<u32>,
@@ -189,6 +198,10 @@ impl Default for Settings {
             dont_log_null: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
+            cookie: None,
+            dyncookie_key: None,
+            persist: false,
+            monitor_uri: None,
             maxconn: None,
             tcpka: [None; 2],
             tcpka_values: Default::default(),
@@ -221,6 +234,8 @@ struct ServerParams {
     ssl: ssl::ServerSsl,
     /// `id N`: HAProxy's server id.
     id: Option<u32>,
+    /// `cookie VALUE`: the persistence cookie's value for this server.
+    cookie: Option<String>,
 }
 
 /// Where a `use_backend` rule sends a request.
@@ -264,6 +279,8 @@ struct Proxy {
     use_server: Vec<(usize, Condition, String)>,
     maxconn: Option<u32>,
     stick: stick::StickLines,
+    /// `monitor fail if|unless COND`.
+    monitor_fail: Vec<Condition>,
 }
 
 impl<'e> Mapper<'e> {
@@ -416,6 +433,7 @@ impl Proxy {
             use_server: Vec::new(),
             maxconn,
             stick: stick::StickLines::default(),
+            monitor_fail: Vec::new(),
         }
     }
 }

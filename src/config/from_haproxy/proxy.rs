@@ -1,4 +1,4 @@
-//! haproxy.cfg proxy keywords: mode, timeouts, options, balance, health checks, binds.
+//! haproxy.cfg proxy keywords: mode, timeouts, options, health checks (balance and bind have their own files).
 
 use super::*;
 
@@ -42,6 +42,38 @@ impl Mapper<'_> {
             "balance" if be => self.balance(l, &mut p.settings),
             "hash-type" if be => self.hash_type(l, &mut p.settings),
             "http-check" if be => self.http_check(l, &mut p.settings),
+            "cookie" if be => self.cookie_line(l, &mut p.settings),
+            "monitor-uri" if fe => match a.first() {
+                Some(u) if a.len() == 1 && !u.is_empty() => {
+                    p.settings.monitor_uri = Some(u.clone())
+                }
+                _ => self.err(l.line, "'monitor-uri' expects an URI."),
+            },
+            "monitor" if fe && !is_defaults => match arg(0) {
+                "fail" => {
+                    if !matches!(arg(1), "if" | "unless") {
+                        return self.err(
+                            l.line,
+                            "'monitor fail' expects a condition (if|unless COND).",
+                        );
+                    }
+                    if let Some(c) = self.condition_of(l.line, &a[1..], p, "monitor fail") {
+                        p.monitor_fail.push(c);
+                    }
+                }
+                other => self.err(
+                    l.line,
+                    format!("'monitor' expects 'fail', got '{other}'."),
+                ),
+            },
+            "cookie" => self.warn(
+                l.line,
+                "'cookie' ignored in a frontend: persistence is a backend setting (as in HAProxy)",
+            ),
+            "dynamic-cookie-key" if be => match a.first() {
+                Some(k) => p.settings.dyncookie_key = Some(k.clone()),
+                None => self.err(l.line, "'dynamic-cookie-key' expects <key> as argument."),
+            },
             "default-server" if be => {
                 let mut params = p.settings.server.clone();
                 self.server_params(l, a, &mut params);
@@ -139,7 +171,6 @@ impl Mapper<'_> {
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
             "compression"
-            | "cookie"
             | "unique-id-format"
             | "unique-id-header"
             | "filter"
@@ -147,8 +178,6 @@ impl Mapper<'_> {
             | "errorloc"
             | "errorloc302"
             | "errorloc303"
-            | "monitor-uri"
-            | "monitor"
             | "source"
             | "dispatch"
             | "server-template"
@@ -284,6 +313,7 @@ impl Mapper<'_> {
         let s = &mut p.settings;
         match opt.as_str() {
             "redispatch" => s.redispatch = !negate,
+            "persist" => s.persist = !negate,
             "allbackups" => s.all_backups = !negate,
             "forwardfor" if negate => s.forward_for = None,
             "forwardfor" => {
@@ -382,143 +412,6 @@ impl Mapper<'_> {
         }
     }
 
-    /// `hash-type map-based|consistent [sdbm|djb2|wt6|crc32 [avalanche]]`: without a
-    /// function, sdbm (with avalanche for `consistent`), as HAProxy 2.6.
-    fn hash_type(&mut self, l: &Line, s: &mut Settings) {
-        let a = l.args();
-        let consistent = match a.first().map(String::as_str) {
-            Some("consistent") => true,
-            Some("map-based") => false,
-            _ => {
-                return self.err(
-                    l.line,
-                    "'hash-type' only supports 'consistent' and 'map-based'",
-                )
-            }
-        };
-        let function = match a.get(1) {
-            None => HashFunction::default_for(consistent),
-            Some(f) => {
-                let Some(algo) = crate::hash::HashAlgo::parse(f) else {
-                    return self.err(
-                        l.line,
-                        "'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions",
-                    );
-                };
-                let avalanche = match a.get(2).map(String::as_str) {
-                    None => false,
-                    Some("avalanche") => true,
-                    Some(_) => return self.err(
-                        l.line,
-                        "'hash-type' only supports 'avalanche' as a modifier for hash functions",
-                    ),
-                };
-                if a.len() > 3 {
-                    return self.err(l.line, format!("'hash-type': unexpected '{}'", a[3]));
-                }
-                HashFunction { algo, avalanche }
-            }
-        };
-        s.consistent = consistent;
-        s.hash_function = Some(function);
-    }
-
-    pub(super) fn balance(&mut self, l: &Line, s: &mut Settings) {
-        let a = l.args();
-        let Some(algo) = a.first() else {
-            return self.err(l.line, "'balance' expects an algorithm");
-        };
-        // The hash type and function are `hash-type`'s, filled in at assembly.
-        let hash = |key| BalanceAlgo::Hash {
-            key,
-            consistent: false,
-            function: HashFunction::default(),
-        };
-        s.balance = match algo.as_str() {
-            "roundrobin" => BalanceAlgo::RoundRobin,
-            "static-rr" => BalanceAlgo::StaticRr,
-            "leastconn" => BalanceAlgo::LeastConn,
-            "first" => BalanceAlgo::First,
-            "source" => hash(HashKey::Source),
-            "uri" => {
-                let mut key = UriKey::default();
-                let mut i = 1;
-                while i < a.len() {
-                    let count = |what: &str| match a.get(i + 1).map(|v| v.parse::<u32>()) {
-                        Some(Ok(n)) if n > 0 => Ok(n),
-                        _ => Err(format!("'balance uri': '{what}' expects a positive integer")),
-                    };
-                    let r = match a[i].as_str() {
-                        "len" => count("len").map(|n| key.len = n),
-                        "depth" => count("depth").map(|n| key.depth = n),
-                        "whole" => {
-                            key.whole = true;
-                            Ok(())
-                        }
-                        "path-only" => {
-                            key.path_only = true;
-                            Ok(())
-                        }
-                        other => Err(format!("'balance uri' only accepts 'len', 'depth', 'path-only' and 'whole' (got '{other}')")),
-                    };
-                    if let Err(e) = r {
-                        return self.err(l.line, e);
-                    }
-                    i += if matches!(a[i].as_str(), "len" | "depth") { 2 } else { 1 };
-                }
-                hash(HashKey::Uri(key))
-            }
-            "url_param" => match (a.get(1), a.get(2).map(String::as_str)) {
-                (Some(name), None) => hash(HashKey::UrlParam(name.clone())),
-                (Some(_), Some("check_post")) => {
-                    return self.err(
-                        l.line,
-                        "'balance url_param ... check_post' is not supported (the parameter is looked for in the query string only)",
-                    )
-                }
-                (Some(_), Some(other)) => {
-                    return self.err(
-                        l.line,
-                        format!("'balance url_param' only accepts 'check_post' (got '{other}')"),
-                    )
-                }
-                (None, _) => return self.err(l.line, "'balance url_param' expects a parameter name"),
-            },
-            a0 if a0.starts_with("hdr(") && a0.ends_with(')') && a0.len() > 5 => {
-                let domain_only = match a.get(1).map(String::as_str) {
-                    None => false,
-                    Some("use_domain_only") => true,
-                    Some(other) => {
-                        return self.err(
-                            l.line,
-                            format!("'balance hdr()' only accepts 'use_domain_only' (got '{other}')"),
-                        )
-                    }
-                };
-                hash(HashKey::Header {
-                    name: a0[4..a0.len() - 1].to_ascii_lowercase(),
-                    domain_only,
-                })
-            }
-            a0 if a0 == "random" || a0.starts_with("random(") => {
-                let draws = match a0.strip_prefix("random(").and_then(|r| r.strip_suffix(')')) {
-                    Some(n) => match n.parse::<u32>() {
-                        Ok(d) if (1..=16).contains(&d) => d,
-                        _ => {
-                            return self.err(
-                                l.line,
-                                format!("'balance {a0}': draws must be between 1 and 16"),
-                            )
-                        }
-                    },
-                    None => 2,
-                };
-                BalanceAlgo::Random { draws }
-            }
-            other => return self.err(l.line, format!("unknown balance algorithm '{other}'")),
-        };
-    }
-
     pub(super) fn http_check(&mut self, l: &Line, s: &mut Settings) {
         let a = l.args();
         match a.first().map(String::as_str) {
@@ -581,104 +474,6 @@ impl Mapper<'_> {
             }
             Some(other) => self.err(l.line, format!("'http-check {other}' is not supported yet")),
             None => self.err(l.line, "'http-check' expects send or expect"),
-        }
-    }
-
-    pub(super) fn bind(&mut self, l: &Line, p: &mut Proxy) {
-        use super::ssl;
-        p.has_bind_line = true;
-        let a = l.args();
-        let Some(addrs) = a.first() else {
-            return self.err(l.line, "'bind' expects an address");
-        };
-        let mut tls = ssl::BindSsl {
-            line: l.line,
-            ..Default::default()
-        };
-        let mut accept_proxy = false;
-        let mut sock = crate::config::ListenOpts::default();
-        let mut i = 1;
-        while i < a.len() {
-            if let Some(n) = self.bind_ssl_option(l, &a[i..], &mut tls) {
-                i += n;
-                continue;
-            }
-            let opt = &a[i];
-            let value = a.get(i + 1);
-            i += 1;
-            match opt.as_str() {
-                "accept-proxy" => {
-                    accept_proxy = true;
-                }
-                "maxconn" => match value.and_then(|n| n.parse::<u32>().ok()) {
-                    // Per bind in HAProxy; ringlb applies the smallest to the frontend.
-                    Some(n) if n > 0 => {
-                        p.maxconn = Some(p.maxconn.map_or(n, |m| m.min(n)));
-                        i += 1;
-                    }
-                    _ => return self.err(l.line, "bind 'maxconn' expects a positive integer"),
-                },
-                "mss" => match value.and_then(|n| n.parse::<i64>().ok()) {
-                    // HAProxy takes a negative value as "at most"; the kernel clamps.
-                    Some(n) if n != 0 && n.unsigned_abs() <= 65535 => {
-                        sock.mss = Some(n.unsigned_abs() as u32);
-                        i += 1;
-                    }
-                    _ => return self.err(l.line, "bind 'mss' expects a segment size"),
-                },
-                "name" | "id" | "process" | "thread" | "backlog" | "nice" | "mode" | "user"
-                | "group" | "uid" | "gid" | "interface" | "tcp-ut" => {
-                    if !matches!(opt.as_str(), "name" | "id") {
-                        self.warn(l.line, format!("bind option '{opt}' ignored"));
-                    }
-                    i += 1;
-                }
-                "defer-accept" => sock.defer_accept = true,
-                "tfo" => sock.tfo = true,
-                "transparent" => sock.transparent = true,
-                "v4v6" => sock.v4v6 = true,
-                // ringlb's IPv6 listeners are IPv6-only unless `v4v6`.
-                "v6only" => sock.v4v6 = false,
-                "reuseport" | "no-reuseport" => {
-                    self.warn(l.line, format!("bind option '{opt}' ignored: every shard has its own SO_REUSEPORT listener"))
-                }
-                other => return self.err(l.line, format!("unknown bind option '{other}'")),
-            }
-        }
-        let opts = p.bind_opts.len();
-        p.bind_opts.push((tls, accept_proxy));
-        p.bind_sock.push(sock);
-        for part in addrs.split(',') {
-            if part.contains('@') || part.starts_with('/') {
-                self.err(
-                    l.line,
-                    format!("bind '{part}': only IPv4/IPv6 addresses are supported"),
-                );
-                continue;
-            }
-            let (host, ports) = match part.rsplit_once(':') {
-                Some(x) => x,
-                None => {
-                    self.err(l.line, format!("bind '{part}': missing port"));
-                    continue;
-                }
-            };
-            let host = match host {
-                "" | "*" | "0.0.0.0" => "0.0.0.0".to_string(),
-                "::" | "[::]" => "[::]".to_string(),
-                h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
-                h => h.to_string(),
-            };
-            let Some(ports) = range_list(ports).filter(|p| p.len() <= 1024) else {
-                self.err(l.line, format!("bind '{part}': invalid port"));
-                continue;
-            };
-            for port in ports {
-                match parse_bind(&format!("{host}:{port}")) {
-                    Ok(a) => p.binds.push((a, opts)),
-                    Err(e) => self.err(l.line, e),
-                }
-            }
         }
     }
 }

@@ -19,12 +19,46 @@ impl Mapper<'_> {
         if addr.contains('@') || addr.starts_with('/') {
             return self.err(l.line, format!("server '{name}': address '{addr}' is not supported (IP:PORT or host:PORT only)"));
         }
+        // Without a port, or with `+N` / `-N`, the port is the client's destination
+        // port (plus N), as in HAProxy.
+        let mut port_offset = None;
+        // `*:PORT` is 0.0.0.0:PORT for HAProxy (which Linux connects to locally).
+        let star;
+        let addr = match addr.strip_prefix("*:") {
+            Some(port) => {
+                star = format!("0.0.0.0:{port}");
+                &star
+            }
+            None => addr,
+        };
         let with_port = match (addr.rsplit_once(':'), addr.starts_with('[')) {
             (Some((_, port)), _)
                 if port.parse::<u16>().is_ok()
                     && (addr.starts_with('[') || addr.matches(':').count() <= 1) =>
             {
                 addr.clone()
+            }
+            (Some((host, off)), _)
+                if (off.starts_with('+') || off.starts_with('-'))
+                    && (addr.starts_with('[') || addr.matches(':').count() <= 1) =>
+            {
+                match off[1..].parse::<u16>() {
+                    Ok(n) => {
+                        let n = i32::from(n);
+                        port_offset = Some(if off.starts_with('-') { -n } else { n });
+                        format!("{host}:0")
+                    }
+                    Err(_) => {
+                        return self.err(
+                            l.line,
+                            format!("server '{name}': invalid port offset '{off}' in '{addr}'"),
+                        )
+                    }
+                }
+            }
+            (None, false) => {
+                port_offset = Some(0);
+                format!("{addr}:0")
             }
             _ => {
                 return self.err(
@@ -33,6 +67,15 @@ impl Mapper<'_> {
                 )
             }
         };
+        if port_offset.is_some() && params.check && params.port.is_none() {
+            return self.err(
+                l.line,
+                format!(
+                    "backend '{}': server '{name}' has neither service port nor check port.",
+                    p.name
+                ),
+            );
+        }
         let addr = match resolve_addr(&with_port) {
             Ok(a) => a,
             Err(e) => return self.err(l.line, format!("server '{name}': {e}")),
@@ -55,6 +98,7 @@ impl Mapper<'_> {
             check_send_proxy: params.check_send_proxy,
             pool_purge_delay: params.pool_purge_delay,
             tls: self.load_server_ssl(l.line, name, &params.ssl),
+            port_offset,
         };
         p.servers.push((l.line, server, params));
     }
@@ -172,8 +216,12 @@ impl Mapper<'_> {
                     Some(Ok(n)) if n > 0 => s.id = Some(n),
                     _ => self.err(l.line, "'id' expects a strictly positive integer"),
                 },
-                "cookie" | "resolvers" | "init-addr" | "resolve-prefer" | "agent-port"
-                | "agent-inter" | "pool-max-conn" | "max-reuse" => {
+                "cookie" => match v {
+                    Some(c) => s.cookie = Some(c.clone()),
+                    None => self.err(l.line, "'cookie' expects <value> as argument."),
+                },
+                "resolvers" | "init-addr" | "resolve-prefer" | "agent-port" | "agent-inter"
+                | "pool-max-conn" | "max-reuse" => {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }
                 "send-proxy" => {

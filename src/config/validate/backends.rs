@@ -105,6 +105,7 @@ impl Validator {
                     },
                     check_send_proxy: s.check_send_proxy.unwrap_or(false),
                     pool_purge_delay: None,
+                    port_offset: None,
                 });
             }
             match crate::config::number_servers(&ids) {
@@ -174,6 +175,7 @@ impl Validator {
                 tcp_response: Vec::new(),
                 response_inspect_delay: None,
                 use_server: Vec::new(),
+                cookie: None,
             });
         }
         out

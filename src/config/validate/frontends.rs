@@ -158,6 +158,7 @@ impl Validator {
                 binds,
                 mode,
                 routes,
+                route_index: None,
                 default_backend,
                 listen_backend: None,
                 forward_for: f.forward_for.then(crate::config::ForwardFor::default),
@@ -263,6 +264,7 @@ impl Validator {
                     rules
                 },
                 rate_limits: std::mem::take(&mut rate_limits),
+                monitor: None,
                 timeouts: crate::config::default_timeouts(),
             });
         }
@@ -293,6 +295,8 @@ pub(in crate::config) fn mark_rule_free(cfg: &mut Config) {
                 && b.tcp_content.is_empty()
                 && b.tcp_response.is_empty()
                 && b.use_server.is_empty()
+                // Cookie persistence reads and writes heads on the request path.
+                && b.cookie.is_none()
         })
     };
     let free: Vec<bool> = cfg
@@ -300,6 +304,7 @@ pub(in crate::config) fn mark_rule_free(cfg: &mut Config) {
         .iter()
         .map(|f| {
             f.routes.is_empty()
+                && f.monitor.is_none()
                 && f.http_request.is_empty()
                 && f.http_response.is_empty()
                 && f.http_after_response.is_empty()
