@@ -108,6 +108,9 @@ macro_rules! counters {
                 self.scur.set(0);
                 self.qcur.set(0);
                 self.active.set(0);
+                // Gauges: the old generation's connections take theirs down on the
+                // old cells (a copy here would never come down).
+                self.tls_cur.set(0);
             }
 
             /// The figures now (`now_ms`: the shard's clock, for the rates).

@@ -105,39 +105,28 @@ pub fn run(
                     if txn.track[c].is_some() || txn.sess_track[c].is_some() {
                         continue;
                     }
-                    let (k, name) = {
-                        let ctx = site.ctx(txn, req, payload, last);
-                        let kt = site.shard.config.tables.get(*table as usize).map(|t| t.key);
-                        match (key.eval(&ctx, &mut w.s), kt) {
-                            (Some(v), Some(kt)) => {
-                                let k = crate::rules::table_key(kt, &v, &w.s.cur);
-                                // The key's text, for `show table`: only for a new entry.
-                                let name = k
-                                    .filter(|k| !site.shard.cluster.sc_has(*table, *k))
-                                    .and_then(|_| crate::rules::table_key_text(kt, &v, &w.s.cur));
-                                (k, name)
-                            }
-                            _ => (None, None),
-                        }
+                    let from = if sess {
+                        crate::tables::TrackFrom::Connection
+                    } else {
+                        crate::tables::TrackFrom::Content
                     };
-                    if let Some(k) = k {
-                        let e = Tracked {
-                            table: *table,
-                            key: k,
-                        };
+                    let e = {
+                        let ctx = site.ctx(txn, req, payload, last);
+                        key.eval(&ctx, &mut w.s).and_then(|v| {
+                            site.shard.cluster.sc_track(
+                                &site.shard.config,
+                                *table,
+                                &v,
+                                &w.s.cur,
+                                from,
+                            )
+                        })
+                    };
+                    if e.is_some() {
                         if sess {
-                            txn.sess_track[c] = Some(e);
+                            txn.sess_track[c] = e;
                         } else {
-                            txn.track[c] = Some(e);
-                        }
-                        let from = if sess {
-                            crate::tables::TrackFrom::Connection
-                        } else {
-                            crate::tables::TrackFrom::Content
-                        };
-                        site.shard.cluster.sc_track(e, from);
-                        if name.is_some() {
-                            site.shard.cluster.sc_name(e, || name);
+                            txn.track[c] = e;
                         }
                     }
                 }

@@ -47,11 +47,7 @@ fn defaults_maxconn_limits_each_frontend() {
         "global\n    nbthread 1\ndefaults\n    mode http\n    maxconn 2\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nfrontend other\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
         s.addr()
     );
-    let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
-    std::fs::write(file.path(), cfg).unwrap();
-    let lb = RingLb::launch(&["-f", file.path().to_str().unwrap()], None, |l| {
-        l.starts_with("ready")
-    });
+    let lb = common::haproxy::ringlb_cfg(&cfg);
     assert_limit(&lb, "www");
     assert_limit(&lb, "other");
 }

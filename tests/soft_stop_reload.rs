@@ -106,11 +106,7 @@ fn haproxy_hard_stop_after_bounds_a_soft_stop() {
         "global\n    nbthread 2\n    hard-stop-after 300ms\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
         b.addr()
     );
-    let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
-    std::fs::write(file.path(), cfg).unwrap();
-    let mut lb = RingLb::launch(&["-f", file.path().to_str().unwrap()], None, |l| {
-        l.starts_with("ready")
-    });
+    let mut lb = common::haproxy::ringlb_cfg(&cfg);
     assert!(!lb.stderr().contains("hard-stop-after"), "{}", lb.stderr());
     let addr = lb.addr("web");
     let _slow = std::thread::spawn(move || {

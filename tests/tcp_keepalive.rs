@@ -41,11 +41,7 @@ fn start(options: &str, backend: &TestBackend) -> RingLb {
         "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n{options}frontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
         backend.addr()
     );
-    let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
-    std::fs::write(file.path(), cfg).unwrap();
-    RingLb::launch(&["-f", file.path().to_str().unwrap()], None, |l| {
-        l.starts_with("ready")
-    })
+    common::haproxy::ringlb_cfg(&cfg)
 }
 
 /// ringlb's socket to the backend: the one whose peer is the backend (the backend's own

@@ -151,3 +151,83 @@ fn ssl_counters_match_haproxy() {
         let _ = c.wait();
     }
 }
+
+/// `CurrSslConns` comes back to 0 once a TLS connection opened before a reload closes
+/// (a gauge copied into the new generation would stay up for ever).
+#[test]
+fn curr_ssl_conns_comes_down_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("site.pem");
+    let (key, crt) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+    assert!(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes"
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .args(["-days", "1", "-subj", "/CN=localhost"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(
+        &pem,
+        std::fs::read_to_string(&crt).unwrap() + &std::fs::read_to_string(&key).unwrap(),
+    )
+    .unwrap();
+    let b = common::TestBackend::start("b");
+    let sock = dir.path().join("s.sock");
+    let cfg = dir.path().join("h.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n    nbthread 1\n    stats socket {} level admin\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\nfrontend web\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend app\nbackend app\n    server s1 {}\n",
+            sock.display(),
+            pem.display(),
+            b.addr()
+        ),
+    )
+    .unwrap();
+    let lb = common::RingLb::launch(&["-f", cfg.to_str().unwrap()], None, |l| {
+        l.starts_with("ready")
+    });
+    let curr = || -> String {
+        common::cli(&sock, "show info")
+            .lines()
+            .find_map(|l| l.strip_prefix("CurrSslConns: ").map(str::to_string))
+            .unwrap()
+    };
+    let mut held = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &lb.addr("web").to_string(),
+            "-tls1_2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for("the held TLS connection", Duration::from_secs(5), || {
+        curr() == "1"
+    });
+    lb.signal(libc::SIGUSR2);
+    common::wait_for("the reload", Duration::from_secs(5), || {
+        lb.stdout_lines().iter().any(|l| l.starts_with("reloaded"))
+    });
+    let _ = held.kill();
+    let _ = held.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    common::wait_for("CurrSslConns back to 0", Duration::from_secs(5), || {
+        curr() == "0"
+    });
+}

@@ -35,11 +35,11 @@ fuzz_target!(|data: &[u8]| {
         frontends: vec!["web".into()],
         tables: vec!["web".into()],
     };
-    let mut files = std::collections::HashMap::new();
+    let mut patterns = ringlb::rules::map::PatRefs::default();
     let mut env = Env {
         vars: &mut vars,
         names: &names,
-        files: &mut files,
+        patterns: &mut patterns,
         env: &|_| None,
         table: Some(0),
         backend: Some(0),

@@ -243,33 +243,20 @@ fn apply(
         } => {
             let c = *counter as usize;
             if txn.track[c].is_none() && txn.sess_track[c].is_none() {
-                let (k, name) = {
+                let e = {
                     let ctx = site.ctx(txn, Some(head), dir);
-                    let kt = site.shard.config.tables.get(*table as usize).map(|t| t.key);
-                    match (key.eval(&ctx, &mut w.s), kt) {
-                        (Some(v), Some(kt)) => {
-                            let k = crate::rules::table_key(kt, &v, &w.s.cur);
-                            // The key's text, for `show table`: only for a new entry.
-                            let name = k
-                                .filter(|k| !site.shard.cluster.sc_has(*table, *k))
-                                .and_then(|_| crate::rules::table_key_text(kt, &v, &w.s.cur));
-                            (k, name)
-                        }
-                        _ => (None, None),
-                    }
+                    key.eval(&ctx, &mut w.s).and_then(|v| {
+                        site.shard.cluster.sc_track(
+                            &site.shard.config,
+                            *table,
+                            &v,
+                            &w.s.cur,
+                            crate::tables::TrackFrom::Http,
+                        )
+                    })
                 };
-                if let Some(k) = k {
-                    let e = crate::rules::Tracked {
-                        table: *table,
-                        key: k,
-                    };
-                    txn.track[c] = Some(e);
-                    site.shard
-                        .cluster
-                        .sc_track(e, crate::tables::TrackFrom::Http);
-                    if name.is_some() {
-                        site.shard.cluster.sc_name(e, || name);
-                    }
+                if e.is_some() {
+                    txn.track[c] = e;
                 }
             }
         }

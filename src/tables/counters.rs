@@ -163,6 +163,16 @@ impl Tables {
 
     /// Moves the counters of entry `e` for `ev`.
     pub fn event(&self, e: Tracked, ev: Event) {
+        self.event_naming(e, ev, || None);
+    }
+
+    /// `Event::Start` for a `track-scN`: an entry created now is named with `name()`
+    /// (the key's text, for `show table`), in the same lookup.
+    pub fn start(&self, e: Tracked, session: bool, name: impl FnOnce() -> Option<Box<[u8]>>) {
+        self.event_naming(e, Event::Start { session }, name);
+    }
+
+    fn event_naming(&self, e: Tracked, ev: Event, name: impl FnOnce() -> Option<Box<[u8]>>) {
         use DataType::*;
         let Some(t) = self.tables.get(e.table as usize) else {
             return;
@@ -173,6 +183,9 @@ impl Tables {
             Event::Start { .. } => {
                 if let Some(en) = t.entry(e.key, now) {
                     en.trackers += 1;
+                    if en.name.is_none() {
+                        en.name = name();
+                    }
                 }
             }
             Event::Stop => {
@@ -283,19 +296,6 @@ impl Tables {
         if let Some(en) = t.entry(e.key, Instant::now()) {
             en.vals[i].own = [v, 0];
             en.vals[i].others = [0, 0];
-        }
-    }
-
-    /// Names entry `e` with `name()` if it has no name yet (a lookup; `name` runs
-    /// only for a new entry).
-    pub fn name(&self, e: Tracked, name: impl FnOnce() -> Option<Box<[u8]>>) {
-        let Some(t) = self.tables.get(e.table as usize) else {
-            return;
-        };
-        if let Some(en) = t.borrow_mut().map.get_mut(&e.key) {
-            if en.name.is_none() {
-                en.name = name();
-            }
         }
     }
 

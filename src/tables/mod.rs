@@ -361,21 +361,32 @@ impl ShardCluster {
         self.tables.op(e, op)
     }
 
-    /// A rule started tracking an entry (`track-scN`): its connection and request
-    /// counters move.
-    pub fn sc_track(&self, e: crate::rules::Tracked, from: TrackFrom) {
-        use self::counters::Event;
-        self.tables.event(
-            e,
-            Event::Start {
-                session: from == TrackFrom::Connection,
-            },
-        );
+    /// `track-scN` on key sample `v` in table `table`: the entry's connection and
+    /// request counters move, and an entry created now keeps the key's text for `show
+    /// table` (made only then: no allocation per request). `None`: the sample is no
+    /// key of that table.
+    pub fn sc_track(
+        &self,
+        cfg: &Config,
+        table: u32,
+        v: &crate::rules::Smp<'_>,
+        cur: &[u8],
+        from: TrackFrom,
+    ) -> Option<crate::rules::Tracked> {
+        let kt = cfg.tables.get(table as usize)?.key;
+        let e = crate::rules::Tracked {
+            table,
+            key: crate::rules::table_key(kt, v, cur)?,
+        };
+        let session = from == TrackFrom::Connection;
+        self.tables
+            .start(e, session, || crate::rules::table_key_text(kt, v, cur));
         // `http-request track-sc` counts its request at once (HAProxy's action does).
         if from == TrackFrom::Http {
-            self.tables.event(e, Event::Request);
+            self.tables.event(e, self::counters::Event::Request);
         }
         self.bell.ring();
+        Some(e)
     }
 
     /// Moves the counters of a tracked entry (requests, statuses, bytes, ends).
@@ -387,12 +398,6 @@ impl ShardCluster {
     pub fn sc_set_gpt0(&self, e: crate::rules::Tracked, v: i64) {
         self.tables.set_gpt0(e, v);
         self.bell.ring();
-    }
-
-    /// Names a tracked entry for `show table` (the key's text, made only for a new
-    /// entry).
-    pub fn sc_name(&self, e: crate::rules::Tracked, name: impl FnOnce() -> Option<Box<[u8]>>) {
-        self.tables.name(e, name);
     }
 
     /// The rule language's tables, for `show table`.
