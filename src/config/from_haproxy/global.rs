@@ -218,6 +218,15 @@ impl Mapper<'_> {
                     ),
                 ),
             },
+            "tune.h2.max-concurrent-streams" => {
+                match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                    Some(n) if n > 0 && a.len() == 1 => self.limits.h2_max_concurrent_streams = n,
+                    _ => self.err(
+                        l.line,
+                        "'tune.h2.max-concurrent-streams' expects a positive number",
+                    ),
+                }
+            }
             k if k.starts_with("tune.") || k.starts_with("ssl-") || k.starts_with("nbthread-") => {
                 self.warn(l.line, format!("'{k}' ignored"))
             }
