@@ -1,0 +1,141 @@
+//! RFC 9113 §8 malformed requests on `bind ... proto h2`, written frame by frame:
+//! each is refused with a stream error (RST_STREAM) or, where the h2 crate treats it
+//! as a connection error, GOAWAY, and none of them reaches the server; a well-formed
+//! request on the next connection still does.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::haproxy::ringlb_cfg;
+use common::*;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK header block of literal fields (not indexed, no Huffman): any name and
+/// value bytes go through as they are.
+fn block(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (n, v) in fields {
+        assert!(n.len() < 127 && v.len() < 127);
+        b.push(0);
+        b.push(n.len() as u8);
+        b.extend_from_slice(n);
+        b.push(v.len() as u8);
+        b.extend_from_slice(v);
+    }
+    b
+}
+
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+/// What the server answered stream 1 with: its first frame for it (`1` HEADERS, `3`
+/// RST_STREAM) or a GOAWAY (`7`) of the connection.
+fn answer(addr: std::net::SocketAddr, frames: &[Vec<u8>]) -> u8 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    for f in frames {
+        out.extend_from_slice(f);
+    }
+    s.write_all(&out).unwrap();
+    loop {
+        let mut h = [0u8; 9];
+        s.read_exact(&mut h).expect("a frame before the deadline");
+        let len = (h[0] as usize) << 16 | (h[1] as usize) << 8 | h[2] as usize;
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).unwrap();
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        match h[3] {
+            7 => return 7,
+            1 | 3 if stream == 1 => return h[3],
+            _ => {}
+        }
+    }
+}
+
+/// The pseudo-headers of a well-formed GET.
+fn request() -> Vec<(&'static [u8], &'static [u8])> {
+    vec![
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":path", b"/"),
+        (b":authority", b"t.test"),
+    ]
+}
+
+#[test]
+fn malformed_requests_are_refused_and_never_reach_the_server() {
+    let app = TestBackend::start("app");
+    let lb = ringlb_cfg(&format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\n\
+frontend web\n    bind 127.0.0.1:0 proto h2\n    default_backend app\n\nbackend app\n    server s1 {}\n",
+        app.addr()
+    ));
+    let addr = lb.addr("web");
+    let base = request();
+    let with = |extra: &[(&'static [u8], &'static [u8])]| {
+        let mut f = base.clone();
+        f.extend_from_slice(extra);
+        vec![frame(1, END_STREAM | END_HEADERS, 1, &block(&f))]
+    };
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("connection", with(&[(b"connection", b"keep-alive")])),
+        ("transfer-encoding", with(&[(b"transfer-encoding", b"chunked")])),
+        ("keep-alive", with(&[(b"keep-alive", b"timeout=5")])),
+        ("upgrade", with(&[(b"upgrade", b"websocket")])),
+        ("proxy-connection", with(&[(b"proxy-connection", b"close")])),
+        ("te: gzip", with(&[(b"te", b"gzip")])),
+        ("uppercase name", with(&[(b"X-Upper", b"1")])),
+        ("CR LF in a value", with(&[(b"x-a", b"a\r\nx-b: b")])),
+        ("NUL in a value", with(&[(b"x-a", b"a\0b")])),
+        ("duplicate :path", with(&[(b":path", b"/again")])),
+        (
+            "pseudo-header after a field",
+            vec![frame(
+                1,
+                END_STREAM | END_HEADERS,
+                1,
+                &block(&[
+                    (b":method", b"GET"),
+                    (b":scheme", b"http"),
+                    (b"x-a", b"1"),
+                    (b":path", b"/"),
+                ]),
+            )],
+        ),
+        (
+            "no :method",
+            vec![frame(
+                1,
+                END_STREAM | END_HEADERS,
+                1,
+                &block(&[(b":scheme", b"http"), (b":path", b"/")]),
+            )],
+        ),
+        (
+            "a response pseudo-header",
+            with(&[(b":status", b"200")]),
+        ),
+    ];
+    for (what, frames) in cases {
+        let got = answer(addr, &frames);
+        assert!(got == 3 || got == 7, "{what}: answered with frame type {got}");
+    }
+    assert_eq!(app.requests(), 0, "a malformed request reached the server");
+    // A well-formed request on a fresh connection is answered.
+    assert_eq!(answer(addr, &with(&[(b"x-fine", b"yes")])), 1);
+    assert_eq!(app.requests(), 1);
+}
