@@ -272,3 +272,50 @@ fn settings_carry_the_stream_limit() {
     assert!(head.starts_with("http/2 200"), "{head}");
     assert!(head.contains("content-length: 1000"), "{head}");
 }
+
+/// `proto h2` where this slice cannot honour it is refused with its line (`ringlb
+/// -c`), as is a protocol name ringlb does not serve; the TOML form too.
+#[test]
+fn proto_h2_is_refused_where_it_cannot_be_served() {
+    let cases = [
+        (
+            "frontend t\n    mode tcp\n    bind 127.0.0.1:0 proto h2\n    default_backend b\nbackend b\n    mode tcp\n    server s 127.0.0.1:1\n",
+            ":3:",
+            "needs 'mode http'",
+        ),
+        (
+            "frontend w\n    mode http\n    bind 127.0.0.1:0 proto h3\n    default_backend b\nbackend b\n    mode http\n    server s 127.0.0.1:1\n",
+            ":3:",
+            "only 'proto h2'",
+        ),
+        (
+            "global\n    tune.h2.max-concurrent-streams 0\nfrontend w\n    mode http\n    bind 127.0.0.1:0 proto h2\n    default_backend b\nbackend b\n    mode http\n    server s 127.0.0.1:1\n",
+            ":2:",
+            "tune.h2.max-concurrent-streams",
+        ),
+    ];
+    for (cfg, line, what) in cases {
+        let file = common::haproxy::write_cfg(cfg);
+        let out = check_config_file(file.path().to_str().unwrap());
+        assert_eq!(out.code(), Some(1), "{cfg}: {}", out.stderr);
+        let hit = out.stderr.lines().find(|l| l.contains(what));
+        assert!(hit.is_some_and(|l| l.contains(line)), "{what}: {}", out.stderr);
+    }
+    let toml = "[frontend.web]\nmode = \"tcp\"\nbind = [{ addr = \"127.0.0.1:0\", proto = \"h2\" }]\ndefault_backend = \"app\"\n\n[backend.app]\n[[backend.app.server]]\naddr = \"127.0.0.1:1\"\n";
+    let out = check_config(toml);
+    assert_eq!(out.code(), Some(1));
+    assert!(out.stderr.contains("frontend.web.bind[0]") && out.stderr.contains("h2"), "{}", out.stderr);
+}
+
+/// The TOML form of the bind serves HTTP/2 as the haproxy.cfg one does.
+#[test]
+fn a_toml_bind_with_proto_h2_serves_http2() {
+    let app = TestBackend::start("app");
+    let lb = RingLb::start(&format!(
+        "[frontend.web]\nbind = [{{ addr = \"127.0.0.1:0\", proto = \"h2\" }}]\nmode = \"http\"\ndefault_backend = \"app\"\n\n[backend.app]\n{}",
+        servers_toml("app", &[app.addr()])
+    ));
+    let (out, code, err) = curl(&[&format!("http://{}/", lb.addr("web"))]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "backend=app");
+}
