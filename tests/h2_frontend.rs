@@ -137,8 +137,15 @@ fn streams_are_routed_by_host_and_path_as_http1_requests_are() {
             == 2
     });
     let lines = s.lb.stdout_lines();
-    let x: Vec<&String> = lines.iter().filter(|l| l.contains("\"GET /x HTTP/")).collect();
-    assert!(x.iter().any(|l| l.contains("\"GET /x HTTP/2.0\"") && l.contains(" web api/s1 ")), "{x:?}");
+    let x: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("\"GET /x HTTP/"))
+        .collect();
+    assert!(
+        x.iter()
+            .any(|l| l.contains("\"GET /x HTTP/2.0\"") && l.contains(" web api/s1 ")),
+        "{x:?}"
+    );
     assert!(x.iter().any(|l| l.contains("\"GET /x HTTP/1.1\"")), "{x:?}");
 }
 
@@ -166,7 +173,10 @@ fn the_server_sees_authority_as_host_and_joined_cookies() {
     assert!(seen.contains("x-custom: v1"), "{seen}");
     assert!(seen.contains("x-forwarded-for: 127.0.0.1"), "{seen}");
     // An http-request rule ran on the stream's request.
-    assert!(seen.contains(&format!("x-proto-seen: h.test:{}", s.h2().port())), "{seen}");
+    assert!(
+        seen.contains(&format!("x-proto-seen: h.test:{}", s.h2().port())),
+        "{seen}"
+    );
     assert!(seen.contains("x-ver: 2.0"), "{seen}");
     assert!(!seen.contains("te:"), "{seen}");
     let last = s.app.last_request().expect("a request reached the server");
@@ -213,7 +223,15 @@ fn request_bodies_stream_whole_to_the_server() {
     // From stdin (`-T -`): curl knows no length, so over HTTP/2 it sends none, and
     // ringlb chunks the body to the server.
     let mut child = Command::new("curl")
-        .args(["-s", "-S", "--http2-prior-knowledge", "--max-time", "60", "-X", "POST"])
+        .args([
+            "-s",
+            "-S",
+            "--http2-prior-knowledge",
+            "--max-time",
+            "60",
+            "-X",
+            "POST",
+        ])
         .args(["-T", "-", &s.url("/sha256")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -238,7 +256,17 @@ fn request_bodies_stream_whole_to_the_server() {
 fn h2load_many_streams_over_few_connections_all_succeed() {
     let s = setup("");
     let out = Command::new("h2load")
-        .args(["-n", "20000", "-c", "16", "-m", "10", "-T", "30", &s.url("/")])
+        .args([
+            "-n",
+            "20000",
+            "-c",
+            "16",
+            "-m",
+            "10",
+            "-T",
+            "30",
+            &s.url("/"),
+        ])
         .output()
         .expect("h2load runs (Debian package nghttp2-client)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -264,7 +292,10 @@ fn settings_carry_the_stream_limit() {
         .output()
         .expect("nghttp runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(text.contains("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):7]"), "{text}");
+    assert!(
+        text.contains("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):7]"),
+        "{text}"
+    );
     assert!(text.contains(":status: 204"), "{text}");
     let (out, code, err) = curl(&["-I", &s.url("/bytes/1000")]);
     assert_eq!(code, Some(0), "{err}");
@@ -299,12 +330,20 @@ fn proto_h2_is_refused_where_it_cannot_be_served() {
         let out = check_config_file(file.path().to_str().unwrap());
         assert_eq!(out.code(), Some(1), "{cfg}: {}", out.stderr);
         let hit = out.stderr.lines().find(|l| l.contains(what));
-        assert!(hit.is_some_and(|l| l.contains(line)), "{what}: {}", out.stderr);
+        assert!(
+            hit.is_some_and(|l| l.contains(line)),
+            "{what}: {}",
+            out.stderr
+        );
     }
     let toml = "[frontend.web]\nmode = \"tcp\"\nbind = [{ addr = \"127.0.0.1:0\", proto = \"h2\" }]\ndefault_backend = \"app\"\n\n[backend.app]\n[[backend.app.server]]\naddr = \"127.0.0.1:1\"\n";
     let out = check_config(toml);
     assert_eq!(out.code(), Some(1));
-    assert!(out.stderr.contains("frontend.web.bind[0]") && out.stderr.contains("h2"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("frontend.web.bind[0]") && out.stderr.contains("h2"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// The TOML form of the bind serves HTTP/2 as the haproxy.cfg one does.

@@ -1,7 +1,8 @@
 //! RFC 9113 §8 malformed requests on `bind ... proto h2`, written frame by frame:
 //! each is refused with a stream error (RST_STREAM) or, where the h2 crate treats it
 //! as a connection error, GOAWAY, and none of them reaches the server; a well-formed
-//! request on the next connection still does.
+//! request on the next connection still does. Also frame by frame: a body shorter than
+//! its `content-length` resets the stream, and a quiet connection gets GOAWAY.
 
 mod common;
 
@@ -76,14 +77,43 @@ fn request() -> Vec<(&'static [u8], &'static [u8])> {
     ]
 }
 
+fn start(app: &TestBackend, timeouts: &str) -> RingLb {
+    ringlb_cfg(&format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n{timeouts}\n\
+frontend web\n    bind 127.0.0.1:0 proto h2\n    default_backend app\n\nbackend app\n    server s1 {}\n",
+        app.addr()
+    ))
+}
+
+#[test]
+fn a_body_shorter_than_its_content_length_resets_the_stream() {
+    let app = TestBackend::start("app");
+    let lb = start(&app, "");
+    let mut fields = request();
+    fields[0] = (b":method", b"POST");
+    fields[2] = (b":path", b"/echo");
+    fields.push((b"content-length", b"10"));
+    let frames = vec![
+        frame(1, END_HEADERS, 1, &block(&fields)),
+        frame(0, END_STREAM, 1, b"abc"),
+    ];
+    let got = answer(lb.addr("web"), &frames);
+    assert!(got == 3 || got == 7, "answered with frame type {got}");
+}
+
+#[test]
+fn a_quiet_connection_gets_goaway_after_the_keep_alive_timeout() {
+    let app = TestBackend::start("app");
+    let lb = start(&app, "    timeout http-keep-alive 300ms\n");
+    let started = std::time::Instant::now();
+    assert_eq!(answer(lb.addr("web"), &[]), 7);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
 #[test]
 fn malformed_requests_are_refused_and_never_reach_the_server() {
     let app = TestBackend::start("app");
-    let lb = ringlb_cfg(&format!(
-        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\n\
-frontend web\n    bind 127.0.0.1:0 proto h2\n    default_backend app\n\nbackend app\n    server s1 {}\n",
-        app.addr()
-    ));
+    let lb = start(&app, "");
     let addr = lb.addr("web");
     let base = request();
     let with = |extra: &[(&'static [u8], &'static [u8])]| {
@@ -93,7 +123,10 @@ frontend web\n    bind 127.0.0.1:0 proto h2\n    default_backend app\n\nbackend 
     };
     let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
         ("connection", with(&[(b"connection", b"keep-alive")])),
-        ("transfer-encoding", with(&[(b"transfer-encoding", b"chunked")])),
+        (
+            "transfer-encoding",
+            with(&[(b"transfer-encoding", b"chunked")]),
+        ),
         ("keep-alive", with(&[(b"keep-alive", b"timeout=5")])),
         ("upgrade", with(&[(b"upgrade", b"websocket")])),
         ("proxy-connection", with(&[(b"proxy-connection", b"close")])),
@@ -125,14 +158,14 @@ frontend web\n    bind 127.0.0.1:0 proto h2\n    default_backend app\n\nbackend 
                 &block(&[(b":scheme", b"http"), (b":path", b"/")]),
             )],
         ),
-        (
-            "a response pseudo-header",
-            with(&[(b":status", b"200")]),
-        ),
+        ("a response pseudo-header", with(&[(b":status", b"200")])),
     ];
     for (what, frames) in cases {
         let got = answer(addr, &frames);
-        assert!(got == 3 || got == 7, "{what}: answered with frame type {got}");
+        assert!(
+            got == 3 || got == 7,
+            "{what}: answered with frame type {got}"
+        );
     }
     assert_eq!(app.requests(), 0, "a malformed request reached the server");
     // A well-formed request on a fresh connection is answered.

@@ -14,7 +14,14 @@ use common::twins::{Srv, Twins};
 /// One HTTP/2 request by curl: the status, the `x-backend` header, the body.
 fn h2(addr: SocketAddr, args: &[&str], path: &str) -> (String, String, String) {
     let out = Command::new("curl")
-        .args(["-s", "--http2-prior-knowledge", "--max-time", "20", "-D", "/dev/stderr"])
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "--max-time",
+            "20",
+            "-D",
+            "/dev/stderr",
+        ])
         .args(args)
         .arg(format!("http://{addr}{path}"))
         .stdin(Stdio::null())
@@ -28,7 +35,11 @@ fn h2(addr: SocketAddr, args: &[&str], path: &str) -> (String, String, String) {
         .unwrap_or("")
         .trim()
         .to_string();
-    (status, backend, String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        status,
+        backend,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -71,7 +82,16 @@ backend static
         ("default", vec![], "/"),
         (
             "headers seen",
-            vec!["-H", "host: h.test", "-H", "cookie: a=1", "-H", "cookie: b=2", "-H", "x-c: 3"],
+            vec![
+                "-H",
+                "host: h.test",
+                "-H",
+                "cookie: a=1",
+                "-H",
+                "cookie: b=2",
+                "-H",
+                "x-c: 3",
+            ],
             "/headers",
         ),
         ("status", vec![], "/status/404"),
@@ -87,7 +107,10 @@ backend static
         assert!(status.starts_with("http/2 "), "{what}: {status}");
         if *what == "headers seen" {
             let body = body.to_lowercase();
-            assert!(body.contains("cookie: a=1; b=2") && body.contains("x-ver: 2.0"), "{body}");
+            assert!(
+                body.contains("cookie: a=1; b=2") && body.contains("x-ver: 2.0"),
+                "{body}"
+            );
         }
     }
 }
