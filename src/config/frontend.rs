@@ -116,6 +116,8 @@ pub struct Frontend {
     pub rule_free: bool,
     /// `monitor-uri` and its `monitor fail` conditions.
     pub monitor: Option<Monitor>,
+    /// HTTP compression (`compression ...`; the backend's algorithms and types first).
+    pub compression: Option<Arc<super::compression::Compression>>,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).

@@ -167,6 +167,11 @@ impl Mapper<'_> {
                     })
                     .collect(),
                 cookie: self.cookie_values(p),
+                compression: s
+                    .compression
+                    .as_ref()
+                    .filter(|_| s.mode == Mode::Http)
+                    .map(|c| c.model()),
             });
         }
         let mut frontends = Vec::new();
@@ -351,6 +356,12 @@ impl Mapper<'_> {
                         uri,
                         fail: p.monitor_fail.clone(),
                     }),
+                compression: p
+                    .settings
+                    .compression
+                    .as_ref()
+                    .filter(|_| mode == Mode::Http)
+                    .map(|c| c.model()),
             });
         }
         if frontends.is_empty() {

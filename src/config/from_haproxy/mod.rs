@@ -7,6 +7,7 @@
 mod assemble;
 mod balance;
 mod bind;
+mod compression;
 mod cookie;
 mod global;
 mod http_rules;
@@ -151,6 +152,8 @@ struct Settings {
     tcpka_values: [crate::config::TcpKeepalive; 2],
     /// `disabled` (`enabled` undoes it): also from `defaults`, as in HAProxy.
     disabled: bool,
+    /// `compression algo|type|offload` lines (`offload` never from `defaults`).
+    compression: Option<compression::CompLines>,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -206,6 +209,7 @@ impl Default for Settings {
             tcpka: [None; 2],
             tcpka_values: Default::default(),
             disabled: false,
+            compression: None,
         }
     }
 }
@@ -339,6 +343,7 @@ impl<'e> Mapper<'e> {
             maxconn: None,
             maxsslrate: None,
             tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
+            comp_level: crate::config::compression::DEFAULT_LEVEL,
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;

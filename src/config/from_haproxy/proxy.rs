@@ -170,8 +170,8 @@ impl Mapper<'_> {
                 ),
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
-            "compression"
-            | "unique-id-format"
+            "compression" => self.compression_line(l, p),
+            "unique-id-format"
             | "unique-id-header"
             | "filter"
             | "http-error"

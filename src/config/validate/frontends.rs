@@ -266,6 +266,14 @@ impl Validator {
                 rate_limits: std::mem::take(&mut rate_limits),
                 monitor: None,
                 timeouts: crate::config::default_timeouts(),
+                compression: if mode == Mode::Http {
+                    self.compression(&path, f.compression.as_ref())
+                } else {
+                    if f.compression.is_some() {
+                        self.err(format!("{path}.compression"), "compression needs mode = \"http\"");
+                    }
+                    None
+                },
             });
         }
         out
