@@ -120,7 +120,12 @@ fn compression_matches_haproxy() {
         add(
             "fe",
             "GET",
-            request("GET", "/bytes/30000", "1.1", &format!("Accept-Encoding: {ae}\r\n{text}")),
+            request(
+                "GET",
+                "/bytes/30000",
+                "1.1",
+                &format!("Accept-Encoding: {ae}\r\n{text}"),
+            ),
         );
     }
     for (path, extra) in [
@@ -132,15 +137,36 @@ fn compression_matches_haproxy() {
         ("/status/404", text.to_string()),
         ("/status/201", text.to_string()),
         ("/status/206", text.to_string()),
-        ("/bytes/30000", "x-respond-content-type: application/json; charset=utf-8\r\n".into()),
-        ("/bytes/30000", "x-respond-content-type: image/png\r\n".into()),
-        ("/bytes/30000", "x-respond-content-type: multipart/mixed\r\n".into()),
+        (
+            "/bytes/30000",
+            "x-respond-content-type: application/json; charset=utf-8\r\n".into(),
+        ),
+        (
+            "/bytes/30000",
+            "x-respond-content-type: image/png\r\n".into(),
+        ),
+        (
+            "/bytes/30000",
+            "x-respond-content-type: multipart/mixed\r\n".into(),
+        ),
         ("/bytes/30000", String::new()),
-        ("/bytes/30000", format!("{text}x-respond-content-encoding: br\r\n")),
-        ("/bytes/30000", format!("{text}x-respond-cache-control: no-cache, no-transform\r\n")),
-        ("/bytes/30000", format!("{text}x-respond-cache-control: no-transformed\r\n")),
+        (
+            "/bytes/30000",
+            format!("{text}x-respond-content-encoding: br\r\n"),
+        ),
+        (
+            "/bytes/30000",
+            format!("{text}x-respond-cache-control: no-cache, no-transform\r\n"),
+        ),
+        (
+            "/bytes/30000",
+            format!("{text}x-respond-cache-control: no-transformed\r\n"),
+        ),
         ("/bytes/30000", format!("{text}x-respond-etag: \"v1\"\r\n")),
-        ("/bytes/30000", format!("{text}x-respond-etag: W/\"v1\"\r\n")),
+        (
+            "/bytes/30000",
+            format!("{text}x-respond-etag: W/\"v1\"\r\n"),
+        ),
         ("/bytes/30000", format!("{text}x-respond-etag: v1\r\n")),
         ("/bytes/30000", format!("{text}x-respond-vary: Origin\r\n")),
         (
@@ -148,21 +174,43 @@ fn compression_matches_haproxy() {
             format!("{text}User-Agent: Mozilla/4.0 (compatible; MSIE 5.5; Windows 98)\r\n"),
         ),
     ] {
-        add("fe", "GET", request("GET", path, "1.1", &format!("{gz}{extra}")));
+        add(
+            "fe",
+            "GET",
+            request("GET", path, "1.1", &format!("{gz}{extra}")),
+        );
     }
-    add("fe", "HEAD", request("HEAD", "/bytes/30000", "1.1", &format!("{gz}{text}")));
-    add("fe", "GET", request("GET", "/bytes/30000", "1.0", &format!("{gz}{text}")));
+    add(
+        "fe",
+        "HEAD",
+        request("HEAD", "/bytes/30000", "1.1", &format!("{gz}{text}")),
+    );
+    add(
+        "fe",
+        "GET",
+        request("GET", "/bytes/30000", "1.0", &format!("{gz}{text}")),
+    );
     // The backend's settings, with offload: what the server saw of Accept-Encoding.
     for ae in ["gzip", "deflate", "br", "gzip;q=0"] {
         add(
             "off",
             "GET",
-            request("GET", "/headers", "1.1", &format!("Accept-Encoding: {ae}\r\n")),
+            request(
+                "GET",
+                "/headers",
+                "1.1",
+                &format!("Accept-Encoding: {ae}\r\n"),
+            ),
         );
         add(
             "off",
             "GET",
-            request("GET", "/bytes/30000", "1.1", &format!("Accept-Encoding: {ae}\r\n")),
+            request(
+                "GET",
+                "/bytes/30000",
+                "1.1",
+                &format!("Accept-Encoding: {ae}\r\n"),
+            ),
         );
     }
     t.same_all(&reqs, |s, (fe, method, raw)| seen(s, fe, method, raw));

@@ -79,15 +79,21 @@ fn algorithms_by_accept_encoding() {
         let mut out = Vec::new();
         match r.header("content-encoding") {
             Some("gzip") => {
-                flate2::read::GzDecoder::new(&r.body[..]).read_to_end(&mut out).unwrap();
+                flate2::read::GzDecoder::new(&r.body[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
             }
             Some("deflate") => {
                 // zlib format (`deflate`) or raw (`raw-deflate`): a zlib stream starts
                 // with 0x78.
                 if r.body.first() == Some(&0x78) {
-                    flate2::read::ZlibDecoder::new(&r.body[..]).read_to_end(&mut out).unwrap();
+                    flate2::read::ZlibDecoder::new(&r.body[..])
+                        .read_to_end(&mut out)
+                        .unwrap();
                 } else {
-                    flate2::read::DeflateDecoder::new(&r.body[..]).read_to_end(&mut out).unwrap();
+                    flate2::read::DeflateDecoder::new(&r.body[..])
+                        .read_to_end(&mut out)
+                        .unwrap();
                 }
             }
             _ => out = r.body.clone(),
@@ -97,7 +103,10 @@ fn algorithms_by_accept_encoding() {
         (r.header("content-encoding").map(str::to_string), zlib)
     };
     assert_eq!(coding("gzip"), (Some("gzip".into()), false));
-    assert_eq!(coding("gzip;q=0.5, deflate"), (Some("deflate".into()), true));
+    assert_eq!(
+        coding("gzip;q=0.5, deflate"),
+        (Some("deflate".into()), true)
+    );
     // `*`: the first of HAProxy's list, the last configured (deflate).
     assert_eq!(coding("*"), (Some("deflate".into()), true));
     assert_eq!(coding("br, gzip;q=0").0, None);
@@ -117,8 +126,18 @@ fn responses_left_alone() {
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert!(gunzip(&r.body) == pattern(20000));
     let cases = [
-        ("no Accept-Encoding", "GET", "/bytes/20000", text.to_string()),
-        ("br only", "GET", "/bytes/20000", format!("Accept-Encoding: br\r\n{text}")),
+        (
+            "no Accept-Encoding",
+            "GET",
+            "/bytes/20000",
+            text.to_string(),
+        ),
+        (
+            "br only",
+            "GET",
+            "/bytes/20000",
+            format!("Accept-Encoding: br\r\n{text}"),
+        ),
         (
             "already encoded",
             "GET",
@@ -141,7 +160,12 @@ fn responses_left_alone() {
         ("HEAD", "HEAD", "/bytes/20000", format!("{GZIP}{text}")),
         ("304", "GET", "/status/304", format!("{GZIP}{text}")),
         ("404", "GET", "/status/404", format!("{GZIP}{text}")),
-        ("close-delimited", "GET", "/bytes-close/20000", format!("{GZIP}{text}")),
+        (
+            "close-delimited",
+            "GET",
+            "/bytes-close/20000",
+            format!("{GZIP}{text}"),
+        ),
     ];
     for (what, method, path, extra) in cases {
         let raw = format!("{method} {path} HTTP/1.1\r\nHost: h\r\n{extra}\r\n");
@@ -192,7 +216,11 @@ fn offload_hides_accept_encoding_from_the_server() {
     let b = TestBackend::start("b");
     let seen = |lines: &str, ae: &str| {
         let lb = ringlb_cfg(&cfg(&b, lines));
-        let r = get(lb.addr("www"), "/headers", &format!("Accept-Encoding: {ae}\r\n"));
+        let r = get(
+            lb.addr("www"),
+            "/headers",
+            &format!("Accept-Encoding: {ae}\r\n"),
+        );
         let body = match r.header("content-encoding") {
             Some("gzip") => gunzip(&r.body),
             _ => r.body.clone(),
@@ -202,10 +230,16 @@ fn offload_hides_accept_encoding_from_the_server() {
             .lines()
             .any(|l| l.to_ascii_lowercase().starts_with("accept-encoding:"))
     };
-    assert!(!seen("    compression algo gzip\n    compression offload\n", "gzip"));
+    assert!(!seen(
+        "    compression algo gzip\n    compression offload\n",
+        "gzip"
+    ));
     assert!(seen("    compression algo gzip\n", "gzip"));
     // Nothing chosen: the header goes on.
-    assert!(seen("    compression algo gzip\n    compression offload\n", "br"));
+    assert!(seen(
+        "    compression algo gzip\n    compression offload\n",
+        "br"
+    ));
 }
 
 #[test]
@@ -218,8 +252,17 @@ fn defaults_and_backend_settings() {
     );
     let lb = ringlb_cfg(&text);
     // The backend's list: deflate (its own), then gzip (from defaults).
-    for (ae, want) in [("*", "deflate"), ("deflate", "deflate"), ("gzip", "gzip"), ("gzip, deflate", "gzip")] {
-        let r = get(lb.addr("www"), "/bytes/3000", &format!("Accept-Encoding: {ae}\r\n"));
+    for (ae, want) in [
+        ("*", "deflate"),
+        ("deflate", "deflate"),
+        ("gzip", "gzip"),
+        ("gzip, deflate", "gzip"),
+    ] {
+        let r = get(
+            lb.addr("www"),
+            "/bytes/3000",
+            &format!("Accept-Encoding: {ae}\r\n"),
+        );
         assert_eq!(r.header("content-encoding"), Some(want), "{ae}");
     }
 }
@@ -271,19 +314,46 @@ fn bad_values_refused_with_their_line() {
     };
     let out = check("    compression algo br\n", "");
     assert_eq!(out.code(), Some(1));
-    assert!(out.stderr.contains(":6: ") && out.stderr.contains("'br' is not a supported algorithm"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(":6: ") && out.stderr.contains("'br' is not a supported algorithm"),
+        "{}",
+        out.stderr
+    );
     let out = check("    compression type\n", "");
-    assert!(out.stderr.contains(":6: ") && out.stderr.contains("expects <type>"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(":6: ") && out.stderr.contains("expects <type>"),
+        "{}",
+        out.stderr
+    );
     let out = check("    compression fast\n", "");
-    assert!(out.stderr.contains(":6: ") && out.stderr.contains("'algo', 'type' or 'offload'"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(":6: ") && out.stderr.contains("'algo', 'type' or 'offload'"),
+        "{}",
+        out.stderr
+    );
     let out = check("", "    tune.comp.maxlevel 10\n");
-    assert!(out.stderr.contains(":2: ") && out.stderr.contains("tune.comp.maxlevel"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(":2: ") && out.stderr.contains("tune.comp.maxlevel"),
+        "{}",
+        out.stderr
+    );
     let out = check("", "    maxcomprate 100\n");
-    assert!(out.stderr.contains(":2: ") && out.stderr.contains("maxcomprate"), "{}", out.stderr);
-    let out = check("    compression algo gzip deflate\n    compression type text/html\n", "    tune.comp.maxlevel 5\n");
+    assert!(
+        out.stderr.contains(":2: ") && out.stderr.contains("maxcomprate"),
+        "{}",
+        out.stderr
+    );
+    let out = check(
+        "    compression algo gzip deflate\n    compression type text/html\n",
+        "    tune.comp.maxlevel 5\n",
+    );
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let out = check_config(
         "[frontend.w]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"a\"\n[frontend.w.compression]\nalgo = [\"zstd\"]\n[backend.a]\n[[backend.a.server]]\naddr = \"127.0.0.1:9\"\n",
     );
-    assert!(out.stderr.contains("frontend.w.compression.algo"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("frontend.w.compression.algo"),
+        "{}",
+        out.stderr
+    );
 }

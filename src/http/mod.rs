@@ -6,8 +6,8 @@
 //! admin pages (local), HTTP compression (compress), and the deadlines of connections waiting for a request (idle).
 
 pub use crate::bufpool::figures as buffer_figures;
-mod conn;
 mod compress;
+mod conn;
 mod cookie;
 mod edit;
 pub mod framing;

@@ -270,7 +270,10 @@ impl Validator {
                     self.compression(&path, f.compression.as_ref())
                 } else {
                     if f.compression.is_some() {
-                        self.err(format!("{path}.compression"), "compression needs mode = \"http\"");
+                        self.err(
+                            format!("{path}.compression"),
+                            "compression needs mode = \"http\"",
+                        );
                     }
                     None
                 },

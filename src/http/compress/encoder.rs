@@ -3,12 +3,12 @@
 //! (flushed with a sync flush, as HAProxy flushes per block of data, so a client sees
 //! each part of a slow body as it comes).
 //!
-//! Why zlib-rs: flate2's pure-Rust backends are zlib-rs and miniz_oxide (both build
-//! with no C compiler). zlib-rs is a port of zlib-ng with its SIMD paths (longest
-//! match, CRC-32, Adler-32); at level 1 it compresses text about 2x faster than
-//! miniz_oxide on this machine (see `benches/compression.py`). Its state for one
-//! stream is about 270 KiB (a 32 KiB window, 15-bit hash tables): it exists only
-//! while a response is being compressed, and is freed when the response ends.
+//! Why zlib-rs: flate2's backends that build without a C library are zlib-rs and
+//! miniz_oxide. zlib-rs is a port of zlib-ng (its SIMD longest-match, CRC-32 and
+//! Adler-32), compatible with zlib's output; measured here at level 1 on a 1 MiB
+//! text body (`benches/compression.py` notes the figure) it is the faster of the two.
+//! One stream's state is about 256 KiB (zlib's figure for a 32 KiB window at the
+//! default memory level): it exists only while a response is being compressed.
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
@@ -104,9 +104,7 @@ impl Encoder {
         loop {
             out.reserve(input.len() + 64);
             let before = z.total_in();
-            let status = z
-                .compress_vec(input, out, flush)
-                .map_err(|_| EncodeError)?;
+            let status = z.compress_vec(input, out, flush).map_err(|_| EncodeError)?;
             input = &input[(z.total_in() - before) as usize..];
             let full = out.len() == out.capacity();
             match status {
@@ -161,7 +159,8 @@ mod tests {
         for (i, p) in parts.iter().enumerate() {
             let start = Encoder::begin_chunk(&mut out);
             enc.push(p, &mut out).unwrap();
-            enc.end_chunk(&mut out, start, i + 1 == parts.len()).unwrap();
+            enc.end_chunk(&mut out, start, i + 1 == parts.len())
+                .unwrap();
         }
         unchunk(&out)
     }
@@ -174,16 +173,22 @@ mod tests {
         let parts: Vec<&[u8]> = text.chunks(16 * 1024).collect();
         let mut got = Vec::new();
         let gz = encode(Algo::Gzip, &parts);
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut got).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut got)
+            .unwrap();
         assert_eq!(got, text);
         assert!(gz.len() < text.len() / 4);
         got.clear();
         let z = encode(Algo::Deflate, &parts);
-        flate2::read::ZlibDecoder::new(&z[..]).read_to_end(&mut got).unwrap();
+        flate2::read::ZlibDecoder::new(&z[..])
+            .read_to_end(&mut got)
+            .unwrap();
         assert_eq!(got, text);
         got.clear();
         let raw = encode(Algo::RawDeflate, &parts);
-        flate2::read::DeflateDecoder::new(&raw[..]).read_to_end(&mut got).unwrap();
+        flate2::read::DeflateDecoder::new(&raw[..])
+            .read_to_end(&mut got)
+            .unwrap();
         assert_eq!(got, text);
         assert_eq!(encode(Algo::Identity, &parts), text);
     }
@@ -192,10 +197,14 @@ mod tests {
     fn empty_and_tiny_bodies() {
         let mut got = Vec::new();
         let gz = encode(Algo::Gzip, &[b""]);
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut got).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut got)
+            .unwrap();
         assert!(got.is_empty());
         let gz = encode(Algo::Gzip, &[b"a", b"", b"b"]);
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut got).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut got)
+            .unwrap();
         assert_eq!(got, b"ab");
     }
 

@@ -11,8 +11,8 @@
 mod encoder;
 mod stream;
 
-use super::framing::Framing;
 use super::edit;
+use super::framing::Framing;
 use crate::config::compression::{Algo, Compression};
 use crate::rules::head::Head;
 
@@ -94,7 +94,11 @@ fn coding(v: &[u8]) -> (&[u8], u32) {
 /// HAProxy's `http_parse_qvalue`: `D[.DDD]`, at most 1000; 1000 when it does not
 /// start with a digit.
 fn qvalue(s: &[u8]) -> u32 {
-    let digit = |i: usize| s.get(i).filter(|b| b.is_ascii_digit()).map(|b| u32::from(b - b'0'));
+    let digit = |i: usize| {
+        s.get(i)
+            .filter(|b| b.is_ascii_digit())
+            .map(|b| u32::from(b - b'0'))
+    };
     let Some(units) = digit(0) else {
         return 1000;
     };

@@ -43,9 +43,7 @@ impl<S: Stream> Conn<S> {
         } else {
             rest.len() - fed.used
         };
-        failed |= enc
-            .end_chunk(&mut self.out, start, body.is_done())
-            .is_err();
+        failed |= enc.end_chunk(&mut self.out, start, body.is_done()).is_err();
         if failed {
             return Err(Stop::Reply(Reply::BadGateway));
         }
@@ -79,9 +77,7 @@ impl<S: Stream> Conn<S> {
                 .map_err(|_| Stop::Close)?;
             reusable &= !body.is_done() || fed.used == self.sbuf.len();
             held = self.sbuf.len() - fed.used;
-            failed |= enc
-                .end_chunk(&mut self.out, start, body.is_done())
-                .is_err();
+            failed |= enc.end_chunk(&mut self.out, start, body.is_done()).is_err();
             if failed {
                 return Err(Stop::Close);
             }
@@ -96,8 +92,14 @@ impl<S: Stream> Conn<S> {
     async fn send_out(&mut self, deadline: Instant) -> Result<(), Stop> {
         let len = self.out.len();
         self.rec.bytes_out += len as u64;
-        write_range(&mut self.client, &mut self.out, 0..len, &mut self.timer, deadline)
-            .await
-            .map_err(|_| Stop::Close)
+        write_range(
+            &mut self.client,
+            &mut self.out,
+            0..len,
+            &mut self.timer,
+            deadline,
+        )
+        .await
+        .map_err(|_| Stop::Close)
     }
 }

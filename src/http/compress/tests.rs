@@ -19,8 +19,14 @@ fn pick(c: &Compression, headers: &str) -> Option<Algo> {
 #[test]
 fn accept_encoding_q_values() {
     let c = comp(&[Algo::Gzip, Algo::Deflate], &[], false);
-    assert_eq!(pick(&c, "Accept-Encoding: gzip, deflate\r\n"), Some(Algo::Gzip));
-    assert_eq!(pick(&c, "Accept-Encoding: deflate, gzip\r\n"), Some(Algo::Deflate));
+    assert_eq!(
+        pick(&c, "Accept-Encoding: gzip, deflate\r\n"),
+        Some(Algo::Gzip)
+    );
+    assert_eq!(
+        pick(&c, "Accept-Encoding: deflate, gzip\r\n"),
+        Some(Algo::Deflate)
+    );
     assert_eq!(
         pick(&c, "Accept-Encoding: gzip;q=0.5, deflate;q=0.8\r\n"),
         Some(Algo::Deflate)
@@ -33,7 +39,10 @@ fn accept_encoding_q_values() {
     assert_eq!(pick(&c, "Accept-Encoding: *\r\n"), Some(Algo::Deflate));
     // An equal q-value does not displace the first.
     assert_eq!(
-        pick(&c, "Accept-Encoding: br;q=0.9, deflate;q=0.9, gzip;q=0.9\r\n"),
+        pick(
+            &c,
+            "Accept-Encoding: br;q=0.9, deflate;q=0.9, gzip;q=0.9\r\n"
+        ),
         Some(Algo::Deflate)
     );
     // Other parameters before q.
@@ -43,7 +52,10 @@ fn accept_encoding_q_values() {
     );
     // Several header lines.
     assert_eq!(
-        pick(&c, "Accept-Encoding: gzip;q=0.1\r\nAccept-Encoding: deflate;q=0.2\r\n"),
+        pick(
+            &c,
+            "Accept-Encoding: gzip;q=0.1\r\nAccept-Encoding: deflate;q=0.2\r\n"
+        ),
         Some(Algo::Deflate)
     );
     assert_eq!(pick(&c, "Accept-Encoding: gzipx\r\n"), None);
@@ -80,7 +92,10 @@ fn backend_algorithms_first() {
     let fe = comp(&[Algo::Gzip], &[], false);
     let be = comp(&[Algo::Deflate], &[], false);
     let h = "Accept-Encoding: gzip, deflate\r\n";
-    assert_eq!(choose(Some(&fe), Some(&be), &mut req(h)), Some(Algo::Deflate));
+    assert_eq!(
+        choose(Some(&fe), Some(&be), &mut req(h)),
+        Some(Algo::Deflate)
+    );
     // A backend with types only: the frontend's algorithms.
     let be = comp(&[], &["text/"], false);
     assert_eq!(choose(Some(&fe), Some(&be), &mut req(h)), Some(Algo::Gzip));
@@ -92,8 +107,14 @@ fn old_mozilla_agents() {
     let ae = "Accept-Encoding: gzip\r\n";
     let ua = |u: &str| pick(&c, &format!("{ae}User-Agent: {u}\r\n"));
     assert_eq!(ua("Mozilla/4.0 (compatible; MSIE 5.0; Windows 98)"), None);
-    assert_eq!(ua("Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.0)"), Some(Algo::Gzip));
-    assert_eq!(ua("Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"), None);
+    assert_eq!(
+        ua("Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.0)"),
+        Some(Algo::Gzip)
+    );
+    assert_eq!(
+        ua("Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"),
+        None
+    );
     assert_eq!(
         ua("Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)"),
         Some(Algo::Gzip)
@@ -133,7 +154,10 @@ fn responses_left_alone() {
         ""
     ));
     assert!(!ok(res(200, len), "Content-Encoding: identity\r\n"));
-    assert!(!ok(res(200, len), "Cache-Control: public, No-Transform\r\n"));
+    assert!(!ok(
+        res(200, len),
+        "Cache-Control: public, No-Transform\r\n"
+    ));
     assert!(ok(res(200, len), "Cache-Control: no-transformx\r\n"));
     assert!(!ok(res(200, len), "Content-Type: multipart/mixed\r\n"));
     assert!(ok(res(200, len), "ETag: \"a\"\r\n"));
@@ -153,7 +177,12 @@ fn types_listed() {
     // The backend's list first.
     let be = comp(&[], &["text/plain"], false);
     let h = head("Content-Type: text/plain\r\n");
-    assert!(response_allows(Some(&c), Some(&be), &res(200, Framing::Chunked), &h));
+    assert!(response_allows(
+        Some(&c),
+        Some(&be),
+        &res(200, Framing::Chunked),
+        &h
+    ));
 }
 
 #[test]
