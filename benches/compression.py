@@ -101,6 +101,10 @@ def main():
         os.makedirs(www)
         with open(os.path.join(www, "big.txt"), "wb") as f:
             f.write(data)
+        # nginx's worker (nobody, when started as root) reads the file.
+        for path in (tmp, www):
+            os.chmod(path, 0o755)
+        os.chmod(os.path.join(www, "big.txt"), 0o644)
         bport = free_port()
         conf = nginx_conf(tmp, "backend", bport, "", f"location / {{ root {www}; }}",
                           http_extra="sendfile on; gzip off; default_type text/plain;")
