@@ -89,12 +89,14 @@ impl RawCompression {
         for a in &self.algo {
             match Algo::parse(a) {
                 Some(x) => algos.push(x),
-                None => return Err((
-                    "algo",
-                    format!(
+                None => {
+                    return Err((
+                        "algo",
+                        format!(
                         "{a:?} is not a supported algorithm (identity, deflate, raw-deflate, gzip)"
                     ),
-                )),
+                    ))
+                }
             }
         }
         if let Some(t) = self.types.iter().find(|t| t.is_empty()) {
