@@ -357,3 +357,99 @@ fn bad_values_refused_with_their_line() {
         out.stderr
     );
 }
+
+/// Feeds the whole chunks of `raw[*pos..]` to `dec`; true once the last chunk came.
+fn feed_chunks(raw: &[u8], pos: &mut usize, dec: &mut flate2::write::GzDecoder<Vec<u8>>) -> bool {
+    use std::io::Write;
+    loop {
+        let Some(nl) = raw[*pos..].windows(2).position(|w| w == b"\r\n") else {
+            return false;
+        };
+        let line = std::str::from_utf8(&raw[*pos..*pos + nl]).unwrap();
+        let size = usize::from_str_radix(line, 16).unwrap();
+        let data = *pos + nl + 2;
+        if raw.len() < data + size + 2 {
+            return false;
+        }
+        if size == 0 {
+            return true;
+        }
+        dec.write_all(&raw[data..data + size]).unwrap();
+        dec.flush().unwrap();
+        *pos = data + size + 2;
+    }
+}
+
+/// A body is compressed as it arrives: the server sends the first part of a chunked
+/// body and waits; the client decodes that part before the server sends the rest (a
+/// proxy that compressed the whole body first would never answer: the server waits
+/// for the client).
+#[test]
+fn compressed_as_it_streams() {
+    use std::io::Write;
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    use std::time::Duration;
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let first = pattern(40_000);
+    let first_server = first.clone();
+    let server = RawServer::start(move |mut s| {
+        if common::raw::read_head(&mut s).is_none() {
+            return;
+        }
+        let mut head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        head.extend_from_slice(format!("{:x}\r\n", first_server.len()).as_bytes());
+        head.extend_from_slice(&first_server);
+        head.extend_from_slice(b"\r\n");
+        let _ = s.write_all(&head);
+        // The rest only once the client has decoded the first part.
+        let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(10));
+        let _ = s.write_all(b"5\r\nhello\r\n0\r\n\r\n");
+    });
+    let text = format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\nfrontend www\n    bind 127.0.0.1:0\n    compression algo gzip\n    default_backend app\nbackend app\n    server s1 {}\n",
+        server.addr()
+    );
+    let lb = ringlb_cfg(&text);
+    let mut c = std::net::TcpStream::connect(lb.addr("www")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(format!("GET / HTTP/1.1\r\nHost: h\r\n{GZIP}\r\n").as_bytes())
+        .unwrap();
+    let mut dec = flate2::write::GzDecoder::new(Vec::new());
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    let mut pos = None;
+    let mut done = false;
+    let mut released = false;
+    while !done {
+        let n = c.read(&mut buf).expect("the compressed body as it comes");
+        assert!(n > 0, "closed early");
+        raw.extend_from_slice(&buf[..n]);
+        if pos.is_none() {
+            pos = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+            if let Some(at) = pos {
+                let head = String::from_utf8_lossy(&raw[..at]).to_ascii_lowercase();
+                assert!(head.contains("content-encoding: gzip"), "{head}");
+            }
+        }
+        let Some(p) = pos.as_mut() else { continue };
+        done = feed_chunks(&raw, p, &mut dec);
+        if !released && dec.get_ref().len() >= first.len() {
+            // The first part decoded while the server still holds the rest.
+            assert!(dec.get_ref()[..] == first[..]);
+            go_tx.send(()).unwrap();
+            released = true;
+        }
+    }
+    assert!(
+        released,
+        "the first part came only with the end of the body"
+    );
+    let all = dec.finish().unwrap();
+    let mut want = first.clone();
+    want.extend_from_slice(b"hello");
+    assert!(all == want);
+}
