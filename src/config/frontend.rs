@@ -116,6 +116,8 @@ pub struct Frontend {
     pub rule_free: bool,
     /// `monitor-uri` and its `monitor fail` conditions.
     pub monitor: Option<Monitor>,
+    /// `errorfile`, `http-error`, ...: custom error responses (after the backend's).
+    pub error_pages: super::error_pages::ErrorPages,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).

@@ -6,6 +6,7 @@ mod admin;
 mod cluster;
 pub mod cookie;
 mod duration;
+pub mod error_pages;
 pub mod fd_budget;
 mod from_haproxy;
 mod frontend;
@@ -346,6 +347,8 @@ pub struct Backend {
     pub use_server: Vec<UseServer>,
     /// Cookie persistence (`cookie NAME ...`).
     pub cookie: Option<Arc<cookie::Persistence>>,
+    /// `errorfile`, `http-error`, ...: custom error responses (before the frontend's).
+    pub error_pages: error_pages::ErrorPages,
 }
 
 #[derive(Debug, Clone)]

@@ -368,9 +368,16 @@ impl Reply {
         );
         out.extend_from_slice(b"\r\n");
         for (name, fmt) in &self.headers {
+            let start = out.len();
             out.extend_from_slice(name.to_ascii_lowercase().as_bytes());
             out.extend_from_slice(b": ");
+            let value = out.len();
             fmt.eval(ctx, None, s, out);
+            // HAProxy adds no header whose value came out empty.
+            if out.len() == value {
+                out.truncate(start);
+                continue;
+            }
             out.extend_from_slice(b"\r\n");
         }
         // The body is written after a placeholder head, then the length is known.

@@ -167,6 +167,7 @@ impl Mapper<'_> {
                     })
                     .collect(),
                 cookie: self.cookie_values(p),
+                error_pages: s.errors.clone(),
             });
         }
         let mut frontends = Vec::new();
@@ -351,6 +352,7 @@ impl Mapper<'_> {
                         uri,
                         fail: p.monitor_fail.clone(),
                     }),
+                error_pages: p.settings.errors.clone(),
             });
         }
         if frontends.is_empty() {

@@ -8,6 +8,7 @@ mod assemble;
 mod balance;
 mod bind;
 mod cookie;
+mod errors;
 mod global;
 mod http_rules;
 mod proxy;
@@ -79,6 +80,8 @@ struct Mapper<'e> {
     proxy_logs: Vec<(usize, LogTarget)>,
     /// `hard-stop-after` (global): the longest a soft stop waits for connections.
     hard_stop_after: Option<Duration>,
+    /// `http-errors` sections by name.
+    http_errors: HashMap<String, crate::config::error_pages::ErrorPages>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -151,6 +154,8 @@ struct Settings {
     tcpka_values: [crate::config::TcpKeepalive; 2],
     /// `disabled` (`enabled` undoes it): also from `defaults`, as in HAProxy.
     disabled: bool,
+    /// `errorfile`, `errorfiles`, `http-error`, `errorloc*`: also from `defaults`.
+    errors: crate::config::error_pages::ErrorPages,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -206,6 +211,7 @@ impl Default for Settings {
             tcpka: [None; 2],
             tcpka_values: Default::default(),
             disabled: false,
+            errors: Default::default(),
         }
     }
 }
@@ -297,6 +303,7 @@ impl<'e> Mapper<'e> {
             phase: None,
             proxy_logs: Vec::new(),
             hard_stop_after: None,
+            http_errors: HashMap::new(),
         }
     }
 
@@ -346,6 +353,7 @@ impl<'e> Mapper<'e> {
         // Settings of each defaults section, by section index.
         let mut defaults: HashMap<usize, Settings> = HashMap::new();
         let mut proxies: Vec<Proxy> = Vec::new();
+        self.http_errors_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -366,6 +374,8 @@ impl<'e> Mapper<'e> {
                     s = scratch.settings;
                     defaults.insert(i, s);
                 }
+                // Read beforehand.
+                SectionKind::Other(kw) if kw == "http-errors" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,

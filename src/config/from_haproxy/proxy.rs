@@ -116,7 +116,9 @@ impl Mapper<'_> {
             "stats" => self.stats(l, &mut p.settings),
             "disabled" => p.settings.disabled = true,
             "enabled" => p.settings.disabled = false,
-            "description" | "id" | "errorfile" | "email-alert"
+            "errorfile" | "errorfiles" | "http-error" | "errorloc" | "errorloc302"
+            | "errorloc303" => self.error_line(l, p),
+            "description" | "id" | "email-alert"
             | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
             "bind" if fe && !is_defaults => self.bind(l, p),
             "acl" if !is_defaults => self.acl(l, p),
@@ -174,10 +176,6 @@ impl Mapper<'_> {
             | "unique-id-format"
             | "unique-id-header"
             | "filter"
-            | "http-error"
-            | "errorloc"
-            | "errorloc302"
-            | "errorloc303"
             | "source"
             | "dispatch"
             | "server-template"

@@ -150,6 +150,7 @@ impl Validator {
                 }
             };
             out.push(Backend {
+                error_pages: Default::default(),
                 tcpka: None,
                 disabled: false,
                 name: name.clone(),

@@ -265,6 +265,7 @@ impl Validator {
                 },
                 rate_limits: std::mem::take(&mut rate_limits),
                 monitor: None,
+                error_pages: Default::default(),
                 timeouts: crate::config::default_timeouts(),
             });
         }
