@@ -229,6 +229,22 @@ fn apply(
                 Verdict::Answer(r.status)
             });
         }
+        HttpAction::Auth { realm, page } => {
+            answer.clear();
+            let page = site.error_page(401).unwrap_or(page);
+            let ctx = site.ctx(txn, Some(head), dir);
+            page.write(&ctx, &mut w.s, answer);
+            // HAProxy adds the challenge after the page's own headers.
+            if let Some(end) = answer.windows(4).position(|x| x == b"\r\n\r\n") {
+                w.val.clear();
+                w.val
+                    .extend_from_slice(b"\r\nwww-authenticate: Basic realm=\"");
+                w.val.extend_from_slice(realm.as_bytes());
+                w.val.push(b'"');
+                edit::splice(answer, end..end, &w.val);
+            }
+            return Some(Verdict::Answer(401));
+        }
         HttpAction::Redirect(r) => {
             answer.clear();
             let ctx = site.ctx(txn, Some(head), dir);

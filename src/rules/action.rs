@@ -121,6 +121,13 @@ pub enum HttpAction {
         status: u16,
         bytes: Vec<u8>,
     },
+    /// `http-request auth [realm R]`: 401 (the proxy's page for it) with
+    /// `WWW-Authenticate: Basic realm="R"`.
+    Auth {
+        realm: Box<str>,
+        /// HAProxy's 401 page, used when the proxy has no custom one.
+        page: Arc<Reply>,
+    },
     /// `reject` (close) or `silent-drop` (reset): no answer.
     Reject {
         silent: bool,

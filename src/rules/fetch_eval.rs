@@ -271,6 +271,16 @@ impl Fetch {
                 s.swap();
                 Smp::Str(Data::Buf)
             }
+            Fetch::HttpAuth(ul) => {
+                let head = ctx.head(Some(false))?;
+                let v = head.named(b"authorization").next().map(|f| f.value);
+                Smp::Bool(v.is_some_and(|v| ul.authenticate(v).is_some()))
+            }
+            Fetch::HttpAuthGroup(ul) => {
+                let head = ctx.head(Some(false))?;
+                let v = head.named(b"authorization").next()?.value;
+                str_ref(ul.authenticate(v)?.name.as_bytes())
+            }
             Fetch::Hdrs(chan) => {
                 let head = ctx.head(chan.res())?;
                 Smp::Bin(Data::Ref(&head.bytes[head.first_line_len()..]))

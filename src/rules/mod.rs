@@ -22,6 +22,7 @@
 
 pub mod acl;
 pub mod action;
+pub mod auth;
 pub mod convert;
 mod convert_build;
 mod convert_eval;

@@ -18,6 +18,7 @@ mod server;
 mod ssl;
 mod stick;
 mod tcp_rules;
+mod userlist;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -354,6 +355,7 @@ impl<'e> Mapper<'e> {
         let mut defaults: HashMap<usize, Settings> = HashMap::new();
         let mut proxies: Vec<Proxy> = Vec::new();
         self.http_errors_sections(doc);
+        self.userlist_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -375,7 +377,7 @@ impl<'e> Mapper<'e> {
                     defaults.insert(i, s);
                 }
                 // Read beforehand.
-                SectionKind::Other(kw) if kw == "http-errors" => {}
+                SectionKind::Other(kw) if kw == "http-errors" || kw == "userlist" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,
