@@ -172,6 +172,10 @@ pub enum Fetch {
     /// `http_auth_group(L)`: the user whose credentials are valid in L (ACLs match
     /// its groups: their patterns become the groups' members at load).
     HttpAuthGroup(std::sync::Arc<super::auth::Userlist>),
+    /// `unique-id`: the request's `unique-id-format` id.
+    UniqueId,
+    /// `uuid([4])`: a random (version 4) UUID.
+    Uuid,
 }
 
 impl Fetch {
@@ -232,6 +236,8 @@ impl Fetch {
             | Fetch::HostName
             | Fetch::HttpAuth(_)
             | Fetch::HttpAuthGroup(_) => S::RequestHeaders,
+            Fetch::UniqueId => S::Request,
+            Fetch::Uuid => S::Const,
             Fetch::ResVer => S::ResponseHeaders,
             Fetch::Hdr { chan: c, .. }
             | Fetch::HdrCnt { chan: c, .. }

@@ -157,6 +157,10 @@ struct Settings {
     disabled: bool,
     /// `errorfile`, `errorfiles`, `http-error`, `errorloc*`: also from `defaults`.
     errors: crate::config::error_pages::ErrorPages,
+    /// `unique-id-format` (its line and text: parsed per frontend) and
+    /// `unique-id-header`.
+    unique_id_format: Option<(usize, String)>,
+    unique_id_header: Option<String>,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -213,6 +217,8 @@ impl Default for Settings {
             tcpka_values: Default::default(),
             disabled: false,
             errors: Default::default(),
+            unique_id_format: None,
+            unique_id_header: None,
         }
     }
 }

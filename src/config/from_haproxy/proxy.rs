@@ -172,9 +172,23 @@ impl Mapper<'_> {
                 ),
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
+            "unique-id-format" | "unique-id-header" if !fe => self.warn(
+                l.line,
+                format!("'{kw}' ignored: a backend has no frontend capability (as in HAProxy)"),
+            ),
+            "unique-id-format" => match a {
+                [f] => p.settings.unique_id_format = Some((l.line, f.clone())),
+                [] => self.err(l.line, "'unique-id-format' expects an argument"),
+                _ => self.err(
+                    l.line,
+                    "'unique-id-format' expects only one argument (quote the format)",
+                ),
+            },
+            "unique-id-header" => match a {
+                [h] => p.settings.unique_id_header = Some(h.clone()),
+                _ => self.err(l.line, "'unique-id-header' expects a header name"),
+            },
             "compression"
-            | "unique-id-format"
-            | "unique-id-header"
             | "filter"
             | "source"
             | "dispatch"
