@@ -125,6 +125,7 @@ impl Mapper<'_> {
                 all_backups: s.all_backups,
                 retries: s.retries,
                 redispatch: s.redispatch,
+                redispatch_after: s.redispatch_after,
                 maxqueue: p.maxqueue,
                 error_limit: checked.first().and_then(|c| c.error_limit).unwrap_or(10),
                 health,

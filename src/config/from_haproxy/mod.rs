@@ -122,6 +122,8 @@ struct Settings {
     check_timeout: Option<Duration>,
     retries: u32,
     redispatch: bool,
+    /// `option redispatch N` (-1 without N, as HAProxy).
+    redispatch_after: i32,
     all_backups: bool,
     forward_for: Option<crate::config::ForwardFor>,
     balance: BalanceAlgo,
@@ -194,6 +196,7 @@ impl Default for Settings {
             check_timeout: None,
             retries: 3,
             redispatch: false,
+            redispatch_after: -1,
             all_backups: false,
             forward_for: None,
             balance: DEFAULT_BALANCE,

@@ -324,7 +324,29 @@ impl Mapper<'_> {
         let rest = &words[1..];
         let s = &mut p.settings;
         match opt.as_str() {
-            "redispatch" => s.redispatch = !negate,
+            "redispatch" if negate => {
+                s.redispatch = false;
+                s.redispatch_after = 0;
+            }
+            "redispatch" => match rest {
+                [] => {
+                    s.redispatch = true;
+                    s.redispatch_after = -1;
+                }
+                // HAProxy reads it with atol(): a number, or an error here (rather
+                // than the 0 atol makes of a typo, which would silently disable it).
+                [n] => match n.parse::<i32>() {
+                    Ok(n) => {
+                        s.redispatch = true;
+                        s.redispatch_after = n;
+                    }
+                    Err(_) => self.err(
+                        l.line,
+                        format!("'option redispatch' expects an integer interval, got '{n}'"),
+                    ),
+                },
+                _ => self.err(l.line, "'option redispatch' expects at most one interval"),
+            },
             "persist" => s.persist = !negate,
             "allbackups" => s.all_backups = !negate,
             "forwardfor" if negate => s.forward_for = None,

@@ -159,6 +159,7 @@ impl Validator {
                 all_backups: b.all_backups.unwrap_or(false),
                 retries,
                 redispatch: b.redispatch.unwrap_or(true),
+                redispatch_after: 1,
                 maxqueue,
                 error_limit,
                 health,
