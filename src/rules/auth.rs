@@ -50,8 +50,9 @@ impl Pass {
                 "unsupported password hash '{h}': ringlb checks SHA-512 ($6$), SHA-256 ($5$), MD5 ($1$) and bcrypt ($2a$, $2b$, $2y$) crypt hashes"
             ));
         }
-        // A hash that cannot be parsed would never match: refuse it now.
-        if !verify_hash(h, b"").is_some() {
+        // A hash that cannot be read would never match: refuse it now (its shape
+        // only: hashing here would cost a bcrypt computation per user at load).
+        if !well_formed(h) {
             return Err(format!("malformed password hash '{h}'"));
         }
         Ok(Pass::Hash(h.into()))
@@ -105,6 +106,43 @@ pub fn basic_credentials<'b>(value: &[u8], buf: &'b mut [u8]) -> Option<(&'b [u8
     let plain = &buf[..n];
     let colon = plain.iter().position(|&c| c == b':')?;
     Some((&plain[..colon], &plain[colon + 1..]))
+}
+
+/// The shape of a crypt(3) string: `$ID$[rounds=N$]SALT$HASH` with the hash's length
+/// for its scheme, in crypt's base-64 alphabet; bcrypt's `$2b$CC$` + 53 characters.
+fn well_formed(h: &str) -> bool {
+    let b64 = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'/')
+    };
+    if let Some(rest) = h.strip_prefix("$2") {
+        let mut parts = rest.splitn(3, '$');
+        let (Some(v), Some(cost), Some(tail)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        return matches!(v, "a" | "b" | "y")
+            && cost.len() == 2
+            && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
+            && tail.len() == 53
+            && b64(tail);
+    }
+    let (id, rest) = match h.get(..3) {
+        Some(id @ ("$1$" | "$5$" | "$6$")) => (id, &h[3..]),
+        _ => return false,
+    };
+    let mut fields: Vec<&str> = rest.split('$').collect();
+    if id != "$1$" && fields.first().is_some_and(|f| f.starts_with("rounds=")) {
+        if fields[0][7..].parse::<u32>().is_err() {
+            return false;
+        }
+        fields.remove(0);
+    }
+    let want = match id {
+        "$1$" => 22,
+        "$5$" => 43,
+        _ => 86,
+    };
+    matches!(fields.as_slice(), [salt, hash] if salt.len() <= 16 && b64(hash) && hash.len() == want)
 }
 
 /// Whether `pass` matches crypt(3) hash `h` (`None`: `h` cannot be read).
