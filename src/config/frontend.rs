@@ -120,6 +120,14 @@ pub struct Frontend {
     pub rule_free: bool,
     /// `monitor-uri` and its `monitor fail` conditions.
     pub monitor: Option<Monitor>,
+    /// HTTP compression (`compression ...`; the backend's algorithms and types first).
+    pub compression: Option<Arc<super::compression::Compression>>,
+    /// `unique-id-format`: the request's id (`unique-id`, `%ID`).
+    pub unique_id_format: Option<Arc<crate::rules::LogFormat>>,
+    /// `unique-id-header NAME`: the id is sent to the server in this header.
+    pub unique_id_header: Option<Box<str>>,
+    /// `errorfile`, `http-error`, ...: custom error responses (after the backend's).
+    pub error_pages: super::error_pages::ErrorPages,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).

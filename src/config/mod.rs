@@ -4,8 +4,10 @@
 pub mod acl;
 mod admin;
 mod cluster;
+pub mod compression;
 pub mod cookie;
 mod duration;
+pub mod error_pages;
 pub mod fd_budget;
 mod from_haproxy;
 mod frontend;
@@ -236,6 +238,8 @@ pub struct Runtime {
     pub maxsslrate: Option<u32>,
     /// Handshakes a shard computes at once; others wait their turn (`tls::gate`).
     pub tls_handshakes: usize,
+    /// The deflate level of HTTP compression (`tune.comp.maxlevel`, 1 to 9).
+    pub comp_level: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -319,8 +323,12 @@ pub struct Backend {
     pub all_backups: bool,
     /// Further attempts after a failed connect (or a failed idempotent request).
     pub retries: u32,
-    /// Retries go to another server.
+    /// Retries may go to another server.
     pub redispatch: bool,
+    /// Which retries do (`option redispatch N`; see `dispatch::verdict`): 1 = every
+    /// one (the TOML `redispatch`), -1 = the last (haproxy.cfg's default), 0 = none
+    /// unless the server is down or any round-robin server will do.
+    pub redispatch_after: i32,
     /// Most requests waiting for a slot, per shard; `None` = unbounded.
     pub maxqueue: Option<usize>,
     /// Consecutive passive failures that mark a server down; 0 = off.
@@ -350,6 +358,11 @@ pub struct Backend {
     pub use_server: Vec<UseServer>,
     /// Cookie persistence (`cookie NAME ...`).
     pub cookie: Option<Arc<cookie::Persistence>>,
+    /// HTTP compression (`compression ...`): its algorithms and types come before the
+    /// frontend's.
+    pub compression: Option<Arc<compression::Compression>>,
+    /// `errorfile`, `http-error`, ...: custom error responses (before the frontend's).
+    pub error_pages: error_pages::ErrorPages,
 }
 
 #[derive(Debug, Clone)]

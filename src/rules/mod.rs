@@ -22,6 +22,7 @@
 
 pub mod acl;
 pub mod action;
+pub mod auth;
 pub mod convert;
 mod convert_build;
 mod convert_eval;
@@ -39,6 +40,7 @@ pub mod payload;
 pub mod sample;
 pub mod stick;
 mod strfn;
+pub mod unique_id;
 pub(crate) use strfn::expand;
 pub mod vars;
 pub mod world;
@@ -133,6 +135,8 @@ pub struct Txn {
     /// The request came as an HTTP/2 stream (translated to HTTP/1.1 for the HTTP
     /// path): the log and `capture.req.ver` show `HTTP/2.0`, as HAProxy's do.
     pub h2: bool,
+    /// The request's `unique-id-format` id, once computed.
+    pub unique_id: unique_id::UniqueId,
 }
 
 /// What a transaction needs of the config in force to begin: its identity (a
@@ -168,6 +172,7 @@ impl Txn {
         self.track = [None; 3];
         self.log_level = None;
         self.status = None;
+        self.unique_id.reset();
     }
 
     /// A new request of a frontend no rule touches (`Frontend::rule_free`): nothing

@@ -7,7 +7,9 @@
 mod assemble;
 mod balance;
 mod bind;
+mod compression;
 mod cookie;
+mod errors;
 mod global;
 mod http_rules;
 mod proxy;
@@ -17,6 +19,7 @@ mod server;
 mod ssl;
 mod stick;
 mod tcp_rules;
+mod userlist;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -79,6 +82,8 @@ struct Mapper<'e> {
     proxy_logs: Vec<(usize, LogTarget)>,
     /// `hard-stop-after` (global): the longest a soft stop waits for connections.
     hard_stop_after: Option<Duration>,
+    /// `http-errors` sections by name.
+    http_errors: HashMap<String, crate::config::error_pages::ErrorPages>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -118,6 +123,8 @@ struct Settings {
     check_timeout: Option<Duration>,
     retries: u32,
     redispatch: bool,
+    /// `option redispatch N` (-1 without N, as HAProxy).
+    redispatch_after: i32,
     all_backups: bool,
     forward_for: Option<crate::config::ForwardFor>,
     balance: BalanceAlgo,
@@ -151,6 +158,14 @@ struct Settings {
     tcpka_values: [crate::config::TcpKeepalive; 2],
     /// `disabled` (`enabled` undoes it): also from `defaults`, as in HAProxy.
     disabled: bool,
+    /// `compression algo|type|offload` lines (`offload` never from `defaults`).
+    compression: Option<compression::CompLines>,
+    /// `errorfile`, `errorfiles`, `http-error`, `errorloc*`: also from `defaults`.
+    errors: crate::config::error_pages::ErrorPages,
+    /// `unique-id-format` (its line and text: parsed per frontend) and
+    /// `unique-id-header`.
+    unique_id_format: Option<(usize, String)>,
+    unique_id_header: Option<String>,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -184,6 +199,7 @@ impl Default for Settings {
             check_timeout: None,
             retries: 3,
             redispatch: false,
+            redispatch_after: -1,
             all_backups: false,
             forward_for: None,
             balance: DEFAULT_BALANCE,
@@ -206,6 +222,10 @@ impl Default for Settings {
             tcpka: [None; 2],
             tcpka_values: Default::default(),
             disabled: false,
+            compression: None,
+            errors: Default::default(),
+            unique_id_format: None,
+            unique_id_header: None,
         }
     }
 }
@@ -297,6 +317,7 @@ impl<'e> Mapper<'e> {
             phase: None,
             proxy_logs: Vec::new(),
             hard_stop_after: None,
+            http_errors: HashMap::new(),
         }
     }
 
@@ -339,6 +360,7 @@ impl<'e> Mapper<'e> {
             maxconn: None,
             maxsslrate: None,
             tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
+            comp_level: crate::config::compression::DEFAULT_LEVEL,
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;
@@ -346,6 +368,8 @@ impl<'e> Mapper<'e> {
         // Settings of each defaults section, by section index.
         let mut defaults: HashMap<usize, Settings> = HashMap::new();
         let mut proxies: Vec<Proxy> = Vec::new();
+        self.http_errors_sections(doc);
+        self.userlist_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -366,6 +390,8 @@ impl<'e> Mapper<'e> {
                     s = scratch.settings;
                     defaults.insert(i, s);
                 }
+                // Read beforehand.
+                SectionKind::Other(kw) if kw == "http-errors" || kw == "userlist" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,
