@@ -151,16 +151,22 @@ async fn serve_stream(
             return;
         }
     };
-    let shard = &session.shard;
+    // A stream after a reload is served by the config in force, as an HTTP/1
+    // request after a reload is; a frontend the reload removed takes no more.
+    let Some((shard, frontend)) = in_force(&session) else {
+        res.refuse();
+        return;
+    };
+    let shard = &shard;
     let mut txn = Txn::default();
-    txn.begin_session(shard.config.txn_scope(session.frontend));
+    txn.begin_session(shard.config.txn_scope(frontend));
     txn.sess_track = session.conn_txn.sess_track;
     txn.tls = session.conn_txn.tls.clone();
     txn.h2 = true;
     let pipe = pipe::Pipe::new(head, framing, body, res);
     let served = crate::http::serve(
         shard.clone(),
-        session.frontend,
+        frontend,
         pipe,
         session.peer,
         session.local,
@@ -179,8 +185,23 @@ async fn serve_stream(
                 .unwrap_or("?"),
             "h2 stream handler panicked; that stream was reset"
         );
-        crate::stats::Counters::inc(&shard.stats.frontends[session.frontend].panics);
+        crate::stats::Counters::inc(&shard.stats.frontends[frontend].panics);
     }
+}
+
+/// The shard generation in force and the connection's frontend in it (by name: a
+/// reload may renumber frontends); `None` if the reload removed the frontend.
+fn in_force(session: &Session) -> Option<(Rc<Shard>, usize)> {
+    let Some(newer) = session.shard.newer() else {
+        return Some((session.shard.clone(), session.frontend));
+    };
+    let name = &session.shard.config.frontends[session.frontend].name;
+    let at = newer
+        .config
+        .frontends
+        .iter()
+        .position(|f| &f.name == name)?;
+    Some((newer, at))
 }
 
 /// A stream counted open while its task lives.

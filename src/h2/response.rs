@@ -167,6 +167,15 @@ impl Responder {
         self.phase = Phase::Done;
     }
 
+    /// Refuses the stream unprocessed (REFUSED_STREAM: the client may retry it
+    /// elsewhere).
+    pub(super) fn refuse(&mut self) {
+        if let Some(mut r) = self.respond.take() {
+            r.send_reset(h2::Reason::REFUSED_STREAM);
+        }
+        self.phase = Phase::Done;
+    }
+
     /// Consumes what it can of `src` (at least one byte, waiting for flow-control
     /// window when body data is next).
     pub(super) async fn write(&mut self, src: &[u8]) -> io::Result<usize> {

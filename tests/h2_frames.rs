@@ -2,7 +2,8 @@
 //! each is refused with a stream error (RST_STREAM) or, where the h2 crate treats it
 //! as a connection error, GOAWAY, and none of them reaches the server; a well-formed
 //! request on the next connection still does. Also frame by frame: a body shorter than
-//! its `content-length` resets the stream, and a quiet connection gets GOAWAY.
+//! its `content-length` resets the stream, a quiet connection gets GOAWAY, and a stream
+//! opened after a reload is served by the new config.
 
 mod common;
 
@@ -171,4 +172,63 @@ fn malformed_requests_are_refused_and_never_reach_the_server() {
     // A well-formed request on a fresh connection is answered.
     assert_eq!(answer(addr, &with(&[(b"x-fine", b"yes")])), 1);
     assert_eq!(app.requests(), 1);
+}
+
+/// The body of stream `id`'s response (its DATA frames up to END_STREAM).
+fn body_of(s: &mut TcpStream, id: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let mut h = [0u8; 9];
+        s.read_exact(&mut h).expect("a frame before the deadline");
+        let len = (h[0] as usize) << 16 | (h[1] as usize) << 8 | h[2] as usize;
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).unwrap();
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        assert!(
+            h[3] != 7 && !(h[3] == 3 && stream == id),
+            "stream {id} refused"
+        );
+        if h[3] == 0 && stream == id {
+            body.extend_from_slice(&payload);
+            if h[4] & END_STREAM != 0 {
+                return body;
+            }
+        }
+    }
+}
+
+/// A stream opened after a reload, on a connection opened before it, is served by the
+/// new config (as an HTTP/1 request after a reload is), not the one the connection
+/// began under.
+#[test]
+fn streams_after_a_reload_are_served_by_the_config_in_force() {
+    let old = TestBackend::start("old");
+    let new = TestBackend::start("new");
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    let path = file.path().to_str().unwrap().to_string();
+    let config = |port: u16, server: std::net::SocketAddr| {
+        format!(
+            "[runtime]\nshards = 1\n[frontend.web]\nbind = [{{ addr = \"127.0.0.1:{port}\", proto = \"h2\" }}]\nmode = \"http\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{server}\"\n"
+        )
+    };
+    std::fs::write(&path, config(0, old.addr())).unwrap();
+    let lb = RingLb::launch(&["-f", &path], None, |l| l.starts_with("ready"));
+    let addr = lb.addr("web");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let get = block(&request());
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    out.extend(frame(1, END_STREAM | END_HEADERS, 1, &get));
+    s.write_all(&out).unwrap();
+    assert_eq!(body_of(&mut s, 1), b"backend=old");
+    std::fs::write(&path, config(addr.port(), new.addr())).unwrap();
+    lb.signal(libc::SIGHUP);
+    wait_for("the reload", Duration::from_secs(5), || {
+        lb.stdout_lines().iter().any(|l| l == "reloaded")
+    });
+    s.write_all(&frame(1, END_STREAM | END_HEADERS, 3, &get))
+        .unwrap();
+    assert_eq!(body_of(&mut s, 3), b"backend=new");
+    drop(file);
 }
