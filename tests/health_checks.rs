@@ -265,11 +265,7 @@ fn haproxy_cfg_timeout_check_fails_a_silent_server() {
         "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind 127.0.0.1:0\n    use_backend short if {{ path_beg /short }}\n    default_backend long\nbackend short\n    option httpchk GET /sleep/500\n    timeout check 100ms\n    server s1 {0} check inter 1s fall 1 rise 1\nbackend long\n    option httpchk GET /sleep/500\n    server s1 {0} check inter 1s fall 1 rise 1\n",
         b.addr()
     ));
-    wait_for_log(
-        &lb,
-        "Server short/s1 is DOWN",
-        Duration::from_secs(10),
-    );
+    wait_for_log(&lb, "Server short/s1 is DOWN", Duration::from_secs(10));
     assert_eq!(http_get(lb.addr("web"), "/short/x").status, 503);
     assert!(!lb.stderr().contains("long/s1 is DOWN"), "{}", lb.stderr());
     assert_eq!(http_get(lb.addr("web"), "/long").status, 200);

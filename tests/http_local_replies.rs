@@ -207,8 +207,13 @@ fn slow_upstream_gets_504() {
 fn haproxy_cfg_timeout_connect_bounds_a_connect_that_hangs() {
     use socket2::{Domain, Socket, Type};
     let full = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    full.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
+    full.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
     full.listen(0).unwrap();
     let addr = full.local_addr().unwrap().as_socket().unwrap();
     // Fill the accept queue (nothing accepts) until a connect hangs.

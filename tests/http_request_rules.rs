@@ -113,7 +113,11 @@ fn tarpit_holds_the_request_for_timeout_tarpit() {
         .try_request("GET /trap HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("the tarpit answers after timeout tarpit (100ms), not timeout connect (20s)");
     assert_eq!(r.status, 500);
-    assert_eq!(b.requests(), 0, "a tarpitted request never reaches the server");
+    assert_eq!(
+        b.requests(),
+        0,
+        "a tarpitted request never reaches the server"
+    );
     assert_eq!(http_get(lb.addr("www"), "/other").status, 200);
 }
 
@@ -138,7 +142,8 @@ fn redirect_keyword_answers_as_http_request_redirect() {
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some("/login"));
     assert!(
-        r.header("set-cookie").is_some_and(|c| c.starts_with("SEEN=1")),
+        r.header("set-cookie")
+            .is_some_and(|c| c.starts_with("SEEN=1")),
         "{:?}",
         r.header("set-cookie")
     );

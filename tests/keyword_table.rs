@@ -128,17 +128,24 @@ fn test_fns(src: &str) -> BTreeSet<String> {
 
 /// Why `test` (`tests/FILE.rs::fn` or `src/PATH.rs::tests::fn`) does not name a test
 /// that runs, if it does not.
-fn missing_test(test: &str, cache: &mut BTreeMap<String, Option<BTreeSet<String>>>) -> Option<String> {
+fn missing_test(
+    test: &str,
+    cache: &mut BTreeMap<String, Option<BTreeSet<String>>>,
+) -> Option<String> {
     let Some((file, name)) = test.split_once("::") else {
         return Some(format!("`{test}` is not FILE.rs::fn_name"));
     };
     let name = name.strip_prefix("tests::").unwrap_or(name);
     if !(file.starts_with("tests/") || file.starts_with("src/")) || !file.ends_with(".rs") {
-        return Some(format!("`{test}`: the file must be tests/*.rs or src/**/*.rs"));
+        return Some(format!(
+            "`{test}`: the file must be tests/*.rs or src/**/*.rs"
+        ));
     }
-    let fns = cache
-        .entry(file.to_string())
-        .or_insert_with(|| std::fs::read_to_string(root().join(file)).ok().map(|s| test_fns(&s)));
+    let fns = cache.entry(file.to_string()).or_insert_with(|| {
+        std::fs::read_to_string(root().join(file))
+            .ok()
+            .map(|s| test_fns(&s))
+    });
     match fns {
         None => Some(format!("`{test}`: no file {file}")),
         Some(f) if !f.contains(name) => Some(format!(
@@ -159,7 +166,10 @@ fn every_row_has_an_allowed_status_and_every_supported_row_real_tests() {
             problems.push(format!("{}: mapped twice", r.keyword));
         }
         if !STATUSES.contains(&r.status.as_str()) {
-            problems.push(format!("{}: mapping status `{}` is none of {STATUSES:?}", r.keyword, r.status));
+            problems.push(format!(
+                "{}: mapping status `{}` is none of {STATUSES:?}",
+                r.keyword, r.status
+            ));
         }
     }
     let mut cache = BTreeMap::new();
@@ -181,20 +191,29 @@ fn every_row_has_an_allowed_status_and_every_supported_row_real_tests() {
             ));
         }
         if status == "accepted, warning" && cells[2].trim().is_empty() {
-            problems.push(format!("{kw}: an `accepted, warning` row must say why in its notes"));
+            problems.push(format!(
+                "{kw}: an `accepted, warning` row must say why in its notes"
+            ));
         }
         let Some(m) = by_kw.get(kw) else {
-            problems.push(format!("{kw}: no [[row]] with this keyword in tests/keyword_tests.toml"));
+            problems.push(format!(
+                "{kw}: no [[row]] with this keyword in tests/keyword_tests.toml"
+            ));
             continue;
         };
         if m.status != status {
-            problems.push(format!("{kw}: README says `{status}`, the mapping `{}`", m.status));
+            problems.push(format!(
+                "{kw}: README says `{status}`, the mapping `{}`",
+                m.status
+            ));
         }
         if status == "supported" && m.tests.is_empty() {
             problems.push(format!("{kw}: supported, but the mapping names no test"));
         }
         if status != "supported" && !m.tests.is_empty() {
-            problems.push(format!("{kw}: tests are for supported rows (this one is `{status}`)"));
+            problems.push(format!(
+                "{kw}: tests are for supported rows (this one is `{status}`)"
+            ));
         }
         if status != "supported" && m.probes.is_empty() {
             problems.push(format!("{kw}: `{status}` needs at least one probe line"));
@@ -207,7 +226,10 @@ fn every_row_has_an_allowed_status_and_every_supported_row_real_tests() {
     }
     for r in &map.row {
         if !seen.contains(r.keyword.as_str()) {
-            problems.push(format!("{}: mapped, but README.md has no such row", r.keyword));
+            problems.push(format!(
+                "{}: mapped, but README.md has no such row",
+                r.keyword
+            ));
         }
     }
     assert!(
@@ -235,7 +257,13 @@ fn probe_cfg(probe: &Probe) -> Result<(String, usize), String> {
     if here("global") {
         push(&mut out, format!("    {p}"), true);
     }
-    for l in ["defaults", "    mode http", "    timeout connect 1s", "    timeout client 5s", "    timeout server 5s"] {
+    for l in [
+        "defaults",
+        "    mode http",
+        "    timeout connect 1s",
+        "    timeout client 5s",
+        "    timeout server 5s",
+    ] {
         push(&mut out, l.into(), false);
     }
     if here("defaults") {
@@ -260,12 +288,19 @@ fn probe_cfg(probe: &Probe) -> Result<(String, usize), String> {
     }
     if here("top") {
         for (i, l) in p.split('\n').enumerate() {
-            let l = if i == 0 { l.to_string() } else { format!("    {l}") };
+            let l = if i == 0 {
+                l.to_string()
+            } else {
+                format!("    {l}")
+            };
             push(&mut out, l, i == 0);
         }
     }
     if at_line == 0 {
-        return Err(format!("probe `at = \"{}\"` is none of global, defaults, frontend, backend, bind, server, top", probe.at));
+        return Err(format!(
+            "probe `at = \"{}\"` is none of global, defaults, frontend, backend, bind, server, top",
+            probe.at
+        ));
     }
     Ok((out.join("\n") + "\n", at_line))
 }
@@ -274,13 +309,25 @@ fn probe_cfg(probe: &Probe) -> Result<(String, usize), String> {
 fn error_rows_are_refused_and_warning_rows_warned_on_their_line_by_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     // The frame alone is valid and draws no warning: whatever a probe draws is its own.
-    let base = Probe { at: "top".into(), line: "# nothing".into() };
+    let base = Probe {
+        at: "top".into(),
+        line: "# nothing".into(),
+    };
     let (text, _) = probe_cfg(&base).unwrap();
     let path = dir.path().join("base.cfg");
     std::fs::write(&path, &text).unwrap();
     let out = check_config_file(path.to_str().unwrap());
-    assert_eq!(out.code(), Some(0), "the probe frame must pass:\n{text}\n{}", out.stderr);
-    assert!(!out.stderr.contains("warning:"), "the probe frame warns:\n{}", out.stderr);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "the probe frame must pass:\n{text}\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("warning:"),
+        "the probe frame warns:\n{}",
+        out.stderr
+    );
 
     let mut problems = Vec::new();
     for (i, row) in mapping().row.iter().enumerate() {
@@ -297,11 +344,18 @@ fn error_rows_are_refused_and_warning_rows_warned_on_their_line_by_the_binary() 
             let out = check_config_file(path.to_str().unwrap());
             let at = format!("{}:{line}:", path.display());
             let errors = out.stderr.lines().filter(|l| l.starts_with(&at)).count();
-            let warned = out.stderr.lines().any(|l| l.starts_with(&format!("warning: {at}")));
+            let warned = out
+                .stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("warning: {at}")));
             let verdict = match row.status.as_str() {
                 "error" if out.code() != Some(1) || errors == 0 => Some("refused on its line"),
-                "accepted, warning" if out.code() != Some(0) || !warned => Some("accepted with a warning on its line"),
-                "supported" if out.code() != Some(0) || warned => Some("accepted without a warning"),
+                "accepted, warning" if out.code() != Some(0) || !warned => {
+                    Some("accepted with a warning on its line")
+                }
+                "supported" if out.code() != Some(0) || warned => {
+                    Some("accepted without a warning")
+                }
                 _ => None,
             };
             if let Some(want) = verdict {
@@ -327,7 +381,10 @@ fn error_rows_are_refused_and_warning_rows_warned_on_their_line_by_the_binary() 
 /// The keys one cell of the TOML table names: `a.b.c`, or `a.b.c` / `d` (a sibling of
 /// `c`) / `e.f` (a full key).
 fn toml_keys(cell: &str) -> Vec<String> {
-    let parts: Vec<&str> = cell.split(" / ").map(|p| p.trim().trim_matches('`')).collect();
+    let parts: Vec<&str> = cell
+        .split(" / ")
+        .map(|p| p.trim().trim_matches('`'))
+        .collect();
     let first = parts[0];
     let parent = first.rsplit_once('.').map_or("", |(p, _)| p);
     parts
@@ -367,12 +424,16 @@ fn set_key(doc: &mut Value, key: &str, value: Value) -> Result<(), String> {
             Some(n) => (n, true),
             None => (seg, false),
         };
-        let table = cur.as_table_mut().ok_or(format!("{key}: `{name}` is under a non-table"))?;
+        let table = cur
+            .as_table_mut()
+            .ok_or(format!("{key}: `{name}` is under a non-table"))?;
         if last {
             table.insert(name.into(), value);
             return Ok(());
         }
-        let next = table.entry(name).or_insert_with(|| Value::Table(Default::default()));
+        let next = table
+            .entry(name)
+            .or_insert_with(|| Value::Table(Default::default()));
         cur = match (elem, next) {
             (true, Value::Array(a)) => a.first_mut().ok_or(format!("{key}: empty `{name}`"))?,
             (false, v) => v,
@@ -387,7 +448,11 @@ fn subst_value(v: &Value, f: &dyn Fn(&str) -> String) -> Value {
     match v {
         Value::String(s) => Value::String(f(s)),
         Value::Array(a) => Value::Array(a.iter().map(|x| subst_value(x, f)).collect()),
-        Value::Table(t) => Value::Table(t.iter().map(|(k, x)| (k.clone(), subst_value(x, f))).collect()),
+        Value::Table(t) => Value::Table(
+            t.iter()
+                .map(|(k, x)| (k.clone(), subst_value(x, f)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -395,7 +460,13 @@ fn subst_value(v: &Value, f: &dyn Fn(&str) -> String) -> Value {
 #[test]
 fn every_key_of_the_toml_table_passes_the_check_with_its_sample_value() {
     let pki = tls_util::Pki::new("Key CA");
-    pki.server("cert.pem", &["a.test"], "a.test", tls_util::Alg::Ecdsa, false);
+    pki.server(
+        "cert.pem",
+        &["a.test"],
+        "a.test",
+        tls_util::Alg::Ecdsa,
+        false,
+    );
     let crl = pki.crl("crl.pem", &[]);
     let cert = pki.path("cert.pem");
     let crt_list = pki.path("crt-list.txt");
@@ -421,7 +492,9 @@ fn every_key_of_the_toml_table_passes_the_check_with_its_sample_value() {
         for key in toml_keys(&cells[0]) {
             listed.insert(key.clone());
             let Some(sample) = map.toml_keys.get(&key) else {
-                problems.push(format!("{key}: no sample value under [toml_keys] in tests/keyword_tests.toml"));
+                problems.push(format!(
+                    "{key}: no sample value under [toml_keys] in tests/keyword_tests.toml"
+                ));
                 continue;
             };
             let sample = subst_value(sample, &subst);
@@ -454,7 +527,9 @@ fn every_key_of_the_toml_table_passes_the_check_with_its_sample_value() {
     }
     for key in map.toml_keys.keys().chain(map.toml_with.keys()) {
         if !listed.contains(key) {
-            problems.push(format!("{key}: a sample value for a key README.md's table no longer lists"));
+            problems.push(format!(
+                "{key}: a sample value for a key README.md's table no longer lists"
+            ));
         }
     }
     assert!(

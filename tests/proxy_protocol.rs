@@ -242,10 +242,8 @@ fn haproxy_cfg_send_proxy_and_check_send_proxy_announce_the_client() {
     };
     for (keyword, v2) in [("send-proxy", false), ("send-proxy-v2", true)] {
         let rec = Recorder::start(false);
-        let lb = common::haproxy::ringlb_cfg(&cfg(&format!(
-            "    server s1 {} {keyword}\n",
-            rec.addr
-        )));
+        let lb =
+            common::haproxy::ringlb_cfg(&cfg(&format!("    server s1 {} {keyword}\n", rec.addr)));
         let addr = lb.addr("web");
         let mut c = HttpClient::connect(addr);
         let client = c.local_addr();

@@ -161,6 +161,9 @@ fn haproxy_cfg_pidfile_holds_the_pid_while_running() {
     let written = std::fs::read_to_string(&pidfile).expect("the pid file exists once ready");
     assert_eq!(written.trim(), lb.pid().to_string());
     lb.signal(libc::SIGTERM);
-    assert!(lb.wait_exit(Duration::from_secs(10)).is_some(), "exits on SIGTERM");
+    assert!(
+        lb.wait_exit(Duration::from_secs(10)).is_some(),
+        "exits on SIGTERM"
+    );
     assert!(!pidfile.exists(), "the pid file is removed at exit");
 }

@@ -116,7 +116,9 @@ backend app\n    server s1 127.0.0.1:1 ssl\n",
             pki.path("a.pem").display()
         )
     };
-    let refused = from_haproxy_str(&cfg(""), &|_| None).err().expect("no ca-file");
+    let refused = from_haproxy_str(&cfg(""), &|_| None)
+        .err()
+        .expect("no ca-file");
     assert!(
         refused.to_string().contains("no CA file specified"),
         "{refused}"
@@ -130,7 +132,11 @@ backend app\n    server s1 127.0.0.1:1 ssl\n",
     assert_eq!(tickets.lifetime(), 3600, "tune.ssl.lifetime 1h");
     let (cfg, _) = from_haproxy_str(&cfg_default(&pki), &|_| None).unwrap();
     let tls = cfg.frontends[0].binds[0].tls.as_ref().unwrap();
-    assert_eq!(tls.tickets.as_ref().unwrap().lifetime(), 300, "HAProxy's default");
+    assert_eq!(
+        tls.tickets.as_ref().unwrap().lifetime(),
+        300,
+        "HAProxy's default"
+    );
 }
 
 fn cfg_default(pki: &Pki) -> String {
