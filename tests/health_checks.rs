@@ -290,3 +290,22 @@ fn haproxy_cfg_check_port_and_addr_go_elsewhere() {
     wait_for_log(&lb, "Server app/s1 is DOWN", FLIP_BOUND);
     assert_eq!(http_get(lb.addr("web"), "/").status, 503);
 }
+
+/// haproxy.cfg `fastinter` and `downinter`: with `inter 10s`, a failing server is
+/// checked again after `fastinter` (100 ms) until `fall` takes it down, then every
+/// `downinter` (100 ms). Were either ignored, the next check would wait 10 s: no DOWN
+/// within the bound, or no stream of checks after it.
+#[test]
+fn haproxy_cfg_fastinter_and_downinter_set_the_check_pace() {
+    let b = TestBackend::start("b");
+    b.set_health_status(500);
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    option httpchk GET /health\n    server s1 {} check inter 10s fastinter 100ms downinter 100ms fall 2 rise 2\n",
+        b.addr()
+    ));
+    wait_for_log(&lb, "Server app/s1 is DOWN", Duration::from_secs(5));
+    let seen = b.health_checks();
+    wait_for("5 more checks while down", Duration::from_secs(5), || {
+        b.health_checks() >= seen + 5
+    });
+}
