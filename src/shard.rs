@@ -324,6 +324,10 @@ pub fn fault_kill_shard(_shard: usize) {
 /// A shard answers rules' questions about its servers, counters and tables; names
 /// come from its config.
 impl crate::rules::World for Shard {
+    fn unique_id_format(&self, fe: usize) -> Option<&crate::rules::LogFormat> {
+        self.config.frontends.get(fe)?.unique_id_format.as_deref()
+    }
+
     fn frontend_name(&self, fe: usize) -> Option<&str> {
         self.config.frontend_name(fe)
     }

@@ -116,6 +116,12 @@ pub struct Frontend {
     pub rule_free: bool,
     /// `monitor-uri` and its `monitor fail` conditions.
     pub monitor: Option<Monitor>,
+    /// `unique-id-format`: the request's id (`unique-id`, `%ID`).
+    pub unique_id_format: Option<Arc<crate::rules::LogFormat>>,
+    /// `unique-id-header NAME`: the id is sent to the server in this header.
+    pub unique_id_header: Option<Box<str>>,
+    /// `errorfile`, `http-error`, ...: custom error responses (after the backend's).
+    pub error_pages: super::error_pages::ErrorPages,
 }
 
 /// Header capture slots, in declaration order (a slot's index is its `id`).

@@ -6,6 +6,7 @@ mod admin;
 mod cluster;
 pub mod cookie;
 mod duration;
+pub mod error_pages;
 pub mod fd_budget;
 mod from_haproxy;
 mod frontend;
@@ -315,8 +316,12 @@ pub struct Backend {
     pub all_backups: bool,
     /// Further attempts after a failed connect (or a failed idempotent request).
     pub retries: u32,
-    /// Retries go to another server.
+    /// Retries may go to another server.
     pub redispatch: bool,
+    /// Which retries do (`option redispatch N`; see `dispatch::verdict`): 1 = every
+    /// one (the TOML `redispatch`), -1 = the last (haproxy.cfg's default), 0 = none
+    /// unless the server is down or any round-robin server will do.
+    pub redispatch_after: i32,
     /// Most requests waiting for a slot, per shard; `None` = unbounded.
     pub maxqueue: Option<usize>,
     /// Consecutive passive failures that mark a server down; 0 = off.
@@ -346,6 +351,8 @@ pub struct Backend {
     pub use_server: Vec<UseServer>,
     /// Cookie persistence (`cookie NAME ...`).
     pub cookie: Option<Arc<cookie::Persistence>>,
+    /// `errorfile`, `http-error`, ...: custom error responses (before the frontend's).
+    pub error_pages: error_pages::ErrorPages,
 }
 
 #[derive(Debug, Clone)]

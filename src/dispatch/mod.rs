@@ -460,7 +460,7 @@ impl Dispatch {
     ) -> Result<(), GiveUp> {
         let reused = conn.reused;
         if failure != Failure::Connect {
-            let situation = self.situation(failure, reused, may_resend);
+            let situation = self.situation(failure, reused, may_resend, conn.server);
             if counts_against_server(&situation) {
                 let st = &self.shard.stats;
                 Counters::inc(&st.backends[self.backend].eresp);
@@ -470,8 +470,16 @@ impl Dispatch {
         self.decide(conn.slot, failure, reused, may_resend)
     }
 
-    fn situation(&self, failure: Failure, reused: bool, may_resend: bool) -> Situation {
+    /// The failed attempt at `server`, as the verdict sees it.
+    fn situation(
+        &self,
+        failure: Failure,
+        reused: bool,
+        may_resend: bool,
+        server: u32,
+    ) -> Situation {
         let conf = &self.shard.config.backends[self.backend];
+        let be = &self.shard.upstreams.backends[self.backend];
         Situation {
             failure,
             reused,
@@ -480,6 +488,19 @@ impl Dispatch {
             failures: self.failures + 1,
             retries: conf.retries,
             redispatch: conf.redispatch,
+            redispatch_after: conf.redispatch_after,
+            server_down: be
+                .servers
+                .get(server as usize)
+                .is_some_and(|sv| !sv.up.get()),
+            // HAProxy's test is "not a hash-input algorithm" (`random` is one).
+            any_server: self.forced.is_none()
+                && !matches!(
+                    conf.balance,
+                    crate::config::BalanceAlgo::Hash { .. }
+                        | crate::config::BalanceAlgo::Random { .. }
+                )
+                && be.usable_counts().0 > 1,
         }
     }
 
@@ -491,9 +512,9 @@ impl Dispatch {
         reused: bool,
         may_resend: bool,
     ) -> Result<(), GiveUp> {
-        let situation = self.situation(failure, reused, may_resend);
-        let v = verdict(&situation);
         let server = slot.server();
+        let situation = self.situation(failure, reused, may_resend, server);
+        let v = verdict(&situation);
         self.last = Some(server);
         if v != Verdict::Fresh {
             self.failures += 1;

@@ -35,6 +35,15 @@ pub struct Situation {
     pub retries: u32,
     /// The backend's `option redispatch`.
     pub redispatch: bool,
+    /// Its interval (`option redispatch N`): every Nth retry for N > 0, the retry
+    /// -N-1 places before the last for N < 0 (-1, the default: the last), none for 0.
+    pub redispatch_after: i32,
+    /// The failed server is down (HAProxy then redispatches whatever the interval).
+    pub server_down: bool,
+    /// Any server will do: no persistence chose this one, the backend's algorithm is
+    /// not a hash (`roundrobin`, `static-rr`, `leastconn`, `first`) and it has more
+    /// than one active server (HAProxy then redispatches on every retry).
+    pub any_server: bool,
 }
 
 /// The decision.
@@ -68,7 +77,7 @@ pub fn counts_against_server(s: &Situation) -> bool {
 /// - an invalid response is a 502, a response timeout a 504, never retried (the
 ///   server may have acted on the request).
 pub fn verdict(s: &Situation) -> Verdict {
-    let again = if s.redispatch {
+    let again = if redispatches(s) {
         Verdict::Redispatch
     } else {
         Verdict::RetrySame
@@ -96,6 +105,27 @@ pub fn verdict(s: &Situation) -> Verdict {
     }
 }
 
+/// Whether the next attempt goes to another server: HAProxy 2.6's
+/// `stream_choose_redispatch`, where the attempt that failed is the `failures`-th.
+fn redispatches(s: &Situation) -> bool {
+    if !s.redispatch {
+        return false;
+    }
+    let k = i64::from(s.failures);
+    let after = i64::from(s.redispatch_after);
+    let on_interval = match after {
+        0 => false,
+        n if n > 0 => k % n == 0,
+        n => {
+            // C's `%` by a negative divisor has the dividend's sign; by 0, no retry
+            // would be left to redispatch anyway.
+            let d = i64::from(s.retries) + 1 + n;
+            d != 0 && k % d == 0
+        }
+    };
+    s.server_down || on_interval || s.any_server
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +139,48 @@ mod tests {
             failures: 1,
             retries: 3,
             redispatch: true,
+            redispatch_after: 1,
+            server_down: false,
+            any_server: false,
         }
+    }
+
+    /// `option redispatch N` with `retries 3`: which of the 3 retries (after the 1st,
+    /// 2nd, 3rd failure) go to another server.
+    #[test]
+    fn the_interval() {
+        let on = |after: i32, down: bool, any: bool| -> Vec<bool> {
+            (1..=3)
+                .map(|failures| {
+                    let st = Situation {
+                        failures,
+                        redispatch_after: after,
+                        server_down: down,
+                        any_server: any,
+                        ..s(Failure::Connect)
+                    };
+                    verdict(&st) == Verdict::Redispatch
+                })
+                .collect()
+        };
+        assert_eq!(on(1, false, false), [true, true, true]);
+        assert_eq!(on(2, false, false), [false, true, false]);
+        assert_eq!(on(3, false, false), [false, false, true]);
+        // -1 (plain `option redispatch`): the last retry; -2: the one before it.
+        assert_eq!(on(-1, false, false), [false, false, true]);
+        assert_eq!(on(-2, false, false), [false, true, false]);
+        assert_eq!(on(-3, false, false), [true, true, true]);
+        assert_eq!(on(0, false, false), [false, false, false]);
+        // A down server, or round robin over several servers: every retry.
+        assert_eq!(on(0, true, false), [true, true, true]);
+        assert_eq!(on(-1, false, true), [true, true, true]);
+        let off = Situation {
+            redispatch: false,
+            any_server: true,
+            server_down: true,
+            ..s(Failure::Connect)
+        };
+        assert_eq!(verdict(&off), Verdict::RetrySame);
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub(super) enum Stop {
     Answer { status: u16, next: Option<usize> },
     /// `tarpit`: hold the client for `timeout tarpit`, then send the answer in `out`.
     Tarpit(u16),
+    /// A stream error (503, 502, 504) answered with the proxy's custom page, in `out`.
+    /// `next`: how far the request still reaches into `cbuf` when the page has a
+    /// length and the connection goes on (as in HAProxy), else it closes.
+    ErrorPage { status: u16, next: Option<usize> },
     /// A reload happened while the connection waited for its next request: move to
     /// the new config and read that request again.
     Newer,
@@ -230,6 +234,7 @@ async fn run<S: Stream>(
                 }
                 Err(Stop::Tarpit(_)) => Term::PROXY_TARPIT,
                 Err(Stop::Reply(r)) => r.term(),
+                Err(Stop::ErrorPage { .. }) => Term::SERVER_CONNECT,
             });
         }
         if let Err(Stop::Answer { status, .. } | Stop::Tarpit(status)) = &result {
@@ -248,12 +253,22 @@ async fn run<S: Stream>(
                 },
             );
         }
+        if let Err(Stop::ErrorPage { status, .. }) = &result {
+            conn.rec.status = *status;
+            conn.rec.bytes_out += conn.out.len() as u64;
+        }
         if let Err(Stop::Service { .. }) = &result {
             Counters::inc(&conn.shard.stats.frontends[conn.frontend].intercepted);
         }
+        let mut custom = false;
         if let Err(Stop::Reply(r)) = &result {
             conn.rec.status = r.status();
-            conn.rec.bytes_out += r.bytes().len() as u64;
+            custom = conn.custom_error(*r);
+            conn.rec.bytes_out += if custom {
+                conn.out.len()
+            } else {
+                r.bytes().len()
+            } as u64;
             if matches!(
                 r,
                 Reply::BadRequest
@@ -295,21 +310,31 @@ async fn run<S: Stream>(
             }
             Err(Stop::Reply(r)) => {
                 // `http-after-response` rules also see local error replies.
-                if conn.after_rules(r) {
+                if conn.after_rules(r, custom) {
                     let out = std::mem::take(&mut *conn.out);
                     conn.answer_and_close(out).await;
                     return None;
                 }
                 let deadline = Instant::now() + conn.timeouts().client;
-                if write_static(&mut conn.client, r.bytes(), &mut conn.timer, deadline)
+                let written = if custom {
+                    let len = conn.out.len();
+                    write_range(
+                        &mut conn.client,
+                        &mut conn.out,
+                        0..len,
+                        &mut conn.timer,
+                        deadline,
+                    )
                     .await
-                    .is_ok()
-                {
+                } else {
+                    write_static(&mut conn.client, r.bytes(), &mut conn.timer, deadline).await
+                };
+                if written.is_ok() {
                     linger_close(conn.client, conn.cbuf.into_inner(), conn.timer).await;
                 }
                 return None;
             }
-            Err(Stop::Answer { next, .. }) => {
+            Err(Stop::Answer { next, .. } | Stop::ErrorPage { next, .. }) => {
                 let deadline = Instant::now() + conn.timeouts().client;
                 let len = conn.out.len();
                 let written = write_range(
@@ -399,9 +424,42 @@ impl<S: Stream> Conn<S> {
         Some(self.cbuf[start.min(self.cbuf.len())..][..want].to_vec())
     }
 
-    /// Puts a canned error reply through the `http-after-response` rules, into
-    /// `out`; `false` when there are none.
-    fn after_rules(&mut self, r: Reply) -> bool {
+    /// Writes the proxy's custom page for a stream error (503 no server, 502, 504:
+    /// `errorfile`, `http-error`) into `out`; `false` when it has none (the built-in
+    /// page goes). Parser errors (400, 408) keep HAProxy's built-in page, as its HTTP/1
+    /// layer sends them.
+    fn custom_error(&mut self, r: Reply) -> bool {
+        if !matches!(
+            r,
+            Reply::ServiceUnavailable | Reply::BadGateway | Reply::GatewayTimeout
+        ) {
+            return false;
+        }
+        let site = hrules::Site {
+            shard: &self.shard,
+            frontend: self.frontend,
+            backend: self.rec.backend,
+            server: self.rec.server,
+            src: self.peer,
+            dst: self.local,
+        };
+        let Some(page) = site.error_page(r.status()) else {
+            return false;
+        };
+        let mut out = std::mem::take(&mut *self.out);
+        out.clear();
+        hrules::with_work(|w| {
+            let ctx = site.ctx(&self.txn, None, crate::rules::Dir::Res);
+            page.write(&ctx, &mut w.s, &mut out);
+        });
+        *self.out = out;
+        true
+    }
+
+    /// Puts a local error reply (the built-in one, or the custom page already in
+    /// `out`) through the `http-after-response` rules, into `out`; `false` when there
+    /// are none.
+    fn after_rules(&mut self, r: Reply, custom: bool) -> bool {
         let cfg = &self.shard.config;
         let fe = &cfg.frontends[self.frontend];
         let be = self.rec.backend.map(|b| &cfg.backends[b]);
@@ -409,8 +467,10 @@ impl<S: Stream> Conn<S> {
         {
             return false;
         }
-        self.out.clear();
-        self.out.extend_from_slice(r.bytes());
+        if !custom {
+            self.out.clear();
+            self.out.extend_from_slice(r.bytes());
+        }
         let site = hrules::Site {
             shard: &self.shard,
             frontend: self.frontend,
@@ -493,7 +553,9 @@ impl<S: Stream> Conn<S> {
             && !shard.draining.get()
             && !shard.config.frontends[self.frontend].client_close;
         let Some(backend) = req.backend else {
-            return Err(Stop::Reply(Reply::ServiceUnavailable));
+            let next = (keep_alive && req.framing == super::framing::Framing::None)
+                .then_some(req.head_len);
+            return Err(self.stream_error(Reply::ServiceUnavailable, next, req.minor));
         };
         self.rec.backend = Some(backend);
         self.server_timeout = shard.config.backends[backend].timeouts.server;
@@ -535,7 +597,11 @@ impl<S: Stream> Conn<S> {
         let (response, mut up) = loop {
             let mut up = match dispatch.next(pool, &mut self.timer).await {
                 Ok(up) => up,
-                Err(g) => return Err(self.give_up(g)),
+                Err(g) => {
+                    let r = self.give_up(g);
+                    let next = (keep_alive && body.is_done()).then_some(0);
+                    return Err(self.stream_error(r, next, req.minor));
+                }
             };
             self.rec.server = Some(up.server);
             let times = dispatch.times;
@@ -567,7 +633,9 @@ impl<S: Stream> Conn<S> {
                 },
             };
             if let Err(g) = dispatch.failed(up, failure, may_resend) {
-                return Err(self.give_up(g));
+                let r = self.give_up(g);
+                let next = (keep_alive && body.is_done()).then_some(0);
+                return Err(self.stream_error(r, next, req.minor));
             }
         };
         if response.upgrade {
@@ -585,15 +653,36 @@ impl<S: Stream> Conn<S> {
     }
 
     /// No server will answer: the reply for the client, the state for the log.
-    fn give_up(&mut self, g: GiveUp) -> Stop {
+    fn give_up(&mut self, g: GiveUp) -> Reply {
         self.rec.term = Some(g.term);
         self.rec.server = self.rec.server.or(g.server);
         self.rec.retries = g.retries;
-        Stop::Reply(match g.status {
+        match g.status {
             502 => Reply::BadGateway,
             504 => Reply::GatewayTimeout,
             _ => Reply::ServiceUnavailable,
-        })
+        }
+    }
+
+    /// How a stream error ends: the built-in page (then a close), or the proxy's
+    /// custom page, after which HAProxy goes on with the next request when the page
+    /// has a length and the request was read whole (`next`).
+    fn stream_error(&mut self, r: Reply, next: Option<usize>, minor: u8) -> Stop {
+        if !self.custom_error(r) {
+            return Stop::Reply(r);
+        }
+        self.rec.term.get_or_insert(r.term());
+        let next = next.filter(|_| {
+            !self.shard.draining.get()
+                && crate::config::error_pages::framed(&self.out)
+                && !self.shard.config.frontends[self.frontend].client_close
+        });
+        self.after_rules(r, true);
+        hrules::connection_header(&mut self.out, next.is_none(), minor);
+        Stop::ErrorPage {
+            status: r.status(),
+            next,
+        }
     }
 
     /// After a reload, a keep-alive connection's next request uses the new config (the

@@ -168,12 +168,32 @@ pub fn request_phase(
             });
         }
     }
+    if fe.unique_id_format.is_some() {
+        unique_id(fe, &site, txn, out);
+    }
     forward_for(shard, fe, backend, client, out);
     Ok(Routed {
         backend,
         server,
         persist,
     })
+}
+
+/// The request's unique id, computed now unless a rule already asked for it, and
+/// sent in `unique-id-header` (after the rules, before X-Forwarded-For, as HAProxy's
+/// `http_process_request`).
+#[inline(never)]
+fn unique_id(fe: &crate::config::Frontend, site: &Site<'_>, txn: &Txn, out: &mut Vec<u8>) {
+    with_work(|w| {
+        w.val.clear();
+        let computed = {
+            let ctx = site.ctx(txn, Some(out), Dir::Req);
+            crate::rules::unique_id::UniqueId::write(&ctx, &mut w.val)
+        };
+        if let (true, Some(h)) = (computed, &fe.unique_id_header) {
+            edit::add_header(out, h, &w.val);
+        }
+    });
 }
 
 /// HAProxy's answers to a monitor request.

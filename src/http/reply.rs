@@ -13,8 +13,10 @@ pub enum Reply {
 }
 
 // `concat!` cannot compute lengths, so each reply is written out with its length.
-const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 90\r\n\r\n<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n";
-const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Time-out\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 110\r\n\r\n<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n";
+// 400 and 408 come from HAProxy's HTTP/1 layer, which sends these bytes as they are
+// (never a proxy's `errorfile`); the others are its stream's pages.
+const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad request\r\nContent-length: 90\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n";
+const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Time-out\r\nContent-length: 110\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n";
 const HEADER_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 103\r\n\r\n<html><body><h1>431 Request Header Fields Too Large</h1>\nThe request head is too large.\n</body></html>\n";
 const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 Request-URI Too Long\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 91\r\n\r\n<html><body><h1>414 Request-URI Too Long</h1>\nThe request line is too long.\n</body></html>\n";
 const BAD_GATEWAY: &[u8] = b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 107\r\n\r\n<html><body><h1>502 Bad Gateway</h1>\nThe server returned an invalid or incomplete response.\n</body></html>\n";
@@ -89,7 +91,7 @@ mod tests {
             let cl = res
                 .headers
                 .iter()
-                .find(|h| h.name == "Content-Length")
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
                 .map(|h| {
                     std::str::from_utf8(h.value)
                         .unwrap()

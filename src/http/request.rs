@@ -383,6 +383,7 @@ pub(super) fn early_stop(
             // this one has no body to skip.
             let fe = &shard.config.frontends[frontend];
             let keep = r.keep_alive
+                && crate::config::error_pages::framed(out)
                 && r.framing == Framing::None
                 && !r.upgrade
                 && !r.connect

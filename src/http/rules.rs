@@ -42,6 +42,16 @@ pub enum Verdict {
 pub use crate::rules::{with_work, Work};
 
 impl Site<'_> {
+    /// The custom error response for `status` (`errorfile`, `http-error`...): the
+    /// backend's once one was chosen, else the frontend's (HAProxy's
+    /// `http_error_message`).
+    pub fn error_page(&self, status: u16) -> Option<&std::sync::Arc<crate::config::Reply>> {
+        let cfg = &self.shard.config;
+        self.backend
+            .and_then(|b| cfg.backends[b].error_pages.get(status))
+            .or_else(|| cfg.frontends[self.frontend].error_pages.get(status))
+    }
+
     /// The evaluation context over a head (`dir` says which one it is).
     pub fn ctx<'a>(&'a self, txn: &'a Txn, head: Option<&'a [u8]>, dir: Dir) -> Ctx<'a> {
         let mut c = Ctx::new(self.src, self.dst, txn);
@@ -206,6 +216,11 @@ fn apply(
         HttpAction::Reject { silent } => return Some(Verdict::Close { silent: *silent }),
         HttpAction::Deny(r) | HttpAction::Tarpit(r) | HttpAction::Return(r) => {
             answer.clear();
+            // HAProxy's default page for the status: the proxy's own, if it has one.
+            let r = match r.error_page {
+                true => site.error_page(r.status).unwrap_or(r),
+                false => r,
+            };
             let ctx = site.ctx(txn, Some(head), dir);
             r.write(&ctx, &mut w.s, answer);
             return Some(if matches!(action, HttpAction::Tarpit(_)) {
@@ -213,6 +228,22 @@ fn apply(
             } else {
                 Verdict::Answer(r.status)
             });
+        }
+        HttpAction::Auth { realm, page } => {
+            answer.clear();
+            let page = site.error_page(401).unwrap_or(page);
+            let ctx = site.ctx(txn, Some(head), dir);
+            page.write(&ctx, &mut w.s, answer);
+            // HAProxy adds the challenge after the page's own headers.
+            if let Some(end) = answer.windows(4).position(|x| x == b"\r\n\r\n") {
+                w.val.clear();
+                w.val
+                    .extend_from_slice(b"\r\nwww-authenticate: Basic realm=\"");
+                w.val.extend_from_slice(realm.as_bytes());
+                w.val.push(b'"');
+                edit::splice(answer, end..end, &w.val);
+            }
+            return Some(Verdict::Answer(401));
         }
         HttpAction::Redirect(r) => {
             answer.clear();
@@ -384,8 +415,12 @@ fn replace_header(
     w.s.tmp = out;
 }
 
-/// Adds `connection: close` (or `keep-alive` for HTTP/1.0) to a local answer.
+/// Adds `connection: close` (or `keep-alive` for HTTP/1.0) to a local answer (one
+/// without a length, an errorfile's, carries its own and always closes).
 pub fn connection_header(answer: &mut Vec<u8>, close: bool, minor: u8) {
+    if !crate::config::error_pages::framed(answer) {
+        return;
+    }
     let Some(end) = answer.windows(4).position(|x| x == b"\r\n\r\n") else {
         return;
     };

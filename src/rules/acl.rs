@@ -175,6 +175,23 @@ impl AclTest {
         pats.icase = icase;
         let mut op: Option<&str> = None;
         let mut inline = Vec::new();
+        // `http_auth_group(L) G...`: the groups' members, as users are what it fetches.
+        let groups = match &expr.fetch {
+            super::fetch::Fetch::HttpAuthGroup(ul) if expr.convs.is_empty() => Some(ul.clone()),
+            _ => None,
+        };
+        if let Some(ul) = groups {
+            for g in &words[i..] {
+                let users = ul
+                    .members(g)
+                    .ok_or_else(|| format!("group '{g}' not found in userlist '{}'", ul.name))?;
+                for u in users {
+                    pats.add(u)?;
+                    inline.push(u.to_string());
+                }
+            }
+            i = words.len();
+        }
         for w in &words[i..] {
             let int_like = matches!(method, Method::Int | Method::Len);
             if int_like && matches!(w.as_str(), "eq" | "ge" | "gt" | "le" | "lt") {

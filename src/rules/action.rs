@@ -121,6 +121,13 @@ pub enum HttpAction {
         status: u16,
         bytes: Vec<u8>,
     },
+    /// `http-request auth [realm R]`: 401 (the proxy's page for it) with
+    /// `WWW-Authenticate: Basic realm="R"`.
+    Auth {
+        realm: Box<str>,
+        /// HAProxy's 401 page, used when the proxy has no custom one.
+        page: Arc<Reply>,
+    },
     /// `reject` (close) or `silent-drop` (reset): no answer.
     Reject {
         silent: bool,
@@ -368,9 +375,16 @@ impl Reply {
         );
         out.extend_from_slice(b"\r\n");
         for (name, fmt) in &self.headers {
+            let start = out.len();
             out.extend_from_slice(name.to_ascii_lowercase().as_bytes());
             out.extend_from_slice(b": ");
+            let value = out.len();
             fmt.eval(ctx, None, s, out);
+            // HAProxy adds no header whose value came out empty.
+            if out.len() == value {
+                out.truncate(start);
+                continue;
+            }
             out.extend_from_slice(b"\r\n");
         }
         // The body is written after a placeholder head, then the length is known.

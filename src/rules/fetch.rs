@@ -167,6 +167,15 @@ pub enum Fetch {
     /// the TOML `host` routes match. Not a haproxy.cfg keyword.
     HostName,
     Tls(TlsFetch),
+    /// `http_auth(L)`: the request's Basic credentials are valid in userlist L.
+    HttpAuth(std::sync::Arc<super::auth::Userlist>),
+    /// `http_auth_group(L)`: the user whose credentials are valid in L (ACLs match
+    /// its groups: their patterns become the groups' members at load).
+    HttpAuthGroup(std::sync::Arc<super::auth::Userlist>),
+    /// `unique-id`: the request's `unique-id-format` id.
+    UniqueId,
+    /// `uuid([4])`: a random (version 4) UUID.
+    Uuid,
 }
 
 impl Fetch {
@@ -224,7 +233,11 @@ impl Fetch {
             | Fetch::UrlIp
             | Fetch::UrlPort
             | Fetch::ReqVer
-            | Fetch::HostName => S::RequestHeaders,
+            | Fetch::HostName
+            | Fetch::HttpAuth(_)
+            | Fetch::HttpAuthGroup(_) => S::RequestHeaders,
+            Fetch::UniqueId => S::Request,
+            Fetch::Uuid => S::Const,
             Fetch::ResVer => S::ResponseHeaders,
             Fetch::Hdr { chan: c, .. }
             | Fetch::HdrCnt { chan: c, .. }

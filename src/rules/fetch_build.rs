@@ -327,6 +327,32 @@ impl Fetch {
                 let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                 Ok((Fetch::Str(h.trim().as_bytes().into()), Type::Str, false))
             }
+            "unique-id" => one(Type::Str, Fetch::UniqueId),
+            "uuid" => {
+                max_args(name, args, 1)?;
+                match arg(args, 0) {
+                    None | Some("4") => Ok((Fetch::Uuid, Type::Str, false)),
+                    Some(v) => Err(format!(
+                        "fetch method 'uuid' : unsupported UUID version '{v}'"
+                    )),
+                }
+            }
+            "http_auth" | "http_auth_group" => {
+                max_args(name, args, 1)?;
+                let l = need("a userlist name")?;
+                let ul = env
+                    .names
+                    .userlist(l)
+                    .ok_or_else(|| {
+                        format!("fetch method '{name}' : unable to find userlist '{l}'")
+                    })?
+                    .clone();
+                Ok(if name == "http_auth" {
+                    (Fetch::HttpAuth(ul), Type::Bool, false)
+                } else {
+                    (Fetch::HttpAuthGroup(ul), Type::Str, false)
+                })
+            }
             "nbsrv" => Ok((
                 Fetch::Nbsrv(backend_arg(name, args, env)?),
                 Type::Int,

@@ -271,6 +271,48 @@ impl Fetch {
                 s.swap();
                 Smp::Str(Data::Buf)
             }
+            Fetch::Uuid => {
+                // HAProxy's `ha_generate_uuid`: 122 random bits, version 4, RFC 4122
+                // variant, in lower-case hex.
+                let (a, b) = (fastrand::u64(..), fastrand::u64(..));
+                let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+                let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
+                s.tmp.clear();
+                let hex = |s: &mut Vec<u8>, v: u64, digits: u32| {
+                    for i in (0..digits).rev() {
+                        s.push(b"0123456789abcdef"[((v >> (i * 4)) & 0xf) as usize]);
+                    }
+                };
+                hex(&mut s.tmp, a >> 32, 8);
+                s.tmp.push(b'-');
+                hex(&mut s.tmp, (a >> 16) & 0xffff, 4);
+                s.tmp.push(b'-');
+                hex(&mut s.tmp, a & 0xffff, 4);
+                s.tmp.push(b'-');
+                hex(&mut s.tmp, b >> 48, 4);
+                s.tmp.push(b'-');
+                hex(&mut s.tmp, b & 0xffff_ffff_ffff, 12);
+                s.swap();
+                Smp::Str(Data::Buf)
+            }
+            Fetch::UniqueId => {
+                s.tmp.clear();
+                if !super::unique_id::UniqueId::write(ctx, &mut s.tmp) {
+                    return None;
+                }
+                s.swap();
+                Smp::Str(Data::Buf)
+            }
+            Fetch::HttpAuth(ul) => {
+                let head = ctx.head(Some(false))?;
+                let v = head.named(b"authorization").next().map(|f| f.value);
+                Smp::Bool(v.is_some_and(|v| ul.authenticate(v).is_some()))
+            }
+            Fetch::HttpAuthGroup(ul) => {
+                let head = ctx.head(Some(false))?;
+                let v = head.named(b"authorization").next()?.value;
+                str_ref(ul.authenticate(v)?.name.as_bytes())
+            }
             Fetch::Hdrs(chan) => {
                 let head = ctx.head(chan.res())?;
                 Smp::Bin(Data::Ref(&head.bytes[head.first_line_len()..]))

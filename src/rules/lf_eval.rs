@@ -90,7 +90,7 @@ impl LogFormat {
                 text(out, Some(h.as_bytes()), f, log)
             }
             Pid => num(out, i64::from(std::process::id())),
-            UniqueId => text(out, None, f, log),
+            UniqueId => super::unique_id::UniqueId::with(ctx, |id| text(out, id, f, log)),
             Status => num(out, fx.map_or(0, |x| i64::from(x.status))),
             Bytes => {
                 plus(out);

@@ -22,6 +22,7 @@
 
 pub mod acl;
 pub mod action;
+pub mod auth;
 pub mod convert;
 mod convert_build;
 mod convert_eval;
@@ -39,6 +40,7 @@ pub mod payload;
 pub mod sample;
 pub mod stick;
 mod strfn;
+pub mod unique_id;
 pub(crate) use strfn::expand;
 pub mod vars;
 pub mod world;
@@ -130,6 +132,8 @@ pub struct Txn {
     /// after the handshake and kept for the connection's life (a reload's new
     /// session keeps it too): every context over this transaction reads it.
     pub tls: Option<Box<TlsFacts>>,
+    /// The request's `unique-id-format` id, once computed.
+    pub unique_id: unique_id::UniqueId,
 }
 
 /// What a transaction needs of the config in force to begin: its identity (a
@@ -165,6 +169,7 @@ impl Txn {
         self.track = [None; 3];
         self.log_level = None;
         self.status = None;
+        self.unique_id.reset();
     }
 
     /// A new request of a frontend no rule touches (`Frontend::rule_free`): nothing

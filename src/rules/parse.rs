@@ -38,11 +38,17 @@ pub struct Names {
     pub frontends: Vec<String>,
     /// Proxies that declare a `stick-table` (a table is named after its proxy).
     pub tables: Vec<String>,
+    /// `userlist` sections.
+    pub userlists: Vec<std::sync::Arc<super::auth::Userlist>>,
 }
 
 impl Names {
     pub fn backend(&self, name: &str) -> Option<usize> {
         self.backends.iter().position(|(n, _)| n == name)
+    }
+
+    pub fn userlist(&self, name: &str) -> Option<&std::sync::Arc<super::auth::Userlist>> {
+        self.userlists.iter().find(|u| &*u.name == name)
     }
 
     pub fn table(&self, name: &str) -> Option<usize> {

@@ -22,6 +22,11 @@ pub trait World {
     // One shard's state: `None` where no shard is at hand.
 
     /// The shard's number (`thread`).
+    /// Frontend `fe`'s `unique-id-format`.
+    fn unique_id_format(&self, _fe: usize) -> Option<&super::LogFormat> {
+        None
+    }
+
     fn thread(&self) -> Option<usize> {
         None
     }

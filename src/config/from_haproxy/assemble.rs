@@ -125,6 +125,7 @@ impl Mapper<'_> {
                 all_backups: s.all_backups,
                 retries: s.retries,
                 redispatch: s.redispatch,
+                redispatch_after: s.redispatch_after,
                 maxqueue: p.maxqueue,
                 error_limit: checked.first().and_then(|c| c.error_limit).unwrap_or(10),
                 health,
@@ -167,6 +168,7 @@ impl Mapper<'_> {
                     })
                     .collect(),
                 cookie: self.cookie_values(p),
+                error_pages: s.errors.clone(),
             });
         }
         let mut frontends = Vec::new();
@@ -351,6 +353,14 @@ impl Mapper<'_> {
                         uri,
                         fail: p.monitor_fail.clone(),
                     }),
+                error_pages: p.settings.errors.clone(),
+                unique_id_format: self.unique_id_format(p),
+                unique_id_header: p
+                    .settings
+                    .unique_id_header
+                    .as_deref()
+                    .filter(|_| p.settings.unique_id_format.is_some())
+                    .map(Into::into),
             });
         }
         if frontends.is_empty() {
@@ -407,6 +417,23 @@ impl Mapper<'_> {
 
     /// The access log line of a frontend: its `log-format`, or the format its
     /// `option httplog|tcplog` names (HAProxy's strings).
+    /// `unique-id-format`, parsed where the frontend's expressions resolve (as a
+    /// plain log-format: an empty field adds nothing, as in HAProxy).
+    fn unique_id_format(&mut self, p: &Proxy) -> Option<Arc<crate::rules::LogFormat>> {
+        let (line, text) = p.settings.unique_id_format.clone()?;
+        let r = {
+            let mut env = self.rule_env(p);
+            crate::rules::LogFormat::parse(&text, crate::rules::logformat::Mode::Plain, &mut env)
+        };
+        match r {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                self.err(line, format!("'unique-id-format' : {e}"));
+                None
+            }
+        }
+    }
+
     fn log_line(&mut self, p: &Proxy, mode: Mode) -> Option<Arc<crate::rules::LogFormat>> {
         use crate::rules::logformat::{Mode as LfMode, CLF_LOG, HTTP_LOG, TCP_LOG};
         if !p.settings.log {

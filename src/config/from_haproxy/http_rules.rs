@@ -32,7 +32,9 @@ impl HttpKind {
 fn refused(kind: HttpKind, action: &str) -> Option<String> {
     let kw = kind.keyword();
     Some(match action {
-        "auth" => format!("'{kw} auth' needs userlists, which are not supported yet"),
+        "auth" if kind != HttpKind::Request => {
+            format!("'{kw} auth' does not exist (a request action)")
+        }
         "set-src" | "set-src-port" | "set-dst" | "set-dst-port" => {
             format!("'{kw} {action}' is not supported by ringlb")
         }
@@ -305,6 +307,18 @@ impl Mapper<'_> {
                         fmt,
                         with_query: action == "replace-pathq",
                     },
+                }
+            }
+            "auth" => {
+                // `realm R` (the proxy's name by default), as HAProxy.
+                let realm = match args {
+                    [] => p.name.as_str(),
+                    ["realm", r] => r,
+                    _ => return Err("expects nothing or 'realm <realm>'".into()),
+                };
+                HttpAction::Auth {
+                    realm: realm.into(),
+                    page: Arc::new(crate::config::Reply::error_page(401)),
                 }
             }
             "allow" => {

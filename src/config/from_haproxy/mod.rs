@@ -8,6 +8,7 @@ mod assemble;
 mod balance;
 mod bind;
 mod cookie;
+mod errors;
 mod global;
 mod http_rules;
 mod proxy;
@@ -17,6 +18,7 @@ mod server;
 mod ssl;
 mod stick;
 mod tcp_rules;
+mod userlist;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -79,6 +81,8 @@ struct Mapper<'e> {
     proxy_logs: Vec<(usize, LogTarget)>,
     /// `hard-stop-after` (global): the longest a soft stop waits for connections.
     hard_stop_after: Option<Duration>,
+    /// `http-errors` sections by name.
+    http_errors: HashMap<String, crate::config::error_pages::ErrorPages>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -118,6 +122,8 @@ struct Settings {
     check_timeout: Option<Duration>,
     retries: u32,
     redispatch: bool,
+    /// `option redispatch N` (-1 without N, as HAProxy).
+    redispatch_after: i32,
     all_backups: bool,
     forward_for: Option<crate::config::ForwardFor>,
     balance: BalanceAlgo,
@@ -151,6 +157,12 @@ struct Settings {
     tcpka_values: [crate::config::TcpKeepalive; 2],
     /// `disabled` (`enabled` undoes it): also from `defaults`, as in HAProxy.
     disabled: bool,
+    /// `errorfile`, `errorfiles`, `http-error`, `errorloc*`: also from `defaults`.
+    errors: crate::config::error_pages::ErrorPages,
+    /// `unique-id-format` (its line and text: parsed per frontend) and
+    /// `unique-id-header`.
+    unique_id_format: Option<(usize, String)>,
+    unique_id_header: Option<String>,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -184,6 +196,7 @@ impl Default for Settings {
             check_timeout: None,
             retries: 3,
             redispatch: false,
+            redispatch_after: -1,
             all_backups: false,
             forward_for: None,
             balance: DEFAULT_BALANCE,
@@ -206,6 +219,9 @@ impl Default for Settings {
             tcpka: [None; 2],
             tcpka_values: Default::default(),
             disabled: false,
+            errors: Default::default(),
+            unique_id_format: None,
+            unique_id_header: None,
         }
     }
 }
@@ -297,6 +313,7 @@ impl<'e> Mapper<'e> {
             phase: None,
             proxy_logs: Vec::new(),
             hard_stop_after: None,
+            http_errors: HashMap::new(),
         }
     }
 
@@ -346,6 +363,8 @@ impl<'e> Mapper<'e> {
         // Settings of each defaults section, by section index.
         let mut defaults: HashMap<usize, Settings> = HashMap::new();
         let mut proxies: Vec<Proxy> = Vec::new();
+        self.http_errors_sections(doc);
+        self.userlist_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -366,6 +385,8 @@ impl<'e> Mapper<'e> {
                     s = scratch.settings;
                     defaults.insert(i, s);
                 }
+                // Read beforehand.
+                SectionKind::Other(kw) if kw == "http-errors" || kw == "userlist" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,

@@ -116,7 +116,9 @@ impl Mapper<'_> {
             "stats" => self.stats(l, &mut p.settings),
             "disabled" => p.settings.disabled = true,
             "enabled" => p.settings.disabled = false,
-            "description" | "id" | "errorfile" | "email-alert"
+            "errorfile" | "errorfiles" | "http-error" | "errorloc" | "errorloc302"
+            | "errorloc303" => self.error_line(l, p),
+            "description" | "id" | "email-alert"
             | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
             "bind" if fe && !is_defaults => self.bind(l, p),
             "acl" if !is_defaults => self.acl(l, p),
@@ -170,14 +172,24 @@ impl Mapper<'_> {
                 ),
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
+            "unique-id-format" | "unique-id-header" if !fe => self.warn(
+                l.line,
+                format!("'{kw}' ignored: a backend has no frontend capability (as in HAProxy)"),
+            ),
+            "unique-id-format" => match a {
+                [f] => p.settings.unique_id_format = Some((l.line, f.clone())),
+                [] => self.err(l.line, "'unique-id-format' expects an argument"),
+                _ => self.err(
+                    l.line,
+                    "'unique-id-format' expects only one argument (quote the format)",
+                ),
+            },
+            "unique-id-header" => match a {
+                [h] => p.settings.unique_id_header = Some(h.clone()),
+                _ => self.err(l.line, "'unique-id-header' expects a header name"),
+            },
             "compression"
-            | "unique-id-format"
-            | "unique-id-header"
             | "filter"
-            | "http-error"
-            | "errorloc"
-            | "errorloc302"
-            | "errorloc303"
             | "source"
             | "dispatch"
             | "server-template"
@@ -312,7 +324,29 @@ impl Mapper<'_> {
         let rest = &words[1..];
         let s = &mut p.settings;
         match opt.as_str() {
-            "redispatch" => s.redispatch = !negate,
+            "redispatch" if negate => {
+                s.redispatch = false;
+                s.redispatch_after = 0;
+            }
+            "redispatch" => match rest {
+                [] => {
+                    s.redispatch = true;
+                    s.redispatch_after = -1;
+                }
+                // HAProxy reads it with atol(): a number, or an error here (rather
+                // than the 0 atol makes of a typo, which would silently disable it).
+                [n] => match n.parse::<i32>() {
+                    Ok(n) => {
+                        s.redispatch = true;
+                        s.redispatch_after = n;
+                    }
+                    Err(_) => self.err(
+                        l.line,
+                        format!("'option redispatch' expects an integer interval, got '{n}'"),
+                    ),
+                },
+                _ => self.err(l.line, "'option redispatch' expects at most one interval"),
+            },
             "persist" => s.persist = !negate,
             "allbackups" => s.all_backups = !negate,
             "forwardfor" if negate => s.forward_for = None,

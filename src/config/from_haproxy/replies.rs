@@ -1,6 +1,6 @@
 //! haproxy.cfg local replies: the bodies of `deny`, `tarpit` and `return`
 //! (`status`, `content-type`, `string`, `lf-string`, `file`, `errorfile`, `hdr`),
-//! `redirect` rules, and `errorfile` responses checked as HTTP.
+//! and `redirect` rules.
 
 use super::*;
 use crate::config::Reply;
@@ -20,6 +20,7 @@ impl Mapper<'_> {
         let mut body: Option<Body> = None;
         let mut headers = Vec::new();
         let mut custom = false;
+        let mut default_pages = false;
         let mut i = 0;
         let arg = |i: usize| {
             args.get(i + 1)
@@ -62,18 +63,26 @@ impl Mapper<'_> {
                 }
                 "errorfile" => {
                     let f = arg(i)?;
-                    let raw = std::fs::read(f).map_err(|e| format!("cannot read '{f}': {e}"))?;
-                    return errorfile_reply(&raw, f);
+                    return self.errorfile(f);
                 }
                 "default-errorfiles" => {
+                    default_pages = true;
                     i += 1;
                     continue;
                 }
                 "errorfiles" => {
-                    return Err(
-                        "'errorfiles' needs an http-errors section, which is not supported yet"
-                            .into(),
-                    )
+                    // The named section's page for this status (the default page when
+                    // it has none, as HAProxy).
+                    let name = arg(i)?;
+                    let Some(pages) = self.http_errors.get(name) else {
+                        return Err(format!("unknown http-errors section '{name}'"));
+                    };
+                    if let Some(r) = pages.get(status) {
+                        return Ok((**r).clone());
+                    }
+                    default_pages = true;
+                    i += 2;
+                    continue;
                 }
                 "hdr" => {
                     let (Some(n), Some(v)) = (args.get(i + 1), args.get(i + 2)) else {
@@ -99,7 +108,7 @@ impl Mapper<'_> {
         if (status == 204 || status == 304) && body.is_some() {
             return Err(format!("a {status} reply may not have a body"));
         }
-        if deny && !custom {
+        if (deny && !custom) || default_pages {
             if !ERROR_STATUSES.contains(&status) {
                 return Err(format!(
                     "status code '{status}' not handled by default with 'default-errorfiles' argument"
@@ -179,36 +188,4 @@ impl Mapper<'_> {
         }
         Ok(r)
     }
-}
-
-/// `errorfile FILE`: a whole HTTP response, sent as it is (a missing Content-Length is
-/// added, as HAProxy does).
-pub(super) fn errorfile_reply(raw: &[u8], f: &str) -> Result<Reply, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut res = httparse::Response::new(&mut headers);
-    let n = match res.parse(raw) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => return Err(format!("'{f}' is not a valid HTTP response")),
-    };
-    let status = res.code.unwrap_or(200);
-    let mut out = Vec::with_capacity(raw.len() + 32);
-    let has_len = res
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("content-length"));
-    if has_len {
-        out.extend_from_slice(raw);
-    } else {
-        out.extend_from_slice(&raw[..n - 2]);
-        out.extend_from_slice(format!("content-length: {}\r\n\r\n", raw.len() - n).as_bytes());
-        out.extend_from_slice(&raw[n..]);
-    }
-    Ok(Reply {
-        status,
-        content_type: None,
-        body: Body::Empty,
-        headers: Vec::new(),
-        error_page: false,
-        canned: Some(out.into()),
-    })
 }

@@ -150,6 +150,7 @@ impl Validator {
                 }
             };
             out.push(Backend {
+                error_pages: Default::default(),
                 tcpka: None,
                 disabled: false,
                 name: name.clone(),
@@ -158,6 +159,7 @@ impl Validator {
                 all_backups: b.all_backups.unwrap_or(false),
                 retries,
                 redispatch: b.redispatch.unwrap_or(true),
+                redispatch_after: 1,
                 maxqueue,
                 error_limit,
                 health,

@@ -265,6 +265,9 @@ impl Validator {
                 },
                 rate_limits: std::mem::take(&mut rate_limits),
                 monitor: None,
+                error_pages: Default::default(),
+                unique_id_format: None,
+                unique_id_header: None,
                 timeouts: crate::config::default_timeouts(),
             });
         }
@@ -305,6 +308,7 @@ pub(in crate::config) fn mark_rule_free(cfg: &mut Config) {
         .map(|f| {
             f.routes.is_empty()
                 && f.monitor.is_none()
+                && f.unique_id_format.is_none()
                 && f.http_request.is_empty()
                 && f.http_response.is_empty()
                 && f.http_after_response.is_empty()
