@@ -224,6 +224,55 @@ fn keep_alive_requests_with_cookie_persistence_do_not_allocate() {
     running.stop();
 }
 
+/// A frontend with `compression` allocates nothing for the requests it does not
+/// compress (no Accept-Encoding, or none it offers): the choice reads the head in
+/// place, and the deflate state is only made for a response that is compressed.
+#[test]
+fn keep_alive_requests_not_compressed_do_not_allocate() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server_addr = fixed_server();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ringlb.cfg");
+    std::fs::write(
+        &path,
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 1s\nfrontend web\n    bind 127.0.0.1:{port}\n    compression algo gzip deflate\n    compression offload\n    default_backend app\nbackend app\n    server s1 {server_addr}\n"
+        ),
+    )
+    .unwrap();
+    let cfg = ringlb::config::Config::load(&path).unwrap();
+    let running = ringlb::start(cfg).unwrap();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_nodelay(true).unwrap();
+    let requests: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nAccept-Encoding: br, zstd\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
+    ];
+    let mut buf = [0u8; 4096];
+    let mut exchange = |n: usize| {
+        for i in 0..n {
+            c.write_all(requests[i % 3]).unwrap();
+            assert!(read_message(&mut c, &mut buf, 5), "response");
+        }
+    };
+    exchange(2_000);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    exchange(5_000);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert!(
+        after - before <= 10,
+        "{} allocations during 5,000 keep-alive requests not compressed",
+        after - before
+    );
+    drop(c);
+    running.stop();
+}
+
 /// Routing through the host index (40 `hdr(host) -i` rules, a rule not indexed before
 /// them, and the last host asked) allocates nothing per request either: the host is
 /// lower-cased on the stack.

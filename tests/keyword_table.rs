@@ -379,10 +379,11 @@ fn error_rows_are_refused_and_warning_rows_warned_on_their_line_by_the_binary() 
 }
 
 /// The keys one cell of the TOML table names: `a.b.c`, or `a.b.c` / `d` (a sibling of
-/// `c`) / `e.f` (a full key).
+/// `c`) / `e.f` (a full key); `, ` separates full keys too.
 fn toml_keys(cell: &str) -> Vec<String> {
     let parts: Vec<&str> = cell
         .split(" / ")
+        .flat_map(|p| p.split(", "))
         .map(|p| p.trim().trim_matches('`'))
         .collect();
     let first = parts[0];

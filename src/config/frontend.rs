@@ -116,6 +116,8 @@ pub struct Frontend {
     pub rule_free: bool,
     /// `monitor-uri` and its `monitor fail` conditions.
     pub monitor: Option<Monitor>,
+    /// HTTP compression (`compression ...`; the backend's algorithms and types first).
+    pub compression: Option<Arc<super::compression::Compression>>,
     /// `unique-id-format`: the request's id (`unique-id`, `%ID`).
     pub unique_id_format: Option<Arc<crate::rules::LogFormat>>,
     /// `unique-id-header NAME`: the id is sent to the server in this header.

@@ -4,6 +4,7 @@
 pub mod acl;
 mod admin;
 mod cluster;
+pub mod compression;
 pub mod cookie;
 mod duration;
 pub mod error_pages;
@@ -237,6 +238,8 @@ pub struct Runtime {
     pub maxsslrate: Option<u32>,
     /// Handshakes a shard computes at once; others wait their turn (`tls::gate`).
     pub tls_handshakes: usize,
+    /// The deflate level of HTTP compression (`tune.comp.maxlevel`, 1 to 9).
+    pub comp_level: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -351,6 +354,9 @@ pub struct Backend {
     pub use_server: Vec<UseServer>,
     /// Cookie persistence (`cookie NAME ...`).
     pub cookie: Option<Arc<cookie::Persistence>>,
+    /// HTTP compression (`compression ...`): its algorithms and types come before the
+    /// frontend's.
+    pub compression: Option<Arc<compression::Compression>>,
     /// `errorfile`, `http-error`, ...: custom error responses (before the frontend's).
     pub error_pages: error_pages::ErrorPages,
 }

@@ -80,6 +80,8 @@ pub struct RawRuntime {
     pub maxsslrate: Option<i64>,
     /// Handshakes one shard computes at once (default 4).
     pub tls_handshakes_per_shard: Option<i64>,
+    /// The deflate level of HTTP compression, 1 to 9 (HAProxy's `tune.comp.maxlevel`).
+    pub comp_maxlevel: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +153,8 @@ pub struct RawFrontend {
     pub route: Vec<RawRoute>,
     #[serde(default)]
     pub rate_limit: Vec<RawRateLimit>,
+    /// HTTP compression of this frontend's responses.
+    pub compression: Option<super::compression::RawCompression>,
 }
 
 /// `[cluster]`: shared state in Redis.
@@ -210,6 +214,8 @@ pub struct RawBackend {
     pub stick: Option<RawStick>,
     #[serde(default)]
     pub server: Vec<RawServer>,
+    /// HTTP compression of this backend's responses.
+    pub compression: Option<super::compression::RawCompression>,
 }
 
 /// An expected status: a list of codes, or a range written `"200-399"`.

@@ -48,6 +48,21 @@ impl Validator {
         self.errors.push(format!("{path}: {msg}"));
     }
 
+    /// A proxy's `compression` table.
+    pub(super) fn compression(
+        &mut self,
+        path: &str,
+        raw: Option<&super::compression::RawCompression>,
+    ) -> Option<std::sync::Arc<super::compression::Compression>> {
+        match raw?.validate() {
+            Ok(c) => Some(std::sync::Arc::new(c)),
+            Err((field, msg)) => {
+                self.err(format!("{path}.compression.{field}"), msg);
+                None
+            }
+        }
+    }
+
     /// A connection limit split across shards: each needs at least one.
     fn conn_limit(&mut self, path: &str, raw: Option<i64>) -> Option<u32> {
         match raw {
@@ -305,6 +320,14 @@ impl Validator {
                             format!("expected 1 to 100000, got {n}"),
                         );
                         crate::tls::gate::DEFAULT_TURNS
+                    }
+                },
+                comp_level: match raw.runtime.comp_maxlevel {
+                    None => super::compression::DEFAULT_LEVEL,
+                    Some(n) if (1..=9).contains(&n) => n as u32,
+                    Some(n) => {
+                        self.err("runtime.comp_maxlevel", format!("expected 1 to 9, got {n}"));
+                        super::compression::DEFAULT_LEVEL
                     }
                 },
             },

@@ -641,7 +641,8 @@ impl<S: Stream> Conn<S> {
         if response.upgrade {
             return Err(Stop::Tunnel(Box::new(up), response.head_len));
         }
-        let (client_keep_alive, reusable) = self.forward_response(&mut up, response).await?;
+        let (client_keep_alive, reusable) =
+            self.forward_response(&mut up, response, req.comp).await?;
         // A server that answered before the body may still be waiting for it.
         let reusable = reusable && body.is_done();
         self.body_unread = !body.is_done();

@@ -89,7 +89,19 @@ impl BodyProgress {
     /// the body are left for the caller; so is, while the body is not done, the start
     /// of a trailer line that `data` does not hold whole: the caller presents those
     /// bytes again with more after them.
+    #[inline]
     pub fn feed(&mut self, data: &mut [u8]) -> Result<Fed, BodyError> {
+        self.feed_with(data, |_| {})
+    }
+
+    /// `feed`, also handing the body's payload to `on_data` as it goes by (the data
+    /// of a chunked body without its framing; trailer fields are not payload).
+    #[inline]
+    pub fn feed_with(
+        &mut self,
+        data: &mut [u8],
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<Fed, BodyError> {
         if self.done {
             return Ok(Fed::all(0));
         }
@@ -99,14 +111,18 @@ impl BodyProgress {
                 let n = (data.len() as u64).min(self.remaining) as usize;
                 self.remaining -= n as u64;
                 self.done = self.remaining == 0;
+                on_data(&data[..n]);
                 Ok(Fed::all(n))
             }
             Framing::Chunked => {
-                let fed = self.chunked.feed(data)?;
+                let fed = self.chunked.feed_with(data, on_data)?;
                 self.done = self.chunked.is_done();
                 Ok(fed)
             }
-            Framing::UntilClose => Ok(Fed::all(data.len())),
+            Framing::UntilClose => {
+                on_data(data);
+                Ok(Fed::all(data.len()))
+            }
         }
     }
 
@@ -237,7 +253,18 @@ impl ChunkedScanner {
     /// `forward` counts what is left to send. To tell, a trailer field name that `data`
     /// ends inside is not consumed while it may still be one of those (17 bytes at
     /// most): `used` stops at its line's start; present it again with more.
+    #[inline]
     pub fn feed(&mut self, data: &mut [u8]) -> Result<Fed, BodyError> {
+        self.feed_with(data, |_| {})
+    }
+
+    /// `feed`, handing each run of chunk data to `on_data` as it is passed.
+    #[inline]
+    pub fn feed_with(
+        &mut self,
+        data: &mut [u8],
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<Fed, BodyError> {
         use ChunkState::*;
         // `data[..kept]` is output; `data[from..i]` is input not yet moved to it (the
         // two are the same bytes until a trailer line is cut out).
@@ -252,6 +279,7 @@ impl ChunkedScanner {
                 Done => break,
                 Data => {
                     let take = (self.size.min((data.len() - i) as u64)) as usize;
+                    on_data(&data[i..i + take]);
                     self.size -= take as u64;
                     i += take;
                     if self.size == 0 {

@@ -3,9 +3,10 @@
 //! (route), the phases around a request (phases: captures, rules, use_backend,
 //! X-Forwarded-For, response rules), rule lists on heads (rules) and the head edits
 //! they make (edit), canned replies (reply), WebSocket tunnels (tunnel),
-//! admin pages (local), and the deadlines of connections waiting for a request (idle).
+//! admin pages (local), HTTP compression (compress), and the deadlines of connections waiting for a request (idle).
 
 pub use crate::bufpool::figures as buffer_figures;
+mod compress;
 mod conn;
 mod cookie;
 mod edit;

@@ -45,6 +45,8 @@ pub(super) struct RequestMeta {
     pub(super) use_server: Option<u32>,
     /// What the persistence cookie decided.
     pub(super) persist: super::cookie::Persist,
+    /// The compression algorithm for the response (`compression`), if any.
+    pub(super) comp: Option<crate::config::compression::Algo>,
 }
 
 impl<S: Stream> Conn<S> {
@@ -154,6 +156,18 @@ impl<S: Stream> Conn<S> {
                                 client,
                             )
                         });
+                        // `compression`: the algorithm from Accept-Encoding (removed
+                        // with `offload`), on the head as the rules left it.
+                        let fe_comp = fe.compression.as_deref();
+                        let be_comp = backend
+                            .and_then(|b| self.shard.config.backends[b].compression.as_deref());
+                        let comp = if fe_comp.is_none() && be_comp.is_none() {
+                            None
+                        } else {
+                            super::compress::choose(fe_comp, be_comp, &mut self.out)
+                                // HAProxy compresses no answer to HTTP/1.0 or HEAD.
+                                .filter(|_| r.minor_version == 1 && r.method != "HEAD")
+                        };
                         let sni_host = backend
                             .filter(|&b| self.shard.upstreams.backends[b].sni_from_host)
                             .and_then(|_| r.host.map(Into::into));
@@ -178,6 +192,7 @@ impl<S: Stream> Conn<S> {
                             stick,
                             use_server: routed.server,
                             persist: routed.persist,
+                            comp,
                         });
                     }
                     Parsed::Reject(reply) => return Err(Stop::Reply(reply)),

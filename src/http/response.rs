@@ -9,6 +9,7 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::reply::Reply;
 use super::request::{RequestMeta, SendError};
+use crate::config::compression::Algo;
 use crate::dispatch::ServerConn;
 use crate::io::{read_into, write_range, ReadOutcome, Stream};
 use crate::record::Term;
@@ -94,6 +95,7 @@ impl<S: Stream> Conn<S> {
                 client_keep_alive,
                 upgrade: r.upgrade,
                 names: r.names,
+                minor: r.minor,
             })),
             Parsed::Reject(_) => Err(HeadError::Invalid),
             Parsed::Partial if self.sbuf.len() == self.sbuf.capacity() => Err(HeadError::Invalid),
@@ -180,15 +182,19 @@ impl<S: Stream> Conn<S> {
         }
     }
 
-    /// Sends the response head and streams the body. Returns (client may stay open,
-    /// upstream may be pooled).
+    /// Sends the response head and streams the body, compressed with `comp` (chosen
+    /// for the request: `RequestMeta::comp`) if the response allows it. Returns
+    /// (client may stay open, upstream may be pooled).
     pub(super) async fn forward_response(
         &mut self,
         up: &mut ServerConn,
         res: ResponseMeta,
+        comp: Option<Algo>,
     ) -> Result<(bool, bool), Stop> {
         let client_timeout = self.timeouts().client;
         let server_timeout = self.server_timeout;
+        // Decided on the server's head, before the response rules (as HAProxy does).
+        let comp = comp.filter(|_| self.compresses(&res));
         // `http-response` and `http-after-response` rules, response captures.
         self.txn.names[1] = res.names;
         if self.response_rules(up.server)? {
@@ -215,6 +221,11 @@ impl<S: Stream> Conn<S> {
         {
             super::cookie::response(ck, &mut self.persist, up.server, res.status, &mut self.out);
             self.rec.cookie = self.persist.log_chars();
+        }
+        if let Some(algo) = comp {
+            super::compress::rewrite_head(&mut self.out, algo, res.framing);
+            // Boxed: the common, uncompressed exchange does not carry its state.
+            return Box::pin(self.forward_compressed(up, res, algo)).await;
         }
         let mut body = BodyProgress::new(res.framing, self.shard.config.limits.max_chunks);
         let rest = &mut self.sbuf[res.head_len..];
@@ -307,8 +318,25 @@ impl<S: Stream> Conn<S> {
         Ok((res.client_keep_alive, reusable))
     }
 
+    /// Whether the response whose head is in `out` may be compressed.
+    fn compresses(&self, res: &ResponseMeta) -> bool {
+        let cfg = &self.shard.config;
+        let fe = cfg.frontends[self.frontend].compression.as_deref();
+        let be = self
+            .rec
+            .backend
+            .and_then(|b| cfg.backends[b].compression.as_deref());
+        let r = super::compress::Response {
+            status: res.status,
+            framing: res.framing,
+            // The request's side was checked when its algorithm was chosen.
+            http11: res.minor == 1,
+        };
+        super::compress::response_allows(fe, be, &r, &self.out)
+    }
+
     /// Counts a response that broke its framing against its server, as a bad head is.
-    fn bad_response(&self, server: u32) {
+    pub(super) fn bad_response(&self, server: u32) {
         if let Some(b) = self.rec.backend {
             Counters::inc(&self.shard.stats.backends[b].eresp);
             Counters::inc(&self.shard.stats.server(b, server as usize).eresp);
@@ -406,4 +434,6 @@ pub(super) struct ResponseMeta {
     pub(super) upgrade: bool,
     /// The response head's header-name summary (for the rules).
     pub(super) names: u64,
+    /// The server's HTTP minor version.
+    pub(super) minor: u8,
 }

@@ -168,6 +168,11 @@ impl Mapper<'_> {
                     })
                     .collect(),
                 cookie: self.cookie_values(p),
+                compression: s
+                    .compression
+                    .as_ref()
+                    .filter(|_| s.mode == Mode::Http)
+                    .map(|c| c.model()),
                 error_pages: s.errors.clone(),
             });
         }
@@ -353,6 +358,12 @@ impl Mapper<'_> {
                         uri,
                         fail: p.monitor_fail.clone(),
                     }),
+                compression: p
+                    .settings
+                    .compression
+                    .as_ref()
+                    .filter(|_| mode == Mode::Http)
+                    .map(|c| c.model()),
                 error_pages: p.settings.errors.clone(),
                 unique_id_format: self.unique_id_format(p),
                 unique_id_header: p

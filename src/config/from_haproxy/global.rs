@@ -218,6 +218,22 @@ impl Mapper<'_> {
                     ),
                 ),
             },
+            "tune.comp.maxlevel" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                Some(n) if (1..=9).contains(&n) && a.len() == 1 => runtime.comp_level = n,
+                _ => self.err(
+                    l.line,
+                    "'tune.comp.maxlevel' expects a numeric value between 1 and 9",
+                ),
+            },
+            // HAProxy lowers the level or stops compressing new responses past these
+            // limits; ringlb would compress on: refused rather than not honoured.
+            "maxcomprate" | "maxcompcpuusage" => self.err(
+                l.line,
+                format!(
+                    "'{}' is not supported by ringlb yet (compression is not limited by rate or CPU)",
+                    l.keyword()
+                ),
+            ),
             k if k.starts_with("tune.") || k.starts_with("ssl-") || k.starts_with("nbthread-") => {
                 self.warn(l.line, format!("'{k}' ignored"))
             }

@@ -7,6 +7,7 @@
 mod assemble;
 mod balance;
 mod bind;
+mod compression;
 mod cookie;
 mod errors;
 mod global;
@@ -157,6 +158,8 @@ struct Settings {
     tcpka_values: [crate::config::TcpKeepalive; 2],
     /// `disabled` (`enabled` undoes it): also from `defaults`, as in HAProxy.
     disabled: bool,
+    /// `compression algo|type|offload` lines (`offload` never from `defaults`).
+    compression: Option<compression::CompLines>,
     /// `errorfile`, `errorfiles`, `http-error`, `errorloc*`: also from `defaults`.
     errors: crate::config::error_pages::ErrorPages,
     /// `unique-id-format` (its line and text: parsed per frontend) and
@@ -219,6 +222,7 @@ impl Default for Settings {
             tcpka: [None; 2],
             tcpka_values: Default::default(),
             disabled: false,
+            compression: None,
             errors: Default::default(),
             unique_id_format: None,
             unique_id_header: None,
@@ -356,6 +360,7 @@ impl<'e> Mapper<'e> {
             maxconn: None,
             maxsslrate: None,
             tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
+            comp_level: crate::config::compression::DEFAULT_LEVEL,
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;

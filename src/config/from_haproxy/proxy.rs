@@ -172,6 +172,7 @@ impl Mapper<'_> {
                 ),
             ),
             "redispatch" => self.err(l.line, "'redispatch' was removed: use 'option redispatch'"),
+            "compression" => self.compression_line(l, p),
             "unique-id-format" | "unique-id-header" if !fe => self.warn(
                 l.line,
                 format!("'{kw}' ignored: a backend has no frontend capability (as in HAProxy)"),
@@ -188,8 +189,7 @@ impl Mapper<'_> {
                 [h] => p.settings.unique_id_header = Some(h.clone()),
                 _ => self.err(l.line, "'unique-id-header' expects a header name"),
             },
-            "compression"
-            | "filter"
+            "filter"
             | "source"
             | "dispatch"
             | "server-template"

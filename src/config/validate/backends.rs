@@ -178,6 +178,7 @@ impl Validator {
                 response_inspect_delay: None,
                 use_server: Vec::new(),
                 cookie: None,
+                compression: self.compression(&path, b.compression.as_ref()),
             });
         }
         out

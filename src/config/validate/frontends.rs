@@ -269,6 +269,17 @@ impl Validator {
                 unique_id_format: None,
                 unique_id_header: None,
                 timeouts: crate::config::default_timeouts(),
+                compression: if mode == Mode::Http {
+                    self.compression(&path, f.compression.as_ref())
+                } else {
+                    if f.compression.is_some() {
+                        self.err(
+                            format!("{path}.compression"),
+                            "compression needs mode = \"http\"",
+                        );
+                    }
+                    None
+                },
             });
         }
         out

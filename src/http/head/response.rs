@@ -16,6 +16,8 @@ pub struct Response {
     pub upgrade: bool,
     /// A summary of the header names written to `out` (`rules::head::name_bit`).
     pub names: u64,
+    /// The server's HTTP minor version (`HTTP/1.x`).
+    pub minor: u8,
 }
 
 /// Parses a response head (at most `max_headers` fields, framing as strict as for
@@ -149,5 +151,6 @@ pub fn parse_response(
         reusable,
         upgrade,
         names,
+        minor,
     })
 }
