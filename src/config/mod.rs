@@ -12,6 +12,7 @@ mod frontend;
 pub mod haproxy;
 mod log;
 mod raw;
+pub mod tcpcheck;
 pub mod tls;
 mod validate;
 mod world;
@@ -143,6 +144,8 @@ pub enum CheckKind {
         host: Option<String>,
         expect: StatusMatch,
     },
+    /// A `tcp-check` rule sequence (`option tcp-check`, `redis-check`, ...).
+    TcpCheck(Arc<tcpcheck::TcpCheck>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,6 +57,7 @@ impl Mapper<'_> {
                 .filter(|x| x.2.check)
                 .map(|x| &x.2)
                 .collect();
+            let tcp_check = self.tcp_check_of(s, p.line);
             let health = (!checked.is_empty()).then(|| {
                 let first = checked[0];
                 for other in &checked[1..] {
@@ -70,14 +71,15 @@ impl Mapper<'_> {
                 }
                 let interval = first.inter.unwrap_or(Duration::from_secs(2));
                 HealthCheck {
-                    kind: match &s.httpchk {
-                        Some((method, path, host)) => CheckKind::Http {
+                    kind: match (&tcp_check, &s.httpchk) {
+                        (Some(t), _) => CheckKind::TcpCheck(t.clone()),
+                        (None, Some((method, path, host))) => CheckKind::Http {
                             method: method.clone(),
                             path: path.clone(),
                             host: host.clone(),
                             expect: s.expect.clone(),
                         },
-                        None => CheckKind::Tcp,
+                        (None, None) => CheckKind::Tcp,
                     },
                     interval,
                     fast_interval: first.fastinter.unwrap_or(interval),

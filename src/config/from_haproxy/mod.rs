@@ -17,6 +17,7 @@ mod server;
 mod ssl;
 mod stick;
 mod tcp_rules;
+mod tcpcheck;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -126,6 +127,9 @@ struct Settings {
     hash_function: Option<crate::config::HashFunction>,
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
+    /// `option tcp-check` or a protocol check, and the `tcp-check` lines.
+    check_opt: tcpcheck::CheckOpt,
+    tcp_rules: tcpcheck::TcpRules,
     server: ServerParams,
     /// `log global` (or a log target) seen: this proxy's traffic is logged.
     log: bool,
@@ -191,6 +195,8 @@ impl Default for Settings {
             hash_function: None,
             httpchk: None,
             expect: StatusMatch::Default,
+            check_opt: Default::default(),
+            tcp_rules: Default::default(),
             server: ServerParams::default(),
             log: false,
             log_format: None,
@@ -403,8 +409,10 @@ impl<'e> Mapper<'e> {
 }
 
 impl Proxy {
-    fn new(name: &str, line: usize, kind: SectionKind, settings: Settings) -> Proxy {
+    fn new(name: &str, line: usize, kind: SectionKind, mut settings: Settings) -> Proxy {
         let maxconn = settings.maxconn;
+        // `tcp-check` lines of this section replace the inherited ones.
+        settings.tcp_rules.own = false;
         Proxy {
             name: name.to_string(),
             line,
