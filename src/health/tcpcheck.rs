@@ -446,7 +446,11 @@ fn description(status: &str) -> &'static str {
 
 /// HAProxy's reason text: description, the code for L7 statuses that have one, the
 /// info.
-fn outcome(passed: bool, status: &'static str, code: Option<u16>, info: String) -> Outcome {
+fn outcome(passed: bool, status: &'static str, code: Option<u16>, mut info: String) -> Outcome {
+    // HAProxy keeps the text as a C string.
+    if let Some(nul) = info.find('\0') {
+        info.truncate(nul);
+    }
     let code = if matches!(status, "L7OK" | "L7STS") {
         Some(code.unwrap_or(0))
     } else {

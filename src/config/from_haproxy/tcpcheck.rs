@@ -1,6 +1,7 @@
 //! haproxy.cfg `tcp-check ...` lines, `option tcp-check`, and the protocol checks HAProxy
 //! 2.6 builds as fixed tcp-check sequences (`option mysql-check`, `pgsql-check`,
-//! `redis-check`, `smtpchk`, `ldap-check`: the same rules as its src/tcpcheck.c).
+//! `redis-check`, `smtpchk`, `ldap-check`: the same rules as its src/tcpcheck.c, as
+//! of 2.6.12, Debian's: smtpchk ends with a QUIT, pgsql-check takes any auth length).
 
 use super::*;
 use crate::config::tcpcheck::{
@@ -528,11 +529,21 @@ fn smtp(cmd: &str) -> TcpCheck {
     ok.err_status = Some("L7STS");
     ok.on_error = payload(4, true, true);
     ok.code_from_payload = true;
-    let mut hello = expect(4, Pattern::Regex("^2[0-9]{2}[- \r]".into()));
+    // A reply of any number of `250-` lines, then a `250 ` one.
+    let mut hello = expect(
+        -1,
+        Pattern::Regex("^(2[0-9]{2}-[^\r]*\r\n)*2[0-9]{2}[ \r]".into()),
+    );
     hello.err_status = Some("L7STS");
     hello.on_error = payload(4, true, true);
     hello.on_success = payload(4, true, true);
     hello.code_from_payload = true;
+    // A clean goodbye (HAProxy issue 1812).
+    let mut quit = expect(4, Pattern::Regex("^2[0-9]{2}[- \r]".into()));
+    quit.err_status = Some("L7STS");
+    quit.on_error = payload(4, true, true);
+    quit.on_success = payload(4, true, true);
+    quit.code_from_payload = true;
     build(
         Proto::Smtp,
         vec![
@@ -541,6 +552,8 @@ fn smtp(cmd: &str) -> TcpCheck {
             rule(3, Action::Expect(ok)),
             rule(4, Action::Send(format!("{cmd}\r\n").into_bytes())),
             rule(5, Action::Expect(hello)),
+            rule(6, Action::Send(b"QUIT\r\n".to_vec())),
+            rule(7, Action::Expect(quit)),
         ],
     )
 }
@@ -559,7 +572,7 @@ fn pgsql(user: &str) -> TcpCheck {
     not_error.on_error = payload(6, false, false);
     let mut auth = expect(
         9,
-        Pattern::BinaryRegex("^52000000(08|0A|0C)000000(00|02|03|04|05|06)".into()),
+        Pattern::BinaryRegex("^52000000[A-Z0-9]{2}000000(00|02|03|04|05|06|07|09|0A)".into()),
     );
     auth.err_status = Some("L7STS");
     auth.on_success = text("PostgreSQL server is ok");
