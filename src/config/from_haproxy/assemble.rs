@@ -58,6 +58,17 @@ impl Mapper<'_> {
                 .map(|x| &x.2)
                 .collect();
             let tcp_check = self.tcp_check_of(s, p.line);
+            // `tcp-check connect ssl` speaks TLS with the server's settings.
+            let wants_ssl = tcp_check.as_ref().is_some_and(|t| {
+                t.rules.iter().any(|r| {
+                    matches!(&r.action, crate::config::tcpcheck::Action::Connect(c) if c.ssl)
+                })
+            });
+            for (line, sv, params) in &p.servers {
+                if wants_ssl && params.check && sv.tls.is_none() {
+                    self.err(*line, format!("server '{}': 'tcp-check connect ssl' needs the server's TLS settings ('ssl' or 'check-ssl' with 'verify' / 'ca-file'): not supported without them yet", sv.name));
+                }
+            }
             let health = (!checked.is_empty()).then(|| {
                 let first = checked[0];
                 for other in &checked[1..] {

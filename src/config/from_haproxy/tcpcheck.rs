@@ -51,7 +51,7 @@ impl Mapper<'_> {
             "connect" => self.tcp_connect(s, rest),
             "send" | "send-lf" | "send-binary" | "send-binary-lf" => tcp_send(kind, rest),
             "expect" => tcp_expect(rest),
-            "set-var" | "unset-var" => Err(format!(
+            k if k.starts_with("set-var") || k.starts_with("unset-var") => Err(format!(
                 "'tcp-check {kind}' is not supported by ringlb yet (check variables)"
             )),
             other => Err(format!(
