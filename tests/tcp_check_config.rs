@@ -72,3 +72,13 @@ fn good_tcp_check_lines_are_accepted_by_both() {
     let rl = ringlb_check(cfg.path(), &[]);
     assert_eq!(rl.code(), Some(0), "{}", rl.stderr);
 }
+
+#[test]
+fn bad_on_marked_down_up_values_are_refused_with_their_line() {
+    for (line, want) in [
+        ("default-server on-marked-down kill-them", "'on-marked-down' expects 'shutdown-sessions'"),
+        ("default-server on-marked-up shutdown-sessions", "'on-marked-up' expects 'shutdown-backup-sessions'"),
+    ] {
+        refused(line, want, true);
+    }
+}

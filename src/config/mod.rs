@@ -381,6 +381,11 @@ pub struct Server {
     /// haproxy.cfg `server NAME ADDR` without a port (or `ADDR:+N`, `ADDR:-N`): the
     /// port is the one the client connected to, plus this offset (`addr`'s port is 0).
     pub port_offset: Option<i32>,
+    /// `on-marked-down shutdown-sessions`: its sessions end when checks mark it down.
+    pub shutdown_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`: the backups' sessions end when it
+    /// comes up.
+    pub shutdown_backups_on_up: bool,
 }
 
 /// HAProxy's server ids: explicit ones kept; the others numbered in config order, each

@@ -398,6 +398,10 @@ async fn run(
     }));
     for (bi, b) in cfg.backends.iter().enumerate() {
         let Some(check) = &b.health else { continue };
+        // A stopped proxy (`disabled`) checks nothing, as in HAProxy.
+        if b.disabled {
+            continue;
+        }
         let count = b.servers.len().max(1) as u32;
         for (si, s) in b.servers.iter().enumerate() {
             if s.check {

@@ -237,6 +237,9 @@ struct ServerParams {
     send_proxy: Option<crate::proxy_protocol::Version>,
     check_send_proxy: bool,
     pool_purge_delay: Option<Duration>,
+    /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
+    on_marked_down: bool,
+    on_marked_up: bool,
     ssl: ssl::ServerSsl,
     /// `id N`: HAProxy's server id.
     id: Option<u32>,
