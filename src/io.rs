@@ -200,6 +200,13 @@ pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
     /// The socket itself, when bytes may go to and from it untouched.
     fn socket(&self) -> Option<&monoio::net::TcpStream>;
 
+    /// The socket, when nothing is buffered above it (no byte read and not yet
+    /// handed out): the stream has something to read only once the socket is
+    /// readable, so a quiet connection may wait for that holding no buffer.
+    fn idle_socket(&mut self) -> Option<&monoio::net::TcpStream> {
+        self.socket()
+    }
+
     /// Reads into `buf[len..capacity]`, giving up at `deadline` without losing what
     /// the kernel already delivered (a cancelled read hands its bytes over): the
     /// stream stays usable either way. At the deadline the result may be an error

@@ -137,7 +137,7 @@ fuzz_target!(|data: &[u8]| {
         cut: cut as usize * 7 + 1,
     };
     let conn = rustls::ServerConnection::new(k.server.clone()).unwrap();
-    let mut server = TlsStream::new(mem, conn, Vec::new(), Vec::new());
+    let mut server = TlsStream::new(mem, conn);
     let mut client =
         rustls::ClientConnection::new(k.client.clone(), ServerName::try_from("fuzz.test").unwrap())
             .unwrap();

@@ -204,12 +204,17 @@ impl<S: Stream> Conn<S> {
             // `IDLE_GRACE` gives its buffers back: the read for the next request is
             // bounded by the grace. On epoll that read can be dropped safely; on
             // io_uring it would pin the buffer and could lose bytes if dropped, so the
-            // grace is spent waiting for readiness first.
+            // grace is spent waiting for readiness first. A TLS stream's read is never
+            // dropped (it would fail the stream): it waits for readiness too, once
+            // nothing is buffered above its socket.
             let mut read_until = deadline;
-            if let (true, false, Some(socket)) = (waiting_first_byte, woken, self.client.socket()) {
+            let drop_safe = self.drop_safe_reads && self.client.socket().is_some();
+            if let (true, false, Some(socket)) =
+                (waiting_first_byte, woken, self.client.idle_socket())
+            {
                 let grace = self.rec.head_start.unwrap_or(deadline) + IDLE_GRACE;
                 if grace < deadline {
-                    if self.drop_safe_reads {
+                    if drop_safe {
                         read_until = grace;
                     } else if self
                         .timer

@@ -138,7 +138,7 @@ impl<S: Stream> Conn<S> {
         // this way: the body goes at once, and the server's `100` reaches the client
         // after it.
         loop {
-            let (Some(client), crate::tls::stream::MaybeTls::Plain(server)) =
+            let (Some(client), crate::tls::MaybeTls::Plain(server)) =
                 (self.client.socket(), &up.stream)
             else {
                 return Ok(true);

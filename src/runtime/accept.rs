@@ -333,12 +333,32 @@ async fn serve(
             if !allowed {
                 return;
             }
+            // Boxed, as below: one handler's state inline would size every
+            // connection's task for the largest of them.
             return match mode {
                 Mode::Http => {
-                    crate::http::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
+                    Box::pin(crate::http::serve(
+                        shard.clone(),
+                        frontend,
+                        stream,
+                        peer,
+                        local,
+                        buf,
+                        txn,
+                    ))
+                    .await
                 }
                 Mode::Tcp => {
-                    crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf, txn).await
+                    Box::pin(crate::l4::serve(
+                        shard.clone(),
+                        frontend,
+                        stream,
+                        peer,
+                        local,
+                        buf,
+                        txn,
+                    ))
+                    .await
                 }
             };
         };
@@ -368,6 +388,7 @@ async fn serve(
         if info.resumed {
             Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
         }
+        drop((info, set));
         txn.tls = Some(Box::new(crate::tls::info::facts(stream.conn())));
         let allowed =
             crate::tcp_rules::at_accept(&shard, frontend, stream.io(), peer, local, &mut txn, true);
@@ -375,9 +396,11 @@ async fn serve(
         if !allowed {
             return;
         }
+        // Boxed: a TLS connection's handler (its stream holds the rustls connection)
+        // inline would make every connection's task some 13 KiB, idle or not.
         match mode {
             Mode::Http => {
-                crate::http::serve(
+                Box::pin(crate::http::serve(
                     shard.clone(),
                     frontend,
                     stream,
@@ -385,11 +408,11 @@ async fn serve(
                     local,
                     Vec::new(),
                     txn,
-                )
+                ))
                 .await
             }
             Mode::Tcp => {
-                crate::l4::serve(
+                Box::pin(crate::l4::serve(
                     shard.clone(),
                     frontend,
                     stream,
@@ -397,7 +420,7 @@ async fn serve(
                     local,
                     Vec::new(),
                     txn,
-                )
+                ))
                 .await
             }
         }

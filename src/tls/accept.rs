@@ -21,6 +21,7 @@ use super::info::TlsInfo;
 use super::server::ServerSet;
 use super::store::Hello;
 use super::stream::{ServerTls, TlsStream, RX_SIZE};
+use crate::bufpool::PooledBuf;
 
 /// A plaintext fatal alert record: level 2 (fatal), description 112 (unrecognized_name).
 const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
@@ -51,20 +52,13 @@ impl std::fmt::Display for AcceptError {
     }
 }
 
-/// The per-connection parts of an accept: the buffers, lent for the connection's life.
-/// `rx` may already hold the first bytes of the ClientHello (read with a PROXY header).
+/// The per-connection parts of an accept: the buffer the ClientHello is read into
+/// (the stream takes its own from the shard's free list afterwards). `rx` may already
+/// hold the first bytes of the ClientHello (read with a PROXY header).
+#[derive(Default)]
 pub struct Acceptor {
     pub rx: Vec<u8>,
     pub tx: Vec<u8>,
-}
-
-impl Default for Acceptor {
-    fn default() -> Self {
-        Acceptor {
-            rx: Vec::with_capacity(RX_SIZE),
-            tx: Vec::new(),
-        }
-    }
 }
 
 /// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`;
@@ -96,19 +90,23 @@ async fn accept_now<S>(
 where
     S: AsyncReadRent + AsyncWriteRent,
 {
-    let Acceptor { mut rx, mut tx } = bufs;
+    let Acceptor {
+        rx: early_bytes,
+        mut tx,
+    } = bufs;
     let mut acceptor = RustlsAcceptor::default();
     // Bytes that came with a PROXY header are the ClientHello's first.
+    let mut rx = PooledBuf::take(RX_SIZE);
+    rx.extend_from_slice(&early_bytes);
+    drop(early_bytes);
     let mut early = !rx.is_empty();
     let accepted = loop {
         if !std::mem::take(&mut early) {
             rx.clear();
-            if rx.capacity() < 1024 {
-                rx.reserve(RX_SIZE);
-            }
-            let cap = rx.capacity();
-            let (res, slice) = io.read(rx.slice_mut(0..cap)).await;
-            rx = slice.into_inner();
+            let buf = std::mem::take(&mut *rx);
+            let cap = buf.capacity();
+            let (res, slice) = io.read(buf.slice_mut(0..cap)).await;
+            *rx = slice.into_inner();
             match res {
                 Ok(0) => {
                     return Err(AcceptError::Io(io::ErrorKind::UnexpectedEof.into()));
@@ -163,8 +161,8 @@ where
             return Err(AcceptError::Tls(e));
         }
     };
-    rx.clear();
-    let mut stream = TlsStream::new(io, conn, rx, tx);
+    drop((rx, tx));
+    let mut stream = TlsStream::new(io, conn);
     let sent = stream.send_queued().await;
     if let Some(turn) = turn {
         Turns::give_back(turn).await;

@@ -265,7 +265,7 @@ where
 {
     let conn = ClientConnection::new(config, name)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut stream = TlsStream::new(io, conn, Vec::new(), Vec::new());
+    let mut stream = TlsStream::new(io, conn);
     match monoio::time::timeout_at(deadline, stream.handshake()).await {
         Ok(Ok(())) => Ok(stream),
         Ok(Err(e)) => Err(e),

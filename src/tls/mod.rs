@@ -11,7 +11,8 @@
 //! under a deadline, taking turns with the shard's other handshakes (`gate`, which
 //! also holds `maxsslrate`); `shard` is a shard's current contexts per bind; `stream` is the rent-model `TlsStream` the HTTP/1 and L4 paths
 //! read and write; `info` is what a connection remembers of its handshake (fetches,
-//! logs). `client` is the same shape towards servers.
+//! logs). `client` is the same shape towards servers, and `maybe` the stream to a
+//! server, plain or TLS.
 //!
 //! One crypto library is built: aws-lc-rs by default, *ring* with
 //! `--no-default-features --features ring`.
@@ -21,6 +22,7 @@ pub mod certs;
 pub mod client;
 pub mod gate;
 pub mod info;
+pub mod maybe;
 pub mod server;
 pub mod shard;
 pub mod show;
@@ -35,9 +37,10 @@ pub use accept::{accept, AcceptError, Acceptor};
 pub use certs::{CertError, LoadedCert};
 pub use client::{connect, ClientSettings, ServerVerify, SniSource, UpstreamTls};
 pub use info::TlsInfo;
+pub use maybe::{MaybeTls, ServerStream};
 pub use server::{BindTls, BindTlsSpec, CrtSource, Findings, ServerSet};
 pub use store::{CertStore, CrtListLine, SslConf, TlsVersion, Verify};
-pub use stream::{ClientTls, MaybeTls, ServerStream, ServerTls, TlsStream};
+pub use stream::{ClientTls, ServerTls, TlsStream};
 pub use tickets::TicketKeys;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]

@@ -2,10 +2,12 @@
 //! `AsyncWriteRent`), so the HTTP/1 and L4 paths read and write it as they do a
 //! `TcpStream`. Server and client side share it (`ServerTls`, `ClientTls`).
 //!
-//! Buffers: one ciphertext buffer per direction, lent to the socket operation and
-//! taken back, reused for the life of the connection and handed back by
-//! `into_parts` for the shard's pool. Plaintext is copied straight into (out of) the
-//! caller's buffer.
+//! Buffers: one ciphertext buffer per direction, taken from the shard's free list
+//! (`bufpool`) when a socket read or write begins and given back as soon as nothing
+//! is left in it (a partial record keeps the read buffer), so an idle connection
+//! holds none of them: only rustls' own state. Plaintext is copied straight into (out
+//! of) the caller's buffer. `idle_socket` says when nothing at all is buffered above
+//! the socket, so the HTTP path can wait for readability holding no buffer.
 //!
 //! Dropping a future mid-operation (ringlb's timeouts do) is safe: nothing dangles,
 //! nothing panics. But a dropped socket read may have consumed bytes and a dropped
@@ -15,7 +17,7 @@
 //!
 //! Split (`monoio::io::Split`, for tunnels and TCP mode): once the handshake is done,
 //! the read half touches only the receive state (`rx`, `rbusy`) and the socket's read
-//! side, the write half only the send state (`tx`, `wbusy`) and the socket's write
+//! side, the write half only the send state (its buffer, `wbusy`) and the socket's write
 //! side; both use the rustls connection, but only between awaits (one thread, so never
 //! at the same time). Records the read side makes rustls queue (a KeyUpdate answer, an
 //! alert) leave with the write side's next flush: the read side never writes, so two
@@ -27,8 +29,7 @@
 //! rustls chose, which is sent (best effort) before the error is returned.
 //!
 //! The stream is a plain struct over a generic `S`, so the client-side stream type can
-//! be an enum (`MaybeTls`: plain or rustls today, a kernel-TLS variant later, where the
-//! record layer moves into the socket and reads become plain reads).
+//! be an enum (`maybe::MaybeTls`: plain or rustls today, a kernel-TLS variant later).
 
 use std::io::{self, BufRead, Write};
 use std::ops::DerefMut;
@@ -38,20 +39,25 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::BufResult;
 use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData};
 
-/// The ciphertext read buffer's size: one full TLS record and its header.
+use crate::bufpool::PooledBuf;
+
+/// The ciphertext buffers' size: one full TLS record and its header (the largest a
+/// peer may send is 5 + 2^14 + 256 bytes).
 pub const RX_SIZE: usize = 16 * 1024 + 512;
+
+/// The most plaintext one record carries.
+const MAX_PLAIN: usize = 16 * 1024;
 
 pub type ServerTls<S> = TlsStream<S, ServerConnection>;
 pub type ClientTls<S> = TlsStream<S, ClientConnection>;
 
 pub struct TlsStream<S, C> {
-    io: S,
+    pub(super) io: S,
     conn: C,
     /// Ciphertext read from the socket; `rx[rx_pos..]` is not yet given to rustls.
-    rx: Vec<u8>,
+    /// No buffer (capacity 0) while nothing is pending.
+    rx: PooledBuf,
     rx_pos: usize,
-    /// Ciphertext waiting to be written.
-    tx: Vec<u8>,
     /// A socket read (write) was started and its future dropped before it finished.
     rbusy: bool,
     wbusy: bool,
@@ -81,15 +87,13 @@ where
     C: DerefMut<Target = ConnectionCommon<D>>,
     D: SideData,
 {
-    /// Wraps a connection; `rx`/`tx` are (empty) buffers to reuse, `rx` may already
-    /// hold ciphertext read from `io` that rustls has not seen.
-    pub fn new(io: S, conn: C, rx: Vec<u8>, tx: Vec<u8>) -> Self {
+    /// Wraps a connection whose ciphertext so far rustls has seen.
+    pub fn new(io: S, conn: C) -> Self {
         TlsStream {
             io,
             conn,
-            rx,
+            rx: PooledBuf::none(),
             rx_pos: 0,
-            tx,
             rbusy: false,
             wbusy: false,
             failed: false,
@@ -104,18 +108,37 @@ where
         &self.io
     }
 
-    /// The socket and the two buffers (cleared), for reuse.
-    pub fn into_parts(self) -> (S, C, Vec<u8>, Vec<u8>) {
-        let (mut rx, mut tx) = (self.rx, self.tx);
-        rx.clear();
-        tx.clear();
-        (self.io, self.conn, rx, tx)
-    }
-
     /// Nothing is buffered: no ciphertext rustls has not seen, no plaintext unread,
-    /// no record waiting to be sent (an idle pooled connection must have none).
+    /// no record waiting to be sent (an idle pooled connection must have none). A
+    /// partial record inside rustls is allowed: only the socket can complete it.
     pub fn is_drained(&mut self) -> bool {
         self.rx_pos == self.rx.len() && !self.has_plaintext() && !self.conn.wants_write()
+    }
+
+    /// Gives the read buffer back once rustls took all of it.
+    fn release_rx(&mut self) {
+        if self.rx_pos == self.rx.len() {
+            self.rx = PooledBuf::none();
+            self.rx_pos = 0;
+        }
+    }
+
+    /// A read buffer with room for a record: taken from the free list, or the pending
+    /// bytes moved to the front of the one held.
+    fn rx_room(&mut self) {
+        if self.rx.capacity() == 0 {
+            self.rx = PooledBuf::take(RX_SIZE);
+            self.rx_pos = 0;
+            return;
+        }
+        if self.rx_pos > 0 && self.rx.capacity() - self.rx.len() < 1024 {
+            let pos = self.rx_pos;
+            self.rx.drain(..pos);
+            self.rx_pos = 0;
+        }
+        if self.rx.capacity() - self.rx.len() < 1024 {
+            self.rx.reserve(RX_SIZE);
+        }
     }
 
     /// Sends what rustls has queued (a handshake flight): the expensive part of a
@@ -194,10 +217,7 @@ where
                 break;
             }
         }
-        if self.rx_pos == self.rx.len() {
-            self.rx.clear();
-            self.rx_pos = 0;
-        }
+        self.release_rx();
         Ok(())
     }
 
@@ -207,20 +227,14 @@ where
 
     /// Reads ciphertext from the socket into `rx`; `Ok(0)` at EOF (rustls is told).
     async fn fill(&mut self) -> io::Result<usize> {
-        if self.rx_pos == self.rx.len() {
-            self.rx.clear();
-            self.rx_pos = 0;
-        }
-        if self.rx.capacity() - self.rx.len() < 1024 {
-            self.rx.reserve(RX_SIZE);
-        }
+        self.rx_room();
         let res = loop {
-            let buf = std::mem::take(&mut self.rx);
+            let buf = std::mem::take(&mut *self.rx);
             let (len, cap) = (buf.len(), buf.capacity());
             self.rbusy = true;
             let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
             self.rbusy = false;
-            self.rx = slice.into_inner();
+            *self.rx = slice.into_inner();
             match res {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
@@ -228,6 +242,7 @@ where
         };
         match res {
             Ok(0) => {
+                self.release_rx();
                 // An empty read tells rustls the transport ended.
                 let _ = self.conn.read_tls(&mut &[][..]);
                 if let Err(e) = self.conn.process_new_packets() {
@@ -236,24 +251,29 @@ where
                 }
                 Ok(0)
             }
-            other => other,
+            Err(e) => {
+                self.release_rx();
+                Err(e)
+            }
+            ok => ok,
         }
     }
 
     /// Writes every queued TLS record.
     async fn flush_tls(&mut self) -> io::Result<()> {
-        while self.conn.wants_write() {
-            self.conn.write_tls(&mut self.tx)?;
-        }
-        if self.tx.is_empty() {
+        if !self.conn.wants_write() {
             return Ok(());
         }
-        let buf = std::mem::take(&mut self.tx);
+        let mut tx = PooledBuf::take(RX_SIZE);
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut *tx)?;
+        }
+        let buf = std::mem::take(&mut *tx);
         self.wbusy = true;
-        let (res, mut buf) = self.io.write_all(buf).await;
+        let (res, buf) = self.io.write_all(buf).await;
         self.wbusy = false;
-        buf.clear();
-        self.tx = buf;
+        *tx = buf;
+        // `tx` goes back to the free list (unless a large write grew it).
         res.map(drop)
     }
 
@@ -309,7 +329,9 @@ where
         if self.conn.is_handshaking() {
             self.handshake().await?;
         }
-        let n = self.conn.writer().write(src)?;
+        // One record's worth per call (a short write, which `write_all` continues):
+        // its ciphertext then fits the pooled buffer, which never has to grow.
+        let n = self.conn.writer().write(&src[..src.len().min(MAX_PLAIN)])?;
         self.flush_tls().await?;
         Ok(n)
     }
@@ -386,7 +408,7 @@ where
 
 // SAFETY: after the handshake the read and write halves touch disjoint state (the
 // module's "Split" paragraph): the read side `rx`, `rx_pos`, `rbusy` and the socket's
-// read side, the write side `tx`, `wbusy` and its write side; the rustls connection
+// read side, the write side its buffer, `wbusy` and its write side; the rustls connection
 // only between awaits, on one thread. `S` itself splits.
 unsafe impl<S: Split, C> Split for TlsStream<S, C> {}
 
@@ -422,18 +444,15 @@ where
                 }
                 continue;
             }
-            if self.rx_pos == self.rx.len() {
-                self.rx.clear();
-                self.rx_pos = 0;
-            }
-            if self.rx.capacity() - self.rx.len() < 1024 {
-                self.rx.reserve(RX_SIZE);
-            }
-            let rx = std::mem::take(&mut self.rx);
+            self.rx_room();
+            let rx = std::mem::take(&mut *self.rx);
             self.rbusy = true;
             let (r, rx) = self.io.read_until(rx, deadline).await;
             self.rbusy = false;
-            self.rx = rx;
+            *self.rx = rx;
+            if !matches!(r, Ok(n) if n > 0) {
+                self.release_rx();
+            }
             match r {
                 Ok(0) => {
                     // An empty read tells rustls the transport ended.
@@ -470,128 +489,25 @@ where
         None
     }
 
+    /// The socket, when rustls has nothing to hand out (no plaintext, no close_notify,
+    /// no error) and the stream holds no ciphertext rustls has not seen: a partial
+    /// record inside rustls only the socket can complete.
+    fn idle_socket(&mut self) -> Option<&monoio::net::TcpStream> {
+        if self.rbusy || self.failed || self.rx_pos < self.rx.len() {
+            return None;
+        }
+        // Plaintext, a close_notify or an error to report: read at once.
+        match self.conn.reader().fill_buf() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.idle_socket(),
+            _ => None,
+        }
+    }
+
     async fn read_until(
         &mut self,
         buf: Vec<u8>,
         deadline: monoio::time::Instant,
     ) -> (io::Result<usize>, Vec<u8>) {
         self.read_plain_until(buf, deadline).await
-    }
-}
-
-/// A server connection's stream: plain TCP or TLS (a kernel-TLS variant would join).
-pub enum MaybeTls<S, C> {
-    Plain(S),
-    Tls(Box<TlsStream<S, C>>),
-}
-
-/// What a connection to a server is.
-pub type ServerStream = MaybeTls<monoio::net::TcpStream, ClientConnection>;
-
-impl<S: std::os::fd::AsRawFd, C> MaybeTls<S, C> {
-    /// The socket's descriptor.
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        match self {
-            MaybeTls::Plain(s) => s.as_raw_fd(),
-            MaybeTls::Tls(t) => t.io.as_raw_fd(),
-        }
-    }
-}
-
-impl<S, C, D> MaybeTls<S, C>
-where
-    S: AsyncReadRent + AsyncWriteRent,
-    C: DerefMut<Target = ConnectionCommon<D>>,
-    D: SideData,
-{
-    /// Nothing buffered above the socket (see `TlsStream::is_drained`).
-    pub fn is_drained(&mut self) -> bool {
-        match self {
-            MaybeTls::Plain(_) => true,
-            MaybeTls::Tls(t) => t.is_drained(),
-        }
-    }
-}
-
-// SAFETY: each variant splits (`TlsStream`'s note above); the variant never changes.
-unsafe impl<S: Split, C> Split for MaybeTls<S, C> {}
-
-impl<C, D> crate::io::Stream for MaybeTls<monoio::net::TcpStream, C>
-where
-    C: DerefMut<Target = ConnectionCommon<D>> + 'static,
-    D: SideData + 'static,
-{
-    fn socket(&self) -> Option<&monoio::net::TcpStream> {
-        match self {
-            MaybeTls::Plain(s) => Some(s),
-            MaybeTls::Tls(_) => None,
-        }
-    }
-
-    async fn read_until(
-        &mut self,
-        buf: Vec<u8>,
-        deadline: monoio::time::Instant,
-    ) -> (io::Result<usize>, Vec<u8>) {
-        match self {
-            MaybeTls::Plain(s) => s.read_until(buf, deadline).await,
-            MaybeTls::Tls(t) => t.read_until(buf, deadline).await,
-        }
-    }
-}
-
-impl<S, C, D> AsyncReadRent for MaybeTls<S, C>
-where
-    S: AsyncReadRent + AsyncWriteRent,
-    C: DerefMut<Target = ConnectionCommon<D>>,
-    D: SideData,
-{
-    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            MaybeTls::Plain(s) => s.read(buf).await,
-            MaybeTls::Tls(s) => s.read(buf).await,
-        }
-    }
-
-    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            MaybeTls::Plain(s) => s.readv(buf).await,
-            MaybeTls::Tls(s) => s.readv(buf).await,
-        }
-    }
-}
-
-impl<S, C, D> AsyncWriteRent for MaybeTls<S, C>
-where
-    S: AsyncReadRent + AsyncWriteRent,
-    C: DerefMut<Target = ConnectionCommon<D>>,
-    D: SideData,
-{
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            MaybeTls::Plain(s) => s.write(buf).await,
-            MaybeTls::Tls(s) => s.write(buf).await,
-        }
-    }
-
-    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            MaybeTls::Plain(s) => s.writev(buf).await,
-            MaybeTls::Tls(s) => s.writev(buf).await,
-        }
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        match self {
-            MaybeTls::Plain(s) => s.flush().await,
-            MaybeTls::Tls(s) => s.flush().await,
-        }
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        match self {
-            MaybeTls::Plain(s) => s.shutdown().await,
-            MaybeTls::Tls(s) => s.shutdown().await,
-        }
     }
 }

@@ -16,9 +16,9 @@ impl<S: Stream> Conn<S> {
             t.http_keep_alive
         };
         let deadline = self.rec.head_start.unwrap_or_else(Instant::now) + wait;
-        // A stream that buffers what it read (TLS) is never waited on this way: its
-        // connection keeps its buffers (it never goes `Idle`).
-        if let Some(socket) = self.client.socket() {
+        // A stream with bytes buffered above the socket (TLS: plaintext rustls
+        // decrypted, a record read whole) is not waited on: it reads them at once.
+        if let Some(socket) = self.client.idle_socket() {
             crate::http::idle::readable_until(socket, deadline).await;
         }
     }
