@@ -82,3 +82,21 @@ fn bad_on_marked_down_up_values_are_refused_with_their_line() {
         refused(line, want, true);
     }
 }
+
+#[test]
+fn external_check_needs_the_global_switch_and_a_command() {
+    for (global, lines, want) in [
+        ("", "    option external-check\n    external-check command /bin/true", "unable to find required 'global.external-check'"),
+        ("global\n    external-check\n", "    option external-check", "unable to find required 'external-check command'"),
+    ] {
+        let text = format!(
+            "{global}defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\nfrontend f\n    bind 127.0.0.1:18482\n    default_backend b\n\nbackend b\n{lines}\n    server s 127.0.0.1:18491 check\n"
+        );
+        let cfg = write_cfg(&text);
+        let hx = haproxy_check(cfg.path(), &[]);
+        assert_ne!(hx.code(), Some(0), "{}", hx.stderr);
+        let rl = ringlb_check(cfg.path(), &[]);
+        assert_eq!(rl.code(), Some(1), "{}", rl.stderr);
+        assert!(rl.stderr.contains(want), "{}", rl.stderr);
+    }
+}

@@ -146,6 +146,22 @@ pub enum CheckKind {
     },
     /// A `tcp-check` rule sequence (`option tcp-check`, `redis-check`, ...).
     TcpCheck(Arc<tcpcheck::TcpCheck>),
+    /// `option external-check`: a program run per check; exit status 0 passes.
+    External(Arc<ExternalCheck>),
+}
+
+/// `external-check command|path`, and what HAProxy tells the program about its proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalCheck {
+    pub command: String,
+    /// `PATH` for the program (HAProxy's default: empty).
+    pub path: String,
+    /// HAProxy's proxy id (`iid`), and the first bind of a `listen` (a backend has
+    /// none: `NOT_USED`).
+    pub proxy_id: usize,
+    pub bind: Option<SocketAddr>,
+    /// `HAPROXY_SERVER_PROTO`: `h1` in `mode http`, else `tcp`.
+    pub proto: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! down), counts the passive failures shards report (`error_limit`), logs each flip
 //! once the way HAProxy does, and broadcasts flips, and only flips, to every shard.
 
+mod external;
 mod probe;
 mod protocols;
 mod tcpcheck;
@@ -445,6 +446,9 @@ async fn run(
                             tls: s.tls.clone(),
                         },
                     ),
+                    crate::config::CheckKind::External(x) => {
+                        How::External(Rc::new(external::Program::new(x, &b.name, s)))
+                    }
                     _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls),
                 };
                 monoio::spawn(check_loop(state.clone(), (bi, si), check.clone(), how, first));
@@ -475,6 +479,7 @@ enum How {
         Option<probe::CheckTls>,
     ),
     TcpCheck(Rc<tcpcheck::Prepared>, tcpcheck::Target),
+    External(Rc<external::Program>),
 }
 
 async fn check_loop(
@@ -490,6 +495,7 @@ async fn check_loop(
         let outcome = match &how {
             How::Probe(addr, proxy, tls) => probe::probe(*addr, &check, *proxy, tls.as_ref()).await,
             How::TcpCheck(p, t) => tcpcheck::run(p, t, check.timeout).await,
+            How::External(x) => x.run(check.timeout).await,
         };
         let took = start.elapsed();
         let wait = {

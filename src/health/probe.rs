@@ -108,10 +108,10 @@ async fn speak<S: AsyncReadRent + AsyncWriteRent>(
     tls: bool,
 ) -> Outcome {
     match &check.kind {
-        CheckKind::Tcp | CheckKind::TcpCheck(_) if tls => {
+        CheckKind::Tcp | CheckKind::TcpCheck(_) | CheckKind::External(_) if tls => {
             Outcome::pass("L6OK", None, "Layer6 check passed".into())
         }
-        CheckKind::Tcp | CheckKind::TcpCheck(_) => {
+        CheckKind::Tcp | CheckKind::TcpCheck(_) | CheckKind::External(_) => {
             Outcome::pass("L4OK", None, "Layer4 check passed".into())
         }
         CheckKind::Http {

@@ -58,6 +58,15 @@ impl Mapper<'_> {
                 .map(|x| &x.2)
                 .collect();
             let tcp_check = self.tcp_check_of(s, p.line);
+            if matches!(s.check_opt, tcpcheck::CheckOpt::External) && !checked.is_empty() {
+                if self.external_check.is_none() {
+                    self.err(p.line, format!("Proxy '{}' : 'option external-check' unable to find required 'global.external-check'.", p.name));
+                } else if s.ext_command.is_none() {
+                    self.err(p.line, format!("Proxy '{}' : 'option external-check' unable to find required 'external-check command'.", p.name));
+                } else if !self.insecure_fork {
+                    self.warn(p.line, format!("Proxy '{}' : 'insecure-fork-wanted' not enabled in the global section: HAProxy's checks would fail; ringlb runs them", p.name));
+                }
+            }
             // `tcp-check connect ssl` speaks TLS with the server's settings.
             let wants_ssl = tcp_check.as_ref().is_some_and(|t| {
                 t.rules.iter().any(|r| {
@@ -83,6 +92,19 @@ impl Mapper<'_> {
                 let interval = first.inter.unwrap_or(Duration::from_secs(2));
                 HealthCheck {
                     kind: match (&tcp_check, &s.httpchk) {
+                        _ if matches!(s.check_opt, tcpcheck::CheckOpt::External) => {
+                            CheckKind::External(Arc::new(crate::config::ExternalCheck {
+                                command: s.ext_command.clone().unwrap_or_default(),
+                                path: s.ext_path.clone().unwrap_or_default(),
+                                // HAProxy's numbering, as `show stat` gives it.
+                                proxy_id: 2 + proxies
+                                    .iter()
+                                    .position(|q| std::ptr::eq(q, *p))
+                                    .unwrap_or(0),
+                                bind: p.binds.first().map(|b| b.0),
+                                proto: if s.mode == Mode::Http { "h1" } else { "tcp" },
+                            }))
+                        }
                         (Some(t), _) => CheckKind::TcpCheck(t.clone()),
                         (None, Some((method, path, host))) => CheckKind::Http {
                             method: method.clone(),

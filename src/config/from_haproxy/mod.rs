@@ -80,6 +80,9 @@ struct Mapper<'e> {
     proxy_logs: Vec<(usize, LogTarget)>,
     /// `hard-stop-after` (global): the longest a soft stop waits for connections.
     hard_stop_after: Option<Duration>,
+    /// Global `external-check` and `insecure-fork-wanted` lines (their line numbers).
+    external_check: Option<usize>,
+    insecure_fork: bool,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -130,6 +133,9 @@ struct Settings {
     /// `option tcp-check` or a protocol check, and the `tcp-check` lines.
     check_opt: tcpcheck::CheckOpt,
     tcp_rules: tcpcheck::TcpRules,
+    /// `external-check command` and `path`.
+    ext_command: Option<String>,
+    ext_path: Option<String>,
     server: ServerParams,
     /// `log global` (or a log target) seen: this proxy's traffic is logged.
     log: bool,
@@ -197,6 +203,8 @@ impl Default for Settings {
             expect: StatusMatch::Default,
             check_opt: Default::default(),
             tcp_rules: Default::default(),
+            ext_command: None,
+            ext_path: None,
             server: ServerParams::default(),
             log: false,
             log_format: None,
@@ -306,6 +314,8 @@ impl<'e> Mapper<'e> {
             phase: None,
             proxy_logs: Vec::new(),
             hard_stop_after: None,
+            external_check: None,
+            insecure_fork: false,
         }
     }
 

@@ -43,6 +43,12 @@ impl Mapper<'_> {
             "hash-type" if be => self.hash_type(l, &mut p.settings),
             "http-check" if be => self.http_check(l, &mut p.settings),
             "tcp-check" if be => self.tcp_check_line(l, &mut p.settings),
+            "external-check" if be => match (arg(0), a.get(1), a.len()) {
+                ("command", Some(c), 2) => p.settings.ext_command = Some(c.clone()),
+                ("path", Some(c), 2) => p.settings.ext_path = Some(c.clone()),
+                ("command" | "path", _, _) => self.err(l.line, format!("'external-check {}' expects one argument", arg(0))),
+                (other, _, _) => self.err(l.line, format!("'external-check' only supports 'command' and 'path', got '{other}'")),
+            },
             "tcp-check" => self.warn(
                 l.line,
                 "'tcp-check' ignored in a frontend: health checks are a backend setting (as in HAProxy)",
@@ -389,6 +395,16 @@ impl Mapper<'_> {
                 format!("'option {opt}' ignored: a TCP packet-count optimisation that changes no byte exchanged"),
             ),
             "httpchk" if negate => s.httpchk = None,
+            "external-check" if negate => {
+                if matches!(s.check_opt, super::tcpcheck::CheckOpt::External) {
+                    s.check_opt = super::tcpcheck::CheckOpt::None;
+                }
+            }
+            "external-check" if p.kind == SectionKind::Frontend => self.warn(l.line, "'option external-check' ignored in a frontend: health checks are a backend setting (as in HAProxy)"),
+            "external-check" => {
+                s.httpchk = None;
+                s.check_opt = super::tcpcheck::CheckOpt::External;
+            }
             "tcp-check" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check"
                 if negate =>
             {

@@ -18,6 +18,8 @@ pub(super) enum CheckOpt {
     TcpCheck,
     /// A protocol check, its sequence built already.
     Proto(Arc<TcpCheck>),
+    /// `option external-check`: a program says.
+    External,
 }
 
 /// `tcp-check` lines as written (comments kept: they count in step numbers).
@@ -179,7 +181,7 @@ impl Mapper<'_> {
     /// The tcp-check sequence a backend runs, if one of these options chose one.
     pub(super) fn tcp_check_of(&mut self, s: &Settings, line: usize) -> Option<Arc<TcpCheck>> {
         match &s.check_opt {
-            CheckOpt::None => None,
+            CheckOpt::None | CheckOpt::External => None,
             CheckOpt::Proto(t) => Some(t.clone()),
             CheckOpt::TcpCheck => {
                 let _ = line;
