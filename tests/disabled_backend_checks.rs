@@ -24,8 +24,15 @@ fn a_disabled_backend_checks_nothing() {
     // The enabled backend's checks show the health thread is running.
     let deadline = Instant::now() + Duration::from_secs(10);
     while running.accepts() < 5 {
-        assert!(Instant::now() < deadline, "the enabled backend is not checked");
+        assert!(
+            Instant::now() < deadline,
+            "the enabled backend is not checked"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(stopped.accepts(), 0, "the disabled backend's server was checked");
+    assert_eq!(
+        stopped.accepts(),
+        0,
+        "the disabled backend's server was checked"
+    );
 }

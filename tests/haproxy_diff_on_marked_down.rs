@@ -50,7 +50,8 @@ listen failback
 fn endpoint() -> Socket {
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
     s.set_reuse_address(true).unwrap();
-    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
     s
 }
 
@@ -77,7 +78,12 @@ fn closed(c: &mut TcpStream, within: Duration) -> bool {
     match c.read(&mut buf) {
         Ok(0) => true,
         Ok(_) => false,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             // Still open: it must still carry bytes.
             c.write_all(b"ping").is_err()
         }
@@ -131,14 +137,30 @@ fn sessions_end_with_their_server_as_in_haproxy() {
     let hx_sock = dir.path().join("hx.sock");
     let lb_sock = dir.path().join("lb.sock");
     let hx_fe: Vec<SocketAddr> = fes.iter().map(|r| r.addr()).collect();
-    let hx_cfg = render(CONFIG, &vars(&hx_sock, hx_fe.iter().map(|a| a.to_string()).collect::<Vec<_>>().try_into().unwrap()));
+    let hx_cfg = render(
+        CONFIG,
+        &vars(
+            &hx_sock,
+            hx_fe
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap(),
+        ),
+    );
     let zero = || "127.0.0.1:0".to_string();
     let lb_cfg = render(CONFIG, &vars(&lb_sock, [zero(), zero(), zero()]));
     let _hx = HaProxy::start(&hx_cfg, &hx_fe, Some(&hx_sock));
     let lb = ringlb_cfg(&lb_cfg);
     let sides = [
         ("haproxy", hx_fe[0], hx_fe[1], hx_fe[2]),
-        ("ringlb", lb.addr("kill"), lb.addr("keep"), lb.addr("failback")),
+        (
+            "ringlb",
+            lb.addr("kill"),
+            lb.addr("keep"),
+            lb.addr("failback"),
+        ),
     ];
     let socks = [hx_sock.as_path(), lb_sock.as_path()];
 

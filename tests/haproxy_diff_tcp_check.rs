@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -204,7 +204,8 @@ fn tcp_check_sequences_and_protocol_checks_match_haproxy() {
     let mysql_user_denied = greeting(mysql_handshake("8.0.36-ringlb"), vec![mysql_error(2)]);
     // AuthenticationOk; then an ErrorResponse.
     let pg = answering(b"R\x00\x00\x00\x08\x00\x00\x00\x00Z\x00\x00\x00\x05I");
-    let pg_denied = answering(b"E\x00\x00\x00\x2aSFATAL\x00C28000\x00Mno such role postgres\x00\x00");
+    let pg_denied =
+        answering(b"E\x00\x00\x00\x2aSFATAL\x00C28000\x00Mno such role postgres\x00\x00");
     let smtp = greeting(
         b"220 mail.example ESMTP ready\r\n".to_vec(),
         vec![

@@ -18,11 +18,20 @@ fn refused(line: &str, want: &str, haproxy_too: bool) {
     let cfg = write_cfg(&config(&format!("    {line}")));
     if haproxy_too {
         let hx = haproxy_check(cfg.path(), &[]);
-        assert_ne!(hx.code(), Some(0), "haproxy accepts {line:?}: {}", hx.stderr);
+        assert_ne!(
+            hx.code(),
+            Some(0),
+            "haproxy accepts {line:?}: {}",
+            hx.stderr
+        );
     }
     let rl = ringlb_check(cfg.path(), &[]);
     assert_eq!(rl.code(), Some(1), "ringlb accepts {line:?}: {}", rl.stderr);
-    let at = format!("{}:{}: ", cfg.path().display(), 13 + line.matches('\n').count());
+    let at = format!(
+        "{}:{}: ",
+        cfg.path().display(),
+        13 + line.matches('\n').count()
+    );
     assert!(
         rl.stderr
             .lines()
@@ -35,28 +44,64 @@ fn refused(line: &str, want: &str, haproxy_too: bool) {
 #[test]
 fn bad_tcp_check_lines_are_refused_with_their_line() {
     for (line, want, both) in [
-        ("tcp-check expect", "expects at least a matching pattern", true),
+        (
+            "tcp-check expect",
+            "expects at least a matching pattern",
+            true,
+        ),
         ("tcp-check expect strung +OK", "but got 'strung'", true),
         ("tcp-check expect rstring (", "invalid regex", true),
         ("tcp-check expect binary 2b5", "invalid binary string", true),
         ("tcp-check expect min-recv x string +OK", "min-recv", false),
-        ("tcp-check expect ok-status L9OK string +OK", "only supports 'L4OK'", true),
+        (
+            "tcp-check expect ok-status L9OK string +OK",
+            "only supports 'L4OK'",
+            true,
+        ),
         ("tcp-check send-binary zz", "invalid binary string", true),
         ("tcp-check send", "expects a string", true),
         ("tcp-check connect port 70000", "valid TCP port", true),
         ("tcp-check connect nowhere", "but got 'nowhere'", true),
         ("tcp-check frobnicate", "only supports", true),
-        ("tcp-check send x\n    tcp-check connect", "first step MUST also be a 'connect'", true),
+        (
+            "tcp-check send x\n    tcp-check connect",
+            "first step MUST also be a 'connect'",
+            true,
+        ),
         ("option mysql-check user", "expects <username>", true),
-        ("option mysql-check user u pre-40", "only supports 'post-41' and 'pre-41'", true),
+        (
+            "option mysql-check user u pre-40",
+            "only supports 'post-41' and 'pre-41'",
+            true,
+        ),
         ("option pgsql-check", "expects 'user <username>'", true),
         ("option redis-check now", "cannot handle arguments", true),
         // Not yet in ringlb: refused rather than ignored.
-        ("tcp-check set-var(check.port) int(80)", "not supported by ringlb yet", false),
-        ("tcp-check connect port srv_port", "sample expressions are not supported", false),
-        ("tcp-check send-lf %[var(check.x)]", "log-format expressions", false),
-        ("tcp-check expect string +OK on-error %[res.payload(0,0)]", "log-format expressions", false),
-        ("tcp-check connect alpn h2", "not supported by ringlb yet", false),
+        (
+            "tcp-check set-var(check.port) int(80)",
+            "not supported by ringlb yet",
+            false,
+        ),
+        (
+            "tcp-check connect port srv_port",
+            "sample expressions are not supported",
+            false,
+        ),
+        (
+            "tcp-check send-lf %[var(check.x)]",
+            "log-format expressions",
+            false,
+        ),
+        (
+            "tcp-check expect string +OK on-error %[res.payload(0,0)]",
+            "log-format expressions",
+            false,
+        ),
+        (
+            "tcp-check connect alpn h2",
+            "not supported by ringlb yet",
+            false,
+        ),
     ] {
         refused(line, want, both);
     }
@@ -76,8 +121,14 @@ fn good_tcp_check_lines_are_accepted_by_both() {
 #[test]
 fn bad_on_marked_down_up_values_are_refused_with_their_line() {
     for (line, want) in [
-        ("default-server on-marked-down kill-them", "'on-marked-down' expects 'shutdown-sessions'"),
-        ("default-server on-marked-up shutdown-sessions", "'on-marked-up' expects 'shutdown-backup-sessions'"),
+        (
+            "default-server on-marked-down kill-them",
+            "'on-marked-down' expects 'shutdown-sessions'",
+        ),
+        (
+            "default-server on-marked-up shutdown-sessions",
+            "'on-marked-up' expects 'shutdown-backup-sessions'",
+        ),
     ] {
         refused(line, want, true);
     }
@@ -86,8 +137,16 @@ fn bad_on_marked_down_up_values_are_refused_with_their_line() {
 #[test]
 fn external_check_needs_the_global_switch_and_a_command() {
     for (global, lines, want) in [
-        ("", "    option external-check\n    external-check command /bin/true", "unable to find required 'global.external-check'"),
-        ("global\n    external-check\n", "    option external-check", "unable to find required 'external-check command'"),
+        (
+            "",
+            "    option external-check\n    external-check command /bin/true",
+            "unable to find required 'global.external-check'",
+        ),
+        (
+            "global\n    external-check\n",
+            "    option external-check",
+            "unable to find required 'external-check command'",
+        ),
     ] {
         let text = format!(
             "{global}defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\nfrontend f\n    bind 127.0.0.1:18482\n    default_backend b\n\nbackend b\n{lines}\n    server s 127.0.0.1:18491 check\n"

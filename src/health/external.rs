@@ -24,7 +24,13 @@ impl Program {
             None => ("NOT_USED".to_string(), "NOT_USED".to_string()),
         };
         // In the environment, HAProxy gives an empty value for NOT_USED.
-        let env_of = |v: &str| if v == "NOT_USED" { String::new() } else { v.to_string() };
+        let env_of = |v: &str| {
+            if v == "NOT_USED" {
+                String::new()
+            } else {
+                v.to_string()
+            }
+        };
         let saddr = s.addr.ip().to_string();
         let sport = s.addr.port().to_string();
         let env = vec![
@@ -40,7 +46,10 @@ impl Program {
             ("HAPROXY_SERVER_MAXCONN", s.maxconn.unwrap_or(0).to_string()),
             // The health thread does not see the shards' connection counts.
             ("HAPROXY_SERVER_CURCONN", "0".to_string()),
-            ("HAPROXY_SERVER_SSL", if s.tls.is_some() { "1" } else { "0" }.to_string()),
+            (
+                "HAPROXY_SERVER_SSL",
+                if s.tls.is_some() { "1" } else { "0" }.to_string(),
+            ),
             ("HAPROXY_SERVER_PROTO", x.proto.to_string()),
         ];
         Program {
@@ -71,7 +80,7 @@ impl Program {
                         Some(c) => outcome(false, "PROCERR", Some(c as u16)),
                         // Killed by a signal: HAProxy's code is -1.
                         None => outcome(false, "PROCERR", None),
-                    }
+                    };
                 }
                 Ok(None) if monoio::time::Instant::now() < deadline => {
                     monoio::time::sleep(Duration::from_millis(10)).await

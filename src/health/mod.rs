@@ -451,7 +451,13 @@ async fn run(
                     }
                     _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls),
                 };
-                monoio::spawn(check_loop(state.clone(), (bi, si), check.clone(), how, first));
+                monoio::spawn(check_loop(
+                    state.clone(),
+                    (bi, si),
+                    check.clone(),
+                    how,
+                    first,
+                ));
             }
         }
     }

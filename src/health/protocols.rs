@@ -177,14 +177,20 @@ mod tests {
     #[test]
     fn mysql_handshake_ok_and_error_packets() {
         let hs = handshake(b"8.0.36");
-        assert_eq!(custom(Custom::MysqlInitialHandshake, &hs, false), Verdict::Pass);
+        assert_eq!(
+            custom(Custom::MysqlInitialHandshake, &hs, false),
+            Verdict::Pass
+        );
         assert_eq!(
             custom(Custom::MysqlInitialHandshake, &hs[..10], false),
             Verdict::Wait
         );
         assert!(matches!(
             custom(Custom::MysqlInitialHandshake, &hs[..10], true),
-            Verdict::Fail { status: "L7RSP", .. }
+            Verdict::Fail {
+                status: "L7RSP",
+                ..
+            }
         ));
         let mut err = vec![0, 0, 0, 0, 0xff, 0x15, 0x04];
         err.extend_from_slice(b"#28000Access denied");
@@ -205,20 +211,32 @@ mod tests {
 
     #[test]
     fn ldap_bind_responses() {
-        let ok = [0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00];
+        let ok = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
         assert_eq!(custom(Custom::LdapBindResponse, &ok, false), Verdict::Pass);
         let mut bad = ok;
         bad[9] = 49;
         assert!(matches!(
             custom(Custom::LdapBindResponse, &bad, false),
-            Verdict::Fail { status: "L7STS", code: Some(49), .. }
+            Verdict::Fail {
+                status: "L7STS",
+                code: Some(49),
+                ..
+            }
         ));
-        assert_eq!(custom(Custom::LdapBindResponse, &ok[..8], false), Verdict::Wait);
+        assert_eq!(
+            custom(Custom::LdapBindResponse, &ok[..8], false),
+            Verdict::Wait
+        );
         let mut other = ok;
         other[5] = 0x65;
         assert!(matches!(
             custom(Custom::LdapBindResponse, &other, false),
-            Verdict::Fail { status: "L7RSP", .. }
+            Verdict::Fail {
+                status: "L7RSP",
+                ..
+            }
         ));
     }
 
@@ -229,7 +247,10 @@ mod tests {
             ltrim: true,
             cut_crlf: true,
         };
-        assert_eq!(render(&m, b"250  mail.example ready\r\nmore"), "mail.example ready");
+        assert_eq!(
+            render(&m, b"250  mail.example ready\r\nmore"),
+            "mail.example ready"
+        );
         assert_eq!(render(&m, b"25"), "");
     }
 }

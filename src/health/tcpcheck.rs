@@ -122,7 +122,9 @@ pub async fn run(p: &Prepared, t: &Target, timeout: Duration) -> Outcome {
                 let Some(s) = conn.as_mut() else { break };
                 match monoio::time::timeout_at(deadline, s.write_all(data.clone())).await {
                     Err(_) => return timed_out(tc, i),
-                    Ok(Err(e)) => return fail("SOCKERR", None, format!("{}{}", os_text(&e), where_(tc, i))),
+                    Ok(Err(e)) => {
+                        return fail("SOCKERR", None, format!("{}{}", os_text(&e), where_(tc, i)))
+                    }
                     Ok(Ok(())) => {}
                 }
                 must_read = true;
@@ -134,10 +136,15 @@ pub async fn run(p: &Prepared, t: &Target, timeout: Duration) -> Outcome {
                         Ok(()) => {}
                         Err(Recv::Timeout) => return timed_out(tc, i),
                         Err(Recv::Error(err)) => {
-                            return fail("SOCKERR", None, format!("{}{}", os_text(&err), where_(tc, i)))
+                            return fail(
+                                "SOCKERR",
+                                None,
+                                format!("{}{}", os_text(&err), where_(tc, i)),
+                            )
                         }
                         Err(Recv::Empty) => {
-                            let mut text = format!("TCPCHK got an empty response at step {}", rule.step);
+                            let mut text =
+                                format!("TCPCHK got an empty response at step {}", rule.step);
                             if let Some(c) = &rule.comment {
                                 text.push_str(&format!(" comment: '{c}'"));
                             }
@@ -185,7 +192,11 @@ pub async fn run(p: &Prepared, t: &Target, timeout: Duration) -> Outcome {
             pass(e.ok_status.unwrap_or("L7OK"), Some(code.unwrap_or(0)), info)
         }
         Some(Action::Connect(c)) => {
-            let status = if matches!(conn, Some(Conn::Tls(_))) { "L6OK" } else { "L4OK" };
+            let status = if matches!(conn, Some(Conn::Tls(_))) {
+                "L6OK"
+            } else {
+                "L4OK"
+            };
             let info = if c.implicit { "" } else { "(tcp-check)" };
             pass(status, None, info.into())
         }
@@ -231,7 +242,11 @@ fn evaluate(
                 Verdict::Pass => Step::Next(None),
                 Verdict::Wait => Step::Wait,
                 Verdict::Fail { status, code, info } => {
-                    let status = if status == "L7RSP" { err_status } else { status };
+                    let status = if status == "L7RSP" {
+                        err_status
+                    } else {
+                        status
+                    };
                     Step::Fail(status, code, info)
                 }
             }
@@ -268,7 +283,10 @@ fn error_text(tc: &TcpCheck, e: &Expect, bi: &[u8], step: u32) -> String {
         "TCPCHK did not match content"
     };
     match &e.pattern {
-        Pattern::Bytes { data, binary: false } => {
+        Pattern::Bytes {
+            data,
+            binary: false,
+        } => {
             format!("{head} '{}' at step {step}", String::from_utf8_lossy(data))
         }
         Pattern::Bytes { binary: true, .. } => format!("{head} (binary) at step {step}"),
@@ -328,9 +346,18 @@ enum Recv {
 }
 
 /// One read: appends what arrived, or marks the end of the stream.
-async fn recv(s: &mut Conn, bi: &mut Vec<u8>, eos: &mut bool, deadline: Instant) -> Result<(), Recv> {
+async fn recv(
+    s: &mut Conn,
+    bi: &mut Vec<u8>,
+    eos: &mut bool,
+    deadline: Instant,
+) -> Result<(), Recv> {
     if *eos || bi.len() >= BUFSIZE {
-        return if bi.is_empty() { Err(Recv::Empty) } else { Ok(()) };
+        return if bi.is_empty() {
+            Err(Recv::Empty)
+        } else {
+            Ok(())
+        };
     }
     let buf = std::mem::take(bi);
     match monoio::time::timeout_at(deadline, s.read(buf)).await {

@@ -69,9 +69,9 @@ impl Mapper<'_> {
             }
             // `tcp-check connect ssl` speaks TLS with the server's settings.
             let wants_ssl = tcp_check.as_ref().is_some_and(|t| {
-                t.rules.iter().any(|r| {
-                    matches!(&r.action, crate::config::tcpcheck::Action::Connect(c) if c.ssl)
-                })
+                t.rules.iter().any(
+                    |r| matches!(&r.action, crate::config::tcpcheck::Action::Connect(c) if c.ssl),
+                )
             });
             for (line, sv, params) in &p.servers {
                 if wants_ssl && params.check && sv.tls.is_none() {

@@ -7,6 +7,7 @@
 mod assemble;
 mod balance;
 mod bind;
+mod builtin;
 mod cookie;
 mod global;
 mod http_rules;

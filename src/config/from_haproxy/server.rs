@@ -216,13 +216,27 @@ impl Mapper<'_> {
                 },
                 "on-marked-down" => match v.map(String::as_str) {
                     Some("shutdown-sessions") => s.on_marked_down = true,
-                    Some(other) => self.err(l.line, format!("'on-marked-down' expects 'shutdown-sessions' but got '{other}'")),
-                    None => self.err(l.line, "'on-marked-down' expects an action ('shutdown-sessions')"),
+                    Some(other) => self.err(
+                        l.line,
+                        format!("'on-marked-down' expects 'shutdown-sessions' but got '{other}'"),
+                    ),
+                    None => self.err(
+                        l.line,
+                        "'on-marked-down' expects an action ('shutdown-sessions')",
+                    ),
                 },
                 "on-marked-up" => match v.map(String::as_str) {
                     Some("shutdown-backup-sessions") => s.on_marked_up = true,
-                    Some(other) => self.err(l.line, format!("'on-marked-up' expects 'shutdown-backup-sessions' but got '{other}'")),
-                    None => self.err(l.line, "'on-marked-up' expects an action ('shutdown-backup-sessions')"),
+                    Some(other) => self.err(
+                        l.line,
+                        format!(
+                            "'on-marked-up' expects 'shutdown-backup-sessions' but got '{other}'"
+                        ),
+                    ),
+                    None => self.err(
+                        l.line,
+                        "'on-marked-up' expects an action ('shutdown-backup-sessions')",
+                    ),
                 },
                 "id" => match v.map(|v| v.parse::<u32>()) {
                     Some(Ok(n)) if n > 0 => s.id = Some(n),
