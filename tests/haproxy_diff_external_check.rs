@@ -48,7 +48,8 @@ fn script(dir: &Path) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "#!/bin/sh\necho \"$#|$1|$2|$3|$4\" > \"{d}/$HAPROXY_SERVER_NAME.args\"\nenv | grep -E '^(PATH|HAPROXY_)' | sort > \"{d}/$HAPROXY_SERVER_NAME.env\"\n[ \"$HAPROXY_SERVER_NAME\" = slow ] && sleep 5\nexit $(cat \"{d}/$HAPROXY_SERVER_NAME.status\")\n"
+            // Written aside and renamed: the test never reads a half-written file.
+            "#!/bin/sh\nf=\"{d}/$HAPROXY_SERVER_NAME\"\necho \"$#|$1|$2|$3|$4\" > \"$f.args.$$\" && mv \"$f.args.$$\" \"$f.args\"\nenv | grep -E '^(PATH|HAPROXY_)' | sort > \"$f.env.$$\" && mv \"$f.env.$$\" \"$f.env\"\n[ \"$HAPROXY_SERVER_NAME\" = slow ] && sleep 5\nexit $(cat \"$f.status\")\n"
         ),
     )
     .unwrap();

@@ -11,6 +11,8 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::haproxy::{cli, render, ringlb_cfg, HaProxy};
@@ -45,8 +47,7 @@ listen failback
     server spare "${ECHO}" backup check port ${H_DOWN_LATER}
 "#;
 
-/// A health endpoint: a bound socket, refusing until `listen` (the kernel accepts
-/// checks into the backlog from then on), refusing again once dropped.
+/// A bound socket for a health endpoint: refused until `Endpoint::listen`.
 fn endpoint() -> Socket {
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
     s.set_reuse_address(true).unwrap();
@@ -57,6 +58,43 @@ fn endpoint() -> Socket {
 
 fn port(s: &Socket) -> u16 {
     s.local_addr().unwrap().as_socket().unwrap().port()
+}
+
+/// A listening health endpoint that accepts and closes each check; dropped, it stops
+/// listening (checks are refused again).
+struct Endpoint {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Endpoint {
+    fn listen(s: Socket) -> Endpoint {
+        s.listen(64).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match s.accept() {
+                    Ok((c, _)) => drop(c),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Endpoint {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// An echoed session through `fe`.
@@ -114,11 +152,10 @@ fn wait_status(socks: &[&Path], px: &str, sv: &str, want: &str) {
 #[test]
 fn sessions_end_with_their_server_as_in_haproxy() {
     let echo = EchoServer::start();
-    let h_down = endpoint();
-    h_down.listen(64).unwrap();
-    let h_up = endpoint();
-    let h_down_later = endpoint();
-    h_down_later.listen(64).unwrap();
+    let (h_down, h_up, h_down_later) = (endpoint(), endpoint(), endpoint());
+    let ports = (port(&h_down), port(&h_up), port(&h_down_later));
+    let h_down = Endpoint::listen(h_down);
+    let h_down_later = Endpoint::listen(h_down_later);
     let dir = tempfile::tempdir().unwrap();
     let fes: Vec<ReservedPort> = (0..3).map(|_| ReservedPort::new()).collect();
     let vars = |sock: &Path, fe: [String; 3]| {
@@ -129,9 +166,9 @@ fn sessions_end_with_their_server_as_in_haproxy() {
             ("FE_KEEP", keep),
             ("FE_UP", up),
             ("ECHO", echo.addr().to_string()),
-            ("H_DOWN", port(&h_down).to_string()),
-            ("H_UP", port(&h_up).to_string()),
-            ("H_DOWN_LATER", port(&h_down_later).to_string()),
+            ("H_DOWN", ports.0.to_string()),
+            ("H_UP", ports.1.to_string()),
+            ("H_DOWN_LATER", ports.2.to_string()),
         ]
     };
     let hx_sock = dir.path().join("hx.sock");
@@ -188,7 +225,7 @@ fn sessions_end_with_their_server_as_in_haproxy() {
     }
 
     // The primary of `failback` comes up: the spare's session ends.
-    h_up.listen(64).unwrap();
+    let _h_up = Endpoint::listen(h_up);
     wait_status(&socks, "failback", "primary", "UP");
     for (i, side) in sides.iter().enumerate() {
         assert!(
