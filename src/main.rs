@@ -56,7 +56,15 @@ fn main() -> ExitCode {
         eprintln!("ringlb: no configuration file given (use -f FILE, or `ringlb demo`)");
         return ExitCode::from(2);
     };
-    let cfg = match ringlb::config::Config::load_with_warnings(&file) {
+    // A running process builds its configs on the builder threads (see
+    // `memory::build_in_turn`); a check has no reload to come.
+    let loaded = if cli.check {
+        ringlb::config::Config::load_with_warnings(&file)
+    } else {
+        let path = file.clone();
+        ringlb::memory::build_in_turn(move || ringlb::config::Config::load_with_warnings(&path))
+    };
+    let cfg = match loaded {
         Ok((c, warnings)) => {
             for w in &warnings {
                 eprintln!("warning: {w}");

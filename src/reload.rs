@@ -38,7 +38,9 @@ pub fn reload(running: &mut Running, path: &Path) {
 }
 
 fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
-    let (new, warnings) = Config::load_with_warnings(path).map_err(|e| e.0)?;
+    let file = path.to_path_buf();
+    let (new, warnings) =
+        crate::memory::build_in_turn(move || Config::load_with_warnings(&file)).map_err(|e| e.0)?;
     for w in warnings {
         tracing::warn!("reload: {w}");
     }

@@ -387,6 +387,31 @@ fn tcp_service_runs_source_affinity_and_round_robin() {
     assert_eq!(gw.len(), 2, "{gw:?}");
 }
 
+/// `balance` with no algorithm is round robin, as in HAProxy's parser, even over a
+/// `balance source` from `defaults` (which would send one client to one server).
+#[test]
+fn balance_alone_is_round_robin_over_a_defaults_algorithm() {
+    let a = TestBackend::start("a");
+    let b = TestBackend::start("b");
+    let text = format!(
+        "defaults\n    mode http\n    balance source\n    timeout connect 5s\n    \
+         timeout client 5s\n    timeout server 5s\n\
+         frontend web\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    balance\n    server a {}\n    server b {}\n",
+        a.addr(),
+        b.addr()
+    );
+    let lb = ringlb_cfg(&text);
+    let served: std::collections::BTreeSet<String> = (0..6)
+        .map(|_| {
+            let r = http_get(lb.addr("web"), "/");
+            assert_eq!(r.status, 200, "{r:?}");
+            backend_of(&r)
+        })
+        .collect();
+    assert_eq!(served.len(), 2, "one client, both servers: {served:?}");
+}
+
 #[test]
 fn listen_stats_serves_the_page_the_web_service_and_the_runtime_api() {
     let web1 = TestBackend::start("web1");
@@ -540,6 +565,7 @@ fn check_verdicts_on_values_match_haproxy() {
         "backend b2\n    retries 0\n    server s1 127.0.0.1:1",
         "backend b2\n    retries 101\n    server s1 127.0.0.1:1",
         "backend b2\n    balance random(3)\n    server s1 127.0.0.1:1",
+        "backend b2\n    balance\n    server s1 127.0.0.1:1",
         "backend b2\n    balance url_param\n    server s1 127.0.0.1:1",
         "backend b2\n    hash-type sideways\n    server s1 127.0.0.1:1",
         "backend b2\n    timeout server -1s\n    server s1 127.0.0.1:1",

@@ -46,8 +46,11 @@ impl Mapper<'_> {
 
     pub(super) fn balance(&mut self, l: &Line, s: &mut Settings) {
         let a = l.args();
+        // `balance` alone is round robin, as HAProxy's backend_parse_balance reads it
+        // (it overrides an algorithm from `defaults`).
         let Some(algo) = a.first() else {
-            return self.err(l.line, "'balance' expects an algorithm");
+            s.balance = BalanceAlgo::RoundRobin;
+            return;
         };
         // The hash type and function are `hash-type`'s, filled in at assembly.
         let hash = |key| BalanceAlgo::Hash {
