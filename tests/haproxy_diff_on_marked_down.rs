@@ -50,7 +50,8 @@ listen failback
 /// A bound socket for a health endpoint: refused until `Endpoint::listen`.
 fn endpoint() -> Socket {
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    s.set_reuse_address(true).unwrap();
+    // No SO_REUSEADDR: with it, the kernel may hand the same free port to two bound
+    // sockets that do not listen yet (then one endpoint listens for both).
     s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
         .unwrap();
     s

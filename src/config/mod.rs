@@ -397,6 +397,9 @@ pub struct Server {
     /// haproxy.cfg `server NAME ADDR` without a port (or `ADDR:+N`, `ADDR:-N`): the
     /// port is the one the client connected to, plus this offset (`addr`'s port is 0).
     pub port_offset: Option<i32>,
+    /// This server's check port and address (`port`, `addr`), over the backend's.
+    pub check_port: Option<u16>,
+    pub check_addr: Option<std::net::IpAddr>,
     /// `on-marked-down shutdown-sessions`: its sessions end when checks mark it down.
     pub shutdown_on_down: bool,
     /// `on-marked-up shutdown-backup-sessions`: the backups' sessions end when it

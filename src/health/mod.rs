@@ -406,6 +406,12 @@ async fn run(
         let count = b.servers.len().max(1) as u32;
         for (si, s) in b.servers.iter().enumerate() {
             if s.check {
+                // Its own check port and address (HAProxy's are per server).
+                let check = &HealthCheck {
+                    port: s.check_port.or(check.port),
+                    addr: s.check_addr.or(check.addr),
+                    ..check.clone()
+                };
                 // As HAProxy: checks speak PROXY when asked to, or when the server
                 // does and the check goes to the server's own address and port.
                 let proxy = if s.check_send_proxy {

@@ -99,6 +99,8 @@ impl Mapper<'_> {
             pool_purge_delay: params.pool_purge_delay,
             tls: self.load_server_ssl(l.line, name, &params.ssl),
             port_offset,
+            check_port: params.port,
+            check_addr: params.addr,
             shutdown_on_down: params.on_marked_down,
             shutdown_backups_on_up: params.on_marked_up,
         };
