@@ -3,7 +3,10 @@
 //! down), counts the passive failures shards report (`error_limit`), logs each flip
 //! once the way HAProxy does, and broadcasts flips, and only flips, to every shard.
 
+mod external;
 mod probe;
+mod protocols;
+mod tcpcheck;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -250,10 +253,10 @@ impl State {
             c.code = outcome.code;
             c.duration = Some(took);
             c.desc = outcome.reason.split(',').next().unwrap_or("").to_string();
-            c.info = if passed {
-                String::new()
-            } else {
-                last_check_info(reason)
+            c.info = match &outcome.info {
+                Some(info) => info.trim_start().to_string(),
+                None if passed => String::new(),
+                None => last_check_info(reason),
             };
             if !passed {
                 c.chkfail += 1;
@@ -396,9 +399,19 @@ async fn run(
     }));
     for (bi, b) in cfg.backends.iter().enumerate() {
         let Some(check) = &b.health else { continue };
+        // A stopped proxy (`disabled`) checks nothing, as in HAProxy.
+        if b.disabled {
+            continue;
+        }
         let count = b.servers.len().max(1) as u32;
         for (si, s) in b.servers.iter().enumerate() {
             if s.check {
+                // Its own check port and address (HAProxy's are per server).
+                let check = &HealthCheck {
+                    port: s.check_port.or(check.port),
+                    addr: s.check_addr.or(check.addr),
+                    ..check.clone()
+                };
                 // As HAProxy: checks speak PROXY when asked to, or when the server
                 // does and the check goes to the server's own address and port.
                 let proxy = if s.check_send_proxy {
@@ -424,14 +437,32 @@ async fn run(
                     });
                 // Spread the first checks over one interval.
                 let first = check.interval / count * si as u32;
+                let how = match &check.kind {
+                    crate::config::CheckKind::TcpCheck(tc) => How::TcpCheck(
+                        Rc::new(tcpcheck::Prepared::new(tc.clone())),
+                        tcpcheck::Target {
+                            server: s.addr,
+                            check_port: check.port,
+                            check_addr: check.addr,
+                            default_proxy: proxy,
+                            default_tls: tls,
+                            proxy_version: s
+                                .send_proxy
+                                .unwrap_or(crate::proxy_protocol::Version::V1),
+                            tls: s.tls.clone(),
+                        },
+                    ),
+                    crate::config::CheckKind::External(x) => {
+                        How::External(Rc::new(external::Program::new(x, &b.name, s)))
+                    }
+                    _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls),
+                };
                 monoio::spawn(check_loop(
                     state.clone(),
                     (bi, si),
                     check.clone(),
-                    probe::check_addr(s.addr, check),
+                    how,
                     first,
-                    proxy,
-                    tls,
                 ));
             }
         }
@@ -452,19 +483,32 @@ async fn run(
     }
 }
 
+/// How a server is checked: one probe (connect, TLS, HTTP) or a tcp-check sequence.
+enum How {
+    Probe(
+        std::net::SocketAddr,
+        Option<crate::proxy_protocol::Version>,
+        Option<probe::CheckTls>,
+    ),
+    TcpCheck(Rc<tcpcheck::Prepared>, tcpcheck::Target),
+    External(Rc<external::Program>),
+}
+
 async fn check_loop(
     state: Rc<RefCell<State>>,
     (backend, server): (usize, usize),
     check: HealthCheck,
-    addr: std::net::SocketAddr,
+    how: How,
     first: Duration,
-    proxy: Option<crate::proxy_protocol::Version>,
-    tls: Option<probe::CheckTls>,
 ) {
     monoio::time::sleep(first).await;
     loop {
         let start = Instant::now();
-        let outcome = probe::probe(addr, &check, proxy, tls.as_ref()).await;
+        let outcome = match &how {
+            How::Probe(addr, proxy, tls) => probe::probe(*addr, &check, *proxy, tls.as_ref()).await,
+            How::TcpCheck(p, t) => tcpcheck::run(p, t, check.timeout).await,
+            How::External(x) => x.run(check.timeout).await,
+        };
         let took = start.elapsed();
         let wait = {
             let mut st = state.borrow_mut();

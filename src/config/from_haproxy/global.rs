@@ -192,9 +192,12 @@ impl Mapper<'_> {
             | "quiet"
             | "zero-warning"
             | "expose-experimental-directives"
-            | "insecure-fork-wanted"
             | "server-state-file"
             | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
+            "external-check" => self.external_check = Some(l.line),
+            // ringlb spawns check programs whatever this says (HAProxy refuses to
+            // fork without it).
+            "insecure-fork-wanted" => self.insecure_fork = true,
             "hard-stop-after" => match a.first().map(|t| crate::config::parse_duration(t)) {
                 Some(Ok(d)) if a.len() == 1 => self.hard_stop_after = Some(d),
                 _ => self.err(l.line, "'hard-stop-after' expects a time (e.g. 30s)"),

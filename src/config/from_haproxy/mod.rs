@@ -8,6 +8,7 @@ mod assemble;
 mod balance;
 mod bind;
 mod compression;
+mod builtin;
 mod cookie;
 mod errors;
 mod global;
@@ -20,6 +21,7 @@ mod ssl;
 mod stick;
 mod tcp_rules;
 mod userlist;
+mod tcpcheck;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -84,6 +86,9 @@ struct Mapper<'e> {
     hard_stop_after: Option<Duration>,
     /// `http-errors` sections by name.
     http_errors: HashMap<String, crate::config::error_pages::ErrorPages>,
+    /// Global `external-check` and `insecure-fork-wanted` lines (their line numbers).
+    external_check: Option<usize>,
+    insecure_fork: bool,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -133,6 +138,12 @@ struct Settings {
     hash_function: Option<crate::config::HashFunction>,
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
+    /// `option tcp-check` or a protocol check, and the `tcp-check` lines.
+    check_opt: tcpcheck::CheckOpt,
+    tcp_rules: tcpcheck::TcpRules,
+    /// `external-check command` and `path`.
+    ext_command: Option<String>,
+    ext_path: Option<String>,
     server: ServerParams,
     /// `log global` (or a log target) seen: this proxy's traffic is logged.
     log: bool,
@@ -207,6 +218,10 @@ impl Default for Settings {
             hash_function: None,
             httpchk: None,
             expect: StatusMatch::Default,
+            check_opt: Default::default(),
+            tcp_rules: Default::default(),
+            ext_command: None,
+            ext_path: None,
             server: ServerParams::default(),
             log: false,
             log_format: None,
@@ -251,6 +266,9 @@ struct ServerParams {
     send_proxy: Option<crate::proxy_protocol::Version>,
     check_send_proxy: bool,
     pool_purge_delay: Option<Duration>,
+    /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
+    on_marked_down: bool,
+    on_marked_up: bool,
     ssl: ssl::ServerSsl,
     /// `id N`: HAProxy's server id.
     id: Option<u32>,
@@ -318,6 +336,8 @@ impl<'e> Mapper<'e> {
             proxy_logs: Vec::new(),
             hard_stop_after: None,
             http_errors: HashMap::new(),
+            external_check: None,
+            insecure_fork: false,
         }
     }
 
@@ -429,8 +449,10 @@ impl<'e> Mapper<'e> {
 }
 
 impl Proxy {
-    fn new(name: &str, line: usize, kind: SectionKind, settings: Settings) -> Proxy {
+    fn new(name: &str, line: usize, kind: SectionKind, mut settings: Settings) -> Proxy {
         let maxconn = settings.maxconn;
+        // `tcp-check` lines of this section replace the inherited ones.
+        settings.tcp_rules.own = false;
         Proxy {
             name: name.to_string(),
             line,

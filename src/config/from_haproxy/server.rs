@@ -99,6 +99,10 @@ impl Mapper<'_> {
             pool_purge_delay: params.pool_purge_delay,
             tls: self.load_server_ssl(l.line, name, &params.ssl),
             port_offset,
+            check_port: params.port,
+            check_addr: params.addr,
+            shutdown_on_down: params.on_marked_down,
+            shutdown_backups_on_up: params.on_marked_up,
         };
         p.servers.push((l.line, server, params));
     }
@@ -211,6 +215,30 @@ impl Mapper<'_> {
                         self.warn(l.line, format!("'on-error {other}' treated as 'mark-down'"))
                     }
                     None => self.err(l.line, "'on-error' expects a mode"),
+                },
+                "on-marked-down" => match v.map(String::as_str) {
+                    Some("shutdown-sessions") => s.on_marked_down = true,
+                    Some(other) => self.err(
+                        l.line,
+                        format!("'on-marked-down' expects 'shutdown-sessions' but got '{other}'"),
+                    ),
+                    None => self.err(
+                        l.line,
+                        "'on-marked-down' expects an action ('shutdown-sessions')",
+                    ),
+                },
+                "on-marked-up" => match v.map(String::as_str) {
+                    Some("shutdown-backup-sessions") => s.on_marked_up = true,
+                    Some(other) => self.err(
+                        l.line,
+                        format!(
+                            "'on-marked-up' expects 'shutdown-backup-sessions' but got '{other}'"
+                        ),
+                    ),
+                    None => self.err(
+                        l.line,
+                        "'on-marked-up' expects an action ('shutdown-backup-sessions')",
+                    ),
                 },
                 "id" => match v.map(|v| v.parse::<u32>()) {
                     Some(Ok(n)) if n > 0 => s.id = Some(n),

@@ -105,6 +105,10 @@ impl Validator {
                     },
                     check_send_proxy: s.check_send_proxy.unwrap_or(false),
                     pool_purge_delay: None,
+                    check_port: None,
+                    check_addr: None,
+                    shutdown_on_down: false,
+                    shutdown_backups_on_up: false,
                     port_offset: None,
                 });
             }
