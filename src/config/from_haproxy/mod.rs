@@ -7,8 +7,8 @@
 mod assemble;
 mod balance;
 mod bind;
-mod compression;
 mod builtin;
+mod compression;
 mod cookie;
 mod errors;
 mod global;
@@ -20,8 +20,8 @@ mod server;
 mod ssl;
 mod stick;
 mod tcp_rules;
-mod userlist;
 mod tcpcheck;
+mod userlist;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
