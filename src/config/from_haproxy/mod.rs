@@ -7,8 +7,8 @@
 mod assemble;
 mod balance;
 mod bind;
-mod compression;
 mod builtin;
+mod compression;
 mod cookie;
 mod errors;
 mod global;
@@ -20,8 +20,8 @@ mod server;
 mod ssl;
 mod stick;
 mod tcp_rules;
-mod userlist;
 mod tcpcheck;
+mod userlist;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -263,6 +263,9 @@ struct ServerParams {
     addr: Option<IpAddr>,
     disabled: bool,
     error_limit: Option<u32>,
+    /// `observe layer4|layer7` (`Some(true)`: layer7; `none`: None) and `on-error`.
+    observe: Option<bool>,
+    on_error: Option<crate::config::OnError>,
     send_proxy: Option<crate::proxy_protocol::Version>,
     check_send_proxy: bool,
     pool_purge_delay: Option<Duration>,
