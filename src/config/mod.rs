@@ -418,6 +418,34 @@ pub struct Server {
     /// `on-marked-up shutdown-backup-sessions`: the backups' sessions end when it
     /// comes up.
     pub shutdown_backups_on_up: bool,
+    /// Passive health: what consecutive failed requests do to the server (`observe`,
+    /// `error-limit`, `on-error`); `None`: nothing, as HAProxy without `observe`.
+    pub passive: Option<Passive>,
+}
+
+/// HAProxy's `observe layer4|layer7` with `error-limit N` and `on-error MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passive {
+    /// `layer7` also counts 5xx answers (but 501 and 505) and broken responses;
+    /// `layer4`, failed connections only.
+    pub layer7: bool,
+    /// Consecutive failures, all shards together, that trigger `on_error`.
+    pub limit: u32,
+    pub on_error: OnError,
+}
+
+/// `on-error`: what `error-limit` consecutive failures do (HAProxy's default:
+/// `fail-check`). Each also checks the server again at `fastinter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Nothing but the sooner check.
+    FastInter,
+    /// Counts as one failed health check.
+    FailCheck,
+    /// Leaves the server one failed check from down, then counts one.
+    SuddenDeath,
+    /// Marks the server down at once.
+    MarkDown,
 }
 
 /// HAProxy's server ids: explicit ones kept; the others numbered in config order, each

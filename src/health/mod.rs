@@ -136,6 +136,8 @@ struct ServerHealth {
     /// Marked down by passive failures with no active check to bring it back.
     cooldown_until: Option<Instant>,
     checked: bool,
+    /// Passive failures asked for a check at `fastinter` (HAProxy's on-error).
+    hurry: bool,
 }
 
 struct State {
@@ -291,24 +293,51 @@ impl State {
     }
 
     fn on_report(&mut self, r: HealthReport) {
-        let limit = self.cfg.backends[r.backend].error_limit;
+        let cfg = self.cfg.clone();
+        let b = &cfg.backends[r.backend];
+        // Without `observe` (haproxy.cfg) or with `error_limit = 0` (TOML): nothing.
+        let Some(passive) = b.servers[r.server].passive else {
+            return;
+        };
         let h = &mut self.servers[r.backend][r.server];
         if let Some(s) = h.streaks.get_mut(r.shard) {
             *s = r.streak;
         }
         let total: u32 = h.streaks.iter().sum();
-        if limit > 0 && h.up && total >= limit {
-            h.streaks.iter_mut().for_each(|s| *s = 0);
+        if passive.limit == 0 || !h.up || total < passive.limit {
+            return;
+        }
+        h.streaks.iter_mut().for_each(|s| *s = 0);
+        let reason = format!("Passive check: {total} consecutive errors");
+        let fall = b.health.as_ref().map_or(1, |c| c.fall);
+        // HAProxy's on-error modes act on the health checks; a server nobody checks
+        // is marked down and tried again after a cool-down.
+        let mode = if h.checked {
+            passive.on_error
+        } else {
+            crate::config::OnError::MarkDown
+        };
+        // Every mode checks again at `fastinter`.
+        h.hurry = true;
+        let down = match mode {
+            crate::config::OnError::FastInter => false,
+            crate::config::OnError::FailCheck => {
+                h.oks = 0;
+                h.fails += 1;
+                h.fails >= fall
+            }
+            crate::config::OnError::SuddenDeath => {
+                h.oks = 0;
+                h.fails = (h.fails + 1).max(fall.saturating_sub(1));
+                h.fails >= fall
+            }
+            crate::config::OnError::MarkDown => true,
+        };
+        if down {
             if !h.checked {
                 h.cooldown_until = Some(Instant::now() + PASSIVE_COOLDOWN);
             }
-            self.flip(
-                r.backend,
-                r.server,
-                false,
-                &format!("Passive check: {total} consecutive errors"),
-                None,
-            );
+            self.flip(r.backend, r.server, false, &reason, None);
         }
     }
 
@@ -387,6 +416,7 @@ async fn run(
                         (!checked && !up).then(|| Instant::now() + PASSIVE_COOLDOWN)
                     },
                     checked: b.health.is_some() && s.check,
+                    hurry: false,
                 })
                 .collect()
         })
@@ -510,12 +540,30 @@ async fn check_loop(
             How::External(x) => x.run(check.timeout).await,
         };
         let took = start.elapsed();
-        let wait = {
+        let (wait, passive) = {
             let mut st = state.borrow_mut();
             st.on_check(backend, server, &check, &outcome, took);
-            st.next_interval(backend, server, &check)
+            st.servers[backend][server].hurry = false;
+            let passive = st.cfg.backends[backend].servers[server].passive.is_some();
+            (st.next_interval(backend, server, &check), passive)
         };
-        monoio::time::sleep(wait.saturating_sub(took)).await;
+        let mut until = start + wait;
+        if !passive {
+            monoio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+            continue;
+        }
+        // Passive failures may ask for the next check at `fastinter` from then on
+        // (HAProxy's on-error): look at each report tick.
+        loop {
+            let now = Instant::now();
+            if std::mem::take(&mut state.borrow_mut().servers[backend][server].hurry) {
+                until = until.min(now + check.fast_interval);
+            }
+            if now >= until {
+                break;
+            }
+            monoio::time::sleep((until - now).min(REPORT_TICK)).await;
+        }
     }
 }
 

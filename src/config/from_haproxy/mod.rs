@@ -263,6 +263,9 @@ struct ServerParams {
     addr: Option<IpAddr>,
     disabled: bool,
     error_limit: Option<u32>,
+    /// `observe layer4|layer7` (`Some(true)`: layer7; `none`: None) and `on-error`.
+    observe: Option<bool>,
+    on_error: Option<crate::config::OnError>,
     send_proxy: Option<crate::proxy_protocol::Version>,
     check_send_proxy: bool,
     pool_purge_delay: Option<Duration>,
