@@ -537,9 +537,16 @@ impl Mapper<'_> {
                     [] => self.err(l.line, "'http-check expect' expects a match"),
                 }
             }
-            Some("disable-on-404") | Some("send-state") => {
-                self.warn(l.line, format!("'http-check {}' ignored", a[0]))
-            }
+            // Ignoring either would change what happens: a 404 would mark the server
+            // down rather than NOLB, and the server would not get its state header.
+            Some("disable-on-404") => self.err(
+                l.line,
+                "'http-check disable-on-404' is not supported yet (a 404 would mark the server down, not NOLB)",
+            ),
+            Some("send-state") => self.err(
+                l.line,
+                "'http-check send-state' is not supported yet (no X-Haproxy-Server-State header on checks)",
+            ),
             Some(other) => self.err(l.line, format!("'http-check {other}' is not supported yet")),
             None => self.err(l.line, "'http-check' expects send or expect"),
         }
