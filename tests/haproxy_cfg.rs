@@ -414,6 +414,25 @@ fn http_check_options_ringlb_lacks_are_refused_with_their_line() {
     }
 }
 
+/// `zero-warning`: a config that warns is refused, its warnings then errors with
+/// their line; one that does not warn runs.
+#[test]
+fn zero_warning_refuses_a_config_that_warns() {
+    let base = "global\n    zero-warning\ndefaults\n    mode http\n    timeout connect 1s\n    \
+                timeout client 1s\n    timeout server 1s\n\
+                frontend web\n    bind 127.0.0.1:0\n    default_backend app\n\
+                backend app\n    server s1 127.0.0.1:1\n";
+    let clean = common::haproxy::write_cfg(base);
+    let out = ringlb_check(clean.path(), &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    // `option tcp-smart-accept` draws a warning (line 13).
+    let warned = common::haproxy::write_cfg(&format!("{base}    option tcp-smart-accept\n"));
+    let out = ringlb_check(warned.path(), &[]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains(":13: "), "{}", out.stderr);
+    assert!(out.stderr.contains(":2: 'zero-warning'"), "{}", out.stderr);
+}
+
 /// `balance` with no algorithm is round robin, as in HAProxy's parser, even over a
 /// `balance source` from `defaults` (which would send one client to one server).
 #[test]

@@ -190,11 +190,11 @@ impl Mapper<'_> {
             | "strict-limits"
             | "ulimit-n"
             | "quiet"
-            | "zero-warning"
             | "expose-experimental-directives"
             | "server-state-file"
             | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
             "external-check" => self.external_check = Some(l.line),
+            "zero-warning" => self.zero_warning = Some(l.line),
             // ringlb spawns check programs whatever this says (HAProxy refuses to
             // fork without it).
             "insecure-fork-wanted" => self.insecure_fork = true,

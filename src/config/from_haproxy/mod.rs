@@ -56,6 +56,15 @@ pub fn from_haproxy_str(
     }
     let mut cfg = m.map(&doc);
     crate::config::validate::mark_rule_free(&mut cfg);
+    if let (true, Some(line), false) = (m.errors.is_empty(), m.zero_warning, m.warnings.is_empty())
+    {
+        let n = m.warnings.len();
+        let mut errors = std::mem::take(&mut m.warnings);
+        errors.push(format!(
+            "line {line}: 'zero-warning': {n} warning(s) above, so the configuration is refused (as HAProxy refuses it)"
+        ));
+        return Err(ConfigErrors(errors));
+    }
     if m.errors.is_empty() {
         Ok((cfg, m.warnings))
     } else {
@@ -88,6 +97,8 @@ struct Mapper<'e> {
     http_errors: HashMap<String, crate::config::error_pages::ErrorPages>,
     /// Global `external-check` and `insecure-fork-wanted` lines (their line numbers).
     external_check: Option<usize>,
+    /// Global `zero-warning` (its line): a config that warns is refused, as HAProxy.
+    zero_warning: Option<usize>,
     insecure_fork: bool,
 }
 
@@ -340,6 +351,7 @@ impl<'e> Mapper<'e> {
             hard_stop_after: None,
             http_errors: HashMap::new(),
             external_check: None,
+            zero_warning: None,
             insecure_fork: false,
         }
     }
