@@ -290,6 +290,8 @@ impl Validator {
                 facility,
                 raw,
                 level: 7,
+                tag: "ringlb".into(),
+                hostname: None,
             })
         });
         let mut backends = self.backends(&raw);

@@ -99,6 +99,9 @@ struct Mapper<'e> {
     external_check: Option<usize>,
     /// Global `zero-warning` (its line): a config that warns is refused, as HAProxy.
     zero_warning: Option<usize>,
+    /// Global `log-tag` and `log-send-hostname`, applied to the process's log target.
+    log_tag: Option<String>,
+    log_hostname: Option<String>,
     insecure_fork: bool,
 }
 
@@ -352,6 +355,8 @@ impl<'e> Mapper<'e> {
             http_errors: HashMap::new(),
             external_check: None,
             zero_warning: None,
+            log_tag: None,
+            log_hostname: None,
             insecure_fork: false,
         }
     }
