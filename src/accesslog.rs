@@ -103,11 +103,11 @@ fn syslog_datagram(target: &LogTarget, pid: u32, line: &[u8], datagram: &mut Vec
     datagram.clear();
     if !target.raw {
         let pri = u32::from(target.facility) * 8 + u32::from(crate::config::LOG_LEVEL_INFO);
-        let _ = write!(
-            datagram,
-            "<{pri}>{} ringlb[{pid}]: ",
-            syslog_time(SystemTime::now())
-        );
+        let _ = write!(datagram, "<{pri}>{} ", syslog_time(SystemTime::now()));
+        if let Some(host) = &target.hostname {
+            let _ = write!(datagram, "{host} ");
+        }
+        let _ = write!(datagram, "{}[{pid}]: ", target.tag);
     }
     datagram.extend_from_slice(line);
     datagram.push(b'\n');

@@ -95,7 +95,8 @@ pub async fn serve<C: Stream>(
         // `timeout tunnel` supersedes both once the connection is established.
         tunnel: conf.timeouts.tunnel.or(t.tunnel),
     };
-    let ended = pipe::run(client, server.stream, idle, &shard.pipes).await;
+    let kill = &shard.upstreams.backends[backend].servers[server.server as usize].kill;
+    let ended = pipe::run(client, server.stream, idle, &shard.pipes, kill).await;
     shard.stats.traffic(
         frontend,
         Some(backend),

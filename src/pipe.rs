@@ -55,6 +55,7 @@ pub async fn run<C: Stream, U: Stream>(
     server: U,
     idle: Idle,
     pipes: &PipePool,
+    kill: &crate::upstream::kill::KillSwitch,
 ) -> Ended {
     let now = Instant::now();
     let activity = Activity {
@@ -93,6 +94,9 @@ pub async fn run<C: Stream, U: Stream>(
         _ = both => Term::NORMAL,
         // Boxed: an inline timer would make the task a 128-byte aligned allocation.
         t = Box::pin(watch(&activity, idle)) => t,
+        // The server was marked down with `on-marked-down shutdown-sessions` (`DD`),
+        // or a primary came up with `on-marked-up shutdown-backup-sessions` (`UD`).
+        up = kill.killed() => if up { Term::KILLED_UP } else { Term::KILLED_DOWN },
     };
     Ended {
         to_server: to_server.get(),

@@ -69,6 +69,11 @@ impl Term {
     pub const SERVER_TIMEOUT_DATA: Term = Term(*b"sD--");
     /// The server closed or reset in the middle of the data.
     pub const SERVER_DATA: Term = Term(*b"SD--");
+    /// Killed because its server went down (`on-marked-down shutdown-sessions`).
+    pub const KILLED_DOWN: Term = Term(*b"DD--");
+    /// Killed on a backup server because a primary came up
+    /// (`on-marked-up shutdown-backup-sessions`).
+    pub const KILLED_UP: Term = Term(*b"UD--");
 
     /// The four characters of `%tsc`.
     pub fn as_str(&self) -> &str {

@@ -160,3 +160,46 @@ fn lines_appended_to_a_file() {
     });
     assert!(!lb.stdout_lines().iter().any(|l| l.contains("/to-file")));
 }
+
+/// haproxy.cfg `option dontlognull`: a connection that carried no data is not logged on
+/// the frontend that sets it, and is on the one that does not. Each frontend gets an
+/// empty connection, then one with data.
+#[test]
+fn haproxy_cfg_dontlognull_skips_empty_connections() {
+    use std::io::{Read, Write};
+    let echo = EchoServer::start();
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\n    log stdout format raw local0\ndefaults\n    mode tcp\n    log global\n    option tcplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend quiet\n    bind 127.0.0.1:0\n    option dontlognull\n    default_backend echo\nfrontend loud\n    bind 127.0.0.1:0\n    default_backend echo\nbackend echo\n    server e1 {}\n",
+        echo.addr()
+    ));
+    for fe in ["quiet", "loud"] {
+        drop(std::net::TcpStream::connect(lb.addr(fe)).unwrap());
+        let mut s = std::net::TcpStream::connect(lb.addr(fe)).unwrap();
+        s.write_all(b"hello").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"hello");
+    }
+    let lines = |fe: &str| {
+        lb.stdout_lines()
+            .into_iter()
+            .filter(|l| l.contains(&format!(" {fe} echo/e1 ")))
+            .collect::<Vec<_>>()
+    };
+    // `quiet` went first: once `loud` logged both its connections, `quiet`'s empty one
+    // was long closed, and would have been logged had dontlognull been ignored.
+    let has_data = |fe: &str| lines(fe).iter().any(|l| l.split(' ').nth(5) == Some("5"));
+    wait_for(
+        "the data lines and loud's empty one",
+        Duration::from_secs(5),
+        || has_data("quiet") && has_data("loud") && lines("loud").len() >= 2,
+    );
+    let (quiet, loud) = (lines("quiet"), lines("loud"));
+    assert_eq!(quiet.len(), 1, "dontlognull: only the data line: {quiet:?}");
+    assert_eq!(
+        loud.len(),
+        2,
+        "without it, the empty connection too: {loud:?}"
+    );
+}

@@ -66,3 +66,48 @@ fn config_can_ask_for_the_legacy_driver() {
         "{err}"
     );
 }
+
+/// The CPUs a thread of `pid` named `name` may run on (`Cpus_allowed_list`).
+fn thread_cpus(pid: i32, name: &str) -> Option<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|t| {
+        let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+        if comm.trim() != name {
+            return None;
+        }
+        let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// haproxy.cfg's `cpu-map 1/T CPU` pins shard T-1 to that CPU. The map here is the
+/// reverse of the default order (shard i on the i-th usable core), so ignoring it would
+/// leave shard 0 on the first core.
+#[test]
+fn cpu_map_pins_each_shard_to_its_cpu() {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if cores.len() < 2 {
+        eprintln!("skipped: fewer than 2 usable cores, nothing to reorder");
+        return;
+    }
+    let (c0, c1) = (cores[0].id, cores[1].id);
+    let b = TestBackend::start("b");
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 2\n    cpu-map 1/1 {c1}\n    cpu-map 1/2 {c0}\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
+        b.addr()
+    ));
+    assert_eq!(http_get(lb.addr("www"), "/").status, 200);
+    let pinned = |name: &str| {
+        let mut got = None;
+        wait_for(&format!("{name} pinned"), Duration::from_secs(10), || {
+            got = thread_cpus(lb.pid(), name);
+            got.is_some()
+        });
+        got.unwrap()
+    };
+    assert_eq!(pinned("ringlb-shard-0"), c1.to_string(), "cpu-map 1/1 {c1}");
+    assert_eq!(pinned("ringlb-shard-1"), c0.to_string(), "cpu-map 1/2 {c0}");
+}

@@ -330,3 +330,30 @@ fn every_server_dead_is_an_immediate_503() {
     }
     wait_for_log(&lb, "backend app has no server available!", QUICK);
 }
+
+/// haproxy.cfg server `error-limit N` with `observe layer4` and `on-error mark-down`: N
+/// consecutive connect failures mark the server down (the default would take 10). Its
+/// active check (`inter 60s`, `fall 3`) cannot have marked it down that soon.
+#[test]
+fn haproxy_cfg_error_limit_observe_and_on_error_mark_a_server_down() {
+    let b = TestBackend::start("alive");
+    let dead = ReservedPort::new();
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    retries 3\n    option redispatch\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    balance roundrobin\n    server dead {} check inter 60s fall 3 observe layer4 error-limit 2 on-error mark-down\n    server alive {}\n",
+        dead.addr(),
+        b.addr()
+    ));
+    let addr = lb.addr("web");
+    let mut sent = 0;
+    while !lb.stderr().contains("Server app/dead is DOWN") {
+        assert!(sent < 100, "no passive DOWN after {sent} requests");
+        assert_eq!(served_by(addr, "/"), "alive");
+        sent += 1;
+    }
+    assert!(
+        lb.stderr()
+            .contains("Server app/dead is DOWN, reason: Passive check: 2 consecutive errors"),
+        "{}",
+        lb.stderr()
+    );
+}

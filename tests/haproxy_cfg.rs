@@ -387,6 +387,52 @@ fn tcp_service_runs_source_affinity_and_round_robin() {
     assert_eq!(gw.len(), 2, "{gw:?}");
 }
 
+/// `http-check disable-on-404` and `send-state` change what happens (NOLB instead of
+/// DOWN on a 404; a state header the server reads): refused with their line until
+/// ringlb does them, never ignored.
+#[test]
+fn http_check_options_ringlb_lacks_are_refused_with_their_line() {
+    for (opt, says) in [
+        (
+            "disable-on-404",
+            "'http-check disable-on-404' is not supported yet",
+        ),
+        ("send-state", "'http-check send-state' is not supported yet"),
+    ] {
+        let cfg = common::haproxy::write_cfg(&format!(
+            "defaults\n    mode http\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\n\
+             backend app\n    option httpchk GET /health\n    http-check {opt}\n    \
+             server s1 127.0.0.1:1 check\n"
+        ));
+        let out = ringlb_check(cfg.path(), &[]);
+        assert_eq!(out.code(), Some(1), "{opt}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(":8: ") && out.stderr.contains(says),
+            "{opt}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// `zero-warning`: a config that warns is refused, its warnings then errors with
+/// their line; one that does not warn runs.
+#[test]
+fn zero_warning_refuses_a_config_that_warns() {
+    let base = "global\n    zero-warning\ndefaults\n    mode http\n    timeout connect 1s\n    \
+                timeout client 1s\n    timeout server 1s\n\
+                frontend web\n    bind 127.0.0.1:0\n    default_backend app\n\
+                backend app\n    server s1 127.0.0.1:1\n";
+    let clean = common::haproxy::write_cfg(base);
+    let out = ringlb_check(clean.path(), &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    // `option tcp-smart-accept` draws a warning (line 13).
+    let warned = common::haproxy::write_cfg(&format!("{base}    option tcp-smart-accept\n"));
+    let out = ringlb_check(warned.path(), &[]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains(":13: "), "{}", out.stderr);
+    assert!(out.stderr.contains(":2: 'zero-warning'"), "{}", out.stderr);
+}
+
 /// `balance` with no algorithm is round robin, as in HAProxy's parser, even over a
 /// `balance source` from `defaults` (which would send one client to one server).
 #[test]

@@ -254,3 +254,58 @@ fn default_check_counts_3xx_as_passing_and_host_is_the_server_address() {
     );
     assert!(!lb.stderr().contains("app/s2 is DOWN"), "{}", lb.stderr());
 }
+
+/// haproxy.cfg `timeout check`: the check's read timeout. The check path answers after
+/// 500 ms; with `timeout check 100ms` the server fails its check and goes down, while
+/// the same server in a backend without it (the check then has `inter`, 1 s) stays up.
+#[test]
+fn haproxy_cfg_timeout_check_fails_a_silent_server() {
+    let b = TestBackend::start("b");
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind 127.0.0.1:0\n    use_backend short if {{ path_beg /short }}\n    default_backend long\nbackend short\n    option httpchk GET /sleep/500\n    timeout check 100ms\n    server s1 {0} check inter 1s fall 1 rise 1\nbackend long\n    option httpchk GET /sleep/500\n    server s1 {0} check inter 1s fall 1 rise 1\n",
+        b.addr()
+    ));
+    wait_for_log(&lb, "Server short/s1 is DOWN", Duration::from_secs(10));
+    assert_eq!(http_get(lb.addr("web"), "/short/x").status, 503);
+    assert!(!lb.stderr().contains("long/s1 is DOWN"), "{}", lb.stderr());
+    assert_eq!(http_get(lb.addr("web"), "/long").status, 200);
+}
+
+/// haproxy.cfg server `port`: the checks go to that port (served by `checker`), not to
+/// the server's own; a failing check there takes the server down.
+#[test]
+fn haproxy_cfg_check_port_and_addr_go_elsewhere() {
+    let t1 = TestBackend::start("s1");
+    let checker = TestBackend::start("checker");
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    option httpchk GET /health\n    server s1 {} check port {} addr 127.0.0.1 inter 200ms fall 1 rise 1\n",
+        t1.addr(),
+        checker.addr().port()
+    ));
+    wait_for("two checks on the check port", FLIP_BOUND, || {
+        checker.health_checks() >= 2
+    });
+    assert_eq!(t1.health_checks(), 0, "s1 checked on its traffic port");
+    checker.set_health_status(500);
+    wait_for_log(&lb, "Server app/s1 is DOWN", FLIP_BOUND);
+    assert_eq!(http_get(lb.addr("web"), "/").status, 503);
+}
+
+/// haproxy.cfg `fastinter` and `downinter`: with `inter 10s`, a failing server is
+/// checked again after `fastinter` (100 ms) until `fall` takes it down, then every
+/// `downinter` (100 ms). Were either ignored, the next check would wait 10 s: no DOWN
+/// within the bound, or no stream of checks after it.
+#[test]
+fn haproxy_cfg_fastinter_and_downinter_set_the_check_pace() {
+    let b = TestBackend::start("b");
+    b.set_health_status(500);
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    option httpchk GET /health\n    server s1 {} check inter 10s fastinter 100ms downinter 100ms fall 2 rise 2\n",
+        b.addr()
+    ));
+    wait_for_log(&lb, "Server app/s1 is DOWN", Duration::from_secs(5));
+    let seen = b.health_checks();
+    wait_for("5 more checks while down", Duration::from_secs(5), || {
+        b.health_checks() >= seen + 5
+    });
+}

@@ -453,3 +453,36 @@ fn compressed_as_it_streams() {
     want.extend_from_slice(b"hello");
     assert!(all == want);
 }
+
+/// `tune.comp.maxlevel`: the same body compressed at level 9 is smaller than at the
+/// default level 1; were the keyword ignored, both would be the same size.
+#[test]
+fn tune_comp_maxlevel_sets_the_deflate_level() {
+    let b = TestBackend::start("b");
+    let size = |level: Option<u32>| {
+        let mut text = cfg(
+            &b,
+            "    compression algo gzip\n    compression type text/plain\n",
+        );
+        if let Some(l) = level {
+            text = text.replace(
+                "    nbthread 1\n",
+                &format!("    nbthread 1\n    tune.comp.maxlevel {l}\n"),
+            );
+        }
+        let lb = common::haproxy::ringlb_cfg(&text);
+        let r = get(
+            lb.addr("www"),
+            "/bytes/200000",
+            &format!("{GZIP}x-respond-content-type: text/plain\r\n"),
+        );
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert!(gunzip(&r.body) == pattern(200000));
+        r.body.len()
+    };
+    let (default, nine) = (size(None), size(Some(9)));
+    assert!(
+        nine < default,
+        "level 9: {nine} bytes, default (1): {default}"
+    );
+}

@@ -144,3 +144,68 @@ fn a_silent_new_connection_gets_408_at_http_request() {
     assert!(c.closed_by_peer(Duration::from_secs(5)));
     assert_eq!(b.requests(), 0);
 }
+
+/// Reads from `s` until the peer closes; false if it is still open after `within`.
+fn closed_within(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// haproxy.cfg's `timeout http-keep-alive` (an idle keep-alive connection), `timeout
+/// client` (a request body that stops arriving) and `timeout tunnel` (an idle `mode tcp`
+/// connection, whose `timeout client` and `timeout server` are long) each close their
+/// connection after 300 ms. Were one ignored, its connection would stay open for the
+/// 30 s of the fallback (`timeout http-request`, ringlb's default, `timeout client`).
+#[test]
+fn haproxy_cfg_timeouts_close_idle_and_silent_connections() {
+    let b = TestBackend::start("a");
+    let echo = EchoServer::start();
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 300ms\n    timeout server 30s\n    timeout http-request 30s\n    timeout http-keep-alive 300ms\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nfrontend raw\n    mode tcp\n    bind 127.0.0.1:0\n    timeout client 30s\n    default_backend echo\nbackend app\n    server s1 {}\nbackend echo\n    mode tcp\n    timeout tunnel 300ms\n    server e1 {}\n",
+        b.addr(),
+        echo.addr()
+    ));
+    let bound = Duration::from_secs(10);
+
+    let mut c = HttpClient::connect(lb.addr("web"));
+    assert_eq!(c.get("/").status, 200);
+    assert!(c.closed_by_peer(bound), "timeout http-keep-alive 300ms");
+
+    let mut s = std::net::TcpStream::connect(lb.addr("web")).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+    )
+    .unwrap();
+    assert!(closed_within(&mut s, bound), "timeout client 300ms");
+
+    let mut t = std::net::TcpStream::connect(lb.addr("raw")).unwrap();
+    std::io::Write::write_all(&mut t, b"ping").unwrap();
+    let mut pong = [0u8; 4];
+    t.set_read_timeout(Some(bound)).unwrap();
+    std::io::Read::read_exact(&mut t, &mut pong).unwrap();
+    assert_eq!(&pong, b"ping");
+    assert!(closed_within(&mut t, bound), "timeout tunnel 300ms");
+}

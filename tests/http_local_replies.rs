@@ -199,3 +199,40 @@ fn slow_upstream_gets_504() {
     let r = http_get(lb.addr("web"), "/");
     assert_eq!(r.status, 200);
 }
+
+/// haproxy.cfg `timeout connect`: a server whose accept queue is full drops the SYNs, so
+/// a connect to it hangs; with `timeout connect 300ms` and no retry the client gets
+/// HAProxy's 503 well within 4 s (ringlb's default, 5 s, would not answer in time).
+#[test]
+fn haproxy_cfg_timeout_connect_bounds_a_connect_that_hangs() {
+    use socket2::{Domain, Socket, Type};
+    let full = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    full.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue (nothing accepts) until a connect hangs.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(held.len() < 16, "the accept queue never filled");
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    retries 0\n    timeout connect 300ms\n    timeout client 30s\n    timeout server 30s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {addr}\n"
+    ));
+    let mut c = HttpClient::connect(lb.addr("www"));
+    c.set_timeout(Duration::from_secs(4));
+    let started = Instant::now();
+    let r = c
+        .try_request("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("an answer once timeout connect (300ms) expired");
+    assert_eq!(r.status, 503, "after {:?}", started.elapsed());
+}

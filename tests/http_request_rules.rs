@@ -94,3 +94,59 @@ fn unsupported_rules_are_clear_errors() {
         out.stderr
     );
 }
+
+/// `timeout tarpit` sets how long `http-request tarpit` holds a request before its 500
+/// (HAProxy 2.6 answers 500 there, 403 being `deny`'s). Without it HAProxy (and ringlb)
+/// hold it for `timeout connect`, here 20 s: the answer within 10 s shows the 100 ms
+/// tarpit timeout was read and used.
+#[test]
+fn tarpit_holds_the_request_for_timeout_tarpit() {
+    let b = TestBackend::start("b");
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 20s\n    timeout client 30s\n    timeout server 30s\n    timeout tarpit 100ms\nfrontend www\n    bind 127.0.0.1:0\n    http-request tarpit if {{ path_beg /trap }}\n    default_backend app\nbackend app\n    server s1 {}\n",
+        b.addr()
+    ));
+    let mut c = HttpClient::connect(lb.addr("www"));
+    c.set_timeout(std::time::Duration::from_secs(10));
+    let r = c
+        .try_request("GET /trap HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("the tarpit answers after timeout tarpit (100ms), not timeout connect (20s)");
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        b.requests(),
+        0,
+        "a tarpitted request never reaches the server"
+    );
+    assert_eq!(http_get(lb.addr("www"), "/other").status, 200);
+}
+
+/// The `redirect` keyword (not an `http-request` action) answers as HAProxy does:
+/// `prefix` keeps the path and, without `drop-query`, the query; `location` replaces the
+/// whole target; conditions choose which requests it applies to.
+#[test]
+fn redirect_keyword_answers_as_http_request_redirect() {
+    let b = TestBackend::start("b");
+    let lb = start(
+        "    redirect prefix https://new.example code 302 if { path_beg /moved }\n    redirect location /login drop-query set-cookie SEEN=1 if is_admin\n",
+        &b,
+    );
+    let addr = lb.addr("www");
+    let r = http_get(addr, "/moved/page?x=1");
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some("https://new.example/moved/page?x=1")
+    );
+    let r = http_get(addr, "/admin/panel?y=2");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/login"));
+    assert!(
+        r.header("set-cookie")
+            .is_some_and(|c| c.starts_with("SEEN=1")),
+        "{:?}",
+        r.header("set-cookie")
+    );
+    assert_eq!(b.requests(), 0, "redirects never reach the server");
+    assert_eq!(http_get(addr, "/other").status, 200);
+    assert_eq!(b.requests(), 1);
+}

@@ -229,3 +229,52 @@ fn health_checks_speak_proxy_too() {
     );
     drop(lb);
 }
+
+/// The same from haproxy.cfg: server `send-proxy` (v1) and `send-proxy-v2` announce the
+/// client on each connection; `check-send-proxy` alone makes the health checks of a
+/// server without `send-proxy` start with a PROXY v1 header (as HAProxy's do).
+#[test]
+fn haproxy_cfg_send_proxy_and_check_send_proxy_announce_the_client() {
+    let cfg = |backend: &str| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n{backend}"
+        )
+    };
+    for (keyword, v2) in [("send-proxy", false), ("send-proxy-v2", true)] {
+        let rec = Recorder::start(false);
+        let lb =
+            common::haproxy::ringlb_cfg(&cfg(&format!("    server s1 {} {keyword}\n", rec.addr)));
+        let addr = lb.addr("web");
+        let mut c = HttpClient::connect(addr);
+        let client = c.local_addr();
+        assert_eq!(c.get("/").status, 200);
+        let got = rec.headers().pop().expect("the server saw a connection");
+        let want = match v2 {
+            true => v2_header(client, addr),
+            false => format!(
+                "PROXY TCP4 127.0.0.1 127.0.0.1 {} {}\r\n",
+                client.port(),
+                addr.port()
+            )
+            .into_bytes(),
+        };
+        assert!(
+            got.starts_with(&want) && got[want.len()..].starts_with(b"GET / HTTP/1.1\r\n"),
+            "{keyword}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    let rec = Recorder::start(false);
+    let _lb = common::haproxy::ringlb_cfg(&cfg(&format!(
+        "    option httpchk GET /health\n    server s1 {} check check-send-proxy inter 200ms\n",
+        rec.addr
+    )));
+    wait_for("a health check", Duration::from_secs(5), || {
+        !rec.headers().is_empty()
+    });
+    let first = rec.headers()[0].clone();
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with("PROXY "), "check-send-proxy: {text:?}");
+    let request = &text[text.find("\r\n").expect("a header line") + 2..];
+    assert!(request.starts_with("GET /health HTTP/1.1\r\n"), "{text:?}");
+}

@@ -224,3 +224,24 @@ fn maxconn_below_the_shard_count_is_accepted() {
     let out = check_config(&cfg);
     assert_eq!(out.code(), Some(0), "{out:?}");
 }
+
+/// The same from haproxy.cfg: server `maxconn 1 maxqueue 1` (ringlb keeps one queue per
+/// backend, as large as its servers' largest `maxqueue`). Were `maxqueue` ignored, both
+/// waiting requests would queue and be served.
+#[test]
+fn haproxy_cfg_server_maxqueue_turns_the_extra_request_away() {
+    let b = TestBackend::start("s1");
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    timeout queue 10s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {} maxconn 1 maxqueue 1\n",
+        b.addr()
+    ));
+    let holder = hold(&lb, &b, 1500);
+    let addr = lb.addr("web");
+    let waiters: Vec<_> = (0..2)
+        .map(|_| thread::spawn(move || HttpClient::connect(addr).request(get_request("/")).status))
+        .collect();
+    let mut statuses: Vec<u16> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 503], "a queue of one, two waiting");
+    assert_eq!(holder.join().unwrap().0, 200);
+}

@@ -145,3 +145,25 @@ fn shutdown_timeout_bounds_a_stuck_request() {
         "{res:?}"
     );
 }
+
+/// haproxy.cfg's global `pidfile`: the file holds the process id once ringlb is ready,
+/// and is removed when it exits.
+#[test]
+fn haproxy_cfg_pidfile_holds_the_pid_while_running() {
+    let b = TestBackend::start("b");
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("ringlb.pid");
+    let mut lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\n    pidfile {}\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    server s1 {}\n",
+        pidfile.display(),
+        b.addr()
+    ));
+    let written = std::fs::read_to_string(&pidfile).expect("the pid file exists once ready");
+    assert_eq!(written.trim(), lb.pid().to_string());
+    lb.signal(libc::SIGTERM);
+    assert!(
+        lb.wait_exit(Duration::from_secs(10)).is_some(),
+        "exits on SIGTERM"
+    );
+    assert!(!pidfile.exists(), "the pid file is removed at exit");
+}

@@ -65,3 +65,27 @@ fn server_back_up_ramps_up_its_share() {
         up_at.elapsed()
     );
 }
+
+/// haproxy.cfg server `slowstart`: a server back up after a check failure takes a small
+/// part of its share (weight 20 against 20, `slowstart 30s`); ignored, it would take half.
+#[test]
+fn haproxy_cfg_slowstart_holds_back_a_server_that_comes_back() {
+    let b1 = TestBackend::start("s1");
+    let b2 = TestBackend::start("s2");
+    let lb = common::haproxy::ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\nbackend app\n    balance roundrobin\n    option httpchk GET /health\n    server s1 {} check inter 100ms rise 1 fall 1 weight 20 slowstart 30s\n    server s2 {} check inter 100ms rise 1 fall 1 weight 20\n",
+        b1.addr(),
+        b2.addr()
+    ));
+    let addr = lb.addr("web");
+    b1.set_health_status(500);
+    wait_for_log(&lb, "Server app/s1 is DOWN", Duration::from_secs(3));
+    b1.set_health_status(200);
+    wait_for_log(&lb, "Server app/s1 is UP", Duration::from_secs(3));
+    let early = tally_keepalive(addr, "/", 200);
+    assert!(
+        early.get("s1") < 50,
+        "s1 took {} of 200 requests early in a 30 s slow start (full share: 100): {early:?}",
+        early.get("s1")
+    );
+}

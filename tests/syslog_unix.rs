@@ -217,3 +217,52 @@ fn a_host_name_target_is_resolved_at_load() {
     let line = parse(&String::from_utf8_lossy(&buf[..n])).expect("syslog framing");
     assert!(line.message.contains("/by-name"), "{line:?}");
 }
+
+/// `log-tag` and `log-send-hostname NAME` (global): the syslog header carries the host
+/// name after the timestamp and the tag before the pid, as HAProxy writes them.
+#[test]
+fn log_tag_and_send_hostname_shape_the_header_as_haproxys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let sock = bind(&path);
+    let body = r#"
+frontend www
+    bind "127.0.0.1:${P1}"
+    log global
+    option httplog
+    default_backend app
+
+backend app
+    server s1 "${S1}"
+"#;
+    let t = Twins::start_with_global(
+        &format!(
+            "    log {} len 4096 local3 info\n    log-tag lbtag\n    log-send-hostname lbhost\n",
+            path.display()
+        ),
+        body,
+        &[("www", "P1")],
+        &[("S1", Srv::Up("s1"))],
+    );
+    t.same("the header with log-tag and log-send-hostname", |s| {
+        let needle = format!("/tagged-{}", s.who);
+        let (status, _) = ask(s.addr("www"), &get("t", &needle));
+        assert_eq!(status, 200, "{}", s.who);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let Ok(n) = sock.recv(&mut buf) else { continue };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !text.contains(&needle) {
+                continue;
+            }
+            // <PRI>Mmm dd hh:mm:ss HOST TAG[PID]: message
+            let after = text.split_once('>').map(|(_, r)| r).unwrap_or("");
+            let header = after.get(16..).unwrap_or("");
+            let (host, rest) = header.split_once(' ').unwrap_or(("", ""));
+            let tag = rest.split_once('[').map(|(t, _)| t).unwrap_or("");
+            return (host.to_string(), tag.to_string());
+        }
+        panic!("{}: no line for {needle}", s.who)
+    });
+}

@@ -100,3 +100,48 @@ fn toml_bind_tables_choose_tls_per_bind() {
         vec![b"http/1.1".to_vec()]
     );
 }
+
+/// Global `ssl-server-verify none` turns the default `verify required` of `ssl` servers
+/// off (without it, a server with no `ca-file` is refused, as HAProxy refuses it), and
+/// `tune.ssl.lifetime` is the lifetime of the session tickets a TLS bind issues.
+#[test]
+fn ssl_server_verify_and_tune_ssl_lifetime_from_the_global_section() {
+    let pki = Pki::new("Test CA");
+    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
+    let cfg = |global: &str| {
+        format!(
+            "global\n{global}defaults\n    mode http\n\
+frontend web\n    bind 127.0.0.1:18443 ssl crt {}\n    default_backend app\n\
+backend app\n    server s1 127.0.0.1:1 ssl\n",
+            pki.path("a.pem").display()
+        )
+    };
+    let Err(refused) = from_haproxy_str(&cfg(""), &|_| None) else {
+        panic!("an ssl server without ca-file is accepted");
+    };
+    assert!(
+        refused.to_string().contains("no CA file specified"),
+        "{refused}"
+    );
+    let text = cfg("    ssl-server-verify none\n    tune.ssl.lifetime 1h\n");
+    let (cfg, _) = from_haproxy_str(&text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let s1 = cfg.backends[0].servers[0].tls.as_ref().expect("s1 TLS");
+    assert_eq!(s1.settings.verify, ServerVerify::None);
+    let tls = cfg.frontends[0].binds[0].tls.as_ref().expect("TLS bind");
+    let tickets = tls.tickets.as_ref().expect("tickets are on by default");
+    assert_eq!(tickets.lifetime(), 3600, "tune.ssl.lifetime 1h");
+    let (cfg, _) = from_haproxy_str(&cfg_default(&pki), &|_| None).unwrap();
+    let tls = cfg.frontends[0].binds[0].tls.as_ref().unwrap();
+    assert_eq!(
+        tls.tickets.as_ref().unwrap().lifetime(),
+        300,
+        "HAProxy's default"
+    );
+}
+
+fn cfg_default(pki: &Pki) -> String {
+    format!(
+        "defaults\n    mode http\nfrontend web\n    bind 127.0.0.1:18443 ssl crt {}\n    default_backend app\nbackend app\n    server s1 127.0.0.1:1\n",
+        pki.path("a.pem").display()
+    )
+}

@@ -28,6 +28,10 @@ pub struct LogTarget {
     /// The least severe level sent (`log ... local0 notice`: 5); access log lines are
     /// `info` (6), so a target whose level is more severe receives none, as in HAProxy.
     pub level: u8,
+    /// The syslog header's tag (`log-tag`; the program's name by default, as HAProxy).
+    pub tag: String,
+    /// The host name in the syslog header (`log-send-hostname [NAME]`); none by default.
+    pub hostname: Option<String>,
 }
 
 /// Syslog severities by HAProxy's names (`emerg` = 0 ... `debug` = 7).

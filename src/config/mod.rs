@@ -14,6 +14,7 @@ mod frontend;
 pub mod haproxy;
 mod log;
 mod raw;
+pub mod tcpcheck;
 pub mod tls;
 mod validate;
 mod world;
@@ -145,6 +146,24 @@ pub enum CheckKind {
         host: Option<String>,
         expect: StatusMatch,
     },
+    /// A `tcp-check` rule sequence (`option tcp-check`, `redis-check`, ...).
+    TcpCheck(Arc<tcpcheck::TcpCheck>),
+    /// `option external-check`: a program run per check; exit status 0 passes.
+    External(Arc<ExternalCheck>),
+}
+
+/// `external-check command|path`, and what HAProxy tells the program about its proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalCheck {
+    pub command: String,
+    /// `PATH` for the program (HAProxy's default: empty).
+    pub path: String,
+    /// HAProxy's proxy id (`iid`), and the first bind of a `listen` (a backend has
+    /// none: `NOT_USED`).
+    pub proxy_id: usize,
+    pub bind: Option<SocketAddr>,
+    /// `HAPROXY_SERVER_PROTO`: `h1` in `mode http`, else `tcp`.
+    pub proto: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,6 +414,42 @@ pub struct Server {
     /// haproxy.cfg `server NAME ADDR` without a port (or `ADDR:+N`, `ADDR:-N`): the
     /// port is the one the client connected to, plus this offset (`addr`'s port is 0).
     pub port_offset: Option<i32>,
+    /// This server's check port and address (`port`, `addr`), over the backend's.
+    pub check_port: Option<u16>,
+    pub check_addr: Option<std::net::IpAddr>,
+    /// `on-marked-down shutdown-sessions`: its sessions end when checks mark it down.
+    pub shutdown_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`: the backups' sessions end when it
+    /// comes up.
+    pub shutdown_backups_on_up: bool,
+    /// Passive health: what consecutive failed requests do to the server (`observe`,
+    /// `error-limit`, `on-error`); `None`: nothing, as HAProxy without `observe`.
+    pub passive: Option<Passive>,
+}
+
+/// HAProxy's `observe layer4|layer7` with `error-limit N` and `on-error MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passive {
+    /// `layer7` also counts 5xx answers (but 501 and 505) and broken responses;
+    /// `layer4`, failed connections only.
+    pub layer7: bool,
+    /// Consecutive failures, all shards together, that trigger `on_error`.
+    pub limit: u32,
+    pub on_error: OnError,
+}
+
+/// `on-error`: what `error-limit` consecutive failures do (HAProxy's default:
+/// `fail-check`). Each also checks the server again at `fastinter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Nothing but the sooner check.
+    FastInter,
+    /// Counts as one failed health check.
+    FailCheck,
+    /// Leaves the server one failed check from down, then counts one.
+    SuddenDeath,
+    /// Marks the server down at once.
+    MarkDown,
 }
 
 /// HAProxy's server ids: explicit ones kept; the others numbered in config order, each

@@ -296,6 +296,8 @@ impl Validator {
                 facility,
                 raw,
                 level: 7,
+                tag: "ringlb".into(),
+                hostname: None,
             })
         });
         let mut backends = self.backends(&raw);

@@ -3,7 +3,10 @@
 //! down), counts the passive failures shards report (`error_limit`), logs each flip
 //! once the way HAProxy does, and broadcasts flips, and only flips, to every shard.
 
+mod external;
 mod probe;
+mod protocols;
+mod tcpcheck;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -133,6 +136,8 @@ struct ServerHealth {
     /// Marked down by passive failures with no active check to bring it back.
     cooldown_until: Option<Instant>,
     checked: bool,
+    /// Passive failures asked for a check at `fastinter` (HAProxy's on-error).
+    hurry: bool,
 }
 
 struct State {
@@ -250,10 +255,10 @@ impl State {
             c.code = outcome.code;
             c.duration = Some(took);
             c.desc = outcome.reason.split(',').next().unwrap_or("").to_string();
-            c.info = if passed {
-                String::new()
-            } else {
-                last_check_info(reason)
+            c.info = match &outcome.info {
+                Some(info) => info.trim_start().to_string(),
+                None if passed => String::new(),
+                None => last_check_info(reason),
             };
             if !passed {
                 c.chkfail += 1;
@@ -288,24 +293,51 @@ impl State {
     }
 
     fn on_report(&mut self, r: HealthReport) {
-        let limit = self.cfg.backends[r.backend].error_limit;
+        let cfg = self.cfg.clone();
+        let b = &cfg.backends[r.backend];
+        // Without `observe` (haproxy.cfg) or with `error_limit = 0` (TOML): nothing.
+        let Some(passive) = b.servers[r.server].passive else {
+            return;
+        };
         let h = &mut self.servers[r.backend][r.server];
         if let Some(s) = h.streaks.get_mut(r.shard) {
             *s = r.streak;
         }
         let total: u32 = h.streaks.iter().sum();
-        if limit > 0 && h.up && total >= limit {
-            h.streaks.iter_mut().for_each(|s| *s = 0);
+        if passive.limit == 0 || !h.up || total < passive.limit {
+            return;
+        }
+        h.streaks.iter_mut().for_each(|s| *s = 0);
+        let reason = format!("Passive check: {total} consecutive errors");
+        let fall = b.health.as_ref().map_or(1, |c| c.fall);
+        // HAProxy's on-error modes act on the health checks; a server nobody checks
+        // is marked down and tried again after a cool-down.
+        let mode = if h.checked {
+            passive.on_error
+        } else {
+            crate::config::OnError::MarkDown
+        };
+        // Every mode checks again at `fastinter`.
+        h.hurry = true;
+        let down = match mode {
+            crate::config::OnError::FastInter => false,
+            crate::config::OnError::FailCheck => {
+                h.oks = 0;
+                h.fails += 1;
+                h.fails >= fall
+            }
+            crate::config::OnError::SuddenDeath => {
+                h.oks = 0;
+                h.fails = (h.fails + 1).max(fall.saturating_sub(1));
+                h.fails >= fall
+            }
+            crate::config::OnError::MarkDown => true,
+        };
+        if down {
             if !h.checked {
                 h.cooldown_until = Some(Instant::now() + PASSIVE_COOLDOWN);
             }
-            self.flip(
-                r.backend,
-                r.server,
-                false,
-                &format!("Passive check: {total} consecutive errors"),
-                None,
-            );
+            self.flip(r.backend, r.server, false, &reason, None);
         }
     }
 
@@ -384,6 +416,7 @@ async fn run(
                         (!checked && !up).then(|| Instant::now() + PASSIVE_COOLDOWN)
                     },
                     checked: b.health.is_some() && s.check,
+                    hurry: false,
                 })
                 .collect()
         })
@@ -396,9 +429,19 @@ async fn run(
     }));
     for (bi, b) in cfg.backends.iter().enumerate() {
         let Some(check) = &b.health else { continue };
+        // A stopped proxy (`disabled`) checks nothing, as in HAProxy.
+        if b.disabled {
+            continue;
+        }
         let count = b.servers.len().max(1) as u32;
         for (si, s) in b.servers.iter().enumerate() {
             if s.check {
+                // Its own check port and address (HAProxy's are per server).
+                let check = &HealthCheck {
+                    port: s.check_port.or(check.port),
+                    addr: s.check_addr.or(check.addr),
+                    ..check.clone()
+                };
                 // As HAProxy: checks speak PROXY when asked to, or when the server
                 // does and the check goes to the server's own address and port.
                 let proxy = if s.check_send_proxy {
@@ -424,14 +467,32 @@ async fn run(
                     });
                 // Spread the first checks over one interval.
                 let first = check.interval / count * si as u32;
+                let how = match &check.kind {
+                    crate::config::CheckKind::TcpCheck(tc) => How::TcpCheck(
+                        Rc::new(tcpcheck::Prepared::new(tc.clone())),
+                        tcpcheck::Target {
+                            server: s.addr,
+                            check_port: check.port,
+                            check_addr: check.addr,
+                            default_proxy: proxy,
+                            default_tls: tls,
+                            proxy_version: s
+                                .send_proxy
+                                .unwrap_or(crate::proxy_protocol::Version::V1),
+                            tls: s.tls.clone(),
+                        },
+                    ),
+                    crate::config::CheckKind::External(x) => {
+                        How::External(Rc::new(external::Program::new(x, &b.name, s)))
+                    }
+                    _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls),
+                };
                 monoio::spawn(check_loop(
                     state.clone(),
                     (bi, si),
                     check.clone(),
-                    probe::check_addr(s.addr, check),
+                    how,
                     first,
-                    proxy,
-                    tls,
                 ));
             }
         }
@@ -452,26 +513,57 @@ async fn run(
     }
 }
 
+/// How a server is checked: one probe (connect, TLS, HTTP) or a tcp-check sequence.
+enum How {
+    Probe(
+        std::net::SocketAddr,
+        Option<crate::proxy_protocol::Version>,
+        Option<probe::CheckTls>,
+    ),
+    TcpCheck(Rc<tcpcheck::Prepared>, tcpcheck::Target),
+    External(Rc<external::Program>),
+}
+
 async fn check_loop(
     state: Rc<RefCell<State>>,
     (backend, server): (usize, usize),
     check: HealthCheck,
-    addr: std::net::SocketAddr,
+    how: How,
     first: Duration,
-    proxy: Option<crate::proxy_protocol::Version>,
-    tls: Option<probe::CheckTls>,
 ) {
     monoio::time::sleep(first).await;
     loop {
         let start = Instant::now();
-        let outcome = probe::probe(addr, &check, proxy, tls.as_ref()).await;
+        let outcome = match &how {
+            How::Probe(addr, proxy, tls) => probe::probe(*addr, &check, *proxy, tls.as_ref()).await,
+            How::TcpCheck(p, t) => tcpcheck::run(p, t, check.timeout).await,
+            How::External(x) => x.run(check.timeout).await,
+        };
         let took = start.elapsed();
-        let wait = {
+        let (wait, passive) = {
             let mut st = state.borrow_mut();
             st.on_check(backend, server, &check, &outcome, took);
-            st.next_interval(backend, server, &check)
+            st.servers[backend][server].hurry = false;
+            let passive = st.cfg.backends[backend].servers[server].passive.is_some();
+            (st.next_interval(backend, server, &check), passive)
         };
-        monoio::time::sleep(wait.saturating_sub(took)).await;
+        let mut until = start + wait;
+        if !passive {
+            monoio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+            continue;
+        }
+        // Passive failures may ask for the next check at `fastinter` from then on
+        // (HAProxy's on-error): look at each report tick.
+        loop {
+            let now = Instant::now();
+            if std::mem::take(&mut state.borrow_mut().servers[backend][server].hurry) {
+                until = until.min(now + check.fast_interval);
+            }
+            if now >= until {
+                break;
+            }
+            monoio::time::sleep((until - now).min(REPORT_TICK)).await;
+        }
     }
 }
 

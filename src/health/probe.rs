@@ -17,6 +17,8 @@ pub struct Outcome {
     pub status: &'static str,
     pub code: Option<u16>,
     pub reason: String,
+    /// `last_chk` when the check says it (tcp-check); else taken from `reason`.
+    pub info: Option<String>,
 }
 
 impl Outcome {
@@ -26,6 +28,7 @@ impl Outcome {
             status,
             code,
             reason,
+            info: None,
         }
     }
     fn fail(status: &'static str, code: Option<u16>, reason: String) -> Self {
@@ -34,6 +37,7 @@ impl Outcome {
             status,
             code,
             reason,
+            info: None,
         }
     }
 }
@@ -104,8 +108,12 @@ async fn speak<S: AsyncReadRent + AsyncWriteRent>(
     tls: bool,
 ) -> Outcome {
     match &check.kind {
-        CheckKind::Tcp if tls => Outcome::pass("L6OK", None, "Layer6 check passed".into()),
-        CheckKind::Tcp => Outcome::pass("L4OK", None, "Layer4 check passed".into()),
+        CheckKind::Tcp | CheckKind::TcpCheck(_) | CheckKind::External(_) if tls => {
+            Outcome::pass("L6OK", None, "Layer6 check passed".into())
+        }
+        CheckKind::Tcp | CheckKind::TcpCheck(_) | CheckKind::External(_) => {
+            Outcome::pass("L4OK", None, "Layer4 check passed".into())
+        }
         CheckKind::Http {
             method,
             path,

@@ -54,6 +54,11 @@ pub struct ServerState {
     pub send_proxy: bool,
     /// TLS to the server (`ssl`).
     pub tls: Option<UpTls>,
+    /// Ends its sessions on this shard (`on-marked-down shutdown-sessions`).
+    pub kill: super::kill::KillSwitch,
+    /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
+    pub shutdown_on_down: bool,
+    pub shutdown_backups_on_up: bool,
 }
 
 /// TLS to one server, on one shard.
@@ -254,6 +259,9 @@ impl BackendState {
                     pool.max_idle_per_server.min(u32::MAX as usize) as u32
                 },
                 send_proxy: s.send_proxy.is_some(),
+                kill: Default::default(),
+                shutdown_on_down: s.shutdown_on_down,
+                shutdown_backups_on_up: s.shutdown_backups_on_up,
             })
             .collect();
         for (st, s) in servers.iter_mut().zip(&b.servers) {

@@ -5,6 +5,7 @@
 
 mod backend;
 pub mod balance;
+pub mod kill;
 mod pool;
 
 pub use backend::{AcquireError, BackendState, ServerState, Taken, Tried, UpTls};
@@ -291,6 +292,16 @@ impl Upstreams {
         }
         self.sync_pool(s);
         be.rebuild();
+        // As HAProxy: the sessions of a server marked down end with it; a primary
+        // coming up ends the backups' sessions.
+        if !up && s.shutdown_on_down {
+            s.kill.fire(false);
+        }
+        if up && !s.backup && s.shutdown_backups_on_up {
+            for b in be.servers.iter().filter(|b| b.backup) {
+                b.kill.fire(true);
+            }
+        }
     }
 
     /// Applies an operator's weight change.

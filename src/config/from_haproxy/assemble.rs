@@ -57,6 +57,27 @@ impl Mapper<'_> {
                 .filter(|x| x.2.check)
                 .map(|x| &x.2)
                 .collect();
+            let tcp_check = self.tcp_check_of(s, p.line);
+            if matches!(s.check_opt, tcpcheck::CheckOpt::External) && !checked.is_empty() {
+                if self.external_check.is_none() {
+                    self.err(p.line, format!("Proxy '{}' : 'option external-check' unable to find required 'global.external-check'.", p.name));
+                } else if s.ext_command.is_none() {
+                    self.err(p.line, format!("Proxy '{}' : 'option external-check' unable to find required 'external-check command'.", p.name));
+                } else if !self.insecure_fork {
+                    self.warn(p.line, format!("Proxy '{}' : 'insecure-fork-wanted' not enabled in the global section: HAProxy's checks would fail; ringlb runs them", p.name));
+                }
+            }
+            // `tcp-check connect ssl` speaks TLS with the server's settings.
+            let wants_ssl = tcp_check.as_ref().is_some_and(|t| {
+                t.rules.iter().any(
+                    |r| matches!(&r.action, crate::config::tcpcheck::Action::Connect(c) if c.ssl),
+                )
+            });
+            for (line, sv, params) in &p.servers {
+                if wants_ssl && params.check && sv.tls.is_none() {
+                    self.err(*line, format!("server '{}': 'tcp-check connect ssl' needs the server's TLS settings ('ssl' or 'check-ssl' with 'verify' / 'ca-file'): not supported without them yet", sv.name));
+                }
+            }
             let health = (!checked.is_empty()).then(|| {
                 let first = checked[0];
                 for other in &checked[1..] {
@@ -70,14 +91,28 @@ impl Mapper<'_> {
                 }
                 let interval = first.inter.unwrap_or(Duration::from_secs(2));
                 HealthCheck {
-                    kind: match &s.httpchk {
-                        Some((method, path, host)) => CheckKind::Http {
+                    kind: match (&tcp_check, &s.httpchk) {
+                        _ if matches!(s.check_opt, tcpcheck::CheckOpt::External) => {
+                            CheckKind::External(Arc::new(crate::config::ExternalCheck {
+                                command: s.ext_command.clone().unwrap_or_default(),
+                                path: s.ext_path.clone().unwrap_or_default(),
+                                // HAProxy's numbering, as `show stat` gives it.
+                                proxy_id: 2 + proxies
+                                    .iter()
+                                    .position(|q| std::ptr::eq(q, *p))
+                                    .unwrap_or(0),
+                                bind: p.binds.first().map(|b| b.0),
+                                proto: if s.mode == Mode::Http { "h1" } else { "tcp" },
+                            }))
+                        }
+                        (Some(t), _) => CheckKind::TcpCheck(t.clone()),
+                        (None, Some((method, path, host))) => CheckKind::Http {
                             method: method.clone(),
                             path: path.clone(),
                             host: host.clone(),
                             expect: s.expect.clone(),
                         },
-                        None => CheckKind::Tcp,
+                        (None, None) => CheckKind::Tcp,
                     },
                     interval,
                     fast_interval: first.fastinter.unwrap_or(interval),

@@ -29,7 +29,13 @@ impl Mapper<'_> {
     /// Proxies naming another target are warned that their lines go to this one.
     pub(super) fn one_log_target(&mut self, global: Option<LogTarget>) -> Option<LogTarget> {
         let proxy_logs = std::mem::take(&mut self.proxy_logs);
-        let chosen = global.or_else(|| proxy_logs.first().map(|(_, t)| t.clone()));
+        let mut chosen = global.or_else(|| proxy_logs.first().map(|(_, t)| t.clone()));
+        if let Some(t) = &mut chosen {
+            if let Some(tag) = &self.log_tag {
+                t.tag = tag.clone();
+            }
+            t.hostname = self.log_hostname.clone();
+        }
         for (line, t) in &proxy_logs {
             if Some(t) != chosen.as_ref() {
                 self.warn(
@@ -125,6 +131,8 @@ impl Mapper<'_> {
             facility,
             raw,
             level,
+            tag: "ringlb".into(),
+            hostname: None,
         })
     }
 
@@ -168,8 +176,13 @@ impl Mapper<'_> {
                 None => self.err(l.line, "'maxsslrate' expects an integer"),
             },
             "log" => self.global_log(l, log),
-            "log-send-hostname" | "log-tag" => {
-                self.warn(l.line, format!("'{}' ignored", l.keyword()))
+            "log-tag" => match a.first() {
+                Some(t) => self.log_tag = Some(t.clone()),
+                None => self.err(l.line, "'log-tag' expects a tag"),
+            },
+            // Without a name, the system's host name, as HAProxy.
+            "log-send-hostname" => {
+                self.log_hostname = Some(a.first().cloned().unwrap_or_else(system_hostname))
             }
             "daemon" => self.warn(
                 l.line,
@@ -190,11 +203,14 @@ impl Mapper<'_> {
             | "strict-limits"
             | "ulimit-n"
             | "quiet"
-            | "zero-warning"
             | "expose-experimental-directives"
-            | "insecure-fork-wanted"
             | "server-state-file"
             | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
+            "external-check" => self.external_check = Some(l.line),
+            "zero-warning" => self.zero_warning = Some(l.line),
+            // ringlb spawns check programs whatever this says (HAProxy refuses to
+            // fork without it).
+            "insecure-fork-wanted" => self.insecure_fork = true,
             "hard-stop-after" => match a.first().map(|t| crate::config::parse_duration(t)) {
                 Some(Ok(d)) if a.len() == 1 => self.hard_stop_after = Some(d),
                 _ => self.err(l.line, "'hard-stop-after' expects a time (e.g. 30s)"),
@@ -370,4 +386,16 @@ impl Mapper<'_> {
             );
         }
     }
+}
+
+/// The system's host name (`gethostname`), for `log-send-hostname` without a name.
+fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

@@ -331,7 +331,12 @@ impl Mapper<'_> {
                 if action == "tarpit" && !req {
                     return Err("'tarpit' is a request action".into());
                 }
-                let default = if req { 403 } else { 502 };
+                // HAProxy 2.6: a tarpit answers 500 once its delay is over.
+                let default = match (action, req) {
+                    ("tarpit", _) => 500,
+                    (_, true) => 403,
+                    (_, false) => 502,
+                };
                 let r = self.reply(args, default, true, p)?;
                 if action == "tarpit" {
                     HttpAction::Tarpit(Arc::new(r))

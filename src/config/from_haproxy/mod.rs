@@ -7,6 +7,7 @@
 mod assemble;
 mod balance;
 mod bind;
+mod builtin;
 mod compression;
 mod cookie;
 mod errors;
@@ -19,6 +20,7 @@ mod server;
 mod ssl;
 mod stick;
 mod tcp_rules;
+mod tcpcheck;
 mod userlist;
 
 use std::collections::HashMap;
@@ -54,6 +56,15 @@ pub fn from_haproxy_str(
     }
     let mut cfg = m.map(&doc);
     crate::config::validate::mark_rule_free(&mut cfg);
+    if let (true, Some(line), false) = (m.errors.is_empty(), m.zero_warning, m.warnings.is_empty())
+    {
+        let n = m.warnings.len();
+        let mut errors = std::mem::take(&mut m.warnings);
+        errors.push(format!(
+            "line {line}: 'zero-warning': {n} warning(s) above, so the configuration is refused (as HAProxy refuses it)"
+        ));
+        return Err(ConfigErrors(errors));
+    }
     if m.errors.is_empty() {
         Ok((cfg, m.warnings))
     } else {
@@ -84,6 +95,14 @@ struct Mapper<'e> {
     hard_stop_after: Option<Duration>,
     /// `http-errors` sections by name.
     http_errors: HashMap<String, crate::config::error_pages::ErrorPages>,
+    /// Global `external-check` and `insecure-fork-wanted` lines (their line numbers).
+    external_check: Option<usize>,
+    /// Global `zero-warning` (its line): a config that warns is refused, as HAProxy.
+    zero_warning: Option<usize>,
+    /// Global `log-tag` and `log-send-hostname`, applied to the process's log target.
+    log_tag: Option<String>,
+    log_hostname: Option<String>,
+    insecure_fork: bool,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -133,6 +152,12 @@ struct Settings {
     hash_function: Option<crate::config::HashFunction>,
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
+    /// `option tcp-check` or a protocol check, and the `tcp-check` lines.
+    check_opt: tcpcheck::CheckOpt,
+    tcp_rules: tcpcheck::TcpRules,
+    /// `external-check command` and `path`.
+    ext_command: Option<String>,
+    ext_path: Option<String>,
     server: ServerParams,
     /// `log global` (or a log target) seen: this proxy's traffic is logged.
     log: bool,
@@ -207,6 +232,10 @@ impl Default for Settings {
             hash_function: None,
             httpchk: None,
             expect: StatusMatch::Default,
+            check_opt: Default::default(),
+            tcp_rules: Default::default(),
+            ext_command: None,
+            ext_path: None,
             server: ServerParams::default(),
             log: false,
             log_format: None,
@@ -248,9 +277,15 @@ struct ServerParams {
     addr: Option<IpAddr>,
     disabled: bool,
     error_limit: Option<u32>,
+    /// `observe layer4|layer7` (`Some(true)`: layer7; `none`: None) and `on-error`.
+    observe: Option<bool>,
+    on_error: Option<crate::config::OnError>,
     send_proxy: Option<crate::proxy_protocol::Version>,
     check_send_proxy: bool,
     pool_purge_delay: Option<Duration>,
+    /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
+    on_marked_down: bool,
+    on_marked_up: bool,
     ssl: ssl::ServerSsl,
     /// `id N`: HAProxy's server id.
     id: Option<u32>,
@@ -318,6 +353,11 @@ impl<'e> Mapper<'e> {
             proxy_logs: Vec::new(),
             hard_stop_after: None,
             http_errors: HashMap::new(),
+            external_check: None,
+            zero_warning: None,
+            log_tag: None,
+            log_hostname: None,
+            insecure_fork: false,
         }
     }
 
@@ -429,8 +469,10 @@ impl<'e> Mapper<'e> {
 }
 
 impl Proxy {
-    fn new(name: &str, line: usize, kind: SectionKind, settings: Settings) -> Proxy {
+    fn new(name: &str, line: usize, kind: SectionKind, mut settings: Settings) -> Proxy {
         let maxconn = settings.maxconn;
+        // `tcp-check` lines of this section replace the inherited ones.
+        settings.tcp_rules.own = false;
         Proxy {
             name: name.to_string(),
             line,

@@ -42,6 +42,17 @@ impl Mapper<'_> {
             "balance" if be => self.balance(l, &mut p.settings),
             "hash-type" if be => self.hash_type(l, &mut p.settings),
             "http-check" if be => self.http_check(l, &mut p.settings),
+            "tcp-check" if be => self.tcp_check_line(l, &mut p.settings),
+            "external-check" if be => match (arg(0), a.get(1), a.len()) {
+                ("command", Some(c), 2) => p.settings.ext_command = Some(c.clone()),
+                ("path", Some(c), 2) => p.settings.ext_path = Some(c.clone()),
+                ("command" | "path", _, _) => self.err(l.line, format!("'external-check {}' expects one argument", arg(0))),
+                (other, _, _) => self.err(l.line, format!("'external-check' only supports 'command' and 'path', got '{other}'")),
+            },
+            "tcp-check" => self.warn(
+                l.line,
+                "'tcp-check' ignored in a frontend: health checks are a backend setting (as in HAProxy)",
+            ),
             "cookie" if be => self.cookie_line(l, &mut p.settings),
             "monitor-uri" if fe => match a.first() {
                 Some(u) if a.len() == 1 && !u.is_empty() => {
@@ -418,7 +429,31 @@ impl Mapper<'_> {
                 format!("'option {opt}' ignored: a TCP packet-count optimisation that changes no byte exchanged"),
             ),
             "httpchk" if negate => s.httpchk = None,
+            "external-check" if negate => {
+                if matches!(s.check_opt, super::tcpcheck::CheckOpt::External) {
+                    s.check_opt = super::tcpcheck::CheckOpt::None;
+                }
+            }
+            "external-check" if p.kind == SectionKind::Frontend => self.warn(l.line, "'option external-check' ignored in a frontend: health checks are a backend setting (as in HAProxy)"),
+            "external-check" => {
+                s.httpchk = None;
+                s.check_opt = super::tcpcheck::CheckOpt::External;
+            }
+            "tcp-check" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check"
+                if negate =>
+            {
+                self.err(l.line, format!("'no option {opt}' is not supported (choose another check option instead)"))
+            }
+            "tcp-check" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check"
+                if p.kind == SectionKind::Frontend =>
+            {
+                self.warn(l.line, format!("'option {opt}' ignored in a frontend: health checks are a backend setting (as in HAProxy)"))
+            }
+            "tcp-check" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check" => {
+                self.check_option(l, opt, rest, s)
+            }
             "httpchk" => {
+                s.check_opt = super::tcpcheck::CheckOpt::None;
                 let (method, uri, version, host) = match rest {
                     [] => ("OPTIONS", "/", None, None),
                     [uri] => ("OPTIONS", uri.as_str(), None, None),
@@ -437,8 +472,7 @@ impl Mapper<'_> {
                 });
                 s.httpchk = Some((method.to_string(), uri.to_string(), host));
             }
-            "tcp-check" | "ssl-hello-chk" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check"
-            | "spop-check" => self.err(l.line, format!("'option {opt}' is not supported yet (use 'check' for a TCP connect check or 'option httpchk')")),
+            "ssl-hello-chk" | "spop-check" => self.err(l.line, format!("'option {opt}' is not supported yet (use 'check' for a TCP connect check or 'option httpchk')")),
             "independent-streams" | "independant-streams" | "accept-invalid-http-request" | "accept-invalid-http-response" => {
                 self.err(l.line, format!("'option {opt}' is not supported"))
             }
@@ -503,9 +537,16 @@ impl Mapper<'_> {
                     [] => self.err(l.line, "'http-check expect' expects a match"),
                 }
             }
-            Some("disable-on-404") | Some("send-state") => {
-                self.warn(l.line, format!("'http-check {}' ignored", a[0]))
-            }
+            // Ignoring either would change what happens: a 404 would mark the server
+            // down rather than NOLB, and the server would not get its state header.
+            Some("disable-on-404") => self.err(
+                l.line,
+                "'http-check disable-on-404' is not supported yet (a 404 would mark the server down, not NOLB)",
+            ),
+            Some("send-state") => self.err(
+                l.line,
+                "'http-check send-state' is not supported yet (no X-Haproxy-Server-State header on checks)",
+            ),
             Some(other) => self.err(l.line, format!("'http-check {other}' is not supported yet")),
             None => self.err(l.line, "'http-check' expects send or expect"),
         }

@@ -154,8 +154,18 @@ impl Mapper<'_> {
             },
             Some("hide-version") | Some("show-legends") | Some("show-node") | Some("show-desc") => {
             }
-            Some("http-request") | Some("scope") | Some("bind-process") | Some("maxconn")
-            | Some("timeout") => self.warn(l.line, format!("'stats {}' ignored", a[0])),
+            // Ignoring these would show the page to whom, or show what, the operator
+            // meant to hide.
+            Some("http-request") | Some("scope") => self.err(
+                l.line,
+                format!(
+                    "'stats {}' is not supported yet (the page would not be restricted)",
+                    a[0]
+                ),
+            ),
+            Some("bind-process") | Some("maxconn") | Some("timeout") => {
+                self.warn(l.line, format!("'stats {}' ignored", a[0]))
+            }
             Some(other) => self.err(l.line, format!("unknown 'stats' keyword '{other}'")),
             None => self.err(l.line, "'stats' expects a keyword"),
         }

@@ -99,6 +99,16 @@ impl Mapper<'_> {
             pool_purge_delay: params.pool_purge_delay,
             tls: self.load_server_ssl(l.line, name, &params.ssl),
             port_offset,
+            check_port: params.port,
+            check_addr: params.addr,
+            shutdown_on_down: params.on_marked_down,
+            shutdown_backups_on_up: params.on_marked_up,
+            // HAProxy's defaults: 10 errors, then one failed check.
+            passive: params.observe.map(|layer7| crate::config::Passive {
+                layer7,
+                limit: params.error_limit.unwrap_or(10),
+                on_error: params.on_error.unwrap_or(crate::config::OnError::FailCheck),
+            }),
         };
         p.servers.push((l.line, server, params));
     }
@@ -202,15 +212,56 @@ impl Mapper<'_> {
                     _ => self.err(l.line, "'addr' expects an IP address"),
                 },
                 "observe" => match v.map(String::as_str) {
-                    Some("layer4") | Some("layer7") => {}
-                    _ => self.err(l.line, "'observe' expects 'layer4' or 'layer7'"),
+                    Some("none") => s.observe = None,
+                    Some("layer4") => s.observe = Some(false),
+                    Some("layer7") => {
+                        self.warn(
+                            l.line,
+                            "'observe layer7' counts failed connections and broken responses; \
+                             5xx answers are not counted yet",
+                        );
+                        s.observe = Some(true)
+                    }
+                    _ => self.err(
+                        l.line,
+                        "'observe' expects one of 'none', 'layer4', 'layer7'",
+                    ),
                 },
                 "on-error" => match v.map(String::as_str) {
-                    Some("mark-down") | Some("fail-check") => {}
-                    Some(other) => {
-                        self.warn(l.line, format!("'on-error {other}' treated as 'mark-down'"))
+                    Some("fastinter") => s.on_error = Some(crate::config::OnError::FastInter),
+                    Some("fail-check") => s.on_error = Some(crate::config::OnError::FailCheck),
+                    Some("sudden-death") => {
+                        s.on_error = Some(crate::config::OnError::SuddenDeath)
                     }
-                    None => self.err(l.line, "'on-error' expects a mode"),
+                    Some("mark-down") => s.on_error = Some(crate::config::OnError::MarkDown),
+                    _ => self.err(
+                        l.line,
+                        "'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down'",
+                    ),
+                },
+                "on-marked-down" => match v.map(String::as_str) {
+                    Some("shutdown-sessions") => s.on_marked_down = true,
+                    Some(other) => self.err(
+                        l.line,
+                        format!("'on-marked-down' expects 'shutdown-sessions' but got '{other}'"),
+                    ),
+                    None => self.err(
+                        l.line,
+                        "'on-marked-down' expects an action ('shutdown-sessions')",
+                    ),
+                },
+                "on-marked-up" => match v.map(String::as_str) {
+                    Some("shutdown-backup-sessions") => s.on_marked_up = true,
+                    Some(other) => self.err(
+                        l.line,
+                        format!(
+                            "'on-marked-up' expects 'shutdown-backup-sessions' but got '{other}'"
+                        ),
+                    ),
+                    None => self.err(
+                        l.line,
+                        "'on-marked-up' expects an action ('shutdown-backup-sessions')",
+                    ),
                 },
                 "id" => match v.map(|v| v.parse::<u32>()) {
                     Some(Ok(n)) if n > 0 => s.id = Some(n),

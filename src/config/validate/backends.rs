@@ -105,7 +105,13 @@ impl Validator {
                     },
                     check_send_proxy: s.check_send_proxy.unwrap_or(false),
                     pool_purge_delay: None,
+                    check_port: None,
+                    check_addr: None,
+                    shutdown_on_down: false,
+                    shutdown_backups_on_up: false,
                     port_offset: None,
+                    // Set below from the backend's `error_limit`.
+                    passive: None,
                 });
             }
             match crate::config::number_servers(&ids) {
@@ -149,6 +155,18 @@ impl Validator {
                     10
                 }
             };
+            // TOML's passive health: `error_limit` consecutive failures (0: off) mark
+            // a server down at once.
+            let mut servers = servers;
+            if error_limit > 0 {
+                for s in &mut servers {
+                    s.passive = Some(crate::config::Passive {
+                        layer7: false,
+                        limit: error_limit,
+                        on_error: crate::config::OnError::MarkDown,
+                    });
+                }
+            }
             out.push(Backend {
                 error_pages: Default::default(),
                 tcpka: None,
