@@ -14,6 +14,7 @@ pub mod control;
 pub mod demo;
 pub mod dispatch;
 pub mod freq;
+pub mod h2;
 pub mod hash;
 pub mod health;
 pub mod http;

@@ -26,6 +26,9 @@ pub struct Bind {
     pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
     /// Socket options of the listening sockets.
     pub sock: ListenOpts,
+    /// `proto h2`: clients speak HTTP/2 from their first byte (prior knowledge,
+    /// cleartext): the connection goes to `h2::serve`.
+    pub h2: bool,
 }
 
 /// A bind's socket options (haproxy.cfg bind keywords), set on every listening socket
@@ -49,6 +52,7 @@ impl Bind {
         Bind {
             addr,
             accept_proxy: false,
+            h2: false,
             tls: None,
             sock: ListenOpts::default(),
         }

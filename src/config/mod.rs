@@ -291,6 +291,9 @@ pub struct Limits {
     pub max_request_line: usize,
     /// Most chunks in one chunked body (400 / connection closed above).
     pub max_chunks: u32,
+    /// Most concurrent streams of one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`,
+    /// `tune.h2.max-concurrent-streams`).
+    pub h2_max_concurrent_streams: u32,
 }
 
 /// Idle upstream connections kept per server and shard unless configured: enough that
@@ -305,6 +308,7 @@ impl Default for Limits {
             max_headers: 101,
             max_request_line: 8 * 1024,
             max_chunks: 1_000_000,
+            h2_max_concurrent_streams: 100,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct RawBind {
     /// Whether the frontend's `[tls]` applies here (default: when the frontend has one).
     pub tls: Option<bool>,
     pub accept_proxy: Option<bool>,
+    /// `"h2"`: HTTP/2 with prior knowledge (cleartext) on this bind.
+    pub proto: Option<String>,
 }
 
 /// One bind or a list of them.
@@ -105,6 +107,7 @@ pub struct RawLimits {
     pub max_headers: Option<i64>,
     pub max_request_line: Option<i64>,
     pub max_chunks: Option<i64>,
+    pub h2_max_concurrent_streams: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -216,6 +216,12 @@ impl Validator {
                 d.max_chunks as usize,
                 u32::MAX as usize,
             ) as u32,
+            h2_max_concurrent_streams: self.positive(
+                "limits.h2_max_concurrent_streams",
+                raw.limits.h2_max_concurrent_streams,
+                d.h2_max_concurrent_streams as usize,
+                u32::MAX as usize,
+            ) as u32,
         };
         if limits.max_header_bytes < 256 {
             self.err("limits.max_header_bytes", "must be at least 256");

@@ -34,3 +34,13 @@ pub(crate) fn trim_memory(open: usize) {
     idle::shrink();
     crate::bufpool::trim(open);
 }
+
+/// The request line of an HTTP/2 stream, as logged: its translated `HTTP/1.1` version
+/// becomes `HTTP/2.0` (HAProxy's `%r` and `capture.req.ver` of an h2 request).
+fn h2_version(line: &mut Vec<u8>) {
+    if line.ends_with(b" HTTP/1.1") {
+        let at = line.len() - b"2.0".len();
+        line.truncate(at);
+        line.extend_from_slice(b"2.0");
+    }
+}

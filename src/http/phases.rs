@@ -74,6 +74,9 @@ pub fn request_phase(
         let line = Head::new(out).first_line();
         txn.reqline.clear();
         txn.reqline.extend_from_slice(line);
+        if txn.h2 {
+            super::h2_version(&mut txn.reqline);
+        }
     }
     if !fe.captures.request.is_empty() {
         capture_headers(&fe.captures.request, &mut txn.req_caps, out);

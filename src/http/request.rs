@@ -82,6 +82,9 @@ impl<S: Stream> Conn<S> {
                                 .unwrap_or(0);
                             self.reqline.clear();
                             self.reqline.extend_from_slice(&data[..end]);
+                            if self.txn.h2 {
+                                super::h2_version(&mut self.reqline);
+                            }
                         }
                         if r.connect && !fe.allow_connect {
                             return Err(Stop::Reply(Reply::BadRequest));

@@ -132,6 +132,9 @@ pub struct Txn {
     /// after the handshake and kept for the connection's life (a reload's new
     /// session keeps it too): every context over this transaction reads it.
     pub tls: Option<Box<TlsFacts>>,
+    /// The request came as an HTTP/2 stream (translated to HTTP/1.1 for the HTTP
+    /// path): the log and `capture.req.ver` show `HTTP/2.0`, as HAProxy's do.
+    pub h2: bool,
     /// The request's `unique-id-format` id, once computed.
     pub unique_id: unique_id::UniqueId,
 }

@@ -204,7 +204,7 @@ pub(super) fn spawn_serve(
     let plain = conf
         .binds
         .get(at.bind)
-        .is_some_and(|b| !b.accept_proxy && b.tls.is_none());
+        .is_some_and(|b| !b.accept_proxy && b.tls.is_none() && !b.h2);
     if mode == Mode::Http && plain {
         serve_plain_http(shard, at.frontend, listening, stream, peer, permits);
     } else {
@@ -335,7 +335,20 @@ async fn serve(
             }
             // Boxed, as below: one handler's state inline would size every
             // connection's task for the largest of them.
+            let h2 = conf.binds.get(at.bind).is_some_and(|b| b.h2);
             return match mode {
+                Mode::Http if h2 => {
+                    Box::pin(crate::h2::serve(
+                        shard.clone(),
+                        frontend,
+                        stream,
+                        peer,
+                        local,
+                        buf,
+                        txn,
+                    ))
+                    .await
+                }
                 Mode::Http => {
                     Box::pin(crate::http::serve(
                         shard.clone(),

@@ -316,13 +316,26 @@ impl Mapper<'_> {
             let tls: Vec<_> = p
                 .bind_opts
                 .iter()
-                .map(|(b, _)| self.load_bind_ssl(b))
+                .map(|(b, ..)| self.load_bind_ssl(b))
                 .collect();
             if mode == Mode::Http {
-                for (i, (b, _)) in p.bind_opts.iter().enumerate() {
+                for (i, (b, ..)) in p.bind_opts.iter().enumerate() {
                     if tls[i].as_ref().is_some_and(|t| t.offers_h2()) {
                         self.warn(b.line, "'alpn h2': HTTP/2 is not served yet; ringlb offers the other protocols of the list (HTTP/1.1), which clients that offer both use");
                     }
+                }
+            }
+            for (i, (b, _, h2)) in p.bind_opts.iter().enumerate() {
+                if !*h2 {
+                    continue;
+                }
+                if mode != Mode::Http {
+                    self.err(b.line, "bind 'proto h2' needs 'mode http'");
+                } else if tls[i].is_some() {
+                    self.err(
+                        b.line,
+                        "bind 'proto h2' on an 'ssl' bind is not supported yet (cleartext only)",
+                    );
                 }
             }
             let binds = p
@@ -332,6 +345,7 @@ impl Mapper<'_> {
                     addr,
                     sock: p.bind_sock[i],
                     accept_proxy: p.bind_opts[i].1,
+                    h2: p.bind_opts[i].2,
                     tls: tls[i].clone(),
                 })
                 .collect();

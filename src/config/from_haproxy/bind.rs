@@ -15,6 +15,7 @@ impl Mapper<'_> {
             ..Default::default()
         };
         let mut accept_proxy = false;
+        let mut h2 = false;
         let mut sock = crate::config::ListenOpts::default();
         let mut i = 1;
         while i < a.len() {
@@ -29,6 +30,21 @@ impl Mapper<'_> {
                 "accept-proxy" => {
                     accept_proxy = true;
                 }
+                // The multiplexer: HTTP/2 with prior knowledge. HAProxy's other names
+                // (`h1`, `fcgi`, `quic`) are not served.
+                "proto" => match value.map(|v| v.as_str()) {
+                    Some("h2") => {
+                        h2 = true;
+                        i += 1;
+                    }
+                    Some(other) => {
+                        return self.err(
+                            l.line,
+                            format!("bind 'proto {other}': only 'proto h2' is supported"),
+                        )
+                    }
+                    None => return self.err(l.line, "bind 'proto' expects a protocol name"),
+                },
                 "maxconn" => match value.and_then(|n| n.parse::<u32>().ok()) {
                     // Per bind in HAProxy; ringlb applies the smallest to the frontend.
                     Some(n) if n > 0 => {
@@ -65,7 +81,7 @@ impl Mapper<'_> {
             }
         }
         let opts = p.bind_opts.len();
-        p.bind_opts.push((tls, accept_proxy));
+        p.bind_opts.push((tls, accept_proxy, h2));
         p.bind_sock.push(sock);
         for part in addrs.split(',') {
             if part.contains('@') || part.starts_with('/') {

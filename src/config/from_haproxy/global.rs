@@ -234,6 +234,15 @@ impl Mapper<'_> {
                     ),
                 ),
             },
+            "tune.h2.max-concurrent-streams" => {
+                match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                    Some(n) if n > 0 && a.len() == 1 => self.limits.h2_max_concurrent_streams = n,
+                    _ => self.err(
+                        l.line,
+                        "'tune.h2.max-concurrent-streams' expects a positive number",
+                    ),
+                }
+            }
             "tune.comp.maxlevel" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
                 Some(n) if (1..=9).contains(&n) && a.len() == 1 => runtime.comp_level = n,
                 _ => self.err(

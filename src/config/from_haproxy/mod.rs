@@ -308,8 +308,8 @@ struct Proxy {
     settings: Settings,
     /// Each address with the index of its bind line in `bind_opts`.
     binds: Vec<(SocketAddr, usize)>,
-    /// Per bind line: its TLS options and `accept-proxy`.
-    bind_opts: Vec<(ssl::BindSsl, bool)>,
+    /// Per bind line: its TLS options, `accept-proxy` and `proto h2`.
+    bind_opts: Vec<(ssl::BindSsl, bool, bool)>,
     /// Per bind line: its socket options.
     bind_sock: Vec<crate::config::ListenOpts>,
     acls: HashMap<String, Arc<Acl>>,

@@ -52,9 +52,33 @@ impl Validator {
                 } else {
                     format!("{path}.bind")
                 };
-                let (text, use_tls, accept_proxy) = match b {
-                    crate::config::raw::RawBindEntry::Addr(a) => (a, None, None),
-                    crate::config::raw::RawBindEntry::Full(r) => (&r.addr, r.tls, r.accept_proxy),
+                let (text, use_tls, accept_proxy, proto) = match b {
+                    crate::config::raw::RawBindEntry::Addr(a) => (a, None, None, None),
+                    crate::config::raw::RawBindEntry::Full(r) => {
+                        (&r.addr, r.tls, r.accept_proxy, r.proto.as_deref())
+                    }
+                };
+                let h2 = match proto {
+                    None | Some("http/1.1") => false,
+                    Some("h2") if mode != Mode::Http => {
+                        self.err(&bpath, "proto = \"h2\" needs mode = \"http\"");
+                        false
+                    }
+                    Some("h2") if use_tls.unwrap_or(f.tls.is_some()) => {
+                        self.err(
+                            &bpath,
+                            "proto = \"h2\" on a TLS bind is not supported yet (cleartext only)",
+                        );
+                        false
+                    }
+                    Some("h2") => true,
+                    Some(other) => {
+                        self.err(
+                            &bpath,
+                            format!("proto {other:?}: expected \"h2\" or \"http/1.1\""),
+                        );
+                        false
+                    }
                 };
                 if use_tls == Some(true) && f.tls.is_none() {
                     self.err(&bpath, format!("tls = true needs a [{path}.tls] table"));
@@ -73,6 +97,7 @@ impl Validator {
                             addr,
                             sock: Default::default(),
                             accept_proxy: accept_proxy.unwrap_or(f.accept_proxy),
+                            h2,
                             tls: if use_tls.unwrap_or(true) {
                                 tls.clone()
                             } else {

@@ -1,0 +1,215 @@
+//! HTTP/2 to clients: one connection driven by the h2 crate on the shard, each of its
+//! streams a local task that the HTTP/1 path serves as one request (`pipe::Pipe`: the
+//! stream translated to HTTP/1.1 and back), so servers get HTTP/1.1 through the
+//! shard's pool, as HAProxy does by default. Above the stream (plain TCP today; a TLS
+//! stream by ALPN next), below the HTTP path and the dispatch.
+//!
+//! The h2 crate needs tokio's I/O traits only, not its runtime: the socket goes
+//! through monoio's poll-io bridge (`TcpStream::try_into_poll_io`, readiness by an
+//! io_uring PollAdd, or epoll on the legacy driver). Its limits are set per
+//! connection: `SETTINGS_MAX_CONCURRENT_STREAMS` (`tune.h2.max-concurrent-streams`,
+//! 100 as in HAProxy), the header list size (`limits.max_header_bytes`), a bounded
+//! send buffer per stream, and the crate's reset-flood limits (pending-accept resets,
+//! locally-errored resets, CONTINUATION frames) at their defaults.
+
+mod pipe;
+mod prefixed;
+mod request;
+mod response;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use monoio::time::Instant;
+
+use crate::rules::Txn;
+use crate::shard::Shard;
+
+/// Response bytes one stream may have queued beyond what the client's window lets
+/// out: the HTTP path waits for the window past it (h2's default is 400 KiB).
+const SEND_BUFFER: usize = 64 * 1024;
+/// Streams the client opened and reset before ringlb accepted them, at most at once
+/// (the Rapid Reset bound; the h2 crate's default).
+const PENDING_RESETS: usize = 20;
+/// Streams ringlb reset for the client's errors before the connection is closed with
+/// `ENHANCE_YOUR_CALM` (MadeYouReset; the h2 crate's default).
+const LOCAL_ERROR_RESETS: usize = 1024;
+
+/// What every stream of a connection shares: where it came from, what the
+/// connection's rules and handshake settled, and how many streams are open.
+struct Session {
+    shard: Rc<Shard>,
+    frontend: usize,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// `tcp-request session` tracked counters and TLS facts, copied into each stream.
+    conn_txn: Txn,
+    open: Cell<usize>,
+    /// When the last stream ended (the idle timeout runs from there).
+    last: Cell<Instant>,
+}
+
+/// Serves one HTTP/2 connection: `early` holds bytes already read from the client
+/// (after a PROXY header), `txn` what its `tcp-request connection|session` rules did.
+pub async fn serve(
+    shard: Rc<Shard>,
+    frontend: usize,
+    stream: monoio::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    early: Vec<u8>,
+    txn: Txn,
+) {
+    let io = match stream.try_into_poll_io() {
+        Ok(io) => prefixed::Prefixed::new(early, io),
+        Err((e, _)) => {
+            tracing::debug!(shard = shard.id, %peer, error = %e, "h2: no poll-io");
+            return;
+        }
+    };
+    let fe = &shard.config.frontends[frontend];
+    let (handshake_by, idle) = (fe.timeouts.http_request, fe.timeouts.http_keep_alive);
+    let limits = &shard.config.limits;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_send_buffer_size(SEND_BUFFER)
+        .max_pending_accept_reset_streams(PENDING_RESETS)
+        .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
+    let deadline = Instant::now() + handshake_by;
+    let mut conn = match monoio::time::timeout_at(deadline, builder.handshake::<_, Bytes>(io)).await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!(shard = shard.id, %peer, error = %e, "h2 handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let session = Rc::new(Session {
+        shard: shard.clone(),
+        frontend,
+        peer,
+        local,
+        conn_txn: txn,
+        open: Cell::new(0),
+        last: Cell::new(Instant::now()),
+    });
+    let mut closing = false;
+    loop {
+        // Quiet (no stream open) for the keep-alive timeout: GOAWAY, then the
+        // connection ends once the client saw it.
+        let idle_at = session.last.get() + idle;
+        let accepted = monoio::select! {
+            a = conn.accept() => a,
+            _ = monoio::time::sleep_until(idle_at) => {
+                if !closing && session.open.get() == 0 && session.last.get() + idle <= Instant::now() {
+                    conn.graceful_shutdown();
+                    closing = true;
+                }
+                if closing {
+                    session.last.set(Instant::now());
+                }
+                continue;
+            }
+        };
+        match accepted {
+            Some(Ok((req, respond))) => {
+                session.open.set(session.open.get() + 1);
+                monoio::spawn(serve_stream(session.clone(), req, respond));
+            }
+            Some(Err(e)) => {
+                tracing::debug!(shard = shard.id, %peer, error = %e, "h2 connection error");
+                break;
+            }
+            None => break,
+        }
+    }
+}
+
+/// One stream: refused at once if HTTP/1.1 cannot carry it, else served by the HTTP
+/// path as one request.
+async fn serve_stream(
+    session: Rc<Session>,
+    req: http::Request<h2::RecvStream>,
+    respond: h2::server::SendResponse<Bytes>,
+) {
+    let _open = Open(session.clone());
+    let (parts, body) = req.into_parts();
+    let mut res = response::Responder::new(respond, parts.method == http::Method::HEAD);
+    let mut head = Vec::with_capacity(512);
+    let framing = match request::translate(&parts, body.is_end_stream(), &mut head) {
+        Ok(f) => f,
+        Err(refused) => {
+            tracing::debug!(shard = session.shard.id, peer = %session.peer, ?refused, "h2 stream refused");
+            res.status_only(refused.status());
+            return;
+        }
+    };
+    // A stream after a reload is served by the config in force, as an HTTP/1
+    // request after a reload is; a frontend the reload removed takes no more.
+    let Some((shard, frontend)) = in_force(&session) else {
+        res.refuse();
+        return;
+    };
+    let shard = &shard;
+    let mut txn = Txn::default();
+    txn.begin_session(shard.config.txn_scope(frontend));
+    txn.sess_track = session.conn_txn.sess_track;
+    txn.tls = session.conn_txn.tls.clone();
+    txn.h2 = true;
+    let pipe = pipe::Pipe::new(head, framing, body, res);
+    let served = crate::http::serve(
+        shard.clone(),
+        frontend,
+        pipe,
+        session.peer,
+        session.local,
+        Vec::new(),
+        txn,
+    );
+    // A bug that panics while serving one stream resets that stream only.
+    if let Err(panic) = AssertUnwindSafe(served).catch_unwind().await {
+        tracing::error!(
+            shard = shard.id,
+            peer = %session.peer,
+            panic = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or(panic.downcast_ref::<String>().map(|s| s.as_str()))
+                .unwrap_or("?"),
+            "h2 stream handler panicked; that stream was reset"
+        );
+        crate::stats::Counters::inc(&shard.stats.frontends[frontend].panics);
+    }
+}
+
+/// The shard generation in force and the connection's frontend in it (by name: a
+/// reload may renumber frontends); `None` if the reload removed the frontend.
+fn in_force(session: &Session) -> Option<(Rc<Shard>, usize)> {
+    let Some(newer) = session.shard.newer() else {
+        return Some((session.shard.clone(), session.frontend));
+    };
+    let name = &session.shard.config.frontends[session.frontend].name;
+    let at = newer
+        .config
+        .frontends
+        .iter()
+        .position(|f| &f.name == name)?;
+    Some((newer, at))
+}
+
+/// A stream counted open while its task lives.
+struct Open(Rc<Session>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+        self.0.last.set(Instant::now());
+    }
+}
