@@ -8,43 +8,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use base64::Engine;
 use common::haproxy::{haproxy_check, ringlb_check, write_cfg};
 use common::twins::{Srv, Twins};
 
+/// How long a quiet connection is taken to have stayed open.
+const QUIET: Duration = Duration::from_millis(400);
+
 // Made by Debian's crypt(3) (libxcrypt) for the password "s3cret".
 const SHA512: &str = "$6$nyky5Pfx5Jq6Js1G$F4yfMjlyoLhfu6aGW0yZ.YKa4hPeUqSw.2Bv23w4jVU/IzFxXY5KnBgWnnUU74tRvdAgqAX.8XzGfdtM9dMue0";
 const SHA256: &str = "$5$rounds=1000$abcdefgh$n8nZhSnM6g4q4nRlzPasS.1BNBdVFR97b0op5SkmOM9";
 const MD5: &str = "$1$qZ1bd4hl$uBJjlRFZQoA.i0V2WjoXX1";
 const BCRYPT: &str = "$2b$04$abcdefghijklmnopqrstuuLZYjhNQAOdpbzt4WxWlUHjv1wsyH5DG";
-
-/// Every byte of the answer, then `<closed>` or `<open>` (quiet for a moment).
-fn raw_answers(addr: SocketAddr, raw: &str) -> String {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.write_all(raw.as_bytes()).unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(400)))
-        .unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) => {
-                out.extend_from_slice(b"<closed>");
-                break;
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(_) => {
-                out.extend_from_slice(b"<open>");
-                break;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn req(path: &str, creds: Option<&str>) -> String {
     let auth = creds.map_or(String::new(), |c| {
@@ -116,7 +93,8 @@ backend app
     requests.push("GET /a HTTP/1.0\r\n\r\n".into());
     t.same_all(&requests, |s, raw| {
         // The server's own answer names its side: compared up to that.
-        raw_answers(s.addr("web"), raw).replace(&s.backend("s1").addr().to_string(), "S1")
+        common::client::raw_answers(s.addr("web"), raw, QUIET)
+            .replace(&s.backend("s1").addr().to_string(), "S1")
     });
 }
 

@@ -9,38 +9,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
 use common::haproxy::{haproxy_check, ringlb_check, write_cfg};
 use common::twins::{Srv, Twins};
 
-/// Every byte the proxy sends in answer to `raw`, then `<closed>` if it closed the
-/// connection, or `<open>` if it kept quiet for a moment with the connection open.
-fn raw_answers(addr: SocketAddr, raw: &str) -> String {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.write_all(raw.as_bytes()).unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(2500)))
-        .unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) => {
-                out.extend_from_slice(b"<closed>");
-                break;
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(_) => {
-                out.extend_from_slice(b"<open>");
-                break;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// How long a quiet connection is taken to have stayed open.
+const QUIET: Duration = Duration::from_millis(2500);
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -166,7 +142,9 @@ backend pages
         // A malformed request: HAProxy's built-in 400, never the errorfile.
         "GET / HTTP/1.1\r\nHost: h\r\nbad header\r\n\r\n".to_string(),
     ];
-    t.same_all(&requests, |s, raw| raw_answers(s.addr("web"), raw));
+    t.same_all(&requests, |s, raw| {
+        common::client::raw_answers(s.addr("web"), raw, QUIET)
+    });
 }
 
 #[test]

@@ -350,8 +350,6 @@ pub struct Backend {
     pub redispatch_after: i32,
     /// Most requests waiting for a slot, per shard; `None` = unbounded.
     pub maxqueue: Option<usize>,
-    /// Consecutive passive failures that mark a server down; 0 = off.
-    pub error_limit: u32,
     pub health: Option<HealthCheck>,
     /// Server-side timeouts (`connect`, `server`, `queue`) apply here.
     pub timeouts: Timeouts,

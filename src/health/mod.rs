@@ -1,6 +1,6 @@
 //! The health thread: the one truth about whether a server is up. It runs active checks
 //! (rise/fall, fast interval while a server changes state, down interval while it is
-//! down), counts the passive failures shards report (`error_limit`), logs each flip
+//! down), counts the passive failures shards report (a server's `Passive`), logs each flip
 //! once the way HAProxy does, and broadcasts flips, and only flips, to every shard.
 
 mod external;

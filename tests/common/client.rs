@@ -307,3 +307,28 @@ pub fn get_with(addr: SocketAddr, header: &str) -> Response {
 pub fn http_get_host(addr: SocketAddr, host: &str, path: &str) -> Response {
     HttpClient::connect(addr).get_host(host, path)
 }
+
+/// Every byte a proxy sends in answer to `raw`, then `<closed>` if it closed the
+/// connection, or `<open>` if it kept quiet for `quiet` with the connection open (the
+/// differential tests compare both the bytes and what became of the connection).
+pub fn raw_answers(addr: SocketAddr, raw: &str, quiet: Duration) -> String {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(raw.as_bytes()).unwrap();
+    c.set_read_timeout(Some(quiet)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => {
+                out.extend_from_slice(b"<closed>");
+                break;
+            }
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => {
+                out.extend_from_slice(b"<open>");
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -162,7 +162,6 @@ impl Mapper<'_> {
                 redispatch: s.redispatch,
                 redispatch_after: s.redispatch_after,
                 maxqueue: p.maxqueue,
-                error_limit: checked.first().and_then(|c| c.error_limit).unwrap_or(10),
                 health,
                 timeouts: s.timeouts.clone(),
                 forward_for: s.forward_for.clone(),

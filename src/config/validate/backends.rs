@@ -179,7 +179,6 @@ impl Validator {
                 redispatch: b.redispatch.unwrap_or(true),
                 redispatch_after: 1,
                 maxqueue,
-                error_limit,
                 health,
                 timeouts: crate::config::default_timeouts(),
                 forward_for: None,
