@@ -369,3 +369,77 @@ fn tcp_rules_over_tls_see_the_handshake_and_the_decrypted_payload() {
     assert_eq!(read_upto(&mut s, 4), b"");
     assert_eq!(echo.accepts(), 2);
 }
+
+/// A soft stop (SIGUSR1, as an upgrade's `-sf` sends) finishes what was accepted: a
+/// client whose ClientHello, PROXY header or first request had not arrived yet when
+/// the listeners closed is still served (the handshake counts as in flight), then the
+/// process exits. Before the fix, the shards ended at once and reset them.
+#[test]
+fn a_soft_stop_serves_connections_whose_handshake_is_still_on_its_way() {
+    let pki = pki();
+    let app = TestBackend::start("app");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        "global\n    nbthread 2\n    stats socket {}\n{DEFAULTS}frontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    bind 127.0.0.1:0 accept-proxy ssl crt {}\n    bind 127.0.0.1:0\n    default_backend be\nbackend be\n    server s1 {}\n",
+        sock.display(),
+        pki.path("a.pem").display(),
+        pki.path("a.pem").display(),
+        app.addr()
+    );
+    let mut lb = ringlb_cfg(&cfg);
+    let addrs = lb.addrs("fe");
+    let conns: Vec<std::net::TcpStream> = addrs
+        .iter()
+        .map(|a| std::net::TcpStream::connect(a).unwrap())
+        .collect();
+    wait_for(
+        "the three connections to be accepted",
+        std::time::Duration::from_secs(10),
+        || cli(&sock, "show info").lines().any(|l| l == "CurrConns: 3"),
+    );
+    lb.signal(libc::SIGUSR1);
+    wait_for(
+        "the listeners to close",
+        std::time::Duration::from_secs(10),
+        || std::net::TcpStream::connect(addrs[2]).is_err(),
+    );
+    // Long enough for shards that (wrongly) saw nothing in flight to have ended.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let request = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+    let mut conns = conns.into_iter();
+    for proxied in [false, true] {
+        let mut sock = conns.next().unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        if proxied {
+            sock.write_all(b"PROXY TCP4 10.9.8.7 127.0.0.1 4000 443\r\n")
+                .unwrap();
+        }
+        let cfg = client_config(&pki.ca_der(), ClientOpts::default());
+        let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
+        let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, sock);
+        s.write_all(request).unwrap();
+        let mut text = Vec::new();
+        let _ = s.read_to_end(&mut text);
+        let text = String::from_utf8_lossy(&text);
+        assert!(
+            text.starts_with("HTTP/1.1 200"),
+            "proxied={proxied}: {text:?}"
+        );
+    }
+    let mut plain = conns.next().unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    plain.write_all(request).unwrap();
+    let mut text = Vec::new();
+    let _ = plain.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.starts_with("HTTP/1.1 200"), "plain: {text:?}");
+    let status = lb
+        .wait_exit(std::time::Duration::from_secs(10))
+        .expect("exits once they are served");
+    assert_eq!(status.code(), Some(0), "{}", lb.stderr());
+}

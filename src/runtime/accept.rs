@@ -274,6 +274,10 @@ async fn serve(
     fe.rate.add(now, 1);
     shard.stats.process.conn_rate.add(now, 1);
     let handler = async {
+        // In flight from the accept until the HTTP side counts its first request: a
+        // stop (or an upgrade's soft stop) must not drop a client whose PROXY header,
+        // TLS handshake or request is on its way.
+        let arriving = shard.begin_request();
         let mut stream = stream;
         let local = if listening.ip().is_unspecified() {
             stream.local_addr().unwrap_or(listening)
@@ -338,6 +342,8 @@ async fn serve(
             let h2 = conf.binds.get(at.bind).is_some_and(|b| b.h2);
             return match mode {
                 Mode::Http if h2 => {
+                    // An HTTP/2 connection counts its streams, not itself.
+                    drop(arriving);
                     Box::pin(crate::h2::serve(
                         shard.clone(),
                         frontend,
@@ -350,7 +356,7 @@ async fn serve(
                     .await
                 }
                 Mode::Http => {
-                    Box::pin(crate::http::serve(
+                    let serving = Box::pin(crate::http::serve(
                         shard.clone(),
                         frontend,
                         stream,
@@ -358,8 +364,9 @@ async fn serve(
                         local,
                         buf,
                         txn,
-                    ))
-                    .await
+                    ));
+                    drop(arriving);
+                    serving.await
                 }
                 Mode::Tcp => {
                     Box::pin(crate::l4::serve(
@@ -413,7 +420,7 @@ async fn serve(
         // inline would make every connection's task some 13 KiB, idle or not.
         match mode {
             Mode::Http => {
-                Box::pin(crate::http::serve(
+                let serving = Box::pin(crate::http::serve(
                     shard.clone(),
                     frontend,
                     stream,
@@ -421,8 +428,9 @@ async fn serve(
                     local,
                     Vec::new(),
                     txn,
-                ))
-                .await
+                ));
+                drop(arriving);
+                serving.await
             }
             Mode::Tcp => {
                 Box::pin(crate::l4::serve(
