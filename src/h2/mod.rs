@@ -1,8 +1,9 @@
 //! HTTP/2 to clients: one connection driven by the h2 crate on the shard, each of its
 //! streams a local task that the HTTP/1 path serves as one request (`pipe::Pipe`: the
 //! stream translated to HTTP/1.1 and back), so servers get HTTP/1.1 through the
-//! shard's pool, as HAProxy does by default. Above the stream (plain TCP today; a TLS
-//! stream by ALPN next), below the HTTP path and the dispatch.
+//! shard's pool, as HAProxy does by default. Above the stream (plain TCP, or a TLS
+//! stream whose client picked `h2` by ALPN: `tls::h2tls`), below the HTTP path and the
+//! dispatch.
 //!
 //! The h2 crate needs tokio's I/O traits only, not its runtime: the socket goes
 //! through monoio's poll-io bridge (`TcpStream::try_into_poll_io`, readiness by an
@@ -71,6 +72,29 @@ pub async fn serve(
             return;
         }
     };
+    serve_io(shard, frontend, io, peer, local, txn).await
+}
+
+/// Serves a plain connection whose first bytes were the HTTP/2 preface (on an HTTP
+/// bind without `proto h2`: the HTTP/1 path handed it over, `http::H2Preface`).
+pub async fn serve_preface(h: crate::http::H2Preface<monoio::net::TcpStream>) {
+    serve(
+        h.shard, h.frontend, h.client, h.peer, h.local, h.early, h.txn,
+    )
+    .await
+}
+
+/// Serves one HTTP/2 connection over `io`, a tokio stream (poll-io TCP, or TLS).
+pub async fn serve_io<T>(
+    shard: Rc<Shard>,
+    frontend: usize,
+    io: T,
+    peer: SocketAddr,
+    local: SocketAddr,
+    txn: Txn,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let fe = &shard.config.frontends[frontend];
     let (handshake_by, idle) = (fe.timeouts.http_request, fe.timeouts.http_keep_alive);
     let limits = &shard.config.limits;

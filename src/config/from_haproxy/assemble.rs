@@ -317,13 +317,6 @@ impl Mapper<'_> {
                 .iter()
                 .map(|(b, ..)| self.load_bind_ssl(b))
                 .collect();
-            if mode == Mode::Http {
-                for (i, (b, ..)) in p.bind_opts.iter().enumerate() {
-                    if tls[i].as_ref().is_some_and(|t| t.offers_h2()) {
-                        self.warn(b.line, "'alpn h2': HTTP/2 is not served yet; ringlb offers the other protocols of the list (HTTP/1.1), which clients that offer both use");
-                    }
-                }
-            }
             for (i, (b, _, h2)) in p.bind_opts.iter().enumerate() {
                 if !*h2 {
                     continue;
