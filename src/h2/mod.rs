@@ -13,6 +13,7 @@
 //! send buffer per stream, and the crate's reset-flood limits (pending-accept resets,
 //! locally-errored resets, CONTINUATION frames) at their defaults.
 
+pub mod drain;
 mod pipe;
 mod prefixed;
 mod request;
@@ -95,6 +96,8 @@ pub async fn serve_io<T>(
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    // Registered from the start: a stop during the handshake still waits for it.
+    let registered = drain::Registration::new(&shard);
     let fe = &shard.config.frontends[frontend];
     let (handshake_by, idle) = (fe.timeouts.http_request, fe.timeouts.http_keep_alive);
     let limits = &shard.config.limits;
@@ -125,13 +128,29 @@ pub async fn serve_io<T>(
         last: Cell::new(Instant::now()),
     });
     let mut closing = false;
+    let mut drained = false;
     loop {
         // Quiet (no stream open) for the keep-alive timeout: GOAWAY, then the
         // connection ends once the client saw it.
         let idle_at = session.last.get() + idle;
         let accepted = monoio::select! {
             a = conn.accept() => a,
+            // The shard stops: GOAWAY now; open streams finish, then it closes.
+            _ = registered.draining(), if !drained => {
+                drained = true;
+                if !closing {
+                    conn.graceful_shutdown();
+                    closing = true;
+                }
+                session.last.set(Instant::now());
+                continue;
+            }
             _ = monoio::time::sleep_until(idle_at) => {
+                // Stopping, and the client has not let the connection end (it did
+                // not answer GOAWAY's PING) within the keep-alive timeout.
+                if drained && session.open.get() == 0 {
+                    break;
+                }
                 if !closing && session.open.get() == 0 && session.last.get() + idle <= Instant::now() {
                     conn.graceful_shutdown();
                     closing = true;

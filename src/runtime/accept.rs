@@ -410,8 +410,9 @@ async fn serve(
             Ok(crate::tls::Accepted::Done(s, info)) => (s, info),
             Ok(crate::tls::Accepted::H2(start)) => {
                 drop(set);
-                // Boxed, as the other handlers: HTTP/2 over TLS is the rarer state.
-                return Box::pin(serve_h2_tls(
+                // Boxed, as the other handlers: an HTTP/1 connection's task keeps no
+                // room for an HTTP/2 one's state.
+                let serving = Box::pin(serve_h2_tls(
                     shard.clone(),
                     frontend,
                     start,
@@ -420,8 +421,8 @@ async fn serve(
                     txn,
                     &mut tracked,
                     arriving,
-                ))
-                .await;
+                ));
+                return serving.await;
             }
             Err(e) => return failed(e),
         };
@@ -492,7 +493,7 @@ async fn serve(
 async fn serve_h2_tls(
     shard: Rc<Shard>,
     frontend: usize,
-    start: crate::tls::H2Start<TcpStream>,
+    start: Box<crate::tls::H2Start<TcpStream>>,
     deadline: monoio::time::Instant,
     (peer, local): (SocketAddr, SocketAddr),
     mut txn: crate::rules::Txn,

@@ -68,8 +68,10 @@ pub struct Acceptor {
 pub enum Accepted<S> {
     /// The handshake is done (HTTP/1.1, no ALPN, or a TCP frontend).
     Done(ServerTls<S>, TlsInfo),
-    /// The client picked `h2`: the handshake goes on in `h2tls::finish`.
-    H2(H2Start<S>),
+    /// The client picked `h2`: the handshake goes on in `h2tls::finish`. Boxed: the
+    /// ClientHello step's state is large, and an HTTP/1 connection's task would
+    /// otherwise keep room for it.
+    H2(Box<H2Start<S>>),
 }
 
 /// A TLS client that picked `h2`, its ClientHello read and its context chosen; the
@@ -191,12 +193,12 @@ where
     };
     if h2 && chosen_alpn(&config.alpn_protocols, &accepted.client_hello()) == Some(b"h2") {
         drop((rx, tx));
-        return Ok(Accepted::H2(H2Start {
+        return Ok(Accepted::H2(Box::new(H2Start {
             io,
             accepted,
             config,
             turn,
-        }));
+        })));
     }
     let conn = match accepted.into_connection(config) {
         Ok(c) => c,

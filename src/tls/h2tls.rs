@@ -18,7 +18,7 @@ pub type H2Tls = TlsStream<TcpStreamPoll>;
 
 /// Finishes the handshake of `start` by `deadline`.
 pub async fn finish(
-    start: H2Start<TcpStream>,
+    start: Box<H2Start<TcpStream>>,
     deadline: Instant,
 ) -> Result<(H2Tls, TlsInfo), AcceptError> {
     let H2Start {
@@ -26,7 +26,7 @@ pub async fn finish(
         accepted,
         config,
         turn,
-    } = start;
+    } = *start;
     let io = match io.try_into_poll_io() {
         Ok(io) => io,
         Err((e, _)) => return Err(AcceptError::Io(e)),
