@@ -214,19 +214,11 @@ pub fn serve<S: Stream>(
                 conn.woken = true;
             }
             match Recycled::new(run(conn, &mut first, &mut arriving)).await {
-                Some(quiet) if quiet.h2_preface => {
-                    return Some(H2Preface {
-                        early: quiet.cbuf[quiet.cpos..].to_vec(),
-                        shard: quiet.shard,
-                        frontend: quiet.frontend,
-                        client: quiet.client,
-                        peer: quiet.peer,
-                        local: quiet.local,
-                        txn: quiet.txn,
-                    })
-                }
                 Some(quiet) => conn = quiet,
                 None => return None,
+            }
+            if conn.h2_preface {
+                return Some(conn.into_preface());
             }
         }
     }
@@ -725,6 +717,19 @@ impl<S: Stream> Conn<S> {
         Stop::ErrorPage {
             status: r.status(),
             next,
+        }
+    }
+
+    /// The connection as the HTTP/2 path takes it over (see `H2Preface`).
+    fn into_preface(self) -> H2Preface<S> {
+        H2Preface {
+            early: self.cbuf[self.cpos..].to_vec(),
+            shard: self.shard,
+            frontend: self.frontend,
+            client: self.client,
+            peer: self.peer,
+            local: self.local,
+            txn: self.txn,
         }
     }
 

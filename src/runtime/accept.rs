@@ -399,77 +399,94 @@ async fn serve(
             rx: buf,
             tx: Vec::new(),
         };
-        let turns = Some(&*shard.turns);
-        let accepted =
-            crate::tls::accept(stream, &set, deadline, bufs, turns, mode == Mode::Http).await;
-        let failed = |e: crate::tls::AcceptError| {
-            Counters::inc(&shard.stats.frontends[frontend].tls_failed);
-            tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
-        };
-        let (stream, info) = match accepted {
-            Ok(crate::tls::Accepted::Done(s, info)) => (s, info),
-            Ok(crate::tls::Accepted::H2(start)) => {
-                drop(set);
-                // Boxed, as the other handlers: an HTTP/1 connection's task keeps no
-                // room for an HTTP/2 one's state.
-                let serving = Box::pin(serve_h2_tls(
-                    shard.clone(),
-                    frontend,
-                    start,
-                    deadline,
-                    (peer, local),
-                    txn,
-                    &mut tracked,
-                    arriving,
-                ));
-                return serving.await;
+        // HTTP/1 (or TCP) in the labelled block, which returns; a client that picked
+        // `h2` leaves it. Nothing of one path is alive while the other awaits, so a
+        // connection's task keeps no room for the other's state.
+        let h2 = mode == Mode::Http;
+        let h2_start = 'tls: {
+            let (stream, info) = match crate::tls::accept(
+                stream,
+                &set,
+                deadline,
+                bufs,
+                Some(&*shard.turns),
+                h2,
+            )
+            .await
+            {
+                Ok(crate::tls::Accepted::Done(s, info)) => (s, info),
+                Ok(crate::tls::Accepted::H2(start)) => break 'tls start,
+                Err(e) => {
+                    Counters::inc(&shard.stats.frontends[frontend].tls_failed);
+                    tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            Counters::inc(&shard.stats.frontends[frontend].tls_done);
+            let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
+            if info.resumed {
+                Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
             }
-            Err(e) => return failed(e),
-        };
-        Counters::inc(&shard.stats.frontends[frontend].tls_done);
-        let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
-        if info.resumed {
-            Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
-        }
-        drop((info, set));
-        txn.tls = Some(Box::new(crate::tls::info::facts(stream.conn())));
-        let allowed =
-            crate::tcp_rules::at_accept(&shard, frontend, stream.io(), peer, local, &mut txn, true);
-        tracked.set(txn.sess_track);
-        if !allowed {
+            drop((info, set));
+            txn.tls = Some(Box::new(crate::tls::info::facts(stream.conn())));
+            let allowed = crate::tcp_rules::at_accept(
+                &shard,
+                frontend,
+                stream.io(),
+                peer,
+                local,
+                &mut txn,
+                true,
+            );
+            tracked.set(txn.sess_track);
+            if !allowed {
+                return;
+            }
+            // Boxed: a TLS connection's handler (its stream holds the rustls connection)
+            // inline would make every connection's task some 13 KiB, idle or not.
+            match mode {
+                Mode::Http => {
+                    let serving = Box::pin(crate::http::serve(
+                        shard.clone(),
+                        frontend,
+                        stream,
+                        peer,
+                        local,
+                        Vec::new(),
+                        txn,
+                    ));
+                    drop(arriving);
+                    // A TLS stream is never handed over (its preface is a 400; HTTP/2
+                    // over TLS is chosen by ALPN).
+                    drop(serving.await);
+                }
+                Mode::Tcp => {
+                    Box::pin(crate::l4::serve(
+                        shard.clone(),
+                        frontend,
+                        stream,
+                        peer,
+                        local,
+                        Vec::new(),
+                        txn,
+                    ))
+                    .await
+                }
+            }
             return;
-        }
-        // Boxed: a TLS connection's handler (its stream holds the rustls connection)
-        // inline would make every connection's task some 13 KiB, idle or not.
-        match mode {
-            Mode::Http => {
-                let serving = Box::pin(crate::http::serve(
-                    shard.clone(),
-                    frontend,
-                    stream,
-                    peer,
-                    local,
-                    Vec::new(),
-                    txn,
-                ));
-                drop(arriving);
-                // A TLS stream is never handed over (its preface is a 400; HTTP/2
-                // over TLS is chosen by ALPN).
-                drop(serving.await);
-            }
-            Mode::Tcp => {
-                Box::pin(crate::l4::serve(
-                    shard.clone(),
-                    frontend,
-                    stream,
-                    peer,
-                    local,
-                    Vec::new(),
-                    txn,
-                ))
-                .await
-            }
-        }
+        };
+        // Boxed, as the other handlers.
+        let serving = Box::pin(serve_h2_tls(
+            shard.clone(),
+            frontend,
+            h2_start,
+            deadline,
+            (peer, local),
+            txn,
+            &mut tracked,
+            arriving,
+        ));
+        serving.await
     };
     // A bug that panics while serving one connection closes that connection only;
     // its guards (slots, in-flight count) are released as the stack unwinds.
