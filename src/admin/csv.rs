@@ -207,11 +207,18 @@ pub fn shown(a: &StatArgs, row: &Row) -> bool {
 
 /// `show stat [IID TYPE SID] [typed|json] [desc] [up|no-maint]`.
 pub fn show_stat(core: &Core, words: &[&str]) -> String {
+    show_stat_in(core, words, &[])
+}
+
+/// `show stat` restricted to the proxies named in `scope` (`stats scope` of a stats
+/// page; empty: all).
+pub fn show_stat_in(core: &Core, words: &[&str], scope: &[String]) -> String {
     let a = match parse_args(core, words) {
         Ok(a) => a,
         Err(e) => return e,
     };
     let mut st = super::rows::gather(core);
+    st.rows.retain(|r| in_scope(scope, r));
     if a.up || a.no_maint {
         count_up(&mut st.rows);
     }
@@ -223,6 +230,11 @@ pub fn show_stat(core: &Core, words: &[&str]) -> String {
     } else {
         csv(rows)
     }
+}
+
+/// Whether a row's proxy is one `stats scope` lets the page show.
+pub fn in_scope(scope: &[String], r: &Row) -> bool {
+    scope.is_empty() || scope.iter().any(|n| *n == r.text("pxname"))
 }
 
 /// With `up` or `no-maint`, HAProxy adds to a backend's status how many of its

@@ -33,6 +33,8 @@ pub enum Service {
         /// `stats admin if COND`: requests meeting it may change servers' states
         /// from the page.
         admin: Option<AdminCond>,
+        /// `stats scope`: the only proxies shown (by name); empty = all of them.
+        scope: Vec<String>,
     },
     Prometheus,
 }

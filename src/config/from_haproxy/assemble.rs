@@ -565,6 +565,12 @@ fn stats_rule(p: &Proxy) -> Option<HttpRule> {
                 .admin
                 .clone()
                 .map(|c| crate::config::AdminCond(Arc::new(c))),
+            // `.` is the proxy the page belongs to.
+            scope: st
+                .scope
+                .iter()
+                .map(|n| if n == "." { p.name.clone() } else { n.clone() })
+                .collect(),
         }),
         line: p.line,
     })

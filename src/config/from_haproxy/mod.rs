@@ -214,6 +214,8 @@ struct StatsSettings {
     realm: Option<String>,
     /// `stats admin if|unless COND`.
     admin: Option<Condition>,
+    /// `stats scope NAME|.`, in order, without repeats.
+    scope: Vec<String>,
 }
 
 impl Default for Settings {
