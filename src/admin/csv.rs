@@ -39,6 +39,7 @@ pub fn check_status_code(status: &str) -> u32 {
         "L7TOUT" => 12,
         "L7RSP" => 13,
         "L7OK" => 15,
+        "L7OKC" => 16,
         "L7STS" => 17,
         _ => 1,
     }
@@ -80,6 +81,9 @@ pub fn server_status(admin: AdminState, weight: u32, h: Option<&CheckView>) -> S
         AdminState::Maint => return "MAINT".into(),
         AdminState::Drain if up => return "DRAIN".into(),
         _ => {}
+    }
+    if up && h.is_some_and(|h| h.nolb) {
+        return "NOLB".into();
     }
     let Some(h) = h.filter(|h| h.checked) else {
         return if up { "no check".into() } else { "DOWN".into() };

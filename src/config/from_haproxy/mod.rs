@@ -152,6 +152,8 @@ struct Settings {
     hash_function: Option<crate::config::HashFunction>,
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
+    /// `http-check disable-on-404`, and its line.
+    disable_on_404: Option<usize>,
     /// `option tcp-check` or a protocol check, and the `tcp-check` lines.
     check_opt: tcpcheck::CheckOpt,
     tcp_rules: tcpcheck::TcpRules,
@@ -234,6 +236,7 @@ impl Default for Settings {
             hash_function: None,
             httpchk: None,
             expect: StatusMatch::Default,
+            disable_on_404: None,
             check_opt: Default::default(),
             tcp_rules: Default::default(),
             ext_command: None,
