@@ -13,6 +13,7 @@ mod cookie;
 mod errors;
 mod global;
 mod http_rules;
+mod peers;
 mod proxy;
 mod replies;
 mod rules;
@@ -415,6 +416,7 @@ impl<'e> Mapper<'e> {
         let mut proxies: Vec<Proxy> = Vec::new();
         self.http_errors_sections(doc);
         self.userlist_sections(doc);
+        self.peers_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -436,7 +438,8 @@ impl<'e> Mapper<'e> {
                     defaults.insert(i, s);
                 }
                 // Read beforehand.
-                SectionKind::Other(kw) if kw == "http-errors" || kw == "userlist" => {}
+                SectionKind::Other(kw)
+                    if kw == "http-errors" || kw == "userlist" || kw == "peers" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,
