@@ -22,7 +22,7 @@ struct Entry {
 }
 
 thread_local! {
-    static OPEN: RefCell<slab::Slab<Entry>> = RefCell::new(slab::Slab::new());
+    static OPEN: RefCell<slab::Slab<Entry>> = const { RefCell::new(slab::Slab::new()) };
 }
 
 /// Every HTTP/2 connection of this thread's shard: GOAWAY, finish, close.

@@ -404,7 +404,7 @@ async fn serve(
         // connection's task keeps no room for the other's state.
         let h2 = mode == Mode::Http;
         let h2_start = 'tls: {
-            let (stream, info) = match crate::tls::accept(
+            let (stream, info) = match crate::tls::accept_h2(
                 stream,
                 &set,
                 deadline,

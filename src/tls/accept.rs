@@ -64,7 +64,9 @@ pub struct Acceptor {
     pub tx: Vec<u8>,
 }
 
-/// What an accept ends with.
+/// What an accept ends with. `Done` is the common case and is moved at once into
+/// the connection's handler: boxing it would cost an allocation per handshake.
+#[allow(clippy::large_enum_variant)]
 pub enum Accepted<S> {
     /// The handshake is done (HTTP/1.1, no ALPN, or a TCP frontend).
     Done(ServerTls<S>, TlsInfo),
@@ -84,10 +86,30 @@ pub struct H2Start<S> {
 }
 
 /// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`;
-/// the handshake's computation waits for a turn from `turns` (`None`: no limit).
-/// `h2`: the frontend serves HTTP/2, so a client that picks it is handed back as
-/// `Accepted::H2` (its handshake finishes by the same deadline in `h2tls::finish`).
+/// the handshake's computation waits for a turn from `turns` (`None`: no limit). The
+/// stream is served whatever ALPN settled (TCP mode, tests); `accept_h2` hands a client
+/// that picked `h2` back.
 pub async fn accept<S>(
+    io: S,
+    set: &ServerSet,
+    deadline: Instant,
+    bufs: Acceptor,
+    turns: Option<&Turns>,
+) -> Result<(ServerTls<S>, TlsInfo), AcceptError>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+{
+    match accept_h2(io, set, deadline, bufs, turns, false).await? {
+        Accepted::Done(s, info) => Ok((s, info)),
+        // Not asked for: `h2` is false.
+        Accepted::H2(_) => Err(AcceptError::Io(io::ErrorKind::Unsupported.into())),
+    }
+}
+
+/// `accept`, for a frontend that serves HTTP/2 when `h2`: a client that picks it is
+/// handed back as `Accepted::H2` (its handshake finishes by the same deadline in
+/// `h2tls::finish`).
+pub async fn accept_h2<S>(
     io: S,
     set: &ServerSet,
     deadline: Instant,

@@ -35,7 +35,7 @@ pub mod tickets;
 
 use std::sync::Arc;
 
-pub use accept::{accept, AcceptError, Accepted, Acceptor, H2Start};
+pub use accept::{accept, accept_h2, AcceptError, Accepted, Acceptor, H2Start};
 pub use certs::{CertError, LoadedCert};
 pub use client::{connect, ClientSettings, ServerVerify, SniSource, UpstreamTls};
 pub use info::TlsInfo;
