@@ -76,6 +76,12 @@ impl Term {
     pub const KILLED_UP: Term = Term(*b"UD--");
 
     /// The four characters of `%tsc`.
+    /// Ended on an error HAProxy calls one for its logs: any cause but none and a
+    /// local one (`L`, an answer of the proxy's own).
+    pub fn is_error(&self) -> bool {
+        !matches!(self.0[0], b'-' | b'L')
+    }
+
     pub fn as_str(&self) -> &str {
         // Built only from the ASCII constants above.
         std::str::from_utf8(&self.0).unwrap_or("????")
@@ -260,11 +266,14 @@ impl Record {
         let cfg = &shard.config;
         let fe = &cfg.frontends[frontend];
         let Some(line) = &fe.log_line else { return };
-        // `set-log-level silent`.
-        if txn.log_level == Some(8) {
-            return;
-        }
         let r = self;
+        let error = r.term.unwrap_or(Term::NORMAL).is_error()
+            || r.retries.redispatched
+            || (r.term.is_none_or(|t| !t.is_error()) && r.retries.count > 0)
+            || txn.status.unwrap_or(r.status) >= 500;
+        let Some(level) = log_level(fe, cfg, txn, error) else {
+            return;
+        };
         let st = &shard.stats;
         let backend = r.backend;
         let b = backend.map(|b| &cfg.backends[b]);
@@ -330,8 +339,31 @@ impl Record {
         ctx.frontend = frontend;
         ctx.backend = backend;
         ctx.server = r.server;
-        log.line(line, &ctx, &facts);
+        log.line(line, &ctx, &facts, level);
     }
+}
+
+/// The severity of a finished request's or connection's line, or `None` when it is
+/// not logged, as HAProxy's `strm_log`: `option dontlog-normal` keeps errors only,
+/// `set-log-level` decides (`silent`: nothing), else `err` for an error under
+/// `option log-separate-errors`, else `info`; a line less severe than the target
+/// takes is not even formatted.
+fn log_level(
+    fe: &crate::config::Frontend,
+    cfg: &crate::config::Config,
+    txn: &Txn,
+    error: bool,
+) -> Option<u8> {
+    if !error && fe.dont_log_normal {
+        return None;
+    }
+    let level = match txn.log_level {
+        Some(8) => return None,
+        Some(l) => l,
+        None if error && fe.log_errors_as_err => crate::config::LOG_LEVEL_ERR,
+        None => crate::config::LOG_LEVEL_INFO,
+    };
+    (level <= cfg.log.as_ref()?.level).then_some(level)
 }
 
 /// What a finished connection's log line says.
@@ -361,9 +393,15 @@ impl TcpLine {
         let Some(format) = &fe.log_line else { return };
         let b = &shard.config.backends[backend];
         let st = &shard.stats;
-        if (fe.dont_log_null && line.bytes == 0) || txn.log_level == Some(8) {
+        if fe.dont_log_null && line.bytes == 0 {
             return;
         }
+        let error = line.term.is_error()
+            || line.retries.redispatched
+            || (!line.term.is_error() && line.retries.count > 0);
+        let Some(level) = log_level(fe, &shard.config, txn, error) else {
+            return;
+        };
         let server = line.server;
         let [tw, tc, tt] = line.timers;
         let facts = Facts {
@@ -398,7 +436,7 @@ impl TcpLine {
         ctx.frontend = frontend;
         ctx.backend = Some(backend);
         ctx.server = server;
-        log.line(format, &ctx, &facts);
+        log.line(format, &ctx, &facts, level);
     }
 }
 

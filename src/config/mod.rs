@@ -37,7 +37,9 @@ pub use frontend::{
     Bind, BindRef, CaptureSlot, Captures, ForwardFor, Frontend, ListenOpts, Route, RouteTarget,
     TcpKeepalive,
 };
-pub use log::{syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_INFO};
+pub use log::{
+    syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_ERR, LOG_LEVEL_INFO,
+};
 pub use validate::from_toml_str;
 
 /// Which io driver a shard runs on.

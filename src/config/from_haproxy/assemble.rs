@@ -381,6 +381,8 @@ impl Mapper<'_> {
                 }),
                 log_line: self.log_line(p, mode),
                 dont_log_null: p.settings.dont_log_null,
+                dont_log_normal: p.settings.dont_log_normal,
+                log_errors_as_err: p.settings.log_separate_errors,
                 http_request: {
                     let mut rules = p.http_request.clone();
                     rules.extend(p.redirects.iter().cloned());
