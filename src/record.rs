@@ -53,6 +53,9 @@ impl Term {
     /// Answered by the proxy itself (a rule's deny, return or redirect, a stats page,
     /// a too large head).
     pub const PROXY_REQUEST: Term = Term(*b"PR--");
+    /// Answered by the proxy as an intercepted request: `return`, `redirect`, a stats
+    /// page.
+    pub const LOCAL_REQUEST: Term = Term(*b"LR--");
     /// An `http-response` rule stopped the response.
     pub const PROXY_HEADER: Term = Term(*b"PH--");
     /// Held by `tarpit`, then answered by the proxy.
@@ -144,8 +147,27 @@ pub struct Record {
     /// Its persistence-cookie characters (3rd and 4th; zeros: `--`).
     pub cookie: [u8; 2],
     /// Answered by the proxy as an intercepted request whatever its status (a
-    /// `monitor-uri` request).
+    /// `monitor-uri` request, a `return`, a `redirect`).
     pub intercepted: bool,
+    /// Answered by an admin page, named in the log's server field as HAProxy names
+    /// its applets.
+    pub applet: Option<Applet>,
+}
+
+/// The admin pages a request may get, as the log names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applet {
+    Stats,
+    Prometheus,
+}
+
+impl Applet {
+    pub fn name(self) -> &'static str {
+        match self {
+            Applet::Stats => "<STATS>",
+            Applet::Prometheus => "<PROMEX>",
+        }
+    }
 }
 
 impl Record {
@@ -267,6 +289,10 @@ impl Record {
         let fe = &cfg.frontends[frontend];
         let Some(line) = &fe.log_line else { return };
         let r = self;
+        // `option dontlognull`: a connection that exchanged nothing.
+        if fe.dont_log_null && r.bytes_in == 0 && r.bytes_out == 0 {
+            return;
+        }
         let error = r.term.unwrap_or(Term::NORMAL).is_error()
             || r.retries.redispatched
             || (r.term.is_none_or(|t| !t.is_error()) && r.retries.count > 0)
@@ -291,8 +317,9 @@ impl Record {
             }
             _ => -1,
         };
-        let server = match (b, r.server) {
-            (Some(b), Some(s)) => b.servers[s as usize].name.as_str(),
+        let server = match (b, r.server, r.applet) {
+            (Some(b), Some(s), _) => b.servers[s as usize].name.as_str(),
+            (_, _, Some(a)) => a.name(),
             _ => "<NOSRV>",
         };
         let ta = since(r.head_start);
