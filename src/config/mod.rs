@@ -337,6 +337,9 @@ pub struct UseServer {
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub name: String,
+    /// Its servers' state changes go to the log target too (`log global` or a target
+    /// in the backend, as HAProxy's `send_log` on the backend).
+    pub logs: bool,
     /// TCP keep-alive probes on server sockets (`option srvtcpka`).
     pub tcpka: Option<TcpKeepalive>,
     /// `disabled`: the backend is stopped; requests routed to it get a 503.

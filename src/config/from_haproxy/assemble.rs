@@ -156,6 +156,7 @@ impl Mapper<'_> {
             };
             backends.push(Backend {
                 name: p.name.clone(),
+                logs: s.log,
                 tcpka: s.tcpka[1],
                 disabled: s.disabled,
                 balance,
