@@ -438,3 +438,84 @@ backend app
         seen
     });
 }
+
+/// `option log-health-checks`: every check that changes a server's status or health
+/// counter is logged (`notice`), as HAProxy words it, before the state change itself.
+#[test]
+fn log_health_checks_logs_each_step_as_haproxys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let sock = bind(&path);
+    let body = r#"
+defaults
+    mode http
+    log global
+    option log-health-checks
+    timeout connect 500ms
+    timeout client 10s
+    timeout server 10s
+    timeout check 500ms
+    default-server inter 100ms rise 2 fall 2
+
+frontend fe
+    bind "127.0.0.1:${P1}"
+    default_backend app
+
+backend app
+    option httpchk GET /health
+    server s1 "${S1}" check
+"#;
+    let t = Twins::start_with_global(
+        &format!("    log {} len 4096 local3\n", path.display()),
+        body,
+        &[("fe", "P1")],
+        &[("S1", Srv::Up("s1"))],
+    );
+    t.wait_both("checked", Duration::from_secs(10), |s| {
+        common::twins::stat_view(s, &["check_status"])
+            .iter()
+            .any(|r| r.1 == "s1" && r.2 == ["L7OK"])
+    });
+    // What the first checks said is each proxy's own start; from here on it must match.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut buf = [0u8; 4096];
+    while sock.recv(&mut buf).is_ok() {}
+    let lines_until = |who: &str, last: &str| -> Vec<(u32, String)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let Ok(n) = sock.recv(&mut buf) else { continue };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let Some(line) = parse(&text) else { continue };
+            if line.tag != who {
+                continue;
+            }
+            let msg = line.message.trim_end();
+            let msg = match msg.find(" 0 sessions") {
+                Some(i) => &msg[..i],
+                None => msg,
+            };
+            let msg = match msg.split_once("check duration: ") {
+                Some((a, b)) => {
+                    let rest = b.trim_start_matches(|c: char| c.is_ascii_digit());
+                    format!("{a}check duration: Nms{}", rest.trim_start_matches("ms"))
+                }
+                None => msg.to_string(),
+            };
+            let done = msg.contains(last);
+            seen.push((line.pri, msg));
+            if done {
+                return seen;
+            }
+        }
+        panic!("{who}: no line with {last:?}; saw {seen:?}")
+    };
+    t.same("s1 fails twice, then passes twice", |s| {
+        s.backend("s1").set_health_status(500);
+        let mut seen = lines_until(s.who, "is DOWN");
+        s.backend("s1").set_health_status(200);
+        seen.extend(lines_until(s.who, "is UP"));
+        seen
+    });
+}

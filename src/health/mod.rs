@@ -236,15 +236,22 @@ impl State {
         } else {
             ""
         };
+        // With `log-health-checks` the check's own line said why (HAProxy passes no
+        // check to the state change's message then).
+        let why = if b.log_health_checks {
+            String::new()
+        } else {
+            format!(", reason: {reason}{took}")
+        };
         if up {
             let msg = format!(
-                "{kind} {name} is UP, reason: {reason}{took}. {active} active and {backup} backup servers online.{on_backup}"
+                "{kind} {name} is UP{why}. {active} active and {backup} backup servers online.{on_backup}"
             );
             tracing::warn!("{msg}");
             self.syslog(backend, LOG_NOTICE, &msg);
         } else {
             let msg = format!(
-                "{kind} {name} is DOWN, reason: {reason}{took}. {active} active and {backup} backup servers left.{on_backup}"
+                "{kind} {name} is DOWN{why}. {active} active and {backup} backup servers left.{on_backup}"
             );
             tracing::warn!("{msg}");
             self.syslog(backend, LOG_ALERT, &msg);
@@ -254,6 +261,40 @@ impl State {
                 self.syslog(backend, LOG_EMERG, &msg);
             }
         }
+    }
+
+    /// `option log-health-checks`: a check that changed the server's status or health
+    /// counter, in HAProxy's words (`notice`).
+    #[allow(clippy::too_many_arguments)]
+    fn check_log(
+        &self,
+        backend: usize,
+        server: usize,
+        check: &HealthCheck,
+        passed: bool,
+        conditional: bool,
+        reason: &str,
+        took: Duration,
+        health: u32,
+    ) {
+        let b = &self.cfg.backends[backend];
+        let s = &b.servers[server];
+        let (n, of, state) = if health >= check.rise {
+            (health - check.rise + 1, check.fall, "UP")
+        } else {
+            (health, check.rise, "DOWN")
+        };
+        let msg = format!(
+            "Health check for {}server {}/{} {}{}, reason: {reason}, check duration: {}ms, status: {n}/{of} {state}.",
+            if s.backup { "backup " } else { "" },
+            b.name,
+            s.name,
+            if conditional { "conditionally " } else { "" },
+            if passed { "succeeded" } else { "failed" },
+            took.as_millis(),
+        );
+        tracing::warn!("{msg}");
+        self.syslog(backend, LOG_NOTICE, &msg);
     }
 
     /// Sends a server state change to the log target too, at HAProxy's severity, when
@@ -324,9 +365,13 @@ impl State {
         } else {
             ""
         };
+        let why = if b.log_health_checks {
+            String::new()
+        } else {
+            format!(", reason: {reason}, check duration: {}ms", took.as_millis())
+        };
         let msg = format!(
-            "{kind} {name} {word}, reason: {reason}, check duration: {}ms. {active} active and {backup} backup servers online.{on_backup}",
-            took.as_millis()
+            "{kind} {name} {word}{why}. {active} active and {backup} backup servers online.{on_backup}"
         );
         tracing::warn!("{msg}");
         self.syslog(backend, LOG_NOTICE, &msg);
@@ -356,8 +401,22 @@ impl State {
         } else {
             (outcome.passed, outcome.status, outcome.reason.as_str())
         };
+        // HAProxy's health counter after this check (0 once below `rise` on the way
+        // down, full once `rise` is reached on the way up), for `log-health-checks`.
+        let top = check.rise + check.fall - 1;
+        let health_after = match (h.up, passed) {
+            (true, true) => top,
+            (true, false) => Some(top.saturating_sub(h.fails + 1))
+                .filter(|&v| v >= check.rise)
+                .unwrap_or(0),
+            (false, true) if h.oks + 1 >= check.rise => top,
+            (false, true) => h.oks + 1,
+            (false, false) => 0,
+        };
+        let mut report = false;
         if let Ok(mut v) = self.view.lock() {
             let c = &mut v[backend][server];
+            report = c.status != status || c.health != health_after;
             c.status = status;
             c.code = outcome.code;
             c.duration = Some(took);
@@ -377,6 +436,18 @@ impl State {
                 (false, true) => h.oks + 1,
                 (false, false) => 0,
             };
+        }
+        if report && self.cfg.backends[backend].log_health_checks {
+            self.check_log(
+                backend,
+                server,
+                check,
+                passed,
+                conditional,
+                reason,
+                took,
+                health_after,
+            );
         }
         let h = &mut self.servers[backend][server];
         if passed {
