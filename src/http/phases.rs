@@ -64,6 +64,7 @@ pub fn request_phase(
         // Nothing to evaluate, nothing to keep for later rules: the default backend.
         txn.begin_request_rule_free(cfg.txn_scope(frontend));
         forward_for(shard, fe, fe.default_backend, peer.ip(), out);
+        connection_to_server(shard, fe, fe.default_backend, r.minor_version, out);
         return Ok(Routed {
             backend: fe.default_backend,
             server: None,
@@ -185,6 +186,7 @@ pub fn request_phase(
     // `set-src` changed the client X-Forwarded-For names.
     let client = txn.src.map_or(client, |a| a.ip());
     forward_for(shard, fe, backend, client, out);
+    connection_to_server(shard, fe, backend, minor, out);
     Ok(Routed {
         backend,
         server,
@@ -480,6 +482,25 @@ fn capture_headers(
 /// adds it: `if-none` looks at the head as the rules left it. The test for none is
 /// inlined: most requests pay only that.
 #[inline]
+/// What the server is told of its connection, as HAProxy's H1 side writes it after
+/// the other headers: `close` under `option http-server-close` or `httpclose`
+/// (frontend or backend: the server connection ends with this response); else
+/// `keep-alive` for an HTTP/1.0 request (whose default is to close), so that the
+/// server connection stays for the next request.
+fn connection_to_server(
+    shard: &Shard,
+    fe: &crate::config::Frontend,
+    backend: Option<usize>,
+    minor: u8,
+    out: &mut Vec<u8>,
+) {
+    if fe.server_close || backend.is_some_and(|b| shard.config.backends[b].server_close) {
+        edit::add_header(out, "connection", b"close");
+    } else if minor == 0 {
+        edit::add_header(out, "connection", b"keep-alive");
+    }
+}
+
 fn forward_for(
     shard: &Shard,
     fe: &crate::config::Frontend,
