@@ -26,6 +26,7 @@ pub mod memory;
 pub mod pipe;
 pub mod proxy_protocol;
 pub mod record;
+pub mod resolver;
 mod reload;
 pub mod route_index;
 pub mod rules;

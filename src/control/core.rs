@@ -368,6 +368,18 @@ impl Core {
                     server,
                     maxconn: o.maxconn,
                 });
+                // Where DNS put it, if it did.
+                let dns = cfg.backends.get(backend).and_then(|b| b.servers.get(server));
+                if let (Some(s), Some(v)) = (dns, health.get(backend).and_then(|b| b.get(server))) {
+                    if s.dns.is_some() || s.no_addr {
+                        out.push(ToShard::SetAddr {
+                            backend,
+                            server,
+                            addr: (!v.no_addr).then_some(v.addr),
+                            weight: v.dns_weight,
+                        });
+                    }
+                }
             }
         }
         out

@@ -75,6 +75,14 @@ pub enum ToShard {
         server: usize,
         weight: u32,
     },
+    /// DNS gave a server a new address (`None`: none, so it is in maintenance until
+    /// one comes), and for an SRV answer its weight.
+    SetAddr {
+        backend: usize,
+        server: usize,
+        addr: Option<std::net::SocketAddr>,
+        weight: Option<u32>,
+    },
     /// The operator set a server's maxconn (`None` = unlimited).
     SetMaxconn {
         backend: usize,

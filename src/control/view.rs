@@ -36,6 +36,12 @@ pub struct CheckView {
     pub backend: BackendFlips,
     pub rise: u32,
     pub fall: u32,
+    /// Where the server is now: its config address, or what DNS last gave (written
+    /// by the resolver thread); `no_addr`: none (HAProxy's MAINT (resolution)).
+    pub addr: std::net::SocketAddr,
+    pub no_addr: bool,
+    /// The weight an SRV answer gave.
+    pub dns_weight: Option<u32>,
 }
 
 /// A backend's state changes as the health thread sees them (no usable server: down).

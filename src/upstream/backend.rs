@@ -21,7 +21,12 @@ pub struct ServerState {
     pub name: String,
     /// HAProxy's server id (places it on a consistent-hash ring).
     pub id: u32,
-    pub addr: SocketAddr,
+    /// Where it is now: DNS may move it (`resolved` false: it has no address yet,
+    /// and takes no request).
+    pub addr: Cell<SocketAddr>,
+    pub resolved: Cell<bool>,
+    /// Its address comes from DNS (a reload carries the address DNS gave).
+    pub dns: bool,
     /// The port is the client's destination port plus this (see `config::Server`).
     pub port_offset: Option<i32>,
     pub backup: bool,
@@ -97,9 +102,9 @@ impl ServerState {
     /// The address to connect to for a client that connected to `local`.
     pub fn addr_for(&self, local: SocketAddr) -> SocketAddr {
         match self.port_offset {
-            None => self.addr,
+            None => self.addr.get(),
             Some(off) => {
-                let mut a = self.addr;
+                let mut a = self.addr.get();
                 a.set_port((i32::from(local.port()) + off).clamp(0, 65535) as u16);
                 a
             }
@@ -108,7 +113,10 @@ impl ServerState {
 
     /// Probe up, operator ready, weight above zero.
     pub fn usable(&self) -> bool {
-        self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
+        self.up.get()
+            && self.resolved.get()
+            && self.admin.get() == AdminState::Ready
+            && self.effective_weight.get() > 0
     }
 
     /// What makes its connections interchangeable with another generation's.
@@ -116,7 +124,7 @@ impl ServerState {
         PoolKey {
             backend: backend.to_string(),
             server: self.name.clone(),
-            addr: self.addr,
+            addr: self.addr.get(),
             send_proxy: self.send_proxy,
             tls: self
                 .tls
@@ -233,7 +241,9 @@ impl BackendState {
                 tls: None,
                 name: s.name.clone(),
                 id: s.id,
-                addr: s.addr,
+                addr: Cell::new(s.addr),
+                resolved: Cell::new(!s.no_addr),
+                dns: s.dns.is_some(),
                 port_offset: s.port_offset,
                 backup: s.backup,
                 weight: Cell::new(s.weight),

@@ -471,6 +471,7 @@ impl Mapper<'_> {
             backends,
             vars: std::mem::take(&mut self.vars),
             tables: self.table_specs(&proxies),
+            resolvers: std::mem::take(&mut self.resolvers),
         }
     }
 

@@ -15,6 +15,7 @@ mod global;
 mod http_rules;
 mod proxy;
 mod replies;
+mod resolvers;
 mod rules;
 mod server;
 mod ssl;
@@ -103,6 +104,10 @@ struct Mapper<'e> {
     log_tag: Option<String>,
     log_hostname: Option<String>,
     insecure_fork: bool,
+    /// `resolvers` sections, read before any proxy.
+    resolvers: Vec<crate::config::dns::Resolvers>,
+    /// The system resolver's answers at load, by name.
+    libc_cache: HashMap<String, Vec<IpAddr>>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -122,8 +127,11 @@ fn names_of(doc: &Document) -> Names {
             let servers = sec
                 .lines
                 .iter()
-                .filter(|l| l.keyword() == "server")
-                .filter_map(|l| l.args().first().cloned())
+                .flat_map(|l| match l.keyword() {
+                    "server" => l.args().first().cloned().into_iter().collect(),
+                    "server-template" => resolvers::template_names(&l.args()),
+                    _ => Vec::new(),
+                })
                 .collect();
             n.backends.push((name.clone(), servers));
         }
@@ -291,6 +299,11 @@ struct ServerParams {
     id: Option<u32>,
     /// `cookie VALUE`: the persistence cookie's value for this server.
     cookie: Option<String>,
+    /// `resolvers NAME`, `resolve-prefer`, `resolve-net`, `init-addr`.
+    resolvers: Option<String>,
+    prefer: Option<crate::config::dns::Family>,
+    nets: Vec<(IpAddr, u8)>,
+    init_addr: Option<Vec<crate::config::dns::InitAddr>>,
 }
 
 /// Where a `use_backend` rule sends a request.
@@ -317,6 +330,8 @@ struct Proxy {
     default_backend: Option<(usize, String)>,
     servers: Vec<(usize, Server, ServerParams)>,
     maxqueue: Option<usize>,
+    /// `server-template` lines so far (numbers each template's slots).
+    templates: u32,
     /// A `bind` line was seen (even one with errors).
     has_bind_line: bool,
     http_request: Vec<HttpRule>,
@@ -358,6 +373,8 @@ impl<'e> Mapper<'e> {
             log_tag: None,
             log_hostname: None,
             insecure_fork: false,
+            resolvers: Vec::new(),
+            libc_cache: HashMap::new(),
         }
     }
 
@@ -410,6 +427,7 @@ impl<'e> Mapper<'e> {
         let mut proxies: Vec<Proxy> = Vec::new();
         self.http_errors_sections(doc);
         self.userlist_sections(doc);
+        self.resolvers_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -431,7 +449,8 @@ impl<'e> Mapper<'e> {
                     defaults.insert(i, s);
                 }
                 // Read beforehand.
-                SectionKind::Other(kw) if kw == "http-errors" || kw == "userlist" => {}
+                SectionKind::Other(kw)
+                    if kw == "http-errors" || kw == "userlist" || kw == "resolvers" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,
@@ -486,6 +505,7 @@ impl Proxy {
             default_backend: None,
             servers: Vec::new(),
             maxqueue: None,
+            templates: 0,
             has_bind_line: false,
             http_request: Vec::new(),
             redirects: Vec::new(),
