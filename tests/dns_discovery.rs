@@ -73,10 +73,10 @@ fn status(sock: &Path, server: &str) -> String {
 
 /// Which test servers answer `n` requests.
 fn answering(lb: &RingLb, n: usize) -> BTreeMap<String, usize> {
-    let mut c = HttpClient::connect(lb.addr("web"));
     let mut out = BTreeMap::new();
     for _ in 0..n {
-        let r = c.get("/");
+        // A connection each: a 503 closes its connection.
+        let r = http_get(lb.addr("web"), "/");
         if r.status == 200 {
             *out.entry(backend_of(&r)).or_default() += 1;
         } else {
@@ -321,23 +321,23 @@ fn dns_config_errors_name_their_line() {
     let cases = [
         (
             "resolvers dns\n    nameserver ns1 127.0.0.1:53\nbackend app\n    server s1 a.test:80 resolvers nope init-addr none\n",
-            "line 4: server 's1': unable to find required resolvers 'nope'",
+            ":4: server 's1': unable to find required resolvers 'nope'",
         ),
         (
             "resolvers dns\n    nameserver ns1 not-an-ip:53\nbackend app\n    server s1 127.0.0.1:80\n",
-            "line 2: nameserver 'ns1': invalid address 'not-an-ip:53'",
+            ":2: nameserver 'ns1': invalid address 'not-an-ip:53'",
         ),
         (
             "resolvers dns\n    nameserver ns1 127.0.0.1:53\n    bogus 1\nbackend app\n    server s1 127.0.0.1:80\n",
-            "line 3: unknown keyword 'bogus' in 'resolvers' section 'dns'",
+            ":3: unknown keyword 'bogus' in 'resolvers' section 'dns'",
         ),
         (
             "resolvers dns\n    nameserver ns1 127.0.0.1:53\nbackend app\n    server-template s 5-2 a.test:80 resolvers dns init-addr none\n",
-            "line 4: 'server-template': invalid number or range '5-2'",
+            ":4: 'server-template': invalid number or range '5-2'",
         ),
         (
             "resolvers dns\n    nameserver ns1 127.0.0.1:53\nbackend app\n    server s1 a.test:80 resolvers dns init-addr bogus\n",
-            "line 4: 'init-addr': unknown method 'bogus'",
+            ":4: 'init-addr': unknown method 'bogus'",
         ),
     ];
     for (text, want) in cases {
