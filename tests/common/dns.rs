@@ -50,10 +50,15 @@ fn key(name: &str) -> String {
 
 impl DnsServer {
     pub fn start() -> DnsServer {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        // TCP on the same port number as UDP (RFC 7766): a port free for both.
+        let (sock, tcp) = (0..100)
+            .find_map(|_| {
+                let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+                let tcp = TcpListener::bind(sock.local_addr().ok()?).ok()?;
+                Some((sock, tcp))
+            })
+            .expect("a port free for UDP and TCP");
         let addr = sock.local_addr().unwrap();
-        // TCP on the same port number (RFC 7766): bound while it is free.
-        let tcp = TcpListener::bind(addr).expect("bind tcp on the udp port");
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         tcp.set_nonblocking(true).unwrap();
