@@ -347,3 +347,62 @@ fn dns_config_errors_name_their_line() {
         assert!(out.stderr.contains(want), "{text}\nwant {want:?} in:\n{}", out.stderr);
     }
 }
+
+/// A reload keeps the addresses DNS gave: with the nameserver silent afterwards, the
+/// slots keep them for `hold timeout` and traffic goes on.
+#[test]
+fn a_reload_keeps_what_dns_gave_while_dns_is_silent() {
+    let bs = TestBackend::start_on_one_port(&["b2"], &["127.0.0.2"]);
+    let port = bs[0].addr().port();
+    let dns = DnsServer::start();
+    dns.set("svc.test", &["127.0.0.2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let body = format!(
+        "backend app\n    server-template web 2 svc.test:{port} resolvers dns init-addr none resolve-prefer ipv4\n"
+    );
+    let lb = ringlb_cfg(&config(&sock, &dns, "", &body));
+    wait_for("web1 resolved", WAIT, || status(&sock, "web1") == "no check");
+    dns.silence(true);
+    lb.signal(libc::SIGUSR2);
+    wait_for("the reload", WAIT, || lb.stdout_count("reloaded") == 1);
+    let asked = dns.questions();
+    wait_for("unanswered questions after the reload", WAIT, || {
+        dns.questions() >= asked + 2
+    });
+    let s = slots(&sock);
+    assert_eq!(s["web1"].0, "no check");
+    assert_eq!(s["web1"].1, format!("127.0.0.2:{port}"));
+    let addr = lb.latest_addr("web").unwrap();
+    for _ in 0..3 {
+        assert_eq!(backend_of(&http_get(addr, "/")), "b2");
+    }
+}
+
+/// Health checks go where DNS puts the server, and none is sent while it has no
+/// address.
+#[test]
+fn health_checks_follow_the_dns_address() {
+    let bs = TestBackend::start_on_one_port(&["b2", "b3"], &["127.0.0.2", "127.0.0.3"]);
+    let port = bs[0].addr().port();
+    let dns = DnsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let body = format!(
+        "backend app\n    option httpchk GET /health\n    server s1 svc.test:{port} check inter 100ms rise 1 fall 1 resolvers dns init-addr none resolve-prefer ipv4\n"
+    );
+    let _lb = ringlb_cfg(&config(&sock, &dns, "", &body));
+    let asked = dns.questions();
+    wait_for("questions about svc.test", WAIT, || dns.questions() >= asked + 4);
+    assert_eq!(status(&sock, "s1"), "MAINT (resolution)");
+    assert_eq!(bs[0].health_checks() + bs[1].health_checks(), 0);
+
+    dns.set("svc.test", &["127.0.0.2"]);
+    wait_for("checks on b2", WAIT, || bs[0].health_checks() >= 2);
+    wait_for("s1 UP", WAIT, || status(&sock, "s1") == "UP");
+    dns.set("svc.test", &["127.0.0.3"]);
+    wait_for("checks on b3", WAIT, || bs[1].health_checks() >= 1);
+    let on_b2 = bs[0].health_checks();
+    wait_for("more checks on b3", WAIT, || bs[1].health_checks() >= 4);
+    assert!(bs[0].health_checks() <= on_b2 + 1, "checks still go to b2");
+}

@@ -128,6 +128,13 @@ fn jobs(cfg: &Config, view: &HealthView) -> Vec<Job> {
             });
         }
     }
+    // Addresses held from the start (`init-addr`, a reload) count as a valid answer
+    // now: an error keeps them for its `hold`, as HAProxy's resolutions start valid.
+    for j in &mut out {
+        if j.held.iter().any(|h| h.addr.is_some()) {
+            j.last_valid = Some(now);
+        }
+    }
     out
 }
 
