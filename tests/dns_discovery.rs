@@ -68,7 +68,10 @@ fn slots(sock: &Path) -> BTreeMap<String, (String, String, String)> {
 }
 
 fn status(sock: &Path, server: &str) -> String {
-    slots(sock).get(server).map(|s| s.0.clone()).unwrap_or_default()
+    slots(sock)
+        .get(server)
+        .map(|s| s.0.clone())
+        .unwrap_or_default()
 }
 
 /// Which test servers answer `n` requests.
@@ -130,7 +133,9 @@ fn traffic_follows_a_name_that_gains_and_loses_addresses() {
         bs[1].requests() > 0 && status(&sock, "web2") == "no check"
     });
     dns.set("svc.test", &["127.0.0.3"]);
-    wait_for("web1 emptied", WAIT, || status(&sock, "web1") == "MAINT (resolution)");
+    wait_for("web1 emptied", WAIT, || {
+        status(&sock, "web1") == "MAINT (resolution)"
+    });
     let b2_before = bs[0].requests();
     let seen = ok.load(Ordering::SeqCst);
     wait_for("more requests after the change", WAIT, || {
@@ -138,8 +143,16 @@ fn traffic_follows_a_name_that_gains_and_loses_addresses() {
     });
     stop.store(true, Ordering::SeqCst);
     load.join().unwrap();
-    assert_eq!(failed.load(Ordering::SeqCst), 0, "failed requests during the changes");
-    assert_eq!(bs[0].requests(), b2_before, "b2 got requests once its slot was emptied");
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "failed requests during the changes"
+    );
+    assert_eq!(
+        bs[0].requests(),
+        b2_before,
+        "b2 got requests once its slot was emptied"
+    );
     assert_eq!(answering(&lb, 4).get("b3"), Some(&4));
     let err = lb.stderr();
     assert!(
@@ -158,23 +171,43 @@ fn init_addr_none_waits_in_maintenance_for_an_answer() {
     let dns = DnsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("s.sock");
-    let body = format!(
-        "backend app\n    server s1 late.test:{port} resolvers dns init-addr last,none\n"
-    );
+    let body =
+        format!("backend app\n    server s1 late.test:{port} resolvers dns init-addr last,none\n");
     let lb = ringlb_cfg(&config(&sock, &dns, "", &body));
     assert_eq!(status(&sock, "s1"), "MAINT (resolution)");
     let asked = dns.questions();
     wait_for("two more questions", WAIT, || dns.questions() >= asked + 2);
     assert_eq!(answering(&lb, 2).get("status 503"), Some(&2));
     assert_eq!(status(&sock, "s1"), "MAINT (resolution)");
+    // The NXDOMAIN answers are counted, as HAProxy's `show resolvers` counts them.
+    let counted = |what: &str| -> u64 {
+        cli(&sock, "show resolvers dns")
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{what}:")))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    wait_for("counted NX answers", WAIT, || {
+        counted("nx") >= 2 && counted("sent") >= 2
+    });
+    assert_eq!(counted("valid"), 0);
+    assert_eq!(
+        cli(&sock, "show resolvers nope"),
+        "Can't find that resolvers section\n\n"
+    );
 
     dns.set("late.test", &["127.0.0.2"]);
     wait_for("s1 resolved", WAIT, || status(&sock, "s1") == "no check");
     assert_eq!(slots(&sock)["s1"].1, format!("127.0.0.2:{port}"));
     assert_eq!(answering(&lb, 3).get("b2"), Some(&3));
     let err = lb.stderr();
-    assert!(err.contains("app/s1 changed its IP from (none) to 127.0.0.2 by dns/ns1."), "{err}");
-    assert!(err.contains("Server app/s1 ('late.test') is UP/READY (resolves again)."), "{err}");
+    assert!(
+        err.contains("app/s1 changed its IP from (none) to 127.0.0.2 by dns/ns1."),
+        "{err}"
+    );
+    assert!(
+        err.contains("Server app/s1 ('late.test') is UP/READY (resolves again)."),
+        "{err}"
+    );
 }
 
 /// Slots fill from the answers, one address each; an address that goes empties only
@@ -197,9 +230,14 @@ fn template_slots_fill_and_empty_without_touching_the_others() {
     assert_eq!(s["srv3"].0, "MAINT (resolution)");
 
     dns.set("pool.test", &["127.0.0.12"]);
-    wait_for("srv1 emptied", WAIT, || status(&sock, "srv1") == "MAINT (resolution)");
+    wait_for("srv1 emptied", WAIT, || {
+        status(&sock, "srv1") == "MAINT (resolution)"
+    });
     let s = slots(&sock);
-    assert_eq!((s["srv2"].0.as_str(), s["srv2"].1.as_str()), ("no check", "127.0.0.12:8080"));
+    assert_eq!(
+        (s["srv2"].0.as_str(), s["srv2"].1.as_str()),
+        ("no check", "127.0.0.12:8080")
+    );
     assert_eq!(s["srv3"].0, "MAINT (resolution)");
 
     dns.set("pool.test", &["127.0.0.12", "127.0.0.13", "127.0.0.14"]);
@@ -231,11 +269,15 @@ fn srv_records_set_ports_and_weights() {
     };
     dns.set_srv(
         "_http._tcp.svc.test",
-        vec![rec(b1.addr().port(), 256, "a.svc.test"), rec(b2.addr().port(), 512, "b.svc.test")],
+        vec![
+            rec(b1.addr().port(), 256, "a.svc.test"),
+            rec(b2.addr().port(), 512, "b.svc.test"),
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("s.sock");
-    let body = "backend app\n    server-template srv 2 _http._tcp.svc.test resolvers dns init-addr none\n";
+    let body =
+        "backend app\n    server-template srv 2 _http._tcp.svc.test resolvers dns init-addr none\n";
     let lb = ringlb_cfg(&config(&sock, &dns, "", body));
     wait_for("both slots from SRV", WAIT, || {
         slots(&sock).values().all(|v| v.0 == "no check")
@@ -246,13 +288,22 @@ fn srv_records_set_ports_and_weights() {
     assert_eq!(by_addr[&b1.addr().to_string()], "1");
     assert_eq!(by_addr[&b2.addr().to_string()], "2");
     let a = answering(&lb, 30);
-    assert_eq!(a.get("b1").copied().unwrap_or(0) + a.get("b2").copied().unwrap_or(0), 30);
-    assert!(a.get("b2") > a.get("b1"), "weights 1:2 should favour b2: {a:?}");
+    assert_eq!(
+        a.get("b1").copied().unwrap_or(0) + a.get("b2").copied().unwrap_or(0),
+        30
+    );
+    assert!(
+        a.get("b2") > a.get("b1"),
+        "weights 1:2 should favour b2: {a:?}"
+    );
 
     // b1's record moves to b3's port; b2's weight goes to 3.
     dns.set_srv(
         "_http._tcp.svc.test",
-        vec![rec(b3.addr().port(), 256, "a.svc.test"), rec(b2.addr().port(), 768, "b.svc.test")],
+        vec![
+            rec(b3.addr().port(), 256, "a.svc.test"),
+            rec(b2.addr().port(), 768, "b.svc.test"),
+        ],
     );
     wait_for("the new port and weight", WAIT, || {
         let s = slots(&sock);
@@ -264,7 +315,10 @@ fn srv_records_set_ports_and_weights() {
     let before = b1.requests();
     let a = answering(&lb, 20);
     assert_eq!(b1.requests(), before, "b1's old port still gets requests");
-    assert_eq!(a.get("b3").copied().unwrap_or(0) + a.get("b2").copied().unwrap_or(0), 20);
+    assert_eq!(
+        a.get("b3").copied().unwrap_or(0) + a.get("b2").copied().unwrap_or(0),
+        20
+    );
     assert!(a.get("b3").is_some(), "{a:?}");
 }
 
@@ -285,12 +339,18 @@ fn nxdomain_keeps_the_address_for_hold_nx_then_drops_it() {
     let asked = dns.questions();
     // Several NXDOMAIN answers (each resolution asks both families), well within 3s.
     wait_for("NXDOMAIN answers", WAIT, || dns.questions() >= asked + 2);
-    assert_eq!(status(&sock, "s1"), "no check", "dropped before hold nx ran out");
+    assert_eq!(
+        status(&sock, "s1"),
+        "no check",
+        "dropped before hold nx ran out"
+    );
     assert_eq!(answering(&lb, 2).get("b2"), Some(&2));
     wait_for("s1 in maintenance after hold nx", WAIT, || {
         status(&sock, "s1") == "MAINT (resolution)"
     });
-    assert!(lb.stderr().contains("is going DOWN for maintenance (DNS NX status)"));
+    assert!(lb
+        .stderr()
+        .contains("is going DOWN for maintenance (DNS NX status)"));
     dns.set("gone.test", &["127.0.0.2"]);
     wait_for("s1 back", WAIT, || status(&sock, "s1") == "no check");
     assert_eq!(answering(&lb, 2).get("b2"), Some(&2));
@@ -342,9 +402,16 @@ fn dns_config_errors_name_their_line() {
     ];
     for (text, want) in cases {
         let f = write_cfg(text);
-        let out = run(&["-c", "-f", f.path().to_str().unwrap()], Duration::from_secs(20));
+        let out = run(
+            &["-c", "-f", f.path().to_str().unwrap()],
+            Duration::from_secs(20),
+        );
         assert_eq!(out.code(), Some(1), "{text}\n{}", out.stderr);
-        assert!(out.stderr.contains(want), "{text}\nwant {want:?} in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(want),
+            "{text}\nwant {want:?} in:\n{}",
+            out.stderr
+        );
     }
 }
 
@@ -362,7 +429,9 @@ fn a_reload_keeps_what_dns_gave_while_dns_is_silent() {
         "backend app\n    server-template web 2 svc.test:{port} resolvers dns init-addr none resolve-prefer ipv4\n"
     );
     let lb = ringlb_cfg(&config(&sock, &dns, "", &body));
-    wait_for("web1 resolved", WAIT, || status(&sock, "web1") == "no check");
+    wait_for("web1 resolved", WAIT, || {
+        status(&sock, "web1") == "no check"
+    });
     dns.silence(true);
     lb.signal(libc::SIGUSR2);
     wait_for("the reload", WAIT, || lb.stdout_count("reloaded") == 1);
@@ -393,7 +462,9 @@ fn health_checks_follow_the_dns_address() {
     );
     let _lb = ringlb_cfg(&config(&sock, &dns, "", &body));
     let asked = dns.questions();
-    wait_for("questions about svc.test", WAIT, || dns.questions() >= asked + 4);
+    wait_for("questions about svc.test", WAIT, || {
+        dns.questions() >= asked + 4
+    });
     assert_eq!(status(&sock, "s1"), "MAINT (resolution)");
     assert_eq!(bs[0].health_checks() + bs[1].health_checks(), 0);
 
@@ -405,4 +476,61 @@ fn health_checks_follow_the_dns_address() {
     let on_b2 = bs[0].health_checks();
     wait_for("more checks on b3", WAIT, || bs[1].health_checks() >= 4);
     assert!(bs[0].health_checks() <= on_b2 + 1, "checks still go to b2");
+}
+
+/// `set server B/S addr IP port P` under a light load: traffic moves to the new
+/// address, no request fails, and the answer is HAProxy's.
+#[test]
+fn set_server_addr_under_load_moves_traffic_with_no_failed_request() {
+    let (b1, b2) = (TestBackend::start("b1"), TestBackend::start("b2"));
+    let dns = DnsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let body = format!("backend app\n    server s1 {}\n", b1.addr());
+    let lb = ringlb_cfg(&config(&sock, &dns, "", &body));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, ok, failed, addr) = (stop.clone(), ok.clone(), failed.clone(), lb.addr("web"));
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 20_000 {
+                n += 1;
+                let mut c = HttpClient::connect(addr);
+                for _ in 0..5 {
+                    match c.try_request(get_request("/")) {
+                        Ok(r) if r.status == 200 => ok.fetch_add(1, Ordering::SeqCst),
+                        _ => failed.fetch_add(1, Ordering::SeqCst),
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    wait_for("traffic on b1", WAIT, || b1.requests() > 20);
+    let answer = cli(
+        &sock,
+        &format!("set server app/s1 addr 127.0.0.1 port {}", b2.addr().port()),
+    );
+    assert_eq!(
+        answer,
+        format!(
+            "no need to change the addr, port changed from '{}' to '{}' by 'stats socket command'\n\n",
+            b1.addr().port(),
+            b2.addr().port()
+        )
+    );
+    // In force on every shard when answered: no request reaches b1 from now on (one
+    // already on its way may still land).
+    let on_b1 = b1.requests();
+    let seen = ok.load(Ordering::SeqCst);
+    wait_for("traffic on b2", WAIT, || {
+        ok.load(Ordering::SeqCst) > seen + 100
+    });
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    assert_eq!(failed.load(Ordering::SeqCst), 0);
+    assert!(b1.requests() <= on_b1 + 2, "b1 still gets requests");
+    assert!(b2.requests() >= 100);
+    assert_eq!(slots(&sock)["s1"].1, b2.addr().to_string());
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::dns::DnsServer;
-use common::twins::{stat_rows, Side, Twins};
+use common::twins::{stat_rows, Side, Srv, Twins};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -102,4 +102,43 @@ fn template_slots_and_a_late_name_match_haproxy() {
     assert_eq!(s.2, ("no check".to_string(), "127.0.0.21:8081".to_string()));
     // The slot of 127.0.0.12 kept it through every change, on both.
     assert_eq!(t.both(holder), (hx12, lb12));
+}
+
+/// `set server B/S addr` answers as HAProxy 2.6 answers, and `show stat` shows the new
+/// address on both.
+#[test]
+fn set_server_addr_answers_match_haproxy() {
+    let dns = DnsServer::start();
+    let body = format!(
+        r#"
+resolvers dns
+    nameserver ns1 {}
+
+frontend web
+    bind "127.0.0.1:${{PORT}}"
+    default_backend app
+
+backend app
+    server s1 "${{A}}"
+"#,
+        dns.addr()
+    );
+    let t = Twins::start(&body, &[("web", "PORT")], &[("A", Srv::Up("a"))]);
+    for cmd in [
+        "set server app/s1 addr 127.0.0.2",
+        "set server app/s1 addr 127.0.0.2",
+        "set server app/s1 addr bogus",
+        "set server app/s1 addr",
+        "set server app/s1 addr 127.0.0.3 port x",
+        "set server app/nope addr 127.0.0.4",
+        "set server nope/s1 addr 127.0.0.4",
+        "show resolvers nope",
+    ] {
+        t.same(cmd, |s| s.cli(cmd));
+    }
+    t.same("the address's IP in show stat", |s| {
+        let rows = stat_rows(&s.cli("show stat"));
+        let r = rows.iter().find(|r| r["svname"] == "s1").unwrap();
+        r["addr"].rsplit_once(':').unwrap().0.to_string()
+    });
 }

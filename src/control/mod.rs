@@ -13,7 +13,7 @@ pub use self::core::{Core, Gathered, Operator, ServerState};
 pub use certs::Certs;
 pub use link::{link, Inbox, ShardLink, ShardLinks};
 pub use maps::{Changed, PatState};
-pub use view::{BackendFlips, CheckView, HealthView};
+pub use view::{BackendFlips, CheckView, DnsCounters, HealthView, NsCounters};
 
 use std::sync::Arc;
 use std::time::Duration;

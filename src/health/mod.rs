@@ -133,7 +133,8 @@ impl Health {
             }
         })?;
         let dns = crate::resolver::DnsCounters::default();
-        let resolver = crate::resolver::Resolver::spawn(cfg_for_dns, dns_shards, view.clone(), dns.clone())?;
+        let resolver =
+            crate::resolver::Resolver::spawn(cfg_for_dns, dns_shards, view.clone(), dns.clone())?;
         Ok(Health {
             stop,
             resolver,
@@ -569,12 +570,11 @@ async fn check_loop(
         // A server DNS moves is checked where it is now; one without an address is
         // not checked (it is in maintenance).
         if dns {
-            let now = state
-                .borrow()
-                .view
-                .lock()
-                .ok()
-                .and_then(|v| v.get(backend)?.get(server).map(|c| (!c.no_addr).then_some(c.addr)));
+            let now = state.borrow().view.lock().ok().and_then(|v| {
+                v.get(backend)?
+                    .get(server)
+                    .map(|c| (!c.no_addr).then_some(c.addr))
+            });
             match (now.flatten(), &mut how) {
                 (None, _) => {
                     monoio::time::sleep(check.interval).await;

@@ -12,11 +12,12 @@
 mod slots;
 mod wire;
 
+pub use crate::control::{DnsCounters, NsCounters};
 pub use slots::{Held, Want};
-pub use wire::{NsCounters, Outcome};
+pub use wire::Outcome;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,9 +27,6 @@ use hickory_proto::rr::RecordType;
 use crate::config::dns::Family;
 use crate::config::Config;
 use crate::control::{HealthView, ShardLink, ToShard};
-
-/// Every nameserver's counters, per `resolvers` section (`show resolvers`).
-pub type DnsCounters = Arc<Mutex<Vec<Vec<NsCounters>>>>;
 
 pub struct Resolver {
     stop: Sender<()>,
@@ -43,16 +41,16 @@ impl Resolver {
         view: HealthView,
         counters: DnsCounters,
     ) -> std::io::Result<Option<Resolver>> {
-        let jobs = jobs(&cfg, &view);
-        if jobs.is_empty() {
-            return Ok(None);
-        }
         if let Ok(mut c) = counters.lock() {
             *c = cfg
                 .resolvers
                 .iter()
                 .map(|r| vec![NsCounters::default(); r.nameservers.len()])
                 .collect();
+        }
+        let jobs = jobs(&cfg, &view);
+        if jobs.is_empty() {
+            return Ok(None);
         }
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let thread = std::thread::Builder::new()
@@ -201,7 +199,17 @@ fn run(
             for (k, n) in new.iter().enumerate() {
                 let old = j.held[k];
                 if old.addr != n.addr || old.weight != n.weight {
-                    publish(&cfg, &shards, &view, (j.backend, j.servers[k]), &old, n, &by, reason, &j.fqdn);
+                    publish(
+                        &cfg,
+                        &shards,
+                        &view,
+                        (j.backend, j.servers[k]),
+                        &old,
+                        n,
+                        &by,
+                        reason,
+                        &j.fqdn,
+                    );
                 }
             }
             j.held = new;
@@ -209,7 +217,11 @@ fn run(
         if let Ok(mut c) = counters.lock() {
             c.clone_from(&local);
         }
-        let next = jobs.iter().map(|j| j.next).min().unwrap_or(now + Duration::from_secs(1));
+        let next = jobs
+            .iter()
+            .map(|j| j.next)
+            .min()
+            .unwrap_or(now + Duration::from_secs(1));
         let tick = cfg
             .resolvers
             .iter()
@@ -283,7 +295,11 @@ fn publish(
     let show = |a: Option<SocketAddr>| a.map_or("(none)".to_string(), |a| a.ip().to_string());
     match (old.addr, new.addr) {
         (o, Some(n)) if o.map(|o| o.ip()) != Some(n.ip()) => {
-            tracing::warn!("{name} changed its IP from {} to {} by {by}.", show(o), show(Some(n)));
+            tracing::warn!(
+                "{name} changed its IP from {} to {} by {by}.",
+                show(o),
+                show(Some(n))
+            );
             if o.is_none() {
                 tracing::warn!("Server {name} ('{fqdn}') is UP/READY (resolves again).");
                 tracing::warn!("Server {name} administratively READY thanks to valid DNS answer.");
@@ -304,7 +320,11 @@ fn publish(
     }
     if let (Some(o), Some(n)) = (old.addr, new.addr) {
         if o.port() != n.port() {
-            tracing::warn!("{name} changed its port from {} to {} by {by}.", o.port(), n.port());
+            tracing::warn!(
+                "{name} changed its port from {} to {} by {by}.",
+                o.port(),
+                n.port()
+            );
         }
     }
     if old.weight != new.weight {

@@ -83,7 +83,11 @@ pub fn assign(held: &[Held], items: &[Item], now: Instant, want: &Want) -> Vec<H
     if !want.template {
         // A single server: the best address when it lost its own.
         if let (Some(o), Some(c)) = (out.first_mut(), cands.first()) {
-            if o.addr.is_none() || held[0].addr.is_some_and(|a| !cands.iter().any(|x| x.0 == a)) {
+            if o.addr.is_none()
+                || held[0]
+                    .addr
+                    .is_some_and(|a| !cands.iter().any(|x| x.0 == a))
+            {
                 *o = Held {
                     addr: Some(c.0),
                     weight: c.1,
@@ -157,16 +161,34 @@ mod tests {
             };
             3
         ];
-        let a = assign(&empty, &[item("127.0.0.2"), item("127.0.0.3")], now, &want(true));
+        let a = assign(
+            &empty,
+            &[item("127.0.0.2"), item("127.0.0.3")],
+            now,
+            &want(true),
+        );
         assert_eq!(
             addrs(&a),
-            [Some("127.0.0.2:80".into()), Some("127.0.0.3:80".into()), None]
+            [
+                Some("127.0.0.2:80".into()),
+                Some("127.0.0.3:80".into()),
+                None
+            ]
         );
         // .2 goes, .4 comes: slot 1 keeps .3, slot 0 is free and takes .4.
-        let b = assign(&a, &[item("127.0.0.3"), item("127.0.0.4")], now, &want(true));
+        let b = assign(
+            &a,
+            &[item("127.0.0.3"), item("127.0.0.4")],
+            now,
+            &want(true),
+        );
         assert_eq!(
             addrs(&b),
-            [Some("127.0.0.4:80".into()), Some("127.0.0.3:80".into()), None]
+            [
+                Some("127.0.0.4:80".into()),
+                Some("127.0.0.3:80".into()),
+                None
+            ]
         );
     }
 
@@ -182,7 +204,10 @@ mod tests {
         w.obsolete = Duration::from_secs(5);
         let later = now + Duration::from_secs(1);
         assert_eq!(assign(&h, &[], later, &w)[0].addr, h[0].addr);
-        assert_eq!(assign(&h, &[], now + Duration::from_secs(6), &w)[0].addr, None);
+        assert_eq!(
+            assign(&h, &[], now + Duration::from_secs(6), &w)[0].addr,
+            None
+        );
     }
 
     #[test]
@@ -194,7 +219,12 @@ mod tests {
             seen: now,
         }];
         // Still answered: kept even if not first.
-        let a = assign(&h, &[item("127.0.0.5"), item("127.0.0.2")], now, &want(false));
+        let a = assign(
+            &h,
+            &[item("127.0.0.5"), item("127.0.0.2")],
+            now,
+            &want(false),
+        );
         assert_eq!(a[0].addr, h[0].addr);
         let a = assign(&h, &[item("::1"), item("127.0.0.5")], now, &want(false));
         assert_eq!(a[0].addr, Some("127.0.0.5:80".parse().unwrap()));

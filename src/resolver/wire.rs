@@ -11,6 +11,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::config::dns::Resolvers;
+use crate::control::NsCounters;
 
 /// One usable answer: an address, and for SRV records its port and weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,26 +44,6 @@ impl Outcome {
             Outcome::Other => "other",
         }
     }
-}
-
-/// Counters of one nameserver (`show resolvers`).
-#[derive(Debug, Clone, Default)]
-pub struct NsCounters {
-    pub sent: u64,
-    pub snd_error: u64,
-    pub valid: u64,
-    pub update: u64,
-    pub cname: u64,
-    pub cname_error: u64,
-    pub any_err: u64,
-    pub nx: u64,
-    pub timeout: u64,
-    pub refused: u64,
-    pub other: u64,
-    pub invalid: u64,
-    pub too_big: u64,
-    pub truncated: u64,
-    pub outdated: u64,
 }
 
 /// Asks `name` of type `qtype`; counts into `counters` (one per nameserver).

@@ -107,8 +107,9 @@ impl TestBackend {
     /// A records carry no port: the servers they name share the config's).
     pub fn start_on_one_port(names: &[&str], ips: &[&str]) -> Vec<TestBackend> {
         for _ in 0..50 {
-            let first = TestBackend::try_start_at(names[0], SocketAddr::new(ips[0].parse().unwrap(), 0))
-                .expect("bind the first backend");
+            let first =
+                TestBackend::try_start_at(names[0], SocketAddr::new(ips[0].parse().unwrap(), 0))
+                    .expect("bind the first backend");
             let port = first.addr().port();
             let mut out = vec![first];
             for (n, ip) in names.iter().zip(ips).skip(1) {

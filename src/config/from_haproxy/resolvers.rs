@@ -63,7 +63,10 @@ impl Mapper<'_> {
                 if r.nameservers.iter().any(|(n, _)| n == ns) {
                     return self.err(
                         l.line,
-                        format!("nameserver '{ns}' is declared twice in resolvers '{}'", r.name),
+                        format!(
+                            "nameserver '{ns}' is declared twice in resolvers '{}'",
+                            r.name
+                        ),
                     );
                 }
                 // `udp@` is the default; `tcp@` would need a stream to each nameserver.
@@ -152,7 +155,10 @@ impl Mapper<'_> {
             }
             other => self.err(
                 l.line,
-                format!("unknown keyword '{other}' in 'resolvers' section '{}'", r.name),
+                format!(
+                    "unknown keyword '{other}' in 'resolvers' section '{}'",
+                    r.name
+                ),
             ),
         }
     }
@@ -187,7 +193,10 @@ impl Mapper<'_> {
                     }
                 }
                 if nets.is_empty() {
-                    self.err(l.line, "'resolve-net' expects a comma-separated list of networks");
+                    self.err(
+                        l.line,
+                        "'resolve-net' expects a comma-separated list of networks",
+                    );
                 }
                 s.nets = nets;
             }
@@ -211,7 +220,10 @@ impl Mapper<'_> {
                     });
                 }
                 if methods.is_empty() {
-                    self.err(l.line, "'init-addr' expects a comma-separated list of methods");
+                    self.err(
+                        l.line,
+                        "'init-addr' expects a comma-separated list of methods",
+                    );
                 }
                 s.init_addr = Some(methods);
             }
@@ -267,7 +279,9 @@ fn parse_nameserver(text: &str) -> Option<SocketAddr> {
         return Some(a);
     }
     // HAProxy's default port is 53.
-    text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
+    text.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 53))
 }
 
 fn parse_net(text: &str) -> Option<(IpAddr, u8)> {
@@ -299,7 +313,10 @@ impl Mapper<'_> {
             return Some((a, None, false));
         }
         let Some((host, port)) = with_port.rsplit_once(':') else {
-            self.err(l.line, format!("server '{name}': invalid address '{with_port}'"));
+            self.err(
+                l.line,
+                format!("server '{name}': invalid address '{with_port}'"),
+            );
             return None;
         };
         let port = port.parse::<u16>().unwrap_or(0);
@@ -374,7 +391,9 @@ impl Mapper<'_> {
         }
         self.err(
             l.line,
-            format!("server '{name}': could not resolve address '{host}' (init-addr methods exhausted)"),
+            format!(
+                "server '{name}': could not resolve address '{host}' (init-addr methods exhausted)"
+            ),
         );
         None
     }
