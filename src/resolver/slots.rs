@@ -34,7 +34,7 @@ pub struct Want<'a> {
 
 /// HAProxy's mapping of an SRV weight (0-65535) onto a server weight (0-256).
 pub fn srv_weight(w: u16) -> u32 {
-    (u32::from(w) + 255) / 256
+    u32::from(w).div_ceil(256)
 }
 
 /// The slots after a valid answer `items` at `now`.

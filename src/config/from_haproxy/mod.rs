@@ -129,7 +129,7 @@ fn names_of(doc: &Document) -> Names {
                 .iter()
                 .flat_map(|l| match l.keyword() {
                     "server" => l.args().first().cloned().into_iter().collect(),
-                    "server-template" => resolvers::template_names(&l.args()),
+                    "server-template" => resolvers::template_names(l.args()),
                     _ => Vec::new(),
                 })
                 .collect();
