@@ -1,7 +1,7 @@
 //! DNS service discovery in the model: haproxy.cfg `resolvers` sections (where to ask,
 //! how long to trust an answer) and what a server asks them (`resolvers`,
 //! `resolve-prefer`, `resolve-net`, `init-addr`, `server-template`). The resolver
-//! thread (`crate::resolver`) reads these; the data path never does.
+//! thread (src/resolver/) reads these; the data path never does.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
