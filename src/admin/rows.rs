@@ -291,7 +291,7 @@ fn frontend_row(st: &Stats, fi: usize, stopping: bool) -> Row {
 
 /// Whether a server takes traffic now (up, ready, weight above zero).
 fn usable(h: Option<&CheckView>, o: Option<&Operator>, weight: u32) -> bool {
-    h.is_none_or(|h| h.up && !h.no_addr)
+    h.is_none_or(|h| h.up && !h.nolb && !h.no_addr)
         && o.is_none_or(|o| o.admin == AdminState::Ready)
         && weight > 0
 }

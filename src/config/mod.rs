@@ -146,6 +146,9 @@ pub enum CheckKind {
         path: String,
         host: Option<String>,
         expect: StatusMatch,
+        /// `http-check disable-on-404`: a 404 from a running server puts it in NOLB
+        /// (no new load-balanced traffic, persistence still honoured).
+        disable_on_404: bool,
     },
     /// A `tcp-check` rule sequence (`option tcp-check`, `redis-check`, ...).
     TcpCheck(Arc<tcpcheck::TcpCheck>),

@@ -483,6 +483,11 @@ impl<S: Stream> Conn<S> {
         true
     }
 
+    /// The request's client: the socket's peer, or what `http-request set-src` said.
+    fn client_addr(&self) -> SocketAddr {
+        self.txn.src.unwrap_or(self.peer)
+    }
+
     /// Accounts the finished request: the counters its rules track, the shard's
     /// counters and histograms, the log line.
     fn account(&mut self) {
@@ -500,7 +505,7 @@ impl<S: Stream> Conn<S> {
         self.rec.account(
             &self.shard,
             self.frontend,
-            (self.peer, self.local),
+            (self.client_addr(), self.local),
             &self.reqline,
             &self.txn,
         );
@@ -583,7 +588,7 @@ impl<S: Stream> Conn<S> {
             backend,
             req.hash,
             req.stick,
-            (self.peer, self.local),
+            (self.client_addr(), self.local),
             start,
         );
         dispatch.host_sni(req.sni_host.as_deref());

@@ -174,6 +174,8 @@ pub fn request_phase(
     if fe.unique_id_format.is_some() {
         unique_id(fe, &site, txn, out);
     }
+    // `set-src` changed the client X-Forwarded-For names.
+    let client = txn.src.map_or(client, |a| a.ip());
     forward_for(shard, fe, backend, client, out);
     Ok(Routed {
         backend,

@@ -96,7 +96,7 @@ impl<S: Stream> Conn<S> {
                         }
                         // Captures, tcp-request content and http-request rules,
                         // use_backend, the backend's rules, use-server, XFF.
-                        let routed = match phases::request_phase(
+                        let phase = phases::request_phase(
                             &self.shard,
                             self.frontend,
                             self.peer,
@@ -104,7 +104,10 @@ impl<S: Stream> Conn<S> {
                             &mut self.txn,
                             &mut self.out,
                             &r,
-                        ) {
+                        );
+                        // `http-request set-src`: this request's client (hash, log).
+                        let client = self.txn.src.map_or(client, |a| a.ip());
+                        let routed = match phase {
                             Ok(routed) => routed,
                             Err(e) => {
                                 self.rec.backend = None;
@@ -148,7 +151,7 @@ impl<S: Stream> Conn<S> {
                                     key,
                                     *function,
                                     crate::rules::Head::new(&self.out),
-                                    self.peer.ip(),
+                                    client,
                                 ),
                                 _ => None,
                             });

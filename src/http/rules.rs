@@ -199,6 +199,18 @@ fn apply(
                 store_var(txn, target, &v, &w.s.cur);
             }
         }
+        HttpAction::SetSrc(expr) => {
+            let ip = {
+                let ctx = site.ctx(txn, Some(head), dir);
+                let port = ctx.src.port();
+                expr.eval(&ctx, &mut w.s)
+                    .and_then(|v| v.as_ip(&w.s.cur))
+                    .map(|ip| (ip, port))
+            };
+            if let Some((ip, port)) = ip {
+                txn.src = Some(std::net::SocketAddr::new(ip, port));
+            }
+        }
         HttpAction::SetVarFmt(target, fmt) => {
             value(fmt, site, txn, head, dir, w);
             let v = Smp::Str(crate::rules::Data::Buf);

@@ -38,6 +38,8 @@ pub struct ServerState {
     pub effective_weight: Cell<u32>,
     /// The health thread's verdict.
     pub up: Cell<bool>,
+    /// Up, but no new load-balanced traffic (`disable-on-404`, HAProxy's NOLB).
+    pub nolb: Cell<bool>,
     pub admin: Cell<AdminState>,
     /// When the server last came up, while its slow start runs.
     pub ramp_since: Cell<Option<Instant>>,
@@ -111,10 +113,11 @@ impl ServerState {
         }
     }
 
-    /// Probe up, operator ready, weight above zero.
+    /// Probe up (not NOLB), an address (DNS), operator ready, weight above zero.
     pub fn usable(&self) -> bool {
         self.up.get()
             && self.resolved.get()
+            && !self.nolb.get()
             && self.admin.get() == AdminState::Ready
             && self.effective_weight.get() > 0
     }
@@ -250,6 +253,7 @@ impl BackendState {
                 conf_weight: s.weight,
                 effective_weight: Cell::new(s.weight),
                 up: Cell::new(true),
+                nolb: Cell::new(false),
                 admin: Cell::new(if s.disabled {
                     AdminState::Maint
                 } else {

@@ -257,6 +257,7 @@ impl Upstreams {
                     continue;
                 };
                 s.up.set(os.up.get());
+                s.nolb.set(os.nolb.get());
                 s.admin.set(os.admin.get());
                 // The address DNS gave stays until the resolver says otherwise.
                 if s.dns && os.dns {
@@ -287,6 +288,8 @@ impl Upstreams {
             return;
         }
         s.up.set(up);
+        // A server that goes down leaves NOLB (HAProxy's STOPPING) with it.
+        s.nolb.set(false);
         if up {
             s.fail_streak.set(0);
             if !s.slowstart.is_zero() {
@@ -306,6 +309,17 @@ impl Upstreams {
             for b in be.servers.iter().filter(|b| b.backup) {
                 b.kill.fire(true);
             }
+        }
+    }
+
+    /// Applies the health thread's NOLB verdict (`disable-on-404`).
+    pub fn set_nolb(&self, backend: usize, server: usize, nolb: bool) {
+        let be = &self.backends[backend];
+        let s = &be.servers[server];
+        if s.nolb.get() != nolb {
+            s.nolb.set(nolb);
+            self.sync_pool(s);
+            be.rebuild();
         }
     }
 

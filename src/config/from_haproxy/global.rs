@@ -197,7 +197,6 @@ impl Mapper<'_> {
             | "description"
             | "master-worker"
             | "spread-checks"
-            | "localpeer"
             | "h1-case-adjust"
             | "set-dumpable"
             | "strict-limits"
@@ -206,6 +205,8 @@ impl Mapper<'_> {
             | "expose-experimental-directives"
             | "server-state-file"
             | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
+            // Read with the `peers` sections (which peer is this node).
+            "localpeer" => {}
             "external-check" => self.external_check = Some(l.line),
             "zero-warning" => self.zero_warning = Some(l.line),
             // ringlb spawns check programs whatever this says (HAProxy refuses to
@@ -389,7 +390,7 @@ impl Mapper<'_> {
 }
 
 /// The system's host name (`gethostname`), for `log-send-hostname` without a name.
-fn system_hostname() -> String {
+pub(super) fn system_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
     let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

@@ -13,6 +13,7 @@ mod cookie;
 mod errors;
 mod global;
 mod http_rules;
+mod peers;
 mod proxy;
 mod replies;
 mod resolvers;
@@ -160,6 +161,8 @@ struct Settings {
     hash_function: Option<crate::config::HashFunction>,
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
+    /// `http-check disable-on-404`, and its line.
+    disable_on_404: Option<usize>,
     /// `option tcp-check` or a protocol check, and the `tcp-check` lines.
     check_opt: tcpcheck::CheckOpt,
     tcp_rules: tcpcheck::TcpRules,
@@ -222,6 +225,8 @@ struct StatsSettings {
     realm: Option<String>,
     /// `stats admin if|unless COND`.
     admin: Option<Condition>,
+    /// `stats scope NAME|.`, in order, without repeats.
+    scope: Vec<String>,
 }
 
 impl Default for Settings {
@@ -240,6 +245,7 @@ impl Default for Settings {
             hash_function: None,
             httpchk: None,
             expect: StatusMatch::Default,
+            disable_on_404: None,
             check_opt: Default::default(),
             tcp_rules: Default::default(),
             ext_command: None,
@@ -428,6 +434,7 @@ impl<'e> Mapper<'e> {
         self.http_errors_sections(doc);
         self.userlist_sections(doc);
         self.resolvers_sections(doc);
+        self.peers_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -450,7 +457,10 @@ impl<'e> Mapper<'e> {
                 }
                 // Read beforehand.
                 SectionKind::Other(kw)
-                    if kw == "http-errors" || kw == "userlist" || kw == "resolvers" => {}
+                    if kw == "http-errors"
+                        || kw == "userlist"
+                        || kw == "resolvers"
+                        || kw == "peers" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,

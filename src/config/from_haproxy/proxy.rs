@@ -539,12 +539,8 @@ impl Mapper<'_> {
                     [] => self.err(l.line, "'http-check expect' expects a match"),
                 }
             }
-            // Ignoring either would change what happens: a 404 would mark the server
-            // down rather than NOLB, and the server would not get its state header.
-            Some("disable-on-404") => self.err(
-                l.line,
-                "'http-check disable-on-404' is not supported yet (a 404 would mark the server down, not NOLB)",
-            ),
+            Some("disable-on-404") => s.disable_on_404 = Some(l.line),
+            // Ignoring it would change what the server sees: no state header.
             Some("send-state") => self.err(
                 l.line,
                 "'http-check send-state' is not supported yet (no X-Haproxy-Server-State header on checks)",

@@ -231,6 +231,7 @@ impl Validator {
                                 realm: "ringlb".into(),
                                 refresh: None,
                                 admin: None,
+                                scope: Vec::new(),
                             },
                         ),
                         (
