@@ -534,3 +534,58 @@ fn set_server_addr_under_load_moves_traffic_with_no_failed_request() {
     assert!(b2.requests() >= 100);
     assert_eq!(slots(&sock)["s1"].1, b2.addr().to_string());
 }
+
+/// A consistent-hash backend over a template: when one address goes, only the keys
+/// of its slot move; the keys of the other slots stay where they were.
+#[test]
+fn consistent_hash_moves_only_the_keys_of_the_emptied_slot() {
+    let bs = TestBackend::start_on_one_port(
+        &["b2", "b3", "b4"],
+        &["127.0.0.2", "127.0.0.3", "127.0.0.4"],
+    );
+    let port = bs[0].addr().port();
+    let dns = DnsServer::start();
+    dns.set("ring.test", &["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let body = format!(
+        "backend app\n    balance uri\n    hash-type consistent\n    server-template s 3 ring.test:{port} resolvers dns init-addr none resolve-prefer ipv4\n"
+    );
+    let lb = ringlb_cfg(&config(&sock, &dns, "", &body));
+    wait_for("three slots", WAIT, || {
+        slots(&sock).values().all(|v| v.0 == "no check")
+    });
+    let placement = || -> BTreeMap<String, String> {
+        (0..60)
+            .map(|k| {
+                let path = format!("/key{k}");
+                (path.clone(), backend_of(&http_get(lb.addr("web"), &path)))
+            })
+            .collect()
+    };
+    let before = placement();
+    assert_eq!(
+        before
+            .values()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3,
+        "{before:?}"
+    );
+    dns.set("ring.test", &["127.0.0.2", "127.0.0.3"]);
+    wait_for("b4's slot emptied", WAIT, || {
+        slots(&sock)
+            .values()
+            .filter(|v| v.0 == "MAINT (resolution)")
+            .count()
+            == 1
+    });
+    let after = placement();
+    for (k, was) in &before {
+        if was != "b4" {
+            assert_eq!(&after[k], was, "{k} moved though its server stayed");
+        } else {
+            assert_ne!(after[k], "b4");
+        }
+    }
+}

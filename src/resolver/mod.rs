@@ -17,6 +17,7 @@ pub use slots::{Held, Want};
 pub use wire::Outcome;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +31,9 @@ use crate::control::{HealthView, ShardLink, ToShard};
 
 pub struct Resolver {
     stop: Sender<()>,
+    /// Set when stopping: a resolution under way gives up before its next question
+    /// (a reload waits for this thread, whose messages name the old config's servers).
+    stopping: Arc<AtomicBool>,
     thread: JoinHandle<()>,
 }
 
@@ -53,13 +57,20 @@ impl Resolver {
             return Ok(None);
         }
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let flag = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("ringlb-dns".into())
-            .spawn(move || run(cfg, shards, view, counters, jobs, stop_rx))?;
-        Ok(Some(Resolver { stop, thread }))
+            .spawn(move || run(cfg, shards, view, counters, jobs, (stop_rx, flag)))?;
+        Ok(Some(Resolver {
+            stop,
+            stopping,
+            thread,
+        }))
     }
 
     pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
         let _ = self.stop.send(());
         let _ = self.thread.join();
     }
@@ -142,7 +153,7 @@ fn run(
     view: HealthView,
     counters: DnsCounters,
     mut jobs: Vec<Job>,
-    stop: Receiver<()>,
+    (stop, stopping): (Receiver<()>, Arc<AtomicBool>),
 ) {
     let mut local: Vec<Vec<NsCounters>> = cfg
         .resolvers
@@ -153,7 +164,10 @@ fn run(
         let now = Instant::now();
         for j in jobs.iter_mut().filter(|j| j.next <= now) {
             let r = &cfg.resolvers[j.resolvers];
-            let outcome = resolve(j, r, &mut local[j.resolvers]);
+            let outcome = resolve(j, r, &mut local[j.resolvers], &stopping);
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
             let now = Instant::now();
             let want = Want {
                 template: j.servers.len() > 1
@@ -241,17 +255,22 @@ fn run(
 
 /// One resolution: the preferred family first, then the other one when the first
 /// has no record (as HAProxy); SRV names ask SRV.
-fn resolve(j: &Job, r: &crate::config::dns::Resolvers, c: &mut [NsCounters]) -> Outcome {
+fn resolve(
+    j: &Job,
+    r: &crate::config::dns::Resolvers,
+    c: &mut [NsCounters],
+    stop: &AtomicBool,
+) -> Outcome {
     if j.srv {
-        return wire::ask(r, &j.fqdn, RecordType::SRV, c);
+        return wire::ask(r, &j.fqdn, RecordType::SRV, c, stop);
     }
     let (first, second) = match j.prefer {
         Family::V4 => (RecordType::A, RecordType::AAAA),
         Family::V6 => (RecordType::AAAA, RecordType::A),
     };
-    match wire::ask(r, &j.fqdn, first, c) {
+    match wire::ask(r, &j.fqdn, first, c, stop) {
         Outcome::Valid(items, ns) if !items.is_empty() => Outcome::Valid(items, ns),
-        Outcome::Valid(..) | Outcome::Nx => wire::ask(r, &j.fqdn, second, c),
+        Outcome::Valid(..) | Outcome::Nx => wire::ask(r, &j.fqdn, second, c, stop),
         o => o,
     }
 }

@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -46,13 +47,23 @@ impl Outcome {
     }
 }
 
-/// Asks `name` of type `qtype`; counts into `counters` (one per nameserver).
-pub fn ask(r: &Resolvers, name: &str, qtype: RecordType, counters: &mut [NsCounters]) -> Outcome {
+/// Asks `name` of type `qtype`; counts into `counters` (one per nameserver). Gives up
+/// (a timeout) before a question once `stop` is set.
+pub fn ask(
+    r: &Resolvers,
+    name: &str,
+    qtype: RecordType,
+    counters: &mut [NsCounters],
+    stop: &AtomicBool,
+) -> Outcome {
     let Ok(qname) = Name::from_ascii(fqdn(name)) else {
         return Outcome::Other;
     };
     let mut last = Outcome::Timeout;
     for attempt in 0..r.retries.max(1) as usize {
+        if stop.load(Ordering::SeqCst) {
+            return Outcome::Timeout;
+        }
         let n = attempt % r.nameservers.len().max(1);
         let Some((ns_name, ns)) = r.nameservers.get(n) else {
             return Outcome::Other;

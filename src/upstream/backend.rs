@@ -25,6 +25,9 @@ pub struct ServerState {
     /// and takes no request).
     pub addr: Cell<SocketAddr>,
     pub resolved: Cell<bool>,
+    /// Times the address changed: part of its connections' pool tag, so that one
+    /// opened to the old address and put back afterwards is never handed out again.
+    pub addr_gen: Cell<u32>,
     /// Its address comes from DNS (a reload carries the address DNS gave).
     pub dns: bool,
     /// The port is the client's destination port plus this (see `config::Server`).
@@ -246,6 +249,7 @@ impl BackendState {
                 id: s.id,
                 addr: Cell::new(s.addr),
                 resolved: Cell::new(!s.no_addr),
+                addr_gen: Cell::new(0),
                 dns: s.dns.is_some(),
                 port_offset: s.port_offset,
                 backup: s.backup,

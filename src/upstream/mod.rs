@@ -263,6 +263,7 @@ impl Upstreams {
                 if s.dns && os.dns {
                     s.addr.set(os.addr.get());
                     s.resolved.set(os.resolved.get());
+                    s.addr_gen.set(os.addr_gen.get());
                 }
                 s.fail_streak.set(os.fail_streak.get());
                 if os.weight.get() != os.conf_weight {
@@ -360,6 +361,7 @@ impl Upstreams {
         if let Some(a) = addr {
             if a != s.addr.get() {
                 s.addr.set(a);
+                s.addr_gen.set(s.addr_gen.get().wrapping_add(1));
                 // Connections to the old address must not serve the new one.
                 if let Some(pool) = s.pool.get() {
                     self.pools.close_pool(pool);
