@@ -365,17 +365,12 @@ impl Mapper<'_> {
                 InitAddr::Ip(ip) => return Some((SocketAddr::new(ip, port), dns, false)),
                 InitAddr::Libc if srv => {}
                 InitAddr::Libc => {
-                    let ips = self.libc(host);
-                    let mut ips: Vec<IpAddr> = ips
-                        .iter()
-                        .copied()
-                        .filter(|ip| ip.is_ipv4() == (prefer == Family::V4))
-                        .chain(
-                            ips.iter()
-                                .copied()
-                                .filter(|ip| ip.is_ipv4() != (prefer == Family::V4)),
-                        )
-                        .collect();
+                    let mut ips = self.libc(host);
+                    // The system's order, unless a family is asked for (or DNS will
+                    // follow the name, preferring its family).
+                    if params.prefer.is_some() || dns.is_some() {
+                        ips.sort_by_key(|ip| ip.is_ipv4() != (prefer == Family::V4));
+                    }
                     ips.dedup();
                     if ips.is_empty() {
                         continue;
