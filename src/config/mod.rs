@@ -38,7 +38,9 @@ pub use frontend::{
     Bind, BindRef, CaptureSlot, Captures, ForwardFor, Frontend, ListenOpts, Route, RouteTarget,
     TcpKeepalive,
 };
-pub use log::{syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_INFO};
+pub use log::{
+    syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_ERR, LOG_LEVEL_INFO,
+};
 pub use validate::from_toml_str;
 
 /// Which io driver a shard runs on.
@@ -338,6 +340,9 @@ pub struct UseServer {
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub name: String,
+    /// Its servers' state changes go to the log target too (`log global` or a target
+    /// in the backend, as HAProxy's `send_log` on the backend).
+    pub logs: bool,
     /// TCP keep-alive probes on server sockets (`option srvtcpka`).
     pub tcpka: Option<TcpKeepalive>,
     /// `disabled`: the backend is stopped; requests routed to it get a 503.

@@ -19,6 +19,11 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::config::{Config, HealthCheck};
 use crate::control::{CheckView, HealthReport, HealthView, ShardLink, ToShard};
 
+/// Syslog severities of server state changes, as HAProxy sends them.
+const LOG_EMERG: u8 = 0;
+const LOG_ALERT: u8 = 1;
+const LOG_NOTICE: u8 = 5;
+
 /// How often the health thread drains shard reports and ends passive cool-downs.
 const REPORT_TICK: Duration = Duration::from_millis(10);
 /// Without active checks, a server marked down by passive failures is tried again
@@ -38,12 +43,14 @@ pub struct Health {
 
 impl Health {
     /// Starts the thread. `reports` receives the shards' passive failure reports.
+    /// `log`: the log thread, which hears of server state changes too.
     pub fn spawn(
         cfg: Arc<Config>,
         shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
+        log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Health> {
-        Self::spawn_from(cfg, shards, reports, None)
+        Self::spawn_from(cfg, shards, reports, None, log)
     }
 
     /// Starts the thread; with `previous` (a reload), servers that existed before (same
@@ -53,6 +60,7 @@ impl Health {
         shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
         previous: Option<(&Config, &HealthView)>,
+        log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Health> {
         // The old view, locked once, and its backends by name (no quadratic search).
         let old = previous.map(|(c, v)| {
@@ -126,7 +134,7 @@ impl Health {
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
             match rt {
-                                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, stop_rx, shared))),
+                                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, stop_rx, shared, log))),
                 Err(e) => {
                     tracing::error!(error = %e, "health thread: cannot start its runtime; no health checks");
                     None
@@ -173,6 +181,8 @@ struct ServerHealth {
 
 struct State {
     cfg: Arc<Config>,
+    /// The log thread, for server state changes (`None`: no log target).
+    log: Option<Sender<Vec<u8>>>,
     servers: Vec<Vec<ServerHealth>>,
     shards: Vec<ShardLink>,
     view: HealthView,
@@ -244,23 +254,48 @@ impl State {
             .map(|d| format!(", check duration: {}ms", d.as_millis()))
             .unwrap_or_default();
         let kind = if b.servers[server].backup {
-            "Backup server"
+            "Backup Server"
         } else {
             "Server"
         };
         let name = format!("{}/{}", b.name, b.servers[server].name);
-        if up {
-            tracing::warn!(
-                "{kind} {name} is UP, reason: {reason}{took}. {active} active and {backup} backup servers online."
-            );
+        let on_backup = if active == 0 && backup > 0 {
+            " Running on backup."
         } else {
-            tracing::warn!(
-                "{kind} {name} is DOWN, reason: {reason}{took}. {active} active and {backup} backup servers left."
+            ""
+        };
+        if up {
+            let msg = format!(
+                "{kind} {name} is UP, reason: {reason}{took}. {active} active and {backup} backup servers online.{on_backup}"
             );
+            tracing::warn!("{msg}");
+            self.syslog(backend, LOG_NOTICE, &msg);
+        } else {
+            let msg = format!(
+                "{kind} {name} is DOWN, reason: {reason}{took}. {active} active and {backup} backup servers left.{on_backup}"
+            );
+            tracing::warn!("{msg}");
+            self.syslog(backend, LOG_ALERT, &msg);
             if active == 0 && backup == 0 {
-                tracing::error!("backend {} has no server available!", b.name);
+                let msg = format!("backend {} has no server available!", b.name);
+                tracing::error!("{msg}");
+                self.syslog(backend, LOG_EMERG, &msg);
             }
         }
+    }
+
+    /// Sends a server state change to the log target too, at HAProxy's severity, when
+    /// the backend logs (HAProxy's `send_log` on the backend).
+    fn syslog(&self, backend: usize, level: u8, msg: &str) {
+        let Some(tx) = &self.log else { return };
+        if !self.cfg.backends[backend].logs {
+            return;
+        }
+        let mut line = Vec::with_capacity(msg.len() + 2);
+        line.push(level);
+        line.extend_from_slice(msg.as_bytes());
+        line.push(b'\n');
+        let _ = tx.send(line);
     }
 
     /// The backend's servers taking load-balanced traffic: (active, backup).
@@ -306,16 +341,23 @@ impl State {
         let b = &self.cfg.backends[backend];
         let (active, backup) = self.online(backend);
         let kind = if b.servers[server].backup {
-            "Backup server"
+            "Backup Server"
         } else {
             "Server"
         };
         let name = format!("{}/{}", b.name, b.servers[server].name);
         let word = if nolb { "is stopping" } else { "is UP" };
-        tracing::warn!(
-            "{kind} {name} {word}, reason: {reason}, check duration: {}ms. {active} active and {backup} backup servers online.",
+        let on_backup = if active == 0 && backup > 0 {
+            " Running on backup."
+        } else {
+            ""
+        };
+        let msg = format!(
+            "{kind} {name} {word}, reason: {reason}, check duration: {}ms. {active} active and {backup} backup servers online.{on_backup}",
             took.as_millis()
         );
+        tracing::warn!("{msg}");
+        self.syslog(backend, LOG_NOTICE, &msg);
     }
 
     fn on_check(
@@ -472,6 +514,7 @@ async fn run(
     reports: Receiver<HealthReport>,
     stop: Receiver<()>,
     view: HealthView,
+    log: Option<Sender<Vec<u8>>>,
 ) -> Receiver<HealthReport> {
     let shard_count = shards.len();
     let start_up = view
@@ -514,6 +557,7 @@ async fn run(
         .collect();
     let state = Rc::new(RefCell::new(State {
         cfg: cfg.clone(),
+        log,
         servers,
         shards,
         view,

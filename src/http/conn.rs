@@ -126,6 +126,25 @@ pub(super) struct Conn<S> {
     pub(super) txn: Txn,
     /// What the current request's persistence cookie decided (for its response).
     pub(super) persist: super::cookie::Persist,
+    /// The connection began with the HTTP/2 preface: `serve` hands it over.
+    pub(super) h2_preface: bool,
+}
+
+/// The first line of the HTTP/2 connection preface (RFC 9113 §3.4), which httparse
+/// refuses (version 2.0).
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// A connection whose first bytes were the HTTP/2 preface, handed back by `serve` for
+/// the HTTP/2 path (HAProxy 2.6 serves a preface as HTTP/2 on every HTTP bind): its
+/// stream, the bytes read so far (from the preface on), and where it stands.
+pub struct H2Preface<S> {
+    pub shard: Rc<Shard>,
+    pub frontend: usize,
+    pub client: S,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub early: Vec<u8>,
+    pub txn: Txn,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -141,6 +160,9 @@ pub(super) struct Conn<S> {
 /// back: steady keep-alive traffic never leaves `run` (no allocation per request), and
 /// an idle connection costs its task (848 bytes) and little else: about 1 to 1.4 KiB
 /// of RSS each, measured with 8,000 (`benches/idle_memory.py`).
+///
+/// A plain TCP connection whose first bytes are the HTTP/2 preface ends here with
+/// `Some(H2Preface)`, for the caller to serve as HTTP/2 (`h2::serve_preface`).
 pub fn serve<S: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
@@ -149,7 +171,7 @@ pub fn serve<S: Stream>(
     local: SocketAddr,
     cbuf: Vec<u8>,
     txn: Txn,
-) -> impl std::future::Future<Output = ()> {
+) -> impl std::future::Future<Output = Option<H2Preface<S>>> {
     let cbuf = if cbuf.is_empty() {
         PooledBuf::none()
     } else {
@@ -178,6 +200,7 @@ pub fn serve<S: Stream>(
         drop_safe_reads: crate::io::reads_drop_safely(),
         persist: Default::default(),
         txn,
+        h2_preface: false,
     };
     conn.new_record();
     // An `async` block that uses what it captured in place: an `async fn` (or a `let`
@@ -192,7 +215,10 @@ pub fn serve<S: Stream>(
             }
             match Recycled::new(run(conn, &mut first, &mut arriving)).await {
                 Some(quiet) => conn = quiet,
-                None => return,
+                None => return None,
+            }
+            if conn.h2_preface {
+                return Some(conn.into_preface());
             }
         }
     }
@@ -213,6 +239,16 @@ async fn run<S: Stream>(
             conn.new_record();
         }
         let mut result = conn.exchange(*first).await;
+        // A client gone before its request was whole: the connection's first, or
+        // one of which some bytes came. HAProxy logs and counts it as a bad request
+        // (`CR`, 400, `<BADREQ>`); a keep-alive connection closed between requests
+        // is no request.
+        if matches!(result, Err(Stop::Close))
+            && !conn.rec.started
+            && (*first || conn.cpos < conn.cbuf.len())
+        {
+            conn.left_before_request();
+        }
         if matches!(result, Err(Stop::Idle)) {
             conn.release_buffers();
             return Some(conn);
@@ -225,13 +261,21 @@ async fn run<S: Stream>(
             conn.resumed = true;
             result = conn.exchange(*first).await;
         }
+        if *first
+            && matches!(result, Err(Stop::Reply(Reply::BadRequest)))
+            && conn.client.socket().is_some()
+            && conn.cbuf[conn.cpos..].starts_with(H2_PREFACE_LINE)
+        {
+            conn.h2_preface = true;
+            return Some(conn);
+        }
         if conn.rec.term.is_none() {
             conn.rec.term = Some(match &result {
                 Ok(_) | Err(Stop::Tunnel(..)) => Term::NORMAL,
+                Err(Stop::Answer { .. }) if conn.rec.intercepted => Term::LOCAL_REQUEST,
+                Err(Stop::Service { .. }) => Term::LOCAL_REQUEST,
                 Err(Stop::Close) | Err(Stop::Newer) | Err(Stop::Idle) => Term::CLIENT_ABORT,
-                Err(Stop::Reset) | Err(Stop::Answer { .. }) | Err(Stop::Service { .. }) => {
-                    Term::PROXY_REQUEST
-                }
+                Err(Stop::Reset) | Err(Stop::Answer { .. }) => Term::PROXY_REQUEST,
                 Err(Stop::Tarpit(_)) => Term::PROXY_TARPIT,
                 Err(Stop::Reply(r)) => r.term(),
                 Err(Stop::ErrorPage { .. }) => Term::SERVER_CONNECT,
@@ -282,7 +326,10 @@ async fn run<S: Stream>(
                 conn.shard.stats.capture(conn.frontend, conn.peer, bytes);
             }
         }
-        conn.account();
+        // An admin page is accounted once it answered (its status).
+        if !matches!(result, Err(Stop::Service { .. })) {
+            conn.account();
+        }
         drop(arriving.take());
         match result {
             Ok(true) => {
@@ -385,6 +432,12 @@ async fn run<S: Stream>(
                     admin: req.admin,
                 };
                 let response = service_response(&shard, &svc, req, authorized).await;
+                conn.rec.status = response
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                conn.rec.bytes_out += response.len() as u64;
+                conn.account();
                 conn.answer_and_close(response.into_bytes()).await;
                 return None;
             }
@@ -481,6 +534,16 @@ impl<S: Stream> Conn<S> {
         };
         phases::after_local(&site, &mut self.txn, &mut self.out, r.status());
         true
+    }
+
+    /// Records a client that left before its request was whole (see `run`).
+    fn left_before_request(&mut self) {
+        self.rec.started = true;
+        self.rec.status = 400;
+        self.rec.term = Some(Term::CLIENT_REQUEST);
+        self.rec.bytes_in = self.cbuf.len().saturating_sub(self.cpos) as u64;
+        self.reqline.clear();
+        Counters::inc(&self.shard.stats.frontends[self.frontend].ereq);
     }
 
     /// The request's client: the socket's peer, or what `http-request set-src` said.
@@ -688,6 +751,19 @@ impl<S: Stream> Conn<S> {
         Stop::ErrorPage {
             status: r.status(),
             next,
+        }
+    }
+
+    /// The connection as the HTTP/2 path takes it over (see `H2Preface`).
+    fn into_preface(self) -> H2Preface<S> {
+        H2Preface {
+            early: self.cbuf[self.cpos..].to_vec(),
+            shard: self.shard,
+            frontend: self.frontend,
+            client: self.client,
+            peer: self.peer,
+            local: self.local,
+            txn: self.txn,
         }
     }
 

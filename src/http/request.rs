@@ -111,6 +111,8 @@ impl<S: Stream> Conn<S> {
                             Ok(routed) => routed,
                             Err(e) => {
                                 self.rec.backend = None;
+                                // The request was whole: `%TR` is measured.
+                                self.rec.start = Some(Instant::now());
                                 // `stats admin if COND`, on the request as rewritten.
                                 let admin = match &e {
                                     Early::Service(Service::Stats { admin: Some(c), .. }) => {
@@ -381,6 +383,13 @@ pub(super) fn early_stop(
                 Framing::None => 0,
                 _ => return Stop::Reply(Reply::BadRequest),
             };
+            rec.started = true;
+            rec.bytes_in = r.head_len as u64;
+            rec.intercepted = true;
+            rec.applet = Some(match service {
+                Service::Prometheus => crate::record::Applet::Prometheus,
+                _ => crate::record::Applet::Stats,
+            });
             let ask = ServiceAsk {
                 method: r.method.to_string(),
                 target: r.target.to_string(),
@@ -397,9 +406,10 @@ pub(super) fn early_stop(
             hrules::connection_header(out, true, r.minor_version);
             Stop::Tarpit(status)
         }
-        Early::Answer(status) | Early::Monitor(status) => {
-            // A monitor answer is one the proxy intercepted, whatever its status.
-            rec.intercepted = matches!(e, Early::Monitor(_));
+        Early::Answer(status) | Early::Local(status) | Early::Monitor(status) => {
+            // A monitor answer, a `return` and a `redirect` are requests the proxy
+            // intercepted, whatever their status.
+            rec.intercepted = matches!(e, Early::Monitor(_) | Early::Local(_));
             // As HAProxy: the connection stays open for the next request when
             // this one has no body to skip.
             let fe = &shard.config.frontends[frontend];

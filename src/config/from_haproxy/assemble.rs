@@ -156,6 +156,7 @@ impl Mapper<'_> {
             };
             backends.push(Backend {
                 name: p.name.clone(),
+                logs: s.log,
                 tcpka: s.tcpka[1],
                 disabled: s.disabled,
                 balance,
@@ -325,13 +326,6 @@ impl Mapper<'_> {
                 .iter()
                 .map(|(b, ..)| self.load_bind_ssl(b))
                 .collect();
-            if mode == Mode::Http {
-                for (i, (b, ..)) in p.bind_opts.iter().enumerate() {
-                    if tls[i].as_ref().is_some_and(|t| t.offers_h2()) {
-                        self.warn(b.line, "'alpn h2': HTTP/2 is not served yet; ringlb offers the other protocols of the list (HTTP/1.1), which clients that offer both use");
-                    }
-                }
-            }
             for (i, (b, _, h2)) in p.bind_opts.iter().enumerate() {
                 if !*h2 {
                     continue;
@@ -388,6 +382,8 @@ impl Mapper<'_> {
                 }),
                 log_line: self.log_line(p, mode),
                 dont_log_null: p.settings.dont_log_null,
+                dont_log_normal: p.settings.dont_log_normal,
+                log_errors_as_err: p.settings.log_separate_errors,
                 http_request: {
                     let mut rules = p.http_request.clone();
                     rules.extend(p.redirects.iter().cloned());

@@ -87,6 +87,7 @@ impl Mapper<'_> {
         let mut raw = !matches!(sink, LogSink::Udp(_) | LogSink::Unix(_));
         let mut facility = None;
         let mut level = None;
+        let mut min_level = None;
         let mut i = 1;
         while i < a.len() {
             match a[i].as_str() {
@@ -109,9 +110,17 @@ impl Mapper<'_> {
                         return None;
                     }
                 },
-                // The minimum level only lowers the severity written in each line;
-                // access lines are `info`, above any minimum but `debug`.
-                _ => {}
+                v if min_level.is_none() => match crate::config::syslog_level(v) {
+                    Some(n) => min_level = Some(n),
+                    None => {
+                        self.err(l.line, format!("unknown log level '{v}'"));
+                        return None;
+                    }
+                },
+                other => {
+                    self.err(l.line, format!("'log': unexpected argument '{other}'"));
+                    return None;
+                }
             }
             i += 1;
         }
@@ -120,17 +129,12 @@ impl Mapper<'_> {
             return None;
         };
         let level = level.unwrap_or(7);
-        if level < crate::config::LOG_LEVEL_INFO {
-            self.warn(
-                l.line,
-                "this target's level is more severe than 'info': access log lines are not sent to it (as in HAProxy)",
-            );
-        }
         Some(LogTarget {
             sink,
             facility,
             raw,
             level,
+            min_level: min_level.unwrap_or(0),
             tag: "ringlb".into(),
             hostname: None,
         })

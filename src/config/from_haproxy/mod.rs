@@ -177,6 +177,8 @@ struct Settings {
     /// resolved).
     log_line: Option<(usize, String)>,
     dont_log_null: bool,
+    dont_log_normal: bool,
+    log_separate_errors: bool,
     stats: StatsSettings,
     close: Close,
     /// `cookie NAME ...`, `dynamic-cookie-key`, `option persist`.
@@ -255,6 +257,8 @@ impl Default for Settings {
             log_format: None,
             log_line: None,
             dont_log_null: false,
+            dont_log_normal: false,
+            log_separate_errors: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
             cookie: None,

@@ -407,7 +407,9 @@ impl Mapper<'_> {
                 s.log_format = (!negate).then_some(LogFormat::Tcp);
             }
             "dontlognull" => s.dont_log_null = !negate,
-            "log-health-checks" | "log-separate-errors" | "httpslog" | "dontlog-normal" => {
+            "dontlog-normal" => s.dont_log_normal = !negate,
+            "log-separate-errors" => s.log_separate_errors = !negate,
+            "log-health-checks" | "httpslog" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
             "tcpka" | "clitcpka" | "srvtcpka" => {

@@ -170,6 +170,8 @@ impl Validator {
                 }
             }
             out.push(Backend {
+                // The process's log target, when there is one, hears of every server.
+                logs: true,
                 error_pages: Default::default(),
                 tcpka: None,
                 disabled: false,
