@@ -27,6 +27,7 @@ pub mod pipe;
 pub mod proxy_protocol;
 pub mod record;
 mod reload;
+pub mod resolver;
 pub mod route_index;
 pub mod rules;
 pub mod runtime;
@@ -180,6 +181,9 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
         health.view.clone(),
     ));
+    if let Ok(mut d) = core.dns.lock() {
+        *d = health.dns.clone();
+    }
     let admin = admin::Admin::start(core).map_err(Error::Io)?;
     let (cluster_tx, cluster_rx) = crossbeam_channel::unbounded();
     let _ = admin.core.cluster.set(cluster_tx.clone());

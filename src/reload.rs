@@ -164,6 +164,9 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     .map_err(|e| vec![format!("health thread: {e}")])?;
     if let Some(a) = &running.admin {
         a.core.reload(new.clone(), health.view.clone());
+        if let Ok(mut d) = a.core.dns.lock() {
+            *d = health.dns.clone();
+        }
     }
     running.health = Some(health);
     // Every shard confirms before we say the reload is done.

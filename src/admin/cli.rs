@@ -179,7 +179,7 @@ const COMMANDS: &[Command] = &[
     Command {
         words: &["set", "server"],
         usage: "set server <bk>/<srv> [opts]",
-        help: "change a server's state or weight",
+        help: "change a server's state, weight or address",
         run: set_server,
     },
     Command {
@@ -275,6 +275,12 @@ const COMMANDS: &[Command] = &[
         usage: "show map [<map>]",
         help: "report available maps or dump a map's contents",
         run: |core, w| super::maps::show(core, w, true),
+    },
+    Command {
+        words: &["show", "resolvers"],
+        usage: "show resolvers [id]",
+        help: "dumps counters from all resolvers section and associated name servers",
+        run: super::dns::show_resolvers,
     },
     Command {
         words: &["show", "schema", "json"],
@@ -525,8 +531,11 @@ fn set_server(core: &Core, w: &[&str]) -> String {
             with_server(core, spec, |b, s| servers::set_weight(core, b, s, weight))
         }
         [_, "weight"] => "Require <weight>.\n".into(),
+        [spec, "addr", rest @ ..] => {
+            with_server(core, spec, |b, s| super::dns::set_addr(core, b, s, rest))
+        }
         [_, other, ..] => format!(
-            "'set server <srv>' only supports 'state' and 'weight' in ringlb (got '{other}').\n"
+            "'set server <srv>' only supports 'state', 'weight' and 'addr' in ringlb (got '{other}').\n"
         ),
         _ => "Require 'backend/server'.\n".into(),
     }

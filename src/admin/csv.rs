@@ -77,6 +77,10 @@ pub fn backend_mode(cfg: &Config, backend: usize) -> &'static str {
 /// The status column of a server, as HAProxy writes it.
 pub fn server_status(admin: AdminState, weight: u32, h: Option<&CheckView>) -> String {
     let up = h.is_none_or(|h| h.up);
+    // No address from DNS (yet): HAProxy's resolution maintenance, over any other.
+    if h.is_some_and(|h| h.no_addr) {
+        return "MAINT (resolution)".into();
+    }
     match admin {
         AdminState::Maint => return "MAINT".into(),
         AdminState::Drain if up => return "DRAIN".into(),

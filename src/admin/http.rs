@@ -126,7 +126,7 @@ fn stats_json(core: &Core) -> String {
                     let w = o.map_or(s.weight, |o| o.weight);
                     serde_json::json!({
                         "name": s.name,
-                        "addr": s.addr.to_string(),
+                        "addr": h.map_or(s.addr, |h| h.addr).to_string(),
                         "status": csv::server_status(admin, w, h),
                         "weight": w,
                         "backup": s.backup,

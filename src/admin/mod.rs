@@ -5,6 +5,7 @@
 
 mod cli;
 mod csv;
+mod dns;
 mod fields;
 mod http;
 mod info;

@@ -291,7 +291,7 @@ fn frontend_row(st: &Stats, fi: usize, stopping: bool) -> Row {
 
 /// Whether a server takes traffic now (up, ready, weight above zero).
 fn usable(h: Option<&CheckView>, o: Option<&Operator>, weight: u32) -> bool {
-    h.is_none_or(|h| h.up && !h.nolb)
+    h.is_none_or(|h| h.up && !h.nolb && !h.no_addr)
         && o.is_none_or(|o| o.admin == AdminState::Ready)
         && weight > 0
 }
@@ -305,6 +305,8 @@ fn server_row(st: &Stats, bi: usize, si: usize) -> Row {
     let o = st.op.get(bi).and_then(|v| v.get(si));
     let admin = o.map_or(AdminState::Ready, |o| o.admin);
     let weight = o.map_or(s.weight, |o| o.weight);
+    // An SRV answer's weight is the server's, as HAProxy applies it.
+    let weight = h.and_then(|h| h.dns_weight).unwrap_or(weight);
     let mode = backend_mode(cfg, bi);
     let http = mode == "http";
     let mut r = Row::new(Obj::Server, proxy_id(cfg, false, bi), si + 1);
@@ -338,7 +340,12 @@ fn server_row(st: &Stats, bi: usize, si: usize) -> Row {
     if http {
         r.set("req_tot", t.hrsp.iter().sum::<u64>());
     }
-    r.set("addr", s.addr.to_string());
+    // Where DNS put it; nothing while it has no address.
+    match h {
+        Some(h) if h.no_addr => {}
+        Some(h) => r.set("addr", h.addr.to_string()),
+        None => r.set("addr", s.addr.to_string()),
+    }
     r.set("mode", mode);
     r.set("eint", 0u64);
     let idle =

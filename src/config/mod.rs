@@ -6,6 +6,7 @@ mod admin;
 mod cluster;
 pub mod compression;
 pub mod cookie;
+pub mod dns;
 mod duration;
 pub mod error_pages;
 pub mod fd_budget;
@@ -238,6 +239,8 @@ pub struct Config {
     pub tables: Vec<TableSpec>,
     /// Map and pattern files and ACL patterns, numbered as the runtime API names them.
     pub patterns: crate::rules::map::PatRefs,
+    /// haproxy.cfg `resolvers` sections (servers name them by index).
+    pub resolvers: Vec<dns::Resolvers>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,6 +437,11 @@ pub struct Server {
     /// Passive health: what consecutive failed requests do to the server (`observe`,
     /// `error-limit`, `on-error`); `None`: nothing, as HAProxy without `observe`.
     pub passive: Option<Passive>,
+    /// Its address comes from DNS (`resolvers`, `server-template`).
+    pub dns: Option<dns::ServerDns>,
+    /// No address at load (`init-addr none`, an empty template slot): in
+    /// maintenance until DNS gives one (`addr` holds only the port).
+    pub no_addr: bool,
 }
 
 /// HAProxy's `observe layer4|layer7` with `error-limit N` and `on-error MODE`.

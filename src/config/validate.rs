@@ -358,6 +358,7 @@ impl Validator {
             cluster: self.cluster(&raw.cluster),
             vars: Default::default(),
             tables: Vec::new(),
+            resolvers: Vec::new(),
             frontends,
             backends,
         }

@@ -42,6 +42,8 @@ pub struct Core {
     pub certs: Mutex<super::Certs>,
     /// The session-ticket keys every node shares, once the cluster thread read them.
     pub shared_tickets: Mutex<Option<Arc<str>>>,
+    /// The resolver thread's counters (`show resolvers`), replaced by a reload.
+    pub dns: Mutex<super::DnsCounters>,
     /// Maps and ACL patterns changed at run time (`add map`, ...).
     pub patterns: Mutex<super::maps::PatState>,
 }
@@ -69,6 +71,7 @@ impl Core {
         Core {
             certs: Mutex::new(super::Certs::new(&cfg)),
             patterns: Mutex::default(),
+            dns: Mutex::default(),
             shared_tickets: Mutex::new(None),
             cfg: std::sync::RwLock::new(cfg),
             shards,
@@ -368,6 +371,21 @@ impl Core {
                     server,
                     maxconn: o.maxconn,
                 });
+                // Where DNS put it, if it did.
+                let dns = cfg
+                    .backends
+                    .get(backend)
+                    .and_then(|b| b.servers.get(server));
+                if let (Some(s), Some(v)) = (dns, health.get(backend).and_then(|b| b.get(server))) {
+                    if s.dns.is_some() || s.no_addr {
+                        out.push(ToShard::SetAddr {
+                            backend,
+                            server,
+                            addr: (!v.no_addr).then_some(v.addr),
+                            weight: v.dns_weight,
+                        });
+                    }
+                }
             }
         }
         out

@@ -13,7 +13,7 @@ pub use self::core::{Core, Gathered, Operator, ServerState};
 pub use certs::Certs;
 pub use link::{link, Inbox, ShardLink, ShardLinks};
 pub use maps::{Changed, PatState};
-pub use view::{BackendFlips, CheckView, HealthView};
+pub use view::{BackendFlips, CheckView, DnsCounters, HealthView, NsCounters};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,14 @@ pub enum ToShard {
         backend: usize,
         server: usize,
         weight: u32,
+    },
+    /// DNS gave a server a new address (`None`: none, so it is in maintenance until
+    /// one comes), and for an SRV answer its weight.
+    SetAddr {
+        backend: usize,
+        server: usize,
+        addr: Option<std::net::SocketAddr>,
+        weight: Option<u32>,
     },
     /// The operator set a server's maxconn (`None` = unlimited).
     SetMaxconn {

@@ -38,6 +38,12 @@ pub struct CheckView {
     pub backend: BackendFlips,
     pub rise: u32,
     pub fall: u32,
+    /// Where the server is now: its config address, or what DNS last gave (written
+    /// by the resolver thread); `no_addr`: none (HAProxy's MAINT (resolution)).
+    pub addr: std::net::SocketAddr,
+    pub no_addr: bool,
+    /// The weight an SRV answer gave.
+    pub dns_weight: Option<u32>,
 }
 
 /// A backend's state changes as the health thread sees them (no usable server: down).
@@ -64,3 +70,26 @@ impl BackendFlips {
         self.downtime + self.down_since.map_or(Duration::ZERO, |d| d.elapsed())
     }
 }
+
+/// Counters of one nameserver (`show resolvers`), written by the resolver thread.
+#[derive(Debug, Clone, Default)]
+pub struct NsCounters {
+    pub sent: u64,
+    pub snd_error: u64,
+    pub valid: u64,
+    pub update: u64,
+    pub cname: u64,
+    pub cname_error: u64,
+    pub any_err: u64,
+    pub nx: u64,
+    pub timeout: u64,
+    pub refused: u64,
+    pub other: u64,
+    pub invalid: u64,
+    pub too_big: u64,
+    pub truncated: u64,
+    pub outdated: u64,
+}
+
+/// Every nameserver's counters, per `resolvers` section.
+pub type DnsCounters = Arc<Mutex<Vec<Vec<NsCounters>>>>;

@@ -241,17 +241,19 @@ impl Dispatch {
     }
 
     /// The SNI tag of `server`'s connections for this request (0 unless its SNI comes
-    /// from the request).
+    /// from the request, the server takes the client's port, or DNS moved it).
     #[inline]
     fn tag(&self, server: u32) -> u64 {
+        let s = &self.shard.upstreams.backends[self.backend].servers[server as usize];
         // A server without a port: its connections are told apart by the port they
         // went to (the client's destination port), so that none serves another port.
-        let mapped = match self.shard.upstreams.backends[self.backend].servers[server as usize]
-            .port_offset
-        {
+        let mapped = match s.port_offset {
             Some(_) => (u64::from(self.client.1.port()) << 48) | (1 << 47),
             None => 0,
         };
+        // A connection opened before the server moved (DNS, `set server addr`) and
+        // pooled after it goes to the old address: it never matches again.
+        let mapped = mapped ^ (u64::from(s.addr_gen.get() & 0x7fff) << 32);
         if self.sni_host.is_none() && self.sni_client.is_none() {
             return mapped;
         }

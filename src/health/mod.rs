@@ -32,6 +32,10 @@ pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(2);
 
 pub struct Health {
     stop: Sender<()>,
+    /// DNS service discovery, when some server asks for it.
+    resolver: Option<crate::resolver::Resolver>,
+    /// Its nameservers' counters (`show resolvers`).
+    pub dns: crate::resolver::DnsCounters,
     thread: JoinHandle<Option<Receiver<HealthReport>>>,
     /// What the checks say, for `show stat` and the metrics.
     pub view: HealthView,
@@ -84,6 +88,13 @@ impl Health {
                         .map(|s| {
                             if let Some(mut c) = carried(&b.name, &s.name) {
                                 c.checked = b.health.is_some() && s.check;
+                                // What DNS gave stays (the resolver goes on from
+                                // there); a fixed address is the new config's.
+                                if s.dns.is_none() {
+                                    c.addr = s.addr;
+                                    c.no_addr = s.no_addr;
+                                    c.dns_weight = None;
+                                }
                                 c.rise = rise;
                                 c.fall = fall;
                                 return c;
@@ -106,6 +117,9 @@ impl Health {
                                 rise,
                                 fall,
                                 backend: crate::control::BackendFlips::new(now),
+                                addr: s.addr,
+                                no_addr: s.no_addr,
+                                dns_weight: None,
                             }
                         })
                         .collect()
@@ -115,6 +129,8 @@ impl Health {
         // The old view's lock goes now.
         drop(old);
         let shared = view.clone();
+        let cfg_for_dns = cfg.clone();
+        let dns_shards = shards.clone();
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
             match rt {
@@ -125,11 +141,23 @@ impl Health {
                 }
             }
         })?;
-        Ok(Health { stop, thread, view })
+        let dns = crate::resolver::DnsCounters::default();
+        let resolver =
+            crate::resolver::Resolver::spawn(cfg_for_dns, dns_shards, view.clone(), dns.clone())?;
+        Ok(Health {
+            stop,
+            resolver,
+            dns,
+            thread,
+            view,
+        })
     }
 
     /// Stops the thread; gives back the reports channel (for the next one, on reload).
     pub fn stop(self) -> Option<Receiver<HealthReport>> {
+        if let Some(r) = self.resolver {
+            r.stop();
+        }
         let _ = self.stop.send(());
         self.thread.join().ok().flatten()
     }
@@ -706,12 +734,35 @@ async fn check_loop(
     state: Rc<RefCell<State>>,
     (backend, server): (usize, usize),
     check: HealthCheck,
-    how: How,
+    mut how: How,
     first: Duration,
 ) {
     monoio::time::sleep(first).await;
+    let dns = {
+        let st = state.borrow();
+        let s = &st.cfg.backends[backend].servers[server];
+        s.dns.is_some() || s.no_addr
+    };
     loop {
         let start = Instant::now();
+        // A server DNS moves is checked where it is now; one without an address is
+        // not checked (it is in maintenance).
+        if dns {
+            let now = state.borrow().view.lock().ok().and_then(|v| {
+                v.get(backend)?
+                    .get(server)
+                    .map(|c| (!c.no_addr).then_some(c.addr))
+            });
+            match (now.flatten(), &mut how) {
+                (None, _) => {
+                    monoio::time::sleep(check.interval).await;
+                    continue;
+                }
+                (Some(a), How::Probe(addr, ..)) => *addr = probe::check_addr(a, &check),
+                (Some(a), How::TcpCheck(_, t)) => t.server = a,
+                (Some(_), How::External(_)) => {}
+            }
+        }
         let outcome = match &how {
             How::Probe(addr, proxy, tls) => probe::probe(*addr, &check, *proxy, tls.as_ref()).await,
             How::TcpCheck(p, t) => tcpcheck::run(p, t, check.timeout).await,

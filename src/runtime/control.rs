@@ -415,6 +415,12 @@ fn apply(shard: &Shard, msg: ToShard) {
             server,
             maxconn,
         } => up.set_maxconn(backend, server, maxconn),
+        ToShard::SetAddr {
+            backend,
+            server,
+            addr,
+            weight,
+        } => up.set_addr(backend, server, addr, weight),
         ToShard::Sticks(recs) => shard.cluster.apply_sticks(&shard.config, &recs),
         ToShard::Rates(counts) => shard.cluster.apply_rates(&shard.config, &counts),
         ToShard::ClearCounters { all } => shard.stats.clear(all),

@@ -21,7 +21,15 @@ pub struct ServerState {
     pub name: String,
     /// HAProxy's server id (places it on a consistent-hash ring).
     pub id: u32,
-    pub addr: SocketAddr,
+    /// Where it is now: DNS may move it (`resolved` false: it has no address yet,
+    /// and takes no request).
+    pub addr: Cell<SocketAddr>,
+    pub resolved: Cell<bool>,
+    /// Times the address changed: part of its connections' pool tag, so that one
+    /// opened to the old address and put back afterwards is never handed out again.
+    pub addr_gen: Cell<u32>,
+    /// Its address comes from DNS (a reload carries the address DNS gave).
+    pub dns: bool,
     /// The port is the client's destination port plus this (see `config::Server`).
     pub port_offset: Option<i32>,
     pub backup: bool,
@@ -99,18 +107,19 @@ impl ServerState {
     /// The address to connect to for a client that connected to `local`.
     pub fn addr_for(&self, local: SocketAddr) -> SocketAddr {
         match self.port_offset {
-            None => self.addr,
+            None => self.addr.get(),
             Some(off) => {
-                let mut a = self.addr;
+                let mut a = self.addr.get();
                 a.set_port((i32::from(local.port()) + off).clamp(0, 65535) as u16);
                 a
             }
         }
     }
 
-    /// Probe up (not NOLB), operator ready, weight above zero.
+    /// Probe up (not NOLB), an address (DNS), operator ready, weight above zero.
     pub fn usable(&self) -> bool {
         self.up.get()
+            && self.resolved.get()
             && !self.nolb.get()
             && self.admin.get() == AdminState::Ready
             && self.effective_weight.get() > 0
@@ -121,7 +130,7 @@ impl ServerState {
         PoolKey {
             backend: backend.to_string(),
             server: self.name.clone(),
-            addr: self.addr,
+            addr: self.addr.get(),
             send_proxy: self.send_proxy,
             tls: self
                 .tls
@@ -238,7 +247,10 @@ impl BackendState {
                 tls: None,
                 name: s.name.clone(),
                 id: s.id,
-                addr: s.addr,
+                addr: Cell::new(s.addr),
+                resolved: Cell::new(!s.no_addr),
+                addr_gen: Cell::new(0),
+                dns: s.dns.is_some(),
                 port_offset: s.port_offset,
                 backup: s.backup,
                 weight: Cell::new(s.weight),

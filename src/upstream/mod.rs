@@ -125,13 +125,13 @@ impl Upstreams {
             Some(_) => sni,
             None => None,
         };
-        let name = settings.server_name(sni, s.addr.ip());
+        let name = settings.server_name(sni, s.addr.get().ip());
         let deadline = monoio::time::Instant::now() + be.connect_timeout;
         // Boxed: a handshake's state is large and a new connection can afford it.
         match Box::pin(crate::tls::connect(tcp, t.config.clone(), name, deadline)).await {
             Ok(tls) => Ok(MaybeTls::Tls(Box::new(tls))),
             Err(e) => {
-                tracing::warn!(backend = %be.name, server = %s.name, addr = %s.addr, error = %e, "TLS handshake with the server failed");
+                tracing::warn!(backend = %be.name, server = %s.name, addr = %s.addr.get(), error = %e, "TLS handshake with the server failed");
                 Err(e)
             }
         }
@@ -259,6 +259,12 @@ impl Upstreams {
                 s.up.set(os.up.get());
                 s.nolb.set(os.nolb.get());
                 s.admin.set(os.admin.get());
+                // The address DNS gave stays until the resolver says otherwise.
+                if s.dns && os.dns {
+                    s.addr.set(os.addr.get());
+                    s.resolved.set(os.resolved.get());
+                    s.addr_gen.set(os.addr_gen.get());
+                }
                 s.fail_streak.set(os.fail_streak.get());
                 if os.weight.get() != os.conf_weight {
                     s.weight.set(os.weight.get());
@@ -339,6 +345,38 @@ impl Upstreams {
             self.sync_pool(s);
             be.rebuild();
         }
+    }
+
+    /// Applies DNS's word on a server: a new address (its idle connections to the old
+    /// one close), no address (out of service), an SRV weight.
+    pub fn set_addr(
+        &self,
+        backend: usize,
+        server: usize,
+        addr: Option<std::net::SocketAddr>,
+        weight: Option<u32>,
+    ) {
+        let be = &self.backends[backend];
+        let s = &be.servers[server];
+        if let Some(a) = addr {
+            if a != s.addr.get() {
+                s.addr.set(a);
+                s.addr_gen.set(s.addr_gen.get().wrapping_add(1));
+                // Connections to the old address must not serve the new one.
+                if let Some(pool) = s.pool.get() {
+                    self.pools.close_pool(pool);
+                }
+            }
+        }
+        s.resolved.set(addr.is_some());
+        if let Some(w) = weight {
+            s.weight.set(w);
+            if s.ramp_since.get().is_none() {
+                s.effective_weight.set(w);
+            }
+        }
+        self.sync_pool(s);
+        be.rebuild();
     }
 
     /// Applies an operator's maxconn change; this shard takes its share.

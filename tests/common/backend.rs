@@ -98,8 +98,39 @@ impl TestBackend {
         Self::spawn(name, Some(idle))
     }
 
+    /// A backend bound to `at` (another loopback address, a port already chosen).
+    pub fn try_start_at(name: &str, at: SocketAddr) -> std::io::Result<TestBackend> {
+        Ok(Self::spawn_on(name, None, TcpListener::bind(at)?))
+    }
+
+    /// Backends named `names` on the loopback addresses `ips`, all on one port (DNS
+    /// A records carry no port: the servers they name share the config's).
+    pub fn start_on_one_port(names: &[&str], ips: &[&str]) -> Vec<TestBackend> {
+        for _ in 0..50 {
+            let first =
+                TestBackend::try_start_at(names[0], SocketAddr::new(ips[0].parse().unwrap(), 0))
+                    .expect("bind the first backend");
+            let port = first.addr().port();
+            let mut out = vec![first];
+            for (n, ip) in names.iter().zip(ips).skip(1) {
+                match TestBackend::try_start_at(n, SocketAddr::new(ip.parse().unwrap(), port)) {
+                    Ok(b) => out.push(b),
+                    Err(_) => break,
+                }
+            }
+            if out.len() == names.len() {
+                return out;
+            }
+        }
+        panic!("no port free on every one of {ips:?}");
+    }
+
     fn spawn(name: &str, idle_close: Option<Duration>) -> TestBackend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind test backend");
+        Self::spawn_on(name, idle_close, listener)
+    }
+
+    fn spawn_on(name: &str, idle_close: Option<Duration>, listener: TcpListener) -> TestBackend {
         let addr = listener.local_addr().expect("backend local addr");
         let shared = Arc::new(Shared {
             name: name.to_string(),

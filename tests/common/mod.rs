@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod dns;
 pub mod faulty;
 pub mod haproxy;
 pub mod proc;

@@ -476,6 +476,7 @@ impl Mapper<'_> {
             backends,
             vars: std::mem::take(&mut self.vars),
             tables: self.table_specs(&proxies),
+            resolvers: std::mem::take(&mut self.resolvers),
         }
     }
 

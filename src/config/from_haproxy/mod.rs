@@ -16,6 +16,7 @@ mod http_rules;
 mod peers;
 mod proxy;
 mod replies;
+mod resolvers;
 mod rules;
 mod server;
 mod ssl;
@@ -104,6 +105,10 @@ struct Mapper<'e> {
     log_tag: Option<String>,
     log_hostname: Option<String>,
     insecure_fork: bool,
+    /// `resolvers` sections, read before any proxy.
+    resolvers: Vec<crate::config::dns::Resolvers>,
+    /// The system resolver's answers at load, by name.
+    libc_cache: HashMap<String, Vec<IpAddr>>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -123,8 +128,11 @@ fn names_of(doc: &Document) -> Names {
             let servers = sec
                 .lines
                 .iter()
-                .filter(|l| l.keyword() == "server")
-                .filter_map(|l| l.args().first().cloned())
+                .flat_map(|l| match l.keyword() {
+                    "server" => l.args().first().cloned().into_iter().collect(),
+                    "server-template" => resolvers::template_names(l.args()),
+                    _ => Vec::new(),
+                })
                 .collect();
             n.backends.push((name.clone(), servers));
         }
@@ -303,6 +311,11 @@ struct ServerParams {
     id: Option<u32>,
     /// `cookie VALUE`: the persistence cookie's value for this server.
     cookie: Option<String>,
+    /// `resolvers NAME`, `resolve-prefer`, `resolve-net`, `init-addr`.
+    resolvers: Option<String>,
+    prefer: Option<crate::config::dns::Family>,
+    nets: Vec<(IpAddr, u8)>,
+    init_addr: Option<Vec<crate::config::dns::InitAddr>>,
 }
 
 /// Where a `use_backend` rule sends a request.
@@ -329,6 +342,8 @@ struct Proxy {
     default_backend: Option<(usize, String)>,
     servers: Vec<(usize, Server, ServerParams)>,
     maxqueue: Option<usize>,
+    /// `server-template` lines so far (numbers each template's slots).
+    templates: u32,
     /// A `bind` line was seen (even one with errors).
     has_bind_line: bool,
     http_request: Vec<HttpRule>,
@@ -370,6 +385,8 @@ impl<'e> Mapper<'e> {
             log_tag: None,
             log_hostname: None,
             insecure_fork: false,
+            resolvers: Vec::new(),
+            libc_cache: HashMap::new(),
         }
     }
 
@@ -422,6 +439,7 @@ impl<'e> Mapper<'e> {
         let mut proxies: Vec<Proxy> = Vec::new();
         self.http_errors_sections(doc);
         self.userlist_sections(doc);
+        self.resolvers_sections(doc);
         self.peers_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
@@ -445,7 +463,10 @@ impl<'e> Mapper<'e> {
                 }
                 // Read beforehand.
                 SectionKind::Other(kw)
-                    if kw == "http-errors" || kw == "userlist" || kw == "peers" => {}
+                    if kw == "http-errors"
+                        || kw == "userlist"
+                        || kw == "resolvers"
+                        || kw == "peers" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,
@@ -500,6 +521,7 @@ impl Proxy {
             default_backend: None,
             servers: Vec::new(),
             maxqueue: None,
+            templates: 0,
             has_bind_line: false,
             http_request: Vec::new(),
             redirects: Vec::new(),

@@ -171,6 +171,7 @@ impl Mapper<'_> {
                 "'log-format-sd' ignored: ringlb writes RFC 3164 lines, which have no structured data",
             ),
             "server" if be && !is_defaults => self.server(l, p),
+            "server-template" if be && !is_defaults => self.server_template(l, p),
             "stick-table" if !is_defaults => self.stick_table(l, p),
             "stick" if be && !is_defaults => self.stick(l, p),
             "reqadd" | "reqrep" | "reqdel" | "reqirep" | "reqidel" | "reqdeny" | "reqallow"
@@ -203,7 +204,6 @@ impl Mapper<'_> {
             "filter"
             | "source"
             | "dispatch"
-            | "server-template"
             | "persist"
             | "force-persist"
             | "ignore-persist"
@@ -215,6 +215,7 @@ impl Mapper<'_> {
                         | "acl"
                         | "use_backend"
                         | "server"
+                        | "server-template"
                         | "http-request"
                         | "http-response"
                         | "http-after-response"
@@ -241,6 +242,7 @@ impl Mapper<'_> {
                 && matches!(
                     kw,
                     "server"
+                        | "server-template"
                         | "balance"
                         | "hash-type"
                         | "http-check"

@@ -8,6 +8,19 @@ impl Mapper<'_> {
         let (Some(name), Some(addr)) = (a.first(), a.get(1)) else {
             return self.err(l.line, "'server' expects a name and an address");
         };
+        self.add_server(l, p, name, addr, &a[2..], None);
+    }
+
+    /// One server (or one slot of template `template`) named `name` at `addr`.
+    pub(super) fn add_server(
+        &mut self,
+        l: &Line,
+        p: &mut Proxy,
+        name: &String,
+        addr: &String,
+        options: &[String],
+        template: Option<u32>,
+    ) {
         if p.servers.iter().any(|(_, s, _)| &s.name == name) {
             return self.err(
                 l.line,
@@ -15,7 +28,7 @@ impl Mapper<'_> {
             );
         }
         let mut params = p.settings.server.clone();
-        self.server_params(l, &a[2..], &mut params);
+        self.server_params(l, options, &mut params);
         if addr.contains('@') || addr.starts_with('/') {
             return self.err(l.line, format!("server '{name}': address '{addr}' is not supported (IP:PORT or host:PORT only)"));
         }
@@ -67,6 +80,10 @@ impl Mapper<'_> {
                 )
             }
         };
+        // An SRV name's answers give the port.
+        if addr.starts_with('_') && params.resolvers.is_some() {
+            port_offset = None;
+        }
         if port_offset.is_some() && params.check && params.port.is_none() {
             return self.err(
                 l.line,
@@ -76,9 +93,10 @@ impl Mapper<'_> {
                 ),
             );
         }
-        let addr = match resolve_addr(&with_port) {
-            Ok(a) => a,
-            Err(e) => return self.err(l.line, format!("server '{name}': {e}")),
+        let Some((addr, dns, no_addr)) =
+            self.server_addr(l, p, name, &with_port, &params, template)
+        else {
+            return;
         };
         if let Some(q) = params.maxqueue {
             p.maxqueue = Some(p.maxqueue.map_or(q, |m| m.max(q)));
@@ -109,6 +127,8 @@ impl Mapper<'_> {
                 limit: params.error_limit.unwrap_or(10),
                 on_error: params.on_error.unwrap_or(crate::config::OnError::FailCheck),
             }),
+            dns,
+            no_addr,
         };
         p.servers.push((l.line, server, params));
     }
@@ -139,6 +159,10 @@ impl Mapper<'_> {
         };
         while i < w.len() {
             if let Some(n) = self.server_ssl_option(l, &w[i..], &mut s.ssl) {
+                i += n;
+                continue;
+            }
+            if let Some(n) = self.server_dns_option(l, &w[i..], s) {
                 i += n;
                 continue;
             }
@@ -271,8 +295,7 @@ impl Mapper<'_> {
                     Some(c) => s.cookie = Some(c.clone()),
                     None => self.err(l.line, "'cookie' expects <value> as argument."),
                 },
-                "resolvers" | "init-addr" | "resolve-prefer" | "agent-port" | "agent-inter"
-                | "pool-max-conn" | "max-reuse" => {
+                "agent-port" | "agent-inter" | "pool-max-conn" | "max-reuse" => {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }
                 "send-proxy" => {

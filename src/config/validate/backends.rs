@@ -109,6 +109,8 @@ impl Validator {
                     check_addr: None,
                     shutdown_on_down: false,
                     shutdown_backups_on_up: false,
+                    dns: None,
+                    no_addr: false,
                     port_offset: None,
                     // Set below from the backend's `error_limit`.
                     passive: None,

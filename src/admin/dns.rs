@@ -1,0 +1,131 @@
+//! The runtime API's DNS commands: `set server B/S addr IP [port P]` (applied on every
+//! shard before the answer, in the words HAProxy 2.6 answers with) and `show resolvers
+//! [NAME]` (each nameserver's counters, as the resolver thread keeps them).
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use super::Core;
+use crate::control::ToShard;
+
+/// `set server B/S addr IP [port P]`.
+pub(super) fn set_addr(core: &Core, b: usize, s: usize, w: &[&str]) -> String {
+    let (ip, port) = match w {
+        [ip] => (*ip, None),
+        [ip, "port", p] => (*ip, Some(*p)),
+        _ => return "set server <b>/<s> addr requires an address and optionally a port.\n".into(),
+    };
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return format!("Invalid addr '{ip}' by 'stats socket command'\n");
+    };
+    // As HAProxy: a port that is not a number is reported, the address still changes.
+    let (port, bad_port) = match port.map(|p| (p, p.parse::<u16>())) {
+        None => (None, None),
+        Some((_, Ok(p))) => (Some(p), None),
+        Some((p, Err(_))) => (None, Some(p)),
+    };
+    let cfg = core.cfg();
+    let srv = &cfg.backends[b].servers[s];
+    if port.is_some() && srv.port_offset.is_some() {
+        return "The server has no port of its own (it takes the client's): ringlb cannot set one at run time yet.\n".into();
+    }
+    let health = core.health();
+    let old = match health.lock() {
+        Ok(v) => v
+            .get(b)
+            .and_then(|x| x.get(s))
+            .map(|c| ((!c.no_addr).then_some(c.addr), c.addr.port()))
+            .unwrap_or((Some(srv.addr), srv.addr.port())),
+        Err(_) => return "Internal error.\n".into(),
+    };
+    let new = SocketAddr::new(ip, port.unwrap_or(old.1));
+    if let Ok(mut v) = health.lock() {
+        if let Some(c) = v.get_mut(b).and_then(|x| x.get_mut(s)) {
+            if c.no_addr {
+                c.last_change = std::time::Instant::now();
+            }
+            c.addr = new;
+            c.no_addr = false;
+        }
+    }
+    if let Err(e) = core.apply_everywhere(|| ToShard::SetAddr {
+        backend: b,
+        server: s,
+        addr: Some(new),
+        weight: None,
+    }) {
+        return e;
+    }
+    let mut out = String::new();
+    match old.0.map(|a| a.ip()) {
+        Some(o) if o == ip => out.push_str("no need to change the addr"),
+        o => {
+            let o = o.map_or("(none)".to_string(), |o| o.to_string());
+            let _ = write!(out, "IP changed from '{o}' to '{ip}'");
+        }
+    }
+    if let Some(p) = bad_port {
+        let _ = write!(out, ", problem converting port '{p}' to an int");
+    } else if let Some(p) = port {
+        if p == old.1 {
+            out.push_str(", no need to change the port");
+        } else {
+            let _ = write!(out, ", port changed from '{}' to '{p}'", old.1);
+        }
+    }
+    out.push_str(" by 'stats socket command'");
+    tracing::warn!("{}/{}: {out}", cfg.backends[b].name, srv.name);
+    out.push('\n');
+    out
+}
+
+/// `show resolvers [NAME]`: every nameserver's counters.
+pub(super) fn show_resolvers(core: &Core, w: &[&str]) -> String {
+    let cfg = core.cfg();
+    if let Some(name) = w.first() {
+        if !cfg.resolvers.iter().any(|r| r.name == *name) {
+            return "Can't find that resolvers section\n".into();
+        }
+    }
+    let counters = core
+        .dns
+        .lock()
+        .ok()
+        .and_then(|d| d.lock().ok().map(|c| c.clone()))
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (ri, r) in cfg.resolvers.iter().enumerate() {
+        if w.first().is_some_and(|n| *n != r.name) {
+            continue;
+        }
+        let _ = writeln!(out, "Resolvers section {}", r.name);
+        for (ni, (name, _)) in r.nameservers.iter().enumerate() {
+            let c = counters
+                .get(ri)
+                .and_then(|v| v.get(ni))
+                .cloned()
+                .unwrap_or_default();
+            let _ = writeln!(out, " nameserver {name}:");
+            for (k, v) in [
+                ("sent", c.sent),
+                ("snd_error", c.snd_error),
+                ("valid", c.valid),
+                ("update", c.update),
+                ("cname", c.cname),
+                ("cname_error", c.cname_error),
+                ("any_err", c.any_err),
+                ("nx", c.nx),
+                ("timeout", c.timeout),
+                ("refused", c.refused),
+                ("other", c.other),
+                ("invalid", c.invalid),
+                ("too_big", c.too_big),
+                ("truncated", c.truncated),
+                ("outdated", c.outdated),
+            ] {
+                let _ = writeln!(out, "  {:<13}{v}", format!("{k}:"));
+            }
+        }
+    }
+    out
+}

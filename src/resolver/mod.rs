@@ -1,0 +1,354 @@
+//! The resolver thread: DNS service discovery off the shards. Every server whose
+//! address comes from DNS (`resolvers` on a server with a name, `server-template`)
+//! is asked about every `hold valid` (checked each `timeout resolve`); what the
+//! answers change (a server's address and port, an SRV weight, a template slot
+//! filled or emptied) goes to every shard over its control channel, like a health
+//! flip, and into the health view (`show stat`, health checks). Nothing on the
+//! request path waits for DNS: a shard keeps using the address it has until told.
+//!
+//! A blocking thread of its own with std sockets: a resolution is a handful of small
+//! datagrams every few seconds, and a slow nameserver must not stall health checks.
+
+mod slots;
+mod wire;
+
+pub use crate::control::{DnsCounters, NsCounters};
+pub use slots::{Held, Want};
+pub use wire::Outcome;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use hickory_proto::rr::RecordType;
+
+use crate::config::dns::Family;
+use crate::config::Config;
+use crate::control::{HealthView, ShardLink, ToShard};
+
+pub struct Resolver {
+    stop: Sender<()>,
+    /// Set when stopping: a resolution under way gives up before its next question
+    /// (a reload waits for this thread, whose messages name the old config's servers).
+    stopping: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Resolver {
+    /// Starts the thread when some server asks DNS; `None` when none does.
+    pub fn spawn(
+        cfg: Arc<Config>,
+        shards: Vec<ShardLink>,
+        view: HealthView,
+        counters: DnsCounters,
+    ) -> std::io::Result<Option<Resolver>> {
+        if let Ok(mut c) = counters.lock() {
+            *c = cfg
+                .resolvers
+                .iter()
+                .map(|r| vec![NsCounters::default(); r.nameservers.len()])
+                .collect();
+        }
+        let jobs = jobs(&cfg, &view);
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+        let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let flag = stopping.clone();
+        let thread = std::thread::Builder::new()
+            .name("ringlb-dns".into())
+            .spawn(move || run(cfg, shards, view, counters, jobs, (stop_rx, flag)))?;
+        Ok(Some(Resolver {
+            stop,
+            stopping,
+            thread,
+        }))
+    }
+
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// One name to follow: a server, or the slots of one `server-template`.
+struct Job {
+    resolvers: usize,
+    fqdn: String,
+    prefer: Family,
+    nets: Vec<(std::net::IpAddr, u8)>,
+    srv: bool,
+    backend: usize,
+    /// Server indices in the backend (one for a plain server).
+    servers: Vec<usize>,
+    /// The port a server has in the config (an SRV answer gives its own).
+    port: u16,
+    held: Vec<Held>,
+    next: Instant,
+    last_valid: Option<Instant>,
+}
+
+fn jobs(cfg: &Config, view: &HealthView) -> Vec<Job> {
+    let v = view.lock().ok();
+    let mut out: Vec<Job> = Vec::new();
+    let now = Instant::now();
+    for (bi, b) in cfg.backends.iter().enumerate() {
+        for (si, s) in b.servers.iter().enumerate() {
+            let Some(d) = &s.dns else { continue };
+            let c = v.as_ref().and_then(|v| v.get(bi)?.get(si).cloned());
+            let held = Held {
+                addr: match &c {
+                    Some(c) => (!c.no_addr).then_some(c.addr),
+                    None => (!s.no_addr).then_some(s.addr),
+                },
+                weight: c.as_ref().and_then(|c| c.dns_weight),
+                seen: now,
+            };
+            if let Some(j) = out.iter_mut().find(|j| {
+                d.template.is_some()
+                    && j.backend == bi
+                    && cfg.backends[bi].servers[j.servers[0]]
+                        .dns
+                        .as_ref()
+                        .and_then(|x| x.template)
+                        == d.template
+            }) {
+                j.servers.push(si);
+                j.held.push(held);
+                continue;
+            }
+            out.push(Job {
+                resolvers: d.resolvers,
+                fqdn: d.fqdn.clone(),
+                prefer: d.prefer,
+                nets: d.nets.clone(),
+                srv: d.srv(),
+                backend: bi,
+                servers: vec![si],
+                port: s.addr.port(),
+                held: vec![held],
+                next: now,
+                last_valid: None,
+            });
+        }
+    }
+    // Addresses held from the start (`init-addr`, a reload) count as a valid answer
+    // now: an error keeps them for its `hold`, as HAProxy's resolutions start valid.
+    for j in &mut out {
+        if j.held.iter().any(|h| h.addr.is_some()) {
+            j.last_valid = Some(now);
+        }
+    }
+    out
+}
+
+fn run(
+    cfg: Arc<Config>,
+    shards: Vec<ShardLink>,
+    view: HealthView,
+    counters: DnsCounters,
+    mut jobs: Vec<Job>,
+    (stop, stopping): (Receiver<()>, Arc<AtomicBool>),
+) {
+    let mut local: Vec<Vec<NsCounters>> = cfg
+        .resolvers
+        .iter()
+        .map(|r| vec![NsCounters::default(); r.nameservers.len()])
+        .collect();
+    loop {
+        let now = Instant::now();
+        for j in jobs.iter_mut().filter(|j| j.next <= now) {
+            let r = &cfg.resolvers[j.resolvers];
+            let outcome = resolve(j, r, &mut local[j.resolvers], &stopping);
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let now = Instant::now();
+            let want = Want {
+                template: j.servers.len() > 1
+                    || cfg.backends[j.backend].servers[j.servers[0]]
+                        .dns
+                        .as_ref()
+                        .is_some_and(|d| d.template.is_some()),
+                port: j.port,
+                prefer: j.prefer,
+                nets: &j.nets,
+                obsolete: r.hold.obsolete,
+            };
+            let (new, reason) = match &outcome {
+                Outcome::Valid(items, _) => {
+                    j.last_valid = Some(now);
+                    j.next = now + r.hold.valid.max(r.timeout_resolve);
+                    (slots::assign(&j.held, items, now, &want), "")
+                }
+                bad => {
+                    j.next = now + r.timeout_resolve;
+                    let hold = match bad {
+                        Outcome::Nx => r.hold.nx,
+                        Outcome::Refused => r.hold.refused,
+                        Outcome::Timeout => r.hold.timeout,
+                        _ => r.hold.other,
+                    };
+                    let expired = j.last_valid.is_none_or(|t| now >= t + hold);
+                    if expired {
+                        (slots::empty(&j.held), bad.word())
+                    } else {
+                        (j.held.clone(), "")
+                    }
+                }
+            };
+            let by = match &outcome {
+                Outcome::Valid(_, ns) if j.srv => {
+                    let _ = ns;
+                    "DNS additional record".to_string()
+                }
+                Outcome::Valid(_, ns) => format!("{}/{ns}", r.name),
+                _ => String::new(),
+            };
+            for (k, n) in new.iter().enumerate() {
+                let old = j.held[k];
+                if old.addr != n.addr || old.weight != n.weight {
+                    publish(
+                        &cfg,
+                        &shards,
+                        &view,
+                        (j.backend, j.servers[k]),
+                        &old,
+                        n,
+                        &by,
+                        reason,
+                        &j.fqdn,
+                    );
+                }
+            }
+            j.held = new;
+        }
+        if let Ok(mut c) = counters.lock() {
+            c.clone_from(&local);
+        }
+        let next = jobs
+            .iter()
+            .map(|j| j.next)
+            .min()
+            .unwrap_or(now + Duration::from_secs(1));
+        let tick = cfg
+            .resolvers
+            .iter()
+            .map(|r| r.timeout_resolve)
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .min(tick)
+            .max(Duration::from_millis(10));
+        match stop.recv_timeout(wait) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// One resolution: the preferred family first, then the other one when the first
+/// has no record (as HAProxy); SRV names ask SRV.
+fn resolve(
+    j: &Job,
+    r: &crate::config::dns::Resolvers,
+    c: &mut [NsCounters],
+    stop: &AtomicBool,
+) -> Outcome {
+    if j.srv {
+        return wire::ask(r, &j.fqdn, RecordType::SRV, c, stop);
+    }
+    let (first, second) = match j.prefer {
+        Family::V4 => (RecordType::A, RecordType::AAAA),
+        Family::V6 => (RecordType::AAAA, RecordType::A),
+    };
+    match wire::ask(r, &j.fqdn, first, c, stop) {
+        Outcome::Valid(items, ns) if !items.is_empty() => Outcome::Valid(items, ns),
+        Outcome::Valid(..) | Outcome::Nx => wire::ask(r, &j.fqdn, second, c, stop),
+        o => o,
+    }
+}
+
+/// Tells every shard and the health view about a server's new address or weight,
+/// and logs it as HAProxy does.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    cfg: &Config,
+    shards: &[ShardLink],
+    view: &HealthView,
+    (backend, server): (usize, usize),
+    old: &Held,
+    new: &Held,
+    by: &str,
+    reason: &str,
+    fqdn: &str,
+) {
+    let b = &cfg.backends[backend];
+    let name = format!("{}/{}", b.name, b.servers[server].name);
+    if let Ok(mut v) = view.lock() {
+        if let Some(c) = v.get_mut(backend).and_then(|b| b.get_mut(server)) {
+            if let Some(a) = new.addr {
+                c.addr = a;
+            }
+            c.no_addr = new.addr.is_none();
+            c.dns_weight = new.weight;
+            if old.addr.is_none() != new.addr.is_none() {
+                c.last_change = Instant::now();
+            }
+        }
+    }
+    for tx in shards {
+        let _ = tx.send(ToShard::SetAddr {
+            backend,
+            server,
+            addr: new.addr,
+            weight: new.weight,
+        });
+    }
+    let show = |a: Option<SocketAddr>| a.map_or("(none)".to_string(), |a| a.ip().to_string());
+    match (old.addr, new.addr) {
+        (o, Some(n)) if o.map(|o| o.ip()) != Some(n.ip()) => {
+            tracing::warn!(
+                "{name} changed its IP from {} to {} by {by}.",
+                show(o),
+                show(Some(n))
+            );
+            if o.is_none() {
+                tracing::warn!("Server {name} ('{fqdn}') is UP/READY (resolves again).");
+                tracing::warn!("Server {name} administratively READY thanks to valid DNS answer.");
+            }
+        }
+        (Some(o), None) => {
+            let why = if reason.is_empty() {
+                "entry removed from the DNS answer".to_string()
+            } else {
+                format!("DNS {reason} status")
+            };
+            tracing::warn!(
+                "Server {name} ('{fqdn}') is going DOWN for maintenance ({why}); it was at {}.",
+                o
+            );
+        }
+        _ => {}
+    }
+    if let (Some(o), Some(n)) = (old.addr, new.addr) {
+        if o.port() != n.port() {
+            tracing::warn!(
+                "{name} changed its port from {} to {} by {by}.",
+                o.port(),
+                n.port()
+            );
+        }
+    }
+    if old.weight != new.weight {
+        if let Some(w) = new.weight {
+            tracing::warn!("{name} changed its weight to {w} by {by}.");
+        }
+    }
+}
