@@ -334,7 +334,11 @@ impl<T> Guard<T> {
     pub(super) fn new(io: T, shard: Rc<Shard>, frontend: usize) -> Self {
         Guard {
             io,
-            rx: Scan::default(),
+            // The client's 24-byte connection preface comes before its frames.
+            rx: Scan {
+                skip: 24,
+                ..Scan::default()
+            },
             tx: Scan::default(),
             watch: Watch::default(),
             calm: None,
