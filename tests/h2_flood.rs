@@ -143,7 +143,10 @@ fn calm(metrics: SocketAddr, cause: &str) -> f64 {
 /// connection is counted under `cause`.
 fn flood_is_calmed(t: &Setup, cause: &str, flood: impl FnOnce(&mut TcpStream)) {
     let mut bystander = open(t.addr);
-    assert!(answered(&mut bystander, 1), "the bystander is served before");
+    assert!(
+        answered(&mut bystander, 1),
+        "the bystander is served before"
+    );
     let before = calm(t.metrics, cause);
     let mut s = open(t.addr);
     flood(&mut s);

@@ -364,7 +364,11 @@ impl<T> Guard<T> {
             self.counted = true;
             self.count(cause);
         }
-        tracing::debug!(shard = self.shard.id, ?cause, "h2 connection ended: ENHANCE_YOUR_CALM");
+        tracing::debug!(
+            shard = self.shard.id,
+            ?cause,
+            "h2 connection ended: ENHANCE_YOUR_CALM"
+        );
         if ours && self.calm.is_none() {
             let mut g = [0u8; 17];
             g[2] = 8;
@@ -510,7 +514,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guard<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.calm.is_some() {
-            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
             return Pin::new(this).poll_write(cx, first);
         }
         let n = match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
