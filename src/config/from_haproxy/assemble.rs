@@ -156,6 +156,8 @@ impl Mapper<'_> {
             };
             backends.push(Backend {
                 name: p.name.clone(),
+                logs: s.log,
+                log_health_checks: s.log_health_checks,
                 tcpka: s.tcpka[1],
                 disabled: s.disabled,
                 balance,
