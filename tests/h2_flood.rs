@@ -104,7 +104,7 @@ fn answered(s: &mut TcpStream, id: u32) -> bool {
 
 struct Setup {
     app: TestBackend,
-    lb: RingLb,
+    _lb: RingLb,
     addr: SocketAddr,
     metrics: SocketAddr,
 }
@@ -122,7 +122,7 @@ backend app\n    server s1 {}\n",
     let metrics = lb.addr("stats");
     Setup {
         app,
-        lb,
+        _lb: lb,
         addr,
         metrics,
     }

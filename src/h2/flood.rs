@@ -403,17 +403,15 @@ impl<T: AsyncWrite + Unpin> Guard<T> {
         if !self.tx.at_boundary() {
             return Poll::Pending;
         }
-        {
-            while *at < goaway.len() {
-                match Pin::new(&mut self.io).poll_write(cx, &goaway[*at..]) {
-                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break,
-                    Poll::Ready(Ok(n)) => *at += n,
-                    Poll::Pending => return Poll::Pending,
-                }
+        while *at < goaway.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &goaway[*at..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break,
+                Poll::Ready(Ok(n)) => *at += n,
+                Poll::Pending => return Poll::Pending,
             }
-            if let Poll::Pending = Pin::new(&mut self.io).poll_flush(cx) {
-                return Poll::Pending;
-            }
+        }
+        if Pin::new(&mut self.io).poll_flush(cx).is_pending() {
+            return Poll::Pending;
         }
         Poll::Ready(io::Error::new(
             io::ErrorKind::ConnectionAborted,
