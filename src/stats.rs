@@ -238,6 +238,18 @@ counters! {
     dcon,
     /// Sessions refused by `tcp-request session reject` (`dses`).
     dses,
+    /// HTTP/2 connections ended with GOAWAY(ENHANCE_YOUR_CALM) for a PING flood.
+    h2_calm_ping,
+    /// ... for a SETTINGS flood.
+    h2_calm_settings,
+    /// ... for empty DATA frames that do not end their stream.
+    h2_calm_empty_data,
+    /// ... for a CONTINUATION flood or a header block never finished.
+    h2_calm_continuation,
+    /// ... for streams reset by the client before their answer (Rapid Reset).
+    h2_calm_rapid_reset,
+    /// ... for streams ringlb reset because of the client's frames (MadeYouReset).
+    h2_calm_local_resets,
 }
 
 impl Counters {

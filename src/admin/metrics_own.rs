@@ -118,6 +118,28 @@ pub(super) fn ringlb(core: &Core, st: &Stats, out: &mut Out) {
             out.sample(name, &format!("proxy=\"{}\"", esc(&f.name)), pick(t) as f64);
         }
     }
+    let name = "ringlb_h2_calm_total";
+    out.head(
+        name,
+        "HTTP/2 connections ended with GOAWAY(ENHANCE_YOUR_CALM), by cause.",
+        true,
+    );
+    for (f, t) in cfg.frontends.iter().zip(&st.g.stats.frontends) {
+        for (cause, n) in [
+            ("ping", t.h2_calm_ping),
+            ("settings", t.h2_calm_settings),
+            ("empty_data", t.h2_calm_empty_data),
+            ("continuation", t.h2_calm_continuation),
+            ("rapid_reset", t.h2_calm_rapid_reset),
+            ("local_resets", t.h2_calm_local_resets),
+        ] {
+            out.sample(
+                name,
+                &format!("proxy=\"{}\",cause=\"{cause}\"", esc(&f.name)),
+                n as f64,
+            );
+        }
+    }
     let _ = core;
     // Latency histograms merged from every shard's hdrhistogram.
     for (name, pick, help) in [

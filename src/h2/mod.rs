@@ -11,9 +11,12 @@
 //! connection: `SETTINGS_MAX_CONCURRENT_STREAMS` (`tune.h2.max-concurrent-streams`,
 //! 100 as in HAProxy), the header list size (`limits.max_header_bytes`), a bounded
 //! send buffer per stream, and the crate's reset-flood limits (pending-accept resets,
-//! locally-errored resets, CONTINUATION frames) at their defaults.
+//! locally-errored resets, CONTINUATION frames) at their defaults. Under the crate,
+//! `flood::Guard` counts PING, SETTINGS, empty DATA, CONTINUATION and reset floods
+//! per time window and ends an abusive connection with GOAWAY(ENHANCE_YOUR_CALM).
 
 pub mod drain;
+mod flood;
 mod pipe;
 mod prefixed;
 mod request;
@@ -109,6 +112,7 @@ pub async fn serve_io<T>(
         .max_pending_accept_reset_streams(PENDING_RESETS)
         .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
     let deadline = Instant::now() + handshake_by;
+    let io = flood::Guard::new(io, shard.clone(), frontend);
     let mut conn = match monoio::time::timeout_at(deadline, builder.handshake::<_, Bytes>(io)).await
     {
         Ok(Ok(c)) => c,
