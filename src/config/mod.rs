@@ -259,6 +259,23 @@ pub struct Runtime {
     pub tls_handshakes: usize,
     /// The deflate level of HTTP compression (`tune.comp.maxlevel`, 1 to 9).
     pub comp_level: u32,
+    /// How the process runs around its shards (`crate::process` applies it).
+    pub process: ProcessSettings,
+}
+
+/// haproxy.cfg `global`: `daemon`, `ulimit-n`, `chroot`, `user`/`uid`, `group`/`gid`.
+/// Fixed for the life of the process (a reload that changes them is refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSettings {
+    /// Fork into the background once the config is read (`-db` overrides it).
+    pub daemon: bool,
+    /// The open-file limit to raise to (never lowered), before maxconn is derived.
+    pub ulimit_n: Option<u64>,
+    /// The directory to chroot into once every socket is open.
+    pub chroot: Option<std::path::PathBuf>,
+    /// The user and group ids to serve as, set once every socket is open.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

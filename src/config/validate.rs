@@ -338,6 +338,7 @@ impl Validator {
                         super::compression::DEFAULT_LEVEL
                     }
                 },
+                process: Default::default(),
             },
             timeouts,
             limits,

@@ -144,7 +144,7 @@ impl Mapper<'_> {
         cpu_map: &mut Vec<(usize, usize)>,
         log: &mut Option<LogTarget>,
     ) {
-        if self.global_ssl(l) {
+        if self.global_ssl(l) || self.process_keyword(l, &mut runtime.process) {
             return;
         }
         let a = l.args();
@@ -184,16 +184,7 @@ impl Mapper<'_> {
             "log-send-hostname" => {
                 self.log_hostname = Some(a.first().cloned().unwrap_or_else(system_hostname))
             }
-            "daemon" => self.warn(
-                l.line,
-                "'daemon' ignored: ringlb runs in the foreground (use systemd)",
-            ),
-            "user"
-            | "group"
-            | "uid"
-            | "gid"
-            | "chroot"
-            | "node"
+            "node"
             | "description"
             | "master-worker"
             | "spread-checks"
@@ -201,7 +192,6 @@ impl Mapper<'_> {
             | "h1-case-adjust"
             | "set-dumpable"
             | "strict-limits"
-            | "ulimit-n"
             | "quiet"
             | "expose-experimental-directives"
             | "server-state-file"

@@ -13,6 +13,7 @@ mod cookie;
 mod errors;
 mod global;
 mod http_rules;
+mod process;
 mod proxy;
 mod replies;
 mod rules;
@@ -401,6 +402,7 @@ impl<'e> Mapper<'e> {
             maxsslrate: None,
             tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
             comp_level: crate::config::compression::DEFAULT_LEVEL,
+            process: Default::default(),
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;
