@@ -305,7 +305,7 @@ fn server_row(st: &Stats, bi: usize, si: usize) -> Row {
     let weight = o.map_or(s.weight, |o| o.weight);
     let mode = backend_mode(cfg, bi);
     let http = mode == "http";
-    let mut r = Row::new(Obj::Server, proxy_id(cfg, false, bi), si + 1);
+    let mut r = Row::new(Obj::Server, proxy_id(cfg, false, bi), s.id as usize);
     r.backend = Some(bi);
     r.server = Some(si);
     r.set("pxname", b.name.as_str());

@@ -239,6 +239,9 @@ pub struct Config {
 pub struct ProxyRef {
     pub frontend: Option<usize>,
     pub backend: Option<usize>,
+    /// HAProxy's proxy id (`id N`, else numbered as HAProxy numbers them: see
+    /// `number_proxies`): `iid` in `show stat`, `fe_id`/`be_id`.
+    pub id: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -500,6 +503,22 @@ pub fn number_servers(explicit: &[Option<u32>]) -> Result<Vec<u32>, (usize, usiz
     Ok(out)
 }
 
+/// HAProxy's proxy ids for proxies in config order, `explicit` being each one's `id N`:
+/// as servers are numbered (`number_servers`), after the CLI proxy (`GLOBAL`, id 1)
+/// that HAProxy adds for a `stats socket`. Err: the positions of a duplicate (`None`
+/// for the CLI proxy's).
+pub fn number_proxies(
+    cli: bool,
+    explicit: &[Option<u32>],
+) -> Result<Vec<u32>, (Option<usize>, usize)> {
+    let with_cli: Vec<Option<u32>> = cli.then_some(Some(1)).into_iter().chain(explicit.iter().copied()).collect();
+    let skip = usize::from(cli);
+    match number_servers(&with_cli) {
+        Ok(ids) => Ok(ids[skip..].to_vec()),
+        Err((first, second)) => Err((first.checked_sub(skip), second - skip)),
+    }
+}
+
 /// Every problem found in a config file, each with its path or line.
 #[derive(Debug)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -549,6 +568,20 @@ pub(crate) fn index_routes(frontends: &mut [Frontend], backends: &[Backend]) {
 }
 
 impl Config {
+    /// HAProxy's id of frontend (`frontend`) or backend `index` (a listen has one).
+    pub fn proxy_uid(&self, frontend: bool, index: usize) -> Option<u32> {
+        self.proxy_order
+            .iter()
+            .find(|p| {
+                if frontend {
+                    p.frontend == Some(index)
+                } else {
+                    p.backend == Some(index)
+                }
+            })
+            .map(|p| p.id)
+    }
+
     /// Reads a config file; the syntax is chosen by its name (`.toml` = native).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         Self::load_with_warnings(path).map(|(c, _)| c)

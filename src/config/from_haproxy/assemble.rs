@@ -10,6 +10,7 @@ impl Mapper<'_> {
         log: Option<LogTarget>,
         proxies: Vec<Proxy>,
     ) -> Config {
+        let proxy_ids = self.proxy_ids(&proxies, &admin);
         let tables: HashMap<String, stick::HaTable> = proxies
             .iter()
             .filter_map(|p| Some((p.name.clone(), p.stick.table.clone()?)))
@@ -97,10 +98,11 @@ impl Mapper<'_> {
                                 command: s.ext_command.clone().unwrap_or_default(),
                                 path: s.ext_path.clone().unwrap_or_default(),
                                 // HAProxy's numbering, as `show stat` gives it.
-                                proxy_id: 2 + proxies
+                                proxy_id: proxies
                                     .iter()
                                     .position(|q| std::ptr::eq(q, *p))
-                                    .unwrap_or(0),
+                                    .and_then(|i| proxy_ids.get(i))
+                                    .map_or(0, |&id| id as usize),
                                 bind: p.binds.first().map(|b| b.0),
                                 proto: if s.mode == Mode::Http { "h1" } else { "tcp" },
                             }))
@@ -451,7 +453,8 @@ impl Mapper<'_> {
                 let (mut f, mut b) = (0, 0);
                 proxies
                     .iter()
-                    .map(|p| {
+                    .zip(proxy_ids)
+                    .map(|(p, id)| {
                         let fe = (p.kind != SectionKind::Backend).then(|| {
                             f += 1;
                             f - 1
@@ -463,6 +466,7 @@ impl Mapper<'_> {
                         crate::config::ProxyRef {
                             frontend: fe,
                             backend: be,
+                            id,
                         }
                     })
                     .collect()
@@ -471,6 +475,39 @@ impl Mapper<'_> {
             backends,
             vars: std::mem::take(&mut self.vars),
             tables: self.table_specs(&proxies),
+        }
+    }
+
+    /// HAProxy's id of each proxy (`id N`, else its numbering); a duplicate is an error
+    /// on the second one's line, as HAProxy's.
+    fn proxy_ids(&mut self, proxies: &[Proxy], admin: &Admin) -> Vec<u32> {
+        let cli = admin.stats_socket.is_some() || !admin.stats_tcp.is_empty();
+        let explicit: Vec<Option<u32>> = proxies.iter().map(|p| p.id.map(|(n, _)| n)).collect();
+        let kind = |p: &Proxy| match p.kind {
+            SectionKind::Frontend => "frontend",
+            SectionKind::Backend => "backend",
+            _ => "listen",
+        };
+        match crate::config::number_proxies(cli, &explicit) {
+            Ok(ids) => ids,
+            Err((first, second)) => {
+                let p = &proxies[second];
+                let line = p.id.map_or(p.line, |(_, l)| l);
+                let other = match first.map(|i| &proxies[i]) {
+                    Some(q) => format!(
+                        "{} {} (declared at line {})",
+                        kind(q),
+                        q.name,
+                        q.id.map_or(q.line, |(_, l)| l)
+                    ),
+                    None => "the stats socket's CLI proxy (id 1)".to_string(),
+                };
+                self.err(
+                    line,
+                    format!("{} {} reuses same custom id as {other}", kind(p), p.name),
+                );
+                (1..=proxies.len() as u32).collect()
+            }
         }
     }
 

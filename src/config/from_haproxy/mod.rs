@@ -307,6 +307,8 @@ struct Proxy {
     line: usize,
     kind: SectionKind,
     settings: Settings,
+    /// `id N` and its line.
+    id: Option<(u32, usize)>,
     /// Each address with the index of its bind line in `bind_opts`.
     binds: Vec<(SocketAddr, usize)>,
     /// Per bind line: its TLS options, `accept-proxy` and `proto h2`.
@@ -480,6 +482,7 @@ impl Proxy {
             line,
             kind,
             settings,
+            id: None,
             binds: Vec::new(),
             bind_opts: Vec::new(),
             bind_sock: Vec::new(),

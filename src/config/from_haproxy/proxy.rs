@@ -129,8 +129,18 @@ impl Mapper<'_> {
             "enabled" => p.settings.disabled = false,
             "errorfile" | "errorfiles" | "http-error" | "errorloc" | "errorloc302"
             | "errorloc303" => self.error_line(l, p),
-            "description" | "id" | "email-alert"
-            | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
+            "id" if is_defaults => self.err(l.line, "'id' not allowed in 'defaults' section"),
+            "id" => match a.first().map(|n| n.parse::<u32>()) {
+                _ if a.len() > 1 => self.err(
+                    l.line,
+                    format!("'id' cannot handle unexpected argument '{}'", a[1]),
+                ),
+                Some(Ok(n)) if n > 0 => p.id = Some((n, l.line)),
+                _ => self.err(l.line, "custom id has to be > 0"),
+            },
+            "description" | "email-alert" | "monitor-net" => {
+                self.warn(l.line, format!("'{kw}' ignored"))
+            }
             "bind" if fe && !is_defaults => self.bind(l, p),
             "acl" if !is_defaults => self.acl(l, p),
             "default_backend" if fe => match a.first() {
