@@ -56,7 +56,14 @@ frontend fe9
 fn ids(sock: &Path) -> BTreeSet<(String, String, String, String)> {
     stat_rows(&cli(sock, "show stat"))
         .into_iter()
-        .map(|r| (r["pxname"].clone(), r["svname"].clone(), r["iid"].clone(), r["sid"].clone()))
+        .map(|r| {
+            (
+                r["pxname"].clone(),
+                r["svname"].clone(),
+                r["iid"].clone(),
+                r["sid"].clone(),
+            )
+        })
         .collect()
 }
 

@@ -511,7 +511,11 @@ pub fn number_proxies(
     cli: bool,
     explicit: &[Option<u32>],
 ) -> Result<Vec<u32>, (Option<usize>, usize)> {
-    let with_cli: Vec<Option<u32>> = cli.then_some(Some(1)).into_iter().chain(explicit.iter().copied()).collect();
+    let with_cli: Vec<Option<u32>> = cli
+        .then_some(Some(1))
+        .into_iter()
+        .chain(explicit.iter().copied())
+        .collect();
     let skip = usize::from(cli);
     match number_servers(&with_cli) {
         Ok(ids) => Ok(ids[skip..].to_vec()),
