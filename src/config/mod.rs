@@ -360,6 +360,10 @@ pub struct Backend {
     pub servers: Vec<Server>,
     /// Use every available backup server when no primary is, not only the first.
     pub all_backups: bool,
+    /// `option prefer-last-server` with `http-reuse never` (where HAProxy 2.6 honours
+    /// it): a keep-alive client's next request goes to the server that answered its
+    /// previous one while it can take it (not for hashes).
+    pub prefer_last_server: bool,
     /// Further attempts after a failed connect (or a failed idempotent request).
     pub retries: u32,
     /// Retries may go to another server.

@@ -126,6 +126,9 @@ pub(super) struct Conn<S> {
     pub(super) txn: Txn,
     /// What the current request's persistence cookie decided (for its response).
     pub(super) persist: super::cookie::Persist,
+    /// (backend, server) of the previous exchange when the server kept its connection
+    /// (`option prefer-last-server`).
+    pub(super) last_server: Option<(usize, u32)>,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -177,6 +180,7 @@ pub fn serve<S: Stream>(
         woken: false,
         drop_safe_reads: crate::io::reads_drop_safely(),
         persist: Default::default(),
+        last_server: None,
         txn,
     };
     conn.new_record();
@@ -588,7 +592,7 @@ impl<S: Stream> Conn<S> {
         );
         dispatch.host_sni(req.sni_host.as_deref());
         dispatch.client_sni(self.tls().and_then(|t| t.sni.as_deref()));
-        dispatch.use_server(req.use_server);
+        dispatch.use_server(req.use_server.or_else(|| self.preferred(backend)));
         self.persist = req.persist;
         self.rec.cookie = self.persist.log_chars();
         if req.persist.server.is_some() {
@@ -649,8 +653,22 @@ impl<S: Stream> Conn<S> {
         // A connection that announced this client's address must not carry another's;
         // `option http-server-close` closes it after each response.
         let server_close = shard.config.frontends[self.frontend].server_close;
+        let server = up.server;
         dispatch.finish(up, reusable, server_close);
+        self.last_server = (reusable && !server_close).then_some((backend, server));
         Ok(keep_alive && client_keep_alive)
+    }
+
+    /// `option prefer-last-server`: the server of this connection's previous exchange,
+    /// when it is in `backend` and the backend does not hash (HAProxy's rule); the
+    /// dispatch takes it while it is usable and has room, else balances.
+    fn preferred(&self, backend: usize) -> Option<u32> {
+        let b = &self.shard.config.backends[backend];
+        let hashing = matches!(b.balance, crate::config::BalanceAlgo::Hash { .. });
+        match self.last_server {
+            Some((be, s)) if be == backend && b.prefer_last_server && !hashing => Some(s),
+            _ => None,
+        }
     }
 
     /// No server will answer: the reply for the client, the state for the log.
@@ -697,6 +715,7 @@ impl<S: Stream> Conn<S> {
             Some(fi) => {
                 self.frontend = fi;
                 self.shard = newer;
+                self.last_server = None;
                 true
             }
             None => false,

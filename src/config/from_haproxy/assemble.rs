@@ -160,6 +160,10 @@ impl Mapper<'_> {
                     .map(|(x, &id)| Server { id, ..x.1.clone() })
                     .collect(),
                 all_backups: s.all_backups,
+                // HAProxy 2.6 prefers the last server only through a connection
+                // the client's session still holds: with `http-reuse never` alone
+                // (others return it to the server's shared idle list).
+                prefer_last_server: s.prefer_last_server && s.reuse_never,
                 retries: s.retries,
                 redispatch: s.redispatch,
                 redispatch_after: s.redispatch_after,

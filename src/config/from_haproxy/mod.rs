@@ -146,6 +146,9 @@ struct Settings {
     /// `option redispatch N` (-1 without N, as HAProxy).
     redispatch_after: i32,
     all_backups: bool,
+    prefer_last_server: bool,
+    /// `http-reuse never`.
+    reuse_never: bool,
     forward_for: Option<crate::config::ForwardFor>,
     balance: BalanceAlgo,
     consistent: bool,
@@ -227,6 +230,8 @@ impl Default for Settings {
             redispatch: false,
             redispatch_after: -1,
             all_backups: false,
+            prefer_last_server: false,
+            reuse_never: false,
             forward_for: None,
             balance: DEFAULT_BALANCE,
             consistent: false,

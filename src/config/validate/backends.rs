@@ -175,6 +175,7 @@ impl Validator {
                 balance,
                 servers,
                 all_backups: b.all_backups.unwrap_or(false),
+                prefer_last_server: false,
                 retries,
                 redispatch: b.redispatch.unwrap_or(true),
                 redispatch_after: 1,
