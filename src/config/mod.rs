@@ -298,6 +298,11 @@ pub struct Timeouts {
     pub tunnel: Option<Duration>,
     /// How long `http-request tarpit` holds a client (`None`: `connect`, as HAProxy).
     pub tarpit: Option<Duration>,
+    /// `timeout client-fin`: the client's inactivity limit once ringlb passed it a
+    /// half-close (TCP mode and tunnels; `None`: `client` or `tunnel`).
+    pub client_fin: Option<Duration>,
+    /// `timeout server-fin`: the same for the server, once it was passed one.
+    pub server_fin: Option<Duration>,
 }
 
 /// Message limits (HAProxy: `tune.bufsize`, `tune.http.maxhdr`).
@@ -663,6 +668,8 @@ pub fn default_timeouts() -> Timeouts {
         hard_stop_after: None,
         tunnel: None,
         tarpit: None,
+        client_fin: None,
+        server_fin: None,
     }
 }
 

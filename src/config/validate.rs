@@ -176,6 +176,8 @@ impl Validator {
                 .as_ref()
                 .map(|_| self.duration("timeout.tunnel", &t.tunnel, Duration::ZERO)),
             tarpit: None,
+            client_fin: None,
+            server_fin: None,
         };
         for (name, d) in [
             ("connect", timeouts.connect),

@@ -333,10 +333,8 @@ impl Mapper<'_> {
             "check" => s.check_timeout = Some(d),
             "tunnel" => t.tunnel = Some(d),
             "tarpit" => t.tarpit = Some(d),
-            "client-fin" | "server-fin" => self.warn(
-                l.line,
-                format!("'timeout {kind}' ignored: not supported yet"),
-            ),
+            "client-fin" => t.client_fin = Some(d),
+            "server-fin" => t.server_fin = Some(d),
             other => self.err(l.line, format!("unknown timeout '{other}'")),
         }
     }
