@@ -34,8 +34,8 @@ pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, St
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
 pub use frontend::{
-    Bind, BindRef, CaptureSlot, Captures, ForwardFor, Frontend, ListenOpts, Route, RouteTarget,
-    TcpKeepalive,
+    Bind, BindRef, CaptureSlot, Captures, CaseAdjust, ForwardFor, Frontend, ListenOpts, Route,
+    RouteTarget, TcpKeepalive,
 };
 pub use log::{syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_INFO};
 pub use validate::from_toml_str;
@@ -359,6 +359,9 @@ pub struct Backend {
     pub name: String,
     /// TCP keep-alive probes on server sockets (`option srvtcpka`).
     pub tcpka: Option<TcpKeepalive>,
+    /// Header names re-cased in the request heads sent to servers (`option
+    /// h1-case-adjust-bogus-server` with the global `h1-case-adjust` map).
+    pub h1_case: Option<CaseAdjust>,
     /// `disabled`: the backend is stopped; requests routed to it get a 503.
     pub disabled: bool,
     pub balance: BalanceAlgo,

@@ -565,6 +565,9 @@ impl<S: Stream> Conn<S> {
         self.server_timeout = shard.config.backends[backend].timeouts.server;
 
         // The head and whatever body bytes are already buffered leave in one write.
+        if let Some(map) = &shard.config.backends[backend].h1_case {
+            super::edit::case_adjust(&mut self.out, map);
+        }
         self.cpos += req.head_len;
         let mut body = BodyProgress::new(req.framing, shard.config.limits.max_chunks);
         let fed = body

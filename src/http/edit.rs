@@ -215,6 +215,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_in_the_map_take_its_case_and_nothing_else_changes() {
+        let map: Vec<(Box<[u8]>, Box<[u8]>)> = vec![
+            ((*b"x-foo").into(), (*b"X-FOO").into()),
+            ((*b"content-type").into(), (*b"Content-Type").into()),
+        ];
+        let mut head =
+            b"GET / HTTP/1.1\r\nx-Foo: x-foo\r\nhost: a\r\ncontent-type: t\r\n\r\nx-foo: body"
+                .to_vec();
+        case_adjust(&mut head, &map);
+        assert_eq!(
+            head,
+            b"GET / HTTP/1.1\r\nX-FOO: x-foo\r\nhost: a\r\nContent-Type: t\r\n\r\nx-foo: body"
+        );
+    }
+
+    #[test]
     fn header_edits() {
         let mut h = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\nX-B: 3\r\n\r\n".to_vec();
         del_header(&mut h, "x-a");
@@ -258,5 +274,33 @@ mod tests {
         assert_eq!(r, b"HTTP/1.1 404 Not Found\r\nA: b\r\n\r\n");
         set_status(&mut r, 503, Some("Down"));
         assert_eq!(r, b"HTTP/1.1 503 Down\r\nA: b\r\n\r\n");
+    }
+}
+
+/// `h1-case-adjust`: every header name of `head` (a request or status line, `name:
+/// value` lines, the empty line) equal to a FROM of `map` but for case is rewritten as
+/// its TO, in place (the same length). Stops at the empty line: a body that follows
+/// is left alone.
+pub(super) fn case_adjust(head: &mut [u8], map: &[(Box<[u8]>, Box<[u8]>)]) {
+    let mut at = match head.iter().position(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None => return,
+    };
+    while at < head.len() {
+        let end = head[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(head.len(), |i| at + i);
+        let line = &head[at..end];
+        if line.is_empty() || line == b"\r" {
+            return;
+        }
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = &line[..colon];
+            if let Some((_, to)) = map.iter().find(|(f, _)| name.eq_ignore_ascii_case(f)) {
+                head[at..at + colon].copy_from_slice(to);
+            }
+        }
+        at = end + 1;
     }
 }

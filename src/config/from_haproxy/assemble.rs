@@ -151,6 +151,7 @@ impl Mapper<'_> {
             backends.push(Backend {
                 name: p.name.clone(),
                 tcpka: s.tcpka[1],
+                h1_case: self.h1_case_map(s.case_server),
                 disabled: s.disabled,
                 balance,
                 servers: p
@@ -375,6 +376,7 @@ impl Mapper<'_> {
                 allow_connect: true,
                 maxconn: p.maxconn,
                 tcpka: p.settings.tcpka[0],
+                h1_case: self.h1_case_map(p.settings.case_client),
                 disabled: p.settings.disabled,
                 rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
@@ -480,6 +482,11 @@ impl Mapper<'_> {
             vars: std::mem::take(&mut self.vars),
             tables: self.table_specs(&proxies),
         }
+    }
+
+    /// The global `h1-case-adjust` map, for a proxy whose option asks for it.
+    fn h1_case_map(&self, on: bool) -> Option<crate::config::CaseAdjust> {
+        (on && !self.h1_case.is_empty()).then(|| self.h1_case.clone().into())
     }
 
     /// HAProxy's id of each proxy (`id N`, else its numbering); a duplicate is an error

@@ -104,6 +104,8 @@ struct Mapper<'e> {
     log_tag: Option<String>,
     log_hostname: Option<String>,
     insecure_fork: bool,
+    /// Global `h1-case-adjust FROM TO` pairs (FROM lower-cased).
+    h1_case: Vec<(Box<[u8]>, Box<[u8]>)>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -147,6 +149,9 @@ struct Settings {
     redispatch_after: i32,
     all_backups: bool,
     prefer_last_server: bool,
+    /// `option h1-case-adjust-bogus-client` / `-server`.
+    case_client: bool,
+    case_server: bool,
     /// `http-reuse never`.
     reuse_never: bool,
     forward_for: Option<crate::config::ForwardFor>,
@@ -231,6 +236,8 @@ impl Default for Settings {
             redispatch_after: -1,
             all_backups: false,
             prefer_last_server: false,
+            case_client: false,
+            case_server: false,
             reuse_never: false,
             forward_for: None,
             balance: DEFAULT_BALANCE,
@@ -366,6 +373,7 @@ impl<'e> Mapper<'e> {
             log_tag: None,
             log_hostname: None,
             insecure_fork: false,
+            h1_case: Vec::new(),
         }
     }
 

@@ -384,6 +384,16 @@ impl Mapper<'_> {
                 "'prefer-last-server' ignored because frontend has no backend capability (as in HAProxy)",
             ),
             "prefer-last-server" => s.prefer_last_server = !negate,
+            "h1-case-adjust-bogus-client" if p.kind == SectionKind::Backend => self.warn(
+                l.line,
+                "'h1-case-adjust-bogus-client' ignored because backend has no frontend capability (as in HAProxy)",
+            ),
+            "h1-case-adjust-bogus-client" => s.case_client = !negate,
+            "h1-case-adjust-bogus-server" if p.kind == SectionKind::Frontend => self.warn(
+                l.line,
+                "'h1-case-adjust-bogus-server' ignored because frontend has no backend capability (as in HAProxy)",
+            ),
+            "h1-case-adjust-bogus-server" => s.case_server = !negate,
             "forwardfor" if negate => s.forward_for = None,
             "forwardfor" => {
                 let mut ff = crate::config::ForwardFor::default();

@@ -170,6 +170,7 @@ impl Validator {
             out.push(Backend {
                 error_pages: Default::default(),
                 tcpka: None,
+                h1_case: None,
                 disabled: false,
                 name: name.clone(),
                 balance,
