@@ -265,6 +265,11 @@ impl Record {
             return;
         }
         let r = self;
+        let term = r.term.unwrap_or(Term::NORMAL);
+        if fe.dont_log_normal && !went_wrong(term, r.retries, Some(txn.status.unwrap_or(r.status)))
+        {
+            return;
+        }
         let st = &shard.stats;
         let backend = r.backend;
         let b = backend.map(|b| &cfg.backends[b]);
@@ -334,6 +339,18 @@ impl Record {
     }
 }
 
+/// HAProxy 2.6's test in `strm_log` for `option dontlog-normal`: a request or a
+/// connection went wrong when it was redispatched, ended on an error other than a
+/// local one (a termination state's first character other than `-` and `L`), needed a
+/// retry, or (HTTP) got a 5xx status.
+pub fn went_wrong(term: Term, retries: Retries, status: Option<u16>) -> bool {
+    let cause = term.as_str().as_bytes()[0];
+    retries.redispatched
+        || !matches!(cause, b'-' | b'L')
+        || retries.count > 0
+        || status.is_some_and(|s| s >= 500)
+}
+
 /// What a finished connection's log line says.
 pub struct TcpLine {
     pub server: Option<u32>,
@@ -362,6 +379,9 @@ impl TcpLine {
         let b = &shard.config.backends[backend];
         let st = &shard.stats;
         if (fe.dont_log_null && line.bytes == 0) || txn.log_level == Some(8) {
+            return;
+        }
+        if fe.dont_log_normal && !went_wrong(line.term, line.retries, None) {
             return;
         }
         let server = line.server;

@@ -84,6 +84,9 @@ pub struct Frontend {
     pub log: Option<LogFormat>,
     /// Do not log connections that carried no data (`option dontlognull`).
     pub dont_log_null: bool,
+    /// `option dontlog-normal`: only requests and connections that went wrong are
+    /// logged (`record::went_wrong`).
+    pub dont_log_normal: bool,
     /// Client-side timeouts (`client`, `http_request`, `http_keep_alive`) apply here.
     pub timeouts: Timeouts,
     /// The access log line of this frontend (`log` chooses it; `None`: not logged).

@@ -388,6 +388,7 @@ impl Mapper<'_> {
                 }),
                 log_line: self.log_line(p, mode),
                 dont_log_null: p.settings.dont_log_null,
+                dont_log_normal: p.settings.dont_log_normal,
                 http_request: {
                     let mut rules = p.http_request.clone();
                     rules.extend(p.redirects.iter().cloned());

@@ -175,6 +175,7 @@ struct Settings {
     /// resolved).
     log_line: Option<(usize, String)>,
     dont_log_null: bool,
+    dont_log_normal: bool,
     stats: StatsSettings,
     close: Close,
     /// `cookie NAME ...`, `dynamic-cookie-key`, `option persist`.
@@ -254,6 +255,7 @@ impl Default for Settings {
             log_format: None,
             log_line: None,
             dont_log_null: false,
+            dont_log_normal: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
             cookie: None,

@@ -439,7 +439,12 @@ impl Mapper<'_> {
                 s.log_format = (!negate).then_some(LogFormat::Tcp);
             }
             "dontlognull" => s.dont_log_null = !negate,
-            "log-health-checks" | "log-separate-errors" | "httpslog" | "dontlog-normal" => {
+            "dontlog-normal" if p.kind == SectionKind::Backend => self.warn(
+                l.line,
+                "'dontlog-normal' ignored because backend has no frontend capability (as in HAProxy)",
+            ),
+            "dontlog-normal" => s.dont_log_normal = !negate,
+            "log-health-checks" | "log-separate-errors" | "httpslog" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
             "tcpka" | "clitcpka" | "srvtcpka" => {

@@ -203,6 +203,7 @@ impl Validator {
                     }
                 },
                 dont_log_null: f.dont_log_null,
+                dont_log_normal: false,
                 log_line: match f.log.as_deref() {
                     Some("http") => Some(LogFormat::Http.builtin()),
                     Some("tcp") => Some(LogFormat::Tcp.builtin()),
