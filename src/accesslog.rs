@@ -59,30 +59,35 @@ fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>, mut file: Option<std::fs
     };
     let pid = std::process::id();
     let mut datagram = Vec::with_capacity(1024);
+    let mut text = Vec::with_capacity(16 * 1024);
     for buf in rx {
         match &target.sink {
-            LogSink::Stdout => {
-                let _ = std::io::stdout().lock().write_all(&buf);
-            }
-            LogSink::Stderr => {
-                let _ = std::io::stderr().lock().write_all(&buf);
-            }
-            LogSink::File(_) => {
-                if let Some(f) = &mut file {
-                    let _ = f.write_all(&buf);
+            LogSink::Stdout | LogSink::Stderr | LogSink::File(_) => {
+                text.clear();
+                for (_, line) in lines(&target, &buf) {
+                    text.extend_from_slice(line);
+                    text.push(b'\n');
                 }
+                let _ = match &target.sink {
+                    LogSink::Stdout => std::io::stdout().lock().write_all(&text),
+                    LogSink::Stderr => std::io::stderr().lock().write_all(&text),
+                    _ => match &mut file {
+                        Some(f) => f.write_all(&text),
+                        None => Ok(()),
+                    },
+                };
             }
             LogSink::Udp(addr) => {
                 let Some(sock) = &udp else { continue };
-                for line in lines(&buf) {
-                    syslog_datagram(&target, pid, line, &mut datagram);
+                for (level, line) in lines(&target, &buf) {
+                    syslog_datagram(&target, pid, level, line, &mut datagram);
                     let _ = sock.send_to(&datagram, addr);
                 }
             }
             LogSink::Unix(path) => {
                 let Some(sock) = &unix else { continue };
-                for line in lines(&buf) {
-                    syslog_datagram(&target, pid, line, &mut datagram);
+                for (level, line) in lines(&target, &buf) {
+                    syslog_datagram(&target, pid, level, line, &mut datagram);
                     // No daemon listening (ENOENT, ECONNREFUSED) or a full queue
                     // (EAGAIN): the line is lost, as with UDP; the proxy goes on.
                     let _ = sock.send_to(&datagram, path);
@@ -92,17 +97,24 @@ fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>, mut file: Option<std::fs
     }
 }
 
-fn lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
-    buf.split(|&b| b == b'\n').filter(|l| !l.is_empty())
+/// The lines of a shard's buffer the target takes, each with its severity (the
+/// line's first byte), as HAProxy's sender: a line less severe than the target's
+/// level is not sent, and one more severe than its minimum level is sent at it.
+fn lines<'a>(target: &LogTarget, buf: &'a [u8]) -> impl Iterator<Item = (u8, &'a [u8])> {
+    let (max, min) = (target.level, target.min_level);
+    buf.split(|&b| b == b'\n')
+        .filter_map(|l| Some((*l.first()?, &l[1..])))
+        .filter(move |(level, _)| *level <= max)
+        .map(move |(level, l)| (level.max(min), l))
 }
 
-/// One syslog message: RFC 3164 `<PRI>Mmm dd hh:mm:ss TAG[PID]: ` (severity info)
+/// One syslog message: RFC 3164 `<PRI>Mmm dd hh:mm:ss TAG[PID]: ` (the line's severity)
 /// before the line, unless the target is `format raw`, and a newline after it (as
 /// HAProxy ends every datagram).
-fn syslog_datagram(target: &LogTarget, pid: u32, line: &[u8], datagram: &mut Vec<u8>) {
+fn syslog_datagram(target: &LogTarget, pid: u32, level: u8, line: &[u8], datagram: &mut Vec<u8>) {
     datagram.clear();
     if !target.raw {
-        let pri = u32::from(target.facility) * 8 + u32::from(crate::config::LOG_LEVEL_INFO);
+        let pri = u32::from(target.facility) * 8 + u32::from(level);
         let _ = write!(datagram, "<{pri}>{} ", syslog_time(SystemTime::now()));
         if let Some(host) = &target.hostname {
             let _ = write!(datagram, "{host} ");
@@ -132,11 +144,14 @@ impl ShardLog {
 
     /// Appends one line in `format` (`option httplog`, `tcplog`, `clf` or a
     /// `log-format`) for the request or connection `ctx` and `facts` describe.
-    pub fn line(&self, format: &LogFormat, ctx: &Ctx<'_>, facts: &Facts<'_>) {
+    /// `level`: the line's syslog severity (`info`, `err`, or what `set-log-level`
+    /// said), carried to the log thread as the line's first byte.
+    pub fn line(&self, format: &LogFormat, ctx: &Ctx<'_>, facts: &Facts<'_>, level: u8) {
         let mut b = self.buf.borrow_mut();
         if b.is_empty() {
             self.bell.ring();
         }
+        b.push(level);
         crate::rules::with_work(|w| format.eval(ctx, Some(facts), &mut w.s, &mut b));
         b.push(b'\n');
     }
@@ -216,12 +231,14 @@ mod tests {
             &txn,
         );
         ctx.world = Some(&cfg);
-        log.line(&crate::config::LogFormat::Http.builtin(), &ctx, &facts());
-        log.line(&crate::config::LogFormat::Tcp.builtin(), &ctx, &facts());
-        log.line(&crate::config::LogFormat::Clf.builtin(), &ctx, &facts());
+        log.line(&crate::config::LogFormat::Http.builtin(), &ctx, &facts(), 6);
+        log.line(&crate::config::LogFormat::Tcp.builtin(), &ctx, &facts(), 6);
+        log.line(&crate::config::LogFormat::Clf.builtin(), &ctx, &facts(), 6);
         log.flush();
         let out = String::from_utf8(rx.try_recv().unwrap()).unwrap();
-        let lines: Vec<&str> = out.lines().collect();
+        // Each line starts with its severity (info).
+        assert!(out.lines().all(|l| l.starts_with('\u{6}')), "{out:?}");
+        let lines: Vec<&str> = out.lines().map(|l| &l[1..]).collect();
         assert_eq!(
             lines[0],
             "10.0.0.1:4321 [23/Nov/2026:13:00:00.123] www app/s1 0/0/1/2/3 200 150 - - ---- 1/1/0/0/0 0/0 \"GET /a#22b HTTP/1.1\""

@@ -191,12 +191,10 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         admin.core.clone(),
     )
     .map_err(Error::Io)?;
-    // A target whose level is more severe than `info` gets no access line (HAProxy).
+    // Lines less severe than the target's level are never formatted (`record`).
     let log = match &cfg.log {
-        Some(target) if target.level >= config::LOG_LEVEL_INFO => {
-            Some(accesslog::spawn(target.clone()).map_err(Error::Io)?)
-        }
-        _ => None,
+        Some(target) => Some(accesslog::spawn(target.clone()).map_err(Error::Io)?),
+        None => None,
     };
     let resync: control::Resync = {
         let core = admin.core.clone();

@@ -53,6 +53,9 @@ impl Term {
     /// Answered by the proxy itself (a rule's deny, return or redirect, a stats page,
     /// a too large head).
     pub const PROXY_REQUEST: Term = Term(*b"PR--");
+    /// Answered by the proxy as an intercepted request: `return`, `redirect`, a stats
+    /// page.
+    pub const LOCAL_REQUEST: Term = Term(*b"LR--");
     /// An `http-response` rule stopped the response.
     pub const PROXY_HEADER: Term = Term(*b"PH--");
     /// Held by `tarpit`, then answered by the proxy.
@@ -76,6 +79,12 @@ impl Term {
     pub const KILLED_UP: Term = Term(*b"UD--");
 
     /// The four characters of `%tsc`.
+    /// Ended on an error HAProxy calls one for its logs: any cause but none and a
+    /// local one (`L`, an answer of the proxy's own).
+    pub fn is_error(&self) -> bool {
+        !matches!(self.0[0], b'-' | b'L')
+    }
+
     pub fn as_str(&self) -> &str {
         // Built only from the ASCII constants above.
         std::str::from_utf8(&self.0).unwrap_or("????")
@@ -138,8 +147,27 @@ pub struct Record {
     /// Its persistence-cookie characters (3rd and 4th; zeros: `--`).
     pub cookie: [u8; 2],
     /// Answered by the proxy as an intercepted request whatever its status (a
-    /// `monitor-uri` request).
+    /// `monitor-uri` request, a `return`, a `redirect`).
     pub intercepted: bool,
+    /// Answered by an admin page, named in the log's server field as HAProxy names
+    /// its applets.
+    pub applet: Option<Applet>,
+}
+
+/// The admin pages a request may get, as the log names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applet {
+    Stats,
+    Prometheus,
+}
+
+impl Applet {
+    pub fn name(self) -> &'static str {
+        match self {
+            Applet::Stats => "<STATS>",
+            Applet::Prometheus => "<PROMEX>",
+        }
+    }
 }
 
 impl Record {
@@ -260,16 +288,18 @@ impl Record {
         let cfg = &shard.config;
         let fe = &cfg.frontends[frontend];
         let Some(line) = &fe.log_line else { return };
-        // `set-log-level silent`.
-        if txn.log_level == Some(8) {
-            return;
-        }
         let r = self;
-        let term = r.term.unwrap_or(Term::NORMAL);
-        if fe.dont_log_normal && !went_wrong(term, r.retries, Some(txn.status.unwrap_or(r.status)))
-        {
+        // `option dontlognull`: a connection that exchanged nothing.
+        if fe.dont_log_null && r.bytes_in == 0 && r.bytes_out == 0 {
             return;
         }
+        let error = r.term.unwrap_or(Term::NORMAL).is_error()
+            || r.retries.redispatched
+            || (r.term.is_none_or(|t| !t.is_error()) && r.retries.count > 0)
+            || txn.status.unwrap_or(r.status) >= 500;
+        let Some(level) = log_level(fe, cfg, txn, error) else {
+            return;
+        };
         let st = &shard.stats;
         let backend = r.backend;
         let b = backend.map(|b| &cfg.backends[b]);
@@ -287,8 +317,9 @@ impl Record {
             }
             _ => -1,
         };
-        let server = match (b, r.server) {
-            (Some(b), Some(s)) => b.servers[s as usize].name.as_str(),
+        let server = match (b, r.server, r.applet) {
+            (Some(b), Some(s), _) => b.servers[s as usize].name.as_str(),
+            (_, _, Some(a)) => a.name(),
             _ => "<NOSRV>",
         };
         let ta = since(r.head_start);
@@ -335,20 +366,31 @@ impl Record {
         ctx.frontend = frontend;
         ctx.backend = backend;
         ctx.server = r.server;
-        log.line(line, &ctx, &facts);
+        log.line(line, &ctx, &facts, level);
     }
 }
 
-/// HAProxy 2.6's test in `strm_log` for `option dontlog-normal`: a request or a
-/// connection went wrong when it was redispatched, ended on an error other than a
-/// local one (a termination state's first character other than `-` and `L`), needed a
-/// retry, or (HTTP) got a 5xx status.
-pub fn went_wrong(term: Term, retries: Retries, status: Option<u16>) -> bool {
-    let cause = term.as_str().as_bytes()[0];
-    retries.redispatched
-        || !matches!(cause, b'-' | b'L')
-        || retries.count > 0
-        || status.is_some_and(|s| s >= 500)
+/// The severity of a finished request's or connection's line, or `None` when it is
+/// not logged, as HAProxy's `strm_log`: `option dontlog-normal` keeps errors only,
+/// `set-log-level` decides (`silent`: nothing), else `err` for an error under
+/// `option log-separate-errors`, else `info`; a line less severe than the target
+/// takes is not even formatted.
+fn log_level(
+    fe: &crate::config::Frontend,
+    cfg: &crate::config::Config,
+    txn: &Txn,
+    error: bool,
+) -> Option<u8> {
+    if !error && fe.dont_log_normal {
+        return None;
+    }
+    let level = match txn.log_level {
+        Some(8) => return None,
+        Some(l) => l,
+        None if error && fe.log_errors_as_err => crate::config::LOG_LEVEL_ERR,
+        None => crate::config::LOG_LEVEL_INFO,
+    };
+    (level <= cfg.log.as_ref()?.level).then_some(level)
 }
 
 /// What a finished connection's log line says.
@@ -378,12 +420,15 @@ impl TcpLine {
         let Some(format) = &fe.log_line else { return };
         let b = &shard.config.backends[backend];
         let st = &shard.stats;
-        if (fe.dont_log_null && line.bytes == 0) || txn.log_level == Some(8) {
+        if fe.dont_log_null && line.bytes == 0 {
             return;
         }
-        if fe.dont_log_normal && !went_wrong(line.term, line.retries, None) {
+        let error = line.term.is_error()
+            || line.retries.redispatched
+            || (!line.term.is_error() && line.retries.count > 0);
+        let Some(level) = log_level(fe, &shard.config, txn, error) else {
             return;
-        }
+        };
         let server = line.server;
         let [tw, tc, tt] = line.timers;
         let facts = Facts {
@@ -418,7 +463,7 @@ impl TcpLine {
         ctx.frontend = frontend;
         ctx.backend = Some(backend);
         ctx.server = server;
-        log.line(format, &ctx, &facts);
+        log.line(format, &ctx, &facts, level);
     }
 }
 

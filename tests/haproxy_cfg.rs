@@ -386,31 +386,25 @@ fn tcp_service_runs_source_affinity_and_round_robin() {
     assert_eq!(gw.len(), 2, "{gw:?}");
 }
 
-/// `http-check disable-on-404` and `send-state` change what happens (NOLB instead of
-/// DOWN on a 404; a state header the server reads): refused with their line until
-/// ringlb does them, never ignored.
+/// `http-check send-state` changes what the server reads (a state header): refused
+/// with its line until ringlb sends it, never ignored.
 #[test]
 fn http_check_options_ringlb_lacks_are_refused_with_their_line() {
-    for (opt, says) in [
-        (
-            "disable-on-404",
-            "'http-check disable-on-404' is not supported yet",
-        ),
-        ("send-state", "'http-check send-state' is not supported yet"),
-    ] {
-        let cfg = common::haproxy::write_cfg(&format!(
-            "defaults\n    mode http\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\n\
-             backend app\n    option httpchk GET /health\n    http-check {opt}\n    \
-             server s1 127.0.0.1:1 check\n"
-        ));
-        let out = ringlb_check(cfg.path(), &[]);
-        assert_eq!(out.code(), Some(1), "{opt}: {}", out.stderr);
-        assert!(
-            out.stderr.contains(":8: ") && out.stderr.contains(says),
-            "{opt}: {}",
-            out.stderr
-        );
-    }
+    let cfg = common::haproxy::write_cfg(
+        "defaults\n    mode http\nfrontend web\n    bind 127.0.0.1:0\n    default_backend app\n\
+         backend app\n    option httpchk GET /health\n    http-check send-state\n    \
+         server s1 127.0.0.1:1 check\n",
+    );
+    let out = ringlb_check(cfg.path(), &[]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(":8: ")
+            && out
+                .stderr
+                .contains("'http-check send-state' is not supported yet"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// `zero-warning`: a config that warns is refused, its warnings then errors with

@@ -69,7 +69,7 @@ fn deny_return_and_redirect_answer_at_once() {
 
 #[test]
 fn unsupported_rules_are_clear_errors() {
-    let cfg = "defaults\n    mode http\nfrontend www\n    bind 127.0.0.1:0\n    http-request set-header X-Src %[src]\n    http-request auth realm x\n    http-request set-src hdr(x-real-ip)\n    default_backend app\nbackend app\n    server s1 127.0.0.1:1\n";
+    let cfg = "defaults\n    mode http\nfrontend www\n    bind 127.0.0.1:0\n    http-request set-header X-Src %[src]\n    http-request auth realm x\n    http-request set-dst hdr(x-real-ip)\n    default_backend app\nbackend app\n    server s1 127.0.0.1:1\n";
     let file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
     std::fs::write(file.path(), cfg).unwrap();
     let out = run(
@@ -89,7 +89,7 @@ fn unsupported_rules_are_clear_errors() {
     );
     assert!(
         out.stderr
-            .contains(":7: 'http-request set-src' is not supported"),
+            .contains(":7: 'http-request set-dst' is not supported"),
         "{}",
         out.stderr
     );

@@ -266,3 +266,91 @@ backend app
         panic!("{}: no line for {needle}", s.who)
     });
 }
+
+/// Each line's severity, as HAProxy sets it: `option dontlog-normal` keeps errors only,
+/// `option log-separate-errors` sends them at `err`, `http-request set-log-level`
+/// decides a request's, and the target's level (`notice` here) drops what is less
+/// severe while its minimum level (`crit`... not set) leaves the rest. Both proxies log
+/// to one socket (told apart by tag); which requests got a line, and at which
+/// priority, must match.
+#[test]
+fn line_severities_follow_the_log_options_as_haproxys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let sock = bind(&path);
+    let body = r#"
+frontend errs
+    bind "127.0.0.1:${P1}"
+    log global
+    option httplog
+    option dontlog-normal
+    option log-separate-errors
+    use_backend dead if { path_beg /dead }
+    default_backend app
+
+frontend levels
+    bind "127.0.0.1:${P2}"
+    log global
+    option httplog
+    http-request set-log-level notice if { path_beg /notice }
+    http-request set-log-level err if { path_beg /err }
+    http-request set-log-level silent if { path_beg /silent }
+    default_backend app
+
+backend app
+    server s1 "${S1}"
+
+backend dead
+    server s2 "${S2}"
+"#;
+    let t = Twins::start_with_global(
+        &format!("    log {} len 4096 local3 notice\n", path.display()),
+        body,
+        &[("errs", "P1"), ("levels", "P2")],
+        &[("S1", Srv::Up("s1")), ("S2", Srv::Dead)],
+    );
+    // The last request of each side is logged on both: once its line came, every
+    // earlier one that was logged came before it.
+    let requests = [
+        ("errs", "/normal", 200),
+        ("errs", "/dead", 503),
+        ("levels", "/plain", 200),
+        ("levels", "/notice", 200),
+        ("levels", "/silent", 200),
+        ("levels", "/err", 200),
+    ];
+    t.same("which requests were logged, at which priority", |s| {
+        for (fe, path, status) in requests {
+            let (got, _) = ask(s.addr(fe), &get("t", &format!("{path}-{}", s.who)));
+            assert_eq!(got, status, "{} {path}", s.who);
+        }
+        let last = format!("/err-{}", s.who);
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let Ok(n) = sock.recv(&mut buf) else { continue };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let Some(line) = parse(&text) else {
+                panic!("not a syslog datagram: {text:?}")
+            };
+            if line.tag != s.who {
+                continue;
+            }
+            // Access lines only (HAProxy also sends its server state changes).
+            let Some(path) = requests
+                .iter()
+                .map(|r| r.1)
+                .find(|p| line.message.contains(&format!("{p}-{}", s.who)))
+            else {
+                eprintln!("{}: not an access line: {}", s.who, line.message);
+                continue;
+            };
+            seen.push((path, line.pri));
+            if line.message.contains(&last) {
+                return seen;
+            }
+        }
+        panic!("{}: no line for {last}; saw {seen:?}", s.who)
+    });
+}

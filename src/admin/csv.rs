@@ -31,6 +31,7 @@ pub fn check_status_code(status: &str) -> u32 {
         "L7TOUT" => 12,
         "L7RSP" => 13,
         "L7OK" => 15,
+        "L7OKC" => 16,
         "L7STS" => 17,
         _ => 1,
     }
@@ -72,6 +73,9 @@ pub fn server_status(admin: AdminState, weight: u32, h: Option<&CheckView>) -> S
         AdminState::Maint => return "MAINT".into(),
         AdminState::Drain if up => return "DRAIN".into(),
         _ => {}
+    }
+    if up && h.is_some_and(|h| h.nolb) {
+        return "NOLB".into();
     }
     let Some(h) = h.filter(|h| h.checked) else {
         return if up { "no check".into() } else { "DOWN".into() };
@@ -199,11 +203,18 @@ pub fn shown(a: &StatArgs, row: &Row) -> bool {
 
 /// `show stat [IID TYPE SID] [typed|json] [desc] [up|no-maint]`.
 pub fn show_stat(core: &Core, words: &[&str]) -> String {
+    show_stat_in(core, words, &[])
+}
+
+/// `show stat` restricted to the proxies named in `scope` (`stats scope` of a stats
+/// page; empty: all).
+pub fn show_stat_in(core: &Core, words: &[&str], scope: &[String]) -> String {
     let a = match parse_args(core, words) {
         Ok(a) => a,
         Err(e) => return e,
     };
     let mut st = super::rows::gather(core);
+    st.rows.retain(|r| in_scope(scope, r));
     if a.up || a.no_maint {
         count_up(&mut st.rows);
     }
@@ -215,6 +226,11 @@ pub fn show_stat(core: &Core, words: &[&str]) -> String {
     } else {
         csv(rows)
     }
+}
+
+/// Whether a row's proxy is one `stats scope` lets the page show.
+pub fn in_scope(scope: &[String], r: &Row) -> bool {
+    scope.is_empty() || scope.iter().any(|n| *n == r.text("pxname"))
 }
 
 /// With `up` or `no-maint`, HAProxy adds to a backend's status how many of its

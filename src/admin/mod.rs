@@ -126,7 +126,7 @@ fn answer(core: &Core, q: &ServiceQuery) -> ServiceAnswer {
                 body: "Bad request: invalid query string.\n".into(),
             },
         },
-        Service::Stats { refresh, .. } => page::serve(core, q, *refresh),
+        Service::Stats { refresh, scope, .. } => page::serve(core, q, *refresh, scope),
     }
 }
 

@@ -38,7 +38,13 @@ fn human(secs: i64) -> String {
 
 /// Answers a request for the page: GET (HTML, `;csv`, `;json`), or a POST from the
 /// admin form (applied, then a redirect to the page with its outcome).
-pub fn serve(core: &Core, q: &ServiceQuery, refresh: Option<u64>) -> ServiceAnswer {
+/// `scope`: the proxies shown (`stats scope`), empty for all.
+pub fn serve(
+    core: &Core,
+    q: &ServiceQuery,
+    refresh: Option<u64>,
+    scope: &[String],
+) -> ServiceAnswer {
     // Options follow the stats URI, which may hold a `?` itself (`/admin?stats;csv`).
     let base = q.target.split(';').next().unwrap_or("/");
     let opts: Vec<&str> = q
@@ -61,10 +67,13 @@ pub fn serve(core: &Core, q: &ServiceQuery, refresh: Option<u64>) -> ServiceAnsw
         };
     }
     if opts.contains(&"csv") {
-        return ServiceAnswer::ok("text/plain", super::csv::show_stat(core, &[]));
+        return ServiceAnswer::ok("text/plain", super::csv::show_stat_in(core, &[], scope));
     }
     if opts.contains(&"json") {
-        return ServiceAnswer::ok("application/json", super::csv::show_stat(core, &["json"]));
+        return ServiceAnswer::ok(
+            "application/json",
+            super::csv::show_stat_in(core, &["json"], scope),
+        );
     }
     if opts.contains(&"json-schema") {
         return ServiceAnswer::ok("application/json", super::fields::schema());
@@ -76,6 +85,7 @@ pub fn serve(core: &Core, q: &ServiceQuery, refresh: Option<u64>) -> ServiceAnsw
         refresh: refresh.filter(|_| !opts.contains(&"norefresh")),
         admin: q.admin,
         status,
+        scope,
     };
     ServiceAnswer::ok("text/html", page.render(core))
 }
@@ -86,6 +96,7 @@ struct Page<'a> {
     refresh: Option<u64>,
     admin: bool,
     status: Option<&'a str>,
+    scope: &'a [String],
 }
 
 const STYLE: &str = "body{font-family:arial,helvetica,sans-serif;font-size:12px;color:black;background:white}
@@ -205,7 +216,8 @@ fn ms(us: u64) -> String {
 
 impl Page<'_> {
     fn render(&self, core: &Core) -> String {
-        let st = super::rows::gather(core);
+        let mut st = super::rows::gather(core);
+        st.rows.retain(|r| super::csv::in_scope(self.scope, r));
         let mut out = String::with_capacity(64 * 1024);
         out.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Statistics Report for ringlb</title>\n");
         if let Some(r) = self.refresh {

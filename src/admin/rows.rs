@@ -291,7 +291,9 @@ fn frontend_row(st: &Stats, fi: usize, stopping: bool) -> Row {
 
 /// Whether a server takes traffic now (up, ready, weight above zero).
 fn usable(h: Option<&CheckView>, o: Option<&Operator>, weight: u32) -> bool {
-    h.is_none_or(|h| h.up) && o.is_none_or(|o| o.admin == AdminState::Ready) && weight > 0
+    h.is_none_or(|h| h.up && !h.nolb)
+        && o.is_none_or(|o| o.admin == AdminState::Ready)
+        && weight > 0
 }
 
 fn server_row(st: &Stats, bi: usize, si: usize) -> Row {

@@ -133,10 +133,11 @@ pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
             // SRV_ST_STOPPED 0 / RUNNING 2 (maintenance stops it too); admin flags:
             // FMAINT 1 (operator), CMAINT 4 (config `disabled`), FDRAIN 8.
             let admin_state = o.map(|o| o.admin);
-            let op_state = if up && admin_state != Some(AdminState::Maint) {
-                2
-            } else {
-                0
+            // SRV_ST_STOPPING = 3: NOLB (`disable-on-404`).
+            let op_state = match (up, admin_state != Some(AdminState::Maint)) {
+                (true, true) if h.is_some_and(|h| h.nolb) => 3,
+                (true, true) => 2,
+                _ => 0,
             };
             let admin = match admin_state {
                 Some(AdminState::Maint) if s.disabled => 5,

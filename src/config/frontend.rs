@@ -84,9 +84,10 @@ pub struct Frontend {
     pub log: Option<LogFormat>,
     /// Do not log connections that carried no data (`option dontlognull`).
     pub dont_log_null: bool,
-    /// `option dontlog-normal`: only requests and connections that went wrong are
-    /// logged (`record::went_wrong`).
+    /// Log only errors (`option dontlog-normal`), and errors at `err` rather than
+    /// `info` (`option log-separate-errors`).
     pub dont_log_normal: bool,
+    pub log_errors_as_err: bool,
     /// Client-side timeouts (`client`, `http_request`, `http_keep_alive`) apply here.
     pub timeouts: Timeouts,
     /// The access log line of this frontend (`log` chooses it; `None`: not logged).

@@ -28,6 +28,9 @@ pub struct LogTarget {
     /// The least severe level sent (`log ... local0 notice`: 5); access log lines are
     /// `info` (6), so a target whose level is more severe receives none, as in HAProxy.
     pub level: u8,
+    /// `log ... LEVEL MINLEVEL`: a line more severe than this is sent at this level
+    /// (0: as it is).
+    pub min_level: u8,
     /// The syslog header's tag (`log-tag`; the program's name by default, as HAProxy).
     pub tag: String,
     /// The host name in the syslog header (`log-send-hostname [NAME]`); none by default.
@@ -44,6 +47,8 @@ pub fn syslog_level(name: &str) -> Option<u8> {
 
 /// The severity of access log lines.
 pub const LOG_LEVEL_INFO: u8 = 6;
+/// The severity of an error's line under `option log-separate-errors`.
+pub const LOG_LEVEL_ERR: u8 = 3;
 
 /// HAProxy's access log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,7 +37,9 @@ pub use frontend::{
     Bind, BindRef, CaptureSlot, Captures, CaseAdjust, ForwardFor, Frontend, ListenOpts, Route,
     RouteTarget, TcpKeepalive,
 };
-pub use log::{syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_INFO};
+pub use log::{
+    syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_ERR, LOG_LEVEL_INFO,
+};
 pub use validate::from_toml_str;
 
 /// Which io driver a shard runs on.
@@ -145,6 +147,9 @@ pub enum CheckKind {
         path: String,
         host: Option<String>,
         expect: StatusMatch,
+        /// `http-check disable-on-404`: a 404 from a running server puts it in NOLB
+        /// (no new load-balanced traffic, persistence still honoured).
+        disable_on_404: bool,
     },
     /// A `tcp-check` rule sequence (`option tcp-check`, `redis-check`, ...).
     TcpCheck(Arc<tcpcheck::TcpCheck>),

@@ -244,6 +244,8 @@ pub struct RawHealth {
     pub path: Option<String>,
     pub host: Option<String>,
     pub expect_status: Option<RawStatusMatch>,
+    /// A 404 from a running server puts it in NOLB (HAProxy's `disable-on-404`).
+    pub disable_on_404: Option<bool>,
     pub port: Option<i64>,
     pub addr: Option<String>,
 }

@@ -298,6 +298,7 @@ impl Validator {
                 facility,
                 raw,
                 level: 7,
+                min_level: 0,
                 tag: "ringlb".into(),
                 hostname: None,
             })

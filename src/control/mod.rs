@@ -63,6 +63,13 @@ pub enum ToShard {
         server: usize,
         up: bool,
     },
+    /// A running server entered (or left) NOLB: a 404 to a check under
+    /// `disable-on-404` (a 2xx/3xx takes it out).
+    ServerNolb {
+        backend: usize,
+        server: usize,
+        nolb: bool,
+    },
     /// The operator set a server's state (runtime API).
     SetAdmin {
         backend: usize,

@@ -14,6 +14,8 @@ pub struct CheckView {
     /// Active checks run for this server.
     pub checked: bool,
     pub up: bool,
+    /// Up but taking no new load-balanced traffic: a 404 under `disable-on-404`.
+    pub nolb: bool,
     /// Last check: HAProxy status (L4OK, L7STS, ...), HTTP code, duration, description.
     pub status: &'static str,
     pub code: Option<u16>,

@@ -122,5 +122,6 @@ fn outcome(passed: bool, status: &'static str, code: Option<u16>) -> Outcome {
         code,
         reason,
         info: Some(String::new()),
+        nolb: false,
     }
 }

@@ -83,6 +83,7 @@ impl Health {
                             CheckView {
                                 checked: b.health.is_some() && s.check,
                                 up: true,
+                                nolb: false,
                                 status: "",
                                 code: None,
                                 duration: None,
@@ -128,6 +129,8 @@ impl Health {
 
 struct ServerHealth {
     up: bool,
+    /// Up, in NOLB (`disable-on-404`).
+    nolb: bool,
     /// Consecutive check results against the current state.
     oks: u32,
     fails: u32,
@@ -160,6 +163,7 @@ impl State {
             let c = &mut v[backend][server];
             let now = Instant::now();
             c.up = up;
+            c.nolb = false;
             c.last_change = now;
             if up {
                 if let Some(since) = c.down_since.take() {
@@ -173,6 +177,7 @@ impl State {
             }
         }
         self.servers[backend][server].up = up;
+        self.servers[backend][server].nolb = false;
         self.servers[backend][server].oks = 0;
         self.servers[backend][server].fails = 0;
         for tx in &self.shards {
@@ -183,16 +188,7 @@ impl State {
             });
         }
         let b = &self.cfg.backends[backend];
-        let (mut active, mut backup) = (0, 0);
-        for (i, s) in b.servers.iter().enumerate() {
-            if self.servers[backend][i].up && s.weight > 0 {
-                if s.backup {
-                    backup += 1;
-                } else {
-                    active += 1;
-                }
-            }
-        }
+        let (active, backup) = self.online(backend);
         // The backend's own state: down once no server is left.
         if let Ok(mut v) = self.view.lock() {
             let now = Instant::now();
@@ -239,6 +235,61 @@ impl State {
         }
     }
 
+    /// The backend's servers taking load-balanced traffic: (active, backup).
+    fn online(&self, backend: usize) -> (usize, usize) {
+        let b = &self.cfg.backends[backend];
+        let (mut active, mut backup) = (0, 0);
+        for (i, s) in b.servers.iter().enumerate() {
+            let h = &self.servers[backend][i];
+            if h.up && !h.nolb && s.weight > 0 {
+                if s.backup {
+                    backup += 1;
+                } else {
+                    active += 1;
+                }
+            }
+        }
+        (active, backup)
+    }
+
+    /// A running server enters NOLB (`disable-on-404`: a 404, HAProxy's "stopping")
+    /// or leaves it (a 2xx/3xx: "UP").
+    fn set_nolb(
+        &mut self,
+        backend: usize,
+        server: usize,
+        nolb: bool,
+        reason: &str,
+        took: Duration,
+    ) {
+        self.servers[backend][server].nolb = nolb;
+        if let Ok(mut v) = self.view.lock() {
+            let c = &mut v[backend][server];
+            c.nolb = nolb;
+            c.last_change = Instant::now();
+        }
+        for tx in &self.shards {
+            let _ = tx.send(ToShard::ServerNolb {
+                backend,
+                server,
+                nolb,
+            });
+        }
+        let b = &self.cfg.backends[backend];
+        let (active, backup) = self.online(backend);
+        let kind = if b.servers[server].backup {
+            "Backup server"
+        } else {
+            "Server"
+        };
+        let name = format!("{}/{}", b.name, b.servers[server].name);
+        let word = if nolb { "is stopping" } else { "is UP" };
+        tracing::warn!(
+            "{kind} {name} {word}, reason: {reason}, check duration: {}ms. {active} active and {backup} backup servers online.",
+            took.as_millis()
+        );
+    }
+
     fn on_check(
         &mut self,
         backend: usize,
@@ -247,14 +298,28 @@ impl State {
         outcome: &probe::Outcome,
         took: Duration,
     ) {
-        let (passed, reason) = (outcome.passed, outcome.reason.as_str());
         let h = &self.servers[backend][server];
+        // `disable-on-404`: a running server's 404 passes, conditionally (HAProxy's
+        // L7OKC); the server stays up in NOLB. A stopped server's 404 is judged as
+        // any status.
+        let conditional = outcome.nolb && h.up;
+        let cond_reason;
+        let (passed, status, reason) = if conditional {
+            cond_reason = outcome.reason.replacen(
+                "Layer7 wrong status",
+                "Layer7 check conditionally passed",
+                1,
+            );
+            (true, "L7OKC", cond_reason.as_str())
+        } else {
+            (outcome.passed, outcome.status, outcome.reason.as_str())
+        };
         if let Ok(mut v) = self.view.lock() {
             let c = &mut v[backend][server];
-            c.status = outcome.status;
+            c.status = status;
             c.code = outcome.code;
             c.duration = Some(took);
-            c.desc = outcome.reason.split(',').next().unwrap_or("").to_string();
+            c.desc = reason.split(',').next().unwrap_or("").to_string();
             c.info = match &outcome.info {
                 Some(info) => info.trim_start().to_string(),
                 None if passed => String::new(),
@@ -274,7 +339,9 @@ impl State {
         let h = &mut self.servers[backend][server];
         if passed {
             h.fails = 0;
-            if !h.up {
+            if h.up && h.nolb != conditional {
+                self.set_nolb(backend, server, conditional, reason, took);
+            } else if !h.up {
                 h.oks += 1;
                 if h.oks >= check.rise {
                     h.streaks.iter_mut().for_each(|s| *s = 0);
@@ -383,7 +450,7 @@ async fn run(
         .lock()
         .map(|v| {
             v.iter()
-                .map(|b| b.iter().map(|c| c.up).collect::<Vec<_>>())
+                .map(|b| b.iter().map(|c| (c.up, c.nolb)).collect::<Vec<_>>())
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
@@ -397,22 +464,18 @@ async fn run(
                 .iter()
                 .enumerate()
                 .map(move |(si, s)| ServerHealth {
-                    up: start_up
+                    up: start_up.get(bi).and_then(|v| v.get(si)).is_none_or(|c| c.0),
+                    nolb: start_up
                         .get(bi)
                         .and_then(|v| v.get(si))
-                        .copied()
-                        .unwrap_or(true),
+                        .is_some_and(|c| c.1),
                     oks: 0,
                     fails: 0,
                     streaks: vec![0; shard_count],
                     // Down without checks (passively): it gets its cool-down again.
                     cooldown_until: {
                         let checked = b.health.is_some() && s.check;
-                        let up = start_up
-                            .get(bi)
-                            .and_then(|v| v.get(si))
-                            .copied()
-                            .unwrap_or(true);
+                        let up = start_up.get(bi).and_then(|v| v.get(si)).is_none_or(|c| c.0);
                         (!checked && !up).then(|| Instant::now() + PASSIVE_COOLDOWN)
                     },
                     checked: b.health.is_some() && s.check,

@@ -19,6 +19,9 @@ pub struct Outcome {
     pub reason: String,
     /// `last_chk` when the check says it (tcp-check); else taken from `reason`.
     pub info: Option<String>,
+    /// A 404 under `disable-on-404`: a running server goes NOLB (the health thread
+    /// knows whether it runs; a stopped one is judged by `passed`).
+    pub nolb: bool,
 }
 
 impl Outcome {
@@ -29,6 +32,7 @@ impl Outcome {
             code,
             reason,
             info: None,
+            nolb: false,
         }
     }
     fn fail(status: &'static str, code: Option<u16>, reason: String) -> Self {
@@ -38,6 +42,7 @@ impl Outcome {
             code,
             reason,
             info: None,
+            nolb: false,
         }
     }
 }
@@ -119,6 +124,7 @@ async fn speak<S: AsyncReadRent + AsyncWriteRent>(
             path,
             host,
             expect,
+            disable_on_404,
         } => {
             let host = host.clone().unwrap_or_else(|| addr.to_string());
             let request = format!(
@@ -128,7 +134,7 @@ async fn speak<S: AsyncReadRent + AsyncWriteRent>(
                 crate::config::StatusMatch::Body(text) => Some(text.as_bytes()),
                 _ => None,
             };
-            match monoio::time::timeout(
+            let mut outcome = match monoio::time::timeout(
                 check.timeout,
                 status_line(stream, request, want_body.is_some()),
             )
@@ -159,7 +165,9 @@ async fn speak<S: AsyncReadRent + AsyncWriteRent>(
                     Some(code),
                     format!("Layer7 wrong status, code: {code}, info: \"{text}\""),
                 ),
-            }
+            };
+            outcome.nolb = *disable_on_404 && outcome.code == Some(404);
+            outcome
         }
     }
 }

@@ -496,6 +496,7 @@ fn outcome(passed: bool, status: &'static str, code: Option<u16>, mut info: Stri
         code,
         reason,
         info: Some(info),
+        nolb: false,
     }
 }
 

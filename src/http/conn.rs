@@ -217,6 +217,16 @@ async fn run<S: Stream>(
             conn.new_record();
         }
         let mut result = conn.exchange(*first).await;
+        // A client gone before its request was whole: the connection's first, or
+        // one of which some bytes came. HAProxy logs and counts it as a bad request
+        // (`CR`, 400, `<BADREQ>`); a keep-alive connection closed between requests
+        // is no request.
+        if matches!(result, Err(Stop::Close))
+            && !conn.rec.started
+            && (*first || conn.cpos < conn.cbuf.len())
+        {
+            conn.left_before_request();
+        }
         if matches!(result, Err(Stop::Idle)) {
             conn.release_buffers();
             return Some(conn);
@@ -232,10 +242,10 @@ async fn run<S: Stream>(
         if conn.rec.term.is_none() {
             conn.rec.term = Some(match &result {
                 Ok(_) | Err(Stop::Tunnel(..)) => Term::NORMAL,
+                Err(Stop::Answer { .. }) if conn.rec.intercepted => Term::LOCAL_REQUEST,
+                Err(Stop::Service { .. }) => Term::LOCAL_REQUEST,
                 Err(Stop::Close) | Err(Stop::Newer) | Err(Stop::Idle) => Term::CLIENT_ABORT,
-                Err(Stop::Reset) | Err(Stop::Answer { .. }) | Err(Stop::Service { .. }) => {
-                    Term::PROXY_REQUEST
-                }
+                Err(Stop::Reset) | Err(Stop::Answer { .. }) => Term::PROXY_REQUEST,
                 Err(Stop::Tarpit(_)) => Term::PROXY_TARPIT,
                 Err(Stop::Reply(r)) => r.term(),
                 Err(Stop::ErrorPage { .. }) => Term::SERVER_CONNECT,
@@ -286,7 +296,10 @@ async fn run<S: Stream>(
                 conn.shard.stats.capture(conn.frontend, conn.peer, bytes);
             }
         }
-        conn.account();
+        // An admin page is accounted once it answered (its status).
+        if !matches!(result, Err(Stop::Service { .. })) {
+            conn.account();
+        }
         drop(arriving.take());
         match result {
             Ok(true) => {
@@ -389,6 +402,12 @@ async fn run<S: Stream>(
                     admin: req.admin,
                 };
                 let response = service_response(&shard, &svc, req, authorized).await;
+                conn.rec.status = response
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                conn.rec.bytes_out += response.len() as u64;
+                conn.account();
                 conn.answer_and_close(response.into_bytes()).await;
                 return None;
             }
@@ -487,6 +506,21 @@ impl<S: Stream> Conn<S> {
         true
     }
 
+    /// Records a client that left before its request was whole (see `run`).
+    fn left_before_request(&mut self) {
+        self.rec.started = true;
+        self.rec.status = 400;
+        self.rec.term = Some(Term::CLIENT_REQUEST);
+        self.rec.bytes_in = self.cbuf.len().saturating_sub(self.cpos) as u64;
+        self.reqline.clear();
+        Counters::inc(&self.shard.stats.frontends[self.frontend].ereq);
+    }
+
+    /// The request's client: the socket's peer, or what `http-request set-src` said.
+    fn client_addr(&self) -> SocketAddr {
+        self.txn.src.unwrap_or(self.peer)
+    }
+
     /// Accounts the finished request: the counters its rules track, the shard's
     /// counters and histograms, the log line.
     fn account(&mut self) {
@@ -504,7 +538,7 @@ impl<S: Stream> Conn<S> {
         self.rec.account(
             &self.shard,
             self.frontend,
-            (self.peer, self.local),
+            (self.client_addr(), self.local),
             &self.reqline,
             &self.txn,
         );
@@ -590,7 +624,7 @@ impl<S: Stream> Conn<S> {
             backend,
             req.hash,
             req.stick,
-            (self.peer, self.local),
+            (self.client_addr(), self.local),
             start,
         );
         dispatch.host_sni(req.sni_host.as_deref());

@@ -18,6 +18,8 @@ use crate::shard::Shard;
 pub enum Early {
     /// The answer (after-response rules applied) is in the head buffer.
     Answer(u16),
+    /// The same, for a `return` or a `redirect` (an intercepted request, `LR`).
+    Local(u16),
     Close {
         silent: bool,
     },
@@ -114,7 +116,10 @@ pub fn request_phase(
         let v = ANSWER.with(|a| {
             let mut a = a.borrow_mut();
             let v = run(&fe.http_request, &site, txn, out, Dir::Req, &mut a, rate);
-            if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
+            if matches!(
+                v,
+                Verdict::Answer(_) | Verdict::Local(_) | Verdict::Tarpit(_)
+            ) {
                 std::mem::swap(out, &mut a);
             }
             v
@@ -142,7 +147,10 @@ pub fn request_phase(
                 let v = run(&be.http_request, &site, txn, out, Dir::Req, &mut a, |_| {
                     false
                 });
-                if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
+                if matches!(
+                    v,
+                    Verdict::Answer(_) | Verdict::Local(_) | Verdict::Tarpit(_)
+                ) {
                     std::mem::swap(out, &mut a);
                 }
                 v
@@ -174,6 +182,8 @@ pub fn request_phase(
     if fe.unique_id_format.is_some() {
         unique_id(fe, &site, txn, out);
     }
+    // `set-src` changed the client X-Forwarded-For names.
+    let client = txn.src.map_or(client, |a| a.ip());
     forward_for(shard, fe, backend, client, out);
     Ok(Routed {
         backend,
@@ -323,13 +333,13 @@ fn early(
         Verdict::Continue => Ok(()),
         Verdict::Close { silent } => Err(Early::Close { silent }),
         Verdict::Service(s) => Err(Early::Service(s)),
-        Verdict::Answer(st) | Verdict::Tarpit(st) => {
+        Verdict::Answer(st) | Verdict::Local(st) | Verdict::Tarpit(st) => {
             after_local(site, txn, out, st);
             let _ = minor;
-            Err(if matches!(v, Verdict::Tarpit(_)) {
-                Early::Tarpit(st)
-            } else {
-                Early::Answer(st)
+            Err(match v {
+                Verdict::Tarpit(_) => Early::Tarpit(st),
+                Verdict::Local(_) => Early::Local(st),
+                _ => Early::Answer(st),
             })
         }
     }
@@ -416,7 +426,10 @@ pub fn response_phase(
         let v = ANSWER.with(|a| {
             let mut a = a.borrow_mut();
             let v = run(rules, &site, txn, out, Dir::Res, &mut a, |_| false);
-            if matches!(v, Verdict::Answer(_) | Verdict::Tarpit(_)) {
+            if matches!(
+                v,
+                Verdict::Answer(_) | Verdict::Local(_) | Verdict::Tarpit(_)
+            ) {
                 std::mem::swap(out, &mut a);
             }
             v
@@ -425,7 +438,7 @@ pub fn response_phase(
             Verdict::Continue => {}
             Verdict::Close { silent } => return Err(Early::Close { silent }),
             Verdict::Service(s) => return Err(Early::Service(s)),
-            Verdict::Answer(st) | Verdict::Tarpit(st) => {
+            Verdict::Answer(st) | Verdict::Local(st) | Verdict::Tarpit(st) => {
                 after_local(&site, txn, out, st);
                 return Err(Early::Answer(st));
             }

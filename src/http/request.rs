@@ -96,7 +96,7 @@ impl<S: Stream> Conn<S> {
                         }
                         // Captures, tcp-request content and http-request rules,
                         // use_backend, the backend's rules, use-server, XFF.
-                        let routed = match phases::request_phase(
+                        let phase = phases::request_phase(
                             &self.shard,
                             self.frontend,
                             self.peer,
@@ -104,10 +104,15 @@ impl<S: Stream> Conn<S> {
                             &mut self.txn,
                             &mut self.out,
                             &r,
-                        ) {
+                        );
+                        // `http-request set-src`: this request's client (hash, log).
+                        let client = self.txn.src.map_or(client, |a| a.ip());
+                        let routed = match phase {
                             Ok(routed) => routed,
                             Err(e) => {
                                 self.rec.backend = None;
+                                // The request was whole: `%TR` is measured.
+                                self.rec.start = Some(Instant::now());
                                 // `stats admin if COND`, on the request as rewritten.
                                 let admin = match &e {
                                     Early::Service(Service::Stats { admin: Some(c), .. }) => {
@@ -148,7 +153,7 @@ impl<S: Stream> Conn<S> {
                                     key,
                                     *function,
                                     crate::rules::Head::new(&self.out),
-                                    self.peer.ip(),
+                                    client,
                                 ),
                                 _ => None,
                             });
@@ -378,6 +383,13 @@ pub(super) fn early_stop(
                 Framing::None => 0,
                 _ => return Stop::Reply(Reply::BadRequest),
             };
+            rec.started = true;
+            rec.bytes_in = r.head_len as u64;
+            rec.intercepted = true;
+            rec.applet = Some(match service {
+                Service::Prometheus => crate::record::Applet::Prometheus,
+                _ => crate::record::Applet::Stats,
+            });
             let ask = ServiceAsk {
                 method: r.method.to_string(),
                 target: r.target.to_string(),
@@ -394,9 +406,10 @@ pub(super) fn early_stop(
             hrules::connection_header(out, true, r.minor_version);
             Stop::Tarpit(status)
         }
-        Early::Answer(status) | Early::Monitor(status) => {
-            // A monitor answer is one the proxy intercepted, whatever its status.
-            rec.intercepted = matches!(e, Early::Monitor(_));
+        Early::Answer(status) | Early::Local(status) | Early::Monitor(status) => {
+            // A monitor answer, a `return` and a `redirect` are requests the proxy
+            // intercepted, whatever their status.
+            rec.intercepted = matches!(e, Early::Monitor(_) | Early::Local(_));
             // As HAProxy: the connection stays open for the next request when
             // this one has no body to skip.
             let fe = &shard.config.frontends[frontend];

@@ -31,6 +31,9 @@ pub enum Verdict {
     Continue,
     /// A local answer is in `answer`: send it (status for the log).
     Answer(u16),
+    /// The same for a `return` or a `redirect`: HAProxy's intercepted requests,
+    /// logged `LR` rather than a denial's `PR`.
+    Local(u16),
     /// Close the connection without an answer (`reject`; `silent-drop` resets it).
     Close { silent: bool },
     /// `tarpit`: hold the client, then send the answer in `answer`.
@@ -199,6 +202,18 @@ fn apply(
                 store_var(txn, target, &v, &w.s.cur);
             }
         }
+        HttpAction::SetSrc(expr) => {
+            let ip = {
+                let ctx = site.ctx(txn, Some(head), dir);
+                let port = ctx.src.port();
+                expr.eval(&ctx, &mut w.s)
+                    .and_then(|v| v.as_ip(&w.s.cur))
+                    .map(|ip| (ip, port))
+            };
+            if let Some((ip, port)) = ip {
+                txn.src = Some(std::net::SocketAddr::new(ip, port));
+            }
+        }
         HttpAction::SetVarFmt(target, fmt) => {
             value(fmt, site, txn, head, dir, w);
             let v = Smp::Str(crate::rules::Data::Buf);
@@ -223,10 +238,10 @@ fn apply(
             };
             let ctx = site.ctx(txn, Some(head), dir);
             r.write(&ctx, &mut w.s, answer);
-            return Some(if matches!(action, HttpAction::Tarpit(_)) {
-                Verdict::Tarpit(r.status)
-            } else {
-                Verdict::Answer(r.status)
+            return Some(match action {
+                HttpAction::Tarpit(_) => Verdict::Tarpit(r.status),
+                HttpAction::Return(_) => Verdict::Local(r.status),
+                _ => Verdict::Answer(r.status),
             });
         }
         HttpAction::Auth { realm, page } => {
@@ -249,7 +264,7 @@ fn apply(
             answer.clear();
             let ctx = site.ctx(txn, Some(head), dir);
             r.write(&ctx, &mut w.s, answer);
-            return Some(Verdict::Answer(r.code));
+            return Some(Verdict::Local(r.code));
         }
         HttpAction::Capture { expr, slot, len } => {
             w.val.clear();

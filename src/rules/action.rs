@@ -33,6 +33,8 @@ pub enum Service {
         /// `stats admin if COND`: requests meeting it may change servers' states
         /// from the page.
         admin: Option<AdminCond>,
+        /// `stats scope`: the only proxies shown (by name); empty = all of them.
+        scope: Vec<String>,
     },
     Prometheus,
 }
@@ -86,6 +88,10 @@ pub enum HttpAction {
     SetVar(VarTarget, Expr),
     SetVarFmt(VarTarget, LogFormat),
     UnsetVar(VarTarget),
+    /// `set-src EXPR`: the client's address for the rest of the request (`src`, the
+    /// log, X-Forwarded-For, `balance source`), its port kept; a value that is no
+    /// address changes nothing.
+    SetSrc(Expr),
     Allow,
     Deny(Arc<Reply>),
     Tarpit(Arc<Reply>),

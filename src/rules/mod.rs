@@ -138,6 +138,10 @@ pub struct Txn {
     pub h2: bool,
     /// The request's `unique-id-format` id, once computed.
     pub unique_id: unique_id::UniqueId,
+    /// The client's address as `http-request set-src` set it, for the rest of the
+    /// request (HAProxy 2.6 sets the stream's source: the connection's next request
+    /// starts from the socket's address again).
+    pub src: Option<SocketAddr>,
 }
 
 /// What a transaction needs of the config in force to begin: its identity (a
@@ -157,6 +161,7 @@ impl Txn {
         self.vars.reset_all(scope.vars.len());
         self.sess_track = [None; 3];
         self.first = true;
+        self.src = None;
     }
 
     /// A new request: request-scoped state is forgotten. A connection that moved to a
@@ -171,6 +176,7 @@ impl Txn {
         reset_caps(&mut self.req_caps, nreq);
         reset_caps(&mut self.res_caps, nres);
         self.track = [None; 3];
+        self.src = None;
         self.log_level = None;
         self.status = None;
         self.unique_id.reset();
@@ -225,7 +231,7 @@ impl<'a> Ctx<'a> {
     /// connection`).
     pub fn new(src: SocketAddr, dst: SocketAddr, txn: &'a Txn) -> Ctx<'a> {
         Ctx {
-            src,
+            src: txn.src.unwrap_or(src),
             dst,
             dir: Dir::Req,
             req: None,

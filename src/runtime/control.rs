@@ -393,6 +393,11 @@ fn apply(shard: &Shard, msg: ToShard) {
             server,
             up: is_up,
         } => up.set_up(backend, server, is_up),
+        ToShard::ServerNolb {
+            backend,
+            server,
+            nolb,
+        } => up.set_nolb(backend, server, nolb),
         ToShard::SetAdmin {
             backend,
             server,

@@ -33,6 +33,8 @@ pub struct ServerState {
     pub effective_weight: Cell<u32>,
     /// The health thread's verdict.
     pub up: Cell<bool>,
+    /// Up, but no new load-balanced traffic (`disable-on-404`, HAProxy's NOLB).
+    pub nolb: Cell<bool>,
     pub admin: Cell<AdminState>,
     /// When the server last came up, while its slow start runs.
     pub ramp_since: Cell<Option<Instant>>,
@@ -106,9 +108,12 @@ impl ServerState {
         }
     }
 
-    /// Probe up, operator ready, weight above zero.
+    /// Probe up (not NOLB), operator ready, weight above zero.
     pub fn usable(&self) -> bool {
-        self.up.get() && self.admin.get() == AdminState::Ready && self.effective_weight.get() > 0
+        self.up.get()
+            && !self.nolb.get()
+            && self.admin.get() == AdminState::Ready
+            && self.effective_weight.get() > 0
     }
 
     /// What makes its connections interchangeable with another generation's.
@@ -240,6 +245,7 @@ impl BackendState {
                 conf_weight: s.weight,
                 effective_weight: Cell::new(s.weight),
                 up: Cell::new(true),
+                nolb: Cell::new(false),
                 admin: Cell::new(if s.disabled {
                     AdminState::Maint
                 } else {

@@ -257,6 +257,7 @@ impl Upstreams {
                     continue;
                 };
                 s.up.set(os.up.get());
+                s.nolb.set(os.nolb.get());
                 s.admin.set(os.admin.get());
                 s.fail_streak.set(os.fail_streak.get());
                 if os.weight.get() != os.conf_weight {
@@ -282,6 +283,8 @@ impl Upstreams {
             return;
         }
         s.up.set(up);
+        // A server that goes down leaves NOLB (HAProxy's STOPPING) with it.
+        s.nolb.set(false);
         if up {
             s.fail_streak.set(0);
             if !s.slowstart.is_zero() {
@@ -301,6 +304,17 @@ impl Upstreams {
             for b in be.servers.iter().filter(|b| b.backup) {
                 b.kill.fire(true);
             }
+        }
+    }
+
+    /// Applies the health thread's NOLB verdict (`disable-on-404`).
+    pub fn set_nolb(&self, backend: usize, server: usize, nolb: bool) {
+        let be = &self.backends[backend];
+        let s = &be.servers[server];
+        if s.nolb.get() != nolb {
+            s.nolb.set(nolb);
+            self.sync_pool(s);
+            be.rebuild();
         }
     }
 

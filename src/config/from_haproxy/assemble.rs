@@ -79,6 +79,13 @@ impl Mapper<'_> {
                     self.err(*line, format!("server '{}': 'tcp-check connect ssl' needs the server's TLS settings ('ssl' or 'check-ssl' with 'verify' / 'ca-file'): not supported without them yet", sv.name));
                 }
             }
+            // Without an HTTP check no 404 can come: nothing to ignore but the line.
+            let http_check = s.httpchk.is_some()
+                && tcp_check.is_none()
+                && !matches!(s.check_opt, tcpcheck::CheckOpt::External);
+            if let (Some(line), false) = (s.disable_on_404, http_check) {
+                self.warn(line, format!("proxy '{}': 'http-check disable-on-404' ignored: the checks are not HTTP ('option httpchk')", p.name));
+            }
             let health = (!checked.is_empty()).then(|| {
                 let first = checked[0];
                 for other in &checked[1..] {
@@ -113,6 +120,7 @@ impl Mapper<'_> {
                             path: path.clone(),
                             host: host.clone(),
                             expect: s.expect.clone(),
+                            disable_on_404: s.disable_on_404.is_some(),
                         },
                         (None, None) => CheckKind::Tcp,
                     },
@@ -389,6 +397,7 @@ impl Mapper<'_> {
                 log_line: self.log_line(p, mode),
                 dont_log_null: p.settings.dont_log_null,
                 dont_log_normal: p.settings.dont_log_normal,
+                log_errors_as_err: p.settings.log_separate_errors,
                 http_request: {
                     let mut rules = p.http_request.clone();
                     rules.extend(p.redirects.iter().cloned());
@@ -614,6 +623,12 @@ fn stats_rule(p: &Proxy) -> Option<HttpRule> {
                 .admin
                 .clone()
                 .map(|c| crate::config::AdminCond(Arc::new(c))),
+            // `.` is the proxy the page belongs to.
+            scope: st
+                .scope
+                .iter()
+                .map(|n| if n == "." { p.name.clone() } else { n.clone() })
+                .collect(),
         }),
         line: p.line,
     })

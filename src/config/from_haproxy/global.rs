@@ -87,6 +87,7 @@ impl Mapper<'_> {
         let mut raw = !matches!(sink, LogSink::Udp(_) | LogSink::Unix(_));
         let mut facility = None;
         let mut level = None;
+        let mut min_level = None;
         let mut i = 1;
         while i < a.len() {
             match a[i].as_str() {
@@ -109,9 +110,17 @@ impl Mapper<'_> {
                         return None;
                     }
                 },
-                // The minimum level only lowers the severity written in each line;
-                // access lines are `info`, above any minimum but `debug`.
-                _ => {}
+                v if min_level.is_none() => match crate::config::syslog_level(v) {
+                    Some(n) => min_level = Some(n),
+                    None => {
+                        self.err(l.line, format!("unknown log level '{v}'"));
+                        return None;
+                    }
+                },
+                other => {
+                    self.err(l.line, format!("'log': unexpected argument '{other}'"));
+                    return None;
+                }
             }
             i += 1;
         }
@@ -120,17 +129,12 @@ impl Mapper<'_> {
             return None;
         };
         let level = level.unwrap_or(7);
-        if level < crate::config::LOG_LEVEL_INFO {
-            self.warn(
-                l.line,
-                "this target's level is more severe than 'info': access log lines are not sent to it (as in HAProxy)",
-            );
-        }
         Some(LogTarget {
             sink,
             facility,
             raw,
             level,
+            min_level: min_level.unwrap_or(0),
             tag: "ringlb".into(),
             hostname: None,
         })
@@ -188,7 +192,6 @@ impl Mapper<'_> {
             | "description"
             | "master-worker"
             | "spread-checks"
-            | "localpeer"
             | "set-dumpable"
             | "strict-limits"
             | "quiet"
@@ -223,6 +226,8 @@ impl Mapper<'_> {
                 },
                 _ => self.err(l.line, "'h1-case-adjust-file' expects a file name"),
             },
+            // Read with the `peers` sections (which peer is this node).
+            "localpeer" => {}
             "external-check" => self.external_check = Some(l.line),
             "zero-warning" => self.zero_warning = Some(l.line),
             // ringlb spawns check programs whatever this says (HAProxy refuses to
@@ -416,7 +421,7 @@ impl Mapper<'_> {
 }
 
 /// The system's host name (`gethostname`), for `log-send-hostname` without a name.
-fn system_hostname() -> String {
+pub(super) fn system_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
     let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

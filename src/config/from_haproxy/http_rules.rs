@@ -35,7 +35,10 @@ fn refused(kind: HttpKind, action: &str) -> Option<String> {
         "auth" if kind != HttpKind::Request => {
             format!("'{kw} auth' does not exist (a request action)")
         }
-        "set-src" | "set-src-port" | "set-dst" | "set-dst-port" => {
+        "set-src" if kind != HttpKind::Request => {
+            format!("'{kw} set-src' does not exist (a request action)")
+        }
+        "set-src-port" | "set-dst" | "set-dst-port" => {
             format!("'{kw} {action}' is not supported by ringlb")
         }
         "set-tos" | "set-mark" => format!(
@@ -238,6 +241,10 @@ impl Mapper<'_> {
                 Ok(((*name).into(), m.lf(p, value)?))
             };
         Ok(match action {
+            "set-src" => match args {
+                [e] => HttpAction::SetSrc(self.expr(p, e)?),
+                _ => return Err("expects a sample expression".into()),
+            },
             "set-header" => {
                 let (n, f) = hdr_fmt(self, p, args)?;
                 HttpAction::SetHeader(n, f)

@@ -13,6 +13,7 @@ mod cookie;
 mod errors;
 mod global;
 mod http_rules;
+mod peers;
 mod process;
 mod proxy;
 mod replies;
@@ -161,6 +162,8 @@ struct Settings {
     hash_function: Option<crate::config::HashFunction>,
     httpchk: Option<(String, String, Option<String>)>,
     expect: StatusMatch,
+    /// `http-check disable-on-404`, and its line.
+    disable_on_404: Option<usize>,
     /// `option tcp-check` or a protocol check, and the `tcp-check` lines.
     check_opt: tcpcheck::CheckOpt,
     tcp_rules: tcpcheck::TcpRules,
@@ -176,6 +179,7 @@ struct Settings {
     log_line: Option<(usize, String)>,
     dont_log_null: bool,
     dont_log_normal: bool,
+    log_separate_errors: bool,
     stats: StatsSettings,
     close: Close,
     /// `cookie NAME ...`, `dynamic-cookie-key`, `option persist`.
@@ -224,6 +228,8 @@ struct StatsSettings {
     realm: Option<String>,
     /// `stats admin if|unless COND`.
     admin: Option<Condition>,
+    /// `stats scope NAME|.`, in order, without repeats.
+    scope: Vec<String>,
 }
 
 impl Default for Settings {
@@ -246,6 +252,7 @@ impl Default for Settings {
             hash_function: None,
             httpchk: None,
             expect: StatusMatch::Default,
+            disable_on_404: None,
             check_opt: Default::default(),
             tcp_rules: Default::default(),
             ext_command: None,
@@ -256,6 +263,7 @@ impl Default for Settings {
             log_line: None,
             dont_log_null: false,
             dont_log_normal: false,
+            log_separate_errors: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
             cookie: None,
@@ -429,6 +437,7 @@ impl<'e> Mapper<'e> {
         let mut proxies: Vec<Proxy> = Vec::new();
         self.http_errors_sections(doc);
         self.userlist_sections(doc);
+        self.peers_sections(doc);
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -450,7 +459,8 @@ impl<'e> Mapper<'e> {
                     defaults.insert(i, s);
                 }
                 // Read beforehand.
-                SectionKind::Other(kw) if kw == "http-errors" || kw == "userlist" => {}
+                SectionKind::Other(kw)
+                    if kw == "http-errors" || kw == "userlist" || kw == "peers" => {}
                 SectionKind::Other(kw) => {
                     self.err(
                         sec.line,

@@ -439,12 +439,9 @@ impl Mapper<'_> {
                 s.log_format = (!negate).then_some(LogFormat::Tcp);
             }
             "dontlognull" => s.dont_log_null = !negate,
-            "dontlog-normal" if p.kind == SectionKind::Backend => self.warn(
-                l.line,
-                "'dontlog-normal' ignored because backend has no frontend capability (as in HAProxy)",
-            ),
             "dontlog-normal" => s.dont_log_normal = !negate,
-            "log-health-checks" | "log-separate-errors" | "httpslog" => {
+            "log-separate-errors" => s.log_separate_errors = !negate,
+            "log-health-checks" | "httpslog" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
             "tcpka" | "clitcpka" | "srvtcpka" => {
@@ -576,12 +573,8 @@ impl Mapper<'_> {
                     [] => self.err(l.line, "'http-check expect' expects a match"),
                 }
             }
-            // Ignoring either would change what happens: a 404 would mark the server
-            // down rather than NOLB, and the server would not get its state header.
-            Some("disable-on-404") => self.err(
-                l.line,
-                "'http-check disable-on-404' is not supported yet (a 404 would mark the server down, not NOLB)",
-            ),
+            Some("disable-on-404") => s.disable_on_404 = Some(l.line),
+            // Ignoring it would change what the server sees: no state header.
             Some("send-state") => self.err(
                 l.line,
                 "'http-check send-state' is not supported yet (no X-Haproxy-Server-State header on checks)",

@@ -154,9 +154,17 @@ impl Mapper<'_> {
             },
             Some("hide-version") | Some("show-legends") | Some("show-node") | Some("show-desc") => {
             }
-            // Ignoring these would show the page to whom, or show what, the operator
-            // meant to hide.
-            Some("http-request") | Some("scope") => self.err(
+            Some("scope") => match arg {
+                Some(name) => {
+                    s.stats.enabled = true;
+                    if !s.stats.scope.contains(&name) {
+                        s.stats.scope.push(name);
+                    }
+                }
+                None => self.err(l.line, "'stats scope' expects a proxy name or '.'"),
+            },
+            // Ignoring it would show the page to whom the operator meant to hide it.
+            Some("http-request") => self.err(
                 l.line,
                 format!(
                     "'stats {}' is not supported yet (the page would not be restricted)",

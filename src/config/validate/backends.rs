@@ -303,6 +303,7 @@ impl Validator {
                     ("path", h.path.is_some()),
                     ("host", h.host.is_some()),
                     ("expect_status", h.expect_status.is_some()),
+                    ("disable_on_404", h.disable_on_404.is_some()),
                 ] {
                     if set {
                         self.err(format!("{path}.{key}"), "only applies to type = \"http\"");
@@ -337,6 +338,7 @@ impl Validator {
                     path: p,
                     host: h.host.clone(),
                     expect,
+                    disable_on_404: h.disable_on_404.unwrap_or(false),
                 }
             }
             Some(other) => {

@@ -204,6 +204,7 @@ impl Validator {
                 },
                 dont_log_null: f.dont_log_null,
                 dont_log_normal: false,
+                log_errors_as_err: false,
                 log_line: match f.log.as_deref() {
                     Some("http") => Some(LogFormat::Http.builtin()),
                     Some("tcp") => Some(LogFormat::Tcp.builtin()),
@@ -233,6 +234,7 @@ impl Validator {
                                 realm: "ringlb".into(),
                                 refresh: None,
                                 admin: None,
+                                scope: Vec::new(),
                             },
                         ),
                         (
