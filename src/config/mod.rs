@@ -267,7 +267,7 @@ pub struct Runtime {
     pub tls_handshakes: usize,
     /// The deflate level of HTTP compression (`tune.comp.maxlevel`, 1 to 9).
     pub comp_level: u32,
-    /// How the process runs around its shards (`crate::process` applies it).
+    /// How the process runs around its shards (the `process` module applies it).
     pub process: ProcessSettings,
 }
 

@@ -1,5 +1,5 @@
 //! haproxy.cfg `global` keywords about the process itself: `daemon`, `ulimit-n`,
-//! `chroot`, `user`/`uid`, `group`/`gid` (applied by `crate::process`). A user or group
+//! `chroot`, `user`/`uid`, `group`/`gid` (applied by the `process` module). A user or group
 //! name is looked up at load, so a name the system does not know is an error on its
 //! line, as in HAProxy.
 
