@@ -154,7 +154,10 @@ pub struct CaptureSlot {
 
 /// `h1-case-adjust FROM TO` pairs: a header name equal to FROM but for case is written
 /// TO (the same letters), on heads sent over HTTP/1.
-pub type CaseAdjust = Arc<[(Box<[u8]>, Box<[u8]>)]>;
+pub type CaseAdjust = Arc<[CasePair]>;
+
+/// One `h1-case-adjust` pair: FROM (lower-cased), TO.
+pub type CasePair = (Box<[u8]>, Box<[u8]>);
 
 /// `option clitcpka` / `srvtcpka` (or `tcpka`, both): TCP keep-alive probes on the
 /// client or server sockets, so that NAT and firewalls keep long idle connections.

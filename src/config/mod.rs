@@ -34,8 +34,8 @@ pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, St
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
 pub use frontend::{
-    Bind, BindRef, CaptureSlot, Captures, CaseAdjust, ForwardFor, Frontend, ListenOpts, Route,
-    RouteTarget, TcpKeepalive,
+    Bind, BindRef, CaptureSlot, Captures, CaseAdjust, CasePair, ForwardFor, Frontend, ListenOpts,
+    Route, RouteTarget, TcpKeepalive,
 };
 pub use log::{
     syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_ERR, LOG_LEVEL_INFO,

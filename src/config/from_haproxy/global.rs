@@ -198,7 +198,7 @@ impl Mapper<'_> {
             | "expose-experimental-directives"
             | "server-state-file"
             | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
-            "h1-case-adjust" => match &a[..] {
+            "h1-case-adjust" => match a {
                 [from, to] => self.case_pair(l.line, from, to),
                 [_, _, extra, ..] => self.err(
                     l.line,
@@ -206,7 +206,7 @@ impl Mapper<'_> {
                 ),
                 _ => self.err(l.line, "'h1-case-adjust' expects <from> and <to> as argument."),
             },
-            "h1-case-adjust-file" => match &a[..] {
+            "h1-case-adjust-file" => match a {
                 [file] => match std::fs::read_to_string(file) {
                     Ok(text) => {
                         for (n, line) in text.lines().enumerate() {

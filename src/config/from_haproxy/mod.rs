@@ -106,7 +106,7 @@ struct Mapper<'e> {
     log_hostname: Option<String>,
     insecure_fork: bool,
     /// Global `h1-case-adjust FROM TO` pairs (FROM lower-cased).
-    h1_case: Vec<(Box<[u8]>, Box<[u8]>)>,
+    h1_case: Vec<crate::config::CasePair>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
