@@ -84,6 +84,8 @@ pub struct Running {
     pub listening: Vec<(String, SocketAddr)>,
     shutdown_grace: Duration,
     pub(crate) health: Option<health::Health>,
+    /// The log thread (fixed for the process's life: a reload may not change it).
+    pub(crate) log: Option<crossbeam_channel::Sender<Vec<u8>>>,
     pub(crate) admin: Option<admin::Admin>,
     cluster: Option<cluster::Cluster>,
     /// The configuration in force, and its limits.
@@ -169,10 +171,16 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     shared.links.set(Arc::new(control::ShardLinks(
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
     )));
+    // Lines less severe than the target's level are never formatted (`record`).
+    let log = match &cfg.log {
+        Some(target) => Some(accesslog::spawn(target.clone()).map_err(Error::Io)?),
+        None => None,
+    };
     let health = health::Health::spawn(
         cfg.clone(),
         controls.iter().map(|(tx, _)| tx.clone()).collect(),
         reports_rx,
+        log.clone(),
     )
     .map_err(Error::Io)?;
     let core = Arc::new(control::Core::new(
@@ -191,11 +199,6 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         admin.core.clone(),
     )
     .map_err(Error::Io)?;
-    // Lines less severe than the target's level are never formatted (`record`).
-    let log = match &cfg.log {
-        Some(target) => Some(accesslog::spawn(target.clone()).map_err(Error::Io)?),
-        None => None,
-    };
     let resync: control::Resync = {
         let core = admin.core.clone();
         Arc::new(move |cfg| core.resync_messages(cfg))
@@ -262,6 +265,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         listening,
         shutdown_grace: cfg.timeouts.shutdown,
         health: Some(health),
+        log,
         admin: Some(admin),
         cluster: Some(cluster),
         cfg: cfg.clone(),

@@ -162,6 +162,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         senders,
         reports,
         old_view.as_ref().map(|v| (&*old, v)),
+        running.log.clone(),
     )
     .map_err(|e| vec![format!("health thread: {e}")])?;
     if let Some(a) = &running.admin {

@@ -266,13 +266,10 @@ impl Drop for Shard {
 
 /// The TLS contexts of every bind of `config`, for one shard.
 fn shard_tls(config: &Config, shared: Option<&str>) -> crate::tls::shard::ShardTls {
-    let binds: Vec<(bool, Vec<_>)> = config
+    let binds: Vec<Vec<_>> = config
         .frontends
         .iter()
-        .map(|f| {
-            let http = f.mode == crate::config::Mode::Http;
-            (http, f.binds.iter().map(|b| b.tls.as_ref()).collect())
-        })
+        .map(|f| f.binds.iter().map(|b| b.tls.as_ref()).collect())
         .collect();
     crate::tls::shard::ShardTls::new(&binds, shared)
 }

@@ -12,7 +12,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 
 use crate::config::{RouteTarget, TcpAction, TcpRule};
@@ -222,8 +221,8 @@ pub fn drop_connection<S: crate::io::Stream>(stream: S, silent: bool) {
 }
 
 /// SO_LINGER 0: closing sends a reset instead of a FIN.
-fn reset_on_close(stream: &TcpStream) {
-    use std::os::fd::{AsRawFd, BorrowedFd};
+fn reset_on_close(stream: &impl std::os::fd::AsRawFd) {
+    use std::os::fd::BorrowedFd;
     // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
     let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
     let _ = socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO));
@@ -421,7 +420,7 @@ impl Drop for SessionTrack<'_> {
 pub fn at_accept(
     shard: &Shard,
     frontend: usize,
-    stream: &TcpStream,
+    stream: &impl std::os::fd::AsRawFd,
     peer: SocketAddr,
     local: SocketAddr,
     txn: &mut Txn,

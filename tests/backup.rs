@@ -82,10 +82,10 @@ fn first_backup_only_takes_over_then_hands_back() {
 
     // The first backup fails too: the next one takes over.
     s.b1.set_health_status(500);
-    wait_for_log(&s.lb, "Backup server app/b1 is DOWN", FLIP_BOUND);
+    wait_for_log(&s.lb, "Backup Server app/b1 is DOWN", FLIP_BOUND);
     until_in_a_row(addr, "/", 20, FLIP_BOUND, "on b2", |n| n == "b2");
     s.b1.set_health_status(200);
-    wait_for_log(&s.lb, "Backup server app/b1 is UP", FLIP_BOUND);
+    wait_for_log(&s.lb, "Backup Server app/b1 is UP", FLIP_BOUND);
     until_in_a_row(addr, "/", 20, FLIP_BOUND, "on b1 again", |n| n == "b1");
 
     restore_primary(&s);

@@ -232,3 +232,97 @@ fn streams_after_a_reload_are_served_by_the_config_in_force() {
     assert_eq!(body_of(&mut s, 3), b"backend=new");
     drop(file);
 }
+
+/// A soft stop (SIGUSR1) with an HTTP/2 connection holding a slow stream: the
+/// connection gets GOAWAY at once (naming stream 1 as the last it takes, once its
+/// PING is answered), the stream completes, the connection closes, and the process
+/// exits. A second connection, idle, gets GOAWAY and is closed too.
+#[test]
+fn a_soft_stop_sends_goaway_and_lets_the_open_stream_finish() {
+    let app = TestBackend::start("app");
+    let mut lb = start(&app, "");
+    let addr = lb.addr("web");
+    let connect = || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(4, 0, 0, &[]));
+        s.write_all(&out).unwrap();
+        s
+    };
+    let mut idle = connect();
+    let mut s = connect();
+    let mut fields = request();
+    fields[2] = (b":path", b"/sleep/1500");
+    s.write_all(&frame(1, END_STREAM | END_HEADERS, 1, &block(&fields)))
+        .unwrap();
+    wait_for(
+        "the slow request at the server",
+        Duration::from_secs(5),
+        || app.in_flight() == 1,
+    );
+    lb.signal(libc::SIGUSR1);
+    // Frames until the connection closes: GOAWAYs (their last stream ids), stream 1's
+    // body and whether it ended, PINGs answered.
+    let mut goaway_last = Vec::new();
+    let mut body = Vec::new();
+    let mut ended = false;
+    let mut body_after_goaway = false;
+    loop {
+        let mut h = [0u8; 9];
+        match s.read_exact(&mut h) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("reading frames: {e}"),
+        }
+        let len = (h[0] as usize) << 16 | (h[1] as usize) << 8 | h[2] as usize;
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).unwrap();
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        match h[3] {
+            7 => {
+                let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+                assert_eq!(code, 0, "GOAWAY(NO_ERROR)");
+                goaway_last.push(last & 0x7fff_ffff);
+            }
+            // A PING: answered, as any client does.
+            6 if h[4] & 1 == 0 => s.write_all(&frame(6, 1, 0, &payload)).unwrap(),
+            0 if stream == 1 => {
+                body.extend_from_slice(&payload);
+                body_after_goaway |= !goaway_last.is_empty();
+                ended |= h[4] & END_STREAM != 0;
+            }
+            3 if stream == 1 => panic!("stream 1 reset"),
+            _ => {}
+        }
+    }
+    assert!(!goaway_last.is_empty(), "no GOAWAY");
+    assert_eq!(*goaway_last.last().unwrap(), 1, "{goaway_last:?}");
+    assert!(body_after_goaway, "the stream finished after the GOAWAY");
+    assert!(ended, "stream 1 ended");
+    assert_eq!(body, b"slept 1500");
+    // The idle connection was told too, and closed.
+    let mut saw_goaway = false;
+    loop {
+        let mut h = [0u8; 9];
+        if idle.read_exact(&mut h).is_err() {
+            break;
+        }
+        let len = (h[0] as usize) << 16 | (h[1] as usize) << 8 | h[2] as usize;
+        let mut payload = vec![0u8; len];
+        idle.read_exact(&mut payload).unwrap();
+        match h[3] {
+            7 => saw_goaway = true,
+            6 if h[4] & 1 == 0 => {
+                let _ = idle.write_all(&frame(6, 1, 0, &payload));
+            }
+            _ => {}
+        }
+    }
+    assert!(saw_goaway, "the idle connection got GOAWAY");
+    let status = lb
+        .wait_exit(Duration::from_secs(10))
+        .expect("the process exits after its streams finished");
+    assert!(status.success(), "{status:?}");
+}

@@ -282,6 +282,42 @@ fn h2load_many_streams_over_few_connections_all_succeed() {
     assert_eq!(r.header("x-backend"), Some("app"));
 }
 
+/// A bind without `proto h2` serves a connection that opens with the HTTP/2 preface
+/// as HTTP/2 (HAProxy 2.6 does so on every HTTP bind), and HTTP/1 clients of the same
+/// bind as before, on the same keep-alive path.
+#[test]
+fn the_preface_on_a_plain_bind_is_served_as_http2() {
+    let s = setup("");
+    let url = format!("http://{}/headers", s.h1());
+    let (out, code, err) = curl(&["-H", "host: api.test", "-w", "proto=%{http_version}", &url]);
+    assert_eq!(code, Some(0), "curl {url}: {err}");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.ends_with("proto=2"), "{text}");
+    assert!(text.to_lowercase().contains("x-ver: 2.0"), "{text}");
+    assert_eq!(s.api.requests_to("/headers"), 1, "routed by :authority");
+    // Many streams on one sniffed connection, and several connections at once.
+    let out = Command::new("h2load")
+        .args(["-n", "2000", "-c", "4", "-m", "10", "-T", "30"])
+        .arg(format!("http://{}/", s.h1()))
+        .output()
+        .expect("h2load runs (Debian package nghttp2-client)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed, 0 errored, 0 timeout"),
+        "{text}"
+    );
+    // HTTP/1 on the same bind: keep-alive requests, then a request line HTTP/1 cannot
+    // parse is still a 400 (only the preface is handed to HTTP/2).
+    let mut c = HttpClient::connect(s.h1());
+    for _ in 0..3 {
+        let r = c.get("/");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-backend"), Some("app"));
+    }
+    let r = http_get(s.h1(), "/ x");
+    assert_eq!(r.status, 400);
+}
+
 /// SETTINGS as nghttp sees them: `tune.h2.max-concurrent-streams`, and HEAD and 204
 /// answers end with their HEADERS frame.
 #[test]

@@ -354,3 +354,168 @@ backend dead
         panic!("{}: no line for {last}; saw {seen:?}", s.who)
     });
 }
+
+/// Server state changes reach the log target as HAProxy sends them: `is DOWN` at
+/// `alert` (with `Running on backup.` while only a backup is left), `has no server
+/// available!` at `emerg`, `is UP` at `notice`. The same servers go down and come back
+/// on both sides; each one's messages (up to HAProxy's sessions trailer, which ringlb
+/// does not write) and priorities must match.
+#[test]
+fn server_state_changes_are_logged_as_haproxys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let sock = bind(&path);
+    let body = r#"
+defaults
+    mode http
+    log global
+    timeout connect 500ms
+    timeout client 10s
+    timeout server 10s
+    timeout check 500ms
+    default-server inter 100ms rise 1 fall 1
+
+frontend fe
+    bind "127.0.0.1:${P1}"
+    default_backend app
+
+backend app
+    option httpchk GET /health
+    server s1 "${S1}" check
+    server b1 "${S2}" check backup
+"#;
+    let t = Twins::start_with_global(
+        &format!("    log {} len 4096 local3\n", path.display()),
+        body,
+        &[("fe", "P1")],
+        &[("S1", Srv::Up("s1")), ("S2", Srv::Up("b1"))],
+    );
+    // Both up and checked first: nothing to say yet (HAProxy starts servers up).
+    t.wait_both("both checked", Duration::from_secs(10), |s| {
+        common::twins::stat_view(s, &["check_status"])
+            .iter()
+            .filter(|r| r.1 == "s1" || r.1 == "b1")
+            .all(|r| r.2 == ["L7OK"])
+    });
+    let next_state_line = |who: &str| -> (u32, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let Ok(n) = sock.recv(&mut buf) else { continue };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let Some(line) = parse(&text) else { continue };
+            if line.tag != who || line.message.contains("HTTP/1.1") {
+                continue;
+            }
+            // HAProxy's trailer (sessions active, requeued, in queue) is its own.
+            let msg = line.message.trim_end();
+            let msg = match msg.find(" 0 sessions") {
+                Some(i) => &msg[..i],
+                None => msg,
+            };
+            // Check durations are the machine's.
+            let msg = match msg.split_once("check duration: ") {
+                Some((a, b)) => {
+                    let rest = b.trim_start_matches(|c: char| c.is_ascii_digit());
+                    format!("{a}check duration: Nms{}", rest.trim_start_matches("ms"))
+                }
+                None => msg.to_string(),
+            };
+            return (line.pri, msg);
+        }
+        panic!("{who}: no state change line")
+    };
+    t.same("s1 goes down, then the backup, then s1 comes back", |s| {
+        s.backend("s1").set_health_status(500);
+        let mut seen = vec![next_state_line(s.who)];
+        s.backend("b1").set_health_status(500);
+        seen.push(next_state_line(s.who));
+        seen.push(next_state_line(s.who));
+        s.backend("s1").set_health_status(200);
+        seen.push(next_state_line(s.who));
+        s.backend("b1").set_health_status(200);
+        seen.push(next_state_line(s.who));
+        seen
+    });
+}
+
+/// `option log-health-checks`: every check that changes a server's status or health
+/// counter is logged (`notice`), as HAProxy words it, before the state change itself.
+#[test]
+fn log_health_checks_logs_each_step_as_haproxys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let sock = bind(&path);
+    let body = r#"
+defaults
+    mode http
+    log global
+    option log-health-checks
+    timeout connect 500ms
+    timeout client 10s
+    timeout server 10s
+    timeout check 500ms
+    default-server inter 100ms rise 2 fall 2
+
+frontend fe
+    bind "127.0.0.1:${P1}"
+    default_backend app
+
+backend app
+    option httpchk GET /health
+    server s1 "${S1}" check
+"#;
+    let t = Twins::start_with_global(
+        &format!("    log {} len 4096 local3\n", path.display()),
+        body,
+        &[("fe", "P1")],
+        &[("S1", Srv::Up("s1"))],
+    );
+    t.wait_both("checked", Duration::from_secs(10), |s| {
+        common::twins::stat_view(s, &["check_status"])
+            .iter()
+            .any(|r| r.1 == "s1" && r.2 == ["L7OK"])
+    });
+    // What the first checks said is each proxy's own start; from here on it must match.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut buf = [0u8; 4096];
+    while sock.recv(&mut buf).is_ok() {}
+    let lines_until = |who: &str, last: &str| -> Vec<(u32, String)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            let Ok(n) = sock.recv(&mut buf) else { continue };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let Some(line) = parse(&text) else { continue };
+            if line.tag != who {
+                continue;
+            }
+            let msg = line.message.trim_end();
+            let msg = match msg.find(" 0 sessions") {
+                Some(i) => &msg[..i],
+                None => msg,
+            };
+            let msg = match msg.split_once("check duration: ") {
+                Some((a, b)) => {
+                    let rest = b.trim_start_matches(|c: char| c.is_ascii_digit());
+                    format!("{a}check duration: Nms{}", rest.trim_start_matches("ms"))
+                }
+                None => msg.to_string(),
+            };
+            let done = msg.contains(last);
+            seen.push((line.pri, msg));
+            if done {
+                return seen;
+            }
+        }
+        panic!("{who}: no line with {last:?}; saw {seen:?}")
+    };
+    t.same("s1 fails twice, then passes twice", |s| {
+        s.backend("s1").set_health_status(500);
+        let mut seen = lines_until(s.who, "is DOWN");
+        s.backend("s1").set_health_status(200);
+        seen.extend(lines_until(s.who, "is UP"));
+        seen
+    });
+}

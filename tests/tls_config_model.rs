@@ -27,15 +27,10 @@ backend app\n    server s1 127.0.0.1:1 ssl ca-file ca.pem sni str(app.test) chec
     );
     let (cfg, warnings) = from_haproxy_str(&text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
     // As HAProxy: the line's ssl-min-ver makes the global no-tlsv13 ignored there.
-    // And 'alpn h2' on an HTTP frontend: h2 is kept in the model (a TCP frontend
-    // offers it) but not offered by an HTTP bind until HTTP/2 lands, with a warning.
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    // 'alpn h2' on an HTTP frontend is served (HTTP/2 by ALPN): no warning.
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains("no-tlsv1x are ignored"),
-        "{warnings:?}"
-    );
-    assert!(
-        warnings[1].contains("'alpn h2': HTTP/2 is not served yet"),
         "{warnings:?}"
     );
     let fe = &cfg.frontends[0];
@@ -94,9 +89,15 @@ fn toml_bind_tables_choose_tls_per_bind() {
     let cfg2 = from_toml_str(&mixed).unwrap_or_else(|e| panic!("{e}"));
     let b = &cfg2.frontends[0].binds;
     assert!(b[0].accept_proxy && !b[1].accept_proxy);
-    // The TOML default ALPN.
+    // The TOML default ALPN: h2 first on an HTTP frontend, HTTP/1.1 only in mode tcp.
     assert_eq!(
         fe.binds[0].tls.as_ref().unwrap().contexts[0].alpn,
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    let tcp = text.replace("default_backend", "mode = \"tcp\"\ndefault_backend");
+    let cfg3 = from_toml_str(&tcp).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg3.frontends[0].binds[0].tls.as_ref().unwrap().contexts[0].alpn,
         vec![b"http/1.1".to_vec()]
     );
 }

@@ -362,6 +362,12 @@ pub struct UseServer {
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub name: String,
+    /// Its servers' state changes go to the log target too (`log global` or a target
+    /// in the backend, as HAProxy's `send_log` on the backend).
+    pub logs: bool,
+    /// Each check that changes a server's status or health is logged too (`option
+    /// log-health-checks`).
+    pub log_health_checks: bool,
     /// TCP keep-alive probes on server sockets (`option srvtcpka`).
     pub tcpka: Option<TcpKeepalive>,
     /// Header names re-cased in the request heads sent to servers (`option

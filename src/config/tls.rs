@@ -60,7 +60,7 @@ pub struct RawTls {
     pub default_crt: Option<String>,
     #[serde(default)]
     pub strict_sni: bool,
-    /// Default `["http/1.1"]` (HTTP/2 is not served yet).
+    /// Default `["h2", "http/1.1"]` in mode http, `["http/1.1"]` in mode tcp.
     pub alpn: Option<Vec<String>>,
     pub verify: Option<String>,
     pub ca_file: Option<String>,
@@ -104,7 +104,8 @@ fn version(v: &Option<String>, key: &str, errs: &mut Vec<(String, String)>) -> O
 }
 
 /// The TOML table → a spec; errors are `(key, message)`.
-pub fn toml_bind_spec(raw: &RawTls) -> Result<BindTlsSpec, Vec<(String, String)>> {
+/// `http`: the frontend is in mode http, where the default ALPN list offers `h2`.
+pub fn toml_bind_spec(raw: &RawTls, http: bool) -> Result<BindTlsSpec, Vec<(String, String)>> {
     let mut errs = Vec::new();
     let verify = match raw.verify.as_deref().map(crate::tls::store::parse_verify) {
         None => None,
@@ -123,7 +124,14 @@ pub fn toml_bind_spec(raw: &RawTls) -> Result<BindTlsSpec, Vec<(String, String)>
         ));
     }
     let conf = SslConf {
-        alpn: Some(raw.alpn.clone().unwrap_or_else(|| vec!["http/1.1".into()])),
+        alpn: Some(raw.alpn.clone().unwrap_or_else(|| {
+            let default: &[&str] = if http {
+                &["h2", "http/1.1"]
+            } else {
+                &["http/1.1"]
+            };
+            default.iter().map(|p| p.to_string()).collect()
+        })),
         verify,
         ca_file: raw.ca_file.as_ref().map(PathBuf::from),
         crl_file: raw.crl_file.as_ref().map(PathBuf::from),
@@ -200,8 +208,9 @@ impl super::validate::Validator {
         &mut self,
         path: &str,
         raw: &RawTls,
+        http: bool,
     ) -> Option<std::sync::Arc<crate::tls::BindTls>> {
-        match toml_bind_spec(raw) {
+        match toml_bind_spec(raw, http) {
             Ok(spec) => self.loaded(&format!("{path}.tls"), |e, w| load_bind(&spec, e, w)),
             Err(errs) => {
                 for (k, m) in errs {

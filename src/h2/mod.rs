@@ -1,8 +1,9 @@
 //! HTTP/2 to clients: one connection driven by the h2 crate on the shard, each of its
 //! streams a local task that the HTTP/1 path serves as one request (`pipe::Pipe`: the
 //! stream translated to HTTP/1.1 and back), so servers get HTTP/1.1 through the
-//! shard's pool, as HAProxy does by default. Above the stream (plain TCP today; a TLS
-//! stream by ALPN next), below the HTTP path and the dispatch.
+//! shard's pool, as HAProxy does by default. Above the stream (plain TCP, or a TLS
+//! stream whose client picked `h2` by ALPN: `tls::h2tls`), below the HTTP path and the
+//! dispatch.
 //!
 //! The h2 crate needs tokio's I/O traits only, not its runtime: the socket goes
 //! through monoio's poll-io bridge (`TcpStream::try_into_poll_io`, readiness by an
@@ -12,6 +13,7 @@
 //! send buffer per stream, and the crate's reset-flood limits (pending-accept resets,
 //! locally-errored resets, CONTINUATION frames) at their defaults.
 
+pub mod drain;
 mod pipe;
 mod prefixed;
 mod request;
@@ -71,6 +73,31 @@ pub async fn serve(
             return;
         }
     };
+    serve_io(shard, frontend, io, peer, local, txn).await
+}
+
+/// Serves a plain connection whose first bytes were the HTTP/2 preface (on an HTTP
+/// bind without `proto h2`: the HTTP/1 path handed it over, `http::H2Preface`).
+pub async fn serve_preface(h: crate::http::H2Preface<monoio::net::TcpStream>) {
+    serve(
+        h.shard, h.frontend, h.client, h.peer, h.local, h.early, h.txn,
+    )
+    .await
+}
+
+/// Serves one HTTP/2 connection over `io`, a tokio stream (poll-io TCP, or TLS).
+pub async fn serve_io<T>(
+    shard: Rc<Shard>,
+    frontend: usize,
+    io: T,
+    peer: SocketAddr,
+    local: SocketAddr,
+    txn: Txn,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    // Registered from the start: a stop during the handshake still waits for it.
+    let registered = drain::Registration::new(&shard);
     let fe = &shard.config.frontends[frontend];
     let (handshake_by, idle) = (fe.timeouts.http_request, fe.timeouts.http_keep_alive);
     let limits = &shard.config.limits;
@@ -101,13 +128,29 @@ pub async fn serve(
         last: Cell::new(Instant::now()),
     });
     let mut closing = false;
+    let mut drained = false;
     loop {
         // Quiet (no stream open) for the keep-alive timeout: GOAWAY, then the
         // connection ends once the client saw it.
         let idle_at = session.last.get() + idle;
         let accepted = monoio::select! {
             a = conn.accept() => a,
+            // The shard stops: GOAWAY now; open streams finish, then it closes.
+            _ = registered.draining(), if !drained => {
+                drained = true;
+                if !closing {
+                    conn.graceful_shutdown();
+                    closing = true;
+                }
+                session.last.set(Instant::now());
+                continue;
+            }
             _ = monoio::time::sleep_until(idle_at) => {
+                // Stopping, and the client has not let the connection end (it did
+                // not answer GOAWAY's PING) within the keep-alive timeout.
+                if drained && session.open.get() == 0 {
+                    break;
+                }
                 if !closing && session.open.get() == 0 && session.last.get() + idle <= Instant::now() {
                     conn.graceful_shutdown();
                     closing = true;

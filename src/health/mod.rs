@@ -19,6 +19,11 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::config::{Config, HealthCheck};
 use crate::control::{CheckView, HealthReport, HealthView, ShardLink, ToShard};
 
+/// Syslog severities of server state changes, as HAProxy sends them.
+const LOG_EMERG: u8 = 0;
+const LOG_ALERT: u8 = 1;
+const LOG_NOTICE: u8 = 5;
+
 /// How often the health thread drains shard reports and ends passive cool-downs.
 const REPORT_TICK: Duration = Duration::from_millis(10);
 /// Without active checks, a server marked down by passive failures is tried again
@@ -34,12 +39,14 @@ pub struct Health {
 
 impl Health {
     /// Starts the thread. `reports` receives the shards' passive failure reports.
+    /// `log`: the log thread, which hears of server state changes too.
     pub fn spawn(
         cfg: Arc<Config>,
         shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
+        log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Health> {
-        Self::spawn_from(cfg, shards, reports, None)
+        Self::spawn_from(cfg, shards, reports, None, log)
     }
 
     /// Starts the thread; with `previous` (a reload), servers that existed before (same
@@ -49,6 +56,7 @@ impl Health {
         shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
         previous: Option<(&Config, &HealthView)>,
+        log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Health> {
         // The old view, locked once, and its backends by name (no quadratic search).
         let old = previous.map(|(c, v)| {
@@ -110,7 +118,7 @@ impl Health {
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
             match rt {
-                                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, stop_rx, shared))),
+                                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, stop_rx, shared, log))),
                 Err(e) => {
                     tracing::error!(error = %e, "health thread: cannot start its runtime; no health checks");
                     None
@@ -145,6 +153,8 @@ struct ServerHealth {
 
 struct State {
     cfg: Arc<Config>,
+    /// The log thread, for server state changes (`None`: no log target).
+    log: Option<Sender<Vec<u8>>>,
     servers: Vec<Vec<ServerHealth>>,
     shards: Vec<ShardLink>,
     view: HealthView,
@@ -216,23 +226,89 @@ impl State {
             .map(|d| format!(", check duration: {}ms", d.as_millis()))
             .unwrap_or_default();
         let kind = if b.servers[server].backup {
-            "Backup server"
+            "Backup Server"
         } else {
             "Server"
         };
         let name = format!("{}/{}", b.name, b.servers[server].name);
-        if up {
-            tracing::warn!(
-                "{kind} {name} is UP, reason: {reason}{took}. {active} active and {backup} backup servers online."
-            );
+        let on_backup = if active == 0 && backup > 0 {
+            " Running on backup."
         } else {
-            tracing::warn!(
-                "{kind} {name} is DOWN, reason: {reason}{took}. {active} active and {backup} backup servers left."
+            ""
+        };
+        // With `log-health-checks` the check's own line said why (HAProxy passes no
+        // check to the state change's message then).
+        let why = if b.log_health_checks {
+            String::new()
+        } else {
+            format!(", reason: {reason}{took}")
+        };
+        if up {
+            let msg = format!(
+                "{kind} {name} is UP{why}. {active} active and {backup} backup servers online.{on_backup}"
             );
+            tracing::warn!("{msg}");
+            self.syslog(backend, LOG_NOTICE, &msg);
+        } else {
+            let msg = format!(
+                "{kind} {name} is DOWN{why}. {active} active and {backup} backup servers left.{on_backup}"
+            );
+            tracing::warn!("{msg}");
+            self.syslog(backend, LOG_ALERT, &msg);
             if active == 0 && backup == 0 {
-                tracing::error!("backend {} has no server available!", b.name);
+                let msg = format!("backend {} has no server available!", b.name);
+                tracing::error!("{msg}");
+                self.syslog(backend, LOG_EMERG, &msg);
             }
         }
+    }
+
+    /// `option log-health-checks`: a check that changed the server's status or health
+    /// counter, in HAProxy's words (`notice`).
+    #[allow(clippy::too_many_arguments)]
+    fn check_log(
+        &self,
+        backend: usize,
+        server: usize,
+        check: &HealthCheck,
+        passed: bool,
+        conditional: bool,
+        reason: &str,
+        took: Duration,
+        health: u32,
+    ) {
+        let b = &self.cfg.backends[backend];
+        let s = &b.servers[server];
+        let (n, of, state) = if health >= check.rise {
+            (health - check.rise + 1, check.fall, "UP")
+        } else {
+            (health, check.rise, "DOWN")
+        };
+        let msg = format!(
+            "Health check for {}server {}/{} {}{}, reason: {reason}, check duration: {}ms, status: {n}/{of} {state}.",
+            if s.backup { "backup " } else { "" },
+            b.name,
+            s.name,
+            if conditional { "conditionally " } else { "" },
+            if passed { "succeeded" } else { "failed" },
+            took.as_millis(),
+        );
+        tracing::warn!("{msg}");
+        self.syslog(backend, LOG_NOTICE, &msg);
+    }
+
+    /// Sends a server state change to the log target too, at HAProxy's severity, when
+    /// the backend logs (HAProxy's `send_log` on the backend).
+    fn syslog(&self, backend: usize, level: u8, msg: &str) {
+        let Some(tx) = &self.log else { return };
+        if !self.cfg.backends[backend].logs {
+            return;
+        }
+        let mut line = Vec::with_capacity(msg.len() + 2);
+        line.push(level);
+        line.extend_from_slice(msg.as_bytes());
+        line.push(b'\n');
+        let _ = tx.send(line);
     }
 
     /// The backend's servers taking load-balanced traffic: (active, backup).
@@ -278,16 +354,27 @@ impl State {
         let b = &self.cfg.backends[backend];
         let (active, backup) = self.online(backend);
         let kind = if b.servers[server].backup {
-            "Backup server"
+            "Backup Server"
         } else {
             "Server"
         };
         let name = format!("{}/{}", b.name, b.servers[server].name);
         let word = if nolb { "is stopping" } else { "is UP" };
-        tracing::warn!(
-            "{kind} {name} {word}, reason: {reason}, check duration: {}ms. {active} active and {backup} backup servers online.",
-            took.as_millis()
+        let on_backup = if active == 0 && backup > 0 {
+            " Running on backup."
+        } else {
+            ""
+        };
+        let why = if b.log_health_checks {
+            String::new()
+        } else {
+            format!(", reason: {reason}, check duration: {}ms", took.as_millis())
+        };
+        let msg = format!(
+            "{kind} {name} {word}{why}. {active} active and {backup} backup servers online.{on_backup}"
         );
+        tracing::warn!("{msg}");
+        self.syslog(backend, LOG_NOTICE, &msg);
     }
 
     fn on_check(
@@ -314,8 +401,22 @@ impl State {
         } else {
             (outcome.passed, outcome.status, outcome.reason.as_str())
         };
+        // HAProxy's health counter after this check (0 once below `rise` on the way
+        // down, full once `rise` is reached on the way up), for `log-health-checks`.
+        let top = check.rise + check.fall - 1;
+        let health_after = match (h.up, passed) {
+            (true, true) => top,
+            (true, false) => Some(top.saturating_sub(h.fails + 1))
+                .filter(|&v| v >= check.rise)
+                .unwrap_or(0),
+            (false, true) if h.oks + 1 >= check.rise => top,
+            (false, true) => h.oks + 1,
+            (false, false) => 0,
+        };
+        let mut report = false;
         if let Ok(mut v) = self.view.lock() {
             let c = &mut v[backend][server];
+            report = c.status != status || c.health != health_after;
             c.status = status;
             c.code = outcome.code;
             c.duration = Some(took);
@@ -335,6 +436,18 @@ impl State {
                 (false, true) => h.oks + 1,
                 (false, false) => 0,
             };
+        }
+        if report && self.cfg.backends[backend].log_health_checks {
+            self.check_log(
+                backend,
+                server,
+                check,
+                passed,
+                conditional,
+                reason,
+                took,
+                health_after,
+            );
         }
         let h = &mut self.servers[backend][server];
         if passed {
@@ -444,6 +557,7 @@ async fn run(
     reports: Receiver<HealthReport>,
     stop: Receiver<()>,
     view: HealthView,
+    log: Option<Sender<Vec<u8>>>,
 ) -> Receiver<HealthReport> {
     let shard_count = shards.len();
     let start_up = view
@@ -486,6 +600,7 @@ async fn run(
         .collect();
     let state = Rc::new(RefCell::new(State {
         cfg: cfg.clone(),
+        log,
         servers,
         shards,
         view,

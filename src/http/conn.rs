@@ -129,6 +129,25 @@ pub(super) struct Conn<S> {
     /// (backend, server) of the previous exchange when the server kept its connection
     /// (`option prefer-last-server`).
     pub(super) last_server: Option<(usize, u32)>,
+    /// The connection began with the HTTP/2 preface: `serve` hands it over.
+    pub(super) h2_preface: bool,
+}
+
+/// The first line of the HTTP/2 connection preface (RFC 9113 §3.4), which httparse
+/// refuses (version 2.0).
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// A connection whose first bytes were the HTTP/2 preface, handed back by `serve` for
+/// the HTTP/2 path (HAProxy 2.6 serves a preface as HTTP/2 on every HTTP bind): its
+/// stream, the bytes read so far (from the preface on), and where it stands.
+pub struct H2Preface<S> {
+    pub shard: Rc<Shard>,
+    pub frontend: usize,
+    pub client: S,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub early: Vec<u8>,
+    pub txn: Txn,
 }
 
 /// Serves one client connection; `cbuf` may already hold bytes that followed a PROXY
@@ -144,6 +163,9 @@ pub(super) struct Conn<S> {
 /// back: steady keep-alive traffic never leaves `run` (no allocation per request), and
 /// an idle connection costs its task (848 bytes) and little else: about 1 to 1.4 KiB
 /// of RSS each, measured with 8,000 (`benches/idle_memory.py`).
+///
+/// A plain TCP connection whose first bytes are the HTTP/2 preface ends here with
+/// `Some(H2Preface)`, for the caller to serve as HTTP/2 (`h2::serve_preface`).
 pub fn serve<S: Stream>(
     shard: Rc<Shard>,
     frontend: usize,
@@ -152,7 +174,7 @@ pub fn serve<S: Stream>(
     local: SocketAddr,
     cbuf: Vec<u8>,
     txn: Txn,
-) -> impl std::future::Future<Output = ()> {
+) -> impl std::future::Future<Output = Option<H2Preface<S>>> {
     let cbuf = if cbuf.is_empty() {
         PooledBuf::none()
     } else {
@@ -182,6 +204,7 @@ pub fn serve<S: Stream>(
         persist: Default::default(),
         last_server: None,
         txn,
+        h2_preface: false,
     };
     conn.new_record();
     // An `async` block that uses what it captured in place: an `async fn` (or a `let`
@@ -196,7 +219,10 @@ pub fn serve<S: Stream>(
             }
             match Recycled::new(run(conn, &mut first, &mut arriving)).await {
                 Some(quiet) => conn = quiet,
-                None => return,
+                None => return None,
+            }
+            if conn.h2_preface {
+                return Some(conn.into_preface());
             }
         }
     }
@@ -238,6 +264,14 @@ async fn run<S: Stream>(
             }
             conn.resumed = true;
             result = conn.exchange(*first).await;
+        }
+        if *first
+            && matches!(result, Err(Stop::Reply(Reply::BadRequest)))
+            && conn.client.socket().is_some()
+            && conn.cbuf[conn.cpos..].starts_with(H2_PREFACE_LINE)
+        {
+            conn.h2_preface = true;
+            return Some(conn);
         }
         if conn.rec.term.is_none() {
             conn.rec.term = Some(match &result {
@@ -738,6 +772,19 @@ impl<S: Stream> Conn<S> {
         Stop::ErrorPage {
             status: r.status(),
             next,
+        }
+    }
+
+    /// The connection as the HTTP/2 path takes it over (see `H2Preface`).
+    fn into_preface(self) -> H2Preface<S> {
+        H2Preface {
+            early: self.cbuf[self.cpos..].to_vec(),
+            shard: self.shard,
+            frontend: self.frontend,
+            client: self.client,
+            peer: self.peer,
+            local: self.local,
+            txn: self.txn,
         }
     }
 

@@ -25,7 +25,7 @@ mod route;
 pub mod rules;
 mod tunnel;
 
-pub use conn::serve;
+pub use conn::{serve, H2Preface};
 
 /// Run once a second by each shard with its open client connections: shrinks the
 /// idle deadlines' storage and the free lists, and returns memory to the system after

@@ -246,7 +246,10 @@ fn serve_plain_http(
         }
     }
     let handler = crate::http::serve(shard, frontend, stream, peer, local, Vec::new(), txn);
-    monoio::spawn(Caught { handler, guard });
+    monoio::spawn(Caught {
+        handler,
+        guard: Some(guard),
+    });
 }
 
 async fn serve(
@@ -366,7 +369,9 @@ async fn serve(
                         txn,
                     ));
                     drop(arriving);
-                    serving.await
+                    if let Some(h2) = serving.await {
+                        Box::pin(crate::h2::serve_preface(h2)).await
+                    }
                 }
                 Mode::Tcp => {
                     Box::pin(crate::l4::serve(
@@ -394,57 +399,94 @@ async fn serve(
             rx: buf,
             tx: Vec::new(),
         };
-        let (stream, info) =
-            match crate::tls::accept(stream, &set, deadline, bufs, Some(&shard.turns)).await {
-                Ok(s) => s,
+        // HTTP/1 (or TCP) in the labelled block, which returns; a client that picked
+        // `h2` leaves it. Nothing of one path is alive while the other awaits, so a
+        // connection's task keeps no room for the other's state.
+        let h2 = mode == Mode::Http;
+        let h2_start = 'tls: {
+            let (stream, info) = match crate::tls::accept_h2(
+                stream,
+                &set,
+                deadline,
+                bufs,
+                Some(&*shard.turns),
+                h2,
+            )
+            .await
+            {
+                Ok(crate::tls::Accepted::Done(s, info)) => (s, info),
+                Ok(crate::tls::Accepted::H2(start)) => break 'tls start,
                 Err(e) => {
                     Counters::inc(&shard.stats.frontends[frontend].tls_failed);
                     tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
                     return;
                 }
             };
-        Counters::inc(&shard.stats.frontends[frontend].tls_done);
-        let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
-        if info.resumed {
-            Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
-        }
-        drop((info, set));
-        txn.tls = Some(Box::new(crate::tls::info::facts(stream.conn())));
-        let allowed =
-            crate::tcp_rules::at_accept(&shard, frontend, stream.io(), peer, local, &mut txn, true);
-        tracked.set(txn.sess_track);
-        if !allowed {
+            Counters::inc(&shard.stats.frontends[frontend].tls_done);
+            let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
+            if info.resumed {
+                Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
+            }
+            drop((info, set));
+            txn.tls = Some(Box::new(crate::tls::info::facts(stream.conn())));
+            let allowed = crate::tcp_rules::at_accept(
+                &shard,
+                frontend,
+                stream.io(),
+                peer,
+                local,
+                &mut txn,
+                true,
+            );
+            tracked.set(txn.sess_track);
+            if !allowed {
+                return;
+            }
+            // Boxed: a TLS connection's handler (its stream holds the rustls connection)
+            // inline would make every connection's task some 13 KiB, idle or not.
+            match mode {
+                Mode::Http => {
+                    let serving = Box::pin(crate::http::serve(
+                        shard.clone(),
+                        frontend,
+                        stream,
+                        peer,
+                        local,
+                        Vec::new(),
+                        txn,
+                    ));
+                    drop(arriving);
+                    // A TLS stream is never handed over (its preface is a 400; HTTP/2
+                    // over TLS is chosen by ALPN).
+                    drop(serving.await);
+                }
+                Mode::Tcp => {
+                    Box::pin(crate::l4::serve(
+                        shard.clone(),
+                        frontend,
+                        stream,
+                        peer,
+                        local,
+                        Vec::new(),
+                        txn,
+                    ))
+                    .await
+                }
+            }
             return;
-        }
-        // Boxed: a TLS connection's handler (its stream holds the rustls connection)
-        // inline would make every connection's task some 13 KiB, idle or not.
-        match mode {
-            Mode::Http => {
-                let serving = Box::pin(crate::http::serve(
-                    shard.clone(),
-                    frontend,
-                    stream,
-                    peer,
-                    local,
-                    Vec::new(),
-                    txn,
-                ));
-                drop(arriving);
-                serving.await
-            }
-            Mode::Tcp => {
-                Box::pin(crate::l4::serve(
-                    shard.clone(),
-                    frontend,
-                    stream,
-                    peer,
-                    local,
-                    Vec::new(),
-                    txn,
-                ))
-                .await
-            }
-        }
+        };
+        // Boxed, as the other handlers.
+        let serving = Box::pin(serve_h2_tls(
+            shard.clone(),
+            frontend,
+            h2_start,
+            deadline,
+            (peer, local),
+            txn,
+            &mut tracked,
+            arriving,
+        ));
+        serving.await
     };
     // A bug that panics while serving one connection closes that connection only;
     // its guards (slots, in-flight count) are released as the stack unwinds.
@@ -460,6 +502,46 @@ async fn serve(
         Counters::inc(&shard.stats.frontends[frontend].panics);
     }
     Counters::down(&shard.stats.frontends[frontend].scur);
+}
+
+/// A TLS client that picked `h2`: its handshake ends (tokio-rustls), its `tcp-request
+/// session` rules run (they see the TLS facts), then `h2::serve_io` serves it.
+#[allow(clippy::too_many_arguments)]
+async fn serve_h2_tls(
+    shard: Rc<Shard>,
+    frontend: usize,
+    start: Box<crate::tls::H2Start<TcpStream>>,
+    deadline: monoio::time::Instant,
+    (peer, local): (SocketAddr, SocketAddr),
+    mut txn: crate::rules::Txn,
+    tracked: &mut crate::tcp_rules::SessionTrack<'_>,
+    arriving: crate::shard::InflightGuard,
+) {
+    let fe = &shard.stats.frontends[frontend];
+    let (stream, info) = match crate::tls::h2tls::finish(start, deadline).await {
+        Ok(s) => s,
+        Err(e) => {
+            Counters::inc(&fe.tls_failed);
+            tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
+            return;
+        }
+    };
+    Counters::inc(&fe.tls_done);
+    let _tls_open = crate::stats::Busy::new(&fe.tls_cur);
+    if info.resumed {
+        Counters::inc(&fe.tls_resumed);
+    }
+    drop(info);
+    let (sock, conn) = stream.get_ref();
+    txn.tls = Some(Box::new(crate::tls::info::facts(conn)));
+    let allowed = crate::tcp_rules::at_accept(&shard, frontend, sock, peer, local, &mut txn, true);
+    tracked.set(txn.sess_track);
+    if !allowed {
+        return;
+    }
+    // An HTTP/2 connection counts its streams, not itself.
+    drop(arriving);
+    crate::h2::serve_io(shard.clone(), frontend, stream, peer, local, txn).await
 }
 
 /// What a plain HTTP connection holds besides its handler: its registration (for a
@@ -521,10 +603,13 @@ impl Drop for ConnGuard {
 /// are released when the handler is dropped, with the task.
 struct Caught<F> {
     handler: F,
-    guard: ConnGuard,
+    /// Always `Some` until the handler hands the connection over to HTTP/2.
+    guard: Option<ConnGuard>,
 }
 
-impl<F: std::future::Future<Output = ()>> std::future::Future for Caught<F> {
+type Handed = Option<crate::http::H2Preface<TcpStream>>;
+
+impl<F: std::future::Future<Output = Handed>> std::future::Future for Caught<F> {
     type Output = ();
 
     fn poll(
@@ -536,9 +621,33 @@ impl<F: std::future::Future<Output = ()>> std::future::Future for Caught<F> {
         let this = unsafe { self.get_unchecked_mut() };
         let handler = unsafe { std::pin::Pin::new_unchecked(&mut this.handler) };
         match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
-            Ok(poll) => poll,
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(None)) => std::task::Poll::Ready(()),
+            Ok(std::task::Poll::Ready(Some(h2))) => {
+                // The HTTP/2 preface: the connection (and what counts it) moves to a
+                // task of its own, boxed as the other protocols' handlers are.
+                let guard = this.guard.take();
+                monoio::spawn(async move {
+                    let served = Box::pin(crate::h2::serve_preface(h2));
+                    if let Err(panic) = AssertUnwindSafe(served).catch_unwind().await {
+                        if let Some(g) = &guard {
+                            tracing::error!(
+                                shard = g.shard.id,
+                                peer = %g.peer,
+                                panic = %panic_text(&*panic),
+                                "HTTP/2 connection handler panicked; that connection was closed"
+                            );
+                            Counters::inc(&g.shard.stats.frontends[g.frontend].panics);
+                        }
+                    }
+                    drop(guard);
+                });
+                std::task::Poll::Ready(())
+            }
             Err(panic) => {
-                let g = &this.guard;
+                let Some(g) = &this.guard else {
+                    return std::task::Poll::Ready(());
+                };
                 tracing::error!(
                     shard = g.shard.id,
                     frontend = %g.shard.config.frontends[g.frontend].name,

@@ -212,6 +212,8 @@ pub(super) async fn shard_main(
             // so that the listeners close now rather than at the next wake-up.
             monoio::time::sleep(Duration::from_millis(1)).await;
             shard.draining.set(true);
+            // HTTP/2 connections get GOAWAY and count as in flight until they end.
+            crate::h2::drain::drain(&shard);
             shard.pools.close();
             deadline =
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));

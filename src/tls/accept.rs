@@ -1,7 +1,10 @@
 //! Accepting a TLS client on the shard: read the ClientHello with rustls' `Acceptor`,
 //! choose the TLS context from what it offers (SNI, signature schemes: `store`), wait
 //! for a handshake turn (`gate`), and finish the handshake, all before `deadline`.
-//! What the caller gets is a `ServerTls` stream and the connection's `TlsInfo`.
+//! What the caller gets is a `ServerTls` stream and the connection's `TlsInfo`, or,
+//! when the client picks `h2` by ALPN on an HTTP frontend, the ClientHello step's
+//! result (`H2Start`) for `h2tls::finish`, which ends the handshake with tokio-rustls
+//! over the poll-io socket the h2 crate reads.
 //!
 //! A client that stops halfway (half a ClientHello, a silent peer) is dropped at the
 //! deadline with its socket; a bad ClientHello or a failed handshake gets the alert
@@ -61,8 +64,31 @@ pub struct Acceptor {
     pub tx: Vec<u8>,
 }
 
+/// What an accept ends with. `Done` is the common case and is moved at once into
+/// the connection's handler: boxing it would cost an allocation per handshake.
+#[allow(clippy::large_enum_variant)]
+pub enum Accepted<S> {
+    /// The handshake is done (HTTP/1.1, no ALPN, or a TCP frontend).
+    Done(ServerTls<S>, TlsInfo),
+    /// The client picked `h2`: the handshake goes on in `h2tls::finish`. Boxed: the
+    /// ClientHello step's state is large, and an HTTP/1 connection's task would
+    /// otherwise keep room for it.
+    H2(Box<H2Start<S>>),
+}
+
+/// A TLS client that picked `h2`, its ClientHello read and its context chosen; the
+/// handshake turn (if any) is still held.
+pub struct H2Start<S> {
+    pub io: S,
+    pub(super) accepted: rustls::server::Accepted,
+    pub(super) config: Arc<rustls::ServerConfig>,
+    pub(super) turn: Option<super::gate::Turn>,
+}
+
 /// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`;
-/// the handshake's computation waits for a turn from `turns` (`None`: no limit).
+/// the handshake's computation waits for a turn from `turns` (`None`: no limit). The
+/// stream is served whatever ALPN settled (TCP mode, tests); `accept_h2` hands a client
+/// that picked `h2` back.
 pub async fn accept<S>(
     io: S,
     set: &ServerSet,
@@ -73,12 +99,46 @@ pub async fn accept<S>(
 where
     S: AsyncReadRent + AsyncWriteRent,
 {
+    match accept_h2(io, set, deadline, bufs, turns, false).await? {
+        Accepted::Done(s, info) => Ok((s, info)),
+        // Not asked for: `h2` is false.
+        Accepted::H2(_) => Err(AcceptError::Io(io::ErrorKind::Unsupported.into())),
+    }
+}
+
+/// `accept`, for a frontend that serves HTTP/2 when `h2`: a client that picks it is
+/// handed back as `Accepted::H2` (its handshake finishes by the same deadline in
+/// `h2tls::finish`).
+pub async fn accept_h2<S>(
+    io: S,
+    set: &ServerSet,
+    deadline: Instant,
+    bufs: Acceptor,
+    turns: Option<&Turns>,
+    h2: bool,
+) -> Result<Accepted<S>, AcceptError>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+{
     // Boxed: the handshake's state is large, and would otherwise weigh on the
     // caller's future for the connection's whole life.
-    match monoio::time::timeout_at(deadline, Box::pin(accept_now(io, set, bufs, turns))).await {
+    match monoio::time::timeout_at(deadline, Box::pin(accept_now(io, set, bufs, turns, h2))).await {
         Ok(r) => r,
         Err(_) => Err(AcceptError::Timeout),
     }
+}
+
+/// The protocol rustls will choose: the first of the server's list the client
+/// offers (rustls picks in the server's order).
+fn chosen_alpn<'a>(
+    server: &'a [Vec<u8>],
+    hello: &rustls::server::ClientHello<'_>,
+) -> Option<&'a [u8]> {
+    let offered: Vec<&[u8]> = hello.alpn()?.collect();
+    server
+        .iter()
+        .map(|p| p.as_slice())
+        .find(|p| offered.contains(p))
 }
 
 async fn accept_now<S>(
@@ -86,7 +146,8 @@ async fn accept_now<S>(
     set: &ServerSet,
     bufs: Acceptor,
     turns: Option<&Turns>,
-) -> Result<(ServerTls<S>, TlsInfo), AcceptError>
+    h2: bool,
+) -> Result<Accepted<S>, AcceptError>
 where
     S: AsyncReadRent + AsyncWriteRent,
 {
@@ -152,6 +213,15 @@ where
         Some(t) => Some(t.take().await),
         None => None,
     };
+    if h2 && chosen_alpn(&config.alpn_protocols, &accepted.client_hello()) == Some(b"h2") {
+        drop((rx, tx));
+        return Ok(Accepted::H2(Box::new(H2Start {
+            io,
+            accepted,
+            config,
+            turn,
+        })));
+    }
     let conn = match accepted.into_connection(config) {
         Ok(c) => c,
         Err((e, mut alert)) => {
@@ -180,5 +250,5 @@ where
         );
     }
     let info = TlsInfo::from_server(stream.conn());
-    Ok((stream, info))
+    Ok(Accepted::Done(stream, info))
 }

@@ -11,7 +11,8 @@
 //! under a deadline, taking turns with the shard's other handshakes (`gate`, which
 //! also holds `maxsslrate`); `shard` is a shard's current contexts per bind; `stream` is the rent-model `TlsStream` the HTTP/1 and L4 paths
 //! read and write; `info` is what a connection remembers of its handshake (fetches,
-//! logs). `client` is the same shape towards servers, and `maybe` the stream to a
+//! logs); `h2tls` ends the handshake of a client that picked `h2` (tokio-rustls over
+//! the poll-io socket, for the h2 crate). `client` is the same shape towards servers, and `maybe` the stream to a
 //! server, plain or TLS.
 //!
 //! One crypto library is built: aws-lc-rs by default, *ring* with
@@ -21,6 +22,7 @@ pub mod accept;
 pub mod certs;
 pub mod client;
 pub mod gate;
+pub mod h2tls;
 pub mod info;
 pub mod maybe;
 pub mod server;
@@ -33,7 +35,7 @@ pub mod tickets;
 
 use std::sync::Arc;
 
-pub use accept::{accept, AcceptError, Acceptor};
+pub use accept::{accept, accept_h2, AcceptError, Accepted, Acceptor, H2Start};
 pub use certs::{CertError, LoadedCert};
 pub use client::{connect, ClientSettings, ServerVerify, SniSource, UpstreamTls};
 pub use info::TlsInfo;

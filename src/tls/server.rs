@@ -457,31 +457,6 @@ impl ServerSet {
     }
 }
 
-impl ServerSet {
-    /// The same contexts without `h2` in their ALPN lists: an HTTP frontend serves
-    /// HTTP/1.1 only (yet), so a client that offers both gets HTTP/1.1 instead of a
-    /// protocol nobody speaks here.
-    pub fn without_h2(self) -> ServerSet {
-        let configs = self
-            .configs
-            .into_iter()
-            .map(|c| {
-                if c.alpn_protocols.iter().any(|p| p == b"h2") {
-                    let mut c = (*c).clone();
-                    c.alpn_protocols.retain(|p| p != b"h2");
-                    Arc::new(c)
-                } else {
-                    c
-                }
-            })
-            .collect();
-        ServerSet {
-            bind: self.bind,
-            configs,
-        }
-    }
-}
-
 impl BindTls {
     /// The same bind with `cert` in place of the certificate loaded from `path`
     /// (`commit ssl cert`); `None` if the bind does not use it.
@@ -514,13 +489,6 @@ impl BindTls {
                 self.clone()
             }
         }
-    }
-
-    /// Some context offers `h2` in its ALPN list.
-    pub fn offers_h2(&self) -> bool {
-        self.contexts
-            .iter()
-            .any(|c| c.alpn.iter().any(|p| p == b"h2"))
     }
 }
 

@@ -14,8 +14,6 @@ use super::server::{BindTls, ServerSet};
 /// these contexts.
 pub struct ShardTls {
     sets: RefCell<Vec<Vec<Option<Slot>>>>,
-    /// Per frontend: it speaks HTTP (its ALPN offers no `h2`: `ServerSet::without_h2`).
-    http: Vec<bool>,
 }
 
 /// A TLS bind: its settings as loaded (or committed), and the contexts built from them.
@@ -25,21 +23,16 @@ struct Slot {
 }
 
 impl ShardTls {
-    /// The contexts of every TLS bind (`binds[frontend]` = (HTTP mode, its binds));
+    /// The contexts of every TLS bind (`binds[frontend]` = its binds);
     /// `shared`: the ticket keys every node shares (a `tls-ticket-keys` text), for the
     /// binds that would use the process's.
-    pub fn new(binds: &[(bool, Vec<Option<&Arc<BindTls>>>)], shared: Option<&str>) -> ShardTls {
+    pub fn new(binds: &[Vec<Option<&Arc<BindTls>>>], shared: Option<&str>) -> ShardTls {
         let sets = binds
             .iter()
-            .map(|(http, fe)| {
-                fe.iter()
-                    .map(|b| b.map(|b| Slot::new(b, *http, shared)))
-                    .collect()
-            })
+            .map(|fe| fe.iter().map(|b| b.map(|b| Slot::new(b, shared))).collect())
             .collect();
         ShardTls {
             sets: RefCell::new(sets),
-            http: binds.iter().map(|(h, _)| *h).collect(),
         }
     }
 
@@ -56,21 +49,19 @@ impl ShardTls {
 
     /// New certificates for a bind (`commit ssl cert`).
     pub fn replace(&self, frontend: usize, bind: usize, tls: &Arc<BindTls>, shared: Option<&str>) {
-        let http = self.http.get(frontend).copied().unwrap_or(false);
         let mut sets = self.sets.borrow_mut();
         if let Some(slot) = sets.get_mut(frontend).and_then(|f| f.get_mut(bind)) {
-            *slot = Some(Slot::new(tls, http, shared));
+            *slot = Some(Slot::new(tls, shared));
         }
     }
 
     /// New shared ticket keys: the binds that use them get new contexts.
     pub fn share_tickets(&self, keys: &str) {
         let mut sets = self.sets.borrow_mut();
-        for (f, fe) in sets.iter_mut().enumerate() {
-            let http = self.http.get(f).copied().unwrap_or(false);
+        for fe in sets.iter_mut() {
             for slot in fe.iter_mut().flatten() {
                 if slot.bind.shared_tickets {
-                    *slot = Slot::new(&slot.bind.clone(), http, Some(keys));
+                    *slot = Slot::new(&slot.bind.clone(), Some(keys));
                 }
             }
         }
@@ -78,21 +69,22 @@ impl ShardTls {
 }
 
 impl Slot {
-    fn new(bind: &Arc<BindTls>, http: bool, shared: Option<&str>) -> Slot {
+    fn new(bind: &Arc<BindTls>, shared: Option<&str>) -> Slot {
         let effective = match shared {
             Some(keys) => bind.with_shared_tickets(keys),
             None => bind.clone(),
         };
         Slot {
             bind: bind.clone(),
-            set: build(&effective, http),
+            set: build(&effective),
         }
     }
 }
 
-fn build(bind: &Arc<BindTls>, http: bool) -> Option<Rc<ServerSet>> {
+/// A bind's contexts, its ALPN list as configured: an HTTP frontend serves `h2`
+/// (`h2::serve`), a TCP one passes it through as it passes any protocol.
+fn build(bind: &Arc<BindTls>) -> Option<Rc<ServerSet>> {
     match ServerSet::new(bind) {
-        Ok(s) if http => Some(Rc::new(s.without_h2())),
         Ok(s) => Some(Rc::new(s)),
         Err(e) => {
             // Checked at load: rustls refused nothing then.

@@ -158,6 +158,8 @@ impl Mapper<'_> {
             };
             backends.push(Backend {
                 name: p.name.clone(),
+                logs: s.log,
+                log_health_checks: s.log_health_checks,
                 tcpka: s.tcpka[1],
                 h1_case: self.h1_case_map(s.case_server),
                 disabled: s.disabled,
@@ -332,13 +334,6 @@ impl Mapper<'_> {
                 .iter()
                 .map(|(b, ..)| self.load_bind_ssl(b))
                 .collect();
-            if mode == Mode::Http {
-                for (i, (b, ..)) in p.bind_opts.iter().enumerate() {
-                    if tls[i].as_ref().is_some_and(|t| t.offers_h2()) {
-                        self.warn(b.line, "'alpn h2': HTTP/2 is not served yet; ringlb offers the other protocols of the list (HTTP/1.1), which clients that offer both use");
-                    }
-                }
-            }
             for (i, (b, _, h2)) in p.bind_opts.iter().enumerate() {
                 if !*h2 {
                     continue;

@@ -180,6 +180,7 @@ struct Settings {
     dont_log_null: bool,
     dont_log_normal: bool,
     log_separate_errors: bool,
+    log_health_checks: bool,
     stats: StatsSettings,
     close: Close,
     /// `cookie NAME ...`, `dynamic-cookie-key`, `option persist`.
@@ -264,6 +265,7 @@ impl Default for Settings {
             dont_log_null: false,
             dont_log_normal: false,
             log_separate_errors: false,
+            log_health_checks: false,
             stats: StatsSettings::default(),
             close: Close::KeepAlive,
             cookie: None,

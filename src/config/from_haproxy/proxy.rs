@@ -441,7 +441,8 @@ impl Mapper<'_> {
             "dontlognull" => s.dont_log_null = !negate,
             "dontlog-normal" => s.dont_log_normal = !negate,
             "log-separate-errors" => s.log_separate_errors = !negate,
-            "log-health-checks" | "httpslog" => {
+            "log-health-checks" => s.log_health_checks = !negate,
+            "httpslog" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
             "tcpka" | "clitcpka" | "srvtcpka" => {

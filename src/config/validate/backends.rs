@@ -168,6 +168,9 @@ impl Validator {
                 }
             }
             out.push(Backend {
+                // The process's log target, when there is one, hears of every server.
+                logs: true,
+                log_health_checks: false,
                 error_pages: Default::default(),
                 tcpka: None,
                 h1_case: None,

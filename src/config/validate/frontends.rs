@@ -38,13 +38,11 @@ impl Validator {
             if bind_list.is_empty() {
                 self.err(format!("{path}.bind"), "frontend has no bind address");
             }
-            let tls = f.tls.as_ref().and_then(|t| self.frontend_tls(&path, t));
-            if mode == Mode::Http && tls.as_ref().is_some_and(|t| t.offers_h2()) {
-                self.err(
-                    format!("{path}.tls.alpn"),
-                    "\"h2\": HTTP/2 is not served yet (use [\"http/1.1\"])",
-                );
-            }
+            let http = mode == Mode::Http;
+            let tls = f
+                .tls
+                .as_ref()
+                .and_then(|t| self.frontend_tls(&path, t, http));
             let mut binds = Vec::new();
             for (i, b) in bind_list.iter().enumerate() {
                 let bpath = if matches!(f.bind, Some(crate::config::raw::RawBinds::Many(_))) {
