@@ -94,6 +94,8 @@ pub async fn serve<C: Stream>(
         server: conf.timeouts.server,
         // `timeout tunnel` supersedes both once the connection is established.
         tunnel: conf.timeouts.tunnel.or(t.tunnel),
+        client_fin: t.client_fin,
+        server_fin: conf.timeouts.server_fin,
     };
     let kill = &shard.upstreams.backends[backend].servers[server.server as usize].kill;
     let ended = pipe::run(client, server.stream, idle, &shard.pipes, kill).await;

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod listen;
 pub mod memory;
 pub mod pipe;
+pub mod process;
 pub mod proxy_protocol;
 pub mod record;
 mod reload;
@@ -58,6 +59,8 @@ pub enum Error {
     Bind(BindError),
     Shard(String),
     Io(std::io::Error),
+    /// `ulimit-n`, `chroot`, `user`/`group` could not be applied.
+    Process(String),
 }
 
 impl std::fmt::Display for Error {
@@ -67,6 +70,7 @@ impl std::fmt::Display for Error {
             Error::Bind(e) => write!(f, "{e}"),
             Error::Shard(e) => write!(f, "shard failed to start: {e}"),
             Error::Io(e) => write!(f, "{e}"),
+            Error::Process(e) => write!(f, "{e}"),
         }
     }
 }
@@ -90,7 +94,7 @@ pub struct Running {
     pub(crate) shared: Arc<limits::Shared>,
     /// What a newer process may take over (`-sf`), and the socket it asks on.
     pub(crate) offer: Option<Arc<upgrade::Offer>>,
-    handover: Option<upgrade::Handover>,
+    _handover: Option<upgrade::Handover>,
 }
 
 /// Binds every frontend and starts the shards; returns once all of them run.
@@ -102,6 +106,10 @@ pub fn start(cfg: Config) -> Result<Running, Error> {
 /// hand them over, and binding anew (with a warning) when they do not.
 pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     bufpool::init();
+    // The open-file limit first: binding and the derived maxconn depend on it.
+    if let Some(n) = cfg.runtime.process.ulimit_n {
+        process::raise_nofile(n).map_err(Error::Process)?;
+    }
     let cfg = Arc::new(cfg);
     let shards = cfg.runtime.shards;
     let mut received = upgrade::Received::default();
@@ -199,6 +207,34 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         let core = admin.core.clone();
         Arc::new(move |cfg| core.resync_messages(cfg))
     };
+    // Every socket is open now (listeners, stats sockets, the log's, the hand-over
+    // socket): write the pid file, then chroot and drop privileges before any shard
+    // serves (HAProxy's order).
+    let offer = Arc::new(upgrade::Offer {
+        sockets: handed.clone(),
+        states: {
+            let core = admin.core.clone();
+            Box::new(move || core.operator_states())
+        },
+    });
+    let handover = match upgrade::serve(offer.clone()) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "no hand-over socket: a later -sf will bind anew");
+            None
+        }
+    };
+    if let Some(p) = &cfg.runtime.pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot write the pid file");
+        }
+    }
+    if let Err(e) = process::confine(&cfg.runtime.process) {
+        if let Some(p) = &cfg.runtime.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(Error::Process(e));
+    }
     let mut handles = Vec::with_capacity(shards);
     for ((id, listeners), (tx, inbox)) in per_shard.into_iter().enumerate().zip(controls) {
         let core = match &cfg.runtime.cpus {
@@ -238,8 +274,8 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         cluster: Some(cluster),
         cfg: cfg.clone(),
         shared,
-        offer: None,
-        handover: None,
+        offer: Some(offer),
+        _handover: handover,
     };
     let mut started = 0;
     let mut summary = Vec::new();
@@ -271,7 +307,6 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     tracing::info!(shards, ?drivers, ?cores, "ringlb started");
     // What reading the config and building the shards left behind goes back.
     memory::trim_soon();
-    let mut running = running;
     if let Some(admin) = &running.admin {
         let core = admin.core.clone();
         // Operator states of the process we replace, for servers that exist here too.
@@ -285,15 +320,6 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
                 );
             }
         }
-        let offer = Arc::new(upgrade::Offer {
-            sockets: handed,
-            states: Box::new(move || core.operator_states()),
-        });
-        match upgrade::serve(offer.clone()) {
-            Ok(h) => running.handover = Some(h),
-            Err(e) => tracing::warn!(error = %e, "no hand-over socket: a later -sf will bind anew"),
-        }
-        running.offer = Some(offer);
     }
     Ok(running)
 }
@@ -480,12 +506,9 @@ pub fn run_upgrading(
     let hard_stop_after = cfg.timeouts.hard_stop_after;
     let grace = cfg.timeouts.shutdown;
     let pidfile = cfg.runtime.pidfile.clone();
+    // A chrooted process, or one that dropped its privileges, cannot reach it.
+    let confined = cfg.runtime.process.chroot.is_some() || cfg.runtime.process.uid.is_some();
     let mut running = start_upgrading(cfg, old)?;
-    if let Some(p) = &pidfile {
-        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            tracing::warn!(path = %p.display(), error = %e, "cannot write the pid file");
-        }
-    }
     running.announce();
     ready(&running);
     upgrade::finish_old(old);
@@ -518,7 +541,7 @@ pub fn run_upgrading(
             .any(|s| s == SIGTERM || s == SIGINT)
             .then_some(grace)
     });
-    if let Some(p) = &pidfile {
+    if let Some(p) = pidfile.as_ref().filter(|_| !confined) {
         let _ = std::fs::remove_file(p);
     }
     Ok(())

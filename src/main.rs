@@ -22,6 +22,13 @@ struct Cli {
     /// (HAProxy's `-sf PID...`).
     #[arg(long = "sf", value_name = "PID", num_args = 1..)]
     sf: Vec<u32>,
+    /// Run in the background (as the config's `daemon`): the command returns once the
+    /// process listens.
+    #[arg(short = 'D')]
+    daemon: bool,
+    /// Stay in the foreground whatever the config says (HAProxy's `-db`).
+    #[arg(long = "db")]
+    foreground: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -46,8 +53,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
-    // HAProxy spells it `-sf PID...`; clap's short flags are one letter.
-    let args = std::env::args().map(|a| if a == "-sf" { "--sf".to_string() } else { a });
+    // HAProxy spells them `-sf PID...` and `-db`; clap's short flags are one letter.
+    let args = std::env::args().map(|a| match a.as_str() {
+        "-sf" | "-db" => format!("-{a}"),
+        _ => a,
+    });
     let cli = Cli::parse_from(args);
     if let Some(Command::Demo { port }) = cli.command {
         return finish(ringlb::demo::run(port));
@@ -83,7 +93,23 @@ fn main() -> ExitCode {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    finish(ringlb::run_upgrading(cfg, Some(file), &cli.sf, |_| {}))
+    // `daemon` forks before any thread runs (the config builders end first).
+    let mut detached = None;
+    if (cli.daemon || cfg.runtime.process.daemon) && !cli.foreground {
+        ringlb::memory::stop_builders();
+        match ringlb::process::daemonize() {
+            Ok(d) => detached = Some(d),
+            Err(e) => {
+                eprintln!("ringlb: cannot fork into the background: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    finish(ringlb::run_upgrading(cfg, Some(file), &cli.sf, |_| {
+        if let Some(d) = detached.take() {
+            d.ready();
+        }
+    }))
 }
 
 fn finish(result: Result<(), ringlb::Error>) -> ExitCode {

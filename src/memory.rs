@@ -66,8 +66,21 @@ fn trimmer(rx: Receiver<()>) {
 /// A job for a config builder thread.
 type Job = Box<dyn FnOnce() + Send>;
 
-static BUILDERS: OnceLock<[Option<Sender<Job>>; 2]> = OnceLock::new();
+/// The builder threads (spawned on first use), each a job channel and its handle.
+type Builders = [Option<(Sender<Job>, std::thread::JoinHandle<()>)>; 2];
+
+static BUILDERS: std::sync::Mutex<Option<Builders>> = std::sync::Mutex::new(None);
 static NEXT_BUILDER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Ends the builder threads and waits for them, so that the process has one thread
+/// again (`daemon` forks then); the next `build_in_turn` starts them anew.
+pub fn stop_builders() {
+    let taken = BUILDERS.lock().ok().and_then(|mut b| b.take());
+    for (tx, handle) in taken.into_iter().flatten().flatten() {
+        drop(tx);
+        let _ = handle.join();
+    }
+}
 
 /// Runs `build` (reading a config) on one of two long-lived builder threads, in turn,
 /// and returns what it made.
@@ -81,9 +94,14 @@ static NEXT_BUILDER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicU
 /// each arena holds one config and what the parser left is trimmed whole: RSS after a
 /// reload stays near a fresh start's. The threads sleep on a channel between reloads.
 pub fn build_in_turn<T: Send + 'static>(build: impl FnOnce() -> T + Send + 'static) -> T {
-    let builders = BUILDERS.get_or_init(|| [spawn_builder(0), spawn_builder(1)]);
     let turn = NEXT_BUILDER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2;
-    let Some(tx) = &builders[turn] else {
+    let tx = match BUILDERS.lock() {
+        Ok(mut b) => b.get_or_insert_with(|| [spawn_builder(0), spawn_builder(1)])[turn]
+            .as_ref()
+            .map(|(tx, _)| tx.clone()),
+        Err(_) => None,
+    };
+    let Some(tx) = tx else {
         return build();
     };
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
@@ -99,7 +117,7 @@ pub fn build_in_turn<T: Send + 'static>(build: impl FnOnce() -> T + Send + 'stat
         .unwrap_or_else(|_| panic!("building the configuration panicked"))
 }
 
-fn spawn_builder(n: usize) -> Option<Sender<Job>> {
+fn spawn_builder(n: usize) -> Option<(Sender<Job>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded::<Job>();
     let spawned = std::thread::Builder::new()
         .name(format!("ringlb-cfg{n}"))
@@ -109,7 +127,7 @@ fn spawn_builder(n: usize) -> Option<Sender<Job>> {
             }
         });
     match spawned {
-        Ok(_) => Some(tx),
+        Ok(handle) => Some((tx, handle)),
         Err(e) => {
             tracing::warn!(error = %e, "no config builder thread: configs are built in place");
             None

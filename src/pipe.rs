@@ -4,7 +4,9 @@
 //! sockets switches to splice (the bytes stay in the kernel). Inactivity ends it, with
 //! HAProxy's timeouts: without `timeout tunnel`, each side has its own (`timeout
 //! client`, `timeout server`), refreshed by a read from or a write to that side (HAProxy
-//! without `option independent-streams`); with it, one timeout for both.
+//! without `option independent-streams`); with it, one timeout for both. Once a side
+//! was passed a half-close, its own limit becomes `timeout client-fin` /
+//! `server-fin` when set (counted from that moment, as HAProxy's `hcto`).
 //!
 //! Owns: the two streams until the end, their byte counts. May not touch: servers'
 //! slots or counters (the caller holds and accounts them).
@@ -31,6 +33,10 @@ pub struct Idle {
     pub server: Duration,
     /// `timeout tunnel`: one limit for both sides, superseding the two above.
     pub tunnel: Option<Duration>,
+    /// `timeout client-fin` / `server-fin`: a side's limit once it was passed a
+    /// half-close (`shutdown(SHUT_WR)` towards it).
+    pub client_fin: Option<Duration>,
+    pub server_fin: Option<Duration>,
 }
 
 /// How a pipe ended.
@@ -42,10 +48,14 @@ pub struct Ended {
     pub term: Term,
 }
 
-/// Last activity of each side.
+/// Last activity of each side, and whether it was passed a half-close.
 struct Activity {
     client: Cell<Instant>,
     server: Cell<Instant>,
+    client_shut: Cell<bool>,
+    server_shut: Cell<bool>,
+    /// Wakes `watch` when a side is passed a half-close (its limit may shorten).
+    shut_waker: Cell<Option<std::task::Waker>>,
 }
 
 /// Copies between `client` and `server` until both directions ended or a side was
@@ -61,6 +71,9 @@ pub async fn run<C: Stream, U: Stream>(
     let activity = Activity {
         client: Cell::new(now),
         server: Cell::new(now),
+        client_shut: Cell::new(false),
+        server_shut: Cell::new(false),
+        shut_waker: Cell::new(None),
     };
     let to_client = Cell::new(0u64);
     let to_server = Cell::new(0u64);
@@ -128,6 +141,29 @@ impl Activity {
             Side::FromServer => self.server.set(now),
         }
     }
+
+    /// The direction from `side` ended and the other side was passed the half-close:
+    /// its `-fin` limit starts now.
+    fn shut_after(&self, side: Side) {
+        let now = Instant::now();
+        match side {
+            Side::FromClient => {
+                self.server_shut.set(true);
+                self.server.set(now);
+            }
+            Side::FromServer => {
+                self.client_shut.set(true);
+                self.client.set(now);
+            }
+        }
+        if let Some(w) = self.shut_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn shuts(&self) -> (bool, bool) {
+        (self.client_shut.get(), self.server_shut.get())
+    }
 }
 
 /// One direction: copy through a buffer, or splice once bulk data flows; at EOF pass
@@ -179,29 +215,58 @@ async fn one_way<R: Stream, W: Stream>(
         }
     }
     let _ = to.shutdown().await;
+    activity.shut_after(side);
 }
 
-/// Resolves once a side has been idle past its limit, with the side it was.
+/// Resolves once a side has been idle past its limit, with the side it was. A side's
+/// limit: its `-fin` timeout once it was passed a half-close (when set), else `timeout
+/// tunnel` from the last activity of either side, else its own timeout.
 async fn watch(activity: &Activity, idle: Idle) -> Term {
     loop {
-        let (due, term) = match idle.tunnel {
-            Some(t) => {
-                let last = activity.client.get().max(activity.server.get());
-                (last + t, Term::CLIENT_TIMEOUT_DATA)
-            }
-            None => {
-                let c = activity.client.get() + idle.client;
-                let s = activity.server.get() + idle.server;
-                if c <= s {
-                    (c, Term::CLIENT_TIMEOUT_DATA)
-                } else {
-                    (s, Term::SERVER_TIMEOUT_DATA)
-                }
-            }
+        let either = activity.client.get().max(activity.server.get());
+        let due = |shut: bool, fin: Option<Duration>, last: Instant, own: Duration| match (
+            fin.filter(|_| shut),
+            idle.tunnel,
+        ) {
+            (Some(f), _) => last + f,
+            (None, Some(t)) => either + t,
+            (None, None) => last + own,
+        };
+        let c = due(
+            activity.client_shut.get(),
+            idle.client_fin,
+            activity.client.get(),
+            idle.client,
+        );
+        let s = due(
+            activity.server_shut.get(),
+            idle.server_fin,
+            activity.server.get(),
+            idle.server,
+        );
+        let (due, term) = if c <= s {
+            (c, Term::CLIENT_TIMEOUT_DATA)
+        } else {
+            (s, Term::SERVER_TIMEOUT_DATA)
         };
         if Instant::now() >= due {
             return term;
         }
-        monoio::time::sleep_until(due).await;
+        if idle.client_fin.is_none() && idle.server_fin.is_none() {
+            monoio::time::sleep_until(due).await;
+            continue;
+        }
+        let seen = activity.shuts();
+        let shut = std::future::poll_fn(|cx| {
+            if activity.shuts() != seen {
+                return std::task::Poll::Ready(());
+            }
+            activity.shut_waker.set(Some(cx.waker().clone()));
+            std::task::Poll::Pending
+        });
+        monoio::select! {
+            _ = monoio::time::sleep_until(due) => {}
+            _ = shut => {}
+        }
     }
 }

@@ -60,6 +60,9 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     {
         fixed.push("changing the stats socket or the admin listener needs a restart");
     }
+    if new.runtime.process != old.runtime.process {
+        fixed.push("changing daemon, ulimit-n, chroot, user/uid or group/gid needs a restart");
+    }
     if new.log != old.log {
         fixed.push("changing the log target needs a restart");
     }

@@ -349,6 +349,10 @@ impl crate::rules::World for Shard {
         self.config.proxy_id(fe, be)
     }
 
+    fn server_id(&self, be: usize, sv: usize) -> Option<i64> {
+        self.config.server_id(be, sv)
+    }
+
     fn table_key(&self, table: u32) -> Option<crate::rules::stick::KeyType> {
         self.config.table_key(table)
     }

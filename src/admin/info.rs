@@ -32,7 +32,7 @@ pub fn values(core: &Core, st: &Stats) -> Vec<(&'static InfoField, Option<V>)> {
         req += f.req_tot;
         bout += f.bout;
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = crate::rules::hostname();
     let stopping = core.stopping.load(std::sync::atomic::Ordering::Relaxed);
     let listeners: usize = cfg.frontends.iter().map(|f| f.binds.len()).sum();
     let (used, idle) = g.held.buffers;

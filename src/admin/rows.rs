@@ -309,7 +309,7 @@ fn server_row(st: &Stats, bi: usize, si: usize) -> Row {
     let weight = h.and_then(|h| h.dns_weight).unwrap_or(weight);
     let mode = backend_mode(cfg, bi);
     let http = mode == "http";
-    let mut r = Row::new(Obj::Server, proxy_id(cfg, false, bi), si + 1);
+    let mut r = Row::new(Obj::Server, proxy_id(cfg, false, bi), s.id as usize);
     r.backend = Some(bi);
     r.server = Some(si);
     r.set("pxname", b.name.as_str());

@@ -111,6 +111,9 @@ pub struct Frontend {
     pub maxconn: Option<u32>,
     /// TCP keep-alive probes on client sockets (`option clitcpka`).
     pub tcpka: Option<TcpKeepalive>,
+    /// Header names re-cased in the response heads sent to clients (`option
+    /// h1-case-adjust-bogus-client` with the global `h1-case-adjust` map).
+    pub h1_case: Option<CaseAdjust>,
     /// `disabled`: the frontend is not started (its addresses are not bound).
     pub disabled: bool,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
@@ -148,6 +151,13 @@ pub struct CaptureSlot {
     pub header: Option<Box<str>>,
     pub len: usize,
 }
+
+/// `h1-case-adjust FROM TO` pairs: a header name equal to FROM but for case is written
+/// TO (the same letters), on heads sent over HTTP/1.
+pub type CaseAdjust = Arc<[CasePair]>;
+
+/// One `h1-case-adjust` pair: FROM (lower-cased), TO.
+pub type CasePair = (Box<[u8]>, Box<[u8]>);
 
 /// `option clitcpka` / `srvtcpka` (or `tcpka`, both): TCP keep-alive probes on the
 /// client or server sockets, so that NAT and firewalls keep long idle connections.

@@ -35,8 +35,8 @@ pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, St
 pub use duration::parse_duration;
 pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
 pub use frontend::{
-    Bind, BindRef, CaptureSlot, Captures, ForwardFor, Frontend, ListenOpts, Route, RouteTarget,
-    TcpKeepalive,
+    Bind, BindRef, CaptureSlot, Captures, CaseAdjust, CasePair, ForwardFor, Frontend, ListenOpts,
+    Route, RouteTarget, TcpKeepalive,
 };
 pub use log::{
     syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_ERR, LOG_LEVEL_INFO,
@@ -247,6 +247,9 @@ pub struct Config {
 pub struct ProxyRef {
     pub frontend: Option<usize>,
     pub backend: Option<usize>,
+    /// HAProxy's proxy id (`id N`, else numbered as HAProxy numbers them: see
+    /// `number_proxies`): `iid` in `show stat`, `fe_id`/`be_id`.
+    pub id: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +270,23 @@ pub struct Runtime {
     pub tls_handshakes: usize,
     /// The deflate level of HTTP compression (`tune.comp.maxlevel`, 1 to 9).
     pub comp_level: u32,
+    /// How the process runs around its shards (the `process` module applies it).
+    pub process: ProcessSettings,
+}
+
+/// haproxy.cfg `global`: `daemon`, `ulimit-n`, `chroot`, `user`/`uid`, `group`/`gid`.
+/// Fixed for the life of the process (a reload that changes them is refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSettings {
+    /// Fork into the background once the config is read (`-db` overrides it).
+    pub daemon: bool,
+    /// The open-file limit to raise to (never lowered), before maxconn is derived.
+    pub ulimit_n: Option<u64>,
+    /// The directory to chroot into once every socket is open.
+    pub chroot: Option<std::path::PathBuf>,
+    /// The user and group ids to serve as, set once every socket is open.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -286,6 +306,11 @@ pub struct Timeouts {
     pub tunnel: Option<Duration>,
     /// How long `http-request tarpit` holds a client (`None`: `connect`, as HAProxy).
     pub tarpit: Option<Duration>,
+    /// `timeout client-fin`: the client's inactivity limit once ringlb passed it a
+    /// half-close (TCP mode and tunnels; `None`: `client` or `tunnel`).
+    pub client_fin: Option<Duration>,
+    /// `timeout server-fin`: the same for the server, once it was passed one.
+    pub server_fin: Option<Duration>,
 }
 
 /// Message limits (HAProxy: `tune.bufsize`, `tune.http.maxhdr`).
@@ -348,12 +373,19 @@ pub struct Backend {
     pub log_health_checks: bool,
     /// TCP keep-alive probes on server sockets (`option srvtcpka`).
     pub tcpka: Option<TcpKeepalive>,
+    /// Header names re-cased in the request heads sent to servers (`option
+    /// h1-case-adjust-bogus-server` with the global `h1-case-adjust` map).
+    pub h1_case: Option<CaseAdjust>,
     /// `disabled`: the backend is stopped; requests routed to it get a 503.
     pub disabled: bool,
     pub balance: BalanceAlgo,
     pub servers: Vec<Server>,
     /// Use every available backup server when no primary is, not only the first.
     pub all_backups: bool,
+    /// `option prefer-last-server` with `http-reuse never` (where HAProxy 2.6 honours
+    /// it): a keep-alive client's next request goes to the server that answered its
+    /// previous one while it can take it (not for hashes).
+    pub prefer_last_server: bool,
     /// Further attempts after a failed connect (or a failed idempotent request).
     pub retries: u32,
     /// Retries may go to another server.
@@ -502,6 +534,26 @@ pub fn number_servers(explicit: &[Option<u32>]) -> Result<Vec<u32>, (usize, usiz
     Ok(out)
 }
 
+/// HAProxy's proxy ids for proxies in config order, `explicit` being each one's `id N`:
+/// as servers are numbered (`number_servers`), after the CLI proxy (`GLOBAL`, id 1)
+/// that HAProxy adds for a `stats socket`. Err: the positions of a duplicate (`None`
+/// for the CLI proxy's).
+pub fn number_proxies(
+    cli: bool,
+    explicit: &[Option<u32>],
+) -> Result<Vec<u32>, (Option<usize>, usize)> {
+    let with_cli: Vec<Option<u32>> = cli
+        .then_some(Some(1))
+        .into_iter()
+        .chain(explicit.iter().copied())
+        .collect();
+    let skip = usize::from(cli);
+    match number_servers(&with_cli) {
+        Ok(ids) => Ok(ids[skip..].to_vec()),
+        Err((first, second)) => Err((first.checked_sub(skip), second - skip)),
+    }
+}
+
 /// Every problem found in a config file, each with its path or line.
 #[derive(Debug)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -551,6 +603,20 @@ pub(crate) fn index_routes(frontends: &mut [Frontend], backends: &[Backend]) {
 }
 
 impl Config {
+    /// HAProxy's id of frontend (`frontend`) or backend `index` (a listen has one).
+    pub fn proxy_uid(&self, frontend: bool, index: usize) -> Option<u32> {
+        self.proxy_order
+            .iter()
+            .find(|p| {
+                if frontend {
+                    p.frontend == Some(index)
+                } else {
+                    p.backend == Some(index)
+                }
+            })
+            .map(|p| p.id)
+    }
+
     /// Reads a config file; the syntax is chosen by its name (`.toml` = native).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         Self::load_with_warnings(path).map(|(c, _)| c)
@@ -624,6 +690,8 @@ pub fn default_timeouts() -> Timeouts {
         hard_stop_after: None,
         tunnel: None,
         tarpit: None,
+        client_fin: None,
+        server_fin: None,
     }
 }
 

@@ -176,6 +176,8 @@ impl Validator {
                 .as_ref()
                 .map(|_| self.duration("timeout.tunnel", &t.tunnel, Duration::ZERO)),
             tarpit: None,
+            client_fin: None,
+            server_fin: None,
         };
         for (name, d) in [
             ("connect", timeouts.connect),
@@ -311,6 +313,8 @@ impl Validator {
             f.timeouts = timeouts.clone();
         }
         super::index_routes(&mut frontends, &backends);
+        // HAProxy's CLI proxy takes id 1 when there is a stats socket.
+        let cli = admin.stats_socket.is_some() || !admin.stats_tcp.is_empty();
         Config {
             patterns: Default::default(),
             runtime: Runtime {
@@ -339,22 +343,27 @@ impl Validator {
                         super::compression::DEFAULT_LEVEL
                     }
                 },
+                process: Default::default(),
             },
             timeouts,
             limits,
             pool,
             admin,
             log,
-            proxy_order: (0..frontends.len())
-                .map(|f| super::ProxyRef {
-                    frontend: Some(f),
-                    backend: None,
-                })
-                .chain((0..backends.len()).map(|b| super::ProxyRef {
-                    frontend: None,
-                    backend: Some(b),
-                }))
-                .collect(),
+            proxy_order: {
+                let ids = super::number_proxies(cli, &vec![None; frontends.len() + backends.len()])
+                    .unwrap_or_default();
+                (0..frontends.len())
+                    .map(|f| (Some(f), None))
+                    .chain((0..backends.len()).map(|b| (None, Some(b))))
+                    .zip(ids)
+                    .map(|((frontend, backend), id)| super::ProxyRef {
+                        frontend,
+                        backend,
+                        id,
+                    })
+                    .collect()
+            },
             cluster: self.cluster(&raw.cluster),
             vars: Default::default(),
             tables: Vec::new(),

@@ -30,18 +30,19 @@ impl World for Config {
             .position(|s| s.name == name)
     }
 
-    /// HAProxy numbers proxies in config order from 1, after its CLI proxy (`GLOBAL`,
-    /// id 1) when there is a `stats socket`; `show stat` numbers them the same way.
+    fn server_id(&self, be: usize, sv: usize) -> Option<i64> {
+        Some(i64::from(self.backends.get(be)?.servers.get(sv)?.id))
+    }
+
+    /// HAProxy's proxy id (`id N`, or numbered as HAProxy does: `number_proxies`);
+    /// `show stat` gives the same.
     fn proxy_id(&self, fe: Option<usize>, be: Option<usize>) -> Option<i64> {
-        let first = if self.admin.stats_socket.is_some() || !self.admin.stats_tcp.is_empty() {
-            2
-        } else {
-            1
-        };
-        self.proxy_order
-            .iter()
-            .position(|p| (fe.is_some() && p.frontend == fe) || (be.is_some() && p.backend == be))
-            .map(|i| i as i64 + first)
+        match (fe, be) {
+            (Some(f), _) => self.proxy_uid(true, f),
+            (None, Some(b)) => self.proxy_uid(false, b),
+            (None, None) => None,
+        }
+        .map(i64::from)
     }
 
     fn table_key(&self, table: u32) -> Option<KeyType> {

@@ -126,6 +126,9 @@ pub(super) struct Conn<S> {
     pub(super) txn: Txn,
     /// What the current request's persistence cookie decided (for its response).
     pub(super) persist: super::cookie::Persist,
+    /// (backend, server) of the previous exchange when the server kept its connection
+    /// (`option prefer-last-server`).
+    pub(super) last_server: Option<(usize, u32)>,
     /// The connection began with the HTTP/2 preface: `serve` hands it over.
     pub(super) h2_preface: bool,
 }
@@ -199,6 +202,7 @@ pub fn serve<S: Stream>(
         woken: false,
         drop_safe_reads: crate::io::reads_drop_safely(),
         persist: Default::default(),
+        last_server: None,
         txn,
         h2_preface: false,
     };
@@ -629,6 +633,9 @@ impl<S: Stream> Conn<S> {
         self.server_timeout = shard.config.backends[backend].timeouts.server;
 
         // The head and whatever body bytes are already buffered leave in one write.
+        if let Some(map) = &shard.config.backends[backend].h1_case {
+            super::edit::case_adjust(&mut self.out, map);
+        }
         self.cpos += req.head_len;
         let mut body = BodyProgress::new(req.framing, shard.config.limits.max_chunks);
         let fed = body
@@ -656,7 +663,7 @@ impl<S: Stream> Conn<S> {
         );
         dispatch.host_sni(req.sni_host.as_deref());
         dispatch.client_sni(self.tls().and_then(|t| t.sni.as_deref()));
-        dispatch.use_server(req.use_server);
+        dispatch.use_server(req.use_server.or_else(|| self.preferred(backend)));
         self.persist = req.persist;
         self.rec.cookie = self.persist.log_chars();
         if req.persist.server.is_some() {
@@ -717,8 +724,22 @@ impl<S: Stream> Conn<S> {
         // A connection that announced this client's address must not carry another's;
         // `option http-server-close` closes it after each response.
         let server_close = shard.config.frontends[self.frontend].server_close;
+        let server = up.server;
         dispatch.finish(up, reusable, server_close);
+        self.last_server = (reusable && !server_close).then_some((backend, server));
         Ok(keep_alive && client_keep_alive)
+    }
+
+    /// `option prefer-last-server`: the server of this connection's previous exchange,
+    /// when it is in `backend` and the backend does not hash (HAProxy's rule); the
+    /// dispatch takes it while it is usable and has room, else balances.
+    fn preferred(&self, backend: usize) -> Option<u32> {
+        let b = &self.shard.config.backends[backend];
+        let hashing = matches!(b.balance, crate::config::BalanceAlgo::Hash { .. });
+        match self.last_server {
+            Some((be, s)) if be == backend && b.prefer_last_server && !hashing => Some(s),
+            _ => None,
+        }
     }
 
     /// No server will answer: the reply for the client, the state for the log.
@@ -778,6 +799,7 @@ impl<S: Stream> Conn<S> {
             Some(fi) => {
                 self.frontend = fi;
                 self.shard = newer;
+                self.last_server = None;
                 true
             }
             None => false,

@@ -210,9 +210,53 @@ pub fn set_status(head: &mut Vec<u8>, status: u16, reason: Option<&str>) {
     splice(head, 0..line_end, &line[..n]);
 }
 
+/// `h1-case-adjust`: every header name of `head` (a request or status line, `name:
+/// value` lines, the empty line) equal to a FROM of `map` but for case is rewritten as
+/// its TO, in place (the same length). Stops at the empty line: a body that follows
+/// is left alone.
+pub(super) fn case_adjust(head: &mut [u8], map: &[crate::config::CasePair]) {
+    let mut at = match head.iter().position(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None => return,
+    };
+    while at < head.len() {
+        let end = head[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(head.len(), |i| at + i);
+        let line = &head[at..end];
+        if line.is_empty() || line == b"\r" {
+            return;
+        }
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = &line[..colon];
+            if let Some((_, to)) = map.iter().find(|(f, _)| name.eq_ignore_ascii_case(f)) {
+                head[at..at + colon].copy_from_slice(to);
+            }
+        }
+        at = end + 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_in_the_map_take_its_case_and_nothing_else_changes() {
+        let map: Vec<crate::config::CasePair> = vec![
+            ((*b"x-foo").into(), (*b"X-FOO").into()),
+            ((*b"content-type").into(), (*b"Content-Type").into()),
+        ];
+        let mut head =
+            b"GET / HTTP/1.1\r\nx-Foo: x-foo\r\nhost: a\r\ncontent-type: t\r\n\r\nx-foo: body"
+                .to_vec();
+        case_adjust(&mut head, &map);
+        assert_eq!(
+            head,
+            b"GET / HTTP/1.1\r\nX-FOO: x-foo\r\nhost: a\r\nContent-Type: t\r\n\r\nx-foo: body"
+        );
+    }
 
     #[test]
     fn header_edits() {

@@ -224,6 +224,11 @@ impl<S: Stream> Conn<S> {
         }
         if let Some(algo) = comp {
             super::compress::rewrite_head(&mut self.out, algo, res.framing);
+        }
+        if let Some(map) = &self.shard.config.frontends[self.frontend].h1_case {
+            super::edit::case_adjust(&mut self.out, map);
+        }
+        if let Some(algo) = comp {
             // Boxed: the common, uncompressed exchange does not carry its state.
             return Box::pin(self.forward_compressed(up, res, algo)).await;
         }

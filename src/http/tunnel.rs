@@ -23,6 +23,8 @@ pub(super) async fn run<S: Stream>(mut conn: Conn<S>, mut up: ServerConn, head_l
         client: fe.timeouts.client,
         server: be.timeouts.server,
         tunnel: be.timeouts.tunnel.or(fe.timeouts.tunnel),
+        client_fin: fe.timeouts.client_fin,
+        server_fin: be.timeouts.server_fin,
     };
     let deadline = Instant::now() + idle.tunnel.unwrap_or(idle.client);
     // The server's head and whatever it sent after it.

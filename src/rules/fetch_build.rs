@@ -324,8 +324,8 @@ impl Fetch {
             "stopping" => one(Type::Bool, Fetch::Stopping),
             "hostname" => {
                 no_args(name, args)?;
-                let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-                Ok((Fetch::Str(h.trim().as_bytes().into()), Type::Str, false))
+                let h = super::hostname();
+                Ok((Fetch::Str(h.as_bytes().into()), Type::Str, false))
             }
             "unique-id" => one(Type::Str, Fetch::UniqueId),
             "uuid" => {

@@ -155,7 +155,7 @@ impl Fetch {
                     .server_name(ctx.backend?, ctx.server? as usize)?
                     .as_bytes(),
             ),
-            Fetch::SrvId => Smp::Int(i64::from(ctx.server?) + 1),
+            Fetch::SrvId => Smp::Int(world()?.server_id(ctx.backend?, ctx.server? as usize)?),
             Fetch::Src => Smp::Ip(canonical(ctx.src.ip())),
             Fetch::SrcPort => Smp::Int(i64::from(ctx.src.port())),
             Fetch::Dst => Smp::Ip(canonical(ctx.dst.ip())),

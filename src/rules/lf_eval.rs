@@ -365,10 +365,16 @@ pub(super) fn http_encode(out: &mut Vec<u8>, start: usize) {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
+/// The system's host name (`%H`, `hostname`, `show info`'s `node`): gethostname(2),
+/// which needs no file (a process in a `chroot` has no /proc).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 fn secs(t: SystemTime) -> u64 {

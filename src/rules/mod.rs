@@ -31,6 +31,7 @@ mod fetch_build;
 mod fetch_eval;
 pub mod head;
 mod lf_eval;
+pub use lf_eval::hostname;
 pub mod logformat;
 pub mod map;
 

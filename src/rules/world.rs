@@ -16,6 +16,8 @@ pub trait World {
     fn server_index(&self, be: usize, name: &str) -> Option<usize>;
     /// HAProxy's proxy number (`fe_id`, `be_id`, `show stat`'s `iid`).
     fn proxy_id(&self, fe: Option<usize>, be: Option<usize>) -> Option<i64>;
+    /// HAProxy's server id (`srv_id`, `show stat`'s `sid`): `id N`, or its numbering.
+    fn server_id(&self, be: usize, sv: usize) -> Option<i64>;
     /// The key type of stick table `table`.
     fn table_key(&self, table: u32) -> Option<KeyType>;
 

@@ -130,11 +130,14 @@ pub fn ringlb_check(path: &Path, env: &[(&str, String)]) -> Output {
 }
 
 /// ringlb running haproxy.cfg `text` (written to a temporary `.cfg` file kept while it
-/// runs), ready once it printed `ready`.
+/// runs), ready once it printed `ready`. In the foreground (`-db`, as `HaProxy::start`
+/// runs HAProxy) whatever `daemon` says, so that the test holds the process it stops.
 pub fn ringlb_cfg(text: &str) -> RingLb {
     let cfg = write_cfg(text);
     let path = cfg.path().to_str().expect("utf-8 temp path").to_string();
-    RingLb::launch(&["-f", &path], Some(cfg), |line| line.starts_with("ready"))
+    RingLb::launch(&["-f", &path, "-db"], Some(cfg), |line| {
+        line.starts_with("ready")
+    })
 }
 
 /// `haproxy -f FILE -db`: HAProxy in the foreground, killed by its PID in `Drop`.

@@ -10,6 +10,7 @@ impl Mapper<'_> {
         log: Option<LogTarget>,
         proxies: Vec<Proxy>,
     ) -> Config {
+        let proxy_ids = self.proxy_ids(&proxies, &admin);
         let tables: HashMap<String, stick::HaTable> = proxies
             .iter()
             .filter_map(|p| Some((p.name.clone(), p.stick.table.clone()?)))
@@ -104,10 +105,11 @@ impl Mapper<'_> {
                                 command: s.ext_command.clone().unwrap_or_default(),
                                 path: s.ext_path.clone().unwrap_or_default(),
                                 // HAProxy's numbering, as `show stat` gives it.
-                                proxy_id: 2 + proxies
+                                proxy_id: proxies
                                     .iter()
                                     .position(|q| std::ptr::eq(q, *p))
-                                    .unwrap_or(0),
+                                    .and_then(|i| proxy_ids.get(i))
+                                    .map_or(0, |&id| id as usize),
                                 bind: p.binds.first().map(|b| b.0),
                                 proto: if s.mode == Mode::Http { "h1" } else { "tcp" },
                             }))
@@ -159,6 +161,7 @@ impl Mapper<'_> {
                 logs: s.log,
                 log_health_checks: s.log_health_checks,
                 tcpka: s.tcpka[1],
+                h1_case: self.h1_case_map(s.case_server),
                 disabled: s.disabled,
                 balance,
                 servers: p
@@ -168,6 +171,10 @@ impl Mapper<'_> {
                     .map(|(x, &id)| Server { id, ..x.1.clone() })
                     .collect(),
                 all_backups: s.all_backups,
+                // HAProxy 2.6 prefers the last server only through a connection
+                // the client's session still holds: with `http-reuse never` alone
+                // (others return it to the server's shared idle list).
+                prefer_last_server: s.prefer_last_server && s.reuse_never,
                 retries: s.retries,
                 redispatch: s.redispatch,
                 redispatch_after: s.redispatch_after,
@@ -372,6 +379,7 @@ impl Mapper<'_> {
                 allow_connect: true,
                 maxconn: p.maxconn,
                 tcpka: p.settings.tcpka[0],
+                h1_case: self.h1_case_map(p.settings.case_client),
                 disabled: p.settings.disabled,
                 rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
@@ -456,7 +464,8 @@ impl Mapper<'_> {
                 let (mut f, mut b) = (0, 0);
                 proxies
                     .iter()
-                    .map(|p| {
+                    .zip(proxy_ids)
+                    .map(|(p, id)| {
                         let fe = (p.kind != SectionKind::Backend).then(|| {
                             f += 1;
                             f - 1
@@ -468,6 +477,7 @@ impl Mapper<'_> {
                         crate::config::ProxyRef {
                             frontend: fe,
                             backend: be,
+                            id,
                         }
                     })
                     .collect()
@@ -477,6 +487,44 @@ impl Mapper<'_> {
             vars: std::mem::take(&mut self.vars),
             tables: self.table_specs(&proxies),
             resolvers: std::mem::take(&mut self.resolvers),
+        }
+    }
+
+    /// The global `h1-case-adjust` map, for a proxy whose option asks for it.
+    fn h1_case_map(&self, on: bool) -> Option<crate::config::CaseAdjust> {
+        (on && !self.h1_case.is_empty()).then(|| self.h1_case.clone().into())
+    }
+
+    /// HAProxy's id of each proxy (`id N`, else its numbering); a duplicate is an error
+    /// on the second one's line, as HAProxy's.
+    fn proxy_ids(&mut self, proxies: &[Proxy], admin: &Admin) -> Vec<u32> {
+        let cli = admin.stats_socket.is_some() || !admin.stats_tcp.is_empty();
+        let explicit: Vec<Option<u32>> = proxies.iter().map(|p| p.id.map(|(n, _)| n)).collect();
+        let kind = |p: &Proxy| match p.kind {
+            SectionKind::Frontend => "frontend",
+            SectionKind::Backend => "backend",
+            _ => "listen",
+        };
+        match crate::config::number_proxies(cli, &explicit) {
+            Ok(ids) => ids,
+            Err((first, second)) => {
+                let p = &proxies[second];
+                let line = p.id.map_or(p.line, |(_, l)| l);
+                let other = match first.map(|i| &proxies[i]) {
+                    Some(q) => format!(
+                        "{} {} (declared at line {})",
+                        kind(q),
+                        q.name,
+                        q.id.map_or(q.line, |(_, l)| l)
+                    ),
+                    None => "the stats socket's CLI proxy (id 1)".to_string(),
+                };
+                self.err(
+                    line,
+                    format!("{} {} reuses same custom id as {other}", kind(p), p.name),
+                );
+                (1..=proxies.len() as u32).collect()
+            }
         }
     }
 

@@ -148,7 +148,7 @@ impl Mapper<'_> {
         cpu_map: &mut Vec<(usize, usize)>,
         log: &mut Option<LogTarget>,
     ) {
-        if self.global_ssl(l) {
+        if self.global_ssl(l) || self.process_keyword(l, &mut runtime.process) {
             return;
         }
         let a = l.args();
@@ -188,27 +188,44 @@ impl Mapper<'_> {
             "log-send-hostname" => {
                 self.log_hostname = Some(a.first().cloned().unwrap_or_else(system_hostname))
             }
-            "daemon" => self.warn(
-                l.line,
-                "'daemon' ignored: ringlb runs in the foreground (use systemd)",
-            ),
-            "user"
-            | "group"
-            | "uid"
-            | "gid"
-            | "chroot"
-            | "node"
+            "node"
             | "description"
             | "master-worker"
             | "spread-checks"
-            | "h1-case-adjust"
             | "set-dumpable"
             | "strict-limits"
-            | "ulimit-n"
             | "quiet"
             | "expose-experimental-directives"
             | "server-state-file"
             | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
+            "h1-case-adjust" => match a {
+                [from, to] => self.case_pair(l.line, from, to),
+                [_, _, extra, ..] => self.err(
+                    l.line,
+                    format!("'h1-case-adjust' cannot handle unexpected argument '{extra}'"),
+                ),
+                _ => self.err(l.line, "'h1-case-adjust' expects <from> and <to> as argument."),
+            },
+            "h1-case-adjust-file" => match a {
+                [file] => match std::fs::read_to_string(file) {
+                    Ok(text) => {
+                        for (n, line) in text.lines().enumerate() {
+                            let words: Vec<&str> = line.split_whitespace().collect();
+                            match words.as_slice() {
+                                [] => {}
+                                [w, ..] if w.starts_with('#') => {}
+                                [from, to] => self.case_pair(l.line, from, to),
+                                _ => self.err(
+                                    l.line,
+                                    format!("'h1-case-adjust-file' {file}:{}: expects <from> <to>", n + 1),
+                                ),
+                            }
+                        }
+                    }
+                    Err(e) => self.err(l.line, format!("'h1-case-adjust-file': cannot read '{file}': {e}")),
+                },
+                _ => self.err(l.line, "'h1-case-adjust-file' expects a file name"),
+            },
             // Read with the `peers` sections (which peer is this node).
             "localpeer" => {}
             "external-check" => self.external_check = Some(l.line),
@@ -273,6 +290,16 @@ impl Mapper<'_> {
             ),
             k => self.err(l.line, format!("unknown keyword '{k}' in 'global' section")),
         }
+    }
+
+    /// One `h1-case-adjust FROM TO` pair: the same name but for case (HAProxy's rule).
+    fn case_pair(&mut self, line: usize, from: &str, to: &str) {
+        if !from.eq_ignore_ascii_case(to) {
+            return self.err(line, "<from> and <to> must not differ execpt the case");
+        }
+        let from = from.to_ascii_lowercase().into_bytes().into_boxed_slice();
+        self.h1_case.retain(|(f, _)| *f != from);
+        self.h1_case.push((from, to.as_bytes().into()));
     }
 
     /// `cpu-map [auto:]1[/THREADS] CPUS` (process 1 only, as HAProxy 2.5+ does).

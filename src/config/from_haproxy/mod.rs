@@ -14,6 +14,7 @@ mod errors;
 mod global;
 mod http_rules;
 mod peers;
+mod process;
 mod proxy;
 mod replies;
 mod resolvers;
@@ -109,6 +110,8 @@ struct Mapper<'e> {
     resolvers: Vec<crate::config::dns::Resolvers>,
     /// The system resolver's answers at load, by name.
     libc_cache: HashMap<String, Vec<IpAddr>>,
+    /// Global `h1-case-adjust FROM TO` pairs (FROM lower-cased).
+    h1_case: Vec<crate::config::CasePair>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -154,6 +157,12 @@ struct Settings {
     /// `option redispatch N` (-1 without N, as HAProxy).
     redispatch_after: i32,
     all_backups: bool,
+    prefer_last_server: bool,
+    /// `option h1-case-adjust-bogus-client` / `-server`.
+    case_client: bool,
+    case_server: bool,
+    /// `http-reuse never`.
+    reuse_never: bool,
     forward_for: Option<crate::config::ForwardFor>,
     balance: BalanceAlgo,
     consistent: bool,
@@ -242,6 +251,10 @@ impl Default for Settings {
             redispatch: false,
             redispatch_after: -1,
             all_backups: false,
+            prefer_last_server: false,
+            case_client: false,
+            case_server: false,
+            reuse_never: false,
             forward_for: None,
             balance: DEFAULT_BALANCE,
             consistent: false,
@@ -331,6 +344,8 @@ struct Proxy {
     line: usize,
     kind: SectionKind,
     settings: Settings,
+    /// `id N` and its line.
+    id: Option<(u32, usize)>,
     /// Each address with the index of its bind line in `bind_opts`.
     binds: Vec<(SocketAddr, usize)>,
     /// Per bind line: its TLS options, `accept-proxy` and `proto h2`.
@@ -387,6 +402,7 @@ impl<'e> Mapper<'e> {
             insecure_fork: false,
             resolvers: Vec::new(),
             libc_cache: HashMap::new(),
+            h1_case: Vec::new(),
         }
     }
 
@@ -430,6 +446,7 @@ impl<'e> Mapper<'e> {
             maxsslrate: None,
             tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
             comp_level: crate::config::compression::DEFAULT_LEVEL,
+            process: Default::default(),
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;
@@ -513,6 +530,7 @@ impl Proxy {
             line,
             kind,
             settings,
+            id: None,
             binds: Vec::new(),
             bind_opts: Vec::new(),
             bind_sock: Vec::new(),

@@ -94,11 +94,16 @@ impl Mapper<'_> {
                 p.settings.server = params;
             }
             "http-reuse" if be => match arg(0) {
-                "safe" | "aggressive" | "always" => {}
-                "never" => self.warn(
-                    l.line,
-                    "'http-reuse never' ignored: ringlb pools idle server connections per shard",
-                ),
+                "safe" | "aggressive" | "always" => p.settings.reuse_never = false,
+                "never" => {
+                    // Read by `option prefer-last-server`, which HAProxy 2.6 honours
+                    // only on connections kept private to the client's session.
+                    p.settings.reuse_never = true;
+                    self.warn(
+                        l.line,
+                        "'http-reuse never' ignored: ringlb pools idle server connections per shard",
+                    )
+                }
                 other => self.err(
                     l.line,
                     format!("'http-reuse' expects never|safe|aggressive|always, got '{other}'"),
@@ -129,8 +134,24 @@ impl Mapper<'_> {
             "enabled" => p.settings.disabled = false,
             "errorfile" | "errorfiles" | "http-error" | "errorloc" | "errorloc302"
             | "errorloc303" => self.error_line(l, p),
-            "description" | "id" | "email-alert"
-            | "monitor-net" => self.warn(l.line, format!("'{kw}' ignored")),
+            "id" if is_defaults => self.err(l.line, "'id' not allowed in 'defaults' section"),
+            "id" => match a.first().map(|n| n.parse::<u32>()) {
+                _ if a.len() > 1 => self.err(
+                    l.line,
+                    format!("'id' cannot handle unexpected argument '{}'", a[1]),
+                ),
+                Some(Ok(n)) if n > 0 => p.id = Some((n, l.line)),
+                _ => self.err(l.line, "custom id has to be > 0"),
+            },
+            "description" | "email-alert" => self.warn(l.line, format!("'{kw}' ignored")),
+            // Removed in HAProxy 2.5; 2.6 refuses it with this advice.
+            "monitor-net" => self.err(
+                l.line,
+                format!(
+                    "'monitor-net' doesn't exist anymore. Please use 'http-request return status 200 if {{ src {} }}' instead.",
+                    a.first().map_or("NET", String::as_str)
+                ),
+            ),
             "bind" if fe && !is_defaults => self.bind(l, p),
             "acl" if !is_defaults => self.acl(l, p),
             "default_backend" if fe => match a.first() {
@@ -314,10 +335,8 @@ impl Mapper<'_> {
             "check" => s.check_timeout = Some(d),
             "tunnel" => t.tunnel = Some(d),
             "tarpit" => t.tarpit = Some(d),
-            "client-fin" | "server-fin" => self.warn(
-                l.line,
-                format!("'timeout {kind}' ignored: not supported yet"),
-            ),
+            "client-fin" => t.client_fin = Some(d),
+            "server-fin" => t.server_fin = Some(d),
             other => self.err(l.line, format!("unknown timeout '{other}'")),
         }
     }
@@ -362,6 +381,21 @@ impl Mapper<'_> {
             },
             "persist" => s.persist = !negate,
             "allbackups" => s.all_backups = !negate,
+            "prefer-last-server" if p.kind == SectionKind::Frontend => self.warn(
+                l.line,
+                "'prefer-last-server' ignored because frontend has no backend capability (as in HAProxy)",
+            ),
+            "prefer-last-server" => s.prefer_last_server = !negate,
+            "h1-case-adjust-bogus-client" if p.kind == SectionKind::Backend => self.warn(
+                l.line,
+                "'h1-case-adjust-bogus-client' ignored because backend has no frontend capability (as in HAProxy)",
+            ),
+            "h1-case-adjust-bogus-client" => s.case_client = !negate,
+            "h1-case-adjust-bogus-server" if p.kind == SectionKind::Frontend => self.warn(
+                l.line,
+                "'h1-case-adjust-bogus-server' ignored because frontend has no backend capability (as in HAProxy)",
+            ),
+            "h1-case-adjust-bogus-server" => s.case_server = !negate,
             "forwardfor" if negate => s.forward_for = None,
             "forwardfor" => {
                 let mut ff = crate::config::ForwardFor::default();
@@ -424,7 +458,7 @@ impl Mapper<'_> {
                 }
             }
             "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
-            | "http-buffer-request" | "contstats" | "socket-stats" | "prefer-last-server" | "http-no-delay" => {
+            | "http-buffer-request" | "contstats" | "socket-stats" | "http-no-delay" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
             // Packet-level savings (a delayed ACK on accept, the request sent with the

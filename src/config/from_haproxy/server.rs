@@ -295,9 +295,15 @@ impl Mapper<'_> {
                     Some(c) => s.cookie = Some(c.clone()),
                     None => self.err(l.line, "'cookie' expects <value> as argument."),
                 },
-                "agent-port" | "agent-inter" | "pool-max-conn" | "max-reuse" => {
+                "agent-port" | "agent-inter" | "pool-max-conn" => {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }
+                // HAProxy 2.6 counts reuses on HTTP/2 and FastCGI connections only
+                // (mux_h2, mux_fcgi); ringlb speaks HTTP/1 to servers.
+                "max-reuse" => self.warn(
+                    l.line,
+                    "server option 'max-reuse' ignored: HAProxy 2.6 applies it to HTTP/2 and FastCGI server connections only, and ringlb's are HTTP/1 (HAProxy ignores it there too)",
+                ),
                 "send-proxy" => {
                     s.send_proxy = Some(crate::proxy_protocol::Version::V1);
                     takes_value = false;

@@ -216,6 +216,7 @@ impl Validator {
                 inspect_delay: None,
                 captures: crate::config::Captures::default(),
                 tcpka: None,
+                h1_case: None,
                 disabled: false,
                 maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
                 rule_free: false,
