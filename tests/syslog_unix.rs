@@ -355,6 +355,24 @@ backend dead
     });
 }
 
+/// A server state message as both proxies can be compared on: without HAProxy's
+/// trailer (sessions active, requeued, in queue: its own), check durations (the
+/// machine's) as `N`.
+fn comparable(message: &str) -> String {
+    let msg = message.trim_end();
+    let msg = match msg.find(" 0 sessions") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    match msg.split_once("check duration: ") {
+        Some((a, b)) => {
+            let rest = b.trim_start_matches(|c: char| c.is_ascii_digit());
+            format!("{a}check duration: Nms{}", rest.trim_start_matches("ms"))
+        }
+        None => msg.to_string(),
+    }
+}
+
 /// Server state changes reach the log target as HAProxy sends them: `is DOWN` at
 /// `alert` (with `Running on backup.` while only a backup is left), `has no server
 /// available!` at `emerg`, `is UP` at `notice`. The same servers go down and come back
@@ -407,21 +425,7 @@ backend app
             if line.tag != who || line.message.contains("HTTP/1.1") {
                 continue;
             }
-            // HAProxy's trailer (sessions active, requeued, in queue) is its own.
-            let msg = line.message.trim_end();
-            let msg = match msg.find(" 0 sessions") {
-                Some(i) => &msg[..i],
-                None => msg,
-            };
-            // Check durations are the machine's.
-            let msg = match msg.split_once("check duration: ") {
-                Some((a, b)) => {
-                    let rest = b.trim_start_matches(|c: char| c.is_ascii_digit());
-                    format!("{a}check duration: Nms{}", rest.trim_start_matches("ms"))
-                }
-                None => msg.to_string(),
-            };
-            return (line.pri, msg);
+            return (line.pri, comparable(&line.message));
         }
         panic!("{who}: no state change line")
     };
@@ -491,18 +495,7 @@ backend app
             if line.tag != who {
                 continue;
             }
-            let msg = line.message.trim_end();
-            let msg = match msg.find(" 0 sessions") {
-                Some(i) => &msg[..i],
-                None => msg,
-            };
-            let msg = match msg.split_once("check duration: ") {
-                Some((a, b)) => {
-                    let rest = b.trim_start_matches(|c: char| c.is_ascii_digit());
-                    format!("{a}check duration: Nms{}", rest.trim_start_matches("ms"))
-                }
-                None => msg.to_string(),
-            };
+            let msg = comparable(&line.message);
             let done = msg.contains(last);
             seen.push((line.pri, msg));
             if done {

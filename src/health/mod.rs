@@ -253,17 +253,8 @@ impl State {
         let took = took
             .map(|d| format!(", check duration: {}ms", d.as_millis()))
             .unwrap_or_default();
-        let kind = if b.servers[server].backup {
-            "Backup Server"
-        } else {
-            "Server"
-        };
-        let name = format!("{}/{}", b.name, b.servers[server].name);
-        let on_backup = if active == 0 && backup > 0 {
-            " Running on backup."
-        } else {
-            ""
-        };
+        let (kind, name) = subject(b, server);
+        let on_backup = on_backup(active, backup);
         // With `log-health-checks` the check's own line said why (HAProxy passes no
         // check to the state change's message then).
         let why = if b.log_health_checks {
@@ -381,18 +372,9 @@ impl State {
         }
         let b = &self.cfg.backends[backend];
         let (active, backup) = self.online(backend);
-        let kind = if b.servers[server].backup {
-            "Backup Server"
-        } else {
-            "Server"
-        };
-        let name = format!("{}/{}", b.name, b.servers[server].name);
+        let (kind, name) = subject(b, server);
         let word = if nolb { "is stopping" } else { "is UP" };
-        let on_backup = if active == 0 && backup > 0 {
-            " Running on backup."
-        } else {
-            ""
-        };
+        let on_backup = on_backup(active, backup);
         let why = if b.log_health_checks {
             String::new()
         } else {
@@ -793,6 +775,23 @@ async fn check_loop(
             }
             monoio::time::sleep((until - now).min(REPORT_TICK)).await;
         }
+    }
+}
+
+/// How HAProxy's state change messages name a server: (`Server` or `Backup Server`,
+/// `BACKEND/SERVER`).
+fn subject(b: &crate::config::Backend, server: usize) -> (&'static str, String) {
+    let s = &b.servers[server];
+    let kind = if s.backup { "Backup Server" } else { "Server" };
+    (kind, format!("{}/{}", b.name, s.name))
+}
+
+/// What HAProxy adds to a state change once only backups are left.
+fn on_backup(active: usize, backup: usize) -> &'static str {
+    if active == 0 && backup > 0 {
+        " Running on backup."
+    } else {
+        ""
     }
 }
 
