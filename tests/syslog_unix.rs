@@ -512,3 +512,46 @@ backend app
         seen
     });
 }
+
+/// `log TARGET FACILITY LEVEL MINLEVEL`: a line more severe than MINLEVEL is sent at
+/// MINLEVEL (an error under `log-separate-errors`, `err`, capped to `warning`), one
+/// less severe than LEVEL not at all; the same priorities as HAProxy's.
+#[test]
+fn a_target_minlevel_caps_the_severity_as_haproxys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let sock = bind(&path);
+    let body = r#"
+frontend www
+    bind "127.0.0.1:${P1}"
+    log global
+    option httplog
+    option log-separate-errors
+    use_backend dead if { path_beg /dead }
+    default_backend app
+
+backend app
+    server s1 "${S1}"
+
+backend dead
+    server s2 "${S2}"
+"#;
+    let t = Twins::start_with_global(
+        &format!("    log {} len 4096 local3 info warning\n", path.display()),
+        body,
+        &[("www", "P1")],
+        &[("S1", Srv::Up("s1")), ("S2", Srv::Dead)],
+    );
+    t.same("the priority of an info line and of an error line", |s| {
+        let ok = format!("/fine-{}", s.who);
+        let bad = format!("/dead-{}", s.who);
+        assert_eq!(ask(s.addr("www"), &get("t", &ok)).0, 200, "{}", s.who);
+        assert_eq!(ask(s.addr("www"), &get("t", &bad)).0, 503, "{}", s.who);
+        let pri = |needle: &str| {
+            line_from(&sock, s.who, needle)
+                .unwrap_or_else(|| panic!("{}: no line for {needle}", s.who))
+                .pri
+        };
+        (pri(&ok), pri(&bad))
+    });
+}
