@@ -19,21 +19,29 @@ impl Mapper<'_> {
             .iter()
             .filter(|p| p.kind != SectionKind::Frontend)
             .collect();
-        let index_of = |name: &str| backend_names.iter().position(|b| b.name == name);
+        // Names looked up in maps: a config of thousands of backends and routes checks
+        // and resolves each name once, not against every proxy before it.
+        let mut backend_index: HashMap<&str, usize> = HashMap::with_capacity(backend_names.len());
+        for (i, b) in backend_names.iter().enumerate() {
+            backend_index.entry(b.name.as_str()).or_insert(i);
+        }
+        let index_of = |name: &str| backend_index.get(name).copied();
         // A frontend and a backend may share a name; two of a side may not.
-        for (k, p) in proxies.iter().enumerate() {
+        let mut seen: HashMap<&str, Vec<&Proxy>> = HashMap::with_capacity(proxies.len());
+        for p in &proxies {
             let sides = |q: &Proxy| {
                 (
                     q.kind != SectionKind::Backend,
                     q.kind != SectionKind::Frontend,
                 )
             };
-            if let Some(prev) = proxies[..k].iter().find(|q| {
-                q.name == p.name && {
-                    let (a, b) = (sides(q), sides(p));
-                    (a.0 && b.0) || (a.1 && b.1)
-                }
-            }) {
+            let earlier = seen.entry(p.name.as_str()).or_default();
+            let clash = earlier.iter().copied().find(|q| {
+                let (a, b) = (sides(q), sides(p));
+                (a.0 && b.0) || (a.1 && b.1)
+            });
+            earlier.push(p);
+            if let Some(prev) = clash {
                 self.err(
                     p.line,
                     format!(

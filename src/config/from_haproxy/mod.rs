@@ -458,6 +458,7 @@ impl<'e> Mapper<'e> {
         self.userlist_sections(doc);
         self.resolvers_sections(doc);
         self.peers_sections(doc);
+        let defaults_of = doc.defaults_each();
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -466,8 +467,7 @@ impl<'e> Mapper<'e> {
                     }
                 }
                 SectionKind::Defaults => {
-                    let mut s = doc
-                        .defaults_of(i)
+                    let mut s = defaults_of[i]
                         .and_then(|d| defaults.get(&d).cloned())
                         .unwrap_or_default();
                     let mut scratch =
@@ -491,8 +491,7 @@ impl<'e> Mapper<'e> {
                     );
                 }
                 kind => {
-                    let settings = doc
-                        .defaults_of(i)
+                    let settings = defaults_of[i]
                         .and_then(|d| defaults.get(&d).cloned())
                         .unwrap_or_default();
                     let name = sec.name.clone().unwrap_or_default();

@@ -29,6 +29,8 @@ pub fn parse_document(
         errors: Vec::new(),
         conds: Vec::new(),
         section_label: String::new(),
+        by_name: Default::default(),
+        last_defaults: None,
     };
     let mut pieces: Vec<&str> = text.split('\n').collect();
     // After the last '\n' there is either nothing or a line without its LF.
@@ -104,6 +106,11 @@ struct Parser<'e> {
     conds: Vec<(Cond, usize)>,
     /// What `.SECTION` expands to.
     section_label: String,
+    /// Sections by name, in file order (a config of thousands of proxies checks each
+    /// new name against these, not against every section before it).
+    by_name: std::collections::HashMap<String, Vec<usize>>,
+    /// The last `defaults` section so far, which a proxy without `from` starts from.
+    last_defaults: Option<usize>,
 }
 
 /// 1-based column of byte `at` in `line`, counted in characters.
@@ -406,6 +413,15 @@ impl Parser<'_> {
             SectionKind::Defaults => self.defaults_header(n, words),
             _ => self.proxy_header(n, &kind, words),
         };
+        if let Some(name) = &name {
+            self.by_name
+                .entry(name.clone())
+                .or_default()
+                .push(self.doc.sections.len());
+        }
+        if kind == SectionKind::Defaults {
+            self.last_defaults = Some(self.doc.sections.len());
+        }
         self.doc.sections.push(Section {
             kind,
             name,
@@ -465,9 +481,10 @@ impl Parser<'_> {
         // listen section is both kinds.
         let fe = |k: &SectionKind| matches!(k, SectionKind::Frontend | SectionKind::Listen);
         let be = |k: &SectionKind| matches!(k, SectionKind::Backend | SectionKind::Listen);
-        let clash = self.doc.sections.iter().find(|s| {
-            s.name.as_deref() == Some(name)
-                && ((fe(kind) && fe(&s.kind)) || (be(kind) && be(&s.kind)))
+        let sections = &self.doc.sections;
+        let clash = self.by_name.get(name).into_iter().flatten().find_map(|&i| {
+            let s = sections.get(i)?;
+            ((fe(kind) && fe(&s.kind)) || (be(kind) && be(&s.kind))).then_some(s)
         });
         if let Some(other) = clash {
             let msg = format!(
@@ -501,12 +518,7 @@ impl Parser<'_> {
             }
             None => {
                 // Without `from`, a proxy starts from the last defaults section.
-                if let Some(last) = self
-                    .doc
-                    .sections
-                    .iter()
-                    .rposition(|s| s.kind == SectionKind::Defaults)
-                {
+                if let Some(last) = self.last_defaults {
                     self.mark_ref(n, last, 1);
                 }
                 (Some(name.to_string()), None)
@@ -793,6 +805,7 @@ mod tests {
                      listen l1\n\
                      global\n");
         let got: Vec<Option<usize>> = (0..d.sections.len()).map(|i| d.defaults_of(i)).collect();
+        assert_eq!(d.defaults_each(), got);
         assert_eq!(got, [None, Some(0), Some(1), Some(0), None, Some(4), None]);
         assert_eq!(d.defaults_of(99), None);
         assert_eq!(doc("frontend f\n").defaults_of(0), None);
