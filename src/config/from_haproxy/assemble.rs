@@ -26,22 +26,22 @@ impl Mapper<'_> {
             backend_index.entry(b.name.as_str()).or_insert(i);
         }
         let index_of = |name: &str| backend_index.get(name).copied();
-        // A frontend and a backend may share a name; two of a side may not.
-        let mut seen: HashMap<&str, Vec<&Proxy>> = HashMap::with_capacity(proxies.len());
-        for p in &proxies {
-            let sides = |q: &Proxy| {
-                (
-                    q.kind != SectionKind::Backend,
-                    q.kind != SectionKind::Frontend,
-                )
-            };
-            let earlier = seen.entry(p.name.as_str()).or_default();
-            let clash = earlier.iter().copied().find(|q| {
-                let (a, b) = (sides(q), sides(p));
-                (a.0 && b.0) || (a.1 && b.1)
-            });
-            earlier.push(p);
-            if let Some(prev) = clash {
+        // A frontend and a backend may share a name; two of a side may not. By name:
+        // the first frontend-side and backend-side proxy (nothing allocated per name).
+        let mut seen: HashMap<&str, [Option<usize>; 2]> = HashMap::with_capacity(proxies.len());
+        for (k, p) in proxies.iter().enumerate() {
+            let sides = [
+                p.kind != SectionKind::Backend,
+                p.kind != SectionKind::Frontend,
+            ];
+            let first = seen.entry(p.name.as_str()).or_default();
+            let clash = (0..2).filter_map(|s| first[s].filter(|_| sides[s])).min();
+            for s in 0..2 {
+                if sides[s] && first[s].is_none() {
+                    first[s] = Some(k);
+                }
+            }
+            if let Some(prev) = clash.map(|i| &proxies[i]) {
                 self.err(
                     p.line,
                     format!(
