@@ -21,6 +21,7 @@ mod pipe;
 mod prefixed;
 mod request;
 mod response;
+mod tally;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -168,6 +169,8 @@ pub async fn serve_io<T>(
         match accepted {
             Some(Ok((req, respond))) => {
                 session.open.set(session.open.get() + 1);
+                let c = &session.shard.stats.frontends[session.frontend];
+                crate::stats::Counters::inc(&c.h2_open_streams);
                 monoio::spawn(serve_stream(session.clone(), req, respond));
             }
             Some(Err(e)) => {
@@ -258,5 +261,7 @@ impl Drop for Open {
     fn drop(&mut self) {
         self.0.open.set(self.0.open.get() - 1);
         self.0.last.set(Instant::now());
+        let c = &self.0.shard.stats.frontends[self.0.frontend];
+        crate::stats::Counters::down(&c.h2_open_streams);
     }
 }
