@@ -112,6 +112,18 @@ pub async fn serve_io<T>(
         .max_send_buffer_size(SEND_BUFFER)
         .max_pending_accept_reset_streams(PENDING_RESETS)
         .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
+    // Announced only when not the protocol's default, as HAProxy does.
+    if limits.h2_header_table_size != 4096 {
+        builder.header_table_size(limits.h2_header_table_size);
+    }
+    if limits.h2_initial_window_size != 65_535 {
+        builder.initial_window_size(limits.h2_initial_window_size);
+    }
+    // A frame fits the buffer: HAProxy caps the size it announces at `tune.bufsize`.
+    let frame = limits.h2_max_frame_size.min(limits.max_header_bytes as u32);
+    if frame > 16_384 {
+        builder.max_frame_size(frame);
+    }
     let deadline = Instant::now() + handshake_by;
     let io = flood::Guard::new(io, shard.clone(), frontend);
     let mut conn = match monoio::time::timeout_at(deadline, builder.handshake::<_, Bytes>(io)).await
