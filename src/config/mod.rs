@@ -386,6 +386,9 @@ pub struct Backend {
     /// it): a keep-alive client's next request goes to the server that answered its
     /// previous one while it can take it (not for hashes).
     pub prefer_last_server: bool,
+    /// `option http-buffer-request` (TOML `buffer_request`): a request's body is in
+    /// (whole, or a full buffer) before a server is connected.
+    pub buffer_request: bool,
     /// Further attempts after a failed connect (or a failed idempotent request).
     pub retries: u32,
     /// Retries may go to another server.

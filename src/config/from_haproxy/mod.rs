@@ -158,6 +158,8 @@ struct Settings {
     redispatch_after: i32,
     all_backups: bool,
     prefer_last_server: bool,
+    /// `option http-buffer-request`.
+    buffer_request: bool,
     /// `option h1-case-adjust-bogus-client` / `-server`.
     case_client: bool,
     case_server: bool,
@@ -252,6 +254,7 @@ impl Default for Settings {
             redispatch_after: -1,
             all_backups: false,
             prefer_last_server: false,
+            buffer_request: false,
             case_client: false,
             case_server: false,
             reuse_never: false,
