@@ -216,6 +216,8 @@ pub struct RawBackend {
     pub redispatch: Option<bool>,
     /// `option http-buffer-request`.
     pub buffer_request: Option<bool>,
+    /// `option abortonclose`.
+    pub abort_on_close: Option<bool>,
     pub maxqueue: Option<i64>,
     pub error_limit: Option<i64>,
     pub health: Option<RawHealth>,

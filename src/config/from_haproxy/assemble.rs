@@ -176,6 +176,7 @@ impl Mapper<'_> {
                 // (others return it to the server's shared idle list).
                 prefer_last_server: s.prefer_last_server && s.reuse_never,
                 buffer_request: s.buffer_request && s.mode == Mode::Http,
+                abort_on_close: s.abort_on_close,
                 retries: s.retries,
                 redispatch: s.redispatch,
                 redispatch_after: s.redispatch_after,

@@ -160,6 +160,8 @@ struct Settings {
     prefer_last_server: bool,
     /// `option http-buffer-request`.
     buffer_request: bool,
+    /// `option abortonclose`.
+    abort_on_close: bool,
     /// `option h1-case-adjust-bogus-client` / `-server`.
     case_client: bool,
     case_server: bool,
@@ -255,6 +257,7 @@ impl Default for Settings {
             all_backups: false,
             prefer_last_server: false,
             buffer_request: false,
+            abort_on_close: false,
             case_client: false,
             case_server: false,
             reuse_never: false,

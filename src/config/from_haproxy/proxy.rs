@@ -461,8 +461,15 @@ impl Mapper<'_> {
                 }
             }
             "http-buffer-request" => s.buffer_request = !negate,
-            "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
-            | "contstats" | "socket-stats" | "http-no-delay" => {
+            // HAProxy 2.6 drops a queued or connecting session whose client closed; in
+            // HTTP mode it sees no close of a client whose request is whole until the
+            // response (tests/haproxy_diff_abortonclose.rs), so only TCP mode differs.
+            "abortonclose" if p.kind == SectionKind::Frontend => self.warn(
+                l.line,
+                "'option abortonclose' ignored in a frontend: it is a backend setting (as in HAProxy)",
+            ),
+            "abortonclose" => s.abort_on_close = !negate,
+            "splice-auto" | "splice-request" | "splice-response" | "contstats" | "socket-stats" | "http-no-delay" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
             // Packet-level savings (a delayed ACK on accept, the request sent with the
