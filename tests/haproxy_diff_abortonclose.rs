@@ -239,16 +239,15 @@ fn a_client_that_leaves_a_server_queue_is_dropped_as_haproxy_drops_it() {
     let lb = start(false);
     let mut diffs = Vec::new();
     let mut seen = Vec::new();
-    for i in 0..NAMES.len() {
+    for (i, name) in NAMES.iter().enumerate() {
         for half in [false, true] {
             let (h, l) = (run(&hx, i, half), run(&lb, i, half));
             if h != l {
                 diffs.push(format!(
-                    "{} half-close={half}\n  haproxy: {h:?}\n  ringlb:  {l:?}",
-                    NAMES[i]
+                    "{name} half-close={half}\n  haproxy: {h:?}\n  ringlb:  {l:?}"
                 ));
             }
-            seen.push((NAMES[i], half, l));
+            seen.push((*name, half, l));
         }
     }
     assert!(
