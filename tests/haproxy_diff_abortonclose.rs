@@ -1,6 +1,7 @@
 //! Differential test of `option abortonclose` against HAProxy 2.6: a client that
 //! closes (fully, or only its sending side) while its connection waits in a server
-//! queue (`maxconn 1`, the slot held by another client). In TCP mode HAProxy serves
+//! queue (`maxconn 1`, the slot held by another client), or while its server is being
+//! connected (TCP mode: dropped at once, `CC`, with the option). In TCP mode HAProxy serves
 //! it later without the option (the server gets its bytes, a half-closed client its
 //! answer) and drops it at once with it (the server never sees it, the client gets a
 //! close). In HTTP mode HAProxy 2.6 does not see the close of a client whose request
@@ -268,4 +269,79 @@ fn a_client_that_leaves_a_server_queue_is_dropped_as_haproxy_drops_it() {
         );
         assert!(!s.c_answer.is_empty(), "{name} {half} {s:?}");
     }
+}
+
+/// A listener whose accept queue is full (it never accepts): a connect to it hangs
+/// until the proxy's `timeout connect`. Kept with the connections that fill it.
+fn stuck_server() -> (SocketAddr, Vec<socket2::Socket>, Vec<TcpStream>) {
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let fill = (0..2)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok())
+        .collect();
+    (addr, vec![l], fill)
+}
+
+/// The log line's backend/server, connect time and termination state for the
+/// connection from `client`.
+fn tcp_line(lines: &str, client: SocketAddr) -> Option<(String, String, String)> {
+    let from = client.to_string();
+    lines.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 7 && f[0] == from).then(|| {
+            let tc = f[4].split('/').nth(1).unwrap_or("").to_string();
+            (f[3].to_string(), tc, f[6].to_string())
+        })
+    })
+}
+
+#[test]
+fn a_client_that_leaves_while_its_server_is_being_connected_is_dropped_as_haproxy_drops_it() {
+    let (server, _l, _fill) = stuck_server();
+    let run = |haproxy: bool| -> (String, String, String) {
+        let held = ReservedPort::new();
+        let port = if haproxy { held.port() } else { 0 };
+        let cfg = format!(
+            "global\n    nbthread 1\n    log stdout format raw local0\n\ndefaults\n    log global\n    mode tcp\n    option tcplog\n    timeout connect 3s\n    timeout client 10s\n    timeout server 10s\n    retries 0\n\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\nbackend be\n    option abortonclose\n    server s {server}\n"
+        );
+        let (hx, lb, addr) = if haproxy {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            (Some(HaProxy::start(&cfg, &[addr], None)), None, addr)
+        } else {
+            let lb = ringlb_cfg(&cfg);
+            let addr = lb.addr("fe");
+            (None, Some(lb), addr)
+        };
+        // (HAProxy's readiness probe also waits on the connect: it left too.)
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let client = c.local_addr().unwrap();
+        c.write_all(b"B\n").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        assert!(got.is_empty(), "{got:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = match (&hx, &lb) {
+                (Some(h), _) => h.output(),
+                (_, Some(l)) => l.stdout_lines().join("\n"),
+                _ => unreachable!(),
+            };
+            if let Some(line) = tcp_line(&out, client) {
+                return line;
+            }
+            assert!(std::time::Instant::now() < deadline, "no log line:\n{out}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let hx = run(true);
+    let lb = run(false);
+    assert_eq!(hx, lb, "(backend/server, Tc, term): HAProxy vs ringlb");
+    assert_eq!(lb, ("be/s".into(), "-1".into(), "CC".into()));
 }
