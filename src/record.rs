@@ -44,6 +44,12 @@ impl Term {
     pub const NORMAL: Term = Term(*b"----");
     /// The client closed or reset before the end.
     pub const CLIENT_ABORT: Term = Term(*b"CD--");
+    /// The client closed while its connection waited in a server queue
+    /// (`option abortonclose`, TCP mode).
+    pub const CLIENT_QUEUE: Term = Term(*b"CQ--");
+    /// The client closed while a server was being connected (`option abortonclose`,
+    /// TCP mode).
+    pub const CLIENT_CONNECT: Term = Term(*b"CC--");
     /// The client sent an invalid request (400).
     pub const CLIENT_REQUEST: Term = Term(*b"CR--");
     /// The request head did not arrive within `timeout http-request` (408).

@@ -183,6 +183,8 @@ impl Mapper<'_> {
                 // the client's session still holds: with `http-reuse never` alone
                 // (others return it to the server's shared idle list).
                 prefer_last_server: s.prefer_last_server && s.reuse_never,
+                buffer_request: s.buffer_request && s.mode == Mode::Http,
+                abort_on_close: s.abort_on_close,
                 retries: s.retries,
                 redispatch: s.redispatch,
                 redispatch_after: s.redispatch_after,
@@ -389,6 +391,7 @@ impl Mapper<'_> {
                 tcpka: p.settings.tcpka[0],
                 h1_case: self.h1_case_map(p.settings.case_client),
                 disabled: p.settings.disabled,
+                buffer_request: p.settings.buffer_request && mode == Mode::Http,
                 rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {
@@ -556,7 +559,7 @@ impl Mapper<'_> {
     }
 
     fn log_line(&mut self, p: &Proxy, mode: Mode) -> Option<Arc<crate::rules::LogFormat>> {
-        use crate::rules::logformat::{Mode as LfMode, CLF_LOG, HTTP_LOG, TCP_LOG};
+        use crate::rules::logformat::{Mode as LfMode, CLF_LOG, HTTPS_LOG, HTTP_LOG, TCP_LOG};
         if !p.settings.log {
             return None;
         }
@@ -569,7 +572,8 @@ impl Mapper<'_> {
             (LogFormat::Custom, Some((line, t))) => (*line, t.as_str()),
             (LogFormat::Clf, _) => (p.line, CLF_LOG),
             (LogFormat::Tcp, _) => (p.line, TCP_LOG),
-            (LogFormat::Http, _) if mode == Mode::Tcp => (p.line, TCP_LOG),
+            (LogFormat::Http | LogFormat::Https, _) if mode == Mode::Tcp => (p.line, TCP_LOG),
+            (LogFormat::Https, _) => (p.line, HTTPS_LOG),
             _ => (p.line, HTTP_LOG),
         };
         self.phase = Some(crate::rules::parse::Phase::Log);

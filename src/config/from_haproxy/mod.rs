@@ -158,6 +158,10 @@ struct Settings {
     redispatch_after: i32,
     all_backups: bool,
     prefer_last_server: bool,
+    /// `option http-buffer-request`.
+    buffer_request: bool,
+    /// `option abortonclose`.
+    abort_on_close: bool,
     /// `option h1-case-adjust-bogus-client` / `-server`.
     case_client: bool,
     case_server: bool,
@@ -252,6 +256,8 @@ impl Default for Settings {
             redispatch_after: -1,
             all_backups: false,
             prefer_last_server: false,
+            buffer_request: false,
+            abort_on_close: false,
             case_client: false,
             case_server: false,
             reuse_never: false,
