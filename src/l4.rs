@@ -101,6 +101,7 @@ pub async fn serve<C: Stream>(
                 term: g.term,
             };
             line.log(&shard, frontend, backend, (peer, local), date, &txn);
+            drain(&client);
             return;
         }
     };
@@ -211,6 +212,32 @@ async fn watch_client<C: Stream, T>(
                     return None;
                 }
             }
+        }
+    }
+}
+
+/// Before a connection that never reached a server closes: what the client sent is
+/// read and dropped, so that it ends with a FIN as HAProxy's does (its buffer took the
+/// bytes), not with the reset the kernel sends for unread ones. A TLS client's bytes
+/// stay (they cannot be read past its decryption here).
+fn drain<C: Stream>(client: &C) {
+    use std::os::fd::AsRawFd;
+    let Some(sock) = client.socket() else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    for _ in 0..64 {
+        // SAFETY: `recv` writes at most `buf.len()` bytes into `buf`.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n <= 0 {
+            break;
         }
     }
 }

@@ -68,6 +68,8 @@ impl Term {
     pub const PROXY_TARPIT: Term = Term(*b"PT--");
     /// No server could be reached (or none was usable): 503.
     pub const SERVER_CONNECT: Term = Term(*b"SC--");
+    /// The last connect attempt ran out of `timeout connect`: 503.
+    pub const SERVER_TIMEOUT_CONNECT: Term = Term(*b"sC--");
     /// No server slot freed within `timeout queue`, or the queue was full: 503.
     pub const SERVER_QUEUE: Term = Term(*b"sQ--");
     /// The server closed or answered invalidly before a complete response head: 502.

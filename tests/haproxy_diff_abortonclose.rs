@@ -345,3 +345,57 @@ fn a_client_that_leaves_while_its_server_is_being_connected_is_dropped_as_haprox
     assert_eq!(hx, lb, "(backend/server, Tc, term): HAProxy vs ringlb");
     assert_eq!(lb, ("be/s".into(), "-1".into(), "CC".into()));
 }
+
+/// Without the option, a client that waits while its server's connect runs out of
+/// `timeout connect` is closed with a FIN (what it sent was read), not reset, and the
+/// log says `sC` (a connect timeout), not `SC`, as HAProxy does.
+#[test]
+fn a_connect_that_times_out_is_logged_sc_and_closed_cleanly_as_haproxy() {
+    let (server, _l, _fill) = stuck_server();
+    let run = |haproxy: bool| -> ((String, String, String), String) {
+        let held = ReservedPort::new();
+        let port = if haproxy { held.port() } else { 0 };
+        let cfg = format!(
+            "global\n    nbthread 1\n    log stdout format raw local0\n\ndefaults\n    log global\n    mode tcp\n    option tcplog\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    retries 0\n\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\nbackend be\n    server s {server}\n"
+        );
+        let (hx, lb, addr) = if haproxy {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            (Some(HaProxy::start(&cfg, &[addr], None)), None, addr)
+        } else {
+            let lb = ringlb_cfg(&cfg);
+            let addr = lb.addr("fe");
+            (None, Some(lb), addr)
+        };
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let client = c.local_addr().unwrap();
+        c.write_all(b"B\n").unwrap();
+        let mut got = Vec::new();
+        let end = match c.read_to_end(&mut got) {
+            Ok(0) => "closed".to_string(),
+            Ok(n) => format!("{n} bytes"),
+            Err(e) => format!("{:?}", e.kind()),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = match (&hx, &lb) {
+                (Some(h), _) => h.output(),
+                (_, Some(l)) => l.stdout_lines().join("\n"),
+                _ => unreachable!(),
+            };
+            if let Some(line) = tcp_line(&out, client) {
+                return (line, end);
+            }
+            assert!(std::time::Instant::now() < deadline, "no log line:\n{out}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let hx = run(true);
+    let lb = run(false);
+    assert_eq!(
+        hx, lb,
+        "((backend/server, Tc, term), client's end): HAProxy vs ringlb"
+    );
+    assert_eq!(lb.0 .2, "sC");
+    assert_eq!(lb.1, "closed");
+}

@@ -102,6 +102,8 @@ pub struct Dispatch {
     /// The server being connected and since when, while a connect is under way (for
     /// a client that leaves meanwhile: `abandoned`).
     connecting: Option<(u32, Instant)>,
+    /// The last connect attempt ran out of `timeout connect` (logged `sC`).
+    connect_timed_out: bool,
     /// The names a server's SNI may come from (`sni req.hdr(host)`, `sni
     /// ssl_fc_sni`): kept only for a backend that has such a server.
     sni_host: Option<Box<str>>,
@@ -139,6 +141,7 @@ impl Dispatch {
             recorded: None,
             asked: start,
             connecting: None,
+            connect_timed_out: false,
             sni_host: None,
             sni_client: None,
             times: Times {
@@ -460,13 +463,16 @@ impl Dispatch {
     /// A new connection to `server`, with the PROXY header the server wants, then TLS
     /// if it has `ssl` (a failed handshake, a bad certificate included, is a failed
     /// connect: retried, then 503).
-    async fn connect(&self, server: u32, timer: &mut Timer) -> Result<ServerStream, ()> {
+    async fn connect(&mut self, server: u32, timer: &mut Timer) -> Result<ServerStream, ()> {
         let shard = &self.shard;
-        let mut stream = shard
+        let connected = shard
             .upstreams
             .connect(self.backend, server, self.client.1)
-            .await
-            .map_err(drop)?;
+            .await;
+        // HAProxy's `sC` rather than `SC` when the last attempt timed out.
+        self.connect_timed_out =
+            matches!(&connected, Err(e) if e.kind() == std::io::ErrorKind::TimedOut);
+        let mut stream = connected.map_err(drop)?;
         let conf = &shard.config.backends[self.backend];
         if let Some(v) = conf.servers[server as usize].send_proxy {
             // The server learns who the client is before anything else.
@@ -567,6 +573,11 @@ impl Dispatch {
                 self.redispatched = true;
             }
             Verdict::GiveUp { status, term } => {
+                let term = if failure == Failure::Connect && self.connect_timed_out {
+                    Term::SERVER_TIMEOUT_CONNECT
+                } else {
+                    term
+                };
                 // The last attempt failed too: it is not a retry of its own.
                 let retries = Retries {
                     count: self.failures.saturating_sub(1),
