@@ -65,7 +65,7 @@ fn write_loop(target: LogTarget, rx: Receiver<Vec<u8>>, mut file: Option<std::fs
             LogSink::Stdout | LogSink::Stderr | LogSink::File(_) => {
                 text.clear();
                 for (_, line) in lines(&target, &buf) {
-                    text.extend_from_slice(line);
+                    text.extend_from_slice(cut(line, target.max_len - 1));
                     text.push(b'\n');
                 }
                 let _ = match &target.sink {
@@ -121,8 +121,15 @@ fn syslog_datagram(target: &LogTarget, pid: u32, level: u8, line: &[u8], datagra
         }
         let _ = write!(datagram, "{}[{pid}]: ", target.tag);
     }
-    datagram.extend_from_slice(line);
+    // `len`: the whole message, newline included, as HAProxy cuts it.
+    let room = target.max_len.saturating_sub(datagram.len() + 1);
+    datagram.extend_from_slice(cut(line, room));
     datagram.push(b'\n');
+}
+
+/// `line` cut to at most `max` bytes.
+fn cut(line: &[u8], max: usize) -> &[u8] {
+    &line[..line.len().min(max)]
 }
 
 /// One shard's pending log lines.

@@ -35,7 +35,13 @@ pub struct LogTarget {
     pub tag: String,
     /// The host name in the syslog header (`log-send-hostname [NAME]`); none by default.
     pub hostname: Option<String>,
+    /// `len N`: longest line, header included, with its newline (1024 by default, as
+    /// HAProxy); a longer one is cut.
+    pub max_len: usize,
 }
+
+/// HAProxy's default `len` of a log target.
+pub const DEFAULT_LOG_LEN: usize = 1024;
 
 /// Syslog severities by HAProxy's names (`emerg` = 0 ... `debug` = 7).
 pub fn syslog_level(name: &str) -> Option<u8> {

@@ -270,6 +270,9 @@ pub struct Runtime {
     pub tls_handshakes: usize,
     /// The deflate level of HTTP compression (`tune.comp.maxlevel`, 1 to 9).
     pub comp_level: u32,
+    /// Bytes of the request line the log captures (`tune.http.logurilen N` keeps N;
+    /// 1023 by default, as HAProxy; no limit from TOML).
+    pub log_uri_len: usize,
     /// How the process runs around its shards (the `process` module applies it).
     pub process: ProcessSettings,
 }

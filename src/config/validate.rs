@@ -346,6 +346,8 @@ impl Validator {
                 min_level: 0,
                 tag: "ringlb".into(),
                 hostname: None,
+                // A TOML target cuts nothing (haproxy.cfg's `len` is 1024 by default).
+                max_len: usize::MAX,
             })
         });
         let mut backends = self.backends(&raw);
@@ -380,6 +382,7 @@ impl Validator {
                         crate::tls::gate::DEFAULT_TURNS
                     }
                 },
+                log_uri_len: usize::MAX,
                 comp_level: match raw.runtime.comp_maxlevel {
                     None => super::compression::DEFAULT_LEVEL,
                     Some(n) if (1..=9).contains(&n) => n as u32,

@@ -37,6 +37,17 @@ pub(crate) fn trim_memory(open: usize) {
     crate::bufpool::trim(open);
 }
 
+/// The request line as the log captures it (`%r`, `%HU`, ...): an HTTP/2 stream's
+/// version as HAProxy shows it, then at most `max` bytes (`tune.http.logurilen`).
+fn capture_reqline(dst: &mut Vec<u8>, line: &[u8], h2: bool, max: usize) {
+    dst.clear();
+    dst.extend_from_slice(line);
+    if h2 {
+        h2_version(dst);
+    }
+    dst.truncate(max);
+}
+
 /// The request line of an HTTP/2 stream, as logged: its translated `HTTP/1.1` version
 /// becomes `HTTP/2.0` (HAProxy's `%r` and `capture.req.ver` of an h2 request).
 fn h2_version(line: &mut Vec<u8>) {

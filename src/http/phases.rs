@@ -75,11 +75,8 @@ pub fn request_phase(
     txn.names[0] = r.names;
     {
         let line = Head::new(out).first_line();
-        txn.reqline.clear();
-        txn.reqline.extend_from_slice(line);
-        if txn.h2 {
-            super::h2_version(&mut txn.reqline);
-        }
+        let h2 = txn.h2;
+        super::capture_reqline(&mut txn.reqline, line, h2, cfg.runtime.log_uri_len);
     }
     if !fe.captures.request.is_empty() {
         capture_headers(&fe.captures.request, &mut txn.req_caps, out);

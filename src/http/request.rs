@@ -104,11 +104,12 @@ impl<S: Stream> Conn<S> {
                                 .iter()
                                 .position(|&b| b == b'\r' || b == b'\n')
                                 .unwrap_or(0);
-                            self.reqline.clear();
-                            self.reqline.extend_from_slice(&data[..end]);
-                            if self.txn.h2 {
-                                super::h2_version(&mut self.reqline);
-                            }
+                            super::capture_reqline(
+                                &mut self.reqline,
+                                &data[..end],
+                                self.txn.h2,
+                                self.shard.config.runtime.log_uri_len,
+                            );
                         }
                         if r.connect && !fe.allow_connect {
                             return Err(Stop::Reply(Reply::BadRequest));

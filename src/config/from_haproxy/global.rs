@@ -88,12 +88,44 @@ impl Mapper<'_> {
         let mut facility = None;
         let mut level = None;
         let mut min_level = None;
+        let mut max_len = crate::config::log::DEFAULT_LOG_LEN;
         let mut i = 1;
         while i < a.len() {
             match a[i].as_str() {
-                "len" | "sample" => i += 1,
+                // HAProxy's bounds: 80 to 65535 bytes.
+                "len" => match a.get(i + 1).and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) if (80..=65_535).contains(&n) => {
+                        max_len = n;
+                        i += 1;
+                    }
+                    _ => {
+                        self.err(l.line, "'log': 'len' expects a length between 80 and 65535");
+                        return None;
+                    }
+                },
+                "sample" => {
+                    self.err(
+                        l.line,
+                        "'log ... sample' (sending a share of the lines) is not supported by ringlb",
+                    );
+                    return None;
+                }
                 "format" => {
-                    raw = a.get(i + 1).map(String::as_str) == Some("raw");
+                    match a.get(i + 1).map(String::as_str) {
+                        Some("raw") => raw = true,
+                        Some("rfc3164") => raw = false,
+                        Some(f) => {
+                            self.err(
+                                l.line,
+                                format!("'log ... format {f}' is not supported by ringlb (rfc3164 and raw are)"),
+                            );
+                            return None;
+                        }
+                        None => {
+                            self.err(l.line, "'log': 'format' expects a format name");
+                            return None;
+                        }
+                    }
                     i += 1;
                 }
                 f if facility.is_none() => match syslog_facility(f) {
@@ -137,6 +169,7 @@ impl Mapper<'_> {
             min_level: min_level.unwrap_or(0),
             tag: "ringlb".into(),
             hostname: None,
+            max_len,
         })
     }
 
@@ -291,6 +324,11 @@ impl Mapper<'_> {
                     l.line,
                     "'tune.h2.max-frame-size' expects a numeric value between 16384 and 16777215.",
                 ),
+            },
+            // N bytes of the request line kept (HAProxy's default keeps 1023).
+            "tune.http.logurilen" => match a.first().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if a.len() == 1 => runtime.log_uri_len = n,
+                _ => self.err(l.line, "'tune.http.logurilen' expects a number"),
             },
             "tune.comp.maxlevel" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
                 Some(n) if (1..=9).contains(&n) && a.len() == 1 => runtime.comp_level = n,

@@ -505,6 +505,7 @@ impl<'e> Mapper<'e> {
             maxsslrate: None,
             tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
             comp_level: crate::config::compression::DEFAULT_LEVEL,
+            log_uri_len: 1023,
             process: Default::default(),
         };
         let mut admin = Admin::default();
