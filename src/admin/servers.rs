@@ -139,12 +139,13 @@ pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
                 (true, true) => 2,
                 _ => 0,
             };
+            // A `disabled` server keeps CMAINT once enabled, as HAProxy's (the next
+            // process tells a config change from an operator's by it).
             let admin = match admin_state {
-                Some(AdminState::Maint) if s.disabled => 5,
                 Some(AdminState::Maint) => 1,
                 Some(AdminState::Drain) => 8,
                 _ => 0,
-            };
+            } | if s.disabled { 4 } else { 0 };
             let since = h.map_or(0, |h| h.last_change.elapsed().as_secs());
             let (check_status, check_result, check_health, check_state) = match h {
                 Some(h) if h.checked => (

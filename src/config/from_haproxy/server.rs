@@ -93,7 +93,7 @@ impl Mapper<'_> {
                 ),
             );
         }
-        let Some((addr, dns, no_addr)) =
+        let Some((addr, dns, no_addr, last_addr)) =
             self.server_addr(l, p, name, &with_port, &params, template)
         else {
             return;
@@ -129,6 +129,8 @@ impl Mapper<'_> {
             }),
             dns,
             no_addr,
+            last_addr,
+            saved: None,
         };
         p.servers.push((l.line, server, params));
     }

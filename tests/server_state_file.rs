@@ -1,0 +1,429 @@
+//! The server-state file (`server-state-file`, `server-state-base`,
+//! `load-server-state-from-file`, `server-state-file-name`), HAProxy's reload recipe:
+//! `show servers state` written to a file, then the next process (a restart, a
+//! SIGUSR2 reload, a `-sf` upgrade) starts every server where it was. Round trips
+//! through ringlb itself and through HAProxy 2.6 in both directions, on the real
+//! binaries, compared on `show servers state` and on where traffic goes.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::haproxy::{cli, haproxy_check, render, ringlb_cfg, ringlb_check, write_cfg, HaProxy};
+use common::{http_get, wait_for, ReservedPort, TestBackend};
+
+const CONFIG: &str = r#"global
+    nbthread 1
+    stats socket "${SOCK}" mode 600 level admin
+    server-state-base "${DIR}"
+    server-state-file state
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    load-server-state-from-file global
+
+frontend web
+    bind "${FE}"
+    default_backend app
+
+backend app
+    balance roundrobin
+    server s1 "${S1}"
+    server s2 "${S2}" weight 10
+    server s3 "${S3}"
+"#;
+
+/// The fields both processes must agree on, per server line of `show servers state`:
+/// be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight
+/// srv_iweight and srv_port (not the times, nor the check fields of unchecked servers).
+fn state_rows(dump: &str) -> Vec<Vec<String>> {
+    assert!(dump.starts_with("1\n# be_id "), "{dump}");
+    dump.lines()
+        .skip(2)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            assert!(w.len() >= 20, "short line {l:?}");
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 18]
+                .iter()
+                .map(|&i| w[i].to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The row of server `name`.
+fn row<'a>(rows: &'a [Vec<String>], name: &str) -> &'a Vec<String> {
+    rows.iter()
+        .find(|r| r[3] == name)
+        .unwrap_or_else(|| panic!("no server {name} in {rows:?}"))
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    backends: Vec<TestBackend>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        Setup {
+            dir: tempfile::tempdir().unwrap(),
+            backends: ["s1", "s2", "s3"].map(TestBackend::start).into(),
+        }
+    }
+
+    fn sock(&self, who: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("{who}.sock"))
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn config(&self, who: &str, fe: &str) -> String {
+        self.config_from(CONFIG, who, fe)
+    }
+
+    fn config_from(&self, text: &str, who: &str, fe: &str) -> String {
+        let a = |i: usize| self.backends[i].addr().to_string();
+        render(
+            text,
+            &[
+                ("SOCK", self.sock(who).display().to_string()),
+                ("DIR", self.dir.path().display().to_string()),
+                ("FE", fe.to_string()),
+                ("S1", a(0)),
+                ("S2", a(1)),
+                ("S3", a(2)),
+            ],
+        )
+    }
+
+    /// Which backends answered `n` requests through `fe`.
+    fn spread(&self, fe: SocketAddr, n: usize) -> [usize; 3] {
+        let before: Vec<usize> = self.backends.iter().map(|b| b.requests()).collect();
+        for _ in 0..n {
+            assert_eq!(http_get(fe, "/").status, 200);
+        }
+        let mut out = [0; 3];
+        for (i, b) in self.backends.iter().enumerate() {
+            out[i] = b.requests() - before[i];
+        }
+        out
+    }
+}
+
+fn set(sock: &Path, cmd: &str) {
+    let answer = cli(sock, cmd);
+    assert!(answer.trim().is_empty(), "{cmd}: {answer}");
+}
+
+/// The operator's changes (s1 MAINT, s2 DRAIN, s3 weight 5) survive a restart through
+/// `show servers state` > file: the same dump, and traffic only to s3.
+#[test]
+fn operator_states_round_trip_through_ringlb() {
+    let st = Setup::new();
+    let cfg = st.config("lb", "127.0.0.1:0");
+    let lb = ringlb_cfg(&cfg);
+    // No file yet: only a notice, as HAProxy's.
+    assert!(
+        lb.stderr().contains("Can't open global server state file"),
+        "{}",
+        lb.stderr()
+    );
+    let sock = st.sock("lb");
+    set(&sock, "set server app/s1 state maint");
+    set(&sock, "set server app/s2 state drain");
+    set(&sock, "set server app/s3 weight 5");
+    let dump = cli(&sock, "show servers state");
+    std::fs::write(st.state(), &dump).unwrap();
+    drop(lb);
+
+    let lb = ringlb_cfg(&cfg);
+    assert!(!lb.stderr().contains("warning"), "{}", lb.stderr());
+    let again = cli(&sock, "show servers state");
+    assert_eq!(state_rows(&again), state_rows(&dump));
+    let rows = state_rows(&again);
+    assert_eq!(row(&rows, "s1")[6], "1");
+    assert_eq!(row(&rows, "s2")[6], "8");
+    assert_eq!(row(&rows, "s3")[7], "5");
+    assert_eq!(cli(&sock, "get weight app/s3").trim(), "5 (initial 1)");
+    // MAINT and DRAIN take no new request.
+    assert_eq!(st.spread(lb.addr("web"), 12), [0, 0, 12]);
+}
+
+/// HAProxy 2.6 writes the file, ringlb reads it; ringlb writes it, HAProxy reads it:
+/// each shows the same states as the process that wrote the file.
+#[test]
+fn haproxy_and_ringlb_read_each_others_files() {
+    let st = Setup::new();
+    let fe = ReservedPort::new();
+    let hx_cfg = st.config("hx", &fe.addr().to_string());
+    let hx_sock = st.sock("hx");
+    let hx = HaProxy::start(&hx_cfg, &[], Some(&hx_sock));
+    set(&hx_sock, "set server app/s1 state drain");
+    set(&hx_sock, "set server app/s2 weight 3");
+    set(&hx_sock, "set server app/s3 state maint");
+    let written = cli(&hx_sock, "show servers state");
+    std::fs::write(st.state(), &written).unwrap();
+    drop(hx);
+
+    let lb = ringlb_cfg(&st.config("lb", "127.0.0.1:0"));
+    let sock = st.sock("lb");
+    let read = cli(&sock, "show servers state");
+    assert_eq!(state_rows(&read), state_rows(&written), "HAProxy wrote:\n{written}");
+    // s1 drained, s3 in maintenance: s2 takes everything.
+    assert_eq!(st.spread(lb.addr("web"), 9), [0, 9, 0]);
+
+    // The other way: ringlb's changes, read by HAProxy.
+    set(&sock, "set server app/s1 state maint");
+    set(&sock, "set server app/s2 state ready");
+    set(&sock, "set server app/s2 weight 7");
+    set(&sock, "set server app/s3 state drain");
+    let written = cli(&sock, "show servers state");
+    std::fs::write(st.state(), &written).unwrap();
+    drop(lb);
+    let hx = HaProxy::start(&hx_cfg, &[], Some(&hx_sock));
+    let read = cli(&hx_sock, "show servers state");
+    assert_eq!(state_rows(&read), state_rows(&written), "ringlb wrote:\n{written}");
+    assert!(
+        !hx.output().contains("server-state application failed"),
+        "{}",
+        hx.output()
+    );
+}
+
+const ONE_LINE: &str = "1 app 1 s1 127.0.0.1 2 0 1 1 5 0 0 0 0 0 0 0 - 80 - 0 0 - - 0";
+
+/// A line HAProxy cannot apply (a wrong value) is skipped with HAProxy's warning and
+/// the other lines load; a corrupted line (a wrong number of fields) makes the whole
+/// file unused, with the same warning as HAProxy's, which `haproxy -c` prints too.
+#[test]
+fn bad_lines_warn_and_the_rest_loads() {
+    let st = Setup::new();
+    let lb_port = |i: usize| st.backends[i].addr().port().to_string();
+    let line = |srv: &str, id: usize, admin: &str, port: String| {
+        ONE_LINE
+            .replace(" s1 ", &format!(" {srv} "))
+            .replacen("app 1", &format!("app {id}"), 1)
+            .replace(" 2 0 1 1 5", &format!(" 2 {admin} 1 1 5"))
+            .replace(" 80 ", &format!(" {port} "))
+    };
+    let header = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n";
+    let text = format!(
+        "{header}{}\n{}\n",
+        line("s1", 1, "x", lb_port(0)),
+        line("s2", 2, "1", lb_port(1)),
+    );
+    std::fs::write(st.state(), &text).unwrap();
+    let cfg = st.config("lb", "127.0.0.1:0");
+    let lb = ringlb_cfg(&cfg);
+    assert!(
+        lb.stderr().contains(
+            "server-state application failed for server 'app/s1', invalid srv_admin_state value 'x'"
+        ),
+        "{}",
+        lb.stderr()
+    );
+    let rows = state_rows(&cli(&st.sock("lb"), "show servers state"));
+    assert_eq!(row(&rows, "s1")[6], "0");
+    assert_eq!(row(&rows, "s2")[6], "1");
+    assert_eq!(st.spread(lb.addr("web"), 6), [3, 0, 3]);
+    drop(lb);
+
+    // A line cut short: nothing of the file is used, as HAProxy.
+    let text = format!(
+        "{header}{}\n1 app 3 s3 127.0.0.1 2 1\n",
+        line("s2", 2, "1", lb_port(1))
+    );
+    std::fs::write(st.state(), &text).unwrap();
+    let warning = format!(
+        "corrupted global server state file '{}' at line 3.",
+        st.state().display()
+    );
+    let lb = ringlb_cfg(&cfg);
+    assert!(lb.stderr().contains(&warning), "{}", lb.stderr());
+    let rows = state_rows(&cli(&st.sock("lb"), "show servers state"));
+    assert!(rows.iter().all(|r| r[6] == "0"), "{rows:?}");
+    drop(lb);
+    let fe = ReservedPort::new();
+    let file = write_cfg(&st.config("hx", &fe.addr().to_string()));
+    let hx = haproxy_check(file.path(), &[]);
+    assert!(hx.stderr.contains(&warning), "{}", hx.stderr);
+    let lb = ringlb_check(file.path(), &[]);
+    assert!(lb.stderr.contains(&warning), "{}", lb.stderr);
+}
+
+/// A SIGUSR2 reload reads the file as it is then, and it has the say over the running
+/// state (as HAProxy's new process): s2 is MAINT again after the operator readied it.
+#[test]
+fn a_reload_picks_up_a_freshly_written_file() {
+    let st = Setup::new();
+    let lb = ringlb_cfg(&st.config("lb", "127.0.0.1:0"));
+    let sock = st.sock("lb");
+    set(&sock, "set server app/s2 state maint");
+    set(&sock, "set server app/s3 weight 4");
+    std::fs::write(st.state(), cli(&sock, "show servers state")).unwrap();
+    set(&sock, "set server app/s2 state ready");
+    set(&sock, "set server app/s3 weight 1");
+    assert_eq!(row(&state_rows(&cli(&sock, "show servers state")), "s2")[6], "0");
+    let reloads = lb.stdout_count("reloaded");
+    lb.signal(libc::SIGUSR2);
+    wait_for("the reload", Duration::from_secs(10), || {
+        lb.stdout_count("reloaded") > reloads
+    });
+    let rows = state_rows(&cli(&sock, "show servers state"));
+    assert_eq!(row(&rows, "s2")[6], "1", "{rows:?}");
+    assert_eq!(row(&rows, "s3")[7], "4", "{rows:?}");
+    // `bind :0` is bound again by a reload: the port it printed last.
+    let fe = lb.latest_addr("web").unwrap();
+    let spread = st.spread(fe, 10);
+    assert_eq!(spread[1], 0, "{spread:?}");
+    assert_eq!(spread[0] + spread[2], 10);
+    // s3 weighs 4 against s1's 1.
+    assert!(spread[2] > spread[0], "{spread:?}");
+}
+
+const LOCAL: &str = r#"global
+    nbthread 1
+    stats socket "${SOCK}" mode 600 level admin
+    server-state-base "${DIR}"
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout check 1s
+
+frontend web
+    bind "${FE}"
+    default_backend app
+
+backend app
+    load-server-state-from-file local
+    default-server inter 500ms rise 3 fall 2
+    server s1 localhost:${P1} init-addr last,libc
+    server s2 127.0.0.1:1
+    server s3 "${S3}" check
+"#;
+
+/// A backend's own file (named after the backend under `server-state-base`): the
+/// address of a server whose `init-addr` tries `last` first and the port of every
+/// server come from it, as in HAProxy; a server DOWN in the file starts DOWN and
+/// needs its `rise` checks to take traffic again.
+#[test]
+fn local_file_gives_addresses_ports_and_down_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    // s1 listens on 127.0.0.2 where `localhost` does not lead.
+    let s1 = TestBackend::try_start_at("s1", "127.0.0.2:0".parse().unwrap()).unwrap();
+    let s2 = TestBackend::start("s2");
+    let s3 = TestBackend::start("s3");
+    let sock = dir.path().join("lb.sock");
+    let cfg = render(
+        LOCAL,
+        &[
+            ("SOCK", sock.display().to_string()),
+            ("DIR", dir.path().display().to_string()),
+            ("FE", "127.0.0.1:0".into()),
+            ("P1", s1.addr().port().to_string()),
+            ("S3", s3.addr().to_string()),
+        ],
+    );
+    let text = format!(
+        "1\n# header\n\
+         9 app 1 s1 127.0.0.2 2 0 1 1 5 0 0 0 0 0 0 0 localhost {} - 0 0 - - 0\n\
+         9 app 2 s2 127.0.0.9 2 0 1 1 5 0 0 0 0 0 0 0 - {} - 0 0 - - 0\n\
+         9 app 3 s3 127.0.0.1 0 0 1 1 5 0 0 0 0 0 0 0 - {} - 0 0 - - 0\n\
+         9 app 4 gone 127.0.0.1 2 0 1 1 5 0 0 0 0 0 0 0 - 80 - 0 0 - - 0\n",
+        s1.addr().port(),
+        s2.addr().port(),
+        s3.addr().port()
+    );
+    std::fs::write(dir.path().join("app"), text).unwrap();
+    let lb = ringlb_cfg(&cfg);
+    let err = lb.stderr();
+    assert!(err.contains("Proxy 'app': backend ID mismatch: from server state file: '9'"), "{err}");
+    assert!(err.contains("Proxy 'app': can't find server 'gone' in backend 'app'"), "{err}");
+    let rows = state_rows(&cli(&sock, "show servers state"));
+    // The file's address for s1 (init-addr last), not for s2 (an IP in the config);
+    // the file's port for both.
+    assert_eq!(row(&rows, "s1")[4], "127.0.0.2");
+    assert_eq!(row(&rows, "s2")[4], "127.0.0.1");
+    assert_eq!(row(&rows, "s2")[9], s2.addr().port().to_string());
+    // s3 starts DOWN.
+    assert_eq!(row(&rows, "s3")[5], "0", "{rows:?}");
+    let fe = lb.addr("web");
+    for _ in 0..6 {
+        assert_eq!(http_get(fe, "/").status, 200);
+    }
+    assert_eq!(s3.requests(), 0);
+    assert!(s1.requests() > 0 && s2.requests() > 0);
+    // Three good checks later, it is up and takes its share.
+    wait_for("s3 up after its rise checks", Duration::from_secs(10), || {
+        row(&state_rows(&cli(&sock, "show servers state")), "s3")[5] == "2"
+    });
+    // Its checks are connections (no request): at least `rise` of them.
+    assert!(s3.accepts() >= 3, "{}", s3.accepts());
+    for _ in 0..6 {
+        assert_eq!(http_get(fe, "/").status, 200);
+    }
+    assert!(s3.requests() > 0);
+    // HAProxy 2.6 on the same config and file places s1 and s2 alike.
+    let reserved = ReservedPort::new();
+    let hx_sock = dir.path().join("hx.sock");
+    let hx_cfg = render(
+        LOCAL,
+        &[
+            ("SOCK", hx_sock.display().to_string()),
+            ("DIR", dir.path().display().to_string()),
+            ("FE", reserved.addr().to_string()),
+            ("P1", s1.addr().port().to_string()),
+            ("S3", s3.addr().to_string()),
+        ],
+    );
+    let hx = HaProxy::start(&hx_cfg, &[], Some(&hx_sock));
+    let theirs = state_rows(&cli(&hx_sock, "show servers state"));
+    drop(hx);
+    for name in ["s1", "s2"] {
+        assert_eq!(row(&rows, name), row(&theirs, name), "{theirs:?}");
+    }
+}
+
+/// The TOML front door: `runtime.server_state_file` and a backend's
+/// `load_server_state`.
+#[test]
+fn toml_backends_load_the_state_file() {
+    let a = TestBackend::start("a");
+    let b = TestBackend::start("b");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(
+        &state,
+        format!(
+            "1\n# header\n{}\n",
+            ONE_LINE
+                .replace(" 2 0 1 1 5", " 0 1 1 1 5")
+                .replace(" 80 ", &format!(" {} ", a.addr().port()))
+        ),
+    )
+    .unwrap();
+    let toml = common::http_config_shards(1, &[a.addr(), b.addr()], "").replace(
+        "[runtime]\nshards = 1\n",
+        &format!(
+            "[runtime]\nshards = 1\nserver_state_file = \"{}\"\n",
+            state.display()
+        ),
+    ).replace("[backend.app]\n", "[backend.app]\nload_server_state = true\n");
+    let lb = common::RingLb::start(&toml);
+    for _ in 0..6 {
+        assert_eq!(http_get(lb.addr("web"), "/").status, 200);
+    }
+    assert_eq!(a.requests(), 0, "s1 is in maintenance by the file");
+    assert_eq!(b.requests(), 6);
+}
