@@ -176,7 +176,11 @@ fn haproxy_and_ringlb_read_each_others_files() {
     let lb = ringlb_cfg(&st.config("lb", "127.0.0.1:0"));
     let sock = st.sock("lb");
     let read = cli(&sock, "show servers state");
-    assert_eq!(state_rows(&read), state_rows(&written), "HAProxy wrote:\n{written}");
+    assert_eq!(
+        state_rows(&read),
+        state_rows(&written),
+        "HAProxy wrote:\n{written}"
+    );
     // s1 drained, s3 in maintenance: s2 takes everything.
     assert_eq!(st.spread(lb.addr("web"), 9), [0, 9, 0]);
 
@@ -190,7 +194,11 @@ fn haproxy_and_ringlb_read_each_others_files() {
     drop(lb);
     let hx = HaProxy::start(&hx_cfg, &[], Some(&hx_sock));
     let read = cli(&hx_sock, "show servers state");
-    assert_eq!(state_rows(&read), state_rows(&written), "ringlb wrote:\n{written}");
+    assert_eq!(
+        state_rows(&read),
+        state_rows(&written),
+        "ringlb wrote:\n{written}"
+    );
     assert!(
         !hx.output().contains("server-state application failed"),
         "{}",
@@ -271,7 +279,10 @@ fn a_reload_picks_up_a_freshly_written_file() {
     std::fs::write(st.state(), cli(&sock, "show servers state")).unwrap();
     set(&sock, "set server app/s2 state ready");
     set(&sock, "set server app/s3 weight 1");
-    assert_eq!(row(&state_rows(&cli(&sock, "show servers state")), "s2")[6], "0");
+    assert_eq!(
+        row(&state_rows(&cli(&sock, "show servers state")), "s2")[6],
+        "0"
+    );
     let reloads = lb.stdout_count("reloaded");
     lb.signal(libc::SIGUSR2);
     wait_for("the reload", Duration::from_secs(10), || {
@@ -348,8 +359,14 @@ fn local_file_gives_addresses_ports_and_down_servers() {
     std::fs::write(dir.path().join("app"), text).unwrap();
     let lb = ringlb_cfg(&cfg);
     let err = lb.stderr();
-    assert!(err.contains("Proxy 'app': backend ID mismatch: from server state file: '9'"), "{err}");
-    assert!(err.contains("Proxy 'app': can't find server 'gone' in backend 'app'"), "{err}");
+    assert!(
+        err.contains("Proxy 'app': backend ID mismatch: from server state file: '9'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Proxy 'app': can't find server 'gone' in backend 'app'"),
+        "{err}"
+    );
     let rows = state_rows(&cli(&sock, "show servers state"));
     // The file's address for s1 (init-addr last), not for s2 (an IP in the config);
     // the file's port for both.
@@ -365,9 +382,11 @@ fn local_file_gives_addresses_ports_and_down_servers() {
     assert_eq!(s3.requests(), 0);
     assert!(s1.requests() > 0 && s2.requests() > 0);
     // Three good checks later, it is up and takes its share.
-    wait_for("s3 up after its rise checks", Duration::from_secs(10), || {
-        row(&state_rows(&cli(&sock, "show servers state")), "s3")[5] == "2"
-    });
+    wait_for(
+        "s3 up after its rise checks",
+        Duration::from_secs(10),
+        || row(&state_rows(&cli(&sock, "show servers state")), "s3")[5] == "2",
+    );
     // Its checks are connections (no request): at least `rise` of them.
     assert!(s3.accepts() >= 3, "{}", s3.accepts());
     for _ in 0..6 {
@@ -413,17 +432,66 @@ fn toml_backends_load_the_state_file() {
         ),
     )
     .unwrap();
-    let toml = common::http_config_shards(1, &[a.addr(), b.addr()], "").replace(
-        "[runtime]\nshards = 1\n",
-        &format!(
-            "[runtime]\nshards = 1\nserver_state_file = \"{}\"\n",
-            state.display()
-        ),
-    ).replace("[backend.app]\n", "[backend.app]\nload_server_state = true\n");
+    let toml = common::http_config_shards(1, &[a.addr(), b.addr()], "")
+        .replace(
+            "[runtime]\nshards = 1\n",
+            &format!(
+                "[runtime]\nshards = 1\nserver_state_file = \"{}\"\n",
+                state.display()
+            ),
+        )
+        .replace(
+            "[backend.app]\n",
+            "[backend.app]\nload_server_state = true\n",
+        );
     let lb = common::RingLb::start(&toml);
     for _ in 0..6 {
         assert_eq!(http_get(lb.addr("web"), "/").status, 200);
     }
     assert_eq!(a.requests(), 0, "s1 is in maintenance by the file");
     assert_eq!(b.requests(), 6);
+}
+
+/// The new process of a `-sf` upgrade reads the file as it is then: a server the file
+/// names starts as the file says (as HAProxy's new process), one it does not name
+/// takes the old process's operator state through the hand-over.
+#[test]
+fn an_upgrade_reads_the_file_and_the_hand_over_fills_the_rest() {
+    let st = Setup::new();
+    // Hand-over sockets of this test's processes go to a directory of its own.
+    let run = st.dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let env = [("RINGLB_RUNTIME_DIR", run.display().to_string())];
+    let old_cfg = write_cfg(&st.config("old", "127.0.0.1:0"));
+    let old_path = old_cfg.path().to_str().unwrap().to_string();
+    let mut old = common::RingLb::launch_env(&["-f", &old_path, "-db"], None, &env, |l| {
+        l.starts_with("ready")
+    });
+    let fe = old.addr("web");
+    let sock = st.sock("old");
+    set(&sock, "set server app/s1 state maint");
+    let dump = cli(&sock, "show servers state");
+    let without_s3: String = dump
+        .lines()
+        .filter(|l| !l.contains(" app 3 s3 "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(st.state(), without_s3).unwrap();
+    // Changed after the file was written: s1 and s2 by the file, s3 by the hand-over.
+    set(&sock, "set server app/s1 state ready");
+    set(&sock, "set server app/s2 state drain");
+    set(&sock, "set server app/s3 state drain");
+    let new_cfg = write_cfg(&st.config("new", &fe.to_string()));
+    let new_path = new_cfg.path().to_str().unwrap().to_string();
+    let pid = old.pid().to_string();
+    let _new =
+        common::RingLb::launch_env(&["-f", &new_path, "-db", "-sf", &pid], None, &env, |l| {
+            l.starts_with("ready")
+        });
+    old.wait_exit(Duration::from_secs(10))
+        .expect("the old process finished");
+    let rows = state_rows(&cli(&st.sock("new"), "show servers state"));
+    assert_eq!(row(&rows, "s1")[6], "1", "{rows:?}");
+    assert_eq!(row(&rows, "s2")[6], "0", "{rows:?}");
+    assert_eq!(row(&rows, "s3")[6], "8", "{rows:?}");
 }

@@ -311,7 +311,9 @@ fn update(
     let uweight = num(7, "srv_uweight", &|v| (0..=256).contains(&v));
     let iweight = num(8, "srv_iweight", &|v| (0..=256).contains(&v));
     let since = num(9, "srv_last_time_change", &|_| true);
-    num(10, "srv_check_status", &|v| (0..CHECK_STATUSES).contains(&v));
+    num(10, "srv_check_status", &|v| {
+        (0..CHECK_STATUSES).contains(&v)
+    });
     num(11, "srv_check_result", &|v| (0..=4).contains(&v));
     let health = num(12, "srv_check_health", &|_| true);
     num(13, "srv_check_state", &|v| v & !CHK_ST_ALL == 0);
@@ -341,7 +343,14 @@ fn update(
         // ringlb has no STOPPING without `disable-on-404`: up, counting down from it.
         3 => {
             let h = health.clamp(0, i64::from(u32::MAX)) as u32;
-            (true, if h < rise || h > rise + fall - 2 { rise } else { h })
+            (
+                true,
+                if h < rise || h > rise + fall - 2 {
+                    rise
+                } else {
+                    h
+                },
+            )
         }
         _ => (true, top),
     };
@@ -355,7 +364,11 @@ fn update(
     let drain = !maint && admin & FDRAIN != 0 && (iweight > 0 || s.weight == 0);
     // A server without checks goes down only by the file; out of maintenance, it
     // is up (HAProxy: leaving maintenance brings a server without checks up).
-    let (up, health) = if !checked && maint { (true, top) } else { (up, health) };
+    let (up, health) = if !checked && maint {
+        (true, top)
+    } else {
+        (up, health)
+    };
     s.saved = Some(Saved {
         admin: if maint {
             SavedAdmin::Maint

@@ -309,7 +309,12 @@ impl Mapper<'_> {
         with_port: &str,
         params: &ServerParams,
         template: Option<u32>,
-    ) -> Option<(SocketAddr, Option<crate::config::dns::ServerDns>, bool, LastAddr)> {
+    ) -> Option<(
+        SocketAddr,
+        Option<crate::config::dns::ServerDns>,
+        bool,
+        LastAddr,
+    )> {
         if let Ok(a) = with_port.parse::<SocketAddr>() {
             // An IP address: nothing to resolve, whatever `resolvers` says (HAProxy).
             return Some((a, None, false, LastAddr::Never));
