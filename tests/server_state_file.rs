@@ -495,3 +495,104 @@ fn an_upgrade_reads_the_file_and_the_hand_over_fills_the_rest() {
     assert_eq!(row(&rows, "s2")[6], "0", "{rows:?}");
     assert_eq!(row(&rows, "s3")[6], "8", "{rows:?}");
 }
+
+const PRECEDENCE: &str = r#"global
+    nbthread 1
+    stats socket "${SOCK}" mode 600 level admin
+    server-state-file "${DIR}/state"
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+
+frontend web
+    bind "${FE}"
+    default_backend app
+
+backend app
+    load-server-state-from-file global
+    server now-disabled "${S1}" disabled
+    server now-enabled "${S1}"
+    server enabled-by-operator "${S1}" disabled
+    server weight-changed "${S1}" weight 10
+    server drain-from-zero "${S1}" weight 3
+    server drained "${S1}"
+    server bad-value "${S1}"
+    server was-down "${S1}" check inter 10s
+"#;
+
+/// Where a changed config and the file disagree, HAProxy's rules decide (a `disabled`
+/// added or removed wins, an operator's enable of a `disabled` server stays, a weight
+/// changed in the config wins, a drain that came from a zero weight goes, a checked
+/// server that was DOWN starts DOWN); ringlb and HAProxy 2.6 read the same file into
+/// the same `show servers state`.
+#[test]
+fn a_changed_config_and_the_file_are_reconciled_as_haproxy_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let s1 = TestBackend::start("s1");
+    let lines = [
+        // id name op admin uweight iweight
+        (1, "now-disabled", 2, 0, 1, 1),
+        (2, "now-enabled", 0, 5, 1, 1),
+        (3, "enabled-by-operator", 2, 4, 1, 1),
+        (4, "weight-changed", 2, 0, 3, 5),
+        (5, "drain-from-zero", 2, 8, 0, 0),
+        (6, "drained", 2, 8, 1, 1),
+        (7, "bad-value", 2, 128, 1, 1),
+        (8, "was-down", 0, 0, 1, 1),
+    ];
+    let mut text = String::from("1\n# be_id be_name ...\n");
+    for (id, name, op, admin, uw, iw) in lines {
+        text.push_str(&format!(
+            "3 app {id} {name} 127.0.0.1 {op} {admin} {uw} {iw} 10 0 0 0 0 0 0 0 - {} - 0 0 - - 0\n",
+            s1.addr().port()
+        ));
+    }
+    std::fs::write(dir.path().join("state"), text).unwrap();
+    let cfg = |who: &str, fe: String| {
+        render(
+            PRECEDENCE,
+            &[
+                (
+                    "SOCK",
+                    dir.path().join(format!("{who}.sock")).display().to_string(),
+                ),
+                ("DIR", dir.path().display().to_string()),
+                ("FE", fe),
+                ("S1", s1.addr().to_string()),
+            ],
+        )
+    };
+    let lb = ringlb_cfg(&cfg("lb", "127.0.0.1:0".into()));
+    let ours = state_rows(&cli(&dir.path().join("lb.sock"), "show servers state"));
+    assert!(
+        lb.stderr().contains(
+            "server-state application failed for server 'app/bad-value', invalid srv_admin_state value '128'"
+        ),
+        "{}",
+        lb.stderr()
+    );
+    drop(lb);
+    let fe = ReservedPort::new();
+    let hx_sock = dir.path().join("hx.sock");
+    let hx = HaProxy::start(&cfg("hx", fe.addr().to_string()), &[], Some(&hx_sock));
+    let theirs = state_rows(&cli(&hx_sock, "show servers state"));
+    assert!(
+        hx.output().contains("invalid srv_admin_state value '128'"),
+        "{}",
+        hx.output()
+    );
+    assert_eq!(ours, theirs);
+    // What the rules gave, spelled out.
+    let admin = |name: &str| row(&ours, name)[6].clone();
+    assert_eq!(admin("now-disabled"), "5");
+    assert_eq!(admin("now-enabled"), "0");
+    assert_eq!(admin("enabled-by-operator"), "4");
+    assert_eq!(row(&ours, "weight-changed")[7], "10");
+    assert_eq!(admin("drain-from-zero"), "0");
+    assert_eq!(admin("drained"), "8");
+    // DOWN until `rise` checks pass (10s apart: not within this test).
+    assert_eq!(row(&ours, "was-down")[5], "0");
+}

@@ -602,8 +602,13 @@ async fn run(
                         .get(bi)
                         .and_then(|v| v.get(si))
                         .is_some_and(|c| c.1),
-                    oks: 0,
-                    fails: 0,
+                    // Where the server-state file left its check health (HAProxy's
+                    // STARTING and STOPPING: fewer checks to go).
+                    oks: s.saved.filter(|v| !v.up).map_or(0, |v| v.health),
+                    fails: s.saved.filter(|v| v.up).map_or(0, |v| {
+                        let (rise, fall) = b.health.as_ref().map_or((2, 3), |h| (h.rise, h.fall));
+                        (rise + fall - 1).saturating_sub(v.health)
+                    }),
                     streaks: vec![0; shard_count],
                     // Down without checks (passively): it gets its cool-down again. Down
                     // by the server-state file: it stays down, as in HAProxy.
