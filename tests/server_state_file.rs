@@ -596,3 +596,108 @@ fn a_changed_config_and_the_file_are_reconciled_as_haproxy_does() {
     // DOWN until `rise` checks pass (10s apart: not within this test).
     assert_eq!(row(&ours, "was-down")[5], "0");
 }
+
+const MOVED: &str = r#"global
+    nbthread 1
+    stats socket "${SOCK}" mode 600 level admin
+    server-state-file "${DIR}/state"
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    load-server-state-from-file global
+
+frontend web
+    bind "${FE}"
+    default_backend app
+
+backend app
+    server s1 localhost:${PA} init-addr last,libc
+"#;
+
+/// A server moved at run time (`set server addr`) is dumped where it is now, and a
+/// restart puts it back there (its `init-addr` tries `last` first), as HAProxy does
+/// with the same file.
+#[test]
+fn a_server_moved_at_run_time_comes_back_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestBackend::start("a");
+    let b = TestBackend::try_start_at("b", "127.0.0.2:0".parse().unwrap()).unwrap();
+    let cfg = |who: &str, fe: String| {
+        render(
+            MOVED,
+            &[
+                (
+                    "SOCK",
+                    dir.path().join(format!("{who}.sock")).display().to_string(),
+                ),
+                ("DIR", dir.path().display().to_string()),
+                ("FE", fe),
+                ("PA", a.addr().port().to_string()),
+            ],
+        )
+    };
+    let sock = dir.path().join("lb.sock");
+    let lb = ringlb_cfg(&cfg("lb", "127.0.0.1:0".into()));
+    assert_eq!(http_get(lb.addr("web"), "/").header("x-backend"), Some("a"));
+    let moved = cli(
+        &sock,
+        &format!("set server app/s1 addr 127.0.0.2 port {}", b.addr().port()),
+    );
+    assert!(
+        moved.contains("IP changed from '127.0.0.1' to '127.0.0.2'"),
+        "{moved}"
+    );
+    let dump = cli(&sock, "show servers state");
+    let rows = state_rows(&dump);
+    assert_eq!(row(&rows, "s1")[4], "127.0.0.2");
+    assert_eq!(row(&rows, "s1")[9], b.addr().port().to_string());
+    std::fs::write(dir.path().join("state"), &dump).unwrap();
+    drop(lb);
+
+    let lb = ringlb_cfg(&cfg("lb", "127.0.0.1:0".into()));
+    assert_eq!(state_rows(&cli(&sock, "show servers state")), rows);
+    for _ in 0..4 {
+        assert_eq!(http_get(lb.addr("web"), "/").header("x-backend"), Some("b"));
+    }
+    drop(lb);
+    let fe = ReservedPort::new();
+    let hx_sock = dir.path().join("hx.sock");
+    let _hx = HaProxy::start(&cfg("hx", fe.addr().to_string()), &[], Some(&hx_sock));
+    assert_eq!(state_rows(&cli(&hx_sock, "show servers state")), rows);
+}
+
+/// `init-addr last` alone: a name that does not resolve is refused on its line without
+/// a file that has its address, and accepted with one, by `ringlb -c` as by
+/// `haproxy -c`.
+#[test]
+fn init_addr_last_alone_takes_the_address_from_the_file_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fe = ReservedPort::new();
+    let text = format!(
+        "global\n    server-state-file \"{}/state\"\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    load-server-state-from-file global\n\nfrontend web\n    bind {}\n    default_backend app\n\nbackend app\n    server s1 nowhere.invalid:80 init-addr last\n",
+        dir.path().display(),
+        fe.addr()
+    );
+    let file = write_cfg(&text);
+    let lb = ringlb_check(file.path(), &[]);
+    assert_eq!(lb.code(), Some(1), "{}", lb.stderr);
+    assert!(
+        lb.stderr
+            .contains(":16: server 's1': could not resolve address"),
+        "{}",
+        lb.stderr
+    );
+    assert_ne!(haproxy_check(file.path(), &[]).code(), Some(0));
+    std::fs::write(
+        dir.path().join("state"),
+        "1\n# header\n3 app 1 s1 127.0.0.7 2 0 1 1 5 0 0 0 0 0 0 0 nowhere.invalid 80 - 0 0 - - 0\n",
+    )
+    .unwrap();
+    let lb = ringlb_check(file.path(), &[]);
+    assert_eq!(lb.code(), Some(0), "{}", lb.stderr);
+    let hx = haproxy_check(file.path(), &[]);
+    assert_eq!(hx.code(), Some(0), "{}", hx.stderr);
+}

@@ -156,16 +156,23 @@ pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
                 ),
                 _ => (0, 0, 0, 0),
             };
+            // Where it is now (DNS or `set server addr` may have moved it); `-`
+            // without an address, as HAProxy.
+            let at = h.map_or(s.addr, |h| h.addr);
+            let addr = if h.map_or(s.no_addr, |h| h.no_addr) {
+                "-".to_string()
+            } else {
+                at.ip().to_string()
+            };
             let _ = writeln!(
                 out,
-                "{be_id} {} {} {} {} {op_state} {admin} {} {} {since} {check_status} {check_result} {check_health} {check_state} 0 0 0 - {} - 0 0 - - 0",
+                "{be_id} {} {} {} {addr} {op_state} {admin} {} {} {since} {check_status} {check_result} {check_health} {check_state} 0 0 0 - {} - 0 0 - - 0",
                 b.name,
                 s.id,
                 s.name,
-                s.addr.ip(),
                 o.map_or(s.weight, |o| o.weight),
                 s.weight,
-                s.addr.port(),
+                at.port(),
             );
         }
     }

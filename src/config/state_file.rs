@@ -36,8 +36,9 @@ pub enum LastAddr {
     Never,
     /// `last` comes before the method that gave the address: the file's wins.
     First,
-    /// No other method gave an address: without one in the file, the config is refused.
-    Only,
+    /// No other method gave an address: without one in the file, the config is
+    /// refused (the haproxy.cfg line of the server, for the error).
+    Only(usize),
 }
 
 /// The operator's state the file gives (after HAProxy's precedence rules).
@@ -118,10 +119,10 @@ pub fn apply(cfg: &mut Config) -> Result<Vec<String>, Vec<String>> {
                     ));
                 }
             }
-            if s.last_addr == LastAddr::Only && s.no_addr {
+            if let (LastAddr::Only(line), true) = (s.last_addr, s.no_addr) {
                 errors.push(format!(
-                    "backend '{}': server '{}': could not resolve address (init-addr methods exhausted, and no server-state file gave one)",
-                    b.name, s.name
+                    "line {line}: server '{}': could not resolve address (init-addr methods exhausted, and no server-state file gave one)",
+                    s.name
                 ));
             }
         }

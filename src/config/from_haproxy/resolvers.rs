@@ -395,7 +395,12 @@ impl Mapper<'_> {
         }
         // Only the server-state file can give it one (checked when it is read).
         if last == LastAddr::First {
-            return Some((SocketAddr::new(any, port), dns, true, LastAddr::Only));
+            return Some((
+                SocketAddr::new(any, port),
+                dns,
+                true,
+                LastAddr::Only(l.line),
+            ));
         }
         self.err(
             l.line,
