@@ -330,7 +330,7 @@ impl Record {
             // A request answered before a backend was chosen logs the frontend.
             backend: b.map_or(fe.name.as_str(), |b| b.name.as_str()),
             server,
-            server_addr: b.zip(r.server).map(|(b, s)| b.servers[s as usize].addr),
+            server_addr: backend.zip(r.server).map(|(b, s)| live_addr(shard, b, s)),
             th: 0,
             ti: 0,
             tr_head: tr,
@@ -375,6 +375,14 @@ impl Record {
 /// `set-log-level` decides (`silent`: nothing), else `err` for an error under
 /// `option log-separate-errors`, else `info`; a line less severe than the target
 /// takes is not even formatted.
+/// The address the server has on this shard now: DNS or `set server addr` may have
+/// moved it since the config was read, and `%si`/`%sp` name where the bytes went.
+fn live_addr(shard: &Shard, backend: usize, server: u32) -> SocketAddr {
+    shard.upstreams.backends[backend].servers[server as usize]
+        .addr
+        .get()
+}
+
 fn log_level(
     fe: &crate::config::Frontend,
     cfg: &crate::config::Config,
@@ -438,7 +446,7 @@ impl TcpLine {
             server: server
                 .map(|s| b.servers[s as usize].name.as_str())
                 .unwrap_or("<NOSRV>"),
-            server_addr: server.map(|s| b.servers[s as usize].addr),
+            server_addr: server.map(|s| live_addr(shard, backend, s)),
             tr_head: -1,
             tw,
             tc,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::dns::{DnsServer, Srv};
 use common::haproxy::{cli, ringlb_cfg, write_cfg};
-use common::traffic::backend_of;
+use common::traffic::{backend_of, wait_for_log};
 use common::twins::stat_rows;
 use common::*;
 
@@ -476,6 +476,32 @@ fn health_checks_follow_the_dns_address() {
     let on_b2 = bs[0].health_checks();
     wait_for("more checks on b3", WAIT, || bs[1].health_checks() >= 4);
     assert!(bs[0].health_checks() <= on_b2 + 1, "checks still go to b2");
+}
+
+/// The log line's `%si:%sp` names the address the request went to: after DNS moved
+/// the server, the new one, not the address the config was read with.
+#[test]
+fn the_log_line_names_the_address_dns_gave() {
+    let bs = TestBackend::start_on_one_port(&["b2", "b3"], &["127.0.0.2", "127.0.0.3"]);
+    let port = bs[0].addr().port();
+    let dns = DnsServer::start();
+    dns.set("svc.test", &["127.0.0.2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let body = format!(
+        "frontend logged\n    bind 127.0.0.1:0\n    log stderr format raw local0\n    log-format \"SI %b/%s %si:%sp\"\n    default_backend app\n\nbackend app\n    server s1 svc.test:{port} resolvers dns init-addr none resolve-prefer ipv4\n"
+    );
+    let lb = ringlb_cfg(&config(&sock, &dns, "", &body));
+    wait_for("s1 resolved", WAIT, || status(&sock, "s1") == "no check");
+    assert_eq!(backend_of(&http_get(lb.addr("logged"), "/")), "b2");
+    wait_for_log(&lb, &format!("SI app/s1 127.0.0.2:{port}"), WAIT);
+
+    dns.set("svc.test", &["127.0.0.3"]);
+    wait_for("s1 moved to 127.0.0.3", WAIT, || {
+        slots(&sock)["s1"].1 == format!("127.0.0.3:{port}")
+    });
+    assert_eq!(backend_of(&http_get(lb.addr("logged"), "/")), "b3");
+    wait_for_log(&lb, &format!("SI app/s1 127.0.0.3:{port}"), WAIT);
 }
 
 /// `set server B/S addr IP port P` under a light load: traffic moves to the new

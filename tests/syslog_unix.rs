@@ -10,34 +10,9 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::syslog::{bind, comparable, parse, Syslog};
 use common::twins::{ask, get, Srv, Twins};
 use common::*;
-
-/// A syslog datagram, split: (PRI, the timestamp, tag, pid, the message).
-#[derive(Debug)]
-struct Syslog {
-    pri: u32,
-    stamp: String,
-    tag: String,
-    message: String,
-}
-
-fn parse(d: &str) -> Option<Syslog> {
-    let rest = d.strip_prefix('<')?;
-    let (pri, rest) = rest.split_once('>')?;
-    // RFC 3164 timestamp: "Mmm dd hh:mm:ss" (the day padded with a space), 15 bytes.
-    let stamp = rest.get(..15)?.to_string();
-    let rest = rest.get(15..)?.strip_prefix(' ')?;
-    let (tag, rest) = rest.split_once('[')?;
-    let (pid, message) = rest.split_once("]: ")?;
-    pid.parse::<u32>().ok()?;
-    Some(Syslog {
-        pri: pri.parse().ok()?,
-        stamp,
-        tag: tag.to_string(),
-        message: message.to_string(),
-    })
-}
 
 fn stamp_is_rfc3164(s: &str) -> bool {
     let b = s.as_bytes();
@@ -68,13 +43,6 @@ fn line_from(sock: &UnixDatagram, tag: &str, needle: &str) -> Option<Syslog> {
         }
     }
     None
-}
-
-fn bind(path: &Path) -> UnixDatagram {
-    let sock = UnixDatagram::bind(path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    sock
 }
 
 #[test]
@@ -353,24 +321,6 @@ backend dead
         }
         panic!("{}: no line for {last}; saw {seen:?}", s.who)
     });
-}
-
-/// A server state message as both proxies can be compared on: without HAProxy's
-/// trailer (sessions active, requeued, in queue: its own), check durations (the
-/// machine's) as `N`.
-fn comparable(message: &str) -> String {
-    let msg = message.trim_end();
-    let msg = match msg.find(" 0 sessions") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
-    match msg.split_once("check duration: ") {
-        Some((a, b)) => {
-            let rest = b.trim_start_matches(|c: char| c.is_ascii_digit());
-            format!("{a}check duration: Nms{}", rest.trim_start_matches("ms"))
-        }
-        None => msg.to_string(),
-    }
 }
 
 /// Server state changes reach the log target as HAProxy sends them: `is DOWN` at

@@ -7,6 +7,7 @@ mod certs;
 mod core;
 mod link;
 mod maps;
+pub mod statelog;
 mod view;
 
 pub use self::core::{Core, Gathered, Operator, ServerState};

@@ -20,9 +20,7 @@ use crate::config::{Config, HealthCheck};
 use crate::control::{CheckView, HealthReport, HealthView, ShardLink, ToShard};
 
 /// Syslog severities of server state changes, as HAProxy sends them.
-const LOG_EMERG: u8 = 0;
-const LOG_ALERT: u8 = 1;
-const LOG_NOTICE: u8 = 5;
+use crate::control::statelog::{on_backup, say, subject, LOG_ALERT, LOG_EMERG, LOG_NOTICE};
 
 /// How often the health thread drains shard reports and ends passive cool-downs.
 const REPORT_TICK: Duration = Duration::from_millis(10);
@@ -140,6 +138,7 @@ impl Health {
         let shared = view.clone();
         let cfg_for_dns = cfg.clone();
         let dns_shards = shards.clone();
+        let log_for_dns = log.clone();
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
             match rt {
@@ -151,8 +150,13 @@ impl Health {
             }
         })?;
         let dns = crate::resolver::DnsCounters::default();
-        let resolver =
-            crate::resolver::Resolver::spawn(cfg_for_dns, dns_shards, view.clone(), dns.clone())?;
+        let resolver = crate::resolver::Resolver::spawn(
+            cfg_for_dns,
+            dns_shards,
+            view.clone(),
+            dns.clone(),
+            log_for_dns,
+        )?;
         Ok(Health {
             stop,
             resolver,
@@ -275,17 +279,14 @@ impl State {
             let msg = format!(
                 "{kind} {name} is UP{why}. {active} active and {backup} backup servers online.{on_backup}"
             );
-            tracing::warn!("{msg}");
             self.syslog(backend, LOG_NOTICE, &msg);
         } else {
             let msg = format!(
                 "{kind} {name} is DOWN{why}. {active} active and {backup} backup servers left.{on_backup}"
             );
-            tracing::warn!("{msg}");
             self.syslog(backend, LOG_ALERT, &msg);
             if active == 0 && backup == 0 {
                 let msg = format!("backend {} has no server available!", b.name);
-                tracing::error!("{msg}");
                 self.syslog(backend, LOG_EMERG, &msg);
             }
         }
@@ -321,22 +322,12 @@ impl State {
             if passed { "succeeded" } else { "failed" },
             took.as_millis(),
         );
-        tracing::warn!("{msg}");
         self.syslog(backend, LOG_NOTICE, &msg);
     }
 
-    /// Sends a server state change to the log target too, at HAProxy's severity, when
-    /// the backend logs (HAProxy's `send_log` on the backend).
+    /// A server state message on stderr, and to the log target when the backend logs.
     fn syslog(&self, backend: usize, level: u8, msg: &str) {
-        let Some(tx) = &self.log else { return };
-        if !self.cfg.backends[backend].logs {
-            return;
-        }
-        let mut line = Vec::with_capacity(msg.len() + 2);
-        line.push(level);
-        line.extend_from_slice(msg.as_bytes());
-        line.push(b'\n');
-        let _ = tx.send(line);
+        say(self.log.as_ref(), &self.cfg.backends[backend], level, msg);
     }
 
     /// The backend's servers taking load-balanced traffic: (active, backup).
@@ -392,7 +383,6 @@ impl State {
         let msg = format!(
             "{kind} {name} {word}{why}. {active} active and {backup} backup servers online.{on_backup}"
         );
-        tracing::warn!("{msg}");
         self.syslog(backend, LOG_NOTICE, &msg);
     }
 
@@ -791,23 +781,6 @@ async fn check_loop(
             }
             monoio::time::sleep((until - now).min(REPORT_TICK)).await;
         }
-    }
-}
-
-/// How HAProxy's state change messages name a server: (`Server` or `Backup Server`,
-/// `BACKEND/SERVER`).
-fn subject(b: &crate::config::Backend, server: usize) -> (&'static str, String) {
-    let s = &b.servers[server];
-    let kind = if s.backup { "Backup Server" } else { "Server" };
-    (kind, format!("{}/{}", b.name, s.name))
-}
-
-/// What HAProxy adds to a state change once only backups are left.
-fn on_backup(active: usize, backup: usize) -> &'static str {
-    if active == 0 && backup > 0 {
-        " Running on backup."
-    } else {
-        ""
     }
 }
 

@@ -27,7 +27,8 @@ use hickory_proto::rr::RecordType;
 
 use crate::config::dns::Family;
 use crate::config::Config;
-use crate::control::{HealthView, ShardLink, ToShard};
+use crate::control::statelog::{on_backup, say, subject, LOG_ALERT, LOG_EMERG, LOG_NOTICE};
+use crate::control::{CheckView, HealthView, ShardLink, ToShard};
 
 pub struct Resolver {
     stop: Sender<()>,
@@ -44,6 +45,7 @@ impl Resolver {
         shards: Vec<ShardLink>,
         view: HealthView,
         counters: DnsCounters,
+        log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Option<Resolver>> {
         if let Ok(mut c) = counters.lock() {
             *c = cfg
@@ -61,7 +63,10 @@ impl Resolver {
         let flag = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("ringlb-dns".into())
-            .spawn(move || run(cfg, shards, view, counters, jobs, (stop_rx, flag)))?;
+            .spawn(move || {
+                let out = Outlets { shards, view, log };
+                run(cfg, out, counters, jobs, (stop_rx, flag))
+            })?;
         Ok(Some(Resolver {
             stop,
             stopping,
@@ -147,10 +152,17 @@ fn jobs(cfg: &Config, view: &HealthView) -> Vec<Job> {
     out
 }
 
-fn run(
-    cfg: Arc<Config>,
+/// Where a resolution's outcome goes: the shards, the health view (`show stat`, the
+/// checks), the log target.
+struct Outlets {
     shards: Vec<ShardLink>,
     view: HealthView,
+    log: Option<Sender<Vec<u8>>>,
+}
+
+fn run(
+    cfg: Arc<Config>,
+    out: Outlets,
     counters: DnsCounters,
     mut jobs: Vec<Job>,
     (stop, stopping): (Receiver<()>, Arc<AtomicBool>),
@@ -215,8 +227,7 @@ fn run(
                 if old.addr != n.addr || old.weight != n.weight {
                     publish(
                         &cfg,
-                        &shards,
-                        &view,
+                        &out,
                         (j.backend, j.servers[k]),
                         &old,
                         n,
@@ -280,8 +291,7 @@ fn resolve(
 #[allow(clippy::too_many_arguments)]
 fn publish(
     cfg: &Config,
-    shards: &[ShardLink],
-    view: &HealthView,
+    out: &Outlets,
     (backend, server): (usize, usize),
     old: &Held,
     new: &Held,
@@ -290,8 +300,11 @@ fn publish(
     fqdn: &str,
 ) {
     let b = &cfg.backends[backend];
-    let name = format!("{}/{}", b.name, b.servers[server].name);
-    if let Ok(mut v) = view.lock() {
+    let (_, name) = subject(b, server);
+    // What is left serving once the view has the change (HAProxy's counts in its
+    // messages).
+    let mut left = (0, 0);
+    if let Ok(mut v) = out.view.lock() {
         if let Some(c) = v.get_mut(backend).and_then(|b| b.get_mut(server)) {
             if let Some(a) = new.addr {
                 c.addr = a;
@@ -302,8 +315,11 @@ fn publish(
                 c.last_change = Instant::now();
             }
         }
+        if let Some(view) = v.get(backend) {
+            left = serving(b, view);
+        }
     }
-    for tx in shards {
+    for tx in &out.shards {
         let _ = tx.send(ToShard::SetAddr {
             backend,
             server,
@@ -311,44 +327,86 @@ fn publish(
             weight: new.weight,
         });
     }
+    let log = |level: u8, msg: &str| say(out.log.as_ref(), b, level, msg);
     let show = |a: Option<SocketAddr>| a.map_or("(none)".to_string(), |a| a.ip().to_string());
     match (old.addr, new.addr) {
         (o, Some(n)) if o.map(|o| o.ip()) != Some(n.ip()) => {
-            tracing::warn!(
+            let msg = format!(
                 "{name} changed its IP from {} to {} by {by}.",
                 show(o),
                 show(Some(n))
             );
+            log(LOG_NOTICE, &msg);
             if o.is_none() {
-                tracing::warn!("Server {name} ('{fqdn}') is UP/READY (resolves again).");
-                tracing::warn!("Server {name} administratively READY thanks to valid DNS answer.");
+                log(
+                    LOG_NOTICE,
+                    &format!("Server {name} ('{fqdn}') is UP/READY (resolves again)."),
+                );
+                log(
+                    LOG_NOTICE,
+                    &format!("Server {name} administratively READY thanks to valid DNS answer."),
+                );
             }
         }
-        (Some(o), None) => {
-            let why = if reason.is_empty() {
-                "entry removed from the DNS answer".to_string()
-            } else {
-                format!("DNS {reason} status")
+        (Some(_), None) => {
+            let why = match reason {
+                "" => "entry removed from the DNS answer".to_string(),
+                "other" => "unspecified DNS error".to_string(),
+                r => format!("DNS {r} status"),
             };
-            tracing::warn!(
-                "Server {name} ('{fqdn}') is going DOWN for maintenance ({why}); it was at {}.",
-                o
+            let (kind, _) = subject(b, server);
+            let (active, backup) = left;
+            log(
+                LOG_ALERT,
+                &format!(
+                    "{kind} {name} is going DOWN for maintenance ({why}). {active} active and {backup} backup servers left.{}",
+                    on_backup(active, backup)
+                ),
             );
+            // HAProxy 2.6 says this one on stderr only when DNS takes the last server.
+            if active == 0 && backup == 0 {
+                log(
+                    LOG_EMERG,
+                    &format!("backend {} has no server available!", b.name),
+                );
+            }
         }
         _ => {}
     }
     if let (Some(o), Some(n)) = (old.addr, new.addr) {
         if o.port() != n.port() {
-            tracing::warn!(
-                "{name} changed its port from {} to {} by {by}.",
-                o.port(),
-                n.port()
+            log(
+                LOG_NOTICE,
+                &format!(
+                    "{name} changed its port from {} to {} by {by}.",
+                    o.port(),
+                    n.port()
+                ),
             );
         }
     }
     if old.weight != new.weight {
         if let Some(w) = new.weight {
-            tracing::warn!("{name} changed its weight to {w} by {by}.");
+            log(
+                LOG_NOTICE,
+                &format!("{name} changed its weight to {w} by {by}."),
+            );
         }
     }
+}
+
+/// The backend's servers taking load-balanced traffic, (active, backup), as the view
+/// has them: up, not stopping, with an address and a weight.
+fn serving(b: &crate::config::Backend, view: &[CheckView]) -> (usize, usize) {
+    let (mut active, mut backup) = (0, 0);
+    for (s, c) in b.servers.iter().zip(view) {
+        if c.up && !c.nolb && !c.no_addr && c.dns_weight.unwrap_or(s.weight) > 0 {
+            if s.backup {
+                backup += 1;
+            } else {
+                active += 1;
+            }
+        }
+    }
+    (active, backup)
 }
