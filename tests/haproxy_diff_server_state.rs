@@ -155,7 +155,7 @@ backend app
 /// added or removed wins, an operator's enable of a `disabled` server stays, a weight
 /// changed in the config wins, a drain that came from a zero weight goes, a checked
 /// server that was DOWN starts DOWN); ringlb and HAProxy 2.6 read the same file into
-/// the same `show servers state`.
+/// the same `show servers state`, and say the same about it at load.
 #[test]
 fn a_changed_config_and_the_file_are_reconciled_as_haproxy_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,6 +196,8 @@ fn a_changed_config_and_the_file_are_reconciled_as_haproxy_does() {
     let lb = ringlb_cfg(&cfg("lb", "127.0.0.1:0".into()));
     let ours = state_rows(&cli(&dir.path().join("lb.sock"), "show servers state"));
     await_text(|| lb.stderr(), "server-state application failed for server 'app/bad-value', invalid srv_admin_state value '128'");
+    await_text(|| lb.stderr(), "ringlb started");
+    let lb_err = lb.stderr();
     drop(lb);
     let fe = ReservedPort::new();
     let hx_sock = dir.path().join("hx.sock");
@@ -203,6 +205,25 @@ fn a_changed_config_and_the_file_are_reconciled_as_haproxy_does() {
     let theirs = state_rows(&cli(&hx_sock, "show servers state"));
     await_text(|| hx.output(), "invalid srv_admin_state value '128'");
     assert_eq!(ours, theirs);
+    // The same messages about the states the file gave.
+    let said: Vec<String> = hx
+        .output()
+        .lines()
+        .filter(|l| {
+            [
+                "changed from server-state",
+                "forced drain",
+                "forced maintenance",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+        })
+        .filter_map(|l| Some(l.split_once("config : ")?.1.to_string()))
+        .collect();
+    assert_eq!(said.len(), 4, "{}", hx.output());
+    for m in &said {
+        assert!(lb_err.contains(m.as_str()), "{m:?} not in:\n{lb_err}");
+    }
     // What the rules gave, spelled out.
     let admin = |name: &str| row(&ours, name)[6].clone();
     assert_eq!(admin("now-disabled"), "5");

@@ -109,7 +109,14 @@ pub fn apply(cfg: &mut Config) -> Result<Vec<String>, Vec<String>> {
         };
         let (rise, fall) = b.health.as_ref().map_or((2, 3), |h| (h.rise, h.fall));
         let backend_checks = b.health.is_some();
-        for s in &mut b.servers {
+        // Which servers take traffic, as the file's lines are applied in order (for
+        // HAProxy's "N active and M backup servers left").
+        let mut usable: Vec<(bool, bool)> = b
+            .servers
+            .iter()
+            .map(|s| (!s.disabled && s.weight > 0, s.backup))
+            .collect();
+        for (si, s) in b.servers.iter_mut().enumerate() {
             let key = (b.name.clone(), s.name.clone());
             if let Some((_, p)) = lines.as_mut().and_then(|l| l.remove(&key)) {
                 if let Err(e) = update(s, &p, backend_checks && s.check, rise, fall) {
@@ -117,6 +124,25 @@ pub fn apply(cfg: &mut Config) -> Result<Vec<String>, Vec<String>> {
                         "server-state application failed for server '{}/{}'{e}",
                         b.name, s.name
                     ));
+                }
+                if let Some(v) = s.saved {
+                    usable[si].0 = v.up && v.admin == SavedAdmin::Ready && s.start_weight() > 0;
+                    if !v.up {
+                        warnings.push(down_message(&b.name, s, &usable));
+                    }
+                    // A `disabled` server the operator had enabled.
+                    if s.disabled && v.up && v.admin == SavedAdmin::Ready {
+                        warnings.push(format!(
+                            "Server {}/{} is UP/READY (leaving forced maintenance).",
+                            b.name, s.name
+                        ));
+                    }
+                    if v.admin == SavedAdmin::Drain {
+                        warnings.push(format!(
+                            "Server {}/{} remains in forced drain mode.",
+                            b.name, s.name
+                        ));
+                    }
                 }
             }
             if let (LastAddr::Only(line), true) = (s.last_addr, s.no_addr) {
@@ -143,6 +169,22 @@ pub fn apply(cfg: &mut Config) -> Result<Vec<String>, Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// HAProxy's words for a server the file puts DOWN, with the servers left so far.
+fn down_message(backend: &str, s: &super::Server, usable: &[(bool, bool)]) -> String {
+    let active = usable.iter().filter(|(u, b)| *u && !*b).count();
+    let backup = usable.iter().filter(|(u, b)| *u && *b).count();
+    let kind = if s.backup { "Backup Server" } else { "Server" };
+    let on_backup = if active == 0 && backup > 0 {
+        " Running on backup."
+    } else {
+        ""
+    };
+    format!(
+        "{kind} {backend}/{} is DOWN, changed from server-state after a reload. {active} active and {backup} backup servers left.{on_backup} 0 sessions active, 0 requeued, 0 remaining in queue.",
+        s.name
+    )
 }
 
 /// Reads one file: `None` if it cannot be used (missing, empty: a notice; no version,
