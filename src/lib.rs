@@ -192,6 +192,9 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     if let Ok(mut d) = core.dns.lock() {
         *d = health.dns.clone();
     }
+    if let Ok(mut d) = core.dns_cmds.lock() {
+        *d = health.dns_commands();
+    }
     let admin = admin::Admin::start(core).map_err(Error::Io)?;
     let (cluster_tx, cluster_rx) = crossbeam_channel::unbounded();
     let _ = admin.core.cluster.set(cluster_tx.clone());

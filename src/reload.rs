@@ -170,6 +170,9 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         if let Ok(mut d) = a.core.dns.lock() {
             *d = health.dns.clone();
         }
+        if let Ok(mut d) = a.core.dns_cmds.lock() {
+            *d = health.dns_commands();
+        }
     }
     running.health = Some(health);
     // Every shard confirms before we say the reload is done.

@@ -250,6 +250,30 @@ counters! {
     h2_calm_rapid_reset,
     /// ... for streams ringlb reset because of the client's frames (MadeYouReset).
     h2_calm_local_resets,
+    /// HTTP/2 frames received from clients (HAProxy's h2 module): HEADERS,
+    h2_headers_rcvd,
+    /// ... DATA,
+    h2_data_rcvd,
+    /// ... SETTINGS,
+    h2_settings_rcvd,
+    /// ... RST_STREAM,
+    h2_rst_stream_rcvd,
+    /// ... GOAWAY.
+    h2_goaway_rcvd,
+    /// HTTP/2 connections ended for a protocol error (GOAWAY PROTOCOL_ERROR sent).
+    h2_conn_proto_err,
+    /// RST_STREAM frames sent to clients on an error (any code but NO_ERROR).
+    h2_rst_stream_resp,
+    /// GOAWAY frames sent to clients on an error.
+    h2_goaway_resp,
+    /// HTTP/2 client connections open now (a gauge).
+    h2_open_conns,
+    /// HTTP/2 client connections since the start.
+    h2_total_conns,
+    /// HTTP/2 streams open now (a gauge; HAProxy's `h2_backend_open_streams`).
+    h2_open_streams,
+    /// HTTP/2 streams since the start (`h2_backend_total_streams`).
+    h2_total_streams,
 }
 
 impl Counters {

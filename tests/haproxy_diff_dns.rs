@@ -142,3 +142,54 @@ backend app
         r["addr"].rsplit_once(':').unwrap().0.to_string()
     });
 }
+
+/// `set server B/S fqdn NAME` answers as HAProxy 2.6 answers, and the server then
+/// follows the new name on both: its address is the new name's.
+#[test]
+fn set_server_fqdn_answers_and_follows_the_new_name_as_haproxy() {
+    let dns = DnsServer::start();
+    dns.set("old.test", &["127.0.0.31"]);
+    dns.set("new.test", &["127.0.0.32"]);
+    let body = format!(
+        r#"
+resolvers dns
+    nameserver ns1 {}
+    timeout resolve 100ms
+    timeout retry 300ms
+    hold valid 200ms
+
+frontend web
+    bind "127.0.0.1:${{PORT}}"
+    default_backend app
+
+backend app
+    server s1 old.test:8080 resolvers dns init-addr none resolve-prefer ipv4
+    server s2 "${{A}}"
+"#,
+        dns.addr()
+    );
+    let t = Twins::start(&body, &[("web", "PORT")], &[("A", Srv::Up("a"))]);
+    let addr_of = |s: &Side| {
+        let rows = stat_rows(&s.cli("show stat"));
+        rows.iter()
+            .find(|r| r["svname"] == "s1")
+            .map(|r| r["addr"].clone())
+            .unwrap_or_default()
+    };
+    t.wait_both("s1 at old.test's address", WAIT, |s| {
+        addr_of(s) == "127.0.0.31:8080"
+    });
+    for cmd in [
+        "set server app/s1 fqdn new.test",
+        "set server app/s1 fqdn new.test",
+        "set server app/s2 fqdn x.test",
+        "set server app/s1 fqdn",
+        "set server app/s1 fqdn bad_name!",
+        "set server app/nope fqdn x.test",
+    ] {
+        t.same(cmd, |s| s.cli(cmd));
+    }
+    t.wait_both("s1 at new.test's address", WAIT, |s| {
+        addr_of(s) == "127.0.0.32:8080"
+    });
+}

@@ -123,9 +123,10 @@ fn check_without_any_port_is_refused_with_its_line() {
     }
 }
 
-/// `server s1 *:PORT` is 0.0.0.0:PORT for HAProxy, which Linux connects to locally.
+/// `server s1 *:PORT` is 0.0.0.0:PORT for HAProxy: the address the client connected
+/// to (127.0.0.1 here; tests/haproxy_diff_server_any_addr.rs covers another).
 #[test]
-fn a_star_server_address_connects_locally() {
+fn a_star_server_address_is_the_clients_destination() {
     let s1 = common::TestBackend::start("s1");
     let lb = ringlb_cfg(&format!(
         "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\

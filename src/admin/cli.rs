@@ -534,8 +534,11 @@ fn set_server(core: &Core, w: &[&str]) -> String {
         [spec, "addr", rest @ ..] => {
             with_server(core, spec, |b, s| super::dns::set_addr(core, b, s, rest))
         }
+        [spec, "fqdn", rest @ ..] => {
+            with_server(core, spec, |b, s| super::dns::set_fqdn(core, b, s, rest))
+        }
         [_, other, ..] => format!(
-            "'set server <srv>' only supports 'state', 'weight' and 'addr' in ringlb (got '{other}').\n"
+            "'set server <srv>' only supports 'state', 'weight', 'addr' and 'fqdn' in ringlb (got '{other}').\n"
         ),
         _ => "Require 'backend/server'.\n".into(),
     }

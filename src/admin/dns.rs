@@ -1,5 +1,6 @@
 //! The runtime API's DNS commands: `set server B/S addr IP [port P]` (applied on every
-//! shard before the answer, in the words HAProxy 2.6 answers with) and `show resolvers
+//! shard before the answer, in the words HAProxy 2.6 answers with), `set server B/S
+//! fqdn NAME` (the resolver thread follows NAME before the answer) and `show resolvers
 //! [NAME]` (each nameserver's counters, as the resolver thread keeps them).
 
 use std::fmt::Write as _;
@@ -7,6 +8,62 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::Core;
 use crate::control::ToShard;
+
+/// `set server B/S fqdn NAME`, answered in HAProxy 2.6's words once the resolver
+/// thread follows NAME (asked at once; the address changes with its answer).
+pub(super) fn set_fqdn(core: &Core, b: usize, s: usize, w: &[&str]) -> String {
+    let Some(fqdn) = w.first() else {
+        return "set server <b>/<s> fqdn requires a FQDN.\n".into();
+    };
+    let cfg = core.cfg();
+    let srv = &cfg.backends[b].servers[s];
+    let tx = core.dns_cmds.lock().ok().and_then(|t| t.clone());
+    let (Some(tx), true) = (tx, srv.dns.is_some()) else {
+        return "set server <b>/<s> fqdn failed because no resolution is configured.\n".into();
+    };
+    if !valid_fqdn(fqdn) {
+        return format!("invalid fqdn '{fqdn}' by 'stats socket command'\n");
+    }
+    let (done, answer) = crossbeam_channel::bounded(1);
+    let cmd = crate::control::DnsCmd::SetFqdn {
+        backend: b,
+        server: s,
+        fqdn: fqdn.to_ascii_lowercase(),
+        done,
+    };
+    if tx.send(cmd).is_err() {
+        return "The resolver is stopping (a reload?): try again.\n".into();
+    }
+    match answer.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(Ok(old)) if old == fqdn.to_ascii_lowercase() => {
+            "no need to change the FDQN by 'stats socket command'\n".into()
+        }
+        Ok(Ok(old)) => {
+            let msg = format!(
+                "{}/{} changed its FQDN from {old} to {fqdn} by 'stats socket command'",
+                cfg.backends[b].name, srv.name
+            );
+            tracing::info!("{msg}");
+            msg + "\n"
+        }
+        Ok(Err(e)) => e + "\n",
+        Err(_) => "The resolver did not answer in time: the change may be in force.\n".into(),
+    }
+}
+
+/// A host name as HAProxy takes one: dot-separated labels of letters, digits, `-` and
+/// `_`, each 1 to 63 bytes, 255 in all.
+fn valid_fqdn(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 255
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+}
 
 /// `set server B/S addr IP [port P]`.
 pub(super) fn set_addr(core: &Core, b: usize, s: usize, w: &[&str]) -> String {

@@ -190,11 +190,13 @@ fn common(r: &mut Row, t: &Totals, http: bool) {
     r.set("ssl_failed_handshake", failed);
 }
 
-/// The HTTP/2 module's fields (no HTTP/2 yet: zeros, as HAProxy shows without it),
-/// and the HTTP/1 module's.
-fn modules(r: &mut Row, h1: [u64; 8]) {
-    for f in &STAT[super::fields::FIRST_MODULE + 3..super::fields::FIRST_MODULE + 16] {
-        r.set(f.name, 0u64);
+/// The HTTP/2 module's fields and the HTTP/1 module's.
+fn modules(r: &mut Row, h2: [u64; 13], h1: [u64; 8]) {
+    for (f, v) in STAT[super::fields::FIRST_MODULE + 3..super::fields::FIRST_MODULE + 16]
+        .iter()
+        .zip(h2)
+    {
+        r.set(f.name, v);
     }
     for (f, v) in STAT[super::fields::FIRST_MODULE + 16..].iter().zip(h1) {
         r.set(f.name, v);
@@ -285,7 +287,23 @@ fn frontend_row(st: &Stats, fi: usize, stopping: bool) -> Row {
     } else {
         [0; 8]
     };
-    modules(&mut r, h1);
+    // HTTP/2 from clients (`h2::tally`); stream protocol errors are not told apart.
+    let h2 = [
+        t.h2_headers_rcvd,
+        t.h2_data_rcvd,
+        t.h2_settings_rcvd,
+        t.h2_rst_stream_rcvd,
+        t.h2_goaway_rcvd,
+        t.h2_conn_proto_err,
+        0,
+        t.h2_rst_stream_resp,
+        t.h2_goaway_resp,
+        t.h2_open_conns,
+        t.h2_open_streams,
+        t.h2_total_conns,
+        t.h2_total_streams,
+    ];
+    modules(&mut r, h2, h1);
     r
 }
 
@@ -478,6 +496,6 @@ fn backend_row(st: &Stats, bi: usize) -> Row {
     } else {
         [0; 8]
     };
-    modules(&mut r, h1);
+    modules(&mut r, [0; 13], h1);
     r
 }

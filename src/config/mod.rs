@@ -330,6 +330,15 @@ pub struct Limits {
     /// Most concurrent streams of one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`,
     /// `tune.h2.max-concurrent-streams`).
     pub h2_max_concurrent_streams: u32,
+    /// HPACK dynamic table size announced (`SETTINGS_HEADER_TABLE_SIZE`,
+    /// `tune.h2.header-table-size`; 4096, the protocol's default, is not announced).
+    pub h2_header_table_size: u32,
+    /// Initial stream window announced (`SETTINGS_INITIAL_WINDOW_SIZE`,
+    /// `tune.h2.initial-window-size`; 65535, the protocol's default).
+    pub h2_initial_window_size: u32,
+    /// Largest frame a client may send (`SETTINGS_MAX_FRAME_SIZE`,
+    /// `tune.h2.max-frame-size`, at most the buffer size as HAProxy; 16384 default).
+    pub h2_max_frame_size: u32,
 }
 
 /// Idle upstream connections kept per server and shard unless configured: enough that
@@ -345,6 +354,9 @@ impl Default for Limits {
             max_request_line: 8 * 1024,
             max_chunks: 1_000_000,
             h2_max_concurrent_streams: 100,
+            h2_header_table_size: 4096,
+            h2_initial_window_size: 65_535,
+            h2_max_frame_size: 16_384,
         }
     }
 }

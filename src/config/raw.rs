@@ -111,6 +111,9 @@ pub struct RawLimits {
     pub max_request_line: Option<i64>,
     pub max_chunks: Option<i64>,
     pub h2_max_concurrent_streams: Option<i64>,
+    pub h2_header_table_size: Option<i64>,
+    pub h2_initial_window_size: Option<i64>,
+    pub h2_max_frame_size: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

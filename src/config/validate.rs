@@ -111,6 +111,33 @@ impl Validator {
         }
     }
 
+    /// `raw` within `range`, else an error naming both (and the default kept).
+    pub(super) fn in_range(
+        &mut self,
+        path: &str,
+        raw: Option<i64>,
+        default: u32,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> u32 {
+        match raw {
+            None => default,
+            Some(n) if (0..=i64::from(u32::MAX)).contains(&n) && range.contains(&(n as u32)) => {
+                n as u32
+            }
+            Some(n) => {
+                self.err(
+                    path,
+                    format!(
+                        "must be between {} and {}, got {n}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
     fn config(&mut self, raw: RawConfig) -> Config {
         let cores = usable_cores();
         let shards = self.positive("runtime.shards", raw.runtime.shards, cores, 1024);
@@ -224,6 +251,24 @@ impl Validator {
                 d.h2_max_concurrent_streams as usize,
                 u32::MAX as usize,
             ) as u32,
+            h2_header_table_size: self.in_range(
+                "limits.h2_header_table_size",
+                raw.limits.h2_header_table_size,
+                d.h2_header_table_size,
+                4096..=65_536,
+            ),
+            h2_initial_window_size: self.in_range(
+                "limits.h2_initial_window_size",
+                raw.limits.h2_initial_window_size,
+                d.h2_initial_window_size,
+                0..=i32::MAX as u32,
+            ),
+            h2_max_frame_size: self.in_range(
+                "limits.h2_max_frame_size",
+                raw.limits.h2_max_frame_size,
+                d.h2_max_frame_size,
+                16_384..=16_777_215,
+            ),
         };
         if limits.max_header_bytes < 256 {
             self.err("limits.max_header_bytes", "must be at least 256");

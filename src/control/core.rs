@@ -44,6 +44,9 @@ pub struct Core {
     pub shared_tickets: Mutex<Option<Arc<str>>>,
     /// The resolver thread's counters (`show resolvers`), replaced by a reload.
     pub dns: Mutex<super::DnsCounters>,
+    /// The resolver thread's commands (none when no server asks DNS), replaced by a
+    /// reload.
+    pub dns_cmds: Mutex<Option<Sender<super::DnsCmd>>>,
     /// Maps and ACL patterns changed at run time (`add map`, ...).
     pub patterns: Mutex<super::maps::PatState>,
 }
@@ -72,6 +75,7 @@ impl Core {
             certs: Mutex::new(super::Certs::new(&cfg)),
             patterns: Mutex::default(),
             dns: Mutex::default(),
+            dns_cmds: Mutex::default(),
             shared_tickets: Mutex::new(None),
             cfg: std::sync::RwLock::new(cfg),
             shards,

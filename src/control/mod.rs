@@ -52,6 +52,19 @@ impl AdminState {
     }
 }
 
+/// From the admin thread to the resolver thread: a runtime API change, answered once
+/// in force.
+pub enum DnsCmd {
+    /// `set server B/S fqdn NAME`: the server follows NAME from now; the answer is the
+    /// name it followed, or why it cannot.
+    SetFqdn {
+        backend: usize,
+        server: usize,
+        fqdn: String,
+        done: crossbeam_channel::Sender<Result<String, String>>,
+    },
+}
+
 /// From the main, health or admin thread to one shard.
 #[derive(Debug)]
 pub enum ToShard {

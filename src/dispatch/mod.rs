@@ -247,10 +247,14 @@ impl Dispatch {
         let s = &self.shard.upstreams.backends[self.backend].servers[server as usize];
         // A server without a port: its connections are told apart by the port they
         // went to (the client's destination port), so that none serves another port.
-        let mapped = match s.port_offset {
+        let mut mapped = match s.port_offset {
             Some(_) => (u64::from(self.client.1.port()) << 48) | (1 << 47),
             None => 0,
         };
+        // A server at 0.0.0.0 is the client's destination: told apart by that address.
+        if s.addr.get().ip().is_unspecified() {
+            mapped ^= any_addr_tag(self.client.1.ip());
+        }
         // A connection opened before the server moved (DNS, `set server addr`) and
         // pooled after it goes to the old address: it never matches again.
         let mapped = mapped ^ (u64::from(s.addr_gen.get() & 0x7fff) << 32);
@@ -596,3 +600,12 @@ impl Dispatch {
 }
 
 use verdict::counts_against_server;
+
+/// The pool tag part of a server at 0.0.0.0 reached at `ip` (the client's destination).
+fn any_addr_tag(ip: std::net::IpAddr) -> u64 {
+    let h = match ip {
+        std::net::IpAddr::V4(v4) => xxhash_rust::xxh3::xxh3_64(&v4.octets()),
+        std::net::IpAddr::V6(v6) => xxhash_rust::xxh3::xxh3_64(&v6.octets()),
+    };
+    h | 1
+}

@@ -21,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::tally;
 use crate::shard::Shard;
 use crate::stats::Counters;
 
@@ -118,13 +119,14 @@ const END_HEADERS: u8 = 0x4;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// Frame boundaries of one direction: the header being read, then payload bytes
-/// to skip. A GOAWAY's first payload bytes are kept (its code and debug data).
+/// to skip. A GOAWAY's first payload bytes are kept (its code and debug data), and a
+/// RST_STREAM's (its code).
 #[derive(Default)]
 struct Scan {
     head: [u8; 9],
     have: u8,
     skip: u32,
-    /// The frame whose payload is passing.
+    /// The frame whose payload is passing: its type and stream.
     cur: Option<(u8, u32)>,
     goaway: [u8; 32],
     goaway_len: u8,
@@ -134,6 +136,8 @@ struct Scan {
 enum Event<'a> {
     Head(Head),
     GoAway(&'a [u8]),
+    /// A RST_STREAM's stream and error code.
+    Reset(u32, u32),
 }
 
 impl Scan {
@@ -158,7 +162,7 @@ impl Scan {
         while !bytes.is_empty() {
             if self.skip > 0 {
                 let n = (self.skip as usize).min(bytes.len());
-                if let Some((GOAWAY, _)) = self.cur {
+                if let Some((GOAWAY | RST_STREAM, _)) = self.cur {
                     let at = self.goaway_len as usize;
                     let take = n.min(self.goaway.len() - at);
                     self.goaway[at..at + take].copy_from_slice(&bytes[..take]);
@@ -187,7 +191,7 @@ impl Scan {
                 stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
             };
             self.skip = head.len;
-            self.cur = Some((head.kind, head.len));
+            self.cur = Some((head.kind, head.stream));
             self.goaway_len = 0;
             if !on(Event::Head(head)) {
                 return false;
@@ -202,6 +206,10 @@ impl Scan {
     fn end_payload(&mut self, on: &mut impl FnMut(Event<'_>) -> bool) -> bool {
         match self.cur.take() {
             Some((GOAWAY, _)) => on(Event::GoAway(&self.goaway[..self.goaway_len as usize])),
+            Some((RST_STREAM, stream)) => on(Event::Reset(
+                stream,
+                error_code(&self.goaway[..self.goaway_len as usize]),
+            )),
             _ => true,
         }
     }
@@ -315,6 +323,14 @@ fn h2_cause(payload: &[u8]) -> Option<Cause> {
     })
 }
 
+/// The error code at the start of `payload` (a RST_STREAM's; a GOAWAY's after its
+/// last stream id); 0 (NO_ERROR) when cut short.
+fn error_code(payload: &[u8]) -> u32 {
+    payload
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// The client's stream with the counters around it.
 pub(super) struct Guard<T> {
     io: T,
@@ -332,6 +348,9 @@ pub(super) struct Guard<T> {
 
 impl<T> Guard<T> {
     pub(super) fn new(io: T, shard: Rc<Shard>, frontend: usize) -> Self {
+        let c = &shard.stats.frontends[frontend];
+        Counters::inc(&c.h2_open_conns);
+        Counters::inc(&c.h2_total_conns);
         Guard {
             io,
             // The client's 24-byte connection preface comes before its frames.
@@ -376,6 +395,7 @@ impl<T> Guard<T> {
             g[9..13].copy_from_slice(&self.watch.last_stream.to_be_bytes());
             g[13..17].copy_from_slice(&ENHANCE_YOUR_CALM.to_be_bytes());
             self.calm = Some((g, 0));
+            Counters::inc(&self.shard.stats.frontends[self.frontend].h2_goaway_resp);
         }
     }
 
@@ -389,6 +409,12 @@ impl<T> Guard<T> {
             Cause::RapidReset => &c.h2_calm_rapid_reset,
             Cause::LocalResets => &c.h2_calm_local_resets,
         });
+    }
+}
+
+impl<T> Drop for Guard<T> {
+    fn drop(&mut self) {
+        Counters::down(&self.shard.stats.frontends[self.frontend].h2_open_conns);
     }
 }
 
@@ -425,6 +451,7 @@ impl<T: AsyncWrite + Unpin> Guard<T> {
         let mut tripped = None;
         let mut calm_by_h2 = None;
         let watch = &mut self.watch;
+        let c = &self.shard.stats.frontends[self.frontend];
         self.tx.feed(bytes, |e| {
             match e {
                 Event::Head(h) => {
@@ -432,7 +459,18 @@ impl<T: AsyncWrite + Unpin> Guard<T> {
                         tripped = watch.server(h, now);
                     }
                 }
-                Event::GoAway(p) => calm_by_h2 = calm_by_h2.or(h2_cause(p)),
+                Event::GoAway(p) => {
+                    tally::goaway_sent(c, p.get(4..).map_or(0, error_code));
+                    calm_by_h2 = calm_by_h2.or(h2_cause(p));
+                }
+                Event::Reset(stream, code) => {
+                    tally::reset_sent(c, code);
+                    // A malformed request refused before it was answered never was
+                    // a stream (HAProxy refuses it before making one).
+                    if code == tally::PROTOCOL_ERROR && !watch.answered.contains(&stream) {
+                        Counters::down(&c.h2_total_streams);
+                    }
+                }
             }
             true
         });
@@ -463,8 +501,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guard<T> {
         let now = this.now_ms();
         let mut tripped = None;
         let watch = &mut this.watch;
+        let c = &this.shard.stats.frontends[this.frontend];
         this.rx.feed(&buf.filled()[before..], |e| {
             if let Event::Head(h) = e {
+                tally::received(c, h.kind, h.stream);
+                // A new stream (the h2 crate may drop one the client resets before
+                // it is accepted: counted here).
+                if h.kind == HEADERS && h.stream > watch.last_stream && h.stream & 1 == 1 {
+                    Counters::inc(&c.h2_total_streams);
+                }
                 tripped = watch.client(h, now);
             }
             tripped.is_none()
@@ -571,20 +616,24 @@ mod tests {
         goaway.extend_from_slice(b"too_many_resets");
         bytes.extend(frame(GOAWAY, 0, 0, &goaway));
         bytes.extend(frame(DATA, 0, 5, &[]));
+        bytes.extend(frame(RST_STREAM, 0, 7, &[0, 0, 0, 1]));
         let mut s = Scan::default();
         let mut seen = Vec::new();
         let mut causes = Vec::new();
+        let mut resets = Vec::new();
         for b in &bytes {
             s.feed(std::slice::from_ref(b), |e| {
                 match e {
                     Event::Head(h) => seen.push((h.kind, h.len, h.stream)),
                     Event::GoAway(p) => causes.push(h2_cause(p)),
+                    Event::Reset(stream, code) => resets.push((stream, code)),
                 }
                 true
             });
         }
-        assert_eq!(seen, vec![(6, 8, 0), (7, 23, 0), (0, 0, 5)]);
+        assert_eq!(seen, vec![(6, 8, 0), (7, 23, 0), (0, 0, 5), (3, 4, 7)]);
         assert_eq!(causes, vec![Some(Cause::RapidReset)]);
+        assert_eq!(resets, vec![(7, 1)]);
         assert!(s.at_boundary());
     }
 

@@ -21,6 +21,7 @@ mod pipe;
 mod prefixed;
 mod request;
 mod response;
+mod tally;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -111,6 +112,18 @@ pub async fn serve_io<T>(
         .max_send_buffer_size(SEND_BUFFER)
         .max_pending_accept_reset_streams(PENDING_RESETS)
         .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
+    // Announced only when not the protocol's default, as HAProxy does.
+    if limits.h2_header_table_size != 4096 {
+        builder.header_table_size(limits.h2_header_table_size);
+    }
+    if limits.h2_initial_window_size != 65_535 {
+        builder.initial_window_size(limits.h2_initial_window_size);
+    }
+    // A frame fits the buffer: HAProxy caps the size it announces at `tune.bufsize`.
+    let frame = limits.h2_max_frame_size.min(limits.max_header_bytes as u32);
+    if frame > 16_384 {
+        builder.max_frame_size(frame);
+    }
     let deadline = Instant::now() + handshake_by;
     let io = flood::Guard::new(io, shard.clone(), frontend);
     let mut conn = match monoio::time::timeout_at(deadline, builder.handshake::<_, Bytes>(io)).await
@@ -168,6 +181,8 @@ pub async fn serve_io<T>(
         match accepted {
             Some(Ok((req, respond))) => {
                 session.open.set(session.open.get() + 1);
+                let c = &session.shard.stats.frontends[session.frontend];
+                crate::stats::Counters::inc(&c.h2_open_streams);
                 monoio::spawn(serve_stream(session.clone(), req, respond));
             }
             Some(Err(e)) => {
@@ -258,5 +273,7 @@ impl Drop for Open {
     fn drop(&mut self) {
         self.0.open.set(self.0.open.get() - 1);
         self.0.last.set(Instant::now());
+        let c = &self.0.shard.stats.frontends[self.0.frontend];
+        crate::stats::Counters::down(&c.h2_open_streams);
     }
 }

@@ -166,6 +166,11 @@ impl Health {
         })
     }
 
+    /// Where `set server ... fqdn` goes (`None`: no server asks DNS).
+    pub fn dns_commands(&self) -> Option<Sender<crate::control::DnsCmd>> {
+        self.resolver.as_ref().map(|r| r.commands())
+    }
+
     /// Stops the thread; gives back the reports channel (for the next one, on reload).
     pub fn stop(self) -> Option<Receiver<HealthReport>> {
         if let Some(r) = self.resolver {

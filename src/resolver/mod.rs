@@ -22,16 +22,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use hickory_proto::rr::RecordType;
 
 use crate::config::dns::Family;
 use crate::config::Config;
 use crate::control::statelog::{on_backup, say, subject, LOG_ALERT, LOG_EMERG, LOG_NOTICE};
-use crate::control::{CheckView, HealthView, ShardLink, ToShard};
+use crate::control::{CheckView, DnsCmd, HealthView, ShardLink, ToShard};
 
 pub struct Resolver {
     stop: Sender<()>,
+    /// The runtime API's requests (`set server ... fqdn`).
+    cmds: Sender<DnsCmd>,
     /// Set when stopping: a resolution under way gives up before its next question
     /// (a reload waits for this thread, whose messages name the old config's servers).
     stopping: Arc<AtomicBool>,
@@ -59,19 +61,25 @@ impl Resolver {
             return Ok(None);
         }
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let (cmds, cmds_rx) = crossbeam_channel::unbounded();
         let stopping = Arc::new(AtomicBool::new(false));
         let flag = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("ringlb-dns".into())
             .spawn(move || {
                 let out = Outlets { shards, view, log };
-                run(cfg, out, counters, jobs, (stop_rx, flag))
+                run(cfg, out, counters, jobs, (stop_rx, cmds_rx, flag))
             })?;
         Ok(Some(Resolver {
             stop,
+            cmds,
             stopping,
             thread,
         }))
+    }
+
+    pub fn commands(&self) -> Sender<DnsCmd> {
+        self.cmds.clone()
     }
 
     pub fn stop(self) {
@@ -165,7 +173,7 @@ fn run(
     out: Outlets,
     counters: DnsCounters,
     mut jobs: Vec<Job>,
-    (stop, stopping): (Receiver<()>, Arc<AtomicBool>),
+    (stop, cmds, stopping): (Receiver<()>, Receiver<DnsCmd>, Arc<AtomicBool>),
 ) {
     let mut local: Vec<Vec<NsCounters>> = cfg
         .resolvers
@@ -257,9 +265,14 @@ fn run(
             .saturating_duration_since(Instant::now())
             .min(tick)
             .max(Duration::from_millis(10));
-        match stop.recv_timeout(wait) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {}
+        crossbeam_channel::select! {
+            recv(stop) -> _ => return,
+            recv(cmds) -> c => {
+                if let Ok(c) = c {
+                    command(&cfg, &mut jobs, c);
+                }
+            }
+            default(wait) => {}
         }
     }
 }
@@ -409,4 +422,42 @@ fn serving(b: &crate::config::Backend, view: &[CheckView]) -> (usize, usize) {
         }
     }
     (active, backup)
+}
+
+/// A runtime API request: in force (the job follows the new name, asked at once) when
+/// its answer is sent.
+fn command(cfg: &Config, jobs: &mut [Job], c: DnsCmd) {
+    let DnsCmd::SetFqdn {
+        backend,
+        server,
+        fqdn,
+        done,
+    } = c;
+    let Some(j) = jobs
+        .iter_mut()
+        .find(|j| j.backend == backend && j.servers.contains(&server))
+    else {
+        let _ = done.send(Err(
+            "set server <b>/<s> fqdn failed because no resolution is configured.".into(),
+        ));
+        return;
+    };
+    let template = cfg.backends[backend].servers[server]
+        .dns
+        .as_ref()
+        .is_some_and(|d| d.template.is_some());
+    if template || j.servers.len() > 1 {
+        let _ = done.send(Err(
+            "a server-template slot follows its template's name: ringlb cannot give it one of its own."
+                .into(),
+        ));
+        return;
+    }
+    let old = std::mem::replace(&mut j.fqdn, fqdn);
+    if old != j.fqdn {
+        j.srv = j.fqdn.starts_with('_');
+        j.next = Instant::now();
+        j.last_valid = None;
+    }
+    let _ = done.send(Ok(old));
 }

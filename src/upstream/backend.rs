@@ -110,14 +110,15 @@ impl UpTls {
 impl ServerState {
     /// The address to connect to for a client that connected to `local`.
     pub fn addr_for(&self, local: SocketAddr) -> SocketAddr {
-        match self.port_offset {
-            None => self.addr.get(),
-            Some(off) => {
-                let mut a = self.addr.get();
-                a.set_port((i32::from(local.port()) + off).clamp(0, 65535) as u16);
-                a
-            }
+        let mut a = self.addr.get();
+        // 0.0.0.0 (or `::`): the address the client connected to, as HAProxy.
+        if a.ip().is_unspecified() {
+            a.set_ip(local.ip());
         }
+        if let Some(off) = self.port_offset {
+            a.set_port((i32::from(local.port()) + off).clamp(0, 65535) as u16);
+        }
+        a
     }
 
     /// Probe up (not NOLB), an address (DNS), operator ready, weight above zero.

@@ -10,6 +10,10 @@ impl Mapper<'_> {
         let Some(addrs) = a.first() else {
             return self.err(l.line, "'bind' expects an address");
         };
+        let Some(addrs) = self.address(l.line, "'bind'", addrs) else {
+            return;
+        };
+        let addrs = &addrs;
         let mut tls = ssl::BindSsl {
             line: l.line,
             ..Default::default()

@@ -284,6 +284,33 @@ impl Mapper<'_> {
                     ),
                 }
             }
+            "tune.h2.header-table-size" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                Some(n) if (4096..=65_536).contains(&n) && a.len() == 1 => {
+                    self.limits.h2_header_table_size = n
+                }
+                _ => self.err(
+                    l.line,
+                    "'tune.h2.header-table-size' expects a numeric value between 4096 and 65536.",
+                ),
+            },
+            "tune.h2.initial-window-size" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                Some(n) if n <= i32::MAX as u32 && a.len() == 1 => {
+                    self.limits.h2_initial_window_size = n
+                }
+                _ => self.err(
+                    l.line,
+                    "'tune.h2.initial-window-size' expects a positive numeric value.",
+                ),
+            },
+            "tune.h2.max-frame-size" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                Some(n) if (16_384..=16_777_215).contains(&n) && a.len() == 1 => {
+                    self.limits.h2_max_frame_size = n
+                }
+                _ => self.err(
+                    l.line,
+                    "'tune.h2.max-frame-size' expects a numeric value between 16384 and 16777215.",
+                ),
+            },
             "tune.comp.maxlevel" => match a.first().and_then(|n| n.parse::<u32>().ok()) {
                 Some(n) if (1..=9).contains(&n) && a.len() == 1 => runtime.comp_level = n,
                 _ => self.err(

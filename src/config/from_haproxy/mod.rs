@@ -397,6 +397,59 @@ struct Proxy {
     monitor_fail: Vec<Condition>,
 }
 
+impl Mapper<'_> {
+    /// An address with its environment variables expanded, as HAProxy's `env_expand`
+    /// does for every address it parses (quoted or not): `${NAME}` and `$NAME`, an unset
+    /// one empty. `None` (an error on `line`) when that leaves nothing.
+    pub(super) fn address(&mut self, line: usize, what: &str, addr: &str) -> Option<String> {
+        if !addr.contains('$') {
+            return Some(addr.to_string());
+        }
+        let out = expand_env(addr, self.env);
+        if out.is_empty() {
+            self.err(
+                line,
+                format!(
+                    "{what}: '{addr}' resolves to an empty address (environment variable missing?)"
+                ),
+            );
+            return None;
+        }
+        Some(out)
+    }
+}
+
+/// `${NAME}` and `$NAME` replaced by their values (empty when unset).
+fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let is_name = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < b.len() {
+        if b[i] == b'$' {
+            let (start, brace) = if b.get(i + 1) == Some(&b'{') {
+                (i + 2, true)
+            } else {
+                (i + 1, false)
+            };
+            let mut end = start;
+            while end < b.len() && is_name(b[end]) {
+                end += 1;
+            }
+            let closed = !brace || b.get(end) == Some(&b'}');
+            if end > start && closed {
+                out.push_str(&env(&s[start..end]).unwrap_or_default());
+                i = end + usize::from(brace);
+                continue;
+            }
+        }
+        let ch = s[i..].chars().next().unwrap_or('$');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
 impl<'e> Mapper<'e> {
     fn new(env: &'e dyn Fn(&str) -> Option<String>, names: Names) -> Mapper<'e> {
         Mapper {

@@ -17,7 +17,7 @@ impl Mapper<'_> {
         l: &Line,
         p: &mut Proxy,
         name: &String,
-        addr: &String,
+        addr: &str,
         options: &[String],
         template: Option<u32>,
     ) {
@@ -27,6 +27,11 @@ impl Mapper<'_> {
                 format!("duplicate server name '{name}' in '{}'", p.name),
             );
         }
+        let what = format!("'server {}/{name}'", p.name);
+        let Some(addr) = self.address(l.line, &what, addr) else {
+            return;
+        };
+        let addr = &addr;
         let mut params = p.settings.server.clone();
         self.server_params(l, options, &mut params);
         if addr.contains('@') || addr.starts_with('/') {
@@ -35,14 +40,30 @@ impl Mapper<'_> {
         // Without a port, or with `+N` / `-N`, the port is the client's destination
         // port (plus N), as in HAProxy.
         let mut port_offset = None;
-        // `*:PORT` is 0.0.0.0:PORT for HAProxy (which Linux connects to locally).
+        // No host (`*`, `*:PORT`, `:PORT`, an empty `${HOST}`) is 0.0.0.0 for HAProxy:
+        // the server is the address the client connected to. No port after a `:` (an
+        // empty `${PORT}`) is no port.
         let star;
-        let addr = match addr.strip_prefix("*:") {
-            Some(port) => {
-                star = format!("0.0.0.0:{port}");
+        let one_colon = addr.matches(':').count() <= 1;
+        let no_host = addr
+            .strip_prefix('*')
+            .or_else(|| (addr.starts_with(':') && one_colon).then_some(addr.as_str()));
+        let addr = match no_host {
+            Some(rest) if rest.is_empty() || rest.starts_with(':') => {
+                star = format!("0.0.0.0{}", rest.strip_suffix(':').unwrap_or(rest));
                 &star
             }
-            None => addr,
+            _ if addr.is_empty() => {
+                star = "0.0.0.0".to_string();
+                &star
+            }
+            _ => match addr.strip_suffix(':') {
+                Some(host) if one_colon && !host.is_empty() => {
+                    star = host.to_string();
+                    &star
+                }
+                _ => addr,
+            },
         };
         let with_port = match (addr.rsplit_once(':'), addr.starts_with('[')) {
             (Some((_, port)), _)
@@ -84,7 +105,10 @@ impl Mapper<'_> {
         if addr.starts_with('_') && params.resolvers.is_some() {
             port_offset = None;
         }
-        if port_offset.is_some() && params.check && params.port.is_none() {
+        // HAProxy wants a port to check an address (a server at 0.0.0.0 is checked at
+        // 0.0.0.0:0, which fails: it stays DOWN, L4CON).
+        let no_host = with_port.starts_with("0.0.0.0:") || with_port.starts_with("[::]:");
+        if port_offset.is_some() && params.check && params.port.is_none() && !no_host {
             return self.err(
                 l.line,
                 format!(
