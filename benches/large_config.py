@@ -10,7 +10,7 @@ host's backends point at a real nginx backend, for the CPU figures.
 Reports, ringlb and HAProxy in the same run:
 - `-c` time (medians of --checks runs);
 - start to first answer, and RSS, at 1, 2, 4 and 8 shards (HAProxy: nbthread, one
-  process without master);
+  process without master): medians of --starts starts, ringlb and HAProxy in turn;
 - RSS after one request to each of the 2,000 hosts (2 shards; every server then points
   at the nginx backend, so that each request gets an answer): what backends that served
   traffic cost;
@@ -23,7 +23,8 @@ Reports, ringlb and HAProxy in the same run:
   first host, ringlb last host, HAProxy first, HAProxy last, ...), medians.
 
 Usage: python3 benches/large_config.py [--runs 5] [--duration 5] [--binary PATH]
-       [--backends 2000] [--servers 5] [--shards 1,2,4,8] [--reloads 10] [--skip-cpu]
+       [--backends 2000] [--servers 5] [--shards 1,2,4,8] [--starts 5] [--checks 5]
+       [--reloads 10] [--skip-cpu]
        [--skip-mem] [--skip-warm] [--skip-haproxy] [--ringlb-env KEY=VALUE] [--out FILE]
 Needs: haproxy, nginx, wrk. Every process it starts is stopped by its PID.
 """
@@ -202,22 +203,26 @@ def check_times(binary, cfg, n):
 
 
 def rss_at(binary, tmp, threads, real, a):
-    """(startup s, RSS KiB) of ringlb and of HAProxy with `threads` shards/threads."""
-    out = {}
-    for name in ["ringlb"] + ([] if a.skip_haproxy else ["haproxy"]):
-        port = B.free_port()
-        cfg = os.path.join(tmp, f"{name}-{threads}.cfg")
-        write_config(cfg, threads, port, real, a.backends, a.servers)
-        argv = ringlb_argv(binary, cfg) if name == "ringlb" else haproxy_argv(cfg)
-        env = ringlb_env() if name == "ringlb" else None
-        s = Server(name, argv, port, os.path.join(tmp, f"{name}-{threads}.log"), env)
-        try:
-            startup = s.ready()
-            settle()
-            out[name] = (startup, status_kb(s.p.pid))
-        finally:
-            s.stop()
-    return out
+    """(startup s, RSS KiB) of ringlb and of HAProxy with `threads` shards/threads:
+    medians of `a.starts` starts, the two proxies in turn."""
+    runs = {}
+    names = ["ringlb"] + ([] if a.skip_haproxy else ["haproxy"])
+    for _ in range(a.starts):
+        for name in names:
+            port = B.free_port()
+            cfg = os.path.join(tmp, f"{name}-{threads}.cfg")
+            write_config(cfg, threads, port, real, a.backends, a.servers)
+            argv = ringlb_argv(binary, cfg) if name == "ringlb" else haproxy_argv(cfg)
+            env = ringlb_env() if name == "ringlb" else None
+            s = Server(name, argv, port, os.path.join(tmp, f"{name}-{threads}.log"), env)
+            try:
+                startup = s.ready()
+                settle()
+                runs.setdefault(name, []).append((startup, status_kb(s.p.pid)))
+            finally:
+                s.stop()
+    return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
+            for name, rs in runs.items()}
 
 
 def rss_warm(binary, tmp, real, a):
@@ -366,8 +371,8 @@ def memory(binary, tmp, real, a, say):
         hs, hr = r.get("haproxy", (None, None))
         base = base or (n, rr)
         per = f" ({mb((rr - base[1]) / (n - base[0]))} MB per added shard)" if n > base[0] else ""
-        say(f"| start to first answer, {n} shard(s) (s) | {rs:.2f} | {'-' if hs is None else f'{hs:.2f}'} |")
-        say(f"| RSS, {n} shard(s) (MB) | {mb(rr)}{per} | {'-' if hr is None else mb(hr)} |")
+        say(f"| start to first answer, {n} shard(s) (s, median of {a.starts}) | {rs:.2f} | {'-' if hs is None else f'{hs:.2f}'} |")
+        say(f"| RSS, {n} shard(s) (MB, median of {a.starts}) | {mb(rr)}{per} | {'-' if hr is None else mb(hr)} |")
     if not a.skip_warm:
         w = rss_warm(binary, tmp, real, a)
         c, h = w["ringlb"]
@@ -399,6 +404,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--checks", type=int, default=5)
+    ap.add_argument("--starts", type=int, default=5, help="starts per shard count (medians)")
     ap.add_argument("--reloads", type=int, default=10)
     ap.add_argument("--backends", type=int, default=2000)
     ap.add_argument("--servers", type=int, default=5)

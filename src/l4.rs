@@ -39,7 +39,7 @@ pub async fn serve<C: Stream>(
         crate::tcp_rules::inspect(&shard, frontend, client, peer, local, early, &mut txn).await;
     // Counters tracked by content rules stop with the connection, however it ends.
     let mut tracked = crate::tcp_rules::SessionTrack::new(&shard, txn.track);
-    let Some((client, early, backend)) = inspected else {
+    let Some((client, mut early, backend)) = inspected else {
         return;
     };
     let Some(backend) = backend else {
@@ -63,7 +63,31 @@ pub async fn serve<C: Stream>(
     dispatch.client_sni(txn.tls.as_ref().and_then(|t| t.sni.as_deref()));
     // Boxed: an inline timer would make the task a 128-byte aligned allocation.
     let mut timer = Timer::new(began);
-    let mut server = match dispatch.next(PoolUse::Never, &mut timer).await {
+    let next = if conf.abort_on_close {
+        watch_client(
+            &client,
+            &mut early,
+            dispatch.next(PoolUse::Never, &mut timer),
+        )
+        .await
+    } else {
+        Some(dispatch.next(PoolUse::Never, &mut timer).await)
+    };
+    let Some(next) = next else {
+        // `option abortonclose`: the client left while queued or connecting.
+        let (term, server, waited) = dispatch.abandoned();
+        tracing::debug!(shard = shard.id, %peer, backend = %conf.name, %term, "tcp: client left before a server");
+        let line = TcpLine {
+            server,
+            timers: [ms(waited), -1, ms(began.elapsed())],
+            bytes: 0,
+            retries: dispatch.times.retries,
+            term,
+        };
+        line.log(&shard, frontend, backend, (peer, local), date, &txn);
+        return;
+    };
+    let mut server = match next {
         Ok(s) => s,
         Err(g) => {
             tracing::debug!(shard = shard.id, %peer, backend = %conf.name, term = %g.term, "tcp: no server");
@@ -77,6 +101,7 @@ pub async fn serve<C: Stream>(
                 term: g.term,
             };
             line.log(&shard, frontend, backend, (peer, local), date, &txn);
+            drain(&client);
             return;
         }
     };
@@ -130,6 +155,91 @@ pub async fn serve<C: Stream>(
     };
     line.log(&shard, frontend, backend, (peer, local), date, &txn);
     drop(server.slot);
+}
+
+/// The most a client may send while its connection waits for a server under `option
+/// abortonclose` (HAProxy's buffer): beyond it the client is no longer read, and its
+/// close no longer seen, until the server is connected.
+const WATCH_MAX: usize = 16 * 1024;
+
+/// `option abortonclose`: waits for `next` (a slot and a connected server) while
+/// watching the client, as HAProxy does in TCP mode: what the client sends meanwhile
+/// is kept in `early` (it goes to the server first); `None` when the client closed or
+/// reset its connection before `next` ended (the wait is then dropped: the queue
+/// place or the connect attempt is given up). Only a plain TCP client is watched (a
+/// TLS stream's bytes cannot be read past its decryption here).
+async fn watch_client<C: Stream, T>(
+    client: &C,
+    early: &mut Vec<u8>,
+    next: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let mut next = std::pin::pin!(next);
+    let Some(sock) = client.socket() else {
+        return Some(next.await);
+    };
+    loop {
+        if early.len() >= WATCH_MAX {
+            return Some(next.await);
+        }
+        monoio::select! {
+            r = &mut next => return Some(r),
+            _ = sock.readable(false) => {}
+        }
+        // Readiness only: the bytes are taken without blocking (nothing is in flight on
+        // the socket, so none can be lost).
+        use std::os::fd::AsRawFd;
+        early.reserve(4096.min(WATCH_MAX - early.len()));
+        let spare = early.spare_capacity_mut();
+        // SAFETY: `recv` writes at most `spare.len()` bytes into `early`'s spare
+        // capacity; the length is set to cover exactly the bytes written.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => return None,
+            n if n > 0 => unsafe { early.set_len(early.len() + n as usize) },
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Before a connection that never reached a server closes: what the client sent is
+/// read and dropped, so that it ends with a FIN as HAProxy's does (its buffer took the
+/// bytes), not with the reset the kernel sends for unread ones. A TLS client's bytes
+/// stay (they cannot be read past its decryption here).
+fn drain<C: Stream>(client: &C) {
+    use std::os::fd::AsRawFd;
+    let Some(sock) = client.socket() else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    for _ in 0..64 {
+        // SAFETY: `recv` writes at most `buf.len()` bytes into `buf`.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+    }
 }
 
 /// A finished connection in the backend's and server's figures: aborts, and HAProxy's

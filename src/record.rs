@@ -44,6 +44,12 @@ impl Term {
     pub const NORMAL: Term = Term(*b"----");
     /// The client closed or reset before the end.
     pub const CLIENT_ABORT: Term = Term(*b"CD--");
+    /// The client closed while its connection waited in a server queue
+    /// (`option abortonclose`, TCP mode).
+    pub const CLIENT_QUEUE: Term = Term(*b"CQ--");
+    /// The client closed while a server was being connected (`option abortonclose`,
+    /// TCP mode).
+    pub const CLIENT_CONNECT: Term = Term(*b"CC--");
     /// The client sent an invalid request (400).
     pub const CLIENT_REQUEST: Term = Term(*b"CR--");
     /// The request head did not arrive within `timeout http-request` (408).
@@ -62,6 +68,8 @@ impl Term {
     pub const PROXY_TARPIT: Term = Term(*b"PT--");
     /// No server could be reached (or none was usable): 503.
     pub const SERVER_CONNECT: Term = Term(*b"SC--");
+    /// The last connect attempt ran out of `timeout connect`: 503.
+    pub const SERVER_TIMEOUT_CONNECT: Term = Term(*b"sC--");
     /// No server slot freed within `timeout queue`, or the queue was full: 503.
     pub const SERVER_QUEUE: Term = Term(*b"sQ--");
     /// The server closed or answered invalidly before a complete response head: 502.

@@ -321,3 +321,63 @@ fn keep_alive_requests_routed_by_the_host_index_do_not_allocate() {
     drop(c);
     running.stop();
 }
+
+/// `option http-buffer-request` holds the body in the connection's request buffer:
+/// POSTs whose body comes after the head (a second write) allocate nothing either.
+#[test]
+fn keep_alive_posts_with_http_buffer_request_do_not_allocate() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A server that reads each request with its 5-byte body and answers.
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in server.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while read_message(&mut s, &mut buf, 5) {
+                    if s.write_all(RESPONSE).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ringlb.cfg");
+    std::fs::write(
+        &path,
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 1s\nfrontend web\n    bind 127.0.0.1:{port}\n    option http-buffer-request\n    default_backend app\nbackend app\n    server s1 {server_addr}\n"
+        ),
+    )
+    .unwrap();
+    let cfg = ringlb::config::Config::load(&path).unwrap();
+    let running = ringlb::start(cfg).unwrap();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_nodelay(true).unwrap();
+    let head = b"POST /up HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    let mut exchange = |n: usize| {
+        for _ in 0..n {
+            c.write_all(head).unwrap();
+            c.write_all(b"hello").unwrap();
+            assert!(read_message(&mut c, &mut buf, 5), "response");
+        }
+    };
+    exchange(2_000);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    exchange(5_000);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert!(
+        after - before <= 10,
+        "{} allocations during 5,000 keep-alive POSTs under http-buffer-request",
+        after - before
+    );
+    drop(c);
+    running.stop();
+}

@@ -11,36 +11,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::h2::{block_bytes as block, frame, END_HEADERS, END_STREAM, PREFACE};
 use common::haproxy::ringlb_cfg;
 use common::*;
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// An HPACK header block of literal fields (not indexed, no Huffman): any name and
-/// value bytes go through as they are.
-fn block(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut b = Vec::new();
-    for (n, v) in fields {
-        assert!(n.len() < 127 && v.len() < 127);
-        b.push(0);
-        b.push(n.len() as u8);
-        b.extend_from_slice(n);
-        b.push(v.len() as u8);
-        b.extend_from_slice(v);
-    }
-    b
-}
-
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
 
 /// What the server answered stream 1 with: its first frame for it (`1` HEADERS, `3`
 /// RST_STREAM) or a GOAWAY (`7`) of the connection.

@@ -193,3 +193,40 @@ backend app
         addr_of(s) == "127.0.0.32:8080"
     });
 }
+
+/// `nameserver NAME tcp@IP:PORT`: both ask over TCP only (the test server sees no UDP
+/// question) and resolve the same address.
+#[test]
+fn tcp_nameservers_are_asked_over_tcp_only_as_haproxy() {
+    let dns = DnsServer::start();
+    dns.set("svc.test", &["127.0.0.41"]);
+    let body = format!(
+        r#"
+resolvers dns
+    nameserver ns1 tcp@{}
+    timeout resolve 100ms
+    timeout retry 300ms
+    hold valid 200ms
+
+frontend web
+    bind "127.0.0.1:${{PORT}}"
+    default_backend app
+
+backend app
+    server s1 svc.test:8080 resolvers dns init-addr none resolve-prefer ipv4
+"#,
+        dns.addr()
+    );
+    let t = Twins::start(&body, &[("web", "PORT")], &[]);
+    t.wait_both("s1 resolved over TCP", WAIT, |s| {
+        stat_rows(&s.cli("show stat"))
+            .iter()
+            .any(|r| r["svname"] == "s1" && r["addr"] == "127.0.0.41:8080")
+    });
+    assert!(
+        dns.tcp_questions() >= 2,
+        "{} TCP questions",
+        dns.tcp_questions()
+    );
+    assert_eq!(dns.questions(), 0, "questions over UDP");
+}

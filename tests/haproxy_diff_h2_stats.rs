@@ -10,37 +10,15 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::h2::{block, frame, END_HEADERS, END_STREAM, PREFACE};
 use common::twins::{stat_rows, Side, Srv, Twins};
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
 const DATA: u8 = 0;
 const HEADERS: u8 = 1;
 const RST: u8 = 3;
 const SETTINGS: u8 = 4;
 const PING: u8 = 6;
 const GOAWAY: u8 = 7;
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// An HPACK block of literal fields, not indexed, no Huffman.
-fn block(fields: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = Vec::new();
-    for (n, v) in fields {
-        b.extend([0, n.len() as u8]);
-        b.extend_from_slice(n.as_bytes());
-        b.push(v.len() as u8);
-        b.extend_from_slice(v.as_bytes());
-    }
-    b
-}
 
 fn get(path: &str) -> Vec<u8> {
     block(&[

@@ -109,6 +109,8 @@ const EXPRS: &[&str] = &[
     "str(YWJj),b64dec",
     "str(ff),hex2i",
     "bin(414243),hex",
+    "int(1),hex",
+    "int(-2),hex",
     "bool(1),iif(yes,no)",
     "int(0),iif(yes,no)",
     "str(a),strcmp(txn.v)",

@@ -156,7 +156,7 @@ pub(super) fn show_resolvers(core: &Core, w: &[&str]) -> String {
             continue;
         }
         let _ = writeln!(out, "Resolvers section {}", r.name);
-        for (ni, (name, _)) in r.nameservers.iter().enumerate() {
+        for (ni, name) in r.nameservers.iter().map(|n| &n.name).enumerate() {
             let c = counters
                 .get(ri)
                 .and_then(|v| v.get(ni))

@@ -10,9 +10,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolvers {
     pub name: String,
-    /// `nameserver NAME IP:PORT`, in file order (`parse-resolv-conf` adds the
-    /// system's, named `sys1`, `sys2`, ... as HAProxy does).
-    pub nameservers: Vec<(String, SocketAddr)>,
+    /// `nameserver NAME [udp@|tcp@]IP:PORT`, in file order (`parse-resolv-conf` adds
+    /// the system's, named `sys1`, `sys2`, ... as HAProxy does).
+    pub nameservers: Vec<Nameserver>,
     /// `accepted_payload_size`: the EDNS0 payload size announced (512 = no EDNS0).
     pub payload: u16,
     /// `resolve_retries`: queries sent for one resolution before it fails (timeout).
@@ -22,6 +22,16 @@ pub struct Resolvers {
     pub timeout_resolve: Duration,
     pub timeout_retry: Duration,
     pub hold: Hold,
+}
+
+/// One nameserver of a `resolvers` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nameserver {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// `tcp@`: every question over TCP (else UDP, and TCP when an answer is
+    /// truncated).
+    pub tcp: bool,
 }
 
 /// `hold STATUS PERIOD`: how long the last valid answer stays in force after an

@@ -116,6 +116,9 @@ pub struct Frontend {
     pub h1_case: Option<CaseAdjust>,
     /// `disabled`: the frontend is not started (its addresses are not bound).
     pub disabled: bool,
+    /// `option http-buffer-request` (TOML `buffer_request`): a request's body is in
+    /// (whole, or a full buffer) before the rules run and a server is connected.
+    pub buffer_request: bool,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
     /// No rule touches this frontend's requests: it has no rule of any kind

@@ -59,6 +59,8 @@ pub enum LogFormat {
     Tcp,
     /// `option httplog clf`.
     Clf,
+    /// `option httpslog`.
+    Https,
     /// `log-format` (the line is in `Frontend::log_line`).
     Custom,
 }
@@ -66,10 +68,11 @@ pub enum LogFormat {
 impl LogFormat {
     /// The compiled line of this built-in format (`Custom`: `option httplog`'s).
     pub fn builtin(self) -> Arc<crate::rules::LogFormat> {
-        use crate::rules::logformat::{builtin, CLF_LOG, HTTP_LOG, TCP_LOG};
+        use crate::rules::logformat::{builtin, CLF_LOG, HTTPS_LOG, HTTP_LOG, TCP_LOG};
         builtin(match self {
             LogFormat::Tcp => TCP_LOG,
             LogFormat::Clf => CLF_LOG,
+            LogFormat::Https => HTTPS_LOG,
             LogFormat::Http | LogFormat::Custom => HTTP_LOG,
         })
     }

@@ -403,6 +403,12 @@ pub struct Backend {
     /// it): a keep-alive client's next request goes to the server that answered its
     /// previous one while it can take it (not for hashes).
     pub prefer_last_server: bool,
+    /// `option http-buffer-request` (TOML `buffer_request`): a request's body is in
+    /// (whole, or a full buffer) before a server is connected.
+    pub buffer_request: bool,
+    /// `option abortonclose` (TOML `abort_on_close`): in TCP mode, a client that closes
+    /// while its connection waits in the queue or for the connect is dropped at once.
+    pub abort_on_close: bool,
     /// Further attempts after a failed connect (or a failed idempotent request).
     pub retries: u32,
     /// Retries may go to another server.

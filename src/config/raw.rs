@@ -155,6 +155,9 @@ pub struct RawFrontend {
     pub log: Option<String>,
     #[serde(default)]
     pub dont_log_null: bool,
+    /// `option http-buffer-request`.
+    #[serde(default)]
+    pub buffer_request: bool,
     pub stats_uri: Option<String>,
     pub metrics_path: Option<String>,
     pub maxconn: Option<i64>,
@@ -217,6 +220,10 @@ pub struct RawBackend {
     pub all_backups: Option<bool>,
     pub retries: Option<i64>,
     pub redispatch: Option<bool>,
+    /// `option http-buffer-request`.
+    pub buffer_request: Option<bool>,
+    /// `option abortonclose`.
+    pub abort_on_close: Option<bool>,
     pub maxqueue: Option<i64>,
     pub error_limit: Option<i64>,
     pub health: Option<RawHealth>,

@@ -99,6 +99,11 @@ pub struct Dispatch {
     /// The stick record read for the current attempt, and when it was asked.
     recorded: Option<u32>,
     asked: Instant,
+    /// The server being connected and since when, while a connect is under way (for
+    /// a client that leaves meanwhile: `abandoned`).
+    connecting: Option<(u32, Instant)>,
+    /// The last connect attempt ran out of `timeout connect` (logged `sC`).
+    connect_timed_out: bool,
     /// The names a server's SNI may come from (`sni req.hdr(host)`, `sni
     /// ssl_fc_sni`): kept only for a backend that has such a server.
     sni_host: Option<Box<str>>,
@@ -135,6 +140,8 @@ impl Dispatch {
             pinned: false,
             recorded: None,
             asked: start,
+            connecting: None,
+            connect_timed_out: false,
             sni_host: None,
             sni_client: None,
             times: Times {
@@ -268,6 +275,26 @@ impl Dispatch {
                 .sni_tag(self.backend, server, self.sni_for(server))
     }
 
+    /// Where a `next` dropped before it ended stood (its client left: `option
+    /// abortonclose`): connecting a server (`CC`, that server, the time queued), or
+    /// waiting for a slot (`CQ`, no server, the time waited so far), as HAProxy logs
+    /// them; the client abort is counted on the backend (and the server).
+    pub fn abandoned(&self) -> (Term, Option<u32>, Duration) {
+        let st = &self.shard.stats;
+        Counters::inc(&st.backends[self.backend].cli_abrt);
+        match self.connecting {
+            Some((server, at)) => {
+                Counters::inc(&st.server(self.backend, server as usize).cli_abrt);
+                (
+                    Term::CLIENT_CONNECT,
+                    Some(server),
+                    at.saturating_duration_since(self.asked),
+                )
+            }
+            None => (Term::CLIENT_QUEUE, None, self.asked.elapsed()),
+        }
+    }
+
     /// Attempts until one connects or the retries are used up.
     async fn attempts(&mut self, pool: PoolUse, timer: &mut Timer) -> Result<ServerConn, GiveUp> {
         loop {
@@ -308,7 +335,12 @@ impl Dispatch {
             self.count_connection(server, pooled.is_some());
             let connected = match pooled {
                 Some(stream) => Ok((stream, true)),
-                None => self.connect(server, timer).await.map(|s| (s, false)),
+                None => {
+                    self.connecting = Some((server, connecting));
+                    let r = self.connect(server, timer).await;
+                    self.connecting = None;
+                    r.map(|s| (s, false))
+                }
             };
             match connected {
                 Ok((stream, reused)) => {
@@ -431,13 +463,16 @@ impl Dispatch {
     /// A new connection to `server`, with the PROXY header the server wants, then TLS
     /// if it has `ssl` (a failed handshake, a bad certificate included, is a failed
     /// connect: retried, then 503).
-    async fn connect(&self, server: u32, timer: &mut Timer) -> Result<ServerStream, ()> {
+    async fn connect(&mut self, server: u32, timer: &mut Timer) -> Result<ServerStream, ()> {
         let shard = &self.shard;
-        let mut stream = shard
+        let connected = shard
             .upstreams
             .connect(self.backend, server, self.client.1)
-            .await
-            .map_err(drop)?;
+            .await;
+        // HAProxy's `sC` rather than `SC` when the last attempt timed out.
+        self.connect_timed_out =
+            matches!(&connected, Err(e) if e.kind() == std::io::ErrorKind::TimedOut);
+        let mut stream = connected.map_err(drop)?;
         let conf = &shard.config.backends[self.backend];
         if let Some(v) = conf.servers[server as usize].send_proxy {
             // The server learns who the client is before anything else.
@@ -538,6 +573,11 @@ impl Dispatch {
                 self.redispatched = true;
             }
             Verdict::GiveUp { status, term } => {
+                let term = if failure == Failure::Connect && self.connect_timed_out {
+                    Term::SERVER_TIMEOUT_CONNECT
+                } else {
+                    term
+                };
                 // The last attempt failed too: it is not a retry of its own.
                 let retries = Retries {
                     count: self.failures.saturating_sub(1),

@@ -611,7 +611,7 @@ impl<S: Stream> Conn<S> {
 
     /// One request and its response. `Ok(true)` = keep the client connection open.
     async fn exchange(&mut self, first: bool) -> Result<bool, Stop> {
-        let req = self.read_head(first).await?;
+        let mut req = self.read_head(first).await?;
         self.rec.started = true;
         // Clock reads are rationed: this one also serves the first queue deadline.
         let start = Instant::now();
@@ -631,6 +631,17 @@ impl<S: Stream> Conn<S> {
         };
         self.rec.backend = Some(backend);
         self.server_timeout = shard.config.backends[backend].timeouts.server;
+        // The backend's `option http-buffer-request` (a frontend's waited before its
+        // rules): the body is in before a server is chosen.
+        if shard.config.backends[backend].buffer_request
+            && !shard.config.frontends[self.frontend].buffer_request
+            && self
+                .buffer_body(req.head_len, req.framing, req.expect_continue)
+                .await?
+        {
+            super::edit::del_header(&mut self.out, "expect");
+            req.expect_continue = false;
+        }
 
         // The head and whatever body bytes are already buffered leave in one write.
         if let Some(map) = &shard.config.backends[backend].h1_case {

@@ -3,9 +3,11 @@
 //! (route), the phases around a request (phases: captures, rules, use_backend,
 //! X-Forwarded-For, response rules), rule lists on heads (rules) and the head edits
 //! they make (edit), canned replies (reply), WebSocket tunnels (tunnel),
-//! admin pages (local), HTTP compression (compress), and the deadlines of connections waiting for a request (idle).
+//! admin pages (local), HTTP compression (compress), the deadlines of connections waiting for a request (idle), and
+//! `option http-buffer-request`'s wait for a request body (buffer_body).
 
 pub use crate::bufpool::figures as buffer_figures;
+mod buffer_body;
 mod compress;
 mod conn;
 mod cookie;

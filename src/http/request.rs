@@ -55,7 +55,13 @@ impl<S: Stream> Conn<S> {
         let t = self.timeouts();
         let (http_request, keep_alive_idle) = (t.http_request, t.http_keep_alive);
         let max = self.shard.config.limits.max_header_bytes;
-        let fe = &self.shard.config.frontends[self.frontend];
+        // A handle of its own: the body wait below borrows the connection.
+        let shard = self.shard.clone();
+        let fe = &shard.config.frontends[self.frontend];
+        // `option http-buffer-request`: the body waited for (once), and whether the
+        // client was told `100 Continue` meanwhile.
+        let mut body_waited = false;
+        let mut continued = false;
         let client = self.peer.ip();
         let mut waiting_first_byte = !first && self.cpos == self.cbuf.len();
         let woken = std::mem::take(&mut self.woken);
@@ -72,8 +78,26 @@ impl<S: Stream> Conn<S> {
                 let mut headers = head::header_slots();
                 let limits = &self.shard.config.limits;
                 // X-Forwarded-For is added after the rules (`rules::request_phase`).
+                let mut wait_body = None;
                 match head::parse_request(data, &mut headers, limits, None, &mut self.out) {
-                    Parsed::Done(r) => {
+                    Parsed::Done(r)
+                        if fe.buffer_request
+                            && !body_waited
+                            && !super::buffer_body::whole(
+                                &data[r.head_len.min(data.len())..],
+                                r.framing,
+                                limits.max_chunks,
+                            ) =>
+                    {
+                        wait_body = Some((r.head_len, r.framing, r.expect_continue));
+                    }
+                    Parsed::Done(mut r) => {
+                        // The proxy answered `100 Continue` itself (HAProxy removes
+                        // the header then: the server sends none).
+                        if continued {
+                            super::edit::del_header(&mut self.out, "expect");
+                            r.expect_continue = false;
+                        }
                         // The request line, for the access log (the head is consumed soon).
                         if fe.log_line.is_some() {
                             let end = data
@@ -208,6 +232,13 @@ impl<S: Stream> Conn<S> {
                         return Err(Stop::Reply(Reply::HeaderTooLarge))
                     }
                     Parsed::Partial => {}
+                }
+                if let Some((head_len, framing, expect)) = wait_body {
+                    // The head is parsed again once the body is in (the rules see
+                    // the request as it then is).
+                    body_waited = true;
+                    continued = self.buffer_body(head_len, framing, expect).await?;
+                    continue;
                 }
             }
             // Make room at the end of the buffer for the rest of the head.

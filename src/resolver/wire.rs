@@ -65,9 +65,10 @@ pub fn ask(
             return Outcome::Timeout;
         }
         let n = attempt % r.nameservers.len().max(1);
-        let Some((ns_name, ns)) = r.nameservers.get(n) else {
+        let Some(server) = r.nameservers.get(n) else {
             return Outcome::Other;
         };
+        let (ns_name, ns) = (&server.name, &server.addr);
         let c = &mut counters[n];
         let id = fastrand::u16(..);
         let query = build(id, &qname, qtype, r.payload);
@@ -75,7 +76,13 @@ pub fn ask(
             return Outcome::Other;
         };
         c.sent += 1;
-        let answer = match udp(*ns, &bytes, id, r.timeout_retry, r.payload) {
+        // `tcp@`: the question goes over TCP from the start.
+        let first = if server.tcp {
+            tcp(*ns, &bytes, id, r.timeout_retry)
+        } else {
+            udp(*ns, &bytes, id, r.timeout_retry, r.payload)
+        };
+        let answer = match first {
             Ok(Some(m)) if m.metadata.truncation => {
                 c.truncated += 1;
                 match tcp(*ns, &bytes, id, r.timeout_retry) {

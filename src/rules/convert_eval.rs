@@ -70,6 +70,19 @@ impl Conv {
                     _ => Data::Buf,
                 }))
             }
+            // An integer is hexed as HAProxy casts it to binary: 8 bytes, big endian.
+            Hex if matches!(smp, Smp::Int(_) | Smp::Bool(_)) => {
+                let v = smp.as_int(&s.cur)?;
+                let mut tmp = std::mem::take(&mut s.tmp);
+                tmp.clear();
+                for &c in &v.to_be_bytes() {
+                    tmp.push(HEX_DIGITS[(c >> 4) as usize]);
+                    tmp.push(HEX_DIGITS[(c & 15) as usize]);
+                }
+                s.tmp = tmp;
+                s.swap();
+                Some(Smp::Str(Data::Buf))
+            }
             Hex => transform(smp, s, |b, out| {
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
                 for &c in b {
@@ -419,6 +432,8 @@ impl Conv {
 }
 
 /// Runs `f(input bytes, output)` into `tmp` and makes it current.
+const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+
 fn transform<'a>(
     smp: Smp<'a>,
     s: &mut Scratch,

@@ -48,6 +48,11 @@ pub enum TlsFetch {
     Cipher,
     Alpn,
     Resumed,
+    /// `ssl_fc_err`, `ssl_c_err`, `ssl_c_ca_err`: 0 on a TLS connection (see
+    /// `fetch_eval::tls`), nothing on a plain one.
+    FcErr,
+    CErr,
+    CCaErr,
     CUsed,
     CVerify,
     CSDn,

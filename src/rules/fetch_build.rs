@@ -20,6 +20,9 @@ fn tls_fetch(name: &str) -> Option<(TlsFetch, Type)> {
         "ssl_fc_cipher" => (Cipher, Type::Str),
         "ssl_fc_alpn" => (Alpn, Type::Str),
         "ssl_fc_is_resumed" => (Resumed, Type::Bool),
+        "ssl_fc_err" => (FcErr, Type::Int),
+        "ssl_c_err" => (CErr, Type::Int),
+        "ssl_c_ca_err" => (CCaErr, Type::Int),
         "ssl_c_used" | "ssl_fc_has_crt" => (CUsed, Type::Bool),
         "ssl_c_verify" => (CVerify, Type::Int),
         "ssl_c_s_dn" => (CSDn, Type::Str),
@@ -402,6 +405,10 @@ impl Fetch {
             "be_id" => one(Type::Int, Fetch::BeId),
             "srv_name" => one(Type::Str, Fetch::SrvName),
             "srv_id" => one(Type::Int, Fetch::SrvId),
+            // The connection's error code (HAProxy's CO_ER_*): a connection that
+            // reaches a rule or a log line here had none (a failed TLS handshake or
+            // PROXY header ends before either).
+            "fc_err" => one(Type::Int, Fetch::Int(0)),
             "src" => one(Type::Ip, Fetch::Src),
             "src_port" => one(Type::Int, Fetch::SrcPort),
             "dst" => one(Type::Ip, Fetch::Dst),

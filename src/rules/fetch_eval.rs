@@ -496,6 +496,8 @@ fn tls<'a>(t: TlsFetch, ctx: &Ctx<'a>, s: &mut Scratch) -> Option<Smp<'a>> {
         (Fc, f) => return Some(Smp::Bool(f.is_some())),
         (HasSni, f) => return Some(Smp::Bool(f.is_some_and(|f| f.sni.is_some()))),
         (CUsed, f) => return Some(Smp::Bool(f.is_some_and(|f| f.client_cert.is_some()))),
+        // HAProxy answers 0 on a plain connection too.
+        (Resumed, f) => return Some(Smp::Bool(f.is_some_and(|f| f.resumed))),
         (_, f) => f?,
     };
     let st = |b: &'a [u8]| Some(Smp::Str(Data::Ref(b)));
@@ -504,12 +506,17 @@ fn tls<'a>(t: TlsFetch, ctx: &Ctx<'a>, s: &mut Scratch) -> Option<Smp<'a>> {
         Protocol => st(f.protocol?.as_bytes()),
         Cipher => st(f.cipher.as_deref()?.as_bytes()),
         Alpn => st(f.alpn.as_deref()?),
-        Resumed => Some(Smp::Bool(f.resumed)),
+        // An established TLS connection had no handshake error: rustls ends a
+        // handshake at its first error, and a client certificate that does not
+        // verify fails it (ringlb has no `crt-ignore-err`/`ca-ignore-err`), so the
+        // OpenSSL error codes HAProxy reports here are 0 on every connection a
+        // rule or a log line sees.
+        FcErr | CErr | CCaErr => Some(Smp::Int(0)),
         CVerify => Some(Smp::Int(f.client_cert.as_ref().map_or(0, |c| c.verify))),
         CSDn => st(f.client_cert.as_ref()?.subject_dn.as_bytes()),
         CIDn => st(f.client_cert.as_ref()?.issuer_dn.as_bytes()),
         CSerial => Some(Smp::Bin(Data::Ref(&f.client_cert.as_ref()?.serial))),
         CDer => Some(Smp::Bin(Data::Ref(&f.client_cert.as_ref()?.der))),
-        Fc | HasSni | CUsed => None,
+        Fc | HasSni | CUsed | Resumed => None,
     }
 }

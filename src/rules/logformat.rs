@@ -22,6 +22,9 @@ use super::lf_eval::{http_encode, text};
 
 /// HAProxy's `option httplog` line.
 pub const HTTP_LOG: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r";
+/// HAProxy 2.6's `option httpslog` line: `option httplog`'s and the connection's
+/// TLS facts (errors, resumption, SNI, version, cipher).
+pub const HTTPS_LOG: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r %[fc_err]/%[ssl_fc_err,hex]/%[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_fc_is_resumed] %[ssl_fc_sni]/%sslv/%sslc";
 /// `option httplog clf`.
 pub const CLF_LOG: &str = "%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \"\" \"\" %cp %ms %ft %b %s %TR %Tw %Tc %Tr %Ta %tsc %ac %fc %bc %sc %rc %sq %bq %CC %CS %hrl %hsl";
 /// `option tcplog`.
@@ -481,8 +484,8 @@ fn parse_flags(spec: &str, f: &mut Flags) -> Result<(), String> {
     Ok(())
 }
 
-/// The line of a built-in access log format: [`HTTP_LOG`], [`TCP_LOG`] or
-/// [`CLF_LOG`] (the config's `LogFormat::builtin` picks one).
+/// The line of a built-in access log format: [`HTTP_LOG`], [`HTTPS_LOG`], [`TCP_LOG`]
+/// or [`CLF_LOG`] (the config's `LogFormat::builtin` picks one).
 pub fn builtin(text: &str) -> std::sync::Arc<LogFormat> {
     let mut vars = super::vars::Registry::default();
     let names = super::Names::default();

@@ -200,6 +200,36 @@ pub struct Taken {
     pub counted: bool,
 }
 
+/// A waiter in a backend's queue whose wait may be dropped before it ends: the drop
+/// takes it out of the queue, and passes on a slot it was granted meanwhile.
+struct Queued<'a> {
+    be: &'a BackendState,
+    /// `None` once the wait ended (the waiter is then dealt with in `acquire`).
+    waiter: Option<Arc<Waiter>>,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        let Some(waiter) = self.waiter.take() else {
+            return;
+        };
+        self.be
+            .waiters
+            .borrow_mut()
+            .retain(|w| !Arc::ptr_eq(w, &waiter));
+        match waiter.give_up() {
+            Err(s) => {
+                self.be.adopt(s);
+                self.be.release(Taken {
+                    server: s,
+                    counted: true,
+                });
+            }
+            Ok(_) => self.be.shared.remove(&waiter),
+        }
+    }
+}
+
 /// Servers a request already failed on, so a retry goes elsewhere.
 #[derive(Default, Clone, Copy)]
 pub struct Tried {
@@ -477,6 +507,12 @@ impl BackendState {
                 return Err(AcquireError::QueueFull);
             }
             self.waiters.borrow_mut().push(waiter.clone());
+            // Should the wait be dropped (a client that left, `option abortonclose`),
+            // the waiter leaves the queue and a slot granted meanwhile goes on.
+            let mut guard = Queued {
+                be: self,
+                waiter: Some(waiter.clone()),
+            };
             let wait = std::future::poll_fn(|cx| {
                 if let Some(s) = waiter.granted() {
                     return Poll::Ready(Woken::Granted(s));
@@ -491,6 +527,7 @@ impl BackendState {
             // task an aligned allocation. Boxed, on the queueing path only.
             let at = monoio::time::Instant::from_std(deadline);
             let woke = Box::pin(monoio::time::timeout_at(at, wait)).await;
+            guard.waiter = None;
             self.waiters
                 .borrow_mut()
                 .retain(|w| !Arc::ptr_eq(w, &waiter));

@@ -19,21 +19,29 @@ impl Mapper<'_> {
             .iter()
             .filter(|p| p.kind != SectionKind::Frontend)
             .collect();
-        let index_of = |name: &str| backend_names.iter().position(|b| b.name == name);
-        // A frontend and a backend may share a name; two of a side may not.
+        // Names looked up in maps: a config of thousands of backends and routes checks
+        // and resolves each name once, not against every proxy before it.
+        let mut backend_index: HashMap<&str, usize> = HashMap::with_capacity(backend_names.len());
+        for (i, b) in backend_names.iter().enumerate() {
+            backend_index.entry(b.name.as_str()).or_insert(i);
+        }
+        let index_of = |name: &str| backend_index.get(name).copied();
+        // A frontend and a backend may share a name; two of a side may not. By name:
+        // the first frontend-side and backend-side proxy (nothing allocated per name).
+        let mut seen: HashMap<&str, [Option<usize>; 2]> = HashMap::with_capacity(proxies.len());
         for (k, p) in proxies.iter().enumerate() {
-            let sides = |q: &Proxy| {
-                (
-                    q.kind != SectionKind::Backend,
-                    q.kind != SectionKind::Frontend,
-                )
-            };
-            if let Some(prev) = proxies[..k].iter().find(|q| {
-                q.name == p.name && {
-                    let (a, b) = (sides(q), sides(p));
-                    (a.0 && b.0) || (a.1 && b.1)
+            let sides = [
+                p.kind != SectionKind::Backend,
+                p.kind != SectionKind::Frontend,
+            ];
+            let first = seen.entry(p.name.as_str()).or_default();
+            let clash = (0..2).filter_map(|s| first[s].filter(|_| sides[s])).min();
+            for s in 0..2 {
+                if sides[s] && first[s].is_none() {
+                    first[s] = Some(k);
                 }
-            }) {
+            }
+            if let Some(prev) = clash.map(|i| &proxies[i]) {
                 self.err(
                     p.line,
                     format!(
@@ -185,6 +193,8 @@ impl Mapper<'_> {
                 // the client's session still holds: with `http-reuse never` alone
                 // (others return it to the server's shared idle list).
                 prefer_last_server: s.prefer_last_server && s.reuse_never,
+                buffer_request: s.buffer_request && s.mode == Mode::Http,
+                abort_on_close: s.abort_on_close,
                 retries: s.retries,
                 redispatch: s.redispatch,
                 redispatch_after: s.redispatch_after,
@@ -391,6 +401,7 @@ impl Mapper<'_> {
                 tcpka: p.settings.tcpka[0],
                 h1_case: self.h1_case_map(p.settings.case_client),
                 disabled: p.settings.disabled,
+                buffer_request: p.settings.buffer_request && mode == Mode::Http,
                 rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {
@@ -558,7 +569,7 @@ impl Mapper<'_> {
     }
 
     fn log_line(&mut self, p: &Proxy, mode: Mode) -> Option<Arc<crate::rules::LogFormat>> {
-        use crate::rules::logformat::{Mode as LfMode, CLF_LOG, HTTP_LOG, TCP_LOG};
+        use crate::rules::logformat::{Mode as LfMode, CLF_LOG, HTTPS_LOG, HTTP_LOG, TCP_LOG};
         if !p.settings.log {
             return None;
         }
@@ -571,7 +582,8 @@ impl Mapper<'_> {
             (LogFormat::Custom, Some((line, t))) => (*line, t.as_str()),
             (LogFormat::Clf, _) => (p.line, CLF_LOG),
             (LogFormat::Tcp, _) => (p.line, TCP_LOG),
-            (LogFormat::Http, _) if mode == Mode::Tcp => (p.line, TCP_LOG),
+            (LogFormat::Http | LogFormat::Https, _) if mode == Mode::Tcp => (p.line, TCP_LOG),
+            (LogFormat::Https, _) => (p.line, HTTPS_LOG),
             _ => (p.line, HTTP_LOG),
         };
         self.phase = Some(crate::rules::parse::Phase::Log);

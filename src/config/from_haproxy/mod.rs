@@ -161,6 +161,10 @@ struct Settings {
     redispatch_after: i32,
     all_backups: bool,
     prefer_last_server: bool,
+    /// `option http-buffer-request`.
+    buffer_request: bool,
+    /// `option abortonclose`.
+    abort_on_close: bool,
     /// `option h1-case-adjust-bogus-client` / `-server`.
     case_client: bool,
     case_server: bool,
@@ -267,6 +271,8 @@ impl Default for Settings {
             redispatch_after: -1,
             all_backups: false,
             prefer_last_server: false,
+            buffer_request: false,
+            abort_on_close: false,
             case_client: false,
             case_server: false,
             reuse_never: false,
@@ -531,6 +537,7 @@ impl<'e> Mapper<'e> {
         self.userlist_sections(doc);
         self.resolvers_sections(doc);
         self.peers_sections(doc);
+        let defaults_of = doc.defaults_each();
         for (i, sec) in doc.sections.iter().enumerate() {
             match &sec.kind {
                 SectionKind::Global => {
@@ -539,8 +546,7 @@ impl<'e> Mapper<'e> {
                     }
                 }
                 SectionKind::Defaults => {
-                    let mut s = doc
-                        .defaults_of(i)
+                    let mut s = defaults_of[i]
                         .and_then(|d| defaults.get(&d).cloned())
                         .unwrap_or_default();
                     let mut scratch =
@@ -564,8 +570,7 @@ impl<'e> Mapper<'e> {
                     );
                 }
                 kind => {
-                    let settings = doc
-                        .defaults_of(i)
+                    let settings = defaults_of[i]
                         .and_then(|d| defaults.get(&d).cloned())
                         .unwrap_or_default();
                     let name = sec.name.clone().unwrap_or_default();

@@ -469,8 +469,11 @@ impl Mapper<'_> {
             "dontlog-normal" => s.dont_log_normal = !negate,
             "log-separate-errors" => s.log_separate_errors = !negate,
             "log-health-checks" => s.log_health_checks = !negate,
+            // HAProxy 2.6: `option httplog` plus the connection's TLS facts; like
+            // `httplog`, the last of it, `httplog`, `tcplog` and `log-format` wins.
             "httpslog" => {
-                self.warn(l.line, format!("'option {opt}' ignored"))
+                s.log_line = None;
+                s.log_format = (!negate).then_some(LogFormat::Https);
             }
             "tcpka" | "clitcpka" | "srvtcpka" => {
                 let sides: &[usize] = match opt.as_str() {
@@ -482,8 +485,16 @@ impl Mapper<'_> {
                     s.tcpka[i] = (!negate).then_some(s.tcpka_values[i]);
                 }
             }
-            "splice-auto" | "splice-request" | "splice-response" | "abortonclose"
-            | "http-buffer-request" | "contstats" | "socket-stats" | "http-no-delay" => {
+            "http-buffer-request" => s.buffer_request = !negate,
+            // HAProxy 2.6 drops a queued or connecting session whose client closed; in
+            // HTTP mode it sees no close of a client whose request is whole until the
+            // response (tests/haproxy_diff_abortonclose.rs), so only TCP mode differs.
+            "abortonclose" if p.kind == SectionKind::Frontend => self.warn(
+                l.line,
+                "'option abortonclose' ignored in a frontend: it is a backend setting (as in HAProxy)",
+            ),
+            "abortonclose" => s.abort_on_close = !negate,
+            "splice-auto" | "splice-request" | "splice-response" | "contstats" | "socket-stats" | "http-no-delay" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
             // Packet-level savings (a delayed ACK on accept, the request sent with the

@@ -61,7 +61,7 @@ impl Mapper<'_> {
                 let (Some(ns), Some(addr)) = (a.first(), a.get(1)) else {
                     return self.err(l.line, "'nameserver' expects <name> and <addr>");
                 };
-                if r.nameservers.iter().any(|(n, _)| n == ns) {
+                if r.nameservers.iter().any(|n| &n.name == ns) {
                     return self.err(
                         l.line,
                         format!(
@@ -70,16 +70,23 @@ impl Mapper<'_> {
                         ),
                     );
                 }
-                // `udp@` is the default; `tcp@` would need a stream to each nameserver.
-                let text = addr.strip_prefix("udp@").unwrap_or(addr);
+                // `udp@` is the default; `tcp@` asks every question over TCP.
+                let (text, tcp) = match addr.strip_prefix("tcp@") {
+                    Some(t) => (t, true),
+                    None => (addr.strip_prefix("udp@").unwrap_or(addr), false),
+                };
                 if text.contains('@') {
                     return self.err(
                         l.line,
-                        format!("nameserver '{ns}': address '{addr}' is not supported (IP:PORT over UDP)"),
+                        format!("nameserver '{ns}': address '{addr}' is not supported (IP:PORT over UDP or tcp@IP:PORT)"),
                     );
                 }
                 match parse_nameserver(text) {
-                    Some(sa) => r.nameservers.push((ns.clone(), sa)),
+                    Some(sa) => r.nameservers.push(crate::config::dns::Nameserver {
+                        name: ns.clone(),
+                        addr: sa,
+                        tcp,
+                    }),
                     None => self.err(
                         l.line,
                         format!("nameserver '{ns}': invalid address '{addr}' (expected IP:PORT)"),
@@ -95,8 +102,11 @@ impl Mapper<'_> {
                             .flatten()
                     }) {
                         let n = r.nameservers.len() + 1;
-                        r.nameservers
-                            .push((format!("sys{n}"), SocketAddr::new(ip, 53)));
+                        r.nameservers.push(crate::config::dns::Nameserver {
+                            name: format!("sys{n}"),
+                            addr: SocketAddr::new(ip, 53),
+                            tcp: false,
+                        });
                     }
                 }
                 Err(e) => self.err(

@@ -29,6 +29,8 @@ pub fn parse_document(
         errors: Vec::new(),
         conds: Vec::new(),
         section_label: String::new(),
+        by_name: Default::default(),
+        last_defaults: None,
     };
     let mut pieces: Vec<&str> = text.split('\n').collect();
     // After the last '\n' there is either nothing or a line without its LF.
@@ -104,11 +106,24 @@ struct Parser<'e> {
     conds: Vec<(Cond, usize)>,
     /// What `.SECTION` expands to.
     section_label: String,
+    /// By the hash of a name (`name_key`): the first frontend-side and the first
+    /// backend-side section of that name, so that a config of thousands of proxies
+    /// checks each new name once, not against every section before it. Nothing is
+    /// allocated per name: what parsing leaves between the pieces of a config is
+    /// what fragments the heap it is built in (README, Memory and large configs).
+    by_name: std::collections::HashMap<u64, [Option<usize>; 2]>,
+    /// The last `defaults` section so far, which a proxy without `from` starts from.
+    last_defaults: Option<usize>,
 }
 
 /// 1-based column of byte `at` in `line`, counted in characters.
 fn column(line: &str, at: usize) -> usize {
     line.get(..at).map_or(at, |s| s.chars().count()) + 1
+}
+
+/// A proxy name's key in `Parser::by_name`.
+fn name_key(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
 /// HAProxy's `invalid_char()`: the first character not allowed in a name (letters,
@@ -406,6 +421,22 @@ impl Parser<'_> {
             SectionKind::Defaults => self.defaults_header(n, words),
             _ => self.proxy_header(n, &kind, words),
         };
+        if let (Some(name), true) = (&name, kind.is_proxy()) {
+            let at = self.doc.sections.len();
+            let first = self.by_name.entry(name_key(name)).or_default();
+            let sides = [
+                matches!(kind, SectionKind::Frontend | SectionKind::Listen),
+                matches!(kind, SectionKind::Backend | SectionKind::Listen),
+            ];
+            for k in 0..2 {
+                if sides[k] && first[k].is_none() {
+                    first[k] = Some(at);
+                }
+            }
+        }
+        if kind == SectionKind::Defaults {
+            self.last_defaults = Some(self.doc.sections.len());
+        }
         self.doc.sections.push(Section {
             kind,
             name,
@@ -465,10 +496,21 @@ impl Parser<'_> {
         // listen section is both kinds.
         let fe = |k: &SectionKind| matches!(k, SectionKind::Frontend | SectionKind::Listen);
         let be = |k: &SectionKind| matches!(k, SectionKind::Backend | SectionKind::Listen);
-        let clash = self.doc.sections.iter().find(|s| {
-            s.name.as_deref() == Some(name)
-                && ((fe(kind) && fe(&s.kind)) || (be(kind) && be(&s.kind)))
-        });
+        let sides = [fe(kind), be(kind)];
+        let first = self
+            .by_name
+            .get(&name_key(name))
+            .map_or([None, None], |f| *f);
+        let sections = &self.doc.sections;
+        let clash = match (0..2).filter_map(|k| first[k].filter(|_| sides[k])).min() {
+            Some(i) if sections[i].name.as_deref() == Some(name) => Some(&sections[i]),
+            // Two names with one hash: look the slow way.
+            Some(_) => sections.iter().find(|s| {
+                s.name.as_deref() == Some(name)
+                    && ((fe(kind) && fe(&s.kind)) || (be(kind) && be(&s.kind)))
+            }),
+            None => None,
+        };
         if let Some(other) = clash {
             let msg = format!(
                 "{} '{name}' has the same name as {} '{name}' declared at line {}",
@@ -501,12 +543,7 @@ impl Parser<'_> {
             }
             None => {
                 // Without `from`, a proxy starts from the last defaults section.
-                if let Some(last) = self
-                    .doc
-                    .sections
-                    .iter()
-                    .rposition(|s| s.kind == SectionKind::Defaults)
-                {
+                if let Some(last) = self.last_defaults {
                     self.mark_ref(n, last, 1);
                 }
                 (Some(name.to_string()), None)
@@ -793,6 +830,7 @@ mod tests {
                      listen l1\n\
                      global\n");
         let got: Vec<Option<usize>> = (0..d.sections.len()).map(|i| d.defaults_of(i)).collect();
+        assert_eq!(d.defaults_each(), got);
         assert_eq!(got, [None, Some(0), Some(1), Some(0), None, Some(4), None]);
         assert_eq!(d.defaults_of(99), None);
         assert_eq!(doc("frontend f\n").defaults_of(0), None);

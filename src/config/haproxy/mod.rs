@@ -179,6 +179,23 @@ pub struct Document {
 }
 
 impl Document {
+    /// `defaults_of` of every section, in one pass: a file of thousands of proxies
+    /// does not look back over every section before each of them.
+    pub fn defaults_each(&self) -> Vec<Option<usize>> {
+        let mut last = None;
+        let mut out = Vec::with_capacity(self.sections.len());
+        for (i, s) in self.sections.iter().enumerate() {
+            out.push(match (&s.from, s.kind.is_proxy()) {
+                (None, true) => last,
+                _ => self.defaults_of(i),
+            });
+            if s.kind == SectionKind::Defaults {
+                last = Some(i);
+            }
+        }
+        out
+    }
+
     /// The index of the `defaults` section that section `index` takes its settings
     /// from, HAProxy's way: the one its `from` names, or for a proxy without `from`
     /// the last `defaults` section before it. `None` for other sections, or if there

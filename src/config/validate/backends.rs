@@ -190,6 +190,8 @@ impl Validator {
                 },
                 all_backups: b.all_backups.unwrap_or(false),
                 prefer_last_server: false,
+                buffer_request: b.buffer_request.unwrap_or(false),
+                abort_on_close: b.abort_on_close.unwrap_or(false),
                 retries,
                 redispatch: b.redispatch.unwrap_or(true),
                 redispatch_after: 1,

@@ -191,11 +191,14 @@ impl Validator {
                 log: match f.log.as_deref() {
                     None | Some("none") => None,
                     Some("http") => Some(LogFormat::Http),
+                    Some("https") => Some(LogFormat::Https),
                     Some("tcp") => Some(LogFormat::Tcp),
                     Some(other) => {
                         self.err(
                             format!("{path}.log"),
-                            format!("expected \"http\", \"tcp\" or \"none\", got {other:?}"),
+                            format!(
+                                "expected \"http\", \"https\", \"tcp\" or \"none\", got {other:?}"
+                            ),
                         );
                         None
                     }
@@ -205,6 +208,7 @@ impl Validator {
                 log_errors_as_err: false,
                 log_line: match f.log.as_deref() {
                     Some("http") => Some(LogFormat::Http.builtin()),
+                    Some("https") => Some(LogFormat::Https.builtin()),
                     Some("tcp") => Some(LogFormat::Tcp.builtin()),
                     _ => None,
                 },
@@ -218,6 +222,7 @@ impl Validator {
                 tcpka: None,
                 h1_case: None,
                 disabled: false,
+                buffer_request: f.buffer_request && mode == crate::config::Mode::Http,
                 maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
                 rule_free: false,
                 http_request: {
