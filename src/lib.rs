@@ -312,10 +312,14 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     memory::trim_soon();
     if let Some(admin) = &running.admin {
         let core = admin.core.clone();
-        // Operator states of the process we replace, for servers that exist here too.
+        // Operator states of the process we replace, for servers that exist here too
+        // and that the server-state file did not place (the file has the say, as for
+        // HAProxy's new process).
+        let cfg = core.cfg();
         for (b, srv, state, weight) in &received.states {
             let spec = format!("{b}/{srv}");
-            if core.find_server(&spec).is_some() {
+            let found = core.find_server(&spec);
+            if found.is_some_and(|(bi, si)| cfg.backends[bi].servers[si].saved.is_none()) {
                 admin::run_command(&core, &["set", "server", &spec, "state", state]);
                 admin::run_command(
                     &core,

@@ -139,12 +139,13 @@ pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
                 (true, true) => 2,
                 _ => 0,
             };
+            // A `disabled` server keeps CMAINT once enabled, as HAProxy's (the next
+            // process tells a config change from an operator's by it).
             let admin = match admin_state {
-                Some(AdminState::Maint) if s.disabled => 5,
                 Some(AdminState::Maint) => 1,
                 Some(AdminState::Drain) => 8,
                 _ => 0,
-            };
+            } | if s.disabled { 4 } else { 0 };
             let since = h.map_or(0, |h| h.last_change.elapsed().as_secs());
             let (check_status, check_result, check_health, check_state) = match h {
                 Some(h) if h.checked => (
@@ -155,16 +156,23 @@ pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
                 ),
                 _ => (0, 0, 0, 0),
             };
+            // Where it is now (DNS or `set server addr` may have moved it); `-`
+            // without an address, as HAProxy.
+            let at = h.map_or(s.addr, |h| h.addr);
+            let addr = if h.map_or(s.no_addr, |h| h.no_addr) {
+                "-".to_string()
+            } else {
+                at.ip().to_string()
+            };
             let _ = writeln!(
                 out,
-                "{be_id} {} {} {} {} {op_state} {admin} {} {} {since} {check_status} {check_result} {check_health} {check_state} 0 0 0 - {} - 0 0 - - 0",
+                "{be_id} {} {} {} {addr} {op_state} {admin} {} {} {since} {check_status} {check_result} {check_health} {check_state} 0 0 0 - {} - 0 0 - - 0",
                 b.name,
                 s.id,
                 s.name,
-                s.addr.ip(),
                 o.map_or(s.weight, |o| o.weight),
                 s.weight,
-                s.addr.port(),
+                at.port(),
             );
         }
     }

@@ -109,7 +109,7 @@ impl ServerDns {
 /// `init-addr` methods, tried in order at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitAddr {
-    /// The address the server-state file had (no state file is read yet: skipped).
+    /// The address the server-state file had (`config::state_file`).
     Last,
     /// The system's resolver.
     Libc,

@@ -15,6 +15,7 @@ mod frontend;
 pub mod haproxy;
 mod log;
 mod raw;
+pub mod state_file;
 pub mod tcpcheck;
 pub mod tls;
 mod validate;
@@ -275,6 +276,8 @@ pub struct Runtime {
     pub log_uri_len: usize,
     /// How the process runs around its shards (the `process` module applies it).
     pub process: ProcessSettings,
+    /// The global server-state file (`server-state-file` under `server-state-base`).
+    pub server_state_file: Option<std::path::PathBuf>,
 }
 
 /// haproxy.cfg `global`: `daemon`, `ulimit-n`, `chroot`, `user`/`uid`, `group`/`gid`.
@@ -395,6 +398,8 @@ pub struct Backend {
     pub disabled: bool,
     pub balance: BalanceAlgo,
     pub servers: Vec<Server>,
+    /// Where its servers' state is read from at load (`load-server-state-from-file`).
+    pub state_from: state_file::StateFrom,
     /// Use every available backup server when no primary is, not only the first.
     pub all_backups: bool,
     /// `option prefer-last-server` with `http-reuse never` (where HAProxy 2.6 honours
@@ -495,6 +500,18 @@ pub struct Server {
     /// No address at load (`init-addr none`, an empty template slot): in
     /// maintenance until DNS gives one (`addr` holds only the port).
     pub no_addr: bool,
+    /// How `init-addr last` takes the address the server-state file has.
+    pub last_addr: state_file::LastAddr,
+    /// What the server-state file gave it (operator state, weight, up or down).
+    pub saved: Option<state_file::Saved>,
+}
+
+impl Server {
+    /// The weight it starts with: the operator's from the server-state file, else the
+    /// config's.
+    pub fn start_weight(&self) -> u32 {
+        self.saved.and_then(|v| v.weight).unwrap_or(self.weight)
+    }
 }
 
 /// HAProxy's `observe layer4|layer7` with `error-limit N` and `on-error MODE`.
@@ -666,7 +683,9 @@ impl Config {
         } else {
             from_haproxy_str(&text, &|name| std::env::var(name).ok())
         };
-        let result = result.and_then(|(mut c, w)| {
+        let result = result.and_then(|(mut c, mut w)| {
+            // Both syntaxes: where servers were, from the server-state file.
+            w.extend(state_file::apply(&mut c).map_err(ConfigErrors)?);
             // Both syntaxes: the environment may name the Redis server.
             if let (None, Ok(url)) = (&c.cluster.redis, std::env::var("RINGLB_REDIS_URL")) {
                 check_url(&url)

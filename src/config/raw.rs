@@ -84,6 +84,9 @@ pub struct RawRuntime {
     pub tls_handshakes_per_shard: Option<i64>,
     /// The deflate level of HTTP compression, 1 to 9 (HAProxy's `tune.comp.maxlevel`).
     pub comp_maxlevel: Option<i64>,
+    /// The server-state file that backends with `load_server_state` read at load
+    /// (HAProxy's `server-state-file`).
+    pub server_state_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -229,6 +232,8 @@ pub struct RawBackend {
     pub server: Vec<RawServer>,
     /// HTTP compression of this backend's responses.
     pub compression: Option<super::compression::RawCompression>,
+    /// Start its servers where `runtime.server_state_file` says they were.
+    pub load_server_state: Option<bool>,
 }
 
 /// An expected status: a list of codes, or a range written `"200-399"`.

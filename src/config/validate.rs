@@ -369,6 +369,11 @@ impl Validator {
                 driver,
                 cpus,
                 pidfile: raw.runtime.pidfile.as_ref().map(std::path::PathBuf::from),
+                server_state_file: raw
+                    .runtime
+                    .server_state_file
+                    .as_ref()
+                    .map(std::path::PathBuf::from),
                 maxconn: self.conn_limit("runtime.maxconn", raw.runtime.maxconn),
                 maxsslrate: self.conn_limit("runtime.maxsslrate", raw.runtime.maxsslrate),
                 tls_handshakes: match raw.runtime.tls_handshakes_per_shard {

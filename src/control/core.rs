@@ -404,24 +404,34 @@ impl Core {
     }
 }
 
-/// Operator settings for every server: `keep` gives the previous ones of a server that
-/// existed before a reload; others start from the config.
+/// Operator settings for every server: what the server-state file gave, else `keep`
+/// gives the previous ones of a server that existed before a reload; others start
+/// from the config.
 fn operators(cfg: &Config, keep: impl Fn(&str, &str) -> Option<Operator>) -> Vec<Vec<Operator>> {
+    use crate::config::state_file::SavedAdmin;
     cfg.backends
         .iter()
         .map(|b| {
             b.servers
                 .iter()
                 .map(|s| {
-                    keep(&b.name, &s.name).unwrap_or(Operator {
-                        admin: if s.disabled {
-                            AdminState::Maint
-                        } else {
-                            AdminState::Ready
+                    let kept = keep(&b.name, &s.name);
+                    let admin = match s.saved.map(|v| v.admin) {
+                        Some(SavedAdmin::Maint) => AdminState::Maint,
+                        Some(SavedAdmin::Drain) => AdminState::Drain,
+                        Some(SavedAdmin::Ready) => AdminState::Ready,
+                        None => match kept {
+                            Some(k) => return k,
+                            None if s.disabled => AdminState::Maint,
+                            None => AdminState::Ready,
                         },
-                        weight: s.weight,
-                        maxconn: s.maxconn,
-                    })
+                    };
+                    Operator {
+                        admin,
+                        weight: s.start_weight(),
+                        // The file has no maxconn: a reload keeps the operator's.
+                        maxconn: kept.map_or(s.maxconn, |k| k.maxconn),
+                    }
                 })
                 .collect()
         })

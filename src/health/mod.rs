@@ -84,7 +84,14 @@ impl Health {
                     b.servers
                         .iter()
                         .map(|s| {
-                            if let Some(mut c) = carried(&b.name, &s.name) {
+                            // The server-state file read by this load has the say
+                            // over the old view (as HAProxy's new process).
+                            let carried = if s.saved.is_some() {
+                                None
+                            } else {
+                                carried(&b.name, &s.name)
+                            };
+                            if let Some(mut c) = carried {
                                 c.checked = b.health.is_some() && s.check;
                                 // What DNS gave stays (the resolver goes on from
                                 // there); a fixed address is the new config's.
@@ -97,9 +104,11 @@ impl Health {
                                 c.fall = fall;
                                 return c;
                             }
+                            let saved = s.saved;
+                            let since = Duration::from_secs(saved.map_or(0, |v| v.since));
                             CheckView {
                                 checked: b.health.is_some() && s.check,
-                                up: true,
+                                up: saved.is_none_or(|v| v.up),
                                 nolb: false,
                                 status: "",
                                 code: None,
@@ -108,10 +117,10 @@ impl Health {
                                 info: String::new(),
                                 chkfail: 0,
                                 chkdown: 0,
-                                last_change: now,
+                                last_change: now.checked_sub(since).unwrap_or(now),
                                 downtime: Duration::ZERO,
-                                down_since: None,
-                                health: rise + fall - 1,
+                                down_since: saved.filter(|v| !v.up).map(|_| now),
+                                health: saved.map_or(rise + fall - 1, |v| v.health),
                                 rise,
                                 fall,
                                 backend: crate::control::BackendFlips::new(now),
@@ -588,14 +597,21 @@ async fn run(
                         .get(bi)
                         .and_then(|v| v.get(si))
                         .is_some_and(|c| c.1),
-                    oks: 0,
-                    fails: 0,
+                    // Where the server-state file left its check health (HAProxy's
+                    // STARTING and STOPPING: fewer checks to go).
+                    oks: s.saved.filter(|v| !v.up).map_or(0, |v| v.health),
+                    fails: s.saved.filter(|v| v.up).map_or(0, |v| {
+                        let (rise, fall) = b.health.as_ref().map_or((2, 3), |h| (h.rise, h.fall));
+                        (rise + fall - 1).saturating_sub(v.health)
+                    }),
                     streaks: vec![0; shard_count],
-                    // Down without checks (passively): it gets its cool-down again.
+                    // Down without checks (passively): it gets its cool-down again. Down
+                    // by the server-state file: it stays down, as in HAProxy.
                     cooldown_until: {
                         let checked = b.health.is_some() && s.check;
                         let up = start_up.get(bi).and_then(|v| v.get(si)).is_none_or(|c| c.0);
-                        (!checked && !up).then(|| Instant::now() + PASSIVE_COOLDOWN)
+                        let by_file = s.saved.is_some_and(|v| !v.up);
+                        (!checked && !up && !by_file).then(|| Instant::now() + PASSIVE_COOLDOWN)
                     },
                     checked: b.health.is_some() && s.check,
                     hurry: false,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::balance::{Balancer, Member};
 use super::pool::{PoolKey, Pools, ServerPool};
+use crate::config::state_file::SavedAdmin;
 use crate::config::{Backend, PoolSettings};
 use crate::control::AdminState;
 use crate::limits::{BackendShared, Links, Slots, Waiter};
@@ -30,6 +31,9 @@ pub struct ServerState {
     pub addr_gen: Cell<u32>,
     /// Its address comes from DNS (a reload carries the address DNS gave).
     pub dns: bool,
+    /// It starts from the server-state file (a reload does not carry the old
+    /// generation's state over it).
+    pub saved: bool,
     /// The port is the client's destination port plus this (see `config::Server`).
     pub port_offset: Option<i32>,
     pub backup: bool,
@@ -282,17 +286,21 @@ impl BackendState {
                 resolved: Cell::new(!s.no_addr),
                 addr_gen: Cell::new(0),
                 dns: s.dns.is_some(),
+                saved: s.saved.is_some(),
                 port_offset: s.port_offset,
                 backup: s.backup,
-                weight: Cell::new(s.weight),
+                weight: Cell::new(s.start_weight()),
                 conf_weight: s.weight,
-                effective_weight: Cell::new(s.weight),
-                up: Cell::new(true),
+                effective_weight: Cell::new(s.start_weight()),
+                // Where the server-state file says it was, else up.
+                up: Cell::new(s.saved.is_none_or(|v| v.up)),
                 nolb: Cell::new(false),
-                admin: Cell::new(if s.disabled {
-                    AdminState::Maint
-                } else {
-                    AdminState::Ready
+                admin: Cell::new(match s.saved.map(|v| v.admin) {
+                    Some(SavedAdmin::Maint) => AdminState::Maint,
+                    Some(SavedAdmin::Drain) => AdminState::Drain,
+                    Some(SavedAdmin::Ready) => AdminState::Ready,
+                    None if s.disabled => AdminState::Maint,
+                    None => AdminState::Ready,
                 }),
                 ramp_since: Cell::new(None),
                 slowstart: s.slowstart,

@@ -256,9 +256,13 @@ impl Upstreams {
                 let Some(os) = ob.servers.iter().find(|x| x.name == s.name) else {
                     continue;
                 };
-                s.up.set(os.up.get());
-                s.nolb.set(os.nolb.get());
-                s.admin.set(os.admin.get());
+                // The server-state file read by this reload has the say over what the
+                // old generation had (as HAProxy's new process).
+                if !s.saved {
+                    s.up.set(os.up.get());
+                    s.nolb.set(os.nolb.get());
+                    s.admin.set(os.admin.get());
+                }
                 // The address DNS gave stays until the resolver says otherwise.
                 if s.dns && os.dns {
                     s.addr.set(os.addr.get());
@@ -266,7 +270,7 @@ impl Upstreams {
                     s.addr_gen.set(os.addr_gen.get());
                 }
                 s.fail_streak.set(os.fail_streak.get());
-                if os.weight.get() != os.conf_weight {
+                if os.weight.get() != os.conf_weight && !s.saved {
                     s.weight.set(os.weight.get());
                     s.effective_weight.set(os.weight.get());
                 }

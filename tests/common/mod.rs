@@ -15,6 +15,7 @@ pub mod haproxy;
 pub mod proc;
 pub mod raw;
 pub mod redis;
+pub mod server_state;
 pub mod syslog;
 pub mod tcp;
 pub mod traffic;

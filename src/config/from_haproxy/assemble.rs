@@ -171,6 +171,16 @@ impl Mapper<'_> {
                 tcpka: s.tcpka[1],
                 h1_case: self.h1_case_map(s.case_server),
                 disabled: s.disabled,
+                state_from: match s.state_load {
+                    Some(StateLoad::Global) => crate::config::state_file::StateFrom::Global,
+                    Some(StateLoad::Local) => crate::config::state_file::StateFrom::Local(
+                        crate::config::state_file::path(
+                            self.state_base.as_deref(),
+                            s.state_file_name.as_deref().unwrap_or(&p.name),
+                        ),
+                    ),
+                    Some(StateLoad::None) | None => crate::config::state_file::StateFrom::None,
+                },
                 balance,
                 servers: p
                     .servers

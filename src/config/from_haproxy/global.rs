@@ -228,9 +228,28 @@ impl Mapper<'_> {
             | "set-dumpable"
             | "strict-limits"
             | "quiet"
-            | "expose-experimental-directives"
-            | "server-state-file"
-            | "server-state-base" => self.warn(l.line, format!("'{}' ignored", l.keyword())),
+            | "expose-experimental-directives" => {
+                self.warn(l.line, format!("'{}' ignored", l.keyword()))
+            }
+            "server-state-file" | "server-state-base" => match a {
+                [v] => {
+                    let slot = if l.keyword() == "server-state-file" {
+                        &mut self.state_file
+                    } else {
+                        &mut self.state_base
+                    };
+                    if slot.is_some() {
+                        self.warn(
+                            l.line,
+                            format!("'{}' already specified. Continuing.", l.keyword()),
+                        );
+                    } else {
+                        *slot = Some(v.clone());
+                    }
+                }
+                [] => self.err(l.line, format!("'{}' expects one argument: a file path.", l.keyword())),
+                _ => self.err(l.line, format!("'{}' cannot handle unexpected argument '{}'", l.keyword(), a[1])),
+            },
             "h1-case-adjust" => match a {
                 [from, to] => self.case_pair(l.line, from, to),
                 [_, _, extra, ..] => self.err(

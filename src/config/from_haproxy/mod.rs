@@ -112,6 +112,9 @@ struct Mapper<'e> {
     libc_cache: HashMap<String, Vec<IpAddr>>,
     /// Global `h1-case-adjust FROM TO` pairs (FROM lower-cased).
     h1_case: Vec<crate::config::CasePair>,
+    /// Global `server-state-file` and `server-state-base`.
+    state_file: Option<String>,
+    state_base: Option<String>,
 }
 
 /// Proxy, server and table names, from a first pass over the document (so that rules
@@ -218,6 +221,18 @@ struct Settings {
     /// `unique-id-header`.
     unique_id_format: Option<(usize, String)>,
     unique_id_header: Option<String>,
+    /// `load-server-state-from-file` (None: not said, HAProxy's `none`) and
+    /// `server-state-file-name` (None or `use-backend-name`: the backend's name).
+    state_load: Option<StateLoad>,
+    state_file_name: Option<String>,
+}
+
+/// `load-server-state-from-file global|local|none`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateLoad {
+    Global,
+    Local,
+    None,
 }
 
 /// `option http-keep-alive` (default), `http-server-close`, `httpclose`.
@@ -294,6 +309,8 @@ impl Default for Settings {
             errors: Default::default(),
             unique_id_format: None,
             unique_id_header: None,
+            state_load: None,
+            state_file_name: None,
         }
     }
 }
@@ -462,6 +479,8 @@ impl<'e> Mapper<'e> {
             resolvers: Vec::new(),
             libc_cache: HashMap::new(),
             h1_case: Vec::new(),
+            state_file: None,
+            state_base: None,
         }
     }
 
@@ -507,6 +526,7 @@ impl<'e> Mapper<'e> {
             comp_level: crate::config::compression::DEFAULT_LEVEL,
             log_uri_len: 1023,
             process: Default::default(),
+            server_state_file: None,
         };
         let mut admin = Admin::default();
         let mut log: Option<LogTarget> = None;
@@ -575,6 +595,10 @@ impl<'e> Mapper<'e> {
             runtime.cpus = Some(cpus.into_iter().map(|c| c.unwrap_or(first)).collect());
         }
         let log = self.one_log_target(log);
+        runtime.server_state_file = self
+            .state_file
+            .as_deref()
+            .map(|f| crate::config::state_file::path(self.state_base.as_deref(), f));
         self.assemble(runtime, admin, log, proxies)
     }
 }

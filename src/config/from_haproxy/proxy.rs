@@ -131,6 +131,31 @@ impl Mapper<'_> {
             }
             "stats" => self.stats(l, &mut p.settings),
             "disabled" => p.settings.disabled = true,
+            "load-server-state-from-file" if be => match a {
+                [w] if w == "global" => p.settings.state_load = Some(StateLoad::Global),
+                [w] if w == "local" => p.settings.state_load = Some(StateLoad::Local),
+                [w] if w == "none" => p.settings.state_load = Some(StateLoad::None),
+                [w, extra, ..] if ["global", "local", "none"].contains(&w.as_str()) => self.err(
+                    l.line,
+                    format!("'{kw}' cannot handle unexpected argument '{extra}'"),
+                ),
+                _ => self.err(
+                    l.line,
+                    format!(
+                        "'{kw}' expects 'global', 'local' or 'none'. Got '{}'",
+                        arg(0)
+                    ),
+                ),
+            },
+            "server-state-file-name" if be => match a {
+                [] => p.settings.state_file_name = None,
+                [w] if w == "use-backend-name" => p.settings.state_file_name = None,
+                [w] => p.settings.state_file_name = Some(w.clone()),
+                [_, extra, ..] => self.err(
+                    l.line,
+                    format!("'{kw}' cannot handle unexpected argument '{extra}'"),
+                ),
+            },
             "enabled" => p.settings.disabled = false,
             "errorfile" | "errorfiles" | "http-error" | "errorloc" | "errorloc302"
             | "errorloc303" => self.error_line(l, p),

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::config::dns::{Family, InitAddr, Resolvers};
+use crate::config::state_file::LastAddr;
 
 impl Mapper<'_> {
     pub(super) fn resolvers_sections(&mut self, doc: &Document) {
@@ -308,7 +309,8 @@ fn parse_net(text: &str) -> Option<(IpAddr, u8)> {
 
 impl Mapper<'_> {
     /// Where server `name` (`with_port`: HOST:PORT) starts, and how DNS updates it:
-    /// (address, DNS settings, no address yet). `None`: an error was reported.
+    /// (address, DNS settings, no address yet, how the server-state file's address
+    /// counts: `init-addr last`). `None`: an error was reported.
     pub(super) fn server_addr(
         &mut self,
         l: &Line,
@@ -317,10 +319,15 @@ impl Mapper<'_> {
         with_port: &str,
         params: &ServerParams,
         template: Option<u32>,
-    ) -> Option<(SocketAddr, Option<crate::config::dns::ServerDns>, bool)> {
+    ) -> Option<(
+        SocketAddr,
+        Option<crate::config::dns::ServerDns>,
+        bool,
+        LastAddr,
+    )> {
         if let Ok(a) = with_port.parse::<SocketAddr>() {
             // An IP address: nothing to resolve, whatever `resolvers` says (HAProxy).
-            return Some((a, None, false));
+            return Some((a, None, false, LastAddr::Never));
         }
         let Some((host, port)) = with_port.rsplit_once(':') else {
             self.err(
@@ -367,12 +374,14 @@ impl Mapper<'_> {
             .clone()
             .unwrap_or(vec![InitAddr::Last, InitAddr::Libc]);
         let srv = host.starts_with('_');
+        // `last`: the server-state file, read once the model is built, has the final
+        // say over what a later method gives.
+        let mut last = LastAddr::Never;
         for m in &methods {
             match *m {
-                // No server-state file is read yet: nothing to take.
-                InitAddr::Last => {}
-                InitAddr::None => return Some((SocketAddr::new(any, port), dns, true)),
-                InitAddr::Ip(ip) => return Some((SocketAddr::new(ip, port), dns, false)),
+                InitAddr::Last => last = LastAddr::First,
+                InitAddr::None => return Some((SocketAddr::new(any, port), dns, true, last)),
+                InitAddr::Ip(ip) => return Some((SocketAddr::new(ip, port), dns, false, last)),
                 InitAddr::Libc if srv => {}
                 InitAddr::Libc => {
                     let mut ips = self.libc(host);
@@ -388,11 +397,20 @@ impl Mapper<'_> {
                     // Without a resolver, every slot of a template takes the first
                     // address, as in HAProxy; with one, one address per slot.
                     return match ips.get(if dns.is_some() { slot } else { 0 }) {
-                        Some(ip) => Some((SocketAddr::new(*ip, port), dns, false)),
-                        None => Some((SocketAddr::new(any, port), dns, true)),
+                        Some(ip) => Some((SocketAddr::new(*ip, port), dns, false, last)),
+                        None => Some((SocketAddr::new(any, port), dns, true, last)),
                     };
                 }
             }
+        }
+        // Only the server-state file can give it one (checked when it is read).
+        if last == LastAddr::First {
+            return Some((
+                SocketAddr::new(any, port),
+                dns,
+                true,
+                LastAddr::Only(l.line),
+            ));
         }
         self.err(
             l.line,

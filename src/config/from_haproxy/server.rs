@@ -117,7 +117,7 @@ impl Mapper<'_> {
                 ),
             );
         }
-        let Some((addr, dns, no_addr)) =
+        let Some((addr, dns, no_addr, last_addr)) =
             self.server_addr(l, p, name, &with_port, &params, template)
         else {
             return;
@@ -153,6 +153,8 @@ impl Mapper<'_> {
             }),
             dns,
             no_addr,
+            last_addr,
+            saved: None,
         };
         p.servers.push((l.line, server, params));
     }

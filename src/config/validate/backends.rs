@@ -111,6 +111,8 @@ impl Validator {
                     shutdown_backups_on_up: false,
                     dns: None,
                     no_addr: false,
+                    last_addr: Default::default(),
+                    saved: None,
                     port_offset: None,
                     // Set below from the backend's `error_limit`.
                     passive: None,
@@ -180,6 +182,12 @@ impl Validator {
                 name: name.clone(),
                 balance,
                 servers,
+                // `load_server_state = true`: the runtime's `server_state_file`.
+                state_from: if b.load_server_state.unwrap_or(false) {
+                    crate::config::state_file::StateFrom::Global
+                } else {
+                    crate::config::state_file::StateFrom::None
+                },
                 all_backups: b.all_backups.unwrap_or(false),
                 prefer_last_server: false,
                 buffer_request: b.buffer_request.unwrap_or(false),
