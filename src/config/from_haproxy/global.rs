@@ -365,7 +365,8 @@ impl Mapper<'_> {
                     l.keyword()
                 ),
             ),
-            k if k.starts_with("tune.") || k.starts_with("ssl-") || k.starts_with("nbthread-") => {
+            k if k.starts_with("tune.") => self.other_tune(l),
+            k if k.starts_with("ssl-") || k.starts_with("nbthread-") => {
                 self.warn(l.line, format!("'{k}' ignored"))
             }
             "nbproc" => self.err(

@@ -24,6 +24,7 @@ mod ssl;
 mod stick;
 mod tcp_rules;
 mod tcpcheck;
+mod tune;
 mod userlist;
 
 use std::collections::HashMap;
