@@ -47,3 +47,23 @@ fn known_tune_keywords_are_warned_with_a_reason_and_unknown_ones_refused() {
         lb.stderr
     );
 }
+
+/// An `ssl-*` global HAProxy 2.6 does not know (a later version's `sigalgs`) is refused
+/// by both, not ignored.
+#[test]
+fn unknown_ssl_globals_are_refused_as_haproxy_refuses_them() {
+    for line in [
+        "ssl-default-bind-sigalgs RSA+SHA256",
+        "ssl-security-level 1",
+    ] {
+        let f = write_cfg(&cfg(line));
+        assert!(!haproxy_check(f.path(), &[]).status.success(), "{line}");
+        let lb = ringlb_check(f.path(), &[]);
+        assert!(!lb.status.success(), "{line}: accepted");
+        assert!(
+            lb.stderr.contains(":2: unknown keyword"),
+            "{line}: {}",
+            lb.stderr
+        );
+    }
+}

@@ -366,9 +366,10 @@ impl Mapper<'_> {
                 ),
             ),
             k if k.starts_with("tune.") => self.other_tune(l),
-            k if k.starts_with("ssl-") || k.starts_with("nbthread-") => {
-                self.warn(l.line, format!("'{k}' ignored"))
-            }
+            "issuers-chain-path" => self.err(
+                l.line,
+                "'issuers-chain-path' is not supported by ringlb: put the issuers' chain in the certificate's PEM file",
+            ),
             "nbproc" => self.err(
                 l.line,
                 "'nbproc' was removed in HAProxy 2.5: use 'nbthread'",
