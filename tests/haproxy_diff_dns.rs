@@ -179,6 +179,15 @@ backend app
     t.wait_both("s1 at old.test's address", WAIT, |s| {
         addr_of(s) == "127.0.0.31:8080"
     });
+    // `show servers state`'s srv_fqdn (the 18th field) of s1 and s2.
+    let fqdns = |s: &Side| -> Vec<String> {
+        s.cli("show servers state app")
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(' ').nth(17).map(String::from))
+            .collect()
+    };
+    t.same("srv_fqdn before", fqdns);
     for cmd in [
         "set server app/s1 fqdn new.test",
         "set server app/s1 fqdn new.test",
@@ -192,6 +201,7 @@ backend app
     t.wait_both("s1 at new.test's address", WAIT, |s| {
         addr_of(s) == "127.0.0.32:8080"
     });
+    assert_eq!(t.same("srv_fqdn after", fqdns), ["new.test", "-"]);
 }
 
 /// `nameserver NAME tcp@IP:PORT`: both ask over TCP only (the test server sees no UDP

@@ -164,9 +164,16 @@ pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
             } else {
                 at.ip().to_string()
             };
+            // The name DNS follows: `set server fqdn`'s, else the config's.
+            let fqdn = h
+                .and_then(|h| h.fqdn.as_deref())
+                .or(s.dns.as_ref().map(|d| d.fqdn.as_str()))
+                // An SRV name is not the server's (HAProxy shows the target's).
+                .filter(|n| !n.starts_with('_'))
+                .unwrap_or("-");
             let _ = writeln!(
                 out,
-                "{be_id} {} {} {} {addr} {op_state} {admin} {} {} {since} {check_status} {check_result} {check_health} {check_state} 0 0 0 - {} - 0 0 - - 0",
+                "{be_id} {} {} {} {addr} {op_state} {admin} {} {} {since} {check_status} {check_result} {check_health} {check_state} 0 0 0 {fqdn} {} - 0 0 - - 0",
                 b.name,
                 s.id,
                 s.name,

@@ -44,6 +44,8 @@ pub struct CheckView {
     pub no_addr: bool,
     /// The weight an SRV answer gave.
     pub dns_weight: Option<u32>,
+    /// The name `set server fqdn` gave (the config's until then).
+    pub fqdn: Option<Box<str>>,
 }
 
 /// A backend's state changes as the health thread sees them (no usable server: down).

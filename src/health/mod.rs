@@ -127,6 +127,7 @@ impl Health {
                                 addr: s.addr,
                                 no_addr: s.no_addr,
                                 dns_weight: None,
+                                fqdn: None,
                             }
                         })
                         .collect()

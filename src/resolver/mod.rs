@@ -269,7 +269,7 @@ fn run(
             recv(stop) -> _ => return,
             recv(cmds) -> c => {
                 if let Ok(c) = c {
-                    command(&cfg, &mut jobs, c);
+                    command(&cfg, &mut jobs, &out.view, c);
                 }
             }
             default(wait) => {}
@@ -426,7 +426,7 @@ fn serving(b: &crate::config::Backend, view: &[CheckView]) -> (usize, usize) {
 
 /// A runtime API request: in force (the job follows the new name, asked at once) when
 /// its answer is sent.
-fn command(cfg: &Config, jobs: &mut [Job], c: DnsCmd) {
+fn command(cfg: &Config, jobs: &mut [Job], view: &HealthView, c: DnsCmd) {
     let DnsCmd::SetFqdn {
         backend,
         server,
@@ -458,6 +458,12 @@ fn command(cfg: &Config, jobs: &mut [Job], c: DnsCmd) {
         j.srv = j.fqdn.starts_with('_');
         j.next = Instant::now();
         j.last_valid = None;
+        // `show servers state` names it from now.
+        if let Ok(mut v) = view.lock() {
+            if let Some(c) = v.get_mut(backend).and_then(|b| b.get_mut(server)) {
+                c.fqdn = Some(j.fqdn.as_str().into());
+            }
+        }
     }
     let _ = done.send(Ok(old));
 }
