@@ -195,6 +195,9 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
     if let Ok(mut d) = core.dns_cmds.lock() {
         *d = health.dns_commands();
     }
+    if let Ok(mut d) = core.health_cmds.lock() {
+        *d = Some(health.commands());
+    }
     let admin = admin::Admin::start(core).map_err(Error::Io)?;
     let (cluster_tx, cluster_rx) = crossbeam_channel::unbounded();
     let _ = admin.core.cluster.set(cluster_tx.clone());

@@ -173,6 +173,9 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         if let Ok(mut d) = a.core.dns_cmds.lock() {
             *d = health.dns_commands();
         }
+        if let Ok(mut d) = a.core.health_cmds.lock() {
+            *d = Some(health.commands());
+        }
     }
     running.health = Some(health);
     // Every shard confirms before we say the reload is done.

@@ -91,6 +91,24 @@ const COMMANDS: &[Command] = &[
         },
     },
     Command {
+        words: &["disable", "health"],
+        usage: "disable health <bk>/<srv>",
+        help: "disable health checks",
+        run: |core, w| match w.first() {
+            Some(spec) => with_server(core, spec, |b, s| servers::set_checks(core, b, s, false)),
+            None => "Require 'backend/server'.\n".into(),
+        },
+    },
+    Command {
+        words: &["enable", "health"],
+        usage: "enable health <bk>/<srv>",
+        help: "enable health checks",
+        run: |core, w| match w.first() {
+            Some(spec) => with_server(core, spec, |b, s| servers::set_checks(core, b, s, true)),
+            None => "Require 'backend/server'.\n".into(),
+        },
+    },
+    Command {
         words: &["disable", "server"],
         usage: "disable server (DEPRECATED)",
         help: "disable a server for maintenance (use 'set server' instead)",

@@ -110,6 +110,25 @@ pub(super) fn set_maxconn(core: &Core, b: usize, s: usize, value: &str) -> Strin
     .unwrap_or_default()
 }
 
+/// `enable|disable health B/S`: the health thread starts or stops the server's checks
+/// before the (empty) answer, as HAProxy answers.
+pub(super) fn set_checks(core: &Core, b: usize, s: usize, on: bool) -> String {
+    let Some(tx) = core.health_cmds.lock().ok().and_then(|t| t.clone()) else {
+        return String::new();
+    };
+    let (done, answer) = crossbeam_channel::bounded(1);
+    let cmd = crate::control::HealthCmd::Checks {
+        backend: b,
+        server: s,
+        on,
+        done,
+    };
+    if tx.send(cmd).is_ok() {
+        let _ = answer.recv_timeout(std::time::Duration::from_secs(5));
+    }
+    String::new()
+}
+
 /// HAProxy's `show servers state` (format version 1).
 pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
     if let Some(b) = only {

@@ -47,6 +47,8 @@ pub struct Core {
     /// The resolver thread's commands (none when no server asks DNS), replaced by a
     /// reload.
     pub dns_cmds: Mutex<Option<Sender<super::DnsCmd>>>,
+    /// The health thread's commands, replaced by a reload.
+    pub health_cmds: Mutex<Option<Sender<super::HealthCmd>>>,
     /// Maps and ACL patterns changed at run time (`add map`, ...).
     pub patterns: Mutex<super::maps::PatState>,
 }
@@ -76,6 +78,7 @@ impl Core {
             patterns: Mutex::default(),
             dns: Mutex::default(),
             dns_cmds: Mutex::default(),
+            health_cmds: Mutex::default(),
             shared_tickets: Mutex::new(None),
             cfg: std::sync::RwLock::new(cfg),
             shards,

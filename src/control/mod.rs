@@ -65,6 +65,18 @@ pub enum DnsCmd {
     },
 }
 
+/// From the admin thread to the health thread, answered once in force.
+pub enum HealthCmd {
+    /// `enable|disable health B/S`: the server's checks run again, or stop with its
+    /// state as it is (`show stat` shows no check result meanwhile).
+    Checks {
+        backend: usize,
+        server: usize,
+        on: bool,
+        done: crossbeam_channel::Sender<()>,
+    },
+}
+
 /// From the main, health or admin thread to one shard.
 #[derive(Debug)]
 pub enum ToShard {

@@ -30,6 +30,8 @@ pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(2);
 
 pub struct Health {
     stop: Sender<()>,
+    /// The runtime API's `enable|disable health`.
+    cmds: Sender<crate::control::HealthCmd>,
     /// DNS service discovery, when some server asks for it.
     resolver: Option<crate::resolver::Resolver>,
     /// Its nameservers' counters (`show resolvers`).
@@ -75,6 +77,7 @@ impl Health {
             old_view.as_ref()?.get(bi)?.get(si).cloned()
         };
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let (cmds, cmds_rx) = crossbeam_channel::unbounded();
         let now = Instant::now();
         let view: HealthView = Arc::new(Mutex::new(
             cfg.backends
@@ -143,7 +146,7 @@ impl Health {
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
             match rt {
-                                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, stop_rx, shared, log))),
+                                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, (stop_rx, cmds_rx), shared, log))),
                 Err(e) => {
                     tracing::error!(error = %e, "health thread: cannot start its runtime; no health checks");
                     None
@@ -160,11 +163,17 @@ impl Health {
         )?;
         Ok(Health {
             stop,
+            cmds,
             resolver,
             dns,
             thread,
             view,
         })
+    }
+
+    /// Where `enable|disable health` goes.
+    pub fn commands(&self) -> Sender<crate::control::HealthCmd> {
+        self.cmds.clone()
     }
 
     /// Where `set server ... fqdn` goes (`None`: no server asks DNS).
@@ -196,6 +205,8 @@ struct ServerHealth {
     checked: bool,
     /// Passive failures asked for a check at `fastinter` (HAProxy's on-error).
     hurry: bool,
+    /// `disable health`: no check runs, the state stays as it is.
+    paused: bool,
 }
 
 struct State {
@@ -336,6 +347,35 @@ impl State {
         say(self.log.as_ref(), &self.cfg.backends[backend], level, msg);
     }
 
+    /// A runtime API command, in force when its answer goes.
+    fn command(&mut self, c: crate::control::HealthCmd) {
+        let crate::control::HealthCmd::Checks {
+            backend,
+            server,
+            on,
+            done,
+        } = c;
+        if let Some(h) = self
+            .servers
+            .get_mut(backend)
+            .and_then(|b| b.get_mut(server))
+            .filter(|h| h.checked)
+        {
+            h.paused = !on;
+            if let Ok(mut v) = self.view.lock() {
+                if let Some(c) = v.get_mut(backend).and_then(|b| b.get_mut(server)) {
+                    // No check result shows while the checks are off (HAProxy's
+                    // `no check`, or DOWN as it was).
+                    c.checked = on;
+                    if !on {
+                        c.status = "";
+                    }
+                }
+            }
+        }
+        let _ = done.send(());
+    }
+
     /// The backend's servers taking load-balanced traffic: (active, backup).
     fn online(&self, backend: usize) -> (usize, usize) {
         let b = &self.cfg.backends[backend];
@@ -401,6 +441,10 @@ impl State {
         took: Duration,
     ) {
         let h = &self.servers[backend][server];
+        // A check that was under way when `disable health` came counts for nothing.
+        if h.paused {
+            return;
+        }
         // `disable-on-404`: a running server's 404 passes, conditionally (HAProxy's
         // L7OKC); the server stays up in NOLB. A stopped server's 404 is judged as
         // any status.
@@ -570,7 +614,7 @@ async fn run(
     cfg: Arc<Config>,
     shards: Vec<ShardLink>,
     reports: Receiver<HealthReport>,
-    stop: Receiver<()>,
+    (stop, cmds): (Receiver<()>, Receiver<crate::control::HealthCmd>),
     view: HealthView,
     log: Option<Sender<Vec<u8>>>,
 ) -> Receiver<HealthReport> {
@@ -616,6 +660,7 @@ async fn run(
                     },
                     checked: b.health.is_some() && s.check,
                     hurry: false,
+                    paused: false,
                 })
                 .collect()
         })
@@ -709,6 +754,9 @@ async fn run(
                 st.on_report(r);
             }
         }
+        while let Ok(c) = cmds.try_recv() {
+            st.command(c);
+        }
         st.end_cooldowns(Instant::now());
     }
 }
@@ -738,6 +786,11 @@ async fn check_loop(
         s.dns.is_some() || s.no_addr
     };
     loop {
+        // `disable health`: no check until `enable health`.
+        if state.borrow().servers[backend][server].paused {
+            monoio::time::sleep(check.interval.min(Duration::from_millis(100))).await;
+            continue;
+        }
         let start = Instant::now();
         // A server DNS moves is checked where it is now; one without an address is
         // not checked (it is in maintenance).
