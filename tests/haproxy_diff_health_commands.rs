@@ -60,9 +60,14 @@ frontend web
     let before = t.both(|s| s.backend("s1").health_checks());
     std::thread::sleep(Duration::from_millis(500));
     let after = t.both(|s| s.backend("s1").health_checks());
-    assert!(after.0 <= before.0 + 1 && after.1 <= before.1 + 1, "{before:?} -> {after:?}");
+    assert!(
+        after.0 <= before.0 + 1 && after.1 <= before.1 + 1,
+        "{before:?} -> {after:?}"
+    );
 
     t.same("enable health app/s2", |s| s.cli("enable health app/s2"));
-    t.wait_both("s2 checked again", WAIT, |s| states(s)[1].1 == ["DOWN", "L4CON"]);
+    t.wait_both("s2 checked again", WAIT, |s| {
+        states(s)[1].1 == ["DOWN", "L4CON"]
+    });
     t.same("after enable health", states);
 }
