@@ -299,49 +299,64 @@ fn tcp_line(lines: &str, client: SocketAddr) -> Option<(String, String, String)>
     })
 }
 
+/// Runs a TCP-mode proxy (HAProxy, else ringlb) in front of `server` that never
+/// accepts, with `timeout connect` `connect` and `backend` lines; `client` plays one
+/// connection and says how it ended. Gives that connection's (backend/server, Tc,
+/// term) from the log, and what `client` said.
+fn stuck_connect(
+    haproxy: bool,
+    server: SocketAddr,
+    connect: &str,
+    backend: &str,
+    client: impl Fn(&mut TcpStream) -> String,
+) -> ((String, String, String), String) {
+    let held = ReservedPort::new();
+    let port = if haproxy { held.port() } else { 0 };
+    let cfg = format!(
+        "global\n    nbthread 1\n    log stdout format raw local0\n\ndefaults\n    log global\n    mode tcp\n    option tcplog\n    timeout connect {connect}\n    timeout client 10s\n    timeout server 10s\n    retries 0\n\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\nbackend be\n{backend}    server s {server}\n"
+    );
+    let (hx, lb, addr) = if haproxy {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        (Some(HaProxy::start(&cfg, &[addr], None)), None, addr)
+    } else {
+        let lb = ringlb_cfg(&cfg);
+        let addr = lb.addr("fe");
+        (None, Some(lb), addr)
+    };
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = c.local_addr().unwrap();
+    let end = client(&mut c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = match (&hx, &lb) {
+            (Some(h), _) => h.output(),
+            (_, Some(l)) => l.stdout_lines().join("\n"),
+            _ => unreachable!(),
+        };
+        if let Some(line) = tcp_line(&out, me) {
+            return (line, end);
+        }
+        assert!(std::time::Instant::now() < deadline, "no log line:\n{out}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_client_that_leaves_while_its_server_is_being_connected_is_dropped_as_haproxy_drops_it() {
     let (server, _l, _fill) = stuck_server();
-    let run = |haproxy: bool| -> (String, String, String) {
-        let held = ReservedPort::new();
-        let port = if haproxy { held.port() } else { 0 };
-        let cfg = format!(
-            "global\n    nbthread 1\n    log stdout format raw local0\n\ndefaults\n    log global\n    mode tcp\n    option tcplog\n    timeout connect 3s\n    timeout client 10s\n    timeout server 10s\n    retries 0\n\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\nbackend be\n    option abortonclose\n    server s {server}\n"
-        );
-        let (hx, lb, addr) = if haproxy {
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            (Some(HaProxy::start(&cfg, &[addr], None)), None, addr)
-        } else {
-            let lb = ringlb_cfg(&cfg);
-            let addr = lb.addr("fe");
-            (None, Some(lb), addr)
-        };
-        // (HAProxy's readiness probe also waits on the connect: it left too.)
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let client = c.local_addr().unwrap();
+    // (HAProxy's readiness probe also waits on the connect: it left too.)
+    let leave = |c: &mut TcpStream| {
         c.write_all(b"B\n").unwrap();
         std::thread::sleep(Duration::from_millis(300));
         c.shutdown(Shutdown::Write).unwrap();
         let mut got = Vec::new();
         let _ = c.read_to_end(&mut got);
         assert!(got.is_empty(), "{got:?}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = match (&hx, &lb) {
-                (Some(h), _) => h.output(),
-                (_, Some(l)) => l.stdout_lines().join("\n"),
-                _ => unreachable!(),
-            };
-            if let Some(line) = tcp_line(&out, client) {
-                return line;
-            }
-            assert!(std::time::Instant::now() < deadline, "no log line:\n{out}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        String::new()
     };
-    let hx = run(true);
-    let lb = run(false);
+    let hx = stuck_connect(true, server, "3s", "    option abortonclose\n", leave).0;
+    let lb = stuck_connect(false, server, "3s", "    option abortonclose\n", leave).0;
     assert_eq!(hx, lb, "(backend/server, Tc, term): HAProxy vs ringlb");
     assert_eq!(lb, ("be/s".into(), "-1".into(), "CC".into()));
 }
@@ -352,46 +367,17 @@ fn a_client_that_leaves_while_its_server_is_being_connected_is_dropped_as_haprox
 #[test]
 fn a_connect_that_times_out_is_logged_sc_and_closed_cleanly_as_haproxy() {
     let (server, _l, _fill) = stuck_server();
-    let run = |haproxy: bool| -> ((String, String, String), String) {
-        let held = ReservedPort::new();
-        let port = if haproxy { held.port() } else { 0 };
-        let cfg = format!(
-            "global\n    nbthread 1\n    log stdout format raw local0\n\ndefaults\n    log global\n    mode tcp\n    option tcplog\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    retries 0\n\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\nbackend be\n    server s {server}\n"
-        );
-        let (hx, lb, addr) = if haproxy {
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            (Some(HaProxy::start(&cfg, &[addr], None)), None, addr)
-        } else {
-            let lb = ringlb_cfg(&cfg);
-            let addr = lb.addr("fe");
-            (None, Some(lb), addr)
-        };
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let client = c.local_addr().unwrap();
+    let wait = |c: &mut TcpStream| {
         c.write_all(b"B\n").unwrap();
         let mut got = Vec::new();
-        let end = match c.read_to_end(&mut got) {
+        match c.read_to_end(&mut got) {
             Ok(0) => "closed".to_string(),
             Ok(n) => format!("{n} bytes"),
             Err(e) => format!("{:?}", e.kind()),
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = match (&hx, &lb) {
-                (Some(h), _) => h.output(),
-                (_, Some(l)) => l.stdout_lines().join("\n"),
-                _ => unreachable!(),
-            };
-            if let Some(line) = tcp_line(&out, client) {
-                return (line, end);
-            }
-            assert!(std::time::Instant::now() < deadline, "no log line:\n{out}");
-            std::thread::sleep(Duration::from_millis(20));
         }
     };
-    let hx = run(true);
-    let lb = run(false);
+    let hx = stuck_connect(true, server, "1s", "", wait);
+    let lb = stuck_connect(false, server, "1s", "", wait);
     assert_eq!(
         hx, lb,
         "((backend/server, Tc, term), client's end): HAProxy vs ringlb"
