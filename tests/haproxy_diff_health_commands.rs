@@ -71,3 +71,34 @@ frontend web
     });
     t.same("after enable health", states);
 }
+
+/// `set server B/S health up|stopping|down` forces a state (a server without checks
+/// keeps it) and answers as HAProxy 2.6; `show stat` shows the same status after each.
+#[test]
+fn a_forced_health_is_shown_and_answered_as_haproxy() {
+    let t = Twins::start(
+        r#"
+backend app
+    server s3 "${S3}"
+    server s4 "${S4}"
+
+frontend web
+    bind "127.0.0.1:${PORT}"
+    default_backend app
+"#,
+        &[("web", "PORT")],
+        &[("S3", Srv::Up("s3")), ("S4", Srv::Up("s4"))],
+    );
+    for cmd in [
+        "set server app/s3 health down",
+        "set server app/s3 health stopping",
+        "set server app/s3 health up",
+        "set server app/s4 health stopping",
+        "set server app/s3 health bogus",
+        "set server app/s3 health",
+        "set server app/nope health up",
+    ] {
+        t.same(cmd, |s| s.cli(cmd));
+        t.same(&format!("show stat after {cmd}"), states);
+    }
+}

@@ -552,11 +552,17 @@ fn set_server(core: &Core, w: &[&str]) -> String {
         [spec, "addr", rest @ ..] => {
             with_server(core, spec, |b, s| super::dns::set_addr(core, b, s, rest))
         }
+        [spec, "health", word, ..] => {
+            with_server(core, spec, |b, s| servers::set_health(core, b, s, word))
+        }
+        [_, "health"] => {
+            "'set server <srv> health' expects 'up', 'stopping', or 'down'.\n".into()
+        }
         [spec, "fqdn", rest @ ..] => {
             with_server(core, spec, |b, s| super::dns::set_fqdn(core, b, s, rest))
         }
         [_, other, ..] => format!(
-            "'set server <srv>' only supports 'state', 'weight', 'addr' and 'fqdn' in ringlb (got '{other}').\n"
+            "'set server <srv>' only supports 'state', 'weight', 'health', 'addr' and 'fqdn' in ringlb (got '{other}').\n"
         ),
         _ => "Require 'backend/server'.\n".into(),
     }

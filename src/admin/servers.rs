@@ -129,6 +129,32 @@ pub(super) fn set_checks(core: &Core, b: usize, s: usize, on: bool) -> String {
     String::new()
 }
 
+/// `set server B/S health up|stopping|down`, in force on the health thread when
+/// answered (empty, as HAProxy).
+pub(super) fn set_health(core: &Core, b: usize, s: usize, word: &str) -> String {
+    use crate::control::Forced;
+    let health = match word {
+        "up" => Forced::Up,
+        "stopping" => Forced::Stopping,
+        "down" => Forced::Down,
+        _ => return "'set server <srv> health' expects 'up', 'stopping', or 'down'.\n".into(),
+    };
+    let Some(tx) = core.health_cmds.lock().ok().and_then(|t| t.clone()) else {
+        return String::new();
+    };
+    let (done, answer) = crossbeam_channel::bounded(1);
+    let cmd = crate::control::HealthCmd::Force {
+        backend: b,
+        server: s,
+        health,
+        done,
+    };
+    if tx.send(cmd).is_ok() {
+        let _ = answer.recv_timeout(std::time::Duration::from_secs(5));
+    }
+    String::new()
+}
+
 /// HAProxy's `show servers state` (format version 1).
 pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
     if let Some(b) = only {

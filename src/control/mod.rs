@@ -75,6 +75,21 @@ pub enum HealthCmd {
         on: bool,
         done: crossbeam_channel::Sender<()>,
     },
+    /// `set server B/S health up|stopping|down`.
+    Force {
+        backend: usize,
+        server: usize,
+        health: Forced,
+        done: crossbeam_channel::Sender<()>,
+    },
+}
+
+/// The health `set server B/S health` forces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forced {
+    Up,
+    Stopping,
+    Down,
 }
 
 /// From the main, health or admin thread to one shard.

@@ -24,6 +24,9 @@ use crate::control::statelog::{on_backup, say, subject, LOG_ALERT, LOG_EMERG, LO
 
 /// How often the health thread drains shard reports and ends passive cool-downs.
 const REPORT_TICK: Duration = Duration::from_millis(10);
+/// The reason of a state the runtime API forced (`set server B/S health`), in
+/// HAProxy's words.
+const FROM_CLI: &str = "changed from CLI";
 /// Without active checks, a server marked down by passive failures is tried again
 /// after this long.
 pub const PASSIVE_COOLDOWN: Duration = Duration::from_secs(2);
@@ -287,7 +290,9 @@ impl State {
         let on_backup = on_backup(active, backup);
         // With `log-health-checks` the check's own line said why (HAProxy passes no
         // check to the state change's message then).
-        let why = if b.log_health_checks {
+        let why = if reason == FROM_CLI {
+            format!(", {FROM_CLI}")
+        } else if b.log_health_checks {
             String::new()
         } else {
             format!(", reason: {reason}{took}")
@@ -349,12 +354,24 @@ impl State {
 
     /// A runtime API command, in force when its answer goes.
     fn command(&mut self, c: crate::control::HealthCmd) {
-        let crate::control::HealthCmd::Checks {
-            backend,
-            server,
-            on,
-            done,
-        } = c;
+        let (backend, server, on, done) = match c {
+            crate::control::HealthCmd::Checks {
+                backend,
+                server,
+                on,
+                done,
+            } => (backend, server, on, done),
+            crate::control::HealthCmd::Force {
+                backend,
+                server,
+                health,
+                done,
+            } => {
+                self.force(backend, server, health);
+                let _ = done.send(());
+                return;
+            }
+        };
         if let Some(h) = self
             .servers
             .get_mut(backend)
@@ -374,6 +391,29 @@ impl State {
             }
         }
         let _ = done.send(());
+    }
+
+    /// `set server B/S health up|stopping|down`: the state the next checks confirm or
+    /// undo, as HAProxy forces it.
+    fn force(&mut self, backend: usize, server: usize, health: crate::control::Forced) {
+        use crate::control::Forced;
+        let Some(h) = self.servers.get(backend).and_then(|b| b.get(server)) else {
+            return;
+        };
+        let (up, nolb) = (h.up, h.nolb);
+        match health {
+            Forced::Down if up => self.flip(backend, server, false, FROM_CLI, None),
+            Forced::Up if !up => self.flip(backend, server, true, FROM_CLI, None),
+            Forced::Up if nolb => self.set_nolb(backend, server, false, FROM_CLI, Duration::ZERO),
+            Forced::Stopping if !up => {
+                self.flip(backend, server, true, FROM_CLI, None);
+                self.set_nolb(backend, server, true, FROM_CLI, Duration::ZERO);
+            }
+            Forced::Stopping if !nolb => {
+                self.set_nolb(backend, server, true, FROM_CLI, Duration::ZERO)
+            }
+            _ => {}
+        }
     }
 
     /// The backend's servers taking load-balanced traffic: (active, backup).
@@ -421,7 +461,9 @@ impl State {
         let (kind, name) = subject(b, server);
         let word = if nolb { "is stopping" } else { "is UP" };
         let on_backup = on_backup(active, backup);
-        let why = if b.log_health_checks {
+        let why = if reason == FROM_CLI {
+            format!(", {FROM_CLI}")
+        } else if b.log_health_checks {
             String::new()
         } else {
             format!(", reason: {reason}, check duration: {}ms", took.as_millis())
