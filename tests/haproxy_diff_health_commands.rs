@@ -97,6 +97,12 @@ frontend web
         "set server app/s3 health bogus",
         "set server app/s3 health",
         "set server app/nope health up",
+        "enable agent app/s3",
+        "disable agent app/s3",
+        "enable agent app/nope",
+        "disable agent",
+        "set server app/s3 agent up",
+        "set server app/s3 agent-send x",
     ] {
         t.same(cmd, |s| s.cli(cmd));
         t.same(&format!("show stat after {cmd}"), states);

@@ -91,6 +91,27 @@ const COMMANDS: &[Command] = &[
         },
     },
     Command {
+        words: &["disable", "agent"],
+        usage: "disable agent <bk>/<srv>",
+        help: "disable agent checks",
+        // `agent-check` is refused at load: no server has an agent to stop.
+        run: |core, w| match w.first() {
+            Some(spec) => with_server(core, spec, |_, _| String::new()),
+            None => "Require 'backend/server'.\n".into(),
+        },
+    },
+    Command {
+        words: &["enable", "agent"],
+        usage: "enable agent <bk>/<srv>",
+        help: "enable agent checks",
+        run: |core, w| match w.first() {
+            Some(spec) => with_server(core, spec, |_, _| {
+                "Agent was not configured on this server, cannot enable.\n".into()
+            }),
+            None => "Require 'backend/server'.\n".into(),
+        },
+    },
+    Command {
         words: &["disable", "health"],
         usage: "disable health <bk>/<srv>",
         help: "disable health checks",
@@ -557,6 +578,11 @@ fn set_server(core: &Core, w: &[&str]) -> String {
         }
         [_, "health"] => {
             "'set server <srv> health' expects 'up', 'stopping', or 'down'.\n".into()
+        }
+        [spec, "agent" | "agent-send" | "agent-addr" | "agent-port", ..] => {
+            with_server(core, spec, |_, _| {
+                "agent checks are not enabled on this server.\n".into()
+            })
         }
         [spec, "fqdn", rest @ ..] => {
             with_server(core, spec, |b, s| super::dns::set_fqdn(core, b, s, rest))
