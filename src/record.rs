@@ -378,11 +378,6 @@ impl Record {
     }
 }
 
-/// The severity of a finished request's or connection's line, or `None` when it is
-/// not logged, as HAProxy's `strm_log`: `option dontlog-normal` keeps errors only,
-/// `set-log-level` decides (`silent`: nothing), else `err` for an error under
-/// `option log-separate-errors`, else `info`; a line less severe than the target
-/// takes is not even formatted.
 /// The address the server has on this shard now: DNS or `set server addr` may have
 /// moved it since the config was read, and `%si`/`%sp` name where the bytes went.
 fn live_addr(shard: &Shard, backend: usize, server: u32) -> SocketAddr {
@@ -391,6 +386,11 @@ fn live_addr(shard: &Shard, backend: usize, server: u32) -> SocketAddr {
         .get()
 }
 
+/// The severity of a finished request's or connection's line, or `None` when it is
+/// not logged, as HAProxy's `strm_log`: `option dontlog-normal` keeps errors only,
+/// `set-log-level` decides (`silent`: nothing), else `err` for an error under
+/// `option log-separate-errors`, else `info`; a line less severe than the target
+/// takes is not even formatted.
 fn log_level(
     fe: &crate::config::Frontend,
     cfg: &crate::config::Config,

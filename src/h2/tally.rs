@@ -5,13 +5,9 @@
 //! resets malformed requests, which HAProxy 2.6 does not count as such either, and
 //! ends the connection for the stream-state errors HAProxy counts.
 
+use super::flood::{DATA, GOAWAY, HEADERS, RST_STREAM, SETTINGS_FRAME as SETTINGS};
 use crate::stats::Counters;
 
-const DATA: u8 = 0;
-const HEADERS: u8 = 1;
-const RST_STREAM: u8 = 3;
-const SETTINGS: u8 = 4;
-const GOAWAY: u8 = 7;
 const NO_ERROR: u32 = 0x0;
 pub(super) const PROTOCOL_ERROR: u32 = 0x1;
 
