@@ -266,7 +266,11 @@ async fn spliced(
         }
         Transfer::Written(n) => {
             activity.moved();
-            small = if n < COPY_BUF / 2 { small + 1 } else { 0 };
+            small = if n < COPY_BUF / 2 {
+                small.saturating_add(1)
+            } else {
+                0
+            };
             mode == SpliceMode::Always || small < SMALL_SPLICES
         }
     };
