@@ -228,24 +228,42 @@ async fn pump(
                 Err(_) => return Err(SpliceError::Source),
             }
         };
-        let mut left = got;
-        while left > 0 {
-            match splice(pipe.read.as_raw_fd(), dst, left) {
-                Ok(0) => return Err(SpliceError::Destination),
-                Ok(n) => left -= n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let at = Instant::now() + write_timeout;
+        drain(pipe, to, dst, got, Some((&mut *timer, write_timeout))).await?;
+        len -= got as u64;
+    }
+    Ok(())
+}
+
+/// Empties the `left` bytes in `pipe` into `dst` (`to`'s descriptor), waiting for room
+/// there at most the given time on the timer when one is given.
+async fn drain(
+    pipe: &Pipe,
+    to: &TcpStream,
+    dst: RawFd,
+    mut left: usize,
+    mut bound: Option<(&mut Timer, Duration)>,
+) -> Result<(), SpliceError> {
+    while left > 0 {
+        match splice(pipe.read.as_raw_fd(), dst, left) {
+            Ok(0) => return Err(SpliceError::Destination),
+            Ok(n) => left -= n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match &mut bound {
+                Some((timer, limit)) => {
+                    let at = Instant::now() + *limit;
                     match timer.bound(at, to.writable(false)).await {
                         Some(Ok(())) => {}
                         Some(Err(_)) => return Err(SpliceError::Destination),
                         None => return Err(SpliceError::Timeout),
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(SpliceError::Destination),
-            }
+                None => to
+                    .writable(false)
+                    .await
+                    .map_err(|_| SpliceError::Destination)?,
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(SpliceError::Destination),
         }
-        len -= got as u64;
     }
     Ok(())
 }
@@ -312,20 +330,7 @@ impl PipePool {
                     Err(_) => return Err(SpliceError::Source),
                 };
                 report(Transfer::Read(got));
-                let mut left = got;
-                while left > 0 {
-                    match splice(pipe.read.as_raw_fd(), dst, left) {
-                        Ok(0) => return Err(SpliceError::Destination),
-                        Ok(n) => left -= n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            to.writable(false)
-                                .await
-                                .map_err(|_| SpliceError::Destination)?;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Err(SpliceError::Destination),
-                    }
-                }
+                drain(pipe, to, dst, got, None).await?;
                 self.spliced.set(self.spliced.get() + got as u64);
                 if !report(Transfer::Written(got)) {
                     lease.empty = true;

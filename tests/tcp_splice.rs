@@ -226,16 +226,24 @@ fn splice_response_splices_from_the_first_byte_and_only_that_way() {
     assert_eq!(spliced(&sock), 3000);
 }
 
+/// 16 MiB each way through an echo behind the ringlb `start` runs (given its stats
+/// socket and the echo's address): all copied, none spliced.
+fn copies_everything(what: &str, start: impl FnOnce(&Path, SocketAddr) -> RingLb) {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let echo = EchoServer::start();
+    let lb = start(&sock, echo.addr());
+    let mut s = connect(lb.addr("tcp"));
+    echo_bulk(&mut s, 16 << 20);
+    assert_eq!(spliced(&sock), 0, "{what}: nothing spliced");
+}
+
 #[test]
 fn nosplice_and_no_option_splice_auto_copy_everything() {
     for (global, extra) in [("    nosplice", ""), ("", "    no option splice-auto")] {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("s.sock");
-        let echo = EchoServer::start();
-        let lb = ringlb_cfg(&config(&sock, global, extra, echo.addr(), ""));
-        let mut s = connect(lb.addr("tcp"));
-        echo_bulk(&mut s, 16 << 20);
-        assert_eq!(spliced(&sock), 0, "{global}{extra}: nothing spliced");
+        copies_everything(&format!("{global}{extra}"), |sock, echo| {
+            ringlb_cfg(&config(sock, global, extra, echo, ""))
+        });
     }
 }
 
@@ -303,16 +311,12 @@ fn inspected_and_proxy_protocol_connections_are_spliced_intact() {
 #[test]
 fn toml_keys_turn_splicing_off() {
     for (runtime, frontend) in [("splice = false", ""), ("", "splice_auto = false")] {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("s.sock");
-        let echo = EchoServer::start();
-        let lb = RingLb::start(&format!(
-            "[runtime]\nshards = 1\n{runtime}\n[admin]\nstats_socket = \"{}\"\n[frontend.tcp]\nbind = \"127.0.0.1:0\"\nmode = \"tcp\"\ndefault_backend = \"echo\"\n{frontend}\n[backend.echo]\n{}",
-            sock.display(),
-            servers_toml("echo", &[echo.addr()])
-        ));
-        let mut s = connect(lb.addr("tcp"));
-        echo_bulk(&mut s, 16 << 20);
-        assert_eq!(spliced(&sock), 0, "{runtime}{frontend}: nothing spliced");
+        copies_everything(&format!("{runtime}{frontend}"), |sock, echo| {
+            RingLb::start(&format!(
+                "[runtime]\nshards = 1\n{runtime}\n[admin]\nstats_socket = \"{}\"\n[frontend.tcp]\nbind = \"127.0.0.1:0\"\nmode = \"tcp\"\ndefault_backend = \"echo\"\n{frontend}\n[backend.echo]\n{}",
+                sock.display(),
+                servers_toml("echo", &[echo])
+            ))
+        });
     }
 }
