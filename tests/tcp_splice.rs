@@ -4,8 +4,8 @@
 //! bytes); a direction whose traffic turns interactive copies again, and splices again
 //! when bulk comes back; `splice-response` splices from the first byte; `no option
 //! splice-auto` and global `nosplice` (and their TOML keys) splice nothing, HTTP bodies
-//! neither. Byte counters, timeouts, `tcp-request content` inspection and the PROXY
-//! protocol work the same on spliced connections.
+//! neither. Byte counters and the tcplog line, timeouts, `tcp-request content`
+//! inspection and the PROXY protocol work the same on spliced connections.
 
 mod common;
 
@@ -153,7 +153,13 @@ fn bulk_both_ways_is_spliced_intact_with_half_closes_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("s.sock");
     let (server, rx) = bulk_server(false);
-    let lb = ringlb_cfg(&config(&sock, "", "", server.addr(), ""));
+    let lb = ringlb_cfg(&config(
+        &sock,
+        "    log stdout format raw local0",
+        "    log global\n    option tcplog",
+        server.addr(),
+        "",
+    ));
     assert_eq!(spliced(&sock), 0);
     bulk_both_ways(lb.addr("tcp"), &rx);
     // Nearly all of it went through pipes: only the reads before a direction was
@@ -172,6 +178,13 @@ fn bulk_both_ways_is_spliced_intact_with_half_closes_and_counted() {
             .find(|r| r["pxname"] == "tcp" && r["svname"] == "FRONTEND")
             .unwrap();
         fe["bin"] == BULK.to_string() && fe["bout"] == BULK.to_string()
+    });
+    // And so does the log line (bytes sent to the client).
+    let bytes = format!(" {BULK} ");
+    wait_for("the tcplog line", Duration::from_secs(10), || {
+        lb.stdout_lines()
+            .iter()
+            .any(|l| l.contains(" tcp tcp/s ") && l.contains(&bytes))
     });
 }
 
