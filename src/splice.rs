@@ -1,5 +1,7 @@
-//! Zero-copy forwarding of large bodies: socket → pipe → socket with splice(2), the
-//! bytes never entering user space. Each shard keeps its pipes and reuses them (a pipe
+//! Zero-copy forwarding: socket → pipe → socket with splice(2), the bytes never
+//! entering user space; `forward` moves a large body's known length (HTTP), `stream`
+//! a TCP stream's bulk for as long as its caller wants (`pipe` decides when: see
+//! `config::splice`). Each shard keeps its pipes and reuses them (a pipe
 //! is two descriptors and a kernel buffer: creating one per transfer would cost more
 //! than it saves).
 //!
