@@ -128,6 +128,8 @@ pub struct RawRuntime {
     /// The server-state file that backends with `load_server_state` read at load
     /// (HAProxy's `server-state-file`).
     pub server_state_file: Option<String>,
+    /// `false`: no splicing at all (haproxy.cfg's global `nosplice`).
+    pub splice: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,6 +201,11 @@ pub struct RawFrontend {
     /// `option http-buffer-request`.
     #[serde(default)]
     pub buffer_request: bool,
+    /// `option splice-auto` (`false`: `no option splice-auto`), `option
+    /// splice-request`, `option splice-response` (see `config::splice`).
+    pub splice_auto: Option<bool>,
+    pub splice_request: Option<bool>,
+    pub splice_response: Option<bool>,
     pub stats_uri: Option<String>,
     pub metrics_path: Option<String>,
     pub maxconn: Option<i64>,
@@ -265,6 +272,11 @@ pub struct RawBackend {
     pub buffer_request: Option<bool>,
     /// `option abortonclose`.
     pub abort_on_close: Option<bool>,
+    /// `option splice-auto` (`false`: `no option splice-auto`), `option
+    /// splice-request`, `option splice-response` (see `config::splice`).
+    pub splice_auto: Option<bool>,
+    pub splice_request: Option<bool>,
+    pub splice_response: Option<bool>,
     pub maxqueue: Option<i64>,
     pub error_limit: Option<i64>,
     pub health: Option<RawHealth>,

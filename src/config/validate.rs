@@ -390,6 +390,7 @@ impl Validator {
                     }
                 },
                 log_uri_len: usize::MAX,
+                splice: raw.runtime.splice.unwrap_or(true),
                 comp_level: match raw.runtime.comp_maxlevel {
                     None => super::compression::DEFAULT_LEVEL,
                     Some(n) if (1..=9).contains(&n) => n as u32,

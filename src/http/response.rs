@@ -266,12 +266,16 @@ impl<S: Stream> Conn<S> {
         )
         .await
         .map_err(|_| Stop::Close)?;
+        // Unless `no option splice-auto` or `nosplice` say otherwise (`config::splice`).
+        let may_splice = self.rec.backend.is_some_and(|b| {
+            self.shard.config.splice(self.frontend, b).response != crate::config::SpliceMode::Off
+        });
         while !body.is_done() {
             // A large Content-Length body goes from socket to socket through a pipe
             // (plain sockets only: a TLS stream needs the bytes).
             let rest = body
                 .remaining_length()
-                .filter(|&n| n >= crate::splice::SPLICE_MIN);
+                .filter(|&n| may_splice && n >= crate::splice::SPLICE_MIN);
             if let (Some(rest), Some(to), Some(from)) =
                 (rest, self.client.socket(), up.stream.socket())
             {

@@ -203,6 +203,11 @@ impl Validator {
                 prefer_last_server: false,
                 buffer_request: b.buffer_request.unwrap_or(false),
                 abort_on_close: b.abort_on_close.unwrap_or(false),
+                splice: crate::config::SpliceOpts {
+                    auto: b.splice_auto,
+                    request: b.splice_request.unwrap_or(false),
+                    response: b.splice_response.unwrap_or(false),
+                },
                 retries,
                 redispatch: b.redispatch.unwrap_or(true),
                 redispatch_after: 1,
