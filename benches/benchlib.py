@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import time
 import urllib.request
@@ -221,3 +222,34 @@ def run_wrk(port, duration, connections):
     """Keep-alive GET / : (requests, errors, p50 ms, p99 ms)."""
     r = wrk(port, duration, connections)
     return r["reqs"], r["non2xx"] + r["sock"], r["p50"], r["p99"]
+
+
+def rss_kib(pid):
+    """A process's resident set (VmRSS), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def spread(v):
+    """Half the range: the ± beside a median."""
+    return (max(v) - min(v)) / 2 if v else float("nan")
+
+
+def self_signed_pem(tmp, cn="bench.test"):
+    """An ECDSA P-256 certificate and its key in one PEM file (HAProxy's `crt`), made
+    with the openssl CLI in `tmp`; its path."""
+    pem, key = os.path.join(tmp, "bench.pem"), os.path.join(tmp, "bench.key")
+    subprocess.check_call(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", key, "-out", pem, "-days", "2", "-subj", f"/CN={cn}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(pem, "a") as out, open(key) as k:
+        out.write(k.read())
+    return pem

@@ -26,7 +26,6 @@ import os
 import re
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,11 @@ from benchlib import (  # noqa: E402
     cpu_seconds,
     free_port,
     nginx_worker_pids,
+    med,
     ringlb_binary,
+    rss_kib,
+    self_signed_pem,
+    spread,
 )
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -88,14 +91,6 @@ def h2load(url, duration, warm=False):
     return int(m.group(4)), int(m.group(5)) + int(m.group(6))
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def open_idle_h2(port, n):
     """`n` HTTP/2 connections over TLS (ALPN h2), preface and SETTINGS sent and the
     server's SETTINGS read: established, no stream."""
@@ -120,14 +115,7 @@ def open_idle_h2(port, n):
 class Bench:
     def __init__(self, args, ringlb, tmp):
         self.args, self.ringlb, self.tmp = args, ringlb, tmp
-        self.cert = os.path.join(tmp, "bench.pem")
-        key = os.path.join(tmp, "bench.key")
-        subprocess.check_call(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", key, "-out", self.cert, "-days", "2", "-subj", "/CN=bench.test"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(self.cert, "a") as out, open(key) as k:
-            out.write(k.read())
+        self.cert = self_signed_pem(tmp)
         os.chmod(tmp, 0o755)
         www = os.path.join(tmp, "www")
         os.makedirs(www, mode=0o755)
@@ -183,14 +171,6 @@ class Bench:
         if not p.alive():
             raise RuntimeError(f"{proxy} died holding idle connections")
         return {"kib_per_conn": (after - before) / self.args.idle}
-
-
-def med(v):
-    return statistics.median(v) if v else float("nan")
-
-
-def spread(v):
-    return (max(v) - min(v)) / 2 if v else float("nan")
 
 
 def main():

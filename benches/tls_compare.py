@@ -33,8 +33,6 @@ import argparse
 import os
 import socket
 import ssl
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +48,11 @@ from benchlib import (  # noqa: E402
     cpu_seconds,
     free_port,
     nginx_worker_pids,
+    med,
     ringlb_binary,
+    rss_kib,
+    self_signed_pem,
+    spread,
     wrk,
 )
 
@@ -92,14 +94,6 @@ backend app
     return path
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def open_idle(port, n):
     """`n` TLS connections with the handshake done (and the TLS 1.3 tickets read), held
     open without a request. Returns the sockets."""
@@ -118,14 +112,7 @@ def open_idle(port, n):
 class Bench:
     def __init__(self, args, ringlb, tmp):
         self.args, self.ringlb, self.tmp = args, ringlb, tmp
-        self.cert = os.path.join(tmp, "bench.pem")
-        key = os.path.join(tmp, "bench.key")
-        subprocess.check_call(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", key, "-out", self.cert, "-days", "2", "-subj", "/CN=bench.test"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(self.cert, "a") as out, open(key) as k:
-            out.write(k.read())
+        self.cert = self_signed_pem(tmp)
         # nginx's worker (another user when run as root) reads the files.
         os.chmod(tmp, 0o755)
         www = os.path.join(tmp, "www")
@@ -214,14 +201,6 @@ class Bench:
             raise RuntimeError(f"{proxy} died holding idle connections")
         return {"kib_per_conn": (after - before) / self.args.idle, "open_s": time.time() - t0,
                 "rss_before_mib": before / 1024, "rss_after_mib": after / 1024}
-
-
-def med(v):
-    return statistics.median(v) if v else float("nan")
-
-
-def spread(v):
-    return (max(v) - min(v)) / 2 if v else float("nan")
 
 
 def main():

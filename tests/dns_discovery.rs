@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::dns::{DnsServer, Srv};
 use common::haproxy::{cli, ringlb_cfg, write_cfg};
 use common::traffic::{backend_of, wait_for_log};
-use common::twins::stat_rows;
+use common::twins::server_slots;
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -55,16 +55,7 @@ frontend web
 
 /// (status, addr, weight) of every server of backend `app`, by name.
 fn slots(sock: &Path) -> BTreeMap<String, (String, String, String)> {
-    stat_rows(&cli(sock, "show stat"))
-        .into_iter()
-        .filter(|r| r["pxname"] == "app" && r["svname"] != "BACKEND" && r["svname"] != "FRONTEND")
-        .map(|r| {
-            (
-                r["svname"].clone(),
-                (r["status"].clone(), r["addr"].clone(), r["weight"].clone()),
-            )
-        })
-        .collect()
+    server_slots(sock, "app")
 }
 
 fn status(sock: &Path, server: &str) -> String {

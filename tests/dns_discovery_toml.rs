@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::dns::{DnsServer, Srv};
-use common::haproxy::{cli, ringlb_cfg};
+use common::haproxy::ringlb_cfg;
 use common::traffic::backend_of;
-use common::twins::stat_rows;
+use common::twins::server_slots;
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -51,16 +51,7 @@ default_backend = "app"
 
 /// (status, addr, weight) of every server of backend `app`, by name.
 fn slots(sock: &Path) -> BTreeMap<String, (String, String, String)> {
-    stat_rows(&cli(sock, "show stat"))
-        .into_iter()
-        .filter(|r| r["pxname"] == "app" && r["svname"] != "BACKEND" && r["svname"] != "FRONTEND")
-        .map(|r| {
-            (
-                r["svname"].clone(),
-                (r["status"].clone(), r["addr"].clone(), r["weight"].clone()),
-            )
-        })
-        .collect()
+    server_slots(sock, "app")
 }
 
 /// A template over A records: its slots fill, empty and fill again as the name's

@@ -257,6 +257,24 @@ pub fn get(host: &str, path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
 }
 
+/// (status, addr, weight) of every server of `backend`, by name, from `show stat` on
+/// the stats socket at `sock`.
+pub fn server_slots(
+    sock: &std::path::Path,
+    backend: &str,
+) -> BTreeMap<String, (String, String, String)> {
+    stat_rows(&cli(sock, "show stat"))
+        .into_iter()
+        .filter(|r| r["pxname"] == backend && r["svname"] != "BACKEND" && r["svname"] != "FRONTEND")
+        .map(|r| {
+            (
+                r["svname"].clone(),
+                (r["status"].clone(), r["addr"].clone(), r["weight"].clone()),
+            )
+        })
+        .collect()
+}
+
 /// `show stat` CSV as rows of named columns.
 pub fn stat_rows(csv: &str) -> Vec<BTreeMap<String, String>> {
     let mut lines = csv.lines();
