@@ -282,4 +282,6 @@ pub struct RawServer {
     pub check_send_proxy: Option<bool>,
     /// TLS to the server.
     pub tls: Option<super::tls::RawServerTls>,
+    /// The protocol spoken to it: "h1" (the default) or "h2".
+    pub proto: Option<String>,
 }

@@ -16,7 +16,6 @@
 
 use std::io;
 
-use bytes::Buf;
 use h2::RecvStream;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
@@ -24,101 +23,25 @@ use monoio::BufResult;
 
 use super::request::ReqBody;
 use super::response::Responder;
+use crate::h2map::H2In;
 
 pub(super) struct Pipe {
-    /// Request bytes ready to be read: the head, then each chunk or DATA frame.
-    stage: Vec<u8>,
-    stage_pos: usize,
-    /// DATA bytes already in `stage` but not yet released to the client's window.
-    unreleased: usize,
-    /// The request body still to come (`None`: all of it was staged).
-    body: Option<RecvStream>,
-    chunked: bool,
+    /// The request: its translated head, then its body.
+    req: H2In,
     res: Responder,
 }
 
 impl Pipe {
     pub(super) fn new(head: Vec<u8>, framing: ReqBody, body: RecvStream, res: Responder) -> Self {
+        let body = (framing != ReqBody::None).then_some(body);
         Pipe {
-            stage: head,
-            stage_pos: 0,
-            unreleased: 0,
-            body: (framing != ReqBody::None).then_some(body),
-            chunked: framing == ReqBody::Chunked,
+            req: H2In::new(head, body, framing == ReqBody::Chunked),
             res,
         }
     }
 
-    /// Copies staged request bytes to `dst` (at most `room`), fetching the next DATA
-    /// frame first when none are staged. 0: the request is over.
     async fn read_raw(&mut self, dst: *mut u8, room: usize) -> io::Result<usize> {
-        if self.stage_pos == self.stage.len() {
-            self.release();
-            self.stage.clear();
-            self.stage_pos = 0;
-            self.next_frame().await?;
-        }
-        let n = (self.stage.len() - self.stage_pos).min(room);
-        // SAFETY: the caller's buffer has `room` writable bytes at `dst`.
-        unsafe { std::ptr::copy_nonoverlapping(self.stage[self.stage_pos..].as_ptr(), dst, n) };
-        self.stage_pos += n;
-        if self.stage_pos == self.stage.len() {
-            // The HTTP path has the frame's bytes: the client may send more.
-            self.release();
-        }
-        Ok(n)
-    }
-
-    /// Gives the client's window back for DATA bytes the HTTP path has read.
-    fn release(&mut self) {
-        if self.unreleased > 0 {
-            if let Some(b) = &mut self.body {
-                let _ = b.flow_control().release_capacity(self.unreleased);
-            }
-            self.unreleased = 0;
-        }
-    }
-
-    /// Stages the next DATA frame (chunk-framed when chunked), or the end of the body.
-    async fn next_frame(&mut self) -> io::Result<()> {
-        let Some(body) = &mut self.body else {
-            return Ok(());
-        };
-        loop {
-            match body.data().await {
-                Some(Ok(data)) if data.is_empty() => continue,
-                Some(Ok(data)) => {
-                    self.unreleased = data.len();
-                    if self.chunked {
-                        self.stage
-                            .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                    }
-                    self.stage.extend_from_slice(data.chunk());
-                    if self.chunked {
-                        self.stage.extend_from_slice(b"\r\n");
-                    }
-                    return Ok(());
-                }
-                Some(Err(e)) => {
-                    return Err(io::Error::new(io::ErrorKind::ConnectionReset, e));
-                }
-                None => break,
-            }
-        }
-        if self.chunked {
-            self.stage.extend_from_slice(b"0\r\n");
-            if let Ok(Some(trailers)) = body.trailers().await {
-                for (name, value) in &trailers {
-                    self.stage.extend_from_slice(name.as_str().as_bytes());
-                    self.stage.extend_from_slice(b": ");
-                    self.stage.extend_from_slice(value.as_bytes());
-                    self.stage.extend_from_slice(b"\r\n");
-                }
-            }
-            self.stage.extend_from_slice(b"\r\n");
-        }
-        self.body = None;
-        Ok(())
+        self.req.read_raw(dst, room).await
     }
 }
 
@@ -194,23 +117,20 @@ impl crate::io::Stream for Pipe {
         None
     }
 
+    /// The request body as frames, for a `proto h2` server (see `Stream::take_h2_body`).
+    fn take_h2_body(&mut self) -> Option<RecvStream> {
+        self.req.take_body()
+    }
+
+    async fn gone(&mut self) {
+        self.res.reset().await
+    }
+
     async fn read_until(
         &mut self,
-        mut buf: Vec<u8>,
+        buf: Vec<u8>,
         deadline: monoio::time::Instant,
     ) -> (io::Result<usize>, Vec<u8>) {
-        let (len, cap) = (buf.len(), buf.capacity());
-        // SAFETY: `len..cap` is the vector's spare capacity.
-        let dst = unsafe { buf.as_mut_ptr().add(len) };
-        let read = self.read_raw(dst, cap - len);
-        match monoio::time::timeout_at(deadline, read).await {
-            Ok(Ok(n)) => {
-                // SAFETY: `read_raw` initialised `n` bytes after `len`.
-                unsafe { buf.set_len(len + n) };
-                (Ok(n), buf)
-            }
-            Ok(Err(e)) => (Err(e), buf),
-            Err(_) => (Err(io::ErrorKind::TimedOut.into()), buf),
-        }
+        crate::h2map::read_until(buf, deadline, |dst, room| self.read_raw(dst, room)).await
     }
 }
