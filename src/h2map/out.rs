@@ -247,6 +247,15 @@ impl H1Out {
         }
     }
 
+    /// Resets the stream with `reason`, whatever was sent of the message (the
+    /// exchange is abandoned: the peer stops working on it).
+    pub fn reset(&mut self, reason: h2::Reason) {
+        self.phase = Phase::Done;
+        if let Some(s) = &mut self.send {
+            s.send_reset(reason);
+        }
+    }
+
     fn step(&mut self, src: &[u8], sink: &mut impl HeadSink) -> io::Result<Step> {
         match &mut self.phase {
             Phase::Head => self.head_bytes(src, sink),

@@ -59,6 +59,9 @@ struct RequestHead {
     /// Set once the HEADERS went: the response, and the adopted body's stream.
     sent: Option<(ResponseFuture, Option<SendStream<Bytes>>)>,
     head_request: bool,
+    /// Host becomes `:authority` (an HTTP/2 client's request); else it stays a field
+    /// (an HTTP/1 client's), as HAProxy 2.6 sends them.
+    authority: bool,
 }
 
 impl H2Upstream {
@@ -79,12 +82,19 @@ impl H2Upstream {
                 adopted: None,
                 sent: None,
                 head_request: false,
+                authority: true,
             },
             response: None,
             inbound: None,
             pump: None,
             ended: false,
         }
+    }
+
+    /// Whether the request's Host goes as `:authority` (its client spoke HTTP/2) or
+    /// as a `host` field (HTTP/1), as HAProxy 2.6 sends each.
+    pub fn authority(&mut self, from_h2: bool) {
+        self.head.authority = from_h2;
     }
 
     /// Takes the request body as HTTP/2 frames, forwarded as they come: the HTTP
@@ -169,7 +179,7 @@ impl Drop for H2Upstream {
             let _ = p.send(reason);
         }
         if !self.ended {
-            self.out.abort(Reason::CANCEL);
+            self.out.reset(Reason::CANCEL);
         }
     }
 }
@@ -201,7 +211,7 @@ impl HeadSink for RequestHead {
                     chunked = true;
                     continue;
                 }
-                "host" => {
+                "host" if self.authority => {
                     authority = Some(h.value);
                     continue;
                 }
@@ -218,11 +228,10 @@ impl HeadSink for RequestHead {
                 out.headers_mut().append(name, value);
             }
         }
-        let mut uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .path_and_query(req.path.unwrap_or("/"));
+        let mut uri = Uri::builder().path_and_query(req.path.unwrap_or("/"));
+        // Without `:authority`, the h2 crate sends `:scheme http` (a relative URI).
         if let Some(a) = authority {
-            uri = uri.authority(a);
+            uri = uri.scheme(self.scheme.clone()).authority(a);
         }
         *out.uri_mut() = uri
             .build()
@@ -241,10 +250,11 @@ impl HeadSink for RequestHead {
             .conn
             .send_request(out, end)
             .map_err(|_| broken("stream refused"))?;
-        let (send, pumped) = match (end, self.adopted.is_some()) {
-            (true, _) => (None, None),
-            (false, true) => (None, Some(send)),
-            (false, false) => (Some(send), None),
+        // Kept even when the HEADERS ended the request: a response given up is reset
+        // through it.
+        let (send, pumped) = match self.adopted.is_some() {
+            true => (None, Some(send)),
+            false => (Some(send), None),
         };
         self.sent = Some((response, pumped));
         Ok(Head::Sent { len, send, phase })

@@ -693,8 +693,9 @@ impl<S: Stream> Conn<S> {
             self.rec.server = Some(up.server);
             // A client's HTTP/2 stream to a `proto h2` server: the body goes as its
             // frames come, while the response is read (calls streaming both ways).
-            if !adopted && !body.is_done() && self.cpos == self.cbuf.len() {
-                if let crate::tls::MaybeTls::H2(h2) = &mut up.stream {
+            if let crate::tls::MaybeTls::H2(h2) = &mut up.stream {
+                h2.authority(self.txn.h2);
+                if !adopted && !body.is_done() && self.cpos == self.cbuf.len() {
                     if let Some(frames) = self.client.take_h2_body() {
                         h2.adopt_body(frames);
                         body = BodyProgress::new(super::framing::Framing::None, 0);
