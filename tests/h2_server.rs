@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::grpc::{self, GrpcServer};
-use common::haproxy::{ringlb_cfg, write_cfg};
+use common::haproxy::ringlb_cfg;
 use common::*;
 use tls_util::*;
 
@@ -188,19 +188,7 @@ backend clear\n    server s1 {} proto h2\n",
 
 /// A rustls server config for `pem` (certificate then key) offering h2.
 fn server_config(pem: &std::path::Path) -> Arc<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pem)
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(pem).unwrap();
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
+    let mut cfg = tls_util::server_config(pem);
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Arc::new(cfg)
 }
@@ -220,10 +208,7 @@ fn http11_clients_reach_an_h2_server() {
         server.connections()
     );
     assert_eq!(r.body_str(), "GET /plain 0\n");
-    assert_eq!(
-        wire::header(&r.headers, "x-served-by").as_deref(),
-        Some("h2")
-    );
+    assert_eq!(wire::header(&r.headers, "x-served-by"), Some("h2"));
     // Keep-alive: the next request on the same client connection.
     let r = c.request("POST /post HTTP/1.1\r\nHost: h1.test\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(r.status, 200);
@@ -255,6 +240,21 @@ fn http11_clients_reach_an_h2_server() {
     assert_eq!(server.connections(), 1);
 }
 
+/// GETs `url`, reads the first line of the answer (`tick`), then resets the stream
+/// while the answer goes on.
+async fn reset_mid_response(conn: &mut ::h2::client::SendRequest<Bytes>, url: &str) {
+    std::future::poll_fn(|cx| conn.poll_ready(cx))
+        .await
+        .unwrap();
+    let req = http::Request::get(url).body(()).unwrap();
+    let (res, mut send) = conn.send_request(req, true).unwrap();
+    let res = within("the response", res).await.unwrap();
+    let mut body = res.into_body();
+    let d = within("a line", body.data()).await.unwrap().unwrap();
+    assert_eq!(&d[..], b"tick\n");
+    send.send_reset(::h2::Reason::CANCEL);
+}
+
 #[test]
 fn a_client_reset_cancels_the_h2_server_stream() {
     let server = GrpcServer::start(None);
@@ -262,19 +262,7 @@ fn a_client_reset_cancels_the_h2_server_stream() {
     let addr = lb.addrs("web")[0];
     grpc::run(async {
         let mut conn = grpc::connect(addr, None).await;
-        std::future::poll_fn(|cx| conn.poll_ready(cx))
-            .await
-            .unwrap();
-        let req = http::Request::get(format!("http://slow.test/slow"))
-            .body(())
-            .unwrap();
-        let (res, mut send) = conn.send_request(req, true).unwrap();
-        let res = within("the response", res).await.unwrap();
-        let mut body = res.into_body();
-        // Mid-response: a line came, more are on their way.
-        let d = within("a line", body.data()).await.unwrap().unwrap();
-        assert_eq!(&d[..], b"tick\n");
-        send.send_reset(::h2::Reason::CANCEL);
+        reset_mid_response(&mut conn, "http://slow.test/slow").await;
         // The connection lives on for other streams.
         unary_ok(&mut conn, "grpc.test", &server).await;
     });
@@ -310,16 +298,7 @@ fn a_client_reset_closes_the_http1_server_connection() {
     let addr = lb.addrs("web")[0];
     grpc::run(async {
         let mut conn = grpc::connect(addr, None).await;
-        std::future::poll_fn(|cx| conn.poll_ready(cx))
-            .await
-            .unwrap();
-        let req = http::Request::get("http://h1.test/slow").body(()).unwrap();
-        let (res, mut send) = conn.send_request(req, true).unwrap();
-        let res = within("the response", res).await.unwrap();
-        let mut body = res.into_body();
-        let d = within("a line", body.data()).await.unwrap().unwrap();
-        assert_eq!(&d[..], b"tick\n");
-        send.send_reset(::h2::Reason::CANCEL);
+        reset_mid_response(&mut conn, "http://h1.test/slow").await;
         // The client connection stays open (its task runs) until the server saw
         // its connection closed.
         let verdict = within("the server's verdict", async {
@@ -348,17 +327,7 @@ fn proto_h2_server_options_are_checked() {
             "needs 'mode http'",
         ),
     ];
-    for (cfg, line, what) in cases {
-        let file = write_cfg(cfg);
-        let out = check_config_file(file.path().to_str().unwrap());
-        assert_eq!(out.code(), Some(1), "{cfg}: {}", out.stderr);
-        let hit = out.stderr.lines().find(|l| l.contains(what));
-        assert!(
-            hit.is_some_and(|l| l.contains(line)),
-            "{what}: {}",
-            out.stderr
-        );
-    }
+    common::haproxy::assert_refused(&cases);
     let toml = "[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"app\"\n\n[backend.app]\n[[backend.app.server]]\naddr = \"127.0.0.1:1\"\nproto = \"h3\"\n";
     let out = check_config(toml);
     assert_eq!(out.code(), Some(1));

@@ -17,9 +17,6 @@
 use std::io;
 
 use h2::RecvStream;
-use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
-use monoio::BufResult;
 
 use super::request::ReqBody;
 use super::response::Responder;
@@ -43,6 +40,15 @@ impl Pipe {
     async fn read_raw(&mut self, dst: *mut u8, room: usize) -> io::Result<usize> {
         self.req.read_raw(dst, room).await
     }
+
+    async fn write_raw(&mut self, src: &[u8]) -> io::Result<usize> {
+        self.res.write(src).await
+    }
+
+    /// The HTTP path is done writing (see `rent_io`).
+    fn finish(&mut self) {
+        self.res.finish();
+    }
 }
 
 impl Drop for Pipe {
@@ -51,60 +57,7 @@ impl Drop for Pipe {
     }
 }
 
-impl AsyncReadRent for Pipe {
-    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        let (dst, room) = (buf.write_ptr(), buf.bytes_total());
-        let res = self.read_raw(dst, room).await;
-        if let Ok(n) = res {
-            // SAFETY: `read_raw` initialised the first `n` bytes.
-            unsafe { buf.set_init(n) };
-        }
-        (res, buf)
-    }
-
-    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        // SAFETY: the iovecs stay valid while `buf` is held here.
-        let Some(mut raw) = (unsafe { RawBuf::new_from_iovec_mut(&mut buf) }) else {
-            return (Ok(0), buf);
-        };
-        let res = self.read_raw(raw.write_ptr(), raw.bytes_total()).await;
-        if let Ok(n) = res {
-            // SAFETY: `n` bytes of the first iovec were written.
-            unsafe { buf.set_init(n) };
-        }
-        (res, buf)
-    }
-}
-
-impl AsyncWriteRent for Pipe {
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: `buf` owns `bytes_init` initialised bytes at `read_ptr`.
-        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let res = self.res.write(src).await;
-        (res, buf)
-    }
-
-    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: the iovecs stay valid while `buf` is held here.
-        let res = match unsafe { RawBuf::new_from_iovec(&buf) } {
-            Some(raw) => {
-                let src = unsafe { std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()) };
-                self.res.write(src).await
-            }
-            None => Ok(0),
-        };
-        (res, buf)
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        self.res.finish();
-        Ok(())
-    }
-}
+crate::h2map::rent_io!(Pipe);
 
 // SAFETY: a `Pipe` is never split: a stream cannot be upgraded to a tunnel (h2 has no
 // `Upgrade`, and `CONNECT` is refused before the HTTP path), and the marker only

@@ -9,9 +9,9 @@ use std::io;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 
-use crate::h2map::out::broken;
+use crate::h2map::out::{broken, copy_fields};
 use crate::h2map::{H1Out, Head, HeadSink, Phase};
 
 /// The longest response head accepted back (ringlb wrote it: a local bound only).
@@ -107,29 +107,7 @@ impl HeadSink for ResponseHead {
         }
         let mut out = Response::new(());
         *out.status_mut() = StatusCode::from_u16(code).map_err(|_| broken("status"))?;
-        let mut framing = None;
-        let mut chunked = false;
-        for h in res.headers.iter() {
-            let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
-                continue;
-            };
-            match name.as_str() {
-                "connection" | "keep-alive" | "proxy-connection" | "upgrade" => continue,
-                "transfer-encoding" => {
-                    chunked = true;
-                    continue;
-                }
-                "content-length" => {
-                    framing = std::str::from_utf8(h.value)
-                        .ok()
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                }
-                _ => {}
-            }
-            if let Ok(value) = HeaderValue::from_bytes(h.value) {
-                out.headers_mut().append(name, value);
-            }
-        }
+        let (chunked, framing) = copy_fields(res.headers, out.headers_mut(), |_, _| false);
         let bodiless = self.head_request || code == 204 || code == 304;
         let phase = Phase::body(bodiless, chunked, framing);
         if matches!(phase, Phase::Chunked(_)) {

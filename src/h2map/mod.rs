@@ -7,10 +7,12 @@
 pub mod inbound;
 pub mod out;
 mod pump;
+mod rent;
 pub mod upstream;
 
 pub use inbound::H2In;
 pub use out::{H1Out, Head, HeadSink, Phase};
+pub(crate) use rent::rent_io;
 pub use upstream::H2Upstream;
 
 use std::future::Future;

@@ -135,6 +135,43 @@ impl Chunks {
     }
 }
 
+/// Copies an HTTP/1.1 head's fields to `dst`, without what HTTP/2 has no place for
+/// (connection-specific fields, RFC 9113 §8.2.2, and Transfer-Encoding); `skip` sees
+/// each field first and keeps it out when it says so. Returns the body's framing:
+/// (chunked, Content-Length).
+pub fn copy_fields<'h>(
+    src: &[httparse::Header<'h>],
+    dst: &mut HeaderMap,
+    mut skip: impl FnMut(&HeaderName, &'h [u8]) -> bool,
+) -> (bool, Option<u64>) {
+    let (mut chunked, mut length) = (false, None);
+    for h in src {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            continue;
+        };
+        match name.as_str() {
+            "connection" | "keep-alive" | "proxy-connection" | "upgrade" => continue,
+            "transfer-encoding" => {
+                chunked = true;
+                continue;
+            }
+            "content-length" => {
+                length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+            }
+            _ => {}
+        }
+        if skip(&name, h.value) {
+            continue;
+        }
+        if let Ok(value) = HeaderValue::from_bytes(h.value) {
+            dst.append(name, value);
+        }
+    }
+    (chunked, length)
+}
+
 /// What a side makes of the message head once it is whole.
 pub enum Head {
     /// Not whole yet: the bytes were kept.

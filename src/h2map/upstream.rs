@@ -17,13 +17,10 @@ use std::io;
 use bytes::Bytes;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{Reason, RecvStream, SendStream};
-use http::{header, HeaderName, HeaderValue, Method, Request, Uri};
-use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
-use monoio::BufResult;
+use http::{header, Method, Request, Uri};
 
 use super::inbound::H2In;
-use super::out::{broken, H1Out, Head, HeadSink, Phase};
+use super::out::{broken, copy_fields, H1Out, Head, HeadSink, Phase};
 
 /// The longest request head taken (the HTTP path wrote it: a local bound only).
 const HEAD_MAX: usize = 256 * 1024;
@@ -112,6 +109,11 @@ impl H2Upstream {
         super::read_until(buf, deadline, |dst, room| self.read_raw(dst, room)).await
     }
 
+    /// The writer is done (see `rent_io`).
+    fn finish(&mut self) {
+        self.out.finish();
+    }
+
     async fn write_raw(&mut self, src: &[u8]) -> io::Result<usize> {
         if !self.out.is_headed() {
             // The connection takes another stream (it may be dead, or at its limit).
@@ -198,36 +200,18 @@ impl HeadSink for RequestHead {
         self.head_request = method == Method::HEAD;
         let mut out = Request::new(());
         let mut authority = None;
-        let mut length = None;
-        let mut chunked = false;
-        for h in req.headers.iter() {
-            let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
-                continue;
-            };
+        let to_authority = self.authority;
+        let (chunked, length) = copy_fields(req.headers, out.headers_mut(), |name, value| {
             match name.as_str() {
-                // RFC 9113 §8.2.2: connection-specific fields do not exist in h2.
-                "connection" | "keep-alive" | "proxy-connection" | "upgrade" => continue,
-                "transfer-encoding" => {
-                    chunked = true;
-                    continue;
-                }
-                "host" if self.authority => {
-                    authority = Some(h.value);
-                    continue;
+                "host" if to_authority => {
+                    authority = Some(value);
+                    true
                 }
                 // Only `trailers` may pass (gRPC servers want it).
-                "te" if !h.value.eq_ignore_ascii_case(b"trailers") => continue,
-                "content-length" => {
-                    length = std::str::from_utf8(h.value)
-                        .ok()
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                }
-                _ => {}
+                "te" => !value.eq_ignore_ascii_case(b"trailers"),
+                _ => false,
             }
-            if let Ok(value) = HeaderValue::from_bytes(h.value) {
-                out.headers_mut().append(name, value);
-            }
-        }
+        });
         let mut uri = Uri::builder().path_and_query(req.path.unwrap_or("/"));
         // Without `:authority`, the h2 crate sends `:scheme http` (a relative URI).
         if let Some(a) = authority {
@@ -297,57 +281,4 @@ fn translate_response(res: http::Response<RecvStream>, head_request: bool) -> H2
     H2In::new(head, body, chunked)
 }
 
-impl AsyncReadRent for H2Upstream {
-    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        let (dst, room) = (buf.write_ptr(), buf.bytes_total());
-        let res = self.read_raw(dst, room).await;
-        if let Ok(n) = res {
-            // SAFETY: `read_raw` initialised the first `n` bytes.
-            unsafe { buf.set_init(n) };
-        }
-        (res, buf)
-    }
-
-    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        // SAFETY: the iovecs stay valid while `buf` is held here.
-        let Some(mut raw) = (unsafe { RawBuf::new_from_iovec_mut(&mut buf) }) else {
-            return (Ok(0), buf);
-        };
-        let res = self.read_raw(raw.write_ptr(), raw.bytes_total()).await;
-        if let Ok(n) = res {
-            // SAFETY: `n` bytes of the first iovec were written.
-            unsafe { buf.set_init(n) };
-        }
-        (res, buf)
-    }
-}
-
-impl AsyncWriteRent for H2Upstream {
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: `buf` owns `bytes_init` initialised bytes at `read_ptr`.
-        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let res = self.write_raw(src).await;
-        (res, buf)
-    }
-
-    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: the iovecs stay valid while `buf` is held here.
-        let res = match unsafe { RawBuf::new_from_iovec(&buf) } {
-            Some(raw) => {
-                let src = unsafe { std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()) };
-                self.write_raw(src).await
-            }
-            None => Ok(0),
-        };
-        (res, buf)
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        self.out.finish();
-        Ok(())
-    }
-}
+super::rent_io!(H2Upstream);

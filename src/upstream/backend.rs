@@ -318,7 +318,7 @@ impl BackendState {
                     pool.max_idle_per_server.min(u32::MAX as usize) as u32
                 },
                 send_proxy: s.send_proxy.is_some(),
-                h2: s.h2.then(super::h2::H2Conns::new),
+                h2: s.h2.then(super::h2::H2Conns::default),
                 kill: Default::default(),
                 shutdown_on_down: s.shutdown_on_down,
                 shutdown_backups_on_up: s.shutdown_backups_on_up,

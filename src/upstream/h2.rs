@@ -38,14 +38,16 @@ struct Live {
     tls: bool,
 }
 
-impl H2Conns {
-    pub fn new() -> Self {
+impl Default for H2Conns {
+    fn default() -> Self {
         H2Conns {
             conns: RefCell::default(),
             opening: local_sync::semaphore::Semaphore::new(1),
         }
     }
+}
 
+impl H2Conns {
     /// A stream on a live connection that has room for one more, if there is one.
     pub fn stream(&self) -> Option<ServerStream> {
         let mut conns = self.conns.borrow_mut();
