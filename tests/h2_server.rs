@@ -157,6 +157,41 @@ async fn futures_join(
     .await
 }
 
+/// A server that takes one stream per connection: a second concurrent request opens a
+/// second connection (HAProxy 2.6 takes no more streams on a full connection), and
+/// both are served.
+#[test]
+fn a_full_server_connection_makes_the_next_request_open_another() {
+    let server = GrpcServer::start_limited(None, Some(1));
+    let lb = h2c_setup(&format!("{} proto h2", server.addr()));
+    let addr = lb.addrs("web")[0];
+    grpc::run(async {
+        let mut conn = grpc::connect(addr, None).await;
+        let mut bodies = Vec::new();
+        for _ in 0..2 {
+            std::future::poll_fn(|cx| conn.poll_ready(cx))
+                .await
+                .unwrap();
+            let req = http::Request::get("http://slow.test/slow")
+                .body(())
+                .unwrap();
+            let (res, _) = conn.send_request(req, true).unwrap();
+            let res = within("a response", res).await.unwrap();
+            assert_eq!(res.status(), 200);
+            let mut body = res.into_body();
+            let d = within("a line", body.data()).await.unwrap().unwrap();
+            assert_eq!(&d[..], b"tick\n");
+            bodies.push(body);
+        }
+        // Both answers go on at once.
+        for body in &mut bodies {
+            let d = within("another line", body.data()).await.unwrap().unwrap();
+            assert_eq!(&d[..], b"tick\n");
+        }
+    });
+    assert_eq!(server.connections(), 2);
+}
+
 #[test]
 fn h2_over_tls_clients_reach_tls_and_cleartext_h2_servers() {
     let pki = Pki::new("Test CA");

@@ -59,6 +59,11 @@ pub struct GrpcServer {
 impl GrpcServer {
     /// Cleartext HTTP/2 (prior knowledge), or TLS with `tls` (which should offer h2).
     pub fn start(tls: Option<Arc<rustls::ServerConfig>>) -> GrpcServer {
+        Self::start_limited(tls, None)
+    }
+
+    /// `start`, announcing `SETTINGS_MAX_CONCURRENT_STREAMS` `max` when given.
+    pub fn start_limited(tls: Option<Arc<rustls::ServerConfig>>, max: Option<u32>) -> GrpcServer {
         let state = Arc::new(Mutex::new(State::default()));
         let st = state.clone();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -75,7 +80,7 @@ impl GrpcServer {
                         continue;
                     };
                     st.lock().unwrap().connections += 1;
-                    monoio::spawn(connection(s, tls.clone(), st.clone()));
+                    monoio::spawn(connection(s, tls.clone(), st.clone(), max));
                 }
             });
         });
@@ -109,23 +114,28 @@ async fn connection(
     s: monoio::net::TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
     st: Arc<Mutex<State>>,
+    max: Option<u32>,
 ) {
     let Ok(io) = s.into_poll_io() else { return };
     match tls {
         Some(cfg) => {
             if let Ok(t) = tokio_rustls::TlsAcceptor::from(cfg).accept(io).await {
-                serve(t, st).await
+                serve(t, st, max).await
             }
         }
-        None => serve(io, st).await,
+        None => serve(io, st, max).await,
     }
 }
 
-async fn serve<T>(io: T, st: Arc<Mutex<State>>)
+async fn serve<T>(io: T, st: Arc<Mutex<State>>, max: Option<u32>)
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
-    let Ok(mut c) = h2::server::handshake(io).await else {
+    let mut b = h2::server::Builder::new();
+    if let Some(m) = max {
+        b.max_concurrent_streams(m);
+    }
+    let Ok(mut c) = b.handshake(io).await else {
         return;
     };
     while let Some(Ok((req, respond))) = c.accept().await {

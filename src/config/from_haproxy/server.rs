@@ -335,10 +335,10 @@ impl Mapper<'_> {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }
                 // HAProxy 2.6 counts reuses on HTTP/2 and FastCGI connections only
-                // (mux_h2, mux_fcgi); ringlb speaks HTTP/1 to servers.
+                // (mux_h2, mux_fcgi).
                 "max-reuse" => self.warn(
                     l.line,
-                    "server option 'max-reuse' ignored: HAProxy 2.6 applies it to HTTP/2 and FastCGI server connections only, and ringlb's are HTTP/1 (HAProxy ignores it there too)",
+                    "server option 'max-reuse' ignored: HAProxy 2.6 applies it to HTTP/2 and FastCGI server connections only (HAProxy ignores it on HTTP/1 ones too); a 'proto h2' connection of ringlb serves streams until the server ends it",
                 ),
                 // HAProxy 2.6's multiplexers for HTTP servers ("fcgi" needs a
                 // `fcgi-app`, which ringlb does not have).
