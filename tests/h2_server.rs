@@ -361,6 +361,11 @@ fn proto_h2_server_options_are_checked() {
             ":3:",
             "needs 'mode http'",
         ),
+        (
+            "backend b\n    mode http\n    option httpchk GET /health\n    server s 127.0.0.1:1 proto h2 check\n",
+            ":4:",
+            "over HTTP/2, which ringlb does not yet",
+        ),
     ];
     common::haproxy::assert_refused(&cases);
     let toml = "[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"app\"\n\n[backend.app]\n[[backend.app.server]]\naddr = \"127.0.0.1:1\"\nproto = \"h3\"\n";
