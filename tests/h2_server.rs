@@ -348,6 +348,30 @@ fn a_client_reset_closes_the_http1_server_connection() {
     });
 }
 
+/// `option httpchk` checks of a `proto h2` server go over HTTP/2, as HAProxy 2.6 sends
+/// them (the server speaks nothing else): they pass, and the server stays up.
+#[test]
+fn http_checks_of_a_proto_h2_server_go_over_http2() {
+    let server = GrpcServer::start(None);
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n{DEFAULTS}\
+frontend web\n    bind 127.0.0.1:0\n    default_backend be\n\
+backend be\n    option httpchk GET /health\n    server s1 {} proto h2 check inter 100 fall 2\n",
+        server.addr()
+    ));
+    let checks = || server.seen().iter().filter(|s| s.path == "/health").count();
+    wait_for("four checks over HTTP/2", Duration::from_secs(10), || {
+        checks() >= 4
+    });
+    let seen = server.seen();
+    let check = seen.iter().find(|s| s.path == "/health").unwrap();
+    assert_eq!(check.method, "GET");
+    // Had they failed, the server would be down (fall 2) and this a 503.
+    let r = http_get(lb.addr("web"), "/after-checks");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_str(), "GET /after-checks 0\n");
+}
+
 #[test]
 fn proto_h2_server_options_are_checked() {
     let cases = [
@@ -360,11 +384,6 @@ fn proto_h2_server_options_are_checked() {
             "backend b\n    mode tcp\n    server s 127.0.0.1:1 proto h2\n",
             ":3:",
             "needs 'mode http'",
-        ),
-        (
-            "backend b\n    mode http\n    option httpchk GET /health\n    server s 127.0.0.1:1 proto h2 check\n",
-            ":4:",
-            "over HTTP/2, which ringlb does not yet",
         ),
     ];
     common::haproxy::assert_refused(&cases);

@@ -25,6 +25,22 @@ use super::out::{broken, copy_fields, H1Out, Head, HeadSink, Phase};
 /// The longest request head taken (the HTTP path wrote it: a local bound only).
 const HEAD_MAX: usize = 256 * 1024;
 
+/// A connection of its own for one stream (a health check's) over `io`, a poll-io
+/// socket or TLS over one; `tls`: `:scheme https`. A task of the current runtime
+/// drives it, and it closes once the stream is dropped.
+pub async fn single<T>(io: T, tls: bool) -> io::Result<H2Upstream>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (conn, driver) = h2::client::handshake(io)
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionReset, e))?;
+    monoio::spawn(async move {
+        let _ = driver.await;
+    });
+    Ok(H2Upstream::new(conn, tls, Default::default()))
+}
+
 /// What the streams of one connection share with the code that hands them out.
 #[derive(Default)]
 pub struct Shared {

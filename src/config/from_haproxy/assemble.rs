@@ -91,14 +91,6 @@ impl Mapper<'_> {
             let http_check = s.httpchk.is_some()
                 && tcp_check.is_none()
                 && !matches!(s.check_opt, tcpcheck::CheckOpt::External);
-            // HAProxy 2.6 checks a `proto h2` server over HTTP/2 (its check-proto
-            // follows the server's); ringlb's HTTP checks are HTTP/1.1, which an
-            // h2-only server fails: refused rather than marked down.
-            for (line, sv, params) in &p.servers {
-                if http_check && params.check && params.h2 {
-                    self.err(*line, format!("server '{}': HAProxy 2.6 sends the 'option httpchk' checks of a 'proto h2' server over HTTP/2, which ringlb does not yet (its HTTP checks are HTTP/1.1): check it over TCP (no 'option httpchk' in '{}')", sv.name, p.name));
-                }
-            }
             if let (Some(line), false) = (s.disable_on_404, http_check) {
                 self.warn(line, format!("proxy '{}': 'http-check disable-on-404' ignored: the checks are not HTTP ('option httpchk')", p.name));
             }
