@@ -20,8 +20,10 @@ use crate::h2map::upstream::Shared;
 use crate::h2map::H2Upstream;
 use crate::tls::{MaybeTls, ServerStream};
 
-/// Response bytes a stream may have in flight before the server waits for the window
-/// (the stream's and the connection's initial windows: HAProxy's default buffer).
+/// The stream's and the connection's initial receive windows: response bytes the
+/// server may send ahead of the HTTP path's reads (h2's 64 KiB default would stall a
+/// large response on window updates). Bytes are given back as the HTTP path reads
+/// them, so a slow client still holds the server back.
 const WINDOW: u32 = 1 << 20;
 
 /// A server's HTTP/2 connections on one shard.
