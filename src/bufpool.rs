@@ -33,9 +33,10 @@ use std::task::{Context, Poll};
 /// At most this many idle buffers per capacity and shard (4 MiB at the default 16 KiB),
 /// and idle future blocks per layout.
 const MAX_IDLE: usize = 256;
-/// Capacities kept at once: a config uses one or two; a reload that changes
+/// Capacities kept at once: a config uses up to five (head and body buffers, the
+/// response head's, TLS records and batches); a reload that changes
 /// `max_header_bytes` retires the oldest list instead of keeping it forever.
-const MAX_CLASSES: usize = 4;
+const MAX_CLASSES: usize = 6;
 /// The allocator is asked to give memory back when the shard's open connections, or
 /// the buffers its connections hold (busy connections), fell to half their peak since
 /// the last time, and by at least this many.
