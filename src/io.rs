@@ -207,6 +207,21 @@ pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
         self.socket()
     }
 
+    /// A client's HTTP/2 stream whose request body was not read yet gives it up as
+    /// frames, for a `proto h2` server that forwards them as they come (a call
+    /// streaming both ways); the HTTP path then sees a request that ends with its head.
+    fn take_h2_body(&mut self) -> Option<h2::RecvStream> {
+        None
+    }
+
+    /// Ready once the client gave its request up (an HTTP/2 stream it reset, or whose
+    /// connection died): the exchange stops waiting for the server and closes (an
+    /// HTTP/1 server connection) or resets (an HTTP/2 server stream) its side. Never
+    /// for a connection of its own (an HTTP/1 client is read between requests only).
+    fn gone(&mut self) -> impl Future<Output = ()> {
+        std::future::pending()
+    }
+
     /// Reads into `buf[len..capacity]`, giving up at `deadline` without losing what
     /// the kernel already delivered (a cancelled read hands its bytes over): the
     /// stream stays usable either way. At the deadline the result may be an error

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod freq;
 pub mod h2;
+pub mod h2map;
 pub mod hash;
 pub mod health;
 pub mod http;

@@ -361,17 +361,7 @@ fn proto_h2_is_refused_where_it_cannot_be_served() {
             "tune.h2.max-concurrent-streams",
         ),
     ];
-    for (cfg, line, what) in cases {
-        let file = common::haproxy::write_cfg(cfg);
-        let out = check_config_file(file.path().to_str().unwrap());
-        assert_eq!(out.code(), Some(1), "{cfg}: {}", out.stderr);
-        let hit = out.stderr.lines().find(|l| l.contains(what));
-        assert!(
-            hit.is_some_and(|l| l.contains(line)),
-            "{what}: {}",
-            out.stderr
-        );
-    }
+    common::haproxy::assert_refused(&cases);
     let toml = "[frontend.web]\nmode = \"tcp\"\nbind = [{ addr = \"127.0.0.1:0\", proto = \"h2\" }]\ndefault_backend = \"app\"\n\n[backend.app]\n[[backend.app.server]]\naddr = \"127.0.0.1:1\"\n";
     let out = check_config(toml);
     assert_eq!(out.code(), Some(1));

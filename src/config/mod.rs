@@ -487,6 +487,9 @@ pub struct Server {
     pub pool_purge_delay: Option<Duration>,
     /// TLS to this server (`ssl`), its client config built and checked at load.
     pub tls: Option<std::sync::Arc<crate::tls::UpstreamTls>>,
+    /// `proto h2` (TOML `proto = "h2"`): requests go to it over HTTP/2, streams of one
+    /// multiplexed connection per shard (`upstream::h2`), cleartext or TLS.
+    pub h2: bool,
     /// haproxy.cfg `server NAME ADDR` without a port (or `ADDR:+N`, `ADDR:-N`): the
     /// port is the one the client connected to, plus this offset (`addr`'s port is 0).
     pub port_offset: Option<i32>,

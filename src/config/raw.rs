@@ -335,6 +335,8 @@ pub struct RawServer {
     pub check_send_proxy: Option<bool>,
     /// TLS to the server.
     pub tls: Option<super::tls::RawServerTls>,
+    /// The protocol spoken to it: "h1" (the default) or "h2".
+    pub proto: Option<String>,
     /// DNS discovery: the `[resolvers.NAME]` that keeps the address current.
     pub resolvers: Option<String>,
     /// `"ipv4"` or `"ipv6"` (the default, as HAProxy).

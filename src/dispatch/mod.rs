@@ -464,7 +464,22 @@ impl Dispatch {
     /// if it has `ssl` (a failed handshake, a bad certificate included, is a failed
     /// connect: retried, then 503).
     async fn connect(&mut self, server: u32, timer: &mut Timer) -> Result<ServerStream, ()> {
-        let shard = &self.shard;
+        let shard = &self.shard.clone();
+        // A `proto h2` server: one request opens its connection at a time; those that
+        // waited take a stream on it if it has room.
+        let h2 = shard.upstreams.backends[self.backend].servers[server as usize]
+            .h2
+            .as_ref();
+        let _turn = match h2 {
+            Some(h2) => {
+                let turn = h2.turn().await;
+                if let Some(stream) = h2.stream() {
+                    return Ok(stream);
+                }
+                turn
+            }
+            None => None,
+        };
         let connected = shard
             .upstreams
             .connect(self.backend, server, self.client.1)

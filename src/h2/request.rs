@@ -78,9 +78,8 @@ pub(super) fn translate(
                 cookies += 1;
                 continue;
             }
-            // `trailers` (all h2 lets through) only says the client accepts them: a
-            // hop-by-hop field that HTTP/1.1 would have to list in `Connection`.
-            n if n == header::TE => continue,
+            // `te: trailers` (all h2 lets through) passes, as HAProxy 2.6 passes it:
+            // gRPC servers look for it.
             // The body comes as the stream delivers it: nothing waits for a 100.
             n if n == header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
                 continue

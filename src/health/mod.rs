@@ -772,7 +772,7 @@ async fn run(
                     crate::config::CheckKind::External(x) => {
                         How::External(Rc::new(external::Program::new(x, &b.name, s)))
                     }
-                    _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls),
+                    _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls, s.h2),
                 };
                 monoio::spawn(check_loop(
                     state.clone(),
@@ -809,6 +809,8 @@ enum How {
         std::net::SocketAddr,
         Option<crate::proxy_protocol::Version>,
         Option<probe::CheckTls>,
+        // A `proto h2` server: HTTP checks over HTTP/2.
+        bool,
     ),
     TcpCheck(Rc<tcpcheck::Prepared>, tcpcheck::Target),
     External(Rc<external::Program>),
@@ -853,7 +855,9 @@ async fn check_loop(
             }
         }
         let outcome = match &how {
-            How::Probe(addr, proxy, tls) => probe::probe(*addr, &check, *proxy, tls.as_ref()).await,
+            How::Probe(addr, proxy, tls, h2) => {
+                probe::probe(*addr, &check, *proxy, tls.as_ref(), *h2).await
+            }
             How::TcpCheck(p, t) => tcpcheck::run(p, t, check.timeout).await,
             How::External(x) => x.run(check.timeout).await,
         };

@@ -60,6 +60,7 @@ pub async fn probe(
     check: &HealthCheck,
     proxy: Option<Version>,
     tls: Option<&CheckTls>,
+    h2: bool,
 ) -> Outcome {
     let connect = monoio::time::timeout(check.timeout, TcpStream::connect_addr(addr)).await;
     let stream = match connect {
@@ -88,6 +89,10 @@ pub async fn probe(
             );
         }
     }
+    // A `proto h2` server's HTTP check goes over HTTP/2, as HAProxy 2.6 sends it.
+    if h2 && matches!(check.kind, CheckKind::Http { .. }) {
+        return Box::pin(speak_h2(stream, addr, check, tls)).await;
+    }
     let Some(tls) = tls else {
         return speak(stream, addr, check, false).await;
     };
@@ -102,6 +107,57 @@ pub async fn probe(
             None,
             format!("Layer6 invalid response, info: \"SSL handshake failure ({e})\""),
         ),
+    }
+}
+
+/// An HTTP check over HTTP/2 (a connection of its own; TLS with the server's client
+/// config when `tls`): the request and the status line read as over HTTP/1.1.
+async fn speak_h2(
+    stream: TcpStream,
+    addr: SocketAddr,
+    check: &HealthCheck,
+    tls: Option<&CheckTls>,
+) -> Outcome {
+    let layer4 = |e: std::io::Error| {
+        Outcome::fail(
+            "L4CON",
+            None,
+            format!("Layer4 connection problem, info: \"{e}\""),
+        )
+    };
+    let io = match stream.try_into_poll_io() {
+        Ok(io) => io,
+        Err((e, _)) => return layer4(e),
+    };
+    let deadline = monoio::time::Instant::now() + check.timeout;
+    let h2 = match tls {
+        None => monoio::time::timeout_at(deadline, crate::h2map::upstream::single(io, false)).await,
+        Some(t) => {
+            let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+            match monoio::time::timeout_at(deadline, connector.connect(t.name.clone(), io)).await {
+                Err(_) => return Outcome::fail("L6TOUT", None, "Layer6 timeout".into()),
+                Ok(Err(e)) => {
+                    return Outcome::fail(
+                        "L6RSP",
+                        None,
+                        format!("Layer6 invalid response, info: \"SSL handshake failure ({e})\""),
+                    )
+                }
+                Ok(Ok(s)) => {
+                    monoio::time::timeout_at(deadline, crate::h2map::upstream::single(s, true))
+                        .await
+                }
+            }
+        }
+    };
+    match h2 {
+        Err(_) => Outcome::fail("L7TOUT", None, "Layer7 timeout".into()),
+        Ok(Err(e)) => Outcome::fail(
+            "L7RSP",
+            None,
+            format!("Layer7 invalid response, info: \"{e}\""),
+        ),
+        Ok(Ok(stream)) => speak(stream, addr, check, tls.is_some()).await,
     }
 }
 

@@ -659,6 +659,7 @@ impl<S: Stream> Conn<S> {
         // A request wholly in `out` can be sent again; a streamed body cannot.
         let replayable = body.is_done();
         let may_resend = replayable && req.idempotent;
+        let mut adopted = false;
         // Every take checks the pooled connection (no late bytes, not closed); one the
         // server closes just after the check fails before any response byte, and a
         // request that may be resent goes again on a new connection (`Verdict::Fresh`).
@@ -690,6 +691,18 @@ impl<S: Stream> Conn<S> {
                 }
             };
             self.rec.server = Some(up.server);
+            // A client's HTTP/2 stream to a `proto h2` server: the body goes as its
+            // frames come, while the response is read (calls streaming both ways).
+            if let crate::tls::MaybeTls::H2(h2) = &mut up.stream {
+                h2.authority(self.txn.h2);
+                if !adopted && !body.is_done() && self.cpos == self.cbuf.len() {
+                    if let Some(frames) = self.client.take_h2_body() {
+                        h2.adopt_body(frames);
+                        body = BodyProgress::new(super::framing::Framing::None, 0);
+                        adopted = true;
+                    }
+                }
+            }
             let times = dispatch.times;
             self.rec.queued = Some(times.queued);
             self.rec.connected = Some(times.connected);
@@ -718,7 +731,8 @@ impl<S: Stream> Conn<S> {
                     Err(HeadError::ClientGone) => return Err(Stop::Close),
                 },
             };
-            if let Err(g) = dispatch.failed(up, failure, may_resend) {
+            // A body handed over as frames is gone: the request cannot go again.
+            if let Err(g) = dispatch.failed(up, failure, may_resend && !adopted) {
                 let r = self.give_up(g);
                 let next = (keep_alive && body.is_done()).then_some(0);
                 return Err(self.stream_error(r, next, req.minor));

@@ -60,7 +60,10 @@ impl<S: Stream> Conn<S> {
                     Head::Partial => {}
                 }
             }
-            match read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline).await {
+            let Some(read) = self.read_server(up, deadline).await else {
+                return Err(HeadError::ClientGone);
+            };
+            match read {
                 ReadOutcome::Data(n) => received_any |= n > 0,
                 ReadOutcome::Timeout => return Err(HeadError::Timeout),
                 ReadOutcome::Eof | ReadOutcome::Error if !received_any => {
@@ -68,6 +71,20 @@ impl<S: Stream> Conn<S> {
                 }
                 ReadOutcome::Eof | ReadOutcome::Error => return Err(HeadError::Invalid),
             }
+        }
+    }
+
+    /// Reads the server's next bytes into `sbuf`; `None` as soon as an HTTP/2 client
+    /// gave the request up meanwhile (`Stream::gone`: its stream reset).
+    async fn read_server(&mut self, up: &mut ServerConn, deadline: Instant) -> Option<ReadOutcome> {
+        let read = read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline);
+        if !self.txn.h2 {
+            return Some(read.await);
+        }
+        let gone = self.client.gone();
+        monoio::select! {
+            r = read => Some(r),
+            _ = gone => None,
         }
     }
 
@@ -309,14 +326,8 @@ impl<S: Stream> Conn<S> {
             if self.sbuf.len() == self.sbuf.capacity() {
                 return Err(Stop::Close);
             }
-            match read_into(
-                &mut up.stream,
-                &mut self.sbuf,
-                &mut self.timer,
-                Self::deadline(server_timeout),
-            )
-            .await
-            {
+            let read = self.read_server(up, Self::deadline(server_timeout));
+            match read.await.ok_or(Stop::Close)? {
                 ReadOutcome::Data(_) => {}
                 ReadOutcome::Eof => {
                     body.on_eof().map_err(|_| Stop::Close)?;

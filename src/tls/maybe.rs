@@ -1,7 +1,9 @@
 //! `MaybeTls`: a connection to a server, plain TCP or TLS (`TlsStream` over rustls
 //! today; a kernel-TLS variant would join here, where the record layer moves into the
-//! socket and reads become plain reads). It reads and writes as either, tells whether
-//! anything is buffered above the socket (pooling), and splits for tunnels.
+//! socket and reads become plain reads), or one stream of a `proto h2` server's shared
+//! HTTP/2 connection (`h2map::H2Upstream`, never pooled). It reads and writes as any,
+//! tells whether anything is buffered above the socket (pooling), and splits for
+//! tunnels.
 
 use std::io;
 use std::ops::DerefMut;
@@ -17,6 +19,8 @@ use super::stream::TlsStream;
 pub enum MaybeTls<S, C> {
     Plain(S),
     Tls(Box<TlsStream<S, C>>),
+    /// A stream of an HTTP/2 connection (boxed: its state is larger than a socket).
+    H2(Box<crate::h2map::H2Upstream>),
 }
 
 /// What a connection to a server is.
@@ -28,6 +32,7 @@ impl<S: std::os::fd::AsRawFd, C> MaybeTls<S, C> {
         match self {
             MaybeTls::Plain(s) => s.as_raw_fd(),
             MaybeTls::Tls(t) => t.io.as_raw_fd(),
+            MaybeTls::H2(_) => -1,
         }
     }
 }
@@ -41,7 +46,7 @@ where
     /// Nothing buffered above the socket (see `TlsStream::is_drained`).
     pub fn is_drained(&mut self) -> bool {
         match self {
-            MaybeTls::Plain(_) => true,
+            MaybeTls::Plain(_) | MaybeTls::H2(_) => true,
             MaybeTls::Tls(t) => t.is_drained(),
         }
     }
@@ -58,7 +63,7 @@ where
     fn socket(&self) -> Option<&monoio::net::TcpStream> {
         match self {
             MaybeTls::Plain(s) => Some(s),
-            MaybeTls::Tls(_) => None,
+            MaybeTls::Tls(_) | MaybeTls::H2(_) => None,
         }
     }
 
@@ -66,6 +71,7 @@ where
         match self {
             MaybeTls::Plain(s) => Some(s),
             MaybeTls::Tls(t) => t.idle_socket(),
+            MaybeTls::H2(_) => None,
         }
     }
 
@@ -77,6 +83,7 @@ where
         match self {
             MaybeTls::Plain(s) => s.read_until(buf, deadline).await,
             MaybeTls::Tls(t) => t.read_until(buf, deadline).await,
+            MaybeTls::H2(h) => h.read_until(buf, deadline).await,
         }
     }
 }
@@ -91,6 +98,7 @@ where
         match self {
             MaybeTls::Plain(s) => s.read(buf).await,
             MaybeTls::Tls(s) => s.read(buf).await,
+            MaybeTls::H2(s) => s.read(buf).await,
         }
     }
 
@@ -98,6 +106,7 @@ where
         match self {
             MaybeTls::Plain(s) => s.readv(buf).await,
             MaybeTls::Tls(s) => s.readv(buf).await,
+            MaybeTls::H2(s) => s.readv(buf).await,
         }
     }
 }
@@ -112,6 +121,7 @@ where
         match self {
             MaybeTls::Plain(s) => s.write(buf).await,
             MaybeTls::Tls(s) => s.write(buf).await,
+            MaybeTls::H2(s) => s.write(buf).await,
         }
     }
 
@@ -119,6 +129,7 @@ where
         match self {
             MaybeTls::Plain(s) => s.writev(buf).await,
             MaybeTls::Tls(s) => s.writev(buf).await,
+            MaybeTls::H2(s) => s.writev(buf).await,
         }
     }
 
@@ -126,6 +137,7 @@ where
         match self {
             MaybeTls::Plain(s) => s.flush().await,
             MaybeTls::Tls(s) => s.flush().await,
+            MaybeTls::H2(s) => s.flush().await,
         }
     }
 
@@ -133,6 +145,7 @@ where
         match self {
             MaybeTls::Plain(s) => s.shutdown().await,
             MaybeTls::Tls(s) => s.shutdown().await,
+            MaybeTls::H2(s) => s.shutdown().await,
         }
     }
 }

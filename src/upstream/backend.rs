@@ -68,6 +68,8 @@ pub struct ServerState {
     pub send_proxy: bool,
     /// TLS to the server (`ssl`).
     pub tls: Option<UpTls>,
+    /// Its HTTP/2 connections on this shard (`proto h2`; `None`: HTTP/1.1).
+    pub h2: Option<super::h2::H2Conns>,
     /// Ends its sessions on this shard (`on-marked-down shutdown-sessions`).
     pub kill: super::kill::KillSwitch,
     /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
@@ -316,6 +318,7 @@ impl BackendState {
                     pool.max_idle_per_server.min(u32::MAX as usize) as u32
                 },
                 send_proxy: s.send_proxy.is_some(),
+                h2: s.h2.then(super::h2::H2Conns::default),
                 kill: Default::default(),
                 shutdown_on_down: s.shutdown_on_down,
                 shutdown_backups_on_up: s.shutdown_backups_on_up,

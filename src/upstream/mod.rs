@@ -5,6 +5,7 @@
 
 mod backend;
 pub mod balance;
+pub mod h2;
 pub mod kill;
 mod pool;
 
@@ -91,7 +92,12 @@ impl Upstreams {
         now: Instant,
         tag: u64,
     ) -> Option<ServerStream> {
-        let pool = self.backends[backend].servers[server as usize].pool.get()?;
+        let s = &self.backends[backend].servers[server as usize];
+        // A `proto h2` server's requests share its connection: a stream on it.
+        if let Some(h2) = &s.h2 {
+            return h2.stream();
+        }
+        let pool = s.pool.get()?;
         self.pools.take(pool, now, tag)
     }
 
@@ -117,7 +123,10 @@ impl Upstreams {
         let be = &self.backends[backend];
         let s = &be.servers[server as usize];
         let Some(t) = &s.tls else {
-            return Ok(MaybeTls::Plain(tcp));
+            return match &s.h2 {
+                Some(h2) => h2.open(h2::poll_io(tcp)?, false).await,
+                None => Ok(MaybeTls::Plain(tcp)),
+            };
         };
         let settings = &t.settings.settings;
         let sni = match &settings.sni {
@@ -127,6 +136,26 @@ impl Upstreams {
         };
         let name = settings.server_name(sni, s.addr.get().ip());
         let deadline = monoio::time::Instant::now() + be.connect_timeout;
+        if let Some(h2) = &s.h2 {
+            // HTTP/2 over TLS: tokio-rustls under the h2 crate, with the server's
+            // client config (`alpn h2` offered), on the poll-io socket.
+            let io = h2::poll_io(tcp)?;
+            let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+            let tls = match monoio::time::timeout_at(deadline, connector.connect(name, io)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::warn!(backend = %be.name, server = %s.name, addr = %s.addr.get(), error = %e, "TLS handshake with the server failed");
+                    return Err(e);
+                }
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "TLS handshake timeout",
+                    ))
+                }
+            };
+            return h2.open(tls, true).await;
+        }
         // Boxed: a handshake's state is large and a new connection can afford it.
         match Box::pin(crate::tls::connect(tcp, t.config.clone(), name, deadline)).await {
             Ok(tls) => Ok(MaybeTls::Tls(Box::new(tls))),
@@ -184,12 +213,16 @@ impl Upstreams {
     /// Returns a connection whose last exchange completed cleanly; it is idle from now
     /// (not from its response's first byte: a long body must not age it).
     pub fn release_conn(&self, backend: usize, server: u32, stream: ServerStream, tag: u64) {
+        let be = &self.backends[backend];
+        let s = &be.servers[server as usize];
+        // A stream of a `proto h2` server's connection ends with its exchange.
+        if s.h2.is_some() {
+            return;
+        }
         if self.pools.idle() == 0 {
             // The first idle connection: the control loop starts sweeping.
             self.wake.ring();
         }
-        let be = &self.backends[backend];
-        let s = &be.servers[server as usize];
         let pool = match s.pool.get() {
             Some(p) => p,
             // A generation a reload replaced makes no pool (the one in force may have

@@ -259,3 +259,19 @@ pub fn cli(sock: &Path, line: &str) -> String {
         .unwrap_or_else(|e| panic!("read the answer to {line:?}: {e}"));
     out
 }
+
+/// Asserts that `ringlb -c` refuses each haproxy.cfg text of `cases`, (config, line
+/// as ":N:", what the error says), with that error on that line.
+pub fn assert_refused(cases: &[(&str, &str, &str)]) {
+    for &(cfg, line, what) in cases {
+        let file = write_cfg(cfg);
+        let out = super::check_config_file(file.path().to_str().unwrap());
+        assert_eq!(out.code(), Some(1), "{cfg}: {}", out.stderr);
+        let hit = out.stderr.lines().find(|l| l.contains(what));
+        assert!(
+            hit.is_some_and(|l| l.contains(line)),
+            "{what}: {}",
+            out.stderr
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod client;
 pub mod dns;
 pub mod faulty;
+pub mod grpc;
 pub mod h2;
 pub mod haproxy;
 pub mod proc;

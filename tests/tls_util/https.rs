@@ -223,6 +223,22 @@ struct BackendStats {
     snis: Mutex<Vec<Option<String>>>,
 }
 
+/// A server config for the certificate file `pem` (certificate then key).
+pub fn server_config(pem: &std::path::Path) -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pem)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(pem).unwrap();
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
+}
+
 /// A real HTTPS server: answers every GET with `sni=NAME conn=N` (keep-alive).
 pub struct TlsBackend {
     addr: SocketAddr,
@@ -233,18 +249,7 @@ pub struct TlsBackend {
 impl TlsBackend {
     /// Serves the certificate file `pem` (certificate then key).
     pub fn start(pem: &std::path::Path) -> TlsBackend {
-        use rustls::pki_types::pem::PemObject;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pem)
-            .unwrap()
-            .map(|c| c.unwrap())
-            .collect();
-        let key = PrivateKeyDer::from_pem_file(pem).unwrap();
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
+        let mut cfg = server_config(pem);
         cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(1024);
         let cfg = Arc::new(cfg);
         let l = TcpListener::bind("127.0.0.1:0").unwrap();

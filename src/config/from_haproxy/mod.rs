@@ -342,6 +342,8 @@ struct ServerParams {
     on_error: Option<crate::config::OnError>,
     send_proxy: Option<crate::proxy_protocol::Version>,
     check_send_proxy: bool,
+    /// `proto h2`.
+    h2: bool,
     pool_purge_delay: Option<Duration>,
     /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
     on_marked_down: bool,

@@ -34,6 +34,15 @@ impl Mapper<'_> {
         let addr = &addr;
         let mut params = p.settings.server.clone();
         self.server_params(l, options, &mut params);
+        if params.h2 && p.settings.mode == Mode::Tcp {
+            return self.err(
+                l.line,
+                format!(
+                    "MUX protocol 'h2' is not usable for server '{}/{name}': it needs 'mode http'",
+                    p.name
+                ),
+            );
+        }
         if addr.contains('@') || addr.starts_with('/') {
             return self.err(l.line, format!("server '{name}': address '{addr}' is not supported (IP:PORT or host:PORT only)"));
         }
@@ -140,6 +149,7 @@ impl Mapper<'_> {
             check_send_proxy: params.check_send_proxy,
             pool_purge_delay: params.pool_purge_delay,
             tls: self.load_server_ssl(l.line, name, &params.ssl),
+            h2: params.h2,
             port_offset,
             check_port: params.port,
             check_addr: params.addr,
@@ -325,11 +335,22 @@ impl Mapper<'_> {
                     self.warn(l.line, format!("server option '{}' ignored", w[i]));
                 }
                 // HAProxy 2.6 counts reuses on HTTP/2 and FastCGI connections only
-                // (mux_h2, mux_fcgi); ringlb speaks HTTP/1 to servers.
+                // (mux_h2, mux_fcgi).
                 "max-reuse" => self.warn(
                     l.line,
-                    "server option 'max-reuse' ignored: HAProxy 2.6 applies it to HTTP/2 and FastCGI server connections only, and ringlb's are HTTP/1 (HAProxy ignores it there too)",
+                    "server option 'max-reuse' ignored: HAProxy 2.6 applies it to HTTP/2 and FastCGI server connections only (HAProxy ignores it on HTTP/1 ones too); a 'proto h2' connection of ringlb serves streams until the server ends it",
                 ),
+                // HAProxy 2.6's multiplexers for HTTP servers ("fcgi" needs a
+                // `fcgi-app`, which ringlb does not have).
+                "proto" => match v.map(String::as_str) {
+                    Some("h2") => s.h2 = true,
+                    Some("h1") => s.h2 = false,
+                    Some(other) => self.err(
+                        l.line,
+                        format!("'proto' : unknown MUX protocol '{other}' (ringlb speaks 'h1' and 'h2' to servers)"),
+                    ),
+                    None => self.err(l.line, "'proto' expects a protocol name ('h1' or 'h2')"),
+                },
                 "send-proxy" => {
                     s.send_proxy = Some(crate::proxy_protocol::Version::V1);
                     takes_value = false;

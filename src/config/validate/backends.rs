@@ -86,8 +86,20 @@ impl Validator {
                             None
                         }
                     });
+                    let h2 = match s.proto.as_deref() {
+                        None | Some("h1") => false,
+                        Some("h2") => true,
+                        Some(other) => {
+                            self.err(
+                                format!("{spath}.proto"),
+                                format!("expected \"h1\" or \"h2\", got {other:?}"),
+                            );
+                            false
+                        }
+                    };
                     servers.push(Server {
                         tls,
+                        h2,
                         id: 0,
                         name: sname,
                         addr: start.addr,

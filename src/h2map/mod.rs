@@ -1,0 +1,40 @@
+//! HTTP/1.1 messages and HTTP/2 streams, mapped both ways, for both sides of the
+//! proxy: a client's stream read as an HTTP/1.1 request and answered with HTTP/1.1
+//! bytes (`h2::pipe`), and a request to a `proto h2` server written and read as
+//! HTTP/1.1 (`upstream::H2Upstream`). The HTTP path in between sees HTTP/1.1 only.
+//! Below the HTTP path and the dispatch; depends on nothing of the proxy.
+
+pub mod inbound;
+pub mod out;
+mod pump;
+mod rent;
+pub mod upstream;
+
+pub use inbound::H2In;
+pub use out::{H1Out, Head, HeadSink, Phase};
+pub(crate) use rent::rent_io;
+pub use upstream::H2Upstream;
+
+use std::future::Future;
+use std::io;
+
+/// `Stream::read_until` for a stream whose reads (`read`: into a pointer and a room)
+/// may be dropped at the deadline without losing bytes.
+pub async fn read_until<F: Future<Output = io::Result<usize>>>(
+    mut buf: Vec<u8>,
+    deadline: monoio::time::Instant,
+    read: impl FnOnce(*mut u8, usize) -> F,
+) -> (io::Result<usize>, Vec<u8>) {
+    let (len, cap) = (buf.len(), buf.capacity());
+    // SAFETY: `len..cap` is the vector's spare capacity.
+    let dst = unsafe { buf.as_mut_ptr().add(len) };
+    match monoio::time::timeout_at(deadline, read(dst, cap - len)).await {
+        Ok(Ok(n)) => {
+            // SAFETY: the read initialised `n` bytes after `len`.
+            unsafe { buf.set_len(len + n) };
+            (Ok(n), buf)
+        }
+        Ok(Err(e)) => (Err(e), buf),
+        Err(_) => (Err(io::ErrorKind::TimedOut.into()), buf),
+    }
+}

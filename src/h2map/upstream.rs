@@ -1,0 +1,300 @@
+//! One request to a `proto h2` server as the byte stream the HTTP path reads and
+//! writes on a server connection: writes take the HTTP/1.1 request (head, then body)
+//! and send it as a stream of the server's shared HTTP/2 connection (HEADERS with
+//! `:authority` from Host, connection-specific fields dropped, `te: trailers` kept,
+//! DATA under the server's flow control, chunked trailers as a trailing HEADERS);
+//! reads give its response as HTTP/1.1 (chunked when it has no length, so trailers
+//! such as gRPC's `grpc-status` pass).
+//!
+//! A request whose client is itself an HTTP/2 stream may hand its body over untouched
+//! (`adopt_body`): a task forwards its frames as they come while the HTTP path reads
+//! the response, so a call streaming both ways (gRPC) is not held until the request
+//! ends. A stream dropped before its response ended (the client reset or left, a
+//! timeout) is reset at the server with CANCEL.
+
+use std::io;
+
+use bytes::Bytes;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::{Reason, RecvStream, SendStream};
+use http::{header, Method, Request, Uri};
+
+use super::inbound::H2In;
+use super::out::{broken, copy_fields, H1Out, Head, HeadSink, Phase};
+
+/// The longest request head taken (the HTTP path wrote it: a local bound only).
+const HEAD_MAX: usize = 256 * 1024;
+
+/// A connection of its own for one stream (a health check's) over `io`, a poll-io
+/// socket or TLS over one; `tls`: `:scheme https`. A task of the current runtime
+/// drives it, and it closes once the stream is dropped.
+pub async fn single<T>(io: T, tls: bool) -> io::Result<H2Upstream>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (conn, driver) = h2::client::handshake(io)
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionReset, e))?;
+    monoio::spawn(async move {
+        let _ = driver.await;
+    });
+    Ok(H2Upstream::new(conn, tls, Default::default()))
+}
+
+/// What the streams of one connection share with the code that hands them out.
+#[derive(Default)]
+pub struct Shared {
+    /// The connection ended, or refuses new streams (GOAWAY).
+    pub dead: std::cell::Cell<bool>,
+    /// Its streams in use.
+    pub active: std::cell::Cell<usize>,
+}
+
+pub struct H2Upstream {
+    shared: std::rc::Rc<Shared>,
+    out: H1Out,
+    head: RequestHead,
+    response: Option<ResponseFuture>,
+    inbound: Option<H2In>,
+    /// The request body forwarded frame by frame (`adopt_body`): told to stop, with
+    /// the reason for the server, when this stream ends.
+    pump: Option<local_sync::oneshot::Sender<Reason>>,
+    /// The whole response was read.
+    ended: bool,
+}
+
+/// The request head's side: the connection to open the stream on.
+struct RequestHead {
+    conn: SendRequest<Bytes>,
+    scheme: http::uri::Scheme,
+    /// A body to forward as frames once the HEADERS went (`adopt_body`).
+    adopted: Option<RecvStream>,
+    /// Set once the HEADERS went: the response, and the adopted body's stream.
+    sent: Option<(ResponseFuture, Option<SendStream<Bytes>>)>,
+    head_request: bool,
+    /// Host becomes `:authority` (an HTTP/2 client's request); else it stays a field
+    /// (an HTTP/1 client's), as HAProxy 2.6 sends them.
+    authority: bool,
+}
+
+impl H2Upstream {
+    /// A new stream on `conn` (its own clone of the connection's handle); `tls`: the
+    /// connection is TLS (`:scheme https`).
+    pub fn new(conn: SendRequest<Bytes>, tls: bool, shared: std::rc::Rc<Shared>) -> Self {
+        shared.active.set(shared.active.get() + 1);
+        H2Upstream {
+            shared,
+            out: H1Out::default(),
+            head: RequestHead {
+                conn,
+                scheme: if tls {
+                    http::uri::Scheme::HTTPS
+                } else {
+                    http::uri::Scheme::HTTP
+                },
+                adopted: None,
+                sent: None,
+                head_request: false,
+                authority: true,
+            },
+            response: None,
+            inbound: None,
+            pump: None,
+            ended: false,
+        }
+    }
+
+    /// Whether the request's Host goes as `:authority` (its client spoke HTTP/2) or
+    /// as a `host` field (HTTP/1), as HAProxy 2.6 sends each.
+    pub fn authority(&mut self, from_h2: bool) {
+        self.head.authority = from_h2;
+    }
+
+    /// Takes the request body as HTTP/2 frames, forwarded as they come: the HTTP
+    /// path then writes the head only.
+    pub fn adopt_body(&mut self, body: RecvStream) {
+        self.head.adopted = Some(body);
+    }
+
+    /// `Stream::read_until` (see `h2map::read_until`).
+    pub async fn read_until(
+        &mut self,
+        buf: Vec<u8>,
+        deadline: monoio::time::Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        super::read_until(buf, deadline, |dst, room| self.read_raw(dst, room)).await
+    }
+
+    /// The writer is done (see `rent_io`).
+    fn finish(&mut self) {
+        self.out.finish();
+    }
+
+    async fn write_raw(&mut self, src: &[u8]) -> io::Result<usize> {
+        if !self.out.is_headed() {
+            // The connection takes another stream (it may be dead, or at its limit).
+            if std::future::poll_fn(|cx| self.head.conn.poll_ready(cx))
+                .await
+                .is_err()
+            {
+                self.shared.dead.set(true);
+                return Err(broken("connection closed"));
+            }
+        }
+        let n = match self.out.write(src, &mut self.head).await {
+            Ok(n) => n,
+            Err(e) => {
+                if !self.out.is_headed() && e.kind() == io::ErrorKind::BrokenPipe {
+                    // The connection took no new stream: GOAWAY, or it is closing.
+                    self.shared.dead.set(true);
+                }
+                return Err(e);
+            }
+        };
+        if let Some((response, pumped)) = self.head.sent.take() {
+            self.response = Some(response);
+            if let (Some(to), Some(from)) = (pumped, self.head.adopted.take()) {
+                let (tx, rx) = local_sync::oneshot::channel();
+                self.pump = Some(tx);
+                monoio::spawn(super::pump::pump(from, to, rx));
+            }
+        }
+        Ok(n)
+    }
+
+    async fn read_raw(&mut self, dst: *mut u8, room: usize) -> io::Result<usize> {
+        if self.inbound.is_none() {
+            let Some(response) = self.response.as_mut() else {
+                return Err(broken("no request sent"));
+            };
+            let res = response
+                .await
+                .map_err(|e| io::Error::new(io::ErrorKind::ConnectionReset, e))?;
+            self.response = None;
+            self.inbound = Some(translate_response(res, self.head.head_request));
+        }
+        let Some(inbound) = self.inbound.as_mut() else {
+            return Ok(0);
+        };
+        let n = inbound.read_raw(dst, room).await?;
+        if n == 0 {
+            self.ended = true;
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for H2Upstream {
+    fn drop(&mut self) {
+        self.shared.active.set(self.shared.active.get() - 1);
+        // A response read whole needs no reset, except for a body still going up.
+        let reason = if self.ended {
+            Reason::NO_ERROR
+        } else {
+            Reason::CANCEL
+        };
+        if let Some(p) = self.pump.take() {
+            let _ = p.send(reason);
+        }
+        if !self.ended {
+            self.out.reset(Reason::CANCEL);
+        }
+    }
+}
+
+impl HeadSink for RequestHead {
+    fn head(&mut self, head: &[u8]) -> io::Result<Head> {
+        let mut slots = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut slots);
+        let len = match req.parse(head) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if head.len() <= HEAD_MAX => return Ok(Head::Partial),
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "request head")),
+        };
+        let method = Method::from_bytes(req.method.unwrap_or("GET").as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "method"))?;
+        self.head_request = method == Method::HEAD;
+        let mut out = Request::new(());
+        let mut authority = None;
+        let to_authority = self.authority;
+        let (chunked, length) = copy_fields(req.headers, out.headers_mut(), |name, value| {
+            match name.as_str() {
+                "host" if to_authority => {
+                    authority = Some(value);
+                    true
+                }
+                // Only `trailers` may pass (gRPC servers want it).
+                "te" => !value.eq_ignore_ascii_case(b"trailers"),
+                _ => false,
+            }
+        });
+        let mut uri = Uri::builder().path_and_query(req.path.unwrap_or("/"));
+        // Without `:authority`, the h2 crate sends `:scheme http` (a relative URI).
+        if let Some(a) = authority {
+            uri = uri.scheme(self.scheme.clone()).authority(a);
+        }
+        *out.uri_mut() = uri
+            .build()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request target"))?;
+        *out.method_mut() = method;
+        let phase = if self.adopted.is_some() {
+            // The body goes as frames, not through the HTTP path.
+            Phase::Done
+        } else {
+            // A request without framing has no body (RFC 9112 §6.3).
+            Phase::body(!chunked && length.is_none(), chunked, length)
+        };
+        // With no body (and none adopted), the HEADERS frame ends the stream.
+        let end = matches!(phase, Phase::Done) && self.adopted.is_none();
+        let (response, send) = self
+            .conn
+            .send_request(out, end)
+            .map_err(|_| broken("stream refused"))?;
+        // Kept even when the HEADERS ended the request: a response given up is reset
+        // through it.
+        let (send, pumped) = match self.adopted.is_some() {
+            true => (None, Some(send)),
+            false => (Some(send), None),
+        };
+        self.sent = Some((response, pumped));
+        Ok(Head::Sent { len, send, phase })
+    }
+}
+
+/// The response head as HTTP/1.1: its status line and fields, framed by its
+/// Content-Length, or chunked (so that trailers can follow) when it has none.
+fn translate_response(res: http::Response<RecvStream>, head_request: bool) -> H2In {
+    let (parts, body) = res.into_parts();
+    let mut head = Vec::with_capacity(256);
+    let code = parts.status.as_u16();
+    head.extend_from_slice(format!("HTTP/1.1 {code} ").as_bytes());
+    head.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .as_bytes(),
+    );
+    head.extend_from_slice(b"\r\n");
+    let mut length = false;
+    for (name, value) in &parts.headers {
+        length |= name == header::CONTENT_LENGTH;
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    let bodiless = head_request || code == 204 || code == 304 || (100..200).contains(&code);
+    let ended = body.is_end_stream();
+    let chunked = !bodiless && !length && !ended;
+    if chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    } else if !bodiless && !length {
+        head.extend_from_slice(b"content-length: 0\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    let body = (!bodiless && !ended).then_some(body);
+    H2In::new(head, body, chunked)
+}
+
+super::rent_io!(H2Upstream);

@@ -1,0 +1,106 @@
+//! `proto h2` servers: their requests are streams of one multiplexed HTTP/2 connection
+//! per server per shard (the h2 crate's client over monoio's poll-io bridge, cleartext
+//! with prior knowledge or TLS through tokio-rustls, `alpn h2`), opened on the first
+//! request and again when it dies or the server sends GOAWAY. As HAProxy 2.6 does, a
+//! connection whose streams reach the server's `SETTINGS_MAX_CONCURRENT_STREAMS` takes
+//! no more: the next request opens another connection.
+//!
+//! Each stream holds the request's slot on the server (its `maxconn` counts streams,
+//! as HAProxy's does); a stream is never pooled, its connection stays open for the
+//! next ones. A connection task drives each connection (the h2 crate's `Connection`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use monoio::net::TcpStream;
+
+use crate::h2map::upstream::Shared;
+use crate::h2map::H2Upstream;
+use crate::tls::{MaybeTls, ServerStream};
+
+/// The stream's and the connection's initial receive windows: response bytes the
+/// server may send ahead of the HTTP path's reads (h2's 64 KiB default would stall a
+/// large response on window updates). Bytes are given back as the HTTP path reads
+/// them, so a slow client still holds the server back.
+const WINDOW: u32 = 1 << 20;
+
+/// A server's HTTP/2 connections on one shard.
+pub struct H2Conns {
+    conns: RefCell<Vec<Live>>,
+    /// One connection opens at a time: requests that come meanwhile wait for it and
+    /// share it, rather than each opening its own.
+    opening: local_sync::semaphore::Semaphore,
+}
+
+struct Live {
+    conn: SendRequest<Bytes>,
+    shared: Rc<Shared>,
+    tls: bool,
+}
+
+impl Default for H2Conns {
+    fn default() -> Self {
+        H2Conns {
+            conns: RefCell::default(),
+            opening: local_sync::semaphore::Semaphore::new(1),
+        }
+    }
+}
+
+impl H2Conns {
+    /// A stream on a live connection that has room for one more, if there is one.
+    pub fn stream(&self) -> Option<ServerStream> {
+        let mut conns = self.conns.borrow_mut();
+        conns.retain(|c| !c.shared.dead.get());
+        let c = conns.iter().find(|c| {
+            let max = c.conn.current_max_send_streams();
+            c.shared.active.get() < max
+        })?;
+        Some(MaybeTls::H2(Box::new(H2Upstream::new(
+            c.conn.clone(),
+            c.tls,
+            c.shared.clone(),
+        ))))
+    }
+
+    /// Waits while another request opens a connection (then `stream` may find room
+    /// on it); the permit held lets this one open the next.
+    pub async fn turn(&self) -> Option<local_sync::semaphore::SemaphorePermit<'_>> {
+        self.opening.acquire().await.ok()
+    }
+
+    /// The HTTP/2 handshake over a new connection (`io`: a poll-io socket, or TLS over
+    /// one); the connection is kept for the streams to come and its first is returned.
+    pub async fn open<T>(&self, io: T, tls: bool) -> std::io::Result<ServerStream>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    {
+        let mut builder = h2::client::Builder::new();
+        builder
+            .initial_window_size(WINDOW)
+            .initial_connection_window_size(WINDOW)
+            .enable_push(false);
+        let (conn, driver) = builder
+            .handshake::<_, Bytes>(io)
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionReset, e))?;
+        let shared = Rc::new(Shared::default());
+        let done = shared.clone();
+        monoio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!(error = %e, "HTTP/2 server connection ended");
+            }
+            done.dead.set(true);
+        });
+        let stream = H2Upstream::new(conn.clone(), tls, shared.clone());
+        self.conns.borrow_mut().push(Live { conn, shared, tls });
+        Ok(MaybeTls::H2(Box::new(stream)))
+    }
+}
+
+/// The poll-io form of a new server socket, for the h2 crate.
+pub fn poll_io(tcp: TcpStream) -> std::io::Result<monoio::net::tcp::stream_poll::TcpStreamPoll> {
+    tcp.try_into_poll_io().map_err(|(e, _)| e)
+}
