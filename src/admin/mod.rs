@@ -6,6 +6,7 @@
 mod cli;
 mod csv;
 mod dns;
+mod dynamic;
 mod fields;
 mod http;
 mod info;

@@ -65,6 +65,14 @@ pub enum DnsCmd {
     },
 }
 
+/// From the admin thread to the main thread: `add server` / `del server`. `change`
+/// makes the new config from the one in force (or says why not); `done` answers once
+/// every shard and the health thread run on it.
+pub struct ServersChange {
+    pub change: Box<dyn FnOnce(&Config) -> Result<Config, String> + Send>,
+    pub done: crossbeam_channel::Sender<Result<(), String>>,
+}
+
 /// From the admin thread to the health thread, answered once in force.
 pub enum HealthCmd {
     /// `enable|disable health B/S`: the server's checks run again, or stop with its

@@ -112,6 +112,7 @@ impl Validator {
                     dns: None,
                     no_addr: false,
                     last_addr: Default::default(),
+                    dynamic: false,
                     saved: None,
                     port_offset: None,
                     // Set below from the backend's `error_limit`.
