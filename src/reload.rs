@@ -209,6 +209,7 @@ fn switch(
     for ((tx, _), listeners) in running.shards.iter().zip(per_shard) {
         let _ = tx.send(ToShard::Reload {
             config: new.clone(),
+            servers_only: why == Generation::Servers,
             shared: shared.clone(),
             listeners,
         });

@@ -304,3 +304,42 @@ fn a_reload_drops_dynamic_servers() {
     let addr = lb.latest_addr("web").unwrap();
     assert_eq!(spread(addr, 10).get("s1"), Some(&10));
 }
+
+/// Stick records survive `add server` and `del server` (the tables carry over), and a
+/// keep-alive client connected before the change reaches the new server.
+#[test]
+fn stick_records_and_keepalive_clients_follow_the_change() {
+    let s1 = TestBackend::start("s1");
+    let s2 = TestBackend::start("s2");
+    let s3 = TestBackend::start("s3");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let servers = format!(
+        "    stick-table type ip size 1k expire 10m\n    stick on src\n    server s1 {}\n    server s2 {}",
+        s1.addr(),
+        s2.addr()
+    );
+    let lb = ringlb_cfg(&config(&sock, "balance roundrobin", &servers));
+    let addr = lb.addr("web");
+    // 127.0.0.1 sticks to s2, on every shard once they have told each other.
+    assert_eq!(cli(&sock, "disable server app/s1"), "\n");
+    assert_eq!(spread(addr, 2).get("s2"), Some(&2));
+    assert_eq!(cli(&sock, "enable server app/s1"), "\n");
+    wait_for("the record on every shard", WAIT, || {
+        spread(addr, 8).get("s2") == Some(&8)
+    });
+    let mut kept = HttpClient::connect(addr);
+    assert_eq!(kept.get("/").header("x-backend"), Some("s2"));
+    assert!(cli(&sock, &format!("add server app/s3 {}", s3.addr())).starts_with("New server"));
+    assert_eq!(cli(&sock, "enable server app/s3"), "\n");
+    assert_eq!(spread(addr, 6).get("s2"), Some(&6));
+    assert_eq!(kept.get("/").header("x-backend"), Some("s2"));
+    // s1 goes (it is before s2 in the list): the record still leads to s2.
+    assert_eq!(cli(&sock, "disable server app/s1"), "\n");
+    assert_eq!(cli(&sock, "del server app/s1"), "Server deleted.\n");
+    assert_eq!(spread(addr, 6).get("s2"), Some(&6));
+    // Without the record, the keep-alive client's requests reach the new server too.
+    assert_eq!(cli(&sock, "clear table app"), "\n");
+    assert_eq!(cli(&sock, "disable server app/s2"), "\n");
+    assert_eq!(kept.get("/").header("x-backend"), Some("s3"));
+}

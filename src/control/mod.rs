@@ -185,6 +185,9 @@ pub enum ToShard {
     /// address; `None` = keep this shard's listener on that address). Others close.
     Reload {
         config: std::sync::Arc<crate::config::Config>,
+        /// Made from the config in force by `add server` / `del server`: the shard's
+        /// tables (stick records, rates, counters) carry over, servers found by name.
+        servers_only: bool,
         /// Its limits, with the counters of what stayed.
         shared: std::sync::Arc<crate::limits::Shared>,
         listeners: Vec<(
