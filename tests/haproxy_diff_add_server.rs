@@ -109,3 +109,72 @@ frontend web
     assert_eq!(hx.keys().collect::<Vec<_>>(), lb.keys().collect::<Vec<_>>());
     assert!(lb.get("s3").copied().unwrap_or(0) >= 8, "{lb:?}");
 }
+
+/// (status, check_status) of every server of `app` in `show stat`.
+fn checks(s: &Side) -> Vec<(String, Vec<String>)> {
+    common::twins::stat_view(s, &["status", "check_status"])
+        .into_iter()
+        .filter(|r| r.0 == "app" && r.1 != "BACKEND" && r.1 != "FRONTEND")
+        .map(|r| (r.1, r.2))
+        .collect()
+}
+
+/// A dynamic server with `check` is not checked until `enable health` (as HAProxy
+/// 2.6); `disable health` on another server stays through the `add server`.
+#[test]
+fn a_dynamic_servers_checks_wait_for_enable_health() {
+    let t = Twins::start(
+        r#"
+backend app
+    option httpchk GET /health
+    server s1 "${S1}" check inter 100ms rise 1 fall 1
+    server s2 "${S2}" check inter 100ms rise 1 fall 1
+
+frontend web
+    bind "127.0.0.1:${PORT}"
+    default_backend app
+"#,
+        &[("web", "PORT")],
+        &[
+            ("S1", Srv::Up("s1")),
+            ("S2", Srv::Up("s2")),
+            ("S3", Srv::Up("s3")),
+        ],
+    );
+    t.wait_both("s1, s2 UP", std::time::Duration::from_secs(10), |s| {
+        checks(s).iter().all(|c| c.1 == ["UP", "L7OK"])
+    });
+    t.same("disable health app/s2", |s| s.cli("disable health app/s2"));
+    // The dead address: the test server list has none, so each side reserves one.
+    let held = std::cell::RefCell::new(Vec::new());
+    let dead = |s: &Side| {
+        let r = common::ReservedPort::new();
+        let answer = s.cli(&format!("add server app/d {} check", r.addr()));
+        held.borrow_mut().push(r);
+        answer
+    };
+    t.same("add server app/d DEAD check", dead);
+    let s3 = |s: &Side| {
+        s.cli(&format!(
+            "add server app/s3 {} check",
+            s.backend("s3").addr()
+        ))
+    };
+    t.same("add server app/s3 S3 check", s3);
+    t.same("show stat after add", checks);
+    t.same("enable server app/d", |s| s.cli("enable server app/d"));
+    t.same("enable server app/s3", |s| s.cli("enable server app/s3"));
+    t.same("show stat after enable server", checks);
+    t.same("show servers state after enable server", rows);
+    t.same("enable health app/d", |s| s.cli("enable health app/d"));
+    t.same("enable health app/s3", |s| s.cli("enable health app/s3"));
+    // HAProxy checks a dynamic server with its own defaults (inter 2s, rise 2, fall
+    // 3: `UP 0/3` on the way), ringlb with the backend's: both end up the same.
+    t.wait_both("d DOWN, s3 UP", std::time::Duration::from_secs(20), |s| {
+        let c = checks(s);
+        c.iter().any(|x| x.0 == "d" && x.1[0] == "DOWN")
+            && c.iter().any(|x| x.0 == "s3" && x.1 == ["UP", "L7OK"])
+    });
+    t.same("show stat after enable health", checks);
+    t.same("show servers state after enable health", rows);
+}

@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::haproxy::{cli, render, ringlb_cfg};
@@ -37,6 +37,10 @@ backend app
     ${BALANCE}
 ${SERVERS}
 
+frontend stats
+    bind 127.0.0.1:0
+    http-request use-service prometheus-exporter if { path /metrics }
+
 backend fixed
     balance static-rr
     server f1 127.0.0.1:1
@@ -47,6 +51,14 @@ backend fixed
             ("SERVERS", servers.to_string()),
         ],
     )
+}
+
+/// ringlb on `config(.., balance, servers)`, and its stats socket (in `dir`).
+fn start(balance: &str, servers: &str) -> (RingLb, tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let lb = ringlb_cfg(&config(&sock, balance, servers));
+    (lb, dir, sock)
 }
 
 /// The server that answered each of `n` requests on fresh connections.
@@ -83,13 +95,10 @@ fn stat_names(sock: &Path) -> Vec<String> {
 fn an_added_server_takes_traffic_once_enabled() {
     let s1 = TestBackend::start("s1");
     let s2 = TestBackend::start("s2");
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let lb = ringlb_cfg(&config(
-        &sock,
+    let (lb, _dir, sock) = start(
         "balance roundrobin",
         &format!("    server s1 {}", s1.addr()),
-    ));
+    );
     let addr = lb.addr("web");
     assert_eq!(
         cli(&sock, &format!("add server app/s2 {} weight 1", s2.addr())),
@@ -115,19 +124,21 @@ fn an_added_server_takes_traffic_once_enabled() {
     let line = stat.lines().find(|l| l.starts_with("app,s2,")).unwrap();
     let stot: u64 = line.split(',').nth(7).unwrap().parse().unwrap();
     assert!(stot >= 10, "{line}");
+    let metrics = http_get(lb.addr("stats"), "/metrics").body_str();
+    assert!(
+        metrics.contains("haproxy_server_sessions_total{proxy=\"app\",server=\"s2\"}"),
+        "{metrics}"
+    );
 }
 
 #[test]
 fn a_busy_or_ready_server_is_not_deleted() {
     let s1 = TestBackend::start("s1");
     let s2 = TestBackend::start("s2");
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let lb = ringlb_cfg(&config(
-        &sock,
+    let (lb, _dir, sock) = start(
         "balance roundrobin",
         &format!("    server s1 {}", s1.addr()),
-    ));
+    );
     let addr = lb.addr("web");
     assert!(cli(&sock, &format!("add server app/s2 {}", s2.addr()))
         .starts_with("New server registered."));
@@ -172,17 +183,11 @@ fn a_consistent_hash_moves_only_the_new_servers_keys() {
         .iter()
         .map(|n| TestBackend::start(n))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
     let servers: String = backends[..3]
         .iter()
         .map(|b| format!("    server {} {}\n", b.name(), b.addr()))
         .collect();
-    let lb = ringlb_cfg(&config(
-        &sock,
-        "balance uri\n    hash-type consistent",
-        &servers,
-    ));
+    let (lb, _dir, sock) = start("balance uri\n    hash-type consistent", &servers);
     let addr = lb.addr("web");
     let place = || -> Vec<String> {
         (0..300)
@@ -219,13 +224,10 @@ fn a_consistent_hash_moves_only_the_new_servers_keys() {
 #[test]
 fn bad_lines_get_an_error_and_change_nothing() {
     let s1 = TestBackend::start("s1");
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let _lb = ringlb_cfg(&config(
-        &sock,
+    let (_lb, _dir, sock) = start(
         "balance roundrobin",
         &format!("    server s1 {}", s1.addr()),
-    ));
+    );
     let state = || {
         let mut rows = state_rows(&cli(&sock, "show servers state"));
         for r in &mut rows {
@@ -286,13 +288,10 @@ fn bad_lines_get_an_error_and_change_nothing() {
 fn a_reload_drops_dynamic_servers() {
     let s1 = TestBackend::start("s1");
     let s2 = TestBackend::start("s2");
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
-    let lb = ringlb_cfg(&config(
-        &sock,
+    let (lb, _dir, sock) = start(
         "balance roundrobin",
         &format!("    server s1 {}", s1.addr()),
-    ));
+    );
     assert!(cli(&sock, &format!("add server app/s2 {}", s2.addr()))
         .starts_with("New server registered."));
     assert_eq!(cli(&sock, "enable server app/s2"), "\n");
@@ -312,14 +311,12 @@ fn stick_records_and_keepalive_clients_follow_the_change() {
     let s1 = TestBackend::start("s1");
     let s2 = TestBackend::start("s2");
     let s3 = TestBackend::start("s3");
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("s.sock");
     let servers = format!(
         "    stick-table type ip size 1k expire 10m\n    stick on src\n    server s1 {}\n    server s2 {}",
         s1.addr(),
         s2.addr()
     );
-    let lb = ringlb_cfg(&config(&sock, "balance roundrobin", &servers));
+    let (lb, _dir, sock) = start("balance roundrobin", &servers);
     let addr = lb.addr("web");
     // 127.0.0.1 sticks to s2, on every shard once they have told each other.
     assert_eq!(cli(&sock, "disable server app/s1"), "\n");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Core;
-use crate::config::{BalanceAlgo, Config};
+use crate::config::{Backend, BalanceAlgo, Config};
 use crate::control::{AdminState, ServersChange};
 
 /// Longest the runtime API waits for the main thread to put a change in force.
@@ -53,14 +53,8 @@ pub(super) fn add(core: &Core, w: &[&str]) -> String {
         Ok(s) => s,
         Err(e) => return e,
     };
-    let (bn, sn) = (bname.clone(), sname.clone());
-    let made = change(core, move |cfg| {
-        let mut new = cfg.clone();
-        let b = new
-            .backends
-            .iter_mut()
-            .find(|b| b.name == bn)
-            .ok_or_else(|| "No such backend.".to_string())?;
+    let sn = sname.clone();
+    let made = change(core, &bname, move |b| {
         if b.servers.iter().any(|s| s.name == sn) {
             return Err("Already exists a server with the same name in backend.\n".into());
         }
@@ -74,7 +68,7 @@ pub(super) fn add(core: &Core, w: &[&str]) -> String {
             Arc::make_mut(c).values.push(None);
         }
         b.servers.push(server);
-        Ok(new)
+        Ok(())
     });
     match made {
         Ok(()) => {
@@ -119,24 +113,12 @@ pub(super) fn del(core: &Core, w: &[&str]) -> String {
         .get(bi)
         .and_then(|v| v.get(si))
         .map_or(0, |t| t.scur);
-    let idle = g
-        .held
-        .idle
-        .get(bi)
-        .and_then(|v| v.get(si))
-        .copied()
-        .unwrap_or(0);
+    let idle = g.held.idle_of(bi, si);
     if busy > 0 || idle > 0 {
         return "Server still has connections attached to it, cannot remove it.".into();
     }
-    let (bn, sn) = (bname.clone(), sname.clone());
-    let made = change(core, move |cfg| {
-        let mut new = cfg.clone();
-        let b = new
-            .backends
-            .iter_mut()
-            .find(|b| b.name == bn)
-            .ok_or_else(|| "No such backend.".to_string())?;
+    let sn = sname.clone();
+    let made = change(core, &bname, move |b| {
         let si = b
             .servers
             .iter()
@@ -155,7 +137,7 @@ pub(super) fn del(core: &Core, w: &[&str]) -> String {
                 values.remove(si);
             }
         }
-        Ok(new)
+        Ok(())
     });
     match made {
         Ok(()) => {
@@ -166,13 +148,27 @@ pub(super) fn del(core: &Core, w: &[&str]) -> String {
     }
 }
 
-/// Hands `make` to the main thread and waits until the new config is in force.
+/// Has the main thread apply `edit` to backend `name` of a copy of the config in
+/// force (the one in force then: a reload may have come first) and put it in force;
+/// returns once it is, or the operator's error line.
 fn change(
     core: &Core,
-    make: impl FnOnce(&Config) -> Result<Config, String> + Send + 'static,
+    name: &str,
+    edit: impl FnOnce(&mut Backend) -> Result<(), String> + Send + 'static,
 ) -> Result<(), String> {
     let Some(tx) = core.servers.get() else {
         return Err("This process cannot change its servers at run time.\n".into());
+    };
+    let name = name.to_string();
+    let make = move |cfg: &Config| {
+        let mut new = cfg.clone();
+        let b = new
+            .backends
+            .iter_mut()
+            .find(|b| b.name == name)
+            .ok_or_else(|| "No such backend.".to_string())?;
+        edit(b)?;
+        Ok(new)
     };
     let (done, answer) = crossbeam_channel::bounded(1);
     tx.send(ServersChange {

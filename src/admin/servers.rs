@@ -251,13 +251,7 @@ pub(super) fn show_servers_conn(core: &Core, only: Option<&str>) -> String {
         let iid = csv::proxy_id(&cfg, false, bi);
         for (si, s) in b.servers.iter().enumerate() {
             let t = &g.stats.servers[bi][si];
-            let idle = g
-                .held
-                .idle
-                .get(bi)
-                .and_then(|v| v.get(si))
-                .copied()
-                .unwrap_or(0);
+            let idle = g.held.idle_of(bi, si);
             let per_shard: Vec<String> = (0..shards)
                 .map(|n| {
                     g.shard_idle

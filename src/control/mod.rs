@@ -65,11 +65,14 @@ pub enum DnsCmd {
     },
 }
 
+/// Makes a new config from the one in force, or says (in the operator's words) why not.
+pub type MakeConfig = Box<dyn FnOnce(&Config) -> Result<Config, String> + Send>;
+
 /// From the admin thread to the main thread: `add server` / `del server`. `change`
 /// makes the new config from the one in force (or says why not); `done` answers once
 /// every shard and the health thread run on it.
 pub struct ServersChange {
-    pub change: Box<dyn FnOnce(&Config) -> Result<Config, String> + Send>,
+    pub change: MakeConfig,
     pub done: crossbeam_channel::Sender<Result<(), String>>,
 }
 
@@ -305,6 +308,15 @@ pub struct Held {
 }
 
 impl Held {
+    /// Idle pooled connections to server `s` of backend `b`.
+    pub fn idle_of(&self, b: usize, s: usize) -> u64 {
+        self.idle
+            .get(b)
+            .and_then(|v| v.get(s))
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn add(&mut self, o: &Held) {
         for (a, b) in self.idle.iter_mut().zip(&o.idle) {
             for (x, y) in a.iter_mut().zip(b) {
