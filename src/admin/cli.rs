@@ -67,7 +67,7 @@ const COMMANDS: &[Command] = &[
         words: &["add", "server"],
         usage: "add server <bk>/<srv>",
         help: "create a new server",
-        run: super::dynamic::add,
+        run: |core, w| core.add_server(w, false),
     },
     Command {
         words: &["clear", "acl"],
@@ -169,7 +169,7 @@ const COMMANDS: &[Command] = &[
         words: &["del", "server"],
         usage: "del server <bk>/<srv>",
         help: "remove a dynamically added server",
-        run: super::dynamic::del,
+        run: |core, w| core.del_server(&w[..w.len().min(1)], false),
     },
     Command {
         words: &["get", "acl"],

@@ -6,7 +6,6 @@
 mod cli;
 mod csv;
 mod dns;
-mod dynamic;
 mod fields;
 mod http;
 mod info;

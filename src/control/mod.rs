@@ -7,6 +7,7 @@ mod certs;
 mod core;
 mod link;
 mod maps;
+mod servers;
 pub mod statelog;
 mod view;
 
@@ -442,6 +443,12 @@ pub enum Up {
         server: String,
         state: AdminState,
         weight: u32,
+    },
+    /// A server was added (`line`: its address and keywords) or deleted (`line`
+    /// empty) on this node (runtime API); `server` is `BACKEND/SERVER`.
+    Servers {
+        server: String,
+        line: String,
     },
     /// A map or pattern file's entries changed on this node (runtime API).
     Patterns {

@@ -3,13 +3,14 @@
 //! the one in force (`reload::servers`); the answer goes once every shard runs on it.
 //! Servers keep their state, counters and idle connections across the change (as a
 //! reload keeps them); a reload of the file drops dynamic servers, as HAProxy's does.
+//! With `[cluster]`, each change goes to the other nodes (`cluster::servers`), which
+//! make it with the same line.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Core;
+use super::{AdminState, Core, ServersChange, Up};
 use crate::config::{Backend, BalanceAlgo, Config};
-use crate::control::{AdminState, ServersChange};
 
 /// Longest the runtime API waits for the main thread to put a change in force.
 const CHANGE_WAIT: Duration = Duration::from_secs(10);
@@ -33,9 +34,40 @@ fn split(spec: Option<&&str>) -> Option<(String, String)> {
     (!s.is_empty()).then(|| (b.to_string(), s.to_string()))
 }
 
-/// `add server B/S ADDR [keywords]`. HAProxy's messages of its own end without a
-/// newline (so no blank line follows them); those of the server parser end with one.
-pub(super) fn add(core: &Core, w: &[&str]) -> String {
+impl Core {
+    /// `add server B/S ADDR [keywords]` from the runtime API (`shared`: from another
+    /// node, so not sent on again). HAProxy's messages of its own end without a
+    /// newline (so no blank line follows them); those of the server parser with one.
+    pub fn add_server(&self, w: &[&str], shared: bool) -> String {
+        let answer = add(self, w);
+        if answer.starts_with("New server") && !shared {
+            self.share_servers(w);
+        }
+        answer
+    }
+
+    /// `del server B/S` (`shared`: from another node).
+    pub fn del_server(&self, w: &[&str], shared: bool) -> String {
+        let answer = del(self, w);
+        if answer.starts_with("Server deleted") && !shared {
+            self.share_servers(w);
+        }
+        answer
+    }
+
+    /// Tells the cluster thread: `w` is an `add server` line's words after the
+    /// command (`B/S ADDR ...`), or a `del server`'s (`B/S`).
+    fn share_servers(&self, w: &[&str]) {
+        if let (Some(tx), Some(spec)) = (self.cluster.get(), w.first()) {
+            let _ = tx.send(Up::Servers {
+                server: spec.to_string(),
+                line: w[1..].join(" "),
+            });
+        }
+    }
+}
+
+fn add(core: &Core, w: &[&str]) -> String {
     let Some((bname, sname)) = split(w.first()) else {
         return "Require 'backend/server'.".into();
     };
@@ -80,7 +112,7 @@ pub(super) fn add(core: &Core, w: &[&str]) -> String {
 }
 
 /// `del server B/S`: only a server in maintenance that nothing uses.
-pub(super) fn del(core: &Core, w: &[&str]) -> String {
+fn del(core: &Core, w: &[&str]) -> String {
     let Some((bname, sname)) = split(w.first()) else {
         return "Require 'backend/server'.".into();
     };
