@@ -81,7 +81,7 @@ fn add(core: &Core, w: &[&str]) -> String {
     let Some(addr) = w.get(1) else {
         return "'server' expects <name> and <addr>[:<port>] as arguments.\n".into();
     };
-    let server = match crate::config::dynamic_server(b, &sname, addr, &w[2..]) {
+    let (server, maxqueue) = match crate::config::dynamic_server(b, &sname, addr, &w[2..]) {
         Ok(s) => s,
         Err(e) => return e,
     };
@@ -98,6 +98,9 @@ fn add(core: &Core, w: &[&str]) -> String {
         }
         if let Some(c) = &mut b.cookie {
             Arc::make_mut(c).values.push(None);
+        }
+        if let Some(q) = maxqueue {
+            b.maxqueue = Some(b.maxqueue.map_or(q, |m| m.max(q)));
         }
         b.servers.push(server);
         Ok(())

@@ -31,14 +31,15 @@ const NOT_DYNAMIC: &[&str] = &[
 ];
 
 /// Server `name` of backend `b` at `addr` with `options`, or the operator's error line
-/// (HAProxy's words where ringlb knows them). Its id is `id N`, else the lowest one the
-/// backend does not use (HAProxy's `get_next_id`).
+/// (HAProxy's words where ringlb knows them), with its `maxqueue` (ringlb's queue is
+/// the backend's: the largest of its servers' applies). Its id is `id N`, else the
+/// lowest one the backend does not use (HAProxy's `get_next_id`).
 pub fn dynamic_server(
     b: &Backend,
     name: &str,
     addr: &str,
     options: &[&str],
-) -> Result<Server, String> {
+) -> Result<(Server, Option<usize>), String> {
     if let Some(kw) = options.iter().find(|w| NOT_DYNAMIC.contains(w)) {
         return Err(format!(
             "'{kw}' option is not accepted for dynamic server\n"
@@ -106,13 +107,14 @@ pub fn dynamic_server(
             .find(|i| b.servers.iter().all(|s| s.id != *i))
             .unwrap_or(u32::MAX),
     };
-    Ok(Server {
+    let server = Server {
         id,
         dynamic: true,
         // HAProxy 2.6 starts it in maintenance whatever `enabled` says.
         disabled: true,
         ..server
-    })
+    };
+    Ok((server, params.maxqueue))
 }
 
 /// The checks backend `b` runs on a dynamic server with `check`: the backend's, or,
