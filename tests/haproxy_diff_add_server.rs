@@ -127,8 +127,10 @@ fn a_dynamic_servers_checks_wait_for_enable_health() {
         r#"
 backend app
     option httpchk GET /health
-    server s1 "${S1}" check inter 100ms rise 1 fall 1
-    server s2 "${S2}" check inter 100ms rise 1 fall 1
+    # Generous: a check that times out on a busy machine would flap a server.
+    timeout check 2s
+    server s1 "${S1}" check inter 200ms rise 1 fall 1
+    server s2 "${S2}" check inter 200ms rise 1 fall 1
 
 frontend web
     bind "127.0.0.1:${PORT}"
