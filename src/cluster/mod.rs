@@ -84,6 +84,8 @@ struct Thread {
     operator: operator::OperatorSync,
     maps: maps::MapSync,
     servers: servers::ServerSync,
+    /// The process's main loop runs (`ready` was sent).
+    started: bool,
     stick: stick::StickSync,
     rate: rate::RateSync,
     tickets: tickets::TicketSync,
@@ -110,6 +112,7 @@ impl Thread {
             operator: operator::OperatorSync::new(core.clone()),
             maps: maps::MapSync::new(core.clone()),
             servers: servers::ServerSync::new(core.clone()),
+            started: false,
             tickets: tickets::TicketSync::new(cfg.cluster.ticket_rotation),
             core,
             stick: stick::StickSync::default(),
@@ -122,7 +125,9 @@ impl Thread {
     fn run(mut self, rx: Receiver<Up>, ready: Sender<()>) {
         self.sync(true);
         let _ = ready.send(());
-        // Servers added or deleted elsewhere: once the main loop runs, which makes them.
+        // Servers added or deleted elsewhere: once the main loop runs, which makes them
+        // (before, a change would wait for it, and the node's start for the change).
+        self.started = true;
         self.servers.need_resync = true;
         let mut next_sync = Instant::now() + self.sync_interval;
         let never = crossbeam_channel::never();
@@ -218,7 +223,8 @@ impl Thread {
             self.operator.need_resync = true;
             self.stick.need_resync = true;
             self.maps.need_resync = true;
-            self.servers.need_resync = true;
+            // Not before the main loop runs (see `run`): it makes the changes.
+            self.servers.need_resync = self.started;
         }
         let result = (|| -> redis::RedisResult<Vec<StickDown>> {
             // Servers first: an operator state may be about a server added elsewhere.
