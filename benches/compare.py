@@ -7,6 +7,7 @@ One run covers every scenario of the performance issue:
   close              a new connection per request (wrk sends `Connection: close`), 64 conns
   64k, 1m            keep-alive GET of a 64 KiB / 1 MiB static file, 64 connections
   l4                 keep-alive GET /, 64 connections, through the L4 (tcp mode) proxies
+  l4-1m              keep-alive GET of a 1 MiB static file, 64 connections, L4 (tcp mode)
   l4close            (not in the default set) l4 with a new connection per request
 
 Proxies: ringlb (L7 frontend; `ringlb-tcp`: its `mode = "tcp"` frontend), ringlb on the
@@ -71,9 +72,10 @@ SCENARIOS = {
     "64k": ("http", 64, "/64k.bin", False, "L7 keep-alive, 64 KiB response, 64 connections"),
     "1m": ("http", 64, "/1m.bin", False, "L7 keep-alive, 1 MiB response, 64 connections"),
     "l4": ("tcp", 64, "/", False, "L4 (tcp mode) keep-alive, small body, 64 connections"),
+    "l4-1m": ("tcp", 64, "/1m.bin", False, "L4 (tcp mode) keep-alive, 1 MiB response, 64 connections"),
     "l4close": ("tcp", 64, "/", True, "L4 (tcp mode), a new connection per request, small body, 64 connections"),
 }
-DEFAULT_SCENARIOS = ["ka16", "ka64", "ka256", "close", "64k", "1m", "l4"]
+DEFAULT_SCENARIOS = ["ka16", "ka64", "ka256", "close", "64k", "1m", "l4", "l4-1m"]
 
 # name: (mode, label)
 PROXIES = {

@@ -94,6 +94,11 @@ def mib(m, rl):
     )
 
 
+def l4_mib(m, rl):
+    rl_tcp = rl.replace("ringlb", "ringlb-tcp")
+    return each(lambda: at_most("CPU/req vs HAProxy tcp", ratio(m, "l4-1m", rl_tcp, "haproxy-tcp", "cpu"), 0.50))
+
+
 def allocations(m, rl):
     return ["not measured by this harness (a counting-allocator test or bench proves it)"]
 
@@ -108,7 +113,7 @@ def reuse(m, rl):
 
 def drivers(m, rl):
     out = []
-    for s in ("ka16", "ka64", "ka256", "close", "64k", "1m", "l4", "l4close"):
+    for s in ("ka16", "ka64", "ka256", "close", "64k", "1m", "l4", "l4-1m", "l4close"):
         for uring, legacy in (("ringlb", "ringlb-legacy"), ("ringlb-tcp", "ringlb-tcp-legacy")):
             try:
                 cpu = ratio(m, s, uring, legacy, "cpu")
@@ -125,6 +130,7 @@ TARGETS = [
     ("new connection per request", "proxy CPU/request ≤ 0.80 × HAProxy http", close),
     ("L4 keep-alive", "proxy CPU/request ≤ 0.70 × HAProxy tcp", l4),
     ("1 MiB responses", "proxy CPU/request ≤ 0.50 × HAProxy http, and proxy + backend CPU no higher than with HAProxy", mib),
+    ("L4 1 MiB responses", "proxy CPU/request ≤ 0.50 × HAProxy tcp (issue 20)", l4_mib),
     ("steady keep-alive path", "zero heap allocations per request", allocations),
     ("upstream reuse", "new upstream connections per request ≤ 0.001 in steady keep-alive at 16, 64 and 256 client connections", reuse),
     ("io_uring vs legacy driver", "show both; io_uring must be the faster one (here: lower CPU/request)", drivers),

@@ -123,7 +123,8 @@ pub async fn serve<C: Stream>(
         server_fin: conf.timeouts.server_fin,
     };
     let kill = &shard.upstreams.backends[backend].servers[server.server as usize].kill;
-    let ended = pipe::run(client, server.stream, idle, &shard.pipes, kill).await;
+    let splice = shard.config.splice(frontend, backend);
+    let ended = pipe::run(client, server.stream, idle, splice, &shard.pipes, kill).await;
     shard.stats.traffic(
         frontend,
         Some(backend),

@@ -1,7 +1,9 @@
 //! The one copy-both-ways loop: TCP mode connections and tunnels (WebSocket after a
 //! 101, CONNECT after a 2xx). Bytes go both ways until both directions ended, each EOF
-//! passed on as a half-close; a direction that moves bulk data between two plain
-//! sockets switches to splice (the bytes stay in the kernel). Inactivity ends it, with
+//! passed on as a half-close. Between two plain sockets, a direction splices (the
+//! bytes stay in the kernel) as `config::splice` decides: always, never, or, by
+//! default, adaptively as HAProxy's `splice-auto`: once its reads keep filling the
+//! buffer, and back to copies when its traffic turns interactive. Inactivity ends it, with
 //! HAProxy's timeouts: without `timeout tunnel`, each side has its own (`timeout
 //! client`, `timeout server`), refreshed by a read from or a write to that side (HAProxy
 //! without `option independent-streams`); with it, one timeout for both. Once a side
@@ -19,12 +21,24 @@ use monoio::io::{
 };
 use monoio::time::Instant;
 
+use crate::config::{Splice, SpliceMode};
 use crate::io::Stream;
 use crate::record::Term;
-use crate::splice::PipePool;
+use crate::splice::{PipePool, SpliceError, Streamed, Transfer};
 
-/// Bytes read per copy; a read that fills it switches its direction to splice.
+/// Bytes read per copy.
 const COPY_BUF: usize = 32 * 1024;
+
+/// Reads in a row that fill the copy buffer before an adaptive direction splices.
+/// HAProxy's `splice-auto` waits for 3 reads filling its 16 KiB buffer (a "fast
+/// streamer"); 2 of our 32 KiB are as much data. A burst shorter than that (a
+/// request, a small response) is cheaper copied than spliced through a pipe.
+const BULK_READS: u8 = 2;
+
+/// Splices in a row that moved less than half the copy buffer before an adaptive
+/// direction copies again (HAProxy's streamer flags drop after 3 reads under half
+/// its buffer): then two splices per message cost more than a read and a write.
+const SMALL_SPLICES: u8 = 3;
 
 /// Inactivity limits of a pipe.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +78,7 @@ pub async fn run<C: Stream, U: Stream>(
     client: C,
     server: U,
     idle: Idle,
+    splice: Splice,
     pipes: &PipePool,
     kill: &crate::upstream::kill::KillSwitch,
 ) -> Ended {
@@ -78,7 +93,11 @@ pub async fn run<C: Stream, U: Stream>(
     let to_client = Cell::new(0u64);
     let to_server = Cell::new(0u64);
     // Splicing needs both sockets bare; a TLS stream has none.
-    let splice_ok = client.socket().is_some() && server.socket().is_some();
+    let splice = if client.socket().is_some() && server.socket().is_some() {
+        splice
+    } else {
+        Splice::OFF
+    };
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     let both = async {
@@ -89,7 +108,7 @@ pub async fn run<C: Stream, U: Stream>(
                 Side::FromClient,
                 &activity,
                 &to_server,
-                splice_ok,
+                splice.request,
                 pipes
             ),
             one_way(
@@ -98,7 +117,7 @@ pub async fn run<C: Stream, U: Stream>(
                 Side::FromServer,
                 &activity,
                 &to_client,
-                splice_ok,
+                splice.response,
                 pipes
             )
         );
@@ -166,19 +185,41 @@ impl Activity {
     }
 }
 
-/// One direction: copy through a buffer, or splice once bulk data flows; at EOF pass
-/// the half-close on with `shutdown(SHUT_WR)`.
+/// One direction: copy through a buffer, or splice as `mode` says; at EOF pass the
+/// half-close on with `shutdown(SHUT_WR)`.
 async fn one_way<R: Stream, W: Stream>(
     mut from: OwnedReadHalf<R>,
     mut to: OwnedWriteHalf<W>,
     side: Side,
     activity: &Activity,
     copied: &Cell<u64>,
-    splice_ok: bool,
+    mode: SpliceMode,
     pipes: &PipePool,
 ) {
     let mut buf = Vec::with_capacity(COPY_BUF);
+    // Reads in a row that filled the buffer (`Always` starts as if bulk had been seen).
+    let mut full = if mode == SpliceMode::Always {
+        BULK_READS
+    } else {
+        0
+    };
     loop {
+        if mode != SpliceMode::Off && full >= BULK_READS {
+            full = 0;
+            // SAFETY: shared references to the streams inside the halves, used only
+            // for their descriptors and readiness on this thread; the other
+            // direction's operations do not move or drop them (monoio's own halves
+            // read addresses the same way).
+            let (src, dst) = unsafe { (&*from.0.get(), &*to.0.get()) };
+            if let (Some(src), Some(dst)) = (src.socket(), dst.socket()) {
+                match spliced(src, dst, mode, side, activity, copied, pipes).await {
+                    Ok(Streamed::Ended) => break,
+                    // Interactive again, or no pipe left: copy.
+                    Ok(Streamed::Stopped) | Err(SpliceError::NoPipe) => {}
+                    Err(_) => break,
+                }
+            }
+        }
         buf.clear();
         let (res, b) = from.read(buf).await;
         buf = b;
@@ -194,28 +235,46 @@ async fn one_way<R: Stream, W: Stream>(
             break;
         }
         activity.moved();
-        if n == COPY_BUF && splice_ok {
-            // Bulk data: the rest goes through a pipe. SAFETY: shared references to
-            // the streams inside the halves, used only for their descriptors and
-            // readiness on this thread; the other direction's operations do not
-            // move or drop them (monoio's own halves read addresses the same way).
-            let (src, dst) = unsafe { (&*from.0.get(), &*to.0.get()) };
-            if let (Some(src), Some(dst)) = (src.socket(), dst.socket()) {
-                let moved = |n: usize| {
-                    copied.set(copied.get() + n as u64);
-                    activity.moved();
-                };
-                match pipes.stream(src, dst, moved).await {
-                    Ok(()) => break,
-                    // No pipe (out of descriptors): go on copying.
-                    Err(crate::splice::SpliceError::NoPipe) => {}
-                    Err(_) => break,
-                }
-            }
-        }
+        full = match mode {
+            // Splicing was refused for want of a pipe: try again after this read.
+            SpliceMode::Always => BULK_READS,
+            _ if n == COPY_BUF => full.saturating_add(1),
+            _ => 0,
+        };
     }
     let _ = to.shutdown().await;
     activity.shut_after(side);
+}
+
+/// A stretch of a direction through a pipe: until its source ends, or, adaptive, its
+/// traffic turns interactive (`Stopped`).
+async fn spliced(
+    src: &monoio::net::TcpStream,
+    dst: &monoio::net::TcpStream,
+    mode: SpliceMode,
+    side: Side,
+    activity: &Activity,
+    copied: &Cell<u64>,
+    pipes: &PipePool,
+) -> Result<Streamed, SpliceError> {
+    let mut small = 0u8;
+    let report = |t: Transfer| match t {
+        Transfer::Read(n) => {
+            copied.set(copied.get() + n as u64);
+            activity.read_from(side);
+            true
+        }
+        Transfer::Written(n) => {
+            activity.moved();
+            small = if n < COPY_BUF / 2 {
+                small.saturating_add(1)
+            } else {
+                0
+            };
+            mode == SpliceMode::Always || small < SMALL_SPLICES
+        }
+    };
+    pipes.stream(src, dst, report).await
 }
 
 /// Resolves once a side has been idle past its limit, with the side it was. A side's

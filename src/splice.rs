@@ -1,5 +1,7 @@
-//! Zero-copy forwarding of large bodies: socket → pipe → socket with splice(2), the
-//! bytes never entering user space. Each shard keeps its pipes and reuses them (a pipe
+//! Zero-copy forwarding: socket → pipe → socket with splice(2), the bytes never
+//! entering user space; `forward` moves a large body's known length (HTTP), `stream`
+//! a TCP stream's bulk for as long as its caller wants (`pipe` decides when: see
+//! `config::splice`). Each shard keeps its pipes and reuses them (a pipe
 //! is two descriptors and a kernel buffer: creating one per transfer would cost more
 //! than it saves).
 //!
@@ -228,24 +230,42 @@ async fn pump(
                 Err(_) => return Err(SpliceError::Source),
             }
         };
-        let mut left = got;
-        while left > 0 {
-            match splice(pipe.read.as_raw_fd(), dst, left) {
-                Ok(0) => return Err(SpliceError::Destination),
-                Ok(n) => left -= n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let at = Instant::now() + write_timeout;
+        drain(pipe, to, dst, got, Some((&mut *timer, write_timeout))).await?;
+        len -= got as u64;
+    }
+    Ok(())
+}
+
+/// Empties the `left` bytes in `pipe` into `dst` (`to`'s descriptor), waiting for room
+/// there at most the given time on the timer when one is given.
+async fn drain(
+    pipe: &Pipe,
+    to: &TcpStream,
+    dst: RawFd,
+    mut left: usize,
+    mut bound: Option<(&mut Timer, Duration)>,
+) -> Result<(), SpliceError> {
+    while left > 0 {
+        match splice(pipe.read.as_raw_fd(), dst, left) {
+            Ok(0) => return Err(SpliceError::Destination),
+            Ok(n) => left -= n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match &mut bound {
+                Some((timer, limit)) => {
+                    let at = Instant::now() + *limit;
                     match timer.bound(at, to.writable(false)).await {
                         Some(Ok(())) => {}
                         Some(Err(_)) => return Err(SpliceError::Destination),
                         None => return Err(SpliceError::Timeout),
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(SpliceError::Destination),
-            }
+                None => to
+                    .writable(false)
+                    .await
+                    .map_err(|_| SpliceError::Destination)?,
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(SpliceError::Destination),
         }
-        len -= got as u64;
     }
     Ok(())
 }
@@ -262,53 +282,69 @@ fn nonblocking(from: &TcpStream, to: &TcpStream) -> Result<(RawFd, RawFd), Splic
     Ok((src, dst))
 }
 
+/// What `PipePool::stream` reports as bytes go through.
+#[derive(Debug, Clone, Copy)]
+pub enum Transfer {
+    /// Bytes taken from the source (into the pipe).
+    Read(usize),
+    /// Those bytes all given to the destination: the pipe is empty again.
+    Written(usize),
+}
+
+/// How a spliced stretch of a direction ended (`PipePool::stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// The source ended: everything it sent was passed on.
+    Ended,
+    /// The caller asked to stop (traffic turned interactive); no byte is held.
+    Stopped,
+}
+
 impl PipePool {
-    /// Moves everything `from` sends to `to` until `from` ends (`Ok`) or either side
-    /// fails; `moved` hears of every transfer. Waits without a deadline: the caller
-    /// bounds the whole (dropping this future closes the pipe, never pools one that
-    /// may hold bytes).
+    /// Moves what `from` sends to `to` until `from` ends (`Ended`), either side fails,
+    /// or `report`, told of every transfer, answers `false` to a `Written` (`Stopped`:
+    /// the pipe is empty, the caller goes on copying). A pipe is held only while bytes
+    /// flow: waiting for the source, the direction holds none, so idle connections
+    /// do not take the shard's pipes (`NoPipe` when none is left when bytes come
+    /// back: the caller copies them). Waits without a deadline: the caller bounds the
+    /// whole (dropping this future closes a pipe that may hold bytes, never pools it).
     pub async fn stream(
         &self,
         from: &TcpStream,
         to: &TcpStream,
-        mut moved: impl FnMut(usize),
-    ) -> Result<(), SpliceError> {
+        mut report: impl FnMut(Transfer) -> bool,
+    ) -> Result<Streamed, SpliceError> {
         let (src, dst) = nonblocking(from, to)?;
-        let mut lease = self.lease()?;
-        let Some(pipe) = &lease.pipe else {
-            return Err(SpliceError::NoPipe);
-        };
         loop {
-            let got = match splice(src, pipe.write.as_raw_fd(), pipe.size) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    from.readable(false)
-                        .await
-                        .map_err(|_| SpliceError::Source)?;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Err(SpliceError::Source),
+            let mut lease = self.lease()?;
+            let Some(pipe) = &lease.pipe else {
+                return Err(SpliceError::NoPipe);
             };
-            let mut left = got;
-            while left > 0 {
-                match splice(pipe.read.as_raw_fd(), dst, left) {
-                    Ok(0) => return Err(SpliceError::Destination),
-                    Ok(n) => left -= n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        to.writable(false)
-                            .await
-                            .map_err(|_| SpliceError::Destination)?;
+            loop {
+                let got = match splice(src, pipe.write.as_raw_fd(), pipe.size) {
+                    Ok(0) => {
+                        lease.empty = true;
+                        return Ok(Streamed::Ended);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return Err(SpliceError::Destination),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return Err(SpliceError::Source),
+                };
+                report(Transfer::Read(got));
+                drain(pipe, to, dst, got, None).await?;
+                self.spliced.set(self.spliced.get() + got as u64);
+                if !report(Transfer::Written(got)) {
+                    lease.empty = true;
+                    return Ok(Streamed::Stopped);
                 }
             }
-            self.spliced.set(self.spliced.get() + got as u64);
-            moved(got);
+            // Empty: back to the pool while the source is quiet.
+            lease.empty = true;
+            drop(lease);
+            from.readable(false)
+                .await
+                .map_err(|_| SpliceError::Source)?;
         }
-        lease.empty = true;
-        Ok(())
     }
 }

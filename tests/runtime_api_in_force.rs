@@ -1,5 +1,5 @@
 //! A runtime API change is in force when the command is answered, as in HAProxy:
-//! `set server B/S weight 0`, `state drain` and `state maint`, each followed at once by
+//! `set server B/S weight 0`, `state drain`, `state maint` and `health down`, each followed at once by
 //! a burst of requests on new connections and on keep-alive connections spread over
 //! every shard, and not one request reaches the server after the answer.
 
@@ -59,6 +59,12 @@ fn weight_drain_and_maint_are_in_force_when_answered() {
             "set server app/s2 state ready",
         ),
         ("disable server app/s2", "enable server app/s2"),
+        // Forced by the health thread, which tells the shards: in force on every shard
+        // when answered, not only on the health thread.
+        (
+            "set server app/s2 health down",
+            "set server app/s2 health up",
+        ),
     ];
     for (change, undo) in changes {
         // s2 takes traffic before the change.
@@ -70,13 +76,14 @@ fn weight_drain_and_maint_are_in_force_when_answered() {
 
         assert_eq!(cli(&sock, change).trim(), "", "{change}");
         let seen = s2.requests();
-        for _ in 0..60 {
-            assert_eq!(http_get(addr, "/").status, 200);
-        }
+        // Keep-alive clients first: their requests reach the shards at once.
         for c in &mut clients {
             for _ in 0..6 {
                 assert_eq!(c.get("/").status, 200);
             }
+        }
+        for _ in 0..60 {
+            assert_eq!(http_get(addr, "/").status, 200);
         }
         assert_eq!(
             s2.requests(),

@@ -441,3 +441,53 @@ fn a_soft_stop_serves_connections_whose_handshake_is_still_on_its_way() {
         .expect("exits once they are served");
     assert_eq!(status.code(), Some(0), "{}", lb.stderr());
 }
+
+/// Large bodies in each framing (a length, chunks, until the close) reach a TLS client
+/// intact, one after the other on one connection: they are read and encrypted in
+/// batches of records (`tls::stream`), the framing decided on the server's bytes.
+#[test]
+fn large_bodies_in_every_framing_reach_a_tls_client_intact() {
+    let pki = pki();
+    let app = TestBackend::start("app");
+    let cfg = format!(
+        "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        pki.path("a.pem").display(),
+        app.addr()
+    );
+    let lb = ringlb_cfg(&cfg);
+    let addr = lb.addr("fe");
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [(8 << 20) + 13, (3 << 20) + 7, 1 << 20, (2 << 20) + 1];
+    let paths = [
+        format!("/bytes/{}", sizes[0]),
+        format!("/bytes-chunked/{}", sizes[1]),
+        "/bytes/1".to_string(),
+        format!("/bytes/{}", sizes[2]),
+        format!("/bytes-close/{}", sizes[3]),
+    ];
+    let mut args = vec!["-sk".to_string(), "--http1.1".into()];
+    for (i, p) in paths.iter().enumerate() {
+        args.push("-o".into());
+        args.push(dir.path().join(i.to_string()).display().to_string());
+        args.push(format!("https://{addr}{p}"));
+    }
+    args.extend(["-w".into(), "%{num_connects} ".into()]);
+    let out = Command::new("curl").args(&args).output().expect("curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first four on the first connection (the last one ends with a close).
+    let connects: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(connects, ["1", "0", "0", "0", "0"], "{connects:?}");
+    let expect = [sizes[0], sizes[1], 1, sizes[2], sizes[3]];
+    for (i, n) in expect.iter().enumerate() {
+        let got = std::fs::read(dir.path().join(i.to_string())).unwrap();
+        assert_eq!(got.len(), *n, "{}", paths[i]);
+        assert!(got == wire::pattern(*n), "{}: bytes differ", paths[i]);
+    }
+}

@@ -123,14 +123,11 @@ pub(super) fn set_checks(core: &Core, b: usize, s: usize, on: bool) -> String {
         on,
         done,
     };
-    if tx.send(cmd).is_ok() {
-        let _ = answer.recv_timeout(std::time::Duration::from_secs(5));
-    }
-    String::new()
+    in_force(core, tx.send(cmd).is_ok().then_some(answer))
 }
 
-/// `set server B/S health up|stopping|down`, in force on the health thread when
-/// answered (empty, as HAProxy).
+/// `set server B/S health up|stopping|down`, in force on the health thread and every
+/// shard when answered (empty, as HAProxy).
 pub(super) fn set_health(core: &Core, b: usize, s: usize, word: &str) -> String {
     use crate::control::Forced;
     let health = match word {
@@ -149,8 +146,14 @@ pub(super) fn set_health(core: &Core, b: usize, s: usize, word: &str) -> String 
         health,
         done,
     };
-    if tx.send(cmd).is_ok() {
-        let _ = answer.recv_timeout(std::time::Duration::from_secs(5));
+    in_force(core, tx.send(cmd).is_ok().then_some(answer))
+}
+
+/// Waits for the health thread to apply a command, then for every shard to apply what
+/// it sent them meanwhile (a flip): the answer goes once the change is in force.
+fn in_force(core: &Core, answer: Option<crossbeam_channel::Receiver<()>>) -> String {
+    if answer.is_some_and(|a| a.recv_timeout(crate::control::APPLY_WAIT).is_ok()) {
+        return core.confirm().err().unwrap_or_default();
     }
     String::new()
 }

@@ -119,6 +119,8 @@ pub struct Frontend {
     /// `option http-buffer-request` (TOML `buffer_request`): a request's body is in
     /// (whole, or a full buffer) before the rules run and a server is connected.
     pub buffer_request: bool,
+    /// `option splice-auto|splice-request|splice-response` (see `config::splice`).
+    pub splice: super::SpliceOpts,
     /// Request-rate limits (`HttpAction::RateLimit` rules refer to them by index).
     pub rate_limits: Vec<RateLimit>,
     /// No rule touches this frontend's requests: it has no rule of any kind

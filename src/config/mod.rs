@@ -15,6 +15,7 @@ mod frontend;
 pub mod haproxy;
 mod log;
 mod raw;
+pub mod splice;
 pub mod state_file;
 pub mod tcpcheck;
 pub mod tls;
@@ -42,6 +43,7 @@ pub use frontend::{
 pub use log::{
     syslog_facility, syslog_level, LogFormat, LogSink, LogTarget, LOG_LEVEL_ERR, LOG_LEVEL_INFO,
 };
+pub use splice::{Splice, SpliceMode, SpliceOpts};
 pub use validate::from_toml_str;
 
 /// Which io driver a shard runs on.
@@ -278,6 +280,8 @@ pub struct Runtime {
     pub process: ProcessSettings,
     /// The global server-state file (`server-state-file` under `server-state-base`).
     pub server_state_file: Option<std::path::PathBuf>,
+    /// Splicing allowed at all (false under global `nosplice`, TOML `splice = false`).
+    pub splice: bool,
 }
 
 /// haproxy.cfg `global`: `daemon`, `ulimit-n`, `chroot`, `user`/`uid`, `group`/`gid`.
@@ -412,6 +416,8 @@ pub struct Backend {
     /// `option abortonclose` (TOML `abort_on_close`): in TCP mode, a client that closes
     /// while its connection waits in the queue or for the connect is dropped at once.
     pub abort_on_close: bool,
+    /// `option splice-auto|splice-request|splice-response` (see `splice`).
+    pub splice: SpliceOpts,
     /// Further attempts after a failed connect (or a failed idempotent request).
     pub retries: u32,
     /// Retries may go to another server.
@@ -644,6 +650,15 @@ pub(crate) fn index_routes(frontends: &mut [Frontend], backends: &[Backend]) {
 }
 
 impl Config {
+    /// How a connection of `frontend` to `backend` splices, each direction.
+    pub fn splice(&self, frontend: usize, backend: usize) -> Splice {
+        Splice::resolve(
+            self.frontends[frontend].splice,
+            self.backends[backend].splice,
+            self.runtime.splice,
+        )
+    }
+
     /// HAProxy's id of frontend (`frontend`) or backend `index` (a listen has one).
     pub fn proxy_uid(&self, frontend: bool, index: usize) -> Option<u32> {
         self.proxy_order

@@ -68,6 +68,47 @@ pub struct RawConfig {
     pub frontend: IndexMap<String, RawFrontend>,
     #[serde(default)]
     pub backend: IndexMap<String, RawBackend>,
+    /// `[resolvers.NAME]`: DNS servers that servers with `resolvers = "NAME"` follow.
+    #[serde(default)]
+    pub resolvers: IndexMap<String, RawResolvers>,
+}
+
+/// `[resolvers.NAME]`, haproxy.cfg's `resolvers` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResolvers {
+    /// `IP:PORT` (UDP, and TCP for a truncated answer) or `tcp@IP:PORT`; named
+    /// ns1, ns2, ... in order.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    #[serde(default)]
+    pub parse_resolv_conf: bool,
+    pub accepted_payload_size: Option<i64>,
+    pub resolve_retries: Option<i64>,
+    pub timeout_resolve: Option<RawDuration>,
+    pub timeout_retry: Option<RawDuration>,
+    #[serde(default)]
+    pub hold: RawHold,
+}
+
+/// `[resolvers.NAME.hold]`: how long an answer of each status holds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHold {
+    pub valid: Option<RawDuration>,
+    pub nx: Option<RawDuration>,
+    pub timeout: Option<RawDuration>,
+    pub refused: Option<RawDuration>,
+    pub obsolete: Option<RawDuration>,
+    pub other: Option<RawDuration>,
+}
+
+/// A server entry's `slots`: `N` (1..N) or `"LOW-HIGH"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSlots {
+    Count(i64),
+    Range(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +128,8 @@ pub struct RawRuntime {
     /// The server-state file that backends with `load_server_state` read at load
     /// (HAProxy's `server-state-file`).
     pub server_state_file: Option<String>,
+    /// `false`: no splicing at all (haproxy.cfg's global `nosplice`).
+    pub splice: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +201,11 @@ pub struct RawFrontend {
     /// `option http-buffer-request`.
     #[serde(default)]
     pub buffer_request: bool,
+    /// `option splice-auto` (`false`: `no option splice-auto`), `option
+    /// splice-request`, `option splice-response` (see `config::splice`).
+    pub splice_auto: Option<bool>,
+    pub splice_request: Option<bool>,
+    pub splice_response: Option<bool>,
     pub stats_uri: Option<String>,
     pub metrics_path: Option<String>,
     pub maxconn: Option<i64>,
@@ -224,6 +272,11 @@ pub struct RawBackend {
     pub buffer_request: Option<bool>,
     /// `option abortonclose`.
     pub abort_on_close: Option<bool>,
+    /// `option splice-auto` (`false`: `no option splice-auto`), `option
+    /// splice-request`, `option splice-response` (see `config::splice`).
+    pub splice_auto: Option<bool>,
+    pub splice_request: Option<bool>,
+    pub splice_response: Option<bool>,
     pub maxqueue: Option<i64>,
     pub error_limit: Option<i64>,
     pub health: Option<RawHealth>,
@@ -282,4 +335,16 @@ pub struct RawServer {
     pub check_send_proxy: Option<bool>,
     /// TLS to the server.
     pub tls: Option<super::tls::RawServerTls>,
+    /// DNS discovery: the `[resolvers.NAME]` that keeps the address current.
+    pub resolvers: Option<String>,
+    /// `"ipv4"` or `"ipv6"` (the default, as HAProxy).
+    pub resolve_prefer: Option<String>,
+    /// Networks whose addresses are preferred (`"10.0.0.0/8"`).
+    pub resolve_net: Option<Vec<String>>,
+    /// Where the address comes from at load, in order: `"last"`, `"libc"`,
+    /// `"none"`, an IP (default `["last", "libc"]`).
+    pub init_addr: Option<Vec<String>>,
+    /// A server template: this entry is `slots` servers, `NAME1`, `NAME2`, ...,
+    /// filled from the DNS answers (haproxy.cfg's `server-template`).
+    pub slots: Option<RawSlots>,
 }

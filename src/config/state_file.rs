@@ -37,7 +37,7 @@ pub enum LastAddr {
     /// `last` comes before the method that gave the address: the file's wins.
     First,
     /// No other method gave an address: without one in the file, the config is
-    /// refused (the haproxy.cfg line of the server, for the error).
+    /// refused (the haproxy.cfg line of the server, for the error; 0 in TOML).
     Only(usize),
 }
 
@@ -146,8 +146,13 @@ pub fn apply(cfg: &mut Config) -> Result<Vec<String>, Vec<String>> {
                 }
             }
             if let (LastAddr::Only(line), true) = (s.last_addr, s.no_addr) {
+                // A TOML server has no line: its table's path instead.
+                let at = match line {
+                    0 => format!("backend.{}: ", b.name),
+                    n => format!("line {n}: "),
+                };
                 errors.push(format!(
-                    "line {line}: server '{}': could not resolve address (init-addr methods exhausted, and no server-state file gave one)",
+                    "{at}server '{}': could not resolve address (init-addr methods exhausted, and no server-state file gave one)",
                     s.name
                 ));
             }

@@ -13,6 +13,7 @@ use super::{
 use super::{syslog_facility, LogSink, LogTarget};
 
 mod backends;
+mod discovery;
 mod frontends;
 pub(super) use frontends::mark_rule_free;
 
@@ -350,7 +351,8 @@ impl Validator {
                 max_len: usize::MAX,
             })
         });
-        let mut backends = self.backends(&raw);
+        let resolvers = self.resolvers(&raw.resolvers);
+        let mut backends = self.backends(&raw, &resolvers);
         let mut frontends = self.frontends(&raw, &backends);
         // The native config sets timeouts once for everything.
         for b in &mut backends {
@@ -388,6 +390,7 @@ impl Validator {
                     }
                 },
                 log_uri_len: usize::MAX,
+                splice: raw.runtime.splice.unwrap_or(true),
                 comp_level: match raw.runtime.comp_maxlevel {
                     None => super::compression::DEFAULT_LEVEL,
                     Some(n) if (1..=9).contains(&n) => n as u32,
@@ -420,7 +423,7 @@ impl Validator {
             cluster: self.cluster(&raw.cluster),
             vars: Default::default(),
             tables: Vec::new(),
-            resolvers: Vec::new(),
+            resolvers,
             frontends,
             backends,
         }

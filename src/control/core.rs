@@ -191,6 +191,13 @@ impl Core {
     /// line for the operator, when some shard did not confirm within `APPLY_WAIT`.
     pub fn apply_everywhere(&self, make: impl Fn() -> ToShard) -> Result<(), String> {
         self.broadcast(make);
+        self.confirm()
+    }
+
+    /// Returns once every shard has handled what was sent to it before this call, by
+    /// the admin thread or another (the health thread's flips): a shard's channel is
+    /// first in, first out, so its answer to an `Ack` sent now comes after them.
+    pub fn confirm(&self) -> Result<(), String> {
         let (tx, rx) = crossbeam_channel::bounded(self.shards.len());
         let mut asked = 0;
         for s in &self.shards {

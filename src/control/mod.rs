@@ -11,7 +11,7 @@ mod servers;
 pub mod statelog;
 mod view;
 
-pub use self::core::{Core, Gathered, Operator, ServerState};
+pub use self::core::{Core, Gathered, Operator, ServerState, APPLY_WAIT};
 pub use certs::Certs;
 pub use link::{link, Inbox, ShardLink, ShardLinks};
 pub use maps::{Changed, PatState};

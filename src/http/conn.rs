@@ -217,7 +217,7 @@ pub fn serve<S: Stream>(
                 conn.wait_readable(first).await;
                 conn.woken = true;
             }
-            match Recycled::new(run(conn, &mut first, &mut arriving)).await {
+            match Recycled::with(|| run(conn, &mut first, &mut arriving)).await {
                 Some(quiet) => conn = quiet,
                 None => return None,
             }

@@ -9,11 +9,17 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::reply::Reply;
 use super::request::{RequestMeta, SendError};
+use crate::bufpool::PooledBuf;
 use crate::config::compression::Algo;
 use crate::dispatch::ServerConn;
 use crate::io::{read_into, write_range, ReadOutcome, Stream};
 use crate::record::Term;
 use crate::stats::Counters;
+
+/// A body's read buffer once it proves large: a TLS batch (`tls::stream`).
+const BULK_BUF: usize = crate::tls::stream::BATCH_SIZE;
+/// From this many bytes left (or an unknown length), a body is read in `BULK_BUF`s.
+const BULK_MIN: u64 = 64 * 1024;
 use monoio::time::Instant;
 
 /// What the server's bytes at the start of `sbuf` were.
@@ -260,12 +266,16 @@ impl<S: Stream> Conn<S> {
         )
         .await
         .map_err(|_| Stop::Close)?;
+        // Unless `no option splice-auto` or `nosplice` say otherwise (`config::splice`).
+        let may_splice = self.rec.backend.is_some_and(|b| {
+            self.shard.config.splice(self.frontend, b).response != crate::config::SpliceMode::Off
+        });
         while !body.is_done() {
             // A large Content-Length body goes from socket to socket through a pipe
             // (plain sockets only: a TLS stream needs the bytes).
             let rest = body
                 .remaining_length()
-                .filter(|&n| n >= crate::splice::SPLICE_MIN);
+                .filter(|&n| may_splice && n >= crate::splice::SPLICE_MIN);
             if let (Some(rest), Some(to), Some(from)) =
                 (rest, self.client.socket(), up.stream.socket())
             {
@@ -287,6 +297,15 @@ impl<S: Stream> Conn<S> {
                 }
             }
             keep_tail(&mut self.sbuf, held);
+            // A body too large to splice (TLS, chunked) is read in larger buffers:
+            // fewer reads, and a TLS client gets several records per write.
+            if self.sbuf.capacity() < BULK_BUF
+                && body.remaining_length().is_none_or(|n| n >= BULK_MIN)
+            {
+                let mut bulk = PooledBuf::take(BULK_BUF);
+                bulk.extend_from_slice(&self.sbuf);
+                self.sbuf = bulk;
+            }
             if self.sbuf.len() == self.sbuf.capacity() {
                 return Err(Stop::Close);
             }

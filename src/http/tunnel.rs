@@ -55,7 +55,8 @@ pub(super) async fn run<S: Stream>(mut conn: Conn<S>, mut up: ServerConn, head_l
     }
     let shard = conn.shard.clone();
     let kill = &shard.upstreams.backends[backend].servers[up.server as usize].kill;
-    let ended = pipe::run(conn.client, up.stream, idle, &shard.pipes, kill).await;
+    let splice = shard.config.splice(conn.frontend, backend);
+    let ended = pipe::run(conn.client, up.stream, idle, splice, &shard.pipes, kill).await;
     if ended.term != crate::record::Term::NORMAL {
         tracing::debug!(peer = %conn.peer, term = %ended.term, "tunnel: idle timeout");
     }

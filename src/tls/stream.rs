@@ -48,6 +48,14 @@ pub const RX_SIZE: usize = 16 * 1024 + 512;
 /// The most plaintext one record carries.
 const MAX_PLAIN: usize = 16 * 1024;
 
+/// The most plaintext one write encrypts: its records leave in one socket write (bulk
+/// data: a quarter of the syscalls and packets of a record at a time).
+const MAX_BATCH: usize = 4 * MAX_PLAIN;
+
+/// A buffer for a batch of records and their headers, tags and padding; bodies are
+/// read in buffers of this size too (`http::response`), so one read fills one batch.
+pub const BATCH_SIZE: usize = 4 * RX_SIZE;
+
 pub type ServerTls<S> = TlsStream<S, ServerConnection>;
 pub type ClientTls<S> = TlsStream<S, ClientConnection>;
 
@@ -261,10 +269,16 @@ where
 
     /// Writes every queued TLS record.
     async fn flush_tls(&mut self) -> io::Result<()> {
+        self.flush_records(RX_SIZE).await
+    }
+
+    /// Writes every queued TLS record, from a buffer of `cap` bytes (a batch's, or
+    /// a record's: a larger queue grows it).
+    async fn flush_records(&mut self, cap: usize) -> io::Result<()> {
         if !self.conn.wants_write() {
             return Ok(());
         }
-        let mut tx = PooledBuf::take(RX_SIZE);
+        let mut tx = PooledBuf::take(cap);
         while self.conn.wants_write() {
             self.conn.write_tls(&mut *tx)?;
         }
@@ -329,10 +343,11 @@ where
         if self.conn.is_handshaking() {
             self.handshake().await?;
         }
-        // One record's worth per call (a short write, which `write_all` continues):
-        // its ciphertext then fits the pooled buffer, which never has to grow.
-        let n = self.conn.writer().write(&src[..src.len().min(MAX_PLAIN)])?;
-        self.flush_tls().await?;
+        // At most a batch per call (a short write, which `write_all` continues): its
+        // ciphertext then fits the pooled buffer, which never has to grow.
+        let n = self.conn.writer().write(&src[..src.len().min(MAX_BATCH)])?;
+        let cap = if n > MAX_PLAIN { BATCH_SIZE } else { RX_SIZE };
+        self.flush_records(cap).await?;
         Ok(n)
     }
 }

@@ -195,6 +195,7 @@ impl Mapper<'_> {
                 prefer_last_server: s.prefer_last_server && s.reuse_never,
                 buffer_request: s.buffer_request && s.mode == Mode::Http,
                 abort_on_close: s.abort_on_close,
+                splice: s.splice,
                 retries: s.retries,
                 redispatch: s.redispatch,
                 redispatch_after: s.redispatch_after,
@@ -402,6 +403,7 @@ impl Mapper<'_> {
                 h1_case: self.h1_case_map(p.settings.case_client),
                 disabled: p.settings.disabled,
                 buffer_request: p.settings.buffer_request && mode == Mode::Http,
+                splice: p.settings.splice,
                 rate_limits: self.frontend_rates(p, &tables),
                 log: p.settings.log.then(|| {
                     p.settings.log_format.unwrap_or(if mode == Mode::Http {

@@ -280,6 +280,12 @@ impl Mapper<'_> {
             },
             // Read with the `peers` sections (which peer is this node).
             "localpeer" => {}
+            // No splicing at all (HAProxy's switch for kernels where it misbehaves).
+            "nosplice" if a.is_empty() => runtime.splice = false,
+            "nosplice" => self.err(
+                l.line,
+                format!("'nosplice' cannot handle unexpected argument '{}'.", a[0]),
+            ),
             "external-check" => self.external_check = Some(l.line),
             "zero-warning" => self.zero_warning = Some(l.line),
             // ringlb spawns check programs whatever this says (HAProxy refuses to

@@ -169,6 +169,8 @@ struct Settings {
     buffer_request: bool,
     /// `option abortonclose`.
     abort_on_close: bool,
+    /// `option splice-auto|splice-request|splice-response`.
+    splice: crate::config::SpliceOpts,
     /// `option h1-case-adjust-bogus-client` / `-server`.
     case_client: bool,
     case_server: bool,
@@ -277,6 +279,7 @@ impl Default for Settings {
             prefer_last_server: false,
             buffer_request: false,
             abort_on_close: false,
+            splice: Default::default(),
             case_client: false,
             case_server: false,
             reuse_never: false,
@@ -529,6 +532,7 @@ impl<'e> Mapper<'e> {
             tls_handshakes: crate::tls::gate::DEFAULT_TURNS,
             comp_level: crate::config::compression::DEFAULT_LEVEL,
             log_uri_len: 1023,
+            splice: true,
             process: Default::default(),
             server_state_file: None,
         };

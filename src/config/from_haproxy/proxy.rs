@@ -494,7 +494,11 @@ impl Mapper<'_> {
                 "'option abortonclose' ignored in a frontend: it is a backend setting (as in HAProxy)",
             ),
             "abortonclose" => s.abort_on_close = !negate,
-            "splice-auto" | "splice-request" | "splice-response" | "contstats" | "socket-stats" | "http-no-delay" => {
+            // Splicing changes no byte exchanged: see `config::splice` for the mapping.
+            "splice-auto" => s.splice.auto = Some(!negate),
+            "splice-request" => s.splice.request = !negate,
+            "splice-response" => s.splice.response = !negate,
+            "contstats" | "socket-stats" | "http-no-delay" => {
                 self.warn(l.line, format!("'option {opt}' ignored"))
             }
             // Packet-level savings (a delayed ACK on accept, the request sent with the

@@ -3,7 +3,7 @@
 //! `init-addr`) and `server-template` lines.
 
 use super::*;
-use crate::config::dns::{Family, InitAddr, Resolvers};
+use crate::config::dns::{self, Family, Resolvers};
 use crate::config::state_file::LastAddr;
 
 impl Mapper<'_> {
@@ -81,7 +81,7 @@ impl Mapper<'_> {
                         format!("nameserver '{ns}': address '{addr}' is not supported (IP:PORT over UDP or tcp@IP:PORT)"),
                     );
                 }
-                match parse_nameserver(text) {
+                match dns::parse_nameserver(text) {
                     Some(sa) => r.nameservers.push(crate::config::dns::Nameserver {
                         name: ns.clone(),
                         addr: sa,
@@ -93,26 +93,9 @@ impl Mapper<'_> {
                     ),
                 }
             }
-            "parse-resolv-conf" => match std::fs::read_to_string("/etc/resolv.conf") {
-                Ok(text) => {
-                    for ip in text.lines().filter_map(|line| {
-                        let mut w = line.split_whitespace();
-                        (w.next() == Some("nameserver"))
-                            .then(|| w.next()?.parse::<IpAddr>().ok())
-                            .flatten()
-                    }) {
-                        let n = r.nameservers.len() + 1;
-                        r.nameservers.push(crate::config::dns::Nameserver {
-                            name: format!("sys{n}"),
-                            addr: SocketAddr::new(ip, 53),
-                            tcp: false,
-                        });
-                    }
-                }
-                Err(e) => self.err(
-                    l.line,
-                    format!("'parse-resolv-conf': cannot read /etc/resolv.conf: {e}"),
-                ),
+            "parse-resolv-conf" => match dns::resolv_conf(r.nameservers.len()) {
+                Ok(found) => r.nameservers.extend(found),
+                Err(e) => self.err(l.line, format!("'parse-resolv-conf': {e}")),
             },
             "accepted_payload_size" => match a.first().and_then(|v| v.parse::<u32>().ok()) {
                 Some(n) if (512..=65535).contains(&n) => r.payload = n as u16,
@@ -195,7 +178,7 @@ impl Mapper<'_> {
             "resolve-net" => {
                 let mut nets = Vec::new();
                 for n in v.map(|v| v.split(',')).into_iter().flatten() {
-                    match parse_net(n) {
+                    match dns::parse_net(n) {
                         Some(net) => nets.push(net),
                         None => {
                             self.err(l.line, format!("'resolve-net': invalid network '{n}'"));
@@ -214,21 +197,13 @@ impl Mapper<'_> {
             "init-addr" => {
                 let mut methods = Vec::new();
                 for m in v.map(|v| v.split(',')).into_iter().flatten() {
-                    methods.push(match m {
-                        "last" => InitAddr::Last,
-                        "libc" => InitAddr::Libc,
-                        "none" => InitAddr::None,
-                        ip => match ip.parse::<IpAddr>() {
-                            Ok(ip) => InitAddr::Ip(ip),
-                            Err(_) => {
-                                self.err(
-                                    l.line,
-                                    format!("'init-addr': unknown method '{ip}' (expected last, libc, none or an IP address)"),
-                                );
-                                return Some(2);
-                            }
-                        },
-                    });
+                    match dns::parse_init_addr(m) {
+                        Ok(m) => methods.push(m),
+                        Err(e) => {
+                            self.err(l.line, e);
+                            return Some(2);
+                        }
+                    }
                 }
                 if methods.is_empty() {
                     self.err(
@@ -253,7 +228,7 @@ impl Mapper<'_> {
                 "'server-template' expects <prefix> <nb | range> <fqdn>[:<port>]",
             );
         };
-        let Some((low, high)) = template_range(range) else {
+        let Some((low, high)) = dns::template_range(range) else {
             return self.err(
                 l.line,
                 format!("'server-template': invalid number or range '{range}'"),
@@ -268,43 +243,15 @@ impl Mapper<'_> {
     }
 }
 
-/// `NUM` (1..NUM) or `LOW-HIGH`, at most 65536 slots.
-pub(super) fn template_range(text: &str) -> Option<(u32, u32)> {
-    let (low, high) = match text.split_once('-') {
-        Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
-        None => (1, text.parse::<u32>().ok()?),
-    };
-    (low >= 1 && high >= low && high - low < 65536).then_some((low, high))
-}
-
 /// The server names a `server-template` line declares (for rules naming them).
 pub(super) fn template_names(args: &[String]) -> Vec<String> {
-    match (args.first(), args.get(1).and_then(|r| template_range(r))) {
+    match (
+        args.first(),
+        args.get(1).and_then(|r| dns::template_range(r)),
+    ) {
         (Some(prefix), Some((low, high))) => (low..=high).map(|i| format!("{prefix}{i}")).collect(),
         _ => Vec::new(),
     }
-}
-
-fn parse_nameserver(text: &str) -> Option<SocketAddr> {
-    if let Ok(a) = text.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    // HAProxy's default port is 53.
-    text.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, 53))
-}
-
-fn parse_net(text: &str) -> Option<(IpAddr, u8)> {
-    let (ip, len) = match text.split_once('/') {
-        Some((ip, len)) => (ip.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
-        None => {
-            let ip = text.parse::<IpAddr>().ok()?;
-            (ip, if ip.is_ipv4() { 32 } else { 128 })
-        }
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((ip, len))
 }
 
 impl Mapper<'_> {
@@ -350,14 +297,6 @@ impl Mapper<'_> {
                 }
             },
         };
-        let prefer = params.prefer.unwrap_or(Family::V6);
-        let dns = resolvers.map(|resolvers| crate::config::dns::ServerDns {
-            resolvers,
-            fqdn: host.to_string(),
-            prefer,
-            nets: params.nets.clone(),
-            template,
-        });
         // A template's slots take one address each; `slot` is this one's number.
         let slot = template.map_or(0, |g| {
             p.servers
@@ -365,60 +304,27 @@ impl Mapper<'_> {
                 .filter(|(_, s, _)| s.dns.as_ref().and_then(|d| d.template) == Some(g))
                 .count()
         });
-        let any = match prefer {
-            Family::V4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            Family::V6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        let ask = dns::Ask {
+            host,
+            port,
+            resolvers,
+            prefer: params.prefer,
+            nets: params.nets.clone(),
+            init_addr: params.init_addr.clone(),
+            template,
+            slot,
+            line: l.line,
         };
-        let methods = params
-            .init_addr
-            .clone()
-            .unwrap_or(vec![InitAddr::Last, InitAddr::Libc]);
-        let srv = host.starts_with('_');
-        // `last`: the server-state file, read once the model is built, has the final
-        // say over what a later method gives.
-        let mut last = LastAddr::Never;
-        for m in &methods {
-            match *m {
-                InitAddr::Last => last = LastAddr::First,
-                InitAddr::None => return Some((SocketAddr::new(any, port), dns, true, last)),
-                InitAddr::Ip(ip) => return Some((SocketAddr::new(ip, port), dns, false, last)),
-                InitAddr::Libc if srv => {}
-                InitAddr::Libc => {
-                    let mut ips = self.libc(host);
-                    // The system's order, unless a family is asked for (or DNS will
-                    // follow the name, preferring its family).
-                    if params.prefer.is_some() || dns.is_some() {
-                        ips.sort_by_key(|ip| ip.is_ipv4() != (prefer == Family::V4));
-                    }
-                    ips.dedup();
-                    if ips.is_empty() {
-                        continue;
-                    }
-                    // Without a resolver, every slot of a template takes the first
-                    // address, as in HAProxy; with one, one address per slot.
-                    return match ips.get(if dns.is_some() { slot } else { 0 }) {
-                        Some(ip) => Some((SocketAddr::new(*ip, port), dns, false, last)),
-                        None => Some((SocketAddr::new(any, port), dns, true, last)),
-                    };
-                }
-            }
+        let started = dns::start(ask, &mut |h| self.libc(h));
+        if started.is_none() {
+            self.err(
+                l.line,
+                format!(
+                    "server '{name}': could not resolve address '{host}' (init-addr methods exhausted)"
+                ),
+            );
         }
-        // Only the server-state file can give it one (checked when it is read).
-        if last == LastAddr::First {
-            return Some((
-                SocketAddr::new(any, port),
-                dns,
-                true,
-                LastAddr::Only(l.line),
-            ));
-        }
-        self.err(
-            l.line,
-            format!(
-                "server '{name}': could not resolve address '{host}' (init-addr methods exhausted)"
-            ),
-        );
-        None
+        started.map(|s| (s.addr, s.dns, s.no_addr, s.last))
     }
 
     /// The system resolver's addresses for `host`, asked once per load.
@@ -426,16 +332,7 @@ impl Mapper<'_> {
         if let Some(v) = self.libc_cache.get(host) {
             return v.clone();
         }
-        // Fuzzing never asks DNS about random names.
-        let v: Vec<IpAddr> = if cfg!(fuzzing) {
-            Vec::new()
-        } else {
-            use std::net::ToSocketAddrs;
-            (host, 0)
-                .to_socket_addrs()
-                .map(|it| it.map(|a| a.ip()).collect())
-                .unwrap_or_default()
-        };
+        let v = dns::system_addresses(host);
         self.libc_cache.insert(host.to_string(), v.clone());
         v
     }

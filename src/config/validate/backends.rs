@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{resolve_addr, Validator};
+use super::Validator;
+use crate::config::dns::Resolvers;
 use crate::config::raw::{RawConfig, RawStatusMatch};
 use crate::config::{
     Backend, BalanceAlgo, CheckKind, HashFunction, HashKey, HealthCheck, Server, StatusMatch,
@@ -11,7 +12,7 @@ use crate::config::{
 };
 
 impl Validator {
-    pub(super) fn backends(&mut self, raw: &RawConfig) -> Vec<Backend> {
+    pub(super) fn backends(&mut self, raw: &RawConfig, resolvers: &[Resolvers]) -> Vec<Backend> {
         let mut out = Vec::new();
         for (name, b) in &raw.backend {
             let path = format!("backend.{name}");
@@ -29,95 +30,105 @@ impl Validator {
             let mut servers = Vec::new();
             let mut ids = Vec::new();
             let mut names: HashMap<String, usize> = HashMap::new();
+            let mut libc = HashMap::new();
+            let mut templates = 0;
             for (i, s) in b.server.iter().enumerate() {
                 let spath = format!("{path}.server[{i}]");
-                let sname = s.name.clone().unwrap_or_else(|| format!("s{}", i + 1));
-                if let Some(prev) = names.insert(sname.clone(), i) {
-                    self.err(
-                        format!("{spath}.name"),
-                        format!("duplicate server name {sname:?} (also server[{prev}])"),
-                    );
+                let entry = s.name.clone().unwrap_or_else(|| format!("s{}", i + 1));
+                let group = templates;
+                if s.slots.is_some() {
+                    templates += 1;
                 }
-                let addr = match resolve_addr(&s.addr) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        self.err(format!("{spath}.addr"), e);
+                for (slot, (sname, template)) in self
+                    .server_names(&spath, &entry, s, group)
+                    .into_iter()
+                    .enumerate()
+                {
+                    if let Some(prev) = names.insert(sname.clone(), i) {
+                        self.err(
+                            format!("{spath}.name"),
+                            format!("duplicate server name {sname:?} (also server[{prev}])"),
+                        );
+                    }
+                    let Some(start) =
+                        self.server_start(&spath, s, resolvers, template, slot, &mut libc)
+                    else {
                         continue;
-                    }
-                };
-                let weight = match s.weight {
-                    None => 1,
-                    Some(w) if (0..=256).contains(&w) => w as u32,
-                    Some(w) => {
-                        self.err(
-                            format!("{spath}.weight"),
-                            format!("must be between 0 and 256, got {w}"),
-                        );
-                        1
-                    }
-                };
-                let maxconn = match s.maxconn {
-                    None | Some(0) => None,
-                    Some(m) if m < 0 || m > u32::MAX as i64 => {
-                        self.err(format!("{spath}.maxconn"), format!("invalid maxconn {m}"));
-                        None
-                    }
-                    Some(m) => Some(m as u32),
-                };
-                let tls = s.tls.as_ref().and_then(|t| self.server_tls(&spath, t));
-                ids.push(match s.id {
-                    None => None,
-                    Some(n) if n > 0 && n <= i64::from(u32::MAX) => Some(n as u32),
-                    Some(n) => {
-                        self.err(
-                            format!("{spath}.id"),
-                            format!("must be a positive integer, got {n}"),
-                        );
-                        None
-                    }
-                });
-                servers.push(Server {
-                    tls,
-                    id: 0,
-                    name: sname,
-                    addr,
-                    weight,
-                    backup: s.backup.unwrap_or(false),
-                    maxconn,
-                    slowstart: self.duration(
-                        &format!("{spath}.slowstart"),
-                        &s.slowstart,
-                        Duration::ZERO,
-                    ),
-                    check: s.check.unwrap_or(true),
-                    disabled: s.disabled.unwrap_or(false),
-                    send_proxy: match s.send_proxy.as_deref() {
-                        None => None,
-                        Some("v1") => Some(crate::proxy_protocol::Version::V1),
-                        Some("v2") => Some(crate::proxy_protocol::Version::V2),
-                        Some(other) => {
+                    };
+                    let weight = match s.weight {
+                        None => 1,
+                        Some(w) if (0..=256).contains(&w) => w as u32,
+                        Some(w) => {
                             self.err(
-                                format!("{spath}.send_proxy"),
-                                format!("expected \"v1\" or \"v2\", got {other:?}"),
+                                format!("{spath}.weight"),
+                                format!("must be between 0 and 256, got {w}"),
+                            );
+                            1
+                        }
+                    };
+                    let maxconn = match s.maxconn {
+                        None | Some(0) => None,
+                        Some(m) if m < 0 || m > u32::MAX as i64 => {
+                            self.err(format!("{spath}.maxconn"), format!("invalid maxconn {m}"));
+                            None
+                        }
+                        Some(m) => Some(m as u32),
+                    };
+                    let tls = s.tls.as_ref().and_then(|t| self.server_tls(&spath, t));
+                    ids.push(match s.id {
+                        None => None,
+                        Some(n) if n > 0 && n <= i64::from(u32::MAX) => Some(n as u32),
+                        Some(n) => {
+                            self.err(
+                                format!("{spath}.id"),
+                                format!("must be a positive integer, got {n}"),
                             );
                             None
                         }
-                    },
-                    check_send_proxy: s.check_send_proxy.unwrap_or(false),
-                    pool_purge_delay: None,
-                    check_port: None,
-                    check_addr: None,
-                    shutdown_on_down: false,
-                    shutdown_backups_on_up: false,
-                    dns: None,
-                    no_addr: false,
-                    last_addr: Default::default(),
-                    dynamic: false,
-                    saved: None,
-                    port_offset: None,
-                    // Set below from the backend's `error_limit`.
-                    passive: None,
-                });
+                    });
+                    servers.push(Server {
+                        tls,
+                        id: 0,
+                        name: sname,
+                        addr: start.addr,
+                        weight,
+                        backup: s.backup.unwrap_or(false),
+                        maxconn,
+                        slowstart: self.duration(
+                            &format!("{spath}.slowstart"),
+                            &s.slowstart,
+                            Duration::ZERO,
+                        ),
+                        check: s.check.unwrap_or(true),
+                        disabled: s.disabled.unwrap_or(false),
+                        send_proxy: match s.send_proxy.as_deref() {
+                            None => None,
+                            Some("v1") => Some(crate::proxy_protocol::Version::V1),
+                            Some("v2") => Some(crate::proxy_protocol::Version::V2),
+                            Some(other) => {
+                                self.err(
+                                    format!("{spath}.send_proxy"),
+                                    format!("expected \"v1\" or \"v2\", got {other:?}"),
+                                );
+                                None
+                            }
+                        },
+                        check_send_proxy: s.check_send_proxy.unwrap_or(false),
+                        pool_purge_delay: None,
+                        check_port: None,
+                        check_addr: None,
+                        shutdown_on_down: false,
+                        shutdown_backups_on_up: false,
+                        dns: start.dns,
+                        no_addr: start.no_addr,
+                        last_addr: start.last,
+                        saved: None,
+                        dynamic: false,
+                        port_offset: None,
+                        // Set below from the backend's `error_limit`.
+                        passive: None,
+                    });
+                }
             }
             match crate::config::number_servers(&ids) {
                 Ok(numbers) => {
@@ -193,6 +204,11 @@ impl Validator {
                 prefer_last_server: false,
                 buffer_request: b.buffer_request.unwrap_or(false),
                 abort_on_close: b.abort_on_close.unwrap_or(false),
+                splice: crate::config::SpliceOpts {
+                    auto: b.splice_auto,
+                    request: b.splice_request.unwrap_or(false),
+                    response: b.splice_response.unwrap_or(false),
+                },
                 retries,
                 redispatch: b.redispatch.unwrap_or(true),
                 redispatch_after: 1,

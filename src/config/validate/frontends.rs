@@ -223,6 +223,11 @@ impl Validator {
                 h1_case: None,
                 disabled: false,
                 buffer_request: f.buffer_request && mode == crate::config::Mode::Http,
+                splice: crate::config::SpliceOpts {
+                    auto: f.splice_auto,
+                    request: f.splice_request.unwrap_or(false),
+                    response: f.splice_response.unwrap_or(false),
+                },
                 maxconn: self.conn_limit(&format!("{path}.maxconn"), f.maxconn),
                 rule_free: false,
                 http_request: {
