@@ -84,6 +84,10 @@ pub struct Running {
     pub(crate) events: Receiver<FromShard>,
     /// (frontend name, bound address), in config order.
     pub listening: Vec<(String, SocketAddr)>,
+    /// The same addresses with the bind each serves.
+    pub(crate) bound_at: Vec<(config::BindRef, SocketAddr)>,
+    /// `add server` / `del server` from the runtime API, for the main loop.
+    servers: Receiver<control::ServersChange>,
     shutdown_grace: Duration,
     pub(crate) health: Option<health::Health>,
     /// The log thread (fixed for the process's life: a reload may not change it).
@@ -151,6 +155,7 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         .iter()
         .map(|b| (cfg.frontends[b.at.frontend].name.clone(), b.addr))
         .collect();
+    let bound_at = bound.iter().map(|b| (b.at, b.addr)).collect();
 
     let mut per_shard: Vec<Vec<(config::BindRef, std::net::TcpListener)>> =
         (0..shards).map(|_| Vec::new()).collect();
@@ -200,6 +205,8 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         *d = Some(health.commands());
     }
     let admin = admin::Admin::start(core).map_err(Error::Io)?;
+    let (servers_tx, servers) = crossbeam_channel::unbounded();
+    let _ = admin.core.servers.set(servers_tx);
     let (cluster_tx, cluster_rx) = crossbeam_channel::unbounded();
     let _ = admin.core.cluster.set(cluster_tx.clone());
     let cluster = cluster::Cluster::spawn(
@@ -274,6 +281,8 @@ pub fn start_upgrading(cfg: Config, old: &[u32]) -> Result<Running, Error> {
         shards: handles,
         events,
         listening,
+        bound_at,
+        servers,
         shutdown_grace: cfg.timeouts.shutdown,
         health: Some(health),
         log,
@@ -523,7 +532,33 @@ pub fn run_upgrading(
     running.announce();
     ready(&running);
     upgrade::finish_old(old);
-    for sig in signals.forever() {
+    // Signals and the runtime API's changes of the servers, in arrival order.
+    let (sig_tx, sig_rx) = crossbeam_channel::unbounded();
+    let sig_handle = signals.handle();
+    let forward = std::thread::Builder::new()
+        .name("ringlb-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig_tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(Error::Io)?;
+    let servers = running.servers.clone();
+    loop {
+        let sig = crossbeam_channel::select! {
+            recv(sig_rx) -> s => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            recv(servers) -> c => {
+                if let Ok(c) = c {
+                    reload::servers(&mut running, c);
+                }
+                continue;
+            }
+        };
         match sig {
             SIGTERM | SIGINT => {
                 tracing::info!(
@@ -547,11 +582,13 @@ pub fn run_upgrading(
         }
     }
     running.wait_stopped(|| {
-        signals
-            .pending()
+        sig_rx
+            .try_iter()
             .any(|s| s == SIGTERM || s == SIGINT)
             .then_some(grace)
     });
+    sig_handle.close();
+    let _ = forward.join();
     if let Some(p) = pidfile.as_ref().filter(|_| !confined) {
         let _ = std::fs::remove_file(p);
     }

@@ -80,6 +80,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     let mut per_shard: Vec<Vec<(SocketAddr, BindRef, Option<TcpListener>)>> =
         (0..shards).map(|_| Vec::new()).collect();
     let mut listening = Vec::new();
+    let mut bound_at = Vec::new();
     for (fi, fe) in new
         .frontends
         .iter()
@@ -97,6 +98,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
                     list.push((want, at, None));
                 }
                 listening.push((fe.name.clone(), want));
+                bound_at.push((at, want));
                 continue;
             }
             let fail =
@@ -110,9 +112,64 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
                 ));
             }
             listening.push((fe.name.clone(), addr));
+            bound_at.push((at, addr));
         }
     }
 
+    switch(running, new.clone(), per_shard, Generation::File)?;
+    running.listening = listening;
+    running.bound_at = bound_at;
+    let mut out = std::io::stdout().lock();
+    for (name, addr) in &running.listening {
+        let _ = writeln!(out, "listening frontend={name} addr={addr}");
+    }
+    let _ = writeln!(out, "reloaded");
+    let _ = out.flush();
+    Ok(())
+}
+
+/// Why a new config comes in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    /// A reload: the file read again.
+    File,
+    /// The runtime API changed the servers (`add server`, `del server`): what else the
+    /// operator changed at run time (certificates, maps, paused checks) stays.
+    Servers,
+}
+
+/// The runtime API's change of the servers' list: a new config made from the one in
+/// force, on every shard (and the health thread) when `done` answers. Listeners stay.
+pub fn servers(running: &mut Running, change: crate::control::ServersChange) {
+    let new = match (change.change)(&running.cfg) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            let _ = change.done.send(Err(e));
+            return;
+        }
+    };
+    let per_shard = (0..running.shards.len())
+        .map(|_| {
+            running
+                .bound_at
+                .iter()
+                .map(|&(at, addr)| (addr, at, None))
+                .collect()
+        })
+        .collect();
+    let res = switch(running, new, per_shard, Generation::Servers).map_err(|e| e.join("\n") + "\n");
+    let _ = change.done.send(res);
+}
+
+/// Puts `new` in force: limits carried over, a new health thread, every shard on it.
+fn switch(
+    running: &mut Running,
+    new: Arc<Config>,
+    per_shard: Vec<Vec<(SocketAddr, BindRef, Option<TcpListener>)>>,
+    why: Generation,
+) -> Result<(), Vec<String>> {
+    let old = running.cfg.clone();
+    let shards = running.shards.len();
     // The old health thread stops before shards switch, and the new one starts after
     // they have the new config queued: a flip is never applied to the wrong numbering.
     let old_view = running.admin.as_ref().map(|a| a.core.health());
@@ -152,6 +209,7 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     for ((tx, _), listeners) in running.shards.iter().zip(per_shard) {
         let _ = tx.send(ToShard::Reload {
             config: new.clone(),
+            servers_only: why == Generation::Servers,
             shared: shared.clone(),
             listeners,
         });
@@ -162,11 +220,16 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
         senders,
         reports,
         old_view.as_ref().map(|v| (&*old, v)),
+        why == Generation::Servers,
         running.log.clone(),
     )
     .map_err(|e| vec![format!("health thread: {e}")])?;
     if let Some(a) = &running.admin {
-        a.core.reload(new.clone(), health.view.clone());
+        a.core
+            .reload(new.clone(), health.view.clone(), why == Generation::Servers);
+        if why == Generation::Servers {
+            a.core.resend_runtime_changes();
+        }
         if let Ok(mut d) = a.core.dns.lock() {
             *d = health.dns.clone();
         }
@@ -194,12 +257,5 @@ fn apply(running: &mut Running, path: &Path) -> Result<(), Vec<String>> {
     }
     running.cfg = new;
     running.shared = shared;
-    running.listening = listening;
-    let mut out = std::io::stdout().lock();
-    for (name, addr) in &running.listening {
-        let _ = writeln!(out, "listening frontend={name} addr={addr}");
-    }
-    let _ = writeln!(out, "reloaded");
-    let _ = out.flush();
     Ok(())
 }

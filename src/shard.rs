@@ -44,7 +44,7 @@ pub struct Shard {
     pub log: Option<Rc<ShardLog>>,
     pub services: Sender<ServiceQuery>,
     /// Local copies of the shared state (stick tables, rate counters).
-    pub cluster: crate::tables::ShardCluster,
+    pub cluster: Rc<crate::tables::ShardCluster>,
     /// The limits every shard shares (servers, queues, frontends, the process).
     pub shared: Arc<Shared>,
     /// Rung when a connection limit has room again: paused accept loops look again
@@ -111,7 +111,7 @@ impl Shard {
             fault_panic_path: fault_panic_path(),
             log,
             services,
-            cluster: crate::tables::ShardCluster::new(&config, wake),
+            cluster: Rc::new(crate::tables::ShardCluster::new(&config, wake)),
             shared,
             room: Rc::default(),
             home: std::cell::RefCell::new(std::rc::Weak::new()),
@@ -211,7 +211,14 @@ impl Shard {
     /// The shard's state for a new config (a reload): servers that exist in both keep
     /// their health, operator state, weight and idle connections; counters carry over.
     /// Connections in flight finish on the old generation.
-    pub fn next_generation(&self, config: Arc<Config>, shared: Arc<Shared>) -> Shard {
+    /// `servers_only` (`add server`, `del server`): the tables carry over, their
+    /// records following each server to its new place.
+    pub fn next_generation(
+        &self,
+        config: Arc<Config>,
+        shared: Arc<Shared>,
+        servers_only: bool,
+    ) -> Shard {
         let upstreams = Upstreams::new(
             &config,
             self.id,
@@ -235,7 +242,12 @@ impl Shard {
             fault_panic_path: self.fault_panic_path.clone(),
             log: self.log.clone(),
             services: self.services.clone(),
-            cluster: crate::tables::ShardCluster::new(&config, self.wake.clone()),
+            cluster: if servers_only {
+                self.cluster.renumber_servers(&self.config, &config);
+                self.cluster.clone()
+            } else {
+                Rc::new(crate::tables::ShardCluster::new(&config, self.wake.clone()))
+            },
             wake: self.wake.clone(),
             shared,
             room: self.room.clone(),

@@ -64,6 +64,12 @@ const COMMANDS: &[Command] = &[
         run: |core, w| super::maps::add(core, w, None, true),
     },
     Command {
+        words: &["add", "server"],
+        usage: "add server <bk>/<srv>",
+        help: "create a new server",
+        run: |core, w| core.add_server(w, false),
+    },
+    Command {
         words: &["clear", "acl"],
         usage: "clear acl <acl>",
         help: "clear the contents of this acl",
@@ -158,6 +164,12 @@ const COMMANDS: &[Command] = &[
         usage: "del map <map> [<key>|#<ref>]",
         help: "delete map entries matching <key>",
         run: |core, w| super::maps::del(core, w, true),
+    },
+    Command {
+        words: &["del", "server"],
+        usage: "del server <bk>/<srv>",
+        help: "remove a dynamically added server",
+        run: |core, w| core.del_server(&w[..w.len().min(1)], false),
     },
     Command {
         words: &["get", "acl"],

@@ -193,7 +193,7 @@ pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
                 Some(AdminState::Maint) => 1,
                 Some(AdminState::Drain) => 8,
                 _ => 0,
-            } | if s.disabled { 4 } else { 0 };
+            } | if s.disabled && !s.dynamic { 4 } else { 0 };
             let since = h.map_or(0, |h| h.last_change.elapsed().as_secs());
             let (check_status, check_result, check_health, check_state) = match h {
                 Some(h) if h.checked => (
@@ -254,13 +254,7 @@ pub(super) fn show_servers_conn(core: &Core, only: Option<&str>) -> String {
         let iid = csv::proxy_id(&cfg, false, bi);
         for (si, s) in b.servers.iter().enumerate() {
             let t = &g.stats.servers[bi][si];
-            let idle = g
-                .held
-                .idle
-                .get(bi)
-                .and_then(|v| v.get(si))
-                .copied()
-                .unwrap_or(0);
+            let idle = g.held.idle_of(bi, si);
             let per_shard: Vec<String> = (0..shards)
                 .map(|n| {
                     g.shard_idle

@@ -13,6 +13,7 @@ mod link;
 mod maps;
 mod operator;
 mod rate;
+mod servers;
 mod stick;
 mod tables;
 mod tickets;
@@ -82,6 +83,9 @@ struct Thread {
     events: Option<(Receiver<link::Event>, link::Subscriber)>,
     operator: operator::OperatorSync,
     maps: maps::MapSync,
+    servers: servers::ServerSync,
+    /// The process's main loop runs (`ready` was sent).
+    started: bool,
     stick: stick::StickSync,
     rate: rate::RateSync,
     tickets: tickets::TicketSync,
@@ -107,6 +111,8 @@ impl Thread {
             events,
             operator: operator::OperatorSync::new(core.clone()),
             maps: maps::MapSync::new(core.clone()),
+            servers: servers::ServerSync::new(core.clone()),
+            started: false,
             tickets: tickets::TicketSync::new(cfg.cluster.ticket_rotation),
             core,
             stick: stick::StickSync::default(),
@@ -119,6 +125,10 @@ impl Thread {
     fn run(mut self, rx: Receiver<Up>, ready: Sender<()>) {
         self.sync(true);
         let _ = ready.send(());
+        // Servers added or deleted elsewhere: once the main loop runs, which makes them
+        // (before, a change would wait for it, and the node's start for the change).
+        self.started = true;
+        self.servers.need_resync = true;
         let mut next_sync = Instant::now() + self.sync_interval;
         let never = crossbeam_channel::never();
         loop {
@@ -136,6 +146,9 @@ impl Thread {
                     Ok(Up::Operator { backend, server, state, weight }) => {
                         self.operator.local_change(backend, server, state, weight);
                     }
+                    Ok(Up::Servers { server, line }) => {
+                        self.servers.local_change(server, line);
+                    }
                     Ok(Up::Patterns { file, entries }) => {
                         self.maps.local_change(file, entries);
                     }
@@ -145,6 +158,7 @@ impl Thread {
                         self.operator.need_resync = true;
                         self.stick.need_resync = true;
                         self.maps.need_resync = true;
+                        self.servers.need_resync = true;
                     }
                     Ok(link::Event::Message(text)) => self.remote(&text),
                     Err(_) => {}
@@ -157,8 +171,12 @@ impl Thread {
             if due {
                 next_sync = now + self.sync_interval;
             }
-            let busy =
-                due || self.operator.pending() || self.stick.pending() || self.maps.pending();
+            let busy = due
+                || self.operator.pending()
+                || self.stick.pending()
+                || self.maps.pending()
+                || self.servers.pending()
+                || self.servers.need_resync;
             if busy {
                 self.sync(due);
             }
@@ -191,6 +209,8 @@ impl Thread {
             self.operator.drop_pending();
             self.maps.drop_pending();
             self.maps.need_resync = false;
+            self.servers.drop_pending();
+            self.servers.need_resync = false;
             return;
         }
         let prefix = self.prefix.clone();
@@ -203,8 +223,17 @@ impl Thread {
             self.operator.need_resync = true;
             self.stick.need_resync = true;
             self.maps.need_resync = true;
+            // Not before the main loop runs (see `run`): it makes the changes.
+            self.servers.need_resync = self.started;
         }
         let result = (|| -> redis::RedisResult<Vec<StickDown>> {
+            // Servers first: an operator state may be about a server added elsewhere.
+            if std::mem::take(&mut self.servers.need_resync) {
+                if let Err(e) = self.servers.resync(conn, &prefix) {
+                    self.servers.need_resync = true;
+                    return Err(e);
+                }
+            }
             if std::mem::take(&mut self.operator.need_resync) {
                 if let Err(e) = self.operator.resync(conn, &prefix) {
                     self.operator.need_resync = true;
@@ -220,6 +249,7 @@ impl Thread {
             if std::mem::take(&mut self.stick.need_resync) {
                 self.stick.mark_all_pending();
             }
+            self.servers.flush(conn, &prefix, &node)?;
             self.operator.flush(conn, &prefix, &node)?;
             self.maps.flush(conn, &prefix, &node)?;
             let adopted = self.stick.flush(conn, &prefix, &node)?;
@@ -247,6 +277,24 @@ impl Thread {
 
     /// A message from another node (or our own, ignored).
     fn remote(&mut self, text: &str) {
+        if let Some(rest) = text.strip_prefix("srv ") {
+            let Some((node, field)) = rest.split_once(' ') else {
+                return;
+            };
+            if node == self.node {
+                return;
+            }
+            let prefix = self.prefix.clone();
+            if let Some((conn, _)) = self.link.get() {
+                if let Err(e) = self.servers.remote(conn, &prefix, field) {
+                    self.link.failed(&e);
+                    self.servers.need_resync = true;
+                }
+            } else {
+                self.servers.need_resync = true;
+            }
+            return;
+        }
         if let Some(rest) = text.strip_prefix("map ") {
             // `map NODE FILE` (the file may hold blanks).
             let Some((node, file)) = rest.split_once(' ') else {

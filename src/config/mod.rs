@@ -35,7 +35,7 @@ pub use crate::rules::{Acl, AclTest, Condition};
 pub use admin::{Admin, Monitor};
 pub use cluster::{check_url, parse_key, ClusterSettings, RateLimit, StickKey, StickTable};
 pub use duration::parse_duration;
-pub use from_haproxy::{from_haproxy_str, DEFAULT_BALANCE};
+pub use from_haproxy::{dynamic_checks, dynamic_server, from_haproxy_str, DEFAULT_BALANCE};
 pub use frontend::{
     Bind, BindRef, CaptureSlot, Captures, CaseAdjust, CasePair, ForwardFor, Frontend, ListenOpts,
     Route, RouteTarget, TcpKeepalive,
@@ -513,6 +513,9 @@ pub struct Server {
     pub last_addr: state_file::LastAddr,
     /// What the server-state file gave it (operator state, weight, up or down).
     pub saved: Option<state_file::Saved>,
+    /// Added at run time (`add server`): not in the file, so a reload drops it (as
+    /// HAProxy 2.6); its checks start off (`enable health` turns them on).
+    pub dynamic: bool,
 }
 
 impl Server {

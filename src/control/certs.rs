@@ -47,6 +47,12 @@ impl Certs {
         }
     }
 
+    /// The same certificates for `cfg`, a config made from the one in force by `add
+    /// server` / `del server` (same binds).
+    pub fn carry_to(&mut self, cfg: &Arc<Config>) {
+        self.cfg = cfg.clone();
+    }
+
     /// Every certificate file the binds use, sorted (as HAProxy's tree lists them).
     pub fn names(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self

@@ -51,6 +51,9 @@ pub struct Core {
     pub health_cmds: Mutex<Option<Sender<super::HealthCmd>>>,
     /// Maps and ACL patterns changed at run time (`add map`, ...).
     pub patterns: Mutex<super::maps::PatState>,
+    /// The main thread, which puts a changed list of servers in force (`add server`,
+    /// `del server`); unset when nothing runs the process's main loop.
+    pub servers: std::sync::OnceLock<Sender<super::ServersChange>>,
 }
 
 /// Merged figures of every shard.
@@ -87,6 +90,7 @@ impl Core {
             started: Instant::now(),
             stopping: AtomicBool::new(false),
             cluster: std::sync::OnceLock::new(),
+            servers: std::sync::OnceLock::new(),
         }
     }
 
@@ -238,8 +242,10 @@ impl Core {
     }
 
     /// After a reload: the new config and health view; operator settings are kept for
-    /// servers that exist in both (same backend and server name).
-    pub fn reload(&self, cfg: Arc<Config>, health: HealthView) {
+    /// servers that exist in both (same backend and server name). `servers_only`: the
+    /// runtime API changed the servers, so certificates and maps changed at run time
+    /// stay (`runtime_resync` tells the shards), where a reload reads the files again.
+    pub fn reload(&self, cfg: Arc<Config>, health: HealthView, servers_only: bool) {
         let old = self.cfg();
         let old_ops = self.operator.lock().map(|o| o.clone()).unwrap_or_default();
         let names = crate::config::by_name(&old.backends, |b| &b.name);
@@ -254,13 +260,42 @@ impl Core {
         // The files are read again: what a commit changed and did not write is gone,
         // as is a transaction in progress (as with HAProxy's reload).
         if let Ok(mut c) = self.certs.lock() {
-            *c = super::Certs::new(&cfg);
+            if servers_only {
+                c.carry_to(&cfg);
+            } else {
+                *c = super::Certs::new(&cfg);
+            }
+        }
+        if servers_only {
+            if let Ok(mut p) = self.patterns.lock() {
+                p.carry_to(&cfg);
+            }
         }
         if let Ok(mut c) = self.cfg.write() {
             *c = cfg;
         }
         if let Ok(mut h) = self.health.lock() {
             *h = health;
+        }
+    }
+
+    /// Tells shards on a new config made by `add server` / `del server` what the
+    /// operator changed at run time, so that it stays: map entries and certificates.
+    pub fn resend_runtime_changes(&self) {
+        let cfg = self.cfg();
+        let certs = self
+            .certs
+            .lock()
+            .ok()
+            .and_then(|c| c.resync(&cfg))
+            .map(Arc::new);
+        for s in &self.shards {
+            for msg in self.pat_resync(&cfg) {
+                let _ = s.send(msg);
+            }
+            if let Some(u) = &certs {
+                let _ = s.send(ToShard::Certs(u.clone()));
+            }
         }
     }
 

@@ -18,6 +18,14 @@ pub struct PatState {
 }
 
 impl PatState {
+    /// The same entries for `cfg`, a config made from the one they belong to by
+    /// `add server` / `del server` (same maps, same numbering).
+    pub(super) fn carry_to(&mut self, cfg: &Arc<Config>) {
+        if self.config.is_some() {
+            self.config = Some(cfg.clone());
+        }
+    }
+
     fn for_config(&mut self, cfg: &Arc<Config>) -> &mut HashMap<u32, Arc<Vec<Entry>>> {
         if !self.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, cfg)) {
             self.config = Some(cfg.clone());

@@ -7,6 +7,7 @@ mod certs;
 mod core;
 mod link;
 mod maps;
+mod servers;
 pub mod statelog;
 mod view;
 
@@ -63,6 +64,17 @@ pub enum DnsCmd {
         fqdn: String,
         done: crossbeam_channel::Sender<Result<String, String>>,
     },
+}
+
+/// Makes a new config from the one in force, or says (in the operator's words) why not.
+pub type MakeConfig = Box<dyn FnOnce(&Config) -> Result<Config, String> + Send>;
+
+/// From the admin thread to the main thread: `add server` / `del server`. `change`
+/// makes the new config from the one in force (or says why not); `done` answers once
+/// every shard and the health thread run on it.
+pub struct ServersChange {
+    pub change: MakeConfig,
+    pub done: crossbeam_channel::Sender<Result<(), String>>,
 }
 
 /// From the admin thread to the health thread, answered once in force.
@@ -177,6 +189,9 @@ pub enum ToShard {
     /// address; `None` = keep this shard's listener on that address). Others close.
     Reload {
         config: std::sync::Arc<crate::config::Config>,
+        /// Made from the config in force by `add server` / `del server`: the shard's
+        /// tables (stick records, rates, counters) carry over, servers found by name.
+        servers_only: bool,
         /// Its limits, with the counters of what stayed.
         shared: std::sync::Arc<crate::limits::Shared>,
         listeners: Vec<(
@@ -294,6 +309,15 @@ pub struct Held {
 }
 
 impl Held {
+    /// Idle pooled connections to server `s` of backend `b`.
+    pub fn idle_of(&self, b: usize, s: usize) -> u64 {
+        self.idle
+            .get(b)
+            .and_then(|v| v.get(s))
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn add(&mut self, o: &Held) {
         for (a, b) in self.idle.iter_mut().zip(&o.idle) {
             for (x, y) in a.iter_mut().zip(b) {
@@ -419,6 +443,12 @@ pub enum Up {
         server: String,
         state: AdminState,
         weight: u32,
+    },
+    /// A server was added (`line`: its address and keywords) or deleted (`line`
+    /// empty) on this node (runtime API); `server` is `BACKEND/SERVER`.
+    Servers {
+        server: String,
+        line: String,
     },
     /// A map or pattern file's entries changed on this node (runtime API).
     Patterns {

@@ -53,7 +53,7 @@ impl Health {
         reports: Receiver<HealthReport>,
         log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Health> {
-        Self::spawn_from(cfg, shards, reports, None, log)
+        Self::spawn_from(cfg, shards, reports, None, false, log)
     }
 
     /// Starts the thread; with `previous` (a reload), servers that existed before (same
@@ -63,6 +63,7 @@ impl Health {
         shards: Vec<ShardLink>,
         reports: Receiver<HealthReport>,
         previous: Option<(&Config, &HealthView)>,
+        keep_paused: bool,
         log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Health> {
         // The old view, locked once, and its backends by name (no quadratic search).
@@ -98,7 +99,10 @@ impl Health {
                                 carried(&b.name, &s.name)
                             };
                             if let Some(mut c) = carried {
-                                c.checked = b.health.is_some() && s.check;
+                                // `disable health` lasts until a reload, not through
+                                // an `add server`.
+                                c.checked =
+                                    b.health.is_some() && s.check && (c.checked || !keep_paused);
                                 // What DNS gave stays (the resolver goes on from
                                 // there); a fixed address is the new config's.
                                 if s.dns.is_none() {
@@ -113,7 +117,8 @@ impl Health {
                             let saved = s.saved;
                             let since = Duration::from_secs(saved.map_or(0, |v| v.since));
                             CheckView {
-                                checked: b.health.is_some() && s.check,
+                                // A dynamic server's checks wait for `enable health`.
+                                checked: b.health.is_some() && s.check && !s.dynamic,
                                 up: saved.is_none_or(|v| v.up),
                                 nolb: false,
                                 status: "",
@@ -126,7 +131,12 @@ impl Health {
                                 last_change: now.checked_sub(since).unwrap_or(now),
                                 downtime: Duration::ZERO,
                                 down_since: saved.filter(|v| !v.up).map(|_| now),
-                                health: saved.map_or(rise + fall - 1, |v| v.health),
+                                // HAProxy starts a dynamic server STOPPED, health 0.
+                                health: if s.dynamic {
+                                    0
+                                } else {
+                                    saved.map_or(rise + fall - 1, |v| v.health)
+                                },
                                 rise,
                                 fall,
                                 backend: crate::control::BackendFlips::new(now),
@@ -665,7 +675,11 @@ async fn run(
         .lock()
         .map(|v| {
             v.iter()
-                .map(|b| b.iter().map(|c| (c.up, c.nolb)).collect::<Vec<_>>())
+                .map(|b| {
+                    b.iter()
+                        .map(|c| (c.up, c.nolb, c.checked))
+                        .collect::<Vec<_>>()
+                })
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
@@ -690,7 +704,13 @@ async fn run(
                     fails: s.saved.filter(|v| v.up).map_or(0, |v| {
                         let (rise, fall) = b.health.as_ref().map_or((2, 3), |h| (h.rise, h.fall));
                         (rise + fall - 1).saturating_sub(v.health)
-                    }),
+                    }) + if s.dynamic {
+                        // Health 0 (HAProxy's start of a dynamic server): its first
+                        // failed check takes it down.
+                        b.health.as_ref().map_or(0, |h| h.fall.saturating_sub(1))
+                    } else {
+                        0
+                    },
                     streaks: vec![0; shard_count],
                     // Down without checks (passively): it gets its cool-down again. Down
                     // by the server-state file: it stays down, as in HAProxy.
@@ -702,7 +722,14 @@ async fn run(
                     },
                     checked: b.health.is_some() && s.check,
                     hurry: false,
-                    paused: false,
+                    // Checks the view shows off (`disable health` kept through an
+                    // `add server`, a dynamic server's until `enable health`).
+                    paused: b.health.is_some()
+                        && s.check
+                        && start_up
+                            .get(bi)
+                            .and_then(|v| v.get(si))
+                            .is_some_and(|c| !c.2),
                 })
                 .collect()
         })

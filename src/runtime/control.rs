@@ -166,6 +166,7 @@ pub(super) async fn shard_main(
                 }
                 Ok(ToShard::Reload {
                     config,
+                    servers_only,
                     shared,
                     listeners,
                 }) => {
@@ -173,7 +174,8 @@ pub(super) async fn shard_main(
                         let mut s = survive.borrow_mut();
                         s.config = config.clone();
                         s.shared = shared.clone();
-                        reload(&current, &mut s.accepts, config, shared, listeners);
+                        let next = (config, servers_only);
+                        reload(&current, &mut s.accepts, next, shared, listeners);
                         ramping = current.borrow().upstreams.ramping();
                     }
                     let _ = spec.events.send(FromShard::Reloaded { shard: id });
@@ -339,7 +341,7 @@ fn record_latency(sent: Instant) {
 fn reload(
     current: &Current,
     accepts: &mut Vec<AcceptLoop>,
-    config: Arc<Config>,
+    (config, servers_only): (Arc<Config>, bool),
     shared: Arc<crate::limits::Shared>,
     listeners: Vec<(
         SocketAddr,
@@ -347,7 +349,11 @@ fn reload(
         Option<std::net::TcpListener>,
     )>,
 ) {
-    let next = Rc::new(current.borrow().next_generation(config, shared));
+    let next = Rc::new(
+        current
+            .borrow()
+            .next_generation(config, shared, servers_only),
+    );
     let id = next.id;
     *current.borrow_mut() = next;
     // Listeners whose address is gone close (their accepted connections finish).

@@ -482,6 +482,48 @@ impl ShardCluster {
     }
 
     /// Records decided by the cluster thread (this node's shards or other nodes).
+    /// `add server` / `del server` made `new` from `old` (same backends): stick
+    /// records follow their server to its place in `new`; those of a removed server go.
+    pub fn renumber_servers(&self, old: &Config, new: &Config) {
+        for (b, (ob, nb)) in old.backends.iter().zip(&new.backends).enumerate() {
+            let place: Vec<Option<u32>> = ob
+                .servers
+                .iter()
+                .map(|s| {
+                    nb.servers
+                        .iter()
+                        .position(|n| n.name == s.name)
+                        .map(|i| i as u32)
+                })
+                .collect();
+            if place.iter().enumerate().all(|(i, p)| *p == Some(i as u32)) {
+                continue;
+            }
+            let moved = |s: u32| place.get(s as usize).copied().flatten();
+            if let Some(Some(cache)) = self.sticks.get(b) {
+                cache.borrow_mut().map.retain(|_, e| match moved(e.server) {
+                    Some(n) => {
+                        e.server = n;
+                        true
+                    }
+                    None => false,
+                });
+            }
+            self.out_sticks.borrow_mut().retain_mut(|u| {
+                if u.backend as usize != b {
+                    return true;
+                }
+                match moved(u.server) {
+                    Some(n) => {
+                        u.server = n;
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
+    }
+
     pub fn apply_sticks(&self, cfg: &Config, recs: &[StickDown]) {
         let now = Instant::now();
         for r in recs {

@@ -10,6 +10,7 @@ mod bind;
 mod builtin;
 mod compression;
 mod cookie;
+mod dynamic;
 mod errors;
 mod global;
 mod http_rules;
@@ -42,6 +43,8 @@ use super::{
 use super::{syslog_facility, LogFormat, LogSink, LogTarget, Service};
 use crate::rules::map::PatRefs;
 use crate::rules::{Env, Names};
+
+pub use dynamic::{dynamic_checks, dynamic_server};
 
 /// HAProxy's default `balance` is `roundrobin` through 3.2 (3.3 switched to `random`);
 /// ringlb emulates 2.6, so `roundrobin`.

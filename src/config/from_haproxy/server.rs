@@ -164,6 +164,7 @@ impl Mapper<'_> {
             dns,
             no_addr,
             last_addr,
+            dynamic: false,
             saved: None,
         };
         p.servers.push((l.line, server, params));

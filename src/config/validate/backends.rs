@@ -135,6 +135,7 @@ impl Validator {
                         no_addr: start.no_addr,
                         last_addr: start.last,
                         saved: None,
+                        dynamic: false,
                         port_offset: None,
                         // Set below from the backend's `error_limit`.
                         passive: None,
