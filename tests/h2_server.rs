@@ -395,6 +395,17 @@ fn proto_h2_server_options_are_checked() {
         "{}",
         out.stderr
     );
+    // A TCP frontend cannot speak HTTP/2 to its servers.
+    let toml = "[frontend.raw]\nbind = \"127.0.0.1:0\"\nmode = \"tcp\"\ndefault_backend = \"app\"\n\n[backend.app]\n[[backend.app.server]]\nname = \"g\"\naddr = \"127.0.0.1:1\"\nproto = \"h2\"\n";
+    let out = check_config(toml);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains(
+            "frontend.raw.default_backend: server \"g\" of backend \"app\" has proto = \"h2\", which needs mode = \"http\""
+        ),
+        "{}",
+        out.stderr
+    );
 }
 
 /// The TOML form: `proto = "h2"` on a server.

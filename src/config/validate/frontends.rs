@@ -125,6 +125,19 @@ impl Validator {
             if mode == Mode::Tcp && !f.route.is_empty() {
                 self.err(format!("{path}.route"), "routes need mode = \"http\"");
             }
+            // TCP mode moves bytes: it cannot speak HTTP/2 to a server (haproxy.cfg
+            // refuses `proto h2` in a `mode tcp` backend).
+            if let Some(b) = default_backend.filter(|_| mode == Mode::Tcp) {
+                if let Some(s) = backends[b].servers.iter().find(|s| s.h2) {
+                    self.err(
+                        format!("{path}.default_backend"),
+                        format!(
+                            "server {:?} of backend {:?} has proto = \"h2\", which needs mode = \"http\"",
+                            s.name, backends[b].name
+                        ),
+                    );
+                }
+            }
             if mode == Mode::Tcp && f.forward_for {
                 self.err(
                     format!("{path}.forward_for"),
