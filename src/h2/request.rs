@@ -147,7 +147,8 @@ mod tests {
         assert_eq!(r, Ok(ReqBody::None));
         assert_eq!(
             h,
-            "GET /a?b=1 HTTP/1.1\r\nhost: example.test\r\nx-y: z\r\ncookie: a=1; b=2\r\n\r\n"
+            // `te: trailers` passes (gRPC servers need it; HAProxy passes it too).
+            "GET /a?b=1 HTTP/1.1\r\nhost: example.test\r\nx-y: z\r\nte: trailers\r\ncookie: a=1; b=2\r\n\r\n"
         );
     }
 
