@@ -9,8 +9,6 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::haproxy::write_cfg;
-use common::redis::Reply;
 use common::server_state::state_rows;
 use common::*;
 
@@ -45,14 +43,7 @@ backend app
         sock = sock.display(),
         be = be.addr()
     );
-    let cfg = write_cfg(&text);
-    let path = cfg.path().to_str().unwrap().to_string();
-    let lb = RingLb::launch_env(
-        &["-f", &path],
-        Some(cfg),
-        &[("RINGLB_REDIS_URL", redis.url())],
-        |l| l.starts_with("ready"),
-    );
+    let lb = redis.node(&text);
     Node { lb, sock }
 }
 
@@ -76,13 +67,7 @@ fn added_and_deleted_servers_reach_every_node() {
     let s2 = TestBackend::start("s2");
     let a = node("127.0.0.2", &redis, dir.path(), &s1);
     let b = node("127.0.0.3", &redis, dir.path(), &s1);
-    let listening = Reply::Array(vec![
-        Reply::Bulk(Some("ringlb:events".into())),
-        Reply::Int(2),
-    ]);
-    wait_for("both nodes subscribed", WAIT, || {
-        redis.cmd(&["PUBSUB", "NUMSUB", "ringlb:events"]) == listening
-    });
+    redis.wait_subscribed(2);
 
     let line = format!("add server app/s2 {} weight 3", s2.addr());
     assert_eq!(cli(&a.sock, &line), "New server registered.\n\n");

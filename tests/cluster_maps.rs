@@ -7,8 +7,6 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::haproxy::write_cfg;
-use common::redis::Reply;
 use common::*;
 
 struct Node {
@@ -42,14 +40,7 @@ backend app
         dir = dir.display(),
         be = be.addr()
     );
-    let cfg = write_cfg(&text);
-    let path = cfg.path().to_str().unwrap().to_string();
-    let lb = RingLb::launch_env(
-        &["-f", &path],
-        Some(cfg),
-        &[("RINGLB_REDIS_URL", redis.url())],
-        |l| l.starts_with("ready"),
-    );
+    let lb = redis.node(&text);
     Node { lb, sock }
 }
 
@@ -68,13 +59,7 @@ fn map_changes_reach_every_node_and_new_nodes_start_with_them() {
     let be = TestBackend::start("s1");
     let a = node("127.0.0.2", &redis, dir.path(), &be);
     let b = node("127.0.0.3", &redis, dir.path(), &be);
-    let listening = Reply::Array(vec![
-        Reply::Bulk(Some("ringlb:events".into())),
-        Reply::Int(2),
-    ]);
-    wait_for("both nodes subscribed", Duration::from_secs(5), || {
-        redis.cmd(&["PUBSUB", "NUMSUB", "ringlb:events"]) == listening
-    });
+    redis.wait_subscribed(2);
     assert!(statuses(&b, "new.example").iter().all(|&s| s == 200));
 
     let t0 = Instant::now();

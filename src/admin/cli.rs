@@ -583,7 +583,7 @@ fn set_server(core: &Core, w: &[&str]) -> String {
         }
         [_, "weight"] => "Require <weight>.\n".into(),
         [spec, "addr", rest @ ..] => {
-            with_server(core, spec, |b, s| super::dns::set_addr(core, b, s, rest))
+            with_server(core, spec, |b, s| super::dns::set_addr(core, b, s, rest, false))
         }
         [spec, "health", word, ..] => {
             with_server(core, spec, |b, s| servers::set_health(core, b, s, word))
@@ -597,7 +597,7 @@ fn set_server(core: &Core, w: &[&str]) -> String {
             })
         }
         [spec, "fqdn", rest @ ..] => {
-            with_server(core, spec, |b, s| super::dns::set_fqdn(core, b, s, rest))
+            with_server(core, spec, |b, s| super::dns::set_fqdn(core, b, s, rest, false))
         }
         [_, other, ..] => format!(
             "'set server <srv>' only supports 'state', 'weight', 'health', 'addr' and 'fqdn' in ringlb (got '{other}').\n"

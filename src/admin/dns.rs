@@ -11,7 +11,8 @@ use crate::control::ToShard;
 
 /// `set server B/S fqdn NAME`, answered in HAProxy 2.6's words once the resolver
 /// thread follows NAME (asked at once; the address changes with its answer).
-pub(super) fn set_fqdn(core: &Core, b: usize, s: usize, w: &[&str]) -> String {
+/// `shared`: made on another node, so not sent on again.
+pub(super) fn set_fqdn(core: &Core, b: usize, s: usize, w: &[&str], shared: bool) -> String {
     let Some(fqdn) = w.first() else {
         return "set server <b>/<s> fqdn requires a FQDN.\n".into();
     };
@@ -44,6 +45,9 @@ pub(super) fn set_fqdn(core: &Core, b: usize, s: usize, w: &[&str]) -> String {
                 cfg.backends[b].name, srv.name
             );
             tracing::info!("{msg}");
+            if !shared {
+                core.share_address(b, s, true, fqdn.to_ascii_lowercase());
+            }
             msg + "\n"
         }
         Ok(Err(e)) => e + "\n",
@@ -65,8 +69,9 @@ fn valid_fqdn(name: &str) -> bool {
         })
 }
 
-/// `set server B/S addr IP [port P]`.
-pub(super) fn set_addr(core: &Core, b: usize, s: usize, w: &[&str]) -> String {
+/// `set server B/S addr IP [port P]` (`shared`: made on another node, so not sent on
+/// again).
+pub(super) fn set_addr(core: &Core, b: usize, s: usize, w: &[&str], shared: bool) -> String {
     let (ip, port) = match w {
         [ip] => (*ip, None),
         [ip, "port", p] => (*ip, Some(*p)),
@@ -113,6 +118,9 @@ pub(super) fn set_addr(core: &Core, b: usize, s: usize, w: &[&str]) -> String {
     }) {
         return e;
     }
+    if !shared {
+        core.share_address(b, s, false, w.join(" "));
+    }
     let mut out = String::new();
     match old.0.map(|a| a.ip()) {
         Some(o) if o == ip => out.push_str("no need to change the addr"),
@@ -134,6 +142,37 @@ pub(super) fn set_addr(core: &Core, b: usize, s: usize, w: &[&str]) -> String {
     tracing::warn!("{}/{}: {out}", cfg.backends[b].name, srv.name);
     out.push('\n');
     out
+}
+
+/// `set server B/S addr|fqdn VALUE` made on another node (`cluster`): made here, as
+/// the runtime API makes it, unless it is in force already (`None`).
+pub(super) fn apply_shared(core: &Core, spec: &str, fqdn: bool, value: &str) -> Option<String> {
+    let (b, s) = core.find_server(spec)?;
+    let cfg = core.cfg();
+    let srv = &cfg.backends[b].servers[s];
+    let (addr, no_addr, named) = {
+        let health = core.health();
+        let v = health.lock().ok()?;
+        let c = v.get(b)?.get(s)?;
+        (c.addr, c.no_addr, c.fqdn.clone())
+    };
+    let w: Vec<&str> = value.split(' ').collect();
+    if fqdn {
+        let current = named
+            .as_deref()
+            .or(srv.dns.as_ref().map(|d| d.fqdn.as_str()));
+        if current.is_some_and(|c| c.eq_ignore_ascii_case(value)) {
+            return None;
+        }
+        return Some(set_fqdn(core, b, s, &w, true));
+    }
+    let ip = w.first()?.parse::<IpAddr>().ok()?;
+    let port = match w.get(1..) {
+        Some(["port", p]) => p.parse::<u16>().ok(),
+        _ => None,
+    };
+    let same = !no_addr && addr.ip() == ip && port.is_none_or(|p| p == addr.port());
+    (!same).then(|| set_addr(core, b, s, &w, true))
 }
 
 /// `show resolvers [NAME]`: every nameserver's counters.

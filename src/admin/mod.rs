@@ -37,6 +37,12 @@ pub fn run_command(core: &Core, words: &[&str]) -> String {
     cli::run(core, words)
 }
 
+/// `set server SPEC addr|fqdn VALUE` made on another node: made here without sharing
+/// it again, unless in force already (`None`); the runtime API's answer.
+pub fn apply_shared_address(core: &Core, spec: &str, fqdn: bool, value: &str) -> Option<String> {
+    dns::apply_shared(core, spec, fqdn, value)
+}
+
 pub struct Admin {
     pub core: Arc<Core>,
     /// The admin HTTP listener's address (port 0 in the config: the one picked).

@@ -1,24 +1,25 @@
-//! Maps and ACL pattern files changed at run time, across nodes. A change on one node
-//! is written whole to the hash `PREFIX:maps` (field: the file's path as the config
-//! names it, value: its entries, one `KEY VALUE` line each) and published as `map NODE
-//! FILE`; other nodes read the field and apply it. A node that (re)connects first
-//! writes the changes it made meanwhile, then applies every field of the hash for the
-//! files its config uses: a new or restarted node starts with the current entries.
-//! Only files travel (an ACL line's own patterns have no name another node shares).
+//! Maps and ACL pattern files changed at run time, across nodes (`shared`): the hash
+//! `PREFIX:maps` (field: the file's path as the config names it, value: its entries
+//! whole, one `KEY VALUE` line each), events `map NODE FILE` (the file may hold
+//! blanks). A node applies the files its config uses: a new or restarted node starts
+//! with the current entries. Only files travel (an ACL line's own patterns have no
+//! name another node shares).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use redis::Commands;
-
+use super::shared::{Apply, Shared};
 use crate::control::Core;
 use crate::rules::map::Entry;
 
-pub struct MapSync {
-    core: Arc<Core>,
-    /// Local changes not yet in Redis: file → its entries now.
-    pending: BTreeMap<String, Arc<Vec<Entry>>>,
-    pub need_resync: bool,
+pub struct Maps(Arc<Core>);
+
+pub fn sync(core: Arc<Core>) -> Shared<Maps> {
+    Shared::new(Maps(core), "maps", "map")
+}
+
+/// A local change: the file's entries now, as the hash holds them.
+pub fn value(entries: &[Entry]) -> String {
+    encode(entries)
 }
 
 fn encode(entries: &[Entry]) -> String {
@@ -44,91 +45,12 @@ fn decode(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-impl MapSync {
-    pub fn new(core: Arc<Core>) -> MapSync {
-        MapSync {
-            core,
-            pending: BTreeMap::new(),
-            need_resync: true,
-        }
-    }
-
-    pub fn pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    pub fn drop_pending(&mut self) {
-        self.pending.clear();
-    }
-
-    pub fn local_change(&mut self, file: String, entries: Arc<Vec<Entry>>) {
-        self.pending.insert(file, entries);
-    }
-
-    /// Writes and publishes the local changes.
-    pub fn flush(
-        &mut self,
-        conn: &mut redis::Connection,
-        prefix: &str,
-        node: &str,
-    ) -> redis::RedisResult<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for (file, entries) in &self.pending {
-            pipe.hset(format!("{prefix}:maps"), file, encode(entries))
-                .ignore();
-            pipe.publish(format!("{prefix}:events"), format!("map {node} {file}"))
-                .ignore();
-        }
-        pipe.query::<()>(conn)?;
-        self.pending.clear();
-        Ok(())
-    }
-
-    /// After a (re)connect: our changes, then the hash applied here.
-    pub fn resync(&mut self, conn: &mut redis::Connection, prefix: &str) -> redis::RedisResult<()> {
-        let key = format!("{prefix}:maps");
-        if !self.pending.is_empty() {
-            let mut pipe = redis::pipe();
-            for (file, entries) in &self.pending {
-                pipe.hset(&key, file, encode(entries)).ignore();
-            }
-            pipe.query::<()>(conn)?;
-            self.pending.clear();
-        }
-        let all: Vec<(String, String)> = conn.hgetall(&key)?;
-        let mut applied = 0;
-        for (file, text) in all {
-            if self.apply(&file, &text) {
-                applied += 1;
-            }
-        }
-        if applied > 0 {
-            tracing::info!(files = applied, "cluster: applied map entries from redis");
-        }
-        Ok(())
-    }
-
-    /// `FILE` changed on another node: its entries are read from the hash.
-    pub fn remote(
-        &mut self,
-        conn: &mut redis::Connection,
-        prefix: &str,
-        file: &str,
-    ) -> redis::RedisResult<()> {
-        let text: Option<String> = conn.hget(format!("{prefix}:maps"), file)?;
-        if let Some(text) = text {
-            self.apply(file, &text);
-        }
-        Ok(())
-    }
-
+impl Apply for Maps {
     /// Makes `file`'s entries those of `text` on this node, if its config uses it
     /// and the entries suit every expression; whether anything changed.
     fn apply(&self, file: &str, text: &str) -> bool {
-        let cfg = self.core.cfg();
+        let core = &self.0;
+        let cfg = core.cfg();
         let pr = &cfg.patterns;
         let Some(r) = pr.lookup(file, crate::rules::map::RefKind::Any) else {
             return false;
@@ -150,7 +72,7 @@ impl MapSync {
                     .zip(&new)
                     .all(|(a, (k, v))| &*a.key == k && &*a.value == v)
         };
-        let r = self.core.pat_change(&cfg, r, true, |entries| {
+        let r = core.pat_change(&cfg, r, true, |entries| {
             if same(entries) {
                 return Ok((crate::control::Changed::Nothing, false));
             }

@@ -7,13 +7,16 @@
 //! `link`: the Redis connection, with backoff and the subscriber; `operator`: server
 //! states; `stick`: stick-table records; `rate`: request counts per window;
 //! `tickets`: the TLS session-ticket keys; `maps`: map and ACL files changed at run
-//! time.
+//! time; `servers`: servers added and deleted at run time; `address`: their addresses
+//! and names set at run time. The last four share one pattern (`shared`).
 
+mod address;
 mod link;
 mod maps;
 mod operator;
 mod rate;
 mod servers;
+mod shared;
 mod stick;
 mod tables;
 mod tickets;
@@ -27,6 +30,22 @@ use crate::config::Config;
 use crate::control::Core;
 use crate::control::ToShard;
 use crate::control::{ShardLink, StickDown, Up};
+use shared::{Shared, Synced};
+
+/// The shared hashes of a `Thread` (disjoint borrows of its fields), in the order
+/// their changes depend on each other: servers first (an operator state, an address
+/// may be about a server added elsewhere).
+macro_rules! shared {
+    ($t:expr) => {
+        [
+            &mut $t.servers as &mut dyn Synced,
+            &mut $t.operator,
+            &mut $t.maps,
+            &mut $t.addrs,
+            &mut $t.fqdns,
+        ]
+    };
+}
 
 /// Longest a starting node waits for its first exchange with Redis.
 const FIRST_SYNC_WAIT: Duration = Duration::from_secs(2);
@@ -81,9 +100,11 @@ struct Thread {
     shards: Vec<ShardLink>,
     link: link::Link,
     events: Option<(Receiver<link::Event>, link::Subscriber)>,
-    operator: operator::OperatorSync,
-    maps: maps::MapSync,
-    servers: servers::ServerSync,
+    operator: Shared<operator::Operator>,
+    maps: Shared<maps::Maps>,
+    servers: Shared<servers::Servers>,
+    addrs: Shared<address::Address>,
+    fqdns: Shared<address::Address>,
     /// The process's main loop runs (`ready` was sent).
     started: bool,
     stick: stick::StickSync,
@@ -109,9 +130,11 @@ impl Thread {
             shards,
             link,
             events,
-            operator: operator::OperatorSync::new(core.clone()),
-            maps: maps::MapSync::new(core.clone()),
-            servers: servers::ServerSync::new(core.clone()),
+            operator: operator::sync(core.clone()),
+            maps: maps::sync(core.clone()),
+            servers: servers::sync(core.clone()),
+            addrs: address::addrs(core.clone()),
+            fqdns: address::fqdns(core.clone()),
             started: false,
             tickets: tickets::TicketSync::new(cfg.cluster.ticket_rotation),
             core,
@@ -128,7 +151,9 @@ impl Thread {
         // Servers added or deleted elsewhere: once the main loop runs, which makes them
         // (before, a change would wait for it, and the node's start for the change).
         self.started = true;
-        self.servers.need_resync = true;
+        for h in shared!(self) {
+            h.started();
+        }
         let mut next_sync = Instant::now() + self.sync_interval;
         let never = crossbeam_channel::never();
         loop {
@@ -144,21 +169,33 @@ impl Thread {
                         self.tables.ingest(shard, &config, &tables);
                     }
                     Ok(Up::Operator { backend, server, state, weight }) => {
-                        self.operator.local_change(backend, server, state, weight);
+                        let (field, value) = operator::change(&backend, &server, state, weight);
+                        self.operator.local_change(field, value);
                     }
                     Ok(Up::Servers { server, line }) => {
-                        self.servers.local_change(server, line);
+                        if line.is_empty() {
+                            // Its address and name go with it.
+                            let cleared = address::CLEARED.to_string();
+                            self.addrs.local_change(server.clone(), cleared.clone());
+                            self.fqdns.local_change(server.clone(), cleared);
+                        }
+                        self.servers.local_change(server, servers::value(line));
+                    }
+                    Ok(Up::Address { server, fqdn, value }) => {
+                        let h = if fqdn { &mut self.fqdns } else { &mut self.addrs };
+                        h.local_change(server, value);
                     }
                     Ok(Up::Patterns { file, entries }) => {
-                        self.maps.local_change(file, entries);
+                        self.maps.local_change(file, maps::value(&entries));
                     }
                 },
                 recv(events) -> ev => match ev {
                     Ok(link::Event::Subscribed) => {
-                        self.operator.need_resync = true;
                         self.stick.need_resync = true;
-                        self.maps.need_resync = true;
-                        self.servers.need_resync = true;
+                        let started = self.started;
+                        for h in shared!(self) {
+                            h.connected(started);
+                        }
                     }
                     Ok(link::Event::Message(text)) => self.remote(&text),
                     Err(_) => {}
@@ -172,11 +209,10 @@ impl Thread {
                 next_sync = now + self.sync_interval;
             }
             let busy = due
-                || self.operator.pending()
                 || self.stick.pending()
-                || self.maps.pending()
-                || self.servers.pending()
-                || self.servers.need_resync;
+                || shared!(self)
+                    .into_iter()
+                    .any(|h| h.pending() || *h.need_resync());
             if busy {
                 self.sync(due);
             }
@@ -206,11 +242,9 @@ impl Thread {
             // Local only: records are decided here, counts summed here (and nothing
             // allocated while idle).
             self.stick.drop_pending();
-            self.operator.drop_pending();
-            self.maps.drop_pending();
-            self.maps.need_resync = false;
-            self.servers.drop_pending();
-            self.servers.need_resync = false;
+            for h in shared!(self) {
+                h.drop_pending();
+            }
             return;
         }
         let prefix = self.prefix.clone();
@@ -218,40 +252,29 @@ impl Thread {
         let Some((conn, fresh)) = self.link.get() else {
             return;
         };
+        let mut hashes = shared!(self);
         if fresh {
             // (Re)connected: push what changed meanwhile, then catch up.
-            self.operator.need_resync = true;
             self.stick.need_resync = true;
-            self.maps.need_resync = true;
-            // Not before the main loop runs (see `run`): it makes the changes.
-            self.servers.need_resync = self.started;
+            for h in hashes.iter_mut() {
+                h.connected(self.started);
+            }
         }
         let result = (|| -> redis::RedisResult<Vec<StickDown>> {
-            // Servers first: an operator state may be about a server added elsewhere.
-            if std::mem::take(&mut self.servers.need_resync) {
-                if let Err(e) = self.servers.resync(conn, &prefix) {
-                    self.servers.need_resync = true;
-                    return Err(e);
-                }
-            }
-            if std::mem::take(&mut self.operator.need_resync) {
-                if let Err(e) = self.operator.resync(conn, &prefix) {
-                    self.operator.need_resync = true;
-                    return Err(e);
-                }
-            }
-            if std::mem::take(&mut self.maps.need_resync) {
-                if let Err(e) = self.maps.resync(conn, &prefix) {
-                    self.maps.need_resync = true;
-                    return Err(e);
+            for h in hashes.iter_mut() {
+                if std::mem::take(h.need_resync()) {
+                    if let Err(e) = h.resync(conn, &prefix) {
+                        *h.need_resync() = true;
+                        return Err(e);
+                    }
                 }
             }
             if std::mem::take(&mut self.stick.need_resync) {
                 self.stick.mark_all_pending();
             }
-            self.servers.flush(conn, &prefix, &node)?;
-            self.operator.flush(conn, &prefix, &node)?;
-            self.maps.flush(conn, &prefix, &node)?;
+            for h in hashes.iter_mut() {
+                h.flush(conn, &prefix, &node)?;
+            }
             let adopted = self.stick.flush(conn, &prefix, &node)?;
             if let Some(keys) = self.tickets.sync(conn, &prefix)? {
                 if let Ok(mut k) = self.core.shared_tickets.lock() {
@@ -275,60 +298,41 @@ impl Thread {
         }
     }
 
-    /// A message from another node (or our own, ignored).
+    /// A message from another node (or our own, ignored): `KIND NODE REST`.
     fn remote(&mut self, text: &str) {
-        if let Some(rest) = text.strip_prefix("srv ") {
-            let Some((node, field)) = rest.split_once(' ') else {
-                return;
-            };
-            if node == self.node {
-                return;
-            }
-            let prefix = self.prefix.clone();
-            if let Some((conn, _)) = self.link.get() {
-                if let Err(e) = self.servers.remote(conn, &prefix, field) {
-                    self.link.failed(&e);
-                    self.servers.need_resync = true;
-                }
-            } else {
-                self.servers.need_resync = true;
-            }
+        let Some((kind, rest)) = text.split_once(' ') else {
             return;
-        }
-        if let Some(rest) = text.strip_prefix("map ") {
-            // `map NODE FILE` (the file may hold blanks).
-            let Some((node, file)) = rest.split_once(' ') else {
-                return;
-            };
-            if node == self.node {
-                return;
-            }
-            let prefix = self.prefix.clone();
-            if let Some((conn, _)) = self.link.get() {
-                if let Err(e) = self.maps.remote(conn, &prefix, file) {
-                    self.link.failed(&e);
-                    self.maps.need_resync = true;
-                }
-            } else {
-                self.maps.need_resync = true;
-            }
-            return;
-        }
-        let mut w = text.split(' ');
-        let (Some(kind), Some(node)) = (w.next(), w.next()) else {
+        };
+        let Some((node, rest)) = rest.split_once(' ') else {
             return;
         };
         if node == self.node {
             return;
         }
-        match kind {
-            "op" => self.operator.remote(w),
-            "stick" => {
-                if let Some(d) = self.stick.remote(w) {
-                    self.broadcast_sticks(vec![d]);
-                }
+        if kind == "stick" {
+            if let Some(d) = self.stick.remote(rest.split(' ')) {
+                self.broadcast_sticks(vec![d]);
             }
-            _ => {}
+            return;
+        }
+        let prefix = self.prefix.clone();
+        let (conn, fresh) = match self.link.get() {
+            Some((c, fresh)) => (Some(c), fresh),
+            None => (None, false),
+        };
+        let mut hashes = shared!(self);
+        if fresh {
+            self.stick.need_resync = true;
+            for h in hashes.iter_mut() {
+                h.connected(self.started);
+            }
+        }
+        let Some(h) = hashes.iter_mut().find(|h| h.event() == kind) else {
+            return;
+        };
+        if let Err(e) = h.remote(conn, &prefix, rest) {
+            *h.need_resync() = true;
+            self.link.failed(&e);
         }
     }
 

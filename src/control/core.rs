@@ -335,6 +335,21 @@ impl Core {
         });
     }
 
+    /// Tells the other nodes (through the cluster thread) about `set server addr`
+    /// (`fqdn`: `set server fqdn`) made here; `value`: the words after the verb.
+    pub fn share_address(&self, b: usize, s: usize, fqdn: bool, value: String) {
+        let Some(tx) = self.cluster.get() else { return };
+        let cfg = self.cfg();
+        let _ = tx.send(Up::Address {
+            server: format!(
+                "{}/{}",
+                cfg.backends[b].name, cfg.backends[b].servers[s].name
+            ),
+            fqdn,
+            value,
+        });
+    }
+
     /// An operator change made on another node: applied to every shard here, without
     /// telling the others again. `false`: no such server, or nothing changed.
     pub fn apply_shared(

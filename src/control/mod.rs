@@ -450,6 +450,13 @@ pub enum Up {
         server: String,
         line: String,
     },
+    /// `set server B/S addr WORDS` (`fqdn`: `set server B/S fqdn NAME`) made on this
+    /// node (runtime API); `server` is `BACKEND/SERVER`, `value` what follows the verb.
+    Address {
+        server: String,
+        fqdn: bool,
+        value: String,
+    },
     /// A map or pattern file's entries changed on this node (runtime API).
     Patterns {
         file: String,

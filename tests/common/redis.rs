@@ -104,6 +104,30 @@ impl RedisServer {
         }
     }
 
+    /// Starts a ringlb node of a cluster on this server (haproxy.cfg `text`, the Redis
+    /// URL from `RINGLB_REDIS_URL`); returns once it is ready.
+    pub fn node(&self, text: &str) -> super::RingLb {
+        let cfg = super::haproxy::write_cfg(text);
+        let path = cfg.path().to_str().unwrap().to_string();
+        super::RingLb::launch_env(
+            &["-f", &path],
+            Some(cfg),
+            &[("RINGLB_REDIS_URL", self.url())],
+            |l| l.starts_with("ready"),
+        )
+    }
+
+    /// Waits until `n` nodes listen on the events channel (`ringlb:events`).
+    pub fn wait_subscribed(&self, n: i64) {
+        let listening = Reply::Array(vec![
+            Reply::Bulk(Some("ringlb:events".into())),
+            Reply::Int(n),
+        ]);
+        super::wait_for("the nodes subscribed", Duration::from_secs(10), || {
+            self.cmd(&["PUBSUB", "NUMSUB", "ringlb:events"]) == listening
+        });
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Reply {
         self.try_cmd(args)
             .unwrap_or_else(|e| panic!("redis {args:?}: {e}"))
