@@ -193,7 +193,10 @@ pub(super) fn show_servers_state(core: &Core, only: Option<&str>) -> String {
                 Some(AdminState::Maint) => 1,
                 Some(AdminState::Drain) => 8,
                 _ => 0,
-            } | if s.disabled && !s.dynamic { 4 } else { 0 };
+            } | if s.disabled && !s.dynamic { 4 } else { 0 }
+                // HMAINT: `set server fqdn` named it (the next process gives the name
+                // back by it).
+                | if h.is_some_and(|h| h.fqdn.is_some()) { 64 } else { 0 };
             let since = h.map_or(0, |h| h.last_change.elapsed().as_secs());
             let (check_status, check_result, check_health, check_state) = match h {
                 Some(h) if h.checked => (

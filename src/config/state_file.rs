@@ -4,7 +4,8 @@
 //! reload, the new process of an upgrade) into the model, so that servers start where
 //! they were: the operator's MAINT / DRAIN and weight, DOWN for checked servers that
 //! were down (they need their `rise` checks again), the port, and the address of
-//! servers whose `init-addr` tries `last` first. What is read, what is checked and the
+//! servers whose `init-addr` tries `last` first, and the name `set server fqdn` gave a
+//! server that follows one with `resolvers` (`srv_fqdn`). What is read, what is checked and the
 //! precedence between the file and a changed config follow HAProxy 2.6's
 //! `server_state.c`, messages included. The data path never reads this: shards, the
 //! health thread and the operator state start from `Server::saved`.
@@ -60,6 +61,9 @@ pub struct Saved {
     pub weight: Option<u32>,
     /// Seconds since the last state change.
     pub since: u64,
+    /// The file gave the server the name `set server fqdn` had given it (HAProxy's
+    /// HMAINT flag, written back as such).
+    pub fqdn_set: bool,
 }
 
 /// HAProxy's path rule: an absolute name as is, else under `server-state-base`.
@@ -325,6 +329,14 @@ const FDRAIN: i64 = 0x08;
 const IDRAIN: i64 = 0x10;
 const RMAINT: i64 = 0x20;
 const FQDN_CHANGED: i64 = 0x40;
+/// HAProxy's `DNS_MAX_NAME_SIZE`.
+const MAX_NAME: usize = 255;
+
+/// HAProxy's `invalid_domainchar`: `[A-Za-z0-9_.-]`.
+fn domain_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')
+}
+
 /// Check state flags a line may carry.
 const CHK_ST_ALL: i64 = 0x1f;
 /// HAProxy 2.6's check statuses (HCHK_STATUS_SIZE).
@@ -351,7 +363,9 @@ fn update(
         }
     };
     let op = num(5, "srv_op_state", &|v| (0..=3).contains(&v));
-    // Inherited states are computed again; the FQDN flag goes (no `set server fqdn`).
+    // `set server fqdn` had changed the name (the name itself is `srv_fqdn`).
+    let fqdn_by_cli = strtol(&p[6]).unwrap_or(0) & FQDN_CHANGED != 0;
+    // Inherited states are computed again; the FQDN flag is decided below.
     let admin = num(6, "srv_admin_state", &|a| {
         let a = a & !(IDRAIN | IMAINT | RMAINT | FQDN_CHANGED);
         [0, FMAINT, CMAINT, CMAINT | FMAINT, CMAINT | FDRAIN, FDRAIN].contains(&a)
@@ -368,6 +382,15 @@ fn update(
     num(14, "srv_agent_state", &|v| v & !CHK_ST_ALL == 0);
     num(15, "bk_f_forced_id", &|v| v == 0 || v == 1);
     num(16, "srv_f_forced_id", &|v| v == 0 || v == 1);
+    // `-`: none; a bad one is reported, and the name alone is not applied.
+    let fqdn = Some(p[17].as_str()).filter(|f| !f.starts_with('-'));
+    let fqdn = match fqdn {
+        Some(f) if f.len() > MAX_NAME || !f.bytes().all(domain_char) => {
+            msg.push_str(&format!(", invalid srv_fqdn value '{f}'"));
+            None
+        }
+        f => f,
+    };
     let port = match strtol(&p[18]).unwrap_or(0) {
         v @ 0..=65535 => Some(v as u16),
         _ => {
@@ -429,7 +452,21 @@ fn update(
         health,
         weight: (iweight == i64::from(s.weight)).then_some(uweight as u32),
         since: since.max(0) as u64,
+        fqdn_set: false,
     });
+    // The name, as HAProxy's `srv_state_srv_update`: only for a server the config
+    // names (not an IP, not an SRV record), only when `set server fqdn` had changed
+    // it; the same name as the config's clears the flag (the config caught up).
+    // ringlb follows names with `resolvers` only, and a template slot follows its
+    // template's.
+    if let (Some(f), Some(d)) = (fqdn, s.dns.as_mut()) {
+        if !d.srv() && d.template.is_none() && d.fqdn != f && fqdn_by_cli {
+            d.fqdn = f.to_string();
+            if let Some(v) = &mut s.saved {
+                v.fqdn_set = true;
+            }
+        }
+    }
     // The address, for `init-addr last`.
     if s.last_addr != LastAddr::Never {
         if let Ok(ip) = p[4].parse::<IpAddr>() {

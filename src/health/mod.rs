@@ -143,7 +143,11 @@ impl Health {
                                 addr: s.addr,
                                 no_addr: s.no_addr,
                                 dns_weight: None,
-                                fqdn: None,
+                                // The name the server-state file gave back.
+                                fqdn: saved
+                                    .filter(|v| v.fqdn_set)
+                                    .and(s.dns.as_ref())
+                                    .map(|d| d.fqdn.as_str().into()),
                             }
                         })
                         .collect()

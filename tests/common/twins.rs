@@ -178,6 +178,11 @@ impl Twins {
         self._ringlb.stdout_lines()
     }
 
+    /// ringlb's stderr so far (its warnings).
+    pub fn ringlb_stderr(&self) -> String {
+        self._ringlb.stderr()
+    }
+
     /// `f` on HAProxy, then on ringlb.
     pub fn both<T>(&self, f: impl Fn(&Side) -> T) -> (T, T) {
         (f(&self.hx), f(&self.lb))
