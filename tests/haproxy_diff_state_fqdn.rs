@@ -167,4 +167,25 @@ fn srv_fqdn_comes_back_where_haproxy_takes_it() {
     let n3 = r.iter().find(|r| r[0] == "n3").unwrap();
     assert_eq!(n3[1..], ["127.0.0.26", "64", "1", "six.test", "8083"]);
     assert_eq!(r.iter().find(|r| r[0] == "n2").unwrap()[4], "four.test");
+
+    // A name set at run time stays through `add server` (a new config is made for
+    // it, and the resolver starts again from it), and so does an operator's state
+    // (the file had its say at the reload).
+    dns.set("seven.test", &["127.0.0.27"]);
+    cli(&sock, "set server app/n5 fqdn seven.test");
+    let at = |ip: &str| {
+        let r = rows(&cli(&sock, "show servers state app"));
+        r.iter()
+            .any(|r| r[0] == "n5" && r[1] == ip && r[4] == "seven.test")
+    };
+    wait_for("n5 follows seven.test", WAIT, || at("127.0.0.27"));
+    assert_eq!(cli(&sock, "disable server app/n4"), "\n");
+    assert_eq!(
+        cli(&sock, "add server app/extra 127.0.0.1:9"),
+        "New server registered.\n\n"
+    );
+    dns.set("seven.test", &["127.0.0.28"]);
+    wait_for("n5 still follows seven.test", WAIT, || at("127.0.0.28"));
+    let r = rows(&cli(&sock, "show servers state app"));
+    assert_eq!(r.iter().find(|r| r[0] == "n4").unwrap()[2], "1", "{r:?}");
 }

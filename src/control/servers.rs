@@ -197,6 +197,11 @@ fn change(
     let name = name.to_string();
     let make = move |cfg: &Config| {
         let mut new = cfg.clone();
+        // The server-state file had its say when the config in force was loaded: a
+        // change of servers is no load, every server goes on from where it is.
+        for s in new.backends.iter_mut().flat_map(|b| b.servers.iter_mut()) {
+            s.saved = None;
+        }
         let b = new
             .backends
             .iter_mut()

@@ -135,12 +135,17 @@ fn jobs(cfg: &Config, view: &HealthView) -> Vec<Job> {
                 j.held.push(held);
                 continue;
             }
+            // The name `set server fqdn` gave stays through a change of the servers.
+            let fqdn = c
+                .as_ref()
+                .and_then(|c| c.fqdn.as_deref())
+                .unwrap_or(&d.fqdn);
             out.push(Job {
                 resolvers: d.resolvers,
-                fqdn: d.fqdn.clone(),
+                fqdn: fqdn.to_string(),
                 prefer: d.prefer,
                 nets: d.nets.clone(),
-                srv: d.srv(),
+                srv: fqdn.starts_with('_'),
                 backend: bi,
                 servers: vec![si],
                 port: s.addr.port(),
