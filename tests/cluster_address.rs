@@ -67,6 +67,17 @@ fn server(n: &Node, backend: &str, name: &str) -> Option<(String, String, String
     })
 }
 
+/// PUBLISH commands Redis has run so far.
+fn publishes(redis: &RedisServer) -> u64 {
+    let Reply::Bulk(Some(info)) = redis.cmd(&["INFO", "commandstats"]) else {
+        panic!("no INFO answer");
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+        .and_then(|v| v.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn at(addr: &str, port: u16, fqdn: &str) -> Option<(String, String, String)> {
     Some((addr.into(), port.to_string(), fqdn.into()))
 }
@@ -149,8 +160,11 @@ fn addresses_and_names_set_on_one_node_reach_the_others() {
     let r = http_get(c.lb.addr("web"), "/");
     assert_eq!(r.body, b"backend=new".as_slice());
 
-    // B changes s1 back: A and C follow (a change applied from another node is not
-    // sent on again, so nothing echoes it back to B's value either).
+    // B changes s1 back: A and C follow, and do not publish it again. A change of
+    // A's afterwards marks the end: A's own events go out in order, so one echo of
+    // B's change by A would be counted by then (and C's goes out as C applies it).
+    let published = || publishes(&redis);
+    let before = published();
     cli(
         &b.sock,
         &format!("set server app/s1 addr 127.0.0.1 port {p1}"),
@@ -160,6 +174,13 @@ fn addresses_and_names_set_on_one_node_reach_the_others() {
             .iter()
             .all(|n| server(n, "app", "s1") == at("127.0.0.1", p1, "-"))
     });
+    cli(&a.sock, "set server app/s2 addr 127.0.0.5");
+    wait_for("B and C have A's next change", WAIT, || {
+        [&b, &c]
+            .iter()
+            .all(|n| server(n, "app", "s2") == at("127.0.0.5", p2, "-"))
+    });
+    assert_eq!(published(), before + 2, "a change was published again");
     assert_eq!(
         redis.cmd(&["HGET", "ringlb:addrs", "app/s1"]),
         Reply::Bulk(Some(format!("127.0.0.1 port {p1}")))
