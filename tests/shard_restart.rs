@@ -51,8 +51,14 @@ fn a_dead_shard_restarts_and_the_other_keeps_serving() {
     ));
     let addr = lb.addr("web");
     let pid = lb.pid();
-    // An operator state the restarted shard must not forget.
+    // An operator state and an address the restarted shard must not forget.
     assert_eq!(cli(&sock, "set server app/s2 state maint").trim(), "");
+    let c = TestBackend::start("c");
+    let moved = cli(
+        &sock,
+        &format!("set server app/s1 addr 127.0.0.1 port {}", c.addr().port()),
+    );
+    assert!(moved.contains("port changed"), "{moved}");
 
     // Keep-alive clients spread over both shards.
     let mut clients: Vec<HttpClient> = (0..8)
@@ -134,12 +140,18 @@ fn a_dead_shard_restarts_and_the_other_keeps_serving() {
         lb.stderr()
     );
 
-    // The restarted shard remembers that s2 is in maintenance, and accepts again.
-    let served_by_b = b.requests();
+    // The restarted shard remembers that s2 is in maintenance and where s1 is now,
+    // and accepts again.
+    let (served_by_a, served_by_b) = (a.requests(), b.requests());
     for _ in 0..50 {
         assert_eq!(http_get(addr, "/").status, 200);
     }
     assert_eq!(b.requests(), served_by_b, "s2 is still in maintenance");
+    assert_eq!(
+        a.requests(),
+        served_by_a,
+        "s1 went back to its config address"
+    );
     let m = http_get(lb.admin_addr(), "/metrics").body_str();
     assert!(m.contains("ringlb_shard_restarts_total 1"), "{m}");
     // What the dead runtime leaves behind is bounded: its ring, its listener and the

@@ -435,13 +435,13 @@ impl Core {
                     server,
                     maxconn: o.maxconn,
                 });
-                // Where DNS put it, if it did.
+                // Where DNS or `set server addr` put it, if they did.
                 let dns = cfg
                     .backends
                     .get(backend)
                     .and_then(|b| b.servers.get(server));
                 if let (Some(s), Some(v)) = (dns, health.get(backend).and_then(|b| b.get(server))) {
-                    if s.dns.is_some() || s.no_addr {
+                    if s.dns.is_some() || s.no_addr || v.addr != s.addr {
                         out.push(ToShard::SetAddr {
                             backend,
                             server,
