@@ -28,6 +28,7 @@ pub mod pipe;
 pub mod process;
 pub mod proxy_protocol;
 pub mod record;
+mod recv_ring;
 mod reload;
 pub mod resolver;
 pub mod route_index;

@@ -24,10 +24,12 @@ use monoio::time::Instant;
 use crate::config::{Splice, SpliceMode};
 use crate::io::Stream;
 use crate::record::Term;
+use crate::recv_ring::{Chunk, MultiRecv};
 use crate::splice::{PipePool, SpliceError, Streamed, Transfer};
+use monoio::multishot::RingBuf;
 
-/// Bytes read per copy.
-const COPY_BUF: usize = 32 * 1024;
+/// Bytes read per copy (the size of the ring's buffers too).
+const COPY_BUF: usize = crate::recv_ring::BUF_SIZE;
 
 /// Reads in a row that fill the copy buffer before an adaptive direction splices.
 /// HAProxy's `splice-auto` waits for 3 reads filling its 16 KiB buffer (a "fast
@@ -186,7 +188,9 @@ impl Activity {
 }
 
 /// One direction: copy through a buffer, or splice as `mode` says; at EOF pass the
-/// half-close on with `shutdown(SHUT_WR)`.
+/// half-close on with `shutdown(SHUT_WR)`. From a plain socket on io_uring, the copy
+/// receives into the shard's buffer ring (`recv_ring`): one armed multishot receive,
+/// and no buffer of its own while the direction is quiet.
 async fn one_way<R: Stream, W: Stream>(
     mut from: OwnedReadHalf<R>,
     mut to: OwnedWriteHalf<W>,
@@ -196,16 +200,35 @@ async fn one_way<R: Stream, W: Stream>(
     mode: SpliceMode,
     pipes: &PipePool,
 ) {
-    let mut buf = Vec::with_capacity(COPY_BUF);
+    // SAFETY: a shared reference to the stream inside the half, used only for its
+    // descriptor on this thread; the other direction does not move or drop it.
+    let mut multi = unsafe { (*from.0.get()).socket() }.and_then(MultiRecv::new);
+    // Only for single-shot reads: allocated at the first.
+    let mut buf = Vec::new();
     // Reads in a row that filled the buffer (`Always` starts as if bulk had been seen).
     let mut full = if mode == SpliceMode::Always {
         BULK_READS
     } else {
         0
     };
-    loop {
+    'copy: loop {
         if mode != SpliceMode::Off && full >= BULK_READS {
             full = 0;
+            // What the armed receive took before it ends goes first.
+            if let Some(m) = &mut multi {
+                m.cancel();
+                loop {
+                    match m.drain().await {
+                        Ok(Chunk::Data(b)) => {
+                            if !forward(b, &mut to, side, activity, copied).await {
+                                break 'copy;
+                            }
+                        }
+                        Ok(Chunk::Dry) => break,
+                        Ok(Chunk::Eof) | Err(_) => break 'copy,
+                    }
+                }
+            }
             // SAFETY: shared references to the streams inside the halves, used only
             // for their descriptors and readiness on this thread; the other
             // direction's operations do not move or drop them (monoio's own halves
@@ -220,21 +243,44 @@ async fn one_way<R: Stream, W: Stream>(
                 }
             }
         }
-        buf.clear();
-        let (res, b) = from.read(buf).await;
-        buf = b;
-        let n = match res {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let chunk = match &mut multi {
+            Some(m) => m.next().await,
+            None => Ok(Chunk::Dry),
         };
-        copied.set(copied.get() + n as u64);
-        activity.read_from(side);
-        let (res, b) = to.write_all(buf).await;
-        buf = b;
-        if res.is_err() {
-            break;
+        let n = match chunk {
+            Ok(Chunk::Data(b)) => {
+                let n = b.len();
+                if !forward(b, &mut to, side, activity, copied).await {
+                    break;
+                }
+                n
+            }
+            Ok(Chunk::Eof) | Err(_) => break,
+            // No ring, or none of its buffers left: read into our own.
+            Ok(Chunk::Dry) => {
+                if buf.capacity() == 0 {
+                    buf = Vec::with_capacity(COPY_BUF);
+                }
+                buf.clear();
+                let (res, b) = from.read(buf).await;
+                buf = b;
+                match res {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                }
+            }
+        };
+        if n > 0 && !buf.is_empty() {
+            copied.set(copied.get() + n as u64);
+            activity.read_from(side);
+            let (res, b) = to.write_all(buf).await;
+            buf = b;
+            buf.clear();
+            if res.is_err() {
+                break;
+            }
+            activity.moved();
         }
-        activity.moved();
         full = match mode {
             // Splicing was refused for want of a pipe: try again after this read.
             SpliceMode::Always => BULK_READS,
@@ -244,6 +290,26 @@ async fn one_way<R: Stream, W: Stream>(
     }
     let _ = to.shutdown().await;
     activity.shut_after(side);
+}
+
+/// Sends what a multishot receive got; false when the write failed.
+async fn forward<W: Stream>(
+    b: RingBuf,
+    to: &mut OwnedWriteHalf<W>,
+    side: Side,
+    activity: &Activity,
+    copied: &Cell<u64>,
+) -> bool {
+    copied.set(copied.get() + b.len() as u64);
+    activity.read_from(side);
+    let (res, b) = to.write_all(b).await;
+    // The buffer goes back to the ring now, not after the next arrival.
+    drop(b);
+    if res.is_err() {
+        return false;
+    }
+    activity.moved();
+    true
 }
 
 /// A stretch of a direction through a pipe: until its source ends, or, adaptive, its

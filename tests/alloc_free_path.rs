@@ -381,3 +381,45 @@ fn keep_alive_posts_with_http_buffer_request_do_not_allocate() {
     drop(c);
     running.stop();
 }
+
+/// TCP mode copies each exchange without allocating: on io_uring the multishot
+/// receives are armed once per connection and direction and their buffers come from
+/// the shard's ring; on the legacy driver each direction reuses its one buffer.
+#[test]
+fn tcp_mode_exchanges_do_not_allocate() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server_addr = fixed_server();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ringlb.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[runtime]\nshards = 1\n[frontend.tcp]\nbind = \"127.0.0.1:0\"\nmode = \"tcp\"\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{server_addr}\"\n"
+        ),
+    )
+    .unwrap();
+    let cfg = ringlb::config::Config::load(&path).unwrap();
+    let running = ringlb::start(cfg).unwrap();
+    let (_, addr) = running.listening[0];
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    let request = b"GET /item?id=7 HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    let mut exchange = |n: usize| {
+        for _ in 0..n {
+            c.write_all(request).unwrap();
+            assert!(read_message(&mut c, &mut buf, 5), "response");
+        }
+    };
+    exchange(2_000);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    exchange(5_000);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert!(
+        after - before <= 10,
+        "{} allocations during 5,000 exchanges in TCP mode",
+        after - before
+    );
+    drop(c);
+    running.stop();
+}
