@@ -263,9 +263,10 @@ fn http11_clients_reach_an_h2_server() {
     let seen = server.seen();
     let s = seen.last().unwrap();
     assert_eq!(s.body, b"abcdefg");
-    // An HTTP/1 client's Host stays a field, as HAProxy 2.6 sends it.
+    // An HTTP/1 client's Host stays a field, as HAProxy 2.6 sends it, and is the
+    // `:authority` too (with `:scheme https`: tests/haproxy_diff_h2_scheme.rs).
     assert_eq!(s.header("host"), Some("h1.test"));
-    assert_eq!(s.header(":authority"), None);
+    assert_eq!(s.header(":authority"), Some("h1.test"));
     assert!(
         s.trailers.iter().any(|(n, v)| n == "x-check" && v == "7"),
         "{s:?}"

@@ -37,7 +37,6 @@ pub struct H2Conns {
 struct Live {
     conn: SendRequest<Bytes>,
     shared: Rc<Shared>,
-    tls: bool,
 }
 
 impl Default for H2Conns {
@@ -60,7 +59,6 @@ impl H2Conns {
         })?;
         Some(MaybeTls::H2(Box::new(H2Upstream::new(
             c.conn.clone(),
-            c.tls,
             c.shared.clone(),
         ))))
     }
@@ -73,7 +71,7 @@ impl H2Conns {
 
     /// The HTTP/2 handshake over a new connection (`io`: a poll-io socket, or TLS over
     /// one); the connection is kept for the streams to come and its first is returned.
-    pub async fn open<T>(&self, io: T, tls: bool) -> std::io::Result<ServerStream>
+    pub async fn open<T>(&self, io: T) -> std::io::Result<ServerStream>
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     {
@@ -94,8 +92,8 @@ impl H2Conns {
             }
             done.dead.set(true);
         });
-        let stream = H2Upstream::new(conn.clone(), tls, shared.clone());
-        self.conns.borrow_mut().push(Live { conn, shared, tls });
+        let stream = H2Upstream::new(conn.clone(), shared.clone());
+        self.conns.borrow_mut().push(Live { conn, shared });
         Ok(MaybeTls::H2(Box::new(stream)))
     }
 }

@@ -124,7 +124,7 @@ impl Upstreams {
         let s = &be.servers[server as usize];
         let Some(t) = &s.tls else {
             return match &s.h2 {
-                Some(h2) => h2.open(h2::poll_io(tcp)?, false).await,
+                Some(h2) => h2.open(h2::poll_io(tcp)?).await,
                 None => Ok(MaybeTls::Plain(tcp)),
             };
         };
@@ -154,7 +154,7 @@ impl Upstreams {
                     ))
                 }
             };
-            return h2.open(tls, true).await;
+            return h2.open(tls).await;
         }
         // Boxed: a handshake's state is large and a new connection can afford it.
         match Box::pin(crate::tls::connect(tcp, t.config.clone(), name, deadline)).await {
