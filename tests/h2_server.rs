@@ -425,3 +425,137 @@ fn a_toml_server_with_proto_h2_gets_http2() {
         bidi(&mut conn, "toml.test").await;
     });
 }
+
+/// `check-proto h2`: the HTTP checks of a server without `proto h2` go over HTTP/2
+/// (the server here speaks HTTP/2 only: an HTTP/1.1 check would never be seen as a
+/// request), in haproxy.cfg and in TOML (`check_proto = "h2"`).
+#[test]
+fn check_proto_h2_checks_a_server_over_http2() {
+    let server = GrpcServer::start(None);
+    let _lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n{DEFAULTS}\
+frontend web\n    bind 127.0.0.1:0\n    default_backend be\n\
+backend be\n    option httpchk GET /health\n    server s1 {} check inter 100 check-proto h2\n",
+        server.addr()
+    ));
+    let toml_server = GrpcServer::start(None);
+    let _toml = RingLb::start(&format!(
+        "[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"app\"\n\n\
+[backend.app]\nhealth = {{ type = \"http\", path = \"/hc\", interval = \"100ms\" }}\n\
+[[backend.app.server]]\naddr = \"{}\"\ncheck_proto = \"h2\"\n",
+        toml_server.addr()
+    ));
+    for (server, path) in [(&server, "/health"), (&toml_server, "/hc")] {
+        wait_for("checks over HTTP/2", Duration::from_secs(10), || {
+            server.seen().iter().filter(|s| s.path == path).count() >= 3
+        });
+    }
+}
+
+/// `check-proto h1` on a `proto h2` server: its checks speak HTTP/1.1 (here to the
+/// HTTP/1 server on its check port), while its requests still go over HTTP/2.
+#[test]
+fn check_proto_h1_checks_a_proto_h2_server_over_http1() {
+    let server = GrpcServer::start(None);
+    let h1 = TestBackend::start("h1");
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n{DEFAULTS}\
+frontend web\n    bind 127.0.0.1:0\n    default_backend be\n\
+backend be\n    option httpchk GET /health\n    server s1 {} proto h2 check inter 100 port {} check-proto h1\n",
+        server.addr(),
+        h1.addr().port()
+    ));
+    wait_for("checks over HTTP/1.1", Duration::from_secs(10), || {
+        h1.health_checks() >= 3
+    });
+    let r = http_get(lb.addr("web"), "/traffic");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_str(), "GET /traffic 0\n");
+}
+
+/// `check-proto` values and check types HAProxy 2.6 accepts or refuses, the same for
+/// `ringlb -c` (run on both binaries); refusals name their line, or the TOML path.
+#[test]
+fn check_proto_is_accepted_and_refused_as_by_haproxy() {
+    use common::haproxy::{haproxy_check, ringlb_check, write_cfg};
+    let cases = [
+        ("option httpchk GET /", "check check-proto h2", true),
+        ("option httpchk GET /", "check check-proto h1", true),
+        (
+            "option httpchk GET /",
+            "proto h2 check check-proto h1",
+            true,
+        ),
+        ("", "check check-proto none", true),
+        ("option tcp-check", "check check-proto none", true),
+        // Not checked: the check type does not matter.
+        ("", "check-proto h2", true),
+        ("", "check check-proto h2", false),
+        ("option tcp-check", "check check-proto h1", false),
+        ("option httpchk GET /", "check check-proto none", false),
+        ("option httpchk GET /", "check check-proto H2", false),
+        ("option httpchk GET /", "check check-proto h3", false),
+        ("option httpchk GET /", "check check-proto", false),
+    ];
+    for (option, server, valid) in cases {
+        let cfg = format!(
+            "{DEFAULTS}frontend web\n    bind 127.0.0.1:1\n    default_backend be\n\
+backend be\n    {option}\n    server s1 127.0.0.1:1 {server}\n"
+        );
+        let file = write_cfg(&cfg);
+        let hx = haproxy_check(file.path(), &[]);
+        assert_eq!(
+            hx.code() == Some(0),
+            valid,
+            "haproxy -c:\n{cfg}\n{}",
+            hx.stderr
+        );
+        let lb = ringlb_check(file.path(), &[]);
+        assert_eq!(
+            lb.code() == Some(0),
+            valid,
+            "ringlb -c:\n{cfg}\n{}",
+            lb.stderr
+        );
+        if !valid {
+            assert!(
+                lb.stderr.contains("check-proto") || lb.stderr.contains("MUX protocol"),
+                "{}",
+                lb.stderr
+            );
+            assert!(
+                lb.stderr.contains(":11:"),
+                "the server's line: {}",
+                lb.stderr
+            );
+        }
+    }
+    let toml = |health: &str, proto: &str| {
+        format!(
+            "[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"app\"\n\n\
+[backend.app]\nhealth = {{ type = \"{health}\" }}\n[[backend.app.server]]\naddr = \"127.0.0.1:1\"\ncheck_proto = \"{proto}\"\n"
+        )
+    };
+    for (health, proto, valid) in [
+        ("http", "h2", true),
+        ("tcp", "none", true),
+        ("tcp", "h2", false),
+        ("http", "none", false),
+        ("http", "fcgi", false),
+    ] {
+        let out = check_config(&toml(health, proto));
+        assert_eq!(
+            out.code() == Some(0),
+            valid,
+            "{health} {proto}: {}",
+            out.stderr
+        );
+        if !valid {
+            assert!(
+                out.stderr.contains("backend.app.server[0].check_proto"),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+}
