@@ -44,6 +44,16 @@ async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
 /// A bidirectional streaming call: each message's echo comes back before the next is
 /// sent, then the trailers.
 async fn bidi(conn: &mut ::h2::client::SendRequest<Bytes>, authority: &str) {
+    bidi_around(conn, authority, || {}).await
+}
+
+/// `bidi`, with `mid` run once the first echo came (the call is in flight).
+async fn bidi_around(
+    conn: &mut ::h2::client::SendRequest<Bytes>,
+    authority: &str,
+    mid: impl FnOnce(),
+) {
+    let mut mid = Some(mid);
     std::future::poll_fn(|cx| conn.poll_ready(cx))
         .await
         .unwrap();
@@ -57,6 +67,9 @@ async fn bidi(conn: &mut ::h2::client::SendRequest<Bytes>, authority: &str) {
     let mut body = res.into_body();
     for (i, msg) in [b"one".as_slice(), b"two", b"three"].iter().enumerate() {
         if i > 0 {
+            if let Some(f) = mid.take() {
+                f();
+            }
             send.send_data(Bytes::from(grpc::grpc_message(msg)), false)
                 .unwrap();
         }
@@ -558,4 +571,73 @@ backend be\n    {option}\n    server s1 127.0.0.1:1 {server}\n"
             );
         }
     }
+}
+
+/// A `proto h2` server's connection without a stream closes after the server's idle
+/// time (`pool-purge-delay`, as its idle HTTP/1 connections, and as HAProxy 2.6 purges
+/// idle HTTP/2 server connections), cleanly (GOAWAY); one with a stream in flight
+/// stays however long the stream lasts; the next request opens another.
+#[test]
+fn an_idle_h2_server_connection_closes_after_the_idle_time() {
+    let server = GrpcServer::start(None);
+    let lb = h2c_setup(&format!("{} proto h2 pool-purge-delay 1s", server.addr()));
+    let addr = lb.addrs("web")[0];
+    grpc::run(async {
+        let mut conn = grpc::connect(addr, None).await;
+        // Quiet for three idle times mid-call: the connection carries a stream.
+        bidi_around(&mut conn, "idle.test", || {
+            std::thread::sleep(Duration::from_secs(3))
+        })
+        .await;
+        assert!(server.ends().is_empty(), "{:?}", server.ends());
+        assert_eq!(server.connections(), 1);
+    });
+    wait_for(
+        "the idle connection closed",
+        Duration::from_secs(10),
+        || !server.ends().is_empty(),
+    );
+    assert_eq!(server.ends(), vec![None], "a clean end");
+    grpc::run(async {
+        let mut conn = grpc::connect(addr, None).await;
+        unary_ok(&mut conn, "idle.test", &server).await;
+    });
+    assert_eq!(server.connections(), 2);
+}
+
+/// A reload in place keeps an unchanged `proto h2` server's connection (a gRPC
+/// stream in flight goes on, later calls share it), and a soft stop (SIGUSR1) lets
+/// the stream in flight finish, then closes the server connection cleanly.
+#[test]
+fn reload_and_soft_stop_let_a_grpc_stream_in_flight_finish() {
+    let server = GrpcServer::start(None);
+    let mut lb = h2c_setup(&format!("{} proto h2", server.addr()));
+    let addr = lb.addrs("web")[0];
+    grpc::run(async {
+        let mut conn = grpc::connect(addr, None).await;
+        bidi_around(&mut conn, "reload.test", || {
+            lb.signal(libc::SIGUSR2);
+            wait_for("the reload", Duration::from_secs(10), || {
+                lb.stdout_count("reloaded") >= 1
+            });
+        })
+        .await;
+        unary_ok(&mut conn, "reload.test", &server).await;
+        assert_eq!(
+            server.connections(),
+            1,
+            "the connection outlived the reload"
+        );
+        bidi_around(&mut conn, "stop.test", || lb.signal(libc::SIGUSR1)).await;
+    });
+    assert!(
+        lb.wait_exit(Duration::from_secs(10)).is_some(),
+        "exits once done"
+    );
+    wait_for(
+        "the server connection ended",
+        Duration::from_secs(10),
+        || !server.ends().is_empty(),
+    );
+    assert_eq!(server.ends(), vec![None], "a clean end");
 }

@@ -50,6 +50,9 @@ pub struct Shared {
     pub dead: std::cell::Cell<bool>,
     /// Its streams in use.
     pub active: std::cell::Cell<usize>,
+    /// Streams it ever carried: the idle sweep sees whether one came since its last
+    /// look without reading the clock per stream.
+    pub started: std::cell::Cell<u64>,
 }
 
 pub struct H2Upstream {
@@ -81,6 +84,7 @@ impl H2Upstream {
     /// A new stream on `conn` (its own clone of the connection's handle).
     pub fn new(conn: SendRequest<Bytes>, shared: std::rc::Rc<Shared>) -> Self {
         shared.active.set(shared.active.get() + 1);
+        shared.started.set(shared.started.get() + 1);
         H2Upstream {
             shared,
             out: H1Out::default(),

@@ -217,6 +217,7 @@ pub(super) async fn shard_main(
             // HTTP/2 connections get GOAWAY and count as in flight until they end.
             crate::h2::drain::drain(&shard);
             shard.pools.close();
+            shard.upstreams.release_h2();
             deadline =
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
@@ -236,6 +237,7 @@ pub(super) async fn shard_main(
         if sweep.is_some_and(|t| now >= t) {
             sweep = None;
             shard.pools.purge(std::time::Instant::now());
+            shard.upstreams.sweep_h2(std::time::Instant::now());
             shard.pipes.purge();
             shard.cluster.sweep();
             crate::http::trim_memory(open);

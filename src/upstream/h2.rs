@@ -8,9 +8,16 @@
 //! Each stream holds the request's slot on the server (its `maxconn` counts streams,
 //! as HAProxy's does); a stream is never pooled, its connection stays open for the
 //! next ones. A connection task drives each connection (the h2 crate's `Connection`).
+//!
+//! A connection without a stream for the server's idle time (`pool-purge-delay`,
+//! else `pool.idle_timeout`, as its idle HTTP/1 connections) is let go (`sweep`), and
+//! all are let go when the shard stops or a reload retires them (`release`): the
+//! h2 crate ends a connection nobody holds once its last stream ended, with
+//! GOAWAY(NO_ERROR), so the streams in flight finish first.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -32,11 +39,16 @@ pub struct H2Conns {
     /// One connection opens at a time: requests that come meanwhile wait for it and
     /// share it, rather than each opening its own.
     opening: local_sync::semaphore::Semaphore,
+    /// `release` was called.
+    released: Cell<bool>,
 }
 
 struct Live {
     conn: SendRequest<Bytes>,
     shared: Rc<Shared>,
+    /// `shared.started` at the sweep's last look, and since when it has had no
+    /// stream (unknown until a sweep finds it idle).
+    seen: Cell<(u64, Option<Instant>)>,
 }
 
 impl Default for H2Conns {
@@ -44,6 +56,7 @@ impl Default for H2Conns {
         H2Conns {
             conns: RefCell::default(),
             opening: local_sync::semaphore::Semaphore::new(1),
+            released: Cell::new(false),
         }
     }
 }
@@ -93,8 +106,50 @@ impl H2Conns {
             done.dead.set(true);
         });
         let stream = H2Upstream::new(conn.clone(), shared.clone());
-        self.conns.borrow_mut().push(Live { conn, shared });
+        // Released connections take no more streams: this one closes after its own.
+        if !self.released.get() {
+            let seen = Cell::new((shared.started.get(), None));
+            self.conns.borrow_mut().push(Live { conn, shared, seen });
+        }
         Ok(MaybeTls::H2(Box::new(stream)))
+    }
+
+    /// Lets go of the connections that have had no stream for `idle` (`now`: the
+    /// sweep's time, once a second) and of dead ones; says how many are left.
+    pub fn sweep(&self, now: Instant, idle: Duration) -> usize {
+        let mut conns = self.conns.borrow_mut();
+        conns.retain(|c| {
+            if c.shared.dead.get() {
+                return false;
+            }
+            let started = c.shared.started.get();
+            let since = match c.seen.get() {
+                _ if c.shared.active.get() > 0 => None,
+                (seen, Some(since)) if seen == started => Some(since),
+                // Idle, with a stream since the last look: idle from about now.
+                _ => Some(now),
+            };
+            c.seen.set((started, since));
+            since.is_none_or(|s| now.saturating_duration_since(s) < idle)
+        });
+        conns.len()
+    }
+
+    /// Takes the connections of the same server in the generation a reload replaced;
+    /// says how many.
+    pub fn adopt(&self, old: &H2Conns) -> usize {
+        let taken = std::mem::take(&mut *old.conns.borrow_mut());
+        let mut conns = self.conns.borrow_mut();
+        conns.extend(taken);
+        conns.len()
+    }
+
+    /// Lets go of every connection (the shard stops, or a reload retired this
+    /// server's generation): each ends with GOAWAY once its streams finished, and
+    /// none is kept from now on.
+    pub fn release(&self) {
+        self.released.set(true);
+        self.conns.borrow_mut().clear();
     }
 }
 
