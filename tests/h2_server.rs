@@ -641,3 +641,92 @@ fn reload_and_soft_stop_let_a_grpc_stream_in_flight_finish() {
     );
     assert_eq!(server.ends(), vec![None], "a clean end");
 }
+
+/// `show stat` field `name` of row `px,sv`.
+fn stat(csv: &str, px: &str, sv: &str, name: &str) -> String {
+    let head: Vec<&str> = csv
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = head
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("{px},{sv},")))
+        .unwrap_or_else(|| panic!("no row {px},{sv}"));
+    row.split(',').nth(col).unwrap().to_string()
+}
+
+/// `show stat` counts a `proto h2` server's streams as an HTTP/1 server's requests
+/// (sessions, requests, statuses, bytes), its connections as connections (one made,
+/// the next streams reuses; idle without a stream: a safe idle connection, as HAProxy
+/// 2.6 shows it), and the backend's HTTP/2 module (connections and streams, open and
+/// in all) apart from the HTTP/1 one's. Disabled, the server lets its idle
+/// connection go.
+#[test]
+fn show_stat_counts_proto_h2_streams_and_connections() {
+    let server = GrpcServer::start(None);
+    let h1 = TestBackend::start("h1");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("stats.sock");
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n    stats socket {} level admin\n{DEFAULTS}\
+frontend web\n    bind 127.0.0.1:0\n    use_backend one if {{ path_beg /one }}\n    default_backend grpc\n\
+backend grpc\n    server s1 {} proto h2\n\
+backend one\n    server s1 {}\n",
+        sock.display(),
+        server.addr(),
+        h1.addr()
+    ));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    for p in ["/a", "/one/b", "/c", "/one/d", "/e"] {
+        assert_eq!(c.get(p).status, 200, "{p}");
+    }
+    let csv = cli(&sock, "show stat");
+    let f = |px: &str, sv: &str, name: &str| stat(&csv, px, sv, name);
+    for (name, want) in [
+        ("stot", "3"),
+        ("req_tot", "3"),
+        ("hrsp_2xx", "3"),
+        ("connect", "1"),
+        ("reuse", "2"),
+        ("scur", "0"),
+        ("srv_icur", "1"),
+        ("safe_conn_cur", "1"),
+        ("used_conn_cur", "0"),
+    ] {
+        assert_eq!(f("grpc", "s1", name), want, "grpc/s1 {name}");
+    }
+    assert!(f("grpc", "s1", "bin").parse::<u64>().unwrap() > 0);
+    assert!(f("grpc", "s1", "bout").parse::<u64>().unwrap() > 0);
+    for (name, grpc, one) in [
+        ("h2_open_connections", "1", "0"),
+        ("h2_total_connections", "1", "0"),
+        ("h2_backend_open_streams", "0", "0"),
+        ("h2_backend_total_streams", "3", "0"),
+        ("h1_open_connections", "0", "1"),
+        ("h1_total_connections", "0", "1"),
+        ("h1_total_streams", "0", "2"),
+    ] {
+        assert_eq!(f("grpc", "BACKEND", name), grpc, "grpc {name}");
+        assert_eq!(f("one", "BACKEND", name), one, "one {name}");
+    }
+    assert_eq!(f("grpc", "BACKEND", "h1_bytes_in"), "0");
+    assert!(f("one", "BACKEND", "h1_bytes_in").parse::<u64>().unwrap() > 0);
+    // A server in maintenance keeps no idle connection (as its HTTP/1 pool would not).
+    cli(&sock, "disable server grpc/s1");
+    wait_for(
+        "the idle connection let go",
+        Duration::from_secs(10),
+        || !server.ends().is_empty(),
+    );
+    assert_eq!(
+        stat(&cli(&sock, "show stat"), "grpc", "s1", "srv_icur"),
+        "0"
+    );
+}

@@ -461,16 +461,17 @@ fn apply(shard: &Shard, msg: ToShard) {
         ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
             let (busy, idle, max, spliced) = shard.pipes.figures();
-            let held = crate::control::Held {
-                idle: up
-                    .backends
+            let per_server = |f: &dyn Fn(&crate::upstream::ServerState) -> usize| {
+                up.backends
                     .iter()
-                    .map(|b| {
-                        let idle =
-                            |s: &crate::upstream::ServerState| s.pool.get().map_or(0, |p| p.len());
-                        b.servers.iter().map(|s| idle(s) as u64).collect()
-                    })
-                    .collect(),
+                    .map(|b| b.servers.iter().map(|s| f(s) as u64).collect())
+                    .collect()
+            };
+            let h2 =
+                |s: &crate::upstream::ServerState| s.h2.as_ref().map_or((0, 0), |h| h.figures());
+            let held = crate::control::Held {
+                idle: per_server(&|s| s.pool.get().map_or(0, |p| p.len()) + h2(s).1),
+                h2_open: per_server(&|s| h2(s).0),
                 inflight: shard.inflight() as u64,
                 pipes: (busy as u64, idle as u64, max as u64),
                 spliced,

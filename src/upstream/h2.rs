@@ -135,6 +135,24 @@ impl H2Conns {
         conns.len()
     }
 
+    /// Connections open, and those of them without a stream (idle: `show stat`
+    /// counts them as the server's idle connections, safe to reuse).
+    pub fn figures(&self) -> (usize, usize) {
+        let conns = self.conns.borrow();
+        let live = conns.iter().filter(|c| !c.shared.dead.get());
+        let open = live.clone().count();
+        let idle = live.filter(|c| c.shared.active.get() == 0).count();
+        (open, idle)
+    }
+
+    /// Lets go of the connections without a stream (the server takes no request:
+    /// it keeps no idle connection, as its HTTP/1 pool does not).
+    pub fn drop_idle(&self) {
+        self.conns
+            .borrow_mut()
+            .retain(|c| !c.shared.dead.get() && c.shared.active.get() > 0);
+    }
+
     /// Takes the connections of the same server in the generation a reload replaced;
     /// says how many.
     pub fn adopt(&self, old: &H2Conns) -> usize {

@@ -518,6 +518,9 @@ impl Upstreams {
     /// A server that takes no new request (down, not ready, weight 0) keeps no idle
     /// connection, and takes none back until it does again.
     fn sync_pool(&self, s: &ServerState) {
+        if let (Some(h2), false) = (&s.h2, s.usable()) {
+            h2.drop_idle();
+        }
         let Some(pool) = s.pool.get() else {
             // No pool yet: it is made open when a usable server's connection comes back.
             return;
