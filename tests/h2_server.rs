@@ -730,3 +730,32 @@ backend one\n    server s1 {}\n",
         "0"
     );
 }
+
+/// A `proto h2` server connection let go (idle past `pool-purge-delay`, or at a soft
+/// stop) ends with GOAWAY(NO_ERROR) before it closes, as the server sees it (a
+/// Python h2 server that reports the frames).
+#[test]
+fn server_connections_let_go_end_with_goaway() {
+    let Some(server) = common::seen::SeenServer::start(None) else {
+        eprintln!("python3 with the h2 package missing; scripts/test-all installs it");
+        return;
+    };
+    let mut lb = h2c_setup(&format!("{} proto h2 pool-purge-delay 1s", server.addr));
+    let h1 = lb.addrs("web")[1];
+    assert_eq!(http_get(h1, "/idle").status, 200);
+    wait_for(
+        "the idle connection closed",
+        Duration::from_secs(10),
+        || server.events().len() >= 2,
+    );
+    assert_eq!(server.events(), ["goaway 0", "closed"]);
+    assert_eq!(http_get(h1, "/stop").status, 200);
+    lb.signal(libc::SIGUSR1);
+    assert!(lb.wait_exit(Duration::from_secs(10)).is_some());
+    wait_for(
+        "the second connection closed",
+        Duration::from_secs(10),
+        || server.events().len() >= 4,
+    );
+    assert_eq!(server.events()[2..], ["goaway 0", "closed"]);
+}

@@ -12,12 +12,11 @@
 mod common;
 mod tls_util;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 
 use common::grpc;
 use common::haproxy::{render, ringlb_cfg, HaProxy};
+use common::seen::SeenServer;
 use common::tcp::ReservedPort;
 use common::HttpClient;
 use tls_util::{Alg, Pki};
@@ -43,46 +42,6 @@ backend clear
 backend tls
     server s1 "${TLS}" proto h2 ssl verify none alpn h2
 "#;
-
-/// The Python h2 server, killed by its PID when dropped.
-struct SeenServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl SeenServer {
-    /// `None` when python3 lacks the h2 package (scripts/test-all installs it).
-    fn start(pem: Option<&std::path::Path>) -> Option<SeenServer> {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h2/seen_server.py"
-        );
-        let mut cmd = Command::new("python3");
-        cmd.arg(script).stdout(Stdio::piped()).stderr(Stdio::null());
-        if let Some(p) = pem {
-            cmd.arg(p);
-        }
-        let mut child = cmd.spawn().ok()?;
-        let mut line = String::new();
-        let _ = BufReader::new(child.stdout.take()?).read_line(&mut line);
-        let Ok(port) = line.trim().parse::<u16>() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        };
-        Some(SeenServer {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        })
-    }
-}
-
-impl Drop for SeenServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What the server saw, line by line, for each request; the `:authority` ringlb adds
 /// beside an equal `host` (see the module's comment) is checked, then left out.
