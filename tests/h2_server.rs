@@ -665,8 +665,8 @@ fn stat(csv: &str, px: &str, sv: &str, name: &str) -> String {
 /// `show stat` counts a `proto h2` server's streams as an HTTP/1 server's requests
 /// (sessions, requests, statuses, bytes), its connections as connections (one made,
 /// the next streams reuses; idle without a stream: a safe idle connection, as HAProxy
-/// 2.6 shows it), and the backend's HTTP/2 module (connections and streams, open and
-/// in all) apart from the HTTP/1 one's. Disabled, the server lets its idle
+/// 2.6 shows it), and the backend's HTTP/2 module (frames received, connections and
+/// streams, open and in all) apart from the HTTP/1 one's. Disabled, the server lets its idle
 /// connection go.
 #[test]
 fn show_stat_counts_proto_h2_streams_and_connections() {
@@ -705,6 +705,10 @@ backend one\n    server s1 {}\n",
     assert!(f("grpc", "s1", "bin").parse::<u64>().unwrap() > 0);
     assert!(f("grpc", "s1", "bout").parse::<u64>().unwrap() > 0);
     for (name, grpc, one) in [
+        // Frames the server sent: a HEADERS and a DATA per answer, none reset.
+        ("h2_headers_rcvd", "3", "0"),
+        ("h2_data_rcvd", "3", "0"),
+        ("h2_rst_stream_rcvd", "0", "0"),
         ("h2_open_connections", "1", "0"),
         ("h2_total_connections", "1", "0"),
         ("h2_backend_open_streams", "0", "0"),
@@ -716,6 +720,12 @@ backend one\n    server s1 {}\n",
         assert_eq!(f("grpc", "BACKEND", name), grpc, "grpc {name}");
         assert_eq!(f("one", "BACKEND", name), one, "one {name}");
     }
+    assert!(
+        f("grpc", "BACKEND", "h2_settings_rcvd")
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     assert_eq!(f("grpc", "BACKEND", "h1_bytes_in"), "0");
     assert!(f("one", "BACKEND", "h1_bytes_in").parse::<u64>().unwrap() > 0);
     // A server in maintenance keeps no idle connection (as its HTTP/1 pool would not).

@@ -301,6 +301,8 @@ pub struct Held {
     pub idle: Vec<Vec<u64>>,
     /// A `proto h2` server's connections open, per backend and server.
     pub h2_open: Vec<Vec<u64>>,
+    /// Frames `proto h2` servers sent, per backend (`h2map::frames::FrameTally`).
+    pub h2_frames: Vec<[u64; 5]>,
     /// Requests (and L4 connections) in flight.
     pub inflight: u64,
     /// Splice pipes in use, idle, and the most the shard may open.
@@ -327,6 +329,11 @@ impl Held {
                 for (x, y) in a.iter_mut().zip(b) {
                     *x += y;
                 }
+            }
+        }
+        for (a, b) in self.h2_frames.iter_mut().zip(&o.h2_frames) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
             }
         }
         self.inflight += o.inflight;

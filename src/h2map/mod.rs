@@ -4,6 +4,7 @@
 //! HTTP/1.1 (`upstream::H2Upstream`). The HTTP path in between sees HTTP/1.1 only.
 //! Below the HTTP path and the dispatch; depends on nothing of the proxy.
 
+pub mod frames;
 pub mod inbound;
 pub mod out;
 mod pump;

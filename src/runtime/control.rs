@@ -467,11 +467,22 @@ fn apply(shard: &Shard, msg: ToShard) {
                     .map(|b| b.servers.iter().map(|s| f(s) as u64).collect())
                     .collect()
             };
-            let h2 =
-                |s: &crate::upstream::ServerState| s.h2.as_ref().map_or((0, 0), |h| h.figures());
+            let h2 = |s: &crate::upstream::ServerState| {
+                s.h2.as_ref().map_or((0, 0, [0; 5]), |h| h.figures())
+            };
             let held = crate::control::Held {
                 idle: per_server(&|s| s.pool.get().map_or(0, |p| p.len()) + h2(s).1),
                 h2_open: per_server(&|s| h2(s).0),
+                h2_frames: up
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        b.servers.iter().fold([0; 5], |mut sum, s| {
+                            sum.iter_mut().zip(h2(s).2).for_each(|(a, v)| *a += v);
+                            sum
+                        })
+                    })
+                    .collect(),
                 inflight: shard.inflight() as u64,
                 pipes: (busy as u64, idle as u64, max as u64),
                 spliced,

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use monoio::net::TcpStream;
 
+use crate::h2map::frames::{FrameTally, Tallied};
 use crate::h2map::upstream::Shared;
 use crate::h2map::H2Upstream;
 use crate::tls::{MaybeTls, ServerStream};
@@ -41,6 +42,9 @@ pub struct H2Conns {
     opening: local_sync::semaphore::Semaphore,
     /// `release` was called.
     released: Cell<bool>,
+    /// The frames its connections received (shared with the generation that adopts
+    /// them).
+    tally: RefCell<Rc<FrameTally>>,
 }
 
 struct Live {
@@ -57,6 +61,7 @@ impl Default for H2Conns {
             conns: RefCell::default(),
             opening: local_sync::semaphore::Semaphore::new(1),
             released: Cell::new(false),
+            tally: RefCell::default(),
         }
     }
 }
@@ -93,6 +98,7 @@ impl H2Conns {
             .initial_window_size(WINDOW)
             .initial_connection_window_size(WINDOW)
             .enable_push(false);
+        let io = Tallied::new(io, self.tally.borrow().clone());
         let (conn, driver) = builder
             .handshake::<_, Bytes>(io)
             .await
@@ -135,14 +141,15 @@ impl H2Conns {
         conns.len()
     }
 
-    /// Connections open, and those of them without a stream (idle: `show stat`
-    /// counts them as the server's idle connections, safe to reuse).
-    pub fn figures(&self) -> (usize, usize) {
+    /// Connections open, those of them without a stream (idle: `show stat` counts
+    /// them as the server's idle connections, safe to reuse), and the frames
+    /// received (`FrameTally::figures`).
+    pub fn figures(&self) -> (usize, usize, [u64; 5]) {
         let conns = self.conns.borrow();
         let live = conns.iter().filter(|c| !c.shared.dead.get());
         let open = live.clone().count();
         let idle = live.filter(|c| c.shared.active.get() == 0).count();
-        (open, idle)
+        (open, idle, self.tally.borrow().figures())
     }
 
     /// Lets go of the connections without a stream (the server takes no request:
@@ -156,6 +163,7 @@ impl H2Conns {
     /// Takes the connections of the same server in the generation a reload replaced;
     /// says how many.
     pub fn adopt(&self, old: &H2Conns) -> usize {
+        *self.tally.borrow_mut() = old.tally.borrow().clone();
         let taken = std::mem::take(&mut *old.conns.borrow_mut());
         let mut conns = self.conns.borrow_mut();
         conns.extend(taken);
