@@ -769,3 +769,28 @@ fn server_connections_let_go_end_with_goaway() {
     );
     assert_eq!(server.events()[2..], ["goaway 0", "closed"]);
 }
+
+/// An HTTP/1.1 client's request body reaches a `proto h2` server chunk by chunk, as
+/// the client sends it (not held until its end).
+#[test]
+fn an_http11_request_body_reaches_an_h2_server_as_it_comes() {
+    let Some(server) = common::seen::SeenServer::start(None) else {
+        eprintln!("python3 with the h2 package missing; scripts/test-all installs it");
+        return;
+    };
+    let lb = h2c_setup(&format!("{} proto h2", server.addr));
+    let mut c = HttpClient::connect(lb.addrs("web")[1]);
+    c.send("POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n");
+    wait_for(
+        "the first chunk at the server",
+        Duration::from_secs(10),
+        || server.events().iter().any(|e| e == "data 5"),
+    );
+    c.send("6\r\nsecond\r\n0\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    assert!(
+        server.events().iter().any(|e| e == "data 6"),
+        "{:?}",
+        server.events()
+    );
+}

@@ -1,7 +1,8 @@
 //! The Python h2 server of tests/fixtures/h2/seen_server.py (Python's h2 package):
 //! it answers each request with the header block it received, pseudo-headers
 //! included (the h2 crate's server cannot show `:scheme` without `:authority`), and
-//! reports each connection's GOAWAY and end. Killed by its PID when dropped.
+//! reports the DATA frames, GOAWAY and end of its connections. Killed by its PID when
+//! dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -52,7 +53,7 @@ impl SeenServer {
         })
     }
 
-    /// The connection events so far: `goaway CODE`, `closed`.
+    /// The connection events so far: `data LEN`, `goaway CODE`, `closed`.
     pub fn events(&self) -> Vec<String> {
         self.events.lock().unwrap().clone()
     }
