@@ -788,9 +788,9 @@ fn an_http11_request_body_reaches_an_h2_server_as_it_comes() {
     );
     c.send("6\r\nsecond\r\n0\r\n\r\n");
     assert_eq!(c.read_response().status, 200);
-    assert!(
-        server.events().iter().any(|e| e == "data 6"),
-        "{:?}",
-        server.events()
+    wait_for(
+        "the second chunk at the server",
+        Duration::from_secs(10),
+        || server.events().iter().any(|e| e == "data 6"),
     );
 }

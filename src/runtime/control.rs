@@ -244,7 +244,8 @@ pub(super) async fn shard_main(
         }
         if let Some(d) = deadline {
             let inflight = shard.inflight();
-            if inflight == 0 || now >= d {
+            // `proto h2` connections let go end with GOAWAY once their streams did.
+            if (inflight == 0 && shard.pools.h2_open() == 0) || now >= d {
                 if let Some(log) = &shard.log {
                     log.flush();
                 }

@@ -89,7 +89,8 @@ impl H2Conns {
 
     /// The HTTP/2 handshake over a new connection (`io`: a poll-io socket, or TLS over
     /// one); the connection is kept for the streams to come and its first is returned.
-    pub async fn open<T>(&self, io: T) -> std::io::Result<ServerStream>
+    /// `open` counts it while its task runs.
+    pub async fn open<T>(&self, io: T, open: Rc<Cell<usize>>) -> std::io::Result<ServerStream>
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     {
@@ -105,11 +106,13 @@ impl H2Conns {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionReset, e))?;
         let shared = Rc::new(Shared::default());
         let done = shared.clone();
+        open.set(open.get() + 1);
         monoio::spawn(async move {
             if let Err(e) = driver.await {
                 tracing::debug!(error = %e, "HTTP/2 server connection ended");
             }
             done.dead.set(true);
+            open.set(open.get() - 1);
         });
         let stream = H2Upstream::new(conn.clone(), shared.clone());
         // Released connections take no more streams: this one closes after its own.

@@ -129,7 +129,7 @@ impl Upstreams {
         let Some(t) = &s.tls else {
             return match &s.h2 {
                 Some(h2) => {
-                    let stream = h2.open(h2::poll_io(tcp)?).await;
+                    let stream = h2.open(h2::poll_io(tcp)?, self.pools.h2_count()).await;
                     self.h2_opened();
                     stream
                 }
@@ -162,7 +162,7 @@ impl Upstreams {
                     ))
                 }
             };
-            let stream = h2.open(tls).await;
+            let stream = h2.open(tls, self.pools.h2_count()).await;
             self.h2_opened();
             return stream;
         }
