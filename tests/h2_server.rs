@@ -44,6 +44,16 @@ async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
 /// A bidirectional streaming call: each message's echo comes back before the next is
 /// sent, then the trailers.
 async fn bidi(conn: &mut ::h2::client::SendRequest<Bytes>, authority: &str) {
+    bidi_around(conn, authority, || {}).await
+}
+
+/// `bidi`, with `mid` run once the first echo came (the call is in flight).
+async fn bidi_around(
+    conn: &mut ::h2::client::SendRequest<Bytes>,
+    authority: &str,
+    mid: impl FnOnce(),
+) {
+    let mut mid = Some(mid);
     std::future::poll_fn(|cx| conn.poll_ready(cx))
         .await
         .unwrap();
@@ -57,6 +67,9 @@ async fn bidi(conn: &mut ::h2::client::SendRequest<Bytes>, authority: &str) {
     let mut body = res.into_body();
     for (i, msg) in [b"one".as_slice(), b"two", b"three"].iter().enumerate() {
         if i > 0 {
+            if let Some(f) = mid.take() {
+                f();
+            }
             send.send_data(Bytes::from(grpc::grpc_message(msg)), false)
                 .unwrap();
         }
@@ -263,9 +276,10 @@ fn http11_clients_reach_an_h2_server() {
     let seen = server.seen();
     let s = seen.last().unwrap();
     assert_eq!(s.body, b"abcdefg");
-    // An HTTP/1 client's Host stays a field, as HAProxy 2.6 sends it.
+    // An HTTP/1 client's Host stays a field, as HAProxy 2.6 sends it, and is the
+    // `:authority` too (with `:scheme https`: tests/haproxy_diff_h2_scheme.rs).
     assert_eq!(s.header("host"), Some("h1.test"));
-    assert_eq!(s.header(":authority"), None);
+    assert_eq!(s.header(":authority"), Some("h1.test"));
     assert!(
         s.trailers.iter().any(|(n, v)| n == "x-check" && v == "7"),
         "{s:?}"
@@ -423,4 +437,360 @@ fn a_toml_server_with_proto_h2_gets_http2() {
         unary_ok(&mut conn, "toml.test", &server).await;
         bidi(&mut conn, "toml.test").await;
     });
+}
+
+/// `check-proto h2`: the HTTP checks of a server without `proto h2` go over HTTP/2
+/// (the server here speaks HTTP/2 only: an HTTP/1.1 check would never be seen as a
+/// request), in haproxy.cfg and in TOML (`check_proto = "h2"`).
+#[test]
+fn check_proto_h2_checks_a_server_over_http2() {
+    let server = GrpcServer::start(None);
+    let _lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n{DEFAULTS}\
+frontend web\n    bind 127.0.0.1:0\n    default_backend be\n\
+backend be\n    option httpchk GET /health\n    server s1 {} check inter 100 check-proto h2\n",
+        server.addr()
+    ));
+    let toml_server = GrpcServer::start(None);
+    let _toml = RingLb::start(&format!(
+        "[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"app\"\n\n\
+[backend.app]\nhealth = {{ type = \"http\", path = \"/hc\", interval = \"100ms\" }}\n\
+[[backend.app.server]]\naddr = \"{}\"\ncheck_proto = \"h2\"\n",
+        toml_server.addr()
+    ));
+    for (server, path) in [(&server, "/health"), (&toml_server, "/hc")] {
+        wait_for("checks over HTTP/2", Duration::from_secs(10), || {
+            server.seen().iter().filter(|s| s.path == path).count() >= 3
+        });
+    }
+}
+
+/// `check-proto h1` on a `proto h2` server: its checks speak HTTP/1.1 (here to the
+/// HTTP/1 server on its check port), while its requests still go over HTTP/2.
+#[test]
+fn check_proto_h1_checks_a_proto_h2_server_over_http1() {
+    let server = GrpcServer::start(None);
+    let h1 = TestBackend::start("h1");
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n{DEFAULTS}\
+frontend web\n    bind 127.0.0.1:0\n    default_backend be\n\
+backend be\n    option httpchk GET /health\n    server s1 {} proto h2 check inter 100 port {} check-proto h1\n",
+        server.addr(),
+        h1.addr().port()
+    ));
+    wait_for("checks over HTTP/1.1", Duration::from_secs(10), || {
+        h1.health_checks() >= 3
+    });
+    let r = http_get(lb.addr("web"), "/traffic");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_str(), "GET /traffic 0\n");
+}
+
+/// `check-proto` values and check types HAProxy 2.6 accepts or refuses, the same for
+/// `ringlb -c` (run on both binaries); refusals name their line, or the TOML path.
+#[test]
+fn check_proto_is_accepted_and_refused_as_by_haproxy() {
+    use common::haproxy::{haproxy_check, ringlb_check, write_cfg};
+    let cases = [
+        ("option httpchk GET /", "check check-proto h2", true),
+        ("option httpchk GET /", "check check-proto h1", true),
+        (
+            "option httpchk GET /",
+            "proto h2 check check-proto h1",
+            true,
+        ),
+        ("", "check check-proto none", true),
+        ("option tcp-check", "check check-proto none", true),
+        // Not checked: the check type does not matter.
+        ("", "check-proto h2", true),
+        ("", "check check-proto h2", false),
+        ("option tcp-check", "check check-proto h1", false),
+        ("option httpchk GET /", "check check-proto none", false),
+        ("option httpchk GET /", "check check-proto H2", false),
+        ("option httpchk GET /", "check check-proto h3", false),
+        ("option httpchk GET /", "check check-proto", false),
+    ];
+    for (option, server, valid) in cases {
+        let cfg = format!(
+            "{DEFAULTS}frontend web\n    bind 127.0.0.1:1\n    default_backend be\n\
+backend be\n    {option}\n    server s1 127.0.0.1:1 {server}\n"
+        );
+        let file = write_cfg(&cfg);
+        let hx = haproxy_check(file.path(), &[]);
+        assert_eq!(
+            hx.code() == Some(0),
+            valid,
+            "haproxy -c:\n{cfg}\n{}",
+            hx.stderr
+        );
+        let lb = ringlb_check(file.path(), &[]);
+        assert_eq!(
+            lb.code() == Some(0),
+            valid,
+            "ringlb -c:\n{cfg}\n{}",
+            lb.stderr
+        );
+        if !valid {
+            assert!(
+                lb.stderr.contains("check-proto") || lb.stderr.contains("MUX protocol"),
+                "{}",
+                lb.stderr
+            );
+            assert!(
+                lb.stderr.contains(":11:"),
+                "the server's line: {}",
+                lb.stderr
+            );
+        }
+    }
+    let toml = |health: &str, proto: &str| {
+        format!(
+            "[frontend.web]\nbind = \"127.0.0.1:0\"\nmode = \"http\"\ndefault_backend = \"app\"\n\n\
+[backend.app]\nhealth = {{ type = \"{health}\" }}\n[[backend.app.server]]\naddr = \"127.0.0.1:1\"\ncheck_proto = \"{proto}\"\n"
+        )
+    };
+    for (health, proto, valid) in [
+        ("http", "h2", true),
+        ("tcp", "none", true),
+        ("tcp", "h2", false),
+        ("http", "none", false),
+        ("http", "fcgi", false),
+    ] {
+        let out = check_config(&toml(health, proto));
+        assert_eq!(
+            out.code() == Some(0),
+            valid,
+            "{health} {proto}: {}",
+            out.stderr
+        );
+        if !valid {
+            assert!(
+                out.stderr.contains("backend.app.server[0].check_proto"),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+}
+
+/// A `proto h2` server's connection without a stream closes after the server's idle
+/// time (`pool-purge-delay`, as its idle HTTP/1 connections, and as HAProxy 2.6 purges
+/// idle HTTP/2 server connections), cleanly (GOAWAY); one with a stream in flight
+/// stays however long the stream lasts; the next request opens another.
+#[test]
+fn an_idle_h2_server_connection_closes_after_the_idle_time() {
+    let server = GrpcServer::start(None);
+    let lb = h2c_setup(&format!("{} proto h2 pool-purge-delay 1s", server.addr()));
+    let addr = lb.addrs("web")[0];
+    grpc::run(async {
+        let mut conn = grpc::connect(addr, None).await;
+        // Quiet for three idle times mid-call: the connection carries a stream.
+        bidi_around(&mut conn, "idle.test", || {
+            std::thread::sleep(Duration::from_secs(3))
+        })
+        .await;
+        assert!(server.ends().is_empty(), "{:?}", server.ends());
+        assert_eq!(server.connections(), 1);
+    });
+    wait_for(
+        "the idle connection closed",
+        Duration::from_secs(10),
+        || !server.ends().is_empty(),
+    );
+    assert_eq!(server.ends(), vec![None], "a clean end");
+    grpc::run(async {
+        let mut conn = grpc::connect(addr, None).await;
+        unary_ok(&mut conn, "idle.test", &server).await;
+    });
+    assert_eq!(server.connections(), 2);
+}
+
+/// A reload in place keeps an unchanged `proto h2` server's connection (a gRPC
+/// stream in flight goes on, later calls share it), and a soft stop (SIGUSR1) lets
+/// the stream in flight finish, then closes the server connection cleanly.
+#[test]
+fn reload_and_soft_stop_let_a_grpc_stream_in_flight_finish() {
+    let server = GrpcServer::start(None);
+    let mut lb = h2c_setup(&format!("{} proto h2", server.addr()));
+    let addr = lb.addrs("web")[0];
+    grpc::run(async {
+        let mut conn = grpc::connect(addr, None).await;
+        bidi_around(&mut conn, "reload.test", || {
+            lb.signal(libc::SIGUSR2);
+            wait_for("the reload", Duration::from_secs(10), || {
+                lb.stdout_count("reloaded") >= 1
+            });
+        })
+        .await;
+        unary_ok(&mut conn, "reload.test", &server).await;
+        assert_eq!(
+            server.connections(),
+            1,
+            "the connection outlived the reload"
+        );
+        bidi_around(&mut conn, "stop.test", || lb.signal(libc::SIGUSR1)).await;
+    });
+    assert!(
+        lb.wait_exit(Duration::from_secs(10)).is_some(),
+        "exits once done"
+    );
+    wait_for(
+        "the server connection ended",
+        Duration::from_secs(10),
+        || !server.ends().is_empty(),
+    );
+    assert_eq!(server.ends(), vec![None], "a clean end");
+}
+
+/// `show stat` field `name` of row `px,sv`.
+fn stat(csv: &str, px: &str, sv: &str, name: &str) -> String {
+    let head: Vec<&str> = csv
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = head
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("{px},{sv},")))
+        .unwrap_or_else(|| panic!("no row {px},{sv}"));
+    row.split(',').nth(col).unwrap().to_string()
+}
+
+/// `show stat` counts a `proto h2` server's streams as an HTTP/1 server's requests
+/// (sessions, requests, statuses, bytes), its connections as connections (one made,
+/// the next streams reuses; idle without a stream: a safe idle connection, as HAProxy
+/// 2.6 shows it), and the backend's HTTP/2 module (frames received, connections and
+/// streams, open and in all) apart from the HTTP/1 one's. Disabled, the server lets its idle
+/// connection go.
+#[test]
+fn show_stat_counts_proto_h2_streams_and_connections() {
+    let server = GrpcServer::start(None);
+    let h1 = TestBackend::start("h1");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("stats.sock");
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n    stats socket {} level admin\n{DEFAULTS}\
+frontend web\n    bind 127.0.0.1:0\n    use_backend one if {{ path_beg /one }}\n    default_backend grpc\n\
+backend grpc\n    server s1 {} proto h2\n\
+backend one\n    server s1 {}\n",
+        sock.display(),
+        server.addr(),
+        h1.addr()
+    ));
+    let mut c = HttpClient::connect(lb.addr("web"));
+    for p in ["/a", "/one/b", "/c", "/one/d", "/e"] {
+        assert_eq!(c.get(p).status, 200, "{p}");
+    }
+    let csv = cli(&sock, "show stat");
+    let f = |px: &str, sv: &str, name: &str| stat(&csv, px, sv, name);
+    for (name, want) in [
+        ("stot", "3"),
+        ("req_tot", "3"),
+        ("hrsp_2xx", "3"),
+        ("connect", "1"),
+        ("reuse", "2"),
+        ("scur", "0"),
+        ("srv_icur", "1"),
+        ("safe_conn_cur", "1"),
+        ("used_conn_cur", "0"),
+    ] {
+        assert_eq!(f("grpc", "s1", name), want, "grpc/s1 {name}");
+    }
+    assert!(f("grpc", "s1", "bin").parse::<u64>().unwrap() > 0);
+    assert!(f("grpc", "s1", "bout").parse::<u64>().unwrap() > 0);
+    for (name, grpc, one) in [
+        // Frames the server sent: a HEADERS and a DATA per answer, none reset.
+        ("h2_headers_rcvd", "3", "0"),
+        ("h2_data_rcvd", "3", "0"),
+        ("h2_rst_stream_rcvd", "0", "0"),
+        ("h2_open_connections", "1", "0"),
+        ("h2_total_connections", "1", "0"),
+        ("h2_backend_open_streams", "0", "0"),
+        ("h2_backend_total_streams", "3", "0"),
+        ("h1_open_connections", "0", "1"),
+        ("h1_total_connections", "0", "1"),
+        ("h1_total_streams", "0", "2"),
+    ] {
+        assert_eq!(f("grpc", "BACKEND", name), grpc, "grpc {name}");
+        assert_eq!(f("one", "BACKEND", name), one, "one {name}");
+    }
+    assert!(
+        f("grpc", "BACKEND", "h2_settings_rcvd")
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(f("grpc", "BACKEND", "h1_bytes_in"), "0");
+    assert!(f("one", "BACKEND", "h1_bytes_in").parse::<u64>().unwrap() > 0);
+    // A server in maintenance keeps no idle connection (as its HTTP/1 pool would not).
+    cli(&sock, "disable server grpc/s1");
+    wait_for(
+        "the idle connection let go",
+        Duration::from_secs(10),
+        || !server.ends().is_empty(),
+    );
+    assert_eq!(
+        stat(&cli(&sock, "show stat"), "grpc", "s1", "srv_icur"),
+        "0"
+    );
+}
+
+/// A `proto h2` server connection let go (idle past `pool-purge-delay`, or at a soft
+/// stop) ends with GOAWAY(NO_ERROR) before it closes, as the server sees it (a
+/// Python h2 server that reports the frames).
+#[test]
+fn server_connections_let_go_end_with_goaway() {
+    let Some(server) = common::seen::SeenServer::start(None) else {
+        eprintln!("python3 with the h2 package missing; scripts/test-all installs it");
+        return;
+    };
+    let mut lb = h2c_setup(&format!("{} proto h2 pool-purge-delay 1s", server.addr));
+    let h1 = lb.addrs("web")[1];
+    assert_eq!(http_get(h1, "/idle").status, 200);
+    wait_for(
+        "the idle connection closed",
+        Duration::from_secs(10),
+        || server.events().len() >= 2,
+    );
+    assert_eq!(server.events(), ["goaway 0", "closed"]);
+    assert_eq!(http_get(h1, "/stop").status, 200);
+    lb.signal(libc::SIGUSR1);
+    assert!(lb.wait_exit(Duration::from_secs(10)).is_some());
+    wait_for(
+        "the second connection closed",
+        Duration::from_secs(10),
+        || server.events().len() >= 4,
+    );
+    assert_eq!(server.events()[2..], ["goaway 0", "closed"]);
+}
+
+/// An HTTP/1.1 client's request body reaches a `proto h2` server chunk by chunk, as
+/// the client sends it (not held until its end).
+#[test]
+fn an_http11_request_body_reaches_an_h2_server_as_it_comes() {
+    let Some(server) = common::seen::SeenServer::start(None) else {
+        eprintln!("python3 with the h2 package missing; scripts/test-all installs it");
+        return;
+    };
+    let lb = h2c_setup(&format!("{} proto h2", server.addr));
+    let mut c = HttpClient::connect(lb.addrs("web")[1]);
+    c.send("POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n");
+    wait_for(
+        "the first chunk at the server",
+        Duration::from_secs(10),
+        || server.events().iter().any(|e| e == "data 5"),
+    );
+    c.send("6\r\nsecond\r\n0\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    wait_for(
+        "the second chunk at the server",
+        Duration::from_secs(10),
+        || server.events().iter().any(|e| e == "data 6"),
+    );
 }

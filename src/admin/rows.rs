@@ -480,22 +480,45 @@ fn backend_row(st: &Stats, bi: usize) -> Row {
     }
     r.set("mode", mode);
     r.set("algo", algo_name(&b.balance));
-    // Server side of HTTP/1: connections open (busy and idle), requests, bytes.
+    // Server side: HTTP/2 (`proto h2` servers: connections open and made, streams
+    // open and carried), and HTTP/1 for the others (connections open, busy and idle,
+    // requests, bytes). A server's sessions are its streams, its connects its
+    // connections; the frames its connections received, by kind.
     let idle: u64 = st.g.held.idle.get(bi).map_or(0, |v| v.iter().sum());
+    let mut h2 = [0u64; 13];
+    if let Some(f) = st.g.held.h2_frames.get(bi) {
+        h2[..5].copy_from_slice(f);
+    }
+    let (mut h2_idle, mut h2_bytes) = (0, (0, 0));
+    for (si, _) in b.servers.iter().enumerate().filter(|(_, s)| s.h2) {
+        let sv = &st.g.stats.servers[bi][si];
+        h2[9] +=
+            st.g.held
+                .h2_open
+                .get(bi)
+                .and_then(|v| v.get(si))
+                .copied()
+                .unwrap_or(0);
+        h2[10] += sv.scur;
+        h2[11] += sv.connect;
+        h2[12] += sv.stot;
+        h2_idle += st.g.held.idle_of(bi, si);
+        h2_bytes = (h2_bytes.0 + sv.bout, h2_bytes.1 + sv.bin);
+    }
     let h1 = if http {
         [
-            t.scur + idle,
-            t.scur,
-            t.connect,
-            t.stot,
-            t.bout,
-            t.bin,
+            (t.scur + idle).saturating_sub(h2[10] + h2_idle),
+            t.scur.saturating_sub(h2[10]),
+            t.connect.saturating_sub(h2[11]),
+            t.stot.saturating_sub(h2[12]),
+            t.bout.saturating_sub(h2_bytes.0),
+            t.bin.saturating_sub(h2_bytes.1),
             t.spliced_out,
             0,
         ]
     } else {
         [0; 8]
     };
-    modules(&mut r, [0; 13], h1);
+    modules(&mut r, h2, h1);
     r
 }

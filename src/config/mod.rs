@@ -490,6 +490,9 @@ pub struct Server {
     /// `proto h2` (TOML `proto = "h2"`): requests go to it over HTTP/2, streams of one
     /// multiplexed connection per shard (`upstream::h2`), cleartext or TLS.
     pub h2: bool,
+    /// `check-proto` (TOML `check_proto`): what its health checks speak, whatever
+    /// `proto` says (see `check_h2`).
+    pub check_proto: Option<CheckProto>,
     /// haproxy.cfg `server NAME ADDR` without a port (or `ADDR:+N`, `ADDR:-N`): the
     /// port is the one the client connected to, plus this offset (`addr`'s port is 0).
     pub port_offset: Option<i32>,
@@ -523,6 +526,61 @@ impl Server {
     /// config's.
     pub fn start_weight(&self) -> u32 {
         self.saved.and_then(|v| v.weight).unwrap_or(self.weight)
+    }
+
+    /// Its HTTP checks go over HTTP/2: `check-proto h2`, or `proto h2` without a
+    /// `check-proto` (HAProxy 2.6's checks follow the server's protocol).
+    pub fn check_h2(&self) -> bool {
+        match self.check_proto {
+            Some(p) => p == CheckProto::H2,
+            None => self.h2,
+        }
+    }
+}
+
+/// HAProxy's `check-proto NAME`: the multiplexer of a server's health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckProto {
+    H1,
+    H2,
+    /// No multiplexer: a TCP check (`none`).
+    None,
+}
+
+impl CheckProto {
+    /// `h1`, `h2` or `none`, as HAProxy 2.6 spells them (`fcgi` it has, ringlb not).
+    pub fn parse(name: &str) -> Result<CheckProto, String> {
+        match name {
+            "h1" => Ok(CheckProto::H1),
+            "h2" => Ok(CheckProto::H2),
+            "none" => Ok(CheckProto::None),
+            "fcgi" => Err("'check-proto fcgi' is not supported (ringlb has no FastCGI; it checks with 'h1', 'h2' or 'none')".into()),
+            other => Err(format!("unknown MUX protocol '{other}' ('h1', 'h2' or 'none')")),
+        }
+    }
+
+    /// What it carries, for the error that says it does not fit.
+    pub fn carries(self) -> &'static str {
+        match self {
+            CheckProto::H1 => {
+                "'h1' carries HTTP checks only ('option httpchk', TOML type = \"http\")"
+            }
+            CheckProto::H2 => {
+                "'h2' carries HTTP checks only ('option httpchk', TOML type = \"http\")"
+            }
+            CheckProto::None => "'none' carries TCP checks only, not HTTP ones",
+        }
+    }
+
+    /// It can carry checks of `kind`, as HAProxy 2.6 requires (else: "uses an
+    /// incompatible MUX protocol for the selected check type"): `h1` and `h2` HTTP
+    /// checks, `none` the others. An external check makes no connection.
+    pub fn fits(self, kind: &CheckKind) -> bool {
+        match kind {
+            CheckKind::External(_) => true,
+            CheckKind::Http { .. } => self != CheckProto::None,
+            _ => self == CheckProto::None,
+        }
     }
 }
 

@@ -337,6 +337,8 @@ pub struct RawServer {
     pub tls: Option<super::tls::RawServerTls>,
     /// The protocol spoken to it: "h1" (the default) or "h2".
     pub proto: Option<String>,
+    /// What its health checks speak: "h1", "h2" or "none" (by default: `proto`).
+    pub check_proto: Option<String>,
     /// DNS discovery: the `[resolvers.NAME]` that keeps the address current.
     pub resolvers: Option<String>,
     /// `"ipv4"` or `"ipv6"` (the default, as HAProxy).

@@ -150,6 +150,11 @@ impl Core {
                         .iter()
                         .map(|b| vec![0; b.servers.len()])
                         .collect(),
+                    h2_open: cfg
+                        .backends
+                        .iter()
+                        .map(|b| vec![0; b.servers.len()])
+                        .collect(),
                     ..Default::default()
                 },
             }

@@ -296,8 +296,13 @@ pub struct ShardReport {
 /// What a shard holds at a snapshot (summed over shards by `Core::gather`).
 #[derive(Debug, Default, Clone)]
 pub struct Held {
-    /// Idle pooled connections per backend and server.
+    /// Idle pooled connections per backend and server (a `proto h2` server's: its
+    /// connections without a stream).
     pub idle: Vec<Vec<u64>>,
+    /// A `proto h2` server's connections open, per backend and server.
+    pub h2_open: Vec<Vec<u64>>,
+    /// Frames `proto h2` servers sent, per backend (`h2map::frames::FrameTally`).
+    pub h2_frames: Vec<[u64; 5]>,
     /// Requests (and L4 connections) in flight.
     pub inflight: u64,
     /// Splice pipes in use, idle, and the most the shard may open.
@@ -319,7 +324,14 @@ impl Held {
     }
 
     pub fn add(&mut self, o: &Held) {
-        for (a, b) in self.idle.iter_mut().zip(&o.idle) {
+        for (mine, theirs) in [(&mut self.idle, &o.idle), (&mut self.h2_open, &o.h2_open)] {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            }
+        }
+        for (a, b) in self.h2_frames.iter_mut().zip(&o.h2_frames) {
             for (x, y) in a.iter_mut().zip(b) {
                 *x += y;
             }

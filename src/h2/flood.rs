@@ -106,12 +106,10 @@ struct Head {
     stream: u32,
 }
 
-pub(super) const DATA: u8 = 0;
-pub(super) const HEADERS: u8 = 1;
-pub(super) const RST_STREAM: u8 = 3;
-pub(super) const SETTINGS_FRAME: u8 = 4;
+pub(super) use crate::h2map::frames::{
+    DATA, GOAWAY, HEADERS, RST_STREAM, SETTINGS as SETTINGS_FRAME,
+};
 const PING_FRAME: u8 = 6;
-pub(super) const GOAWAY: u8 = 7;
 const CONTINUATION: u8 = 9;
 const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;

@@ -224,7 +224,14 @@ async fn serve_stream(
     txn.begin_session(shard.config.txn_scope(frontend));
     txn.sess_track = session.conn_txn.sess_track;
     txn.tls = session.conn_txn.tls.clone();
-    txn.h2 = true;
+    // A stream without `:scheme` is CONNECT, refused above.
+    txn.h2 = Some(
+        parts
+            .uri
+            .scheme()
+            .cloned()
+            .unwrap_or(http::uri::Scheme::HTTP),
+    );
     let pipe = pipe::Pipe::new(head, framing, body, res);
     let served = crate::http::serve(
         shard.clone(),

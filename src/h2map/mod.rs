@@ -4,6 +4,7 @@
 //! HTTP/1.1 (`upstream::H2Upstream`). The HTTP path in between sees HTTP/1.1 only.
 //! Below the HTTP path and the dispatch; depends on nothing of the proxy.
 
+pub mod frames;
 pub mod inbound;
 pub mod out;
 mod pump;
@@ -13,7 +14,50 @@ pub mod upstream;
 pub use inbound::H2In;
 pub use out::{H1Out, Head, HeadSink, Phase};
 pub(crate) use rent::rent_io;
+
+/// `tokio::io::AsyncWrite` for a transport wrapper (`$t<T>`) whose writes go to its
+/// `io` field untouched (it only looks at, or adds to, what is read).
+macro_rules! write_through {
+    ($t:ident) => {
+        impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for $t<T> {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.io.is_write_vectored()
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+            }
+        }
+    };
+}
 pub use upstream::H2Upstream;
+pub(crate) use write_through;
 
 use std::future::Future;
 use std::io;

@@ -1,7 +1,8 @@
 //! One request to a `proto h2` server as the byte stream the HTTP path reads and
 //! writes on a server connection: writes take the HTTP/1.1 request (head, then body)
 //! and send it as a stream of the server's shared HTTP/2 connection (HEADERS with
-//! `:authority` from Host, connection-specific fields dropped, `te: trailers` kept,
+//! `:scheme` and `:authority` as HAProxy 2.6 derives them (`RequestHead::target`),
+//! connection-specific fields dropped, `te: trailers` kept,
 //! DATA under the server's flow control, chunked trailers as a trailing HEADERS);
 //! reads give its response as HTTP/1.1 (chunked when it has no length, so trailers
 //! such as gRPC's `grpc-status` pass).
@@ -17,6 +18,7 @@ use std::io;
 use bytes::Bytes;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{Reason, RecvStream, SendStream};
+use http::uri::Scheme;
 use http::{header, Method, Request, Uri};
 
 use super::inbound::H2In;
@@ -26,9 +28,9 @@ use super::out::{broken, copy_fields, H1Out, Head, HeadSink, Phase};
 const HEAD_MAX: usize = 256 * 1024;
 
 /// A connection of its own for one stream (a health check's) over `io`, a poll-io
-/// socket or TLS over one; `tls`: `:scheme https`. A task of the current runtime
-/// drives it, and it closes once the stream is dropped.
-pub async fn single<T>(io: T, tls: bool) -> io::Result<H2Upstream>
+/// socket or TLS over one. A task of the current runtime drives it, and it closes
+/// once the stream is dropped.
+pub async fn single<T>(io: T) -> io::Result<H2Upstream>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
@@ -38,7 +40,7 @@ where
     monoio::spawn(async move {
         let _ = driver.await;
     });
-    Ok(H2Upstream::new(conn, tls, Default::default()))
+    Ok(H2Upstream::new(conn, Default::default()))
 }
 
 /// What the streams of one connection share with the code that hands them out.
@@ -48,6 +50,9 @@ pub struct Shared {
     pub dead: std::cell::Cell<bool>,
     /// Its streams in use.
     pub active: std::cell::Cell<usize>,
+    /// Streams it ever carried: the idle sweep sees whether one came since its last
+    /// look without reading the clock per stream.
+    pub started: std::cell::Cell<u64>,
 }
 
 pub struct H2Upstream {
@@ -66,36 +71,29 @@ pub struct H2Upstream {
 /// The request head's side: the connection to open the stream on.
 struct RequestHead {
     conn: SendRequest<Bytes>,
-    scheme: http::uri::Scheme,
     /// A body to forward as frames once the HEADERS went (`adopt_body`).
     adopted: Option<RecvStream>,
     /// Set once the HEADERS went: the response, and the adopted body's stream.
     sent: Option<(ResponseFuture, Option<SendStream<Bytes>>)>,
     head_request: bool,
-    /// Host becomes `:authority` (an HTTP/2 client's request); else it stays a field
-    /// (an HTTP/1 client's), as HAProxy 2.6 sends them.
-    authority: bool,
+    /// The `:scheme` of the client's HTTP/2 stream; `None`: an HTTP/1 client.
+    client_scheme: Option<Scheme>,
 }
 
 impl H2Upstream {
-    /// A new stream on `conn` (its own clone of the connection's handle); `tls`: the
-    /// connection is TLS (`:scheme https`).
-    pub fn new(conn: SendRequest<Bytes>, tls: bool, shared: std::rc::Rc<Shared>) -> Self {
+    /// A new stream on `conn` (its own clone of the connection's handle).
+    pub fn new(conn: SendRequest<Bytes>, shared: std::rc::Rc<Shared>) -> Self {
         shared.active.set(shared.active.get() + 1);
+        shared.started.set(shared.started.get() + 1);
         H2Upstream {
             shared,
             out: H1Out::default(),
             head: RequestHead {
                 conn,
-                scheme: if tls {
-                    http::uri::Scheme::HTTPS
-                } else {
-                    http::uri::Scheme::HTTP
-                },
                 adopted: None,
                 sent: None,
                 head_request: false,
-                authority: true,
+                client_scheme: None,
             },
             response: None,
             inbound: None,
@@ -104,10 +102,10 @@ impl H2Upstream {
         }
     }
 
-    /// Whether the request's Host goes as `:authority` (its client spoke HTTP/2) or
-    /// as a `host` field (HTTP/1), as HAProxy 2.6 sends each.
-    pub fn authority(&mut self, from_h2: bool) {
-        self.head.authority = from_h2;
+    /// The request's client is an HTTP/2 stream with this `:scheme` (see
+    /// `RequestHead::target`); by default it is an HTTP/1 client.
+    pub fn client_scheme(&mut self, scheme: Scheme) {
+        self.head.client_scheme = Some(scheme);
     }
 
     /// Takes the request body as HTTP/2 frames, forwarded as they come: the HTTP
@@ -202,6 +200,39 @@ impl Drop for H2Upstream {
     }
 }
 
+impl RequestHead {
+    /// The URI of an origin-form request (`path`; `host`: its Host), sent as HAProxy
+    /// 2.6 sends it: `:scheme` is an HTTP/2 client's, else `https` (its default for
+    /// an HTTP/1 request, whatever the server connection), and Host is the
+    /// `:authority`. An HTTP/1 client's request keeps its `host` field too: HAProxy
+    /// sends `:scheme https` without `:authority`, which the h2 crate cannot (a URI
+    /// has a scheme only with an authority; without one it sends `:scheme http`), and
+    /// RFC 9113 §8.3.1 lets an intermediary retain Host beside an equal `:authority`.
+    fn target(&self, path: &str, host: Option<&[u8]>) -> io::Result<Uri> {
+        let relative = || {
+            Uri::builder()
+                .path_and_query(path)
+                .build()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request target"))
+        };
+        let Some(host) = host else {
+            return relative();
+        };
+        let scheme = self.client_scheme.clone().unwrap_or(Scheme::HTTPS);
+        match Uri::builder()
+            .scheme(scheme)
+            .authority(host)
+            .path_and_query(path)
+            .build()
+        {
+            Ok(uri) => Ok(uri),
+            // A Host that is no authority (HTTP/1 lets more through) stays a field.
+            Err(_) if self.client_scheme.is_none() => relative(),
+            Err(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "request target")),
+        }
+    }
+}
+
 impl HeadSink for RequestHead {
     fn head(&mut self, head: &[u8]) -> io::Result<Head> {
         let mut slots = [httparse::EMPTY_HEADER; 128];
@@ -215,27 +246,29 @@ impl HeadSink for RequestHead {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "method"))?;
         self.head_request = method == Method::HEAD;
         let mut out = Request::new(());
-        let mut authority = None;
-        let to_authority = self.authority;
+        let target = req.path.unwrap_or("/");
+        let absolute = (!target.starts_with('/') && target != "*")
+            .then(|| target.parse::<Uri>().ok())
+            .flatten()
+            .filter(|u| u.scheme().is_some() && u.authority().is_some());
+        // Host is sent as a field unless an `:authority` stands for it.
+        let keep_host = absolute.is_none() && self.client_scheme.is_none();
+        let mut host = None;
         let (chunked, length) = copy_fields(req.headers, out.headers_mut(), |name, value| {
             match name.as_str() {
-                "host" if to_authority => {
-                    authority = Some(value);
-                    true
+                "host" => {
+                    host = host.or(Some(value));
+                    !keep_host
                 }
                 // Only `trailers` may pass (gRPC servers want it).
                 "te" => !value.eq_ignore_ascii_case(b"trailers"),
                 _ => false,
             }
         });
-        let mut uri = Uri::builder().path_and_query(req.path.unwrap_or("/"));
-        // Without `:authority`, the h2 crate sends `:scheme http` (a relative URI).
-        if let Some(a) = authority {
-            uri = uri.scheme(self.scheme.clone()).authority(a);
-        }
-        *out.uri_mut() = uri
-            .build()
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request target"))?;
+        *out.uri_mut() = match absolute {
+            Some(uri) => uri,
+            None => self.target(target, host)?,
+        };
         *out.method_mut() = method;
         let phase = if self.adopted.is_some() {
             // The body goes as frames, not through the HTTP path.

@@ -803,7 +803,7 @@ async fn run(
                     crate::config::CheckKind::External(x) => {
                         How::External(Rc::new(external::Program::new(x, &b.name, s)))
                     }
-                    _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls, s.h2),
+                    _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls, s.check_h2()),
                 };
                 monoio::spawn(check_loop(
                     state.clone(),

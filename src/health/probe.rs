@@ -131,7 +131,7 @@ async fn speak_h2(
     };
     let deadline = monoio::time::Instant::now() + check.timeout;
     let h2 = match tls {
-        None => monoio::time::timeout_at(deadline, crate::h2map::upstream::single(io, false)).await,
+        None => monoio::time::timeout_at(deadline, crate::h2map::upstream::single(io)).await,
         Some(t) => {
             let connector = tokio_rustls::TlsConnector::from(t.config.clone());
             match monoio::time::timeout_at(deadline, connector.connect(t.name.clone(), io)).await {
@@ -144,8 +144,7 @@ async fn speak_h2(
                     )
                 }
                 Ok(Ok(s)) => {
-                    monoio::time::timeout_at(deadline, crate::h2map::upstream::single(s, true))
-                        .await
+                    monoio::time::timeout_at(deadline, crate::h2map::upstream::single(s)).await
                 }
             }
         }

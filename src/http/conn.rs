@@ -694,7 +694,9 @@ impl<S: Stream> Conn<S> {
             // A client's HTTP/2 stream to a `proto h2` server: the body goes as its
             // frames come, while the response is read (calls streaming both ways).
             if let crate::tls::MaybeTls::H2(h2) = &mut up.stream {
-                h2.authority(self.txn.h2);
+                if let Some(scheme) = &self.txn.h2 {
+                    h2.client_scheme(scheme.clone());
+                }
                 if !adopted && !body.is_done() && self.cpos == self.cbuf.len() {
                     if let Some(frames) = self.client.take_h2_body() {
                         h2.adopt_body(frames);

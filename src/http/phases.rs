@@ -75,7 +75,7 @@ pub fn request_phase(
     txn.names[0] = r.names;
     {
         let line = Head::new(out).first_line();
-        let h2 = txn.h2;
+        let h2 = txn.h2.is_some();
         super::capture_reqline(&mut txn.reqline, line, h2, cfg.runtime.log_uri_len);
     }
     if !fe.captures.request.is_empty() {

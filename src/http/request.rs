@@ -107,14 +107,14 @@ impl<S: Stream> Conn<S> {
                             super::capture_reqline(
                                 &mut self.reqline,
                                 &data[..end],
-                                self.txn.h2,
+                                self.txn.h2.is_some(),
                                 self.shard.config.runtime.log_uri_len,
                             );
                         }
                         // An HTTP/2 client's `te: trailers` (the only TE h2 lets
                         // through) goes on, as HAProxy 2.6 passes it: gRPC servers
                         // look for it. HTTP/1's TE stays hop-by-hop.
-                        if self.txn.h2
+                        if self.txn.h2.is_some()
                             && r.headers.iter().any(|h| h.name.eq_ignore_ascii_case("te"))
                         {
                             super::edit::add_header(&mut self.out, "te", b"trailers");

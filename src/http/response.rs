@@ -78,7 +78,7 @@ impl<S: Stream> Conn<S> {
     /// gave the request up meanwhile (`Stream::gone`: its stream reset).
     async fn read_server(&mut self, up: &mut ServerConn, deadline: Instant) -> Option<ReadOutcome> {
         let read = read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline);
-        if !self.txn.h2 {
+        if self.txn.h2.is_none() {
             return Some(read.await);
         }
         let gone = self.client.gone();

@@ -324,7 +324,7 @@ impl Fetch {
                 Smp::Int(cookie_values(head, name, is_res).count() as i64)
             }
             // An HTTP/2 stream's head was translated to HTTP/1.1: its version is 2.0.
-            Fetch::ReqVer if ctx.txn.h2 && ctx.req.is_some() => str_ref(b"2.0"),
+            Fetch::ReqVer if ctx.txn.h2.is_some() && ctx.req.is_some() => str_ref(b"2.0"),
             Fetch::ReqVer => str_ref(version_digits(ctx.req?.version())),
             Fetch::ResVer => str_ref(version_digits(ctx.res?.version())),
             Fetch::Status => match ctx.txn.status {

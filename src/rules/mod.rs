@@ -134,8 +134,9 @@ pub struct Txn {
     /// session keeps it too): every context over this transaction reads it.
     pub tls: Option<Box<TlsFacts>>,
     /// The request came as an HTTP/2 stream (translated to HTTP/1.1 for the HTTP
-    /// path): the log and `capture.req.ver` show `HTTP/2.0`, as HAProxy's do.
-    pub h2: bool,
+    /// path), with this `:scheme`: the log and `capture.req.ver` show `HTTP/2.0`, as
+    /// HAProxy's do, and a `proto h2` server gets the client's `:scheme`.
+    pub h2: Option<http::uri::Scheme>,
     /// The request's `unique-id-format` id, once computed.
     pub unique_id: unique_id::UniqueId,
     /// The client's address as `http-request set-src` set it, for the rest of the

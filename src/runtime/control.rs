@@ -217,6 +217,7 @@ pub(super) async fn shard_main(
             // HTTP/2 connections get GOAWAY and count as in flight until they end.
             crate::h2::drain::drain(&shard);
             shard.pools.close();
+            shard.upstreams.release_h2();
             deadline =
                 Some(Instant::now() + grace.unwrap_or(Duration::from_secs(100 * 365 * 86400)));
         }
@@ -236,13 +237,15 @@ pub(super) async fn shard_main(
         if sweep.is_some_and(|t| now >= t) {
             sweep = None;
             shard.pools.purge(std::time::Instant::now());
+            shard.upstreams.sweep_h2(std::time::Instant::now());
             shard.pipes.purge();
             shard.cluster.sweep();
             crate::http::trim_memory(open);
         }
         if let Some(d) = deadline {
             let inflight = shard.inflight();
-            if inflight == 0 || now >= d {
+            // `proto h2` connections let go end with GOAWAY once their streams did.
+            if (inflight == 0 && shard.pools.h2_open() == 0) || now >= d {
                 if let Some(log) = &shard.log {
                     log.flush();
                 }
@@ -459,14 +462,26 @@ fn apply(shard: &Shard, msg: ToShard) {
         ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
             let (busy, idle, max, spliced) = shard.pipes.figures();
+            let per_server = |f: &dyn Fn(&crate::upstream::ServerState) -> usize| {
+                up.backends
+                    .iter()
+                    .map(|b| b.servers.iter().map(|s| f(s) as u64).collect())
+                    .collect()
+            };
+            let h2 = |s: &crate::upstream::ServerState| {
+                s.h2.as_ref().map_or((0, 0, [0; 5]), |h| h.figures())
+            };
             let held = crate::control::Held {
-                idle: up
+                idle: per_server(&|s| s.pool.get().map_or(0, |p| p.len()) + h2(s).1),
+                h2_open: per_server(&|s| h2(s).0),
+                h2_frames: up
                     .backends
                     .iter()
                     .map(|b| {
-                        let idle =
-                            |s: &crate::upstream::ServerState| s.pool.get().map_or(0, |p| p.len());
-                        b.servers.iter().map(|s| idle(s) as u64).collect()
+                        b.servers.iter().fold([0; 5], |mut sum, s| {
+                            sum.iter_mut().zip(h2(s).2).for_each(|(a, v)| *a += v);
+                            sum
+                        })
                     })
                     .collect(),
                 inflight: shard.inflight() as u64,

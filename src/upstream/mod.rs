@@ -36,6 +36,9 @@ pub struct Upstreams {
     retired: Cell<bool>,
     /// Wakes the control loop when the first connection is pooled (to sweep).
     wake: std::rc::Rc<crate::io::LocalBell>,
+    /// `proto h2` connections kept for more streams, as of the last sweep (and those
+    /// opened since): the control loop sweeps while there are some.
+    h2_kept: Cell<usize>,
 }
 
 impl Upstreams {
@@ -72,6 +75,7 @@ impl Upstreams {
             reports,
             retired: Cell::new(false),
             wake,
+            h2_kept: Cell::new(0),
         };
         up.pools.retire_unbound();
         for be in &up.backends {
@@ -124,7 +128,11 @@ impl Upstreams {
         let s = &be.servers[server as usize];
         let Some(t) = &s.tls else {
             return match &s.h2 {
-                Some(h2) => h2.open(h2::poll_io(tcp)?, false).await,
+                Some(h2) => {
+                    let stream = h2.open(h2::poll_io(tcp)?, self.pools.h2_count()).await;
+                    self.h2_opened();
+                    stream
+                }
                 None => Ok(MaybeTls::Plain(tcp)),
             };
         };
@@ -154,7 +162,9 @@ impl Upstreams {
                     ))
                 }
             };
-            return h2.open(tls, true).await;
+            let stream = h2.open(tls, self.pools.h2_count()).await;
+            self.h2_opened();
+            return stream;
         }
         // Boxed: a handshake's state is large and a new connection can afford it.
         match Box::pin(crate::tls::connect(tcp, t.config.clone(), name, deadline)).await {
@@ -271,9 +281,44 @@ impl Upstreams {
         self.reports.clone()
     }
 
-    /// This generation was replaced by a reload.
+    /// This generation was replaced by a reload: its `proto h2` connections that the
+    /// new one did not adopt close once their streams finished.
     pub fn retire(&self) {
         self.retired.set(true);
+        self.release_h2();
+    }
+
+    /// Every `proto h2` connection closes once its streams finished (the shard stops).
+    pub fn release_h2(&self) {
+        for s in self.backends.iter().flat_map(|b| &b.servers) {
+            if let Some(h2) = &s.h2 {
+                h2.release();
+            }
+        }
+        self.h2_kept.set(0);
+    }
+
+    /// A `proto h2` connection may have been kept: the control loop sweeps from now.
+    fn h2_opened(&self) {
+        if self.h2_kept.get() == 0 {
+            self.wake.ring();
+        }
+        self.h2_kept.set(self.h2_kept.get() + 1);
+    }
+
+    /// Lets go of the `proto h2` connections idle for longer than their server's idle
+    /// time, as `Pools::purge` closes idle HTTP/1 ones (once a second).
+    pub fn sweep_h2(&self, now: Instant) {
+        if self.h2_kept.get() == 0 {
+            return;
+        }
+        let kept = self
+            .backends
+            .iter()
+            .flat_map(|b| &b.servers)
+            .filter_map(|s| Some(s.h2.as_ref()?.sweep(now, s.pool_idle)))
+            .sum();
+        self.h2_kept.set(kept);
     }
 
     /// Takes over the state of servers that exist in both generations (same backend
@@ -313,6 +358,13 @@ impl Upstreams {
                         .set(os.effective_weight.get().min(s.weight.get()));
                 }
                 self.sync_pool(s);
+                // The same server (address, TLS) keeps its HTTP/2 connections.
+                if let (Some(h2), Some(old)) = (&s.h2, &os.h2) {
+                    if s.pool_key(&be.name) == os.pool_key(&ob.name) {
+                        let moved = h2.adopt(old);
+                        self.h2_kept.set(self.h2_kept.get() + moved);
+                    }
+                }
             }
             be.rebuild();
         }
@@ -453,7 +505,7 @@ impl Upstreams {
     /// Idle connections may wait in a pool (the control loop sweeps once a second
     /// while they do).
     pub fn may_have_idle(&self) -> bool {
-        self.pools.idle() > 0
+        self.pools.idle() > 0 || self.h2_kept.get() > 0
     }
 
     /// A slow start is under way (the control loop advances it every tick).
@@ -466,6 +518,9 @@ impl Upstreams {
     /// A server that takes no new request (down, not ready, weight 0) keeps no idle
     /// connection, and takes none back until it does again.
     fn sync_pool(&self, s: &ServerState) {
+        if let (Some(h2), false) = (&s.h2, s.usable()) {
+            h2.drop_idle();
+        }
         let Some(pool) = s.pool.get() else {
             // No pool yet: it is made open when a usable server's connection comes back.
             return;

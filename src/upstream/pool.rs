@@ -127,6 +127,8 @@ pub struct Pools {
     limit: usize,
     /// The shard is stopping: nothing is pooled any more.
     closing: Cell<bool>,
+    /// `proto h2` connections still open (their tasks run), all generations.
+    h2_open: Rc<Cell<usize>>,
 }
 
 impl Pools {
@@ -139,7 +141,19 @@ impl Pools {
             busy: Cell::new(0),
             limit,
             closing: Cell::new(false),
+            h2_open: Rc::default(),
         }
+    }
+
+    /// `proto h2` connections still open: a stopping shard waits for them, as they
+    /// end with GOAWAY once their streams finished.
+    pub fn h2_open(&self) -> usize {
+        self.h2_open.get()
+    }
+
+    /// The count of open `proto h2` connections, for their tasks to keep.
+    pub fn h2_count(&self) -> Rc<Cell<usize>> {
+        self.h2_open.clone()
     }
 
     /// Starts binding a new generation's servers (`bind` each, then `retire_unbound`).

@@ -48,6 +48,8 @@ struct State {
     connections: usize,
     /// Streams the client (ringlb) reset, with the reason.
     resets: Vec<h2::Reason>,
+    /// How each ended connection ended: `None` cleanly, else the error.
+    ends: Vec<Option<String>>,
 }
 
 /// The gRPC-shaped HTTP/2 server, on its own thread and runtime.
@@ -108,6 +110,12 @@ impl GrpcServer {
     pub fn resets(&self) -> Vec<h2::Reason> {
         self.state.lock().unwrap().resets.clone()
     }
+
+    /// How the connections that ended did: `None` cleanly (the client's GOAWAY or
+    /// close with no stream open), else the connection's error.
+    pub fn ends(&self) -> Vec<Option<String>> {
+        self.state.lock().unwrap().ends.clone()
+    }
 }
 
 async fn connection(
@@ -138,9 +146,16 @@ where
     let Ok(mut c) = b.handshake(io).await else {
         return;
     };
-    while let Some(Ok((req, respond))) = c.accept().await {
-        monoio::spawn(stream(req, respond, st.clone()));
-    }
+    let end = loop {
+        match c.accept().await {
+            Some(Ok((req, respond))) => {
+                monoio::spawn(stream(req, respond, st.clone()));
+            }
+            Some(Err(e)) => break Some(e.to_string()),
+            None => break None,
+        }
+    };
+    st.lock().unwrap().ends.push(end);
 }
 
 fn fields(h: &HeaderMap) -> Vec<(String, String)> {

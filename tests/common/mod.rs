@@ -16,6 +16,7 @@ pub mod haproxy;
 pub mod proc;
 pub mod raw;
 pub mod redis;
+pub mod seen;
 pub mod server_state;
 pub mod syslog;
 pub mod tcp;

@@ -142,6 +142,17 @@ impl Mapper<'_> {
                     addr: first.addr,
                 }
             });
+            // `check-proto` must suit the checks it carries (HAProxy 2.6 checks it on
+            // the servers that check only).
+            for (line, sv, params) in &p.servers {
+                let (Some(h), Some(proto), true) = (&health, params.check_proto, params.check)
+                else {
+                    continue;
+                };
+                if !proto.fits(&h.kind) {
+                    self.err(*line, format!("backend '{}': server '{}' uses an incompatible MUX protocol for the selected check type ({})", p.name, sv.name, proto.carries()));
+                }
+            }
             let balance = match (&s.balance, s.consistent) {
                 (BalanceAlgo::Hash { key, .. }, c) => BalanceAlgo::Hash {
                     key: key.clone(),

@@ -347,6 +347,8 @@ struct ServerParams {
     check_send_proxy: bool,
     /// `proto h2`.
     h2: bool,
+    /// `check-proto`.
+    check_proto: Option<crate::config::CheckProto>,
     pool_purge_delay: Option<Duration>,
     /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
     on_marked_down: bool,

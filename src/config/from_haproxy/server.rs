@@ -150,6 +150,7 @@ impl Mapper<'_> {
             pool_purge_delay: params.pool_purge_delay,
             tls: self.load_server_ssl(l.line, name, &params.ssl),
             h2: params.h2,
+            check_proto: params.check_proto,
             port_offset,
             check_port: params.port,
             check_addr: params.addr,
@@ -351,6 +352,11 @@ impl Mapper<'_> {
                         format!("'proto' : unknown MUX protocol '{other}' (ringlb speaks 'h1' and 'h2' to servers)"),
                     ),
                     None => self.err(l.line, "'proto' expects a protocol name ('h1' or 'h2')"),
+                },
+                "check-proto" => match v.map(|v| crate::config::CheckProto::parse(v)) {
+                    Some(Ok(p)) => s.check_proto = Some(p),
+                    Some(Err(e)) => self.err(l.line, format!("'check-proto' : {e}")),
+                    None => self.err(l.line, "'check-proto' : missing value."),
                 },
                 "send-proxy" => {
                     s.send_proxy = Some(crate::proxy_protocol::Version::V1);

@@ -97,9 +97,25 @@ impl Validator {
                             false
                         }
                     };
+                    let check_proto =
+                        s.check_proto.as_deref().and_then(
+                            |p| match crate::config::CheckProto::parse(p) {
+                                Ok(p) => Some(p),
+                                Err(e) => {
+                                    self.err(format!("{spath}.check_proto"), e);
+                                    None
+                                }
+                            },
+                        );
+                    if let (Some(p), Some(h)) = (check_proto, &health) {
+                        if s.check.unwrap_or(true) && !p.fits(&h.kind) {
+                            self.err(format!("{spath}.check_proto"), p.carries());
+                        }
+                    }
                     servers.push(Server {
                         tls,
                         h2,
+                        check_proto,
                         id: 0,
                         name: sname,
                         addr: start.addr,
