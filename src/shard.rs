@@ -63,6 +63,9 @@ pub struct Shard {
     pub shared_tickets: Rc<std::cell::RefCell<Option<Arc<str>>>>,
     /// Maps and ACL patterns changed at run time (this generation's config only).
     pub maps: maps::ShardMaps,
+    /// The generations a reload replaced (shared by generations): those still alive
+    /// have requests in flight on their servers (see `older_sessions`).
+    older: Rc<std::cell::RefCell<Vec<std::rc::Weak<Shard>>>>,
 }
 
 /// A connection's slot under the process's or a frontend's maxconn, given back (to
@@ -119,6 +122,7 @@ impl Shard {
             turns: Rc::new(crate::tls::gate::Turns::new(config.runtime.tls_handshakes)),
             shared_tickets: Rc::default(),
             maps: Default::default(),
+            older: Rc::default(),
             config,
         }
     }
@@ -256,8 +260,51 @@ impl Shard {
             turns: self.turns.clone(),
             shared_tickets: self.shared_tickets.clone(),
             maps: Default::default(),
+            older: self.older.clone(),
             config,
         }
+    }
+
+    /// `next` replaced `self` (a reload): `self` lives on while its requests finish.
+    pub fn replaced_by(self: &Rc<Self>, next: &Shard) {
+        let mut older = next.older.borrow_mut();
+        older.retain(|g| g.strong_count() > 0);
+        older.push(Rc::downgrade(self));
+    }
+
+    /// Requests (and L4 connections) in flight on each server of this generation's
+    /// config that older generations still run, by backend and server name: what the
+    /// server has in use beyond this generation's own count. Empty when no older
+    /// generation is alive. Off the request path (a snapshot asks).
+    pub fn older_sessions(&self) -> Vec<Vec<u64>> {
+        let mut older = self.older.borrow_mut();
+        older.retain(|g| g.strong_count() > 0);
+        if older.is_empty() {
+            return Vec::new();
+        }
+        let names = crate::config::by_name(&self.config.backends, |b| &b.name);
+        let mut out: Vec<Vec<u64>> = self
+            .config
+            .backends
+            .iter()
+            .map(|b| vec![0; b.servers.len()])
+            .collect();
+        for old in older.iter().filter_map(|g| g.upgrade()) {
+            for (ob, b) in old.config.backends.iter().enumerate() {
+                let Some(&bi) = names.get(b.name.as_str()) else {
+                    continue;
+                };
+                let now = &self.config.backends[bi].servers;
+                for (os, s) in b.servers.iter().enumerate() {
+                    let busy = old.stats.server_scur(ob, os);
+                    if let (true, Some(si)) = (busy > 0, now.iter().position(|x| x.name == s.name))
+                    {
+                        out[bi][si] += busy;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Counts one request (or L4 connection) in flight until the guard drops.

@@ -298,6 +298,9 @@ pub struct ShardReport {
 pub struct Held {
     /// Idle pooled connections per backend and server.
     pub idle: Vec<Vec<u64>>,
+    /// Requests (and L4 connections) in flight per backend and server on generations
+    /// a reload replaced (`Shard::older_sessions`; empty: none).
+    pub older: Vec<Vec<u64>>,
     /// Requests (and L4 connections) in flight.
     pub inflight: u64,
     /// Splice pipes in use, idle, and the most the shard may open.
@@ -311,19 +314,17 @@ pub struct Held {
 impl Held {
     /// Idle pooled connections to server `s` of backend `b`.
     pub fn idle_of(&self, b: usize, s: usize) -> u64 {
-        self.idle
-            .get(b)
-            .and_then(|v| v.get(s))
-            .copied()
-            .unwrap_or(0)
+        of(&self.idle, b, s)
+    }
+
+    /// Requests in flight on server `s` of backend `b` in replaced generations.
+    pub fn older_of(&self, b: usize, s: usize) -> u64 {
+        of(&self.older, b, s)
     }
 
     pub fn add(&mut self, o: &Held) {
-        for (a, b) in self.idle.iter_mut().zip(&o.idle) {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
-        }
+        add_grid(&mut self.idle, &o.idle);
+        add_grid(&mut self.older, &o.older);
         self.inflight += o.inflight;
         self.pipes.0 += o.pipes.0;
         self.pipes.1 += o.pipes.1;
@@ -331,6 +332,24 @@ impl Held {
         self.spliced += o.spliced;
         self.buffers.0 += o.buffers.0;
         self.buffers.1 += o.buffers.1;
+    }
+}
+
+/// A per backend and server figure (0 where the grid has none).
+fn of(grid: &[Vec<u64>], b: usize, s: usize) -> u64 {
+    grid.get(b).and_then(|v| v.get(s)).copied().unwrap_or(0)
+}
+
+/// Adds per backend and server figures (an empty grid: nothing yet).
+fn add_grid(to: &mut Vec<Vec<u64>>, from: &[Vec<u64>]) {
+    if to.is_empty() {
+        to.extend_from_slice(from);
+        return;
+    }
+    for (a, b) in to.iter_mut().zip(from) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
     }
 }
 

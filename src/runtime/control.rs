@@ -349,11 +349,10 @@ fn reload(
         Option<std::net::TcpListener>,
     )>,
 ) {
-    let next = Rc::new(
-        current
-            .borrow()
-            .next_generation(config, shared, servers_only),
-    );
+    let prev = current.borrow().clone();
+    let next = Rc::new(prev.next_generation(config, shared, servers_only));
+    prev.replaced_by(&next);
+    drop(prev);
     let id = next.id;
     *current.borrow_mut() = next;
     // Listeners whose address is gone close (their accepted connections finish).
@@ -469,6 +468,7 @@ fn apply(shard: &Shard, msg: ToShard) {
                         b.servers.iter().map(|s| idle(s) as u64).collect()
                     })
                     .collect(),
+                older: shard.older_sessions(),
                 inflight: shard.inflight() as u64,
                 pipes: (busy as u64, idle as u64, max as u64),
                 spliced,
