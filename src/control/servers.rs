@@ -202,6 +202,11 @@ fn change(
     let name = name.to_string();
     let make = move |cfg: &Config| {
         let mut new = cfg.clone();
+        // The server-state file placed the servers when it was read; from here on
+        // their running state (health, checks, operator's) carries over instead.
+        for s in new.backends.iter_mut().flat_map(|b| b.servers.iter_mut()) {
+            s.saved = None;
+        }
         let b = new
             .backends
             .iter_mut()
