@@ -1,7 +1,7 @@
 //! What `add server` / `del server` leave alone, against the real binary on two shards
 //! (each change is a new config generation on every shard and a new health thread):
 //! every other server's checks go on where they were (rise/fall progress, next check),
-//! so a change brings no burst of checks; a request that began before an earlier
+//! so a change brings no burst of checks, nor of DNS questions; a request that began before an earlier
 //! change still counts as the server's, so `del server` waits for it, as HAProxy's
 //! does; the server-state file placed the servers at load and does not again at each
 //! change. (Against HAProxy 2.6: tests/haproxy_diff_add_server.rs.)
@@ -203,6 +203,51 @@ fn the_server_state_file_does_not_come_back_with_add_server() {
     let add = format!("add server app/s2 {}", s2.addr());
     assert_eq!(cli(&sock, &add), "New server registered.\n\n");
     assert_eq!(admin("s1"), "0");
+    assert_eq!(
+        http_get(lb.addr("web"), "/").header("x-backend"),
+        Some("s1")
+    );
+}
+
+/// s1's address comes from DNS (`hold valid 30s`: one question every 30 s): ten
+/// add/del pairs ask nothing more, and `show resolvers` keeps its counts.
+#[test]
+fn changes_of_the_servers_ask_dns_nothing_more() {
+    let s1 = TestBackend::start("s1");
+    let dns = common::dns::DnsServer::start();
+    dns.set("s1.test", &["127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let global = format!(
+        "\nresolvers dns\n    nameserver ns1 {}\n    timeout resolve 1s\n    hold valid 30s",
+        dns.addr()
+    );
+    let servers = format!(
+        "    server s1 s1.test:{} resolvers dns init-addr none",
+        s1.addr().port()
+    );
+    let lb = start_in(dir.path(), &global, &servers);
+    wait_for("s1 resolved", WAIT, || {
+        stat(&sock, "s1", "status") == "no check"
+    });
+    let sent = || -> u64 {
+        cli(&sock, "show resolvers dns")
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("sent:"))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    wait_for("the answer counted", WAIT, || sent() >= 1);
+    let (asked, counted) = (dns.questions(), sent());
+    let began = Instant::now();
+    for i in 0..10 {
+        add_and_del(&sock, &format!("x{i}"));
+    }
+    // Each change is in force when answered: a new resolver thread would have asked
+    // at once.
+    let allowed = 1 + began.elapsed().as_secs() as usize / 30;
+    let more = dns.questions() - asked;
+    assert!(more <= allowed, "{more} more questions (allowed {allowed})");
+    assert!(sent() >= counted, "show resolvers started again");
     assert_eq!(
         http_get(lb.addr("web"), "/").header("x-backend"),
         Some("s1")

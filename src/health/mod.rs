@@ -153,6 +153,8 @@ impl Health {
         ));
         // The old view's lock goes now.
         drop(old);
+        let mut schedules = schedules;
+        let dns_schedules = std::mem::take(&mut schedules.dns);
         let shared = view.clone();
         let cfg_for_dns = cfg.clone();
         let dns_shards = shards.clone();
@@ -174,6 +176,7 @@ impl Health {
             view.clone(),
             dns.clone(),
             log_for_dns,
+            dns_schedules,
         )?;
         Ok(Health {
             stop,
@@ -198,11 +201,11 @@ impl Health {
     /// Stops the thread; gives back the reports channel (for the next one, on reload)
     /// and where each server's checks stood (for the next one, on `add server`).
     pub fn stop(self) -> Option<(Receiver<HealthReport>, Schedules)> {
-        if let Some(r) = self.resolver {
-            r.stop();
-        }
+        let dns = self.resolver.map(|r| r.stop()).unwrap_or_default();
         let _ = self.stop.send(());
-        self.thread.join().ok().flatten()
+        let (reports, mut schedules) = self.thread.join().ok().flatten()?;
+        schedules.dns = dns;
+        Some((reports, schedules))
     }
 }
 
@@ -233,7 +236,11 @@ struct ServerHealth {
 /// added or removed starts its checks, as HAProxy touches only that one. A reload
 /// starts every schedule again (as HAProxy's new process does).
 #[derive(Default)]
-pub struct Schedules(std::collections::HashMap<(String, String), Schedule>);
+pub struct Schedules {
+    checks: std::collections::HashMap<(String, String), Schedule>,
+    /// The resolver thread's (replaced with this one).
+    dns: crate::resolver::Schedules,
+}
 
 /// One server's place in its checks: its rise/fall progress, passive failure
 /// streaks, cool-down and next check.
@@ -263,12 +270,15 @@ impl Schedules {
                 map.insert((b.name.clone(), s.name.clone()), k);
             }
         }
-        Schedules(map)
+        Schedules {
+            checks: map,
+            dns: Default::default(),
+        }
     }
 
     /// Takes server `s` of backend `b`'s schedule, if it had one.
     fn take(&mut self, b: &str, s: &str) -> Option<Schedule> {
-        self.0.remove(&(b.to_string(), s.to_string()))
+        self.checks.remove(&(b.to_string(), s.to_string()))
     }
 }
 
