@@ -108,7 +108,10 @@ fn a_server_on_its_way_down_stays_on_its_course() {
     // The third failed check took it down (the next one is a `downinter` away).
     assert_eq!(stat(&sock, "s1", "chkfail"), "3");
     assert_eq!(stat(&sock, "s1", "chkdown"), "1");
-    assert_eq!(s1.health_answers().iter().filter(|&&s| s == 500).count(), 3);
+    // What s1 saw: those three (and one more if a check was under way at the
+    // change: the new health thread makes it again).
+    let failed = s1.health_answers().iter().filter(|&&s| s == 500).count();
+    assert!((3..=4).contains(&failed), "{failed} failed checks");
     // The others went on as they were.
     assert_eq!(stat(&sock, "s2", "status"), "UP");
     assert_eq!(stat(&sock, "s2", "chkfail"), "0");
@@ -125,7 +128,11 @@ fn changes_of_the_servers_bring_no_extra_checks() {
         s1.addr(),
         s2.addr()
     ));
-    wait_for("the first check of s1", WAIT, || s1.health_checks() == 1);
+    // Its result seen, so that no check is under way at the first change.
+    wait_for("the first check of s1", WAIT, || {
+        stat(&sock, "s1", "check_status") == "L7OK"
+    });
+    assert_eq!(s1.health_checks(), 1);
     let began = Instant::now();
     for i in 0..10 {
         add_and_del(&sock, &format!("x{i}"));
