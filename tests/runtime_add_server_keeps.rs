@@ -1,10 +1,11 @@
 //! What `add server` / `del server` leave alone, against the real binary on two shards
 //! (each change is a new config generation on every shard and a new health thread):
 //! every other server's checks go on where they were (rise/fall progress, next check),
-//! so a change brings no burst of checks, nor of DNS questions; a request that began before an earlier
-//! change still counts as the server's, so `del server` waits for it, as HAProxy's
-//! does; the server-state file placed the servers at load and does not again at each
-//! change. (Against HAProxy 2.6: tests/haproxy_diff_add_server.rs.)
+//! so a change brings no burst of checks, nor of DNS questions; a request or a TCP
+//! connection that began before an earlier change still counts as the server's, so
+//! `del server` waits for it, as HAProxy's does; the server-state file placed the
+//! servers at load and does not again at each change. (Against HAProxy 2.6:
+//! tests/haproxy_diff_add_server.rs.)
 
 mod common;
 
@@ -259,4 +260,54 @@ fn changes_of_the_servers_ask_dns_nothing_more() {
         http_get(lb.addr("web"), "/").header("x-backend"),
         Some("s1")
     );
+}
+
+/// The same for a TCP connection: open on s1 before `add server`, it holds
+/// `del server` back until it closes, and echoes all along.
+#[test]
+fn del_server_waits_for_a_tcp_connection_of_an_older_generation() {
+    use std::io::{Read, Write};
+    let s1 = EchoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let lb = ringlb_cfg(&render(
+        r#"global
+    nbthread 2
+    stats socket "${SOCK}" mode 600 level admin
+
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+
+frontend tcp
+    bind 127.0.0.1:0
+    default_backend app
+
+backend app
+    server s1 ${S1}
+"#,
+        &[
+            ("SOCK", sock.display().to_string()),
+            ("S1", s1.addr().to_string()),
+        ],
+    ));
+    let mut conn = std::net::TcpStream::connect(lb.addr("tcp")).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    let mut echo = |msg: &[u8]| {
+        conn.write_all(msg).unwrap();
+        let mut back = vec![0; msg.len()];
+        conn.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    };
+    echo(b"before");
+    add_and_del(&sock, "x");
+    assert_eq!(cli(&sock, "disable server app/s1"), "\n");
+    assert_eq!(cli(&sock, "del server app/s1"), REFUSED);
+    echo(b"after");
+    drop(conn);
+    wait_for("del server accepted", WAIT, || {
+        cli(&sock, "del server app/s1") == "Server deleted.\n"
+    });
 }
