@@ -256,9 +256,9 @@ fn add_s2(s: &Side) -> String {
     s.cli(&format!("add server app/s2 {}", s.backend("s2").addr()))
 }
 
-/// A slow request holds s1; `add server`, then s1 in maintenance: `del server` is
-/// refused on both while the request runs, accepted on both after it, and the
-/// request gets its response. (HAProxy 2.6 puts the connection the request releases
+/// A slow request holds s1; `add server`, then s1 in maintenance: `show stat` counts
+/// the request, `del server` is refused on both while it runs, accepted on both after
+/// it, and the request gets its response. (HAProxy 2.6 puts the connection the request releases
 /// in its idle list, maintenance or not, and refuses until its purge: `pool-purge-delay`
 /// keeps that short. ringlb closes it at once: a server in maintenance takes no
 /// request to reuse it.)
@@ -282,6 +282,13 @@ fn del_server_waits_for_a_request_begun_before_an_add_as_haproxy() {
         t.same(line, |s| s.cli(line));
     }
     t.same("s1 still busy", |s| s.backend("s1").in_flight());
+    // Counted as the server's and the backend's current sessions on both.
+    t.same("show stat scur while the request runs", |s| {
+        common::twins::stat_view(s, &["scur"])
+            .into_iter()
+            .filter(|r| r.0 == "app")
+            .collect::<Vec<_>>()
+    });
     assert_eq!(hx.join().unwrap(), (200, "s1".to_string()));
     assert_eq!(lb.join().unwrap(), (200, "s1".to_string()));
     t.wait_both("del server app/s1 accepted", wait, |s| {

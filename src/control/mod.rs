@@ -299,7 +299,8 @@ pub struct Held {
     /// Idle pooled connections per backend and server.
     pub idle: Vec<Vec<u64>>,
     /// Requests (and L4 connections) in flight per backend and server on generations
-    /// a reload replaced (`Shard::older_sessions`; empty: none).
+    /// a reload replaced, which `show stat` does not count (`Shard::fold_older`;
+    /// empty: none).
     pub older: Vec<Vec<u64>>,
     /// Requests (and L4 connections) in flight.
     pub inflight: u64,

@@ -142,7 +142,8 @@ fn del(core: &Core, w: &[&str]) -> String {
         return "Only servers in maintenance mode can be deleted.".into();
     }
     // In use: requests and connections on it in every generation a shard still runs
-    // (one that began before an earlier `add server` too), idle pooled connections
+    // (one that began before an earlier `add server` is in `scur`, one from before a
+    // reload in `older`), idle pooled connections
     // (pools are shared by generations; maintenance closed them, as HAProxy's
     // `srv_cleanup_connections`). A shard that did not answer may still use it.
     let g = core.gather();

@@ -351,7 +351,7 @@ fn reload(
 ) {
     let prev = current.borrow().clone();
     let next = Rc::new(prev.next_generation(config, shared, servers_only));
-    prev.replaced_by(&next);
+    prev.replaced_by(&next, servers_only);
     drop(prev);
     let id = next.id;
     *current.borrow_mut() = next;
@@ -458,6 +458,7 @@ fn apply(shard: &Shard, msg: ToShard) {
         ToShard::Tables(downs) => shard.cluster.apply_tables(&shard.config, &downs),
         ToShard::Snapshot(reply) => {
             let (busy, idle, max, spliced) = shard.pipes.figures();
+            let mut stats = shard.stats.snapshot();
             let held = crate::control::Held {
                 idle: up
                     .backends
@@ -468,7 +469,7 @@ fn apply(shard: &Shard, msg: ToShard) {
                         b.servers.iter().map(|s| idle(s) as u64).collect()
                     })
                     .collect(),
-                older: shard.older_sessions(),
+                older: shard.fold_older(&mut stats),
                 inflight: shard.inflight() as u64,
                 pipes: (busy as u64, idle as u64, max as u64),
                 spliced,
@@ -476,7 +477,7 @@ fn apply(shard: &Shard, msg: ToShard) {
             };
             let _ = reply.send(ShardReport {
                 shard: shard.id,
-                stats: shard.stats.snapshot(),
+                stats,
                 queued: up.backends.iter().map(|b| b.queue_figures()).collect(),
                 held,
             });
