@@ -161,7 +161,8 @@ pub fn servers(running: &mut Running, change: crate::control::ServersChange) {
     let _ = change.done.send(res);
 }
 
-/// Puts `new` in force: limits carried over, a new health thread, every shard on it.
+/// Puts `new` in force: limits carried over, a new health thread (going on with the
+/// checks' schedules after a change of the servers), every shard on it.
 fn switch(
     running: &mut Running,
     new: Arc<Config>,
@@ -173,8 +174,14 @@ fn switch(
     // The old health thread stops before shards switch, and the new one starts after
     // they have the new config queued: a flip is never applied to the wrong numbering.
     let old_view = running.admin.as_ref().map(|a| a.core.health());
-    let reports = running.health.take().and_then(|h| h.stop());
-    let reports = reports.unwrap_or_else(|| crossbeam_channel::unbounded().1);
+    let stopped = running.health.take().and_then(|h| h.stop());
+    let (reports, schedules) =
+        stopped.unwrap_or_else(|| (crossbeam_channel::unbounded().1, Default::default()));
+    // Only a change of the servers keeps the checks' schedules (see `Schedules`).
+    let schedules = match why {
+        Generation::Servers => schedules,
+        Generation::File => Default::default(),
+    };
     // The hand-over offer follows: kept sockets stay, new ones join, removed ones go.
     if let Some(offer) = &running.offer {
         if let Ok(mut handed) = offer.sockets.lock() {
@@ -221,6 +228,7 @@ fn switch(
         reports,
         old_view.as_ref().map(|v| (&*old, v)),
         why == Generation::Servers,
+        schedules,
         running.log.clone(),
     )
     .map_err(|e| vec![format!("health thread: {e}")])?;

@@ -63,6 +63,17 @@ pub struct Shard {
     pub shared_tickets: Rc<std::cell::RefCell<Option<Arc<str>>>>,
     /// Maps and ACL patterns changed at run time (this generation's config only).
     pub maps: maps::ShardMaps,
+    /// The generations a reload replaced (shared by generations): those still alive
+    /// have requests in flight on their servers (see `fold_older`).
+    older: Rc<std::cell::RefCell<Vec<Older>>>,
+}
+
+/// A generation a reload replaced, as long as it lives.
+struct Older {
+    gen: std::rc::Weak<Shard>,
+    /// Only `add server` / `del server` replaced it and those after it: `show stat`
+    /// counts its sessions.
+    counted: bool,
 }
 
 /// A connection's slot under the process's or a frontend's maxconn, given back (to
@@ -119,6 +130,7 @@ impl Shard {
             turns: Rc::new(crate::tls::gate::Turns::new(config.runtime.tls_handshakes)),
             shared_tickets: Rc::default(),
             maps: Default::default(),
+            older: Rc::default(),
             config,
         }
     }
@@ -256,8 +268,70 @@ impl Shard {
             turns: self.turns.clone(),
             shared_tickets: self.shared_tickets.clone(),
             maps: Default::default(),
+            older: self.older.clone(),
             config,
         }
+    }
+
+    /// `next` replaced `self` (a reload, or only the servers changed: `servers_only`):
+    /// `self` lives on while its requests finish.
+    pub fn replaced_by(self: &Rc<Self>, next: &Shard, servers_only: bool) {
+        let mut older = next.older.borrow_mut();
+        older.retain(|g| g.gen.strong_count() > 0);
+        if !servers_only {
+            for g in older.iter_mut() {
+                g.counted = false;
+            }
+        }
+        older.push(Older {
+            gen: Rc::downgrade(self),
+            counted: servers_only,
+        });
+    }
+
+    /// Adds to `snap` (this generation's figures) the sessions older generations
+    /// still run on its backends and servers (matched by name), where `show stat`
+    /// counts them: those of generations only `add server` / `del server` replaced
+    /// since the last reload (HAProxy's one process counts them; a reload is a new
+    /// process for HAProxy, whose `show stat` does not count the old one's). Returns
+    /// the others per server (`Held::older`; empty: none), which `del server`
+    /// counts too. Off the request path (a snapshot asks).
+    pub fn fold_older(&self, snap: &mut crate::stats::Snapshot) -> Vec<Vec<u64>> {
+        let mut older = self.older.borrow_mut();
+        older.retain(|g| g.gen.strong_count() > 0);
+        if older.is_empty() {
+            return Vec::new();
+        }
+        let names = crate::config::by_name(&self.config.backends, |b| &b.name);
+        let mut apart: Vec<Vec<u64>> = self
+            .config
+            .backends
+            .iter()
+            .map(|b| vec![0; b.servers.len()])
+            .collect();
+        for g in older.iter() {
+            let Some(old) = g.gen.upgrade() else { continue };
+            for (ob, b) in old.config.backends.iter().enumerate() {
+                let Some(&bi) = names.get(b.name.as_str()) else {
+                    continue;
+                };
+                if g.counted {
+                    snap.backends[bi].scur += old.stats.backends[ob].scur.get();
+                }
+                let now = &self.config.backends[bi].servers;
+                for (os, s) in b.servers.iter().enumerate() {
+                    let busy = old.stats.server_scur(ob, os);
+                    let Some(si) = now.iter().position(|x| x.name == s.name) else {
+                        continue;
+                    };
+                    match g.counted {
+                        true => snap.servers[bi][si].scur += busy,
+                        false => apart[bi][si] += busy,
+                    }
+                }
+            }
+        }
+        apart
     }
 
     /// Counts one request (or L4 connection) in flight until the guard drops.

@@ -1,7 +1,9 @@
 //! `add server` / `del server` against HAProxy 2.6 on the same haproxy.cfg: the same
 //! lines get the same answers (good ones, and HAProxy's errors), and `show servers
 //! state` has the same rows after each (ids, state, admin flags, weights, port);
-//! traffic reaches the added server on both once it is enabled.
+//! traffic reaches the added server on both once it is enabled. An `add server` leaves
+//! the other servers' checks on their course, and `del server` waits for a request
+//! that began before an earlier `add server`, on both.
 
 mod common;
 
@@ -179,4 +181,140 @@ frontend web
     });
     t.same("show stat after enable health", checks);
     t.same("show servers state after enable health", rows);
+}
+
+/// (status, chkfail, chkdown) of server `sv` of `app` in `show stat`.
+fn check_counts(s: &Side, sv: &str) -> Vec<String> {
+    common::twins::stat_view(s, &["status", "chkfail", "chkdown"])
+        .into_iter()
+        .find(|r| r.0 == "app" && r.1 == sv)
+        .map(|r| r.2)
+        .unwrap_or_else(|| panic!("{}: no app/{sv} in show stat", s.who))
+}
+
+/// s1 failed one check of three, then an `add server`: on both it goes DOWN at its
+/// third failed check (the change did not start its count again).
+#[test]
+fn a_server_on_its_way_down_stays_on_its_course_as_in_haproxy() {
+    let t = Twins::start(
+        r#"
+backend app
+    option httpchk GET /health
+    timeout check 2s
+    server s1 "${S1}" check inter 1s fastinter 1s downinter 60s rise 2 fall 3
+    server s2 "${S2}" check inter 1s fastinter 1s downinter 60s rise 2 fall 3
+
+frontend web
+    bind "127.0.0.1:${PORT}"
+    default_backend app
+"#,
+        &[("web", "PORT")],
+        &[
+            ("S1", Srv::Up("s1")),
+            ("S2", Srv::Up("s2")),
+            ("S3", Srv::Up("s3")),
+        ],
+    );
+    let wait = std::time::Duration::from_secs(10);
+    t.wait_both("a first check of s1", wait, |s| {
+        !s.backend("s1").health_answers().is_empty()
+    });
+    t.both(|s| s.backend("s1").set_health_status(500));
+    t.wait_both("one failed check of s1", wait, |s| {
+        check_counts(s, "s1")[1] == "1"
+    });
+    t.same("s1 after one failure", |s| check_counts(s, "s1"));
+    t.same("add server app/s3 S3", |s| {
+        s.cli(&format!("add server app/s3 {}", s.backend("s3").addr()))
+    });
+    t.wait_both("s1 DOWN", wait, |s| check_counts(s, "s1")[0] == "DOWN");
+    t.same("s1 once DOWN", |s| check_counts(s, "s1"));
+    t.same("s2", |s| check_counts(s, "s2"));
+}
+
+/// Both on backend `app` with server s1 (with `opts`); test server s2 for an `add server`.
+fn s1_then_s2(opts: &str) -> Twins {
+    Twins::start(
+        &format!(
+            r#"
+backend app
+    balance roundrobin
+    server s1 "${{S1}}" {opts}
+
+frontend web
+    bind "127.0.0.1:${{PORT}}"
+    default_backend app
+"#
+        ),
+        &[("web", "PORT")],
+        &[("S1", Srv::Up("s1")), ("S2", Srv::Up("s2"))],
+    )
+}
+
+/// `add server app/s2` at the side's test server s2.
+fn add_s2(s: &Side) -> String {
+    s.cli(&format!("add server app/s2 {}", s.backend("s2").addr()))
+}
+
+/// A slow request holds s1; `add server`, then s1 in maintenance: `show stat` counts
+/// the request, `del server` is refused on both while it runs, accepted on both after
+/// it, and the request gets its response. (HAProxy 2.6 puts the connection the request releases
+/// in its idle list, maintenance or not, and refuses until its purge: `pool-purge-delay`
+/// keeps that short. ringlb closes it at once: a server in maintenance takes no
+/// request to reuse it.)
+#[test]
+fn del_server_waits_for_a_request_begun_before_an_add_as_haproxy() {
+    let t = s1_then_s2("pool-purge-delay 100ms");
+    let wait = std::time::Duration::from_secs(10);
+    let (hx, lb) = t.both(|s| {
+        let addr = s.addr("web");
+        std::thread::spawn(move || ask(addr, &get("x", "/sleep/3000")))
+    });
+    t.wait_both("the slow request at s1", wait, |s| {
+        s.backend("s1").in_flight() == 1
+    });
+    t.same("add server app/s2 S2", add_s2);
+    for line in [
+        "enable server app/s2",
+        "disable server app/s1",
+        "del server app/s1",
+    ] {
+        t.same(line, |s| s.cli(line));
+    }
+    t.same("s1 still busy", |s| s.backend("s1").in_flight());
+    // Counted as the server's and the backend's current sessions on both.
+    t.same("show stat scur while the request runs", |s| {
+        common::twins::stat_view(s, &["scur"])
+            .into_iter()
+            .filter(|r| r.0 == "app")
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(hx.join().unwrap(), (200, "s1".to_string()));
+    assert_eq!(lb.join().unwrap(), (200, "s1".to_string()));
+    t.wait_both("del server app/s1 accepted", wait, |s| {
+        let a = s.cli("del server app/s1");
+        a == "Server deleted.\n" || a == "No such server.\n"
+    });
+    t.same("show servers state after del", rows);
+}
+
+/// A connection to s1 idles in the pool across an `add server`; maintenance closes it
+/// (HAProxy's `srv_cleanup_connections`), so `del server` is accepted at once on both.
+#[test]
+fn maintenance_closes_idle_connections_before_del_server_as_haproxy() {
+    let t = s1_then_s2("");
+    let wait = std::time::Duration::from_secs(10);
+    t.same("a request", |s| ask(s.addr("web"), &get("x", "/")));
+    t.wait_both("an idle connection to s1", wait, |s| {
+        let b = s.backend("s1");
+        b.open_connections() == 1 && b.in_flight() == 0
+    });
+    t.same("add server app/s2 S2", add_s2);
+    t.same("still idle", |s| s.backend("s1").open_connections());
+    for line in ["disable server app/s1", "del server app/s1"] {
+        t.same(line, |s| s.cli(line));
+    }
+    t.wait_both("s1's connection closed", wait, |s| {
+        s.backend("s1").open_connections() == 0
+    });
 }

@@ -94,6 +94,11 @@ impl Core {
         }
     }
 
+    /// How many shards run (each answers a `gather`).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
     /// Asks every shard for its figures and merges the answers (each shard answers
     /// within one control tick; a shard that does not within a second is left out).
     pub fn gather(&self) -> Gathered {

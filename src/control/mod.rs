@@ -303,6 +303,10 @@ pub struct Held {
     pub h2_open: Vec<Vec<u64>>,
     /// Frames `proto h2` servers sent, per backend (`h2map::frames::FrameTally`).
     pub h2_frames: Vec<[u64; 5]>,
+    /// Requests (and L4 connections) in flight per backend and server on generations
+    /// a reload replaced, which `show stat` does not count (`Shard::fold_older`;
+    /// empty: none).
+    pub older: Vec<Vec<u64>>,
     /// Requests (and L4 connections) in flight.
     pub inflight: u64,
     /// Splice pipes in use, idle, and the most the shard may open.
@@ -316,21 +320,18 @@ pub struct Held {
 impl Held {
     /// Idle pooled connections to server `s` of backend `b`.
     pub fn idle_of(&self, b: usize, s: usize) -> u64 {
-        self.idle
-            .get(b)
-            .and_then(|v| v.get(s))
-            .copied()
-            .unwrap_or(0)
+        of(&self.idle, b, s)
+    }
+
+    /// Requests in flight on server `s` of backend `b` in replaced generations.
+    pub fn older_of(&self, b: usize, s: usize) -> u64 {
+        of(&self.older, b, s)
     }
 
     pub fn add(&mut self, o: &Held) {
-        for (mine, theirs) in [(&mut self.idle, &o.idle), (&mut self.h2_open, &o.h2_open)] {
-            for (a, b) in mine.iter_mut().zip(theirs) {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-            }
-        }
+        add_grid(&mut self.idle, &o.idle);
+        add_grid(&mut self.h2_open, &o.h2_open);
+        add_grid(&mut self.older, &o.older);
         for (a, b) in self.h2_frames.iter_mut().zip(&o.h2_frames) {
             for (x, y) in a.iter_mut().zip(b) {
                 *x += y;
@@ -343,6 +344,24 @@ impl Held {
         self.spliced += o.spliced;
         self.buffers.0 += o.buffers.0;
         self.buffers.1 += o.buffers.1;
+    }
+}
+
+/// A per backend and server figure (0 where the grid has none).
+fn of(grid: &[Vec<u64>], b: usize, s: usize) -> u64 {
+    grid.get(b).and_then(|v| v.get(s)).copied().unwrap_or(0)
+}
+
+/// Adds per backend and server figures (an empty grid: nothing yet).
+fn add_grid(to: &mut Vec<Vec<u64>>, from: &[Vec<u64>]) {
+    if to.is_empty() {
+        to.extend_from_slice(from);
+        return;
+    }
+    for (a, b) in to.iter_mut().zip(from) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
     }
 }
 

@@ -141,15 +141,21 @@ fn del(core: &Core, w: &[&str]) -> String {
     if !maint {
         return "Only servers in maintenance mode can be deleted.".into();
     }
+    // In use: requests and connections on it in every generation a shard still runs
+    // (one that began before an earlier `add server` is in `scur`, one from before a
+    // reload in `older`), idle pooled connections
+    // (pools are shared by generations; maintenance closed them, as HAProxy's
+    // `srv_cleanup_connections`). A shard that did not answer may still use it.
     let g = core.gather();
     let busy = g
         .stats
         .servers
         .get(bi)
         .and_then(|v| v.get(si))
-        .map_or(0, |t| t.scur);
+        .map_or(0, |t| t.scur)
+        + g.held.older_of(bi, si);
     let idle = g.held.idle_of(bi, si);
-    if busy > 0 || idle > 0 {
+    if busy > 0 || idle > 0 || g.shards_answered < core.shard_count() {
         return "Server still has connections attached to it, cannot remove it.".into();
     }
     let sn = sname.clone();

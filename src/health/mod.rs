@@ -39,7 +39,7 @@ pub struct Health {
     resolver: Option<crate::resolver::Resolver>,
     /// Its nameservers' counters (`show resolvers`).
     pub dns: crate::resolver::DnsCounters,
-    thread: JoinHandle<Option<Receiver<HealthReport>>>,
+    thread: JoinHandle<Option<(Receiver<HealthReport>, Schedules)>>,
     /// What the checks say, for `show stat` and the metrics.
     pub view: HealthView,
 }
@@ -53,7 +53,7 @@ impl Health {
         reports: Receiver<HealthReport>,
         log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Health> {
-        Self::spawn_from(cfg, shards, reports, None, false, log)
+        Self::spawn_from(cfg, shards, reports, None, false, Schedules::default(), log)
     }
 
     /// Starts the thread; with `previous` (a reload), servers that existed before (same
@@ -64,6 +64,7 @@ impl Health {
         reports: Receiver<HealthReport>,
         previous: Option<(&Config, &HealthView)>,
         keep_paused: bool,
+        schedules: Schedules,
         log: Option<Sender<Vec<u8>>>,
     ) -> std::io::Result<Health> {
         // The old view, locked once, and its backends by name (no quadratic search).
@@ -156,6 +157,8 @@ impl Health {
         ));
         // The old view's lock goes now.
         drop(old);
+        let mut schedules = schedules;
+        let dns_schedules = std::mem::take(&mut schedules.dns);
         let shared = view.clone();
         let cfg_for_dns = cfg.clone();
         let dns_shards = shards.clone();
@@ -163,7 +166,7 @@ impl Health {
         let thread = std::thread::Builder::new().name("ringlb-health".into()).spawn(move || {
             let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build();
             match rt {
-                                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, (stop_rx, cmds_rx), shared, log))),
+                Ok(mut rt) => Some(rt.block_on(run(cfg, shards, reports, (stop_rx, cmds_rx), shared, schedules, log))),
                 Err(e) => {
                     tracing::error!(error = %e, "health thread: cannot start its runtime; no health checks");
                     None
@@ -177,6 +180,7 @@ impl Health {
             view.clone(),
             dns.clone(),
             log_for_dns,
+            dns_schedules,
         )?;
         Ok(Health {
             stop,
@@ -198,13 +202,14 @@ impl Health {
         self.resolver.as_ref().map(|r| r.commands())
     }
 
-    /// Stops the thread; gives back the reports channel (for the next one, on reload).
-    pub fn stop(self) -> Option<Receiver<HealthReport>> {
-        if let Some(r) = self.resolver {
-            r.stop();
-        }
+    /// Stops the thread; gives back the reports channel (for the next one, on reload)
+    /// and where each server's checks stood (for the next one, on `add server`).
+    pub fn stop(self) -> Option<(Receiver<HealthReport>, Schedules)> {
+        let dns = self.resolver.map(|r| r.stop()).unwrap_or_default();
         let _ = self.stop.send(());
-        self.thread.join().ok().flatten()
+        let (reports, mut schedules) = self.thread.join().ok().flatten()?;
+        schedules.dns = dns;
+        Some((reports, schedules))
     }
 }
 
@@ -224,6 +229,61 @@ struct ServerHealth {
     hurry: bool,
     /// `disable health`: no check runs, the state stays as it is.
     paused: bool,
+    /// When its next check is due (`None`: it has no check loop); a check under way
+    /// is due at its start (a thread stopped meanwhile never saw its result).
+    next: Option<Instant>,
+}
+
+/// Where each server's checks stood when a health thread stopped, by backend and
+/// server name. `add server` and `del server` replace the health thread (its server
+/// numbering changes): the next one goes on from here, so that only the server
+/// added or removed starts its checks, as HAProxy touches only that one. A reload
+/// starts every schedule again (as HAProxy's new process does).
+#[derive(Default)]
+pub struct Schedules {
+    checks: std::collections::HashMap<(String, String), Schedule>,
+    /// The resolver thread's (replaced with this one).
+    dns: crate::resolver::Schedules,
+}
+
+/// One server's place in its checks: its rise/fall progress, passive failure
+/// streaks, cool-down and next check.
+struct Schedule {
+    oks: u32,
+    fails: u32,
+    streaks: Vec<u32>,
+    cooldown_until: Option<Instant>,
+    hurry: bool,
+    next: Option<Instant>,
+}
+
+impl Schedules {
+    /// Every server's schedule in `st`.
+    fn of(st: &State) -> Schedules {
+        let mut map = std::collections::HashMap::new();
+        for (b, hs) in st.cfg.backends.iter().zip(&st.servers) {
+            for (s, h) in b.servers.iter().zip(hs) {
+                let k = Schedule {
+                    oks: h.oks,
+                    fails: h.fails,
+                    streaks: h.streaks.clone(),
+                    cooldown_until: h.cooldown_until,
+                    hurry: h.hurry,
+                    next: h.next,
+                };
+                map.insert((b.name.clone(), s.name.clone()), k);
+            }
+        }
+        Schedules {
+            checks: map,
+            dns: Default::default(),
+        }
+    }
+
+    /// Takes server `s` of backend `b`'s schedule, if it had one.
+    fn take(&mut self, b: &str, s: &str) -> Option<Schedule> {
+        self.checks.remove(&(b.to_string(), s.to_string()))
+    }
 }
 
 struct State {
@@ -672,9 +732,11 @@ async fn run(
     reports: Receiver<HealthReport>,
     (stop, cmds): (Receiver<()>, Receiver<crate::control::HealthCmd>),
     view: HealthView,
+    mut schedules: Schedules,
     log: Option<Sender<Vec<u8>>>,
-) -> Receiver<HealthReport> {
+) -> (Receiver<HealthReport>, Schedules) {
     let shard_count = shards.len();
+    let now = Instant::now();
     let start_up = view
         .lock()
         .map(|v| {
@@ -687,7 +749,7 @@ async fn run(
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    let servers = cfg
+    let mut servers: Vec<Vec<ServerHealth>> = cfg
         .backends
         .iter()
         .enumerate()
@@ -734,10 +796,27 @@ async fn run(
                             .get(bi)
                             .and_then(|v| v.get(si))
                             .is_some_and(|c| !c.2),
+                    next: None,
                 })
                 .collect()
         })
         .collect();
+    // Carried schedules go on where they were.
+    for (b, hs) in cfg.backends.iter().zip(&mut servers) {
+        for (s, h) in b.servers.iter().zip(hs) {
+            let Some(k) = schedules.take(&b.name, &s.name) else {
+                continue;
+            };
+            h.oks = k.oks;
+            h.fails = k.fails;
+            if k.streaks.len() == h.streaks.len() {
+                h.streaks = k.streaks;
+            }
+            h.cooldown_until = k.cooldown_until;
+            h.hurry = k.hurry;
+            h.next = k.next;
+        }
+    }
     let state = Rc::new(RefCell::new(State {
         cfg: cfg.clone(),
         log,
@@ -783,8 +862,13 @@ async fn run(
                             .settings
                             .server_name(t.settings.check_sni.as_deref(), s.addr.ip()),
                     });
-                // Spread the first checks over one interval.
-                let first = check.interval / count * si as u32;
+                // Spread the first checks over one interval; a carried schedule
+                // goes on where it was.
+                let first = match state.borrow().servers[bi][si].next {
+                    Some(at) => at.saturating_duration_since(now),
+                    None => check.interval / count * si as u32,
+                };
+                state.borrow_mut().servers[bi][si].next = Some(now + first);
                 let how = match &check.kind {
                     crate::config::CheckKind::TcpCheck(tc) => How::TcpCheck(
                         Rc::new(tcpcheck::Prepared::new(tc.clone())),
@@ -818,7 +902,9 @@ async fn run(
     loop {
         monoio::time::sleep(REPORT_TICK).await;
         match stop.try_recv() {
-            Ok(()) | Err(TryRecvError::Disconnected) => return reports,
+            Ok(()) | Err(TryRecvError::Disconnected) => {
+                return (reports, Schedules::of(&state.borrow()));
+            }
             Err(TryRecvError::Empty) => {}
         }
         let mut st = state.borrow_mut();
@@ -867,6 +953,7 @@ async fn check_loop(
             continue;
         }
         let start = Instant::now();
+        state.borrow_mut().servers[backend][server].next = Some(start);
         // A server DNS moves is checked where it is now; one without an address is
         // not checked (it is in maintenance).
         if dns {
@@ -877,6 +964,7 @@ async fn check_loop(
             });
             match (now.flatten(), &mut how) {
                 (None, _) => {
+                    state.borrow_mut().servers[backend][server].next = Some(start + check.interval);
                     monoio::time::sleep(check.interval).await;
                     continue;
                 }
@@ -901,6 +989,7 @@ async fn check_loop(
             (st.next_interval(backend, server, &check), passive)
         };
         let mut until = start + wait;
+        state.borrow_mut().servers[backend][server].next = Some(until);
         if !passive {
             monoio::time::sleep(until.saturating_duration_since(Instant::now())).await;
             continue;
@@ -911,6 +1000,7 @@ async fn check_loop(
             let now = Instant::now();
             if std::mem::take(&mut state.borrow_mut().servers[backend][server].hurry) {
                 until = until.min(now + check.fast_interval);
+                state.borrow_mut().servers[backend][server].next = Some(until);
             }
             if now >= until {
                 break;

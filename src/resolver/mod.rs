@@ -16,6 +16,7 @@ pub use crate::control::{DnsCounters, NsCounters};
 pub use slots::{Held, Want};
 pub use wire::Outcome;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,29 +38,92 @@ pub struct Resolver {
     /// Set when stopping: a resolution under way gives up before its next question
     /// (a reload waits for this thread, whose messages name the old config's servers).
     stopping: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    thread: JoinHandle<Schedules>,
+}
+
+/// Where each name's resolution stood when the thread stopped: `add server` and
+/// `del server` replace the thread (see `health::Schedules`), and the next one goes
+/// on from here, so a change neither asks every name again at once nor starts the
+/// `hold` clocks or the nameservers' counters (`show resolvers`) again. A reload
+/// starts afresh, as HAProxy's new process.
+#[derive(Default)]
+pub struct Schedules {
+    /// By backend name and name asked: the next resolution and the last valid answer.
+    jobs: HashMap<(String, String), (Instant, Option<Instant>)>,
+    /// By backend and server name: when an answer last gave its address.
+    seen: HashMap<(String, String), Instant>,
+    /// The nameservers' counters, per `resolvers` section.
+    counters: Vec<Vec<NsCounters>>,
+}
+
+impl Schedules {
+    fn of(cfg: &Config, jobs: &[Job], counters: &[Vec<NsCounters>]) -> Schedules {
+        let mut out = Schedules {
+            counters: counters.to_vec(),
+            ..Default::default()
+        };
+        for j in jobs {
+            let b = &cfg.backends[j.backend];
+            out.jobs
+                .insert((b.name.clone(), j.fqdn.clone()), (j.next, j.last_valid));
+            for (&si, h) in j.servers.iter().zip(&j.held) {
+                out.seen
+                    .insert((b.name.clone(), b.servers[si].name.clone()), h.seen);
+            }
+        }
+        out
+    }
+
+    /// `jobs` (just made from `cfg`) go on where the previous thread left them.
+    fn resume(&self, cfg: &Config, jobs: &mut [Job]) {
+        for j in jobs {
+            let b = &cfg.backends[j.backend];
+            if let Some(&(next, last_valid)) = self.jobs.get(&(b.name.clone(), j.fqdn.clone())) {
+                j.next = next;
+                j.last_valid = last_valid;
+            }
+            for (&si, h) in j.servers.iter().zip(&mut j.held) {
+                if let Some(&seen) = self.seen.get(&(b.name.clone(), b.servers[si].name.clone())) {
+                    h.seen = seen;
+                }
+            }
+        }
+    }
 }
 
 impl Resolver {
-    /// Starts the thread when some server asks DNS; `None` when none does.
+    /// Starts the thread when some server asks DNS; `None` when none does. It goes on
+    /// from `carried` (empty: from the start).
     pub fn spawn(
         cfg: Arc<Config>,
         shards: Vec<ShardLink>,
         view: HealthView,
         counters: DnsCounters,
         log: Option<Sender<Vec<u8>>>,
+        carried: Schedules,
     ) -> std::io::Result<Option<Resolver>> {
-        if let Ok(mut c) = counters.lock() {
-            *c = cfg
-                .resolvers
+        let shape: Vec<usize> = cfg.resolvers.iter().map(|r| r.nameservers.len()).collect();
+        let local: Vec<Vec<NsCounters>> = if carried
+            .counters
+            .iter()
+            .map(Vec::len)
+            .eq(shape.iter().copied())
+        {
+            carried.counters.clone()
+        } else {
+            shape
                 .iter()
-                .map(|r| vec![NsCounters::default(); r.nameservers.len()])
-                .collect();
+                .map(|&n| vec![NsCounters::default(); n])
+                .collect()
+        };
+        if let Ok(mut c) = counters.lock() {
+            c.clone_from(&local);
         }
-        let jobs = jobs(&cfg, &view);
+        let mut jobs = jobs(&cfg, &view);
         if jobs.is_empty() {
             return Ok(None);
         }
+        carried.resume(&cfg, &mut jobs);
         let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let (cmds, cmds_rx) = crossbeam_channel::unbounded();
         let stopping = Arc::new(AtomicBool::new(false));
@@ -68,7 +132,7 @@ impl Resolver {
             .name("ringlb-dns".into())
             .spawn(move || {
                 let out = Outlets { shards, view, log };
-                run(cfg, out, counters, jobs, (stop_rx, cmds_rx, flag))
+                run(cfg, out, (counters, local), jobs, (stop_rx, cmds_rx, flag))
             })?;
         Ok(Some(Resolver {
             stop,
@@ -82,10 +146,11 @@ impl Resolver {
         self.cmds.clone()
     }
 
-    pub fn stop(self) {
+    /// Stops the thread; gives back where each name's resolution stood.
+    pub fn stop(self) -> Schedules {
         self.stopping.store(true, Ordering::SeqCst);
         let _ = self.stop.send(());
-        let _ = self.thread.join();
+        self.thread.join().unwrap_or_default()
     }
 }
 
@@ -173,25 +238,22 @@ struct Outlets {
     log: Option<Sender<Vec<u8>>>,
 }
 
+/// The thread's loop; `local`: the counters it goes on from.
 fn run(
     cfg: Arc<Config>,
     out: Outlets,
-    counters: DnsCounters,
+    (counters, mut local): (DnsCounters, Vec<Vec<NsCounters>>),
     mut jobs: Vec<Job>,
     (stop, cmds, stopping): (Receiver<()>, Receiver<DnsCmd>, Arc<AtomicBool>),
-) {
-    let mut local: Vec<Vec<NsCounters>> = cfg
-        .resolvers
-        .iter()
-        .map(|r| vec![NsCounters::default(); r.nameservers.len()])
-        .collect();
+) -> Schedules {
     loop {
         let now = Instant::now();
         for j in jobs.iter_mut().filter(|j| j.next <= now) {
             let r = &cfg.resolvers[j.resolvers];
             let outcome = resolve(j, r, &mut local[j.resolvers], &stopping);
             if stopping.load(Ordering::SeqCst) {
-                return;
+                // This name's resolution is due again at once.
+                return Schedules::of(&cfg, &jobs, &local);
             }
             let now = Instant::now();
             let want = Want {
@@ -271,7 +333,7 @@ fn run(
             .min(tick)
             .max(Duration::from_millis(10));
         crossbeam_channel::select! {
-            recv(stop) -> _ => return,
+            recv(stop) -> _ => return Schedules::of(&cfg, &jobs, &local),
             recv(cmds) -> c => {
                 if let Ok(c) = c {
                     command(&cfg, &mut jobs, &out.view, c);

@@ -352,11 +352,10 @@ fn reload(
         Option<std::net::TcpListener>,
     )>,
 ) {
-    let next = Rc::new(
-        current
-            .borrow()
-            .next_generation(config, shared, servers_only),
-    );
+    let prev = current.borrow().clone();
+    let next = Rc::new(prev.next_generation(config, shared, servers_only));
+    prev.replaced_by(&next, servers_only);
+    drop(prev);
     let id = next.id;
     *current.borrow_mut() = next;
     // Listeners whose address is gone close (their accepted connections finish).
@@ -471,6 +470,7 @@ fn apply(shard: &Shard, msg: ToShard) {
             let h2 = |s: &crate::upstream::ServerState| {
                 s.h2.as_ref().map_or((0, 0, [0; 5]), |h| h.figures())
             };
+            let mut stats = shard.stats.snapshot();
             let held = crate::control::Held {
                 idle: per_server(&|s| s.pool.get().map_or(0, |p| p.len()) + h2(s).1),
                 h2_open: per_server(&|s| h2(s).0),
@@ -484,6 +484,7 @@ fn apply(shard: &Shard, msg: ToShard) {
                         })
                     })
                     .collect(),
+                older: shard.fold_older(&mut stats),
                 inflight: shard.inflight() as u64,
                 pipes: (busy as u64, idle as u64, max as u64),
                 spliced,
@@ -491,7 +492,7 @@ fn apply(shard: &Shard, msg: ToShard) {
             };
             let _ = reply.send(ShardReport {
                 shard: shard.id,
-                stats: shard.stats.snapshot(),
+                stats,
                 queued: up.backends.iter().map(|b| b.queue_figures()).collect(),
                 held,
             });
