@@ -31,10 +31,12 @@ use monoio::multishot::RingBuf;
 /// Bytes read per copy (the size of the ring's buffers too).
 const COPY_BUF: usize = crate::recv_ring::BUF_SIZE;
 
-/// Reads in a row that fill the copy buffer before an adaptive direction splices.
-/// HAProxy's `splice-auto` waits for 3 reads filling its 16 KiB buffer (a "fast
-/// streamer"); 2 of our 32 KiB are as much data. A burst shorter than that (a
-/// request, a small response) is cheaper copied than spliced through a pipe.
+/// Reads that fill the copy buffer, with no read under half of it between them,
+/// before an adaptive direction splices. HAProxy's `splice-auto` waits for 3 reads
+/// filling its 16 KiB buffer (a "fast streamer"; a read under half its buffer starts
+/// the count again, one in between does not); 2 of our 32 KiB are as much data. A
+/// burst shorter than that (a request, a small response) is cheaper copied than
+/// spliced through a pipe.
 const BULK_READS: u8 = 2;
 
 /// Splices in a row that moved less than half the copy buffer before an adaptive
@@ -190,7 +192,12 @@ impl Activity {
 /// One direction: copy through a buffer, or splice as `mode` says; at EOF pass the
 /// half-close on with `shutdown(SHUT_WR)`. From a plain socket on io_uring, the copy
 /// receives into the shard's buffer ring (`recv_ring`): one armed multishot receive,
-/// and no buffer of its own while the direction is quiet.
+/// and no buffer of its own while the direction is quiet. A multishot receive takes
+/// whatever arrives as long as the ring has buffers, so a direction that falls behind
+/// (a completion already waiting when it takes one) ends it and reads single-shot,
+/// as the kernel's socket buffer lets it (the sender's backpressure, and the ring left
+/// to other connections), until a read finds less than a buffer: caught up, it arms
+/// a multishot receive again.
 async fn one_way<R: Stream, W: Stream>(
     mut from: OwnedReadHalf<R>,
     mut to: OwnedWriteHalf<W>,
@@ -203,9 +210,15 @@ async fn one_way<R: Stream, W: Stream>(
     // SAFETY: a shared reference to the stream inside the half, used only for its
     // descriptor on this thread; the other direction does not move or drop it.
     let mut multi = unsafe { (*from.0.get()).socket() }.and_then(MultiRecv::new);
+    let mut ring = if multi.is_some() {
+        Ring::Armed
+    } else {
+        Ring::Single
+    };
     // Only for single-shot reads: allocated at the first.
     let mut buf = Vec::new();
-    // Reads in a row that filled the buffer (`Always` starts as if bulk had been seen).
+    // Reads that filled the buffer since the last under half of it (`Always` starts as
+    // if bulk had been seen).
     let mut full = if mode == SpliceMode::Always {
         BULK_READS
     } else {
@@ -214,8 +227,8 @@ async fn one_way<R: Stream, W: Stream>(
     'copy: loop {
         if mode != SpliceMode::Off && full >= BULK_READS {
             full = 0;
-            // What the armed receive took before it ends goes first.
-            if let Some(m) = &mut multi {
+            // What a multishot receive took before it ends goes first.
+            if let (Some(m), Ring::Armed | Ring::Draining) = (&mut multi, ring) {
                 m.cancel();
                 loop {
                     match m.drain().await {
@@ -228,6 +241,7 @@ async fn one_way<R: Stream, W: Stream>(
                         Ok(Chunk::Eof) | Err(_) => break 'copy,
                     }
                 }
+                ring = Ring::Single;
             }
             // SAFETY: shared references to the streams inside the halves, used only
             // for their descriptors and readiness on this thread; the other
@@ -243,53 +257,78 @@ async fn one_way<R: Stream, W: Stream>(
                 }
             }
         }
-        let chunk = match &mut multi {
-            Some(m) => m.next().await,
-            None => Ok(Chunk::Dry),
+        let chunk = match (&mut multi, ring) {
+            (Some(m), Ring::Armed) => m.next().await,
+            (Some(m), Ring::Draining) => m.drain().await,
+            _ => Ok(Chunk::Dry),
         };
         let n = match chunk {
             Ok(Chunk::Data(b)) => {
                 let n = b.len();
+                if ring == Ring::Armed && multi.as_ref().is_some_and(|m| m.more_queued()) {
+                    // Behind: end the receive; what it took comes first (`drain`).
+                    if let Some(m) = &mut multi {
+                        m.cancel();
+                    }
+                    ring = Ring::Draining;
+                }
                 if !forward(b, &mut to, side, activity, copied).await {
                     break;
                 }
                 n
             }
             Ok(Chunk::Eof) | Err(_) => break,
-            // No ring, or none of its buffers left: read into our own.
+            // No ring, none of its buffers left, or reading single-shot: into our own.
             Ok(Chunk::Dry) => {
+                if ring == Ring::Draining {
+                    ring = Ring::Single;
+                }
                 if buf.capacity() == 0 {
                     buf = Vec::with_capacity(COPY_BUF);
                 }
                 buf.clear();
                 let (res, b) = from.read(buf).await;
                 buf = b;
-                match res {
+                let n = match res {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
+                };
+                copied.set(copied.get() + n as u64);
+                activity.read_from(side);
+                let (res, b) = to.write_all(buf).await;
+                buf = b;
+                if res.is_err() {
+                    break;
                 }
+                activity.moved();
+                if ring == Ring::Single && multi.is_some() && n < COPY_BUF {
+                    // Caught up: wait with a multishot receive again.
+                    ring = Ring::Armed;
+                }
+                n
             }
         };
-        if n > 0 && !buf.is_empty() {
-            copied.set(copied.get() + n as u64);
-            activity.read_from(side);
-            let (res, b) = to.write_all(buf).await;
-            buf = b;
-            buf.clear();
-            if res.is_err() {
-                break;
-            }
-            activity.moved();
-        }
         full = match mode {
             // Splicing was refused for want of a pipe: try again after this read.
             SpliceMode::Always => BULK_READS,
             _ if n == COPY_BUF => full.saturating_add(1),
+            _ if n >= COPY_BUF / 2 => full,
             _ => 0,
         };
     }
     let _ = to.shutdown().await;
     activity.shut_after(side);
+}
+
+/// How a direction with a buffer ring reads now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ring {
+    /// A multishot receive (armed at the next read if none is).
+    Armed,
+    /// Its receive was cancelled: what it took comes first.
+    Draining,
+    /// Single-shot reads into the direction's own buffer.
+    Single,
 }
 
 /// Sends what a multishot receive got; false when the write failed.

@@ -120,6 +120,12 @@ impl MultiRecv {
         self.take().await
     }
 
+    /// True when more has arrived already (the next `next` will not wait): the
+    /// arrival just taken is part of a burst.
+    pub fn more_queued(&self) -> bool {
+        self.armed.as_ref().is_some_and(|r| r.has_queued())
+    }
+
     /// Asks the armed receive to end (before the socket is read some other way).
     /// What it received before that still comes from `drain`.
     pub fn cancel(&mut self) {

@@ -212,7 +212,8 @@ fn interactive_traffic_is_copied_and_bulk_spliced_again() {
     echo_bulk(&mut s, 8 << 20);
     assert!(
         spliced(&sock) - after_bulk > 8 << 20,
-        "bulk after the chat is spliced again"
+        "bulk after the chat is spliced again: {} after {after_bulk}",
+        spliced(&sock)
     );
     s.shutdown(Shutdown::Write).unwrap();
     let mut rest = Vec::new();

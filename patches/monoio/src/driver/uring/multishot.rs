@@ -389,6 +389,19 @@ impl RecvMulti {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// True when a completion is waiting to be taken (`recv` would not wait).
+    pub fn has_queued(&self) -> bool {
+        if self.index == usize::MAX {
+            return false;
+        }
+        // SAFETY: the driver of this thread, not borrowed elsewhere during this call.
+        let inner = unsafe { &mut *self.driver.get() };
+        match inner.ops.slab.get(self.index).as_deref() {
+            Some(Lifecycle::Multi(state)) => !state.queue.is_empty(),
+            _ => false,
+        }
+    }
+
     /// True once the operation ended and everything it gave was taken.
     pub fn is_ended(&self) -> bool {
         self.index == usize::MAX
