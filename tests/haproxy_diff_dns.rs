@@ -240,3 +240,54 @@ backend app
     );
     assert_eq!(dns.questions(), 0, "questions over UDP");
 }
+
+/// Two plain servers following the same name never share an address, as in HAProxy
+/// 2.6 (without `resolve-opts allow-dup-ip`): one answer address goes to one of them,
+/// the other stays in maintenance until the answers carry a second.
+#[test]
+fn servers_of_one_name_take_different_addresses_as_haproxy() {
+    let dns = DnsServer::start();
+    let body = format!(
+        r#"
+resolvers dns
+    nameserver ns1 {}
+    timeout resolve 100ms
+    timeout retry 300ms
+    hold valid 200ms
+    hold obsolete 0s
+
+frontend web
+    bind "127.0.0.1:${{PORT}}"
+    default_backend app
+
+backend app
+    server a dup.test:8080 resolvers dns init-addr none
+    server b dup.test:8080 resolvers dns init-addr none
+"#,
+        dns.addr()
+    );
+    let t = Twins::start(&body, &[("web", "PORT")], &[]);
+    // (addresses held, sorted; servers in maintenance)
+    let held = |s: &Side| {
+        let v = view(s);
+        let mut addrs: Vec<String> = v
+            .values()
+            .filter(|v| !v.1.is_empty())
+            .map(|v| v.1.clone())
+            .collect();
+        addrs.sort();
+        let maint = v.values().filter(|v| v.0 == "MAINT (resolution)").count();
+        (addrs, maint)
+    };
+    dns.set("dup.test", &["127.0.0.31"]);
+    t.wait_both("one server resolved", WAIT, |s| held(s).0.len() == 1);
+    // Give the other server's resolution time to run too (several hold-valid rounds).
+    std::thread::sleep(Duration::from_millis(800));
+    let s = t.same("one address for two servers", held);
+    assert_eq!(s, (vec!["127.0.0.31:8080".to_string()], 1));
+
+    dns.set("dup.test", &["127.0.0.31", "127.0.0.32"]);
+    t.wait_both("both servers resolved", WAIT, |s| held(s).0.len() == 2);
+    let s = t.same("two addresses for two servers", held);
+    assert_eq!(s.0, ["127.0.0.31:8080", "127.0.0.32:8080"]);
+}

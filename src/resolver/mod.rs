@@ -248,7 +248,21 @@ fn run(
 ) -> Schedules {
     loop {
         let now = Instant::now();
-        for j in jobs.iter_mut().filter(|j| j.next <= now) {
+        for ji in 0..jobs.len() {
+            if jobs[ji].next > now {
+                continue;
+            }
+            // What the backend's other servers of this name hold (a single server
+            // takes none of it).
+            let taken: Vec<std::net::IpAddr> = jobs
+                .iter()
+                .enumerate()
+                .filter(|(k, o)| {
+                    *k != ji && o.backend == jobs[ji].backend && o.fqdn == jobs[ji].fqdn
+                })
+                .flat_map(|(_, o)| o.held.iter().filter_map(|h| h.addr.map(|a| a.ip())))
+                .collect();
+            let j = &mut jobs[ji];
             let r = &cfg.resolvers[j.resolvers];
             let outcome = resolve(j, r, &mut local[j.resolvers], &stopping);
             if stopping.load(Ordering::SeqCst) {
@@ -266,6 +280,7 @@ fn run(
                 prefer: j.prefer,
                 nets: &j.nets,
                 obsolete: r.hold.obsolete,
+                taken: &taken,
             };
             let (new, reason) = match &outcome {
                 Outcome::Valid(items, _) => {

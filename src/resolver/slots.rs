@@ -30,6 +30,11 @@ pub struct Want<'a> {
     pub prefer: Family,
     pub nets: &'a [(IpAddr, u8)],
     pub obsolete: Duration,
+    /// Addresses other servers of the backend following the same name hold: a single
+    /// server takes none of them (HAProxy 2.6 without `resolve-opts allow-dup-ip`:
+    /// one answer address for two servers goes to one of them, the other stays in
+    /// maintenance).
+    pub taken: &'a [IpAddr],
 }
 
 /// HAProxy's mapping of an SRV weight (0-65535) onto a server weight (0-256).
@@ -81,8 +86,10 @@ pub fn assign(held: &[Held], items: &[Item], now: Instant, want: &Want) -> Vec<H
         })
         .collect();
     if !want.template {
-        // A single server: the best address when it lost its own.
-        if let (Some(o), Some(c)) = (out.first_mut(), cands.first()) {
+        // A single server: the best address no other server holds, when it lost its
+        // own.
+        let best = cands.iter().find(|c| !want.taken.contains(&c.0.ip()));
+        if let (Some(o), Some(c)) = (out.first_mut(), best) {
             if o.addr.is_none()
                 || held[0]
                     .addr
@@ -143,6 +150,7 @@ mod tests {
             prefer: Family::V4,
             nets: &[],
             obsolete: Duration::ZERO,
+            taken: &[],
         }
     }
 
@@ -235,6 +243,30 @@ mod tests {
         };
         let a = assign(&h, &[item("127.0.0.5"), item("127.0.0.9")], now, &w);
         assert_eq!(a[0].addr, Some("127.0.0.9:80".parse().unwrap()));
+    }
+
+    /// A single server takes no address another server of its name holds; one it
+    /// holds itself it keeps.
+    #[test]
+    fn a_single_server_skips_addresses_other_servers_hold() {
+        let now = Instant::now();
+        let none = [Held {
+            addr: None,
+            weight: None,
+            seen: now,
+        }];
+        let taken = ["127.0.0.5".parse().unwrap()];
+        let w = Want {
+            taken: &taken,
+            ..want(false)
+        };
+        let a = assign(&none, &[item("127.0.0.5")], now, &w);
+        assert_eq!(addrs(&a), [None], "the only address is another server's");
+        let a = assign(&none, &[item("127.0.0.5"), item("127.0.0.6")], now, &w);
+        assert_eq!(addrs(&a), [Some("127.0.0.6:80".to_string())]);
+        let own = assign(&none, &[item("127.0.0.6")], now, &want(false));
+        let a = assign(&own, &[item("127.0.0.5"), item("127.0.0.6")], now, &w);
+        assert_eq!(addrs(&a), [Some("127.0.0.6:80".to_string())]);
     }
 
     #[test]
