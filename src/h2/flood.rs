@@ -97,15 +97,7 @@ impl Window {
     }
 }
 
-/// A frame header as it passed.
-#[derive(Clone, Copy)]
-struct Head {
-    len: u32,
-    kind: u8,
-    flags: u8,
-    stream: u32,
-}
-
+use crate::h2map::frames::{error_code, Event, Head, Scan};
 pub(super) use crate::h2map::frames::{
     DATA, GOAWAY, HEADERS, RST_STREAM, SETTINGS as SETTINGS_FRAME,
 };
@@ -115,103 +107,6 @@ const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
-
-/// Frame boundaries of one direction: the header being read, then payload bytes
-/// to skip. A GOAWAY's first payload bytes are kept (its code and debug data), and a
-/// RST_STREAM's (its code).
-#[derive(Default)]
-struct Scan {
-    head: [u8; 9],
-    have: u8,
-    skip: u32,
-    /// The frame whose payload is passing: its type and stream.
-    cur: Option<(u8, u32)>,
-    goaway: [u8; 32],
-    goaway_len: u8,
-}
-
-/// An event of a scan: a frame header, or the end of a GOAWAY's kept payload.
-enum Event<'a> {
-    Head(Head),
-    GoAway(&'a [u8]),
-    /// A RST_STREAM's stream and error code.
-    Reset(u32, u32),
-}
-
-impl Scan {
-    /// Between two frames (so a frame of our own may go in).
-    fn at_boundary(&self) -> bool {
-        self.have == 0 && self.skip == 0
-    }
-
-    /// Bytes still to write before the next boundary: the rest of the header (at
-    /// most; its payload follows), or of the payload. 0: at a boundary.
-    fn to_boundary(&self) -> usize {
-        if self.have > 0 {
-            9 - self.have as usize
-        } else {
-            self.skip as usize
-        }
-    }
-
-    /// Walks `bytes`, calling `on` for each header and GOAWAY payload completed;
-    /// stops early when `on` says so.
-    fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(Event<'_>) -> bool) -> bool {
-        while !bytes.is_empty() {
-            if self.skip > 0 {
-                let n = (self.skip as usize).min(bytes.len());
-                if let Some((GOAWAY | RST_STREAM, _)) = self.cur {
-                    let at = self.goaway_len as usize;
-                    let take = n.min(self.goaway.len() - at);
-                    self.goaway[at..at + take].copy_from_slice(&bytes[..take]);
-                    self.goaway_len += take as u8;
-                }
-                self.skip -= n as u32;
-                bytes = &bytes[n..];
-                if self.skip == 0 && !self.end_payload(&mut on) {
-                    return false;
-                }
-                continue;
-            }
-            let n = (9 - self.have as usize).min(bytes.len());
-            self.head[self.have as usize..self.have as usize + n].copy_from_slice(&bytes[..n]);
-            self.have += n as u8;
-            bytes = &bytes[n..];
-            if self.have < 9 {
-                break;
-            }
-            self.have = 0;
-            let h = &self.head;
-            let head = Head {
-                len: u32::from(h[0]) << 16 | u32::from(h[1]) << 8 | u32::from(h[2]),
-                kind: h[3],
-                flags: h[4],
-                stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
-            };
-            self.skip = head.len;
-            self.cur = Some((head.kind, head.stream));
-            self.goaway_len = 0;
-            if !on(Event::Head(head)) {
-                return false;
-            }
-            if self.skip == 0 && !self.end_payload(&mut on) {
-                return false;
-            }
-        }
-        true
-    }
-
-    fn end_payload(&mut self, on: &mut impl FnMut(Event<'_>) -> bool) -> bool {
-        match self.cur.take() {
-            Some((GOAWAY, _)) => on(Event::GoAway(&self.goaway[..self.goaway_len as usize])),
-            Some((RST_STREAM, stream)) => on(Event::Reset(
-                stream,
-                error_code(&self.goaway[..self.goaway_len as usize]),
-            )),
-            _ => true,
-        }
-    }
-}
 
 /// The counters of one connection.
 struct Watch {
@@ -321,14 +216,6 @@ fn h2_cause(payload: &[u8]) -> Option<Cause> {
     })
 }
 
-/// The error code at the start of `payload` (a RST_STREAM's; a GOAWAY's after its
-/// last stream id); 0 (NO_ERROR) when cut short.
-fn error_code(payload: &[u8]) -> u32 {
-    payload
-        .get(..4)
-        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 /// The client's stream with the counters around it.
 pub(super) struct Guard<T> {
     io: T,
@@ -352,10 +239,7 @@ impl<T> Guard<T> {
         Guard {
             io,
             // The client's 24-byte connection preface comes before its frames.
-            rx: Scan {
-                skip: 24,
-                ..Scan::default()
-            },
+            rx: Scan::after(24),
             tx: Scan::default(),
             watch: Watch::default(),
             calm: None,

@@ -1,5 +1,6 @@
-//! HTTP/2 frame kinds (RFC 9113 §6), as both sides of the proxy read frame headers
-//! under the h2 crate, and the frames a `proto h2` server sends, counted by kind as
+//! HTTP/2 frame kinds (RFC 9113 §6) and frame boundaries (`Scan`), as both sides of
+//! the proxy follow the frames passing under the h2 crate: the client side's flood
+//! guard (`h2::flood`), and the frames a `proto h2` server sends, counted by kind as
 //! they pass (`Tallied`: the backend's `h2_*_rcvd` columns of `show stat`, as
 //! HAProxy's h2 module counts them on backend connections).
 
@@ -16,6 +17,128 @@ pub const HEADERS: u8 = 1;
 pub const RST_STREAM: u8 = 3;
 pub const SETTINGS: u8 = 4;
 pub const GOAWAY: u8 = 7;
+
+/// A frame header as it passed.
+#[derive(Clone, Copy)]
+pub struct Head {
+    pub len: u32,
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+}
+
+/// Frame boundaries of one direction: the header being read, then payload bytes
+/// to skip. A GOAWAY's first payload bytes are kept (its code and debug data), and a
+/// RST_STREAM's (its code).
+#[derive(Default)]
+pub struct Scan {
+    head: [u8; 9],
+    have: u8,
+    skip: u32,
+    /// The frame whose payload is passing: its type and stream.
+    cur: Option<(u8, u32)>,
+    goaway: [u8; 32],
+    goaway_len: u8,
+}
+
+/// An event of a scan: a frame header, or the end of a GOAWAY's kept payload.
+pub enum Event<'a> {
+    Head(Head),
+    GoAway(&'a [u8]),
+    /// A RST_STREAM's stream and error code.
+    Reset(u32, u32),
+}
+
+impl Scan {
+    /// A scan that first passes `skip` bytes (the client's 24-byte preface).
+    pub fn after(skip: u32) -> Scan {
+        Scan {
+            skip,
+            ..Scan::default()
+        }
+    }
+
+    /// Between two frames (so a frame of our own may go in).
+    pub fn at_boundary(&self) -> bool {
+        self.have == 0 && self.skip == 0
+    }
+
+    /// Bytes still to write before the next boundary: the rest of the header (at
+    /// most; its payload follows), or of the payload. 0: at a boundary.
+    pub fn to_boundary(&self) -> usize {
+        if self.have > 0 {
+            9 - self.have as usize
+        } else {
+            self.skip as usize
+        }
+    }
+
+    /// Walks `bytes`, calling `on` for each header and GOAWAY payload completed;
+    /// stops early when `on` says so.
+    pub fn feed(&mut self, mut bytes: &[u8], mut on: impl FnMut(Event<'_>) -> bool) -> bool {
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = (self.skip as usize).min(bytes.len());
+                if let Some((GOAWAY | RST_STREAM, _)) = self.cur {
+                    let at = self.goaway_len as usize;
+                    let take = n.min(self.goaway.len() - at);
+                    self.goaway[at..at + take].copy_from_slice(&bytes[..take]);
+                    self.goaway_len += take as u8;
+                }
+                self.skip -= n as u32;
+                bytes = &bytes[n..];
+                if self.skip == 0 && !self.end_payload(&mut on) {
+                    return false;
+                }
+                continue;
+            }
+            let n = (9 - self.have as usize).min(bytes.len());
+            self.head[self.have as usize..self.have as usize + n].copy_from_slice(&bytes[..n]);
+            self.have += n as u8;
+            bytes = &bytes[n..];
+            if self.have < 9 {
+                break;
+            }
+            self.have = 0;
+            let h = &self.head;
+            let head = Head {
+                len: u32::from(h[0]) << 16 | u32::from(h[1]) << 8 | u32::from(h[2]),
+                kind: h[3],
+                flags: h[4],
+                stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+            };
+            self.skip = head.len;
+            self.cur = Some((head.kind, head.stream));
+            self.goaway_len = 0;
+            if !on(Event::Head(head)) {
+                return false;
+            }
+            if self.skip == 0 && !self.end_payload(&mut on) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn end_payload(&mut self, on: &mut impl FnMut(Event<'_>) -> bool) -> bool {
+        match self.cur.take() {
+            Some((GOAWAY, _)) => on(Event::GoAway(&self.goaway[..self.goaway_len as usize])),
+            Some((RST_STREAM, stream)) => on(Event::Reset(
+                stream,
+                error_code(&self.goaway[..self.goaway_len as usize]),
+            )),
+            _ => true,
+        }
+    }
+}
+
+/// The error code at the start of `payload` (a RST_STREAM's; a GOAWAY's after its
+/// last stream id); 0 (NO_ERROR) when cut short.
+pub fn error_code(payload: &[u8]) -> u32 {
+    payload
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
 
 /// Frames received, by kind: HEADERS, DATA, SETTINGS, RST_STREAM, GOAWAY.
 #[derive(Default)]
@@ -45,11 +168,8 @@ impl FrameTally {
 pub struct Tallied<T> {
     io: T,
     tally: Rc<FrameTally>,
-    /// The frame header being read, and how much of it came.
-    head: [u8; 9],
-    have: usize,
-    /// Payload bytes of the current frame still to pass.
-    skip: usize,
+    /// Where the frames it read so far end.
+    scan: Scan,
 }
 
 impl<T> Tallied<T> {
@@ -57,32 +177,18 @@ impl<T> Tallied<T> {
         Tallied {
             io,
             tally,
-            head: [0; 9],
-            have: 0,
-            skip: 0,
+            scan: Scan::default(),
         }
     }
 
-    fn scan(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            if self.skip > 0 {
-                let n = self.skip.min(bytes.len());
-                self.skip -= n;
-                bytes = &bytes[n..];
-                continue;
+    fn scan(&mut self, bytes: &[u8]) {
+        let tally = &self.tally;
+        self.scan.feed(bytes, |e| {
+            if let Event::Head(h) = e {
+                tally.received(h.kind, h.stream);
             }
-            let n = (9 - self.have).min(bytes.len());
-            self.head[self.have..self.have + n].copy_from_slice(&bytes[..n]);
-            self.have += n;
-            bytes = &bytes[n..];
-            if self.have == 9 {
-                let h = self.head;
-                self.have = 0;
-                self.skip = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-                let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-                self.tally.received(h[3], stream);
-            }
-        }
+            true
+        });
     }
 }
 
