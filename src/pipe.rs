@@ -26,7 +26,7 @@ use crate::io::Stream;
 use crate::record::Term;
 use crate::recv_ring::{Chunk, MultiRecv};
 use crate::splice::{PipePool, SpliceError, Streamed, Transfer};
-use monoio::multishot::RingBuf;
+use monoio::buf::IoBuf;
 
 /// Bytes read per copy (the size of the ring's buffers too).
 const COPY_BUF: usize = crate::recv_ring::BUF_SIZE;
@@ -233,7 +233,7 @@ async fn one_way<R: Stream, W: Stream>(
                 loop {
                     match m.drain().await {
                         Ok(Chunk::Data(b)) => {
-                            if !forward(b, &mut to, side, activity, copied).await {
+                            if !forward(b, &mut to, side, activity, copied).await.0 {
                                 break 'copy;
                             }
                         }
@@ -272,7 +272,8 @@ async fn one_way<R: Stream, W: Stream>(
                     }
                     ring = Ring::Draining;
                 }
-                if !forward(b, &mut to, side, activity, copied).await {
+                // The buffer goes back to the ring once sent, not after the next arrival.
+                if !forward(b, &mut to, side, activity, copied).await.0 {
                     break;
                 }
                 n
@@ -293,14 +294,11 @@ async fn one_way<R: Stream, W: Stream>(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                copied.set(copied.get() + n as u64);
-                activity.read_from(side);
-                let (res, b) = to.write_all(buf).await;
+                let (sent, b) = forward(buf, &mut to, side, activity, copied).await;
                 buf = b;
-                if res.is_err() {
+                if !sent {
                     break;
                 }
-                activity.moved();
                 if ring == Ring::Single && multi.is_some() && n < COPY_BUF {
                     // Caught up: wait with a multishot receive again.
                     ring = Ring::Armed;
@@ -331,24 +329,22 @@ enum Ring {
     Single,
 }
 
-/// Sends what a multishot receive got; false when the write failed.
-async fn forward<W: Stream>(
-    b: RingBuf,
+/// Sends what a read got (a ring buffer, or the direction's own) and counts it;
+/// false when the write failed. The buffer comes back.
+async fn forward<B: IoBuf, W: Stream>(
+    b: B,
     to: &mut OwnedWriteHalf<W>,
     side: Side,
     activity: &Activity,
     copied: &Cell<u64>,
-) -> bool {
-    copied.set(copied.get() + b.len() as u64);
+) -> (bool, B) {
+    copied.set(copied.get() + b.bytes_init() as u64);
     activity.read_from(side);
     let (res, b) = to.write_all(b).await;
-    // The buffer goes back to the ring now, not after the next arrival.
-    drop(b);
-    if res.is_err() {
-        return false;
+    if res.is_ok() {
+        activity.moved();
     }
-    activity.moved();
-    true
+    (res.is_ok(), b)
 }
 
 /// A stretch of a direction through a pipe: until its source ends, or, adaptive, its
