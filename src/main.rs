@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The system allocator, with each configuration built in a region of its own so that a
+/// reload gives the replaced one back whole (`memory::region`).
+#[global_allocator]
+static ALLOCATOR: ringlb::memory::region::ConfigRegions = ringlb::memory::region::ConfigRegions;
+
 #[derive(Parser)]
 #[command(
     name = "ringlb",

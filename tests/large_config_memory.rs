@@ -75,6 +75,15 @@ fn settled_rss(pid: i32) -> u64 {
     last
 }
 
+/// The last count of configurations given back whole, from the binary's log.
+fn released(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("configurations' memory returned to the system"))
+        .filter_map(|l| l.split("released=").nth(1)?.split(' ').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 #[test]
 fn rss_per_shard_and_across_reloads_stays_small() {
     let backend = TestBackend::start("live");
@@ -111,6 +120,14 @@ fn rss_per_shard_and_across_reloads_stays_small() {
         after.push(settled_rss(four.pid()));
     }
     eprintln!("RSS after each reload (KiB): {after:?}, fresh {fresh}");
+    // Each replaced configuration was built in a region of its own and went back to
+    // the system whole: nothing a configuration allocated outlives it (a global cache
+    // keeping one name would keep its region).
+    wait_for(
+        "the 5 replaced configurations given back",
+        std::time::Duration::from_secs(20),
+        || released(&four.stderr()) >= 5,
+    );
     let last = *after.last().unwrap();
     // Kept generations would add a whole shard state (4 shards) per reload.
     assert!(
@@ -119,3 +136,4 @@ fn rss_per_shard_and_across_reloads_stays_small() {
     );
     drop(cfg);
 }
+

@@ -29,15 +29,18 @@ pub fn process_keys(lifetime: u32) -> std::sync::Arc<TicketKeys> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
     static KEYS: OnceLock<Mutex<HashMap<u32, Arc<TicketKeys>>>> = OnceLock::new();
-    let mut map = KEYS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    map.entry(lifetime)
-        .or_insert_with(|| {
-            Arc::new(TicketKeys::generate(lifetime).expect("the system has no randomness"))
-        })
-        .clone()
+    // Made during a config's build but kept by every later one: not in its region.
+    crate::memory::region::outside(|| {
+        let mut map = KEYS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(lifetime)
+            .or_insert_with(|| {
+                Arc::new(TicketKeys::generate(lifetime).expect("the system has no randomness"))
+            })
+            .clone()
+    })
 }
 
 /// One random AES-256 key as a `tls-ticket-keys` line (80 bytes, base64).
