@@ -137,3 +137,41 @@ fn rss_per_shard_and_across_reloads_stays_small() {
     drop(cfg);
 }
 
+/// Every replaced configuration goes back whole, whatever it runs: health checks (whose
+/// loops once stayed asleep in the old health thread's timer, keeping their generation's
+/// config alive after each reload), a stick table, rules and a map.
+#[test]
+fn replaced_configs_with_checks_tables_and_rules_are_freed() {
+    let backend = TestBackend::start("live");
+    let mut map = NamedTempFile::new().unwrap();
+    writeln!(map, "a.example be_a").unwrap();
+    let cfg = format!(
+        "global\n    nbthread 2\ndefaults\n    mode http\n    timeout connect 2s\n    \
+         timeout client 10s\n    timeout server 10s\nfrontend web\n    bind 127.0.0.1:0\n    \
+         stick-table type ip size 1k expire 30s store http_req_rate(10s)\n    \
+         http-request track-sc0 src\n    acl odd path_reg ^/x[0-9]+$\n    \
+         http-request deny if odd\n    \
+         use_backend %[req.hdr(host),lower,map({},be_b)]\nbackend be_a\n    \
+         option httpchk GET /\n    server a1 {live} check inter 100ms\n\
+         backend be_b\n    server b1 {live} check inter 100ms\n",
+        map.path().display(),
+        live = backend.addr()
+    );
+    let mut file = tempfile::Builder::new().suffix(".cfg").tempfile().unwrap();
+    file.write_all(cfg.as_bytes()).unwrap();
+    let path = file.path().to_str().unwrap().to_string();
+    let lb = RingLb::launch(&["-f", &path], None, |l| l.starts_with("ready"));
+    for n in 1..=4 {
+        assert_eq!(get(&lb, "a.example"), 200);
+        lb.signal(libc::SIGUSR2);
+        wait_for("the reload", std::time::Duration::from_secs(20), || {
+            lb.stdout_count("reloaded") >= n
+        });
+    }
+    assert_eq!(get(&lb, "a.example"), 200);
+    wait_for(
+        "the 4 replaced configurations given back",
+        std::time::Duration::from_secs(20),
+        || released(&lb.stderr()) >= 4,
+    );
+}

@@ -824,6 +824,9 @@ async fn run(
         shards,
         view,
     }));
+    // Every check loop, to end them when the thread stops.
+    let mut loops = Vec::new();
+    let live_loops = Rc::new(std::cell::Cell::new(0usize));
     for (bi, b) in cfg.backends.iter().enumerate() {
         let Some(check) = &b.health else { continue };
         // A stopped proxy (`disabled`) checks nothing, as in HAProxy.
@@ -889,13 +892,20 @@ async fn run(
                     }
                     _ => How::Probe(probe::check_addr(s.addr, check), proxy, tls, s.check_h2()),
                 };
-                monoio::spawn(check_loop(
+                let (checks, abort) = futures_util::future::abortable(check_loop(
                     state.clone(),
                     (bi, si),
                     check.clone(),
                     how,
                     first,
                 ));
+                loops.push(abort);
+                let live = live_loops.clone();
+                live.set(live.get() + 1);
+                monoio::spawn(async move {
+                    let _ = checks.await;
+                    live.set(live.get() - 1);
+                });
             }
         }
     }
@@ -903,7 +913,17 @@ async fn run(
         monoio::time::sleep(REPORT_TICK).await;
         match stop.try_recv() {
             Ok(()) | Err(TryRecvError::Disconnected) => {
-                return (reports, Schedules::of(&state.borrow()));
+                let schedules = Schedules::of(&state.borrow());
+                // The check loops end before the runtime goes: one left asleep in a timer
+                // would never be dropped (its timer entry holds its waker), and with it
+                // this generation's config and state (a leak per reload).
+                for abort in &loops {
+                    abort.abort();
+                }
+                while live_loops.get() > 0 {
+                    monoio::time::sleep(Duration::from_millis(1)).await;
+                }
+                return (reports, schedules);
             }
             Err(TryRecvError::Empty) => {}
         }
