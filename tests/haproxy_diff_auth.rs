@@ -91,7 +91,7 @@ backend app
     requests.push("GET /a HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer abc\r\n\r\n".into());
     requests.push("GET /a HTTP/1.1\r\nHost: h\r\nAuthorization: Basic !!!!\r\n\r\n".into());
     requests.push("GET /a HTTP/1.0\r\n\r\n".into());
-    t.same_all(&requests, |s, raw| {
+    t.same_all_at_once(&requests, |s, raw| {
         // The server's own answer names its side: compared up to that.
         common::client::raw_answers(s.addr("web"), raw, QUIET)
             .replace(&s.backend("s1").addr().to_string(), "S1")

@@ -142,7 +142,7 @@ backend pages
         // A malformed request: HAProxy's built-in 400, never the errorfile.
         "GET / HTTP/1.1\r\nHost: h\r\nbad header\r\n\r\n".to_string(),
     ];
-    t.same_all(&requests, |s, raw| {
+    t.same_all_at_once(&requests, |s, raw| {
         common::client::raw_answers(s.addr("web"), raw, QUIET)
     });
 }

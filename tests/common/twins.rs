@@ -206,9 +206,39 @@ impl Twins {
         requests: &[R],
         f: impl Fn(&Side, &R) -> T,
     ) {
+        let answers = requests.iter().map(|r| self.both(|s| f(s, r))).collect();
+        self.all_same(requests, answers);
+    }
+
+    /// As `same_all`, with every request sent at once on both sides: for requests that
+    /// share no state (no balancing order, no counter), whose answers each end with a
+    /// quiet period, so that the test waits for one period instead of one per request.
+    pub fn same_all_at_once<R: Debug + Sync, T: PartialEq + Debug + Send>(
+        &self,
+        requests: &[R],
+        f: impl Fn(&Side, &R) -> T + Sync,
+    ) {
+        let f = &f;
+        let answers = std::thread::scope(|scope| {
+            let running: Vec<_> = requests
+                .iter()
+                .map(|r| {
+                    let hx = scope.spawn(move || f(&self.hx, r));
+                    let lb = scope.spawn(move || f(&self.lb, r));
+                    (hx, lb)
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|(hx, lb)| (hx.join().unwrap(), lb.join().unwrap()))
+                .collect()
+        });
+        self.all_same(requests, answers);
+    }
+
+    fn all_same<R: Debug, T: PartialEq + Debug>(&self, requests: &[R], answers: Vec<(T, T)>) {
         let mut diffs = Vec::new();
-        for r in requests {
-            let (a, b) = self.both(|s| f(s, r));
+        for (r, (a, b)) in requests.iter().zip(answers) {
             if a != b {
                 let mut shown = format!("{r:?}");
                 if shown.len() > 200 {
