@@ -122,7 +122,7 @@ pub async fn serve<C: Stream>(
         client_fin: t.client_fin,
         server_fin: conf.timeouts.server_fin,
     };
-    let kill = &shard.upstreams.backends[backend].servers[server.server as usize].kill;
+    let kill = shard.upstreams.backends[backend].servers[server.server as usize].kill_switch();
     let splice = shard.config.splice(frontend, backend);
     let ended = pipe::run(client, server.stream, idle, splice, &shard.pipes, kill).await;
     shard.stats.traffic(
@@ -248,7 +248,7 @@ fn drain<C: Stream>(client: &C) {
 /// connections each was given.
 fn account(shard: &Shard, backend: usize, server: u32, term: crate::record::Term, t: [i64; 3]) {
     let st = &shard.stats;
-    let be = &st.backends[backend];
+    let be = st.backend(backend);
     let Some(sv) = st.server_checked(backend, server as usize) else {
         return;
     };

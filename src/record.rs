@@ -209,7 +209,7 @@ impl Record {
         // A request answered before a backend was chosen is logged too.
         self.log_http(shard, frontend, client, request_line, txn);
         let Some(b) = r.backend else { return };
-        let be = &st.backends[b];
+        let be = st.backend(b);
         let sv = r.server.and_then(|s| st.server_checked(b, s as usize));
         if r.status != 0 {
             be.response(r.status);
@@ -354,7 +354,7 @@ impl Record {
             conns: [
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
                 st.frontends[frontend].scur.get(),
-                backend.map_or(0, |b| st.backends[b].scur.get()),
+                backend.map_or(0, |b| st.backend(b).scur.get()),
                 backend
                     .zip(r.server)
                     .map_or(0, |(b, s)| st.server(b, s as usize).scur.get()),
@@ -466,7 +466,7 @@ impl TcpLine {
             conns: [
                 st.frontends.iter().map(|f| f.scur.get()).sum(),
                 st.frontends[frontend].scur.get(),
-                st.backends[backend].scur.get(),
+                st.backend(backend).scur.get(),
                 server.map_or(0, |s| st.server(backend, s as usize).scur.get()),
             ],
             retries: line.retries.count,

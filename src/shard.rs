@@ -315,8 +315,8 @@ impl Shard {
                 let Some(&bi) = names.get(b.name.as_str()) else {
                     continue;
                 };
-                if g.counted {
-                    snap.backends[bi].scur += old.stats.backends[ob].scur.get();
+                if let Some(c) = old.stats.backend_used(ob).filter(|_| g.counted) {
+                    snap.backends[bi].scur += c.scur.get();
                 }
                 let now = &self.config.backends[bi].servers;
                 for (os, s) in b.servers.iter().enumerate() {
@@ -456,7 +456,10 @@ impl crate::rules::World for Shard {
     }
 
     fn be_conn(&self, be: usize) -> Option<i64> {
-        Some(self.stats.backends.get(be)?.scur.get() as i64)
+        if be >= self.stats.backend_count() {
+            return None;
+        }
+        Some(self.stats.backend_used(be).map_or(0, |c| c.scur.get()) as i64)
     }
 
     fn fe_conn(&self, fe: usize) -> Option<i64> {

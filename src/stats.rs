@@ -366,7 +366,9 @@ impl Drop for Busy<'_> {
 /// One shard's statistics.
 pub struct ShardStats {
     pub frontends: Vec<Counters>,
-    pub backends: Vec<Counters>,
+    /// Per backend, made at its first use on this shard (`backend`): with thousands of
+    /// backends, most see no request on a given shard.
+    backend_counters: Vec<std::cell::OnceCell<Box<Counters>>>,
     /// Per backend: its servers' counters and request times, made at first use.
     servers: Vec<ServerCounters>,
     pub latency: Vec<LatencySlot>,
@@ -414,7 +416,7 @@ impl ShardStats {
         };
         add(&self.frontends[frontend]);
         if let Some(b) = backend {
-            add(&self.backends[b]);
+            add(self.backend(b));
             if let Some(sv) = server.and_then(|s| self.servers[b].all().get(s as usize)) {
                 add(sv);
             }
@@ -431,7 +433,7 @@ impl ShardStats {
     /// date.
     #[inline]
     pub fn session(&self, b: usize, s: u32, now_ms: u64) {
-        let be = &self.backends[b];
+        let be = self.backend(b);
         be.rate.add(now_ms, 1);
         be.last_sess.set(now_ms + 1);
         if let Some(sv) = self.server_checked(b, s as usize) {
@@ -447,7 +449,7 @@ impl ShardStats {
             errors_seen: Cell::new(0),
             epoch: process::epoch(),
             frontends: cfg.frontends.iter().map(|_| Counters::default()).collect(),
-            backends: cfg.backends.iter().map(|_| Counters::default()).collect(),
+            backend_counters: cfg.backends.iter().map(|_| Default::default()).collect(),
             servers: cfg
                 .backends
                 .iter()
@@ -459,6 +461,22 @@ impl ShardStats {
                 .map(|_| LatencySlot::default())
                 .collect(),
         }
+    }
+
+    /// Backend `b`'s counters (made now if this is their first use on this shard).
+    #[inline]
+    pub fn backend(&self, b: usize) -> &Counters {
+        self.backend_counters[b].get_or_init(Box::default)
+    }
+
+    /// Backend `b`'s counters, if it was ever used on this shard (readers make none).
+    pub fn backend_used(&self, b: usize) -> Option<&Counters> {
+        self.backend_counters.get(b)?.get().map(|c| &**c)
+    }
+
+    /// How many backends the counters are for.
+    pub fn backend_count(&self) -> usize {
+        self.backend_counters.len()
     }
 
     /// Carries the counters of proxies and servers that exist in both configs over
@@ -492,7 +510,9 @@ impl ShardStats {
             let Some(&o) = old_backends.get(b.name.as_str()) else {
                 continue;
             };
-            copy(&self.backends[i], &old.backends[o]);
+            if let Some(from) = old.backend_used(o) {
+                copy(self.backend(i), from);
+            }
             self.latency[i].clone_from(&old.latency[o]);
             let from = &old.servers[o];
             if from.counters.get().is_none() && from.latency.get().is_none() {
@@ -537,7 +557,14 @@ impl ShardStats {
                 out_rate,
             },
             frontends: self.frontends.iter().map(snap).collect(),
-            backends: self.backends.iter().map(snap).collect(),
+            backends: {
+                // A backend never used here reads as fresh counters.
+                let fresh = snap(&Counters::default());
+                self.backend_counters
+                    .iter()
+                    .map(|c| c.get().map_or_else(|| fresh.clone(), |c| snap(c)))
+                    .collect()
+            },
             servers: self.servers.iter().map(|s| s.snapshot(now)).collect(),
             latency: self
                 .latency
@@ -581,7 +608,11 @@ impl ShardStats {
         for c in self
             .frontends
             .iter()
-            .chain(&self.backends)
+            .chain(
+                self.backend_counters
+                    .iter()
+                    .filter_map(|c| c.get().map(|c| &**c)),
+            )
             .chain(self.servers.iter().flat_map(|s| s.counters.get()).flatten())
         {
             c.clear(all);

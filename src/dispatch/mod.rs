@@ -281,7 +281,7 @@ impl Dispatch {
     /// them; the client abort is counted on the backend (and the server).
     pub fn abandoned(&self) -> (Term, Option<u32>, Duration) {
         let st = &self.shard.stats;
-        Counters::inc(&st.backends[self.backend].cli_abrt);
+        Counters::inc(&st.backend(self.backend).cli_abrt);
         match self.connecting {
             Some((server, at)) => {
                 Counters::inc(&st.server(self.backend, server as usize).cli_abrt);
@@ -365,7 +365,7 @@ impl Dispatch {
                     // (each attempt before is a retry warning).
                     if let Err(give_up) = self.decide(slot, Failure::Connect, false, true) {
                         let st = &self.shard.stats;
-                        Counters::inc(&st.backends[backend].econ);
+                        Counters::inc(&st.backend(backend).econ);
                         Counters::inc(&st.server(backend, server as usize).econ);
                         return Err(give_up);
                     }
@@ -390,10 +390,10 @@ impl Dispatch {
         }
         let (st, b) = (&self.shard.stats, self.backend);
         let sv = st.server(b, server as usize);
-        Counters::inc(&st.backends[b].wretr);
+        Counters::inc(&st.backend(b).wretr);
         Counters::inc(&sv.wretr);
         if !self.tried.is_empty() {
-            Counters::inc(&st.backends[b].wredis);
+            Counters::inc(&st.backend(b).wredis);
             Counters::inc(&sv.wredis);
         }
     }
@@ -404,7 +404,7 @@ impl Dispatch {
     fn count_connection(&self, server: u32, reused: bool) {
         let (st, b) = (&self.shard.stats, self.backend);
         let sv = st.server(b, server as usize);
-        for c in [&st.backends[b], sv] {
+        for c in [st.backend(b), sv] {
             Counters::inc(if reused { &c.reuse } else { &c.connect });
         }
     }
@@ -448,7 +448,7 @@ impl Dispatch {
 
     /// No slot: counted as a request the backend refused, answered with a 503.
     fn refused(&self, e: AcquireError) -> GiveUp {
-        Counters::inc(&self.shard.stats.backends[self.backend].dreq);
+        Counters::inc(&self.shard.stats.backend(self.backend).dreq);
         GiveUp {
             status: 503,
             term: match e {
@@ -519,7 +519,7 @@ impl Dispatch {
             let situation = self.situation(failure, reused, may_resend, conn.server);
             if counts_against_server(&situation) {
                 let st = &self.shard.stats;
-                Counters::inc(&st.backends[self.backend].eresp);
+                Counters::inc(&st.backend(self.backend).eresp);
                 Counters::inc(&st.server(self.backend, conn.server as usize).eresp);
             }
         }

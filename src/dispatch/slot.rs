@@ -14,7 +14,7 @@ impl Slot {
     /// session (its rate and date too).
     pub fn new(shard: &Rc<Shard>, backend: usize, taken: Taken, now: Instant) -> Slot {
         let server = taken.server;
-        let be = &shard.stats.backends[backend];
+        let be = shard.stats.backend(backend);
         let sv = shard.stats.server(backend, server as usize);
         for c in [be, sv] {
             c.up(&c.scur, &c.smax);
@@ -42,7 +42,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let st = &self.shard.stats;
         let server = self.taken.server as usize;
-        Counters::down(&st.backends[self.backend].scur);
+        Counters::down(&st.backend(self.backend).scur);
         Counters::down(&st.server(self.backend, server).scur);
         self.shard.pools.slot_released();
         self.shard.upstreams.backends[self.backend].release(self.taken);

@@ -305,7 +305,7 @@ impl<S: Stream> Conn<S> {
                         let st = &self.shard.stats;
                         crate::stats::Counters::add(&st.frontends[self.frontend].spliced_out, rest);
                         if let Some(b) = self.rec.backend {
-                            crate::stats::Counters::add(&st.backends[b].spliced_out, rest);
+                            crate::stats::Counters::add(&st.backend(b).spliced_out, rest);
                         }
                         break;
                     }
@@ -373,7 +373,7 @@ impl<S: Stream> Conn<S> {
     /// Counts a response that broke its framing against its server, as a bad head is.
     pub(super) fn bad_response(&self, server: u32) {
         if let Some(b) = self.rec.backend {
-            Counters::inc(&self.shard.stats.backends[b].eresp);
+            Counters::inc(&self.shard.stats.backend(b).eresp);
             Counters::inc(&self.shard.stats.server(b, server as usize).eresp);
             self.shard.upstreams.report_failure(b, server);
         }
@@ -442,7 +442,7 @@ impl<S: Stream> Conn<S> {
         let st = &self.shard.stats;
         crate::stats::Counters::inc(&st.frontends[self.frontend].dresp);
         if let Some(b) = self.rec.backend {
-            crate::stats::Counters::inc(&st.backends[b].dresp);
+            crate::stats::Counters::inc(&st.backend(b).dresp);
             if let Some(sv) = st.server_checked(b, server as usize) {
                 crate::stats::Counters::inc(&sv.dresp);
             }

@@ -54,7 +54,7 @@ pub(super) async fn run<S: Stream>(mut conn: Conn<S>, mut up: ServerConn, head_l
         return;
     }
     let shard = conn.shard.clone();
-    let kill = &shard.upstreams.backends[backend].servers[up.server as usize].kill;
+    let kill = shard.upstreams.backends[backend].servers[up.server as usize].kill_switch();
     let splice = shard.config.splice(conn.frontend, backend);
     let ended = pipe::run(conn.client, up.stream, idle, splice, &shard.pipes, kill).await;
     if ended.term != crate::record::Term::NORMAL {

@@ -68,10 +68,12 @@ pub struct ServerState {
     pub send_proxy: bool,
     /// TLS to the server (`ssl`).
     pub tls: Option<UpTls>,
-    /// Its HTTP/2 connections on this shard (`proto h2`; `None`: HTTP/1.1).
-    pub h2: Option<super::h2::H2Conns>,
-    /// Ends its sessions on this shard (`on-marked-down shutdown-sessions`).
-    pub kill: super::kill::KillSwitch,
+    /// Its HTTP/2 connections on this shard (`proto h2`; `None`: HTTP/1.1). Boxed, as
+    /// what follows: every shard holds every server, most never speak h2.
+    pub h2: Option<Box<super::h2::H2Conns>>,
+    /// Ends its sessions on this shard (`on-marked-down shutdown-sessions`); made for
+    /// the first session that waits on it (`kill_switch`).
+    kill: std::cell::OnceCell<Box<super::kill::KillSwitch>>,
     /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
     pub shutdown_on_down: bool,
     pub shutdown_backups_on_up: bool,
@@ -110,6 +112,18 @@ impl UpTls {
 }
 
 impl ServerState {
+    /// What its sessions wait on to be ended (made at the first).
+    pub fn kill_switch(&self) -> &super::kill::KillSwitch {
+        self.kill.get_or_init(Box::default)
+    }
+
+    /// Ends the sessions waiting on its kill switch, if any ever waited.
+    pub fn fire_kill(&self, by_primary: bool) {
+        if let Some(k) = self.kill.get() {
+            k.fire(by_primary);
+        }
+    }
+
     /// The address to connect to for a client that connected to `local`.
     pub fn addr_for(&self, local: SocketAddr) -> SocketAddr {
         let mut a = self.addr.get();
@@ -318,7 +332,7 @@ impl BackendState {
                     pool.max_idle_per_server.min(u32::MAX as usize) as u32
                 },
                 send_proxy: s.send_proxy.is_some(),
-                h2: s.h2.then(super::h2::H2Conns::default),
+                h2: s.h2.then(Box::default),
                 kill: Default::default(),
                 shutdown_on_down: s.shutdown_on_down,
                 shutdown_backups_on_up: s.shutdown_backups_on_up,

@@ -393,11 +393,11 @@ impl Upstreams {
         // As HAProxy: the sessions of a server marked down end with it; a primary
         // coming up ends the backups' sessions.
         if !up && s.shutdown_on_down {
-            s.kill.fire(false);
+            s.fire_kill(false);
         }
         if up && !s.backup && s.shutdown_backups_on_up {
             for b in be.servers.iter().filter(|b| b.backup) {
-                b.kill.fire(true);
+                b.fire_kill(true);
             }
         }
     }
