@@ -9,6 +9,7 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::reply::Reply;
 use super::request::{RequestMeta, SendError};
+use super::upload::Drove;
 use crate::bufpool::PooledBuf;
 use crate::config::compression::Algo;
 use crate::dispatch::ServerConn;
@@ -76,7 +77,18 @@ impl<S: Stream> Conn<S> {
 
     /// Reads the server's next bytes into `sbuf`; `None` as soon as an HTTP/2 client
     /// gave the request up meanwhile (`Stream::gone`: its stream reset).
-    async fn read_server(&mut self, up: &mut ServerConn, deadline: Instant) -> Option<ReadOutcome> {
+    pub(super) async fn read_server(
+        &mut self,
+        up: &mut ServerConn,
+        deadline: Instant,
+    ) -> Option<ReadOutcome> {
+        if let (Some(_), crate::tls::MaybeTls::H2(h2)) = (&self.upload, &mut up.stream) {
+            match self.drive(h2, deadline, true).await {
+                Drove::Read(r) => return Some(r),
+                Drove::Client => return None,
+                Drove::Over => {}
+            }
+        }
         let read = read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline);
         if self.txn.h2.is_none() {
             return Some(read.await);
