@@ -73,6 +73,9 @@ struct Answer {
     inbound: Option<H2In>,
     /// The whole response was read.
     ended: bool,
+    /// The h2 crate found the response broke the protocol (and reset the stream or
+    /// ended the connection itself).
+    malformed: bool,
 }
 
 /// What came first of `H2Upstream::read_or_send`.
@@ -113,6 +116,13 @@ impl H2Upstream {
             answer: Answer::default(),
             pump: None,
         }
+    }
+
+    /// The server's answer broke the protocol before its head came whole (a stream or
+    /// connection error the h2 crate detected): an invalid response, never retried,
+    /// as HAProxy 2.6 takes it, not a server that closed before answering.
+    pub fn malformed(&self) -> bool {
+        self.answer.malformed
     }
 
     /// The request's client is an HTTP/2 stream with this `:scheme` (see
@@ -217,9 +227,10 @@ impl Answer {
             let Some(response) = self.response.as_mut() else {
                 return Err(broken("no request sent"));
             };
-            let res = response
-                .await
-                .map_err(|e| io::Error::new(io::ErrorKind::ConnectionReset, e))?;
+            let res = response.await.map_err(|e| {
+                self.malformed = e.is_library();
+                io::Error::new(io::ErrorKind::ConnectionReset, e)
+            })?;
             self.response = None;
             self.inbound = Some(translate_response(res, head_request));
         }

@@ -67,7 +67,9 @@ impl<S: Stream> Conn<S> {
             match read {
                 ReadOutcome::Data(n) => received_any |= n > 0,
                 ReadOutcome::Timeout => return Err(HeadError::Timeout),
-                ReadOutcome::Eof | ReadOutcome::Error if !received_any => {
+                ReadOutcome::Eof | ReadOutcome::Error
+                    if !received_any && !up.stream.malformed() =>
+                {
                     return Err(HeadError::NothingReceived)
                 }
                 ReadOutcome::Eof | ReadOutcome::Error => return Err(HeadError::Invalid),
