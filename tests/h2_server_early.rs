@@ -2,7 +2,8 @@
 //! the response is forwarded while the body still goes (a chunked upload whose answer
 //! streams back piece by piece), a 413 sent at once reaches the client well before any
 //! timeout whether the server then resets its stream (RST_STREAM(NO_ERROR)) or keeps it
-//! with its window shut, and a body that breaks its framing meanwhile gets a 400.
+//! with its window shut, a body that breaks its framing meanwhile gets a 400, and
+//! `timeout server` runs from the body's end.
 //! tests/haproxy_diff_h2_early.rs compares the same with HAProxy 2.6. Runs on both io
 //! drivers (scripts/test-all).
 
@@ -18,9 +19,13 @@ use common::*;
 /// One HTTP/1 bind in front of `server` (`proto h2`); timeouts far longer than the
 /// clients' 10 s waits, so an answer held until a timeout fails the test.
 fn setup(server: &GrpcServer) -> RingLb {
+    setup_with(server, "30s")
+}
+
+fn setup_with(server: &GrpcServer, timeout_server: &str) -> RingLb {
     ringlb_cfg(&format!(
         "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n\
-    timeout client 30s\n    timeout server 30s\n\
+    timeout client 30s\n    timeout server {timeout_server}\n\
 frontend web\n    bind 127.0.0.1:0\n    default_backend be\n\
 backend be\n    server s1 {} proto h2\n",
         server.addr()
@@ -89,4 +94,25 @@ fn a_body_that_breaks_its_chunking_while_it_goes_gets_a_400() {
     c.send("zz\r\nbad\r\n");
     let r = c.read_response();
     assert_eq!(r.status, 400);
+}
+
+/// `timeout server` runs from the body's last bytes, not from the head: an upload
+/// longer than it, to a server that answers at its end, is answered.
+#[test]
+fn an_upload_longer_than_timeout_server_is_answered() {
+    let server = GrpcServer::start(None);
+    let lb = setup_with(&server, "1s");
+    let mut c = HttpClient::connect(lb.addrs("web")[0]);
+    c.send("POST /whole HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    // Paced: the whole body takes about twice `timeout server`.
+    for _ in 0..5 {
+        c.send("4\r\nabcd\r\n");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    c.send("0\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(
+        (r.status, r.body_str()),
+        (200, "POST /whole 20\n".to_string())
+    );
 }

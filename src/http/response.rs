@@ -82,13 +82,13 @@ impl<S: Stream> Conn<S> {
     pub(super) async fn read_server(
         &mut self,
         up: &mut ServerConn,
-        deadline: Instant,
+        mut deadline: Instant,
     ) -> Option<ReadOutcome> {
         if let (Some(_), crate::tls::MaybeTls::H2(h2)) = (&self.upload, &mut up.stream) {
             match self.drive(h2, deadline, true).await {
                 Drove::Read(r) => return Some(r),
                 Drove::Client => return None,
-                Drove::Over => {}
+                Drove::Over => deadline = self.after_upload(deadline),
             }
         }
         let read = read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline);

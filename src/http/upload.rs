@@ -68,6 +68,14 @@ impl<S: Stream> Conn<S> {
         });
     }
 
+    /// `deadline` for the server's answer, or `timeout server` after the body's last
+    /// bytes went if later (the server's time runs once it has the body).
+    pub(super) fn after_upload(&self, deadline: Instant) -> Instant {
+        self.upload
+            .as_ref()
+            .map_or(deadline, |u| deadline.max(u.moved + self.server_timeout))
+    }
+
     /// After the response: the rest of the body goes (the server kept its stream
     /// open for it); `true` once it went whole, `false` if the server or the client
     /// stopped it (the client connection then closes).
