@@ -8,10 +8,11 @@
 //! drivers (scripts/test-all).
 
 mod common;
+mod tls_util;
 
 use std::time::Duration;
 
-use common::early::{read_until, refused_upload, streamed_upload};
+use common::early::{read_until, refused_upload, streamed_upload, streamed_upload_on};
 use common::grpc::GrpcServer;
 use common::haproxy::ringlb_cfg;
 use common::*;
@@ -50,6 +51,34 @@ fn a_streamed_response_reaches_the_client_while_its_chunked_body_goes() {
         s.ended && s.kept,
         "the response ends, the connection is kept: {s:?}"
     );
+}
+
+/// The same through a TLS client connection: the client's bytes may wait in the TLS
+/// stream above the socket, which a readiness wait alone would not see.
+#[test]
+fn a_streamed_response_reaches_a_tls_client_while_its_body_goes() {
+    let pki = tls_util::Pki::new("Test CA");
+    pki.server(
+        "lb.pem",
+        &["lb.test"],
+        "lb.test",
+        tls_util::Alg::Ecdsa,
+        false,
+    );
+    let server = GrpcServer::start(None);
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n\
+    timeout client 30s\n    timeout server 30s\n\
+frontend web\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\n\
+backend be\n    server s1 {} proto h2\n",
+        pki.path("lb.pem").display(),
+        server.addr()
+    ));
+    let cfg = tls_util::any_cert_client(&["http/1.1"], None);
+    let c = tls_util::Https::connect(lb.addrs("web")[0], cfg, "lb.test").unwrap();
+    let s = streamed_upload_on(c.into_stream());
+    assert_eq!(s.status, 200, "{s:?}");
+    assert!(s.early_first && s.echoed && s.ended && s.kept, "{s:?}");
 }
 
 #[test]

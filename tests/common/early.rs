@@ -6,9 +6,26 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// A client's connection whose reads can be bounded: a socket, or TLS over one.
+pub trait Timed: Read + Write {
+    fn bound(&mut self, within: Duration);
+}
+
+impl Timed for TcpStream {
+    fn bound(&mut self, within: Duration) {
+        self.set_read_timeout(Some(within)).unwrap();
+    }
+}
+
+impl Timed for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn bound(&mut self, within: Duration) {
+        self.sock.set_read_timeout(Some(within)).unwrap();
+    }
+}
+
 /// Reads into `got` until it holds `needle` (true) or `within` passed, the peer closed
 /// or failed (false).
-pub fn read_until(s: &mut TcpStream, got: &mut Vec<u8>, needle: &[u8], within: Duration) -> bool {
+pub fn read_until(s: &mut impl Timed, got: &mut Vec<u8>, needle: &[u8], within: Duration) -> bool {
     let deadline = Instant::now() + within;
     let mut b = [0u8; 16384];
     while !got.windows(needle.len()).any(|w| w == needle) {
@@ -16,7 +33,7 @@ pub fn read_until(s: &mut TcpStream, got: &mut Vec<u8>, needle: &[u8], within: D
         if left.is_zero() {
             return false;
         }
-        s.set_read_timeout(Some(left)).unwrap();
+        s.bound(left);
         match s.read(&mut b) {
             Ok(0) | Err(_) => return false,
             Ok(n) => got.extend_from_slice(&b[..n]),
@@ -43,8 +60,12 @@ pub struct Streamed {
 /// Sends `/early` a chunked body a chunk at a time, each once the answer to the one
 /// before came back, then a GET on the same connection.
 pub fn streamed_upload(addr: SocketAddr) -> Streamed {
+    streamed_upload_on(TcpStream::connect(addr).unwrap())
+}
+
+/// `streamed_upload` on a connection of the caller's (TLS).
+pub fn streamed_upload_on(mut s: impl Timed) -> Streamed {
     let wait = Duration::from_secs(10);
-    let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(
         b"POST /early HTTP/1.1\r\nHost: early.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n",
     )
