@@ -98,6 +98,18 @@ pub enum ReadOutcome {
     Error,
 }
 
+impl ReadOutcome {
+    /// What a read's result is.
+    pub fn of(res: io::Result<usize>) -> ReadOutcome {
+        match res {
+            Ok(0) => ReadOutcome::Eof,
+            Ok(n) => ReadOutcome::Data(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Data(0),
+            Err(_) => ReadOutcome::Error,
+        }
+    }
+}
+
 /// Reads into the spare capacity of `buf` (after its `len`).
 pub async fn read_into<S: AsyncReadRent>(
     stream: &mut S,
@@ -114,12 +126,7 @@ pub async fn read_into<S: AsyncReadRent>(
     {
         Some((res, slice)) => {
             *buf = slice.into_inner();
-            match res {
-                Ok(0) => ReadOutcome::Eof,
-                Ok(n) => ReadOutcome::Data(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => ReadOutcome::Data(0),
-                Err(_) => ReadOutcome::Error,
-            }
+            ReadOutcome::of(res)
         }
         None => ReadOutcome::Timeout,
     }

@@ -483,11 +483,12 @@ fn backend_row(st: &Stats, bi: usize) -> Row {
     // Server side: HTTP/2 (`proto h2` servers: connections open and made, streams
     // open and carried), and HTTP/1 for the others (connections open, busy and idle,
     // requests, bytes). A server's sessions are its streams, its connects its
-    // connections; the frames its connections received, by kind.
+    // connections; the frames its connections received, by kind, and the errors
+    // they detected and sent.
     let idle: u64 = st.g.held.idle.get(bi).map_or(0, |v| v.iter().sum());
     let mut h2 = [0u64; 13];
     if let Some(f) = st.g.held.h2_frames.get(bi) {
-        h2[..5].copy_from_slice(f);
+        h2[..9].copy_from_slice(f);
     }
     let (mut h2_idle, mut h2_bytes) = (0, (0, 0));
     for (si, _) in b.servers.iter().enumerate().filter(|(_, s)| s.h2) {

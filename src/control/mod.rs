@@ -301,8 +301,9 @@ pub struct Held {
     pub idle: Vec<Vec<u64>>,
     /// A `proto h2` server's connections open, per backend and server.
     pub h2_open: Vec<Vec<u64>>,
-    /// Frames `proto h2` servers sent, per backend (`h2map::frames::FrameTally`).
-    pub h2_frames: Vec<[u64; 5]>,
+    /// Frames `proto h2` servers sent, and the errors their connections detected and
+    /// sent, per backend (`h2map::frames::FrameTally`).
+    pub h2_frames: Vec<[u64; 9]>,
     /// Requests (and L4 connections) in flight per backend and server on generations
     /// a reload replaced, which `show stat` does not count (`Shard::fold_older`;
     /// empty: none).

@@ -97,7 +97,7 @@ impl Window {
     }
 }
 
-use crate::h2map::frames::{error_code, Event, Head, Scan};
+use crate::h2map::frames::{error_code, written, Event, Head, Scan};
 pub(super) use crate::h2map::frames::{
     DATA, GOAWAY, HEADERS, RST_STREAM, SETTINGS as SETTINGS_FRAME,
 };
@@ -449,14 +449,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guard<T> {
             Poll::Ready(Ok(n)) => n,
             other => return other,
         };
-        let mut left = n;
-        for b in bufs {
-            if left == 0 {
-                break;
-            }
-            let take = left.min(b.len());
-            this.wrote(&b[..take]);
-            left -= take;
+        for b in written(bufs, n) {
+            this.wrote(b);
         }
         Poll::Ready(Ok(n))
     }

@@ -1,8 +1,8 @@
 //! HTTP/2 frame kinds (RFC 9113 §6) and frame boundaries (`Scan`), as both sides of
 //! the proxy follow the frames passing under the h2 crate: the client side's flood
-//! guard (`h2::flood`), and the frames a `proto h2` server sends, counted by kind as
-//! they pass (`Tallied`: the backend's `h2_*_rcvd` columns of `show stat`, as
-//! HAProxy's h2 module counts them on backend connections).
+//! guard (`h2::flood`), and a `proto h2` server connection's frames (`Tallied`: the
+//! backend's `h2_*` columns of `show stat`, as HAProxy 2.6's h2 module counts them on
+//! backend connections): those received by kind, and the error frames sent.
 
 use std::cell::Cell;
 use std::io;
@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub const DATA: u8 = 0;
 pub const HEADERS: u8 = 1;
@@ -140,11 +140,31 @@ pub fn error_code(payload: &[u8]) -> u32 {
         .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Frames received, by kind: HEADERS, DATA, SETTINGS, RST_STREAM, GOAWAY.
+/// A `proto h2` server connection's counters, in `show stat`'s order: frames
+/// received (HEADERS, DATA, SETTINGS, RST_STREAM, GOAWAY), protocol errors detected
+/// (connection, stream), error frames sent (RST_STREAM, GOAWAY).
 #[derive(Default)]
-pub struct FrameTally([Cell<u64>; 5]);
+pub struct FrameTally([Cell<u64>; 9]);
+
+/// Error codes (RFC 9113 §7) that are no error of the peer's: a stream or connection
+/// the proxy gave up itself, or a clean end.
+const NO_ERROR: u32 = 0x0;
+const REFUSED_STREAM: u32 = 0x7;
+const CANCEL: u32 = 0x8;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// The error codes of the peer's protocol faults, which HAProxy 2.6 counts as
+/// protocol errors detected: PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED and
+/// FRAME_SIZE_ERROR.
+fn protocol_fault(code: u32) -> bool {
+    matches!(code, 0x1 | 0x3 | 0x5 | 0x6)
+}
 
 impl FrameTally {
+    fn inc(&self, i: usize) {
+        self.0[i].set(self.0[i].get() + 1);
+    }
+
     fn received(&self, kind: u8, stream: u32) {
         let i = match kind {
             HEADERS => 0,
@@ -155,21 +175,56 @@ impl FrameTally {
             GOAWAY => 4,
             _ => return,
         };
-        self.0[i].set(self.0[i].get() + 1);
+        self.inc(i);
     }
 
-    pub fn figures(&self) -> [u64; 5] {
+    /// An error frame the h2 crate sent. As HAProxy 2.6: a RST_STREAM counts unless
+    /// it ends a stream the proxy gave up itself (CANCEL: the client left; NO_ERROR:
+    /// the response came whole), a GOAWAY unless it is a clean or calming end; a
+    /// protocol fault of the server's counts as a protocol error detected too.
+    fn sent(&self, event: Event<'_>) {
+        let (code, error, sent) = match event {
+            Event::Reset(_, code) if !matches!(code, NO_ERROR | CANCEL) => (code, 6, 7),
+            Event::GoAway(p) => {
+                let code = p.get(4..).map_or(NO_ERROR, error_code);
+                if matches!(code, NO_ERROR | REFUSED_STREAM | CANCEL | ENHANCE_YOUR_CALM) {
+                    return;
+                }
+                (code, 5, 8)
+            }
+            _ => return,
+        };
+        self.inc(sent);
+        if protocol_fault(code) {
+            self.inc(error);
+        }
+    }
+
+    pub fn figures(&self) -> [u64; 9] {
         std::array::from_fn(|i| self.0[i].get())
     }
 }
 
-/// An HTTP/2 connection's transport whose received frames are counted in `tally`
-/// (reads go through untouched; their frame headers are followed).
+/// The first `n` bytes of `bufs`, slice by slice: what a vectored write wrote.
+pub fn written<'a>(
+    bufs: &'a [io::IoSlice<'_>],
+    mut n: usize,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    bufs.iter().map_while(move |b| {
+        let take = n.min(b.len());
+        n -= take;
+        (take > 0).then(|| &b[..take])
+    })
+}
+
+/// An HTTP/2 connection's transport whose frames are counted in `tally` (reads and
+/// writes go through untouched; their frame headers are followed).
 pub struct Tallied<T> {
     io: T,
     tally: Rc<FrameTally>,
-    /// Where the frames it read so far end.
-    scan: Scan,
+    /// Where the frames it read so far end, and those it wrote.
+    rx: Scan,
+    tx: Scan,
 }
 
 impl<T> Tallied<T> {
@@ -177,16 +232,26 @@ impl<T> Tallied<T> {
         Tallied {
             io,
             tally,
-            scan: Scan::default(),
+            rx: Scan::default(),
+            // Its writes start with the client preface.
+            tx: Scan::after(24),
         }
     }
 
     fn scan(&mut self, bytes: &[u8]) {
         let tally = &self.tally;
-        self.scan.feed(bytes, |e| {
+        self.rx.feed(bytes, |e| {
             if let Event::Head(h) = e {
                 tally.received(h.kind, h.stream);
             }
+            true
+        });
+    }
+
+    fn wrote(&mut self, bytes: &[u8]) {
+        let tally = &self.tally;
+        self.tx.feed(bytes, |e| {
+            tally.sent(e);
             true
         });
     }
@@ -208,7 +273,47 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tallied<T> {
     }
 }
 
-super::write_through!(Tallied);
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tallied<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        src: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.io).poll_write(cx, src);
+        if let Poll::Ready(Ok(n)) = res {
+            this.wrote(&src[..n]);
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            for b in written(bufs, n) {
+                this.wrote(b);
+            }
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -236,7 +341,38 @@ mod tests {
             for piece in wire.chunks(step) {
                 t.scan(piece);
             }
-            assert_eq!(tally.figures(), [1, 1, 1, 1, 1], "pieces of {step}");
+            assert_eq!(tally.figures()[..5], [1, 1, 1, 1, 1], "pieces of {step}");
         }
+    }
+
+    #[test]
+    fn error_frames_sent_are_counted_as_haproxy_does() {
+        let rst = |code: u32| {
+            let mut f = vec![0, 0, 4, RST_STREAM, 0, 0, 0, 0, 1];
+            f.extend_from_slice(&code.to_be_bytes());
+            f
+        };
+        let goaway = |code: u32| {
+            let mut f = vec![0, 0, 8, GOAWAY, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+            f.extend_from_slice(&code.to_be_bytes());
+            f
+        };
+        // NO_ERROR and CANCEL resets and clean or calming GOAWAYs are not errors.
+        // The client preface first, as the h2 crate writes it.
+        let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        wire.extend([rst(0), rst(8), rst(1), rst(2)].concat());
+        wire.extend([goaway(0), goaway(0xb), goaway(1), goaway(2)].concat());
+        let tally = Rc::new(FrameTally::default());
+        let mut t = Tallied::new((), tally.clone());
+        let slices: Vec<_> = wire.chunks(7).map(io::IoSlice::new).collect();
+        for b in written(&slices, wire.len()) {
+            t.wrote(b);
+        }
+        // Connection, stream protocol errors; RST_STREAM, GOAWAY sent on errors.
+        assert_eq!(tally.figures()[5..], [1, 1, 2, 2]);
+        assert_eq!(
+            written(&slices, 10).map(<[u8]>::len).collect::<Vec<_>>(),
+            [7, 3]
+        );
     }
 }

@@ -106,18 +106,18 @@ impl H2In {
             }
         }
         if self.chunked {
+            // Awaited before anything is staged: a read dropped meanwhile stages
+            // nothing twice.
+            let trailers = body
+                .trailers()
+                .await
+                .map_err(|e| io::Error::new(io::ErrorKind::ConnectionReset, e))?;
             self.stage.extend_from_slice(b"0\r\n");
-            match body.trailers().await {
-                Ok(Some(trailers)) => {
-                    for (name, value) in &trailers {
-                        self.stage.extend_from_slice(name.as_str().as_bytes());
-                        self.stage.extend_from_slice(b": ");
-                        self.stage.extend_from_slice(value.as_bytes());
-                        self.stage.extend_from_slice(b"\r\n");
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::ConnectionReset, e)),
+            for (name, value) in trailers.iter().flatten() {
+                self.stage.extend_from_slice(name.as_str().as_bytes());
+                self.stage.extend_from_slice(b": ");
+                self.stage.extend_from_slice(value.as_bytes());
+                self.stage.extend_from_slice(b"\r\n");
             }
             self.stage.extend_from_slice(b"\r\n");
         }

@@ -69,16 +69,21 @@ pub async fn read_until<F: Future<Output = io::Result<usize>>>(
     deadline: monoio::time::Instant,
     read: impl FnOnce(*mut u8, usize) -> F,
 ) -> (io::Result<usize>, Vec<u8>) {
-    let (len, cap) = (buf.len(), buf.capacity());
-    // SAFETY: `len..cap` is the vector's spare capacity.
-    let dst = unsafe { buf.as_mut_ptr().add(len) };
-    match monoio::time::timeout_at(deadline, read(dst, cap - len)).await {
-        Ok(Ok(n)) => {
-            // SAFETY: the read initialised `n` bytes after `len`.
-            unsafe { buf.set_len(len + n) };
-            (Ok(n), buf)
-        }
-        Ok(Err(e)) => (Err(e), buf),
+    match monoio::time::timeout_at(deadline, read_vec(&mut buf, read)).await {
+        Ok(r) => (r, buf),
         Err(_) => (Err(io::ErrorKind::TimedOut.into()), buf),
     }
+}
+
+/// Reads (`read`: into a pointer and a room) into the spare room of `buf`.
+async fn read_vec<F: Future<Output = io::Result<usize>>>(
+    buf: &mut Vec<u8>,
+    read: impl FnOnce(*mut u8, usize) -> F,
+) -> io::Result<usize> {
+    let (len, cap) = (buf.len(), buf.capacity());
+    // SAFETY: `len..cap` is the vector's spare capacity.
+    let n = read(unsafe { buf.as_mut_ptr().add(len) }, cap - len).await?;
+    // SAFETY: the read initialised `n` bytes after `len`.
+    unsafe { buf.set_len(len + n) };
+    Ok(n)
 }

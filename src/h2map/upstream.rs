@@ -59,13 +59,31 @@ pub struct H2Upstream {
     shared: std::rc::Rc<Shared>,
     out: H1Out,
     head: RequestHead,
-    response: Option<ResponseFuture>,
-    inbound: Option<H2In>,
+    answer: Answer,
     /// The request body forwarded frame by frame (`adopt_body`): told to stop, with
     /// the reason for the server, when this stream ends.
     pump: Option<local_sync::oneshot::Sender<Reason>>,
+}
+
+/// The response side, apart from the request's so both can wait at once
+/// (`read_or_send`).
+#[derive(Default)]
+struct Answer {
+    response: Option<ResponseFuture>,
+    inbound: Option<H2In>,
     /// The whole response was read.
     ended: bool,
+    /// The h2 crate found the response broke the protocol (and reset the stream or
+    /// ended the connection itself).
+    malformed: bool,
+}
+
+/// What came first of `H2Upstream::read_or_send`.
+pub enum Duplex {
+    /// Response bytes were read (0: the response is over).
+    Read(io::Result<usize>),
+    /// Request bytes were sent.
+    Sent(io::Result<usize>),
 }
 
 /// The request head's side: the connection to open the stream on.
@@ -95,11 +113,16 @@ impl H2Upstream {
                 head_request: false,
                 client_scheme: None,
             },
-            response: None,
-            inbound: None,
+            answer: Answer::default(),
             pump: None,
-            ended: false,
         }
+    }
+
+    /// The server's answer broke the protocol before its head came whole (a stream or
+    /// connection error the h2 crate detected): an invalid response, never retried,
+    /// as HAProxy 2.6 takes it, not a server that closed before answering.
+    pub fn malformed(&self) -> bool {
+        self.answer.malformed
     }
 
     /// The request's client is an HTTP/2 stream with this `:scheme` (see
@@ -128,6 +151,32 @@ impl H2Upstream {
         self.out.finish();
     }
 
+    /// Reads response bytes into the spare room of `buf` or, while none come (and
+    /// only when `read`), sends request body bytes from `src` as the server's window
+    /// allows: whichever is first. The head was sent. Either side left waiting loses
+    /// nothing, so an HTTP/1 client's body and the response move at once, and a
+    /// server that stops reading (its window shut) still gets its answer through.
+    pub async fn read_or_send(&mut self, buf: &mut Vec<u8>, src: &[u8], read: bool) -> Duplex {
+        let head_request = self.head.head_request;
+        let answer = &mut self.answer;
+        let receive = async {
+            if !read {
+                return std::future::pending().await;
+            }
+            super::read_vec(buf, |dst, room| answer.read_raw(dst, room, head_request)).await
+        };
+        let send = async {
+            if src.is_empty() {
+                return std::future::pending().await;
+            }
+            self.out.write(src, &mut self.head).await
+        };
+        monoio::select! {
+            r = receive => Duplex::Read(r),
+            w = send => Duplex::Sent(w),
+        }
+    }
+
     async fn write_raw(&mut self, src: &[u8]) -> io::Result<usize> {
         if !self.out.is_headed() {
             // The connection takes another stream (it may be dead, or at its limit).
@@ -150,7 +199,7 @@ impl H2Upstream {
             }
         };
         if let Some((response, pumped)) = self.head.sent.take() {
-            self.response = Some(response);
+            self.answer.response = Some(response);
             if let (Some(to), Some(from)) = (pumped, self.head.adopted.take()) {
                 let (tx, rx) = local_sync::oneshot::channel();
                 self.pump = Some(tx);
@@ -161,15 +210,29 @@ impl H2Upstream {
     }
 
     async fn read_raw(&mut self, dst: *mut u8, room: usize) -> io::Result<usize> {
+        self.answer
+            .read_raw(dst, room, self.head.head_request)
+            .await
+    }
+}
+
+impl Answer {
+    async fn read_raw(
+        &mut self,
+        dst: *mut u8,
+        room: usize,
+        head_request: bool,
+    ) -> io::Result<usize> {
         if self.inbound.is_none() {
             let Some(response) = self.response.as_mut() else {
                 return Err(broken("no request sent"));
             };
-            let res = response
-                .await
-                .map_err(|e| io::Error::new(io::ErrorKind::ConnectionReset, e))?;
+            let res = response.await.map_err(|e| {
+                self.malformed = e.is_library();
+                io::Error::new(io::ErrorKind::ConnectionReset, e)
+            })?;
             self.response = None;
-            self.inbound = Some(translate_response(res, self.head.head_request));
+            self.inbound = Some(translate_response(res, head_request));
         }
         let Some(inbound) = self.inbound.as_mut() else {
             return Ok(0);
@@ -186,7 +249,7 @@ impl Drop for H2Upstream {
     fn drop(&mut self) {
         self.shared.active.set(self.shared.active.get() - 1);
         // A response read whole needs no reset, except for a body still going up.
-        let reason = if self.ended {
+        let reason = if self.answer.ended {
             Reason::NO_ERROR
         } else {
             Reason::CANCEL
@@ -194,7 +257,7 @@ impl Drop for H2Upstream {
         if let Some(p) = self.pump.take() {
             let _ = p.send(reason);
         }
-        if !self.ended {
+        if !self.answer.ended {
             self.out.reset(Reason::CANCEL);
         }
     }

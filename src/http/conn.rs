@@ -115,6 +115,8 @@ pub(super) struct Conn<S> {
     /// The server answered before the request body came (`Expect: 100-continue`): the
     /// client may still send it, so the close lingers.
     pub(super) body_unread: bool,
+    /// The request body still going to a `proto h2` server while its response is read.
+    pub(super) upload: Option<super::upload::Upload>,
     /// The connection was woken from its quiet wait: the next read needs no wait of
     /// its own.
     pub(super) woken: bool,
@@ -199,6 +201,7 @@ pub fn serve<S: Stream>(
         timer: Timer::none(),
         resumed: false,
         body_unread: false,
+        upload: None,
         woken: false,
         drop_safe_reads: crate::io::reads_drop_safely(),
         persist: Default::default(),
@@ -611,6 +614,7 @@ impl<S: Stream> Conn<S> {
 
     /// One request and its response. `Ok(true)` = keep the client connection open.
     async fn exchange(&mut self, first: bool) -> Result<bool, Stop> {
+        self.upload = None;
         let mut req = self.read_head(first).await?;
         self.rec.started = true;
         // Clock reads are rationed: this one also serves the first queue deadline.
@@ -716,8 +720,14 @@ impl<S: Stream> Conn<S> {
                 Err(SendError::Server) => Failure::NothingReceived,
                 Err(SendError::BadResponse) => Failure::Invalid,
                 Err(SendError::Timeout) => Failure::Timeout,
+                // A body still going up may end before the response does.
                 Ok(sent) => match self
-                    .read_response_head(&mut up, &req, keep_alive && body.is_done(), sent)
+                    .read_response_head(
+                        &mut up,
+                        &req,
+                        keep_alive && (body.is_done() || self.upload.is_some()),
+                        sent,
+                    )
                     .await
                 {
                     Ok(r) => {
@@ -729,7 +739,12 @@ impl<S: Stream> Conn<S> {
                     Err(HeadError::NothingReceived) => Failure::NothingReceived,
                     Err(HeadError::Invalid) => Failure::Invalid,
                     Err(HeadError::Timeout) => Failure::Timeout,
-                    // The client left while the server's interim answers went to it.
+                    // The client broke the body it was sending meanwhile.
+                    Err(HeadError::ClientGone) if self.upload.as_ref().is_some_and(|u| u.bad) => {
+                        return Err(Stop::Reply(Reply::BadRequest))
+                    }
+                    // The client left while the server's interim answers went to it,
+                    // or while its body went.
                     Err(HeadError::ClientGone) => return Err(Stop::Close),
                 },
             };
@@ -745,6 +760,12 @@ impl<S: Stream> Conn<S> {
         }
         let (client_keep_alive, reusable) =
             self.forward_response(&mut up, response, req.comp).await?;
+        // The rest of a body going to a `proto h2` server (it kept its stream open).
+        if let (Some(_), crate::tls::MaybeTls::H2(h2)) = (&self.upload, &mut up.stream) {
+            if self.finish_upload(h2).await {
+                body = BodyProgress::new(super::framing::Framing::None, 0);
+            }
+        }
         // A server that answered before the body may still be waiting for it.
         let reusable = reusable && body.is_done();
         self.body_unread = !body.is_done();
@@ -754,7 +775,8 @@ impl<S: Stream> Conn<S> {
         let server = up.server;
         dispatch.finish(up, reusable, server_close);
         self.last_server = (reusable && !server_close).then_some((backend, server));
-        Ok(keep_alive && client_keep_alive)
+        // A body left unsent (the server refused it) is not read as the next request.
+        Ok(keep_alive && client_keep_alive && body.is_done())
     }
 
     /// `option prefer-last-server`: the server of this connection's previous exchange,

@@ -3,8 +3,8 @@
 //! (route), the phases around a request (phases: captures, rules, use_backend,
 //! X-Forwarded-For, response rules), rule lists on heads (rules) and the head edits
 //! they make (edit), canned replies (reply), WebSocket tunnels (tunnel),
-//! admin pages (local), HTTP compression (compress), the deadlines of connections waiting for a request (idle), and
-//! `option http-buffer-request`'s wait for a request body (buffer_body).
+//! admin pages (local), HTTP compression (compress), the deadlines of connections waiting for a request (idle), `option http-buffer-request`'s wait for a request body (buffer_body), and an HTTP/1
+//! request body going to a `proto h2` server while its response comes (upload).
 
 pub use crate::bufpool::figures as buffer_figures;
 mod buffer_body;
@@ -26,6 +26,7 @@ mod response;
 mod route;
 pub mod rules;
 mod tunnel;
+mod upload;
 
 pub use conn::{serve, H2Preface};
 

@@ -345,6 +345,16 @@ impl<S: Stream> Conn<S> {
         {
             return Ok(now);
         }
+        // An HTTP/1 client's body to a `proto h2` server goes while the response is
+        // read (`upload`): the server may answer first.
+        if self.txn.h2.is_none()
+            && !body.is_done()
+            && matches!(up.stream, crate::tls::MaybeTls::H2(_))
+        {
+            let rest = BodyProgress::new(body.framing(), 0);
+            self.start_upload(std::mem::replace(body, rest));
+            return Ok(now);
+        }
         let client_timeout = self.timeouts().client;
         let server_timeout = self.server_timeout;
         let mut streamed = false;

@@ -9,6 +9,7 @@ use super::framing::{BodyProgress, Framing};
 use super::head::{self, Parsed};
 use super::reply::Reply;
 use super::request::{RequestMeta, SendError};
+use super::upload::Drove;
 use crate::bufpool::PooledBuf;
 use crate::config::compression::Algo;
 use crate::dispatch::ServerConn;
@@ -66,7 +67,9 @@ impl<S: Stream> Conn<S> {
             match read {
                 ReadOutcome::Data(n) => received_any |= n > 0,
                 ReadOutcome::Timeout => return Err(HeadError::Timeout),
-                ReadOutcome::Eof | ReadOutcome::Error if !received_any => {
+                ReadOutcome::Eof | ReadOutcome::Error
+                    if !received_any && !up.stream.malformed() =>
+                {
                     return Err(HeadError::NothingReceived)
                 }
                 ReadOutcome::Eof | ReadOutcome::Error => return Err(HeadError::Invalid),
@@ -76,7 +79,18 @@ impl<S: Stream> Conn<S> {
 
     /// Reads the server's next bytes into `sbuf`; `None` as soon as an HTTP/2 client
     /// gave the request up meanwhile (`Stream::gone`: its stream reset).
-    async fn read_server(&mut self, up: &mut ServerConn, deadline: Instant) -> Option<ReadOutcome> {
+    pub(super) async fn read_server(
+        &mut self,
+        up: &mut ServerConn,
+        mut deadline: Instant,
+    ) -> Option<ReadOutcome> {
+        if let (Some(_), crate::tls::MaybeTls::H2(h2)) = (&self.upload, &mut up.stream) {
+            match self.drive(h2, deadline, true).await {
+                Drove::Read(r) => return Some(r),
+                Drove::Client => return None,
+                Drove::Over => deadline = self.after_upload(deadline),
+            }
+        }
         let read = read_into(&mut up.stream, &mut self.sbuf, &mut self.timer, deadline);
         if self.txn.h2.is_none() {
             return Some(read.await);

@@ -468,7 +468,7 @@ fn apply(shard: &Shard, msg: ToShard) {
                     .collect()
             };
             let h2 = |s: &crate::upstream::ServerState| {
-                s.h2.as_ref().map_or((0, 0, [0; 5]), |h| h.figures())
+                s.h2.as_ref().map_or((0, 0, [0; 9]), |h| h.figures())
             };
             let mut stats = shard.stats.snapshot();
             let held = crate::control::Held {
@@ -478,7 +478,7 @@ fn apply(shard: &Shard, msg: ToShard) {
                     .backends
                     .iter()
                     .map(|b| {
-                        b.servers.iter().fold([0; 5], |mut sum, s| {
+                        b.servers.iter().fold([0; 9], |mut sum, s| {
                             sum.iter_mut().zip(h2(s).2).for_each(|(a, v)| *a += v);
                             sum
                         })

@@ -52,6 +52,13 @@ where
     }
 }
 
+impl<S, C> MaybeTls<S, C> {
+    /// An HTTP/2 stream whose response broke the protocol (see `H2Upstream::malformed`).
+    pub fn malformed(&self) -> bool {
+        matches!(self, MaybeTls::H2(h) if h.malformed())
+    }
+}
+
 // SAFETY: each variant splits (`TlsStream`'s note above); the variant never changes.
 unsafe impl<S: Split, C> Split for MaybeTls<S, C> {}
 

@@ -42,7 +42,7 @@ pub struct H2Conns {
     opening: local_sync::semaphore::Semaphore,
     /// `release` was called.
     released: Cell<bool>,
-    /// The frames its connections received (shared with the generation that adopts
+    /// Its connections' frame and error counters (shared with the generation that adopts
     /// them).
     tally: RefCell<Rc<FrameTally>>,
 }
@@ -145,9 +145,9 @@ impl H2Conns {
     }
 
     /// Connections open, those of them without a stream (idle: `show stat` counts
-    /// them as the server's idle connections, safe to reuse), and the frames
-    /// received (`FrameTally::figures`).
-    pub fn figures(&self) -> (usize, usize, [u64; 5]) {
+    /// them as the server's idle connections, safe to reuse), and the frame and
+    /// error counters (`FrameTally::figures`).
+    pub fn figures(&self) -> (usize, usize, [u64; 9]) {
         let conns = self.conns.borrow();
         let live = conns.iter().filter(|c| !c.shared.dead.get());
         let open = live.clone().count();

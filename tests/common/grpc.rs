@@ -234,6 +234,47 @@ async fn stream(req: Request<RecvStream>, mut respond: SendResponse<Bytes>, st: 
             }
             let _ = send.send_trailers(grpc_trailers("bidi ok"));
         }
+        // Answers at once, before reading any of the request body: `early` first, then
+        // each DATA frame echoed as it comes, and the end with the request's.
+        "/early" => {
+            st.lock().unwrap().seen.push(seen);
+            let Ok(mut send) = respond.send_response(Response::new(()), false) else {
+                return;
+            };
+            if send
+                .send_data(Bytes::from_static(b"early\n"), false)
+                .is_err()
+            {
+                return;
+            }
+            while let Some(Ok(d)) = body.data().await {
+                let _ = body.flow_control().release_capacity(d.len());
+                if send.send_data(d, false).is_err() {
+                    return;
+                }
+            }
+            let _ = send.send_data(Bytes::from_static(b"end\n"), true);
+        }
+        // A whole 413 at once, the request body unread: `/refuse` lets the body go
+        // (the h2 crate then resets the stream with NO_ERROR, RFC 9113 §8.1),
+        // `/refuse-hold` keeps it without reading (its window stays shut) for 60 s.
+        "/refuse" | "/refuse-hold" => {
+            let hold = parts.uri.path() == "/refuse-hold";
+            st.lock().unwrap().seen.push(seen);
+            let text = b"too large\n";
+            let res = Response::builder()
+                .status(413)
+                .header("content-length", text.len().to_string())
+                .body(())
+                .unwrap();
+            if let Ok(mut send) = respond.send_response(res, false) {
+                let _ = send.send_data(Bytes::from_static(text), true);
+            }
+            if hold {
+                monoio::time::sleep(Duration::from_secs(60)).await;
+            }
+            drop(body);
+        }
         // A response that never ends: a line every 50 ms until the client resets.
         "/slow" => {
             st.lock().unwrap().seen.push(seen);

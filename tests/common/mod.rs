@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod client;
 pub mod dns;
+pub mod early;
 pub mod faulty;
 pub mod grpc;
 pub mod h2;

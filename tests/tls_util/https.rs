@@ -117,6 +117,11 @@ impl Https {
         Ok(Https { s, buf: Vec::new() })
     }
 
+    /// The TLS stream itself, for a client that writes and reads it as it likes.
+    pub fn into_stream(self) -> rustls::StreamOwned<ClientConnection, TcpStream> {
+        self.s
+    }
+
     pub fn resumed(&self) -> bool {
         self.s.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }

@@ -12,7 +12,7 @@ use crate::http::conn::{Conn, Stop};
 use crate::http::framing::BodyProgress;
 use crate::http::reply::Reply;
 use crate::http::response::{keep_tail, ResponseMeta};
-use crate::io::{read_into, write_range, ReadOutcome, Stream};
+use crate::io::{write_range, ReadOutcome, Stream};
 
 impl<S: Stream> Conn<S> {
     /// Sends the head in `out` (already rewritten for `algo`) and the body compressed.
@@ -54,14 +54,8 @@ impl<S: Stream> Conn<S> {
             if self.sbuf.len() == self.sbuf.capacity() {
                 return Err(Stop::Close);
             }
-            match read_into(
-                &mut up.stream,
-                &mut self.sbuf,
-                &mut self.timer,
-                Self::deadline(server_timeout),
-            )
-            .await
-            {
+            let read = self.read_server(up, Self::deadline(server_timeout));
+            match read.await.ok_or(Stop::Close)? {
                 ReadOutcome::Data(_) => {}
                 // A body of known length (the only ones compressed) cut short.
                 ReadOutcome::Eof | ReadOutcome::Timeout | ReadOutcome::Error => {
