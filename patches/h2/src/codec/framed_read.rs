@@ -23,11 +23,18 @@ const DEFAULT_SETTINGS_MAX_HEADER_LIST_SIZE: usize = 16 << 20;
 
 const MAX_FIELDS_HINT: usize = 64;
 
+/// What the read buffer takes again after `release_idle_buffer` (tokio-util's
+/// initial capacity).
+const READ_BUFFER_CAPACITY: usize = 8 * 1024;
+
 #[derive(Debug)]
 pub struct FramedRead<T> {
     inner: InnerFramedRead<T, LengthDelimitedCodec>,
 
     decoder: FrameDecoder,
+
+    /// The read buffer was freed by `release_idle_buffer`.
+    released: bool,
 }
 
 #[derive(Debug)]
@@ -67,11 +74,27 @@ enum Continuable {
 impl<T> FramedRead<T> {
     pub fn new(inner: InnerFramedRead<T, LengthDelimitedCodec>) -> FramedRead<T> {
         let decoder = FrameDecoder::new(inner.decoder().max_frame_length());
-        FramedRead { inner, decoder }
+        FramedRead {
+            inner,
+            decoder,
+            released: false,
+        }
     }
 
     pub fn get_ref(&self) -> &T {
         self.inner.get_ref()
+    }
+
+    /// Frees the read buffer if it holds no bytes, and the HPACK decoder's scratch
+    /// buffer; both are taken again when bytes arrive. For a connection going idle
+    /// (the last read returned `Pending`): it holds no read buffer while it waits.
+    pub fn release_idle_buffer(&mut self) {
+        let buf = self.inner.read_buffer_mut();
+        if buf.is_empty() && !self.released {
+            *buf = BytesMut::new();
+            self.released = true;
+        }
+        self.decoder.hpack.release_idle_buffer();
     }
 
     pub fn get_mut(&mut self) -> &mut T {
@@ -439,6 +462,15 @@ where
         let _e = span.enter();
         loop {
             tracing::trace!("poll");
+            // Released while the connection was idle (`release_idle_buffer`): read
+            // into a new buffer of the usual size. `with_capacity`, not `reserve`:
+            // `BytesMut` remembers the capacity it was made with and gives it to
+            // the buffers it allocates once its frames are split off; one grown
+            // from `BytesMut::new()` would allocate for every frame from then on.
+            if self.released {
+                self.released = false;
+                *self.inner.read_buffer_mut() = BytesMut::with_capacity(READ_BUFFER_CAPACITY);
+            }
             let bytes = match ready!(Pin::new(&mut self.inner).poll_next(cx)) {
                 Some(Ok(bytes)) => bytes,
                 Some(Err(e)) => return Poll::Ready(Some(Err(map_err(e)))),

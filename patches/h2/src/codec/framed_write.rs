@@ -221,6 +221,11 @@ where
     }
 
     fn buffer(&mut self, item: Frame<B>) -> Result<(), UserError> {
+        // Released while the connection was idle (`release_idle_buffer`; it is
+        // only ever cleared, never split, so only a released one has no capacity).
+        if self.buf.get_ref().capacity() == 0 {
+            self.buf = Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY));
+        }
         // Ensure that we have enough capacity to accept the write.
         assert!(self.has_capacity());
         let span = tracing::trace_span!("FramedWrite::buffer", frame = ?item);
@@ -307,9 +312,10 @@ where
     }
 
     fn has_capacity(&self) -> bool {
+        let buf = self.buf.get_ref();
+        // A released buffer (capacity 0) is taken again by `buffer`.
         self.next.is_none()
-            && (self.buf.get_ref().capacity() - self.buf.get_ref().len()
-                >= self.min_buffer_capacity)
+            && (buf.capacity() == 0 || buf.capacity() - buf.len() >= self.min_buffer_capacity)
     }
 
     fn is_empty(&self) -> bool {
@@ -327,6 +333,18 @@ impl<B> Encoder<B> {
 }
 
 impl<T, B> FramedWrite<T, B> {
+    /// Frees the write buffer if nothing is waiting in it to be written; the next
+    /// frame buffered takes a new one. For a connection going idle: it holds no
+    /// write buffer until it has something to send.
+    pub fn release_idle_buffer(&mut self) {
+        if self.encoder.next.is_none()
+            && !self.encoder.buf.has_remaining()
+            && self.encoder.buf.get_ref().capacity() != 0
+        {
+            self.encoder.buf = Cursor::new(BytesMut::new());
+        }
+    }
+
     /// Returns the max frame size that can be sent
     pub fn max_frame_size(&self) -> usize {
         self.encoder.max_frame_size()

@@ -111,6 +111,14 @@ impl<T, B> Codec<T, B> {
         self.inner.get_ref().get_ref()
     }
 
+    /// Frees the read and write buffers if they hold nothing, and the HPACK
+    /// decoder's scratch buffer; each is taken again when next needed. For a
+    /// connection going idle, so that it holds no buffer while it waits.
+    pub fn release_idle_buffers(&mut self) {
+        self.inner.release_idle_buffer();
+        self.framed_write().release_idle_buffer();
+    }
+
     /// Get a mutable reference to the inner stream.
     pub fn get_mut(&mut self) -> &mut T {
         self.inner.get_mut().get_mut()

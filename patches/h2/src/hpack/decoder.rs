@@ -12,6 +12,9 @@ use std::io::Cursor;
 use std::ops::ControlFlow;
 use std::str::Utf8Error;
 
+/// The scratch buffer Huffman-coded strings are decoded into, as allocated up front.
+const SCRATCH_CAPACITY: usize = 4096;
+
 /// Decodes headers using HPACK
 #[derive(Debug)]
 pub struct Decoder {
@@ -20,6 +23,8 @@ pub struct Decoder {
     last_max_update: usize,
     table: Table,
     buffer: BytesMut,
+    /// `buffer` was freed by `release_idle_buffer`.
+    released: bool,
 }
 
 /// Represents all errors that can be encountered while performing the decoding
@@ -158,7 +163,17 @@ impl Decoder {
             max_size_update: None,
             last_max_update: size,
             table: Table::new(size),
-            buffer: BytesMut::with_capacity(4096),
+            buffer: BytesMut::with_capacity(SCRATCH_CAPACITY),
+            released: false,
+        }
+    }
+
+    /// Frees the scratch buffer Huffman-coded strings are decoded into, if no
+    /// decoding is under way; `decode` takes it again.
+    pub fn release_idle_buffer(&mut self) {
+        if self.buffer.is_empty() && !self.released {
+            self.buffer = BytesMut::new();
+            self.released = true;
         }
     }
 
@@ -185,6 +200,14 @@ impl Decoder {
         use self::Representation::*;
 
         let mut can_resize = true;
+
+        // Released while the connection was idle (`release_idle_buffer`): a new
+        // one made `with_capacity`, as the strings split off it are (see
+        // `FramedRead::poll_next`).
+        if self.released {
+            self.released = false;
+            self.buffer = BytesMut::with_capacity(SCRATCH_CAPACITY);
+        }
 
         if let Some(size) = self.max_size_update.take() {
             self.last_max_update = size;

@@ -356,6 +356,13 @@ where
                                 continue;
                             }
 
+                            // Idle: no stream open, everything written (flushed
+                            // above), nothing left to read. Hold no buffer while
+                            // waiting; a connection with streams keeps its own.
+                            if !self.inner.streams.has_streams() {
+                                self.codec.release_idle_buffers();
+                            }
+
                             return Poll::Pending;
                         }
                     };
