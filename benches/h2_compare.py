@@ -8,6 +8,7 @@ Scenarios:
   h2c     the same in cleartext, prior knowledge (`bind ... proto h2`)
   idleh2  --idle HTTP/2 connections over TLS, preface and SETTINGS exchanged, no
           stream: the proxy's resident memory per connection
+  idleh2c the same in cleartext (`bind ... proto h2`)
 
 Setup (2-core machine): the proxy pinned to core 0; the backend (nginx, HTTP/1.1, one
 worker) and h2load (one thread) on core 1. CPU per request: the proxy's utime+stime
@@ -15,7 +16,7 @@ from /proc before and after a measured h2load run (after a warm-up run), divided
 the requests h2load saw succeed. Runs are interleaved (for each run: each scenario:
 each proxy); medians with half the range, and the ratio ringlb / HAProxy.
 
-Usage: python3 benches/h2_compare.py [--runs 5] [--duration 8] [--scenarios h2tls,h2c,idleh2]
+Usage: python3 benches/h2_compare.py [--runs 5] [--duration 8] [--scenarios h2tls,h2c,idleh2,idleh2c]
        [--idle 2000] [--ringlb BINARY] [--no-build]
 Needs: apt-get install haproxy nginx nghttp2-client openssl. Every process it starts
 is stopped by its PID.
@@ -91,19 +92,20 @@ def h2load(url, duration, warm=False):
     return int(m.group(4)), int(m.group(5)) + int(m.group(6))
 
 
-def open_idle_h2(port, n):
-    """`n` HTTP/2 connections over TLS (ALPN h2), preface and SETTINGS sent and the
-    server's SETTINGS read: established, no stream."""
+def open_idle_h2(port, n, tls=True):
+    """`n` HTTP/2 connections over TLS (ALPN h2), or cleartext with prior knowledge,
+    preface and SETTINGS sent and the server's SETTINGS read: established, no stream."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["h2"])
     held = []
     for _ in range(n):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s = ctx.wrap_socket(raw, server_hostname="bench.test")
-        if s.selected_alpn_protocol() != "h2":
-            raise RuntimeError(f"ALPN chose {s.selected_alpn_protocol()!r}, not h2")
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if tls:
+            s = ctx.wrap_socket(s, server_hostname="bench.test")
+            if s.selected_alpn_protocol() != "h2":
+                raise RuntimeError(f"ALPN chose {s.selected_alpn_protocol()!r}, not h2")
         s.sendall(PREFACE + SETTINGS)
         head = s.recv(9)
         if len(head) < 9 or head[3] != 4:
@@ -155,15 +157,17 @@ class Bench:
             raise RuntimeError(f"{proxy} died during {scenario}")
         return {"us_per_req": cpu * 1e6 / max(ok, 1), "rps": ok / self.args.duration, "errors": errors}
 
-    def measure_idle(self, proxy):
+    def measure_idle(self, proxy, tls=True):
         """A fresh proxy: a warm-up h2load run, then `idle` connections held."""
         self.stop(proxy)
         self.start(proxy)
         p = self.running[proxy]
-        h2load(f"https://127.0.0.1:{self.ports[proxy][0]}/", 1, warm=True)
+        tls_port, h2c_port = self.ports[proxy]
+        url = f"https://127.0.0.1:{tls_port}/" if tls else f"http://127.0.0.1:{h2c_port}/"
+        h2load(url, 1, warm=True)
         time.sleep(0.5)
         before = sum(rss_kib(pid) for pid in p.cpu_pids)
-        held = open_idle_h2(self.ports[proxy][0], self.args.idle)
+        held = open_idle_h2(tls_port if tls else h2c_port, self.args.idle, tls)
         time.sleep(1.0)
         after = sum(rss_kib(pid) for pid in p.cpu_pids)
         for s in held:
@@ -177,7 +181,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--duration", type=int, default=8)
-    ap.add_argument("--scenarios", default="h2tls,h2c,idleh2")
+    ap.add_argument("--scenarios", default="h2tls,h2c,idleh2,idleh2c")
     ap.add_argument("--proxies", default="ringlb,haproxy")
     ap.add_argument("--idle", type=int, default=2000)
     ap.add_argument("--ringlb", help="the ringlb binary (default: target/release/ringlb, built first)")
@@ -198,8 +202,8 @@ def main():
             for run in range(args.runs):
                 for sc in scenarios:
                     for proxy in proxies:
-                        if sc == "idleh2":
-                            r = b.measure_idle(proxy)
+                        if sc.startswith("idleh2"):
+                            r = b.measure_idle(proxy, tls=sc == "idleh2")
                         else:
                             r = b.measure_load(sc, proxy)
                         results.setdefault((sc, proxy), []).append(r)
@@ -212,13 +216,13 @@ def main():
     print("| scenario | proxy | proxy CPU µs/request | requests/s | errors | ringlb / HAProxy |")
     print("| --- | --- | --- | --- | --- | --- |")
     for sc in scenarios:
-        key = "kib_per_conn" if sc == "idleh2" else "us_per_req"
+        key = "kib_per_conn" if sc.startswith("idleh2") else "us_per_req"
         base = med([r[key] for r in results.get((sc, "haproxy"), [])])
         for proxy in proxies:
             rs = results[(sc, proxy)]
             v = [r[key] for r in rs]
             ratio = f"{med(v) / base:.2f} ×" if proxy != "haproxy" and base == base else ""
-            if sc == "idleh2":
+            if sc.startswith("idleh2"):
                 print(f"| {sc} ({args.idle} conns, KiB each) | {proxy} | {med(v):.1f} ± {spread(v):.1f} | — | — | {ratio} |")
             else:
                 print(f"| {sc} | {proxy} | {med(v):.1f} ± {spread(v):.1f} | {med([r['rps'] for r in rs]):.0f} | "

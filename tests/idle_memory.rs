@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{raise_fd_limit, rss_kib, RingLb, TestBackend};
+use common::{raise_fd_limit, rss_kib, settled_rss, RingLb, TestBackend};
 
 const CONNS: usize = 4000;
 
@@ -53,22 +53,6 @@ fn open(lb: &RingLb, n: usize, request: bool) -> Vec<TcpStream> {
             s
         })
         .collect()
-}
-
-/// RSS once the balancer has given back what it will (memory goes back on a one-second
-/// tick): after two ticks, once two readings a second apart agree within 64 KiB.
-fn settled_rss(pid: i32) -> u64 {
-    std::thread::sleep(Duration::from_millis(2500));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last = rss_kib(pid);
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = rss_kib(pid);
-        if now.abs_diff(last) < 64 || Instant::now() > deadline {
-            return now;
-        }
-        last = now;
-    }
 }
 
 /// Polls RSS (KiB) until `ok` holds for it, for at most 15 s; the last reading.

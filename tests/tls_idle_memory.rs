@@ -8,8 +8,6 @@
 mod common;
 mod tls_util;
 
-use std::time::{Duration, Instant};
-
 use common::haproxy::ringlb_cfg;
 use common::*;
 use tls_util::https::Https;
@@ -22,22 +20,6 @@ const BOUND: u64 = 15 * 1024;
 
 /// The tests run one at a time: each opens 1,500 connections and reads RSS.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// RSS once the balancer has given back what it will (memory goes back on a one-second
-/// tick): after two ticks, once two readings a second apart agree within 64 KiB.
-fn settled_rss(pid: i32) -> u64 {
-    std::thread::sleep(Duration::from_millis(2500));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last = rss_kib(pid);
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = rss_kib(pid);
-        if now.abs_diff(last) < 64 || Instant::now() > deadline {
-            return now;
-        }
-        last = now;
-    }
-}
 
 #[test]
 fn an_idle_tls_keep_alive_connection_costs_no_more_than_haproxys() {

@@ -14,6 +14,11 @@
 //! locally-errored resets, CONTINUATION frames) at their defaults. Under the crate,
 //! `flood::Guard` counts PING, SETTINGS, empty DATA, CONTINUATION and reset floods
 //! per time window and ends an abusive connection with GOAWAY(ENHANCE_YOUR_CALM).
+//!
+//! A connection with no stream open holds no buffer: the h2 crate (patched:
+//! patches/h2) frees its read, write and HPACK buffers whenever it waits with none
+//! open and nothing to write, and takes them again with the next frame. What an idle
+//! connection keeps is its TLS state, the crate's connection state and its future.
 
 pub mod drain;
 mod flood;
@@ -90,21 +95,42 @@ pub async fn serve_preface(h: crate::http::H2Preface<monoio::net::TcpStream>) {
 }
 
 /// Serves one HTTP/2 connection over `io`, a tokio stream (poll-io TCP, or TLS).
-pub async fn serve_io<T>(
+///
+/// Not an `async fn`: one keeps its arguments for its whole life, so `io` (a TLS
+/// stream is over a kilobyte) and `txn` would stay in every idle connection's future
+/// beside the connection that took them. Here they move at once into the handshake
+/// (boxed: it lives only until the connection is up) and the session.
+pub fn serve_io<T>(
     shard: Rc<Shard>,
     frontend: usize,
     io: T,
     peer: SocketAddr,
     local: SocketAddr,
     txn: Txn,
-) where
+) -> impl std::future::Future<Output = ()>
+where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     // Registered from the start: a stop during the handshake still waits for it.
     let registered = drain::Registration::new(&shard);
     let fe = &shard.config.frontends[frontend];
-    let (handshake_by, idle) = (fe.timeouts.http_request, fe.timeouts.http_keep_alive);
-    let limits = &shard.config.limits;
+    let deadline = Instant::now() + fe.timeouts.http_request;
+    let io = flood::Guard::new(io, shard.clone(), frontend);
+    let handshake = Box::pin(builder(&shard.config.limits).handshake::<_, Bytes>(io));
+    let session = Rc::new(Session {
+        shard,
+        frontend,
+        peer,
+        local,
+        conn_txn: txn,
+        open: Cell::new(0),
+        last: Cell::new(Instant::now()),
+    });
+    run(session, registered, handshake, deadline)
+}
+
+/// The h2 crate's settings for a connection: its limits, and what it announces.
+fn builder(limits: &crate::config::Limits) -> h2::server::Builder {
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
@@ -124,10 +150,24 @@ pub async fn serve_io<T>(
     if frame > 16_384 {
         builder.max_frame_size(frame);
     }
-    let deadline = Instant::now() + handshake_by;
-    let io = flood::Guard::new(io, shard.clone(), frontend);
-    let mut conn = match monoio::time::timeout_at(deadline, builder.handshake::<_, Bytes>(io)).await
-    {
+    builder
+}
+
+/// The connection once `handshake` is done (by `deadline`): its streams, GOAWAY on a
+/// stop or after the keep-alive timeout.
+async fn run<T>(
+    session: Rc<Session>,
+    registered: drain::Registration,
+    handshake: std::pin::Pin<Box<h2::server::Handshake<flood::Guard<T>, Bytes>>>,
+    deadline: Instant,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (shard, peer) = (&session.shard, session.peer);
+    let idle = shard.config.frontends[session.frontend]
+        .timeouts
+        .http_keep_alive;
+    let mut conn = match monoio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!(shard = shard.id, %peer, error = %e, "h2 handshake failed");
@@ -135,15 +175,7 @@ pub async fn serve_io<T>(
         }
         Err(_) => return,
     };
-    let session = Rc::new(Session {
-        shard: shard.clone(),
-        frontend,
-        peer,
-        local,
-        conn_txn: txn,
-        open: Cell::new(0),
-        last: Cell::new(Instant::now()),
-    });
+    session.last.set(Instant::now());
     let mut closing = false;
     let mut drained = false;
     loop {

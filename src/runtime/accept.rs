@@ -404,14 +404,16 @@ async fn serve(
         // connection's task keeps no room for the other's state.
         let h2 = mode == Mode::Http;
         let h2_start = 'tls: {
-            let (stream, info) = match crate::tls::accept_h2(
+            // Boxed: the handshake's state (rustls' connection, its messages) inline
+            // would stay in the task of every connection, long after the handshake.
+            let (stream, info) = match Box::pin(crate::tls::accept_h2(
                 stream,
                 &set,
                 deadline,
                 bufs,
                 Some(&*shard.turns),
                 h2,
-            )
+            ))
             .await
             {
                 Ok(crate::tls::Accepted::Done(s, info)) => (s, info),
@@ -518,7 +520,8 @@ async fn serve_h2_tls(
     arriving: crate::shard::InflightGuard,
 ) {
     let fe = &shard.stats.frontends[frontend];
-    let (stream, info) = match crate::tls::h2tls::finish(start, deadline).await {
+    // Boxed: the handshake's state would otherwise stay in the connection's future.
+    let (stream, info) = match Box::pin(crate::tls::h2tls::finish(start, deadline)).await {
         Ok(s) => s,
         Err(e) => {
             Counters::inc(&fe.tls_failed);

@@ -34,8 +34,8 @@ pub use client::{
     HttpClient, Response,
 };
 pub use proc::{
-    check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, socket_count, Output,
-    RingLb,
+    check_config, check_config_file, fd_count, raise_fd_limit, rss_kib, run, settled_rss,
+    socket_count, Output, RingLb,
 };
 pub use raw::{RawServer, Recorded, Recorder};
 pub use redis::RedisServer;

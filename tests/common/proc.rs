@@ -437,6 +437,23 @@ pub fn rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// RSS (KiB) of process `pid` once it has given back what it will (memory goes back on
+/// a one-second tick): after two ticks, once two readings a second apart agree within
+/// 64 KiB, or after 15 s.
+pub fn settled_rss(pid: i32) -> u64 {
+    std::thread::sleep(Duration::from_millis(2500));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = rss_kib(pid);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = rss_kib(pid);
+        if now.abs_diff(last) < 64 || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Open file descriptors of process `pid`.
 pub fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
