@@ -97,7 +97,11 @@ pub fn apply(cfg: &mut Config) -> Result<Vec<String>, Vec<String>> {
         if cfg.backends[bi].disabled || cfg.backends[bi].servers.is_empty() {
             continue;
         }
-        let id = cfg.proxy_uid(false, bi).unwrap_or(0);
+        // Only a backend with a file of its own needs its id (a scan of the proxies).
+        let id = match cfg.backends[bi].state_from {
+            StateFrom::Local(_) => cfg.proxy_uid(false, bi).unwrap_or(0),
+            _ => 0,
+        };
         let b = &mut cfg.backends[bi];
         let mut own = match &b.state_from {
             StateFrom::Local(file) => {
@@ -121,8 +125,10 @@ pub fn apply(cfg: &mut Config) -> Result<Vec<String>, Vec<String>> {
             .map(|s| (!s.disabled && s.weight > 0, s.backup))
             .collect();
         for (si, s) in b.servers.iter_mut().enumerate() {
-            let key = (b.name.clone(), s.name.clone());
-            if let Some((_, p)) = lines.as_mut().and_then(|l| l.remove(&key)) {
+            let line = lines
+                .as_mut()
+                .and_then(|l| l.remove(&(b.name.clone(), s.name.clone())));
+            if let Some((_, p)) = line {
                 if let Err(e) = update(s, &p, backend_checks && s.check, rise, fall) {
                     warnings.push(format!(
                         "server-state application failed for server '{}/{}'{e}",
