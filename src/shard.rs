@@ -456,7 +456,7 @@ impl crate::rules::World for Shard {
     }
 
     fn be_conn(&self, be: usize) -> Option<i64> {
-        if be >= self.stats.backend_count() {
+        if be >= self.config.backends.len() {
             return None;
         }
         Some(self.stats.backend_used(be).map_or(0, |c| c.scur.get()) as i64)

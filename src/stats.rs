@@ -474,11 +474,6 @@ impl ShardStats {
         self.backend_counters.get(b)?.get().map(|c| &**c)
     }
 
-    /// How many backends the counters are for.
-    pub fn backend_count(&self) -> usize {
-        self.backend_counters.len()
-    }
-
     /// Carries the counters of proxies and servers that exist in both configs over
     /// from the previous generation (a reload); backends and servers that stay share
     /// their histograms with it.

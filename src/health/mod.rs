@@ -824,9 +824,9 @@ async fn run(
         shards,
         view,
     }));
-    // Every check loop, to end them when the thread stops.
+    // Every check loop (its abort handle and its task), to end them when the thread
+    // stops.
     let mut loops = Vec::new();
-    let live_loops = Rc::new(std::cell::Cell::new(0usize));
     for (bi, b) in cfg.backends.iter().enumerate() {
         let Some(check) = &b.health else { continue };
         // A stopped proxy (`disabled`) checks nothing, as in HAProxy.
@@ -899,13 +899,7 @@ async fn run(
                     how,
                     first,
                 ));
-                loops.push(abort);
-                let live = live_loops.clone();
-                live.set(live.get() + 1);
-                monoio::spawn(async move {
-                    let _ = checks.await;
-                    live.set(live.get() - 1);
-                });
+                loops.push((abort, monoio::spawn(checks)));
             }
         }
     }
@@ -917,11 +911,11 @@ async fn run(
                 // The check loops end before the runtime goes: one left asleep in a timer
                 // would never be dropped (its timer entry holds its waker), and with it
                 // this generation's config and state (a leak per reload).
-                for abort in &loops {
+                for (abort, _) in &loops {
                     abort.abort();
                 }
-                while live_loops.get() > 0 {
-                    monoio::time::sleep(Duration::from_millis(1)).await;
+                for (_, task) in loops {
+                    let _ = task.await;
                 }
                 return (reports, schedules);
             }

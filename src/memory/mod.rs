@@ -64,12 +64,6 @@ fn trimmer(rx: Receiver<()>) {
         while rx.try_recv().is_ok() {}
         trim();
         let (in_use, bytes, total) = region::usage();
-        tracing::debug!(
-            released = total,
-            in_use,
-            kib = bytes / 1024,
-            "config regions"
-        );
         if total != released {
             released = total;
             tracing::info!(
