@@ -327,10 +327,10 @@ impl Records {
     }
 
     /// The most ciphertext `plain` bytes of application data take, with what
-    /// `seal_data` may put in front of them.
+    /// `seal_data` may put in front of them (a refusal, up to two KeyUpdates).
     pub fn sealed_len(plain: usize) -> usize {
         let records = plain.div_ceil(MAX_PLAIN).max(1);
-        plain + records * (HEADER + 8 + 1 + TAG) + 2 * (HEADER + 5 + 1 + TAG)
+        plain + records * (HEADER + 8 + 1 + TAG) + 3 * (HEADER + 5 + 1 + TAG)
     }
 
     /// Seals `src` as application data records appended to `out`, after anything the
