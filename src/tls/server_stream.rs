@@ -53,6 +53,8 @@ pub struct ServerTls<S> {
     failed: bool,
     /// close_notify was read.
     closed: bool,
+    /// The socket read EOF: nothing more is read from it.
+    tcp_eof: bool,
 }
 
 fn failed_before() -> io::Error {
@@ -89,6 +91,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
             wbusy: false,
             failed: false,
             closed: false,
+            tcp_eof: false,
         };
         s.release_rx();
         s
@@ -189,8 +192,11 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
         }
     }
 
-    /// Reads ciphertext from the socket into `rx`; `Ok(0)` at EOF.
+    /// Reads ciphertext from the socket into `rx`; `Ok(0)` at EOF, and from then on.
     async fn fill(&mut self) -> io::Result<usize> {
+        if self.tcp_eof {
+            return Ok(0);
+        }
         self.rx_room();
         let res = loop {
             let buf = std::mem::take(&mut *self.rx);
@@ -205,6 +211,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
             }
         };
         if !matches!(res, Ok(n) if n > 0) {
+            self.tcp_eof |= matches!(res, Ok(0));
             self.release_rx();
         }
         res
@@ -351,6 +358,7 @@ where
         if self.rbusy
             || self.failed
             || self.closed
+            || self.tcp_eof
             || self.plain.0 < self.plain.1
             || self.rx_pos < self.rx.len()
         {
@@ -379,6 +387,7 @@ where
             match self.take(dst, room) {
                 Take::Got(n) => break Ok(n),
                 Take::Fatal(f) => break Err(self.fail(f).await),
+                Take::More if self.tcp_eof => break Err(io::ErrorKind::UnexpectedEof.into()),
                 Take::More => {}
             }
             self.rx_room();
@@ -389,6 +398,7 @@ where
             *self.rx = rx;
             match r {
                 Ok(0) => {
+                    self.tcp_eof = true;
                     self.release_rx();
                     break Err(io::ErrorKind::UnexpectedEof.into());
                 }
