@@ -30,6 +30,7 @@ use rustls::{
 };
 
 use common::haproxy::ringlb_cfg;
+use common::proc::collect_text;
 use common::wire::pattern;
 use common::{wait_for, EchoServer, TestBackend};
 use tls_util::*;
@@ -909,8 +910,10 @@ fn openssl_s_client_key_updates_through_the_real_binary() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("openssl");
-    let out = collect(child.stdout.take().unwrap());
-    let err = collect(child.stderr.take().unwrap());
+    let out: Arc<Mutex<String>> = Arc::default();
+    let err: Arc<Mutex<String>> = Arc::default();
+    collect_text(child.stdout.take().unwrap(), Arc::clone(&out));
+    collect_text(child.stderr.take().unwrap(), Arc::clone(&err));
     let mut stdin = child.stdin.take().unwrap();
     for i in 0..4 {
         if i > 0 {
@@ -937,22 +940,4 @@ fn openssl_s_client_key_updates_through_the_real_binary() {
     drop(stdin);
     let status = child.wait().unwrap();
     assert!(status.success(), "{}", err.lock().unwrap());
-}
-
-/// A thread appending what `from` yields to the returned string.
-fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
-    std::thread::spawn(move || {
-        let mut b = [0u8; 4096];
-        while let Ok(n) = from.read(&mut b) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&b[..n]));
-        }
-    });
-    text
 }
