@@ -4,7 +4,9 @@
 //! both io drivers, against rustls clients: every suite and version offered, records
 //! cut into single bytes or packed many to a segment, TLS 1.3 KeyUpdate, padding and
 //! empty records, and records that must be refused (a flipped byte, an overlong record,
-//! an unexpected type, an alert). Then the real binary with curl and `openssl s_client`.
+//! an unexpected type, an alert). Then the real binary: its HTTP path (curl, and a
+//! hand-driven client cutting, packing and re-keying requests) and its TCP mode (both
+//! halves of the stream at once; `openssl s_client`'s KeyUpdate).
 //!
 //! Every exchange is an echo compared byte for byte, so wrong plaintext in either
 //! direction fails the test.
@@ -252,6 +254,27 @@ impl Hand {
             Err(e) if e.starts_with("close_notify after 0") => Ok(()),
             other => Err(format!("{other:?}")),
         }
+    }
+
+    /// One HTTP response's body (Content-Length framing), read a byte at a time.
+    fn response(&mut self) -> String {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.extend(self.recv(1).expect("a response head"));
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200 "), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no length: {head}"));
+        let body = if len == 0 {
+            Vec::new()
+        } else {
+            self.recv(len).expect("a body")
+        };
+        String::from_utf8(body).unwrap()
     }
 
     /// How the server ended the connection after a bad record: never plaintext.
@@ -885,6 +908,59 @@ fn sealed_alerts_and_bad_inner_records_fail_the_read() {
 const DEFAULTS: &str =
     "defaults\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n";
 
+/// The HTTP path on the real binary reads requests through the record layer too (its
+/// own read loop, under the client timeout): requests cut into single bytes, twenty
+/// pipelined in one write, TLS 1.3 KeyUpdates between them; then a tampered record
+/// gets no answer and closes the connection.
+#[test]
+fn http_requests_cut_packed_and_after_key_updates_on_the_real_binary() {
+    let pki = Pki::new("Test CA");
+    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
+    let app = TestBackend::start("app");
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n{DEFAULTS}    mode http\nfrontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        pki.path("a.pem").display(),
+        app.addr()
+    ));
+    let addr = lb.addr("fe");
+    let get = |id: usize| format!("GET /id HTTP/1.1\r\nHost: a.test\r\nx-id: {id}\r\n\r\n");
+    for v in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let mut h = Hand::connect(addr, client_config(&pki.ca_der(), opts(v)));
+        let mut id = 0;
+        for round in 0..3 {
+            id += 1;
+            let wire = h.seal(get(id).as_bytes());
+            h.send(&wire, 1);
+            assert_eq!(h.response(), id.to_string(), "{v:?}: request {id}, cut");
+            let mut wire = Vec::new();
+            for _ in 0..20 {
+                id += 1;
+                wire.extend(h.seal(get(id).as_bytes()));
+            }
+            h.send(&wire, wire.len());
+            for want in id - 19..=id {
+                assert_eq!(h.response(), want.to_string(), "{v:?}: pipelined {want}");
+            }
+            if v.version == ProtocolVersion::TLSv1_3 {
+                h.conn.refresh_traffic_keys().unwrap();
+                id += 1;
+                let wire = h.seal(get(id).as_bytes());
+                h.send(&wire, if round == 1 { 1 } else { wire.len() });
+                assert_eq!(
+                    h.response(),
+                    id.to_string(),
+                    "{v:?}: after KeyUpdate {round}"
+                );
+            }
+        }
+        let mut wire = h.seal(get(0).as_bytes());
+        wire[5 + 4] ^= 0x40;
+        h.send(&wire, wire.len());
+        let end = h.refused();
+        assert!(!end.contains("HTTP/1.1"), "{v:?}: {end}");
+    }
+}
+
 /// The HTTP path on the real binary: curl over TLS 1.2 and 1.3 (curl refuses any
 /// other version itself), fifty keep-alive requests on one connection, then a
 /// megabyte uploaded and echoed by the backend.
@@ -938,6 +1014,51 @@ fn curl_keep_alive_series_and_a_megabyte_post_over_tls12_and_tls13() {
         assert_eq!(got.len(), body.len(), "TLS {version}");
         assert!(got == body, "TLS {version}: the echoed upload differs");
     }
+}
+
+/// TCP mode reads and writes the two halves of the stream at once: KeyUpdates from
+/// the client land on the read half while the write half sends the echo; 768 KiB
+/// each way come back intact, then close_notify is passed on as a half-close.
+#[test]
+fn tcp_mode_key_updates_while_both_halves_stream() {
+    let pki = Pki::new("Test CA");
+    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
+    let echo = EchoServer::start();
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n{DEFAULTS}    mode tcp\nfrontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        pki.path("a.pem").display(),
+        echo.addr()
+    ));
+    let cfg = client_config(&pki.ca_der(), opts(&rustls::version::TLS13));
+    let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
+    let sock = std::net::TcpStream::connect(lb.addr("fe")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut s = rustls::StreamOwned::new(ClientConnection::new(cfg, name).unwrap(), sock);
+    let data = pattern(12 * 64 * 1024);
+    let (mut got, mut b) = (Vec::new(), vec![0u8; 65536]);
+    for (i, piece) in data.chunks(64 * 1024).enumerate() {
+        if matches!(i, 2 | 5 | 8) {
+            s.conn.refresh_traffic_keys().unwrap();
+        }
+        s.write_all(piece).unwrap();
+        s.flush().unwrap();
+        // Some of the echo, not all: the halves overlap.
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "early end after {} bytes", got.len());
+        got.extend_from_slice(&b[..n]);
+    }
+    while got.len() < data.len() {
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "early end after {} bytes", got.len());
+        got.extend_from_slice(&b[..n]);
+    }
+    assert!(got == data, "the echo differs from what was sent");
+    s.conn.send_close_notify();
+    s.flush().unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("a clean close");
+    assert!(rest.is_empty());
 }
 
 /// `openssl s_client`'s `K` (a KeyUpdate asking for the server's) between lines sent
