@@ -34,7 +34,7 @@ use rustls::{
 use common::haproxy::ringlb_cfg;
 use common::proc::collect_text;
 use common::wire::pattern;
-use common::{wait_for, EchoServer, TestBackend};
+use common::{wait_for, EchoServer, RingLb, TestBackend};
 use tls_util::*;
 
 /// What the server saw on one connection.
@@ -905,6 +905,17 @@ fn sealed_alerts_and_bad_inner_records_fail_the_read() {
     });
 }
 
+/// The real binary with a TLS frontend (`mode`) in front of `server`, and its PKI.
+fn tls_frontend(mode: &str, server: SocketAddr) -> (Pki, RingLb) {
+    let pki = Pki::new("Test CA");
+    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
+    let lb = ringlb_cfg(&format!(
+        "global\n    nbthread 1\n{DEFAULTS}    mode {mode}\nfrontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s1 {server}\n",
+        pki.path("a.pem").display(),
+    ));
+    (pki, lb)
+}
+
 const DEFAULTS: &str =
     "defaults\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n";
 
@@ -914,14 +925,8 @@ const DEFAULTS: &str =
 /// gets no answer and closes the connection.
 #[test]
 fn http_requests_cut_packed_and_after_key_updates_on_the_real_binary() {
-    let pki = Pki::new("Test CA");
-    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
     let app = TestBackend::start("app");
-    let lb = ringlb_cfg(&format!(
-        "global\n    nbthread 1\n{DEFAULTS}    mode http\nfrontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
-        pki.path("a.pem").display(),
-        app.addr()
-    ));
+    let (pki, lb) = tls_frontend("http", app.addr());
     let addr = lb.addr("fe");
     let get = |id: usize| format!("GET /id HTTP/1.1\r\nHost: a.test\r\nx-id: {id}\r\n\r\n");
     for v in [&rustls::version::TLS13, &rustls::version::TLS12] {
@@ -966,14 +971,8 @@ fn http_requests_cut_packed_and_after_key_updates_on_the_real_binary() {
 /// megabyte uploaded and echoed by the backend.
 #[test]
 fn curl_keep_alive_series_and_a_megabyte_post_over_tls12_and_tls13() {
-    let pki = Pki::new("Test CA");
-    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
     let app = TestBackend::start("app");
-    let lb = ringlb_cfg(&format!(
-        "global\n    nbthread 1\n{DEFAULTS}    mode http\nfrontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
-        pki.path("a.pem").display(),
-        app.addr()
-    ));
+    let (_pki, lb) = tls_frontend("http", app.addr());
     let addr = lb.addr("fe");
     let dir = tempfile::tempdir().unwrap();
     let body = pattern((1 << 20) + 3);
@@ -1021,14 +1020,8 @@ fn curl_keep_alive_series_and_a_megabyte_post_over_tls12_and_tls13() {
 /// each way come back intact, then close_notify is passed on as a half-close.
 #[test]
 fn tcp_mode_key_updates_while_both_halves_stream() {
-    let pki = Pki::new("Test CA");
-    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
     let echo = EchoServer::start();
-    let lb = ringlb_cfg(&format!(
-        "global\n    nbthread 1\n{DEFAULTS}    mode tcp\nfrontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
-        pki.path("a.pem").display(),
-        echo.addr()
-    ));
+    let (pki, lb) = tls_frontend("tcp", echo.addr());
     let cfg = client_config(&pki.ca_der(), opts(&rustls::version::TLS13));
     let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
     let sock = std::net::TcpStream::connect(lb.addr("fe")).unwrap();
@@ -1065,14 +1058,8 @@ fn tcp_mode_key_updates_while_both_halves_stream() {
 /// through a TLS frontend in TCP mode to an echo server: every line comes back.
 #[test]
 fn openssl_s_client_key_updates_through_the_real_binary() {
-    let pki = Pki::new("Test CA");
-    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
     let echo = EchoServer::start();
-    let lb = ringlb_cfg(&format!(
-        "global\n    nbthread 1\n{DEFAULTS}    mode tcp\nfrontend fe\n    bind 127.0.0.1:0 ssl crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
-        pki.path("a.pem").display(),
-        echo.addr()
-    ));
+    let (_pki, lb) = tls_frontend("tcp", echo.addr());
     let addr = lb.addr("fe");
     // No -quiet: it would ignore the command letters.
     let mut child = Command::new("openssl")
