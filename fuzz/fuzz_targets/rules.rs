@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         backends: vec![("app".into(), vec!["s1".into()])],
         frontends: vec!["web".into()],
         tables: vec!["web".into()],
+        userlists: Vec::new(),
     };
     let mut patterns = ringlb::rules::map::PatRefs::default();
     let mut env = Env {

@@ -406,7 +406,7 @@ async fn serve(
         let h2_start = 'tls: {
             // Boxed: the handshake's state (rustls' connection, its messages) inline
             // would stay in the task of every connection, long after the handshake.
-            let (stream, info) = match Box::pin(crate::tls::accept_h2(
+            let (stream, info, facts) = match Box::pin(crate::tls::accept_h2(
                 stream,
                 &set,
                 deadline,
@@ -416,7 +416,7 @@ async fn serve(
             ))
             .await
             {
-                Ok(crate::tls::Accepted::Done(s, info)) => (s, info),
+                Ok(crate::tls::Accepted::Done(s, info, facts)) => (s, info, facts),
                 Ok(crate::tls::Accepted::H2(start)) => break 'tls start,
                 Err(e) => {
                     Counters::inc(&shard.stats.frontends[frontend].tls_failed);
@@ -430,7 +430,7 @@ async fn serve(
                 Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
             }
             drop((info, set));
-            txn.tls = Some(Box::new(crate::tls::info::facts(stream.conn())));
+            txn.tls = Some(facts);
             let allowed = crate::tcp_rules::at_accept(
                 &shard,
                 frontend,

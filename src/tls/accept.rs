@@ -21,9 +21,11 @@ use rustls::server::Acceptor as RustlsAcceptor;
 
 use super::gate::Turns;
 use super::info::TlsInfo;
+use super::records::capture;
 use super::server::ServerSet;
+use super::server_stream::ServerTls;
 use super::store::Hello;
-use super::stream::{ServerTls, TlsStream, RX_SIZE};
+use super::stream::{TlsStream, RX_SIZE};
 use crate::bufpool::PooledBuf;
 
 /// A plaintext fatal alert record: level 2 (fatal), description 112 (unrecognized_name).
@@ -68,8 +70,9 @@ pub struct Acceptor {
 /// the connection's handler: boxing it would cost an allocation per handshake.
 #[allow(clippy::large_enum_variant)]
 pub enum Accepted<S> {
-    /// The handshake is done (HTTP/1.1, no ALPN, or a TCP frontend).
-    Done(ServerTls<S>, TlsInfo),
+    /// The handshake is done (HTTP/1.1, no ALPN, or a TCP frontend): the stream, and
+    /// what the connection keeps of its handshake for counters and for the rules.
+    Done(ServerTls<S>, TlsInfo, Box<crate::rules::TlsFacts>),
     /// The client picked `h2`: the handshake goes on in `h2tls::finish`. Boxed: the
     /// ClientHello step's state is large, and an HTTP/1 connection's task would
     /// otherwise keep room for it.
@@ -100,7 +103,7 @@ where
     S: AsyncReadRent + AsyncWriteRent,
 {
     match accept_h2(io, set, deadline, bufs, turns, false).await? {
-        Accepted::Done(s, info) => Ok((s, info)),
+        Accepted::Done(s, info, _) => Ok((s, info)),
         // Not asked for: `h2` is false.
         Accepted::H2(_) => Err(AcceptError::Io(io::ErrorKind::Unsupported.into())),
     }
@@ -222,7 +225,10 @@ where
             turn,
         })));
     }
-    let conn = match accepted.into_connection(config) {
+    // The server's flight is made here: with it the traffic secrets (TLS 1.3), which
+    // the record layer needs for KeyUpdates.
+    let (conn, mut secrets) = capture(|| accepted.into_connection(config));
+    let conn = match conn {
         Ok(c) => c,
         Err((e, mut alert)) => {
             tx.clear();
@@ -238,7 +244,7 @@ where
         Turns::give_back(turn).await;
     }
     let done = match sent {
-        Ok(()) => stream.handshake().await,
+        Ok(()) => stream.handshake_records(&mut secrets).await,
         Err(e) => Err(e),
     };
     if let Err(e) = done {
@@ -250,5 +256,7 @@ where
         );
     }
     let info = TlsInfo::from_server(stream.conn());
-    Ok(Accepted::Done(stream, info))
+    let facts = Box::new(super::info::facts(stream.conn()));
+    let stream = stream.into_records(&secrets).map_err(AcceptError::Io)?;
+    Ok(Accepted::Done(stream, info, facts))
 }

@@ -9,8 +9,9 @@
 //! On the shard, per connection: `accept` reads the ClientHello with rustls'
 //! `Acceptor`, picks the context from SNI and signature schemes and runs the handshake
 //! under a deadline, taking turns with the shard's other handshakes (`gate`, which
-//! also holds `maxsslrate`); `shard` is a shard's current contexts per bind; `stream` is the rent-model `TlsStream` the HTTP/1 and L4 paths
-//! read and write; `info` is what a connection remembers of its handshake (fetches,
+//! also holds `maxsslrate`); `shard` is a shard's current contexts per bind; `stream` is the rent-model `TlsStream` (rustls) that runs
+//! the handshake, after which `server_stream::ServerTls` is what the HTTP/1 and L4 paths
+//! read and write, over ringlb's own record layer (`records`: no allocation per record); `info` is what a connection remembers of its handshake (fetches,
 //! logs); `h2tls` ends the handshake of a client that picked `h2` (tokio-rustls over
 //! the poll-io socket, for the h2 crate). `client` is the same shape towards servers, and `maybe` the stream to a
 //! server, plain or TLS.
@@ -25,7 +26,9 @@ pub mod gate;
 pub mod h2tls;
 pub mod info;
 pub mod maybe;
+pub mod records;
 pub mod server;
+pub mod server_stream;
 pub mod shard;
 pub mod show;
 pub mod store;
@@ -41,8 +44,9 @@ pub use client::{connect, ClientSettings, ServerVerify, SniSource, UpstreamTls};
 pub use info::TlsInfo;
 pub use maybe::{MaybeTls, ServerStream};
 pub use server::{BindTls, BindTlsSpec, CrtSource, Findings, ServerSet};
+pub use server_stream::ServerTls;
 pub use store::{CertStore, CrtListLine, SslConf, TlsVersion, Verify};
-pub use stream::{ClientTls, ServerTls, TlsStream};
+pub use stream::{ClientTls, TlsStream};
 pub use tickets::TicketKeys;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]

@@ -329,6 +329,10 @@ impl Context {
         // HAProxy sets the server's preference unless `prefer-client-ciphers`.
         cfg.ignore_client_order = !bind.prefer_client_ciphers;
         cfg.session_storage = cache.clone();
+        // After the handshake the record layer is ringlb's own (`records`): rustls
+        // hands over the traffic keys, and its key log hook the TLS 1.3 secrets.
+        cfg.enable_secret_extraction = true;
+        cfg.key_log = Arc::new(super::records::SecretHook);
         if let Some(t) = &bind.tickets {
             cfg.ticketer = t.clone();
         }

@@ -1,6 +1,8 @@
 //! `TlsStream`: rustls over a rent-model stream, itself rent-model (`AsyncReadRent`,
 //! `AsyncWriteRent`), so the HTTP/1 and L4 paths read and write it as they do a
-//! `TcpStream`. Server and client side share it (`ServerTls`, `ClientTls`).
+//! `TcpStream`. It carries connections to servers (`ClientTls`) and a client's
+//! handshake (`ServerHandshake`), after which a client's connection moves to ringlb's
+//! own record layer (`server_stream::ServerTls`).
 //!
 //! Buffers: one ciphertext buffer per direction, taken from the shard's free list
 //! (`bufpool`) when a socket read or write begins and given back as soon as nothing
@@ -37,8 +39,10 @@ use std::ops::DerefMut;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::BufResult;
-use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData};
+use rustls::{ClientConnection, ConnectionCommon, ProtocolVersion, ServerConnection, SideData};
 
+use super::records::{capture, record_len, Captured, Records};
+use super::server_stream::ServerTls;
 use crate::bufpool::PooledBuf;
 
 /// The ciphertext buffers' size: one full TLS record and its header (the largest a
@@ -56,7 +60,8 @@ const MAX_BATCH: usize = 4 * MAX_PLAIN;
 /// read in buffers of this size too (`http::response`), so one read fills one batch.
 pub const BATCH_SIZE: usize = 4 * RX_SIZE;
 
-pub type ServerTls<S> = TlsStream<S, ServerConnection>;
+/// A client's connection while rustls runs its handshake (`ServerTls` after it).
+pub type ServerHandshake<S> = TlsStream<S, ServerConnection>;
 pub type ClientTls<S> = TlsStream<S, ClientConnection>;
 
 pub struct TlsStream<S, C> {
@@ -139,13 +144,19 @@ where
             self.rx_pos = 0;
             return;
         }
-        if self.rx_pos > 0 && self.rx.capacity() - self.rx.len() < 1024 {
+        // Room for the pending record (the handshake feeds whole records only), and
+        // at least 1 KiB more.
+        let pending = self.rx.len() - self.rx_pos;
+        let need = record_len(&self.rx[self.rx_pos..])
+            .unwrap_or(0)
+            .max(pending + 1024);
+        if self.rx_pos > 0 && self.rx.capacity() - self.rx_pos < need {
             let pos = self.rx_pos;
             self.rx.drain(..pos);
             self.rx_pos = 0;
         }
-        if self.rx.capacity() - self.rx.len() < 1024 {
-            self.rx.reserve(RX_SIZE);
+        if self.rx.capacity() - self.rx_pos < need {
+            self.rx.reserve(RX_SIZE.max(need - pending));
         }
     }
 
@@ -349,6 +360,69 @@ where
         let cap = if n > MAX_PLAIN { BATCH_SIZE } else { RX_SIZE };
         self.flush_records(cap).await?;
         Ok(n)
+    }
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> TlsStream<S, ServerConnection> {
+    /// Drives a server handshake to its end, giving rustls one whole record at a time
+    /// and none after the handshake's last: what the client sent after it stays in
+    /// `rx` for the record layer (`into_records`). `cap` gathers the traffic secrets
+    /// rustls logs on the way (it may already hold those of the first flight).
+    pub async fn handshake_records(&mut self, cap: &mut Captured) -> io::Result<()> {
+        self.usable(false)?;
+        self.usable(true)?;
+        loop {
+            if self.conn.wants_write() {
+                self.flush_tls().await?;
+            }
+            if !self.conn.is_handshaking() {
+                break;
+            }
+            let at = self.rx_pos;
+            match record_len(&self.rx[at..]) {
+                Some(n) if n <= self.rx.len() - at => {
+                    self.rx_pos += n;
+                    let mut record = &self.rx[at..at + n];
+                    while !record.is_empty() {
+                        if self.conn.read_tls(&mut record)? == 0 {
+                            break;
+                        }
+                    }
+                    let (res, got) = capture(|| self.conn.process_new_packets().map(drop));
+                    cap.merge(got);
+                    if let Err(e) = res {
+                        self.failed = true;
+                        let _ = self.flush_tls().await;
+                        return Err(tls_error(e));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if self.fill().await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed during the TLS handshake",
+                ));
+            }
+        }
+        // A TLS 1.3 server's tickets follow the handshake.
+        self.flush_tls().await
+    }
+
+    /// The stream over ringlb's own record layer, with rustls' traffic keys: nothing
+    /// is left inside rustls (`handshake_records` fed it no byte past the handshake,
+    /// and sent all it queued).
+    pub fn into_records(mut self, cap: &Captured) -> io::Result<ServerTls<S>> {
+        if self.has_plaintext() || self.conn.wants_write() || self.rbusy || self.wbusy {
+            return Err(io::Error::other(
+                "TLS: data left inside rustls after the handshake",
+            ));
+        }
+        let tls13 = self.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+        let secrets = self.conn.dangerous_extract_secrets().map_err(tls_error)?;
+        let rec = Records::server(tls13, secrets, cap)?;
+        Ok(ServerTls::new(self.io, rec, self.rx, self.rx_pos))
     }
 }
 

@@ -1,0 +1,409 @@
+//! `ServerTls`: a client's TLS connection once the handshake is done, rent-model
+//! (`AsyncReadRent`, `AsyncWriteRent`) like a `TcpStream`, over ringlb's own record
+//! layer (`records`): records are opened in place in the read buffer and sealed
+//! straight into the write buffer, so a keep-alive exchange copies each byte once
+//! and allocates nothing.
+//!
+//! Buffers, as `TlsStream`'s: one ciphertext buffer per direction from the shard's
+//! free list, held only while a socket operation is in progress or bytes are left in
+//! it, so an idle connection holds none. The read buffer also keeps the opened
+//! plaintext the caller has not taken yet (`plain`), ahead of the ciphertext not yet
+//! opened (`rx[rx_pos..]`).
+//!
+//! Dropped futures, failures and EOF behave as in `TlsStream` (its module note): a
+//! dropped socket operation leaves its direction refusing further use; a record that
+//! does not open fails the stream for good, after a fatal alert (best effort); the
+//! peer's close_notify reads as `Ok(0)`, a TCP EOF without it as `UnexpectedEof`.
+//!
+//! Split: the read half uses the read buffer, `rbusy` and the receiving keys; the
+//! write half its buffer, `wbusy` and the sending keys. Both touch `rec` only between
+//! awaits (one thread). What the read side owes the peer (a KeyUpdate, a refusal)
+//! leaves with the write side's next record; an alert after a failed read is sent by
+//! the read side only while the write side is not writing.
+
+use std::io;
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
+use monoio::BufResult;
+
+use super::records::{
+    record_len, Fatal, Opened, Records, CLOSE_NOTIFY, HEADER, MAX_PLAIN, RECORD_OVERFLOW,
+};
+use super::stream::{BATCH_SIZE, RX_SIZE};
+use crate::bufpool::PooledBuf;
+
+/// The most plaintext one write seals: its records leave in one socket write.
+const MAX_BATCH: usize = 4 * MAX_PLAIN;
+
+/// The largest record header a peer may announce (TLS 1.2's bound); `records` checks
+/// each version's own.
+const MAX_RECORD: usize = HEADER + MAX_PLAIN + 2048;
+
+pub struct ServerTls<S> {
+    io: S,
+    rec: Box<Records>,
+    rx: PooledBuf,
+    /// `rx[rx_pos..]`: ciphertext not opened yet.
+    rx_pos: usize,
+    /// `rx[plain.0..plain.1]`: opened plaintext not read yet.
+    plain: (usize, usize),
+    rbusy: bool,
+    wbusy: bool,
+    failed: bool,
+    /// close_notify was read.
+    closed: bool,
+}
+
+fn failed_before() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "TLS stream failed earlier")
+}
+
+fn cancelled() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "TLS stream used after a cancelled operation",
+    )
+}
+
+/// What the buffered bytes gave.
+enum Take {
+    /// Plaintext copied, or `Ok(0)` after close_notify.
+    Got(usize),
+    /// A whole record is not there yet.
+    More,
+    Fatal(Fatal),
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
+    /// The stream over `io` once rustls finished the handshake: `rx[rx_pos..]` holds
+    /// what the peer sent after its last handshake record.
+    pub(super) fn new(io: S, rec: Records, rx: PooledBuf, rx_pos: usize) -> Self {
+        let mut s = ServerTls {
+            io,
+            rec: Box::new(rec),
+            rx,
+            rx_pos,
+            plain: (0, 0),
+            rbusy: false,
+            wbusy: false,
+            failed: false,
+            closed: false,
+        };
+        s.release_rx();
+        s
+    }
+
+    pub fn io(&self) -> &S {
+        &self.io
+    }
+
+    fn usable(&self, write: bool) -> io::Result<()> {
+        if (write && self.wbusy) || (!write && self.rbusy) {
+            Err(cancelled())
+        } else if self.failed {
+            Err(failed_before())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Gives the read buffer back once nothing is left in it.
+    fn release_rx(&mut self) {
+        if self.rx_pos == self.rx.len() && self.plain.0 == self.plain.1 {
+            self.rx = PooledBuf::none();
+            self.rx_pos = 0;
+            self.plain = (0, 0);
+        }
+    }
+
+    /// Opens buffered records until one gives plaintext or the end, then copies what
+    /// fits into `dst`.
+    fn take(&mut self, dst: *mut u8, room: usize) -> Take {
+        while self.plain.0 == self.plain.1 && !self.closed {
+            let at = self.rx_pos;
+            let n = match record_len(&self.rx[at..]) {
+                Some(n) if n > MAX_RECORD => {
+                    return Take::Fatal(Fatal {
+                        alert: RECORD_OVERFLOW,
+                        why: "a record over the size limit",
+                    })
+                }
+                Some(n) if n <= self.rx.len() - at => n,
+                _ => return Take::More,
+            };
+            self.rx_pos += n;
+            match self.rec.open(&mut self.rx[at..at + n]) {
+                Ok(Opened::Data { start, end }) => self.plain = (at + start, at + end),
+                Ok(Opened::Closed) => self.closed = true,
+                Ok(Opened::Control) => {}
+                Err(f) => return Take::Fatal(f),
+            }
+        }
+        let n = (self.plain.1 - self.plain.0).min(room);
+        // SAFETY: `dst` points to `room` writable bytes of the caller's buffer, which
+        // cannot overlap `rx` (the stream's own memory).
+        unsafe { std::ptr::copy_nonoverlapping(self.rx[self.plain.0..].as_ptr(), dst, n) };
+        self.plain.0 += n;
+        self.release_rx();
+        Take::Got(n)
+    }
+
+    /// The stream fails for good; the fatal alert goes out unless the write side is
+    /// writing (split).
+    async fn fail(&mut self, f: Fatal) -> io::Error {
+        self.failed = true;
+        if !self.wbusy {
+            let mut tx = PooledBuf::take(RX_SIZE);
+            if self.rec.seal_alert(f.alert, &mut tx).is_ok() {
+                let buf = std::mem::take(&mut *tx);
+                let (_, buf) = self.io.write_all(buf).await;
+                *tx = buf;
+            }
+        }
+        f.into_io()
+    }
+
+    /// A read buffer with room for the pending record (or at least 1 KiB).
+    fn rx_room(&mut self) {
+        if self.rx.capacity() == 0 {
+            self.rx = PooledBuf::take(RX_SIZE);
+            self.rx_pos = 0;
+            self.plain = (0, 0);
+            return;
+        }
+        let pending = self.rx.len() - self.rx_pos;
+        let need = record_len(&self.rx[self.rx_pos..])
+            .unwrap_or(0)
+            .max(pending + 1024);
+        if self.rx.capacity() - self.rx_pos < need && self.rx_pos > 0 {
+            // Only ciphertext is left (reads come after the plaintext was taken).
+            let pos = self.rx_pos;
+            self.rx.drain(..pos);
+            self.rx_pos = 0;
+            self.plain = (0, 0);
+        }
+        if self.rx.capacity() < need {
+            let more = need - self.rx.len();
+            self.rx.reserve(more);
+        }
+    }
+
+    /// Reads ciphertext from the socket into `rx`; `Ok(0)` at EOF.
+    async fn fill(&mut self) -> io::Result<usize> {
+        self.rx_room();
+        let res = loop {
+            let buf = std::mem::take(&mut *self.rx);
+            let (len, cap) = (buf.len(), buf.capacity());
+            self.rbusy = true;
+            let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
+            self.rbusy = false;
+            *self.rx = slice.into_inner();
+            match res {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        if !matches!(res, Ok(n) if n > 0) {
+            self.release_rx();
+        }
+        res
+    }
+
+    async fn read_raw(&mut self, dst: *mut u8, room: usize) -> io::Result<usize> {
+        self.usable(false)?;
+        if room == 0 {
+            return Ok(0);
+        }
+        loop {
+            match self.take(dst, room) {
+                Take::Got(n) => return Ok(n),
+                Take::Fatal(f) => return Err(self.fail(f).await),
+                Take::More => {}
+            }
+            if self.fill().await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Writes `tx` whole, then gives it back to the free list.
+    async fn send(&mut self, mut tx: PooledBuf) -> io::Result<()> {
+        let buf = std::mem::take(&mut *tx);
+        self.wbusy = true;
+        let (res, buf) = self.io.write_all(buf).await;
+        self.wbusy = false;
+        *tx = buf;
+        res.map(drop)
+    }
+
+    /// Seals with `seal` into a buffer of `cap` bytes and sends it; a sealing failure
+    /// fails the stream.
+    async fn seal_and_send(
+        &mut self,
+        cap: usize,
+        seal: impl FnOnce(&mut Records, &mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut tx = PooledBuf::take(cap);
+        if let Err(e) = seal(&mut self.rec, &mut tx) {
+            self.failed = true;
+            tx.clear();
+            self.rec.seal_internal_error(&mut tx);
+            let _ = self.send(tx).await;
+            return Err(e);
+        }
+        self.send(tx).await
+    }
+
+    async fn write_raw(&mut self, src: &[u8]) -> io::Result<usize> {
+        self.usable(true)?;
+        // At most a batch per call (a short write, which `write_all` continues): its
+        // ciphertext then fits the pooled buffer, which never has to grow.
+        let n = src.len().min(MAX_BATCH);
+        let cap = if n > MAX_PLAIN { BATCH_SIZE } else { RX_SIZE };
+        debug_assert!(Records::sealed_len(n) <= cap);
+        self.seal_and_send(cap, |rec, tx| rec.seal_data(&src[..n], tx))
+            .await?;
+        Ok(n)
+    }
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> AsyncReadRent for ServerTls<S> {
+    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        let (dst, room) = (buf.write_ptr(), buf.bytes_total());
+        let res = self.read_raw(dst, room).await;
+        if let Ok(n) = res {
+            // SAFETY: `read_raw` initialised the first `n` bytes.
+            unsafe { buf.set_init(n) };
+        }
+        (res, buf)
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        // SAFETY: the iovecs stay valid while `buf` is held here.
+        let Some(mut raw) = (unsafe { RawBuf::new_from_iovec_mut(&mut buf) }) else {
+            return (Ok(0), buf);
+        };
+        let res = self.read_raw(raw.write_ptr(), raw.bytes_total()).await;
+        if let Ok(n) = res {
+            // SAFETY: `n` bytes of the first iovec were written.
+            unsafe { buf.set_init(n) };
+        }
+        (res, buf)
+    }
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> AsyncWriteRent for ServerTls<S> {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: `buf` owns `bytes_init` initialised bytes at `read_ptr`.
+        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let res = self.write_raw(src).await;
+        (res, buf)
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: the iovecs stay valid while `buf` is held here.
+        let res = match unsafe { RawBuf::new_from_iovec(&buf) } {
+            Some(raw) => {
+                let src = unsafe { std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()) };
+                self.write_raw(src).await
+            }
+            None => Ok(0),
+        };
+        (res, buf)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.usable(true)?;
+        if self.rec.has_queued() {
+            self.seal_and_send(RX_SIZE, |rec, tx| rec.seal_queued(tx))
+                .await?;
+        }
+        self.io.flush().await
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.usable(true)?;
+        self.seal_and_send(RX_SIZE, |rec, tx| {
+            rec.seal_queued(tx)?;
+            rec.seal_alert(CLOSE_NOTIFY, tx)
+        })
+        .await?;
+        self.io.shutdown().await
+    }
+}
+
+// SAFETY: the read and write halves touch disjoint state (the module's "Split"
+// paragraph) and share `rec` only between awaits, on one thread. `S` itself splits.
+unsafe impl<S: Split> Split for ServerTls<S> {}
+
+impl<S> crate::io::Stream for ServerTls<S>
+where
+    S: crate::io::Stream,
+{
+    /// Bytes must go through the record layer: no splice.
+    fn socket(&self) -> Option<&monoio::net::TcpStream> {
+        None
+    }
+
+    /// The socket, when nothing at all is buffered above it.
+    fn idle_socket(&mut self) -> Option<&monoio::net::TcpStream> {
+        if self.rbusy
+            || self.failed
+            || self.closed
+            || self.plain.0 < self.plain.1
+            || self.rx_pos < self.rx.len()
+        {
+            return None;
+        }
+        self.io.idle_socket()
+    }
+
+    /// `Stream::read_until` over TLS: plaintext into `buf[len..capacity]`; the socket
+    /// read under it is the socket's own `read_until`, so the deadline never drops a
+    /// socket operation and the stream stays usable.
+    async fn read_until(
+        &mut self,
+        mut buf: Vec<u8>,
+        deadline: monoio::time::Instant,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        if let Err(e) = self.usable(false) {
+            return (Err(e), buf);
+        }
+        let (len, room) = (buf.len(), buf.capacity() - buf.len());
+        if room == 0 {
+            return (Ok(0), buf);
+        }
+        let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        let res = loop {
+            match self.take(dst, room) {
+                Take::Got(n) => break Ok(n),
+                Take::Fatal(f) => break Err(self.fail(f).await),
+                Take::More => {}
+            }
+            self.rx_room();
+            let rx = std::mem::take(&mut *self.rx);
+            self.rbusy = true;
+            let (r, rx) = self.io.read_until(rx, deadline).await;
+            self.rbusy = false;
+            *self.rx = rx;
+            match r {
+                Ok(0) => {
+                    self.release_rx();
+                    break Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.release_rx();
+                    break Err(e);
+                }
+            }
+        };
+        if let Ok(n) = res {
+            // SAFETY: `take` initialised `n` bytes of the spare capacity.
+            unsafe { buf.set_len(len + n) };
+        }
+        (res, buf)
+    }
+}
