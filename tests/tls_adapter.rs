@@ -68,12 +68,6 @@ async fn read_line<S: AsyncReadRent>(s: &mut S) -> Vec<u8> {
     got
 }
 
-fn listener() -> (TcpListener, SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = l.local_addr().unwrap();
-    (l, a)
-}
-
 /// Runs `clients` on a thread against a server of `n` connections.
 async fn run<F>(
     bind: Arc<BindTls>,
@@ -87,15 +81,6 @@ where
     let t = std::thread::spawn(move || clients(addr));
     let server = serve(l, bind, n, Duration::from_secs(5)).await;
     (server, join(t).await)
-}
-
-/// Waits for a client thread without blocking the runtime (which must go on to
-/// submit the cancellations and closes of what the server dropped).
-async fn join<T>(t: std::thread::JoinHandle<T>) -> T {
-    while !t.is_finished() {
-        monoio::time::sleep(Duration::from_millis(5)).await;
-    }
-    t.join().unwrap()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::NamedTempFile;
 
-use super::proc::{Output, RingLb, BIN};
+use super::proc::{collect_text, Output, RingLb, BIN};
 
 /// How long HAProxy may take to accept on its ports.
 pub const HAPROXY_READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -170,19 +170,7 @@ impl HaProxy {
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
-            let sink = stderr.clone();
-            let mut pipe = pipe;
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
+            collect_text(pipe, stderr.clone());
         }
         let mut hx = HaProxy {
             child,

@@ -120,19 +120,7 @@ impl RingLb {
         let pid = child.id() as libc::pid_t;
 
         let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        let stderr_reader = thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr_reader = collect_text(child.stderr.take().unwrap(), stderr.clone());
 
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let out_pipe = child.stdout.take().unwrap();
@@ -378,6 +366,24 @@ impl Output {
 }
 
 /// Runs the binary with `args` to completion, killing it after `timeout`.
+/// A thread appending what `from` yields (a child's pipe) to `into`, until EOF.
+pub fn collect_text(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+}
+
 pub fn run(args: &[&str], timeout: Duration) -> Output {
     let mut child = Command::new(BIN)
         .args(args)

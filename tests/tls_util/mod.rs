@@ -173,6 +173,10 @@ pub struct ClientOpts {
     pub versions: Vec<&'static rustls::SupportedProtocolVersion>,
     pub auth: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     pub ecdsa_only: bool,
+    /// Offer only these cipher suites (empty: every suite of the provider).
+    pub suites: Vec<rustls::SupportedCipherSuite>,
+    /// Allow `dangerous_extract_secrets` (a client that seals records itself).
+    pub extract_secrets: bool,
 }
 
 impl Default for ClientOpts {
@@ -182,6 +186,8 @@ impl Default for ClientOpts {
             versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
             auth: None,
             ecdsa_only: false,
+            suites: Vec::new(),
+            extract_secrets: false,
         }
     }
 }
@@ -189,7 +195,11 @@ impl Default for ClientOpts {
 pub fn client_config(ca: &CertificateDer<'static>, o: ClientOpts) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.clone()).unwrap();
-    let b = rustls::ClientConfig::builder_with_provider(provider())
+    let mut p = Arc::unwrap_or_clone(provider());
+    if !o.suites.is_empty() {
+        p.cipher_suites = o.suites.clone();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(Arc::new(p))
         .with_protocol_versions(&o.versions)
         .unwrap()
         .with_root_certificates(roots);
@@ -198,7 +208,24 @@ pub fn client_config(ca: &CertificateDer<'static>, o: ClientOpts) -> Arc<rustls:
         None => b.with_no_client_auth(),
     };
     c.alpn_protocols = o.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    c.enable_secret_extraction = o.extract_secrets;
     Arc::new(c)
+}
+
+/// A loopback listener for an in-process server, and its address.
+pub fn listener() -> (monoio::net::TcpListener, std::net::SocketAddr) {
+    let l = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// Waits for a client thread without blocking the runtime (which must go on to
+/// submit the cancellations and closes of what the server dropped).
+pub async fn join<T>(t: std::thread::JoinHandle<T>) -> T {
+    while !t.is_finished() {
+        monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    t.join().unwrap()
 }
 
 /// What a blocking client saw.
