@@ -405,28 +405,10 @@ impl Records {
         if explicit {
             out.extend_from_slice(&nonce[4..]);
         }
-        let start = out.len();
-        out.extend_from_slice(payload);
-        if self.tls13 {
-            out.push(typ);
-        }
-        let tag = if self.tls13 {
-            self.tx.key.seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad_13),
-                &mut out[start..],
-            )
-        } else {
-            let aad = aad_12(seq, typ, payload.len());
-            self.tx.key.seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut out[start..],
-            )
-        };
-        let tag = tag.map_err(|_| io::Error::other("TLS: sealing failed"))?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(())
+        let aad_12 = aad_12(seq, typ, payload.len());
+        let aad: &[u8] = if self.tls13 { &aad_13 } else { &aad_12 };
+        seal_into(&self.tx.key, nonce, aad, payload, &[typ][..inner], out)
+            .map_err(|_| io::Error::other("TLS: sealing failed"))
     }
 
     /// Opens the whole record at the front of `buf` in place (`record_len` said it is
@@ -561,6 +543,55 @@ impl Records {
             )),
         }
     }
+}
+
+/// Appends `payload` and `extra` (TLS 1.3's inner type) sealed, and the tag, to `out`:
+/// encrypted from where they are into `out` in one pass (no copy first).
+#[cfg(feature = "aws-lc-rs")]
+fn seal_into(
+    key: &LessSafeKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    payload: &[u8],
+    extra: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), ()> {
+    let start = out.len();
+    out.resize(start + payload.len() + extra.len() + TAG, 0);
+    let (ct, extra_and_tag) = out[start..].split_at_mut(payload.len());
+    key.seal_out_of_place_scatter(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        payload,
+        ct,
+        extra,
+        extra_and_tag,
+    )
+    .map_err(drop)
+}
+
+/// *ring* has no out-of-place sealing: copy, then seal in place.
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+fn seal_into(
+    key: &LessSafeKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    payload: &[u8],
+    extra: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), ()> {
+    let start = out.len();
+    out.extend_from_slice(payload);
+    out.extend_from_slice(extra);
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut out[start..],
+        )
+        .map_err(drop)?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(())
 }
 
 /// TLS 1.2's additional data: seq, type, version, plaintext length.
