@@ -23,14 +23,14 @@
 
 use std::io;
 
-use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::BufResult;
 
 use super::records::{
     record_len, Fatal, Opened, Records, CLOSE_NOTIFY, HEADER, MAX_PLAIN, RECORD_OVERFLOW,
 };
-use super::stream::{BATCH_SIZE, RX_SIZE};
+use super::stream::{rent_read, rent_readv, rent_write, rent_writev, BATCH_SIZE, RX_SIZE};
 use crate::bufpool::PooledBuf;
 
 /// The most plaintext one write seals: its records leave in one socket write.
@@ -276,48 +276,22 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> AsyncReadRent for ServerTls<S> {
-    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        let (dst, room) = (buf.write_ptr(), buf.bytes_total());
-        let res = self.read_raw(dst, room).await;
-        if let Ok(n) = res {
-            // SAFETY: `read_raw` initialised the first `n` bytes.
-            unsafe { buf.set_init(n) };
-        }
-        (res, buf)
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        rent_read(buf, async |dst, room| self.read_raw(dst, room).await).await
     }
 
-    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        // SAFETY: the iovecs stay valid while `buf` is held here.
-        let Some(mut raw) = (unsafe { RawBuf::new_from_iovec_mut(&mut buf) }) else {
-            return (Ok(0), buf);
-        };
-        let res = self.read_raw(raw.write_ptr(), raw.bytes_total()).await;
-        if let Ok(n) = res {
-            // SAFETY: `n` bytes of the first iovec were written.
-            unsafe { buf.set_init(n) };
-        }
-        (res, buf)
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        rent_readv(buf, async |dst, room| self.read_raw(dst, room).await).await
     }
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> AsyncWriteRent for ServerTls<S> {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: `buf` owns `bytes_init` initialised bytes at `read_ptr`.
-        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let res = self.write_raw(src).await;
-        (res, buf)
+        rent_write(buf, async |src| self.write_raw(src).await).await
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: the iovecs stay valid while `buf` is held here.
-        let res = match unsafe { RawBuf::new_from_iovec(&buf) } {
-            Some(raw) => {
-                let src = unsafe { std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()) };
-                self.write_raw(src).await
-            }
-            None => Ok(0),
-        };
-        (res, buf)
+        rent_writev(buf, async |src| self.write_raw(src).await).await
     }
 
     async fn flush(&mut self) -> io::Result<()> {

@@ -363,6 +363,65 @@ where
     }
 }
 
+/// `AsyncReadRent::read` over a reader of raw memory (`dst`, `room`): the bytes it
+/// wrote become `buf`'s.
+pub(super) async fn rent_read<T: IoBufMut>(
+    mut buf: T,
+    read: impl AsyncFnOnce(*mut u8, usize) -> io::Result<usize>,
+) -> BufResult<usize, T> {
+    let (dst, room) = (buf.write_ptr(), buf.bytes_total());
+    let res = read(dst, room).await;
+    if let Ok(n) = res {
+        // SAFETY: the reader initialised the first `n` bytes.
+        unsafe { buf.set_init(n) };
+    }
+    (res, buf)
+}
+
+/// `readv` the same way, into the first iovec.
+pub(super) async fn rent_readv<T: IoVecBufMut>(
+    mut buf: T,
+    read: impl AsyncFnOnce(*mut u8, usize) -> io::Result<usize>,
+) -> BufResult<usize, T> {
+    // SAFETY: the iovecs stay valid while `buf` is held here.
+    let Some(mut raw) = (unsafe { RawBuf::new_from_iovec_mut(&mut buf) }) else {
+        return (Ok(0), buf);
+    };
+    let res = read(raw.write_ptr(), raw.bytes_total()).await;
+    if let Ok(n) = res {
+        // SAFETY: `n` bytes of the first iovec were written.
+        unsafe { buf.set_init(n) };
+    }
+    (res, buf)
+}
+
+/// `AsyncWriteRent::write` over a writer of a byte slice.
+pub(super) async fn rent_write<T: IoBuf>(
+    buf: T,
+    write: impl AsyncFnOnce(&[u8]) -> io::Result<usize>,
+) -> BufResult<usize, T> {
+    // SAFETY: `buf` owns `bytes_init` initialised bytes at `read_ptr`.
+    let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+    let res = write(src).await;
+    (res, buf)
+}
+
+/// `writev` the same way, from the first iovec.
+pub(super) async fn rent_writev<T: IoVecBuf>(
+    buf: T,
+    write: impl AsyncFnOnce(&[u8]) -> io::Result<usize>,
+) -> BufResult<usize, T> {
+    // SAFETY: the iovecs stay valid while `buf` is held here.
+    let res = match unsafe { RawBuf::new_from_iovec(&buf) } {
+        Some(raw) => {
+            let src = unsafe { std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()) };
+            write(src).await
+        }
+        None => Ok(0),
+    };
+    (res, buf)
+}
+
 impl<S: AsyncReadRent + AsyncWriteRent> TlsStream<S, ServerConnection> {
     /// Drives a server handshake to its end, giving rustls one whole record at a time
     /// and none after the handshake's last: what the client sent after it stays in
@@ -432,27 +491,12 @@ where
     C: DerefMut<Target = ConnectionCommon<D>>,
     D: SideData,
 {
-    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        let (dst, room) = (buf.write_ptr(), buf.bytes_total());
-        let res = self.read_raw(dst, room).await;
-        if let Ok(n) = res {
-            // SAFETY: `read_raw` initialised the first `n` bytes.
-            unsafe { buf.set_init(n) };
-        }
-        (res, buf)
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        rent_read(buf, async |dst, room| self.read_raw(dst, room).await).await
     }
 
-    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        // SAFETY: the iovecs stay valid while `buf` is held here.
-        let Some(mut raw) = (unsafe { RawBuf::new_from_iovec_mut(&mut buf) }) else {
-            return (Ok(0), buf);
-        };
-        let res = self.read_raw(raw.write_ptr(), raw.bytes_total()).await;
-        if let Ok(n) = res {
-            // SAFETY: `n` bytes of the first iovec were written.
-            unsafe { buf.set_init(n) };
-        }
-        (res, buf)
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        rent_readv(buf, async |dst, room| self.read_raw(dst, room).await).await
     }
 }
 
@@ -463,22 +507,11 @@ where
     D: SideData,
 {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: `buf` owns `bytes_init` initialised bytes at `read_ptr`.
-        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let res = self.write_raw(src).await;
-        (res, buf)
+        rent_write(buf, async |src| self.write_raw(src).await).await
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // SAFETY: the iovecs stay valid while `buf` is held here.
-        let res = match unsafe { RawBuf::new_from_iovec(&buf) } {
-            Some(raw) => {
-                let src = unsafe { std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()) };
-                self.write_raw(src).await
-            }
-            None => Ok(0),
-        };
-        (res, buf)
+        rent_writev(buf, async |src| self.write_raw(src).await).await
     }
 
     async fn flush(&mut self) -> io::Result<()> {
