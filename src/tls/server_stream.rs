@@ -30,7 +30,7 @@ use monoio::BufResult;
 use super::records::{
     record_len, Fatal, Opened, Records, CLOSE_NOTIFY, HEADER, MAX_PLAIN, RECORD_OVERFLOW,
 };
-use super::stream::{rent_read, rent_readv, rent_write, rent_writev, BATCH_SIZE, RX_SIZE};
+use super::stream::{rent_read, rent_readv, rent_write, rent_writev, usable, BATCH_SIZE, RX_SIZE};
 use crate::bufpool::PooledBuf;
 
 /// The most plaintext one write seals: its records leave in one socket write.
@@ -55,17 +55,6 @@ pub struct ServerTls<S> {
     closed: bool,
     /// The socket read EOF: nothing more is read from it.
     tcp_eof: bool,
-}
-
-fn failed_before() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "TLS stream failed earlier")
-}
-
-fn cancelled() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "TLS stream used after a cancelled operation",
-    )
 }
 
 /// What the buffered bytes gave.
@@ -102,13 +91,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
     }
 
     fn usable(&self, write: bool) -> io::Result<()> {
-        if (write && self.wbusy) || (!write && self.rbusy) {
-            Err(cancelled())
-        } else if self.failed {
-            Err(failed_before())
-        } else {
-            Ok(())
-        }
+        usable(self.rbusy, self.wbusy, self.failed, write)
     }
 
     /// Gives the read buffer back once nothing is left in it.

@@ -79,6 +79,18 @@ pub struct TlsStream<S, C> {
     failed: bool,
 }
 
+/// A direction may start an operation unless an earlier one on it was cancelled
+/// (`rbusy`, `wbusy` still set) or the stream failed.
+pub(super) fn usable(rbusy: bool, wbusy: bool, failed: bool, write: bool) -> io::Result<()> {
+    if (write && wbusy) || (!write && rbusy) {
+        Err(cancelled())
+    } else if failed {
+        Err(failed_before())
+    } else {
+        Ok(())
+    }
+}
+
 fn failed_before() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "TLS stream failed earlier")
 }
@@ -199,13 +211,7 @@ where
 
     /// The direction (`write` or read) may start an operation.
     fn usable(&self, write: bool) -> io::Result<()> {
-        if (write && self.wbusy) || (!write && self.rbusy) {
-            Err(cancelled())
-        } else if self.failed {
-            Err(failed_before())
-        } else {
-            Ok(())
-        }
+        usable(self.rbusy, self.wbusy, self.failed, write)
     }
 
     /// Gives rustls the buffered ciphertext and processes it. On a TLS error the alert
