@@ -96,7 +96,7 @@ pub struct UpstreamTls {
 
 /// Accepts any certificate, still checking handshake signatures.
 #[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
+pub(crate) struct AcceptAny(pub(crate) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(

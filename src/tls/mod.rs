@@ -9,12 +9,14 @@
 //! On the shard, per connection: `accept` reads the ClientHello with rustls'
 //! `Acceptor`, picks the context from SNI and signature schemes and runs the handshake
 //! under a deadline, taking turns with the shard's other handshakes (`gate`, which
-//! also holds `maxsslrate`); `shard` is a shard's current contexts per bind; `stream` is the rent-model `TlsStream` (rustls) that runs
-//! the handshake, after which `server_stream::ServerTls` is what the HTTP/1 and L4 paths
-//! read and write, over ringlb's own record layer (`records`: no allocation per record); `info` is what a connection remembers of its handshake (fetches,
-//! logs); `h2tls` ends the handshake of a client that picked `h2` (tokio-rustls over
-//! the poll-io socket, for the h2 crate). `client` is the same shape towards servers, and `maybe` the stream to a
-//! server, plain or TLS.
+//! also holds `maxsslrate`); `shard` is a shard's current contexts per bind. `stream`
+//! is the rent-model `TlsStream` over rustls that runs the handshake; after it,
+//! `server_stream::ServerTls` is what the HTTP/1 and L4 paths read and write, over
+//! ringlb's own record layer (`records`: no allocation per record). `info` is what a
+//! connection remembers of its handshake (fetches, logs); `h2tls` ends the handshake
+//! of a client that picked `h2` (tokio-rustls over the poll-io socket, for the h2
+//! crate). `client` is the same shape towards servers (`TlsStream` throughout), and
+//! `maybe` the stream to a server, plain or TLS.
 //!
 //! One crypto library is built: aws-lc-rs by default, *ring* with
 //! `--no-default-features --features ring`.

@@ -55,7 +55,7 @@ const CLIENT_HELLO: u8 = 1;
 pub const CLOSE_NOTIFY: u8 = 0;
 const UNEXPECTED_MESSAGE: u8 = 10;
 const BAD_RECORD_MAC: u8 = 20;
-pub const RECORD_OVERFLOW: u8 = 22;
+const RECORD_OVERFLOW: u8 = 22;
 const DECODE_ERROR: u8 = 50;
 const INTERNAL_ERROR: u8 = 80;
 const USER_CANCELED: u8 = 90;
@@ -106,6 +106,16 @@ pub struct Secret {
     len: usize,
 }
 
+impl Drop for Secret {
+    /// Traffic secrets do not outlive their connection in freed memory.
+    fn drop(&mut self) {
+        for b in &mut self.bytes {
+            // SAFETY: a valid, aligned byte of this secret.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
 impl Secret {
     fn new(b: &[u8]) -> Option<Secret> {
         if b.len() != 32 && b.len() != 48 {
@@ -151,10 +161,17 @@ impl Secret {
     /// The next generation's secret ("traffic upd").
     fn next(&self) -> Result<Secret, ()> {
         let mut next = self.clone();
-        let mut out = [0; 48];
-        self.expand_label(b"traffic upd", &mut out[..self.len])?;
-        next.bytes = out;
+        self.expand_label(b"traffic upd", &mut next.bytes[..self.len])?;
         Ok(next)
+    }
+
+    /// This secret's key (the first `key_len` bytes) and IV.
+    fn key_iv_bytes(&self, key_len: usize) -> Result<([u8; 32], [u8; NONCE_LEN]), ()> {
+        let mut key = [0; 32];
+        self.expand_label(b"key", &mut key[..key_len])?;
+        let mut iv = [0; NONCE_LEN];
+        self.expand_label(b"iv", &mut iv)?;
+        Ok((key, iv))
     }
 
     /// This secret's key and IV for `alg`.
@@ -162,12 +179,8 @@ impl Secret {
         &self,
         alg: &'static crypto::aead::Algorithm,
     ) -> Result<(LessSafeKey, [u8; NONCE_LEN]), ()> {
-        let mut key = [0; 32];
-        let key = &mut key[..alg.key_len()];
-        self.expand_label(b"key", key)?;
-        let mut iv = [0; NONCE_LEN];
-        self.expand_label(b"iv", &mut iv)?;
-        let key = LessSafeKey::new(UnboundKey::new(alg, key).map_err(drop)?);
+        let (key, iv) = self.key_iv_bytes(alg.key_len())?;
+        let key = LessSafeKey::new(UnboundKey::new(alg, &key[..alg.key_len()]).map_err(drop)?);
         Ok((key, iv))
     }
 }
@@ -193,12 +206,8 @@ impl Direction {
         // The captured secret must be the one rustls derived these keys from: if not,
         // it is dropped (and a KeyUpdate would fail the connection).
         let secret = secret.filter(|sec| {
-            let mut k = [0; 32];
-            let mut v = [0; NONCE_LEN];
-            sec.expand_label(b"key", &mut k[..alg.key_len()]).is_ok()
-                && sec.expand_label(b"iv", &mut v).is_ok()
-                && k[..alg.key_len()] == *key.as_ref()
-                && v == iv
+            sec.key_iv_bytes(alg.key_len())
+                .is_ok_and(|(k, v)| k[..alg.key_len()] == *key.as_ref() && v == iv)
         });
         Ok(Direction {
             key: LessSafeKey::new(UnboundKey::new(alg, key.as_ref()).map_err(drop)?),
@@ -219,7 +228,7 @@ impl Direction {
 
     /// TLS 1.2 AES-GCM: an explicit nonce travels in each record.
     fn explicit(&self, tls13: bool) -> bool {
-        !tls13 && !std::ptr::eq(self.alg, &crypto::aead::CHACHA20_POLY1305)
+        !tls13 && self.is_gcm()
     }
 
     fn is_gcm(&self) -> bool {
@@ -310,6 +319,19 @@ pub fn capture<T>(step: impl FnOnce() -> T) -> (T, Captured) {
 /// there.
 pub fn record_len(buf: &[u8]) -> Option<usize> {
     (buf.len() >= HEADER).then(|| HEADER + u16::from_be_bytes([buf[3], buf[4]]) as usize)
+}
+
+/// The length of the whole record at the front of `buf` once all of it is there; a
+/// header announcing more than any version allows fails at once (`open` checks each
+/// version's own bound).
+pub fn whole_record(buf: &[u8]) -> Result<Option<usize>, Fatal> {
+    match record_len(buf) {
+        Some(n) if n > HEADER + MAX_CIPHER_12 => {
+            Err(Fatal::new(RECORD_OVERFLOW, "a record over the size limit"))
+        }
+        Some(n) if n <= buf.len() => Ok(Some(n)),
+        _ => Ok(None),
+    }
 }
 
 impl Records {
@@ -405,8 +427,13 @@ impl Records {
         if explicit {
             out.extend_from_slice(&nonce[4..]);
         }
-        let aad_12 = aad_12(seq, typ, payload.len());
-        let aad: &[u8] = if self.tls13 { &aad_13 } else { &aad_12 };
+        let aad_12;
+        let aad: &[u8] = if self.tls13 {
+            &aad_13
+        } else {
+            aad_12 = tls12_aad(seq, typ, payload.len());
+            &aad_12
+        };
         seal_into(&self.tx.key, nonce, aad, payload, &[typ][..inner], out)
             .map_err(|_| io::Error::other("TLS: sealing failed"))
     }
@@ -454,7 +481,7 @@ impl Records {
                 &mut buf[start..],
             )
         } else {
-            let aad = aad_12(seq, typ, cipher_len - TAG);
+            let aad = tls12_aad(seq, typ, cipher_len - TAG);
             self.rx.key.open_in_place(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad),
@@ -595,7 +622,7 @@ fn seal_into(
 }
 
 /// TLS 1.2's additional data: seq, type, version, plaintext length.
-fn aad_12(seq: u64, typ: u8, len: usize) -> [u8; 13] {
+fn tls12_aad(seq: u64, typ: u8, len: usize) -> [u8; 13] {
     let mut a = [0; 13];
     a[..8].copy_from_slice(&seq.to_be_bytes());
     a[8] = typ;
@@ -617,43 +644,6 @@ mod tests {
     use rustls::{ClientConnection, ServerConnection, SupportedCipherSuite};
 
     use super::*;
-
-    #[derive(Debug)]
-    struct AnyCert;
-
-    impl rustls::client::danger::ServerCertVerifier for AnyCert {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: rustls::pki_types::UnixTime,
-        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-        }
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            crate::tls::provider()
-                .signature_verification_algorithms
-                .supported_schemes()
-        }
-    }
 
     struct Pair {
         client: ClientConnection,
@@ -691,7 +681,9 @@ mod tests {
             .with_protocol_versions(versions)
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert))
+            .with_custom_certificate_verifier(Arc::new(crate::tls::client::AcceptAny(
+                crate::tls::provider(),
+            )))
             .with_no_client_auth();
         let mut client =
             ClientConnection::new(Arc::new(ccfg), ServerName::try_from("a.test").unwrap()).unwrap();

@@ -27,18 +27,14 @@ use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
 use monoio::BufResult;
 
-use super::records::{
-    record_len, Fatal, Opened, Records, CLOSE_NOTIFY, HEADER, MAX_PLAIN, RECORD_OVERFLOW,
+use super::records::{whole_record, Fatal, Opened, Records, CLOSE_NOTIFY, MAX_PLAIN};
+use super::stream::{
+    read_more, rent_read, rent_readv, rent_write, rent_writev, rx_room, usable, BATCH_SIZE, RX_SIZE,
 };
-use super::stream::{rent_read, rent_readv, rent_write, rent_writev, usable, BATCH_SIZE, RX_SIZE};
 use crate::bufpool::PooledBuf;
 
 /// The most plaintext one write seals: its records leave in one socket write.
 const MAX_BATCH: usize = 4 * MAX_PLAIN;
-
-/// The largest record header a peer may announce (TLS 1.2's bound); `records` checks
-/// each version's own.
-const MAX_RECORD: usize = HEADER + MAX_PLAIN + 2048;
 
 pub struct ServerTls<S> {
     io: S,
@@ -108,15 +104,10 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
     fn take(&mut self, dst: *mut u8, room: usize) -> Take {
         while self.plain.0 == self.plain.1 && !self.closed {
             let at = self.rx_pos;
-            let n = match record_len(&self.rx[at..]) {
-                Some(n) if n > MAX_RECORD => {
-                    return Take::Fatal(Fatal {
-                        alert: RECORD_OVERFLOW,
-                        why: "a record over the size limit",
-                    })
-                }
-                Some(n) if n <= self.rx.len() - at => n,
-                _ => return Take::More,
+            let n = match whole_record(&self.rx[at..]) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Take::More,
+                Err(f) => return Take::Fatal(f),
             };
             self.rx_pos += n;
             match self.rec.open(&mut self.rx[at..at + n]) {
@@ -140,39 +131,18 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
     async fn fail(&mut self, f: Fatal) -> io::Error {
         self.failed = true;
         if !self.wbusy {
-            let mut tx = PooledBuf::take(RX_SIZE);
-            if self.rec.seal_alert(f.alert, &mut tx).is_ok() {
-                let buf = std::mem::take(&mut *tx);
-                let (_, buf) = self.io.write_all(buf).await;
-                *tx = buf;
-            }
+            let _ = self
+                .seal_and_send(RX_SIZE, |rec, tx| rec.seal_alert(f.alert, tx))
+                .await;
         }
         f.into_io()
     }
 
-    /// A read buffer with room for the pending record (or at least 1 KiB).
+    /// A read buffer with room for the pending record. Only ciphertext is left in it
+    /// (reads come after the plaintext was taken), so moving it is safe.
     fn rx_room(&mut self) {
-        if self.rx.capacity() == 0 {
-            self.rx = PooledBuf::take(RX_SIZE);
-            self.rx_pos = 0;
-            self.plain = (0, 0);
-            return;
-        }
-        let pending = self.rx.len() - self.rx_pos;
-        let need = record_len(&self.rx[self.rx_pos..])
-            .unwrap_or(0)
-            .max(pending + 1024);
-        if self.rx.capacity() - self.rx_pos < need && self.rx_pos > 0 {
-            // Only ciphertext is left (reads come after the plaintext was taken).
-            let pos = self.rx_pos;
-            self.rx.drain(..pos);
-            self.rx_pos = 0;
-            self.plain = (0, 0);
-        }
-        if self.rx.capacity() < need {
-            let more = need - self.rx.len();
-            self.rx.reserve(more);
-        }
+        rx_room(&mut self.rx, &mut self.rx_pos);
+        self.plain = (self.rx_pos, self.rx_pos);
     }
 
     /// Reads ciphertext from the socket into `rx`; `Ok(0)` at EOF, and from then on.
@@ -181,18 +151,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
             return Ok(0);
         }
         self.rx_room();
-        let res = loop {
-            let buf = std::mem::take(&mut *self.rx);
-            let (len, cap) = (buf.len(), buf.capacity());
-            self.rbusy = true;
-            let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
-            self.rbusy = false;
-            *self.rx = slice.into_inner();
-            match res {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
+        let res = read_more(&mut self.io, &mut self.rx, &mut self.rbusy).await;
         if !matches!(res, Ok(n) if n > 0) {
             self.tcp_eof |= matches!(res, Ok(0));
             self.release_rx();

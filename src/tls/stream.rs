@@ -151,25 +151,7 @@ where
     /// A read buffer with room for a record: taken from the free list, or the pending
     /// bytes moved to the front of the one held.
     fn rx_room(&mut self) {
-        if self.rx.capacity() == 0 {
-            self.rx = PooledBuf::take(RX_SIZE);
-            self.rx_pos = 0;
-            return;
-        }
-        // Room for the pending record (the handshake feeds whole records only), and
-        // at least 1 KiB more.
-        let pending = self.rx.len() - self.rx_pos;
-        let need = record_len(&self.rx[self.rx_pos..])
-            .unwrap_or(0)
-            .max(pending + 1024);
-        if self.rx_pos > 0 && self.rx.capacity() - self.rx_pos < need {
-            let pos = self.rx_pos;
-            self.rx.drain(..pos);
-            self.rx_pos = 0;
-        }
-        if self.rx.capacity() - self.rx_pos < need {
-            self.rx.reserve(RX_SIZE.max(need - pending));
-        }
+        rx_room(&mut self.rx, &mut self.rx_pos);
     }
 
     /// Sends what rustls has queued (a handshake flight): the expensive part of a
@@ -253,19 +235,7 @@ where
     /// Reads ciphertext from the socket into `rx`; `Ok(0)` at EOF (rustls is told).
     async fn fill(&mut self) -> io::Result<usize> {
         self.rx_room();
-        let res = loop {
-            let buf = std::mem::take(&mut *self.rx);
-            let (len, cap) = (buf.len(), buf.capacity());
-            self.rbusy = true;
-            let (res, slice) = self.io.read(buf.slice_mut(len..cap)).await;
-            self.rbusy = false;
-            *self.rx = slice.into_inner();
-            match res {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        match res {
+        match read_more(&mut self.io, &mut self.rx, &mut self.rbusy).await {
             Ok(0) => {
                 self.release_rx();
                 // An empty read tells rustls the transport ended.
@@ -366,6 +336,47 @@ where
         let cap = if n > MAX_PLAIN { BATCH_SIZE } else { RX_SIZE };
         self.flush_records(cap).await?;
         Ok(n)
+    }
+}
+
+/// Makes room in a read buffer for the record pending at `rx[*pos..]` (all of it once
+/// its header is there) and at least 1 KiB more: a buffer from the free list if none
+/// is held, else the pending bytes moved to the front, else a larger one.
+pub(super) fn rx_room(rx: &mut PooledBuf, pos: &mut usize) {
+    if rx.capacity() == 0 {
+        *rx = PooledBuf::take(RX_SIZE);
+        *pos = 0;
+        return;
+    }
+    let pending = rx.len() - *pos;
+    let need = record_len(&rx[*pos..]).unwrap_or(0).max(pending + 1024);
+    if *pos > 0 && rx.capacity() - *pos < need {
+        rx.drain(..*pos);
+        *pos = 0;
+    }
+    if rx.capacity() - *pos < need {
+        rx.reserve(RX_SIZE.max(need - pending));
+    }
+}
+
+/// One socket read into `rx`'s spare room (retried on `Interrupted`), `busy` set while
+/// it is in flight: a dropped read leaves it set.
+pub(super) async fn read_more<S: AsyncReadRent>(
+    io: &mut S,
+    rx: &mut PooledBuf,
+    busy: &mut bool,
+) -> io::Result<usize> {
+    loop {
+        let buf = std::mem::take(&mut **rx);
+        let (len, cap) = (buf.len(), buf.capacity());
+        *busy = true;
+        let (res, slice) = io.read(buf.slice_mut(len..cap)).await;
+        *busy = false;
+        **rx = slice.into_inner();
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
