@@ -15,7 +15,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use ringlb::config::ForwardFor;
 use ringlb::config::Limits;
 use ringlb::http::framing::Framing;
-use ringlb::http::head::{header_slots, parse_request, parse_response, Parsed, TunnelAsk};
+use ringlb::http::head::{header_slots, parse_request, parse_response, Origin, Parsed, TunnelAsk};
 
 /// curl's default request.
 const CURL_GET: &[u8] = b"GET /index.html HTTP/1.1\r\n\
@@ -143,6 +143,7 @@ fn bench_responses(c: &mut Criterion) {
         let mut keep_alive = true;
         match parse_response(
             head,
+            Origin::Http1,
             limits.max_headers,
             false,
             TunnelAsk::No,
@@ -162,6 +163,7 @@ fn bench_responses(c: &mut Criterion) {
                 let mut keep_alive = true;
                 let r = parse_response(
                     black_box(head),
+                    Origin::Http1,
                     limits.max_headers,
                     false,
                     TunnelAsk::No,

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringlb::http::head::{parse_response, Parsed, TunnelAsk};
+use ringlb::http::head::{parse_response, Origin, Parsed, TunnelAsk};
 
 fuzz_target!(|data: &[u8]| {
     let (flags, data) = match data.split_first() {
@@ -11,6 +11,10 @@ fuzz_target!(|data: &[u8]| {
         None => return,
     };
     let (is_head, minor) = (flags & 1 != 0, (flags >> 2) & 1);
+    let origin = match flags & 2 {
+        0 => Origin::Http1,
+        _ => Origin::Http2,
+    };
     let ask = match (flags >> 4) & 3 {
         1 => TunnelAsk::Upgrade,
         2 => TunnelAsk::Connect,
@@ -18,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut ka = flags & 8 != 0;
     let mut out = Vec::new();
-    let Parsed::Done(r) = parse_response(data, 101, is_head, ask, minor, &mut ka, &mut out)
+    let Parsed::Done(r) = parse_response(data, origin, 101, is_head, ask, minor, &mut ka, &mut out)
     else {
         return;
     };
@@ -26,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let mut ka2 = ka;
     let mut out2 = Vec::new();
     // The rewrite may add one field (`Connection: close` / `keep-alive` / `upgrade`).
-    match parse_response(&out, 102, is_head, ask, minor, &mut ka2, &mut out2) {
+    match parse_response(&out, origin, 102, is_head, ask, minor, &mut ka2, &mut out2) {
         Parsed::Done(r2) => {
             assert_eq!(r2.status, r.status);
             assert_eq!(r2.framing, r.framing);

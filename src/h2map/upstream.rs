@@ -4,8 +4,8 @@
 //! `:scheme` and `:authority` as HAProxy 2.6 derives them (`RequestHead::target`),
 //! connection-specific fields dropped, `te: trailers` kept,
 //! DATA under the server's flow control, chunked trailers as a trailing HEADERS);
-//! reads give its response as HTTP/1.1 (chunked when it has no length, so trailers
-//! such as gRPC's `grpc-status` pass).
+//! reads give its response as HTTP/1.1 as HAProxy 2.6 writes it (no reason phrase;
+//! chunked when it has no length, so trailers such as gRPC's `grpc-status` pass).
 //!
 //! A request whose client is itself an HTTP/2 stream may hand its body over untouched
 //! (`adopt_body`): a task forwards its frames as they come while the HTTP path reads
@@ -357,21 +357,21 @@ impl HeadSink for RequestHead {
     }
 }
 
-/// The response head as HTTP/1.1: its status line and fields, framed by its
-/// Content-Length, or chunked (so that trailers can follow) when it has none.
+/// The response head as HTTP/1.1, as HAProxy 2.6 writes an HTTP/2 response to an
+/// HTTP/1 client: `HTTP/1.1`, the status and an empty reason phrase (HTTP/2 has
+/// none, and HAProxy makes none up), the fields in the order and case they came,
+/// framed by their Content-Length, else chunked (so that trailers can follow; the
+/// HTTP path writes `transfer-encoding` after `connection`, see `head::Origin`). A
+/// response whose HEADERS ended the stream without a length is chunked too, its last
+/// chunk at once, as from HAProxy.
 fn translate_response(res: http::Response<RecvStream>, head_request: bool) -> H2In {
     let (parts, body) = res.into_parts();
     let mut head = Vec::with_capacity(256);
     let code = parts.status.as_u16();
-    head.extend_from_slice(format!("HTTP/1.1 {code} ").as_bytes());
-    head.extend_from_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or("Unknown")
-            .as_bytes(),
-    );
-    head.extend_from_slice(b"\r\n");
+    // `StatusCode` holds three digits (100 to 999).
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.extend_from_slice(b" \r\n");
     let mut length = false;
     for (name, value) in &parts.headers {
         length |= name == header::CONTENT_LENGTH;
@@ -381,14 +381,15 @@ fn translate_response(res: http::Response<RecvStream>, head_request: bool) -> H2
         head.extend_from_slice(b"\r\n");
     }
     let bodiless = head_request || code == 204 || code == 304 || (100..200).contains(&code);
-    let ended = body.is_end_stream();
-    let chunked = !bodiless && !length && !ended;
+    let chunked = !bodiless && !length;
     if chunked {
         head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    } else if !bodiless && !length {
-        head.extend_from_slice(b"content-length: 0\r\n");
     }
     head.extend_from_slice(b"\r\n");
+    let ended = body.is_end_stream();
+    if chunked && ended {
+        head.extend_from_slice(b"0\r\n\r\n");
+    }
     let body = (!bodiless && !ended).then_some(body);
     H2In::new(head, body, chunked)
 }

@@ -235,16 +235,35 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// Who wrote a response head the HTTP path reads: an HTTP/1 server, or `h2map` from
+/// an HTTP/2 server's response. The fields the balancer writes itself (framing,
+/// `Connection`) follow HAProxy 2.6 for the latter: in lower case, as HTTP/2 names
+/// are, and `transfer-encoding: chunked` last, after `connection`, where its HTTP/1
+/// writer adds it to a message that came without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Http1,
+    Http2,
+}
+
 /// Writes the framing the balancer decided on, in place of every Content-Length and
-/// Transfer-Encoding field of the message (a repeated or listed length becomes one).
-/// One copy into `out`: this is on every request and response. Returns the written
-/// name's bit (`rules::head::name_bit`), 0 if none was.
-fn push_framing(out: &mut Vec<u8>, len: &Lengths) -> u64 {
+/// Transfer-Encoding field of the message (a repeated or listed length becomes one),
+/// its name in the case `origin` writes it. One copy into `out`: this is on every
+/// request and response. Returns the written name's bit (`rules::head::name_bit`), 0
+/// if none was.
+fn push_framing(out: &mut Vec<u8>, len: &Lengths, origin: Origin) -> u64 {
+    let lower = origin == Origin::Http2;
     if len.chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        out.extend_from_slice(match lower {
+            false => b"Transfer-Encoding: chunked\r\n",
+            true => b"transfer-encoding: chunked\r\n",
+        });
         crate::rules::head::name_bit(b"Transfer-Encoding")
     } else if let Some(mut n) = len.content_length {
-        const NAME: &[u8] = b"Content-Length: ";
+        let name: &[u8; 16] = match lower {
+            false => b"Content-Length: ",
+            true => b"content-length: ",
+        };
         // The name, at most 20 digits, CRLF.
         let mut line = [0u8; 16 + 20 + 2];
         let mut i = line.len() - 2;
@@ -257,8 +276,8 @@ fn push_framing(out: &mut Vec<u8>, len: &Lengths) -> u64 {
                 break;
             }
         }
-        i -= NAME.len();
-        line[i..i + NAME.len()].copy_from_slice(NAME);
+        i -= name.len();
+        line[i..i + name.len()].copy_from_slice(name);
         out.extend_from_slice(&line[i..]);
         crate::rules::head::name_bit(b"Content-Length")
     } else {
@@ -466,7 +485,7 @@ pub fn parse_request<'a>(
         match field(i, h.name, &len, &conn) {
             Field::Framing => {
                 if !std::mem::replace(&mut framing_written, true) {
-                    names |= push_framing(out, &len);
+                    names |= push_framing(out, &len, Origin::Http1);
                 }
             }
             Field::HopByHop => {}

@@ -35,6 +35,15 @@ enum Head {
     Partial,
 }
 
+/// Who wrote the response head a server connection gives: `h2map` for an HTTP/2
+/// server's stream.
+fn origin(up: &ServerConn) -> head::Origin {
+    match up.stream {
+        crate::tls::MaybeTls::H2(_) => head::Origin::Http2,
+        _ => head::Origin::Http1,
+    }
+}
+
 impl<S: Stream> Conn<S> {
     /// Reads and parses the response head (interim 1xx responses passed on or
     /// skipped); the head for the client is left in `out`, the body bytes that came
@@ -50,7 +59,7 @@ impl<S: Stream> Conn<S> {
         let mut received_any = !self.sbuf.is_empty();
         loop {
             if !self.sbuf.is_empty() {
-                match self.next_head(req, keep_alive)? {
+                match self.next_head(req, keep_alive, origin(up))? {
                     Head::Final(r) => return Ok(r),
                     Head::Interim { pass, .. } => {
                         if pass {
@@ -106,10 +115,16 @@ impl<S: Stream> Conn<S> {
     /// `sbuf`, and is to go to an HTTP/1.1 client (a `100 Continue` only if it sent
     /// `Expect: 100-continue`, as RFC 9110 §15.2 has it).
     #[inline(always)]
-    fn next_head(&mut self, req: &RequestMeta, keep_alive: bool) -> Result<Head, HeadError> {
+    fn next_head(
+        &mut self,
+        req: &RequestMeta,
+        keep_alive: bool,
+        origin: head::Origin,
+    ) -> Result<Head, HeadError> {
         let mut client_keep_alive = keep_alive;
         match head::parse_response(
             &self.sbuf,
+            origin,
             self.shard.config.limits.max_headers,
             req.is_head,
             req.tunnel,
@@ -202,7 +217,7 @@ impl<S: Stream> Conn<S> {
                 ReadOutcome::Eof | ReadOutcome::Error => return Err(SendError::Server),
             }
             loop {
-                match self.next_head(req, false) {
+                match self.next_head(req, false, origin(up)) {
                     Ok(Head::Interim { status, pass }) => {
                         if pass && self.pass_interim().await.is_err() {
                             return Err(SendError::Client);

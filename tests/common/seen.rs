@@ -2,7 +2,8 @@
 //! it answers each request with the header block it received, pseudo-headers
 //! included (the h2 crate's server cannot show `:scheme` without `:authority`), and
 //! reports the DATA frames, GOAWAY and end of its connections. Killed by its PID when
-//! dropped.
+//! dropped. The other Python h2 servers of tests/fixtures/h2/ start the same way
+//! (`start_fixture`).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -20,10 +21,15 @@ impl SeenServer {
     /// Cleartext, or TLS offering h2 with `pem` (certificate and key). `None` when
     /// python3 lacks the h2 package (scripts/test-all installs it).
     pub fn start(pem: Option<&Path>) -> Option<SeenServer> {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/h2/seen_server.py"
-        );
+        Self::start_fixture("seen_server.py", pem)
+    }
+
+    /// Another server of `tests/fixtures/h2/` (`script`) that prints its port first,
+    /// such as status_server.py (answers written in the request path).
+    pub fn start_fixture(script: &str, pem: Option<&Path>) -> Option<SeenServer> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/h2")
+            .join(script);
         let mut cmd = Command::new("python3");
         cmd.arg(script).stdout(Stdio::piped()).stderr(Stdio::null());
         if let Some(p) = pem {

@@ -24,10 +24,11 @@ pub struct Response {
 /// requests: a malformed one is a 502); on success writes the head for the client into
 /// `out`. `client_keep_alive` is lowered when the body is delimited by close.
 /// `ask`: what the request asked for, so a 101 (upgrade) or a 2xx to a CONNECT starts
-/// a tunnel.
+/// a tunnel. `origin`: who wrote the head (the fields written here follow its case).
 #[allow(clippy::too_many_arguments)]
 pub fn parse_response(
     buf: &[u8],
+    origin: Origin,
     max_headers: usize,
     request_is_head: bool,
     ask: TunnelAsk,
@@ -111,6 +112,8 @@ pub fn parse_response(
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut framing_written = false;
+    // HAProxy 2.6 adds the chunking of an HTTP/2 response after its `connection`.
+    let chunked_last = origin == Origin::Http2 && len.chunked && !connected;
     let mut names = 0u64;
     for (i, h) in headers.iter().enumerate() {
         match field(i, h.name, &len, &conn) {
@@ -121,7 +124,9 @@ pub fn parse_response(
                     if client_minor == 0 && len.chunked {
                         *client_keep_alive = false;
                     }
-                    names |= push_framing(out, &len);
+                    if !chunked_last {
+                        names |= push_framing(out, &len, origin);
+                    }
                 }
             }
             Field::HopByHop => {}
@@ -133,14 +138,24 @@ pub fn parse_response(
             }
         }
     }
+    let lower = origin == Origin::Http2;
     if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");
     } else if !interim && !connected {
         if !*client_keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
+            out.extend_from_slice(match lower {
+                false => b"Connection: close\r\n",
+                true => b"connection: close\r\n",
+            });
         } else if client_minor == 0 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
+            out.extend_from_slice(match lower {
+                false => b"Connection: keep-alive\r\n",
+                true => b"connection: keep-alive\r\n",
+            });
         }
+    }
+    if chunked_last && framing_written {
+        names |= push_framing(out, &len, origin);
     }
     out.extend_from_slice(b"\r\n");
     // The Connection header written below matters to no rule.

@@ -117,7 +117,16 @@ fn fuzz_findings() {
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
     ] {
         let mut ka = true;
-        let r = parse_response(raw, 101, false, TunnelAsk::No, 0, &mut ka, &mut out);
+        let r = parse_response(
+            raw,
+            Origin::Http1,
+            101,
+            false,
+            TunnelAsk::No,
+            0,
+            &mut ka,
+            &mut out,
+        );
         assert!(matches!(r, Parsed::Reject(Reply::BadGateway)));
     }
 }
@@ -128,6 +137,7 @@ fn response_framing_and_persistence() {
     let mut ka = true;
     let r = match parse_response(
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+        Origin::Http1,
         101,
         false,
         TunnelAsk::No,
@@ -144,6 +154,7 @@ fn response_framing_and_persistence() {
     );
     let r = match parse_response(
         b"HTTP/1.1 200 OK\r\n\r\nabc",
+        Origin::Http1,
         101,
         false,
         TunnelAsk::No,
@@ -162,6 +173,7 @@ fn response_framing_and_persistence() {
     let mut ka = true;
     let r = match parse_response(
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+        Origin::Http1,
         101,
         true,
         TunnelAsk::No,
@@ -173,4 +185,53 @@ fn response_framing_and_persistence() {
         _ => panic!(),
     };
     assert_eq!(r.framing, Framing::None);
+}
+
+/// The rewrite of a head `h2map` made from an HTTP/2 response: the fields the balancer
+/// writes are in lower case, and the chunking goes after `connection`, as HAProxy 2.6
+/// writes them (tests/haproxy_diff_h2_response_head.rs compares the bytes).
+#[test]
+fn http2_origin_fields_as_haproxy_writes_them() {
+    let cases: [(&[u8], u8, bool, &str); 4] = [
+        (
+            b"HTTP/1.1 200 \r\na: 1\r\ncontent-length: 3\r\nb: 2\r\n\r\n",
+            1,
+            false,
+            "HTTP/1.1 200 \r\na: 1\r\ncontent-length: 3\r\nb: 2\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 404 \r\na: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+            1,
+            false,
+            "HTTP/1.1 404 \r\na: 1\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 404 \r\na: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+            1,
+            true,
+            "HTTP/1.1 404 \r\na: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+        ),
+        (
+            b"HTTP/1.1 299 \r\ncontent-length: 3\r\n\r\n",
+            0,
+            true,
+            "HTTP/1.1 299 \r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\n",
+        ),
+    ];
+    for (raw, minor, keep_alive, want) in cases {
+        let mut ka = keep_alive;
+        let mut out = Vec::new();
+        let r = parse_response(
+            raw,
+            Origin::Http2,
+            101,
+            false,
+            TunnelAsk::No,
+            minor,
+            &mut ka,
+            &mut out,
+        );
+        assert!(matches!(r, Parsed::Done(_)));
+        assert_eq!(String::from_utf8_lossy(&out), want);
+    }
 }
