@@ -2,7 +2,7 @@
 //! HAProxy 2.6 and ringlb run the same haproxy.cfg, curl sends the same HTTP/2
 //! requests to both, and each answer (status, the backend that served it, the body:
 //! for `/headers`, the request head as the server saw it after the h2 → HTTP/1.1
-//! translation) must be the same.
+//! translation, fields in the order sent) must be the same.
 
 mod common;
 
@@ -94,6 +94,21 @@ backend static
             ],
             "/headers",
         ),
+        // A name repeated after another reaches the server in the order sent.
+        (
+            "interleaved",
+            vec![
+                "-H",
+                "host: h.test",
+                "-H",
+                "x-a: 1",
+                "-H",
+                "x-b: 2",
+                "-H",
+                "x-a: 3",
+            ],
+            "/headers",
+        ),
         ("status", vec![], "/status/404"),
         ("no body", vec![], "/status/204"),
         ("HEAD", vec!["-I"], "/bytes/10"),
@@ -105,6 +120,9 @@ backend static
     for (what, args, path) in &cases {
         let (status, _, body) = t.same(what, |s| h2(s.addr("web"), args, path));
         assert!(status.starts_with("http/2 "), "{what}: {status}");
+        if *what == "interleaved" {
+            assert!(body.contains("x-a: 1\nx-b: 2\nx-a: 3\n"), "{body}");
+        }
         if *what == "headers seen" {
             let body = body.to_lowercase();
             assert!(

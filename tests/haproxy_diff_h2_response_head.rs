@@ -8,9 +8,8 @@
 //! answers a next request.
 //!
 //! Not compared here: how the body is cut into chunks (HAProxy writes what it has at
-//! hand, which depends on timing), repeated fields interleaved with others (the h2
-//! crate groups a name's values: README), and a chunked answer to an HTTP/1.0 client
-//! asking for keep-alive (ringlb closes it, HAProxy does not: README).
+//! hand, which depends on timing), and a chunked answer to an HTTP/1.0 client asking
+//! for keep-alive (ringlb closes it, HAProxy does not: README).
 
 mod common;
 
@@ -52,6 +51,8 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("GET", "/200/zero", "HTTP/1.1", ""),
     ("GET", "/200/trailers", "HTTP/1.1", ""),
     ("GET", "/304/none", "HTTP/1.1", ""),
+    // `set-cookie` and `x-b` repeated after other names.
+    ("GET", "/200/dups", "HTTP/1.1", ""),
     ("HEAD", "/200/len", "HTTP/1.1", ""),
     ("HEAD", "/200/open", "HTTP/1.1", ""),
     ("HEAD", "/200/none", "HTTP/1.1", ""),

@@ -10,6 +10,8 @@
 use http::request::Parts;
 use http::{header, Method};
 
+use crate::h2map::push_field as field;
+
 /// How the translated request's body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ReqBody {
@@ -70,25 +72,25 @@ pub(super) fn translate(
     }
     let mut length = false;
     let mut cookies = 0;
-    for (name, value) in &req.headers {
+    crate::h2map::fields_in_order(&req.headers, &req.extensions, |name, value| {
         match name {
-            n if n == header::HOST && authority.is_some() => continue,
+            n if n == header::HOST && authority.is_some() => return,
             // Joined below, in their order.
             n if n == header::COOKIE => {
                 cookies += 1;
-                continue;
+                return;
             }
             // `te: trailers` (all h2 lets through) passes, as HAProxy 2.6 passes it:
             // gRPC servers look for it.
             // The body comes as the stream delivers it: nothing waits for a 100.
             n if n == header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
-                continue
+                return
             }
             n if n == header::CONTENT_LENGTH => length = true,
             _ => {}
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
-    }
+    });
     if cookies > 0 {
         // RFC 9113 §8.2.3: crumbs are joined with "; " for HTTP/1.1.
         out.extend_from_slice(b"cookie: ");
@@ -114,13 +116,6 @@ pub(super) fn translate(
     };
     out.extend_from_slice(b"\r\n");
     Ok(body)
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

@@ -114,10 +114,7 @@ impl H2In {
                 .map_err(|e| io::Error::new(io::ErrorKind::ConnectionReset, e))?;
             self.stage.extend_from_slice(b"0\r\n");
             for (name, value) in trailers.iter().flatten() {
-                self.stage.extend_from_slice(name.as_str().as_bytes());
-                self.stage.extend_from_slice(b": ");
-                self.stage.extend_from_slice(value.as_bytes());
-                self.stage.extend_from_slice(b"\r\n");
+                super::push_field(&mut self.stage, name.as_str().as_bytes(), value.as_bytes());
             }
             self.stage.extend_from_slice(b"\r\n");
         }

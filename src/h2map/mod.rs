@@ -62,6 +62,38 @@ pub(crate) use write_through;
 use std::future::Future;
 use std::io;
 
+/// Appends the field line `name: value` to an HTTP/1.1 head.
+pub fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Calls `field` for each header field of a received message (`headers` and the
+/// `extensions` of its `Request` or `Response`), in the order they came, as HAProxy
+/// 2.6 passes them on: the map's order, or `h2::ext::FieldOrder` where the map lost
+/// it (a name repeated after another).
+pub fn fields_in_order(
+    headers: &http::HeaderMap,
+    extensions: &http::Extensions,
+    mut field: impl FnMut(&http::HeaderName, &http::HeaderValue),
+) {
+    let Some(order) = extensions.get::<h2::ext::FieldOrder>() else {
+        return headers.iter().for_each(|(n, v)| field(n, v));
+    };
+    // Each name of the order takes its next value.
+    let mut next = http::HeaderMap::with_capacity(headers.keys_len());
+    for name in order.names() {
+        let values = next
+            .entry(name)
+            .or_insert_with(|| headers.get_all(name).iter());
+        if let Some(value) = values.next() {
+            field(name, value);
+        }
+    }
+}
+
 /// `Stream::read_until` for a stream whose reads (`read`: into a pointer and a room)
 /// may be dropped at the deadline without losing bytes.
 pub async fn read_until<F: Future<Output = io::Result<usize>>>(

@@ -359,7 +359,8 @@ impl HeadSink for RequestHead {
 
 /// The response head as HTTP/1.1, as HAProxy 2.6 writes an HTTP/2 response to an
 /// HTTP/1 client: `HTTP/1.1`, the status and an empty reason phrase (HTTP/2 has
-/// none, and HAProxy makes none up), the fields in the order and case they came,
+/// none, and HAProxy makes none up), the fields in the order and case they came
+/// (`fields_in_order`),
 /// framed by their Content-Length, else chunked (so that trailers can follow; the
 /// HTTP path writes `transfer-encoding` after `connection`, see `head::Origin`). A
 /// response whose HEADERS ended the stream without a length is chunked too, its last
@@ -372,14 +373,10 @@ fn translate_response(res: http::Response<RecvStream>, head_request: bool) -> H2
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(parts.status.as_str().as_bytes());
     head.extend_from_slice(b" \r\n");
-    let mut length = false;
-    for (name, value) in &parts.headers {
-        length |= name == header::CONTENT_LENGTH;
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
+    let length = parts.headers.contains_key(header::CONTENT_LENGTH);
+    super::fields_in_order(&parts.headers, &parts.extensions, |name, value| {
+        super::push_field(&mut head, name.as_str().as_bytes(), value.as_bytes())
+    });
     let bodiless = head_request || code == 204 || code == 304 || (100..200).contains(&code);
     let chunked = !bodiless && !length;
     if chunked {

@@ -53,3 +53,23 @@ impl fmt::Debug for Protocol {
         self.value.fmt(f)
     }
 }
+
+/// The order a received message's header fields came in, set as an extension of the
+/// `Request` or `Response` when its `HeaderMap` does not keep it: when a name was
+/// repeated after another (`a`, `b`, `a`; the map holds `a`'s values together). One
+/// name per field, in order; the values of each name are the map's, in theirs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldOrder {
+    names: Vec<http::HeaderName>,
+}
+
+impl FieldOrder {
+    pub(crate) fn new(names: Vec<http::HeaderName>) -> Self {
+        FieldOrder { names }
+    }
+
+    /// One name per field, in the order the fields came.
+    pub fn names(&self) -> &[http::HeaderName] {
+        &self.names
+    }
+}

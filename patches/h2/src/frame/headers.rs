@@ -100,6 +100,27 @@ struct HeaderBlock {
     /// Pseudo headers, these are broken out as they must be sent as part of the
     /// headers frame.
     pseudo: Pseudo,
+
+    /// Every decoded field's name, in the order they came, once `fields` lost that
+    /// order (see `note_order`).
+    order: Option<Vec<HeaderName>>,
+}
+
+/// Notes the order of a field about to be appended to `fields`. A `HeaderMap` keeps
+/// its names in the order they first came and each name's values in theirs, which
+/// loses the order of a name repeated after another (`a`, `b`, `a`). From the first
+/// such field on, `order` holds every field's name (made `ext::FieldOrder` of the
+/// message). Until then nothing is kept: the fields so far came grouped by name, in
+/// the map's order, and the last one's name is the map's last.
+fn note_order(order: &mut Option<Vec<HeaderName>>, name: &HeaderName, fields: &HeaderMap) {
+    if let Some(order) = order {
+        order.push(name.clone());
+    } else if fields.keys().last().is_some_and(|last| last != name) && fields.contains_key(name)
+    {
+        let mut names: Vec<HeaderName> = fields.iter().map(|(n, _)| n.clone()).collect();
+        names.push(name.clone());
+        *order = Some(names);
+    }
 }
 
 #[derive(Debug)]
@@ -126,6 +147,7 @@ impl Headers {
                 fields,
                 is_over_size: false,
                 pseudo,
+                order: None,
             },
             flags: HeadersFlag::default(),
         }
@@ -143,6 +165,7 @@ impl Headers {
                 fields,
                 is_over_size: false,
                 pseudo: Pseudo::default(),
+                order: None,
             },
             flags,
         }
@@ -208,6 +231,7 @@ impl Headers {
                 field_size: 0,
                 is_over_size: false,
                 pseudo: Pseudo::default(),
+                order: None,
             },
             flags,
         };
@@ -250,6 +274,12 @@ impl Headers {
 
     pub fn into_parts(self) -> (Pseudo, HeaderMap) {
         (self.header_block.pseudo, self.header_block.fields)
+    }
+
+    /// The order the fields came in, if the map of `into_parts` loses it (a name
+    /// repeated after another).
+    pub(crate) fn take_field_order(&mut self) -> Option<crate::ext::FieldOrder> {
+        self.header_block.order.take().map(crate::ext::FieldOrder::new)
     }
 
     #[cfg(feature = "unstable")]
@@ -368,6 +398,7 @@ impl PushPromise {
                 fields,
                 is_over_size: false,
                 pseudo,
+                order: None,
             },
             promised_id,
             stream_id,
@@ -459,6 +490,7 @@ impl PushPromise {
                 field_size: 0,
                 is_over_size: false,
                 pseudo: Pseudo::default(),
+                order: None,
             },
             promised_id,
             stream_id: head.stream_id(),
@@ -948,6 +980,7 @@ impl HeaderBlock {
                         }
                         if !self.is_over_size {
                             self.field_size += header_size;
+                            note_order(&mut self.order, &name, &self.fields);
                             if self.fields.try_append(name, value).is_err() {
                                 // HeaderMap capacity exceeded — treat as over-size
                                 // so the stream is rejected downstream (RST_STREAM / 431)

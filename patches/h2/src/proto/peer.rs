@@ -45,6 +45,16 @@ pub enum PollMessage {
     Server(Request<()>),
 }
 
+impl PollMessage {
+    /// The message's extensions.
+    pub(crate) fn extensions_mut(&mut self) -> &mut http::Extensions {
+        match self {
+            PollMessage::Client(r) => r.extensions_mut(),
+            PollMessage::Server(r) => r.extensions_mut(),
+        }
+    }
+}
+
 // ===== impl Dyn =====
 
 impl Dyn {

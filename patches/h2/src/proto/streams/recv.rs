@@ -159,7 +159,7 @@ impl Recv {
     /// The caller ensures that the frame represents headers and not trailers.
     pub fn recv_headers(
         &mut self,
-        frame: frame::Headers,
+        mut frame: frame::Headers,
         stream: &mut store::Ptr,
         counts: &mut Counts,
     ) -> Result<(), RecvHeaderBlockError> {
@@ -244,6 +244,7 @@ impl Recv {
         }
 
         let stream_id = frame.stream_id();
+        let order = frame.take_field_order();
         let (pseudo, fields) = frame.into_parts();
 
         if pseudo.protocol.is_some()
@@ -260,9 +261,12 @@ impl Recv {
         }
 
         if !pseudo.is_informational() {
-            let message = counts
+            let mut message = counts
                 .peer()
                 .convert_poll_message(pseudo, fields, stream_id)?;
+            if let Some(order) = order {
+                message.extensions_mut().insert(order);
+            }
 
             // Push the frame onto the stream's recv buffer
             stream
