@@ -4,12 +4,13 @@
 //! written in the request path), and the same raw requests go to both, HTTP/1.1 and
 //! HTTP/1.0, kept alive or closed. Each response head must be the same, byte for byte
 //! (status line without a reason phrase, field order and case, `connection` and the
-//! framing added), and so must the body, its trailers and whether the connection
-//! answers a next request.
+//! framing added, interim `103` heads before it), and so must the body, its trailers
+//! and whether the connection answers a next request.
 //!
 //! Not compared here: how the body is cut into chunks (HAProxy writes what it has at
-//! hand, which depends on timing), and a chunked answer to an HTTP/1.0 client asking
-//! for keep-alive (ringlb closes it, HAProxy does not: README).
+//! hand, which depends on timing), a chunked answer to an HTTP/1.0 client asking for
+//! keep-alive (ringlb closes it, HAProxy does not: README), and an interim response
+//! to an HTTP/1.0 client (ringlb sends none, as RFC 9110 §15.2 has it: README).
 
 mod common;
 
@@ -53,6 +54,8 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("GET", "/304/none", "HTTP/1.1", ""),
     // `set-cookie` and `x-b` repeated after other names.
     ("GET", "/200/dups", "HTTP/1.1", ""),
+    // A `103 Early Hints` before the answer.
+    ("GET", "/200/hints", "HTTP/1.1", ""),
     ("HEAD", "/200/len", "HTTP/1.1", ""),
     ("HEAD", "/200/open", "HTTP/1.1", ""),
     ("HEAD", "/200/none", "HTTP/1.1", ""),
@@ -81,8 +84,16 @@ fn exchange(addr: SocketAddr, method: &str, raw: &str) -> Seen {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut w = Wire::new(s);
     w.stream.write_all(raw.as_bytes()).unwrap();
-    let head = w.read_head(1 << 16).unwrap().expect("a response head");
-    let (_, status, _, fields) = parse_response_head(&head).expect("a valid head");
+    // Interim heads (1xx) first, then the final one.
+    let mut head = Vec::new();
+    let (status, fields) = loop {
+        let h = w.read_head(1 << 16).unwrap().expect("a response head");
+        head.extend_from_slice(&h);
+        let (_, status, _, fields) = parse_response_head(&h).expect("a valid head");
+        if !(100..200).contains(&status) {
+            break (status, fields);
+        }
+    };
     let framing = response_framing(method, status, &fields).unwrap();
     let mut body = Vec::new();
     let trailers = w

@@ -13,7 +13,9 @@
 //! ends. A stream dropped before its response ended (the client reset or left, a
 //! timeout) is reset at the server with CANCEL.
 
+use std::future::Future;
 use std::io;
+use std::task::Poll;
 
 use bytes::Bytes;
 use h2::client::{ResponseFuture, SendRequest};
@@ -76,6 +78,8 @@ struct Answer {
     /// The h2 crate found the response broke the protocol (and reset the stream or
     /// ended the connection itself).
     malformed: bool,
+    /// An interim response's head (`Next::Interim`), read before the final one.
+    interim: Option<H2In>,
 }
 
 /// What came first of `H2Upstream::read_or_send`.
@@ -223,16 +227,35 @@ impl Answer {
         room: usize,
         head_request: bool,
     ) -> io::Result<usize> {
-        if self.inbound.is_none() {
+        loop {
+            if let Some(interim) = self.interim.as_mut() {
+                let n = interim.read_raw(dst, room).await?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                self.interim = None;
+            }
+            if self.inbound.is_some() {
+                break;
+            }
             let Some(response) = self.response.as_mut() else {
                 return Err(broken("no request sent"));
             };
-            let res = response.await.map_err(|e| {
-                self.malformed = e.is_library();
-                io::Error::new(io::ErrorKind::ConnectionReset, e)
-            })?;
-            self.response = None;
-            self.inbound = Some(translate_response(res, head_request));
+            match next_head(response).await {
+                Ok(Next::Interim(res)) => {
+                    let mut head = status_and_fields(&res);
+                    head.extend_from_slice(b"\r\n");
+                    self.interim = Some(H2In::new(head, None, false));
+                }
+                Ok(Next::Final(res)) => {
+                    self.response = None;
+                    self.inbound = Some(translate_response(res, head_request));
+                }
+                Err(e) => {
+                    self.malformed = e.is_library();
+                    return Err(io::Error::new(io::ErrorKind::ConnectionReset, e));
+                }
+            }
         }
         let Some(inbound) = self.inbound.as_mut() else {
             return Ok(0);
@@ -243,6 +266,26 @@ impl Answer {
         }
         Ok(n)
     }
+}
+
+/// A response head of a stream: an interim one (1xx, passed on as HAProxy 2.6 passes
+/// it: `103 Early Hints`), or the final one.
+enum Next {
+    Interim(http::Response<()>),
+    Final(http::Response<RecvStream>),
+}
+
+/// The next response head of `response`: its interim ones first.
+async fn next_head(response: &mut ResponseFuture) -> Result<Next, h2::Error> {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(Some(Ok(res))) = response.poll_informational(cx) {
+            return Poll::Ready(Ok(Next::Interim(res)));
+        }
+        std::pin::Pin::new(&mut *response)
+            .poll(cx)
+            .map(|r| r.map(Next::Final))
+    })
+    .await
 }
 
 impl Drop for H2Upstream {
@@ -366,17 +409,10 @@ impl HeadSink for RequestHead {
 /// response whose HEADERS ended the stream without a length is chunked too, its last
 /// chunk at once, as from HAProxy.
 fn translate_response(res: http::Response<RecvStream>, head_request: bool) -> H2In {
+    let mut head = status_and_fields(&res);
     let (parts, body) = res.into_parts();
-    let mut head = Vec::with_capacity(256);
     let code = parts.status.as_u16();
-    // `StatusCode` holds three digits (100 to 999).
-    head.extend_from_slice(b"HTTP/1.1 ");
-    head.extend_from_slice(parts.status.as_str().as_bytes());
-    head.extend_from_slice(b" \r\n");
     let length = parts.headers.contains_key(header::CONTENT_LENGTH);
-    super::fields_in_order(&parts.headers, &parts.extensions, |name, value| {
-        super::push_field(&mut head, name.as_str().as_bytes(), value.as_bytes())
-    });
     let bodiless = head_request || code == 204 || code == 304 || (100..200).contains(&code);
     let chunked = !bodiless && !length;
     if chunked {
@@ -389,6 +425,20 @@ fn translate_response(res: http::Response<RecvStream>, head_request: bool) -> H2
     }
     let body = (!bodiless && !ended).then_some(body);
     H2In::new(head, body, chunked)
+}
+
+/// The status line (no reason phrase) and the fields of a response head as HTTP/1.1
+/// (see `translate_response`), without the empty line that ends it.
+fn status_and_fields<B>(res: &http::Response<B>) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    // `StatusCode` holds three digits (100 to 999).
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(res.status().as_str().as_bytes());
+    head.extend_from_slice(b" \r\n");
+    super::fields_in_order(res.headers(), res.extensions(), |name, value| {
+        super::push_field(&mut head, name.as_str().as_bytes(), value.as_bytes())
+    });
+    head
 }
 
 super::rent_io!(H2Upstream);
