@@ -14,7 +14,7 @@ mod cookie;
 mod edit;
 pub mod framing;
 pub mod head;
-mod idle;
+pub(crate) mod idle;
 pub(crate) use idle::{
     next_deadline as next_idle_deadline, set_bell as set_idle_bell, wake_expired as wake_idle,
 };
