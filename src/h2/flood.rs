@@ -148,6 +148,7 @@ const END_HEADERS: u8 = 0x4;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// The counters of one connection.
+#[derive(Default)]
 struct Watch {
     ping: Window,
     settings: Window,
@@ -159,21 +160,6 @@ struct Watch {
     answered: Answered,
     /// The highest stream the client opened (GOAWAY's last stream id).
     last_stream: u32,
-}
-
-impl Default for Watch {
-    fn default() -> Self {
-        Watch {
-            ping: Window::default(),
-            settings: Window::default(),
-            empty_data: Window::default(),
-            early_resets: Window::default(),
-            local_resets: Window::default(),
-            block: None,
-            answered: Answered::default(),
-            last_stream: 0,
-        }
-    }
 }
 
 impl Watch {
