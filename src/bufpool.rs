@@ -30,8 +30,9 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-/// At most this many idle buffers per capacity and shard (4 MiB at the default 16 KiB),
-/// and idle future blocks per layout.
+/// Idle buffers per capacity and shard (4 MiB at the default 16 KiB), and idle future
+/// blocks per layout, kept whatever the load; more while the load of the last period
+/// had more out at once (`Spare::keep`).
 const MAX_IDLE: usize = 256;
 /// Capacities kept at once: a config uses up to five (head and body buffers, the
 /// response head's, TLS records and batches); a reload that changes
@@ -42,23 +43,89 @@ const MAX_CLASSES: usize = 6;
 /// the last time, and by at least this many.
 const TRIM_AFTER: usize = 256;
 
-/// Idle blocks of one layout, and the fewest there were since the last `trim`.
-struct Blocks {
-    layout: Layout,
-    idle: Vec<NonNull<u8>>,
+/// Spare items of one kind (buffers of one capacity, blocks of one layout): the idle
+/// ones, the fewest idle since the last `trim` (those went unused for the whole
+/// period), and how many are out now and were at most since the last `trim`.
+struct Spare<T> {
+    idle: Vec<T>,
     low: usize,
+    out: usize,
+    peak: usize,
 }
 
-/// Idle buffers of one capacity, and the fewest there were since the last `trim`.
-struct Class {
-    cap: usize,
-    idle: Vec<Vec<u8>>,
-    low: usize,
+impl<T> Spare<T> {
+    const fn new() -> Self {
+        Spare {
+            idle: Vec::new(),
+            low: 0,
+            out: 0,
+            peak: 0,
+        }
+    }
+
+    /// An idle item if there is one; counted out either way (the caller makes one).
+    fn take(&mut self) -> Option<T> {
+        let item = self.idle.pop();
+        self.low = self.low.min(self.idle.len());
+        self.out += 1;
+        self.peak = self.peak.max(self.out);
+        item
+    }
+
+    /// Keeps a returned item, or gives it back to be freed. The list holds as many as
+    /// were out at once since the last `trim` (at least `MAX_IDLE`): a shard whose
+    /// load swings between busy and quiet (HTTP/2 clients sending streams in batches)
+    /// finds all of them at its next peak, instead of allocating (and mapping) the
+    /// part above a fixed bound again each time; `trim` frees those a whole period
+    /// did not use.
+    fn keep(&mut self, item: T) -> Option<T> {
+        self.out = self.out.saturating_sub(1);
+        if self.idle.len() < MAX_IDLE.max(self.peak) {
+            self.idle.push(item);
+            None
+        } else {
+            Some(item)
+        }
+    }
+
+    /// For `trim`: the items unused since the last run go; the next period starts.
+    fn unused(&mut self) -> std::vec::Drain<'_, T> {
+        let from = self.idle.len() - self.low;
+        self.low = from;
+        self.peak = self.out;
+        self.idle.drain(from..)
+    }
+}
+
+/// Idle buffers by capacity.
+type Buffers = Vec<(usize, Spare<Vec<u8>>)>;
+/// Idle future blocks by layout.
+type Blocks = Vec<(Layout, Spare<NonNull<u8>>)>;
+
+/// The entry for `key` in a shard's list of kinds, made if missing; the oldest goes
+/// (to `retire`) when `max` are kept already.
+fn kind<K: PartialEq + Copy, T>(
+    list: &mut Vec<(K, Spare<T>)>,
+    key: K,
+    max: usize,
+    retire: impl FnOnce(Spare<T>),
+) -> &mut Spare<T> {
+    let i = match list.iter().position(|(k, _)| *k == key) {
+        Some(i) => i,
+        None => {
+            if list.len() == max {
+                retire(list.remove(0).1);
+            }
+            list.push((key, Spare::new()));
+            list.len() - 1
+        }
+    };
+    &mut list[i].1
 }
 
 thread_local! {
     /// The free lists by capacity; a config has one or two.
-    static FREE: RefCell<Vec<Class>> = const { RefCell::new(Vec::new()) };
+    static FREE: RefCell<Buffers> = const { RefCell::new(Vec::new()) };
     /// The most connections open on this shard since memory was last given back.
     static PEAK: Cell<usize> = const { Cell::new(0) };
     /// Buffers taken and not given back yet, and the most there were since memory
@@ -70,7 +137,7 @@ thread_local! {
     /// Bytes of the buffers handed out and not given back, for the statistics.
     static OUT: Cell<usize> = const { Cell::new(0) };
     /// Idle blocks for `Recycled` futures, by layout.
-    static BLOCKS: RefCell<Vec<Blocks>> = const { RefCell::new(Vec::new()) };
+    static BLOCKS: RefCell<Blocks> = const { RefCell::new(Vec::new()) };
 }
 
 /// Once per process, before the shards start: blocks of 16 KiB and more (connection
@@ -89,20 +156,17 @@ pub fn init() {
 pub fn trim(open: usize) {
     let mut freed = 0;
     FREE.with(|f| {
-        for class in f.borrow_mut().iter_mut() {
-            freed += class.low * class.cap;
-            class.idle.truncate(class.idle.len() - class.low);
-            class.low = class.idle.len();
+        for (cap, spare) in f.borrow_mut().iter_mut() {
+            freed += spare.unused().count() * *cap;
         }
     });
     BLOCKS.with(|b| {
-        for class in b.borrow_mut().iter_mut() {
-            for ptr in class.idle.drain(class.idle.len() - class.low..) {
-                freed += class.layout.size();
+        for (layout, spare) in b.borrow_mut().iter_mut() {
+            for ptr in spare.unused() {
+                freed += layout.size();
                 // SAFETY: allocated with this layout by `Recycled::new`, unused since.
-                unsafe { std::alloc::dealloc(ptr.as_ptr(), class.layout) };
+                unsafe { std::alloc::dealloc(ptr.as_ptr(), *layout) };
             }
-            class.low = class.idle.len();
         }
     });
     let peak = PEAK.get().max(open);
@@ -132,7 +196,7 @@ pub fn figures() -> (u64, u64) {
     let idle = FREE.with(|f| {
         f.borrow()
             .iter()
-            .map(|c| (c.cap * c.idle.len()) as u64)
+            .map(|(cap, spare)| (cap * spare.idle.len()) as u64)
             .sum()
     });
     (used, idle)
@@ -145,8 +209,8 @@ pub fn wants_trim(open: usize) -> bool {
     FOLLOW_UPS.get() > 0
         || open.max(PEAK.get()) >= TRIM_AFTER
         || TAKEN.get().max(PEAK_TAKEN.get()) >= TRIM_AFTER
-        || FREE.with(|f| f.borrow().iter().any(|c| !c.idle.is_empty()))
-        || BLOCKS.with(|b| b.borrow().iter().any(|c| !c.idle.is_empty()))
+        || FREE.with(|f| f.borrow().iter().any(|(_, s)| !s.idle.is_empty()))
+        || BLOCKS.with(|b| b.borrow().iter().any(|(_, s)| !s.idle.is_empty()))
 }
 
 /// Returns the allocator's free pages to the system (glibc keeps freed memory in its
@@ -174,13 +238,7 @@ pub struct PooledBuf {
 
 impl PooledBuf {
     pub fn take(cap: usize) -> Self {
-        let reused = FREE.with(|f| {
-            let mut f = f.borrow_mut();
-            let class = f.iter_mut().find(|c| c.cap == cap)?;
-            let buf = class.idle.pop();
-            class.low = class.low.min(class.idle.len());
-            buf
-        });
+        let reused = FREE.with(|f| kind(&mut f.borrow_mut(), cap, MAX_CLASSES, drop).take());
         let buf = reused.unwrap_or_else(|| Vec::with_capacity(cap));
         let taken = TAKEN.get() + 1;
         TAKEN.set(taken);
@@ -237,26 +295,7 @@ impl Drop for PooledBuf {
         }
         buf.clear();
         // `try_with`: a buffer dropped while the thread's locals are torn down is freed.
-        let _ = FREE.try_with(|f| {
-            let mut f = f.borrow_mut();
-            let i = match f.iter().position(|c| c.cap == self.cap) {
-                Some(i) => i,
-                None => {
-                    if f.len() == MAX_CLASSES {
-                        f.remove(0);
-                    }
-                    f.push(Class {
-                        cap: self.cap,
-                        idle: Vec::new(),
-                        low: 0,
-                    });
-                    f.len() - 1
-                }
-            };
-            if f[i].idle.len() < MAX_IDLE {
-                f[i].idle.push(buf);
-            }
-        });
+        let _ = FREE.try_with(|f| kind(&mut f.borrow_mut(), self.cap, MAX_CLASSES, drop).keep(buf));
     }
 }
 
@@ -277,13 +316,8 @@ impl<F: Future> Recycled<F> {
     #[inline(always)]
     pub fn with(make: impl FnOnce() -> F) -> Self {
         let layout = Layout::new::<F>();
-        let reused = BLOCKS.with(|b| {
-            let mut b = b.borrow_mut();
-            let class = b.iter_mut().find(|c| c.layout == layout)?;
-            let ptr = class.idle.pop();
-            class.low = class.low.min(class.idle.len());
-            ptr
-        });
+        let reused = BLOCKS
+            .with(|b| kind(&mut b.borrow_mut(), layout, usize::MAX, free_blocks(layout)).take());
         let block = match reused {
             Some(p) => p,
             None if layout.size() == 0 => NonNull::<F>::dangling().cast(),
@@ -326,27 +360,24 @@ impl<F: Future> Drop for Recycled<F> {
             return;
         }
         let block = self.ptr.cast::<u8>();
-        let kept = BLOCKS
+        let unkept = BLOCKS
             .try_with(|b| {
-                let mut b = b.borrow_mut();
-                let i = match b.iter().position(|c| c.layout == layout) {
-                    Some(i) => i,
-                    None => {
-                        b.push(Blocks {
-                            layout,
-                            idle: Vec::new(),
-                            low: 0,
-                        });
-                        b.len() - 1
-                    }
-                };
-                let idle = &mut b[i].idle;
-                (idle.len() < MAX_IDLE).then(|| idle.push(block)).is_some()
+                kind(&mut b.borrow_mut(), layout, usize::MAX, free_blocks(layout)).keep(block)
             })
-            .unwrap_or(false);
-        if !kept {
+            .unwrap_or(Some(block));
+        if let Some(block) = unkept {
             // SAFETY: allocated with this layout by `new`.
             unsafe { std::alloc::dealloc(block.as_ptr(), layout) };
+        }
+    }
+}
+
+/// Frees the idle blocks of a layout the list no longer keeps.
+fn free_blocks(layout: Layout) -> impl FnOnce(Spare<NonNull<u8>>) {
+    move |spare| {
+        for ptr in spare.idle {
+            // SAFETY: allocated with this layout by `Recycled::new`, unused since.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
         }
     }
 }
@@ -384,8 +415,8 @@ mod tests {
             FREE.with(|f| {
                 f.borrow()
                     .iter()
-                    .find(|c| c.cap == cap)
-                    .map_or(0, |c| c.idle.len())
+                    .find(|(c, _)| *c == cap)
+                    .map_or(0, |(_, s)| s.idle.len())
             })
         };
         let bufs: Vec<_> = (0..8).map(|_| PooledBuf::take(cap)).collect();
@@ -404,6 +435,34 @@ mod tests {
         assert_eq!(idle(cap), 3);
         trim(0);
         assert_eq!(idle(cap), 0);
+    }
+
+    /// A load that swings above `MAX_IDLE` buffers out at once (HTTP/2 streams sent in
+    /// batches) keeps every one of them for its next peak: none is freed and allocated
+    /// again (with a fixed bound, 44 of these 300 were, at every swing).
+    #[test]
+    fn a_swing_above_the_fixed_bound_keeps_all_its_buffers() {
+        let cap = 5000;
+        let idle = || {
+            FREE.with(|f| {
+                f.borrow()
+                    .iter()
+                    .find(|(c, _)| *c == cap)
+                    .map_or(0, |(_, s)| s.idle.len())
+            })
+        };
+        drop((0..300).map(|_| PooledBuf::take(cap)).collect::<Vec<_>>());
+        assert_eq!(idle(), 300);
+        drop((0..300).map(|_| PooledBuf::take(cap)).collect::<Vec<_>>());
+        assert_eq!(idle(), 300);
+        // Unused for two whole periods, they go, and the bound with them.
+        trim(0);
+        trim(0);
+        assert_eq!(idle(), 0);
+        drop((0..300).map(|_| PooledBuf::take(cap)).collect::<Vec<_>>());
+        trim(0);
+        drop((0..300).map(|_| PooledBuf::take(cap)).collect::<Vec<_>>());
+        assert_eq!(idle(), 300, "the peak of the period counts");
     }
 
     #[test]
@@ -436,8 +495,8 @@ mod tests {
             BLOCKS.with(|b| {
                 b.borrow()
                     .iter()
-                    .find(|c| c.layout == l)
-                    .map_or(0, |c| c.idle.len())
+                    .find(|(layout, _)| *layout == l)
+                    .map_or(0, |(_, s)| s.idle.len())
             })
         };
         let layout = Layout::for_value(&make(dropped.clone()));

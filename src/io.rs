@@ -238,6 +238,20 @@ pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
         buf: Vec<u8>,
         deadline: Instant,
     ) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+
+    /// Reads into the spare capacity of `buf` until `at` on the connection's timer,
+    /// where a read still in flight then can be cancelled with what it delivered kept
+    /// (`read_into_cancelling`: a plain socket). A keep-alive connection waiting for
+    /// its next request then needs one read, not a readiness wait and a read. `None`
+    /// where the stream cannot: the caller waits for readiness first.
+    fn read_cancelling(
+        &mut self,
+        _buf: &mut Vec<u8>,
+        _timer: &mut Timer,
+        _at: Instant,
+    ) -> impl Future<Output = Option<ReadOutcome>> {
+        std::future::ready(None)
+    }
 }
 
 impl Stream for monoio::net::TcpStream {
@@ -263,6 +277,67 @@ impl Stream for monoio::net::TcpStream {
             }
         };
         (res, slice.into_inner())
+    }
+
+    async fn read_cancelling(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timer: &mut Timer,
+        at: Instant,
+    ) -> Option<ReadOutcome> {
+        Some(read_into_cancelling(self, buf, timer, at).await)
+    }
+}
+
+thread_local! {
+    /// Cancellers for `read_into_cancelling`. monoio's is an `Rc` with the set of the
+    /// operations it would cancel; one that cancelled nothing (or was renewed by its
+    /// `cancel`) is as good as new, so they serve read after read instead of being
+    /// allocated per read.
+    static CANCELLERS: std::cell::RefCell<Vec<monoio::io::Canceller>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Cancellers kept per shard: as many as reads wait at once, up to this.
+const MAX_CANCELLERS: usize = 256;
+
+/// Reads into the spare capacity of `buf` until `at`, as `read_into`; a read still in
+/// flight at `at` is cancelled and its result awaited rather than dropped, so bytes
+/// the kernel delivered meanwhile are kept (on io_uring a dropped read could lose
+/// them). `Timeout` only when nothing was read.
+pub async fn read_into_cancelling(
+    stream: &mut monoio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    timer: &mut Timer,
+    at: Instant,
+) -> ReadOutcome {
+    use monoio::io::CancelableAsyncReadRent;
+    let canceller = CANCELLERS
+        .with(|c| c.borrow_mut().pop())
+        .unwrap_or_default();
+    let b = std::mem::take(buf);
+    let (len, cap) = (b.len(), b.capacity());
+    debug_assert!(len < cap);
+    let read = stream.cancelable_read(b.slice_mut(len..cap), canceller.handle());
+    let mut read = std::pin::pin!(read);
+    let (res, slice, canceller) = match timer.bound(at, read.as_mut()).await {
+        Some((res, slice)) => (res, slice, canceller),
+        None => {
+            let canceller = canceller.cancel();
+            let (res, slice) = read.await;
+            (res, slice, canceller)
+        }
+    };
+    *buf = slice.into_inner();
+    let _ = CANCELLERS.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() < MAX_CANCELLERS {
+            c.push(canceller);
+        }
+    });
+    match res {
+        Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => ReadOutcome::Timeout,
+        res => ReadOutcome::of(res),
     }
 }
 

@@ -74,9 +74,48 @@ const CONTINUATIONS: u32 = 20;
 /// A header block not finished within this long ends the connection (checked as
 /// frames arrive).
 const BLOCK_MS: u64 = 5_000;
-/// Streams whose response HEADERS were sent, remembered to tell a reset of a stream
-/// being answered (fine) from one reset before its answer (Rapid Reset).
-const ANSWERED: usize = 128;
+/// Streams whose response HEADERS were sent are remembered among the last this many
+/// stream ids the client opened (`Answered`), to tell a reset of a stream being
+/// answered (fine) from one reset before its answer (Rapid Reset).
+const ANSWERED: u32 = 128;
+
+/// The client's streams (odd ids) answered, among the `ANSWERED` ids up to the highest
+/// answered: one bit each (16 bytes, where a list of ids took 512 in every
+/// connection). A stream older than that reads as not answered: its reset counts as
+/// early, against a budget it cannot exhaust alone.
+#[derive(Default)]
+struct Answered {
+    top: u32,
+    /// Bit `i`: stream `top - 2 i` was answered.
+    bits: u128,
+}
+
+impl Answered {
+    fn mark(&mut self, id: u32) {
+        if id > self.top {
+            let shift = (id - self.top) / 2;
+            self.bits = if shift >= ANSWERED {
+                0
+            } else {
+                self.bits << shift
+            };
+            self.top = id;
+            self.bits |= 1;
+        } else if let Some(bit) = self.bit(id) {
+            self.bits |= bit;
+        }
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        id != 0 && id <= self.top && self.bit(id).is_some_and(|b| self.bits & b != 0)
+    }
+
+    /// The bit of `id` (not above `top`), if it is recent enough to have one.
+    fn bit(&self, id: u32) -> Option<u128> {
+        let i = (self.top - id) / 2;
+        (i < ANSWERED).then(|| 1u128 << i)
+    }
+}
 
 /// Counts events in a fixed window.
 #[derive(Default)]
@@ -109,6 +148,7 @@ const END_HEADERS: u8 = 0x4;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// The counters of one connection.
+#[derive(Default)]
 struct Watch {
     ping: Window,
     settings: Window,
@@ -117,26 +157,9 @@ struct Watch {
     local_resets: Window,
     /// CONTINUATION frames of the open header block, and when it began (ms).
     block: Option<(u32, u64)>,
-    answered: [u32; ANSWERED],
-    answered_at: usize,
+    answered: Answered,
     /// The highest stream the client opened (GOAWAY's last stream id).
     last_stream: u32,
-}
-
-impl Default for Watch {
-    fn default() -> Self {
-        Watch {
-            ping: Window::default(),
-            settings: Window::default(),
-            empty_data: Window::default(),
-            early_resets: Window::default(),
-            local_resets: Window::default(),
-            block: None,
-            answered: [0; ANSWERED],
-            answered_at: 0,
-            last_stream: 0,
-        }
-    }
 }
 
 impl Watch {
@@ -176,7 +199,7 @@ impl Watch {
                 }
                 None
             }
-            RST_STREAM if h.stream != 0 && !self.answered.contains(&h.stream) => {
+            RST_STREAM if h.stream != 0 && !self.answered.contains(h.stream) => {
                 (!self.early_resets.hit(&EARLY_RESETS, now)).then_some(Cause::RapidReset)
             }
             _ => None,
@@ -186,9 +209,8 @@ impl Watch {
     /// A frame ringlb (the h2 crate) sends.
     fn server(&mut self, h: Head, now: u64) -> Option<Cause> {
         match h.kind {
-            HEADERS if !self.answered.contains(&h.stream) => {
-                self.answered[self.answered_at] = h.stream;
-                self.answered_at = (self.answered_at + 1) % ANSWERED;
+            HEADERS => {
+                self.answered.mark(h.stream);
                 None
             }
             RST_STREAM if !self.local_resets.hit(&LOCAL_RESETS, now) => Some(Cause::LocalResets),
@@ -349,7 +371,7 @@ impl<T: AsyncWrite + Unpin> Guard<T> {
                     tally::reset_sent(c, code);
                     // A malformed request refused before it was answered never was
                     // a stream (HAProxy refuses it before making one).
-                    if code == tally::PROTOCOL_ERROR && !watch.answered.contains(&stream) {
+                    if code == tally::PROTOCOL_ERROR && !watch.answered.contains(stream) {
                         Counters::down(&c.h2_total_streams);
                     }
                 }
@@ -521,6 +543,29 @@ mod tests {
         }
         assert!(!w.hit(&PING, 10));
         assert!(w.hit(&PING, 10 + PING.window_ms));
+    }
+
+    #[test]
+    fn answered_streams_are_remembered_among_the_last_128_ids() {
+        let mut a = Answered::default();
+        assert!(!a.contains(1));
+        // Answered out of order: 5, then 1 and 3.
+        a.mark(5);
+        a.mark(1);
+        assert!(a.contains(5) && a.contains(1) && !a.contains(3) && !a.contains(7));
+        a.mark(3);
+        assert!(a.contains(3));
+        // 127 ids later, stream 1 is still within the window; one more and it is not.
+        a.mark(1 + 2 * 127);
+        assert!(a.contains(1) && a.contains(5) && !a.contains(251));
+        a.mark(1 + 2 * 128);
+        assert!(!a.contains(1) && a.contains(3) && a.contains(257));
+        // A jump past the whole window forgets everything before it.
+        a.mark(10_001);
+        assert!(a.contains(10_001) && !a.contains(257) && !a.contains(0));
+        // Too old to be marked: not remembered.
+        a.mark(3);
+        assert!(!a.contains(3));
     }
 
     #[test]

@@ -194,7 +194,9 @@ async fn run<T>(
                 session.last.set(Instant::now());
                 continue;
             }
-            _ = monoio::time::sleep_until(idle_at) => {
+            // On the shard's shared deadlines: a monoio timer here would be 640
+            // bytes of every idle connection.
+            _ = crate::http::idle::until(idle_at) => {
                 // Stopping, and the client has not let the connection end (it did
                 // not answer GOAWAY's PING) within the keep-alive timeout.
                 if drained && session.open.get() == 0 {

@@ -208,6 +208,17 @@ impl Drop for Deadline {
     }
 }
 
+/// Waits until `deadline` among the shard's waiting connections (up to a control tick
+/// late): a slab entry and a heap slot where a monoio timer would hold 640 bytes in the
+/// waiting future (an HTTP/2 connection waiting out its keep-alive timeout).
+pub async fn until(deadline: Instant) {
+    let mut deadline = Deadline {
+        deadline,
+        key: None,
+    };
+    std::future::poll_fn(|cx| deadline.poll(cx)).await
+}
+
 /// Waits until `stream` is readable (data, EOF or an error: a read tells which) or
 /// `deadline` has passed. Nothing is read: no byte can be lost when the wait ends.
 pub async fn readable_until(stream: &TcpStream, deadline: Instant) {

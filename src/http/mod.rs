@@ -14,7 +14,7 @@ mod cookie;
 mod edit;
 pub mod framing;
 pub mod head;
-mod idle;
+pub(crate) mod idle;
 pub(crate) use idle::{
     next_deadline as next_idle_deadline, set_bell as set_idle_bell, wake_expired as wake_idle,
 };
@@ -32,10 +32,12 @@ pub use conn::{serve, H2Preface};
 
 /// Run once a second by each shard with its open client connections: shrinks the
 /// idle deadlines' storage and the free lists, and returns memory to the system after
-/// a burst (see `bufpool::trim`).
+/// a burst (see `bufpool::trim`); frees the HTTP/2 write buffers the shard's idle
+/// connections left for others and none took since the last run (`patches/h2`).
 pub(crate) fn trim_memory(open: usize) {
     idle::shrink();
     crate::bufpool::trim(open);
+    h2::trim_spare_buffers();
 }
 
 /// The request line as the log captures it (`%r`, `%HU`, ...): an HTTP/2 stream's

@@ -265,38 +265,61 @@ impl<S: Stream> Conn<S> {
             }
             // Between keep-alive requests, a connection that stays quiet for
             // `IDLE_GRACE` gives its buffers back: the read for the next request is
-            // bounded by the grace. On epoll that read can be dropped safely; on
-            // io_uring it would pin the buffer and could lose bytes if dropped, so the
-            // grace is spent waiting for readiness first. A TLS stream's read is never
-            // dropped (it would fail the stream): it waits for readiness too, once
-            // nothing is buffered above its socket.
+            // bounded by the grace. On epoll that read can be dropped safely. On
+            // io_uring a dropped read could lose bytes, so a plain socket's read is
+            // cancelled at the grace and its result awaited (`read_cancelling`); a
+            // TLS stream's read is never dropped (it would fail the stream): it waits
+            // for readiness first, once nothing is buffered above its socket.
             let mut read_until = deadline;
+            let mut cancel_at = None;
             let drop_safe = self.drop_safe_reads && self.client.socket().is_some();
-            if let (true, false, Some(socket)) =
-                (waiting_first_byte, woken, self.client.idle_socket())
-            {
+            if let (true, false, Some(_)) = (waiting_first_byte, woken, self.client.idle_socket()) {
                 let grace = self.rec.head_start.unwrap_or(deadline) + IDLE_GRACE;
                 if grace < deadline {
                     if drop_safe {
                         read_until = grace;
-                    } else if self
-                        .timer
-                        .bound(grace, socket.readable(false))
-                        .await
-                        .is_none()
-                    {
-                        return Err(Stop::Idle);
+                    } else {
+                        cancel_at = Some(grace);
                     }
                 }
             }
-            match read_into(
-                &mut self.client,
-                &mut self.cbuf,
-                &mut self.timer,
-                read_until,
-            )
-            .await
-            {
+            let outcome = match cancel_at {
+                Some(grace) => {
+                    let read = self
+                        .client
+                        .read_cancelling(&mut self.cbuf, &mut self.timer, grace);
+                    match read.await {
+                        Some(ReadOutcome::Timeout) => return Err(Stop::Idle),
+                        Some(outcome) => Some(outcome),
+                        None => {
+                            let socket = self.client.idle_socket();
+                            let wait = async {
+                                if let Some(socket) = socket {
+                                    let _ = socket.readable(false).await;
+                                }
+                            };
+                            if self.timer.bound(grace, wait).await.is_none() {
+                                return Err(Stop::Idle);
+                            }
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let outcome = match outcome {
+                Some(outcome) => outcome,
+                None => {
+                    read_into(
+                        &mut self.client,
+                        &mut self.cbuf,
+                        &mut self.timer,
+                        read_until,
+                    )
+                    .await
+                }
+            };
+            match outcome {
                 ReadOutcome::Timeout if read_until < deadline => return Err(Stop::Idle),
                 ReadOutcome::Data(_) => {
                     // The first bytes of a keep-alive request: if a reload happened

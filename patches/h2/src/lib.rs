@@ -138,6 +138,7 @@ pub mod fuzz_bridge;
 pub use crate::error::{Error, Reason};
 pub use crate::share::{FlowControl, Ping, PingPong, Pong, RecvStream, SendStream, StreamId};
 
+pub use codec::trim_spare_buffers;
 #[cfg(feature = "unstable")]
 pub use codec::{Codec, SendError, UserError};
 

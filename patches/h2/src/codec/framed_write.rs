@@ -93,7 +93,7 @@ where
             final_flush_done: false,
             encoder: Encoder {
                 hpack: hpack::Encoder::default(),
-                buf: Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY)),
+                buf: Cursor::new(super::spare::take(DEFAULT_BUFFER_CAPACITY)),
                 next: None,
                 last_data_frame: None,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
@@ -224,7 +224,7 @@ where
         // Released while the connection was idle (`release_idle_buffer`; it is
         // only ever cleared, never split, so only a released one has no capacity).
         if self.buf.get_ref().capacity() == 0 {
-            self.buf = Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY));
+            self.buf = Cursor::new(super::spare::take(DEFAULT_BUFFER_CAPACITY));
         }
         // Ensure that we have enough capacity to accept the write.
         assert!(self.has_capacity());
@@ -341,7 +341,8 @@ impl<T, B> FramedWrite<T, B> {
             && !self.encoder.buf.has_remaining()
             && self.encoder.buf.get_ref().capacity() != 0
         {
-            self.encoder.buf = Cursor::new(BytesMut::new());
+            let buf = std::mem::replace(&mut self.encoder.buf, Cursor::new(BytesMut::new()));
+            super::spare::put(buf.into_inner(), DEFAULT_BUFFER_CAPACITY);
         }
     }
 

@@ -1,8 +1,10 @@
 mod error;
 mod framed_read;
 mod framed_write;
+mod spare;
 
 pub use self::error::{SendError, UserError};
+pub use self::spare::trim_spare_buffers;
 
 use self::framed_read::FramedRead;
 use self::framed_write::FramedWrite;
