@@ -131,8 +131,36 @@ pub(super) struct Conn<S> {
     /// (backend, server) of the previous exchange when the server kept its connection
     /// (`option prefer-last-server`).
     pub(super) last_server: Option<(usize, u32)>,
-    /// The connection began with the HTTP/2 preface: `serve` hands it over.
-    pub(super) h2_preface: bool,
+}
+
+/// What a connection keeps while it waits for its next request, all its task holds
+/// then besides the wait: the rest of `Conn` (the exchange's record, buffers, timer,
+/// rules state) exists only while `run` serves requests, in a block recycled through
+/// the shard's free list. `Conn` is over 1 KiB; this, about a fifth of it.
+pub(super) struct Idle<S> {
+    pub(super) shard: Rc<Shard>,
+    pub(super) frontend: usize,
+    pub(super) peer: SocketAddr,
+    pub(super) local: SocketAddr,
+    pub(super) client: S,
+    /// Bytes that came before the first request was read (after a PROXY header).
+    early: Vec<u8>,
+    /// When the wait for the next request head began (its timeouts count from then),
+    /// and its wall-clock date for the log.
+    head_start: Instant,
+    date: Option<std::time::SystemTime>,
+    /// The rules' state when it carries something over to the next request (session
+    /// variables, tracked counters, TLS facts); `None`: a fresh session's will do.
+    txn: Option<Box<Txn>>,
+    last_server: Option<(usize, u32)>,
+}
+
+/// How `run` handed a connection back to `serve`.
+enum Quiet<S> {
+    /// It went quiet between requests: wait for the next one.
+    Idle(Idle<S>),
+    /// It began with the HTTP/2 preface.
+    Preface(H2Preface<S>),
 }
 
 /// The first line of the HTTP/2 connection preface (RFC 9113 §3.4), which httparse
@@ -177,67 +205,54 @@ pub fn serve<S: Stream>(
     cbuf: Vec<u8>,
     txn: Txn,
 ) -> impl std::future::Future<Output = Option<H2Preface<S>>> {
-    let cbuf = if cbuf.is_empty() {
-        PooledBuf::none()
-    } else {
-        PooledBuf::adopt(cbuf)
-    };
     // A new connection counts as in flight until its first request arrives: a stop
     // (or an upgrade's soft stop) must not drop a client whose request is on its way.
     let arriving = shard.begin_request();
-    let mut conn = Conn {
+    let date = shard.config.frontends[frontend]
+        .log_line
+        .is_some()
+        .then(std::time::SystemTime::now);
+    let mut idle = Idle {
         shard,
         frontend,
         peer,
         local,
         client,
-        cbuf,
-        cpos: 0,
-        sbuf: PooledBuf::none(),
-        out: PooledBuf::none(),
-        rec: Record::default(),
-        server_timeout: Duration::from_secs(30),
-        reqline: Vec::new(),
-        timer: Timer::none(),
-        resumed: false,
-        body_unread: false,
-        upload: None,
-        woken: false,
-        drop_safe_reads: crate::io::reads_drop_safely(),
-        persist: Default::default(),
+        early: cbuf,
+        head_start: Instant::now(),
+        date,
+        txn: txn.carries_over().then(|| Box::new(txn)),
         last_server: None,
-        txn,
-        h2_preface: false,
     };
-    conn.new_record();
     // An `async` block that uses what it captured in place: an `async fn` (or a `let`
-    // in the block) would keep a second copy of `conn` in the task.
+    // in the block) would keep a second copy of `idle` in the task.
     let mut arriving = Some(arriving);
     let mut first = true;
     async move {
         loop {
-            if conn.cpos == conn.cbuf.len() {
-                conn.wait_readable(first).await;
-                conn.woken = true;
+            let woken = idle.early.is_empty();
+            if woken {
+                idle.wait_readable(first).await;
             }
-            match Recycled::with(|| run(conn, &mut first, &mut arriving)).await {
-                Some(quiet) => conn = quiet,
+            match Recycled::with(|| run(idle, woken, &mut first, &mut arriving)).await {
+                Some(Quiet::Idle(quiet)) => idle = quiet,
+                Some(Quiet::Preface(h2)) => return Some(h2),
                 None => return None,
-            }
-            if conn.h2_preface {
-                return Some(conn.into_preface());
             }
         }
     }
 }
 
 /// Serves requests until the connection ends (`None`) or goes quiet between two of
-/// them (`Some`: its buffers are back in the free list).
+/// them (`Some`: its buffers are back in the free list). `woken`: it waited for
+/// readability before.
 async fn run<S: Stream>(
-    mut conn: Conn<S>,
+    idle: Idle<S>,
+    woken: bool,
     first: &mut bool,
     arriving: &mut Option<crate::shard::InflightGuard>,
-) -> Option<Conn<S>> {
+) -> Option<Quiet<S>> {
+    let mut conn = Conn::resume(idle, woken, *first);
     conn.take_buffers();
     // The record of the first request was begun before the wait for its bytes.
     let mut begun = true;
@@ -258,7 +273,7 @@ async fn run<S: Stream>(
         }
         if matches!(result, Err(Stop::Idle)) {
             conn.release_buffers();
-            return Some(conn);
+            return Some(Quiet::Idle(conn.into_idle()));
         }
         while matches!(result, Err(Stop::Newer)) {
             if !conn.adopt_newer() {
@@ -273,8 +288,7 @@ async fn run<S: Stream>(
             && conn.client.socket().is_some()
             && conn.cbuf[conn.cpos..].starts_with(H2_PREFACE_LINE)
         {
-            conn.h2_preface = true;
-            return Some(conn);
+            return Some(Quiet::Preface(conn.into_preface()));
         }
         if conn.rec.term.is_none() {
             conn.rec.term = Some(match &result {
@@ -453,6 +467,70 @@ async fn run<S: Stream>(
 }
 
 impl<S: Stream> Conn<S> {
+    /// The connection as `run` serves it, from what it kept while quiet: the record
+    /// of the request awaited since `idle.head_start` is begun. `woken`: it waited
+    /// for readability (the next read needs no wait of its own).
+    fn resume(idle: Idle<S>, woken: bool, first: bool) -> Self {
+        let txn = match idle.txn {
+            Some(txn) => *txn,
+            None => {
+                let mut txn = Txn::default();
+                txn.begin_session(idle.shard.config.txn_scope(idle.frontend));
+                txn.first = first;
+                txn
+            }
+        };
+        let rec = Record {
+            head_start: Some(idle.head_start),
+            date: idle.date,
+            ..Record::default()
+        };
+        Conn {
+            shard: idle.shard,
+            frontend: idle.frontend,
+            peer: idle.peer,
+            local: idle.local,
+            client: idle.client,
+            cbuf: if idle.early.is_empty() {
+                PooledBuf::none()
+            } else {
+                PooledBuf::adopt(idle.early)
+            },
+            cpos: 0,
+            sbuf: PooledBuf::none(),
+            out: PooledBuf::none(),
+            rec,
+            server_timeout: Duration::from_secs(30),
+            reqline: Vec::new(),
+            timer: Timer::none(),
+            resumed: false,
+            body_unread: false,
+            upload: None,
+            woken,
+            drop_safe_reads: crate::io::reads_drop_safely(),
+            txn,
+            persist: Default::default(),
+            last_server: idle.last_server,
+        }
+    }
+
+    /// What the connection keeps while quiet (its buffers went back already); the
+    /// record begun for the next request goes with it.
+    fn into_idle(self) -> Idle<S> {
+        Idle {
+            head_start: self.rec.head_start.unwrap_or_else(Instant::now),
+            date: self.rec.date,
+            txn: self.txn.carries_over().then(|| Box::new(self.txn)),
+            shard: self.shard,
+            frontend: self.frontend,
+            peer: self.peer,
+            local: self.local,
+            client: self.client,
+            early: Vec::new(),
+            last_server: self.last_server,
+        }
+    }
+
     /// Begins the record of the next request: its head is awaited from now.
     fn new_record(&mut self) {
         self.rec = Record::default();
