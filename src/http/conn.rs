@@ -131,8 +131,38 @@ pub(super) struct Conn<S> {
     /// (backend, server) of the previous exchange when the server kept its connection
     /// (`option prefer-last-server`).
     pub(super) last_server: Option<(usize, u32)>,
-    /// The connection began with the HTTP/2 preface: `serve` hands it over.
-    pub(super) h2_preface: bool,
+}
+
+/// What a connection keeps while it waits for its next request, all its task holds
+/// then besides the wait: the rest of `Conn` (the exchange's record, buffers, timer,
+/// rules state) exists only while `run` serves requests, in a block recycled through
+/// the shard's free list. `Conn` is about 1 KiB; this, 136 bytes.
+pub(super) struct Idle<S> {
+    pub(super) shard: Rc<Shard>,
+    /// (u32s here, `usize` in `Conn`: they pack with `last_server`.)
+    pub(super) frontend: u32,
+    pub(super) peer: SocketAddr,
+    pub(super) local: SocketAddr,
+    pub(super) client: S,
+    /// Bytes that came before the first request was read (after a PROXY header);
+    /// boxed, as few connections have any (8 bytes in every task, not 24 or 16).
+    #[allow(clippy::box_collection)]
+    early: Option<Box<Vec<u8>>>,
+    /// When the wait for the next request head began (its timeouts count from then,
+    /// its date in the log is then).
+    head_start: Instant,
+    /// The rules' state when it carries something over to the next request (session
+    /// variables, tracked counters, TLS facts); `None`: a fresh session's will do.
+    txn: Option<Box<Txn>>,
+    last_server: Option<(u32, u32)>,
+}
+
+/// How `run` handed a connection back to `serve`.
+enum Quiet<S> {
+    /// It went quiet between requests: wait for the next one.
+    Idle(Idle<S>),
+    /// It began with the HTTP/2 preface (boxed: rare, and large).
+    Preface(Box<H2Preface<S>>),
 }
 
 /// The first line of the HTTP/2 connection preface (RFC 9113 §3.4), which httparse
@@ -157,14 +187,15 @@ pub struct H2Preface<S> {
 /// connection|session` rules did (and `txn.tls` what its TLS handshake settled).
 ///
 /// A connection waiting for its next request holds no buffer, no timer and no exchange
-/// state: it waits for readability only (monoio's `readable`: a PollAdd on io_uring,
-/// readiness on epoll), its deadline among the shard's waiting connections (`idle`),
-/// then runs requests in `run`, a future in a block recycled through the shard's free
-/// list, which takes its buffers from the free lists too. `run` ends when the
-/// connection has been quiet for `IDLE_GRACE` between requests, giving everything
-/// back: steady keep-alive traffic never leaves `run` (no allocation per request), and
-/// an idle connection costs its task (848 bytes) and little else: about 1 to 1.4 KiB
-/// of RSS each, measured with 8,000 (`benches/idle_memory.py`).
+/// state, only its `Idle`: it waits for readability only (monoio's `readiness`: a
+/// PollAdd on io_uring, readiness on epoll), its deadline among the shard's waiting
+/// connections (`idle`), then runs requests in `run`, a future in a block recycled
+/// through the shard's free list, which builds the `Conn` and takes its buffers from
+/// the free lists too. `run` ends when the connection has been quiet for `IDLE_GRACE`
+/// between requests, giving everything back: steady keep-alive traffic never leaves
+/// `run` (no allocation per request), and an idle connection costs its task (336
+/// bytes in a release build: its `Idle`, the wait, its guard) and little else: about
+/// 0.5 KiB of RSS each (`benches/idle_memory.py`).
 ///
 /// A plain TCP connection whose first bytes are the HTTP/2 preface ends here with
 /// `Some(H2Preface)`, for the caller to serve as HTTP/2 (`h2::serve_preface`).
@@ -177,67 +208,49 @@ pub fn serve<S: Stream>(
     cbuf: Vec<u8>,
     txn: Txn,
 ) -> impl std::future::Future<Output = Option<H2Preface<S>>> {
-    let cbuf = if cbuf.is_empty() {
-        PooledBuf::none()
-    } else {
-        PooledBuf::adopt(cbuf)
-    };
     // A new connection counts as in flight until its first request arrives: a stop
     // (or an upgrade's soft stop) must not drop a client whose request is on its way.
     let arriving = shard.begin_request();
-    let mut conn = Conn {
+    let mut idle = Idle {
         shard,
-        frontend,
+        frontend: frontend as u32,
         peer,
         local,
         client,
-        cbuf,
-        cpos: 0,
-        sbuf: PooledBuf::none(),
-        out: PooledBuf::none(),
-        rec: Record::default(),
-        server_timeout: Duration::from_secs(30),
-        reqline: Vec::new(),
-        timer: Timer::none(),
-        resumed: false,
-        body_unread: false,
-        upload: None,
-        woken: false,
-        drop_safe_reads: crate::io::reads_drop_safely(),
-        persist: Default::default(),
+        early: (!cbuf.is_empty()).then(|| Box::new(cbuf)),
+        head_start: Instant::now(),
+        txn: txn.carries_over().then(|| Box::new(txn)),
         last_server: None,
-        txn,
-        h2_preface: false,
     };
-    conn.new_record();
     // An `async` block that uses what it captured in place: an `async fn` (or a `let`
-    // in the block) would keep a second copy of `conn` in the task.
+    // in the block) would keep a second copy of `idle` in the task.
     let mut arriving = Some(arriving);
     let mut first = true;
     async move {
         loop {
-            if conn.cpos == conn.cbuf.len() {
-                conn.wait_readable(first).await;
-                conn.woken = true;
+            let woken = idle.early.is_none();
+            if woken {
+                idle.wait_readable(first).await;
             }
-            match Recycled::with(|| run(conn, &mut first, &mut arriving)).await {
-                Some(quiet) => conn = quiet,
+            match Recycled::with(|| run(idle, woken, &mut first, &mut arriving)).await {
+                Some(Quiet::Idle(quiet)) => idle = quiet,
+                Some(Quiet::Preface(h2)) => return Some(*h2),
                 None => return None,
-            }
-            if conn.h2_preface {
-                return Some(conn.into_preface());
             }
         }
     }
 }
 
 /// Serves requests until the connection ends (`None`) or goes quiet between two of
-/// them (`Some`: its buffers are back in the free list).
+/// them (`Some`: its buffers are back in the free list). `woken`: it waited for
+/// readability before.
 async fn run<S: Stream>(
-    mut conn: Conn<S>,
+    idle: Idle<S>,
+    woken: bool,
     first: &mut bool,
     arriving: &mut Option<crate::shard::InflightGuard>,
-) -> Option<Conn<S>> {
+) -> Option<Quiet<S>> {
+    let mut conn = Conn::resume(idle, woken, *first);
     conn.take_buffers();
     // The record of the first request was begun before the wait for its bytes.
     let mut begun = true;
@@ -258,7 +271,7 @@ async fn run<S: Stream>(
         }
         if matches!(result, Err(Stop::Idle)) {
             conn.release_buffers();
-            return Some(conn);
+            return Some(Quiet::Idle(conn.into_idle()));
         }
         while matches!(result, Err(Stop::Newer)) {
             if !conn.adopt_newer() {
@@ -273,8 +286,7 @@ async fn run<S: Stream>(
             && conn.client.socket().is_some()
             && conn.cbuf[conn.cpos..].starts_with(H2_PREFACE_LINE)
         {
-            conn.h2_preface = true;
-            return Some(conn);
+            return Some(Quiet::Preface(Box::new(conn.into_preface())));
         }
         if conn.rec.term.is_none() {
             conn.rec.term = Some(match &result {
@@ -453,6 +465,74 @@ async fn run<S: Stream>(
 }
 
 impl<S: Stream> Conn<S> {
+    /// The connection as `run` serves it, from what it kept while quiet: the record
+    /// of the request awaited since `idle.head_start` is begun. `woken`: it waited
+    /// for readability (the next read needs no wait of its own).
+    fn resume(idle: Idle<S>, woken: bool, first: bool) -> Self {
+        let frontend = idle.frontend as usize;
+        let txn = match idle.txn {
+            Some(txn) => *txn,
+            None => {
+                let mut txn = Txn::default();
+                txn.begin_session(idle.shard.config.txn_scope(frontend));
+                txn.first = first;
+                txn
+            }
+        };
+        // The head's date, for the log: the wall clock when its wait began.
+        let date = idle.shard.config.frontends[frontend]
+            .log_line
+            .as_ref()
+            .and_then(|_| std::time::SystemTime::now().checked_sub(idle.head_start.elapsed()));
+        let rec = Record {
+            head_start: Some(idle.head_start),
+            date,
+            ..Record::default()
+        };
+        Conn {
+            shard: idle.shard,
+            frontend,
+            peer: idle.peer,
+            local: idle.local,
+            client: idle.client,
+            cbuf: match idle.early {
+                Some(early) => PooledBuf::adopt(*early),
+                None => PooledBuf::none(),
+            },
+            cpos: 0,
+            sbuf: PooledBuf::none(),
+            out: PooledBuf::none(),
+            rec,
+            server_timeout: Duration::from_secs(30),
+            reqline: Vec::new(),
+            timer: Timer::none(),
+            resumed: false,
+            body_unread: false,
+            upload: None,
+            woken,
+            drop_safe_reads: crate::io::reads_drop_safely(),
+            txn,
+            persist: Default::default(),
+            last_server: idle.last_server.map(|(b, s)| (b as usize, s)),
+        }
+    }
+
+    /// What the connection keeps while quiet (its buffers went back already); the
+    /// record begun for the next request goes with it.
+    fn into_idle(self) -> Idle<S> {
+        Idle {
+            head_start: self.rec.head_start.unwrap_or_else(Instant::now),
+            txn: self.txn.carries_over().then(|| Box::new(self.txn)),
+            shard: self.shard,
+            frontend: self.frontend as u32,
+            peer: self.peer,
+            local: self.local,
+            client: self.client,
+            early: None,
+            last_server: self.last_server.map(|(b, s)| (b as u32, s)),
+        }
+    }
+
     /// Begins the record of the next request: its head is awaited from now.
     fn new_record(&mut self) {
         self.rec = Record::default();

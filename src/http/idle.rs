@@ -219,21 +219,40 @@ pub async fn until(deadline: Instant) {
     std::future::poll_fn(|cx| deadline.poll(cx)).await
 }
 
-/// Waits until `stream` is readable (data, EOF or an error: a read tells which) or
-/// `deadline` has passed. Nothing is read: no byte can be lost when the wait ends.
-pub async fn readable_until(stream: &TcpStream, deadline: Instant) {
-    let mut ready = std::pin::pin!(stream.readable(false));
-    let mut deadline = Deadline {
-        deadline,
-        key: None,
-    };
-    std::future::poll_fn(|cx| {
-        if ready.as_mut().poll(cx).is_ready() {
+/// Ready once `stream` is readable (data, EOF or an error: a read tells which) or
+/// `deadline` has passed, at once without a stream (bytes are buffered above it).
+/// Nothing is read: no byte can be lost when the wait ends.
+pub fn readable_until(stream: Option<&TcpStream>, deadline: Instant) -> ReadableUntil {
+    ReadableUntil {
+        ready: stream.map(|s| s.readiness(false)),
+        deadline: Deadline {
+            deadline,
+            key: None,
+        },
+    }
+}
+
+/// `readable_until`'s wait: a named future of the two waits side by side (72 bytes),
+/// since every idle connection's task holds one (an `async fn` over monoio's
+/// `readable` took about twice that).
+pub struct ReadableUntil {
+    ready: Option<monoio::net::tcp::Readiness>,
+    deadline: Deadline,
+}
+
+impl Future for ReadableUntil {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(ready) = &mut this.ready else {
+            return Poll::Ready(());
+        };
+        if std::pin::Pin::new(ready).poll(cx).is_ready() {
             return Poll::Ready(());
         }
-        deadline.poll(cx)
-    })
-    .await
+        this.deadline.poll(cx)
+    }
 }
 
 #[cfg(test)]

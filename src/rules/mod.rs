@@ -183,6 +183,16 @@ impl Txn {
         self.unique_id.reset();
     }
 
+    /// Whether anything here must outlive the request: session variables, counters
+    /// tracked for the connection, its TLS facts, an HTTP/2 stream's scheme. Without,
+    /// a fresh session (`begin_session`) is the same to the next request.
+    pub fn carries_over(&self) -> bool {
+        self.tls.is_some()
+            || self.h2.is_some()
+            || self.sess_track.iter().any(Option::is_some)
+            || self.vars.any_set()
+    }
+
     /// A new request of a frontend no rule touches (`Frontend::rule_free`): nothing
     /// set a request-scoped value since the last reset, so only a connection that
     /// moved to another config generation (whose rules may have) needs one.

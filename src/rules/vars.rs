@@ -182,6 +182,11 @@ impl Store {
         }
     }
 
+    /// Some value is set (of any scope).
+    pub fn any_set(&self) -> bool {
+        self.slots.iter().any(|s| !matches!(s.kind, Kind::Unset))
+    }
+
     /// A new request: `txn`, `req` and `res` values are forgotten, `sess` ones stay.
     pub fn reset_txn(&mut self, reg: &Registry) {
         for ((scope, _), slot) in reg.names.iter().zip(self.slots.iter_mut()) {

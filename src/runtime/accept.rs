@@ -240,7 +240,11 @@ fn serve_plain_http(
         let at_accept = crate::tcp_rules::at_accept;
         let allowed = at_accept(&shard, frontend, &stream, peer, local, &mut txn, session);
         // Counters the connection tracks stop when it ends, however it ends.
-        guard.tracked = txn.sess_track;
+        guard.tracked = txn
+            .sess_track
+            .iter()
+            .any(Option::is_some)
+            .then(|| Box::new(txn.sess_track));
         if !allowed {
             return;
         }
@@ -264,12 +268,7 @@ async fn serve(
     // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
     let accepted = monoio::time::Instant::now();
     let frontend = at.frontend;
-    let _registered = ClientFd::new(super::rescue::Client {
-        fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
-        frontend,
-        peer,
-        since: std::time::Instant::now(),
-    });
+    let _registered = ClientFd::register(&stream, frontend, peer);
     let fe = &shard.stats.frontends[frontend];
     fe.up(&fe.scur, &fe.smax);
     Counters::inc(&fe.stot);
@@ -549,14 +548,15 @@ async fn serve_h2_tls(
 
 /// What a plain HTTP connection holds besides its handler: its registration (for a
 /// dead runtime's orphans), its frontend's session count, its maxconn permits, the
-/// counters its `tcp-request` rules track (stopped when it ends).
+/// counters its `tcp-request` rules track (stopped when it ends). Kept small: every
+/// idle connection's task holds one (the client's address is in the registration,
+/// the tracked counters boxed when there are any).
 struct ConnGuard {
-    _registered: ClientFd,
+    registered: ClientFd,
     shard: Rc<Shard>,
     frontend: usize,
-    peer: SocketAddr,
     _permits: Permits,
-    tracked: [Option<crate::rules::Tracked>; 3],
+    tracked: Option<Box<[Option<crate::rules::Tracked>; 3]>>,
 }
 
 impl ConnGuard {
@@ -568,12 +568,7 @@ impl ConnGuard {
         stream: &TcpStream,
         permits: Permits,
     ) -> ConnGuard {
-        let registered = ClientFd::new(super::rescue::Client {
-            fd: std::os::fd::AsRawFd::as_raw_fd(stream),
-            frontend,
-            peer,
-            since: std::time::Instant::now(),
-        });
+        let registered = ClientFd::register(stream, frontend, peer);
         let fe = &shard.stats.frontends[frontend];
         fe.up(&fe.scur, &fe.smax);
         Counters::inc(&fe.stot);
@@ -581,22 +576,27 @@ impl ConnGuard {
         fe.rate.add(now, 1);
         shard.stats.process.conn_rate.add(now, 1);
         ConnGuard {
-            _registered: registered,
+            registered,
             shard: shard.clone(),
             frontend,
-            peer,
             _permits: permits,
-            tracked: [None; 3],
+            tracked: None,
         }
+    }
+}
+
+impl ConnGuard {
+    /// The client's address (for a log line).
+    fn peer(&self) -> SocketAddr {
+        self.registered.peer().unwrap_or(UNKNOWN_LISTENER)
     }
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        drop(crate::tcp_rules::SessionTrack::new(
-            &self.shard,
-            self.tracked,
-        ));
+        if let Some(tracked) = self.tracked.take() {
+            drop(crate::tcp_rules::SessionTrack::new(&self.shard, *tracked));
+        }
         Counters::down(&self.shard.stats.frontends[self.frontend].scur);
     }
 }
@@ -636,7 +636,7 @@ impl<F: std::future::Future<Output = Handed>> std::future::Future for Caught<F> 
                         if let Some(g) = &guard {
                             tracing::error!(
                                 shard = g.shard.id,
-                                peer = %g.peer,
+                                peer = %g.peer(),
                                 panic = %panic_text(&*panic),
                                 "HTTP/2 connection handler panicked; that connection was closed"
                             );
@@ -654,7 +654,7 @@ impl<F: std::future::Future<Output = Handed>> std::future::Future for Caught<F> 
                 tracing::error!(
                     shard = g.shard.id,
                     frontend = %g.shard.config.frontends[g.frontend].name,
-                    peer = %g.peer,
+                    peer = %g.peer(),
                     panic = %panic_text(&*panic),
                     "connection handler panicked; that connection was closed"
                 );

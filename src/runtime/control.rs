@@ -437,7 +437,7 @@ fn apply(shard: &Shard, msg: ToShard) {
                 .into_iter()
                 .map(|c| crate::control::Session {
                     fd: c.fd,
-                    frontend: c.frontend,
+                    frontend: c.frontend as usize,
                     peer: c.peer,
                     age: c.since.elapsed(),
                 })

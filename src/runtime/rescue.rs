@@ -121,7 +121,8 @@ pub(super) fn rescue_listener(
 #[derive(Debug, Clone, Copy)]
 pub struct Client {
     pub fd: std::os::fd::RawFd,
-    pub frontend: usize,
+    /// (u32: it packs with `fd`; every open connection has an entry.)
+    pub frontend: u32,
     pub peer: std::net::SocketAddr,
     pub since: std::time::Instant,
 }
@@ -138,8 +139,28 @@ thread_local! {
 pub(super) struct ClientFd(usize);
 
 impl ClientFd {
-    pub(super) fn new(c: Client) -> ClientFd {
+    /// Registers a client connection from now.
+    pub(super) fn register(
+        stream: &impl std::os::fd::AsRawFd,
+        frontend: usize,
+        peer: std::net::SocketAddr,
+    ) -> ClientFd {
+        let c = Client {
+            fd: stream.as_raw_fd(),
+            frontend: frontend as u32,
+            peer,
+            since: std::time::Instant::now(),
+        };
         ClientFd(CLIENTS.with(|l| l.borrow_mut().insert(c)))
+    }
+
+    /// The client's address, as registered (for a log line: the registry holds it,
+    /// so that a connection's task need not keep a copy).
+    pub(super) fn peer(&self) -> Option<std::net::SocketAddr> {
+        CLIENTS
+            .try_with(|c| c.try_borrow().ok()?.get(self.0).map(|c| c.peer))
+            .ok()
+            .flatten()
     }
 }
 

@@ -3,26 +3,27 @@
 //! keep-alive connection holds none).
 
 use super::*;
+use crate::http::idle::ReadableUntil;
 
-impl<S: Stream> Conn<S> {
-    /// Waits, holding no buffer, until the client sends something or the wait for the
-    /// request head is over (`timeout.http_request` for the first request,
+impl<S: Stream> Idle<S> {
+    /// The wait, holding no buffer, until the client sends something or the wait for
+    /// the request head is over (`timeout.http_request` for the first request,
     /// `timeout.http_keep_alive` for the next ones); `read_head` then tells which.
-    pub(super) async fn wait_readable(&mut self, first: bool) {
-        let t = self.timeouts();
+    pub(super) fn wait_readable(&mut self, first: bool) -> ReadableUntil {
+        let t = &self.shard.config.frontends[self.frontend as usize].timeouts;
         let wait = if first {
             t.http_request
         } else {
             t.http_keep_alive
         };
-        let deadline = self.rec.head_start.unwrap_or_else(Instant::now) + wait;
+        let deadline = self.head_start + wait;
         // A stream with bytes buffered above the socket (TLS: plaintext rustls
         // decrypted, a record read whole) is not waited on: it reads them at once.
-        if let Some(socket) = self.client.idle_socket() {
-            crate::http::idle::readable_until(socket, deadline).await;
-        }
+        crate::http::idle::readable_until(self.client.idle_socket(), deadline)
     }
+}
 
+impl<S: Stream> Conn<S> {
     /// Takes the buffers of an exchange from the shard's free list.
     pub(super) fn take_buffers(&mut self) {
         let cap = self.shard.config.limits.max_header_bytes;

@@ -46,9 +46,32 @@ impl Op<PollAdd> {
         })
     }
 
+    /// The wait as a named future (see `Readiness`).
+    pub(crate) fn readiness(self) -> Readiness {
+        Readiness(self)
+    }
+
     pub(crate) async fn wait(self) -> io::Result<()> {
         let complete = self.await;
         complete.meta.result.map(|_| ())
+    }
+}
+
+/// A wait for readiness as a named future of the operation's size (40 bytes), for a
+/// caller that keeps many of them in structs of its own: the `async` wrappers
+/// (`TcpStream::readable`) keep the operation twice, about 100 bytes.
+pub struct Readiness(Op<PollAdd>);
+
+impl std::future::Future for Readiness {
+    type Output = io::Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|complete| complete.meta.result.map(|_| ()))
     }
 }
 

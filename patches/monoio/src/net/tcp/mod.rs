@@ -9,6 +9,7 @@ mod tfo;
 pub use listener::TcpListener;
 pub use split::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
 pub use stream::{TcpConnectOpts, TcpStream};
+pub use crate::driver::op::Readiness;
 
 #[cfg(feature = "poll-io")]
 pub mod stream_poll;
