@@ -30,7 +30,6 @@ import os
 import resource
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -167,22 +166,25 @@ def bursts(name, proc, port, args):
     )
 
 
-def ringlb_conf(tmp, port, backend_port, shards):
+def ringlb_conf(tmp, port, backend_port, shards, maxconn):
     path = os.path.join(tmp, "ringlb.toml")
     with open(path, "w") as f:
         f.write(
-            f'[runtime]\nshards = {shards}\n[frontend.bench]\nbind = "127.0.0.1:{port}"\n'
+            # The same connection limit as HAProxy's below: without one, ringlb derives
+            # it from the open-file limit (7,984 at 20,000 descriptors and 2 shards),
+            # and connections past it wait in the backlog, as in HAProxy.
+            f'[runtime]\nshards = {shards}\nmaxconn = {maxconn}\n[frontend.bench]\nbind = "127.0.0.1:{port}"\n'
             f'default_backend = "app"\n[timeout]\nclient = "10m"\nhttp_request = "10m"\nhttp_keep_alive = "10m"\n'
             f'[backend.app]\n[[backend.app.server]]\naddr = "127.0.0.1:{backend_port}"\n'
         )
     return path
 
 
-def haproxy_conf(tmp, port, backend_port, shards):
+def haproxy_conf(tmp, port, backend_port, shards, maxconn):
     path = os.path.join(tmp, "haproxy.cfg")
     with open(path, "w") as f:
         f.write(
-            f"global\n    nbthread {shards}\n    maxconn 9000\n"
+            f"global\n    nbthread {shards}\n    maxconn {maxconn}\n"
             "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10m\n"
             "    timeout server 10m\n    timeout http-request 10m\n    timeout http-keep-alive 10m\n"
             f"frontend bench\n    bind 127.0.0.1:{port}\n    default_backend app\n"
@@ -211,6 +213,8 @@ def main():
     except (ValueError, OSError):
         pass
 
+    # Room for every connection the bench holds at once, for both proxies.
+    maxconn = max(9000, args.idle + 500, args.burst + 500)
     only = args.only.split(",")
     binary = B.ringlb_binary(args.bin, build=any(o.startswith("ringlb") for o in only))
     print(f"commit {B.commit()}, {args.shards} shards/threads, binary {binary}", flush=True)
@@ -229,9 +233,9 @@ def main():
                 if not shutil.which("haproxy"):
                     print("haproxy not installed: skipped")
                     continue
-                argv = ["haproxy", "-db", "-f", haproxy_conf(tmp, port, backend_port, args.shards)]
+                argv = ["haproxy", "-db", "-f", haproxy_conf(tmp, port, backend_port, args.shards, maxconn)]
             else:
-                argv = [binary, "-f", ringlb_conf(tmp, port, backend_port, args.shards)]
+                argv = [binary, "-f", ringlb_conf(tmp, port, backend_port, args.shards, maxconn)]
                 if which == "ringlb-legacy":
                     env["MONOIO_FORCE_LEGACY_DRIVER"] = "1"
                 else:
