@@ -265,17 +265,21 @@ impl Stream for monoio::net::TcpStream {
         deadline: Instant,
     ) -> (io::Result<usize>, Vec<u8>) {
         use monoio::io::CancelableAsyncReadRent;
-        let canceller = monoio::io::Canceller::new();
+        let spare = spare_canceller();
         let (len, cap) = (buf.len(), buf.capacity());
-        let read = self.cancelable_read(buf.slice_mut(len..cap), canceller.handle());
+        let read = self.cancelable_read(buf.slice_mut(len..cap), spare.handle());
+        let mut canceller = Some(spare);
         let mut read = std::pin::pin!(read);
         let (res, slice) = monoio::select! {
             r = &mut read => r,
             _ = sleep_until(deadline) => {
-                let _c = canceller.cancel();
+                canceller = canceller.take().map(monoio::io::Canceller::cancel);
                 read.await
             }
         };
+        if let Some(canceller) = canceller {
+            keep_canceller(canceller);
+        }
         (res, slice.into_inner())
     }
 
@@ -290,7 +294,7 @@ impl Stream for monoio::net::TcpStream {
 }
 
 thread_local! {
-    /// Cancellers for `read_into_cancelling`. monoio's is an `Rc` with the set of the
+    /// Cancellers for `read_into_cancelling` and `read_until`. monoio's is an `Rc` with the set of the
     /// operations it would cancel; one that cancelled nothing (or was renewed by its
     /// `cancel`) is as good as new, so they serve read after read instead of being
     /// allocated per read.
@@ -300,6 +304,23 @@ thread_local! {
 
 /// Cancellers kept per shard: as many as reads wait at once, up to this.
 const MAX_CANCELLERS: usize = 256;
+
+/// A canceller from the shard's spares (made if there is none).
+fn spare_canceller() -> monoio::io::Canceller {
+    CANCELLERS
+        .with(|c| c.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+/// Keeps a canceller whose reads ended for the next read.
+fn keep_canceller(canceller: monoio::io::Canceller) {
+    let _ = CANCELLERS.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() < MAX_CANCELLERS {
+            c.push(canceller);
+        }
+    });
+}
 
 /// Reads into the spare capacity of `buf` until `at`, as `read_into`; a read still in
 /// flight at `at` is cancelled and its result awaited rather than dropped, so bytes
@@ -312,9 +333,7 @@ pub async fn read_into_cancelling(
     at: Instant,
 ) -> ReadOutcome {
     use monoio::io::CancelableAsyncReadRent;
-    let canceller = CANCELLERS
-        .with(|c| c.borrow_mut().pop())
-        .unwrap_or_default();
+    let canceller = spare_canceller();
     let b = std::mem::take(buf);
     let (len, cap) = (b.len(), b.capacity());
     debug_assert!(len < cap);
@@ -329,12 +348,7 @@ pub async fn read_into_cancelling(
         }
     };
     *buf = slice.into_inner();
-    let _ = CANCELLERS.try_with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() < MAX_CANCELLERS {
-            c.push(canceller);
-        }
-    });
+    keep_canceller(canceller);
     match res {
         Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => ReadOutcome::Timeout,
         res => ReadOutcome::of(res),

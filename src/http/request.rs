@@ -283,33 +283,31 @@ impl<S: Stream> Conn<S> {
                     }
                 }
             }
-            let outcome = match cancel_at {
+            let cancelled_read = match cancel_at {
                 Some(grace) => {
                     let read = self
                         .client
                         .read_cancelling(&mut self.cbuf, &mut self.timer, grace);
-                    match read.await {
-                        Some(ReadOutcome::Timeout) => return Err(Stop::Idle),
-                        Some(outcome) => Some(outcome),
-                        None => {
-                            let socket = self.client.idle_socket();
-                            let wait = async {
-                                if let Some(socket) = socket {
-                                    let _ = socket.readable(false).await;
-                                }
-                            };
-                            if self.timer.bound(grace, wait).await.is_none() {
-                                return Err(Stop::Idle);
-                            }
-                            None
-                        }
-                    }
+                    read.await
                 }
                 None => None,
             };
-            let outcome = match outcome {
+            let outcome = match cancelled_read {
+                Some(ReadOutcome::Timeout) => return Err(Stop::Idle),
                 Some(outcome) => outcome,
                 None => {
+                    // A stream that cannot cancel its read waits out the grace for
+                    // readiness first.
+                    if let (Some(grace), Some(socket)) = (cancel_at, self.client.idle_socket()) {
+                        if self
+                            .timer
+                            .bound(grace, socket.readable(false))
+                            .await
+                            .is_none()
+                        {
+                            return Err(Stop::Idle);
+                        }
+                    }
                     read_into(
                         &mut self.client,
                         &mut self.cbuf,
