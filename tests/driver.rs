@@ -111,3 +111,72 @@ fn cpu_map_pins_each_shard_to_its_cpu() {
     assert_eq!(pinned("ringlb-shard-0"), c1.to_string(), "cpu-map 1/1 {c1}");
     assert_eq!(pinned("ringlb-shard-1"), c0.to_string(), "cpu-map 1/2 {c0}");
 }
+
+/// Submissions ringlb's io_uring rings took so far (the `SqTail` of each ring the
+/// process holds: one per shard); `None` when it holds none (the legacy driver).
+fn ring_submissions(pid: i32) -> Option<u64> {
+    let mut total = None;
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let target = std::fs::read_link(e.path()).unwrap_or_default();
+        if !target.to_string_lossy().contains("io_uring") {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            e.file_name().to_string_lossy()
+        ))
+        .unwrap_or_default();
+        let tail = info
+            .lines()
+            .find_map(|l| l.strip_prefix("SqTail:"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(t) = tail {
+            *total.get_or_insert(0) += t;
+        }
+    }
+    total
+}
+
+/// A connection per request (`Connection: close`, the server connection pooled) costs
+/// seven ring submissions on io_uring: accept, the readiness wait for the first request
+/// (a connection that sends nothing holds no buffer), the client's read, the request's
+/// send, the server's read, the response's send, close. A closed descriptor sends no
+/// `AsyncCancel` after its close (monoio patch, change 5). The descriptors all close:
+/// the count comes back.
+#[test]
+fn a_connection_per_request_costs_seven_ring_submissions() {
+    let b = TestBackend::start("b");
+    let lb = RingLb::start(&common::http_config_shards(1, &[b.addr()], ""));
+    let addr = lb.addr("web");
+    let pid = lb.pid();
+    let one = || {
+        let r = common::HttpClient::connect(addr)
+            .request("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status, 200);
+    };
+    // The server connection is opened and pooled; the shard settles.
+    one();
+    std::thread::sleep(Duration::from_millis(200));
+    let fds = common::fd_count(pid);
+    let before = ring_submissions(pid);
+    const N: u64 = 300;
+    for _ in 0..N {
+        one();
+    }
+    wait_for(
+        "the closed connections' descriptors",
+        Duration::from_secs(10),
+        || common::fd_count(pid) <= fds,
+    );
+    let (Some(before), Some(after)) = (before, ring_submissions(pid)) else {
+        assert!(forced_legacy(), "no io_uring ring in the process");
+        return;
+    };
+    let per = (after - before) as f64 / N as f64;
+    eprintln!("{per:.2} ring submissions per connection");
+    // Seven each; the margin is for the shard's own (the once-a-second tick's).
+    assert!(
+        per <= 7.3,
+        "{per:.2} submissions per connection (want 7: accept, poll, read, send, read, send, close)"
+    );
+}

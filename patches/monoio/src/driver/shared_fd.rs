@@ -528,9 +528,18 @@ impl Drop for Inner {
         match state {
             #[cfg(all(target_os = "linux", feature = "iouring"))]
             State::Uring(UringState::Init) | State::Uring(UringState::Waiting(..)) => {
-                if super::op::Op::close(fd).is_err() {
+                // ringlb patch: a close nobody waits for (no slab entry, no cancel).
+                let queued = CURRENT.is_set()
+                    && CURRENT.with(|inner| match inner {
+                        super::Inner::Uring(this) => {
+                            super::uring::UringInner::close_detached(this, fd)
+                        }
+                        #[allow(unreachable_patterns)]
+                        _ => false,
+                    });
+                if !queued {
                     let _ = unsafe { std::fs::File::from_raw_fd(fd) };
-                };
+                }
             }
             #[cfg(feature = "legacy")]
             State::Legacy(idx) => drop_legacy(fd, *idx),

@@ -536,6 +536,32 @@ impl UringInner {
         }
     }
 
+    /// ringlb patch: closes `fd` with a submission nobody waits for. An `Op<Close>`
+    /// dropped at once (as a dropped `SharedFd` did) keeps a slab entry until its
+    /// completion and, being unfinished when dropped, sends an `AsyncCancel` after
+    /// it: two submissions and two completions per closed descriptor. This one has
+    /// no slab entry, its completion is ignored (`CANCEL_USERDATA`), and where the
+    /// kernel can skip the completion of a success (5.17) it posts none. False when
+    /// the submission queue has no room even after a submit: the caller closes.
+    pub(crate) fn close_detached(this: &Rc<UnsafeCell<UringInner>>, fd: RawFd) -> bool {
+        // SAFETY: the driver of this thread, not borrowed elsewhere during this call.
+        let inner = unsafe { &mut *this.get() };
+        let mut sqe = opcode::Close::new(io_uring::types::Fd(fd))
+            .build()
+            .user_data(CANCEL_USERDATA);
+        if inner.uring.params().is_feature_skip_cqe_on_success() {
+            sqe = sqe.flags(io_uring::squeue::Flags::SKIP_SUCCESS);
+        }
+        // SAFETY: a close carries no buffer.
+        unsafe {
+            if inner.uring.submission().push(&sqe).is_ok() {
+                return true;
+            }
+            let _ = inner.submit();
+            inner.uring.submission().push(&sqe).is_ok()
+        }
+    }
+
     pub(crate) unsafe fn cancel_op(this: &Rc<UnsafeCell<UringInner>>, index: usize) {
         let inner = &mut *this.get();
         let cancel = opcode::AsyncCancel::new(index as u64)
