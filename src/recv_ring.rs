@@ -159,12 +159,3 @@ impl MultiRecv {
         }
     }
 }
-
-/// One receive of at most `max` bytes into a buffer of the shard's ring, taken only
-/// when data arrives: a new connection waits for its first request with it, holding
-/// no buffer and needing no readiness wait before the read. `None`: no ring on this
-/// shard, or no room to submit (the caller waits for readiness instead).
-pub fn once(sock: &monoio::net::TcpStream, max: usize) -> Option<RecvMulti> {
-    let max = max.min(BUF_SIZE) as u32;
-    RecvMulti::once(sock.as_raw_fd(), &ring()?, max).ok()
-}

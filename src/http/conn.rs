@@ -25,7 +25,6 @@ use crate::rules::Txn;
 use crate::shard::Shard;
 use crate::stats::Counters;
 
-use super::idle::FirstBytes;
 use super::local::{service_response, ServiceRequest};
 use super::response::HeadError;
 
@@ -230,20 +229,10 @@ pub fn serve<S: Stream>(
     async move {
         loop {
             let woken = idle.early.is_none();
-            // io_uring: a new plain connection's first bytes come with one receive
-            // into a buffer of the shard's ring, taken only when they arrive (no
-            // readiness wait before the read; the wait holds no buffer).
-            let mut got = None;
-            match first.then(|| idle.wait_first_bytes()).flatten() {
-                Some(wait) => match wait.await {
-                    FirstBytes::Data(b) => got = Some(b),
-                    FirstBytes::Dry => idle.wait_readable(first).await,
-                    FirstBytes::Over => {}
-                },
-                None if woken => idle.wait_readable(first).await,
-                None => {}
+            if woken {
+                idle.wait_readable(first).await;
             }
-            match Recycled::with(|| run(idle, woken, got, &mut first, &mut arriving)).await {
+            match Recycled::with(|| run(idle, woken, &mut first, &mut arriving)).await {
                 Some(Quiet::Idle(quiet)) => idle = quiet,
                 Some(Quiet::Preface(h2)) => return Some(*h2),
                 None => return None,
@@ -258,16 +247,11 @@ pub fn serve<S: Stream>(
 async fn run<S: Stream>(
     idle: Idle<S>,
     woken: bool,
-    got: Option<monoio::multishot::RingBuf>,
     first: &mut bool,
     arriving: &mut Option<crate::shard::InflightGuard>,
 ) -> Option<Quiet<S>> {
     let mut conn = Conn::resume(idle, woken, *first);
     conn.take_buffers();
-    // The first bytes a ring receive got (at most the buffer's capacity).
-    if let Some(b) = got {
-        conn.cbuf.extend_from_slice(&b);
-    }
     // The record of the first request was begun before the wait for its bytes.
     let mut begun = true;
     loop {

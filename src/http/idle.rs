@@ -255,59 +255,6 @@ impl Future for ReadableUntil {
     }
 }
 
-/// What `first_bytes_until` got.
-pub enum FirstBytes {
-    /// The connection's first bytes, in a buffer of the shard's ring.
-    Data(monoio::multishot::RingBuf),
-    /// The ring had no buffer left: wait for readability, then read.
-    Dry,
-    /// The deadline passed, the client closed, or the receive failed: a read tells
-    /// which (EOF and errors stay on the socket).
-    Over,
-}
-
-/// A new connection's wait for its first bytes on io_uring: one receive into a buffer
-/// of the shard's ring, taken only when data arrives (`recv_ring::once`), so the wait
-/// holds no buffer and the read needs no readiness wait before it. `None` where the
-/// shard has no ring (the legacy driver) or for a stream that is not a plain socket.
-pub fn first_bytes_until(
-    stream: Option<&TcpStream>,
-    max: usize,
-    deadline: Instant,
-) -> Option<FirstBytesUntil> {
-    Some(FirstBytesUntil {
-        recv: crate::recv_ring::once(stream?, max)?,
-        deadline: Deadline {
-            deadline,
-            key: None,
-        },
-    })
-}
-
-/// `first_bytes_until`'s wait: the receive and the deadline side by side. Dropped
-/// before it completes (at the deadline), the receive is cancelled.
-pub struct FirstBytesUntil {
-    recv: monoio::multishot::RecvMulti,
-    deadline: Deadline,
-}
-
-impl Future for FirstBytesUntil {
-    type Output = FirstBytes;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FirstBytes> {
-        use monoio::multishot::Received;
-        let this = self.get_mut();
-        if let Poll::Ready(got) = this.recv.poll_recv(cx) {
-            return Poll::Ready(match got {
-                Ok(Received::Data(b)) => FirstBytes::Data(b),
-                Ok(Received::Stopped) => FirstBytes::Dry,
-                Ok(Received::Eof) | Err(_) => FirstBytes::Over,
-            });
-        }
-        this.deadline.poll(cx).map(|()| FirstBytes::Over)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

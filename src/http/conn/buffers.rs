@@ -3,7 +3,7 @@
 //! keep-alive connection holds none).
 
 use super::*;
-use crate::http::idle::{FirstBytesUntil, ReadableUntil};
+use crate::http::idle::ReadableUntil;
 
 impl<S: Stream> Idle<S> {
     /// The wait, holding no buffer, until the client sends something or the wait for
@@ -20,23 +20,6 @@ impl<S: Stream> Idle<S> {
         // A stream with bytes buffered above the socket (TLS: plaintext rustls
         // decrypted, a record read whole) is not waited on: it reads them at once.
         crate::http::idle::readable_until(self.client.idle_socket(), deadline)
-    }
-}
-
-impl<S: Stream> Idle<S> {
-    /// A new plain connection's wait for its first bytes on io_uring (see
-    /// `idle::first_bytes_until`), until `timeout.http_request`; `None` on the legacy
-    /// driver, over TLS, or with bytes already here.
-    pub(super) fn wait_first_bytes(&mut self) -> Option<FirstBytesUntil> {
-        if self.early.is_some() {
-            return None;
-        }
-        let deadline = self.head_start
-            + self.shard.config.frontends[self.frontend as usize]
-                .timeouts
-                .http_request;
-        let max = self.shard.config.limits.max_header_bytes;
-        crate::http::idle::first_bytes_until(self.client.socket(), max, deadline)
     }
 }
 

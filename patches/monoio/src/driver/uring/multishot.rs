@@ -303,30 +303,6 @@ impl RecvMulti {
     /// Arms a multishot receive on `fd`, into buffers of `ring`. The submission goes
     /// to the kernel with the thread's next batch.
     pub fn new(fd: RawFd, ring: &BufRing) -> io::Result<RecvMulti> {
-        let sqe = opcode::RecvMulti::new(types::Fd(fd), ring.0.bgid).build();
-        Self::submit(sqe, ring, VecDeque::with_capacity(4))
-    }
-
-    /// ringlb patch: one receive (not multishot) of at most `max` bytes on `fd`, into
-    /// a buffer of `ring` the kernel takes only when data arrives: a connection that
-    /// waits with it holds no buffer, and needs no readiness wait before its read.
-    /// `recv()` gives one completion (`Data`, `Eof`, or `Stopped` when the group ran
-    /// dry or it was cancelled), then `Stopped`.
-    pub fn once(fd: RawFd, ring: &BufRing, max: u32) -> io::Result<RecvMulti> {
-        let len = max.min(ring.0.size);
-        let sqe = opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), len)
-            .buf_group(ring.0.bgid)
-            .build()
-            .flags(io_uring::squeue::Flags::BUFFER_SELECT);
-        // A single completion: the queue allocates only if one comes.
-        Self::submit(sqe, ring, VecDeque::new())
-    }
-
-    fn submit(
-        sqe: io_uring::squeue::Entry,
-        ring: &BufRing,
-        queue: VecDeque<(io::Result<u32>, u32)>,
-    ) -> io::Result<RecvMulti> {
         let driver = ring.0.driver.clone();
         // SAFETY: the driver of this thread, not borrowed elsewhere during this call.
         let inner = unsafe { &mut *driver.get() };
@@ -337,13 +313,15 @@ impl RecvMulti {
             .ops
             .slab
             .insert(Lifecycle::Multi(Box::new(MultiState {
-                queue,
+                queue: VecDeque::with_capacity(4),
                 waker: None,
                 ended: false,
                 ring: Rc::downgrade(&ring.0),
                 orphan: false,
             })));
-        let sqe = sqe.user_data(index as u64);
+        let sqe = opcode::RecvMulti::new(types::Fd(fd), ring.0.bgid)
+            .build()
+            .user_data(index as u64);
         // SAFETY: the entry's buffers belong to the registered group.
         if unsafe { inner.uring.submission().push(&sqe) }.is_err() {
             inner.ops.slab.remove(index);
