@@ -264,23 +264,7 @@ impl Stream for monoio::net::TcpStream {
         buf: Vec<u8>,
         deadline: Instant,
     ) -> (io::Result<usize>, Vec<u8>) {
-        use monoio::io::CancelableAsyncReadRent;
-        let spare = spare_canceller();
-        let (len, cap) = (buf.len(), buf.capacity());
-        let read = self.cancelable_read(buf.slice_mut(len..cap), spare.handle());
-        let mut canceller = Some(spare);
-        let mut read = std::pin::pin!(read);
-        let (res, slice) = monoio::select! {
-            r = &mut read => r,
-            _ = sleep_until(deadline) => {
-                canceller = canceller.take().map(monoio::io::Canceller::cancel);
-                read.await
-            }
-        };
-        if let Some(canceller) = canceller {
-            keep_canceller(canceller);
-        }
-        (res, slice.into_inner())
+        read_cancelled_at(self, buf, std::pin::pin!(sleep_until(deadline))).await
     }
 
     async fn read_cancelling(
@@ -294,7 +278,7 @@ impl Stream for monoio::net::TcpStream {
 }
 
 thread_local! {
-    /// Cancellers for `read_into_cancelling` and `read_until`. monoio's is an `Rc` with the set of the
+    /// Cancellers for `read_cancelled_at`. monoio's is an `Rc` with the set of the
     /// operations it would cancel; one that cancelled nothing (or was renewed by its
     /// `cancel`) is as good as new, so they serve read after read instead of being
     /// allocated per read.
@@ -322,37 +306,55 @@ fn keep_canceller(canceller: monoio::io::Canceller) {
     });
 }
 
-/// Reads into the spare capacity of `buf` until `at`, as `read_into`; a read still in
-/// flight at `at` is cancelled and its result awaited rather than dropped, so bytes
-/// the kernel delivered meanwhile are kept (on io_uring a dropped read could lose
-/// them). `Timeout` only when nothing was read.
+/// Reads into the spare capacity of `buf` until `at`, as `read_into`, on the
+/// connection's timer (`read_cancelled_at`). `Timeout` only when nothing was read.
 pub async fn read_into_cancelling(
     stream: &mut monoio::net::TcpStream,
     buf: &mut Vec<u8>,
     timer: &mut Timer,
     at: Instant,
 ) -> ReadOutcome {
-    use monoio::io::CancelableAsyncReadRent;
-    let canceller = spare_canceller();
     let b = std::mem::take(buf);
-    let (len, cap) = (b.len(), b.capacity());
-    debug_assert!(len < cap);
-    let read = stream.cancelable_read(b.slice_mut(len..cap), canceller.handle());
-    let mut read = std::pin::pin!(read);
-    let (res, slice, canceller) = match timer.bound(at, read.as_mut()).await {
-        Some((res, slice)) => (res, slice, canceller),
-        None => {
-            let canceller = canceller.cancel();
-            let (res, slice) = read.await;
-            (res, slice, canceller)
-        }
-    };
-    *buf = slice.into_inner();
-    keep_canceller(canceller);
+    debug_assert!(b.len() < b.capacity());
+    let (res, b) = read_cancelled_at(stream, b, timer.armed(at)).await;
+    *buf = b;
     match res {
         Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => ReadOutcome::Timeout,
         res => ReadOutcome::of(res),
     }
+}
+
+/// A read into the spare capacity of `b`, cancelled once `deadline` fires and its
+/// result then awaited rather than dropped, so bytes the kernel delivered meanwhile
+/// are kept (on io_uring a dropped read could lose them). The read is polled first:
+/// a deadline already past still takes what is there. The canceller comes from the
+/// shard's spares and goes back to them.
+async fn read_cancelled_at(
+    stream: &mut monoio::net::TcpStream,
+    b: Vec<u8>,
+    mut deadline: std::pin::Pin<&mut Sleep>,
+) -> (io::Result<usize>, Vec<u8>) {
+    use monoio::io::CancelableAsyncReadRent;
+    let canceller = spare_canceller();
+    let (len, cap) = (b.len(), b.capacity());
+    let read = stream.cancelable_read(b.slice_mut(len..cap), canceller.handle());
+    let mut read = std::pin::pin!(read);
+    let done = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = read.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await;
+    let (canceller, (res, slice)) = match done {
+        Some(r) => (canceller, r),
+        None => {
+            let renewed = canceller.cancel();
+            (renewed, read.await)
+        }
+    };
+    keep_canceller(canceller);
+    (res, slice.into_inner())
 }
 
 /// Wakes one task of this thread (a shard's control loop) from anywhere on the same

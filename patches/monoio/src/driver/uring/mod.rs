@@ -553,13 +553,20 @@ impl UringInner {
             sqe = sqe.flags(io_uring::squeue::Flags::SKIP_SUCCESS);
         }
         // SAFETY: a close carries no buffer.
-        unsafe {
-            if inner.uring.submission().push(&sqe).is_ok() {
-                return true;
-            }
-            let _ = inner.submit();
-            inner.uring.submission().push(&sqe).is_ok()
+        unsafe { inner.push_or_flush(&sqe) }
+    }
+
+    /// ringlb patch: pushes `sqe`, submitting what is queued first if the queue is
+    /// full. False when it is still full after that.
+    ///
+    /// # Safety
+    /// What `sqe` points to (buffers, addresses) must stay valid until it completes.
+    pub(crate) unsafe fn push_or_flush(&mut self, sqe: &io_uring::squeue::Entry) -> bool {
+        if self.uring.submission().push(sqe).is_ok() {
+            return true;
         }
+        let _ = self.submit();
+        self.uring.submission().push(sqe).is_ok()
     }
 
     pub(crate) unsafe fn cancel_op(this: &Rc<UnsafeCell<UringInner>>, index: usize) {

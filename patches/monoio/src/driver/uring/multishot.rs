@@ -422,12 +422,7 @@ fn push_cancel(inner: &mut UringInner, index: usize) {
         .build()
         .user_data(CANCEL_USERDATA);
     // SAFETY: a cancel carries no buffer.
-    unsafe {
-        if inner.uring.submission().push(&cancel).is_err() {
-            let _ = inner.submit();
-            let _ = inner.uring.submission().push(&cancel);
-        }
-    }
+    unsafe { inner.push_or_flush(&cancel) };
 }
 
 impl Drop for RecvMulti {
