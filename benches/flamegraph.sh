@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Flamegraphs of ringlb at full load (issue 6): L7 keep-alive, L7 with a new connection
-# per request, and L4. ringlb (1 shard, frame pointers, release) on core 0; the nginx
+# per request, L4, and L4 with a new connection per request (issue 20). ringlb (1 shard, frame pointers, release) on core 0; the nginx
 # backend and wrk on core 1; perf samples ringlb at 999 Hz for 5 s of an 8 s wrk run.
 #
-# Usage: bash benches/flamegraph.sh [ka|close|l4 ...]   (default: all three)
+# Usage: bash benches/flamegraph.sh [ka|close|l4|l4close ...]   (default: all four)
 # Needs: apt-get install linux-perf nginx wrk; cargo install inferno
 # Writes: flamegraphs/<scenario>.svg and <scenario>-top.txt (the top self costs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(ka close l4)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(ka close l4 l4close)
 
 RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target/fp cargo build --release --quiet
 BIN=$PWD/target/fp/release/ringlb
@@ -27,6 +27,7 @@ for s in "${scenarios[@]}"; do
         ka) ;;
         close) wrk_extra=(-H "Connection: close") ;;
         l4) mode=tcp ;;
+        l4close) mode=tcp; wrk_extra=(-H "Connection: close") ;;
         *) echo "unknown scenario $s" >&2; exit 2 ;;
     esac
     printf '[runtime]\nshards = 1\ncpus = [0]\n[frontend.bench]\nbind = "127.0.0.1:%s"\nmode = "%s"\ndefault_backend = "app"\n[backend.app]\n[[backend.app.server]]\naddr = "127.0.0.1:%s"\n' \

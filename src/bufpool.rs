@@ -34,10 +34,11 @@ use std::task::{Context, Poll};
 /// blocks per layout, kept whatever the load; more while the load of the last period
 /// had more out at once (`Spare::keep`).
 const MAX_IDLE: usize = 256;
-/// Capacities kept at once: a config uses up to five (head and body buffers, the
-/// response head's, TLS records and batches); a reload that changes
-/// `max_header_bytes` retires the oldest list instead of keeping it forever.
-const MAX_CLASSES: usize = 6;
+/// Capacities kept at once: a config uses up to six (head and body buffers, the
+/// response head's, TLS records and batches, the copy buffer of TCP mode and
+/// tunnels); a reload that changes `max_header_bytes` retires the oldest list
+/// instead of keeping it forever.
+const MAX_CLASSES: usize = 7;
 /// The allocator is asked to give memory back when the shard's open connections, or
 /// the buffers its connections hold (busy connections), fell to half their peak since
 /// the last time, and by at least this many.

@@ -21,6 +21,7 @@ use monoio::io::{
 };
 use monoio::time::Instant;
 
+use crate::bufpool::PooledBuf;
 use crate::config::{Splice, SpliceMode};
 use crate::io::Stream;
 use crate::record::Term;
@@ -102,13 +103,13 @@ pub async fn run<C: Stream, U: Stream>(
     } else {
         Splice::OFF
     };
-    let (cr, cw) = client.into_split();
-    let (sr, sw) = server.into_split();
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
     let both = async {
         monoio::join!(
             one_way(
-                cr,
-                sw,
+                &mut cr,
+                &mut sw,
                 Side::FromClient,
                 &activity,
                 &to_server,
@@ -116,8 +117,8 @@ pub async fn run<C: Stream, U: Stream>(
                 pipes
             ),
             one_way(
-                sr,
-                cw,
+                &mut sr,
+                &mut cw,
                 Side::FromServer,
                 &activity,
                 &to_client,
@@ -134,6 +135,10 @@ pub async fn run<C: Stream, U: Stream>(
         // or a primary came up with `on-marked-up shutdown-backup-sessions` (`UD`).
         up = kill.killed() => if up { Term::KILLED_UP } else { Term::KILLED_DOWN },
     };
+    // Whole again, each stream is closed once dropped. A write half dropped on its own
+    // would shut its socket down first (monoio's `OwnedWriteHalf` drop): a syscall for a
+    // FIN the close sends anyway, or for nothing when the peer already went.
+    drop((cr.reunite(cw), sr.reunite(sw)));
     Ended {
         to_server: to_server.get(),
         to_client: to_client.get(),
@@ -190,7 +195,8 @@ impl Activity {
 }
 
 /// One direction: copy through a buffer, or splice as `mode` says; at EOF pass the
-/// half-close on with `shutdown(SHUT_WR)`. From a plain socket on io_uring, the copy
+/// half-close on with `shutdown(SHUT_WR)` (unless the other direction ended too: the
+/// close that follows sends the FIN). From a plain socket on io_uring, the copy
 /// receives into the shard's buffer ring (`recv_ring`): one armed multishot receive,
 /// and no buffer of its own while the direction is quiet. A multishot receive takes
 /// whatever arrives as long as the ring has buffers, so a direction that falls behind
@@ -199,8 +205,8 @@ impl Activity {
 /// to other connections), until a read finds less than a buffer: caught up, it arms
 /// a multishot receive again.
 async fn one_way<R: Stream, W: Stream>(
-    mut from: OwnedReadHalf<R>,
-    mut to: OwnedWriteHalf<W>,
+    from: &mut OwnedReadHalf<R>,
+    to: &mut OwnedWriteHalf<W>,
     side: Side,
     activity: &Activity,
     copied: &Cell<u64>,
@@ -215,8 +221,9 @@ async fn one_way<R: Stream, W: Stream>(
     } else {
         Ring::Single
     };
-    // Only for single-shot reads: allocated at the first.
-    let mut buf = Vec::new();
+    // Only for single-shot reads: taken from the shard's free list at the first (a
+    // fresh 32 KiB block would be mapped and unmapped per connection: `bufpool::init`).
+    let mut buf = PooledBuf::none();
     // Reads that filled the buffer since the last under half of it (`Always` starts as
     // if bulk had been seen).
     let mut full = if mode == SpliceMode::Always {
@@ -233,7 +240,7 @@ async fn one_way<R: Stream, W: Stream>(
                 loop {
                     match m.drain().await {
                         Ok(Chunk::Data(b)) => {
-                            if !forward(b, &mut to, side, activity, copied).await.0 {
+                            if !forward(b, to, side, activity, copied).await.0 {
                                 break 'copy;
                             }
                         }
@@ -273,7 +280,7 @@ async fn one_way<R: Stream, W: Stream>(
                     ring = Ring::Draining;
                 }
                 // The buffer goes back to the ring once sent, not after the next arrival.
-                if !forward(b, &mut to, side, activity, copied).await.0 {
+                if !forward(b, to, side, activity, copied).await.0 {
                     break;
                 }
                 n
@@ -285,17 +292,18 @@ async fn one_way<R: Stream, W: Stream>(
                     ring = Ring::Single;
                 }
                 if buf.capacity() == 0 {
-                    buf = Vec::with_capacity(COPY_BUF);
+                    buf = PooledBuf::take(COPY_BUF);
                 }
                 buf.clear();
-                let (res, b) = from.read(buf).await;
-                buf = b;
+                let (res, b) = from.read(std::mem::take(&mut *buf)).await;
+                *buf = b;
                 let n = match res {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                let (sent, b) = forward(buf, &mut to, side, activity, copied).await;
-                buf = b;
+                let (sent, b) =
+                    forward(std::mem::take(&mut *buf), to, side, activity, copied).await;
+                *buf = b;
                 if !sent {
                     break;
                 }
@@ -314,7 +322,17 @@ async fn one_way<R: Stream, W: Stream>(
             _ => 0,
         };
     }
-    let _ = to.shutdown().await;
+    // The other direction already ended: both sockets close next, and the close sends
+    // the FIN. A TLS stream still ends with its close_notify.
+    let other_ended = match side {
+        Side::FromClient => activity.client_shut.get(),
+        Side::FromServer => activity.server_shut.get(),
+    };
+    // SAFETY: as above, the stream's descriptor only.
+    let plain = unsafe { (*to.0.get()).socket() }.is_some();
+    if !(other_ended && plain) {
+        let _ = to.shutdown().await;
+    }
     activity.shut_after(side);
 }
 

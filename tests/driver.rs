@@ -180,3 +180,49 @@ fn a_connection_per_request_costs_seven_ring_submissions() {
         "{per:.2} submissions per connection (want 7: accept, poll, read, send, read, send, close)"
     );
 }
+
+/// A TCP-mode connection that the server closes after its response costs eight ring
+/// submissions: accept, connect, a multishot receive on each side, a send each way,
+/// and a close per socket. The server's response and its EOF often complete together;
+/// the direction then ends its receive, which the kernel already ended with the EOF,
+/// so no `AsyncCancel` follows (it did, on most connections under load, before
+/// `RecvMulti::cancel` checked).
+#[test]
+fn a_tcp_mode_connection_costs_eight_ring_submissions() {
+    let b = TestBackend::start("b");
+    let config = format!(
+        "[runtime]\nshards = 1\n\n[frontend.tcp]\nbind = \"127.0.0.1:0\"\nmode = \"tcp\"\ndefault_backend = \"app\"\n\n[backend.app]\n{}\n",
+        common::servers_toml("app", &[b.addr()])
+    );
+    let lb = RingLb::start(&config);
+    let addr = lb.addr("tcp");
+    let pid = lb.pid();
+    let one = || {
+        let r = common::HttpClient::connect(addr)
+            .request("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status, 200);
+    };
+    one();
+    std::thread::sleep(Duration::from_millis(200));
+    let fds = common::fd_count(pid);
+    let before = ring_submissions(pid);
+    const N: u64 = 300;
+    for _ in 0..N {
+        one();
+    }
+    wait_for(
+        "the closed connections' descriptors",
+        Duration::from_secs(10),
+        || common::fd_count(pid) <= fds,
+    );
+    let (Some(before), Some(after)) = (before, ring_submissions(pid)) else {
+        assert!(forced_legacy(), "no io_uring ring in the process");
+        return;
+    };
+    let per = (after - before) as f64 / N as f64;
+    eprintln!("{per:.2} ring submissions per TCP-mode connection");
+    assert!(
+        per <= 8.3,
+        "{per:.2} submissions per connection (want 8: accept, connect, 2 receives, 2 sends, 2 closes)"
+    );
+}

@@ -408,11 +408,20 @@ impl RecvMulti {
     }
 
     /// Asks the kernel to end the operation. Completions it made before still come:
-    /// take them (`recv`) until `Eof`, `Stopped` or an error.
+    /// take them (`recv`) until `Eof`, `Stopped` or an error. Nothing is submitted
+    /// when the kernel already posted its last completion (an EOF queued behind data).
     pub fn cancel(&mut self) {
-        if self.index != usize::MAX {
-            // SAFETY: the driver of this thread, not borrowed elsewhere here.
-            unsafe { push_cancel(&mut *self.driver.get(), self.index) };
+        if self.index == usize::MAX {
+            return;
+        }
+        // SAFETY: the driver of this thread, not borrowed elsewhere here.
+        let inner = unsafe { &mut *self.driver.get() };
+        let ended = match inner.ops.slab.get(self.index).as_deref() {
+            Some(Lifecycle::Multi(state)) => state.ended,
+            _ => true,
+        };
+        if !ended {
+            push_cancel(inner, self.index);
         }
     }
 }
