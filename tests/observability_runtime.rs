@@ -385,6 +385,37 @@ fn stick_tables_show_set_and_clear() {
     t.same("empty", |s| header(s));
 }
 
+/// After `clear table`, a client is stuck to the server it is sent to next, as on
+/// HAProxy. ringlb's cluster thread, which passes what one shard learns to the
+/// others, kept its own record of the cleared entry: the client's next record (to
+/// another server) lost to it, and every shard was told the old server again.
+#[test]
+fn a_cleared_stick_entry_does_not_come_back() {
+    let t = start();
+    let header = |s: &Side| s.cli("show table").lines().next().unwrap_or("").to_string();
+    let flow = |s: &Side| {
+        let web = s.addr("web");
+        let (status, first) = ask(web, &get("a", "/"));
+        assert_eq!(status, 200, "{}", s.who);
+        s.cli("clear table app");
+        // The first server in maintenance: the next request goes elsewhere and the
+        // client is stuck there.
+        s.cli(&format!("set server app/{first} state maint"));
+        let (_, second) = ask(web, &get("a", "/"));
+        // Time for what a shard learns to reach the others.
+        std::thread::sleep(Duration::from_millis(300));
+        s.cli(&format!("set server app/{first} state ready"));
+        let third: Vec<String> = (0..4).map(|_| ask(web, &get("a", "/")).1).collect();
+        (
+            first != second,
+            third.iter().all(|b| *b == second),
+            header(s),
+        )
+    };
+    let got = t.same("clear table, then a new server for the client", flow);
+    assert_eq!((got.0, got.1), (true, true), "{got:?}");
+}
+
 #[test]
 fn interactive_prompt_mode() {
     let t = start();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::Core;
 use crate::config::{Config, StickKey};
-use crate::control::{StickDown, ToShard};
+use crate::control::{StickDown, ToShard, Up, APPLY_WAIT};
 use crate::rules::stick::{DataType, KeyType};
 
 /// A table of the config: a backend's stick table, a frontend's rate limit, or a
@@ -410,6 +410,23 @@ pub fn clear_table(core: &Core, w: &[&str]) -> String {
             .unwrap_or_default();
     }
     let (owner, limiter) = (t.owner, t.limiter);
+    if limiter.is_none() {
+        if let Some(tx) = core.cluster.get() {
+            // Through the cluster thread, which shares what shards learn: a record
+            // learnt before the command and not yet passed on would otherwise come back
+            // to every shard after the clear.
+            let (done, cleared) = crossbeam_channel::bounded(1);
+            let sent = tx.send(Up::ClearSticks {
+                owner,
+                backend: cfg.backends[owner].name.clone(),
+                key,
+                done,
+            });
+            if sent.is_ok() && cleared.recv_timeout(APPLY_WAIT).is_ok() {
+                return core.confirm().err().unwrap_or_default();
+            }
+        }
+    }
     core.apply_everywhere(|| ToShard::ClearTable {
         owner,
         limiter,

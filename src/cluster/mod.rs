@@ -188,6 +188,16 @@ impl Thread {
                     Ok(Up::Patterns { file, entries }) => {
                         self.maps.local_change(file, maps::value(&entries));
                     }
+                    Ok(Up::ClearSticks { owner, backend, key, done }) => {
+                        // Records learnt before the command went out to the shards
+                        // ahead of this clear (each shard's channel keeps order); none
+                        // comes back after it from here.
+                        self.stick.clear(&backend, key);
+                        for tx in &self.shards {
+                            let _ = tx.send(ToShard::ClearTable { owner, limiter: None, key });
+                        }
+                        let _ = done.send(());
+                    }
                 },
                 recv(events) -> ev => match ev {
                     Ok(link::Event::Subscribed) => {

@@ -45,6 +45,19 @@ impl StickSync {
         self.dirty > 0
     }
 
+    /// `clear table`: forgets backend's record of `key`, or all of them.
+    pub fn clear(&mut self, backend: &str, key: Option<u64>) {
+        let mut dropped_dirty = 0;
+        self.recs.retain(|(b, k), r| {
+            let gone = **b == *backend && key.is_none_or(|x| x == *k);
+            if gone && r.dirty.is_some() {
+                dropped_dirty += 1;
+            }
+            !gone
+        });
+        self.dirty = self.dirty.saturating_sub(dropped_dirty);
+    }
+
     pub fn drop_pending(&mut self) {
         for r in self.recs.values_mut() {
             r.dirty = None;

@@ -494,6 +494,15 @@ pub enum Up {
         file: String,
         entries: Arc<Vec<crate::rules::map::Entry>>,
     },
+    /// `clear table` on stick table `owner` (one key, or all): the cluster thread
+    /// forgets its records, then sends `ToShard::ClearTable` to every shard, after the
+    /// stick records it broadcast before, and answers on `done`.
+    ClearSticks {
+        owner: usize,
+        backend: String,
+        key: Option<u64>,
+        done: crossbeam_channel::Sender<()>,
+    },
     Stop,
 }
 

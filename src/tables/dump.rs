@@ -69,6 +69,11 @@ impl ShardCluster {
                 if let Some(Some(c)) = self.sticks.get(owner) {
                     forget(&mut c.borrow_mut().map, key);
                 }
+                // Learnt here and not told yet: told after the clear, it would come
+                // back to every shard.
+                self.out_sticks
+                    .borrow_mut()
+                    .retain(|u| u.backend as usize != owner || key.is_some_and(|k| k != u.key));
             }
             Some(i) => {
                 if let Some(t) = self.rates.get(owner).and_then(|f| f.get(i)) {
