@@ -13,23 +13,9 @@ scenarios=("$@")
 
 RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target/fp cargo build --release --quiet
 BIN=$PWD/target/fp/release/ringlb
-T=$(mktemp -d)
-# Ports and the nginx backend's config from the Python benches' own helpers.
-benchlib() { python3 -c "import sys; sys.path.insert(0, 'benches'); import benchlib as B; print($1)"; }
-BP=$(benchlib 'B.free_port()'); P=$(benchlib 'B.free_port()')
-BACKEND_CONF=$(benchlib "B.nginx_conf('$T', 'backend', $BP, '')")
-taskset -c 1 nginx -c "$BACKEND_CONF" -p "$T" > /dev/null 2>&1 &
-NGINX=$!
-trap 'kill $NGINX 2>/dev/null; rm -rf "$T"' EXIT
+source benches/backend.sh
 for s in "${scenarios[@]}"; do
-    mode=http; wrk_extra=()
-    case $s in
-        ka) ;;
-        close) wrk_extra=(-H "Connection: close") ;;
-        l4) mode=tcp ;;
-        l4close) mode=tcp; wrk_extra=(-H "Connection: close") ;;
-        *) echo "unknown scenario $s" >&2; exit 2 ;;
-    esac
+    scenario "$s"
     printf '[runtime]\nshards = 1\ncpus = [0]\n[frontend.bench]\nbind = "127.0.0.1:%s"\nmode = "%s"\ndefault_backend = "app"\n[backend.app]\n[[backend.app.server]]\naddr = "127.0.0.1:%s"\n' \
         "$P" "$mode" "$BP" > "$T/ringlb.toml"
     taskset -c 0 "$BIN" -f "$T/ringlb.toml" > "$T/ringlb.out" 2>&1 &

@@ -10,23 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 s=${1:-l4close}
-mode=http; hdr=()
-case $s in
-    ka) ;;
-    close) hdr=(-H "Connection: close") ;;
-    l4) mode=tcp ;;
-    l4close) mode=tcp; hdr=(-H "Connection: close") ;;
-    *) echo "unknown scenario $s" >&2; exit 2 ;;
-esac
 cargo build --release --quiet
 BIN=$PWD/target/release/ringlb
-T=$(mktemp -d)
-benchlib() { python3 -c "import sys; sys.path.insert(0, 'benches'); import benchlib as B; print($1)"; }
-BP=$(benchlib 'B.free_port()'); P=$(benchlib 'B.free_port()')
-BACKEND_CONF=$(benchlib "B.nginx_conf('$T', 'backend', $BP, '')")
-taskset -c 1 nginx -c "$BACKEND_CONF" -p "$T" > /dev/null 2>&1 &
-NGINX=$!
-trap 'kill $NGINX 2>/dev/null; rm -rf "$T"' EXIT
+source benches/backend.sh
+scenario "$s"
 printf 'global\n    nbthread 1\n    maxconn 4000\ndefaults\n    mode %s\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\nfrontend bench\n    bind 127.0.0.1:%s\n    default_backend app\nbackend app\n    server s1 127.0.0.1:%s\n' \
     "$mode" "$P" "$BP" > "$T/haproxy.cfg"
 # Syscall numbers to names, from the kernel's header.
@@ -39,11 +26,11 @@ for proxy in ringlb ringlb-legacy haproxy; do
     esac
     PID=$!
     sleep 1
-    taskset -c 1 wrk -t1 -c64 -d1s "${hdr[@]}" "http://127.0.0.1:$P/" > /dev/null
+    taskset -c 1 wrk -t1 -c64 -d1s "${wrk_extra[@]}" "http://127.0.0.1:$P/" > /dev/null
     perf record -q -e 'io_uring:io_uring_submit_req,raw_syscalls:sys_enter' -p "$PID" -o "$T/perf.data" 2>/dev/null &
     REC=$!
     sleep 0.3
-    taskset -c 1 wrk -t1 -c64 -d2s "${hdr[@]}" "http://127.0.0.1:$P/" > "$T/wrk.out"
+    taskset -c 1 wrk -t1 -c64 -d2s "${wrk_extra[@]}" "http://127.0.0.1:$P/" > "$T/wrk.out"
     kill -INT "$REC"; wait "$REC" || true
     kill "$PID"; wait "$PID" 2>/dev/null || true
     REQ=$(grep -oP '^\s+\K\d+(?= requests in)' "$T/wrk.out")
