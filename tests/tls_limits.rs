@@ -226,10 +226,12 @@ fn a_storm_of_client_hellos_does_not_starve_a_keep_alive_client() {
     // shard answers thousands of handshakes. Measured on a loaded 2-core machine:
     // release build 1,200-2,300 requests in the 3 s on either driver (slowest 10-220
     // ms); debug build (rustls ~10 x slower, so the shard is saturated) 900-1,700 on
-    // io_uring, 12-225 on epoll (slowest ~500 ms; 2.4 s once at load average 25). A
-    // starved client waits for the whole storm: the bound is 5 s.
+    // io_uring, 12-225 on epoll (slowest ~500 ms; 2.4 s once at load average 25; 4
+    // requests, slowest 1.8 s, with two other test binaries running beside it). A
+    // starved client waits for the whole storm: the bound is 5 s. The count only says
+    // the client got more than one turn.
     assert!(
-        done >= 5,
+        done >= 2,
         "{done} keep-alive requests against {during} handshakes answered in 3 s of storm"
     );
     assert!(
