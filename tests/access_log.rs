@@ -1,7 +1,7 @@
 //! Access logs in HAProxy's httplog / tcplog formats, to stdout and to UDP syslog, from
 //! the TOML config and from haproxy.cfg.
 
-mod common;
+use crate::common;
 
 use std::net::UdpSocket;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The admin HTTP listener: Prometheus `/metrics` with HAProxy's exporter names and
 //! ringlb's latency histograms, `/stats` JSON, `/ready`, and errors for anything else.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! the first backup takes everything (`all_backups = false`) or all backups share it
 //! (`all_backups = true`); when a primary comes back, new requests go to it again.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

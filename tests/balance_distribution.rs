@@ -4,7 +4,7 @@
 //! moves on when it is at maxconn). Exact checks use one shard; the two-shard check
 //! uses new connections and the ±15 % tolerance.
 
-mod common;
+use crate::common;
 
 use std::thread;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! modifier, and a bad one is refused with its path. Placement itself (the same
 //! server as HAProxy 2.6 for every key) is compared in `haproxy_diff_hash.rs`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};

@@ -4,7 +4,7 @@
 //! `tfo` / `transparent` (read back from ringlb's own listening socket, duplicated
 //! into the test with pidfd_getfd).
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

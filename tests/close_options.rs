@@ -1,7 +1,7 @@
 //! `option http-server-close` (a new server connection per request) and `option
 //! httpclose` (the client connection closes after each response).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! server; `del server` on B removes it from A; a node that starts afterwards gets
 //! the servers added meanwhile.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! server fqdn` on A makes B follow the new name through its own resolver; a node
 //! started afterwards learns all of it; a deleted server's address leaves the hash.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

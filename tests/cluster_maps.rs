@@ -2,7 +2,7 @@
 //! is in force on node B within a second, `del map` on B reaches A, and a node that
 //! starts afterwards serves its first request with the current entries.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

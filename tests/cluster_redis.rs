@@ -6,7 +6,7 @@
 //! Nodes listen on different loopback addresses (127.0.0.2, 127.0.0.3), as two
 //! machines behind ECMP would.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

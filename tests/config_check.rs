@@ -2,7 +2,7 @@
 //! and every error, each with its path (or its line for TOML syntax), for a bad one.
 //! The shipped `examples/*.toml` must pass.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

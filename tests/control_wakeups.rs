@@ -3,7 +3,7 @@
 //! Health flips reach every shard within a few milliseconds (the p99 of many flips is
 //! printed; `benches/control_latency.py` gives the README's figure).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

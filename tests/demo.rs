@@ -1,7 +1,7 @@
 //! `ringlb demo --port P`: three in-process backends behind a balancer, ready to curl.
 //! `--port 0` takes a free port and says which.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! proxy): its server's health endpoint sees no connection, while the same server
 //! behind an enabled backend is checked.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

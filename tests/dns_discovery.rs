@@ -5,7 +5,7 @@
 //! `hold nx`, truncated answers are asked again over TCP, and configuration mistakes
 //! are refused with their line.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! answers and follow their changes as haproxy.cfg's `server-template` does, the same
 //! servers come out of both syntaxes, and mistakes are refused with their TOML path.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Startup logs the io driver each shard got; `runtime.driver` and
 //! `MONOIO_FORCE_LEGACY_DRIVER=1` choose it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -213,3 +213,4 @@ fn a_tcp_mode_connection_costs_eight_ring_submissions() {
         "{per:.2} submissions per connection (want 8: accept, connect, 2 receives, 2 sends, 2 closes)"
     );
 }
+

@@ -5,7 +5,7 @@
 //! never sent twice); passive failures take a server out for a cool-down; with every
 //! server down the answer is an immediate 503, not a wait.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -3,7 +3,7 @@
 //! `RINGLB_FAULT_EXCHANGES` (default 10,000) such exchanges the balancer's fds are back
 //! to idle, its memory has not grown, and it still serves.
 
-mod common;
+use crate::common;
 
 use std::io;
 use std::net::SocketAddr;

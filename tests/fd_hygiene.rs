@@ -2,7 +2,7 @@
 //! in the middle of the response, the process's open fds return to within 10 of their
 //! idle count.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! (never a 503 for want of a server socket). A configured maxconn that cannot fit is
 //! warned about, and failed accepts are logged at most once a second per shard.
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

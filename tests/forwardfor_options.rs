@@ -1,6 +1,6 @@
 //! `option forwardfor [except NET] [header NAME] [if-none]`, in a frontend or backend.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -7,7 +7,7 @@
 //! is still served after it; the server sees a bounded number of requests; and the
 //! Prometheus exporter counts the connection under its cause.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -5,7 +5,7 @@
 //! its `content-length` resets the stream, a quiet connection gets GOAWAY, and a stream
 //! opened after a reload is served by the new config.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

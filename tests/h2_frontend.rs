@@ -6,7 +6,7 @@
 //! crumbs joined), bodies pass whole in both directions under flow control, the log
 //! says `HTTP/2.0`, and an HTTP/1 client on the frontend's other bind is unaffected.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! afterwards: its buffers are taken again. `benches/h2_compare.py --scenarios idleh2`
 //! measures the release build over TLS beside HAProxy.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

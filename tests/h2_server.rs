@@ -9,8 +9,8 @@
 //! server, the connection closed on an HTTP/1 one). Runs on both io drivers
 //! (scripts/test-all).
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::io::{Read, Write};
 use std::sync::Arc;

@@ -7,8 +7,8 @@
 //! tests/haproxy_diff_h2_early.rs compares the same with HAProxy 2.6. Runs on both io
 //! drivers (scripts/test-all).
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::time::Duration;
 

@@ -5,8 +5,8 @@
 //! curl, h2load and openssl against the real binary. Runs on both io drivers
 //! (scripts/test-all).
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::process::{Command, Stdio};
 

@@ -3,7 +3,7 @@
 //! check script follows ringlb's `/ready` (200 while serving, failing once a soft stop
 //! began, so the virtual address moves before traffic stops).
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! config routes by Host and path as its ACLs say); and for small configs around the
 //! edges of the grammar, `ringlb -c` and `haproxy -c` give the same verdict.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

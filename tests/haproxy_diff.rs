@@ -11,7 +11,7 @@
 //! README or `src/config/from_haproxy.rs` document as deliberate are not compared: they
 //! are pinned (`documented_deviations_stay_as_documented`) or ignored with the reason.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

@@ -8,7 +8,7 @@
 //! is whole until the response, so the request is served either way; ringlb does the
 //! same.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -5,7 +5,7 @@
 //! the other servers' checks on their course, and `del server` waits for a request
 //! that began before an earlier `add server`, on both.
 
-mod common;
+use crate::common;
 
 use common::server_state::state_rows;
 use common::twins::{ask, get, Side, Srv, Twins};

@@ -6,7 +6,7 @@
 //! the backend), the 200s and the connection's fate must be the same bytes on both.
 //! Bad userlists are refused by both, ringlb with their line.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

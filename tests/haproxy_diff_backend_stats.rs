@@ -5,7 +5,7 @@
 //! server, other requests reach the servers, and a frontend's other backend has no
 //! page.
 
-mod common;
+use crate::common;
 
 use common::twins::{Side, Srv, Twins};
 use common::HttpClient;

@@ -4,7 +4,7 @@
 //! that expects `100-continue` gets it from the proxy and the server sees no
 //! `Expect`; a body that does not come within `timeout http-request` gets a 408.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

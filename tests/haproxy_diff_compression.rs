@@ -7,7 +7,7 @@
 //! bodies that decode to the same bytes (the compressed bytes themselves differ:
 //! Debian's HAProxy uses libslz, ringlb zlib-rs).
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 

@@ -6,7 +6,7 @@
 //! the client the same `Set-Cookie` / `Cache-Control` headers, show the server the
 //! same `Cookie`, and log the same termination state (`%tsc`, its cookie characters).
 
-mod common;
+use crate::common;
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! names it still reaches it; a 200 brings it back UP; a stopped server that answers
 //! 404 stays DOWN. `show stat` and where each request lands must match at each step.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

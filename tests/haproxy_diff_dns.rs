@@ -6,7 +6,7 @@
 //! holds an address the answers keep has it still. (Which slot takes which new address
 //! differs: HAProxy rotates its answer list as slots pick from it.)
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! haproxy.cfg, logging to stdout; with the option, a request that went well is not
 //! logged and one answered with a 5xx is, on both; without it, both are.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

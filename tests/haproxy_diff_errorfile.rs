@@ -7,7 +7,7 @@
 //! HAProxy's built-in 400 for a malformed request (its HTTP/1 layer never uses an
 //! errorfile). Bad `errorfile` lines are refused by both, ringlb with their line.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

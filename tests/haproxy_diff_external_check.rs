@@ -5,7 +5,7 @@
 //! UP/DOWN, `check_status` and `check_code` (PROCOK, PROCERR with the exit status,
 //! PROCTOUT for a program still running at the timeout).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

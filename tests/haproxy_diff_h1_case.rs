@@ -5,7 +5,7 @@
 //! headers; the names of the map reach the server and the client with the map's case
 //! on both. Also: the map's errors, as HAProxy's.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::SocketAddr;

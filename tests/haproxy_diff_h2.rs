@@ -4,7 +4,7 @@
 //! for `/headers`, the request head as the server saw it after the h2 → HTTP/1.1
 //! translation, fields in the order sent) must be the same.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};

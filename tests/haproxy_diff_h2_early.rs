@@ -6,7 +6,7 @@
 //! resets the stream with NO_ERROR, or keeps it with its window shut). What each
 //! client saw must be the same.
 
-mod common;
+use crate::common;
 
 use common::early::{refused_upload, streamed_upload};
 use common::grpc::GrpcServer;

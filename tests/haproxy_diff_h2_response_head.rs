@@ -12,7 +12,7 @@
 //! keep-alive (ringlb closes it, HAProxy does not: README), and an interim response
 //! to an HTTP/1.0 client (ringlb sends none, as RFC 9110 §15.2 has it: README).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

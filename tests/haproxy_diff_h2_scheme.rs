@@ -9,8 +9,8 @@
 //! the h2 crate imposes (it cannot send `:scheme https` without `:authority`): for an
 //! HTTP/1 origin-form request ringlb adds `:authority` equal to the `host` it keeps.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::net::SocketAddr;
 

@@ -6,7 +6,7 @@
 //! headers minus `date`, body, trailers) and what each server saw (method, path,
 //! headers, body, trailers) must be the same.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

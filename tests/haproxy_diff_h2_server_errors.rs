@@ -6,7 +6,7 @@
 //! The clients' statuses and the backend's error columns (retries, protocol errors
 //! detected, RST_STREAM and GOAWAY sent on errors) must be the same.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! size is capped at `tune.bufsize`), and an upload larger than the window goes
 //! through both (curl over HTTP/2 with prior knowledge).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

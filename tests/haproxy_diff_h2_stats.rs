@@ -4,7 +4,7 @@
 //! resets, a client GOAWAY, a stream error and a connection error), and the
 //! frontend's `h2_*` columns must be the same once every connection is closed.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -7,7 +7,7 @@
 //! is put in maintenance on both runtime APIs (a consistent ring moves only that
 //! server's keys, a map is rebuilt over the others).
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -3,7 +3,7 @@
 //! answers, and `show stat`'s status and check status after each command, must be the
 //! same; a server whose checks are off is not checked, and its state stays as it was.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

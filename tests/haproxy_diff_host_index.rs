@@ -6,7 +6,7 @@
 //! index keeps HAProxy's first match. And `use_backend %[...]`, whose backend is
 //! found by name.
 
-mod common;
+use crate::common;
 
 use common::twins::{ask, get, Srv, Twins};
 

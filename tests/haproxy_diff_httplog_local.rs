@@ -6,7 +6,7 @@
 //! `deny`, `CR` for a client gone before its request was whole), whether a request
 //! time was measured (`%TR` of -1 or not), and the request (`<BADREQ>` when none).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};

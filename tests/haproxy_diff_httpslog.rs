@@ -6,8 +6,8 @@
 //! %[ssl_fc_sni]/%sslv/%sslc`, for a new TLS 1.3 and TLS 1.2 connection, a resumed
 //! one of each, and a plain connection.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -5,7 +5,7 @@
 //! the line's length and its quoted request's must be the same (the rest of a line,
 //! dates and ports, differs by nature).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -7,7 +7,7 @@
 //! `entry_cnt` is compared before runtime changes only: HAProxy 2.6 does not count
 //! runtime additions and wraps below zero after deletions.
 
-mod common;
+use crate::common;
 
 use common::twins::{Srv, Twins};
 

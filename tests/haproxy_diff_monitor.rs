@@ -4,7 +4,7 @@
 //! body dropped for HEAD, the connection kept open), forward what is not the monitor
 //! URI (`/up?x=1`), log no monitor request, and count them as intercepted.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};

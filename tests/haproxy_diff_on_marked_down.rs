@@ -6,7 +6,7 @@
 //! without it stays open on both; a session on a backup is closed by both when a
 //! primary with `shutdown-backup-sessions` comes up.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

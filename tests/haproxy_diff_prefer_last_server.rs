@@ -7,7 +7,7 @@
 //! balance, the option changes nothing; once the preferred server is in maintenance,
 //! the next request goes to the other one.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

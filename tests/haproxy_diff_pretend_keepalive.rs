@@ -5,7 +5,7 @@
 //! has no effect on it in HAProxy 2.6 either), and the keep-alive default with clients
 //! that close or speak HTTP/1.0. The `Connection` header each server got must match.
 
-mod common;
+use crate::common;
 
 use common::twins::{Side, Srv, Twins};
 use common::HttpClient;

@@ -4,7 +4,7 @@
 //! `fe_id`/`be_id`/`srv_id` to the rules. Also: the errors HAProxy gives for a
 //! duplicate id, an id in `defaults` and an id that is no positive number.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

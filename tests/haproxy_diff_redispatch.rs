@@ -7,7 +7,7 @@
 //! same haproxy.cfg; the answer's server and the log's retry count (`%rc`, `+` once
 //! redispatched) must be the same.
 
-mod common;
+use crate::common;
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! `default_backend`. Balancing, health, retries, X-Forwarded-For and local replies
 //! are compared in `haproxy_diff.rs`.
 
-mod common;
+use crate::common;
 
 use common::twins::{ask, get, Srv, Twins};
 

@@ -8,7 +8,7 @@
 //!
 //! Header names are compared in lower case (HAProxy sends them lower-cased).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -4,7 +4,7 @@
 //! svname rows in the same order with the same `status`, the `show servers state`
 //! header and rows, the error lines, and the answers to state and weight changes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! `rand`, `date`, ports, process ids) is in `EXPRS`; every match method, flag and
 //! predefined ACL in `ACLS`.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -6,7 +6,7 @@
 //! server connections included. Addresses expand environment variables quoted or not,
 //! as HAProxy's `env_expand`; one that expands to nothing is refused on its line.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

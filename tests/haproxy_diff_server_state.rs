@@ -3,7 +3,7 @@
 //! changed since the file was written, a server moved at run time) and show the same
 //! `show servers state`; ringlb's traffic goes where the file says.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

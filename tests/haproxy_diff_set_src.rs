@@ -4,7 +4,7 @@
 //! keep-alive connection's next request sees (the connection's source changed) must
 //! match; a value that is no address changes nothing.
 
-mod common;
+use crate::common;
 
 use common::twins::{Side, Srv, Twins};
 use common::HttpClient;

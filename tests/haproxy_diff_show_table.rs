@@ -7,7 +7,7 @@
 //! on the wall clock, so a request near a boundary counts in different windows (the
 //! rates themselves are compared in haproxy_diff_stick.rs).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

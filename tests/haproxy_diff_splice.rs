@@ -4,7 +4,7 @@
 //! response) give the same bytes, byte for byte, and the same byte counters in `show
 //! stat`, while ringlb splices the bulk (`TotalSplicdedBytesOut`).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

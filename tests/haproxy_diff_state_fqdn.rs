@@ -9,7 +9,7 @@
 //! and at a reload (HAProxy 2.6 leaves the flag out of its dump after `set server
 //! fqdn`: see below).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

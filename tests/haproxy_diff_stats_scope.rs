@@ -2,7 +2,7 @@
 //! whose stats page is limited to its own proxy (`.`) and one named backend; the CSV
 //! and the HTML page show those proxies (and their servers) and no other.
 
-mod common;
+use crate::common;
 
 use common::twins::{Side, Srv, Twins};
 use common::HttpClient;

@@ -6,7 +6,7 @@
 //! `trackers`), `sc-inc-gpc0/1`, `sc-set-gpt0`, the `sc_inc_gpc0` and `sc_clr_gpc0`
 //! fetches, the `table_*` and `in_table` converters, and conditions over them.
 
-mod common;
+use crate::common;
 
 use common::twins::{Srv, Twins};
 use common::HttpClient;

@@ -6,7 +6,7 @@
 //! SMTP `220`/`250` or `554`, an LDAP bind response) and must agree, server by server,
 //! on UP/DOWN and on `show stat`'s `check_status`, `check_code` and `last_chk`.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

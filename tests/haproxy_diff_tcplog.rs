@@ -4,7 +4,7 @@
 //! and server in both: a refused connect (`SC`), a queue timeout (`sQ`), a server that
 //! stays silent past `timeout server` (`sD`), and a normal exchange (`--`).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};

@@ -5,7 +5,7 @@
 //! that half-closes towards a server which never closes: both end it after
 //! `server-fin` (the client reads its end). Without them, neither ends it early.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -2,7 +2,7 @@
 //! test backend and the echo server, so a failure elsewhere points at `ringlb`, not
 //! at the tools.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -4,7 +4,7 @@
 //! tmux session; the test reads the screen (`tmux capture-pane`) and finds every
 //! server with its status.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! replaces the default 2xx/3xx rule; `port`, `method`, `path` and `host` say where and
 //! how the check is sent.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Plain HTTP/1.1 proxying: methods, request bodies (Content-Length and chunked), and
 //! every way a response can be delimited (length, chunked, close, no body at all).
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,6 +1,6 @@
 //! `http-check expect rstatus REGEX`, `expect string TEXT`, `expect status N`, and `http-check send`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! headers HAProxy 2.6 sets; responses HAProxy leaves alone are left alone; `offload`
 //! hides Accept-Encoding from the server; bad values are refused with their line.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::net::SocketAddr;

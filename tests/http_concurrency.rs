@@ -1,6 +1,6 @@
 //! Many clients at once: every response goes back to the client that asked for it.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Barrier};
 use std::thread;

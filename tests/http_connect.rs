@@ -3,7 +3,7 @@
 //! and a 2xx answer turns the connection into a byte tunnel; nothing the client sent
 //! after its head moves before that answer. Refused with 400 elsewhere.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -1,7 +1,7 @@
 //! What the backend sees of a request: X-Forwarded-For when asked for, end-to-end
 //! headers intact, hop-by-hop headers removed; `Expect: 100-continue` handled.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! upstream connections; `Connection: close`, HTTP/1.0 and the client idle timeout end
 //! a client connection.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

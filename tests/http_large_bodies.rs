@@ -1,7 +1,7 @@
 //! 64 MiB bodies both ways, Content-Length and chunked, checked byte for byte (a
 //! sha256 computed by the backend for uploads, the deterministic pattern for downloads).
 
-mod common;
+use crate::common;
 
 use std::io::{BufWriter, Write};
 use std::sync::OnceLock;

@@ -2,7 +2,7 @@
 //! too large, 502 bad upstream response, 503 no server reachable or nothing to route
 //! to, 504 upstream too slow.
 
-mod common;
+use crate::common;
 
 use std::io;
 use std::time::{Duration, Instant};

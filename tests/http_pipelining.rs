@@ -1,7 +1,7 @@
 //! Pipelined requests (all written before any response is read) are answered in order,
 //! whatever their bodies, methods and upstream latencies.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! The upstream connection pool: idle connections are shared by client connections,
 //! and a pooled connection that the server closed is not an error for the client.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! the same client connection or from another client on a new one: every such request
 //! must get its own answer (its `x-id`).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

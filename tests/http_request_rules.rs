@@ -1,7 +1,7 @@
 //! `http-request` rules from haproxy.cfg: header edits reach the server, deny / return /
 //! redirect answer at once, and conditions choose which requests they apply to.
 
-mod common;
+use crate::common;
 
 use common::*;
 

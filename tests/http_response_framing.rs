@@ -5,7 +5,7 @@
 //! client framed as the balancer decided, whatever `Connection` names; interim
 //! answers (`100 Continue`, `103 Early Hints`) are passed on.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! reaches the server framed as the balancer decided (one `Content-Length`, framing
 //! trailer fields dropped), whatever `Connection` names, byte for byte.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

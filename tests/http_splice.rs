@@ -3,7 +3,7 @@
 //! never pooled) and a client that stops reading (the server timeout does not apply,
 //! the client timeout does, and the shard keeps serving).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! A 1 GiB upload streams through the balancer: its resident memory stays flat, because
 //! bodies are never buffered whole.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

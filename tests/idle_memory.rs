@@ -5,7 +5,7 @@
 //! 10 % of where it was. `benches/idle_memory.py` measures the same on a release build
 //! beside HAProxy.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

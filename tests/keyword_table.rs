@@ -6,8 +6,8 @@
 //! draws a `warning:` on its line. The TOML key table (`| key | default | meaning |`) is
 //! walked too: each key, with a sample value, passes `ringlb -c`.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

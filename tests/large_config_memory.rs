@@ -5,7 +5,7 @@
 //! bounds are generous (several times what is measured; the regression was larger
 //! still), and nothing is timed. Routing to the first and the last host works.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -1,7 +1,7 @@
 //! Starting on a port another process already listens on fails with a clear error,
 //! instead of silently joining that listener's SO_REUSEPORT group.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Global and frontend `maxconn`: beyond the limit, new connections wait in the
 //! kernel's backlog (accept is paused) and are served as soon as room frees.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `/metrics` parses with a real Prometheus parser (Python's prometheus_client, which
 //! scripts/test-all installs) and its counts match the requests sent.
 
-mod common;
+use crate::common;
 
 use common::*;
 

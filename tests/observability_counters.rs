@@ -5,7 +5,7 @@
 //! on ringlb also on the stats page, and ringlb's `show stat` counters equal
 //! HAProxy's.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

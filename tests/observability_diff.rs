@@ -7,7 +7,7 @@
 //! of families and columns, 90 % of info fields. README.md names each one missing
 //! and says why.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

@@ -6,7 +6,7 @@
 //! `clear table`, and the interactive `prompt` mode. Where ringlb differs on
 //! purpose the test says so.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

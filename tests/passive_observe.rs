@@ -6,7 +6,7 @@
 //! and the checks are far apart (`inter 60s fastinter 60s`), so only the passive
 //! failures move the server's state.
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! line (it would sync tables over HAProxy's peers protocol, which ringlb does not
 //! speak), where HAProxy accepts it.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! `ulimit-n` (a limit the system will not grant stops the start, as in HAProxy).
 //! The tests run as root, as the rest of the suite does.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

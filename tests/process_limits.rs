@@ -3,7 +3,7 @@
 //! the order they arrived, and the process's and a frontend's `maxconn` keep extra
 //! connections waiting in the kernel's backlog as HAProxy does (a differential test).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::thread;

@@ -7,7 +7,7 @@
 //! status, active and backup servers, queues, average times, errors and warnings,
 //! health checks, process figures; plus ringlb's own latency histogram.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};

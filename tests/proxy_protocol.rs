@@ -3,7 +3,7 @@
 //! the connection), and sent to `send_proxy` servers (v1 text, v2 binary), in HTTP and
 //! TCP mode, health checks included.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -5,7 +5,7 @@
 //! server goes down; failed or abandoned requests give their slot back; maxconn below
 //! the shard count is a config error.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::thread;

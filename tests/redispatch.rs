@@ -1,7 +1,7 @@
 //! Retries without `redispatch` stay on the server that failed (as HAProxy's do);
 //! with it, they go to another server.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! requests in flight finish on the old one; unchanged listeners keep their sockets (no
 //! refused connection across a reload); servers in both configs keep their state.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Routes: host and path-prefix rules, first match wins, the default backend catches
 //! the rest; hosts compare case-insensitively and without their port.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -4,7 +4,7 @@
 //! that a keep-alive connection moving between a config with rules and one without (a
 //! reload) carries nothing of the other config's rules along.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! only the new server's keys move; bad lines get HAProxy's error and change nothing;
 //! a reload drops the dynamic server (it is not in the file), as HAProxy 2.6.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

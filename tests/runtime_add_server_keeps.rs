@@ -7,7 +7,7 @@
 //! servers at load and does not again at each change. (Against HAProxy 2.6:
 //! tests/haproxy_diff_add_server.rs.)
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! HAProxy's runtime API on the stats socket: round trips of every command, errors in
 //! HAProxy's words, and operator changes reaching every shard (drain, maint, weight).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! a burst of requests on new connections and on keep-alive connections spread over
 //! every shard, and not one request reaches the server after the answer.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -4,7 +4,7 @@
 //! by the kernel over both shards) all see the change. A reload reads the files
 //! again, as HAProxy does.
 
-mod common;
+use crate::common;
 
 use common::haproxy::ringlb_cfg;
 use common::*;

@@ -4,7 +4,7 @@
 //! a pooled connection to one port never serves a request for the other. `check`
 //! without a `port` is refused with its line, as HAProxy refuses it.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};

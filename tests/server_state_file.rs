@@ -5,7 +5,7 @@
 //! through ringlb itself and through HAProxy 2.6 in both directions, on the real
 //! binaries, compared on `show servers state` and on where traffic goes.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! SIGTERM/SIGINT: listeners close at once, in-flight requests get `timeout.shutdown`
 //! to finish, idle connections do not hold the process up, and the exit code is 0.
 
-mod common;
+use crate::common;
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};

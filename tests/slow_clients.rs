@@ -3,7 +3,7 @@
 //! arriving ends at `timeout.client`; a client that stops reading a large response
 //! neither grows the balancer's memory nor holds the connection past `timeout.client`.
 
-mod common;
+use crate::common;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;

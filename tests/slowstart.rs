@@ -2,7 +2,7 @@
 //! ramps up to its configured weight over the slow-start period, instead of taking its
 //! full share at once.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! at once for `RINGLB_SOAK_SECS` (default 60). It ends with zero mixed-up responses,
 //! every normal request answered, and the balancer's fds back to idle.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

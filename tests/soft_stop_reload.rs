@@ -2,7 +2,7 @@
 //! fails meanwhile) and SIGHUP / SIGUSR2 reload checks (a bad file is refused, logged
 //! with its path, and nothing else changes).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

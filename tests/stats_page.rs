@@ -1,7 +1,7 @@
 //! The stats page on a frontend (`stats uri`, with `;csv`, `stats auth`, `stats
 //! refresh`) and HAProxy's `http-request use-service prometheus-exporter`.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -7,7 +7,7 @@
 //! answer (no request reaches the server after it), the page reports the outcome,
 //! a client the condition refuses is denied.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! address is announced (`listening stats addr=IP:PORT`), and a TCP socket without
 //! `level admin` is refused with its line (ringlb's API has no lower levels).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

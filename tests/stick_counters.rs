@@ -3,7 +3,7 @@
 //! each other's `gpc0` and request rate; an entry's `conn_cur` falls back when its
 //! connections close, on every shard.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! of the node agree through the cluster thread. Config mistakes are reported with
 //! their line or path.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! name that resolves, moves and disappears gives the same messages at the same
 //! priorities on both.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;

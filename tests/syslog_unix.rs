@@ -4,7 +4,7 @@
 //! TAG[PID]: `) and the same fields. Then the target's level: one more severe than
 //! `info` receives no access line, and a target named in `defaults` is used.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

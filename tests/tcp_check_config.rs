@@ -3,7 +3,7 @@
 //! (check variables, log-format expressions, `alpn`) is refused with its line rather
 //! than run differently.
 
-mod common;
+use crate::common;
 
 use common::haproxy::{haproxy_check, ringlb_check, write_cfg};
 

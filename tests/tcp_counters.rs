@@ -3,7 +3,7 @@
 //! errors (once a request gives up), retries, redispatches, and requests refused for
 //! want of a server, in `show stat` and in `/metrics`.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

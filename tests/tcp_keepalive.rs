@@ -3,7 +3,7 @@
 //! configured idle time, and not without the option. Read with `ss -o`, which shows
 //! `timer:(keepalive,1min39sec,0)` for a socket whose probes are armed.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

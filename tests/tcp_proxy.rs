@@ -1,7 +1,7 @@
 //! L4 (`mode = "tcp"`) passthrough: bytes both ways intact, a client's half-close
 //! passed on, a failed connect retried on another server, the idle timeout.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

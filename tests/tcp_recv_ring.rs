@@ -4,7 +4,7 @@
 //! ENOBUFS is read once into the connection's own buffer and armed again, so no
 //! connection loses a byte or stalls.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -4,7 +4,7 @@
 //! closes, `silent-drop` resets; `tcp-request connection` rules see the client's
 //! address; `tcp-request content` counters and variables reach HTTP rules.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -7,7 +7,7 @@
 //! neither. Byte counters and the tcplog line, timeouts, `tcp-request content`
 //! inspection and the PROXY protocol work the same on spliced connections.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

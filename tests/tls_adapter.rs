@@ -3,7 +3,7 @@
 //! rustls on a thread, `openssl s_client`, and ringlb's own client side.
 //! Certificates are generated per test (rcgen).
 
-mod tls_util;
+use crate::tls_util;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

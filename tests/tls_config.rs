@@ -3,8 +3,8 @@
 //! cannot offer (warnings) or use (errors, each with its line), and agrees with
 //! `haproxy -c` on the verdict. Certificates are generated per test (rcgen).
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! binds are TLS, the global defaults under a bind's own options, per-line contexts,
 //! a server's TLS settings.
 
-mod tls_util;
+use crate::tls_util;
 
 use ringlb::config::{from_haproxy_str, from_toml_str};
 use ringlb::tls::{ServerVerify, SniSource, Verify};

@@ -4,8 +4,8 @@
 //! certificate, `ssl-min-ver TLSv1.3` against a TLS 1.2-only client, and `verify
 //! required` with a CRL (no certificate, another CA's, a revoked one, a good one).
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::net::SocketAddr;
 

@@ -4,8 +4,8 @@
 //! facts in ACLs (`ssl_fc_sni`, `ssl_c_used`). Certificates are generated per test.
 //! The suite runs on both io drivers (scripts/test-all).
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::io::{Read, Write};
 use std::process::Command;

@@ -4,8 +4,8 @@
 //! client for a list of SNIs, offering ECDSA and RSA or RSA only: each side must
 //! present the same certificate, or both refuse (strict-sni).
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,8 +5,8 @@
 //! real binary: RSS with 1,500 idle TLS connections (handshake done, then one request
 //! or none) against RSS before them; each connection is still served afterwards.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use common::haproxy::ringlb_cfg;
 use common::*;

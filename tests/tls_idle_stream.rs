@@ -4,7 +4,7 @@
 //! of a record read in part) must be read at once: waiting for the socket instead
 //! would stall a request the client already sent. Real sockets, both io drivers.
 
-mod tls_util;
+use crate::tls_util;
 
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 //! ClientHellos does not starve a keep-alive client on the same shard (handshakes take
 //! turns); `maxsslrate` spaces TLS connections out.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

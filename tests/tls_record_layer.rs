@@ -11,8 +11,8 @@
 //! Every exchange is an echo compared byte for byte, so wrong plaintext in either
 //! direction fails the test.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;

@@ -3,8 +3,8 @@
 //! `http-request set-header X-Forwarded-Proto https if { ssl_fc }` on a TLS bind of
 //! the same frontend, and the `ssl_fc_*` facts a backend sees in headers.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::net::SocketAddr;
 

@@ -5,8 +5,8 @@
 //! keys. A client keeps its tickets and reconnects; at least 95 % of the reconnections
 //! must resume.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

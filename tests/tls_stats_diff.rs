@@ -3,7 +3,7 @@
 //! (full handshakes), `ssl_reused_sess` (resumed ones) and `ssl_failed_handshake`, and
 //! `show info`'s `CumSslConns` and `CurrSslConns` (with one TLS connection held open).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -3,8 +3,8 @@
 //! 503 on both), pooled server connections and resumed sessions, the SNI taken from
 //! the request's Host without mixing connections, and `check-ssl` health checks.
 
-mod common;
-mod tls_util;
+use crate::common;
+use crate::tls_util;
 
 use std::time::Duration;
 

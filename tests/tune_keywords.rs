@@ -2,7 +2,7 @@
 //! accepts it, with a warning that says why ignoring it changes nothing seen; one
 //! HAProxy does not know is refused on its line by both.
 
-mod common;
+use crate::common;
 
 use common::haproxy::{haproxy_check, ringlb_check, write_cfg};
 

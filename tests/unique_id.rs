@@ -5,7 +5,7 @@
 //! `http-request` rules are done (after a `set-header` they made), the header is added
 //! after the client's own and before X-Forwarded-For, and the log shows the same id.
 
-mod common;
+use crate::common;
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! reaches the server before the 101; a half-close crosses the tunnel; an idle tunnel
 //! closes after `timeout.tunnel`; a 101 nobody asked for is a 502.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};

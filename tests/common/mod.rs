@@ -1,7 +1,7 @@
-//! The integration-test harness, shared by every file under `tests/` through
-//! `mod common;`: the real `ringlb` binary as a child process, real HTTP and TCP
-//! backends on `127.0.0.1:0`, and a small blocking HTTP client. Everything waits with a
-//! deadline; nothing sleeps for readiness.
+//! The integration-test harness, shared by every file under `tests/` (declared once in
+//! `tests/suite.rs`, and in each binary of its own): the real `ringlb` binary as a
+//! child process, real HTTP and TCP backends on `127.0.0.1:0`, and a small blocking
+//! HTTP client. Everything waits with a deadline; nothing sleeps for readiness.
 
 // Each test binary uses only part of the harness.
 #![allow(dead_code, unused_imports)]
