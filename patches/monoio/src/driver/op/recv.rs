@@ -49,11 +49,29 @@ pub(crate) struct Recv<T> {
 
     /// Reference to the in-flight buffer.
     pub(crate) buf: T,
+
+    /// A stream socket: a read shorter than the buffer took everything queued.
+    stream: bool,
 }
 
 impl<T: IoBufMut> Op<Recv<T>> {
     pub(crate) fn recv(fd: SharedFd, buf: T) -> io::Result<Self> {
-        Op::submit_with(Recv { fd, buf })
+        Op::submit_with(Recv {
+            fd,
+            buf,
+            stream: false,
+        })
+    }
+
+    /// A receive on a stream socket (TCP, Unix stream). On the legacy driver, a read
+    /// shorter than the buffer clears the cached readiness, so the next read waits for
+    /// epoll instead of trying once more and failing with `EAGAIN`.
+    pub(crate) fn recv_stream(fd: SharedFd, buf: T) -> io::Result<Self> {
+        Op::submit_with(Recv {
+            fd,
+            buf,
+            stream: true,
+        })
     }
 
     #[allow(unused)]
@@ -61,6 +79,7 @@ impl<T: IoBufMut> Op<Recv<T>> {
         Recv {
             fd: fd.clone(),
             buf,
+            stream: false,
         }
     }
 
@@ -94,6 +113,15 @@ impl<T: IoBufMut> OpAble for Recv<T> {
     #[inline]
     fn legacy_interest(&self) -> Option<(Direction, usize)> {
         self.fd.registered_index().map(|idx| (Direction::Read, idx))
+    }
+
+    // A stream socket's receive returns less than asked only when its queue is empty
+    // (or at EOF, n = 0, which keeps the readiness). Data that arrives after the call
+    // raises a new edge-triggered event, so nothing is missed.
+    #[cfg(any(feature = "legacy", feature = "poll-io"))]
+    #[inline]
+    fn legacy_drained(&mut self, n: u32) -> bool {
+        self.stream && n > 0 && (n as usize) < self.buf.bytes_total()
     }
 
     #[cfg(all(any(feature = "legacy", feature = "poll-io"), unix))]

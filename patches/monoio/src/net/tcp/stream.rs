@@ -416,7 +416,7 @@ impl AsyncReadRent for TcpStream {
     #[inline]
     fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
         // Submit the read operation
-        let op = Op::recv(self.fd.clone(), buf).unwrap();
+        let op = Op::recv_stream(self.fd.clone(), buf).unwrap();
         op.read()
     }
 
@@ -441,7 +441,7 @@ impl CancelableAsyncReadRent for TcpStream {
             return (Err(operation_canceled()), buf);
         }
 
-        let op = Op::recv(fd, buf).unwrap();
+        let op = Op::recv_stream(fd, buf).unwrap();
         let _guard = c.associate_op(op.op_canceller());
         op.read().await
     }
