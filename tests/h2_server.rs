@@ -770,6 +770,26 @@ fn server_connections_let_go_end_with_goaway() {
     assert_eq!(server.events()[2..], ["goaway 0", "closed"]);
 }
 
+/// A server that answers ringlb's GOAWAY with its own, after ringlb shut its write
+/// side, still sees a whole connection: ringlb reads to the server's FIN (for at most a
+/// second) before it closes. Closing at once, with the server's GOAWAY unread or still
+/// to come, reset the connection, and the server's own shutdown failed.
+#[test]
+fn a_server_that_answers_the_goaway_sees_a_clean_end() {
+    let Some(server) = common::seen::SeenServer::start_fixture("goaway_server.py", None) else {
+        eprintln!("python3 with the h2 package missing; scripts/test-all installs it");
+        return;
+    };
+    let lb = h2c_setup(&format!("{} proto h2 pool-purge-delay 1s", server.addr));
+    assert_eq!(http_get(lb.addrs("web")[1], "/idle").status, 200);
+    wait_for("the idle connection's end", Duration::from_secs(10), || {
+        !server.events().is_empty()
+    });
+    assert_eq!(server.events(), ["end clean"]);
+    // The next request opens another connection.
+    assert_eq!(http_get(lb.addrs("web")[1], "/next").status, 200);
+}
+
 /// An HTTP/1.1 client's request body reaches a `proto h2` server chunk by chunk, as
 /// the client sends it (not held until its end).
 #[test]

@@ -5,6 +5,7 @@
 //! backend connections): those received by kind, and the error frames sent.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -225,7 +226,12 @@ pub struct Tallied<T> {
     /// Where the frames it read so far end, and those it wrote.
     rx: Scan,
     tx: Scan,
+    /// Set once its write side is shut: the bound on reading to the server's FIN.
+    linger: Option<Pin<Box<monoio::time::Sleep>>>,
 }
+
+/// How long a closing connection reads what the server still sends before its FIN.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl<T> Tallied<T> {
     pub fn new(io: T, tally: Rc<FrameTally>) -> Self {
@@ -235,6 +241,7 @@ impl<T> Tallied<T> {
             rx: Scan::default(),
             // Its writes start with the client preface.
             tx: Scan::after(24),
+            linger: None,
         }
     }
 
@@ -273,7 +280,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tallied<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tallied<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Tallied<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -310,8 +317,33 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tallied<T> {
         Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
+    /// Shuts the write side (after the h2 crate's GOAWAY), then reads to the server's
+    /// FIN, for at most `LINGER`, before the connection may close. The server may
+    /// answer the GOAWAY with its own; closing a socket with bytes unread resets the
+    /// connection, and the server would see an error instead of a clean end.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.linger.is_none() {
+            std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            this.linger = Some(Box::pin(monoio::time::sleep(LINGER)));
+        }
+        let mut scratch = [0u8; 256];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    let n = buf.filled().len();
+                    this.scan(&scratch[..n]);
+                }
+                // The server's FIN, or an error: nothing more to wait for.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => break,
+            }
+        }
+        match this.linger.as_mut().map(|t| t.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Ok(())),
+            _ => Poll::Pending,
+        }
     }
 }
 
