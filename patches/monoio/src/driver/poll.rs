@@ -1,7 +1,13 @@
 use std::{io, task::Context, time::Duration};
 
-use super::{ready::Direction, scheduled_io::ScheduledIo};
-use crate::{driver::op::CompletionMeta, utils::slab::Slab};
+use super::{
+    ready::{Direction, Ready},
+    scheduled_io::ScheduledIo,
+};
+use crate::{
+    driver::op::{CompletionMeta, OpAble},
+    utils::slab::Slab,
+};
 
 /// Poller with io dispatch.
 // TODO: replace legacy impl with this Poll.
@@ -72,21 +78,27 @@ impl Poll {
     }
 
     #[inline]
-    pub(crate) fn poll_syscall(
+    pub(crate) fn poll_syscall<T: OpAble>(
         &mut self,
         cx: &mut Context<'_>,
         token: usize,
         direction: Direction,
-        syscall: impl FnOnce() -> io::Result<u32>,
+        data: &mut T,
     ) -> std::task::Poll<CompletionMeta> {
         let mut scheduled_io = self.io_dispatch.get(token).expect("scheduled_io lost");
         let ref_mut = scheduled_io.as_mut();
         ready!(ref_mut.poll_readiness(cx, direction));
-        match syscall() {
-            Ok(n) => std::task::Poll::Ready(CompletionMeta {
-                result: Ok(n),
-                flags: 0,
-            }),
+        match data.legacy_call() {
+            Ok(n) => {
+                // As in the legacy driver: a short stream read emptied the queue.
+                if data.legacy_drained(n) {
+                    ref_mut.clear_readiness(Ready::READABLE);
+                }
+                std::task::Poll::Ready(CompletionMeta {
+                    result: Ok(n),
+                    flags: 0,
+                })
+            }
             Err(ref e) if e.kind() == io::ErrorKind::WouldBlock => {
                 ref_mut.clear_readiness(direction.mask());
                 ref_mut.set_waker(cx, direction);

@@ -83,6 +83,17 @@ impl<T: IoBufMut> Op<Recv<T>> {
         }
     }
 
+    /// `recv_raw` on a stream socket, for the poll-style reads: like `recv_stream`, a
+    /// short read clears the cached readiness.
+    #[allow(unused)]
+    pub(crate) fn recv_raw_stream(fd: &SharedFd, buf: T) -> Recv<T> {
+        Recv {
+            fd: fd.clone(),
+            buf,
+            stream: true,
+        }
+    }
+
     pub(crate) async fn read(self) -> BufResult<usize, T> {
         let complete = self.await;
         let res = complete.meta.result.map(|v| v as _);

@@ -504,7 +504,7 @@ impl UringInner {
         // wait io ready and do syscall
         inner
             .poll
-            .poll_syscall(cx, index, direction, || OpAble::legacy_call(data))
+            .poll_syscall(cx, index, direction, data)
     }
 
     pub(crate) fn drop_op<T: 'static>(

@@ -61,7 +61,7 @@ impl tokio::io::AsyncRead for UnixStreamPoll {
         unsafe {
             let slice = buf.unfilled_mut();
             let raw_buf = crate::buf::RawBuf::new(slice.as_ptr() as *const u8, slice.len());
-            let mut recv = Op::recv_raw(&self.0.fd, raw_buf);
+            let mut recv = Op::recv_raw_stream(&self.0.fd, raw_buf);
             let ret = ready!(crate::driver::op::PollLegacy::poll_io(&mut recv, cx));
 
             std::task::Poll::Ready(ret.result.map(|n| {
