@@ -340,10 +340,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Tallied<T> {
                 Poll::Pending => break,
             }
         }
-        match this.linger.as_mut().map(|t| t.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Ok(())),
-            _ => Poll::Pending,
-        }
+        let linger = this
+            .linger
+            .as_mut()
+            .expect("set once the write side is shut");
+        linger.as_mut().poll(cx).map(Ok)
     }
 }
 
