@@ -790,6 +790,28 @@ fn a_server_that_answers_the_goaway_sees_a_clean_end() {
     assert_eq!(http_get(lb.addrs("web")[1], "/next").status, 200);
 }
 
+/// A server that never answers ringlb's GOAWAY nor closes its side does not hold the
+/// connection: ringlb reads what it sends for at most a second after its own FIN, then
+/// closes (the server's writes start failing).
+#[test]
+fn a_server_that_never_closes_is_let_go_after_the_linger() {
+    let Some(server) = common::seen::SeenServer::start_fixture("mute_server.py", None) else {
+        eprintln!("python3 with the h2 package missing; scripts/test-all installs it");
+        return;
+    };
+    let lb = h2c_setup(&format!("{} proto h2 pool-purge-delay 1s", server.addr));
+    assert_eq!(http_get(lb.addrs("web")[1], "/idle").status, 200);
+    wait_for("ringlb's FIN at the server", Duration::from_secs(10), || {
+        server.events().iter().any(|e| e == "fin")
+    });
+    // The linger is 1 s; the server pings every 100 ms until a write fails.
+    wait_for("the connection closed", Duration::from_secs(10), || {
+        server.events().iter().any(|e| e == "closed")
+    });
+    assert_eq!(server.events(), ["fin", "closed"]);
+    assert_eq!(http_get(lb.addrs("web")[1], "/next").status, 200);
+}
+
 /// An HTTP/1.1 client's request body reaches a `proto h2` server chunk by chunk, as
 /// the client sends it (not held until its end).
 #[test]
