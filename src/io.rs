@@ -214,6 +214,13 @@ pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
         self.socket()
     }
 
+    /// A client connection whose first bytes are the HTTP/2 preface is handed over
+    /// to the HTTP/2 path (`http::H2Preface`): a plain socket, and a TLS one whose
+    /// client did not pick `h2` by ALPN. Not a stream of an HTTP/2 connection.
+    fn serves_h2_preface(&self) -> bool {
+        false
+    }
+
     /// A client's HTTP/2 stream whose request body was not read yet gives it up as
     /// frames, for a `proto h2` server that forwards them as they come (a call
     /// streaming both ways); the HTTP path then sees a request that ends with its head.
@@ -257,6 +264,10 @@ pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
 impl Stream for monoio::net::TcpStream {
     fn socket(&self) -> Option<&monoio::net::TcpStream> {
         Some(self)
+    }
+
+    fn serves_h2_preface(&self) -> bool {
+        true
     }
 
     async fn read_until(

@@ -801,9 +801,11 @@ fn a_server_that_never_closes_is_let_go_after_the_linger() {
     };
     let lb = h2c_setup(&format!("{} proto h2 pool-purge-delay 1s", server.addr));
     assert_eq!(http_get(lb.addrs("web")[1], "/idle").status, 200);
-    wait_for("ringlb's FIN at the server", Duration::from_secs(10), || {
-        server.events().iter().any(|e| e == "fin")
-    });
+    wait_for(
+        "ringlb's FIN at the server",
+        Duration::from_secs(10),
+        || server.events().iter().any(|e| e == "fin"),
+    );
     // The linger is 1 s; the server pings every 100 ms until a write fails.
     wait_for("the connection closed", Duration::from_secs(10), || {
         server.events().iter().any(|e| e == "closed")

@@ -151,3 +151,46 @@ fn a_toml_tls_frontend_offers_h2_by_default() {
     assert_eq!(curl(&["--http2"], &url), "200 2");
     assert_eq!(curl(&["--http1.1"], &url), "200 1.1");
 }
+
+/// A connection upgraded to HTTP/2 by its preface (no ALPN offered) runs on ringlb's
+/// record layer: a forged record there ends that connection, with an alert, and the
+/// next client is served.
+#[test]
+fn a_forged_record_ends_an_upgraded_http2_connection_alone() {
+    use std::io::{Read, Write};
+    let pki = pki();
+    let app = TestBackend::start("app");
+    let lb = setup(&pki, &app);
+    let cfg = any_cert_client(&[], None);
+    let conn = rustls::ClientConnection::new(cfg, "a.test".try_into().unwrap()).unwrap();
+    let sock = std::net::TcpStream::connect(lb.addr("fe")).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    let mut hello = common::h2::PREFACE.to_vec();
+    hello.extend(common::h2::frame(4, 0, 0, &[]));
+    s.write_all(&hello).unwrap();
+    s.flush().unwrap();
+    // The server's SETTINGS: the connection is HTTP/2 now.
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).expect("the server's first frames");
+    assert!(n >= 9 && buf[3] == 4, "SETTINGS first: {:?}", &buf[..n]);
+    // An application-data record that does not open, on the socket under TLS.
+    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x30];
+    forged.extend([0xAA; 0x30]);
+    s.sock.write_all(&forged).unwrap();
+    let end = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break "eof".to_string(),
+            Ok(_) => continue,
+            Err(e) => break format!("{:?}: {e}", e.kind()),
+        }
+    };
+    assert!(
+        !end.contains("WouldBlock") && !end.contains("TimedOut"),
+        "the connection stayed open: {end}"
+    );
+    assert!(end.contains("BadRecordMac") || end == "eof", "{end}");
+    let url = format!("https://{}/", lb.addr("fe"));
+    assert_eq!(curl(&["--http2"], &url), "200 2");
+}

@@ -26,8 +26,9 @@ pub struct Bind {
     pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
     /// Socket options of the listening sockets.
     pub sock: ListenOpts,
-    /// `proto h2`: clients speak HTTP/2 from their first byte (prior knowledge,
-    /// cleartext): the connection goes to `h2::serve`.
+    /// `proto h2`: clients speak HTTP/2 from their first byte (prior knowledge): the
+    /// connection goes to `h2::serve`; on a TLS bind, after the handshake, whatever
+    /// ALPN settled (HAProxy forces its HTTP/2 multiplexer the same way).
     pub h2: bool,
 }
 

@@ -94,6 +94,26 @@ pub async fn serve_preface(h: crate::http::H2Preface<monoio::net::TcpStream>) {
     .await
 }
 
+/// Serves a TLS connection whose first bytes were the HTTP/2 preface though its
+/// client did not pick `h2` by ALPN (HAProxy upgrades such a connection too): the
+/// same keys and buffered bytes, as a tokio stream (`tls::PollTls`).
+pub async fn serve_preface_tls(
+    h: crate::http::H2Preface<crate::tls::ServerTls<monoio::net::TcpStream>>,
+) {
+    let Some((sock, parts)) = h.client.into_parts() else {
+        return;
+    };
+    let io = match sock.try_into_poll_io() {
+        Ok(io) => io,
+        Err((e, _)) => {
+            tracing::debug!(shard = h.shard.id, peer = %h.peer, error = %e, "h2: no poll-io");
+            return;
+        }
+    };
+    let io = prefixed::Prefixed::new(h.early, crate::tls::PollTls::new(io, parts));
+    serve_io(h.shard, h.frontend, io, h.peer, h.local, h.txn).await
+}
+
 /// Serves one HTTP/2 connection over `io`, a tokio stream (poll-io TCP, or TLS).
 ///
 /// Not an `async fn`: one keeps its arguments for its whole life, so `io` (a TLS

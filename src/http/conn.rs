@@ -283,7 +283,7 @@ async fn run<S: Stream>(
         }
         if *first
             && matches!(result, Err(Stop::Reply(Reply::BadRequest)))
-            && conn.client.socket().is_some()
+            && conn.client.serves_h2_preface()
             && conn.cbuf[conn.cpos..].starts_with(H2_PREFACE_LINE)
         {
             return Some(Quiet::Preface(Box::new(conn.into_preface())));

@@ -398,10 +398,16 @@ async fn serve(
             rx: buf,
             tx: Vec::new(),
         };
-        // HTTP/1 (or TCP) in the labelled block, which returns; a client that picked
-        // `h2` leaves it. Nothing of one path is alive while the other awaits, so a
+        // HTTP/1 (or TCP) in the labelled block, which returns; a client served HTTP/2
+        // (it picked `h2` by ALPN, or the bind says `proto h2`) leaves it. Nothing of one path is alive while the other awaits, so a
         // connection's task keeps no room for the other's state.
-        let h2 = mode == Mode::Http;
+        let h2 = match mode {
+            Mode::Http if conf.binds.get(at.bind).is_some_and(|b| b.h2) => {
+                crate::tls::H2Choice::Always
+            }
+            Mode::Http => crate::tls::H2Choice::ByAlpn,
+            Mode::Tcp => crate::tls::H2Choice::Off,
+        };
         let h2_start = 'tls: {
             // Boxed: the handshake's state (rustls' connection, its messages) inline
             // would stay in the task of every connection, long after the handshake.
@@ -457,9 +463,11 @@ async fn serve(
                         txn,
                     ));
                     drop(arriving);
-                    // A TLS stream is never handed over (its preface is a 400; HTTP/2
-                    // over TLS is chosen by ALPN).
-                    drop(serving.await);
+                    // The HTTP/2 preface from a client that did not pick `h2` by ALPN:
+                    // served as HTTP/2 on the same keys, as HAProxy does.
+                    if let Some(h2) = serving.await {
+                        Box::pin(crate::h2::serve_preface_tls(h2)).await
+                    }
                 }
                 Mode::Tcp => {
                     Box::pin(crate::l4::serve(
@@ -505,7 +513,7 @@ async fn serve(
     Counters::down(&shard.stats.frontends[frontend].scur);
 }
 
-/// A TLS client that picked `h2`: its handshake ends (tokio-rustls), its `tcp-request
+/// A TLS client served HTTP/2 (ALPN `h2`, or a `proto h2` bind): its handshake ends (tokio-rustls), its `tcp-request
 /// session` rules run (they see the TLS facts), then `h2::serve_io` serves it.
 #[allow(clippy::too_many_arguments)]
 async fn serve_h2_tls(

@@ -88,6 +88,18 @@ pub struct H2Start<S> {
     pub(super) turn: Option<super::gate::Turn>,
 }
 
+/// Whether a TLS client is handed back for HTTP/2 (`Accepted::H2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum H2Choice {
+    /// Never: the stream is served whatever ALPN settled.
+    Off,
+    /// When ALPN settles on `h2` (an HTTP frontend's TLS bind).
+    ByAlpn,
+    /// Always, whatever ALPN settles (`bind ... ssl proto h2`, as HAProxy forces its
+    /// HTTP/2 multiplexer there).
+    Always,
+}
+
 /// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`;
 /// the handshake's computation waits for a turn from `turns` (`None`: no limit). The
 /// stream is served whatever ALPN settled (TCP mode, tests); `accept_h2` hands a client
@@ -102,23 +114,23 @@ pub async fn accept<S>(
 where
     S: AsyncReadRent + AsyncWriteRent,
 {
-    match accept_h2(io, set, deadline, bufs, turns, false).await? {
+    match accept_h2(io, set, deadline, bufs, turns, H2Choice::Off).await? {
         Accepted::Done(s, info, _) => Ok((s, info)),
-        // Not asked for: `h2` is false.
+        // Not asked for.
         Accepted::H2(_) => Err(AcceptError::Io(io::ErrorKind::Unsupported.into())),
     }
 }
 
-/// `accept`, for a frontend that serves HTTP/2 when `h2`: a client that picks it is
-/// handed back as `Accepted::H2` (its handshake finishes by the same deadline in
-/// `h2tls::finish`).
+/// `accept`, for a frontend that serves HTTP/2 as `h2` says: a client that picks it
+/// (or any client, `H2Choice::Always`) is handed back as `Accepted::H2` (its handshake
+/// finishes by the same deadline in `h2tls::finish`).
 pub async fn accept_h2<S>(
     io: S,
     set: &ServerSet,
     deadline: Instant,
     bufs: Acceptor,
     turns: Option<&Turns>,
-    h2: bool,
+    h2: H2Choice,
 ) -> Result<Accepted<S>, AcceptError>
 where
     S: AsyncReadRent + AsyncWriteRent,
@@ -149,7 +161,7 @@ async fn accept_now<S>(
     set: &ServerSet,
     bufs: Acceptor,
     turns: Option<&Turns>,
-    h2: bool,
+    h2: H2Choice,
 ) -> Result<Accepted<S>, AcceptError>
 where
     S: AsyncReadRent + AsyncWriteRent,
@@ -216,7 +228,8 @@ where
         Some(t) => Some(t.take().await),
         None => None,
     };
-    if h2 && chosen_alpn(&config.alpn_protocols, &accepted.client_hello()) == Some(b"h2") {
+    let picked_h2 = || chosen_alpn(&config.alpn_protocols, &accepted.client_hello()) == Some(b"h2");
+    if h2 == H2Choice::Always || (h2 == H2Choice::ByAlpn && picked_h2()) {
         drop((rx, tx));
         return Ok(Accepted::H2(Box::new(H2Start {
             io,

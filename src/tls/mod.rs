@@ -15,7 +15,8 @@
 //! ringlb's own record layer (`records`: no allocation per record). `info` is what a
 //! connection remembers of its handshake (fetches, logs); `h2tls` ends the handshake
 //! of a client that picked `h2` (tokio-rustls over the poll-io socket, for the h2
-//! crate). `client` is the same shape towards servers (`TlsStream` throughout), and
+//! crate); `poll_tls` carries on a `ServerTls` whose client sent the HTTP/2 preface
+//! without picking `h2`, as a tokio stream on the same record layer. `client` is the same shape towards servers (`TlsStream` throughout), and
 //! `maybe` the stream to a server, plain or TLS.
 //!
 //! One crypto library is built: aws-lc-rs by default, *ring* with
@@ -28,6 +29,7 @@ pub mod gate;
 pub mod h2tls;
 pub mod info;
 pub mod maybe;
+pub mod poll_tls;
 pub mod records;
 pub mod server;
 pub mod server_stream;
@@ -40,11 +42,12 @@ pub mod tickets;
 
 use std::sync::Arc;
 
-pub use accept::{accept, accept_h2, AcceptError, Accepted, Acceptor, H2Start};
+pub use accept::{accept, accept_h2, AcceptError, Accepted, Acceptor, H2Choice, H2Start};
 pub use certs::{CertError, LoadedCert};
 pub use client::{connect, ClientSettings, ServerVerify, SniSource, UpstreamTls};
 pub use info::TlsInfo;
 pub use maybe::{MaybeTls, ServerStream};
+pub use poll_tls::PollTls;
 pub use server::{BindTls, BindTlsSpec, CrtSource, Findings, ServerSet};
 pub use server_stream::ServerTls;
 pub use store::{CertStore, CrtListLine, SslConf, TlsVersion, Verify};

@@ -86,6 +86,24 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
         &self.io
     }
 
+    /// The socket, the record layer and what was read but not given out yet, for
+    /// `PollTls` (HTTP/2 after a preface); `None` while an operation is in flight or
+    /// once the stream failed.
+    pub fn into_parts(self) -> Option<(S, super::poll_tls::Parts)> {
+        if self.rbusy || self.wbusy || self.failed {
+            return None;
+        }
+        let parts = super::poll_tls::Parts {
+            rec: self.rec,
+            rx: self.rx,
+            rx_pos: self.rx_pos,
+            plain: self.plain,
+            closed: self.closed,
+            tcp_eof: self.tcp_eof,
+        };
+        Some((self.io, parts))
+    }
+
     fn usable(&self, write: bool) -> io::Result<()> {
         usable(self.rbusy, self.wbusy, self.failed, write)
     }
@@ -264,6 +282,12 @@ impl<S> crate::io::Stream for ServerTls<S>
 where
     S: crate::io::Stream,
 {
+    /// A preface is served as HTTP/2 over the same keys (`PollTls`), as HAProxy does
+    /// when ALPN did not settle on `h2`.
+    fn serves_h2_preface(&self) -> bool {
+        true
+    }
+
     /// Bytes must go through the record layer: no splice.
     fn socket(&self) -> Option<&monoio::net::TcpStream> {
         None

@@ -366,17 +366,9 @@ impl Mapper<'_> {
                 .iter()
                 .map(|(b, ..)| self.load_bind_ssl(b))
                 .collect();
-            for (i, (b, _, h2)) in p.bind_opts.iter().enumerate() {
-                if !*h2 {
-                    continue;
-                }
-                if mode != Mode::Http {
+            for (b, _, h2) in &p.bind_opts {
+                if *h2 && mode != Mode::Http {
                     self.err(b.line, "bind 'proto h2' needs 'mode http'");
-                } else if tls[i].is_some() {
-                    self.err(
-                        b.line,
-                        "bind 'proto h2' on an 'ssl' bind is not supported yet (cleartext only)",
-                    );
                 }
             }
             let binds = p

@@ -62,13 +62,6 @@ impl Validator {
                         self.err(&bpath, "proto = \"h2\" needs mode = \"http\"");
                         false
                     }
-                    Some("h2") if use_tls.unwrap_or(f.tls.is_some()) => {
-                        self.err(
-                            &bpath,
-                            "proto = \"h2\" on a TLS bind is not supported yet (cleartext only)",
-                        );
-                        false
-                    }
                     Some("h2") => true,
                     Some(other) => {
                         self.err(

@@ -1,0 +1,264 @@
+//! `PollTls`: a client's TLS connection (ringlb's own record layer, `records`) as a
+//! tokio stream over monoio's poll-io socket, for the h2 crate. A client that sends
+//! the HTTP/2 preface over TLS without having picked `h2` by ALPN (or offering no
+//! ALPN at all) is served HTTP/2, as HAProxy's HTTP/1 multiplexer upgrades such a
+//! connection: the HTTP/1 path read the preface through a `ServerTls`, which gives its
+//! keys and buffered bytes over to this stream (`ServerTls::into_parts`).
+//!
+//! Reads open whole records in place in `rx` and copy the plaintext out. A write seals
+//! at most a batch of records into `tx` and takes the bytes as soon as they are
+//! sealed; the next write (or a flush) first sends what `tx` still holds, so at most
+//! one batch waits and the h2 crate's flow control sees the socket's back-pressure.
+//! Both buffers come from the shard's free list and go back whenever they are empty,
+//! so an idle connection holds none. Errors as in `ServerTls`: a record that does not
+//! open fails the stream (after a fatal alert, best effort); close_notify reads as
+//! EOF, a TCP EOF without it as `UnexpectedEof`.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::records::{whole_record, Fatal, Opened, Records, CLOSE_NOTIFY, MAX_PLAIN};
+use super::stream::{rx_room, BATCH_SIZE, RX_SIZE};
+use crate::bufpool::PooledBuf;
+
+/// The most plaintext one write seals.
+const MAX_BATCH: usize = 4 * MAX_PLAIN;
+
+pub struct PollTls<T> {
+    io: T,
+    rec: Box<Records>,
+    /// `rx[rx_pos..]`: ciphertext not opened yet; `rx[plain.0..plain.1]`: opened
+    /// plaintext not read yet.
+    rx: PooledBuf,
+    rx_pos: usize,
+    plain: (usize, usize),
+    /// `tx[tx_pos..]`: sealed records not sent yet.
+    tx: PooledBuf,
+    tx_pos: usize,
+    failed: bool,
+    /// close_notify was read.
+    closed: bool,
+    /// The socket read EOF.
+    tcp_eof: bool,
+    /// close_notify was sealed.
+    shut: bool,
+}
+
+/// What `ServerTls` hands over: its record layer and what it read but did not give
+/// out yet.
+pub struct Parts {
+    pub rec: Box<Records>,
+    pub rx: PooledBuf,
+    pub rx_pos: usize,
+    pub plain: (usize, usize),
+    pub closed: bool,
+    pub tcp_eof: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> PollTls<T> {
+    pub fn new(io: T, p: Parts) -> Self {
+        let mut s = PollTls {
+            io,
+            rec: p.rec,
+            rx: p.rx,
+            rx_pos: p.rx_pos,
+            plain: p.plain,
+            tx: PooledBuf::none(),
+            tx_pos: 0,
+            failed: false,
+            closed: p.closed,
+            tcp_eof: p.tcp_eof,
+            shut: false,
+        };
+        s.release_rx();
+        s
+    }
+
+    fn release_rx(&mut self) {
+        if self.rx_pos == self.rx.len() && self.plain.0 == self.plain.1 {
+            self.rx = PooledBuf::none();
+            self.rx_pos = 0;
+            self.plain = (0, 0);
+        }
+    }
+
+    fn broken() -> io::Error {
+        io::Error::other("TLS: the stream failed before")
+    }
+
+    /// Sends what `tx` holds; ready once it is empty (and given back).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.tx_pos < self.tx.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.tx[self.tx_pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.tx_pos += n;
+        }
+        self.tx = PooledBuf::none();
+        self.tx_pos = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Seals with `seal` into an empty `tx` (the caller sent what it held).
+    fn seal(
+        &mut self,
+        cap: usize,
+        seal: impl FnOnce(&mut Records, &mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        debug_assert!(self.tx_pos == self.tx.len());
+        self.tx = PooledBuf::take(cap);
+        self.tx_pos = 0;
+        if let Err(e) = seal(&mut self.rec, &mut self.tx) {
+            self.failed = true;
+            self.tx.clear();
+            self.rec.seal_internal_error(&mut self.tx);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A record that does not open: the stream fails, its alert goes out if the
+    /// socket takes it at once.
+    fn fail(&mut self, cx: &mut Context<'_>, f: Fatal) -> io::Error {
+        self.failed = true;
+        if self.tx_pos == self.tx.len()
+            && self
+                .seal(RX_SIZE, |rec, tx| rec.seal_alert(f.alert, tx))
+                .is_ok()
+        {
+            let _ = self.poll_send(cx);
+        }
+        f.into_io()
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for PollTls<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(Err(Self::broken()));
+        }
+        loop {
+            if this.plain.0 < this.plain.1 {
+                let n = (this.plain.1 - this.plain.0).min(buf.remaining());
+                buf.put_slice(&this.rx[this.plain.0..this.plain.0 + n]);
+                this.plain.0 += n;
+                this.release_rx();
+                return Poll::Ready(Ok(()));
+            }
+            if this.closed {
+                return Poll::Ready(Ok(()));
+            }
+            let at = this.rx_pos;
+            match whole_record(&this.rx[at..]) {
+                Ok(Some(n)) => {
+                    this.rx_pos += n;
+                    match this.rec.open(&mut this.rx[at..at + n]) {
+                        Ok(Opened::Data { start, end }) => this.plain = (at + start, at + end),
+                        Ok(Opened::Closed) => this.closed = true,
+                        Ok(Opened::Control) => {}
+                        Err(f) => return Poll::Ready(Err(this.fail(cx, f))),
+                    }
+                    this.release_rx();
+                    continue;
+                }
+                Ok(None) => {}
+                Err(f) => return Poll::Ready(Err(this.fail(cx, f))),
+            }
+            if this.tcp_eof {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            // Only ciphertext is left in `rx`: it may move to make room.
+            rx_room(&mut this.rx, &mut this.rx_pos);
+            this.plain = (this.rx_pos, this.rx_pos);
+            let len = this.rx.len();
+            let mut room = ReadBuf::uninit(this.rx.spare_capacity_mut());
+            let res = Pin::new(&mut this.io).poll_read(cx, &mut room);
+            let got = room.filled().len();
+            match res {
+                Poll::Ready(Ok(())) => {
+                    // SAFETY: the socket initialised `got` bytes past `len`.
+                    unsafe { this.rx.set_len(len + got) };
+                    if got == 0 {
+                        this.tcp_eof = true;
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    this.release_rx();
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => {
+                    this.release_rx();
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PollTls<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        src: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.failed || this.shut {
+            return Poll::Ready(Err(Self::broken()));
+        }
+        ready!(this.poll_send(cx))?;
+        if src.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = src.len().min(MAX_BATCH);
+        let cap = if n > MAX_PLAIN { BATCH_SIZE } else { RX_SIZE };
+        this.seal(cap, |rec, tx| {
+            rec.seal_queued(tx)?;
+            rec.seal_data(&src[..n], tx)
+        })?;
+        // Sealed is taken: what the socket does not take now goes with the next write
+        // or flush.
+        if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(Err(Self::broken()));
+        }
+        ready!(this.poll_send(cx))?;
+        if this.rec.has_queued() && !this.shut {
+            this.seal(RX_SIZE, |rec, tx| rec.seal_queued(tx))?;
+            ready!(this.poll_send(cx))?;
+        }
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(Err(Self::broken()));
+        }
+        ready!(this.poll_send(cx))?;
+        if !this.shut {
+            this.shut = true;
+            this.seal(RX_SIZE, |rec, tx| {
+                rec.seal_queued(tx)?;
+                rec.seal_alert(CLOSE_NOTIFY, tx)
+            })?;
+            ready!(this.poll_send(cx))?;
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
