@@ -58,14 +58,21 @@ def wait_port(port, deadline=10.0, proc=None):
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def cpu_seconds(pids):
-    """utime + stime of the given processes (all their threads), in seconds."""
-    total = 0
+def cpu_split(pids):
+    """(utime, stime) of the given processes (all their threads), in seconds: the
+    time in their own code and libraries, and the time in the kernel for them."""
+    user = system = 0
     for pid in pids:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_seconds(pids):
+    """utime + stime of the given processes (all their threads), in seconds."""
+    return sum(cpu_split(pids))
 
 
 def children(pid):

@@ -55,6 +55,7 @@ from benchlib import (  # noqa: E402
     backend_nginx_conf,
     commit,
     cpu_seconds,
+    cpu_split,
     free_port,
     nginx_accepts,
     nginx_conf,
@@ -306,20 +307,25 @@ backend app
         if self.args.warmup:
             wrk(port, self.args.warmup, conns, path, close)
         pids = self.running[proxy].cpu_pids if proxy != "direct" else []
-        cpu0, be0, acc0 = cpu_seconds(pids), cpu_seconds(self.backend.cpu_pids), nginx_accepts(self.backend_port)
+        (u0, k0), be0, acc0 = cpu_split(pids), cpu_seconds(self.backend.cpu_pids), nginx_accepts(self.backend_port)
         r = wrk(port, self.args.duration, conns, path, close)
-        cpu1, be1, acc1 = cpu_seconds(pids), cpu_seconds(self.backend.cpu_pids), nginx_accepts(self.backend_port)
+        (u1, k1), be1, acc1 = cpu_split(pids), cpu_seconds(self.backend.cpu_pids), nginx_accepts(self.backend_port)
         if r["reqs"] == 0:
             # Nothing completed (a stalled proxy, or a machine too busy to run the load):
             # no figure from this run; counted in the errors column.
-            return {k: None for k in ("rps", "cpu", "be", "total", "up", "p50", "p99")} | {
+            return {k: None for k in ("rps", "cpu", "user", "kernel", "be", "total", "up", "p50", "p99")} | {
                 "non2xx": r["non2xx"], "sock": r["sock"], "empty": True}
         n = r["reqs"]
-        cpu = (cpu1 - cpu0) / n * 1e6 if proxy != "direct" else None
+        proxied = proxy != "direct"
+        cpu = (u1 - u0 + k1 - k0) / n * 1e6 if proxied else None
         be = (be1 - be0) / n * 1e6
         return {
             "rps": r["reqs"] / self.args.duration,
             "cpu": cpu,
+            # The proxy's own code and libraries, and the kernel's work for it (its
+            # sockets): what a proxy can cut is mostly the first.
+            "user": (u1 - u0) / n * 1e6 if proxied else None,
+            "kernel": (k1 - k0) / n * 1e6 if proxied else None,
             "be": be,
             "total": (cpu or 0.0) + be,
             "up": (acc1 - acc0 - 1) / n,  # minus the second stub_status request itself
@@ -386,7 +392,8 @@ def main():
                               f"errors {x['non2xx']}/{x['sock']}", flush=True)
                         continue
                     print(
-                        f"run {r + 1} {s:7} {p:18} {x['rps']:10,.0f} req/s  proxy {fmt(x['cpu']):>7} us/req  "
+                        f"run {r + 1} {s:7} {p:18} {x['rps']:10,.0f} req/s  proxy {fmt(x['cpu']):>7} us/req "
+                        f"(user {fmt(x['user'])}, kernel {fmt(x['kernel'])})  "
                         f"backend {x['be']:6.2f} us/req  up/req {x['up']:.4f}  p50 {x['p50']:.2f} ms  p99 {x['p99']:.2f} ms  "
                         f"errors {x['non2xx']}/{x['sock']}",
                         flush=True,
@@ -432,7 +439,9 @@ def main():
         "",
         "Columns: req/s from wrk; p50/p99 latency from wrk --latency (ms); errors = non-2xx/3xx responses / socket errors "
         "(connect+read+write+timeout), summed over runs; proxy CPU = utime+stime of the proxy process (all threads; nginx: "
-        "its worker) per completed request, in µs; backend CPU likewise for the backend nginx worker; new upstream "
+        "its worker) per completed request, in µs, also split into user (utime: the proxy's own code and libraries) and "
+        "kernel (stime: its syscalls, ring submissions and, on loopback, the receiving side of its sends); kernel/req vs "
+        "the reference's CPU/req is the floor of the CPU ratio if the proxy's own code cost nothing; backend CPU likewise for the backend nginx worker; new upstream "
         "conns/req = connections the backend accepted during the run / requests (for `direct` that is client connections; "
         "with large responses it includes the reconnections after the warm-up run's aborted transfers); "
         "ratios are of medians against HAProxy http (L7 scenarios) or HAProxy tcp (L4).",
@@ -447,8 +456,8 @@ def main():
             "",
             f"`wrk -t1 -c{conns} --latency{header} http://127.0.0.1:PORT{path}`",
             "",
-            f"| proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | backend CPU µs/req | proxy+backend µs/req | new upstream conns/req | req/s vs {ref} | CPU/req vs {ref} |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            f"| proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | of which user | of which kernel | backend CPU µs/req | proxy+backend µs/req | new upstream conns/req | req/s vs {ref} | CPU/req vs {ref} | kernel/req vs {ref}'s CPU/req |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for p in ps:
             xs = samples[(s, p)]
@@ -459,9 +468,9 @@ def main():
                 f" ({empty} run{'s' if empty > 1 else ''} without a request)" if empty else "")
             lines.append(
                 f"| {PROXIES[p][1]} | {fmt(rps, 0, spread(s, p, 'rps'))} | {fmt(med(s, p, 'p50'))} | {fmt(med(s, p, 'p99'), 2, spread(s, p, 'p99'))} "
-                f"| {errors} | {fmt(cpu, 2, spread(s, p, 'cpu'))} "
+                f"| {errors} | {fmt(cpu, 2, spread(s, p, 'cpu'))} | {fmt(med(s, p, 'user'))} | {fmt(med(s, p, 'kernel'))} "
                 f"| {fmt(med(s, p, 'be'))} | {fmt(med(s, p, 'total')) if cpu is not None else '—'} | {fmt(med(s, p, 'up'), 5)} "
-                f"| {fmt(div(rps, ref_rps))} | {fmt(div(cpu, ref_cpu))} |"
+                f"| {fmt(div(rps, ref_rps))} | {fmt(div(cpu, ref_cpu))} | {fmt(div(med(s, p, 'kernel'), ref_cpu))} |"
             )
         lines.append("")
     main_ringlb = "ringlb-legacy" if legacy and not uring else "ringlb"

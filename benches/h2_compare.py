@@ -13,7 +13,8 @@ Scenarios:
 Setup (2-core machine): the proxy pinned to core 0; the backend (nginx, HTTP/1.1, one
 worker) and h2load (one thread) on core 1. CPU per request: the proxy's utime+stime
 from /proc before and after a measured h2load run (after a warm-up run), divided by
-the requests h2load saw succeed. Runs are interleaved (for each run: each scenario:
+the requests h2load saw succeed, also split into its user part (the proxy's own code
+and libraries) and its kernel part (the sockets). Runs are interleaved (for each run: each scenario:
 each proxy); medians with half the range, and the ratio ringlb / HAProxy.
 
 Usage: python3 benches/h2_compare.py [--runs 5] [--duration 8] [--scenarios h2tls,h2c,idleh2,idleh2c]
@@ -39,7 +40,7 @@ from benchlib import (  # noqa: E402
     Proc,
     backend_nginx_conf,
     commit,
-    cpu_seconds,
+    cpu_split,
     free_port,
     nginx_worker_pids,
     med,
@@ -150,12 +151,14 @@ class Bench:
         url = f"https://127.0.0.1:{tls_port}/" if scenario == "h2tls" else f"http://127.0.0.1:{h2c_port}/"
         p = self.running[proxy]
         h2load(url, self.args.duration, warm=True)
-        c0 = cpu_seconds(p.cpu_pids)
+        u0, s0 = cpu_split(p.cpu_pids)
         ok, errors = h2load(url, self.args.duration)
-        cpu = cpu_seconds(p.cpu_pids) - c0
+        u1, s1 = cpu_split(p.cpu_pids)
         if not p.alive():
             raise RuntimeError(f"{proxy} died during {scenario}")
-        return {"us_per_req": cpu * 1e6 / max(ok, 1), "rps": ok / self.args.duration, "errors": errors}
+        per = 1e6 / max(ok, 1)
+        return {"us_per_req": (u1 - u0 + s1 - s0) * per, "user_us": (u1 - u0) * per,
+                "kernel_us": (s1 - s0) * per, "rps": ok / self.args.duration, "errors": errors}
 
     def measure_idle(self, proxy, tls=True):
         """A fresh proxy: a warm-up h2load run, then `idle` connections held."""
@@ -213,8 +216,8 @@ def main():
                 b.stop(proxy)
             b.backend.stop()
     print(f"Commit {commit()}, {args.runs} runs, {args.duration} s each, medians (± half the range)\n")
-    print("| scenario | proxy | proxy CPU µs/request | requests/s | errors | ringlb / HAProxy |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| scenario | proxy | proxy CPU µs/request | of which user | of which kernel | requests/s | errors | ringlb / HAProxy |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for sc in scenarios:
         key = "kib_per_conn" if sc.startswith("idleh2") else "us_per_req"
         base = med([r[key] for r in results.get((sc, "haproxy"), [])])
@@ -223,9 +226,12 @@ def main():
             v = [r[key] for r in rs]
             ratio = f"{med(v) / base:.2f} ×" if proxy != "haproxy" and base == base else ""
             if sc.startswith("idleh2"):
-                print(f"| {sc} ({args.idle} conns, KiB each) | {proxy} | {med(v):.1f} ± {spread(v):.1f} | — | — | {ratio} |")
+                print(f"| {sc} ({args.idle} conns, KiB each) | {proxy} | {med(v):.1f} ± {spread(v):.1f} | — | — | — | — | {ratio} |")
             else:
-                print(f"| {sc} | {proxy} | {med(v):.1f} ± {spread(v):.1f} | {med([r['rps'] for r in rs]):.0f} | "
+                user = [r["user_us"] for r in rs]
+                kernel = [r["kernel_us"] for r in rs]
+                print(f"| {sc} | {proxy} | {med(v):.1f} ± {spread(v):.1f} | {med(user):.1f} ± {spread(user):.1f} | "
+                      f"{med(kernel):.1f} ± {spread(kernel):.1f} | {med([r['rps'] for r in rs]):.0f} | "
                       f"{sum(r['errors'] for r in rs)} | {ratio} |")
 
 
