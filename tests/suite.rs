@@ -56,6 +56,7 @@ mod haproxy_diff_external_check;
 mod haproxy_diff_h1_case;
 mod haproxy_diff_h2;
 mod haproxy_diff_h2_early;
+mod haproxy_diff_h2_interim;
 mod haproxy_diff_h2_response_head;
 mod haproxy_diff_h2_scheme;
 mod haproxy_diff_h2_server;

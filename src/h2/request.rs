@@ -81,11 +81,9 @@ pub(super) fn translate(
                 return;
             }
             // `te: trailers` (all h2 lets through) passes, as HAProxy 2.6 passes it:
-            // gRPC servers look for it.
-            // The body comes as the stream delivers it: nothing waits for a 100.
-            n if n == header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
-                return
-            }
+            // gRPC servers look for it. So does `expect: 100-continue`: a client that
+            // waits for the server's `100` gets it (`response::ResponseHead`), as
+            // from HAProxy, instead of waiting out its own delay.
             n if n == header::CONTENT_LENGTH => length = true,
             _ => {}
         }

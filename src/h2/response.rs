@@ -2,7 +2,8 @@
 //! server's, rewritten by the response rules, or a local reply) is parsed back and sent
 //! as HEADERS and DATA frames: connection-specific fields are dropped (RFC 9113
 //! §8.2.2), a chunked body is decoded (its trailer fields become a trailing HEADERS
-//! frame), and DATA goes out only as the client's flow-control window allows, so a
+//! frame), an interim response (100, 103) becomes a HEADERS frame of its own, and
+//! DATA goes out only as the client's flow-control window allows, so a
 //! slow client holds the server back through the HTTP path's own writes.
 
 use std::io;
@@ -101,8 +102,17 @@ impl HeadSink for ResponseHead {
             _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "response head")),
         };
         let code = res.code.unwrap_or(502);
-        // An interim response (100 Continue): nothing to send, the final one follows.
+        // An interim response (100 Continue, 103 Early Hints) goes out as a HEADERS
+        // frame of its own, as HAProxy passes it; the final one follows. (A 101 cannot
+        // come: an HTTP/2 stream asks for no upgrade.)
         if (100..200).contains(&code) {
+            if let (Some(respond), Ok(status)) = (&mut self.respond, StatusCode::from_u16(code)) {
+                let mut interim = Response::new(());
+                *interim.status_mut() = status;
+                copy_fields(res.headers, interim.headers_mut(), |_, _| false);
+                // A stream the client reset meanwhile: the final response finds out.
+                let _ = respond.send_informational(interim);
+            }
             return Ok(Head::Interim(len));
         }
         let mut out = Response::new(());

@@ -11,6 +11,7 @@
 //! | `/sha256` | hex sha256 of the request body (streamed, never buffered) |
 //! | `/bytes/N`, `/bytes-chunked/N`, `/bytes-close/N` | N pattern bytes (`wire::pattern`): length, chunked, close-delimited |
 //! | `/status/NNN` | status NNN (204 and 304 without a body) |
+//! | `/hints` | a `103 Early Hints` (`link: </a.css>; rel=preload`), then `backend=NAME` |
 //! | `/sleep/MS` | `slept MS` after MS milliseconds |
 //! | `/headers` | the request headers, one `name: value` line each |
 //! | `/garbage` | bytes that are not HTTP, then a close |
@@ -458,6 +459,10 @@ fn handle(
         return Ok(false);
     } else if path == "/close" {
         return Ok(false);
+    } else if path == "/hints" {
+        w.stream
+            .write_all(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n")?;
+        Body::Fixed(format!("backend={}", shared.name).into_bytes())
     } else if path == "/health" {
         status = shared.health_status.load(Ordering::SeqCst);
         shared.stats.health_log.lock().unwrap().push(status);
