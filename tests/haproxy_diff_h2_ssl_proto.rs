@@ -131,23 +131,34 @@ fn http11_answered(side: &Side, frontend: &str) -> bool {
     got.starts_with(b"HTTP/")
 }
 
-#[test]
-fn proto_h2_on_an_ssl_bind_serves_http2_whatever_alpn_settled() {
+/// HAProxy and ringlb with two TLS frontends (name, what their bind line ends with),
+/// each setting `x-ver` to the request's version, in front of test server `app`.
+fn twins(frontends: [(&str, &str); 2]) -> (Pki, Twins) {
     let pki = Pki::new("Test CA");
     pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
     let crt = pki.path("a.pem").display().to_string();
-    let body = format!(
-        "frontend plain\n    bind 127.0.0.1:${{P1}} ssl crt {crt} proto h2\n\
-    http-request set-header x-ver %[req.ver]\n    default_backend be\n\
-frontend offers\n    bind 127.0.0.1:${{P2}} ssl crt {crt} alpn h2,http/1.1 proto h2\n\
-    http-request set-header x-ver %[req.ver]\n    default_backend be\n\
-backend be\n    server app ${{APP}}\n"
-    );
+    let mut body = String::new();
+    for (i, (name, opts)) in frontends.iter().enumerate() {
+        body += &format!(
+            "frontend {name}\n    bind 127.0.0.1:${{P{i}}} ssl crt {crt} {opts}\n\
+    http-request set-header x-ver %[req.ver]\n    default_backend be\n"
+        );
+    }
+    body += "backend be\n    server app ${APP}\n";
     let t = Twins::start(
         &body,
-        &[("plain", "P1"), ("offers", "P2")],
+        &[(frontends[0].0, "P0"), (frontends[1].0, "P1")],
         &[("APP", Srv::Up("app"))],
     );
+    (pki, t)
+}
+
+#[test]
+fn proto_h2_on_an_ssl_bind_serves_http2_whatever_alpn_settled() {
+    let (_pki, t) = twins([
+        ("plain", "proto h2"),
+        ("offers", "alpn h2,http/1.1 proto h2"),
+    ]);
     let h2 = |alpn: Option<&str>| Seen {
         status: 200,
         alpn: alpn.map(str::to_string),
@@ -205,21 +216,7 @@ fn a_toml_tls_bind_with_proto_h2_serves_http2_whatever_alpn_settled() {
 /// and a 3 MiB upload cross it whole; HTTP/1.1 clients are served as before.
 #[test]
 fn the_http2_preface_over_tls_without_alpn_h2_is_served_as_http2() {
-    let pki = Pki::new("Test CA");
-    pki.server("a.pem", &["a.test"], "a.test", Alg::Ecdsa, false);
-    let crt = pki.path("a.pem").display().to_string();
-    let body = format!(
-        "frontend bare\n    bind 127.0.0.1:${{P1}} ssl crt {crt}\n\
-    http-request set-header x-ver %[req.ver]\n    default_backend be\n\
-frontend offers\n    bind 127.0.0.1:${{P2}} ssl crt {crt} alpn h2,http/1.1\n\
-    http-request set-header x-ver %[req.ver]\n    default_backend be\n\
-backend be\n    server app ${{APP}}\n"
-    );
-    let t = Twins::start(
-        &body,
-        &[("bare", "P1"), ("offers", "P2")],
-        &[("APP", Srv::Up("app"))],
-    );
+    let (_pki, t) = twins([("bare", ""), ("offers", "alpn h2,http/1.1")]);
     let digest = |b: &[u8]| {
         use sha2::Digest;
         sha2::Sha256::digest(b)
