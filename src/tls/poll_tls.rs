@@ -5,10 +5,11 @@
 //! connection: the HTTP/1 path read the preface through a `ServerTls`, which gives its
 //! keys and buffered bytes over to this stream (`ServerTls::into_parts`).
 //!
-//! Reads open whole records in place in `rx` and copy the plaintext out. A write seals
-//! at most a batch of records into `tx` and takes the bytes as soon as they are
-//! sealed; the next write (or a flush) first sends what `tx` still holds, so at most
-//! one batch waits and the h2 crate's flow control sees the socket's back-pressure.
+//! Reads open whole records in place in `rx` and copy the plaintext out. A write (its
+//! slices, vectored) seals at most a batch of records into `tx` and takes the bytes as
+//! soon as they are sealed; the next write (or a flush) first sends what `tx` still
+//! holds, so at most one batch waits and the h2 crate's flow control sees the socket's
+//! back-pressure.
 //! Both buffers come from the shard's free list and go back whenever they are empty,
 //! so an idle connection holds none. Errors as in `ServerTls`: a record that does not
 //! open fails the stream (after a fatal alert, best effort); close_notify reads as
@@ -92,7 +93,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> PollTls<T> {
     /// Sends what `tx` holds; ready once it is empty (and given back).
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.tx_pos < self.tx.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.tx[self.tx_pos..]))?;
+            let n = match ready!(Pin::new(&mut self.io).poll_write(cx, &self.tx[self.tx_pos..])) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -103,9 +108,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> PollTls<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Seals with `seal` into an empty `tx` (the caller sent what it held).
+    /// Seals with `seal` into an empty `tx` (the caller sent what it held). A sealing
+    /// failure fails the stream; its `internal_error` alert goes out if the socket
+    /// takes it at once.
     fn seal(
         &mut self,
+        cx: &mut Context<'_>,
         cap: usize,
         seal: impl FnOnce(&mut Records, &mut Vec<u8>) -> io::Result<()>,
     ) -> io::Result<()> {
@@ -116,6 +124,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> PollTls<T> {
             self.failed = true;
             self.tx.clear();
             self.rec.seal_internal_error(&mut self.tx);
+            let _ = self.poll_send(cx);
             return Err(e);
         }
         Ok(())
@@ -125,9 +134,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> PollTls<T> {
     /// socket takes it at once.
     fn fail(&mut self, cx: &mut Context<'_>, f: Fatal) -> io::Error {
         self.failed = true;
-        if self.tx_pos == self.tx.len()
+        // Nothing after our close_notify; and a batch half sent keeps its place.
+        if !self.shut
+            && self.tx_pos == self.tx.len()
             && self
-                .seal(RX_SIZE, |rec, tx| rec.seal_alert(f.alert, tx))
+                .seal(cx, RX_SIZE, |rec, tx| rec.seal_alert(f.alert, tx))
                 .is_ok()
         {
             let _ = self.poll_send(cx);
@@ -191,6 +202,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for PollTls<T> {
                         this.tcp_eof = true;
                     }
                 }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
                     this.release_rx();
                     return Poll::Ready(Err(e));
@@ -210,26 +222,55 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PollTls<T> {
         cx: &mut Context<'_>,
         src: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(src)])
+    }
+
+    /// Seals up to a batch from the slices (a record or more per slice) and sends the
+    /// records in one socket write: the h2 crate writes a frame's head and payload as
+    /// two slices.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        srcs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.failed || this.shut {
             return Poll::Ready(Err(Self::broken()));
         }
         ready!(this.poll_send(cx))?;
-        if src.is_empty() {
+        let total = srcs.iter().map(|s| s.len()).sum::<usize>().min(MAX_BATCH);
+        if total == 0 {
             return Poll::Ready(Ok(0));
         }
-        let n = src.len().min(MAX_BATCH);
-        let cap = if n > MAX_PLAIN { BATCH_SIZE } else { RX_SIZE };
-        this.seal(cap, |rec, tx| {
+        let cap = if total > MAX_PLAIN {
+            BATCH_SIZE
+        } else {
+            RX_SIZE
+        };
+        // Many small slices add a record head each: the buffer may grow past `cap`.
+        this.seal(cx, cap, |rec, tx| {
             rec.seal_queued(tx)?;
-            rec.seal_data(&src[..n], tx)
+            let mut left = total;
+            for src in srcs {
+                let n = src.len().min(left);
+                if n > 0 {
+                    rec.seal_data(&src[..n], tx)?;
+                    left -= n;
+                }
+                if left == 0 {
+                    break;
+                }
+            }
+            Ok(())
         })?;
-        // Sealed is taken: what the socket does not take now goes with the next write
-        // or flush.
-        if let Poll::Ready(Err(e)) = this.poll_send(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(n))
+        // The bytes are taken once sealed: what the socket does not take now (or an
+        // error it gives) comes with the next write or flush.
+        let _ = this.poll_send(cx);
+        Poll::Ready(Ok(total))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -239,7 +280,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PollTls<T> {
         }
         ready!(this.poll_send(cx))?;
         if this.rec.has_queued() && !this.shut {
-            this.seal(RX_SIZE, |rec, tx| rec.seal_queued(tx))?;
+            this.seal(cx, RX_SIZE, |rec, tx| rec.seal_queued(tx))?;
             ready!(this.poll_send(cx))?;
         }
         Pin::new(&mut this.io).poll_flush(cx)
@@ -253,7 +294,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PollTls<T> {
         ready!(this.poll_send(cx))?;
         if !this.shut {
             this.shut = true;
-            this.seal(RX_SIZE, |rec, tx| {
+            this.seal(cx, RX_SIZE, |rec, tx| {
                 rec.seal_queued(tx)?;
                 rec.seal_alert(CLOSE_NOTIFY, tx)
             })?;
