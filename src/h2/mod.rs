@@ -2,8 +2,8 @@
 //! streams a local task that the HTTP/1 path serves as one request (`pipe::Pipe`: the
 //! stream translated to HTTP/1.1 and back), so servers get HTTP/1.1 through the
 //! shard's pool, as HAProxy does by default. Above the stream (plain TCP, or a TLS
-//! stream whose client picked `h2` by ALPN: `tls::h2tls`), below the HTTP path and the
-//! dispatch.
+//! stream whose client picked `h2` by ALPN: ringlb's record layer as a tokio stream,
+//! `tls::PollTls`), below the HTTP path and the dispatch.
 //!
 //! The h2 crate needs tokio's I/O traits only, not its runtime: the socket goes
 //! through monoio's poll-io bridge (`TcpStream::try_into_poll_io`, readiness by an
@@ -94,24 +94,49 @@ pub async fn serve_preface(h: crate::http::H2Preface<monoio::net::TcpStream>) {
     .await
 }
 
+/// Serves a TLS connection whose client picked `h2` by ALPN (or whose bind says
+/// `proto h2`): its record layer, and what the handshake left unread (the preface
+/// often comes with the client's Finished), as a tokio stream (`tls::PollTls`).
+pub async fn serve_tls(
+    shard: Rc<Shard>,
+    frontend: usize,
+    stream: crate::tls::ServerTls<monoio::net::TcpStream>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    txn: Txn,
+) {
+    let Some(io) = poll_tls(&shard, peer, stream) else {
+        return;
+    };
+    serve_io(shard, frontend, io, peer, local, txn).await
+}
+
 /// Serves a TLS connection whose first bytes were the HTTP/2 preface though its
 /// client did not pick `h2` by ALPN (HAProxy upgrades such a connection too): the
-/// same keys and buffered bytes, as a tokio stream (`tls::PollTls`).
+/// same keys and buffered bytes, the preface the HTTP/1 path read first.
 pub async fn serve_preface_tls(
     h: crate::http::H2Preface<crate::tls::ServerTls<monoio::net::TcpStream>>,
 ) {
-    let Some((sock, parts)) = h.client.into_parts() else {
+    let Some(io) = poll_tls(&h.shard, h.peer, h.client) else {
         return;
     };
-    let io = match sock.try_into_poll_io() {
-        Ok(io) => io,
-        Err((e, _)) => {
-            tracing::debug!(shard = h.shard.id, peer = %h.peer, error = %e, "h2: no poll-io");
-            return;
-        }
-    };
-    let io = prefixed::Prefixed::new(h.early, crate::tls::PollTls::new(io, parts));
+    let io = prefixed::Prefixed::new(h.early, io);
     serve_io(h.shard, h.frontend, io, h.peer, h.local, h.txn).await
+}
+
+fn poll_tls(
+    shard: &Shard,
+    peer: SocketAddr,
+    stream: crate::tls::ServerTls<monoio::net::TcpStream>,
+) -> Option<crate::tls::PollTls<monoio::net::tcp::stream_poll::TcpStreamPoll>> {
+    let (sock, parts) = stream.into_parts()?;
+    match sock.try_into_poll_io() {
+        Ok(io) => Some(crate::tls::PollTls::new(io, parts)),
+        Err((e, _)) => {
+            tracing::debug!(shard = shard.id, %peer, error = %e, "h2: no poll-io");
+            None
+        }
+    }
 }
 
 /// Serves one HTTP/2 connection over `io`, a tokio stream (poll-io TCP, or TLS).

@@ -398,9 +398,6 @@ async fn serve(
             rx: buf,
             tx: Vec::new(),
         };
-        // HTTP/1 (or TCP) in the labelled block, which returns; a client served HTTP/2
-        // (it picked `h2` by ALPN, or the bind says `proto h2`) leaves it. Nothing of one path is alive while the other awaits, so a
-        // connection's task keeps no room for the other's state.
         let h2 = match mode {
             Mode::Http if conf.binds.get(at.bind).is_some_and(|b| b.h2) => {
                 crate::tls::H2Choice::Always
@@ -408,94 +405,90 @@ async fn serve(
             Mode::Http => crate::tls::H2Choice::ByAlpn,
             Mode::Tcp => crate::tls::H2Choice::Off,
         };
-        let h2_start = 'tls: {
-            // Boxed: the handshake's state (rustls' connection, its messages) inline
-            // would stay in the task of every connection, long after the handshake.
-            let (stream, info, facts) = match Box::pin(crate::tls::accept_h2(
-                stream,
-                &set,
-                deadline,
-                bufs,
-                Some(&*shard.turns),
-                h2,
-            ))
-            .await
-            {
-                Ok(crate::tls::Accepted::Done(s, info, facts)) => (s, info, facts),
-                Ok(crate::tls::Accepted::H2(start)) => break 'tls start,
-                Err(e) => {
-                    Counters::inc(&shard.stats.frontends[frontend].tls_failed);
-                    tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-            };
-            Counters::inc(&shard.stats.frontends[frontend].tls_done);
-            let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
-            if info.resumed {
-                Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
-            }
-            drop((info, set));
-            txn.tls = Some(facts);
-            let allowed = crate::tcp_rules::at_accept(
-                &shard,
-                frontend,
-                stream.io(),
-                peer,
-                local,
-                &mut txn,
-                true,
-            );
-            tracked.set(txn.sess_track);
-            if !allowed {
+        // Boxed: the handshake's state (rustls' connection, its messages) inline
+        // would stay in the task of every connection, long after the handshake.
+        let accepted = match Box::pin(crate::tls::accept_h2(
+            stream,
+            &set,
+            deadline,
+            bufs,
+            Some(&*shard.turns),
+            h2,
+        ))
+        .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                Counters::inc(&shard.stats.frontends[frontend].tls_failed);
+                tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
                 return;
             }
-            // Boxed: a TLS connection's handler (its stream holds the rustls connection)
-            // inline would make every connection's task some 13 KiB, idle or not.
-            match mode {
-                Mode::Http => {
-                    let serving = Box::pin(crate::http::serve(
-                        shard.clone(),
-                        frontend,
-                        stream,
-                        peer,
-                        local,
-                        Vec::new(),
-                        txn,
-                    ));
-                    drop(arriving);
-                    // The HTTP/2 preface from a client that did not pick `h2` by ALPN:
-                    // served as HTTP/2 on the same keys, as HAProxy does.
-                    if let Some(h2) = serving.await {
-                        Box::pin(crate::h2::serve_preface_tls(h2)).await
-                    }
-                }
-                Mode::Tcp => {
-                    Box::pin(crate::l4::serve(
-                        shard.clone(),
-                        frontend,
-                        stream,
-                        peer,
-                        local,
-                        Vec::new(),
-                        txn,
-                    ))
-                    .await
+        };
+        let crate::tls::Accepted {
+            stream,
+            info,
+            facts,
+            h2,
+        } = accepted;
+        Counters::inc(&shard.stats.frontends[frontend].tls_done);
+        let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
+        if info.resumed {
+            Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
+        }
+        drop((info, set));
+        txn.tls = Some(facts);
+        let allowed =
+            crate::tcp_rules::at_accept(&shard, frontend, stream.io(), peer, local, &mut txn, true);
+        tracked.set(txn.sess_track);
+        if !allowed {
+            return;
+        }
+        // Boxed: a connection's handler inline would size every connection's task for
+        // the largest of them, idle or not.
+        match mode {
+            Mode::Http if h2 => {
+                // An HTTP/2 connection counts its streams, not itself.
+                drop(arriving);
+                Box::pin(crate::h2::serve_tls(
+                    shard.clone(),
+                    frontend,
+                    stream,
+                    peer,
+                    local,
+                    txn,
+                ))
+                .await
+            }
+            Mode::Http => {
+                let serving = Box::pin(crate::http::serve(
+                    shard.clone(),
+                    frontend,
+                    stream,
+                    peer,
+                    local,
+                    Vec::new(),
+                    txn,
+                ));
+                drop(arriving);
+                // The HTTP/2 preface from a client that did not pick `h2` by ALPN:
+                // served as HTTP/2 on the same keys, as HAProxy does.
+                if let Some(h2) = serving.await {
+                    Box::pin(crate::h2::serve_preface_tls(h2)).await
                 }
             }
-            return;
-        };
-        // Boxed, as the other handlers.
-        let serving = Box::pin(serve_h2_tls(
-            shard.clone(),
-            frontend,
-            h2_start,
-            deadline,
-            (peer, local),
-            txn,
-            &mut tracked,
-            arriving,
-        ));
-        serving.await
+            Mode::Tcp => {
+                Box::pin(crate::l4::serve(
+                    shard.clone(),
+                    frontend,
+                    stream,
+                    peer,
+                    local,
+                    Vec::new(),
+                    txn,
+                ))
+                .await
+            }
+        }
     };
     // A bug that panics while serving one connection closes that connection only;
     // its guards (slots, in-flight count) are released as the stack unwinds.
@@ -511,47 +504,6 @@ async fn serve(
         Counters::inc(&shard.stats.frontends[frontend].panics);
     }
     Counters::down(&shard.stats.frontends[frontend].scur);
-}
-
-/// A TLS client served HTTP/2 (ALPN `h2`, or a `proto h2` bind): its handshake ends (tokio-rustls), its `tcp-request
-/// session` rules run (they see the TLS facts), then `h2::serve_io` serves it.
-#[allow(clippy::too_many_arguments)]
-async fn serve_h2_tls(
-    shard: Rc<Shard>,
-    frontend: usize,
-    start: Box<crate::tls::H2Start<TcpStream>>,
-    deadline: monoio::time::Instant,
-    (peer, local): (SocketAddr, SocketAddr),
-    mut txn: crate::rules::Txn,
-    tracked: &mut crate::tcp_rules::SessionTrack<'_>,
-    arriving: crate::shard::InflightGuard,
-) {
-    let fe = &shard.stats.frontends[frontend];
-    // Boxed: the handshake's state would otherwise stay in the connection's future.
-    let (stream, info) = match Box::pin(crate::tls::h2tls::finish(start, deadline)).await {
-        Ok(s) => s,
-        Err(e) => {
-            Counters::inc(&fe.tls_failed);
-            tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
-            return;
-        }
-    };
-    Counters::inc(&fe.tls_done);
-    let _tls_open = crate::stats::Busy::new(&fe.tls_cur);
-    if info.resumed {
-        Counters::inc(&fe.tls_resumed);
-    }
-    drop(info);
-    let (sock, conn) = stream.get_ref();
-    txn.tls = Some(Box::new(crate::tls::info::facts(conn)));
-    let allowed = crate::tcp_rules::at_accept(&shard, frontend, sock, peer, local, &mut txn, true);
-    tracked.set(txn.sess_track);
-    if !allowed {
-        return;
-    }
-    // An HTTP/2 connection counts its streams, not itself.
-    drop(arriving);
-    crate::h2::serve_io(shard.clone(), frontend, stream, peer, local, txn).await
 }
 
 /// What a plain HTTP connection holds besides its handler: its registration (for a

@@ -1,10 +1,9 @@
 //! Accepting a TLS client on the shard: read the ClientHello with rustls' `Acceptor`,
 //! choose the TLS context from what it offers (SNI, signature schemes: `store`), wait
 //! for a handshake turn (`gate`), and finish the handshake, all before `deadline`.
-//! What the caller gets is a `ServerTls` stream and the connection's `TlsInfo`, or,
-//! when the client picks `h2` by ALPN on an HTTP frontend, the ClientHello step's
-//! result (`H2Start`) for `h2tls::finish`, which ends the handshake with tokio-rustls
-//! over the poll-io socket the h2 crate reads.
+//! What the caller gets is a `ServerTls` stream over ringlb's record layer, the
+//! connection's `TlsInfo`, and whether it is to be served HTTP/2 (the client picked
+//! `h2` by ALPN on an HTTP frontend, or the bind says `proto h2`; `h2::serve_tls`).
 //!
 //! A client that stops halfway (half a ClientHello, a silent peer) is dropped at the
 //! deadline with its socket; a bad ClientHello or a failed handshake gets the alert
@@ -66,29 +65,19 @@ pub struct Acceptor {
     pub tx: Vec<u8>,
 }
 
-/// What an accept ends with. `Done` is the common case and is moved at once into
-/// the connection's handler: boxing it would cost an allocation per handshake.
-#[allow(clippy::large_enum_variant)]
-pub enum Accepted<S> {
-    /// The handshake is done (HTTP/1.1, no ALPN, or a TCP frontend): the stream, and
-    /// what the connection keeps of its handshake for counters and for the rules.
-    Done(ServerTls<S>, TlsInfo, Box<crate::rules::TlsFacts>),
-    /// The client picked `h2`: the handshake goes on in `h2tls::finish`. Boxed: the
-    /// ClientHello step's state is large, and an HTTP/1 connection's task would
-    /// otherwise keep room for it.
-    H2(Box<H2Start<S>>),
+/// What an accept ends with, moved at once into the connection's handler: the stream
+/// over ringlb's record layer, what the connection keeps of its handshake for counters
+/// and for the rules, and whether it is to be served HTTP/2.
+pub struct Accepted<S> {
+    pub stream: ServerTls<S>,
+    pub info: TlsInfo,
+    pub facts: Box<crate::rules::TlsFacts>,
+    /// ALPN settled on `h2` (on a frontend that serves it), or the bind says
+    /// `proto h2`: the h2 crate serves it (`h2::serve_tls`).
+    pub h2: bool,
 }
 
-/// A TLS client that picked `h2`, its ClientHello read and its context chosen; the
-/// handshake turn (if any) is still held.
-pub struct H2Start<S> {
-    pub io: S,
-    pub(super) accepted: rustls::server::Accepted,
-    pub(super) config: Arc<rustls::ServerConfig>,
-    pub(super) turn: Option<super::gate::Turn>,
-}
-
-/// Whether a TLS client is handed back for HTTP/2 (`Accepted::H2`).
+/// Whether a TLS client is to be served HTTP/2 (`Accepted::h2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum H2Choice {
     /// Never: the stream is served whatever ALPN settled.
@@ -102,8 +91,8 @@ pub enum H2Choice {
 
 /// Accepts one TLS client on `io` with the contexts of `set`, finishing by `deadline`;
 /// the handshake's computation waits for a turn from `turns` (`None`: no limit). The
-/// stream is served whatever ALPN settled (TCP mode, tests); `accept_h2` hands a client
-/// that picked `h2` back.
+/// stream is served whatever ALPN settled (TCP mode, tests); `accept_h2` also says
+/// whether the client is to be served HTTP/2.
 pub async fn accept<S>(
     io: S,
     set: &ServerSet,
@@ -114,16 +103,12 @@ pub async fn accept<S>(
 where
     S: AsyncReadRent + AsyncWriteRent,
 {
-    match accept_h2(io, set, deadline, bufs, turns, H2Choice::Off).await? {
-        Accepted::Done(s, info, _) => Ok((s, info)),
-        // Not asked for.
-        Accepted::H2(_) => Err(AcceptError::Io(io::ErrorKind::Unsupported.into())),
-    }
+    let a = accept_h2(io, set, deadline, bufs, turns, H2Choice::Off).await?;
+    Ok((a.stream, a.info))
 }
 
-/// `accept`, for a frontend that serves HTTP/2 as `h2` says: a client that picks it
-/// (or any client, `H2Choice::Always`) is handed back as `Accepted::H2` (its handshake
-/// finishes by the same deadline in `h2tls::finish`).
+/// `accept`, for a frontend that serves HTTP/2 as `h2` says: `Accepted::h2` is set
+/// for a client that picked it by ALPN (or any client, `H2Choice::Always`).
 pub async fn accept_h2<S>(
     io: S,
     set: &ServerSet,
@@ -141,19 +126,6 @@ where
         Ok(r) => r,
         Err(_) => Err(AcceptError::Timeout),
     }
-}
-
-/// The protocol rustls will choose: the first of the server's list the client
-/// offers (rustls picks in the server's order).
-fn chosen_alpn<'a>(
-    server: &'a [Vec<u8>],
-    hello: &rustls::server::ClientHello<'_>,
-) -> Option<&'a [u8]> {
-    let offered: Vec<&[u8]> = hello.alpn()?.collect();
-    server
-        .iter()
-        .map(|p| p.as_slice())
-        .find(|p| offered.contains(p))
 }
 
 async fn accept_now<S>(
@@ -228,16 +200,6 @@ where
         Some(t) => Some(t.take().await),
         None => None,
     };
-    let picked_h2 = || chosen_alpn(&config.alpn_protocols, &accepted.client_hello()) == Some(b"h2");
-    if h2 == H2Choice::Always || (h2 == H2Choice::ByAlpn && picked_h2()) {
-        drop((rx, tx));
-        return Ok(Accepted::H2(Box::new(H2Start {
-            io,
-            accepted,
-            config,
-            turn,
-        })));
-    }
     // The server's flight is made here: with it the traffic secrets (TLS 1.3), which
     // the record layer needs for KeyUpdates.
     let (conn, mut secrets) = capture(|| accepted.into_connection(config));
@@ -270,6 +232,16 @@ where
     }
     let info = TlsInfo::from_server(stream.conn());
     let facts = Box::new(super::info::facts(stream.conn()));
+    let h2 = match h2 {
+        H2Choice::Off => false,
+        H2Choice::ByAlpn => stream.conn().alpn_protocol() == Some(b"h2"),
+        H2Choice::Always => true,
+    };
     let stream = stream.into_records(&secrets).map_err(AcceptError::Io)?;
-    Ok(Accepted::Done(stream, info, facts))
+    Ok(Accepted {
+        stream,
+        info,
+        facts,
+        h2,
+    })
 }

@@ -13,10 +13,9 @@
 //! is the rent-model `TlsStream` over rustls that runs the handshake; after it,
 //! `server_stream::ServerTls` is what the HTTP/1 and L4 paths read and write, over
 //! ringlb's own record layer (`records`: no allocation per record). `info` is what a
-//! connection remembers of its handshake (fetches, logs); `h2tls` ends the handshake
-//! of a client that picked `h2` (tokio-rustls over the poll-io socket, for the h2
-//! crate); `poll_tls` carries on a `ServerTls` whose client sent the HTTP/2 preface
-//! without picking `h2`, as a tokio stream on the same record layer. `client` is the same shape towards servers (`TlsStream` throughout), and
+//! connection remembers of its handshake (fetches, logs); `poll_tls` is a
+//! `ServerTls`'s record layer as a tokio stream over the poll-io socket, for the h2
+//! crate (a client that picked `h2` by ALPN, or sent the HTTP/2 preface). `client` is the same shape towards servers (`TlsStream` throughout), and
 //! `maybe` the stream to a server, plain or TLS.
 //!
 //! One crypto library is built: aws-lc-rs by default, *ring* with
@@ -26,7 +25,6 @@ pub mod accept;
 pub mod certs;
 pub mod client;
 pub mod gate;
-pub mod h2tls;
 pub mod info;
 pub mod maybe;
 pub mod poll_tls;
@@ -42,7 +40,7 @@ pub mod tickets;
 
 use std::sync::Arc;
 
-pub use accept::{accept, accept_h2, AcceptError, Accepted, Acceptor, H2Choice, H2Start};
+pub use accept::{accept, accept_h2, AcceptError, Accepted, Acceptor, H2Choice};
 pub use certs::{CertError, LoadedCert};
 pub use client::{connect, ClientSettings, ServerVerify, SniSource, UpstreamTls};
 pub use info::TlsInfo;

@@ -283,8 +283,8 @@ thread_local! {
 }
 
 /// rustls' key log hook, installed on every server config: it keeps the application
-/// traffic secrets only inside `capture`, so that connections served elsewhere (the
-/// h2 path) log nothing anywhere.
+/// traffic secrets only inside `capture` (the handshake steps of `TlsStream`), and
+/// logs nothing anywhere else.
 #[derive(Debug)]
 pub struct SecretHook;
 
