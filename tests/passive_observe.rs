@@ -8,22 +8,27 @@
 
 use crate::common;
 
-use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use common::haproxy::ringlb_cfg;
+use common::tcp::ReservedPort;
 use common::*;
 
-/// An address nothing listens on (bound, then closed).
-fn refusing() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+/// The balancer, the health-check server, the server of `app`, and the refusing
+/// address of `flaky/s1` (held for the test: a port bound and closed could be taken by
+/// another test's server meanwhile, which then answers the "failing" requests).
+struct Setup {
+    lb: RingLb,
+    _check: TestBackend,
+    _live: TestBackend,
+    _dead: ReservedPort,
 }
 
-fn start(server_opts: &str, fall: u32) -> (RingLb, TestBackend, TestBackend) {
+fn start(server_opts: &str, fall: u32) -> Setup {
     let check = TestBackend::start("check");
     let live = TestBackend::start("live");
-    let dead = refusing();
+    let reserved = ReservedPort::new();
+    let dead = reserved.addr();
     let text = format!(
         "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    \
          timeout server 5s\n    retries 0\n\
@@ -41,7 +46,12 @@ fn start(server_opts: &str, fall: u32) -> (RingLb, TestBackend, TestBackend) {
     wait_for("the first check", Duration::from_secs(10), || {
         check.health_checks() > 0
     });
-    (lb, check, live)
+    Setup {
+        lb,
+        _check: check,
+        _live: live,
+        _dead: reserved,
+    }
 }
 
 /// Sends `n` requests to the refusing server; each fails (503: no retry).
@@ -63,33 +73,36 @@ fn settle() {
 
 #[test]
 fn without_observe_failures_do_not_mark_the_server_down() {
-    let (lb, _check, _live) = start("", 1);
-    fail(&lb, 25);
+    let setup = start("", 1);
+    let lb = &setup.lb;
+    fail(lb, 25);
     settle();
-    assert!(!marked_down(&lb), "{}", lb.stderr());
+    assert!(!marked_down(lb), "{}", lb.stderr());
 }
 
 #[test]
 fn mark_down_acts_at_the_error_limit() {
-    let (lb, _check, _live) = start("observe layer4 error-limit 3 on-error mark-down", 3);
-    fail(&lb, 2);
+    let setup = start("observe layer4 error-limit 3 on-error mark-down", 3);
+    let lb = &setup.lb;
+    fail(lb, 2);
     settle();
-    assert!(!marked_down(&lb), "2 of 3: {}", lb.stderr());
-    fail(&lb, 1);
-    wait_for("mark-down", Duration::from_secs(5), || marked_down(&lb));
+    assert!(!marked_down(lb), "2 of 3: {}", lb.stderr());
+    fail(lb, 1);
+    wait_for("mark-down", Duration::from_secs(5), || marked_down(lb));
     assert!(lb.stderr().contains("Passive check: 3 consecutive errors"));
 }
 
 #[test]
 fn fail_check_is_one_failed_check_and_the_default() {
     // fall 2: the first limit reached is one failed check, the second marks it down.
-    let (lb, _check, _live) = start("observe layer4 error-limit 2", 2);
-    fail(&lb, 2);
+    let setup = start("observe layer4 error-limit 2", 2);
+    let lb = &setup.lb;
+    fail(lb, 2);
     settle();
-    assert!(!marked_down(&lb), "one failed check of 2: {}", lb.stderr());
-    fail(&lb, 2);
+    assert!(!marked_down(lb), "one failed check of 2: {}", lb.stderr());
+    fail(lb, 2);
     wait_for("two failed checks", Duration::from_secs(5), || {
-        marked_down(&lb)
+        marked_down(lb)
     });
 }
 
@@ -97,20 +110,22 @@ fn fail_check_is_one_failed_check_and_the_default() {
 fn sudden_death_leaves_one_check_to_go() {
     // fall 3: sudden-death leaves the server at fall - 1 failed checks, so the next
     // limit reached marks it down (fail-check would need three).
-    let (lb, _check, _live) = start("observe layer4 error-limit 2 on-error sudden-death", 3);
-    fail(&lb, 2);
+    let setup = start("observe layer4 error-limit 2 on-error sudden-death", 3);
+    let lb = &setup.lb;
+    fail(lb, 2);
     settle();
-    assert!(!marked_down(&lb), "pre-fatal: {}", lb.stderr());
-    fail(&lb, 2);
-    wait_for("sudden death", Duration::from_secs(5), || marked_down(&lb));
+    assert!(!marked_down(lb), "pre-fatal: {}", lb.stderr());
+    fail(lb, 2);
+    wait_for("sudden death", Duration::from_secs(5), || marked_down(lb));
 }
 
 #[test]
 fn fastinter_only_hurries_the_check() {
-    let (lb, _check, _live) = start("observe layer4 error-limit 2 on-error fastinter", 1);
-    fail(&lb, 6);
+    let setup = start("observe layer4 error-limit 2 on-error fastinter", 1);
+    let lb = &setup.lb;
+    fail(lb, 6);
     settle();
-    assert!(!marked_down(&lb), "{}", lb.stderr());
+    assert!(!marked_down(lb), "{}", lb.stderr());
 }
 
 #[test]
