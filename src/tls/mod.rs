@@ -15,7 +15,8 @@
 //! ringlb's own record layer (`records`: no allocation per record). `info` is what a
 //! connection remembers of its handshake (fetches, logs); `poll_tls` is a
 //! `ServerTls`'s record layer as a tokio stream over the poll-io socket, for the h2
-//! crate (a client that picked `h2` by ALPN, or sent the HTTP/2 preface). `client` is the same shape towards servers (`TlsStream` throughout), and
+//! crate (a client that picked `h2` by ALPN, or sent the HTTP/2 preface). `client` is
+//! the same shape towards servers (`TlsStream` throughout), and
 //! `maybe` the stream to a server, plain or TLS.
 //!
 //! One crypto library is built: aws-lc-rs by default, *ring* with

@@ -1,15 +1,16 @@
 //! `PollTls`: a client's TLS connection (ringlb's own record layer, `records`) as a
-//! tokio stream over monoio's poll-io socket, for the h2 crate. A client that sends
-//! the HTTP/2 preface over TLS without having picked `h2` by ALPN (or offering no
-//! ALPN at all) is served HTTP/2, as HAProxy's HTTP/1 multiplexer upgrades such a
-//! connection: the HTTP/1 path read the preface through a `ServerTls`, which gives its
-//! keys and buffered bytes over to this stream (`ServerTls::into_parts`).
+//! tokio stream over monoio's poll-io socket, for the h2 crate. Every HTTP/2 client
+//! over TLS is served through it: one that picked `h2` by ALPN (or came to a `proto
+//! h2` bind) after its handshake, and one that sent the HTTP/2 preface without that,
+//! as HAProxy's HTTP/1 multiplexer upgrades such a connection. Either way a
+//! `ServerTls` gives its keys and the bytes it read but did not give out over to this
+//! stream (`ServerTls::into_parts`).
 //!
-//! Reads open whole records in place in `rx` and copy the plaintext out. A write (its
-//! slices, vectored) seals at most a batch of records into `tx` and takes the bytes as
-//! soon as they are sealed; the next write (or a flush) first sends what `tx` still
-//! holds, so at most one batch waits and the h2 crate's flow control sees the socket's
-//! back-pressure.
+//! Reads open whole records in place in `rx` (`server_stream::open_records`, as
+//! `ServerTls` does) and copy the plaintext out. A write (its slices, vectored) seals
+//! at most a batch of records into `tx` and takes the bytes as soon as they are
+//! sealed; the next write (or a flush) first sends what `tx` still holds, so at most
+//! one batch waits and the h2 crate's flow control sees the socket's back-pressure.
 //! Both buffers come from the shard's free list and go back whenever they are empty,
 //! so an idle connection holds none. Errors as in `ServerTls`: a record that does not
 //! open fails the stream (after a fatal alert, best effort); close_notify reads as
@@ -21,7 +22,8 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::records::{whole_record, Fatal, Opened, Records, CLOSE_NOTIFY, MAX_PLAIN};
+use super::records::{Fatal, Records, CLOSE_NOTIFY, MAX_PLAIN};
+use super::server_stream::{open_records, release_rx};
 use super::stream::{rx_room, BATCH_SIZE, RX_SIZE};
 use crate::bufpool::PooledBuf;
 
@@ -79,11 +81,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> PollTls<T> {
     }
 
     fn release_rx(&mut self) {
-        if self.rx_pos == self.rx.len() && self.plain.0 == self.plain.1 {
-            self.rx = PooledBuf::none();
-            self.rx_pos = 0;
-            self.plain = (0, 0);
-        }
+        release_rx(&mut self.rx, &mut self.rx_pos, &mut self.plain);
     }
 
     fn broken() -> io::Error {
@@ -158,30 +156,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for PollTls<T> {
             return Poll::Ready(Err(Self::broken()));
         }
         loop {
-            if this.plain.0 < this.plain.1 {
-                let n = (this.plain.1 - this.plain.0).min(buf.remaining());
-                buf.put_slice(&this.rx[this.plain.0..this.plain.0 + n]);
-                this.plain.0 += n;
-                this.release_rx();
-                return Poll::Ready(Ok(()));
-            }
-            if this.closed {
-                return Poll::Ready(Ok(()));
-            }
-            let at = this.rx_pos;
-            match whole_record(&this.rx[at..]) {
-                Ok(Some(n)) => {
-                    this.rx_pos += n;
-                    match this.rec.open(&mut this.rx[at..at + n]) {
-                        Ok(Opened::Data { start, end }) => this.plain = (at + start, at + end),
-                        Ok(Opened::Closed) => this.closed = true,
-                        Ok(Opened::Control) => {}
-                        Err(f) => return Poll::Ready(Err(this.fail(cx, f))),
-                    }
+            match open_records(
+                &mut this.rec,
+                &mut this.rx,
+                &mut this.rx_pos,
+                &mut this.plain,
+                &mut this.closed,
+            ) {
+                Ok(true) => {
+                    // Plaintext, or close_notify (EOF: nothing put).
+                    let n = (this.plain.1 - this.plain.0).min(buf.remaining());
+                    buf.put_slice(&this.rx[this.plain.0..this.plain.0 + n]);
+                    this.plain.0 += n;
                     this.release_rx();
-                    continue;
+                    return Poll::Ready(Ok(()));
                 }
-                Ok(None) => {}
+                Ok(false) => {}
                 Err(f) => return Poll::Ready(Err(this.fail(cx, f))),
             }
             if this.tcp_eof {

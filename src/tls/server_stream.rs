@@ -110,30 +110,22 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
 
     /// Gives the read buffer back once nothing is left in it.
     fn release_rx(&mut self) {
-        if self.rx_pos == self.rx.len() && self.plain.0 == self.plain.1 {
-            self.rx = PooledBuf::none();
-            self.rx_pos = 0;
-            self.plain = (0, 0);
-        }
+        release_rx(&mut self.rx, &mut self.rx_pos, &mut self.plain);
     }
 
     /// Opens buffered records until one gives plaintext or the end, then copies what
     /// fits into `dst`.
     fn take(&mut self, dst: *mut u8, room: usize) -> Take {
-        while self.plain.0 == self.plain.1 && !self.closed {
-            let at = self.rx_pos;
-            let n = match whole_record(&self.rx[at..]) {
-                Ok(Some(n)) => n,
-                Ok(None) => return Take::More,
-                Err(f) => return Take::Fatal(f),
-            };
-            self.rx_pos += n;
-            match self.rec.open(&mut self.rx[at..at + n]) {
-                Ok(Opened::Data { start, end }) => self.plain = (at + start, at + end),
-                Ok(Opened::Closed) => self.closed = true,
-                Ok(Opened::Control) => {}
-                Err(f) => return Take::Fatal(f),
-            }
+        match open_records(
+            &mut self.rec,
+            &mut self.rx,
+            &mut self.rx_pos,
+            &mut self.plain,
+            &mut self.closed,
+        ) {
+            Ok(true) => {}
+            Ok(false) => return Take::More,
+            Err(f) => return Take::Fatal(f),
         }
         let n = (self.plain.1 - self.plain.0).min(room);
         // SAFETY: `dst` points to `room` writable bytes of the caller's buffer, which
@@ -233,6 +225,42 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerTls<S> {
             .await?;
         Ok(n)
     }
+}
+
+/// Gives a read buffer back once nothing is left in it: no plaintext `rx[plain]` to
+/// read, no ciphertext `rx[pos..]` to open.
+pub(super) fn release_rx(rx: &mut PooledBuf, pos: &mut usize, plain: &mut (usize, usize)) {
+    if *pos == rx.len() && plain.0 == plain.1 {
+        *rx = PooledBuf::none();
+        *pos = 0;
+        *plain = (0, 0);
+    }
+}
+
+/// Opens the whole records buffered in `rx[*pos..]` until one gives plaintext
+/// (`rx[plain]`) or close_notify (`closed`): `Ok(true)` then (or when some was already
+/// there), `Ok(false)` when the next record is not whole yet. What `ServerTls` and
+/// `PollTls` read through.
+pub(super) fn open_records(
+    rec: &mut Records,
+    rx: &mut [u8],
+    pos: &mut usize,
+    plain: &mut (usize, usize),
+    closed: &mut bool,
+) -> Result<bool, Fatal> {
+    while plain.0 == plain.1 && !*closed {
+        let at = *pos;
+        let Some(n) = whole_record(&rx[at..])? else {
+            return Ok(false);
+        };
+        *pos += n;
+        match rec.open(&mut rx[at..at + n])? {
+            Opened::Data { start, end } => *plain = (at + start, at + end),
+            Opened::Closed => *closed = true,
+            Opened::Control => {}
+        }
+    }
+    Ok(true)
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> AsyncReadRent for ServerTls<S> {
