@@ -113,6 +113,7 @@ mod http_smuggling;
 mod http_splice;
 mod http_upload_rss;
 mod idle_memory;
+mod inflight_memory;
 mod keyword_table;
 mod large_config_memory;
 mod listen_conflict;

@@ -29,6 +29,7 @@ mod response;
 mod tally;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
@@ -57,8 +58,10 @@ struct Session {
     frontend: usize,
     peer: SocketAddr,
     local: SocketAddr,
-    /// `tcp-request session` tracked counters and TLS facts, copied into each stream.
-    conn_txn: Txn,
+    /// `tcp-request session` tracked counters, copied into each stream.
+    sess_track: [Option<crate::rules::Tracked>; 3],
+    /// The TLS handshake's facts, copied into each stream.
+    tls: Option<Box<crate::rules::TlsFacts>>,
     open: Cell<usize>,
     /// When the last stream ended (the idle timeout runs from there).
     last: Cell<Instant>,
@@ -66,7 +69,11 @@ struct Session {
 
 /// Serves one HTTP/2 connection: `early` holds bytes already read from the client
 /// (after a PROXY header), `txn` what its `tcp-request connection|session` rules did.
-pub async fn serve(
+///
+/// The entry points are plain functions that return the connection's future: an
+/// `async fn` keeps its arguments (`txn` alone is 424 bytes) in the future for the
+/// connection's whole life.
+pub fn serve(
     shard: Rc<Shard>,
     frontend: usize,
     stream: monoio::net::TcpStream,
@@ -74,54 +81,63 @@ pub async fn serve(
     local: SocketAddr,
     early: Vec<u8>,
     txn: Txn,
-) {
-    let io = match stream.try_into_poll_io() {
-        Ok(io) => prefixed::Prefixed::new(early, io),
+) -> impl Future<Output = ()> {
+    let served = match stream.try_into_poll_io() {
+        Ok(io) => {
+            let io = prefixed::Prefixed::new(early, io);
+            Some(serve_io(shard, frontend, io, peer, local, txn))
+        }
         Err((e, _)) => {
             tracing::debug!(shard = shard.id, %peer, error = %e, "h2: no poll-io");
-            return;
+            None
         }
     };
-    serve_io(shard, frontend, io, peer, local, txn).await
+    run_some(served)
 }
 
 /// Serves a plain connection whose first bytes were the HTTP/2 preface (on an HTTP
 /// bind without `proto h2`: the HTTP/1 path handed it over, `http::H2Preface`).
-pub async fn serve_preface(h: crate::http::H2Preface<monoio::net::TcpStream>) {
+pub fn serve_preface(
+    h: crate::http::H2Preface<monoio::net::TcpStream>,
+) -> impl Future<Output = ()> {
     serve(
         h.shard, h.frontend, h.client, h.peer, h.local, h.early, h.txn,
     )
-    .await
 }
 
 /// Serves a TLS connection whose client picked `h2` by ALPN (or whose bind says
 /// `proto h2`): its record layer, and what the handshake left unread (the preface
 /// often comes with the client's Finished), as a tokio stream (`tls::PollTls`).
-pub async fn serve_tls(
+pub fn serve_tls(
     shard: Rc<Shard>,
     frontend: usize,
     stream: crate::tls::ServerTls<monoio::net::TcpStream>,
     peer: SocketAddr,
     local: SocketAddr,
     txn: Txn,
-) {
-    let Some(io) = poll_tls(&shard, peer, stream) else {
-        return;
-    };
-    serve_io(shard, frontend, io, peer, local, txn).await
+) -> impl Future<Output = ()> {
+    let served =
+        poll_tls(&shard, peer, stream).map(|io| serve_io(shard, frontend, io, peer, local, txn));
+    run_some(served)
 }
 
 /// Serves a TLS connection whose first bytes were the HTTP/2 preface though its
 /// client did not pick `h2` by ALPN (HAProxy upgrades such a connection too): the
 /// same keys and buffered bytes, the preface the HTTP/1 path read first.
-pub async fn serve_preface_tls(
+pub fn serve_preface_tls(
     h: crate::http::H2Preface<crate::tls::ServerTls<monoio::net::TcpStream>>,
-) {
-    let Some(io) = poll_tls(&h.shard, h.peer, h.client) else {
-        return;
-    };
-    let io = prefixed::Prefixed::new(h.early, io);
-    serve_io(h.shard, h.frontend, io, h.peer, h.local, h.txn).await
+) -> impl Future<Output = ()> {
+    let served = poll_tls(&h.shard, h.peer, h.client).map(|io| {
+        let io = prefixed::Prefixed::new(h.early, io);
+        serve_io(h.shard, h.frontend, io, h.peer, h.local, h.txn)
+    });
+    run_some(served)
+}
+
+/// The connection's future, if it could start (polled in place: an `async fn` would
+/// hold it twice, as its argument and as what it awaits).
+fn run_some(served: Option<impl Future<Output = ()>>) -> impl Future<Output = ()> {
+    futures_util::future::OptionFuture::from(served).map(drop)
 }
 
 fn poll_tls(
@@ -161,17 +177,21 @@ where
     let fe = &shard.config.frontends[frontend];
     let deadline = Instant::now() + fe.timeouts.http_request;
     let io = flood::Guard::new(io, shard.clone(), frontend);
-    let handshake = Box::pin(builder(&shard.config.limits).handshake::<_, Bytes>(io));
+    // With its timeout in the box: a monoio timer is 128-byte aligned, and would
+    // align (and pad) the connection's future for its whole life.
+    let handshake = builder(&shard.config.limits).handshake::<_, Bytes>(io);
+    let handshake = Box::pin(monoio::time::timeout_at(deadline, handshake));
     let session = Rc::new(Session {
         shard,
         frontend,
         peer,
         local,
-        conn_txn: txn,
+        sess_track: txn.sess_track,
+        tls: txn.tls,
         open: Cell::new(0),
         last: Cell::new(Instant::now()),
     });
-    run(session, registered, handshake, deadline)
+    run(session, registered, handshake)
 }
 
 /// The h2 crate's settings for a connection: its limits, and what it announces.
@@ -198,21 +218,22 @@ fn builder(limits: &crate::config::Limits) -> h2::server::Builder {
     builder
 }
 
-/// The connection once `handshake` is done (by `deadline`): its streams, GOAWAY on a
+/// The h2 crate's handshake within its timeout, boxed (it lives only until the
+/// connection is up).
+type Handshake<T> =
+    std::pin::Pin<Box<monoio::time::Timeout<h2::server::Handshake<flood::Guard<T>, Bytes>>>>;
+
+/// The connection once `handshake` is done (within its timeout): its streams, GOAWAY on a
 /// stop or after the keep-alive timeout.
-async fn run<T>(
-    session: Rc<Session>,
-    registered: drain::Registration,
-    handshake: std::pin::Pin<Box<h2::server::Handshake<flood::Guard<T>, Bytes>>>,
-    deadline: Instant,
-) where
+async fn run<T>(session: Rc<Session>, registered: drain::Registration, handshake: Handshake<T>)
+where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let (shard, peer) = (&session.shard, session.peer);
     let idle = shard.config.frontends[session.frontend]
         .timeouts
         .http_keep_alive;
-    let mut conn = match monoio::time::timeout_at(deadline, handshake).await {
+    let mut conn = match handshake.await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!(shard = shard.id, %peer, error = %e, "h2 handshake failed");
@@ -301,8 +322,8 @@ async fn serve_stream(
     let shard = &shard;
     let mut txn = Txn::default();
     txn.begin_session(shard.config.txn_scope(frontend));
-    txn.sess_track = session.conn_txn.sess_track;
-    txn.tls = session.conn_txn.tls.clone();
+    txn.sess_track = session.sess_track;
+    txn.tls = session.tls.clone();
     // A stream without `:scheme` is CONNECT, refused above.
     txn.h2 = Some(
         parts

@@ -73,12 +73,15 @@ impl<S: Stream> Conn<S> {
                 http_request
             };
         loop {
+            // A head that asks for its body first (`option http-buffer-request`). The
+            // wait is outside the parse's block: its header slots (32 KiB) would
+            // otherwise stay in the future of every connection and HTTP/2 stream.
+            let mut wait_body = None;
             if self.cpos < self.cbuf.len() {
                 let data = &self.cbuf[self.cpos..];
                 let mut headers = head::header_slots();
                 let limits = &self.shard.config.limits;
                 // X-Forwarded-For is added after the rules (`rules::request_phase`).
-                let mut wait_body = None;
                 match head::parse_request(data, &mut headers, limits, None, &mut self.out) {
                     Parsed::Done(r)
                         if fe.buffer_request
@@ -242,13 +245,13 @@ impl<S: Stream> Conn<S> {
                     }
                     Parsed::Partial => {}
                 }
-                if let Some((head_len, framing, expect)) = wait_body {
-                    // The head is parsed again once the body is in (the rules see
-                    // the request as it then is).
-                    body_waited = true;
-                    continued = self.buffer_body(head_len, framing, expect).await?;
-                    continue;
-                }
+            }
+            if let Some((head_len, framing, expect)) = wait_body {
+                // The head is parsed again once the body is in (the rules see the
+                // request as it then is).
+                body_waited = true;
+                continued = self.buffer_body(head_len, framing, expect).await?;
+                continue;
             }
             // Make room at the end of the buffer for the rest of the head.
             if self.cpos > 0 {

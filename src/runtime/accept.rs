@@ -256,6 +256,22 @@ fn serve_plain_http(
     });
 }
 
+/// A connection's handler, once its prelude is done (boxed: handlers differ in kind
+/// and size, and none should size every connection's task).
+type Handler<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+/// What a connection keeps while its handler runs: the handler and the guards that
+/// must last as long as it does.
+struct Serving<'a> {
+    handler: Handler<'a>,
+    /// In flight for the whole of an L4 connection (a stop waits for it); an HTTP
+    /// connection leaves that to its requests.
+    arriving: Option<crate::shard::InflightGuard>,
+    /// Counters the connection tracks stop when it ends, however it ends.
+    _tracked: crate::tcp_rules::SessionTrack<'a>,
+    _tls_open: Option<crate::stats::Busy<'a>>,
+}
+
 async fn serve(
     shard: Rc<Shard>,
     at: BindRef,
@@ -275,7 +291,9 @@ async fn serve(
     let now = shard.stats.ms(std::time::Instant::now());
     fe.rate.add(now, 1);
     shard.stats.process.conn_rate.add(now, 1);
-    let handler = async {
+    // Rules, PROXY header, TLS handshake: boxed, and freed once done, so that what the
+    // connection keeps for its life is its handler's box and a few guards.
+    let prelude = Box::pin(async {
         // In flight from the accept until the HTTP side counts its first request: a
         // stop (or an upgrade's soft stop) must not drop a client whose PROXY header,
         // TLS handshake or request is on its way.
@@ -297,7 +315,7 @@ async fn serve(
         // Counters the connection tracks stop when it ends, however it ends.
         let mut tracked = crate::tcp_rules::SessionTrack::new(&shard, txn.sess_track);
         if !allowed {
-            return;
+            return None;
         }
         // Only a PROXY header needs a buffer here; the HTTP side takes its own from the
         // shard's pool, and L4 copies through its own.
@@ -318,7 +336,7 @@ async fn serve(
                 }
                 None => {
                     tracing::debug!(shard = shard.id, %peer, "missing or malformed PROXY header: closed");
-                    return;
+                    return None;
                 }
             }
         } else {
@@ -337,25 +355,16 @@ async fn serve(
                 crate::tcp_rules::at_accept(&shard, frontend, &stream, peer, local, &mut txn, true);
             tracked.set(txn.sess_track);
             if !allowed {
-                return;
+                return None;
             }
-            // Boxed, as below: one handler's state inline would size every
-            // connection's task for the largest of them.
             let h2 = conf.binds.get(at.bind).is_some_and(|b| b.h2);
-            return match mode {
+            let (handler, arriving): (Handler<'_>, _) = match mode {
                 Mode::Http if h2 => {
                     // An HTTP/2 connection counts its streams, not itself.
                     drop(arriving);
-                    Box::pin(crate::h2::serve(
-                        shard.clone(),
-                        frontend,
-                        stream,
-                        peer,
-                        local,
-                        buf,
-                        txn,
-                    ))
-                    .await
+                    let h2 =
+                        crate::h2::serve(shard.clone(), frontend, stream, peer, local, buf, txn);
+                    (Box::pin(h2), None)
                 }
                 Mode::Http => {
                     let serving = Box::pin(crate::http::serve(
@@ -368,27 +377,27 @@ async fn serve(
                         txn,
                     ));
                     drop(arriving);
-                    if let Some(h2) = serving.await {
-                        Box::pin(crate::h2::serve_preface(h2)).await
-                    }
+                    let handler = async move {
+                        if let Some(h2) = serving.await {
+                            Box::pin(crate::h2::serve_preface(h2)).await
+                        }
+                    };
+                    (Box::pin(handler), None)
                 }
                 Mode::Tcp => {
-                    Box::pin(crate::l4::serve(
-                        shard.clone(),
-                        frontend,
-                        stream,
-                        peer,
-                        local,
-                        buf,
-                        txn,
-                    ))
-                    .await
+                    let l4 =
+                        crate::l4::serve(shard.clone(), frontend, stream, peer, local, buf, txn);
+                    (Box::pin(l4), Some(arriving))
                 }
             };
+            return Some(Serving {
+                handler,
+                arriving,
+                _tracked: tracked,
+                _tls_open: None,
+            });
         };
-        let Some(set) = set else {
-            return;
-        };
+        let set = set?;
         let deadline = accepted
             + match mode {
                 Mode::Http => conf.timeouts.http_request,
@@ -421,7 +430,7 @@ async fn serve(
             Err(e) => {
                 Counters::inc(&shard.stats.frontends[frontend].tls_failed);
                 tracing::debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
-                return;
+                return None;
             }
         };
         let crate::tls::Accepted {
@@ -431,7 +440,7 @@ async fn serve(
             h2,
         } = accepted;
         Counters::inc(&shard.stats.frontends[frontend].tls_done);
-        let _tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
+        let tls_open = crate::stats::Busy::new(&shard.stats.frontends[frontend].tls_cur);
         if info.resumed {
             Counters::inc(&shard.stats.frontends[frontend].tls_resumed);
         }
@@ -441,23 +450,14 @@ async fn serve(
             crate::tcp_rules::at_accept(&shard, frontend, stream.io(), peer, local, &mut txn, true);
         tracked.set(txn.sess_track);
         if !allowed {
-            return;
+            return None;
         }
-        // Boxed: a connection's handler inline would size every connection's task for
-        // the largest of them, idle or not.
-        match mode {
+        let (handler, arriving): (Handler<'_>, _) = match mode {
             Mode::Http if h2 => {
                 // An HTTP/2 connection counts its streams, not itself.
                 drop(arriving);
-                Box::pin(crate::h2::serve_tls(
-                    shard.clone(),
-                    frontend,
-                    stream,
-                    peer,
-                    local,
-                    txn,
-                ))
-                .await
+                let h2 = crate::h2::serve_tls(shard.clone(), frontend, stream, peer, local, txn);
+                (Box::pin(h2), None)
             }
             Mode::Http => {
                 let serving = Box::pin(crate::http::serve(
@@ -472,12 +472,15 @@ async fn serve(
                 drop(arriving);
                 // The HTTP/2 preface from a client that did not pick `h2` by ALPN:
                 // served as HTTP/2 on the same keys, as HAProxy does.
-                if let Some(h2) = serving.await {
-                    Box::pin(crate::h2::serve_preface_tls(h2)).await
-                }
+                let handler = async move {
+                    if let Some(h2) = serving.await {
+                        Box::pin(crate::h2::serve_preface_tls(h2)).await
+                    }
+                };
+                (Box::pin(handler), None)
             }
             Mode::Tcp => {
-                Box::pin(crate::l4::serve(
+                let l4 = crate::l4::serve(
                     shard.clone(),
                     frontend,
                     stream,
@@ -485,10 +488,29 @@ async fn serve(
                     local,
                     Vec::new(),
                     txn,
-                ))
-                .await
+                );
+                (Box::pin(l4), Some(arriving))
             }
-        }
+        };
+        Some(Serving {
+            handler,
+            arriving,
+            _tracked: tracked,
+            _tls_open: Some(tls_open),
+        })
+    });
+    let handler = async move {
+        let Some(Serving {
+            handler,
+            arriving,
+            _tracked,
+            _tls_open,
+        }) = prelude.await
+        else {
+            return;
+        };
+        handler.await;
+        drop(arriving);
     };
     // A bug that panics while serving one connection closes that connection only;
     // its guards (slots, in-flight count) are released as the stack unwinds.
