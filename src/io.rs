@@ -228,6 +228,13 @@ pub trait Stream: AsyncReadRent + AsyncWriteRent + monoio::io::Split + 'static {
         None
     }
 
+    /// The `sess` variables this stream shares with the other streams of its HTTP/2
+    /// connection (see `rules::SharedVars`); `None` for a connection of its own, whose
+    /// variables stay in its transaction from one request to the next.
+    fn shared_vars(&self) -> Option<&std::cell::RefCell<crate::rules::SharedVars>> {
+        None
+    }
+
     /// Ready once the client gave its request up (an HTTP/2 stream it reset, or whose
     /// connection died): the exchange stops waiting for the server and closes (an
     /// HTTP/1 server connection) or resets (an HTTP/2 server stream) its side. Never

@@ -61,6 +61,7 @@ mod haproxy_diff_h2_response_head;
 mod haproxy_diff_h2_scheme;
 mod haproxy_diff_h2_server;
 mod haproxy_diff_h2_server_errors;
+mod haproxy_diff_h2_sess_vars;
 mod haproxy_diff_h2_settings;
 mod haproxy_diff_h2_ssl_proto;
 mod haproxy_diff_h2_stats;

@@ -28,7 +28,7 @@ mod request;
 mod response;
 mod tally;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -62,6 +62,8 @@ struct Session {
     sess_track: [Option<crate::rules::Tracked>; 3],
     /// The TLS handshake's facts, copied into each stream.
     tls: Option<Box<crate::rules::TlsFacts>>,
+    /// The `sess` variables every stream starts from and leaves its own in.
+    vars: RefCell<crate::rules::SharedVars>,
     open: Cell<usize>,
     /// When the last stream ended (the idle timeout runs from there).
     last: Cell<Instant>,
@@ -181,6 +183,8 @@ where
     // align (and pad) the connection's future for its whole life.
     let handshake = builder(&shard.config.limits).handshake::<_, Bytes>(io);
     let handshake = Box::pin(monoio::time::timeout_at(deadline, handshake));
+    let mut txn = txn;
+    let vars = RefCell::new(txn.take_shared_vars());
     let session = Rc::new(Session {
         shard,
         frontend,
@@ -188,6 +192,7 @@ where
         local,
         sess_track: txn.sess_track,
         tls: txn.tls,
+        vars,
         open: Cell::new(0),
         last: Cell::new(Instant::now()),
     });
@@ -324,6 +329,7 @@ async fn serve_stream(
     txn.begin_session(shard.config.txn_scope(frontend));
     txn.sess_track = session.sess_track;
     txn.tls = session.tls.clone();
+    txn.adopt_shared_vars(&session.vars.borrow());
     // A stream without `:scheme` is CONNECT, refused above.
     txn.h2 = Some(
         parts
@@ -332,7 +338,7 @@ async fn serve_stream(
             .cloned()
             .unwrap_or(http::uri::Scheme::HTTP),
     );
-    let pipe = pipe::Pipe::new(head, framing, body, res);
+    let pipe = pipe::Pipe::new(head, framing, body, res, session.clone());
     let served = crate::http::serve(
         shard.clone(),
         frontend,

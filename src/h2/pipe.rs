@@ -15,25 +15,36 @@
 //! path may drop either at a deadline (its timeouts) without losing bytes.
 
 use std::io;
+use std::rc::Rc;
 
 use h2::RecvStream;
 
 use super::request::ReqBody;
 use super::response::Responder;
+use super::Session;
 use crate::h2map::H2In;
 
 pub(super) struct Pipe {
     /// The request: its translated head, then its body.
     req: H2In,
     res: Responder,
+    /// The connection's shared variables live in its session.
+    session: Rc<Session>,
 }
 
 impl Pipe {
-    pub(super) fn new(head: Vec<u8>, framing: ReqBody, body: RecvStream, res: Responder) -> Self {
+    pub(super) fn new(
+        head: Vec<u8>,
+        framing: ReqBody,
+        body: RecvStream,
+        res: Responder,
+        session: Rc<Session>,
+    ) -> Self {
         let body = (framing != ReqBody::None).then_some(body);
         Pipe {
             req: H2In::new(head, body, framing == ReqBody::Chunked),
             res,
+            session,
         }
     }
 
@@ -77,6 +88,10 @@ impl crate::io::Stream for Pipe {
 
     async fn gone(&mut self) {
         self.res.reset().await
+    }
+
+    fn shared_vars(&self) -> Option<&std::cell::RefCell<crate::rules::SharedVars>> {
+        Some(&self.session.vars)
     }
 
     async fn read_until(

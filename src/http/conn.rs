@@ -641,6 +641,9 @@ impl<S: Stream> Conn<S> {
     /// Accounts the finished request: the counters its rules track, the shard's
     /// counters and histograms, the log line.
     fn account(&mut self) {
+        if let Some(shared) = self.client.shared_vars() {
+            self.txn.leave_shared_vars(&mut shared.borrow_mut());
+        }
         if self
             .txn
             .track

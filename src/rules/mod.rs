@@ -145,6 +145,18 @@ pub struct Txn {
     pub src: Option<SocketAddr>,
 }
 
+/// The `sess` variables the streams of one HTTP/2 connection share, as HAProxy's
+/// streams share their session's: each stream starts from them (what the connection's
+/// `tcp-request connection|session` rules set, and what the streams done before it
+/// left), and leaves its own in them when its request is done. Streams that overlap
+/// each start from what was there when they began; the last one done is what stays.
+#[derive(Debug, Default)]
+pub struct SharedVars {
+    /// The config generation the slots are numbered for.
+    cfg_id: usize,
+    store: vars::Store,
+}
+
 /// What a transaction needs of the config in force to begin: its identity (a
 /// connection that moved to a reloaded config starts its session afresh), the
 /// variable slots, and the frontend's capture slots (request, response).
@@ -156,6 +168,30 @@ pub struct TxnScope<'a> {
 }
 
 impl Txn {
+    /// The connection's variables, for its HTTP/2 streams to share.
+    pub fn take_shared_vars(&mut self) -> SharedVars {
+        SharedVars {
+            cfg_id: self.cfg_id,
+            store: std::mem::take(&mut self.vars),
+        }
+    }
+
+    /// A stream begins from the variables its connection shares (begun on the same
+    /// config; after a reload the stream's session starts afresh, as a connection's
+    /// does).
+    pub fn adopt_shared_vars(&mut self, shared: &SharedVars) {
+        if shared.cfg_id == self.cfg_id {
+            self.vars.clone_from(&shared.store);
+        }
+    }
+
+    /// A stream's request is done: its variables are what the next streams start from
+    /// (their `txn`, `req` and `res` values are forgotten as each request begins).
+    pub fn leave_shared_vars(&self, shared: &mut SharedVars) {
+        shared.cfg_id = self.cfg_id;
+        shared.store.clone_from(&self.vars);
+    }
+
     /// A new connection: everything is forgotten, session variables too.
     pub fn begin_session(&mut self, scope: TxnScope<'_>) {
         self.cfg_id = scope.id;

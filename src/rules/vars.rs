@@ -167,7 +167,7 @@ impl Slot {
 
 /// The variables of one connection (sess) and its current request (txn, req, res):
 /// one slot per registered name, whatever its scope (proc slots stay unused here).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Store {
     slots: Vec<Slot>,
 }

@@ -613,8 +613,14 @@ impl<F: std::future::Future<Output = Handed>> std::future::Future for Caught<F> 
                 // task of its own, boxed as the other protocols' handlers are.
                 let guard = this.guard.take();
                 monoio::spawn(async move {
-                    let served = Box::pin(crate::h2::serve_preface(h2));
-                    if let Err(panic) = AssertUnwindSafe(served).catch_unwind().await {
+                    // Its setup caught too (`serve_preface` builds the connection's
+                    // future at once): a panic there closes this connection alone.
+                    let setup = || Box::pin(crate::h2::serve_preface(h2));
+                    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(setup)) {
+                        Ok(served) => AssertUnwindSafe(served).catch_unwind().await,
+                        Err(panic) => Err(panic),
+                    };
+                    if let Err(panic) = outcome {
                         if let Some(g) = &guard {
                             tracing::error!(
                                 shard = g.shard.id,
