@@ -836,6 +836,60 @@ fn empty_records(s: &mut Sealer) {
     s.close().expect("clean close");
 }
 
+/// Records that carry no plaintext, in a row: 32 are read through (as OpenSSL, HAProxy's
+/// TLS, reads them), and the count starts over after data; the 33rd ends the connection
+/// with an alert, in TLS 1.3 and 1.2 (before, any number was opened, the shard making
+/// no progress). The next connection works.
+#[test]
+fn more_than_32_records_in_a_row_without_data_end_the_connection() {
+    let (pki, bind) = bind_for(Alg::Ecdsa);
+    let ca = pki.ca_der();
+    both_drivers(|| {
+        let (bind, ca) = (bind.clone(), ca.clone());
+        async move {
+            let (served, ends) = with_server(bind, 3, move |addr| {
+                let mut ends = Vec::new();
+                for v in [&rustls::version::TLS13, &rustls::version::TLS12] {
+                    let mut s = Sealer::connect(addr, &ca, v);
+                    for round in 0..2 {
+                        let mut w = Vec::new();
+                        for _ in 0..32 {
+                            w.extend(s.record(ContentType::ApplicationData, b""));
+                        }
+                        w.extend(s.record(ContentType::ApplicationData, b"ok"));
+                        s.send(&w);
+                        assert_eq!(s.recv(2).unwrap(), b"ok", "{v:?}: round {round}");
+                    }
+                    let mut w = Vec::new();
+                    for _ in 0..33 {
+                        w.extend(s.record(ContentType::ApplicationData, b""));
+                    }
+                    w.extend(s.record(ContentType::ApplicationData, b"lost"));
+                    s.send(&w);
+                    let end = match s.recv(1) {
+                        Ok(b) => panic!("{v:?}: {} bytes after 33 empty records", b.len()),
+                        Err(e) => e,
+                    };
+                    ends.push(format!("{v:?}: {end}"));
+                }
+                let mut s = Sealer::connect(addr, &ca, &rustls::version::TLS13);
+                s.echo(b"after");
+                s.close().expect("clean close");
+                ends
+            })
+            .await;
+            for (i, end) in ends.iter().enumerate() {
+                // unexpected_message (10), fatal.
+                assert!(end.ends_with("alert [2, 10]"), "{end}");
+                assert_eq!(served[i].got, b"okok", "{end}");
+                assert!(served[i].end.is_err(), "{end}: {:?}", served[i].end);
+            }
+            let last = served.last().unwrap();
+            assert_eq!((last.got.as_slice(), &last.end), (&b"after"[..], &Ok(())));
+        }
+    });
+}
+
 type BadSealed = fn(&mut Sealer) -> Vec<u8>;
 
 /// Sealed with the right keys yet not acceptable: a fatal alert, a record of 2^14 + 1

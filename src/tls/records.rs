@@ -42,6 +42,11 @@ const MAX_CIPHER_13: usize = MAX_PLAIN + 256;
 /// Records sealed under one AES-GCM key before it is renewed (TLS 1.3) or the
 /// connection refused to go on (TLS 1.2): under the 2^24.5 of RFC 8446 §5.5.
 const GCM_LIMIT: u64 = 1 << 24;
+/// Records in a row that carry no plaintext (empty application data, warning alerts,
+/// KeyUpdates) before the connection is ended: a peer cannot keep the shard opening
+/// records that make no progress. OpenSSL (HAProxy's TLS) ends a connection after 32
+/// empty records in a row, rustls after 32 empty fragments.
+const MAX_RECORDS_WITHOUT_DATA: u8 = 32;
 
 const CHANGE_CIPHER_SPEC: u8 = 20;
 const ALERT: u8 = 21;
@@ -256,6 +261,8 @@ pub struct Records {
     key_update_due: bool,
     /// A `no_renegotiation` warning to send before our next record.
     refuse_due: bool,
+    /// Records opened in a row that carried no plaintext.
+    without_data: u8,
 }
 
 /// The TLS 1.3 application traffic secrets rustls logged during a handshake step run
@@ -345,6 +352,7 @@ impl Records {
             rx: Direction::new(s.rx, cap.client.clone().filter(|_| tls13)).map_err(|_| bad())?,
             key_update_due: false,
             refuse_due: false,
+            without_data: 0,
         })
     }
 
@@ -441,6 +449,24 @@ impl Records {
     /// Opens the whole record at the front of `buf` in place (`record_len` said it is
     /// all there).
     pub fn open(&mut self, buf: &mut [u8]) -> Result<Opened, Fatal> {
+        let opened = self.open_one(buf)?;
+        match opened {
+            Opened::Data { start, end } if start < end => self.without_data = 0,
+            Opened::Data { .. } | Opened::Control => {
+                self.without_data += 1;
+                if self.without_data > MAX_RECORDS_WITHOUT_DATA {
+                    return Err(Fatal::new(
+                        UNEXPECTED_MESSAGE,
+                        "too many records in a row without data",
+                    ));
+                }
+            }
+            Opened::Closed => {}
+        }
+        Ok(opened)
+    }
+
+    fn open_one(&mut self, buf: &mut [u8]) -> Result<Opened, Fatal> {
         let (typ, len) = (buf[0], buf.len() - HEADER);
         if buf[1] != 3 {
             return Err(Fatal::new(DECODE_ERROR, "a record of an unknown version"));
