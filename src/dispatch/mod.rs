@@ -375,7 +375,9 @@ impl Dispatch {
                         // is not hammered.
                         let conf = &self.shard.config.backends[backend];
                         let pause = conf.timeouts.connect.min(Duration::from_secs(1));
-                        monoio::time::sleep(pause).await;
+                        // Boxed: a monoio timer (640 bytes, 128-byte aligned) inline
+                        // would size every request's dispatch state for this rare wait.
+                        Box::pin(monoio::time::sleep(pause)).await;
                     }
                 }
             }
@@ -499,11 +501,19 @@ impl Dispatch {
                 .await
                 .map_err(drop)?;
         }
-        shard
-            .upstreams
-            .secure(self.backend, server, stream, self.sni_for(server))
-            .await
-            .map_err(drop)
+        let up = &shard.upstreams.backends[self.backend].servers[server as usize];
+        if up.tls.is_none() && up.h2.is_none() {
+            return Ok(crate::tls::MaybeTls::Plain(stream));
+        }
+        // Boxed: a TLS or HTTP/2 opening (4 KiB, 128-byte aligned for its timer) inline
+        // would size the dispatch state of every request, plain or not.
+        Box::pin(
+            shard
+                .upstreams
+                .secure(self.backend, server, stream, self.sni_for(server)),
+        )
+        .await
+        .map_err(drop)
     }
 
     /// The attempt on `conn` failed after it was connected. `Ok`: call `next` again;
