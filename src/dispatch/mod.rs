@@ -501,8 +501,7 @@ impl Dispatch {
                 .await
                 .map_err(drop)?;
         }
-        let up = &shard.upstreams.backends[self.backend].servers[server as usize];
-        if up.tls.is_none() && up.h2.is_none() {
+        if shard.upstreams.backends[self.backend].servers[server as usize].plain() {
             return Ok(crate::tls::MaybeTls::Plain(stream));
         }
         // Boxed: a TLS or HTTP/2 opening (4 KiB, 128-byte aligned for its timer) inline

@@ -169,7 +169,7 @@ pub fn serve_io<T>(
     io: T,
     peer: SocketAddr,
     local: SocketAddr,
-    txn: Txn,
+    mut txn: Txn,
 ) -> impl std::future::Future<Output = ()>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -183,7 +183,6 @@ where
     // align (and pad) the connection's future for its whole life.
     let handshake = builder(&shard.config.limits).handshake::<_, Bytes>(io);
     let handshake = Box::pin(monoio::time::timeout_at(deadline, handshake));
-    let mut txn = txn;
     let vars = RefCell::new(txn.take_shared_vars());
     let session = Rc::new(Session {
         shard,

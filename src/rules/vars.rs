@@ -113,12 +113,32 @@ enum Kind {
 }
 
 /// One variable's value; its buffer is kept when it is unset.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Slot {
     kind: Kind,
     int: i64,
     ip: Option<IpAddr>,
     bytes: Vec<u8>,
+}
+
+impl Clone for Slot {
+    fn clone(&self) -> Self {
+        Slot {
+            kind: self.kind,
+            int: self.int,
+            ip: self.ip,
+            bytes: self.bytes.clone(),
+        }
+    }
+
+    /// Into the slot's own buffer: an HTTP/2 stream leaving its variables to its
+    /// connection (`Txn::leave_shared_vars`) allocates nothing once warm.
+    fn clone_from(&mut self, source: &Self) {
+        self.kind = source.kind;
+        self.int = source.int;
+        self.ip = source.ip;
+        self.bytes.clone_from(&source.bytes);
+    }
 }
 
 impl Slot {
@@ -167,9 +187,22 @@ impl Slot {
 
 /// The variables of one connection (sess) and its current request (txn, req, res):
 /// one slot per registered name, whatever its scope (proc slots stay unused here).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Store {
     slots: Vec<Slot>,
+}
+
+impl Clone for Store {
+    fn clone(&self) -> Self {
+        Store {
+            slots: self.slots.clone(),
+        }
+    }
+
+    /// Slot by slot, each into its own buffer (a derived `clone_from` would clone anew).
+    fn clone_from(&mut self, source: &Self) {
+        self.slots.clone_from(&source.slots);
+    }
 }
 
 impl Store {
@@ -262,6 +295,55 @@ pub fn proc_unset(name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store copied into one that was warm keeps the destination's buffers: what an
+    /// HTTP/2 stream leaves to its connection after each request allocates nothing.
+    #[test]
+    fn clone_from_copies_values_into_the_slots_own_buffers() {
+        let mut src = Store::default();
+        src.reset_all(2);
+        src.slot(VarId {
+            scope: Scope::Sess,
+            index: 0,
+        })
+        .unwrap()
+        .set(&Smp::Str(Data::Ref(b"first")), b"first");
+        src.slot(VarId {
+            scope: Scope::Sess,
+            index: 1,
+        })
+        .unwrap()
+        .set(&Smp::Int(7), &[]);
+        let mut dst = Store::default();
+        dst.reset_all(2);
+        dst.slot(VarId {
+            scope: Scope::Sess,
+            index: 0,
+        })
+        .unwrap()
+        .set(&Smp::Str(Data::Ref(&[b'x'; 64])), &[b'x'; 64]);
+        let buf = dst.slots[0].bytes.as_ptr();
+        dst.clone_from(&src);
+        assert_eq!(
+            dst.slots[0].bytes.as_ptr(),
+            buf,
+            "a new buffer was allocated"
+        );
+        assert!(matches!(
+            dst.get(VarId {
+                scope: Scope::Sess,
+                index: 0
+            }),
+            Some(Smp::Str(Data::Ref(b"first")))
+        ));
+        assert!(matches!(
+            dst.get(VarId {
+                scope: Scope::Sess,
+                index: 1
+            }),
+            Some(Smp::Int(7))
+        ));
+    }
 
     #[test]
     fn registry_and_store() {

@@ -112,6 +112,11 @@ impl UpTls {
 }
 
 impl ServerState {
+    /// Its connections are used as they are connected: no TLS, no HTTP/2 to open.
+    pub fn plain(&self) -> bool {
+        self.tls.is_none() && self.h2.is_none()
+    }
+
     /// What its sessions wait on to be ended (made at the first).
     pub fn kill_switch(&self) -> &super::kill::KillSwitch {
         self.kill.get_or_init(Box::default)
