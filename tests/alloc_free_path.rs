@@ -64,22 +64,7 @@ fn read_message(s: &mut TcpStream, buf: &mut [u8; 4096], body: usize) -> bool {
 
 /// A server that answers every request with the same bytes; its address.
 fn fixed_server() -> std::net::SocketAddr {
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server_addr = server.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in server.incoming() {
-            let Ok(mut s) = s else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while read_message(&mut s, &mut buf, 0) {
-                    if s.write_all(RESPONSE).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    server_addr
+    server_answering(RESPONSE)
 }
 
 /// The shard runtime in this process on a TOML config; its first listening address.
@@ -438,6 +423,26 @@ fn tcp_mode_exchanges_do_not_allocate() {
     running.stop();
 }
 
+/// A server that answers every request with `response`; its address.
+fn server_answering(response: &'static [u8]) -> std::net::SocketAddr {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_addr = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in server.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while read_message(&mut s, &mut buf, 0) {
+                    if s.write_all(response).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    server_addr
+}
+
 /// Reads frames until `streams` responses ended (END_STREAM on HEADERS or DATA); panics
 /// on GOAWAY or RST_STREAM. The first non-ack SETTINGS is acknowledged.
 fn read_h2_responses(s: &mut TcpStream, mut streams: usize, payload: &mut Vec<u8>) {
@@ -512,3 +517,61 @@ fn batches_of_h2_streams_reuse_the_write_buffer() {
     drop(c);
     running.stop();
 }
+
+/// An HTTP/2 stream allocates (the h2 crate's stream state, the HEADERS decoded into a
+/// map, ...), but not once per field of the server's response: the fields' values
+/// share one copy of the response head (`h2map::out::copy_fields`). A response of six
+/// fields on 2,000 streams: the allocations per stream stay under the count a copy
+/// per value gave.
+#[test]
+fn h2_response_fields_share_one_copy_of_the_head() {
+    use h2frames::{block, frame, END_HEADERS, END_STREAM, PREFACE};
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = server_answering(
+        b"HTTP/1.1 200 OK\r\nserver: fixed\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT\r\ncontent-type: text/plain\r\ncache-control: no-store\r\nx-served-by: fixed-1\r\ncontent-length: 5\r\n\r\nhello",
+    );
+    let (_dir, running, addr) = start_toml(&format!(
+        "[runtime]\nshards = 1\n[frontend.web]\nbind = {{ addr = \"127.0.0.1:0\", proto = \"h2\" }}\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{server}\"\n"
+    ));
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    c.write_all(PREFACE).unwrap();
+    c.write_all(&frame(4, 0, 0, &[])).unwrap();
+    let head = block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "t.test"),
+    ]);
+    let mut payload = Vec::with_capacity(1024);
+    let mut next_id = 1u32;
+    let mut batches = |n: usize, c: &mut TcpStream, payload: &mut Vec<u8>| {
+        let mut out = Vec::with_capacity(10 * (9 + head.len()));
+        for _ in 0..n {
+            out.clear();
+            for _ in 0..10 {
+                out.extend_from_slice(&frame(1, END_STREAM | END_HEADERS, next_id, &head));
+                next_id += 2;
+            }
+            c.write_all(&out).unwrap();
+            read_h2_responses(c, 10, payload);
+        }
+    };
+    batches(50, &mut c, &mut payload);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    batches(200, &mut c, &mut payload);
+    let per_stream = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 2000.0;
+    eprintln!("{per_stream:.2} allocations per HTTP/2 stream");
+    assert!(
+        per_stream < BOUND_H2_STREAM,
+        "{per_stream:.2} allocations per stream (a copy per field value gave 5 more)"
+    );
+    drop(c);
+    running.stop();
+}
+
+/// Allocations per HTTP/2 stream in `h2_response_fields_share_one_copy_of_the_head`:
+/// 13.3 measured, 17.3 with a copy per field value.
+const BOUND_H2_STREAM: f64 = 15.5;

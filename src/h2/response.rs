@@ -109,7 +109,7 @@ impl HeadSink for ResponseHead {
             if let (Some(respond), Ok(status)) = (&mut self.respond, StatusCode::from_u16(code)) {
                 let mut interim = Response::new(());
                 *interim.status_mut() = status;
-                copy_fields(res.headers, interim.headers_mut(), |_, _| false);
+                copy_fields(head, res.headers, interim.headers_mut(), |_, _| false);
                 // A stream the client reset meanwhile: the final response finds out.
                 let _ = respond.send_informational(interim);
             }
@@ -117,7 +117,7 @@ impl HeadSink for ResponseHead {
         }
         let mut out = Response::new(());
         *out.status_mut() = StatusCode::from_u16(code).map_err(|_| broken("status"))?;
-        let (chunked, framing) = copy_fields(res.headers, out.headers_mut(), |_, _| false);
+        let (chunked, framing) = copy_fields(head, res.headers, out.headers_mut(), |_, _| false);
         let bodiless = self.head_request || code == 204 || code == 304;
         let phase = Phase::body(bodiless, chunked, framing);
         if matches!(phase, Phase::Chunked(_)) {

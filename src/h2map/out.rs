@@ -139,12 +139,35 @@ impl Chunks {
 /// (connection-specific fields, RFC 9113 §8.2.2, and Transfer-Encoding); `skip` sees
 /// each field first and keeps it out when it says so. Returns the body's framing:
 /// (chunked, Content-Length).
+///
+/// `head` is the buffer the fields were parsed from: the values share one copy of the
+/// part of it they lie in (a `HeaderValue` holds a `Bytes`), one allocation per head
+/// where a value copied on its own was one per field.
 pub fn copy_fields<'h>(
+    head: &'h [u8],
     src: &[httparse::Header<'h>],
     dst: &mut HeaderMap,
     mut skip: impl FnMut(&HeaderName, &'h [u8]) -> bool,
 ) -> (bool, Option<u64>) {
     let (mut chunked, mut length) = (false, None);
+    // Where a value lies in `head` (`None`: not in it).
+    let base = head.as_ptr() as usize;
+    let place = |v: &[u8]| {
+        let at = (v.as_ptr() as usize).checked_sub(base)?;
+        (at + v.len() <= head.len()).then_some(at..at + v.len())
+    };
+    let span = src
+        .iter()
+        .map(|h| place(h.value))
+        .try_fold(None::<std::ops::Range<usize>>, |acc, r| {
+            let r = r?;
+            Some(Some(match acc {
+                Some(a) => a.start.min(r.start)..a.end.max(r.end),
+                None => r,
+            }))
+        })
+        .flatten();
+    let shared = span.map(|r| (r.start, Bytes::copy_from_slice(&head[r])));
     for h in src {
         let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
             continue;
@@ -165,7 +188,13 @@ pub fn copy_fields<'h>(
         if skip(&name, h.value) {
             continue;
         }
-        if let Ok(value) = HeaderValue::from_bytes(h.value) {
+        let value = match (&shared, place(h.value)) {
+            (Some((start, all)), Some(r)) => {
+                HeaderValue::from_maybe_shared(all.slice(r.start - start..r.end - start))
+            }
+            _ => HeaderValue::from_bytes(h.value),
+        };
+        if let Ok(value) = value {
             dst.append(name, value);
         }
     }
@@ -375,5 +404,54 @@ pub async fn reserve(send: &mut SendStream<Bytes>, want: usize) -> io::Result<us
             Some(Ok(n)) => return Ok(n.min(want)),
             Some(Err(_)) | None => return Err(broken("stream reset")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_keep_their_values_and_share_one_copy() {
+        let head = b"HTTP/1.1 200 OK\r\nServer: s\r\nConnection: keep-alive\r\nX-A: one\r\nTransfer-Encoding: chunked\r\nX-B:  two  \r\nContent-Length: 12\r\n\r\n";
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut res = httparse::Response::new(&mut slots);
+        assert!(res.parse(head).unwrap().is_complete());
+        // How far apart the first and the last value kept lie in the head.
+        let at = |i: usize| res.headers[i].value.as_ptr() as usize;
+        let apart = at(5) - at(0);
+        let mut map = HeaderMap::new();
+        let (chunked, length) = copy_fields(head, res.headers, &mut map, |n, _| n == "x-a");
+        assert!(chunked);
+        assert_eq!(length, Some(12));
+        let got: Vec<(String, String)> = map
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("server".to_string(), "s".to_string()),
+                ("x-b".to_string(), "two".to_string()),
+                ("content-length".to_string(), "12".to_string()),
+            ]
+        );
+        // One copy: the values lie as far apart in it as in the head, and not in the
+        // head itself.
+        let ptr = |n: &str| map[n].as_bytes().as_ptr() as usize;
+        assert_eq!(ptr("content-length") - ptr("server"), apart);
+        assert_ne!(ptr("server"), at(0));
+    }
+
+    #[test]
+    fn fields_parsed_elsewhere_are_copied_one_by_one() {
+        let parsed = b"GET / HTTP/1.1\r\nX-A: one\r\n\r\n".to_vec();
+        let mut slots = [httparse::EMPTY_HEADER; 4];
+        let mut req = httparse::Request::new(&mut slots);
+        assert!(req.parse(&parsed).unwrap().is_complete());
+        let mut map = HeaderMap::new();
+        // A buffer the values do not lie in: each is copied on its own.
+        copy_fields(b"unrelated", req.headers, &mut map, |_, _| false);
+        assert_eq!(map["x-a"], "one");
     }
 }

@@ -360,7 +360,7 @@ impl HeadSink for RequestHead {
         // Host is sent as a field unless an `:authority` stands for it.
         let keep_host = absolute.is_none() && self.client_scheme.is_none();
         let mut host = None;
-        let (chunked, length) = copy_fields(req.headers, out.headers_mut(), |name, value| {
+        let (chunked, length) = copy_fields(head, req.headers, out.headers_mut(), |name, value| {
             match name.as_str() {
                 "host" => {
                     host = host.or(Some(value));
