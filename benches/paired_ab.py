@@ -8,7 +8,7 @@ the CPU of one proxy measured alone moves by ±15 % between runs, which hides a 
 of a few percent; measured side by side, both see the same host.
 
 Usage: python3 benches/paired_ab.py A_BINARY B_BINARY [--scenario ka4|ka16|ka64|ka256|close]
-       [--rounds 5] [--duration 5] [--legacy]
+       [--rounds 5] [--duration 5] [--legacy | --legacy-b] [--tcp]
 Needs: apt-get install nginx wrk
 """
 
@@ -33,12 +33,12 @@ SCENARIOS = {
 }
 
 
-def start(binary, tmp, name, port, backend_port, legacy):
+def start(binary, tmp, name, port, backend_port, legacy, mode):
     cfg = os.path.join(tmp, f"{name}.cfg")
     with open(cfg, "w") as f:
         f.write(
             "global\n    nbthread 1\n    maxconn 4000\n"
-            "defaults\n    mode http\n    timeout connect 5s\n    timeout client 30s\n"
+            f"defaults\n    mode {mode}\n    timeout connect 5s\n    timeout client 30s\n"
             "    timeout server 30s\n"
             f"frontend bench\n    bind 127.0.0.1:{port}\n    default_backend app\n"
             f"backend app\n    server s1 127.0.0.1:{backend_port}\n"
@@ -64,8 +64,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--legacy", action="store_true", help="both on the legacy (epoll) driver")
+    ap.add_argument("--tcp", action="store_true", help="the proxies in mode tcp (L4)")
+    ap.add_argument("--legacy-b", action="store_true", help="B alone on the legacy driver (A and B may then be one binary: io_uring against epoll)")
     args = ap.parse_args()
     conns, close = SCENARIOS[args.scenario]
+    mode = "tcp" if args.tcp else "http"
     tmp = tempfile.mkdtemp()
     www = os.path.join(tmp, "www")
     os.makedirs(www)
@@ -80,8 +83,8 @@ def main():
         B.wait_port(bport)
         ports = {"A": B.free_port(), "B": B.free_port()}
         procs = [
-            start(args.a, tmp, "A", ports["A"], bport, args.legacy),
-            start(args.b, tmp, "B", ports["B"], bport, args.legacy),
+            start(args.a, tmp, "A", ports["A"], bport, args.legacy, mode),
+            start(args.b, tmp, "B", ports["B"], bport, args.legacy or args.legacy_b, mode),
         ]
         pids = {"A": procs[0].pid, "B": procs[1].pid}
         # Warm up: the server connections open, the pools fill.
@@ -115,7 +118,7 @@ def main():
             )
             time.sleep(0.5)
         print(
-            f"{args.scenario}{' legacy' if args.legacy else ''}: A median {statistics.median(per['A']):.2f}, "
+            f"{args.scenario}{' tcp' if args.tcp else ''}{' legacy' if args.legacy else ''}{' (B legacy)' if args.legacy_b else ''}: A median {statistics.median(per['A']):.2f}, "
             f"B median {statistics.median(per['B']):.2f} µs/req; B/A median {statistics.median(ratios):.3f} "
             f"(range {min(ratios):.3f}-{max(ratios):.3f}, {args.rounds} rounds)"
         )
