@@ -64,7 +64,7 @@ fn read_message(s: &mut TcpStream, buf: &mut [u8; 4096], body: usize) -> bool {
 
 /// A server that answers every request with the same bytes; its address.
 fn fixed_server() -> std::net::SocketAddr {
-    server_answering(RESPONSE)
+    server_answering(RESPONSE, 0)
 }
 
 /// The shard runtime in this process on a TOML config; its first listening address.
@@ -128,22 +128,7 @@ fn keep_alive_requests_with_header_rules_do_not_allocate() {
 #[test]
 fn keep_alive_requests_do_not_allocate() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // A server that answers every request with the same bytes.
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server_addr = server.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in server.incoming() {
-            let Ok(mut s) = s else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while read_message(&mut s, &mut buf, 0) {
-                    if s.write_all(RESPONSE).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let server_addr = fixed_server();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ringlb.toml");
@@ -336,21 +321,7 @@ fn keep_alive_requests_routed_by_the_host_index_do_not_allocate() {
 fn keep_alive_posts_with_http_buffer_request_do_not_allocate() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // A server that reads each request with its 5-byte body and answers.
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let server_addr = server.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in server.incoming() {
-            let Ok(mut s) = s else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while read_message(&mut s, &mut buf, 5) {
-                    if s.write_all(RESPONSE).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let server_addr = server_answering(RESPONSE, 5);
     let port = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -423,8 +394,9 @@ fn tcp_mode_exchanges_do_not_allocate() {
     running.stop();
 }
 
-/// A server that answers every request with `response`; its address.
-fn server_answering(response: &'static [u8]) -> std::net::SocketAddr {
+/// A server that answers every request (a head and `body` bytes) with `response`;
+/// its address.
+fn server_answering(response: &'static [u8], body: usize) -> std::net::SocketAddr {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let server_addr = server.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -432,7 +404,7 @@ fn server_answering(response: &'static [u8]) -> std::net::SocketAddr {
             let Ok(mut s) = s else { return };
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
-                while read_message(&mut s, &mut buf, 0) {
+                while read_message(&mut s, &mut buf, body) {
                     if s.write_all(response).is_err() {
                         return;
                     }
@@ -463,6 +435,71 @@ fn read_h2_responses(s: &mut TcpStream, mut streams: usize, payload: &mut Vec<u8
     }
 }
 
+/// An h2c client (prior knowledge) of the shard runtime in this process, in front of
+/// `server`, that sends its GET streams in batches of 10.
+struct H2Batches {
+    _dir: tempfile::TempDir,
+    running: ringlb::Running,
+    c: TcpStream,
+    head: Vec<u8>,
+    next_id: u32,
+    payload: Vec<u8>,
+}
+
+impl H2Batches {
+    fn start(server: std::net::SocketAddr) -> H2Batches {
+        use h2frames::{block, frame, PREFACE};
+        let (_dir, running, addr) = start_toml(&format!(
+            "[runtime]\nshards = 1\n[frontend.web]\nbind = {{ addr = \"127.0.0.1:0\", proto = \"h2\" }}\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{server}\"\n"
+        ));
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_nodelay(true).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        c.write_all(PREFACE).unwrap();
+        c.write_all(&frame(4, 0, 0, &[])).unwrap();
+        let head = block(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            (":authority", "t.test"),
+        ]);
+        H2Batches {
+            _dir,
+            running,
+            c,
+            head,
+            next_id: 1,
+            payload: Vec::with_capacity(1024),
+        }
+    }
+
+    /// `n` batches of 10 streams, each batch sent at once and answered whole.
+    fn run(&mut self, n: usize) {
+        use h2frames::{frame, END_HEADERS, END_STREAM};
+        let mut out = Vec::with_capacity(10 * (9 + self.head.len()));
+        for _ in 0..n {
+            out.clear();
+            for _ in 0..10 {
+                out.extend_from_slice(&frame(
+                    1,
+                    END_STREAM | END_HEADERS,
+                    self.next_id,
+                    &self.head,
+                ));
+                self.next_id += 2;
+            }
+            self.c.write_all(&out).unwrap();
+            read_h2_responses(&mut self.c, 10, &mut self.payload);
+        }
+    }
+
+    fn stop(self) {
+        drop(self.c);
+        self.running.stop();
+    }
+}
+
 /// An HTTP/2 client sending its streams in batches (h2load `-m 10`, a browser loading
 /// a page) leaves its connection idle between them, and an idle connection frees its
 /// write buffer (patches/h2, change 1). The freed buffer serves the next batch
@@ -471,42 +508,12 @@ fn read_h2_responses(s: &mut TcpStream, mut streams: usize, payload: &mut Vec<u8
 /// 200 batches of 10 streams on one h2c connection allocate no such block.
 #[test]
 fn batches_of_h2_streams_reuse_the_write_buffer() {
-    use h2frames::{block, frame, END_HEADERS, END_STREAM, PREFACE};
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = fixed_server();
-    let (_dir, running, addr) = start_toml(&format!(
-        "[runtime]\nshards = 1\n[frontend.web]\nbind = {{ addr = \"127.0.0.1:0\", proto = \"h2\" }}\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{server}\"\n"
-    ));
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_nodelay(true).unwrap();
-    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    c.write_all(PREFACE).unwrap();
-    c.write_all(&frame(4, 0, 0, &[])).unwrap();
-    let head = block(&[
-        (":method", "GET"),
-        (":scheme", "http"),
-        (":path", "/"),
-        (":authority", "t.test"),
-    ]);
-    let mut payload = Vec::with_capacity(1024);
-    let mut next_id = 1u32;
-    let mut batches = |n: usize, c: &mut TcpStream, payload: &mut Vec<u8>| {
-        let mut out = Vec::with_capacity(10 * (9 + head.len()));
-        for _ in 0..n {
-            out.clear();
-            for _ in 0..10 {
-                out.extend_from_slice(&frame(1, END_STREAM | END_HEADERS, next_id, &head));
-                next_id += 2;
-            }
-            c.write_all(&out).unwrap();
-            read_h2_responses(c, 10, payload);
-        }
-    };
+    let mut h2 = H2Batches::start(fixed_server());
     // Warm up: the shard's buffer lists and slabs reach their working size.
-    batches(50, &mut c, &mut payload);
+    h2.run(50);
     let before = LARGE.load(Ordering::Relaxed);
-    batches(200, &mut c, &mut payload);
+    h2.run(200);
     let after = LARGE.load(Ordering::Relaxed);
     // Other threads may allocate now and then; a block per batch would show as 200.
     assert!(
@@ -514,8 +521,7 @@ fn batches_of_h2_streams_reuse_the_write_buffer() {
         "{} blocks of 16 KiB or more allocated over 200 batches of 10 streams",
         after - before
     );
-    drop(c);
-    running.stop();
+    h2.stop();
 }
 
 /// An HTTP/2 stream allocates (the h2 crate's stream state, the HEADERS decoded into a
@@ -525,51 +531,21 @@ fn batches_of_h2_streams_reuse_the_write_buffer() {
 /// per value gave.
 #[test]
 fn h2_response_fields_share_one_copy_of_the_head() {
-    use h2frames::{block, frame, END_HEADERS, END_STREAM, PREFACE};
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = server_answering(
+    let mut h2 = H2Batches::start(server_answering(
         b"HTTP/1.1 200 OK\r\nserver: fixed\r\ndate: Mon, 07 Dec 2026 12:00:00 GMT\r\ncontent-type: text/plain\r\ncache-control: no-store\r\nx-served-by: fixed-1\r\ncontent-length: 5\r\n\r\nhello",
-    );
-    let (_dir, running, addr) = start_toml(&format!(
-        "[runtime]\nshards = 1\n[frontend.web]\nbind = {{ addr = \"127.0.0.1:0\", proto = \"h2\" }}\ndefault_backend = \"app\"\n[backend.app]\n[[backend.app.server]]\naddr = \"{server}\"\n"
+        0,
     ));
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_nodelay(true).unwrap();
-    c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    c.write_all(PREFACE).unwrap();
-    c.write_all(&frame(4, 0, 0, &[])).unwrap();
-    let head = block(&[
-        (":method", "GET"),
-        (":scheme", "http"),
-        (":path", "/"),
-        (":authority", "t.test"),
-    ]);
-    let mut payload = Vec::with_capacity(1024);
-    let mut next_id = 1u32;
-    let mut batches = |n: usize, c: &mut TcpStream, payload: &mut Vec<u8>| {
-        let mut out = Vec::with_capacity(10 * (9 + head.len()));
-        for _ in 0..n {
-            out.clear();
-            for _ in 0..10 {
-                out.extend_from_slice(&frame(1, END_STREAM | END_HEADERS, next_id, &head));
-                next_id += 2;
-            }
-            c.write_all(&out).unwrap();
-            read_h2_responses(c, 10, payload);
-        }
-    };
-    batches(50, &mut c, &mut payload);
+    h2.run(50);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    batches(200, &mut c, &mut payload);
+    h2.run(200);
     let per_stream = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 2000.0;
     eprintln!("{per_stream:.2} allocations per HTTP/2 stream");
     assert!(
         per_stream < BOUND_H2_STREAM,
         "{per_stream:.2} allocations per stream (a copy per field value gave 5 more)"
     );
-    drop(c);
-    running.stop();
+    h2.stop();
 }
 
 /// Allocations per HTTP/2 stream in `h2_response_fields_share_one_copy_of_the_head`:
