@@ -851,21 +851,20 @@ fn more_than_32_records_in_a_row_without_data_end_the_connection() {
                 let mut ends = Vec::new();
                 for v in [&rustls::version::TLS13, &rustls::version::TLS12] {
                     let mut s = Sealer::connect(addr, &ca, v);
-                    for round in 0..2 {
+                    // `empty` empty records then `data`, in one write.
+                    let burst = |s: &mut Sealer, empty: usize, data: &[u8]| {
                         let mut w = Vec::new();
-                        for _ in 0..32 {
+                        for _ in 0..empty {
                             w.extend(s.record(ContentType::ApplicationData, b""));
                         }
-                        w.extend(s.record(ContentType::ApplicationData, b"ok"));
+                        w.extend(s.record(ContentType::ApplicationData, data));
                         s.send(&w);
+                    };
+                    for round in 0..2 {
+                        burst(&mut s, 32, b"ok");
                         assert_eq!(s.recv(2).unwrap(), b"ok", "{v:?}: round {round}");
                     }
-                    let mut w = Vec::new();
-                    for _ in 0..33 {
-                        w.extend(s.record(ContentType::ApplicationData, b""));
-                    }
-                    w.extend(s.record(ContentType::ApplicationData, b"lost"));
-                    s.send(&w);
+                    burst(&mut s, 33, b"lost");
                     let end = match s.recv(1) {
                         Ok(b) => panic!("{v:?}: {} bytes after 33 empty records", b.len()),
                         Err(e) => e,

@@ -45,7 +45,9 @@ const GCM_LIMIT: u64 = 1 << 24;
 /// Records in a row that carry no plaintext (empty application data, warning alerts,
 /// KeyUpdates) before the connection is ended: a peer cannot keep the shard opening
 /// records that make no progress. OpenSSL (HAProxy's TLS) ends a connection after 32
-/// empty records in a row, rustls after 32 empty fragments.
+/// empty records in a row, rustls after 32 empty fragments. (OpenSSL counts warning
+/// alerts apart and ends the connection at the 5th in a row; here they count among
+/// the 32.)
 const MAX_RECORDS_WITHOUT_DATA: u8 = 32;
 
 const CHANGE_CIPHER_SPEC: u8 = 20;
